@@ -1,0 +1,1 @@
+"""YAML defaults and runner profiles (package data)."""

@@ -1,0 +1,129 @@
+"""Typed, validated configuration.
+
+Defaults live in ``config/default.yaml`` (shipped as package data). A user file is merged on top
+and the whole is validated *before* a pipeline graph is built, so a typo fails at start-up with a
+one-line message instead of deep inside a worker.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message is one line meant for the operator."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    max_event_bytes: int = Field(16_000_000, gt=0, description="max size of one Pub/Sub message body")
+    max_content_bytes: int = Field(12_000_000, gt=0, description="max decoded content size")
+    max_pixels: int = Field(50_000_000, gt=0, description="decompression-bomb guard")
+    max_video_frames: int = Field(3_600, gt=0, description="max hashed vPDQ frames per video")
+    max_text_chars: int = Field(10_000, gt=0)
+    allowed_image_mimes: tuple[str, ...] = (
+        "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff",
+    )
+    allowed_video_mimes: tuple[str, ...] = (
+        "video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo", "video/mpeg",
+    )
+
+
+class MatchSettings(_Strict):
+    pdq_threshold: int = Field(31, ge=0, le=256, description="max Hamming distance counted as a match (inclusive)")
+    quality_gate: int = Field(50, ge=0, le=100, description="PDQ quality below which a hash is not matched")
+    video_frame_share: float = Field(0.8, gt=0, le=1, description="share of query frames that must match")
+    video_seconds_per_hash: float = Field(1.0, ge=0, description="vPDQ sampling interval (0 = every frame)")
+    pdq_index: Literal["auto", "multihash", "flat"] = Field(
+        "auto", description="multihash: fast (FAISS IndexBinaryMultiHash); flat: 40 B/indicator; auto: by threshold"
+    )
+    preprocess: bool = Field(True, description="also hash border/letterbox-trimmed views of each image")
+    auto_confirm_distance: int = Field(
+        31, ge=0, le=256, description="PDQ matches at or below this distance are confirmed without review"
+    )
+
+
+class IndicatorSettings(_Strict):
+    path: str = Field(".demo/indicators", description="snapshot directory (local path or any Beam filesystem)")
+    public_key: str = Field(".demo/keys/public.pem", description="Ed25519 public key that signs the snapshots")
+    poll_seconds: float = Field(60.0, gt=0, description="how often workers look for a new snapshot version")
+
+
+class SinkSettings(_Strict):
+    report_dir: Optional[str] = Field("out/reports", description="Parquet + JSON Lines report files (None = off)")
+    report_topic: Optional[str] = Field(None, description="projects/P/topics/T for reports")
+    dead_letter_dir: Optional[str] = Field("out/dead_letters", description="JSON Lines dead letters")
+    dead_letter_topic: Optional[str] = None
+    formats: tuple[Literal["parquet", "jsonl"], ...] = ("parquet", "jsonl")
+
+
+class ProviderSettings(_Strict):
+    provider_id: str = "demo-provider"
+    legal_basis: str = Field("demo detection order (not a real order)", description="Art. 7 detection order cited")
+    content_removed: bool = False
+    account_action: str = "none"
+
+
+class Settings(_Strict):
+    limits: Limits = Limits()
+    match: MatchSettings = MatchSettings()
+    indicators: IndicatorSettings = IndicatorSettings()
+    sinks: SinkSettings = SinkSettings()
+    provider: ProviderSettings = ProviderSettings()
+
+    @field_validator("sinks")
+    @classmethod
+    def _some_sink(cls, v: SinkSettings) -> SinkSettings:
+        if not (v.report_dir or v.report_topic):
+            raise ValueError("no report sink: set sinks.report_dir or sinks.report_topic")
+        return v
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: str | os.PathLike) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Settings:
+    """Defaults, then ``path``, then ``overrides`` (nested dict); validated. Raises ConfigError."""
+    data = _read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
+    if path:
+        data = _merge(data, _read_yaml(path))
+    if overrides:
+        data = _merge(data, overrides)
+    data.pop("profile", None)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"invalid config at {where}: {first['msg']}") from None
