@@ -1,0 +1,41 @@
+# Set-up and everyday commands. `make demo` and `make test` work from a fresh clone with only
+# Python 3.11, Java and gcloud installed: everything else is installed here.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(VENV)/bin/pip
+STAMP   = $(VENV)/.installed
+FFMPEG_DEV = libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libswresample-dev libswscale-dev libavutil-dev
+
+.PHONY: demo test install sysdeps emulator-check bench clean
+
+demo: install
+	$(PY) -m csadetect demo
+
+test: install
+	$(PY) -m pytest tests
+
+# FFmpeg's development packages (vpdq builds from source against them) and the ffmpeg CLI
+# (generates the benign demo/test videos). Installed with apt-get when missing (needs root).
+sysdeps:
+	@if ! pkg-config --exists libavcodec libavformat libswscale 2>/dev/null || ! command -v ffmpeg >/dev/null; then \
+		echo "installing FFmpeg development packages (apt-get)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pkg-config ffmpeg $(FFMPEG_DEV) >/dev/null; \
+	fi
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py | sysdeps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q -r requirements-dev.txt
+	$(PIP) install -q --no-deps -e .
+	touch $(STAMP)
+
+install: sysdeps $(STAMP)
+
+bench: install
+	$(PY) benchmarks/bench_known.py
+	$(PY) benchmarks/bench_robustness.py
+
+clean:
+	rm -rf $(VENV) out .demo build dist *.egg-info

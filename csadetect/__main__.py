@@ -1,0 +1,5 @@
+import sys
+
+from csadetect.cli import main
+
+sys.exit(main())

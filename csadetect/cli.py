@@ -1,0 +1,95 @@
+"""`csadetect` command line (DESIGN §11).
+
+JSON Lines on stdout; human messages and progress on stderr; a bad input gives a one-line reason
+and a non-zero exit code."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _cmd_hash(args) -> int:
+    from csadetect.hashing import MediaError, hash_image, hash_video_file, crypto_hashes, VideoHashes, is_video_path
+    from csadetect.settings import load_settings
+
+    settings = load_settings(args.config)
+    failed = 0
+    for path in args.paths:
+        try:
+            if is_video_path(path):
+                with open(path, "rb") as fh:
+                    md5, sha256 = crypto_hashes(fh.read())
+                frames = hash_video_file(path, seconds_per_hash=args.seconds_per_hash)
+                out = VideoHashes(md5=md5, sha256=sha256, frames=tuple(frames)).to_json(path)
+            else:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                out = hash_image(data, max_pixels=settings.limits.max_pixels).to_json(path)
+        except (OSError, MediaError) as exc:
+            failed += 1
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"error: {path}: {reason}", file=sys.stderr)
+            continue
+        print(json.dumps(out), flush=True)
+    return 1 if failed else 0
+
+
+def _cmd_run(args) -> int:
+    from pipelines.detect import main as detect_main
+
+    return detect_main(args.pipeline_args)
+
+
+def _cmd_demo(args) -> int:
+    from csadetect.demo import main as demo_main
+
+    return demo_main(args.demo_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="csadetect", description="Privacy-preserving CSA detection pipeline")
+    parser.add_argument("--config", default=None, help="YAML config merged over the defaults")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("demo", help="run the pipeline on the embedded benign demo data")
+    p.add_argument("demo_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("run", help="run the detection pipeline (Beam pipeline options pass through)")
+    p.add_argument("pipeline_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("hash", help="PDQ/MD5/SHA-256 (vPDQ for video) of files, one JSON line each")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--seconds-per-hash", type=float, default=1.0, help="vPDQ sampling (0 = every frame)")
+    p.set_defaults(func=_cmd_hash)
+
+    from indicators.cli import register
+
+    register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last resort: one line, no traceback, no content
+        from csadetect.settings import ConfigError
+        from indicators.snapshot import SnapshotError
+
+        if isinstance(exc, (ConfigError, SnapshotError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The embedded default: generated benign media, a demo key pair and indicator database, a mixed
+event stream, and a DirectRunner run writing reports under ./out/. No cloud, no services."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from csadetect import synth
+from csadetect.events import make_event
+
+N_KNOWN = 6
+N_UNKNOWN = 8
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def prepare(workdir: str | Path = ".demo") -> dict:
+    """Create media, keys, a signed indicator snapshot and events.jsonl under ``workdir``."""
+    from csadetect.settings import load_settings
+    from indicators.rows import from_media
+    from indicators.signing import generate_keypair
+    from indicators.snapshot import build_snapshot
+
+    work = Path(workdir)
+    if work.exists():
+        shutil.rmtree(work)
+    media = work / "media"
+    media.mkdir(parents=True)
+    _log(f"demo: generating benign media in {media}")
+    known_imgs = {}
+    for i in range(N_KNOWN):
+        img = synth.synthetic_image(1000 + i)
+        path = media / f"known-{i}.jpg"
+        path.write_bytes(synth.jpeg_bytes(img))
+        known_imgs[i] = img
+    known_paths = [str(media / f"known-{i}.jpg") for i in range(N_KNOWN)]
+    video = synth.synthetic_video(77, media / "known-video.mp4")
+    if video is not None:
+        known_paths.append(str(video))
+    else:
+        _log("demo: ffmpeg not found, skipping the video part")
+
+    keys = work / "keys"
+    generate_keypair(keys)
+    settings = load_settings()
+    rows = from_media(known_paths, settings.match, category="demo-known")
+    manifest = build_snapshot(rows, work / "indicators", keys / "private.pem")
+    _log(f"demo: indicator snapshot version {manifest['version']} with {len(rows)} indicators, signed")
+
+    events = []
+    expected_hits = []
+
+    def add(eid, content, hit, **kw):
+        events.append(make_event(eid, content, **kw))
+        if hit:
+            expected_hits.append(eid)
+
+    # exact re-uploads and altered copies of known material
+    add("evt-known-0-exact", (media / "known-0.jpg").read_bytes(), True)
+    add("evt-known-1-recompressed", synth.jpeg_bytes(known_imgs[1], quality=45), True)
+    add("evt-known-2-resized", synth.jpeg_bytes(known_imgs[2].resize((320, 240))), True)
+    add("evt-known-3-border", synth.jpeg_bytes(synth.add_border(known_imgs[3], 0.15)), True)
+    add("evt-known-4-letterbox", synth.png_bytes(synth.letterbox(known_imgs[4])), True, mime="image/png")
+    add("evt-known-5-mirrored", synth.jpeg_bytes(known_imgs[5].transpose(0)), True)
+    add("evt-known-0-redelivered", (media / "known-0.jpg").read_bytes(), False)
+    events[-1]["event_id"] = "evt-known-0-exact"  # Pub/Sub redelivery: same id, no second report
+    if video is not None:
+        add("evt-known-video", Path(video).read_bytes(), True, kind="video", mime="video/mp4", service="videos")
+    # unrelated benign uploads: non-hits, nothing of them may remain
+    for i in range(N_UNKNOWN):
+        add(f"evt-other-{i}", synth.jpeg_bytes(synth.synthetic_image(5000 + i)), False, account=f"acct-{i + 10}")
+    events.append(
+        {
+            "event_id": "evt-chat-1", "provider": "demo-provider", "service": "chat", "kind": "text",
+            "occurred_at": "2026-11-28T10:00:00Z", "account": "acct-chat", "conversation_id": "conv-1",
+            "sender": "acct-chat", "text": "see you at practice tomorrow", "participants_minor": False,
+        }
+    )
+    lines = [json.dumps(e) for e in events]
+    # malformed input: every line below must be dead-lettered with a reason, none may crash the run
+    lines += [
+        "{not json",
+        json.dumps({"event_id": "evt-bad-kind", "provider": "p", "service": "s", "kind": "audio",
+                    "occurred_at": "2026-11-28T10:00:00Z", "account": "a"}),
+        json.dumps(dict(make_event("evt-bad-b64", b"x"), content_b64="@@@not-base64@@@")),
+        json.dumps(make_event("evt-truncated", synth.jpeg_bytes(known_imgs[0])[:600])),
+        json.dumps(make_event("evt-not-an-image", b"plain text, not an image")),
+        json.dumps(dict(make_event("evt-bad-mime", b"abc"), mime="application/x-msdownload")),
+    ]
+    events_path = work / "events.jsonl"
+    events_path.write_text("\n".join(lines) + "\n")
+    info = {
+        "workdir": str(work),
+        "events": str(events_path),
+        "indicators": str(work / "indicators"),
+        "public_key": str(keys / "public.pem"),
+        "expected_hits": expected_hits,
+        "n_events": len(lines),
+        "n_malformed": 6,
+    }
+    (work / "demo.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def summarise(out_dir: str, counts: dict) -> str:
+    import pyarrow.parquet as pq
+
+    lines = ["", "=== csadetect demo summary ==="]
+    received = counts.get("received", 0)
+    hit, non_hit, dead = counts.get("hit", 0), counts.get("non_hit", 0), counts.get("dead_lettered", 0)
+    check = "OK" if received == hit + non_hit + dead else "MISMATCH"
+    lines.append(f"events received {received} = hits {hit} + non-hits {non_hit} + dead-lettered {dead}  [{check}]")
+    lines.append(f"reports written: {counts.get('report', 0)} (duplicates collapsed: {counts.get('duplicate_report', 0)})")
+    parquet = sorted(glob.glob(os.path.join(out_dir, "reports", "*.parquet")))
+    jsonl = sorted(glob.glob(os.path.join(out_dir, "reports", "*.jsonl")))
+    for path in parquet:
+        for r in pq.read_table(path).to_pylist():
+            ids = ",".join(r["indicator_ids"][:3])
+            lines.append(f"  report {r['report_id'][:12]}  {r['event_id']:<28} {r['content_kind']:<5} "
+                         f"distance {r['distance']:>4.0f}  indicators {ids}")
+    for path in sorted(glob.glob(os.path.join(out_dir, "dead_letters", "*.jsonl"))):
+        with open(path) as fh:
+            for line in fh:
+                d = json.loads(line)
+                lines.append(f"  dead letter  {str(d['event_id']):<28} [{d['stage']}] {d['reason']}")
+    lines.append(f"files: {', '.join(parquet + jsonl) or 'none'}")
+    lines.append("Non-hits left nothing behind: only the counters above.")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from csadetect.settings import ConfigError
+    from pipelines.detect import outcome_counts, run
+
+    parser = argparse.ArgumentParser(prog="csadetect demo", description=__doc__)
+    parser.add_argument("--workdir", default=".demo")
+    parser.add_argument("--out", default="out")
+    args, rest = parser.parse_known_args(argv)
+    info = prepare(args.workdir)
+    for sub in ("reports", "dead_letters"):
+        shutil.rmtree(os.path.join(args.out, sub), ignore_errors=True)
+    _log(f"demo: running the pipeline on {info['n_events']} events (DirectRunner)")
+    try:
+        result = run([
+            "--input_glob", info["events"], "--indicators", info["indicators"], "--public_key", info["public_key"],
+            "--report_dir", os.path.join(args.out, "reports"), "--dead_letter_dir", os.path.join(args.out, "dead_letters"),
+            "--runner", "FnApiRunner", *rest,
+        ])
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    counts = outcome_counts(result)
+    print(summarise(args.out, counts))
+    return 0

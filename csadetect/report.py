@@ -1,0 +1,126 @@
+"""Hit reports (DESIGN §7: Art. 13 and Annex III fields known at detection time).
+
+A report is a flat dict that matches :data:`REPORT_SCHEMA` (Parquet) and serialises to one JSON
+line. ``report_id`` is deterministic in (provider, event id, detector) so a redelivered event
+collapses into the same report. Fields filled in later stages (provider signature, encrypted
+evidence, third-country referral) are present and null until those stages exist.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from csadetect.events import utc_now
+
+SCHEMA_VERSION = "1.0"
+
+_MATCH = pa.struct(
+    [("indicator_id", pa.string()), ("kind", pa.string()), ("distance", pa.float64()), ("category", pa.string())]
+)
+
+REPORT_SCHEMA = pa.schema(
+    [
+        ("report_id", pa.string()),
+        ("schema_version", pa.string()),
+        ("provider_id", pa.string()),
+        ("created_at", pa.string()),
+        ("signature", pa.string()),  # Ed25519 by the provider key (reports stage)
+        ("detection_type", pa.string()),  # known | new | grooming
+        ("detector", pa.string()),
+        ("detector_version", pa.string()),
+        ("score", pa.float64()),
+        ("distance", pa.float64()),
+        ("indicator_ids", pa.list_(pa.string())),
+        ("categories", pa.list_(pa.string())),
+        ("matches", pa.list_(_MATCH)),
+        ("review_status", pa.string()),  # auto_confirmed | confirmed
+        ("content_kind", pa.string()),
+        ("mime", pa.string()),
+        ("content_md5", pa.string()),
+        ("content_sha256", pa.string()),
+        ("content_pdq", pa.string()),
+        ("evidence_encrypted", pa.string()),  # hybrid-encrypted for the EU Centre (reports stage)
+        ("event_id", pa.string()),
+        ("service", pa.string()),
+        ("occurred_at", pa.string()),
+        ("account", pa.string()),
+        ("ip", pa.string()),
+        ("port", pa.int64()),
+        ("time_zone", pa.string()),
+        ("country", pa.string()),
+        ("device", pa.string()),
+        ("content_removed", pa.bool_()),
+        ("urgent", pa.bool_()),
+        ("legal_basis", pa.string()),
+        ("reported_to_third_country", pa.string()),
+        ("account_action", pa.string()),
+    ]
+)
+
+
+def report_id(provider: str, event_id: str, detector: str) -> str:
+    return hashlib.sha256(f"{provider}\x1f{event_id}\x1f{detector}".encode()).hexdigest()[:32]
+
+
+def known_report(matched, provider, detector: str = "known-hash") -> dict[str, Any]:
+    """Report record for a confirmed known-material match (``matched`` is a MatchedItem)."""
+    item = matched.item
+    event = item.event
+    ctx = event.context or {}
+    matches = sorted(matched.matches, key=lambda m: (m.distance, m.indicator_id))
+    hashes = item.image if item.image is not None else item.video
+    port = ctx.get("port")
+    try:
+        port = int(port) if port is not None else None
+    except (TypeError, ValueError):
+        port = None
+    return {
+        "report_id": report_id(event.provider, event.event_id, detector),
+        "schema_version": SCHEMA_VERSION,
+        "provider_id": provider.provider_id,
+        "created_at": utc_now(),
+        "signature": None,
+        "detection_type": "known",
+        "detector": detector,
+        "detector_version": f"indicators-v{matched.index_version}",
+        "score": None,
+        "distance": float(matches[0].distance) if matches else None,
+        "indicator_ids": [m.indicator_id for m in matches],
+        "categories": sorted({m.category for m in matches}),
+        "matches": [
+            {"indicator_id": m.indicator_id, "kind": m.kind, "distance": float(m.distance), "category": m.category}
+            for m in matches
+        ],
+        "review_status": "auto_confirmed",
+        "content_kind": event.kind,
+        "mime": event.mime,
+        "content_md5": hashes.md5,
+        "content_sha256": hashes.sha256,
+        "content_pdq": item.image.pdq.hex() if item.image is not None else None,
+        "evidence_encrypted": None,
+        "event_id": event.event_id,
+        "service": event.service,
+        "occurred_at": event.occurred_at,
+        "account": event.account,
+        "ip": None if ctx.get("ip") is None else str(ctx.get("ip")),
+        "port": port,
+        "time_zone": None if ctx.get("time_zone") is None else str(ctx.get("time_zone")),
+        "country": None if ctx.get("country") is None else str(ctx.get("country")),
+        "device": None if ctx.get("device") is None else str(ctx.get("device")),
+        "content_removed": bool(provider.content_removed),
+        "urgent": False,
+        "legal_basis": provider.legal_basis,
+        "reported_to_third_country": None,
+        "account_action": provider.account_action,
+    }
+
+
+def to_json_line(report: dict) -> str:
+    return json.dumps(report, sort_keys=True, separators=(",", ":"))
+
+
+def to_table(reports: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(reports, schema=REPORT_SCHEMA)

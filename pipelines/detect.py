@@ -1,0 +1,236 @@
+"""The detection pipeline: uploads -> validated events -> hashes -> indicator matches -> reports.
+
+``build_pipeline`` only wires the named transforms of ``transforms/``; ``run(argv)`` parses options,
+validates the configuration and the indicator snapshot *before* building the graph, runs it and
+prints a summary. Pipeline options (runner, streaming, ...) pass straight through.
+
+    python -m pipelines.detect --input_glob 'events/*.jsonl' --runner FnApiRunner
+    python -m pipelines.detect --input_subscription projects/P/subscriptions/S --streaming \
+        --runner DirectRunner --report_topic projects/P/topics/hits
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import mimetypes
+import os
+import sys
+from typing import Optional
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+from csadetect.settings import ConfigError, Settings, load_settings
+from transforms.common import DEAD_LETTER, NAMESPACE
+from transforms.content import ResolveContent
+from transforms.decide import REVIEW, Decide, DropUnscanned
+from transforms.hash import TEXT, HashMedia
+from transforms.match import MatchIndicators
+from transforms.parse import ParseEvents
+from transforms.report import BuildReports, DedupReports
+from transforms.sinks import WriteDeadLetters, WriteRecords, WriteReports
+
+LOG = logging.getLogger("csadetect.detect")
+
+
+class DetectOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--config", default=None, help="YAML config merged over config/default.yaml")
+        src = parser.add_argument_group("input (exactly one)")
+        src.add_argument("--input_subscription", default=None, help="projects/P/subscriptions/S (Pub/Sub)")
+        src.add_argument("--input_glob", default=None, help="JSON Lines files of events (one event per line)")
+        src.add_argument("--input_media_glob", default=None, help="media files; each becomes an upload event")
+        parser.add_argument("--indicators", default=None, help="indicator snapshot dir (overrides config)")
+        parser.add_argument("--public_key", default=None, help="Ed25519 public key of the snapshots (overrides config)")
+        parser.add_argument("--report_dir", default=None, help="report files directory (overrides config)")
+        parser.add_argument("--report_topic", default=None, help="projects/P/topics/T for reports")
+        parser.add_argument("--review_topic", default=None, help="projects/P/topics/T for hits awaiting review")
+        parser.add_argument("--dead_letter_dir", default=None, help="dead-letter files directory")
+        parser.add_argument("--dead_letter_topic", default=None, help="projects/P/topics/T for dead letters")
+        parser.add_argument("--poll_seconds", type=float, default=None, help="indicator snapshot poll interval")
+        parser.add_argument("--window_seconds", type=int, default=60, help="file window in streaming mode")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    subscription: Optional[str] = None
+    glob: Optional[str] = None
+    media_glob: Optional[str] = None
+
+    def validate(self) -> "Source":
+        given = [x for x in (self.subscription, self.glob, self.media_glob) if x]
+        if len(given) != 1:
+            raise ConfigError("give exactly one input: --input_subscription, --input_glob or --input_media_glob")
+        return self
+
+
+def media_file_event(path: str) -> bytes:
+    """An upload event for a media file (content read later through its URI)."""
+    from csadetect.events import utc_now
+    from csadetect.hashing import is_video_path
+
+    mime = mimetypes.guess_type(path)[0] or ("video/mp4" if is_video_path(path) else "image/jpeg")
+    kind = "video" if mime.startswith("video/") else "image"
+    event = {
+        "event_id": "file-" + hashlib.sha256(path.encode()).hexdigest()[:24],
+        "provider": "local-files",
+        "service": "files",
+        "kind": kind,
+        "occurred_at": utc_now(),
+        "account": "local",
+        "mime": mime,
+        "content_uri": path,
+    }
+    return json.dumps(event).encode()
+
+
+class ReadEvents(beam.PTransform):
+    """Raw event bodies (bytes or PubsubMessage) from the configured source."""
+
+    def __init__(self, source: Source):
+        super().__init__()
+        self._source = source
+
+    def expand(self, pbegin):
+        s = self._source
+        if s.subscription:
+            return pbegin | "PubSub" >> beam.io.ReadFromPubSub(subscription=s.subscription, with_attributes=True)
+        if s.glob:
+            return pbegin | "Files" >> beam.io.ReadFromText(s.glob) | "Encode" >> beam.Map(lambda line: line.encode())
+        from apache_beam.io import fileio
+
+        return (
+            pbegin
+            | "MatchMedia" >> fileio.MatchFiles(s.media_glob)
+            | "MediaEvent" >> beam.Map(lambda meta: media_file_event(meta.path))
+        )
+
+
+def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
+    """Command-line overrides on top of the config file."""
+    ind, sinks = {}, {}
+    if opts.indicators:
+        ind["path"] = opts.indicators
+    if opts.public_key:
+        ind["public_key"] = opts.public_key
+    if opts.poll_seconds:
+        ind["poll_seconds"] = opts.poll_seconds
+    for key in ("report_dir", "report_topic", "dead_letter_dir", "dead_letter_topic"):
+        value = getattr(opts, key)
+        if value is not None:
+            sinks[key] = value or None
+    return settings.model_copy(
+        update={
+            "indicators": settings.indicators.model_copy(update=ind),
+            "sinks": settings.sinks.model_copy(update=sinks),
+        }
+    )
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    settings: Settings,
+    source: Source,
+    streaming: bool = False,
+    review_topic: Optional[str] = None,
+    window_seconds: int = 60,
+):
+    """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections."""
+    raw = pipeline | "ReadEvents" >> ReadEvents(source)
+    parsed = raw | "ParseEvents" >> ParseEvents(settings.limits)
+    resolved = parsed.events | "ResolveContent" >> ResolveContent(settings.limits)
+    hashed = resolved.events | "HashMedia" >> HashMedia(settings.limits, settings.match)
+    hashed[TEXT] | "TextNotScanned" >> DropUnscanned()
+    matched = hashed.hashed | "MatchIndicators" >> MatchIndicators(settings.indicators, settings.match)
+    decided = matched | "Decide" >> Decide(settings.match)
+    reports = (
+        decided.confirmed
+        | "BuildReports" >> BuildReports(settings.provider)
+        | "DedupReports" >> DedupReports()
+    )
+    sinks = settings.sinks
+    reports | "WriteReports" >> WriteReports(
+        sinks.report_dir, sinks.report_topic, sinks.formats, streaming=streaming, window_seconds=window_seconds
+    )
+    review = decided[REVIEW]
+    if review_topic:
+        from csadetect.report import known_report
+
+        provider = settings.provider
+        (
+            review
+            | "ReviewRecord" >> beam.Map(lambda m: dict(known_report(m, provider), review_status="pending"))
+            | "WriteReview" >> WriteRecords("review", topic=review_topic, id_attribute="report_id")
+        )
+    dead = (parsed[DEAD_LETTER], resolved[DEAD_LETTER], hashed[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()
+    dead | "WriteDeadLetters" >> WriteDeadLetters(
+        sinks.dead_letter_dir, sinks.dead_letter_topic, streaming=streaming, window_seconds=window_seconds
+    )
+    return {"reports": reports, "dead_letters": dead, "review": review}
+
+
+def check_indicators(settings: Settings):
+    """Load and verify the snapshot once before the graph is built, so a missing or tampered
+    database stops start-up with one clear line instead of failing inside every worker."""
+    from indicators.index import load_index
+    from indicators.snapshot import SnapshotError
+
+    try:
+        return load_index(settings.indicators.path, settings.indicators.public_key, settings.match)
+    except (SnapshotError, OSError, ValueError) as exc:
+        raise ConfigError(f"indicator database {settings.indicators.path}: {exc}") from None
+
+
+def outcome_counts(result) -> dict[str, int]:
+    """Committed counter values of the run, by name."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    out: dict[str, int] = {}
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    except Exception:  # some runners do not report metrics
+        return out
+    for c in counters:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return out
+
+
+def run(argv=None, save_main_session: bool = False):
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    options = PipelineOptions(argv)
+    opts = options.view_as(DetectOptions)
+    options.view_as(SetupOptions).save_main_session = save_main_session
+    std = options.view_as(StandardOptions)
+    if not std.runner:
+        std.runner = "DirectRunner" if std.streaming else "FnApiRunner"  # never the Prism download
+    settings = effective_settings(load_settings(opts.config), opts)
+    source = Source(opts.input_subscription, opts.input_glob, opts.input_media_glob).validate()
+    if source.subscription and not std.streaming:
+        raise ConfigError("a Pub/Sub subscription needs --streaming")
+    if not (std.runner or "").lower().startswith("dataflow"):
+        index = check_indicators(settings)
+        LOG.info("indicators: snapshot version %s, %d indicators", index.version, len(index))
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, settings, source, std.streaming, opts.review_topic, opts.window_seconds)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def main(argv=None) -> int:
+    try:
+        result = run(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    counts = outcome_counts(result)
+    print(json.dumps({k: counts.get(k, 0) for k in ("received", "hit", "non_hit", "dead_lettered", "report")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Packaging for local installs and for Dataflow/Flink workers (``--setup_file ./setup.py``)."""
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+
+
+def requirements():
+    lines = (HERE / "requirements.txt").read_text().splitlines()
+    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+
+setup(
+    name="csadetect",
+    version="0.1.0",
+    description="Open, privacy-preserving CSA detection pipeline on Apache Beam (known material, new material, grooming)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    packages=["csadetect", "pipelines", "transforms", "models", "indicators", "config"],
+    package_data={"config": ["*.yaml"]},
+    include_package_data=True,
+    install_requires=requirements(),
+    entry_points={"console_scripts": ["csadetect=csadetect.cli:main"]},
+)

@@ -1,0 +1,108 @@
+"""MatchIndicators: look hashed items up in the signed indicator database.
+
+The FAISS indexes are loaded once per worker process (``apache_beam.utils.shared.Shared``) and
+swapped atomically when a new signed snapshot version appears (polled every
+``indicators.poll_seconds``). A snapshot that does not verify is refused and the last good one
+stays in use."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import apache_beam as beam
+from apache_beam.utils import shared
+
+from csadetect.settings import IndicatorSettings, MatchSettings
+from transforms.common import MatchedItem, counter
+
+LOG = logging.getLogger(__name__)
+
+
+class LiveIndex:
+    """Holds the current IndicatorIndex of one worker process and refreshes it when due."""
+
+    def __init__(self, indicators: IndicatorSettings, match: MatchSettings, clock=time.monotonic):
+        from indicators.index import load_index
+
+        self._settings = indicators
+        self._match = match
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.index = load_index(indicators.path, indicators.public_key, match)
+        self._next_poll = clock() + indicators.poll_seconds
+        LOG.info("indicator snapshot version %s loaded (%d indicators)", self.index.version, len(self.index))
+
+    @property
+    def version(self):
+        return self.index.version
+
+    def current(self):
+        if self._clock() >= self._next_poll:
+            self.refresh()
+        return self.index
+
+    def refresh(self) -> bool:
+        """Swap to a newer verified snapshot if there is one. Returns True when swapped."""
+        from indicators.index import load_index
+        from indicators.snapshot import SnapshotError, current_version
+
+        with self._lock:
+            self._next_poll = self._clock() + self._settings.poll_seconds
+            try:
+                latest = current_version(self._settings.path)
+            except Exception as exc:  # storage hiccup: keep serving the last good version
+                LOG.warning("indicator snapshot poll failed (%s); keeping version %s", type(exc).__name__, self.index.version)
+                return False
+            if latest is None or latest == self.index.version:
+                return False
+            try:
+                new_index = load_index(self._settings.path, self._settings.public_key, self._match)
+            except SnapshotError as exc:
+                counter("snapshot_rejected").inc()
+                LOG.error("indicator snapshot version %s refused: %s; keeping version %s", latest, exc, self.index.version)
+                return False
+            self.index = new_index  # atomic reference swap: in-flight lookups finish on the old one
+            counter("snapshot_swapped").inc()
+            LOG.info("indicator snapshot swapped to version %s (%d indicators)", new_index.version, len(new_index))
+            return True
+
+
+class _Holder:
+    """Weak-referenceable wrapper that Shared can cache per process."""
+
+    def __init__(self, live):
+        self.live = live
+
+
+class MatchIndicatorsFn(beam.DoFn):
+    def __init__(self, indicators: IndicatorSettings, match: MatchSettings, shared_handle: shared.Shared):
+        self._indicators = indicators
+        self._match = match
+        self._shared = shared_handle
+        self._live = None
+
+    def setup(self):
+        tag = f"{self._indicators.path}|{self._indicators.public_key}|{self._match.model_dump_json()}"
+        holder = self._shared.acquire(lambda: _Holder(LiveIndex(self._indicators, self._match)), tag=tag)
+        self._holder = holder  # keep the shared object alive while this DoFn lives
+        self._live = holder.live
+
+    def process(self, item):
+        index = self._live.current()
+        if item.image is not None:
+            matches = index.match_image(item.image)
+        else:
+            matches = index.match_video(item.video)
+        yield MatchedItem(item=item, matches=tuple(matches), index_version=index.version)
+
+
+class MatchIndicators(beam.PTransform):
+    def __init__(self, indicators: IndicatorSettings, match: MatchSettings):
+        super().__init__()
+        self._indicators = indicators
+        self._match = match
+        self._shared = shared.Shared()
+
+    def expand(self, hashed):
+        return hashed | "Lookup" >> beam.ParDo(MatchIndicatorsFn(self._indicators, self._match, self._shared))
