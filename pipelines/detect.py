@@ -201,6 +201,8 @@ def outcome_counts(result) -> dict[str, int]:
 
 def run(argv=None, save_main_session: bool = False):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("faiss.loader", "apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     options = PipelineOptions(argv)
     opts = options.view_as(DetectOptions)
     options.view_as(SetupOptions).save_main_session = save_main_session

@@ -30,15 +30,17 @@ class DecideFn(beam.DoFn):
     def process(self, matched):
         kind = matched.item.event.kind
         if not matched.matches:
+            # drop: nothing of a non-hit goes further, only the counters
             counter("non_hit").inc()
             counter(f"non_hit_{kind}").inc()
-            return  # drop: nothing of a non-hit goes further
-        counter("hit").inc()
-        counter(f"hit_known_{kind}").inc()
-        if needs_review(matched, self._match):
+        elif needs_review(matched, self._match):
+            counter("hit").inc()
+            counter(f"hit_known_{kind}").inc()
             counter("hit_review").inc()
             yield pvalue.TaggedOutput(REVIEW, matched)
         else:
+            counter("hit").inc()
+            counter(f"hit_known_{kind}").inc()
             counter("hit_confirmed").inc()
             yield matched
 

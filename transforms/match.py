@@ -93,7 +93,7 @@ class MatchIndicatorsFn(beam.DoFn):
         if item.image is not None:
             matches = index.match_image(item.image)
         else:
-            matches = index.match_video(item.video)
+            matches = index.match_video(item.video.frames, item.video.md5, item.video.sha256)
         yield MatchedItem(item=item, matches=tuple(matches), index_version=index.version)
 
 

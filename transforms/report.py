@@ -1,6 +1,8 @@
 """BuildReports and DedupReports: confirmed hits -> Art. 13 report records, one per report_id."""
 from __future__ import annotations
 
+from typing import Any, Dict, Tuple
+
 import apache_beam as beam
 from apache_beam.coders import BooleanCoder
 from apache_beam.transforms.timeutil import TimeDomain
@@ -63,6 +65,6 @@ class DedupReports(beam.PTransform):
     def expand(self, reports):
         return (
             reports
-            | "KeyById" >> beam.Map(lambda r: (r["report_id"], r))
+            | "KeyById" >> beam.Map(lambda r: (r["report_id"], r)).with_output_types(Tuple[str, Dict[str, Any]])
             | "FirstPerId" >> beam.ParDo(_DedupFn(self._ttl))
         )

@@ -1,0 +1,157 @@
+"""End to end against the real Pub/Sub emulator: a mixed upload stream in, exactly the expected
+reports and dead letters out, and nothing of a non-hit anywhere (outputs, dead letters, logs)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from csadetect import synth
+from csadetect.events import make_event
+from tests.pubsub_emulator import PubSubAdmin, pubsub_emulator
+
+pytestmark = [pytest.mark.emulator, pytest.mark.slow]
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    try:
+        with pubsub_emulator() as host:
+            yield host
+    except RuntimeError as exc:
+        if "not installed" in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+
+@pytest.fixture(scope="module")
+def indicator_db(tmp_path_factory):
+    from csadetect.settings import MatchSettings
+    from indicators.rows import from_media
+    from indicators.signing import generate_keypair
+    from indicators.snapshot import build_snapshot
+
+    work = tmp_path_factory.mktemp("known-db")
+    media = work / "media"
+    media.mkdir()
+    known = {}
+    paths = []
+    for i in range(4):
+        img = synth.synthetic_image(300 + i)
+        known[i] = img
+        p = media / f"known-{i}.jpg"
+        p.write_bytes(synth.jpeg_bytes(img))
+        paths.append(str(p))
+    video = synth.synthetic_video(301, media / "known.mp4")
+    if video is None:
+        pytest.skip("ffmpeg CLI not installed (make sysdeps installs it)")
+    paths.append(str(video))
+    generate_keypair(work / "keys")
+    rows = from_media(paths, MatchSettings(), category="test-known")
+    build_snapshot(rows, work / "db", work / "keys" / "private.pem")
+    return {"dir": work, "known": known, "media": media, "video": Path(video)}
+
+
+def _wait_for(fetch, count, timeout):
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(got) < count:
+        got += fetch()
+        if len(got) < count:
+            time.sleep(1)
+    return got
+
+
+def test_stream_end_to_end(emulator, indicator_db, tmp_path):
+    admin = PubSubAdmin(emulator)
+    uploads = admin.topic("uploads")
+    uploads_sub = admin.subscription(uploads, "uploads-pipeline")
+    hits = admin.topic("hits")
+    hits_sub = admin.subscription(hits, "hits-reader")
+    dead = admin.topic("dead-letters")
+    dead_sub = admin.subscription(dead, "dead-reader")
+
+    known, media = indicator_db["known"], indicator_db["media"]
+    events, expected_hits = [], set()
+    non_hit_secrets = []  # things of non-hits that must never show up anywhere
+
+    def add(eid, content, hit, **kw):
+        ev = make_event(eid, content, **kw)
+        events.append(json.dumps(ev).encode())
+        if hit:
+            expected_hits.add(eid)
+
+    add("hit-exact", (media / "known-0.jpg").read_bytes(), True)
+    add("hit-recompressed", synth.jpeg_bytes(known[1], quality=40), True)
+    add("hit-border", synth.jpeg_bytes(synth.add_border(known[2], 0.15, (0, 0, 0))), True)
+    add("hit-flipped", synth.jpeg_bytes(known[3].transpose(0)), True)
+    add("hit-video", indicator_db["video"].read_bytes(), True, kind="video", mime="video/mp4")
+    import hashlib
+
+    from csadetect.hashing import hash_image
+
+    for i in range(5):
+        data = synth.jpeg_bytes(synth.synthetic_image(9000 + i))
+        account = f"nonhit-account-{i}-zq"
+        add(f"nonhit-event-{i}-zq", data, False, account=account)
+        non_hit_secrets += [f"nonhit-event-{i}-zq", account, hashlib.sha256(data).hexdigest(),
+                            hashlib.md5(data).hexdigest(), hash_image(data).pdq.hex()]
+    malformed = {
+        "bad-b64": (json.dumps(dict(make_event("bad-b64", b"x"), content_b64="!!!")).encode(), "bad base64"),
+        "bad-kind": (json.dumps(dict(make_event("bad-kind", b"x"), kind="audio")).encode(), "unknown kind"),
+        "bad-truncated": (json.dumps(make_event("bad-truncated", synth.jpeg_bytes(known[0])[:700])).encode(), "truncated"),
+        "bad-video": (json.dumps(make_event("bad-video", b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 3000,
+                                            kind="video", mime="video/mp4")).encode(), "unreadable video"),
+        None: (b"{this is not json", "invalid JSON"),
+    }
+    env = dict(os.environ, PUBSUB_EMULATOR_HOST=emulator, PYTHONPATH=str(REPO))
+    log_path = tmp_path / "pipeline.log"
+    db = indicator_db["dir"]
+    cmd = [
+        sys.executable, "-m", "pipelines.detect", "--streaming", "--runner", "DirectRunner",
+        "--input_subscription", uploads_sub, "--report_topic", hits, "--dead_letter_topic", dead,
+        "--report_dir", "", "--dead_letter_dir", "",
+        "--indicators", str(db / "db"), "--public_key", str(db / "keys" / "public.pem"),
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for body in events:
+                admin.publish(uploads, body)
+            admin.publish(uploads, events[0])  # a redelivered upload: must not make a second report
+            for body, _ in malformed.values():
+                admin.publish(uploads, body)
+            reports = _wait_for(lambda: admin.pull(hits_sub), len(expected_hits), timeout=240)
+            dead_letters = _wait_for(lambda: admin.pull(dead_sub), len(malformed), timeout=60)
+            time.sleep(5)  # anything extra would arrive now
+            reports += admin.pull(hits_sub)
+            dead_letters += admin.pull(dead_sub)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    logs = log_path.read_text(errors="replace")
+    assert proc.returncode is not None
+
+    report_objs = [json.loads(m.data) for m in reports]
+    assert sorted(r["event_id"] for r in report_objs) == sorted(expected_hits), logs[-3000:]
+    for m, r in zip(reports, report_objs):
+        assert m.attributes["report_id"] == r["report_id"]
+        assert r["detection_type"] == "known" and r["indicator_ids"]
+        assert r["distance"] <= 31
+    dl = {d["event_id"]: d for d in (json.loads(m.data) for m in dead_letters)}
+    assert set(dl) == set(malformed), dl
+    for event_id, (body, reason) in malformed.items():
+        assert reason in dl[event_id]["reason"], dl[event_id]
+    everything = logs + "".join(m.data.decode() for m in reports + dead_letters)
+    for secret in non_hit_secrets:
+        assert secret not in everything, "a non-hit left a trace"
+    admin.close()

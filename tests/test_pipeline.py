@@ -1,0 +1,120 @@
+"""Pipeline tests: DoFns called directly, the batch graph on the FnApiRunner with assert_that, and
+the same graph translated for Dataflow offline."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to, is_not_empty
+
+from csadetect import synth
+from csadetect.events import make_event
+from csadetect.settings import MatchSettings, load_settings
+from pipelines.detect import Source, build_pipeline, outcome_counts
+from transforms.common import DEAD_LETTER
+from transforms.parse import ParseEventFn
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A signed snapshot of 3 known images, and an events file mixing hits, non-hits and junk."""
+    from indicators.rows import from_media
+    from indicators.signing import generate_keypair
+    from indicators.snapshot import build_snapshot
+
+    work = tmp_path_factory.mktemp("pipeline")
+    known = [synth.synthetic_image(40 + i) for i in range(3)]
+    paths = []
+    for i, img in enumerate(known):
+        p = work / f"known-{i}.jpg"
+        p.write_bytes(synth.jpeg_bytes(img))
+        paths.append(str(p))
+    generate_keypair(work / "keys")
+    build_snapshot(from_media(paths, MatchSettings()), work / "db", work / "keys" / "private.pem")
+    lines = [
+        json.dumps(make_event("hit-a", Path(paths[0]).read_bytes())),
+        json.dumps(make_event("hit-b", synth.jpeg_bytes(synth.letterbox(known[1]), 60))),
+        json.dumps(make_event("hit-a", Path(paths[0]).read_bytes())),  # redelivery
+        json.dumps(make_event("uri-hit", b"", content_uri=paths[2]) | {"content_b64": None}),
+        json.dumps(make_event("miss-1", synth.jpeg_bytes(synth.synthetic_image(999)), account="acct-miss")),
+        json.dumps(make_event("missing-file", b"") | {"content_b64": None, "content_uri": str(work / "nope.jpg")}),
+        "not json at all",
+        json.dumps(make_event("junk-img", b"GIF89a....")),
+    ]
+    # content_b64=None must not be sent: drop the key
+    lines = [json.dumps({k: v for k, v in json.loads(l).items() if v is not None}) if l.startswith("{") else l for l in lines]
+    events = work / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    settings = load_settings(overrides={
+        "indicators": {"path": str(work / "db"), "public_key": str(work / "keys" / "public.pem")},
+        "sinks": {"report_dir": str(work / "out" / "reports"), "dead_letter_dir": str(work / "out" / "dead")},
+    })
+    return {"work": work, "events": str(events), "settings": settings}
+
+
+def test_parse_fn_routes_bad_input_to_dead_letters():
+    fn = ParseEventFn(load_settings().limits)
+    out = list(fn.process(b"{oops"))
+    assert len(out) == 1 and out[0].tag == DEAD_LETTER
+    assert out[0].value.stage == "parse" and "invalid JSON" in out[0].value.reason
+    ok = list(fn.process(json.dumps(make_event("e", b"abc")).encode()))
+    assert ok[0].event_id == "e"
+
+
+def test_batch_pipeline_reports_dead_letters_and_counters(world):
+    settings = world["settings"]
+    p = TestPipeline(runner="FnApiRunner", blocking=False)
+    outs = build_pipeline(p, settings, Source(glob=world["events"]))
+    assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["hit-a", "hit-b", "uri-hit"]), label="Reports")
+    assert_that(
+        outs["dead_letters"] | beam.Map(lambda d: (d.event_id, d.stage)),
+        equal_to([(None, "parse"), ("missing-file", "content"), ("junk-img", "hash")]),
+        label="DeadLetters",
+    )
+    result = p.run()
+    result.wait_until_finish()
+    counts = outcome_counts(result)
+    assert counts["received"] == 8
+    assert counts["received"] == counts["hit"] + counts["non_hit"] + counts["dead_lettered"]
+    assert counts["hit"] == 4 and counts["non_hit"] == 1 and counts["dead_lettered"] == 3
+    assert counts["report"] == 3 and counts["duplicate_report"] == 1
+
+    out = world["work"] / "out"
+    tables = [pq.read_table(f) for f in glob.glob(str(out / "reports" / "*.parquet"))]
+    rows = [r for t in tables for r in t.to_pylist()]
+    assert sorted(r["event_id"] for r in rows) == ["hit-a", "hit-b", "uri-hit"]
+    jsonl = [json.loads(l) for f in glob.glob(str(out / "reports" / "*.jsonl")) for l in open(f)]
+    assert {r["report_id"] for r in jsonl} == {r["report_id"] for r in rows}
+    everything = "".join(open(f).read() for f in glob.glob(str(out / "**" / "*.jsonl"), recursive=True))
+    assert "miss-1" not in everything and "acct-miss" not in everything
+    dead = [json.loads(l) for f in glob.glob(str(out / "dead" / "*.jsonl")) for l in open(f)]
+    assert all(set(d) == {"event_id", "stage", "reason", "at"} for d in dead)
+
+
+def test_report_ids_are_deterministic(world):
+    from csadetect.report import report_id
+
+    assert report_id("p", "e", "known-hash") == report_id("p", "e", "known-hash")
+    assert report_id("p", "e", "known-hash") != report_id("p", "e2", "known-hash")
+
+
+def test_dataflow_translation_offline(world, tmp_path):
+    """The streaming graph translates for Dataflow with no cloud account (nothing is submitted)."""
+    from pipelines.detect import run
+
+    result = run([
+        "--runner=DataflowRunner", "--dry_run=True", "--no_auth", "--project=example-project",
+        "--region=us-central1", "--temp_location=gs://example-bucket/tmp",
+        "--staging_location=gs://example-bucket/staging", "--sdk_location=container", "--streaming",
+        "--input_subscription=projects/example-project/subscriptions/uploads",
+        "--report_topic=projects/example-project/topics/hits", "--report_dir=", "--dead_letter_dir=",
+        "--dead_letter_topic=projects/example-project/topics/dead-letters",
+        f"--indicators={world['settings'].indicators.path}", f"--public_key={world['settings'].indicators.public_key}",
+    ])
+    assert result is not None
