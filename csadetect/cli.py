@@ -36,16 +36,20 @@ def _cmd_hash(args) -> int:
     return 1 if failed else 0
 
 
+def _with_config(args) -> list[str]:
+    return (["--config", args.config] if args.config else []) + args.extra
+
+
 def _cmd_run(args) -> int:
     from pipelines.detect import main as detect_main
 
-    return detect_main(args.pipeline_args)
+    return detect_main(_with_config(args))
 
 
 def _cmd_demo(args) -> int:
     from csadetect.demo import main as demo_main
 
-    return demo_main(args.demo_args)
+    return demo_main(_with_config(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,13 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("demo", help="run the pipeline on the embedded benign demo data")
-    p.add_argument("demo_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("demo", help="run the pipeline on the embedded benign demo data", add_help=False)
+    p.set_defaults(func=_cmd_demo, passthrough=True)
 
-    p = sub.add_parser("run", help="run the detection pipeline (Beam pipeline options pass through)")
-    p.add_argument("pipeline_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("run", help="run the detection pipeline (Beam pipeline options pass through)", add_help=False)
+    p.set_defaults(func=_cmd_run, passthrough=True)
 
     p = sub.add_parser("hash", help="PDQ/MD5/SHA-256 (vPDQ for video) of files, one JSON line each")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -76,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra  # `run` and `demo` pass their options on (Beam pipeline options included)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

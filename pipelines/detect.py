@@ -223,7 +223,22 @@ def run(argv=None, save_main_session: bool = False):
     return result
 
 
+def print_help() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="csadetect run", description=__doc__.split("\n\n")[0],
+        epilog="Any Apache Beam pipeline option (--runner, --streaming, --project, ...) passes through.",
+    )
+    DetectOptions._add_argparse_args(parser)
+    parser.print_help()
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in argv or "-h" in argv:
+        print_help()
+        return 0
     try:
         result = run(argv)
     except ConfigError as exc:

@@ -43,29 +43,27 @@ class LiveIndex:
         return self.index
 
     def refresh(self) -> bool:
-        """Swap to a newer verified snapshot if there is one. Returns True when swapped."""
-        from indicators.index import load_index
-        from indicators.snapshot import SnapshotError, current_version
+        """Move to the newest verified snapshot if there is one (deltas are applied to the live
+        index, no full rebuild). Returns True when the version changed."""
+        from indicators.snapshot import SnapshotError
 
         with self._lock:
             self._next_poll = self._clock() + self._settings.poll_seconds
+            before = self.index.version
             try:
-                latest = current_version(self._settings.path)
-            except Exception as exc:  # storage hiccup: keep serving the last good version
-                LOG.warning("indicator snapshot poll failed (%s); keeping version %s", type(exc).__name__, self.index.version)
-                return False
-            if latest is None or latest == self.index.version:
-                return False
-            try:
-                new_index = load_index(self._settings.path, self._settings.public_key, self._match)
+                changed = self.index.refresh(self._settings.path, self._settings.public_key)
             except SnapshotError as exc:
                 counter("snapshot_rejected").inc()
-                LOG.error("indicator snapshot version %s refused: %s; keeping version %s", latest, exc, self.index.version)
+                LOG.error("indicator snapshot refused: %s; keeping version %s", exc, before)
                 return False
-            self.index = new_index  # atomic reference swap: in-flight lookups finish on the old one
-            counter("snapshot_swapped").inc()
-            LOG.info("indicator snapshot swapped to version %s (%d indicators)", new_index.version, len(new_index))
-            return True
+            except Exception as exc:  # storage hiccup: keep serving the last good version
+                LOG.warning("indicator snapshot poll failed (%s); keeping version %s", type(exc).__name__, before)
+                return False
+            if changed:
+                counter("snapshot_swapped").inc()
+                LOG.info("indicator snapshot swapped from version %s to %s (%d indicators)",
+                         before, self.index.version, len(self.index))
+            return changed
 
 
 class _Holder:

@@ -1,0 +1,97 @@
+"""`csadetect hash`, `csadetect run` and `csadetect demo` from the command line."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from csadetect import synth
+from csadetect.cli import main
+from tests.conftest import need_shared
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_hash_prints_one_json_line_per_image(tmp_path, capsys):
+    a = tmp_path / "a.jpg"
+    a.write_bytes(synth.jpeg_bytes(synth.synthetic_image(1)))
+    b = tmp_path / "b.png"
+    b.write_bytes(synth.png_bytes(synth.synthetic_image(2)))
+    assert main(["hash", str(a), str(b)]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [l["path"] for l in lines] == [str(a), str(b)]
+    for line in lines:
+        assert set(line) == {"path", "pdq", "quality", "md5", "sha256"}
+        assert len(line["pdq"]) == 64 and len(line["md5"]) == 32 and len(line["sha256"]) == 64
+        int(line["pdq"], 16)
+
+
+def test_hash_reference_image_matches_expected():
+    img = need_shared("pdq", "reg-test-input", "dih", "bridge-1-original.jpg")
+    out = subprocess.run([sys.executable, "-m", "csadetect", "hash", str(img)], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)["pdq"]
+    ref = "f8f8f0cce0f4e84d0e370a22028f67f0b36e2ed596623e1d33e6339c4e9c9b22"
+    assert bin(int(got, 16) ^ int(ref, 16)).count("1") <= 10
+
+
+def test_hash_video(tmp_path, capsys):
+    video = synth.synthetic_video(5, tmp_path / "v.mp4", seconds=2)
+    if video is None:
+        pytest.skip("ffmpeg CLI not installed")
+    assert main(["hash", str(video)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert set(line) == {"path", "md5", "sha256", "vpdq"}
+    assert line["vpdq"] and set(line["vpdq"][0]) == {"frame", "quality", "pdq", "timestamp"}
+
+
+def test_hash_bad_input_is_one_line_and_nonzero(tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    good = tmp_path / "good.jpg"
+    good.write_bytes(synth.jpeg_bytes(synth.synthetic_image(3)))
+    rc = main(["hash", str(bad), str(tmp_path / "missing.jpg"), str(good)])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert len(out.out.splitlines()) == 1  # the good file is still hashed
+    errors = out.err.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("error: ") for e in errors)
+
+
+def test_run_refuses_missing_indicator_db_with_one_line(tmp_path):
+    events = tmp_path / "e.jsonl"
+    events.write_text("{}\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "csadetect", "run", "--input_glob", str(events), "--indicators", str(tmp_path / "nope"),
+         "--public_key", str(tmp_path / "nope.pem")],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith("error: indicator database")
+    assert "Traceback" not in out.stderr
+
+
+def test_run_refuses_two_inputs(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "csadetect", "run", "--input_glob", "a", "--input_media_glob", "b"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert out.returncode == 2 and "exactly one input" in out.stderr
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    from csadetect.demo import main as demo_main
+
+    rc = demo_main(["--workdir", str(tmp_path / "demo"), "--out", str(tmp_path / "out")])
+    assert rc == 0
+    summary = capsys.readouterr().out
+    assert "[OK]" in summary
+    info = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    reports = [json.loads(l) for f in (tmp_path / "out" / "reports").glob("*.jsonl") for l in f.open()]
+    assert sorted(r["event_id"] for r in reports) == sorted(info["expected_hits"])
+    dead = [json.loads(l) for f in (tmp_path / "out" / "dead_letters").glob("*.jsonl") for l in f.open()]
+    assert len(dead) == info["n_malformed"]
+    assert not any("evt-other" in json.dumps(x) for x in reports + dead)

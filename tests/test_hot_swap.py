@@ -1,0 +1,69 @@
+"""The per-process live index swaps to a new signed snapshot without a restart, and refuses one
+that does not verify (keeping the last good version)."""
+from __future__ import annotations
+
+import pytest
+
+from csadetect import synth
+from csadetect.hashing import hash_image
+from csadetect.settings import IndicatorSettings, MatchSettings
+from transforms.match import LiveIndex
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def db(tmp_path):
+    from indicators.rows import from_media
+    from indicators.signing import generate_keypair
+    from indicators.snapshot import build_snapshot
+
+    generate_keypair(tmp_path / "keys")
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"img-{i}.jpg"
+        p.write_bytes(synth.jpeg_bytes(synth.synthetic_image(700 + i)))
+        paths.append(str(p))
+    rows = from_media(paths, MatchSettings())
+    build_snapshot([r for r in rows if "img-2" not in r.note], tmp_path / "db", tmp_path / "keys" / "private.pem")
+    return tmp_path, rows, paths
+
+
+def test_live_index_swaps_on_poll_and_refuses_tampered(db):
+    from indicators.snapshot import build_snapshot
+
+    root, rows, paths = db
+    settings = IndicatorSettings(path=str(root / "db"), public_key=str(root / "keys" / "public.pem"), poll_seconds=30)
+    clock = FakeClock()
+    live = LiveIndex(settings, MatchSettings(), clock=clock)
+    new_img = hash_image(open(paths[2], "rb").read())
+    old_img = hash_image(open(paths[0], "rb").read())
+    assert live.version == 1
+    assert not live.current().match_image(new_img)
+    assert live.current().match_image(old_img)
+
+    # a delta adds img-2 and tombstones img-0's indicators
+    old_ids = [r.indicator_id for r in rows if "img-0" in r.note]
+    build_snapshot([r for r in rows if "img-2" in r.note], root / "db", root / "keys" / "private.pem",
+                   base="latest", disable_ids=old_ids)
+    assert not live.current().match_image(new_img)  # not polled yet
+    clock.now += 31
+    index = live.current()
+    assert live.version == 2
+    assert index.match_image(new_img)
+    assert not index.match_image(old_img)
+
+    # a version signed with another key is refused; version 2 stays in service
+    from indicators.signing import generate_keypair
+
+    generate_keypair(root / "other")
+    build_snapshot(rows, root / "db", root / "other" / "private.pem")
+    clock.now += 31
+    assert live.current().version == 2
+    assert live.current().match_image(new_img)
