@@ -40,7 +40,7 @@ class IndicatorError(ValueError):
 
 def utc_now() -> str:
     """Now as RFC 3339 UTC with second precision, e.g. ``2024-05-01T12:00:00Z``."""
-    return format_time(dt.datetime.now(dt.timezone.utc))
+    return format_time(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
 
 
 def format_time(t: dt.datetime) -> str:
@@ -286,7 +286,8 @@ def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV
             writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in columns])
 
 
-def _file_digests(path: str) -> tuple[str, str]:
+def file_digests(path: str) -> tuple[str, str]:
+    """(md5, sha256) hex of a file, read in 1 MiB blocks."""
     md5, sha256 = hashlib.md5(), hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -300,7 +301,7 @@ def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY) -> tuple[l
     from csadetect.hashing import MediaError, hash_image, hash_video_file, is_video_path
 
     try:
-        md5, sha256 = _file_digests(path)
+        md5, sha256 = file_digests(path)
     except OSError as exc:
         raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
     name = os.path.basename(path)

@@ -77,7 +77,7 @@ def load_private_key(key: PrivateKeyLike) -> Ed25519PrivateKey:
         loaded = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise SigningError(f"private key {path} is encrypted; use an unencrypted PKCS8 key") from None
-    except (ValueError, Exception):
+    except Exception:  # ValueError, UnsupportedAlgorithm, ...
         raise SigningError(f"cannot parse private key {path}: not a PEM private key") from None
     if not isinstance(loaded, Ed25519PrivateKey):
         raise SigningError(f"private key {path} is not an Ed25519 key")

@@ -10,7 +10,7 @@ from pathlib import Path
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to, is_not_empty
 
 from csadetect import synth
@@ -69,7 +69,7 @@ def test_parse_fn_routes_bad_input_to_dead_letters():
 
 def test_batch_pipeline_reports_dead_letters_and_counters(world):
     settings = world["settings"]
-    p = TestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
     outs = build_pipeline(p, settings, Source(glob=world["events"]))
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["hit-a", "hit-b", "uri-hit"]), label="Reports")
     assert_that(

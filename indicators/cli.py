@@ -1,0 +1,289 @@
+"""``csadetect indicators ...`` and ``csadetect match`` (DESIGN.md §11).
+
+:func:`register` adds the commands to an argparse subparsers object; each handler is
+``(args) -> exit code``. JSON goes to stdout, human messages to stderr; a bad input gives one
+line ``error: ...`` on stderr and exit code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from typing import Iterator, Optional, Sequence
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _emit(obj) -> None:
+    print(json.dumps(obj, sort_keys=False), flush=True)
+
+
+def _handled(func):
+    """Turn the expected errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(args) -> int:
+        from csadetect.hashing import MediaError
+        from csadetect.settings import ConfigError
+        from indicators.rows import IndicatorError
+        from indicators.signing import SigningError
+        from indicators.snapshot import SnapshotError
+
+        try:
+            return func(args)
+        except (IndicatorError, SnapshotError, SigningError, MediaError, ConfigError) as exc:
+            _say(f"error: {exc}")
+        except OSError as exc:
+            _say(f"error: {exc.filename or ''}: {exc.strerror or type(exc).__name__}".replace("error: : ", "error: "))
+        return 1
+
+    return wrapper
+
+
+def media_files(paths: Sequence[str]) -> Iterator[str]:
+    """Files given, with directories expanded (sorted, recursive, image/video extensions only)."""
+    from csadetect.hashing import VIDEO_EXTENSIONS
+
+    wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in wanted:
+                        yield os.path.join(root, name)
+        else:
+            yield path
+
+
+def _settings(args):
+    from csadetect.settings import load_settings
+
+    return load_settings(getattr(args, "config", None))
+
+
+# ------------------------------------------------------------------------------- handlers
+
+
+@_handled
+def cmd_keygen(args) -> int:
+    from indicators.signing import generate_keypair, key_id
+
+    private_path, public_path = generate_keypair(args.out, overwrite=args.force)
+    _say(f"wrote {private_path} (keep it secret) and {public_path}")
+    _emit({"private_key": private_path, "public_key": public_path, "key_id": key_id(public_path)})
+    return 0
+
+
+@_handled
+def cmd_from_media(args) -> int:
+    from indicators.rows import from_media, write_csv
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    paths = list(media_files(args.paths))
+    rows = from_media(paths, _settings(args).match, category=args.category, errors=errors, warnings=warnings)
+    for line in warnings:
+        _say(f"warning: {line}")
+    for line in errors:
+        _say(f"error: {line}")
+    write_csv(rows, args.out)
+    _say(f"wrote {len(rows)} indicators from {len(paths) - len(errors)} of {len(paths)} files to {args.out}")
+    _emit({"out": args.out, "files": len(paths), "failed": len(errors), "rows": len(rows)})
+    return 1 if errors or not paths else 0
+
+
+@_handled
+def cmd_build(args) -> int:
+    from indicators.rows import IndicatorError, read_indicators
+    from indicators.signing import load_private_key
+    from indicators.snapshot import build_snapshot
+
+    if args.input is None and not (args.base and args.disable):
+        raise IndicatorError("--input is required (only a delta with --base and --disable may omit it)")
+    key = load_private_key(args.key)  # fail fast, before reading a large input
+    rows = read_indicators(args.input, args.format) if args.input else []
+    manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or ())
+    kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"
+    _say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")
+    _emit({k: manifest[k] for k in ("version", "type", "parent", "created_at", "key_id", "counts", "totals")})
+    return 0
+
+
+@_handled
+def cmd_verify(args) -> int:
+    from indicators.snapshot import SnapshotError, load_snapshot
+
+    try:
+        snap = load_snapshot(args.db_dir, args.public_key, args.version)
+    except SnapshotError as exc:
+        _emit({"ok": False, "db_dir": args.db_dir, "error": str(exc)})
+        raise
+    _say(f"version {snap.version} of {args.db_dir} verifies ({len(snap.chain)} version(s) checked)")
+    _emit({
+        "ok": True,
+        "db_dir": args.db_dir,
+        "version": snap.version,
+        "chain": [m["version"] for m in snap.chain],
+        "totals": snap.counts(),
+    })
+    return 0
+
+
+@_handled
+def cmd_info(args) -> int:
+    from indicators.snapshot import info
+
+    result = info(args.db_dir, args.public_key, args.version)
+    if not result["verified"]:
+        _say("note: not verified (pass --public-key to verify signatures and checksums)")
+    _emit(result)
+    return 0
+
+
+def _version_arg(text: str) -> int:
+    from indicators.rows import IndicatorError
+
+    if not text.isdigit() or int(text) < 1:
+        raise IndicatorError(f"not a version number: {text!r}")
+    return int(text)
+
+
+@_handled
+def cmd_diff(args) -> int:
+    from indicators.rows import IndicatorError
+    from indicators.snapshot import diff, load_snapshot
+
+    if len(args.targets) == 3:
+        db, va, vb = args.targets
+        a = load_snapshot(db, args.public_key, _version_arg(va))
+        b = load_snapshot(db, args.public_key, _version_arg(vb))
+    elif len(args.targets) == 2:
+        a = load_snapshot(args.targets[0], args.public_key)
+        b = load_snapshot(args.targets[1], args.public_key)
+    else:
+        raise IndicatorError("diff takes DBDIR VERSION_A VERSION_B, or DBDIR_A DBDIR_B")
+    result = diff(a, b)
+    _say(
+        f"{len(result['added'])} added, {len(result['disabled'])} disabled, {len(result['changed'])} changed, "
+        f"{len(result['enabled'])} enabled, {len(result['removed'])} removed"
+    )
+    _emit(result)
+    return 0
+
+
+def _hash_and_match(path: str, index, settings) -> list:
+    from csadetect.hashing import MediaError, hash_image, hash_video_file, is_video_path
+    from indicators.rows import file_digests
+
+    if not os.path.isfile(path):
+        raise MediaError("file not found" if not os.path.exists(path) else "not a file")
+    if is_video_path(path):
+        md5, sha256 = file_digests(path)
+        frames = hash_video_file(path, seconds_per_hash=settings.match.video_seconds_per_hash)
+        return index.match_video(frames, md5, sha256)
+    preprocess = None
+    if settings.match.preprocess:
+        from csadetect.preprocess import views as preprocess
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return index.match_image(hash_image(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess))
+
+
+@_handled
+def cmd_match(args) -> int:
+    from csadetect.hashing import MediaError
+    from indicators.index import load_index
+
+    settings = _settings(args)
+    db_dir = args.indicators or settings.indicators.path
+    public_key = args.public_key or settings.indicators.public_key
+    index = load_index(db_dir, public_key, settings.match)
+    _say(f"indicator snapshot version {index.version} ({len(index)} active indicators)")
+    failed = 0
+    for path in media_files(args.paths):
+        try:
+            matches = _hash_and_match(path, index, settings)
+        except (MediaError, OSError) as exc:
+            failed += 1
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            _emit({"path": path, "error": reason})
+            continue
+        _emit({"path": path, "matched": bool(matches), "matches": [m.to_json() for m in matches]})
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------- parser
+
+
+def register(subparsers) -> None:
+    """Add ``indicators {keygen,from-media,build,verify,info,diff}`` and ``match``."""
+    from indicators.rows import FORMATS
+
+    ind = subparsers.add_parser("indicators", help="build, sign, verify and inspect indicator snapshots")
+    sub = ind.add_subparsers(dest="indicators_command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("keygen", help="create an Ed25519 key pair (private.pem, public.pem)")
+    p.add_argument("--out", required=True, metavar="KEYDIR")
+    p.add_argument("--force", action="store_true", help="replace an existing private key")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("from-media", help="indicator rows (CSV) from image and video files")
+    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p.add_argument("--category", default="unspecified")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    p.set_defaults(func=cmd_from_media)
+
+    p = sub.add_parser("build", help="write a signed snapshot (or a delta with --base)")
+    p.add_argument("--input", metavar="FILE", help="indicators: .csv, .jsonl/.json, or .txt (one hash per line)")
+    p.add_argument("--format", choices=FORMATS, help="input format (default: from the extension)")
+    p.add_argument("--key", required=True, metavar="PRIVATE.pem")
+    p.add_argument("--out", required=True, metavar="DBDIR")
+    p.add_argument("--base", metavar="latest|N", help="write a delta against this version")
+    p.add_argument("--disable", nargs="+", action="extend", metavar="ID", help="tombstone these indicator ids")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("verify", help="check signatures and checksums of a version and its chain")
+    p.add_argument("--public-key", required=True, metavar="PUBLIC.pem")
+    p.add_argument("--version", type=int)
+    p.add_argument("db_dir", metavar="DBDIR")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("info", help="versions and counts (verified with --public-key)")
+    p.add_argument("--public-key", metavar="PUBLIC.pem")
+    p.add_argument("--version", type=int)
+    p.add_argument("db_dir", metavar="DBDIR")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("diff", help="added/disabled/changed ids between two versions or two databases")
+    p.add_argument("--public-key", required=True, metavar="PUBLIC.pem")
+    p.add_argument("targets", nargs="+", metavar="DBDIR VERSION_A VERSION_B | DBDIR_A DBDIR_B")
+    p.set_defaults(func=cmd_diff)
+
+    p = subparsers.add_parser("match", help="match files against a signed indicator snapshot, one JSON line each")
+    p.add_argument("--indicators", metavar="DBDIR", help="snapshot directory (default: indicators.path of the config)")
+    p.add_argument("--public-key", metavar="PUBLIC.pem", help="default: indicators.public_key of the config")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    p.set_defaults(func=cmd_match)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Stand-alone entry point (tests; ``csadetect`` normally calls :func:`register`)."""
+    parser = argparse.ArgumentParser(prog="csadetect")
+    parser.add_argument("--config", default=None, help="YAML config merged over the defaults")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    register(subparsers)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

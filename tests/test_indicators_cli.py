@@ -1,0 +1,160 @@
+"""CLI round trip: keygen -> from-media -> build -> verify -> info -> match, deltas, diff, errors."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+
+import pytest
+
+from indicators import cli
+from tests.conftest import need_shared
+
+
+def run(capsys, *argv):
+    """Run through a parser built like csadetect's (register on a subparsers object)."""
+    parser = argparse.ArgumentParser(prog="csadetect")
+    parser.add_argument("--config", default=None)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    cli.register(subparsers)
+    args = parser.parse_args([str(a) for a in argv])
+    code = args.func(args)
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return code, lines, err
+
+
+@pytest.fixture
+def media(tmp_path):
+    """Known images (copied into tmp: from-media notes the file names) and query images."""
+    dih = need_shared("pdq", "reg-test-input", "dih")
+    labelme = need_shared("pdq", "reg-test-input", "labelme-subset")
+    known = tmp_path / "known"
+    known.mkdir()
+    shutil.copy(dih / "bridge-1-original.jpg", known)
+    shutil.copy(labelme / "q0122.jpg", known)
+    return known, dih, labelme
+
+
+def test_round_trip(tmp_path, capsys, media):
+    known, dih, labelme = media
+    keys, csv_path, db = tmp_path / "keys", tmp_path / "rows.csv", tmp_path / "db"
+
+    code, out, err = run(capsys, "indicators", "keygen", "--out", keys)
+    assert code == 0 and out[0]["public_key"].endswith("public.pem") and "keep it secret" in err
+    code, _, err = run(capsys, "indicators", "keygen", "--out", keys)
+    assert code == 1 and err.strip().startswith("error:") and "refusing to overwrite" in err
+
+    code, out, _ = run(capsys, "indicators", "from-media", "--out", csv_path, "--category", "test", known)
+    assert code == 0 and out == [{"out": str(csv_path), "files": 2, "failed": 0, "rows": 6}]
+    with open(csv_path) as fh:
+        assert fh.readline().strip() == "indicator_id,kind,value,category,note"
+        rows = list(csv.DictReader(open(csv_path)))
+    assert {r["note"] for r in rows} == {"bridge-1-original.jpg", "q0122.jpg"} and {r["category"] for r in rows} == {"test"}
+    bridge_pdq = next(r["indicator_id"] for r in rows if r["kind"] == "pdq" and r["note"].startswith("bridge"))
+
+    code, out, err = run(capsys, "indicators", "build", "--input", csv_path, "--key", keys / "private.pem", "--out", db)
+    assert code == 0 and out[0]["version"] == 1 and out[0]["type"] == "full" and "built version 1" in err
+
+    code, out, _ = run(capsys, "indicators", "verify", "--public-key", keys / "public.pem", db)
+    assert code == 0 and out[0]["ok"] and out[0]["version"] == 1 and out[0]["chain"] == [1]
+
+    code, out, err = run(capsys, "indicators", "info", db)
+    assert code == 0 and not out[0]["verified"] and "not verified" in err
+    code, out, _ = run(capsys, "indicators", "info", "--public-key", keys, db)  # a key directory works
+    assert code == 0 and out[0]["verified"] and out[0]["totals"]["kinds"]["pdq"] == {"active": 2, "disabled": 0}
+
+    missing = tmp_path / "gone.jpg"
+    code, out, err = run(capsys, "match", "--indicators", db, "--public-key", keys / "public.pem",
+                         dih, labelme / "q0291.jpg", missing)
+    assert code == 1
+    by_name = {os.path.basename(o["path"]): o for o in out}
+    assert len(by_name) == 10
+    for name in os.listdir(dih):
+        hit = by_name[name]
+        assert hit["matched"] and [m["indicator_id"] for m in hit["matches"] if m["kind"] == "pdq"] == [bridge_pdq]
+        assert set(hit["matches"][0]) == {"indicator_id", "kind", "distance", "category"}
+        assert len(hit["matches"]) == (3 if name == "bridge-1-original.jpg" else 1)  # + md5, sha256
+    exact = by_name["bridge-1-original.jpg"]["matches"]
+    assert exact[0] == {"indicator_id": bridge_pdq, "kind": "pdq", "distance": 0, "category": "test"}
+    assert [m["kind"] for m in exact] == ["pdq", "md5", "sha256"]
+    assert by_name["q0291.jpg"] == {"path": str(labelme / "q0291.jpg"), "matched": False, "matches": []}
+    assert by_name["gone.jpg"] == {"path": str(missing), "error": "file not found"}
+    assert "version 1" in err
+
+    # a delta that tombstones the bridge: it stops matching; diff reports it
+    code, out, _ = run(capsys, "indicators", "build", "--key", keys / "private.pem", "--out", db,
+                       "--base", "latest", "--disable", bridge_pdq)
+    assert code == 0 and out[0]["version"] == 2 and out[0]["parent"] == 1
+    code, out, _ = run(capsys, "match", "--indicators", db, "--public-key", keys / "public.pem", dih / "bridge-1-original.jpg")
+    assert code == 0 and [m["kind"] for m in out[0]["matches"]] == ["md5", "sha256"]
+    code, out, err = run(capsys, "indicators", "diff", "--public-key", keys / "public.pem", db, 1, 2)
+    assert code == 0 and out[0]["disabled"] == [bridge_pdq] and out[0]["added"] == [] and "1 disabled" in err
+
+    # diff of two databases
+    other = tmp_path / "db2"
+    shutil.copytree(db, other)
+    code, out, _ = run(capsys, "indicators", "diff", "--public-key", keys / "public.pem", db, other)
+    assert code == 0 and out[0]["added"] == out[0]["disabled"] == out[0]["changed"] == []
+
+
+def test_bad_inputs(tmp_path, capsys):
+    keys = tmp_path / "keys"
+    run(capsys, "indicators", "keygen", "--out", keys)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("indicator_id,kind,value,category,note\na,pdq,abc,,\n")
+    code, out, err = run(capsys, "indicators", "build", "--input", bad, "--key", keys / "private.pem", "--out", tmp_path / "db")
+    assert code == 1 and out == []
+    assert err.count("\n") == 1 and f"{bad}:2: pdq value must be 64 hex characters, got 3" in err
+    assert not (tmp_path / "db").exists()
+
+    good = tmp_path / "good.txt"
+    good.write_text("ab" * 32 + "\n")
+    code, _, err = run(capsys, "indicators", "build", "--input", good, "--key", tmp_path / "nokey.pem", "--out", tmp_path / "db")
+    assert code == 1 and "private key not found" in err
+
+    code, out, err = run(capsys, "indicators", "verify", "--public-key", keys / "public.pem", tmp_path / "db")
+    assert code == 1 and out[0]["ok"] is False and "no snapshot in" in err and err.count("\n") == 1
+
+    code, _, err = run(capsys, "match", "--indicators", tmp_path / "db", "--public-key", keys / "public.pem", bad)
+    assert code == 1 and "no snapshot in" in err
+
+    code, _, err = run(capsys, "indicators", "diff", "--public-key", keys / "public.pem", tmp_path / "db")
+    assert code == 1 and "diff takes" in err
+
+    code, _, err = run(capsys, "indicators", "build", "--key", keys / "private.pem", "--out", tmp_path / "db")
+    assert code == 1 and "--input is required" in err
+
+
+def test_wrong_key_and_tampering(tmp_path, capsys):
+    keys, other = tmp_path / "keys", tmp_path / "other"
+    run(capsys, "indicators", "keygen", "--out", keys)
+    run(capsys, "indicators", "keygen", "--out", other)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"indicator_id": "a", "kind": "md5", "value": "0" * 32}) + "\n")
+    db = tmp_path / "db"
+    assert run(capsys, "indicators", "build", "--input", rows, "--key", keys / "private.pem", "--out", db)[0] == 0
+    code, out, err = run(capsys, "indicators", "verify", "--public-key", other / "public.pem", db)
+    assert code == 1 and not out[0]["ok"] and "signature does not verify" in out[0]["error"]
+    with open(db / "versions" / "1" / "indicators.parquet", "ab") as fh:
+        fh.write(b"!")
+    code, out, err = run(capsys, "indicators", "verify", "--public-key", keys / "public.pem", db)
+    assert code == 1 and "checksum mismatch for indicators.parquet in version 1" in err
+
+
+def test_needles_build_with_format(tmp_path, capsys):
+    needles = need_shared("pdq", "reg-test-input", "needles.txt")
+    keys = tmp_path / "keys"
+    run(capsys, "indicators", "keygen", "--out", keys)
+    copy = tmp_path / "needles.list"
+    shutil.copy(needles, copy)
+    code, out, _ = run(capsys, "indicators", "build", "--input", copy, "--format", "hashes",
+                       "--key", keys / "private.pem", "--out", tmp_path / "db")
+    assert code == 0 and out[0]["counts"]["kinds"] == {"pdq": {"active": 100, "disabled": 0}}
+
+
+def test_main_helper(tmp_path, capsys):
+    assert cli.main(["indicators", "keygen", "--out", str(tmp_path / "k")]) == 0
+    assert json.loads(capsys.readouterr().out)["key_id"]
