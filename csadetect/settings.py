@@ -48,6 +48,10 @@ class MatchSettings(_Strict):
     pdq_index: Literal["auto", "multihash", "flat"] = Field(
         "auto", description="multihash: fast (FAISS IndexBinaryMultiHash); flat: 40 B/indicator; auto: by threshold"
     )
+    faiss_threads: int = Field(
+        1, ge=0, description="OpenMP threads per worker process for FAISS (0 = FAISS default); "
+        "small per-item queries are fastest single-threaded, Beam parallelises across items"
+    )
     preprocess: bool = Field(True, description="also hash border/letterbox-trimmed views of each image")
     auto_confirm_distance: int = Field(
         31, ge=0, le=256, description="PDQ matches at or below this distance are confirmed without review"

@@ -81,6 +81,10 @@ class MatchIndicatorsFn(beam.DoFn):
         self._live = None
 
     def setup(self):
+        if self._match.faiss_threads:
+            import faiss
+
+            faiss.omp_set_num_threads(self._match.faiss_threads)
         tag = f"{self._indicators.path}|{self._indicators.public_key}|{self._match.model_dump_json()}"
         holder = self._shared.acquire(lambda: _Holder(LiveIndex(self._indicators, self._match)), tag=tag)
         self._holder = holder  # keep the shared object alive while this DoFn lives
