@@ -118,3 +118,23 @@ def test_dataflow_translation_offline(world, tmp_path):
         f"--indicators={world['settings'].indicators.path}", f"--public_key={world['settings'].indicators.public_key}",
     ])
     assert result is not None
+
+
+def test_media_glob_source(world, tmp_path):
+    """Plain media files as the source: each file becomes an upload event read through its URI."""
+    import shutil
+
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(world["work"] / "known-1.jpg", media / "a.jpg")
+    (media / "b.jpg").write_bytes(synth.jpeg_bytes(synth.synthetic_image(4242)))
+    (media / "c.png").write_bytes(synth.png_bytes(synth.add_border(synth.synthetic_image(42), 0.1)))
+    settings = world["settings"].model_copy(update={"sinks": world["settings"].sinks.model_copy(
+        update={"report_dir": str(tmp_path / "reports"), "dead_letter_dir": None})})
+    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    outs = build_pipeline(p, settings, Source(media_glob=str(media / "*")))
+    assert_that(outs["reports"] | beam.Map(lambda r: os.path.basename(r["event_id"]) != ""), equal_to([True, True]))
+    result = p.run()
+    result.wait_until_finish()
+    counts = outcome_counts(result)
+    assert counts["received"] == 3 and counts["hit"] == 2 and counts["non_hit"] == 1
