@@ -26,7 +26,7 @@ sysdeps:
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py | sysdeps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q --upgrade pip wheel 'setuptools==80.9.0'
 	$(PIP) install -q -r requirements-dev.txt
 	$(PIP) install -q --no-deps -e .
 	touch $(STAMP)

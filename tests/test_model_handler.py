@@ -1,0 +1,96 @@
+"""Model loading from a path or hub-style handle, and the RunInference handler, on tiny models
+made here (no downloads)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+import keras  # noqa: E402
+
+from models.handler import ModelError, TFModelHandler, check_model, load_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(2)])
+    model.save(root / "tiny.keras")
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+        def __call__(self, x):
+            return {"out": x * 2.0}
+
+    mod = Doubler()
+    tf.saved_model.save(mod, str(root / "saved"), signatures={"serving_default": mod.__call__})
+    return root, model
+
+
+def test_keras_file_loads_and_predicts(tiny):
+    root, model = tiny
+    loaded = load_model(str(root / "tiny.keras"))
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    np.testing.assert_allclose(loaded(x), model(x).numpy(), rtol=1e-5)
+    assert loaded.kind == "keras"
+
+
+def test_saved_model_and_hub_handle(tiny):
+    root, _ = tiny
+    x = np.ones((2, 4), dtype="float32")
+    saved = load_model(str(root / "saved"))
+    np.testing.assert_allclose(saved(x), 2 * x)
+    hub = load_model("hub:" + str(root / "saved"))
+    assert hub.kind == "hub"
+    out = hub(tf.constant(x))
+    np.testing.assert_allclose(out["out"] if isinstance(out, dict) else out, 2 * x)
+
+
+def test_missing_and_corrupt_models_fail_with_one_line(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        load_model(str(tmp_path / "nope.keras"))
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"this is not a zip file")
+    with pytest.raises(ModelError, match="corrupt") as info:
+        check_model(str(bad))
+    assert "\n" not in str(info.value)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelError, match="not a .keras file"):
+        load_model(str(empty))
+
+
+def test_batched_equals_one_by_one_through_runinference(tiny):
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+    from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+    from apache_beam.testing.util import assert_that
+
+    root, model = tiny
+    xs = [np.random.default_rng(i).normal(size=4).astype("float32") for i in range(10)]
+    expected = {i: model(x[None]).numpy()[0] for i, x in enumerate(xs)}
+    handler = TFModelHandler(str(root / "tiny.keras"), min_batch_size=4, max_batch_size=4)
+
+    def check(results):
+        assert len(results) == 10
+        for key, pred in results:
+            np.testing.assert_allclose(pred.inference, expected[key], rtol=1e-5, atol=1e-6)
+
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        keyed = p | beam.Create(list(enumerate(xs)))
+        from apache_beam.ml.inference.base import KeyedModelHandler
+
+        out = keyed | RunInference(KeyedModelHandler(handler))
+        assert_that(out, check)
+
+
+def test_update_model_path_swaps_model(tiny, tmp_path):
+    root, _ = tiny
+    keras.utils.set_random_seed(1)
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    other.save(tmp_path / "v2.keras")
+    handler = TFModelHandler(str(root / "tiny.keras"))
+    handler.update_model_path(str(tmp_path / "v2.keras"))
+    x = np.ones((1, 4), dtype="float32")
+    np.testing.assert_allclose(handler.load_model()(x), other(x).numpy(), rtol=1e-5)
