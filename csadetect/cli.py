@@ -69,9 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds-per-hash", type=float, default=1.0, help="vPDQ sampling (0 = every frame)")
     p.set_defaults(func=_cmd_hash)
 
-    from indicators.cli import register
+    from indicators.cli import register as register_indicators
+    from models.cli import register as register_models
 
-    register(sub)
+    register_indicators(sub)
+    register_models(sub)
     return parser
 
 

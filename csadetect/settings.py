@@ -64,11 +64,20 @@ class IndicatorSettings(_Strict):
     poll_seconds: float = Field(60.0, gt=0, description="how often workers look for a new snapshot version")
 
 
+class GroomingSettings(_Strict):
+    enabled: bool = Field(True, description="score conversations with a minor participant (Art. 7(7))")
+    model: Optional[str] = Field(None, description="model dir/.keras path; None = the shipped reference model")
+    threshold: Optional[float] = Field(None, ge=0, le=1, description="None = the model's tuned threshold")
+    inactivity_seconds: int = Field(7 * 24 * 3600, gt=0, description="conversation state is cleared after this")
+
+
 class SinkSettings(_Strict):
     report_dir: Optional[str] = Field("out/reports", description="Parquet + JSON Lines report files (None = off)")
     report_topic: Optional[str] = Field(None, description="projects/P/topics/T for reports")
     dead_letter_dir: Optional[str] = Field("out/dead_letters", description="JSON Lines dead letters")
     dead_letter_topic: Optional[str] = None
+    review_dir: Optional[str] = Field("out/review", description="hits awaiting human review (JSON Lines)")
+    review_topic: Optional[str] = None
     formats: tuple[Literal["parquet", "jsonl"], ...] = ("parquet", "jsonl")
 
 
@@ -83,6 +92,7 @@ class Settings(_Strict):
     limits: Limits = Limits()
     match: MatchSettings = MatchSettings()
     indicators: IndicatorSettings = IndicatorSettings()
+    grooming: GroomingSettings = GroomingSettings()
     sinks: SinkSettings = SinkSettings()
     provider: ProviderSettings = ProviderSettings()
 

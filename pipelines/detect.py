@@ -48,6 +48,7 @@ class DetectOptions(PipelineOptions):
         parser.add_argument("--report_dir", default=None, help="report files directory (overrides config)")
         parser.add_argument("--report_topic", default=None, help="projects/P/topics/T for reports")
         parser.add_argument("--review_topic", default=None, help="projects/P/topics/T for hits awaiting review")
+        parser.add_argument("--review_dir", default=None, help="directory for hits awaiting review")
         parser.add_argument("--dead_letter_dir", default=None, help="dead-letter files directory")
         parser.add_argument("--dead_letter_topic", default=None, help="projects/P/topics/T for dead letters")
         parser.add_argument("--poll_seconds", type=float, default=None, help="indicator snapshot poll interval")
@@ -118,7 +119,7 @@ def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
         ind["public_key"] = opts.public_key
     if opts.poll_seconds:
         ind["poll_seconds"] = opts.poll_seconds
-    for key in ("report_dir", "report_topic", "dead_letter_dir", "dead_letter_topic"):
+    for key in ("report_dir", "report_topic", "dead_letter_dir", "dead_letter_topic", "review_dir", "review_topic"):
         value = getattr(opts, key)
         if value is not None:
             sinks[key] = value or None
@@ -135,7 +136,6 @@ def build_pipeline(
     settings: Settings,
     source: Source,
     streaming: bool = False,
-    review_topic: Optional[str] = None,
     window_seconds: int = 60,
 ):
     """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections."""
@@ -143,7 +143,14 @@ def build_pipeline(
     parsed = raw | "ParseEvents" >> ParseEvents(settings.limits)
     resolved = parsed.events | "ResolveContent" >> ResolveContent(settings.limits)
     hashed = resolved.events | "HashMedia" >> HashMedia(settings.limits, settings.match)
-    hashed[TEXT] | "TextNotScanned" >> DropUnscanned()
+    if settings.grooming.enabled:
+        from transforms.grooming import ClassifyGrooming
+
+        g = settings.grooming
+        flagged = hashed[TEXT] | "ClassifyGrooming" >> ClassifyGrooming(g.model, g.threshold, g.inactivity_seconds)
+    else:
+        hashed[TEXT] | "TextNotScanned" >> DropUnscanned()
+        flagged = None
     matched = hashed.hashed | "MatchIndicators" >> MatchIndicators(settings.indicators, settings.match)
     decided = matched | "Decide" >> Decide(settings.match)
     reports = (
@@ -156,20 +163,52 @@ def build_pipeline(
         sinks.report_dir, sinks.report_topic, sinks.formats, streaming=streaming, window_seconds=window_seconds
     )
     review = decided[REVIEW]
-    if review_topic:
+    if sinks.review_dir or sinks.review_topic:
         from csadetect.report import known_report
 
         provider = settings.provider
+        review_records = [review | "ReviewRecord" >> beam.Map(lambda m: dict(known_report(m, provider), review_status="pending"))]
+        if flagged is not None:
+            review_records.append(flagged | "GroomingReviewRecord" >> beam.Map(grooming_review_record, provider))
         (
-            review
-            | "ReviewRecord" >> beam.Map(lambda m: dict(known_report(m, provider), review_status="pending"))
-            | "WriteReview" >> WriteRecords("review", topic=review_topic, id_attribute="report_id")
+            review_records
+            | "MergeReview" >> beam.Flatten()
+            | "WriteReview" >> WriteRecords(
+                "review", sinks.review_dir, sinks.review_topic, ("jsonl",), None, "report_id",
+                streaming, window_seconds)
         )
     dead = (parsed[DEAD_LETTER], resolved[DEAD_LETTER], hashed[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()
     dead | "WriteDeadLetters" >> WriteDeadLetters(
         sinks.dead_letter_dir, sinks.dead_letter_topic, streaming=streaming, window_seconds=window_seconds
     )
-    return {"reports": reports, "dead_letters": dead, "review": review}
+    return {"reports": reports, "dead_letters": dead, "review": review, "grooming": flagged}
+
+
+def grooming_review_record(flag: dict, provider) -> dict:
+    """A flagged conversation as a review item (grooming always needs a human verdict)."""
+    from csadetect.events import utc_now
+    from csadetect.report import report_id
+
+    return {
+        "report_id": report_id(flag["provider"], flag["conversation_id"], "grooming"),
+        "review_status": "pending",
+        "detection_type": "grooming",
+        "detector": "grooming-text",
+        "detector_version": flag["model_version"],
+        "score": flag["score"],
+        "threshold": flag["threshold"],
+        "flagged_at_message": flag["flagged_at_message"],
+        "evidence": flag["evidence"],
+        "messages": flag["messages"],
+        "conversation_id": flag["conversation_id"],
+        "accounts": flag["accounts"],
+        "provider_id": provider.provider_id,
+        "service": flag["service"],
+        "event_id": flag["event_id"],
+        "occurred_at": flag["occurred_at"],
+        "legal_basis": provider.legal_basis,
+        "created_at": utc_now(),
+    }
 
 
 def check_indicators(settings: Settings):
@@ -182,6 +221,18 @@ def check_indicators(settings: Settings):
         return load_index(settings.indicators.path, settings.indicators.public_key, settings.match)
     except (SnapshotError, OSError, ValueError) as exc:
         raise ConfigError(f"indicator database {settings.indicators.path}: {exc}") from None
+
+
+def check_grooming_model(settings: Settings):
+    """Load the grooming model once at start-up: a missing or corrupt model stops here."""
+    from models.grooming import GroomingModel, ModelError
+
+    try:
+        model = GroomingModel.load(settings.grooming.model)
+    except ModelError as exc:
+        raise ConfigError(f"{exc} (set grooming.enabled: false to run without it)") from None
+    LOG.info("grooming model %s loaded (threshold %.3f)", model.version, settings.grooming.threshold or model.threshold)
+    return model
 
 
 def outcome_counts(result) -> dict[str, int]:
@@ -216,8 +267,10 @@ def run(argv=None, save_main_session: bool = False):
     if not (std.runner or "").lower().startswith("dataflow"):
         index = check_indicators(settings)
         LOG.info("indicators: snapshot version %s, %d indicators", index.version, len(index))
+        if settings.grooming.enabled:
+            check_grooming_model(settings)
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, settings, source, std.streaming, opts.review_topic, opts.window_seconds)
+    build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds)
     result = pipeline.run()
     result.wait_until_finish()
     return result
