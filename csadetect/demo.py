@@ -12,6 +12,31 @@ from pathlib import Path
 from csadetect import synth
 from csadetect.events import make_event
 
+DEMO_CHATS = [
+    ("conv-risk", True, [
+        ("stranger", "hey you play minecraft too? your builds are amazing"),
+        ("kid", "thanks! i play every day after school"),
+        ("stranger", "how old are you btw? you seem really mature"),
+        ("kid", "12"),
+        ("stranger", "are your parents home? do they check your phone"),
+        ("kid", "not really"),
+        ("stranger", "cool. this is our secret ok, don't tell your mom about me"),
+        ("stranger", "let's talk on another app, it's more private. delete these messages"),
+        ("stranger", "i can send you a gift card for skins, you deserve it"),
+        ("stranger", "we should meet up, i can come pick you up saturday"),
+    ]),
+    ("conv-family", True, [
+        ("mom", "did you finish your homework?"),
+        ("kid", "yes! can we keep dad's birthday surprise a secret"),
+        ("mom", "of course, it's our secret. i'll buy the gift card tomorrow"),
+        ("kid", "where do we meet after practice?"),
+        ("mom", "at the gate, turn on your camera later for grandma's call"),
+    ]),
+    ("conv-adults", False, [
+        ("a", "see you at the game tonight?"),
+        ("b", "yes, meet at the entrance at 7"),
+    ]),
+]
 N_KNOWN = 6
 N_UNKNOWN = 8
 
@@ -75,13 +100,14 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     # unrelated benign uploads: non-hits, nothing of them may remain
     for i in range(N_UNKNOWN):
         add(f"evt-other-{i}", synth.jpeg_bytes(synth.synthetic_image(5000 + i)), False, account=f"acct-{i + 10}")
-    events.append(
-        {
-            "event_id": "evt-chat-1", "provider": "demo-provider", "service": "chat", "kind": "text",
-            "occurred_at": "2026-11-28T10:00:00Z", "account": "acct-chat", "conversation_id": "conv-1",
-            "sender": "acct-chat", "text": "see you at practice tomorrow", "participants_minor": False,
-        }
-    )
+    # chats: a synthetic grooming-risk conversation (never sexual) and benign ones with a minor
+    for cid, minor, turns in DEMO_CHATS:
+        for i, (sender, text) in enumerate(turns):
+            events.append({
+                "event_id": f"evt-{cid}-{i}", "provider": "demo-provider", "service": "chat", "kind": "text",
+                "occurred_at": f"2026-11-28T10:{i:02d}:00Z", "account": f"acct-{sender}", "conversation_id": cid,
+                "sender": sender, "text": text, "participants_minor": minor,
+            })
     lines = [json.dumps(e) for e in events]
     # malformed input: every line below must be dead-lettered with a reason, none may crash the run
     lines += [
@@ -129,6 +155,15 @@ def summarise(out_dir: str, counts: dict) -> str:
             for line in fh:
                 d = json.loads(line)
                 lines.append(f"  dead letter  {str(d['event_id']):<28} [{d['stage']}] {d['reason']}")
+    for path in sorted(glob.glob(os.path.join(out_dir, "review", "*.jsonl"))):
+        with open(path) as fh:
+            for line in fh:
+                r = json.loads(line)
+                if r.get("detection_type") == "grooming":
+                    patterns = sorted({e["pattern"] for e in r["evidence"]})
+                    lines.append(f"  grooming → human review: {r['conversation_id']} score {r['score']:.2f} "
+                                 f"(threshold {r['threshold']:.2f}), flagged at message {r['flagged_at_message']}, "
+                                 f"evidence: {', '.join(patterns) or '-'}")
     lines.append(f"files: {', '.join(parquet + jsonl) or 'none'}")
     lines.append("Non-hits left nothing behind: only the counters above.")
     return "\n".join(lines)
@@ -145,13 +180,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="out")
     args, rest = parser.parse_known_args(argv)
     info = prepare(args.workdir)
-    for sub in ("reports", "dead_letters"):
+    for sub in ("reports", "dead_letters", "review"):
         shutil.rmtree(os.path.join(args.out, sub), ignore_errors=True)
     _log(f"demo: running the pipeline on {info['n_events']} events (DirectRunner)")
     try:
         result = run([
             "--input_glob", info["events"], "--indicators", info["indicators"], "--public_key", info["public_key"],
             "--report_dir", os.path.join(args.out, "reports"), "--dead_letter_dir", os.path.join(args.out, "dead_letters"),
+            "--review_dir", os.path.join(args.out, "review"),
             "--runner", "FnApiRunner", *rest,
         ])
     except ConfigError as exc:

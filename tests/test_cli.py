@@ -94,4 +94,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert sorted(r["event_id"] for r in reports) == sorted(info["expected_hits"])
     dead = [json.loads(l) for f in (tmp_path / "out" / "dead_letters").glob("*.jsonl") for l in f.open()]
     assert len(dead) == info["n_malformed"]
-    assert not any("evt-other" in json.dumps(x) for x in reports + dead)
+    review = [json.loads(l) for f in (tmp_path / "out" / "review").glob("*.jsonl") for l in f.open()]
+    assert [r["conversation_id"] for r in review if r["detection_type"] == "grooming"] == ["conv-risk"]
+    everything = json.dumps(reports + dead + review)
+    assert "evt-other" not in everything
+    assert "conv-family" not in everything and "birthday surprise" not in everything
