@@ -76,6 +76,8 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
     hits_sub = admin.subscription(hits, "hits-reader")
     dead = admin.topic("dead-letters")
     dead_sub = admin.subscription(dead, "dead-reader")
+    review = admin.topic("review")
+    review_sub = admin.subscription(review, "review-reader")
 
     known, media = indicator_db["known"], indicator_db["media"]
     events, expected_hits = [], set()
@@ -110,12 +112,24 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
                                             kind="video", mime="video/mp4")).encode(), "unreadable video"),
         None: (b"{this is not json", "invalid JSON"),
     }
+    from csadetect.demo import DEMO_CHATS
+
+    chats = []
+    for cid, minor, turns in DEMO_CHATS:
+        for i, (sender, text) in enumerate(turns):
+            chats.append(json.dumps({
+                "event_id": f"{cid}-{i}", "provider": "p", "service": "chat", "kind": "text",
+                "occurred_at": f"2026-11-28T10:{i:02d}:00Z", "account": f"acct-{cid}-{sender}",
+                "conversation_id": cid, "sender": sender, "text": text, "participants_minor": minor,
+            }).encode())
+    non_hit_secrets += ["conv-family", "acct-conv-family-mom", "birthday surprise", "conv-adults"]
     env = dict(os.environ, PUBSUB_EMULATOR_HOST=emulator, PYTHONPATH=str(REPO))
     log_path = tmp_path / "pipeline.log"
     db = indicator_db["dir"]
     cmd = [
         sys.executable, "-m", "pipelines.detect", "--streaming", "--runner", "DirectRunner",
         "--input_subscription", uploads_sub, "--report_topic", hits, "--dead_letter_topic", dead,
+        "--review_topic", review, "--review_dir", "",
         "--report_dir", "", "--dead_letter_dir", "",
         "--indicators", str(db / "db"), "--public_key", str(db / "keys" / "public.pem"),
     ]
@@ -127,11 +141,15 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
             admin.publish(uploads, events[0])  # a redelivered upload: must not make a second report
             for body, _ in malformed.values():
                 admin.publish(uploads, body)
+            for body in chats:
+                admin.publish(uploads, body)
             reports = _wait_for(lambda: admin.pull(hits_sub), len(expected_hits), timeout=240)
             dead_letters = _wait_for(lambda: admin.pull(dead_sub), len(malformed), timeout=60)
+            flagged = _wait_for(lambda: admin.pull(review_sub), 1, timeout=120)
             time.sleep(5)  # anything extra would arrive now
             reports += admin.pull(hits_sub)
             dead_letters += admin.pull(dead_sub)
+            flagged += admin.pull(review_sub)
         finally:
             proc.terminate()
             try:
@@ -151,7 +169,11 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
     assert set(dl) == set(malformed), dl
     for event_id, (body, reason) in malformed.items():
         assert reason in dl[event_id]["reason"], dl[event_id]
-    everything = logs + "".join(m.data.decode() for m in reports + dead_letters)
+    flags = [json.loads(m.data) for m in flagged]
+    assert [f["conversation_id"] for f in flags] == ["conv-risk"], flags
+    assert flags[0]["detection_type"] == "grooming" and flags[0]["review_status"] == "pending"
+    assert flags[0]["evidence"] and flags[0]["flagged_at_message"] >= 1
+    everything = logs + "".join(m.data.decode() for m in reports + dead_letters + flagged)
     for secret in non_hit_secrets:
         assert secret not in everything, "a non-hit left a trace"
     admin.close()

@@ -13,7 +13,6 @@ review, Art. 10(4)(c)). Nothing of a conversation that is never flagged leaves t
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any, Dict, Tuple
 
@@ -35,13 +34,11 @@ class _ModelHolder:
         self.model = model
 
 
-def _event_seconds(occurred_at: str) -> float:
-    return dt.datetime.fromisoformat(occurred_at.replace("Z", "+00:00")).timestamp()
-
-
 class KeyByConversation(beam.PTransform):
-    """Text events -> (conversation_id, event) stamped with their event time; conversations
-    without a minor participant are not scanned (counted as non-hits and dropped)."""
+    """Text events -> (conversation_id, event); conversations without a minor participant are not
+    scanned (counted as non-hits and dropped). Elements keep their timestamps (Pub/Sub publish
+    time, or ``timestamp_attribute``): moving them back to ``occurred_at`` would break the
+    watermark contract on Dataflow."""
 
     def expand(self, events):
         def key(event):
@@ -50,7 +47,7 @@ class KeyByConversation(beam.PTransform):
                 counter("non_hit_text").inc()
                 counter("text_not_scanned_no_minor").inc()
                 return []
-            return [beam.window.TimestampedValue((event.conversation_id, event), _event_seconds(event.occurred_at))]
+            return [(event.conversation_id, event)]
 
         return events | "MinorsOnly" >> beam.FlatMap(key).with_output_types(Tuple[str, Any])
 
@@ -87,6 +84,7 @@ class ConversationStateFn(beam.DoFn):
         conversation_id, event = element
         model = self.model
         info = info_state.read() or {"count": 0, "flagged": False, "last": None}
+        last = timestamp if info["last"] is None else max(Timestamp.of(info["last"]), timestamp)
         window = window_state.read() or []
         vector = model.encode([event.text])[0]
         message = {
@@ -98,9 +96,9 @@ class ConversationStateFn(beam.DoFn):
         window.sort(key=lambda m: (m["sent_at"], m["index"]))  # messages may arrive out of order
         window = window[-model.window:]
         info["count"] += 1
-        info["last"] = max(info["last"] or event.occurred_at, event.occurred_at)
+        info["last"] = float(last.micros) / 1e6
         window_state.write(window)
-        expiry.set(Timestamp.of(_event_seconds(info["last"])) + Duration(seconds=self._inactivity))
+        expiry.set(last + Duration(seconds=self._inactivity))  # inactivity in element (event) time
 
         if info["flagged"]:
             info_state.write(info)
