@@ -91,28 +91,18 @@ class WriteRecords(beam.PTransform):
             )
         if self._formats:
             windowed = _window_if_streaming(records, self._streaming, self._window_seconds, "File")
-            if "jsonl" in self._formats:
+            if "parquet" in self._formats and self._schema is None:
+                raise ValueError("Parquet output needs a schema")
+            schema = self._schema
+            make_sink = {"jsonl": lambda _dest: JsonLinesSink(), "parquet": lambda _dest: ParquetSink(schema)}
+            for fmt in self._formats:  # step names WriteJsonl / WriteParquet stay stable for --update
                 outputs.append(
                     windowed
-                    | "WriteJsonl"
+                    | f"Write{fmt.capitalize()}"
                     >> fileio.WriteToFiles(
                         path=self._dir,
-                        file_naming=fileio.default_file_naming(self._prefix, ".jsonl"),
-                        sink=lambda _dest: JsonLinesSink(),
-                        shards=1,
-                    )
-                )
-            if "parquet" in self._formats:
-                if self._schema is None:
-                    raise ValueError("Parquet output needs a schema")
-                schema = self._schema
-                outputs.append(
-                    windowed
-                    | "WriteParquet"
-                    >> fileio.WriteToFiles(
-                        path=self._dir,
-                        file_naming=fileio.default_file_naming(self._prefix, ".parquet"),
-                        sink=lambda _dest: ParquetSink(schema),
+                        file_naming=fileio.default_file_naming(self._prefix, f".{fmt}"),
+                        sink=make_sink[fmt],
                         shards=1,
                     )
                 )
