@@ -141,6 +141,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         raise MediaError(f"unsupported image mode {mode}") from exc
 
 
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(w, h) scaled so the long side is ``side`` (never below 1 px)."""
+    w, h = size
+    scale = side / max(w, h)
+    return max(1, int(w * scale)), max(1, int(h * scale))
+
+
 def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = HASH_SIDE) -> Image.Image:
     """Decode image bytes into an RGB image of at most ``max_side`` px, EXIF orientation applied.
 
@@ -160,8 +167,10 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
             except Exception:  # broken EXIF must not sink an otherwise fine image
                 orientation = 1
             if max_side and img.format == "JPEG" and max(width, height) > max_side:
-                # DCT-domain downscale: decode at 1/2, 1/4 or 1/8 size, never below max_side
-                img.draft("RGB", (max_side, max_side))
+                # DCT-domain downscale: decode at 1/2, 1/4 or 1/8 size such that the *long* side
+                # stays >= max_side (PIL picks the scale from the requested box, so ask for the
+                # box the picture would fill at max_side: 2048x1536 decodes straight to 512x384)
+                img.draft("RGB", _fit((width, height), max_side))
             img.load()
     except MediaError:
         raise

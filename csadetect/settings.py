@@ -46,7 +46,8 @@ class MatchSettings(_Strict):
     video_frame_share: float = Field(0.8, gt=0, le=1, description="share of query frames that must match")
     video_seconds_per_hash: float = Field(1.0, ge=0, description="vPDQ sampling interval (0 = every frame)")
     pdq_index: Literal["auto", "multihash", "flat"] = Field(
-        "auto", description="multihash: fast (FAISS IndexBinaryMultiHash); flat: 40 B/indicator; auto: by threshold"
+        "auto", description="multihash: exact multi-index hashing (fast, ~96 B/indicator); flat: FAISS IndexBinaryFlat "
+        "(32 B/indicator, linear scan); auto: multihash for thresholds <= 31"
     )
     faiss_threads: int = Field(
         1, ge=0, description="OpenMP threads per worker process for FAISS (0 = FAISS default); "

@@ -1,12 +1,13 @@
 """In-memory matching against an indicator snapshot (DESIGN.md §4).
 
-* PDQ: a FAISS binary index over the 256-bit hashes: ``IndexBinaryMultiHash(256, 16, 16)`` with
-  ``nflip = threshold // 16`` (exact for any threshold by pigeonhole: 16 substrings of 16 bits,
-  a pair within ``t`` bits has one substring within ``t // 16`` flips), or ``IndexBinaryFlat``
-  (brute force, 32 bytes per hash). FAISS range search is strictly ``<``, so we pass
-  ``threshold + 1`` and the threshold stays inclusive. All 8 dihedral hashes of the image and of
-  every preprocessed variant go in one batched ``range_search``; the best distance per indicator
-  is kept. Recall at the threshold equals brute force (tested).
+* PDQ: multi-index hashing over the 256-bit hashes (:class:`MultiIndexHash`: 16 substrings of
+  16 bits, ``nflip = threshold // 16``; exact for any threshold by pigeonhole: a pair within
+  ``t`` bits has one substring within ``t // 16`` flips; compressed tables in numpy, ~96 bytes
+  per hash), or FAISS ``IndexBinaryFlat`` (brute force, 32 bytes per hash). Range search is
+  strictly ``<`` (FAISS's contract), so we pass ``threshold + 1`` and the threshold stays
+  inclusive. All 8 dihedral hashes of the image and of every preprocessed variant go in one
+  batched ``range_search``; the best distance per indicator is kept. Recall at the threshold
+  equals brute force (tested).
 * MD5 / SHA-256: sorted fixed-width byte arrays and ``np.searchsorted``; distance 0.
 * vPDQ: a second binary index of every frame hash of every video indicator, with an int32
   frame -> row array. For a query video, ``share`` = (unique query frames with quality >= gate
@@ -27,6 +28,7 @@ concurrent queries see either the old or the new version, never a mix.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from typing import Optional, Sequence, Union
 
@@ -48,7 +50,6 @@ from indicators.snapshot import (
 )
 
 PDQ_BYTES = 32
-NHASH, HASH_BITS = 16, 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,26 +74,151 @@ def _settings(match_settings):
     return match_settings
 
 
+class MultiIndexHash:
+    """Exact range search over 256-bit hashes by multi-index hashing (Norouzi et al.), in numpy.
+
+    The hash is cut into 16 substrings of 16 bits. A pair within ``t`` bits has at least one
+    substring within ``t // 16`` bits (pigeonhole), so every hash within the radius is among the
+    hashes sharing, in some table, a substring within ``nflip`` flips of the query's; each such
+    candidate is then verified on all 256 bits. Same contract as FAISS ``range_search`` (strictly
+    ``< radius``; radius <= 16 * (nflip + 1) for exactness) and the same results as brute force.
+
+    Layout (compressed sparse rows, no per-hash objects): the codes (32 bytes per hash), per table
+    the positions sorted by substring (4 bytes per hash and table) and a directory of 65,537
+    offsets (uint32, 4 MiB for all 16 tables): ~96 bytes per hash, against ~350 for FAISS
+    ``IndexBinaryMultiHash`` whose hash maps hold 8-byte ids in per-key vectors. Fewer than
+    ``FLAT_BELOW`` hashes (small overlays, video frames) go to a FAISS flat index instead, where a
+    scan is as fast as the probes and the directory would dominate memory.
+    """
+
+    TABLES, BITS = 16, 16
+    FLAT_BELOW = 1 << 16
+    CHUNK = 1 << 18  # candidates verified per step: bounds the temporaries of large batches
+
+    def __init__(self, nflip: int):
+        self.nflip = nflip
+        flips = [0]
+        for k in range(1, nflip + 1):
+            flips += [sum(1 << b for b in bits) for bits in itertools.combinations(range(self.BITS), k)]
+        self._flips = np.array(flips, dtype=np.uint16)
+        self._table_base = np.arange(self.TABLES, dtype=np.int64) << self.BITS
+        self.ntotal = 0
+        self.codes = np.zeros((0, PDQ_BYTES), dtype=np.uint8)
+        self._flat = None
+        self._order = self._offsets = None
+
+    def add(self, codes: np.ndarray) -> None:
+        codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, PDQ_BYTES)
+        if self.ntotal:
+            codes = np.concatenate([self.codes, codes])
+        self.codes, self.ntotal = codes, len(codes)
+        n = self.ntotal
+        if n < self.FLAT_BELOW:
+            self._flat = faiss.IndexBinaryFlat(256)
+            self._flat.add(codes)
+            self._order = self._offsets = None
+            return
+        self._flat = None
+        keys = codes.view("<u2")  # (n, 16) substrings
+        width = 1 << self.BITS
+        order = np.empty(self.TABLES * n, dtype=np.uint32)
+        offsets = np.zeros(self.TABLES * width + 1, dtype=np.uint32 if self.TABLES * n < 1 << 32 else np.int64)
+        for t in range(self.TABLES):
+            order[t * n:(t + 1) * n] = np.argsort(keys[:, t], kind="stable")
+            counts = np.bincount(keys[:, t], minlength=width)
+            np.cumsum(counts, out=offsets[t * width + 1:(t + 1) * width + 1])
+            offsets[t * width + 1:(t + 1) * width + 1] += t * n
+        self._order, self._offsets = order, offsets
+        self._rows = codes.view("V32").ravel()  # one 32-byte item per hash, for gathers
+
+    def memory_bytes(self) -> int:
+        tables = 0 if self._order is None else self._order.nbytes + self._offsets.nbytes
+        return self.codes.nbytes + tables
+
+    def range_search(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lims, distances, positions) like FAISS: the hits of query i are [lims[i], lims[i+1])."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, PDQ_BYTES)
+        if self._flat is not None:
+            lims, dist, pos = self._flat.range_search(queries, radius)
+            return lims.astype(np.int64), dist, pos
+        nq = len(queries)
+        # probe keys (query, table, flip) -> rows of the directory
+        probes = (queries.view("<u2")[:, :, None] ^ self._flips).astype(np.int64)
+        probes += self._table_base[None, :, None]
+        starts = self._offsets[probes].reshape(nq, -1).astype(np.int64)
+        lengths = self._offsets[probes + 1].reshape(nq, -1) - starts
+        if nq == 1:
+            qnum, pos, dist = self._verify(queries, starts.ravel(), lengths.ravel(), radius)
+            return np.array([0, len(pos)], dtype=np.int64), dist, pos
+        upto = np.cumsum(lengths.sum(axis=1))  # candidates up to and including each query
+        qs, ps, ds = [], [], []
+        first = 0
+        while first < nq:  # queries in chunks of about CHUNK candidates
+            done = int(upto[first - 1]) if first else 0
+            last = max(first + 1, int(np.searchsorted(upto, done + self.CHUNK, "right")))
+            q, p, d = self._verify(queries[first:last], starts[first:last].ravel(), lengths[first:last].ravel(), radius)
+            qs.append(q + first)
+            ps.append(p)
+            ds.append(d)
+            first = last
+        qnum, pos, dist = np.concatenate(qs), np.concatenate(ps), np.concatenate(ds)
+        return np.searchsorted(qnum, np.arange(nq + 1)), dist, pos
+
+    def _verify(self, queries, starts, lengths, radius):
+        """(query number, position, distance) within ``radius`` of the candidates in the given
+        directory ranges, sorted by query then position, each pair once."""
+        ends = np.cumsum(lengths)
+        total = int(ends[-1]) if len(ends) else 0
+        if total == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty.astype(np.int32)
+        index = np.repeat(starts - (ends - lengths), lengths)
+        index += np.arange(total, dtype=np.int64)
+        cand = self._order[index]
+        words = np.take(self._rows, cand).view(np.uint64)
+        nq = len(queries)
+        if nq == 1:
+            words = words.reshape(-1, 4)
+            words ^= queries.view(np.uint64)
+        else:
+            per_query = lengths.size // nq
+            qnum = np.repeat(np.arange(nq), np.diff(ends[per_query - 1::per_query], prepend=0))
+            words ^= np.take(queries.view("V32").ravel(), qnum).view(np.uint64)
+        # the 4 bit counts of a candidate (bytes of one uint32) summed by one multiply: the top
+        # byte of counts * 0x01010101 is their sum modulo 256, i.e. exact except at 4 x 64 = 256
+        counts = np.bitwise_count(words).view(np.uint32).ravel()
+        summed = (counts * np.uint32(0x01010101)) >> np.uint32(24)
+        near = np.flatnonzero((summed < radius) & (counts != 0x40404040))
+        dist = summed[near].astype(np.int32)
+        key = cand[near].astype(np.int64)
+        if nq > 1:
+            key += qnum[near] * self.ntotal
+        if len(key) > 1:  # a hash found through several tables: keep one
+            order = np.argsort(key, kind="stable")
+            key, dist = key[order], dist[order]
+            first = np.ones(len(key), dtype=bool)
+            first[1:] = key[1:] != key[:-1]
+            key, dist = key[first], dist[first]
+        if nq == 1:
+            return np.zeros(len(key), dtype=np.int64), key, dist
+        return key // self.ntotal, key % self.ntotal, dist
+
+
 def make_binary_index(threshold: int, mode: str = "auto"):
-    """The FAISS index for 256-bit hashes: multihash when asked, or auto with threshold <= 31."""
+    """The index for 256-bit hashes: multi-index hashing (:class:`MultiIndexHash`) when asked, or
+    auto with threshold <= 31; FAISS ``IndexBinaryFlat`` otherwise."""
     if mode == "multihash" or (mode == "auto" and threshold <= 31):
-        index = faiss.IndexBinaryMultiHash(256, NHASH, HASH_BITS)
-        index.nflip = threshold // HASH_BITS
-        return index
+        return MultiIndexHash(nflip=threshold // MultiIndexHash.BITS)
     if mode not in ("auto", "flat"):
         raise ValueError(f"unknown pdq_index {mode!r} (expected auto, multihash or flat)")
     return faiss.IndexBinaryFlat(256)
 
 
 def faiss_bytes(index) -> int:
-    """Bytes held by a binary index: exact for flat (32 per hash). For multihash an estimate
-    calibrated against process RSS (within ~25% from 100k to 4M hashes): the codes, ~13 bytes per
-    hash in each of the 16 hash maps (8-byte id plus vector slack), ~100 bytes per map key."""
-    n = index.ntotal
-    if isinstance(index, faiss.IndexBinaryMultiHash):
-        keys = NHASH * (1 << HASH_BITS) * (1.0 - np.exp(-n / (1 << HASH_BITS)))
-        return int(n * (PDQ_BYTES + NHASH * 13) + keys * 100)
-    return n * index.code_size
+    """Bytes held by a binary index (exact): 32 per hash for flat; see :class:`MultiIndexHash`."""
+    if isinstance(index, MultiIndexHash):
+        return index.memory_bytes()
+    return index.ntotal * index.code_size
 
 
 def _range(index, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,9 +347,9 @@ class IndicatorIndex:
         return base + (state.overlay.n if state.overlay is not None else 0)
 
     def memory_stats(self) -> dict:
-        """Bytes per structure: ``ids``, ``categories``, ``pdq_index`` (FAISS; estimated for
-        multihash, see :func:`faiss_bytes`), ``exact`` (md5/sha256 arrays), ``vpdq_index``,
-        ``active`` (the base mask, after deltas) and ``overlay`` (everything added by deltas)."""
+        """Bytes per structure: ``ids``, ``categories``, ``pdq_index`` (see :func:`faiss_bytes`),
+        ``exact`` (md5/sha256 arrays), ``vpdq_index``, ``active`` (the base mask, after deltas)
+        and ``overlay`` (everything added by deltas)."""
         state = self._state
         stats = state.base.memory_stats()
         stats["active"] = 0 if state.base_active is None else state.base_active.nbytes
@@ -297,7 +423,8 @@ class IndicatorIndex:
         state = self._state
         if not hashes:
             return []
-        queries = np.unique(np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, PDQ_BYTES), axis=0)
+        unique = dict.fromkeys(bytes(h) for h in hashes)  # e.g. the dihedral hashes of a symmetric picture
+        queries = np.frombuffer(b"".join(unique), dtype=np.uint8).reshape(-1, PDQ_BYTES)
         out = []
         for seg, active in state.segments():
             _, rows, dist = _range(seg.pdq, queries, self.settings.pdq_threshold + 1)

@@ -348,3 +348,25 @@ def test_memory_and_len_after_delta(db):
     live.refresh(path, public)
     assert len(live) == 51 and live.memory_bytes() > before
     assert live.memory_stats()["overlay"] > 0 and live.memory_stats()["active"] == 50
+
+
+@pytest.mark.parametrize("threshold", [15, 31, 40])
+def test_multi_index_tables_equal_brute_force(random_db, monkeypatch, threshold):
+    """The multi-index tables themselves (not the FAISS flat fallback used below FLAT_BELOW
+    hashes): single and batched range searches equal brute force, also across chunk borders."""
+    from indicators.index import MultiIndexHash
+
+    db, queries, _ = random_db
+    monkeypatch.setattr(MultiIndexHash, "FLAT_BELOW", 0)
+    monkeypatch.setattr(MultiIndexHash, "CHUNK", 5_000)  # force many chunks in the batched path
+    mih = MultiIndexHash(nflip=threshold // 16)
+    mih.add(db)
+    assert mih._order is not None, "tables not built"
+    expected = [_brute(db, q, threshold) for q in queries]
+    lims, dist, pos = mih.range_search(queries, threshold + 1)
+    for i, exp in enumerate(expected):
+        got = {int(p): int(d) for p, d in zip(pos[lims[i]:lims[i + 1]], dist[lims[i]:lims[i + 1]])}
+        assert got == exp, i
+    for i in (0, 400, 599):
+        l1, d1, p1 = mih.range_search(queries[i:i + 1], threshold + 1)
+        assert {int(p): int(d) for p, d in zip(p1, d1)} == expected[i]
