@@ -273,7 +273,8 @@ def bench_hashing(args) -> str:
         )
 
     RESULTS["hashing"] = {
-        "plain": rates[names[3]], "pipeline": rates[names[4]], "full": full, "pytx": pytx,
+        "plain": rates["hash_image (plain: PDQ + 8 dihedral + MD5 + SHA-256)"],
+        "pipeline": rates["hash_image + preprocess views (pipeline configuration)"], "full": full, "pytx": pytx,
         "conf_pytx": max(d_plain, d_piped), "conf_ref": max(ours_v + ours_pv) if vectors else None,
     }
     rows = []
