@@ -69,6 +69,9 @@ class GroomingSettings(_Strict):
     enabled: bool = Field(True, description="score conversations with a minor participant (Art. 7(7))")
     model: Optional[str] = Field(None, description="model dir/.keras path; None = the shipped reference model")
     threshold: Optional[float] = Field(None, ge=0, le=1, description="None = the model's tuned threshold")
+    threshold_provenance: Optional[dict] = Field(
+        None, description="written by `csadetect tune`: dataset, its sha256, target, precision, recall, date, model"
+    )
     inactivity_seconds: int = Field(7 * 24 * 3600, gt=0, description="conversation state is cleared after this")
 
 

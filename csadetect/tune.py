@@ -1,0 +1,432 @@
+"""``csadetect tune``: choose a classifier threshold for a target precision or FPR (DESIGN §5).
+
+Reads scored, labelled examples (Parquet or JSON Lines), picks the threshold exactly over all
+distinct scores (sorting, O(n log n)), prints one JSON line on stdout (threshold, precision,
+recall, FPR, counts, 95% Wilson intervals), a human summary on stderr, writes PR and ROC curves
+as PNG, and optionally stores the threshold with its provenance in a YAML config.
+
+A prediction is positive when ``score >= threshold``. Pure functions (:func:`choose_threshold`,
+:func:`wilson`, :func:`pr_curve`, :func:`roc_curve`) are usable without the CLI.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+PROGRESS_MIN_ROWS = 100_000
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+
+_POSITIVE = {"1", "true", "confirmed"}
+_NEGATIVE = {"0", "false", "manifestly_unfounded"}
+
+
+class TuneError(ValueError):
+    """Bad input or unreachable target; the message is one line for the operator."""
+
+
+# ---------------------------------------------------------------------------------------- maths
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes out of ``n``; ``(0.0, 1.0)`` when ``n == 0``."""
+    if n <= 0:
+        return (0.0, 1.0)
+    if not 0 <= k <= n:
+        raise ValueError(f"k={k} must lie in [0, n={n}]")
+    p = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def _as_arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    if s.shape != y.shape:
+        raise TuneError(f"scores ({s.size}) and labels ({y.size}) differ in length")
+    if s.size and not np.all(np.isfinite(s)):
+        raise TuneError("scores must be finite numbers (found NaN or infinity)")
+    y = y.astype(bool)
+    return s, y
+
+
+def _cumulative(scores, labels):
+    """Distinct thresholds (descending) with tp/fp counts of ``score >= t``; plus P and N."""
+    s, y = _as_arrays(scores, labels)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    tp = np.cumsum(y, dtype=np.int64)
+    fp = np.cumsum(~y, dtype=np.int64)
+    # last index of each run of equal scores: ties fall on the same side of any threshold
+    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1] if s.size else np.array([], dtype=np.int64)
+    return s[last], tp[last], fp[last], int(y.sum()), int((~y).sum())
+
+
+def pr_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(precision, recall, thresholds)``, one point per distinct score, thresholds descending."""
+    thr, tp, fp, pos, _ = _cumulative(scores, labels)
+    precision = tp / (tp + fp)
+    recall = tp / pos if pos else np.zeros_like(precision, dtype=np.float64)
+    return precision, recall, thr
+
+
+def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fpr, tpr, thresholds)``, one point per distinct score, thresholds descending."""
+    thr, tp, fp, pos, neg = _cumulative(scores, labels)
+    tpr = tp / pos if pos else np.zeros(tp.shape, dtype=np.float64)
+    fpr = fp / neg if neg else np.zeros(fp.shape, dtype=np.float64)
+    return fpr, tpr, thr
+
+
+def choose_threshold(scores, labels, target_precision: Optional[float] = None,
+                     target_fpr: Optional[float] = None) -> dict:
+    """The lowest distinct score ``t`` with precision(score >= t) >= ``target_precision`` (most
+    recall), or the lowest with FPR <= ``target_fpr``. Exactly one target. Raises TuneError when
+    there are no positives or negatives or the target is not reachable (says the best achievable)."""
+    if (target_precision is None) == (target_fpr is None):
+        raise TuneError("give exactly one of target_precision and target_fpr")
+    target = target_precision if target_fpr is None else target_fpr
+    if not 0.0 <= float(target) <= 1.0:
+        raise TuneError(f"target must lie in [0, 1], got {target}")
+    thr, tp, fp, pos, neg = _cumulative(scores, labels)
+    if pos == 0:
+        raise TuneError("no positive examples: cannot estimate precision or recall")
+    if neg == 0:
+        raise TuneError("no negative examples: cannot estimate false positives")
+    if target_precision is not None:
+        prec = tp / (tp + fp)
+        ok = np.nonzero(prec >= target_precision)[0]
+        if ok.size == 0:
+            raise TuneError(f"no threshold reaches precision >= {target_precision:g}; "
+                            f"best achievable is {prec.max():.4f} at threshold {thr[int(np.argmax(prec))]:.6g}")
+        i = int(ok[-1])  # thresholds descend: the last qualifying index is the lowest threshold
+        target_desc = {"precision": float(target_precision)}
+    else:
+        fpr = fp / neg
+        ok = np.nonzero(fpr <= target_fpr)[0]  # fpr is non-decreasing as the threshold falls
+        if ok.size == 0:
+            raise TuneError(f"no threshold reaches FPR <= {target_fpr:g}; "
+                            f"best achievable is {fpr.min():.4f} at threshold {thr[0]:.6g}")
+        i = int(ok[-1])
+        target_desc = {"fpr": float(target_fpr)}
+    tpi, fpi = int(tp[i]), int(fp[i])
+    fn, tn = pos - tpi, neg - fpi
+    return {
+        "threshold": float(thr[i]),
+        "target": target_desc,
+        "precision": tpi / (tpi + fpi),
+        "recall": tpi / pos,
+        "fpr": fpi / neg,
+        "tp": tpi, "fp": fpi, "fn": fn, "tn": tn, "n": pos + neg,
+        "precision_ci95": list(wilson(tpi, tpi + fpi)),
+        "recall_ci95": list(wilson(tpi, pos)),
+    }
+
+
+# ---------------------------------------------------------------------------------------- input
+
+
+def _progress(total: Optional[int], unit: str, quiet: bool, big: bool):
+    from tqdm import tqdm
+
+    disable = quiet or not big or not sys.stderr.isatty()
+    return tqdm(total=total, unit=unit, unit_scale=True, file=sys.stderr, disable=disable,
+                desc="reading", leave=False)
+
+
+def parse_label(value: Any) -> bool:
+    """1/0, true/false (bool or string), "confirmed"/"manifestly_unfounded" -> bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, (float, np.floating)) and value in (0.0, 1.0):
+        return bool(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _POSITIVE:
+            return True
+        if v in _NEGATIVE:
+            return False
+    raise ValueError("label must be 1/0, true/false or confirmed/manifestly_unfounded")
+
+
+def _parse_score(value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise ValueError("score is not a number")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("score is not a number") from None
+    if not math.isfinite(f):
+        raise ValueError("score is not finite")
+    return f
+
+
+def _check_columns(present, score_col: str, label_col: str, where: str) -> None:
+    missing = [c for c in (score_col, label_col) if c not in present]
+    if missing:
+        raise TuneError(f"{where}: missing column(s) {', '.join(missing)}")
+
+
+def _read_parquet(path: Path, score_col: str, label_col: str, quiet: bool):
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise TuneError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    _check_columns(pf.schema_arrow.names, score_col, label_col, str(path))
+    scores, labels = [], []
+    rows = pf.metadata.num_rows
+    with _progress(rows, "rows", quiet, rows > PROGRESS_MIN_ROWS) as bar:
+        for rg in range(pf.num_row_groups):
+            t = pf.read_row_group(rg, columns=[score_col, label_col])
+            scores.extend(t.column(score_col).to_pylist())
+            labels.extend(t.column(label_col).to_pylist())
+            bar.update(t.num_rows)
+    return scores, labels
+
+
+def _read_json(path: Path, score_col: str, label_col: str, quiet: bool):
+    scores, labels = [], []
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip()
+    if head.startswith(b"["):  # a .json file holding one array of objects
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TuneError(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
+        for i, obj in enumerate(rows, 1):
+            if not isinstance(obj, dict):
+                raise TuneError(f"{path}: item {i}: not a JSON object")
+            _check_columns(obj, score_col, label_col, f"{path}: item {i}")
+            scores.append(obj[score_col])
+            labels.append(obj[label_col])
+        return scores, labels
+    with open(path, "rb") as fh, _progress(size, "B", quiet, size > PROGRESS_MIN_BYTES) as bar:
+        for i, raw in enumerate(fh, 1):
+            bar.update(len(raw))
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                raise TuneError(f"{path}: line {i}: not valid JSON") from None
+            if not isinstance(obj, dict):
+                raise TuneError(f"{path}: line {i}: not a JSON object")
+            _check_columns(obj, score_col, label_col, f"{path}: line {i}")
+            scores.append(obj[score_col])
+            labels.append(obj[label_col])
+    return scores, labels
+
+
+def read_examples(path, score_col: str = "score", label_col: str = "label",
+                  quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores float64, labels bool)`` from ``.parquet``, ``.jsonl`` or ``.json``. Raises TuneError."""
+    path = Path(path)
+    if not path.is_file():
+        raise TuneError(f"scores file not found: {path}")
+    ext = path.suffix.lower()
+    if ext == ".parquet":
+        raw_s, raw_y = _read_parquet(path, score_col, label_col, quiet)
+    elif ext in (".jsonl", ".json"):
+        raw_s, raw_y = _read_json(path, score_col, label_col, quiet)
+    else:
+        raise TuneError(f"{path}: unsupported extension {ext or '(none)'} (use .parquet, .jsonl or .json)")
+    if not raw_s:
+        raise TuneError(f"{path}: no examples")
+    scores = np.empty(len(raw_s), dtype=np.float64)
+    labels = np.empty(len(raw_y), dtype=bool)
+    for i, (s, y) in enumerate(zip(raw_s, raw_y)):
+        try:
+            scores[i] = _parse_score(s)
+        except ValueError as exc:
+            raise TuneError(f"{path}: row {i + 1}: column {score_col}: {exc}") from None
+        try:
+            labels[i] = parse_label(y)
+        except ValueError as exc:
+            raise TuneError(f"{path}: row {i + 1}: column {label_col}: {exc}") from None
+    return scores, labels
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------- output
+
+
+def write_curves(scores, labels, result: dict, pr_path, roc_path) -> None:
+    """PR and ROC curves as PNG with the chosen operating point marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    precision, recall, _ = pr_curve(scores, labels)
+    fpr, tpr, _ = roc_curve(scores, labels)
+    t = result["threshold"]
+    label = f"t={t:.4g}"
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    ax.step(recall, precision, where="post")
+    ax.plot([result["recall"]], [result["precision"]], "o", color="red", label=label)
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall", xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(pr_path)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    ax.plot(np.r_[0.0, fpr], np.r_[0.0, tpr])
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.plot([result["fpr"]], [result["recall"]], "o", color="red", label=label)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(roc_path)
+    plt.close(fig)
+
+
+def write_config(config_path, key: str, threshold: float, provenance: dict) -> None:
+    """Set dotted ``key`` to ``threshold`` and ``<key>_provenance`` beside it in a YAML file,
+    creating it or keeping its other keys (comments are not kept). Atomic replace."""
+    import yaml
+
+    path = Path(config_path)
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise TuneError(f"invalid config key: {key!r}")
+    data: Any = {}
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise TuneError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise TuneError(f"config file {path} must hold a mapping at the top level")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise TuneError(f"config key {'.'.join(parts[:i + 1])} in {path} is not a mapping")
+        node = child
+    node[parts[-1]] = float(threshold)
+    node[f"{parts[-1]}_provenance"] = provenance
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(data, fh, sort_keys=False, default_flow_style=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def _fraction(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 0.0 <= f <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return f
+
+
+def _cmd_tune(args) -> int:
+    try:
+        return _run(args)
+    except TuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    quiet = getattr(args, "quiet", False)
+    path = Path(args.scores)
+    scores, labels = read_examples(path, args.score_column, args.label_column, quiet=quiet)
+    result = choose_threshold(scores, labels, target_precision=args.target_precision, target_fpr=args.target_fpr)
+
+    curves_dir = Path(args.curves_dir) if args.curves_dir else path.parent
+    curves_dir.mkdir(parents=True, exist_ok=True)
+    pr_path, roc_path = curves_dir / f"{path.stem}-pr.png", curves_dir / f"{path.stem}-roc.png"
+    write_curves(scores, labels, result, pr_path, roc_path)
+    result["curves"] = {"pr": str(pr_path), "roc": str(roc_path)}
+
+    if args.write_config:
+        provenance = {
+            "dataset": str(path),
+            "dataset_sha256": sha256_file(path),
+            "n": result["n"],
+            "target": result["target"],
+            "precision": result["precision"],
+            "recall": result["recall"],
+            "chosen_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "model_version": args.model_version,
+        }
+        write_config(args.write_config, args.config_key, result["threshold"], provenance)
+        result["config"] = {"path": str(args.write_config), "key": args.config_key}
+
+    print(json.dumps(result), flush=True)
+    pl, ph = result["precision_ci95"]
+    rl, rh = result["recall_ci95"]
+    print(f"threshold {result['threshold']:.6g}: precision {result['precision']:.4f} [{pl:.3f}, {ph:.3f}], "
+          f"recall {result['recall']:.4f} [{rl:.3f}, {rh:.3f}], FPR {result['fpr']:.4f} "
+          f"(tp={result['tp']} fp={result['fp']} fn={result['fn']} tn={result['tn']} n={result['n']}); "
+          f"curves: {pr_path}, {roc_path}"
+          + (f"; wrote {args.config_key} to {args.write_config}" if args.write_config else ""),
+          file=sys.stderr, flush=True)
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("tune", help="choose a score threshold for a target precision or FPR (DESIGN §5)")
+    p.add_argument("--scores", required=True, metavar="FILE", help="scored, labelled examples (.parquet, .jsonl, .json)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-precision", type=_fraction, metavar="P", help="lowest threshold with precision >= P")
+    target.add_argument("--target-fpr", type=_fraction, metavar="F", help="lowest threshold with FPR <= F")
+    p.add_argument("--score-column", default="score")
+    p.add_argument("--label-column", default="label", help="1/0, true/false or confirmed/manifestly_unfounded")
+    p.add_argument("--model-version", default=None, help="recorded in the provenance")
+    p.add_argument("--curves-dir", default=None, metavar="DIR", help="where PR/ROC PNGs go (default: beside --scores)")
+    p.add_argument("--write-config", default=None, metavar="FILE", help="YAML file to store the threshold in")
+    p.add_argument("--config-key", default="grooming.threshold", help="dotted key for --write-config")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_tune)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="csadetect")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
