@@ -7,7 +7,7 @@ PIP     = $(VENV)/bin/pip
 STAMP   = $(VENV)/.installed
 FFMPEG_DEV = libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libswresample-dev libswscale-dev libavutil-dev
 
-.PHONY: demo test install sysdeps emulator-check bench clean
+.PHONY: demo test install sysdeps bench models clean
 
 demo: install
 	$(PY) -m csadetect demo
@@ -36,6 +36,11 @@ install: sysdeps $(STAMP)
 bench: install
 	$(PY) benchmarks/bench_known.py
 	$(PY) benchmarks/bench_robustness.py
+	$(PY) benchmarks/bench_models.py
+
+# Retrain the reference models (CPU, fixed seeds, reproducible; benign synthetic data only).
+models: install
+	$(PY) -m models.train_grooming --out models/reference/grooming
 
 clean:
 	rm -rf $(VENV) out .demo build dist *.egg-info
