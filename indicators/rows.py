@@ -21,6 +21,8 @@ import os
 import re
 from typing import Iterable, Iterator, Optional, Sequence
 
+from csadetect.events import utc_now
+
 KINDS = ("pdq", "md5", "sha256", "vpdq", "embedding")
 HEX_LENGTH = {"pdq": 64, "md5": 32, "sha256": 64}
 FIELDS = ("indicator_id", "kind", "value", "category", "source", "note", "added_at", "disabled_at")
@@ -36,11 +38,6 @@ _ID_RE = re.compile(r"[^\s\x00-\x1f\x7f]+")  # no whitespace or control characte
 
 class IndicatorError(ValueError):
     """A bad indicator row or input file; the message is one line, e.g. ``file.csv:12: ...``."""
-
-
-def utc_now() -> str:
-    """Now as RFC 3339 UTC with second precision, e.g. ``2024-05-01T12:00:00Z``."""
-    return format_time(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
 
 
 def format_time(t: dt.datetime) -> str:

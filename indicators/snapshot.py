@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from indicators.rows import FIELDS, KINDS, Indicator, utc_now
+from csadetect.events import utc_now
+from indicators.rows import FIELDS, KINDS, Indicator
 from indicators.signing import (
     PrivateKeyLike,
     PublicKeyLike,

@@ -37,8 +37,7 @@ MAX_EVIDENCE = 50
 _CHUNK = 4096
 
 
-class ModelError(Exception):
-    """A grooming model could not be loaded or used; the message is one line."""
+from models import ModelError  # noqa: E402  (re-exported: models.grooming.ModelError)
 
 
 def parse_rfc3339(value) -> datetime:

@@ -25,9 +25,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-
-class ModelError(RuntimeError):
-    """A model that cannot be found or loaded; the message is one line for the operator."""
+from models import ModelError
 
 
 def _local_copy(uri: str) -> str:
