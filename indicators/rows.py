@@ -21,8 +21,6 @@ import os
 import re
 from typing import Iterable, Iterator, Optional, Sequence
 
-from csadetect.events import utc_now
-
 KINDS = ("pdq", "md5", "sha256", "vpdq", "embedding")
 HEX_LENGTH = {"pdq": 64, "md5": 32, "sha256": 64}
 FIELDS = ("indicator_id", "kind", "value", "category", "source", "note", "added_at", "disabled_at")
