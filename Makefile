@@ -41,6 +41,7 @@ bench: install
 # Retrain the reference models (CPU, fixed seeds, reproducible; benign synthetic data only).
 models: install
 	$(PY) -m models.train_grooming --out models/reference/grooming
+	$(PY) -m models.train_embedding --out models/reference/embedding
 
 clean:
 	rm -rf $(VENV) out .demo build dist *.egg-info
