@@ -11,28 +11,19 @@ import sys
 
 
 def _cmd_hash(args) -> int:
-    from csadetect.hashing import MediaError, hash_image, hash_video_file, crypto_hashes, VideoHashes, is_video_path
+    from csadetect.hashing import MediaError, hash_file
     from csadetect.settings import load_settings
 
     settings = load_settings(args.config)
     failed = 0
     for path in args.paths:
         try:
-            if is_video_path(path):
-                with open(path, "rb") as fh:
-                    md5, sha256 = crypto_hashes(fh.read())
-                frames = hash_video_file(path, seconds_per_hash=args.seconds_per_hash)
-                out = VideoHashes(md5=md5, sha256=sha256, frames=tuple(frames)).to_json(path)
-            else:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-                out = hash_image(data, max_pixels=settings.limits.max_pixels).to_json(path)
-        except (OSError, MediaError) as exc:
+            hashes = hash_file(path, max_pixels=settings.limits.max_pixels, seconds_per_hash=args.seconds_per_hash)
+        except MediaError as exc:
             failed += 1
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(f"error: {path}: {reason}", file=sys.stderr)
+            print(f"error: {path}: {exc}", file=sys.stderr)
             continue
-        print(json.dumps(out), flush=True)
+        print(json.dumps(hashes.to_json(path)), flush=True)
     return 1 if failed else 0
 
 

@@ -293,6 +293,39 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
     return VideoHashes(md5=md5, sha256=sha256, frames=tuple(frames))
 
 
+def file_digests(path: str) -> tuple[str, str]:
+    """(md5, sha256) hex of a file, read in 1 MiB blocks."""
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            md5.update(block)
+            sha256.update(block)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def hash_file(
+    path: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    seconds_per_hash: float = 1.0,
+    dihedral: bool = True,
+    preprocess: Optional[Preprocessor] = None,
+):
+    """Hash a media file, a video or an image by its extension: VideoHashes or ImageHashes.
+    Raises MediaError (one line) for a missing, unreadable or undecodable file."""
+    if not os.path.isfile(path):
+        raise MediaError("file not found" if not os.path.exists(path) else "not a file")
+    try:
+        if is_video_path(path):
+            md5, sha256 = file_digests(path)
+            frames = hash_video_file(path, seconds_per_hash=seconds_per_hash)
+            return VideoHashes(md5=md5, sha256=sha256, frames=tuple(frames))
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+    return hash_image(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess)
+
+
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 
 

@@ -179,21 +179,16 @@ def cmd_diff(args) -> int:
 
 
 def _hash_and_match(path: str, index, settings) -> list:
-    from csadetect.hashing import MediaError, hash_image, hash_video_file, is_video_path
-    from indicators.rows import file_digests
+    from csadetect.hashing import VideoHashes, hash_file
 
-    if not os.path.isfile(path):
-        raise MediaError("file not found" if not os.path.exists(path) else "not a file")
-    if is_video_path(path):
-        md5, sha256 = file_digests(path)
-        frames = hash_video_file(path, seconds_per_hash=settings.match.video_seconds_per_hash)
-        return index.match_video(frames, md5, sha256)
     preprocess = None
     if settings.match.preprocess:
         from csadetect.preprocess import views as preprocess
-    with open(path, "rb") as fh:
-        data = fh.read()
-    return index.match_image(hash_image(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess))
+    hashes = hash_file(path, max_pixels=settings.limits.max_pixels,
+                       seconds_per_hash=settings.match.video_seconds_per_hash, preprocess=preprocess)
+    if isinstance(hashes, VideoHashes):
+        return index.match_video(hashes.frames, hashes.md5, hashes.sha256)
+    return index.match_image(hashes)
 
 
 @_handled

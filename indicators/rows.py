@@ -15,7 +15,6 @@ import binascii
 import csv
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -281,39 +280,23 @@ def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV
             writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in columns])
 
 
-def file_digests(path: str) -> tuple[str, str]:
-    """(md5, sha256) hex of a file, read in 1 MiB blocks."""
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            md5.update(block)
-            sha256.update(block)
-    return md5.hexdigest(), sha256.hexdigest()
-
-
 def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY) -> tuple[list[Indicator], Optional[str]]:
     """Rows for one media file and an optional warning. Raises MediaError if it cannot be read."""
-    from csadetect.hashing import MediaError, hash_image, hash_video_file, is_video_path
+    from csadetect.hashing import VideoHashes, hash_file
 
-    try:
-        md5, sha256 = file_digests(path)
-    except OSError as exc:
-        raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+    hashes = hash_file(path, seconds_per_hash=settings.video_seconds_per_hash, dihedral=False)
+    md5, sha256 = hashes.md5, hashes.sha256
     name = os.path.basename(path)
     base = sha256[:16]
     warning = None
     perceptual: list[Indicator] = []
-    if is_video_path(path):
-        frames = hash_video_file(path, seconds_per_hash=settings.video_seconds_per_hash)
-        good = [f.pdq.hex() for f in frames if f.quality >= settings.quality_gate]
+    if isinstance(hashes, VideoHashes):
+        good = [f.pdq.hex() for f in hashes.frames if f.quality >= settings.quality_gate]
         if good:
             perceptual.append(Indicator(f"{base}-vpdq", "vpdq", " ".join(good), category, note=name))
         else:
             warning = f"no vPDQ frame reaches quality {settings.quality_gate}; only md5/sha256 rows added"
     else:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        hashes = hash_image(data, dihedral=False)
         perceptual.append(Indicator(f"{base}-pdq", "pdq", hashes.pdq.hex(), category, note=name))
         if hashes.quality < settings.quality_gate:
             warning = f"PDQ quality {hashes.quality} is below the gate {settings.quality_gate}"

@@ -250,7 +250,7 @@ def test_vpdq_real_videos(tmp_path):
     rows = from_media([known], settings, category="v")
     assert sorted(r.kind for r in rows) == ["md5", "sha256", "vpdq"]
     index = _index(rows)
-    from indicators.rows import file_digests
+    from csadetect.hashing import file_digests
 
     same = index.match_video(hash_video_file(known, seconds_per_hash=1.0), *file_digests(known))
     assert {m.kind for m in same} == {"vpdq", "md5", "sha256"}
