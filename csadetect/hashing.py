@@ -226,14 +226,27 @@ def hash_image(
     ``preprocess`` (see :mod:`csadetect.preprocess`) returns extra (name, image) views, e.g. the
     image with uniform borders removed; each is hashed and carried in ``variants``.
     """
+    return hash_image_with_views(data, max_pixels, dihedral, preprocess)[0]
+
+
+def hash_image_with_views(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    dihedral: bool = True,
+    preprocess: Optional[Preprocessor] = None,
+) -> tuple[ImageHashes, list[tuple[str, Image.Image]]]:
+    """:func:`hash_image`, plus the decoded pictures it hashed: ``[("image", img), (view name,
+    view), ...]`` (for the embedding model, which then sees the same views as PDQ)."""
     md5, sha256 = crypto_hashes(data)
     img = load_image(data, max_pixels=max_pixels)
     main = pdq_from_image(img, dihedral=dihedral)
     variants: list[tuple[str, PdqResult]] = []
+    pictures: list[tuple[str, Image.Image]] = [("image", img)]
     if preprocess is not None:
         for name, view in preprocess(img):
             variants.append((name, pdq_from_image(view, dihedral=dihedral)))
-    return ImageHashes(
+            pictures.append((name, view))
+    hashes = ImageHashes(
         pdq=main.pdq,
         quality=main.quality,
         dihedral=main.dihedral,
@@ -243,6 +256,7 @@ def hash_image(
         height=img.size[1],
         variants=tuple(variants),
     )
+    return hashes, pictures
 
 
 def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 0, threads: int = 1) -> list[VideoFrame]:
@@ -309,21 +323,26 @@ def hash_file(
     seconds_per_hash: float = 1.0,
     dihedral: bool = True,
     preprocess: Optional[Preprocessor] = None,
+    with_views: bool = False,
 ):
     """Hash a media file, a video or an image by its extension: VideoHashes or ImageHashes.
-    Raises MediaError (one line) for a missing, unreadable or undecodable file."""
+    Raises MediaError (one line) for a missing, unreadable or undecodable file. With
+    ``with_views``, returns ``(hashes, pictures)`` as :func:`hash_image_with_views` (no pictures
+    for a video)."""
     if not os.path.isfile(path):
         raise MediaError("file not found" if not os.path.exists(path) else "not a file")
     try:
         if is_video_path(path):
             md5, sha256 = file_digests(path)
             frames = hash_video_file(path, seconds_per_hash=seconds_per_hash)
-            return VideoHashes(md5=md5, sha256=sha256, frames=tuple(frames))
+            video = VideoHashes(md5=md5, sha256=sha256, frames=tuple(frames))
+            return (video, []) if with_views else video
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
         raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
-    return hash_image(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess)
+    result = hash_image_with_views(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess)
+    return result if with_views else result[0]
 
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}

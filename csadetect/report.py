@@ -31,7 +31,8 @@ REPORT_SCHEMA = pa.schema(
         ("detection_type", pa.string()),  # known | new | grooming
         ("detector", pa.string()),
         ("detector_version", pa.string()),
-        ("score", pa.float64()),
+        ("score", pa.float64()),  # calibrated classifier score (new, grooming)
+        ("threshold", pa.float64()),  # the threshold the score was compared with
         ("distance", pa.float64()),
         ("indicator_ids", pa.list_(pa.string())),
         ("categories", pa.list_(pa.string())),
@@ -65,6 +66,24 @@ def report_id(provider: str, event_id: str, detector: str) -> str:
     return hashlib.sha256(f"{provider}\x1f{event_id}\x1f{detector}".encode()).hexdigest()[:32]
 
 
+def hit_report(matched, provider) -> dict[str, Any]:
+    """Report record for a hit (``matched`` is a MatchedItem): known material when it has
+    indicator matches (detector ``known-hash``, or ``known-embedding`` when only embedding
+    near-duplicates matched), else new material scored by the classifier."""
+    if matched.matches:
+        only_embedding = all(m.kind == "embedding" for m in matched.matches)
+        return known_report(matched, provider, "known-embedding" if only_embedding else "known-hash")
+    report = known_report(matched, provider, "new-material-classifier")
+    report.update(
+        detection_type="new",
+        detector_version=matched.new_model_version,
+        score=matched.new_score,
+        threshold=matched.new_threshold,
+        distance=None,
+    )
+    return report
+
+
 def known_report(matched, provider, detector: str = "known-hash") -> dict[str, Any]:
     """Report record for a confirmed known-material match (``matched`` is a MatchedItem)."""
     item = matched.item
@@ -87,6 +106,7 @@ def known_report(matched, provider, detector: str = "known-hash") -> dict[str, A
         "detector": detector,
         "detector_version": f"indicators-v{matched.index_version}",
         "score": None,
+        "threshold": None,
         "distance": float(matches[0].distance) if matches else None,
         "indicator_ids": [m.indicator_id for m in matches],
         "categories": sorted({m.category for m in matches}),

@@ -81,14 +81,37 @@ def cmd_keygen(args) -> int:
     return 0
 
 
+def _embedder(settings, enabled: bool = True):
+    """The configured embedding model (None when embedding is off). Raises ConfigError."""
+    if not (enabled and settings.embedding.enabled):
+        return None
+    from csadetect.settings import ConfigError
+    from models import ModelError
+    from models.embedding import EmbeddingModel
+
+    try:
+        return EmbeddingModel.load(settings.embedding.model)
+    except ModelError as exc:
+        raise ConfigError(f"{exc} (set embedding.enabled: false, or pass --no-embedding)") from None
+
+
 @_handled
 def cmd_from_media(args) -> int:
+    from tqdm import tqdm
+
     from indicators.rows import from_media, write_csv
 
     errors: list[str] = []
     warnings: list[str] = []
+    settings = _settings(args)
     paths = list(media_files(args.paths))
-    rows = from_media(paths, _settings(args).match, category=args.category, errors=errors, warnings=warnings)
+    embedder = _embedder(settings, not args.no_embedding)
+    if embedder is not None:
+        _say(f"embedding model {embedder.version}: images also get an embedding row")
+    bar = tqdm(total=len(paths), unit="file", disable=len(paths) < 50 or None, file=sys.stderr)
+    rows = from_media(paths, settings.match, category=args.category, errors=errors, warnings=warnings,
+                      embedder=embedder, progress=lambda: bar.update(1))
+    bar.close()
     for line in warnings:
         _say(f"warning: {line}")
     for line in errors:
@@ -178,17 +201,24 @@ def cmd_diff(args) -> int:
     return 0
 
 
-def _hash_and_match(path: str, index, settings) -> list:
+def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> list:
     from csadetect.hashing import VideoHashes, hash_file
 
     preprocess = None
     if settings.match.preprocess:
         from csadetect.preprocess import views as preprocess
-    hashes = hash_file(path, max_pixels=settings.limits.max_pixels,
-                       seconds_per_hash=settings.match.video_seconds_per_hash, preprocess=preprocess)
+    hashes, pictures = hash_file(path, max_pixels=settings.limits.max_pixels,
+                                 seconds_per_hash=settings.match.video_seconds_per_hash, preprocess=preprocess,
+                                 with_views=True)
     if isinstance(hashes, VideoHashes):
         return index.match_video(hashes.frames, hashes.md5, hashes.sha256)
-    return index.match_image(hashes)
+    if embedder is None:
+        return index.match_image(hashes)
+    from models.embedding import model_inputs
+
+    _, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip)
+    vectors = embedder.embed_arrays(batch)
+    return index.match_image(hashes, vectors, spec.version, spec.threshold)
 
 
 @_handled
@@ -201,10 +231,17 @@ def cmd_match(args) -> int:
     public_key = args.public_key or settings.indicators.public_key
     index = load_index(db_dir, public_key, settings.match)
     _say(f"indicator snapshot version {index.version} ({len(index)} active indicators)")
+    embedder = _embedder(settings, not args.no_embedding)
+    spec = None
+    if embedder is not None:
+        from models.embedding import EmbeddingSpec
+
+        spec = EmbeddingSpec.resolve(settings.embedding)
+        _say(f"embedding model {spec.version}: near-duplicates at cosine similarity >= {spec.threshold:.4f}")
     failed = 0
     for path in media_files(args.paths):
         try:
-            matches = _hash_and_match(path, index, settings)
+            matches = _hash_and_match(path, index, settings, embedder, spec)
         except (MediaError, OSError) as exc:
             failed += 1
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -233,6 +270,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("from-media", help="indicator rows (CSV) from image and video files")
     p.add_argument("--out", required=True, metavar="FILE.csv")
     p.add_argument("--category", default="unspecified")
+    p.add_argument("--no-embedding", action="store_true",
+                   help="no embedding rows even when an embedding model is configured (embedding.enabled)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     p.set_defaults(func=cmd_from_media)
 
@@ -265,6 +304,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("match", help="match files against a signed indicator snapshot, one JSON line each")
     p.add_argument("--indicators", metavar="DBDIR", help="snapshot directory (default: indicators.path of the config)")
     p.add_argument("--public-key", metavar="PUBLIC.pem", help="default: indicators.public_key of the config")
+    p.add_argument("--no-embedding", action="store_true", help="PDQ/MD5/SHA-256 only, no embedding near-duplicates")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     p.set_defaults(func=cmd_match)
 

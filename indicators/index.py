@@ -14,6 +14,12 @@
   that are within the threshold of some frame of the indicator) / (unique query frames with
   quality >= gate). It matches when ``share >= video_frame_share``; the reported ``distance`` is
   ``1 - share`` (0.0 = every query frame found), so smaller is better for every kind.
+* Embeddings: FAISS ``IndexFlatIP`` (exact inner product) over the L2-normalised vectors, one
+  index per (model version, dimension): a query made by model *v* is only compared with rows
+  of version *v* (and rows without a version of the same dimension). A row matches when the
+  cosine similarity of any query view (the image, its trimmed views, its mirror) is >= the
+  model's calibrated threshold; ``similarity`` is the best one and ``distance`` is
+  ``1 - similarity``. 4 bytes per dimension per row (512 B at 128-d).
 
 Memory: per segment, rows are sorted by kind with pdq rows first, so a PDQ index position *is*
 the row number (the position -> row map is the identity and costs nothing). Per row we keep the
@@ -37,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from indicators.rows import KINDS
+from indicators.rows import KINDS, split_embedding
 from indicators.snapshot import (
     Delta,
     Snapshot,
@@ -61,9 +67,13 @@ class Match:
     kind: str
     distance: Union[int, float]
     category: str
+    similarity: Optional[float] = None  # embedding matches: cosine similarity (distance = 1 - it)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if out["similarity"] is None:
+            del out["similarity"]
+        return out
 
 
 def _settings(match_settings):
@@ -278,6 +288,22 @@ class _Segment:
         if len(self.frame_rows):
             self.vpdq.add(hex_to_codes([h for f in frames for h in f], PDQ_BYTES))
 
+        # embeddings: one exact inner-product index per (model version, dimension)
+        self.embedding: dict[tuple, tuple] = {}
+        erows = np.flatnonzero(kinds == KINDS.index("embedding"))
+        groups: dict[tuple, tuple[list, list]] = {}
+        for row, value in zip(erows, values.take(pa.array(erows)).to_pylist()):
+            version, vector = split_embedding(value)
+            rows_, vecs = groups.setdefault((version, len(vector)), ([], []))
+            rows_.append(row)
+            vecs.append(vector)
+        for (version, dim), (rows_, vecs) in groups.items():
+            mat = np.ascontiguousarray(np.stack(vecs), dtype=np.float32)
+            mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+            index = faiss.IndexFlatIP(dim)
+            index.add(mat)
+            self.embedding[(version, dim)] = (index, np.asarray(rows_, dtype=np.int32))
+
     def category(self, row: int) -> str:
         return self.categories[self.category_codes[row]]
 
@@ -297,7 +323,28 @@ class _Segment:
             "pdq_index": faiss_bytes(self.pdq),
             "exact": exact,
             "vpdq_index": faiss_bytes(self.vpdq) + self.frame_rows.nbytes,
+            "embedding_index": sum(ix.ntotal * ix.d * 4 + rows.nbytes for ix, rows in self.embedding.values()),
         }
+
+    def embedding_hits(self, vectors: np.ndarray, version: Optional[str], threshold: float):
+        """(rows, best similarity) of embedding rows within ``threshold`` of any query vector."""
+        rows_out, sims_out = [], []
+        radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))  # FAISS keeps sim > radius
+        for (row_version, dim), (index, rows) in self.embedding.items():
+            if dim != vectors.shape[1] or (row_version is not None and row_version != version):
+                continue
+            _, sims, pos = index.range_search(vectors, radius)
+            keep = sims >= threshold
+            rows_out.append(rows[pos[keep]])
+            sims_out.append(sims[keep])
+        if not rows_out:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        rows, sims = np.concatenate(rows_out), np.concatenate(sims_out)
+        order = np.lexsort((-sims, rows))
+        rows, sims = rows[order], sims[order]
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = rows[1:] != rows[:-1]
+        return rows[first], sims[first]
 
 
 def _active_only(table: pa.Table, codes: np.ndarray) -> tuple[pa.Table, np.ndarray]:
@@ -435,16 +482,40 @@ class IndicatorIndex:
             out += [Match(seg.ids[int(r)].as_py(), "pdq", int(d), seg.category(r)) for r, d in zip(rows, dist)]
         return sorted(out, key=lambda m: (m.distance, m.indicator_id))
 
-    def match_image(self, hashes) -> list[Match]:
+    def match_embeddings(self, vectors, version: Optional[str], threshold: float) -> list[Match]:
+        """Embedding matches for query vectors ``(k, dim)`` made by model ``version``: rows whose
+        cosine similarity to any query is >= ``threshold``, best similarity per indicator."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or not len(vectors):
+            return []
+        vectors = np.ascontiguousarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
+        out = []
+        for seg, active in self._state.segments():
+            rows, sims = seg.embedding_hits(vectors, version, threshold)
+            if active is not None:
+                keep = active[rows]
+                rows, sims = rows[keep], sims[keep]
+            out += [
+                Match(seg.ids[int(r)].as_py(), "embedding", round(1.0 - float(s), 6), seg.category(r), round(float(s), 6))
+                for r, s in zip(rows, sims)
+            ]
+        return sorted(out, key=lambda m: (m.distance, m.indicator_id))
+
+    def match_image(self, hashes, embeddings=None, embedding_version: Optional[str] = None,
+                    embedding_threshold: Optional[float] = None) -> list[Match]:
         """Matches for an :class:`csadetect.hashing.ImageHashes`: PDQ over all dihedral hashes of
-        the image and its variants whose quality passes the gate, plus exact MD5 and SHA-256."""
+        the image and its variants whose quality passes the gate, exact MD5 and SHA-256, and,
+        when ``embeddings`` (the image's view vectors) are given, embedding near-duplicates."""
         gate = self.settings.quality_gate
         queries: list[bytes] = []
         for result in [hashes] + [v for _, v in getattr(hashes, "variants", ())]:
             if result.quality >= gate:
                 queries.extend(result.dihedral or (result.pdq,))
         state = self._state
-        return self.match_pdq(queries) + self._exact(state, "md5", hashes.md5) + self._exact(state, "sha256", hashes.sha256)
+        out = self.match_pdq(queries)
+        if embeddings is not None and embedding_threshold is not None:
+            out += self.match_embeddings(embeddings, embedding_version, embedding_threshold)
+        return out + self._exact(state, "md5", hashes.md5) + self._exact(state, "sha256", hashes.sha256)
 
     def match_video(self, frames, md5: Optional[str] = None, sha256: Optional[str] = None) -> list[Match]:
         """Matches for a video: ``frames`` is a sequence of VideoFrame (or a VideoHashes, whose

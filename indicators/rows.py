@@ -6,7 +6,8 @@ bad row raises :class:`IndicatorError` with a one-line message naming the file a
 :func:`from_media` hashes image and video files into rows (PDQ or vPDQ + MD5 + SHA-256).
 
 Values are normalised on construction: hex is lowercased, vPDQ frame lists are de-duplicated and
-single-space separated, embeddings are re-encoded as canonical base64 of little-endian float32.
+single-space separated, embeddings are re-encoded as ``model_version:`` + canonical base64 of
+little-endian float32 (the version prefix is optional; see :func:`split_embedding`).
 """
 from __future__ import annotations
 
@@ -74,14 +75,44 @@ def normalise_value(kind: str, value: str) -> str:
         frames = [_norm_hex(v, 64, "vpdq frame") for v in value.split()]
         return " ".join(dict.fromkeys(frames))  # unique, first-seen order
     if kind == "embedding":
-        try:
-            raw = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise IndicatorError("embedding value is not base64") from None
-        if not raw or len(raw) % 4:
-            raise IndicatorError("embedding value must be base64 of float32 values (length a multiple of 4 bytes)")
-        return base64.b64encode(raw).decode("ascii")
+        version, vector = split_embedding(value)
+        return embedding_value(vector, version)
     raise IndicatorError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+
+
+_VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
+
+
+def split_embedding(value: str):
+    """``"[model_version:]base64"`` -> (model_version or None, float32 vector). Embeddings are
+    only comparable under the model that made them, so ``from-media`` always writes the version;
+    rows without one match any model of the same dimension. Raises IndicatorError."""
+    import numpy as np
+
+    text = value.strip()
+    version = None
+    if ":" in text:
+        version, text = text.split(":", 1)
+        if not _VERSION_RE.fullmatch(version):
+            raise IndicatorError("embedding model version must be 1-64 characters of [A-Za-z0-9._+-]")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise IndicatorError("embedding value is not base64") from None
+    if not raw or len(raw) % 4:
+        raise IndicatorError("embedding value must be base64 of float32 values (length a multiple of 4 bytes)")
+    vec = np.frombuffer(raw, dtype="<f4")
+    if not np.all(np.isfinite(vec)):
+        raise IndicatorError("embedding value holds NaN or infinite numbers")
+    return version, vec
+
+
+def embedding_value(vector, version: Optional[str]) -> str:
+    """Canonical indicator value for an embedding made by model ``version``."""
+    import numpy as np
+
+    encoded = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return f"{version}:{encoded}" if version else encoded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +120,7 @@ class Indicator:
     """One indicator. Construction validates and normalises every field.
 
     ``value``: pdq 64 hex; md5 32 hex; sha256 64 hex; vpdq the video's unique frame PDQ hashes
-    (quality >= gate) as space-separated 64-hex strings; embedding base64 float32 (stored only).
+    (quality >= gate) as space-separated 64-hex strings; embedding ``[model_version:]`` + base64 little-endian float32, L2-normalised by the index.
     ``added_at`` None means "set when the snapshot is built"; ``disabled_at`` set = tombstone.
     """
 
@@ -280,11 +311,13 @@ def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV
             writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in columns])
 
 
-def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY) -> tuple[list[Indicator], Optional[str]]:
-    """Rows for one media file and an optional warning. Raises MediaError if it cannot be read."""
+def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY, embedder=None) -> tuple[list[Indicator], Optional[str]]:
+    """Rows for one media file and an optional warning. Raises MediaError if it cannot be read.
+    With an ``embedder`` (:class:`models.embedding.EmbeddingModel`) an image also gets an
+    ``embedding`` row (``model_version:base64``)."""
     from csadetect.hashing import VideoHashes, hash_file
 
-    hashes = hash_file(path, seconds_per_hash=settings.video_seconds_per_hash, dihedral=False)
+    hashes, pictures = hash_file(path, seconds_per_hash=settings.video_seconds_per_hash, dihedral=False, with_views=True)
     md5, sha256 = hashes.md5, hashes.sha256
     name = os.path.basename(path)
     base = sha256[:16]
@@ -298,6 +331,10 @@ def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY) -> tuple[l
             warning = f"no vPDQ frame reaches quality {settings.quality_gate}; only md5/sha256 rows added"
     else:
         perceptual.append(Indicator(f"{base}-pdq", "pdq", hashes.pdq.hex(), category, note=name))
+        if embedder is not None:
+            vector = embedder.embed([pictures[0][1]])[0]
+            value = embedding_value(vector, embedder.version)
+            perceptual.append(Indicator(f"{base}-embedding", "embedding", value, category, note=name))
         if hashes.quality < settings.quality_gate:
             warning = f"PDQ quality {hashes.quality} is below the gate {settings.quality_gate}"
     exact = [
@@ -313,6 +350,8 @@ def from_media(
     category: str = DEFAULT_CATEGORY,
     errors: Optional[list] = None,
     warnings: Optional[list] = None,
+    embedder=None,
+    progress=None,
 ) -> list[Indicator]:
     """Indicator rows from media files: an image gives ``pdq`` + ``md5`` + ``sha256`` rows, a
     video (by extension) ``vpdq`` + ``md5`` + ``sha256``. Ids are ``sha256[:16]-<kind>``, the note is
@@ -322,7 +361,8 @@ def from_media(
     Failures are appended to ``errors`` as one-line ``"path: reason"`` strings and the file is
     skipped; without an ``errors`` list the first failure raises MediaError. Warnings (low PDQ
     quality; a video without a frame above the gate, which then gets md5/sha256 rows only) go
-    to ``warnings`` when given; the rows are kept.
+    to ``warnings`` when given; the rows are kept. With an ``embedder`` images also get an
+    ``embedding`` row (videos do not). ``progress`` is called once per file.
     """
     from csadetect.hashing import MediaError
     from csadetect.settings import MatchSettings
@@ -330,8 +370,10 @@ def from_media(
     settings = settings or MatchSettings()
     out: dict[str, Indicator] = {}
     for path in paths:
+        if progress is not None:
+            progress()
         try:
-            rows, warning = media_rows(path, settings, category)
+            rows, warning = media_rows(path, settings, category, embedder)
         except MediaError as exc:
             if errors is None:
                 raise MediaError(f"{path}: {exc}") from None

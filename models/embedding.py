@@ -10,9 +10,10 @@ It is a stand-in for the EU Centre's models, not for production.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -34,6 +35,70 @@ def preprocess(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
+def model_dir(path=None) -> Path:
+    """Local directory of a model: the reference model for None; a Beam filesystem URI
+    (``gs://...``) is copied to a local cache first."""
+    if not path:
+        return DEFAULT_MODEL_DIR
+    if "://" in str(path):
+        from models.handler import _local_copy
+
+        return Path(_local_copy(str(path)))
+    return Path(path)
+
+
+def read_metadata(path=None) -> dict:
+    """``metadata.json`` of an embedding model dir, without loading TensorFlow (start-up checks,
+    the driver of a Dataflow job). Raises ModelError."""
+    d = model_dir(path)
+    meta_file = d / "metadata.json"
+    if not meta_file.is_file():
+        raise ModelError(f"embedding model not found in {d} (need model.keras and metadata.json)")
+    try:
+        metadata = json.loads(meta_file.read_text())
+        float(metadata["threshold"])
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"embedding model metadata unreadable in {d}: {type(e).__name__}") from None
+    return metadata
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingSpec:
+    """What the matcher needs to know about the configured embedding model."""
+
+    path: str
+    version: str
+    threshold: float  # cosine similarity counted as a near-duplicate (inclusive)
+    dim: int
+    input_size: int = INPUT_SIZE
+
+    @classmethod
+    def resolve(cls, settings) -> "EmbeddingSpec":
+        """From :class:`csadetect.settings.EmbeddingSettings`: the config's threshold, else the model's."""
+        meta = read_metadata(settings.model)
+        threshold = settings.threshold if settings.threshold is not None else float(meta["threshold"])
+        return cls(
+            path=str(model_dir(settings.model)),
+            version=str(meta.get("version", "unknown")),
+            threshold=float(threshold),
+            dim=int(meta.get("dim", 128)),
+            input_size=int(meta.get("input_size", INPUT_SIZE)),
+        )
+
+
+def model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool = False) -> tuple[tuple[str, ...], np.ndarray]:
+    """(name, PIL image) pairs -> names and a ``(k, size, size, 3)`` uint8 batch; with ``flip``
+    the mirrored first picture is added as ``"image:flip"``."""
+    names = [name for name, _ in pictures]
+    arrays = [preprocess(img, size) for _, img in pictures]
+    if flip and arrays:
+        names.append(f"{names[0]}:flip")
+        arrays.append(np.ascontiguousarray(arrays[0][:, ::-1]))
+    if not arrays:
+        return (), np.zeros((0, size, size, 3), np.uint8)
+    return tuple(names), np.stack(arrays)
+
+
 class EmbeddingModel:
     def __init__(self, keras_model, metadata: dict):
         self.model = keras_model
@@ -45,15 +110,11 @@ class EmbeddingModel:
 
     @classmethod
     def load(cls, path=None) -> "EmbeddingModel":
-        d = Path(path) if path is not None else DEFAULT_MODEL_DIR
-        model_file, meta_file = d / "model.keras", d / "metadata.json"
-        if not model_file.is_file() or not meta_file.is_file():
+        d = model_dir(path)
+        model_file = d / "model.keras"
+        if not model_file.is_file():
             raise ModelError(f"embedding model not found in {d} (need model.keras and metadata.json)")
-        try:
-            metadata = json.loads(meta_file.read_text())
-            metadata["threshold"]
-        except Exception as e:  # noqa: BLE001
-            raise ModelError(f"embedding model metadata unreadable in {d}: {type(e).__name__}") from None
+        metadata = read_metadata(d)
         try:
             import keras
 

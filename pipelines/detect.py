@@ -131,18 +131,57 @@ def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class ResolvedModels:
+    """What the graph needs to know about the configured image models (from their metadata)."""
+
+    embedding: Optional[object] = None  # models.embedding.EmbeddingSpec
+    new_material: Optional[object] = None  # transforms.classify.NewMaterialPolicy
+
+
+def resolve_models(settings: Settings) -> ResolvedModels:
+    """Read the image models' metadata (no TensorFlow) and check they fit together. Raises
+    ConfigError with one line for a missing or mismatched model."""
+    from models import ModelError
+
+    embedding = new_material = None
+    try:
+        if settings.embedding.enabled:
+            from models.embedding import EmbeddingSpec
+
+            embedding = EmbeddingSpec.resolve(settings.embedding)
+        if settings.new_material.enabled:
+            from transforms.classify import NewMaterialPolicy
+
+            new_material = NewMaterialPolicy.resolve(settings.new_material)
+    except ModelError as exc:
+        raise ConfigError(f"{exc} (set embedding.enabled / new_material.enabled: false to run without it)") from None
+    if new_material is not None and new_material.embedding_version not in (None, embedding.version):
+        raise ConfigError(
+            f"new-material classifier {new_material.version} was trained on embedding "
+            f"{new_material.embedding_version}, but the configured embedding model is {embedding.version}"
+        )
+    return ResolvedModels(embedding, new_material)
+
+
 def build_pipeline(
     pipeline: beam.Pipeline,
     settings: Settings,
     source: Source,
     streaming: bool = False,
     window_seconds: int = 60,
+    models: Optional[ResolvedModels] = None,
 ):
-    """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections."""
+    """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections.
+    ``models``: from :func:`resolve_models` (resolved here when not given)."""
+    models = models if models is not None else resolve_models(settings)
+    emb = models.embedding
     raw = pipeline | "ReadEvents" >> ReadEvents(source)
     parsed = raw | "ParseEvents" >> ParseEvents(settings.limits)
     resolved = parsed.events | "ResolveContent" >> ResolveContent(settings.limits)
-    hashed = resolved.events | "HashMedia" >> HashMedia(settings.limits, settings.match)
+    hashed = resolved.events | "HashMedia" >> HashMedia(
+        settings.limits, settings.match, emb.input_size if emb else 0, settings.embedding.flip
+    )
     if settings.grooming.enabled:
         from transforms.grooming import ClassifyGrooming
 
@@ -151,8 +190,17 @@ def build_pipeline(
     else:
         hashed[TEXT] | "TextNotScanned" >> DropUnscanned()
         flagged = None
-    matched = hashed.hashed | "MatchIndicators" >> MatchIndicators(settings.indicators, settings.match)
-    decided = matched | "Decide" >> Decide(settings.match)
+    items = hashed.hashed
+    if emb is not None:
+        from transforms.embed import EmbedImages
+
+        items = items | "EmbedImages" >> EmbedImages(emb.path, settings.embedding.batching, streaming)
+    matched = items | "MatchIndicators" >> MatchIndicators(settings.indicators, settings.match, emb)
+    if models.new_material is not None:
+        from transforms.classify import ClassifyNew
+
+        matched = matched | "ClassifyNew" >> ClassifyNew(models.new_material, settings.new_material.batching, streaming)
+    decided = matched | "Decide" >> Decide(settings.match, settings.embedding.auto_confirm_similarity)
     reports = (
         decided.confirmed
         | "BuildReports" >> BuildReports(settings.provider)
@@ -164,10 +212,10 @@ def build_pipeline(
     )
     review = decided[REVIEW]
     if sinks.review_dir or sinks.review_topic:
-        from csadetect.report import known_report
+        from csadetect.report import hit_report
 
         provider = settings.provider
-        review_records = [review | "ReviewRecord" >> beam.Map(lambda m: dict(known_report(m, provider), review_status="pending"))]
+        review_records = [review | "ReviewRecord" >> beam.Map(lambda m: dict(hit_report(m, provider), review_status="pending"))]
         if flagged is not None:
             review_records.append(flagged | "GroomingReviewRecord" >> beam.Map(grooming_review_record, provider))
         (
@@ -235,6 +283,28 @@ def check_grooming_model(settings: Settings):
     return model
 
 
+def check_image_models(settings: Settings, models: ResolvedModels) -> None:
+    """Load the image models once at start-up so a corrupt file stops here, not in a worker."""
+    from models import ModelError
+
+    try:
+        if models.embedding is not None:
+            from models.embedding import EmbeddingModel
+
+            EmbeddingModel.load(models.embedding.path)
+            LOG.info("embedding model %s loaded (near-duplicate similarity >= %.4f)",
+                     models.embedding.version, models.embedding.threshold)
+        if models.new_material is not None:
+            from models.classifier import NewMaterialClassifier
+
+            NewMaterialClassifier.load(models.new_material.model_path)
+            p = models.new_material
+            LOG.info("new-material classifier %s loaded (review >= %.3f, report >= %.3f, review required: %s)",
+                     p.version, p.review_threshold, p.report_threshold, p.require_review)
+    except ModelError as exc:
+        raise ConfigError(f"{exc} (set embedding.enabled / new_material.enabled: false to run without it)") from None
+
+
 def outcome_counts(result) -> dict[str, int]:
     """Committed counter values of the run, by name."""
     from apache_beam.metrics.metric import MetricsFilter
@@ -267,10 +337,13 @@ def run(argv=None, save_main_session: bool = False):
     if not (std.runner or "").lower().startswith("dataflow"):
         index = check_indicators(settings)
         LOG.info("indicators: snapshot version %s, %d indicators", index.version, len(index))
+    models = resolve_models(settings)
+    if not (std.runner or "").lower().startswith("dataflow"):
         if settings.grooming.enabled:
             check_grooming_model(settings)
+        check_image_models(settings, models)
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds)
+    build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models)
     result = pipeline.run()
     result.wait_until_finish()
     return result

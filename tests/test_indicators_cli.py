@@ -47,7 +47,8 @@ def test_round_trip(tmp_path, capsys, media):
     code, _, err = run(capsys, "indicators", "keygen", "--out", keys)
     assert code == 1 and err.strip().startswith("error:") and "refusing to overwrite" in err
 
-    code, out, _ = run(capsys, "indicators", "from-media", "--out", csv_path, "--category", "test", known)
+    # hash rows only here (embedding rows: test_embedding_rows_and_near_duplicates)
+    code, out, _ = run(capsys, "indicators", "from-media", "--no-embedding", "--out", csv_path, "--category", "test", known)
     assert code == 0 and out == [{"out": str(csv_path), "files": 2, "failed": 0, "rows": 6}]
     with open(csv_path) as fh:
         assert fh.readline().strip() == "indicator_id,kind,value,category,note"
@@ -67,7 +68,7 @@ def test_round_trip(tmp_path, capsys, media):
     assert code == 0 and out[0]["verified"] and out[0]["totals"]["kinds"]["pdq"] == {"active": 2, "disabled": 0}
 
     missing = tmp_path / "gone.jpg"
-    code, out, err = run(capsys, "match", "--indicators", db, "--public-key", keys / "public.pem",
+    code, out, err = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
                          dih, labelme / "q0291.jpg", missing)
     assert code == 1
     by_name = {os.path.basename(o["path"]): o for o in out}
@@ -88,7 +89,8 @@ def test_round_trip(tmp_path, capsys, media):
     code, out, _ = run(capsys, "indicators", "build", "--key", keys / "private.pem", "--out", db,
                        "--base", "latest", "--disable", bridge_pdq)
     assert code == 0 and out[0]["version"] == 2 and out[0]["parent"] == 1
-    code, out, _ = run(capsys, "match", "--indicators", db, "--public-key", keys / "public.pem", dih / "bridge-1-original.jpg")
+    code, out, _ = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
+                       dih / "bridge-1-original.jpg")
     assert code == 0 and [m["kind"] for m in out[0]["matches"]] == ["md5", "sha256"]
     code, out, err = run(capsys, "indicators", "diff", "--public-key", keys / "public.pem", db, 1, 2)
     assert code == 0 and out[0]["disabled"] == [bridge_pdq] and out[0]["added"] == [] and "1 disabled" in err
@@ -98,6 +100,42 @@ def test_round_trip(tmp_path, capsys, media):
     shutil.copytree(db, other)
     code, out, _ = run(capsys, "indicators", "diff", "--public-key", keys / "public.pem", db, other)
     assert code == 0 and out[0]["added"] == out[0]["disabled"] == out[0]["changed"] == []
+
+
+def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
+    """With the (default) embedding model configured, from-media adds a versioned embedding row
+    per image, and match reports crops that PDQ misses as embedding near-duplicates, with the
+    similarity; an unrelated image matches nothing."""
+    from csadetect import synth
+
+    known, queries = tmp_path / "known", tmp_path / "q"
+    known.mkdir(), queries.mkdir()
+    originals = [synth.synthetic_image(100000 + i, (480, 360)) for i in range(3)]
+    for i, img in enumerate(originals):
+        img.save(known / f"k{i}.jpg", quality=92)
+    w, h = originals[0].size
+    originals[0].crop((int(w * .08), int(h * .08), int(w * .92), int(h * .92))).save(queries / "crop.jpg")
+    synth.synthetic_image(555555, (480, 360)).save(queries / "other.jpg")
+    keys, csv_path, db = tmp_path / "keys", tmp_path / "rows.csv", tmp_path / "db"
+    run(capsys, "indicators", "keygen", "--out", keys)
+    code, out, err = run(capsys, "indicators", "from-media", "--out", csv_path, known)
+    assert code == 0 and out[0]["rows"] == 12 and "embedding row" in err
+    rows = list(csv.DictReader(open(csv_path)))
+    emb = [r for r in rows if r["kind"] == "embedding"]
+    assert len(emb) == 3 and all(r["value"].startswith("embedding-ref-0.1:") for r in emb)
+    crop_id = next(r["indicator_id"] for r in emb if r["note"] == "k0.jpg")
+    assert run(capsys, "indicators", "build", "--input", csv_path, "--key", keys / "private.pem", "--out", db)[0] == 0
+
+    code, out, err = run(capsys, "match", "--indicators", db, "--public-key", keys / "public.pem", queries)
+    by_name = {os.path.basename(o["path"]): o for o in out}
+    assert code == 0 and "near-duplicates at cosine similarity" in err
+    crop = by_name["crop.jpg"]["matches"]
+    assert [m["kind"] for m in crop] == ["embedding"] and crop[0]["indicator_id"] == crop_id  # PDQ misses the crop
+    assert crop[0]["similarity"] >= 0.8667 and abs(crop[0]["distance"] - (1 - crop[0]["similarity"])) < 1e-5
+    assert by_name["other.jpg"]["matched"] is False
+    code, out, _ = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
+                       queries / "crop.jpg")
+    assert code == 0 and out[0]["matched"] is False
 
 
 def test_bad_inputs(tmp_path, capsys):

@@ -3,7 +3,7 @@ between stages. Counters never carry ids, hashes or content in their names."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 from apache_beam.metrics import Metrics
 
@@ -22,11 +22,17 @@ def counter(name: str):
 
 @dataclasses.dataclass(frozen=True)
 class HashedItem:
-    """An event after hashing. Its content has already been dropped (data minimisation)."""
+    """An event after hashing. Its content has already been dropped (data minimisation), except,
+    between ``HashMedia`` and ``EmbedImages``, the model-sized thumbnails the embedding model
+    reads (``pixels``, ``(k, 64, 64, 3)`` uint8, one per view named in ``views``); ``EmbedImages``
+    replaces them with ``embeddings`` (``(k, dim)`` float32) at once."""
 
     event: Event
     image: Optional[ImageHashes] = None
     video: Optional[VideoHashes] = None
+    views: tuple = ()
+    pixels: Optional[Any] = None
+    embeddings: Optional[Any] = None
 
     def __repr__(self) -> str:
         return f"HashedItem({self.event!r})"
@@ -37,6 +43,12 @@ class MatchedItem:
     item: HashedItem
     matches: tuple  # of indicators.index.Match
     index_version: Optional[int]
+    # set by ClassifyNew for images without a known match: calibrated score, model, and the
+    # policy's decision (None: not a hit, "review": to human review, "report": confirmed)
+    new_score: Optional[float] = None
+    new_model_version: Optional[str] = None
+    new_decision: Optional[str] = None
+    new_threshold: Optional[float] = None
 
     def __repr__(self) -> str:
         return f"MatchedItem({self.item.event!r}, matches={len(self.matches)})"

@@ -1,8 +1,11 @@
-"""Decide: apply the known-material policy (DESIGN §6).
+"""Decide: route every item by the policy of DESIGN §6.
 
-- no match: a non-hit. Everything about it is dropped here; only a counter survives.
-- best PDQ distance <= ``auto_confirm_distance`` (or an exact / video match): confirmed hit.
-- otherwise (a match above the auto-confirm distance): sent to the ``review`` output."""
+- a known match: confirmed when it is exact (MD5/SHA-256), a vPDQ match, a PDQ match at or below
+  ``auto_confirm_distance``, or an embedding match at or above ``auto_confirm_similarity`` (by
+  default embedding matches are never auto-confirmed); otherwise sent to the ``review`` output;
+- no known match but ``ClassifyNew`` decided ``review`` / ``report``: the ``review`` output or
+  confirmed;
+- anything else: a non-hit. Everything about it is dropped here; only counters survive."""
 from __future__ import annotations
 
 import apache_beam as beam
@@ -14,26 +17,39 @@ from transforms.common import counter
 REVIEW = "review"
 
 
-def needs_review(matched, match: MatchSettings) -> bool:
+def needs_review(matched, match: MatchSettings, auto_confirm_similarity=None) -> bool:
     for m in matched.matches:
         if m.kind in ("md5", "sha256", "vpdq"):
             return False
         if m.kind == "pdq" and m.distance <= match.auto_confirm_distance:
             return False
+        if (m.kind == "embedding" and auto_confirm_similarity is not None and m.similarity is not None
+                and m.similarity >= auto_confirm_similarity):
+            return False
     return True
 
 
 class DecideFn(beam.DoFn):
-    def __init__(self, match: MatchSettings):
+    def __init__(self, match: MatchSettings, auto_confirm_similarity=None):
         self._match = match
+        self._auto_similarity = auto_confirm_similarity
 
     def process(self, matched):
         kind = matched.item.event.kind
-        if not matched.matches:
+        if not matched.matches and matched.new_decision is not None:
+            counter("hit").inc()
+            counter(f"hit_new_{kind}").inc()
+            if matched.new_decision == "report":
+                counter("hit_confirmed").inc()
+                yield matched
+            else:
+                counter("hit_review").inc()
+                yield pvalue.TaggedOutput(REVIEW, matched)
+        elif not matched.matches:
             # drop: nothing of a non-hit goes further, only the counters
             counter("non_hit").inc()
             counter(f"non_hit_{kind}").inc()
-        elif needs_review(matched, self._match):
+        elif needs_review(matched, self._match, self._auto_similarity):
             counter("hit").inc()
             counter(f"hit_known_{kind}").inc()
             counter("hit_review").inc()
@@ -48,12 +64,14 @@ class DecideFn(beam.DoFn):
 class Decide(beam.PTransform):
     """Outputs: main = confirmed MatchedItem, ``review`` = MatchedItem awaiting a reviewer."""
 
-    def __init__(self, match: MatchSettings):
+    def __init__(self, match: MatchSettings, auto_confirm_similarity=None):
         super().__init__()
         self._match = match
+        self._auto_similarity = auto_confirm_similarity
 
     def expand(self, matched):
-        return matched | "Policy" >> beam.ParDo(DecideFn(self._match)).with_outputs(REVIEW, main="confirmed")
+        fn = DecideFn(self._match, self._auto_similarity)
+        return matched | "Policy" >> beam.ParDo(fn).with_outputs(REVIEW, main="confirmed")
 
 
 class DropUnscanned(beam.PTransform):

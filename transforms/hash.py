@@ -1,13 +1,15 @@
 """HashMedia: images -> PDQ (+ dihedral, + trimmed views), MD5, SHA-256; videos -> vPDQ frames.
 
-The content bytes are dropped here: what leaves this stage holds hashes only."""
+The content bytes are dropped here: what leaves this stage holds hashes only, plus, when an
+embedding model is configured, the model-sized thumbnails of the image's views (64x64 px) that
+``EmbedImages`` turns into vectors and drops in the very next step."""
 from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam import pvalue
 
 from csadetect.events import dead_letter
-from csadetect.hashing import MediaError, hash_image, hash_video
+from csadetect.hashing import MediaError, hash_image_with_views, hash_video
 from csadetect.settings import Limits, MatchSettings
 from transforms.common import DEAD_LETTER, HashedItem, counter
 
@@ -20,9 +22,11 @@ _VIDEO_SUFFIX = {
 
 
 class HashMediaFn(beam.DoFn):
-    def __init__(self, limits: Limits, match: MatchSettings):
+    def __init__(self, limits: Limits, match: MatchSettings, embed_size: int = 0, embed_flip: bool = False):
         self._limits = limits
         self._match = match
+        self._embed_size = embed_size
+        self._embed_flip = embed_flip
         self._preprocess = None
 
     def setup(self):
@@ -37,8 +41,15 @@ class HashMediaFn(beam.DoFn):
             return
         try:
             if event.kind == "image":
-                hashes = hash_image(event.content, max_pixels=self._limits.max_pixels, preprocess=self._preprocess)
-                item = HashedItem(event.without_content(), image=hashes)
+                hashes, pictures = hash_image_with_views(
+                    event.content, max_pixels=self._limits.max_pixels, preprocess=self._preprocess
+                )
+                views, pixels = (), None
+                if self._embed_size:
+                    from models.embedding import model_inputs
+
+                    views, pixels = model_inputs(pictures, self._embed_size, self._embed_flip)
+                item = HashedItem(event.without_content(), image=hashes, views=views, pixels=pixels)
             else:
                 hashes = hash_video(
                     event.content,
@@ -59,12 +70,16 @@ class HashMediaFn(beam.DoFn):
 class HashMedia(beam.PTransform):
     """Outputs: main = HashedItem, ``text`` = text Events, ``dead_letter`` = DeadLetter."""
 
-    def __init__(self, limits: Limits, match: MatchSettings):
+    def __init__(self, limits: Limits, match: MatchSettings, embed_size: int = 0, embed_flip: bool = False):
+        """``embed_size`` > 0: also keep ``embed_size``-pixel thumbnails of the image's views for
+        ``EmbedImages`` (``embed_flip``: plus the mirrored image)."""
         super().__init__()
         self._limits = limits
         self._match = match
+        self._embed = (embed_size, embed_flip)
 
     def expand(self, events):
-        return events | "Hash" >> beam.ParDo(HashMediaFn(self._limits, self._match)).with_outputs(
+        fn = HashMediaFn(self._limits, self._match, *self._embed)
+        return events | "Hash" >> beam.ParDo(fn).with_outputs(
             DEAD_LETTER, TEXT, main="hashed"
         )

@@ -6,6 +6,7 @@ swapped atomically when a new signed snapshot version appears (polled every
 stays in use."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -74,10 +75,12 @@ class _Holder:
 
 
 class MatchIndicatorsFn(beam.DoFn):
-    def __init__(self, indicators: IndicatorSettings, match: MatchSettings, shared_handle: shared.Shared):
+    def __init__(self, indicators: IndicatorSettings, match: MatchSettings, shared_handle: shared.Shared,
+                 embedding=None):
         self._indicators = indicators
         self._match = match
         self._shared = shared_handle
+        self._embedding = embedding  # models.embedding.EmbeddingSpec or None
         self._live = None
 
     def setup(self):
@@ -93,18 +96,28 @@ class MatchIndicatorsFn(beam.DoFn):
     def process(self, item):
         index = self._live.current()
         if item.image is not None:
-            matches = index.match_image(item.image)
+            spec = self._embedding
+            if spec is not None and item.embeddings is not None:
+                matches = index.match_image(item.image, item.embeddings, spec.version, spec.threshold)
+            else:
+                matches = index.match_image(item.image)
+            if item.embeddings is not None:
+                item = dataclasses.replace(item, embeddings=item.embeddings[:1])  # the image's own vector, for ClassifyNew
         else:
             matches = index.match_video(item.video.frames, item.video.md5, item.video.sha256)
         yield MatchedItem(item=item, matches=tuple(matches), index_version=index.version)
 
 
 class MatchIndicators(beam.PTransform):
-    def __init__(self, indicators: IndicatorSettings, match: MatchSettings):
+    """``embedding`` (an EmbeddingSpec): also look items' embedding vectors up, at its threshold."""
+
+    def __init__(self, indicators: IndicatorSettings, match: MatchSettings, embedding=None):
         super().__init__()
         self._indicators = indicators
         self._match = match
+        self._embedding = embedding
         self._shared = shared.Shared()
 
     def expand(self, hashed):
-        return hashed | "Lookup" >> beam.ParDo(MatchIndicatorsFn(self._indicators, self._match, self._shared))
+        fn = MatchIndicatorsFn(self._indicators, self._match, self._shared, self._embedding)
+        return hashed | "Lookup" >> beam.ParDo(fn)

@@ -9,7 +9,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration
 
-from csadetect.report import known_report
+from csadetect.report import hit_report
 from csadetect.settings import ProviderSettings
 from transforms.common import counter
 
@@ -21,7 +21,7 @@ class BuildReports(beam.PTransform):
 
     def expand(self, confirmed):
         provider = self._provider
-        return confirmed | "ToReport" >> beam.Map(lambda m: known_report(m, provider))
+        return confirmed | "ToReport" >> beam.Map(lambda m: hit_report(m, provider))
 
 
 class _DedupFn(beam.DoFn):

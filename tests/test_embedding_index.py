@@ -1,0 +1,89 @@
+"""Embedding indicators: the FAISS inner-product index (exact, per model version), thresholds,
+tombstones through deltas, and memory."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from csadetect.settings import MatchSettings
+from indicators.index import IndicatorIndex, load_index
+from indicators.rows import Indicator, IndicatorError, embedding_value, split_embedding
+from indicators.signing import generate_keypair
+from indicators.snapshot import build_snapshot, rows_to_table, Snapshot
+
+
+def _unit(rng, n, dim=16):
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _index(rows):
+    table = rows_to_table(rows)
+    from indicators.snapshot import _pdq_codes, _sorted
+
+    table = _sorted(table)
+    return IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), MatchSettings())
+
+
+def test_value_round_trip_and_validation():
+    v = np.array([0.6, 0.8], np.float32)
+    value = embedding_value(v, "model-1.0")
+    assert value.startswith("model-1.0:")
+    version, back = split_embedding(value)
+    assert version == "model-1.0" and np.array_equal(back, v)
+    assert Indicator("a", "embedding", value).value == value
+    assert split_embedding(embedding_value(v, None))[0] is None
+    with pytest.raises(IndicatorError, match="model version"):
+        Indicator("a", "embedding", "bad version:" + value.split(":")[1])
+    with pytest.raises(IndicatorError, match="NaN"):
+        Indicator("a", "embedding", embedding_value(np.array([np.nan, 1], np.float32), "m"))
+
+
+def test_matches_equal_brute_force_at_inclusive_threshold():
+    rng = np.random.default_rng(1)
+    db = _unit(rng, 300)
+    rows = [Indicator(f"e{i}", "embedding", embedding_value(v, "m1"), category=f"c{i % 3}") for i, v in enumerate(db)]
+    index = _index(rows)
+    queries = _unit(rng, 3)
+    queries[0] = db[7] * 0.5  # not normalised: the index normalises queries
+    sims = queries / np.linalg.norm(queries, axis=1, keepdims=True) @ db.T
+    threshold = float(np.sort(sims.max(axis=0))[-5])  # exactly the 5th best row similarity: inclusive
+    got = index.match_embeddings(queries, "m1", threshold)
+    best = sims.max(axis=0)
+    want = {f"e{i}" for i in np.flatnonzero(best >= threshold)}
+    assert {m.indicator_id for m in got} == want and len(want) == 5
+    for m in got:
+        i = int(m.indicator_id[1:])
+        assert m.kind == "embedding" and m.similarity == pytest.approx(best[i], abs=1e-5)
+        assert m.distance == pytest.approx(1 - m.similarity, abs=1e-6) and m.category == f"c{i % 3}"
+    assert got[0].indicator_id == "e7" and got[0].similarity == pytest.approx(1.0, abs=1e-5)
+    assert [m.distance for m in got] == sorted(m.distance for m in got)
+
+
+def test_other_model_versions_and_dims_never_compared():
+    rng = np.random.default_rng(2)
+    v = _unit(rng, 1)[0]
+    rows = [
+        Indicator("same", "embedding", embedding_value(v, "m1")),
+        Indicator("other-version", "embedding", embedding_value(v, "m2")),
+        Indicator("unversioned", "embedding", embedding_value(v, None)),
+        Indicator("other-dim", "embedding", embedding_value(np.ones(8, np.float32), "m1")),
+    ]
+    index = _index(rows)
+    got = {m.indicator_id for m in index.match_embeddings(v[None], "m1", 0.99)}
+    assert got == {"same", "unversioned"}
+    assert index.memory_stats()["embedding_index"] == 3 * 16 * 4 + 8 * 4 + 4 * 4
+
+
+def test_tombstoned_embedding_stops_matching(tmp_path):
+    rng = np.random.default_rng(3)
+    db = _unit(rng, 5)
+    generate_keypair(tmp_path / "keys")
+    rows = [Indicator(f"e{i}", "embedding", embedding_value(v, "m1")) for i, v in enumerate(db)]
+    build_snapshot(rows, tmp_path / "db", tmp_path / "keys" / "private.pem")
+    index = load_index(str(tmp_path / "db"), tmp_path / "keys" / "public.pem")
+    assert [m.indicator_id for m in index.match_embeddings(db[2:3], "m1", 0.999)] == ["e2"]
+    build_snapshot([], tmp_path / "db", tmp_path / "keys" / "private.pem", base="latest", disable_ids=["e2"])
+    assert index.refresh(str(tmp_path / "db"), tmp_path / "keys" / "public.pem")
+    assert index.match_embeddings(db[2:3], "m1", 0.999) == []
+    assert [m.indicator_id for m in index.match_embeddings(db[3:4], "m1", 0.999)] == ["e3"]
