@@ -295,6 +295,97 @@ def test_conversation_without_minor_is_not_scanned(model):
                    "flagged_at_message": None, "evidence": []}
 
 
+# ------------------------------------------------------------------ numpy window model (streaming)
+def _random_windows(model, n, seed):
+    """Prepared windows with every padding length, all speaker ids, random vectors."""
+    rng = np.random.default_rng(seed)
+    W, D = model.window, model._dim
+    v = rng.normal(0, 1, (n, W, D)).astype(np.float32)
+    s = rng.integers(1, 4, (n, W)).astype(np.int32)
+    m = np.ones((n, W), np.float32)
+    for i in range(n):
+        pad = i % (W + 1)
+        v[i, :pad], s[i, :pad], m[i, :pad] = 0.0, 0, 0.0
+    return v, s, m
+
+
+def test_numpy_window_model_equals_keras(model):
+    """The numpy forward pass (weights read from the loaded model file) gives the Keras window
+    model's risk and patterns within 1e-5, for one window and for many."""
+    assert model.numpy_window, "the reference model's window model must run in numpy"
+    for n, seed in ((1, 0), (3, 1), (50, 2)):
+        v, s, m = _random_windows(model, n, seed)
+        risk_tf, pats_tf = model.score_encoded(v, s, m, engine="tf")
+        risk_np, pats_np = model.score_encoded(v, s, m, engine="numpy")
+        assert risk_np.shape == risk_tf.shape == (n,) and pats_np.shape == pats_tf.shape
+        np.testing.assert_allclose(risk_np, risk_tf, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(pats_np, pats_tf, atol=1e-5, rtol=0)
+    # real message vectors, the streaming call (auto engine: numpy for a few windows)
+    conv = conversation(GROOMING)
+    vecs = model.encode([m["text"] for m in conv])
+    senders = [m["sender"] for m in conv]
+    windows = [(vecs[max(0, i - model.window + 1):i + 1], senders[max(0, i - model.window + 1):i + 1])
+               for i in range(len(conv))]
+    for w in windows:
+        r_auto, p_auto = model.score_encoded_windows([w])
+        r_tf, p_tf = model.score_encoded_windows([w], engine="tf")
+        np.testing.assert_allclose(r_auto, r_tf, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(p_auto, p_tf, atol=1e-5, rtol=0)
+    r_np, p_np = model.score_encoded_windows(windows, engine="numpy")
+    r_replay, p_replay = model._replay(conv)  # the batched replay path (TensorFlow)
+    np.testing.assert_allclose(r_np, r_replay, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(p_np, p_replay, atol=1e-5, rtol=0)
+
+
+def test_numpy_window_model_reads_the_loaded_weights(model):
+    """Changing a weight of the loaded Keras model changes the numpy model built from it: the
+    numbers come from the model file, not from a copy."""
+    from models.grooming import NumpyWindowModel
+
+    window_model = model.keras_model.get_layer("window_model")
+    layer = window_model.get_layer("risk_logit")
+    saved = layer.get_weights()
+    try:
+        layer.set_weights([saved[0] * 0.5, saved[1] + 0.3])
+        changed = NumpyWindowModel.from_keras(window_model, model.window, reference=None)
+        v, s, m = _random_windows(model, 5, 3)
+        out = window_model({"vectors": v, "speakers": s, "mask": m}, training=False)
+        np.testing.assert_allclose(changed(v, s, m)[0], np.asarray(out["risk"]).reshape(-1), atol=1e-5, rtol=0)
+        assert np.abs(changed(v, s, m)[0] - model._np_window(v, s, m)[0]).max() > 1e-3
+    finally:
+        layer.set_weights(saved)
+
+
+def test_numpy_window_model_falls_back_to_tensorflow(model):
+    from models.grooming import NumpyWindowModel
+
+    # another architecture: no numpy implementation
+    assert NumpyWindowModel.from_keras(model.keras_model.get_layer("message_encoder"), model.window) is None
+    # a numpy pass that disagrees with the Keras one on the load-time check is not used
+    window_model = model.keras_model.get_layer("window_model")
+
+    def off_by_a_bit(v, s, m):
+        risk, pats = model._tf_window(v, s, m)
+        return risk + 1e-3, pats
+
+    assert NumpyWindowModel.from_keras(window_model, model.window, reference=model._tf_window) is not None
+    assert NumpyWindowModel.from_keras(window_model, model.window, reference=off_by_a_bit) is None
+    # a model without it scores with TensorFlow, and refuses engine="numpy"
+    v, s, m = _random_windows(model, 2, 4)
+    saved = model._np_window
+    try:
+        model._np_window = None
+        assert not model.numpy_window
+        np.testing.assert_allclose(model.score_encoded(v, s, m, engine="auto")[0],
+                                   model.score_encoded(v, s, m, engine="tf")[0], atol=0, rtol=0)
+        with pytest.raises(ModelError):
+            model.score_encoded(v, s, m, engine="numpy")
+    finally:
+        model._np_window = saved
+    with pytest.raises(ValueError):
+        model.score_encoded(v, s, m, engine="torch")
+
+
 # ------------------------------------------------------------------ CLI
 def _jsonl(path, rows):
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))

@@ -1,18 +1,23 @@
 """Per-conversation grooming state in Beam: flags once with evidence, scans only conversations with
-a minor, and the event-time timer clears the state after inactivity."""
+a minor, and the event-time timer clears the state after inactivity; micro-batched encoding plus
+the numpy window model give what the per-message path gave."""
 from __future__ import annotations
 
 import datetime as dt
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.test_stream import TestStream as BeamTestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import GlobalWindow, IntervalWindow
+from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.windowed_value import PANE_INFO_UNKNOWN, PaneInfo, PaneInfoTiming, WindowedValue
 
 from csadetect.events import Event
-from transforms.grooming import ClassifyGrooming
+from transforms.grooming import ClassifyGrooming, ConversationStateFn, EncodeMessagesFn
 
 pytest.importorskip("tensorflow")
 
@@ -96,3 +101,237 @@ def test_without_inactivity_gap_a_conversation_is_flagged_once():
     with BeamTestPipeline(runner="FnApiRunner") as p:
         flagged = p | beam.Create(events) | ClassifyGrooming()
         assert_that(flagged | beam.Map(lambda r: r["conversation_id"]), equal_to(["c2"]))
+
+
+# ------------------------------------------------------------------ micro-batched encoding
+INACTIVITY = 7 * 24 * 3600
+SECRETS = [  # a second grooming-pattern conversation (never sexual)
+    ("man", "hi, you play minecraft too?"),
+    ("girl", "yes every day"),
+    ("man", "cool, how old are you"),
+    ("girl", "12"),
+    ("man", "you seem older. do your parents check your messages?"),
+    ("girl", "not really"),
+    ("man", "good, keep our chats a secret, ok? don't tell your parents"),
+    ("man", "i'll get you a gift card for skins if you add me on another app"),
+    ("man", "send me a photo of yourself, just for me"),
+    ("man", "we could meet at the park, i'll come alone, don't tell anyone"),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    from models.grooming import GroomingModel
+
+    return GroomingModel.load()
+
+
+class _State:
+    """ReadModifyWriteState through the DoFn's PickleCoder, as a runner stores it."""
+
+    def __init__(self):
+        self.coder, self.raw = ConversationStateFn.WINDOW.coder, None
+
+    def read(self):
+        return None if self.raw is None else self.coder.decode(self.raw)
+
+    def write(self, value):
+        self.raw = self.coder.encode(value)
+
+    def clear(self):
+        self.raw = None
+
+
+class _Timer:
+    ts = None
+
+    def set(self, ts):
+        self.ts = ts
+
+
+def _arrivals():
+    """Three conversations interleaved; in two of them some messages arrive out of ``occurred_at``
+    order (a later message before an earlier one). Element timestamps are arrival times."""
+    groom, family, secrets = _events("groom", GROOMING), _events("family", BENIGN), _events("secrets", SECRETS)
+    groom[3], groom[5] = groom[5], groom[3]  # 5 arrives before 3 and 4
+    groom[8], groom[9] = groom[9], groom[8]
+    secrets[0], secrets[1] = secrets[1], secrets[0]
+    secrets[6], secrets[8] = secrets[8], secrets[6]
+    order, queues = [], [list(groom), list(family), list(secrets)]
+    k = 0
+    while any(queues):
+        q = queues[k % 3]
+        if q:
+            order.append(q.pop(0))
+        k += 1
+    t0 = Timestamp.of(dt.datetime(2026, 11, 28, 12, tzinfo=dt.timezone.utc).timestamp())
+    return [(e, t0 + Duration(seconds=7 * i)) for i, e in enumerate(order)]
+
+
+def _per_message_reference(model, arrivals, threshold=None):
+    """ConversationStateFn before micro-batching, step by step: one encoder call and one Keras
+    window-model call per arriving message. Returns (flags, state per conversation)."""
+    thr = model.threshold if threshold is None else threshold
+    states, out = {}, []
+    for event, ts in arrivals:
+        st = states.setdefault(event.conversation_id,
+                               {"window": [], "info": {"count": 0, "flagged": False, "last": None}, "timer": None})
+        info = st["info"]
+        last = ts if info["last"] is None else max(Timestamp.of(info["last"]), ts)
+        vector = model.encode([event.text])[0]
+        message = {"index": info["count"], "event_id": event.event_id, "sender": event.sender,
+                   "account": event.account, "sent_at": event.occurred_at, "text": event.text, "vector": vector,
+                   "provider": event.provider, "service": event.service}
+        window = st["window"] + [message]
+        window.sort(key=lambda m: (m["sent_at"], m["index"]))
+        st["window"] = window = window[-model.window:]
+        info["count"] += 1
+        info["last"] = float(last.micros) / 1e6
+        st["timer"] = last + Duration(seconds=INACTIVITY)
+        if info["flagged"]:
+            continue
+        risk, _ = model.score_encoded_windows([(np.stack([m["vector"] for m in window]),
+                                                [m["sender"] for m in window])], engine="tf")
+        score = float(risk[0])
+        if score < thr:
+            continue
+        info["flagged"] = True
+        evidence = [{"pattern": name, "message_index": m["index"], "score": round(p, 4)}
+                    for m, probs in zip(window, model.patterns([{"text": m["text"], "sender": m["sender"]}
+                                                                for m in window]))
+                    for name, p in probs.items() if p >= model.evidence_threshold]
+        out.append({
+            "conversation_id": event.conversation_id, "score": score, "threshold": thr,
+            "flagged_at_message": message["index"],
+            "evidence": sorted(evidence, key=lambda e: (e["message_index"], -e["score"])),
+            "model_version": model.version,
+            "messages": [{k: m[k] for k in ("index", "event_id", "sender", "sent_at", "text")} for m in window],
+            "accounts": sorted({m["account"] for m in window}), "provider": event.provider,
+            "service": event.service, "event_id": event.event_id, "occurred_at": event.occurred_at,
+        })
+    return out, states
+
+
+def _assert_same_flags(got, want):
+    assert [f["conversation_id"] for f in got] == [f["conversation_id"] for f in want]
+    for g, w in zip(got, want):
+        assert g["score"] == pytest.approx(w["score"], abs=1e-5)
+        assert [(e["pattern"], e["message_index"]) for e in g["evidence"]] == \
+               [(e["pattern"], e["message_index"]) for e in w["evidence"]]
+        for eg, ew in zip(g["evidence"], w["evidence"]):
+            assert eg["score"] == pytest.approx(ew["score"], abs=2e-4)
+        same = {k: v for k, v in g.items() if k not in ("score", "evidence")}
+        assert same == {k: v for k, v in w.items() if k not in ("score", "evidence")}
+
+
+def test_batched_encode_path_equals_per_message_path(model):
+    """EncodeMessagesFn (micro-batches, flushed when full and at the end of a bundle) +
+    ConversationStateFn (numpy window model) give the flags, scores, evidence, state and timers
+    of the per-message path, with conversations interleaved and messages out of order."""
+    from apache_beam.utils import shared
+
+    arrivals = _arrivals()
+    want, want_states = _per_message_reference(model, arrivals)
+    assert {f["conversation_id"] for f in want} == {"groom", "secrets"}  # the test needs real flags
+
+    handle = shared.Shared()
+    encode = EncodeMessagesFn(None, handle, max_batch_size=4)
+    state_fn = ConversationStateFn(None, None, INACTIVITY, handle)
+    encode.setup()
+    state_fn.setup()
+    assert state_fn.model is encode.model  # one model per process
+    encoded = []
+    for start in range(0, len(arrivals), 7):  # bundles of 7 arrivals: batches of 4 and 3
+        encode.start_bundle()
+        for event, ts in arrivals[start:start + 7]:
+            encoded += encode.process((event.conversation_id, event), timestamp=ts, window=GlobalWindow(),
+                                      pane=PANE_INFO_UNKNOWN)
+        encoded += encode.finish_bundle()
+    assert [wv.value[1][0].event_id for wv in encoded] == [e.event_id for e, _ in arrivals]
+    assert [wv.timestamp for wv in encoded] == [ts for _, ts in arrivals]
+
+    states, got = {}, []
+    for wv in encoded:
+        cid = wv.value[0]
+        st = states.setdefault(cid, (_State(), _State(), _Timer()))
+        got += state_fn.process(wv.value, timestamp=wv.timestamp, window_state=st[0], info_state=st[1],
+                                expiry=st[2])
+    _assert_same_flags(got, want)
+    for cid, (window_state, info_state, timer) in states.items():
+        ref = want_states[cid]
+        assert info_state.read() == ref["info"]
+        assert timer.ts == ref["timer"]
+        window = window_state.read()
+        strip = lambda ms: [{k: v for k, v in m.items() if k != "vector"} for m in ms]  # noqa: E731
+        assert strip(window) == strip(ref["window"])
+        for m, r in zip(window, ref["window"]):
+            np.testing.assert_allclose(np.frombuffer(m["vector"], "<f4"), r["vector"], atol=1e-5, rtol=0)
+
+
+def test_encode_keeps_each_elements_timestamp_window_and_pane(model):
+    from apache_beam.utils import shared
+
+    encode = EncodeMessagesFn(None, shared.Shared(), max_batch_size=3)
+    encode.setup()
+    events = _events("c", GROOMING[:5])
+    windows = [IntervalWindow(0, 100), IntervalWindow(50, 150), GlobalWindow(), IntervalWindow(0, 100),
+               IntervalWindow(7, 8)]
+    panes = [PANE_INFO_UNKNOWN, PaneInfo(True, False, PaneInfoTiming.EARLY, 0, -1)] + [PANE_INFO_UNKNOWN] * 3
+    stamps = [Timestamp(30), Timestamp(60), Timestamp(5), Timestamp(99), Timestamp(7)]
+    encode.start_bundle()
+    out = []
+    for e, w, p, t in zip(events, windows, panes, stamps):
+        out += encode.process(("c", e), timestamp=t, window=w, pane=p)
+    assert len(out) == 3  # the first batch of 3, flushed when full
+    out += encode.finish_bundle()
+    assert all(isinstance(wv, WindowedValue) for wv in out)
+    assert [wv.timestamp for wv in out] == stamps
+    assert [tuple(wv.windows) for wv in out] == [(w,) for w in windows]
+    assert [wv.pane_info for wv in out] == panes
+    single = np.stack([model.encode([e.text])[0] for e in events])
+    got = np.stack([np.frombuffer(wv.value[1][1], "<f4") for wv in out])
+    np.testing.assert_allclose(got, single, atol=1e-5, rtol=0)
+    assert [wv.value[1][0] for wv in out] == events
+    encode.start_bundle()
+    assert list(encode.finish_bundle()) == []  # an empty bundle emits nothing
+
+
+def test_state_fn_reads_bare_events_and_earlier_state(model):
+    """Elements queued by the per-message version (bare events) and state it wrote (ndarray
+    vectors) are still handled, with the same result."""
+    from apache_beam.utils import shared
+
+    arrivals = [(e, t) for e, t in _arrivals() if e.conversation_id == "groom"]
+    want, _ = _per_message_reference(model, arrivals)
+    state_fn = ConversationStateFn(None, None, INACTIVITY, shared.Shared())
+    state_fn.setup()
+    window_state, info_state, timer = _State(), _State(), _Timer()
+    got = []
+    for i, (event, ts) in enumerate(arrivals):
+        if i == 4:  # as written before: vectors as ndarrays
+            window_state.write([{**m, "vector": np.frombuffer(m["vector"], "<f4").copy()}
+                                for m in window_state.read()])
+        got += state_fn.process(("groom", event), timestamp=ts, window_state=window_state, info_state=info_state,
+                                expiry=timer)
+    _assert_same_flags(got, want)
+
+
+def test_pipeline_streaming_equals_per_message_path(model):
+    """The whole transform in streaming mode (TestStream, several messages per bundle), messages
+    out of order: the same flags as the per-message path."""
+    arrivals = _arrivals()
+    want, _ = _per_message_reference(model, arrivals)
+    stream = BeamTestStream()
+    for start in range(0, len(arrivals), 5):
+        stream = stream.add_elements([beam.window.TimestampedValue(e, ts) for e, ts in arrivals[start:start + 5]])
+    stream = stream.advance_watermark_to_infinity()
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with BeamTestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
+        flagged = p | stream | ClassifyGrooming(inactivity_seconds=INACTIVITY, encode_batch_size=3)
+
+        def check(results):
+            _assert_same_flags(sorted(results, key=lambda r: r["conversation_id"]),
+                               sorted(want, key=lambda r: r["conversation_id"]))
+
+        assert_that(flagged, check)
