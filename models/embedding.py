@@ -107,6 +107,16 @@ class EmbeddingModel:
         self.dim = int(metadata.get("dim", 128))
         self.threshold = float(metadata["threshold"])
         self.version = str(metadata.get("version", "unknown"))
+        self._fn = None  # compiled on first use: one graph for any batch size
+
+    def _call(self, chunk: np.ndarray) -> np.ndarray:
+        if self._fn is None:
+            import tensorflow as tf
+
+            model = self.model
+            spec = tf.TensorSpec([None, self.input_size, self.input_size, 3], tf.float32)
+            self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return self._fn(chunk).numpy()
 
     @classmethod
     def load(cls, path=None) -> "EmbeddingModel":
@@ -134,7 +144,7 @@ class EmbeddingModel:
         out = []
         for i in range(0, len(arr), batch_size):
             chunk = np.asarray(arr[i : i + batch_size], dtype=np.float32)
-            out.append(np.asarray(self.model(chunk, training=False), dtype=np.float32))
+            out.append(np.asarray(self._call(chunk), dtype=np.float32))
         v = np.concatenate(out)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
