@@ -105,8 +105,11 @@ class NewMaterialSettings(_Strict):
     require_review: bool = Field(
         True, description="classifier hits wait for a reviewer verdict (DESIGN 6); false: >= report_threshold reports at once"
     )
-    threshold_provenance: Optional[dict] = Field(
-        None, description="written by `csadetect tune`: dataset, its sha256, target, precision, recall, date, model"
+    review_threshold_provenance: Optional[dict] = Field(
+        None, description="written by `csadetect tune --config-key new_material.review_threshold`"
+    )
+    report_threshold_provenance: Optional[dict] = Field(
+        None, description="written by `csadetect tune --config-key new_material.report_threshold`"
     )
     batching: Batching = Batching()
 

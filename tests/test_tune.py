@@ -284,3 +284,21 @@ def test_tuned_config_loads_in_settings(tmp_path):
     settings = load_settings(str(cfg))
     assert settings.grooming.threshold == 0.5
     assert settings.grooming.threshold_provenance["dataset_sha256"]
+
+
+def test_tuned_new_material_threshold_loads_in_settings(tmp_path):
+    """Data teams tune the new-material review threshold the same way (provenance beside it)."""
+    import json as _json
+
+    from csadetect.settings import load_settings
+    from csadetect.tune import main as tune_main
+
+    scores = tmp_path / "s.jsonl"
+    scores.write_text("".join(_json.dumps({"score": s / 10, "label": int(s >= 7)}) + "\n" for s in range(10)))
+    cfg = tmp_path / "tuned.yaml"
+    rc = tune_main(["tune", "--scores", str(scores), "--target-precision", "0.9", "--write-config", str(cfg),
+                    "--config-key", "new_material.review_threshold", "--curves-dir", str(tmp_path), "--quiet"])
+    assert rc == 0
+    settings = load_settings(str(cfg))
+    assert settings.new_material.review_threshold == 0.7
+    assert settings.new_material.review_threshold_provenance["dataset_sha256"]
