@@ -107,7 +107,7 @@ def cmd_from_media(args) -> int:
     paths = list(media_files(args.paths))
     embedder = _embedder(settings, not args.no_embedding)
     if embedder is not None:
-        _say(f"embedding model {embedder.version}: images also get an embedding row")
+        _say(f"embedding model {embedder.version}: images also get embedding rows (the image, a 5% centre crop, ±3° rotations)")
     bar = tqdm(total=len(paths), unit="file", disable=len(paths) < 50 or None, file=sys.stderr)
     rows = from_media(paths, settings.match, category=args.category, errors=errors, warnings=warnings,
                       embedder=embedder, progress=lambda: bar.update(1))

@@ -311,10 +311,38 @@ def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV
             writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in columns])
 
 
+# Index-side views of a known image, each stored as one more ``embedding`` row of the image
+# (ids ``{sha256[:16]}-embedding`` for the image itself, then ``-embedding-c05``, ``-embedding-r+3``,
+# ``-embedding-r-3``): a cropped or slightly rotated copy then meets a row that looks like it.
+# EMBEDDING_CROPS: fraction cut from EACH side (centre crop; 0.05 keeps the middle 90%).
+# EMBEDDING_ROTATIONS: degrees (counter-clockwise), expanded canvas, black fill.
+# Chosen on the held-out evaluation (models/cards/embedding.md, "Index-side rows"); the threshold
+# is calibrated with these rows (models/calibrate_embedding.py). Each row costs one 128-float vector.
+EMBEDDING_CROPS = (0.05,)
+EMBEDDING_ROTATIONS = (3, -3)
+
+
+def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS) -> list:
+    """(id suffix, PIL image) for each embedding row of a known image: ``""`` (the image), then
+    ``"-c05"``-style centre crops and ``"-r+3"``-style rotations."""
+    from PIL import Image
+
+    out = [("", img)]
+    w, h = img.size
+    for f in crops:
+        dx, dy = round(w * f), round(h * f)
+        if w - 2 * dx >= 1 and h - 2 * dy >= 1:
+            out.append((f"-c{round(f * 100):02d}", img.crop((dx, dy, w - dx, h - dy))))
+    for deg in rotations:
+        out.append((f"-r{deg:+g}", img.rotate(deg, resample=Image.Resampling.BILINEAR, expand=True)))
+    return out
+
+
 def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY, embedder=None) -> tuple[list[Indicator], Optional[str]]:
     """Rows for one media file and an optional warning. Raises MediaError if it cannot be read.
-    With an ``embedder`` (:class:`models.embedding.EmbeddingModel`) an image also gets an
-    ``embedding`` row (``model_version:base64``)."""
+    With an ``embedder`` (:class:`models.embedding.EmbeddingModel`) an image also gets
+    ``embedding`` rows (``model_version:base64``): one for the image (``{base}-embedding``) and one
+    per view of :func:`embedding_views` (``EMBEDDING_CROPS``, ``EMBEDDING_ROTATIONS``)."""
     from csadetect.hashing import VideoHashes, hash_file
 
     hashes, pictures = hash_file(path, seconds_per_hash=settings.video_seconds_per_hash, dihedral=False, with_views=True)
@@ -332,9 +360,11 @@ def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY, embedder=N
     else:
         perceptual.append(Indicator(f"{base}-pdq", "pdq", hashes.pdq.hex(), category, note=name))
         if embedder is not None:
-            vector = embedder.embed([pictures[0][1]])[0]
-            value = embedding_value(vector, embedder.version)
-            perceptual.append(Indicator(f"{base}-embedding", "embedding", value, category, note=name))
+            views = embedding_views(pictures[0][1])
+            vectors = embedder.embed([img for _, img in views])
+            for (suffix, _), vector in zip(views, vectors):
+                value = embedding_value(vector, embedder.version)
+                perceptual.append(Indicator(f"{base}-embedding{suffix}", "embedding", value, category, note=name))
         if hashes.quality < settings.quality_gate:
             warning = f"PDQ quality {hashes.quality} is below the gate {settings.quality_gate}"
     exact = [
@@ -361,8 +391,8 @@ def from_media(
     Failures are appended to ``errors`` as one-line ``"path: reason"`` strings and the file is
     skipped; without an ``errors`` list the first failure raises MediaError. Warnings (low PDQ
     quality; a video without a frame above the gate, which then gets md5/sha256 rows only) go
-    to ``warnings`` when given; the rows are kept. With an ``embedder`` images also get an
-    ``embedding`` row (videos do not). ``progress`` is called once per file.
+    to ``warnings`` when given; the rows are kept. With an ``embedder`` images also get
+    ``embedding`` rows, the image and its index-side views (videos do not; see :func:`media_rows`). ``progress`` is called once per file.
     """
     from csadetect.hashing import MediaError
     from csadetect.settings import MatchSettings

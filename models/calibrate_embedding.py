@@ -13,8 +13,11 @@ The threshold is the largest *false-pair* cosine similarity on a calibration set
 Queries are embedded as the pipeline embeds them: the bytes go through
 :func:`csadetect.hashing.hash_image_with_views` with :func:`csadetect.preprocess.views`, then
 :func:`models.embedding.model_inputs` with ``flip=True`` (the image, each view, the mirror); a query's
-similarity to an original is the largest over its vectors. Originals are embedded as
-``indicators from-media`` embeds them (the decoded image, no views).
+similarity to an original is the largest over its vectors and the original's rows. Originals are
+embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
+(:func:`indicators.rows.embedding_views`: ``EMBEDDING_CROPS`` centre crops and
+``EMBEDDING_ROTATIONS``), one row each, so a false pair is a query against ANY row of another
+original (and original -> original: any row against any row of the other).
 
 The calibration set (``calibration_set``) is DISJOINT from every evaluation set:
 
@@ -172,12 +175,16 @@ def check_disjoint(cal: dict) -> None:
 
 
 def _original_vectors(model, originals, log) -> np.ndarray:
-    """As ``indicators from-media``: the decoded image, no views, no mirror."""
+    """As ``indicators from-media``: the decoded image and its index-side views
+    (:func:`indicators.rows.embedding_views`), no mirror. Returns ``(n, rows, dim)``."""
     from csadetect.hashing import load_image
+    from indicators.rows import embedding_views
     from models.embedding import preprocess
 
-    arr = np.stack([preprocess(load_image(data), model.input_size) for _, data in originals])
-    return model.embed_arrays(arr)
+    per = [[preprocess(v, model.input_size) for _, v in embedding_views(load_image(data))] for _, data in originals]
+    m = len(per[0]) if per else 1
+    arr = np.stack([a for views in per for a in views]) if per else np.zeros((0, model.input_size, model.input_size, 3), np.uint8)
+    return model.embed_arrays(arr).reshape(len(per), m, -1)
 
 
 def _query_vectors(model, items: Sequence[bytes], chunk: int = 32, log=None, label: str = ""):
@@ -213,11 +220,19 @@ def _family(name: str) -> str:
 
 def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], None] = lambda _: None) -> dict:
     """The threshold and what it comes from (see the module docstring)."""
+    from indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
+
     check_disjoint(cal)
     t0 = time.perf_counter()
     names = [n for n, _ in cal["originals"]]
-    emb = _original_vectors(model, cal["originals"], log)
-    n = len(names)
+    emb3 = _original_vectors(model, cal["originals"], log)  # (n, rows per original, dim)
+    n, m = emb3.shape[0], emb3.shape[1]
+    emb = emb3.reshape(n * m, -1)
+    row_owner = np.repeat(np.arange(n), m)
+
+    def per_original(vecs):  # largest similarity of any query vector to any row of each original
+        return (vecs @ emb.T).reshape(len(vecs), n, m).max(axis=(0, 2))
+
     worst = {}  # kind -> (similarity, query, original)
     counts = {}
 
@@ -231,26 +246,27 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         if kind not in worst or sim > worst[kind][0]:
             worst[kind] = (float(sim), query, orig)
 
-    # original -> original (indicator vectors)
+    # original -> original (indicator vectors: any row of one against any row of the other)
     if n > 1:
         s = emb @ emb.T
-        np.fill_diagonal(s, -2.0)
+        s[row_owner[:, None] == row_owner[None, :]] = -2.0
         i, j = np.unravel_index(int(np.argmax(s)), s.shape)
-        worst["original -> original"] = (float(s[i, j]), names[i], names[j])
+        i, j = row_owner[i], row_owner[j]
+        worst["original -> original"] = (float(s.max()), names[i], names[j])
         counts["original -> original"] = n * (n - 1) // 2
 
     own_sims = []
     copies = cal["copies"]
     for k, vecs in _query_vectors(model, [d for _, _, d in copies], log=log, label="copies"):
         name, own, _ = copies[k]
-        sims = (vecs @ emb.T).max(axis=0)
+        sims = per_original(vecs)
         own_sims.append(float(sims[own]))
         sims[own] = -2.0
         j = int(np.argmax(sims))
         note("copy -> wrong original", sims[j], name, names[j], n - 1)
     dist = cal["distractors"]
     for k, vecs in _query_vectors(model, [d for _, d in dist], log=log, label="distractors"):
-        sims = (vecs @ emb.T).max(axis=0)
+        sims = per_original(vecs)
         j = int(np.argmax(sims))
         note("distractor -> original", sims[j], dist[k][0], names[j], n)
 
@@ -271,7 +287,11 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         "pairs_compared": counts,
         "query_embedding": "hash_image_with_views(data, preprocess=csadetect.preprocess.views) -> "
                            "models.embedding.model_inputs(pictures, size, flip=True) (image, views, mirror); "
-                           "originals: the decoded image, as indicators from-media",
+                           "originals: the decoded image and its index-side views "
+                           "(indicators.rows.embedding_views), as indicators from-media; a pair's similarity is "
+                           "the largest over the query's vectors and the original's rows",
+        "index_rows_per_original": {"rows": int(m), "crops_per_side": list(EMBEDDING_CROPS),
+                                    "rotations_deg": list(EMBEDDING_ROTATIONS)},
         "calibration_sets": cal["sets"],
         "n_originals": n,
         "n_copies": len(copies),

@@ -7,7 +7,9 @@ script measures what the pipeline actually does with a known image:
 
 * **Indicators**: every held-out original is written as a JPEG (quality 95) and turned into
   indicator rows by :func:`indicators.rows.from_media` with the embedding model, exactly as
-  ``csadetect indicators from-media`` does (``pdq`` + ``embedding`` + ``md5`` + ``sha256`` rows).
+  ``csadetect indicators from-media`` does (``pdq`` + ``md5`` + ``sha256`` rows and the
+  ``embedding`` rows of the image and its index-side views, ``indicators.rows.embedding_views``;
+  a copy's embedding similarity to an original is the largest over its vectors and those rows).
   The rows go into an in-memory :class:`indicators.index.IndicatorIndex` (as a snapshot would,
   without signing).
 * **Queries**: every transformed copy is encoded as JPEG (quality 90) and queried like
@@ -92,7 +94,8 @@ def _jpeg(img: Image.Image, quality: int) -> bytes:
 def build_index(originals: Sequence[Image.Image], workdir: str, settings, model, progress=None):
     """Write the originals as JPEGs, make their rows with ``from_media`` (embedder = ``model``)
     and build an unsigned in-memory index. Returns (index, rows, id -> original number, the
-    originals' embedding matrix (n, dim), their PDQ codes (n, 32))."""
+    originals' embedding rows (n, dim) with one row each, else (n, rows, dim) with index-side
+    views (``indicators.rows.embedding_views``), their PDQ codes (n, 32))."""
     from indicators.index import IndicatorIndex
     from indicators.rows import from_media, split_embedding
     from indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
@@ -109,15 +112,30 @@ def build_index(originals: Sequence[Image.Image], workdir: str, settings, model,
         raise RuntimeError("two originals encode to the same file; their rows would merge")
     table = _sorted(rows_to_table(rows))
     index = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings.match)
-    emb = np.zeros((len(originals), model.dim), np.float32)
+    emb_rows = [r for r in rows if r.kind == "embedding"]
+    m = max(1, len(emb_rows) // max(1, len(originals)))  # rows per original (indicators.rows.embedding_views)
+    emb = np.zeros((len(originals), m, model.dim), np.float32)
+    filled = np.zeros(len(originals), np.int64)
+    for row in emb_rows:
+        i = owner[row.indicator_id]
+        emb[i, filled[i]] = split_embedding(row.value)[1]
+        filled[i] += 1
+    if m == 1:
+        emb = emb[:, 0]
     pdq = np.zeros((len(originals), 32), np.uint8)
     for row in rows:
-        if row.kind == "embedding":
-            emb[owner[row.indicator_id]] = split_embedding(row.value)[1]
-        elif row.kind == "pdq":
+        if row.kind == "pdq":
             pdq[owner[row.indicator_id]] = np.frombuffer(bytes.fromhex(row.value), np.uint8)
-    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    emb /= np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
     return index, rows, owner, emb, pdq
+
+
+def original_sims(vectors: np.ndarray, emb: np.ndarray) -> np.ndarray:
+    """Largest cosine of any query vector to any embedding row of each original: ``emb`` is
+    ``(n, dim)`` (one row each) or ``(n, rows, dim)`` (the image and its index-side views)."""
+    if emb.ndim == 2:
+        return (vectors @ emb.T).max(axis=0)
+    return np.einsum("kd,nmd->nkm", vectors, emb).reshape(emb.shape[0], -1).max(axis=1)
 
 
 def query(data: bytes, index, settings, model, spec):
@@ -240,7 +258,7 @@ def evaluate_known(
                     wrong_pairs[key] = wrong_pairs.get(key, 0) + 1
                     n_wrong += 1
             found["wrong"] += n_wrong
-            sims = (vectors @ emb.T).max(axis=0)
+            sims = original_sims(vectors, emb)
             own_sims.append(float(sims[i]))
             others = np.delete(sims, i)
             if len(others):
@@ -279,7 +297,7 @@ def evaluate_known(
             matched += 1
             hit = sorted({names[owner[m.indicator_id]] + f" ({m.kind})" for m in matches})
             offenders.append(f"{name} -> {', '.join(hit)}")
-        s = float((vectors @ emb.T).max())
+        s = float(original_sims(vectors, emb).max())
         if s > max_sim:
             max_sim, max_sim_name = s, name
         d = int(_min_hamming(codes, pdq).min())
@@ -301,6 +319,7 @@ def evaluate_known(
                      "original_jpeg_quality": ORIGINAL_QUALITY, "query_jpeg_quality": QUERY_QUALITY},
         "n_originals": n_orig,
         "n_indicator_rows": len(rows),
+        "embedding_rows_per_original": int(emb.shape[1]) if emb.ndim == 3 else 1,
         "transforms": transforms,
         "recall": recall,
         "recall_all": {k: round(totals[k] / n_all, 3) if n_all else 0.0 for k in ("pdq", "embedding", "combined")}

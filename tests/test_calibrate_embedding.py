@@ -36,15 +36,23 @@ def _all_false_pair_sims(model, cal):
     from csadetect.preprocess import views
     from models.embedding import model_inputs, preprocess
 
-    emb = model.embed_arrays(np.stack([preprocess(load_image(d), model.input_size) for _, d in cal["originals"]]))
+    from indicators.rows import embedding_views
+
+    # every indicator row of each original: the image and its index-side views
+    rows = [[model.embed_arrays(preprocess(v, model.input_size)[None])[0] for _, v in embedding_views(load_image(d))]
+            for _, d in cal["originals"]]
+    n, m = len(rows), len(rows[0])
+    emb3 = np.array(rows)  # (n, m, dim)
     sims = []
-    s = emb @ emb.T
-    sims += [float(s[i, j]) for i in range(len(emb)) for j in range(i + 1, len(emb))]
+    for i in range(n):
+        for j in range(i + 1, n):
+            sims.append(float((emb3[i] @ emb3[j].T).max()))
+    emb = emb3
     queries = [(own, d) for _, own, d in cal["copies"]] + [(-1, d) for _, d in cal["distractors"]]
     for own, data in queries:
         _, pictures = hash_image_with_views(data, preprocess=views)
         q = model.embed_arrays(model_inputs(pictures, model.input_size, flip=True)[1])
-        row = (q @ emb.T).max(axis=0)
+        row = [float((q @ emb[j].T).max()) for j in range(n)]
         sims += [float(x) for j, x in enumerate(row) if j != own]
     return sims
 

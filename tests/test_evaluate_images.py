@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
 from models.evaluate_images import ALL_TRANSFORMS, build_index, evaluate_known, markdown, query, transform
 from models.train_embedding import DISTRACTOR_SKIMAGE, synth
 
@@ -30,7 +31,9 @@ def result(model):
 def test_structure(result):
     n = N_SYNTH + len(SKIMAGE)
     assert result["n_originals"] == n
-    assert result["n_indicator_rows"] == 4 * n  # pdq + embedding + md5 + sha256 per original
+    per = 1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS)  # embedding rows: the image + its index-side views
+    assert result["n_indicator_rows"] == (3 + per) * n  # pdq + md5 + sha256 + embedding rows per original
+    assert result["embedding_rows_per_original"] == per
     assert result["transforms"] == TRANSFORMS and list(result["recall"]) == TRANSFORMS
     assert result["model"]["version"] and 0 < result["model"]["threshold"] <= 1
     assert result["settings"]["flip"] in (True, False)
@@ -91,7 +94,8 @@ def test_query_path_is_the_clis(model, tmp_path):
     workdir = tmp_path / "orig"
     workdir.mkdir()
     index, rows, owner, emb, pdq = build_index(originals, str(workdir), settings, model)
-    assert sorted(r.kind for r in rows) == sorted(["pdq", "embedding", "md5", "sha256"] * 2)
+    per = 1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS)
+    assert sorted(r.kind for r in rows) == sorted(["pdq", "md5", "sha256"] * 2 + ["embedding"] * per * 2)
     # crop10 and flip_crop10 mostly fall under the calibrated threshold (0.9835): they check that both
     # paths agree; flip (the mirror) and border (the views) must also match their own original
     for name in ("crop10", "flip_crop10", "flip", "border"):
@@ -113,3 +117,39 @@ def test_transform_names():
         assert out.mode == "RGB" and min(out.size) > 0, name
     with pytest.raises(ValueError):
         transform("nope", img, 0)
+
+
+def test_index_side_rows_match_a_centre_crop_and_a_rotation(model, tmp_path):
+    """from_media writes the image's embedding row plus one per index-side view (centre crops,
+    small rotations); a centre-cropped / rotated copy meets its view row above the threshold."""
+    import numpy as np
+    from PIL import Image
+
+    from csadetect.settings import load_settings
+    from indicators.rows import from_media, split_embedding
+    from models.embedding import EmbeddingSpec
+
+    settings = load_settings()
+    spec = EmbeddingSpec.resolve(settings.embedding)
+    img = synth(100002)
+    path = tmp_path / "known.jpg"
+    img.save(path, "JPEG", quality=95)
+    rows = [r for r in from_media([str(path)], settings.match, embedder=model) if r.kind == "embedding"]
+    base = rows[0].indicator_id
+    assert base.endswith("-embedding")
+    suffixes = [f"-c{round(f * 100):02d}" for f in EMBEDDING_CROPS] + [f"-r{d:+g}" for d in EMBEDDING_ROTATIONS]
+    assert [r.indicator_id for r in rows] == [base] + [base + s for s in suffixes]
+    assert all(r.note == "known.jpg" and r.category == rows[0].category for r in rows)
+    vec = {r.indicator_id: split_embedding(r.value)[1] for r in rows}
+
+    f = EMBEDDING_CROPS[0]
+    w, h = img.size
+    dx, dy = round(w * f), round(h * f)
+    copies = {base + suffixes[0]: img.crop((dx, dy, w - dx, h - dy)),
+              base + suffixes[len(EMBEDDING_CROPS)]: img.rotate(EMBEDDING_ROTATIONS[0],
+                                                                 resample=Image.Resampling.BILINEAR, expand=True)}
+    for row_id, copy in copies.items():
+        q = model.embed([copy])[0]
+        sims = {k: float(q @ (v / np.linalg.norm(v))) for k, v in vec.items()}
+        assert sims[row_id] >= spec.threshold, (row_id, sims)
+        assert sims[row_id] == max(sims.values())  # its own view row is the closest
