@@ -42,6 +42,7 @@ bench: install
 models: install
 	$(PY) -m models.train_grooming --out models/reference/grooming
 	$(PY) -m models.train_embedding --out models/reference/embedding
+	$(PY) -m models.train_classifier --out models/reference/classifier
 
 clean:
 	rm -rf $(VENV) out .demo build dist *.egg-info

@@ -39,6 +39,9 @@ DEMO_CHATS = [
 ]
 N_KNOWN = 6
 N_UNKNOWN = 8
+# images of the benign proxy class the reference new-material classifier flags (models/cards/classifier.md)
+NEW_MATERIAL_SEEDS = (900001, 900005)
+HARD_NEGATIVE_SEEDS = (910001,)
 
 
 def _log(msg: str) -> None:
@@ -74,17 +77,25 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     keys = work / "keys"
     generate_keypair(keys)
     settings = load_settings()
-    rows = from_media(known_paths, settings.match, category="demo-known")
+    embedder = None
+    if settings.embedding.enabled:
+        from models.embedding import EmbeddingModel
+
+        embedder = EmbeddingModel.load(settings.embedding.model)
+    rows = from_media(known_paths, settings.match, category="demo-known", embedder=embedder)
     manifest = build_snapshot(rows, work / "indicators", keys / "private.pem")
     _log(f"demo: indicator snapshot version {manifest['version']} with {len(rows)} indicators, signed")
 
     events = []
     expected_hits = []
+    expected_review = []
 
-    def add(eid, content, hit, **kw):
+    def add(eid, content, hit, review=False, **kw):
         events.append(make_event(eid, content, **kw))
         if hit:
             expected_hits.append(eid)
+        if review:
+            expected_review.append(eid)
 
     # exact re-uploads and altered copies of known material
     add("evt-known-0-exact", (media / "known-0.jpg").read_bytes(), True)
@@ -97,6 +108,19 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     events[-1]["event_id"] = "evt-known-0-exact"  # Pub/Sub redelivery: same id, no second report
     if video is not None:
         add("evt-known-video", Path(video).read_bytes(), True, kind="video", mime="video/mp4", service="videos")
+    # a slightly rotated and cropped copy PDQ cannot match: the embedding finds it; embedding
+    # near-duplicates go to human review
+    if settings.embedding.enabled:
+        add("evt-known-0-rotated", synth.jpeg_bytes(synth.rotate_crop(known_imgs[0])), False, review=True)
+    # new material: images of the benign proxy class the reference classifier was trained to flag;
+    # classifier hits wait for a reviewer (DESIGN 6). A hard negative (emblem parts) is not flagged.
+    if settings.new_material.enabled:
+        from models import classifier_corpus
+
+        for seed in NEW_MATERIAL_SEEDS:
+            add(f"evt-new-{seed}", synth.jpeg_bytes(classifier_corpus.positive_example(seed)), False, review=True)
+        for seed in HARD_NEGATIVE_SEEDS:
+            add(f"evt-other-parts-{seed}", synth.jpeg_bytes(classifier_corpus.negative_example(seed, hard=True)), False)
     # unrelated benign uploads: non-hits, nothing of them may remain
     for i in range(N_UNKNOWN):
         add(f"evt-other-{i}", synth.jpeg_bytes(synth.synthetic_image(5000 + i)), False, account=f"acct-{i + 10}")
@@ -127,6 +151,7 @@ def prepare(workdir: str | Path = ".demo") -> dict:
         "indicators": str(work / "indicators"),
         "public_key": str(keys / "public.pem"),
         "expected_hits": expected_hits,
+        "expected_review": expected_review,
         "n_events": len(lines),
         "n_malformed": 6,
     }
@@ -159,6 +184,14 @@ def summarise(out_dir: str, counts: dict) -> str:
         with open(path) as fh:
             for line in fh:
                 r = json.loads(line)
+                if r.get("detection_type") == "new":
+                    lines.append(f"  new material → human review: {r['event_id']} score {r['score']:.2f} "
+                                 f"(review threshold {r['threshold']:.2f}, model {r['detector_version']})")
+                elif r.get("detector") == "known-embedding":
+                    sims = ", ".join(f"{m['indicator_id']} similarity {1 - m['distance']:.3f}" for m in r["matches"])
+                    lines.append(f"  known near-duplicate (embedding) → human review: {r['event_id']}: {sims}")
+                elif r.get("detection_type") == "known":
+                    lines.append(f"  known (PDQ above auto-confirm distance) → human review: {r['event_id']}")
                 if r.get("detection_type") == "grooming":
                     patterns = sorted({e["pattern"] for e in r["evidence"]})
                     lines.append(f"  grooming → human review: {r['conversation_id']} score {r['score']:.2f} "

@@ -130,9 +130,20 @@ def cmd_grooming_score(args) -> int:
 
 
 def cmd_models_evaluate(args) -> int:
-    if not args.grooming:
-        _say("error: choose a model to evaluate: --grooming")
+    if sum(map(bool, (args.grooming, args.embedding, args.classifier))) != 1:
+        _say("error: choose one model to evaluate: --grooming, --embedding or --classifier")
         return 2
+    if args.embedding:
+        from models import evaluate_images
+
+        argv = ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
+        if args.model:
+            argv += ["--model", args.model]
+        if args.out:
+            argv += ["--out", args.out]
+        return evaluate_images.main(argv)
+    if args.classifier:
+        return _evaluate_classifier(args)
     from models import grooming_corpus as corpus
     from models.train_grooming import evaluate_heldout
 
@@ -171,6 +182,38 @@ def cmd_models_evaluate(args) -> int:
     return 0
 
 
+def _evaluate_classifier(args) -> int:
+    """Held-out metrics of the new-material classifier on its benign proxy task; with ``--out``
+    also writes the scored, labelled examples that ``csadetect tune`` reads."""
+    from models import ModelError
+    from models import classifier_corpus as corpus
+    from models.classifier import NewMaterialClassifier, evaluate, write_scores
+    from models.embedding import EmbeddingModel
+
+    try:
+        classifier = NewMaterialClassifier.load(args.model)
+        embedder = EmbeddingModel.load(args.embedding_model)
+    except ModelError as exc:
+        _say(f"error: {exc}")
+        return 1
+    n = args.n_heldout or 1000
+    seed = 0 if args.seed is None else args.seed
+    _say(f"generating {n} held-out proxy images (split eval, seed {seed}) and scoring them ...")
+    items = [(img, label, f"{info['kind']}:{info['background']}") for img, label, info
+             in corpus.dataset("eval", n, seed, with_info=True)]
+    metrics = evaluate(classifier, embedder, items, threshold=args.threshold)
+    if args.out:
+        write_scores(classifier, embedder, items, args.out)
+        _say(f"wrote scored examples to {args.out} (input for csadetect tune)")
+    summary = {"model": "new-material", "model_version": classifier.version, "data": f"classifier_corpus eval seed {seed}",
+               "n": metrics["n"], "roc_auc": round(metrics["roc_auc"], 4), "ece": round(metrics["ece"], 4)}
+    for key in ("at_review", "at_report", "at_threshold"):
+        if key in metrics:
+            summary[key] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics[key].items()}
+    _emit(summary if not args.full else metrics)
+    return 0
+
+
 def cmd_models_train(args) -> int:
     if not args.grooming:
         _say("error: choose a model to train: --grooming")
@@ -202,6 +245,14 @@ def register(subparsers) -> None:
     msub.required = True
     e = msub.add_parser("evaluate", help="precision, recall, F0.5, latency on held-out synthetic data")
     e.add_argument("--grooming", action="store_true", help="evaluate the grooming model")
+    e.add_argument("--embedding", action="store_true",
+                   help="evaluate known-image matching: PDQ vs embedding vs combined recall per edit, false matches")
+    e.add_argument("--classifier", action="store_true",
+                   help="evaluate the new-material classifier: precision, recall, F0.5, AUC, ECE on held-out images")
+    e.add_argument("--n-heldout", type=int, default=None, help="held-out items: --embedding originals (default 100), --classifier images (default 1000)")
+    e.add_argument("--out", default=None, metavar="FILE",
+                   help="--embedding: write the result (.json); --classifier: write scored examples (.jsonl/.parquet) for tune")
+    e.add_argument("--embedding-model", default=None, help="--classifier: embedding model dir (default: the reference)")
     e.add_argument("--data", default=None, help="corpus directory written by models.grooming_corpus (uses DATA/eval)")
     e.add_argument("--model", default=None, help="model directory (default: the reference model)")
     e.add_argument("--threshold", type=_threshold, default=None)

@@ -96,6 +96,12 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert len(dead) == info["n_malformed"]
     review = [json.loads(l) for f in (tmp_path / "out" / "review").glob("*.jsonl") for l in f.open()]
     assert [r["conversation_id"] for r in review if r["detection_type"] == "grooming"] == ["conv-risk"]
+    images = {r["event_id"]: r for r in review if r["detection_type"] != "grooming"}
+    assert sorted(images) == sorted(info["expected_review"]) and len(images) == 3
+    assert images["evt-known-0-rotated"]["detector"] == "known-embedding"
+    assert [r["detector"] for e, r in images.items() if e.startswith("evt-new")] == ["new-material-classifier"] * 2
+    assert all(r["score"] >= r["threshold"] for e, r in images.items() if e.startswith("evt-new"))
+    assert "new material → human review" in summary and "known near-duplicate (embedding)" in summary
     everything = json.dumps(reports + dead + review)
-    assert "evt-other" not in everything
+    assert "evt-other" not in everything  # incl. the hard negative evt-other-parts-*
     assert "conv-family" not in everything and "birthday surprise" not in everything

@@ -1,5 +1,6 @@
 """End to end against the real Pub/Sub emulator: a mixed upload stream in, exactly the expected
-reports and dead letters out, and nothing of a non-hit anywhere (outputs, dead letters, logs)."""
+reports, review items (grooming, an embedding near-duplicate, new material) and dead letters
+out, and nothing of a non-hit anywhere (outputs, dead letters, logs)."""
 from __future__ import annotations
 
 import json
@@ -53,7 +54,9 @@ def indicator_db(tmp_path_factory):
         pytest.skip("ffmpeg CLI not installed (make sysdeps installs it)")
     paths.append(str(video))
     generate_keypair(work / "keys")
-    rows = from_media(paths, MatchSettings(), category="test-known")
+    from models.embedding import EmbeddingModel
+
+    rows = from_media(paths, MatchSettings(), category="test-known", embedder=EmbeddingModel.load())
     build_snapshot(rows, work / "db", work / "keys" / "private.pem")
     return {"dir": work, "known": known, "media": media, "video": Path(video)}
 
@@ -80,7 +83,7 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
     review_sub = admin.subscription(review, "review-reader")
 
     known, media = indicator_db["known"], indicator_db["media"]
-    events, expected_hits = [], set()
+    events, expected_hits, expected_review = [], set(), {"conv-risk"}
     non_hit_secrets = []  # things of non-hits that must never show up anywhere
 
     def add(eid, content, hit, **kw):
@@ -94,9 +97,20 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
     add("hit-border", synth.jpeg_bytes(synth.add_border(known[2], 0.15, (0, 0, 0))), True)
     add("hit-flipped", synth.jpeg_bytes(known[3].transpose(0)), True)
     add("hit-video", indicator_db["video"].read_bytes(), True, kind="video", mime="video/mp4")
+    # PDQ misses this rotated, cropped copy; the embedding finds it; near-duplicates wait for a reviewer
+    add("review-cropped", synth.jpeg_bytes(synth.rotate_crop(known[1])), False)
+    expected_review.add("review-cropped")
+    from models import classifier_corpus
+
+    add("review-new", synth.jpeg_bytes(classifier_corpus.positive_example(900001)), False)  # new-material classifier
+    expected_review.add("review-new")
     import hashlib
 
     from csadetect.hashing import hash_image
+
+    parts = synth.jpeg_bytes(classifier_corpus.negative_example(910001, hard=True))
+    add("nonhit-parts-zq", parts, False, account="nonhit-parts-account-zq")
+    non_hit_secrets += ["nonhit-parts-zq", "nonhit-parts-account-zq", hashlib.sha256(parts).hexdigest()]
 
     for i in range(5):
         data = synth.jpeg_bytes(synth.synthetic_image(9000 + i))
@@ -145,7 +159,7 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
                 admin.publish(uploads, body)
             reports = _wait_for(lambda: admin.pull(hits_sub), len(expected_hits), timeout=240)
             dead_letters = _wait_for(lambda: admin.pull(dead_sub), len(malformed), timeout=60)
-            flagged = _wait_for(lambda: admin.pull(review_sub), 1, timeout=120)
+            flagged = _wait_for(lambda: admin.pull(review_sub), len(expected_review), timeout=120)
             time.sleep(5)  # anything extra would arrive now
             reports += admin.pull(hits_sub)
             dead_letters += admin.pull(dead_sub)
@@ -169,10 +183,15 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
     assert set(dl) == set(malformed), dl
     for event_id, (body, reason) in malformed.items():
         assert reason in dl[event_id]["reason"], dl[event_id]
-    flags = [json.loads(m.data) for m in flagged]
-    assert [f["conversation_id"] for f in flags] == ["conv-risk"], flags
-    assert flags[0]["detection_type"] == "grooming" and flags[0]["review_status"] == "pending"
-    assert flags[0]["evidence"] and flags[0]["flagged_at_message"] >= 1
+    items = [json.loads(m.data) for m in flagged]
+    by_id = {f.get("conversation_id") or f["event_id"]: f for f in items}
+    assert sorted(by_id) == sorted(expected_review) and len(items) == len(expected_review), items
+    groom = by_id["conv-risk"]
+    assert groom["detection_type"] == "grooming" and groom["review_status"] == "pending"
+    assert groom["evidence"] and groom["flagged_at_message"] >= 1
+    assert by_id["review-cropped"]["detector"] == "known-embedding" and by_id["review-cropped"]["review_status"] == "pending"
+    new = by_id["review-new"]
+    assert new["detection_type"] == "new" and new["score"] >= new["threshold"] and new["review_status"] == "pending"
     everything = logs + "".join(m.data.decode() for m in reports + dead_letters + flagged)
     for secret in non_hit_secrets:
         assert secret not in everything, "a non-hit left a trace"

@@ -17,7 +17,7 @@ from csadetect.events import make_event
 from csadetect.settings import load_settings
 from pipelines.detect import Source, build_pipeline, outcome_counts, resolve_models
 
-POSITIVE_SEEDS = (900001, 900002)  # classifier_corpus.positive_example: the proxy class the classifier flags
+POSITIVE_SEEDS = (900001, 900005)  # classifier_corpus.positive_example: the proxy class the classifier flags
 HARD_NEGATIVE_SEED = 910001
 
 
