@@ -167,7 +167,8 @@ def summarise(out_dir: str, counts: dict) -> str:
     hit, non_hit, dead = counts.get("hit", 0), counts.get("non_hit", 0), counts.get("dead_lettered", 0)
     check = "OK" if received == hit + non_hit + dead else "MISMATCH"
     lines.append(f"events received {received} = hits {hit} + non-hits {non_hit} + dead-lettered {dead}  [{check}]")
-    lines.append(f"reports written: {counts.get('report', 0)} (duplicates collapsed: {counts.get('duplicate_report', 0)})")
+    lines.append(f"reports written: {counts.get('report', 0)} (duplicates collapsed: {counts.get('duplicate_report', 0)}); "
+                 f"hits awaiting human review: {counts.get('hit_review', 0) + counts.get('hit_grooming', 0)}")
     parquet = sorted(glob.glob(os.path.join(out_dir, "reports", "*.parquet")))
     jsonl = sorted(glob.glob(os.path.join(out_dir, "reports", "*.jsonl")))
     for path in parquet:

@@ -371,7 +371,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     counts = outcome_counts(result)
-    print(json.dumps({k: counts.get(k, 0) for k in ("received", "hit", "non_hit", "dead_lettered", "report")}))
+    print(json.dumps({k: counts.get(k, 0) for k in ("received", "hit", "non_hit", "dead_lettered", "report", "hit_review")}))
     return 0
 
 
