@@ -62,6 +62,9 @@ REPORT_SCHEMA = pa.schema(
 )
 
 
+_KIND_ORDER = {"sha256": 0, "md5": 1, "vpdq": 2, "pdq": 3, "embedding": 4}
+
+
 def report_id(provider: str, event_id: str, detector: str) -> str:
     return hashlib.sha256(f"{provider}\x1f{event_id}\x1f{detector}".encode()).hexdigest()[:32]
 
@@ -89,7 +92,9 @@ def known_report(matched, provider, detector: str = "known-hash") -> dict[str, A
     item = matched.item
     event = item.event
     ctx = event.context or {}
-    matches = sorted(matched.matches, key=lambda m: (m.distance, m.indicator_id))
+    # strongest evidence first: exact hashes, vPDQ, PDQ (bits), then embedding (1 - cosine), so
+    # ``distance`` is never a mix of units; within a kind, nearest first
+    matches = sorted(matched.matches, key=lambda m: (_KIND_ORDER.get(m.kind, 9), m.distance, m.indicator_id))
     hashes = item.image if item.image is not None else item.video
     port = ctx.get("port")
     try:
