@@ -19,9 +19,9 @@ from typing import Iterable, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+from apache_beam.ml.inference.base import ModelHandler
 
-from transforms.common import MatchedItem, counter
+from transforms.common import MatchedItem, RunInferenceKeepingTimestamps, batching_kwargs, counter
 
 DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parent.parent / "models" / "reference" / "classifier"
 
@@ -123,18 +123,7 @@ class ClassifyNew(beam.PTransform):
 
     def __init__(self, policy: NewMaterialPolicy, batching=None, streaming: bool = False):
         super().__init__()
-        b = batching
-        self._handler = NewMaterialHandler(
-            policy,
-            min_batch_size=b.min_batch_size if b else 1,
-            max_batch_size=b.max_batch_size if b else 64,
-            max_batch_duration_secs=(b.max_batch_duration_secs if b else 1.0) if streaming else None,
-        )
+        self._handler = NewMaterialHandler(policy, **batching_kwargs(batching, streaming))
 
     def expand(self, matched):
-        return (
-            matched
-            | "KeyByTimestamp" >> beam.Map(lambda x, ts=beam.DoFn.TimestampParam: (ts, x))
-            | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "Restamp" >> beam.MapTuple(lambda ts, x: beam.window.TimestampedValue(x, ts))
-        )
+        return matched | "Infer" >> RunInferenceKeepingTimestamps.transform(self._handler)

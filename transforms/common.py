@@ -52,3 +52,37 @@ class MatchedItem:
 
     def __repr__(self) -> str:
         return f"MatchedItem({self.item.event!r}, matches={len(self.matches)})"
+
+
+def batching_kwargs(batching, streaming: bool) -> dict:
+    """``beam.BatchElements`` arguments from a :class:`csadetect.settings.Batching` (None: defaults);
+    the max batch duration applies in streaming only."""
+    out = {"min_batch_size": batching.min_batch_size if batching else 1,
+           "max_batch_size": batching.max_batch_size if batching else 64}
+    duration = (batching.max_batch_duration_secs if batching else 1.0) if streaming else None
+    if duration:
+        out["max_batch_duration_secs"] = duration
+    return out
+
+
+class RunInferenceKeepingTimestamps:
+    """``RunInference(handler)`` that gives every element its own timestamp back afterwards: Beam's
+    ``BatchElements`` stamps its batches at the end of the window, which would break the
+    event-time timers downstream (report de-duplication). Timestamps travel as the keys of a
+    ``KeyedModelHandler``. Use as ``pcoll | RunInferenceKeepingTimestamps.transform(handler)``."""
+
+    @staticmethod
+    def transform(handler):
+        import apache_beam as beam
+        from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+        @beam.ptransform_fn
+        def _run(pcoll):
+            return (
+                pcoll
+                | "KeyByTimestamp" >> beam.Map(lambda x, ts=beam.DoFn.TimestampParam: (ts, x))
+                | "RunInference" >> RunInference(KeyedModelHandler(handler))
+                | "Restamp" >> beam.MapTuple(lambda ts, x: beam.window.TimestampedValue(x, ts))
+            )
+
+        return _run()

@@ -15,9 +15,9 @@ from typing import Iterable, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+from apache_beam.ml.inference.base import ModelHandler
 
-from transforms.common import HashedItem, counter
+from transforms.common import HashedItem, RunInferenceKeepingTimestamps, batching_kwargs, counter
 
 
 class ImageEmbeddingHandler(ModelHandler[HashedItem, HashedItem, object]):
@@ -67,18 +67,7 @@ class ImageEmbeddingHandler(ModelHandler[HashedItem, HashedItem, object]):
 class EmbedImages(beam.PTransform):
     def __init__(self, model_path: Optional[str], batching=None, streaming: bool = False):
         super().__init__()
-        b = batching
-        self._handler = ImageEmbeddingHandler(
-            model_path,
-            min_batch_size=b.min_batch_size if b else 1,
-            max_batch_size=b.max_batch_size if b else 64,
-            max_batch_duration_secs=(b.max_batch_duration_secs if b else 1.0) if streaming else None,
-        )
+        self._handler = ImageEmbeddingHandler(model_path, **batching_kwargs(batching, streaming))
 
     def expand(self, hashed):
-        return (
-            hashed
-            | "KeyByTimestamp" >> beam.Map(lambda x, ts=beam.DoFn.TimestampParam: (ts, x))
-            | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "Restamp" >> beam.MapTuple(lambda ts, x: beam.window.TimestampedValue(x, ts))
-        )
+        return hashed | "Infer" >> RunInferenceKeepingTimestamps.transform(self._handler)
