@@ -174,8 +174,11 @@ def summarise(out_dir: str, counts: dict) -> str:
     for path in parquet:
         for r in pq.read_table(path).to_pylist():
             ids = ",".join(r["indicator_ids"][:3])
-            lines.append(f"  report {r['report_id'][:12]}  {r['event_id']:<28} {r['content_kind']:<5} "
-                         f"distance {r['distance']:>4.0f}  indicators {ids}")
+            if r["detection_type"] == "new":
+                what = f"new material, score {r['score']:.2f} (threshold {r['threshold']:.2f}, {r['detector_version']})"
+            else:
+                what = f"distance {r['distance']:>4.0f}  indicators {ids}"
+            lines.append(f"  report {r['report_id'][:12]}  {r['event_id']:<28} {r['content_kind']:<5} {what}")
     for path in sorted(glob.glob(os.path.join(out_dir, "dead_letters", "*.jsonl"))):
         with open(path) as fh:
             for line in fh:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from csadetect.events import utc_now
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: threshold
 
 _MATCH = pa.struct(
     [("indicator_id", pa.string()), ("kind", pa.string()), ("distance", pa.float64()), ("category", pa.string())]
@@ -140,6 +140,84 @@ def known_report(matched, provider, detector: str = "known-hash") -> dict[str, A
         "legal_basis": provider.legal_basis,
         "reported_to_third_country": None,
         "account_action": provider.account_action,
+    }
+
+
+FIELD_DOCS = {
+    "report_id": "deterministic from provider, event id and detector: a redelivered event never makes a second report",
+    "schema_version": "version of this schema",
+    "provider_id": "the reporting provider (Art. 13(1)(a))",
+    "created_at": "when the report was made (RFC 3339, UTC)",
+    "signature": "ed25519 signature by the provider key over every other field (Art. 13(1)(b)); null until signed",
+    "detection_type": "known, new or grooming",
+    "detector": "known-hash, known-embedding, new-material-classifier or grooming-text",
+    "detector_version": "indicator snapshot version or model version that produced the hit",
+    "score": "calibrated classifier score (new, grooming); null for hash matches",
+    "threshold": "the threshold the score was compared with",
+    "distance": "best match distance of the strongest kind: bits (pdq), 1 - share (vpdq), 0 (md5/sha256), 1 - cosine (embedding)",
+    "indicator_ids": "indicators matched (strongest kind first)",
+    "categories": "indicator categories matched",
+    "matches": "each matched indicator with its kind, distance and category",
+    "review_status": "auto_confirmed, confirmed (by a human) or pending (review queue only)",
+    "content_kind": "image | video | text",
+    "mime": "content MIME type",
+    "content_md5": "MD5 of the content bytes",
+    "content_sha256": "SHA-256 of the content bytes",
+    "content_pdq": "PDQ of an image (hex)",
+    "evidence_encrypted": "the content, hybrid-encrypted for the EU Centre (X25519 + AES-GCM); never plaintext",
+    "event_id": "the provider's id of the upload or message",
+    "service": "the service component where it happened (Annex III)",
+    "occurred_at": "when the content was shared (RFC 3339)",
+    "account": "the user account concerned (Art. 13(1)(e))",
+    "ip": "IP address, where given (Annex III)",
+    "port": "source port, where given",
+    "time_zone": "time zone of occurred_at, where given",
+    "country": "location (country), where given",
+    "device": "device information, where given",
+    "content_removed": "whether the content was removed or access to it disabled",
+    "urgent": "imminent risk to a child (Art. 13(1)(j)); such reports come first at the Centre (Art. 48(4))",
+    "legal_basis": "the detection order relied on (Art. 7)",
+    "reported_to_third_country": "third-country authority also informed, and which; null when none",
+    "account_action": "action taken on the account",
+}
+
+
+def _json_type(arrow_type) -> dict:
+    if pa.types.is_string(arrow_type):
+        return {"type": ["string", "null"]}
+    if pa.types.is_floating(arrow_type):
+        return {"type": ["number", "null"]}
+    if pa.types.is_integer(arrow_type):
+        return {"type": ["integer", "null"]}
+    if pa.types.is_boolean(arrow_type):
+        return {"type": ["boolean", "null"]}
+    if pa.types.is_list(arrow_type):
+        return {"type": ["array", "null"], "items": _json_type(arrow_type.value_type)}
+    if pa.types.is_struct(arrow_type):
+        return {"type": ["object", "null"], "additionalProperties": False,
+                "properties": {f.name: _json_type(f.type) for f in arrow_type}}
+    raise TypeError(f"no JSON Schema type for {arrow_type}")
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of a report line, generated from :data:`REPORT_SCHEMA` so
+    the two never drift; ``csadetect/schemas/report.schema.json`` is this, checked in."""
+    props = {}
+    for field in REPORT_SCHEMA:
+        props[field.name] = dict(_json_type(field.type), description=FIELD_DOCS[field.name])
+    for key in ("report_id", "schema_version", "provider_id", "created_at", "detection_type", "detector",
+                "review_status", "content_kind", "event_id", "service", "occurred_at", "legal_basis"):
+        props[key]["type"] = "string"
+    props["detection_type"]["enum"] = ["known", "new", "grooming"]
+    props["review_status"]["enum"] = ["auto_confirmed", "confirmed", "pending"]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://csadetect.example/schemas/report-{SCHEMA_VERSION}.json",
+        "title": f"csadetect report (Art. 13, Annex III), schema {SCHEMA_VERSION}",
+        "type": "object",
+        "additionalProperties": False,
+        "required": [f.name for f in REPORT_SCHEMA],
+        "properties": props,
     }
 
 
