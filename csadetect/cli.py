@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds-per-hash", type=float, default=1.0, help="vPDQ sampling (0 = every frame)")
     p.set_defaults(func=_cmd_hash)
 
+    from csadetect.reports_cli import register as register_reports
     from csadetect.tune import register as register_tune
     from indicators.cli import register as register_indicators
     from models.cli import register as register_models
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_indicators(sub)
     register_models(sub)
     register_tune(sub)
+    register_reports(sub)
     return parser
 
 

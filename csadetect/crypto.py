@@ -1,0 +1,336 @@
+"""Provider signatures and encrypted evidence for reports (DESIGN §6/§7).
+
+* The provider signs each report with its Ed25519 key (the PEM keys of
+  :mod:`indicators.signing`). The signature covers :func:`canonical_bytes`: the canonical JSON of
+  every field but ``signature`` itself, so changing any other field (the evidence ciphertext
+  included) breaks it. ``signature`` is ``"ed25519:<key_id>:<base64 signature>"``.
+* Evidence is sealed for the EU Centre's X25519 public key: an ephemeral X25519 key agreement,
+  HKDF-SHA256 and AES-256-GCM with a random 96-bit nonce, with the report id as associated data
+  so that evidence cannot be moved from one report to another. The token is
+  ``"x25519-aesgcm-v1:<centre key_id>:<base64(ephemeral public key || nonce || ciphertext)>"``.
+
+Order: :func:`seal_evidence` first, then :func:`sign_report`, so the signature covers the
+ciphertext. Errors are :class:`ReportSignatureError` and :class:`EvidenceError`, one line each.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from typing import Any, Union
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from indicators import signing
+
+SIGNATURE_SCHEME = "ed25519"
+SEAL_VERSION = "x25519-aesgcm-v1"
+CENTRE_PRIVATE_NAME = "centre_private.pem"
+CENTRE_PUBLIC_NAME = "centre_public.pem"
+EVIDENCE_ENVELOPE_VERSION = 1
+
+_NONCE_BYTES = 12
+_KEY_BYTES = 32
+_HKDF_INFO = b"csadetect evidence " + SEAL_VERSION.encode()
+
+CentrePrivateLike = Union[X25519PrivateKey, str, os.PathLike]
+CentrePublicLike = Union[X25519PublicKey, X25519PrivateKey, str, os.PathLike]
+
+
+class ReportSignatureError(ValueError):
+    """A report that is not signed, or whose signature does not verify; the message is one line."""
+
+
+class EvidenceError(ValueError):
+    """Evidence that cannot be sealed or opened, or an unusable centre key; the message is one line."""
+
+
+# ------------------------------------------------------------------------------- signatures
+
+
+def _report_label(report: Any) -> str:
+    rid = report.get("report_id") if isinstance(report, dict) else None
+    return f"report {rid}" if rid else "report (no report_id)"
+
+
+def _signed_fields(report: dict) -> dict:
+    """Every field but ``signature``; schema fields that are absent count as null, so a report
+    read back from JSON Lines (nulls kept or dropped) or from Parquet gives the same bytes."""
+    from csadetect.report import REPORT_SCHEMA
+
+    fields = {name: None for name in REPORT_SCHEMA.names}
+    fields.update(report)
+    fields.pop("signature", None)
+    return fields
+
+
+def canonical_bytes(report: dict) -> bytes:
+    """Canonical JSON (sorted keys, compact separators, UTF-8) of the report without ``signature``."""
+    if not isinstance(report, dict):
+        raise ReportSignatureError(f"a report is a JSON object, not {type(report).__name__}")
+    try:
+        text = json.dumps(_signed_fields(report), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ReportSignatureError(f"{_report_label(report)}: cannot serialise canonically: {exc}") from None
+    return text.encode("utf-8")
+
+
+def key_id(key) -> str:
+    """Fingerprint of an Ed25519 public key (``indicators.signing.key_id``)."""
+    return signing.key_id(key)
+
+
+def sign_report(report: dict, private_key: signing.PrivateKeyLike) -> dict:
+    """A copy of ``report`` with ``signature`` set by the provider's Ed25519 private key."""
+    key = signing.load_private_key(private_key)
+    signed = dict(report)
+    sig = key.sign(canonical_bytes(signed))
+    signed["signature"] = f"{SIGNATURE_SCHEME}:{key_id(key)}:{base64.b64encode(sig).decode('ascii')}"
+    return signed
+
+
+def parse_signature(report: dict) -> tuple[str, bytes]:
+    """``(key_id, signature bytes)`` of a signed report; raises :class:`ReportSignatureError`."""
+    label = _report_label(report)
+    value = report.get("signature")
+    if value in (None, ""):
+        raise ReportSignatureError(f"{label}: not signed")
+    if not isinstance(value, str):
+        raise ReportSignatureError(f"{label}: malformed signature (not a string)")
+    parts = value.split(":")
+    if len(parts) != 3 or parts[0] != SIGNATURE_SCHEME:
+        raise ReportSignatureError(f"{label}: malformed signature (expected '{SIGNATURE_SCHEME}:<key_id>:<base64>')")
+    try:
+        sig = base64.b64decode(parts[2], validate=True)
+    except (binascii.Error, ValueError):
+        raise ReportSignatureError(f"{label}: malformed signature (bad base64)") from None
+    if len(sig) != 64:
+        raise ReportSignatureError(f"{label}: malformed signature ({len(sig)} bytes, an Ed25519 signature has 64)")
+    return parts[1], sig
+
+
+def verify_report(report: dict, public_key: signing.PublicKeyLike) -> None:
+    """Raise :class:`ReportSignatureError` unless the provider ``public_key`` signed ``report``
+    exactly as it is."""
+    if not isinstance(report, dict):
+        raise ReportSignatureError(f"a report is a JSON object, not {type(report).__name__}")
+    label = _report_label(report)
+    public = signing.load_public_key(public_key)
+    signer, sig = parse_signature(report)
+    expected = key_id(public)
+    if signer != expected:
+        raise ReportSignatureError(f"{label}: signed by key {signer}, not {expected}")
+    if not signing.verify(public, canonical_bytes(report), sig):
+        raise ReportSignatureError(f"{label}: signature does not verify (report altered or wrong key)")
+
+
+# ------------------------------------------------------------------------------- centre keys
+
+
+def generate_centre_keypair(keydir: str | os.PathLike, overwrite: bool = False) -> tuple[str, str]:
+    """Create ``keydir/centre_private.pem`` (0600) and ``keydir/centre_public.pem`` (X25519);
+    returns their paths. Refuses to replace an existing private key unless ``overwrite``."""
+    keydir = os.fspath(keydir)
+    os.makedirs(keydir, mode=0o700, exist_ok=True)
+    private_path = os.path.join(keydir, CENTRE_PRIVATE_NAME)
+    public_path = os.path.join(keydir, CENTRE_PUBLIC_NAME)
+    if os.path.exists(private_path) and not overwrite:
+        raise EvidenceError(f"{private_path} already exists; refusing to overwrite a decryption key")
+    key = X25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _write_private(private_path, private_pem)
+    with open(public_path, "wb") as fh:
+        fh.write(public_pem)
+    return private_path, public_path
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (atomically, whatever the umask)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_pem(path, what: str, default_name: str) -> tuple[str, bytes]:
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, default_name)
+    try:
+        with open(path, "rb") as fh:
+            return path, fh.read()
+    except FileNotFoundError:
+        raise EvidenceError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise EvidenceError(f"cannot read {what} {path}: {exc.strerror or type(exc).__name__}") from None
+
+
+def load_centre_private_key(key: CentrePrivateLike) -> X25519PrivateKey:
+    """The EU Centre's X25519 private key from a PEM path (or key directory); objects pass through."""
+    if isinstance(key, X25519PrivateKey):
+        return key
+    path, data = _read_pem(key, "centre private key", CENTRE_PRIVATE_NAME)
+    try:
+        loaded = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise EvidenceError(f"centre private key {path} is encrypted; use an unencrypted PKCS8 key") from None
+    except Exception:
+        raise EvidenceError(f"cannot parse centre private key {path}: not a PEM private key") from None
+    if not isinstance(loaded, X25519PrivateKey):
+        raise EvidenceError(f"centre private key {path} is not an X25519 key")
+    return loaded
+
+
+def load_centre_public_key(key: CentrePublicLike) -> X25519PublicKey:
+    """The EU Centre's X25519 public key from a PEM path (or key directory); objects pass through
+    (a private key object gives its public half)."""
+    if isinstance(key, X25519PublicKey):
+        return key
+    if isinstance(key, X25519PrivateKey):
+        return key.public_key()
+    path, data = _read_pem(key, "centre public key", CENTRE_PUBLIC_NAME)
+    if b"PRIVATE KEY" in data:
+        raise EvidenceError(f"{path} is a private key; pass the centre public key ({CENTRE_PUBLIC_NAME})")
+    try:
+        loaded = serialization.load_pem_public_key(data)
+    except Exception:
+        raise EvidenceError(f"cannot parse centre public key {path}: not a PEM public key") from None
+    if not isinstance(loaded, X25519PublicKey):
+        raise EvidenceError(f"centre public key {path} is not an X25519 key")
+    return loaded
+
+
+def _raw(public: X25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def centre_key_id(key: CentrePublicLike) -> str:
+    """First 16 hex of SHA-256 of the raw 32-byte X25519 public key."""
+    return hashlib.sha256(_raw(load_centre_public_key(key))).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------- sealing
+
+
+def _derive(shared: bytes, epk: bytes, rpk: bytes) -> bytes:
+    if shared == bytes(len(shared)):  # low-order point: refuse an all-zero shared secret
+        raise EvidenceError("invalid ephemeral key in sealed evidence")
+    return HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=_HKDF_INFO + epk + rpk).derive(shared)
+
+
+def _aad(associated_data) -> bytes:
+    if isinstance(associated_data, str):
+        return associated_data.encode("utf-8")
+    if not isinstance(associated_data, (bytes, bytearray)):
+        raise EvidenceError(f"associated data must be bytes, not {type(associated_data).__name__}")
+    return bytes(associated_data)
+
+
+def seal(plaintext: bytes, centre_public_key: CentrePublicLike, associated_data: bytes) -> str:
+    """Encrypt ``plaintext`` for the centre: ephemeral X25519 + HKDF-SHA256 + AES-256-GCM."""
+    recipient = load_centre_public_key(centre_public_key)
+    rpk = _raw(recipient)
+    ephemeral = X25519PrivateKey.generate()
+    epk = _raw(ephemeral.public_key())
+    key = _derive(ephemeral.exchange(recipient), epk, rpk)
+    nonce = os.urandom(_NONCE_BYTES)
+    ciphertext = AESGCM(key).encrypt(nonce, bytes(plaintext), _aad(associated_data))
+    body = base64.b64encode(epk + nonce + ciphertext).decode("ascii")
+    return f"{SEAL_VERSION}:{centre_key_id(recipient)}:{body}"
+
+
+def open_sealed(token: str, centre_private_key: CentrePrivateLike, associated_data: bytes) -> bytes:
+    """The plaintext of a :func:`seal` token; raises :class:`EvidenceError` when it was tampered
+    with, sealed for another key, or sealed with other associated data (another report)."""
+    key = load_centre_private_key(centre_private_key)
+    aad = _aad(associated_data)
+    if not isinstance(token, str) or not token:
+        raise EvidenceError("no sealed evidence")
+    parts = token.split(":")
+    if len(parts) != 3:
+        raise EvidenceError("malformed sealed evidence (expected '<version>:<key_id>:<base64>')")
+    version, sealed_for, body = parts
+    if version != SEAL_VERSION:
+        raise EvidenceError(f"unsupported sealed evidence version {version[:40]!r} (this build reads {SEAL_VERSION})")
+    rpk = _raw(key.public_key())
+    mine = hashlib.sha256(rpk).hexdigest()[:16]
+    if sealed_for != mine:
+        raise EvidenceError(f"evidence is sealed for centre key {sealed_for[:40]}, not {mine}")
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise EvidenceError("malformed sealed evidence (bad base64)") from None
+    if len(raw) < 32 + _NONCE_BYTES + 16:
+        raise EvidenceError("malformed sealed evidence (too short)")
+    epk, nonce, ciphertext = raw[:32], raw[32:32 + _NONCE_BYTES], raw[32 + _NONCE_BYTES:]
+    try:
+        shared = key.exchange(X25519PublicKey.from_public_bytes(epk))
+    except ValueError:
+        raise EvidenceError("invalid ephemeral key in sealed evidence") from None
+    try:
+        return AESGCM(_derive(shared, epk, rpk)).decrypt(nonce, ciphertext, aad)
+    except InvalidTag:
+        raise EvidenceError(
+            "sealed evidence does not decrypt (tampered, wrong key, or moved from another report)"
+        ) from None
+
+
+def seal_evidence(report: dict, content: bytes, mime: str | None, centre_public_key: CentrePublicLike) -> dict:
+    """A copy of ``report`` with ``evidence_encrypted`` set: ``content`` (with its MIME type) sealed
+    for the centre with the report id as associated data. Call before :func:`sign_report`."""
+    rid = report.get("report_id")
+    if not rid:
+        raise EvidenceError("report has no report_id; cannot bind evidence to it")
+    if report.get("signature"):
+        raise EvidenceError(f"report {rid}: already signed; seal evidence before signing")
+    envelope = json.dumps(
+        {"v": EVIDENCE_ENVELOPE_VERSION, "mime": mime, "content": base64.b64encode(bytes(content)).decode("ascii")},
+        sort_keys=True, separators=(",", ":"),
+    ).encode("utf-8")
+    sealed = dict(report)
+    sealed["evidence_encrypted"] = seal(envelope, centre_public_key, str(rid).encode("utf-8"))
+    return sealed
+
+
+def open_evidence(report: dict, centre_private_key: CentrePrivateLike) -> tuple[str | None, bytes]:
+    """``(mime, content)`` of a report's sealed evidence; raises :class:`EvidenceError` (the
+    message names the report)."""
+    label = _report_label(report)
+    rid = report.get("report_id")
+    token = report.get("evidence_encrypted")
+    if not rid:
+        raise EvidenceError(f"{label}: no report_id to check the evidence against")
+    if not token:
+        raise EvidenceError(f"{label}: no evidence")
+    try:
+        plaintext = open_sealed(token, centre_private_key, str(rid).encode("utf-8"))
+    except EvidenceError as exc:
+        raise EvidenceError(f"{label}: {exc}") from None
+    try:
+        envelope = json.loads(plaintext.decode("utf-8"))
+        content = base64.b64decode(envelope["content"], validate=True)
+        mime = envelope.get("mime")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise EvidenceError(f"{label}: evidence decrypts but its envelope is malformed") from None
+    if mime is not None and not isinstance(mime, str):
+        raise EvidenceError(f"{label}: evidence decrypts but its envelope is malformed")
+    return mime, content
