@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 from typing import Any, Union
@@ -137,86 +136,21 @@ def verify_report(report: dict, public_key: signing.PublicKeyLike) -> None:
 def generate_centre_keypair(keydir: str | os.PathLike, overwrite: bool = False) -> tuple[str, str]:
     """Create ``keydir/centre_private.pem`` (0600) and ``keydir/centre_public.pem`` (X25519);
     returns their paths. Refuses to replace an existing private key unless ``overwrite``."""
-    keydir = os.fspath(keydir)
-    os.makedirs(keydir, mode=0o700, exist_ok=True)
-    private_path = os.path.join(keydir, CENTRE_PRIVATE_NAME)
-    public_path = os.path.join(keydir, CENTRE_PUBLIC_NAME)
-    if os.path.exists(private_path) and not overwrite:
-        raise EvidenceError(f"{private_path} already exists; refusing to overwrite a decryption key")
-    key = X25519PrivateKey.generate()
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    _write_private(private_path, private_pem)
-    with open(public_path, "wb") as fh:
-        fh.write(public_pem)
-    return private_path, public_path
-
-
-def _write_private(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 (atomically, whatever the umask)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _read_pem(path, what: str, default_name: str) -> tuple[str, bytes]:
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, default_name)
-    try:
-        with open(path, "rb") as fh:
-            return path, fh.read()
-    except FileNotFoundError:
-        raise EvidenceError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise EvidenceError(f"cannot read {what} {path}: {exc.strerror or type(exc).__name__}") from None
+    return signing.write_keypair(keydir, X25519PrivateKey.generate(), CENTRE_PRIVATE_NAME, CENTRE_PUBLIC_NAME,
+                                 overwrite, "a decryption key", EvidenceError)
 
 
 def load_centre_private_key(key: CentrePrivateLike) -> X25519PrivateKey:
     """The EU Centre's X25519 private key from a PEM path (or key directory); objects pass through."""
-    if isinstance(key, X25519PrivateKey):
-        return key
-    path, data = _read_pem(key, "centre private key", CENTRE_PRIVATE_NAME)
-    try:
-        loaded = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise EvidenceError(f"centre private key {path} is encrypted; use an unencrypted PKCS8 key") from None
-    except Exception:
-        raise EvidenceError(f"cannot parse centre private key {path}: not a PEM private key") from None
-    if not isinstance(loaded, X25519PrivateKey):
-        raise EvidenceError(f"centre private key {path} is not an X25519 key")
-    return loaded
+    return signing.load_pem_private_key(key, X25519PrivateKey, "X25519", "centre private key", CENTRE_PRIVATE_NAME,
+                                        EvidenceError)
 
 
 def load_centre_public_key(key: CentrePublicLike) -> X25519PublicKey:
     """The EU Centre's X25519 public key from a PEM path (or key directory); objects pass through
     (a private key object gives its public half)."""
-    if isinstance(key, X25519PublicKey):
-        return key
-    if isinstance(key, X25519PrivateKey):
-        return key.public_key()
-    path, data = _read_pem(key, "centre public key", CENTRE_PUBLIC_NAME)
-    if b"PRIVATE KEY" in data:
-        raise EvidenceError(f"{path} is a private key; pass the centre public key ({CENTRE_PUBLIC_NAME})")
-    try:
-        loaded = serialization.load_pem_public_key(data)
-    except Exception:
-        raise EvidenceError(f"cannot parse centre public key {path}: not a PEM public key") from None
-    if not isinstance(loaded, X25519PublicKey):
-        raise EvidenceError(f"centre public key {path} is not an X25519 key")
-    return loaded
+    return signing.load_pem_public_key(key, X25519PublicKey, X25519PrivateKey, "X25519", "centre public key",
+                                       CENTRE_PUBLIC_NAME, EvidenceError)
 
 
 def _raw(public: X25519PublicKey) -> bytes:
@@ -225,7 +159,7 @@ def _raw(public: X25519PublicKey) -> bytes:
 
 def centre_key_id(key: CentrePublicLike) -> str:
     """First 16 hex of SHA-256 of the raw 32-byte X25519 public key."""
-    return hashlib.sha256(_raw(load_centre_public_key(key))).hexdigest()[:16]
+    return signing.raw_key_id(load_centre_public_key(key))
 
 
 # ------------------------------------------------------------------------------- sealing
@@ -272,7 +206,7 @@ def open_sealed(token: str, centre_private_key: CentrePrivateLike, associated_da
     if version != SEAL_VERSION:
         raise EvidenceError(f"unsupported sealed evidence version {version[:40]!r} (this build reads {SEAL_VERSION})")
     rpk = _raw(key.public_key())
-    mine = hashlib.sha256(rpk).hexdigest()[:16]
+    mine = signing.raw_key_id(key.public_key())
     if sealed_for != mine:
         raise EvidenceError(f"evidence is sealed for centre key {sealed_for[:40]}, not {mine}")
     try:

@@ -14,14 +14,14 @@ one line ``error: ...`` on stderr and exit code 1.
 """
 from __future__ import annotations
 
-import functools
 import json
 import mimetypes
 import os
 import re
 from typing import Iterator, Optional, Sequence
 
-from indicators.cli import _emit, _say
+from indicators.cli import _emit, _say, handled
+from indicators.signing import write_private_file
 
 JSONL_EXTENSIONS = {".jsonl", ".json", ".ndjson"}
 PARQUET_EXTENSIONS = {".parquet", ".pq"}
@@ -39,23 +39,14 @@ class ReportFileError(ValueError):
     """A report file that cannot be read; the message is one line."""
 
 
-def _handled(func):
-    """Turn the expected errors into one line on stderr and exit code 1."""
+def _report_errors() -> tuple:
+    from csadetect.crypto import EvidenceError, ReportSignatureError
+    from indicators.signing import SigningError
 
-    @functools.wraps(func)
-    def wrapper(args) -> int:
-        from csadetect.crypto import EvidenceError, ReportSignatureError
-        from indicators.signing import SigningError
+    return (ReportFileError, ReportSignatureError, EvidenceError, SigningError)
 
-        try:
-            return func(args)
-        except (ReportFileError, ReportSignatureError, EvidenceError, SigningError) as exc:
-            _say(f"error: {exc}")
-        except OSError as exc:
-            _say(f"error: {exc.filename or ''}: {exc.strerror or type(exc).__name__}".replace("error: : ", "error: "))
-        return 1
 
-    return wrapper
+_handled = handled(_report_errors)
 
 
 # ------------------------------------------------------------------------------- reading
@@ -176,20 +167,6 @@ def evidence_extension(mime: Optional[str]) -> str:
     return guessed.lstrip(".") if guessed else "bin"
 
 
-def _write_0600(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 @_handled
 def cmd_decrypt(args) -> int:
     from csadetect.crypto import EvidenceError, load_centre_private_key, open_evidence
@@ -215,7 +192,7 @@ def cmd_decrypt(args) -> int:
             _emit({"report_id": rid, "ok": False, "error": problem})
             continue
         out = os.path.join(args.out, f"{rid}.{evidence_extension(mime)}")
-        _write_0600(out, content)
+        write_private_file(out, content)
         written += 1
         _emit({"report_id": rid, "ok": True, "out": out, "mime": mime, "bytes": len(content)})
     if not total:

@@ -24,26 +24,37 @@ def _emit(obj) -> None:
     print(json.dumps(obj, sort_keys=False), flush=True)
 
 
-def _handled(func):
-    """Turn the expected errors into one line on stderr and exit code 1."""
+def handled(expected):
+    """A decorator for ``(args) -> exit code`` handlers: the errors ``expected()`` names (a callable,
+    so imports stay lazy) and OSError become one line on stderr and exit code 1."""
 
-    @functools.wraps(func)
-    def wrapper(args) -> int:
-        from csadetect.hashing import MediaError
-        from csadetect.settings import ConfigError
-        from indicators.rows import IndicatorError
-        from indicators.signing import SigningError
-        from indicators.snapshot import SnapshotError
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(args) -> int:
+            try:
+                return func(args)
+            except expected() as exc:
+                _say(f"error: {exc}")
+            except OSError as exc:
+                _say(f"error: {exc.filename or ''}: {exc.strerror or type(exc).__name__}".replace("error: : ", "error: "))
+            return 1
 
-        try:
-            return func(args)
-        except (IndicatorError, SnapshotError, SigningError, MediaError, ConfigError) as exc:
-            _say(f"error: {exc}")
-        except OSError as exc:
-            _say(f"error: {exc.filename or ''}: {exc.strerror or type(exc).__name__}".replace("error: : ", "error: "))
-        return 1
+        return wrapper
 
-    return wrapper
+    return decorate
+
+
+def _indicator_errors() -> tuple:
+    from csadetect.hashing import MediaError
+    from csadetect.settings import ConfigError
+    from indicators.rows import IndicatorError
+    from indicators.signing import SigningError
+    from indicators.snapshot import SnapshotError
+
+    return (IndicatorError, SnapshotError, SigningError, MediaError, ConfigError)
+
+
+_handled = handled(_indicator_errors)
 
 
 def media_files(paths: Sequence[str]) -> Iterator[str]:

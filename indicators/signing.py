@@ -31,31 +31,49 @@ def generate_keypair(keydir: str | os.PathLike, overwrite: bool = False) -> tupl
     Refuses to replace an existing private key unless ``overwrite``: losing the key that signed
     the snapshots providers trust is not something to do by accident.
     """
+    return write_keypair(keydir, Ed25519PrivateKey.generate(), PRIVATE_NAME, PUBLIC_NAME, overwrite,
+                         "a signing key", SigningError)
+
+
+def write_keypair(keydir, key, private_name: str, public_name: str, overwrite: bool, role: str,
+                  error: type = SigningError) -> tuple[str, str]:
+    """Write ``key`` (any ``cryptography`` private key) as ``keydir/private_name`` (PKCS8, 0600)
+    and its public half as ``keydir/public_name``; refuses to replace an existing private key
+    unless ``overwrite`` (raising ``error``, naming the key's ``role``). Returns both paths."""
     keydir = os.fspath(keydir)
     os.makedirs(keydir, mode=0o700, exist_ok=True)
-    private_path = os.path.join(keydir, PRIVATE_NAME)
-    public_path = os.path.join(keydir, PUBLIC_NAME)
+    private_path = os.path.join(keydir, private_name)
+    public_path = os.path.join(keydir, public_name)
     if os.path.exists(private_path) and not overwrite:
-        raise SigningError(f"{private_path} already exists; refusing to overwrite a signing key")
-    key = Ed25519PrivateKey.generate()
+        raise error(f"{private_path} already exists; refusing to overwrite {role}")
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    tmp = private_path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, private_path)
+    write_private_file(private_path, private_pem)
     with open(public_path, "wb") as fh:
         fh.write(public_pem)
     return private_path, public_path
 
 
-def _read_pem(path: str | os.PathLike, what: str, default_name: str) -> tuple[str, bytes]:
+def write_private_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (atomically, whatever the umask)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_pem(path: str | os.PathLike, what: str, default_name: str, error: type = SigningError) -> tuple[str, bytes]:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, default_name)
@@ -63,51 +81,69 @@ def _read_pem(path: str | os.PathLike, what: str, default_name: str) -> tuple[st
         with open(path, "rb") as fh:
             return path, fh.read()
     except FileNotFoundError:
-        raise SigningError(f"{what} not found: {path}") from None
+        raise error(f"{what} not found: {path}") from None
     except OSError as exc:
-        raise SigningError(f"cannot read {what} {path}: {exc.strerror or type(exc).__name__}") from None
+        raise error(f"cannot read {what} {path}: {exc.strerror or type(exc).__name__}") from None
+
+
+def load_pem_private_key(key, key_type: type, algorithm: str, what: str, default_name: str, error: type):
+    """A private key of ``key_type`` from a PEM path (or a key directory holding ``default_name``);
+    key objects pass through. Failures raise ``error`` with one line naming ``what`` and the path."""
+    if isinstance(key, key_type):
+        return key
+    path, data = _read_pem(key, what, default_name, error)
+    try:
+        loaded = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise error(f"{what} {path} is encrypted; use an unencrypted PKCS8 key") from None
+    except Exception:  # ValueError, UnsupportedAlgorithm, ...
+        raise error(f"cannot parse {what} {path}: not a PEM private key") from None
+    if not isinstance(loaded, key_type):
+        raise error(f"{what} {path} is not an {algorithm} key")
+    return loaded
+
+
+def load_pem_public_key(key, key_type: type, private_type: type, algorithm: str, what: str, default_name: str,
+                        error: type):
+    """A public key of ``key_type`` from a PEM path (or a key directory holding ``default_name``);
+    key objects pass through (a ``private_type`` object gives its public half)."""
+    if isinstance(key, key_type):
+        return key
+    if isinstance(key, private_type):
+        return key.public_key()
+    path, data = _read_pem(key, what, default_name, error)
+    if b"PRIVATE KEY" in data:
+        raise error(f"{path} is a private key; pass the {what} ({default_name})")
+    try:
+        loaded = serialization.load_pem_public_key(data)
+    except Exception:
+        raise error(f"cannot parse {what} {path}: not a PEM public key") from None
+    if not isinstance(loaded, key_type):
+        raise error(f"{what} {path} is not an {algorithm} key")
+    return loaded
 
 
 def load_private_key(key: PrivateKeyLike) -> Ed25519PrivateKey:
     """An Ed25519 private key from a PEM path (or a key directory); key objects pass through."""
-    if isinstance(key, Ed25519PrivateKey):
-        return key
-    path, data = _read_pem(key, "private key", PRIVATE_NAME)
-    try:
-        loaded = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise SigningError(f"private key {path} is encrypted; use an unencrypted PKCS8 key") from None
-    except Exception:  # ValueError, UnsupportedAlgorithm, ...
-        raise SigningError(f"cannot parse private key {path}: not a PEM private key") from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise SigningError(f"private key {path} is not an Ed25519 key")
-    return loaded
+    return load_pem_private_key(key, Ed25519PrivateKey, "Ed25519", "private key", PRIVATE_NAME, SigningError)
 
 
 def load_public_key(key: PublicKeyLike) -> Ed25519PublicKey:
     """An Ed25519 public key from a PEM path (or a key directory); key objects pass through
     (a private key object gives its public half)."""
-    if isinstance(key, Ed25519PublicKey):
-        return key
-    if isinstance(key, Ed25519PrivateKey):
-        return key.public_key()
-    path, data = _read_pem(key, "public key", PUBLIC_NAME)
-    if b"PRIVATE KEY" in data:
-        raise SigningError(f"{path} is a private key; pass the public key ({PUBLIC_NAME})")
-    try:
-        loaded = serialization.load_pem_public_key(data)
-    except Exception:
-        raise SigningError(f"cannot parse public key {path}: not a PEM public key") from None
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise SigningError(f"public key {path} is not an Ed25519 key")
-    return loaded
+    return load_pem_public_key(key, Ed25519PublicKey, Ed25519PrivateKey, "Ed25519", "public key", PUBLIC_NAME,
+                               SigningError)
+
+
+def raw_key_id(public) -> str:
+    """The first 16 hex of SHA-256 of a public key's raw bytes (Ed25519 or X25519)."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def key_id(key: PublicKeyLike | Ed25519PrivateKey) -> str:
     """A short fingerprint of a public key: the first 16 hex of SHA-256 of its raw 32 bytes."""
-    public = load_public_key(key)
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return raw_key_id(load_public_key(key))
 
 
 def sign(private_key: PrivateKeyLike, data: bytes) -> bytes:
