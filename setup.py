@@ -20,7 +20,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
     packages=["csadetect", "pipelines", "transforms", "models", "indicators", "config"],
-    package_data={"config": ["*.yaml"], "csadetect": ["schemas/*.json"], "models": ["reference/*/*", "cards/*.md"]},
+    package_data={"config": ["*.yaml"], "csadetect": ["schemas/*.json", "schemas/*.xsd", "templates/*"], "models": ["reference/*/*", "cards/*.md"]},
     include_package_data=True,
     install_requires=requirements(),
     entry_points={"console_scripts": ["csadetect=csadetect.cli:main"]},

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from csadetect.events import utc_now
 
-SCHEMA_VERSION = "1.1"  # 1.1: threshold
+SCHEMA_VERSION = "1.2"  # 1.1: threshold; 1.2: order_id, conversation_id, risk_patterns, reviewed_at
 
 _MATCH = pa.struct(
     [("indicator_id", pa.string()), ("kind", pa.string()), ("distance", pa.float64()), ("category", pa.string())]
@@ -38,6 +38,7 @@ REPORT_SCHEMA = pa.schema(
         ("categories", pa.list_(pa.string())),
         ("matches", pa.list_(_MATCH)),
         ("review_status", pa.string()),  # auto_confirmed | confirmed
+        ("reviewed_at", pa.string()),  # when a human confirmed it (null when auto-confirmed)
         ("content_kind", pa.string()),
         ("mime", pa.string()),
         ("content_md5", pa.string()),
@@ -56,6 +57,9 @@ REPORT_SCHEMA = pa.schema(
         ("content_removed", pa.bool_()),
         ("urgent", pa.bool_()),
         ("legal_basis", pa.string()),
+        ("order_id", pa.string()),  # the detection order (Art. 7) relied on
+        ("conversation_id", pa.string()),  # grooming: the conversation
+        ("risk_patterns", pa.list_(pa.string())),  # grooming: risk patterns found (names only, no text)
         ("reported_to_third_country", pa.string()),
         ("account_action", pa.string()),
     ]
@@ -120,6 +124,7 @@ def known_report(matched, provider, detector: str = "known-hash") -> dict[str, A
             for m in matches
         ],
         "review_status": "auto_confirmed",
+        "reviewed_at": None,
         "content_kind": event.kind,
         "mime": event.mime,
         "content_md5": hashes.md5,
@@ -137,7 +142,10 @@ def known_report(matched, provider, detector: str = "known-hash") -> dict[str, A
         "device": None if ctx.get("device") is None else str(ctx.get("device")),
         "content_removed": bool(provider.content_removed),
         "urgent": False,
-        "legal_basis": provider.legal_basis,
+        "legal_basis": None,  # set from the detection order by the pipeline (transforms.orders)
+        "order_id": None,
+        "conversation_id": None,
+        "risk_patterns": None,
         "reported_to_third_country": None,
         "account_action": provider.account_action,
     }
@@ -159,6 +167,7 @@ FIELD_DOCS = {
     "categories": "indicator categories matched",
     "matches": "each matched indicator with its kind, distance and category",
     "review_status": "auto_confirmed, confirmed (by a human) or pending (review queue only)",
+    "reviewed_at": "when a human reviewer confirmed the hit (RFC 3339); null when auto-confirmed",
     "content_kind": "image | video | text",
     "mime": "content MIME type",
     "content_md5": "MD5 of the content bytes",
@@ -176,7 +185,10 @@ FIELD_DOCS = {
     "device": "device information, where given",
     "content_removed": "whether the content was removed or access to it disabled",
     "urgent": "imminent risk to a child (Art. 13(1)(j)); such reports come first at the Centre (Art. 48(4))",
-    "legal_basis": "the detection order relied on (Art. 7)",
+    "legal_basis": "the detection order relied on (Art. 7), with its issuing authority",
+    "order_id": "id of the detection order relied on",
+    "conversation_id": "grooming: the provider's id of the conversation; null otherwise",
+    "risk_patterns": "grooming: names of the risk patterns found (the messages themselves are in the sealed evidence)",
     "reported_to_third_country": "third-country authority also informed, and which; null when none",
     "account_action": "action taken on the account",
 }
@@ -206,7 +218,7 @@ def json_schema() -> dict:
     for field in REPORT_SCHEMA:
         props[field.name] = dict(_json_type(field.type), description=FIELD_DOCS[field.name])
     for key in ("report_id", "schema_version", "provider_id", "created_at", "detection_type", "detector",
-                "review_status", "content_kind", "event_id", "service", "occurred_at", "legal_basis"):
+                "review_status", "content_kind", "event_id", "service", "occurred_at", "legal_basis", "order_id"):
         props[key]["type"] = "string"
     props["detection_type"]["enum"] = ["known", "new", "grooming"]
     props["review_status"]["enum"] = ["auto_confirmed", "confirmed", "pending"]
@@ -219,6 +231,18 @@ def json_schema() -> dict:
         "required": [f.name for f in REPORT_SCHEMA],
         "properties": props,
     }
+
+
+# Review items (the review store and topic): a report that is not yet confirmed, plus when it was
+# queued, when it expires, and its evidence sealed for the provider's reviewers (not the Centre).
+REVIEW_SCHEMA = pa.schema(
+    list(REPORT_SCHEMA)
+    + [
+        ("queued_at", pa.string()),
+        ("expires_at", pa.string()),
+        ("review_evidence", pa.string()),  # sealed for the provider's evidence key (reports.evidence_key)
+    ]
+)
 
 
 def to_json_line(report: dict) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -127,16 +128,96 @@ class SinkSettings(_Strict):
     report_topic: Optional[str] = Field(None, description="projects/P/topics/T for reports")
     dead_letter_dir: Optional[str] = Field("out/dead_letters", description="JSON Lines dead letters")
     dead_letter_topic: Optional[str] = None
-    review_dir: Optional[str] = Field("out/review", description="hits awaiting human review (JSON Lines)")
+    review_dir: Optional[str] = Field("out/review", description="review store: one Parquet file per hit awaiting review")
     review_topic: Optional[str] = None
     formats: tuple[Literal["parquet", "jsonl"], ...] = ("parquet", "jsonl")
 
 
 class ProviderSettings(_Strict):
     provider_id: str = "demo-provider"
-    legal_basis: str = Field("demo detection order (not a real order)", description="Art. 7 detection order cited")
     content_removed: bool = False
     account_action: str = "none"
+
+
+DETECTION_TYPES = ("known", "new", "grooming")
+
+
+class DetectionOrder(_Strict):
+    """An Art. 7 detection order: which detectors may run on which service components, and when.
+    The pipeline runs a detector on an event only while an order covering both is active
+    (``start <= now < end``), checked per event, so an order ends without a restart."""
+
+    order_id: str = Field(..., min_length=1)
+    authority: str = Field(..., min_length=1, description="the issuing judicial or independent administrative authority")
+    detection_types: tuple[Literal["known", "new", "grooming"], ...] = Field(..., min_length=1)
+    services: tuple[str, ...] = Field(..., min_length=1, description="service components covered (the event's `service`)")
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, v, info):
+        start = info.data.get("start")
+        if start is not None and v <= start:
+            raise ValueError("end must be after start")
+        return v
+
+    def active(self, now: datetime) -> bool:
+        return self.start <= now < self.end
+
+    def covers(self, detection_type: str, service: str, now: datetime) -> bool:
+        return self.active(now) and detection_type in self.detection_types and service in self.services
+
+    def legal_basis(self) -> str:
+        return f"detection order {self.order_id} issued by {self.authority} (Art. 7)"
+
+
+class ReportSettings(_Strict):
+    """Keys that protect reports (DESIGN 6/7). Evidence is sealed for ``evidence_key`` (the
+    provider's reviewers) as soon as content is hashed, and re-sealed for the EU Centre's
+    ``centre_public_key`` only when a hit is reported; each report is signed with ``signing_key``."""
+
+    signing_key: Optional[str] = Field(".demo/provider-keys/private.pem", description="provider Ed25519 private key (PEM)")
+    evidence_key: Optional[str] = Field(
+        ".demo/provider-keys/evidence_private.pem", description="provider X25519 private key for review evidence (PEM)"
+    )
+    centre_public_key: Optional[str] = Field(
+        ".demo/centre-keys/centre_public.pem", description="EU Centre X25519 public key (PEM) evidence is sealed for"
+    )
+    include_evidence: bool = Field(True, description="attach the sealed content to reports and review items")
+
+
+class ReviewSettings(_Strict):
+    ttl_seconds: int = Field(14 * 24 * 3600, gt=0, description="pending review items and their evidence are deleted after this")
+    verdict_subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of reviewer verdicts")
+    sweep_seconds: float = Field(300.0, gt=0, description="streaming: how often expired review items are swept")
+
+
+class FeedbackSettings(_Strict):
+    subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of EU Centre verdicts")
+    verdict_glob: Optional[str] = Field(None, description="JSON Lines files of EU Centre verdicts (batch)")
+    out_dir: Optional[str] = Field("out/feedback", description="precision, alerts and labelled examples")
+    precision_floor: float = Field(0.8, ge=0, le=1, description="alert when a detector's precision falls below this")
+    min_verdicts: int = Field(10, ge=1, description="verdicts needed before a precision alert can fire")
+    notifications_dir: Optional[str] = Field("out/notifications", description="scheduled user notifications (Art. 12(2))")
+    notifications_topic: Optional[str] = None
+    notify_after_days: int = Field(90, gt=0, description="users are notified this long after a report unless delayed")
+
+
+class StoreSettings(_Strict):
+    stats_dir: Optional[str] = Field("out/stats", description="id-free counters for the transparency report")
+    complaints_dir: str = Field("out/complaints", description="users' complaints and their outcomes (Art. 34)")
+
+
+class RetentionSettings(_Strict):
+    days: int = Field(365, gt=0, description="stored reports, evidence and review items are deleted this long after reporting (Art. 22)")
+    holds_file: str = Field("out/holds.jsonl", description="report ids on hold (not deleted)")
+    log_dir: str = Field("out/retention", description="what was deleted, by id only")
 
 
 class Settings(_Strict):
@@ -148,6 +229,28 @@ class Settings(_Strict):
     new_material: NewMaterialSettings = NewMaterialSettings()
     sinks: SinkSettings = SinkSettings()
     provider: ProviderSettings = ProviderSettings()
+    orders: tuple[DetectionOrder, ...] = ()
+    reports: ReportSettings = ReportSettings()
+    review: ReviewSettings = ReviewSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
+    stores: StoreSettings = StoreSettings()
+    retention: RetentionSettings = RetentionSettings()
+
+    def orders_covering(self, detection_type: str, service: str, now: Optional[datetime] = None) -> list[DetectionOrder]:
+        now = now or datetime.now(timezone.utc)
+        return [o for o in self.orders if o.covers(detection_type, service, now)]
+
+    def active_orders(self, now: Optional[datetime] = None) -> list[DetectionOrder]:
+        now = now or datetime.now(timezone.utc)
+        return [o for o in self.orders if o.active(now)]
+
+    @field_validator("orders")
+    @classmethod
+    def _unique_orders(cls, v):
+        ids = [o.order_id for o in v]
+        if len(ids) != len(set(ids)):
+            raise ValueError("order_id values must be unique")
+        return v
 
     @field_validator("sinks")
     @classmethod
