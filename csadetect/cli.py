@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_hash)
 
     from csadetect.reports_cli import register as register_reports
+    from csadetect.complaints import register as register_complaints
+    from csadetect.retention import register as register_retention
+    from csadetect.review_cli import register as register_review
+    from csadetect.transparency import register as register_transparency
     from csadetect.tune import register as register_tune
     from indicators.cli import register as register_indicators
     from models.cli import register as register_models
@@ -69,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_models(sub)
     register_tune(sub)
     register_reports(sub)
+    register_review(sub)
+    register_retention(sub)
+    register_complaints(sub)
+    register_transparency(sub)
     return parser
 
 

@@ -228,6 +228,25 @@ def open_sealed(token: str, centre_private_key: CentrePrivateLike, associated_da
         ) from None
 
 
+def _envelope(content: bytes, mime: str | None) -> bytes:
+    return json.dumps(
+        {"v": EVIDENCE_ENVELOPE_VERSION, "mime": mime, "content": base64.b64encode(bytes(content)).decode("ascii")},
+        sort_keys=True, separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def _unenvelope(plaintext: bytes, label: str) -> tuple[str | None, bytes]:
+    try:
+        envelope = json.loads(plaintext.decode("utf-8"))
+        content = base64.b64decode(envelope["content"], validate=True)
+        mime = envelope.get("mime")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise EvidenceError(f"{label}: evidence decrypts but its envelope is malformed") from None
+    if mime is not None and not isinstance(mime, str):
+        raise EvidenceError(f"{label}: evidence decrypts but its envelope is malformed")
+    return mime, content
+
+
 def seal_evidence(report: dict, content: bytes, mime: str | None, centre_public_key: CentrePublicLike) -> dict:
     """A copy of ``report`` with ``evidence_encrypted`` set: ``content`` (with its MIME type) sealed
     for the centre with the report id as associated data. Call before :func:`sign_report`."""
@@ -236,12 +255,8 @@ def seal_evidence(report: dict, content: bytes, mime: str | None, centre_public_
         raise EvidenceError("report has no report_id; cannot bind evidence to it")
     if report.get("signature"):
         raise EvidenceError(f"report {rid}: already signed; seal evidence before signing")
-    envelope = json.dumps(
-        {"v": EVIDENCE_ENVELOPE_VERSION, "mime": mime, "content": base64.b64encode(bytes(content)).decode("ascii")},
-        sort_keys=True, separators=(",", ":"),
-    ).encode("utf-8")
     sealed = dict(report)
-    sealed["evidence_encrypted"] = seal(envelope, centre_public_key, str(rid).encode("utf-8"))
+    sealed["evidence_encrypted"] = seal(_envelope(content, mime), centre_public_key, str(rid).encode("utf-8"))
     return sealed
 
 
@@ -259,12 +274,54 @@ def open_evidence(report: dict, centre_private_key: CentrePrivateLike) -> tuple[
         plaintext = open_sealed(token, centre_private_key, str(rid).encode("utf-8"))
     except EvidenceError as exc:
         raise EvidenceError(f"{label}: {exc}") from None
+    return _unenvelope(plaintext, label)
+
+
+# ------------------------------------------------------------------ provider review evidence
+#
+# Between hashing and the decision the content travels sealed for the provider's own X25519
+# evidence key (``reports.evidence_key``), bound to the event id. Reviewers open it with that key;
+# when a hit is reported it is opened once and re-sealed for the EU Centre (``reseal_for_centre``).
+
+EVIDENCE_PRIVATE_NAME = "evidence_private.pem"
+EVIDENCE_PUBLIC_NAME = "evidence_public.pem"
+
+
+def evidence_aad(event_id: str) -> bytes:
+    return b"csadetect-evidence\x1f" + str(event_id).encode("utf-8")
+
+
+def generate_evidence_keypair(keydir: str | os.PathLike, overwrite: bool = False) -> tuple[str, str]:
+    """``keydir/evidence_private.pem`` (0600) and ``evidence_public.pem``: the provider's X25519
+    key for review evidence."""
+    return signing.write_keypair(keydir, X25519PrivateKey.generate(), EVIDENCE_PRIVATE_NAME, EVIDENCE_PUBLIC_NAME,
+                                 overwrite, "a decryption key", EvidenceError)
+
+
+def load_evidence_private_key(key: CentrePrivateLike) -> X25519PrivateKey:
+    return signing.load_pem_private_key(key, X25519PrivateKey, "X25519", "evidence private key",
+                                        EVIDENCE_PRIVATE_NAME, EvidenceError)
+
+
+def seal_content(content: bytes, mime: str | None, public_key, event_id: str) -> str:
+    """``content`` sealed for an X25519 ``public_key`` (a key object, or the private key object),
+    bound to ``event_id``."""
+    return seal(_envelope(content, mime), public_key, evidence_aad(event_id))
+
+
+def open_content(token: str, private_key, event_id: str) -> tuple[str | None, bytes]:
+    """``(mime, content)`` of a :func:`seal_content` token."""
+    if not isinstance(private_key, X25519PrivateKey):
+        private_key = load_evidence_private_key(private_key)
     try:
-        envelope = json.loads(plaintext.decode("utf-8"))
-        content = base64.b64decode(envelope["content"], validate=True)
-        mime = envelope.get("mime")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, binascii.Error):
-        raise EvidenceError(f"{label}: evidence decrypts but its envelope is malformed") from None
-    if mime is not None and not isinstance(mime, str):
-        raise EvidenceError(f"{label}: evidence decrypts but its envelope is malformed")
-    return mime, content
+        plaintext = open_sealed(token, private_key, evidence_aad(event_id))
+    except EvidenceError as exc:
+        raise EvidenceError(f"evidence of event {event_id}: {exc}") from None
+    return _unenvelope(plaintext, f"evidence of event {event_id}")
+
+
+def reseal_for_centre(report: dict, token: str, evidence_private_key, centre_public_key) -> dict:
+    """A copy of ``report`` whose ``evidence_encrypted`` holds the content of ``token`` (sealed for
+    the provider by :func:`seal_content` for ``report['event_id']``), re-sealed for the Centre."""
+    mime, content = open_content(token, evidence_private_key, report["event_id"])
+    return seal_evidence(report, content, mime, centre_public_key)

@@ -76,6 +76,12 @@ def prepare(workdir: str | Path = ".demo") -> dict:
 
     keys = work / "keys"
     generate_keypair(keys)
+    # the provider's report keys (signatures, review evidence) and a stand-in EU Centre key pair
+    from csadetect.crypto import generate_centre_keypair
+    from csadetect.review import generate_provider_keys
+
+    report_keys = generate_provider_keys(str(work / "provider-keys"))
+    centre_private, centre_public = generate_centre_keypair(work / "centre-keys")
     settings = load_settings()
     embedder = None
     if settings.embedding.enabled:
@@ -150,6 +156,11 @@ def prepare(workdir: str | Path = ".demo") -> dict:
         "events": str(events_path),
         "indicators": str(work / "indicators"),
         "public_key": str(keys / "public.pem"),
+        "signing_key": report_keys["signing_key"],
+        "provider_public_key": str(work / "provider-keys" / "public.pem"),
+        "evidence_key": report_keys["evidence_key"],
+        "centre_public_key": str(centre_public),
+        "centre_private_key": str(centre_private),
         "expected_hits": expected_hits,
         "expected_review": expected_review,
         "n_events": len(lines),
@@ -217,14 +228,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="out")
     args, rest = parser.parse_known_args(argv)
     info = prepare(args.workdir)
-    for sub in ("reports", "dead_letters", "review"):
+    for sub in ("reports", "dead_letters", "review", "stats", "feedback", "notifications", "transparency"):
         shutil.rmtree(os.path.join(args.out, sub), ignore_errors=True)
     _log(f"demo: running the pipeline on {info['n_events']} events (DirectRunner)")
     try:
         result = run([
             "--input_glob", info["events"], "--indicators", info["indicators"], "--public_key", info["public_key"],
             "--report_dir", os.path.join(args.out, "reports"), "--dead_letter_dir", os.path.join(args.out, "dead_letters"),
-            "--review_dir", os.path.join(args.out, "review"),
+            "--review_dir", os.path.join(args.out, "review"), "--stats_dir", os.path.join(args.out, "stats"),
+            "--signing_key", info["signing_key"], "--evidence_key", info["evidence_key"],
+            "--centre_public_key", info["centre_public_key"],
             "--runner", "FnApiRunner", *rest,
         ])
     except ConfigError as exc:

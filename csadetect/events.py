@@ -42,11 +42,24 @@ class Event:
     text: Optional[str] = dataclasses.field(default=None, repr=False)
     participants_minor: Optional[bool] = None
     context: Optional[dict] = None
+    # set by transforms.orders.ApplyOrders: ((detection_type, order_id, legal_basis), ...) of the
+    # detection orders active for this event's service; None = not gated (direct unit use only)
+    orders: Optional[tuple] = None
 
     def __repr__(self) -> str:  # never print content or identifiers by accident
         return f"Event(event_id={self.event_id!r}, kind={self.kind!r})"
 
     __str__ = __repr__
+
+    def order_for(self, detection_type: str) -> Optional[tuple]:
+        """``(order_id, legal_basis)`` of the order that lets ``detection_type`` run on this event;
+        None when no active order covers it. Ungated events (``orders is None``) get ``("", "")``."""
+        if self.orders is None:
+            return ("", "")
+        for dtype, order_id, basis in self.orders:
+            if dtype == detection_type:
+                return (order_id, basis)
+        return None
 
     def without_content(self) -> "Event":
         return dataclasses.replace(self, content=None, text=None)

@@ -7,6 +7,13 @@
   to ``DIR/<report_id>.<ext>`` (mode 0600); one JSON line per report. It verifies nothing by
   itself: run ``reports verify`` first.
 * ``reports centre-keygen --out KEYDIR`` creates the EU Centre's X25519 key pair.
+* ``reports export-ncmec --reporter-email EMAIL [--out -|FILE.xml|DIR] [--public-key PEM] PATH...``
+  writes each report as NCMEC CyberTipline XML (:mod:`csadetect.ncmec`, docs/ncmec.md): to stdout
+  (default) or ``FILE.xml`` as one ``<cybertiplineExport>`` document, or to ``DIR/<report_id>.xml``,
+  one ``<cybertiplineSubmission>`` each. Hashes and metadata only: evidence is never decrypted or
+  included. All or nothing: a report that cannot be exported (or, with ``--public-key``, does not
+  verify) is named on stderr and nothing is written. Rows repeated across files (the pipeline
+  writes each report as JSON Lines and Parquet) are exported once.
 
 PATH is a JSON Lines (``.jsonl``/``.json``/``.ndjson``) or Parquet (``.parquet``) report file, or a
 directory of them (recursive). JSON goes to stdout, human messages to stderr; a bad input gives
@@ -41,9 +48,10 @@ class ReportFileError(ValueError):
 
 def _report_errors() -> tuple:
     from csadetect.crypto import EvidenceError, ReportSignatureError
+    from csadetect.ncmec import NcmecExportError
     from indicators.signing import SigningError
 
-    return (ReportFileError, ReportSignatureError, EvidenceError, SigningError)
+    return (ReportFileError, ReportSignatureError, EvidenceError, SigningError, NcmecExportError)
 
 
 _handled = handled(_report_errors)
@@ -213,11 +221,150 @@ def cmd_centre_keygen(args) -> int:
     return 0
 
 
+def _read_reporter_file(path: str) -> dict:
+    import yaml
+
+    from csadetect.ncmec import REPORTER_KEYS
+
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise ReportFileError(f"{path}: not a YAML or JSON reporter file") from None
+    if not isinstance(data, dict):
+        raise ReportFileError(f"{path}: a reporter file is a mapping of {', '.join(REPORTER_KEYS)}")
+    return data
+
+
+def _reporter_from_args(args) -> dict:
+    """The reporting person: ``--reporter-file`` first, then the single options over it."""
+    from csadetect.ncmec import reporter_from, split_name
+
+    values = _read_reporter_file(args.reporter_file) if args.reporter_file else {}
+    if args.reporter_name:
+        values.pop("first_name", None)
+        values.pop("last_name", None)
+        values.update(split_name(args.reporter_name))
+    for key, value in (("email", args.reporter_email), ("contact_email", args.contact_email),
+                       ("legal_url", args.legal_url)):
+        if value:
+            values[key] = value
+    return reporter_from(values)
+
+
+def _public_services(args) -> dict:
+    from csadetect.ncmec import NcmecExportError
+
+    both = sorted(set(args.public_service) & set(args.private_service))
+    if both:
+        raise NcmecExportError(f"service(s) {', '.join(both)} given as both public and private")
+    return {**{s: True for s in args.public_service}, **{s: False for s in args.private_service}}
+
+
+def _out_mode(out: str) -> str:
+    if out == "-":
+        return "stdout"
+    if os.path.isdir(out) or out.endswith(("/", os.sep)) or not out.lower().endswith(".xml"):
+        return "dir"
+    return "file"
+
+
+def _export_one(report: dict, public, reporter: dict, services: dict):
+    """``(submission element, document bytes)`` of one report; raises the one-line errors."""
+    from csadetect import ncmec
+    from csadetect.crypto import verify_report
+
+    if public is not None:
+        verify_report(report, public)
+    element = ncmec.submission(report, reporter, public_services=services)
+    xml = ncmec.serialise(element)
+    ncmec.validate_xml(xml, ncmec.report_label(report))
+    return element, xml
+
+
+def _export_all(paths, public, reporter: dict, services: dict):
+    """Every distinct report exported: ``(exports, failures, total rows, duplicate rows)``;
+    ``exports`` is a list of ``(report_id, element, xml)``."""
+    from csadetect.crypto import ReportSignatureError, canonical_bytes
+    from csadetect.ncmec import NcmecExportError
+
+    exports, failures, seen = [], [], {}
+    total = duplicates = 0
+    for report, problem in _all_reports(paths):
+        total += 1
+        if problem is not None:
+            failures.append(problem)
+            continue
+        rid = _rid(report)
+        try:
+            if isinstance(rid, str):
+                fingerprint = (canonical_bytes(report), report.get("signature"))
+                if rid in seen:
+                    if seen[rid] != fingerprint:
+                        raise NcmecExportError(f"report {rid}: appears more than once with different content")
+                    duplicates += 1
+                    continue
+                seen[rid] = fingerprint
+            element, xml = _export_one(report, public, reporter, services)
+        except (ReportSignatureError, NcmecExportError) as exc:
+            failures.append(str(exc))
+            continue
+        exports.append((rid, element, xml))
+    return exports, failures, total, duplicates
+
+
+def _write_exports(out: str, exports: list) -> str:
+    """Write the documents; returns a description of where they went."""
+    import sys
+
+    from csadetect import ncmec
+
+    mode = _out_mode(out)
+    if mode == "dir":
+        os.makedirs(out, mode=0o700, exist_ok=True)
+        for rid, _, xml in exports:
+            write_private_file(os.path.join(out, f"{rid}.xml"), xml)
+        return f"{out}/<report_id>.xml"
+    batch = ncmec.batch_document([element for _, element, _ in exports])
+    if mode == "file":
+        write_private_file(out, batch)
+        return out
+    sys.stdout.buffer.write(batch)
+    sys.stdout.flush()
+    return "stdout"
+
+
+@_handled
+def cmd_export_ncmec(args) -> int:
+    from csadetect.crypto import key_id
+    from indicators.signing import load_public_key
+
+    reporter = _reporter_from_args(args)  # fail fast on a bad reporter, services or key
+    services = _public_services(args)
+    public = load_public_key(args.public_key) if args.public_key else None
+    exports, failures, total, duplicates = _export_all(args.paths, public, reporter, services)
+    if not total:
+        _say("error: no reports found")
+        return 1
+    if failures:
+        for failure in failures:
+            _say("error: " + " ".join(str(failure).split()))  # one line, whatever a report id holds
+        _say(f"nothing written: {len(failures)} of {total} report rows refused")
+        return 1
+    where = _write_exports(args.out, exports)
+    checked = f"signatures verified under provider key {key_id(public)}" if public is not None \
+        else "signatures NOT checked (use --public-key)"
+    _say(f"exported {len(exports)} reports as CyberTipline XML to {where}"
+         + (f" ({duplicates} repeated rows skipped)" if duplicates else "")
+         + f"; {checked}; no evidence included: upload the files through the CyberTipline API")
+    return 0
+
+
 # ------------------------------------------------------------------------------- parser
 
 
 def register(subparsers) -> None:
-    """Add ``reports {verify,decrypt,centre-keygen}``."""
+    """Add ``reports {verify,decrypt,centre-keygen,export-ncmec}``."""
     rep = subparsers.add_parser("reports", help="verify report signatures, decrypt evidence (EU Centre side)")
     sub = rep.add_subparsers(dest="reports_command", metavar="COMMAND")
     sub.required = True
@@ -237,3 +384,24 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="KEYDIR")
     p.add_argument("--force", action="store_true", help="replace an existing private key")
     p.set_defaults(func=cmd_centre_keygen)
+
+    p = sub.add_parser("export-ncmec",
+                       help="write reports as NCMEC CyberTipline XML (hashes and metadata, no evidence)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="JSON Lines or Parquet report files, or directories")
+    p.add_argument("--out", default="-", metavar="-|FILE.xml|DIR",
+                   help="- (default): one <cybertiplineExport> document on stdout; FILE.xml: the same in a file; "
+                        "DIR: DIR/<report_id>.xml, one <cybertiplineSubmission> per report (files mode 0600)")
+    p.add_argument("--reporter-email", metavar="EMAIL", help="the reporting person NCMEC contacts (required, "
+                   "here or in --reporter-file)")
+    p.add_argument("--reporter-name", metavar="NAME", help="the reporting person's name (first word = first name)")
+    p.add_argument("--contact-email", metavar="EMAIL", help="a contact person's email, if not the reporting person")
+    p.add_argument("--legal-url", metavar="URL", help="the provider's page for law enforcement requests")
+    p.add_argument("--reporter-file", metavar="FILE",
+                   help="YAML/JSON with email, first_name, last_name, contact_email, legal_url (options override it)")
+    p.add_argument("--public-key", metavar="PROVIDER_PUBLIC.pem",
+                   help="verify every report's signature first; one that does not verify stops the export")
+    p.add_argument("--public-service", action="append", default=[], metavar="SERVICE",
+                   help="files from this service are publicly available (repeatable)")
+    p.add_argument("--private-service", action="append", default=[], metavar="SERVICE",
+                   help="files from this service are not publicly available (repeatable); other services: not stated")
+    p.set_defaults(func=cmd_export_ncmec)

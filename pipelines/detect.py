@@ -30,7 +30,7 @@ from transforms.hash import TEXT, HashMedia
 from transforms.match import MatchIndicators
 from transforms.parse import ParseEvents
 from transforms.report import BuildReports, DedupReports
-from transforms.sinks import WriteDeadLetters, WriteRecords, WriteReports
+from transforms.sinks import WriteDeadLetters, WriteReports
 
 LOG = logging.getLogger("csadetect.detect")
 
@@ -52,6 +52,12 @@ class DetectOptions(PipelineOptions):
         parser.add_argument("--dead_letter_dir", default=None, help="dead-letter files directory")
         parser.add_argument("--dead_letter_topic", default=None, help="projects/P/topics/T for dead letters")
         parser.add_argument("--poll_seconds", type=float, default=None, help="indicator snapshot poll interval")
+        parser.add_argument("--verdict_subscription", default=None,
+                            help="projects/P/subscriptions/S of reviewer verdicts (overrides review.verdict_subscription)")
+        parser.add_argument("--signing_key", default=None, help="provider Ed25519 private key (overrides reports.signing_key)")
+        parser.add_argument("--evidence_key", default=None, help="provider X25519 evidence key (overrides reports.evidence_key)")
+        parser.add_argument("--centre_public_key", default=None, help="EU Centre X25519 public key (overrides config)")
+        parser.add_argument("--stats_dir", default=None, help="id-free stats for the transparency report (overrides config)")
         parser.add_argument("--window_seconds", type=int, default=60, help="file window in streaming mode")
 
 
@@ -123,12 +129,55 @@ def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
         value = getattr(opts, key)
         if value is not None:
             sinks[key] = value or None
-    return settings.model_copy(
-        update={
-            "indicators": settings.indicators.model_copy(update=ind),
-            "sinks": settings.sinks.model_copy(update=sinks),
-        }
-    )
+    update = {
+        "indicators": settings.indicators.model_copy(update=ind),
+        "sinks": settings.sinks.model_copy(update=sinks),
+    }
+    if opts.verdict_subscription is not None:
+        update["review"] = settings.review.model_copy(update={"verdict_subscription": opts.verdict_subscription or None})
+    keys = {k: getattr(opts, k) or None for k in ("signing_key", "evidence_key", "centre_public_key")
+            if getattr(opts, k) is not None}
+    if keys:
+        update["reports"] = settings.reports.model_copy(update=keys)
+    if opts.stats_dir is not None:
+        update["stores"] = settings.stores.model_copy(update={"stats_dir": opts.stats_dir or None})
+    return settings.model_copy(update=update)
+
+
+def check_orders(settings: Settings, now=None) -> list:
+    """Refuse to start without an active detection order (Art. 7); warn about enabled detectors
+    that no active order covers. Returns the active orders."""
+    from datetime import datetime, timezone
+
+    now = now or datetime.now(timezone.utc)
+    active = settings.active_orders(now)
+    if not active:
+        known = ", ".join(f"{o.order_id} ({o.start:%Y-%m-%d} to {o.end:%Y-%m-%d})" for o in settings.orders) or "none"
+        raise ConfigError(f"no active detection order at {now:%Y-%m-%dT%H:%M:%SZ} (Art. 7): configured orders: {known}; "
+                          "detection may only run under an order (config key `orders`)")
+    for o in active:
+        LOG.info("detection order %s (%s): %s on %s until %s", o.order_id, o.authority, ", ".join(o.detection_types),
+                 ", ".join(o.services), o.end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    enabled = {"known": True, "new": settings.new_material.enabled, "grooming": settings.grooming.enabled}
+    for dtype, on in enabled.items():
+        if on and not any(dtype in o.detection_types for o in active):
+            LOG.warning("%s detection is enabled but no active order covers it: it will not run", dtype)
+    return active
+
+
+def check_report_keys(settings: Settings):
+    """Load the report keys once at start-up (a missing key stops here with one line)."""
+    from csadetect.review import ReportKeys, ReviewError
+
+    try:
+        keys = ReportKeys.load(settings.reports)
+    except ReviewError as exc:
+        raise ConfigError(f"{exc} (create them with `csadetect reports keygen` / `centre-keygen`)") from None
+    if keys.signing is None:
+        LOG.warning("reports.signing_key is not set: reports will NOT be signed")
+    if not keys.seals_evidence:
+        LOG.warning("reports.evidence_key / centre_public_key not set: reports and review items carry no evidence")
+    return keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,16 +220,26 @@ def build_pipeline(
     streaming: bool = False,
     window_seconds: int = 60,
     models: Optional[ResolvedModels] = None,
+    clock=None,
 ):
     """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections.
-    ``models``: from :func:`resolve_models` (resolved here when not given)."""
+    ``models``: from :func:`resolve_models` (resolved here when not given); ``clock``: a callable
+    returning the current UTC datetime for the detection-order check (tests inject one)."""
+    from transforms.orders import NOT_COVERED, ApplyOrders
+    from transforms.report import SealAndSign
+    from transforms.review import ApplyVerdicts, ExpireReview, QueueForReview, WriteReviewItems
+    from transforms.stats import WriteStats, stat_of
+
     models = models if models is not None else resolve_models(settings)
     emb = models.embedding
+    sinks = settings.sinks
+    evidence_key = settings.reports.evidence_key if settings.reports.include_evidence else None
     raw = pipeline | "ReadEvents" >> ReadEvents(source)
     parsed = raw | "ParseEvents" >> ParseEvents(settings.limits)
-    resolved = parsed.events | "ResolveContent" >> ResolveContent(settings.limits)
+    gated = parsed.events | "ApplyOrders" >> ApplyOrders(settings.orders, clock)
+    resolved = gated.covered | "ResolveContent" >> ResolveContent(settings.limits)
     hashed = resolved.events | "HashMedia" >> HashMedia(
-        settings.limits, settings.match, emb.input_size if emb else 0, settings.embedding.flip
+        settings.limits, settings.match, emb.input_size if emb else 0, settings.embedding.flip, evidence_key
     )
     if settings.grooming.enabled:
         from transforms.grooming import ClassifyGrooming
@@ -201,62 +260,68 @@ def build_pipeline(
 
         matched = matched | "ClassifyNew" >> ClassifyNew(models.new_material, settings.new_material.batching, streaming)
     decided = matched | "Decide" >> Decide(settings.match, settings.embedding.auto_confirm_similarity)
+
+    # confirmed hits -> reports: one per report_id, evidence re-sealed for the Centre, signed
     reports = (
         decided.confirmed
         | "BuildReports" >> BuildReports(settings.provider)
         | "DedupReports" >> DedupReports()
+        | "SealAndSign" >> SealAndSign(settings.reports)
     )
-    sinks = settings.sinks
-    reports | "WriteReports" >> WriteReports(
+    stats = [
+        gated.covered | "StatScanned" >> beam.Map(lambda e: stat_of("scanned", kind=e.kind)(e)),
+        gated[NOT_COVERED] | "StatNotCovered" >> beam.Map(lambda kind: stat_of("not_covered", kind=kind)(kind)),
+        reports | "StatHit" >> beam.Map(lambda r: stat_of("hit", kind=r["content_kind"], detector=r["detector"])(r)),
+    ]
+    all_reports = [reports]
+
+    # hits awaiting a human: the review queue (store + topic); verdicts turn them into reports
+    review_sources = [decided[REVIEW]] + ([flagged] if flagged is not None else [])
+    review = (
+        review_sources
+        | "MergeReview" >> beam.Flatten()
+        | "QueueForReview" >> QueueForReview(settings.provider, settings.reports, settings.review.ttl_seconds)
+    )
+    if sinks.review_dir or sinks.review_topic:
+        review | "WriteReview" >> WriteReviewItems(sinks.review_dir, sinks.review_topic)
+    stats += [
+        review | "StatReviewHit" >> beam.Map(lambda r: stat_of("hit", kind=r["content_kind"], detector=r["detector"])(r)),
+        review | "StatReviewQueued" >> beam.Map(lambda r: stat_of("review_queued", detector=r["detector"])(r)),
+    ]
+    if settings.review.verdict_subscription:
+        if not sinks.review_dir:
+            raise ConfigError("review.verdict_subscription needs sinks.review_dir (the review store)")
+        verdicts = (
+            pipeline
+            | "ReadVerdicts" >> beam.io.ReadFromPubSub(subscription=settings.review.verdict_subscription)
+            | "ApplyVerdicts" >> ApplyVerdicts(sinks.review_dir, settings.reports)
+        )
+        all_reports.append(verdicts.reports)
+        stats.append(verdicts.stats)
+        if streaming:
+            stats.append(
+                pipeline
+                | "ExpireReview" >> ExpireReview(sinks.review_dir, settings.review.sweep_seconds, settings.retention.log_dir)
+            )
+    if len(all_reports) > 1:
+        all_reports = all_reports | "MergeReports" >> beam.Flatten()
+    else:
+        all_reports = all_reports[0]
+    all_reports | "WriteReports" >> WriteReports(
         sinks.report_dir, sinks.report_topic, sinks.formats, streaming=streaming, window_seconds=window_seconds
     )
-    review = decided[REVIEW]
-    if sinks.review_dir or sinks.review_topic:
-        from csadetect.report import hit_report
+    stats.append(all_reports | "StatReported" >> beam.Map(
+        lambda r: stat_of("reported", detector=r["detector"], detector_version=r["detector_version"])(r)))
 
-        provider = settings.provider
-        review_records = [review | "ReviewRecord" >> beam.Map(lambda m: dict(hit_report(m, provider), review_status="pending"))]
-        if flagged is not None:
-            review_records.append(flagged | "GroomingReviewRecord" >> beam.Map(grooming_review_record, provider))
-        (
-            review_records
-            | "MergeReview" >> beam.Flatten()
-            | "WriteReview" >> WriteRecords(
-                "review", sinks.review_dir, sinks.review_topic, ("jsonl",), None, "report_id",
-                streaming, window_seconds)
-        )
     dead = (parsed[DEAD_LETTER], resolved[DEAD_LETTER], hashed[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()
     dead | "WriteDeadLetters" >> WriteDeadLetters(
         sinks.dead_letter_dir, sinks.dead_letter_topic, streaming=streaming, window_seconds=window_seconds
     )
-    return {"reports": reports, "dead_letters": dead, "review": review, "grooming": flagged}
-
-
-def grooming_review_record(flag: dict, provider) -> dict:
-    """A flagged conversation as a review item (grooming always needs a human verdict)."""
-    from csadetect.events import utc_now
-    from csadetect.report import report_id
-
-    return {
-        "report_id": report_id(flag["provider"], flag["conversation_id"], "grooming"),
-        "review_status": "pending",
-        "detection_type": "grooming",
-        "detector": "grooming-text",
-        "detector_version": flag["model_version"],
-        "score": flag["score"],
-        "threshold": flag["threshold"],
-        "flagged_at_message": flag["flagged_at_message"],
-        "evidence": flag["evidence"],
-        "messages": flag["messages"],
-        "conversation_id": flag["conversation_id"],
-        "accounts": flag["accounts"],
-        "provider_id": provider.provider_id,
-        "service": flag["service"],
-        "event_id": flag["event_id"],
-        "occurred_at": flag["occurred_at"],
-        "legal_basis": provider.legal_basis,
-        "created_at": utc_now(),
-    }
+    stats.append(dead | "StatDeadLettered" >> beam.Map(lambda d: stat_of("dead_lettered")(d)))
+    if settings.stores.stats_dir:
+        stats | "MergeStats" >> beam.Flatten() | "WriteStats" >> WriteStats(
+            settings.stores.stats_dir, streaming, window_seconds)
+    return {"reports": all_reports, "dead_letters": dead, "review": review, "grooming": flagged}
 
 
 def check_indicators(settings: Settings):
@@ -334,6 +399,9 @@ def run(argv=None, save_main_session: bool = False):
     source = Source(opts.input_subscription, opts.input_glob, opts.input_media_glob).validate()
     if source.subscription and not std.streaming:
         raise ConfigError("a Pub/Sub subscription needs --streaming")
+    if settings.review.verdict_subscription and not std.streaming:
+        raise ConfigError("a verdict subscription needs --streaming (or apply verdicts with `csadetect review decide`)")
+    check_orders(settings)
     if not (std.runner or "").lower().startswith("dataflow"):
         index = check_indicators(settings)
         LOG.info("indicators: snapshot version %s, %d indicators", index.version, len(index))
@@ -342,6 +410,7 @@ def run(argv=None, save_main_session: bool = False):
         if settings.grooming.enabled:
             check_grooming_model(settings)
         check_image_models(settings, models)
+        check_report_keys(settings)  # on Dataflow the workers hold the keys
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models)
     result = pipeline.run()

@@ -25,3 +25,22 @@ def need_shared(*parts: str) -> Path:
 @pytest.fixture
 def te_dir():
     return need_shared()
+
+
+def make_report_keys(keydir) -> dict:
+    """Provider (signing + evidence) and EU Centre keys under ``keydir``; returns config overrides
+    ``{"reports": {...}}`` that use them, plus the paths under ``"paths"``."""
+    from csadetect.crypto import generate_centre_keypair
+    from csadetect.review import generate_provider_keys
+
+    keydir = Path(keydir)
+    reports = generate_provider_keys(str(keydir / "provider"))
+    centre_private, centre_public = generate_centre_keypair(keydir / "centre")
+    reports["centre_public_key"] = str(centre_public)
+    paths = dict(reports, centre_private_key=str(centre_private), provider_public_key=str(keydir / "provider" / "public.pem"))
+    return {"reports": reports, "paths": paths}
+
+
+@pytest.fixture(scope="session")
+def report_keys(tmp_path_factory):
+    return make_report_keys(tmp_path_factory.mktemp("report-keys"))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from csadetect import crypto
+
 from csadetect import synth
 from csadetect.events import make_event
 from tests.pubsub_emulator import PubSubAdmin, pubsub_emulator
@@ -71,7 +73,7 @@ def _wait_for(fetch, count, timeout):
     return got
 
 
-def test_stream_end_to_end(emulator, indicator_db, tmp_path):
+def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
     admin = PubSubAdmin(emulator)
     uploads = admin.topic("uploads")
     uploads_sub = admin.subscription(uploads, "uploads-pipeline")
@@ -140,8 +142,10 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
     env = dict(os.environ, PUBSUB_EMULATOR_HOST=emulator, PYTHONPATH=str(REPO))
     log_path = tmp_path / "pipeline.log"
     db = indicator_db["dir"]
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(json.dumps({"reports": report_keys["reports"], "stores": {"stats_dir": None}}))
     cmd = [
-        sys.executable, "-m", "pipelines.detect", "--streaming", "--runner", "DirectRunner",
+        sys.executable, "-m", "pipelines.detect", "--config", str(cfg), "--streaming", "--runner", "DirectRunner",
         "--input_subscription", uploads_sub, "--report_topic", hits, "--dead_letter_topic", dead,
         "--review_topic", review, "--review_dir", "",
         "--report_dir", "", "--dead_letter_dir", "",
@@ -188,7 +192,16 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path):
     assert sorted(by_id) == sorted(expected_review) and len(items) == len(expected_review), items
     groom = by_id["conv-risk"]
     assert groom["detection_type"] == "grooming" and groom["review_status"] == "pending"
-    assert groom["evidence"] and groom["flagged_at_message"] >= 1
+    assert groom["risk_patterns"] and groom["review_evidence"] and groom["order_id"]
+    # the conversation travels sealed: none of its messages is readable on the review topic
+    from csadetect.demo import DEMO_CHATS
+
+    risk_texts = [text for cid, _, turns in DEMO_CHATS if cid == "conv-risk" for _, text in turns]
+    review_text = "".join(m.data.decode() for m in flagged)
+    assert not any(t in review_text for t in risk_texts)
+    for m, r in zip(reports, report_objs):
+        crypto.verify_report(r, report_keys["paths"]["provider_public_key"])
+        assert crypto.open_evidence(r, report_keys["paths"]["centre_private_key"])[1]
     assert by_id["review-cropped"]["detector"] == "known-embedding" and by_id["review-cropped"]["review_status"] == "pending"
     new = by_id["review-new"]
     assert new["detection_type"] == "new" and new["score"] >= new["threshold"] and new["review_status"] == "pending"

@@ -22,7 +22,7 @@ from transforms.parse import ParseEventFn
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, report_keys):
     """A signed snapshot of 3 known images, and an events file mixing hits, non-hits and junk."""
     from indicators.rows import from_media
     from indicators.signing import generate_keypair
@@ -54,6 +54,7 @@ def world(tmp_path_factory):
     settings = load_settings(overrides={
         "indicators": {"path": str(work / "db"), "public_key": str(work / "keys" / "public.pem")},
         "sinks": {"report_dir": str(work / "out" / "reports"), "dead_letter_dir": str(work / "out" / "dead")},
+        "reports": report_keys["reports"], "stores": {"stats_dir": str(work / "out" / "stats")},
     })
     return {"work": work, "events": str(events), "settings": settings}
 

@@ -3,6 +3,7 @@ ClassifyNew -> Decide, with the DESIGN §6 policy, on benign generated images.""
 from __future__ import annotations
 
 import dataclasses
+import base64
 import glob
 import json
 
@@ -22,7 +23,7 @@ HARD_NEGATIVE_SEED = 910001
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, report_keys):
     from indicators.rows import from_media
     from indicators.signing import generate_keypair
     from indicators.snapshot import build_snapshot
@@ -55,6 +56,7 @@ def world(tmp_path_factory):
     base = {
         "indicators": {"path": str(work / "db"), "public_key": str(work / "keys" / "public.pem")},
         "grooming": {"enabled": False},
+        "reports": report_keys["reports"],
     }
     return {"work": work, "events": str(path), "base": base}
 
@@ -67,6 +69,11 @@ def _settings(world, name, **extra):
 
 
 def _records(folder):
+    """Report files (JSON Lines), or the review store (one Parquet file per item)."""
+    if folder.name == "review":
+        from csadetect.review import ReviewStore
+
+        return list(ReviewStore(str(folder)).items())
     return [json.loads(line) for f in glob.glob(str(folder / "*.jsonl")) for line in open(f)]
 
 
@@ -96,6 +103,32 @@ def test_policy_review_required(world):
     everything = json.dumps(_records(out / "reports") + list(review.values()))
     for gone in ('"parts"', '"other"', "acct-parts", "acct-other"):
         assert gone not in everything
+
+
+def test_evidence_sealed_and_reports_signed(world, report_keys):
+    """Review items carry the content sealed for the provider's evidence key (bound to the event);
+    the report carries it re-sealed for the Centre (bound to the report) and verifies with the
+    provider's public key; both cite the detection order."""
+    from csadetect import crypto
+
+    settings, out = _settings(world, "review")  # written by test_policy_review_required
+    if not (out / "review").exists():
+        pytest.skip("needs test_policy_review_required's output")
+    paths = report_keys["paths"]
+    events = {e["event_id"]: e for e in map(json.loads, open(world["events"]))}
+    for item in _records(out / "review"):
+        assert item["evidence_encrypted"] is None and item["signature"] is None
+        mime, content = crypto.open_content(item["review_evidence"], paths["evidence_key"], item["event_id"])
+        assert content == base64.b64decode(events[item["event_id"]]["content_b64"])
+        with pytest.raises(crypto.EvidenceError):  # bound to its event
+            crypto.open_content(item["review_evidence"], paths["evidence_key"], "another-event")
+        assert item["order_id"] == "DEMO-ORDER-2026-1" and "DEMO-ORDER-2026-1" in item["legal_basis"]
+        assert item["queued_at"] < item["expires_at"]
+    (report,) = _records(out / "reports")
+    crypto.verify_report(report, paths["provider_public_key"])
+    mime, content = crypto.open_evidence(report, paths["centre_private_key"])
+    assert content == base64.b64decode(events["exact"]["content_b64"]) and mime == "image/jpeg"
+    assert report["order_id"] == "DEMO-ORDER-2026-1"
 
 
 def test_policy_without_review_reports_above_report_threshold(world):

@@ -30,7 +30,7 @@ def test_docs_name_every_field():
 
 def _sample() -> dict:
     report = {f.name: None for f in REPORT_SCHEMA}
-    report.update(report_id="a" * 32, schema_version="1.1", provider_id="p", created_at="2026-11-28T10:00:00Z",
+    report.update(report_id="a" * 32, schema_version="1.2", order_id="O-1", provider_id="p", created_at="2026-11-28T10:00:00Z",
                   detection_type="new", detector="new-material-classifier", review_status="auto_confirmed",
                   content_kind="image", event_id="e", service="s", occurred_at="2026-11-28T10:00:00Z",
                   legal_basis="order", score=0.97, threshold=0.93, indicator_ids=[], categories=[], matches=[],

@@ -69,7 +69,8 @@ class NewMaterialPolicy:
 
 
 def _wants_score(item: MatchedItem) -> bool:
-    return not item.matches and item.item.embeddings is not None and len(item.item.embeddings) > 0
+    return (not item.matches and item.item.embeddings is not None and len(item.item.embeddings) > 0
+            and item.item.event.order_for("new") is not None)
 
 
 class NewMaterialHandler(ModelHandler[MatchedItem, MatchedItem, object]):

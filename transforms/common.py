@@ -22,7 +22,8 @@ def counter(name: str):
 
 @dataclasses.dataclass(frozen=True)
 class HashedItem:
-    """An event after hashing. Its content has already been dropped (data minimisation), except,
+    """An event after hashing. Its plaintext content has already been dropped (data minimisation;
+    ``evidence`` holds it sealed), except,
     between ``HashMedia`` and ``EmbedImages``, the model-sized thumbnails the embedding model
     reads (``pixels``, ``(k, 64, 64, 3)`` uint8, one per view named in ``views``); ``EmbedImages``
     replaces them with ``embeddings`` (``(k, dim)`` float32) at once."""
@@ -33,6 +34,9 @@ class HashedItem:
     views: tuple = ()
     pixels: Optional[Any] = None
     embeddings: Optional[Any] = None
+    # the content sealed for the provider's evidence key (reports.evidence_key), bound to the event
+    # id: what a reviewer sees and what is re-sealed for the EU Centre if the item is reported
+    evidence: Optional[str] = dataclasses.field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"HashedItem({self.event!r})"

@@ -222,10 +222,12 @@ class ConversationStateFn(beam.DoFn):
             "model_version": model.version,
             "messages": [{k: m[k] for k in ("index", "event_id", "sender", "sent_at", "text")} for m in window],
             "accounts": sorted({m["account"] for m in window}),
+            "sender_accounts": sorted({(m["sender"], m["account"]) for m in window}),
             "provider": event.provider,
             "service": event.service,
             "event_id": event.event_id,
             "occurred_at": event.occurred_at,
+            "order": event.order_for("grooming"),  # (order_id, legal_basis) of the detection order
         }
 
     @on_timer(EXPIRY)

@@ -1,9 +1,12 @@
 """HashMedia: images -> PDQ (+ dihedral, + trimmed views), MD5, SHA-256; videos -> vPDQ frames.
 
-The content bytes are dropped here: what leaves this stage holds hashes only, plus, when an
+The plaintext content is dropped here: what leaves this stage holds hashes and the content sealed
+for the provider's evidence key (when configured) only, plus, when an
 embedding model is configured, the model-sized thumbnails of the image's views (64x64 px) that
 ``EmbedImages`` turns into vectors and drops in the very next step."""
 from __future__ import annotations
+
+from typing import Optional
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -22,18 +25,32 @@ _VIDEO_SUFFIX = {
 
 
 class HashMediaFn(beam.DoFn):
-    def __init__(self, limits: Limits, match: MatchSettings, embed_size: int = 0, embed_flip: bool = False):
+    def __init__(self, limits: Limits, match: MatchSettings, embed_size: int = 0, embed_flip: bool = False,
+                 evidence_key: Optional[str] = None):
         self._limits = limits
         self._match = match
         self._embed_size = embed_size
         self._embed_flip = embed_flip
+        self._evidence_key = evidence_key
         self._preprocess = None
+        self._seal_for = None
 
     def setup(self):
         if self._match.preprocess:
             from csadetect.preprocess import views
 
             self._preprocess = views
+        if self._evidence_key:
+            from csadetect.crypto import load_evidence_private_key
+
+            self._seal_for = load_evidence_private_key(self._evidence_key).public_key()
+
+    def _sealed(self, event) -> Optional[str]:
+        if self._seal_for is None:
+            return None
+        from csadetect.crypto import seal_content
+
+        return seal_content(event.content, event.mime, self._seal_for, event.event_id)
 
     def process(self, event):
         if event.kind == "text":
@@ -49,7 +66,8 @@ class HashMediaFn(beam.DoFn):
                     from models.embedding import model_inputs
 
                     views, pixels = model_inputs(pictures, self._embed_size, self._embed_flip)
-                item = HashedItem(event.without_content(), image=hashes, views=views, pixels=pixels)
+                item = HashedItem(event.without_content(), image=hashes, views=views, pixels=pixels,
+                                  evidence=self._sealed(event))
             else:
                 hashes = hash_video(
                     event.content,
@@ -57,7 +75,7 @@ class HashMediaFn(beam.DoFn):
                     max_frames=self._limits.max_video_frames,
                     suffix=_VIDEO_SUFFIX.get(event.mime or "", ".mp4"),
                 )
-                item = HashedItem(event.without_content(), video=hashes)
+                item = HashedItem(event.without_content(), video=hashes, evidence=self._sealed(event))
         except MediaError as exc:
             counter("dead_lettered").inc()
             counter(f"dead_letter_{event.kind}").inc()
@@ -70,13 +88,15 @@ class HashMediaFn(beam.DoFn):
 class HashMedia(beam.PTransform):
     """Outputs: main = HashedItem, ``text`` = text Events, ``dead_letter`` = DeadLetter."""
 
-    def __init__(self, limits: Limits, match: MatchSettings, embed_size: int = 0, embed_flip: bool = False):
+    def __init__(self, limits: Limits, match: MatchSettings, embed_size: int = 0, embed_flip: bool = False,
+                 evidence_key: Optional[str] = None):
         """``embed_size`` > 0: also keep ``embed_size``-pixel thumbnails of the image's views for
-        ``EmbedImages`` (``embed_flip``: plus the mirrored image)."""
+        ``EmbedImages`` (``embed_flip``: plus the mirrored image). ``evidence_key``: the provider's
+        X25519 evidence key (PEM path); the content is sealed for it before it is dropped."""
         super().__init__()
         self._limits = limits
         self._match = match
-        self._embed = (embed_size, embed_flip)
+        self._embed = (embed_size, embed_flip, evidence_key)
 
     def expand(self, events):
         fn = HashMediaFn(self._limits, self._match, *self._embed)

@@ -95,6 +95,10 @@ class MatchIndicatorsFn(beam.DoFn):
 
     def process(self, item):
         index = self._live.current()
+        if item.event.order_for("known") is None:
+            # no active detection order covers known-material detection on this service
+            yield MatchedItem(item=item, matches=(), index_version=index.version)
+            return
         if item.image is not None:
             spec = self._embedding
             if spec is not None and item.embeddings is not None:

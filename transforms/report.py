@@ -9,19 +9,50 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration
 
-from csadetect.report import hit_report
 from csadetect.settings import ProviderSettings
 from transforms.common import counter
 
 
 class BuildReports(beam.PTransform):
+    """Confirmed hits -> report records citing their detection order (sealed evidence still under
+    the transient ``_evidence`` key until :class:`SealAndSign`)."""
+
     def __init__(self, provider: ProviderSettings):
         super().__init__()
         self._provider = provider
 
     def expand(self, confirmed):
+        from transforms.review import report_of
+
         provider = self._provider
-        return confirmed | "ToReport" >> beam.Map(lambda m: hit_report(m, provider))
+        return confirmed | "ToReport" >> beam.Map(lambda m: report_of(m, provider))
+
+
+class SealAndSignFn(beam.DoFn):
+    def __init__(self, reports_settings):
+        self._reports = reports_settings
+        self._keys = None
+
+    def setup(self):
+        from csadetect.review import ReportKeys
+
+        self._keys = ReportKeys.load(self._reports)
+
+    def process(self, report):
+        from csadetect.review import finalise_report
+
+        yield finalise_report(report, self._keys, report.get("_evidence"))
+
+
+class SealAndSign(beam.PTransform):
+    """Evidence re-sealed for the EU Centre, then the provider's signature (DESIGN 6/7)."""
+
+    def __init__(self, reports_settings):
+        super().__init__()
+        self._reports = reports_settings
+
+    def expand(self, reports):
+        return reports | "Finalise" >> beam.ParDo(SealAndSignFn(self._reports))
 
 
 class _DedupFn(beam.DoFn):

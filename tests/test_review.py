@@ -1,0 +1,139 @@
+"""Human review: the review store, verdicts (confirm -> signed report, reject -> nothing), expiry,
+and the `csadetect review` command line."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from csadetect import crypto
+from csadetect.report import REVIEW_SCHEMA, report_id
+from csadetect.review import (
+    ReportKeys, ReviewError, ReviewStore, apply_verdict, expire, parse_verdict, review_item,
+)
+from csadetect.settings import load_settings
+from csadetect.stats import read_stats
+
+REPO = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _report(event_id: str, detector: str = "new-material-classifier") -> dict:
+    r = {k: None for k in REVIEW_SCHEMA.names}
+    r.update(report_id=report_id("p", event_id, detector), schema_version="1.2", provider_id="p",
+             created_at="2026-11-01T12:00:00Z", detection_type="new", detector=detector, detector_version="m1",
+             score=0.97, threshold=0.93, indicator_ids=[], categories=[], matches=[], content_kind="image",
+             mime="image/jpeg", event_id=event_id, service="photos", occurred_at="2026-11-01T11:59:00Z",
+             account="acct-secret-77", legal_basis="detection order O-1 issued by A (Art. 7)", order_id="O-1",
+             content_removed=False, urgent=False, account_action="none")
+    return r
+
+
+@pytest.fixture
+def setup(tmp_path, report_keys):
+    keys = ReportKeys.load(load_settings(overrides={"reports": report_keys["reports"]}).reports)
+    store = ReviewStore(str(tmp_path / "review"))
+    items = {}
+    for eid in ("e-1", "e-2", "e-3"):
+        token = crypto.seal_content(f"benign picture {eid}".encode(), "image/jpeg", keys.evidence_public(), eid)
+        item = review_item(_report(eid), token, ttl_seconds=3600, now=T0)
+        store.put(item)
+        items[eid] = item
+    return {"keys": keys, "store": store, "items": items, "paths": report_keys["paths"], "tmp": tmp_path}
+
+
+def test_store_roundtrip_and_ids(setup):
+    store, items = setup["store"], setup["items"]
+    assert store.ids() == sorted(i["report_id"] for i in items.values())
+    got = store.get(items["e-1"]["report_id"])
+    assert got == items["e-1"] and got["review_status"] == "pending" and got["expires_at"] == "2026-11-01T13:00:00Z"
+    with pytest.raises(ReviewError, match="not a report id"):
+        store.get("../../etc/passwd")
+    assert ReviewStore(str(setup["tmp"] / "nothing-here")).ids() == []
+
+
+def test_confirm_makes_a_signed_report_with_centre_evidence(setup):
+    item = setup["items"]["e-1"]
+    verdict = parse_verdict({"report_id": item["report_id"], "verdict": "confirm", "reviewer": "alice",
+                             "decided_at": "2026-11-01T12:30:00Z"})
+    report, stats = apply_verdict(setup["store"], verdict, setup["keys"])
+    assert report["review_status"] == "confirmed" and report["reviewed_at"] == "2026-11-01T12:30:00Z"
+    assert "review_evidence" not in report and "queued_at" not in report
+    crypto.verify_report(report, setup["paths"]["provider_public_key"])
+    mime, content = crypto.open_evidence(report, setup["paths"]["centre_private_key"])
+    assert content == b"benign picture e-1" and mime == "image/jpeg"
+    assert setup["store"].get(item["report_id"]) is None  # left the queue
+    seconds = [s for s in stats if s["metric"] == "review_seconds"]
+    assert seconds[0]["value"] == 1800 and seconds[0]["labels"] == {"decision": "confirmed",
+                                                                    "detector": "new-material-classifier"}
+    with pytest.raises(ReviewError, match="no pending review item"):  # a second verdict
+        apply_verdict(setup["store"], verdict, setup["keys"])
+
+
+def test_reject_leaves_only_a_counter(setup):
+    item = setup["items"]["e-2"]
+    verdict = parse_verdict({"report_id": item["report_id"], "verdict": "reject", "reviewer": "bob"})
+    report, stats = apply_verdict(setup["store"], verdict, setup["keys"])
+    assert report is None and setup["store"].get(item["report_id"]) is None
+    text = json.dumps(stats)
+    for secret in (item["report_id"], "acct-secret-77", "e-2", "bob"):
+        assert secret not in text
+    assert {s["metric"] for s in stats} == {"review_decided", "review_seconds"}
+
+
+def test_bad_verdicts_are_refused():
+    for bad, why in [({"verdict": "confirm", "reviewer": "a"}, "report_id"),
+                     ({"report_id": "ab" * 16, "verdict": "maybe", "reviewer": "a"}, "one of"),
+                     ({"report_id": "ab" * 16, "verdict": "reject"}, "reviewer"),
+                     ("{nope", "not JSON")]:
+        with pytest.raises(ReviewError, match=why):
+            parse_verdict(bad)
+
+
+def test_expiry_deletes_items_and_logs_ids_only(setup):
+    log_dir = str(setup["tmp"] / "deletions")
+    deleted, stats = expire(setup["store"], T0 + timedelta(minutes=59), log_dir)
+    assert deleted == [] and len(setup["store"].ids()) == 3
+    deleted, stats = expire(setup["store"], T0 + timedelta(hours=1), log_dir)
+    assert len(deleted) == 3 and setup["store"].ids() == []
+    assert sum(s["value"] for s in stats if s["metric"] == "deleted" and s["labels"]["store"] == "evidence") == 3
+    lines = [json.loads(l) for f in Path(log_dir).glob("*.jsonl") for l in f.read_text().splitlines()]
+    assert sorted(l["id"] for l in lines) == sorted(deleted) and all(set(l) == {"at", "store", "id"} for l in lines)
+
+
+def test_cli_decide_confirm_and_reject(setup, tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(json.dumps({
+        "reports": {k: v for k, v in setup["paths"].items() if k in ("signing_key", "evidence_key", "centre_public_key")},
+        "sinks": {"review_dir": setup["store"].root, "report_dir": str(tmp_path / "reports")},
+        "stores": {"stats_dir": str(tmp_path / "stats")},
+    }))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "csadetect", "--config", str(cfg), "review", *argv],
+                              cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+
+    listed = cli("list")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 3
+    assert "review_evidence" not in listed.stdout and "acct-secret-77" not in listed.stdout
+    one, two = setup["items"]["e-1"]["report_id"], setup["items"]["e-2"]["report_id"]
+    shown = cli("show", one, "--evidence-out", str(tmp_path / "ev.bin"))
+    assert shown.returncode == 0 and (tmp_path / "ev.bin").read_bytes() == b"benign picture e-1"
+    ok = cli("decide", one, "--confirm", "--reviewer", "alice")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["reported"] is True
+    (jsonl,) = (tmp_path / "reports").glob("*.jsonl")
+    report = json.loads(jsonl.read_text())
+    crypto.verify_report(report, setup["paths"]["provider_public_key"])
+    rej = cli("decide", two, "--reject", "--reviewer", "bob")
+    assert rej.returncode == 0 and json.loads(rej.stdout)["reported"] is False
+    again = cli("decide", two, "--confirm", "--reviewer", "bob")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "no pending review item" in again.stderr
+    decided = [s for s in read_stats(str(tmp_path / "stats")) if s["metric"] == "review_decided"]
+    assert sorted(s["labels"]["decision"] for s in decided) == ["confirmed", "rejected"]
