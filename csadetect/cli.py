@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     from csadetect.transparency import register as register_transparency
     from csadetect.tune import register as register_tune
     from indicators.cli import register as register_indicators
+    from pipelines.feedback import register as register_feedback
     from models.cli import register as register_models
 
     register_indicators(sub)
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_retention(sub)
     register_complaints(sub)
     register_transparency(sub)
+    register_feedback(sub)
     return parser
 
 

@@ -195,23 +195,21 @@ def summarise(out_dir: str, counts: dict) -> str:
             for line in fh:
                 d = json.loads(line)
                 lines.append(f"  dead letter  {str(d['event_id']):<28} [{d['stage']}] {d['reason']}")
-    for path in sorted(glob.glob(os.path.join(out_dir, "review", "*.jsonl"))):
-        with open(path) as fh:
-            for line in fh:
-                r = json.loads(line)
-                if r.get("detection_type") == "new":
-                    lines.append(f"  new material → human review: {r['event_id']} score {r['score']:.2f} "
-                                 f"(review threshold {r['threshold']:.2f}, model {r['detector_version']})")
-                elif r.get("detector") == "known-embedding":
-                    sims = ", ".join(f"{m['indicator_id']} similarity {1 - m['distance']:.3f}" for m in r["matches"])
-                    lines.append(f"  known near-duplicate (embedding) → human review: {r['event_id']}: {sims}")
-                elif r.get("detection_type") == "known":
-                    lines.append(f"  known (PDQ above auto-confirm distance) → human review: {r['event_id']}")
-                if r.get("detection_type") == "grooming":
-                    patterns = sorted({e["pattern"] for e in r["evidence"]})
-                    lines.append(f"  grooming → human review: {r['conversation_id']} score {r['score']:.2f} "
-                                 f"(threshold {r['threshold']:.2f}), flagged at message {r['flagged_at_message']}, "
-                                 f"evidence: {', '.join(patterns) or '-'}")
+    from csadetect.review import ReviewStore
+
+    for r in ReviewStore(os.path.join(out_dir, "review")).items():
+        if r.get("detection_type") == "new":
+            lines.append(f"  new material → human review: {r['event_id']} score {r['score']:.2f} "
+                         f"(review threshold {r['threshold']:.2f}, model {r['detector_version']})")
+        elif r.get("detector") == "known-embedding":
+            sims = ", ".join(f"{m['indicator_id']} similarity {1 - m['distance']:.3f}" for m in r["matches"])
+            lines.append(f"  known near-duplicate (embedding) → human review: {r['event_id']}: {sims}")
+        elif r.get("detection_type") == "known":
+            lines.append(f"  known (PDQ above auto-confirm distance) → human review: {r['event_id']}")
+        elif r.get("detection_type") == "grooming":
+            lines.append(f"  grooming → human review: {r['conversation_id']} score {r['score']:.2f} "
+                         f"(threshold {r['threshold']:.2f}), risk patterns: {', '.join(r['risk_patterns'] or []) or '-'}"
+                         f"; messages sealed for reviewers")
     lines.append(f"files: {', '.join(parquet + jsonl) or 'none'}")
     lines.append("Non-hits left nothing behind: only the counters above.")
     return "\n".join(lines)
@@ -245,4 +243,124 @@ def main(argv=None) -> int:
         return 2
     counts = outcome_counts(result)
     print(summarise(args.out, counts))
+    print(after_detection(info, args.out))
     return 0
+
+
+# the demo's stand-in reviewers: which pending items the provider confirms, and which reports the
+# EU Centre finds manifestly unfounded (the benign proxy picture the classifier flagged)
+PROVIDER_REJECTS = (f"evt-new-{NEW_MATERIAL_SEEDS[1]}",)
+CENTRE_UNFOUNDED = (f"evt-new-{NEW_MATERIAL_SEEDS[0]}",)
+
+
+def provider_review(info: dict, out: str) -> tuple[list, list]:
+    """Stage 2: the provider's reviewers open each pending item's evidence and decide."""
+    from csadetect import crypto
+    from csadetect.review import ReportKeys, ReviewStore, apply_verdict, parse_verdict, write_reports
+    from csadetect.settings import ReportSettings
+    from csadetect.stats import write_stats
+
+    keys = ReportKeys.load(ReportSettings(signing_key=info["signing_key"], evidence_key=info["evidence_key"],
+                                          centre_public_key=info["centre_public_key"]))
+    store = ReviewStore(os.path.join(out, "review"))
+    lines, reports, stats = [], [], []
+    for item in list(store.items()):
+        mime, content = crypto.open_content(item["review_evidence"], info["evidence_key"], item["event_id"])
+        what = item.get("conversation_id") or item["event_id"]
+        verdict = "reject" if item["event_id"] in PROVIDER_REJECTS else "confirm"
+        report, s = apply_verdict(store, parse_verdict({"report_id": item["report_id"], "verdict": verdict,
+                                                        "reviewer": "demo-reviewer"}), keys)
+        stats += s
+        if report is not None:
+            reports.append(report)
+        lines.append(f"  {item['detector']:<24} {what:<22} evidence opened ({mime}, {len(content)} bytes) → "
+                     + ("confirmed: signed report, evidence re-sealed for the EU Centre" if report else
+                        "rejected: item and evidence deleted, a counter remains"))
+    write_reports(os.path.join(out, "reports"), reports)
+    write_stats(os.path.join(out, "stats"), stats)
+    return lines, reports
+
+
+def centre_verdicts(info: dict, out: str) -> tuple[list, str]:
+    """Stage 3: the EU Centre verifies each report, opens its evidence and sends a verdict back."""
+    from csadetect import crypto
+    from csadetect.events import utc_now
+
+    lines, verdicts = [], []
+    for path in sorted(glob.glob(os.path.join(out, "reports", "*.jsonl"))):
+        for line in open(path, encoding="utf-8"):
+            report = json.loads(line)
+            crypto.verify_report(report, info["provider_public_key"])
+            mime, content = crypto.open_evidence(report, info["centre_private_key"])
+            unfounded = report["event_id"] in CENTRE_UNFOUNDED
+            verdicts.append({"report_id": report["report_id"],
+                             "verdict": "manifestly_unfounded" if unfounded else "confirmed",
+                             "reason": "benign proxy picture, not abuse material" if unfounded else "matches the indicator / pattern",
+                             "decided_at": utc_now(), "delay_notification": report["detection_type"] == "grooming"})
+            lines.append(f"  {report['detector']:<24} {(report.get('conversation_id') or report['event_id']):<22} "
+                         f"signature OK, evidence {len(content)} bytes → {verdicts[-1]['verdict']}")
+    folder = os.path.join(out, "feedback", "verdicts")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "centre-verdicts.jsonl")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(v) + "\n" for v in verdicts)
+    return lines, path
+
+
+def after_detection(info: dict, out: str) -> str:
+    """The rest of the path: provider review, the Centre's verdicts, the feedback pipeline
+    (precision per detector, notifications) and the transparency report."""
+    lines = ["", "=== human review (provider) ==="]
+    review_lines, _ = provider_review(info, out)
+    lines += review_lines or ["  nothing pending"]
+    lines += ["", "=== EU Centre: verify, decrypt, verdict ==="]
+    centre_lines, verdict_path = centre_verdicts(info, out)
+    lines += centre_lines
+    lines += ["", "=== feedback: precision per detector (Art. 83(1)(a)) ==="]
+    lines += feedback_stage(info, out, verdict_path)
+    lines += ["", "=== transparency report (Art. 83(4)) ==="]
+    lines += transparency_stage(out)
+    return "\n".join(lines)
+
+
+def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
+    """Stage 4: the feedback pipeline joins the Centre's verdicts to the reports (batch)."""
+    from pipelines.feedback import run as feedback_run
+
+    feedback_dir = os.path.join(out, "feedback")
+    feedback_run([
+        "--report_glob", os.path.join(out, "reports", "*.jsonl"), "--verdict_glob", verdict_path,
+        "--out_dir", feedback_dir, "--notifications_dir", os.path.join(out, "notifications"),
+        "--min_verdicts", "1", "--public_key", info["provider_public_key"], "--runner", "FnApiRunner",
+    ])
+    lines = []
+    for path in sorted(glob.glob(os.path.join(feedback_dir, "precision-*.jsonl"))):
+        for rec in map(json.loads, open(path, encoding="utf-8")):
+            lines.append(f"  {rec['detector']:<24} {rec['detector_version']:<28} precision {rec['precision']:.2f} "
+                         f"({rec['confirmed']} confirmed, {rec['manifestly_unfounded']} manifestly unfounded)")
+    for path in sorted(glob.glob(os.path.join(feedback_dir, "alerts-*.jsonl"))):
+        for rec in map(json.loads, open(path, encoding="utf-8")):
+            lines.append(f"  ALERT {rec['detector']} {rec['detector_version']}: precision {rec['precision']:.2f} "
+                         f"below the floor {rec['floor']:.2f}")
+    notes = [json.loads(l) for p in glob.glob(os.path.join(out, "notifications", "*.jsonl")) for l in open(p)]
+    by = {}
+    for n in notes:
+        by[(n["trigger"], n["status"])] = by.get((n["trigger"], n["status"]), 0) + 1
+    lines.append("  user notifications (Art. 12(2)): " + (", ".join(
+        f"{k[0]} {k[1]}: {v}" for k, v in sorted(by.items())) or "none"))
+    lines.append(f"  labelled examples for `csadetect tune`: {feedback_dir}/examples-*.jsonl")
+    return lines
+
+
+def transparency_stage(out: str) -> list:
+    """Stage 5: today's transparency report from the id-free stats and the Centre's verdicts."""
+    from datetime import datetime, timedelta, timezone
+
+    from csadetect import transparency
+
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    summary = transparency.collect({"stats_dir": os.path.join(out, "stats"), "feedback_dir": os.path.join(out, "feedback"),
+                                    "complaints_dir": os.path.join(out, "complaints")}, today, today + timedelta(days=1))
+    paths = transparency.render(summary, os.path.join(out, "transparency"))
+    head = ", ".join(f"{k} {v}" for k, v in summary["headline"].items() if isinstance(v, (int, float)))
+    return [f"  {head}", f"  {paths['html']}", f"  {paths['pdf']}"]

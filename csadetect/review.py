@@ -212,7 +212,8 @@ def apply_verdict(store: ReviewStore, verdict: dict, keys: ReportKeys) -> tuple[
     at = parse_time(verdict["decided_at"])
     if verdict["verdict"] == "confirm":
         report = confirm(item, keys, verdict)
-        stats = _review_stats(item, "confirmed", at)
+        stats = _review_stats(item, "confirmed", at) + [
+            stat("reported", 1, at, detector=report["detector"], detector_version=report["detector_version"])]
     else:
         report, stats = None, _review_stats(item, "rejected", at)
     store.delete(verdict["report_id"])

@@ -4,6 +4,7 @@
     csadetect review show REPORT_ID [--evidence-out FILE]  # one item; the evidence decrypted to FILE
     csadetect review decide REPORT_ID --confirm|--reject --reviewer NAME [--reason TEXT] [--topic T]
     csadetect review expire [--now T]                      # delete items whose time to live has passed
+    csadetect review keygen --out KEYDIR                   # the provider's signing and evidence keys
 
 ``decide`` applies the verdict to the review store at once (a confirmed item becomes a signed report
 in ``sinks.report_dir`` and on ``sinks.report_topic``), or, with ``--topic``, publishes it to the
@@ -115,6 +116,17 @@ def _cmd_expire(args) -> int:
     return 0
 
 
+@handled(_errors)
+def _cmd_keygen(args) -> int:
+    from csadetect.review import generate_provider_keys
+
+    section = generate_provider_keys(args.out, overwrite=args.overwrite)
+    print(json.dumps({"reports": section}))
+    _say(f"provider keys written to {args.out}: put the line above under `reports:` in your config; "
+         "keep the private keys secret (mode 0600)")
+    return 0
+
+
 def register(subparsers):
     p = subparsers.add_parser("review", help="human review of hits: list, show, decide, expire")
     sub = p.add_subparsers(dest="review_command", metavar="ACTION")
@@ -145,6 +157,11 @@ def register(subparsers):
     q.add_argument("--report-dir", default=None, help="where the report goes (default: sinks.report_dir)")
     common(q)
     q.set_defaults(func=_cmd_decide)
+
+    q = sub.add_parser("keygen", help="the provider's report keys: Ed25519 signing + X25519 review evidence")
+    q.add_argument("--out", required=True, metavar="KEYDIR")
+    q.add_argument("--overwrite", action="store_true", help="replace existing keys (old reports stop verifying)")
+    q.set_defaults(func=_cmd_keygen)
 
     q = sub.add_parser("expire", help="delete pending items whose time to live has passed")
     q.add_argument("--now", default=None, help="RFC 3339 time to expire against (default: now)")

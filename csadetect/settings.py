@@ -74,6 +74,9 @@ class GroomingSettings(_Strict):
         None, description="written by `csadetect tune`: dataset, its sha256, target, precision, recall, date, model"
     )
     inactivity_seconds: int = Field(7 * 24 * 3600, gt=0, description="conversation state is cleared after this")
+    urgent_patterns: tuple[str, ...] = Field(
+        ("meeting",), description="risk patterns that mark a grooming report urgent (imminent risk, Art. 13(1)(j))"
+    )
 
 
 class Batching(_Strict):

@@ -748,7 +748,11 @@ def _heading_style(family: str):
 
 
 def render_pdf(summary: Mapping, charts: Mapping[str, Path], path: Path) -> Path:
+    import logging
+
     from fpdf import FPDF
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting chatter
 
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)

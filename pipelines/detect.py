@@ -280,7 +280,8 @@ def build_pipeline(
     review = (
         review_sources
         | "MergeReview" >> beam.Flatten()
-        | "QueueForReview" >> QueueForReview(settings.provider, settings.reports, settings.review.ttl_seconds)
+        | "QueueForReview" >> QueueForReview(settings.provider, settings.reports, settings.review.ttl_seconds,
+                                            settings.grooming.urgent_patterns)
     )
     if sinks.review_dir or sinks.review_topic:
         review | "WriteReview" >> WriteReviewItems(sinks.review_dir, sinks.review_topic)
@@ -300,7 +301,7 @@ def build_pipeline(
         stats.append(verdicts.stats)
         if streaming:
             stats.append(
-                pipeline
+                raw
                 | "ExpireReview" >> ExpireReview(sinks.review_dir, settings.review.sweep_seconds, settings.retention.log_dir)
             )
     if len(all_reports) > 1:

@@ -56,8 +56,15 @@ SUMMARY_COUNTERS = {
 class FeedbackOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        def add(*args, **kwargs):  # an option another PipelineOptions class already defines is shared
-            if not any(a in parser._option_string_actions for a in args):
+        # --config, --public_key and --window_seconds mean the same here as in the detection
+        # pipeline's DetectOptions (same dest, type and default). Beam parses every PipelineOptions
+        # class of the process with one parser, so whichever class comes first defines a shared
+        # option and the other's identical definition must not fail as a conflict.
+        for container in [parser] + list(getattr(parser, "_action_groups", [])):
+            container.conflict_handler = "resolve"
+
+        def add(*args, **kwargs):
+            if not any(a in getattr(parser, "_option_string_actions", {}) for a in args):
                 parser.add_argument(*args, **kwargs)
 
         add("--config", default=None, help="YAML config merged over config/default.yaml")
@@ -65,7 +72,8 @@ class FeedbackOptions(PipelineOptions):
             help="JSON Lines report files (default: <sinks.report_dir>/*.jsonl)")
         add("--report_subscription", default=None,
             help="projects/P/subscriptions/S of reports (one JSON report per message; streaming)")
-        add("--verdict_glob", default=None, help="JSON Lines files of EU Centre verdicts (default: feedback.verdict_glob)")
+        add("--verdict_glob", default=None,
+            help="JSON Lines files of EU Centre verdicts (default: feedback.verdict_glob)")
         add("--verdict_subscription", default=None,
             help="projects/P/subscriptions/S of EU Centre verdicts (default: feedback.subscription; streaming)")
         add("--out_dir", default=None, help="precision, alerts and examples (default: feedback.out_dir)")

@@ -83,25 +83,42 @@ def test_run_refuses_two_inputs(tmp_path):
 
 
 def test_demo_end_to_end(tmp_path, capsys):
+    """The whole path: hit -> review -> signed report -> Centre verdict -> precision -> transparency."""
+    from csadetect import crypto
+    from csadetect.demo import CENTRE_UNFOUNDED, PROVIDER_REJECTS
     from csadetect.demo import main as demo_main
 
     rc = demo_main(["--workdir", str(tmp_path / "demo"), "--out", str(tmp_path / "out")])
     assert rc == 0
     summary = capsys.readouterr().out
     assert "[OK]" in summary
+    out = tmp_path / "out"
     info = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    reports = [json.loads(l) for f in (tmp_path / "out" / "reports").glob("*.jsonl") for l in f.open()]
-    assert sorted(r["event_id"] for r in reports) == sorted(info["expected_hits"])
-    dead = [json.loads(l) for f in (tmp_path / "out" / "dead_letters").glob("*.jsonl") for l in f.open()]
+    reports = [json.loads(l) for f in (out / "reports").glob("*.jsonl") for l in f.open()]
+    confirmed = {r.get("conversation_id") or r["event_id"]: r for r in reports if r["review_status"] == "confirmed"}
+    auto = [r["event_id"] for r in reports if r["review_status"] == "auto_confirmed"]
+    assert sorted(auto) == sorted(info["expected_hits"])
+    reviewed = sorted(e for e in info["expected_review"] if e not in PROVIDER_REJECTS) + ["conv-risk"]
+    assert sorted(confirmed) == sorted(reviewed)
+    assert confirmed["conv-risk"]["detection_type"] == "grooming" and confirmed["conv-risk"]["risk_patterns"]
+    assert confirmed["evt-known-0-rotated"]["detector"] == "known-embedding"
+    for r in reports:
+        crypto.verify_report(r, info["provider_public_key"])
+        assert crypto.open_evidence(r, info["centre_private_key"])[1]
+        assert r["order_id"] == "DEMO-ORDER-2026-1"
+    assert list((out / "review").glob("*.parquet")) == []  # every item decided
+    dead = [json.loads(l) for f in (out / "dead_letters").glob("*.jsonl") for l in f.open()]
     assert len(dead) == info["n_malformed"]
-    review = [json.loads(l) for f in (tmp_path / "out" / "review").glob("*.jsonl") for l in f.open()]
-    assert [r["conversation_id"] for r in review if r["detection_type"] == "grooming"] == ["conv-risk"]
-    images = {r["event_id"]: r for r in review if r["detection_type"] != "grooming"}
-    assert sorted(images) == sorted(info["expected_review"]) and len(images) == 3
-    assert images["evt-known-0-rotated"]["detector"] == "known-embedding"
-    assert [r["detector"] for e, r in images.items() if e.startswith("evt-new")] == ["new-material-classifier"] * 2
-    assert all(r["score"] >= r["threshold"] for e, r in images.items() if e.startswith("evt-new"))
-    assert "new material → human review" in summary and "known near-duplicate (embedding)" in summary
-    everything = json.dumps(reports + dead + review)
+    precision = {r["detector"]: r for f in (out / "feedback").glob("precision-*.jsonl") for r in map(json.loads, f.open())}
+    assert precision["known-hash"]["precision"] == 1.0
+    assert precision["new-material-classifier"]["manifestly_unfounded"] == len(CENTRE_UNFOUNDED)
+    assert "ALERT new-material-classifier" in summary and "precision" in summary
+    assert (out / "transparency" / "transparency.html").exists() and (out / "transparency" / "transparency.pdf").exists()
+    notifications = [json.loads(l) for f in (out / "notifications").glob("*.jsonl") for l in f.open()]
+    assert any(n["trigger"] == "manifestly_unfounded" for n in notifications)
+    everything = json.dumps(reports + dead) + "".join(
+        p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".html"))
     assert "evt-other" not in everything  # incl. the hard negative evt-other-parts-*
+    for rejected in PROVIDER_REJECTS:
+        assert rejected not in everything
     assert "conv-family" not in everything and "birthday surprise" not in everything

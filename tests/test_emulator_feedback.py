@@ -185,8 +185,11 @@ def test_stream_feedback(emulator, tmp_path):
 
             record = _wait(revised, 30, "the revised notification", proc, log_path, tick)
             assert record["status"] == "scheduled" and record["due_at"] == DUE_3M
-            examples = _wait(lambda: len(_records(out_dir, "examples-known")) >= 4 and _records(out_dir, "examples-known"),
-                             30, "the revised example", proc, log_path, tick)
+            def revised_example():
+                rows = _records(out_dir, "examples-known")
+                return rows if len(rows) >= 4 else None
+
+            examples = _wait(revised_example, 30, "the revised example", proc, log_path, tick)
             time.sleep(3)  # anything extra would arrive now
             notes.extend(admin.pull(notes_sub))
             alerts = _records(out_dir, "alerts")

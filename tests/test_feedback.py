@@ -404,6 +404,30 @@ def test_batch_pipeline(tmp_path):
     _no_ids(tmp_path, reports)
 
 
+def test_streaming_graph_builds_with_either_trigger():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    settings = load_settings(overrides={"feedback": {"out_dir": "/tmp/unused-fb", "notifications_dir": None,
+                                                     "notifications_topic": "projects/example-project/topics/notes"}})
+    sources = Sources(report_subscription="projects/example-project/subscriptions/reports",
+                      verdict_subscription="projects/example-project/subscriptions/verdicts").validate(streaming=True)
+    triggers = {}
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            if node.full_label.endswith("PrecisionPerDetector/GlobalAccumulating"):
+                windowing = list(node.outputs.values())[0].windowing
+                assert windowing.accumulation_mode == beam.transforms.trigger.AccumulationMode.ACCUMULATING
+                triggers[every] = repr(windowing.triggerfn)
+
+    for every in (0, 30):
+        p = beam.Pipeline(options=PipelineOptions(["--streaming"]))
+        outs = build_pipeline(p, settings, sources, streaming=True, precision_every_seconds=every)
+        assert set(outs) == {"joined", "precision", "alerts", "examples", "notifications"}
+        p.visit(Visitor())
+    assert triggers == {0: "Repeatedly(AfterCount(1))", 30: "Repeatedly(AfterProcessingTime(delay=30))"}
+
+
 # ------------------------------------------------------------------------------- run / main / CLI
 
 

@@ -69,6 +69,7 @@ def test_confirm_makes_a_signed_report_with_centre_evidence(setup):
     assert content == b"benign picture e-1" and mime == "image/jpeg"
     assert setup["store"].get(item["report_id"]) is None  # left the queue
     seconds = [s for s in stats if s["metric"] == "review_seconds"]
+    assert [s["metric"] for s in stats].count("reported") == 1
     assert seconds[0]["value"] == 1800 and seconds[0]["labels"] == {"decision": "confirmed",
                                                                     "detector": "new-material-classifier"}
     with pytest.raises(ReviewError, match="no pending review item"):  # a second verdict
@@ -137,3 +138,45 @@ def test_cli_decide_confirm_and_reject(setup, tmp_path):
     assert again.returncode == 1 and again.stderr.count("\n") == 1 and "no pending review item" in again.stderr
     decided = [s for s in read_stats(str(tmp_path / "stats")) if s["metric"] == "review_decided"]
     assert sorted(s["labels"]["decision"] for s in decided) == ["confirmed", "rejected"]
+
+
+def test_streaming_sweep_runs_at_most_once_per_interval(setup):
+    """ExpireReviewFn is driven by traffic: the first element sweeps, the next ones within
+    ``sweep_seconds`` do not. Items queued at T0 with a 1 h TTL are long expired by the real clock."""
+    from transforms.review import ExpireReviewFn
+
+    clock = {"t": 1000.0}
+    fn = ExpireReviewFn(setup["store"].root, 60, None, clock=lambda: clock["t"])
+    stats = list(fn.process("tick"))
+    assert setup["store"].ids() == [] and sum(s["metric"] == "review_decided" for s in stats) == 3
+    setup["store"].put(setup["items"]["e-1"])
+    clock["t"] += 59
+    assert list(fn.process("tick")) == [] and len(setup["store"].ids()) == 1
+    clock["t"] += 1
+    assert list(fn.process("tick")) and setup["store"].ids() == []
+
+
+def _flag(patterns):
+    return {
+        "conversation_id": "conv-x", "score": 0.9, "threshold": 0.7, "flagged_at_message": 3, "model_version": "g1",
+        "evidence": [{"pattern": p, "message_index": 1, "score": 0.9} for p in patterns],
+        "messages": [{"index": i, "event_id": f"m{i}", "sender": "adult" if i % 2 else "kid", "sent_at": "t",
+                      "text": f"benign message {i}"} for i in range(4)],
+        "accounts": ["acct-adult", "acct-kid"], "sender_accounts": [("adult", "acct-adult"), ("kid", "acct-kid")],
+        "provider": "p", "service": "chat", "event_id": "m3", "occurred_at": "2026-11-28T10:00:00Z",
+        "order": ("O-1", "detection order O-1 issued by A (Art. 7)"),
+    }
+
+
+def test_grooming_report_is_urgent_on_a_meeting_request_and_carries_no_text():
+    from csadetect.settings import ProviderSettings
+    from transforms.review import grooming_report
+
+    calm = grooming_report(_flag(["age_check", "secrecy"]), ProviderSettings())
+    assert calm["urgent"] is False and calm["risk_patterns"] == ["age_check", "secrecy"]
+    assert calm["account"] == "acct-adult"  # the sender of the risk messages
+    assert calm["order_id"] == "O-1" and calm["conversation_id"] == "conv-x"
+    assert "benign message" not in json.dumps(calm)
+    urgent = grooming_report(_flag(["secrecy", "meeting"]), ProviderSettings())
+    assert urgent["urgent"] is True
+    assert grooming_report(_flag(["meeting"]), ProviderSettings(), urgent_patterns=())["urgent"] is False

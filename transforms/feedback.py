@@ -24,7 +24,7 @@ import json
 import logging
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import BooleanCoder, PickleCoder

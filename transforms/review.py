@@ -47,7 +47,7 @@ def report_of(matched, provider) -> dict:
     return report
 
 
-def grooming_report(flag: dict, provider) -> dict:
+def grooming_report(flag: dict, provider, urgent_patterns=("meeting",)) -> dict:
     """A flagged conversation as a report record (pending review). The messages are not in it:
     they are the evidence, sealed separately."""
     from csadetect.events import utc_now
@@ -80,7 +80,8 @@ def grooming_report(flag: dict, provider) -> dict:
         # the account that sent most of the risk messages (all accounts are in the sealed evidence)
         account=_sender_account(flag, senders.most_common(1)[0][0] if senders else None) or (flag["accounts"] or [None])[0],
         content_removed=bool(provider.content_removed),
-        urgent=False,
+        # imminent risk (e.g. a meeting request) puts the report first in the Centre's queue
+        urgent=bool({e["pattern"] for e in flag["evidence"]} & set(urgent_patterns)),
         account_action=provider.account_action,
         conversation_id=flag["conversation_id"],
         risk_patterns=sorted({e["pattern"] for e in flag["evidence"]}),
@@ -118,17 +119,18 @@ class _KeysDoFn(beam.DoFn):
 class QueueForReviewFn(_KeysDoFn):
     """MatchedItem (review output of Decide) or a grooming flag dict -> a review item."""
 
-    def __init__(self, provider, reports_settings, ttl_seconds: int):
+    def __init__(self, provider, reports_settings, ttl_seconds: int, urgent_patterns=("meeting",)):
         super().__init__(reports_settings)
         self._provider = provider
         self._ttl = ttl_seconds
+        self._urgent = tuple(urgent_patterns)
 
     def process(self, element):
         from csadetect import crypto
         from csadetect.review import review_item
 
         if isinstance(element, dict):  # a flagged conversation
-            report = grooming_report(element, self._provider)
+            report = grooming_report(element, self._provider, self._urgent)
             token = None
             if self._keys.evidence is not None:
                 token = crypto.seal_content(grooming_evidence(element), "application/json",
@@ -141,9 +143,9 @@ class QueueForReviewFn(_KeysDoFn):
 
 
 class QueueForReview(beam.PTransform):
-    def __init__(self, provider, reports_settings, ttl_seconds: int):
+    def __init__(self, provider, reports_settings, ttl_seconds: int, urgent_patterns=("meeting",)):
         super().__init__()
-        self._args = (provider, reports_settings, ttl_seconds)
+        self._args = (provider, reports_settings, ttl_seconds, urgent_patterns)
 
     def expand(self, pcoll):
         return pcoll | "ToReviewItem" >> beam.ParDo(QueueForReviewFn(*self._args))
@@ -222,13 +224,26 @@ class ApplyVerdicts(beam.PTransform):
 
 
 class ExpireReviewFn(beam.DoFn):
-    def __init__(self, review_dir: str, log_dir: Optional[str]):
+    """Sweeps the review store at most every ``sweep_seconds`` per worker, driven by the traffic
+    it is given (any element is a tick; the element itself is ignored and dropped). Deleting is
+    idempotent, so workers sweeping at the same time do no harm."""
+
+    def __init__(self, review_dir: str, sweep_seconds: float, log_dir: Optional[str], clock=None):
         self._dir = review_dir
+        self._sweep = sweep_seconds
         self._log_dir = log_dir
+        self._clock = clock
+        self._last = None
 
     def process(self, _tick):
+        import time
+
         from csadetect.review import ReviewStore, expire
 
+        now = (self._clock or time.monotonic)()
+        if self._last is not None and now - self._last < self._sweep:
+            return
+        self._last = now
         deleted, stats = expire(ReviewStore(self._dir), log_dir=self._log_dir)
         if deleted:
             counter("review_expired").inc(len(deleted))
@@ -236,7 +251,10 @@ class ExpireReviewFn(beam.DoFn):
 
 
 class ExpireReview(beam.PTransform):
-    """Streaming: every ``sweep_seconds``, delete expired review items; emits stats records."""
+    """Streaming: delete review items whose time to live has passed, sweeping at most every
+    ``sweep_seconds`` as elements of the input (the event stream) go by; emits stats records.
+    (A timer-driven sweep, ``PeriodicImpulse``, is not supported by the local DirectRunner; on a
+    quiet stream ``csadetect review expire`` and the retention job do the same.)"""
 
     def __init__(self, review_dir: str, sweep_seconds: float, log_dir: Optional[str] = None):
         super().__init__()
@@ -244,11 +262,5 @@ class ExpireReview(beam.PTransform):
         self._sweep = sweep_seconds
         self._log_dir = log_dir
 
-    def expand(self, pbegin):
-        from apache_beam.transforms.periodicsequence import PeriodicImpulse
-
-        return (
-            pbegin
-            | "Tick" >> PeriodicImpulse(fire_interval=self._sweep, apply_windowing=False)
-            | "Sweep" >> beam.ParDo(ExpireReviewFn(self._dir, self._log_dir))
-        )
+    def expand(self, ticks):
+        return ticks | "Sweep" >> beam.ParDo(ExpireReviewFn(self._dir, self._sweep, self._log_dir))
