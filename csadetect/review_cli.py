@@ -13,7 +13,6 @@ verdict topic a streaming pipeline reads (``review.verdict_subscription``).
 from __future__ import annotations
 
 import json
-import sys
 
 from indicators.cli import _say, handled
 
@@ -168,17 +167,3 @@ def register(subparsers):
     common(q)
     q.set_defaults(func=_cmd_expire)
     return p
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="csadetect")
-    parser.add_argument("--config", default=None)
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,1 +1,32 @@
-"""pipelines package."""
+"""pipelines package: entry points that wire ``transforms/`` into Beam graphs."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Callable
+
+
+def pipeline_main(argv, prog: str, doc: str, options_cls, run: Callable, summary: Callable) -> int:
+    """The shared ``main`` of a pipeline entry point: ``--help`` lists the pipeline's own options
+    (Beam's pass through), a :class:`csadetect.settings.ConfigError` becomes one line and exit
+    code 2, and ``summary(run(argv))`` is printed as one JSON line."""
+    import argparse
+
+    from csadetect.settings import ConfigError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in argv or "-h" in argv:
+        parser = argparse.ArgumentParser(
+            prog=prog, description=(doc or "").split("\n\n")[0],
+            epilog="Any Apache Beam pipeline option (--runner, --streaming, --project, ...) passes through.",
+        )
+        options_cls._add_argparse_args(parser)
+        parser.print_help()
+        return 0
+    try:
+        result = run(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary(result)), flush=True)
+    return 0

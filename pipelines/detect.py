@@ -419,30 +419,15 @@ def run(argv=None, save_main_session: bool = False):
     return result
 
 
-def print_help() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="csadetect run", description=__doc__.split("\n\n")[0],
-        epilog="Any Apache Beam pipeline option (--runner, --streaming, --project, ...) passes through.",
-    )
-    DetectOptions._add_argparse_args(parser)
-    parser.print_help()
+def summary(result) -> dict:
+    counts = outcome_counts(result)
+    return {k: counts.get(k, 0) for k in ("received", "hit", "non_hit", "dead_lettered", "report", "hit_review")}
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--help" in argv or "-h" in argv:
-        print_help()
-        return 0
-    try:
-        result = run(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    counts = outcome_counts(result)
-    print(json.dumps({k: counts.get(k, 0) for k in ("received", "hit", "non_hit", "dead_lettered", "report", "hit_review")}))
-    return 0
+    from pipelines import pipeline_main
+
+    return pipeline_main(argv, "csadetect run", __doc__, DetectOptions, run, summary)
 
 
 if __name__ == "__main__":

@@ -287,29 +287,10 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
     return FeedbackRun(result, now, settings)
 
 
-def print_help() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="csadetect feedback", description=__doc__.split("\n\n")[0],
-        epilog="Any Apache Beam pipeline option (--runner, --streaming, --project, ...) passes through.",
-    )
-    FeedbackOptions._add_argparse_args(parser)
-    parser.print_help()
-
-
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--help" in argv or "-h" in argv:
-        print_help()
-        return 0
-    try:
-        outcome = run(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(outcome.summary()), flush=True)
-    return 0
+    from pipelines import pipeline_main
+
+    return pipeline_main(argv, "csadetect feedback", __doc__, FeedbackOptions, run, lambda outcome: outcome.summary())
 
 
 def _cmd_feedback(args) -> int:

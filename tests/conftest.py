@@ -44,3 +44,18 @@ def make_report_keys(keydir) -> dict:
 @pytest.fixture(scope="session")
 def report_keys(tmp_path_factory):
     return make_report_keys(tmp_path_factory.mktemp("report-keys"))
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """The real Pub/Sub emulator on a free port for the tests of one module (``host:port``);
+    skips with the reason when gcloud is not installed."""
+    from tests.pubsub_emulator import pubsub_emulator
+
+    try:
+        with pubsub_emulator() as host:
+            yield host
+    except RuntimeError as exc:
+        if "not installed" in str(exc):
+            pytest.skip(str(exc))
+        raise

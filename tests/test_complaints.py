@@ -162,17 +162,6 @@ def test_cli_add_resolve_list(config, capsys):
 # -------------------------------------------------------------------------------- the emulator
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    from tests.pubsub_emulator import pubsub_emulator
-
-    try:
-        with pubsub_emulator() as host:
-            yield host
-    except RuntimeError as exc:
-        if "not installed" in str(exc):
-            pytest.skip(str(exc))
-        raise
 
 
 @pytest.mark.emulator

@@ -18,21 +18,12 @@ import pytest
 
 from csadetect import crypto, synth
 from csadetect.events import make_event
-from tests.pubsub_emulator import PubSubAdmin, pubsub_emulator
+from tests.pubsub_emulator import PubSubAdmin
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    try:
-        with pubsub_emulator() as host:
-            yield host
-    except RuntimeError as exc:
-        if "not installed" in str(exc):
-            pytest.skip(str(exc))
-        raise
 
 
 def _indicators(work: Path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pubsub_emulator import PubSubAdmin, pubsub_emulator
+from tests.pubsub_emulator import PubSubAdmin
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -24,15 +24,6 @@ CREATED = "2026-11-01T08:00:00Z"
 DUE_3M = "2027-01-30T08:00:00Z"  # CREATED + 90 days
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    try:
-        with pubsub_emulator() as host:
-            yield host
-    except RuntimeError as exc:
-        if "not installed" in str(exc):
-            pytest.skip(str(exc))
-        raise
 
 
 def _report(rid, detector, n):

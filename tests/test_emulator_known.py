@@ -16,21 +16,12 @@ from csadetect import crypto
 
 from csadetect import synth
 from csadetect.events import make_event
-from tests.pubsub_emulator import PubSubAdmin, pubsub_emulator
+from tests.pubsub_emulator import PubSubAdmin
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    try:
-        with pubsub_emulator() as host:
-            yield host
-    except RuntimeError as exc:
-        if "not installed" in str(exc):
-            pytest.skip(str(exc))
-        raise
 
 
 @pytest.fixture(scope="module")

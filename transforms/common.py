@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from csadetect.events import Event
@@ -90,3 +91,17 @@ class RunInferenceKeepingTimestamps:
             )
 
         return _run()
+
+
+class KeysDoFn(beam.DoFn):
+    """Base of the DoFns that seal or sign: loads the provider's report keys
+    (:class:`csadetect.review.ReportKeys`) once per DoFn instance, in ``setup``."""
+
+    def __init__(self, reports_settings):
+        self._reports = reports_settings
+        self._keys = None
+
+    def setup(self):
+        from csadetect.review import ReportKeys
+
+        self._keys = ReportKeys.load(self._reports)

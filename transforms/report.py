@@ -10,7 +10,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Duration
 
 from csadetect.settings import ProviderSettings
-from transforms.common import counter
+from transforms.common import KeysDoFn, counter
 
 
 class BuildReports(beam.PTransform):
@@ -28,16 +28,7 @@ class BuildReports(beam.PTransform):
         return confirmed | "ToReport" >> beam.Map(lambda m: report_of(m, provider))
 
 
-class SealAndSignFn(beam.DoFn):
-    def __init__(self, reports_settings):
-        self._reports = reports_settings
-        self._keys = None
-
-    def setup(self):
-        from csadetect.review import ReportKeys
-
-        self._keys = ReportKeys.load(self._reports)
-
+class SealAndSignFn(KeysDoFn):
     def process(self, report):
         from csadetect.review import finalise_report
 

@@ -20,7 +20,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from csadetect.report import hit_report, report_id
-from transforms.common import counter
+from transforms.common import KeysDoFn, counter
 
 STATS = "stats"
 REJECTED = "rejected"
@@ -105,18 +105,7 @@ def grooming_evidence(flag: dict) -> bytes:
                        "accounts": flag["accounts"]}, sort_keys=True).encode("utf-8")
 
 
-class _KeysDoFn(beam.DoFn):
-    def __init__(self, reports_settings):
-        self._reports = reports_settings
-        self._keys = None
-
-    def setup(self):
-        from csadetect.review import ReportKeys
-
-        self._keys = ReportKeys.load(self._reports)
-
-
-class QueueForReviewFn(_KeysDoFn):
+class QueueForReviewFn(KeysDoFn):
     """MatchedItem (review output of Decide) or a grooming flag dict -> a review item."""
 
     def __init__(self, provider, reports_settings, ttl_seconds: int, urgent_patterns=("meeting",)):
@@ -181,7 +170,7 @@ class WriteReviewItems(beam.PTransform):
         return pvalue.PDone(items.pipeline)
 
 
-class ApplyVerdictFn(_KeysDoFn):
+class ApplyVerdictFn(KeysDoFn):
     """A reviewer verdict message -> the signed report (confirm) or nothing (reject); id-free stats
     records on the ``stats`` output. Bad or stale verdicts are counted and dropped (one log line
     with the reason, no content)."""
