@@ -187,7 +187,7 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
     # the conversation travels sealed: none of its messages is readable on the review topic
     from csadetect.demo import DEMO_CHATS
 
-    risk_texts = [text for cid, _, turns in DEMO_CHATS if cid == "conv-risk" for _, text in turns]
+    risk_texts = [text for cid, _, turns in DEMO_CHATS if cid == "conv-risk" for _, text in turns if len(text) > 8]
     review_text = "".join(m.data.decode() for m in flagged)
     assert not any(t in review_text for t in risk_texts)
     for m, r in zip(reports, report_objs):

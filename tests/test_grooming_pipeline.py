@@ -206,8 +206,10 @@ def _per_message_reference(model, arrivals, threshold=None):
             "evidence": sorted(evidence, key=lambda e: (e["message_index"], -e["score"])),
             "model_version": model.version,
             "messages": [{k: m[k] for k in ("index", "event_id", "sender", "sent_at", "text")} for m in window],
-            "accounts": sorted({m["account"] for m in window}), "provider": event.provider,
+            "accounts": sorted({m["account"] for m in window}),
+            "sender_accounts": sorted({(m["sender"], m["account"]) for m in window}), "provider": event.provider,
             "service": event.service, "event_id": event.event_id, "occurred_at": event.occurred_at,
+            "order": event.order_for("grooming"),
         })
     return out, states
 
