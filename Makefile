@@ -6,6 +6,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(VENV)/bin/pip
 STAMP   = $(VENV)/.installed
 FFMPEG_DEV = libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libswresample-dev libswscale-dev libavutil-dev
+BROWSER    = chromium chromium-driver
 
 .PHONY: demo test install sysdeps bench models clean
 
@@ -16,12 +17,18 @@ test: install
 	$(PY) -m pytest tests
 
 # FFmpeg's development packages (vpdq builds from source against them) and the ffmpeg CLI
-# (generates the benign demo/test videos). Installed with apt-get when missing (needs root).
+# (generates the benign demo/test videos); Debian's headless Chromium and its WebDriver (the review
+# console's browser tests). Installed with apt-get when missing (needs root).
 sysdeps:
 	@if ! pkg-config --exists libavcodec libavformat libswscale 2>/dev/null || ! command -v ffmpeg >/dev/null; then \
 		echo "installing FFmpeg development packages (apt-get)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pkg-config ffmpeg $(FFMPEG_DEV) >/dev/null; \
+	fi
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing Chromium and its WebDriver for the console's browser tests (apt-get)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BROWSER) >/dev/null; \
 	fi
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py | sysdeps

@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds-per-hash", type=float, default=1.0, help="vPDQ sampling (0 = every frame)")
     p.set_defaults(func=_cmd_hash)
 
+    from csadetect.console.cli import register as register_console
     from csadetect.reports_cli import register as register_reports
     from csadetect.complaints import register as register_complaints
     from csadetect.retention import register as register_retention
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_complaints(sub)
     register_transparency(sub)
     register_feedback(sub)
+    register_console(sub)
     return parser
 
 

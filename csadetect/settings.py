@@ -223,6 +223,56 @@ class RetentionSettings(_Strict):
     log_dir: str = Field("out/retention", description="what was deleted, by id only")
 
 
+class ConsoleSettings(_Strict):
+    """The EU Centre's review console (``csadetect console``, ``docs/console.md``). The report
+    source is ``reports_dir`` or ``subscription`` (the subscription wins when both are set);
+    verdicts go to ``feedback_topic`` and/or ``feedback_dir``, requests for missing information to
+    ``provider_requests_topic`` and/or ``provider_requests_dir``."""
+
+    reports_dir: Optional[str] = Field("out/reports", description="Parquet/JSON Lines report store read on start and every refresh_seconds")
+    subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of the report topic (pulled in the background)")
+    refresh_seconds: float = Field(30.0, gt=0, description="how often the report store is read again")
+    host: str = Field("127.0.0.1", min_length=1, description="address to bind; keep loopback unless behind a TLS proxy")
+    port: int = Field(8080, ge=0, le=65535)
+    centre_key: Optional[str] = Field(None, description="the EU Centre's X25519 private key (PEM) that opens report evidence")
+    provider_public_key: Optional[str] = Field(
+        None, description="the provider's Ed25519 public key (PEM); reports whose signature does not verify cannot be confirmed"
+    )
+    feedback_topic: Optional[str] = Field(None, description="projects/P/topics/T the verdicts are published to (Art. 48)")
+    feedback_dir: Optional[str] = Field("out/centre/verdicts", description="verdicts as JSON Lines (csadetect feedback --verdict_glob)")
+    provider_requests_topic: Optional[str] = Field(None, description="projects/P/topics/T for requests for missing information (Art. 48(5))")
+    provider_requests_dir: Optional[str] = Field("out/centre/info_requests", description="requests for missing information as JSON Lines")
+    db: str = Field("out/centre/console.sqlite3", min_length=1, description="SQLite file: users, reports, verdicts, requests, sessions, audit")
+    audit_log: Optional[str] = Field("out/centre/audit.jsonl", description="append-only JSON Lines mirror of the audit table")
+    session_idle_seconds: int = Field(900, gt=0, description="a session ends after this long without a request")
+    session_max_seconds: int = Field(8 * 3600, gt=0, description="a session ends this long after login, whatever its use")
+    reveal_seconds: int = Field(10, ge=1, le=300, description="revealed evidence blurs again after this long")
+    break_after_reveals: int = Field(20, ge=1, description="reveals in one session after which a break is suggested")
+    secure_cookie: bool = Field(False, description="mark the session cookie Secure (set when served over TLS)")
+    login_max_failures: int = Field(5, ge=1, description="failed logins per user name or client before a lockout")
+    login_lockout_seconds: int = Field(300, gt=0, description="how long the lockout lasts (and the window failures are counted in)")
+    max_pixels: int = Field(50_000_000, gt=0, description="largest evidence image the console decodes")
+
+    @field_validator("session_max_seconds")
+    @classmethod
+    def _max_after_idle(cls, v, info):
+        idle = info.data.get("session_idle_seconds")
+        if idle is not None and v < idle:
+            raise ValueError("session_max_seconds must be >= session_idle_seconds")
+        return v
+
+    def validate_outputs(self) -> "ConsoleSettings":
+        """Raise ConfigError unless there is a report source and somewhere for verdicts to go."""
+        if not (self.reports_dir or self.subscription):
+            raise ConfigError("console: no report source: set console.reports_dir or console.subscription")
+        if not (self.feedback_topic or self.feedback_dir):
+            raise ConfigError("console: verdicts go nowhere: set console.feedback_topic or console.feedback_dir")
+        if not (self.provider_requests_topic or self.provider_requests_dir):
+            raise ConfigError("console: requests for missing information go nowhere: set "
+                              "console.provider_requests_topic or console.provider_requests_dir")
+        return self
+
+
 class Settings(_Strict):
     limits: Limits = Limits()
     match: MatchSettings = MatchSettings()
@@ -238,6 +288,7 @@ class Settings(_Strict):
     feedback: FeedbackSettings = FeedbackSettings()
     stores: StoreSettings = StoreSettings()
     retention: RetentionSettings = RetentionSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     def orders_covering(self, detection_type: str, service: str, now: Optional[datetime] = None) -> list[DetectionOrder]:
         now = now or datetime.now(timezone.utc)

@@ -1,0 +1,16 @@
+"""The EU Centre's review console (issue 5, ``docs/console.md``): a web application in which the
+Centre's staff work through the stream of Art. 13 reports, look at the sealed evidence with
+reviewer-wellness safeguards, and send verdicts back to the provider (Art. 48).
+
+* :mod:`csadetect.console.app`: ``create_app(config)``, the FastAPI application (server-rendered
+  Jinja2 templates, a little vanilla JavaScript in ``static/``);
+* :mod:`csadetect.console.store`: the SQLite state (users, reports, verdict history, requests for
+  information, sessions, outbox and the append-only audit log);
+* :mod:`csadetect.console.auth`: argon2id passwords, login throttling, server-side sessions, CSRF;
+* :mod:`csadetect.console.ingest`: reports from the Parquet/JSON Lines store or a Pub/Sub
+  subscription, signature checks, and the outbox that delivers verdicts and requests;
+* :mod:`csadetect.console.evidence`: decrypting evidence on the server, the blurred greyscale view;
+* :mod:`csadetect.console.cli`: ``csadetect console`` (serve, adduser, users).
+
+Nothing here does I/O at import time.
+"""

@@ -1,0 +1,467 @@
+"""The console's state in one SQLite file (stdlib ``sqlite3``).
+
+Tables: ``users`` (argon2id hashes, role), ``reports`` (the report JSON as received, with the
+columns the queue sorts and filters on and the console's ``status``), ``verdicts`` (every verdict
+and every change, who and when: append-only), ``info_requests`` (append-only), ``outbox`` (verdict
+and request messages until they are delivered to the feedback/provider topic and files),
+``sessions`` (server-side; only a SHA-256 of the session token is stored) and ``audit``.
+
+The audit table is **append-only**: SQLite triggers abort any UPDATE or DELETE, and every entry is
+also appended to a JSON Lines file (``console.audit_log``). An entry is ``{seq, at, user, action,
+report_id}``: who did what to which report, never content, text, hashes or the reported accounts;
+``user`` and ``report_id`` are checked against strict patterns so nothing else can slip in.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator, Optional
+
+STATUSES = ("new", "in_review", "info_requested", "confirmed", "manifestly_unfounded")
+OPEN_STATUSES = ("new", "in_review", "info_requested")
+ROLES = ("reviewer", "supervisor")
+AUDIT_ACTIONS = ("login", "login_failed", "logout", "view_report", "reveal_evidence", "verdict",
+                 "verdict_changed", "request_info", "user_added", "user_changed")
+SIGNATURE_STATES = ("verified", "invalid", "not_checked")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+REPORT_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    username    TEXT PRIMARY KEY,
+    pw_hash     TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('reviewer', 'supervisor')),
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reports (
+    report_id        TEXT PRIMARY KEY,
+    report_json      TEXT NOT NULL,
+    urgent           INTEGER NOT NULL,
+    created_at       TEXT NOT NULL,
+    detection_type   TEXT,
+    detector         TEXT,
+    provider_id      TEXT,
+    status           TEXT NOT NULL DEFAULT 'new'
+                     CHECK (status IN ('new', 'in_review', 'info_requested', 'confirmed', 'manifestly_unfounded')),
+    signature_status TEXT NOT NULL CHECK (signature_status IN ('verified', 'invalid', 'not_checked')),
+    signature_note   TEXT,
+    ingested_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reports_queue ON reports (urgent DESC, created_at, report_id);
+CREATE TABLE IF NOT EXISTS verdicts (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    report_id          TEXT NOT NULL REFERENCES reports (report_id),
+    verdict            TEXT NOT NULL CHECK (verdict IN ('confirmed', 'manifestly_unfounded')),
+    reason             TEXT NOT NULL,
+    note               TEXT,
+    delay_notification INTEGER NOT NULL,
+    delay_until        TEXT,
+    decided_at         TEXT NOT NULL,
+    decided_by         TEXT NOT NULL,
+    supersedes         INTEGER REFERENCES verdicts (id)
+);
+CREATE INDEX IF NOT EXISTS verdicts_report ON verdicts (report_id, id);
+CREATE TABLE IF NOT EXISTS info_requests (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id   TEXT NOT NULL UNIQUE,
+    report_id    TEXT NOT NULL REFERENCES reports (report_id),
+    missing      TEXT NOT NULL,
+    note         TEXT,
+    requested_at TEXT NOT NULL,
+    requested_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind       TEXT NOT NULL CHECK (kind IN ('verdict', 'info_request')),
+    report_id  TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    file_done  INTEGER NOT NULL DEFAULT 0,
+    topic_done INTEGER NOT NULL DEFAULT 0,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash  TEXT PRIMARY KEY,
+    username    TEXT NOT NULL REFERENCES users (username),
+    csrf        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    last_seen   REAL NOT NULL,
+    exposures   INTEGER NOT NULL DEFAULT 0,
+    break_base  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TEXT NOT NULL,
+    user      TEXT,
+    action    TEXT NOT NULL CHECK (action IN ('login', 'login_failed', 'logout', 'view_report', 'reveal_evidence',
+                                              'verdict', 'verdict_changed', 'request_info', 'user_added',
+                                              'user_changed')),
+    report_id TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS verdicts_no_update BEFORE UPDATE ON verdicts
+BEGIN SELECT RAISE(ABORT, 'the verdict history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS verdicts_no_delete BEFORE DELETE ON verdicts
+BEGIN SELECT RAISE(ABORT, 'the verdict history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS info_requests_no_update BEFORE UPDATE ON info_requests
+BEGIN SELECT RAISE(ABORT, 'requests for information are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS info_requests_no_delete BEFORE DELETE ON info_requests
+BEGIN SELECT RAISE(ABORT, 'requests for information are append-only'); END;
+"""
+
+
+class StoreError(ValueError):
+    """A bad value for the store (user name, role, report id, action); the message is one line."""
+
+
+def utc_iso(ts: float) -> str:
+    """Seconds since the epoch as an RFC 3339 UTC string with second resolution."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _private_file(path: str) -> None:
+    """Create ``path`` (and its folder) readable by the owner only, unless it exists."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def check_username(name: Any) -> str:
+    if not isinstance(name, str) or not USERNAME.match(name):
+        raise StoreError("a user name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def check_report_id(rid: Any) -> str:
+    if not isinstance(rid, str) or not REPORT_ID.match(rid):
+        raise StoreError("not a report id")
+    return rid
+
+
+class ConsoleStore:
+    """Thread-safe access to the console's SQLite file (one connection, one lock)."""
+
+    def __init__(self, path: str, audit_log: Optional[str] = None):
+        if path != ":memory:":
+            _private_file(path)
+        self.path = path
+        self.audit_log = audit_log
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _all(self, sql: str, args=()) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, args).fetchall()]
+
+    def _one(self, sql: str, args=()) -> Optional[dict]:
+        with self._lock:
+            row = self._conn.execute(sql, args).fetchone()
+        return dict(row) if row is not None else None
+
+    # ------------------------------------------------------------------------------ users
+
+    def add_user(self, username: str, pw_hash: str, role: str, now: float, replace: bool = False) -> str:
+        """Add a user (or, with ``replace``, set an existing user's password and role); returns the
+        audit action written (``user_added`` or ``user_changed``)."""
+        check_username(username)
+        if role not in ROLES:
+            raise StoreError(f"role must be one of {', '.join(ROLES)}")
+        with self.tx() as conn:
+            exists = conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone()
+            if exists and not replace:
+                raise StoreError(f"user {username} exists (use --replace to set a new password or role)")
+            if exists:
+                conn.execute("UPDATE users SET pw_hash = ?, role = ? WHERE username = ?", (pw_hash, role, username))
+                conn.execute("DELETE FROM sessions WHERE username = ?", (username,))
+                action = "user_changed"
+            else:
+                conn.execute("INSERT INTO users (username, pw_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                             (username, pw_hash, role, utc_iso(now)))
+                action = "user_added"
+            entry = self._audit_in(conn, now, username, action, None)
+        self._mirror(entry)
+        return action
+
+    def get_user(self, username: str) -> Optional[dict]:
+        return self._one("SELECT username, pw_hash, role, created_at FROM users WHERE username = ?", (username,))
+
+    def set_password_hash(self, username: str, pw_hash: str) -> None:
+        """Store a re-hashed password (argon2 parameters upgraded at login)."""
+        with self.tx() as conn:
+            conn.execute("UPDATE users SET pw_hash = ? WHERE username = ?", (pw_hash, username))
+
+    def users(self) -> list[dict]:
+        return self._all("SELECT username, role, created_at FROM users ORDER BY username")
+
+    def user_count(self) -> int:
+        return self._one("SELECT count(*) AS n FROM users")["n"]
+
+    # ---------------------------------------------------------------------------- reports
+
+    def add_report(self, report: dict, signature_status: str, signature_note: Optional[str], now: float) -> bool:
+        """Insert a report unless one with its id is already there (dedupe by ``report_id``);
+        True when it was new."""
+        check_report_id(report.get("report_id"))
+        if signature_status not in SIGNATURE_STATES:
+            raise StoreError("bad signature status")
+        with self.tx() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO reports (report_id, report_json, urgent, created_at, detection_type, detector, "
+                "provider_id, signature_status, signature_note, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (report["report_id"], json.dumps(report, sort_keys=True), int(bool(report.get("urgent"))),
+                 report["created_at"], report.get("detection_type"), report.get("detector"),
+                 report.get("provider_id"), signature_status, signature_note, utc_iso(now)),
+            )
+            return cur.rowcount == 1
+
+    def has_report(self, report_id: str) -> bool:
+        return self._one("SELECT 1 AS x FROM reports WHERE report_id = ?", (report_id,)) is not None
+
+    def get_report(self, report_id: str) -> Optional[dict]:
+        row = self._one("SELECT * FROM reports WHERE report_id = ?", (report_id,))
+        if row is not None:
+            row["report"] = json.loads(row.pop("report_json"))
+        return row
+
+    @staticmethod
+    def _where(filters: dict, with_status: bool = True) -> tuple[str, list]:
+        clauses, args = [], []
+        for column in ("detection_type", "detector", "provider_id"):
+            value = filters.get(column)
+            if value:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        status = filters.get("status") if with_status else None
+        if status == "open":
+            clauses.append(f"status IN ({', '.join('?' * len(OPEN_STATUSES))})")
+            args += list(OPEN_STATUSES)
+        elif status in STATUSES:
+            clauses.append("status = ?")
+            args.append(status)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def queue(self, filters: dict, limit: int = 500) -> tuple[list[dict], int]:
+        """Reports matching ``filters`` (detection_type, detector, provider_id, status: a status,
+        ``open`` or ``all``): urgent first (Art. 48(4)), then the oldest; and how many match."""
+        where, args = self._where(filters)
+        total = self._one(f"SELECT count(*) AS n FROM reports{where}", args)["n"]
+        rows = self._all(
+            f"SELECT * FROM reports{where} ORDER BY urgent DESC, created_at ASC, report_id ASC LIMIT ?", args + [limit]
+        )
+        for row in rows:
+            row["report"] = json.loads(row.pop("report_json"))
+        return rows, total
+
+    def queue_ids(self, status: str = "open") -> list[str]:
+        where, args = self._where({"status": status})
+        return [r["report_id"] for r in
+                self._all(f"SELECT report_id FROM reports{where} ORDER BY urgent DESC, created_at ASC, report_id ASC", args)]
+
+    def counts(self, filters: dict) -> dict[str, int]:
+        """Reports per status under the other filters, plus ``open`` and ``all``."""
+        where, args = self._where(filters, with_status=False)
+        got = {r["status"]: r["n"] for r in
+               self._all(f"SELECT status, count(*) AS n FROM reports{where} GROUP BY status", args)}
+        out = {s: got.get(s, 0) for s in STATUSES}
+        out["open"] = sum(out[s] for s in OPEN_STATUSES)
+        out["all"] = sum(got.values())
+        return out
+
+    def facets(self) -> dict[str, list[str]]:
+        """The values the queue can be filtered on."""
+        out = {}
+        for column in ("detection_type", "detector", "provider_id"):
+            out[column] = [r["v"] for r in self._all(
+                f"SELECT DISTINCT {column} AS v FROM reports WHERE {column} IS NOT NULL ORDER BY v")]
+        return out
+
+    def mark_in_review(self, report_id: str) -> None:
+        with self.tx() as conn:
+            conn.execute("UPDATE reports SET status = 'in_review' WHERE report_id = ? AND status = 'new'", (report_id,))
+
+    # --------------------------------------------------------------------------- verdicts
+
+    def verdicts(self, report_id: str) -> list[dict]:
+        return self._all("SELECT * FROM verdicts WHERE report_id = ? ORDER BY id", (report_id,))
+
+    def latest_verdict(self, report_id: str) -> Optional[dict]:
+        return self._one("SELECT * FROM verdicts WHERE report_id = ? ORDER BY id DESC LIMIT 1", (report_id,))
+
+    def add_verdict(self, verdict: dict, note: Optional[str], decided_by: str, supersedes: Optional[int],
+                    message: dict, now: float, action: str) -> int:
+        """Record a verdict (the feedback ``message`` goes to the outbox in the same transaction),
+        set the report's status and write the audit entry; returns the verdict id.
+        ``supersedes`` must be the report's latest verdict (None for the first), else a
+        :class:`StoreError` (someone else decided in the meantime)."""
+        rid = check_report_id(verdict["report_id"])
+        with self.tx() as conn:
+            latest = conn.execute("SELECT id FROM verdicts WHERE report_id = ? ORDER BY id DESC LIMIT 1",
+                                  (rid,)).fetchone()
+            if (latest["id"] if latest else None) != supersedes:
+                raise StoreError("the verdict changed in the meantime; reload the report")
+            cur = conn.execute(
+                "INSERT INTO verdicts (report_id, verdict, reason, note, delay_notification, delay_until, decided_at, "
+                "decided_by, supersedes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (rid, verdict["verdict"], verdict["reason"], note, int(bool(verdict["delay_notification"])),
+                 verdict.get("delay_until"), verdict["decided_at"], decided_by, supersedes),
+            )
+            conn.execute("UPDATE reports SET status = ? WHERE report_id = ?", (verdict["verdict"], rid))
+            conn.execute("INSERT INTO outbox (kind, report_id, payload, created_at) VALUES ('verdict', ?, ?, ?)",
+                         (rid, json.dumps(message, sort_keys=True), utc_iso(now)))
+            entry = self._audit_in(conn, now, decided_by, action, rid)
+        self._mirror(entry)
+        return cur.lastrowid
+
+    # ---------------------------------------------------------------------- info requests
+
+    def info_requests(self, report_id: str) -> list[dict]:
+        rows = self._all("SELECT * FROM info_requests WHERE report_id = ? ORDER BY id", (report_id,))
+        for row in rows:
+            row["missing"] = json.loads(row["missing"])
+        return rows
+
+    def add_info_request(self, message: dict, requested_by: str, now: float) -> None:
+        rid = check_report_id(message["report_id"])
+        with self.tx() as conn:
+            if conn.execute("SELECT 1 FROM verdicts WHERE report_id = ?", (rid,)).fetchone():
+                raise StoreError("this report has a verdict already")
+            conn.execute(
+                "INSERT INTO info_requests (request_id, report_id, missing, note, requested_at, requested_by) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (message["request_id"], rid, json.dumps(message["missing"]), message.get("note"),
+                 message["requested_at"], requested_by),
+            )
+            conn.execute("UPDATE reports SET status = 'info_requested' WHERE report_id = ?", (rid,))
+            conn.execute("INSERT INTO outbox (kind, report_id, payload, created_at) VALUES ('info_request', ?, ?, ?)",
+                         (rid, json.dumps(message, sort_keys=True), utc_iso(now)))
+            entry = self._audit_in(conn, now, requested_by, "request_info", rid)
+        self._mirror(entry)
+
+    # ----------------------------------------------------------------------------- outbox
+
+    def pending_outbox(self) -> list[dict]:
+        rows = self._all("SELECT * FROM outbox WHERE file_done = 0 OR topic_done = 0 ORDER BY id")
+        for row in rows:
+            row["payload"] = json.loads(row["payload"])
+        return rows
+
+    def outbox_for(self, report_id: str) -> list[dict]:
+        return self._all("SELECT id, kind, created_at, file_done, topic_done, attempts, last_error FROM outbox "
+                         "WHERE report_id = ? ORDER BY id", (report_id,))
+
+    def outbox_progress(self, entry_id: int, file_done: bool, topic_done: bool, error: Optional[str]) -> None:
+        with self.tx() as conn:
+            conn.execute("UPDATE outbox SET file_done = ?, topic_done = ?, attempts = attempts + 1, last_error = ? "
+                         "WHERE id = ?", (int(file_done), int(topic_done), error, entry_id))
+
+    # --------------------------------------------------------------------------- sessions
+
+    def create_session(self, token_hash: str, username: str, csrf: str, now: float) -> None:
+        with self.tx() as conn:
+            conn.execute("INSERT INTO sessions (token_hash, username, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
+                         (token_hash, username, csrf, now, now))
+
+    def get_session(self, token_hash: str) -> Optional[dict]:
+        return self._one("SELECT s.*, u.role FROM sessions s JOIN users u ON u.username = s.username "
+                         "WHERE s.token_hash = ?", (token_hash,))
+
+    def touch_session(self, token_hash: str, now: float) -> None:
+        with self.tx() as conn:
+            conn.execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, token_hash))
+
+    def delete_session(self, token_hash: str) -> None:
+        with self.tx() as conn:
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+
+    def purge_sessions(self, idle_before: float, created_before: float) -> int:
+        with self.tx() as conn:
+            return conn.execute("DELETE FROM sessions WHERE last_seen < ? OR created_at < ?",
+                                (idle_before, created_before)).rowcount
+
+    def add_exposure(self, token_hash: str) -> dict:
+        with self.tx() as conn:
+            conn.execute("UPDATE sessions SET exposures = exposures + 1 WHERE token_hash = ?", (token_hash,))
+            row = conn.execute("SELECT exposures, break_base FROM sessions WHERE token_hash = ?", (token_hash,)).fetchone()
+        return dict(row)
+
+    def acknowledge_break(self, token_hash: str) -> None:
+        with self.tx() as conn:
+            conn.execute("UPDATE sessions SET break_base = exposures WHERE token_hash = ?", (token_hash,))
+
+    # ------------------------------------------------------------------------------ audit
+
+    @staticmethod
+    def _audit_in(conn: sqlite3.Connection, now: float, user: Optional[str], action: str,
+                  report_id: Optional[str]) -> dict:
+        if action not in AUDIT_ACTIONS:
+            raise StoreError(f"unknown audit action {action!r}")
+        if user is not None:
+            check_username(user)
+        if report_id is not None:
+            check_report_id(report_id)
+        at = utc_iso(now)
+        cur = conn.execute("INSERT INTO audit (at, user, action, report_id) VALUES (?, ?, ?, ?)",
+                           (at, user, action, report_id))
+        return {"seq": cur.lastrowid, "at": at, "user": user, "action": action, "report_id": report_id}
+
+    def _mirror(self, entry: dict) -> None:
+        if not self.audit_log:
+            return
+        line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
+        with self._lock:
+            os.makedirs(os.path.dirname(os.path.abspath(self.audit_log)), exist_ok=True)
+            fd = os.open(self.audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None) -> dict:
+        """Append one audit entry to the table and to the JSON Lines mirror; returns it."""
+        with self.tx() as conn:
+            entry = self._audit_in(conn, now, user, action, report_id)
+        self._mirror(entry)
+        return entry
+
+    def audit_entries(self, limit: int = 500, report_id: Optional[str] = None) -> list[dict]:
+        if report_id:
+            return self._all("SELECT * FROM audit WHERE report_id = ? ORDER BY seq DESC LIMIT ?", (report_id, limit))
+        return self._all("SELECT * FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
+
+    def execute(self, sql: str, args=()) -> None:
+        """Run one statement (tests use it to show that the audit log refuses changes)."""
+        with self._lock:
+            self._conn.execute(sql, args)

@@ -1,0 +1,838 @@
+"""The EU Centre's review console (issue 5): API tests with FastAPI's TestClient, the store, the
+CLI, and the Pub/Sub path on the real emulator. Browser tests are in test_console_browser.py.
+
+Every report here is benign and synthetic: generated pictures (``csadetect.synth``) and a
+synthetic chat that shows grooming *risk patterns* and is never sexual."""
+from __future__ import annotations
+
+import base64
+import glob
+import io
+import json
+import re
+import sqlite3
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from csadetect import crypto, synth
+from csadetect.report import REPORT_SCHEMA, report_id, to_json_line, to_table
+
+PASSWORD = "correct horse battery staple"
+T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+CHAT = [  # the demo's synthetic risk conversation (never sexual)
+    ("stranger", "hey you play minecraft too? your builds are amazing"),
+    ("kid", "thanks! i play every day after school"),
+    ("stranger", "how old are you btw? you seem really mature"),
+    ("kid", "12"),
+    ("stranger", "cool. this is our secret ok, don't tell your mom about me"),
+    ("stranger", "we should meet up, i can come pick you up saturday"),
+]
+CHAT_EVIDENCE = [{"pattern": "age_check", "message_index": 2, "score": 0.91},
+                 {"pattern": "secrecy", "message_index": 4, "score": 0.88},
+                 {"pattern": "meeting", "message_index": 5, "score": 0.95}]
+QUEUE_ORDER = ["grooming", "known_urgent", "tampered", "new", "known"]  # urgent first, then the oldest
+
+
+class Clock:
+    """An injectable clock (seconds since the epoch)."""
+
+    def __init__(self, now: float = T0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _base(event_id: str, detector: str, detection_type: str, created_at: str, provider="demo-provider", **kw) -> dict:
+    r = {k: None for k in REPORT_SCHEMA.names}
+    r.update(report_id=report_id(provider, event_id, detector), schema_version="1.2", provider_id=provider,
+             created_at=created_at, detection_type=detection_type, detector=detector, event_id=event_id,
+             service="photos", occurred_at=created_at, account=f"acct-{event_id}", content_removed=False,
+             urgent=False, legal_basis="detection order DEMO-ORDER-2026-1 issued by demo authority (Art. 7)",
+             order_id="DEMO-ORDER-2026-1", indicator_ids=[], categories=[], matches=[],
+             review_status="auto_confirmed", account_action="none", content_kind="image", mime="image/jpeg")
+    r.update(kw)
+    return r
+
+
+def conversation() -> dict:
+    return {"conversation_id": "conv-risk",
+            "messages": [{"index": i, "event_id": f"evt-conv-risk-{i}", "sender": s,
+                          "sent_at": f"2026-11-28T09:0{i}:00Z", "text": t} for i, (s, t) in enumerate(CHAT)],
+            "evidence": CHAT_EVIDENCE, "flagged_at_message": 5, "accounts": ["acct-kid", "acct-stranger"]}
+
+
+def craft_reports(paths: dict, folder: Path) -> dict:
+    """Signed reports with sealed evidence like the pipeline makes, written to ``folder`` as JSON
+    Lines and Parquet (the same reports in both, as the pipeline writes them). Returns
+    ``{name: {"report": ..., "content": plaintext evidence, "image": PIL image or None}}``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+
+    def add(name, report, content, mime, image=None, tamper=False):
+        sealed = crypto.seal_evidence(report, content, mime, paths["centre_public_key"])
+        signed = crypto.sign_report(sealed, paths["signing_key"])
+        if tamper:
+            signed["account"] = "acct-altered-after-signing"
+        out[name] = {"report": signed, "content": content, "image": image}
+
+    img_known = synth.synthetic_image(1000)
+    add("known", _base("evt-known-0", "known-hash", "known", "2026-11-28T10:00:00Z", distance=4.0,
+                       detector_version="indicators-v1", indicator_ids=["ind-a-pdq", "ind-a-md5"], categories=["demo-known"],
+                       content_pdq="ab" * 32, content_md5="0" * 32, content_sha256="1" * 64,
+                       matches=[{"indicator_id": "ind-a-pdq", "kind": "pdq", "distance": 4.0, "category": "demo-known"},
+                                {"indicator_id": "ind-a-md5", "kind": "md5", "distance": 0.0, "category": "demo-known"}]),
+        synth.jpeg_bytes(img_known), "image/jpeg", img_known)
+    img_urgent = synth.synthetic_image(1001)
+    add("known_urgent", _base("evt-known-1", "known-hash", "known", "2026-11-28T11:00:00Z", distance=0.0, urgent=True,
+                              detector_version="indicators-v1", indicator_ids=["ind-b-sha256"], categories=["demo-known"],
+                              matches=[{"indicator_id": "ind-b-sha256", "kind": "sha256", "distance": 0.0,
+                                        "category": "demo-known"}]),
+        synth.png_bytes(img_urgent), "image/png", img_urgent)
+    img_new = synth.synthetic_image(1002)
+    add("new", _base("evt-new-1", "new-material-classifier", "new", "2026-11-28T08:30:00Z", provider="other-provider",
+                     score=0.9712, threshold=0.9341, detector_version="newmat-ref-0.1", review_status="confirmed",
+                     reviewed_at="2026-11-28T08:20:00Z"),
+        synth.jpeg_bytes(img_new), "image/jpeg", img_new)
+    img_t = synth.synthetic_image(1003)
+    add("tampered", _base("evt-known-2", "known-hash", "known", "2026-11-28T08:00:00Z", distance=0.0,
+                          detector_version="indicators-v1", indicator_ids=["ind-c-md5"],
+                          matches=[{"indicator_id": "ind-c-md5", "kind": "md5", "distance": 0.0, "category": "demo-known"}]),
+        synth.jpeg_bytes(img_t), "image/jpeg", img_t, tamper=True)
+    conv = conversation()
+    add("grooming", _base("conv-risk", "grooming-text", "grooming", "2026-11-28T09:30:00Z", service="chat",
+                          report_id=report_id("demo-provider", "conv-risk", "grooming"),
+                          content_kind="text", mime="text/plain", score=0.845, threshold=0.738, urgent=True,
+                          detector_version="grooming-reference-1.0", conversation_id="conv-risk",
+                          risk_patterns=["age_check", "meeting", "secrecy"], review_status="confirmed",
+                          reviewed_at="2026-11-28T09:20:00Z", account="acct-stranger"),
+        json.dumps(conv, sort_keys=True).encode(), "application/json")
+    reports = [v["report"] for v in out.values()]
+    (folder / "reports-00000-of-00001.jsonl").write_text("".join(to_json_line(r) + "\n" for r in reports))
+    pq.write_table(to_table(reports), folder / "reports-00000-of-00001.parquet")
+    return out
+
+
+_HASHES: dict = {}
+
+
+def password_hash() -> str:
+    from csadetect.console.auth import hash_password
+
+    if "h" not in _HASHES:
+        _HASHES["h"] = hash_password(PASSWORD)
+    return _HASHES["h"]
+
+
+def add_users(store, now: float = T0) -> None:
+    store.add_user("rita", password_hash(), "reviewer", now)
+    store.add_user("sam", password_hash(), "supervisor", now)
+    store.add_user("vera", password_hash(), "reviewer", now)
+
+
+def console_config(tmp_path: Path, paths: dict, reports: Path, **overrides):
+    from csadetect.console.app import ConsoleConfig
+
+    values = dict(reports_dir=str(reports), centre_key=paths["centre_private_key"],
+                  provider_public_key=paths["provider_public_key"], feedback_dir=str(tmp_path / "centre" / "verdicts"),
+                  provider_requests_dir=str(tmp_path / "centre" / "requests"), db=str(tmp_path / "centre" / "console.db"),
+                  audit_log=str(tmp_path / "centre" / "audit.jsonl"), refresh_seconds=3600)
+    values.update(overrides)
+    return ConsoleConfig(**values)
+
+
+def login(client, user: str, password: str = PASSWORD):
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return client.post("/login", data={"username": user, "password": password, "csrf_token": token},
+                       follow_redirects=False)
+
+
+def csrf_of(client) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text).group(1)
+
+
+def queue_ids(html: str) -> list[str]:
+    return re.findall(r'data-report-id="([0-9a-f]+)"', html)
+
+
+def audit_file(tmp_path: Path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "centre" / "audit.jsonl").read_text().splitlines()]
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(line) for p in sorted(glob.glob(str(folder / "*.jsonl"))) for line in open(p)]
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    from tests.conftest import make_report_keys
+
+    base = tmp_path_factory.mktemp("console-data")
+    paths = make_report_keys(base / "keys")["paths"]
+    reports = craft_reports(paths, base / "reports")
+    return {"paths": paths, "reports_dir": base / "reports", "reports": reports}
+
+
+@pytest.fixture
+def console(tmp_path, crafted):
+    """A console on the crafted reports with three users and an injected clock:
+    ``(client factory, app, clock)``; the console is started (reports read) for the test."""
+    from fastapi.testclient import TestClient
+
+    from csadetect.console.app import create_app
+
+    clock = Clock()
+    app = create_app(console_config(tmp_path, crafted["paths"], crafted["reports_dir"]), clock=clock)
+    add_users(app.state.console.store)
+    app.state.console.start()  # what the lifespan does (clients below share one start)
+
+    def client(**kw):
+        return TestClient(app, **kw)
+
+    yield client, app, clock
+    app.state.console.stop()
+
+
+def rid(crafted, name: str) -> str:
+    return crafted["reports"][name]["report"]["report_id"]
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def test_console_settings_section_and_validation(tmp_path, crafted):
+    from csadetect.console.app import ConsoleError, create_app
+    from csadetect.settings import ConfigError, load_settings
+
+    s = load_settings().console
+    assert s.host == "127.0.0.1" and s.port == 8080 and s.reveal_seconds == 10 and s.session_idle_seconds == 900
+    with pytest.raises(ConfigError, match="session_max_seconds"):
+        load_settings(overrides={"console": {"session_idle_seconds": 600, "session_max_seconds": 60}})
+    with pytest.raises(ConfigError, match="Extra inputs"):
+        load_settings(overrides={"console": {"nope": 1}})
+    with pytest.raises(ConsoleError, match="verdicts go nowhere"):
+        create_app(console_config(tmp_path, crafted["paths"], crafted["reports_dir"], feedback_dir=None))
+    with pytest.raises(ConsoleError, match="centre key"):
+        create_app(console_config(tmp_path, crafted["paths"], crafted["reports_dir"],
+                                  centre_key=str(tmp_path / "missing.pem")))
+    with pytest.raises(ConsoleError, match="provider public key"):
+        create_app(console_config(tmp_path, crafted["paths"], crafted["reports_dir"],
+                                  provider_public_key=crafted["paths"]["centre_public_key"]))
+
+
+# ------------------------------------------------------------------------------ login
+
+
+def test_nothing_without_a_login(console, crafted):
+    client, app, _ = console
+    c = client()
+    for path in ("/", f"/reports/{rid(crafted, 'known')}", f"/reports/{rid(crafted, 'known')}/evidence/blurred", "/audit"):
+        r = c.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login", path
+    r = c.post(f"/reports/{rid(crafted, 'known')}/reveal", headers={"Accept": "application/json"})
+    assert r.status_code == 401
+    r = c.post(f"/reports/{rid(crafted, 'known')}/verdict", data={"verdict": "confirmed"}, follow_redirects=False)
+    assert r.status_code == 401
+    assert c.get("/static/console.js").status_code == 200  # static files only
+
+
+def test_password_hashed_with_argon2id(console):
+    _, app, _ = console
+    assert app.state.console.store.get_user("rita")["pw_hash"].startswith("$argon2id$")
+    from csadetect.console.auth import AuthError, hash_password, verify_password
+
+    with pytest.raises(AuthError):
+        hash_password("short")
+    assert verify_password(password_hash(), PASSWORD) and not verify_password(password_hash(), PASSWORD + "x")
+    assert not verify_password(None, PASSWORD)  # unknown user: a dummy hash is checked, never True
+
+
+def test_wrong_password_refused_and_audited_without_content(console, tmp_path):
+    client, _, _ = console
+    c = client()
+    r = login(c, "rita", "wrong password, definitely")
+    assert r.status_code == 401 and "Wrong user name or password" in r.text
+    assert "csadetect_session" not in r.cookies
+    assert c.get("/", follow_redirects=False).status_code == 303
+    r = login(c, "nobody-here", "another wrong password")
+    assert r.status_code == 401 and "Wrong user name or password" in r.text  # same answer for an unknown user
+    failed = [e for e in audit_file(tmp_path) if e["action"] == "login_failed"]
+    assert [e["user"] for e in failed] == ["rita", None]  # unknown names are not written down
+    text = (tmp_path / "centre" / "audit.jsonl").read_text()
+    assert "wrong password" not in text and "nobody-here" not in text
+    assert login(c, "rita").status_code == 303
+
+
+def test_login_throttled_after_repeated_failures(console):
+    client, _, clock = console
+    c = client()
+    for _ in range(5):
+        assert login(c, "rita", "not the password at all").status_code == 401
+    r = login(c, "rita")  # the right password, but locked out
+    assert r.status_code == 429 and "Too many failed logins" in r.text
+    clock.advance(301)
+    assert login(c, "rita").status_code == 303
+
+
+def test_login_form_needs_its_csrf_token(console):
+    client, _, _ = console
+    c = client()
+    c.get("/login")
+    r = c.post("/login", data={"username": "rita", "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 403
+    r = c.post("/login", data={"username": "rita", "password": PASSWORD, "csrf_token": "forged"}, follow_redirects=False)
+    assert r.status_code == 403
+
+
+def test_session_cookie_flags(console, tmp_path, crafted):
+    client, _, _ = console
+    r = login(client(), "rita")
+    cookie = r.headers["set-cookie"]
+    assert "csadetect_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Secure" not in cookie
+    from fastapi.testclient import TestClient
+
+    from csadetect.console.app import create_app
+
+    app = create_app(console_config(tmp_path / "tls", crafted["paths"], crafted["reports_dir"], secure_cookie=True))
+    add_users(app.state.console.store)
+    with TestClient(app, base_url="https://testserver") as c:
+        assert "Secure" in login(c, "rita").headers["set-cookie"]
+
+
+def test_session_idle_timeout_and_absolute_lifetime(console):
+    client, _, clock = console
+    c = client()
+    assert login(c, "rita").status_code == 303
+    clock.advance(899)
+    assert c.get("/", follow_redirects=False).status_code == 200
+    clock.advance(901)  # idle longer than session_idle_seconds (900)
+    r = c.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?expired=1"
+    assert "timed out" in c.get("/login?expired=1").text
+    # busy all day: a request every 10 minutes still ends at session_max_seconds (8 h)
+    assert login(c, "rita").status_code == 303
+    for _ in range(47):
+        clock.advance(600)
+        assert c.get("/", follow_redirects=False).status_code == 200
+    clock.advance(601)
+    assert c.get("/", follow_redirects=False).headers["location"] == "/login?expired=1"
+
+
+def test_logout_ends_the_session(console, tmp_path):
+    client, _, _ = console
+    c = client()
+    login(c, "rita")
+    token = csrf_of(c)
+    assert c.post("/logout", data={}, follow_redirects=False).status_code == 403  # CSRF on logout too
+    r = c.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?bye=1"
+    assert c.get("/", follow_redirects=False).status_code == 303
+    assert [e["action"] for e in audit_file(tmp_path)][-2:] == ["login", "logout"]
+
+
+# ------------------------------------------------------------------------------ queue
+
+
+def test_queue_urgent_first_then_oldest(console, crafted):
+    client, _, _ = console
+    c = client()
+    login(c, "rita")
+    html = c.get("/").text
+    assert queue_ids(html) == [rid(crafted, n) for n in QUEUE_ORDER]
+    assert html.count("badge urgent") == 2
+
+
+def test_queue_filters_and_counts(console, crafted):
+    client, _, _ = console
+    c = client()
+    login(c, "rita")
+    assert queue_ids(c.get("/?detection_type=known").text) == [rid(crafted, n) for n in ("known_urgent", "tampered", "known")]
+    assert queue_ids(c.get("/?detector=grooming-text").text) == [rid(crafted, "grooming")]
+    assert queue_ids(c.get("/?provider=other-provider").text) == [rid(crafted, "new")]
+    html = c.get("/").text
+    assert re.search(r'id="count-open">5<', html) and re.search(r'id="count-new">5<', html)
+    c.get(f"/reports/{rid(crafted, 'known')}")  # opening a report puts it in review
+    html = c.get("/?status=in_review").text
+    assert queue_ids(html) == [rid(crafted, "known")]
+    assert re.search(r'id="count-in_review">1<', html) and re.search(r'id="count-new">4<', html)
+    assert queue_ids(c.get("/?status=confirmed").text) == []
+
+
+def test_store_dedupes_reports_read_from_jsonl_and_parquet(console):
+    _, app, _ = console
+    ingest = app.state.console.ingest
+    ingest.read_store(app.state.console.config.reports_dir)  # read again: nothing new, nothing re-read
+    assert app.state.console.store.counts({})["all"] == 5
+    assert ingest.counts["added"] == 5 and ingest.counts["duplicate"] == 5  # the Parquet copy of each
+
+
+def test_invalid_reports_are_counted_not_shown(console, tmp_path):
+    _, app, _ = console
+    ingest = app.state.console.ingest
+    assert ingest.add("not a report") == "invalid"
+    assert ingest.add({"report_id": "not-hex", "created_at": "2026-11-28T10:00:00Z"}) == "invalid"
+    assert ingest.add({"report_id": "ab" * 16, "created_at": "yesterday", "detection_type": "known"}) == "invalid"
+    assert ingest.add({"report_id": "ab" * 16, "surprise": 1}) == "invalid"
+    assert app.state.console.store.counts({})["all"] == 5
+
+
+# ----------------------------------------------------------------------------- detail
+
+
+def test_report_detail_shows_every_art13_field_and_the_detection(console, crafted):
+    from csadetect.console.app import FIELD_LABELS
+
+    client, _, _ = console
+    c = client()
+    login(c, "rita")
+    html = c.get(f"/reports/{rid(crafted, 'known')}").text
+    for name in REPORT_SCHEMA.names:
+        assert f'data-field="{name}"' in html, name
+    import html as htmllib
+
+    text = htmllib.unescape(html)
+    for label in FIELD_LABELS.values():
+        assert label in text
+    assert "ind-a-pdq" in html and "bits (of 256)" in html and "ind-a-md5" in html  # indicators with distances
+    assert "✓ provider signature verified" in html
+    html = c.get(f"/reports/{rid(crafted, 'new')}").text
+    assert 'id="score">0.971<' in html and 'id="threshold">0.934<' in html and "newmat-ref-0.1" in html
+    html = c.get(f"/reports/{rid(crafted, 'grooming')}").text
+    assert html.count('class="bubble side-') == len(CHAT)
+    assert html.count(" evidence\" data-index=") == 3  # the evidence messages are highlighted
+    for pattern in ("age_check", "secrecy", "meeting"):
+        assert f'chip pattern" title="pattern score">{pattern}' in html
+    for _, line in CHAT:  # texts only after a reveal
+        if len(line) > 3:
+            assert htmllib.escape(line) not in html and line not in html
+    assert "URGENT" in html
+
+
+def test_evidence_never_in_the_page_before_reveal_and_blurred_view_is_greyscale(console, crafted):
+    client, _, _ = console
+    c = client()
+    login(c, "rita")
+    item = crafted["reports"]["known"]
+    r = c.get(f"/reports/{rid(crafted, 'known')}")
+    assert r.headers["cache-control"] == "no-store"
+    page = r.content
+    assert item["content"][:64] not in page and base64.b64encode(item["content"][:300])[:64] not in page
+    assert b"data:image" not in page and b"/evidence/" not in page.replace(b"/evidence/blurred", b"")
+    blurred = c.get(f"/reports/{rid(crafted, 'known')}/evidence/blurred")
+    assert blurred.status_code == 200 and blurred.headers["content-type"] == "image/png"
+    assert blurred.headers["cache-control"] == "no-store"
+    img = Image.open(io.BytesIO(blurred.content))
+    assert img.mode == "L"  # one channel: greyscale
+    rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+    # heavily blurred: next to no fine detail (what a small blur would remove) is left
+    from PIL import ImageFilter
+
+    def detail(im):
+        im = im.convert("L")
+        return np.abs(np.asarray(im, dtype=np.float64)
+                      - np.asarray(im.filter(ImageFilter.GaussianBlur(2)), dtype=np.float64)).mean()
+
+    assert detail(img) < 0.1 * detail(item["image"].resize(img.size))
+    # the clear picture is not reachable without a reveal
+    assert c.get("/evidence/" + "A" * 43).status_code == 410
+
+
+def test_reveal_is_a_csrf_post_audited_counted_one_time_and_short_lived(console, crafted, tmp_path):
+    client, _, clock = console
+    c = client()
+    login(c, "rita")
+    known = rid(crafted, "known")
+    c.get(f"/reports/{known}")
+    r = c.post(f"/reports/{known}/reveal", headers={"Accept": "application/json"})
+    assert r.status_code == 403  # no CSRF token
+    token = csrf_of(c)
+    r = c.post(f"/reports/{known}/reveal", headers={"X-CSRF-Token": token, "Accept": "application/json"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["kind"] == "image" and body["seconds"] == 10 and body["exposures"] == 1 and not body["break_due"]
+    last = audit_file(tmp_path)[-1]
+    assert (last["user"], last["action"], last["report_id"]) == ("rita", "reveal_evidence", known)
+    clear = c.get(body["url"])
+    assert clear.status_code == 200 and clear.headers["cache-control"] == "no-store"
+    shown = Image.open(io.BytesIO(clear.content)).convert("RGB")
+    assert shown.size == crafted["reports"]["known"]["image"].size
+    assert np.abs(np.asarray(shown, dtype=np.int16) - np.asarray(crafted["reports"]["known"]["image"], dtype=np.int16)).mean() < 4
+    assert c.get(body["url"]).status_code == 410  # one time
+    # short-lived, and bound to the session that revealed it
+    url = c.post(f"/reports/{known}/reveal", headers={"X-CSRF-Token": token, "Accept": "application/json"}).json()["url"]
+    other = client()
+    login(other, "vera")
+    assert other.get(url).status_code == 410
+    clock.advance(11)
+    assert c.get(url).status_code == 410
+    assert 'id="exposure-count">2<' in c.get("/").text
+    # the conversation: texts only through the reveal
+    groom = rid(crafted, "grooming")
+    body = c.post(f"/reports/{groom}/reveal", headers={"X-CSRF-Token": token, "Accept": "application/json"}).json()
+    assert body["kind"] == "conversation"
+    texts = c.get(body["url"]).json()["messages"]
+    assert [m["text"] for m in texts] == [t for _, t in CHAT]
+
+
+def test_break_reminder_after_the_configured_number_of_reveals(tmp_path, crafted):
+    from fastapi.testclient import TestClient
+
+    from csadetect.console.app import create_app
+
+    app = create_app(console_config(tmp_path, crafted["paths"], crafted["reports_dir"], break_after_reveals=2))
+    add_users(app.state.console.store)
+    with TestClient(app) as c:
+        login(c, "rita")
+        token = csrf_of(c)
+        known = rid(crafted, "known")
+        h = {"X-CSRF-Token": token, "Accept": "application/json"}
+        assert not c.post(f"/reports/{known}/reveal", headers=h).json()["break_due"]
+        assert c.post(f"/reports/{known}/reveal", headers=h).json()["break_due"]
+        page = c.get(f"/reports/{known}").text
+        assert 'class="overlay" id="break"' in page  # the reminder shows until acknowledged
+        r = c.post(f"/reports/{known}/reveal", headers=h)
+        assert r.status_code == 409 and r.json()["error"] == "break_due"
+        assert c.post("/break", headers={"Accept": "application/json"}).status_code == 403  # CSRF
+        assert c.post("/break", headers=h).status_code == 200
+        assert 'class="overlay hidden" id="break"' in c.get("/").text
+        assert c.post(f"/reports/{known}/reveal", headers=h).json()["exposures"] == 3
+
+
+def test_security_headers_on_every_response(console, crafted):
+    client, _, _ = console
+    c = client()
+    login(c, "rita")
+    known = rid(crafted, "known")
+    for path in ("/login", "/", f"/reports/{known}", f"/reports/{known}/evidence/blurred", "/no-such-page"):
+        h = c.get(path).headers
+        assert h["x-frame-options"] == "DENY", path
+        assert h["referrer-policy"] == "no-referrer"
+        assert h["x-content-type-options"] == "nosniff"
+        csp = h["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert h["cache-control"] == "no-store"
+    html = c.get(f"/reports/{known}").text
+    assert "<script>" not in html and " style=" not in html and "http://" not in html and "https://" not in html
+
+
+def test_every_post_needs_the_csrf_token(console, crafted):
+    client, app, _ = console
+    c = client()
+    login(c, "sam")
+    known = rid(crafted, "known")
+    posts = [r.path for r in app.routes if "POST" in getattr(r, "methods", set()) and r.path != "/login"]
+    assert set(posts) == {"/logout", "/reports/{report_id}/reveal", "/break", "/reports/{report_id}/verdict",
+                          "/reports/{report_id}/info-request"}
+    form = {"verdict": "confirmed", "reason": "matches_known_indicator", "missing": "device"}
+    for path in posts:
+        url = path.replace("{report_id}", known)
+        assert c.post(url, data=form, follow_redirects=False).status_code == 403, path
+        assert c.post(url, data=dict(form, csrf_token="forged"), follow_redirects=False).status_code == 403, path
+        assert c.post(url, headers={"X-CSRF-Token": "forged"}, follow_redirects=False).status_code == 403, path
+    assert c.app.state.console.store.verdicts(known) == []
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+def test_verdict_is_stored_published_to_the_feedback_dir_and_audited(console, crafted, tmp_path):
+    from transforms.feedback import parse_verdict
+
+    client, app, _ = console
+    c = client()
+    login(c, "rita")
+    known = rid(crafted, "known")
+    token = csrf_of(c)
+    r = c.post(f"/reports/{known}/verdict", follow_redirects=False, data={
+        "csrf_token": token, "verdict": "confirmed", "reason": "matches_known_indicator",
+        "note": "the picture in the report is the indexed one", "delay_notification": "1", "based_on": ""})
+    assert r.status_code == 303
+    assert r.headers["location"].endswith("?done=verdict") and known not in r.headers["location"]  # on to the next
+    [msg] = records(tmp_path / "centre" / "verdicts")
+    assert msg == {"report_id": known, "verdict": "confirmed", "reason": "matches_known_indicator",
+                   "decided_at": "2026-11-28T12:00:00Z", "delay_notification": True}
+    assert parse_verdict(json.dumps(msg))["verdict"] == "confirmed"  # what the feedback pipeline reads
+    [v] = app.state.console.store.verdicts(known)
+    assert v["decided_by"] == "rita" and v["note"] == "the picture in the report is the indexed one"
+    assert app.state.console.store.get_report(known)["status"] == "confirmed"
+    assert audit_file(tmp_path)[-1]["action"] == "verdict" and audit_file(tmp_path)[-1]["report_id"] == known
+    html = c.get(f"/reports/{known}").text
+    assert "Only a supervisor can change it" in html and 'id="verdict-form"' not in html
+    # bad input is refused
+    new = rid(crafted, "new")
+    for data in ({"verdict": "maybe", "reason": "x"}, {"verdict": "confirmed", "reason": "benign_content"},
+                 {"verdict": "manifestly_unfounded", "reason": "other"}):
+        assert c.post(f"/reports/{new}/verdict", data=dict(data, csrf_token=token)).status_code == 400
+
+
+def test_reviewer_cannot_overturn_a_verdict_supervisor_can_and_it_is_published(console, crafted, tmp_path):
+    from transforms.feedback import parse_time
+
+    client, app, clock = console
+    rita, sam = client(), client()
+    login(rita, "rita")
+    login(sam, "sam")
+    new = rid(crafted, "new")
+    rita_token, sam_token = csrf_of(rita), csrf_of(sam)
+    assert rita.post(f"/reports/{new}/verdict", data={"csrf_token": rita_token, "verdict": "confirmed",
+                                                      "reason": "new_material_confirmed"},
+                     follow_redirects=False).status_code == 303
+    first = app.state.console.store.latest_verdict(new)
+    r = rita.post(f"/reports/{new}/verdict", data={"csrf_token": rita_token, "verdict": "manifestly_unfounded",
+                                                    "reason": "benign_content", "based_on": str(first["id"])})
+    assert r.status_code == 403 and "only a supervisor" in r.text
+    vera = client()
+    login(vera, "vera")
+    assert vera.post(f"/reports/{new}/verdict", data={"csrf_token": csrf_of(vera), "verdict": "manifestly_unfounded",
+                                                      "reason": "benign_content"}).status_code == 403
+    assert len(app.state.console.store.verdicts(new)) == 1
+    # a supervisor changes it (same second on the clock: the revision is still later)
+    r = sam.post(f"/reports/{new}/verdict", follow_redirects=False, data={
+        "csrf_token": sam_token, "verdict": "manifestly_unfounded", "reason": "benign_content",
+        "note": "benign proxy picture", "based_on": str(first["id"])})
+    assert r.status_code == 303 and r.headers["location"] == f"/reports/{new}?done=changed"
+    history = app.state.console.store.verdicts(new)
+    assert [(v["verdict"], v["decided_by"], v["supersedes"]) for v in history] == [
+        ("confirmed", "rita", None), ("manifestly_unfounded", "sam", first["id"])]
+    msgs = [m for m in records(tmp_path / "centre" / "verdicts") if m["report_id"] == new]
+    assert [m["verdict"] for m in msgs] == ["confirmed", "manifestly_unfounded"]
+    assert parse_time(msgs[1]["decided_at"]) > parse_time(msgs[0]["decided_at"])
+    assert [e["action"] for e in audit_file(tmp_path) if e["report_id"] == new and e["action"].startswith("verdict")] == [
+        "verdict", "verdict_changed"]
+    assert app.state.console.store.get_report(new)["status"] == "manifestly_unfounded"
+    # a change based on a stale page is refused
+    r = sam.post(f"/reports/{new}/verdict", data={"csrf_token": sam_token, "verdict": "confirmed",
+                                                   "reason": "new_material_confirmed", "based_on": str(first["id"])})
+    assert r.status_code == 409
+
+
+def test_report_with_a_bad_signature_cannot_be_confirmed(console, crafted):
+    client, app, _ = console
+    c = client()
+    login(c, "rita")
+    bad = rid(crafted, "tampered")
+    assert app.state.console.store.get_report(bad)["signature_status"] == "invalid"
+    html = c.get(f"/reports/{bad}").text
+    assert "does not verify" in html and re.search(r'value="confirmed" id="v-confirmed"\s+disabled', html)
+    token = csrf_of(c)
+    r = c.post(f"/reports/{bad}/verdict", data={"csrf_token": token, "verdict": "confirmed",
+                                                "reason": "matches_known_indicator"})
+    assert r.status_code == 409 and "signature" in r.text
+    assert c.post(f"/reports/{bad}/verdict", data={"csrf_token": token, "verdict": "manifestly_unfounded",
+                                                   "reason": "insufficient_evidence"},
+                  follow_redirects=False).status_code == 303
+
+
+def test_request_for_missing_information_goes_to_the_provider(console, crafted, tmp_path):
+    client, app, _ = console
+    c = client()
+    login(c, "rita")
+    known = rid(crafted, "known_urgent")
+    token = csrf_of(c)
+    r = c.post(f"/reports/{known}/info-request", follow_redirects=False,
+               data={"csrf_token": token, "missing": ["device", "ip_port"], "note": "please add the upload's IP"})
+    assert r.status_code == 303
+    [msg] = records(tmp_path / "centre" / "requests")
+    assert msg["report_id"] == known and msg["missing"] == ["ip_port", "device"] and msg["provider_id"] == "demo-provider"
+    assert msg["note"] == "please add the upload's IP" and re.fullmatch(r"[0-9a-f]{32}", msg["request_id"])
+    assert app.state.console.store.get_report(known)["status"] == "info_requested"
+    assert audit_file(tmp_path)[-1]["action"] == "request_info"
+    assert c.post(f"/reports/{known}/info-request", data={"csrf_token": token, "missing": ["nonsense"]}).status_code == 400
+    assert c.post(f"/reports/{known}/info-request", data={"csrf_token": token, "missing": ["other"]}).status_code == 400
+    assert queue_ids(c.get("/?status=info_requested").text) == [known]
+
+
+# ------------------------------------------------------------------------------- audit
+
+
+def test_audit_log_is_append_only_and_holds_no_content(console, crafted, tmp_path):
+    client, app, _ = console
+    c = client()
+    login(c, "rita")
+    known = rid(crafted, "known")
+    groom = rid(crafted, "grooming")
+    token = csrf_of(c)
+    h = {"X-CSRF-Token": token, "Accept": "application/json"}
+    for report in (known, groom):
+        c.get(f"/reports/{report}")
+        c.get(c.post(f"/reports/{report}/reveal", headers=h).json()["url"])
+    c.post(f"/reports/{groom}/verdict", follow_redirects=False, data={
+        "csrf_token": token, "verdict": "confirmed", "reason": "grooming_confirmed", "note": "clear meeting request"})
+    store = app.state.console.store
+    for sql in ("UPDATE audit SET user = 'mallory'", "DELETE FROM audit", "UPDATE verdicts SET verdict = 'confirmed'",
+                "DELETE FROM verdicts"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            store.execute(sql)
+    table = list(reversed(store.audit_entries()))
+    mirror = audit_file(tmp_path)
+    assert mirror == table  # the JSON Lines mirror holds exactly the table
+    assert all(set(e) == {"seq", "at", "user", "action", "report_id"} for e in mirror)
+    assert [e["action"] for e in mirror] == ["user_added"] * 3 + [
+        "login", "view_report", "reveal_evidence", "view_report", "reveal_evidence", "verdict"]
+    text = (tmp_path / "centre" / "audit.jsonl").read_text()
+    forbidden = [t for _, t in CHAT if len(t) > 3] + ["clear meeting request", "acct-", "conv-risk", PASSWORD,
+                                         crafted["reports"]["known"]["report"]["content_md5"],
+                                         crafted["reports"]["known"]["report"]["content_pdq"]]
+    assert not [f for f in forbidden if f in text]
+    from csadetect.console.store import StoreError
+
+    with pytest.raises(StoreError):
+        store.audit(T0, "rita", "exported_everything")
+    with pytest.raises(StoreError):
+        store.audit(T0, "rita", "view_report", "free text is not a report id")
+
+
+def test_audit_page_for_supervisors_only(console):
+    client, _, _ = console
+    rita, sam = client(), client()
+    login(rita, "rita")
+    login(sam, "sam")
+    assert rita.get("/audit").status_code == 403
+    page = sam.get("/audit")
+    assert page.status_code == 200 and "append-only" in page.text.lower() and "<code>login</code>" in page.text
+
+
+# --------------------------------------------------------------------------------- CLI
+
+
+def test_cli_adduser_users_and_serve_refuses_without_users(tmp_path, monkeypatch, capsys, crafted):
+    from csadetect.cli import main
+
+    db = str(tmp_path / "c.db")
+    common = ["--db", db, "--audit-log", str(tmp_path / "audit.jsonl")]
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["console", "adduser", "ann", "--role", "reviewer", "--password-stdin", *common]) == 1
+    assert "at least 12 characters" in capsys.readouterr().err
+    serve = ["console", "--reports", str(crafted["reports_dir"]), "--port", "0", *common]
+    assert main(serve) == 1
+    assert "no users" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["console", "adduser", "ann", "--role", "supervisor", "--password-stdin", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "user_added"
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["console", "adduser", "ann", "--role", "reviewer", "--password-stdin", *common]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert main(["console", "users", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"username": "ann", "role": "supervisor", "created_at": json.loads(out)["created_at"]}
+    assert "argon2" not in out
+    assert main(["console", "adduser", "bad name!", "--role", "reviewer", "--password-stdin", *common]) == 1
+    with pytest.raises(SystemExit):
+        main(["console", "--reports", "x", "--subscription", "projects/p/subscriptions/s"])
+
+
+def test_cli_config_from_args_overrides_the_settings(tmp_path):
+    import argparse
+
+    from csadetect.console.cli import config_from_args
+
+    args = argparse.Namespace(config=None, reports=None, subscription="projects/p/subscriptions/s", host=None, port=9000,
+                              centre_key=None, provider_public_key=None, feedback_topic="projects/p/topics/v",
+                              feedback_dir="", provider_requests_topic=None, provider_requests_dir=None,
+                              db=str(tmp_path / "x.db"), audit_log=None, secure_cookie=True)
+    cfg = config_from_args(args)
+    assert cfg.subscription == "projects/p/subscriptions/s" and cfg.reports_dir is None
+    assert cfg.port == 9000 and cfg.feedback_dir is None and cfg.feedback_topic == "projects/p/topics/v"
+    assert cfg.secure_cookie and cfg.host == "127.0.0.1"
+
+
+# ------------------------------------------------------------- the feedback pipeline reads it
+
+
+@pytest.mark.slow
+def test_feedback_pipeline_reads_the_console_verdicts(console, crafted, tmp_path):
+    from pipelines.feedback import run as feedback_run
+
+    client, _, _ = console
+    c = client()
+    login(c, "rita")
+    token = csrf_of(c)
+    for name, verdict, reason in (("known", "confirmed", "matches_known_indicator"),
+                                  ("new", "manifestly_unfounded", "benign_content")):
+        assert c.post(f"/reports/{rid(crafted, name)}/verdict", follow_redirects=False,
+                      data={"csrf_token": token, "verdict": verdict, "reason": reason}).status_code == 303
+    out = tmp_path / "feedback"
+    feedback_run(["--report_glob", str(crafted["reports_dir"] / "*.jsonl"),
+                  "--verdict_glob", str(tmp_path / "centre" / "verdicts" / "*.jsonl"), "--out_dir", str(out),
+                  "--notifications_dir", "", "--min_verdicts", "1", "--now", "2026-11-28T12:00:00Z",
+                  "--public_key", crafted["paths"]["provider_public_key"], "--runner", "FnApiRunner"])
+    precision = {r["detector"]: r for r in records(out) if "precision" in r and "floor" not in r}
+    assert precision["known-hash"]["confirmed"] == 1 and precision["known-hash"]["precision"] == 1.0
+    assert precision["new-material-classifier"]["manifestly_unfounded"] == 1
+
+
+# ------------------------------------------------------------------- Pub/Sub (emulator)
+
+
+@pytest.mark.emulator
+def test_reports_from_the_report_topic_and_verdicts_to_the_feedback_topic(emulator, tmp_path, crafted):
+    from fastapi.testclient import TestClient
+
+    from csadetect.console.app import create_app
+    from tests.pubsub_emulator import PubSubAdmin
+
+    admin = PubSubAdmin(emulator)
+    reports_topic = admin.topic("console-reports")
+    reports_sub = admin.subscription(reports_topic, "console-reports-sub")
+    feedback_topic = admin.topic("console-feedback")
+    feedback_sub = admin.subscription(feedback_topic, "console-feedback-sub")
+    requests_topic = admin.topic("console-provider-requests")
+    requests_sub = admin.subscription(requests_topic, "console-provider-requests-sub")
+    for item in crafted["reports"].values():
+        admin.publish(reports_topic, to_json_line(item["report"]).encode(), report_id=item["report"]["report_id"])
+    admin.publish(reports_topic, to_json_line(crafted["reports"]["known"]["report"]).encode())  # redelivered
+    admin.publish(reports_topic, b"{not json")
+    cfg = console_config(tmp_path, crafted["paths"], crafted["reports_dir"], reports_dir=None, subscription=reports_sub,
+                         feedback_topic=feedback_topic, feedback_dir=None, provider_requests_topic=requests_topic,
+                         provider_requests_dir=None)
+    app = create_app(cfg)
+    add_users(app.state.console.store)
+    try:
+        with TestClient(app) as c:
+            deadline = time.monotonic() + 60
+            while app.state.console.store.counts({})["all"] < 5 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            login(c, "rita")
+            assert queue_ids(c.get("/").text) == [rid(crafted, n) for n in QUEUE_ORDER]
+            deadline = time.monotonic() + 30
+            while app.state.console.ingest.counts["invalid"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert app.state.console.ingest.counts["duplicate"] == 1 and app.state.console.ingest.counts["invalid"] == 1
+            token = csrf_of(c)
+            groom = rid(crafted, "grooming")
+            until = date.fromtimestamp(time.time() + 60 * 86400).isoformat()
+            assert c.post(f"/reports/{groom}/verdict", follow_redirects=False, data={
+                "csrf_token": token, "verdict": "confirmed", "reason": "grooming_confirmed",
+                "delay_notification": "1", "delay_until": until, "note": "stays here"}).status_code == 303
+            known = rid(crafted, "known")
+            assert c.post(f"/reports/{known}/info-request", follow_redirects=False, data={
+                "csrf_token": token, "missing": ["country"]}).status_code == 303
+            got = []
+            deadline = time.monotonic() + 30
+            while not got and time.monotonic() < deadline:
+                got = admin.pull(feedback_sub)
+            assert [json.loads(m.data) for m in got] == [{
+                "report_id": groom, "verdict": "confirmed", "reason": "grooming_confirmed",
+                "decided_at": json.loads(got[0].data)["decided_at"], "delay_notification": True,
+                "delay_until": f"{until}T00:00:00Z"}]
+            assert got[0].attributes["report_id"] == groom
+            asked = []
+            deadline = time.monotonic() + 30
+            while not asked and time.monotonic() < deadline:
+                asked = admin.pull(requests_sub)
+            assert json.loads(asked[0].data)["missing"] == ["country"]
+            assert all(o["topic_done"] for o in app.state.console.store.outbox_for(groom))
+    finally:
+        admin.close()
