@@ -21,7 +21,7 @@ the result, absolute rates move with the machine):
 Everything is generated (benign synthetic pictures, fixed seeds, fresh keys per run) and the
 events are cached under ``benchmarks/.data/``.
 
-    python benchmarks/bench_reports.py            # all parts, ~10 min on 2 cores; prints markdown
+    python benchmarks/bench_reports.py            # all parts, ~12 min on 2 cores; prints markdown
     python benchmarks/bench_reports.py --quick    # a < 1 min smoke run (not for the tables)
     python benchmarks/bench_reports.py --readme   # also write the tables into benchmarks/README.md
     python benchmarks/bench_reports.py --only seal --only report
@@ -99,6 +99,19 @@ def load_now() -> str:
     return f"load average {load1:.2f}" + (f", pytest running ({len(busy)} processes)" if busy else "")
 
 
+BUSY: list[str] = []  # where other load was seen while measuring
+
+
+def check_load(where: str) -> None:
+    """Note ``where`` when a test suite is running or the 1-minute load is above 1.2 (this
+    benchmark itself keeps one core busy)."""
+    busy = subprocess.run(["pgrep", "-f", "python -m pytest"], capture_output=True, text=True).stdout.split()
+    load1 = os.getloadavg()[0]
+    if busy or load1 > 1.2:
+        BUSY.append(f"{where} (load {load1:.2f}{', pytest running' if busy else ''})")
+        log(f"  note: other load during {BUSY[-1]}")
+
+
 def pin_one_core(cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
 
@@ -118,6 +131,7 @@ def interleaved(methods: dict[str, tuple[Callable[[], int], int]], rounds: int) 
     cpu: dict[str, list[float]] = {name: [] for name in methods}
     wall: dict[str, list[float]] = {name: [] for name in methods}
     for r in range(rounds):
+        check_load(f"{next(iter(methods))[:40]}..., round {r + 1}")
         for name, (fn, reps) in methods.items():
             c, t = time.process_time(), time.perf_counter()
             items = sum(fn() for _ in range(reps))
@@ -126,6 +140,12 @@ def interleaved(methods: dict[str, tuple[Callable[[], int], int]], rounds: int) 
         log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:,.0f}/s" for n, v in cpu.items()))
     return {name: {"cpu": statistics.median(cpu[name]), "wall": statistics.median(wall[name]),
                    "cpu_all": cpu[name], "wall_all": wall[name]} for name in methods}
+
+
+def paired(rates: dict, num: str, den: str, key: str = "cpu") -> float:
+    """Median over rounds of (time per item of ``num``) / (time per item of ``den``), each
+    round's pair measured back to back: robust to the machine's speed drifting between rounds."""
+    return statistics.median(d / n for n, d in zip(rates[num][key + "_all"], rates[den][key + "_all"]))
 
 
 def fmt(x: float) -> str:
@@ -259,25 +279,25 @@ def bench_seal(args, keys, key_paths, res: dict) -> str:
             "stage_off": "`HashMediaFn.process`, no evidence key (hashing + embedding thumbnails)",
             "stage_on": "`HashMediaFn.process`, evidence key (the above + `seal_content`)",
         }
-        reps = 2 if size[0] < 1000 else 1
         rates = interleaved({
-            names["hash"]: (hashing, reps),
-            names["seal"]: (sealing, 10 * reps),
-            names["stage_off"]: (stage(fn_plain), reps),
-            names["stage_on"]: (stage(fn_sealed), reps),
+            names["hash"]: (hashing, 1),
+            names["seal"]: (sealing, 20 if size[0] < 1000 else 8),
+            names["stage_off"]: (stage(fn_plain), 1),
+            names["stage_on"]: (stage(fn_sealed), 1),
         }, rounds)
         h, s = rates[names["hash"]]["cpu"], rates[names["seal"]]["cpu"]
-        off, on = rates[names["stage_off"]]["cpu"], rates[names["stage_on"]]["cpu"]
         label = f"{size[0]}x{size[1]}"
-        res["seal"][label] = {"seal_over_hash": h / s, "stage_added": off / on - 1, "seal_ms": 1000 / s,
+        vs = {key: paired(rates, names[key], names["hash"]) for key in names}
+        stage_added = paired(rates, names["stage_on"], names["stage_off"]) - 1
+        res["seal"][label] = {"seal_over_hash": vs["seal"], "stage_added": stage_added, "seal_ms": 1000 / s,
                               "hash_ms": 1000 / h, "growth": growth, "kb": kb}
         for key in ("hash", "seal", "stage_off", "stage_on"):
             r = rates[names[key]]
-            vs = {"hash": "1.00", "seal": f"{h / s:.3f}", "stage_off": f"{h / off:.2f}", "stage_on": f"{h / on:.2f}"}[key]
-            rows.append([label, names[key], ms(r["cpu"]), fmt(r["cpu"]), spread(r["cpu_all"]), fmt(r["wall"]), vs])
+            rows.append([label, names[key], ms(r["cpu"]), fmt(r["cpu"]), spread(r["cpu_all"]), fmt(r["wall"]),
+                         f"{vs[key]:.3f}"])
         notes.append(f"{label}: {n} JPEGs, quality 90, mean {kb:.0f} KB; the sealed token is {growth:.2f}x the JPEG "
-                     f"(base64 envelope inside, base64 outside); sealing = {100 * h / s:.1f}% of the hashing time, "
-                     f"the whole stage {100 * (off / on - 1):+.1f}% with the evidence key.")
+                     f"(base64 envelope inside, base64 outside); sealing = {100 * vs['seal']:.1f}% of the hashing time, "
+                     f"the whole stage {100 * stage_added:+.1f}% with the evidence key (median of the per-round ratios).")
     unpin()
     text = [
         "### 1. Sealing each upload vs hashing it (per image, one core)",
@@ -285,7 +305,8 @@ def bench_seal(args, keys, key_paths, res: dict) -> str:
         "Generated JPEGs (`csadetect.synth.synthetic_image`, fixed seeds). Process pinned to one core, "
         f"threads 1; median of {rounds} interleaved rounds (min-max per core alongside); per core = items per "
         "CPU-second of the process, wall = per elapsed second. \"x hashing\" = time per image / "
-        "`hash_image_with_views`'s time per image (CPU). `HashMediaFn` as the pipeline configures it "
+        "`hash_image_with_views`'s time per image in the same round (CPU), median over rounds. `HashMediaFn` as the "
+        "pipeline configures it "
         "(views, embedding thumbnails 64 px + mirrored).",
         "",
         table(["image", "step", "ms/image (CPU)", "images/s per core", "min-max", "wall images/s", "x hashing"], rows),
@@ -346,12 +367,13 @@ def bench_report(args, keys, key_paths, res: dict) -> str:
             "centre_full": "Centre: `verify_report` + `open_evidence`",
             "centre_verify": "Centre: `verify_report` only (report without evidence)",
         }
+        big = 6 if size[0] < 1000 else 2
         rates = interleaved({
-            names["full"]: (finalise(keys), 2),
-            names["sign"]: (finalise(sign_only, False), 10),
+            names["full"]: (finalise(keys), big),
+            names["sign"]: (finalise(sign_only, False), 25),
             names["none"]: (finalise(no_keys, False), 50),
-            names["centre_full"]: (centre(True), 2),
-            names["centre_verify"]: (centre(False, unsealed), 10),
+            names["centre_full"]: (centre(True), big),
+            names["centre_verify"]: (centre(False, unsealed), 25),
         }, rounds)
         res["report"][label] = {k: rates[v]["cpu"] for k, v in names.items()}
         for key, name in names.items():
@@ -549,55 +571,61 @@ def run_pipeline(work: Path, events: str, reports: dict, cpu: int, tag: str) -> 
 def bench_e2e(args, key_paths, res: dict) -> str:
     size = tuple(int(x) for x in args.e2e_size.split("x"))
     n = 30 if args.quick else args.events
-    rounds = 1 if args.quick else args.rounds
+    rounds = 1 if args.quick else args.e2e_rounds
     configs = [E2E_CONFIGS[0], E2E_CONFIGS[-1]] if args.quick else list(E2E_CONFIGS)
     work = DATA_DIR / f"reports-e2e-{size[0]}x{size[1]}-{n}"
     log(f"e2e: {n} events of {size[0]}x{size[1]} in {work} (generated once)")
     data = e2e_data(work, n, size, 20)
     small_n = min(20, n)
-    results: dict[str, dict[str, list]] = {name: {"full": [], "small": []} for name, _ in configs}
+    full: dict[str, list[dict]] = {name: [] for name, _ in configs}
+    small: list[dict] = []
     for r in range(rounds):
-        for i, (name, over) in enumerate(configs):
-            reports = dict(key_paths["reports"], **over)
-            if not args.quick:
-                results[name]["small"].append(run_pipeline(work, "events-20.jsonl", reports, args.cpu, f"c{i}-small"))
-            results[name]["full"].append(run_pipeline(work, "events.jsonl", reports, args.cpu, f"c{i}"))
-            f = results[name]["full"][-1]
+        order = configs[r % len(configs):] + configs[:r % len(configs)]  # rotate: no config always first
+        check_load(f"e2e round {r + 1}")
+        if not args.quick:  # start-up: one configuration per round, in turn (it does not depend on `reports`)
+            name, over = configs[r % len(configs)]
+            small.append(run_pipeline(work, "events-20.jsonl", dict(key_paths["reports"], **over), args.cpu, "small"))
+            log(f"  round {r + 1}/{rounds} start-up ({name}, {small_n} events): {small[-1]['wall']:.1f} s wall, "
+                f"{small[-1]['cpu']:.1f} CPU s")
+        for name, over in order:
+            i = [c for c, _ in configs].index(name)
+            full[name].append(run_pipeline(work, "events.jsonl", dict(key_paths["reports"], **over), args.cpu, f"c{i}"))
+            f = full[name][-1]
             log(f"  round {r + 1}/{rounds} {name}: {n / f['wall']:.1f} events/s, {n / f['cpu']:.1f}/CPU s, "
                 f"counts {f['counts']}, {f['reports']} reports ({f['signed']} signed, {f['sealed']} sealed), "
                 f"{f['review']} review items")
-    base_name = configs[-1][0]
+    base = configs[-1][0]
+    fixed_cpu = statistics.median(x["cpu"] for x in small) if small else None
+    fixed_wall = statistics.median(x["wall"] for x in small) if small else None
 
-    def med(name, part, key):
-        return statistics.median(x[key] for x in results[name][part])
+    def med(name, key):
+        return statistics.median(x[key] for x in full[name])
 
-    def steady(name, key):
-        if not results[name]["small"]:
-            return None
-        return statistics.median((n - small_n) / max(f[key] - s[key], 1e-9)
-                                 for f, s in zip(results[name]["full"], results[name]["small"]))
+    def ratio(name, fixed=None):
+        """Median over rounds of CPU time per event of ``name`` / that of "all off" in the same round."""
+        f = fixed or 0.0
+        return statistics.median((x["cpu"] - f) / (y["cpu"] - f) for x, y in zip(full[name], full[base]))
 
     rows = []
     res["e2e"] = {}
     for name, _ in configs:
-        full_cpu, full_wall = med(name, "full", "cpu"), med(name, "full", "wall")
-        st_cpu, st_wall = steady(name, "cpu"), steady(name, "wall")
-        last = results[name]["full"][-1]
+        cpu, wall = med(name, "cpu"), med(name, "wall")
+        last = full[name][-1]
         c = last["counts"]
-        res["e2e"][name] = {"per_cpu": n / full_cpu, "steady_cpu": st_cpu}
+        steady = None
+        if fixed_cpu is not None:
+            steady = ((n - small_n) / (wall - fixed_wall), (n - small_n) / (cpu - fixed_cpu))
+        res["e2e"][name] = {"ratio": ratio(name), "ratio_steady": ratio(name, fixed_cpu) if fixed_cpu else None,
+                            "ms_steady": 1000 / steady[1] if steady else None}
         rows.append([
-            name, fmt(n / full_wall), fmt(n / full_cpu),
-            f"{fmt(st_wall)} / {fmt(st_cpu)}" if st_cpu else "n/a",
-            "", "",
-            f"{med(name, 'small', 'wall'):.1f} / {med(name, 'small', 'cpu'):.1f}" if results[name]["small"] else "n/a",
+            name, fmt(n / wall), fmt(n / cpu), f"{fmt(steady[0])} / {fmt(steady[1])}" if steady else "n/a",
+            f"{res['e2e'][name]['ratio']:.3f}",
+            f"{res['e2e'][name]['ratio_steady']:.3f}" if fixed_cpu else "n/a",
             f"{c.get('hit', 0)} / {c.get('report', 0)} / {c.get('hit_review', 0)} / {c.get('non_hit', 0)}",
             f"{last['signed']} / {last['sealed']}",
         ])
-    b = res["e2e"][base_name]
-    for row, (name, _) in zip(rows, configs):
-        e = res["e2e"][name]
-        row[4] = f"{b['per_cpu'] / e['per_cpu']:.3f}"
-        row[5] = f"{b['steady_cpu'] / e['steady_cpu']:.3f}" if e["steady_cpu"] and b["steady_cpu"] else "n/a"
+    per_round = "; ".join(
+        f"{name.split(':')[0].split(' (')[0]}: " + ", ".join(f"{x['cpu']:.1f}" for x in full[name]) for name, _ in configs)
     text = [
         "### 4. End to end (Beam batch pipeline, FnApiRunner, one pinned process)",
         "",
@@ -608,13 +636,18 @@ def bench_e2e(args, key_paths, res: dict) -> str:
         f"{n} events of generated {size[0]}x{size[1]} JPEGs (quality 90, mean {data['mean_kb']:.0f} KB, "
         f"{data['jsonl_mb']:.0f} MB of JSON Lines); {data['known']} are exact copies of 3 known pictures "
         f"(snapshot of {data['indicators']} indicators: their PDQ, MD5, SHA-256 and 4 embedding rows each). "
-        f"Median of {rounds} interleaved rounds (configurations in turn). \"Excl. start-up\" subtracts the same "
-        f"configuration's run on the first {small_n} events (in the same round): (N - {small_n}) / (time N - time {small_n}). "
-        "\"x time\" = seconds per event / those of \"all off\", on CPU seconds.",
+        f"{rounds} rounds, the configurations in turn (order rotated each round); rates are medians over rounds. "
+        f"\"x CPU time\" = CPU seconds of the run / those of \"all off\" in the same round, median over rounds. "
+        + (f"Start-up: the same command on the first {small_n} events, once per round (configurations in turn; "
+         f"median {fixed_wall:.1f} s wall, {fixed_cpu:.1f} CPU s: imports, TensorFlow and the models, snapshot "
+         f"verification); \"excl. start-up\" subtracts it: (N - {small_n}) / (time N - start-up), and the ratio "
+         "(CPU s - start-up) / (CPU s of all off - start-up)." if small else "Start-up not measured (--quick)."),
         "",
         table(["reports", "events/s (wall)", "events/s per CPU s", "excl. start-up: events/s wall / per CPU s",
-               "x time vs all off", "x time vs all off, excl. start-up", f"start-up ({small_n} events): wall / CPU s",
+               "x CPU time vs all off", "x CPU time vs all off, excl. start-up",
                "hit / report / review / non-hit", "reports signed / sealed"], rows),
+        "",
+        f"CPU seconds per run, by round: {per_round}.",
     ]
     return "\n".join(text)
 
@@ -639,13 +672,11 @@ def summary_paragraph(res: dict) -> str:
                      + ", ".join(f"{v['centre_full']:,.0f}/s" for v in rp.values()) + ".")
     e = res.get("e2e", {})
     if e:
-        names = list(e)
-        b = e[names[-1]]
-        a = e[names[0]]
-        st = (f", {100 * (b['steady_cpu'] / a['steady_cpu'] - 1):+.1f}% excluding start-up"
-              if a.get("steady_cpu") and b.get("steady_cpu") else "")
-        parts.append(f"End to end, all protection on vs all off: {100 * (b['per_cpu'] / a['per_cpu'] - 1):+.1f}% CPU "
-                     f"time per event{st}.")
+        bits = []
+        for name, v in list(e.items())[:-1]:
+            st = f" ({100 * (v['ratio_steady'] - 1):+.1f}% excluding start-up)" if v.get("ratio_steady") else ""
+            bits.append(f"{name.split(' (')[0].split(':')[0]} {100 * (v['ratio'] - 1):+.1f}%{st}")
+        parts.append("End to end, CPU time per event against all protection off: " + "; ".join(bits) + ".")
     return " ".join(parts)
 
 
@@ -665,8 +696,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke run (< 1 min); never writes the README")
     ap.add_argument("--only", choices=["seal", "report", "store", "e2e"], action="append", help="run only this part (repeatable)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement (median reported)")
-    ap.add_argument("--events", type=int, default=400, help="events per end-to-end run")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per in-process measurement (median)")
+    ap.add_argument("--e2e-rounds", type=int, default=5, help="rounds of the end-to-end runs")
+    ap.add_argument("--events", type=int, default=1000, help="events per end-to-end run")
     ap.add_argument("--e2e-size", default="1024x768", help="image size of the end-to-end events, WxH")
     ap.add_argument("--cpu", type=int, default=0, help="core to pin to")
     ap.add_argument("--store-dir", default=None, help="where the review store is measured (default: the temp dir)")
@@ -696,17 +728,18 @@ def main(argv=None) -> int:
                 sections.append(bench_e2e(args, key_paths, res))
             log(sections[-1] + "\n")
             log(f"{part} done in {time.time() - t0:.0f}s")
-    cmd = "python benchmarks/bench_reports.py" + "".join(f" --only {p}" for p in args.only or [])
-    if args.quick:
-        cmd += " --quick"
+    cmd = ".venv/bin/python benchmarks/bench_reports.py" + "".join(f" --only {p}" for p in args.only or [])
+    cmd += " --quick" if args.quick else " --readme"
     load_after = load_now()
     head = [
         "## Issue 4: report protection costs",
         "",
-        f"Reproduce: `{cmd}` (about {max(1, round((time.time() - started) / 60))} min here; `--quick` for a smoke run; "
-        "`--readme` writes this section). "
+        f"Reproduce: `{cmd}` ({'a smoke run, not for the tables' if args.quick else 'writes this section between its markers'}; "
+        f"about {max(1, round((time.time() - started) / 60))} min here; `--quick` for a < 1 min smoke run that writes nothing). "
         f"Machine: {mach['cpu']}, {mach['cores']} cores (`nproc`), Python {mach['python']}; {mach['versions']}. "
-        f"Load when it started: {load_before}; when it ended: {load_after}.",
+        f"Load when it started: {load_before}; when it ended: {load_after}; "
+        + (f"other load seen during: {'; '.join(BUSY)}." if BUSY else "no other load seen at any round's start "
+           "(no pytest running, 1-minute load <= 1.2)."),
         "",
         summary_paragraph(res),
     ]

@@ -61,9 +61,9 @@ def _report_label(report: Any) -> str:
 def _signed_fields(report: dict) -> dict:
     """Every field but ``signature``; schema fields that are absent count as null, so a report
     read back from JSON Lines (nulls kept or dropped) or from Parquet gives the same bytes."""
-    from csadetect.report import REPORT_SCHEMA
+    from csadetect.report import REPORT_FIELDS
 
-    fields = {name: None for name in REPORT_SCHEMA.names}
+    fields = dict.fromkeys(REPORT_FIELDS)
     fields.update(report)
     fields.pop("signature", None)
     return fields

@@ -233,6 +233,11 @@ def json_schema() -> dict:
     }
 
 
+# field names as tuples/sets: ``pa.Schema.names`` builds a new list on every access
+REPORT_FIELDS = tuple(REPORT_SCHEMA.names)
+REPORT_FIELD_SET = frozenset(REPORT_FIELDS)
+
+
 # Review items (the review store and topic): a report that is not yet confirmed, plus when it was
 # queued, when it expires, and its evidence sealed for the provider's reviewers (not the Centre).
 REVIEW_SCHEMA = pa.schema(
@@ -243,6 +248,9 @@ REVIEW_SCHEMA = pa.schema(
         ("review_evidence", pa.string()),  # sealed for the provider's evidence key (reports.evidence_key)
     ]
 )
+
+
+REVIEW_FIELDS = tuple(REVIEW_SCHEMA.names)
 
 
 def to_json_line(report: dict) -> str:

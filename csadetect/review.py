@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from csadetect.report import REPORT_SCHEMA, REVIEW_SCHEMA
+from csadetect.report import REPORT_FIELD_SET, REPORT_FIELDS, REVIEW_FIELDS, REVIEW_SCHEMA
 from csadetect.stats import parse_time, stat, utc_iso
 
 LOG = logging.getLogger("csadetect.review")
@@ -80,7 +80,7 @@ def finalise_report(report: dict, keys: ReportKeys, evidence_token: Optional[str
     token are given), then signed. ``report`` itself is not changed."""
     from csadetect import crypto
 
-    out = {k: v for k, v in report.items() if k in REPORT_SCHEMA.names}
+    out = {k: v for k, v in report.items() if k in REPORT_FIELD_SET}
     out["signature"] = None
     out["evidence_encrypted"] = None
     if evidence_token and keys.seals_evidence:
@@ -198,7 +198,7 @@ def confirm(item: dict, keys: ReportKeys, verdict: dict) -> dict:
     """The signed report for a confirmed review item."""
     from csadetect.events import utc_now
 
-    report = {k: item.get(k) for k in REPORT_SCHEMA.names}
+    report = {k: item.get(k) for k in REPORT_FIELDS}
     report.update(review_status="confirmed", reviewed_at=verdict["decided_at"], created_at=utc_now())
     return finalise_report(report, keys, item.get("review_evidence"))
 
@@ -258,7 +258,7 @@ def log_deletions(log_dir: str, store_name: str, ids: list[str], now: datetime) 
 def review_item(report: dict, evidence_token: Optional[str], ttl_seconds: int, now: Optional[datetime] = None) -> dict:
     """A review-store record for an unconfirmed hit (``report`` from :func:`csadetect.report.hit_report`)."""
     now = now or datetime.now(timezone.utc)
-    item = {k: report.get(k) for k in REVIEW_SCHEMA.names}
+    item = {k: report.get(k) for k in REVIEW_FIELDS}
     item.update(review_status="pending", signature=None, evidence_encrypted=None, review_evidence=evidence_token,
                 queued_at=utc_iso(now), expires_at=utc_iso(now + timedelta(seconds=ttl_seconds)))
     return item

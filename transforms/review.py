@@ -51,7 +51,7 @@ def grooming_report(flag: dict, provider, urgent_patterns=("meeting",)) -> dict:
     """A flagged conversation as a report record (pending review). The messages are not in it:
     they are the evidence, sealed separately."""
     from csadetect.events import utc_now
-    from csadetect.report import REPORT_SCHEMA, SCHEMA_VERSION
+    from csadetect.report import REPORT_FIELDS, SCHEMA_VERSION
 
     senders = Counter()
     by_index = {m["index"]: m for m in flag["messages"]}
@@ -59,7 +59,7 @@ def grooming_report(flag: dict, provider, urgent_patterns=("meeting",)) -> dict:
         m = by_index.get(e["message_index"])
         if m is not None:
             senders[m["sender"]] += 1
-    report = {k: None for k in REPORT_SCHEMA.names}
+    report = dict.fromkeys(REPORT_FIELDS)
     report.update(
         report_id=report_id(flag["provider"], flag["conversation_id"], "grooming"),
         schema_version=SCHEMA_VERSION,
