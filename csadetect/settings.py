@@ -332,10 +332,24 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+def _read_text(path: str | os.PathLike) -> str:
+    """A local file, or a file on any Beam filesystem (``gs://...``)."""
+    text = os.fspath(path)
+    if "://" in text:
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        if not FileSystems.exists(text):
+            raise FileNotFoundError(text)
+        with FileSystems.open(text, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            return fh.read().decode("utf-8")
+    with open(text, encoding="utf-8") as fh:
+        return fh.read()
+
+
 def _read_yaml(path: str | os.PathLike) -> dict:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        data = yaml.safe_load(_read_text(path)) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:

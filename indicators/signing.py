@@ -2,12 +2,16 @@
 
 The EU Centre signs each snapshot manifest with its private key; providers hold only the public
 key and refuse any snapshot whose manifest does not verify. Keys are PEM files: ``private.pem``
-(PKCS8, unencrypted, mode 0600) and ``public.pem`` (SubjectPublicKeyInfo).
+(PKCS8, unencrypted, mode 0600) and ``public.pem`` (SubjectPublicKeyInfo). Keys are read from a
+local path or any Beam filesystem URL (``gs://bucket/keys/public.pem``, or a ``gs://bucket/keys``
+prefix holding the default file name) through ``apache_beam.io.filesystems.FileSystems``; keys are
+only ever written locally.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Union
 
 from cryptography.exceptions import InvalidSignature
@@ -73,8 +77,38 @@ def write_private_file(path: str, data: bytes) -> None:
         raise
 
 
+_URL = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")  # FileSystems.URI_SCHEMA_PATTERN, without importing Beam
+
+
+def is_url(path) -> bool:
+    """A Beam filesystem URL (``gs://``, ``s3://``, ``hdfs://``, ...) rather than a local path."""
+    return isinstance(path, (str, os.PathLike)) and bool(_URL.match(os.fspath(path).strip()))
+
+
+def _read_pem_url(url: str, what: str, default_name: str, error: type) -> tuple[str, bytes]:
+    """A PEM file (or ``default_name`` under a "directory" prefix) through Beam's FileSystems."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        if url.endswith("/") or not FileSystems.exists(url):
+            inside = FileSystems.join(url.rstrip("/"), default_name)
+            if not FileSystems.exists(inside):
+                raise error(f"{what} not found: {url}")
+            url = inside
+        with FileSystems.open(url, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            return url, fh.read()
+    except error:
+        raise
+    except Exception as exc:  # BeamIOError, missing filesystem plugin or credentials, ...
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise error(f"cannot read {what} {url}: {type(exc).__name__} {first}".rstrip()) from None
+
+
 def _read_pem(path: str | os.PathLike, what: str, default_name: str, error: type = SigningError) -> tuple[str, bytes]:
     path = os.fspath(path)
+    if is_url(path):
+        return _read_pem_url(path, what, default_name, error)
     if os.path.isdir(path):
         path = os.path.join(path, default_name)
     try:

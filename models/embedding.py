@@ -40,9 +40,9 @@ def model_dir(path=None) -> Path:
     (``gs://...``) is copied to a local cache first."""
     if not path:
         return DEFAULT_MODEL_DIR
-    if "://" in str(path):
-        from models.handler import _local_copy
+    from models.handler import _local_copy, is_remote
 
+    if is_remote(path):
         return Path(_local_copy(str(path)))
     return Path(path)
 
@@ -75,10 +75,14 @@ class EmbeddingSpec:
     @classmethod
     def resolve(cls, settings) -> "EmbeddingSpec":
         """From :class:`csadetect.settings.EmbeddingSettings`: the config's threshold, else the model's."""
+        from models.handler import is_remote
+
         meta = read_metadata(settings.model)
         threshold = settings.threshold if settings.threshold is not None else float(meta["threshold"])
         return cls(
-            path=str(model_dir(settings.model)),
+            # a remote model keeps its URL: each worker copies it (a launcher's local cache path
+            # would not exist on a Dataflow or Flink worker)
+            path=str(settings.model) if is_remote(settings.model) else str(model_dir(settings.model)),
             version=str(meta.get("version", "unknown")),
             threshold=float(threshold),
             dim=int(meta.get("dim", 128)),

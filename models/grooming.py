@@ -280,6 +280,12 @@ class GroomingModel:
     def load(cls, path=None) -> "GroomingModel":
         """Load from a directory holding ``model.keras`` + ``metadata.json`` (or the .keras file
         itself, next to its metadata). Raises :class:`ModelError` with a one-line reason."""
+        from indicators.signing import is_url
+
+        if path is not None and is_url(str(path)):  # gs://, s3://, ...: copied to a local cache first
+            from models.handler import _local_copy
+
+            path = _local_copy(str(path))
         path = Path(path) if path is not None else DEFAULT_MODEL_DIR
         model_file = path if path.suffix == ".keras" else path / MODEL_FILE
         meta_file = model_file.parent / METADATA_FILE

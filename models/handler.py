@@ -11,7 +11,8 @@ Supported model specs (from config):
   under TF 2.21). There is no internet at run time here, so a handle must resolve locally (a
   directory, or a handle already in ``TFHUB_CACHE_DIR``).
 
-Any of them may sit on a Beam filesystem (``gs://...``): it is copied to a local cache first.
+Any of them may sit on a Beam filesystem (``gs://...``, ``s3://...``, ``hdfs://...``, any scheme
+registered with ``apache_beam.io.filesystems.FileSystems``): it is copied to a local cache first.
 A missing or corrupt model raises :class:`ModelError` with one line saying what and where, at
 start-up (``check_model``) rather than deep inside a worker.
 """
@@ -28,28 +29,57 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from models import ModelError
 
 
+def is_remote(path) -> bool:
+    """True for a Beam filesystem URL (``gs://``, ``s3://``, ``hdfs://``, any registered scheme)."""
+    from indicators.signing import is_url
+
+    return path is not None and is_url(str(path))
+
+
 def _local_copy(uri: str) -> str:
-    """Beam filesystem URI -> local path (directories copied recursively). Local paths pass."""
-    if "://" not in uri:
+    """Beam filesystem URI (any scheme ``FileSystems`` knows) -> local path; a directory is copied
+    recursively. Local paths pass. The copy is cached under the temp dir, keyed by the URI and the
+    size and mtime of every file (a model replaced at the same URI is fetched again), and published
+    with one atomic rename, so concurrent worker processes never load a half-copied model."""
+    if not is_remote(uri):
         return uri
+    import shutil
+
+    from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
-    cache = os.path.join(tempfile.gettempdir(), "csadetect-models", hashlib.sha256(uri.encode()).hexdigest()[:16])
-    if os.path.exists(os.path.join(cache, ".complete")):
-        return os.path.join(cache, os.path.basename(uri.rstrip("/")))
-    target = os.path.join(cache, os.path.basename(uri.rstrip("/")))
-    matches = FileSystems.match([uri.rstrip("/") + "/**", uri])
-    files = [m.path for result in matches for m in result.metadata_list]
-    if not files:
+    base = uri.rstrip("/")
+    name = base.rsplit("/", 1)[-1] or "model"
+    try:
+        matches = FileSystems.match([base + "/**", base])
+    except Exception as exc:  # BeamIOError: unknown scheme, no credentials, ...
+        raise ModelError(f"model {uri} cannot be listed ({type(exc).__name__})") from None
+    found = {m.path: m for result in matches for m in result.metadata_list if not m.path.endswith("/")}
+    if not found:
         raise ModelError(f"model not found: {uri}")
-    for path in files:
-        rel = os.path.relpath(path, uri.rstrip("/")) if path != uri else ""
-        dest = os.path.join(target, rel) if rel and rel != "." else target
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with FileSystems.open(path) as src, open(dest, "wb") as out:
-            out.write(src.read())
-    open(os.path.join(cache, ".complete"), "w").close()
-    return target
+    listing = "\n".join(f"{p}\t{m.size_in_bytes}\t{m.last_updated_in_seconds}" for p, m in sorted(found.items()))
+    key = hashlib.sha256(f"{uri}\n{listing}".encode()).hexdigest()[:16]
+    root = os.path.join(tempfile.gettempdir(), "csadetect-models")
+    cache = os.path.join(root, key)
+    if os.path.isdir(cache):
+        return os.path.join(cache, name)
+    os.makedirs(root, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{key}-", dir=root)
+    try:
+        for path in sorted(found):
+            rel = path[len(base):].lstrip("/") if path != base else ""
+            dest = os.path.join(staging, name, *rel.split("/")) if rel else os.path.join(staging, name)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        try:
+            os.rename(staging, cache)  # atomic; fails if another process published it first
+        except OSError:
+            if not os.path.isdir(cache):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return os.path.join(cache, name)
 
 
 class LoadedModel:

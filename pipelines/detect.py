@@ -11,18 +11,15 @@ prints a summary. Pipeline options (runner, streaming, ...) pass straight throug
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
-import mimetypes
-import os
 import sys
 from typing import Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from csadetect.settings import ConfigError, Settings, load_settings
+from csadetect.settings import ConfigError, Settings
+from pipelines.sources import ReadEvents, Source, add_input_args  # noqa: F401 (Source, ReadEvents re-exported)
 from transforms.common import DEAD_LETTER, NAMESPACE
 from transforms.content import ResolveContent
 from transforms.decide import REVIEW, Decide, DropUnscanned
@@ -39,10 +36,7 @@ class DetectOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         parser.add_argument("--config", default=None, help="YAML config merged over config/default.yaml")
-        src = parser.add_argument_group("input (exactly one)")
-        src.add_argument("--input_subscription", default=None, help="projects/P/subscriptions/S (Pub/Sub)")
-        src.add_argument("--input_glob", default=None, help="JSON Lines files of events (one event per line)")
-        src.add_argument("--input_media_glob", default=None, help="media files; each becomes an upload event")
+        add_input_args(parser)  # --input_*, --read_via, --kafka_*, --expansion_service (pipelines/sources.py)
         parser.add_argument("--indicators", default=None, help="indicator snapshot dir (overrides config)")
         parser.add_argument("--public_key", default=None, help="Ed25519 public key of the snapshots (overrides config)")
         parser.add_argument("--report_dir", default=None, help="report files directory (overrides config)")
@@ -59,61 +53,6 @@ class DetectOptions(PipelineOptions):
         parser.add_argument("--centre_public_key", default=None, help="EU Centre X25519 public key (overrides config)")
         parser.add_argument("--stats_dir", default=None, help="id-free stats for the transparency report (overrides config)")
         parser.add_argument("--window_seconds", type=int, default=60, help="file window in streaming mode")
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    subscription: Optional[str] = None
-    glob: Optional[str] = None
-    media_glob: Optional[str] = None
-
-    def validate(self) -> "Source":
-        given = [x for x in (self.subscription, self.glob, self.media_glob) if x]
-        if len(given) != 1:
-            raise ConfigError("give exactly one input: --input_subscription, --input_glob or --input_media_glob")
-        return self
-
-
-def media_file_event(path: str) -> bytes:
-    """An upload event for a media file (content read later through its URI)."""
-    from csadetect.events import utc_now
-    from csadetect.hashing import is_video_path
-
-    mime = mimetypes.guess_type(path)[0] or ("video/mp4" if is_video_path(path) else "image/jpeg")
-    kind = "video" if mime.startswith("video/") else "image"
-    event = {
-        "event_id": "file-" + hashlib.sha256(path.encode()).hexdigest()[:24],
-        "provider": "local-files",
-        "service": "files",
-        "kind": kind,
-        "occurred_at": utc_now(),
-        "account": "local",
-        "mime": mime,
-        "content_uri": path,
-    }
-    return json.dumps(event).encode()
-
-
-class ReadEvents(beam.PTransform):
-    """Raw event bodies (bytes or PubsubMessage) from the configured source."""
-
-    def __init__(self, source: Source):
-        super().__init__()
-        self._source = source
-
-    def expand(self, pbegin):
-        s = self._source
-        if s.subscription:
-            return pbegin | "PubSub" >> beam.io.ReadFromPubSub(subscription=s.subscription, with_attributes=True)
-        if s.glob:
-            return pbegin | "Files" >> beam.io.ReadFromText(s.glob) | "Encode" >> beam.Map(lambda line: line.encode())
-        from apache_beam.io import fileio
-
-        return (
-            pbegin
-            | "MatchMedia" >> fileio.MatchFiles(s.media_glob)
-            | "MediaEvent" >> beam.Map(lambda meta: media_file_event(meta.path))
-        )
 
 
 def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
@@ -390,18 +329,26 @@ def run(argv=None, save_main_session: bool = False):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("faiss.loader", "apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from pipelines.options import DETECT_KEYS, check_options, local_storage, print_effective, profile_settings, resolve_profile
+
+    argv, profile = resolve_profile(argv)  # --profile NAME|PATH (config/NAME.yaml): the command line wins
     options = PipelineOptions(argv)
     opts = options.view_as(DetectOptions)
     options.view_as(SetupOptions).save_main_session = save_main_session
     std = options.view_as(StandardOptions)
     if not std.runner:
         std.runner = "DirectRunner" if std.streaming else "FnApiRunner"  # never the Prism download
-    settings = effective_settings(load_settings(opts.config), opts)
-    source = Source(opts.input_subscription, opts.input_glob, opts.input_media_glob).validate()
-    if source.subscription and not std.streaming:
-        raise ConfigError("a Pub/Sub subscription needs --streaming")
+    check_options(options, profile)  # e.g. Dataflow's project, region, temp_location: before any graph
+    settings = effective_settings(profile_settings(opts.config, profile), opts)
+    source = Source.from_options(opts).validate()
+    if source.unbounded and not std.streaming:
+        raise ConfigError("a Pub/Sub subscription or a Kafka topic needs --streaming")
     if settings.review.verdict_subscription and not std.streaming:
         raise ConfigError("a verdict subscription needs --streaming (or apply verdicts with `csadetect review decide`)")
+    print_effective(options, settings, DETECT_KEYS, profile, "csadetect run")  # one stderr block, secrets masked
+    local = local_storage(options, settings)
+    if local:
+        LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
     check_orders(settings)
     if not (std.runner or "").lower().startswith("dataflow"):
         index = check_indicators(settings)
@@ -415,7 +362,8 @@ def run(argv=None, save_main_session: bool = False):
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models)
     result = pipeline.run()
-    result.wait_until_finish()
+    if not getattr(std, "no_wait_until_finish", False):  # a Flex Template launcher must not wait
+        result.wait_until_finish()
     return result
 
 
@@ -426,8 +374,9 @@ def summary(result) -> dict:
 
 def main(argv=None) -> int:
     from pipelines import pipeline_main
+    from pipelines.options import help_options
 
-    return pipeline_main(argv, "csadetect run", __doc__, DetectOptions, run, summary)
+    return pipeline_main(argv, "csadetect run", __doc__, help_options(DetectOptions), run, summary)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from csadetect.settings import ConfigError, Settings, load_settings
+from csadetect.settings import ConfigError, Settings
 from transforms.common import NAMESPACE
 from transforms.feedback import (
     Alerts,
@@ -253,20 +253,28 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from pipelines.options import FEEDBACK_KEYS, check_options, local_storage, print_effective, profile_settings, resolve_profile
+
+    argv, profile = resolve_profile(argv)  # --profile NAME|PATH (config/NAME.yaml): the command line wins
     options = PipelineOptions(argv)
     opts = options.view_as(FeedbackOptions)
     options.view_as(SetupOptions).save_main_session = save_main_session
     std = options.view_as(StandardOptions)
     if not std.runner:
         std.runner = "DirectRunner" if std.streaming else "FnApiRunner"  # never the Prism download
-    settings = effective_settings(load_settings(opts.config), opts)
+    check_options(options, profile)  # e.g. Dataflow's project, region, temp_location: before any graph
+    settings = effective_settings(profile_settings(opts.config, profile), opts)
     sources = sources_from(settings, opts, std.streaming)
     if opts.now:
         try:
             parse_time(opts.now)
         except ValueError:
             raise ConfigError(f"--now {opts.now!r} is not an RFC 3339 time with a UTC offset") from None
-    if opts.public_key:
+    print_effective(options, settings, FEEDBACK_KEYS, profile, "csadetect feedback")  # one stderr block, secrets masked
+    local = local_storage(options, settings, ("feedback.out_dir", "feedback.notifications_dir"))
+    if local:
+        LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
+    if opts.public_key and not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the workers load it
         from indicators.signing import load_public_key
 
         try:
@@ -283,14 +291,17 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
     build_pipeline(pipeline, settings, sources, std.streaming, now, opts.public_key, opts.window_seconds,
                    opts.precision_every_seconds, opts.unknown_grace_seconds)
     result = pipeline.run()
-    result.wait_until_finish()
+    if not getattr(std, "no_wait_until_finish", False):  # a Flex Template launcher must not wait
+        result.wait_until_finish()
     return FeedbackRun(result, now, settings)
 
 
 def main(argv=None) -> int:
     from pipelines import pipeline_main
+    from pipelines.options import help_options
 
-    return pipeline_main(argv, "csadetect feedback", __doc__, FeedbackOptions, run, lambda outcome: outcome.summary())
+    return pipeline_main(argv, "csadetect feedback", __doc__, help_options(FeedbackOptions), run,
+                         lambda outcome: outcome.summary())
 
 
 def _cmd_feedback(args) -> int:

@@ -43,10 +43,11 @@ class NewMaterialPolicy:
         (no TensorFlow). Raises models.ModelError for a missing or unreadable model."""
         from models import ModelError
 
-        d = Path(settings.model) if settings.model else DEFAULT_CLASSIFIER_DIR
-        if "://" in str(settings.model or ""):
-            from models.handler import _local_copy
+        from models.handler import _local_copy, is_remote
 
+        d = Path(settings.model) if settings.model else DEFAULT_CLASSIFIER_DIR
+        remote = is_remote(settings.model)
+        if remote:  # any Beam filesystem: metadata read from a local copy
             d = Path(_local_copy(str(settings.model)))
         meta_file = d / "metadata.json"
         if not meta_file.is_file():
@@ -57,7 +58,9 @@ class NewMaterialPolicy:
             report = float(settings.report_threshold if settings.report_threshold is not None else meta["report_threshold"])
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"new-material classifier metadata unreadable in {d}: {type(exc).__name__}") from None
-        return cls(str(d), str(meta.get("version", "unknown")), meta.get("embedding_version"),
+        # a remote model keeps its URL: each worker copies it (the launcher's cache path would not
+        # exist on a Dataflow or Flink worker)
+        return cls(str(settings.model) if remote else str(d), str(meta.get("version", "unknown")), meta.get("embedding_version"),
                    review, max(report, review), bool(settings.require_review))
 
     def decide(self, score: float) -> Optional[str]:
