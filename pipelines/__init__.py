@@ -6,6 +6,15 @@ import sys
 from typing import Callable
 
 
+def share_options(parser) -> None:
+    """Let an options class define options another one in the process defines too. Run as
+    ``python -m pipelines.detect``, the module exists twice (``__main__`` and ``pipelines.detect``),
+    and Beam parses every ``PipelineOptions`` subclass with one parser; the two pipelines also
+    share ``--config``, ``--public_key``, ``--verdict_subscription`` and ``--window_seconds``."""
+    for container in [parser] + list(getattr(parser, "_action_groups", [])):
+        container.conflict_handler = "resolve"
+
+
 def pipeline_main(argv, prog: str, doc: str, options_cls, run: Callable, summary: Callable) -> int:
     """The shared ``main`` of a pipeline entry point: ``--help`` lists the pipeline's own options
     (Beam's pass through), a :class:`csadetect.settings.ConfigError` becomes one line and exit

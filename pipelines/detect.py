@@ -35,6 +35,9 @@ LOG = logging.getLogger("csadetect.detect")
 class DetectOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
+        from pipelines import share_options
+
+        share_options(parser)
         parser.add_argument("--config", default=None, help="YAML config merged over config/default.yaml")
         add_input_args(parser)  # --input_*, --read_via, --kafka_*, --expansion_service (pipelines/sources.py)
         parser.add_argument("--indicators", default=None, help="indicator snapshot dir (overrides config)")

@@ -60,8 +60,9 @@ class FeedbackOptions(PipelineOptions):
         # pipeline's DetectOptions (same dest, type and default). Beam parses every PipelineOptions
         # class of the process with one parser, so whichever class comes first defines a shared
         # option and the other's identical definition must not fail as a conflict.
-        for container in [parser] + list(getattr(parser, "_action_groups", [])):
-            container.conflict_handler = "resolve"
+        from pipelines import share_options
+
+        share_options(parser)
 
         def add(*args, **kwargs):
             if not any(a in getattr(parser, "_option_string_actions", {}) for a in args):

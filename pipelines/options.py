@@ -187,10 +187,12 @@ def _beam_parser():
     import pipelines.detect  # noqa: F401  both pipelines' options: one profile serves both
     import pipelines.feedback  # noqa: F401
 
-    parser = _BeamArgumentParser(allow_abbrev=False)
+    # "resolve": run as `python -m pipelines.detect`, the module exists twice (``__main__`` and
+    # ``pipelines.detect``), so its options class does too, and both define the same options
+    parser = _BeamArgumentParser(allow_abbrev=False, conflict_handler="resolve")
     seen = {}
     for cls in PipelineOptions.__subclasses__():
-        seen.setdefault(str(cls), cls)
+        seen.setdefault(cls.__qualname__ if cls.__module__ == "__main__" else str(cls), cls)
     for cls in seen.values():
         cls._add_argparse_args(parser)  # pylint: disable=protected-access
     return parser
