@@ -6,6 +6,23 @@ import sys
 from typing import Callable
 
 
+def counter_values(result) -> dict[str, int]:
+    """Committed counter values of the run, by name (attempted where a runner has no committed)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from transforms.common import NAMESPACE
+
+    out: dict[str, int] = {}
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    except Exception:  # some runners do not report metrics
+        return out
+    for c in counters:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return out
+
+
 def share_options(parser) -> None:
     """Let an options class define options another one in the process defines too. Run as
     ``python -m pipelines.detect``, the module exists twice (``__main__`` and ``pipelines.detect``),

@@ -19,8 +19,9 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
 from csadetect.settings import ConfigError, Settings
+from pipelines import counter_values
 from pipelines.sources import ReadEvents, Source, add_input_args  # noqa: F401 (Source, ReadEvents re-exported)
-from transforms.common import DEAD_LETTER, NAMESPACE
+from transforms.common import DEAD_LETTER
 from transforms.content import ResolveContent
 from transforms.decide import REVIEW, Decide, DropUnscanned
 from transforms.hash import TEXT, HashMedia
@@ -313,19 +314,7 @@ def check_image_models(settings: Settings, models: ResolvedModels) -> None:
         raise ConfigError(f"{exc} (set embedding.enabled / new_material.enabled: false to run without it)") from None
 
 
-def outcome_counts(result) -> dict[str, int]:
-    """Committed counter values of the run, by name."""
-    from apache_beam.metrics.metric import MetricsFilter
-
-    out: dict[str, int] = {}
-    try:
-        counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-    except Exception:  # some runners do not report metrics
-        return out
-    for c in counters:
-        value = c.committed if c.committed is not None else c.attempted
-        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
-    return out
+outcome_counts = counter_values  # the detection pipeline's name for it
 
 
 def run(argv=None, save_main_session: bool = False):

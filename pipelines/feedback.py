@@ -22,7 +22,6 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
 from csadetect.settings import ConfigError, Settings
-from transforms.common import NAMESPACE
 from transforms.feedback import (
     Alerts,
     JoinVerdicts,
@@ -34,6 +33,7 @@ from transforms.feedback import (
     parse_time,
     utc_now,
 )
+from pipelines import counter_values  # noqa: F401 (used below; re-exported)
 from transforms.sinks import WriteRecords
 
 LOG = logging.getLogger("csadetect.feedback")
@@ -196,21 +196,6 @@ def build_pipeline(
           "notification_id")
     return {"joined": joined, "precision": precision, "alerts": alerts, "examples": examples,
             "notifications": notifications}
-
-
-def counter_values(result) -> dict[str, int]:
-    """Committed counter values of the run, by name (attempted where a runner has no committed)."""
-    from apache_beam.metrics.metric import MetricsFilter
-
-    out: dict[str, int] = {}
-    try:
-        counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-    except Exception:  # some runners do not report metrics
-        return out
-    for c in counters:
-        value = c.committed if c.committed is not None else c.attempted
-        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
-    return out
 
 
 def read_precision(out_dir: Optional[str], at: str) -> list[dict]:
