@@ -47,9 +47,9 @@ bench: install
 
 # Retrain the reference models (CPU, fixed seeds, reproducible; benign synthetic data only).
 models: install
-	$(PY) -m models.train_grooming --out models/reference/grooming
-	$(PY) -m models.train_embedding --out models/reference/embedding
-	$(PY) -m models.train_classifier --out models/reference/classifier
+	$(PY) -m training.train_grooming --out csadetect/models/reference/grooming
+	$(PY) -m training.train_embedding --out csadetect/models/reference/embedding
+	$(PY) -m training.train_classifier --out csadetect/models/reference/classifier
 
 clean:
 	rm -rf $(VENV) out .demo build dist *.egg-info

@@ -1,7 +1,7 @@
 """Packaging for local installs and for Dataflow/Flink workers (``--setup_file ./setup.py``)."""
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -19,11 +19,15 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
-    packages=["csadetect", "csadetect.console", "pipelines", "transforms", "models", "indicators", "config"],
-    package_data={"config": ["*.yaml"], "csadetect": ["schemas/*.json", "schemas/*.xsd", "templates/*"],
+    # One import name: everything lives under ``csadetect`` (docs/architecture.md, "Packaging").
+    # ``training/``, ``benchmarks/`` and ``tests/`` stay out of the wheel.
+    packages=find_packages(include=["csadetect", "csadetect.*"]),
+    package_data={"csadetect.config": ["*.yaml"],
+                  "csadetect.reports": ["schemas/*.json", "schemas/*.xsd"],
+                  "csadetect.compliance": ["templates/*"],
                   "csadetect.console": ["templates/*.html", "static/*.css", "static/*.js"],
-                  "models": ["reference/*/*", "cards/*.md"]},
+                  "csadetect.models": ["reference/*/*", "cards/*.md"]},
     include_package_data=True,
     install_requires=requirements(),
-    entry_points={"console_scripts": ["csadetect=csadetect.cli:main"]},
+    entry_points={"console_scripts": ["csadetect=csadetect.cli.main:main"]},
 )

@@ -3,15 +3,15 @@
 Three parts, each measured against the reference on the same data in the same process, in
 interleaved rounds (so other load on the machine hits both sides alike; ratios are the result):
 
-* ``hashing``: images/s on one pinned core from ~3 MP JPEG bytes: ``csadetect.hashing.hash_image``
-  (plain, and the pipeline configuration with ``csadetect.preprocess.views``) against
+* ``hashing``: images/s on one pinned core from ~3 MP JPEG bytes: ``csadetect.media.hashing.hash_image``
+  (plain, and the pipeline configuration with ``csadetect.media.preprocess.views``) against
   ``PdqSignal.hash_from_bytes``, plus full decoding alone and our reduced-size decode alone; PDQ
   conformance (distance to pytx's hash, and to Meta's reference hashes of the test vectors).
 * ``matching``: single-hash and batched queries/s against a database of random PDQ hashes (1M and
   10M by default) for ``IndicatorIndex`` (multi-index hashing and flat) against pytx's
   ``PDQIndex``; recall against numpy brute force at threshold 31 (inclusive); bytes per indicator
   (process RSS delta around each build, and ``memory_stats``); build times.
-* ``e2e``: image events/s through the Beam pipeline (``python -m pipelines.detect``, batch) from a
+* ``e2e``: image events/s through the Beam pipeline (``python -m csadetect.pipelines.detect``, batch) from a
   JSON Lines file of base64 JPEG events, with a signed snapshot of random + known indicators, on
   the FnApiRunner and the DirectRunner; cores used = CPU seconds / wall seconds. Reference side
   by side: pytx hashing + ``PDQIndex.query`` per event in a plain Python loop.
@@ -176,8 +176,8 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "reti
 
 
 def image_set(n: int, size: tuple[int, int], quality: int = 90) -> list[bytes]:
-    """``n`` JPEGs of ``size``: half csadetect.synth pictures, half scikit-image photos (cached)."""
-    from csadetect.synth import jpeg_bytes, synthetic_image
+    """``n`` JPEGs of ``size``: half csadetect.media.synth pictures, half scikit-image photos (cached)."""
+    from csadetect.media.synth import jpeg_bytes, synthetic_image
 
     folder = DATA_DIR / f"images-{size[0]}x{size[1]}-q{quality}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -216,8 +216,8 @@ def reference_vectors() -> list[tuple[bytes, str]]:
 
 
 def bench_hashing(args) -> str:
-    from csadetect.hashing import DEFAULT_MAX_PIXELS, HASH_SIDE, hamming, hash_image, load_image
-    from csadetect.preprocess import views
+    from csadetect.media.hashing import DEFAULT_MAX_PIXELS, HASH_SIDE, hamming, hash_image, load_image
+    from csadetect.media.preprocess import views
     from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
     from threatexchange.signal_type.pdq.signal import PdqSignal
 
@@ -285,7 +285,7 @@ def bench_hashing(args) -> str:
         "### Hashing (one core)",
         "",
         f"{n} JPEGs of {size[0]}x{size[1]} px (3.1 MP), quality 90, mean {kb:.0f} KB "
-        f"({kb * 8192 / (size[0] * size[1]):.2f} bits/pixel): half `csadetect.synth` pictures, half "
+        f"({kb * 8192 / (size[0] * size[1]):.2f} bits/pixel): half `csadetect.media.synth` pictures, half "
         "scikit-image sample photos scaled up with mild grain. Process pinned to one core "
         "(`sched_setaffinity`), OMP/OpenBLAS threads 1; median of interleaved rounds.",
         "",
@@ -333,7 +333,7 @@ def snapshot_of(db: np.ndarray):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from indicators.snapshot import Snapshot, rows_to_table
+    from csadetect.indicators.snapshot import Snapshot, rows_to_table
 
     n = len(db)
     hexchars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -349,8 +349,8 @@ def snapshot_of(db: np.ndarray):
 def bench_matching(args) -> str:
     import faiss
 
-    from csadetect.settings import MatchSettings
-    from indicators.index import IndicatorIndex
+    from csadetect.config.settings import MatchSettings
+    from csadetect.indicators.index import IndicatorIndex
     from threatexchange.signal_type.pdq.pdq_index import PDQIndex
 
     pin_one_core(args.cpu)
@@ -525,12 +525,12 @@ def e2e_data(work: Path, n_events: int, size: tuple[int, int], n_random: int, sh
     """Events JSON Lines (base64 JPEGs, ``shards`` files) and a signed snapshot of random PDQ
     indicators plus the pictures of every 10th event. Known events are crops of their own
     pictures, so exactly those events can match. Cached in ``work`` (same parameters)."""
-    from csadetect.events import make_event
-    from csadetect.hashing import hash_image
-    from csadetect.synth import jpeg_bytes, synthetic_image
-    from indicators.rows import Indicator
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
+    from csadetect.events.event import make_event
+    from csadetect.media.hashing import hash_image
+    from csadetect.media.synth import jpeg_bytes, synthetic_image
+    from csadetect.indicators.rows import Indicator
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
 
     params = {"n": n_events, "size": list(size), "random": n_random, "shards": shards, "seed": SEED, "v": 2}
     meta_path = work / "meta.json"
@@ -580,13 +580,13 @@ def e2e_data(work: Path, n_events: int, size: tuple[int, int], n_random: int, sh
 
 
 def run_pipeline(work: Path, extra: list[str]) -> dict:
-    """Run ``python -m pipelines.detect`` in a child process: wall time, CPU time, outcome counts."""
-    from csadetect.settings import Settings
+    """Run ``python -m csadetect.pipelines.detect`` in a child process: wall time, CPU time, outcome counts."""
+    from csadetect.config.settings import Settings
 
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [
-        sys.executable, "-m", "pipelines.detect", "--input_glob", str(work / "events-*.jsonl"),
+        sys.executable, "-m", "csadetect.pipelines.detect", "--input_glob", str(work / "events-*.jsonl"),
         "--indicators", str(work / "db"), "--public_key", str(work / "keys" / "public.pem"),
         "--report_dir", str(out / "reports"), "--dead_letter_dir", str(out / "dead"), *extra,
     ]
@@ -615,10 +615,10 @@ PIPELINE_CONFIGS = (
 
 
 def bench_e2e(args) -> str:
-    from csadetect.hashing import hash_image
-    from csadetect.preprocess import views
-    from csadetect.settings import MatchSettings
-    from indicators.index import load_index
+    from csadetect.media.hashing import hash_image
+    from csadetect.media.preprocess import views
+    from csadetect.config.settings import MatchSettings
+    from csadetect.indicators.index import load_index
     from threatexchange.signal_type.pdq.pdq_index import PDQIndex
     from threatexchange.signal_type.pdq.signal import PdqSignal
 
@@ -712,7 +712,7 @@ def bench_e2e(args) -> str:
     text = [
         "### End to end (Beam, batch)",
         "",
-        "`python -m pipelines.detect --input_glob 'events-*.jsonl' --indicators DB --public_key KEY ...` in a "
+        "`python -m csadetect.pipelines.detect --input_glob 'events-*.jsonl' --indicators DB --public_key KEY ...` in a "
         "child process, default configuration (preprocess views, dihedral hashes, quality gate 50; reports "
         "written as Parquet + JSON Lines; the text grooming classifier switched off, there is no text). Events carry the JPEG inline (base64); pictures are crops of generated "
         "pictures and scikit-image photos; every 10th event is a crop of a known picture (its PDQ is in the "

@@ -1,6 +1,6 @@
 """Model inference speed, size and memory (issue 3 §6), on one pinned core.
 
-* **grooming**: messages/s of the streaming path as ``transforms.grooming`` runs it now — the
+* **grooming**: messages/s of the streaming path as ``csadetect.transforms.grooming`` runs it now — the
   real ``EncodeMessagesFn`` (micro-batches of one bundle) and ``ConversationStateFn`` (numpy
   window model), driven in-process with state kept through the DoFn's ``PickleCoder`` — against
   the per-message ``ConversationStateFn`` of commit ``BEFORE_COMMIT`` (read with ``git show``;
@@ -10,7 +10,7 @@
 * **embedding**: ``EmbeddingModel.load().embed_arrays(...)`` images/s at batch sizes 1, 8, 32,
   64 on pre-decoded 64x64 uint8 arrays, and with the preprocessing from a decoded PIL image.
 * **classifier**: ``NewMaterialClassifier.load().score(embeddings)`` embeddings/s, when
-  ``models/classifier.py`` exists.
+  ``csadetect/models/classifier.py`` exists.
 
 Model size on disk; process RSS growth on load (each model in a fresh process).
 
@@ -42,10 +42,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BEFORE_COMMIT = "72feb25"  # transforms/grooming.py before micro-batched encoding (per-message DoFn)
+BEFORE_COMMIT = "72feb25"  # csadetect/transforms/grooming.py before micro-batched encoding (per-message DoFn)
 STREAM_TARGET = 2000  # messages/s per core (issue 3)
 EMBED_TARGET = 200  # images/s per core, batched, after decode (issue 3)
-CLASSIFIER_PENDING = "<!-- classifier: models/classifier.py was not there when this ran -->"
+CLASSIFIER_PENDING = "<!-- classifier: csadetect/models/classifier.py was not there when this ran -->"
 
 
 def log(msg: str) -> None:
@@ -122,7 +122,7 @@ def load_probe(kind: str) -> dict:
 
     base, t0 = _rss_now_mb(), time.perf_counter()
     if kind == "grooming":
-        from models.grooming import GroomingModel
+        from csadetect.models.grooming import GroomingModel
 
         model = GroomingModel.load()
         load_s = time.perf_counter() - t0
@@ -130,14 +130,14 @@ def load_probe(kind: str) -> dict:
         model.score_conversations([[{"sender": "a", "text": "hi there", "participants_minor": True}]])
         model.score_encoded_windows([(model.encode(["hi there"]), ["a"])])
     elif kind == "embedding":
-        from models.embedding import EmbeddingModel
+        from csadetect.models.embedding import EmbeddingModel
 
         model = EmbeddingModel.load()
         load_s = time.perf_counter() - t0
         loaded = _rss_now_mb()
         model.embed_arrays(np.zeros((64, model.input_size, model.input_size, 3), np.uint8))
     elif kind == "classifier":
-        from models.classifier import NewMaterialClassifier
+        from csadetect.models.classifier import NewMaterialClassifier
 
         model = NewMaterialClassifier.load()
         load_s = time.perf_counter() - t0
@@ -193,9 +193,9 @@ class _Timer:
 
 
 def _old_module():
-    """transforms/grooming.py at BEFORE_COMMIT, as a module (None when git cannot give it)."""
+    """csadetect/transforms/grooming.py at BEFORE_COMMIT, as a module (None when git cannot give it)."""
     try:
-        src = subprocess.run(["git", "show", f"{BEFORE_COMMIT}:transforms/grooming.py"], cwd=ROOT,
+        src = subprocess.run(["git", "show", f"{BEFORE_COMMIT}:csadetect/transforms/grooming.py"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -203,7 +203,7 @@ def _old_module():
     spec = importlib.util.spec_from_loader(name, loader=None)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
-    exec(compile(src, f"{BEFORE_COMMIT}:transforms/grooming.py", "exec"), mod.__dict__)
+    exec(compile(src, f"{BEFORE_COMMIT}:csadetect/transforms/grooming.py", "exec"), mod.__dict__)
     return mod
 
 
@@ -212,7 +212,7 @@ def _events(convs):
     of every open conversation, then k+1, ...), each with its event-time timestamp."""
     from apache_beam.utils.timestamp import Timestamp
 
-    from csadetect.events import Event
+    from csadetect.events.event import Event
 
     t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
     per_conv = []
@@ -238,10 +238,10 @@ def bench_grooming(args, lines: list) -> dict:
     from apache_beam.utils.windowed_value import PANE_INFO_UNKNOWN
     from apache_beam.transforms.window import GlobalWindow
 
-    import models.grooming as mg
-    from models import grooming_corpus
-    from models.grooming import DEFAULT_MODEL_DIR
-    from transforms import grooming as tg
+    import csadetect.models.grooming as mg
+    from training import grooming_corpus
+    from csadetect.models.grooming import DEFAULT_MODEL_DIR
+    from csadetect.transforms import grooming as tg
 
     convs = [list(c.records()) for c in grooming_corpus.generate(args.conversations, seed=11, split="eval")]
     convs = [c for c in convs if c and c[0]["participants_minor"]]
@@ -391,8 +391,8 @@ def bench_grooming_beam(args, convs, old) -> dict:
     import apache_beam as beam
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
-    import models.grooming as mg
-    from transforms import grooming as tg
+    import csadetect.models.grooming as mg
+    from csadetect.transforms import grooming as tg
 
     events = [ev for ev, _ in _events(convs)]
     small = [ev for ev in events if ev.conversation_id == events[0].conversation_id]
@@ -445,8 +445,8 @@ def bench_grooming_beam(args, convs, old) -> dict:
 # ----------------------------------------------------------------------------- embedding
 def bench_embedding(args, lines: list) -> dict:
     tf_one_thread()
-    from csadetect.synth import synthetic_image
-    from models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel
+    from csadetect.media.synth import synthetic_image
+    from csadetect.models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel
 
     model = EmbeddingModel.load()
     s = model.input_size
@@ -471,8 +471,8 @@ def bench_embedding(args, lines: list) -> dict:
         "",
         f"`EmbeddingModel.load().embed_arrays(arrays, batch_size=b)` on {n} pre-decoded {s}x{s} uint8 RGB arrays "
         "(\"after decode\": what `HashMedia` hands `EmbedImages`); \"with preprocess\" starts from decoded 512x384 "
-        "PIL images (`csadetect.synth` pictures, the size a 2048x1536 JPEG decodes to with `draft`) and includes "
-        f"`preprocess` (resize to {s}x{s}, as `models.embedding.model_inputs` does) then `embed_arrays(..., "
+        "PIL images (`csadetect.media.synth` pictures, the size a 2048x1536 JPEG decodes to with `draft`) and includes "
+        f"`preprocess` (resize to {s}x{s}, as `csadetect.models.embedding.model_inputs` does) then `embed_arrays(..., "
         f"batch_size={big})`. The pipeline's `EmbedImages` calls `embed_arrays(..., batch_size=256)`. One pinned "
         f"core, threads 1 everywhere, median of {args.rounds} interleaved rounds (min-max); per core = images per "
         "CPU-second of the process, wall = per elapsed second.",
@@ -505,7 +505,7 @@ def embedding_dim(classifier) -> int:
     """Input size of the classifier head: its ``dim`` if it says, else the embedding model's."""
     dim = getattr(classifier, "dim", None)
     if not dim:
-        from models.embedding import read_metadata
+        from csadetect.models.embedding import read_metadata
 
         dim = read_metadata().get("dim", 128)
     return int(dim)
@@ -513,14 +513,14 @@ def embedding_dim(classifier) -> int:
 
 def bench_classifier(args, lines: list) -> dict:
     try:
-        from models.classifier import NewMaterialClassifier  # noqa: F401
+        from csadetect.models.classifier import NewMaterialClassifier  # noqa: F401
     except ImportError as exc:
         log(f"classifier: not measured ({exc})")
         lines += [
             "## New-material classifier head",
             "",
             CLASSIFIER_PENDING,
-            f"**Not measured yet**: `models/classifier.py` (`NewMaterialClassifier`) was not in the tree when this "
+            f"**Not measured yet**: `csadetect/models/classifier.py` (`NewMaterialClassifier`) was not in the tree when this "
             f"ran ({type(exc).__name__}: {exc}). Rerun `python benchmarks/bench_models.py --only classifier` once "
             "it is: it times `NewMaterialClassifier.load().score(embeddings)` on L2-normalised embeddings, "
             "embeddings scored/s at batch 1, 64 and 1024, model size and RSS growth on load.",
@@ -545,7 +545,7 @@ def bench_classifier(args, lines: list) -> dict:
     n_for = {b: (min(len(emb), 512) if b == 1 else len(emb)) for b in batches}
     variants = {f"b{b}": (lambda b=b: [model.score(emb[i:i + b]) for i in range(0, n_for[b], b)]) for b in batches}
     rates, wall = interleaved(variants, args.rounds, {f"b{b}": n_for[b] for b in batches})
-    path = Path(getattr(model, "path", None) or ROOT / "models" / "reference" / "classifier")
+    path = Path(getattr(model, "path", None) or ROOT / "csadetect" / "models" / "reference" / "classifier")
     size = dir_size(path) if path.is_dir() else None
     mem = memory("classifier")
     lines += [

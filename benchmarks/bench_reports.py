@@ -8,12 +8,12 @@ the result, absolute rates move with the machine):
   evidence key; ``HashMedia`` does it for every image when ``reports.include_evidence`` is on)
   against ``hashing.hash_image_with_views`` on the same JPEG bytes (``HashMedia``'s hashing, with
   the preprocessing views), and the whole ``HashMediaFn.process`` with the evidence key and
-  without it; generated JPEGs (``csadetect.synth``) of 640x480 and 1600x1200 px.
+  without it; generated JPEGs (``csadetect.media.synth``) of 640x480 and 1600x1200 px.
 * ``report``: per report, ``review.finalise_report`` (open the provider token, re-seal for the EU
   Centre, Ed25519 signature), and the Centre side, ``crypto.verify_report`` + ``open_evidence``.
 * ``store``: ``review.ReviewStore.put`` / ``get`` / ``delete`` per item on the local disk, items
   with the sealed evidence and without it.
-* ``e2e``: events/s of the batch detection pipeline (``python -m pipelines.detect``, FnApiRunner,
+* ``e2e``: events/s of the batch detection pipeline (``python -m csadetect.pipelines.detect``, FnApiRunner,
   one pinned process) on the same events with the protection on and off (``reports.include_evidence``
   true / false, ``reports.signing_key`` set / null); start-up excluded by subtracting a run of the
   same configuration on 20 events, and included.
@@ -175,8 +175,8 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 
 def images(n: int, size: tuple[int, int], quality: int = 90) -> list[bytes]:
-    """``n`` generated JPEGs (``csadetect.synth``) of ``size``, fixed seeds, cached."""
-    from csadetect.synth import jpeg_bytes, synthetic_image
+    """``n`` generated JPEGs (``csadetect.media.synth``) of ``size``, fixed seeds, cached."""
+    from csadetect.media.synth import jpeg_bytes, synthetic_image
 
     folder = DATA_DIR / f"reports-images-{size[0]}x{size[1]}-q{quality}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -192,8 +192,8 @@ def images(n: int, size: tuple[int, int], quality: int = 90) -> list[bytes]:
 def make_keys(keydir: Path) -> dict:
     """Provider signing + evidence keys and the Centre's key pair (as tests/conftest.py makes
     them); returns the ``reports`` config section and the Centre's private key path."""
-    from csadetect.crypto import generate_centre_keypair
-    from csadetect.review import generate_provider_keys
+    from csadetect.reports.crypto import generate_centre_keypair
+    from csadetect.review.store import generate_provider_keys
 
     reports = generate_provider_keys(str(keydir / "provider"))
     centre_private, centre_public = generate_centre_keypair(keydir / "centre")
@@ -205,13 +205,13 @@ def make_keys(keydir: Path) -> dict:
 def hit_reports(blobs: list[bytes], keys, prefix: str) -> list[dict]:
     """Reports as ``BuildReports`` makes them for known hits on ``blobs`` (one PDQ match each),
     each with the content sealed for the provider's evidence key under ``_evidence``."""
-    from csadetect import crypto
-    from csadetect.events import make_event, parse_event
-    from csadetect.hashing import hash_image
-    from csadetect.settings import ProviderSettings
-    from indicators.index import Match
-    from transforms.common import HashedItem, MatchedItem
-    from transforms.review import report_of
+    from csadetect.reports import crypto
+    from csadetect.events.event import make_event, parse_event
+    from csadetect.media.hashing import hash_image
+    from csadetect.config.settings import ProviderSettings
+    from csadetect.indicators.index import Match
+    from csadetect.transforms.common import HashedItem, MatchedItem
+    from csadetect.transforms.review import report_of
 
     out = []
     for i, data in enumerate(blobs):
@@ -228,12 +228,12 @@ def hit_reports(blobs: list[bytes], keys, prefix: str) -> list[dict]:
 
 
 def bench_seal(args, keys, key_paths, res: dict) -> str:
-    from csadetect.crypto import seal_content
-    from csadetect.events import make_event, parse_event
-    from csadetect.hashing import hash_image_with_views
-    from csadetect.preprocess import views
-    from csadetect.settings import Limits, MatchSettings
-    from transforms.hash import HashMediaFn
+    from csadetect.reports.crypto import seal_content
+    from csadetect.events.event import make_event, parse_event
+    from csadetect.media.hashing import hash_image_with_views
+    from csadetect.media.preprocess import views
+    from csadetect.config.settings import Limits, MatchSettings
+    from csadetect.transforms.hash import HashMediaFn
 
     n = 4 if args.quick else 24
     rounds = 1 if args.quick else args.rounds
@@ -302,7 +302,7 @@ def bench_seal(args, keys, key_paths, res: dict) -> str:
     text = [
         "### 1. Sealing each upload vs hashing it (per image, one core)",
         "",
-        "Generated JPEGs (`csadetect.synth.synthetic_image`, fixed seeds). Process pinned to one core, "
+        "Generated JPEGs (`csadetect.media.synth.synthetic_image`, fixed seeds). Process pinned to one core, "
         f"threads 1; median of {rounds} interleaved rounds (min-max per core alongside); per core = items per "
         "CPU-second of the process, wall = per elapsed second. \"x hashing\" = time per image / "
         "`hash_image_with_views`'s time per image in the same round (CPU), median over rounds. `HashMediaFn` as the "
@@ -320,8 +320,8 @@ def bench_seal(args, keys, key_paths, res: dict) -> str:
 
 
 def bench_report(args, keys, key_paths, res: dict) -> str:
-    from csadetect import crypto
-    from csadetect.review import ReportKeys, finalise_report
+    from csadetect.reports import crypto
+    from csadetect.review.store import ReportKeys, finalise_report
 
     n = 4 if args.quick else 24
     rounds = 1 if args.quick else args.rounds
@@ -415,7 +415,7 @@ def bench_report(args, keys, key_paths, res: dict) -> str:
 
 
 def bench_store(args, keys, res: dict) -> str:
-    from csadetect.review import ReviewStore, review_item
+    from csadetect.review.store import ReviewStore, review_item
 
     n = 10 if args.quick else 100
     rounds = 1 if args.quick else args.rounds
@@ -493,17 +493,17 @@ def e2e_data(work: Path, n: int, size: tuple[int, int], known_every: int) -> dic
     """``n`` image events (JSON Lines, base64 JPEGs of generated pictures); every
     ``known_every``-th is an exact copy of one of 3 known pictures, whose rows (PDQ, MD5, SHA-256,
     embedding, as ``indicators from-media`` makes them) form a small signed snapshot. Cached."""
-    from csadetect.events import make_event
-    from csadetect.synth import jpeg_bytes, synthetic_image
+    from csadetect.events.event import make_event
+    from csadetect.media.synth import jpeg_bytes, synthetic_image
 
     params = {"n": n, "size": list(size), "known_every": known_every, "seed": SEED, "v": 1}
     meta = work / "meta.json"
     if meta.exists() and json.loads(meta.read_text()).get("params") == params:
         return json.loads(meta.read_text())["data"]
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
-    from models.embedding import EmbeddingModel
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
+    from csadetect.models.embedding import EmbeddingModel
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -535,7 +535,7 @@ def e2e_data(work: Path, n: int, size: tuple[int, int], known_every: int) -> dic
 
 
 def run_pipeline(work: Path, events: str, reports: dict, cpu: int, tag: str) -> dict:
-    """``python -m pipelines.detect`` in a child process pinned to ``cpu``: wall, CPU, counts."""
+    """``python -m csadetect.pipelines.detect`` in a child process pinned to ``cpu``: wall, CPU, counts."""
     import yaml
 
     out = work / "out" / tag
@@ -550,7 +550,7 @@ def run_pipeline(work: Path, events: str, reports: dict, cpu: int, tag: str) -> 
         "stores": {"stats_dir": str(out / "stats")},
     }
     (out / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "pipelines.detect", "--input_glob", str(work / events), "--config",
+    cmd = [sys.executable, "-m", "csadetect.pipelines.detect", "--input_glob", str(work / events), "--config",
            str(out / "config.yaml"), "--runner", "FnApiRunner"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -629,7 +629,7 @@ def bench_e2e(args, key_paths, res: dict) -> str:
     text = [
         "### 4. End to end (Beam batch pipeline, FnApiRunner, one pinned process)",
         "",
-        f"`python -m pipelines.detect --input_glob events.jsonl --config C --runner FnApiRunner` in a child process "
+        f"`python -m csadetect.pipelines.detect --input_glob events.jsonl --config C --runner FnApiRunner` in a child process "
         f"pinned to one core (the FnApiRunner runs its SDK worker in the same process), the default configuration "
         f"(preprocess views, embedding + new-material classifier, quality gate 50; reports as Parquet + JSON Lines, "
         f"review store, stats; the text grooming classifier off: there is no text) with only `reports` changed. "
@@ -708,8 +708,8 @@ def main(argv=None) -> int:
     started = time.time()
     mach = machine()
     load_before = load_now()
-    from csadetect.review import ReportKeys
-    from csadetect.settings import ReportSettings
+    from csadetect.review.store import ReportKeys
+    from csadetect.config.settings import ReportSettings
 
     res: dict = {}
     sections = []

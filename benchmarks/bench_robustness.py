@@ -1,4 +1,4 @@
-"""Robustness of PDQ matching to common edits, plain vs. with csadetect.preprocess.views, and
+"""Robustness of PDQ matching to common edits, plain vs. with csadetect.media.preprocess.views, and
 of the image embedding, alone and combined with PDQ as the pipeline matches.
 
 Builds its benchmark set at run time, nothing is downloaded and nothing is written but the report:
@@ -10,24 +10,24 @@ Builds its benchmark set at run time, nothing is downloaded and nothing is writt
   screenshot, caption bar ...), none of them a copy of an original;
 * transforms: 30 edits of every original (re-encoding, resizing, crops, borders, letterboxing,
   screenshots, rotations, colour changes, overlays ...), saved as JPEG (screenshots as PNG) and
-  hashed from the bytes with ``csadetect.hashing.hash_image`` like the pipeline does.
+  hashed from the bytes with ``csadetect.media.hashing.hash_image`` like the pipeline does.
 
 Matching follows the matcher: a query matches an original when any of its dihedral hashes (main
 image, and with preprocessing each view) with quality >= 50 is within Hamming distance 31 of the
 original's PDQ. Recall = transformed copies matching their own original; false matches = pairs
 (query, original) where the query is a distractor or a copy of a *different* original.
 
-Embedding (unless ``--no-embedding``): the configured model (``config/default.yaml``; the
+Embedding (unless ``--no-embedding``): the configured model (``csadetect/config/default.yaml``; the
 reference model by default) at its threshold. An original's rows are made by
-``indicators.rows.media_rows`` itself, as ``indicators from-media`` makes them (the decoded image
-and its index-side views, ``indicators.rows.embedding_views``: centre crop and small rotations);
+``csadetect.indicators.rows.media_rows`` itself, as ``indicators from-media`` makes them (the decoded image
+and its index-side views, ``csadetect.indicators.rows.embedding_views``: centre crop and small rotations);
 a query's vectors as the pipeline makes them (the decoded image, each preprocessing view and,
-with ``embedding.flip``, the mirrored image, through ``models.embedding.model_inputs``); a query
+with ``embedding.flip``, the mirrored image, through ``csadetect.models.embedding.model_inputs``); a query
 matches an original when any of its vectors has cosine similarity >= the threshold with any of
 the original's rows. "Combined" = PDQ + views or the embedding, what
 ``IndicatorIndex.match_image`` reports in the pipeline's configuration.
 
-The thresholds of csadetect.preprocess were tuned on the ``dev`` split (generated originals and
+The thresholds of csadetect.media.preprocess were tuned on the ``dev`` split (generated originals and
 distractors with development seeds); the headline numbers are from the ``test`` split (held out:
 scikit-image photos and generated pictures with other seeds, other distractors).
 
@@ -51,8 +51,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from csadetect.hashing import hash_image, hash_image_with_views  # noqa: E402
-from csadetect.preprocess import views  # noqa: E402
+from csadetect.media.hashing import hash_image, hash_image_with_views  # noqa: E402
+from csadetect.media.preprocess import views  # noqa: E402
 
 THRESHOLD = 31
 QUALITY_GATE = 50
@@ -639,8 +639,8 @@ class Embedder:
     """The configured embedding model, its threshold and the pipeline's query views."""
 
     def __init__(self):
-        from csadetect.settings import load_settings
-        from models.embedding import EmbeddingModel, EmbeddingSpec
+        from csadetect.config.settings import load_settings
+        from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
 
         settings = load_settings()
         self.match = settings.match
@@ -648,20 +648,20 @@ class Embedder:
         self.model = EmbeddingModel.load(self.spec.path)
         self.flip = settings.embedding.flip
         self.threshold = self.spec.threshold
-        from models.embedding import read_metadata
+        from csadetect.models.embedding import read_metadata
 
-        # how the threshold was set (models/calibrate_embedding.py), when the model records it
+        # how the threshold was set (training/calibrate_embedding.py), when the model records it
         self.provenance = read_metadata(self.spec.path).get("threshold_provenance") \
             if settings.embedding.threshold is None else None
 
     def original(self, data: bytes) -> np.ndarray:
-        """An original's embedding rows, ``(rows, dim)``, made by ``indicators.rows.media_rows``
+        """An original's embedding rows, ``(rows, dim)``, made by ``csadetect.indicators.rows.media_rows``
         (what ``indicators from-media`` runs): the decoded image and its index-side views
-        (``indicators.rows.embedding_views``), read back from the rows' values."""
+        (``csadetect.indicators.rows.embedding_views``), read back from the rows' values."""
         import os
         import tempfile
 
-        from indicators.rows import media_rows, split_embedding
+        from csadetect.indicators.rows import media_rows, split_embedding
 
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "original.png")
@@ -672,7 +672,7 @@ class Embedder:
 
     def query(self, pictures) -> np.ndarray:
         """A query's vectors, as ``HashMedia`` + ``EmbedImages`` make them: every view (+ mirror)."""
-        from models.embedding import model_inputs
+        from csadetect.models.embedding import model_inputs
 
         _, batch = model_inputs(pictures, self.model.input_size, flip=self.flip)
         return self.model.embed_arrays(batch)
@@ -714,7 +714,7 @@ def _cpu_ms(fn, repeat: int = 3) -> float:
 def measure_cost(samples: list[bytes], embedder: "Embedder | None" = None) -> dict:
     """Per image: PDQ (8 dihedral) of the decoded image, views(), and PDQ of the views; with an
     embedder, the query embedding (image + views (+ mirror), one model call)."""
-    from csadetect.hashing import load_image, pdq_from_image
+    from csadetect.media.hashing import load_image, pdq_from_image
 
     pdq_ms, views_ms, view_pdq_ms, embed_ms, n_views = [], [], [], [], 0
     for data in samples:
@@ -739,8 +739,8 @@ def measure_cost(samples: list[bytes], embedder: "Embedder | None" = None) -> di
 
 def _embedding_hits(q: Query, emb: "np.ndarray | None", threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(best cosine similarity of any query vector to any row of each original, hit mask);
-    ``emb`` is ``(originals, rows, dim)``, scored like ``models/evaluate_images.py``."""
-    from models.evaluate_images import original_sims
+    ``emb`` is ``(originals, rows, dim)``, scored like ``training/evaluate_images.py``."""
+    from training.evaluate_images import original_sims
 
     if emb is None or q.vectors is None:
         return np.full(0, -1.0), np.zeros(0, dtype=bool)
@@ -997,7 +997,7 @@ def _threshold_table(test: dict, dev: "dict | None") -> list[str]:
     rows = [(f"{test['embedding']['threshold']:.4f} (configured)", at_threshold(test, test["embedding"]["threshold"]))]
     prov = test["embedding"].get("provenance") or {}
     if prov.get("previous_threshold") is not None:
-        rows.append((f"{prov['previous_threshold']:.4f} (previous, calibrated on `csadetect.synth` only)",
+        rows.append((f"{prov['previous_threshold']:.4f} (previous, calibrated on `csadetect.media.synth` only)",
                      at_threshold(test, float(prov["previous_threshold"]))))
     if dev is not None and dev.get("embedding"):
         t_dev = zero_false_threshold(dev)
@@ -1020,8 +1020,8 @@ def _threshold_table(test: dict, dev: "dict | None") -> list[str]:
 
 
 def _index_views_text() -> str:
-    """The index-side views of ``indicators.rows.embedding_views``, in words."""
-    from indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
+    """The index-side views of ``csadetect.indicators.rows.embedding_views``, in words."""
+    from csadetect.indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
 
     parts = [f"a centre crop with {f:.0%} cut from each side" for f in EMBEDDING_CROPS]
     parts += [f"a {d:+g}° rotation" for d in EMBEDDING_ROTATIONS]
@@ -1041,7 +1041,7 @@ def _dev_share(prov: dict, dev: "dict | None") -> str:
 
 def _embedding_text(test: dict, dev: "dict | None" = None) -> list[str]:
     """What the embedding columns mean, and what they add (from the test split's numbers)."""
-    from models.train_embedding import TRAIN_SKIMAGE
+    from training.train_embedding import TRAIN_SKIMAGE
 
     emb = test["embedding"]
     seen = [name[3:] for name, _ in test["originals"] if name.startswith("sk:") and name[3:] in TRAIN_SKIMAGE]
@@ -1050,7 +1050,7 @@ def _embedding_text(test: dict, dev: "dict | None" = None) -> list[str]:
         worst = prov["max_false_pair"]
         calibrated = [
             "reports; bold there marks a gain over PDQ + views. The threshold was calibrated by",
-            "`models/calibrate_embedding.py`"
+            "`training/calibrate_embedding.py`"
             + (f" with the same {emb['rows']} rows per original"
                if (prov.get("index_rows_per_original") or {}).get("rows") == emb["rows"] else "")
             + " (largest false-pair similarity on its calibration set, "
@@ -1067,10 +1067,10 @@ def _embedding_text(test: dict, dev: "dict | None" = None) -> list[str]:
         ]
     return [
         f"**Embedding** columns: the configured image embedding (`{emb['version']}`, the reference model, a",
-        "benign-proxy stand-in; see `models/cards/embedding.md`) at its calibrated threshold, cosine similarity",
-        f">= {emb['threshold']:.4f}. An original's embedding rows are made by `indicators.rows.media_rows`, as",
+        "benign-proxy stand-in; see `csadetect/models/cards/embedding.md`) at its calibrated threshold, cosine similarity",
+        f">= {emb['threshold']:.4f}. An original's embedding rows are made by `csadetect.indicators.rows.media_rows`, as",
         f"`indicators from-media` makes them: {emb['rows']} rows, the decoded image and its index-side views",
-        f"(`indicators.rows.embedding_views`: {emb['views']}). A query is embedded as the pipeline does it",
+        f"(`csadetect.indicators.rows.embedding_views`: {emb['views']}). A query is embedded as the pipeline does it",
         "(the image, each preprocessing view" + (" and the mirrored image" if emb["flip"] else "")
         + ") and matches an original when any of its vectors reaches",
         "the threshold against any of the original's rows. \"PDQ + views or embedding\" is what the pipeline's",
@@ -1086,7 +1086,7 @@ def _embedding_text(test: dict, dev: "dict | None" = None) -> list[str]:
 
 def _same_as_rows(test: dict) -> list[str]:
     """Transforms of this benchmark made exactly like an index-side row (``embedding_views``)."""
-    from indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
+    from csadetect.indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
 
     per = test["per_transform"]
     same = [(f"crop_centre_{round(200 * f)}", f"`-c{round(f * 100):02d}` ({f:.0%} off each side, centred)")
@@ -1132,7 +1132,7 @@ def _embedding_findings(test: dict, dev: "dict | None") -> list[str]:
     ]) + [
         "The table below re-scores the test split (same rows per original) at other thresholds: the previous",
         "one, calibrated on",
-        "`csadetect.synth` pictures only, and the smallest with no false match on the development split:",
+        "`csadetect.media.synth` pictures only, and the smallest with no false match on the development split:",
         "",
     ] + _threshold_table(test, dev)
 
@@ -1150,7 +1150,7 @@ def report(results: list[dict]) -> str:
         "",
         "Does an edited copy still match its original (Hamming distance <= 31 to the original's PDQ,",
         "quality >= 50, any of the 8 dihedral hashes), and does anything match an original it is not a",
-        "copy of? \"PDQ + views\" also hashes the views of `csadetect.preprocess.views` (uniform borders,",
+        "copy of? \"PDQ + views\" also hashes the views of `csadetect.media.preprocess.views` (uniform borders,",
         "letterbox and mats peeled off; the photo region of a screenshot-like canvas) and matches when any",
         "hash matches. Everything is built at run time, nothing is downloaded.",
         "",
@@ -1159,7 +1159,7 @@ def report(results: list[dict]) -> str:
         f"{test['n_distractors']} distractors (generated pictures, scikit-image textures, drawings and documents "
         "and crops of them, generated text pages; each plain and in a randomly framed version). Copies are",
         "saved as JPEG q=85 (screenshots as PNG) unless named otherwise and hashed from the bytes with",
-        "`hash_image`. The thresholds of `csadetect/preprocess.py` were tuned on a separate development",
+        "`hash_image`. The thresholds of `csadetect/media/preprocess.py` were tuned on a separate development",
         "split (generated originals and distractors from other seeds, the other half of the scikit-image",
         "distractors), shown further down. Transforms marked *late* were added after a first tuning round;",
         "their first held-out numbers (chat_bubble 0%, polaroid 100%, border_small_q40 47%) led to one more",

@@ -10,12 +10,12 @@ just before the step measured). "settled" is the RSS after ``gc.collect()``, Arr
 RSS straight after the step, without that; the difference is what the allocators keep cached.
 
 * **baseline**: the interpreter; + ``apache_beam``; + Beam's SDK worker (``sdk_worker_main``, what
-  a Dataflow/Flink SDK harness process runs); + the pipeline's own modules (``pipelines.detect``,
+  a Dataflow/Flink SDK harness process runs); + the pipeline's own modules (``csadetect.pipelines.detect``,
   every ``transforms`` module, FAISS, pyarrow, pdqhash, PIL) without TensorFlow; + TensorFlow and
   Keras imported.
 * **pdq**: a signed snapshot on disk of N known items = N PDQ + N MD5 + N SHA-256 rows (random
   hashes, ids ``pdq-000000001`` ..., as ``indicators from-media`` makes one row per hash), loaded
-  by ``indicators.index.load_index`` exactly as a worker's ``LiveIndex`` does (manifest signature
+  by ``csadetect.indicators.index.load_index`` exactly as a worker's ``LiveIndex`` does (manifest signature
   and file checksums verified, Parquet parsed, index built) with ``match.pdq_index`` multihash or
   flat; one query afterwards. Increments are over the "pipeline (no TF)" baseline of the same
   child. ``memory_stats`` (the index's own accounting) is given alongside.
@@ -36,7 +36,7 @@ RSS straight after the step, without that; the difference is what the allocators
 
 The snapshots are written by :func:`write_snapshot` in row chunks (generating a 10M-item snapshot
 through ``build_snapshot`` would hold several copies of the whole table); the layout, manifest and
-signature are those of ``indicators.snapshot`` and the loader verifies them; :func:`check_writer`
+signature are those of ``csadetect.indicators.snapshot`` and the loader verifies them; :func:`check_writer`
 (run first by every measuring invocation) builds the same rows with ``build_snapshot`` and asserts
 both load to the same table and codes. Snapshots are cached under ``benchmarks/.data/sizing/``.
 A size is only tried when the load peak per item of the previous size, scaled, fits in 70% of the
@@ -154,16 +154,16 @@ def import_level(level: str) -> None:
         import pyarrow.parquet  # noqa: F401
         from PIL import Image  # noqa: F401
 
-        import indicators.index  # noqa: F401
-        import pipelines.detect  # noqa: F401
-        import transforms.classify  # noqa: F401
-        import transforms.embed  # noqa: F401
-        import transforms.grooming  # noqa: F401
-        import transforms.match  # noqa: F401
-        import transforms.report  # noqa: F401
-        import transforms.review  # noqa: F401
-        import transforms.sinks  # noqa: F401
-        import transforms.stats  # noqa: F401
+        import csadetect.indicators.index  # noqa: F401
+        import csadetect.pipelines.detect  # noqa: F401
+        import csadetect.transforms.classify  # noqa: F401
+        import csadetect.transforms.embed  # noqa: F401
+        import csadetect.transforms.grooming  # noqa: F401
+        import csadetect.transforms.match  # noqa: F401
+        import csadetect.transforms.report  # noqa: F401
+        import csadetect.transforms.review  # noqa: F401
+        import csadetect.transforms.sinks  # noqa: F401
+        import csadetect.transforms.stats  # noqa: F401
     if order >= 4:
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
@@ -201,7 +201,7 @@ def _ids(prefix: str, start: int, n: int):
 def _chunk_table(ids, kind: str, values):
     import pyarrow as pa
 
-    from indicators.snapshot import SCHEMA
+    from csadetect.indicators.snapshot import SCHEMA
 
     n = len(ids)
     cols = {
@@ -218,7 +218,7 @@ def _chunk_table(ids, kind: str, values):
 
 
 def embedding_version() -> str:
-    from models.embedding import read_metadata
+    from csadetect.models.embedding import read_metadata
 
     return str(read_metadata(None).get("version", "embedding-ref"))
 
@@ -256,12 +256,12 @@ def _sha256_file(path: Path) -> str:
 
 def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: int, seed: int = SEED) -> dict:
     """Write and sign version 1 of a full snapshot, chunk by chunk (bounded memory). Same files,
-    manifest fields and signature as ``indicators.snapshot.build_snapshot``."""
+    manifest fields and signature as ``csadetect.indicators.snapshot.build_snapshot``."""
     import numpy as np
     import pyarrow.parquet as pq
 
-    from indicators import snapshot as snap
-    from indicators.signing import key_id, load_private_key, sign
+    from csadetect.indicators import snapshot as snap
+    from csadetect.core.keys import key_id, load_private_key, sign
 
     final = db_dir / "versions" / "1"
     staging = db_dir / "versions" / ".staging-1"
@@ -298,7 +298,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
 
 def snapshot(name: str, n_items: int, n_embedding: int) -> dict:
     """A cached signed snapshot: {"db", "public_key", "bytes"}."""
-    from indicators.signing import generate_keypair
+    from csadetect.core.keys import generate_keypair
 
     work = DATA / name
     params = {"items": n_items, "embedding": n_embedding, "seed": SEED, "dim": EMBEDDING_DIM, "v": 1}
@@ -322,8 +322,8 @@ def check_writer() -> None:
     import numpy as np
     import pyarrow as pa
 
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot, load_snapshot
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot, load_snapshot
 
     global CHUNK
     saved, CHUNK = CHUNK, 700  # several chunks per kind
@@ -351,9 +351,9 @@ def check_writer() -> None:
 def child_index(db: str, public_key: str, mode: str, swap: bool, level: str = "pipeline") -> dict:
     import numpy as np
 
-    from csadetect.settings import MatchSettings
-    from indicators.index import IndicatorIndex, load_index
-    from indicators.snapshot import load_snapshot
+    from csadetect.config.settings import MatchSettings
+    from csadetect.indicators.index import IndicatorIndex, load_index
+    from csadetect.indicators.snapshot import load_snapshot
 
     import_level(level)
     settings = MatchSettings(pdq_index=mode)
@@ -395,18 +395,18 @@ def _load_models(which: list[str]) -> None:
     keep = []
     for kind in which:
         if kind == "grooming":
-            from models.grooming import GroomingModel
+            from csadetect.models.grooming import GroomingModel
 
             model = GroomingModel.load()
             model.score_conversations([[{"sender": "a", "text": "hi there", "participants_minor": True}]])
             model.score_encoded_windows([(model.encode(["hi there"]), ["a"])])
         elif kind == "embedding":
-            from models.embedding import EmbeddingModel
+            from csadetect.models.embedding import EmbeddingModel
 
             model = EmbeddingModel.load()
             model.embed_arrays(np.zeros((256, model.input_size, model.input_size, 3), np.uint8), batch_size=256)
         elif kind == "classifier":
-            from models.classifier import NewMaterialClassifier
+            from csadetect.models.classifier import NewMaterialClassifier
 
             model = NewMaterialClassifier.load()
             model.score(np.zeros((64, model.dim), np.float32))
@@ -426,8 +426,8 @@ def child_models(which: list[str]) -> dict:
 
 
 def child_worker(db: str, public_key: str, mode: str) -> dict:
-    from csadetect.settings import MatchSettings
-    from indicators.index import load_index
+    from csadetect.config.settings import MatchSettings
+    from csadetect.indicators.index import load_index
 
     import_level("tf")
     base = settle()
@@ -445,7 +445,7 @@ def media_bytes(kind: str) -> bytes:
     import numpy as np
     from PIL import Image
 
-    from csadetect.synth import jpeg_bytes, synthetic_image
+    from csadetect.media.synth import jpeg_bytes, synthetic_image
 
     if kind == "jpeg3mp":
         return jpeg_bytes(synthetic_image(SEED, (2048, 1536)), 90)
@@ -463,10 +463,10 @@ def media_bytes(kind: str) -> bytes:
 
 
 def child_media(kind: str) -> dict:
-    from csadetect.hashing import hash_image_with_views
-    from csadetect.preprocess import views
-    from csadetect.settings import Limits
-    from models.embedding import model_inputs
+    from csadetect.media.hashing import hash_image_with_views
+    from csadetect.media.preprocess import views
+    from csadetect.config.settings import Limits
+    from csadetect.models.embedding import model_inputs
 
     import_level("pipeline")
     data = media_bytes(kind)

@@ -1,5 +1,5 @@
 import sys
 
-from csadetect.cli import main
+from csadetect.cli.main import main
 
 sys.exit(main())

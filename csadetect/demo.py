@@ -9,8 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from csadetect import synth
-from csadetect.events import make_event
+from csadetect.media import synth
+from csadetect.events.event import make_event
 
 DEMO_CHATS = [
     ("conv-risk", True, [
@@ -39,7 +39,7 @@ DEMO_CHATS = [
 ]
 N_KNOWN = 6
 N_UNKNOWN = 8
-# images of the benign proxy class the reference new-material classifier flags (models/cards/classifier.md)
+# images of the benign proxy class the reference new-material classifier flags (csadetect/models/cards/classifier.md)
 NEW_MATERIAL_SEEDS = (900001, 900005)
 HARD_NEGATIVE_SEEDS = (910001,)
 
@@ -50,10 +50,10 @@ def _log(msg: str) -> None:
 
 def prepare(workdir: str | Path = ".demo") -> dict:
     """Create media, keys, a signed indicator snapshot and events.jsonl under ``workdir``."""
-    from csadetect.settings import load_settings
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
+    from csadetect.config.settings import load_settings
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
 
     work = Path(workdir)
     if work.exists():
@@ -77,15 +77,15 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     keys = work / "keys"
     generate_keypair(keys)
     # the provider's report keys (signatures, review evidence) and a stand-in EU Centre key pair
-    from csadetect.crypto import generate_centre_keypair
-    from csadetect.review import generate_provider_keys
+    from csadetect.reports.crypto import generate_centre_keypair
+    from csadetect.review.store import generate_provider_keys
 
     report_keys = generate_provider_keys(str(work / "provider-keys"))
     centre_private, centre_public = generate_centre_keypair(work / "centre-keys")
     settings = load_settings()
     embedder = None
     if settings.embedding.enabled:
-        from models.embedding import EmbeddingModel
+        from csadetect.models.embedding import EmbeddingModel
 
         embedder = EmbeddingModel.load(settings.embedding.model)
     rows = from_media(known_paths, settings.match, category="demo-known", embedder=embedder)
@@ -121,7 +121,7 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     # new material: images of the benign proxy class the reference classifier was trained to flag;
     # classifier hits wait for a reviewer (DESIGN 6). A hard negative (emblem parts) is not flagged.
     if settings.new_material.enabled:
-        from models import classifier_corpus
+        from training import classifier_corpus
 
         for seed in NEW_MATERIAL_SEEDS:
             add(f"evt-new-{seed}", synth.jpeg_bytes(classifier_corpus.positive_example(seed)), False, review=True)
@@ -195,7 +195,7 @@ def summarise(out_dir: str, counts: dict) -> str:
             for line in fh:
                 d = json.loads(line)
                 lines.append(f"  dead letter  {str(d['event_id']):<28} [{d['stage']}] {d['reason']}")
-    from csadetect.review import ReviewStore
+    from csadetect.review.store import ReviewStore
 
     for r in ReviewStore(os.path.join(out_dir, "review")).items():
         if r.get("detection_type") == "new":
@@ -218,8 +218,8 @@ def summarise(out_dir: str, counts: dict) -> str:
 def main(argv=None) -> int:
     import argparse
 
-    from csadetect.settings import ConfigError
-    from pipelines.detect import outcome_counts, run
+    from csadetect.config.settings import ConfigError
+    from csadetect.pipelines.detect import outcome_counts, run
 
     parser = argparse.ArgumentParser(prog="csadetect demo", description=__doc__)
     parser.add_argument("--workdir", default=".demo")
@@ -255,10 +255,10 @@ CENTRE_UNFOUNDED = (f"evt-new-{NEW_MATERIAL_SEEDS[0]}",)
 
 def provider_review(info: dict, out: str) -> tuple[list, list]:
     """Stage 2: the provider's reviewers open each pending item's evidence and decide."""
-    from csadetect import crypto
-    from csadetect.review import ReportKeys, ReviewStore, apply_verdict, parse_verdict, write_reports
-    from csadetect.settings import ReportSettings
-    from csadetect.stats import write_stats
+    from csadetect.reports import crypto
+    from csadetect.review.store import ReportKeys, ReviewStore, apply_verdict, parse_verdict, write_reports
+    from csadetect.config.settings import ReportSettings
+    from csadetect.core.stats import write_stats
 
     keys = ReportKeys.load(ReportSettings(signing_key=info["signing_key"], evidence_key=info["evidence_key"],
                                           centre_public_key=info["centre_public_key"]))
@@ -283,8 +283,8 @@ def provider_review(info: dict, out: str) -> tuple[list, list]:
 
 def centre_verdicts(info: dict, out: str) -> tuple[list, str]:
     """Stage 3: the EU Centre verifies each report, opens its evidence and sends a verdict back."""
-    from csadetect import crypto
-    from csadetect.events import utc_now
+    from csadetect.reports import crypto
+    from csadetect.events.event import utc_now
 
     lines, verdicts = [], []
     for path in sorted(glob.glob(os.path.join(out, "reports", "*.jsonl"))):
@@ -325,7 +325,7 @@ def after_detection(info: dict, out: str) -> str:
 
 def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
     """Stage 4: the feedback pipeline joins the Centre's verdicts to the reports (batch)."""
-    from pipelines.feedback import run as feedback_run
+    from csadetect.pipelines.feedback import run as feedback_run
 
     feedback_dir = os.path.join(out, "feedback")
     feedback_run([
@@ -356,7 +356,7 @@ def transparency_stage(out: str) -> list:
     """Stage 5: today's transparency report from the id-free stats and the Centre's verdicts."""
     from datetime import datetime, timedelta, timezone
 
-    from csadetect import transparency
+    from csadetect.compliance import transparency
 
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     summary = transparency.collect({"stats_dir": os.path.join(out, "stats"), "feedback_dir": os.path.join(out, "feedback"),

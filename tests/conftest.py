@@ -30,8 +30,8 @@ def te_dir():
 def make_report_keys(keydir) -> dict:
     """Provider (signing + evidence) and EU Centre keys under ``keydir``; returns config overrides
     ``{"reports": {...}}`` that use them, plus the paths under ``"paths"``."""
-    from csadetect.crypto import generate_centre_keypair
-    from csadetect.review import generate_provider_keys
+    from csadetect.reports.crypto import generate_centre_keypair
+    from csadetect.review.store import generate_provider_keys
 
     keydir = Path(keydir)
     reports = generate_provider_keys(str(keydir / "provider"))

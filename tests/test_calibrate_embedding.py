@@ -1,4 +1,4 @@
-"""models/calibrate_embedding.py: the threshold clears every false pair of a (tiny) calibration set,
+"""training/calibrate_embedding.py: the threshold clears every false pair of a (tiny) calibration set,
 the provenance lands in a copied model dir, the calibration set is disjoint from the evaluation
 sets, and the shipped metadata carries its provenance."""
 from __future__ import annotations
@@ -8,14 +8,14 @@ import shutil
 
 import pytest
 
-from models.calibrate_embedding import (
+from training.calibrate_embedding import (
     MARGIN,
     calibrate,
     calibration_set,
     check_disjoint,
     write_provenance,
 )
-from models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel, read_metadata
+from csadetect.models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel, read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +32,11 @@ def _all_false_pair_sims(model, cal):
     """Every false-pair similarity, computed independently of calibrate()."""
     import numpy as np
 
-    from csadetect.hashing import hash_image_with_views, load_image
-    from csadetect.preprocess import views
-    from models.embedding import model_inputs, preprocess
+    from csadetect.media.hashing import hash_image_with_views, load_image
+    from csadetect.media.preprocess import views
+    from csadetect.models.embedding import model_inputs, preprocess
 
-    from indicators.rows import embedding_views
+    from csadetect.indicators.rows import embedding_views
 
     # every indicator row of each original: the image and its index-side views
     rows = [[model.embed_arrays(preprocess(v, model.input_size)[None])[0] for _, v in embedding_views(load_image(d))]

@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-from models import ModelError  # noqa: E402
-from models import classifier_corpus as cc  # noqa: E402
-from models.classifier import (  # noqa: E402
+from csadetect.models import ModelError  # noqa: E402
+from training import classifier_corpus as cc  # noqa: E402
+from csadetect.models.classifier import (  # noqa: E402
     DEFAULT_MODEL_DIR, NewMaterialClassifier, evaluate, roc_auc, write_scores,
 )
 
@@ -31,7 +31,7 @@ def clf():
 
 @pytest.fixture(scope="module")
 def emb():
-    from models.embedding import EmbeddingModel
+    from csadetect.models.embedding import EmbeddingModel
 
     return EmbeddingModel.load()
 
@@ -271,7 +271,7 @@ def test_evaluate_known_numbers():
 
 @pytest.mark.parametrize("ext", [".jsonl", ".parquet"])
 def test_write_scores_readable_by_tune(tmp_path, ext):
-    from csadetect.tune import choose_threshold, read_examples
+    from csadetect.tuning.tune import choose_threshold, read_examples
 
     path = tmp_path / f"scores{ext}"
     assert write_scores(_Stub(), None, _ITEMS, path, ids=[f"img{i}" for i in range(6)]) == 6

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from csadetect import synth
-from csadetect.cli import main
+from csadetect.media import synth
+from csadetect.cli.main import main
 from tests.conftest import need_shared
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_run_refuses_two_inputs(tmp_path):
 
 def test_demo_end_to_end(tmp_path, capsys):
     """The whole path: hit -> review -> signed report -> Centre verdict -> precision -> transparency."""
-    from csadetect import crypto
+    from csadetect.reports import crypto
     from csadetect.demo import CENTRE_UNFOUNDED, PROVIDER_REJECTS
     from csadetect.demo import main as demo_main
 

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from csadetect.complaints import (
+from csadetect.compliance.complaints import (
     LOG_NAME, ComplaintError, add_complaint, complaints_state, counts, parse_message, pull_complaints,
     read_events, record_outcome, register,
 )
-from csadetect.settings import load_settings
+from csadetect.config.settings import load_settings
 
 
 def t(text: str) -> datetime:
@@ -208,7 +208,7 @@ def test_redelivered_message_is_recorded_once(emulator, config, cdir, monkeypatc
     """A message whose ack was lost comes back: the same complaint id, so it is not recorded twice."""
     from google.cloud import pubsub_v1
 
-    from csadetect.complaints import PullResult, _take
+    from csadetect.compliance.complaints import PullResult, _take
     from tests.pubsub_emulator import PubSubAdmin
 
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator)

@@ -1,7 +1,7 @@
 """The EU Centre's review console (issue 5): API tests with FastAPI's TestClient, the store, the
 CLI, and the Pub/Sub path on the real emulator. Browser tests are in test_console_browser.py.
 
-Every report here is benign and synthetic: generated pictures (``csadetect.synth``) and a
+Every report here is benign and synthetic: generated pictures (``csadetect.media.synth``) and a
 synthetic chat that shows grooming *risk patterns* and is never sexual."""
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from csadetect import crypto, synth
-from csadetect.report import REPORT_SCHEMA, report_id, to_json_line, to_table
+from csadetect.reports import crypto
+from csadetect.media import synth
+from csadetect.reports.schema import REPORT_SCHEMA, report_id, to_json_line, to_table
 
 PASSWORD = "correct horse battery staple"
 T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc).timestamp()
@@ -212,7 +213,7 @@ def rid(crafted, name: str) -> str:
 
 def test_console_settings_section_and_validation(tmp_path, crafted):
     from csadetect.console.app import ConsoleError, create_app
-    from csadetect.settings import ConfigError, load_settings
+    from csadetect.config.settings import ConfigError, load_settings
 
     s = load_settings().console
     assert s.host == "127.0.0.1" and s.port == 8080 and s.reveal_seconds == 10 and s.session_idle_seconds == 900
@@ -548,7 +549,7 @@ def test_every_post_needs_the_csrf_token(console, crafted):
 
 
 def test_verdict_is_stored_published_to_the_feedback_dir_and_audited(console, crafted, tmp_path):
-    from transforms.feedback import parse_verdict
+    from csadetect.transforms.feedback import parse_verdict
 
     client, app, _ = console
     c = client()
@@ -578,7 +579,7 @@ def test_verdict_is_stored_published_to_the_feedback_dir_and_audited(console, cr
 
 
 def test_reviewer_cannot_overturn_a_verdict_supervisor_can_and_it_is_published(console, crafted, tmp_path):
-    from transforms.feedback import parse_time
+    from csadetect.transforms.feedback import parse_time
 
     client, app, clock = console
     rita, sam = client(), client()
@@ -708,7 +709,7 @@ def test_audit_page_for_supervisors_only(console):
 
 
 def test_cli_adduser_users_and_serve_refuses_without_users(tmp_path, monkeypatch, capsys, crafted):
-    from csadetect.cli import main
+    from csadetect.cli.main import main
 
     db = str(tmp_path / "c.db")
     common = ["--db", db, "--audit-log", str(tmp_path / "audit.jsonl")]
@@ -736,7 +737,7 @@ def test_cli_adduser_users_and_serve_refuses_without_users(tmp_path, monkeypatch
 def test_cli_config_from_args_overrides_the_settings(tmp_path):
     import argparse
 
-    from csadetect.console.cli import config_from_args
+    from csadetect.cli.console import config_from_args
 
     args = argparse.Namespace(config=None, reports=None, subscription="projects/p/subscriptions/s", host=None, port=9000,
                               centre_key=None, provider_public_key=None, feedback_topic="projects/p/topics/v",
@@ -753,7 +754,7 @@ def test_cli_config_from_args_overrides_the_settings(tmp_path):
 
 @pytest.mark.slow
 def test_feedback_pipeline_reads_the_console_verdicts(console, crafted, tmp_path):
-    from pipelines.feedback import run as feedback_run
+    from csadetect.pipelines.feedback import run as feedback_run
 
     client, _, _ = console
     c = client()

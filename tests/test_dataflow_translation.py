@@ -47,7 +47,7 @@ REGENERATE = "python -m tests.test_dataflow_translation --update-golden"
 PROJECT = "example-project"
 BUCKET = "gs://example-bucket"
 
-# What the dataflow profile reads from the environment (the test sets them; see config/dataflow.yaml).
+# What the dataflow profile reads from the environment (the test sets them; see csadetect/config/dataflow.yaml).
 PROFILE_ENV = {
     "GOOGLE_CLOUD_PROJECT": PROJECT,
     "DATAFLOW_REGION": "us-central1",
@@ -123,11 +123,11 @@ def step_names(result) -> list[str]:
 def translate(which: str) -> dict:
     """Dry-run ``which`` (``detect`` or ``feedback``) on Dataflow: ``{"result", "steps", "stderr"}``."""
     if which == "detect":
-        from pipelines.detect import run
+        from csadetect.pipelines.detect import run
 
         argv = detect_argv()
     else:
-        from pipelines.feedback import run
+        from csadetect.pipelines.feedback import run
 
         argv = feedback_argv()
     err = io.StringIO()
@@ -269,8 +269,8 @@ def test_effective_options_are_printed_once_with_secrets_masked(translated):
 def test_missing_required_dataflow_option_stops_before_the_graph(monkeypatch, capsys):
     """Without $DATAFLOW_REGION (and no --region) the dataflow profile stops with one line naming
     --region, before any graph is built; the same holds without a profile."""
-    import pipelines.detect as detect
-    from csadetect.settings import ConfigError
+    import csadetect.pipelines.detect as detect
+    from csadetect.config.settings import ConfigError
 
     def no_graph(*args, **kwargs):
         raise AssertionError("the graph was built despite a missing option")
@@ -285,7 +285,7 @@ def test_missing_required_dataflow_option_stops_before_the_graph(monkeypatch, ca
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("error: the dataflow profile needs --region") and "Traceback" not in "\n".join(err)
         argv = [a for a in feedback_argv() if not a.startswith("--temp_location")]
-        from pipelines.feedback import run as feedback_run
+        from csadetect.pipelines.feedback import run as feedback_run
 
         with pytest.raises(ConfigError, match=r"DataflowRunner needs --temp_location"):
             feedback_run(argv)

@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-from csadetect.synth import synthetic_image  # noqa: E402
-from models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel  # noqa: E402
-from models.handler import ModelError  # noqa: E402
-from models.train_embedding import SYNTH_SIZE, crop  # noqa: E402
+from csadetect.media.synth import synthetic_image  # noqa: E402
+from csadetect.models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel  # noqa: E402
+from csadetect.models.loader import ModelError  # noqa: E402
+from training.train_embedding import SYNTH_SIZE, crop  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not (DEFAULT_MODEL_DIR / "model.keras").is_file(), reason="reference embedding model not built"

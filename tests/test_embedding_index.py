@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from csadetect.settings import MatchSettings
-from indicators.index import IndicatorIndex, load_index
-from indicators.rows import Indicator, IndicatorError, embedding_value, split_embedding
-from indicators.signing import generate_keypair
-from indicators.snapshot import build_snapshot, rows_to_table, Snapshot
+from csadetect.config.settings import MatchSettings
+from csadetect.indicators.index import IndicatorIndex, load_index
+from csadetect.indicators.rows import Indicator, IndicatorError, embedding_value, split_embedding
+from csadetect.core.keys import generate_keypair
+from csadetect.indicators.snapshot import build_snapshot, rows_to_table, Snapshot
 
 
 def _unit(rng, n, dim=16):
@@ -19,7 +19,7 @@ def _unit(rng, n, dim=16):
 
 def _index(rows):
     table = rows_to_table(rows)
-    from indicators.snapshot import _pdq_codes, _sorted
+    from csadetect.indicators.snapshot import _pdq_codes, _sorted
 
     table = _sorted(table)
     return IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), MatchSettings())

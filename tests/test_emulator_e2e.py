@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from csadetect import crypto, synth
-from csadetect.events import make_event
+from csadetect.reports import crypto
+from csadetect.media import synth
+from csadetect.events.event import make_event
 from tests.pubsub_emulator import PubSubAdmin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,11 +28,11 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def _indicators(work: Path):
-    from csadetect.settings import MatchSettings
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
-    from models.embedding import EmbeddingModel
+    from csadetect.config.settings import MatchSettings
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
+    from csadetect.models.embedding import EmbeddingModel
 
     media = work / "media"
     media.mkdir(parents=True)
@@ -80,8 +81,8 @@ def _stop(proc):
 
 def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
     from csadetect.demo import DEMO_CHATS
-    from csadetect.hashing import hash_image
-    from models import classifier_corpus
+    from csadetect.media.hashing import hash_image
+    from training import classifier_corpus
 
     admin = PubSubAdmin(emulator)
     topics = {n: admin.topic(n) for n in ("uploads", "hits", "review", "verdicts", "feedback", "notifications")}
@@ -125,14 +126,14 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
     env = dict(os.environ, PUBSUB_EMULATOR_HOST=emulator, PYTHONPATH=str(REPO))
     detect_log, feedback_log = tmp_path / "detect.log", tmp_path / "feedback.log"
     detect = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.detect", "--config", str(cfg), "--streaming", "--runner", "DirectRunner",
+        [sys.executable, "-m", "csadetect.pipelines.detect", "--config", str(cfg), "--streaming", "--runner", "DirectRunner",
          "--input_subscription", subs["uploads"], "--report_topic", topics["hits"], "--report_dir", "",
          "--review_topic", topics["review"], "--review_dir", str(out / "review"),
          "--verdict_subscription", subs["verdicts"], "--dead_letter_dir", "", "--window_seconds", "5",
          "--indicators", str(tmp_path / "db" / "db"), "--public_key", str(tmp_path / "db" / "keys" / "public.pem")],
         cwd=REPO, env=env, stdout=open(detect_log, "wb"), stderr=subprocess.STDOUT)
     feedback = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.feedback", "--config", str(cfg), "--streaming", "--runner", "DirectRunner",
+        [sys.executable, "-m", "csadetect.pipelines.feedback", "--config", str(cfg), "--streaming", "--runner", "DirectRunner",
          "--report_subscription", subs["hits_feedback"], "--verdict_subscription", subs["feedback"],
          "--out_dir", str(out / "feedback"), "--notifications_topic", topics["notifications"],
          "--notifications_dir", "", "--min_verdicts", "1", "--precision_floor", "0.8",

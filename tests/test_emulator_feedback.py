@@ -45,7 +45,7 @@ def _verdict(rid, verdict, day, **extra):
 
 def _latest(messages):
     """Latest notification per id, ordered as consumers must order them (not by arrival)."""
-    from transforms.feedback import supersedes
+    from csadetect.transforms.feedback import supersedes
 
     out = {}
     for m in messages:
@@ -83,7 +83,7 @@ def _wait(check, timeout, what, proc, log_path, tick=None):
 
 
 def test_stream_feedback(emulator, tmp_path):
-    from transforms.feedback import notification_id
+    from csadetect.transforms.feedback import notification_id
 
     admin = PubSubAdmin(emulator)
     reports_topic = admin.topic("fb-reports")
@@ -106,7 +106,7 @@ def test_stream_feedback(emulator, tmp_path):
     env = dict(os.environ, PUBSUB_EMULATOR_HOST=emulator, PYTHONPATH=str(REPO))
     log_path = tmp_path / "pipeline.log"
     cmd = [
-        sys.executable, "-m", "pipelines.feedback", "--streaming", "--runner", "DirectRunner",
+        sys.executable, "-m", "csadetect.pipelines.feedback", "--streaming", "--runner", "DirectRunner",
         "--report_subscription", reports_sub, "--verdict_subscription", verdicts_sub,
         "--notifications_topic", notes_topic, "--notifications_dir", "", "--out_dir", str(out_dir),
         "--precision_floor", "0.5", "--min_verdicts", "3", "--window_seconds", "2",

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from csadetect import crypto
+from csadetect.reports import crypto
 
-from csadetect import synth
-from csadetect.events import make_event
+from csadetect.media import synth
+from csadetect.events.event import make_event
 from tests.pubsub_emulator import PubSubAdmin
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def indicator_db(tmp_path_factory):
-    from csadetect.settings import MatchSettings
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
+    from csadetect.config.settings import MatchSettings
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
 
     work = tmp_path_factory.mktemp("known-db")
     media = work / "media"
@@ -47,7 +47,7 @@ def indicator_db(tmp_path_factory):
         pytest.skip("ffmpeg CLI not installed (make sysdeps installs it)")
     paths.append(str(video))
     generate_keypair(work / "keys")
-    from models.embedding import EmbeddingModel
+    from csadetect.models.embedding import EmbeddingModel
 
     rows = from_media(paths, MatchSettings(), category="test-known", embedder=EmbeddingModel.load())
     build_snapshot(rows, work / "db", work / "keys" / "private.pem")
@@ -93,13 +93,13 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
     # PDQ misses this rotated, cropped copy; the embedding finds it; near-duplicates wait for a reviewer
     add("review-cropped", synth.jpeg_bytes(synth.rotate_crop(known[1])), False)
     expected_review.add("review-cropped")
-    from models import classifier_corpus
+    from training import classifier_corpus
 
     add("review-new", synth.jpeg_bytes(classifier_corpus.positive_example(900001)), False)  # new-material classifier
     expected_review.add("review-new")
     import hashlib
 
-    from csadetect.hashing import hash_image
+    from csadetect.media.hashing import hash_image
 
     parts = synth.jpeg_bytes(classifier_corpus.negative_example(910001, hard=True))
     add("nonhit-parts-zq", parts, False, account="nonhit-parts-account-zq")
@@ -136,7 +136,7 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(json.dumps({"reports": report_keys["reports"], "stores": {"stats_dir": None}}))
     cmd = [
-        sys.executable, "-m", "pipelines.detect", "--config", str(cfg), "--streaming", "--runner", "DirectRunner",
+        sys.executable, "-m", "csadetect.pipelines.detect", "--config", str(cfg), "--streaming", "--runner", "DirectRunner",
         "--input_subscription", uploads_sub, "--report_topic", hits, "--dead_letter_topic", dead,
         "--review_topic", review, "--review_dir", "",
         "--report_dir", "", "--dead_letter_dir", "",

@@ -1,12 +1,12 @@
-"""models/evaluate_images.py on a small subset: structure, the combined >= either rule, what PDQ
+"""training/evaluate_images.py on a small subset: structure, the combined >= either rule, what PDQ
 and the embedding each find, the false-match counter, and that its query path is the CLI's."""
 from __future__ import annotations
 
 import pytest
 
-from indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
-from models.evaluate_images import ALL_TRANSFORMS, build_index, evaluate_known, markdown, query, transform
-from models.train_embedding import DISTRACTOR_SKIMAGE, synth
+from csadetect.indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
+from training.evaluate_images import ALL_TRANSFORMS, build_index, evaluate_known, markdown, query, transform
+from training.train_embedding import DISTRACTOR_SKIMAGE, synth
 
 TRANSFORMS = ["jpeg25", "colour", "crop10"]
 N_SYNTH, SKIMAGE = 4, ["coffee", "hubble_deep_field"]  # 6 originals
@@ -15,7 +15,7 @@ N_DISTRACT = 2
 
 @pytest.fixture(scope="module")
 def model():
-    from models.embedding import EmbeddingModel
+    from csadetect.models.embedding import EmbeddingModel
 
     return EmbeddingModel.load()
 
@@ -84,9 +84,9 @@ def test_distractor_that_is_a_copy_is_counted(result):
 
 
 def test_query_path_is_the_clis(model, tmp_path):
-    from csadetect.settings import load_settings
-    from indicators.cli import _hash_and_match
-    from models.embedding import EmbeddingSpec
+    from csadetect.config.settings import load_settings
+    from csadetect.cli.indicators import _hash_and_match
+    from csadetect.models.embedding import EmbeddingSpec
 
     settings = load_settings()
     spec = EmbeddingSpec.resolve(settings.embedding)
@@ -125,9 +125,9 @@ def test_index_side_rows_match_a_centre_crop_and_a_rotation(model, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from csadetect.settings import load_settings
-    from indicators.rows import from_media, split_embedding
-    from models.embedding import EmbeddingSpec
+    from csadetect.config.settings import load_settings
+    from csadetect.indicators.rows import from_media, split_embedding
+    from csadetect.models.embedding import EmbeddingSpec
 
     settings = load_settings()
     spec = EmbeddingSpec.resolve(settings.embedding)

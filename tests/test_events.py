@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from csadetect import synth
-from csadetect.events import EventError, make_event, parse_event
-from csadetect.settings import Limits
+from csadetect.media import synth
+from csadetect.events.event import EventError, make_event, parse_event
+from csadetect.config.settings import Limits
 
 IMG = synth.jpeg_bytes(synth.synthetic_image(1, (64, 48)))
 

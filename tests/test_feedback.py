@@ -16,10 +16,10 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import GlobalWindow
 
-from csadetect.settings import load_settings
-from csadetect.tune import TuneError, read_examples, wilson
-from pipelines.feedback import Sources, build_pipeline, counter_values, main, register
-from transforms.feedback import (
+from csadetect.config.settings import load_settings
+from csadetect.tuning.tune import TuneError, read_examples, wilson
+from csadetect.pipelines.feedback import Sources, build_pipeline, counter_values, main, register
+from csadetect.transforms.feedback import (
     AlertFn,
     ParseReportFn,
     ParseVerdictFn,
@@ -131,8 +131,8 @@ def test_parse_report_keeps_only_what_feedback_needs():
 
 
 def test_parse_report_verifies_signatures(tmp_path):
-    from csadetect.crypto import sign_report
-    from indicators.signing import generate_keypair
+    from csadetect.reports.crypto import sign_report
+    from csadetect.core.keys import generate_keypair
 
     private, public = generate_keypair(tmp_path / "keys")
     signed = sign_report(report("r1"), private)
@@ -305,7 +305,7 @@ def _world(tmp_path, sign_with=None):
         verdict("no-such-report", "confirmed", 20),
     ]
     if sign_with:
-        from csadetect.crypto import sign_report
+        from csadetect.reports.crypto import sign_report
 
         reports = [sign_report(r, sign_with) for r in reports]
         reports.append(dict(sign_report(report("x9", CLF, score=0.5), sign_with), score=0.99))  # altered
@@ -433,7 +433,7 @@ def test_streaming_graph_builds_with_either_trigger():
 
 
 def _cli(argv):
-    """``csadetect feedback ...`` as csadetect/cli.py parses it (passthrough options)."""
+    """``csadetect feedback ...`` as csadetect/cli/main.py parses it (passthrough options)."""
     parser = argparse.ArgumentParser(prog="csadetect")
     parser.add_argument("--config", default=None)
     sub = parser.add_subparsers(dest="command")
@@ -445,7 +445,7 @@ def _cli(argv):
 
 
 def test_run_end_to_end_with_now_and_signatures(tmp_path, capsys):
-    from indicators.signing import generate_keypair
+    from csadetect.core.keys import generate_keypair
 
     private, public = generate_keypair(tmp_path / "keys")
     reports = _world(tmp_path, sign_with=private)

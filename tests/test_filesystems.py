@@ -24,7 +24,7 @@ from apache_beam.io.filesystem import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-MODELS = REPO / "models" / "reference"
+MODELS = REPO / "csadetect" / "models" / "reference"
 SCHEME = "testfs"
 
 
@@ -147,7 +147,7 @@ def bucket(tmp_path_factory):
 
 @pytest.fixture
 def model_cache(tmp_path, monkeypatch):
-    """Model copies go to this test's temp dir (models.handler caches under tempfile.gettempdir())."""
+    """Model copies go to this test's temp dir (csadetect.models.loader caches under tempfile.gettempdir())."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     return tmp_path / "csadetect-models"
 
@@ -170,9 +170,9 @@ def test_the_plugin_is_a_beam_filesystem(bucket):
 def test_keys_through_filesystems(bucket, report_keys, tmp_path):
     from cryptography.hazmat.primitives import serialization
 
-    from csadetect.review import ReportKeys
-    from csadetect.settings import ReportSettings
-    from indicators import signing
+    from csadetect.review.store import ReportKeys
+    from csadetect.config.settings import ReportSettings
+    from csadetect.core import keys as signing
 
     signing.generate_keypair(tmp_path / "keys")
     put(tmp_path / "keys" / "public.pem", f"{bucket}/keys/public.pem")
@@ -203,13 +203,13 @@ def test_keys_through_filesystems(bucket, report_keys, tmp_path):
 
 
 def test_snapshot_written_and_loaded_through_filesystems(bucket, tmp_path):
-    from csadetect import synth
-    from csadetect.settings import IndicatorSettings, MatchSettings
-    from indicators.index import load_index
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import SnapshotError, build_snapshot, current_version
-    from transforms.match import LiveIndex
+    from csadetect.media import synth
+    from csadetect.config.settings import IndicatorSettings, MatchSettings
+    from csadetect.indicators.index import load_index
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import SnapshotError, build_snapshot, current_version
+    from csadetect.transforms.match import LiveIndex
 
     pics = []
     for i in range(3):
@@ -244,7 +244,7 @@ def test_snapshot_written_and_loaded_through_filesystems(bucket, tmp_path):
 
 
 def test_local_copy_of_any_scheme_is_atomic_and_cached(bucket, model_cache):
-    from models.handler import _local_copy, is_remote
+    from csadetect.models.loader import _local_copy, is_remote
 
     url = put(MODELS / "classifier", f"{bucket}/copy/classifier")
     assert is_remote(url) and is_remote("gs://b/m") and not is_remote(str(MODELS)) and not is_remote(None)
@@ -276,13 +276,13 @@ def test_local_copy_of_any_scheme_is_atomic_and_cached(bucket, model_cache):
 
 
 def test_models_load_through_filesystems(bucket, model_cache):
-    from csadetect.settings import load_settings
-    from models import ModelError
-    from models.classifier import NewMaterialClassifier
-    from models.embedding import EmbeddingModel, EmbeddingSpec
-    from models.grooming import GroomingModel
-    from pipelines.detect import check_image_models, resolve_models
-    from transforms.classify import NewMaterialPolicy
+    from csadetect.config.settings import load_settings
+    from csadetect.models import ModelError
+    from csadetect.models.classifier import NewMaterialClassifier
+    from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
+    from csadetect.models.grooming import GroomingModel
+    from csadetect.pipelines.detect import check_image_models, resolve_models
+    from csadetect.transforms.classify import NewMaterialPolicy
 
     urls = {name: put(MODELS / name, f"{bucket}/models/{name}") for name in ("embedding", "classifier", "grooming")}
     settings = load_settings(overrides={"embedding": {"model": urls["embedding"]},
@@ -320,9 +320,9 @@ def test_pipeline_reads_indicators_models_keys_and_events_through_filesystems(bu
     from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from csadetect import crypto
-    from csadetect.settings import load_settings
-    from pipelines.detect import (Source, build_pipeline, check_grooming_model, check_image_models,
+    from csadetect.reports import crypto
+    from csadetect.config.settings import load_settings
+    from csadetect.pipelines.detect import (Source, build_pipeline, check_grooming_model, check_image_models,
                                   check_indicators, check_report_keys, outcome_counts, resolve_models)
     from tests.test_multiprocess import build_world, outputs
 

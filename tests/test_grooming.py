@@ -1,4 +1,4 @@
-"""Grooming corpus, reference model, scoring API and CLI (models/grooming*.py, models/cli.py).
+"""Grooming corpus, reference model, scoring API and CLI (models/grooming*.py, csadetect/cli/models.py).
 
 Every conversation here is handwritten and never sexual: only the risk patterns (age questions,
 secrecy, private channels, gifts, meeting and selfie/camera requests) or ordinary chats that
@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from models import grooming_corpus as corpus
-from models.grooming import DEFAULT_MODEL_DIR, GroomingModel, ModelError, parse_rfc3339
+from training import grooming_corpus as corpus
+from csadetect.models.grooming import DEFAULT_MODEL_DIR, GroomingModel, ModelError, parse_rfc3339
 
 REPO = DEFAULT_MODEL_DIR.parents[2]
 
@@ -340,7 +340,7 @@ def test_numpy_window_model_equals_keras(model):
 def test_numpy_window_model_reads_the_loaded_weights(model):
     """Changing a weight of the loaded Keras model changes the numpy model built from it: the
     numbers come from the model file, not from a copy."""
-    from models.grooming import NumpyWindowModel
+    from csadetect.models.grooming import NumpyWindowModel
 
     window_model = model.keras_model.get_layer("window_model")
     layer = window_model.get_layer("risk_logit")
@@ -357,7 +357,7 @@ def test_numpy_window_model_reads_the_loaded_weights(model):
 
 
 def test_numpy_window_model_falls_back_to_tensorflow(model):
-    from models.grooming import NumpyWindowModel
+    from csadetect.models.grooming import NumpyWindowModel
 
     # another architecture: no numpy implementation
     assert NumpyWindowModel.from_keras(model.keras_model.get_layer("message_encoder"), model.window) is None
@@ -392,7 +392,7 @@ def _jsonl(path, rows):
 
 
 def test_cli_scores_one_line_per_conversation_and_reports_bad_lines(tmp_path, capsys):
-    from models.cli import main
+    from csadetect.cli.models import main
 
     g = conversation(GROOMING, cid="conv-g")
     h = conversation(HARD_NEGATIVES["grandma_call"], cid="conv-h")
@@ -420,7 +420,7 @@ def test_cli_scores_one_line_per_conversation_and_reports_bad_lines(tmp_path, ca
 
 
 def test_cli_clean_input_threshold_and_missing_model(tmp_path, capsys):
-    from models.cli import main
+    from csadetect.cli.models import main
 
     _jsonl(tmp_path / "in.jsonl", conversation(HARD_NEGATIVES["gamers"], cid="x"))
     assert main(["grooming", "score", str(tmp_path / "in.jsonl"), "--threshold", "0.0"]) == 0
@@ -434,7 +434,7 @@ def test_cli_clean_input_threshold_and_missing_model(tmp_path, capsys):
 
 
 def test_cli_models_evaluate_on_corpus_dir(tmp_path, capsys):
-    from models.cli import main
+    from csadetect.cli.models import main
 
     corpus.write_corpus(tmp_path, n=20, seed=4, n_eval=30)
     assert main(["models", "evaluate", "--grooming", "--data", str(tmp_path)]) == 0

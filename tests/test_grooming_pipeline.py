@@ -16,8 +16,8 @@ from apache_beam.transforms.window import GlobalWindow, IntervalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PANE_INFO_UNKNOWN, PaneInfo, PaneInfoTiming, WindowedValue
 
-from csadetect.events import Event
-from transforms.grooming import ClassifyGrooming, ConversationStateFn, EncodeMessagesFn
+from csadetect.events.event import Event
+from csadetect.transforms.grooming import ClassifyGrooming, ConversationStateFn, EncodeMessagesFn
 
 pytest.importorskip("tensorflow")
 
@@ -121,7 +121,7 @@ SECRETS = [  # a second grooming-pattern conversation (never sexual)
 
 @pytest.fixture(scope="module")
 def model():
-    from models.grooming import GroomingModel
+    from csadetect.models.grooming import GroomingModel
 
     return GroomingModel.load()
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from csadetect import synth
-from csadetect.hashing import MediaError, hamming, hash_image, hash_video_file, load_image
+from csadetect.media import synth
+from csadetect.media.hashing import MediaError, hamming, hash_image, hash_video_file, load_image
 from tests.conftest import need_shared
 
 PDQ_TOLERANCE = 10  # DESIGN §12: within 10 bits of the C++ reference (different JPEG decoders)

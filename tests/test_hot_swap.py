@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from csadetect import synth
-from csadetect.hashing import hash_image
-from csadetect.settings import IndicatorSettings, MatchSettings
-from transforms.match import LiveIndex
+from csadetect.media import synth
+from csadetect.media.hashing import hash_image
+from csadetect.config.settings import IndicatorSettings, MatchSettings
+from csadetect.transforms.match import LiveIndex
 
 
 class FakeClock:
@@ -20,9 +20,9 @@ class FakeClock:
 
 @pytest.fixture
 def db(tmp_path):
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
 
     generate_keypair(tmp_path / "keys")
     paths = []
@@ -36,7 +36,7 @@ def db(tmp_path):
 
 
 def test_live_index_swaps_on_poll_and_refuses_tampered(db):
-    from indicators.snapshot import build_snapshot
+    from csadetect.indicators.snapshot import build_snapshot
 
     root, rows, paths = db
     settings = IndicatorSettings(path=str(root / "db"), public_key=str(root / "keys" / "public.pem"), poll_seconds=30)
@@ -60,7 +60,7 @@ def test_live_index_swaps_on_poll_and_refuses_tampered(db):
     assert not index.match_image(old_img)
 
     # a version signed with another key is refused; version 2 stays in service
-    from indicators.signing import generate_keypair
+    from csadetect.core.keys import generate_keypair
 
     generate_keypair(root / "other")
     build_snapshot(rows, root / "db", root / "other" / "private.pem")

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from indicators import cli
+from csadetect.cli import indicators as cli
 from tests.conftest import need_shared
 
 
@@ -106,7 +106,7 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     """With the (default) embedding model configured, from-media adds versioned embedding rows
     per image (the image and its index-side views), and match reports a rotated, cropped copy that PDQ misses as an embedding
     near-duplicate, with the similarity; an unrelated image matches nothing."""
-    from csadetect import synth
+    from csadetect.media import synth
 
     known, queries = tmp_path / "known", tmp_path / "q"
     known.mkdir(), queries.mkdir()
@@ -118,7 +118,7 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     keys, csv_path, db = tmp_path / "keys", tmp_path / "rows.csv", tmp_path / "db"
     run(capsys, "indicators", "keygen", "--out", keys)
     code, out, err = run(capsys, "indicators", "from-media", "--out", csv_path, known)
-    from indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS, embedding_views
+    from csadetect.indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS, embedding_views
 
     per_image = len(embedding_views(originals[0]))  # the image + its index-side views (crops, rotations)
     assert per_image == 1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS)
@@ -137,7 +137,7 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     crop = by_name["crop.jpg"]["matches"]
     # PDQ misses the crop; the embedding finds it (one or more rows of k0, nothing else)
     assert crop and {m["kind"] for m in crop} == {"embedding"} and {m["indicator_id"] for m in crop} <= k0_ids
-    from models.embedding import read_metadata
+    from csadetect.models.embedding import read_metadata
 
     assert crop[0]["similarity"] >= read_metadata()["threshold"] and abs(crop[0]["distance"] - (1 - crop[0]["similarity"])) < 1e-5
     assert by_name["other.jpg"]["matched"] is False

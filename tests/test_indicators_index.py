@@ -6,12 +6,12 @@ import os
 import numpy as np
 import pytest
 
-from csadetect.hashing import ImageHashes, PdqResult, VideoFrame, hash_image, hash_video_file
-from csadetect.settings import MatchSettings
-from indicators.index import IndicatorIndex, Match, load_index
-from indicators.rows import Indicator, from_media, read_hashes
-from indicators.signing import generate_keypair
-from indicators.snapshot import Snapshot, build_snapshot, load_delta, rows_to_table
+from csadetect.media.hashing import ImageHashes, PdqResult, VideoFrame, hash_image, hash_video_file
+from csadetect.config.settings import MatchSettings
+from csadetect.indicators.index import IndicatorIndex, Match, load_index
+from csadetect.indicators.rows import Indicator, from_media, read_hashes
+from csadetect.core.keys import generate_keypair
+from csadetect.indicators.snapshot import Snapshot, build_snapshot, load_delta, rows_to_table
 from tests.conftest import need_shared
 
 MODES = ["multihash", "flat"]
@@ -35,7 +35,7 @@ def _settings(mode, **kw):
 
 def _snapshot(rows, version=1) -> Snapshot:
     """An in-memory snapshot (no signing) for index tests."""
-    from indicators.snapshot import _pdq_codes, _sorted
+    from csadetect.indicators.snapshot import _pdq_codes, _sorted
 
     table = _sorted(rows_to_table(rows))
     return Snapshot(version, {"version": version}, (), table, _pdq_codes(table))
@@ -250,7 +250,7 @@ def test_vpdq_real_videos(tmp_path):
     rows = from_media([known], settings, category="v")
     assert sorted(r.kind for r in rows) == ["md5", "sha256", "vpdq"]
     index = _index(rows)
-    from csadetect.hashing import file_digests
+    from csadetect.media.hashing import file_digests
 
     same = index.match_video(hash_video_file(known, seconds_per_hash=1.0), *file_digests(known))
     assert {m.kind for m in same} == {"vpdq", "md5", "sha256"}
@@ -318,7 +318,7 @@ def test_apply_delta_checks_parent_and_refresh(db):
     live = load_index(path, public)
     build_snapshot([], path, private, base="latest", disable_ids=["p0"])
     build_snapshot([], path, private, base="latest", disable_ids=["p1"])
-    from indicators.snapshot import SnapshotError
+    from csadetect.indicators.snapshot import SnapshotError
 
     with pytest.raises(SnapshotError, match="delta version 3 applies to version 2, index is at 1"):
         live.apply_delta(load_delta(path, public, 3))
@@ -354,7 +354,7 @@ def test_memory_and_len_after_delta(db):
 def test_multi_index_tables_equal_brute_force(random_db, monkeypatch, threshold):
     """The multi-index tables themselves (not the FAISS flat fallback used below FLAT_BELOW
     hashes): single and batched range searches equal brute force, also across chunk borders."""
-    from indicators.index import MultiIndexHash
+    from csadetect.indicators.index import MultiIndexHash
 
     db, queries, _ = random_db
     monkeypatch.setattr(MultiIndexHash, "FLAT_BELOW", 0)

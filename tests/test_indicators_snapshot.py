@@ -8,8 +8,8 @@ import stat
 import numpy as np
 import pytest
 
-from indicators import snapshot as snap_mod
-from indicators.rows import (
+from csadetect.indicators import snapshot as snap_mod
+from csadetect.indicators.rows import (
     Indicator,
     IndicatorError,
     format_for,
@@ -18,8 +18,8 @@ from indicators.rows import (
     read_indicators,
     read_jsonl,
 )
-from indicators.signing import SigningError, generate_keypair, load_private_key, load_public_key, sign, verify
-from indicators.snapshot import (
+from csadetect.core.keys import SigningError, generate_keypair, load_private_key, load_public_key, sign, verify
+from csadetect.indicators.snapshot import (
     SnapshotError,
     build_snapshot,
     current_version,

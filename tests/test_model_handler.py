@@ -8,7 +8,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from models.handler import ModelError, TFModelHandler, check_model, load_model  # noqa: E402
+from csadetect.models.loader import ModelError, TFModelHandler, check_model, load_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

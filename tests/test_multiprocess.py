@@ -1,4 +1,4 @@
-"""Portability checked locally: the batch detection pipeline (``pipelines.detect.run``) on the
+"""Portability checked locally: the batch detection pipeline (``csadetect.pipelines.detect.run``) on the
 FnApiRunner with two SDK worker *processes* (``--direct_running_mode=multi_processing
 --direct_num_workers=2``: every DoFn pickled, shipped over the Fn API and set up in another
 process, each loading its own indicator index and models through ``Shared``), against the same
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from csadetect import synth
-from csadetect.events import make_event
+from csadetect.media import synth
+from csadetect.events.event import make_event
 
 pytest.importorskip("tensorflow")
 
 REPO = Path(__file__).resolve().parent.parent
-POSITIVE_SEEDS = (900001, 900005)  # models.classifier_corpus.positive_example: the classifier's proxy class
+POSITIVE_SEEDS = (900001, 900005)  # training.classifier_corpus.positive_example: the classifier's proxy class
 GROOMING = [  # a synthetic grooming-risk conversation (benign proxy, never sexual)
     ("adult", "hey, saw your drawings online, you are really talented"),
     ("kid", "thanks!! i like drawing anime"),
@@ -62,12 +62,12 @@ def build_world(work: Path, db: str | None = None) -> dict:
     ``work/events.jsonl``: known copies (exact, letterboxed, a redelivery, a URI), a rotated crop
     only the embedding finds, two pictures of the classifier's proxy class, unrelated pictures,
     a grooming-risk chat and a benign one with a minor, adults' chat, and malformed events."""
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
-    from models import classifier_corpus
-    from models.embedding import EmbeddingModel
-    from csadetect.settings import load_settings
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
+    from training import classifier_corpus
+    from csadetect.models.embedding import EmbeddingModel
+    from csadetect.config.settings import load_settings
 
     work.mkdir(parents=True, exist_ok=True)
     known = [synth.synthetic_image(60 + i) for i in range(3)]
@@ -120,7 +120,7 @@ def jsonl(folder: Path) -> list[dict]:
 
 
 def outputs(out: Path) -> dict:
-    from csadetect.review import ReviewStore
+    from csadetect.review.store import ReviewStore
 
     review = list(ReviewStore(str(out / "review")).items()) if (out / "review").exists() else []
     return {"reports": {r["report_id"]: r for r in jsonl(out / "reports")},
@@ -155,8 +155,8 @@ def world(tmp_path_factory):
 
 @pytest.mark.slow
 def test_multi_processing_matches_a_single_process(world, report_keys, tmp_path, monkeypatch):
-    from csadetect import crypto
-    from pipelines.detect import run, summary
+    from csadetect.reports import crypto
+    from csadetect.pipelines.detect import run, summary
 
     # the SDK worker processes are started as `python -m apache_beam.runners.worker.sdk_worker_main`
     # with this environment: they must import the project's packages from any working directory

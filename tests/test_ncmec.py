@@ -1,4 +1,4 @@
-"""Reports as NCMEC CyberTipline XML (csadetect.ncmec, ``csadetect reports export-ncmec``): every
+"""Reports as NCMEC CyberTipline XML (csadetect.reports.ncmec, ``csadetect reports export-ncmec``): every
 export validates against our subset XSD, the XSD rejects what it must, no evidence leaks, and the
 CLI refuses tampered reports. All data is benign and synthetic."""
 from __future__ import annotations
@@ -16,18 +16,20 @@ import pyarrow.parquet as pq
 import pytest
 import xmlschema
 
-from csadetect import crypto, ncmec, reports_cli
-from csadetect.events import Event
-from csadetect.hashing import ImageHashes
-from csadetect.ncmec import NcmecExportError
-from csadetect.report import REPORT_SCHEMA, hit_report, report_id, to_json_line, to_table
-from csadetect.settings import ProviderSettings
-from indicators.index import Match
-from indicators.signing import generate_keypair, key_id
-from transforms.common import HashedItem, MatchedItem
+from csadetect.reports import crypto
+from csadetect.reports import ncmec
+from csadetect.cli import reports as reports_cli
+from csadetect.events.event import Event
+from csadetect.media.hashing import ImageHashes
+from csadetect.reports.ncmec import NcmecExportError
+from csadetect.reports.schema import REPORT_SCHEMA, hit_report, report_id, to_json_line, to_table
+from csadetect.config.settings import ProviderSettings
+from csadetect.indicators.index import Match
+from csadetect.core.keys import generate_keypair, key_id
+from csadetect.transforms.common import HashedItem, MatchedItem
 
 REPO = Path(__file__).resolve().parent.parent
-XSD = REPO / "csadetect" / "schemas" / "cybertipline_subset.xsd"
+XSD = REPO / "csadetect" / "reports" / "schemas" / "cybertipline_subset.xsd"
 REPORTER = {"email": "reports@provider.example", "first_name": "Rita", "last_name": "Reporter"}
 PROVIDER = ProviderSettings(provider_id="provider-x", content_removed=True, account_action="suspended")
 # benign stand-in for evidence: a few bytes that are not an image of anything

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from csadetect.events import make_event, parse_event
-from csadetect.settings import ConfigError, load_settings
-from transforms.orders import NOT_COVERED, ApplyOrdersFn, covering
+from csadetect.events.event import make_event, parse_event
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.transforms.orders import NOT_COVERED, ApplyOrdersFn, covering
 
 ORDERS = [
     {"order_id": "O-IMG", "authority": "Authority A", "detection_types": ["known"], "services": ["photos"],
@@ -60,7 +60,7 @@ def test_gate_stops_at_the_end_date_without_a_restart():
 
 
 def test_run_refuses_to_start_without_an_active_order(tmp_path):
-    from pipelines.detect import check_orders, main
+    from csadetect.pipelines.detect import check_orders, main
 
     with pytest.raises(ConfigError, match="no active detection order"):
         check_orders(_settings([dict(ORDERS[0], end="2026-02-01T00:00:00Z")]), now=_at("2026-11-28T00:00:00"))

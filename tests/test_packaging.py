@@ -9,7 +9,7 @@ Slow: build the sdist (as Beam's stager does for ``--setup_file``) and the wheel
 source tree, check that both hold every module and every data file of the packages, build a wheel
 from the sdist (what Dataflow workers install) and install the wheel into a clean venv that sees
 the third-party packages of this interpreter but not the project, then import every module and run
-``python -m pipelines.detect --help`` there.
+``python -m csadetect.pipelines.detect --help`` there.
 """
 from __future__ import annotations
 
@@ -98,14 +98,14 @@ def test_project_files_cover_every_kind_of_runtime_data():
     modules, data = expected_package_files(project_files())
     for pkg in PACKAGE_ROOTS:
         assert f"{pkg}/__init__.py" in modules, pkg
-    assert {"csadetect/console/__init__.py", "pipelines/detect.py", "pipelines/feedback.py"} <= modules
-    prefixes = ("config/", "csadetect/schemas/", "csadetect/templates/", "csadetect/console/templates/",
-                "csadetect/console/static/", "models/reference/grooming/", "models/reference/embedding/",
-                "models/reference/classifier/", "models/cards/")
+    assert {"csadetect/console/__init__.py", "csadetect/pipelines/detect.py", "csadetect/pipelines/feedback.py"} <= modules
+    prefixes = ("config/", "csadetect/reports/schemas/", "csadetect/compliance/templates/", "csadetect/console/templates/",
+                "csadetect/console/static/", "csadetect/models/reference/grooming/", "csadetect/models/reference/embedding/",
+                "csadetect/models/reference/classifier/", "csadetect/models/cards/")
     for prefix in prefixes:
         assert any(n.startswith(prefix) for n in data), f"no data file under {prefix}"
-    assert {"config/default.yaml", "csadetect/schemas/report.schema.json",
-            "models/reference/grooming/model.keras", "models/cards/grooming.md"} <= data
+    assert {"csadetect/config/default.yaml", "csadetect/reports/schemas/report.schema.json",
+            "csadetect/models/reference/grooming/model.keras", "csadetect/models/cards/grooming.md"} <= data
 
 
 def test_missing_module_or_data_file_is_reported():
@@ -113,16 +113,16 @@ def test_missing_module_or_data_file_is_reported():
     and one data file filtered out."""
     modules, data = expected_package_files(project_files())
     expected = modules | data
-    dropped = {"pipelines/detect.py", "models/reference/grooming/model.keras"}
+    dropped = {"csadetect/pipelines/detect.py", "csadetect/models/reference/grooming/model.keras"}
     listing = sorted(expected - dropped) + ["csadetect-0.1.0.dist-info/RECORD", "csadetect-0.1.0.dist-info/METADATA"]
     assert missing_from(listing, expected) == sorted(dropped)
     assert missing_from(sorted(expected) + ["csadetect-0.1.0.dist-info/RECORD"], expected) == []
     sdist = ["csadetect-0.1.0/" + n for n in listing] + ["csadetect-0.1.0/PKG-INFO"]
     assert missing_from(sdist, expected, strip_top=True) == sorted(dropped)
     # a file moved to the wrong place is missing too
-    moved = [n.replace("csadetect/schemas/", "schemas/") for n in sorted(expected)]
-    assert "csadetect/schemas/report.schema.json" in missing_from(moved, expected)
-    assert module_name("pipelines/detect.py") == "pipelines.detect"
+    moved = [n.replace("csadetect/reports/schemas/", "schemas/") for n in sorted(expected)]
+    assert "csadetect/reports/schemas/report.schema.json" in missing_from(moved, expected)
+    assert module_name("csadetect/pipelines/detect.py") == "csadetect.pipelines.detect"
     assert module_name("csadetect/console/__init__.py") == "csadetect.console"
 
 
@@ -257,18 +257,18 @@ for name in json.loads(sys.argv[1]):
         result["errors"][name] = traceback.format_exc(limit=4)
 try:  # the code finds its data where it looks for it at run time
     from importlib import resources
-    import csadetect.ncmec, csadetect.transparency, csadetect.console.app as console_app
-    from csadetect.settings import DEFAULT_CONFIG, load_settings
-    from pipelines.detect import resolve_models
+    import csadetect.reports.ncmec, csadetect.compliance.transparency, csadetect.console.app as console_app
+    from csadetect.config.settings import DEFAULT_CONFIG, load_settings
+    from csadetect.pipelines.detect import resolve_models
     models = resolve_models(load_settings())  # the reference models' metadata, no TensorFlow
     result["data"] = {
         "default_config": str(DEFAULT_CONFIG),
         "schema": str(resources.files("csadetect").joinpath("schemas/report.schema.json")),
-        "xsd": str(csadetect.ncmec.XSD_PATH),
-        "transparency_template": str(csadetect.transparency.TEMPLATES / "transparency.html.j2"),
+        "xsd": str(csadetect.reports.ncmec.XSD_PATH),
+        "transparency_template": str(csadetect.compliance.transparency.TEMPLATES / "transparency.html.j2"),
         "console_templates": str(console_app.HERE / "templates" / "queue.html"),
         "console_static": str(console_app.HERE / "static" / "console.css"),
-        "embedding_model": str(models.embedding.path) if models.embedding else None,
+        "embedding_model": str(csadetect.models.embedding.path) if csadetect.models.embedding else None,
         "classifier_model": str(models.new_material.model_path) if models.new_material else None,
     }
     result["data_exists"] = {k: v is not None and Path(v).exists() for k, v in result["data"].items()}
@@ -386,7 +386,7 @@ def test_every_module_imports_from_a_clean_venv(built):
 @pytest.mark.slow
 def test_entry_points_run_from_a_clean_venv(built):
     env = clean_env(built["venv"] / "bin")
-    out = run([built["python"], "-m", "pipelines.detect", "--help"], built["cwd"], env).stdout
+    out = run([built["python"], "-m", "csadetect.pipelines.detect", "--help"], built["cwd"], env).stdout
     assert "--input_subscription" in out and "--window_seconds" in out
     out = run([built["venv"] / "bin" / "csadetect", "--help"], built["cwd"], env).stdout
     assert "run" in out
@@ -399,7 +399,7 @@ def test_entry_points_run_from_a_clean_venv(built):
 
 
 def detect_actions() -> dict[str, argparse.Action]:
-    from pipelines.detect import DetectOptions
+    from csadetect.pipelines.detect import DetectOptions
 
     parser = argparse.ArgumentParser(add_help=False)
     DetectOptions._add_argparse_args(parser)
@@ -445,7 +445,7 @@ _INDICATORS = (
     ["gs://my-bucket/indicators", "/opt/csadetect/indicators"],
     ["indicators", ".demo/indicators", "gs://my bucket/indicators", "https://example.org/indicators", ""],
 )
-_KEY_PATH = (  # read by the workers (indicators/signing.py): Cloud Storage or a path inside the worker image
+_KEY_PATH = (  # read by the workers (csadetect/core/keys.py): Cloud Storage or a path inside the worker image
     ["gs://my-keys-bucket/provider/private.pem", "gs://my-keys-bucket/provider", "/etc/csadetect/keys/provider",
      "/secrets/centre_public.pem"],
     ["keys/private.pem", ".demo/provider-keys/private.pem", "/etc/csadetect/my key.pem",
@@ -453,7 +453,7 @@ _KEY_PATH = (  # read by the workers (indicators/signing.py): Cloud Storage or a
 )
 _CONFIG = (
     ["gs://my-bucket/csadetect/config.yaml", "/template/config/default.yaml", "/etc/csadetect/prod.yml"],
-    ["config.yaml", "config/default.yaml", "gs://my-bucket/config.json", "/etc/csadetect/", "gs://my-bucket/.yaml",
+    ["config.yaml", "csadetect/config/default.yaml", "gs://my-bucket/config.json", "/etc/csadetect/", "gs://my-bucket/.yaml",
      "s3://my-bucket/config.yaml", ""],
 )
 _WINDOW = (["60", "1", "3600"], ["0", "-5", "1.5", "60s", "0060", "1e3", ""])
@@ -506,12 +506,12 @@ def test_metadata_parameters_are_detect_options():
     are (Beam's PipelineOptions), and every option is a parameter unless excluded with a reason."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.detect import DetectOptions
+    from csadetect.pipelines.detect import DetectOptions
 
     actions = detect_actions()
     params = metadata()["parameters"]
     names = {p["name"] for p in params}
-    assert names - set(actions) == set(), "not options of pipelines.detect.DetectOptions"
+    assert names - set(actions) == set(), "not options of csadetect.pipelines.detect.DetectOptions"
     uncovered = set(actions) - names - set(NOT_TEMPLATE_PARAMETERS)
     assert uncovered == set(), (f"DetectOptions options without a Flex Template parameter: {sorted(uncovered)}; "
                                 "add them to deploy/dataflow/metadata.json or NOT_TEMPLATE_PARAMETERS")
@@ -715,7 +715,7 @@ def load_launcher():
 def test_launch_argv_adds_the_dataflow_defaults_and_keeps_explicit_options():
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, WorkerOptions
 
-    from pipelines.detect import DetectOptions
+    from csadetect.pipelines.detect import DetectOptions
 
     launcher = load_launcher()
     image = "europe-west3-docker.pkg.dev/my-project/csadetect/csadetect-worker:0.1.0"

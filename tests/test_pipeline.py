@@ -13,20 +13,20 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to, is_not_empty
 
-from csadetect import synth
-from csadetect.events import make_event
-from csadetect.settings import MatchSettings, load_settings
-from pipelines.detect import Source, build_pipeline, outcome_counts
-from transforms.common import DEAD_LETTER
-from transforms.parse import ParseEventFn
+from csadetect.media import synth
+from csadetect.events.event import make_event
+from csadetect.config.settings import MatchSettings, load_settings
+from csadetect.pipelines.detect import Source, build_pipeline, outcome_counts
+from csadetect.transforms.common import DEAD_LETTER
+from csadetect.transforms.parse import ParseEventFn
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, report_keys):
     """A signed snapshot of 3 known images, and an events file mixing hits, non-hits and junk."""
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
 
     work = tmp_path_factory.mktemp("pipeline")
     known = [synth.synthetic_image(40 + i) for i in range(3)]
@@ -99,7 +99,7 @@ def test_batch_pipeline_reports_dead_letters_and_counters(world):
 
 
 def test_report_ids_are_deterministic(world):
-    from csadetect.report import report_id
+    from csadetect.reports.schema import report_id
 
     assert report_id("p", "e", "known-hash") == report_id("p", "e", "known-hash")
     assert report_id("p", "e", "known-hash") != report_id("p", "e2", "known-hash")
@@ -107,7 +107,7 @@ def test_report_ids_are_deterministic(world):
 
 def test_dataflow_translation_offline(world, tmp_path):
     """The streaming graph translates for Dataflow with no cloud account (nothing is submitted)."""
-    from pipelines.detect import run
+    from csadetect.pipelines.detect import run
 
     result = run([
         "--runner=DataflowRunner", "--dry_run=True", "--no_auth", "--project=example-project",

@@ -13,10 +13,10 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from csadetect import synth
-from csadetect.events import make_event
-from csadetect.settings import load_settings
-from pipelines.detect import Source, build_pipeline, outcome_counts, resolve_models
+from csadetect.media import synth
+from csadetect.events.event import make_event
+from csadetect.config.settings import load_settings
+from csadetect.pipelines.detect import Source, build_pipeline, outcome_counts, resolve_models
 
 POSITIVE_SEEDS = (900001, 900005)  # classifier_corpus.positive_example: the proxy class the classifier flags
 HARD_NEGATIVE_SEED = 910001
@@ -24,11 +24,11 @@ HARD_NEGATIVE_SEED = 910001
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, report_keys):
-    from indicators.rows import from_media
-    from indicators.signing import generate_keypair
-    from indicators.snapshot import build_snapshot
-    from models import classifier_corpus
-    from models.embedding import EmbeddingModel
+    from csadetect.indicators.rows import from_media
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.snapshot import build_snapshot
+    from training import classifier_corpus
+    from csadetect.models.embedding import EmbeddingModel
 
     work = tmp_path_factory.mktemp("pipeline_new")
     known = [synth.synthetic_image(60 + i) for i in range(3)]
@@ -71,7 +71,7 @@ def _settings(world, name, **extra):
 def _records(folder):
     """Report files (JSON Lines), or the review store (one Parquet file per item)."""
     if folder.name == "review":
-        from csadetect.review import ReviewStore
+        from csadetect.review.store import ReviewStore
 
         return list(ReviewStore(str(folder)).items())
     return [json.loads(line) for f in glob.glob(str(folder / "*.jsonl")) for line in open(f)]
@@ -109,7 +109,7 @@ def test_evidence_sealed_and_reports_signed(world, report_keys):
     """Review items carry the content sealed for the provider's evidence key (bound to the event);
     the report carries it re-sealed for the Centre (bound to the report) and verifies with the
     provider's public key; both cite the detection order."""
-    from csadetect import crypto
+    from csadetect.reports import crypto
 
     settings, out = _settings(world, "review")  # written by test_policy_review_required
     if not (out / "review").exists():
@@ -149,7 +149,7 @@ def test_policy_without_review_reports_above_report_threshold(world):
 def test_models_off_keeps_the_hash_path(world):
     settings, out = _settings(world, "off", embedding={"enabled": False}, new_material={"enabled": False})
     models = resolve_models(settings)
-    assert models.embedding is None and models.new_material is None
+    assert csadetect.models.embedding is None and models.new_material is None
     p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
     outs = build_pipeline(p, settings, Source(glob=world["events"]), models=models)
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["exact"]))
@@ -160,7 +160,7 @@ def test_models_off_keeps_the_hash_path(world):
 
 
 def test_config_errors_are_one_line(tmp_path):
-    from csadetect.settings import ConfigError
+    from csadetect.config.settings import ConfigError
 
     with pytest.raises(ConfigError, match="needs embedding.enabled"):
         load_settings(overrides={"embedding": {"enabled": False}})
@@ -178,10 +178,10 @@ def test_config_errors_are_one_line(tmp_path):
 
 def test_embedding_handler_batched_equals_one_by_one():
     """RunInference's batch of items (several views each) gives each item the vectors it gets alone."""
-    from models.embedding import EmbeddingModel, model_inputs
-    from transforms.common import HashedItem
-    from transforms.embed import ImageEmbeddingHandler
-    from csadetect.events import parse_event
+    from csadetect.models.embedding import EmbeddingModel, model_inputs
+    from csadetect.transforms.common import HashedItem
+    from csadetect.transforms.embed import ImageEmbeddingHandler
+    from csadetect.events.event import parse_event
 
     handler = ImageEmbeddingHandler(None)
     model = handler.load_model()

@@ -1,4 +1,4 @@
-"""Tests of csadetect.preprocess: framing found and removed, ordinary pictures left alone."""
+"""Tests of csadetect.media.preprocess: framing found and removed, ordinary pictures left alone."""
 from __future__ import annotations
 
 import io
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from csadetect import preprocess
-from csadetect.hashing import hamming, hash_image
-from csadetect.preprocess import Params, find_boxes, views
+from csadetect.media import preprocess
+from csadetect.media.hashing import hamming, hash_image
+from csadetect.media.preprocess import Params, find_boxes, views
 
 skdata = pytest.importorskip("skimage.data")
 

@@ -1,4 +1,4 @@
-"""Runner profiles (config/direct.yaml, dataflow.yaml, flink.yaml; pipelines/options.py): loading,
+"""Runner profiles (csadetect/config/direct.yaml, dataflow.yaml, flink.yaml; csadetect/pipelines/options.py): loading,
 applying them under the command line, validation before the graph, and the masked effective
 options. The Dataflow translation of the full graphs is in test_dataflow_translation.py."""
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-import pipelines.detect  # noqa: F401  (both pipelines' options are known to the profiles)
-import pipelines.feedback  # noqa: F401
-from csadetect.settings import ConfigError, load_settings
-from pipelines.options import (
+import csadetect.pipelines.detect  # noqa: F401  (both pipelines' options are known to the profiles)
+import csadetect.pipelines.feedback  # noqa: F401
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.pipelines.options import (
     DETECT_KEYS,
     MASK,
     apply_profile,
@@ -66,8 +66,8 @@ def test_unknown_profile_is_one_line_listing_the_available_ones(capsys):
         load_profile("dataflw")
     assert "unknown profile 'dataflw'" in str(err.value) and "dataflow, direct, flink" in str(err.value)
     assert "\n" not in str(err.value)
-    assert pipelines.detect.main(["--profile", "dataflw", "--input_glob", "x"]) == 2
-    assert pipelines.feedback.main(["--profile=nope", "--report_glob=x", "--verdict_glob=y"]) == 2
+    assert csadetect.pipelines.detect.main(["--profile", "dataflw", "--input_glob", "x"]) == 2
+    assert csadetect.pipelines.feedback.main(["--profile=nope", "--report_glob=x", "--verdict_glob=y"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: unknown profile 'nope': available profiles are dataflow, direct, flink")
 
@@ -183,7 +183,7 @@ def test_required_options_are_checked_before_the_graph(monkeypatch, capsys):
     with pytest.raises(ConfigError, match=r"the flink profile needs --flink_master\b.*\$FLINK_MASTER"):
         check_options(PipelineOptions(argv), profile)
     # through the entry point: one line, exit code 2
-    assert pipelines.detect.main(["--profile", "dataflow", "--input_subscription", "projects/p/subscriptions/s"]) == 2
+    assert csadetect.pipelines.detect.main(["--profile", "dataflow", "--input_subscription", "projects/p/subscriptions/s"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: the dataflow profile needs --project")
 
 
@@ -246,7 +246,7 @@ def test_local_paths_are_flagged_on_dataflow():
 def test_direct_profile_runs_the_feedback_pipeline_locally(tmp_path, capfd):
     """--profile direct on a batch run: the runner stays the FnApiRunner (pinned, no Prism), with
     the profile's worker processes; the options block names the profile."""
-    from pipelines.feedback import run
+    from csadetect.pipelines.feedback import run
 
     reports, verdicts = tmp_path / "reports.jsonl", tmp_path / "verdicts.jsonl"
     reports.write_text("")
@@ -275,6 +275,6 @@ def test_no_wait_until_finish_is_honoured(tmp_path, monkeypatch, flag, waits):
     monkeypatch.setattr(beam.Pipeline, "run", lambda self, *a, **k: result)
     for name in ("r.jsonl", "v.jsonl"):
         (tmp_path / name).write_text("")
-    pipelines.feedback.run(["--report_glob", str(tmp_path / "r.jsonl"), "--verdict_glob", str(tmp_path / "v.jsonl"),
+    csadetect.pipelines.feedback.run(["--report_glob", str(tmp_path / "r.jsonl"), "--verdict_glob", str(tmp_path / "v.jsonl"),
                             "--out_dir", str(tmp_path / "fb"), "--notifications_dir", str(tmp_path / "n"), *flag])
     assert result.wait_until_finish.called == waits

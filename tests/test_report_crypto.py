@@ -9,10 +9,11 @@ import stat
 import pyarrow.parquet as pq
 import pytest
 
-from csadetect import crypto, reports_cli
-from csadetect.crypto import EvidenceError, ReportSignatureError
-from csadetect.report import REPORT_SCHEMA, report_id, to_json_line, to_table
-from indicators.signing import generate_keypair, key_id
+from csadetect.reports import crypto
+from csadetect.cli import reports as reports_cli
+from csadetect.reports.crypto import EvidenceError, ReportSignatureError
+from csadetect.reports.schema import REPORT_SCHEMA, report_id, to_json_line, to_table
+from csadetect.core.keys import generate_keypair, key_id
 
 # benign stand-in for evidence: a few bytes that are not an image of anything
 EVIDENCE = b"\x89PNG\r\n\x1a\n benign test bytes \x00\x01\x02"

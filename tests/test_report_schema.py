@@ -9,16 +9,16 @@ import jsonschema
 import pyarrow as pa
 import pytest
 
-from csadetect.report import REPORT_SCHEMA, json_schema, to_table
+from csadetect.reports.schema import REPORT_SCHEMA, json_schema, to_table
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA_FILE = REPO / "csadetect" / "schemas" / "report.schema.json"
+SCHEMA_FILE = REPO / "csadetect" / "reports" / "schemas" / "report.schema.json"
 
 
 def test_checked_in_schema_matches_the_pyarrow_schema():
     assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), (
-        "regenerate: python -c \"import json; from csadetect.report import json_schema; "
-        "print(json.dumps(json_schema(), indent=2))\" > csadetect/schemas/report.schema.json")
+        "regenerate: python -c \"import json; from csadetect.reports.schema import json_schema; "
+        "print(json.dumps(json_schema(), indent=2))\" > csadetect/reports/schemas/report.schema.json")
     jsonschema.Draft202012Validator.check_schema(json_schema())
 
 

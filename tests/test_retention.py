@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from csadetect.report import REPORT_SCHEMA, REVIEW_SCHEMA, to_json_line
-from csadetect.retention import (
+from csadetect.reports.schema import REPORT_SCHEMA, REVIEW_SCHEMA, to_json_line
+from csadetect.compliance.retention import (
     RetentionError, active_holds, register, release_hold, run_retention, set_hold,
 )
-from csadetect.settings import load_settings
-from csadetect.stats import read_stats, utc_iso
+from csadetect.config.settings import load_settings
+from csadetect.core.stats import read_stats, utc_iso
 
 NOW = datetime(2027, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
 OLD = NOW - timedelta(days=395)  # ~13 months
@@ -131,7 +131,7 @@ def test_old_reports_go_young_stay_files_rewritten(store):
 def test_deletion_log_holds_exactly_the_deleted_ids(store, caplog):
     root, settings = store["root"], store["settings"]
     populate(root)
-    with caplog.at_level(logging.INFO, logger="csadetect.retention"):
+    with caplog.at_level(logging.INFO, logger="csadetect.compliance.retention"):
         run_retention(settings, NOW)
     entries = deletion_log(root)
     assert all(set(e) == {"at", "store", "id"} and e["at"] == utc_iso(NOW) for e in entries)

@@ -1,4 +1,4 @@
-"""Event sources (pipelines/sources.py): option parsing and one-line validation for
+"""Event sources (csadetect/pipelines/sources.py): option parsing and one-line validation for
 ``--read_via native|xlang_pubsub|kafka``, the Beam read transform built for each mode (checked
 WITHOUT applying it: a cross-language transform contacts its Java expansion service when applied,
 and there is no Java, Maven Central or Flink here), and the native paths end to end."""
@@ -12,13 +12,13 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from csadetect.events import make_event
-from csadetect.settings import ConfigError, load_settings
-from pipelines import sources
-from pipelines.detect import DetectOptions
-from pipelines.sources import ReadEvents, Source, source_transform
-from transforms.common import DEAD_LETTER
-from transforms.parse import ParseEvents
+from csadetect.events.event import make_event
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.pipelines import sources
+from csadetect.pipelines.detect import DetectOptions
+from csadetect.pipelines.sources import ReadEvents, Source, source_transform
+from csadetect.transforms.common import DEAD_LETTER
+from csadetect.transforms.parse import ParseEvents
 
 SUB = "projects/example-project/subscriptions/uploads"
 
@@ -63,7 +63,7 @@ def test_xlang_pubsub_options_parse():
 
 
 def test_help_lists_the_source_options(capsys):
-    from pipelines.detect import main
+    from csadetect.pipelines.detect import main
 
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
@@ -258,7 +258,7 @@ def test_native_glob_and_media_paths_still_work(tmp_path):
     p.run().wait_until_finish()
 
 
-def test_detect_reexports_the_moved_names():  # the names tests and users import from pipelines.detect
-    import pipelines.detect as detect
+def test_detect_reexports_the_moved_names():  # the names tests and users import from csadetect.pipelines.detect
+    import csadetect.pipelines.detect as detect
 
     assert detect.ReadEvents is ReadEvents and detect.Source is Source

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csadetect.settings import load_settings
-from csadetect.stats import stat, write_stats
-from csadetect.transparency import (CHARTS, TransparencyError, collect, fmt_duration, fmt_pct, parse_bound,
+from csadetect.config.settings import load_settings
+from csadetect.core.stats import stat, write_stats
+from csadetect.compliance.transparency import (CHARTS, TransparencyError, collect, fmt_duration, fmt_pct, parse_bound,
                                     register, render, review_time_summary)
-from csadetect.tune import wilson
+from csadetect.tuning.tune import wilson
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 END = datetime(2026, 7, 1, tzinfo=timezone.utc)  # the CLI's --to 2026-06-30 (inclusive)
@@ -213,7 +213,7 @@ def test_centre_verdicts_and_precision(summary):
 
 
 def test_complaints(summary, stores):
-    from csadetect.complaints import counts
+    from csadetect.compliance.complaints import counts
 
     assert summary["complaints"] == {
         "received": 3, "upheld": 1, "rejected": 0, "withdrawn": 1, "open": 3,

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from csadetect.tune import (TuneError, choose_threshold, pr_curve, read_examples, register, roc_curve,
+from csadetect.tuning.tune import (TuneError, choose_threshold, pr_curve, read_examples, register, roc_curve,
                             wilson)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -272,8 +272,8 @@ def test_tuned_config_loads_in_settings(tmp_path):
     """A config written by `tune --write-config` is accepted by the pipeline's settings."""
     import json as _json
 
-    from csadetect.settings import load_settings
-    from csadetect.tune import main as tune_main
+    from csadetect.config.settings import load_settings
+    from csadetect.tuning.tune import main as tune_main
 
     scores = tmp_path / "s.jsonl"
     scores.write_text("".join(_json.dumps({"score": s / 10, "label": int(s >= 5)}) + "\n" for s in range(10)))
@@ -290,8 +290,8 @@ def test_tuned_new_material_threshold_loads_in_settings(tmp_path):
     """Data teams tune the new-material review threshold the same way (provenance beside it)."""
     import json as _json
 
-    from csadetect.settings import load_settings
-    from csadetect.tune import main as tune_main
+    from csadetect.config.settings import load_settings
+    from csadetect.tuning.tune import main as tune_main
 
     scores = tmp_path / "s.jsonl"
     scores.write_text("".join(_json.dumps({"score": s / 10, "label": int(s >= 7)}) + "\n" for s in range(10)))

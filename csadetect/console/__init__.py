@@ -10,7 +10,7 @@ reviewer-wellness safeguards, and send verdicts back to the provider (Art. 48).
 * :mod:`csadetect.console.ingest`: reports from the Parquet/JSON Lines store or a Pub/Sub
   subscription, signature checks, and the outbox that delivers verdicts and requests;
 * :mod:`csadetect.console.evidence`: decrypting evidence on the server, the blurred greyscale view;
-* :mod:`csadetect.console.cli`: ``csadetect console`` (serve, adduser, users).
+* :mod:`csadetect.cli.console`: ``csadetect console`` (serve, adduser, users).
 
 Nothing here does I/O at import time.
 """

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from csadetect.console import auth, evidence as ev
 from csadetect.console.ingest import Background, Outbox, ReportIngest, SubscriptionPuller
 from csadetect.console.store import REPORT_ID, USERNAME, ConsoleStore, StoreError, utc_iso
-from csadetect.settings import ConfigError, ConsoleSettings
+from csadetect.config.settings import ConfigError, ConsoleSettings
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "csadetect_session"
@@ -113,14 +113,14 @@ class Grant:
 def _load_keys(config: ConsoleConfig):
     centre = provider = None
     if config.centre_key:
-        from csadetect import crypto
+        from csadetect.reports import crypto
 
         try:
             centre = crypto.load_centre_private_key(config.centre_key)
         except (crypto.EvidenceError, OSError, ValueError) as exc:
             raise ConsoleError(f"centre key {config.centre_key}: {exc}") from None
     if config.provider_public_key:
-        from indicators import signing
+        from csadetect.core import keys as signing
 
         try:
             provider = signing.load_public_key(config.provider_public_key)
@@ -215,7 +215,7 @@ def _when(value: Any) -> str:
     if not value:
         return "—"
     try:
-        from csadetect.stats import parse_time
+        from csadetect.core.stats import parse_time
 
         return parse_time(str(value)).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (ValueError, TypeError):
@@ -224,7 +224,7 @@ def _when(value: Any) -> str:
 
 def _ago(value: Any, now: float) -> str:
     try:
-        from csadetect.stats import parse_time
+        from csadetect.core.stats import parse_time
 
         seconds = now - parse_time(str(value)).timestamp()
     except (ValueError, TypeError):
@@ -298,7 +298,7 @@ FIELD_LABELS = {
 
 
 def art13_fields(report: dict) -> list[dict]:
-    from csadetect.report import FIELD_DOCS, REPORT_SCHEMA
+    from csadetect.reports.schema import FIELD_DOCS, REPORT_SCHEMA
 
     return [{"name": name, "label": FIELD_LABELS.get(name, name), "doc": FIELD_DOCS.get(name, ""),
              "value": _field_value(name, report.get(name)), "missing": report.get(name) is None}
@@ -669,7 +669,7 @@ def create_app(config: ConsoleConfig, *, clock: Optional[Callable[[], float]] = 
         now = clock()
         decided = datetime.fromtimestamp(int(now), timezone.utc)
         if latest is not None:  # a revision must be later than what it revises (the feedback pipeline keeps the latest)
-            from csadetect.stats import parse_time
+            from csadetect.core.stats import parse_time
 
             decided = max(decided, parse_time(latest["decided_at"]) + timedelta(seconds=1))
         delay = delay_notification in ("1", "on", "true", "yes")

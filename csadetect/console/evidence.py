@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from PIL import Image, ImageFilter, ImageOps
 
-from csadetect import crypto
+from csadetect.reports import crypto
 
 BLUR_LONG_SIDE = 16  # pixels the picture is reduced to before it is blown up again
 VIEW_LONG_SIDE = 480  # size of the blurred view

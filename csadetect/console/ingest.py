@@ -31,7 +31,7 @@ def _validator():
 
     import jsonschema
 
-    schema = json.loads(resources.files("csadetect").joinpath("schemas/report.schema.json").read_text("utf-8"))
+    schema = json.loads(resources.files("csadetect.reports").joinpath("schemas/report.schema.json").read_text("utf-8"))
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -41,7 +41,7 @@ class ReportIngest:
     def __init__(self, store, provider_key=None, clock: Callable[[], float] = None):
         import time
 
-        from csadetect.report import REPORT_SCHEMA
+        from csadetect.reports.schema import REPORT_SCHEMA
 
         self.store = store
         self.provider_key = provider_key
@@ -54,9 +54,9 @@ class ReportIngest:
 
     def add(self, obj: Any) -> str:
         """``added``, ``duplicate`` or ``invalid``."""
-        from csadetect import crypto
+        from csadetect.reports import crypto
         from csadetect.console.store import REPORT_ID
-        from csadetect.stats import parse_time
+        from csadetect.core.stats import parse_time
 
         if not isinstance(obj, dict):
             self.counts["invalid"] += 1
@@ -90,7 +90,7 @@ class ReportIngest:
 
     def read_store(self, directory: Optional[str]) -> Counter:
         """Read every report file under ``directory`` that is new or changed since the last call."""
-        from csadetect.reports_cli import REPORT_EXTENSIONS, ReportFileError, read_reports
+        from csadetect.cli.reports import REPORT_EXTENSIONS, ReportFileError, read_reports
 
         before = Counter(self.counts)
         if not directory or not os.path.isdir(directory):

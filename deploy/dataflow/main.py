@@ -1,11 +1,11 @@
 """Flex Template entry point of the detection pipeline (``FLEX_TEMPLATE_PYTHON_PY_FILE``).
 
 Dataflow's launcher runs ``python main.py --name=value ...`` with the template parameters of
-``metadata.json`` and the job's pipeline options. This file hands them to ``pipelines.detect``
+``metadata.json`` and the job's pipeline options. This file hands them to ``csadetect.pipelines.detect``
 (``csadetect run``) after filling in what every launch of this template needs and what the local
 defaults of ``csadetect run`` would get wrong:
 
-* ``--runner=DataflowRunner``: ``pipelines.detect.run`` picks the DirectRunner for a streaming job
+* ``--runner=DataflowRunner``: ``csadetect.pipelines.detect.run`` picks the DirectRunner for a streaming job
   without a runner, which would run the whole pipeline inside the launcher VM;
 * ``--streaming``: the input is a Pub/Sub subscription;
 * ``--sdk_container_image``: the worker image (``Dockerfile.worker``), from
@@ -16,8 +16,8 @@ defaults of ``csadetect run`` would get wrong:
 * a ``gs://`` ``--config`` is copied to a local file first: the settings are read with ``open()``.
 
 An option given explicitly (a template parameter, or ``--parameters`` at launch) always wins.
-The entry point is a separate file rather than ``pipelines/detect.py`` itself: run as a script,
-that module would be loaded twice (``__main__`` and ``pipelines.detect``) and its
+The entry point is a separate file rather than ``csadetect/pipelines/detect.py`` itself: run as a script,
+that module would be loaded twice (``__main__`` and ``csadetect.pipelines.detect``) and its
 ``DetectOptions`` would register every option twice with Beam's parser.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _beam_open(path: str):
 
 def localize_config(argv: Sequence[str], opener: Callable = _beam_open, tmpdir: Optional[str] = None) -> list[str]:
     """``argv`` with a remote ``--config`` (``gs://...``, any Beam filesystem URL) replaced by a
-    local copy, since ``csadetect.settings.load_settings`` reads a local file."""
+    local copy, since ``csadetect.config.settings.load_settings`` reads a local file."""
     argv = list(argv)
     found = _config_index(argv)
     if found is None or "://" not in found[1]:
@@ -73,7 +73,7 @@ def localize_config(argv: Sequence[str], opener: Callable = _beam_open, tmpdir: 
 
 
 def launch_argv(argv: Sequence[str], env: Optional[dict] = None) -> list[str]:
-    """The arguments for ``pipelines.detect.main`` on a Flex Template launch."""
+    """The arguments for ``csadetect.pipelines.detect.main`` on a Flex Template launch."""
     env = os.environ if env is None else env
     out = list(argv)
     if not _has(out, "runner"):
@@ -89,7 +89,7 @@ def launch_argv(argv: Sequence[str], env: Optional[dict] = None) -> list[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from pipelines.detect import main as detect_main
+    from csadetect.pipelines.detect import main as detect_main
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--help" in argv or "-h" in argv:

@@ -1,0 +1,193 @@
+"""``csadetect console``: the EU Centre's review console (``docs/console.md``).
+
+    csadetect console [--reports DIR | --subscription projects/P/subscriptions/S] [--host 127.0.0.1]
+                      [--port 8080] [--centre-key PEM] [--provider-public-key PEM] [--feedback-topic T]
+                      [--feedback-dir DIR] [--provider-requests-topic T] [--provider-requests-dir DIR] [--db PATH]
+    csadetect console adduser NAME --role reviewer|supervisor [--password-stdin] [--replace] [--db PATH]
+    csadetect console users [--db PATH]
+
+Defaults come from the ``console:`` section of the config. The server refuses to start without a
+user (add one first). Human messages go to stderr; a bad input gives one line and exit code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from csadetect.cli.indicators import _say, handled
+
+
+def _errors() -> tuple:
+    from csadetect.console.app import ConsoleError
+    from csadetect.console.auth import AuthError
+    from csadetect.console.store import StoreError
+    from csadetect.config.settings import ConfigError
+
+    return (ConsoleError, AuthError, StoreError, ConfigError)
+
+
+_OVERRIDES = {
+    "reports": "reports_dir", "subscription": "subscription", "host": "host", "port": "port",
+    "centre_key": "centre_key", "provider_public_key": "provider_public_key", "feedback_topic": "feedback_topic",
+    "feedback_dir": "feedback_dir", "provider_requests_topic": "provider_requests_topic",
+    "provider_requests_dir": "provider_requests_dir", "db": "db", "audit_log": "audit_log",
+}
+
+
+def config_from_args(args):
+    """The ``console:`` settings with the command line's overrides; validated (ConfigError)."""
+    from csadetect.console.app import ConsoleConfig
+    from csadetect.config.settings import ConfigError, load_settings
+
+    base = load_settings(getattr(args, "config", None)).console
+    values = base.model_dump()
+    for arg, key in _OVERRIDES.items():
+        value = getattr(args, arg, None)
+        if value is not None:
+            values[key] = value if value != "" else None
+    if getattr(args, "reports", None):
+        values["subscription"] = None  # the store given on the command line, not a configured subscription
+    if getattr(args, "subscription", None):
+        values["reports_dir"] = None
+    if getattr(args, "secure_cookie", False):
+        values["secure_cookie"] = True
+    try:
+        return ConsoleConfig.model_validate(values).validate_outputs()
+    except ConfigError:
+        raise
+    except Exception as exc:  # pydantic ValidationError: one line
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(p) for p in first["loc"]) or "console"
+        raise ConfigError(f"invalid option for console.{where}: {first['msg']}") from None
+
+
+def _store(args):
+    from csadetect.console.store import ConsoleStore
+
+    config = config_from_args(args)
+    return ConsoleStore(config.db, config.audit_log), config
+
+
+@handled(_errors)
+def _cmd_serve(args) -> int:
+    import ipaddress
+
+    import uvicorn
+
+    from csadetect.console.app import ConsoleError, create_app
+
+    config = config_from_args(args)
+    store_check, _ = _store(args)
+    try:
+        if store_check.user_count() == 0:
+            raise ConsoleError(f"no users in {config.db}: add one first with "
+                               "`csadetect console adduser NAME --role supervisor`")
+    finally:
+        store_check.close()
+    app = create_app(config)
+    try:
+        loopback = ipaddress.ip_address(config.host).is_loopback
+    except ValueError:
+        loopback = config.host == "localhost"
+    if not loopback and not config.secure_cookie:
+        _say(f"warning: serving on {config.host} without TLS: put a TLS proxy in front and set console.secure_cookie")
+    console = app.state.console
+    if console.centre_key is None:
+        _say("warning: no centre key (--centre-key): evidence cannot be opened")
+    if console.provider_key is None:
+        _say("warning: no provider public key (--provider-public-key): signatures are not checked")
+    source = f"subscription {config.subscription}" if config.subscription else f"report store {config.reports_dir}"
+    outputs = ", ".join(x for x in (config.feedback_topic, config.feedback_dir) if x)
+    _say(f"console: http://{config.host}:{config.port}/  reports from {source}; verdicts to {outputs}; "
+         f"audit log {config.audit_log or 'in the database only'}")
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False,
+                server_header=False, proxy_headers=False)
+    return 0
+
+
+def _read_password(args) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    again = getpass.getpass("again: ")
+    if first != again:
+        from csadetect.console.auth import AuthError
+
+        raise AuthError("the passwords do not match")
+    return first
+
+
+@handled(_errors)
+def _cmd_adduser(args) -> int:
+    import time
+
+    from csadetect.console.auth import hash_password
+    from csadetect.console.store import check_username
+
+    check_username(args.name)
+    password = _read_password(args)
+    pw_hash = hash_password(password)
+    store, config = _store(args)
+    try:
+        action = store.add_user(args.name, pw_hash, args.role, time.time(), replace=args.replace)
+    finally:
+        store.close()
+    print(json.dumps({"user": args.name, "role": args.role, "action": action, "db": config.db}), flush=True)
+    _say(f"{'added' if action == 'user_added' else 'updated'} {args.role} {args.name} in {config.db}")
+    return 0
+
+
+@handled(_errors)
+def _cmd_users(args) -> int:
+    store, _ = _store(args)
+    try:
+        for user in store.users():
+            print(json.dumps(user), flush=True)
+    finally:
+        store.close()
+    return 0
+
+
+def register(subparsers):
+    p = subparsers.add_parser("console", help="the EU Centre's review console (web): reports in, verdicts out",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--reports", default=None, metavar="DIR", help="report store (default: console.reports_dir)")
+    src.add_argument("--subscription", default=None, help="projects/P/subscriptions/S of the report topic")
+    p.add_argument("--host", default=None, help="address to bind (default: console.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: console.port, 8080)")
+    p.add_argument("--centre-key", dest="centre_key", default=None, metavar="PEM",
+                   help="the EU Centre's X25519 private key that opens evidence")
+    p.add_argument("--provider-public-key", dest="provider_public_key", default=None, metavar="PEM",
+                   help="the provider's Ed25519 public key: reports that do not verify cannot be confirmed")
+    p.add_argument("--feedback-topic", dest="feedback_topic", default=None, help="projects/P/topics/T for verdicts")
+    p.add_argument("--feedback-dir", dest="feedback_dir", default=None, metavar="DIR",
+                   help="verdicts as JSON Lines ('' turns it off)")
+    p.add_argument("--provider-requests-topic", dest="provider_requests_topic", default=None,
+                   help="projects/P/topics/T for requests for missing information")
+    p.add_argument("--provider-requests-dir", dest="provider_requests_dir", default=None, metavar="DIR",
+                   help="requests for missing information as JSON Lines ('' turns it off)")
+    p.add_argument("--db", default=None, metavar="PATH", help="SQLite file (default: console.db)")
+    p.add_argument("--audit-log", dest="audit_log", default=None, metavar="PATH",
+                   help="JSON Lines mirror of the audit log (default: console.audit_log)")
+    p.add_argument("--secure-cookie", action="store_true", help="mark the session cookie Secure (behind TLS)")
+    p.set_defaults(func=_cmd_serve)
+    sub = p.add_subparsers(dest="console_command", metavar="ACTION")
+    sub.required = False
+
+    q = sub.add_parser("adduser", help="add a user (password from the terminal, or --password-stdin)")
+    q.add_argument("name")
+    q.add_argument("--role", required=True, choices=("reviewer", "supervisor"))
+    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    q.add_argument("--replace", action="store_true", help="set a new password and role for an existing user")
+    q.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help="SQLite file (default: console.db)")
+    q.add_argument("--audit-log", dest="audit_log", default=argparse.SUPPRESS, metavar="PATH")
+    q.set_defaults(func=_cmd_adduser)
+
+    q = sub.add_parser("users", help="list the users (name, role; never hashes)")
+    q.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help="SQLite file (default: console.db)")
+    q.set_defaults(func=_cmd_users)
+    return p

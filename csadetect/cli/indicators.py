@@ -1,0 +1,335 @@
+"""``csadetect indicators ...`` and ``csadetect match`` (DESIGN.md §11).
+
+:func:`register` adds the commands to an argparse subparsers object; each handler is
+``(args) -> exit code``. JSON goes to stdout, human messages to stderr; a bad input gives one
+line ``error: ...`` on stderr and exit code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from typing import Iterator, Optional, Sequence
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _emit(obj) -> None:
+    print(json.dumps(obj, sort_keys=False), flush=True)
+
+
+def handled(expected):
+    """A decorator for ``(args) -> exit code`` handlers: the errors ``expected()`` names (a callable,
+    so imports stay lazy) and OSError become one line on stderr and exit code 1."""
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(args) -> int:
+            try:
+                return func(args)
+            except expected() as exc:
+                _say(f"error: {exc}")
+            except OSError as exc:
+                _say(f"error: {exc.filename or ''}: {exc.strerror or type(exc).__name__}".replace("error: : ", "error: "))
+            return 1
+
+        return wrapper
+
+    return decorate
+
+
+def _indicator_errors() -> tuple:
+    from csadetect.media.hashing import MediaError
+    from csadetect.config.settings import ConfigError
+    from csadetect.indicators.rows import IndicatorError
+    from csadetect.core.keys import SigningError
+    from csadetect.indicators.snapshot import SnapshotError
+
+    return (IndicatorError, SnapshotError, SigningError, MediaError, ConfigError)
+
+
+_handled = handled(_indicator_errors)
+
+
+def media_files(paths: Sequence[str]) -> Iterator[str]:
+    """Files given, with directories expanded (sorted, recursive, image/video extensions only)."""
+    from csadetect.media.hashing import VIDEO_EXTENSIONS
+
+    wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in wanted:
+                        yield os.path.join(root, name)
+        else:
+            yield path
+
+
+def _settings(args):
+    from csadetect.config.settings import load_settings
+
+    return load_settings(getattr(args, "config", None))
+
+
+# ------------------------------------------------------------------------------- handlers
+
+
+@_handled
+def cmd_keygen(args) -> int:
+    from csadetect.core.keys import generate_keypair, key_id
+
+    private_path, public_path = generate_keypair(args.out, overwrite=args.force)
+    _say(f"wrote {private_path} (keep it secret) and {public_path}")
+    _emit({"private_key": private_path, "public_key": public_path, "key_id": key_id(public_path)})
+    return 0
+
+
+def _embedder(settings, enabled: bool = True):
+    """The configured embedding model (None when embedding is off). Raises ConfigError."""
+    if not (enabled and settings.embedding.enabled):
+        return None
+    from csadetect.config.settings import ConfigError
+    from csadetect.models import ModelError
+    from csadetect.models.embedding import EmbeddingModel
+
+    try:
+        return EmbeddingModel.load(settings.embedding.model)
+    except ModelError as exc:
+        raise ConfigError(f"{exc} (set embedding.enabled: false, or pass --no-embedding)") from None
+
+
+@_handled
+def cmd_from_media(args) -> int:
+    from tqdm import tqdm
+
+    from csadetect.indicators.rows import from_media, write_csv
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    settings = _settings(args)
+    paths = list(media_files(args.paths))
+    embedder = _embedder(settings, not args.no_embedding)
+    if embedder is not None:
+        _say(f"embedding model {embedder.version}: images also get embedding rows (the image, a 5% centre crop, ±3° rotations)")
+    bar = tqdm(total=len(paths), unit="file", disable=len(paths) < 50 or None, file=sys.stderr)
+    rows = from_media(paths, settings.match, category=args.category, errors=errors, warnings=warnings,
+                      embedder=embedder, progress=lambda: bar.update(1))
+    bar.close()
+    for line in warnings:
+        _say(f"warning: {line}")
+    for line in errors:
+        _say(f"error: {line}")
+    write_csv(rows, args.out)
+    _say(f"wrote {len(rows)} indicators from {len(paths) - len(errors)} of {len(paths)} files to {args.out}")
+    _emit({"out": args.out, "files": len(paths), "failed": len(errors), "rows": len(rows)})
+    return 1 if errors or not paths else 0
+
+
+@_handled
+def cmd_build(args) -> int:
+    from csadetect.indicators.rows import IndicatorError, read_indicators
+    from csadetect.core.keys import load_private_key
+    from csadetect.indicators.snapshot import build_snapshot
+
+    if args.input is None and not (args.base and args.disable):
+        raise IndicatorError("--input is required (only a delta with --base and --disable may omit it)")
+    key = load_private_key(args.key)  # fail fast, before reading a large input
+    rows = read_indicators(args.input, args.format) if args.input else []
+    manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or ())
+    kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"
+    _say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")
+    _emit({k: manifest[k] for k in ("version", "type", "parent", "created_at", "key_id", "counts", "totals")})
+    return 0
+
+
+@_handled
+def cmd_verify(args) -> int:
+    from csadetect.indicators.snapshot import SnapshotError, load_snapshot
+
+    try:
+        snap = load_snapshot(args.db_dir, args.public_key, args.version)
+    except SnapshotError as exc:
+        _emit({"ok": False, "db_dir": args.db_dir, "error": str(exc)})
+        raise
+    _say(f"version {snap.version} of {args.db_dir} verifies ({len(snap.chain)} version(s) checked)")
+    _emit({
+        "ok": True,
+        "db_dir": args.db_dir,
+        "version": snap.version,
+        "chain": [m["version"] for m in snap.chain],
+        "totals": snap.counts(),
+    })
+    return 0
+
+
+@_handled
+def cmd_info(args) -> int:
+    from csadetect.indicators.snapshot import info
+
+    result = info(args.db_dir, args.public_key, args.version)
+    if not result["verified"]:
+        _say("note: not verified (pass --public-key to verify signatures and checksums)")
+    _emit(result)
+    return 0
+
+
+def _version_arg(text: str) -> int:
+    from csadetect.indicators.rows import IndicatorError
+
+    if not text.isdigit() or int(text) < 1:
+        raise IndicatorError(f"not a version number: {text!r}")
+    return int(text)
+
+
+@_handled
+def cmd_diff(args) -> int:
+    from csadetect.indicators.rows import IndicatorError
+    from csadetect.indicators.snapshot import diff, load_snapshot
+
+    if len(args.targets) == 3:
+        db, va, vb = args.targets
+        a = load_snapshot(db, args.public_key, _version_arg(va))
+        b = load_snapshot(db, args.public_key, _version_arg(vb))
+    elif len(args.targets) == 2:
+        a = load_snapshot(args.targets[0], args.public_key)
+        b = load_snapshot(args.targets[1], args.public_key)
+    else:
+        raise IndicatorError("diff takes DBDIR VERSION_A VERSION_B, or DBDIR_A DBDIR_B")
+    result = diff(a, b)
+    _say(
+        f"{len(result['added'])} added, {len(result['disabled'])} disabled, {len(result['changed'])} changed, "
+        f"{len(result['enabled'])} enabled, {len(result['removed'])} removed"
+    )
+    _emit(result)
+    return 0
+
+
+def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> list:
+    from csadetect.media.hashing import VideoHashes, hash_file
+
+    preprocess = None
+    if settings.match.preprocess:
+        from csadetect.media.preprocess import views as preprocess
+    hashes, pictures = hash_file(path, max_pixels=settings.limits.max_pixels,
+                                 seconds_per_hash=settings.match.video_seconds_per_hash, preprocess=preprocess,
+                                 with_views=True)
+    if isinstance(hashes, VideoHashes):
+        return index.match_video(hashes.frames, hashes.md5, hashes.sha256)
+    if embedder is None:
+        return index.match_image(hashes)
+    from csadetect.models.embedding import model_inputs
+
+    _, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip)
+    vectors = embedder.embed_arrays(batch)
+    return index.match_image(hashes, vectors, spec.version, spec.threshold)
+
+
+@_handled
+def cmd_match(args) -> int:
+    from csadetect.media.hashing import MediaError
+    from csadetect.indicators.index import load_index
+
+    settings = _settings(args)
+    db_dir = args.indicators or settings.indicators.path
+    public_key = args.public_key or settings.indicators.public_key
+    index = load_index(db_dir, public_key, settings.match)
+    _say(f"indicator snapshot version {index.version} ({len(index)} active indicators)")
+    embedder = _embedder(settings, not args.no_embedding)
+    spec = None
+    if embedder is not None:
+        from csadetect.models.embedding import EmbeddingSpec
+
+        spec = EmbeddingSpec.resolve(settings.embedding)
+        _say(f"embedding model {spec.version}: near-duplicates at cosine similarity >= {spec.threshold:.4f}")
+    failed = 0
+    for path in media_files(args.paths):
+        try:
+            matches = _hash_and_match(path, index, settings, embedder, spec)
+        except (MediaError, OSError) as exc:
+            failed += 1
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            _emit({"path": path, "error": reason})
+            continue
+        _emit({"path": path, "matched": bool(matches), "matches": [m.to_json() for m in matches]})
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------- parser
+
+
+def register(subparsers) -> None:
+    """Add ``indicators {keygen,from-media,build,verify,info,diff}`` and ``match``."""
+    from csadetect.indicators.rows import FORMATS
+
+    ind = subparsers.add_parser("indicators", help="build, sign, verify and inspect indicator snapshots")
+    sub = ind.add_subparsers(dest="indicators_command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("keygen", help="create an Ed25519 key pair (private.pem, public.pem)")
+    p.add_argument("--out", required=True, metavar="KEYDIR")
+    p.add_argument("--force", action="store_true", help="replace an existing private key")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("from-media", help="indicator rows (CSV) from image and video files")
+    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p.add_argument("--category", default="unspecified")
+    p.add_argument("--no-embedding", action="store_true",
+                   help="no embedding rows even when an embedding model is configured (embedding.enabled)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    p.set_defaults(func=cmd_from_media)
+
+    p = sub.add_parser("build", help="write a signed snapshot (or a delta with --base)")
+    p.add_argument("--input", metavar="FILE", help="indicators: .csv, .jsonl/.json, or .txt (one hash per line)")
+    p.add_argument("--format", choices=FORMATS, help="input format (default: from the extension)")
+    p.add_argument("--key", required=True, metavar="PRIVATE.pem")
+    p.add_argument("--out", required=True, metavar="DBDIR")
+    p.add_argument("--base", metavar="latest|N", help="write a delta against this version")
+    p.add_argument("--disable", nargs="+", action="extend", metavar="ID", help="tombstone these indicator ids")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("verify", help="check signatures and checksums of a version and its chain")
+    p.add_argument("--public-key", required=True, metavar="PUBLIC.pem")
+    p.add_argument("--version", type=int)
+    p.add_argument("db_dir", metavar="DBDIR")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("info", help="versions and counts (verified with --public-key)")
+    p.add_argument("--public-key", metavar="PUBLIC.pem")
+    p.add_argument("--version", type=int)
+    p.add_argument("db_dir", metavar="DBDIR")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("diff", help="added/disabled/changed ids between two versions or two databases")
+    p.add_argument("--public-key", required=True, metavar="PUBLIC.pem")
+    p.add_argument("targets", nargs="+", metavar="DBDIR VERSION_A VERSION_B | DBDIR_A DBDIR_B")
+    p.set_defaults(func=cmd_diff)
+
+    p = subparsers.add_parser("match", help="match files against a signed indicator snapshot, one JSON line each")
+    p.add_argument("--indicators", metavar="DBDIR", help="snapshot directory (default: indicators.path of the config)")
+    p.add_argument("--public-key", metavar="PUBLIC.pem", help="default: indicators.public_key of the config")
+    p.add_argument("--no-embedding", action="store_true", help="PDQ/MD5/SHA-256 only, no embedding near-duplicates")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    p.set_defaults(func=cmd_match)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Stand-alone entry point (tests; ``csadetect`` normally calls :func:`register`)."""
+    parser = argparse.ArgumentParser(prog="csadetect")
+    parser.add_argument("--config", default=None, help="YAML config merged over the defaults")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    register(subparsers)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""``csadetect grooming score`` and ``csadetect models {train,evaluate} --grooming`` (DESIGN.md §11).
+
+:func:`register` adds the commands to an argparse subparsers object (``csadetect.cli.main`` calls
+it); each handler is ``(args) -> exit code``. JSON Lines go to stdout, human messages to stderr.
+A bad input line gives ``error: line N: reason`` on stderr (never the line's text), the other
+lines are still processed, and the exit code is 1 at the end. Also runnable on its own:
+``python -m csadetect.cli.models grooming score PATH``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import OrderedDict
+from typing import Iterator, Optional
+
+REQUIRED = {"conversation_id": str, "sender": str, "sent_at": str, "text": str, "participants_minor": bool}
+BATCH_CONVERSATIONS = 256
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _emit(obj) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def _threshold(value: str) -> float:
+    try:
+        t = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("threshold must be a number") from None
+    if not 0.0 <= t <= 1.0:
+        raise argparse.ArgumentTypeError("threshold must be between 0 and 1")
+    return t
+
+
+def check_message(obj) -> Optional[str]:
+    """Why a parsed JSON value is not a valid message (None when it is). Never quotes text."""
+    from csadetect.models.grooming import parse_rfc3339
+
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    for key, kind in REQUIRED.items():
+        if key not in obj:
+            return f"missing field '{key}'"
+        if not isinstance(obj[key], kind):
+            return f"field '{key}' must be {'true/false' if kind is bool else 'a string'}"
+    if not obj["conversation_id"]:
+        return "field 'conversation_id' is empty"
+    try:
+        parse_rfc3339(obj["sent_at"])
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def read_messages(lines) -> tuple["OrderedDict[str, list]", list[str]]:
+    """Group valid messages by conversation (first-appearance order); collect one-line errors."""
+    convs: "OrderedDict[str, list]" = OrderedDict()
+    errors = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            errors.append(f"line {number}: not valid JSON")
+            continue
+        reason = check_message(obj)
+        if reason:
+            errors.append(f"line {number}: {reason}")
+            continue
+        convs.setdefault(obj["conversation_id"], []).append(obj)
+    return convs, errors
+
+
+def _rounded(result: dict) -> dict:
+    out = {"conversation_id": result["conversation_id"],
+           "score": None if result["score"] is None else round(result["score"], 6),
+           "flagged": result["flagged"], "flagged_at_message": result["flagged_at_message"],
+           "evidence": [{"pattern": e["pattern"], "message_index": e["message_index"], "score": round(e["score"], 4)}
+                        for e in result["evidence"]]}
+    if not result.get("scanned", True):
+        out["scanned"] = False
+    return out
+
+
+def _batches(items, size) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _load_model(args):
+    """The model of ``args.model`` (default: the reference model), or None after a one-line error."""
+    from csadetect.models.grooming import GroomingModel, ModelError, set_threads
+
+    set_threads(args.threads)
+    try:
+        return GroomingModel.load(args.model)
+    except ModelError as exc:
+        _say(f"error: {exc}")
+        return None
+
+
+def cmd_grooming_score(args) -> int:
+    try:
+        if args.path == "-":
+            convs, errors = read_messages(sys.stdin)
+        else:
+            with open(args.path, encoding="utf-8", errors="replace") as fh:
+                convs, errors = read_messages(fh)
+    except OSError as exc:
+        _say(f"error: {args.path}: {exc.strerror or type(exc).__name__}")
+        return 1
+    for e in errors:
+        _say(f"error: {e}")
+    model = _load_model(args)
+    if model is None:
+        return 1
+    threshold = model.threshold if args.threshold is None else args.threshold
+    for chunk in _batches(list(convs.values()), BATCH_CONVERSATIONS):
+        for result in model.score_conversations(chunk, threshold):
+            _emit(_rounded(result))
+    if errors:
+        _say(f"{len(errors)} bad line(s) skipped")
+    return 1 if errors else 0
+
+
+def cmd_models_evaluate(args) -> int:
+    if sum(map(bool, (args.grooming, args.embedding, args.classifier))) != 1:
+        _say("error: choose one model to evaluate: --grooming, --embedding or --classifier")
+        return 2
+    if args.embedding:
+        from training import evaluate_images
+
+        argv = ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
+        if args.model:
+            argv += ["--model", args.model]
+        if args.out:
+            argv += ["--out", args.out]
+        return evaluate_images.main(argv)
+    if args.classifier:
+        return _evaluate_classifier(args)
+    from training import grooming_corpus as corpus
+    from training.train_grooming import evaluate_heldout
+
+    model = _load_model(args)
+    if model is None:
+        return 1
+    if args.data:
+        try:
+            convs = corpus.read_corpus(args.data, "eval")
+        except (OSError, ValueError, KeyError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            _say(f"error: cannot read evaluation data in {args.data}: {reason}")
+            return 1
+        source = os.path.join(args.data, "eval")
+    else:
+        training = model.metadata.get("training", {})
+        seed = int(training.get("seed", 1)) if args.seed is None else args.seed
+        n = int(training.get("conversations", 2000))
+        _say(f"generating the held-out synthetic evaluation split (seed {seed}) ...")
+        convs = corpus.generate_splits(n, seed, args.n_eval)["eval"]
+        source = f"training.grooming_corpus seed {seed} split eval"
+    metrics = evaluate_heldout(model, convs, source, threshold=args.threshold, log=_say)
+    lat = metrics["latency_messages_until_flag"]
+    summary = {"model": "grooming", "model_version": metrics["model_version"], "data": source,
+               "conversations": metrics["conversations"], "threshold": metrics["threshold"],
+               "precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
+               "f0_5": round(metrics["f0_5"], 4), "false_positive_rate": round(metrics["false_positive_rate"], 4),
+               "ece": round(metrics["ece"], 4),
+               "latency_messages_until_flag": {"median": lat["median"], "p90": lat["p90"]},
+               "latency_messages_after_first_pattern": metrics["latency_messages_after_first_pattern"],
+               "evidence_message_level": {k: round(v, 4) for k, v in metrics["evidence_message_level"].items()},
+               "messages_per_s": metrics["throughput_messages_per_s"],
+               "tp": metrics["tp"], "fp": metrics["fp"], "fn": metrics["fn"], "tn": metrics["tn"],
+               "not_scanned": metrics["not_scanned"]}
+    _emit(summary if not args.full else metrics)
+    return 0
+
+
+def _evaluate_classifier(args) -> int:
+    """Held-out metrics of the new-material classifier on its benign proxy task; with ``--out``
+    also writes the scored, labelled examples that ``csadetect tune`` reads."""
+    from csadetect.models import ModelError
+    from training import classifier_corpus as corpus
+    from csadetect.models.classifier import NewMaterialClassifier, evaluate, write_scores
+    from csadetect.models.embedding import EmbeddingModel
+
+    try:
+        classifier = NewMaterialClassifier.load(args.model)
+        embedder = EmbeddingModel.load(args.embedding_model)
+    except ModelError as exc:
+        _say(f"error: {exc}")
+        return 1
+    n = args.n_heldout or 1000
+    seed = 0 if args.seed is None else args.seed
+    _say(f"generating {n} held-out proxy images (split eval, seed {seed}) and scoring them ...")
+    items = [(img, label, f"{info['kind']}:{info['background']}") for img, label, info
+             in corpus.dataset("eval", n, seed, with_info=True)]
+    metrics = evaluate(classifier, embedder, items, threshold=args.threshold)
+    if args.out:
+        write_scores(classifier, embedder, items, args.out)
+        _say(f"wrote scored examples to {args.out} (input for csadetect tune)")
+    summary = {"model": "new-material", "model_version": classifier.version, "data": f"classifier_corpus eval seed {seed}",
+               "n": metrics["n"], "roc_auc": round(metrics["roc_auc"], 4), "ece": round(metrics["ece"], 4)}
+    for key in ("at_review", "at_report", "at_threshold"):
+        if key in metrics:
+            summary[key] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics[key].items()}
+    _emit(summary if not args.full else metrics)
+    return 0
+
+
+def cmd_models_train(args) -> int:
+    if not args.grooming:
+        _say("error: choose a model to train: --grooming")
+        return 2
+    from training import train_grooming
+
+    argv = ["--n", str(args.n), "--seed", str(args.seed), "--epochs", str(args.epochs), "--threads", str(args.threads)]
+    if args.out:
+        argv += ["--out", args.out]
+    return train_grooming.main(argv)
+
+
+def register(subparsers) -> None:
+    """Add ``grooming score`` and ``models {evaluate,train}`` to a subparsers object."""
+    g = subparsers.add_parser("grooming", help="grooming-risk scoring of conversations (JSON Lines)")
+    gsub = g.add_subparsers(dest="grooming_command", metavar="COMMAND")
+    gsub.required = True
+    p = gsub.add_parser("score", help="score conversations: one JSON line per conversation",
+                        description="Read JSON Lines messages {conversation_id, sender, sent_at, text, "
+                                    "participants_minor} in any order; print one JSON line per conversation.")
+    p.add_argument("path", metavar="PATH", help="JSON Lines file of messages ('-' for stdin)")
+    p.add_argument("--model", default=None, help="model directory (default: the reference model in the package)")
+    p.add_argument("--threshold", type=_threshold, default=None, help="flag threshold (default: the model's)")
+    p.add_argument("--threads", type=int, default=1, help="TensorFlow threads (default 1)")
+    p.set_defaults(func=cmd_grooming_score)
+
+    m = subparsers.add_parser("models", help="train and evaluate the reference models")
+    msub = m.add_subparsers(dest="models_command", metavar="COMMAND")
+    msub.required = True
+    e = msub.add_parser("evaluate", help="precision, recall, F0.5, latency on held-out synthetic data")
+    e.add_argument("--grooming", action="store_true", help="evaluate the grooming model")
+    e.add_argument("--embedding", action="store_true",
+                   help="evaluate known-image matching: PDQ vs embedding vs combined recall per edit, false matches")
+    e.add_argument("--classifier", action="store_true",
+                   help="evaluate the new-material classifier: precision, recall, F0.5, AUC, ECE on held-out images")
+    e.add_argument("--n-heldout", type=int, default=None, help="held-out items: --embedding originals (default 100), --classifier images (default 1000)")
+    e.add_argument("--out", default=None, metavar="FILE",
+                   help="--embedding: write the result (.json); --classifier: write scored examples (.jsonl/.parquet) for tune")
+    e.add_argument("--embedding-model", default=None, help="--classifier: embedding model dir (default: the reference)")
+    e.add_argument("--data", default=None, help="corpus directory written by training.grooming_corpus (uses DATA/eval)")
+    e.add_argument("--model", default=None, help="model directory (default: the reference model)")
+    e.add_argument("--threshold", type=_threshold, default=None)
+    e.add_argument("--seed", type=int, default=None, help="corpus seed when generating (default: the training seed)")
+    e.add_argument("--n-eval", type=int, default=None, help="conversations to generate (default: training n / 2)")
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--full", action="store_true", help="print every metric (per-family flag rates included)")
+    e.set_defaults(func=cmd_models_evaluate)
+    t = msub.add_parser("train", help="train a reference model on synthetic data")
+    t.add_argument("--grooming", action="store_true", help="train the grooming model")
+    t.add_argument("--out", default=None, help="output directory (default: the package's reference model)")
+    t.add_argument("--n", type=int, default=2000)
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--threads", type=int, default=1)
+    t.set_defaults(func=cmd_models_train)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(prog="python -m csadetect.cli.models")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

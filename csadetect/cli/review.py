@@ -1,0 +1,169 @@
+"""``csadetect review``: the provider's human review of hits (DESIGN §6, Art. 10(4)(c)).
+
+    csadetect review list                                  # pending items, one JSON line each (no evidence)
+    csadetect review show REPORT_ID [--evidence-out FILE]  # one item; the evidence decrypted to FILE
+    csadetect review decide REPORT_ID --confirm|--reject --reviewer NAME [--reason TEXT] [--topic T]
+    csadetect review expire [--now T]                      # delete items whose time to live has passed
+    csadetect review keygen --out KEYDIR                   # the provider's signing and evidence keys
+
+``decide`` applies the verdict to the review store at once (a confirmed item becomes a signed report
+in ``sinks.report_dir`` and on ``sinks.report_topic``), or, with ``--topic``, publishes it to the
+verdict topic a streaming pipeline reads (``review.verdict_subscription``).
+"""
+from __future__ import annotations
+
+import json
+
+from csadetect.cli.indicators import _say, handled
+
+_LISTED = ("report_id", "detection_type", "detector", "detector_version", "score", "threshold", "distance",
+           "content_kind", "service", "queued_at", "expires_at", "order_id", "risk_patterns")
+
+
+def _errors() -> tuple:
+    from csadetect.reports.crypto import EvidenceError
+    from csadetect.review.store import ReviewError
+    from csadetect.config.settings import ConfigError
+
+    return (ReviewError, EvidenceError, ConfigError)
+
+
+def _settings(args):
+    from csadetect.config.settings import load_settings
+
+    return load_settings(getattr(args, "config", None))
+
+
+def _store(args, settings):
+    from csadetect.review.store import ReviewStore
+
+    return ReviewStore(args.review_dir or settings.sinks.review_dir)
+
+
+@handled(_errors)
+def _cmd_list(args) -> int:
+    settings = _settings(args)
+    n = 0
+    for item in _store(args, settings).items():
+        print(json.dumps({k: item.get(k) for k in _LISTED}), flush=True)
+        n += 1
+    _say(f"{n} item(s) pending review")
+    return 0
+
+
+@handled(_errors)
+def _cmd_show(args) -> int:
+    from csadetect.reports import crypto
+    from csadetect.review.store import ReviewError
+
+    settings = _settings(args)
+    item = _store(args, settings).get(args.report_id)
+    if item is None:
+        raise ReviewError(f"no pending review item {args.report_id}")
+    shown = {k: v for k, v in item.items() if k != "review_evidence"}
+    shown["has_evidence"] = bool(item.get("review_evidence"))
+    print(json.dumps(shown), flush=True)
+    if args.evidence_out:
+        key = args.evidence_key or settings.reports.evidence_key
+        if not item.get("review_evidence"):
+            raise ReviewError(f"review item {args.report_id} carries no evidence")
+        mime, content = crypto.open_content(item["review_evidence"], key, item["event_id"])
+        with open(args.evidence_out, "wb") as fh:
+            fh.write(content)
+        _say(f"evidence ({mime}, {len(content)} bytes) written to {args.evidence_out}")
+    return 0
+
+
+@handled(_errors)
+def _cmd_decide(args) -> int:
+    from csadetect.review.store import ReportKeys, apply_verdict, parse_verdict, write_reports
+    from csadetect.core.stats import write_stats
+
+    settings = _settings(args)
+    verdict = parse_verdict({"report_id": args.report_id, "verdict": "confirm" if args.confirm else "reject",
+                             "reviewer": args.reviewer, "reason": args.reason})
+    if args.topic:
+        from google.cloud import pubsub_v1
+
+        publisher = pubsub_v1.PublisherClient()
+        publisher.publish(args.topic, json.dumps(verdict).encode("utf-8"), report_id=verdict["report_id"]).result(60)
+        print(json.dumps({"published": args.topic, "report_id": verdict["report_id"], "verdict": verdict["verdict"]}))
+        return 0
+    keys = ReportKeys.load(settings.reports)
+    report, stats = apply_verdict(_store(args, settings), verdict, keys)
+    write_stats(settings.stores.stats_dir, stats)
+    files = []
+    if report is not None:
+        files = write_reports(args.report_dir or settings.sinks.report_dir, [report], settings.sinks.report_topic)
+    print(json.dumps({"report_id": verdict["report_id"], "verdict": verdict["verdict"],
+                      "reported": report is not None, "files": files}), flush=True)
+    _say("confirmed: signed report written" if report is not None
+         else "rejected: the item and its evidence are deleted; only a counter remains")
+    return 0
+
+
+@handled(_errors)
+def _cmd_expire(args) -> int:
+    from csadetect.review.store import expire
+    from csadetect.core.stats import parse_time, write_stats
+
+    settings = _settings(args)
+    now = parse_time(args.now) if args.now else None
+    deleted, stats = expire(_store(args, settings), now, settings.retention.log_dir)
+    write_stats(settings.stores.stats_dir, stats)
+    print(json.dumps({"expired": len(deleted)}))
+    return 0
+
+
+@handled(_errors)
+def _cmd_keygen(args) -> int:
+    from csadetect.review.store import generate_provider_keys
+
+    section = generate_provider_keys(args.out, overwrite=args.overwrite)
+    print(json.dumps({"reports": section}))
+    _say(f"provider keys written to {args.out}: put the line above under `reports:` in your config; "
+         "keep the private keys secret (mode 0600)")
+    return 0
+
+
+def register(subparsers):
+    p = subparsers.add_parser("review", help="human review of hits: list, show, decide, expire")
+    sub = p.add_subparsers(dest="review_command", metavar="ACTION")
+    sub.required = True
+
+    def common(q):
+        q.add_argument("--review-dir", default=None, help="review store (default: sinks.review_dir)")
+
+    q = sub.add_parser("list", help="pending items, one JSON line each (no evidence)")
+    common(q)
+    q.set_defaults(func=_cmd_list)
+
+    q = sub.add_parser("show", help="one pending item; --evidence-out decrypts its evidence for the reviewer")
+    q.add_argument("report_id")
+    q.add_argument("--evidence-out", default=None, metavar="FILE")
+    q.add_argument("--evidence-key", default=None, help="provider evidence private key (default: reports.evidence_key)")
+    common(q)
+    q.set_defaults(func=_cmd_show)
+
+    q = sub.add_parser("decide", help="confirm (-> signed report) or reject (-> deleted) a pending item")
+    q.add_argument("report_id")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--confirm", action="store_true")
+    which.add_argument("--reject", action="store_true")
+    q.add_argument("--reviewer", required=True, help="who decided (checked; not stored: a rejected item leaves only a counter)")
+    q.add_argument("--reason", default=None)
+    q.add_argument("--topic", default=None, help="publish the verdict to this topic instead of applying it here")
+    q.add_argument("--report-dir", default=None, help="where the report goes (default: sinks.report_dir)")
+    common(q)
+    q.set_defaults(func=_cmd_decide)
+
+    q = sub.add_parser("keygen", help="the provider's report keys: Ed25519 signing + X25519 review evidence")
+    q.add_argument("--out", required=True, metavar="KEYDIR")
+    q.add_argument("--overwrite", action="store_true", help="replace existing keys (old reports stop verifying)")
+    q.set_defaults(func=_cmd_keygen)
+
+    q = sub.add_parser("expire", help="delete pending items whose time to live has passed")
+    q.add_argument("--now", default=None, help="RFC 3339 time to expire against (default: now)")
+    common(q)
+    q.set_defaults(func=_cmd_expire)
+    return p

@@ -1,0 +1,375 @@
+"""Typed, validated configuration.
+
+Defaults live in ``csadetect/config/default.yaml`` (shipped as package data). A user file is merged on top
+and the whole is validated *before* a pipeline graph is built, so a typo fails at start-up with a
+one-line message instead of deep inside a worker.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message is one line meant for the operator."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    max_event_bytes: int = Field(16_000_000, gt=0, description="max size of one Pub/Sub message body")
+    max_content_bytes: int = Field(12_000_000, gt=0, description="max decoded content size")
+    max_pixels: int = Field(50_000_000, gt=0, description="decompression-bomb guard")
+    max_video_frames: int = Field(3_600, gt=0, description="max hashed vPDQ frames per video")
+    max_text_chars: int = Field(10_000, gt=0)
+    allowed_image_mimes: tuple[str, ...] = (
+        "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff",
+    )
+    allowed_video_mimes: tuple[str, ...] = (
+        "video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo", "video/mpeg",
+    )
+
+
+class MatchSettings(_Strict):
+    pdq_threshold: int = Field(31, ge=0, le=256, description="max Hamming distance counted as a match (inclusive)")
+    quality_gate: int = Field(50, ge=0, le=100, description="PDQ quality below which a hash is not matched")
+    video_frame_share: float = Field(0.8, gt=0, le=1, description="share of query frames that must match")
+    video_seconds_per_hash: float = Field(1.0, ge=0, description="vPDQ sampling interval (0 = every frame)")
+    pdq_index: Literal["auto", "multihash", "flat"] = Field(
+        "auto", description="multihash: exact multi-index hashing (fast, ~96 B/indicator); flat: FAISS IndexBinaryFlat "
+        "(32 B/indicator, linear scan); auto: multihash for thresholds <= 31"
+    )
+    faiss_threads: int = Field(
+        1, ge=0, description="OpenMP threads per worker process for FAISS (0 = FAISS default); "
+        "small per-item queries are fastest single-threaded, Beam parallelises across items"
+    )
+    preprocess: bool = Field(True, description="also hash border/letterbox-trimmed views of each image")
+    auto_confirm_distance: int = Field(
+        31, ge=0, le=256, description="PDQ matches at or below this distance are confirmed without review"
+    )
+
+
+class IndicatorSettings(_Strict):
+    path: str = Field(".demo/indicators", description="snapshot directory (local path or any Beam filesystem)")
+    public_key: str = Field(".demo/keys/public.pem", description="Ed25519 public key that signs the snapshots")
+    poll_seconds: float = Field(60.0, gt=0, description="how often workers look for a new snapshot version")
+
+
+class GroomingSettings(_Strict):
+    enabled: bool = Field(True, description="score conversations with a minor participant (Art. 7(7))")
+    model: Optional[str] = Field(None, description="model dir/.keras path; None = the shipped reference model")
+    threshold: Optional[float] = Field(None, ge=0, le=1, description="None = the model's tuned threshold")
+    threshold_provenance: Optional[dict] = Field(
+        None, description="written by `csadetect tune`: dataset, its sha256, target, precision, recall, date, model"
+    )
+    inactivity_seconds: int = Field(7 * 24 * 3600, gt=0, description="conversation state is cleared after this")
+    urgent_patterns: tuple[str, ...] = Field(
+        ("meeting",), description="risk patterns that mark a grooming report urgent (imminent risk, Art. 13(1)(j))"
+    )
+
+
+class Batching(_Strict):
+    """RunInference batching (``beam.BatchElements``): in streaming, a batch is emitted when it is
+    full or ``max_batch_duration_secs`` after its first element, whichever comes first."""
+
+    min_batch_size: int = Field(1, ge=1)
+    max_batch_size: int = Field(64, ge=1)
+    max_batch_duration_secs: Optional[float] = Field(1.0, gt=0, description="streaming only; None = no limit")
+
+
+class EmbeddingSettings(_Strict):
+    enabled: bool = Field(True, description="embed images for near-duplicate lookup and the new-material classifier")
+    model: Optional[str] = Field(None, description="model dir (model.keras + metadata.json); None = the reference model")
+    threshold: Optional[float] = Field(
+        None, ge=-1, le=1, description="cosine similarity counted as a near-duplicate match; None = the model's calibrated one"
+    )
+    flip: bool = Field(True, description="also embed the mirrored image (PDQ covers mirrors with its dihedral hashes)")
+    auto_confirm_similarity: Optional[float] = Field(
+        None, ge=-1, le=1, description="embedding matches at or above this confirm without review; None = always review"
+    )
+    batching: Batching = Batching()
+
+
+class NewMaterialSettings(_Strict):
+    enabled: bool = Field(True, description="score images without a known match with the new-material classifier")
+    model: Optional[str] = Field(None, description="classifier dir; None = the reference model (a benign-proxy stand-in)")
+    review_threshold: Optional[float] = Field(None, ge=0, le=1, description="None = the model's tuned review threshold")
+    report_threshold: Optional[float] = Field(None, ge=0, le=1, description="None = the model's tuned report threshold")
+    require_review: bool = Field(
+        True, description="classifier hits wait for a reviewer verdict (DESIGN 6); false: >= report_threshold reports at once"
+    )
+    review_threshold_provenance: Optional[dict] = Field(
+        None, description="written by `csadetect tune --config-key new_material.review_threshold`"
+    )
+    report_threshold_provenance: Optional[dict] = Field(
+        None, description="written by `csadetect tune --config-key new_material.report_threshold`"
+    )
+    batching: Batching = Batching()
+
+    @field_validator("report_threshold")
+    @classmethod
+    def _order(cls, v, info):
+        review = info.data.get("review_threshold")
+        if v is not None and review is not None and v < review:
+            raise ValueError("report_threshold must be >= review_threshold")
+        return v
+
+
+class SinkSettings(_Strict):
+    report_dir: Optional[str] = Field("out/reports", description="Parquet + JSON Lines report files (None = off)")
+    report_topic: Optional[str] = Field(None, description="projects/P/topics/T for reports")
+    dead_letter_dir: Optional[str] = Field("out/dead_letters", description="JSON Lines dead letters")
+    dead_letter_topic: Optional[str] = None
+    review_dir: Optional[str] = Field("out/review", description="review store: one Parquet file per hit awaiting review")
+    review_topic: Optional[str] = None
+    formats: tuple[Literal["parquet", "jsonl"], ...] = ("parquet", "jsonl")
+
+
+class ProviderSettings(_Strict):
+    provider_id: str = "demo-provider"
+    content_removed: bool = False
+    account_action: str = "none"
+
+
+DETECTION_TYPES = ("known", "new", "grooming")
+
+
+class DetectionOrder(_Strict):
+    """An Art. 7 detection order: which detectors may run on which service components, and when.
+    The pipeline runs a detector on an event only while an order covering both is active
+    (``start <= now < end``), checked per event, so an order ends without a restart."""
+
+    order_id: str = Field(..., min_length=1)
+    authority: str = Field(..., min_length=1, description="the issuing judicial or independent administrative authority")
+    detection_types: tuple[Literal["known", "new", "grooming"], ...] = Field(..., min_length=1)
+    services: tuple[str, ...] = Field(..., min_length=1, description="service components covered (the event's `service`)")
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, v, info):
+        start = info.data.get("start")
+        if start is not None and v <= start:
+            raise ValueError("end must be after start")
+        return v
+
+    def active(self, now: datetime) -> bool:
+        return self.start <= now < self.end
+
+    def covers(self, detection_type: str, service: str, now: datetime) -> bool:
+        return self.active(now) and detection_type in self.detection_types and service in self.services
+
+    def legal_basis(self) -> str:
+        return f"detection order {self.order_id} issued by {self.authority} (Art. 7)"
+
+
+class ReportSettings(_Strict):
+    """Keys that protect reports (DESIGN 6/7). Evidence is sealed for ``evidence_key`` (the
+    provider's reviewers) as soon as content is hashed, and re-sealed for the EU Centre's
+    ``centre_public_key`` only when a hit is reported; each report is signed with ``signing_key``."""
+
+    signing_key: Optional[str] = Field(".demo/provider-keys/private.pem", description="provider Ed25519 private key (PEM)")
+    evidence_key: Optional[str] = Field(
+        ".demo/provider-keys/evidence_private.pem", description="provider X25519 private key for review evidence (PEM)"
+    )
+    centre_public_key: Optional[str] = Field(
+        ".demo/centre-keys/centre_public.pem", description="EU Centre X25519 public key (PEM) evidence is sealed for"
+    )
+    include_evidence: bool = Field(True, description="attach the sealed content to reports and review items")
+
+
+class ReviewSettings(_Strict):
+    ttl_seconds: int = Field(14 * 24 * 3600, gt=0, description="pending review items and their evidence are deleted after this")
+    verdict_subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of reviewer verdicts")
+    sweep_seconds: float = Field(300.0, gt=0, description="streaming: how often expired review items are swept")
+
+
+class FeedbackSettings(_Strict):
+    subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of EU Centre verdicts")
+    verdict_glob: Optional[str] = Field(None, description="JSON Lines files of EU Centre verdicts (batch)")
+    out_dir: Optional[str] = Field("out/feedback", description="precision, alerts and labelled examples")
+    precision_floor: float = Field(0.8, ge=0, le=1, description="alert when a detector's precision falls below this")
+    min_verdicts: int = Field(10, ge=1, description="verdicts needed before a precision alert can fire")
+    notifications_dir: Optional[str] = Field("out/notifications", description="scheduled user notifications (Art. 12(2))")
+    notifications_topic: Optional[str] = None
+    notify_after_days: int = Field(90, gt=0, description="users are notified this long after a report unless delayed")
+
+
+class StoreSettings(_Strict):
+    stats_dir: Optional[str] = Field("out/stats", description="id-free counters for the transparency report")
+    complaints_dir: str = Field("out/complaints", description="users' complaints and their outcomes (Art. 34)")
+
+
+class RetentionSettings(_Strict):
+    days: int = Field(365, gt=0, description="stored reports, evidence and review items are deleted this long after reporting (Art. 22)")
+    holds_file: str = Field("out/holds.jsonl", description="report ids on hold (not deleted)")
+    log_dir: str = Field("out/retention", description="what was deleted, by id only")
+
+
+class ConsoleSettings(_Strict):
+    """The EU Centre's review console (``csadetect console``, ``docs/console.md``). The report
+    source is ``reports_dir`` or ``subscription`` (the subscription wins when both are set);
+    verdicts go to ``feedback_topic`` and/or ``feedback_dir``, requests for missing information to
+    ``provider_requests_topic`` and/or ``provider_requests_dir``."""
+
+    reports_dir: Optional[str] = Field("out/reports", description="Parquet/JSON Lines report store read on start and every refresh_seconds")
+    subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of the report topic (pulled in the background)")
+    refresh_seconds: float = Field(30.0, gt=0, description="how often the report store is read again")
+    host: str = Field("127.0.0.1", min_length=1, description="address to bind; keep loopback unless behind a TLS proxy")
+    port: int = Field(8080, ge=0, le=65535)
+    centre_key: Optional[str] = Field(None, description="the EU Centre's X25519 private key (PEM) that opens report evidence")
+    provider_public_key: Optional[str] = Field(
+        None, description="the provider's Ed25519 public key (PEM); reports whose signature does not verify cannot be confirmed"
+    )
+    feedback_topic: Optional[str] = Field(None, description="projects/P/topics/T the verdicts are published to (Art. 48)")
+    feedback_dir: Optional[str] = Field("out/centre/verdicts", description="verdicts as JSON Lines (csadetect feedback --verdict_glob)")
+    provider_requests_topic: Optional[str] = Field(None, description="projects/P/topics/T for requests for missing information (Art. 48(5))")
+    provider_requests_dir: Optional[str] = Field("out/centre/info_requests", description="requests for missing information as JSON Lines")
+    db: str = Field("out/centre/console.sqlite3", min_length=1, description="SQLite file: users, reports, verdicts, requests, sessions, audit")
+    audit_log: Optional[str] = Field("out/centre/audit.jsonl", description="append-only JSON Lines mirror of the audit table")
+    session_idle_seconds: int = Field(900, gt=0, description="a session ends after this long without a request")
+    session_max_seconds: int = Field(8 * 3600, gt=0, description="a session ends this long after login, whatever its use")
+    reveal_seconds: int = Field(10, ge=1, le=300, description="revealed evidence blurs again after this long")
+    break_after_reveals: int = Field(20, ge=1, description="reveals in one session after which a break is suggested")
+    secure_cookie: bool = Field(False, description="mark the session cookie Secure (set when served over TLS)")
+    login_max_failures: int = Field(5, ge=1, description="failed logins per user name or client before a lockout")
+    login_lockout_seconds: int = Field(300, gt=0, description="how long the lockout lasts (and the window failures are counted in)")
+    max_pixels: int = Field(50_000_000, gt=0, description="largest evidence image the console decodes")
+
+    @field_validator("session_max_seconds")
+    @classmethod
+    def _max_after_idle(cls, v, info):
+        idle = info.data.get("session_idle_seconds")
+        if idle is not None and v < idle:
+            raise ValueError("session_max_seconds must be >= session_idle_seconds")
+        return v
+
+    def validate_outputs(self) -> "ConsoleSettings":
+        """Raise ConfigError unless there is a report source and somewhere for verdicts to go."""
+        if not (self.reports_dir or self.subscription):
+            raise ConfigError("console: no report source: set console.reports_dir or console.subscription")
+        if not (self.feedback_topic or self.feedback_dir):
+            raise ConfigError("console: verdicts go nowhere: set console.feedback_topic or console.feedback_dir")
+        if not (self.provider_requests_topic or self.provider_requests_dir):
+            raise ConfigError("console: requests for missing information go nowhere: set "
+                              "console.provider_requests_topic or console.provider_requests_dir")
+        return self
+
+
+class Settings(_Strict):
+    limits: Limits = Limits()
+    match: MatchSettings = MatchSettings()
+    indicators: IndicatorSettings = IndicatorSettings()
+    grooming: GroomingSettings = GroomingSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    new_material: NewMaterialSettings = NewMaterialSettings()
+    sinks: SinkSettings = SinkSettings()
+    provider: ProviderSettings = ProviderSettings()
+    orders: tuple[DetectionOrder, ...] = ()
+    reports: ReportSettings = ReportSettings()
+    review: ReviewSettings = ReviewSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
+    stores: StoreSettings = StoreSettings()
+    retention: RetentionSettings = RetentionSettings()
+    console: ConsoleSettings = ConsoleSettings()
+
+    def orders_covering(self, detection_type: str, service: str, now: Optional[datetime] = None) -> list[DetectionOrder]:
+        now = now or datetime.now(timezone.utc)
+        return [o for o in self.orders if o.covers(detection_type, service, now)]
+
+    def active_orders(self, now: Optional[datetime] = None) -> list[DetectionOrder]:
+        now = now or datetime.now(timezone.utc)
+        return [o for o in self.orders if o.active(now)]
+
+    @field_validator("orders")
+    @classmethod
+    def _unique_orders(cls, v):
+        ids = [o.order_id for o in v]
+        if len(ids) != len(set(ids)):
+            raise ValueError("order_id values must be unique")
+        return v
+
+    @field_validator("sinks")
+    @classmethod
+    def _some_sink(cls, v: SinkSettings) -> SinkSettings:
+        if not (v.report_dir or v.report_topic):
+            raise ValueError("no report sink: set sinks.report_dir or sinks.report_topic")
+        return v
+
+    @field_validator("new_material")
+    @classmethod
+    def _needs_embedding(cls, v: NewMaterialSettings, info) -> NewMaterialSettings:
+        emb = info.data.get("embedding")
+        if v.enabled and emb is not None and not emb.enabled:
+            raise ValueError("the new-material classifier needs embedding.enabled: true (it scores the embedding)")
+        return v
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    """A local file, or a file on any Beam filesystem (``gs://...``)."""
+    text = os.fspath(path)
+    if "://" in text:
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        if not FileSystems.exists(text):
+            raise FileNotFoundError(text)
+        with FileSystems.open(text, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            return fh.read().decode("utf-8")
+    with open(text, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def _read_yaml(path: str | os.PathLike) -> dict:
+    try:
+        data = yaml.safe_load(_read_text(path)) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Settings:
+    """Defaults, then ``path``, then ``overrides`` (nested dict); validated. Raises ConfigError."""
+    data = _read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
+    if path:
+        data = _merge(data, _read_yaml(path))
+    if overrides:
+        data = _merge(data, overrides)
+    data.pop("profile", None)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"invalid config at {where}: {first['msg']}") from None

@@ -1,0 +1,229 @@
+"""Upload events (DESIGN §3): parsing and validation.
+
+``parse_event`` turns a Pub/Sub message body (plus optional attributes) into an :class:`Event` or
+raises :class:`EventError`. An EventError carries the event id when it could be read and a
+one-line reason; it never carries content, text, account ids or hashes.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+import json
+from typing import Any, Mapping, Optional
+
+from csadetect.config.settings import Limits
+
+KINDS = ("image", "video", "text")
+_CONTEXT_KEYS = ("ip", "port", "country", "device", "time_zone")
+
+
+class EventError(ValueError):
+    def __init__(self, reason: str, event_id: Optional[str] = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    event_id: str
+    provider: str
+    service: str
+    kind: str
+    occurred_at: str
+    account: str
+    mime: Optional[str] = None
+    content: Optional[bytes] = dataclasses.field(default=None, repr=False)
+    content_uri: Optional[str] = None
+    conversation_id: Optional[str] = None
+    sender: Optional[str] = None
+    text: Optional[str] = dataclasses.field(default=None, repr=False)
+    participants_minor: Optional[bool] = None
+    context: Optional[dict] = None
+    # set by csadetect.transforms.orders.ApplyOrders: ((detection_type, order_id, legal_basis), ...) of the
+    # detection orders active for this event's service; None = not gated (direct unit use only)
+    orders: Optional[tuple] = None
+
+    def __repr__(self) -> str:  # never print content or identifiers by accident
+        return f"Event(event_id={self.event_id!r}, kind={self.kind!r})"
+
+    __str__ = __repr__
+
+    def order_for(self, detection_type: str) -> Optional[tuple]:
+        """``(order_id, legal_basis)`` of the order that lets ``detection_type`` run on this event;
+        None when no active order covers it. Ungated events (``orders is None``) get ``("", "")``."""
+        if self.orders is None:
+            return ("", "")
+        for dtype, order_id, basis in self.orders:
+            if dtype == detection_type:
+                return (order_id, basis)
+        return None
+
+    def without_content(self) -> "Event":
+        return dataclasses.replace(self, content=None, text=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """What a bad event leaves behind: its id (when readable), the stage and a one-line reason."""
+
+    event_id: Optional[str]
+    stage: str
+    reason: str
+    at: str
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def dead_letter(stage: str, reason: str, event_id: Optional[str] = None) -> DeadLetter:
+    reason = " ".join(str(reason).split())[:200]
+    return DeadLetter(event_id=event_id, stage=stage, reason=reason, at=utc_now())
+
+
+def _parse_time(value: str) -> str:
+    text = value.strip()
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError("no time zone")
+    return parsed.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _str_field(obj: Mapping[str, Any], key: str, event_id: Optional[str], required: bool = True, max_len: int = 512):
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise EventError(f"missing field '{key}'", event_id)
+        return None
+    if not isinstance(value, str):
+        raise EventError(f"field '{key}' must be a string, got {type(value).__name__}", event_id)
+    if required and not value.strip():
+        raise EventError(f"field '{key}' is empty", event_id)
+    if len(value) > max_len:
+        raise EventError(f"field '{key}' is longer than {max_len} characters", event_id)
+    return value
+
+
+def parse_event(data: bytes | str, attributes: Optional[Mapping[str, str]] = None, limits: Limits = Limits()) -> Event:
+    """Parse and validate one event. Raises EventError (never returns a half-valid event)."""
+    attributes = dict(attributes or {})
+    attr_id = attributes.get("event_id") if isinstance(attributes.get("event_id"), str) else None
+    size = len(data)
+    if size > limits.max_event_bytes:
+        raise EventError(f"event of {size} bytes exceeds the limit of {limits.max_event_bytes}", attr_id)
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventError(f"invalid JSON ({type(exc).__name__} at position {getattr(exc, 'pos', '?')})", attr_id) from None
+    except RecursionError:
+        raise EventError("invalid JSON (nested too deeply)", attr_id) from None
+    if not isinstance(obj, dict):
+        raise EventError(f"event must be a JSON object, got {type(obj).__name__}", attr_id)
+
+    raw_id = obj.get("event_id", attr_id)
+    event_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 256 else None
+    if raw_id is None:
+        raise EventError("missing field 'event_id'", None)
+    if event_id is None:
+        raise EventError("field 'event_id' must be a non-empty string of at most 256 characters", None)
+    if attr_id is not None and attr_id != event_id:
+        raise EventError("attribute 'event_id' disagrees with the body", event_id)
+
+    provider = _str_field(obj, "provider", event_id)
+    service = _str_field(obj, "service", event_id)
+    kind = _str_field(obj, "kind", event_id)
+    if kind not in KINDS:
+        raise EventError(f"unknown kind '{kind[:20]}' (expected image, video or text)", event_id)
+    if attributes.get("kind") not in (None, kind):
+        raise EventError("attribute 'kind' disagrees with the body", event_id)
+    occurred_raw = _str_field(obj, "occurred_at", event_id)
+    try:
+        occurred_at = _parse_time(occurred_raw)
+    except ValueError:
+        raise EventError("field 'occurred_at' is not an RFC 3339 time with a zone", event_id) from None
+    account = _str_field(obj, "account", event_id)
+
+    context = obj.get("context")
+    if context is not None:
+        if not isinstance(context, dict):
+            raise EventError("field 'context' must be an object", event_id)
+        context = {k: context[k] for k in _CONTEXT_KEYS if k in context and isinstance(context[k], (str, int))}
+
+    fields: dict[str, Any] = dict(
+        event_id=event_id, provider=provider, service=service, kind=kind,
+        occurred_at=occurred_at, account=account, context=context or None,
+    )
+
+    if kind == "text":
+        text = obj.get("text")
+        if not isinstance(text, str):
+            raise EventError("text event needs a string field 'text'", event_id)
+        if len(text) > limits.max_text_chars:
+            raise EventError(f"text longer than {limits.max_text_chars} characters", event_id)
+        minor = obj.get("participants_minor")
+        if not isinstance(minor, bool):
+            raise EventError("text event needs a boolean field 'participants_minor'", event_id)
+        fields.update(
+            text=text,
+            participants_minor=minor,
+            conversation_id=_str_field(obj, "conversation_id", event_id),
+            sender=_str_field(obj, "sender", event_id),
+        )
+        return Event(**fields)
+
+    mime = _str_field(obj, "mime", event_id, max_len=100).lower()
+    allowed = limits.allowed_image_mimes if kind == "image" else limits.allowed_video_mimes
+    if mime not in allowed:
+        raise EventError(f"unsupported mime '{mime[:50]}' for kind {kind}", event_id)
+    b64 = obj.get("content_b64")
+    uri = obj.get("content_uri")
+    if (b64 is None) == (uri is None):
+        raise EventError("exactly one of 'content_b64' and 'content_uri' is required", event_id)
+    if b64 is not None:
+        if not isinstance(b64, str):
+            raise EventError("field 'content_b64' must be a string", event_id)
+        if len(b64) * 3 // 4 > limits.max_content_bytes + 3:
+            raise EventError(f"content exceeds the limit of {limits.max_content_bytes} bytes", event_id)
+        try:
+            content = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise EventError("bad base64 in 'content_b64'", event_id) from None
+        if not content:
+            raise EventError("content is empty", event_id)
+        if len(content) > limits.max_content_bytes:
+            raise EventError(f"content exceeds the limit of {limits.max_content_bytes} bytes", event_id)
+        fields.update(mime=mime, content=content)
+    else:
+        if not isinstance(uri, str) or not uri.strip():
+            raise EventError("field 'content_uri' must be a non-empty string", event_id)
+        fields.update(mime=mime, content_uri=uri)
+    return Event(**fields)
+
+
+def make_event(
+    event_id: str,
+    content: bytes,
+    kind: str = "image",
+    mime: str = "image/jpeg",
+    provider: str = "demo-provider",
+    service: str = "photos",
+    account: str = "acct-0",
+    occurred_at: Optional[str] = None,
+    **extra: Any,
+) -> dict:
+    """Build an event dict (JSON-ready) for tests, the demo and producers."""
+    out = {
+        "event_id": event_id, "provider": provider, "service": service, "kind": kind,
+        "occurred_at": occurred_at or utc_now(), "account": account, "mime": mime,
+        "content_b64": base64.b64encode(content).decode("ascii"),
+    }
+    out.update(extra)
+    return out

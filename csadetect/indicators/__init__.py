@@ -1,0 +1,11 @@
+"""Known-material indicators (DESIGN.md §4): the EU Centre's signed indicator database.
+
+* :mod:`csadetect.indicators.rows` -- the :class:`~csadetect.indicators.rows.Indicator` record, CSV / JSON Lines /
+  hash-list readers with one-line errors, and :func:`~csadetect.indicators.rows.from_media`.
+* :mod:`csadetect.core.keys` -- Ed25519 keys, sign / verify.
+* :mod:`csadetect.indicators.snapshot` -- versioned, signed Parquet snapshots and deltas on any Beam
+  filesystem: build, verify + load, diff, info.
+* :mod:`csadetect.indicators.index` -- :class:`~csadetect.indicators.index.IndicatorIndex`: FAISS PDQ / vPDQ and exact
+  MD5 / SHA-256 matching, deltas applied without a full rebuild.
+* :mod:`csadetect.cli.indicators` -- ``csadetect indicators ...`` and ``csadetect match``.
+"""

@@ -1,0 +1,97 @@
+"""Benign synthetic media for the demo, tests and benchmarks: procedural images (smooth colour
+fields, shapes, texture) and short videos made from them. Deterministic per seed; no downloads."""
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+
+def synthetic_image(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A varied, textured, benign RGB image: a low-frequency colour field plus random shapes."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    # low-frequency colour field: random 6x6 grid upsampled smoothly
+    grid = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    img = Image.fromarray(grid, "RGB").resize((w, h), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(6, 14))):
+        x0, y0 = int(rng.integers(-w // 4, w)), int(rng.integers(-h // 4, h))
+        x1, y1 = x0 + int(rng.integers(w // 10, w // 2)), y0 + int(rng.integers(h // 10, h // 2))
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = int(rng.integers(0, 3))
+        if shape == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=color)
+        elif shape == 1:
+            draw.rectangle((x0, y0, x1, y1), fill=color)
+        else:
+            pts = [(int(rng.integers(0, w)), int(rng.integers(0, h))) for _ in range(3)]
+            draw.polygon(pts, fill=color)
+    noise = rng.normal(0, 6, (h, w, 3))
+    arr = np.clip(np.asarray(img, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(arr, "RGB").filter(ImageFilter.SMOOTH)
+
+
+def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def add_border(img: Image.Image, frac: float = 0.12, color=(255, 255, 255)) -> Image.Image:
+    return ImageOps.expand(img, border=max(1, int(min(img.size) * frac)), fill=color)
+
+
+def letterbox(img: Image.Image, aspect: float = 16 / 9, color=(0, 0, 0)) -> Image.Image:
+    w, h = img.size
+    if w / h < aspect:
+        canvas = Image.new("RGB", (int(h * aspect), h), color)
+        canvas.paste(img, ((canvas.size[0] - w) // 2, 0))
+    else:
+        canvas = Image.new("RGB", (w, int(w / aspect)), color)
+        canvas.paste(img, (0, (canvas.size[1] - h) // 2))
+    return canvas
+
+
+def rotate_crop(img: Image.Image, degrees: float = 2.0, crop: float = 0.02) -> Image.Image:
+    """A slightly rotated copy (canvas expanded, black corners) with ``crop`` cut from each side:
+    an edit PDQ does not survive and the reference embedding does (see csadetect/models/cards/embedding.md)."""
+    r = img.convert("RGB").rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True)
+    w, h = r.size
+    return r.crop((int(w * crop), int(h * crop), int(w * (1 - crop)), int(h * (1 - crop))))
+
+
+def ffmpeg_available() -> bool:
+    return shutil.which("ffmpeg") is not None
+
+
+def synthetic_video(seed: int, path: str | Path, seconds: int = 4, fps: int = 5, size=(320, 240)) -> Optional[Path]:
+    """A short benign video: a slow pan over a synthetic image, encoded by the ffmpeg CLI.
+    Returns None when ffmpeg is not installed."""
+    if not ffmpeg_available():
+        return None
+    base = synthetic_image(seed, (size[0] * 2, size[1] * 2))
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(seconds * fps):
+            off = int(i * size[0] / (seconds * fps))
+            frame = base.crop((off, off // 2, off + size[0], off // 2 + size[1]))
+            frame.save(f"{tmp}/f{i:04d}.png")
+        cmd = [
+            "ffmpeg", "-loglevel", "error", "-y", "-framerate", str(fps), "-i", f"{tmp}/f%04d.png",
+            "-c:v", "mpeg4", "-q:v", "3", "-pix_fmt", "yuv420p", str(path),
+        ]
+        subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
+    return path

@@ -1,0 +1,159 @@
+"""Reference image embedding (copy-detection descriptor) — loading and inference.
+
+    model = EmbeddingModel.load()            # csadetect/models/reference/embedding by default
+    vecs = model.embed([pil_img, ...])       # (n, dim) float32, L2-normalised
+    same = float(vecs[0] @ vecs[1]) >= model.threshold
+
+The model is a small CNN trained contrastively on benign proxies (generated images and
+scikit-image samples) by ``training/train_embedding.py``; see ``csadetect/models/cards/embedding.md``.
+It is a stand-in for the EU Centre's models, not for production.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from csadetect.models.loader import ModelError
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "reference" / "embedding"
+INPUT_SIZE = 64
+
+
+def preprocess(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
+    """PIL image -> (size, size, 3) uint8 array: RGB, squashed to a square (aspect not kept)."""
+    if img.mode != "RGB":
+        if img.mode in ("RGBA", "LA", "P"):
+            img = img.convert("RGBA")
+            bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(bg, img)
+        img = img.convert("RGB")
+    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def model_dir(path=None) -> Path:
+    """Local directory of a model: the reference model for None; a Beam filesystem URI
+    (``gs://...``) is copied to a local cache first."""
+    if not path:
+        return DEFAULT_MODEL_DIR
+    from csadetect.models.loader import _local_copy, is_remote
+
+    if is_remote(path):
+        return Path(_local_copy(str(path)))
+    return Path(path)
+
+
+def read_metadata(path=None) -> dict:
+    """``metadata.json`` of an embedding model dir, without loading TensorFlow (start-up checks,
+    the driver of a Dataflow job). Raises ModelError."""
+    d = model_dir(path)
+    meta_file = d / "metadata.json"
+    if not meta_file.is_file():
+        raise ModelError(f"embedding model not found in {d} (need model.keras and metadata.json)")
+    try:
+        metadata = json.loads(meta_file.read_text())
+        float(metadata["threshold"])
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"embedding model metadata unreadable in {d}: {type(e).__name__}") from None
+    return metadata
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingSpec:
+    """What the matcher needs to know about the configured embedding model."""
+
+    path: str
+    version: str
+    threshold: float  # cosine similarity counted as a near-duplicate (inclusive)
+    dim: int
+    input_size: int = INPUT_SIZE
+
+    @classmethod
+    def resolve(cls, settings) -> "EmbeddingSpec":
+        """From :class:`csadetect.config.settings.EmbeddingSettings`: the config's threshold, else the model's."""
+        from csadetect.models.loader import is_remote
+
+        meta = read_metadata(settings.model)
+        threshold = settings.threshold if settings.threshold is not None else float(meta["threshold"])
+        return cls(
+            # a remote model keeps its URL: each worker copies it (a launcher's local cache path
+            # would not exist on a Dataflow or Flink worker)
+            path=str(settings.model) if is_remote(settings.model) else str(model_dir(settings.model)),
+            version=str(meta.get("version", "unknown")),
+            threshold=float(threshold),
+            dim=int(meta.get("dim", 128)),
+            input_size=int(meta.get("input_size", INPUT_SIZE)),
+        )
+
+
+def model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool = False) -> tuple[tuple[str, ...], np.ndarray]:
+    """(name, PIL image) pairs -> names and a ``(k, size, size, 3)`` uint8 batch; with ``flip``
+    the mirrored first picture is added as ``"image:flip"``."""
+    names = [name for name, _ in pictures]
+    arrays = [preprocess(img, size) for _, img in pictures]
+    if flip and arrays:
+        names.append(f"{names[0]}:flip")
+        arrays.append(np.ascontiguousarray(arrays[0][:, ::-1]))
+    if not arrays:
+        return (), np.zeros((0, size, size, 3), np.uint8)
+    return tuple(names), np.stack(arrays)
+
+
+class EmbeddingModel:
+    def __init__(self, keras_model, metadata: dict):
+        self.model = keras_model
+        self.metadata = metadata
+        self.input_size = int(metadata.get("input_size", INPUT_SIZE))
+        self.dim = int(metadata.get("dim", 128))
+        self.threshold = float(metadata["threshold"])
+        self.version = str(metadata.get("version", "unknown"))
+        self._fn = None  # compiled on first use: one graph for any batch size
+
+    def _call(self, chunk: np.ndarray) -> np.ndarray:
+        if self._fn is None:
+            import tensorflow as tf
+
+            model = self.model
+            spec = tf.TensorSpec([None, self.input_size, self.input_size, 3], tf.float32)
+            self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return self._fn(chunk).numpy()
+
+    @classmethod
+    def load(cls, path=None) -> "EmbeddingModel":
+        d = model_dir(path)
+        model_file = d / "model.keras"
+        if not model_file.is_file():
+            raise ModelError(f"embedding model not found in {d} (need model.keras and metadata.json)")
+        metadata = read_metadata(d)
+        try:
+            import keras
+
+            km = keras.saving.load_model(str(model_file), compile=False)
+        except Exception as e:  # noqa: BLE001
+            msg = str(e).splitlines()[0][:120] if str(e) else ""
+            raise ModelError(f"embedding model unreadable at {model_file}: {type(e).__name__} {msg}") from None
+        return cls(km, metadata)
+
+    def preprocess(self, img: Image.Image) -> np.ndarray:
+        return preprocess(img, self.input_size)
+
+    def embed_arrays(self, arr: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """(n, s, s, 3) uint8 -> (n, dim) float32, L2-normalised."""
+        if len(arr) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        for i in range(0, len(arr), batch_size):
+            chunk = np.asarray(arr[i : i + batch_size], dtype=np.float32)
+            out.append(np.asarray(self._call(chunk), dtype=np.float32))
+        v = np.concatenate(out)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    def embed(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        arr = np.stack([self.preprocess(im) for im in images]) if len(images) else np.zeros(
+            (0, self.input_size, self.input_size, 3), np.uint8
+        )
+        return self.embed_arrays(arr, batch_size)

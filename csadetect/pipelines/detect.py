@@ -1,0 +1,375 @@
+"""The detection pipeline: uploads -> validated events -> hashes -> indicator matches -> reports.
+
+``build_pipeline`` only wires the named transforms of ``transforms/``; ``run(argv)`` parses options,
+validates the configuration and the indicator snapshot *before* building the graph, runs it and
+prints a summary. Pipeline options (runner, streaming, ...) pass straight through.
+
+    python -m csadetect.pipelines.detect --input_glob 'events/*.jsonl' --runner FnApiRunner
+    python -m csadetect.pipelines.detect --input_subscription projects/P/subscriptions/S --streaming \
+        --runner DirectRunner --report_topic projects/P/topics/hits
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from typing import Optional
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+from csadetect.config.settings import ConfigError, Settings
+from csadetect.pipelines import counter_values
+from csadetect.pipelines.sources import ReadEvents, Source, add_input_args  # noqa: F401 (Source, ReadEvents re-exported)
+from csadetect.transforms.common import DEAD_LETTER
+from csadetect.transforms.content import ResolveContent
+from csadetect.transforms.decide import REVIEW, Decide, DropUnscanned
+from csadetect.transforms.hash import TEXT, HashMedia
+from csadetect.transforms.match import MatchIndicators
+from csadetect.transforms.parse import ParseEvents
+from csadetect.transforms.report import BuildReports, DedupReports
+from csadetect.transforms.sinks import WriteDeadLetters, WriteReports
+
+LOG = logging.getLogger("csadetect.detect")
+
+
+class DetectOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        from csadetect.pipelines import share_options
+
+        share_options(parser)
+        parser.add_argument("--config", default=None, help="YAML config merged over csadetect/config/default.yaml")
+        add_input_args(parser)  # --input_*, --read_via, --kafka_*, --expansion_service (csadetect/pipelines/sources.py)
+        parser.add_argument("--indicators", default=None, help="indicator snapshot dir (overrides config)")
+        parser.add_argument("--public_key", default=None, help="Ed25519 public key of the snapshots (overrides config)")
+        parser.add_argument("--report_dir", default=None, help="report files directory (overrides config)")
+        parser.add_argument("--report_topic", default=None, help="projects/P/topics/T for reports")
+        parser.add_argument("--review_topic", default=None, help="projects/P/topics/T for hits awaiting review")
+        parser.add_argument("--review_dir", default=None, help="directory for hits awaiting review")
+        parser.add_argument("--dead_letter_dir", default=None, help="dead-letter files directory")
+        parser.add_argument("--dead_letter_topic", default=None, help="projects/P/topics/T for dead letters")
+        parser.add_argument("--poll_seconds", type=float, default=None, help="indicator snapshot poll interval")
+        parser.add_argument("--verdict_subscription", default=None,
+                            help="projects/P/subscriptions/S of reviewer verdicts (overrides review.verdict_subscription)")
+        parser.add_argument("--signing_key", default=None, help="provider Ed25519 private key (overrides reports.signing_key)")
+        parser.add_argument("--evidence_key", default=None, help="provider X25519 evidence key (overrides reports.evidence_key)")
+        parser.add_argument("--centre_public_key", default=None, help="EU Centre X25519 public key (overrides config)")
+        parser.add_argument("--stats_dir", default=None, help="id-free stats for the transparency report (overrides config)")
+        parser.add_argument("--window_seconds", type=int, default=60, help="file window in streaming mode")
+
+
+def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
+    """Command-line overrides on top of the config file."""
+    ind, sinks = {}, {}
+    if opts.indicators:
+        ind["path"] = opts.indicators
+    if opts.public_key:
+        ind["public_key"] = opts.public_key
+    if opts.poll_seconds:
+        ind["poll_seconds"] = opts.poll_seconds
+    for key in ("report_dir", "report_topic", "dead_letter_dir", "dead_letter_topic", "review_dir", "review_topic"):
+        value = getattr(opts, key)
+        if value is not None:
+            sinks[key] = value or None
+    update = {
+        "indicators": settings.indicators.model_copy(update=ind),
+        "sinks": settings.sinks.model_copy(update=sinks),
+    }
+    if opts.verdict_subscription is not None:
+        update["review"] = settings.review.model_copy(update={"verdict_subscription": opts.verdict_subscription or None})
+    keys = {k: getattr(opts, k) or None for k in ("signing_key", "evidence_key", "centre_public_key")
+            if getattr(opts, k) is not None}
+    if keys:
+        update["reports"] = settings.reports.model_copy(update=keys)
+    if opts.stats_dir is not None:
+        update["stores"] = settings.stores.model_copy(update={"stats_dir": opts.stats_dir or None})
+    return settings.model_copy(update=update)
+
+
+def check_orders(settings: Settings, now=None) -> list:
+    """Refuse to start without an active detection order (Art. 7); warn about enabled detectors
+    that no active order covers. Returns the active orders."""
+    from datetime import datetime, timezone
+
+    now = now or datetime.now(timezone.utc)
+    active = settings.active_orders(now)
+    if not active:
+        known = ", ".join(f"{o.order_id} ({o.start:%Y-%m-%d} to {o.end:%Y-%m-%d})" for o in settings.orders) or "none"
+        raise ConfigError(f"no active detection order at {now:%Y-%m-%dT%H:%M:%SZ} (Art. 7): configured orders: {known}; "
+                          "detection may only run under an order (config key `orders`)")
+    for o in active:
+        LOG.info("detection order %s (%s): %s on %s until %s", o.order_id, o.authority, ", ".join(o.detection_types),
+                 ", ".join(o.services), o.end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    enabled = {"known": True, "new": settings.new_material.enabled, "grooming": settings.grooming.enabled}
+    for dtype, on in enabled.items():
+        if on and not any(dtype in o.detection_types for o in active):
+            LOG.warning("%s detection is enabled but no active order covers it: it will not run", dtype)
+    return active
+
+
+def check_report_keys(settings: Settings):
+    """Load the report keys once at start-up (a missing key stops here with one line)."""
+    from csadetect.review.store import ReportKeys, ReviewError
+
+    try:
+        keys = ReportKeys.load(settings.reports)
+    except ReviewError as exc:
+        raise ConfigError(f"{exc} (create them with `csadetect reports keygen` / `centre-keygen`)") from None
+    if keys.signing is None:
+        LOG.warning("reports.signing_key is not set: reports will NOT be signed")
+    if not keys.seals_evidence:
+        LOG.warning("reports.evidence_key / centre_public_key not set: reports and review items carry no evidence")
+    return keys
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedModels:
+    """What the graph needs to know about the configured image models (from their metadata)."""
+
+    embedding: Optional[object] = None  # csadetect.models.embedding.EmbeddingSpec
+    new_material: Optional[object] = None  # csadetect.transforms.classify.NewMaterialPolicy
+
+
+def resolve_models(settings: Settings) -> ResolvedModels:
+    """Read the image models' metadata (no TensorFlow) and check they fit together. Raises
+    ConfigError with one line for a missing or mismatched model."""
+    from csadetect.models import ModelError
+
+    embedding = new_material = None
+    try:
+        if settings.embedding.enabled:
+            from csadetect.models.embedding import EmbeddingSpec
+
+            embedding = EmbeddingSpec.resolve(settings.embedding)
+        if settings.new_material.enabled:
+            from csadetect.transforms.classify import NewMaterialPolicy
+
+            new_material = NewMaterialPolicy.resolve(settings.new_material)
+    except ModelError as exc:
+        raise ConfigError(f"{exc} (set embedding.enabled / new_material.enabled: false to run without it)") from None
+    if new_material is not None and new_material.embedding_version not in (None, embedding.version):
+        raise ConfigError(
+            f"new-material classifier {new_material.version} was trained on embedding "
+            f"{new_material.embedding_version}, but the configured embedding model is {embedding.version}"
+        )
+    return ResolvedModels(embedding, new_material)
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    settings: Settings,
+    source: Source,
+    streaming: bool = False,
+    window_seconds: int = 60,
+    models: Optional[ResolvedModels] = None,
+    clock=None,
+):
+    """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections.
+    ``models``: from :func:`resolve_models` (resolved here when not given); ``clock``: a callable
+    returning the current UTC datetime for the detection-order check (tests inject one)."""
+    from csadetect.transforms.orders import NOT_COVERED, ApplyOrders
+    from csadetect.transforms.report import SealAndSign
+    from csadetect.transforms.review import ApplyVerdicts, ExpireReview, QueueForReview, WriteReviewItems
+    from csadetect.transforms.stats import WriteStats, stat_of
+
+    models = models if models is not None else resolve_models(settings)
+    emb = csadetect.models.embedding
+    sinks = settings.sinks
+    evidence_key = settings.reports.evidence_key if settings.reports.include_evidence else None
+    raw = pipeline | "ReadEvents" >> ReadEvents(source)
+    parsed = raw | "ParseEvents" >> ParseEvents(settings.limits)
+    gated = parsed.events | "ApplyOrders" >> ApplyOrders(settings.orders, clock)
+    resolved = gated.covered | "ResolveContent" >> ResolveContent(settings.limits)
+    hashed = resolved.events | "HashMedia" >> HashMedia(
+        settings.limits, settings.match, emb.input_size if emb else 0, settings.embedding.flip, evidence_key
+    )
+    if settings.grooming.enabled:
+        from csadetect.transforms.grooming import ClassifyGrooming
+
+        g = settings.grooming
+        flagged = hashed[TEXT] | "ClassifyGrooming" >> ClassifyGrooming(g.model, g.threshold, g.inactivity_seconds)
+    else:
+        hashed[TEXT] | "TextNotScanned" >> DropUnscanned()
+        flagged = None
+    items = hashed.hashed
+    if emb is not None:
+        from csadetect.transforms.embed import EmbedImages
+
+        items = items | "EmbedImages" >> EmbedImages(emb.path, settings.embedding.batching, streaming)
+    matched = items | "MatchIndicators" >> MatchIndicators(settings.indicators, settings.match, emb)
+    if models.new_material is not None:
+        from csadetect.transforms.classify import ClassifyNew
+
+        matched = matched | "ClassifyNew" >> ClassifyNew(models.new_material, settings.new_material.batching, streaming)
+    decided = matched | "Decide" >> Decide(settings.match, settings.embedding.auto_confirm_similarity)
+
+    # confirmed hits -> reports: one per report_id, evidence re-sealed for the Centre, signed
+    reports = (
+        decided.confirmed
+        | "BuildReports" >> BuildReports(settings.provider)
+        | "DedupReports" >> DedupReports()
+        | "SealAndSign" >> SealAndSign(settings.reports)
+    )
+    stats = [
+        gated.covered | "StatScanned" >> beam.Map(lambda e: stat_of("scanned", kind=e.kind)(e)),
+        gated[NOT_COVERED] | "StatNotCovered" >> beam.Map(lambda kind: stat_of("not_covered", kind=kind)(kind)),
+        reports | "StatHit" >> beam.Map(lambda r: stat_of("hit", kind=r["content_kind"], detector=r["detector"])(r)),
+    ]
+    all_reports = [reports]
+
+    # hits awaiting a human: the review queue (store + topic); verdicts turn them into reports
+    review_sources = [decided[REVIEW]] + ([flagged] if flagged is not None else [])
+    review = (
+        review_sources
+        | "MergeReview" >> beam.Flatten()
+        | "QueueForReview" >> QueueForReview(settings.provider, settings.reports, settings.review.ttl_seconds,
+                                            settings.grooming.urgent_patterns)
+    )
+    if sinks.review_dir or sinks.review_topic:
+        review | "WriteReview" >> WriteReviewItems(sinks.review_dir, sinks.review_topic)
+    stats += [
+        review | "StatReviewHit" >> beam.Map(lambda r: stat_of("hit", kind=r["content_kind"], detector=r["detector"])(r)),
+        review | "StatReviewQueued" >> beam.Map(lambda r: stat_of("review_queued", detector=r["detector"])(r)),
+    ]
+    if settings.review.verdict_subscription:
+        if not sinks.review_dir:
+            raise ConfigError("review.verdict_subscription needs sinks.review_dir (the review store)")
+        verdicts = (
+            pipeline
+            | "ReadVerdicts" >> beam.io.ReadFromPubSub(subscription=settings.review.verdict_subscription)
+            | "ApplyVerdicts" >> ApplyVerdicts(sinks.review_dir, settings.reports)
+        )
+        all_reports.append(verdicts.reports)
+        stats.append(verdicts.stats)
+        if streaming:
+            stats.append(
+                raw
+                | "ExpireReview" >> ExpireReview(sinks.review_dir, settings.review.sweep_seconds, settings.retention.log_dir)
+            )
+    if len(all_reports) > 1:
+        all_reports = all_reports | "MergeReports" >> beam.Flatten()
+    else:
+        all_reports = all_reports[0]
+    all_reports | "WriteReports" >> WriteReports(
+        sinks.report_dir, sinks.report_topic, sinks.formats, streaming=streaming, window_seconds=window_seconds
+    )
+    stats.append(all_reports | "StatReported" >> beam.Map(
+        lambda r: stat_of("reported", detector=r["detector"], detector_version=r["detector_version"])(r)))
+
+    dead = (parsed[DEAD_LETTER], resolved[DEAD_LETTER], hashed[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()
+    dead | "WriteDeadLetters" >> WriteDeadLetters(
+        sinks.dead_letter_dir, sinks.dead_letter_topic, streaming=streaming, window_seconds=window_seconds
+    )
+    stats.append(dead | "StatDeadLettered" >> beam.Map(lambda d: stat_of("dead_lettered")(d)))
+    if settings.stores.stats_dir:
+        stats | "MergeStats" >> beam.Flatten() | "WriteStats" >> WriteStats(
+            settings.stores.stats_dir, streaming, window_seconds)
+    return {"reports": all_reports, "dead_letters": dead, "review": review, "grooming": flagged}
+
+
+def check_indicators(settings: Settings):
+    """Load and verify the snapshot once before the graph is built, so a missing or tampered
+    database stops start-up with one clear line instead of failing inside every worker."""
+    from csadetect.indicators.index import load_index
+    from csadetect.indicators.snapshot import SnapshotError
+
+    try:
+        return load_index(settings.indicators.path, settings.indicators.public_key, settings.match)
+    except (SnapshotError, OSError, ValueError) as exc:
+        raise ConfigError(f"indicator database {settings.indicators.path}: {exc}") from None
+
+
+def check_grooming_model(settings: Settings):
+    """Load the grooming model once at start-up: a missing or corrupt model stops here."""
+    from csadetect.models.grooming import GroomingModel, ModelError
+
+    try:
+        model = GroomingModel.load(settings.grooming.model)
+    except ModelError as exc:
+        raise ConfigError(f"{exc} (set grooming.enabled: false to run without it)") from None
+    LOG.info("grooming model %s loaded (threshold %.3f)", model.version, settings.grooming.threshold or model.threshold)
+    return model
+
+
+def check_image_models(settings: Settings, models: ResolvedModels) -> None:
+    """Load the image models once at start-up so a corrupt file stops here, not in a worker."""
+    from csadetect.models import ModelError
+
+    try:
+        if csadetect.models.embedding is not None:
+            from csadetect.models.embedding import EmbeddingModel
+
+            EmbeddingModel.load(csadetect.models.embedding.path)
+            LOG.info("embedding model %s loaded (near-duplicate similarity >= %.4f)",
+                     csadetect.models.embedding.version, csadetect.models.embedding.threshold)
+        if models.new_material is not None:
+            from csadetect.models.classifier import NewMaterialClassifier
+
+            NewMaterialClassifier.load(models.new_material.model_path)
+            p = models.new_material
+            LOG.info("new-material classifier %s loaded (review >= %.3f, report >= %.3f, review required: %s)",
+                     p.version, p.review_threshold, p.report_threshold, p.require_review)
+    except ModelError as exc:
+        raise ConfigError(f"{exc} (set embedding.enabled / new_material.enabled: false to run without it)") from None
+
+
+outcome_counts = counter_values  # the detection pipeline's name for it
+
+
+def run(argv=None, save_main_session: bool = False):
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("faiss.loader", "apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from csadetect.pipelines.options import DETECT_KEYS, check_options, local_storage, print_effective, profile_settings, resolve_profile
+
+    argv, profile = resolve_profile(argv)  # --profile NAME|PATH (config/NAME.yaml): the command line wins
+    options = PipelineOptions(argv)
+    opts = options.view_as(DetectOptions)
+    options.view_as(SetupOptions).save_main_session = save_main_session
+    std = options.view_as(StandardOptions)
+    if not std.runner:
+        std.runner = "DirectRunner" if std.streaming else "FnApiRunner"  # never the Prism download
+    check_options(options, profile)  # e.g. Dataflow's project, region, temp_location: before any graph
+    settings = effective_settings(profile_settings(opts.config, profile), opts)
+    source = Source.from_options(opts).validate()
+    if source.unbounded and not std.streaming:
+        raise ConfigError("a Pub/Sub subscription or a Kafka topic needs --streaming")
+    if settings.review.verdict_subscription and not std.streaming:
+        raise ConfigError("a verdict subscription needs --streaming (or apply verdicts with `csadetect review decide`)")
+    print_effective(options, settings, DETECT_KEYS, profile, "csadetect run")  # one stderr block, secrets masked
+    local = local_storage(options, settings)
+    if local:
+        LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
+    check_orders(settings)
+    if not (std.runner or "").lower().startswith("dataflow"):
+        index = check_indicators(settings)
+        LOG.info("indicators: snapshot version %s, %d indicators", index.version, len(index))
+    models = resolve_models(settings)
+    if not (std.runner or "").lower().startswith("dataflow"):
+        if settings.grooming.enabled:
+            check_grooming_model(settings)
+        check_image_models(settings, models)
+        check_report_keys(settings)  # on Dataflow the workers hold the keys
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models)
+    result = pipeline.run()
+    if not getattr(std, "no_wait_until_finish", False):  # a Flex Template launcher must not wait
+        result.wait_until_finish()
+    return result
+
+
+def summary(result) -> dict:
+    counts = outcome_counts(result)
+    return {k: counts.get(k, 0) for k in ("received", "hit", "non_hit", "dead_lettered", "report", "hit_review")}
+
+
+def main(argv=None) -> int:
+    from csadetect.pipelines import pipeline_main
+    from csadetect.pipelines.options import help_options
+
+    return pipeline_main(argv, "csadetect run", __doc__, help_options(DetectOptions), run, summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

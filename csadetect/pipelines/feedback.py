@@ -1,0 +1,309 @@
+"""The feedback pipeline: EU Centre verdicts joined to the provider's reports -> precision per
+detector and version, alerts, labelled examples and user notifications (DESIGN §8, Art. 83(1)(a),
+Art. 12(2); ``docs/feedback.md``).
+
+``build_pipeline`` only wires the named transforms of ``csadetect/transforms/feedback.py``; ``run(argv)``
+parses options, validates the configuration before the graph is built and runs it; ``main``
+prints one JSON summary line. Pipeline options (runner, streaming, ...) pass straight through.
+
+    python -m csadetect.pipelines.feedback --verdict_glob 'verdicts/*.jsonl' --report_glob 'out/reports/*.jsonl'
+    python -m csadetect.pipelines.feedback --streaming --report_subscription projects/P/subscriptions/R \
+        --verdict_subscription projects/P/subscriptions/V --notifications_topic projects/P/topics/N
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from typing import Optional
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+from csadetect.config.settings import ConfigError, Settings
+from csadetect.transforms.feedback import (
+    Alerts,
+    JoinVerdicts,
+    LabelledExamples,
+    ParseReports,
+    ParseVerdicts,
+    PrecisionPerDetector,
+    ScheduleNotifications,
+    parse_time,
+    utc_now,
+)
+from csadetect.pipelines import counter_values  # noqa: F401 (used below; re-exported)
+from csadetect.transforms.sinks import WriteRecords
+
+LOG = logging.getLogger("csadetect.feedback")
+DETECTION_TYPES = ("known", "new", "grooming")
+SUMMARY_COUNTERS = {
+    "reports": "feedback_report",
+    "verdicts": "feedback_verdict",
+    "verdicts_joined": "feedback_joined",
+    "unknown_report": "feedback_unknown_report",
+    "duplicate_verdict": "feedback_duplicate_verdict",
+    "bad_verdict": "feedback_bad_verdict",
+    "bad_report": "feedback_bad_report",
+    "unverified_report": "feedback_unverified_report",
+    "alerts": "feedback_alert",
+    "notifications": "feedback_notification",
+    "examples": "feedback_example",
+}
+
+
+class FeedbackOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        # --config, --public_key and --window_seconds mean the same here as in the detection
+        # pipeline's DetectOptions (same dest, type and default). Beam parses every PipelineOptions
+        # class of the process with one parser, so whichever class comes first defines a shared
+        # option and the other's identical definition must not fail as a conflict.
+        from csadetect.pipelines import share_options
+
+        share_options(parser)
+
+        def add(*args, **kwargs):
+            if not any(a in getattr(parser, "_option_string_actions", {}) for a in args):
+                parser.add_argument(*args, **kwargs)
+
+        add("--config", default=None, help="YAML config merged over csadetect/config/default.yaml")
+        add("--report_glob", default=None,
+            help="JSON Lines report files (default: <sinks.report_dir>/*.jsonl)")
+        add("--report_subscription", default=None,
+            help="projects/P/subscriptions/S of reports (one JSON report per message; streaming)")
+        add("--verdict_glob", default=None,
+            help="JSON Lines files of EU Centre verdicts (default: feedback.verdict_glob)")
+        add("--verdict_subscription", default=None,
+            help="projects/P/subscriptions/S of EU Centre verdicts (default: feedback.subscription; streaming)")
+        add("--out_dir", default=None, help="precision, alerts and examples (default: feedback.out_dir)")
+        add("--notifications_dir", default=None, help="notification files (default: feedback.notifications_dir)")
+        add("--notifications_topic", default=None, help="projects/P/topics/T for notifications")
+        add("--precision_floor", type=float, default=None, help="alert below this precision (default: config)")
+        add("--min_verdicts", type=int, default=None, help="verdicts needed before an alert (default: config)")
+        add("--now", default=None, help="RFC 3339 time used as 'now' (batch tests); default: the real time")
+        add("--public_key", default=None,
+            help="provider Ed25519 public key: reports whose signature does not verify are dropped")
+        add("--window_seconds", type=int, default=60, help="file window in streaming mode")
+        add("--precision_every_seconds", type=float, default=0.0,
+            help="streaming: re-emit precision at most this often (0 = on every verdict)")
+        add("--unknown_grace_seconds", type=float, default=600.0,
+            help="streaming: how long a verdict waits for its report before it counts as unknown")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    report_glob: Optional[str] = None
+    report_subscription: Optional[str] = None
+    verdict_glob: Optional[str] = None
+    verdict_subscription: Optional[str] = None
+
+    def validate(self, streaming: bool) -> "Sources":
+        if bool(self.report_glob) == bool(self.report_subscription):
+            raise ConfigError("give exactly one report input: --report_glob or --report_subscription")
+        if bool(self.verdict_glob) == bool(self.verdict_subscription):
+            raise ConfigError("give exactly one verdict input: --verdict_glob or --verdict_subscription")
+        if (self.report_subscription or self.verdict_subscription) and not streaming:
+            raise ConfigError("a Pub/Sub subscription needs --streaming")
+        return self
+
+
+def _read(pbegin, label: str, glob: Optional[str], subscription: Optional[str]):
+    if subscription:
+        return pbegin | f"{label}PubSub" >> beam.io.ReadFromPubSub(subscription=subscription)
+    return pbegin | f"{label}Files" >> beam.io.ReadFromText(glob)
+
+
+def effective_settings(settings: Settings, opts: FeedbackOptions) -> Settings:
+    """Command-line overrides on top of the config file."""
+    fb = {}
+    for key in ("out_dir", "notifications_dir", "notifications_topic", "precision_floor", "min_verdicts"):
+        value = getattr(opts, key)
+        if value is not None:
+            fb[key] = value if not isinstance(value, str) else (value or None)
+    if opts.verdict_glob is not None:
+        fb["verdict_glob"] = opts.verdict_glob or None
+    if opts.verdict_subscription is not None:
+        fb["subscription"] = opts.verdict_subscription or None
+    try:
+        feedback = type(settings.feedback).model_validate(dict(settings.feedback.model_dump(), **fb))
+    except Exception as exc:  # pydantic ValidationError: one line
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(p) for p in first["loc"]) or "feedback"
+        raise ConfigError(f"invalid option for feedback.{where}: {first['msg']}") from None
+    return settings.model_copy(update={"feedback": feedback})
+
+
+def sources_from(settings: Settings, opts: FeedbackOptions, streaming: bool) -> Sources:
+    fb = settings.feedback
+    report_glob = opts.report_glob
+    if not report_glob and not opts.report_subscription and settings.sinks.report_dir:
+        report_glob = settings.sinks.report_dir.rstrip("/") + "/*.jsonl"
+    verdict_glob, verdict_sub = fb.verdict_glob, fb.subscription
+    if verdict_glob and verdict_sub:  # both configured: the one given on the command line wins
+        if opts.verdict_subscription:
+            verdict_glob = None
+        else:
+            verdict_sub = None
+    return Sources(report_glob or None, opts.report_subscription or None, verdict_glob, verdict_sub).validate(streaming)
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    settings: Settings,
+    sources: Sources,
+    streaming: bool = False,
+    now: Optional[str] = None,
+    public_key: Optional[str] = None,
+    window_seconds: int = 60,
+    precision_every_seconds: float = 0.0,
+    unknown_grace_seconds: float = 600.0,
+):
+    """Wire the feedback graph onto ``pipeline``. Returns a dict of the main PCollections:
+    ``joined``, ``precision``, ``alerts``, ``examples`` and ``notifications``. ``now``: the clock
+    for batch runs (None: the real time)."""
+    fb = settings.feedback
+    reports = (
+        _read(pipeline, "ReadReports", sources.report_glob, sources.report_subscription)
+        | "ParseReports" >> ParseReports(public_key)
+    )
+    verdicts = (
+        _read(pipeline, "ReadVerdicts", sources.verdict_glob, sources.verdict_subscription)
+        | "ParseVerdicts" >> ParseVerdicts()
+    )
+    joined = (reports, verdicts) | "JoinVerdicts" >> JoinVerdicts(
+        streaming, unknown_grace_seconds, settings.retention.days * 24 * 3600.0)
+    precision = joined | "PrecisionPerDetector" >> PrecisionPerDetector(streaming, now, precision_every_seconds)
+    alerts = precision | "Alerts" >> Alerts(fb.precision_floor, fb.min_verdicts)
+    examples = joined | "LabelledExamples" >> LabelledExamples()
+    notifications = joined | "ScheduleNotifications" >> ScheduleNotifications(fb.notify_after_days, now)
+
+    def write(pcoll, label, prefix, directory, topic=None, id_attribute=None):
+        if directory or topic:
+            pcoll | label >> WriteRecords(prefix, directory, topic, ("jsonl",), None, id_attribute,
+                                          streaming, window_seconds)
+
+    write(precision, "WritePrecision", "precision", fb.out_dir)
+    write(alerts, "WriteAlerts", "alerts", fb.out_dir)
+    if fb.out_dir:
+        # one file per detection type: `csadetect tune` reads one model's scores at a time, and
+        # hash matches (no score, a distance) would not mix with classifier scores
+        for kind in DETECTION_TYPES:
+            write(examples | f"Examples{kind.capitalize()}" >> beam.Filter(lambda e, k=kind: e["detection_type"] == k),
+                  f"WriteExamples{kind.capitalize()}", f"examples-{kind}", fb.out_dir)
+    write(notifications, "WriteNotifications", "notifications", fb.notifications_dir, fb.notifications_topic,
+          "notification_id")
+    return {"joined": joined, "precision": precision, "alerts": alerts, "examples": examples,
+            "notifications": notifications}
+
+
+def read_precision(out_dir: Optional[str], at: str) -> list[dict]:
+    """The precision records this run wrote (``at`` is the run's clock) from ``out_dir``."""
+    if not out_dir:
+        return []
+    from apache_beam.io.filesystems import FileSystems
+
+    records = []
+    pattern = FileSystems.join(out_dir, "precision-*.jsonl")
+    for match in FileSystems.match([pattern])[0].metadata_list:
+        with FileSystems.open(match.path) as fh:
+            for line in fh.read().decode("utf-8").splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    if record.get("at") == at:
+                        records.append(record)
+    return sorted(records, key=lambda r: (r["detector"], r["detector_version"]))
+
+
+class FeedbackRun:
+    """What :func:`run` returns: the Beam result, the run's clock and its settings."""
+
+    def __init__(self, result, at: str, settings: Settings):
+        self.result = result
+        self.at = at
+        self.settings = settings
+
+    def summary(self) -> dict:
+        counts = counter_values(self.result)
+        out = {key: counts.get(name, 0) for key, name in SUMMARY_COUNTERS.items()}
+        out["precision"] = [
+            {k: r[k] for k in ("detector", "detector_version", "verdicts", "confirmed", "precision",
+                               "precision_low", "precision_high")}
+            for r in read_precision(self.settings.feedback.out_dir, self.at)
+        ]
+        return out
+
+
+def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from csadetect.pipelines.options import FEEDBACK_KEYS, check_options, local_storage, print_effective, profile_settings, resolve_profile
+
+    argv, profile = resolve_profile(argv)  # --profile NAME|PATH (config/NAME.yaml): the command line wins
+    options = PipelineOptions(argv)
+    opts = options.view_as(FeedbackOptions)
+    options.view_as(SetupOptions).save_main_session = save_main_session
+    std = options.view_as(StandardOptions)
+    if not std.runner:
+        std.runner = "DirectRunner" if std.streaming else "FnApiRunner"  # never the Prism download
+    check_options(options, profile)  # e.g. Dataflow's project, region, temp_location: before any graph
+    settings = effective_settings(profile_settings(opts.config, profile), opts)
+    sources = sources_from(settings, opts, std.streaming)
+    if opts.now:
+        try:
+            parse_time(opts.now)
+        except ValueError:
+            raise ConfigError(f"--now {opts.now!r} is not an RFC 3339 time with a UTC offset") from None
+    print_effective(options, settings, FEEDBACK_KEYS, profile, "csadetect feedback")  # one stderr block, secrets masked
+    local = local_storage(options, settings, ("feedback.out_dir", "feedback.notifications_dir"))
+    if local:
+        LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
+    if opts.public_key and not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the workers load it
+        from csadetect.core.keys import load_public_key
+
+        try:
+            load_public_key(opts.public_key)
+        except Exception as exc:
+            raise ConfigError(f"--public_key: {exc}") from None
+    # batch: one clock for the whole run (every record of the run has the same `at`);
+    # streaming: the real time of each update unless --now pins it
+    now = opts.now or (None if std.streaming else utc_now())
+    fb = settings.feedback
+    LOG.info("feedback: precision floor %.3f after %d verdicts; notifications %d days after a report",
+             fb.precision_floor, fb.min_verdicts, fb.notify_after_days)
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, settings, sources, std.streaming, now, opts.public_key, opts.window_seconds,
+                   opts.precision_every_seconds, opts.unknown_grace_seconds)
+    result = pipeline.run()
+    if not getattr(std, "no_wait_until_finish", False):  # a Flex Template launcher must not wait
+        result.wait_until_finish()
+    return FeedbackRun(result, now, settings)
+
+
+def main(argv=None) -> int:
+    from csadetect.pipelines import pipeline_main
+    from csadetect.pipelines.options import help_options
+
+    return pipeline_main(argv, "csadetect feedback", __doc__, help_options(FeedbackOptions), run,
+                         lambda outcome: outcome.summary())
+
+
+def _cmd_feedback(args) -> int:
+    config = getattr(args, "config", None)
+    return main((["--config", config] if config else []) + list(getattr(args, "extra", []) or []))
+
+
+def register(subparsers):
+    """``csadetect feedback``: Beam pipeline options pass through (like ``csadetect run``)."""
+    p = subparsers.add_parser(
+        "feedback", help="join EU Centre verdicts to reports: precision, alerts, examples, notifications",
+        add_help=False,
+    )
+    p.set_defaults(func=_cmd_feedback, passthrough=True)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

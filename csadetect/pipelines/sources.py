@@ -1,0 +1,307 @@
+"""Where upload events come from: Pub/Sub (native or cross-language), Kafka, or files.
+
+``--read_via`` picks how events are read; everything after ``ReadEvents`` is the same graph:
+
+* ``native`` (default): ``--input_subscription`` through Python's ``beam.io.ReadFromPubSub``
+  (DirectRunner, Dataflow), ``--input_glob`` (JSON Lines) or ``--input_media_glob`` (media files).
+* ``xlang_pubsub``: ``--input_subscription`` through the cross-language (Java)
+  ``apache_beam.io.external.gcp.pubsub.ReadFromPubSub``. Python's own Pub/Sub read only runs on
+  Dataflow and the Python direct runner, which swap it out (Beam issue #27443); on Flink (and other
+  portable runners) Pub/Sub must be read through Java.
+* ``kafka``: ``--kafka_bootstrap_servers`` + ``--kafka_topic`` (+ ``--kafka_consumer_config k=v``,
+  repeatable) through ``apache_beam.io.kafka.ReadFromKafka`` (Java). Record values are the event
+  bodies, keys are ignored. With a ``group.id`` the offsets are committed when the runner finalises
+  a checkpoint.
+
+Cross-language reads are expanded by a Java expansion service when the pipeline is built:
+``--expansion_service host:port`` (on Flink the job server runs one, with KafkaIO and PubsubIO, on
+port 8097), ``--expansion_service /path/to/expansion-service.jar`` (started here; needs ``java``),
+or nothing: Beam then starts its own Java expansion service from the released jar
+(``beam-sdks-java-io-google-cloud-platform-expansion-service`` for Pub/Sub,
+``beam-sdks-java-io-expansion-service`` for Kafka), which needs ``java`` on PATH and the jar in
+``~/.apache_beam/cache/jars`` or a download from Maven Central. Both reads are unbounded: they
+need ``--streaming``.
+
+Running on Flink (NOT run in this repository's tests: there is no Java, Maven Central or Flink
+cluster here; the tests only check that the right transform is built with the right arguments)::
+
+    # Beam 2.77's Python SDK knows Flink 1.19, 1.20, 2.0, 2.1 and 2.2 only (--flink_version choices,
+    # FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS, kept in sync with the published job servers):
+    # Flink 1.18 (beam-runners-flink-1.18-job-server) is not among them. Use your cluster's version.
+    curl -fO https://repo1.maven.org/maven2/org/apache/beam/beam-runners-flink-1.20-job-server/2.77.0/beam-runners-flink-1.20-job-server-2.77.0.jar
+    java -jar beam-runners-flink-1.20-job-server-2.77.0.jar --flink-master=FLINK_HOST:8081 \\
+        --job-port=8099 --artifact-port=8098 --expansion-port=8097
+    #   (or: docker run --net=host apache/beam_flink1.20_job_server:2.77.0 --flink-master=FLINK_HOST:8081)
+
+    python -m csadetect.pipelines.detect --config CONFIG.yaml --streaming \\
+        --runner=PortableRunner --job_endpoint=localhost:8099 \\
+        --environment_type=DOCKER --environment_config=REGISTRY/csadetect-worker:TAG \\
+        --read_via=xlang_pubsub --input_subscription=projects/P/subscriptions/uploads \\
+        --expansion_service=localhost:8097 --checkpointing_interval=60000  # a job-server option
+
+    # Kafka instead of Pub/Sub:
+    #   --read_via=kafka --kafka_bootstrap_servers=broker1:9092,broker2:9092 --kafka_topic=uploads \\
+    #   --kafka_consumer_config group.id=csadetect --kafka_consumer_config auto.offset.reset=earliest
+    # Or let Beam start the job server itself (downloads the jar above; needs java 11+):
+    #   --runner=FlinkRunner --flink_master=FLINK_HOST:8081 --flink_version=1.20
+    # --environment_type=PROCESS --environment_config='{"command": "/opt/apache/beam/boot"}' runs the
+    # Python workers without Docker, when every TaskManager has the Beam boot binary, Python 3.11
+    # and this package (``pip install .``) with its requirements installed.
+
+``REGISTRY/csadetect-worker:TAG`` is an SDK container built ``FROM apache/beam_python3.11_sdk:2.77.0``
+with ``requirements.txt`` and this package installed (vPDQ builds against FFmpeg's development
+packages, so staging with ``--setup_file`` at worker start-up is slow and fragile). The workers
+read the indicator snapshot, models and keys from ``gs://`` or any Beam filesystem (see
+``csadetect/indicators/snapshot.py``, ``csadetect/models/loader.py``); the Java read needs Google credentials on the
+TaskManagers for Pub/Sub. Pub/Sub messages are acknowledged, and Kafka offsets committed, when
+Flink finalises a checkpoint: without ``--checkpointing_interval`` nothing is ever acknowledged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import mimetypes
+import re
+from typing import Optional
+
+import apache_beam as beam
+
+from csadetect.config.settings import ConfigError
+
+READ_VIA = ("native", "xlang_pubsub", "kafka")
+SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
+# Beam's Gradle target of the Java expansion service that holds PubsubIO's external read
+PUBSUB_EXPANSION_TARGET = "sdks:java:io:google-cloud-platform:expansion-service:shadowJar"
+
+
+def add_input_args(parser) -> None:
+    """The input options of the detection pipeline (``DetectOptions``)."""
+    src = parser.add_argument_group("input (exactly one)")
+    src.add_argument("--input_subscription", default=None, help="projects/P/subscriptions/S (Pub/Sub)")
+    src.add_argument("--input_glob", default=None, help="JSON Lines files of events (one event per line)")
+    src.add_argument("--input_media_glob", default=None, help="media files; each becomes an upload event")
+    via = parser.add_argument_group("how events are read (Flink: see csadetect/pipelines/sources.py)")
+    via.add_argument("--read_via", default="native",
+                     help="native (default: Python Pub/Sub read, or files) | xlang_pubsub (Pub/Sub through the "
+                          "Java read, for Flink and other portable runners) | kafka")
+    via.add_argument("--kafka_bootstrap_servers", default=None, help="host:port[,host:port...] (--read_via kafka)")
+    via.add_argument("--kafka_topic", default=None, help="topic of upload events (--read_via kafka)")
+    via.add_argument("--kafka_consumer_config", action="append", default=None, metavar="KEY=VALUE",
+                     help="extra Kafka consumer property, repeatable (e.g. group.id=csadetect)")
+    via.add_argument("--expansion_service", default=None,
+                     help="Java expansion service for xlang_pubsub/kafka: host:port, or a local expansion-service "
+                          "jar; default: Beam starts the released jar (needs java)")
+
+
+def _check_subscription(subscription: str) -> None:
+    """One line for a subscription Beam would reject later (deep in graph construction, or in
+    the Java expansion for xlang_pubsub)."""
+    if not SUBSCRIPTION.match(subscription):
+        raise ConfigError(f"--input_subscription must look like projects/P/subscriptions/S, not {subscription[:80]!r}")
+    try:
+        from apache_beam.io.gcp.pubsub import parse_subscription
+    except ImportError:  # Beam without its GCP extras: the format check above is all we can do
+        return
+    try:
+        parse_subscription(subscription)
+    except ValueError as exc:
+        raise ConfigError(f"--input_subscription {subscription[:80]!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _consumer_config(entries) -> tuple[tuple[str, str], ...]:
+    out = {}
+    for entry in entries or ():
+        key, sep, value = str(entry).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--kafka_consumer_config takes KEY=VALUE, got {str(entry)[:80]!r}")
+        out[key.strip()] = value.strip()
+    return tuple(sorted(out.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where events come from; ``validate`` raises a one-line ConfigError for a bad combination."""
+
+    subscription: Optional[str] = None
+    glob: Optional[str] = None
+    media_glob: Optional[str] = None
+    read_via: str = "native"
+    kafka_bootstrap_servers: Optional[str] = None
+    kafka_topic: Optional[str] = None
+    kafka_consumer_config: tuple = ()  # ((key, value), ...) or a list of "key=value" strings
+    expansion_service: Optional[str] = None
+
+    @classmethod
+    def from_options(cls, opts) -> "Source":
+        """From parsed ``DetectOptions`` (not validated yet)."""
+        return cls(
+            subscription=opts.input_subscription,
+            glob=opts.input_glob,
+            media_glob=opts.input_media_glob,
+            read_via=getattr(opts, "read_via", None) or "native",
+            kafka_bootstrap_servers=getattr(opts, "kafka_bootstrap_servers", None),
+            kafka_topic=getattr(opts, "kafka_topic", None),
+            kafka_consumer_config=tuple(getattr(opts, "kafka_consumer_config", None) or ()),
+            expansion_service=getattr(opts, "expansion_service", None),
+        )
+
+    @property
+    def unbounded(self) -> bool:
+        """True for the streaming sources (Pub/Sub, Kafka): they need ``--streaming``."""
+        return bool(self.subscription) or self.read_via == "kafka"
+
+    def consumer_config(self) -> dict[str, str]:
+        """The Kafka consumer properties: ``bootstrap.servers`` plus ``--kafka_consumer_config``."""
+        extra = dict(_consumer_config(
+            e if isinstance(e, str) else f"{e[0]}={e[1]}" for e in self.kafka_consumer_config))
+        if "bootstrap.servers" in extra:
+            raise ConfigError("give the Kafka brokers once, with --kafka_bootstrap_servers "
+                              "(not bootstrap.servers in --kafka_consumer_config)")
+        return {"bootstrap.servers": self.kafka_bootstrap_servers, **extra}
+
+    def topics(self) -> list[str]:
+        return [t.strip() for t in (self.kafka_topic or "").split(",") if t.strip()]
+
+    def validate(self) -> "Source":
+        via = self.read_via
+        if via not in READ_VIA:
+            raise ConfigError(f"--read_via must be one of {', '.join(READ_VIA)}, not {str(via)[:40]!r}")
+        kafka_given = [f"--{n}" for n, v in (("kafka_bootstrap_servers", self.kafka_bootstrap_servers),
+                                             ("kafka_topic", self.kafka_topic),
+                                             ("kafka_consumer_config", self.kafka_consumer_config)) if v]
+        if via != "kafka" and kafka_given:
+            raise ConfigError(f"{', '.join(kafka_given)} only apply with --read_via kafka (read_via is {via})")
+        if via == "native":
+            if self.expansion_service:
+                raise ConfigError("--expansion_service only applies with --read_via xlang_pubsub or kafka")
+            given = [x for x in (self.subscription, self.glob, self.media_glob) if x]
+            if len(given) != 1:
+                raise ConfigError("give exactly one input: --input_subscription, --input_glob or --input_media_glob")
+            if self.subscription:
+                _check_subscription(self.subscription)
+            return self
+        files = [f for f, v in (("--input_glob", self.glob), ("--input_media_glob", self.media_glob)) if v]
+        if via == "xlang_pubsub":
+            if files:
+                raise ConfigError(f"--read_via xlang_pubsub reads --input_subscription only; drop {' and '.join(files)}")
+            if not self.subscription:
+                raise ConfigError("--read_via xlang_pubsub needs --input_subscription projects/P/subscriptions/S")
+            _check_subscription(self.subscription)
+            return self
+        # kafka
+        if files or self.subscription:
+            extra = files + (["--input_subscription"] if self.subscription else [])
+            raise ConfigError(f"--read_via kafka reads --kafka_topic only; drop {' and '.join(extra)}")
+        missing = [n for n, v in (("--kafka_bootstrap_servers host:port[,host:port]", self.kafka_bootstrap_servers),
+                                  ("--kafka_topic", self.topics())) if not v]
+        if missing:
+            raise ConfigError(f"--read_via kafka needs {' and '.join(missing)}")
+        self.consumer_config()  # KEY=VALUE entries, brokers given once
+        return self
+
+
+def expansion_service_for(source: Source, default_target: Optional[str]):
+    """What to hand a cross-language transform as its expansion service: the ``host:port``
+    address given, a ``JavaJarExpansionService`` for a local jar path, Beam's released jar for
+    ``default_target`` (a Gradle target), or None (the transform's own default)."""
+    from apache_beam.transforms.external import BeamJarExpansionService, JavaJarExpansionService
+
+    given = source.expansion_service
+    if given:
+        return JavaJarExpansionService(given) if given.endswith(".jar") else given
+    if default_target:
+        return BeamJarExpansionService(default_target)
+    return None
+
+
+def source_transform(source: Source) -> beam.PTransform:
+    """The Beam read transform for ``source`` (not applied: applying a cross-language transform
+    contacts its expansion service). ``ReadEvents`` adds the per-source steps after it."""
+    if source.read_via == "xlang_pubsub":
+        from apache_beam.io.external.gcp.pubsub import ReadFromPubSub as XlangReadFromPubSub
+
+        return XlangReadFromPubSub(subscription=source.subscription, with_attributes=True,
+                                   expansion_service=expansion_service_for(source, PUBSUB_EXPANSION_TARGET))
+    if source.read_via == "kafka":
+        from apache_beam.io.kafka import ReadFromKafka
+
+        config = source.consumer_config()
+        return ReadFromKafka(
+            consumer_config=config,
+            topics=source.topics(),
+            commit_offset_in_finalize="group.id" in config,  # needs a consumer group to commit to
+            expansion_service=expansion_service_for(source, None),  # None: beam-sdks-java-io-expansion-service
+        )
+    if source.subscription:
+        return beam.io.ReadFromPubSub(subscription=source.subscription, with_attributes=True)
+    if source.glob:
+        return beam.io.ReadFromText(source.glob)
+    from apache_beam.io import fileio
+
+    return fileio.MatchFiles(source.media_glob)
+
+
+def media_file_event(path: str) -> bytes:
+    """An upload event for a media file (content read later through its URI)."""
+    from csadetect.events.event import utc_now
+    from csadetect.media.hashing import is_video_path
+
+    mime = mimetypes.guess_type(path)[0] or ("video/mp4" if is_video_path(path) else "image/jpeg")
+    kind = "video" if mime.startswith("video/") else "image"
+    event = {
+        "event_id": "file-" + hashlib.sha256(path.encode()).hexdigest()[:24],
+        "provider": "local-files",
+        "service": "files",
+        "kind": kind,
+        "occurred_at": utc_now(),
+        "account": "local",
+        "mime": mime,
+        "content_uri": path,
+    }
+    return json.dumps(event).encode()
+
+
+def _encode_line(line: str) -> bytes:
+    return line.encode()
+
+
+def _kafka_value(record) -> bytes:
+    """A Kafka record (key, value) -> the event body; a null value (tombstone) becomes b"" (a
+    dead letter downstream, never an exception)."""
+    value = record[1]
+    return b"" if value is None else bytes(value)
+
+
+def _media_event(meta) -> bytes:
+    return media_file_event(meta.path)
+
+
+class ReadEvents(beam.PTransform):
+    """Raw event bodies (bytes or PubsubMessage) from the configured source."""
+
+    def __init__(self, source: Source):
+        super().__init__()
+        self._source = source
+
+    @property
+    def source(self) -> Source:
+        return self._source
+
+    def expand(self, pbegin):
+        s = self._source
+        if s.read_via in ("xlang_pubsub", "kafka"):
+            from apache_beam.options.pipeline_options import StandardOptions
+
+            if not pbegin.pipeline.options.view_as(StandardOptions).streaming:
+                raise ConfigError(f"--read_via {s.read_via} reads an unbounded stream: it needs --streaming")
+        read = source_transform(s)
+        if s.read_via == "xlang_pubsub":
+            return pbegin | "XlangPubSub" >> read  # PubsubMessage elements (with attributes)
+        if s.read_via == "kafka":
+            return pbegin | "Kafka" >> read | "KafkaValues" >> beam.Map(_kafka_value)
+        if s.subscription:
+            return pbegin | "PubSub" >> read
+        if s.glob:
+            return pbegin | "Files" >> read | "Encode" >> beam.Map(_encode_line)
+        return pbegin | "MatchMedia" >> read | "MediaEvent" >> beam.Map(_media_event)

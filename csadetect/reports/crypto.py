@@ -1,0 +1,327 @@
+"""Provider signatures and encrypted evidence for reports (DESIGN §6/§7).
+
+* The provider signs each report with its Ed25519 key (the PEM keys of
+  :mod:`csadetect.core.keys`). The signature covers :func:`canonical_bytes`: the canonical JSON of
+  every field but ``signature`` itself, so changing any other field (the evidence ciphertext
+  included) breaks it. ``signature`` is ``"ed25519:<key_id>:<base64 signature>"``.
+* Evidence is sealed for the EU Centre's X25519 public key: an ephemeral X25519 key agreement,
+  HKDF-SHA256 and AES-256-GCM with a random 96-bit nonce, with the report id as associated data
+  so that evidence cannot be moved from one report to another. The token is
+  ``"x25519-aesgcm-v1:<centre key_id>:<base64(ephemeral public key || nonce || ciphertext)>"``.
+
+Order: :func:`seal_evidence` first, then :func:`sign_report`, so the signature covers the
+ciphertext. Errors are :class:`ReportSignatureError` and :class:`EvidenceError`, one line each.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from typing import Any, Union
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from csadetect.core import keys as signing
+
+SIGNATURE_SCHEME = "ed25519"
+SEAL_VERSION = "x25519-aesgcm-v1"
+CENTRE_PRIVATE_NAME = "centre_private.pem"
+CENTRE_PUBLIC_NAME = "centre_public.pem"
+EVIDENCE_ENVELOPE_VERSION = 1
+
+_NONCE_BYTES = 12
+_KEY_BYTES = 32
+_HKDF_INFO = b"csadetect evidence " + SEAL_VERSION.encode()
+
+CentrePrivateLike = Union[X25519PrivateKey, str, os.PathLike]
+CentrePublicLike = Union[X25519PublicKey, X25519PrivateKey, str, os.PathLike]
+
+
+class ReportSignatureError(ValueError):
+    """A report that is not signed, or whose signature does not verify; the message is one line."""
+
+
+class EvidenceError(ValueError):
+    """Evidence that cannot be sealed or opened, or an unusable centre key; the message is one line."""
+
+
+# ------------------------------------------------------------------------------- signatures
+
+
+def _report_label(report: Any) -> str:
+    rid = report.get("report_id") if isinstance(report, dict) else None
+    return f"report {rid}" if rid else "report (no report_id)"
+
+
+def _signed_fields(report: dict) -> dict:
+    """Every field but ``signature``; schema fields that are absent count as null, so a report
+    read back from JSON Lines (nulls kept or dropped) or from Parquet gives the same bytes."""
+    from csadetect.reports.schema import REPORT_FIELDS
+
+    fields = dict.fromkeys(REPORT_FIELDS)
+    fields.update(report)
+    fields.pop("signature", None)
+    return fields
+
+
+def canonical_bytes(report: dict) -> bytes:
+    """Canonical JSON (sorted keys, compact separators, UTF-8) of the report without ``signature``."""
+    if not isinstance(report, dict):
+        raise ReportSignatureError(f"a report is a JSON object, not {type(report).__name__}")
+    try:
+        text = json.dumps(_signed_fields(report), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ReportSignatureError(f"{_report_label(report)}: cannot serialise canonically: {exc}") from None
+    return text.encode("utf-8")
+
+
+def key_id(key) -> str:
+    """Fingerprint of an Ed25519 public key (``csadetect.core.keys.key_id``)."""
+    return signing.key_id(key)
+
+
+def sign_report(report: dict, private_key: signing.PrivateKeyLike) -> dict:
+    """A copy of ``report`` with ``signature`` set by the provider's Ed25519 private key."""
+    key = signing.load_private_key(private_key)
+    signed = dict(report)
+    sig = key.sign(canonical_bytes(signed))
+    signed["signature"] = f"{SIGNATURE_SCHEME}:{key_id(key)}:{base64.b64encode(sig).decode('ascii')}"
+    return signed
+
+
+def parse_signature(report: dict) -> tuple[str, bytes]:
+    """``(key_id, signature bytes)`` of a signed report; raises :class:`ReportSignatureError`."""
+    label = _report_label(report)
+    value = report.get("signature")
+    if value in (None, ""):
+        raise ReportSignatureError(f"{label}: not signed")
+    if not isinstance(value, str):
+        raise ReportSignatureError(f"{label}: malformed signature (not a string)")
+    parts = value.split(":")
+    if len(parts) != 3 or parts[0] != SIGNATURE_SCHEME:
+        raise ReportSignatureError(f"{label}: malformed signature (expected '{SIGNATURE_SCHEME}:<key_id>:<base64>')")
+    try:
+        sig = base64.b64decode(parts[2], validate=True)
+    except (binascii.Error, ValueError):
+        raise ReportSignatureError(f"{label}: malformed signature (bad base64)") from None
+    if len(sig) != 64:
+        raise ReportSignatureError(f"{label}: malformed signature ({len(sig)} bytes, an Ed25519 signature has 64)")
+    return parts[1], sig
+
+
+def verify_report(report: dict, public_key: signing.PublicKeyLike) -> None:
+    """Raise :class:`ReportSignatureError` unless the provider ``public_key`` signed ``report``
+    exactly as it is."""
+    if not isinstance(report, dict):
+        raise ReportSignatureError(f"a report is a JSON object, not {type(report).__name__}")
+    label = _report_label(report)
+    public = signing.load_public_key(public_key)
+    signer, sig = parse_signature(report)
+    expected = key_id(public)
+    if signer != expected:
+        raise ReportSignatureError(f"{label}: signed by key {signer}, not {expected}")
+    if not signing.verify(public, canonical_bytes(report), sig):
+        raise ReportSignatureError(f"{label}: signature does not verify (report altered or wrong key)")
+
+
+# ------------------------------------------------------------------------------- centre keys
+
+
+def generate_centre_keypair(keydir: str | os.PathLike, overwrite: bool = False) -> tuple[str, str]:
+    """Create ``keydir/centre_private.pem`` (0600) and ``keydir/centre_public.pem`` (X25519);
+    returns their paths. Refuses to replace an existing private key unless ``overwrite``."""
+    return signing.write_keypair(keydir, X25519PrivateKey.generate(), CENTRE_PRIVATE_NAME, CENTRE_PUBLIC_NAME,
+                                 overwrite, "a decryption key", EvidenceError)
+
+
+def load_centre_private_key(key: CentrePrivateLike) -> X25519PrivateKey:
+    """The EU Centre's X25519 private key from a PEM path (or key directory); objects pass through."""
+    return signing.load_pem_private_key(key, X25519PrivateKey, "X25519", "centre private key", CENTRE_PRIVATE_NAME,
+                                        EvidenceError)
+
+
+def load_centre_public_key(key: CentrePublicLike) -> X25519PublicKey:
+    """The EU Centre's X25519 public key from a PEM path (or key directory); objects pass through
+    (a private key object gives its public half)."""
+    return signing.load_pem_public_key(key, X25519PublicKey, X25519PrivateKey, "X25519", "centre public key",
+                                       CENTRE_PUBLIC_NAME, EvidenceError)
+
+
+def _raw(public: X25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def centre_key_id(key: CentrePublicLike) -> str:
+    """First 16 hex of SHA-256 of the raw 32-byte X25519 public key."""
+    return signing.raw_key_id(load_centre_public_key(key))
+
+
+# ------------------------------------------------------------------------------- sealing
+
+
+def _derive(shared: bytes, epk: bytes, rpk: bytes) -> bytes:
+    if shared == bytes(len(shared)):  # low-order point: refuse an all-zero shared secret
+        raise EvidenceError("invalid ephemeral key in sealed evidence")
+    return HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=_HKDF_INFO + epk + rpk).derive(shared)
+
+
+def _aad(associated_data) -> bytes:
+    if isinstance(associated_data, str):
+        return associated_data.encode("utf-8")
+    if not isinstance(associated_data, (bytes, bytearray)):
+        raise EvidenceError(f"associated data must be bytes, not {type(associated_data).__name__}")
+    return bytes(associated_data)
+
+
+def seal(plaintext: bytes, centre_public_key: CentrePublicLike, associated_data: bytes) -> str:
+    """Encrypt ``plaintext`` for the centre: ephemeral X25519 + HKDF-SHA256 + AES-256-GCM."""
+    recipient = load_centre_public_key(centre_public_key)
+    rpk = _raw(recipient)
+    ephemeral = X25519PrivateKey.generate()
+    epk = _raw(ephemeral.public_key())
+    key = _derive(ephemeral.exchange(recipient), epk, rpk)
+    nonce = os.urandom(_NONCE_BYTES)
+    ciphertext = AESGCM(key).encrypt(nonce, bytes(plaintext), _aad(associated_data))
+    body = base64.b64encode(epk + nonce + ciphertext).decode("ascii")
+    return f"{SEAL_VERSION}:{centre_key_id(recipient)}:{body}"
+
+
+def open_sealed(token: str, centre_private_key: CentrePrivateLike, associated_data: bytes) -> bytes:
+    """The plaintext of a :func:`seal` token; raises :class:`EvidenceError` when it was tampered
+    with, sealed for another key, or sealed with other associated data (another report)."""
+    key = load_centre_private_key(centre_private_key)
+    aad = _aad(associated_data)
+    if not isinstance(token, str) or not token:
+        raise EvidenceError("no sealed evidence")
+    parts = token.split(":")
+    if len(parts) != 3:
+        raise EvidenceError("malformed sealed evidence (expected '<version>:<key_id>:<base64>')")
+    version, sealed_for, body = parts
+    if version != SEAL_VERSION:
+        raise EvidenceError(f"unsupported sealed evidence version {version[:40]!r} (this build reads {SEAL_VERSION})")
+    rpk = _raw(key.public_key())
+    mine = signing.raw_key_id(key.public_key())
+    if sealed_for != mine:
+        raise EvidenceError(f"evidence is sealed for centre key {sealed_for[:40]}, not {mine}")
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise EvidenceError("malformed sealed evidence (bad base64)") from None
+    if len(raw) < 32 + _NONCE_BYTES + 16:
+        raise EvidenceError("malformed sealed evidence (too short)")
+    epk, nonce, ciphertext = raw[:32], raw[32:32 + _NONCE_BYTES], raw[32 + _NONCE_BYTES:]
+    try:
+        shared = key.exchange(X25519PublicKey.from_public_bytes(epk))
+    except ValueError:
+        raise EvidenceError("invalid ephemeral key in sealed evidence") from None
+    try:
+        return AESGCM(_derive(shared, epk, rpk)).decrypt(nonce, ciphertext, aad)
+    except InvalidTag:
+        raise EvidenceError(
+            "sealed evidence does not decrypt (tampered, wrong key, or moved from another report)"
+        ) from None
+
+
+def _envelope(content: bytes, mime: str | None) -> bytes:
+    return json.dumps(
+        {"v": EVIDENCE_ENVELOPE_VERSION, "mime": mime, "content": base64.b64encode(bytes(content)).decode("ascii")},
+        sort_keys=True, separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def _unenvelope(plaintext: bytes, label: str) -> tuple[str | None, bytes]:
+    try:
+        envelope = json.loads(plaintext.decode("utf-8"))
+        content = base64.b64decode(envelope["content"], validate=True)
+        mime = envelope.get("mime")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise EvidenceError(f"{label}: evidence decrypts but its envelope is malformed") from None
+    if mime is not None and not isinstance(mime, str):
+        raise EvidenceError(f"{label}: evidence decrypts but its envelope is malformed")
+    return mime, content
+
+
+def seal_evidence(report: dict, content: bytes, mime: str | None, centre_public_key: CentrePublicLike) -> dict:
+    """A copy of ``report`` with ``evidence_encrypted`` set: ``content`` (with its MIME type) sealed
+    for the centre with the report id as associated data. Call before :func:`sign_report`."""
+    rid = report.get("report_id")
+    if not rid:
+        raise EvidenceError("report has no report_id; cannot bind evidence to it")
+    if report.get("signature"):
+        raise EvidenceError(f"report {rid}: already signed; seal evidence before signing")
+    sealed = dict(report)
+    sealed["evidence_encrypted"] = seal(_envelope(content, mime), centre_public_key, str(rid).encode("utf-8"))
+    return sealed
+
+
+def open_evidence(report: dict, centre_private_key: CentrePrivateLike) -> tuple[str | None, bytes]:
+    """``(mime, content)`` of a report's sealed evidence; raises :class:`EvidenceError` (the
+    message names the report)."""
+    label = _report_label(report)
+    rid = report.get("report_id")
+    token = report.get("evidence_encrypted")
+    if not rid:
+        raise EvidenceError(f"{label}: no report_id to check the evidence against")
+    if not token:
+        raise EvidenceError(f"{label}: no evidence")
+    try:
+        plaintext = open_sealed(token, centre_private_key, str(rid).encode("utf-8"))
+    except EvidenceError as exc:
+        raise EvidenceError(f"{label}: {exc}") from None
+    return _unenvelope(plaintext, label)
+
+
+# ------------------------------------------------------------------ provider review evidence
+#
+# Between hashing and the decision the content travels sealed for the provider's own X25519
+# evidence key (``reports.evidence_key``), bound to the event id. Reviewers open it with that key;
+# when a hit is reported it is opened once and re-sealed for the EU Centre (``reseal_for_centre``).
+
+EVIDENCE_PRIVATE_NAME = "evidence_private.pem"
+EVIDENCE_PUBLIC_NAME = "evidence_public.pem"
+
+
+def evidence_aad(event_id: str) -> bytes:
+    return b"csadetect-evidence\x1f" + str(event_id).encode("utf-8")
+
+
+def generate_evidence_keypair(keydir: str | os.PathLike, overwrite: bool = False) -> tuple[str, str]:
+    """``keydir/evidence_private.pem`` (0600) and ``evidence_public.pem``: the provider's X25519
+    key for review evidence."""
+    return signing.write_keypair(keydir, X25519PrivateKey.generate(), EVIDENCE_PRIVATE_NAME, EVIDENCE_PUBLIC_NAME,
+                                 overwrite, "a decryption key", EvidenceError)
+
+
+def load_evidence_private_key(key: CentrePrivateLike) -> X25519PrivateKey:
+    return signing.load_pem_private_key(key, X25519PrivateKey, "X25519", "evidence private key",
+                                        EVIDENCE_PRIVATE_NAME, EvidenceError)
+
+
+def seal_content(content: bytes, mime: str | None, public_key, event_id: str) -> str:
+    """``content`` sealed for an X25519 ``public_key`` (a key object, or the private key object),
+    bound to ``event_id``."""
+    return seal(_envelope(content, mime), public_key, evidence_aad(event_id))
+
+
+def open_content(token: str, private_key, event_id: str) -> tuple[str | None, bytes]:
+    """``(mime, content)`` of a :func:`seal_content` token."""
+    if not isinstance(private_key, X25519PrivateKey):
+        private_key = load_evidence_private_key(private_key)
+    try:
+        plaintext = open_sealed(token, private_key, evidence_aad(event_id))
+    except EvidenceError as exc:
+        raise EvidenceError(f"evidence of event {event_id}: {exc}") from None
+    return _unenvelope(plaintext, f"evidence of event {event_id}")
+
+
+def reseal_for_centre(report: dict, token: str, evidence_private_key, centre_public_key) -> dict:
+    """A copy of ``report`` whose ``evidence_encrypted`` holds the content of ``token`` (sealed for
+    the provider by :func:`seal_content` for ``report['event_id']``), re-sealed for the Centre."""
+    mime, content = open_content(token, evidence_private_key, report["event_id"])
+    return seal_evidence(report, content, mime, centre_public_key)

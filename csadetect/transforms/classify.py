@@ -1,0 +1,133 @@
+"""ClassifyNew: the new-material classifier and its policy (DESIGN §5, §6).
+
+Images without a known match are scored by the classifier head on their embedding (Beam's
+RunInference: batched, one model copy per worker process). The calibrated score is then put
+through the policy of the configured thresholds:
+
+* score < ``review_threshold``: not a hit (``Decide`` drops it, only counters survive);
+* ``review_threshold`` <= score: human review (``new_decision = "review"``), unless
+  ``require_review`` is false and score >= ``report_threshold``: confirmed (``"report"``).
+
+Items with a known match, videos and items without an embedding pass through unscored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler
+
+from csadetect.transforms.common import MatchedItem, RunInferenceKeepingTimestamps, batching_kwargs, counter
+
+DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parent.parent / "models" / "reference" / "classifier"
+
+
+@dataclasses.dataclass(frozen=True)
+class NewMaterialPolicy:
+    """Resolved policy: thresholds from config, else from the model's metadata."""
+
+    model_path: str
+    version: str
+    embedding_version: Optional[str]
+    review_threshold: float
+    report_threshold: float
+    require_review: bool = True
+
+    @classmethod
+    def resolve(cls, settings) -> "NewMaterialPolicy":
+        """From :class:`csadetect.config.settings.NewMaterialSettings`; reads ``metadata.json`` only
+        (no TensorFlow). Raises models.ModelError for a missing or unreadable model."""
+        from csadetect.models import ModelError
+
+        from csadetect.models.loader import _local_copy, is_remote
+
+        d = Path(settings.model) if settings.model else DEFAULT_CLASSIFIER_DIR
+        remote = is_remote(settings.model)
+        if remote:  # any Beam filesystem: metadata read from a local copy
+            d = Path(_local_copy(str(settings.model)))
+        meta_file = d / "metadata.json"
+        if not meta_file.is_file():
+            raise ModelError(f"new-material classifier not found in {d} (need model.keras and metadata.json)")
+        try:
+            meta = json.loads(meta_file.read_text())
+            review = float(settings.review_threshold if settings.review_threshold is not None else meta["review_threshold"])
+            report = float(settings.report_threshold if settings.report_threshold is not None else meta["report_threshold"])
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"new-material classifier metadata unreadable in {d}: {type(exc).__name__}") from None
+        # a remote model keeps its URL: each worker copies it (the launcher's cache path would not
+        # exist on a Dataflow or Flink worker)
+        return cls(str(settings.model) if remote else str(d), str(meta.get("version", "unknown")), meta.get("embedding_version"),
+                   review, max(report, review), bool(settings.require_review))
+
+    def decide(self, score: float) -> Optional[str]:
+        if score < self.review_threshold:
+            return None
+        if not self.require_review and score >= self.report_threshold:
+            return "report"
+        return "review"
+
+
+def _wants_score(item: MatchedItem) -> bool:
+    return (not item.matches and item.item.embeddings is not None and len(item.item.embeddings) > 0
+            and item.item.event.order_for("new") is not None)
+
+
+class NewMaterialHandler(ModelHandler[MatchedItem, MatchedItem, object]):
+    """RunInference handler: scores the image embedding of unmatched items, applies the policy."""
+
+    def __init__(self, policy: NewMaterialPolicy, min_batch_size: int = 1, max_batch_size: int = 64,
+                 max_batch_duration_secs: Optional[float] = None):
+        super().__init__()
+        self._policy = policy
+        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        if max_batch_duration_secs:
+            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
+
+    def load_model(self):
+        from csadetect.models.classifier import NewMaterialClassifier
+
+        return NewMaterialClassifier.load(self._policy.model_path)
+
+    def update_model_path(self, model_path: Optional[str] = None):
+        if model_path:
+            self._policy = dataclasses.replace(self._policy, model_path=model_path)
+
+    def run_inference(self, batch: Sequence[MatchedItem], model, inference_args=None) -> Iterable[MatchedItem]:
+        out = list(batch)
+        todo = [i for i, m in enumerate(batch) if _wants_score(m)]
+        if not todo:
+            return out
+        scores = model.score(np.stack([np.asarray(batch[i].item.embeddings[0], np.float32) for i in todo]))
+        policy = self._policy
+        for i, score in zip(todo, scores):
+            score = float(score)
+            decision = policy.decide(score)
+            counter("new_scored").inc()
+            # the embedding is not needed past this point: a non-hit keeps nothing
+            item = dataclasses.replace(batch[i].item, embeddings=None)
+            out[i] = dataclasses.replace(
+                batch[i], item=item, new_score=score, new_model_version=model.version,
+                new_decision=decision, new_threshold=policy.review_threshold,
+            )
+        return out
+
+    def batch_elements_kwargs(self):
+        return dict(self._batching)
+
+    def get_metrics_namespace(self) -> str:
+        return "csadetect_inference"
+
+
+class ClassifyNew(beam.PTransform):
+    """MatchedItems in; the same items out, unmatched images carrying score and decision."""
+
+    def __init__(self, policy: NewMaterialPolicy, batching=None, streaming: bool = False):
+        super().__init__()
+        self._handler = NewMaterialHandler(policy, **batching_kwargs(batching, streaming))
+
+    def expand(self, matched):
+        return matched | "Infer" >> RunInferenceKeepingTimestamps.transform(self._handler)

@@ -1,0 +1,87 @@
+"""Decide: route every item by the policy of DESIGN §6.
+
+- a known match: confirmed when it is exact (MD5/SHA-256), a vPDQ match, a PDQ match at or below
+  ``auto_confirm_distance``, or an embedding match at or above ``auto_confirm_similarity`` (by
+  default embedding matches are never auto-confirmed); otherwise sent to the ``review`` output;
+- no known match but ``ClassifyNew`` decided ``review`` / ``report``: the ``review`` output or
+  confirmed;
+- anything else: a non-hit. Everything about it is dropped here; only counters survive."""
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from csadetect.config.settings import MatchSettings
+from csadetect.transforms.common import counter
+
+REVIEW = "review"
+
+
+def needs_review(matched, match: MatchSettings, auto_confirm_similarity=None) -> bool:
+    for m in matched.matches:
+        if m.kind in ("md5", "sha256", "vpdq"):
+            return False
+        if m.kind == "pdq" and m.distance <= match.auto_confirm_distance:
+            return False
+        if (m.kind == "embedding" and auto_confirm_similarity is not None and m.similarity is not None
+                and m.similarity >= auto_confirm_similarity):
+            return False
+    return True
+
+
+class DecideFn(beam.DoFn):
+    def __init__(self, match: MatchSettings, auto_confirm_similarity=None):
+        self._match = match
+        self._auto_similarity = auto_confirm_similarity
+
+    def process(self, matched):
+        kind = matched.item.event.kind
+        if not matched.matches and matched.new_decision is not None:
+            counter("hit").inc()
+            counter(f"hit_new_{kind}").inc()
+            if matched.new_decision == "report":
+                counter("hit_confirmed").inc()
+                yield matched
+            else:
+                counter("hit_review").inc()
+                yield pvalue.TaggedOutput(REVIEW, matched)
+        elif not matched.matches:
+            # drop: nothing of a non-hit goes further, only the counters
+            counter("non_hit").inc()
+            counter(f"non_hit_{kind}").inc()
+        elif needs_review(matched, self._match, self._auto_similarity):
+            counter("hit").inc()
+            counter(f"hit_known_{kind}").inc()
+            counter("hit_review").inc()
+            yield pvalue.TaggedOutput(REVIEW, matched)
+        else:
+            counter("hit").inc()
+            counter(f"hit_known_{kind}").inc()
+            counter("hit_confirmed").inc()
+            yield matched
+
+
+class Decide(beam.PTransform):
+    """Outputs: main = confirmed MatchedItem, ``review`` = MatchedItem awaiting a reviewer."""
+
+    def __init__(self, match: MatchSettings, auto_confirm_similarity=None):
+        super().__init__()
+        self._match = match
+        self._auto_similarity = auto_confirm_similarity
+
+    def expand(self, matched):
+        fn = DecideFn(self._match, self._auto_similarity)
+        return matched | "Policy" >> beam.ParDo(fn).with_outputs(REVIEW, main="confirmed")
+
+
+class DropUnscanned(beam.PTransform):
+    """Events no active detector covers (e.g. text before a grooming model is configured):
+    counted as non-hits and dropped at once."""
+
+    def expand(self, events):
+        def _drop(event):
+            counter("non_hit").inc()
+            counter(f"non_hit_{event.kind}").inc()
+            return []
+
+        return events | "Drop" >> beam.FlatMap(_drop)

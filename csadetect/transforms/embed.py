@@ -1,0 +1,73 @@
+"""EmbedImages: image thumbnails -> L2-normalised embedding vectors, through Beam's RunInference.
+
+RunInference batches items (``embedding.batching``: min/max batch size, and in streaming a max
+batch duration), keeps one model copy per worker process, and can swap the model when a new
+path arrives on its side input. Every view of every item in a batch goes through the model in
+one call. The thumbnails are dropped here: what leaves this stage holds vectors, not pixels.
+
+Element timestamps are carried through as RunInference keys and restored afterwards: Beam's
+``BatchElements`` stamps its batches at the end of the window, which would break the event-time
+timers downstream (report de-duplication)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler
+
+from csadetect.transforms.common import HashedItem, RunInferenceKeepingTimestamps, batching_kwargs, counter
+
+
+class ImageEmbeddingHandler(ModelHandler[HashedItem, HashedItem, object]):
+    """RunInference handler: HashedItem with ``pixels`` in, HashedItem with ``embeddings`` out
+    (videos and items without pixels pass through untouched)."""
+
+    def __init__(self, model_path: Optional[str], min_batch_size: int = 1, max_batch_size: int = 64,
+                 max_batch_duration_secs: Optional[float] = None):
+        super().__init__()
+        self._model_path = model_path
+        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        if max_batch_duration_secs:
+            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
+
+    def load_model(self):
+        from csadetect.models.embedding import EmbeddingModel
+
+        return EmbeddingModel.load(self._model_path)
+
+    def update_model_path(self, model_path: Optional[str] = None):
+        if model_path:
+            self._model_path = model_path
+
+    def run_inference(self, batch: Sequence[HashedItem], model, inference_args=None) -> Iterable[HashedItem]:
+        todo = [i for i, item in enumerate(batch) if item.pixels is not None and len(item.pixels)]
+        out = list(batch)
+        if todo:
+            vectors = model.embed_arrays(np.concatenate([batch[i].pixels for i in todo]), batch_size=256)
+            start = 0
+            for i in todo:
+                k = len(batch[i].pixels)
+                out[i] = dataclasses.replace(batch[i], pixels=None, embeddings=vectors[start : start + k])
+                start += k
+            counter("embedded_image").inc(len(todo))
+        return out
+
+    def get_num_bytes(self, batch: Sequence[HashedItem]) -> int:
+        return sum(getattr(item.pixels, "nbytes", 0) for item in batch)
+
+    def batch_elements_kwargs(self):
+        return dict(self._batching)
+
+    def get_metrics_namespace(self) -> str:
+        return "csadetect_inference"
+
+
+class EmbedImages(beam.PTransform):
+    def __init__(self, model_path: Optional[str], batching=None, streaming: bool = False):
+        super().__init__()
+        self._handler = ImageEmbeddingHandler(model_path, **batching_kwargs(batching, streaming))
+
+    def expand(self, hashed):
+        return hashed | "Infer" >> RunInferenceKeepingTimestamps.transform(self._handler)

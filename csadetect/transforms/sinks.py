@@ -1,0 +1,130 @@
+"""Report and dead-letter sinks: Pub/Sub topics, Parquet (pyarrow) and JSON Lines files.
+
+File sinks use ``fileio.WriteToFiles`` so the same transform works in batch and streaming (in
+streaming the records are first put into fixed windows, one set of files per window)."""
+from __future__ import annotations
+
+import json
+from typing import Optional, Sequence
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io import fileio
+from apache_beam.transforms import window
+
+from csadetect.reports.schema import REPORT_SCHEMA, to_json_line
+
+
+class JsonLinesSink(fileio.TextSink):
+    def write(self, record):
+        self._fh.write(to_json_line(record).encode("utf-8") + b"\n")
+
+
+class ParquetSink(fileio.FileSink):
+    """Buffers the records of one file and writes them as one Parquet table on flush."""
+
+    def __init__(self, schema: pa.Schema):
+        self._schema = schema
+        self._rows: list = []
+        self._fh = None
+
+    def open(self, fh):
+        self._fh = fh
+        self._rows = []
+
+    def write(self, record):
+        self._rows.append(record)
+
+    def flush(self):
+        table = pa.Table.from_pylist(self._rows, schema=self._schema)
+        pq.write_table(table, self._fh, compression="zstd")
+        self._rows = []
+
+
+def _window_if_streaming(pcoll, streaming: bool, seconds: int, label: str):
+    if not streaming:
+        return pcoll
+    return pcoll | f"{label}Window" >> beam.WindowInto(window.FixedWindows(seconds))
+
+
+class WriteRecords(beam.PTransform):
+    """Writes dict records to any of: a Pub/Sub topic (one JSON message each, with ``id_attribute``
+    copied to a message attribute), Parquet files and JSON Lines files under ``directory``."""
+
+    def __init__(
+        self,
+        prefix: str,
+        directory: Optional[str] = None,
+        topic: Optional[str] = None,
+        formats: Sequence[str] = ("parquet", "jsonl"),
+        schema: Optional[pa.Schema] = None,
+        id_attribute: Optional[str] = None,
+        streaming: bool = False,
+        window_seconds: int = 60,
+    ):
+        super().__init__()
+        self._prefix = prefix
+        self._dir = directory
+        self._topic = topic
+        self._formats = tuple(formats) if directory else ()
+        self._schema = schema
+        self._id_attribute = id_attribute
+        self._streaming = streaming
+        self._window_seconds = window_seconds
+
+    def expand(self, records):
+        outputs = []
+        if self._topic:
+            id_attr = self._id_attribute
+
+            def to_message(record):
+                from apache_beam.io.gcp.pubsub import PubsubMessage
+
+                attrs = {id_attr: str(record[id_attr])} if id_attr and record.get(id_attr) else {}
+                return PubsubMessage(to_json_line(record).encode("utf-8"), attrs)
+
+            outputs.append(
+                records
+                | "ToMessage" >> beam.Map(to_message)
+                | "Publish" >> beam.io.WriteToPubSub(self._topic, with_attributes=True)
+            )
+        if self._formats:
+            windowed = _window_if_streaming(records, self._streaming, self._window_seconds, "File")
+            if "parquet" in self._formats and self._schema is None:
+                raise ValueError("Parquet output needs a schema")
+            schema = self._schema
+            make_sink = {"jsonl": lambda _dest: JsonLinesSink(), "parquet": lambda _dest: ParquetSink(schema)}
+            for fmt in self._formats:  # step names WriteJsonl / WriteParquet stay stable for --update
+                outputs.append(
+                    windowed
+                    | f"Write{fmt.capitalize()}"
+                    >> fileio.WriteToFiles(
+                        path=self._dir,
+                        file_naming=fileio.default_file_naming(self._prefix, f".{fmt}"),
+                        sink=make_sink[fmt],
+                        shards=1,
+                    )
+                )
+        return outputs
+
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [("event_id", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("at", pa.string())]
+)
+
+
+class WriteReports(WriteRecords):
+    def __init__(self, directory=None, topic=None, formats=("parquet", "jsonl"), streaming=False, window_seconds=60):
+        super().__init__("reports", directory, topic, formats, REPORT_SCHEMA, "report_id", streaming, window_seconds)
+
+
+class WriteDeadLetters(beam.PTransform):
+    def __init__(self, directory=None, topic=None, streaming=False, window_seconds=60):
+        super().__init__()
+        self._inner = WriteRecords(
+            "dead_letters", directory, topic, ("jsonl",), DEAD_LETTER_SCHEMA, "event_id", streaming, window_seconds
+        )
+
+    def expand(self, dead_letters):
+        return dead_letters | "ToDict" >> beam.Map(lambda d: d.to_json()) | "Write" >> self._inner
