@@ -263,12 +263,12 @@ try:  # the code finds its data where it looks for it at run time
     models = resolve_models(load_settings())  # the reference models' metadata, no TensorFlow
     result["data"] = {
         "default_config": str(DEFAULT_CONFIG),
-        "schema": str(resources.files("csadetect").joinpath("schemas/report.schema.json")),
+        "schema": str(resources.files("csadetect.reports").joinpath("schemas/report.schema.json")),
         "xsd": str(csadetect.reports.ncmec.XSD_PATH),
         "transparency_template": str(csadetect.compliance.transparency.TEMPLATES / "transparency.html.j2"),
         "console_templates": str(console_app.HERE / "templates" / "queue.html"),
         "console_static": str(console_app.HERE / "static" / "console.css"),
-        "embedding_model": str(csadetect.models.embedding.path) if csadetect.models.embedding else None,
+        "embedding_model": str(models.embedding.path) if models.embedding else None,
         "classifier_model": str(models.new_material.model_path) if models.new_material else None,
     }
     result["data_exists"] = {k: v is not None and Path(v).exists() for k, v in result["data"].items()}

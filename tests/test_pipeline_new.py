@@ -149,7 +149,7 @@ def test_policy_without_review_reports_above_report_threshold(world):
 def test_models_off_keeps_the_hash_path(world):
     settings, out = _settings(world, "off", embedding={"enabled": False}, new_material={"enabled": False})
     models = resolve_models(settings)
-    assert csadetect.models.embedding is None and models.new_material is None
+    assert models.embedding is None and models.new_material is None
     p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
     outs = build_pipeline(p, settings, Source(glob=world["events"]), models=models)
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["exact"]))

@@ -174,7 +174,7 @@ def build_pipeline(
     from csadetect.transforms.stats import WriteStats, stat_of
 
     models = models if models is not None else resolve_models(settings)
-    emb = csadetect.models.embedding
+    emb = models.embedding
     sinks = settings.sinks
     evidence_key = settings.reports.evidence_key if settings.reports.include_evidence else None
     raw = pipeline | "ReadEvents" >> ReadEvents(source)
@@ -297,12 +297,12 @@ def check_image_models(settings: Settings, models: ResolvedModels) -> None:
     from csadetect.models import ModelError
 
     try:
-        if csadetect.models.embedding is not None:
+        if models.embedding is not None:
             from csadetect.models.embedding import EmbeddingModel
 
-            EmbeddingModel.load(csadetect.models.embedding.path)
+            EmbeddingModel.load(models.embedding.path)
             LOG.info("embedding model %s loaded (near-duplicate similarity >= %.4f)",
-                     csadetect.models.embedding.version, csadetect.models.embedding.threshold)
+                     models.embedding.version, models.embedding.threshold)
         if models.new_material is not None:
             from csadetect.models.classifier import NewMaterialClassifier
 
