@@ -41,15 +41,17 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py | sysdeps
 install: sysdeps $(STAMP)
 
 bench: install
-	$(PY) benchmarks/bench_known.py
-	$(PY) benchmarks/bench_robustness.py
-	$(PY) benchmarks/bench_models.py
+	$(PY) -m benchmarks.bench_known
+	$(PY) -m benchmarks.bench_robustness
+	$(PY) -m benchmarks.bench_models
 
-# Retrain the reference models (CPU, fixed seeds, reproducible; benign synthetic data only).
+# Retrain the reference models (CPU, fixed seeds, reproducible; benign synthetic data only), and
+# redraw the demo's pictures of the classifier's proxy class (csadetect/models/reference/demo).
 models: install
 	$(PY) -m training.train_grooming --out csadetect/models/reference/grooming
 	$(PY) -m training.train_embedding --out csadetect/models/reference/embedding
 	$(PY) -m training.train_classifier --out csadetect/models/reference/classifier
+	$(PY) -m training.classifier_corpus --demo-pictures csadetect/models/reference/demo
 
 clean:
 	rm -rf $(VENV) out .demo build dist *.egg-info

@@ -20,9 +20,9 @@ Everything is generated (benign synthetic pictures, scikit-image sample photos, 
 fixed seeds) and cached under ``benchmarks/.data/``; Meta's test vectors are read in place from
 ``$CSAD_SHARED_TESTDATA`` (default /work/shared/testdata) when present.
 
-    python benchmarks/bench_known.py                 # everything; writes benchmarks/known.md
-    python benchmarks/bench_known.py --quick         # smoke run of each part, < 1 min, no write
-    python benchmarks/bench_known.py --only matching --sizes 1000000
+    python -m benchmarks.bench_known                 # everything; writes benchmarks/known.md
+    python -m benchmarks.bench_known --quick         # smoke run of each part, < 1 min, no write
+    python -m benchmarks.bench_known --only matching --sizes 1000000
 """
 from __future__ import annotations
 
@@ -53,7 +53,6 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 THRESHOLD = 31
 SEED = 20240611
@@ -779,7 +778,8 @@ def targets_table() -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_known", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke run of each part (< 1 min); does not write")
     ap.add_argument("--only", choices=["hashing", "matching", "e2e"], action="append", help="run only this part (repeatable)")
     ap.add_argument("--sizes", default=None, help="indicator counts for matching, e.g. 1000000,10000000")
@@ -801,7 +801,7 @@ def main(argv=None) -> int:
         log(sections[-1] + "\n")
         log(f"{part} done in {time.time() - t0:.0f}s")
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    cmd = "python benchmarks/bench_known.py" + ("".join(f" --only {p}" for p in args.only) if args.only else "")
+    cmd = "python -m benchmarks.bench_known" + ("".join(f" --only {p}" for p in args.only) if args.only else "")
     if args.sizes:
         cmd += f" --sizes {args.sizes}"
     if args.quick:

@@ -14,8 +14,8 @@
 
 Model size on disk; process RSS growth on load (each model in a fresh process).
 
-    python benchmarks/bench_models.py                 # all; ~7 min; writes benchmarks/models.md
-    python benchmarks/bench_models.py --quick         # a < 1 min smoke run (not for the tables)
+    python -m benchmarks.bench_models                 # all; ~7 min; writes benchmarks/models.md
+    python -m benchmarks.bench_models --quick         # a < 1 min smoke run (not for the tables)
 """
 from __future__ import annotations
 
@@ -40,9 +40,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-BEFORE_COMMIT = "72feb25"  # csadetect/transforms/grooming.py before micro-batched encoding (per-message DoFn)
+BEFORE_COMMIT = "72feb25"  # transforms/grooming.py (now csadetect/) before micro-batched encoding (per-message DoFn)
 STREAM_TARGET = 2000  # messages/s per core (issue 3)
 EMBED_TARGET = 200  # images/s per core, batched, after decode (issue 3)
 CLASSIFIER_PENDING = "<!-- classifier: csadetect/models/classifier.py was not there when this ran -->"
@@ -116,7 +115,8 @@ def _rss_now_mb() -> float:
 
 def load_probe(kind: str) -> dict:
     """In a fresh process: RSS after importing TensorFlow + Keras, after loading the model, and
-    after its first inference (current RSS from /proc; peak from getrusage)."""
+    after its first inference (current RSS from /proc; peak from getrusage). The model's module is
+    imported after ``base`` on purpose: its import is part of the load measured."""
     tf_one_thread()
     import keras  # noqa: F401
 
@@ -151,8 +151,8 @@ def load_probe(kind: str) -> dict:
 
 
 def memory(kind: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--load-probe", kind], capture_output=True, text=True,
-                         cwd=ROOT, timeout=600)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_models", "--load-probe", kind], capture_output=True,
+                         text=True, cwd=ROOT, timeout=600)
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:200]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -193,17 +193,20 @@ class _Timer:
 
 
 def _old_module():
-    """csadetect/transforms/grooming.py at BEFORE_COMMIT, as a module (None when git cannot give it)."""
+    """transforms/grooming.py at BEFORE_COMMIT, as a module (None when git cannot give it). That
+    commit predates the one-package layout: its imports of ``transforms.*`` and ``models.*`` are
+    pointed at ``csadetect.transforms`` and ``csadetect.models``."""
     try:
-        src = subprocess.run(["git", "show", f"{BEFORE_COMMIT}:csadetect/transforms/grooming.py"], cwd=ROOT,
+        src = subprocess.run(["git", "show", f"{BEFORE_COMMIT}:transforms/grooming.py"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
+    src = src.replace("from transforms.", "from csadetect.transforms.").replace("from models.", "from csadetect.models.")
     name = "_grooming_before_" + BEFORE_COMMIT
     spec = importlib.util.spec_from_loader(name, loader=None)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
-    exec(compile(src, f"{BEFORE_COMMIT}:csadetect/transforms/grooming.py", "exec"), mod.__dict__)
+    exec(compile(src, f"{BEFORE_COMMIT}:transforms/grooming.py", "exec"), mod.__dict__)
     return mod
 
 
@@ -240,7 +243,6 @@ def bench_grooming(args, lines: list) -> dict:
 
     import csadetect.models.grooming as mg
     from training import grooming_corpus
-    from csadetect.models.grooming import DEFAULT_MODEL_DIR
     from csadetect.transforms import grooming as tg
 
     convs = [list(c.records()) for c in grooming_corpus.generate(args.conversations, seed=11, split="eval")]
@@ -322,7 +324,7 @@ def bench_grooming(args, lines: list) -> dict:
 
     beam_rates = bench_grooming_beam(args, convs, old) if not args.no_beam else {}
 
-    size = dir_size(DEFAULT_MODEL_DIR)
+    size = dir_size(mg.KIND.reference)
     mem = memory("grooming")
     main_b = max(args.encode_batches)
     now = med(rates[f"now b{main_b}"])
@@ -446,7 +448,7 @@ def bench_grooming_beam(args, convs, old) -> dict:
 def bench_embedding(args, lines: list) -> dict:
     tf_one_thread()
     from csadetect.media.synth import synthetic_image
-    from csadetect.models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel
+    from csadetect.models.embedding import KIND, EmbeddingModel
 
     model = EmbeddingModel.load()
     s = model.input_size
@@ -464,7 +466,7 @@ def bench_embedding(args, lines: list) -> dict:
     variants["pre+embed"] = lambda: model.embed_arrays(np.stack([model.preprocess(p) for p in pictures]),
                                                        batch_size=big)
     rates, wall = interleaved(variants, args.rounds, {k: n for k in variants})
-    size = dir_size(DEFAULT_MODEL_DIR)
+    size = dir_size(KIND.reference)
     mem = memory("embedding")
     lines += [
         "## Image embedding model",
@@ -505,9 +507,9 @@ def embedding_dim(classifier) -> int:
     """Input size of the classifier head: its ``dim`` if it says, else the embedding model's."""
     dim = getattr(classifier, "dim", None)
     if not dim:
-        from csadetect.models.embedding import read_metadata
+        from csadetect.models.embedding import KIND
 
-        dim = read_metadata().get("dim", 128)
+        dim = KIND.metadata().get("dim", 128)
     return int(dim)
 
 
@@ -521,7 +523,7 @@ def bench_classifier(args, lines: list) -> dict:
             "",
             CLASSIFIER_PENDING,
             f"**Not measured yet**: `csadetect/models/classifier.py` (`NewMaterialClassifier`) was not in the tree when this "
-            f"ran ({type(exc).__name__}: {exc}). Rerun `python benchmarks/bench_models.py --only classifier` once "
+            f"ran ({type(exc).__name__}: {exc}). Rerun `python -m benchmarks.bench_models --only classifier` once "
             "it is: it times `NewMaterialClassifier.load().score(embeddings)` on L2-normalised embeddings, "
             "embeddings scored/s at batch 1, 64 and 1024, model size and RSS growth on load.",
             "",
@@ -545,7 +547,7 @@ def bench_classifier(args, lines: list) -> dict:
     n_for = {b: (min(len(emb), 512) if b == 1 else len(emb)) for b in batches}
     variants = {f"b{b}": (lambda b=b: [model.score(emb[i:i + b]) for i in range(0, n_for[b], b)]) for b in batches}
     rates, wall = interleaved(variants, args.rounds, {f"b{b}": n_for[b] for b in batches})
-    path = Path(getattr(model, "path", None) or ROOT / "csadetect" / "models" / "reference" / "classifier")
+    path = Path(model.path)
     size = dir_size(path) if path.is_dir() else None
     mem = memory("classifier")
     lines += [
@@ -590,7 +592,7 @@ def machine() -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_models", description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("grooming", "embedding", "classifier"), action="append")
     ap.add_argument("--conversations", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
@@ -614,7 +616,7 @@ def main(argv=None) -> int:
     header = [
         "# Model inference: speed, size, memory",
         "",
-        "Reproduce: `python benchmarks/bench_models.py` (writes this file; `--only grooming|embedding|classifier` "
+        "Reproduce: `python -m benchmarks.bench_models` (writes this file; `--only grooming|embedding|classifier` "
         "reruns one section and keeps the others). "
         f"Process {pinned}; TensorFlow intra/inter-op threads 1; OpenBLAS/OMP/MKL threads 1. Rates are medians of "
         "interleaved rounds on a shared VM: \"per core\" divides by the CPU seconds of the pinned process, which "

@@ -9,7 +9,7 @@ the result, absolute rates move with the machine):
   against ``hashing.hash_image_with_views`` on the same JPEG bytes (``HashMedia``'s hashing, with
   the preprocessing views), and the whole ``HashMediaFn.process`` with the evidence key and
   without it; generated JPEGs (``csadetect.media.synth``) of 640x480 and 1600x1200 px.
-* ``report``: per report, ``review.finalise_report`` (open the provider token, re-seal for the EU
+* ``report``: per report, ``reports.records.finalise_report`` (open the provider token, re-seal for the EU
   Centre, Ed25519 signature), and the Centre side, ``crypto.verify_report`` + ``open_evidence``.
 * ``store``: ``review.ReviewStore.put`` / ``get`` / ``delete`` per item on the local disk, items
   with the sealed evidence and without it.
@@ -21,10 +21,10 @@ the result, absolute rates move with the machine):
 Everything is generated (benign synthetic pictures, fixed seeds, fresh keys per run) and the
 events are cached under ``benchmarks/.data/``.
 
-    python benchmarks/bench_reports.py            # all parts, ~12 min on 2 cores; prints markdown
-    python benchmarks/bench_reports.py --quick    # a < 1 min smoke run (not for the tables)
-    python benchmarks/bench_reports.py --readme   # also write the tables into benchmarks/README.md
-    python benchmarks/bench_reports.py --only seal --only report
+    python -m benchmarks.bench_reports            # all parts, ~12 min on 2 cores; prints markdown
+    python -m benchmarks.bench_reports --quick    # a < 1 min smoke run (not for the tables)
+    python -m benchmarks.bench_reports --readme   # also write the tables into benchmarks/README.md
+    python -m benchmarks.bench_reports --only seal --only report
 """
 from __future__ import annotations
 
@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SEED = 20260401
 DATA_DIR = ROOT / "benchmarks" / ".data"
@@ -210,8 +209,8 @@ def hit_reports(blobs: list[bytes], keys, prefix: str) -> list[dict]:
     from csadetect.media.hashing import hash_image
     from csadetect.config.settings import ProviderSettings
     from csadetect.indicators.index import Match
-    from csadetect.transforms.common import HashedItem, MatchedItem
-    from csadetect.transforms.review import report_of
+    from csadetect.reports.hits import HashedItem, MatchedItem
+    from csadetect.reports.records import pending_report
 
     out = []
     for i, data in enumerate(blobs):
@@ -220,7 +219,7 @@ def hit_reports(blobs: list[bytes], keys, prefix: str) -> list[dict]:
         token = crypto.seal_content(data, event.mime, keys.evidence_public(), event.event_id)
         item = HashedItem(event.without_content(), image=hash_image(data), evidence=token)
         matched = MatchedItem(item, (Match(f"ind-{i:06d}", "pdq", 4, "benchmark"),), 7)
-        out.append(report_of(matched, ProviderSettings()))
+        out.append(pending_report(matched, ProviderSettings()))
     return out
 
 
@@ -321,7 +320,8 @@ def bench_seal(args, keys, key_paths, res: dict) -> str:
 
 def bench_report(args, keys, key_paths, res: dict) -> str:
     from csadetect.reports import crypto
-    from csadetect.review.store import ReportKeys, finalise_report
+    from csadetect.reports.crypto import ReportKeys
+    from csadetect.reports.records import finalise_report
 
     n = 4 if args.quick else 24
     rounds = 1 if args.quick else args.rounds
@@ -693,7 +693,8 @@ def write_readme(section: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_reports", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke run (< 1 min); never writes the README")
     ap.add_argument("--only", choices=["seal", "report", "store", "e2e"], action="append", help="run only this part (repeatable)")
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per in-process measurement (median)")
@@ -708,7 +709,7 @@ def main(argv=None) -> int:
     started = time.time()
     mach = machine()
     load_before = load_now()
-    from csadetect.review.store import ReportKeys
+    from csadetect.reports.crypto import ReportKeys
     from csadetect.config.settings import ReportSettings
 
     res: dict = {}
@@ -728,7 +729,7 @@ def main(argv=None) -> int:
                 sections.append(bench_e2e(args, key_paths, res))
             log(sections[-1] + "\n")
             log(f"{part} done in {time.time() - t0:.0f}s")
-    cmd = ".venv/bin/python benchmarks/bench_reports.py" + "".join(f" --only {p}" for p in args.only or [])
+    cmd = ".venv/bin/python -m benchmarks.bench_reports" + "".join(f" --only {p}" for p in args.only or [])
     cmd += " --quick" if args.quick else " --readme"
     load_after = load_now()
     head = [

@@ -8,6 +8,7 @@ Every row is measured in a **fresh child process** (``--child ...``), from ``/pr
 just before the step measured). "settled" is the RSS after ``gc.collect()``, Arrow's
 ``release_unused()`` and glibc's ``malloc_trim(0)`` (freed heap handed back); "as loaded" is the
 RSS straight after the step, without that; the difference is what the allocators keep cached.
+Imports sit inside the functions on purpose: a child process holds exactly what its row imports.
 
 * **baseline**: the interpreter; + ``apache_beam``; + Beam's SDK worker (``sdk_worker_main``, what
   a Dataflow/Flink SDK harness process runs); + the pipeline's own modules (``csadetect.pipelines.detect``,
@@ -42,11 +43,11 @@ both load to the same table and codes. Snapshots are cached under ``benchmarks/.
 A size is only tried when the load peak per item of the previous size, scaled, fits in 70% of the
 memory available at that moment; otherwise it is listed as not measured.
 
-    python benchmarks/bench_sizing.py            # all sizes; ~8 min here, peak ~13 GB in one child, 1.8 GB of disk cache
-    python benchmarks/bench_sizing.py --quick    # 100k only, plus baseline, models, working set (~2 min)
-    python benchmarks/bench_sizing.py --sizes 100000,1000000 --embedding-sizes 100000
-    python benchmarks/bench_sizing.py --allocator                 # who keeps the memory a 1M load frees
-    python benchmarks/bench_sizing.py --from-json results.json    # re-render the table of a saved run
+    python -m benchmarks.bench_sizing            # all sizes; ~8 min here, peak ~13 GB in one child, 1.8 GB of disk cache
+    python -m benchmarks.bench_sizing --quick    # 100k only, plus baseline, models, working set (~2 min)
+    python -m benchmarks.bench_sizing --sizes 100000,1000000 --embedding-sizes 100000
+    python -m benchmarks.bench_sizing --allocator                 # who keeps the memory a 1M load frees
+    python -m benchmarks.bench_sizing --from-json results.json    # re-render the table of a saved run
 
 The markdown table goes to stdout (paste it into ``benchmarks/README.md``); raw numbers to
 ``--json`` (default ``benchmarks/.data/sizing/results.json``), saved after every step.
@@ -73,7 +74,6 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DATA = ROOT / "benchmarks" / ".data" / "sizing"
 SEED = 20261128
@@ -218,9 +218,9 @@ def _chunk_table(ids, kind: str, values):
 
 
 def embedding_version() -> str:
-    from csadetect.models.embedding import read_metadata
+    from csadetect.models.embedding import KIND
 
-    return str(read_metadata(None).get("version", "embedding-ref"))
+    return str(KIND.metadata().get("version", "embedding-ref"))
 
 
 def generate_rows(n_items: int, n_embedding: int, seed: int) -> Iterator[tuple]:
@@ -262,6 +262,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
 
     from csadetect.indicators import snapshot as snap
     from csadetect.core.keys import key_id, load_private_key, sign
+    from csadetect.signals import names
 
     final = db_dir / "versions" / "1"
     staging = db_dir / "versions" / ".staging-1"
@@ -282,7 +283,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
     files = {name: {"sha256": _sha256_file(staging / name), "bytes": (staging / name).stat().st_size}
              for name in (snap.FULL_FILE, snap.CODES_FILE)}
     tally = {"rows": sum(counts.values()),
-             "kinds": {k: {"active": counts[k], "disabled": 0} for k in snap.KINDS if counts.get(k)}}
+             "kinds": {k: {"active": counts[k], "disabled": 0} for k in names() if counts.get(k)}}
     manifest = {
         "format": snap.FORMAT, "version": 1, "type": "full", "parent": None, "created_at": ADDED_AT,
         "key_id": key_id(load_private_key(str(private_key))), "counts": tally, "totals": tally, "files": files,
@@ -478,8 +479,8 @@ def child_media(kind: str) -> dict:
 
 
 def run_child(*args: str, timeout: int = 3600, env: Optional[dict] = None) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env=None if env is None else {**os.environ, **env})
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_sizing", "--child", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout, env=None if env is None else {**os.environ, **env})
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]
         raise RuntimeError(f"child {' '.join(args)} failed: {tail}")
@@ -546,7 +547,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
         return child_main(argv[1:])
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_sizing", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="100k indicators / embedding rows only")
     ap.add_argument("--sizes", default=None, help="PDQ item counts, e.g. 100000,1000000,10000000")
@@ -560,7 +561,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
-        print(markdown(saved, saved.get("command", "python benchmarks/bench_sizing.py")))
+        print(markdown(saved, saved.get("command", "python -m benchmarks.bench_sizing")))
         return 0
     sizes = [100_000] if args.quick else list(DEFAULT_SIZES)
     emb_sizes = [100_000] if args.quick else list(DEFAULT_EMBEDDING_SIZES)
@@ -574,7 +575,7 @@ def main(argv=None) -> int:
         print(allocator_check())
         return 0
     check_writer()
-    cmd = "python benchmarks/bench_sizing.py" + (" --quick" if args.quick else "")
+    cmd = "python -m benchmarks.bench_sizing" + (" --quick" if args.quick else "")
     if args.sizes:
         cmd += f" --sizes {args.sizes}"
     if args.embedding_sizes is not None:
@@ -678,7 +679,7 @@ def allocator_check(n: int = 1_000_000) -> str:
         lines.append(f"| {name} | {fmt(r['raw'] - r['base'])} | {fmt(r['arrow_released'] - r['base'])} | "
                      f"{fmt(r['rss'] - r['base'])} | {fmt(r['peak'] - r['base'])} |")
     return (f"PDQ snapshot of {human(n)} items (multihash), increments over the baseline of the same child:\n\n"
-            + "\n".join(lines) + "\n\nReproduce: `python benchmarks/bench_sizing.py --allocator`.")
+            + "\n".join(lines) + "\n\nReproduce: `python -m benchmarks.bench_sizing --allocator`.")
 
 
 # --------------------------------------------------------------------------- markdown
@@ -714,7 +715,7 @@ def markdown(res: dict, cmd: str) -> str:
         stats = r["stats"]
         struct = sum(stats.values()) / MB
         note = (f"as loaded +{r['raw'] - r['base']:,.0f}; index structures {struct:,.0f} MB (pdq {stats['pdq_index'] / MB:,.0f}, "
-                f"md5+sha256 {stats['exact'] / MB:,.0f}, ids {stats['ids'] / MB:,.0f}); load {r['load_s']:.1f} s; "
+                f"md5+sha256 {(stats['md5_index'] + stats['sha256_index']) / MB:,.0f}, ids {stats['ids'] / MB:,.0f}); load {r['load_s']:.1f} s; "
                 f"{r['disk_mb']:,.0f} MB on disk")
         if "swap_peak" in r:
             note += (f"; full reload with the old index serving: peak +{r['swap_peak'] - r['base']:,.0f} MB "

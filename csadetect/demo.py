@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from csadetect.media import synth
+from csadetect.models.loader import REFERENCE_DIR
 from csadetect.events.event import make_event
+from csadetect.core.timeutil import utc_iso, utc_now
 
 DEMO_CHATS = [
     ("conv-risk", True, [
@@ -39,9 +41,11 @@ DEMO_CHATS = [
 ]
 N_KNOWN = 6
 N_UNKNOWN = 8
-# images of the benign proxy class the reference new-material classifier flags (csadetect/models/cards/classifier.md)
+# images of the benign proxy class the reference new-material classifier flags (csadetect/models/cards/classifier.md),
+# and a look-alike it does not: drawn by training.classifier_corpus (not in the package), shipped as JPEGs
 NEW_MATERIAL_SEEDS = (900001, 900005)
 HARD_NEGATIVE_SEEDS = (910001,)
+DEMO_PICTURES = REFERENCE_DIR / "demo"
 
 
 def _log(msg: str) -> None:
@@ -121,12 +125,10 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     # new material: images of the benign proxy class the reference classifier was trained to flag;
     # classifier hits wait for a reviewer (DESIGN 6). A hard negative (emblem parts) is not flagged.
     if settings.new_material.enabled:
-        from training import classifier_corpus
-
         for seed in NEW_MATERIAL_SEEDS:
-            add(f"evt-new-{seed}", synth.jpeg_bytes(classifier_corpus.positive_example(seed)), False, review=True)
+            add(f"evt-new-{seed}", (DEMO_PICTURES / f"new-{seed}.jpg").read_bytes(), False, review=True)
         for seed in HARD_NEGATIVE_SEEDS:
-            add(f"evt-other-parts-{seed}", synth.jpeg_bytes(classifier_corpus.negative_example(seed, hard=True)), False)
+            add(f"evt-other-parts-{seed}", (DEMO_PICTURES / f"other-parts-{seed}.jpg").read_bytes(), False)
     # unrelated benign uploads: non-hits, nothing of them may remain
     for i in range(N_UNKNOWN):
         add(f"evt-other-{i}", synth.jpeg_bytes(synth.synthetic_image(5000 + i)), False, account=f"acct-{i + 10}")
@@ -256,7 +258,8 @@ CENTRE_UNFOUNDED = (f"evt-new-{NEW_MATERIAL_SEEDS[0]}",)
 def provider_review(info: dict, out: str) -> tuple[list, list]:
     """Stage 2: the provider's reviewers open each pending item's evidence and decide."""
     from csadetect.reports import crypto
-    from csadetect.review.store import ReportKeys, ReviewStore, apply_verdict, parse_verdict, write_reports
+    from csadetect.reports.crypto import ReportKeys
+    from csadetect.review.store import ReviewStore, apply_verdict, parse_verdict, write_reports
     from csadetect.config.settings import ReportSettings
     from csadetect.core.stats import write_stats
 
@@ -284,7 +287,6 @@ def provider_review(info: dict, out: str) -> tuple[list, list]:
 def centre_verdicts(info: dict, out: str) -> tuple[list, str]:
     """Stage 3: the EU Centre verifies each report, opens its evidence and sends a verdict back."""
     from csadetect.reports import crypto
-    from csadetect.events.event import utc_now
 
     lines, verdicts = [], []
     for path in sorted(glob.glob(os.path.join(out, "reports", "*.jsonl"))):
@@ -296,7 +298,7 @@ def centre_verdicts(info: dict, out: str) -> tuple[list, str]:
             verdicts.append({"report_id": report["report_id"],
                              "verdict": "manifestly_unfounded" if unfounded else "confirmed",
                              "reason": "benign proxy picture, not abuse material" if unfounded else "matches the indicator / pattern",
-                             "decided_at": utc_now(), "delay_notification": report["detection_type"] == "grooming"})
+                             "decided_at": utc_iso(), "delay_notification": report["detection_type"] == "grooming"})
             lines.append(f"  {report['detector']:<24} {(report.get('conversation_id') or report['event_id']):<22} "
                          f"signature OK, evidence {len(content)} bytes → {verdicts[-1]['verdict']}")
     folder = os.path.join(out, "feedback", "verdicts")
@@ -354,11 +356,11 @@ def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
 
 def transparency_stage(out: str) -> list:
     """Stage 5: today's transparency report from the id-free stats and the Centre's verdicts."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
 
     from csadetect.compliance import transparency
 
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
     summary = transparency.collect({"stats_dir": os.path.join(out, "stats"), "feedback_dir": os.path.join(out, "feedback"),
                                     "complaints_dir": os.path.join(out, "complaints")}, today, today + timedelta(days=1))
     paths = transparency.render(summary, os.path.join(out, "transparency"))

@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
-from training.calibrate_embedding import (
-    MARGIN,
-    calibrate,
-    calibration_set,
-    check_disjoint,
-    write_provenance,
-)
-from csadetect.models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel, read_metadata
+from csadetect.media.hashing import hash_image_with_views, load_image
+from csadetect.media.preprocess import views
+from csadetect.models.embedding import KIND, EmbeddingModel, model_inputs, preprocess
+from csadetect.signals.embedding import embedding_views
+from training.calibrate_embedding import MARGIN, calibrate, calibration_set, check_disjoint, write_provenance
+
+DEFAULT_MODEL_DIR = KIND.reference
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +30,10 @@ def tiny():
 
 def _all_false_pair_sims(model, cal):
     """Every false-pair similarity, computed independently of calibrate()."""
-    import numpy as np
-
-    from csadetect.media.hashing import hash_image_with_views, load_image
-    from csadetect.media.preprocess import views
-    from csadetect.models.embedding import model_inputs, preprocess
-
-    from csadetect.indicators.rows import embedding_views
-
     # every indicator row of each original: the image and its index-side views
     rows = [[model.embed_arrays(preprocess(v, model.input_size)[None])[0] for _, v in embedding_views(load_image(d))]
             for _, d in cal["originals"]]
-    n, m = len(rows), len(rows[0])
+    n = len(rows)
     emb3 = np.array(rows)  # (n, m, dim)
     sims = []
     for i in range(n):
@@ -76,7 +68,7 @@ def test_threshold_clears_every_false_pair(model, tiny, tmp_path):
     shutil.copytree(DEFAULT_MODEL_DIR, d)
     before = json.loads((d / "metadata.json").read_text())
     write_provenance(d, res)
-    meta = read_metadata(d)
+    meta = KIND.metadata(d)
     assert meta["threshold"] == res["threshold"]
     assert meta["version"] == before["version"]  # the weights did not change
     prov = meta["threshold_provenance"]
@@ -100,7 +92,7 @@ def test_calibration_set_is_disjoint_from_evaluation(tiny):
 
 
 def test_shipped_metadata_has_provenance():
-    meta = read_metadata()
+    meta = KIND.metadata()
     prov = meta["threshold_provenance"]
     assert meta["version"] == "embedding-ref-0.1"
     assert float(meta["threshold"]) > prov["max_false_pair_similarity"]

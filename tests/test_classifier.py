@@ -11,11 +11,14 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
+from csadetect import demo  # noqa: E402
 from csadetect.models import ModelError  # noqa: E402
 from training import classifier_corpus as cc  # noqa: E402
-from csadetect.models.classifier import (  # noqa: E402
-    DEFAULT_MODEL_DIR, NewMaterialClassifier, evaluate, roc_auc, write_scores,
-)
+from csadetect.models.classifier import KIND, NewMaterialClassifier, evaluate, roc_auc, write_scores  # noqa: E402
+from csadetect.models.embedding import EmbeddingModel  # noqa: E402
+from csadetect.tuning.tune import choose_threshold, read_examples  # noqa: E402
+
+DEFAULT_MODEL_DIR = KIND.reference
 
 needs_model = pytest.mark.skipif(
     not (DEFAULT_MODEL_DIR / "model.keras").is_file(), reason="reference classifier not built"
@@ -31,8 +34,6 @@ def clf():
 
 @pytest.fixture(scope="module")
 def emb():
-    from csadetect.models.embedding import EmbeddingModel
-
     return EmbeddingModel.load()
 
 
@@ -179,6 +180,16 @@ def test_demo_seeds(clf, emb):
     assert all(cc.split_of(s) == "eval" for s in cc.DEMO_POSITIVE_SEEDS + cc.DEMO_NEGATIVE_SEEDS)
 
 
+def test_shipped_demo_pictures_are_the_corpus_pictures(tmp_path):
+    """`csadetect demo` reads its proxy-class pictures from csadetect/models/reference/demo/ (it
+    cannot import training/): they are what training.classifier_corpus draws for its seeds."""
+    assert cc.DEMO_PICTURE_SEEDS == {"new": demo.NEW_MATERIAL_SEEDS, "other-parts": demo.HARD_NEGATIVE_SEEDS}
+    written = cc.write_demo_pictures(tmp_path)
+    assert len(written) == 3
+    for path in written:
+        assert (demo.DEMO_PICTURES / path.name).read_bytes() == path.read_bytes(), path.name
+
+
 @needs_model
 def test_evaluate_on_images(clf, emb):
     items = [(cc.positive_example(s), 1, "pos") for s in range(1_160_000, 1_160_006)] + \
@@ -271,8 +282,6 @@ def test_evaluate_known_numbers():
 
 @pytest.mark.parametrize("ext", [".jsonl", ".parquet"])
 def test_write_scores_readable_by_tune(tmp_path, ext):
-    from csadetect.tuning.tune import choose_threshold, read_examples
-
     path = tmp_path / f"scores{ext}"
     assert write_scores(_Stub(), None, _ITEMS, path, ids=[f"img{i}" for i in range(6)]) == 6
     s, y = read_examples(path)

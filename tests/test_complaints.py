@@ -8,9 +8,10 @@ from datetime import datetime, timezone
 
 import pytest
 
+from csadetect.cli.complaints import register
 from csadetect.compliance.complaints import (
-    LOG_NAME, ComplaintError, add_complaint, complaints_state, counts, parse_message, pull_complaints,
-    read_events, record_outcome, register,
+    LOG_NAME, ComplaintError, PullResult, _take, add_complaint, complaints_state, counts, parse_message,
+    pull_complaints, read_events, record_outcome,
 )
 from csadetect.config.settings import load_settings
 
@@ -208,7 +209,6 @@ def test_redelivered_message_is_recorded_once(emulator, config, cdir, monkeypatc
     """A message whose ack was lost comes back: the same complaint id, so it is not recorded twice."""
     from google.cloud import pubsub_v1
 
-    from csadetect.compliance.complaints import PullResult, _take
     from tests.pubsub_emulator import PubSubAdmin
 
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator)

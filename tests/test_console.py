@@ -5,8 +5,10 @@ Every report here is benign and synthetic: generated pictures (``csadetect.media
 synthetic chat that shows grooming *risk patterns* and is never sexual."""
 from __future__ import annotations
 
+import argparse
 import base64
 import glob
+import html as htmllib
 import io
 import json
 import re
@@ -18,11 +20,27 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
 from PIL import Image
 
-from csadetect.reports import crypto
+import csadetect.cli.console
+import csadetect.console
+from csadetect.cli.console import config_from_args
+from csadetect.cli.main import main
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.console.app import ConsoleConfig, ConsoleError, create_app
+from csadetect.console.auth import AuthError, hash_password, verify_password
+from csadetect.console.storage import ConsoleStorage, StoreError
+from csadetect.console.storage.memory import MemoryConsoleStore
+from csadetect.console.storage.sqlite import SQLiteConsoleStore
+from csadetect.console.views import FIELD_LABELS
+from csadetect.core.timeutil import parse_time
 from csadetect.media import synth
+from csadetect.reports import crypto
 from csadetect.reports.schema import REPORT_SCHEMA, report_id, to_json_line, to_table
+from tests.conftest import make_report_keys
+from tests.pubsub_emulator import PubSubAdmin
 
 PASSWORD = "correct horse battery staple"
 T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc).timestamp()
@@ -127,8 +145,6 @@ _HASHES: dict = {}
 
 
 def password_hash() -> str:
-    from csadetect.console.auth import hash_password
-
     if "h" not in _HASHES:
         _HASHES["h"] = hash_password(PASSWORD)
     return _HASHES["h"]
@@ -141,8 +157,6 @@ def add_users(store, now: float = T0) -> None:
 
 
 def console_config(tmp_path: Path, paths: dict, reports: Path, **overrides):
-    from csadetect.console.app import ConsoleConfig
-
     values = dict(reports_dir=str(reports), centre_key=paths["centre_private_key"],
                   provider_public_key=paths["provider_public_key"], feedback_dir=str(tmp_path / "centre" / "verdicts"),
                   provider_requests_dir=str(tmp_path / "centre" / "requests"), db=str(tmp_path / "centre" / "console.db"),
@@ -176,8 +190,6 @@ def records(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def crafted(tmp_path_factory):
-    from tests.conftest import make_report_keys
-
     base = tmp_path_factory.mktemp("console-data")
     paths = make_report_keys(base / "keys")["paths"]
     reports = craft_reports(paths, base / "reports")
@@ -188,10 +200,6 @@ def crafted(tmp_path_factory):
 def console(tmp_path, crafted):
     """A console on the crafted reports with three users and an injected clock:
     ``(client factory, app, clock)``; the console is started (reports read) for the test."""
-    from fastapi.testclient import TestClient
-
-    from csadetect.console.app import create_app
-
     clock = Clock()
     app = create_app(console_config(tmp_path, crafted["paths"], crafted["reports_dir"]), clock=clock)
     add_users(app.state.console.store)
@@ -212,9 +220,6 @@ def rid(crafted, name: str) -> str:
 
 
 def test_console_settings_section_and_validation(tmp_path, crafted):
-    from csadetect.console.app import ConsoleError, create_app
-    from csadetect.config.settings import ConfigError, load_settings
-
     s = load_settings().console
     assert s.host == "127.0.0.1" and s.port == 8080 and s.reveal_seconds == 10 and s.session_idle_seconds == 900
     with pytest.raises(ConfigError, match="session_max_seconds"):
@@ -250,8 +255,6 @@ def test_nothing_without_a_login(console, crafted):
 def test_password_hashed_with_argon2id(console):
     _, app, _ = console
     assert app.state.console.store.get_user("rita")["pw_hash"].startswith("$argon2id$")
-    from csadetect.console.auth import AuthError, hash_password, verify_password
-
     with pytest.raises(AuthError):
         hash_password("short")
     assert verify_password(password_hash(), PASSWORD) and not verify_password(password_hash(), PASSWORD + "x")
@@ -301,10 +304,6 @@ def test_session_cookie_flags(console, tmp_path, crafted):
     cookie = r.headers["set-cookie"]
     assert "csadetect_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Secure" not in cookie
-    from fastapi.testclient import TestClient
-
-    from csadetect.console.app import create_app
-
     app = create_app(console_config(tmp_path / "tls", crafted["paths"], crafted["reports_dir"], secure_cookie=True))
     add_users(app.state.console.store)
     with TestClient(app, base_url="https://testserver") as c:
@@ -392,16 +391,12 @@ def test_invalid_reports_are_counted_not_shown(console, tmp_path):
 
 
 def test_report_detail_shows_every_art13_field_and_the_detection(console, crafted):
-    from csadetect.console.app import FIELD_LABELS
-
     client, _, _ = console
     c = client()
     login(c, "rita")
     html = c.get(f"/reports/{rid(crafted, 'known')}").text
     for name in REPORT_SCHEMA.names:
         assert f'data-field="{name}"' in html, name
-    import html as htmllib
-
     text = htmllib.unescape(html)
     for label in FIELD_LABELS.values():
         assert label in text
@@ -488,10 +483,6 @@ def test_reveal_is_a_csrf_post_audited_counted_one_time_and_short_lived(console,
 
 
 def test_break_reminder_after_the_configured_number_of_reveals(tmp_path, crafted):
-    from fastapi.testclient import TestClient
-
-    from csadetect.console.app import create_app
-
     app = create_app(console_config(tmp_path, crafted["paths"], crafted["reports_dir"], break_after_reveals=2))
     add_users(app.state.console.store)
     with TestClient(app) as c:
@@ -533,7 +524,7 @@ def test_every_post_needs_the_csrf_token(console, crafted):
     c = client()
     login(c, "sam")
     known = rid(crafted, "known")
-    posts = [r.path for r in app.routes if "POST" in getattr(r, "methods", set()) and r.path != "/login"]
+    posts = [r.path for r in iter_route_contexts(app.routes) if "POST" in (r.methods or set()) and r.path != "/login"]
     assert set(posts) == {"/logout", "/reports/{report_id}/reveal", "/break", "/reports/{report_id}/verdict",
                           "/reports/{report_id}/info-request"}
     form = {"verdict": "confirmed", "reason": "matches_known_indicator", "missing": "device"}
@@ -549,7 +540,7 @@ def test_every_post_needs_the_csrf_token(console, crafted):
 
 
 def test_verdict_is_stored_published_to_the_feedback_dir_and_audited(console, crafted, tmp_path):
-    from csadetect.transforms.feedback import parse_verdict
+    from csadetect.feedback.verdicts import parse_verdict
 
     client, app, _ = console
     c = client()
@@ -579,8 +570,6 @@ def test_verdict_is_stored_published_to_the_feedback_dir_and_audited(console, cr
 
 
 def test_reviewer_cannot_overturn_a_verdict_supervisor_can_and_it_is_published(console, crafted, tmp_path):
-    from csadetect.transforms.feedback import parse_time
-
     client, app, clock = console
     rita, sam = client(), client()
     login(rita, "rita")
@@ -687,8 +676,6 @@ def test_audit_log_is_append_only_and_holds_no_content(console, crafted, tmp_pat
                                          crafted["reports"]["known"]["report"]["content_md5"],
                                          crafted["reports"]["known"]["report"]["content_pdq"]]
     assert not [f for f in forbidden if f in text]
-    from csadetect.console.store import StoreError
-
     with pytest.raises(StoreError):
         store.audit(T0, "rita", "exported_everything")
     with pytest.raises(StoreError):
@@ -705,12 +692,162 @@ def test_audit_page_for_supervisors_only(console):
     assert page.status_code == 200 and "append-only" in page.text.lower() and "<code>login</code>" in page.text
 
 
+# ----------------------------------------------------------------------- store contract
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request, tmp_path):
+    """Each implementation of the storage interface, mirroring its audit log to ``audit.jsonl``."""
+    audit_log = str(tmp_path / "audit.jsonl")
+    s = (SQLiteConsoleStore(str(tmp_path / "c.db"), audit_log) if request.param == "sqlite"
+         else MemoryConsoleStore(audit_log))
+    yield s
+    s.close()
+
+
+def test_store_contract_users_and_sessions(store):
+    assert store.add_user("ann", "h1", "reviewer", T0) == "user_added"
+    for bad in (("ann", "reviewer"), ("bad name!", "reviewer"), ("bob", "admin")):
+        with pytest.raises(StoreError):
+            store.add_user(bad[0], "h", bad[1], T0)
+    store.create_session("t1", "ann", "c1", T0)
+    store.touch_session("t1", T0 + 5)
+    assert store.add_exposure("t1") == {"exposures": 1, "break_base": 0}
+    store.acknowledge_break("t1")
+    assert store.get_session("t1") == {"token_hash": "t1", "username": "ann", "csrf": "c1", "created_at": T0,
+                                       "last_seen": T0 + 5, "exposures": 1, "break_base": 1, "role": "reviewer"}
+    assert store.add_user("ann", "h2", "supervisor", T0, replace=True) == "user_changed"
+    assert store.get_session("t1") is None  # a changed user logs in again
+    store.set_password_hash("ann", "h3")
+    assert store.get_user("ann") == {"username": "ann", "pw_hash": "h3", "role": "supervisor",
+                                     "created_at": "2026-11-28T12:00:00Z"}
+    assert store.users() == [{"username": "ann", "role": "supervisor", "created_at": "2026-11-28T12:00:00Z"}]
+    assert store.user_count() == 1 and store.get_user("bob") is None
+    for token, at in (("idle", T0), ("old", T0 - 1000), ("busy", T0)):
+        store.create_session(token, "ann", "c", at)
+    store.touch_session("busy", T0 + 100)
+    assert store.purge_sessions(idle_before=T0 + 50, created_before=T0 - 500) == 2
+    assert [t for t in ("idle", "old", "busy") if store.get_session(t)] == ["busy"]
+    store.delete_session("busy")
+    assert store.get_session("busy") is None
+
+
+def test_store_contract_reports_and_queue(store, crafted):
+    reports = {name: item["report"] for name, item in crafted["reports"].items()}
+    ids = {name: r["report_id"] for name, r in reports.items()}
+    for name, r in reports.items():
+        assert store.add_report(r, "invalid" if name == "tampered" else "verified", None, T0)
+    assert not store.add_report(reports["known"], "verified", None, T0)  # one per report_id
+    with pytest.raises(StoreError):
+        store.add_report(dict(reports["known"], report_id="not-hex"), "verified", None, T0)
+    with pytest.raises(StoreError):
+        store.add_report(dict(reports["known"], report_id="ab" * 16), "perhaps", None, T0)
+    assert store.queue_ids() == [ids[n] for n in QUEUE_ORDER]
+    rows, total = store.queue({"status": "open"}, limit=2)
+    assert total == 5 and [r["report_id"] for r in rows] == [ids[n] for n in QUEUE_ORDER[:2]]
+    assert rows[0]["report"] == reports["grooming"] and rows[0]["status"] == "new" and rows[0]["urgent"] == 1
+    rows, _ = store.queue({"detection_type": "known", "status": "all"})
+    assert [r["report_id"] for r in rows] == [ids[n] for n in ("known_urgent", "tampered", "known")]
+    assert store.facets() == {"detection_type": ["grooming", "known", "new"],
+                              "detector": ["grooming-text", "known-hash", "new-material-classifier"],
+                              "provider_id": ["demo-provider", "other-provider"]}
+    store.mark_in_review(ids["known"])
+    assert store.get_report(ids["known"])["status"] == "in_review"
+    assert store.get_report(ids["tampered"])["signature_status"] == "invalid"
+    assert store.counts({"detection_type": "known", "status": "confirmed"}) == {
+        "new": 2, "in_review": 1, "info_requested": 0, "confirmed": 0, "manifestly_unfounded": 0, "open": 3, "all": 3}
+    assert store.queue_ids("in_review") == [ids["known"]]
+    assert store.has_report(ids["new"]) and not store.has_report("ab" * 16) and store.get_report("ab" * 16) is None
+
+
+def test_store_contract_decisions_outbox_and_audit(store, crafted, tmp_path):
+    store.add_user("rita", "h", "reviewer", T0)
+    store.add_user("sam", "h", "supervisor", T0)
+    known, new = (crafted["reports"][n]["report"] for n in ("known", "new"))
+    for r in (known, new):
+        store.add_report(r, "verified", None, T0)
+    known, new = known["report_id"], new["report_id"]
+    first = {"report_id": known, "verdict": "confirmed", "reason": "matches_known_indicator",
+             "decided_at": "2026-11-28T12:00:00Z", "delay_notification": False}
+    v1 = store.add_verdict(dict(first), "seen", "rita", None, first, T0, "verdict")
+    with pytest.raises(StoreError, match="in the meantime"):
+        store.add_verdict(dict(first), None, "sam", None, first, T0, "verdict_changed")
+    second = dict(first, verdict="manifestly_unfounded", reason="benign_content", decided_at="2026-11-28T12:00:01Z")
+    v2 = store.add_verdict(dict(second), None, "sam", v1, second, T0, "verdict_changed")
+    assert [(v["id"], v["verdict"], v["decided_by"], v["supersedes"], v["note"]) for v in store.verdicts(known)] == [
+        (v1, "confirmed", "rita", None, "seen"), (v2, "manifestly_unfounded", "sam", v1, None)]
+    assert store.latest_verdict(known)["id"] == v2 and store.latest_verdict(new) is None
+    assert store.get_report(known)["status"] == "manifestly_unfounded"
+    request = {"request_id": "a" * 32, "report_id": new, "provider_id": "other-provider", "missing": ["device"],
+               "note": None, "requested_at": "2026-11-28T12:00:00Z"}
+    store.add_info_request(request, "rita", T0)
+    assert [(r["missing"], r["requested_by"]) for r in store.info_requests(new)] == [(["device"], "rita")]
+    assert store.get_report(new)["status"] == "info_requested"
+    with pytest.raises(StoreError, match="verdict already"):
+        store.add_info_request(dict(request, request_id="b" * 32, report_id=known), "rita", T0)
+    pending = store.pending_outbox()
+    assert [(o["kind"], o["report_id"], o["payload"]) for o in pending] == [
+        ("verdict", known, first), ("verdict", known, second), ("info_request", new, request)]
+    store.outbox_progress(pending[0]["id"], True, True, None)
+    store.outbox_progress(pending[1]["id"], True, False, "publishing to t: TimeoutError")
+    assert [o["id"] for o in store.pending_outbox()] == [pending[1]["id"], pending[2]["id"]]
+    assert [{k: o[k] for k in ("kind", "file_done", "topic_done", "attempts", "last_error")}
+            for o in store.outbox_for(known)] == [
+        {"kind": "verdict", "file_done": 1, "topic_done": 1, "attempts": 1, "last_error": None},
+        {"kind": "verdict", "file_done": 1, "topic_done": 0, "attempts": 1, "last_error": "publishing to t: TimeoutError"}]
+    assert {k for o in store.outbox_for(known) for k in o} == {
+        "id", "kind", "created_at", "file_done", "topic_done", "attempts", "last_error"}
+    assert store.audit(T0, "rita", "view_report", known)["seq"] == 6
+    for bad in (("rita", "exported_everything", None), ("rita", "view_report", "free text"), ("no one!", "login", None)):
+        with pytest.raises(StoreError):
+            store.audit(T0, *bad)
+    entries = store.audit_entries()
+    assert [(e["seq"], e["action"]) for e in entries] == [
+        (6, "view_report"), (5, "request_info"), (4, "verdict_changed"), (3, "verdict"), (2, "user_added"),
+        (1, "user_added")]
+    assert store.audit_entries(2, known) == [entries[0], entries[2]]
+    mirror = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert mirror == list(reversed(entries))
+
+
+def test_console_on_the_in_memory_store(tmp_path, crafted):
+    """A walk through every area of the console on the second implementation of the interface."""
+    cfg = console_config(tmp_path, crafted["paths"], crafted["reports_dir"])
+    app = create_app(cfg, clock=Clock(), store=MemoryConsoleStore(cfg.audit_log))
+    add_users(app.state.console.store)
+    known, new = rid(crafted, "known"), rid(crafted, "new")
+    with TestClient(app) as c:
+        assert login(c, "sam").status_code == 303
+        assert queue_ids(c.get("/").text) == [rid(crafted, n) for n in QUEUE_ORDER]
+        assert "ind-a-pdq" in c.get(f"/reports/{known}").text
+        assert c.get(f"/reports/{known}/evidence/blurred").headers["content-type"] == "image/png"
+        h = {"X-CSRF-Token": csrf_of(c), "Accept": "application/json"}
+        assert c.get(c.post(f"/reports/{known}/reveal", headers=h).json()["url"]).status_code == 200
+        assert c.post("/break", headers=h).status_code == 200
+        assert c.post(f"/reports/{known}/verdict", headers=h, follow_redirects=False, data={
+            "verdict": "confirmed", "reason": "matches_known_indicator"}).status_code == 303
+        assert c.post(f"/reports/{new}/info-request", headers=h, follow_redirects=False,
+                      data={"missing": ["device"]}).status_code == 303
+        assert "<code>request_info</code>" in c.get("/audit").text
+        assert c.post("/logout", headers=h, follow_redirects=False).status_code == 303
+    assert [m["report_id"] for m in records(tmp_path / "centre" / "verdicts")] == [known]
+    assert [e["action"] for e in audit_file(tmp_path)][3:] == [
+        "login", "view_report", "reveal_evidence", "verdict", "request_info", "logout"]
+
+
+def test_the_console_uses_its_store_through_the_interface_only():
+    """Routes, ingest and the CLI call only what :class:`ConsoleStorage` declares."""
+    declared = {name for name in dir(ConsoleStorage) if not name.startswith("_")}
+    sources = [*Path(csadetect.console.__file__).parent.rglob("*.py"), Path(csadetect.cli.console.__file__)]
+    used = {name for path in sources if "storage" not in path.parts
+            for name in re.findall(r"\bstore\.(\w+)", path.read_text())}
+    assert used and used <= declared, used - declared
+
+
 # --------------------------------------------------------------------------------- CLI
 
 
 def test_cli_adduser_users_and_serve_refuses_without_users(tmp_path, monkeypatch, capsys, crafted):
-    from csadetect.cli.main import main
-
     db = str(tmp_path / "c.db")
     common = ["--db", db, "--audit-log", str(tmp_path / "audit.jsonl")]
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
@@ -735,10 +872,6 @@ def test_cli_adduser_users_and_serve_refuses_without_users(tmp_path, monkeypatch
 
 
 def test_cli_config_from_args_overrides_the_settings(tmp_path):
-    import argparse
-
-    from csadetect.cli.console import config_from_args
-
     args = argparse.Namespace(config=None, reports=None, subscription="projects/p/subscriptions/s", host=None, port=9000,
                               centre_key=None, provider_public_key=None, feedback_topic="projects/p/topics/v",
                               feedback_dir="", provider_requests_topic=None, provider_requests_dir=None,
@@ -754,7 +887,7 @@ def test_cli_config_from_args_overrides_the_settings(tmp_path):
 
 @pytest.mark.slow
 def test_feedback_pipeline_reads_the_console_verdicts(console, crafted, tmp_path):
-    from csadetect.pipelines.feedback import run as feedback_run
+    from csadetect.pipelines.feedback import run as feedback_run  # lazy: Beam, for this slow test only
 
     client, _, _ = console
     c = client()
@@ -779,11 +912,6 @@ def test_feedback_pipeline_reads_the_console_verdicts(console, crafted, tmp_path
 
 @pytest.mark.emulator
 def test_reports_from_the_report_topic_and_verdicts_to_the_feedback_topic(emulator, tmp_path, crafted):
-    from fastapi.testclient import TestClient
-
-    from csadetect.console.app import create_app
-    from tests.pubsub_emulator import PubSubAdmin
-
     admin = PubSubAdmin(emulator)
     reports_topic = admin.topic("console-reports")
     reports_sub = admin.subscription(reports_topic, "console-reports-sub")

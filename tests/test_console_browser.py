@@ -22,6 +22,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from csadetect.console.app import create_app
+from tests.conftest import make_report_keys
+from tests.pubsub_emulator import PubSubAdmin
 from tests.test_console import CHAT, PASSWORD, QUEUE_ORDER, add_users, console_config, craft_reports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,9 +52,6 @@ def site(request, tmp_path_factory):
     feedback topic (when gcloud is there) and to a JSON Lines folder."""
     import uvicorn
 
-    from csadetect.console.app import create_app
-    from tests.conftest import make_report_keys
-
     base = tmp_path_factory.mktemp("console-browser")
     paths = make_report_keys(base / "keys")["paths"]
     crafted = craft_reports(paths, base / "reports")
@@ -62,8 +62,6 @@ def site(request, tmp_path_factory):
     except pytest.skip.Exception:
         host = None
     if host:
-        from tests.pubsub_emulator import PubSubAdmin
-
         admin = PubSubAdmin(host)
         topic = admin.topic("console-browser-feedback")
         feedback_sub = admin.subscription(topic, "console-browser-feedback-sub")

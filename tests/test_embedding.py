@@ -10,9 +10,11 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
 from csadetect.media.synth import synthetic_image  # noqa: E402
-from csadetect.models.embedding import DEFAULT_MODEL_DIR, EmbeddingModel  # noqa: E402
-from csadetect.models.loader import ModelError  # noqa: E402
-from training.train_embedding import SYNTH_SIZE, crop  # noqa: E402
+from csadetect.models import ModelError  # noqa: E402
+from csadetect.models.embedding import KIND, EmbeddingModel  # noqa: E402
+from training.embedding_data import SYNTH_SIZE, crop  # noqa: E402
+
+DEFAULT_MODEL_DIR = KIND.reference
 
 pytestmark = pytest.mark.skipif(
     not (DEFAULT_MODEL_DIR / "model.keras").is_file(), reason="reference embedding model not built"

@@ -7,9 +7,10 @@ import pytest
 
 from csadetect.config.settings import MatchSettings
 from csadetect.indicators.index import IndicatorIndex, load_index
-from csadetect.indicators.rows import Indicator, IndicatorError, embedding_value, split_embedding
+from csadetect.indicators.rows import Indicator, IndicatorError
 from csadetect.core.keys import generate_keypair
-from csadetect.indicators.snapshot import build_snapshot, rows_to_table, Snapshot
+from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, build_snapshot, rows_to_table
+from csadetect.signals.embedding import embedding_value, split_embedding
 
 
 def _unit(rng, n, dim=16):
@@ -19,8 +20,6 @@ def _unit(rng, n, dim=16):
 
 def _index(rows):
     table = rows_to_table(rows)
-    from csadetect.indicators.snapshot import _pdq_codes, _sorted
-
     table = _sorted(table)
     return IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), MatchSettings())
 

@@ -45,7 +45,7 @@ def _verdict(rid, verdict, day, **extra):
 
 def _latest(messages):
     """Latest notification per id, ordered as consumers must order them (not by arrival)."""
-    from csadetect.transforms.feedback import supersedes
+    from csadetect.feedback.notifications import supersedes
 
     out = {}
     for m in messages:
@@ -83,7 +83,7 @@ def _wait(check, timeout, what, proc, log_path, tick=None):
 
 
 def test_stream_feedback(emulator, tmp_path):
-    from csadetect.transforms.feedback import notification_id
+    from csadetect.feedback.notifications import notification_id
 
     admin = PubSubAdmin(emulator)
     reports_topic = admin.topic("fb-reports")

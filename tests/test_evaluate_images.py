@@ -2,11 +2,17 @@
 and the embedding each find, the false-match counter, and that its query path is the CLI's."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from csadetect.indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
+from csadetect.cli.indicators import _hash_and_match
+from csadetect.config.settings import load_settings
+from csadetect.indicators.rows import from_media
+from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
+from csadetect.signals.embedding import EMBEDDING_CROPS, EMBEDDING_ROTATIONS, split_embedding
+from training.embedding_data import DISTRACTOR_SKIMAGE, synth
 from training.evaluate_images import ALL_TRANSFORMS, build_index, evaluate_known, markdown, query, transform
-from training.train_embedding import DISTRACTOR_SKIMAGE, synth
 
 TRANSFORMS = ["jpeg25", "colour", "crop10"]
 N_SYNTH, SKIMAGE = 4, ["coffee", "hubble_deep_field"]  # 6 originals
@@ -15,8 +21,6 @@ N_DISTRACT = 2
 
 @pytest.fixture(scope="module")
 def model():
-    from csadetect.models.embedding import EmbeddingModel
-
     return EmbeddingModel.load()
 
 
@@ -84,10 +88,6 @@ def test_distractor_that_is_a_copy_is_counted(result):
 
 
 def test_query_path_is_the_clis(model, tmp_path):
-    from csadetect.config.settings import load_settings
-    from csadetect.cli.indicators import _hash_and_match
-    from csadetect.models.embedding import EmbeddingSpec
-
     settings = load_settings()
     spec = EmbeddingSpec.resolve(settings.embedding)
     originals = [synth(100000), synth(100001)]
@@ -122,13 +122,6 @@ def test_transform_names():
 def test_index_side_rows_match_a_centre_crop_and_a_rotation(model, tmp_path):
     """from_media writes the image's embedding row plus one per index-side view (centre crops,
     small rotations); a centre-cropped / rotated copy meets its view row above the threshold."""
-    import numpy as np
-    from PIL import Image
-
-    from csadetect.config.settings import load_settings
-    from csadetect.indicators.rows import from_media, split_embedding
-    from csadetect.models.embedding import EmbeddingSpec
-
     settings = load_settings()
     spec = EmbeddingSpec.resolve(settings.embedding)
     img = synth(100002)

@@ -18,7 +18,11 @@ from apache_beam.transforms.window import GlobalWindow
 
 from csadetect.config.settings import load_settings
 from csadetect.tuning.tune import TuneError, read_examples, wilson
-from csadetect.pipelines.feedback import Sources, build_pipeline, counter_values, main, register
+from csadetect.cli.feedback import register
+from csadetect.feedback.notifications import notification_id, schedule_notification, supersedes
+from csadetect.feedback.precision import alert_line, labelled_example, precision_delta, precision_record
+from csadetect.feedback.verdicts import joined_record, minimal_report
+from csadetect.pipelines.feedback import Sources, build_pipeline, counter_values, main
 from csadetect.transforms.feedback import (
     AlertFn,
     ParseReportFn,
@@ -27,15 +31,6 @@ from csadetect.transforms.feedback import (
     ScheduleNotificationFn,
     _BatchJoinFn,
     _StreamingJoinFn,
-    alert_line,
-    joined_record,
-    labelled_example,
-    minimal_report,
-    notification_id,
-    precision_delta,
-    precision_record,
-    schedule_notification,
-    supersedes,
 )
 
 NOW = "2026-11-28T10:00:00Z"

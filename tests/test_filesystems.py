@@ -170,7 +170,7 @@ def test_the_plugin_is_a_beam_filesystem(bucket):
 def test_keys_through_filesystems(bucket, report_keys, tmp_path):
     from cryptography.hazmat.primitives import serialization
 
-    from csadetect.review.store import ReportKeys
+    from csadetect.reports.crypto import ReportKeys
     from csadetect.config.settings import ReportSettings
     from csadetect.core import keys as signing
 

@@ -1,4 +1,5 @@
-"""Grooming corpus, reference model, scoring API and CLI (models/grooming*.py, csadetect/cli/models.py).
+"""Grooming corpus, reference model, scoring API and CLI (training/grooming_corpus.py,
+csadetect/models/grooming.py, csadetect/cli/models.py).
 
 Every conversation here is handwritten and never sexual: only the risk patterns (age questions,
 secrecy, private channels, gifts, meeting and selfie/camera requests) or ordinary chats that
@@ -14,14 +15,19 @@ import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from training import grooming_corpus as corpus
-from csadetect.models.grooming import DEFAULT_MODEL_DIR, GroomingModel, ModelError, parse_rfc3339
+from csadetect.models import ModelError
+from csadetect.core.timeutil import parse_time
+from csadetect.cli.models import main
+from csadetect.models.grooming import KIND, GroomingModel, NumpyWindowModel
 
-REPO = DEFAULT_MODEL_DIR.parents[2]
+DEFAULT_MODEL_DIR = KIND.reference
+REPO = Path(__file__).resolve().parents[1]
 
 # A minimal, clinical blocklist, stored ROT13-encoded so this file does not spell it out.
 _BLOCKLIST = [codecs.decode(w, "rot13") for w in ("frk", "ahqr", "anxrq", "haqerff", "travgny", "jrnevat", "xvff")]
@@ -117,7 +123,7 @@ def test_corpus_is_deterministic_by_seed():
 
 def test_corpus_is_deterministic_across_processes():
     # String hashing differs between processes (PYTHONHASHSEED): the corpus must not depend on it.
-    code = ("import hashlib, json; from models import grooming_corpus as c; "
+    code = ("import hashlib, json; from training import grooming_corpus as c; "
             "s = c.generate_splits(60, 1); "
             "print(hashlib.sha256(json.dumps([r for k in s for x in s[k] for r in x.records()]).encode()).hexdigest())")
     digests = set()
@@ -167,7 +173,7 @@ def test_corpus_records_and_labels(tmp_path):
     assert len(labels) == 40 and {lab["label"] for lab in labels.values()} == {"grooming", "benign"}
     for r in rows:
         assert set(r) == {"conversation_id", "sender", "sent_at", "text", "participants_minor", "pattern"}
-        parse_rfc3339(r["sent_at"])
+        parse_time(r["sent_at"], field="sent_at")
         assert isinstance(r["participants_minor"], bool)
         assert r["pattern"] is None or r["pattern"] in corpus.PATTERNS
         if labels[r["conversation_id"]]["label"] == "benign":
@@ -340,8 +346,6 @@ def test_numpy_window_model_equals_keras(model):
 def test_numpy_window_model_reads_the_loaded_weights(model):
     """Changing a weight of the loaded Keras model changes the numpy model built from it: the
     numbers come from the model file, not from a copy."""
-    from csadetect.models.grooming import NumpyWindowModel
-
     window_model = model.keras_model.get_layer("window_model")
     layer = window_model.get_layer("risk_logit")
     saved = layer.get_weights()
@@ -357,8 +361,6 @@ def test_numpy_window_model_reads_the_loaded_weights(model):
 
 
 def test_numpy_window_model_falls_back_to_tensorflow(model):
-    from csadetect.models.grooming import NumpyWindowModel
-
     # another architecture: no numpy implementation
     assert NumpyWindowModel.from_keras(model.keras_model.get_layer("message_encoder"), model.window) is None
     # a numpy pass that disagrees with the Keras one on the load-time check is not used
@@ -392,8 +394,6 @@ def _jsonl(path, rows):
 
 
 def test_cli_scores_one_line_per_conversation_and_reports_bad_lines(tmp_path, capsys):
-    from csadetect.cli.models import main
-
     g = conversation(GROOMING, cid="conv-g")
     h = conversation(HARD_NEGATIVES["grandma_call"], cid="conv-h")
     a = conversation(HARD_NEGATIVES["mall"], cid="conv-a", minor=False)
@@ -420,8 +420,6 @@ def test_cli_scores_one_line_per_conversation_and_reports_bad_lines(tmp_path, ca
 
 
 def test_cli_clean_input_threshold_and_missing_model(tmp_path, capsys):
-    from csadetect.cli.models import main
-
     _jsonl(tmp_path / "in.jsonl", conversation(HARD_NEGATIVES["gamers"], cid="x"))
     assert main(["grooming", "score", str(tmp_path / "in.jsonl"), "--threshold", "0.0"]) == 0
     out, _ = capsys.readouterr()
@@ -434,8 +432,6 @@ def test_cli_clean_input_threshold_and_missing_model(tmp_path, capsys):
 
 
 def test_cli_models_evaluate_on_corpus_dir(tmp_path, capsys):
-    from csadetect.cli.models import main
-
     corpus.write_corpus(tmp_path, n=20, seed=4, n_eval=30)
     assert main(["models", "evaluate", "--grooming", "--data", str(tmp_path)]) == 0
     out, _ = capsys.readouterr()
@@ -445,3 +441,15 @@ def test_cli_models_evaluate_on_corpus_dir(tmp_path, capsys):
         assert key in res
     assert res["conversations"] == 30 and res["tp"] + res["fn"] > 0
     assert main(["models", "evaluate"]) == 2
+
+
+def test_cli_models_train_without_the_training_tools_says_where_they_are(tmp_path):
+    """From an installed package (no training/ on the path) `models train` and `models evaluate`
+    exit with one line pointing at the source tree, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for argv in (["models", "train", "--grooming"], ["models", "evaluate", "--classifier"]):
+        out = subprocess.run([sys.executable, "-m", "csadetect.cli.models", *argv], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 1 and out.stdout == ""
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith("error: training.") and "python -m training.<tool> --help" in line

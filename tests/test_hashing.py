@@ -66,6 +66,8 @@ def test_crypto_hashes_of_bytes():
     h = hash_image(data)
     assert h.md5 == hashlib.md5(data).hexdigest()
     assert h.sha256 == hashlib.sha256(data).hexdigest()
+    assert h.digests == {name: hashlib.new(name, data).hexdigest() for name in ("md5", "sha1", "sha256")}
+    assert hash_image(data, digests=("sha512",)).digests == {"sha512": hashlib.sha512(data).hexdigest()}
     assert len(h.dihedral) == 8 and h.dihedral[0] == h.pdq
     assert 0 <= h.quality <= 100
 

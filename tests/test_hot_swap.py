@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from csadetect.config.settings import IndicatorSettings, MatchSettings
+from csadetect.core.keys import generate_keypair
+from csadetect.indicators.rows import from_media
+from csadetect.indicators.snapshot import build_snapshot
 from csadetect.media import synth
 from csadetect.media.hashing import hash_image
-from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.transforms.match import LiveIndex
 
 
@@ -20,10 +23,6 @@ class FakeClock:
 
 @pytest.fixture
 def db(tmp_path):
-    from csadetect.indicators.rows import from_media
-    from csadetect.core.keys import generate_keypair
-    from csadetect.indicators.snapshot import build_snapshot
-
     generate_keypair(tmp_path / "keys")
     paths = []
     for i in range(3):
@@ -36,8 +35,6 @@ def db(tmp_path):
 
 
 def test_live_index_swaps_on_poll_and_refuses_tampered(db):
-    from csadetect.indicators.snapshot import build_snapshot
-
     root, rows, paths = db
     settings = IndicatorSettings(path=str(root / "db"), public_key=str(root / "keys" / "public.pem"), poll_seconds=30)
     clock = FakeClock()
@@ -60,8 +57,6 @@ def test_live_index_swaps_on_poll_and_refuses_tampered(db):
     assert not index.match_image(old_img)
 
     # a version signed with another key is refused; version 2 stays in service
-    from csadetect.core.keys import generate_keypair
-
     generate_keypair(root / "other")
     build_snapshot(rows, root / "db", root / "other" / "private.pem")
     clock.now += 31

@@ -10,6 +10,9 @@ import shutil
 import pytest
 
 from csadetect.cli import indicators as cli
+from csadetect.media import synth
+from csadetect.models.embedding import KIND
+from csadetect.signals.embedding import EMBEDDING_CROPS, EMBEDDING_ROTATIONS, embedding_views
 from tests.conftest import need_shared
 
 
@@ -106,8 +109,6 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     """With the (default) embedding model configured, from-media adds versioned embedding rows
     per image (the image and its index-side views), and match reports a rotated, cropped copy that PDQ misses as an embedding
     near-duplicate, with the similarity; an unrelated image matches nothing."""
-    from csadetect.media import synth
-
     known, queries = tmp_path / "known", tmp_path / "q"
     known.mkdir(), queries.mkdir()
     originals = [synth.synthetic_image(100000 + i, (480, 360)) for i in range(3)]
@@ -118,8 +119,6 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     keys, csv_path, db = tmp_path / "keys", tmp_path / "rows.csv", tmp_path / "db"
     run(capsys, "indicators", "keygen", "--out", keys)
     code, out, err = run(capsys, "indicators", "from-media", "--out", csv_path, known)
-    from csadetect.indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS, embedding_views
-
     per_image = len(embedding_views(originals[0]))  # the image + its index-side views (crops, rotations)
     assert per_image == 1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS)
     assert code == 0 and out[0]["rows"] == 3 * (3 + per_image) and "embedding row" in err
@@ -137,9 +136,7 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     crop = by_name["crop.jpg"]["matches"]
     # PDQ misses the crop; the embedding finds it (one or more rows of k0, nothing else)
     assert crop and {m["kind"] for m in crop} == {"embedding"} and {m["indicator_id"] for m in crop} <= k0_ids
-    from csadetect.models.embedding import read_metadata
-
-    assert crop[0]["similarity"] >= read_metadata()["threshold"] and abs(crop[0]["distance"] - (1 - crop[0]["similarity"])) < 1e-5
+    assert crop[0]["similarity"] >= KIND.metadata()["threshold"] and abs(crop[0]["distance"] - (1 - crop[0]["similarity"])) < 1e-5
     assert by_name["other.jpg"]["matched"] is False
     code, out, _ = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
                        queries / "crop.jpg")

@@ -6,12 +6,21 @@ import os
 import numpy as np
 import pytest
 
-from csadetect.media.hashing import ImageHashes, PdqResult, VideoFrame, hash_image, hash_video_file
+from csadetect.media.hashing import ImageHashes, PdqResult, VideoFrame, VideoHashes, file_digests, hash_image, hash_video_file
 from csadetect.config.settings import MatchSettings
 from csadetect.indicators.index import IndicatorIndex, Match, load_index
 from csadetect.indicators.rows import Indicator, from_media, read_hashes
 from csadetect.core.keys import generate_keypair
-from csadetect.indicators.snapshot import Snapshot, build_snapshot, load_delta, rows_to_table
+from csadetect.indicators.snapshot import (
+    Snapshot,
+    SnapshotError,
+    _pdq_codes,
+    _sorted,
+    build_snapshot,
+    load_delta,
+    rows_to_table,
+)
+from csadetect.signals.hamming import MultiIndexHash
 from tests.conftest import need_shared
 
 MODES = ["multihash", "flat"]
@@ -35,8 +44,6 @@ def _settings(mode, **kw):
 
 def _snapshot(rows, version=1) -> Snapshot:
     """An in-memory snapshot (no signing) for index tests."""
-    from csadetect.indicators.snapshot import _pdq_codes, _sorted
-
     table = _sorted(rows_to_table(rows))
     return Snapshot(version, {"version": version}, (), table, _pdq_codes(table))
 
@@ -115,7 +122,7 @@ def test_threshold_above_31_uses_flat_and_is_exact(random_db):
     index = _index(rows[:5000], "auto", pdq_threshold=40, auto_confirm_distance=40)
     import faiss
 
-    assert isinstance(index._state.base.pdq, faiss.IndexBinaryFlat)
+    assert isinstance(index._state.base.indexes["pdq"].index, faiss.IndexBinaryFlat)
     for q in queries[:100]:
         expected = {f"r{i:05d}": d for i, d in _brute(db[:5000], q, 40).items()}
         assert {m.indicator_id: m.distance for m in index.match_pdq([q.tobytes()])} == expected
@@ -163,7 +170,7 @@ def test_dihedral_images_match_the_original():
 
 def _fake_image(main: bytes, quality=100, md5="00" * 16, sha256="00" * 32, variants=()):
     dihedral = (main,) + tuple(bytes([i]) * 32 for i in range(1, 8))
-    return ImageHashes(main, quality, dihedral, md5, sha256, 10, 10, tuple(variants))
+    return ImageHashes(main, quality, dihedral, {"md5": md5, "sha256": sha256}, 10, 10, tuple(variants))
 
 
 def test_match_image_quality_gate_and_variants():
@@ -182,7 +189,7 @@ def test_match_image_quality_gate_and_variants():
     low = PdqResult(known, 20, (known,) * 8)
     assert index.match_image(_fake_image(other, variants=[("trim", low)])) == []
     # a dihedral hash (not the first) matching counts
-    rotated = ImageHashes(other, 100, (other, other, known) + (other,) * 5, "00" * 16, "00" * 32, 1, 1)
+    rotated = ImageHashes(other, 100, (other, other, known) + (other,) * 5, {"md5": "00" * 16, "sha256": "00" * 32}, 1, 1)
     assert index.match_image(rotated) == [Match("k", "pdq", 0, "unspecified")]
 
 
@@ -225,6 +232,10 @@ def _frames(codes, quality=100):
     return [VideoFrame(i, quality, c, float(i)) for i, c in enumerate(codes)]
 
 
+def _video(frames):
+    return VideoHashes({}, tuple(frames))
+
+
 def test_vpdq_share_rule():
     rng = np.random.default_rng(11)
     known = [rng.bytes(32) for _ in range(10)]
@@ -232,15 +243,15 @@ def test_vpdq_share_rule():
     strangers = [rng.bytes(32) for _ in range(5)]
     near = lambda c: _flip(np.frombuffer(c, np.uint8), 20, rng).tobytes()  # noqa: E731
     # 4 of 5 query frames found (one within 20 bits): share 0.8 -> match, distance 0.2
-    m = index.match_video(_frames([known[0], near(known[3]), known[5], known[9], strangers[0]]))
+    m = index.match_video(_video(_frames([known[0], near(known[3]), known[5], known[9], strangers[0]])))
     assert m == [Match("vid", "vpdq", 0.2, "v")]
     # 3 of 5 -> no match
-    assert index.match_video(_frames([known[0], known[1], known[2], strangers[0], strangers[1]])) == []
+    assert index.match_video(_video(_frames([known[0], known[1], known[2], strangers[0], strangers[1]]))) == []
     # duplicate frames count once; low-quality frames are ignored
     frames = _frames([known[0], known[0], known[1]]) + _frames([strangers[2]] * 3, quality=10)
-    assert index.match_video(frames) == [Match("vid", "vpdq", 0.0, "v")]
+    assert index.match_video(_video(frames)) == [Match("vid", "vpdq", 0.0, "v")]
     # nothing above the gate: no perceptual match
-    assert index.match_video(_frames(known, quality=10)) == []
+    assert index.match_video(_video(_frames(known, quality=10))) == []
 
 
 def test_vpdq_real_videos(tmp_path):
@@ -250,13 +261,11 @@ def test_vpdq_real_videos(tmp_path):
     rows = from_media([known], settings, category="v")
     assert sorted(r.kind for r in rows) == ["md5", "sha256", "vpdq"]
     index = _index(rows)
-    from csadetect.media.hashing import file_digests
-
-    same = index.match_video(hash_video_file(known, seconds_per_hash=1.0), *file_digests(known))
+    same = index.match_video(VideoHashes(file_digests(known), tuple(hash_video_file(known, seconds_per_hash=1.0))))
     assert {m.kind for m in same} == {"vpdq", "md5", "sha256"}
     assert [m.distance for m in same if m.kind == "vpdq"] == [0.0]
     other = str(videos / "doorknob-hd-no-bar.mp4")
-    assert index.match_video(hash_video_file(other, seconds_per_hash=1.0), *file_digests(other)) == []
+    assert index.match_video(VideoHashes(file_digests(other), tuple(hash_video_file(other, seconds_per_hash=1.0)))) == []
 
 
 # ------------------------------------------------------------------------------- deltas
@@ -318,8 +327,6 @@ def test_apply_delta_checks_parent_and_refresh(db):
     live = load_index(path, public)
     build_snapshot([], path, private, base="latest", disable_ids=["p0"])
     build_snapshot([], path, private, base="latest", disable_ids=["p1"])
-    from csadetect.indicators.snapshot import SnapshotError
-
     with pytest.raises(SnapshotError, match="delta version 3 applies to version 2, index is at 1"):
         live.apply_delta(load_delta(path, public, 3))
     assert live.refresh(path, public) is True and live.version == 3
@@ -354,8 +361,6 @@ def test_memory_and_len_after_delta(db):
 def test_multi_index_tables_equal_brute_force(random_db, monkeypatch, threshold):
     """The multi-index tables themselves (not the FAISS flat fallback used below FLAT_BELOW
     hashes): single and batched range searches equal brute force, also across chunk borders."""
-    from csadetect.indicators.index import MultiIndexHash
-
     db, queries, _ = random_db
     monkeypatch.setattr(MultiIndexHash, "FLAT_BELOW", 0)
     monkeypatch.setattr(MultiIndexHash, "CHUNK", 5_000)  # force many chunks in the batched path

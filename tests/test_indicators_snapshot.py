@@ -70,7 +70,8 @@ def test_indicator_normalises_values():
     [
         ({"kind": "pdq", "value": PDQ_A[:-2]}, "must be 64 hex characters, got 62"),
         ({"kind": "md5", "value": "z" * 32}, "not hexadecimal"),
-        ({"kind": "sha1", "value": "a" * 40}, "unknown kind 'sha1'"),
+        ({"kind": "sha512", "value": "a" * 128}, "unknown kind 'sha512'"),
+        ({"kind": "sha1", "value": "a" * 32}, "sha1 value must be 40 hex characters, got 32"),
         ({"kind": "vpdq", "value": f"{PDQ_A} abc"}, "vpdq frame value must be 64"),
         ({"kind": "embedding", "value": "AAA"}, "embedding value"),
         ({"kind": "pdq", "value": PDQ_A, "added_at": "2024-05-01 12:00"}, "no time zone"),

@@ -51,7 +51,7 @@ def _event(event_id: str, context=None, kind: str = "image", mime: str = "image/
 
 
 def _image() -> ImageHashes:
-    return ImageHashes(pdq=PDQ, quality=100, dihedral=(), md5=MD5, sha256=SHA256, width=64, height=64)
+    return ImageHashes(pdq=PDQ, quality=100, dihedral=(), digests={"md5": MD5, "sha256": SHA256}, width=64, height=64)
 
 
 def known_report(event_id: str = "evt-known", context=None) -> dict:

@@ -37,7 +37,12 @@ WORKER_DOCKERFILE = DEPLOY / "Dockerfile.worker"
 LAUNCHER_DOCKERFILE = DEPLOY / "Dockerfile.launcher"
 
 # The packages of setup.py (top-level names); every module and every other file under them ships.
-PACKAGE_ROOTS = ("csadetect", "pipelines", "transforms", "models", "indicators", "config")
+PACKAGE_ROOTS = ("csadetect",)  # one import name: nothing else goes into site-packages
+# Top-level folders of the repository that are not shipped: development tools only.
+NOT_IN_WHEEL = ("training", "benchmarks", "tests", "deploy")
+# Import names other projects use too; an installed csadetect must neither shadow them nor be
+# broken by them (docs/architecture.md, "Packaging").
+COMMON_NAMES = ("models", "config", "transforms", "pipelines", "indicators", "training")
 # What the sdist needs besides the packages to build again (setup.py reads the first two).
 SDIST_EXTRAS = ("requirements.txt", "README.md", "setup.py", "MANIFEST.in")
 # Files under the package roots that are deliberately not shipped (none today).
@@ -99,7 +104,7 @@ def test_project_files_cover_every_kind_of_runtime_data():
     for pkg in PACKAGE_ROOTS:
         assert f"{pkg}/__init__.py" in modules, pkg
     assert {"csadetect/console/__init__.py", "csadetect/pipelines/detect.py", "csadetect/pipelines/feedback.py"} <= modules
-    prefixes = ("config/", "csadetect/reports/schemas/", "csadetect/compliance/templates/", "csadetect/console/templates/",
+    prefixes = ("csadetect/config/", "csadetect/reports/schemas/", "csadetect/compliance/templates/", "csadetect/console/templates/",
                 "csadetect/console/static/", "csadetect/models/reference/grooming/", "csadetect/models/reference/embedding/",
                 "csadetect/models/reference/classifier/", "csadetect/models/cards/")
     for prefix in prefixes:
@@ -126,21 +131,27 @@ def test_missing_module_or_data_file_is_reported():
     assert module_name("csadetect/console/__init__.py") == "csadetect.console"
 
 
-def setup_packages() -> list[str]:
+def package_dirs_without_init(files: Iterable[str]) -> list[str]:
+    """Directories under the package roots that hold modules but no ``__init__.py``: setup.py's
+    ``find_packages`` would leave their modules out of the wheel."""
+    modules = expected_package_files(files)[0]
+    dirs = {m.rsplit("/", 1)[0] for m in modules}
+    return sorted(d for d in dirs if f"{d}/__init__.py" not in modules)
+
+
+def test_every_package_directory_has_an_init():
+    assert package_dirs_without_init(project_files()) == []
+    assert package_dirs_without_init(["csadetect/__init__.py", "csadetect/x/a.py"]) == ["csadetect/x"]
+
+
+def test_setup_installs_one_import_name():
+    """setup.py finds every package under ``csadetect`` and nothing else."""
     tree = ast.parse((REPO / "setup.py").read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup":
-            for kw in node.keywords:
-                if kw.arg == "packages":
-                    return list(ast.literal_eval(kw.value))
-    raise AssertionError("setup.py: no literal packages=[...] in setup()")
-
-
-def test_setup_lists_every_package_directory():
-    packages = set(setup_packages())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "setup")
+    packages = next(kw.value for kw in call.keywords if kw.arg == "packages")
+    assert ast.unparse(packages) == "find_packages(include=['csadetect', 'csadetect.*'])"
     found = {module_name(n) for n in expected_package_files(project_files())[0] if n.endswith("/__init__.py")}
-    assert found == packages, f"setup.py packages {sorted(packages)} != package directories {sorted(found)}"
-    assert {p.split(".")[0] for p in packages} == set(PACKAGE_ROOTS)
+    assert {p.split(".")[0] for p in found} == set(PACKAGE_ROOTS)
 
 
 # ------------------------------------------------------------------------- clean venv helpers
@@ -351,6 +362,8 @@ def test_wheel_holds_every_module_and_data_file(built):
         names = _wheel_names(built[key])
         assert missing_from(names, modules) == [], f"modules missing from the {key}"
         assert missing_from(names, data) == [], f"data files missing from the {key}"
+    tops = {n.split("/", 1)[0] for n in _wheel_names(built["wheel"]) if ".dist-info/" not in n}
+    assert tops == set(PACKAGE_ROOTS), f"the wheel installs top-level names {sorted(tops)}"
     strip = lambda names: sorted(n for n in names if ".dist-info/" not in n)  # noqa: E731
     assert strip(_wheel_names(built["wheel"])) == strip(_wheel_names(built["wheel_from_sdist"]))
     with zipfile.ZipFile(built["wheel"]) as zf:
@@ -750,3 +763,48 @@ def test_remote_config_is_copied_to_a_local_file(tmp_path):
     local_argv = ["--config=/template/config/default.yaml", "--streaming"]
     assert launcher.localize_config(local_argv, opener, str(tmp_path)) == local_argv
     assert launcher.localize_config(["--streaming"], opener, str(tmp_path)) == ["--streaming"]
+
+
+# ------------------------------------------------------------------- no import-name collisions
+
+
+COLLISION_CHECK = r"""
+import importlib, json, sys
+names = json.loads(sys.argv[1])
+theirs = {n: getattr(importlib.import_module(n), "OWNER", None) for n in names}
+import csadetect.pipelines.detect, csadetect.models.embedding, csadetect.config.settings
+import csadetect.transforms.match, csadetect.indicators.index, csadetect.cli.main
+from csadetect.config.settings import load_settings
+load_settings()  # finds its packaged default.yaml, not another package's config/
+after = {n: getattr(importlib.import_module(n), "OWNER", None) for n in names}
+print("RESULT " + json.dumps({"before": theirs, "after": after,
+                              "files": {n: importlib.import_module(n).__file__ for n in names}}))
+"""
+
+
+@pytest.mark.slow
+def test_other_packages_named_like_ours_do_not_collide(built, tmp_path):
+    """Another installed distribution with top-level packages ``models``, ``config``, ``transforms``
+    (and the other names older layouts used) is neither shadowed by csadetect nor breaks it: both
+    import side by side from the same site-packages."""
+    src = tmp_path / "other"
+    for name in COMMON_NAMES:
+        (src / name).mkdir(parents=True)
+        (src / name / "__init__.py").write_text(f"OWNER = 'other-{name}'\n")
+    (src / "setup.py").write_text(
+        "from setuptools import setup\n"
+        f"setup(name='other-dist', version='1.0', packages={list(COMMON_NAMES)!r})\n")
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1", PIP_NO_INDEX="1")
+    site = tmp_path / "other-site"
+    run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-build-isolation",
+         "--target", site, src], tmp_path, env)
+    assert sorted(p.name for p in site.iterdir() if (p / "__init__.py").exists()) == sorted(COMMON_NAMES)
+    check = tmp_path / "collision_check.py"
+    check.write_text(COLLISION_CHECK)
+    # the other distribution's directory comes first on the path, as an earlier install would
+    env = dict(clean_env(built["venv"] / "bin"), PYTHONPATH=str(site))
+    proc = run([built["python"], check, json.dumps(list(COMMON_NAMES))], built["cwd"], env)
+    result = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
+    want = {n: f"other-{n}" for n in COMMON_NAMES}
+    assert result["before"] == want and result["after"] == want, result
+    assert all(Path(f).resolve().is_relative_to(site.resolve()) for f in result["files"].values())

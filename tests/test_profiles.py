@@ -1,6 +1,6 @@
-"""Runner profiles (csadetect/config/direct.yaml, dataflow.yaml, flink.yaml; csadetect/pipelines/options.py): loading,
-applying them under the command line, validation before the graph, and the masked effective
-options. The Dataflow translation of the full graphs is in test_dataflow_translation.py."""
+"""Runner profiles (csadetect/config/direct.yaml, dataflow.yaml, flink.yaml; csadetect/config/profiles.py,
+csadetect/pipelines/options.py): loading, applying them under the command line, validation before
+the graph, and the masked effective options. The Dataflow translation of the full graphs is in test_dataflow_translation.py."""
 from __future__ import annotations
 
 import json
@@ -10,24 +10,20 @@ from pathlib import Path
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-import csadetect.pipelines.detect  # noqa: F401  (both pipelines' options are known to the profiles)
-import csadetect.pipelines.feedback  # noqa: F401
-from csadetect.config.settings import ConfigError, load_settings
-from csadetect.pipelines.options import (
+import csadetect.pipelines.detect
+import csadetect.pipelines.feedback
+from csadetect.config.profiles import (
     DETECT_KEYS,
     MASK,
-    apply_profile,
     available_profiles,
-    check_options,
-    effective_options,
     format_effective,
     load_profile,
-    local_storage,
     mask,
     profile_settings,
-    resolve_profile,
     split_profile_arg,
 )
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.pipelines.options import apply_profile, check_options, effective_options, local_storage, resolve_profile
 
 REPO = Path(__file__).resolve().parent.parent
 FULL_ENV = {

@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from csadetect.reports.schema import REPORT_SCHEMA, REVIEW_SCHEMA, to_json_line
-from csadetect.compliance.retention import (
-    RetentionError, active_holds, register, release_hold, run_retention, set_hold,
-)
+from csadetect.cli.retention import register
+from csadetect.compliance.retention import RetentionError, active_holds, release_hold, run_retention, set_hold
 from csadetect.config.settings import load_settings
-from csadetect.core.stats import read_stats, utc_iso
+from csadetect.core.stats import read_stats
+from csadetect.core.timeutil import utc_iso
 
 NOW = datetime(2027, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
 OLD = NOW - timedelta(days=395)  # ~13 months

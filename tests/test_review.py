@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from csadetect.reports import crypto
+from csadetect.reports.crypto import ReportKeys
+from csadetect.reports.records import grooming_report
 from csadetect.reports.schema import REVIEW_SCHEMA, report_id
-from csadetect.review.store import (
-    ReportKeys, ReviewError, ReviewStore, apply_verdict, expire, parse_verdict, review_item,
-)
-from csadetect.config.settings import load_settings
+from csadetect.review.store import ReviewError, ReviewStore, apply_verdict, expire, parse_verdict, review_item
+from csadetect.transforms.review import ExpireReviewFn
+from csadetect.config.settings import ProviderSettings, load_settings
 from csadetect.core.stats import read_stats
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,8 +144,6 @@ def test_cli_decide_confirm_and_reject(setup, tmp_path):
 def test_streaming_sweep_runs_at_most_once_per_interval(setup):
     """ExpireReviewFn is driven by traffic: the first element sweeps, the next ones within
     ``sweep_seconds`` do not. Items queued at T0 with a 1 h TTL are long expired by the real clock."""
-    from csadetect.transforms.review import ExpireReviewFn
-
     clock = {"t": 1000.0}
     fn = ExpireReviewFn(setup["store"].root, 60, None, clock=lambda: clock["t"])
     stats = list(fn.process("tick"))
@@ -169,9 +168,6 @@ def _flag(patterns):
 
 
 def test_grooming_report_is_urgent_on_a_meeting_request_and_carries_no_text():
-    from csadetect.config.settings import ProviderSettings
-    from csadetect.transforms.review import grooming_report
-
     calm = grooming_report(_flag(["age_check", "secrecy"]), ProviderSettings())
     assert calm["urgent"] is False and calm["risk_patterns"] == ["age_check", "secrecy"]
     assert calm["account"] == "acct-adult"  # the sender of the risk messages

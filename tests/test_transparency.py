@@ -12,8 +12,12 @@ import pytest
 
 from csadetect.config.settings import load_settings
 from csadetect.core.stats import stat, write_stats
-from csadetect.compliance.transparency import (CHARTS, TransparencyError, collect, fmt_duration, fmt_pct, parse_bound,
-                                    register, render, review_time_summary)
+from csadetect.cli.transparency import parse_bound, register
+from csadetect.compliance.complaints import counts
+from csadetect.compliance.transparency import TransparencyError, collect, render
+from csadetect.compliance.transparency.charts import CHARTS
+from csadetect.compliance.transparency.summary import review_time_summary
+from csadetect.compliance.transparency.tables import fmt_duration, fmt_pct
 from csadetect.tuning.tune import wilson
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -213,8 +217,6 @@ def test_centre_verdicts_and_precision(summary):
 
 
 def test_complaints(summary, stores):
-    from csadetect.compliance.complaints import counts
-
     assert summary["complaints"] == {
         "received": 3, "upheld": 1, "rejected": 0, "withdrawn": 1, "open": 3,
         "grounds": {"wrongly_detected": 1, "account_action": 1, "content_removed": 0, "other": 0},

@@ -10,10 +10,19 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from csadetect.tuning.tune import (TuneError, choose_threshold, pr_curve, read_examples, register, roc_curve,
-                            wilson)
+from csadetect.cli.tune import register
+from csadetect.config.settings import load_settings
+from csadetect.tuning.tune import TuneError, choose_threshold, pr_curve, read_examples, roc_curve, wilson
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def tune_main(argv) -> int:
+    """``csadetect tune ...`` through the command's own parser."""
+    parser = argparse.ArgumentParser(prog="csadetect")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
 
 
 def run_cli(argv, capsys):
@@ -272,9 +281,6 @@ def test_tuned_config_loads_in_settings(tmp_path):
     """A config written by `tune --write-config` is accepted by the pipeline's settings."""
     import json as _json
 
-    from csadetect.config.settings import load_settings
-    from csadetect.tuning.tune import main as tune_main
-
     scores = tmp_path / "s.jsonl"
     scores.write_text("".join(_json.dumps({"score": s / 10, "label": int(s >= 5)}) + "\n" for s in range(10)))
     cfg = tmp_path / "tuned.yaml"
@@ -289,9 +295,6 @@ def test_tuned_config_loads_in_settings(tmp_path):
 def test_tuned_new_material_threshold_loads_in_settings(tmp_path):
     """Data teams tune the new-material review threshold the same way (provenance beside it)."""
     import json as _json
-
-    from csadetect.config.settings import load_settings
-    from csadetect.tuning.tune import main as tune_main
 
     scores = tmp_path / "s.jsonl"
     scores.write_text("".join(_json.dumps({"score": s / 10, "label": int(s >= 7)}) + "\n" for s in range(10)))

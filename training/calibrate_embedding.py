@@ -15,7 +15,7 @@ Queries are embedded as the pipeline embeds them: the bytes go through
 :func:`csadetect.models.embedding.model_inputs` with ``flip=True`` (the image, each view, the mirror); a query's
 similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
-(:func:`csadetect.indicators.rows.embedding_views`: ``EMBEDDING_CROPS`` centre crops and
+(:func:`csadetect.signals.embedding.embedding_views`: ``EMBEDDING_CROPS`` centre crops and
 ``EMBEDDING_ROTATIONS``), one row each, so a false pair is a query against ANY row of another
 original (and original -> original: any row against any row of the other).
 
@@ -24,8 +24,10 @@ The calibration set (``calibration_set``) is DISJOINT from every evaluation set:
 * ``synth`` originals: ``csadetect.media.synth`` seeds ``CAL_SYNTH_ORIGINALS`` (400000..), each with the
   model card's 18 edits (``training.evaluate_images.ALL_TRANSFORMS``, copy seed 1000 + i);
 * ``synth`` distractors: the model card's *calibration* distractors, seeds 200000..200199, plain and
-  randomly augmented with the same random stream as ``training/train_embedding.py``;
-* ``bench-dev``: the development split of ``benchmarks/bench_robustness.py`` (its generated
+  randomly augmented with the same random stream as ``training/train_embedding.py``
+  (``training.embedding_data.random_augment``);
+* ``bench-dev``: the development split of the robustness benchmark's set
+  (``training.robustness_set``, which ``benchmarks/bench_robustness.py`` reports on: its generated
   originals with all 30 edits, seeds as the benchmark, and its distractors) minus the two
   scikit-image distractors that are evaluation distractors of the model card (``colorwheel``,
   ``shepp_logan_phantom``).
@@ -42,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import io
 import json
 import math
 import os
@@ -53,6 +54,15 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from csadetect.media.hashing import hash_image_with_views, load_image
+from csadetect.media.preprocess import views
+from csadetect.media.synth import jpeg_bytes
+from csadetect.models.embedding import KIND, EmbeddingModel, model_inputs, preprocess
+from csadetect.signals.embedding import EMBEDDING_CROPS, EMBEDDING_ROTATIONS, embedding_views
+from training import robustness_set
+from training.embedding_data import DISTRACTOR_SKIMAGE, HELDOUT_SKIMAGE, random_augment, synth
+from training.evaluate_images import ALL_TRANSFORMS, COPY_SEED, transform
+
 MARGIN = 0.005  # fixed before looking at any evaluation set; see the model card
 CAL_SYNTH_ORIGINALS = 400000  # seeds 400000.. (disjoint from training 0.., held out 100000..,
 CAL_SYNTH_DISTRACTORS = 200000  # calibration distractors 200000.., evaluation distractors 300000..)
@@ -62,27 +72,10 @@ QUERY_QUALITY = 90
 ORIGINAL_QUALITY = 95
 
 
-def _bench():
-    root = Path(__file__).resolve().parent.parent
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks import bench_robustness
-
-    return bench_robustness
-
-
 def _eval_skimage() -> set[str]:
     """scikit-image names used by any evaluation set (model card and benchmark test split)."""
-    from training.train_embedding import DISTRACTOR_SKIMAGE, HELDOUT_SKIMAGE
-
-    b = _bench()
-    return set(HELDOUT_SKIMAGE) | set(DISTRACTOR_SKIMAGE) | set(b.SKIMAGE_ORIGINALS) | set(b.SKIMAGE_DISTRACTORS[0::2])
-
-
-def _jpeg(img, quality: int) -> bytes:
-    from csadetect.media.synth import jpeg_bytes
-
-    return jpeg_bytes(img, quality)
+    return (set(HELDOUT_SKIMAGE) | set(DISTRACTOR_SKIMAGE) | set(robustness_set.SKIMAGE_ORIGINALS)
+            | set(robustness_set.SKIMAGE_DISTRACTORS[0::2]))
 
 
 def calibration_set(
@@ -96,9 +89,6 @@ def calibration_set(
 ) -> dict:
     """The calibration images as bytes: ``originals`` [(name, bytes)], ``copies`` [(name, original
     index, bytes)], ``distractors`` [(name, bytes)], and ``sets`` (a description of each part)."""
-    from training.evaluate_images import ALL_TRANSFORMS, COPY_SEED, transform
-    from training.train_embedding import random_augment, synth
-
     t0 = time.perf_counter()
     originals: list[tuple[str, bytes]] = []
     copies: list[tuple[str, int, bytes]] = []
@@ -108,11 +98,11 @@ def calibration_set(
     synth_transforms = list(ALL_TRANSFORMS if synth_transforms is None else synth_transforms)
     imgs = [synth(CAL_SYNTH_ORIGINALS + i) for i in range(n_synth)]
     for i, img in enumerate(imgs):
-        originals.append((f"synth:{CAL_SYNTH_ORIGINALS + i}", _jpeg(img, ORIGINAL_QUALITY)))
+        originals.append((f"synth:{CAL_SYNTH_ORIGINALS + i}", jpeg_bytes(img, ORIGINAL_QUALITY)))
     for t in synth_transforms:
         for i, img in enumerate(imgs):
             copies.append((f"synth:{CAL_SYNTH_ORIGINALS + i}+{t}", i,
-                           _jpeg(transform(t, img, COPY_SEED + i), QUERY_QUALITY)))
+                           jpeg_bytes(transform(t, img, COPY_SEED + i), QUERY_QUALITY)))
     if n_synth:
         sets.append({"name": "synth originals", "originals": n_synth, "copies": n_synth * len(synth_transforms),
                      "seeds": f"{CAL_SYNTH_ORIGINALS}..{CAL_SYNTH_ORIGINALS + n_synth - 1}",
@@ -124,31 +114,30 @@ def calibration_set(
     rng = np.random.default_rng(seed + 1)
     plain = [(f"synth:{CAL_SYNTH_DISTRACTORS + i}", synth(CAL_SYNTH_DISTRACTORS + i)) for i in range(n_distract)]
     augmented = [(f"{name}+augmented", random_augment(img, rng)) for name, img in plain]
-    distractors += [(name, _jpeg(img, QUERY_QUALITY)) for name, img in plain + augmented]
+    distractors += [(name, jpeg_bytes(img, QUERY_QUALITY)) for name, img in plain + augmented]
     if n_distract:
         sets.append({"name": "synth calibration distractors (model card)", "distractors": 2 * n_distract,
                      "seeds": f"{CAL_SYNTH_DISTRACTORS}..{CAL_SYNTH_DISTRACTORS + n_distract - 1}",
-                     "note": f"plain + randomly augmented (train_embedding.random_augment, rng seed {seed + 1})"})
+                     "note": f"plain + randomly augmented (embedding_data.random_augment, rng seed {seed + 1})"})
 
     if bench:
-        b = _bench()
         excluded = _eval_skimage()
-        bench_transforms = list(b.TRANSFORMS if bench_transforms is None else bench_transforms)
+        bench_transforms = list(robustness_set.TRANSFORMS if bench_transforms is None else bench_transforms)
         base = len(originals)
-        bo = b.build_originals(BENCH_SPLIT)
+        bo = robustness_set.build_originals(BENCH_SPLIT)
         for name, img in bo:
-            originals.append((f"bench-{BENCH_SPLIT}:{name}", b.encode(img, "png")))
+            originals.append((f"bench-{BENCH_SPLIT}:{name}", robustness_set.encode(img, "png")))
         for t in bench_transforms:
-            fn, how = b.TRANSFORMS[t]
+            fn, how = robustness_set.TRANSFORMS[t]
             for k, (name, img) in enumerate(bo):
-                rng = np.random.default_rng(b._seed(BENCH_SPLIT, t, name))
-                copies.append((f"bench-{BENCH_SPLIT}:{name}+{t}", base + k, b.encode(fn(img, rng), how)))
-        bd = b.build_distractors(BENCH_SPLIT)
+                rng = np.random.default_rng(robustness_set.split_seed(BENCH_SPLIT, t, name))
+                copies.append((f"bench-{BENCH_SPLIT}:{name}+{t}", base + k, robustness_set.encode(fn(img, rng), how)))
+        bd = robustness_set.build_distractors(BENCH_SPLIT)
         kept = [(n, d) for n, d in bd if not (n.startswith("sk:") and n[3:].split(":")[0].split("+")[0] in excluded)]
         distractors += [(f"bench-{BENCH_SPLIT}:{n}", d) for n, d in kept]
         sets.append({"name": f"benchmarks/bench_robustness.py {BENCH_SPLIT} split", "originals": len(bo),
                      "copies": len(bo) * len(bench_transforms), "distractors": len(kept),
-                     "seeds": f"bench_robustness._seed('{BENCH_SPLIT}', ...)",
+                     "seeds": f"robustness_set.split_seed('{BENCH_SPLIT}', ...)",
                      "transforms": bench_transforms,
                      "note": f"its {len(bd) - len(kept)} distractors made from scikit-image images of an evaluation "
                              "set are left out"})
@@ -176,11 +165,7 @@ def check_disjoint(cal: dict) -> None:
 
 def _original_vectors(model, originals, log) -> np.ndarray:
     """As ``indicators from-media``: the decoded image and its index-side views
-    (:func:`csadetect.indicators.rows.embedding_views`), no mirror. Returns ``(n, rows, dim)``."""
-    from csadetect.media.hashing import load_image
-    from csadetect.indicators.rows import embedding_views
-    from csadetect.models.embedding import preprocess
-
+    (:func:`csadetect.signals.embedding.embedding_views`), no mirror. Returns ``(n, rows, dim)``."""
     per = [[preprocess(v, model.input_size) for _, v in embedding_views(load_image(data))] for _, data in originals]
     m = len(per[0]) if per else 1
     arr = np.stack([a for views in per for a in views]) if per else np.zeros((0, model.input_size, model.input_size, 3), np.uint8)
@@ -189,10 +174,6 @@ def _original_vectors(model, originals, log) -> np.ndarray:
 
 def _query_vectors(model, items: Sequence[bytes], chunk: int = 32, log=None, label: str = ""):
     """Yield (index, vectors) per query, embedded as the pipeline does (image + views + mirror)."""
-    from csadetect.media.hashing import hash_image_with_views
-    from csadetect.media.preprocess import views
-    from csadetect.models.embedding import model_inputs
-
     t0 = time.perf_counter()
     for start in range(0, len(items), chunk):
         batches, sizes = [], []
@@ -220,8 +201,6 @@ def _family(name: str) -> str:
 
 def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], None] = lambda _: None) -> dict:
     """The threshold and what it comes from (see the module docstring)."""
-    from csadetect.indicators.rows import EMBEDDING_CROPS, EMBEDDING_ROTATIONS
-
     check_disjoint(cal)
     t0 = time.perf_counter()
     names = [n for n, _ in cal["originals"]]
@@ -288,7 +267,7 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.preprocess.views) -> "
                            "csadetect.models.embedding.model_inputs(pictures, size, flip=True) (image, views, mirror); "
                            "originals: the decoded image and its index-side views "
-                           "(csadetect.indicators.rows.embedding_views), as indicators from-media; a pair's similarity is "
+                           "(csadetect.signals.embedding.embedding_views), as indicators from-media; a pair's similarity is "
                            "the largest over the query's vectors and the original's rows",
         "index_rows_per_original": {"rows": int(m), "crops_per_side": list(EMBEDDING_CROPS),
                                     "rotations_deg": list(EMBEDDING_ROTATIONS)},
@@ -328,9 +307,7 @@ def write_provenance(model_dir, result: dict) -> dict:
 
 def run(model_dir=None, write: bool = False, log: Callable[[str], None] = lambda _: None, model=None,
         **set_kwargs) -> dict:
-    from csadetect.models.embedding import EmbeddingModel, model_dir as _model_dir
-
-    d = _model_dir(model_dir)
+    d = KIND.path(model_dir)
     model = model or EmbeddingModel.load(d)
     log(f"model {model.version} in {d} (current threshold {model.threshold:.4f})")
     cal = calibration_set(log=log, **set_kwargs)
@@ -342,7 +319,7 @@ def run(model_dir=None, write: bool = False, log: Callable[[str], None] = lambda
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m training.calibrate_embedding", description=__doc__.splitlines()[0])
     p.add_argument("--model", help="embedding model dir (default: csadetect/models/reference/embedding)")
     p.add_argument("--write", action="store_true", help="write threshold + threshold_provenance to metadata.json")
     p.add_argument("--n-synth", type=int, default=60, help="calibration originals from csadetect.media.synth")

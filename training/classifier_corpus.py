@@ -61,14 +61,17 @@ look-alike).
 """
 from __future__ import annotations
 
+import argparse
 import io
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from csadetect.media.synth import synthetic_image
+from csadetect.media.synth import jpeg_bytes, synthetic_image
+from csadetect.models.loader import REFERENCE_DIR
 
 SIZE = (320, 240)
 SPLITS = {
@@ -644,3 +647,39 @@ def dataset(split: str, n: int, seed: int = 0, size=SIZE, with_info: bool = Fals
         img, label, info = example(s, kind, size)
         out.append((img, label, info) if with_info else (img, label))
     return out
+
+
+# The pictures ``csadetect demo`` uploads (it is part of the package and cannot import this module):
+# positives the reference classifier flags and a hard negative it does not, as the JPEG bytes of
+# the demo's events, shipped in csadetect/models/reference/demo/. The seeds are the demo's
+# NEW_MATERIAL_SEEDS and HARD_NEGATIVE_SEEDS (csadetect/demo.py); redraw them after retraining.
+DEMO_PICTURE_SEEDS = {"new": (900001, 900005), "other-parts": (910001,)}
+DEMO_PICTURES = REFERENCE_DIR / "demo"
+
+
+def write_demo_pictures(directory=DEMO_PICTURES) -> list[Path]:
+    """Write ``new-<seed>.jpg`` (``positive_example``) and ``other-parts-<seed>.jpg``
+    (``negative_example(hard=True)``) into ``directory``; returns their paths."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, seeds in DEMO_PICTURE_SEEDS.items():
+        for seed in seeds:
+            img = positive_example(seed) if name == "new" else negative_example(seed, hard=True)
+            paths.append(Path(directory) / f"{name}-{seed}.jpg")
+            paths[-1].write_bytes(jpeg_bytes(img))
+    return paths
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.classifier_corpus",
+                                description="Write the pictures of the proxy class that `csadetect demo` uploads.")
+    p.add_argument("--demo-pictures", default=str(DEMO_PICTURES), metavar="DIR",
+                   help="where to write them (default: csadetect/models/reference/demo)")
+    args = p.parse_args(argv)
+    for path in write_demo_pictures(args.demo_pictures):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,7 +8,7 @@ script measures what the pipeline actually does with a known image:
 * **Indicators**: every held-out original is written as a JPEG (quality 95) and turned into
   indicator rows by :func:`csadetect.indicators.rows.from_media` with the embedding model, exactly as
   ``csadetect indicators from-media`` does (``pdq`` + ``md5`` + ``sha256`` rows and the
-  ``embedding`` rows of the image and its index-side views, ``csadetect.indicators.rows.embedding_views``;
+  ``embedding`` rows of the image and its index-side views, ``csadetect.signals.embedding.embedding_views``;
   a copy's embedding similarity to an original is the largest over its vectors and those rows).
   The rows go into an in-memory :class:`csadetect.indicators.index.IndicatorIndex` (as a snapshot would,
   without signing).
@@ -44,20 +44,21 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from training.train_embedding import (
-    DISTRACTOR_SKIMAGE,
-    EVAL_TRANSFORMS,
-    HELDOUT_SKIMAGE,
-    banner,
-    crop,
-    eval_transform,
-    random_augment,
-    rotate,
-    skimage_image,
-    synth,
-)
+from tqdm import tqdm
 
-# transforms beyond train_embedding.EVAL_TRANSFORMS: a smaller crop and rotation, edits PDQ
+from csadetect.config.settings import load_settings
+from csadetect.indicators.index import IndicatorIndex
+from csadetect.indicators.rows import from_media
+from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+from csadetect.media.hashing import hash_image_with_views
+from csadetect.media.preprocess import views
+from csadetect.media.synth import jpeg_bytes
+from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, model_inputs
+from csadetect.signals.embedding import split_embedding
+from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
+                                     eval_transform, random_augment, rotate, skimage_image, synth)
+
+# transforms beyond embedding_data.EVAL_TRANSFORMS: a smaller crop and rotation, edits PDQ
 # already survives, an overlay inside the picture, and combinations of two edits of which PDQ
 # covers one (mirror, 90-degree turn, greyscale) and the embedding the other (a 10% crop)
 EXTRA_TRANSFORMS = ["crop5", "rotate3", "greyscale", "banner", "flip_crop10", "rotate90_crop10", "greyscale_crop10"]
@@ -68,7 +69,7 @@ COPY_SEED = 1000  # copy of original i uses seed COPY_SEED + i (as train_embeddi
 
 
 def transform(name: str, img: Image.Image, seed: int) -> Image.Image:
-    """``train_embedding.eval_transform`` plus ``EXTRA_TRANSFORMS`` (deterministic given ``seed``)."""
+    """``embedding_data.eval_transform`` plus ``EXTRA_TRANSFORMS`` (deterministic given ``seed``)."""
     rng = np.random.default_rng(seed)
     if name == "rotate3":
         return rotate(img, 3)
@@ -85,26 +86,16 @@ def transform(name: str, img: Image.Image, seed: int) -> Image.Image:
     return eval_transform(name, img, seed)  # crop5 and friends: any cropN works there
 
 
-def _jpeg(img: Image.Image, quality: int) -> bytes:
-    from csadetect.media.synth import jpeg_bytes
-
-    return jpeg_bytes(img, quality)
-
-
 def build_index(originals: Sequence[Image.Image], workdir: str, settings, model, progress=None):
     """Write the originals as JPEGs, make their rows with ``from_media`` (embedder = ``model``)
     and build an unsigned in-memory index. Returns (index, rows, id -> original number, the
     originals' embedding rows (n, dim) with one row each, else (n, rows, dim) with index-side
-    views (``csadetect.indicators.rows.embedding_views``), their PDQ codes (n, 32))."""
-    from csadetect.indicators.index import IndicatorIndex
-    from csadetect.indicators.rows import from_media, split_embedding
-    from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
-
+    views (``csadetect.signals.embedding.embedding_views``), their PDQ codes (n, 32))."""
     paths = []
     for i, img in enumerate(originals):
         path = os.path.join(workdir, f"original-{i:04d}.jpg")
         with open(path, "wb") as fh:
-            fh.write(_jpeg(img, ORIGINAL_QUALITY))
+            fh.write(jpeg_bytes(img, ORIGINAL_QUALITY))
         paths.append(path)
     rows = from_media(paths, settings.match, embedder=model, progress=progress)
     owner = {row.indicator_id: int(row.note[len("original-"):-len(".jpg")]) for row in rows}
@@ -113,7 +104,7 @@ def build_index(originals: Sequence[Image.Image], workdir: str, settings, model,
     table = _sorted(rows_to_table(rows))
     index = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings.match)
     emb_rows = [r for r in rows if r.kind == "embedding"]
-    m = max(1, len(emb_rows) // max(1, len(originals)))  # rows per original (csadetect.indicators.rows.embedding_views)
+    m = max(1, len(emb_rows) // max(1, len(originals)))  # rows per original (csadetect.signals.embedding.embedding_views)
     emb = np.zeros((len(originals), m, model.dim), np.float32)
     filled = np.zeros(len(originals), np.int64)
     for row in emb_rows:
@@ -141,12 +132,7 @@ def original_sims(vectors: np.ndarray, emb: np.ndarray) -> np.ndarray:
 def query(data: bytes, index, settings, model, spec):
     """One image through the matching path of ``csadetect match`` and the pipeline.
     Returns (matches, query vectors (k, dim), the PDQ hashes match_image looked up (m, 32))."""
-    from csadetect.media.hashing import hash_image_with_views
-    from csadetect.models.embedding import model_inputs
-
-    preprocess = None
-    if settings.match.preprocess:
-        from csadetect.media.preprocess import views as preprocess
+    preprocess = views if settings.match.preprocess else None
     hashes, pictures = hash_image_with_views(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess)
     _, batch = model_inputs(pictures, model.input_size, flip=settings.embedding.flip)
     vectors = model.embed_arrays(batch)
@@ -199,11 +185,6 @@ def evaluate_known(
     ``transforms``: default ``ALL_TRANSFORMS``. ``heldout_skimage``: default ``HELDOUT_SKIMAGE``.
     ``extra_distractors``: more distractor images (e.g. a copy of an original, to test the
     counter). ``seed`` seeds the distractor augmentations (``seed + 1`` as in training)."""
-    from tqdm import tqdm
-
-    from csadetect.config.settings import load_settings
-    from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
-
     t_start = time.perf_counter()
     settings = settings or load_settings()
     if embedding_model is None:
@@ -244,7 +225,7 @@ def evaluate_known(
         found = {"pdq": 0, "embedding": 0, "combined": 0, "pdq_only": 0, "embedding_only": 0, "wrong": 0}
         own_sims, misses = [], []
         for i, img in enumerate(originals):
-            data = _jpeg(transform(t, img, COPY_SEED + i), QUERY_QUALITY)
+            data = jpeg_bytes(transform(t, img, COPY_SEED + i), QUERY_QUALITY)
             q0 = time.perf_counter()
             matches, vectors, _ = query(data, index, settings, model, spec)
             t_queries += time.perf_counter() - q0
@@ -288,7 +269,7 @@ def evaluate_known(
     max_sim, max_sim_name, min_pdq, min_pdq_name = -1.0, None, 257, None
     for name, img in distractors:
         q0 = time.perf_counter()
-        matches, vectors, codes = query(_jpeg(img, QUERY_QUALITY), index, settings, model, spec)
+        matches, vectors, codes = query(jpeg_bytes(img, QUERY_QUALITY), index, settings, model, spec)
         t_queries += time.perf_counter() - q0
         n_queries += 1
         for m in matches:
@@ -364,7 +345,7 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m training.evaluate_images", description=__doc__.splitlines()[0])
     p.add_argument("--out", metavar="FILE.json", help="write the result as JSON")
     p.add_argument("--model", help="embedding model dir (default: the configured one)")
     p.add_argument("--config", help="settings YAML (default: csadetect/config/default.yaml)")
@@ -375,10 +356,6 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    from csadetect.config.settings import load_settings
-    from csadetect.models.embedding import EmbeddingModel
-
     settings = load_settings(args.config)
     model = EmbeddingModel.load(args.model) if args.model else None
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731

@@ -34,6 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from csadetect.models.classifier import NewMaterialClassifier, evaluate, roc_auc
+from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, preprocess
+from csadetect.models.grooming import expected_calibration_error
+from csadetect.tuning.tune import TuneError, choose_threshold
 from training import classifier_corpus as corpus
 
 VERSION = "newmat-ref-0.1"
@@ -54,8 +58,6 @@ _INPUT_SIZE = 64
 
 def _render(job: tuple) -> tuple:
     """(example seed, kind) -> (preprocessed uint8 array, label, info). Runs in a worker."""
-    from csadetect.models.embedding import preprocess
-
     seed, kind = job
     img, label, info = corpus.example(seed, kind)
     return preprocess(img, _INPUT_SIZE), label, info
@@ -154,8 +156,6 @@ def log_loss(p, y) -> float:
 
 
 def choose(scores, labels, target: float) -> dict:
-    from csadetect.tuning.tune import TuneError, choose_threshold
-
     try:
         r = choose_threshold(scores, labels, target_precision=target)
         return {"value": r["threshold"], "rule": f"lowest calibrated score with precision >= {target} "
@@ -169,9 +169,10 @@ def choose(scores, labels, target: float) -> dict:
 # ---------------------------------------------------------------- main
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m training.train_classifier", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="csadetect/models/reference/classifier")
-    p.add_argument("--embedding", default=None, help="embedding model dir (default csadetect/models/reference/embedding)")
+    p.add_argument("--embedding", default=None,
+                   help="embedding model (default: the reference, csadetect/models/reference/embedding)")
     p.add_argument("--n-train", type=int, default=16000)
     p.add_argument("--n-calib", type=int, default=3000)
     p.add_argument("--n-eval", type=int, default=4000)
@@ -186,10 +187,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     t_start = time.time()
 
-    from csadetect.models.embedding import DEFAULT_MODEL_DIR as EMB_DIR
-    emb_dir = Path(args.embedding) if args.embedding else EMB_DIR
-    emb_meta = json.loads((emb_dir / "metadata.json").read_text())
-    input_size = int(emb_meta.get("input_size", 64))
+    input_size = int(EMBEDDING.metadata(args.embedding).get("input_size", 64))
 
     # 1. data (drawn before TensorFlow starts, so the worker processes fork cleanly)
     jobs = {
@@ -217,11 +215,7 @@ def main(argv=None) -> int:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
 
-    from csadetect.models.classifier import NewMaterialClassifier, evaluate, roc_auc
-    from csadetect.models.embedding import EmbeddingModel
-    from csadetect.models.grooming import expected_calibration_error
-
-    emb = EmbeddingModel.load(emb_dir)
+    emb = EmbeddingModel.load(args.embedding)
     t0 = time.time()
     E = {split: emb.embed_arrays(arr) for split, (arr, _, _) in data.items()}
     t_embed = time.time() - t0

@@ -47,8 +47,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from training import grooming_corpus as corpus  # noqa: E402
-from csadetect.models.grooming import (GroomingModel, METADATA_FILE, MODEL_FILE, evaluate,  # noqa: E402
-                             expected_calibration_error, f_beta, speaker_ids)
+from csadetect.models.grooming import (KIND, GroomingModel, evaluate, expected_calibration_error,  # noqa: E402
+                                       f_beta, speaker_ids)
+from csadetect.models.loader import METADATA_FILE, MODEL_FILE  # noqa: E402
 
 VERSION = "grooming-reference-1.0"
 WINDOW = 20
@@ -379,7 +380,8 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, beta: float = 0.5) 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.train_grooming", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "reference" / "grooming"))
+    ap.add_argument("--out", default=str(KIND.reference),
+                    help="output directory (default: the package's reference model)")
     ap.add_argument("--n", type=int, default=2000, help="training conversations")
     ap.add_argument("--n-eval", type=int, default=None, help="held-out evaluation conversations (default n/2)")
     ap.add_argument("--n-calibration", type=int, default=None, help="calibration conversations (default n/4)")

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import json
 import sys
+import time
+
+import uvicorn
 
 from csadetect.cli.indicators import _say, handled
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.console.app import ConsoleConfig, ConsoleError, create_app
+from csadetect.console.auth import AuthError, hash_password
+from csadetect.console.storage import StoreError, check_username, open_store
 
 
 def _errors() -> tuple:
-    from csadetect.console.app import ConsoleError
-    from csadetect.console.auth import AuthError
-    from csadetect.console.store import StoreError
-    from csadetect.config.settings import ConfigError
-
     return (ConsoleError, AuthError, StoreError, ConfigError)
 
 
@@ -38,9 +41,6 @@ _OVERRIDES = {
 
 def config_from_args(args):
     """The ``console:`` settings with the command line's overrides; validated (ConfigError)."""
-    from csadetect.console.app import ConsoleConfig
-    from csadetect.config.settings import ConfigError, load_settings
-
     base = load_settings(getattr(args, "config", None)).console
     values = base.model_dump()
     for arg, key in _OVERRIDES.items():
@@ -64,20 +64,12 @@ def config_from_args(args):
 
 
 def _store(args):
-    from csadetect.console.store import ConsoleStore
-
     config = config_from_args(args)
-    return ConsoleStore(config.db, config.audit_log), config
+    return open_store(config.db, config.audit_log), config
 
 
 @handled(_errors)
 def _cmd_serve(args) -> int:
-    import ipaddress
-
-    import uvicorn
-
-    from csadetect.console.app import ConsoleError, create_app
-
     config = config_from_args(args)
     store_check, _ = _store(args)
     try:
@@ -114,19 +106,12 @@ def _read_password(args) -> str:
     first = getpass.getpass(f"password for {args.name}: ")
     again = getpass.getpass("again: ")
     if first != again:
-        from csadetect.console.auth import AuthError
-
         raise AuthError("the passwords do not match")
     return first
 
 
 @handled(_errors)
 def _cmd_adduser(args) -> int:
-    import time
-
-    from csadetect.console.auth import hash_password
-    from csadetect.console.store import check_username
-
     check_username(args.name)
     password = _read_password(args)
     pw_hash = hash_password(password)

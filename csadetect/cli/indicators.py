@@ -13,6 +13,18 @@ import os
 import sys
 from typing import Iterator, Optional, Sequence
 
+from tqdm import tqdm
+
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
+from csadetect.indicators.index import load_index
+from csadetect.indicators.rows import FORMATS, IndicatorError, from_media, read_indicators, write_csv
+from csadetect.indicators.snapshot import SnapshotError, build_snapshot, diff, info, load_snapshot
+from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file
+from csadetect.media.preprocess import views as preprocess_views
+from csadetect.models import ModelError
+from csadetect.signals import digests, names
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -44,23 +56,11 @@ def handled(expected):
     return decorate
 
 
-def _indicator_errors() -> tuple:
-    from csadetect.media.hashing import MediaError
-    from csadetect.config.settings import ConfigError
-    from csadetect.indicators.rows import IndicatorError
-    from csadetect.core.keys import SigningError
-    from csadetect.indicators.snapshot import SnapshotError
-
-    return (IndicatorError, SnapshotError, SigningError, MediaError, ConfigError)
-
-
-_handled = handled(_indicator_errors)
+_handled = handled(lambda: (IndicatorError, SnapshotError, SigningError, MediaError, ConfigError))
 
 
 def media_files(paths: Sequence[str]) -> Iterator[str]:
     """Files given, with directories expanded (sorted, recursive, image/video extensions only)."""
-    from csadetect.media.hashing import VIDEO_EXTENSIONS
-
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     for path in paths:
         if os.path.isdir(path):
@@ -74,8 +74,6 @@ def media_files(paths: Sequence[str]) -> Iterator[str]:
 
 
 def _settings(args):
-    from csadetect.config.settings import load_settings
-
     return load_settings(getattr(args, "config", None))
 
 
@@ -84,8 +82,6 @@ def _settings(args):
 
 @_handled
 def cmd_keygen(args) -> int:
-    from csadetect.core.keys import generate_keypair, key_id
-
     private_path, public_path = generate_keypair(args.out, overwrite=args.force)
     _say(f"wrote {private_path} (keep it secret) and {public_path}")
     _emit({"private_key": private_path, "public_key": public_path, "key_id": key_id(public_path)})
@@ -96,9 +92,7 @@ def _embedder(settings, enabled: bool = True):
     """The configured embedding model (None when embedding is off). Raises ConfigError."""
     if not (enabled and settings.embedding.enabled):
         return None
-    from csadetect.config.settings import ConfigError
-    from csadetect.models import ModelError
-    from csadetect.models.embedding import EmbeddingModel
+    from csadetect.models.embedding import EmbeddingModel  # lazy: the model loader imports Beam
 
     try:
         return EmbeddingModel.load(settings.embedding.model)
@@ -108,10 +102,6 @@ def _embedder(settings, enabled: bool = True):
 
 @_handled
 def cmd_from_media(args) -> int:
-    from tqdm import tqdm
-
-    from csadetect.indicators.rows import from_media, write_csv
-
     errors: list[str] = []
     warnings: list[str] = []
     settings = _settings(args)
@@ -135,14 +125,10 @@ def cmd_from_media(args) -> int:
 
 @_handled
 def cmd_build(args) -> int:
-    from csadetect.indicators.rows import IndicatorError, read_indicators
-    from csadetect.core.keys import load_private_key
-    from csadetect.indicators.snapshot import build_snapshot
-
     if args.input is None and not (args.base and args.disable):
         raise IndicatorError("--input is required (only a delta with --base and --disable may omit it)")
     key = load_private_key(args.key)  # fail fast, before reading a large input
-    rows = read_indicators(args.input, args.format) if args.input else []
+    rows = read_indicators(args.input, args.format, args.kind) if args.input else []
     manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or ())
     kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"
     _say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")
@@ -152,8 +138,6 @@ def cmd_build(args) -> int:
 
 @_handled
 def cmd_verify(args) -> int:
-    from csadetect.indicators.snapshot import SnapshotError, load_snapshot
-
     try:
         snap = load_snapshot(args.db_dir, args.public_key, args.version)
     except SnapshotError as exc:
@@ -172,8 +156,6 @@ def cmd_verify(args) -> int:
 
 @_handled
 def cmd_info(args) -> int:
-    from csadetect.indicators.snapshot import info
-
     result = info(args.db_dir, args.public_key, args.version)
     if not result["verified"]:
         _say("note: not verified (pass --public-key to verify signatures and checksums)")
@@ -182,8 +164,6 @@ def cmd_info(args) -> int:
 
 
 def _version_arg(text: str) -> int:
-    from csadetect.indicators.rows import IndicatorError
-
     if not text.isdigit() or int(text) < 1:
         raise IndicatorError(f"not a version number: {text!r}")
     return int(text)
@@ -191,9 +171,6 @@ def _version_arg(text: str) -> int:
 
 @_handled
 def cmd_diff(args) -> int:
-    from csadetect.indicators.rows import IndicatorError
-    from csadetect.indicators.snapshot import diff, load_snapshot
-
     if len(args.targets) == 3:
         db, va, vb = args.targets
         a = load_snapshot(db, args.public_key, _version_arg(va))
@@ -213,19 +190,15 @@ def cmd_diff(args) -> int:
 
 
 def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> list:
-    from csadetect.media.hashing import VideoHashes, hash_file
-
-    preprocess = None
-    if settings.match.preprocess:
-        from csadetect.media.preprocess import views as preprocess
     hashes, pictures = hash_file(path, max_pixels=settings.limits.max_pixels,
-                                 seconds_per_hash=settings.match.video_seconds_per_hash, preprocess=preprocess,
-                                 with_views=True)
+                                 seconds_per_hash=settings.match.video_seconds_per_hash,
+                                 preprocess=preprocess_views if settings.match.preprocess else None,
+                                 with_views=True, digests=digests())
     if isinstance(hashes, VideoHashes):
-        return index.match_video(hashes.frames, hashes.md5, hashes.sha256)
+        return index.match_video(hashes)
     if embedder is None:
         return index.match_image(hashes)
-    from csadetect.models.embedding import model_inputs
+    from csadetect.models.embedding import model_inputs  # lazy: the model loader imports Beam
 
     _, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip)
     vectors = embedder.embed_arrays(batch)
@@ -234,9 +207,6 @@ def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> lis
 
 @_handled
 def cmd_match(args) -> int:
-    from csadetect.media.hashing import MediaError
-    from csadetect.indicators.index import load_index
-
     settings = _settings(args)
     db_dir = args.indicators or settings.indicators.path
     public_key = args.public_key or settings.indicators.public_key
@@ -245,7 +215,7 @@ def cmd_match(args) -> int:
     embedder = _embedder(settings, not args.no_embedding)
     spec = None
     if embedder is not None:
-        from csadetect.models.embedding import EmbeddingSpec
+        from csadetect.models.embedding import EmbeddingSpec  # lazy: the model loader imports Beam
 
         spec = EmbeddingSpec.resolve(settings.embedding)
         _say(f"embedding model {spec.version}: near-duplicates at cosine similarity >= {spec.threshold:.4f}")
@@ -267,8 +237,6 @@ def cmd_match(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``indicators {keygen,from-media,build,verify,info,diff}`` and ``match``."""
-    from csadetect.indicators.rows import FORMATS
-
     ind = subparsers.add_parser("indicators", help="build, sign, verify and inspect indicator snapshots")
     sub = ind.add_subparsers(dest="indicators_command", metavar="COMMAND")
     sub.required = True
@@ -289,6 +257,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("build", help="write a signed snapshot (or a delta with --base)")
     p.add_argument("--input", metavar="FILE", help="indicators: .csv, .jsonl/.json, or .txt (one hash per line)")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the extension)")
+    p.add_argument("--kind", choices=names(), help="the kind of the values of a hash list (.txt: one per line; default pdq)")
     p.add_argument("--key", required=True, metavar="PRIVATE.pem")
     p.add_argument("--out", required=True, metavar="DBDIR")
     p.add_argument("--base", metavar="latest|N", help="write a delta against this version")
@@ -315,7 +284,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("match", help="match files against a signed indicator snapshot, one JSON line each")
     p.add_argument("--indicators", metavar="DBDIR", help="snapshot directory (default: indicators.path of the config)")
     p.add_argument("--public-key", metavar="PUBLIC.pem", help="default: indicators.public_key of the config")
-    p.add_argument("--no-embedding", action="store_true", help="PDQ/MD5/SHA-256 only, no embedding near-duplicates")
+    p.add_argument("--no-embedding", action="store_true", help="PDQ, vPDQ and digests only, no embedding near-duplicates")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     p.set_defaults(func=cmd_match)
 

@@ -13,17 +13,19 @@ import sys
 def _cmd_hash(args) -> int:
     from csadetect.media.hashing import MediaError, hash_file
     from csadetect.config.settings import load_settings
+    from csadetect.signals import describe, digests
 
     settings = load_settings(args.config)
     failed = 0
     for path in args.paths:
         try:
-            hashes = hash_file(path, max_pixels=settings.limits.max_pixels, seconds_per_hash=args.seconds_per_hash)
+            hashes = hash_file(path, max_pixels=settings.limits.max_pixels, seconds_per_hash=args.seconds_per_hash,
+                               digests=digests())
         except MediaError as exc:
             failed += 1
             print(f"error: {path}: {exc}", file=sys.stderr)
             continue
-        print(json.dumps(hashes.to_json(path)), flush=True)
+        print(json.dumps({"path": path, **describe(hashes)}), flush=True)
     return 1 if failed else 0
 
 
@@ -62,13 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from csadetect.cli.console import register as register_console
     from csadetect.cli.reports import register as register_reports
-    from csadetect.compliance.complaints import register as register_complaints
-    from csadetect.compliance.retention import register as register_retention
+    from csadetect.cli.complaints import register as register_complaints
+    from csadetect.cli.retention import register as register_retention
     from csadetect.cli.review import register as register_review
-    from csadetect.compliance.transparency import register as register_transparency
-    from csadetect.tuning.tune import register as register_tune
+    from csadetect.cli.transparency import register as register_transparency
+    from csadetect.cli.tune import register as register_tune
     from csadetect.cli.indicators import register as register_indicators
-    from csadetect.pipelines.feedback import register as register_feedback
+    from csadetect.cli.feedback import register as register_feedback
     from csadetect.cli.models import register as register_models
 
     register_indicators(sub)

@@ -1,19 +1,28 @@
-"""``csadetect grooming score`` and ``csadetect models {train,evaluate} --grooming`` (DESIGN.md §11).
+"""``csadetect grooming score`` and ``csadetect models {train,evaluate}`` (DESIGN.md §11).
 
 :func:`register` adds the commands to an argparse subparsers object (``csadetect.cli.main`` calls
 it); each handler is ``(args) -> exit code``. JSON Lines go to stdout, human messages to stderr.
 A bad input line gives ``error: line N: reason`` on stderr (never the line's text), the other
 lines are still processed, and the exit code is 1 at the end. Also runnable on its own:
 ``python -m csadetect.cli.models grooming score PATH``.
+
+Models are loaded through :mod:`csadetect.models.loader` (``--model``: a directory, a ``.keras``
+file or a ``gs://``-style URL; default: the reference model). ``models train`` and ``models
+evaluate`` drive the training tools, which are not part of the package: see :func:`training_tool`.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from collections import OrderedDict
+from types import ModuleType
 from typing import Iterator, Optional
+
+from csadetect.core.timeutil import parse_time
+from csadetect.models import ModelError
 
 REQUIRED = {"conversation_id": str, "sender": str, "sent_at": str, "text": str, "participants_minor": bool}
 BATCH_CONVERSATIONS = 256
@@ -37,10 +46,24 @@ def _threshold(value: str) -> float:
     return t
 
 
+def training_tool(module: str) -> ModuleType:
+    """``training.<module>``, the one place the command line reaches the training tools. They live
+    in the source tree's top-level ``training/``, outside the wheel (docs/architecture.md), so
+    ``models train`` and ``models evaluate`` work from a checkout's root (``python -m csadetect
+    models ...``, or pytest there); from an installed package without them this exits with one
+    line saying where they are."""
+    try:
+        return importlib.import_module(f"training.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("training", f"training.{module}"):
+            raise
+        raise SystemExit(f"error: training.{module} is not installed: the training tools live in training/ of the "
+                         "source tree, outside the csadetect package; from a checkout's root run `python -m csadetect "
+                         "models ...` or the tools themselves, `python -m training.<tool> --help`") from None
+
+
 def check_message(obj) -> Optional[str]:
     """Why a parsed JSON value is not a valid message (None when it is). Never quotes text."""
-    from csadetect.models.grooming import parse_rfc3339
-
     if not isinstance(obj, dict):
         return "not a JSON object"
     for key, kind in REQUIRED.items():
@@ -51,7 +74,7 @@ def check_message(obj) -> Optional[str]:
     if not obj["conversation_id"]:
         return "field 'conversation_id' is empty"
     try:
-        parse_rfc3339(obj["sent_at"])
+        parse_time(obj["sent_at"], field="sent_at")
     except ValueError as exc:
         return str(exc)
     return None
@@ -95,7 +118,7 @@ def _batches(items, size) -> Iterator[list]:
 
 def _load_model(args):
     """The model of ``args.model`` (default: the reference model), or None after a one-line error."""
-    from csadetect.models.grooming import GroomingModel, ModelError, set_threads
+    from csadetect.models.grooming import GroomingModel, set_threads  # lazy: Beam (the model loader)
 
     set_threads(args.threads)
     try:
@@ -134,19 +157,16 @@ def cmd_models_evaluate(args) -> int:
         _say("error: choose one model to evaluate: --grooming, --embedding or --classifier")
         return 2
     if args.embedding:
-        from training import evaluate_images
-
         argv = ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
         if args.model:
             argv += ["--model", args.model]
         if args.out:
             argv += ["--out", args.out]
-        return evaluate_images.main(argv)
+        return training_tool("evaluate_images").main(argv)
     if args.classifier:
         return _evaluate_classifier(args)
-    from training import grooming_corpus as corpus
-    from training.train_grooming import evaluate_heldout
-
+    corpus = training_tool("grooming_corpus")
+    evaluate_heldout = training_tool("train_grooming").evaluate_heldout
     model = _load_model(args)
     if model is None:
         return 1
@@ -185,11 +205,10 @@ def cmd_models_evaluate(args) -> int:
 def _evaluate_classifier(args) -> int:
     """Held-out metrics of the new-material classifier on its benign proxy task; with ``--out``
     also writes the scored, labelled examples that ``csadetect tune`` reads."""
-    from csadetect.models import ModelError
-    from training import classifier_corpus as corpus
-    from csadetect.models.classifier import NewMaterialClassifier, evaluate, write_scores
-    from csadetect.models.embedding import EmbeddingModel
+    from csadetect.models.classifier import NewMaterialClassifier, evaluate, write_scores  # lazy: Beam (loader)
+    from csadetect.models.embedding import EmbeddingModel  # lazy: as above
 
+    corpus = training_tool("classifier_corpus")
     try:
         classifier = NewMaterialClassifier.load(args.model)
         embedder = EmbeddingModel.load(args.embedding_model)
@@ -218,12 +237,10 @@ def cmd_models_train(args) -> int:
     if not args.grooming:
         _say("error: choose a model to train: --grooming")
         return 2
-    from training import train_grooming
-
     argv = ["--n", str(args.n), "--seed", str(args.seed), "--epochs", str(args.epochs), "--threads", str(args.threads)]
     if args.out:
         argv += ["--out", args.out]
-    return train_grooming.main(argv)
+    return training_tool("train_grooming").main(argv)
 
 
 def register(subparsers) -> None:

@@ -21,20 +21,24 @@ one line ``error: ...`` on stderr and exit code 1.
 """
 from __future__ import annotations
 
-import json
 import mimetypes
 import os
-import re
+import sys
 from typing import Iterator, Optional, Sequence
 
+import yaml
+
 from csadetect.cli.indicators import _emit, _say, handled
-from csadetect.core.keys import write_private_file
+from csadetect.core.ids import is_safe_id
+from csadetect.core.keys import SigningError, load_public_key, write_private_file
+from csadetect.reports import ncmec
+from csadetect.reports.files import ReportFileError, read_reports, report_files
+from csadetect.reports.crypto import (
+    EvidenceError, ReportSignatureError, canonical_bytes, centre_key_id, generate_centre_keypair, key_id,
+    load_centre_private_key, open_evidence, verify_report,
+)
+from csadetect.reports.ncmec import NcmecExportError
 
-JSONL_EXTENSIONS = {".jsonl", ".json", ".ndjson"}
-PARQUET_EXTENSIONS = {".parquet", ".pq"}
-REPORT_EXTENSIONS = JSONL_EXTENSIONS | PARQUET_EXTENSIONS
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _EXT_OVERRIDES = {
     "image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
     "image/bmp": "bmp", "image/tiff": "tif", "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm",
@@ -42,15 +46,7 @@ _EXT_OVERRIDES = {
 }
 
 
-class ReportFileError(ValueError):
-    """A report file that cannot be read; the message is one line."""
-
-
 def _report_errors() -> tuple:
-    from csadetect.reports.crypto import EvidenceError, ReportSignatureError
-    from csadetect.reports.ncmec import NcmecExportError
-    from csadetect.core.keys import SigningError
-
     return (ReportFileError, ReportSignatureError, EvidenceError, SigningError, NcmecExportError)
 
 
@@ -58,74 +54,6 @@ _handled = handled(_report_errors)
 
 
 # ------------------------------------------------------------------------------- reading
-
-
-def report_files(paths: Sequence[str]) -> Iterator[str]:
-    """Files given, with directories expanded (sorted, recursive, report extensions only)."""
-    for path in paths:
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            found = False
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in REPORT_EXTENSIONS:
-                        found = True
-                        yield os.path.join(root, name)
-            if not found:
-                raise ReportFileError(f"{path}: no report files (.jsonl, .json, .ndjson, .parquet) in this directory")
-        elif not os.path.exists(path):
-            raise ReportFileError(f"{path}: no such file or directory")
-        else:
-            yield path
-
-
-def _is_parquet(path: str) -> bool:
-    if os.path.splitext(path)[1].lower() in PARQUET_EXTENSIONS:
-        return True
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == b"PAR1"
-    except OSError:
-        return False
-
-
-def read_reports(path: str) -> Iterator[tuple[Optional[dict], Optional[str]]]:
-    """``(report, None)`` for each report in ``path``, or ``(None, reason)`` for a line that is not
-    a report (the rest of the file is still read). Raises :class:`ReportFileError` when the file
-    as a whole cannot be read."""
-    if _is_parquet(path):
-        import pyarrow.parquet as pq
-
-        try:
-            pfile = pq.ParquetFile(path)
-            for batch in pfile.iter_batches(batch_size=1024):
-                for row in batch.to_pylist():
-                    yield row, None
-        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ReportFileError(f"{path}: cannot read Parquet: {first}") from None
-        return
-    try:
-        fh = open(path, "r", encoding="utf-8")
-    except OSError as exc:
-        raise ReportFileError(f"{path}: {exc.strerror or type(exc).__name__}") from None
-    with fh:
-        try:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    yield None, f"{path}:{lineno}: not valid JSON"
-                    continue
-                if not isinstance(obj, dict):
-                    yield None, f"{path}:{lineno}: not a JSON object"
-                    continue
-                yield obj, None
-        except UnicodeDecodeError:
-            raise ReportFileError(f"{path}: not UTF-8 text (JSON Lines) or Parquet") from None
 
 
 def _all_reports(paths: Sequence[str]) -> Iterator[tuple[Optional[dict], Optional[str]]]:
@@ -142,9 +70,6 @@ def _rid(report: Optional[dict]):
 
 @_handled
 def cmd_verify(args) -> int:
-    from csadetect.reports.crypto import ReportSignatureError, key_id, verify_report
-    from csadetect.core.keys import load_public_key
-
     public = load_public_key(args.public_key)  # fail fast on a bad key
     total = failed = 0
     for report, problem in _all_reports(args.paths):
@@ -177,15 +102,13 @@ def evidence_extension(mime: Optional[str]) -> str:
 
 @_handled
 def cmd_decrypt(args) -> int:
-    from csadetect.reports.crypto import EvidenceError, load_centre_private_key, open_evidence
-
     key = load_centre_private_key(args.key)  # fail fast on a bad key
     os.makedirs(args.out, mode=0o700, exist_ok=True)
     total = failed = written = 0
     for report, problem in _all_reports(args.paths):
         total += 1
         rid = _rid(report)
-        if problem is None and not (isinstance(rid, str) and _SAFE_ID.match(rid)):
+        if problem is None and not is_safe_id(rid):
             problem = f"report {rid!r}: report_id is not usable as a file name"
         if problem is None and not report.get("evidence_encrypted"):
             _emit({"report_id": rid, "ok": True, "out": None, "note": "no evidence in this report"})
@@ -213,8 +136,6 @@ def cmd_decrypt(args) -> int:
 
 @_handled
 def cmd_centre_keygen(args) -> int:
-    from csadetect.reports.crypto import centre_key_id, generate_centre_keypair
-
     private_path, public_path = generate_centre_keypair(args.out, overwrite=args.force)
     _say(f"wrote {private_path} (keep it secret) and {public_path}")
     _emit({"private_key": private_path, "public_key": public_path, "key_id": centre_key_id(public_path)})
@@ -222,39 +143,31 @@ def cmd_centre_keygen(args) -> int:
 
 
 def _read_reporter_file(path: str) -> dict:
-    import yaml
-
-    from csadetect.reports.ncmec import REPORTER_KEYS
-
     try:
         with open(path, "r", encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
     except (yaml.YAMLError, UnicodeDecodeError):
         raise ReportFileError(f"{path}: not a YAML or JSON reporter file") from None
     if not isinstance(data, dict):
-        raise ReportFileError(f"{path}: a reporter file is a mapping of {', '.join(REPORTER_KEYS)}")
+        raise ReportFileError(f"{path}: a reporter file is a mapping of {', '.join(ncmec.REPORTER_KEYS)}")
     return data
 
 
 def _reporter_from_args(args) -> dict:
     """The reporting person: ``--reporter-file`` first, then the single options over it."""
-    from csadetect.reports.ncmec import reporter_from, split_name
-
     values = _read_reporter_file(args.reporter_file) if args.reporter_file else {}
     if args.reporter_name:
         values.pop("first_name", None)
         values.pop("last_name", None)
-        values.update(split_name(args.reporter_name))
+        values.update(ncmec.split_name(args.reporter_name))
     for key, value in (("email", args.reporter_email), ("contact_email", args.contact_email),
                        ("legal_url", args.legal_url)):
         if value:
             values[key] = value
-    return reporter_from(values)
+    return ncmec.reporter_from(values)
 
 
 def _public_services(args) -> dict:
-    from csadetect.reports.ncmec import NcmecExportError
-
     both = sorted(set(args.public_service) & set(args.private_service))
     if both:
         raise NcmecExportError(f"service(s) {', '.join(both)} given as both public and private")
@@ -271,9 +184,6 @@ def _out_mode(out: str) -> str:
 
 def _export_one(report: dict, public, reporter: dict, services: dict):
     """``(submission element, document bytes)`` of one report; raises the one-line errors."""
-    from csadetect.reports import ncmec
-    from csadetect.reports.crypto import verify_report
-
     if public is not None:
         verify_report(report, public)
     element = ncmec.submission(report, reporter, public_services=services)
@@ -285,9 +195,6 @@ def _export_one(report: dict, public, reporter: dict, services: dict):
 def _export_all(paths, public, reporter: dict, services: dict):
     """Every distinct report exported: ``(exports, failures, total rows, duplicate rows)``;
     ``exports`` is a list of ``(report_id, element, xml)``."""
-    from csadetect.reports.crypto import ReportSignatureError, canonical_bytes
-    from csadetect.reports.ncmec import NcmecExportError
-
     exports, failures, seen = [], [], {}
     total = duplicates = 0
     for report, problem in _all_reports(paths):
@@ -315,10 +222,6 @@ def _export_all(paths, public, reporter: dict, services: dict):
 
 def _write_exports(out: str, exports: list) -> str:
     """Write the documents; returns a description of where they went."""
-    import sys
-
-    from csadetect.reports import ncmec
-
     mode = _out_mode(out)
     if mode == "dir":
         os.makedirs(out, mode=0o700, exist_ok=True)
@@ -336,9 +239,6 @@ def _write_exports(out: str, exports: list) -> str:
 
 @_handled
 def cmd_export_ncmec(args) -> int:
-    from csadetect.reports.crypto import key_id
-    from csadetect.core.keys import load_public_key
-
     reporter = _reporter_from_args(args)  # fail fast on a bad reporter, services or key
     services = _public_services(args)
     public = load_public_key(args.public_key) if args.public_key else None

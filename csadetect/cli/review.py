@@ -15,28 +15,28 @@ from __future__ import annotations
 import json
 
 from csadetect.cli.indicators import _say, handled
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.core.stats import write_stats
+from csadetect.core.timeutil import parse_time
+from csadetect.reports import crypto
+from csadetect.reports.crypto import EvidenceError, ReportKeyError, ReportKeys
+from csadetect.review.store import (
+    ReviewError, ReviewStore, apply_verdict, expire, generate_provider_keys, parse_verdict, write_reports,
+)
 
 _LISTED = ("report_id", "detection_type", "detector", "detector_version", "score", "threshold", "distance",
            "content_kind", "service", "queued_at", "expires_at", "order_id", "risk_patterns")
 
 
 def _errors() -> tuple:
-    from csadetect.reports.crypto import EvidenceError
-    from csadetect.review.store import ReviewError
-    from csadetect.config.settings import ConfigError
-
-    return (ReviewError, EvidenceError, ConfigError)
+    return (ReviewError, EvidenceError, ReportKeyError, ConfigError)
 
 
 def _settings(args):
-    from csadetect.config.settings import load_settings
-
     return load_settings(getattr(args, "config", None))
 
 
 def _store(args, settings):
-    from csadetect.review.store import ReviewStore
-
     return ReviewStore(args.review_dir or settings.sinks.review_dir)
 
 
@@ -53,9 +53,6 @@ def _cmd_list(args) -> int:
 
 @handled(_errors)
 def _cmd_show(args) -> int:
-    from csadetect.reports import crypto
-    from csadetect.review.store import ReviewError
-
     settings = _settings(args)
     item = _store(args, settings).get(args.report_id)
     if item is None:
@@ -76,14 +73,11 @@ def _cmd_show(args) -> int:
 
 @handled(_errors)
 def _cmd_decide(args) -> int:
-    from csadetect.review.store import ReportKeys, apply_verdict, parse_verdict, write_reports
-    from csadetect.core.stats import write_stats
-
     settings = _settings(args)
     verdict = parse_verdict({"report_id": args.report_id, "verdict": "confirm" if args.confirm else "reject",
                              "reviewer": args.reviewer, "reason": args.reason})
     if args.topic:
-        from google.cloud import pubsub_v1
+        from google.cloud import pubsub_v1  # lazy: the Pub/Sub client, only with --topic
 
         publisher = pubsub_v1.PublisherClient()
         publisher.publish(args.topic, json.dumps(verdict).encode("utf-8"), report_id=verdict["report_id"]).result(60)
@@ -104,11 +98,11 @@ def _cmd_decide(args) -> int:
 
 @handled(_errors)
 def _cmd_expire(args) -> int:
-    from csadetect.review.store import expire
-    from csadetect.core.stats import parse_time, write_stats
-
     settings = _settings(args)
-    now = parse_time(args.now) if args.now else None
+    try:
+        now = parse_time(args.now, field="--now", assume_utc=True) if args.now else None
+    except ValueError as exc:
+        raise ReviewError(str(exc)) from None
     deleted, stats = expire(_store(args, settings), now, settings.retention.log_dir)
     write_stats(settings.stores.stats_dir, stats)
     print(json.dumps({"expired": len(deleted)}))
@@ -117,8 +111,6 @@ def _cmd_expire(args) -> int:
 
 @handled(_errors)
 def _cmd_keygen(args) -> int:
-    from csadetect.review.store import generate_provider_keys
-
     section = generate_provider_keys(args.out, overwrite=args.overwrite)
     print(json.dumps({"reports": section}))
     _say(f"provider keys written to {args.out}: put the line above under `reports:` in your config; "

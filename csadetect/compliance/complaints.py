@@ -19,26 +19,26 @@ Nothing here logs a message body: a rejected message is reported by its Pub/Sub 
 fixed reason.
 
 Writes are appends under an exclusive ``flock`` on the log, so two operators cannot both decide
-the same complaint. The directory must be a local (or mounted) path.
+the same complaint. The directory must be a local (or mounted) path. The command line is
+``csadetect.cli.complaints``.
 """
 from __future__ import annotations
 
-import argparse
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import re
 import statistics
+import sys
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterator, Optional
 
-from csadetect.core.stats import parse_time, utc_iso
-from csadetect.cli.indicators import _emit, _say, handled
+from csadetect.core.ids import check_id, derived_id
+from csadetect.core.timeutil import parse_time, utc_iso
 
 log = logging.getLogger("csadetect.compliance.complaints")
 
@@ -48,7 +48,6 @@ OUTCOMES = ("upheld", "rejected", "withdrawn")
 CHANNELS = ("cli", "topic")
 STATUSES = ("open",) + OUTCOMES
 NOTE_MAX = 200
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _SUBSCRIPTION = re.compile(r"^projects/[^/\s]+/subscriptions/[^/\s]+$")
 
 
@@ -78,9 +77,10 @@ def check_outcome(outcome) -> str:
 def check_report_id(report_id) -> Optional[str]:
     if report_id is None:
         return None
-    if not isinstance(report_id, str) or not _SAFE_ID.match(report_id):
-        raise ComplaintError("report_id must be 1-128 letters, digits, '.', '_', ':' or '-'")
-    return report_id
+    try:
+        return check_id(report_id, "report_id")
+    except ValueError as exc:
+        raise ComplaintError(str(exc)) from None
 
 
 def check_note(note) -> Optional[str]:
@@ -92,15 +92,18 @@ def check_note(note) -> Optional[str]:
     return text or None
 
 
+def _time(value) -> datetime:
+    """A time of the log or of a message: RFC 3339, zone-less taken as UTC (ValueError otherwise)."""
+    return parse_time(value, assume_utc=True)
+
+
 def _at(when) -> str:
-    """An RFC 3339 UTC string for ``when`` (datetime, string or None = now)."""
-    if when is None:
-        return utc_iso()
+    """An RFC 3339 UTC string for ``when`` (datetime, naive = UTC; RFC 3339 string; None = now)."""
+    if when is None or isinstance(when, datetime):
+        return utc_iso(when)
     try:
-        if isinstance(when, str):
-            return utc_iso(parse_time(when))
-        return utc_iso(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
-    except (AttributeError, TypeError, ValueError):
+        return utc_iso(_time(when))
+    except ValueError:
         raise ComplaintError("time must be RFC 3339 (e.g. 2026-11-28T10:00:00Z)") from None
 
 
@@ -215,8 +218,8 @@ def record_outcome(directory: str, complaint_id: str, outcome: str, note: Option
 
 def _within(value, start: Optional[datetime], end: Optional[datetime]) -> bool:
     try:
-        when = parse_time(value)
-    except (TypeError, ValueError):
+        when = _time(value)
+    except ValueError:
         return False
     return (start is None or when >= start) and (end is None or when < end)
 
@@ -230,7 +233,7 @@ def counts(directory: str, start: Optional[datetime] = None, end: Optional[datet
     decided = [c for c in complaints if c["status"] != "open" and _within(c["decided_at"], start, end)]
     open_at_end = [c for c in complaints if _within(c["received_at"], None, end)
                    and (c["status"] == "open" or not _within(c["decided_at"], None, end))]
-    days = [(parse_time(c["decided_at"]) - parse_time(c["received_at"])).total_seconds() / 86400 for c in decided]
+    days = [(_time(c["decided_at"]) - _time(c["received_at"])).total_seconds() / 86400 for c in decided]
     return {
         "start": utc_iso(start) if start else None,
         "end": utc_iso(end) if end else None,
@@ -279,7 +282,7 @@ def parse_message(data: bytes) -> dict:
 
 def topic_complaint_id(subscription: str, message_id: str) -> str:
     """Deterministic in the message, so a redelivery is recognised and recorded once."""
-    return "cmp-" + hashlib.sha256(f"{subscription}\x1f{message_id}".encode()).hexdigest()[:12]
+    return "cmp-" + derived_id(subscription, message_id, length=12)
 
 
 def _publish_time(message):
@@ -296,7 +299,7 @@ def _take(directory: str, subscription: str, message, result: PullResult) -> Non
         body = parse_message(message.data)
     except ComplaintError as exc:
         result.rejected += 1
-        _say(f"rejected complaint message {message.message_id}: {exc}")
+        print(f"rejected complaint message {message.message_id}: {exc}", file=sys.stderr, flush=True)
         return
     try:
         event = add_complaint(directory, body["grounds"], body["report_id"], "topic",
@@ -351,109 +354,3 @@ def pull_complaints(settings, subscription: str, max_messages: int = 100, timeou
     finally:
         client.close()
     return result
-
-
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def _errors() -> tuple:
-    from csadetect.config.settings import ConfigError
-
-    return (ComplaintError, ConfigError)
-
-
-_handled = handled(_errors)
-
-
-def _directory(args) -> str:
-    from csadetect.config.settings import load_settings
-
-    return load_settings(getattr(args, "config", None)).stores.complaints_dir
-
-
-def _time_arg(value: Optional[str], name: str) -> Optional[datetime]:
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise ComplaintError(f"{name} is not an RFC 3339 time") from None
-
-
-@_handled
-def cmd_add(args) -> int:
-    event = add_complaint(_directory(args), args.grounds, args.report_id, "cli", _time_arg(args.at, "--at"))
-    _say(f"recorded complaint {event['complaint_id']}")
-    _emit(event)
-    return 0
-
-
-@_handled
-def cmd_resolve(args) -> int:
-    event = record_outcome(_directory(args), args.complaint_id, args.outcome, args.note, _time_arg(args.at, "--at"))
-    _say(f"complaint {args.complaint_id}: {args.outcome}")
-    _emit(event)
-    return 0
-
-
-@_handled
-def cmd_list(args) -> int:
-    complaints = complaints_state(_directory(args), args.status)
-    for c in complaints:
-        _emit(c)
-    _say(f"{len(complaints)} complaint(s)")
-    return 0
-
-
-@_handled
-def cmd_counts(args) -> int:
-    _emit(counts(_directory(args), _time_arg(args.start, "--start"), _time_arg(args.end, "--end")))
-    return 0
-
-
-@_handled
-def cmd_pull(args) -> int:
-    from csadetect.config.settings import load_settings
-
-    result = pull_complaints(load_settings(getattr(args, "config", None)), args.subscription, args.max, args.timeout)
-    _say(f"pulled {result.pulled}: {len(result.added)} recorded, {result.duplicates} already recorded, "
-         f"{result.rejected} rejected")
-    _emit(result.summary())
-    return 0
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``complaints {add,resolve,list,counts,pull}``."""
-    top = subparsers.add_parser("complaints", help="users' complaints and their outcomes (Art. 34)")
-    sub = top.add_subparsers(dest="complaints_command", metavar="COMMAND")
-    sub.required = True
-
-    p = sub.add_parser("add", help="record a complaint (grounds only: never what the user wrote)")
-    p.add_argument("--report-id", metavar="ID", help="the report complained about, if known")
-    p.add_argument("--grounds", required=True, help=" | ".join(GROUNDS))
-    p.add_argument("--at", metavar="T", help="when it was received, RFC 3339 (default: now)")
-    p.set_defaults(func=cmd_add)
-
-    p = sub.add_parser("resolve", help="record the final outcome of an open complaint")
-    p.add_argument("complaint_id", metavar="COMPLAINT_ID")
-    p.add_argument("--outcome", required=True, help=" | ".join(OUTCOMES))
-    p.add_argument("--note", help=f"short reference, at most {NOTE_MAX} characters (no content or personal data)")
-    p.add_argument("--at", metavar="T", help="when it was decided, RFC 3339 (default: now)")
-    p.set_defaults(func=cmd_resolve)
-
-    p = sub.add_parser("list", help="current complaints, one JSON line each")
-    p.add_argument("--status", help=" | ".join(STATUSES))
-    p.set_defaults(func=cmd_list)
-
-    p = sub.add_parser("counts", help="received and decided in [--start, --end), one JSON line (no ids)")
-    p.add_argument("--start", metavar="T")
-    p.add_argument("--end", metavar="T")
-    p.set_defaults(func=cmd_counts)
-
-    p = sub.add_parser("pull", help="record complaints from a Pub/Sub subscription "
-                       "(JSON {report_id?, grounds, received_at?})")
-    p.add_argument("--subscription", required=True, metavar="projects/P/subscriptions/S")
-    p.add_argument("--max", type=int, default=100, metavar="N", help="at most N messages (default 100)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per pull request (default 10)")
-    p.set_defaults(func=cmd_pull)
-    return top

@@ -22,24 +22,23 @@ One run at a time (an exclusive lock in ``retention.log_dir``); a run first remo
 an interrupted run left in the report directory. The clock is injected (``now``), so a run is
 reproducible. The stores must be local paths (a rewrite needs an atomic rename and the logs need
 appends, which object stores lack); a ``gs://`` or other remote path is refused with one line. The
-stats directory may be any Beam filesystem.
+stats directory may be any Beam filesystem. The command line is ``csadetect.cli.retention``.
 """
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import logging
 import os
-import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Iterable, Optional
 
-from csadetect.core.stats import parse_time, stat, utc_iso, write_stats
-from csadetect.cli.indicators import _emit, _say, handled
+from csadetect.core.ids import check_id
+from csadetect.core.stats import stat, write_stats
+from csadetect.core.timeutil import as_utc, parse_time, utc_iso
 
 log = logging.getLogger("csadetect.compliance.retention")
 
@@ -48,7 +47,6 @@ DELETION_LOG = "deletions.jsonl"
 LOCK_NAME = ".retention.lock"
 TEMP_PREFIX = ".retention-"
 REASON_MAX = 200
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
 class RetentionError(ValueError):
@@ -111,23 +109,18 @@ def _local(path: Optional[str], what: str) -> Optional[str]:
     return text
 
 
-def _aware(now: datetime) -> datetime:
-    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
-
-
 def _date(value) -> Optional[datetime]:
-    if not value:
-        return None
     try:
-        return parse_time(value)
-    except (TypeError, ValueError):
+        return parse_time(value, assume_utc=True)
+    except ValueError:
         return None
 
 
-def check_id(report_id: str) -> str:
-    if not isinstance(report_id, str) or not _SAFE_ID.match(report_id):
-        raise RetentionError("report id must be 1-128 letters, digits, '.', '_', ':' or '-'")
-    return report_id
+def check_report_id(report_id: str) -> str:
+    try:
+        return check_id(report_id, "report id")
+    except ValueError as exc:
+        raise RetentionError(str(exc)) from None
 
 
 def _append_lines(path: str, records: Iterable[dict]) -> None:
@@ -189,23 +182,23 @@ def active_holds(settings) -> dict:
 
 def set_hold(settings, report_id: str, reason: str, now: Optional[datetime] = None) -> dict:
     """Put ``report_id`` on hold (again, with a new reason, if it already is); returns the line."""
-    check_id(report_id)
+    check_report_id(report_id)
     reason = " ".join(str(reason or "").split())
     if not reason:
         raise RetentionError("a hold needs a reason")
     if len(reason) > REASON_MAX:
         raise RetentionError(f"the reason is longer than {REASON_MAX} characters (keep it a short reference)")
-    rec = {"report_id": report_id, "reason": reason, "set_at": utc_iso(_aware(now or datetime.now(timezone.utc)))}
+    rec = {"report_id": report_id, "reason": reason, "set_at": utc_iso(now)}
     _append_lines(_holds_path(settings), [rec])
     return rec
 
 
 def release_hold(settings, report_id: str, now: Optional[datetime] = None) -> dict:
     """Release the hold on ``report_id``; RetentionError when it is not on hold."""
-    check_id(report_id)
+    check_report_id(report_id)
     if report_id not in active_holds(settings):
         raise RetentionError(f"report {report_id} is not on hold")
-    rec = {"report_id": report_id, "released_at": utc_iso(_aware(now or datetime.now(timezone.utc)))}
+    rec = {"report_id": report_id, "released_at": utc_iso(now)}
     _append_lines(_holds_path(settings), [rec])
     return rec
 
@@ -218,7 +211,7 @@ class _Run:
 
     def __init__(self, settings, now: datetime, dry_run: bool):
         self.settings = settings
-        self.now = _aware(now)
+        self.now = as_utc(now)
         self.result = RetentionResult(self.now, self.now - timedelta(days=settings.retention.days), dry_run)
         self.holds = set(active_holds(settings))
         log_dir = _local(settings.retention.log_dir, "retention.log_dir")
@@ -422,96 +415,3 @@ def _sweep(settings, now: datetime, dry_run: bool) -> RetentionResult:
         records = [stat("deleted", n, at=run.now, store=s) for s, n in run.result.counts().items() if n]
         write_stats(settings.stores.stats_dir, records)
     return run.result
-
-
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def _errors() -> tuple:
-    from csadetect.config.settings import ConfigError
-
-    return (RetentionError, ConfigError)
-
-
-_handled = handled(_errors)
-
-
-def _settings(args):
-    from csadetect.config.settings import load_settings
-
-    return load_settings(getattr(args, "config", None))
-
-
-def _now(args) -> datetime:
-    if not getattr(args, "now", None):
-        return datetime.now(timezone.utc)
-    try:
-        return parse_time(args.now)
-    except ValueError:
-        raise RetentionError(f"--now is not an RFC 3339 time: {args.now!r}") from None
-
-
-@_handled
-def cmd_run(args) -> int:
-    result = run_retention(_settings(args), _now(args), dry_run=args.dry_run)
-    for line in result.errors:
-        _say(f"error: {line}")
-    c = result.counts()
-    verb = "would delete" if result.dry_run else "deleted"
-    _say(f"{verb} {c['reports']} reports, {c['review']} review items, {c['evidence']} evidence "
-         f"(older than {utc_iso(result.cutoff)}); {len(result.held)} kept on hold, {result.undated} undated kept")
-    _emit(result.summary())
-    return 1 if result.errors else 0
-
-
-@_handled
-def cmd_hold(args) -> int:
-    rec = set_hold(_settings(args), args.report_id, args.reason, _now(args))
-    _say(f"report {args.report_id} is on hold")
-    _emit(rec)
-    return 0
-
-
-@_handled
-def cmd_release(args) -> int:
-    rec = release_hold(_settings(args), args.report_id, _now(args))
-    _say(f"hold on report {args.report_id} released; it is deleted at the next run if past retention")
-    _emit(rec)
-    return 0
-
-
-@_handled
-def cmd_holds(args) -> int:
-    holds = active_holds(_settings(args))
-    for rid in sorted(holds):
-        _emit(holds[rid])
-    _say(f"{len(holds)} report(s) on hold")
-    return 0
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``retention {run,hold,release,holds}``."""
-    ret = subparsers.add_parser("retention", help="delete reports, evidence and review items past retention (Art. 22)")
-    sub = ret.add_subparsers(dest="retention_command", metavar="COMMAND")
-    sub.required = True
-    now_help = "the current time, RFC 3339 (default: the real time)"
-
-    p = sub.add_parser("run", help="delete what is older than retention.days and not on hold; one JSON summary line")
-    p.add_argument("--now", metavar="T", help=now_help)
-    p.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("hold", help="keep a report (and its evidence and review item) past retention")
-    p.add_argument("report_id", metavar="REPORT_ID")
-    p.add_argument("--reason", required=True, help=f"short reference, at most {REASON_MAX} characters (no content)")
-    p.add_argument("--now", metavar="T", help=now_help)
-    p.set_defaults(func=cmd_hold)
-
-    p = sub.add_parser("release", help="release a hold")
-    p.add_argument("report_id", metavar="REPORT_ID")
-    p.add_argument("--now", metavar="T", help=now_help)
-    p.set_defaults(func=cmd_release)
-
-    p = sub.add_parser("holds", help="report ids on hold, one JSON line each")
-    p.set_defaults(func=cmd_holds)
-    return ret

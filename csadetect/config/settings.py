@@ -15,6 +15,9 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from csadetect.core import fs
+from csadetect.core.timeutil import utc_now
+
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
@@ -291,11 +294,11 @@ class Settings(_Strict):
     console: ConsoleSettings = ConsoleSettings()
 
     def orders_covering(self, detection_type: str, service: str, now: Optional[datetime] = None) -> list[DetectionOrder]:
-        now = now or datetime.now(timezone.utc)
+        now = now or utc_now()
         return [o for o in self.orders if o.covers(detection_type, service, now)]
 
     def active_orders(self, now: Optional[datetime] = None) -> list[DetectionOrder]:
-        now = now or datetime.now(timezone.utc)
+        now = now or utc_now()
         return [o for o in self.orders if o.active(now)]
 
     @field_validator("orders")
@@ -334,17 +337,7 @@ def _merge(base: dict, override: dict) -> dict:
 
 def _read_text(path: str | os.PathLike) -> str:
     """A local file, or a file on any Beam filesystem (``gs://...``)."""
-    text = os.fspath(path)
-    if "://" in text:
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
-        if not FileSystems.exists(text):
-            raise FileNotFoundError(text)
-        with FileSystems.open(text, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            return fh.read().decode("utf-8")
-    with open(text, encoding="utf-8") as fh:
-        return fh.read()
+    return fs.read_text(os.fspath(path))
 
 
 def _read_yaml(path: str | os.PathLike) -> dict:

@@ -2,11 +2,16 @@
 Centre's staff work through the stream of Art. 13 reports, look at the sealed evidence with
 reviewer-wellness safeguards, and send verdicts back to the provider (Art. 48).
 
-* :mod:`csadetect.console.app`: ``create_app(config)``, the FastAPI application (server-rendered
-  Jinja2 templates, a little vanilla JavaScript in ``static/``);
-* :mod:`csadetect.console.store`: the SQLite state (users, reports, verdict history, requests for
-  information, sessions, outbox and the append-only audit log);
-* :mod:`csadetect.console.auth`: argon2id passwords, login throttling, server-side sessions, CSRF;
+* :mod:`csadetect.console.app`: ``create_app(config)``, the FastAPI application: middleware
+  (security headers), error pages, and the routers of :mod:`csadetect.console.routes`, one per
+  area (auth, queue, report, evidence, admin);
+* :mod:`csadetect.console.state`: the ``Console`` every route shares (settings, clock, store, keys,
+  ingest, outbox, reveal links) and its lifecycle; :mod:`csadetect.console.deps`: the FastAPI
+  dependencies for the session, CSRF and roles; :mod:`csadetect.console.views`: labels,
+  formatting and the Jinja2 templates (a little vanilla JavaScript in ``static/``);
+* :mod:`csadetect.console.storage`: the state behind one interface (users, reports, verdict
+  history, requests for information, sessions, outbox and the append-only audit log), in SQLite;
+* :mod:`csadetect.console.auth`: argon2id passwords, login throttling, session and CSRF tokens;
 * :mod:`csadetect.console.ingest`: reports from the Parquet/JSON Lines store or a Pub/Sub
   subscription, signature checks, and the outbox that delivers verdicts and requests;
 * :mod:`csadetect.console.evidence`: decrypting evidence on the server, the blurred greyscale view;

@@ -23,6 +23,9 @@ import threading
 from collections import defaultdict, deque
 from typing import Optional
 
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
 MIN_PASSWORD_CHARS = 12
 
 
@@ -30,9 +33,7 @@ class AuthError(ValueError):
     """A password that does not meet the policy; the message is one line."""
 
 
-def _hasher():
-    from argon2 import PasswordHasher, Type
-
+def _hasher() -> PasswordHasher:
     return PasswordHasher(type=Type.ID)
 
 
@@ -50,8 +51,6 @@ def hash_password(password: str) -> str:
 def verify_password(pw_hash: Optional[str], password: str) -> bool:
     """True when ``password`` matches ``pw_hash``; with no hash (unknown user) a dummy hash is
     verified instead so that the time taken does not tell whether the user exists."""
-    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
     hasher = _hasher()
     if pw_hash is None:
         if "hash" not in _DUMMY:

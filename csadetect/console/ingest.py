@@ -19,18 +19,24 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timezone
+from importlib import resources
 from typing import Any, Callable, Optional
+
+import jsonschema
+
+from csadetect.console.storage import REPORT_ID, ConsoleStorage
+from csadetect.core.timeutil import parse_time
+from csadetect.reports import crypto
+from csadetect.reports.files import REPORT_EXTENSIONS, ReportFileError, read_reports
+from csadetect.reports.schema import REPORT_SCHEMA
 
 LOG = logging.getLogger("csadetect.console")
 
 
 def _validator():
-    from importlib import resources
-
-    import jsonschema
-
     schema = json.loads(resources.files("csadetect.reports").joinpath("schemas/report.schema.json").read_text("utf-8"))
     return jsonschema.Draft202012Validator(schema)
 
@@ -38,11 +44,7 @@ def _validator():
 class ReportIngest:
     """Validate, verify and store reports; ``counts`` says how many were added, duplicates, invalid."""
 
-    def __init__(self, store, provider_key=None, clock: Callable[[], float] = None):
-        import time
-
-        from csadetect.reports.schema import REPORT_SCHEMA
-
+    def __init__(self, store: ConsoleStorage, provider_key=None, clock: Optional[Callable[[], float]] = None):
         self.store = store
         self.provider_key = provider_key
         self.clock = clock or time.time
@@ -54,10 +56,6 @@ class ReportIngest:
 
     def add(self, obj: Any) -> str:
         """``added``, ``duplicate`` or ``invalid``."""
-        from csadetect.reports import crypto
-        from csadetect.console.store import REPORT_ID
-        from csadetect.core.stats import parse_time
-
         if not isinstance(obj, dict):
             self.counts["invalid"] += 1
             return "invalid"
@@ -67,7 +65,7 @@ class ReportIngest:
             self.counts["invalid"] += 1
             return "invalid"
         try:
-            parse_time(report["created_at"])
+            parse_time(report["created_at"], field="created_at")
         except (ValueError, TypeError):
             self.counts["invalid"] += 1
             return "invalid"
@@ -90,8 +88,6 @@ class ReportIngest:
 
     def read_store(self, directory: Optional[str]) -> Counter:
         """Read every report file under ``directory`` that is new or changed since the last call."""
-        from csadetect.cli.reports import REPORT_EXTENSIONS, ReportFileError, read_reports
-
         before = Counter(self.counts)
         if not directory or not os.path.isdir(directory):
             return Counter()
@@ -133,10 +129,10 @@ class SubscriptionPuller(threading.Thread):
         self.error: Optional[str] = None
 
     def pull_once(self) -> int:
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # lazy: Pub/Sub only when a subscription is configured
 
         if self.client is None:
-            from google.cloud import pubsub_v1
+            from google.cloud import pubsub_v1  # lazy: as above
 
             self.client = pubsub_v1.SubscriberClient()
         try:
@@ -195,9 +191,7 @@ class Outbox:
     TARGETS = {"verdict": ("feedback_topic", "feedback_dir", "verdicts"),
                "info_request": ("provider_requests_topic", "provider_requests_dir", "info-requests")}
 
-    def __init__(self, store, config, clock: Callable[[], float] = None):
-        import time
-
+    def __init__(self, store: ConsoleStorage, config, clock: Optional[Callable[[], float]] = None):
         self.store = store
         self.config = config
         self.clock = clock or time.time
@@ -206,7 +200,7 @@ class Outbox:
 
     def _publish(self, topic: str, message: dict) -> None:
         if self._publisher is None:
-            from google.cloud import pubsub_v1
+            from google.cloud import pubsub_v1  # lazy: Pub/Sub only when a topic is configured
 
             self._publisher = pubsub_v1.PublisherClient()
         data = json.dumps(message, sort_keys=True).encode("utf-8")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from typing import Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from csadetect.core import fs
 
 PRIVATE_NAME = "private.pem"
 PUBLIC_NAME = "public.pem"
@@ -77,27 +78,15 @@ def write_private_file(path: str, data: bytes) -> None:
         raise
 
 
-_URL = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")  # FileSystems.URI_SCHEMA_PATTERN, without importing Beam
-
-
-def is_url(path) -> bool:
-    """A Beam filesystem URL (``gs://``, ``s3://``, ``hdfs://``, ...) rather than a local path."""
-    return isinstance(path, (str, os.PathLike)) and bool(_URL.match(os.fspath(path).strip()))
-
-
 def _read_pem_url(url: str, what: str, default_name: str, error: type) -> tuple[str, bytes]:
-    """A PEM file (or ``default_name`` under a "directory" prefix) through Beam's FileSystems."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
+    """A PEM file (or ``default_name`` under a "directory" prefix) on a Beam filesystem."""
     try:
-        if url.endswith("/") or not FileSystems.exists(url):
-            inside = FileSystems.join(url.rstrip("/"), default_name)
-            if not FileSystems.exists(inside):
+        if url.endswith("/") or not fs.exists(url):
+            inside = fs.join(url.rstrip("/"), default_name)
+            if not fs.exists(inside):
                 raise error(f"{what} not found: {url}")
             url = inside
-        with FileSystems.open(url, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            return url, fh.read()
+        return url, fs.read_bytes(url)
     except error:
         raise
     except Exception as exc:  # BeamIOError, missing filesystem plugin or credentials, ...
@@ -107,7 +96,7 @@ def _read_pem_url(url: str, what: str, default_name: str, error: type) -> tuple[
 
 def _read_pem(path: str | os.PathLike, what: str, default_name: str, error: type = SigningError) -> tuple[str, bytes]:
     path = os.fspath(path)
-    if is_url(path):
+    if fs.is_url(path):
         return _read_pem_url(path, what, default_name, error)
     if os.path.isdir(path):
         path = os.path.join(path, default_name)

@@ -7,32 +7,18 @@ hash, account or content can ever be written here (checked on every write).
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterable, Iterator, Optional
+
+from csadetect.core import fs
+from csadetect.core.timeutil import parse_time, utc_iso, utc_now
 
 LABELS = ("kind", "detector", "detector_version", "store", "decision")
 METRICS = (
     "scanned", "not_covered", "dead_lettered", "hit", "reported", "review_queued", "review_decided",
     "review_seconds", "deleted",
 )
-
-
-def utc_iso(when: Optional[datetime] = None) -> str:
-    when = when or datetime.now(timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str) -> datetime:
-    """An RFC 3339 string (``Z`` or an offset) as an aware UTC datetime."""
-    text = str(value).strip()
-    if text.endswith("Z") or text.endswith("z"):
-        text = text[:-1] + "+00:00"
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
 
 
 def stat(metric: str, value: float = 1, at: Optional[datetime | str] = None, **labels) -> dict:
@@ -55,13 +41,9 @@ def write_stats(stats_dir: Optional[str], records: Iterable[dict], prefix: str =
         return None
     for r in records:
         stat(r["metric"], r["value"], r["at"], **r.get("labels", {}))  # validates
-    from apache_beam.io.filesystems import FileSystems
-
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    path = FileSystems.join(stats_dir, f"{prefix}-{stamp}-{uuid.uuid4().hex[:8]}.jsonl")
-    if "://" not in stats_dir:
-        os.makedirs(stats_dir, exist_ok=True)
-    with FileSystems.create(path) as fh:
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S")
+    path = fs.join(stats_dir, f"{prefix}-{stamp}-{uuid.uuid4().hex[:8]}.jsonl")
+    with fs.open_write(path) as fh:
         for r in records:
             fh.write((json.dumps(r, sort_keys=True) + "\n").encode("utf-8"))
     return path
@@ -69,16 +51,13 @@ def write_stats(stats_dir: Optional[str], records: Iterable[dict], prefix: str =
 
 def read_stats(stats_dir: str, start: Optional[datetime] = None, end: Optional[datetime] = None) -> Iterator[dict]:
     """Every stats record under ``stats_dir`` with ``start <= at < end``."""
-    from apache_beam.io.filesystems import FileSystems
-
-    pattern = FileSystems.join(stats_dir, "*.jsonl")
-    for match in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(match.path) as fh:
+    for match in fs.match(fs.join(stats_dir, "*.jsonl")):
+        with fs.open_read(match.path) as fh:
             for line in fh:
                 line = line.strip()
                 if not line:
                     continue
                 rec = json.loads(line)
-                at = parse_time(rec["at"])
+                at = parse_time(rec["at"], field="at", assume_utc=True)
                 if (start is None or at >= start) and (end is None or at < end):
                     yield rec

@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import datetime as dt
 import json
 from typing import Any, Mapping, Optional
 
 from csadetect.config.settings import Limits
+from csadetect.core.timeutil import parse_time, utc_iso
 
 KINDS = ("image", "video", "text")
 _CONTEXT_KEYS = ("ip", "port", "country", "device", "time_zone")
@@ -78,23 +78,9 @@ class DeadLetter:
         return dataclasses.asdict(self)
 
 
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def dead_letter(stage: str, reason: str, event_id: Optional[str] = None) -> DeadLetter:
     reason = " ".join(str(reason).split())[:200]
-    return DeadLetter(event_id=event_id, stage=stage, reason=reason, at=utc_now())
-
-
-def _parse_time(value: str) -> str:
-    text = value.strip()
-    if text.endswith("Z") or text.endswith("z"):
-        text = text[:-1] + "+00:00"
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError("no time zone")
-    return parsed.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return DeadLetter(event_id=event_id, stage=stage, reason=reason, at=utc_iso())
 
 
 def _str_field(obj: Mapping[str, Any], key: str, event_id: Optional[str], required: bool = True, max_len: int = 512):
@@ -146,7 +132,7 @@ def parse_event(data: bytes | str, attributes: Optional[Mapping[str, str]] = Non
         raise EventError("attribute 'kind' disagrees with the body", event_id)
     occurred_raw = _str_field(obj, "occurred_at", event_id)
     try:
-        occurred_at = _parse_time(occurred_raw)
+        occurred_at = utc_iso(parse_time(occurred_raw, field="occurred_at"), timespec="auto")
     except ValueError:
         raise EventError("field 'occurred_at' is not an RFC 3339 time with a zone", event_id) from None
     account = _str_field(obj, "account", event_id)
@@ -222,7 +208,7 @@ def make_event(
     """Build an event dict (JSON-ready) for tests, the demo and producers."""
     out = {
         "event_id": event_id, "provider": provider, "service": service, "kind": kind,
-        "occurred_at": occurred_at or utc_now(), "account": account, "mime": mime,
+        "occurred_at": occurred_at or utc_iso(), "account": account, "mime": mime,
         "content_b64": base64.b64encode(content).decode("ascii"),
     }
     out.update(extra)

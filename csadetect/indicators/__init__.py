@@ -5,7 +5,8 @@
 * :mod:`csadetect.core.keys` -- Ed25519 keys, sign / verify.
 * :mod:`csadetect.indicators.snapshot` -- versioned, signed Parquet snapshots and deltas on any Beam
   filesystem: build, verify + load, diff, info.
-* :mod:`csadetect.indicators.index` -- :class:`~csadetect.indicators.index.IndicatorIndex`: FAISS PDQ / vPDQ and exact
-  MD5 / SHA-256 matching, deltas applied without a full rebuild.
+* :mod:`csadetect.indicators.index` -- :class:`~csadetect.indicators.index.IndicatorIndex`: one index per signal
+  type (:mod:`csadetect.signals`: PDQ / vPDQ, exact MD5 / SHA-1 / SHA-256, embeddings), deltas applied
+  without a full rebuild.
 * :mod:`csadetect.cli.indicators` -- ``csadetect indicators ...`` and ``csadetect match``.
 """

@@ -1,28 +1,30 @@
 """Indicator records: the rows of the EU Centre indicator database (DESIGN.md §4).
 
-An :class:`Indicator` is one known-material hash with its metadata. Readers turn CSV, JSON Lines
-and plain hash lists (Meta's ``needles.txt`` / ``haystack.txt`` format) into validated rows; every
-bad row raises :class:`IndicatorError` with a one-line message naming the file and line.
-:func:`from_media` hashes image and video files into rows (PDQ or vPDQ + MD5 + SHA-256).
+An :class:`Indicator` is one known-material signal (its ``kind`` names a signal type of
+:mod:`csadetect.signals`) with its metadata. Readers turn CSV, JSON Lines and plain hash lists
+(Meta's ``needles.txt`` / ``haystack.txt`` format) into validated rows; every bad row raises
+:class:`IndicatorError` with a one-line message naming the file and line. :func:`from_media`
+hashes image and video files into rows (PDQ or vPDQ + MD5 + SHA-256, + embeddings with a model).
 
-Values are normalised on construction: hex is lowercased, vPDQ frame lists are de-duplicated and
-single-space separated, embeddings are re-encoded as ``model_version:`` + canonical base64 of
-little-endian float32 (the version prefix is optional; see :func:`split_embedding`).
+Values are normalised on construction by their signal type (``SignalType.validate``): hex is
+lowercased, vPDQ frame lists are de-duplicated and single-space separated, embeddings are
+re-encoded as ``model_version:`` + canonical base64 of little-endian float32.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import dataclasses
-import datetime as dt
 import json
 import os
 import re
 from typing import Iterable, Iterator, Optional, Sequence
 
-KINDS = ("pdq", "md5", "sha256", "vpdq", "embedding")
-HEX_LENGTH = {"pdq": 64, "md5": 32, "sha256": 64}
+from csadetect.config.settings import MatchSettings
+from csadetect.core.timeutil import parse_time, utc_iso
+from csadetect.media.hashing import MediaError, hash_file
+from csadetect.signals import SIGNAL_TYPES, Media, SignalError, digests, for_content, get
+from csadetect.signals.pdq import PdqSignal
+
 FIELDS = ("indicator_id", "kind", "value", "category", "source", "note", "added_at", "disabled_at")
 CSV_COLUMNS = ("indicator_id", "kind", "value", "category", "note")  # what from-media writes
 FORMATS = ("csv", "jsonl", "hashes")
@@ -30,7 +32,6 @@ DEFAULT_CATEGORY = "unspecified"
 DEFAULT_SOURCE = "eu-centre"
 MAX_ID_BYTES = 128
 
-_HEX_RE = re.compile(r"[0-9a-f]+")
 _ID_RE = re.compile(r"[^\s\x00-\x1f\x7f]+")  # no whitespace or control characters
 
 
@@ -38,89 +39,28 @@ class IndicatorError(ValueError):
     """A bad indicator row or input file; the message is one line, e.g. ``file.csv:12: ...``."""
 
 
-def format_time(t: dt.datetime) -> str:
-    t = t.astimezone(dt.timezone.utc)
-    if t.microsecond:
-        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str, field: str = "time") -> str:
-    """Validate an RFC 3339 timestamp with a zone and normalise it to UTC ``...Z``."""
+def _time_field(value: str, field: str) -> str:
+    """An RFC 3339 time with a zone, normalised to UTC ``...Z``; IndicatorError otherwise."""
     try:
-        t = dt.datetime.fromisoformat(value.strip())
-    except (ValueError, AttributeError):
-        raise IndicatorError(f"{field} is not an RFC 3339 timestamp: {value!r}") from None
-    if t.tzinfo is None:
-        raise IndicatorError(f"{field} has no time zone (use e.g. 2024-05-01T12:00:00Z): {value!r}")
-    return format_time(t)
-
-
-def _norm_hex(value: str, length: int, kind: str) -> str:
-    v = value.strip().lower()
-    if len(v) != length:
-        raise IndicatorError(f"{kind} value must be {length} hex characters, got {len(v)}")
-    if not _HEX_RE.fullmatch(v):
-        raise IndicatorError(f"{kind} value is not hexadecimal")
-    return v
+        return utc_iso(parse_time(value, field=field), timespec="auto")
+    except ValueError as exc:
+        raise IndicatorError(f"{exc}: {value!r}") from None
 
 
 def normalise_value(kind: str, value: str) -> str:
     """Validate ``value`` for ``kind`` and return its canonical form (raises IndicatorError)."""
-    if not isinstance(value, str) or not value.strip():
-        raise IndicatorError("value is empty")
-    if kind in HEX_LENGTH:
-        return _norm_hex(value, HEX_LENGTH[kind], kind)
-    if kind == "vpdq":
-        frames = [_norm_hex(v, 64, "vpdq frame") for v in value.split()]
-        return " ".join(dict.fromkeys(frames))  # unique, first-seen order
-    if kind == "embedding":
-        version, vector = split_embedding(value)
-        return embedding_value(vector, version)
-    raise IndicatorError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
-
-
-_VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
-
-
-def split_embedding(value: str):
-    """``"[model_version:]base64"`` -> (model_version or None, float32 vector). Embeddings are
-    only comparable under the model that made them, so ``from-media`` always writes the version;
-    rows without one match any model of the same dimension. Raises IndicatorError."""
-    import numpy as np
-
-    text = value.strip()
-    version = None
-    if ":" in text:
-        version, text = text.split(":", 1)
-        if not _VERSION_RE.fullmatch(version):
-            raise IndicatorError("embedding model version must be 1-64 characters of [A-Za-z0-9._+-]")
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise IndicatorError("embedding value is not base64") from None
-    if not raw or len(raw) % 4:
-        raise IndicatorError("embedding value must be base64 of float32 values (length a multiple of 4 bytes)")
-    vec = np.frombuffer(raw, dtype="<f4")
-    if not np.all(np.isfinite(vec)):
-        raise IndicatorError("embedding value holds NaN or infinite numbers")
-    return version, vec
-
-
-def embedding_value(vector, version: Optional[str]) -> str:
-    """Canonical indicator value for an embedding made by model ``version``."""
-    import numpy as np
-
-    encoded = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return f"{version}:{encoded}" if version else encoded
+        return get(kind).validate(value)
+    except SignalError as exc:
+        raise IndicatorError(str(exc)) from None
 
 
 @dataclasses.dataclass(frozen=True)
 class Indicator:
     """One indicator. Construction validates and normalises every field.
 
-    ``value``: pdq 64 hex; md5 32 hex; sha256 64 hex; vpdq the video's unique frame PDQ hashes
-    (quality >= gate) as space-separated 64-hex strings; embedding ``[model_version:]`` + base64 little-endian float32, L2-normalised by the index.
+    ``value``: in the canonical form of its kind's signal type (e.g. pdq 64 hex, vpdq the video's
+    unique frame PDQ hashes as space-separated 64-hex strings; see :mod:`csadetect.signals`).
     ``added_at`` None means "set when the snapshot is built"; ``disabled_at`` set = tombstone.
     """
 
@@ -142,8 +82,8 @@ class Indicator:
                 f"indicator_id {ident[:40]!r} must be 1-{MAX_ID_BYTES} bytes without spaces or control characters"
             )
         kind = self.kind.strip().lower() if isinstance(self.kind, str) else ""
-        if kind not in KINDS:
-            raise IndicatorError(f"unknown kind {self.kind!r} (expected one of {', '.join(KINDS)})")
+        if kind not in SIGNAL_TYPES:
+            raise IndicatorError(f"unknown kind {self.kind!r} (expected one of {', '.join(SIGNAL_TYPES)})")
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         set_("indicator_id", ident)
         set_("kind", kind)
@@ -153,7 +93,7 @@ class Indicator:
         set_("note", self.note or "")
         for field in ("added_at", "disabled_at"):
             raw = getattr(self, field)
-            set_(field, parse_time(raw, field) if raw not in (None, "") else None)
+            set_(field, _time_field(raw, field) if raw not in (None, "") else None)
 
     @property
     def active(self) -> bool:
@@ -265,9 +205,9 @@ def read_jsonl(path: str) -> list[Indicator]:
     return _check_unique(rows)
 
 
-def read_hashes(path: str, kind: str = "pdq", category: str = DEFAULT_CATEGORY) -> list[Indicator]:
-    """One hash per line (``needles.txt`` format). Blank lines and ``#`` comments are skipped.
-    Ids are ``<file stem>-<line number>``, so they are stable as long as the file is."""
+def read_hashes(path: str, kind: str = PdqSignal.name, category: str = DEFAULT_CATEGORY) -> list[Indicator]:
+    """One value of ``kind`` per line (``needles.txt`` format: PDQ). Blank lines and ``#`` comments
+    are skipped. Ids are ``<file stem>-<line number>``, so they are stable as long as the file is."""
     stem = os.path.splitext(os.path.basename(path))[0]
     rows = []
     for number, line in _lines(path):
@@ -292,14 +232,17 @@ def format_for(path: str, override: Optional[str] = None) -> str:
     return fmt
 
 
-def read_indicators(path: str, fmt: Optional[str] = None) -> list[Indicator]:
-    """Read and validate an indicator file; raises IndicatorError naming file and line."""
+def read_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = None) -> list[Indicator]:
+    """Read and validate an indicator file; raises IndicatorError naming file and line. ``kind``:
+    of the values of a hash list (default pdq); CSV and JSON Lines rows name their own."""
     fmt = format_for(path, fmt)
+    if kind is not None and fmt != "hashes":
+        raise IndicatorError(f"{path}: a kind is given for hash lists only ({fmt} rows name their own)")
     if fmt == "csv":
         return read_csv(path)
     if fmt == "jsonl":
         return read_jsonl(path)
-    return read_hashes(path)
+    return read_hashes(path, kind or PdqSignal.name)
 
 
 def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV_COLUMNS) -> None:
@@ -311,67 +254,29 @@ def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV
             writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in columns])
 
 
-# Index-side views of a known image, each stored as one more ``embedding`` row of the image
-# (ids ``{sha256[:16]}-embedding`` for the image itself, then ``-embedding-c05``, ``-embedding-r+3``,
-# ``-embedding-r-3``): a cropped or slightly rotated copy then meets a row that looks like it.
-# EMBEDDING_CROPS: fraction cut from EACH side (centre crop; 0.05 keeps the middle 90%).
-# EMBEDDING_ROTATIONS: degrees (counter-clockwise), expanded canvas, black fill.
-# Chosen on the held-out evaluation (csadetect/models/cards/embedding.md, "Index-side rows"); the threshold
-# is calibrated with these rows (training/calibrate_embedding.py). Each row costs one 128-float vector.
-EMBEDDING_CROPS = (0.05,)
-EMBEDDING_ROTATIONS = (3, -3)
-
-
-def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS) -> list:
-    """(id suffix, PIL image) for each embedding row of a known image: ``""`` (the image), then
-    ``"-c05"``-style centre crops and ``"-r+3"``-style rotations."""
-    from PIL import Image
-
-    out = [("", img)]
-    w, h = img.size
-    for f in crops:
-        dx, dy = round(w * f), round(h * f)
-        if w - 2 * dx >= 1 and h - 2 * dy >= 1:
-            out.append((f"-c{round(f * 100):02d}", img.crop((dx, dy, w - dx, h - dy))))
-    for deg in rotations:
-        out.append((f"-r{deg:+g}", img.rotate(deg, resample=Image.Resampling.BILINEAR, expand=True)))
-    return out
-
-
 def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY, embedder=None) -> tuple[list[Indicator], Optional[str]]:
     """Rows for one media file and an optional warning. Raises MediaError if it cannot be read.
-    With an ``embedder`` (:class:`csadetect.models.embedding.EmbeddingModel`) an image also gets
-    ``embedding`` rows (``model_version:base64``): one for the image (``{base}-embedding``) and one
-    per view of :func:`embedding_views` (``EMBEDDING_CROPS``, ``EMBEDDING_ROTATIONS``)."""
-    from csadetect.media.hashing import VideoHashes, hash_file
-
-    hashes, pictures = hash_file(path, seconds_per_hash=settings.video_seconds_per_hash, dihedral=False, with_views=True)
-    md5, sha256 = hashes.md5, hashes.sha256
+    Each signal type computed from the file's content (and written by from-media) gives its rows,
+    ids ``{sha256[:16]}-{kind}{suffix}``: e.g. with an ``embedder``
+    (:class:`csadetect.models.embedding.EmbeddingModel`) an image also gets ``embedding`` rows
+    (``model_version:base64``), one for the image and one per index-side view
+    (:func:`csadetect.signals.embedding.embedding_views`)."""
+    hashes, pictures = hash_file(path, seconds_per_hash=settings.video_seconds_per_hash, dihedral=False,
+                                 with_views=True, digests=digests())
+    media = Media(hashes, pictures[0][1] if pictures else None, embedder)
     name = os.path.basename(path)
-    base = sha256[:16]
-    warning = None
-    perceptual: list[Indicator] = []
-    if isinstance(hashes, VideoHashes):
-        good = [f.pdq.hex() for f in hashes.frames if f.quality >= settings.quality_gate]
-        if good:
-            perceptual.append(Indicator(f"{base}-vpdq", "vpdq", " ".join(good), category, note=name))
-        else:
-            warning = f"no vPDQ frame reaches quality {settings.quality_gate}; only md5/sha256 rows added"
-    else:
-        perceptual.append(Indicator(f"{base}-pdq", "pdq", hashes.pdq.hex(), category, note=name))
-        if embedder is not None:
-            views = embedding_views(pictures[0][1])
-            vectors = embedder.embed([img for _, img in views])
-            for (suffix, _), vector in zip(views, vectors):
-                value = embedding_value(vector, embedder.version)
-                perceptual.append(Indicator(f"{base}-embedding{suffix}", "embedding", value, category, note=name))
-        if hashes.quality < settings.quality_gate:
-            warning = f"PDQ quality {hashes.quality} is below the gate {settings.quality_gate}"
-    exact = [
-        Indicator(f"{base}-md5", "md5", md5, category, note=name),
-        Indicator(f"{base}-sha256", "sha256", sha256, category, note=name),
-    ]
-    return perceptual + exact, warning
+    base = hashes.sha256[:16]
+    rows: list[Indicator] = []
+    warnings = []
+    for signal in for_content(hashes.content):
+        if not signal.from_media:
+            continue
+        rows += [Indicator(f"{base}-{signal.name}{suffix}", signal.name, value, category, note=name)
+                 for suffix, value in signal.indicator_values(media, settings)]
+        warning = signal.warning(hashes, settings)
+        if warning:
+            warnings.append(warning)
+    return rows, "; ".join(warnings) or None
 
 
 def from_media(
@@ -383,9 +288,9 @@ def from_media(
     embedder=None,
     progress=None,
 ) -> list[Indicator]:
-    """Indicator rows from media files: an image gives ``pdq`` + ``md5`` + ``sha256`` rows, a
-    video (by extension) ``vpdq`` + ``md5`` + ``sha256``. Ids are ``sha256[:16]-<kind>``, the note is
-    the file name. The same file given twice yields its rows once.
+    """Indicator rows from media files (:func:`media_rows`): an image gives ``pdq`` + ``md5`` +
+    ``sha256`` rows, a video (by extension) ``vpdq`` + ``md5`` + ``sha256``. Ids are
+    ``sha256[:16]-<kind>``, the note is the file name. The same file given twice yields its rows once.
 
     ``settings`` is a :class:`csadetect.config.settings.MatchSettings` (quality gate, vPDQ sampling).
     Failures are appended to ``errors`` as one-line ``"path: reason"`` strings and the file is
@@ -394,9 +299,6 @@ def from_media(
     to ``warnings`` when given; the rows are kept. With an ``embedder`` images also get
     ``embedding`` rows, the image and its index-side views (videos do not; see :func:`media_rows`). ``progress`` is called once per file.
     """
-    from csadetect.media.hashing import MediaError
-    from csadetect.config.settings import MatchSettings
-
     settings = settings or MatchSettings()
     out: dict[str, Indicator] = {}
     for path in paths:

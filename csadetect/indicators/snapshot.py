@@ -5,7 +5,7 @@ Layout of a database directory (a local path or any Beam filesystem URL such as 
     DBDIR/CURRENT                       the latest version number (written atomically)
     DBDIR/versions/<N>/indicators.parquet   a full snapshot, or
     DBDIR/versions/<N>/delta.parquet        rows changed since the parent version
-    DBDIR/versions/<N>/pdq_codes.npy        PDQ hashes of that file's pdq rows, (n, 32) uint8
+    DBDIR/versions/<N>/pdq_codes.npy        PDQ hashes of that file's pdq rows, (n, 32) uint8 (parsed once, here)
     DBDIR/versions/<N>/manifest.json        format, version, parent, created_at, counts, SHA-256 of every file
     DBDIR/versions/<N>/manifest.sig         base64 Ed25519 signature of the exact manifest bytes
 
@@ -13,7 +13,8 @@ A delta holds, for each id it touches, the id's complete new row: an upsert, or 
 old row with ``disabled_at`` set). Resolving a chain is "last row per id wins". Loading verifies
 the signature and the checksum of every file of every version in the chain, and parses the very
 bytes it checked, so nothing unverified is ever used. Any failure raises :class:`SnapshotError`
-with a one-line reason; callers keep serving their last good version.
+with a one-line reason; callers keep serving their last good version. Rows are sorted by kind in
+the order the signal types are registered (:mod:`csadetect.signals`, PDQ first), then by id.
 
 All filesystem access goes through the small ``_read``/``_write``/``_list`` helpers at the top:
 local paths use ``os`` (atomic ``os.replace`` for ``CURRENT``), URLs use Beam's ``FileSystems``.
@@ -34,8 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from csadetect.events.event import utc_now
-from csadetect.indicators.rows import FIELDS, KINDS, Indicator
+from csadetect.indicators.rows import FIELDS, Indicator
 from csadetect.core.keys import (
     PrivateKeyLike,
     PublicKeyLike,
@@ -46,6 +46,9 @@ from csadetect.core.keys import (
     sign,
     verify,
 )
+from csadetect.core.timeutil import utc_iso
+from csadetect.signals import SIGNAL_TYPES, SignalError, hex_to_codes, names
+from csadetect.signals.pdq import PdqSignal
 
 FORMAT = "csadetect-indicators/1"
 FULL_FILE = "indicators.parquet"
@@ -53,6 +56,7 @@ DELTA_FILE = "delta.parquet"
 CODES_FILE = "pdq_codes.npy"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+CODES_KIND = PdqSignal.name  # the kind whose values are stored parsed, in CODES_FILE
 SCHEMA = pa.schema(
     [pa.field(f, pa.string(), nullable=f not in ("indicator_id", "kind", "value")) for f in FIELDS]
 )
@@ -168,8 +172,8 @@ def rows_to_table(rows: Union[pa.Table, Iterable[Indicator]]) -> pa.Table:
             raise SnapshotError(f"indicator table lacks column {missing[0]!r}")
         cols = {f: (rows[f] if f in rows.column_names else pa.nulls(rows.num_rows, pa.string())) for f in FIELDS}
         table = pa.table(cols).cast(SCHEMA)
-        if not pc.all(pc.is_in(table["kind"], pa.array(KINDS))).as_py():
-            raise SnapshotError(f"indicator table has a kind outside {', '.join(KINDS)}")
+        if not pc.all(pc.is_in(table["kind"], pa.array(names()))).as_py():
+            raise SnapshotError(f"indicator table has a kind outside {', '.join(names())}")
         table = table.set_column(3, "category", pc.fill_null(table["category"], "unspecified"))
         table = table.set_column(4, "source", pc.fill_null(table["source"], "eu-centre"))
         return table.set_column(5, "note", pc.fill_null(table["note"], ""))
@@ -182,40 +186,37 @@ def table_rows(table: pa.Table) -> list[Indicator]:
     return [Indicator(**r) for r in table.select(list(FIELDS)).to_pylist()]
 
 
-_NIBBLE = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _NIBBLE[_c] = _i
-
-
-def hex_to_codes(values: Union[pa.Array, pa.ChunkedArray, Sequence[str]], nbytes: int = 32) -> np.ndarray:
-    """Lowercase hex strings of exactly ``2 * nbytes`` characters -> (n, nbytes) uint8, vectorised."""
-    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
-        values = pa.array(list(values), pa.string())
-    if len(values) == 0:
-        return np.zeros((0, nbytes), dtype=np.uint8)
-    lengths = pc.binary_length(values)
-    if pc.min(lengths).as_py() != 2 * nbytes or pc.max(lengths).as_py() != 2 * nbytes or values.null_count:
-        raise SnapshotError(f"a {nbytes}-byte hash value is not {2 * nbytes} hex characters")
-    chars = np.asarray(values.to_numpy(zero_copy_only=False), dtype=f"S{2 * nbytes}")
-    nib = _NIBBLE[chars.view(np.uint8).reshape(len(chars), 2 * nbytes)]
-    if (nib == 255).any():
-        raise SnapshotError(f"invalid (or upper-case) hex in a {nbytes}-byte hash value")
-    return np.ascontiguousarray((nib[:, 0::2] << 4) | nib[:, 1::2])
-
-
-def _kind_rank(table: pa.Table) -> pa.Array:
-    return pc.index_in(table["kind"], value_set=pa.array(KINDS))
+def kind_rank(table: pa.Table) -> pa.Array:
+    """The position of each row's kind among the registered signal types."""
+    return pc.index_in(table["kind"], value_set=pa.array(names()))
 
 
 def _sorted(table: pa.Table) -> pa.Table:
     """Rows ordered by kind (pdq first) then id: the canonical order on disk and in memory."""
-    keyed = table.append_column("_rank", _kind_rank(table))
+    keyed = table.append_column("_rank", kind_rank(table))
     order = pc.sort_indices(keyed, sort_keys=[("_rank", "ascending"), ("indicator_id", "ascending")])
     return table.take(order)
 
 
+def _of_kind(table: pa.Table, kind: str) -> pa.ChunkedArray:
+    return table.filter(pc.equal(table["kind"], kind))["value"]
+
+
 def _pdq_codes(table: pa.Table) -> np.ndarray:
-    return hex_to_codes(table.filter(pc.equal(table["kind"], "pdq"))["value"], 32)
+    """The parsed values of the table's CODES_KIND rows, in table order."""
+    try:
+        return hex_to_codes(_of_kind(table, CODES_KIND), PdqSignal.nbytes)
+    except SignalError as exc:
+        raise SnapshotError(str(exc)) from None
+
+
+def _check_values(table: pa.Table) -> None:
+    """Check each kind's values as its signal type checks a trusted column (hex widths)."""
+    try:
+        for signal in SIGNAL_TYPES.values():
+            signal.check_column(_of_kind(table, signal.name))
+    except SignalError as exc:
+        raise SnapshotError(str(exc)) from None
 
 
 def counts(table: pa.Table) -> dict:
@@ -223,7 +224,7 @@ def counts(table: pa.Table) -> dict:
     kinds = table["kind"].to_numpy(zero_copy_only=False)
     disabled = table["disabled_at"].is_null().to_numpy(zero_copy_only=False) == False  # noqa: E712
     out = {}
-    for kind in KINDS:
+    for kind in names():
         mask = kinds == kind
         if mask.any():
             off = int((mask & disabled).sum())
@@ -369,8 +370,8 @@ def _load_version(db_dir: str, version: int, public_key) -> tuple[dict, pa.Table
     if any(f not in table.column_names for f in FIELDS):
         raise SnapshotError(f"{data_name} of version {version} lacks indicator columns")
     table = table.select(list(FIELDS)).cast(SCHEMA)
-    n_pdq = pc.sum(pc.equal(table["kind"], "pdq")).as_py() or 0
-    if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape != (n_pdq, 32):
+    n_pdq = pc.sum(pc.equal(table["kind"], CODES_KIND)).as_py() or 0
+    if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape != (n_pdq, PdqSignal.nbytes):
         raise SnapshotError(f"{CODES_FILE} of version {version} does not match its {n_pdq} pdq rows")
     return manifest, table, codes
 
@@ -381,8 +382,8 @@ def _resolve(parts: Sequence[tuple[pa.Table, np.ndarray]]) -> tuple[pa.Table, np
         table, codes = parts[0]
         return table, codes
     big = pa.concat_tables([t for t, _ in parts])
-    all_codes = np.concatenate([c for _, c in parts]) if parts else np.zeros((0, 32), np.uint8)
-    is_pdq = pc.equal(big["kind"], "pdq").to_numpy(zero_copy_only=False)
+    all_codes = np.concatenate([c for _, c in parts]) if parts else np.zeros((0, PdqSignal.nbytes), np.uint8)
+    is_pdq = pc.equal(big["kind"], CODES_KIND).to_numpy(zero_copy_only=False)
     code_pos = np.where(is_pdq, np.cumsum(is_pdq) - 1, -1)
     keyed = pa.table({"id": big["indicator_id"], "seq": pa.array(np.arange(big.num_rows))})
     keep = keyed.group_by("id").aggregate([("seq", "max")])["seq_max"]
@@ -513,7 +514,7 @@ def build_snapshot(
     except SigningError as exc:
         raise SnapshotError(str(exc)) from None
     db_dir = os.fspath(db_dir)
-    now = utc_now()
+    now = utc_iso()
     new = rows_to_table(rows)
     if pc.count_distinct(new["indicator_id"]).as_py() != new.num_rows:
         raise SnapshotError("indicator ids are not unique")
@@ -547,9 +548,8 @@ def build_snapshot(
         data = _sorted(delta)
         resolved, _ = _resolve([(base_snap.table, base_snap.pdq_codes), (data, _pdq_codes(data))])
         totals = counts(resolved)
-    codes = _pdq_codes(data)  # also validates the pdq values
-    for kind, nbytes in (("md5", 16), ("sha256", 32)):
-        hex_to_codes(data.filter(pc.equal(data["kind"], kind))["value"], nbytes)
+    codes = _pdq_codes(data)
+    _check_values(data)
     data_name = FULL_FILE if parent is None else DELTA_FILE
     blobs = {data_name: _parquet_bytes(data), CODES_FILE: _npy_bytes(codes)}
     manifest = {

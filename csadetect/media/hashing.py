@@ -1,6 +1,8 @@
 """Perceptual and cryptographic hashing of images and videos.
 
-PDQ comes from Meta's reference bindings (`pdqhash`), vPDQ from `vpdq`. The functions here are
+PDQ comes from Meta's reference bindings (`pdqhash`), vPDQ from `vpdq`, the digests of the bytes
+(MD5, SHA-1, SHA-256 by default; the callers in the detection path pass those of the registered
+digest signal types, :func:`csadetect.signals.digests`) from :mod:`hashlib`. The functions here are
 pure: bytes in, hashes out. They raise :class:`MediaError` with a one-line reason (never the
 content) for anything that cannot be hashed, so callers can dead-letter the item.
 
@@ -16,7 +18,7 @@ import io
 import os
 import tempfile
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 import pdqhash
@@ -28,6 +30,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 PDQ_BITS = 256
 HASH_SIDE = 512  # downscale to at most this many pixels on the long side before PDQ
+DIGESTS = ("md5", "sha1", "sha256")  # hashlib algorithms for the bytes of every file, by default
 DEFAULT_MAX_PIXELS = 50_000_000
 
 # EXIF orientation -> PIL transpose operations (applied in this order)
@@ -57,23 +60,32 @@ class PdqResult:
         return self.pdq.hex()
 
 
+class _Digests:
+    """``md5`` and ``sha256`` of the bytes, the two digests a report carries, from ``digests``."""
+
+    digests: dict[str, str]  # hashlib algorithm -> hex digest of the bytes
+
+    @property
+    def md5(self) -> str:
+        return self.digests["md5"]
+
+    @property
+    def sha256(self) -> str:
+        return self.digests["sha256"]
+
+
 @dataclasses.dataclass(frozen=True)
-class ImageHashes:
+class ImageHashes(_Digests):
+    content: ClassVar[str] = "image"
+
     pdq: bytes
     quality: int
     dihedral: tuple[bytes, ...]
-    md5: str
-    sha256: str
+    digests: dict[str, str]
     width: int
     height: int
     # extra PDQ hashes of preprocessed versions (e.g. borders removed): (name, PdqResult)
     variants: tuple[tuple[str, PdqResult], ...] = ()
-
-    def to_json(self, path: Optional[str] = None) -> dict:
-        out = {"pdq": self.pdq.hex(), "quality": self.quality, "md5": self.md5, "sha256": self.sha256}
-        if path is not None:
-            out = {"path": path, **out}
-        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,27 +97,16 @@ class VideoFrame:
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoHashes:
-    md5: str
-    sha256: str
+class VideoHashes(_Digests):
+    content: ClassVar[str] = "video"
+
+    digests: dict[str, str]
     frames: tuple[VideoFrame, ...]
 
-    def to_json(self, path: Optional[str] = None) -> dict:
-        out = {
-            "md5": self.md5,
-            "sha256": self.sha256,
-            "vpdq": [
-                {"frame": f.frame, "quality": f.quality, "pdq": f.pdq.hex(), "timestamp": round(f.timestamp, 3)}
-                for f in self.frames
-            ],
-        }
-        if path is not None:
-            out = {"path": path, **out}
-        return out
 
-
-def crypto_hashes(data: bytes) -> tuple[str, str]:
-    return hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+def crypto_hashes(data: bytes, algorithms: Sequence[str] = DIGESTS) -> dict[str, str]:
+    """Hex digests of ``data``, one per hashlib algorithm."""
+    return {name: hashlib.new(name, data).hexdigest() for name in algorithms}
 
 
 def bits_to_bytes(bits: np.ndarray) -> bytes:
@@ -220,13 +221,15 @@ def hash_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dihedral: bool = True,
     preprocess: Optional[Preprocessor] = None,
+    digests: Sequence[str] = DIGESTS,
 ) -> ImageHashes:
-    """Hash image bytes: PDQ (+ dihedral), quality, MD5, SHA-256, and PDQ of preprocessed variants.
+    """Hash image bytes: PDQ (+ dihedral), quality, the ``digests`` of the bytes, and PDQ of
+    preprocessed variants.
 
     ``preprocess`` (see :mod:`csadetect.media.preprocess`) returns extra (name, image) views, e.g. the
     image with uniform borders removed; each is hashed and carried in ``variants``.
     """
-    return hash_image_with_views(data, max_pixels, dihedral, preprocess)[0]
+    return hash_image_with_views(data, max_pixels, dihedral, preprocess, digests)[0]
 
 
 def hash_image_with_views(
@@ -234,10 +237,11 @@ def hash_image_with_views(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dihedral: bool = True,
     preprocess: Optional[Preprocessor] = None,
+    digests: Sequence[str] = DIGESTS,
 ) -> tuple[ImageHashes, list[tuple[str, Image.Image]]]:
     """:func:`hash_image`, plus the decoded pictures it hashed: ``[("image", img), (view name,
     view), ...]`` (for the embedding model, which then sees the same views as PDQ)."""
-    md5, sha256 = crypto_hashes(data)
+    hex_digests = crypto_hashes(data, digests)
     img = load_image(data, max_pixels=max_pixels)
     main = pdq_from_image(img, dihedral=dihedral)
     variants: list[tuple[str, PdqResult]] = []
@@ -250,8 +254,7 @@ def hash_image_with_views(
         pdq=main.pdq,
         quality=main.quality,
         dihedral=main.dihedral,
-        md5=md5,
-        sha256=sha256,
+        digests=hex_digests,
         width=img.size[0],
         height=img.size[1],
         variants=tuple(variants),
@@ -288,10 +291,12 @@ def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 
     ]
 
 
-def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, suffix: str = ".mp4") -> VideoHashes:
-    """Hash video bytes. FFmpeg reads from a file, so the bytes go to a private temp file that is
-    removed straight after (the only disk I/O; the directory honours TMPDIR)."""
-    md5, sha256 = crypto_hashes(data)
+def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, suffix: str = ".mp4",
+               digests: Sequence[str] = DIGESTS) -> VideoHashes:
+    """Hash video bytes: vPDQ frames and the ``digests`` of the bytes. FFmpeg reads from a file, so
+    the bytes go to a private temp file that is removed straight after (the only disk I/O; the
+    directory honours TMPDIR)."""
+    hex_digests = crypto_hashes(data, digests)
     fd, tmp = tempfile.mkstemp(prefix="csad-", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -304,17 +309,17 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
             pass
     if max_frames and len(frames) > max_frames:
         raise MediaError(f"video has too many hashed frames: {len(frames)} > limit {max_frames}")
-    return VideoHashes(md5=md5, sha256=sha256, frames=tuple(frames))
+    return VideoHashes(digests=hex_digests, frames=tuple(frames))
 
 
-def file_digests(path: str) -> tuple[str, str]:
-    """(md5, sha256) hex of a file, read in 1 MiB blocks."""
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
+def file_digests(path: str, algorithms: Sequence[str] = DIGESTS) -> dict[str, str]:
+    """Hex digests of a file, one per hashlib algorithm, read in 1 MiB blocks."""
+    hashers = {name: hashlib.new(name) for name in algorithms}
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
-            md5.update(block)
-            sha256.update(block)
-    return md5.hexdigest(), sha256.hexdigest()
+            for hasher in hashers.values():
+                hasher.update(block)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
 def hash_file(
@@ -324,6 +329,7 @@ def hash_file(
     dihedral: bool = True,
     preprocess: Optional[Preprocessor] = None,
     with_views: bool = False,
+    digests: Sequence[str] = DIGESTS,
 ):
     """Hash a media file, a video or an image by its extension: VideoHashes or ImageHashes.
     Raises MediaError (one line) for a missing, unreadable or undecodable file. With
@@ -333,15 +339,15 @@ def hash_file(
         raise MediaError("file not found" if not os.path.exists(path) else "not a file")
     try:
         if is_video_path(path):
-            md5, sha256 = file_digests(path)
+            hex_digests = file_digests(path, digests)
             frames = hash_video_file(path, seconds_per_hash=seconds_per_hash)
-            video = VideoHashes(md5=md5, sha256=sha256, frames=tuple(frames))
+            video = VideoHashes(digests=hex_digests, frames=tuple(frames))
             return (video, []) if with_views else video
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
         raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
-    result = hash_image_with_views(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess)
+    result = hash_image_with_views(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess, digests=digests)
     return result if with_views else result[0]
 
 

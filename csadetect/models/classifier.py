@@ -25,17 +25,16 @@ that ``csadetect tune`` reads (columns ``score`` and ``label``).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from csadetect.models import ModelError
+from csadetect.models.grooming import expected_calibration_error, f_beta
+from csadetect.models.loader import ModelKind
+from csadetect.tuning.tune import wilson
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "reference" / "classifier"
-MODEL_FILE = "model.keras"
-METADATA_FILE = "metadata.json"
 REQUIRED_METADATA = ("version", "embedding_version", "dim", "review_threshold", "report_threshold")
 _ACTIVATIONS = {
     "linear": lambda x: x,
@@ -45,9 +44,16 @@ _ACTIVATIONS = {
 }
 
 
-def _one_line(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+def _check_metadata(metadata: dict) -> None:
+    if int(metadata["dim"]) < 1:
+        raise ValueError("dim must be positive")
+    for k in ("review_threshold", "report_threshold"):
+        v = float(metadata[k])
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{k} {v} outside [0, 1]")
+
+
+KIND = ModelKind("classifier", title="new-material classifier", required=REQUIRED_METADATA, check=_check_metadata)
 
 
 class NewMaterialClassifier:
@@ -80,45 +86,10 @@ class NewMaterialClassifier:
     # ---------------------------------------------------------------- loading
     @classmethod
     def load(cls, path=None) -> "NewMaterialClassifier":
-        """Load from a directory holding ``model.keras`` + ``metadata.json`` (or the .keras file
-        itself, next to its metadata). Raises :class:`ModelError` with a one-line reason."""
-        from csadetect.core.keys import is_url
-
-        if path is not None and is_url(str(path)):  # gs://, s3://, ...: copied to a local cache first
-            from csadetect.models.loader import _local_copy
-
-            path = _local_copy(str(path))
-        path = Path(path) if path is not None else DEFAULT_MODEL_DIR
-        model_file = path if path.suffix == ".keras" else path / MODEL_FILE
-        meta_file = model_file.parent / METADATA_FILE
-        if not model_file.is_file():
-            raise ModelError(f"classifier model not found: {model_file}")
-        if not meta_file.is_file():
-            raise ModelError(f"classifier model metadata not found: {meta_file}")
-        try:
-            metadata = json.loads(meta_file.read_text(encoding="utf-8"))
-            if not isinstance(metadata, dict):
-                raise ValueError("not a JSON object")
-            missing = [k for k in REQUIRED_METADATA if k not in metadata]
-            if missing:
-                raise ValueError(f"missing {', '.join(missing)}")
-            if int(metadata["dim"]) < 1:
-                raise ValueError("dim must be positive")
-            for k in ("review_threshold", "report_threshold"):
-                v = float(metadata[k])
-                if not 0.0 <= v <= 1.0:
-                    raise ValueError(f"{k} {v} outside [0, 1]")
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"bad classifier model metadata {meta_file}: {_one_line(exc)}") from None
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            import keras
-
-            model = keras.saving.load_model(str(model_file), compile=False)
-        except Exception as exc:  # corrupt archive, wrong format, unknown layers ...
-            raise ModelError(f"cannot load classifier model {model_file}: {type(exc).__name__}: "
-                             f"{_one_line(exc)}") from None
-        return cls(model, metadata, path)
+        """From a model spec (:class:`csadetect.models.loader.ModelKind`: a directory holding
+        ``model.keras`` + ``metadata.json``, the .keras file itself, a URL; None: the reference
+        model). Raises :class:`ModelError` with a one-line reason."""
+        return cls(*KIND.load(path))
 
     def check_embedding(self, embedding_model) -> None:
         """Raise :class:`ModelError` unless ``embedding_model`` is the version (and dimension)
@@ -226,9 +197,6 @@ def reliability_table(scores, labels, bins: int = 10) -> list[dict]:
 
 def at_threshold(scores, labels, threshold: float) -> dict:
     """Confusion counts, precision, recall, F0.5, FPR and 95% Wilson intervals at ``score >= t``."""
-    from csadetect.tuning.tune import wilson
-    from csadetect.models.grooming import f_beta
-
     s = np.asarray(scores, np.float64)
     y = np.asarray(labels).astype(bool)
     flag = s >= threshold
@@ -271,8 +239,6 @@ def evaluate(classifier: NewMaterialClassifier, embedding_model, items: Iterable
 
     Returns counts, ROC AUC, ECE (10 equal-width bins), Brier score, a reliability table, and
     precision/recall/F0.5/FPR at the review and report thresholds (and at ``threshold`` if given)."""
-    from csadetect.models.grooming import expected_calibration_error
-
     xs, ys, groups = _split_items(list(items))
     s = _embed_all(classifier, embedding_model, xs)
     y = np.asarray(ys, np.int64)

@@ -1,4 +1,4 @@
-"""Reference image embedding (copy-detection descriptor) — loading and inference.
+"""Reference image embedding (copy-detection descriptor): preprocessing and inference.
 
     model = EmbeddingModel.load()            # csadetect/models/reference/embedding by default
     vecs = model.embed([pil_img, ...])       # (n, dim) float32, L2-normalised
@@ -6,22 +6,29 @@
 
 The model is a small CNN trained contrastively on benign proxies (generated images and
 scikit-image samples) by ``training/train_embedding.py``; see ``csadetect/models/cards/embedding.md``.
-It is a stand-in for the EU Centre's models, not for production.
+It is a stand-in for the EU Centre's models, not for production. Finding, copying and loading the
+model (and its ``metadata.json``: ``threshold``, ``dim``, ``version``) is :data:`KIND`'s job, in
+:mod:`csadetect.models.loader`.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
-from csadetect.models.loader import ModelError
+from csadetect.models.loader import ModelKind
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "reference" / "embedding"
 INPUT_SIZE = 64
+
+
+def _check_metadata(metadata: dict) -> None:
+    float(metadata["threshold"])
+
+
+KIND = ModelKind("embedding", required=("threshold",), check=_check_metadata)
 
 
 def preprocess(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
@@ -33,33 +40,6 @@ def preprocess(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
             img = Image.alpha_composite(bg, img)
         img = img.convert("RGB")
     return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
-
-
-def model_dir(path=None) -> Path:
-    """Local directory of a model: the reference model for None; a Beam filesystem URI
-    (``gs://...``) is copied to a local cache first."""
-    if not path:
-        return DEFAULT_MODEL_DIR
-    from csadetect.models.loader import _local_copy, is_remote
-
-    if is_remote(path):
-        return Path(_local_copy(str(path)))
-    return Path(path)
-
-
-def read_metadata(path=None) -> dict:
-    """``metadata.json`` of an embedding model dir, without loading TensorFlow (start-up checks,
-    the driver of a Dataflow job). Raises ModelError."""
-    d = model_dir(path)
-    meta_file = d / "metadata.json"
-    if not meta_file.is_file():
-        raise ModelError(f"embedding model not found in {d} (need model.keras and metadata.json)")
-    try:
-        metadata = json.loads(meta_file.read_text())
-        float(metadata["threshold"])
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"embedding model metadata unreadable in {d}: {type(e).__name__}") from None
-    return metadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,15 +54,12 @@ class EmbeddingSpec:
 
     @classmethod
     def resolve(cls, settings) -> "EmbeddingSpec":
-        """From :class:`csadetect.config.settings.EmbeddingSettings`: the config's threshold, else the model's."""
-        from csadetect.models.loader import is_remote
-
-        meta = read_metadata(settings.model)
+        """From :class:`csadetect.config.settings.EmbeddingSettings` (its metadata only, no
+        TensorFlow): the config's threshold, else the model's. Raises ModelError."""
+        meta = KIND.metadata(settings.model)
         threshold = settings.threshold if settings.threshold is not None else float(meta["threshold"])
         return cls(
-            # a remote model keeps its URL: each worker copies it (a launcher's local cache path
-            # would not exist on a Dataflow or Flink worker)
-            path=str(settings.model) if is_remote(settings.model) else str(model_dir(settings.model)),
+            path=KIND.worker_path(settings.model),
             version=str(meta.get("version", "unknown")),
             threshold=float(threshold),
             dim=int(meta.get("dim", 128)),
@@ -104,9 +81,12 @@ def model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool = False)
 
 
 class EmbeddingModel:
-    def __init__(self, keras_model, metadata: dict):
+    """A loaded embedding model. Load once per worker process."""
+
+    def __init__(self, keras_model, metadata: dict, path: Optional[Path] = None):
         self.model = keras_model
         self.metadata = metadata
+        self.path = path
         self.input_size = int(metadata.get("input_size", INPUT_SIZE))
         self.dim = int(metadata.get("dim", 128))
         self.threshold = float(metadata["threshold"])
@@ -124,19 +104,9 @@ class EmbeddingModel:
 
     @classmethod
     def load(cls, path=None) -> "EmbeddingModel":
-        d = model_dir(path)
-        model_file = d / "model.keras"
-        if not model_file.is_file():
-            raise ModelError(f"embedding model not found in {d} (need model.keras and metadata.json)")
-        metadata = read_metadata(d)
-        try:
-            import keras
-
-            km = keras.saving.load_model(str(model_file), compile=False)
-        except Exception as e:  # noqa: BLE001
-            msg = str(e).splitlines()[0][:120] if str(e) else ""
-            raise ModelError(f"embedding model unreadable at {model_file}: {type(e).__name__} {msg}") from None
-        return cls(km, metadata)
+        """From a model spec (:class:`csadetect.models.loader.ModelKind`; None: the reference
+        model). Raises ModelError with a one-line reason."""
+        return cls(*KIND.load(path))
 
     def preprocess(self, img: Image.Image) -> np.ndarray:
         return preprocess(img, self.input_size)

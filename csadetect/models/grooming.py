@@ -13,7 +13,9 @@ The model file is a Keras 3 ``.keras`` archive holding the text vectorisation, s
 ``keras.models.load_model(path / "model.keras")`` is all that is needed to use it; this module
 calls its two parts directly: ``message_encoder`` (text -> vector, once per message) and
 ``window_model`` (vectors of a window -> calibrated risk and per-message pattern
-probabilities), so each message is encoded once however many windows it falls in.
+probabilities), so each message is encoded once however many windows it falls in. Finding,
+copying and loading it (and its ``metadata.json``: ``window``, ``patterns``, ``threshold``) is
+:data:`KIND`'s job, in :mod:`csadetect.models.loader`.
 
 The window model is small (two causal convolutions and a few dense layers over 20 x 96 numbers),
 so for a handful of windows — the streaming case, one window per arriving message — a
@@ -29,40 +31,27 @@ real one, so real-world precision at a threshold is lower than measured here.
 """
 from __future__ import annotations
 
-import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "reference" / "grooming"
-MODEL_FILE = "model.keras"
-METADATA_FILE = "metadata.json"
+from csadetect.core.timeutil import parse_time
+from csadetect.models import ModelError
+from csadetect.models.loader import ModelKind
+
 MAX_EVIDENCE = 50
 _CHUNK = 4096
 NUMPY_MAX_WINDOWS = 64  # engine="auto": up to this many windows per call in numpy, more in TensorFlow
 NUMPY_TOLERANCE = 1e-5  # max |numpy - Keras| on the load-time check, else TensorFlow is used
 
 
-from csadetect.models import ModelError  # noqa: E402  (re-exported: csadetect.models.grooming.ModelError)
+def _check_metadata(metadata: dict) -> None:
+    int(metadata["window"]), float(metadata["threshold"]), list(metadata["patterns"])
 
 
-def parse_rfc3339(value) -> datetime:
-    """RFC 3339 timestamp (``Z`` or an offset required) -> aware datetime; ValueError otherwise."""
-    if not isinstance(value, str) or "T" not in value.upper():
-        raise ValueError("sent_at is not an RFC 3339 timestamp")
-    text = value.strip()
-    if text[-1:] in ("z", "Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("sent_at is not an RFC 3339 timestamp") from None
-    if ts.tzinfo is None:
-        raise ValueError("sent_at has no time zone offset (RFC 3339 needs Z or +hh:mm)")
-    return ts.astimezone(timezone.utc)
+KIND = ModelKind("grooming", required=("window", "patterns", "threshold"), check=_check_metadata)
 
 
 def set_threads(threads: Optional[int]) -> None:
@@ -106,7 +95,7 @@ def chronological(messages: Sequence[Mapping]) -> list[Mapping]:
     """Messages sorted by ``sent_at`` (stable for ties; messages without it keep their place)."""
     if not messages or not all(isinstance(m, Mapping) and m.get("sent_at") for m in messages):
         return list(messages)
-    keyed = [(parse_rfc3339(m["sent_at"]), i, m) for i, m in enumerate(messages)]
+    keyed = [(parse_time(m["sent_at"], field="sent_at"), i, m) for i, m in enumerate(messages)]
     keyed.sort(key=lambda t: (t[0], t[1]))
     return [m for _, _, m in keyed]
 
@@ -246,6 +235,7 @@ class NumpyWindowModel:
         risk = self._sigmoid((z @ self.l_w + self.l_b) @ self.r_w + self.r_b)
         return risk.reshape(-1), pats
 
+
 class GroomingModel:
     """A loaded grooming model. Thread-compatible for scoring; load once per worker process."""
 
@@ -263,7 +253,7 @@ class GroomingModel:
         try:
             encoder = keras_model.get_layer("message_encoder")
             window_model = keras_model.get_layer("window_model")
-        except ValueError as exc:
+        except ValueError:
             raise ModelError(f"model at {path} lacks the message_encoder/window_model parts") from None
         self._dim = int(encoder.output.shape[-1])
         self._encode = tf.function(lambda t: encoder(t, training=False),
@@ -278,39 +268,10 @@ class GroomingModel:
     # ---------------------------------------------------------------- loading
     @classmethod
     def load(cls, path=None) -> "GroomingModel":
-        """Load from a directory holding ``model.keras`` + ``metadata.json`` (or the .keras file
-        itself, next to its metadata). Raises :class:`ModelError` with a one-line reason."""
-        from csadetect.core.keys import is_url
-
-        if path is not None and is_url(str(path)):  # gs://, s3://, ...: copied to a local cache first
-            from csadetect.models.loader import _local_copy
-
-            path = _local_copy(str(path))
-        path = Path(path) if path is not None else DEFAULT_MODEL_DIR
-        model_file = path if path.suffix == ".keras" else path / MODEL_FILE
-        meta_file = model_file.parent / METADATA_FILE
-        if not model_file.is_file():
-            raise ModelError(f"grooming model not found: {model_file}")
-        if not meta_file.is_file():
-            raise ModelError(f"grooming model metadata not found: {meta_file}")
-        try:
-            metadata = json.loads(meta_file.read_text(encoding="utf-8"))
-            if not isinstance(metadata, dict):
-                raise ValueError("not a JSON object")
-            missing = [k for k in ("window", "patterns", "threshold") if k not in metadata]
-            if missing:
-                raise ValueError(f"missing {', '.join(missing)}")
-            int(metadata["window"]), float(metadata["threshold"]), list(metadata["patterns"])
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"bad grooming model metadata {meta_file}: {_one_line(exc)}") from None
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            import keras
-
-            model = keras.models.load_model(model_file, compile=False)
-        except Exception as exc:  # corrupt archive, wrong format, missing layers ...
-            raise ModelError(f"cannot load grooming model {model_file}: {type(exc).__name__}: {_one_line(exc)}") from None
-        return cls(model, metadata, path)
+        """From a model spec (:class:`csadetect.models.loader.ModelKind`: a directory holding
+        ``model.keras`` + ``metadata.json``, the .keras file itself, a URL; None: the reference
+        model). Raises :class:`ModelError` with a one-line reason."""
+        return cls(*KIND.load(path))
 
     # ---------------------------------------------------------------- low level
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -470,11 +431,6 @@ class GroomingModel:
             evidence = sorted(evidence[:MAX_EVIDENCE], key=lambda e: (e["message_index"], -e["score"]))
         return {"conversation_id": cid, "scanned": True, "score": score, "flagged": flagged,
                 "flagged_at_message": int(crossed[0]) if flagged else None, "evidence": evidence}
-
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # -------------------------------------------------------------------- evaluation

@@ -1,9 +1,22 @@
-"""Loading TensorFlow models from a local path or a TF-Hub-style handle, and a RunInference
-``ModelHandler`` for them (DESIGN §5).
+"""The one model loader (DESIGN §5): where a model is, copying it from a Beam filesystem, checking
+its ``metadata.json``, loading it, and the RunInference handlers that run it.
 
-Supported model specs (from config):
+The three models (``embedding``, the new-material ``classifier``, ``grooming``) are each stored as
+a directory holding ``model.keras`` and ``metadata.json``. Each model module declares its
+:class:`ModelKind` (reference directory, required metadata keys and their check) and calls it; a
+model spec (the settings ``embedding.model``, ``new_material.model``, ``grooming.model``, or a
+``--model`` flag) is then
 
-* ``path/to/model.keras`` — a Keras 3 model file (``keras.models.load_model``);
+* None: the reference model shipped in the package, ``csadetect/models/reference/<name>``;
+* a directory, or its ``model.keras`` file (the metadata next to it);
+* either of them on a Beam filesystem (``gs://...``, ``s3://...``, ``hdfs://...``, any scheme
+  registered with ``apache_beam.io.filesystems.FileSystems``): copied to a local cache first
+  (:func:`_local_copy`). A pipeline hands the URL itself to its workers (``worker_path``), and
+  each worker copies it: the launcher's cache path would not exist on a Dataflow or Flink worker.
+
+:func:`load_model` loads other TensorFlow formats too, for a model without our metadata:
+
+* ``path/to/model.keras`` — a Keras 3 model file (``keras.saving.load_model``);
 * ``path/to/saved_model_dir`` — a TensorFlow SavedModel (``tf.saved_model.load``; Keras 3 cannot
   load legacy SavedModels with ``load_model``), called through its ``serving_default`` signature
   or its ``__call__``;
@@ -11,29 +24,43 @@ Supported model specs (from config):
   under TF 2.21). There is no internet at run time here, so a handle must resolve locally (a
   directory, or a handle already in ``TFHUB_CACHE_DIR``).
 
-Any of them may sit on a Beam filesystem (``gs://...``, ``s3://...``, ``hdfs://...``, any scheme
-registered with ``apache_beam.io.filesystems.FileSystems``): it is copied to a local cache first.
-A missing or corrupt model raises :class:`ModelError` with one line saying what and where, at
-start-up (``check_model``) rather than deep inside a worker.
+A missing or corrupt model raises :class:`~csadetect.models.ModelError` with one line saying what
+and where, at start-up rather than deep inside a worker. :class:`BatchedModelHandler` is what every
+RunInference handler here shares (the model's path, swappable; batching; metrics namespace):
+``transforms.embed`` and ``transforms.classify`` subclass it for their models, and
+:class:`TFModelHandler` runs any model :func:`load_model` reads on numpy examples.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
+import shutil
 import tempfile
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import ExampleT, ModelHandler, ModelT, PredictionResult, PredictionT
 
+from csadetect.core import fs
 from csadetect.models import ModelError
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for an operator: its message, else its type's name."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def is_remote(path) -> bool:
     """True for a Beam filesystem URL (``gs://``, ``s3://``, ``hdfs://``, any registered scheme)."""
-    from csadetect.core.keys import is_url
-
-    return path is not None and is_url(str(path))
+    return path is not None and fs.is_url(str(path))
 
 
 def _local_copy(uri: str) -> str:
@@ -43,18 +70,12 @@ def _local_copy(uri: str) -> str:
     with one atomic rename, so concurrent worker processes never load a half-copied model."""
     if not is_remote(uri):
         return uri
-    import shutil
-
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
     base = uri.rstrip("/")
     name = base.rsplit("/", 1)[-1] or "model"
     try:
-        matches = FileSystems.match([base + "/**", base])
+        found = {m.path: m for pattern in (base + "/**", base) for m in fs.match(pattern) if not m.path.endswith("/")}
     except Exception as exc:  # BeamIOError: unknown scheme, no credentials, ...
         raise ModelError(f"model {uri} cannot be listed ({type(exc).__name__})") from None
-    found = {m.path: m for result in matches for m in result.metadata_list if not m.path.endswith("/")}
     if not found:
         raise ModelError(f"model not found: {uri}")
     listing = "\n".join(f"{p}\t{m.size_in_bytes}\t{m.last_updated_in_seconds}" for p, m in sorted(found.items()))
@@ -70,7 +91,7 @@ def _local_copy(uri: str) -> str:
             rel = path[len(base):].lstrip("/") if path != base else ""
             dest = os.path.join(staging, name, *rel.split("/")) if rel else os.path.join(staging, name)
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as src, open(dest, "wb") as out:
+            with fs.open_read(path) as src, open(dest, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
         try:
             os.rename(staging, cache)  # atomic; fails if another process published it first
@@ -80,6 +101,92 @@ def _local_copy(uri: str) -> str:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return os.path.join(cache, name)
+
+
+def _unreadable(what: str, where, exc: BaseException) -> ModelError:
+    reason = " ".join(str(exc).split())
+    detail = f"{type(exc).__name__}: {one_line(exc, 160)}" if reason else type(exc).__name__
+    return ModelError(f"cannot load {what} {where}: corrupt or unreadable ({detail})")
+
+
+def load_keras(path, what: str = "model"):
+    """A Keras 3 model file, uncompiled (inference only). Raises ModelError naming ``what``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    try:
+        return keras.saving.load_model(str(path), compile=False)
+    except Exception as exc:  # corrupt archive, wrong format, unknown layers ...
+        raise _unreadable(what, path, exc) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelKind:
+    """One of the project's models as stored: a directory with ``model.keras`` and ``metadata.json``.
+
+    ``name``: its reference directory (``reference/<name>``), and what errors about its files call
+    it (``<name> model``); ``title``: what a missing one is called (default ``<name> model``);
+    ``required``: the metadata keys it needs; ``check(metadata)`` raises ValueError or TypeError
+    for a bad value."""
+
+    name: str
+    title: str = ""
+    required: tuple[str, ...] = ()
+    check: Optional[Callable[[dict], None]] = None
+
+    def __post_init__(self):
+        if not self.title:
+            object.__setattr__(self, "title", f"{self.name} model")
+
+    @property
+    def reference(self) -> Path:
+        """The reference model shipped in the package."""
+        return REFERENCE_DIR / self.name
+
+    def path(self, spec=None) -> Path:
+        """Local path of a model spec: the reference model for None; a Beam filesystem URL is
+        copied to the local cache first."""
+        if not spec:
+            return self.reference
+        return Path(_local_copy(str(spec))) if is_remote(spec) else Path(spec)
+
+    def worker_path(self, spec=None) -> str:
+        """The spec as a pipeline hands it to its workers: a remote model keeps its URL (each worker
+        copies it), a local one becomes its path."""
+        return str(spec) if is_remote(spec) else str(self.path(spec))
+
+    def metadata(self, spec=None) -> dict:
+        """The model's checked ``metadata.json``, without loading TensorFlow (start-up checks, the
+        launcher of a Dataflow job). Raises ModelError."""
+        return self._read(self.path(spec))[1]
+
+    def load(self, spec=None) -> tuple[Any, dict, Path]:
+        """``(keras model, metadata, local path)``. Raises ModelError with a one-line reason."""
+        path = self.path(spec)
+        model_file, metadata = self._read(path)
+        if not model_file.is_file():
+            raise ModelError(f"{self.title} not found: {model_file}")
+        return load_keras(model_file, f"{self.name} model"), metadata, path
+
+    def _read(self, path: Path) -> tuple[Path, dict]:
+        model_file = path if path.suffix == ".keras" else path / MODEL_FILE
+        meta_file = model_file.parent / METADATA_FILE
+        if not path.exists():
+            raise ModelError(f"{self.title} not found: {path}")
+        if not meta_file.is_file():
+            raise ModelError(f"{self.title} metadata not found: {meta_file}")
+        try:
+            metadata = json.loads(meta_file.read_text(encoding="utf-8"))
+            if not isinstance(metadata, dict):
+                raise ValueError("not a JSON object")
+            missing = [k for k in self.required if k not in metadata]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+            if self.check is not None:
+                self.check(metadata)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"bad {self.name} model metadata {meta_file}: {one_line(exc)}") from None
+        return model_file, metadata
 
 
 class LoadedModel:
@@ -102,8 +209,6 @@ def load_model(spec: str) -> LoadedModel:
     """Load a model from a path or handle (see module docstring). Raises ModelError."""
     if not spec:
         raise ModelError("no model configured")
-    import tensorflow as tf
-
     hub = spec.startswith("hub:")
     target = spec[4:] if hub else spec
     try:
@@ -114,17 +219,17 @@ def load_model(spec: str) -> LoadedModel:
         raise ModelError(f"model {spec} cannot be read ({type(exc).__name__})") from None
     if not hub and not os.path.exists(path):
         raise ModelError(f"model not found: {spec}")
+    if not hub and (path.endswith(".keras") or path.endswith(".h5")):
+        model = load_keras(path)
+        return LoadedModel(lambda x: model(x, training=False), spec, "keras", model)
+    import tensorflow as tf
+
     try:
         if hub:
             import tensorflow_hub
 
             module = tensorflow_hub.load(path)
             return LoadedModel(lambda x: module(x), spec, "hub", module)
-        if path.endswith(".keras") or path.endswith(".h5"):
-            import keras
-
-            model = keras.models.load_model(path, compile=False)
-            return LoadedModel(lambda x: model(x, training=False), spec, "keras", model)
         if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             obj = tf.saved_model.load(path)
             sig = getattr(obj, "signatures", {}).get("serving_default") if hasattr(obj, "signatures") else None
@@ -132,16 +237,13 @@ def load_model(spec: str) -> LoadedModel:
                 name = list(sig.structured_input_signature[1].keys())[0]
                 return LoadedModel(lambda x: sig(**{name: tf.constant(x)}), spec, "saved_model", obj)
             return LoadedModel(lambda x: obj(x), spec, "saved_model", obj)
-        if os.path.isdir(path):
-            keras_files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
-            if len(keras_files) == 1:
-                return load_model(os.path.join(path, keras_files[0]))
-        raise ModelError(f"model {spec}: not a .keras file, SavedModel directory or hub: handle")
-    except ModelError:
-        raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"model {spec} is corrupt or unreadable: {first}") from None
+        raise _unreadable("model", spec, exc) from None
+    if os.path.isdir(path):
+        keras_files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
+        if len(keras_files) == 1:
+            return load_model(os.path.join(path, keras_files[0]))
+    raise ModelError(f"model {spec}: not a .keras file, SavedModel directory or hub: handle")
 
 
 def check_model(spec: str, example: Optional[np.ndarray] = None) -> LoadedModel:
@@ -155,36 +257,47 @@ def check_model(spec: str, example: Optional[np.ndarray] = None) -> LoadedModel:
     return model
 
 
-class TFModelHandler(ModelHandler[np.ndarray, PredictionResult, LoadedModel]):
-    """RunInference handler for our TensorFlow models: numpy examples in, batched, one model copy
-    per worker process (RunInference's shared handle), swappable through ``update_model_path``
-    (RunInference's ``model_metadata_pcoll`` side input, e.g. ``WatchFilePattern``)."""
+class BatchedModelHandler(ModelHandler[ExampleT, PredictionT, ModelT]):
+    """What every RunInference handler here shares: the model's path or URL, swappable through
+    ``update_model_path`` (RunInference's ``model_metadata_pcoll`` side input, e.g.
+    ``WatchFilePattern``); ``BatchElements`` arguments; the metrics namespace. RunInference keeps
+    one model copy per worker process. A subclass loads its model from :attr:`model_uri`
+    (``load_model``) and runs a batch (``run_inference``)."""
 
-    def __init__(
-        self,
-        model_uri: str,
-        min_batch_size: int = 1,
-        max_batch_size: int = 64,
-        max_batch_duration_secs: Optional[int] = None,
-        dtype: str = "float32",
-    ):
+    def __init__(self, model_uri: Optional[str], min_batch_size: int = 1, max_batch_size: int = 64,
+                 max_batch_duration_secs: Optional[float] = None):
         super().__init__()
         self._model_uri = model_uri
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
         if max_batch_duration_secs:
             self._batching["max_batch_duration_secs"] = max_batch_duration_secs
-        self._dtype = dtype
 
     @property
-    def model_uri(self) -> str:
+    def model_uri(self) -> Optional[str]:
         return self._model_uri
-
-    def load_model(self) -> LoadedModel:
-        return load_model(self._model_uri)
 
     def update_model_path(self, model_path: Optional[str] = None):
         if model_path:
             self._model_uri = model_path
+
+    def batch_elements_kwargs(self):
+        return dict(self._batching)
+
+    def get_metrics_namespace(self) -> str:
+        return "csadetect_inference"
+
+
+class TFModelHandler(BatchedModelHandler[np.ndarray, PredictionResult, LoadedModel]):
+    """RunInference handler for any model :func:`load_model` reads: numpy examples in, stacked
+    into one batch, a ``PredictionResult`` per example out."""
+
+    def __init__(self, model_uri: str, min_batch_size: int = 1, max_batch_size: int = 64,
+                 max_batch_duration_secs: Optional[int] = None, dtype: str = "float32"):
+        super().__init__(model_uri, min_batch_size, max_batch_size, max_batch_duration_secs)
+        self._dtype = dtype
+
+    def load_model(self) -> LoadedModel:
+        return load_model(self.model_uri)
 
     def run_inference(
         self, batch: Sequence[np.ndarray], model: LoadedModel, inference_args: Optional[dict] = None
@@ -194,13 +307,7 @@ class TFModelHandler(ModelHandler[np.ndarray, PredictionResult, LoadedModel]):
         else:
             stacked = np.stack([np.asarray(x, dtype=self._dtype) for x in batch])
         outputs = model(stacked)
-        return [PredictionResult(x, y, model_id=self._model_uri) for x, y in zip(batch, outputs)]
+        return [PredictionResult(x, y, model_id=self.model_uri) for x, y in zip(batch, outputs)]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return sum(getattr(x, "nbytes", 0) for x in batch)
-
-    def batch_elements_kwargs(self):
-        return dict(self._batching)
-
-    def get_metrics_namespace(self) -> str:
-        return "csadetect_inference"

@@ -1,17 +1,20 @@
-"""pipelines package: entry points that wire ``transforms/`` into Beam graphs."""
+"""pipelines package: entry points that wire ``transforms/`` into Beam graphs (:mod:`.detect`,
+:mod:`.feedback`), their options (:mod:`.options`) and event sources (:mod:`.sources`)."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Callable
 
+from apache_beam.metrics.metric import MetricsFilter
+
+from csadetect.config.settings import ConfigError
+from csadetect.transforms.common import NAMESPACE
+
 
 def counter_values(result) -> dict[str, int]:
     """Committed counter values of the run, by name (attempted where a runner has no committed)."""
-    from apache_beam.metrics.metric import MetricsFilter
-
-    from csadetect.transforms.common import NAMESPACE
-
     out: dict[str, int] = {}
     try:
         counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
@@ -23,23 +26,10 @@ def counter_values(result) -> dict[str, int]:
     return out
 
 
-def share_options(parser) -> None:
-    """Let an options class define options another one in the process defines too. Run as
-    ``python -m csadetect.pipelines.detect``, the module exists twice (``__main__`` and ``csadetect.pipelines.detect``),
-    and Beam parses every ``PipelineOptions`` subclass with one parser; the two pipelines also
-    share ``--config``, ``--public_key``, ``--verdict_subscription`` and ``--window_seconds``."""
-    for container in [parser] + list(getattr(parser, "_action_groups", [])):
-        container.conflict_handler = "resolve"
-
-
 def pipeline_main(argv, prog: str, doc: str, options_cls, run: Callable, summary: Callable) -> int:
     """The shared ``main`` of a pipeline entry point: ``--help`` lists the pipeline's own options
     (Beam's pass through), a :class:`csadetect.config.settings.ConfigError` becomes one line and exit
     code 2, and ``summary(run(argv))`` is printed as one JSON line."""
-    import argparse
-
-    from csadetect.config.settings import ConfigError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--help" in argv or "-h" in argv:
         parser = argparse.ArgumentParser(

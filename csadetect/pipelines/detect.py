@@ -18,45 +18,37 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
+from csadetect.config.profiles import DETECT_KEYS, profile_settings
 from csadetect.config.settings import ConfigError, Settings
-from csadetect.pipelines import counter_values
-from csadetect.pipelines.sources import ReadEvents, Source, add_input_args  # noqa: F401 (Source, ReadEvents re-exported)
+from csadetect.core.timeutil import utc_iso, utc_now
+from csadetect.indicators.index import load_index
+from csadetect.indicators.snapshot import SnapshotError
+from csadetect.models import ModelError
+from csadetect.models.classifier import NewMaterialClassifier
+from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
+from csadetect.models.grooming import GroomingModel
+from csadetect.pipelines import counter_values, pipeline_main
+from csadetect.pipelines.options import (
+    DetectOptions, check_options, help_options, local_storage, print_effective, resolve_profile,
+)
+from csadetect.pipelines.sources import ReadEvents, Source
+from csadetect.reports.crypto import ReportKeyError, ReportKeys
+from csadetect.transforms.classify import ClassifyNew, NewMaterialPolicy
 from csadetect.transforms.common import DEAD_LETTER
 from csadetect.transforms.content import ResolveContent
 from csadetect.transforms.decide import REVIEW, Decide, DropUnscanned
+from csadetect.transforms.embed import EmbedImages
+from csadetect.transforms.grooming import ClassifyGrooming
 from csadetect.transforms.hash import TEXT, HashMedia
 from csadetect.transforms.match import MatchIndicators
+from csadetect.transforms.orders import NOT_COVERED, ApplyOrders
 from csadetect.transforms.parse import ParseEvents
-from csadetect.transforms.report import BuildReports, DedupReports
+from csadetect.transforms.report import BuildReports, DedupReports, SealAndSign
+from csadetect.transforms.review import ApplyVerdicts, ExpireReview, QueueForReview, WriteReviewItems
 from csadetect.transforms.sinks import WriteDeadLetters, WriteReports
+from csadetect.transforms.stats import WriteStats, stat_of
 
 LOG = logging.getLogger("csadetect.detect")
-
-
-class DetectOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        from csadetect.pipelines import share_options
-
-        share_options(parser)
-        parser.add_argument("--config", default=None, help="YAML config merged over csadetect/config/default.yaml")
-        add_input_args(parser)  # --input_*, --read_via, --kafka_*, --expansion_service (csadetect/pipelines/sources.py)
-        parser.add_argument("--indicators", default=None, help="indicator snapshot dir (overrides config)")
-        parser.add_argument("--public_key", default=None, help="Ed25519 public key of the snapshots (overrides config)")
-        parser.add_argument("--report_dir", default=None, help="report files directory (overrides config)")
-        parser.add_argument("--report_topic", default=None, help="projects/P/topics/T for reports")
-        parser.add_argument("--review_topic", default=None, help="projects/P/topics/T for hits awaiting review")
-        parser.add_argument("--review_dir", default=None, help="directory for hits awaiting review")
-        parser.add_argument("--dead_letter_dir", default=None, help="dead-letter files directory")
-        parser.add_argument("--dead_letter_topic", default=None, help="projects/P/topics/T for dead letters")
-        parser.add_argument("--poll_seconds", type=float, default=None, help="indicator snapshot poll interval")
-        parser.add_argument("--verdict_subscription", default=None,
-                            help="projects/P/subscriptions/S of reviewer verdicts (overrides review.verdict_subscription)")
-        parser.add_argument("--signing_key", default=None, help="provider Ed25519 private key (overrides reports.signing_key)")
-        parser.add_argument("--evidence_key", default=None, help="provider X25519 evidence key (overrides reports.evidence_key)")
-        parser.add_argument("--centre_public_key", default=None, help="EU Centre X25519 public key (overrides config)")
-        parser.add_argument("--stats_dir", default=None, help="id-free stats for the transparency report (overrides config)")
-        parser.add_argument("--window_seconds", type=int, default=60, help="file window in streaming mode")
 
 
 def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
@@ -90,17 +82,15 @@ def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
 def check_orders(settings: Settings, now=None) -> list:
     """Refuse to start without an active detection order (Art. 7); warn about enabled detectors
     that no active order covers. Returns the active orders."""
-    from datetime import datetime, timezone
-
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     active = settings.active_orders(now)
     if not active:
         known = ", ".join(f"{o.order_id} ({o.start:%Y-%m-%d} to {o.end:%Y-%m-%d})" for o in settings.orders) or "none"
-        raise ConfigError(f"no active detection order at {now:%Y-%m-%dT%H:%M:%SZ} (Art. 7): configured orders: {known}; "
+        raise ConfigError(f"no active detection order at {utc_iso(now)} (Art. 7): configured orders: {known}; "
                           "detection may only run under an order (config key `orders`)")
     for o in active:
         LOG.info("detection order %s (%s): %s on %s until %s", o.order_id, o.authority, ", ".join(o.detection_types),
-                 ", ".join(o.services), o.end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                 ", ".join(o.services), utc_iso(o.end))
     enabled = {"known": True, "new": settings.new_material.enabled, "grooming": settings.grooming.enabled}
     for dtype, on in enabled.items():
         if on and not any(dtype in o.detection_types for o in active):
@@ -110,11 +100,9 @@ def check_orders(settings: Settings, now=None) -> list:
 
 def check_report_keys(settings: Settings):
     """Load the report keys once at start-up (a missing key stops here with one line)."""
-    from csadetect.review.store import ReportKeys, ReviewError
-
     try:
         keys = ReportKeys.load(settings.reports)
-    except ReviewError as exc:
+    except ReportKeyError as exc:
         raise ConfigError(f"{exc} (create them with `csadetect reports keygen` / `centre-keygen`)") from None
     if keys.signing is None:
         LOG.warning("reports.signing_key is not set: reports will NOT be signed")
@@ -127,24 +115,18 @@ def check_report_keys(settings: Settings):
 class ResolvedModels:
     """What the graph needs to know about the configured image models (from their metadata)."""
 
-    embedding: Optional[object] = None  # csadetect.models.embedding.EmbeddingSpec
-    new_material: Optional[object] = None  # csadetect.transforms.classify.NewMaterialPolicy
+    embedding: Optional[EmbeddingSpec] = None
+    new_material: Optional[NewMaterialPolicy] = None
 
 
 def resolve_models(settings: Settings) -> ResolvedModels:
     """Read the image models' metadata (no TensorFlow) and check they fit together. Raises
     ConfigError with one line for a missing or mismatched model."""
-    from csadetect.models import ModelError
-
     embedding = new_material = None
     try:
         if settings.embedding.enabled:
-            from csadetect.models.embedding import EmbeddingSpec
-
             embedding = EmbeddingSpec.resolve(settings.embedding)
         if settings.new_material.enabled:
-            from csadetect.transforms.classify import NewMaterialPolicy
-
             new_material = NewMaterialPolicy.resolve(settings.new_material)
     except ModelError as exc:
         raise ConfigError(f"{exc} (set embedding.enabled / new_material.enabled: false to run without it)") from None
@@ -168,11 +150,6 @@ def build_pipeline(
     """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections.
     ``models``: from :func:`resolve_models` (resolved here when not given); ``clock``: a callable
     returning the current UTC datetime for the detection-order check (tests inject one)."""
-    from csadetect.transforms.orders import NOT_COVERED, ApplyOrders
-    from csadetect.transforms.report import SealAndSign
-    from csadetect.transforms.review import ApplyVerdicts, ExpireReview, QueueForReview, WriteReviewItems
-    from csadetect.transforms.stats import WriteStats, stat_of
-
     models = models if models is not None else resolve_models(settings)
     emb = models.embedding
     sinks = settings.sinks
@@ -185,8 +162,6 @@ def build_pipeline(
         settings.limits, settings.match, emb.input_size if emb else 0, settings.embedding.flip, evidence_key
     )
     if settings.grooming.enabled:
-        from csadetect.transforms.grooming import ClassifyGrooming
-
         g = settings.grooming
         flagged = hashed[TEXT] | "ClassifyGrooming" >> ClassifyGrooming(g.model, g.threshold, g.inactivity_seconds)
     else:
@@ -194,13 +169,9 @@ def build_pipeline(
         flagged = None
     items = hashed.hashed
     if emb is not None:
-        from csadetect.transforms.embed import EmbedImages
-
         items = items | "EmbedImages" >> EmbedImages(emb.path, settings.embedding.batching, streaming)
     matched = items | "MatchIndicators" >> MatchIndicators(settings.indicators, settings.match, emb)
     if models.new_material is not None:
-        from csadetect.transforms.classify import ClassifyNew
-
         matched = matched | "ClassifyNew" >> ClassifyNew(models.new_material, settings.new_material.batching, streaming)
     decided = matched | "Decide" >> Decide(settings.match, settings.embedding.auto_confirm_similarity)
 
@@ -271,9 +242,6 @@ def build_pipeline(
 def check_indicators(settings: Settings):
     """Load and verify the snapshot once before the graph is built, so a missing or tampered
     database stops start-up with one clear line instead of failing inside every worker."""
-    from csadetect.indicators.index import load_index
-    from csadetect.indicators.snapshot import SnapshotError
-
     try:
         return load_index(settings.indicators.path, settings.indicators.public_key, settings.match)
     except (SnapshotError, OSError, ValueError) as exc:
@@ -282,8 +250,6 @@ def check_indicators(settings: Settings):
 
 def check_grooming_model(settings: Settings):
     """Load the grooming model once at start-up: a missing or corrupt model stops here."""
-    from csadetect.models.grooming import GroomingModel, ModelError
-
     try:
         model = GroomingModel.load(settings.grooming.model)
     except ModelError as exc:
@@ -294,18 +260,12 @@ def check_grooming_model(settings: Settings):
 
 def check_image_models(settings: Settings, models: ResolvedModels) -> None:
     """Load the image models once at start-up so a corrupt file stops here, not in a worker."""
-    from csadetect.models import ModelError
-
     try:
         if models.embedding is not None:
-            from csadetect.models.embedding import EmbeddingModel
-
             EmbeddingModel.load(models.embedding.path)
             LOG.info("embedding model %s loaded (near-duplicate similarity >= %.4f)",
                      models.embedding.version, models.embedding.threshold)
         if models.new_material is not None:
-            from csadetect.models.classifier import NewMaterialClassifier
-
             NewMaterialClassifier.load(models.new_material.model_path)
             p = models.new_material
             LOG.info("new-material classifier %s loaded (review >= %.3f, report >= %.3f, review required: %s)",
@@ -321,8 +281,6 @@ def run(argv=None, save_main_session: bool = False):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("faiss.loader", "apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from csadetect.pipelines.options import DETECT_KEYS, check_options, local_storage, print_effective, profile_settings, resolve_profile
-
     argv, profile = resolve_profile(argv)  # --profile NAME|PATH (config/NAME.yaml): the command line wins
     options = PipelineOptions(argv)
     opts = options.view_as(DetectOptions)
@@ -365,9 +323,6 @@ def summary(result) -> dict:
 
 
 def main(argv=None) -> int:
-    from csadetect.pipelines import pipeline_main
-    from csadetect.pipelines.options import help_options
-
     return pipeline_main(argv, "csadetect run", __doc__, help_options(DetectOptions), run, summary)
 
 

@@ -21,7 +21,15 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
+from csadetect.config.profiles import FEEDBACK_KEYS, profile_settings
 from csadetect.config.settings import ConfigError, Settings
+from csadetect.core import fs
+from csadetect.core.keys import load_public_key
+from csadetect.core.timeutil import parse_time, utc_iso
+from csadetect.pipelines import counter_values, pipeline_main
+from csadetect.pipelines.options import (
+    FeedbackOptions, check_options, help_options, local_storage, print_effective, resolve_profile,
+)
 from csadetect.transforms.feedback import (
     Alerts,
     JoinVerdicts,
@@ -30,10 +38,7 @@ from csadetect.transforms.feedback import (
     ParseVerdicts,
     PrecisionPerDetector,
     ScheduleNotifications,
-    parse_time,
-    utc_now,
 )
-from csadetect.pipelines import counter_values  # noqa: F401 (used below; re-exported)
 from csadetect.transforms.sinks import WriteRecords
 
 LOG = logging.getLogger("csadetect.feedback")
@@ -51,45 +56,6 @@ SUMMARY_COUNTERS = {
     "notifications": "feedback_notification",
     "examples": "feedback_example",
 }
-
-
-class FeedbackOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        # --config, --public_key and --window_seconds mean the same here as in the detection
-        # pipeline's DetectOptions (same dest, type and default). Beam parses every PipelineOptions
-        # class of the process with one parser, so whichever class comes first defines a shared
-        # option and the other's identical definition must not fail as a conflict.
-        from csadetect.pipelines import share_options
-
-        share_options(parser)
-
-        def add(*args, **kwargs):
-            if not any(a in getattr(parser, "_option_string_actions", {}) for a in args):
-                parser.add_argument(*args, **kwargs)
-
-        add("--config", default=None, help="YAML config merged over csadetect/config/default.yaml")
-        add("--report_glob", default=None,
-            help="JSON Lines report files (default: <sinks.report_dir>/*.jsonl)")
-        add("--report_subscription", default=None,
-            help="projects/P/subscriptions/S of reports (one JSON report per message; streaming)")
-        add("--verdict_glob", default=None,
-            help="JSON Lines files of EU Centre verdicts (default: feedback.verdict_glob)")
-        add("--verdict_subscription", default=None,
-            help="projects/P/subscriptions/S of EU Centre verdicts (default: feedback.subscription; streaming)")
-        add("--out_dir", default=None, help="precision, alerts and examples (default: feedback.out_dir)")
-        add("--notifications_dir", default=None, help="notification files (default: feedback.notifications_dir)")
-        add("--notifications_topic", default=None, help="projects/P/topics/T for notifications")
-        add("--precision_floor", type=float, default=None, help="alert below this precision (default: config)")
-        add("--min_verdicts", type=int, default=None, help="verdicts needed before an alert (default: config)")
-        add("--now", default=None, help="RFC 3339 time used as 'now' (batch tests); default: the real time")
-        add("--public_key", default=None,
-            help="provider Ed25519 public key: reports whose signature does not verify are dropped")
-        add("--window_seconds", type=int, default=60, help="file window in streaming mode")
-        add("--precision_every_seconds", type=float, default=0.0,
-            help="streaming: re-emit precision at most this often (0 = on every verdict)")
-        add("--unknown_grace_seconds", type=float, default=600.0,
-            help="streaming: how long a verdict waits for its report before it counts as unknown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,17 +168,13 @@ def read_precision(out_dir: Optional[str], at: str) -> list[dict]:
     """The precision records this run wrote (``at`` is the run's clock) from ``out_dir``."""
     if not out_dir:
         return []
-    from apache_beam.io.filesystems import FileSystems
-
     records = []
-    pattern = FileSystems.join(out_dir, "precision-*.jsonl")
-    for match in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(match.path) as fh:
-            for line in fh.read().decode("utf-8").splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    if record.get("at") == at:
-                        records.append(record)
+    for match in fs.match(fs.join(out_dir, "precision-*.jsonl")):
+        for line in fs.read_text(match.path).splitlines():
+            if line.strip():
+                record = json.loads(line)
+                if record.get("at") == at:
+                    records.append(record)
     return sorted(records, key=lambda r: (r["detector"], r["detector_version"]))
 
 
@@ -239,8 +201,6 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from csadetect.pipelines.options import FEEDBACK_KEYS, check_options, local_storage, print_effective, profile_settings, resolve_profile
-
     argv, profile = resolve_profile(argv)  # --profile NAME|PATH (config/NAME.yaml): the command line wins
     options = PipelineOptions(argv)
     opts = options.view_as(FeedbackOptions)
@@ -261,15 +221,13 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
     if local:
         LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
     if opts.public_key and not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the workers load it
-        from csadetect.core.keys import load_public_key
-
         try:
             load_public_key(opts.public_key)
         except Exception as exc:
             raise ConfigError(f"--public_key: {exc}") from None
     # batch: one clock for the whole run (every record of the run has the same `at`);
     # streaming: the real time of each update unless --now pins it
-    now = opts.now or (None if std.streaming else utc_now())
+    now = opts.now or (None if std.streaming else utc_iso())
     fb = settings.feedback
     LOG.info("feedback: precision floor %.3f after %d verdicts; notifications %d days after a report",
              fb.precision_floor, fb.min_verdicts, fb.notify_after_days)
@@ -283,26 +241,8 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
 
 
 def main(argv=None) -> int:
-    from csadetect.pipelines import pipeline_main
-    from csadetect.pipelines.options import help_options
-
     return pipeline_main(argv, "csadetect feedback", __doc__, help_options(FeedbackOptions), run,
                          lambda outcome: outcome.summary())
-
-
-def _cmd_feedback(args) -> int:
-    config = getattr(args, "config", None)
-    return main((["--config", config] if config else []) + list(getattr(args, "extra", []) or []))
-
-
-def register(subparsers):
-    """``csadetect feedback``: Beam pipeline options pass through (like ``csadetect run``)."""
-    p = subparsers.add_parser(
-        "feedback", help="join EU Centre verdicts to reports: precision, alerts, examples, notifications",
-        add_help=False,
-    )
-    p.set_defaults(func=_cmd_feedback, passthrough=True)
-    return p
 
 
 if __name__ == "__main__":

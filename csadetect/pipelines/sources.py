@@ -59,15 +59,22 @@ Flink finalises a checkpoint: without ``--checkpointing_interval`` nothing is ev
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import mimetypes
 import re
 from typing import Optional
 
 import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.external.gcp.pubsub import ReadFromPubSub as XlangReadFromPubSub
+from apache_beam.io.kafka import ReadFromKafka
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.transforms.external import BeamJarExpansionService, JavaJarExpansionService
 
 from csadetect.config.settings import ConfigError
+from csadetect.core.ids import derived_id
+from csadetect.core.timeutil import utc_iso
+from csadetect.media.hashing import is_video_path
 
 READ_VIA = ("native", "xlang_pubsub", "kafka")
 SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
@@ -205,8 +212,6 @@ def expansion_service_for(source: Source, default_target: Optional[str]):
     """What to hand a cross-language transform as its expansion service: the ``host:port``
     address given, a ``JavaJarExpansionService`` for a local jar path, Beam's released jar for
     ``default_target`` (a Gradle target), or None (the transform's own default)."""
-    from apache_beam.transforms.external import BeamJarExpansionService, JavaJarExpansionService
-
     given = source.expansion_service
     if given:
         return JavaJarExpansionService(given) if given.endswith(".jar") else given
@@ -219,13 +224,9 @@ def source_transform(source: Source) -> beam.PTransform:
     """The Beam read transform for ``source`` (not applied: applying a cross-language transform
     contacts its expansion service). ``ReadEvents`` adds the per-source steps after it."""
     if source.read_via == "xlang_pubsub":
-        from apache_beam.io.external.gcp.pubsub import ReadFromPubSub as XlangReadFromPubSub
-
         return XlangReadFromPubSub(subscription=source.subscription, with_attributes=True,
                                    expansion_service=expansion_service_for(source, PUBSUB_EXPANSION_TARGET))
     if source.read_via == "kafka":
-        from apache_beam.io.kafka import ReadFromKafka
-
         config = source.consumer_config()
         return ReadFromKafka(
             consumer_config=config,
@@ -237,24 +238,19 @@ def source_transform(source: Source) -> beam.PTransform:
         return beam.io.ReadFromPubSub(subscription=source.subscription, with_attributes=True)
     if source.glob:
         return beam.io.ReadFromText(source.glob)
-    from apache_beam.io import fileio
-
     return fileio.MatchFiles(source.media_glob)
 
 
 def media_file_event(path: str) -> bytes:
     """An upload event for a media file (content read later through its URI)."""
-    from csadetect.events.event import utc_now
-    from csadetect.media.hashing import is_video_path
-
     mime = mimetypes.guess_type(path)[0] or ("video/mp4" if is_video_path(path) else "image/jpeg")
     kind = "video" if mime.startswith("video/") else "image"
     event = {
-        "event_id": "file-" + hashlib.sha256(path.encode()).hexdigest()[:24],
+        "event_id": "file-" + derived_id(path, length=24),
         "provider": "local-files",
         "service": "files",
         "kind": kind,
-        "occurred_at": utc_now(),
+        "occurred_at": utc_iso(),
         "account": "local",
         "mime": mime,
         "content_uri": path,
@@ -291,8 +287,6 @@ class ReadEvents(beam.PTransform):
     def expand(self, pbegin):
         s = self._source
         if s.read_via in ("xlang_pubsub", "kafka"):
-            from apache_beam.options.pipeline_options import StandardOptions
-
             if not pbegin.pipeline.options.view_as(StandardOptions).streaming:
                 raise ConfigError(f"--read_via {s.read_via} reads an unbounded stream: it needs --streaming")
         read = source_transform(s)

@@ -10,12 +10,15 @@
   ``"x25519-aesgcm-v1:<centre key_id>:<base64(ephemeral public key || nonce || ciphertext)>"``.
 
 Order: :func:`seal_evidence` first, then :func:`sign_report`, so the signature covers the
-ciphertext. Errors are :class:`ReportSignatureError` and :class:`EvidenceError`, one line each.
+ciphertext. Errors are :class:`ReportSignatureError`, :class:`EvidenceError` and
+:class:`ReportKeyError`, one line each. :class:`ReportKeys` holds the provider's keys as configured
+(``reports.signing_key``, ``evidence_key``, ``centre_public_key``).
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import os
 from typing import Any, Union
@@ -27,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from csadetect.core import keys as signing
+from csadetect.reports.schema import REPORT_FIELDS
 
 SIGNATURE_SCHEME = "ed25519"
 SEAL_VERSION = "x25519-aesgcm-v1"
@@ -50,6 +54,10 @@ class EvidenceError(ValueError):
     """Evidence that cannot be sealed or opened, or an unusable centre key; the message is one line."""
 
 
+class ReportKeyError(ValueError):
+    """A configured report key that cannot be loaded; the message is one line."""
+
+
 # ------------------------------------------------------------------------------- signatures
 
 
@@ -61,8 +69,6 @@ def _report_label(report: Any) -> str:
 def _signed_fields(report: dict) -> dict:
     """Every field but ``signature``; schema fields that are absent count as null, so a report
     read back from JSON Lines (nulls kept or dropped) or from Parquet gives the same bytes."""
-    from csadetect.reports.schema import REPORT_FIELDS
-
     fields = dict.fromkeys(REPORT_FIELDS)
     fields.update(report)
     fields.pop("signature", None)
@@ -325,3 +331,37 @@ def reseal_for_centre(report: dict, token: str, evidence_private_key, centre_pub
     the provider by :func:`seal_content` for ``report['event_id']``), re-sealed for the Centre."""
     mime, content = open_content(token, evidence_private_key, report["event_id"])
     return seal_evidence(report, content, mime, centre_public_key)
+
+
+# ------------------------------------------------------------------------- the provider's keys
+
+
+@dataclasses.dataclass
+class ReportKeys:
+    """The provider's keys that protect hits: Ed25519 ``signing`` key, X25519 ``evidence`` key (its
+    public half seals content after hashing), and the EU Centre's X25519 ``centre`` public key.
+    Any of them may be None (that protection is then off, and start-up says so)."""
+
+    signing: Any = None
+    evidence: Any = None
+    centre: Any = None
+
+    @classmethod
+    def load(cls, reports) -> "ReportKeys":
+        """From :class:`csadetect.config.settings.ReportSettings`; raises ReportKeyError with one line."""
+        try:
+            sk = signing.load_private_key(reports.signing_key) if reports.signing_key else None
+            ek = load_evidence_private_key(reports.evidence_key) if reports.evidence_key else None
+            ck = load_centre_public_key(reports.centre_public_key) if reports.centre_public_key else None
+        except (EvidenceError, signing.SigningError, OSError, ValueError) as exc:
+            raise ReportKeyError(f"report keys: {exc}") from None
+        if not reports.include_evidence:
+            ek = ck = None
+        return cls(sk, ek, ck)
+
+    @property
+    def seals_evidence(self) -> bool:
+        return self.evidence is not None and self.centre is not None
+
+    def evidence_public(self):
+        return self.evidence.public_key() if self.evidence is not None else None

@@ -46,13 +46,15 @@ never quote content.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import functools
 import ipaddress
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
+
+from csadetect.core.ids import is_safe_id
+from csadetect.core.timeutil import parse_time, utc_iso
 
 XSD_PATH = Path(__file__).resolve().parent / "schemas" / "cybertipline_subset.xsd"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -79,7 +81,6 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _URL = re.compile(r"https?://\S+")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # characters XML 1.0 cannot carry (control characters, surrogates, U+FFFE/U+FFFF)
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _HASH_LENGTHS = {"content_md5": 32, "content_sha256": 64, "content_pdq": 64}
@@ -98,7 +99,7 @@ def report_label(report: Mapping[str, Any]) -> str:
     if not rid:
         return "report (no report_id)"
     text = str(rid)
-    return f"report {text}" if _SAFE_ID.fullmatch(text) else f"report {text[:64]!r}"
+    return f"report {text}" if is_safe_id(text) else f"report {text[:64]!r}"
 
 
 def _given(value: Any) -> bool:
@@ -129,16 +130,10 @@ def _yes(value: Any) -> str:
 
 def _zoned_time(value: Any, field: str, label: str) -> str:
     """An RFC 3339 time as UTC ``YYYY-MM-DDThh:mm:ss[.ffffff]Z``; refuses a time without a zone."""
-    text = str(value).strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
     try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise NcmecExportError(f"{label}: {field} is not an RFC 3339 time") from None
-    if parsed.tzinfo is None:
-        raise NcmecExportError(f"{label}: {field} has no time zone")
-    return parsed.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        return utc_iso(parse_time(str(value), field=field), timespec="auto")
+    except ValueError as exc:
+        raise NcmecExportError(f"{label}: {exc}") from None
 
 
 def _hash(report: Mapping[str, Any], field: str, label: str) -> Optional[str]:
@@ -204,7 +199,7 @@ def _reporter(root: ET.Element, reporter: Mapping[str, str]) -> None:
 
 def _check_reportable(report: Mapping[str, Any], label: str) -> str:
     rid = report.get("report_id")
-    if not (isinstance(rid, str) and _SAFE_ID.fullmatch(rid)):
+    if not is_safe_id(rid):
         raise NcmecExportError(f"{label}: report_id is missing or not a plain identifier")
     dtype = report.get("detection_type")
     if dtype not in INCIDENT_TYPE:

@@ -1,4 +1,5 @@
-"""Hit reports (DESIGN §7: Art. 13 and Annex III fields known at detection time).
+"""The report schema (DESIGN §7: Art. 13 and Annex III fields known at detection time) and how a
+hit fills it (:func:`hit_report`); :mod:`csadetect.reports.records` takes it from there.
 
 A report is a flat dict that matches :data:`REPORT_SCHEMA` (Parquet) and serialises to one JSON
 line. ``report_id`` is deterministic in (provider, event id, detector) so a redelivered event
@@ -7,13 +8,15 @@ evidence, third-country referral) are present and null until those stages exist.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import pyarrow as pa
 
-from csadetect.events.event import utc_now
+from csadetect.core.ids import derived_id
+from csadetect.core.timeutil import utc_iso
+from csadetect.reports.hits import MatchedItem
+from csadetect.signals import get
 
 SCHEMA_VERSION = "1.2"  # 1.1: threshold; 1.2: order_id, conversation_id, risk_patterns, reviewed_at
 
@@ -66,15 +69,12 @@ REPORT_SCHEMA = pa.schema(
 )
 
 
-_KIND_ORDER = {"sha256": 0, "md5": 1, "vpdq": 2, "pdq": 3, "embedding": 4}
-
-
 def report_id(provider: str, event_id: str, detector: str) -> str:
-    return hashlib.sha256(f"{provider}\x1f{event_id}\x1f{detector}".encode()).hexdigest()[:32]
+    return derived_id(provider, event_id, detector)
 
 
-def hit_report(matched, provider) -> dict[str, Any]:
-    """Report record for a hit (``matched`` is a MatchedItem): known material when it has
+def hit_report(matched: MatchedItem, provider) -> dict[str, Any]:
+    """Report record for a hit: known material when it has
     indicator matches (detector ``known-hash``, or ``known-embedding`` when only embedding
     near-duplicates matched), else new material scored by the classifier."""
     if matched.matches:
@@ -91,14 +91,14 @@ def hit_report(matched, provider) -> dict[str, Any]:
     return report
 
 
-def known_report(matched, provider, detector: str = "known-hash") -> dict[str, Any]:
-    """Report record for a confirmed known-material match (``matched`` is a MatchedItem)."""
+def known_report(matched: MatchedItem, provider, detector: str = "known-hash") -> dict[str, Any]:
+    """Report record for a confirmed known-material match."""
     item = matched.item
     event = item.event
     ctx = event.context or {}
     # strongest evidence first: exact hashes, vPDQ, PDQ (bits), then embedding (1 - cosine), so
     # ``distance`` is never a mix of units; within a kind, nearest first
-    matches = sorted(matched.matches, key=lambda m: (_KIND_ORDER.get(m.kind, 9), m.distance, m.indicator_id))
+    matches = sorted(matched.matches, key=lambda m: (get(m.kind).evidence, m.distance, m.indicator_id))
     hashes = item.image if item.image is not None else item.video
     port = ctx.get("port")
     try:
@@ -109,7 +109,7 @@ def known_report(matched, provider, detector: str = "known-hash") -> dict[str, A
         "report_id": report_id(event.provider, event.event_id, detector),
         "schema_version": SCHEMA_VERSION,
         "provider_id": provider.provider_id,
-        "created_at": utc_now(),
+        "created_at": utc_iso(),
         "signature": None,
         "detection_type": "known",
         "detector": detector,
@@ -142,7 +142,7 @@ def known_report(matched, provider, detector: str = "known-hash") -> dict[str, A
         "device": None if ctx.get("device") is None else str(ctx.get("device")),
         "content_removed": bool(provider.content_removed),
         "urgent": False,
-        "legal_basis": None,  # set from the detection order by the pipeline (csadetect.transforms.orders)
+        "legal_basis": None,  # set from the detection order (csadetect.reports.records.pending_report)
         "order_id": None,
         "conversation_id": None,
         "risk_patterns": None,

@@ -3,9 +3,10 @@
 The review store holds one Parquet file per pending item, ``<review_dir>/<report_id>.parquet``
 (:data:`csadetect.reports.schema.REVIEW_SCHEMA`), on any Beam filesystem. A reviewer's verdict either
 
-* **confirms** the hit: the evidence is opened with the provider's evidence key, re-sealed for the
-  EU Centre, the report gets ``review_status: confirmed`` and ``reviewed_at`` and is signed; the
-  caller writes it to the report sink; the item is deleted from the store; or
+* **confirms** the hit: the report gets ``review_status: confirmed`` and ``reviewed_at``, and leaves
+  like every report through :func:`csadetect.reports.records.finalise_report` (the evidence opened
+  with the provider's evidence key, re-sealed for the EU Centre, then signed); the caller writes it
+  to the report sink; the item is deleted from the store; or
 * **rejects** it: the item and its evidence are deleted and only an id-free counter remains.
 
 Items still pending ``review.ttl_seconds`` after they were queued are deleted by :func:`expire`
@@ -14,20 +15,25 @@ Every outcome is also written as id-free stats (``review_decided``, ``review_sec
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
 import os
 import re
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import datetime, timedelta
 from typing import Any, Iterator, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from csadetect.reports.schema import REPORT_FIELD_SET, REPORT_FIELDS, REVIEW_FIELDS, REVIEW_SCHEMA
-from csadetect.core.stats import parse_time, stat, utc_iso
+from csadetect.core import fs
+from csadetect.core.keys import generate_keypair
+from csadetect.core.stats import stat
+from csadetect.core.timeutil import parse_time, utc_iso, utc_now
+from csadetect.reports import crypto
+from csadetect.reports.records import finalise_report
+from csadetect.reports.schema import REPORT_FIELDS, REVIEW_FIELDS, REVIEW_SCHEMA, to_json_line, to_table
 
 LOG = logging.getLogger("csadetect.review.store")
 VERDICTS = ("confirm", "reject")
@@ -35,68 +41,10 @@ _ID = re.compile(r"^[0-9a-f]{8,64}$")
 
 
 class ReviewError(ValueError):
-    """A bad verdict, an unknown item or an unusable key; the message is one line."""
-
-
-# ------------------------------------------------------------------------------------ keys
-
-
-@dataclasses.dataclass
-class ReportKeys:
-    """The provider's keys that protect hits: Ed25519 ``signing`` key, X25519 ``evidence`` key (its
-    public half seals content after hashing), and the EU Centre's X25519 ``centre`` public key.
-    Any of them may be None (that protection is then off, and start-up says so)."""
-
-    signing: Any = None
-    evidence: Any = None
-    centre: Any = None
-
-    @classmethod
-    def load(cls, reports) -> "ReportKeys":
-        """From :class:`csadetect.config.settings.ReportSettings`; raises ReviewError with one line."""
-        from csadetect.reports import crypto
-        from csadetect.core import keys as signing
-
-        try:
-            sk = signing.load_private_key(reports.signing_key) if reports.signing_key else None
-            ek = crypto.load_evidence_private_key(reports.evidence_key) if reports.evidence_key else None
-            ck = crypto.load_centre_public_key(reports.centre_public_key) if reports.centre_public_key else None
-        except (crypto.EvidenceError, signing.SigningError, OSError, ValueError) as exc:
-            raise ReviewError(f"report keys: {exc}") from None
-        if not reports.include_evidence:
-            ek = ck = None
-        return cls(sk, ek, ck)
-
-    @property
-    def seals_evidence(self) -> bool:
-        return self.evidence is not None and self.centre is not None
-
-    def evidence_public(self):
-        return self.evidence.public_key() if self.evidence is not None else None
-
-
-def finalise_report(report: dict, keys: ReportKeys, evidence_token: Optional[str]) -> dict:
-    """The report as it leaves the provider: evidence re-sealed for the Centre (when keys and a
-    token are given), then signed. ``report`` itself is not changed."""
-    from csadetect.reports import crypto
-
-    out = {k: v for k, v in report.items() if k in REPORT_FIELD_SET}
-    out["signature"] = None
-    out["evidence_encrypted"] = None
-    if evidence_token and keys.seals_evidence:
-        out = crypto.reseal_for_centre(out, evidence_token, keys.evidence, keys.centre)
-    if keys.signing is not None:
-        out = crypto.sign_report(out, keys.signing)
-    return out
+    """A bad verdict or an unknown item; the message is one line."""
 
 
 # ----------------------------------------------------------------------------------- store
-
-
-def _fs():
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems
 
 
 class ReviewStore:
@@ -110,39 +58,36 @@ class ReviewStore:
     def path(self, report_id: str) -> str:
         if not _ID.match(str(report_id)):
             raise ReviewError(f"not a report id: {str(report_id)[:80]!r}")
-        return _fs().join(self.root, f"{report_id}.parquet")
+        return fs.join(self.root, f"{report_id}.parquet")
 
     def put(self, item: dict) -> str:
         path = self.path(item["report_id"])
-        if "://" not in self.root:
-            os.makedirs(self.root, exist_ok=True)
         buf = io.BytesIO()
         pq.write_table(pa.Table.from_pylist([item], schema=REVIEW_SCHEMA), buf, compression="zstd")
         tmp = path + ".tmp"
-        with _fs().create(tmp) as fh:
+        with fs.open_write(tmp) as fh:
             fh.write(buf.getvalue())
-        _fs().rename([tmp], [path])  # readers never see a half-written item
+        fs.filesystems().rename([tmp], [path])  # readers never see a half-written item
         return path
 
     def get(self, report_id: str) -> Optional[dict]:
         path = self.path(report_id)
-        if not _fs().exists(path):
+        if not fs.exists(path):
             return None
-        with _fs().open(path, compression_type="uncompressed") as fh:
-            rows = pq.read_table(io.BytesIO(fh.read())).to_pylist()
+        # one row: no thread pool (pyarrow's can abort the process at exit, apache/arrow#34314)
+        rows = pq.read_table(io.BytesIO(fs.read_bytes(path)), use_threads=False).to_pylist()
         return rows[0] if rows else None
 
     def delete(self, report_id: str) -> bool:
         path = self.path(report_id)
-        if not _fs().exists(path):
+        if not fs.exists(path):
             return False
-        _fs().delete([path])
+        fs.filesystems().delete([path])
         return True
 
     def ids(self) -> list[str]:
-        pattern = _fs().join(self.root, "*.parquet")
         try:
-            found = _fs().match([pattern])[0].metadata_list
+            found = list(fs.match(fs.join(self.root, "*.parquet")))
         except Exception:  # noqa: BLE001 - a missing directory is an empty store
             return []
         return sorted(os.path.basename(m.path)[: -len(".parquet")] for m in found)
@@ -176,8 +121,8 @@ def parse_verdict(obj: Any) -> dict:
         raise ReviewError("verdict without a reviewer")
     decided = obj.get("decided_at") or utc_iso()
     try:
-        decided = utc_iso(parse_time(decided))
-    except (TypeError, ValueError):
+        decided = utc_iso(parse_time(decided, field="decided_at", assume_utc=True))
+    except ValueError:
         raise ReviewError("verdict decided_at is not an RFC 3339 time") from None
     reason = obj.get("reason")
     return {"report_id": rid, "verdict": verdict, "reviewer": reviewer.strip()[:120],
@@ -185,7 +130,7 @@ def parse_verdict(obj: Any) -> dict:
 
 
 def _review_stats(item: dict, decision: str, at: datetime) -> list[dict]:
-    queued = parse_time(item["queued_at"]) if item.get("queued_at") else at
+    queued = parse_time(item["queued_at"], field="queued_at", assume_utc=True) if item.get("queued_at") else at
     seconds = max(0.0, (at - queued).total_seconds())
     detector = item.get("detector")
     return [
@@ -194,22 +139,20 @@ def _review_stats(item: dict, decision: str, at: datetime) -> list[dict]:
     ]
 
 
-def confirm(item: dict, keys: ReportKeys, verdict: dict) -> dict:
-    """The signed report for a confirmed review item."""
-    from csadetect.events.event import utc_now
-
+def confirm(item: dict, keys: crypto.ReportKeys, verdict: dict) -> dict:
+    """The signed report for a confirmed review item (:func:`csadetect.reports.records.finalise_report`)."""
     report = {k: item.get(k) for k in REPORT_FIELDS}
-    report.update(review_status="confirmed", reviewed_at=verdict["decided_at"], created_at=utc_now())
+    report.update(review_status="confirmed", reviewed_at=verdict["decided_at"], created_at=utc_iso())
     return finalise_report(report, keys, item.get("review_evidence"))
 
 
-def apply_verdict(store: ReviewStore, verdict: dict, keys: ReportKeys) -> tuple[Optional[dict], list[dict]]:
+def apply_verdict(store: ReviewStore, verdict: dict, keys: crypto.ReportKeys) -> tuple[Optional[dict], list[dict]]:
     """Apply one parsed verdict: ``(report or None, stats records)``. The item leaves the store
     either way; a verdict for an item no longer pending raises ReviewError."""
     item = store.get(verdict["report_id"])
     if item is None:
         raise ReviewError(f"no pending review item {verdict['report_id']} (decided already, expired or unknown)")
-    at = parse_time(verdict["decided_at"])
+    at = parse_time(verdict["decided_at"], field="decided_at", assume_utc=True)
     if verdict["verdict"] == "confirm":
         report = confirm(item, keys, verdict)
         stats = _review_stats(item, "confirmed", at) + [
@@ -223,11 +166,13 @@ def apply_verdict(store: ReviewStore, verdict: dict, keys: ReportKeys) -> tuple[
 def expire(store: ReviewStore, now: Optional[datetime] = None, log_dir: Optional[str] = None) -> tuple[list[str], list[dict]]:
     """Delete every item whose ``expires_at`` has passed: ``(deleted ids, stats)``. The ids go to
     the deletion log (``log_dir``) and the logger, nothing else about them."""
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     deleted, stats = [], []
     for rid in store.ids():
         item = store.get(rid)
-        if item is None or not item.get("expires_at") or parse_time(item["expires_at"]) > now:
+        if item is None or not item.get("expires_at"):
+            continue
+        if parse_time(item["expires_at"], field="expires_at", assume_utc=True) > now:
             continue
         store.delete(rid)
         deleted.append(rid)
@@ -243,21 +188,17 @@ def expire(store: ReviewStore, now: Optional[datetime] = None, log_dir: Optional
 
 def log_deletions(log_dir: str, store_name: str, ids: list[str], now: datetime) -> str:
     """Append ``{"at", "store", "id"}`` lines (ids only) to a new file under ``log_dir``."""
-    import uuid
-
-    fs = _fs()
-    if "://" not in log_dir:
-        os.makedirs(log_dir, exist_ok=True)
     path = fs.join(log_dir, f"deletions-{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.jsonl")
-    with fs.create(path) as fh:
+    with fs.open_write(path) as fh:
         for rid in ids:
             fh.write((json.dumps({"at": utc_iso(now), "store": store_name, "id": rid}) + "\n").encode())
     return path
 
 
 def review_item(report: dict, evidence_token: Optional[str], ttl_seconds: int, now: Optional[datetime] = None) -> dict:
-    """A review-store record for an unconfirmed hit (``report`` from :func:`csadetect.reports.schema.hit_report`)."""
-    now = now or datetime.now(timezone.utc)
+    """A review-store record for an unconfirmed hit (``report`` from
+    :func:`csadetect.reports.records.pending_report` or ``grooming_report``)."""
+    now = now or utc_now()
     item = {k: report.get(k) for k in REVIEW_FIELDS}
     item.update(review_status="pending", signature=None, evidence_encrypted=None, review_evidence=evidence_token,
                 queued_at=utc_iso(now), expires_at=utc_iso(now + timedelta(seconds=ttl_seconds)))
@@ -268,27 +209,19 @@ def write_reports(report_dir: Optional[str], reports: list[dict], topic: Optiona
     """Write confirmed reports outside the pipeline (``csadetect review decide``): a new
     ``reports-reviewed-*.parquet`` and ``.jsonl`` in ``report_dir``, and/or one message each on
     ``topic``. Returns the files written."""
-    import uuid
-
-    from csadetect.reports.schema import to_json_line, to_table
-
     written = []
     if report_dir and reports:
-        fs = _fs()
-        if "://" not in report_dir:
-            os.makedirs(report_dir, exist_ok=True)
-        stem = fs.join(report_dir, f"reports-reviewed-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-"
-                                   f"{uuid.uuid4().hex[:8]}")
+        stem = fs.join(report_dir, f"reports-reviewed-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")
         buf = io.BytesIO()
         pq.write_table(to_table(reports), buf, compression="zstd")
-        with fs.create(stem + ".parquet") as fh:
+        with fs.open_write(stem + ".parquet") as fh:
             fh.write(buf.getvalue())
-        with fs.create(stem + ".jsonl") as fh:
+        with fs.open_write(stem + ".jsonl") as fh:
             for r in reports:
                 fh.write((to_json_line(r) + "\n").encode("utf-8"))
         written += [stem + ".parquet", stem + ".jsonl"]
     if topic and reports:
-        from google.cloud import pubsub_v1
+        from google.cloud import pubsub_v1  # lazy: the Pub/Sub client, only when publishing
 
         publisher = pubsub_v1.PublisherClient()
         futures = [publisher.publish(topic, to_json_line(r).encode("utf-8"), report_id=r["report_id"]) for r in reports]
@@ -301,9 +234,6 @@ def generate_provider_keys(keydir: str, overwrite: bool = False) -> dict:
     """The provider's report keys under ``keydir``: ``private.pem``/``public.pem`` (Ed25519,
     signatures) and ``evidence_private.pem``/``evidence_public.pem`` (X25519, review evidence).
     Returns the ``reports`` config section that uses them."""
-    from csadetect.reports import crypto
-    from csadetect.core.keys import generate_keypair
-
     generate_keypair(keydir, overwrite=overwrite)
     crypto.generate_evidence_keypair(keydir, overwrite=overwrite)
     return {"signing_key": os.path.join(keydir, "private.pem"),

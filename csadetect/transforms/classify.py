@@ -13,17 +13,15 @@ Items with a known match, videos and items without an embedding pass through uns
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler
 
+from csadetect.models import classifier
+from csadetect.models.classifier import NewMaterialClassifier
+from csadetect.models.loader import BatchedModelHandler
 from csadetect.transforms.common import MatchedItem, RunInferenceKeepingTimestamps, batching_kwargs, counter
-
-DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parent.parent / "models" / "reference" / "classifier"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,26 +39,10 @@ class NewMaterialPolicy:
     def resolve(cls, settings) -> "NewMaterialPolicy":
         """From :class:`csadetect.config.settings.NewMaterialSettings`; reads ``metadata.json`` only
         (no TensorFlow). Raises models.ModelError for a missing or unreadable model."""
-        from csadetect.models import ModelError
-
-        from csadetect.models.loader import _local_copy, is_remote
-
-        d = Path(settings.model) if settings.model else DEFAULT_CLASSIFIER_DIR
-        remote = is_remote(settings.model)
-        if remote:  # any Beam filesystem: metadata read from a local copy
-            d = Path(_local_copy(str(settings.model)))
-        meta_file = d / "metadata.json"
-        if not meta_file.is_file():
-            raise ModelError(f"new-material classifier not found in {d} (need model.keras and metadata.json)")
-        try:
-            meta = json.loads(meta_file.read_text())
-            review = float(settings.review_threshold if settings.review_threshold is not None else meta["review_threshold"])
-            report = float(settings.report_threshold if settings.report_threshold is not None else meta["report_threshold"])
-        except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"new-material classifier metadata unreadable in {d}: {type(exc).__name__}") from None
-        # a remote model keeps its URL: each worker copies it (the launcher's cache path would not
-        # exist on a Dataflow or Flink worker)
-        return cls(str(settings.model) if remote else str(d), str(meta.get("version", "unknown")), meta.get("embedding_version"),
+        meta = classifier.KIND.metadata(settings.model)
+        review = float(settings.review_threshold if settings.review_threshold is not None else meta["review_threshold"])
+        report = float(settings.report_threshold if settings.report_threshold is not None else meta["report_threshold"])
+        return cls(classifier.KIND.worker_path(settings.model), str(meta["version"]), meta["embedding_version"],
                    review, max(report, review), bool(settings.require_review))
 
     def decide(self, score: float) -> Optional[str]:
@@ -76,27 +58,19 @@ def _wants_score(item: MatchedItem) -> bool:
             and item.item.event.order_for("new") is not None)
 
 
-class NewMaterialHandler(ModelHandler[MatchedItem, MatchedItem, object]):
+class NewMaterialHandler(BatchedModelHandler[MatchedItem, MatchedItem, NewMaterialClassifier]):
     """RunInference handler: scores the image embedding of unmatched items, applies the policy."""
 
     def __init__(self, policy: NewMaterialPolicy, min_batch_size: int = 1, max_batch_size: int = 64,
                  max_batch_duration_secs: Optional[float] = None):
-        super().__init__()
+        super().__init__(policy.model_path, min_batch_size, max_batch_size, max_batch_duration_secs)
         self._policy = policy
-        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
-        if max_batch_duration_secs:
-            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
 
-    def load_model(self):
-        from csadetect.models.classifier import NewMaterialClassifier
+    def load_model(self) -> NewMaterialClassifier:
+        return NewMaterialClassifier.load(self.model_uri)
 
-        return NewMaterialClassifier.load(self._policy.model_path)
-
-    def update_model_path(self, model_path: Optional[str] = None):
-        if model_path:
-            self._policy = dataclasses.replace(self._policy, model_path=model_path)
-
-    def run_inference(self, batch: Sequence[MatchedItem], model, inference_args=None) -> Iterable[MatchedItem]:
+    def run_inference(self, batch: Sequence[MatchedItem], model: NewMaterialClassifier,
+                      inference_args=None) -> Iterable[MatchedItem]:
         out = list(batch)
         todo = [i for i, m in enumerate(batch) if _wants_score(m)]
         if not todo:
@@ -114,12 +88,6 @@ class NewMaterialHandler(ModelHandler[MatchedItem, MatchedItem, object]):
                 new_decision=decision, new_threshold=policy.review_threshold,
             )
         return out
-
-    def batch_elements_kwargs(self):
-        return dict(self._batching)
-
-    def get_metrics_namespace(self) -> str:
-        return "csadetect_inference"
 
 
 class ClassifyNew(beam.PTransform):

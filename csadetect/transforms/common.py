@@ -1,15 +1,15 @@
-"""Shared pieces of the transforms: the metrics namespace, tags and the element types that flow
-between stages. Counters never carry ids, hashes or content in their names."""
+"""Shared pieces of the transforms: the metrics namespace, tags, batching, and the base of the
+DoFns that seal or sign. The element types that flow between the stages (``HashedItem``,
+``MatchedItem``) are plain data of :mod:`csadetect.reports.hits`, imported here for the stages.
+Counters never carry ids, hashes or content in their names."""
 from __future__ import annotations
-
-import dataclasses
-from typing import Any, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from csadetect.events.event import Event
-from csadetect.media.hashing import ImageHashes, VideoHashes
+from csadetect.reports.crypto import ReportKeys
+from csadetect.reports.hits import HashedItem, MatchedItem  # noqa: F401  (the stages' element types)
 
 NAMESPACE = "csadetect"
 DEAD_LETTER = "dead_letter"
@@ -19,44 +19,6 @@ OUTCOMES = ("received", "hit", "non_hit", "dead_lettered")
 
 def counter(name: str):
     return Metrics.counter(NAMESPACE, name)
-
-
-@dataclasses.dataclass(frozen=True)
-class HashedItem:
-    """An event after hashing. Its plaintext content has already been dropped (data minimisation;
-    ``evidence`` holds it sealed), except,
-    between ``HashMedia`` and ``EmbedImages``, the model-sized thumbnails the embedding model
-    reads (``pixels``, ``(k, 64, 64, 3)`` uint8, one per view named in ``views``); ``EmbedImages``
-    replaces them with ``embeddings`` (``(k, dim)`` float32) at once."""
-
-    event: Event
-    image: Optional[ImageHashes] = None
-    video: Optional[VideoHashes] = None
-    views: tuple = ()
-    pixels: Optional[Any] = None
-    embeddings: Optional[Any] = None
-    # the content sealed for the provider's evidence key (reports.evidence_key), bound to the event
-    # id: what a reviewer sees and what is re-sealed for the EU Centre if the item is reported
-    evidence: Optional[str] = dataclasses.field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        return f"HashedItem({self.event!r})"
-
-
-@dataclasses.dataclass(frozen=True)
-class MatchedItem:
-    item: HashedItem
-    matches: tuple  # of csadetect.indicators.index.Match
-    index_version: Optional[int]
-    # set by ClassifyNew for images without a known match: calibrated score, model, and the
-    # policy's decision (None: not a hit, "review": to human review, "report": confirmed)
-    new_score: Optional[float] = None
-    new_model_version: Optional[str] = None
-    new_decision: Optional[str] = None
-    new_threshold: Optional[float] = None
-
-    def __repr__(self) -> str:
-        return f"MatchedItem({self.item.event!r}, matches={len(self.matches)})"
 
 
 def batching_kwargs(batching, streaming: bool) -> dict:
@@ -74,13 +36,11 @@ class RunInferenceKeepingTimestamps:
     """``RunInference(handler)`` that gives every element its own timestamp back afterwards: Beam's
     ``BatchElements`` stamps its batches at the end of the window, which would break the
     event-time timers downstream (report de-duplication). Timestamps travel as the keys of a
-    ``KeyedModelHandler``. Use as ``pcoll | RunInferenceKeepingTimestamps.transform(handler)``."""
+    ``KeyedModelHandler``. Use as ``pcoll | RunInferenceKeepingTimestamps.transform(handler)``, with a
+    handler built on :class:`csadetect.models.loader.BatchedModelHandler`."""
 
     @staticmethod
     def transform(handler):
-        import apache_beam as beam
-        from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
-
         @beam.ptransform_fn
         def _run(pcoll):
             return (
@@ -95,13 +55,11 @@ class RunInferenceKeepingTimestamps:
 
 class KeysDoFn(beam.DoFn):
     """Base of the DoFns that seal or sign: loads the provider's report keys
-    (:class:`csadetect.review.store.ReportKeys`) once per DoFn instance, in ``setup``."""
+    (:class:`csadetect.reports.crypto.ReportKeys`) once per DoFn instance, in ``setup``."""
 
     def __init__(self, reports_settings):
         self._reports = reports_settings
         self._keys = None
 
     def setup(self):
-        from csadetect.review.store import ReportKeys
-
         self._keys = ReportKeys.load(self._reports)

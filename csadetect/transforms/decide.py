@@ -1,8 +1,9 @@
 """Decide: route every item by the policy of DESIGN §6.
 
-- a known match: confirmed when it is exact (MD5/SHA-256), a vPDQ match, a PDQ match at or below
-  ``auto_confirm_distance``, or an embedding match at or above ``auto_confirm_similarity`` (by
-  default embedding matches are never auto-confirmed); otherwise sent to the ``review`` output;
+- a known match: confirmed when one of its matches confirms by its signal type's rule
+  (``SignalType.auto_confirms``: an exact digest (MD5/SHA-1/SHA-256), a vPDQ match, a PDQ match at
+  or below ``auto_confirm_distance``, or an embedding match at or above ``auto_confirm_similarity``;
+  by default embedding matches are never auto-confirmed); otherwise sent to the ``review`` output;
 - no known match but ``ClassifyNew`` decided ``review`` / ``report``: the ``review`` output or
   confirmed;
 - anything else: a non-hit. Everything about it is dropped here; only counters survive."""
@@ -12,21 +13,14 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from csadetect.config.settings import MatchSettings
+from csadetect.signals import get
 from csadetect.transforms.common import counter
 
 REVIEW = "review"
 
 
 def needs_review(matched, match: MatchSettings, auto_confirm_similarity=None) -> bool:
-    for m in matched.matches:
-        if m.kind in ("md5", "sha256", "vpdq"):
-            return False
-        if m.kind == "pdq" and m.distance <= match.auto_confirm_distance:
-            return False
-        if (m.kind == "embedding" and auto_confirm_similarity is not None and m.similarity is not None
-                and m.similarity >= auto_confirm_similarity):
-            return False
-    return True
+    return not any(get(m.kind).auto_confirms(m, match, auto_confirm_similarity) for m in matched.matches)
 
 
 class DecideFn(beam.DoFn):

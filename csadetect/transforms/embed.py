@@ -15,33 +15,22 @@ from typing import Iterable, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler
 
+from csadetect.models.embedding import EmbeddingModel
+from csadetect.models.loader import BatchedModelHandler
 from csadetect.transforms.common import HashedItem, RunInferenceKeepingTimestamps, batching_kwargs, counter
 
 
-class ImageEmbeddingHandler(ModelHandler[HashedItem, HashedItem, object]):
+class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, EmbeddingModel]):
     """RunInference handler: HashedItem with ``pixels`` in, HashedItem with ``embeddings`` out
-    (videos and items without pixels pass through untouched)."""
+    (videos and items without pixels pass through untouched). ``model_uri``: the setting
+    ``embedding.model`` as resolved by ``EmbeddingSpec`` (None: the reference model)."""
 
-    def __init__(self, model_path: Optional[str], min_batch_size: int = 1, max_batch_size: int = 64,
-                 max_batch_duration_secs: Optional[float] = None):
-        super().__init__()
-        self._model_path = model_path
-        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
-        if max_batch_duration_secs:
-            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
+    def load_model(self) -> EmbeddingModel:
+        return EmbeddingModel.load(self.model_uri)
 
-    def load_model(self):
-        from csadetect.models.embedding import EmbeddingModel
-
-        return EmbeddingModel.load(self._model_path)
-
-    def update_model_path(self, model_path: Optional[str] = None):
-        if model_path:
-            self._model_path = model_path
-
-    def run_inference(self, batch: Sequence[HashedItem], model, inference_args=None) -> Iterable[HashedItem]:
+    def run_inference(self, batch: Sequence[HashedItem], model: EmbeddingModel,
+                      inference_args=None) -> Iterable[HashedItem]:
         todo = [i for i, item in enumerate(batch) if item.pixels is not None and len(item.pixels)]
         out = list(batch)
         if todo:
@@ -56,12 +45,6 @@ class ImageEmbeddingHandler(ModelHandler[HashedItem, HashedItem, object]):
 
     def get_num_bytes(self, batch: Sequence[HashedItem]) -> int:
         return sum(getattr(item.pixels, "nbytes", 0) for item in batch)
-
-    def batch_elements_kwargs(self):
-        return dict(self._batching)
-
-    def get_metrics_namespace(self) -> str:
-        return "csadetect_inference"
 
 
 class EmbedImages(beam.PTransform):

@@ -1,14 +1,13 @@
-"""The feedback transforms (DESIGN §8, Art. 83(1)(a), Art. 12(2)): EU Centre verdicts joined to the
+"""The feedback stages (DESIGN §8, Art. 83(1)(a), Art. 12(2)): EU Centre verdicts joined to the
 provider's reports by ``report_id`` -> precision per detector and version, alerts, labelled
 examples for ``csadetect tune`` and scheduled user notifications.
 
+Thin Beam wrappers, one stage each, over the plain-Python core in :mod:`csadetect.feedback`.
 Formats are those of ``docs/data.md``; the reasoning is in ``docs/feedback.md``. Nothing here logs
 a report id, an account or the text of a verdict: bad or unmatched input is only counted.
 
-* :class:`ParseReports` keeps the few report fields the feedback needs (data minimisation; the
-  evidence, hashes and incident data are dropped at once), optionally after checking the
-  provider's signature.
-* :class:`ParseVerdicts` validates Centre verdicts.
+* :class:`ParseReports` keeps the few report fields the feedback needs, optionally after checking
+  the provider's signature; :class:`ParseVerdicts` validates Centre verdicts.
 * :class:`JoinVerdicts` is a stateful DoFn keyed by ``report_id``. In batch it buffers a key's
   report and verdicts and emits once at the end of the input (the latest ``decided_at`` wins).
   In streaming it emits as soon as a report and a verdict meet, and when a later verdict
@@ -19,11 +18,6 @@ a report id, an account or the text of a verdict: bad or unmatched input is only
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import sys
-from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Optional, Tuple
 
 import apache_beam as beam
@@ -33,114 +27,27 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from csadetect.transforms.common import counter
-
-VERDICTS = ("confirmed", "manifestly_unfounded")
-# What the feedback keeps of a report: the detector (precision, examples) and who to notify.
-REPORT_FIELDS = (
-    "report_id", "provider_id", "service", "account", "created_at",
-    "detection_type", "detector", "detector_version", "score", "distance", "threshold",
+from csadetect.core.keys import load_public_key
+from csadetect.core.timeutil import utc_iso
+from csadetect.feedback.notifications import notification_for
+from csadetect.feedback.precision import (
+    alert_logger, alert_line, alert_of, below_floor, labelled_example, precision_delta, precision_record,
 )
-EXAMPLE_FIELDS = ("detector", "detector_version", "detection_type", "score", "distance", "threshold")
-ALERT_LOGGER = "csadetect.alert"
+from csadetect.feedback.verdicts import (
+    BadInput, decode, joined_record, later_verdict, minimal_report, parse_verdict,
+)
+from csadetect.reports.crypto import ReportSignatureError, verify_report
+from csadetect.transforms.common import counter
 
 REPORT, VERDICT = "report", "verdict"
 
 
-# ------------------------------------------------------------------------------------ helpers
-
-
-def parse_time(value: Any) -> datetime:
-    """An RFC 3339 string -> an aware UTC datetime; raises ValueError."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("not a time string")
-    text = value.strip()
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        raise ValueError("time without a UTC offset")
-    return dt.astimezone(timezone.utc)
-
-
-def format_time(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def utc_now() -> str:
-    return format_time(datetime.now(timezone.utc))
-
-
 def clock(now: Optional[str]) -> str:
     """The injected time (``--now``, batch tests) or the real one."""
-    return now or utc_now()
-
-
-def notification_id(report_id: str) -> str:
-    """One notification per report: records for the same report share this id, so a rerun or a
-    later verdict replaces the earlier record instead of adding a second notification."""
-    return hashlib.sha256(f"notification\x1f{report_id}".encode()).hexdigest()[:32]
-
-
-def _decode(element) -> Any:
-    data = element.data if hasattr(element, "data") and hasattr(element, "attributes") else element
-    if isinstance(data, (bytes, bytearray)):
-        data = bytes(data).decode("utf-8")
-    return json.loads(data)
-
-
-class BadInput(ValueError):
-    """A report or verdict that cannot be used; the message is a short reason without content."""
+    return now or utc_iso()
 
 
 # ------------------------------------------------------------------------------------- verdicts
-
-
-def parse_verdict(element) -> dict:
-    """A Centre verdict (bytes, str or PubsubMessage) -> a normalised dict; raises BadInput."""
-    try:
-        obj = _decode(element)
-    except (ValueError, UnicodeDecodeError):
-        raise BadInput("not JSON") from None
-    if not isinstance(obj, dict):
-        raise BadInput("not a JSON object")
-    rid = obj.get("report_id")
-    if not isinstance(rid, str) or not rid.strip():
-        raise BadInput("no report_id")
-    if obj.get("verdict") not in VERDICTS:
-        raise BadInput("verdict is not confirmed or manifestly_unfounded")
-    try:
-        decided_at = format_time(parse_time(obj.get("decided_at")))
-    except (ValueError, TypeError):
-        raise BadInput("decided_at is not an RFC 3339 time") from None
-    reason = obj.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise BadInput("reason is not a string")
-    delay = obj.get("delay_notification", False)
-    if delay is None:
-        delay = False
-    if not isinstance(delay, bool):
-        raise BadInput("delay_notification is not a boolean")
-    delay_until = obj.get("delay_until")
-    if delay_until is not None:
-        try:
-            delay_until = format_time(parse_time(delay_until))
-        except (ValueError, TypeError):
-            raise BadInput("delay_until is not an RFC 3339 time") from None
-    return {
-        "report_id": rid.strip(),
-        "verdict": obj["verdict"],
-        "reason": reason,
-        "decided_at": decided_at,
-        "delay_notification": delay,
-        "delay_until": delay_until if delay else None,
-    }
-
-
-def verdict_order(verdict: dict) -> tuple:
-    """Sort key: the latest ``decided_at`` wins; equal times are broken by the verdict's content so
-    the winner never depends on the order the runner delivers them in."""
-    return (parse_time(verdict["decided_at"]), json.dumps(verdict, sort_keys=True))
 
 
 class ParseVerdictFn(beam.DoFn):
@@ -168,33 +75,10 @@ class ParseVerdicts(beam.PTransform):
 # -------------------------------------------------------------------------------------- reports
 
 
-def minimal_report(obj: Any) -> dict:
-    """The report fields the feedback needs; raises BadInput."""
-    if not isinstance(obj, dict):
-        raise BadInput("not a JSON object")
-    rid = obj.get("report_id")
-    if not isinstance(rid, str) or not rid:
-        raise BadInput("no report_id")
-    for key in ("detector", "detector_version", "detection_type"):
-        if not isinstance(obj.get(key), str) or not obj.get(key):
-            raise BadInput(f"no {key}")
-    try:
-        created = format_time(parse_time(obj.get("created_at")))
-    except (ValueError, TypeError):
-        raise BadInput("created_at is not an RFC 3339 time") from None
-    out = {key: obj.get(key) for key in REPORT_FIELDS}
-    out["created_at"] = created
-    for key in ("score", "distance", "threshold"):
-        value = out[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise BadInput(f"{key} is not a number")
-        out[key] = None if value is None else float(value)
-    return out
-
-
 class ParseReportFn(beam.DoFn):
-    """Report JSON -> :func:`minimal_report`. With ``public_key``, reports whose provider signature
-    does not verify are counted (``feedback_unverified_report``) and dropped."""
+    """Report JSON -> :func:`csadetect.feedback.verdicts.minimal_report`. With ``public_key``,
+    reports whose provider signature does not verify are counted (``feedback_unverified_report``)
+    and dropped."""
 
     def __init__(self, public_key: Optional[str] = None):
         self._public_key_path = public_key
@@ -205,20 +89,16 @@ class ParseReportFn(beam.DoFn):
 
     def setup(self):
         if self._public_key_path:
-            from csadetect.core.keys import load_public_key
-
             self._public_key = load_public_key(self._public_key_path)
 
     def process(self, element):
         self._received.inc()
         try:
-            obj = _decode(element)
+            obj = decode(element)
         except (ValueError, UnicodeDecodeError):
             self._bad.inc()
             return
         if self._public_key is not None:
-            from csadetect.reports.crypto import ReportSignatureError, verify_report
-
             try:
                 verify_report(obj, self._public_key)
             except ReportSignatureError:
@@ -244,15 +124,6 @@ class ParseReports(beam.PTransform):
 
 
 # ----------------------------------------------------------------------------------------- join
-
-
-def joined_record(report: dict, verdict: Optional[dict], previous_verdict: Optional[dict] = None,
-                  emitted_before: bool = False) -> dict:
-    """What :class:`JoinVerdicts` emits. ``verdict`` None: a report without a verdict (yet), for the
-    notification schedule. ``previous_verdict``: the verdict this one supersedes (streaming);
-    ``emitted_before``: a record for this report went out before (its notification too)."""
-    return {"report": report, "verdict": verdict, "previous_verdict": previous_verdict,
-            "emitted_before": emitted_before}
 
 
 class _BatchJoinFn(beam.DoFn):
@@ -287,7 +158,7 @@ class _BatchJoinFn(beam.DoFn):
             best = verdict_state.read()
             if best is not None:
                 self._duplicate.inc()
-            if best is None or verdict_order(value) > verdict_order(best):
+            if later_verdict(value, best):
                 verdict_state.write(value)
         flush.set(win.max_timestamp())
 
@@ -355,7 +226,7 @@ class _StreamingJoinFn(beam.DoFn):
             return
         if best is not None:
             self._duplicate.inc()
-            if verdict_order(value) <= verdict_order(best):
+            if not later_verdict(value, best):
                 return
         verdict_state.write(value)
         if report is None:
@@ -392,9 +263,10 @@ class _StreamingJoinFn(beam.DoFn):
 
 
 class JoinVerdicts(beam.PTransform):
-    """``(reports, verdicts)`` -> joined records (:func:`joined_record`), one key per report_id.
-    Verdicts for report ids never seen are counted (``feedback_unknown_report``) and dropped; of
-    several verdicts for one report the latest ``decided_at`` wins and is counted once."""
+    """``(reports, verdicts)`` -> joined records (:func:`csadetect.feedback.verdicts.joined_record`),
+    one key per report_id. Verdicts for report ids never seen are counted
+    (``feedback_unknown_report``) and dropped; of several verdicts for one report the latest
+    ``decided_at`` wins and is counted once."""
 
     def __init__(self, streaming: bool = False, unknown_grace_seconds: float = 600.0,
                  retention_seconds: float = 365 * 24 * 3600.0):
@@ -417,22 +289,6 @@ class JoinVerdicts(beam.PTransform):
 # ------------------------------------------------------------------------------------ precision
 
 
-def precision_delta(joined):
-    """``((detector, version), (d_confirmed, d_unfounded, detection_type))`` for a joined record:
-    +1 for its verdict, -1 for the verdict it supersedes (nothing when the label is unchanged)."""
-    verdict = joined["verdict"]
-    if verdict is None:
-        return
-    previous = joined.get("previous_verdict")
-    if previous is not None and previous["verdict"] == verdict["verdict"]:
-        return
-    report = joined["report"]
-    dc = (verdict["verdict"] == "confirmed") - (previous is not None and previous["verdict"] == "confirmed")
-    du = (verdict["verdict"] == "manifestly_unfounded") - (
-        previous is not None and previous["verdict"] == "manifestly_unfounded")
-    yield (report["detector"], report["detector_version"]), (int(dc), int(du), report["detection_type"])
-
-
 class PrecisionCombineFn(beam.CombineFn):
     """Sums ``(d_confirmed, d_unfounded, detection_type)`` deltas."""
 
@@ -451,27 +307,6 @@ class PrecisionCombineFn(beam.CombineFn):
 
     def extract_output(self, acc):
         return acc
-
-
-def precision_record(detector: str, detector_version: str, detection_type: Optional[str], confirmed: int,
-                     unfounded: int, at: str) -> dict:
-    """precision = confirmed / verdicts with its 95% Wilson interval (docs/data.md)."""
-    from csadetect.tuning.tune import wilson
-
-    n = confirmed + unfounded
-    low, high = wilson(confirmed, n)
-    return {
-        "at": at,
-        "detector": detector,
-        "detector_version": detector_version,
-        "detection_type": detection_type,
-        "verdicts": n,
-        "confirmed": confirmed,
-        "manifestly_unfounded": unfounded,
-        "precision": confirmed / n if n else None,
-        "precision_low": low,
-        "precision_high": high,
-    }
 
 
 class _PrecisionRecordFn(beam.DoFn):
@@ -519,36 +354,6 @@ class PrecisionPerDetector(beam.PTransform):
 # --------------------------------------------------------------------------------------- alerts
 
 
-class _StderrNow(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (test capture, a redirected worker)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value):
-        pass
-
-
-def alert_logger() -> logging.Logger:
-    """``csadetect.alert``: bare lines (``ALERT ...``) on stderr, not repeated by the root logger."""
-    log = logging.getLogger(ALERT_LOGGER)
-    if not any(isinstance(h, _StderrNow) for h in log.handlers):
-        handler = _StderrNow()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.WARNING)
-        log.propagate = False
-    return log
-
-
-def alert_line(alert: dict) -> str:
-    return (f"ALERT precision below floor: detector={alert['detector']} "
-            f"detector_version={alert['detector_version']} precision={alert['precision']:.4f} "
-            f"floor={alert['floor']:.4f} n={alert['verdicts']}")
-
-
 class AlertFn(beam.DoFn):
     """Keyed by (detector, detector_version): an alert when precision falls below ``floor`` with at
     least ``min_verdicts`` verdicts. In streaming it fires once on the way down and re-arms when
@@ -566,23 +371,14 @@ class AlertFn(beam.DoFn):
 
     def process(self, element, alerting=beam.DoFn.StateParam(ALERTING)):
         _, record = element
-        below = (record["verdicts"] >= self._min and record["precision"] is not None
-                 and record["precision"] < self._floor)
-        if not below:
+        if not below_floor(record, self._floor, self._min):
             if alerting.read():
                 alerting.clear()
             return
         if alerting.read():
             return
         alerting.write(True)
-        alert = {
-            "at": record["at"],
-            "detector": record["detector"],
-            "detector_version": record["detector_version"],
-            "precision": record["precision"],
-            "floor": self._floor,
-            "verdicts": record["verdicts"],
-        }
+        alert = alert_of(record, self._floor)
         self._alerts.inc()
         self._log.warning(alert_line(alert))
         yield alert
@@ -608,21 +404,6 @@ class Alerts(beam.PTransform):
 # ------------------------------------------------------------------------------------- examples
 
 
-def labelled_example(joined: dict) -> Optional[dict]:
-    """A tune-ready example without ids or personal data; None when there is nothing new to say
-    (no verdict, or a superseding verdict with the same label)."""
-    verdict = joined["verdict"]
-    if verdict is None:
-        return None
-    previous = joined.get("previous_verdict")
-    if previous is not None and previous["verdict"] == verdict["verdict"]:
-        return None
-    report = joined["report"]
-    example = {key: report.get(key) for key in EXAMPLE_FIELDS}
-    example.update(label=verdict["verdict"], reason=verdict.get("reason"), decided_at=verdict["decided_at"])
-    return example
-
-
 class LabelledExamples(beam.PTransform):
     """Joined records -> labelled examples (``examples-*.jsonl``)."""
 
@@ -639,52 +420,6 @@ class LabelledExamples(beam.PTransform):
 # -------------------------------------------------------------------------------- notifications
 
 
-def schedule_notification(report: dict, verdict: Optional[dict], now: str, notify_after_days: int) -> dict:
-    """The Art. 12(2) notification for a report given its verdict (None: none yet).
-
-    manifestly_unfounded: due at once (``now``); otherwise (confirmed, or no verdict yet) due
-    ``notify_after_days`` after the report's ``created_at`` (trigger ``three_months``). When the
-    Centre asked for a delay the status is ``delayed`` and ``due_at`` is ``delay_until`` (never
-    earlier than the due time without the delay) or null (until the Centre says otherwise).
-    ``decided_at`` (the verdict's, null without one) orders records for the same report:
-    see :func:`supersedes`."""
-    if verdict is not None and verdict["verdict"] == "manifestly_unfounded":
-        trigger_name, due = "manifestly_unfounded", format_time(parse_time(now))
-    else:
-        trigger_name = "three_months"
-        due = format_time(parse_time(report["created_at"]) + timedelta(days=notify_after_days))
-    status = "scheduled"
-    if verdict is not None and verdict.get("delay_notification"):
-        status = "delayed"
-        until = verdict.get("delay_until")
-        due = None if until is None else max(until, due, key=parse_time)
-    return {
-        "notification_id": notification_id(report["report_id"]),
-        "report_id": report["report_id"],
-        "provider_id": report.get("provider_id"),
-        "service": report.get("service"),
-        "account": report.get("account"),
-        "due_at": due,
-        "trigger": trigger_name,
-        "status": status,
-        "decided_at": None if verdict is None else verdict["decided_at"],
-    }
-
-
-def supersedes(new: dict, old: dict) -> bool:
-    """Whether notification record ``new`` replaces ``old`` (same ``notification_id``): a record
-    made from a verdict replaces one made without, a later verdict an earlier one. Pub/Sub does
-    not keep order, so consumers compare with this rather than trust arrival order."""
-    def key(record):
-        return (record.get("decided_at") is not None, record.get("decided_at") or "")
-
-    return key(new) > key(old)
-
-
-def _schedule(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k != "decided_at"}
-
-
 class ScheduleNotificationFn(beam.DoFn):
     """Joined record -> notification record, unless it is the same as the one already sent out
     for this report (streaming: a confirming verdict after the report's own record)."""
@@ -695,13 +430,8 @@ class ScheduleNotificationFn(beam.DoFn):
         self._count = counter("feedback_notification")
 
     def process(self, joined):
-        now = clock(self._now)
-        record = schedule_notification(joined["report"], joined["verdict"], now, self._days)
-        unchanged = False
-        if joined.get("emitted_before"):
-            before = schedule_notification(joined["report"], joined.get("previous_verdict"), now, self._days)
-            unchanged = _schedule(before) == _schedule(record)  # the user-facing schedule is the same
-        if not unchanged:
+        record = notification_for(joined, clock(self._now), self._days)
+        if record is not None:
             self._count.inc()
             yield record
 

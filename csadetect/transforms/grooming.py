@@ -35,6 +35,7 @@ from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from csadetect.models.grooming import GroomingModel
 from csadetect.transforms.common import NAMESPACE, counter
 
 LOG = logging.getLogger(__name__)
@@ -67,9 +68,8 @@ class KeyByConversation(beam.PTransform):
 
 
 def _acquire_model(shared_handle, path) -> _ModelHolder:
-    """The process's one grooming model (shared by both DoFns; keep the holder referenced)."""
-    from csadetect.models.grooming import GroomingModel
-
+    """The process's one grooming model (shared by both DoFns; keep the holder referenced), loaded
+    from the setting ``grooming.model`` (None: the reference model)."""
     return shared_handle.acquire(lambda: _ModelHolder(GroomingModel.load(path)), tag=f"grooming|{path}")
 
 

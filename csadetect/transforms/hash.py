@@ -1,4 +1,5 @@
-"""HashMedia: images -> PDQ (+ dihedral, + trimmed views), MD5, SHA-256; videos -> vPDQ frames.
+"""HashMedia: images -> PDQ (+ dihedral, + trimmed views); videos -> vPDQ frames; both -> the
+digests of the bytes of every registered digest signal type (MD5, SHA-1, SHA-256).
 
 The plaintext content is dropped here: what leaves this stage holds hashes and the content sealed
 for the provider's evidence key (when configured) only, plus, when an
@@ -11,9 +12,13 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam import pvalue
 
+from csadetect.config.settings import Limits, MatchSettings
 from csadetect.events.event import dead_letter
 from csadetect.media.hashing import MediaError, hash_image_with_views, hash_video
-from csadetect.config.settings import Limits, MatchSettings
+from csadetect.media.preprocess import views as preprocess_views
+from csadetect.models.embedding import model_inputs
+from csadetect.reports.crypto import load_evidence_private_key, seal_content
+from csadetect.signals import digests
 from csadetect.transforms.common import DEAD_LETTER, HashedItem, counter
 
 TEXT = "text"
@@ -32,24 +37,19 @@ class HashMediaFn(beam.DoFn):
         self._embed_size = embed_size
         self._embed_flip = embed_flip
         self._evidence_key = evidence_key
+        self._digests = digests()  # the digest signal types registered when the graph is built
         self._preprocess = None
         self._seal_for = None
 
     def setup(self):
         if self._match.preprocess:
-            from csadetect.media.preprocess import views
-
-            self._preprocess = views
+            self._preprocess = preprocess_views
         if self._evidence_key:
-            from csadetect.reports.crypto import load_evidence_private_key
-
             self._seal_for = load_evidence_private_key(self._evidence_key).public_key()
 
     def _sealed(self, event) -> Optional[str]:
         if self._seal_for is None:
             return None
-        from csadetect.reports.crypto import seal_content
-
         return seal_content(event.content, event.mime, self._seal_for, event.event_id)
 
     def process(self, event):
@@ -59,12 +59,11 @@ class HashMediaFn(beam.DoFn):
         try:
             if event.kind == "image":
                 hashes, pictures = hash_image_with_views(
-                    event.content, max_pixels=self._limits.max_pixels, preprocess=self._preprocess
+                    event.content, max_pixels=self._limits.max_pixels, preprocess=self._preprocess,
+                    digests=self._digests,
                 )
                 views, pixels = (), None
                 if self._embed_size:
-                    from csadetect.models.embedding import model_inputs
-
                     views, pixels = model_inputs(pictures, self._embed_size, self._embed_flip)
                 item = HashedItem(event.without_content(), image=hashes, views=views, pixels=pixels,
                                   evidence=self._sealed(event))
@@ -74,6 +73,7 @@ class HashMediaFn(beam.DoFn):
                     seconds_per_hash=self._match.video_seconds_per_hash,
                     max_frames=self._limits.max_video_frames,
                     suffix=_VIDEO_SUFFIX.get(event.mime or "", ".mp4"),
+                    digests=self._digests,
                 )
                 item = HashedItem(event.without_content(), video=hashes, evidence=self._sealed(event))
         except MediaError as exc:

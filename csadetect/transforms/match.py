@@ -12,9 +12,12 @@ import threading
 import time
 
 import apache_beam as beam
+import faiss
 from apache_beam.utils import shared
 
 from csadetect.config.settings import IndicatorSettings, MatchSettings
+from csadetect.indicators.index import load_index
+from csadetect.indicators.snapshot import SnapshotError
 from csadetect.transforms.common import MatchedItem, counter
 
 LOG = logging.getLogger(__name__)
@@ -24,8 +27,6 @@ class LiveIndex:
     """Holds the current IndicatorIndex of one worker process and refreshes it when due."""
 
     def __init__(self, indicators: IndicatorSettings, match: MatchSettings, clock=time.monotonic):
-        from csadetect.indicators.index import load_index
-
         self._settings = indicators
         self._match = match
         self._clock = clock
@@ -46,8 +47,6 @@ class LiveIndex:
     def refresh(self) -> bool:
         """Move to the newest verified snapshot if there is one (deltas are applied to the live
         index, no full rebuild). Returns True when the version changed."""
-        from csadetect.indicators.snapshot import SnapshotError
-
         with self._lock:
             self._next_poll = self._clock() + self._settings.poll_seconds
             before = self.index.version
@@ -85,8 +84,6 @@ class MatchIndicatorsFn(beam.DoFn):
 
     def setup(self):
         if self._match.faiss_threads:
-            import faiss
-
             faiss.omp_set_num_threads(self._match.faiss_threads)
         tag = f"{self._indicators.path}|{self._indicators.public_key}|{self._match.model_dump_json()}"
         holder = self._shared.acquire(lambda: _Holder(LiveIndex(self._indicators, self._match)), tag=tag)
@@ -108,7 +105,7 @@ class MatchIndicatorsFn(beam.DoFn):
             if item.embeddings is not None:
                 item = dataclasses.replace(item, embeddings=item.embeddings[:1])  # the image's own vector, for ClassifyNew
         else:
-            matches = index.match_video(item.video.frames, item.video.md5, item.video.sha256)
+            matches = index.match_video(item.video)
         yield MatchedItem(item=item, matches=tuple(matches), index_version=index.version)
 
 

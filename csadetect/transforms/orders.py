@@ -8,20 +8,17 @@ restart. Events that no active order covers are dropped unscanned at once (count
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
-from typing import Callable, Optional, Sequence
+from datetime import datetime
+from typing import Optional, Sequence
 
 import apache_beam as beam
 from apache_beam import pvalue
 
+from csadetect.core.timeutil import Clock, utc_now
 from csadetect.transforms.common import counter
 
 NOT_COVERED = "not_covered"
 TYPES_BY_KIND = {"image": ("known", "new"), "video": ("known", "new"), "text": ("grooming",)}
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def covering(orders: Sequence, kind: str, service: str, now: datetime) -> tuple:
@@ -37,12 +34,12 @@ def covering(orders: Sequence, kind: str, service: str, now: datetime) -> tuple:
 
 
 class ApplyOrdersFn(beam.DoFn):
-    def __init__(self, orders: Sequence, clock: Optional[Callable[[], datetime]] = None):
+    def __init__(self, orders: Sequence, clock: Optional[Clock] = None):
         self._orders = tuple(orders)
         self._clock = clock
 
     def process(self, event):
-        now = (self._clock or _utc_now)()
+        now = (self._clock or utc_now)()
         granted = covering(self._orders, event.kind, event.service, now)
         if not granted:
             # nothing may run on it: dropped at once, like a non-hit; only counters remain
@@ -58,7 +55,7 @@ class ApplyOrders(beam.PTransform):
     """Outputs: main = covered Events (``orders`` set); ``not_covered`` = the kinds of the dropped
     events (no ids: they feed the id-free stats)."""
 
-    def __init__(self, orders: Sequence, clock: Optional[Callable[[], datetime]] = None):
+    def __init__(self, orders: Sequence, clock: Optional[Clock] = None):
         super().__init__()
         self._orders = tuple(orders)
         self._clock = clock

@@ -1,4 +1,6 @@
-"""BuildReports and DedupReports: confirmed hits -> Art. 13 report records, one per report_id."""
+"""BuildReports, DedupReports and SealAndSign: confirmed hits -> Art. 13 report records, one per
+report_id, sealed and signed. Thin wrappers: the records are made by
+:mod:`csadetect.reports.records` (``pending_report``, ``finalise_report``)."""
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple
@@ -10,6 +12,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Duration
 
 from csadetect.config.settings import ProviderSettings
+from csadetect.reports.records import EVIDENCE, finalise_report, pending_report
 from csadetect.transforms.common import KeysDoFn, counter
 
 
@@ -22,17 +25,13 @@ class BuildReports(beam.PTransform):
         self._provider = provider
 
     def expand(self, confirmed):
-        from csadetect.transforms.review import report_of
-
         provider = self._provider
-        return confirmed | "ToReport" >> beam.Map(lambda m: report_of(m, provider))
+        return confirmed | "ToReport" >> beam.Map(lambda m: pending_report(m, provider))
 
 
 class SealAndSignFn(KeysDoFn):
     def process(self, report):
-        from csadetect.review.store import finalise_report
-
-        yield finalise_report(report, self._keys, report.get("_evidence"))
+        yield finalise_report(report, self._keys, report.get(EVIDENCE))
 
 
 class SealAndSign(beam.PTransform):

@@ -4,7 +4,6 @@ File sinks use ``fileio.WriteToFiles`` so the same transform works in batch and 
 streaming the records are first put into fixed windows, one set of files per window)."""
 from __future__ import annotations
 
-import json
 from typing import Optional, Sequence
 
 import apache_beam as beam

@@ -12,6 +12,7 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 from csadetect.core.stats import stat
+from csadetect.transforms.sinks import WriteRecords
 
 
 def stat_of(metric: str, **labels):
@@ -36,8 +37,6 @@ class WriteStats(beam.PTransform):
         self._window = window_seconds
 
     def expand(self, records):
-        from csadetect.transforms.sinks import WriteRecords
-
         if self._streaming:
             records = records | "Window" >> beam.WindowInto(window.FixedWindows(self._window))
         summed = (

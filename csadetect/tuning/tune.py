@@ -1,25 +1,23 @@
-"""``csadetect tune``: choose a classifier threshold for a target precision or FPR (DESIGN §5).
+"""Thresholds for a target precision or FPR (DESIGN §5), behind ``csadetect tune``.
 
 Reads scored, labelled examples (Parquet or JSON Lines), picks the threshold exactly over all
-distinct scores (sorting, O(n log n)), prints one JSON line on stdout (threshold, precision,
-recall, FPR, counts, 95% Wilson intervals), a human summary on stderr, writes PR and ROC curves
-as PNG, and optionally stores the threshold with its provenance in a YAML config.
+distinct scores (sorting, O(n log n)) with counts and 95% Wilson intervals, writes PR and ROC
+curves as PNG, and stores a threshold with its provenance in a YAML config. The command line
+(one JSON line on stdout, a human summary on stderr) is ``csadetect.cli.tune``.
 
 A prediction is positive when ``score >= threshold``. Pure functions (:func:`choose_threshold`,
 :func:`wilson`, :func:`pr_curve`, :func:`roc_curve`) are usable without the CLI.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
 import os
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -343,90 +341,3 @@ def write_config(config_path, key: str, threshold: float, provenance: dict) -> N
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def _fraction(value: str) -> float:
-    try:
-        f = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a number") from None
-    if not 0.0 <= f <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return f
-
-
-def _cmd_tune(args) -> int:
-    try:
-        return _run(args)
-    except TuneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _run(args) -> int:
-    quiet = getattr(args, "quiet", False)
-    path = Path(args.scores)
-    scores, labels = read_examples(path, args.score_column, args.label_column, quiet=quiet)
-    result = choose_threshold(scores, labels, target_precision=args.target_precision, target_fpr=args.target_fpr)
-
-    curves_dir = Path(args.curves_dir) if args.curves_dir else path.parent
-    curves_dir.mkdir(parents=True, exist_ok=True)
-    pr_path, roc_path = curves_dir / f"{path.stem}-pr.png", curves_dir / f"{path.stem}-roc.png"
-    write_curves(scores, labels, result, pr_path, roc_path)
-    result["curves"] = {"pr": str(pr_path), "roc": str(roc_path)}
-
-    if args.write_config:
-        provenance = {
-            "dataset": str(path),
-            "dataset_sha256": sha256_file(path),
-            "n": result["n"],
-            "target": result["target"],
-            "precision": result["precision"],
-            "recall": result["recall"],
-            "chosen_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "model_version": args.model_version,
-        }
-        write_config(args.write_config, args.config_key, result["threshold"], provenance)
-        result["config"] = {"path": str(args.write_config), "key": args.config_key}
-
-    print(json.dumps(result), flush=True)
-    pl, ph = result["precision_ci95"]
-    rl, rh = result["recall_ci95"]
-    print(f"threshold {result['threshold']:.6g}: precision {result['precision']:.4f} [{pl:.3f}, {ph:.3f}], "
-          f"recall {result['recall']:.4f} [{rl:.3f}, {rh:.3f}], FPR {result['fpr']:.4f} "
-          f"(tp={result['tp']} fp={result['fp']} fn={result['fn']} tn={result['tn']} n={result['n']}); "
-          f"curves: {pr_path}, {roc_path}"
-          + (f"; wrote {args.config_key} to {args.write_config}" if args.write_config else ""),
-          file=sys.stderr, flush=True)
-    return 0
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("tune", help="choose a score threshold for a target precision or FPR (DESIGN §5)")
-    p.add_argument("--scores", required=True, metavar="FILE", help="scored, labelled examples (.parquet, .jsonl, .json)")
-    target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--target-precision", type=_fraction, metavar="P", help="lowest threshold with precision >= P")
-    target.add_argument("--target-fpr", type=_fraction, metavar="F", help="lowest threshold with FPR <= F")
-    p.add_argument("--score-column", default="score")
-    p.add_argument("--label-column", default="label", help="1/0, true/false or confirmed/manifestly_unfounded")
-    p.add_argument("--model-version", default=None, help="recorded in the provenance")
-    p.add_argument("--curves-dir", default=None, metavar="DIR", help="where PR/ROC PNGs go (default: beside --scores)")
-    p.add_argument("--write-config", default=None, metavar="FILE", help="YAML file to store the threshold in")
-    p.add_argument("--config-key", default="grooming.threshold", help="dotted key for --write-config")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_tune)
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="csadetect")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,8 +17,7 @@ defaults of ``csadetect run`` would get wrong:
 
 An option given explicitly (a template parameter, or ``--parameters`` at launch) always wins.
 The entry point is a separate file rather than ``csadetect/pipelines/detect.py`` itself: run as a script,
-that module would be loaded twice (``__main__`` and ``csadetect.pipelines.detect``) and its
-``DetectOptions`` would register every option twice with Beam's parser.
+that module would be loaded twice (``__main__`` and ``csadetect.pipelines.detect``).
 """
 from __future__ import annotations
 

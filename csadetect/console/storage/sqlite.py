@@ -1,35 +1,28 @@
-"""The console's state in one SQLite file (stdlib ``sqlite3``).
+"""The console's state in one SQLite file (stdlib ``sqlite3``): :class:`SQLiteConsoleStore`, the
+:class:`~csadetect.console.storage.interface.ConsoleStorage` the console runs on.
 
 Tables: ``users`` (argon2id hashes, role), ``reports`` (the report JSON as received, with the
 columns the queue sorts and filters on and the console's ``status``), ``verdicts`` (every verdict
-and every change, who and when: append-only), ``info_requests`` (append-only), ``outbox`` (verdict
-and request messages until they are delivered to the feedback/provider topic and files),
-``sessions`` (server-side; only a SHA-256 of the session token is stored) and ``audit``.
+and every change, who and when), ``info_requests``, ``outbox`` (verdict and request messages until
+they are delivered to the feedback/provider topic and files), ``sessions`` (server-side; only a
+SHA-256 of the session token is stored) and ``audit``.
 
-The audit table is **append-only**: SQLite triggers abort any UPDATE or DELETE, and every entry is
-also appended to a JSON Lines file (``console.audit_log``). An entry is ``{seq, at, user, action,
-report_id}``: who did what to which report, never content, text, hashes or the reported accounts;
-``user`` and ``report_id`` are checked against strict patterns so nothing else can slip in.
+The audit table, the verdicts and the requests are **append-only**: SQLite triggers abort any
+UPDATE or DELETE. One connection behind one lock; WAL unless the database is ``:memory:``.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
-STATUSES = ("new", "in_review", "info_requested", "confirmed", "manifestly_unfounded")
-OPEN_STATUSES = ("new", "in_review", "info_requested")
-ROLES = ("reviewer", "supervisor")
-AUDIT_ACTIONS = ("login", "login_failed", "logout", "view_report", "reveal_evidence", "verdict",
-                 "verdict_changed", "request_info", "user_added", "user_changed")
-SIGNATURE_STATES = ("verified", "invalid", "not_checked")
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-REPORT_ID = re.compile(r"^[0-9a-f]{8,64}$")
+from csadetect.console.storage.interface import (
+    OPEN_STATUSES, STATUSES, ConsoleStorage, StoreError, audit_record, check_new_user, check_report_id,
+    check_signature_status, iso_at, user_exists_error,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -119,13 +112,7 @@ BEGIN SELECT RAISE(ABORT, 'requests for information are append-only'); END;
 """
 
 
-class StoreError(ValueError):
-    """A bad value for the store (user name, role, report id, action); the message is one line."""
-
-
-def utc_iso(ts: float) -> str:
-    """Seconds since the epoch as an RFC 3339 UTC string with second resolution."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+_QUEUE_ORDER = "ORDER BY urgent DESC, created_at ASC, report_id ASC"  # urgent first (Art. 48(4)), then the oldest
 
 
 def _private_file(path: str) -> None:
@@ -136,26 +123,14 @@ def _private_file(path: str) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
-def check_username(name: Any) -> str:
-    if not isinstance(name, str) or not USERNAME.match(name):
-        raise StoreError("a user name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    return name
-
-
-def check_report_id(rid: Any) -> str:
-    if not isinstance(rid, str) or not REPORT_ID.match(rid):
-        raise StoreError("not a report id")
-    return rid
-
-
-class ConsoleStore:
+class SQLiteConsoleStore(ConsoleStorage):
     """Thread-safe access to the console's SQLite file (one connection, one lock)."""
 
     def __init__(self, path: str, audit_log: Optional[str] = None):
+        super().__init__(audit_log)
         if path != ":memory:":
             _private_file(path)
         self.path = path
-        self.audit_log = audit_log
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._conn.row_factory = sqlite3.Row
@@ -190,25 +165,19 @@ class ConsoleStore:
             row = self._conn.execute(sql, args).fetchone()
         return dict(row) if row is not None else None
 
-    # ------------------------------------------------------------------------------ users
-
     def add_user(self, username: str, pw_hash: str, role: str, now: float, replace: bool = False) -> str:
-        """Add a user (or, with ``replace``, set an existing user's password and role); returns the
-        audit action written (``user_added`` or ``user_changed``)."""
-        check_username(username)
-        if role not in ROLES:
-            raise StoreError(f"role must be one of {', '.join(ROLES)}")
+        check_new_user(username, role)
         with self.tx() as conn:
             exists = conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone()
             if exists and not replace:
-                raise StoreError(f"user {username} exists (use --replace to set a new password or role)")
+                raise user_exists_error(username)
             if exists:
                 conn.execute("UPDATE users SET pw_hash = ?, role = ? WHERE username = ?", (pw_hash, role, username))
                 conn.execute("DELETE FROM sessions WHERE username = ?", (username,))
                 action = "user_changed"
             else:
                 conn.execute("INSERT INTO users (username, pw_hash, role, created_at) VALUES (?, ?, ?, ?)",
-                             (username, pw_hash, role, utc_iso(now)))
+                             (username, pw_hash, role, iso_at(now)))
                 action = "user_added"
             entry = self._audit_in(conn, now, username, action, None)
         self._mirror(entry)
@@ -218,7 +187,6 @@ class ConsoleStore:
         return self._one("SELECT username, pw_hash, role, created_at FROM users WHERE username = ?", (username,))
 
     def set_password_hash(self, username: str, pw_hash: str) -> None:
-        """Store a re-hashed password (argon2 parameters upgraded at login)."""
         with self.tx() as conn:
             conn.execute("UPDATE users SET pw_hash = ? WHERE username = ?", (pw_hash, username))
 
@@ -228,21 +196,16 @@ class ConsoleStore:
     def user_count(self) -> int:
         return self._one("SELECT count(*) AS n FROM users")["n"]
 
-    # ---------------------------------------------------------------------------- reports
-
     def add_report(self, report: dict, signature_status: str, signature_note: Optional[str], now: float) -> bool:
-        """Insert a report unless one with its id is already there (dedupe by ``report_id``);
-        True when it was new."""
         check_report_id(report.get("report_id"))
-        if signature_status not in SIGNATURE_STATES:
-            raise StoreError("bad signature status")
+        check_signature_status(signature_status)
         with self.tx() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO reports (report_id, report_json, urgent, created_at, detection_type, detector, "
                 "provider_id, signature_status, signature_note, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (report["report_id"], json.dumps(report, sort_keys=True), int(bool(report.get("urgent"))),
                  report["created_at"], report.get("detection_type"), report.get("detector"),
-                 report.get("provider_id"), signature_status, signature_note, utc_iso(now)),
+                 report.get("provider_id"), signature_status, signature_note, iso_at(now)),
             )
             return cur.rowcount == 1
 
@@ -273,12 +236,10 @@ class ConsoleStore:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     def queue(self, filters: dict, limit: int = 500) -> tuple[list[dict], int]:
-        """Reports matching ``filters`` (detection_type, detector, provider_id, status: a status,
-        ``open`` or ``all``): urgent first (Art. 48(4)), then the oldest; and how many match."""
         where, args = self._where(filters)
         total = self._one(f"SELECT count(*) AS n FROM reports{where}", args)["n"]
         rows = self._all(
-            f"SELECT * FROM reports{where} ORDER BY urgent DESC, created_at ASC, report_id ASC LIMIT ?", args + [limit]
+            f"SELECT * FROM reports{where} {_QUEUE_ORDER} LIMIT ?", args + [limit]
         )
         for row in rows:
             row["report"] = json.loads(row.pop("report_json"))
@@ -287,10 +248,9 @@ class ConsoleStore:
     def queue_ids(self, status: str = "open") -> list[str]:
         where, args = self._where({"status": status})
         return [r["report_id"] for r in
-                self._all(f"SELECT report_id FROM reports{where} ORDER BY urgent DESC, created_at ASC, report_id ASC", args)]
+                self._all(f"SELECT report_id FROM reports{where} {_QUEUE_ORDER}", args)]
 
     def counts(self, filters: dict) -> dict[str, int]:
-        """Reports per status under the other filters, plus ``open`` and ``all``."""
         where, args = self._where(filters, with_status=False)
         got = {r["status"]: r["n"] for r in
                self._all(f"SELECT status, count(*) AS n FROM reports{where} GROUP BY status", args)}
@@ -300,7 +260,6 @@ class ConsoleStore:
         return out
 
     def facets(self) -> dict[str, list[str]]:
-        """The values the queue can be filtered on."""
         out = {}
         for column in ("detection_type", "detector", "provider_id"):
             out[column] = [r["v"] for r in self._all(
@@ -311,8 +270,6 @@ class ConsoleStore:
         with self.tx() as conn:
             conn.execute("UPDATE reports SET status = 'in_review' WHERE report_id = ? AND status = 'new'", (report_id,))
 
-    # --------------------------------------------------------------------------- verdicts
-
     def verdicts(self, report_id: str) -> list[dict]:
         return self._all("SELECT * FROM verdicts WHERE report_id = ? ORDER BY id", (report_id,))
 
@@ -321,10 +278,6 @@ class ConsoleStore:
 
     def add_verdict(self, verdict: dict, note: Optional[str], decided_by: str, supersedes: Optional[int],
                     message: dict, now: float, action: str) -> int:
-        """Record a verdict (the feedback ``message`` goes to the outbox in the same transaction),
-        set the report's status and write the audit entry; returns the verdict id.
-        ``supersedes`` must be the report's latest verdict (None for the first), else a
-        :class:`StoreError` (someone else decided in the meantime)."""
         rid = check_report_id(verdict["report_id"])
         with self.tx() as conn:
             latest = conn.execute("SELECT id FROM verdicts WHERE report_id = ? ORDER BY id DESC LIMIT 1",
@@ -339,12 +292,10 @@ class ConsoleStore:
             )
             conn.execute("UPDATE reports SET status = ? WHERE report_id = ?", (verdict["verdict"], rid))
             conn.execute("INSERT INTO outbox (kind, report_id, payload, created_at) VALUES ('verdict', ?, ?, ?)",
-                         (rid, json.dumps(message, sort_keys=True), utc_iso(now)))
+                         (rid, json.dumps(message, sort_keys=True), iso_at(now)))
             entry = self._audit_in(conn, now, decided_by, action, rid)
         self._mirror(entry)
         return cur.lastrowid
-
-    # ---------------------------------------------------------------------- info requests
 
     def info_requests(self, report_id: str) -> list[dict]:
         rows = self._all("SELECT * FROM info_requests WHERE report_id = ? ORDER BY id", (report_id,))
@@ -365,11 +316,9 @@ class ConsoleStore:
             )
             conn.execute("UPDATE reports SET status = 'info_requested' WHERE report_id = ?", (rid,))
             conn.execute("INSERT INTO outbox (kind, report_id, payload, created_at) VALUES ('info_request', ?, ?, ?)",
-                         (rid, json.dumps(message, sort_keys=True), utc_iso(now)))
+                         (rid, json.dumps(message, sort_keys=True), iso_at(now)))
             entry = self._audit_in(conn, now, requested_by, "request_info", rid)
         self._mirror(entry)
-
-    # ----------------------------------------------------------------------------- outbox
 
     def pending_outbox(self) -> list[dict]:
         rows = self._all("SELECT * FROM outbox WHERE file_done = 0 OR topic_done = 0 ORDER BY id")
@@ -385,8 +334,6 @@ class ConsoleStore:
         with self.tx() as conn:
             conn.execute("UPDATE outbox SET file_done = ?, topic_done = ?, attempts = attempts + 1, last_error = ? "
                          "WHERE id = ?", (int(file_done), int(topic_done), error, entry_id))
-
-    # --------------------------------------------------------------------------- sessions
 
     def create_session(self, token_hash: str, username: str, csrf: str, now: float) -> None:
         with self.tx() as conn:
@@ -420,37 +367,15 @@ class ConsoleStore:
         with self.tx() as conn:
             conn.execute("UPDATE sessions SET break_base = exposures WHERE token_hash = ?", (token_hash,))
 
-    # ------------------------------------------------------------------------------ audit
-
     @staticmethod
     def _audit_in(conn: sqlite3.Connection, now: float, user: Optional[str], action: str,
                   report_id: Optional[str]) -> dict:
-        if action not in AUDIT_ACTIONS:
-            raise StoreError(f"unknown audit action {action!r}")
-        if user is not None:
-            check_username(user)
-        if report_id is not None:
-            check_report_id(report_id)
-        at = utc_iso(now)
-        cur = conn.execute("INSERT INTO audit (at, user, action, report_id) VALUES (?, ?, ?, ?)",
-                           (at, user, action, report_id))
-        return {"seq": cur.lastrowid, "at": at, "user": user, "action": action, "report_id": report_id}
-
-    def _mirror(self, entry: dict) -> None:
-        if not self.audit_log:
-            return
-        line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
-        with self._lock:
-            os.makedirs(os.path.dirname(os.path.abspath(self.audit_log)), exist_ok=True)
-            fd = os.open(self.audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        entry = audit_record(now, user, action, report_id)
+        cur = conn.execute("INSERT INTO audit (at, user, action, report_id) VALUES (:at, :user, :action, :report_id)",
+                           entry)
+        return {"seq": cur.lastrowid, **entry}
 
     def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None) -> dict:
-        """Append one audit entry to the table and to the JSON Lines mirror; returns it."""
         with self.tx() as conn:
             entry = self._audit_in(conn, now, user, action, report_id)
         self._mirror(entry)

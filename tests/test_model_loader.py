@@ -1,14 +1,21 @@
-"""Model loading from a path or hub-style handle, and the RunInference handler, on tiny models
-made here (no downloads)."""
+"""csadetect.models.loader: loading from a path or hub-style handle, the RunInference handler, and
+the metadata checks every model goes through, on tiny models made here (no downloads)."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import apache_beam as beam
 import numpy as np
 import pytest
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that
 
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from csadetect.models.loader import ModelError, TFModelHandler, check_model, load_model  # noqa: E402
+from csadetect.models import ModelError  # noqa: E402
+from csadetect.models.loader import REFERENCE_DIR, ModelKind, TFModelHandler, check_model, load_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +69,6 @@ def test_missing_and_corrupt_models_fail_with_one_line(tmp_path):
 
 
 def test_batched_equals_one_by_one_through_runinference(tiny):
-    import apache_beam as beam
-    from apache_beam.ml.inference.base import RunInference
-    from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
-    from apache_beam.testing.util import assert_that
-
     root, model = tiny
     xs = [np.random.default_rng(i).normal(size=4).astype("float32") for i in range(10)]
     expected = {i: model(x[None]).numpy()[0] for i, x in enumerate(xs)}
@@ -79,8 +81,6 @@ def test_batched_equals_one_by_one_through_runinference(tiny):
 
     with BeamTestPipeline(runner="FnApiRunner") as p:
         keyed = p | beam.Create(list(enumerate(xs)))
-        from apache_beam.ml.inference.base import KeyedModelHandler
-
         out = keyed | RunInference(KeyedModelHandler(handler))
         assert_that(out, check)
 
@@ -94,3 +94,55 @@ def test_update_model_path_swaps_model(tiny, tmp_path):
     handler.update_model_path(str(tmp_path / "v2.keras"))
     x = np.ones((1, 4), dtype="float32")
     np.testing.assert_allclose(handler.load_model()(x), other(x).numpy(), rtol=1e-5)
+
+
+def _kind():
+    def check(meta):
+        if float(meta["threshold"]) > 1:
+            raise ValueError("threshold above 1")
+
+    return ModelKind("tiny", title="tiny classifier", required=("threshold",), check=check)
+
+
+def test_model_kind_resolves_specs(tmp_path):
+    kind = _kind()
+    assert kind.path(None) == kind.reference == REFERENCE_DIR / "tiny"
+    assert kind.path(str(tmp_path)) == tmp_path and kind.worker_path(tmp_path) == str(tmp_path)
+    assert kind.worker_path(None) == str(REFERENCE_DIR / "tiny")
+    assert kind.worker_path("gs://bucket/models/tiny") == "gs://bucket/models/tiny"  # each worker copies it
+
+
+def test_model_kind_metadata_and_load_errors_are_one_line(tiny, tmp_path):
+    root, model = tiny
+    kind = _kind()
+    d = tmp_path / "m"
+    cases = [
+        ("tiny classifier not found: " + str(d), None),
+        ("tiny classifier metadata not found: " + str(d / "metadata.json"), "dir"),
+        ("bad tiny model metadata " + str(d / "metadata.json") + ": ", "{broken"),
+        ("bad tiny model metadata " + str(d / "metadata.json") + ": not a JSON object", "[1]"),
+        ("bad tiny model metadata " + str(d / "metadata.json") + ": missing threshold", "{}"),
+        ("bad tiny model metadata " + str(d / "metadata.json") + ": threshold above 1", '{"threshold": 2}'),
+    ]
+    for message, metadata in cases:
+        if metadata is not None:
+            d.mkdir(exist_ok=True)
+            if metadata != "dir":
+                (d / "metadata.json").write_text(metadata)
+        for call in (kind.metadata, kind.load):
+            with pytest.raises(ModelError) as info:
+                call(d)
+            assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    (d / "metadata.json").write_text('{"threshold": 0.5}')
+    assert kind.metadata(d) == {"threshold": 0.5}
+    with pytest.raises(ModelError, match=f"^tiny classifier not found: {d / 'model.keras'}$"):
+        kind.load(d)
+    (d / "model.keras").write_bytes(b"not a zip file")
+    with pytest.raises(ModelError, match="^cannot load tiny model .*model.keras: corrupt or unreadable"):
+        kind.load(d)
+    (d / "model.keras").write_bytes((root / "tiny.keras").read_bytes())
+    x = np.ones((2, 4), dtype="float32")
+    for spec in (d, d / "model.keras", str(d)):
+        loaded, metadata, path = kind.load(spec)
+        assert metadata == {"threshold": 0.5} and path == Path(spec)
+        np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x).numpy(), rtol=1e-5)

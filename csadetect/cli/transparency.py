@@ -1,0 +1,97 @@
+"""``csadetect transparency``: the id-free transparency report of a period, from the command line.
+
+``--from``/``--to`` take a day (``YYYY-MM-DD``, 00:00 UTC; ``--to`` includes its whole day) or an
+RFC 3339 time; the stores default to those of the config. Prints one JSON line (paths and headline
+numbers) on stdout and progress on stderr. The report itself is :mod:`csadetect.compliance.transparency`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+
+from csadetect.compliance.transparency import collect, render
+from csadetect.compliance.transparency.sources import Sources, TransparencyError, say, sources_from
+from csadetect.compliance.transparency.tables import source_note
+from csadetect.config.settings import ConfigError, load_settings
+from csadetect.core.timeutil import parse_time, utc_iso
+
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def parse_bound(value: str, name: str, inclusive_date_end: bool = False) -> datetime:
+    """``YYYY-MM-DD`` (midnight UTC; for ``--to`` the next midnight, so the day is included) or
+    RFC 3339 (used as given; zone-less is UTC). Raises TransparencyError with a one-line reason."""
+    text = (value or "").strip()
+    if len(text) == 10 and text[4:5] == "-" and text[7:8] == "-":
+        try:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise TransparencyError(f"{name}: not a valid date: {value!r} (use YYYY-MM-DD or RFC 3339)") from None
+        return day + timedelta(days=1) if inclusive_date_end else day
+    if not _RFC3339_START.match(text):
+        raise TransparencyError(f"{name}: not a date or time: {value!r} (use YYYY-MM-DD or RFC 3339)")
+    try:
+        return parse_time(text, assume_utc=True)
+    except ValueError:
+        raise TransparencyError(f"{name}: not a valid RFC 3339 time: {value!r}") from None
+
+
+def _resolve_sources(args) -> Sources:
+    given = (args.stats_dir, args.feedback_dir, args.complaints_dir)
+    if all(given):
+        return Sources(*given)
+    defaults = sources_from(load_settings(getattr(args, "config", None)))
+    return Sources(args.stats_dir or defaults.stats_dir, args.feedback_dir or defaults.feedback_dir,
+                   args.complaints_dir or defaults.complaints_dir)
+
+
+def _run(args) -> int:
+    start = parse_bound(args.date_from, "--from")
+    end = parse_bound(args.date_to, "--to", inclusive_date_end=True)
+    if start >= end:
+        raise TransparencyError(f"--from ({utc_iso(start)}) must be before --to ({utc_iso(end)})")
+    sources = _resolve_sources(args)
+    summary = collect(sources, start, end, quiet=args.quiet)
+    paths = render(summary, args.out, quiet=args.quiet)
+    for name, status in summary["sources"].items():
+        note = source_note(status)
+        if note:
+            say(f"{name}: {note}", args.quiet)
+    print(json.dumps({**paths, "period": summary["period"], "headline": summary["headline"]}), flush=True)
+    say(f"wrote {paths['html']}, {paths['pdf']}, {paths['json']}", args.quiet)
+    return 0
+
+
+def _cmd_transparency(args) -> int:
+    try:
+        return _run(args)
+    except (TransparencyError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.filename or 'output'}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "transparency", help="id-free transparency report (HTML, PDF, JSON) for a period",
+        description="Aggregate the stats, EU Centre verdicts and complaints of a period into an id-free "
+                    "transparency report: transparency.html, transparency.pdf, summary.json and chart PNGs "
+                    "under --out. Prints one JSON line (paths and headline numbers); progress on stderr.")
+    p.add_argument("--from", dest="date_from", required=True, metavar="DATE",
+                   help="start, inclusive: YYYY-MM-DD (00:00 UTC) or an RFC 3339 time")
+    p.add_argument("--to", dest="date_to", required=True, metavar="DATE",
+                   help="end: YYYY-MM-DD is inclusive (the whole day counts, the period ends at 00:00 UTC the "
+                        "next day); an RFC 3339 time is exclusive")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    p.add_argument("--stats-dir", default=None, metavar="DIR", help="default: stores.stats_dir from the config")
+    p.add_argument("--feedback-dir", default=None, metavar="DIR", help="default: feedback.out_dir from the config")
+    p.add_argument("--complaints-dir", default=None, metavar="DIR",
+                   help="default: stores.complaints_dir from the config")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_transparency)
+    return p

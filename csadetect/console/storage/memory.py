@@ -1,0 +1,256 @@
+"""The console's state in memory: :class:`MemoryConsoleStore`, the second implementation of
+:class:`~csadetect.console.storage.interface.ConsoleStorage` (after HMA's ``storage/mocked.py``).
+
+The store contract tests and one walk through the console in ``tests/test_console.py`` run on it,
+which shows that the interface holds everything the console needs. Nothing survives a restart;
+the audit log is still mirrored to its JSON Lines file. Records are kept as the SQLite store
+returns them (the report as JSON text), and copies are handed out.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from typing import Optional
+
+from csadetect.console.storage.interface import (
+    OPEN_STATUSES, STATUSES, ConsoleStorage, StoreError, audit_record, check_new_user, check_report_id,
+    check_signature_status, iso_at, user_exists_error,
+)
+
+_FACETS = ("detection_type", "detector", "provider_id")
+
+
+def _with_report(row: dict) -> dict:
+    row = dict(row)
+    row["report"] = json.loads(row.pop("report_json"))
+    return row
+
+
+class MemoryConsoleStore(ConsoleStorage):
+    """Dicts and lists behind one lock."""
+
+    def __init__(self, audit_log: Optional[str] = None):
+        super().__init__(audit_log)
+        self._lock = threading.RLock()
+        self._users: dict[str, dict] = {}
+        self._reports: dict[str, dict] = {}
+        self._verdicts: list[dict] = []
+        self._requests: list[dict] = []
+        self._outbox: list[dict] = []
+        self._sessions: dict[str, dict] = {}
+        self._audit: list[dict] = []
+
+    def close(self) -> None:
+        pass
+
+    def _append_audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str]) -> dict:
+        entry = {"seq": len(self._audit) + 1, **audit_record(now, user, action, report_id)}
+        self._audit.append(entry)
+        return dict(entry)
+
+    def _to_outbox(self, kind: str, report_id: str, message: dict, now: float) -> None:
+        self._outbox.append({"id": len(self._outbox) + 1, "kind": kind, "report_id": report_id,
+                             "payload": json.dumps(message, sort_keys=True), "created_at": iso_at(now),
+                             "file_done": 0, "topic_done": 0, "attempts": 0, "last_error": None})
+
+    def add_user(self, username: str, pw_hash: str, role: str, now: float, replace: bool = False) -> str:
+        check_new_user(username, role)
+        with self._lock:
+            user = self._users.get(username)
+            if user and not replace:
+                raise user_exists_error(username)
+            if user:
+                user.update(pw_hash=pw_hash, role=role)
+                self._sessions = {h: s for h, s in self._sessions.items() if s["username"] != username}
+                action = "user_changed"
+            else:
+                self._users[username] = {"username": username, "pw_hash": pw_hash, "role": role,
+                                         "created_at": iso_at(now)}
+                action = "user_added"
+            entry = self._append_audit(now, username, action, None)
+        self._mirror(entry)
+        return action
+
+    def get_user(self, username: str) -> Optional[dict]:
+        with self._lock:
+            user = self._users.get(username)
+            return dict(user) if user else None
+
+    def set_password_hash(self, username: str, pw_hash: str) -> None:
+        with self._lock:
+            if username in self._users:
+                self._users[username]["pw_hash"] = pw_hash
+
+    def users(self) -> list[dict]:
+        with self._lock:
+            return [{k: u[k] for k in ("username", "role", "created_at")} for _, u in sorted(self._users.items())]
+
+    def user_count(self) -> int:
+        return len(self._users)
+
+    def add_report(self, report: dict, signature_status: str, signature_note: Optional[str], now: float) -> bool:
+        rid = check_report_id(report.get("report_id"))
+        check_signature_status(signature_status)
+        with self._lock:
+            if rid in self._reports:
+                return False
+            self._reports[rid] = {
+                "report_id": rid, "report_json": json.dumps(report, sort_keys=True),
+                "urgent": int(bool(report.get("urgent"))), "created_at": report["created_at"],
+                **{name: report.get(name) for name in _FACETS}, "status": "new",
+                "signature_status": signature_status, "signature_note": signature_note, "ingested_at": iso_at(now)}
+            return True
+
+    def has_report(self, report_id: str) -> bool:
+        return report_id in self._reports
+
+    def get_report(self, report_id: str) -> Optional[dict]:
+        with self._lock:
+            row = self._reports.get(report_id)
+            return _with_report(row) if row else None
+
+    def _matching(self, filters: dict, with_status: bool = True) -> list[dict]:
+        status = filters.get("status") if with_status else None
+        statuses = OPEN_STATUSES if status == "open" else (status,) if status in STATUSES else STATUSES
+        rows = [r for r in self._reports.values() if r["status"] in statuses
+                and all(r[name] == filters[name] for name in _FACETS if filters.get(name))]
+        return sorted(rows, key=lambda r: (-r["urgent"], r["created_at"], r["report_id"]))
+
+    def queue(self, filters: dict, limit: int = 500) -> tuple[list[dict], int]:
+        with self._lock:
+            rows = self._matching(filters)
+            return [_with_report(r) for r in rows[:limit]], len(rows)
+
+    def queue_ids(self, status: str = "open") -> list[str]:
+        with self._lock:
+            return [r["report_id"] for r in self._matching({"status": status})]
+
+    def counts(self, filters: dict) -> dict[str, int]:
+        with self._lock:
+            rows = self._matching(filters, with_status=False)
+        out = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
+        out["open"] = sum(out[s] for s in OPEN_STATUSES)
+        out["all"] = len(rows)
+        return out
+
+    def facets(self) -> dict[str, list[str]]:
+        with self._lock:
+            return {name: sorted({r[name] for r in self._reports.values() if r[name] is not None}) for name in _FACETS}
+
+    def mark_in_review(self, report_id: str) -> None:
+        with self._lock:
+            row = self._reports.get(report_id)
+            if row and row["status"] == "new":
+                row["status"] = "in_review"
+
+    def verdicts(self, report_id: str) -> list[dict]:
+        with self._lock:
+            return [dict(v) for v in self._verdicts if v["report_id"] == report_id]
+
+    def latest_verdict(self, report_id: str) -> Optional[dict]:
+        history = self.verdicts(report_id)
+        return history[-1] if history else None
+
+    def add_verdict(self, verdict: dict, note: Optional[str], decided_by: str, supersedes: Optional[int],
+                    message: dict, now: float, action: str) -> int:
+        rid = check_report_id(verdict["report_id"])
+        with self._lock:
+            report, latest = self._reports[rid], self.latest_verdict(rid)
+            if (latest["id"] if latest else None) != supersedes:
+                raise StoreError("the verdict changed in the meantime; reload the report")
+            entry = self._append_audit(now, decided_by, action, rid)
+            vid = len(self._verdicts) + 1
+            self._verdicts.append({
+                "id": vid, "report_id": rid, "verdict": verdict["verdict"], "reason": verdict["reason"], "note": note,
+                "delay_notification": int(bool(verdict["delay_notification"])),
+                "delay_until": verdict.get("delay_until"), "decided_at": verdict["decided_at"],
+                "decided_by": decided_by, "supersedes": supersedes})
+            report["status"] = verdict["verdict"]
+            self._to_outbox("verdict", rid, message, now)
+        self._mirror(entry)
+        return vid
+
+    def info_requests(self, report_id: str) -> list[dict]:
+        with self._lock:
+            return [copy.deepcopy(r) for r in self._requests if r["report_id"] == report_id]
+
+    def add_info_request(self, message: dict, requested_by: str, now: float) -> None:
+        rid = check_report_id(message["report_id"])
+        with self._lock:
+            report = self._reports[rid]
+            if self.latest_verdict(rid):
+                raise StoreError("this report has a verdict already")
+            entry = self._append_audit(now, requested_by, "request_info", rid)
+            self._requests.append({
+                "id": len(self._requests) + 1, "request_id": message["request_id"], "report_id": rid,
+                "missing": list(message["missing"]), "note": message.get("note"),
+                "requested_at": message["requested_at"], "requested_by": requested_by})
+            report["status"] = "info_requested"
+            self._to_outbox("info_request", rid, message, now)
+        self._mirror(entry)
+
+    def pending_outbox(self) -> list[dict]:
+        with self._lock:
+            return [dict(o, payload=json.loads(o["payload"])) for o in self._outbox
+                    if not (o["file_done"] and o["topic_done"])]
+
+    def outbox_for(self, report_id: str) -> list[dict]:
+        with self._lock:
+            return [{k: v for k, v in o.items() if k not in ("report_id", "payload")}
+                    for o in self._outbox if o["report_id"] == report_id]
+
+    def outbox_progress(self, entry_id: int, file_done: bool, topic_done: bool, error: Optional[str]) -> None:
+        with self._lock:
+            for o in self._outbox:
+                if o["id"] == entry_id:
+                    o.update(file_done=int(file_done), topic_done=int(topic_done), attempts=o["attempts"] + 1,
+                             last_error=error)
+
+    def create_session(self, token_hash: str, username: str, csrf: str, now: float) -> None:
+        with self._lock:
+            self._sessions[token_hash] = {"token_hash": token_hash, "username": username, "csrf": csrf,
+                                          "created_at": now, "last_seen": now, "exposures": 0, "break_base": 0}
+
+    def get_session(self, token_hash: str) -> Optional[dict]:
+        with self._lock:
+            s = self._sessions.get(token_hash)
+            return dict(s, role=self._users[s["username"]]["role"]) if s else None
+
+    def touch_session(self, token_hash: str, now: float) -> None:
+        with self._lock:
+            if token_hash in self._sessions:
+                self._sessions[token_hash]["last_seen"] = now
+
+    def delete_session(self, token_hash: str) -> None:
+        with self._lock:
+            self._sessions.pop(token_hash, None)
+
+    def purge_sessions(self, idle_before: float, created_before: float) -> int:
+        with self._lock:
+            old = [h for h, s in self._sessions.items() if s["last_seen"] < idle_before or s["created_at"] < created_before]
+            for h in old:
+                del self._sessions[h]
+            return len(old)
+
+    def add_exposure(self, token_hash: str) -> dict:
+        with self._lock:
+            s = self._sessions[token_hash]
+            s["exposures"] += 1
+            return {"exposures": s["exposures"], "break_base": s["break_base"]}
+
+    def acknowledge_break(self, token_hash: str) -> None:
+        with self._lock:
+            if token_hash in self._sessions:
+                self._sessions[token_hash]["break_base"] = self._sessions[token_hash]["exposures"]
+
+    def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None) -> dict:
+        with self._lock:
+            entry = self._append_audit(now, user, action, report_id)
+        self._mirror(entry)
+        return entry
+
+    def audit_entries(self, limit: int = 500, report_id: Optional[str] = None) -> list[dict]:
+        with self._lock:
+            entries = [e for e in reversed(self._audit) if not report_id or e["report_id"] == report_id]
+            return [dict(e) for e in entries[:limit]]

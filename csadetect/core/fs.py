@@ -1,0 +1,75 @@
+"""Files on any Beam filesystem: the one place the plain-Python core reaches Beam's ``FileSystems``.
+
+Snapshots, keys, config, models, stats and stores may live on a local disk or on ``gs://``,
+``s3://``, ``hdfs://`` (any scheme registered with ``apache_beam.io.filesystems.FileSystems``).
+Code below ``csadetect.transforms`` goes through these helpers, so it never imports Beam's
+pipeline API (a contract in ``.importlinter``), and Beam's I/O layer is imported only when a path
+actually needs it.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import IO, Iterator
+
+_URL = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")  # FileSystems.URI_SCHEMA_PATTERN, without importing Beam
+
+
+def is_url(path) -> bool:
+    """A Beam filesystem URL (``gs://``, ``s3://``, ``hdfs://``, ...) rather than a local path."""
+    return isinstance(path, (str, os.PathLike)) and bool(_URL.match(os.fspath(path).strip()))
+
+
+def filesystems():
+    """Beam's ``FileSystems`` class (imported on first use: it loads Beam's I/O layer)."""
+    from apache_beam.io.filesystems import FileSystems  # lazy: Beam's I/O layer, only for URLs
+
+    return FileSystems
+
+
+def _uncompressed():
+    from apache_beam.io.filesystem import CompressionTypes  # lazy: as above
+
+    return CompressionTypes.UNCOMPRESSED
+
+
+def join(base: str, *parts: str) -> str:
+    return filesystems().join(base, *parts) if is_url(base) else os.path.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    return filesystems().exists(path) if is_url(path) else os.path.exists(path)
+
+
+def open_read(path: str) -> IO[bytes]:
+    """A binary reader, never decompressed by file extension."""
+    if is_url(path):
+        return filesystems().open(path, compression_type=_uncompressed())
+    return open(path, "rb")
+
+
+def open_write(path: str) -> IO[bytes]:
+    """A binary writer (parent directories made for local paths), never compressed by extension."""
+    if is_url(path):
+        return filesystems().create(path, compression_type=_uncompressed())
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return open(path, "wb")
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole file; a missing one raises ``FileNotFoundError`` on every filesystem."""
+    if is_url(path) and not exists(path):
+        raise FileNotFoundError(path)
+    with open_read(path) as fh:
+        return fh.read()
+
+
+def read_text(path: str, encoding: str = "utf-8") -> str:
+    return read_bytes(os.fspath(path)).decode(encoding)
+
+
+def match(pattern: str) -> Iterator:
+    """Metadata (``.path``, ``.size_in_bytes``, ``.last_updated_in_seconds``) of the files matching
+    a glob, on any filesystem (local paths too, through Beam's local filesystem)."""
+    for result in filesystems().match([pattern]):
+        yield from result.metadata_list

@@ -1,0 +1,84 @@
+"""Report files as the pipeline writes them: JSON Lines (``.jsonl``, ``.json``, ``.ndjson``) or
+Parquet (``.parquet``, ``.pq``), or directories of them. Read by ``csadetect reports`` and the
+review console's ingest; a file that cannot be read raises :class:`ReportFileError` (one line)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterator, Optional, Sequence
+
+import pyarrow.parquet as pq
+
+JSONL_EXTENSIONS = {".jsonl", ".json", ".ndjson"}
+PARQUET_EXTENSIONS = {".parquet", ".pq"}
+REPORT_EXTENSIONS = JSONL_EXTENSIONS | PARQUET_EXTENSIONS
+
+
+class ReportFileError(ValueError):
+    """A report file that cannot be read; the message is one line."""
+
+
+def report_files(paths: Sequence[str]) -> Iterator[str]:
+    """Files given, with directories expanded (sorted, recursive, report extensions only)."""
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            found = False
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in REPORT_EXTENSIONS:
+                        found = True
+                        yield os.path.join(root, name)
+            if not found:
+                raise ReportFileError(f"{path}: no report files (.jsonl, .json, .ndjson, .parquet) in this directory")
+        elif not os.path.exists(path):
+            raise ReportFileError(f"{path}: no such file or directory")
+        else:
+            yield path
+
+
+def _is_parquet(path: str) -> bool:
+    if os.path.splitext(path)[1].lower() in PARQUET_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+def read_reports(path: str) -> Iterator[tuple[Optional[dict], Optional[str]]]:
+    """``(report, None)`` for each report in ``path``, or ``(None, reason)`` for a line that is not
+    a report (the rest of the file is still read). Raises :class:`ReportFileError` when the file
+    as a whole cannot be read."""
+    if _is_parquet(path):
+        try:
+            pfile = pq.ParquetFile(path)
+            for batch in pfile.iter_batches(batch_size=1024):
+                for row in batch.to_pylist():
+                    yield row, None
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ReportFileError(f"{path}: cannot read Parquet: {first}") from None
+        return
+    try:
+        fh = open(path, "r", encoding="utf-8")
+    except OSError as exc:
+        raise ReportFileError(f"{path}: {exc.strerror or type(exc).__name__}") from None
+    with fh:
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    yield None, f"{path}:{lineno}: not valid JSON"
+                    continue
+                if not isinstance(obj, dict):
+                    yield None, f"{path}:{lineno}: not a JSON object"
+                    continue
+                yield obj, None
+        except UnicodeDecodeError:
+            raise ReportFileError(f"{path}: not UTF-8 text (JSON Lines) or Parquet") from None

@@ -1,0 +1,94 @@
+"""PDQ: Meta's perceptual hash of an image (256 bits), matched within a Hamming distance.
+
+The value is 64 hex characters. It is computed by :func:`csadetect.media.hashing.hash_image`, with
+the 8 dihedral hashes (rotations and mirrors) of the image and of each preprocessed view; a query
+looks all of those whose quality passes ``match.quality_gate`` up in one batched range search and
+keeps the best distance per indicator. A match confirms without review at or below
+``match.auto_confirm_distance``.
+
+The snapshot stores the PDQ rows' hashes already parsed (``pdq_codes.npy``), so loading a large
+snapshot parses no hex. Rows of one kind are contiguous in a segment (the snapshot sorts rows by
+kind, PDQ first), so a position of the binary index is a row number plus an offset: no position ->
+row array.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+
+from csadetect.config.settings import MatchSettings
+from csadetect.media.hashing import hamming
+from csadetect.signals.base import HexSignal, Hit, Media, SignalError, SignalIndex, hex_to_codes
+from csadetect.signals.hamming import HASH_BYTES, as_queries, best, faiss_bytes, make_binary_index, range_search
+
+
+class PdqIndex(SignalIndex):
+    """A binary index (:func:`~csadetect.signals.hamming.make_binary_index`) over the rows' codes."""
+
+    def __init__(self, codes: np.ndarray, rows: np.ndarray, settings: MatchSettings):
+        if len(rows) and rows[-1] - rows[0] + 1 != len(rows):
+            raise SignalError("pdq rows of a segment must be contiguous")
+        if len(codes) != len(rows):
+            raise SignalError("pdq codes do not match the pdq rows")
+        self.first = int(rows[0]) if len(rows) else 0
+        self.threshold = settings.pdq_threshold
+        self.index = make_binary_index(settings.pdq_threshold, settings.pdq_index)
+        if len(rows):
+            self.index.add(np.ascontiguousarray(codes, dtype=np.uint8))
+
+    @property
+    def nbytes(self) -> int:
+        return faiss_bytes(self.index)
+
+    def query(self, hashes) -> list[Hit]:
+        unique = dict.fromkeys(bytes(h) for h in hashes)  # e.g. the dihedral hashes of a symmetric picture
+        _, pos, dist = range_search(self.index, as_queries(unique), self.threshold + 1)
+        pos, dist = best(pos, dist)
+        return [Hit(self.first + int(p), int(d)) for p, d in zip(pos, dist)]
+
+
+class PdqSignal(HexSignal):
+    """PDQ of an image: distance in bits (0-256), confirmed without review up to
+    ``match.auto_confirm_distance``."""
+
+    name = "pdq"
+    content = ("image",)
+    unit = "bits (of 256)"
+    default_threshold = MatchSettings.model_fields["pdq_threshold"].default
+    evidence = 4
+    nbytes = HASH_BYTES
+
+    def distance(self, a: str, b: str) -> int:
+        return hamming(bytes.fromhex(self.validate(a)), bytes.fromhex(self.validate(b)))
+
+    def examples(self) -> list[str]:
+        return ["98736629670cc19fc9f23862f66cce1f599e32c78e236c78619d202e9e66c157",
+                "e162474a56babaadce4ccfe2231f4abdcac5342e31032bdd2eaca68bca87d516"]
+
+    def build_index(self, values: pa.ChunkedArray, rows: np.ndarray, settings: MatchSettings,
+                    packed: Optional[np.ndarray] = None) -> PdqIndex:
+        return PdqIndex(hex_to_codes(values, HASH_BYTES) if packed is None else packed, rows, settings)
+
+    def indicator_values(self, media: Media, settings: MatchSettings) -> list[tuple[str, str]]:
+        return [("", media.hashes.pdq.hex())]
+
+    def warning(self, hashes, settings: MatchSettings) -> Optional[str]:
+        if hashes.quality < settings.quality_gate:
+            return f"PDQ quality {hashes.quality} is below the gate {settings.quality_gate}"
+        return None
+
+    def describe(self, hashes) -> dict:
+        return {"pdq": hashes.pdq.hex(), "quality": hashes.quality}
+
+    def probe(self, hashes, settings: MatchSettings) -> list[bytes]:
+        """The dihedral hashes of the image and of its preprocessed views whose quality passes the gate."""
+        queries: list[bytes] = []
+        for result in [hashes] + [v for _, v in hashes.variants]:
+            if result.quality >= settings.quality_gate:
+                queries.extend(result.dihedral or (result.pdq,))
+        return queries
+
+    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
+        return match.distance <= settings.auto_confirm_distance
