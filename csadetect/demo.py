@@ -2,17 +2,34 @@
 event stream, and a DirectRunner run writing reports under ./out/. No cloud, no services."""
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import os
 import shutil
 import sys
+from datetime import timedelta
 from pathlib import Path
 
-from csadetect.media import synth
-from csadetect.models.loader import REFERENCE_DIR
-from csadetect.events.event import make_event
+import pyarrow.parquet as pq
+
+from csadetect.compliance import transparency
+from csadetect.config.settings import ConfigError, ReportSettings, load_settings
+from csadetect.core.keys import generate_keypair
+from csadetect.core.stats import write_stats
 from csadetect.core.timeutil import utc_iso, utc_now
+from csadetect.events.event import make_event
+from csadetect.indicators.rows import from_media
+from csadetect.indicators.snapshot import build_snapshot
+from csadetect.media import synth
+from csadetect.models.embedding import EmbeddingModel
+from csadetect.models.loader import REFERENCE_DIR
+from csadetect.pipelines.detect import outcome_counts, run
+from csadetect.pipelines.feedback import run as feedback_run
+from csadetect.reports import crypto
+from csadetect.reports.crypto import ReportKeys, generate_centre_keypair
+from csadetect.review.store import (ReviewStore, apply_verdict, generate_provider_keys, parse_verdict,
+                                    write_reports)
 
 DEMO_CHATS = [
     ("conv-risk", True, [
@@ -54,10 +71,6 @@ def _log(msg: str) -> None:
 
 def prepare(workdir: str | Path = ".demo") -> dict:
     """Create media, keys, a signed indicator snapshot and events.jsonl under ``workdir``."""
-    from csadetect.config.settings import load_settings
-    from csadetect.indicators.rows import from_media
-    from csadetect.core.keys import generate_keypair
-    from csadetect.indicators.snapshot import build_snapshot
 
     work = Path(workdir)
     if work.exists():
@@ -81,15 +94,12 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     keys = work / "keys"
     generate_keypair(keys)
     # the provider's report keys (signatures, review evidence) and a stand-in EU Centre key pair
-    from csadetect.reports.crypto import generate_centre_keypair
-    from csadetect.review.store import generate_provider_keys
 
     report_keys = generate_provider_keys(str(work / "provider-keys"))
     centre_private, centre_public = generate_centre_keypair(work / "centre-keys")
     settings = load_settings()
     embedder = None
     if settings.embedding.enabled:
-        from csadetect.models.embedding import EmbeddingModel
 
         embedder = EmbeddingModel.load(settings.embedding.model)
     rows = from_media(known_paths, settings.match, category="demo-known", embedder=embedder)
@@ -173,7 +183,6 @@ def prepare(workdir: str | Path = ".demo") -> dict:
 
 
 def summarise(out_dir: str, counts: dict) -> str:
-    import pyarrow.parquet as pq
 
     lines = ["", "=== csadetect demo summary ==="]
     received = counts.get("received", 0)
@@ -197,7 +206,6 @@ def summarise(out_dir: str, counts: dict) -> str:
             for line in fh:
                 d = json.loads(line)
                 lines.append(f"  dead letter  {str(d['event_id']):<28} [{d['stage']}] {d['reason']}")
-    from csadetect.review.store import ReviewStore
 
     for r in ReviewStore(os.path.join(out_dir, "review")).items():
         if r.get("detection_type") == "new":
@@ -218,10 +226,7 @@ def summarise(out_dir: str, counts: dict) -> str:
 
 
 def main(argv=None) -> int:
-    import argparse
 
-    from csadetect.config.settings import ConfigError
-    from csadetect.pipelines.detect import outcome_counts, run
 
     parser = argparse.ArgumentParser(prog="csadetect demo", description=__doc__)
     parser.add_argument("--workdir", default=".demo")
@@ -257,11 +262,6 @@ CENTRE_UNFOUNDED = (f"evt-new-{NEW_MATERIAL_SEEDS[0]}",)
 
 def provider_review(info: dict, out: str) -> tuple[list, list]:
     """Stage 2: the provider's reviewers open each pending item's evidence and decide."""
-    from csadetect.reports import crypto
-    from csadetect.reports.crypto import ReportKeys
-    from csadetect.review.store import ReviewStore, apply_verdict, parse_verdict, write_reports
-    from csadetect.config.settings import ReportSettings
-    from csadetect.core.stats import write_stats
 
     keys = ReportKeys.load(ReportSettings(signing_key=info["signing_key"], evidence_key=info["evidence_key"],
                                           centre_public_key=info["centre_public_key"]))
@@ -286,7 +286,6 @@ def provider_review(info: dict, out: str) -> tuple[list, list]:
 
 def centre_verdicts(info: dict, out: str) -> tuple[list, str]:
     """Stage 3: the EU Centre verifies each report, opens its evidence and sends a verdict back."""
-    from csadetect.reports import crypto
 
     lines, verdicts = [], []
     for path in sorted(glob.glob(os.path.join(out, "reports", "*.jsonl"))):
@@ -327,7 +326,6 @@ def after_detection(info: dict, out: str) -> str:
 
 def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
     """Stage 4: the feedback pipeline joins the Centre's verdicts to the reports (batch)."""
-    from csadetect.pipelines.feedback import run as feedback_run
 
     feedback_dir = os.path.join(out, "feedback")
     feedback_run([
@@ -356,9 +354,7 @@ def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
 
 def transparency_stage(out: str) -> list:
     """Stage 5: today's transparency report from the id-free stats and the Centre's verdicts."""
-    from datetime import timedelta
 
-    from csadetect.compliance import transparency
 
     today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
     summary = transparency.collect({"stats_dir": os.path.join(out, "stats"), "feedback_dir": os.path.join(out, "feedback"),

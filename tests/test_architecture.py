@@ -36,7 +36,8 @@ def copy_tree(dest: Path) -> Path:
 
 def layers() -> list[list[str]]:
     text = CONFIG.read_text()
-    block = re.search(r"\[importlinter:contract:layers\].*?layers\s*=\s*\n((?:[ \t]+\S.*\n?)+)", text, re.S)
+    section = text.split("[importlinter:contract:layers]", 1)[1]
+    block = re.search(r"^layers\s*=\s*\n((?:[ \t]+\S[^\n]*\n?)+)", section, re.M)
     return [[m.strip() for m in line.split("|")] for line in block.group(1).splitlines() if line.strip()]
 
 

@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pytest
 
-from csadetect.indicators import snapshot as snap_mod
+from csadetect.core import fs
 from csadetect.indicators.rows import (
     Indicator,
     IndicatorError,
@@ -258,7 +258,7 @@ def test_round_trip(tmp_path, keys):
 
 
 def test_round_trip_through_beam_filesystems(tmp_path, keys, monkeypatch):
-    monkeypatch.setattr(snap_mod, "FORCE_BEAM", True)
+    monkeypatch.setattr(fs, "FORCE_BEAM", True)
     private, public = keys
     db = str(tmp_path / "db")
     build_snapshot(_rows(5), db, private)

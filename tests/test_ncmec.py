@@ -26,7 +26,7 @@ from csadetect.reports.schema import REPORT_SCHEMA, hit_report, report_id, to_js
 from csadetect.config.settings import ProviderSettings
 from csadetect.indicators.index import Match
 from csadetect.core.keys import generate_keypair, key_id
-from csadetect.transforms.common import HashedItem, MatchedItem
+from csadetect.reports.hits import HashedItem, MatchedItem
 
 REPO = Path(__file__).resolve().parent.parent
 XSD = REPO / "csadetect" / "reports" / "schemas" / "cybertipline_subset.xsd"

@@ -179,7 +179,7 @@ def test_config_errors_are_one_line(tmp_path):
 def test_embedding_handler_batched_equals_one_by_one():
     """RunInference's batch of items (several views each) gives each item the vectors it gets alone."""
     from csadetect.models.embedding import EmbeddingModel, model_inputs
-    from csadetect.transforms.common import HashedItem
+    from csadetect.reports.hits import HashedItem
     from csadetect.transforms.embed import ImageEmbeddingHandler
     from csadetect.events.event import parse_event
 

@@ -72,6 +72,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from csadetect.media.synth import jpeg_bytes, synthetic_image
 from csadetect.models.loader import REFERENCE_DIR
+from training.embedding_data import rgb_image
 
 SIZE = (320, 240)
 SPLITS = {
@@ -150,19 +151,7 @@ def _palette(rng, n: int) -> list:
 # ---------------------------------------------------------------------------- backgrounds
 
 def _to_rgb_uint8(a) -> Image.Image:
-    a = np.asarray(a)
-    if a.dtype == bool:
-        a = a.astype(np.uint8) * 255
-    elif a.dtype != np.uint8:
-        a = np.clip(a * 255.0 if a.max() <= 1.0 else a, 0, 255).astype(np.uint8)
-    img = Image.fromarray(a)
-    if img.mode == "RGBA":
-        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(bg, img)
-    img = img.convert("RGB")
-    if max(img.size) > 800:
-        img.thumbnail((800, 800), Image.Resampling.BILINEAR)
-    return img
+    return rgb_image(a, 800)
 
 
 @lru_cache(maxsize=None)

@@ -31,10 +31,10 @@ EVAL_TRANSFORMS = ["crop10", "crop20", "crop30", "rotate90", "rotate5", "flip", 
 
 # ---------------------------------------------------------------- images
 
-def skimage_image(name: str) -> Image.Image:
-    import skimage.data
-
-    a = np.asarray(getattr(skimage.data, name)())
+def rgb_image(a, max_side: int) -> Image.Image:
+    """An RGB picture from an array of any dtype (bool, float in [0, 1], uint8) or with alpha
+    (flattened on white), shrunk to at most ``max_side`` pixels."""
+    a = np.asarray(a)
     if a.dtype == bool:
         a = a.astype(np.uint8) * 255
     elif a.dtype != np.uint8:
@@ -44,9 +44,15 @@ def skimage_image(name: str) -> Image.Image:
         bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(bg, img)
     img = img.convert("RGB")
-    if max(img.size) > 640:  # keep augmentation cheap
-        img.thumbnail((640, 640), Image.Resampling.BILINEAR)
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return img
+
+
+def skimage_image(name: str) -> Image.Image:
+    import skimage.data
+
+    return rgb_image(getattr(skimage.data, name)(), 640)  # small: keeps augmentation cheap
 
 
 def synth(seed: int) -> Image.Image:

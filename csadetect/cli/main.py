@@ -5,28 +5,17 @@ and a non-zero exit code."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
+from csadetect.cli import (complaints, console, feedback, hashing, indicators, models, reports, retention, review,
+                           transparency, tune)
+from csadetect.config.settings import ConfigError
+from csadetect.indicators.snapshot import SnapshotError
 
-def _cmd_hash(args) -> int:
-    from csadetect.media.hashing import MediaError, hash_file
-    from csadetect.config.settings import load_settings
-    from csadetect.signals import describe, digests
-
-    settings = load_settings(args.config)
-    failed = 0
-    for path in args.paths:
-        try:
-            hashes = hash_file(path, max_pixels=settings.limits.max_pixels, seconds_per_hash=args.seconds_per_hash,
-                               digests=digests())
-        except MediaError as exc:
-            failed += 1
-            print(f"error: {path}: {exc}", file=sys.stderr)
-            continue
-        print(json.dumps({"path": path, **describe(hashes)}), flush=True)
-    return 1 if failed else 0
+# One module per command group, each with ``register(subparsers)``; `run` and `demo` are below.
+COMMAND_GROUPS = (hashing, indicators, models, tune, reports, review, retention, complaints, transparency, feedback,
+                  console)
 
 
 def _with_config(args) -> list[str]:
@@ -34,13 +23,13 @@ def _with_config(args) -> list[str]:
 
 
 def _cmd_run(args) -> int:
-    from csadetect.pipelines.detect import main as detect_main
+    from csadetect.pipelines.detect import main as detect_main  # lazy: Beam and the models, only for `run`
 
     return detect_main(_with_config(args))
 
 
 def _cmd_demo(args) -> int:
-    from csadetect.demo import main as demo_main
+    from csadetect.demo import main as demo_main  # lazy: Beam and the models, only for `demo`
 
     return demo_main(_with_config(args))
 
@@ -57,32 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the detection pipeline (Beam pipeline options pass through)", add_help=False)
     p.set_defaults(func=_cmd_run, passthrough=True)
 
-    p = sub.add_parser("hash", help="PDQ/MD5/SHA-256 (vPDQ for video) of files, one JSON line each")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--seconds-per-hash", type=float, default=1.0, help="vPDQ sampling (0 = every frame)")
-    p.set_defaults(func=_cmd_hash)
-
-    from csadetect.cli.console import register as register_console
-    from csadetect.cli.reports import register as register_reports
-    from csadetect.cli.complaints import register as register_complaints
-    from csadetect.cli.retention import register as register_retention
-    from csadetect.cli.review import register as register_review
-    from csadetect.cli.transparency import register as register_transparency
-    from csadetect.cli.tune import register as register_tune
-    from csadetect.cli.indicators import register as register_indicators
-    from csadetect.cli.feedback import register as register_feedback
-    from csadetect.cli.models import register as register_models
-
-    register_indicators(sub)
-    register_models(sub)
-    register_tune(sub)
-    register_reports(sub)
-    register_review(sub)
-    register_retention(sub)
-    register_complaints(sub)
-    register_transparency(sub)
-    register_feedback(sub)
-    register_console(sub)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
     return parser
 
 
@@ -98,9 +63,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # last resort: one line, no traceback, no content
-        from csadetect.config.settings import ConfigError
-        from csadetect.indicators.snapshot import SnapshotError
-
         if isinstance(exc, (ConfigError, SnapshotError)):
             print(f"error: {exc}", file=sys.stderr)
             return 2

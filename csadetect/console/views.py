@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from csadetect.console.deps import Ctx
 from csadetect.core.timeutil import parse_time
 from csadetect.reports.schema import FIELD_DOCS, REPORT_SCHEMA
+from csadetect.signals import SIGNAL_TYPES
 
 REASONS: dict[str, dict[str, str]] = {
     "confirmed": {
@@ -82,8 +83,8 @@ def _num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-_DISTANCE_UNITS = {"pdq": "bits (of 256)", "vpdq": "1 − share of matching frames", "md5": "exact", "sha256": "exact",
-                   "embedding": "1 − cosine similarity"}
+# what a match's distance counts, per kind, from the signal types
+_DISTANCE_UNITS = {name: SIGNAL_TYPES[name].unit for name in SIGNAL_TYPES}
 
 
 def _field_value(name: str, value: Any) -> str:

@@ -46,6 +46,7 @@ from csadetect.core.keys import (
     sign,
     verify,
 )
+from csadetect.core import fs
 from csadetect.core.timeutil import utc_iso
 from csadetect.signals import SIGNAL_TYPES, SignalError, hex_to_codes, names
 from csadetect.signals.pdq import PdqSignal
@@ -69,38 +70,14 @@ class SnapshotError(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 # Filesystem helpers: the only place that touches storage. Swap these to support another store.
 
-FORCE_BEAM = False  # tests flip this to run local paths through Beam's FileSystems
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path
-
-
-def _beam(path: str) -> bool:
-    return FORCE_BEAM or _is_url(path)
-
-
 def _join(*parts: str) -> str:
-    if _is_url(parts[0]):
-        from apache_beam.io.filesystems import FileSystems
-
-        return FileSystems.join(*parts)
-    return os.path.join(*parts)
+    return fs.join(*parts)
 
 
 def _read(path: str) -> Optional[bytes]:
     """The file's bytes, or None when it does not exist."""
-    if _beam(path):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
-        if not FileSystems.exists(path):
-            return None
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            return fh.read()
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        return fs.read_bytes(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
@@ -108,11 +85,8 @@ def _read(path: str) -> Optional[bytes]:
 def _write(path: str, data: bytes, atomic: bool = False) -> None:
     """Write a file; ``atomic`` makes readers see the old or the new content, never a mix
     (temp file + ``os.replace`` locally; object stores replace objects atomically anyway)."""
-    if _is_url(path):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+    if fs.is_url(path):
+        with fs.open_write(path) as fh:
             fh.write(data)
         return
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}" if atomic else path
@@ -126,12 +100,9 @@ def _write(path: str, data: bytes, atomic: bool = False) -> None:
 
 def _list(path: str) -> list[str]:
     """Names directly under a directory (empty if it does not exist)."""
-    if _is_url(path):
-        from apache_beam.io.filesystems import FileSystems
-
+    if fs.is_url(path):
         prefix = path.rstrip("/") + "/"
-        found = FileSystems.match([prefix + "*/" + MANIFEST])[0].metadata_list
-        return sorted({m.path[len(prefix):].split("/", 1)[0] for m in found})
+        return sorted({m.path[len(prefix):].split("/", 1)[0] for m in fs.match(prefix + "*/" + MANIFEST)})
     try:
         return sorted(os.listdir(path))
     except (FileNotFoundError, NotADirectoryError):
@@ -140,7 +111,7 @@ def _list(path: str) -> list[str]:
 
 def _new_dir(path: str) -> str:
     """A private staging directory next to ``path`` (local only; URLs need none)."""
-    if _is_url(path):
+    if fs.is_url(path):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
     staging = os.path.join(os.path.dirname(path), f".staging-{os.path.basename(path)}-{uuid.uuid4().hex[:8]}")

@@ -16,9 +16,8 @@ import sys
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from csadetect.config.profiles import DETECT_KEYS, profile_settings
+from csadetect.config.profiles import DETECT_KEYS
 from csadetect.config.settings import ConfigError, Settings
 from csadetect.core.timeutil import utc_iso, utc_now
 from csadetect.indicators.index import load_index
@@ -29,7 +28,7 @@ from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
 from csadetect.models.grooming import GroomingModel
 from csadetect.pipelines import counter_values, pipeline_main
 from csadetect.pipelines.options import (
-    DetectOptions, check_options, help_options, local_storage, print_effective, resolve_profile,
+    DetectOptions, help_options, launch, local_storage, print_effective, run_and_wait,
 )
 from csadetect.pipelines.sources import ReadEvents, Source
 from csadetect.reports.crypto import ReportKeyError, ReportKeys
@@ -278,18 +277,9 @@ outcome_counts = counter_values  # the detection pipeline's name for it
 
 
 def run(argv=None, save_main_session: bool = False):
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("faiss.loader", "apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    argv, profile = resolve_profile(argv)  # --profile NAME|PATH (config/NAME.yaml): the command line wins
-    options = PipelineOptions(argv)
-    opts = options.view_as(DetectOptions)
-    options.view_as(SetupOptions).save_main_session = save_main_session
-    std = options.view_as(StandardOptions)
-    if not std.runner:
-        std.runner = "DirectRunner" if std.streaming else "FnApiRunner"  # never the Prism download
-    check_options(options, profile)  # e.g. Dataflow's project, region, temp_location: before any graph
-    settings = effective_settings(profile_settings(opts.config, profile), opts)
+    start = launch(argv, DetectOptions, effective_settings, save_main_session,
+                   quiet=("faiss.loader", "apache_beam.io.fileio", "apache_beam.runners.worker.statecache"))
+    options, opts, std, profile, settings = start.options, start.opts, start.std, start.profile, start.settings
     source = Source.from_options(opts).validate()
     if source.unbounded and not std.streaming:
         raise ConfigError("a Pub/Sub subscription or a Kafka topic needs --streaming")
@@ -311,10 +301,7 @@ def run(argv=None, save_main_session: bool = False):
         check_report_keys(settings)  # on Dataflow the workers hold the keys
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models)
-    result = pipeline.run()
-    if not getattr(std, "no_wait_until_finish", False):  # a Flex Template launcher must not wait
-        result.wait_until_finish()
-    return result
+    return run_and_wait(pipeline, std)
 
 
 def summary(result) -> dict:

@@ -19,16 +19,15 @@ import sys
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from csadetect.config.profiles import FEEDBACK_KEYS, profile_settings
+from csadetect.config.profiles import FEEDBACK_KEYS
 from csadetect.config.settings import ConfigError, Settings
 from csadetect.core import fs
 from csadetect.core.keys import load_public_key
 from csadetect.core.timeutil import parse_time, utc_iso
 from csadetect.pipelines import counter_values, pipeline_main
 from csadetect.pipelines.options import (
-    FeedbackOptions, check_options, help_options, local_storage, print_effective, resolve_profile,
+    FeedbackOptions, help_options, launch, local_storage, print_effective, run_and_wait,
 )
 from csadetect.transforms.feedback import (
     Alerts,
@@ -198,18 +197,8 @@ class FeedbackRun:
 
 
 def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("apache_beam.io.fileio", "apache_beam.runners.worker.statecache"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    argv, profile = resolve_profile(argv)  # --profile NAME|PATH (config/NAME.yaml): the command line wins
-    options = PipelineOptions(argv)
-    opts = options.view_as(FeedbackOptions)
-    options.view_as(SetupOptions).save_main_session = save_main_session
-    std = options.view_as(StandardOptions)
-    if not std.runner:
-        std.runner = "DirectRunner" if std.streaming else "FnApiRunner"  # never the Prism download
-    check_options(options, profile)  # e.g. Dataflow's project, region, temp_location: before any graph
-    settings = effective_settings(profile_settings(opts.config, profile), opts)
+    start = launch(argv, FeedbackOptions, effective_settings, save_main_session)
+    options, opts, std, profile, settings = start.options, start.opts, start.std, start.profile, start.settings
     sources = sources_from(settings, opts, std.streaming)
     if opts.now:
         try:
@@ -234,10 +223,7 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, settings, sources, std.streaming, now, opts.public_key, opts.window_seconds,
                    opts.precision_every_seconds, opts.unknown_grace_seconds)
-    result = pipeline.run()
-    if not getattr(std, "no_wait_until_finish", False):  # a Flex Template launcher must not wait
-        result.wait_until_finish()
-    return FeedbackRun(result, now, settings)
+    return FeedbackRun(run_and_wait(pipeline, std), now, settings)
 
 
 def main(argv=None) -> int:

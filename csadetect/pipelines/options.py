@@ -15,16 +15,18 @@ the checks before a graph is built (:func:`check_options`) and the block printed
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import os
 import sys
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, SetupOptions, StandardOptions
 
 from csadetect.config.profiles import (
     DETECT_KEYS, PORTABLE_FAMILIES, STORAGE_KEYS, Profile, arg_value, available_profiles, effective_view, expand,
     format_effective, given_options, load_profile, local_paths, missing_options_error, option_text, profile_name,
-    required_options, runner_family, split_profile_arg,
+    profile_settings, required_options, runner_family, split_profile_arg,
 )
 from csadetect.config.settings import ConfigError, Settings
 from csadetect.pipelines.sources import add_input_args
@@ -278,3 +280,46 @@ def help_options(options_cls):
             add_profile_argument(parser)
 
     return _WithProfile
+
+
+@dataclasses.dataclass
+class Launch:
+    """What a pipeline's ``run`` starts from: Beam's options, the pipeline's own view of them, the
+    standard options (runner pinned), the runner profile and the validated settings."""
+
+    options: PipelineOptions
+    opts: PipelineOptions
+    std: StandardOptions
+    profile: Optional[Profile]
+    settings: Settings
+
+
+def launch(argv, options_cls, effective_settings: Callable, save_main_session: bool = False,
+           quiet: Iterable[str] = ("apache_beam.io.fileio", "apache_beam.runners.worker.statecache")) -> Launch:
+    """The common start of both pipelines' ``run``: logging to stderr, the runner profile applied
+    (``--profile NAME|PATH``; the command line wins), the runner pinned (FnApiRunner for batch,
+    DirectRunner for streaming: never Beam's Prism download), the runner's required options checked
+    before any graph, and the configuration with the command line's overrides
+    (``effective_settings(settings, opts)``)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in quiet:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    argv, profile = resolve_profile(argv)
+    options = PipelineOptions(argv)
+    opts = options.view_as(options_cls)
+    options.view_as(SetupOptions).save_main_session = save_main_session
+    std = options.view_as(StandardOptions)
+    if not std.runner:
+        std.runner = "DirectRunner" if std.streaming else "FnApiRunner"
+    check_options(options, profile)  # e.g. Dataflow's project, region, temp_location
+    settings = effective_settings(profile_settings(opts.config, profile), opts)
+    return Launch(options, opts, std, profile, settings)
+
+
+def run_and_wait(pipeline, std: StandardOptions):
+    """Run the pipeline and wait for it, unless ``--no_wait_until_finish`` (a Flex Template
+    launcher must not wait)."""
+    result = pipeline.run()
+    if not getattr(std, "no_wait_until_finish", False):
+        result.wait_until_finish()
+    return result

@@ -78,8 +78,8 @@ def hit_report(matched: MatchedItem, provider) -> dict[str, Any]:
     indicator matches (detector ``known-hash``, or ``known-embedding`` when only embedding
     near-duplicates matched), else new material scored by the classifier."""
     if matched.matches:
-        only_embedding = all(m.kind == "embedding" for m in matched.matches)
-        return known_report(matched, provider, "known-embedding" if only_embedding else "known-hash")
+        detectors = {get(m.kind).detector for m in matched.matches}
+        return known_report(matched, provider, detectors.pop() if len(detectors) == 1 else "known-hash")
     report = known_report(matched, provider, "new-material-classifier")
     report.update(
         detection_type="new",

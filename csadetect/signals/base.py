@@ -71,6 +71,7 @@ class SignalType(abc.ABC):
     exact: ClassVar[bool] = False  # only identical values match (distance 0)
     digest: ClassVar[bool] = False  # a hashlib digest of the bytes, named by its algorithm
     from_media: ClassVar[bool] = True  # ``indicators from-media`` writes it and ``csadetect hash`` prints it
+    detector: ClassVar[str] = "known-hash"  # the report's detector when only this kind of signal matched
 
     def validate(self, value: str) -> str:
         """The canonical form of ``value``; raises SignalError (one line) when it is not valid."""

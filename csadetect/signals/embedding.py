@@ -139,6 +139,7 @@ class EmbeddingSignal(SignalType):
     name = "embedding"
     content = ("image",)
     unit = "1 − cosine similarity"
+    detector = "known-embedding"
     default_threshold = None
     evidence = 5
 

@@ -21,7 +21,8 @@ import numpy as np
 from csadetect.models import classifier
 from csadetect.models.classifier import NewMaterialClassifier
 from csadetect.models.loader import BatchedModelHandler
-from csadetect.transforms.common import MatchedItem, RunInferenceKeepingTimestamps, batching_kwargs, counter
+from csadetect.reports.hits import MatchedItem
+from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter
 
 
 @dataclasses.dataclass(frozen=True)

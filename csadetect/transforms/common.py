@@ -1,7 +1,7 @@
 """Shared pieces of the transforms: the metrics namespace, tags, batching, and the base of the
 DoFns that seal or sign. The element types that flow between the stages (``HashedItem``,
-``MatchedItem``) are plain data of :mod:`csadetect.reports.hits`, imported here for the stages.
-Counters never carry ids, hashes or content in their names."""
+``MatchedItem``) are plain data of :mod:`csadetect.reports.hits`. Counters never carry ids, hashes
+or content in their names."""
 from __future__ import annotations
 
 import apache_beam as beam
@@ -9,7 +9,6 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from csadetect.reports.crypto import ReportKeys
-from csadetect.reports.hits import HashedItem, MatchedItem  # noqa: F401  (the stages' element types)
 
 NAMESPACE = "csadetect"
 DEAD_LETTER = "dead_letter"

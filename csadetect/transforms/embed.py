@@ -18,7 +18,8 @@ import numpy as np
 
 from csadetect.models.embedding import EmbeddingModel
 from csadetect.models.loader import BatchedModelHandler
-from csadetect.transforms.common import HashedItem, RunInferenceKeepingTimestamps, batching_kwargs, counter
+from csadetect.reports.hits import HashedItem
+from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter
 
 
 class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, EmbeddingModel]):

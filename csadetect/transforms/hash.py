@@ -19,7 +19,8 @@ from csadetect.media.preprocess import views as preprocess_views
 from csadetect.models.embedding import model_inputs
 from csadetect.reports.crypto import load_evidence_private_key, seal_content
 from csadetect.signals import digests
-from csadetect.transforms.common import DEAD_LETTER, HashedItem, counter
+from csadetect.reports.hits import HashedItem
+from csadetect.transforms.common import DEAD_LETTER, counter
 
 TEXT = "text"
 

@@ -18,7 +18,8 @@ from apache_beam.utils import shared
 from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.indicators.index import load_index
 from csadetect.indicators.snapshot import SnapshotError
-from csadetect.transforms.common import MatchedItem, counter
+from csadetect.reports.hits import MatchedItem
+from csadetect.transforms.common import counter
 
 LOG = logging.getLogger(__name__)
 

@@ -1,0 +1,36 @@
+"""``csadetect hash PATH...``: every signal type computed from media files, one JSON line each.
+
+The fields come from the signal registry (:func:`csadetect.signals.describe`): PDQ with its
+quality, MD5 and SHA-256 for images; vPDQ frames and the file digests for videos. A file that
+cannot be hashed gives ``error: PATH: reason`` on stderr and exit code 1 at the end.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from csadetect.config.settings import load_settings
+from csadetect.media.hashing import MediaError, hash_file
+from csadetect.signals import describe, digests
+
+
+def _cmd_hash(args) -> int:
+    settings = load_settings(args.config)
+    failed = 0
+    for path in args.paths:
+        try:
+            hashes = hash_file(path, max_pixels=settings.limits.max_pixels, seconds_per_hash=args.seconds_per_hash,
+                               digests=digests())
+        except MediaError as exc:
+            failed += 1
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            continue
+        print(json.dumps({"path": path, **describe(hashes)}), flush=True)
+    return 1 if failed else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("hash", help="PDQ/MD5/SHA-256 (vPDQ for video) of files, one JSON line each")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--seconds-per-hash", type=float, default=1.0, help="vPDQ sampling (0 = every frame)")
+    p.set_defaults(func=_cmd_hash)
