@@ -52,6 +52,16 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
+from csadetect.config.settings import MatchSettings, Settings
+from csadetect.core.keys import generate_keypair
+from csadetect.events.event import make_event
+from csadetect.indicators.index import IndicatorIndex, load_index
+from csadetect.indicators.rows import Indicator
+from csadetect.indicators.snapshot import Snapshot, build_snapshot, rows_to_table
+from csadetect.media.hashing import DEFAULT_MAX_PIXELS, HASH_SIDE, hamming, hash_image, load_image
+from csadetect.media.preprocess import views
+from csadetect.media.synth import jpeg_bytes, synthetic_image
+
 ROOT = Path(__file__).resolve().parent.parent
 
 THRESHOLD = 31
@@ -176,7 +186,6 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "reti
 
 def image_set(n: int, size: tuple[int, int], quality: int = 90) -> list[bytes]:
     """``n`` JPEGs of ``size``: half csadetect.media.synth pictures, half scikit-image photos (cached)."""
-    from csadetect.media.synth import jpeg_bytes, synthetic_image
 
     folder = DATA_DIR / f"images-{size[0]}x{size[1]}-q{quality}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -215,8 +224,6 @@ def reference_vectors() -> list[tuple[bytes, str]]:
 
 
 def bench_hashing(args) -> str:
-    from csadetect.media.hashing import DEFAULT_MAX_PIXELS, HASH_SIDE, hamming, hash_image, load_image
-    from csadetect.media.preprocess import views
     from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
     from threatexchange.signal_type.pdq.signal import PdqSignal
 
@@ -332,7 +339,6 @@ def snapshot_of(db: np.ndarray):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from csadetect.indicators.snapshot import Snapshot, rows_to_table
 
     n = len(db)
     hexchars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -348,8 +354,6 @@ def snapshot_of(db: np.ndarray):
 def bench_matching(args) -> str:
     import faiss
 
-    from csadetect.config.settings import MatchSettings
-    from csadetect.indicators.index import IndicatorIndex
     from threatexchange.signal_type.pdq.pdq_index import PDQIndex
 
     pin_one_core(args.cpu)
@@ -524,12 +528,6 @@ def e2e_data(work: Path, n_events: int, size: tuple[int, int], n_random: int, sh
     """Events JSON Lines (base64 JPEGs, ``shards`` files) and a signed snapshot of random PDQ
     indicators plus the pictures of every 10th event. Known events are crops of their own
     pictures, so exactly those events can match. Cached in ``work`` (same parameters)."""
-    from csadetect.events.event import make_event
-    from csadetect.media.hashing import hash_image
-    from csadetect.media.synth import jpeg_bytes, synthetic_image
-    from csadetect.indicators.rows import Indicator
-    from csadetect.core.keys import generate_keypair
-    from csadetect.indicators.snapshot import build_snapshot
 
     params = {"n": n_events, "size": list(size), "random": n_random, "shards": shards, "seed": SEED, "v": 2}
     meta_path = work / "meta.json"
@@ -580,7 +578,6 @@ def e2e_data(work: Path, n_events: int, size: tuple[int, int], n_random: int, sh
 
 def run_pipeline(work: Path, extra: list[str]) -> dict:
     """Run ``python -m csadetect.pipelines.detect`` in a child process: wall time, CPU time, outcome counts."""
-    from csadetect.config.settings import Settings
 
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -614,10 +611,6 @@ PIPELINE_CONFIGS = (
 
 
 def bench_e2e(args) -> str:
-    from csadetect.media.hashing import hash_image
-    from csadetect.media.preprocess import views
-    from csadetect.config.settings import MatchSettings
-    from csadetect.indicators.index import load_index
     from threatexchange.signal_type.pdq.pdq_index import PDQIndex
     from threatexchange.signal_type.pdq.signal import PdqSignal
 

@@ -48,6 +48,23 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from csadetect.config.settings import Limits, MatchSettings, ProviderSettings, ReportSettings
+from csadetect.core.keys import generate_keypair
+from csadetect.events.event import make_event, parse_event
+from csadetect.indicators.index import Match
+from csadetect.indicators.rows import from_media
+from csadetect.indicators.snapshot import build_snapshot
+from csadetect.media.hashing import hash_image, hash_image_with_views
+from csadetect.media.preprocess import views
+from csadetect.media.synth import jpeg_bytes, synthetic_image
+from csadetect.models.embedding import EmbeddingModel
+from csadetect.reports import crypto
+from csadetect.reports.crypto import ReportKeys, generate_centre_keypair, seal_content
+from csadetect.reports.hits import HashedItem, MatchedItem
+from csadetect.reports.records import finalise_report, pending_report
+from csadetect.review.store import ReviewStore, generate_provider_keys, review_item
+from csadetect.transforms.hash import HashMediaFn
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SEED = 20260401
@@ -175,7 +192,6 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 def images(n: int, size: tuple[int, int], quality: int = 90) -> list[bytes]:
     """``n`` generated JPEGs (``csadetect.media.synth``) of ``size``, fixed seeds, cached."""
-    from csadetect.media.synth import jpeg_bytes, synthetic_image
 
     folder = DATA_DIR / f"reports-images-{size[0]}x{size[1]}-q{quality}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,8 +207,6 @@ def images(n: int, size: tuple[int, int], quality: int = 90) -> list[bytes]:
 def make_keys(keydir: Path) -> dict:
     """Provider signing + evidence keys and the Centre's key pair (as tests/conftest.py makes
     them); returns the ``reports`` config section and the Centre's private key path."""
-    from csadetect.reports.crypto import generate_centre_keypair
-    from csadetect.review.store import generate_provider_keys
 
     reports = generate_provider_keys(str(keydir / "provider"))
     centre_private, centre_public = generate_centre_keypair(keydir / "centre")
@@ -204,13 +218,6 @@ def make_keys(keydir: Path) -> dict:
 def hit_reports(blobs: list[bytes], keys, prefix: str) -> list[dict]:
     """Reports as ``BuildReports`` makes them for known hits on ``blobs`` (one PDQ match each),
     each with the content sealed for the provider's evidence key under ``_evidence``."""
-    from csadetect.reports import crypto
-    from csadetect.events.event import make_event, parse_event
-    from csadetect.media.hashing import hash_image
-    from csadetect.config.settings import ProviderSettings
-    from csadetect.indicators.index import Match
-    from csadetect.reports.hits import HashedItem, MatchedItem
-    from csadetect.reports.records import pending_report
 
     out = []
     for i, data in enumerate(blobs):
@@ -227,12 +234,6 @@ def hit_reports(blobs: list[bytes], keys, prefix: str) -> list[dict]:
 
 
 def bench_seal(args, keys, key_paths, res: dict) -> str:
-    from csadetect.reports.crypto import seal_content
-    from csadetect.events.event import make_event, parse_event
-    from csadetect.media.hashing import hash_image_with_views
-    from csadetect.media.preprocess import views
-    from csadetect.config.settings import Limits, MatchSettings
-    from csadetect.transforms.hash import HashMediaFn
 
     n = 4 if args.quick else 24
     rounds = 1 if args.quick else args.rounds
@@ -319,9 +320,6 @@ def bench_seal(args, keys, key_paths, res: dict) -> str:
 
 
 def bench_report(args, keys, key_paths, res: dict) -> str:
-    from csadetect.reports import crypto
-    from csadetect.reports.crypto import ReportKeys
-    from csadetect.reports.records import finalise_report
 
     n = 4 if args.quick else 24
     rounds = 1 if args.quick else args.rounds
@@ -415,7 +413,6 @@ def bench_report(args, keys, key_paths, res: dict) -> str:
 
 
 def bench_store(args, keys, res: dict) -> str:
-    from csadetect.review.store import ReviewStore, review_item
 
     n = 10 if args.quick else 100
     rounds = 1 if args.quick else args.rounds
@@ -493,17 +490,11 @@ def e2e_data(work: Path, n: int, size: tuple[int, int], known_every: int) -> dic
     """``n`` image events (JSON Lines, base64 JPEGs of generated pictures); every
     ``known_every``-th is an exact copy of one of 3 known pictures, whose rows (PDQ, MD5, SHA-256,
     embedding, as ``indicators from-media`` makes them) form a small signed snapshot. Cached."""
-    from csadetect.events.event import make_event
-    from csadetect.media.synth import jpeg_bytes, synthetic_image
 
     params = {"n": n, "size": list(size), "known_every": known_every, "seed": SEED, "v": 1}
     meta = work / "meta.json"
     if meta.exists() and json.loads(meta.read_text()).get("params") == params:
         return json.loads(meta.read_text())["data"]
-    from csadetect.indicators.rows import from_media
-    from csadetect.core.keys import generate_keypair
-    from csadetect.indicators.snapshot import build_snapshot
-    from csadetect.models.embedding import EmbeddingModel
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -709,8 +700,6 @@ def main(argv=None) -> int:
     started = time.time()
     mach = machine()
     load_before = load_now()
-    from csadetect.reports.crypto import ReportKeys
-    from csadetect.config.settings import ReportSettings
 
     res: dict = {}
     sections = []

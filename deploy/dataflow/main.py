@@ -88,7 +88,7 @@ def launch_argv(argv: Sequence[str], env: Optional[dict] = None) -> list[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from csadetect.pipelines.detect import main as detect_main
+    from csadetect.pipelines.detect import main as detect_main  # lazy: the argv helpers above load without Beam or TF
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--help" in argv or "-h" in argv:
