@@ -7,7 +7,7 @@ import argparse
 from datetime import datetime
 from typing import Optional
 
-from csadetect.cli.indicators import _emit, _say, handled
+from csadetect.cli.output import emit, handled, say
 from csadetect.compliance.complaints import (
     GROUNDS, NOTE_MAX, OUTCOMES, STATUSES, ComplaintError, add_complaint, complaints_state, counts,
     pull_complaints, record_outcome,
@@ -35,16 +35,16 @@ def _time_arg(value: Optional[str], name: str) -> Optional[datetime]:
 @_handled
 def cmd_add(args) -> int:
     event = add_complaint(_directory(args), args.grounds, args.report_id, "cli", _time_arg(args.at, "--at"))
-    _say(f"recorded complaint {event['complaint_id']}")
-    _emit(event)
+    say(f"recorded complaint {event['complaint_id']}")
+    emit(event)
     return 0
 
 
 @_handled
 def cmd_resolve(args) -> int:
     event = record_outcome(_directory(args), args.complaint_id, args.outcome, args.note, _time_arg(args.at, "--at"))
-    _say(f"complaint {args.complaint_id}: {args.outcome}")
-    _emit(event)
+    say(f"complaint {args.complaint_id}: {args.outcome}")
+    emit(event)
     return 0
 
 
@@ -52,23 +52,23 @@ def cmd_resolve(args) -> int:
 def cmd_list(args) -> int:
     complaints = complaints_state(_directory(args), args.status)
     for c in complaints:
-        _emit(c)
-    _say(f"{len(complaints)} complaint(s)")
+        emit(c)
+    say(f"{len(complaints)} complaint(s)")
     return 0
 
 
 @_handled
 def cmd_counts(args) -> int:
-    _emit(counts(_directory(args), _time_arg(args.start, "--start"), _time_arg(args.end, "--end")))
+    emit(counts(_directory(args), _time_arg(args.start, "--start"), _time_arg(args.end, "--end")))
     return 0
 
 
 @_handled
 def cmd_pull(args) -> int:
     result = pull_complaints(load_settings(getattr(args, "config", None)), args.subscription, args.max, args.timeout)
-    _say(f"pulled {result.pulled}: {len(result.added)} recorded, {result.duplicates} already recorded, "
+    say(f"pulled {result.pulled}: {len(result.added)} recorded, {result.duplicates} already recorded, "
          f"{result.rejected} rejected")
-    _emit(result.summary())
+    emit(result.summary())
     return 0
 
 

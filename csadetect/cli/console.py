@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
-import json
 import sys
 import time
 
 import uvicorn
 
-from csadetect.cli.indicators import _say, handled
+from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.console.app import ConsoleConfig, ConsoleError, create_app
 from csadetect.console.auth import AuthError, hash_password
@@ -84,15 +83,15 @@ def _cmd_serve(args) -> int:
     except ValueError:
         loopback = config.host == "localhost"
     if not loopback and not config.secure_cookie:
-        _say(f"warning: serving on {config.host} without TLS: put a TLS proxy in front and set console.secure_cookie")
+        say(f"warning: serving on {config.host} without TLS: put a TLS proxy in front and set console.secure_cookie")
     console = app.state.console
     if console.centre_key is None:
-        _say("warning: no centre key (--centre-key): evidence cannot be opened")
+        say("warning: no centre key (--centre-key): evidence cannot be opened")
     if console.provider_key is None:
-        _say("warning: no provider public key (--provider-public-key): signatures are not checked")
+        say("warning: no provider public key (--provider-public-key): signatures are not checked")
     source = f"subscription {config.subscription}" if config.subscription else f"report store {config.reports_dir}"
     outputs = ", ".join(x for x in (config.feedback_topic, config.feedback_dir) if x)
-    _say(f"console: http://{config.host}:{config.port}/  reports from {source}; verdicts to {outputs}; "
+    say(f"console: http://{config.host}:{config.port}/  reports from {source}; verdicts to {outputs}; "
          f"audit log {config.audit_log or 'in the database only'}")
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False,
                 server_header=False, proxy_headers=False)
@@ -120,8 +119,8 @@ def _cmd_adduser(args) -> int:
         action = store.add_user(args.name, pw_hash, args.role, time.time(), replace=args.replace)
     finally:
         store.close()
-    print(json.dumps({"user": args.name, "role": args.role, "action": action, "db": config.db}), flush=True)
-    _say(f"{'added' if action == 'user_added' else 'updated'} {args.role} {args.name} in {config.db}")
+    emit({"user": args.name, "role": args.role, "action": action, "db": config.db})
+    say(f"{'added' if action == 'user_added' else 'updated'} {args.role} {args.name} in {config.db}")
     return 0
 
 
@@ -130,7 +129,7 @@ def _cmd_users(args) -> int:
     store, _ = _store(args)
     try:
         for user in store.users():
-            print(json.dumps(user), flush=True)
+            emit(user)
     finally:
         store.close()
     return 0

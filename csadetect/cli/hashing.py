@@ -6,9 +6,7 @@ cannot be hashed gives ``error: PATH: reason`` on stderr and exit code 1 at the 
 """
 from __future__ import annotations
 
-import json
-import sys
-
+from csadetect.cli.output import emit, error
 from csadetect.config.settings import load_settings
 from csadetect.media.hashing import MediaError, hash_file
 from csadetect.signals import describe, digests
@@ -23,9 +21,9 @@ def _cmd_hash(args) -> int:
                                digests=digests())
         except MediaError as exc:
             failed += 1
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            error(f"{path}: {exc}")
             continue
-        print(json.dumps({"path": path, **describe(hashes)}), flush=True)
+        emit({"path": path, **describe(hashes)})
     return 1 if failed else 0
 
 

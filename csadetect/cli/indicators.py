@@ -7,14 +7,13 @@ line ``error: ...`` on stderr and exit code 1.
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import os
 import sys
 from typing import Iterator, Optional, Sequence
 
 from tqdm import tqdm
 
+from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
 from csadetect.indicators.index import load_index
@@ -26,34 +25,6 @@ from csadetect.models import ModelError
 from csadetect.signals import digests, names
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _emit(obj) -> None:
-    print(json.dumps(obj, sort_keys=False), flush=True)
-
-
-def handled(expected):
-    """A decorator for ``(args) -> exit code`` handlers: the errors ``expected()`` names (a callable,
-    so imports stay lazy) and OSError become one line on stderr and exit code 1."""
-
-    def decorate(func):
-        @functools.wraps(func)
-        def wrapper(args) -> int:
-            try:
-                return func(args)
-            except expected() as exc:
-                _say(f"error: {exc}")
-            except OSError as exc:
-                _say(f"error: {exc.filename or ''}: {exc.strerror or type(exc).__name__}".replace("error: : ", "error: "))
-            return 1
-
-        return wrapper
-
-    return decorate
 
 
 _handled = handled(lambda: (IndicatorError, SnapshotError, SigningError, MediaError, ConfigError))
@@ -83,8 +54,8 @@ def _settings(args):
 @_handled
 def cmd_keygen(args) -> int:
     private_path, public_path = generate_keypair(args.out, overwrite=args.force)
-    _say(f"wrote {private_path} (keep it secret) and {public_path}")
-    _emit({"private_key": private_path, "public_key": public_path, "key_id": key_id(public_path)})
+    say(f"wrote {private_path} (keep it secret) and {public_path}")
+    emit({"private_key": private_path, "public_key": public_path, "key_id": key_id(public_path)})
     return 0
 
 
@@ -108,18 +79,18 @@ def cmd_from_media(args) -> int:
     paths = list(media_files(args.paths))
     embedder = _embedder(settings, not args.no_embedding)
     if embedder is not None:
-        _say(f"embedding model {embedder.version}: images also get embedding rows (the image, a 5% centre crop, ±3° rotations)")
+        say(f"embedding model {embedder.version}: images also get embedding rows (the image, a 5% centre crop, ±3° rotations)")
     bar = tqdm(total=len(paths), unit="file", disable=len(paths) < 50 or None, file=sys.stderr)
     rows = from_media(paths, settings.match, category=args.category, errors=errors, warnings=warnings,
                       embedder=embedder, progress=lambda: bar.update(1))
     bar.close()
     for line in warnings:
-        _say(f"warning: {line}")
+        say(f"warning: {line}")
     for line in errors:
-        _say(f"error: {line}")
+        say(f"error: {line}")
     write_csv(rows, args.out)
-    _say(f"wrote {len(rows)} indicators from {len(paths) - len(errors)} of {len(paths)} files to {args.out}")
-    _emit({"out": args.out, "files": len(paths), "failed": len(errors), "rows": len(rows)})
+    say(f"wrote {len(rows)} indicators from {len(paths) - len(errors)} of {len(paths)} files to {args.out}")
+    emit({"out": args.out, "files": len(paths), "failed": len(errors), "rows": len(rows)})
     return 1 if errors or not paths else 0
 
 
@@ -131,8 +102,8 @@ def cmd_build(args) -> int:
     rows = read_indicators(args.input, args.format, args.kind) if args.input else []
     manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or ())
     kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"
-    _say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")
-    _emit({k: manifest[k] for k in ("version", "type", "parent", "created_at", "key_id", "counts", "totals")})
+    say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")
+    emit({k: manifest[k] for k in ("version", "type", "parent", "created_at", "key_id", "counts", "totals")})
     return 0
 
 
@@ -141,10 +112,10 @@ def cmd_verify(args) -> int:
     try:
         snap = load_snapshot(args.db_dir, args.public_key, args.version)
     except SnapshotError as exc:
-        _emit({"ok": False, "db_dir": args.db_dir, "error": str(exc)})
+        emit({"ok": False, "db_dir": args.db_dir, "error": str(exc)})
         raise
-    _say(f"version {snap.version} of {args.db_dir} verifies ({len(snap.chain)} version(s) checked)")
-    _emit({
+    say(f"version {snap.version} of {args.db_dir} verifies ({len(snap.chain)} version(s) checked)")
+    emit({
         "ok": True,
         "db_dir": args.db_dir,
         "version": snap.version,
@@ -158,8 +129,8 @@ def cmd_verify(args) -> int:
 def cmd_info(args) -> int:
     result = info(args.db_dir, args.public_key, args.version)
     if not result["verified"]:
-        _say("note: not verified (pass --public-key to verify signatures and checksums)")
-    _emit(result)
+        say("note: not verified (pass --public-key to verify signatures and checksums)")
+    emit(result)
     return 0
 
 
@@ -181,11 +152,11 @@ def cmd_diff(args) -> int:
     else:
         raise IndicatorError("diff takes DBDIR VERSION_A VERSION_B, or DBDIR_A DBDIR_B")
     result = diff(a, b)
-    _say(
+    say(
         f"{len(result['added'])} added, {len(result['disabled'])} disabled, {len(result['changed'])} changed, "
         f"{len(result['enabled'])} enabled, {len(result['removed'])} removed"
     )
-    _emit(result)
+    emit(result)
     return 0
 
 
@@ -211,14 +182,14 @@ def cmd_match(args) -> int:
     db_dir = args.indicators or settings.indicators.path
     public_key = args.public_key or settings.indicators.public_key
     index = load_index(db_dir, public_key, settings.match)
-    _say(f"indicator snapshot version {index.version} ({len(index)} active indicators)")
+    say(f"indicator snapshot version {index.version} ({len(index)} active indicators)")
     embedder = _embedder(settings, not args.no_embedding)
     spec = None
     if embedder is not None:
         from csadetect.models.embedding import EmbeddingSpec  # lazy: the model loader imports Beam
 
         spec = EmbeddingSpec.resolve(settings.embedding)
-        _say(f"embedding model {spec.version}: near-duplicates at cosine similarity >= {spec.threshold:.4f}")
+        say(f"embedding model {spec.version}: near-duplicates at cosine similarity >= {spec.threshold:.4f}")
     failed = 0
     for path in media_files(args.paths):
         try:
@@ -226,9 +197,9 @@ def cmd_match(args) -> int:
         except (MediaError, OSError) as exc:
             failed += 1
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            _emit({"path": path, "error": reason})
+            emit({"path": path, "error": reason})
             continue
-        _emit({"path": path, "matched": bool(matches), "matches": [m.to_json() for m in matches]})
+        emit({"path": path, "matched": bool(matches), "matches": [m.to_json() for m in matches]})
     return 1 if failed else 0
 
 

@@ -10,6 +10,7 @@ import sys
 
 from csadetect.cli import (complaints, console, feedback, hashing, indicators, models, reports, retention, review,
                            transparency, tune)
+from csadetect.cli.output import error
 from csadetect.config.settings import ConfigError
 from csadetect.indicators.snapshot import SnapshotError
 
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
         return 130
     except Exception as exc:  # last resort: one line, no traceback, no content
         if isinstance(exc, (ConfigError, SnapshotError)):
-            print(f"error: {exc}", file=sys.stderr)
+            error(str(exc))
             return 2
         raise
 

@@ -21,19 +21,12 @@ from collections import OrderedDict
 from types import ModuleType
 from typing import Iterator, Optional
 
+from csadetect.cli.output import emit, say
 from csadetect.core.timeutil import parse_time
 from csadetect.models import ModelError
 
 REQUIRED = {"conversation_id": str, "sender": str, "sent_at": str, "text": str, "participants_minor": bool}
 BATCH_CONVERSATIONS = 256
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _emit(obj) -> None:
-    print(json.dumps(obj), flush=True)
 
 
 def _threshold(value: str) -> float:
@@ -124,7 +117,7 @@ def _load_model(args):
     try:
         return GroomingModel.load(args.model)
     except ModelError as exc:
-        _say(f"error: {exc}")
+        say(f"error: {exc}")
         return None
 
 
@@ -136,25 +129,25 @@ def cmd_grooming_score(args) -> int:
             with open(args.path, encoding="utf-8", errors="replace") as fh:
                 convs, errors = read_messages(fh)
     except OSError as exc:
-        _say(f"error: {args.path}: {exc.strerror or type(exc).__name__}")
+        say(f"error: {args.path}: {exc.strerror or type(exc).__name__}")
         return 1
     for e in errors:
-        _say(f"error: {e}")
+        say(f"error: {e}")
     model = _load_model(args)
     if model is None:
         return 1
     threshold = model.threshold if args.threshold is None else args.threshold
     for chunk in _batches(list(convs.values()), BATCH_CONVERSATIONS):
         for result in model.score_conversations(chunk, threshold):
-            _emit(_rounded(result))
+            emit(_rounded(result))
     if errors:
-        _say(f"{len(errors)} bad line(s) skipped")
+        say(f"{len(errors)} bad line(s) skipped")
     return 1 if errors else 0
 
 
 def cmd_models_evaluate(args) -> int:
     if sum(map(bool, (args.grooming, args.embedding, args.classifier))) != 1:
-        _say("error: choose one model to evaluate: --grooming, --embedding or --classifier")
+        say("error: choose one model to evaluate: --grooming, --embedding or --classifier")
         return 2
     if args.embedding:
         argv = ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
@@ -175,17 +168,17 @@ def cmd_models_evaluate(args) -> int:
             convs = corpus.read_corpus(args.data, "eval")
         except (OSError, ValueError, KeyError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            _say(f"error: cannot read evaluation data in {args.data}: {reason}")
+            say(f"error: cannot read evaluation data in {args.data}: {reason}")
             return 1
         source = os.path.join(args.data, "eval")
     else:
         training = model.metadata.get("training", {})
         seed = int(training.get("seed", 1)) if args.seed is None else args.seed
         n = int(training.get("conversations", 2000))
-        _say(f"generating the held-out synthetic evaluation split (seed {seed}) ...")
+        say(f"generating the held-out synthetic evaluation split (seed {seed}) ...")
         convs = corpus.generate_splits(n, seed, args.n_eval)["eval"]
         source = f"training.grooming_corpus seed {seed} split eval"
-    metrics = evaluate_heldout(model, convs, source, threshold=args.threshold, log=_say)
+    metrics = evaluate_heldout(model, convs, source, threshold=args.threshold, log=say)
     lat = metrics["latency_messages_until_flag"]
     summary = {"model": "grooming", "model_version": metrics["model_version"], "data": source,
                "conversations": metrics["conversations"], "threshold": metrics["threshold"],
@@ -198,7 +191,7 @@ def cmd_models_evaluate(args) -> int:
                "messages_per_s": metrics["throughput_messages_per_s"],
                "tp": metrics["tp"], "fp": metrics["fp"], "fn": metrics["fn"], "tn": metrics["tn"],
                "not_scanned": metrics["not_scanned"]}
-    _emit(summary if not args.full else metrics)
+    emit(summary if not args.full else metrics)
     return 0
 
 
@@ -213,29 +206,29 @@ def _evaluate_classifier(args) -> int:
         classifier = NewMaterialClassifier.load(args.model)
         embedder = EmbeddingModel.load(args.embedding_model)
     except ModelError as exc:
-        _say(f"error: {exc}")
+        say(f"error: {exc}")
         return 1
     n = args.n_heldout or 1000
     seed = 0 if args.seed is None else args.seed
-    _say(f"generating {n} held-out proxy images (split eval, seed {seed}) and scoring them ...")
+    say(f"generating {n} held-out proxy images (split eval, seed {seed}) and scoring them ...")
     items = [(img, label, f"{info['kind']}:{info['background']}") for img, label, info
              in corpus.dataset("eval", n, seed, with_info=True)]
     metrics = evaluate(classifier, embedder, items, threshold=args.threshold)
     if args.out:
         write_scores(classifier, embedder, items, args.out)
-        _say(f"wrote scored examples to {args.out} (input for csadetect tune)")
+        say(f"wrote scored examples to {args.out} (input for csadetect tune)")
     summary = {"model": "new-material", "model_version": classifier.version, "data": f"classifier_corpus eval seed {seed}",
                "n": metrics["n"], "roc_auc": round(metrics["roc_auc"], 4), "ece": round(metrics["ece"], 4)}
     for key in ("at_review", "at_report", "at_threshold"):
         if key in metrics:
             summary[key] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics[key].items()}
-    _emit(summary if not args.full else metrics)
+    emit(summary if not args.full else metrics)
     return 0
 
 
 def cmd_models_train(args) -> int:
     if not args.grooming:
-        _say("error: choose a model to train: --grooming")
+        say("error: choose a model to train: --grooming")
         return 2
     argv = ["--n", str(args.n), "--seed", str(args.seed), "--epochs", str(args.epochs), "--threads", str(args.threads)]
     if args.out:

@@ -28,7 +28,7 @@ from typing import Iterator, Optional, Sequence
 
 import yaml
 
-from csadetect.cli.indicators import _emit, _say, handled
+from csadetect.cli.output import emit, handled, say
 from csadetect.core.ids import is_safe_id
 from csadetect.core.keys import SigningError, load_public_key, write_private_file
 from csadetect.reports import ncmec
@@ -80,14 +80,14 @@ def cmd_verify(args) -> int:
             except ReportSignatureError as exc:
                 problem = str(exc)
         if problem is None:
-            _emit({"report_id": _rid(report), "ok": True})
+            emit({"report_id": _rid(report), "ok": True})
         else:
             failed += 1
-            _emit({"report_id": _rid(report), "ok": False, "error": problem})
+            emit({"report_id": _rid(report), "ok": False, "error": problem})
     if not total:
-        _say("error: no reports found")
+        say("error: no reports found")
         return 1
-    _say(f"{total - failed} of {total} reports verify under provider key {key_id(public)}"
+    say(f"{total - failed} of {total} reports verify under provider key {key_id(public)}"
          + (f"; {failed} FAILED" if failed else ""))
     return 1 if failed else 0
 
@@ -111,7 +111,7 @@ def cmd_decrypt(args) -> int:
         if problem is None and not is_safe_id(rid):
             problem = f"report {rid!r}: report_id is not usable as a file name"
         if problem is None and not report.get("evidence_encrypted"):
-            _emit({"report_id": rid, "ok": True, "out": None, "note": "no evidence in this report"})
+            emit({"report_id": rid, "ok": True, "out": None, "note": "no evidence in this report"})
             continue
         if problem is None:
             try:
@@ -120,16 +120,16 @@ def cmd_decrypt(args) -> int:
                 problem = str(exc)
         if problem is not None:
             failed += 1
-            _emit({"report_id": rid, "ok": False, "error": problem})
+            emit({"report_id": rid, "ok": False, "error": problem})
             continue
         out = os.path.join(args.out, f"{rid}.{evidence_extension(mime)}")
         write_private_file(out, content)
         written += 1
-        _emit({"report_id": rid, "ok": True, "out": out, "mime": mime, "bytes": len(content)})
+        emit({"report_id": rid, "ok": True, "out": out, "mime": mime, "bytes": len(content)})
     if not total:
-        _say("error: no reports found")
+        say("error: no reports found")
         return 1
-    _say(f"wrote evidence of {written} of {total} reports to {args.out} (mode 0600; signatures not checked here)"
+    say(f"wrote evidence of {written} of {total} reports to {args.out} (mode 0600; signatures not checked here)"
          + (f"; {failed} FAILED" if failed else ""))
     return 1 if failed else 0
 
@@ -137,8 +137,8 @@ def cmd_decrypt(args) -> int:
 @_handled
 def cmd_centre_keygen(args) -> int:
     private_path, public_path = generate_centre_keypair(args.out, overwrite=args.force)
-    _say(f"wrote {private_path} (keep it secret) and {public_path}")
-    _emit({"private_key": private_path, "public_key": public_path, "key_id": centre_key_id(public_path)})
+    say(f"wrote {private_path} (keep it secret) and {public_path}")
+    emit({"private_key": private_path, "public_key": public_path, "key_id": centre_key_id(public_path)})
     return 0
 
 
@@ -244,17 +244,17 @@ def cmd_export_ncmec(args) -> int:
     public = load_public_key(args.public_key) if args.public_key else None
     exports, failures, total, duplicates = _export_all(args.paths, public, reporter, services)
     if not total:
-        _say("error: no reports found")
+        say("error: no reports found")
         return 1
     if failures:
         for failure in failures:
-            _say("error: " + " ".join(str(failure).split()))  # one line, whatever a report id holds
-        _say(f"nothing written: {len(failures)} of {total} report rows refused")
+            say("error: " + " ".join(str(failure).split()))  # one line, whatever a report id holds
+        say(f"nothing written: {len(failures)} of {total} report rows refused")
         return 1
     where = _write_exports(args.out, exports)
     checked = f"signatures verified under provider key {key_id(public)}" if public is not None \
         else "signatures NOT checked (use --public-key)"
-    _say(f"exported {len(exports)} reports as CyberTipline XML to {where}"
+    say(f"exported {len(exports)} reports as CyberTipline XML to {where}"
          + (f" ({duplicates} repeated rows skipped)" if duplicates else "")
          + f"; {checked}; no evidence included: upload the files through the CyberTipline API")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from csadetect.cli.indicators import _emit, _say, handled
+from csadetect.cli.output import emit, handled, say
 from csadetect.compliance.retention import (
     REASON_MAX, RetentionError, active_holds, release_hold, run_retention, set_hold,
 )
@@ -34,28 +34,28 @@ def _now(args) -> datetime:
 def cmd_run(args) -> int:
     result = run_retention(_settings(args), _now(args), dry_run=args.dry_run)
     for line in result.errors:
-        _say(f"error: {line}")
+        say(f"error: {line}")
     c = result.counts()
     verb = "would delete" if result.dry_run else "deleted"
-    _say(f"{verb} {c['reports']} reports, {c['review']} review items, {c['evidence']} evidence "
+    say(f"{verb} {c['reports']} reports, {c['review']} review items, {c['evidence']} evidence "
          f"(older than {utc_iso(result.cutoff)}); {len(result.held)} kept on hold, {result.undated} undated kept")
-    _emit(result.summary())
+    emit(result.summary())
     return 1 if result.errors else 0
 
 
 @_handled
 def cmd_hold(args) -> int:
     rec = set_hold(_settings(args), args.report_id, args.reason, _now(args))
-    _say(f"report {args.report_id} is on hold")
-    _emit(rec)
+    say(f"report {args.report_id} is on hold")
+    emit(rec)
     return 0
 
 
 @_handled
 def cmd_release(args) -> int:
     rec = release_hold(_settings(args), args.report_id, _now(args))
-    _say(f"hold on report {args.report_id} released; it is deleted at the next run if past retention")
-    _emit(rec)
+    say(f"hold on report {args.report_id} released; it is deleted at the next run if past retention")
+    emit(rec)
     return 0
 
 
@@ -63,8 +63,8 @@ def cmd_release(args) -> int:
 def cmd_holds(args) -> int:
     holds = active_holds(_settings(args))
     for rid in sorted(holds):
-        _emit(holds[rid])
-    _say(f"{len(holds)} report(s) on hold")
+        emit(holds[rid])
+    say(f"{len(holds)} report(s) on hold")
     return 0
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from csadetect.cli.indicators import _say, handled
+from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core.stats import write_stats
 from csadetect.core.timeutil import parse_time
@@ -45,9 +45,9 @@ def _cmd_list(args) -> int:
     settings = _settings(args)
     n = 0
     for item in _store(args, settings).items():
-        print(json.dumps({k: item.get(k) for k in _LISTED}), flush=True)
+        emit({k: item.get(k) for k in _LISTED})
         n += 1
-    _say(f"{n} item(s) pending review")
+    say(f"{n} item(s) pending review")
     return 0
 
 
@@ -59,7 +59,7 @@ def _cmd_show(args) -> int:
         raise ReviewError(f"no pending review item {args.report_id}")
     shown = {k: v for k, v in item.items() if k != "review_evidence"}
     shown["has_evidence"] = bool(item.get("review_evidence"))
-    print(json.dumps(shown), flush=True)
+    emit(shown)
     if args.evidence_out:
         key = args.evidence_key or settings.reports.evidence_key
         if not item.get("review_evidence"):
@@ -67,7 +67,7 @@ def _cmd_show(args) -> int:
         mime, content = crypto.open_content(item["review_evidence"], key, item["event_id"])
         with open(args.evidence_out, "wb") as fh:
             fh.write(content)
-        _say(f"evidence ({mime}, {len(content)} bytes) written to {args.evidence_out}")
+        say(f"evidence ({mime}, {len(content)} bytes) written to {args.evidence_out}")
     return 0
 
 
@@ -81,7 +81,7 @@ def _cmd_decide(args) -> int:
 
         publisher = pubsub_v1.PublisherClient()
         publisher.publish(args.topic, json.dumps(verdict).encode("utf-8"), report_id=verdict["report_id"]).result(60)
-        print(json.dumps({"published": args.topic, "report_id": verdict["report_id"], "verdict": verdict["verdict"]}))
+        emit({"published": args.topic, "report_id": verdict["report_id"], "verdict": verdict["verdict"]})
         return 0
     keys = ReportKeys.load(settings.reports)
     report, stats = apply_verdict(_store(args, settings), verdict, keys)
@@ -89,9 +89,9 @@ def _cmd_decide(args) -> int:
     files = []
     if report is not None:
         files = write_reports(args.report_dir or settings.sinks.report_dir, [report], settings.sinks.report_topic)
-    print(json.dumps({"report_id": verdict["report_id"], "verdict": verdict["verdict"],
-                      "reported": report is not None, "files": files}), flush=True)
-    _say("confirmed: signed report written" if report is not None
+    emit({"report_id": verdict["report_id"], "verdict": verdict["verdict"],
+                      "reported": report is not None, "files": files})
+    say("confirmed: signed report written" if report is not None
          else "rejected: the item and its evidence are deleted; only a counter remains")
     return 0
 
@@ -105,15 +105,15 @@ def _cmd_expire(args) -> int:
         raise ReviewError(str(exc)) from None
     deleted, stats = expire(_store(args, settings), now, settings.retention.log_dir)
     write_stats(settings.stores.stats_dir, stats)
-    print(json.dumps({"expired": len(deleted)}))
+    emit({"expired": len(deleted)})
     return 0
 
 
 @handled(_errors)
 def _cmd_keygen(args) -> int:
     section = generate_provider_keys(args.out, overwrite=args.overwrite)
-    print(json.dumps({"reports": section}))
-    _say(f"provider keys written to {args.out}: put the line above under `reports:` in your config; "
+    emit({"reports": section})
+    say(f"provider keys written to {args.out}: put the line above under `reports:` in your config; "
          "keep the private keys secret (mode 0600)")
     return 0
 

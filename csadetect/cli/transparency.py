@@ -7,11 +7,10 @@ numbers) on stdout and progress on stderr. The report itself is :mod:`csadetect.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import sys
 from datetime import datetime, timedelta, timezone
 
+from csadetect.cli.output import emit, error
 from csadetect.compliance.transparency import collect, render
 from csadetect.compliance.transparency.sources import Sources, TransparencyError, say, sources_from
 from csadetect.compliance.transparency.tables import source_note
@@ -60,7 +59,7 @@ def _run(args) -> int:
         note = source_note(status)
         if note:
             say(f"{name}: {note}", args.quiet)
-    print(json.dumps({**paths, "period": summary["period"], "headline": summary["headline"]}), flush=True)
+    emit({**paths, "period": summary["period"], "headline": summary["headline"]})
     say(f"wrote {paths['html']}, {paths['pdf']}, {paths['json']}", args.quiet)
     return 0
 
@@ -69,10 +68,10 @@ def _cmd_transparency(args) -> int:
     try:
         return _run(args)
     except (TransparencyError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     except OSError as exc:
-        print(f"error: {exc.filename or 'output'}: {exc.strerror or exc}", file=sys.stderr)
+        error(f"{exc.filename or 'output'}: {exc.strerror or exc}")
         return 1
 
 

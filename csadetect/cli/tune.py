@@ -8,10 +8,9 @@ config. The maths and the readers are :mod:`csadetect.tuning.tune`.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
+from csadetect.cli.output import emit, error, say
 from csadetect.core.timeutil import utc_iso
 from csadetect.tuning.tune import TuneError, choose_threshold, read_examples, sha256_file, write_config, write_curves
 
@@ -30,7 +29,7 @@ def _cmd_tune(args) -> int:
     try:
         return _run(args)
     except TuneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
 
 
@@ -60,15 +59,14 @@ def _run(args) -> int:
         write_config(args.write_config, args.config_key, result["threshold"], provenance)
         result["config"] = {"path": str(args.write_config), "key": args.config_key}
 
-    print(json.dumps(result), flush=True)
+    emit(result)
     pl, ph = result["precision_ci95"]
     rl, rh = result["recall_ci95"]
-    print(f"threshold {result['threshold']:.6g}: precision {result['precision']:.4f} [{pl:.3f}, {ph:.3f}], "
+    say(f"threshold {result['threshold']:.6g}: precision {result['precision']:.4f} [{pl:.3f}, {ph:.3f}], "
           f"recall {result['recall']:.4f} [{rl:.3f}, {rh:.3f}], FPR {result['fpr']:.4f} "
           f"(tp={result['tp']} fp={result['fp']} fn={result['fn']} tn={result['tn']} n={result['n']}); "
           f"curves: {pr_path}, {roc_path}"
-          + (f"; wrote {args.config_key} to {args.write_config}" if args.write_config else ""),
-          file=sys.stderr, flush=True)
+        + (f"; wrote {args.config_key} to {args.write_config}" if args.write_config else ""))
     return 0
 
 
