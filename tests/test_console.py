@@ -8,15 +8,22 @@ from __future__ import annotations
 import argparse
 import base64
 import glob
+import hashlib
 import html as htmllib
 import io
 import json
 import re
+import socket
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -30,8 +37,10 @@ from csadetect.cli.console import config_from_args
 from csadetect.cli.main import main
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.console.app import ConsoleConfig, ConsoleError, create_app
+from csadetect.console import auth as auth_module
 from csadetect.console.auth import AuthError, hash_password, verify_password
 from csadetect.console.storage import ConsoleStorage, StoreError
+from csadetect.console.storage import chain
 from csadetect.console.storage.memory import MemoryConsoleStore
 from csadetect.console.storage.sqlite import SQLiteConsoleStore
 from csadetect.console.views import FIELD_LABELS
@@ -338,7 +347,10 @@ def test_logout_ends_the_session(console, tmp_path):
     r = c.post("/logout", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login?bye=1"
     assert c.get("/", follow_redirects=False).status_code == 303
-    assert [e["action"] for e in audit_file(tmp_path)][-2:] == ["login", "logout"]
+    tail = audit_file(tmp_path)[-4:]  # the refusals are audited too
+    assert [(e["action"], e["user"], e["detail"]) for e in tail] == [
+        ("login", "rita", None), ("refused", "rita", "403 POST /logout csrf"), ("logout", "rita", None),
+        ("refused", None, "401 GET / no_session")]
 
 
 # ------------------------------------------------------------------------------ queue
@@ -668,10 +680,12 @@ def test_audit_log_is_append_only_and_holds_no_content(console, crafted, tmp_pat
     table = list(reversed(store.audit_entries()))
     mirror = audit_file(tmp_path)
     assert mirror == table  # the JSON Lines mirror holds exactly the table
-    assert all(set(e) == {"seq", "at", "user", "action", "report_id"} for e in mirror)
+    assert all(set(e) == {"seq", "at", "user", "action", "report_id", "detail", "prev_hash", "hash"} for e in mirror)
     assert [e["action"] for e in mirror] == ["user_added"] * 3 + [
-        "login", "view_report", "reveal_evidence", "view_report", "reveal_evidence", "verdict"]
-    text = (tmp_path / "centre" / "audit.jsonl").read_text()
+        "login", "view_report", "reveal_evidence", "fetch_evidence", "view_report", "reveal_evidence",
+        "fetch_evidence", "verdict"]
+    text = json.dumps([{k: v for k, v in e.items() if k not in ("prev_hash", "hash")} for e in mirror])
+    assert (tmp_path / "centre" / "audit.jsonl").read_text().count("\n") == len(mirror)
     forbidden = [t for _, t in CHAT if len(t) > 3] + ["clear meeting request", "acct-", "conv-risk", PASSWORD,
                                          crafted["reports"]["known"]["report"]["content_md5"],
                                          crafted["reports"]["known"]["report"]["content_pdq"]]
@@ -690,6 +704,7 @@ def test_audit_page_for_supervisors_only(console):
     assert rita.get("/audit").status_code == 403
     page = sam.get("/audit")
     assert page.status_code == 200 and "append-only" in page.text.lower() and "<code>login</code>" in page.text
+    assert "<code>403 GET /audit role</code>" in page.text  # rita's refusal, on the page
 
 
 # ----------------------------------------------------------------------- store contract
@@ -832,7 +847,8 @@ def test_console_on_the_in_memory_store(tmp_path, crafted):
         assert c.post("/logout", headers=h, follow_redirects=False).status_code == 303
     assert [m["report_id"] for m in records(tmp_path / "centre" / "verdicts")] == [known]
     assert [e["action"] for e in audit_file(tmp_path)][3:] == [
-        "login", "view_report", "reveal_evidence", "verdict", "request_info", "logout"]
+        "login", "view_report", "view_blurred", "reveal_evidence", "fetch_evidence", "verdict", "request_info",
+        "logout"]
 
 
 def test_the_console_uses_its_store_through_the_interface_only():
@@ -842,6 +858,325 @@ def test_the_console_uses_its_store_through_the_interface_only():
     used = {name for path in sources if "storage" not in path.parts
             for name in re.findall(r"\bstore\.(\w+)", path.read_text())}
     assert used and used <= declared, used - declared
+
+
+# ------------------------------------------------ hardening (issue 12): throttling, refusals, hash chain
+
+
+def audit_of(app, action: str) -> list[dict]:
+    return [e for e in reversed(app.state.console.store.audit_entries(5000)) if e["action"] == action]
+
+
+def test_throttle_per_account_behind_a_shared_proxy_with_exponential_backoff(console):
+    """Every TestClient comes from the same address, as reviewers behind one proxy do: rita's
+    bad guesses lock rita out (with a growing wait), not sam or vera."""
+    client, app, clock = console
+    mallory, sam, vera, rita = client(), client(), client(), client()
+    for _ in range(5):
+        assert login(mallory, "rita", "not the password at all").status_code == 401
+    r = login(rita, "rita")  # the right password, but rita's name is locked for now
+    assert r.status_code == 429 and "Too many failed logins" in r.text and r.headers["retry-after"] == "1"
+    assert login(sam, "sam").status_code == 303  # another account from the same address still works
+    assert login(vera, "vera").status_code == 303
+    waits = []
+    for _ in range(4):  # each further failure doubles the wait: 2, 4, 8, 16 s
+        clock.advance(waits[-1] if waits else 1)
+        assert login(mallory, "rita", "still not the password").status_code == 401
+        r = login(rita, "rita")
+        assert r.status_code == 429
+        waits.append(int(r.headers["retry-after"]))
+    assert waits == [2, 4, 8, 16]
+    for _ in range(10):  # ... up to login_lockout_seconds
+        clock.advance(waits[-1])
+        assert login(mallory, "rita", "still not the password").status_code == 401
+        waits.append(int(login(rita, "rita").headers["retry-after"]))
+    assert waits[-1] == 300 and max(waits) == 300
+    clock.advance(299)
+    assert login(rita, "rita").status_code == 429
+    clock.advance(1)
+    assert login(rita, "rita").status_code == 303  # and a good login clears rita's count
+    assert login(client(), "rita", "a typo after that").status_code == 401
+    assert login(client(), "rita").status_code == 303
+    blocked = audit_of(app, "login_blocked")
+    assert blocked and {(e["user"], e["detail"]) for e in blocked} == {("rita", "429 POST /login throttled")}
+
+
+def test_throttle_per_client_address_and_unknown_names(tmp_path, crafted):
+    """One address trying many names is held back at login_max_failures_per_client; another
+    address is not. Unknown and malformed names are throttled like real ones."""
+    clock = Clock()
+    app = create_app(console_config(tmp_path, crafted["paths"], crafted["reports_dir"],
+                                    login_max_failures_per_client=8), clock=clock)
+    add_users(app.state.console.store)
+    sprayer = TestClient(app, client=("203.0.113.7", 4000))
+    for i in range(8):
+        assert login(sprayer, f"guess-{i}", "a guessed password").status_code == 401
+    assert login(sprayer, "sam").status_code == 429  # the address is held back, whatever the name
+    assert login(TestClient(app, client=("198.51.100.2", 4000)), "sam").status_code == 303
+    other = TestClient(app, client=("198.51.100.3", 4000))
+    for _ in range(5):
+        assert login(other, "bad name!", "x" * 12).status_code == 401
+    assert login(other, "another bad name!", "x" * 12).status_code == 429  # malformed names share one key
+    assert [e["user"] for e in audit_of(app, "login_blocked")] == ["sam", None]  # a name only when it exists
+
+
+def test_blocked_attempts_cost_no_argon2_work(console, monkeypatch):
+    client, app, _ = console
+    calls = []
+    real = auth_module.PasswordHasher.verify
+
+    def counting(self, *a, **kw):
+        calls.append(1)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(auth_module.PasswordHasher, "verify", counting)
+    c = client()
+    for _ in range(5):
+        login(c, "rita", "not the password at all")
+    assert len(calls) == 5
+    for _ in range(40):
+        assert login(c, "rita", "not the password at all").status_code == 429
+    assert login(c, "rita").status_code == 429
+    assert len(calls) == 5  # refused before any hashing
+    assert len(audit_of(app, "login_blocked")) == 41
+
+
+def test_throttle_counts_attempts_running_at_the_same_time():
+    """40 attempts at once for one name: only the first login_max_failures get to a password check."""
+    throttle = auth_module.LoginThrottle(5, 300, max_failures_per_client=50)
+    barrier = threading.Barrier(40)
+    passed = []
+
+    def attempt():
+        barrier.wait()
+        if throttle.begin("rita", "10.0.0.1", T0)[1] is not None:
+            passed.append(1)
+
+    threads = [threading.Thread(target=attempt) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(passed) == 5
+    assert throttle.wait("sam", "10.0.0.1", T0) == 0  # the address (limit 50) is not held back
+    throttle = auth_module.LoginThrottle(5, 300, max_keys=100)
+    for i in range(1000):  # memory stays bounded whatever names are tried
+        throttle.begin(f"name-{i}", f"client-{i}", T0)
+    assert len(throttle._accounts.keys) == 100 and len(throttle._clients.keys) == 100
+    with pytest.raises(ConfigError, match="login_forget_seconds"):
+        load_settings(overrides={"console": {"login_lockout_seconds": 600, "login_forget_seconds": 60}})
+
+
+def test_every_refusal_and_every_evidence_fetch_is_audited(console, crafted):
+    client, app, _ = console
+    known, groom = rid(crafted, "known"), rid(crafted, "grooming")
+    anon = client()
+    assert anon.get(f"/reports/{known}/evidence/blurred", follow_redirects=False).status_code == 303
+    assert anon.post(f"/reports/{known}/reveal", headers={"Accept": "application/json"}).status_code == 401
+    assert anon.get(f"/reports/{'ab' * 16}?q=anything", follow_redirects=False).status_code == 303
+    anon.get("/login")
+    assert anon.post("/login", data={"username": "rita", "password": PASSWORD, "csrf_token": "forged"}).status_code == 403
+    rita, sam = client(), client()
+    login(rita, "rita")
+    login(sam, "sam")
+    h = {"X-CSRF-Token": csrf_of(rita), "Accept": "application/json"}
+    assert rita.post(f"/reports/{known}/reveal", headers={"Accept": "application/json"}).status_code == 403
+    assert rita.get("/audit").status_code == 403
+    assert rita.get(f"/reports/{known}/evidence/blurred").status_code == 200
+    url = rita.post(f"/reports/{known}/reveal", headers=h).json()["url"]
+    assert sam.get(url).status_code == 410  # another session's link
+    assert rita.get(url).status_code == 200
+    assert rita.get(url).status_code == 410  # spent
+    assert rita.post(f"/reports/{groom}/verdict", headers=h, follow_redirects=False, data={
+        "verdict": "confirmed", "reason": "grooming_confirmed"}).status_code == 303
+    assert rita.post(f"/reports/{groom}/verdict", headers=h, data={
+        "verdict": "manifestly_unfounded", "reason": "benign_content"}).status_code == 403
+    refused = [(e["user"], e["report_id"], e["detail"]) for e in audit_of(app, "refused")]
+    assert refused == [
+        (None, known, "401 GET /reports/{report_id}/evidence/blurred no_session"),
+        (None, known, "401 POST /reports/{report_id}/reveal no_session"),
+        (None, None, "401 GET /reports/{report_id} no_session"),  # a made-up id is not written down
+        (None, None, "403 POST /login login_csrf"),
+        ("rita", known, "403 POST /reports/{report_id}/reveal csrf"),
+        ("rita", None, "403 GET /audit role"),
+        ("sam", None, "410 GET /evidence/{token} link_expired"),
+        ("rita", None, "410 GET /evidence/{token} link_expired"),
+        ("rita", groom, "403 POST /reports/{report_id}/verdict role"),
+    ]
+    assert [(e["user"], e["report_id"]) for e in audit_of(app, "view_blurred")] == [("rita", known)]
+    assert [(e["user"], e["report_id"]) for e in audit_of(app, "fetch_evidence")] == [("rita", known)]
+    text = json.dumps(app.state.console.store.audit_entries(5000))
+    assert not [s for s in (url.rsplit("/", 1)[1], "forged", PASSWORD, "ab" * 16, "anything") if s in text]
+
+
+def test_store_contract_audit_is_hash_chained(store, tmp_path):
+    store.add_user("rita", "h", "reviewer", T0)
+    store.audit(T0, "rita", "login")
+    store.audit(T0, None, "refused", None, "401 GET / no_session")
+    for bad in ("401 GET https://x/?q=secret no_session", "free text", "401 GET / Reason With Caps"):
+        with pytest.raises(StoreError):
+            store.audit(T0, None, "refused", None, bad)
+    entries, issued = store.audit_chain()
+    assert [e["seq"] for e in entries] == [1, 2, 3] and issued == 3
+    assert entries[0]["prev_hash"] == chain.GENESIS and entries[1]["prev_hash"] == entries[0]["hash"]
+    assert all(e["hash"] == hashlib.sha256(chain.canonical(e)).hexdigest() for e in entries)
+    assert chain.verify(entries, issued, str(tmp_path / "audit.jsonl")) == (
+        None, {"entries": 3, "head": entries[-1]["hash"], "mirror_entries": 3})
+    assert store.audit_entries() == list(reversed(entries))
+
+
+def _verify(db, log, capsys) -> tuple[int, str]:
+    code = main(["console", "audit", "verify", "--db", str(db), "--audit-log", str(log)])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def _copy_db(src: Path, dst: Path) -> Path:
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    return dst
+
+
+def _tamper(db: Path, *sql: str) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TRIGGER audit_no_update")
+    conn.execute("DROP TRIGGER audit_no_delete")
+    for statement in sql:
+        conn.execute(statement)
+    conn.close()
+
+
+def test_audit_verify_detects_any_change_or_deletion(console, crafted, tmp_path, capsys):
+    client, app, _ = console
+    c = client()
+    login(c, "rita")
+    known = rid(crafted, "known")
+    c.get(f"/reports/{known}")
+    c.get(c.post(f"/reports/{known}/reveal", headers={"X-CSRF-Token": csrf_of(c)}).json()["url"])
+    c.get("/audit")  # refused: rita is no supervisor
+    db, log = tmp_path / "centre" / "console.db", tmp_path / "centre" / "audit.jsonl"
+    n = len(app.state.console.store.audit_chain()[0])
+    assert n == 8
+    code, err = _verify(db, log, capsys)
+    assert code == 0 and "audit log ok: 8 entries" in err
+    lines = log.read_text().splitlines(keepends=True)
+
+    def case(name, sql=(), mirror=None):
+        d = _copy_db(db, tmp_path / f"{name}.db")
+        if sql:
+            _tamper(d, *sql)
+        m = tmp_path / f"{name}.jsonl"
+        m.write_text("".join(mirror if mirror is not None else lines))
+        return _verify(d, m, capsys)
+
+    # the database, edited with its triggers dropped
+    assert case("changed", ["UPDATE audit SET user = 'sam' WHERE seq = 4"]) == (
+        1, "error: audit log: database: entry seq 4 was changed (its hash does not match its content)\n")
+    assert case("deleted", ["DELETE FROM audit WHERE seq = 5"])[1].endswith("database: entry seq 5 is missing\n")
+    assert case("first", ["DELETE FROM audit WHERE seq = 1"])[1].endswith("database: entry seq 1 is missing\n")
+    assert "entry seq 8 is missing (the newest was removed)" in case("newest", ["DELETE FROM audit WHERE seq = 8"])[1]
+    code, err = case("newest-and-counter", ["DELETE FROM audit WHERE seq = 8",
+                                            "UPDATE sqlite_sequence SET seq = 7 WHERE name = 'audit'"])
+    assert code == 1 and "database: entry seq 8 is missing (it is in" in err
+    rows = [dict(zip(chain.ENTRY_FIELDS, r)) for r in sqlite3.connect(db).execute(
+        f"SELECT {', '.join(chain.ENTRY_FIELDS)} FROM audit ORDER BY seq")]
+    forged, prev = [], None  # a consistent chain recomputed after a change: the mirror shows it
+    for row in rows:
+        row = chain.chained(dict(row, user="sam") if row["seq"] == 5 else row, row["seq"], prev)
+        forged.append(row)
+        prev = row["hash"]
+    code, err = case("rechained", ["DELETE FROM audit"] + [
+        "INSERT INTO audit (seq, at, user, action, report_id, detail, prev_hash, hash) VALUES ({})".format(
+            ", ".join("NULL" if r[k] is None else str(r[k]) if k == "seq" else f"'{r[k]}'" for k in chain.ENTRY_FIELDS))
+        for r in forged])
+    assert code == 1 and "database and" in err and "differ at entry seq 5" in err
+    # the JSON Lines mirror, edited or cut
+    edited = list(lines)
+    edited[2] = edited[2].replace('"user_added"', '"user_changed"')
+    assert case("m-edit", mirror=edited)[1].endswith("m-edit.jsonl: entry seq 3 was changed (its hash does not match "
+                                                     "its content)\n")
+    assert case("m-delete", mirror=lines[:3] + lines[4:])[1].endswith("m-delete.jsonl: entry seq 4 is missing\n")
+    assert "entry seq 8 is missing (it is in the database)" in case("m-cut", mirror=lines[:-1])[1]
+    assert "line 2 is not JSON" in case("m-junk", mirror=[lines[0], "{not json\n"] + lines[2:])[1]
+    assert main(["console", "audit", "verify", "--db", str(tmp_path / "nothing.db"), "--no-audit-log"]) == 1
+    assert not (tmp_path / "nothing.db").exists()  # verify creates nothing
+    assert "console database" in capsys.readouterr().err
+    code = main(["console", "audit", "verify", "--db", str(db), "--no-audit-log"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["mirror_entries"] is None
+
+
+def test_old_database_without_the_chain_fails_fast(tmp_path):
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, user TEXT, "
+                 "action TEXT NOT NULL, report_id TEXT)")
+    conn.close()
+    with pytest.raises(StoreError, match="predates the hash-chained audit log"):
+        SQLiteConsoleStore(str(db))
+
+
+def _rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """The process's resident memory now (``VmRSS``) or at its peak so far (``VmHWM``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_memory_of_40_blocked_logins_on_a_real_server(tmp_path, crafted):
+    """The probe's case on ``csadetect console`` served by uvicorn: five wrong passwords, then 40
+    attempts at once. Blocked attempts hash nothing, so the server's RSS hardly moves; 40
+    attempts at once that are *not* blocked (40 names) wait for the 2 argon2 slots."""
+    db, log = tmp_path / "c.db", tmp_path / "audit.jsonl"
+    store = SQLiteConsoleStore(str(db), str(log))
+    add_users(store)
+    store.close()
+    config = tmp_path / "console.yaml"
+    config.write_text("console:\n  login_max_failures_per_client: 1000\n  login_backoff_seconds: 60\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "csadetect", "--config", str(config), "console", "--reports",
+         str(crafted["reports_dir"]), "--port", str(port), "--db", str(db), "--audit-log", str(log),
+         "--feedback-dir", str(tmp_path / "verdicts"), "--provider-requests-dir", str(tmp_path / "requests")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                page = httpx.get(f"{base}/login", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        cookies = {"csadetect_login_csrf": page.cookies["csadetect_login_csrf"]}
+
+        def post(name, password="not the password at all"):
+            return httpx.post(f"{base}/login", data={"username": name, "password": password, "csrf_token": token},
+                              cookies=cookies, timeout=120).status_code
+
+        for _ in range(5):
+            assert post("rita") == 401
+        settled = _rss_kib(server.pid)
+        with ThreadPoolExecutor(40) as pool:
+            codes = list(pool.map(lambda _: post("rita"), range(40)))
+        blocked, blocked_peak = _rss_kib(server.pid), _rss_kib(server.pid, "VmHWM")
+        with ThreadPoolExecutor(40) as pool:
+            sprayed = list(pool.map(lambda i: post(f"guess-{i}"), range(40)))
+        unblocked, unblocked_peak = _rss_kib(server.pid), _rss_kib(server.pid, "VmHWM")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert codes == [429] * 40 and sprayed == [401] * 40
+    figures = {"settled_mib": settled // 1024, "after_40_blocked_mib": blocked // 1024,
+               "peak_by_then_mib": blocked_peak // 1024, "after_40_unblocked_at_once_mib": unblocked // 1024,
+               "peak_with_them_mib": unblocked_peak // 1024}
+    print("console login memory:", json.dumps(figures))
+    assert blocked - settled < 32 * 1024, figures  # no argon2 (64 MiB each) for blocked attempts
+    assert unblocked_peak - settled < 400 * 1024, figures  # two argon2 at a time, not 40
 
 
 # --------------------------------------------------------------------------------- CLI

@@ -243,7 +243,9 @@ def test_evidence_blurred_until_revealed_and_blurred_again(site, browser):
     shot(browser, "06-detail-reblurred")
     assert fetch_status(browser, url, method="GET") == 410  # the one-time link is spent
     audit = [e for e in site["app"].state.console.store.audit_entries(20) if e["report_id"] == known]
-    assert [e["action"] for e in audit][:2] == ["reveal_evidence", "view_report"]
+    assert [e["action"] for e in audit][:4] == ["fetch_evidence", "reveal_evidence", "view_blurred", "view_report"]
+    spent = site["app"].state.console.store.audit_entries(1)[0]  # the spent link's refusal is audited too
+    assert (spent["action"], spent["user"], spent["detail"]) == ("refused", "rita", "410 GET /evidence/{token} link_expired")
 
 
 def test_grooming_conversation_highlighted_hidden_until_revealed(site, browser):
@@ -356,4 +358,6 @@ def test_requests_without_a_csrf_token_are_refused(site, browser):
     assert "CSRF" in message.text
     shot(browser, "12-csrf-refused")
     assert site["app"].state.console.store.verdicts(bad) == []
-    assert site["app"].state.console.store.audit_entries(5)[0]["action"] != "reveal_evidence"
+    refused = [e for e in site["app"].state.console.store.audit_entries(5) if e["action"] == "refused"][:2]
+    assert [(e["user"], e["report_id"], e["detail"]) for e in refused] == [
+        ("rita", bad, "403 POST /reports/{report_id}/verdict csrf"), ("rita", bad, "403 POST /reports/{report_id}/reveal csrf")]

@@ -90,3 +90,16 @@ def test_size_limits():
 def test_content_b64_roundtrip():
     e = make_event("x", IMG)
     assert base64.b64decode(e["content_b64"]) == IMG
+
+
+@pytest.mark.parametrize("extra, field", [
+    (', "conversation_id": "c\\ud800"', "conversation_id"),        # a field images do not use
+    (', "context": {"device": ["\\udfff"]}', "context"),             # nested, in a dropped value
+    (', "x\\ud800y": "anything"', "(an unknown field)"),             # in a key: never echoed
+])
+def test_a_lone_surrogate_anywhere_in_the_body_is_refused(extra, field):
+    body = json.dumps(make_event("evt-s", b"abc"))[:-1] + extra + "}"
+    with pytest.raises(EventError) as err:
+        parse_event(body.encode())
+    assert str(err.value).startswith(f"field '{field}' holds a lone surrogate") and err.value.event_id == "evt-s"
+    assert "anything" not in str(err.value) and "\\u" not in str(err.value)

@@ -341,6 +341,7 @@ def test_pipeline_reads_indicators_models_keys_and_events_through_filesystems(bu
         "sinks": {"report_dir": str(out / "reports"), "review_dir": str(out / "review"),
                   "dead_letter_dir": str(out / "dead")},
         "stores": {"stats_dir": None},
+        "content": {"allowed_uri_prefixes": [str(world["work"]) + "/"]},  # the by-uri event's folder
     })
     DirBackedFileSystem.opened.clear()
     assert check_indicators(settings).version == 1

@@ -102,7 +102,10 @@ def build_world(work: Path, db: str | None = None) -> dict:
     ]
     events = work / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
-    return {"work": work, "events": str(events), "db": db, "public_key": str(work / "keys" / "public.pem")}
+    config = work / "config.yaml"  # the by-uri event's folder is an allowed content_uri prefix
+    config.write_text(json.dumps({"content": {"allowed_uri_prefixes": [str(work) + "/"]}}))
+    return {"work": work, "events": str(events), "db": db, "public_key": str(work / "keys" / "public.pem"),
+            "config": str(config)}
 
 
 def run_args(world: dict, out: Path, report_keys: dict) -> list[str]:
@@ -111,7 +114,7 @@ def run_args(world: dict, out: Path, report_keys: dict) -> list[str]:
         f"--input_glob={world['events']}", f"--indicators={world['db']}", f"--public_key={world['public_key']}",
         f"--report_dir={out / 'reports'}", f"--review_dir={out / 'review'}", f"--dead_letter_dir={out / 'dead'}",
         f"--stats_dir={out / 'stats'}", f"--signing_key={keys['signing_key']}", f"--evidence_key={keys['evidence_key']}",
-        f"--centre_public_key={keys['centre_public_key']}", "--runner=FnApiRunner",
+        f"--centre_public_key={keys['centre_public_key']}", f"--config={world['config']}", "--runner=FnApiRunner",
     ]
 
 

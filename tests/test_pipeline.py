@@ -55,6 +55,7 @@ def world(tmp_path_factory, report_keys):
         "indicators": {"path": str(work / "db"), "public_key": str(work / "keys" / "public.pem")},
         "sinks": {"report_dir": str(work / "out" / "reports"), "dead_letter_dir": str(work / "out" / "dead")},
         "reports": report_keys["reports"], "stores": {"stats_dir": str(work / "out" / "stats")},
+        "content": {"allowed_uri_prefixes": [str(work) + "/"]},  # the uri-hit event's folder
     })
     return {"work": work, "events": str(events), "settings": settings}
 

@@ -309,3 +309,100 @@ def test_cli_centre_keygen(capsys, tmp_path):
     assert code == 0 and out[0]["private_key"].endswith("centre_private.pem") and "keep it secret" in err
     code, _, err = run(capsys, "reports", "centre-keygen", "--out", tmp_path / "c")
     assert code == 1 and "refusing to overwrite" in err
+
+
+# ------------------------------------------------------------------------------- duplicate keys
+
+
+def _forged_line(report: dict, field: str, forged) -> str:
+    """A signed report as one JSON line with ``field`` repeated: the forged value first, the signed
+    value last (what Python's json keeps), so a first-wins reader would see the forged one."""
+    line = to_json_line(report)
+    return "{" + json.dumps(field) + ":" + json.dumps(forged) + "," + line[1:]
+
+
+def test_loads_strict_refuses_duplicate_keys_at_any_depth():
+    assert crypto.loads_strict('{"a": 1, "b": [{"c": 2}]}') == {"a": 1, "b": [{"c": 2}]}
+    assert crypto.loads_strict(b'{"a": "\\u00e9"}') == {"a": "\u00e9"}
+    for text in ('{"a": 1, "a": 1}', '{"a": 1, "a": 2}', '{"m": [{"k": 1, "k": 2}]}', '{"o": {"x": {"y": 1, "y": 1}}}'):
+        with pytest.raises(crypto.DuplicateKeyError, match="^duplicate key in a JSON object$"):
+            crypto.loads_strict(text)
+    for text in ('{"score": NaN}', '{"score": Infinity}', "not json"):
+        with pytest.raises(ValueError):
+            crypto.loads_strict(text)
+    with pytest.raises(UnicodeDecodeError):
+        crypto.loads_strict(b'{"a": "\xff"}')
+
+
+def test_duplicate_key_report_would_verify_last_wins_but_is_refused(keys):
+    """The attack: Python's last-wins parse verifies, while the forged first value is what a
+    first-wins reader shows. A strict parse refuses the line before any signature check."""
+    report = sealed_signed(keys)
+    line = _forged_line(report, "account", "someone-else")
+    crypto.verify_report(json.loads(line), keys.provider_pub)  # last-wins: the signed value, it verifies
+    with pytest.raises(crypto.DuplicateKeyError):
+        crypto.loads_strict(line)
+
+
+def test_forged_duplicate_key_report_fails_reports_verify(capsys, tmp_path, keys):
+    good, forged = sealed_signed(keys, "evt-a"), sealed_signed(keys, "evt-b")
+    nested = sealed_signed(keys, "evt-c")
+    line = to_json_line(nested)
+    nested_line = line.replace('"distance":4.0,', '"distance":0.0,"distance":4.0,', 1)  # inside matches[0]
+    assert nested_line != line
+    path = tmp_path / "forged.jsonl"
+    path.write_text(to_json_line(good) + "\n" + _forged_line(forged, "account", "someone-else") + "\n"
+                    + nested_line + "\n")
+    code, out, err = run(capsys, "reports", "verify", "--public-key", keys.provider_pub, path)
+    assert code == 1 and "1 of 3 reports verify" in err and "2 FAILED" in err
+    assert out[0] == {"report_id": good["report_id"], "ok": True}
+    for lineno, result in ((2, out[1]), (3, out[2])):
+        assert result == {"report_id": None, "ok": False, "error":
+                          f"{path}:{lineno}: duplicate key in a JSON object (refused: a signed report has one value per field)"}
+    assert "someone-else" not in json.dumps(out) + err  # the reason never quotes content
+
+
+def test_readers_refuse_duplicate_key_reports(tmp_path, keys):
+    """Every reader of signed reports parses strictly: report files (``csadetect reports``, the
+    console's file ingest), the console's subscription, and the feedback pipeline."""
+    from csadetect.console.ingest import ReportIngest
+    from csadetect.console.storage.memory import MemoryConsoleStore
+    from csadetect.feedback.verdicts import decode
+    from csadetect.reports.files import read_reports
+    from csadetect.transforms.feedback import ParseReportFn
+
+    report = crypto.sign_report(make_report("evt-dup", order_id="ORDER-1"), keys.provider_priv)  # console-valid
+    line = _forged_line(report, "account", "someone-else")
+    store_dir = tmp_path / "reports"
+    store_dir.mkdir()
+    (store_dir / "r.jsonl").write_text(line + "\n")
+    [(obj, reason)] = list(read_reports(str(store_dir / "r.jsonl")))
+    assert obj is None and "duplicate key" in reason
+
+    ingest = ReportIngest(MemoryConsoleStore(), provider_key=keys.provider_pub)
+    counts = ingest.read_store(str(store_dir))
+    assert counts == {"invalid": 1} and not ingest.store.has_report(report["report_id"])
+    (store_dir / "r.jsonl").write_text(to_json_line(report) + "\n")
+    assert ingest.read_store(str(store_dir)) == {"added": 1}  # the same report, signed once: accepted
+
+    with pytest.raises(ValueError):
+        decode(line.encode())
+    fn = ParseReportFn(keys.provider_pub)
+    fn.setup()
+    assert list(fn.process(line.encode())) == []
+    assert [r["report_id"] for r in fn.process(to_json_line(report).encode())] == [report["report_id"]]
+
+
+def test_parquet_with_a_repeated_column_is_refused(tmp_path, keys):
+    import pyarrow as pa
+
+    from csadetect.reports.files import ReportFileError, read_reports
+
+    table = to_table([sealed_signed(keys)])
+    doubled = pa.Table.from_arrays(table.columns + [pa.array(["someone-else"])], names=table.column_names + ["account"])
+    path = tmp_path / "doubled.parquet"
+    pq.write_table(doubled, path)
+    with pytest.raises(ReportFileError, match="a column or field name is repeated"):
+        list(read_reports(str(path)))
+    pq.write_table(table, tmp_path / "ok.parquet")
+    assert len(list(read_reports(str(tmp_path / "ok.parquet")))) == 1

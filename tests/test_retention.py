@@ -60,10 +60,15 @@ def store(tmp_path):
     root = tmp_path / "out"
     for sub in ("reports", "review"):
         (root / sub).mkdir(parents=True)
-    overrides = {
-        "sinks": {"report_dir": str(root / "reports"), "review_dir": str(root / "review")},
+    overrides = {  # every store under tmp_path: nothing of the checkout's out/ is touched
+        "sinks": {"report_dir": str(root / "reports"), "review_dir": str(root / "review"),
+                  "dead_letter_dir": str(root / "dead_letters")},
         "stores": {"stats_dir": str(root / "stats"), "complaints_dir": str(root / "complaints")},
         "retention": {"days": 365, "holds_file": str(root / "holds.jsonl"), "log_dir": str(root / "retention")},
+        "feedback": {"out_dir": str(root / "feedback"), "notifications_dir": str(root / "notifications")},
+        "console": {"reports_dir": str(root / "reports"), "db": str(root / "centre" / "console.sqlite3"),
+                    "audit_log": str(root / "centre" / "audit.jsonl"), "feedback_dir": str(root / "centre" / "verdicts"),
+                    "provider_requests_dir": str(root / "centre" / "info_requests")},
     }
     config = tmp_path / "config.yaml"
     config.write_text(json.dumps(overrides), encoding="utf-8")  # JSON is YAML
@@ -87,6 +92,12 @@ def populate(root: Path) -> dict:
     return rows
 
 
+def core(counts: dict) -> dict:
+    """The report stores' counts; every other store must have deleted nothing here."""
+    assert all(n == 0 for s, n in counts.items() if s not in ("reports", "review", "evidence")), counts
+    return {s: counts[s] for s in ("reports", "review", "evidence")}
+
+
 def deletion_log(root: Path) -> list:
     path = root / "retention" / "deletions.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -107,7 +118,7 @@ def test_old_reports_go_young_stay_files_rewritten(store):
     rows = populate(root)
     result = run_retention(settings, NOW)
 
-    assert result.counts() == {"reports": 3, "review": 1, "evidence": 3}
+    assert core(result.counts()) == {"reports": 3, "review": 1, "evidence": 3}
     assert sorted(result.deleted["reports"]) == ["old-a", "old-b", "old-c"]
     assert sorted(result.deleted["evidence"]) == ["old-a", "old-c", "rev-old"]  # old-b had none
     assert result.deleted["review"] == ["rev-old"]
@@ -167,7 +178,7 @@ def test_hold_keeps_an_old_report_until_released(store):
     release_hold(settings, "rev-old", NOW)
     assert active_holds(settings) == {}
     second = run_retention(settings, NOW + timedelta(hours=1))
-    assert second.deleted == {"reports": ["old-a"], "review": ["rev-old"], "evidence": ["old-a", "rev-old"]}
+    assert {s: ids for s, ids in second.deleted.items() if ids} == {"reports": ["old-a"], "review": ["rev-old"], "evidence": ["old-a", "rev-old"]}
     kept = pq.read_table(root / "reports" / "reports-00000-of-00001.parquet").column("report_id").to_pylist()
     assert kept == ["young-a", "young-b"]
     assert not (root / "review" / "rev-old.parquet").exists()
@@ -198,7 +209,7 @@ def test_dry_run_deletes_nothing(store):
     populate(root)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     result = run_retention(settings, NOW, dry_run=True)
-    assert result.counts() == {"reports": 3, "review": 1, "evidence": 3}
+    assert core(result.counts()) == {"reports": 3, "review": 1, "evidence": 3}
     after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert after == before
     assert deletion_log(root) == [] and not (root / "stats").exists()
@@ -210,7 +221,7 @@ def test_second_run_is_idempotent(store):
     run_retention(settings, NOW)
     files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     again = run_retention(settings, NOW)
-    assert again.counts() == {"reports": 0, "review": 0, "evidence": 0}
+    assert core(again.counts()) == {"reports": 0, "review": 0, "evidence": 0}
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files
     assert len(deletion_log(root)) == 7
     assert deleted_stats(root) == {"reports": 3, "review": 1, "evidence": 3}
@@ -224,7 +235,7 @@ def test_young_reports_untouched_and_undated_rows_kept(store):
     (root / "reports" / "r.jsonl").write_text(to_json_line(undated) + "\n{broken\n", encoding="utf-8")
     before = {p: p.read_bytes() for p in (root / "reports").iterdir()}
     result = run_retention(settings, NOW)
-    assert result.counts() == {"reports": 0, "review": 0, "evidence": 0}
+    assert core(result.counts()) == {"reports": 0, "review": 0, "evidence": 0}
     assert result.undated == 3
     assert {p: p.read_bytes() for p in (root / "reports").iterdir()} == before
 
@@ -297,17 +308,17 @@ def test_cli_run_hold_release(store, capsys):
     assert cli(config, "retention", "run", "--now", now, "--dry-run") == 0
     cap = capsys.readouterr()
     summary = json.loads(cap.out)
-    assert summary["dry_run"] is True and summary["deleted"] == {"reports": 2, "review": 1, "evidence": 2}
+    assert summary["dry_run"] is True and core(summary["deleted"]) == {"reports": 2, "review": 1, "evidence": 2}
     assert "would delete" in cap.err and summary["held"] == 1
 
     assert cli(config, "retention", "run", "--now", now) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["dry_run"] is False and summary["deleted"] == {"reports": 2, "review": 1, "evidence": 2}
+    assert summary["dry_run"] is False and core(summary["deleted"]) == {"reports": 2, "review": 1, "evidence": 2}
 
     assert cli(config, "retention", "release", "old-a", "--now", now) == 0
     capsys.readouterr()
     assert cli(config, "retention", "run", "--now", now) == 0
-    assert json.loads(capsys.readouterr().out)["deleted"] == {"reports": 1, "review": 0, "evidence": 1}
+    assert core(json.loads(capsys.readouterr().out)["deleted"]) == {"reports": 1, "review": 0, "evidence": 1}
 
 
 def test_cli_errors_are_one_line(store, capsys):

@@ -262,3 +262,18 @@ def test_detect_reexports_the_moved_names():  # the names tests and users import
     import csadetect.pipelines.detect as detect
 
     assert detect.ReadEvents is ReadEvents and detect.Source is Source
+
+
+def test_file_source_reads_lines_as_bytes_and_survives_invalid_utf8(tmp_path):
+    """Issue 12: a line that is not UTF-8 reaches ParseEvents as bytes (a dead letter there), it
+    does not fail the read."""
+    from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from csadetect.pipelines.sources import ReadEvents, Source
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"a": 1}\n\xff\xfe broken\n{"b": "\xc3\xa9"}\n')
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        lines = p | ReadEvents(Source(glob=str(path)))
+        assert_that(lines, equal_to([b'{"a": 1}', b"\xff\xfe broken", b'{"b": "\xc3\xa9"}']))

@@ -5,25 +5,31 @@
                       [--feedback-dir DIR] [--provider-requests-topic T] [--provider-requests-dir DIR] [--db PATH]
     csadetect console adduser NAME --role reviewer|supervisor [--password-stdin] [--replace] [--db PATH]
     csadetect console users [--db PATH]
+    csadetect console audit verify [--db PATH] [--audit-log PATH | --no-audit-log]
 
 Defaults come from the ``console:`` section of the config. The server refuses to start without a
 user (add one first). Human messages go to stderr; a bad input gives one line and exit code 1.
+``audit verify`` checks the audit log's hash chain in the database and in its JSON Lines mirror and
+that both hold the same entries; it prints ``{"ok", "entries", "head", ...}`` and, for the first
+changed or missing entry, one line and exit code 1.
 """
 from __future__ import annotations
 
 import argparse
 import getpass
 import ipaddress
+import sqlite3
 import sys
 import time
 
 import uvicorn
 
-from csadetect.cli.output import emit, handled, say
+from csadetect.cli.output import emit, error, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.console.app import ConsoleConfig, ConsoleError, create_app
 from csadetect.console.auth import AuthError, hash_password
 from csadetect.console.storage import StoreError, check_username, open_store
+from csadetect.console.storage.chain import verify as verify_chain
 
 
 def _errors() -> tuple:
@@ -135,6 +141,30 @@ def _cmd_users(args) -> int:
     return 0
 
 
+@handled(_errors)
+def _cmd_audit_verify(args) -> int:
+    config = config_from_args(args)
+    mirror = None if args.no_audit_log else config.audit_log
+    try:
+        store = open_store(config.db, None, read_only=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"console database {config.db}: {exc}") from None
+    try:
+        table, issued = store.audit_chain()
+    except sqlite3.Error as exc:
+        raise StoreError(f"console database {config.db}: {exc}") from None
+    finally:
+        store.close()
+    problem, summary = verify_chain(table, issued, mirror)
+    emit({"ok": problem is None, **summary, "db": config.db, "audit_log": mirror, "problem": problem})
+    if problem:
+        error(f"audit log: {problem}")
+        return 1
+    say(f"audit log ok: {summary['entries']} entries in {config.db}"
+        + (f" and {mirror}" if mirror else "") + f", head {summary['head']}")
+    return 0
+
+
 def register(subparsers):
     p = subparsers.add_parser("console", help="the EU Centre's review console (web): reports in, verdicts out",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,4 +204,17 @@ def register(subparsers):
     q = sub.add_parser("users", help="list the users (name, role; never hashes)")
     q.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help="SQLite file (default: console.db)")
     q.set_defaults(func=_cmd_users)
+
+    q = sub.add_parser("audit", help="the audit log: `audit verify` checks its hash chain")
+    audit_sub = q.add_subparsers(dest="audit_command", metavar="ACTION")
+    audit_sub.required = True
+    v = audit_sub.add_parser("verify", help="check the hash chain in the database and the JSON Lines mirror "
+                                            "(exit 1 at the first changed or missing entry)")
+    v.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help="SQLite file (default: console.db)")
+    mirror = v.add_mutually_exclusive_group()
+    mirror.add_argument("--audit-log", dest="audit_log", default=argparse.SUPPRESS, metavar="PATH",
+                        help="the JSON Lines mirror (default: console.audit_log)")
+    mirror.add_argument("--no-audit-log", dest="no_audit_log", action="store_true",
+                        help="check the database only")
+    v.set_defaults(func=_cmd_audit_verify)
     return p

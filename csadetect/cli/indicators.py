@@ -18,7 +18,7 @@ from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
 from csadetect.indicators.index import load_index
 from csadetect.indicators.rows import FORMATS, IndicatorError, from_media, read_indicators, write_csv
-from csadetect.indicators.snapshot import SnapshotError, build_snapshot, diff, info, load_snapshot
+from csadetect.indicators.snapshot import SnapshotError, build_snapshot, check_head, diff, head, info, load_snapshot
 from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file
 from csadetect.media.preprocess import views as preprocess_views
 from csadetect.models import ModelError
@@ -109,8 +109,11 @@ def cmd_build(args) -> int:
 
 @_handled
 def cmd_verify(args) -> int:
+    """The database first (a rollback: ``CURRENT`` missing or below the highest signed version, or
+    that version below ``--min-version``), then the chain of ``--version`` (default: the highest)."""
     try:
-        snap = load_snapshot(args.db_dir, args.public_key, args.version)
+        found = check_head(args.db_dir, args.public_key, args.min_version)
+        snap = load_snapshot(args.db_dir, args.public_key, args.version or found.latest)
     except SnapshotError as exc:
         emit({"ok": False, "db_dir": args.db_dir, "error": str(exc)})
         raise
@@ -118,6 +121,8 @@ def cmd_verify(args) -> int:
     emit({
         "ok": True,
         "db_dir": args.db_dir,
+        "current": found.current,
+        "latest_signed": found.latest,
         "version": snap.version,
         "chain": [m["version"] for m in snap.chain],
         "totals": snap.counts(),
@@ -181,8 +186,12 @@ def cmd_match(args) -> int:
     settings = _settings(args)
     db_dir = args.indicators or settings.indicators.path
     public_key = args.public_key or settings.indicators.public_key
-    index = load_index(db_dir, public_key, settings.match)
+    found = head(db_dir, public_key)
+    index = load_index(db_dir, public_key, settings.match, version=found.latest,
+                       min_version=settings.indicators.min_version)
     say(f"indicator snapshot version {index.version} ({len(index)} active indicators)")
+    if found.problem():
+        say(f"warning: {found.problem()} (matching against version {found.latest})")
     embedder = _embedder(settings, not args.no_embedding)
     spec = None
     if embedder is not None:
@@ -235,9 +244,11 @@ def register(subparsers) -> None:
     p.add_argument("--disable", nargs="+", action="extend", metavar="ID", help="tombstone these indicator ids")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("verify", help="check signatures and checksums of a version and its chain")
+    p = sub.add_parser("verify", help="check signatures and checksums of a version and its chain, and that "
+                                      "CURRENT is not rolled back below the highest signed version")
     p.add_argument("--public-key", required=True, metavar="PUBLIC.pem")
-    p.add_argument("--version", type=int)
+    p.add_argument("--version", type=int, help="the version whose chain to check (default: the highest signed one)")
+    p.add_argument("--min-version", type=int, metavar="N", help="also fail when the highest signed version is below N")
     p.add_argument("db_dir", metavar="DBDIR")
     p.set_defaults(func=cmd_verify)
 

@@ -1,16 +1,22 @@
 """``csadetect retention {run,hold,release,holds}``: deletion past ``retention.days`` and holds
-(Art. 22) from the command line. What is deleted, and how, is :mod:`csadetect.compliance.retention`.
+(Art. 22) from the command line. What is deleted, and how, is :mod:`csadetect.compliance.retention`;
+this module also opens the console's database (``console.db``, when it exists) for the run, as the
+compliance layer may not import the console.
 """
 from __future__ import annotations
 
 import argparse
+import os
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Iterator, Optional
 
 from csadetect.cli.output import emit, handled, say
 from csadetect.compliance.retention import (
     REASON_MAX, RetentionError, active_holds, release_hold, run_retention, set_hold,
 )
 from csadetect.config.settings import ConfigError, load_settings
+from csadetect.console.storage import ConsoleStorage, open_store
 from csadetect.core.timeutil import parse_time, utc_iso, utc_now
 
 _handled = handled(lambda: (RetentionError, ConfigError))
@@ -30,15 +36,35 @@ def _now(args) -> datetime:
         raise RetentionError(f"{exc}: {args.now!r}") from None
 
 
+@contextmanager
+def console_store(settings) -> Iterator[Optional[ConsoleStorage]]:
+    """The console's database when ``console.db`` names an existing local file (None otherwise:
+    retention never creates one)."""
+    db = settings.console.db
+    path = db[len("file://"):] if db.startswith("file://") else db
+    if db == ":memory:" or "://" in path or not os.path.isfile(path):
+        yield None
+        return
+    store = open_store(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @_handled
 def cmd_run(args) -> int:
-    result = run_retention(_settings(args), _now(args), dry_run=args.dry_run)
+    settings = _settings(args)
+    with console_store(settings) as console:
+        result = run_retention(settings, _now(args), dry_run=args.dry_run, console=console)
     for line in result.errors:
         say(f"error: {line}")
     c = result.counts()
     verb = "would delete" if result.dry_run else "deleted"
-    say(f"{verb} {c['reports']} reports, {c['review']} review items, {c['evidence']} evidence "
-         f"(older than {utc_iso(result.cutoff)}); {len(result.held)} kept on hold, {result.undated} undated kept")
+    others = ", ".join(f"{n} {store}" for store, n in c.items() if n and store not in ("reports", "review", "evidence"))
+    say(f"{verb} {c['reports']} reports, {c['review']} review items, {c['evidence']} evidence"
+        f"{', ' + others if others else ''} (older than {utc_iso(result.cutoff)}); "
+        f"{len(result.held)} kept on hold, {result.undated} dated by their file")
     emit(result.summary())
     return 1 if result.errors else 0
 
@@ -70,7 +96,8 @@ def cmd_holds(args) -> int:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``retention {run,hold,release,holds}``."""
-    ret = subparsers.add_parser("retention", help="delete reports, evidence and review items past retention (Art. 22)")
+    ret = subparsers.add_parser(
+        "retention", help="delete reports, evidence, review items and every record of their ids past retention (Art. 22)")
     sub = ret.add_subparsers(dest="retention_command", metavar="COMMAND")
     sub.required = True
     now_help = "the current time, RFC 3339 (default: the real time)"

@@ -6,7 +6,8 @@ The store is one append-only event log, ``stores.complaints_dir/complaints.jsonl
 
 * ``{"complaint_id", "event": "received", "at", "report_id", "channel", "grounds"}`` when a
   complaint arrives (``channel``: ``cli`` or ``topic``; ``grounds``: one of :data:`GROUNDS`;
-  ``report_id`` may be null);
+  ``report_id`` may be null, and is set to null, with ``"report_redacted": true``, by retention once
+  that report is deleted);
 * ``{"complaint_id", "event": "outcome", "at", "outcome", "note"}`` when it is decided
   (``outcome``: one of :data:`OUTCOMES`; every outcome is final, so there is at most one).
 
@@ -18,9 +19,11 @@ on one line, meant for a case reference ("see ticket 123"), not for content or p
 Nothing here logs a message body: a rejected message is reported by its Pub/Sub message id and a
 fixed reason.
 
-Writes are appends under an exclusive ``flock`` on the log, so two operators cannot both decide
-the same complaint. The directory must be a local (or mounted) path. The command line is
-``csadetect.cli.complaints``.
+Writes are appends under an exclusive ``flock`` on the log (:func:`locked`), so two operators
+cannot both decide the same complaint. Retention (``csadetect.compliance.retention``) rewrites the
+log under the same lock to replace the ``report_id`` of a deleted report by null (with
+``"report_redacted": true``); the complaint itself stays. The directory must be a local (or
+mounted) path. The command line is ``csadetect.cli.complaints``.
 """
 from __future__ import annotations
 
@@ -120,13 +123,30 @@ def log_path(directory: str) -> str:
 
 
 @contextmanager
-def _locked(directory: str) -> Iterator[int]:
-    """An exclusive lock on the log for a read-check-append; yields an O_APPEND descriptor."""
+def locked(directory: str) -> Iterator[int]:
+    """An exclusive lock on the log for a read-check-append; yields an O_APPEND descriptor.
+
+    Retention rewrites the log (redacting the ids of deleted reports: temporary file, then
+    ``os.replace``) under this same lock. A writer that opened the log before such a rewrite and
+    got the lock after it holds the replaced file, so it opens the log again until the file it
+    locked is the one at the path: no append is lost to a rewrite."""
     path = log_path(directory)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            mine, current = os.fstat(fd), os.stat(path)
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino):
+            break
+        os.close(fd)  # replaced while we waited: lock the new file
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
         os.close(fd)  # releases the lock
@@ -194,7 +214,7 @@ def add_complaint(directory: str, grounds: str, report_id: Optional[str] = None,
         raise ComplaintError(f"channel must be one of {', '.join(CHANNELS)}")
     event = {"complaint_id": complaint_id or new_complaint_id(), "event": "received", "at": _at(at),
              "report_id": report_id, "channel": channel, "grounds": grounds}
-    with _locked(directory) as fd:
+    with locked(directory) as fd:
         if complaint_id and complaint_id in _state(read_events(directory)):
             raise DuplicateComplaint(f"complaint {complaint_id} is already recorded")
         _append(fd, event)
@@ -206,7 +226,7 @@ def record_outcome(directory: str, complaint_id: str, outcome: str, note: Option
     check_outcome(outcome)
     note = check_note(note)
     event = {"complaint_id": complaint_id, "event": "outcome", "at": _at(at), "outcome": outcome, "note": note}
-    with _locked(directory) as fd:
+    with locked(directory) as fd:
         current = _state(read_events(directory)).get(complaint_id)
         if current is None:
             raise ComplaintError(f"no complaint {complaint_id}")

@@ -34,7 +34,16 @@ class Limits(_Strict):
     max_event_bytes: int = Field(16_000_000, gt=0, description="max size of one Pub/Sub message body")
     max_content_bytes: int = Field(12_000_000, gt=0, description="max decoded content size")
     max_pixels: int = Field(50_000_000, gt=0, description="decompression-bomb guard")
-    max_video_frames: int = Field(3_600, gt=0, description="max hashed vPDQ frames per video")
+    max_video_frames: int = Field(3_600, gt=0, description="max hashed vPDQ frames per video (estimated from "
+                                  "the container's metadata before decoding, counted again after)")
+    max_video_seconds: float = Field(600, gt=0, description="max video duration, from the container's metadata")
+    max_video_pixels: int = Field(8_294_400, gt=0, description="max width*height of a video frame (3840x2160)")
+    max_video_decoded_frames: int = Field(36_000, gt=0, description="max frames a video may hold (metadata's "
+                                          "frame count, or duration * frame rate): what decoding costs")
+    video_budget_seconds: float = Field(300, gt=0, description="wall-clock budget for probing and decoding one "
+                                        "video; the decoder process is killed when it runs out")
+    max_video_memory_bytes: int = Field(1 << 30, ge=64 << 20, description="data-segment limit of the video "
+                                        "decoder process (RLIMIT_DATA): a backstop for what metadata misstates")
     max_text_chars: int = Field(10_000, gt=0)
     allowed_image_mimes: tuple[str, ...] = (
         "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff",
@@ -42,6 +51,36 @@ class Limits(_Strict):
     allowed_video_mimes: tuple[str, ...] = (
         "video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo", "video/mpeg",
     )
+
+
+_SPECIAL_DIRS = ("/proc", "/sys", "/dev")
+
+
+class ContentSettings(_Strict):
+    """Where ``content_uri`` may point (issue 12 item 3). An event's URI is read only when it starts
+    with one of ``allowed_uri_prefixes``; by default none is, so no URI is read at all."""
+    allowed_uri_prefixes: tuple[str, ...] = Field((), description="URI prefixes content_uri may start with, "
+                                                  "each ending in '/' (e.g. gs://provider-uploads/); empty: none")
+    read_timeout_seconds: float = Field(30, gt=0, description="wall-clock limit for reading one content_uri")
+
+    @field_validator("allowed_uri_prefixes")
+    @classmethod
+    def _safe_prefixes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in v:
+            if not prefix.endswith("/"):
+                raise ValueError("each allowed_uri_prefixes entry must end with '/' (a folder, not a name stem)")
+            if fs.is_url(prefix):
+                if prefix.lower().startswith("file://"):
+                    raise ValueError("give a local allowed_uri_prefixes entry as an absolute directory, not file://")
+                if not prefix.split("://", 1)[1].strip("/"):
+                    raise ValueError("an allowed_uri_prefixes URL must name a bucket or host, not a whole scheme")
+                continue
+            if not os.path.isabs(prefix):
+                raise ValueError("a local allowed_uri_prefixes entry must be an absolute directory")
+            real = os.path.realpath(prefix)
+            if real == "/" or any(real == d or real.startswith(d + "/") for d in _SPECIAL_DIRS):
+                raise ValueError("allowed_uri_prefixes may not allow '/', /proc, /sys or /dev")
+        return v
 
 
 class MatchSettings(_Strict):
@@ -67,6 +106,9 @@ class IndicatorSettings(_Strict):
     path: str = Field(".demo/indicators", description="snapshot directory (local path or any Beam filesystem)")
     public_key: str = Field(".demo/keys/public.pem", description="Ed25519 public key that signs the snapshots")
     poll_seconds: float = Field(60.0, gt=0, description="how often workers look for a new snapshot version")
+    min_version: Optional[int] = Field(
+        None, ge=1, description="refuse a snapshot version below this (at start-up and on hot swap); None = no minimum"
+    )
 
 
 class GroomingSettings(_Strict):
@@ -222,6 +264,7 @@ class StoreSettings(_Strict):
 
 class RetentionSettings(_Strict):
     days: int = Field(365, gt=0, description="stored reports, evidence and review items are deleted this long after reporting (Art. 22)")
+    dead_letter_days: int = Field(30, gt=0, description="dead letters (rejected events: never ids of hits) are deleted this long after rejection")
     holds_file: str = Field("out/holds.jsonl", description="report ids on hold (not deleted)")
     log_dir: str = Field("out/retention", description="what was deleted, by id only")
 
@@ -252,9 +295,23 @@ class ConsoleSettings(_Strict):
     reveal_seconds: int = Field(10, ge=1, le=300, description="revealed evidence blurs again after this long")
     break_after_reveals: int = Field(20, ge=1, description="reveals in one session after which a break is suggested")
     secure_cookie: bool = Field(False, description="mark the session cookie Secure (set when served over TLS)")
-    login_max_failures: int = Field(5, ge=1, description="failed logins per user name or client before a lockout")
-    login_lockout_seconds: int = Field(300, gt=0, description="how long the lockout lasts (and the window failures are counted in)")
+    login_max_failures: int = Field(5, ge=1, description="failed logins for one user name before back-off starts")
+    login_max_failures_per_client: int = Field(
+        50, ge=1, description="failed logins from one client address (any names) before back-off starts; high, as a proxy's address is every reviewer's"
+    )
+    login_backoff_seconds: float = Field(1.0, gt=0, description="first wait once a limit is reached; doubles with every further failure")
+    login_lockout_seconds: int = Field(300, gt=0, description="the longest wait between login attempts once a limit is reached")
+    login_forget_seconds: int = Field(3600, gt=0, description="failed logins are forgotten after this long without another")
+    login_hash_concurrency: int = Field(2, ge=1, le=64, description="password checks (argon2id, 64 MiB each) run at once; others wait")
     max_pixels: int = Field(50_000_000, gt=0, description="largest evidence image the console decodes")
+
+    @field_validator("login_forget_seconds")
+    @classmethod
+    def _forget_after_lockout(cls, v, info):
+        longest = info.data.get("login_lockout_seconds")
+        if longest is not None and v < longest:
+            raise ValueError("login_forget_seconds must be >= login_lockout_seconds")
+        return v
 
     @field_validator("session_max_seconds")
     @classmethod
@@ -278,6 +335,7 @@ class ConsoleSettings(_Strict):
 
 class Settings(_Strict):
     limits: Limits = Limits()
+    content: ContentSettings = ContentSettings()
     match: MatchSettings = MatchSettings()
     indicators: IndicatorSettings = IndicatorSettings()
     grooming: GroomingSettings = GroomingSettings()

@@ -6,11 +6,14 @@ token; every response carries a strict Content-Security-Policy (self only), ``X-
 DENY``, ``Referrer-Policy: no-referrer`` and, except static files, ``Cache-Control: no-store``.
 The routes are one ``APIRouter`` per area (:mod:`csadetect.console.routes`); what they share is the
 :class:`~csadetect.console.state.Console` on ``app.state.console``, reached through the
-dependencies in :mod:`csadetect.console.deps`. See ``docs/console.md`` for what a reviewer sees
-and why.
+dependencies in :mod:`csadetect.console.deps`. Every refusal (401 and the redirect to the login
+page, 403, 429, a spent evidence link) is audited here as ``refused`` with its status, method,
+route template and reason, never the URL or anything sent. See ``docs/console.md`` for what a
+reviewer sees and why.
 """
 from __future__ import annotations
 
+import re
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,12 +22,13 @@ from typing import Callable, Optional
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from csadetect.console.deps import NeedLogin, clear_session_cookie
+from csadetect.console.deps import NeedLogin, Refused, clear_session_cookie
 from csadetect.console.routes import admin, auth, evidence, queue, report
 from csadetect.console.state import Console, ConsoleConfig, ConsoleError
-from csadetect.console.storage import ConsoleStorage
+from csadetect.console.storage import REPORT_ID, ConsoleStorage
 from csadetect.console.views import render
 
 __all__ = ["ConsoleConfig", "ConsoleError", "create_app"]
@@ -53,11 +57,31 @@ async def security_headers(request: Request, call_next):
     return response
 
 
+AUDITED_STATUSES = (401, 403, 429)
+_METHOD = re.compile(r"^[A-Z]{3,7}$")
+_ROUTE = re.compile(r"^/[A-Za-z0-9/{}_.-]{0,120}$")
+
+
+def audit_refusal(request: Request, status: int, reason: str) -> None:
+    """One ``refused`` audit entry: who (when logged in), the report (a stored report's id in the route), and
+    ``"<status> <METHOD> <route template> <reason>"``; never the URL, a token or a form field."""
+    route = getattr(request.scope.get("route"), "path", None)
+    path = route if isinstance(route, str) and _ROUTE.match(route) else "/unmatched"
+    method = request.method if _METHOD.match(request.method) else "OTHER"
+    console = request.app.state.console
+    report_id = request.scope.get("path_params", {}).get("report_id")
+    if not (isinstance(report_id, str) and REPORT_ID.match(report_id) and console.store.has_report(report_id)):
+        report_id = None  # only a report the console holds, never an id someone made up
+    ctx = getattr(request.state, "ctx", None)
+    console.audit(ctx.username if ctx else None, "refused", report_id, f"{status} {method} {path} {reason}")
+
+
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
 async def need_login(request: Request, exc: NeedLogin):
+    await run_in_threadpool(audit_refusal, request, 401, "session_expired" if exc.expired else "no_session")
     if request.method == "GET" and not _wants_json(request):
         response = RedirectResponse("/login?expired=1" if exc.expired else "/login", status_code=303)
     else:
@@ -68,6 +92,8 @@ async def need_login(request: Request, exc: NeedLogin):
 
 
 async def http_error(request: Request, exc: HTTPException):
+    if isinstance(exc, Refused) or exc.status_code in AUDITED_STATUSES:
+        await run_in_threadpool(audit_refusal, request, exc.status_code, getattr(exc, "reason", "refused"))
     message = exc.detail if isinstance(exc.detail, str) else "error"
     if _wants_json(request) or request.method != "GET" and request.headers.get("x-csrf-token") is not None:
         return JSONResponse({"error": message}, status_code=exc.status_code)

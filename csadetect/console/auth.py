@@ -3,9 +3,15 @@
 * Passwords are hashed with **argon2id** (``argon2-cffi``'s ``PasswordHasher``, RFC 9106
   parameters); a login for an unknown user still verifies against a dummy hash, so failures take
   the same time whether or not the user exists.
-* Failed logins are counted per user name and per client address; after
-  ``login_max_failures`` within ``login_lockout_seconds`` further attempts are refused (429) until
-  the window has passed, even with the right password.
+* Failed logins are counted per user name and, separately, per client address
+  (:class:`LoginThrottle`). Once a key has ``login_max_failures`` (a name) or
+  ``login_max_failures_per_client`` (an address, set high: a proxy's address is every
+  reviewer's) failures, each further attempt must wait ``login_backoff_seconds`` after the last
+  failure, doubling with every failure up to ``login_lockout_seconds``; an attempt that comes
+  earlier is refused (429), even with the right password, **before any password is hashed**, so a
+  blocked attempt costs no argon2 work. Failures are forgotten after ``login_forget_seconds``
+  without another; a successful login clears its name's count. Password checks run at most
+  ``login_hash_concurrency`` at a time (each argon2id check takes 64 MiB).
 * A session is a random 256-bit token in an ``HttpOnly``, ``SameSite=Strict`` cookie (``Secure``
   when configured); the server keeps only its SHA-256, with the user, a CSRF token, the login time
   and the last request. A session ends after ``session_idle_seconds`` without a request or
@@ -20,7 +26,8 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections import defaultdict, deque
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Optional
 
 from argon2 import PasswordHasher, Type
@@ -92,38 +99,85 @@ def same(a: Optional[str], b: Optional[str]) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
-class LoginThrottle:
-    """Failed logins per key (user name, client address) within a window; in memory."""
+@dataclass
+class Attempt:
+    """A login attempt let through by :meth:`LoginThrottle.begin`: counted as a failure (under
+    both keys) until :meth:`LoginThrottle.succeeded` says otherwise, so that attempts running at
+    the same time cannot pass the limit together."""
 
-    def __init__(self, max_failures: int, window_seconds: float):
-        self.max_failures = max_failures
-        self.window = window_seconds
-        self._failures: dict[str, deque] = defaultdict(deque)
+    account: str
+    client: str
+
+
+class _Counts:
+    """Failures per key: ``[count, time of the last]``, oldest first, at most ``max_keys`` keys."""
+
+    def __init__(self, limit: int, max_keys: int):
+        self.limit = limit
+        self.max_keys = max_keys
+        self.keys: OrderedDict[str, list] = OrderedDict()
+
+
+class LoginThrottle:
+    """Failed logins per user name and per client address with exponential back-off; in memory.
+
+    A key with ``n`` failures, ``n`` at or above its limit, is blocked until
+    ``backoff * 2 ** (n - limit)`` seconds (at most ``max_wait``) after its last failure."""
+
+    def __init__(self, max_failures: int, window_seconds: float, *, max_failures_per_client: Optional[int] = None,
+                 backoff_seconds: float = 1.0, forget_seconds: Optional[float] = None, max_keys: int = 100_000):
+        self.max_wait = float(window_seconds)
+        self.backoff = float(backoff_seconds)
+        self.forget = float(forget_seconds if forget_seconds is not None else max(window_seconds, 3600))
+        self._accounts = _Counts(max_failures, max_keys)
+        self._clients = _Counts(max_failures_per_client or max_failures * 10, max_keys)
         self._lock = threading.Lock()
 
-    def _trim(self, key: str, now: float) -> deque:
-        q = self._failures[key]
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            self._failures.pop(key, None)
-            q = deque()
-        return q
+    def _get(self, counts: _Counts, key: str, now: float) -> Optional[list]:
+        rec = counts.keys.get(key)
+        if rec is not None and now - rec[1] >= self.forget:
+            del counts.keys[key]
+            return None
+        return rec
 
-    def blocked(self, keys: list[str], now: float) -> bool:
-        with self._lock:
-            return any(len(self._trim(k, now)) >= self.max_failures for k in keys)
+    def _wait(self, counts: _Counts, key: str, now: float) -> float:
+        rec = self._get(counts, key, now)
+        if rec is None or rec[0] < counts.limit:
+            return 0.0
+        until = rec[1] + min(self.backoff * 2.0 ** min(rec[0] - counts.limit, 60), self.max_wait)
+        return max(0.0, until - now)
 
-    def failed(self, keys: list[str], now: float) -> None:
-        with self._lock:
-            if len(self._failures) > 10_000:  # many names tried: forget what is outside the window
-                for k in list(self._failures):
-                    self._trim(k, now)
-            for k in keys:
-                q = self._trim(k, now)
-                q.append(now)
-                self._failures[k] = q
+    def _count(self, counts: _Counts, key: str, now: float) -> None:
+        rec = self._get(counts, key, now) or [0, now]
+        rec[0], rec[1] = rec[0] + 1, now
+        counts.keys[key] = rec
+        counts.keys.move_to_end(key)
+        while len(counts.keys) > counts.max_keys:  # the oldest first: forgotten ones, then the least recent
+            counts.keys.popitem(last=False)
 
-    def succeeded(self, key: str) -> None:
+    def wait(self, account: str, client: str, now: float) -> float:
+        """Seconds until a login for ``account`` from ``client`` may be tried (0: now)."""
         with self._lock:
-            self._failures.pop(key, None)
+            return max(self._wait(self._accounts, account, now), self._wait(self._clients, client, now))
+
+    def begin(self, account: str, client: str, now: float) -> tuple[float, Optional[Attempt]]:
+        """``(wait, None)`` when the attempt must be refused now (nothing is counted), else
+        ``(0, attempt)`` with the attempt counted as a failure until :meth:`succeeded`."""
+        with self._lock:
+            wait = max(self._wait(self._accounts, account, now), self._wait(self._clients, client, now))
+            if wait > 0:
+                return wait, None
+            self._count(self._accounts, account, now)
+            self._count(self._clients, client, now)
+            return 0.0, Attempt(account, client)
+
+    def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: the name's failures are cleared and the address's count no
+        longer holds this attempt (its earlier failures stay, so one valid account cannot reset it)."""
+        with self._lock:
+            self._accounts.keys.pop(attempt.account, None)
+            rec = self._clients.keys.get(attempt.client)
+            if rec is not None:
+                rec[0] -= 1
+                if rec[0] <= 0:
+                    del self._clients.keys[attempt.client]

@@ -1,7 +1,8 @@
 """The FastAPI dependencies the console's routes share: the :class:`~csadetect.console.state.Console`
 on ``app.state``, the logged-in user of a request (:class:`Ctx`, from the session cookie, with the
 idle and absolute timeouts), the CSRF check every state-changing request passes, the supervisor
-check, and a report (404) or its opened evidence (409) by id.
+check, and a report (404) or its opened evidence (409) by id; and :class:`Refused`, the error of a
+refusal the audit log names (``app.py`` audits every refusal).
 """
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ from csadetect.console.storage import REPORT_ID
 
 SESSION_COOKIE = "csadetect_session"
 LOGIN_COOKIE = "csadetect_login_csrf"
+
+
+class Refused(HTTPException):
+    """A request refused for a reason the audit log names: ``csrf``, ``login_csrf``, ``role``,
+    ``link_expired`` (one lower-case word; the message stays what the user reads)."""
+
+    def __init__(self, status_code: int, message: str, reason: str):
+        super().__init__(status_code, message)
+        self.reason = reason
 
 
 class NeedLogin(Exception):
@@ -84,7 +94,7 @@ async def csrf(request: Request, ctx: SessionDep) -> Ctx:
             form = await request.form()
             token = form.get("csrf_token")
     if not auth.same(token if isinstance(token, str) else None, ctx.csrf):
-        raise HTTPException(403, "missing or invalid CSRF token: reload the page and try again")
+        raise Refused(403, "missing or invalid CSRF token: reload the page and try again", "csrf")
     return ctx
 
 
@@ -93,7 +103,7 @@ CsrfDep = Annotated[Ctx, Depends(csrf)]
 
 def supervisor(ctx: SessionDep) -> Ctx:
     if not ctx.supervisor:
-        raise HTTPException(403, "supervisors only")
+        raise Refused(403, "supervisors only", "role")
     return ctx
 
 

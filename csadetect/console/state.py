@@ -1,7 +1,8 @@
 """What every route of the console shares, as one object on ``app.state.console``: the settings,
 the clock, the store (behind :class:`~csadetect.console.storage.ConsoleStorage`), the keys, the
-report ingest, the outbox, the login throttle and the one-time links to revealed evidence; and its
-lifecycle (read reports, deliver the outbox, purge old sessions and links, background threads).
+report ingest, the outbox, the login throttle (and the slots argon2 checks wait for) and the
+one-time links to revealed evidence; and its lifecycle (read reports, deliver the outbox, purge old
+sessions and links, background threads).
 """
 from __future__ import annotations
 
@@ -67,7 +68,11 @@ class Console:
             raise ConsoleError(f"console database {config.db}: {exc}") from None
         self.ingest = ReportIngest(self.store, self.provider_key, clock)
         self.outbox = Outbox(self.store, config, clock)
-        self.throttle = auth.LoginThrottle(config.login_max_failures, config.login_lockout_seconds)
+        self.throttle = auth.LoginThrottle(
+            config.login_max_failures, config.login_lockout_seconds,
+            max_failures_per_client=config.login_max_failures_per_client,
+            backoff_seconds=config.login_backoff_seconds, forget_seconds=config.login_forget_seconds)
+        self.hash_slots = threading.BoundedSemaphore(config.login_hash_concurrency)
         self.grants: dict[str, Grant] = {}
         self._grants_lock = threading.Lock()
         self.puller: Optional[SubscriptionPuller] = None
@@ -104,8 +109,9 @@ class Console:
 
     # ---------------------------------------------------------------------- helpers
 
-    def audit(self, user: Optional[str], action: str, report_id: Optional[str] = None) -> None:
-        self.store.audit(self.clock(), user, action, report_id)
+    def audit(self, user: Optional[str], action: str, report_id: Optional[str] = None,
+              detail: Optional[str] = None) -> None:
+        self.store.audit(self.clock(), user, action, report_id, detail)
 
     def session_alive(self, session: dict, now: float) -> bool:
         """Neither idle for ``session_idle_seconds`` nor older than ``session_max_seconds``."""

@@ -46,8 +46,9 @@ def utc_iso(when: Optional[datetime] = None, timespec: str = "seconds") -> str:
 
 def parse_time(value, *, field: str = "time", assume_utc: bool = False) -> datetime:
     """An RFC 3339 date and time -> an aware UTC datetime. Raises ValueError with a one-line
-    message naming ``field`` (never quoting the value): ``<field> is not an RFC 3339 time`` or
-    ``<field> has no time zone (...)``. A zone-less time is UTC only with ``assume_utc``."""
+    message naming ``field`` (never quoting the value): ``<field> is not an RFC 3339 time``,
+    ``<field> has no time zone (...)`` or ``<field> is out of range`` (outside years 1 to 9999 once
+    moved to UTC). A zone-less time is UTC only with ``assume_utc``."""
     text = value.strip().upper() if isinstance(value, str) else ""
     if not _RFC3339.fullmatch(text):
         raise ValueError(f"{field} is not an RFC 3339 time")
@@ -57,4 +58,7 @@ def parse_time(value, *, field: str = "time", assume_utc: bool = False) -> datet
         raise ValueError(f"{field} is not an RFC 3339 time") from None
     if parsed.tzinfo is None and not assume_utc:
         raise ValueError(f"{field} has no time zone (use e.g. 2024-05-01T12:00:00Z)")
-    return as_utc(parsed)
+    try:
+        return as_utc(parsed)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValueError(f"{field} is out of range (years 1 to 9999 in UTC)") from None

@@ -13,6 +13,7 @@ import json
 from typing import Any, Optional
 
 from csadetect.core.timeutil import parse_time, utc_iso
+from csadetect.reports.crypto import loads_strict
 
 VERDICTS = ("confirmed", "manifestly_unfounded")
 # What the feedback keeps of a report: the detector (precision, examples) and who to notify.
@@ -27,11 +28,11 @@ class BadInput(ValueError):
 
 
 def decode(element) -> Any:
-    """The JSON of a message body, a JSON line or a Pub/Sub message (``.data``, ``.attributes``)."""
+    """The JSON of a message body, a JSON line or a Pub/Sub message (``.data``, ``.attributes``),
+    parsed strictly (:func:`csadetect.reports.crypto.loads_strict`: a repeated key raises
+    ValueError), as signed reports must be."""
     data = element.data if hasattr(element, "data") and hasattr(element, "attributes") else element
-    if isinstance(data, (bytes, bytearray)):
-        data = bytes(data).decode("utf-8")
-    return json.loads(data)
+    return loads_strict(data)
 
 
 def _time(value, field: str) -> str:

@@ -35,8 +35,9 @@ from csadetect.indicators.snapshot import (
     Snapshot,
     SnapshotError,
     _resolve,
-    current_version,
+    check_min_version,
     deltas_between,
+    head,
     kind_rank,
     load_snapshot,
 )
@@ -184,18 +185,19 @@ class IndicatorIndex:
         self._state = _State(delta.version, state.base, active, overlay, table, codes)
         return self
 
-    def refresh(self, db_dir: str, public_key) -> bool:
-        """Bring the index to the version ``CURRENT`` names: apply the deltas since this version,
-        or load the full snapshot when there is no delta path. Returns True when the version
-        changed. Raises SnapshotError (leaving the index at its last good version) when the new
-        version does not verify or ``CURRENT`` points backwards."""
-        target = current_version(db_dir)
-        if target is None:
-            raise SnapshotError(f"no snapshot in {db_dir} (no CURRENT file)")
+    def refresh(self, db_dir: str, public_key, min_version: Optional[int] = None) -> bool:
+        """Bring the index to the highest signed version (:func:`~csadetect.indicators.snapshot.head`):
+        apply the deltas since this version, or load the full snapshot when there is no delta
+        path. Returns True when the version changed. Raises SnapshotError (leaving the index at its
+        last good version) when the new version does not verify, or when the database's highest
+        signed version is below this one or below ``min_version`` (a rollback)."""
+        target = head(db_dir, public_key).latest
+        check_min_version(target, min_version)
         if target == self.version:
             return False
         if target < self.version:
-            raise SnapshotError(f"{db_dir}/CURRENT names version {target}, older than the loaded {self.version}")
+            raise SnapshotError(
+                f"rollback refused: the highest signed version in {db_dir} is {target}, older than the loaded {self.version}")
         deltas = deltas_between(db_dir, public_key, self.version, target)
         if deltas is None:
             self._state = IndicatorIndex.from_snapshot(load_snapshot(db_dir, public_key, target), self.settings)._state
@@ -264,10 +266,14 @@ class IndicatorIndex:
         return self.match(self.probes(hashes))
 
 
-def load_index(db_dir: str, public_key, match_settings=None, version: Optional[int] = None) -> IndicatorIndex:
-    """Verify and load a snapshot and build its index. Arrow's memory pool keeps the buffers freed
+def load_index(db_dir: str, public_key, match_settings=None, version: Optional[int] = None,
+               min_version: Optional[int] = None) -> IndicatorIndex:
+    """Verify and load a snapshot (default: the highest signed version; one below ``min_version``
+    is refused) and build its index. Arrow's memory pool keeps the buffers freed
     while loading (about two thirds of the resident memory after a 1M-indicator load,
     benchmarks/bench_sizing.py): they are handed back to the system afterwards."""
-    index = IndicatorIndex.from_snapshot(load_snapshot(os.fspath(db_dir), public_key, version), match_settings)
+    snapshot = load_snapshot(os.fspath(db_dir), public_key, version, min_version=min_version)
+    index = IndicatorIndex.from_snapshot(snapshot, match_settings)
+    del snapshot  # its full table (disabled rows included) is freed before the pool is trimmed
     pa.default_memory_pool().release_unused()
     return index

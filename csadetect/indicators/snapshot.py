@@ -2,7 +2,7 @@
 
 Layout of a database directory (a local path or any Beam filesystem URL such as ``gs://``)::
 
-    DBDIR/CURRENT                       the latest version number (written atomically)
+    DBDIR/CURRENT                       a hint: the latest version number (written atomically)
     DBDIR/versions/<N>/indicators.parquet   a full snapshot, or
     DBDIR/versions/<N>/delta.parquet        rows changed since the parent version
     DBDIR/versions/<N>/pdq_codes.npy        PDQ hashes of that file's pdq rows, (n, 32) uint8 (parsed once, here)
@@ -15,6 +15,16 @@ the signature and the checksum of every file of every version in the chain, and 
 bytes it checked, so nothing unverified is ever used. Any failure raises :class:`SnapshotError`
 with a one-line reason; callers keep serving their last good version. Rows are sorted by kind in
 the order the signal types are registered (:mod:`csadetect.signals`, PDQ first), then by id.
+
+Which version is current (no rollback, :func:`head`): the highest version directory that holds a
+``manifest.json``, whose signature must verify. ``CURRENT`` is unsigned, so it only has to agree:
+one naming a version above that is refused, and one naming a lower version (``echo 1 > CURRENT``)
+is a rollback attempt that :func:`check_head` (``indicators verify``, ``run`` start-up) reports;
+loading never goes below the highest signed version because of it. A version directory whose
+manifest does not verify is refused, not skipped, so a forged manifest cannot raise the version
+and a damaged newest version cannot make readers fall back to an older one. What files alone cannot
+show (the newest version directory deleted together with ``CURRENT`` lowered) is caught by
+``indicators.min_version`` and by a running worker, which never goes below the version it serves.
 
 All filesystem access goes through the small ``_read``/``_write``/``_list`` helpers at the top:
 local paths use ``os`` (atomic ``os.replace`` for ``CURRENT``), URLs use Beam's ``FileSystems``.
@@ -284,9 +294,17 @@ def list_versions(db_dir: str) -> list[int]:
     return sorted(int(n) for n in _list(_versions_dir(db_dir)) if n.isdigit())
 
 
-def _read_manifest(db_dir: str, version: int, public_key) -> dict:
+def _unique_keys(pairs: list) -> dict:
+    """``json`` object hook: a signed manifest with a repeated key is refused, not last-wins."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key")
+    return out
+
+
+def _read_manifest(db_dir: str, version: int, public_key, raw: Optional[bytes] = None) -> dict:
     where = _version_dir(db_dir, version)
-    raw = _read(_join(where, MANIFEST))
+    raw = _read(_join(where, MANIFEST)) if raw is None else raw
     if raw is None:
         raise SnapshotError(f"version {version} not found in {db_dir} (no {MANIFEST})")
     if public_key is not None:
@@ -306,14 +324,85 @@ def _read_manifest(db_dir: str, version: int, public_key) -> dict:
             hint = f" (manifest names key {claimed}, verifying with key {key_id(public_key)})" if claimed else ""
             raise SnapshotError(f"signature does not verify for version {version} in {db_dir}{hint}")
     try:
-        manifest = json.loads(raw)
+        manifest = json.loads(raw, object_pairs_hook=_unique_keys)
     except ValueError:
-        raise SnapshotError(f"{MANIFEST} of version {version} is not valid JSON") from None
+        raise SnapshotError(f"{MANIFEST} of version {version} is not valid JSON without duplicate keys") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise SnapshotError(f"{MANIFEST} of version {version} is not a {FORMAT} manifest")
     if manifest.get("version") != version:
         raise SnapshotError(f"{MANIFEST} in directory of version {version} says version {manifest.get('version')}")
     return manifest
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """Which version a database serves. ``latest``: the highest version directory holding a
+    manifest, whose signature verified; ``current``: what the unsigned ``CURRENT`` hint says (None
+    when it is missing or does not hold a version number)."""
+
+    db_dir: str
+    latest: int
+    current: Optional[int]
+
+    def problem(self) -> Optional[str]:
+        """One line when ``CURRENT`` disagrees with the signed manifests (a rollback attempt)."""
+        if self.current is None:
+            return f"{self.db_dir}/CURRENT is missing or unreadable; the highest signed version is {self.latest}"
+        if self.current < self.latest:
+            return (f"rollback attempt: {self.db_dir}/CURRENT names version {self.current}, "
+                    f"below the highest signed version {self.latest}")
+        return None
+
+
+def _latest_signed(db_dir: str, key) -> Optional[int]:
+    """The highest version directory holding a manifest (None when there is none), after checking
+    that manifest's signature (unless ``key`` is None): one that does not verify raises, so it is
+    never skipped over."""
+    for version in reversed(list_versions(db_dir)):
+        raw = _read(_join(_version_dir(db_dir, version), MANIFEST))
+        if raw is None:
+            continue  # no manifest (yet): a version whose publication has not finished
+        _read_manifest(db_dir, version, key, raw)
+        return version
+    return None
+
+
+def head(db_dir: str, public_key: PublicKeyLike) -> Head:
+    """The version to serve (:class:`Head`), derived from the signed manifests, never from
+    ``CURRENT`` alone. Raises SnapshotError when there is no signed version, when the highest
+    version's manifest does not verify, or when ``CURRENT`` names a version above it. A ``CURRENT``
+    below it is not an error here (readers still serve the highest); see :func:`check_head`.
+    Cheap: a listing and one manifest and signature read, so workers can poll it."""
+    db_dir = os.fspath(db_dir)
+    key = _key(public_key)
+    latest = _latest_signed(db_dir, key)
+    if latest is None:
+        raise SnapshotError(f"no snapshot in {db_dir} (no signed version)")
+    try:
+        current = current_version(db_dir)
+    except SnapshotError:
+        current = None  # unreadable: reported by check_head, never a reason to serve less
+    if current is not None and current > latest:
+        raise SnapshotError(f"{db_dir}/CURRENT names version {current}, above the highest signed version {latest}")
+    return Head(db_dir, latest, current)
+
+
+def check_min_version(version: int, min_version: Optional[int]) -> None:
+    """Refuse a version below the configured minimum (``indicators.min_version``)."""
+    if min_version is not None and version < min_version:
+        raise SnapshotError(f"version {version} is below the minimum version {min_version} (indicators.min_version)")
+
+
+def check_head(db_dir: str, public_key: PublicKeyLike, min_version: Optional[int] = None) -> Head:
+    """:func:`head`, refusing also a rollback attempt (``CURRENT`` missing or below the highest
+    signed version) and a highest version below ``min_version``: what ``indicators verify`` and
+    ``run`` check before they trust a database."""
+    found = head(db_dir, public_key)
+    problem = found.problem()
+    if problem:
+        raise SnapshotError(problem)
+    check_min_version(found.latest, min_version)
+    return found
 
 
 def _load_version(db_dir: str, version: int, public_key) -> tuple[dict, pa.Table, np.ndarray]:
@@ -389,14 +478,15 @@ def _key(public_key):
         raise SnapshotError(str(exc)) from None
 
 
-def load_snapshot(db_dir: str, public_key: PublicKeyLike, version: Optional[int] = None) -> Snapshot:
-    """Verify and resolve a version (default: ``CURRENT``) into a :class:`Snapshot`."""
+def load_snapshot(db_dir: str, public_key: PublicKeyLike, version: Optional[int] = None,
+                  min_version: Optional[int] = None) -> Snapshot:
+    """Verify and resolve a version (default: the highest signed one, :func:`head`) into a
+    :class:`Snapshot`; a version below ``min_version`` is refused."""
     key = _key(public_key)
     db_dir = os.fspath(db_dir)
     if version is None:
-        version = current_version(db_dir)
-        if version is None:
-            raise SnapshotError(f"no snapshot in {db_dir} (no CURRENT file)")
+        version = head(db_dir, key).latest
+    check_min_version(int(version), min_version)
     chain, _ = _chain(db_dir, int(version), key)
     chain.reverse()
     table, codes = _resolve([(t, c) for _, t, c in chain])
@@ -412,13 +502,11 @@ def load_delta(db_dir: str, public_key: PublicKeyLike, version: int) -> Delta:
 
 
 def deltas_between(db_dir: str, public_key: PublicKeyLike, since: int, version: Optional[int] = None) -> Optional[list[Delta]]:
-    """The verified deltas leading from version ``since`` to ``version`` (default CURRENT), oldest
-    first; ``[]`` when they are equal and None when ``version`` does not descend from ``since``
-    through deltas only (then load the full snapshot)."""
+    """The verified deltas leading from version ``since`` to ``version`` (default: the highest
+    signed one, :func:`head`), oldest first; ``[]`` when they are equal and None when ``version``
+    does not descend from ``since`` through deltas only (then load the full snapshot)."""
     key = _key(public_key)
-    version = current_version(db_dir) if version is None else version
-    if version is None:
-        raise SnapshotError(f"no snapshot in {db_dir} (no CURRENT file)")
+    version = head(db_dir, key).latest if version is None else version
     if version == since:
         return []
     if version < since:
@@ -474,8 +562,8 @@ def build_snapshot(
 ) -> dict:
     """Write and sign a new version; returns its manifest.
 
-    ``base=None`` writes a full snapshot of ``rows``. ``base="latest"`` (or a version number)
-    writes a delta against that version: rows that are new or changed are upserted, and every id
+    ``base=None`` writes a full snapshot of ``rows``. ``base="latest"`` (the highest version
+    signed by this key, :func:`head`; or a version number) writes a delta against that version: rows that are new or changed are upserted, and every id
     in ``disable_ids`` is tombstoned (``disabled_at`` set; it stops matching). Tombstones are
     sticky: a delta never re-enables a disabled id (re-add it under a new id, or build a new full
     snapshot). ``CURRENT`` moves to the new version only after all its files are written.
@@ -491,8 +579,11 @@ def build_snapshot(
         raise SnapshotError("indicator ids are not unique")
     disable_ids = list(disable_ids)
     existing = list_versions(db_dir)
-    latest = current_version(db_dir)
-    version = max(existing + [latest or 0]) + 1
+    try:
+        hint = current_version(db_dir)
+    except SnapshotError:
+        hint = None  # unreadable: this build rewrites it
+    version = max(existing + [hint or 0]) + 1
     if base is None:
         parent = None
         new = new.set_column(6, "added_at", pc.fill_null(new["added_at"], now))
@@ -502,7 +593,7 @@ def build_snapshot(
         data, totals = _sorted(new), None
     else:
         if base == "latest":
-            parent = latest
+            parent = _latest_signed(db_dir, key.public_key())
         elif str(base).isdigit() and int(base) >= 1:
             parent = int(base)
         else:
@@ -535,8 +626,10 @@ def build_snapshot(
         "files": {n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for n, b in blobs.items()},
     }
     manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    blobs[MANIFEST] = manifest_bytes
+    # the manifest goes last: on an object store (no atomic directory rename) a version counts as
+    # published (head(), _list) once its manifest exists, and by then every other file is there
     blobs[SIGNATURE] = base64.b64encode(sign(key, manifest_bytes)) + b"\n"
+    blobs[MANIFEST] = manifest_bytes
     final = _version_dir(db_dir, version)
     staging = _new_dir(final)
     for name, blob in blobs.items():
@@ -580,14 +673,22 @@ def diff(a: Snapshot, b: Snapshot) -> dict:
 
 
 def info(db_dir: str, public_key: Optional[PublicKeyLike] = None, version: Optional[int] = None) -> dict:
-    """Versions, types, parents and counts. With ``public_key`` the chain of ``version`` (default
-    CURRENT) is fully verified (raises SnapshotError otherwise); without, manifests are read
-    unverified and the result says ``"verified": false``."""
+    """Versions, types, parents and counts. With ``public_key`` the chain of ``version`` (default:
+    the highest signed version, :func:`head`) is fully verified (raises SnapshotError otherwise)
+    and ``rollback`` says whether ``CURRENT`` disagrees with it; without, manifests are read
+    unverified (default: the highest version holding a manifest) and the result says
+    ``"verified": false``."""
     db_dir = os.fspath(db_dir)
     current = current_version(db_dir)
-    target = current if version is None else int(version)
+    found = head(db_dir, public_key) if public_key is not None else None
+    if version is not None:
+        target = int(version)
+    elif found is not None:
+        target = found.latest
+    else:
+        target = _latest_signed(db_dir, None) or current  # no key: the manifest is read unverified
     if target is None:
-        raise SnapshotError(f"no snapshot in {db_dir} (no CURRENT file)")
+        raise SnapshotError(f"no snapshot in {db_dir} (no version)")
     if public_key is not None:
         snap = load_snapshot(db_dir, public_key, target)
         manifests = list(snap.chain)
@@ -606,6 +707,8 @@ def info(db_dir: str, public_key: Optional[PublicKeyLike] = None, version: Optio
         "current": current,
         "version": target,
         "verified": public_key is not None,
+        "latest_signed": found.latest if found else None,
+        "rollback": found.problem() if found else None,
         "key_id": manifests[-1].get("key_id"),
         "totals": totals,
         "chain": [

@@ -6,6 +6,14 @@ digest signal types, :func:`csadetect.signals.digests`) from :mod:`hashlib`. The
 pure: bytes in, hashes out. They raise :class:`MediaError` with a one-line reason (never the
 content) for anything that cannot be hashed, so callers can dead-letter the item.
 
+Bounds (issue 12): an uploaded video (:func:`hash_video`) is checked against
+:class:`VideoLimits` from its container's metadata (``ffprobe``) before a frame is decoded, then
+decoded by a child process (:mod:`csadetect.media.vpdq_worker`) under a memory limit and a
+wall-clock budget; its bytes sit in an anonymous memory file, never in a named temp file.
+High-bit-depth images (modes I, I;16, F) are shrunk in their own mode and rescaled a band of rows
+at a time, never copied whole as float64. :func:`hash_video_file` and :func:`hash_file` read the
+operator's own files (indicator building, ``csadetect hash``) in-process, without those bounds.
+
 Speed notes: JPEGs are decoded straight at reduced size with PIL's ``draft`` (DCT scaling), which
 is where most of the time of hashing a multi-megapixel photo goes otherwise. PDQ itself only looks
 at a 64x64 downsample, so hashing from <= 512 px (Meta's advice) keeps conformance.
@@ -15,14 +23,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 import warnings
 from typing import Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 import pdqhash
 from PIL import Image, ImageFile, UnidentifiedImageError
+
+from csadetect.media import vpdq_worker
 
 # Our own pixel limit is enforced explicitly (see load_image); PIL's global guard stays as a backstop.
 Image.MAX_IMAGE_PIXELS = None
@@ -123,23 +139,69 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if mode in ("I", "F") or mode.startswith("I;"):
-        arr = np.asarray(img, dtype=np.float64)
-        if arr.ndim != 2:
-            raise MediaError(f"unsupported image mode {mode}")
-        lo, hi = float(arr.min()), float(arr.max())
-        if hi <= 255 and lo >= 0:
-            scaled = arr
-        elif lo >= 0 and hi <= 65535:
-            scaled = arr / 257.0
-        else:
-            scaled = (arr - lo) * (255.0 / max(hi - lo, 1e-9))
-        grey = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8), "L")
-        return grey.convert("RGB")
+    if _high_depth(mode):
+        return _high_depth_to_rgb(img, 0)
     try:
         return img.convert("RGB")
     except (ValueError, OSError) as exc:  # e.g. HSV has no direct conversion
         raise MediaError(f"unsupported image mode {mode}") from exc
+
+
+_CHUNK_PIXELS = 1 << 20  # rows of about this many pixels at a time when rescaling sample values
+
+
+def _high_depth(mode: str) -> bool:
+    """32-bit integer, 16-bit integer (``I;16*``) or float samples: one channel, not 8-bit."""
+    return mode in ("I", "F") or mode.startswith("I;")
+
+
+def _row_chunks(img: Image.Image):
+    """``(top, float32 array)`` for bands of rows of ``img`` (non-finite floats as 0): the only
+    copies of the samples are one band at a time, never the whole picture in float64."""
+    width, height = img.size
+    step = max(1, _CHUNK_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        band = np.array(img.crop((0, top, width, min(height, top + step))), dtype=np.float32)  # a writable copy
+        if img.mode == "F":
+            np.nan_to_num(band, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        yield top, band
+
+
+def _high_depth_to_rgb(img: Image.Image, max_side: int) -> Image.Image:
+    """A high-bit-depth grey image (modes I, I;16*, F) -> 8-bit RGB, shrunk to ``max_side`` first
+    when it is larger (box filter in the native mode: averaging commutes with the linear rescale
+    below). Values already in 0..255 are kept, 0..65535 divided by 257, anything else stretched
+    from its minimum to its maximum (of the full-size picture). Memory: the picture as decoded plus
+    one band of float32 rows; no float64 copy of the picture."""
+    if img.mode != "F":
+        lo, hi = (float(v) for v in img.getextrema())
+    else:  # getextrema() lets NaN and infinities through; they count as 0 as in _row_chunks
+        lo, hi = float("inf"), float("-inf")
+        for _, band in _row_chunks(img):
+            lo, hi = min(lo, float(band.min())), max(hi, float(band.max()))
+    if max_side and max(img.size) > max_side:
+        img = img.resize(_hash_size(img.size, max_side), Image.Resampling.BOX)
+    if hi <= 255 and lo >= 0:
+        scale, offset = 1.0, 0.0
+    elif lo >= 0 and hi <= 65535:
+        scale, offset = 1.0 / 257.0, 0.0
+    else:
+        scale = 255.0 / max(hi - lo, 1e-9)
+        offset = -lo * scale
+    width, height = img.size
+    out = np.empty((height, width), dtype=np.uint8)
+    for top, band in _row_chunks(img):
+        band *= np.float32(scale)
+        band += np.float32(offset + 0.5)
+        np.clip(band, 0, 255, out=band)
+        out[top:top + band.shape[0]] = band.astype(np.uint8)
+    return Image.fromarray(out, "L").convert("RGB")
+
+
+def _hash_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(w, h) shrunk so the long side is ``max_side`` (rounded, never below 1 px)."""
+    scale = max_side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
@@ -186,11 +248,9 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
         raise MediaError(f"undecodable image ({type(exc).__name__})") from exc
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
-    img = _to_rgb(img)
+    img = _high_depth_to_rgb(img, max_side) if _high_depth(img.mode) else _to_rgb(img)
     if max_side and max(img.size) > max_side:
-        scale = max_side / max(img.size)
-        size = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
-        img = img.resize(size, Image.Resampling.BOX)
+        img = img.resize(_hash_size(img.size, max_side), Image.Resampling.BOX)
     for op in _EXIF_TRANSPOSE.get(orientation, ()):
         img = img.transpose(op)
     return img
@@ -291,24 +351,185 @@ def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 
     ]
 
 
-def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, suffix: str = ".mp4",
-               digests: Sequence[str] = DIGESTS) -> VideoHashes:
-    """Hash video bytes: vPDQ frames and the ``digests`` of the bytes. FFmpeg reads from a file, so
-    the bytes go to a private temp file that is removed straight after (the only disk I/O; the
-    directory honours TMPDIR)."""
-    hex_digests = crypto_hashes(data, digests)
-    fd, tmp = tempfile.mkstemp(prefix="csad-", suffix=suffix)
+@dataclasses.dataclass(frozen=True)
+class VideoLimits:
+    """What one uploaded video may cost (``limits.*`` in the settings). Everything but the memory
+    limit is checked from the container's metadata before a frame is decoded."""
+
+    max_seconds: float = 600.0
+    max_pixels: int = 8_294_400  # width * height of a frame (3840x2160)
+    max_decoded_frames: int = 36_000  # frames in the container (600 s at 60 fps)
+    max_hashed_frames: int = 3_600  # vPDQ frames (one per seconds_per_hash)
+    budget_seconds: float = 300.0  # wall clock for probe + decode
+    max_memory_bytes: int = 1 << 30  # RLIMIT_DATA of the decoder process
+
+    @classmethod
+    def from_settings(cls, limits) -> "VideoLimits":
+        """From a :class:`csadetect.config.settings.Limits`."""
+        return cls(
+            max_seconds=limits.max_video_seconds,
+            max_pixels=limits.max_video_pixels,
+            max_decoded_frames=limits.max_video_decoded_frames,
+            max_hashed_frames=limits.max_video_frames,
+            budget_seconds=limits.video_budget_seconds,
+            max_memory_bytes=limits.max_video_memory_bytes,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    """A video's first video stream, as its container describes it (``None``: not stated)."""
+
+    width: int
+    height: int
+    seconds: Optional[float]
+    frames: Optional[int]  # stated frame count, or duration * average frame rate
+
+
+PROBE_SECONDS = 10.0  # ffprobe reads headers only; this is its share of the budget at most
+
+
+def _anonymous_file(data: bytes) -> int:
+    """A readable descriptor holding ``data`` that has no name on any disk: a memfd (Linux), or
+    else a temp file unlinked straight after it is created. Either vanishes with its last
+    descriptor, so the plaintext does not outlive the process even when it is killed."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("csad-video", os.MFD_CLOEXEC)
+    else:  # pragma: no cover - non-Linux
+        fd, name = tempfile.mkstemp(prefix="csad-")
+        os.unlink(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        frames = hash_video_file(tmp, seconds_per_hash=seconds_per_hash)
-    finally:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _number(value) -> Optional[float]:
+    try:
+        if isinstance(value, str) and "/" in value:
+            num, den = value.split("/", 1)
+            return float(num) / float(den) if float(den) else None
+        x = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return x if x == x and x not in (float("inf"), float("-inf")) else None
+
+
+def probe_video(fd: int, limits: VideoLimits, timeout: float = PROBE_SECONDS) -> VideoInfo:
+    """The container's metadata of the video in descriptor ``fd``, read by ``ffprobe`` (headers
+    only: its decoders refuse frames above ``limits.max_pixels``, so a frame too large to decode is
+    never decoded here either). Raises MediaError when ffprobe is missing, slow or says nothing."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        raise MediaError("video probe unavailable: ffprobe is not installed")
+    cmd = [
+        ffprobe, "-v", "error", "-max_pixels", str(limits.max_pixels), "-select_streams", "v:0",
+        "-print_format", "json",
+        "-show_entries", "stream=width,height,nb_frames,duration,avg_frame_rate:format=duration",
+        f"/proc/self/fd/{fd}",
+    ]
+    try:
+        done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=max(timeout, 0.1), check=False)
+    except subprocess.TimeoutExpired:
+        raise MediaError("video probe took longer than its time limit") from None
+    try:
+        info = json.loads(done.stdout or b"{}")
+    except ValueError:
+        info = {}
+    streams = info.get("streams") or []
+    if done.returncode != 0 or not streams:
+        raise MediaError("unreadable video: no video stream in the container")
+    stream = streams[0]
+    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    if width <= 0 or height <= 0:  # ffprobe's decoder refused a frame above max_pixels, or none
+        raise MediaError(f"video frame size unknown or above the pixel limit {limits.max_pixels}")
+    seconds = _number(stream.get("duration")) or _number((info.get("format") or {}).get("duration"))
+    frames = _number(stream.get("nb_frames"))
+    rate = _number(stream.get("avg_frame_rate"))
+    if frames is None and seconds is not None and rate:
+        frames = seconds * rate
+    return VideoInfo(width, height, seconds, None if frames is None else int(frames))
+
+
+def check_video(info: VideoInfo, limits: VideoLimits, seconds_per_hash: float) -> None:
+    """Raise MediaError naming the rule when metadata puts the video over a limit. A duration or
+    frame count the container does not state is not refused here: the budget and the decoder's
+    memory limit still bound the decode."""
+    if info.width * info.height > limits.max_pixels:
+        raise MediaError(f"video frame {info.width}x{info.height} px exceeds the pixel limit {limits.max_pixels}")
+    if info.seconds is not None and info.seconds > limits.max_seconds:
+        raise MediaError(f"video longer than {limits.max_seconds:g} s")
+    if info.frames is not None and info.frames > limits.max_decoded_frames:
+        raise MediaError(f"video has more than {limits.max_decoded_frames} frames")
+    if seconds_per_hash > 0 and info.seconds is not None:
+        hashed = int(info.seconds / seconds_per_hash) + 1
+    else:
+        hashed = info.frames
+    if hashed is not None and hashed > limits.max_hashed_frames:
+        raise MediaError(f"video would have more than {limits.max_hashed_frames} hashed frames")
+
+
+def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: float) -> list[VideoFrame]:
+    """vPDQ in a child process (:mod:`csadetect.media.vpdq_worker`), killed after ``timeout`` s."""
+    cmd = [sys.executable, "-m", "csadetect.media.vpdq_worker", str(fd), repr(float(seconds_per_hash)),
+           str(limits.max_memory_bytes), str(os.getpid())]
+    try:
+        done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=max(timeout, 0.1), check=False)
+    except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped the child
+        raise MediaError(f"video decoding exceeded the budget of {limits.budget_seconds:g} s") from None
+    if done.returncode == vpdq_worker.EXIT_MEMORY or done.returncode in (-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT):
+        raise MediaError(f"video decoding exceeded the memory limit of {limits.max_memory_bytes} bytes")
+    if done.returncode != 0:
+        raise MediaError("unreadable video (decoder failed)")
+    frames = []
+    for line in done.stdout.decode("ascii", "replace").splitlines():
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-    if max_frames and len(frames) > max_frames:
-        raise MediaError(f"video has too many hashed frames: {len(frames)} > limit {max_frames}")
+            num, quality, hexhash, ts = line.split()
+            frames.append(VideoFrame(frame=int(num), quality=int(quality), pdq=bytes.fromhex(hexhash),
+                                     timestamp=float(ts)))
+        except ValueError:
+            raise MediaError("unreadable video (decoder output)") from None
+    if not frames:
+        raise MediaError("unreadable video: no frames decoded")
+    return frames
+
+
+def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, suffix: str = ".mp4",
+               digests: Sequence[str] = DIGESTS, limits: Optional[VideoLimits] = None) -> VideoHashes:
+    """Hash video bytes: vPDQ frames and the ``digests`` of the bytes, within ``limits``.
+
+    The bytes go to an anonymous file (:func:`_anonymous_file`: never a name on disk); ``ffprobe``
+    reads its metadata, which must be within the pixel, duration and frame limits, and then a
+    child process decodes it under a data-segment limit and is killed when the wall-clock budget
+    runs out. Every refusal is a MediaError naming the rule. ``max_frames`` (when given) overrides
+    ``limits.max_hashed_frames``; ``suffix`` is unused (FFmpeg probes the format from the bytes)."""
+    del suffix
+    limits = limits or VideoLimits()
+    if max_frames:
+        limits = dataclasses.replace(limits, max_hashed_frames=max_frames)
+    deadline = time.monotonic() + limits.budget_seconds
+    hex_digests = crypto_hashes(data, digests)
+    fd = _anonymous_file(data)
+    try:
+        try:
+            info = probe_video(fd, limits, timeout=min(PROBE_SECONDS, limits.budget_seconds))
+        except MediaError:
+            if time.monotonic() >= deadline:  # the budget, not the probe's own limit, ran out
+                raise MediaError(f"video decoding exceeded the budget of {limits.budget_seconds:g} s") from None
+            raise
+        check_video(info, limits, seconds_per_hash)
+        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic())
+    finally:
+        os.close(fd)
+    if len(frames) > limits.max_hashed_frames:
+        raise MediaError(f"video has too many hashed frames: {len(frames)} > limit {limits.max_hashed_frames}")
     return VideoHashes(digests=hex_digests, frames=tuple(frames))
 
 

@@ -21,7 +21,7 @@ from csadetect.config.profiles import DETECT_KEYS
 from csadetect.config.settings import ConfigError, Settings
 from csadetect.core.timeutil import utc_iso, utc_now
 from csadetect.indicators.index import load_index
-from csadetect.indicators.snapshot import SnapshotError
+from csadetect.indicators.snapshot import SnapshotError, check_head
 from csadetect.models import ModelError
 from csadetect.models.classifier import NewMaterialClassifier
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
@@ -156,7 +156,7 @@ def build_pipeline(
     raw = pipeline | "ReadEvents" >> ReadEvents(source)
     parsed = raw | "ParseEvents" >> ParseEvents(settings.limits)
     gated = parsed.events | "ApplyOrders" >> ApplyOrders(settings.orders, clock)
-    resolved = gated.covered | "ResolveContent" >> ResolveContent(settings.limits)
+    resolved = gated.covered | "ResolveContent" >> ResolveContent(settings.limits, settings.content, source.media_glob)
     hashed = resolved.events | "HashMedia" >> HashMedia(
         settings.limits, settings.match, emb.input_size if emb else 0, settings.embedding.flip, evidence_key
     )
@@ -175,12 +175,16 @@ def build_pipeline(
     decided = matched | "Decide" >> Decide(settings.match, settings.embedding.auto_confirm_similarity)
 
     # confirmed hits -> reports: one per report_id, evidence re-sealed for the Centre, signed
-    reports = (
+    sealed = (
         decided.confirmed
         | "BuildReports" >> BuildReports(settings.provider)
         | "DedupReports" >> DedupReports()
         | "SealAndSign" >> SealAndSign(settings.reports)
     )
+    reports = sealed.reports
+    # every stage's dead letters (stage, one-line reason, printable event id; never content)
+    dead_letters = [parsed[DEAD_LETTER], gated[DEAD_LETTER], resolved[DEAD_LETTER], hashed[DEAD_LETTER],
+                    decided[DEAD_LETTER], sealed[DEAD_LETTER]]
     stats = [
         gated.covered | "StatScanned" >> beam.Map(lambda e: stat_of("scanned", kind=e.kind)(e)),
         gated[NOT_COVERED] | "StatNotCovered" >> beam.Map(lambda kind: stat_of("not_covered", kind=kind)(kind)),
@@ -190,12 +194,14 @@ def build_pipeline(
 
     # hits awaiting a human: the review queue (store + topic); verdicts turn them into reports
     review_sources = [decided[REVIEW]] + ([flagged] if flagged is not None else [])
-    review = (
+    queued = (
         review_sources
         | "MergeReview" >> beam.Flatten()
         | "QueueForReview" >> QueueForReview(settings.provider, settings.reports, settings.review.ttl_seconds,
                                             settings.grooming.urgent_patterns)
     )
+    review = queued.items
+    dead_letters.append(queued[DEAD_LETTER])
     if sinks.review_dir or sinks.review_topic:
         review | "WriteReview" >> WriteReviewItems(sinks.review_dir, sinks.review_topic)
     stats += [
@@ -212,6 +218,7 @@ def build_pipeline(
         )
         all_reports.append(verdicts.reports)
         stats.append(verdicts.stats)
+        dead_letters.append(verdicts[DEAD_LETTER])
         if streaming:
             stats.append(
                 raw
@@ -227,7 +234,7 @@ def build_pipeline(
     stats.append(all_reports | "StatReported" >> beam.Map(
         lambda r: stat_of("reported", detector=r["detector"], detector_version=r["detector_version"])(r)))
 
-    dead = (parsed[DEAD_LETTER], resolved[DEAD_LETTER], hashed[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()
+    dead = dead_letters | "MergeDeadLetters" >> beam.Flatten()
     dead | "WriteDeadLetters" >> WriteDeadLetters(
         sinks.dead_letter_dir, sinks.dead_letter_topic, streaming=streaming, window_seconds=window_seconds
     )
@@ -239,10 +246,14 @@ def build_pipeline(
 
 
 def check_indicators(settings: Settings):
-    """Load and verify the snapshot once before the graph is built, so a missing or tampered
-    database stops start-up with one clear line instead of failing inside every worker."""
+    """Load and verify the snapshot once before the graph is built, so a missing, tampered or
+    rolled-back database (``CURRENT`` below the highest signed version, or a version below
+    ``indicators.min_version``) stops start-up with one clear line instead of failing inside every
+    worker."""
+    ind = settings.indicators
     try:
-        return load_index(settings.indicators.path, settings.indicators.public_key, settings.match)
+        found = check_head(ind.path, ind.public_key, ind.min_version)
+        return load_index(ind.path, ind.public_key, settings.match, version=found.latest, min_version=ind.min_version)
     except (SnapshotError, OSError, ValueError) as exc:
         raise ConfigError(f"indicator database {settings.indicators.path}: {exc}") from None
 

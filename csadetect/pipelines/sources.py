@@ -65,6 +65,7 @@ import re
 from typing import Optional
 
 import apache_beam as beam
+from apache_beam.coders import BytesCoder
 from apache_beam.io import fileio
 from apache_beam.io.external.gcp.pubsub import ReadFromPubSub as XlangReadFromPubSub
 from apache_beam.io.kafka import ReadFromKafka
@@ -237,7 +238,9 @@ def source_transform(source: Source) -> beam.PTransform:
     if source.subscription:
         return beam.io.ReadFromPubSub(subscription=source.subscription, with_attributes=True)
     if source.glob:
-        return beam.io.ReadFromText(source.glob)
+        # lines as bytes: a line that is not valid UTF-8 becomes a `[parse] not valid UTF-8` dead
+        # letter in ParseEvents instead of failing the read (and with it the whole run)
+        return beam.io.ReadFromText(source.glob, coder=BytesCoder())
     return fileio.MatchFiles(source.media_glob)
 
 
@@ -258,8 +261,9 @@ def media_file_event(path: str) -> bytes:
     return json.dumps(event).encode()
 
 
-def _encode_line(line: str) -> bytes:
-    return line.encode()
+def _encode_line(line) -> bytes:
+    """A line of an events file as bytes (ReadFromText gives bytes; decoding is ParseEvents' job)."""
+    return bytes(line) if isinstance(line, (bytes, bytearray)) else line.encode("utf-8", "surrogatepass")
 
 
 def _kafka_value(record) -> bytes:

@@ -9,6 +9,13 @@
   so that evidence cannot be moved from one report to another. The token is
   ``"x25519-aesgcm-v1:<centre key_id>:<base64(ephemeral public key || nonce || ciphertext)>"``.
 
+Reading signed JSON: :func:`loads_strict` refuses an object with a repeated key (and ``NaN`` /
+``Infinity``, which canonical JSON cannot hold). A parser keeps one of the duplicates (Python the
+last, others the first), so a report line with ``"verdict"`` twice could verify here and show a
+forged value elsewhere; every reader of signed reports (:mod:`csadetect.reports.files`, the
+console's ingest, the feedback pipeline) parses through it, and :func:`verify_report` can only
+check the dict it is given.
+
 Order: :func:`seal_evidence` first, then :func:`sign_report`, so the signature covers the
 ciphertext. Errors are :class:`ReportSignatureError`, :class:`EvidenceError` and
 :class:`ReportKeyError`, one line each. :class:`ReportKeys` holds the provider's keys as configured
@@ -56,6 +63,33 @@ class EvidenceError(ValueError):
 
 class ReportKeyError(ValueError):
     """A configured report key that cannot be loaded; the message is one line."""
+
+
+# ------------------------------------------------------------------------------- strict JSON
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object with a repeated key; the message is one line and names no key or value."""
+
+
+def _unique_pairs(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise DuplicateKeyError("duplicate key in a JSON object")
+    return out
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not canonical JSON")
+
+
+def loads_strict(data: Union[str, bytes, bytearray]) -> Any:
+    """``json.loads`` for signed data: raises :class:`DuplicateKeyError` (a ``ValueError``) when any
+    object, at any depth, repeats a key, and ``ValueError`` on invalid JSON or ``NaN``/``Infinity``;
+    ``UnicodeDecodeError`` on bytes that are not UTF-8."""
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8")
+    return json.loads(data, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
 
 
 # ------------------------------------------------------------------------------- signatures
@@ -123,7 +157,8 @@ def parse_signature(report: dict) -> tuple[str, bytes]:
 
 def verify_report(report: dict, public_key: signing.PublicKeyLike) -> None:
     """Raise :class:`ReportSignatureError` unless the provider ``public_key`` signed ``report``
-    exactly as it is."""
+    exactly as it is. Parse report text with :func:`loads_strict` first: once parsed, a repeated
+    key has already lost one of its values."""
     if not isinstance(report, dict):
         raise ReportSignatureError(f"a report is a JSON object, not {type(report).__name__}")
     label = _report_label(report)

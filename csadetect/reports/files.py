@@ -1,13 +1,20 @@
 """Report files as the pipeline writes them: JSON Lines (``.jsonl``, ``.json``, ``.ndjson``) or
 Parquet (``.parquet``, ``.pq``), or directories of them. Read by ``csadetect reports`` and the
-review console's ingest; a file that cannot be read raises :class:`ReportFileError` (one line)."""
+review console's ingest; a file that cannot be read raises :class:`ReportFileError` (one line).
+
+Lines are parsed by :func:`csadetect.reports.crypto.loads_strict`: a line whose JSON repeats a key
+(at any depth) is not a report (its reason says so, without the key or value), because a signature
+checked over one of its values would vouch for a field that another reader shows differently.
+A Parquet file whose schema repeats a column or struct field name is refused as a whole."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Iterator, Optional, Sequence
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+
+from csadetect.reports.crypto import DuplicateKeyError, loads_strict
 
 JSONL_EXTENSIONS = {".jsonl", ".json", ".ndjson"}
 PARQUET_EXTENSIONS = {".parquet", ".pq"}
@@ -48,6 +55,22 @@ def _is_parquet(path: str) -> bool:
         return False
 
 
+def _repeated_name(fields) -> bool:
+    """Whether any struct level of an Arrow schema (or list of fields) repeats a field name."""
+    fields = list(fields)
+    if len({f.name for f in fields}) != len(fields):
+        return True
+    for field in fields:
+        kind = field.type
+        while pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            kind = kind.value_type
+        if pa.types.is_map(kind):
+            kind = kind.item_type
+        if pa.types.is_struct(kind) and _repeated_name(kind[i] for i in range(kind.num_fields)):
+            return True
+    return False
+
+
 def read_reports(path: str) -> Iterator[tuple[Optional[dict], Optional[str]]]:
     """``(report, None)`` for each report in ``path``, or ``(None, reason)`` for a line that is not
     a report (the rest of the file is still read). Raises :class:`ReportFileError` when the file
@@ -55,9 +78,13 @@ def read_reports(path: str) -> Iterator[tuple[Optional[dict], Optional[str]]]:
     if _is_parquet(path):
         try:
             pfile = pq.ParquetFile(path)
+            if _repeated_name(pfile.schema_arrow):
+                raise ReportFileError(f"{path}: a column or field name is repeated (refused: ambiguous signed data)")
             for batch in pfile.iter_batches(batch_size=1024):
                 for row in batch.to_pylist():
                     yield row, None
+        except ReportFileError:
+            raise
         except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ReportFileError(f"{path}: cannot read Parquet: {first}") from None
@@ -72,7 +99,10 @@ def read_reports(path: str) -> Iterator[tuple[Optional[dict], Optional[str]]]:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = loads_strict(line)
+                except DuplicateKeyError:
+                    yield None, f"{path}:{lineno}: duplicate key in a JSON object (refused: a signed report has one value per field)"
+                    continue
                 except ValueError:
                     yield None, f"{path}:{lineno}: not valid JSON"
                     continue

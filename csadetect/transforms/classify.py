@@ -22,7 +22,7 @@ from csadetect.models import classifier
 from csadetect.models.classifier import NewMaterialClassifier
 from csadetect.models.loader import BatchedModelHandler
 from csadetect.reports.hits import MatchedItem
-from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter
+from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, record_failure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,7 @@ class NewMaterialPolicy:
 
 
 def _wants_score(item: MatchedItem) -> bool:
-    return (not item.matches and item.item.embeddings is not None and len(item.item.embeddings) > 0
+    return (isinstance(item, MatchedItem) and not item.matches and item.item.embeddings is not None and len(item.item.embeddings) > 0
             and item.item.event.order_for("new") is not None)
 
 
@@ -72,6 +72,21 @@ class NewMaterialHandler(BatchedModelHandler[MatchedItem, MatchedItem, NewMateri
 
     def run_inference(self, batch: Sequence[MatchedItem], model: NewMaterialClassifier,
                       inference_args=None) -> Iterable[MatchedItem]:
+        """The batch in one model call; if that fails, item by item, and an item that fails on its
+        own becomes a DeadLetter (``Decide`` hands it to the dead letters). DeadLetters from
+        ``MatchIndicators`` pass through."""
+        try:
+            return self._score(batch, model)
+        except Exception:
+            out = []
+            for item in batch:
+                try:
+                    out.extend(self._score([item], model))
+                except Exception as exc:
+                    out.append(record_failure("classify", exc, item))
+            return out
+
+    def _score(self, batch: Sequence[MatchedItem], model: NewMaterialClassifier) -> list:
         out = list(batch)
         todo = [i for i, m in enumerate(batch) if _wants_score(m)]
         if not todo:

@@ -1,23 +1,143 @@
-"""Shared pieces of the transforms: the metrics namespace, tags, batching, and the base of the
-DoFns that seal or sign. The element types that flow between the stages (``HashedItem``,
+"""Shared pieces of the transforms: the metrics namespace, tags, batching, the base of the
+DoFns that seal or sign, and :func:`guarded`, which turns any per-element exception of a DoFn into
+a dead letter (so no single event can stop the pipeline). The element types that flow between the stages (``HashedItem``,
 ``MatchedItem``) are plain data of :mod:`csadetect.reports.hits`. Counters never carry ids, hashes
 or content in their names."""
 from __future__ import annotations
 
+import functools
+import logging
+from typing import Callable, Optional
+
 import apache_beam as beam
+from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
+from csadetect.events.event import DeadLetter, dead_letter
 from csadetect.reports.crypto import ReportKeys
+
+LOG = logging.getLogger("csadetect.transforms")
 
 NAMESPACE = "csadetect"
 DEAD_LETTER = "dead_letter"
 # Each event ends in exactly one of these, so `received = hit + non_hit + dead_lettered`.
 OUTCOMES = ("received", "hit", "non_hit", "dead_lettered")
+# A failure past Decide: the event was already counted as a hit, so its dead letter is counted here.
+AFTER_HIT = "hit_dead_lettered"
 
 
 def counter(name: str):
     return Metrics.counter(NAMESPACE, name)
+
+
+def element_event_id(element) -> Optional[str]:
+    """The event id of anything a stage handles: an Event, a HashedItem, a MatchedItem, a report
+    or grooming-flag dict, a ``(key, value)`` pair of those; None when there is none. Never raises."""
+    try:
+        for _ in range(4):
+            if isinstance(element, dict):
+                value = element.get("event_id")
+                return value if isinstance(value, str) else None
+            if isinstance(element, tuple) and len(element) == 2:
+                element = element[1]  # (key, value) or (event, vector)
+                if isinstance(element, tuple) and len(element) == 2:
+                    element = element[0]
+                continue
+            value = getattr(element, "event_id", None)
+            if isinstance(value, str):
+                return value
+            inner = getattr(element, "event", None) or getattr(element, "item", None)
+            if inner is None:
+                return None
+            element = inner
+    except Exception:  # an element so odd that even looking at it fails: no id
+        return None
+    return None
+
+
+def failure_reason(stage: str, exc: BaseException) -> str:
+    """The one-line reason of a dead letter for an unexpected exception: its type only (an
+    exception's message may quote content)."""
+    return f"{stage} failed ({type(exc).__name__})"
+
+
+def record_failure(stage: str, exc: BaseException, element, outcome: Optional[str] = "dead_lettered",
+                   event_id: Callable = element_event_id):
+    """Count one failed element (``error_<stage>_<ExceptionType>``, plus ``outcome`` when given),
+    log one id-free line, and return its dead letter."""
+    kind = type(exc).__name__
+    counter(f"error_{stage}_{kind}").inc()
+    if outcome:
+        counter(outcome).inc()
+    LOG.warning("%s: one element failed (%s) and was dead-lettered", stage, kind)
+    return dead_letter(stage, failure_reason(stage, exc), event_id(element))
+
+
+def _dead_letter_in(element) -> Optional[DeadLetter]:
+    """The DeadLetter an element is, or carries as the value of a ``(key, value)`` pair."""
+    if isinstance(element, DeadLetter):
+        return element
+    if isinstance(element, tuple) and len(element) == 2 and isinstance(element[1], DeadLetter):
+        return element[1]
+    return None
+
+
+def guarded(stage: str, *, outcome: Optional[str] = "dead_lettered", to_main: bool = False, emit: bool = True,
+            event_id: Callable = element_event_id):
+    """Decorator for a DoFn's ``process``: any exception on one element becomes a dead letter
+    (stage, ``"<stage> failed (<ExceptionType>)"``, the event id made printable; never content)
+    and the counters ``error_<stage>_<ExceptionType>`` and ``outcome`` (``dead_lettered``, so that
+    ``received = hit + non_hit + dead_lettered`` holds; stages after ``Decide``, whose events were
+    already counted as hits, pass ``hit_dead_lettered``).
+
+    Where the dead letter goes: the stage's ``dead_letter`` output; with ``to_main=True`` (a stage
+    whose step has no tagged outputs, which adding them would rename on Dataflow) its main output,
+    where the next guarded stage, or :func:`split_dead_letters`, passes it on. A
+    :class:`~csadetect.events.event.DeadLetter` arriving as the element (or as the value of a
+    ``(key, value)`` pair) is handed on the same way, unkeyed and untouched. ``emit=False``: nothing is emitted (a sweep driven by ticks), only counted and logged.
+
+    The element's outputs are held until ``process`` returns, so a failing element emits nothing
+    but its dead letter. The wrapper keeps ``process``'s signature (``functools.wraps``), so Beam
+    still sees its DoFn parameters (timestamps, state, timers)."""
+
+    def route(letter):
+        return letter if to_main else pvalue.TaggedOutput(DEAD_LETTER, letter)
+
+    def wrap(process):
+        @functools.wraps(process)
+        def guarded_process(self, element, *args, **kwargs):
+            passed = _dead_letter_in(element)
+            if passed is not None:
+                if emit:
+                    yield route(passed)
+                return
+            try:
+                outputs = list(process(self, element, *args, **kwargs) or ())
+            except Exception as exc:  # any per-element failure: a dead letter, never a stopped pipeline
+                letter = record_failure(stage, exc, element, outcome, event_id)
+                if emit:
+                    yield route(letter)
+                return
+            yield from outputs
+
+        return guarded_process
+
+    return wrap
+
+
+class _SplitDeadLettersFn(beam.DoFn):
+    def process(self, element):
+        if isinstance(element, DeadLetter):
+            yield pvalue.TaggedOutput(DEAD_LETTER, element)
+        else:
+            yield element
+
+
+def split_dead_letters(pcoll, label: str = "SplitDeadLetters", main: str = "records"):
+    """Dead letters a ``to_main`` stage left on its main output -> the ``dead_letter`` output;
+    everything else -> ``main``. Returns the outputs tuple (``.<main>``, ``[DEAD_LETTER]``)."""
+    return pcoll | label >> beam.ParDo(_SplitDeadLettersFn()).with_outputs(DEAD_LETTER, main=main)
 
 
 def batching_kwargs(batching, streaming: bool) -> dict:

@@ -14,7 +14,7 @@ from apache_beam import pvalue
 
 from csadetect.config.settings import MatchSettings
 from csadetect.signals import get
-from csadetect.transforms.common import counter
+from csadetect.transforms.common import DEAD_LETTER, counter, guarded
 
 REVIEW = "review"
 
@@ -28,6 +28,7 @@ class DecideFn(beam.DoFn):
         self._match = match
         self._auto_similarity = auto_confirm_similarity
 
+    @guarded("decide")
     def process(self, matched):
         kind = matched.item.event.kind
         if not matched.matches and matched.new_decision is not None:
@@ -56,7 +57,9 @@ class DecideFn(beam.DoFn):
 
 
 class Decide(beam.PTransform):
-    """Outputs: main = confirmed MatchedItem, ``review`` = MatchedItem awaiting a reviewer."""
+    """Outputs: main = confirmed MatchedItem, ``review`` = MatchedItem awaiting a reviewer,
+    ``dead_letter`` = DeadLetter (an unexpected error on one item, or a dead letter handed on by
+    ``MatchIndicators``)."""
 
     def __init__(self, match: MatchSettings, auto_confirm_similarity=None):
         super().__init__()
@@ -65,7 +68,7 @@ class Decide(beam.PTransform):
 
     def expand(self, matched):
         fn = DecideFn(self._match, self._auto_similarity)
-        return matched | "Policy" >> beam.ParDo(fn).with_outputs(REVIEW, main="confirmed")
+        return matched | "Policy" >> beam.ParDo(fn).with_outputs(REVIEW, DEAD_LETTER, main="confirmed")
 
 
 class DropUnscanned(beam.PTransform):

@@ -19,7 +19,7 @@ import numpy as np
 from csadetect.models.embedding import EmbeddingModel
 from csadetect.models.loader import BatchedModelHandler
 from csadetect.reports.hits import HashedItem
-from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter
+from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, record_failure
 
 
 class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, EmbeddingModel]):
@@ -32,6 +32,20 @@ class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, Embeddin
 
     def run_inference(self, batch: Sequence[HashedItem], model: EmbeddingModel,
                       inference_args=None) -> Iterable[HashedItem]:
+        """The batch in one model call; if that fails, item by item, and an item that fails on its
+        own becomes a DeadLetter (``MatchIndicators`` and ``Decide`` hand it to the dead letters)."""
+        try:
+            return self._embed(batch, model)
+        except Exception:
+            out = []
+            for item in batch:
+                try:
+                    out.extend(self._embed([item], model))
+                except Exception as exc:
+                    out.append(record_failure("embed", exc, item))
+            return out
+
+    def _embed(self, batch: Sequence[HashedItem], model: EmbeddingModel) -> list:
         todo = [i for i, item in enumerate(batch) if item.pixels is not None and len(item.pixels)]
         out = list(batch)
         if todo:
@@ -45,7 +59,7 @@ class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, Embeddin
         return out
 
     def get_num_bytes(self, batch: Sequence[HashedItem]) -> int:
-        return sum(getattr(item.pixels, "nbytes", 0) for item in batch)
+        return sum(getattr(getattr(item, "pixels", None), "nbytes", 0) for item in batch)
 
 
 class EmbedImages(beam.PTransform):

@@ -36,7 +36,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from csadetect.models.grooming import GroomingModel
-from csadetect.transforms.common import NAMESPACE, counter
+from csadetect.transforms.common import NAMESPACE, counter, guarded, record_failure
 
 LOG = logging.getLogger(__name__)
 ENCODE_BATCH_SIZE = 64  # messages per encoder call (at most; a bundle's last batch is smaller)
@@ -115,10 +115,26 @@ class EncodeMessagesFn(beam.DoFn):
         batch, self._buffer = self._buffer, []
         if not batch:
             return
-        vectors = self.model.encode([event.text for (_, event), _, _, _ in batch]).astype(VECTOR_DTYPE, copy=False)
+        try:
+            vectors = list(self._encode([event.text for (_, event), _, _, _ in batch]))
+        except Exception:  # one bad message must not fail the others: encode them one at a time
+            vectors = [self._encode_one(element) for element, _, _, _ in batch]
         self._batches.update(len(batch))
         for ((conversation_id, event), timestamp, window, pane), vector in zip(batch, vectors):
-            yield WindowedValue((conversation_id, (event, vector.tobytes())), timestamp, (window,), pane)
+            # a message that failed on its own travels on as (conversation_id, DeadLetter):
+            # ConversationState hands it to QueueForReview, whose dead-letter output takes it
+            value = vector if not isinstance(vector, np.ndarray) else (event, vector.tobytes())
+            yield WindowedValue((conversation_id, value), timestamp, (window,), pane)
+
+    def _encode(self, texts):
+        return self.model.encode(texts).astype(VECTOR_DTYPE, copy=False)
+
+    def _encode_one(self, element):
+        """One message's vector, or its dead letter when encoding it fails."""
+        try:
+            return self._encode([element[1].text])[0]
+        except Exception as exc:
+            return record_failure("grooming_encode", exc, element)
 
 
 class EncodeMessages(beam.PTransform):
@@ -157,6 +173,7 @@ class ConversationStateFn(beam.DoFn):
         self.threshold = self.model.threshold if self._threshold is None else float(self._threshold)
         self._count = {name: counter(name) for name in _COUNTERS}
 
+    @guarded("grooming", to_main=True)
     def process(
         self,
         element,
@@ -238,7 +255,9 @@ class ConversationStateFn(beam.DoFn):
 
 
 class ClassifyGrooming(beam.PTransform):
-    """Text events in; flagged conversations (for human review) out."""
+    """Text events in; flagged conversations (for human review) out. A message that fails in
+    ``EncodeMessages`` or ``ConversationState`` leaves as a DeadLetter among them (these steps have
+    no tagged outputs; ``QueueForReview`` splits the dead letters off)."""
 
     def __init__(self, model_path=None, threshold=None, inactivity_seconds: int = 7 * 24 * 3600,
                  encode_batch_size: int = ENCODE_BATCH_SIZE):

@@ -14,13 +14,13 @@ from apache_beam import pvalue
 
 from csadetect.config.settings import Limits, MatchSettings
 from csadetect.events.event import dead_letter
-from csadetect.media.hashing import MediaError, hash_image_with_views, hash_video
+from csadetect.media.hashing import MediaError, VideoLimits, hash_image_with_views, hash_video
 from csadetect.media.preprocess import views as preprocess_views
 from csadetect.models.embedding import model_inputs
 from csadetect.reports.crypto import load_evidence_private_key, seal_content
 from csadetect.signals import digests
 from csadetect.reports.hits import HashedItem
-from csadetect.transforms.common import DEAD_LETTER, counter
+from csadetect.transforms.common import DEAD_LETTER, counter, guarded
 
 TEXT = "text"
 
@@ -53,6 +53,7 @@ class HashMediaFn(beam.DoFn):
             return None
         return seal_content(event.content, event.mime, self._seal_for, event.event_id)
 
+    @guarded("hash")
     def process(self, event):
         if event.kind == "text":
             yield pvalue.TaggedOutput(TEXT, event)
@@ -75,6 +76,7 @@ class HashMediaFn(beam.DoFn):
                     max_frames=self._limits.max_video_frames,
                     suffix=_VIDEO_SUFFIX.get(event.mime or "", ".mp4"),
                     digests=self._digests,
+                    limits=VideoLimits.from_settings(self._limits),
                 )
                 item = HashedItem(event.without_content(), video=hashes, evidence=self._sealed(event))
         except MediaError as exc:

@@ -19,7 +19,7 @@ from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.indicators.index import load_index
 from csadetect.indicators.snapshot import SnapshotError
 from csadetect.reports.hits import MatchedItem
-from csadetect.transforms.common import counter
+from csadetect.transforms.common import counter, guarded
 
 LOG = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class LiveIndex:
         self._match = match
         self._clock = clock
         self._lock = threading.Lock()
-        self.index = load_index(indicators.path, indicators.public_key, match)
+        self.index = load_index(indicators.path, indicators.public_key, match, min_version=indicators.min_version)
         self._next_poll = clock() + indicators.poll_seconds
         LOG.info("indicator snapshot version %s loaded (%d indicators)", self.index.version, len(self.index))
 
@@ -52,7 +52,7 @@ class LiveIndex:
             self._next_poll = self._clock() + self._settings.poll_seconds
             before = self.index.version
             try:
-                changed = self.index.refresh(self._settings.path, self._settings.public_key)
+                changed = self.index.refresh(self._settings.path, self._settings.public_key, self._settings.min_version)
             except SnapshotError as exc:
                 counter("snapshot_rejected").inc()
                 LOG.error("indicator snapshot refused: %s; keeping version %s", exc, before)
@@ -91,6 +91,9 @@ class MatchIndicatorsFn(beam.DoFn):
         self._holder = holder  # keep the shared object alive while this DoFn lives
         self._live = holder.live
 
+    # no tagged outputs on this step (adding them renames it on Dataflow): a dead letter travels on
+    # the main output to Decide, which passes it to its dead-letter output
+    @guarded("match", to_main=True)
     def process(self, item):
         index = self._live.current()
         if item.event.order_for("known") is None:

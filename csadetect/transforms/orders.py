@@ -15,7 +15,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from csadetect.core.timeutil import Clock, utc_now
-from csadetect.transforms.common import counter
+from csadetect.transforms.common import DEAD_LETTER, counter, guarded
 
 NOT_COVERED = "not_covered"
 TYPES_BY_KIND = {"image": ("known", "new"), "video": ("known", "new"), "text": ("grooming",)}
@@ -38,6 +38,7 @@ class ApplyOrdersFn(beam.DoFn):
         self._orders = tuple(orders)
         self._clock = clock
 
+    @guarded("orders")
     def process(self, event):
         now = (self._clock or utc_now)()
         granted = covering(self._orders, event.kind, event.service, now)
@@ -53,7 +54,8 @@ class ApplyOrdersFn(beam.DoFn):
 
 class ApplyOrders(beam.PTransform):
     """Outputs: main = covered Events (``orders`` set); ``not_covered`` = the kinds of the dropped
-    events (no ids: they feed the id-free stats)."""
+    events (no ids: they feed the id-free stats); ``dead_letter`` = DeadLetter (an unexpected
+    error on one event)."""
 
     def __init__(self, orders: Sequence, clock: Optional[Clock] = None):
         super().__init__()
@@ -62,4 +64,4 @@ class ApplyOrders(beam.PTransform):
 
     def expand(self, events):
         fn = ApplyOrdersFn(self._orders, self._clock)
-        return events | "Gate" >> beam.ParDo(fn).with_outputs(NOT_COVERED, main="covered")
+        return events | "Gate" >> beam.ParDo(fn).with_outputs(NOT_COVERED, DEAD_LETTER, main="covered")

@@ -1,4 +1,5 @@
-"""ParseEvents: Pub/Sub message bodies (or JSON lines) -> validated Events; bad input -> dead letters."""
+"""ParseEvents: Pub/Sub message bodies (or JSON lines, as bytes) -> validated Events; bad input
+(invalid UTF-8 or JSON, failed validation, or any unexpected error) -> dead letters."""
 from __future__ import annotations
 
 import apache_beam as beam
@@ -6,7 +7,11 @@ from apache_beam import pvalue
 
 from csadetect.events.event import EventError, dead_letter, parse_event
 from csadetect.config.settings import Limits
-from csadetect.transforms.common import DEAD_LETTER, counter
+from csadetect.transforms.common import DEAD_LETTER, counter, guarded
+
+
+def _no_id(_element):
+    return None  # an unparsed body: its id is not known (and it may be anything)
 
 
 class ParseEventFn(beam.DoFn):
@@ -15,6 +20,7 @@ class ParseEventFn(beam.DoFn):
         self._received = counter("received")
         self._dead = counter("dead_lettered")
 
+    @guarded("parse", event_id=_no_id)
     def process(self, element):
         self._received.inc()
         if hasattr(element, "data") and hasattr(element, "attributes"):  # PubsubMessage

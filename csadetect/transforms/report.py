@@ -3,7 +3,7 @@ report_id, sealed and signed. Thin wrappers: the records are made by
 :mod:`csadetect.reports.records` (``pending_report``, ``finalise_report``)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import BooleanCoder
@@ -12,8 +12,23 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Duration
 
 from csadetect.config.settings import ProviderSettings
+from csadetect.events.event import DeadLetter
 from csadetect.reports.records import EVIDENCE, finalise_report, pending_report
-from csadetect.transforms.common import KeysDoFn, counter
+from csadetect.transforms.common import AFTER_HIT, KeysDoFn, counter, guarded, split_dead_letters
+
+
+class BuildReportFn(beam.DoFn):
+    def __init__(self, provider: ProviderSettings):
+        self._provider = provider
+
+    @guarded("report", outcome=AFTER_HIT, to_main=True)
+    def process(self, matched):
+        yield pending_report(matched, self._provider)
+
+
+def _key_by_report_id(record):
+    """``(report_id, report)``; a dead letter handed on from ``ToReport`` is keyed by ``""``."""
+    return ("", record) if isinstance(record, DeadLetter) else (record["report_id"], record)
 
 
 class BuildReports(beam.PTransform):
@@ -25,24 +40,27 @@ class BuildReports(beam.PTransform):
         self._provider = provider
 
     def expand(self, confirmed):
-        provider = self._provider
-        return confirmed | "ToReport" >> beam.Map(lambda m: pending_report(m, provider))
+        return confirmed | "ToReport" >> beam.ParDo(BuildReportFn(self._provider))
 
 
 class SealAndSignFn(KeysDoFn):
+    @guarded("seal", outcome=AFTER_HIT, to_main=True)
     def process(self, report):
         yield finalise_report(report, self._keys, report.get(EVIDENCE))
 
 
 class SealAndSign(beam.PTransform):
-    """Evidence re-sealed for the EU Centre, then the provider's signature (DESIGN 6/7)."""
+    """Evidence re-sealed for the EU Centre, then the provider's signature (DESIGN 6/7).
+    Outputs: ``reports`` = signed reports; ``dead_letter`` = DeadLetter (a report that failed here
+    or in ``BuildReports``, handed on through ``DedupReports``)."""
 
     def __init__(self, reports_settings):
         super().__init__()
         self._reports = reports_settings
 
     def expand(self, reports):
-        return reports | "Finalise" >> beam.ParDo(SealAndSignFn(self._reports))
+        finalised = reports | "Finalise" >> beam.ParDo(SealAndSignFn(self._reports))
+        return split_dead_letters(finalised, main="reports")
 
 
 class _DedupFn(beam.DoFn):
@@ -62,6 +80,9 @@ class _DedupFn(beam.DoFn):
         expiry=beam.DoFn.TimerParam(EXPIRY),
     ):
         _, report = element
+        if isinstance(report, DeadLetter):  # handed on from ToReport: no state, no timer
+            yield report
+            return
         if seen.read():
             counter("duplicate_report").inc()
             return
@@ -86,6 +107,6 @@ class DedupReports(beam.PTransform):
     def expand(self, reports):
         return (
             reports
-            | "KeyById" >> beam.Map(lambda r: (r["report_id"], r)).with_output_types(Tuple[str, Dict[str, Any]])
+            | "KeyById" >> beam.Map(_key_by_report_id).with_output_types(Tuple[str, Any])
             | "FirstPerId" >> beam.ParDo(_DedupFn(self._ttl))
         )

@@ -23,7 +23,7 @@ from apache_beam import pvalue
 
 from csadetect.reports.records import EVIDENCE, pending_grooming_report, pending_report
 from csadetect.review.store import ReviewError, ReviewStore, apply_verdict, expire, parse_verdict, review_item
-from csadetect.transforms.common import KeysDoFn, counter
+from csadetect.transforms.common import AFTER_HIT, DEAD_LETTER, KeysDoFn, counter, guarded, split_dead_letters
 from csadetect.transforms.sinks import WriteRecords
 
 STATS = "stats"
@@ -38,6 +38,7 @@ class QueueForReviewFn(KeysDoFn):
         self._ttl = ttl_seconds
         self._urgent = tuple(urgent_patterns)
 
+    @guarded("review", outcome=AFTER_HIT, to_main=True)
     def process(self, element):
         if isinstance(element, dict):  # a flagged conversation
             report = pending_grooming_report(element, self._provider, self._keys, self._urgent)
@@ -48,12 +49,16 @@ class QueueForReviewFn(KeysDoFn):
 
 
 class QueueForReview(beam.PTransform):
+    """Outputs: ``items`` = review items; ``dead_letter`` = DeadLetter (an item that failed here, or a
+    dead letter handed on by ``ClassifyGrooming``)."""
+
     def __init__(self, provider, reports_settings, ttl_seconds: int, urgent_patterns=("meeting",)):
         super().__init__()
         self._args = (provider, reports_settings, ttl_seconds, urgent_patterns)
 
     def expand(self, pcoll):
-        return pcoll | "ToReviewItem" >> beam.ParDo(QueueForReviewFn(*self._args))
+        items = pcoll | "ToReviewItem" >> beam.ParDo(QueueForReviewFn(*self._args))
+        return split_dead_letters(items, main="items")
 
 
 class PutReviewItemFn(beam.DoFn):
@@ -91,6 +96,7 @@ class ApplyVerdictFn(KeysDoFn):
         super().__init__(reports_settings)
         self._dir = review_dir
 
+    @guarded("verdict", outcome=None)
     def process(self, message):
         data = getattr(message, "data", message)
         try:
@@ -110,14 +116,15 @@ class ApplyVerdictFn(KeysDoFn):
 
 
 class ApplyVerdicts(beam.PTransform):
-    """Outputs: main = signed reports of confirmed items; ``stats`` = id-free stats records."""
+    """Outputs: main = signed reports of confirmed items; ``stats`` = id-free stats records;
+    ``dead_letter`` = DeadLetter (a verdict that failed unexpectedly; no id)."""
 
     def __init__(self, review_dir: str, reports_settings):
         super().__init__()
         self._args = (review_dir, reports_settings)
 
     def expand(self, messages):
-        return messages | "Apply" >> beam.ParDo(ApplyVerdictFn(*self._args)).with_outputs(STATS, main="reports")
+        return messages | "Apply" >> beam.ParDo(ApplyVerdictFn(*self._args)).with_outputs(STATS, DEAD_LETTER, main="reports")
 
 
 class ExpireReviewFn(beam.DoFn):
@@ -132,6 +139,7 @@ class ExpireReviewFn(beam.DoFn):
         self._clock = clock
         self._last = None
 
+    @guarded("expire_review", outcome=None, emit=False)  # a tick is no record: count and log only
     def process(self, _tick):
         now = (self._clock or time.monotonic)()
         if self._last is not None and now - self._last < self._sweep:

@@ -1,15 +1,17 @@
-"""Login and logout: the login form with its double-submit CSRF token, login throttling (429),
-the argon2id check (re-hashed when the parameters changed), a new server-side session in an
-``HttpOnly``, ``SameSite=Strict`` cookie, and the audit entries ``login``, ``login_failed`` and
-``logout``."""
+"""Login and logout: the login form with its double-submit CSRF token, login throttling per user
+name and per client address with exponential back-off (429, refused before any password is hashed),
+the argon2id check (at most ``login_hash_concurrency`` at once; re-hashed when the parameters
+changed), a new server-side session in an ``HttpOnly``, ``SameSite=Strict`` cookie, and the audit
+entries ``login``, ``login_failed``, ``login_blocked`` and ``logout``."""
 from __future__ import annotations
+
+import math
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.exceptions import HTTPException
 
 from csadetect.console import auth
-from csadetect.console.deps import LOGIN_COOKIE, SESSION_COOKIE, ConsoleDep, CsrfDep, clear_session_cookie
+from csadetect.console.deps import LOGIN_COOKIE, SESSION_COOKIE, ConsoleDep, CsrfDep, Refused, clear_session_cookie
 from csadetect.console.storage import USERNAME
 from csadetect.console.views import render
 
@@ -36,25 +38,33 @@ def login_page(request: Request, console: ConsoleDep, expired: int = 0, bye: int
 def login(request: Request, console: ConsoleDep, username: str = Form(""), password: str = Form(""),
           csrf_token: str = Form("")):
     if not auth.same(request.cookies.get(LOGIN_COOKIE), csrf_token):
-        raise HTTPException(403, "missing or invalid CSRF token: reload the login page and try again")
+        raise Refused(403, "missing or invalid CSRF token: reload the login page and try again", "login_csrf")
     config = console.config
     now = console.clock()
     name = username.strip()
-    keys = [f"user:{name.lower()}", f"client:{request.client.host if request.client else '?'}"]
-    user = console.store.get_user(name) if USERNAME.match(name) else None
+    valid = bool(USERNAME.match(name))
+    user = console.store.get_user(name) if valid else None
     who = user["username"] if user else None
-    if console.throttle.blocked(keys, now):
-        auth.verify_password(None, password)  # same work as any other failure
-        console.audit(who, "login_failed")
-        return render(request, "login.html", 429, login_csrf=csrf_token,
-                      error=f"Too many failed logins. Try again in {config.login_lockout_seconds // 60 or 1} min.")
-    if not auth.verify_password(user["pw_hash"] if user else None, password):
-        console.throttle.failed(keys, now)
+    # keys: the name (every malformed name shares one) and the address the request came from
+    client = request.client.host if request.client else "?"
+    wait, attempt = console.throttle.begin(name.lower() if valid else "", client, now)
+    if attempt is None:  # refused before any hashing: a blocked attempt costs no argon2 work
+        seconds = math.ceil(wait)
+        console.audit(who, "login_blocked", None, "429 POST /login throttled")
+        response = render(request, "login.html", 429, login_csrf=csrf_token,
+                          error=f"Too many failed logins. Try again in {seconds} s." if seconds < 120 else
+                          f"Too many failed logins. Try again in {math.ceil(seconds / 60)} min.")
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    with console.hash_slots:
+        ok = auth.verify_password(user["pw_hash"] if user else None, password)
+    if not ok:
         console.audit(who, "login_failed")
         return render(request, "login.html", 401, login_csrf=csrf_token, error="Wrong user name or password.")
-    console.throttle.succeeded(keys[0])
+    console.throttle.succeeded(attempt)
     if auth.needs_rehash(user["pw_hash"]):
-        console.store.set_password_hash(user["username"], auth.rehash(password))
+        with console.hash_slots:
+            console.store.set_password_hash(user["username"], auth.rehash(password))
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         console.store.delete_session(auth.token_hash(old))

@@ -1,6 +1,8 @@
 """Evidence with the reviewer-wellness safeguards: the blurred greyscale view made on the server,
 the reveal (a CSRF POST, audited before anything is shown, counted against the break reminder)
-that hands out a short-lived link for this session only, the one-time link itself, and the break."""
+that hands out a short-lived link for this session only, the one-time link itself, and the break.
+Every fetch of evidence, blurred or clear, is audited (``view_blurred``, ``fetch_evidence``) before
+anything is decrypted; a spent or foreign link is a refusal (410, audited by ``app.py``)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
@@ -8,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from csadetect.console import evidence as ev
-from csadetect.console.deps import ConsoleDep, CsrfDep, SessionDep, load_report, open_evidence
+from csadetect.console.deps import ConsoleDep, CsrfDep, Refused, SessionDep, load_report, open_evidence
 
 router = APIRouter()
 VIDEO_TYPES = ("video/mp4", "video/webm", "video/ogg")
@@ -16,7 +18,9 @@ VIDEO_TYPES = ("video/mp4", "video/webm", "video/ogg")
 
 @router.get("/reports/{report_id}/evidence/blurred")
 def blurred(report_id: str, ctx: SessionDep, console: ConsoleDep):
-    opened = open_evidence(console, load_report(console, report_id))
+    row = load_report(console, report_id)
+    console.audit(ctx.username, "view_blurred", report_id)
+    opened = open_evidence(console, row)
     if opened.kind != "image":
         raise HTTPException(404, "no picture to show")
     try:
@@ -47,8 +51,10 @@ def reveal(report_id: str, ctx: CsrfDep, console: ConsoleDep):
 def clear_evidence(token: str, ctx: SessionDep, console: ConsoleDep):
     grant = console.redeem(ctx.token_hash, token)
     if grant is None:
-        raise HTTPException(410, "this evidence link has expired: reveal again")
-    opened = open_evidence(console, load_report(console, grant.report_id))
+        raise Refused(410, "this evidence link has expired: reveal again", "link_expired")
+    row = load_report(console, grant.report_id)
+    console.audit(ctx.username, "fetch_evidence", grant.report_id)
+    opened = open_evidence(console, row)
     if opened.kind == "image":
         try:
             return Response(ev.clear_image(opened.content, console.config.max_pixels), media_type="image/png")

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 from csadetect.console import evidence as ev
-from csadetect.console.deps import ConsoleDep, CsrfDep, SessionDep, load_report
+from csadetect.console.deps import ConsoleDep, CsrfDep, Refused, SessionDep, load_report
 from csadetect.console.state import Console
 from csadetect.console.storage import StoreError, iso_at
 from csadetect.console.views import (
@@ -101,7 +101,7 @@ def decide(report_id: str, ctx: CsrfDep, console: ConsoleDep, verdict: str = For
         raise HTTPException(400, "reason 'other' needs a note")
     latest = console.store.latest_verdict(report_id)
     if latest is not None and not ctx.supervisor:
-        raise HTTPException(403, "this report has a verdict already: only a supervisor can change it")
+        raise Refused(403, "this report has a verdict already: only a supervisor can change it", "role")
     if verdict == "confirmed" and row["signature_status"] == "invalid":
         raise HTTPException(409, "cannot confirm: the provider's signature does not verify")
     now = console.clock()

@@ -13,6 +13,7 @@ from csadetect.console.storage.sqlite import SQLiteConsoleStore
 __all__ = ["REPORT_ID", "USERNAME", "ConsoleStorage", "StoreError", "check_username", "iso_at", "open_store"]
 
 
-def open_store(db: str, audit_log: Optional[str] = None) -> ConsoleStorage:
-    """The console's store for the ``console.db`` setting, mirroring its audit log to ``audit_log``."""
-    return SQLiteConsoleStore(db, audit_log)
+def open_store(db: str, audit_log: Optional[str] = None, read_only: bool = False) -> ConsoleStorage:
+    """The console's store for the ``console.db`` setting, mirroring its audit log to ``audit_log``;
+    ``read_only`` opens an existing database without creating or changing anything."""
+    return SQLiteConsoleStore(db, audit_log, read_only=read_only)

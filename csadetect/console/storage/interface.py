@@ -11,9 +11,11 @@ keeps these rules:
 
 * verdicts, requests for information and the audit log are append-only;
 * a decision is stored with its outgoing message (the outbox) and its audit entry in one step;
-* an audit entry is ``{seq, at, user, action, report_id}`` (who did what to which report, never
-  content), ``user`` and ``report_id`` checked against strict patterns, and every entry is also
-  appended to the JSON Lines file ``audit_log`` when one is configured.
+* an audit entry is ``{seq, at, user, action, report_id, detail, prev_hash, hash}`` (who did what
+  to which report, never content), ``user``, ``report_id`` and ``detail`` checked against strict
+  patterns, hash-chained (:mod:`.chain`: ``prev_hash`` is the entry before's ``hash``), and every
+  entry is also appended to the JSON Lines file ``audit_log`` when one is configured, in ``seq``
+  order, before the entry is committed (an entry the mirror could not take is not written).
 """
 from __future__ import annotations
 
@@ -23,18 +25,22 @@ import os
 import re
 import threading
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+from csadetect.console.storage.chain import chained
 from csadetect.core.timeutil import utc_iso
 
 STATUSES = ("new", "in_review", "info_requested", "confirmed", "manifestly_unfounded")
 OPEN_STATUSES = ("new", "in_review", "info_requested")
 ROLES = ("reviewer", "supervisor")
-AUDIT_ACTIONS = ("login", "login_failed", "logout", "view_report", "reveal_evidence", "verdict",
-                 "verdict_changed", "request_info", "user_added", "user_changed")
+AUDIT_ACTIONS = ("login", "login_failed", "login_blocked", "logout", "refused", "view_report", "view_blurred",
+                 "reveal_evidence", "fetch_evidence", "verdict", "verdict_changed", "request_info", "user_added",
+                 "user_changed")
 SIGNATURE_STATES = ("verified", "invalid", "not_checked")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REPORT_ID = re.compile(r"^[0-9a-f]{8,64}$")
+# what a refusal was: "<status> <METHOD> <route template> <reason>", e.g. "403 POST /reports/{report_id}/verdict csrf"
+DETAIL = re.compile(r"^[0-9]{3} [A-Z]{3,7} /[A-Za-z0-9/{}_.-]{0,120} [a-z_]{1,32}$")
 
 
 class StoreError(ValueError):
@@ -76,15 +82,25 @@ def check_signature_status(status: str) -> None:
         raise StoreError("bad signature status")
 
 
-def audit_record(now: float, user: Optional[str], action: str, report_id: Optional[str]) -> dict:
-    """A checked audit entry without its ``seq``; raises :class:`StoreError`."""
+def audit_record(now: float, user: Optional[str], action: str, report_id: Optional[str],
+                 detail: Optional[str] = None) -> dict:
+    """A checked audit entry without its ``seq`` and hashes; raises :class:`StoreError`."""
     if action not in AUDIT_ACTIONS:
         raise StoreError(f"unknown audit action {action!r}")
     if user is not None:
         check_username(user)
     if report_id is not None:
         check_report_id(report_id)
-    return {"at": iso_at(now), "user": user, "action": action, "report_id": report_id}
+    if detail is not None and (not isinstance(detail, str) or not DETAIL.match(detail)):
+        raise StoreError("an audit detail is '<status> <METHOD> <route> <reason>'")
+    return {"at": iso_at(now), "user": user, "action": action, "report_id": report_id, "detail": detail}
+
+
+def next_entry(record: dict, last: Optional[dict], last_issued: int = 0) -> dict:
+    """``record`` chained after ``last`` (the newest entry, or None): the next ``seq`` (after
+    ``last_issued`` too, so a removed newest entry leaves a gap) and the hashes."""
+    seq = max(last["seq"] if last else 0, last_issued) + 1
+    return chained(record, seq, last["hash"] if last else None)
 
 
 class ConsoleStorage(abc.ABC):
@@ -98,7 +114,8 @@ class ConsoleStorage(abc.ABC):
         self._mirror_lock = threading.Lock()
 
     def _mirror(self, entry: dict) -> None:
-        """Append one audit entry to the JSON Lines file (owner-only, synced), if configured."""
+        """Append one audit entry to the JSON Lines file (owner-only, synced), if configured.
+        Called with the store's lock held and before the entry is committed."""
         if not self.audit_log:
             return
         line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
@@ -243,6 +260,13 @@ class ConsoleStorage(abc.ABC):
         """End the sessions idle since before ``idle_before`` or made before ``created_before``."""
 
     @abc.abstractmethod
+    def purge_reports(self, due: Callable[[str, str, str], bool]) -> list[str]:
+        """Retention (Art. 22, ``csadetect retention run``): delete every report for which
+        ``due(report_id, created_at, ingested_at)`` is true, with its verdicts, requests for
+        information and outbox messages, leaving no copy behind; returns the ids deleted. Users,
+        sessions and the audit log are untouched (the audit log holds report ids, never content)."""
+
+    @abc.abstractmethod
     def add_exposure(self, token_hash: str) -> dict:
         """Count one reveal; returns ``{exposures, break_base}``."""
 
@@ -253,8 +277,14 @@ class ConsoleStorage(abc.ABC):
     # ------------------------------------------------------------------------------ audit
 
     @abc.abstractmethod
-    def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None) -> dict:
-        """Append one audit entry (and mirror it); returns it."""
+    def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None,
+              detail: Optional[str] = None) -> dict:
+        """Append one audit entry, chained to the one before (and mirror it); returns it."""
+
+    @abc.abstractmethod
+    def audit_chain(self) -> tuple[list[dict], Optional[int]]:
+        """Every audit entry, oldest first, as stored (for ``console audit verify``), and the
+        highest ``seq`` ever handed out (None when the store cannot tell)."""
 
     @abc.abstractmethod
     def audit_entries(self, limit: int = 500, report_id: Optional[str] = None) -> list[dict]:

@@ -15,10 +15,15 @@ from typing import Optional
 
 from csadetect.console.storage.interface import (
     OPEN_STATUSES, STATUSES, ConsoleStorage, StoreError, audit_record, check_new_user, check_report_id,
-    check_signature_status, iso_at, user_exists_error,
+    check_signature_status, iso_at, next_entry, user_exists_error,
 )
 
 _FACETS = ("detection_type", "detector", "provider_id")
+
+
+def _next_id(rows: list) -> int:
+    """The id after the last one (rows are appended in id order; a purge may remove some)."""
+    return (rows[-1]["id"] if rows else 0) + 1
 
 
 def _with_report(row: dict) -> dict:
@@ -44,13 +49,17 @@ class MemoryConsoleStore(ConsoleStorage):
     def close(self) -> None:
         pass
 
-    def _append_audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str]) -> dict:
-        entry = {"seq": len(self._audit) + 1, **audit_record(now, user, action, report_id)}
+    def _append_audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str],
+                      detail: Optional[str] = None) -> dict:
+        """The next entry of the chain, mirrored first (with the lock held), then kept."""
+        entry = next_entry(audit_record(now, user, action, report_id, detail),
+                           self._audit[-1] if self._audit else None)
+        self._mirror(entry)
         self._audit.append(entry)
         return dict(entry)
 
     def _to_outbox(self, kind: str, report_id: str, message: dict, now: float) -> None:
-        self._outbox.append({"id": len(self._outbox) + 1, "kind": kind, "report_id": report_id,
+        self._outbox.append({"id": _next_id(self._outbox), "kind": kind, "report_id": report_id,
                              "payload": json.dumps(message, sort_keys=True), "created_at": iso_at(now),
                              "file_done": 0, "topic_done": 0, "attempts": 0, "last_error": None})
 
@@ -68,8 +77,7 @@ class MemoryConsoleStore(ConsoleStorage):
                 self._users[username] = {"username": username, "pw_hash": pw_hash, "role": role,
                                          "created_at": iso_at(now)}
                 action = "user_added"
-            entry = self._append_audit(now, username, action, None)
-        self._mirror(entry)
+            self._append_audit(now, username, action, None)
         return action
 
     def get_user(self, username: str) -> Optional[dict]:
@@ -159,8 +167,8 @@ class MemoryConsoleStore(ConsoleStorage):
             report, latest = self._reports[rid], self.latest_verdict(rid)
             if (latest["id"] if latest else None) != supersedes:
                 raise StoreError("the verdict changed in the meantime; reload the report")
-            entry = self._append_audit(now, decided_by, action, rid)
-            vid = len(self._verdicts) + 1
+            self._append_audit(now, decided_by, action, rid)
+            vid = _next_id(self._verdicts)
             self._verdicts.append({
                 "id": vid, "report_id": rid, "verdict": verdict["verdict"], "reason": verdict["reason"], "note": note,
                 "delay_notification": int(bool(verdict["delay_notification"])),
@@ -168,7 +176,6 @@ class MemoryConsoleStore(ConsoleStorage):
                 "decided_by": decided_by, "supersedes": supersedes})
             report["status"] = verdict["verdict"]
             self._to_outbox("verdict", rid, message, now)
-        self._mirror(entry)
         return vid
 
     def info_requests(self, report_id: str) -> list[dict]:
@@ -181,14 +188,13 @@ class MemoryConsoleStore(ConsoleStorage):
             report = self._reports[rid]
             if self.latest_verdict(rid):
                 raise StoreError("this report has a verdict already")
-            entry = self._append_audit(now, requested_by, "request_info", rid)
+            self._append_audit(now, requested_by, "request_info", rid)
             self._requests.append({
-                "id": len(self._requests) + 1, "request_id": message["request_id"], "report_id": rid,
+                "id": _next_id(self._requests), "request_id": message["request_id"], "report_id": rid,
                 "missing": list(message["missing"]), "note": message.get("note"),
                 "requested_at": message["requested_at"], "requested_by": requested_by})
             report["status"] = "info_requested"
             self._to_outbox("info_request", rid, message, now)
-        self._mirror(entry)
 
     def pending_outbox(self) -> list[dict]:
         with self._lock:
@@ -233,6 +239,16 @@ class MemoryConsoleStore(ConsoleStorage):
                 del self._sessions[h]
             return len(old)
 
+    def purge_reports(self, due) -> list[str]:
+        with self._lock:
+            gone = {rid for rid, r in self._reports.items() if due(rid, r["created_at"], r["ingested_at"])}
+            for rid in gone:
+                del self._reports[rid]
+            self._verdicts = [v for v in self._verdicts if v["report_id"] not in gone]
+            self._requests = [r for r in self._requests if r["report_id"] not in gone]
+            self._outbox = [o for o in self._outbox if o["report_id"] not in gone]
+            return sorted(gone)
+
     def add_exposure(self, token_hash: str) -> dict:
         with self._lock:
             s = self._sessions[token_hash]
@@ -244,11 +260,14 @@ class MemoryConsoleStore(ConsoleStorage):
             if token_hash in self._sessions:
                 self._sessions[token_hash]["break_base"] = self._sessions[token_hash]["exposures"]
 
-    def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None) -> dict:
+    def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None,
+              detail: Optional[str] = None) -> dict:
         with self._lock:
-            entry = self._append_audit(now, user, action, report_id)
-        self._mirror(entry)
-        return entry
+            return self._append_audit(now, user, action, report_id, detail)
+
+    def audit_chain(self) -> tuple[list[dict], Optional[int]]:
+        with self._lock:
+            return [dict(e) for e in self._audit], len(self._audit)
 
     def audit_entries(self, limit: int = 500, report_id: Optional[str] = None) -> list[dict]:
         with self._lock:

@@ -8,7 +8,10 @@ they are delivered to the feedback/provider topic and files), ``sessions`` (serv
 SHA-256 of the session token is stored) and ``audit``.
 
 The audit table, the verdicts and the requests are **append-only**: SQLite triggers abort any
-UPDATE or DELETE. One connection behind one lock; WAL unless the database is ``:memory:``.
+UPDATE or DELETE. The triggers stop mistakes, not the file's owner; what shows a change made with
+them dropped is the audit log's hash chain (:mod:`.chain`, ``csadetect console audit verify``).
+One connection behind one lock; WAL unless the database is ``:memory:``. ``read_only`` opens an
+existing file without creating or changing anything (for ``audit verify``).
 """
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Optional
 
 from csadetect.console.storage.interface import (
     OPEN_STATUSES, STATUSES, ConsoleStorage, StoreError, audit_record, check_new_user, check_report_id,
-    check_signature_status, iso_at, user_exists_error,
+    check_signature_status, iso_at, next_entry, user_exists_error,
 )
 
 SCHEMA = """
@@ -92,10 +96,14 @@ CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     at        TEXT NOT NULL,
     user      TEXT,
-    action    TEXT NOT NULL CHECK (action IN ('login', 'login_failed', 'logout', 'view_report', 'reveal_evidence',
+    action    TEXT NOT NULL CHECK (action IN ('login', 'login_failed', 'login_blocked', 'logout', 'refused',
+                                              'view_report', 'view_blurred', 'reveal_evidence', 'fetch_evidence',
                                               'verdict', 'verdict_changed', 'request_info', 'user_added',
                                               'user_changed')),
-    report_id TEXT
+    report_id TEXT,
+    detail    TEXT,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL UNIQUE
 );
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -126,12 +134,17 @@ def _private_file(path: str) -> None:
 class SQLiteConsoleStore(ConsoleStorage):
     """Thread-safe access to the console's SQLite file (one connection, one lock)."""
 
-    def __init__(self, path: str, audit_log: Optional[str] = None):
+    def __init__(self, path: str, audit_log: Optional[str] = None, read_only: bool = False):
         super().__init__(audit_log)
-        if path != ":memory:":
-            _private_file(path)
         self.path = path
         self._lock = threading.RLock()
+        if read_only:
+            uri = Path(path).resolve().as_uri() + "?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
+            self._conn.row_factory = sqlite3.Row
+            return
+        if path != ":memory:":
+            _private_file(path)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._conn.row_factory = sqlite3.Row
         with self._lock:
@@ -139,6 +152,11 @@ class SQLiteConsoleStore(ConsoleStorage):
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.executescript(SCHEMA)
+            columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(audit)")}
+        if "hash" not in columns:
+            self._conn.close()
+            raise StoreError("its audit table predates the hash-chained audit log: keep the file as the old "
+                             "record and point console.db at a new one")
 
     def close(self) -> None:
         with self._lock:
@@ -146,14 +164,21 @@ class SQLiteConsoleStore(ConsoleStorage):
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error). Audit entries
+        written in it go to the mirror just before COMMIT, under the database's write lock, so the
+        mirror keeps ``seq`` order even with another process (``console adduser``) writing."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
+            self._unmirrored: list[dict] = []
             try:
                 yield self._conn
+                for entry in self._unmirrored:
+                    self._mirror(entry)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._unmirrored = []
             self._conn.execute("COMMIT")
 
     def _all(self, sql: str, args=()) -> list[dict]:
@@ -179,8 +204,7 @@ class SQLiteConsoleStore(ConsoleStorage):
                 conn.execute("INSERT INTO users (username, pw_hash, role, created_at) VALUES (?, ?, ?, ?)",
                              (username, pw_hash, role, iso_at(now)))
                 action = "user_added"
-            entry = self._audit_in(conn, now, username, action, None)
-        self._mirror(entry)
+            self._audit_in(conn, now, username, action, None)
         return action
 
     def get_user(self, username: str) -> Optional[dict]:
@@ -293,8 +317,7 @@ class SQLiteConsoleStore(ConsoleStorage):
             conn.execute("UPDATE reports SET status = ? WHERE report_id = ?", (verdict["verdict"], rid))
             conn.execute("INSERT INTO outbox (kind, report_id, payload, created_at) VALUES ('verdict', ?, ?, ?)",
                          (rid, json.dumps(message, sort_keys=True), iso_at(now)))
-            entry = self._audit_in(conn, now, decided_by, action, rid)
-        self._mirror(entry)
+            self._audit_in(conn, now, decided_by, action, rid)
         return cur.lastrowid
 
     def info_requests(self, report_id: str) -> list[dict]:
@@ -317,8 +340,7 @@ class SQLiteConsoleStore(ConsoleStorage):
             conn.execute("UPDATE reports SET status = 'info_requested' WHERE report_id = ?", (rid,))
             conn.execute("INSERT INTO outbox (kind, report_id, payload, created_at) VALUES ('info_request', ?, ?, ?)",
                          (rid, json.dumps(message, sort_keys=True), iso_at(now)))
-            entry = self._audit_in(conn, now, requested_by, "request_info", rid)
-        self._mirror(entry)
+            self._audit_in(conn, now, requested_by, "request_info", rid)
 
     def pending_outbox(self) -> list[dict]:
         rows = self._all("SELECT * FROM outbox WHERE file_done = 0 OR topic_done = 0 ORDER BY id")
@@ -357,6 +379,30 @@ class SQLiteConsoleStore(ConsoleStorage):
             return conn.execute("DELETE FROM sessions WHERE last_seen < ? OR created_at < ?",
                                 (idle_before, created_before)).rowcount
 
+    def purge_reports(self, due) -> list[str]:
+        """Deleted pages are zeroed (``secure_delete``) and the WAL truncated afterwards, so no copy
+        stays in the file. The append-only triggers of the verdicts and requests are dropped and
+        re-created inside the one transaction: only this purge deletes from them."""
+        with self._lock:
+            self._conn.execute("PRAGMA secure_delete = ON")
+            with self.tx() as conn:
+                rows = conn.execute("SELECT report_id, created_at, ingested_at FROM reports").fetchall()
+                gone = sorted(r["report_id"] for r in rows if due(r["report_id"], r["created_at"], r["ingested_at"]))
+                if gone:
+                    guards = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                                          "AND tbl_name IN ('verdicts', 'info_requests', 'outbox', 'reports')"
+                                          ).fetchall()
+                    for guard in guards:
+                        conn.execute(f'DROP TRIGGER "{guard["name"]}"')
+                    for rid in gone:
+                        for table in ("outbox", "info_requests", "verdicts", "reports"):
+                            conn.execute(f"DELETE FROM {table} WHERE report_id = ?", (rid,))
+                    for guard in guards:
+                        conn.execute(guard["sql"])
+            if gone and self.path != ":memory:":
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
     def add_exposure(self, token_hash: str) -> dict:
         with self.tx() as conn:
             conn.execute("UPDATE sessions SET exposures = exposures + 1 WHERE token_hash = ?", (token_hash,))
@@ -367,19 +413,29 @@ class SQLiteConsoleStore(ConsoleStorage):
         with self.tx() as conn:
             conn.execute("UPDATE sessions SET break_base = exposures WHERE token_hash = ?", (token_hash,))
 
-    @staticmethod
-    def _audit_in(conn: sqlite3.Connection, now: float, user: Optional[str], action: str,
-                  report_id: Optional[str]) -> dict:
-        entry = audit_record(now, user, action, report_id)
-        cur = conn.execute("INSERT INTO audit (at, user, action, report_id) VALUES (:at, :user, :action, :report_id)",
-                           entry)
-        return {"seq": cur.lastrowid, **entry}
-
-    def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None) -> dict:
-        with self.tx() as conn:
-            entry = self._audit_in(conn, now, user, action, report_id)
-        self._mirror(entry)
+    def _audit_in(self, conn: sqlite3.Connection, now: float, user: Optional[str], action: str,
+                  report_id: Optional[str], detail: Optional[str] = None) -> dict:
+        """Insert the next entry of the chain (inside :meth:`tx`); it is mirrored before COMMIT."""
+        record = audit_record(now, user, action, report_id, detail)
+        last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        issued = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        entry = next_entry(record, dict(last) if last else None, issued["seq"] if issued else 0)
+        conn.execute("INSERT INTO audit (seq, at, user, action, report_id, detail, prev_hash, hash) VALUES "
+                     "(:seq, :at, :user, :action, :report_id, :detail, :prev_hash, :hash)", entry)
+        self._unmirrored.append(entry)
         return entry
+
+    def audit(self, now: float, user: Optional[str], action: str, report_id: Optional[str] = None,
+              detail: Optional[str] = None) -> dict:
+        with self.tx() as conn:
+            return dict(self._audit_in(conn, now, user, action, report_id, detail))
+
+    def audit_chain(self) -> tuple[list[dict], Optional[int]]:
+        with self._lock:
+            rows = [dict(r) for r in self._conn.execute(
+                "SELECT seq, at, user, action, report_id, detail, prev_hash, hash FROM audit ORDER BY seq")]
+            issued = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        return rows, (issued["seq"] if issued else 0)
 
     def audit_entries(self, limit: int = 500, report_id: Optional[str] = None) -> list[dict]:
         if report_id:
