@@ -374,3 +374,15 @@ def test_media_glob_folder_is_allowed(uploads):
 def test_unsafe_prefixes_fail_at_start_up(prefixes, rule):
     with pytest.raises(ConfigError, match=rule):
         load_settings(overrides={"content": {"allowed_uri_prefixes": prefixes}})
+
+
+def test_run_refuses_to_start_without_ffprobe(monkeypatch):
+    """Without ffprobe every video would be dead-lettered: the pipeline refuses to start, in one line."""
+    from csadetect.config.settings import ConfigError
+    from csadetect.pipelines import detect
+
+    monkeypatch.setattr(detect.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="^ffprobe not found on PATH"):
+        detect.check_video_probe()
+    monkeypatch.undo()
+    detect.check_video_probe()  # this machine has FFmpeg (make sysdeps)

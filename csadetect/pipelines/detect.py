@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import sys
 from typing import Optional
 
@@ -76,6 +77,14 @@ def effective_settings(settings: Settings, opts: DetectOptions) -> Settings:
     if opts.stats_dir is not None:
         update["stores"] = settings.stores.model_copy(update={"stats_dir": opts.stats_dir or None})
     return settings.model_copy(update=update)
+
+
+def check_video_probe() -> None:
+    """Videos are checked against their limits from container metadata before any frame is decoded
+    (``ffprobe``); without it every video would be dead-lettered, so refuse to start instead."""
+    if shutil.which("ffprobe") is None:
+        raise ConfigError("ffprobe not found on PATH: videos cannot be checked against their limits before "
+                          "decoding (install FFmpeg: `make sysdeps`, or the worker image's ffmpeg package)")
 
 
 def check_orders(settings: Settings, now=None) -> list:
@@ -305,7 +314,8 @@ def run(argv=None, save_main_session: bool = False):
         index = check_indicators(settings)
         LOG.info("indicators: snapshot version %s, %d indicators", index.version, len(index))
     models = resolve_models(settings)
-    if not (std.runner or "").lower().startswith("dataflow"):
+    if not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the worker image brings FFmpeg
+        check_video_probe()
         if settings.grooming.enabled:
             check_grooming_model(settings)
         check_image_models(settings, models)
