@@ -57,6 +57,18 @@ def pubsub_emulator(timeout: float = 90.0):
         os.unlink(log.name)
 
 
+def wait_for(fetch, count: int, timeout: float) -> list:
+    """Call ``fetch()`` (a pull that returns a list) until ``count`` items arrived or ``timeout``
+    seconds passed; returns what arrived."""
+    got: list = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(got) < count:
+        got += fetch()
+        if len(got) < count:
+            time.sleep(1)
+    return got
+
+
 class PubSubAdmin:
     """Thin helper over google-cloud-pubsub clients pointed at the emulator."""
 

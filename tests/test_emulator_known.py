@@ -16,7 +16,7 @@ from csadetect.reports import crypto
 
 from csadetect.media import synth
 from csadetect.events.event import make_event
-from tests.pubsub_emulator import PubSubAdmin
+from tests.pubsub_emulator import PubSubAdmin, wait_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -52,16 +52,6 @@ def indicator_db(tmp_path_factory):
     rows = from_media(paths, MatchSettings(), category="test-known", embedder=EmbeddingModel.load())
     build_snapshot(rows, work / "db", work / "keys" / "private.pem")
     return {"dir": work, "known": known, "media": media, "video": Path(video)}
-
-
-def _wait_for(fetch, count, timeout):
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(got) < count:
-        got += fetch()
-        if len(got) < count:
-            time.sleep(1)
-    return got
 
 
 def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
@@ -152,9 +142,9 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
                 admin.publish(uploads, body)
             for body in chats:
                 admin.publish(uploads, body)
-            reports = _wait_for(lambda: admin.pull(hits_sub), len(expected_hits), timeout=240)
-            dead_letters = _wait_for(lambda: admin.pull(dead_sub), len(malformed), timeout=60)
-            flagged = _wait_for(lambda: admin.pull(review_sub), len(expected_review), timeout=120)
+            reports = wait_for(lambda: admin.pull(hits_sub), len(expected_hits), timeout=240)
+            dead_letters = wait_for(lambda: admin.pull(dead_sub), len(malformed), timeout=60)
+            flagged = wait_for(lambda: admin.pull(review_sub), len(expected_review), timeout=120)
             time.sleep(5)  # anything extra would arrive now
             reports += admin.pull(hits_sub)
             dead_letters += admin.pull(dead_sub)

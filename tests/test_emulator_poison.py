@@ -15,7 +15,7 @@ import pytest
 
 from csadetect.events.event import make_event
 from csadetect.media import synth
-from tests.pubsub_emulator import PubSubAdmin
+from tests.pubsub_emulator import PubSubAdmin, wait_for
 from tests.test_poison import IMAGE, SECRET, poison_lines
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
@@ -39,16 +39,6 @@ def indicator_db(tmp_path_factory):
     generate_keypair(work / "keys")
     build_snapshot(from_media(paths, MatchSettings()), work / "db", work / "keys" / "private.pem")
     return {"dir": work, "known": known}
-
-
-def _wait_for(fetch, count, timeout):
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(got) < count:
-        got += fetch()
-        if len(got) < count:
-            time.sleep(1)
-    return got
 
 
 def test_poison_events_do_not_stop_the_stream(emulator, indicator_db, tmp_path, report_keys):
@@ -86,11 +76,11 @@ def test_poison_events_do_not_stop_the_stream(emulator, indicator_db, tmp_path, 
         try:
             for body in bodies:
                 admin.publish(uploads, body)
-            reports = _wait_for(lambda: admin.pull(hits_sub), len(valid), timeout=150)
-            dead_letters = _wait_for(lambda: admin.pull(dead_sub), len(poison), timeout=30)
+            reports = wait_for(lambda: admin.pull(hits_sub), len(valid), timeout=150)
+            dead_letters = wait_for(lambda: admin.pull(dead_sub), len(poison), timeout=30)
             running_after_poison = proc.poll() is None
             admin.publish(uploads, json.dumps(make_event("ok-last", known[0])).encode())
-            last = _wait_for(lambda: admin.pull(hits_sub), 1, timeout=60)
+            last = wait_for(lambda: admin.pull(hits_sub), 1, timeout=60)
             time.sleep(3)  # anything extra (a second report of one event) would arrive now
             reports += last + admin.pull(hits_sub)
             dead_letters += admin.pull(dead_sub)
