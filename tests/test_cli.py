@@ -122,3 +122,22 @@ def test_demo_end_to_end(tmp_path, capsys):
     for rejected in PROVIDER_REJECTS:
         assert rejected not in everything
     assert "conv-family" not in everything and "birthday surprise" not in everything
+
+
+def test_version_names_the_installed_distribution(capsys):
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"csadetect {importlib.metadata.version('csadetect')}"
+
+
+def test_missing_report_key_names_the_right_keygen_command(tmp_path):
+    from csadetect.config.settings import ConfigError, load_settings
+    from csadetect.pipelines.detect import check_report_keys
+
+    settings = load_settings(overrides={"reports": {"signing_key": str(tmp_path / "nope" / "private.pem")}})
+    with pytest.raises(ConfigError, match="csadetect review keygen --out KEYDIR") as err:
+        check_report_keys(settings)
+    assert "\n" not in str(err.value) and "reports keygen" not in str(err.value).replace("reports centre-keygen", "")

@@ -5,6 +5,7 @@ and a non-zero exit code."""
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 
@@ -17,6 +18,14 @@ from csadetect.indicators.snapshot import SnapshotError
 # One module per command group, each with ``register(subparsers)``; `run` and `demo` are below.
 COMMAND_GROUPS = (hashing, indicators, models, tune, reports, review, retention, complaints, transparency, feedback,
                   console)
+
+
+def version() -> str:
+    """The installed distribution's version (``setup.py``), or ``unknown`` when it is not installed."""
+    try:
+        return importlib.metadata.version("csadetect")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _with_config(args) -> list[str]:
@@ -38,6 +47,7 @@ def _cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csadetect", description="Privacy-preserving CSA detection pipeline")
     parser.add_argument("--config", default=None, help="YAML config merged over the defaults")
+    parser.add_argument("--version", action="version", version=f"csadetect {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

@@ -111,7 +111,8 @@ def check_report_keys(settings: Settings):
     try:
         keys = ReportKeys.load(settings.reports)
     except ReportKeyError as exc:
-        raise ConfigError(f"{exc} (create them with `csadetect reports keygen` / `centre-keygen`)") from None
+        raise ConfigError(f"{exc} (the provider's keys: `csadetect review keygen --out KEYDIR`, which prints the "
+                          "`reports:` config section; the EU Centre's: `csadetect reports centre-keygen --out KEYDIR`)") from None
     if keys.signing is None:
         LOG.warning("reports.signing_key is not set: reports will NOT be signed")
     if not keys.seals_evidence:
