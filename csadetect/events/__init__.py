@@ -1,2 +1,2 @@
-"""Upload events (DESIGN §3): :mod:`.event` parses and validates a message body into an
-:class:`~csadetect.events.event.Event`, or says in one line why not (never quoting content)."""
+"""Upload events (format: docs/events.md): :mod:`.event` parses and validates a message body
+into an :class:`~csadetect.events.event.Event`, or says in one line why not (never quoting content)."""

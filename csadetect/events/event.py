@@ -1,4 +1,4 @@
-"""Upload events (DESIGN §3): parsing and validation.
+"""Upload events (format: docs/events.md): parsing and validation.
 
 ``parse_event`` turns a Pub/Sub message body (plus optional attributes) into an :class:`Event` or
 raises :class:`EventError`. An EventError carries the event id when it could be read and a
