@@ -15,6 +15,25 @@ THREATEXCHANGE = SHARED / "testdata" / "threatexchange"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def signed_indicator_db(work: Path, pictures: list[bytes]) -> list[str]:
+    """Write ``pictures`` (encoded images) as ``known-<i>.jpg`` under ``work``, an Ed25519 key pair
+    under ``work/keys`` and a signed snapshot of their indicator rows at ``work/db``; returns the
+    pictures' paths."""
+    from csadetect.config.settings import MatchSettings
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators.rows import from_media
+    from csadetect.indicators.snapshot import build_snapshot
+
+    paths = []
+    for i, data in enumerate(pictures):
+        path = Path(work) / f"known-{i}.jpg"
+        path.write_bytes(data)
+        paths.append(str(path))
+    generate_keypair(Path(work) / "keys")
+    build_snapshot(from_media(paths, MatchSettings()), str(Path(work) / "db"), str(Path(work) / "keys" / "private.pem"))
+    return paths
+
+
 def need_shared(*parts: str) -> Path:
     path = THREATEXCHANGE.joinpath(*parts)
     if not path.exists():

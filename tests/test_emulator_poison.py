@@ -15,6 +15,7 @@ import pytest
 
 from csadetect.events.event import make_event
 from csadetect.media import synth
+from tests.conftest import signed_indicator_db
 from tests.pubsub_emulator import PubSubAdmin, wait_for
 from tests.test_poison import IMAGE, SECRET, poison_lines
 
@@ -24,20 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def indicator_db(tmp_path_factory):
-    from csadetect.config.settings import MatchSettings
-    from csadetect.core.keys import generate_keypair
-    from csadetect.indicators.rows import from_media
-    from csadetect.indicators.snapshot import build_snapshot
-
     work = tmp_path_factory.mktemp("poison-db")
     known = [synth.jpeg_bytes(synth.synthetic_image(500 + i)) for i in range(3)]
-    paths = []
-    for i, data in enumerate(known):
-        p = work / f"known-{i}.jpg"
-        p.write_bytes(data)
-        paths.append(str(p))
-    generate_keypair(work / "keys")
-    build_snapshot(from_media(paths, MatchSettings()), work / "db", work / "keys" / "private.pem")
+    signed_indicator_db(work, known)
     return {"dir": work, "known": known}
 
 

@@ -15,7 +15,7 @@ from apache_beam import pvalue
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from csadetect.config.settings import MatchSettings, load_settings
+from csadetect.config.settings import load_settings
 from csadetect.core.timeutil import parse_time
 from csadetect.events.event import DeadLetter, EventError, dead_letter, make_event, parse_event, printable_id
 from csadetect.media import synth
@@ -23,6 +23,7 @@ from csadetect.pipelines.detect import Source, build_pipeline, outcome_counts
 from csadetect.pipelines.sources import _encode_line
 from csadetect.transforms.common import DEAD_LETTER, element_event_id, guarded
 from csadetect.transforms.grooming import ConversationStateFn
+from tests.conftest import signed_indicator_db
 
 SECRET = "acct-SECRET-77"
 
@@ -138,19 +139,9 @@ def test_element_event_id_never_raises():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, report_keys):
-    from csadetect.core.keys import generate_keypair
-    from csadetect.indicators.rows import from_media
-    from csadetect.indicators.snapshot import build_snapshot
-
     work = tmp_path_factory.mktemp("poison")
     known = [synth.jpeg_bytes(synth.synthetic_image(60 + i)) for i in range(4)]
-    paths = []
-    for i, data in enumerate(known):
-        p = work / f"known-{i}.jpg"
-        p.write_bytes(data)
-        paths.append(str(p))
-    generate_keypair(work / "keys")
-    build_snapshot(from_media(paths, MatchSettings()), work / "db", work / "keys" / "private.pem")
+    signed_indicator_db(work, known)
     settings = load_settings(overrides={
         "indicators": {"path": str(work / "db"), "public_key": str(work / "keys" / "public.pem")},
         "sinks": {"report_dir": str(work / "out" / "reports"), "dead_letter_dir": str(work / "out" / "dead")},
