@@ -143,10 +143,10 @@ def _surrogate_field(obj: Any) -> Optional[str]:
     return None
 
 
-def _check_text(key: str, value: str, event_id: Optional[str], is_id: bool) -> None:
-    if not _is_utf8(value):
-        raise EventError(f"field '{key}' holds a lone surrogate (not valid Unicode)", event_id)
-    if is_id and not value.isprintable():
+def _check_printable(key: str, value: str, event_id: Optional[str]) -> None:
+    """Identifier-like fields: printable characters only (lone surrogates were refused before, by
+    :func:`_surrogate_field`, for every field at once)."""
+    if not value.isprintable():
         raise EventError(f"field '{key}' holds control or other non-printable characters", event_id)
 
 
@@ -162,7 +162,8 @@ def _str_field(obj: Mapping[str, Any], key: str, event_id: Optional[str], requir
         raise EventError(f"field '{key}' is empty", event_id)
     if len(value) > max_len:
         raise EventError(f"field '{key}' is longer than {max_len} characters", event_id)
-    _check_text(key, value, event_id, key in _ID_FIELDS)
+    if key in _ID_FIELDS:
+        _check_printable(key, value, event_id)
     return value
 
 
@@ -180,7 +181,7 @@ def _context(value, event_id: Optional[str]) -> Optional[dict]:
         if isinstance(item, int) and -_INT64 <= item < _INT64:
             out[key] = item
         elif isinstance(item, str) and len(item) <= _MAX_ID_CHARS:
-            _check_text(f"context.{key}", item, event_id, True)
+            _check_printable(f"context.{key}", item, event_id)
             out[key] = item
     return out or None
 
@@ -219,7 +220,7 @@ def parse_event(data: bytes | str, attributes: Optional[Mapping[str, str]] = Non
     if not (isinstance(raw_id, str) and 0 < len(raw_id) <= _MAX_ID_CHARS):
         raise EventError("field 'event_id' must be a non-empty string of at most 256 characters",
                          printable_id(raw_id) if isinstance(raw_id, str) and raw_id else None)
-    if not _is_utf8(raw_id) or not raw_id.isprintable():
+    if not raw_id.isprintable():  # a lone surrogate is not printable either
         raise EventError("field 'event_id' holds control, surrogate or other non-printable characters",
                          printable_id(raw_id))
     event_id = raw_id
@@ -257,7 +258,6 @@ def parse_event(data: bytes | str, attributes: Optional[Mapping[str, str]] = Non
             raise EventError("text event needs a string field 'text'", event_id)
         if len(text) > limits.max_text_chars:
             raise EventError(f"text longer than {limits.max_text_chars} characters", event_id)
-        _check_text("text", text, event_id, False)
         minor = obj.get("participants_minor")
         if not isinstance(minor, bool):
             raise EventError("text event needs a boolean field 'participants_minor'", event_id)
@@ -294,7 +294,7 @@ def parse_event(data: bytes | str, attributes: Optional[Mapping[str, str]] = Non
     else:
         if not isinstance(uri, str) or not uri.strip():
             raise EventError("field 'content_uri' must be a non-empty string", event_id)
-        _check_text("content_uri", uri, event_id, True)
+        _check_printable("content_uri", uri, event_id)
         fields.update(mime=mime, content_uri=uri)
     return Event(**fields)
 
