@@ -86,7 +86,8 @@ def _read_pem_url(url: str, what: str, default_name: str, error: type) -> tuple[
             if not fs.exists(inside):
                 raise error(f"{what} not found: {url}")
             url = inside
-        return url, fs.read_bytes(url)
+        with fs.open_read(url) as fh:  # its existence was just checked: read_bytes would ask again
+            return url, fh.read()
     except error:
         raise
     except Exception as exc:  # BeamIOError, missing filesystem plugin or credentials, ...
