@@ -1,5 +1,9 @@
 """The embedded default: generated benign media, a demo key pair and indicator database, a mixed
-event stream, and a DirectRunner run writing reports under ./out/. No cloud, no services."""
+event stream, and a DirectRunner run writing reports under ./out/. No cloud, no services.
+
+Each demo starts from empty demo stores under ``--out`` (it removes the ones an earlier demo left)
+and runs the pipeline under a new run id (:mod:`csadetect.core.runs`), printed in its summary;
+every later stage (review, the Centre's verdicts, feedback) reads that run's directories."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +19,7 @@ import pyarrow.parquet as pq
 
 from csadetect.compliance import transparency
 from csadetect.config.settings import ConfigError, ReportSettings, load_settings
+from csadetect.core import runs
 from csadetect.core.keys import generate_keypair
 from csadetect.core.stats import write_stats
 from csadetect.core.timeutil import utc_iso, utc_now
@@ -26,6 +31,7 @@ from csadetect.models.embedding import EmbeddingModel
 from csadetect.models.loader import REFERENCE_DIR
 from csadetect.pipelines.detect import outcome_counts, run
 from csadetect.pipelines.feedback import run as feedback_run
+from csadetect.pipelines.options import DetectOptions, check_flags
 from csadetect.reports import crypto
 from csadetect.reports.crypto import ReportKeys, generate_centre_keypair
 from csadetect.review.store import (ReviewStore, apply_verdict, generate_provider_keys, parse_verdict,
@@ -182,17 +188,17 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     return info
 
 
-def summarise(out_dir: str, counts: dict) -> str:
+def summarise(out_dir: str, counts: dict, run_id: str) -> str:
 
-    lines = ["", "=== csadetect demo summary ==="]
+    lines = ["", "=== csadetect demo summary ===", f"run id {run_id}"]
     received = counts.get("received", 0)
     hit, non_hit, dead = counts.get("hit", 0), counts.get("non_hit", 0), counts.get("dead_lettered", 0)
     check = "OK" if received == hit + non_hit + dead else "MISMATCH"
     lines.append(f"events received {received} = hits {hit} + non-hits {non_hit} + dead-lettered {dead}  [{check}]")
     lines.append(f"reports written: {counts.get('report', 0)} (duplicates collapsed: {counts.get('duplicate_report', 0)}); "
                  f"hits awaiting human review: {counts.get('hit_review', 0) + counts.get('hit_grooming', 0)}")
-    parquet = sorted(glob.glob(os.path.join(out_dir, "reports", "*.parquet")))
-    jsonl = sorted(glob.glob(os.path.join(out_dir, "reports", "*.jsonl")))
+    parquet = sorted(glob.glob(os.path.join(out_dir, "reports", run_id, "*.parquet")))
+    jsonl = sorted(glob.glob(os.path.join(out_dir, "reports", run_id, "*.jsonl")))
     for path in parquet:
         for r in pq.read_table(path).to_pylist():
             ids = ",".join(r["indicator_ids"][:3])
@@ -201,13 +207,13 @@ def summarise(out_dir: str, counts: dict) -> str:
             else:
                 what = f"distance {r['distance']:>4.0f}  indicators {ids}"
             lines.append(f"  report {r['report_id'][:12]}  {r['event_id']:<28} {r['content_kind']:<5} {what}")
-    for path in sorted(glob.glob(os.path.join(out_dir, "dead_letters", "*.jsonl"))):
+    for path in sorted(glob.glob(os.path.join(out_dir, "dead_letters", run_id, "*.jsonl"))):
         with open(path) as fh:
             for line in fh:
                 d = json.loads(line)
                 lines.append(f"  dead letter  {str(d['event_id']):<28} [{d['stage']}] {d['reason']}")
 
-    for r in ReviewStore(os.path.join(out_dir, "review")).items():
+    for r in ReviewStore(os.path.join(out_dir, "review"), run_id).items():
         if r.get("detection_type") == "new":
             lines.append(f"  new material → human review: {r['event_id']} score {r['score']:.2f} "
                          f"(review threshold {r['threshold']:.2f}, model {r['detector_version']})")
@@ -232,12 +238,20 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=".demo")
     parser.add_argument("--out", default="out")
     args, rest = parser.parse_known_args(argv)
+    try:
+        check_flags(rest, DetectOptions)  # a misspelt pipeline flag: refused before the media are made
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     info = prepare(args.workdir)
     for sub in ("reports", "dead_letters", "review", "stats", "feedback", "notifications", "transparency"):
         shutil.rmtree(os.path.join(args.out, sub), ignore_errors=True)
-    _log(f"demo: running the pipeline on {info['n_events']} events (DirectRunner)")
+    run_id = runs.new_run_id()
+    info["run_id"] = run_id
+    _log(f"demo: running the pipeline on {info['n_events']} events (DirectRunner), run id {run_id}")
     try:
         result = run([
+            "--run_id", run_id,
             "--input_glob", info["events"], "--indicators", info["indicators"], "--public_key", info["public_key"],
             "--report_dir", os.path.join(args.out, "reports"), "--dead_letter_dir", os.path.join(args.out, "dead_letters"),
             "--review_dir", os.path.join(args.out, "review"), "--stats_dir", os.path.join(args.out, "stats"),
@@ -249,7 +263,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     counts = outcome_counts(result)
-    print(summarise(args.out, counts))
+    print(summarise(args.out, counts, run_id))
     print(after_detection(info, args.out))
     return 0
 
@@ -265,7 +279,8 @@ def provider_review(info: dict, out: str) -> tuple[list, list]:
 
     keys = ReportKeys.load(ReportSettings(signing_key=info["signing_key"], evidence_key=info["evidence_key"],
                                           centre_public_key=info["centre_public_key"]))
-    store = ReviewStore(os.path.join(out, "review"))
+    run_id = info["run_id"]
+    store = ReviewStore(os.path.join(out, "review"), run_id)
     lines, reports, stats = [], [], []
     for item in list(store.items()):
         mime, content = crypto.open_content(item["review_evidence"], info["evidence_key"], item["event_id"])
@@ -279,8 +294,8 @@ def provider_review(info: dict, out: str) -> tuple[list, list]:
         lines.append(f"  {item['detector']:<24} {what:<22} evidence opened ({mime}, {len(content)} bytes) → "
                      + ("confirmed: signed report, evidence re-sealed for the EU Centre" if report else
                         "rejected: item and evidence deleted, a counter remains"))
-    write_reports(os.path.join(out, "reports"), reports)
-    write_stats(os.path.join(out, "stats"), stats)
+    write_reports(os.path.join(out, "reports"), reports, run_id=run_id)  # with the run that queued them
+    write_stats(runs.run_dir(os.path.join(out, "stats"), run_id), stats)
     return lines, reports
 
 
@@ -288,7 +303,7 @@ def centre_verdicts(info: dict, out: str) -> tuple[list, str]:
     """Stage 3: the EU Centre verifies each report, opens its evidence and sends a verdict back."""
 
     lines, verdicts = [], []
-    for path in sorted(glob.glob(os.path.join(out, "reports", "*.jsonl"))):
+    for path in sorted(glob.glob(os.path.join(out, "reports", info["run_id"], "*.jsonl"))):
         for line in open(path, encoding="utf-8"):
             report = json.loads(line)
             crypto.verify_report(report, info["provider_public_key"])
@@ -329,7 +344,7 @@ def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
 
     feedback_dir = os.path.join(out, "feedback")
     feedback_run([
-        "--report_glob", os.path.join(out, "reports", "*.jsonl"), "--verdict_glob", verdict_path,
+        "--report_glob", runs.pattern(os.path.join(out, "reports"), ".jsonl", info["run_id"]), "--verdict_glob", verdict_path,
         "--out_dir", feedback_dir, "--notifications_dir", os.path.join(out, "notifications"),
         "--min_verdicts", "1", "--public_key", info["provider_public_key"], "--runner", "FnApiRunner",
     ])

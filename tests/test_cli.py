@@ -11,6 +11,7 @@ import pytest
 from csadetect.media import synth
 from csadetect.cli.main import main
 from tests.conftest import need_shared
+from tests.test_readme import readme_demo_mismatches
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,9 +93,12 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert rc == 0
     summary = capsys.readouterr().out
     assert "[OK]" in summary
+    # the README's summary block is what the demo prints (tests/test_readme.py)
+    assert readme_demo_mismatches(summary, str(tmp_path / "out")) == []
     out = tmp_path / "out"
     info = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    reports = [json.loads(l) for f in (out / "reports").glob("*.jsonl") for l in f.open()]
+    # each store holds the run's records one level down, in the run's directory (csadetect.core.runs)
+    reports = [json.loads(l) for f in (out / "reports").rglob("*.jsonl") for l in f.open()]
     confirmed = {r.get("conversation_id") or r["event_id"]: r for r in reports if r["review_status"] == "confirmed"}
     auto = [r["event_id"] for r in reports if r["review_status"] == "auto_confirmed"]
     assert sorted(auto) == sorted(info["expected_hits"])
@@ -106,15 +110,15 @@ def test_demo_end_to_end(tmp_path, capsys):
         crypto.verify_report(r, info["provider_public_key"])
         assert crypto.open_evidence(r, info["centre_private_key"])[1]
         assert r["order_id"] == "DEMO-ORDER-2026-1"
-    assert list((out / "review").glob("*.parquet")) == []  # every item decided
-    dead = [json.loads(l) for f in (out / "dead_letters").glob("*.jsonl") for l in f.open()]
+    assert list((out / "review").rglob("*.parquet")) == []  # every item decided
+    dead = [json.loads(l) for f in (out / "dead_letters").rglob("*.jsonl") for l in f.open()]
     assert len(dead) == info["n_malformed"]
-    precision = {r["detector"]: r for f in (out / "feedback").glob("precision-*.jsonl") for r in map(json.loads, f.open())}
+    precision = {r["detector"]: r for f in (out / "feedback").rglob("precision-*.jsonl") for r in map(json.loads, f.open())}
     assert precision["known-hash"]["precision"] == 1.0
     assert precision["new-material-classifier"]["manifestly_unfounded"] == len(CENTRE_UNFOUNDED)
     assert "ALERT new-material-classifier" in summary and "precision" in summary
     assert (out / "transparency" / "transparency.html").exists() and (out / "transparency" / "transparency.pdf").exists()
-    notifications = [json.loads(l) for f in (out / "notifications").glob("*.jsonl") for l in f.open()]
+    notifications = [json.loads(l) for f in (out / "notifications").rglob("*.jsonl") for l in f.open()]
     assert any(n["trigger"] == "manifestly_unfounded" for n in notifications)
     everything = json.dumps(reports + dead) + "".join(
         p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".html"))

@@ -538,7 +538,8 @@ def test_every_post_needs_the_csrf_token(console, crafted):
     known = rid(crafted, "known")
     posts = [r.path for r in iter_route_contexts(app.routes) if "POST" in (r.methods or set()) and r.path != "/login"]
     assert set(posts) == {"/logout", "/reports/{report_id}/reveal", "/break", "/reports/{report_id}/verdict",
-                          "/reports/{report_id}/info-request"}
+                          "/reports/{report_id}/info-request", "/reports/{report_id}/release",
+                          "/reports/{report_id}/archive"}
     form = {"verdict": "confirmed", "reason": "matches_known_indicator", "missing": "device"}
     for path in posts:
         url = path.replace("{report_id}", known)
@@ -682,8 +683,8 @@ def test_audit_log_is_append_only_and_holds_no_content(console, crafted, tmp_pat
     assert mirror == table  # the JSON Lines mirror holds exactly the table
     assert all(set(e) == {"seq", "at", "user", "action", "report_id", "detail", "prev_hash", "hash"} for e in mirror)
     assert [e["action"] for e in mirror] == ["user_added"] * 3 + [
-        "login", "view_report", "reveal_evidence", "fetch_evidence", "view_report", "reveal_evidence",
-        "fetch_evidence", "verdict"]
+        "login", "view_report", "claim", "reveal_evidence", "fetch_evidence", "view_report", "claim",
+        "reveal_evidence", "fetch_evidence", "verdict"]
     text = json.dumps([{k: v for k, v in e.items() if k not in ("prev_hash", "hash")} for e in mirror])
     assert (tmp_path / "centre" / "audit.jsonl").read_text().count("\n") == len(mirror)
     forbidden = [t for _, t in CHAT if len(t) > 3] + ["clear meeting request", "acct-", "conv-risk", PASSWORD,
@@ -770,7 +771,8 @@ def test_store_contract_reports_and_queue(store, crafted):
     assert store.get_report(ids["known"])["status"] == "in_review"
     assert store.get_report(ids["tampered"])["signature_status"] == "invalid"
     assert store.counts({"detection_type": "known", "status": "confirmed"}) == {
-        "new": 2, "in_review": 1, "info_requested": 0, "confirmed": 0, "manifestly_unfounded": 0, "open": 3, "all": 3}
+        "new": 2, "in_review": 1, "info_requested": 0, "confirmed": 0, "manifestly_unfounded": 0, "archived": 0,
+        "open": 3, "all": 3}
     assert store.queue_ids("in_review") == [ids["known"]]
     assert store.has_report(ids["new"]) and not store.has_report("ab" * 16) and store.get_report("ab" * 16) is None
 
@@ -847,8 +849,8 @@ def test_console_on_the_in_memory_store(tmp_path, crafted):
         assert c.post("/logout", headers=h, follow_redirects=False).status_code == 303
     assert [m["report_id"] for m in records(tmp_path / "centre" / "verdicts")] == [known]
     assert [e["action"] for e in audit_file(tmp_path)][3:] == [
-        "login", "view_report", "view_blurred", "reveal_evidence", "fetch_evidence", "verdict", "request_info",
-        "logout"]
+        "login", "view_report", "claim", "view_blurred", "reveal_evidence", "fetch_evidence", "verdict",
+        "request_info", "logout"]
 
 
 def test_the_console_uses_its_store_through_the_interface_only():
@@ -1056,9 +1058,9 @@ def test_audit_verify_detects_any_change_or_deletion(console, crafted, tmp_path,
     c.get("/audit")  # refused: rita is no supervisor
     db, log = tmp_path / "centre" / "console.db", tmp_path / "centre" / "audit.jsonl"
     n = len(app.state.console.store.audit_chain()[0])
-    assert n == 8
+    assert n == 9  # 3 users added, login, view_report, claim, reveal, fetch, refused
     code, err = _verify(db, log, capsys)
-    assert code == 0 and "audit log ok: 8 entries" in err
+    assert code == 0 and "audit log ok: 9 entries" in err
     lines = log.read_text().splitlines(keepends=True)
 
     def case(name, sql=(), mirror=None):
@@ -1074,10 +1076,10 @@ def test_audit_verify_detects_any_change_or_deletion(console, crafted, tmp_path,
         1, "error: audit log: database: entry seq 4 was changed (its hash does not match its content)\n")
     assert case("deleted", ["DELETE FROM audit WHERE seq = 5"])[1].endswith("database: entry seq 5 is missing\n")
     assert case("first", ["DELETE FROM audit WHERE seq = 1"])[1].endswith("database: entry seq 1 is missing\n")
-    assert "entry seq 8 is missing (the newest was removed)" in case("newest", ["DELETE FROM audit WHERE seq = 8"])[1]
-    code, err = case("newest-and-counter", ["DELETE FROM audit WHERE seq = 8",
-                                            "UPDATE sqlite_sequence SET seq = 7 WHERE name = 'audit'"])
-    assert code == 1 and "database: entry seq 8 is missing (it is in" in err
+    assert "entry seq 9 is missing (the newest was removed)" in case("newest", ["DELETE FROM audit WHERE seq = 9"])[1]
+    code, err = case("newest-and-counter", ["DELETE FROM audit WHERE seq = 9",
+                                            "UPDATE sqlite_sequence SET seq = 8 WHERE name = 'audit'"])
+    assert code == 1 and "database: entry seq 9 is missing (it is in" in err
     rows = [dict(zip(chain.ENTRY_FIELDS, r)) for r in sqlite3.connect(db).execute(
         f"SELECT {', '.join(chain.ENTRY_FIELDS)} FROM audit ORDER BY seq")]
     forged, prev = [], None  # a consistent chain recomputed after a change: the mirror shows it
@@ -1096,7 +1098,7 @@ def test_audit_verify_detects_any_change_or_deletion(console, crafted, tmp_path,
     assert case("m-edit", mirror=edited)[1].endswith("m-edit.jsonl: entry seq 3 was changed (its hash does not match "
                                                      "its content)\n")
     assert case("m-delete", mirror=lines[:3] + lines[4:])[1].endswith("m-delete.jsonl: entry seq 4 is missing\n")
-    assert "entry seq 8 is missing (it is in the database)" in case("m-cut", mirror=lines[:-1])[1]
+    assert "entry seq 9 is missing (it is in the database)" in case("m-cut", mirror=lines[:-1])[1]
     assert "line 2 is not JSON" in case("m-junk", mirror=[lines[0], "{not json\n"] + lines[2:])[1]
     assert main(["console", "audit", "verify", "--db", str(tmp_path / "nothing.db"), "--no-audit-log"]) == 1
     assert not (tmp_path / "nothing.db").exists()  # verify creates nothing

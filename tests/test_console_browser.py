@@ -6,8 +6,11 @@ Covers: login (a wrong password is refused), the queue order and keyboard naviga
 report, evidence blurred until a deliberate reveal and blurred again after the reveal period, the
 grooming conversation with its evidence messages highlighted, a verdict that arrives on the
 feedback topic, a reviewer who cannot overturn a verdict (a supervisor can), and requests without
-a CSRF token refused. Screenshots go to test-artifacts/console/ (benign generated pictures and a
-synthetic chat only)."""
+a CSRF token refused; and the store staying true (issue 13 §7): signatures checked again after a
+restart with the provider key, evidence sealed for another key said and archived, a claim shown to
+a second reviewer who cannot decide until it expires, and the verdict reasons of each detection
+type. Screenshots go to test-artifacts/console/ (benign generated pictures and a synthetic chat
+only)."""
 from __future__ import annotations
 
 import io
@@ -16,6 +19,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,8 @@ from PIL import Image
 from csadetect.console.app import create_app
 from tests.conftest import make_report_keys
 from tests.pubsub_emulator import PubSubAdmin
-from tests.test_console import CHAT, PASSWORD, QUEUE_ORDER, add_users, console_config, craft_reports
+from tests.test_console import CHAT, PASSWORD, QUEUE_ORDER, Clock, add_users, console_config, craft_reports
+from tests.test_console_storage import two_demos  # noqa: F401 - the fixture: one set of reports made twice
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts" / "console"
@@ -44,6 +49,27 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def served(app):
+    """``app`` served by uvicorn in a thread on a free port; yields its URL, stops it after."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +269,8 @@ def test_evidence_blurred_until_revealed_and_blurred_again(site, browser):
     shot(browser, "06-detail-reblurred")
     assert fetch_status(browser, url, method="GET") == 410  # the one-time link is spent
     audit = [e for e in site["app"].state.console.store.audit_entries(20) if e["report_id"] == known]
-    assert [e["action"] for e in audit][:4] == ["fetch_evidence", "reveal_evidence", "view_blurred", "view_report"]
+    assert [e["action"] for e in audit][:5] == ["fetch_evidence", "reveal_evidence", "view_blurred", "claim",
+                                                "view_report"]
     spent = site["app"].state.console.store.audit_entries(1)[0]  # the spent link's refusal is audited too
     assert (spent["action"], spent["user"], spent["detail"]) == ("refused", "rita", "410 GET /evidence/{token} link_expired")
 
@@ -361,3 +388,107 @@ def test_requests_without_a_csrf_token_are_refused(site, browser):
     refused = [e for e in site["app"].state.console.store.audit_entries(5) if e["action"] == "refused"][:2]
     assert [(e["user"], e["report_id"], e["detail"]) for e in refused] == [
         ("rita", bad, "403 POST /reports/{report_id}/verdict csrf"), ("rita", bad, "403 POST /reports/{report_id}/reveal csrf")]
+
+
+# ------------------------------------------------------- the store stays true (issue 13 §7)
+
+
+def _app(tmp_path, two_demos, reports="first", keys="first", users=True, **overrides):  # noqa: F811
+    config = console_config(tmp_path, two_demos[keys]["paths"], two_demos[reports]["dir"], **overrides)
+    app = create_app(config)
+    if users:
+        add_users(app.state.console.store)
+    return app
+
+
+def test_signatures_checked_again_after_a_restart_with_the_provider_key(tmp_path, two_demos, browser):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    known = two_demos["first"]["reports"]["known"]["report"]["report_id"]
+    with served(_app(tmp_path, two_demos, provider_public_key=None)) as url:
+        login(browser, {"url": url}, "sam")
+        browser.get(f"{url}/reports/{known}")
+        assert "signature not checked" in browser.find_element(By.ID, "signature").text
+    browser.delete_all_cookies()
+    with served(_app(tmp_path, two_demos, users=False)) as url:  # the same database, started with the key
+        login(browser, {"url": url}, "sam")
+        browser.get(f"{url}/reports/{known}")
+        signature = wait(browser, lambda d: d.find_element(By.ID, "signature"), what="the signature")
+        fingerprint = two_demos["first"]["reports"]["known"]["report"]["signature"].split(":")[1]
+        assert "provider signature verified" in signature.text and fingerprint in signature.text
+        shot(browser, "13-signature-rechecked")
+
+
+def test_evidence_sealed_for_another_key_is_said_and_archived(tmp_path, two_demos, browser):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    known = two_demos["first"]["reports"]["known"]["report"]["report_id"]
+    theirs = two_demos["first"]["reports"]["known"]["report"]["evidence_encrypted"].split(":")[1]
+    mine = two_demos["second"]["reports"]["known"]["report"]["evidence_encrypted"].split(":")[1]
+    with served(_app(tmp_path, two_demos, reports="first", keys="second")) as url:
+        login(browser, {"url": url}, "rita")
+        browser.get(f"{url}/reports/{known}")
+        note = wait(browser, lambda d: d.find_element(By.ID, "evidence-other-key"), what="the sealed-for note")
+        assert "Sealed for another key" in note.text
+        assert browser.find_element(By.ID, "sealed-for").text == theirs
+        assert browser.find_element(By.ID, "console-key").text == mine
+        assert not browser.find_elements(By.ID, "reveal")
+        shot(browser, "14-sealed-for-another-key")
+        browser.find_element(By.ID, "archive").click()
+        flash = wait(browser, lambda d: d.find_elements(By.ID, "flash"), what="the confirmation")[0]
+        assert "Report archived" in flash.text
+        rows = [r.get_attribute("data-report-id") for r in browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-report-id]")]
+        assert known not in rows and len(rows) == 4
+        browser.find_element(By.CSS_SELECTOR, '#status-tabs a[data-status="archived"]').click()
+        wait(browser, lambda d: [r.get_attribute("data-report-id") for r in
+                                 d.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-report-id]")] == [known],
+             what="the archived report")
+        shot(browser, "15-archived")
+
+
+def test_a_claim_is_shown_refused_to_another_reviewer_and_expires(tmp_path, two_demos, browser):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    clock = Clock(time.time())
+    config = console_config(tmp_path, two_demos["first"]["paths"], two_demos["first"]["dir"],
+                            session_idle_seconds=7200)
+    app = create_app(config, clock=clock)
+    add_users(app.state.console.store)
+    groom = two_demos["first"]["reports"]["grooming"]["report"]["report_id"]
+    with served(app) as url:
+        site = {"url": url}
+        login(browser, site, "rita")
+        browser.get(f"{url}/reports/{groom}")
+        assert "You are reviewing" in wait(browser, lambda d: d.find_element(By.ID, "claim-mine"), what="the claim").text
+        offered = {o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#reason option[data-verdict]")}
+        assert offered == {"grooming_confirmed", "benign_content", "insufficient_evidence", "other"}  # grooming's only
+        browser.delete_all_cookies()
+        login(browser, site, "vera")
+        browser.get(url + "/")
+        cell = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-report-id="{groom}"] td.assignee'),
+                    what="the assignee")
+        assert cell.text == "rita"
+        shot(browser, "16-queue-assignee")
+        browser.get(f"{url}/reports/{groom}")
+        other = wait(browser, lambda d: d.find_element(By.ID, "claim-other"), what="the claim note")
+        assert "Claimed by rita" in other.text and not browser.find_elements(By.ID, "verdict-form")
+        assert "rita is reviewing" in browser.find_element(By.ID, "verdict-locked").text
+        shot(browser, "17-claimed-by-another")
+        token = browser.find_element(By.CSS_SELECTOR, 'meta[name="csrf-token"]').get_attribute("content")
+        status = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "const body = new URLSearchParams({csrf_token: arguments[1], verdict: 'manifestly_unfounded',"
+            " reason: 'benign_content'});"
+            "fetch(arguments[0], {method: 'POST', body, credentials: 'same-origin'}).then(r => done(r.status));",
+            f"/reports/{groom}/verdict", token)
+        assert status == 409 and app.state.console.store.verdicts(groom) == []
+        clock.advance(31 * 60)  # rita's claim expires (30 minutes)
+        browser.get(f"{url}/reports/{groom}")
+        assert wait(browser, lambda d: d.find_element(By.ID, "claim-mine"), what="vera's claim")
+        assert browser.find_elements(By.ID, "verdict-form")
+        browser.find_element(By.ID, "release").click()
+        flash = wait(browser, lambda d: d.find_elements(By.ID, "flash"), what="the confirmation")[0]
+        assert "Claim released" in flash.text
+    assert [(e["action"], e["user"]) for e in reversed(app.state.console.store.audit_entries(100, groom))
+            if e["action"].startswith("claim")] == [("claim", "rita"), ("claim_expired", None), ("claim", "vera"),
+                                                   ("claim_released", "vera")]

@@ -35,6 +35,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -61,10 +62,20 @@ DATAFLOW_FLAGS = ["--runner=DataflowRunner", *DRY_RUN, f"--project={PROJECT}", "
                   f"--temp_location={BUCKET}/tmp", "--streaming"]
 
 
+def orders_config() -> str:
+    """A config file with a real (non-demo) detection order: the demo order is refused on Dataflow."""
+    path = Path(tempfile.mkdtemp(prefix="csadetect-orders-")) / "orders.json"
+    path.write_text(json.dumps({"orders": [{
+        "order_id": "ORDER-2026-7", "authority": "example coordinating authority",
+        "detection_types": ["known", "new", "grooming"], "services": ["photos", "videos", "chat"],
+        "start": "2026-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z"}]}))
+    return str(path)
+
+
 def detect_argv() -> list[str]:
     """The detection pipeline, every feature on, through ``--profile dataflow``."""
     return [
-        "--profile=dataflow", *DRY_RUN, f"--setup_file={REPO / 'setup.py'}",
+        "--profile=dataflow", f"--config={orders_config()}", *DRY_RUN, f"--setup_file={REPO / 'setup.py'}",
         f"--input_subscription=projects/{PROJECT}/subscriptions/uploads",
         f"--indicators={BUCKET}/indicators", f"--public_key={BUCKET}/keys/indicators_public.pem",
         f"--report_topic=projects/{PROJECT}/topics/hits",
@@ -80,7 +91,7 @@ def detect_argv() -> list[str]:
 def feedback_argv() -> list[str]:
     """The streaming feedback pipeline, Dataflow options as plain flags."""
     return [
-        *DATAFLOW_FLAGS,
+        *DATAFLOW_FLAGS, f"--config={orders_config()}",
         f"--report_subscription=projects/{PROJECT}/subscriptions/reports",
         f"--verdict_subscription=projects/{PROJECT}/subscriptions/centre-verdicts",
         f"--notifications_topic=projects/{PROJECT}/topics/notifications",

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from csadetect.reports import crypto
+from csadetect.review.store import ReviewStore
 from csadetect.media import synth
 from csadetect.events.event import make_event
 from tests.pubsub_emulator import PubSubAdmin
@@ -150,7 +151,8 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
         assert sorted(by_key) == ["conv-risk", "rejected-new-zq", "review-crop", "review-new-a"], sorted(by_key)
         for item in items:
             assert item["review_status"] == "pending" and item["review_evidence"] and item["evidence_encrypted"] is None
-        assert len(os.listdir(out / "review")) == 4  # the review store
+        store = ReviewStore(str(out / "review"))  # every run's items (this run's: <review>/<RUN_ID>/)
+        assert len(store.ids()) == 4  # the review store
 
         # 2. reviewers: confirm three through the verdict topic, reject one
         for key in ("review-crop", "review-new-a", "conv-risk"):
@@ -169,9 +171,9 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
         conversation = json.loads(crypto.open_evidence(by_event["conv-risk"], keys["centre_private_key"])[1])
         assert conversation["conversation_id"] == "conv-risk" and conversation["messages"]
         deadline = time.monotonic() + 30
-        while os.listdir(out / "review") and time.monotonic() < deadline:
+        while store.ids() and time.monotonic() < deadline:
             time.sleep(1)
-        assert os.listdir(out / "review") == []  # decided items leave the store
+        assert store.ids() == []  # decided items leave the store
 
         # 3. the Centre's verdicts: the new-material report is manifestly unfounded
         for key, r in by_event.items():

@@ -79,10 +79,12 @@ def test_round_trip(tmp_path, capsys, media):
     for name in os.listdir(dih):
         hit = by_name[name]
         assert hit["matched"] and [m["indicator_id"] for m in hit["matches"] if m["kind"] == "pdq"] == [bridge_pdq]
-        assert set(hit["matches"][0]) == {"indicator_id", "kind", "distance", "category"}
+        assert set(hit["matches"][0]) == {"indicator_id", "kind", "distance", "category", "threshold", "note", "view",
+                                          "transform", "quality"}
         assert len(hit["matches"]) == (3 if name == "bridge-1-original.jpg" else 1)  # + md5, sha256
     exact = by_name["bridge-1-original.jpg"]["matches"]
-    assert exact[0] == {"indicator_id": bridge_pdq, "kind": "pdq", "distance": 0, "category": "test"}
+    assert exact[0] == {"indicator_id": bridge_pdq, "kind": "pdq", "distance": 0, "category": "test", "threshold": 31,
+                        "note": "bridge-1-original.jpg", "view": "original", "transform": "original", "quality": 100}
     assert [m["kind"] for m in exact] == ["pdq", "md5", "sha256"]
     assert by_name["q0291.jpg"] == {"path": str(labelme / "q0291.jpg"), "matched": False, "matches": []}
     assert by_name["gone.jpg"] == {"path": str(missing), "error": "file not found"}
@@ -137,6 +139,9 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     # PDQ misses the crop; the embedding finds it (one or more rows of k0, nothing else)
     assert crop and {m["kind"] for m in crop} == {"embedding"} and {m["indicator_id"] for m in crop} <= k0_ids
     assert crop[0]["similarity"] >= KIND.metadata()["threshold"] and abs(crop[0]["distance"] - (1 - crop[0]["similarity"])) < 1e-5
+    # the line says the threshold (as a distance), the note (the known file) and the query's input that matched
+    assert crop[0]["threshold"] == round(1 - KIND.metadata()["threshold"], 6) and crop[0]["note"] == "k0.jpg"
+    assert crop[0]["view"] in ("image", "image:flip") and crop[0]["distance"] <= crop[0]["threshold"] + 1e-6
     assert by_name["other.jpg"]["matched"] is False
     code, out, _ = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
                        queries / "crop.jpg")
@@ -193,7 +198,13 @@ def test_needles_build_with_format(tmp_path, capsys):
     run(capsys, "indicators", "keygen", "--out", keys)
     copy = tmp_path / "needles.list"
     shutil.copy(needles, copy)
-    code, out, _ = run(capsys, "indicators", "build", "--input", copy, "--format", "hashes",
+    # 64 hex digits could be PDQ or SHA-256: without --kind the build refuses in one line
+    code, out, err = run(capsys, "indicators", "build", "--input", copy, "--format", "hashes",
+                         "--key", keys / "private.pem", "--out", tmp_path / "db")
+    assert code == 1 and out == [] and err.count("\n") == 1
+    assert f"{copy}:1: 64 hex digits could be pdq or sha256" in err and "pass --kind" in err
+    assert not (tmp_path / "db").exists()
+    code, out, _ = run(capsys, "indicators", "build", "--input", copy, "--format", "hashes", "--kind", "pdq",
                        "--key", keys / "private.pem", "--out", tmp_path / "db")
     assert code == 0 and out[0]["counts"]["kinds"] == {"pdq": {"active": 100, "disabled": 0}}
 
@@ -201,3 +212,30 @@ def test_needles_build_with_format(tmp_path, capsys):
 def test_main_helper(tmp_path, capsys):
     assert cli.main(["indicators", "keygen", "--out", str(tmp_path / "k")]) == 0
     assert json.loads(capsys.readouterr().out)["key_id"]
+
+
+def test_config_before_or_after_the_command(tmp_path, capsys):
+    """``--config`` given after ``match`` is read; given before it, the subcommand's own option
+    (default SUPPRESS) does not reset it."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("match:\n  pdq_threshold: -1\n")
+    for argv in (["--config", bad, "match", "--indicators", tmp_path, "x.jpg"],
+                 ["match", "--config", bad, "--indicators", tmp_path, "x.jpg"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and out == [] and err.count("\n") == 1 and "pdq_threshold" in err, argv
+
+
+def test_import_and_export_are_indicators_commands(tmp_path, capsys):
+    keys = tmp_path / "keys"
+    run(capsys, "indicators", "keygen", "--out", keys)
+    listing = tmp_path / "md5.txt"
+    listing.write_text("d35c785545392755e7e4164457657269\n")
+    code, out, err = run(capsys, "indicators", "import", listing, "--out", tmp_path / "db", "--key", keys / "private.pem")
+    assert code == 0 and out[0]["imported"] == 1 and out[0]["format"] == "list" and "imported 1, refused 0" in err
+    code, out, _ = run(capsys, "indicators", "export", tmp_path / "db", "--public-key", keys / "public.pem",
+                       "--format", "list", "--out", tmp_path / "back.txt")
+    assert code == 0 and (tmp_path / "back.txt").read_text() == "# kind: md5\nd35c785545392755e7e4164457657269\n"
+    code, _, err = run(capsys, "indicators", "import", listing)
+    assert code == 1 and err.count("\n") == 1 and "--out DBDIR --key" in err
+    code, _, err = run(capsys, "indicators", "import", listing, "--out", tmp_path / "db2")
+    assert code == 1 and "--out needs --key" in err

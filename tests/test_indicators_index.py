@@ -140,8 +140,8 @@ def test_memory_per_indicator_flat(random_db):
 @pytest.mark.parametrize("mode", MODES)
 def test_needles_vs_haystack(mode):
     base = need_shared("pdq", "reg-test-input")
-    haystack = read_hashes(str(base / "haystack.txt"))
-    needles = read_hashes(str(base / "needles.txt"))
+    haystack = read_hashes(str(base / "haystack.txt"), "pdq")  # 64 hex digits: the kind is never guessed
+    needles = read_hashes(str(base / "needles.txt"), "pdq")
     index = _index(haystack, mode)
     codes = np.stack([np.frombuffer(bytes.fromhex(r.value), np.uint8) for r in haystack])
     total = 0

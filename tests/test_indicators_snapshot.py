@@ -180,7 +180,7 @@ def test_read_jsonl_bad_rows(tmp_path, line, message):
 
 def test_read_needles():
     path = need_shared("pdq", "reg-test-input", "needles.txt")
-    rows = read_indicators(str(path))
+    rows = read_indicators(str(path), kind="pdq")
     assert len(rows) == 100
     assert rows[0].indicator_id == "needles-1" and rows[0].kind == "pdq" and rows[0].value == PDQ_A
     assert rows[-1].indicator_id == "needles-100"
@@ -190,9 +190,9 @@ def test_read_hashes_bad_line(tmp_path):
     path = tmp_path / "list.txt"
     path.write_text(f"# comment\n{PDQ_A}\n\n{PDQ_B}x\n")
     with pytest.raises(IndicatorError, match=r"list\.txt:4: pdq value must be 64 hex characters, got 65"):
-        read_hashes(str(path))
+        read_hashes(str(path), "pdq")
     path.write_text(f"{PDQ_A}\n\n{PDQ_B}\n")
-    assert [r.indicator_id for r in read_hashes(str(path))] == ["list-1", "list-3"]
+    assert [r.indicator_id for r in read_hashes(str(path), "pdq")] == ["list-1", "list-3"]
 
 
 def test_format_choice(tmp_path):
@@ -204,7 +204,7 @@ def test_format_choice(tmp_path):
         format_for("a.csv", "xml")
     path = tmp_path / "hashes.dat"
     path.write_text(PDQ_A + "\n")
-    assert read_indicators(str(path), "hashes")[0].value == PDQ_A
+    assert read_indicators(str(path), "hashes", "pdq")[0].value == PDQ_A
 
 
 # ------------------------------------------------------------------------------- signing

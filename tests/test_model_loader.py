@@ -146,3 +146,33 @@ def test_model_kind_metadata_and_load_errors_are_one_line(tiny, tmp_path):
         loaded, metadata, path = kind.load(spec)
         assert metadata == {"threshold": 0.5} and path == Path(spec)
         np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x).numpy(), rtol=1e-5)
+
+
+def test_tensorflow_start_up_noise_is_dropped_and_other_lines_kept(tmp_path):
+    """import_tensorflow captures fd 2 around the import and device discovery: TensorFlow's known
+    start-up lines go, anything else is written back; $CSADETECT_VERBOSE captures nothing."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os, types\n"
+        "os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "os.write(2, b'a line that is not noise\\n')\n"
+        "def _devices():\n"
+        "    os.write(2, b'E0000 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\\n')\n"
+        "    return []\n"
+        "config = types.SimpleNamespace(list_physical_devices=_devices)\n")
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+            "from csadetect.models.loader import import_tensorflow\n"
+            "tf = import_tensorflow(); import_tensorflow(); print(tf.__name__)\n")
+    env = {k: v for k, v in os.environ.items() if k != "CSADETECT_VERBOSE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "tensorflow"
+    assert out.stderr.splitlines() == ["a line that is not noise"]
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(env, CSADETECT_VERBOSE="1"))
+    assert "oneDNN" in loud.stderr and "a line that is not noise" in loud.stderr

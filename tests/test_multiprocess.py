@@ -115,11 +115,14 @@ def run_args(world: dict, out: Path, report_keys: dict) -> list[str]:
         f"--report_dir={out / 'reports'}", f"--review_dir={out / 'review'}", f"--dead_letter_dir={out / 'dead'}",
         f"--stats_dir={out / 'stats'}", f"--signing_key={keys['signing_key']}", f"--evidence_key={keys['evidence_key']}",
         f"--centre_public_key={keys['centre_public_key']}", f"--config={world['config']}", "--runner=FnApiRunner",
+        "--run_id=compare-1",  # one run id for both runs (in their own folders): the same report ids
     ]
 
 
 def jsonl(folder: Path) -> list[dict]:
-    return [json.loads(line) for f in sorted(glob.glob(str(folder / "*.jsonl"))) for line in open(f) if line.strip()]
+    """The records of every run under ``folder`` (``<folder>/<RUN_ID>/*.jsonl``)."""
+    return [json.loads(line) for f in sorted(glob.glob(str(folder / "**" / "*.jsonl"), recursive=True))
+            for line in open(f) if line.strip()]
 
 
 def outputs(out: Path) -> dict:

@@ -76,3 +76,15 @@ def test_run_refuses_to_start_without_an_active_order(tmp_path):
 def test_ungated_events_keep_working():
     event = parse_event(__import__("json").dumps(make_event("e1", b"abc")).encode())
     assert event.orders is None and event.order_for("known") == ("", "")
+
+
+def test_the_shipped_order_is_marked_demo_and_an_operators_orders_replace_it(tmp_path):
+    """The demo order is marked in default.yaml (`demo: true`, validated by the schema), not
+    recognised by its name; an operator's `orders:` list replaces it."""
+    default = load_settings()
+    assert [(o.order_id, o.demo) for o in default.orders] == [("DEMO-ORDER-2026-1", True)]
+    assert default.demo_orders() == list(default.orders)
+    own = _settings()
+    assert own.demo_orders() == [] and {o.demo for o in own.orders} == {False}
+    with pytest.raises(ConfigError, match=r"invalid config at orders\.0\.demo"):
+        load_settings(overrides={"orders": [dict(ORDERS[0], demo="perhaps")]})

@@ -433,6 +433,7 @@ NOT_TEMPLATE_PARAMETERS = {
     "kafka_topic": "Kafka input (--read_via kafka); the template reads a Pub/Sub subscription",
     "kafka_consumer_config": "Kafka input (--read_via kafka); the template reads a Pub/Sub subscription",
     "expansion_service": "Java expansion service for xlang reads on portable runners; not used on Dataflow",
+    "run_id": "each launch gets a new run id; a template launch must never reuse one",
 }
 
 PARAM_TYPES = {"TEXT", "GCS_READ_FILE", "GCS_READ_FOLDER", "GCS_WRITE_FILE", "GCS_WRITE_FOLDER",

@@ -87,16 +87,20 @@ def test_batch_pipeline_reports_dead_letters_and_counters(world):
     assert counts["hit"] == 4 and counts["non_hit"] == 1 and counts["dead_lettered"] == 3
     assert counts["report"] == 3 and counts["duplicate_report"] == 1
 
-    out = world["work"] / "out"
-    tables = [pq.read_table(f) for f in glob.glob(str(out / "reports" / "*.parquet"))]
+    out, run = world["work"] / "out", outs["run_id"]
+    assert sorted(os.listdir(out / "reports")) == [run]  # the run's own directory, nothing else
+    tables = [pq.read_table(f) for f in glob.glob(str(out / "reports" / run / "*.parquet"))]
     rows = [r for t in tables for r in t.to_pylist()]
     assert sorted(r["event_id"] for r in rows) == ["hit-a", "hit-b", "uri-hit"]
-    jsonl = [json.loads(l) for f in glob.glob(str(out / "reports" / "*.jsonl")) for l in open(f)]
+    jsonl = [json.loads(l) for f in glob.glob(str(out / "reports" / run / "*.jsonl")) for l in open(f)]
     assert {r["report_id"] for r in jsonl} == {r["report_id"] for r in rows}
     everything = "".join(open(f).read() for f in glob.glob(str(out / "**" / "*.jsonl"), recursive=True))
     assert "miss-1" not in everything and "acct-miss" not in everything
-    dead = [json.loads(l) for f in glob.glob(str(out / "dead" / "*.jsonl")) for l in open(f)]
-    assert all(set(d) == {"event_id", "stage", "reason", "at"} for d in dead)
+    dead = [json.loads(l) for f in glob.glob(str(out / "dead" / run / "*.jsonl")) for l in open(f)]
+    assert len(dead) == 3 and all(set(d) == {"event_id", "stage", "reason", "at"} for d in dead)
+    assert glob.glob(str(out / "stats" / run / "stats-*.jsonl"))
+    left = [p for p in glob.glob(str(out / "**" / ".temp*"), recursive=True)]
+    assert left == []  # the file writes' temporary folders are gone
 
 
 def test_report_ids_are_deterministic(world):
@@ -104,14 +108,22 @@ def test_report_ids_are_deterministic(world):
 
     assert report_id("p", "e", "known-hash") == report_id("p", "e", "known-hash")
     assert report_id("p", "e", "known-hash") != report_id("p", "e2", "known-hash")
+    # within a run the same event gives the same id; another run gives another id
+    assert report_id("p", "e", "known-hash", "run-1") == report_id("p", "e", "known-hash", "run-1")
+    assert report_id("p", "e", "known-hash", "run-1") != report_id("p", "e", "known-hash", "run-2")
+    assert report_id("p", "e", "known-hash", "run-1") != report_id("p", "e", "known-hash")
 
 
 def test_dataflow_translation_offline(world, tmp_path):
     """The streaming graph translates for Dataflow with no cloud account (nothing is submitted)."""
     from csadetect.pipelines.detect import run
 
+    config = tmp_path / "orders.json"  # a real order: the demo order is refused on Dataflow
+    config.write_text(json.dumps({"orders": [{
+        "order_id": "ORDER-1", "authority": "test authority", "detection_types": ["known", "new", "grooming"],
+        "services": ["photos"], "start": "2026-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z"}]}))
     result = run([
-        "--runner=DataflowRunner", "--dry_run=True", "--no_auth", "--project=example-project",
+        f"--config={config}", "--runner=DataflowRunner", "--dry_run=True", "--no_auth", "--project=example-project",
         "--region=us-central1", "--temp_location=gs://example-bucket/tmp",
         "--staging_location=gs://example-bucket/staging", "--sdk_location=container", "--streaming",
         "--input_subscription=projects/example-project/subscriptions/uploads",

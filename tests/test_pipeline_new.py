@@ -69,12 +69,12 @@ def _settings(world, name, **extra):
 
 
 def _records(folder):
-    """Report files (JSON Lines), or the review store (one Parquet file per item)."""
+    """Report files (JSON Lines) of every run, or the review store (one Parquet file per item, every run)."""
     if folder.name == "review":
         from csadetect.review.store import ReviewStore
 
         return list(ReviewStore(str(folder)).items())
-    return [json.loads(line) for f in glob.glob(str(folder / "*.jsonl")) for line in open(f)]
+    return [json.loads(line) for f in glob.glob(str(folder / "**" / "*.jsonl"), recursive=True) for line in open(f)]
 
 
 def test_policy_review_required(world):

@@ -183,7 +183,7 @@ def test_each_poison_line_between_valid_events(world, tmp_path):
     assert counts["received"] == counts.get("hit", 0) + counts.get("non_hit", 0) + counts.get("dead_lettered", 0)
     assert counts["hit"] == len(poison) and counts["dead_lettered"] == len(poison)
     out = world["work"] / "out" / "dead"
-    written = [json.loads(l) for f in glob.glob(str(out / "*.jsonl")) for l in open(f, encoding="utf-8")]
+    written = [json.loads(l) for f in glob.glob(str(out / "*" / "*.jsonl")) for l in open(f, encoding="utf-8")]
     assert {d["event_id"] for d in written} >= {eid for _, _, eid, _ in poison}
 
 

@@ -274,3 +274,59 @@ def test_no_wait_until_finish_is_honoured(tmp_path, monkeypatch, flag, waits):
     csadetect.pipelines.feedback.run(["--report_glob", str(tmp_path / "r.jsonl"), "--verdict_glob", str(tmp_path / "v.jsonl"),
                             "--out_dir", str(tmp_path / "fb"), "--notifications_dir", str(tmp_path / "n"), *flag])
     assert result.wait_until_finish.called == waits
+
+
+# -- the demo detection order is for local runs only ---------------------------------------------
+
+TEST_ORDERS = REPO / "tests" / "data" / "test_orders.yaml"
+
+
+def test_demo_order_only_on_this_machine():
+    """`--profile dataflow` used to run real scanning under DEMO-ORDER-2026-1 (not a real order)."""
+    from csadetect.config.profiles import check_demo_orders
+
+    demo = load_settings()
+    for runner, profile in (("FnApiRunner", None), ("DirectRunner", None), ("FnApiRunner", "direct"),
+                            ("DirectRunner", "direct")):
+        check_demo_orders(demo, runner, load_profile(profile) if profile else None)
+    for runner, profile, where in (("DataflowRunner", "dataflow", "the dataflow profile"),
+                                   ("FlinkRunner", "flink", "the flink profile"),
+                                   ("FnApiRunner", "flink", "the flink profile"),  # a profile other than direct
+                                   ("DataflowRunner", None, "runner DataflowRunner"),
+                                   ("PortableRunner", None, "runner PortableRunner"),
+                                   ("DataflowRunner", "direct", "runner DataflowRunner")):
+        with pytest.raises(ConfigError) as err:
+            check_demo_orders(demo, runner, load_profile(profile) if profile else None)
+        assert str(err.value) == (f"{where} may not run under the demo detection order DEMO-ORDER-2026-1 (demo: true, "
+                                  "not a real order): put your detection orders in a --config file (its `orders:` "
+                                  "list replaces the demo's)")
+    real = load_settings(str(TEST_ORDERS))
+    check_demo_orders(real, "DataflowRunner", load_profile("dataflow"))
+    check_demo_orders(real, "FlinkRunner", load_profile("flink"))
+
+
+class GraphBuilt(Exception):
+    pass
+
+
+def test_run_refuses_the_demo_order_on_dataflow_before_the_graph(monkeypatch, capsys):
+    def graph(*args, **kwargs):
+        raise GraphBuilt()
+
+    monkeypatch.setattr(csadetect.pipelines.detect, "build_pipeline", graph)
+    for name, value in FULL_ENV.items():
+        monkeypatch.setenv(name, value)
+    argv = ["--profile", "dataflow", "--input_subscription", "projects/example-project/subscriptions/uploads", "--dry_run=True",
+            "--no_auth", "--sdk_location=container", "--staging_location=gs://example-bucket/staging",
+            f"--setup_file={REPO / 'setup.py'}", "--indicators=gs://example-bucket/indicators"]
+    assert csadetect.pipelines.detect.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: the dataflow profile may not run under the demo detection order")
+    assert "effective options" not in err  # refused before anything is printed as accepted
+    no_profile = ["--runner=DataflowRunner", "--project=example-project", "--region=europe-west1", "--temp_location=gs://b/t",
+                  "--streaming"] + argv[2:]
+    assert csadetect.pipelines.detect.main(no_profile) == 2
+    assert "error: runner DataflowRunner may not run under the demo detection order" in capsys.readouterr().err
+    # with the operator's orders the check passes and the graph is built
+    with pytest.raises(GraphBuilt):
+        csadetect.pipelines.detect.run(argv + [f"--config={TEST_ORDERS}"])

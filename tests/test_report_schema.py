@@ -59,13 +59,13 @@ def test_pipeline_reports_validate(tmp_path):
     assert demo_main(["--workdir", str(tmp_path / "demo"), "--out", str(tmp_path / "out"),
                       "--config", str(_no_review_config(tmp_path))]) == 0
     validator = jsonschema.Draft202012Validator(json_schema())
-    reports = [json.loads(line) for f in (tmp_path / "out" / "reports").glob("*.jsonl") for line in f.open()]
+    reports = [json.loads(line) for f in (tmp_path / "out" / "reports").rglob("*.jsonl") for line in f.open()]
     assert {r["detection_type"] for r in reports} == {"known", "new", "grooming"}  # grooming confirmed by the demo reviewer
     for r in reports:
         validator.validate(r)
     import pyarrow.parquet as pq
 
-    for f in (tmp_path / "out" / "reports").glob("*.parquet"):
+    for f in (tmp_path / "out" / "reports").rglob("*.parquet"):
         assert pq.read_schema(f).remove_metadata().equals(REPORT_SCHEMA)
 
 

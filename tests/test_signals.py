@@ -18,7 +18,7 @@ from csadetect.config.settings import Limits, MatchSettings
 from csadetect.core.keys import generate_keypair
 from csadetect.events.event import make_event, parse_event
 from csadetect.indicators.index import load_index
-from csadetect.indicators.rows import Indicator, IndicatorError, from_media, read_csv
+from csadetect.indicators.rows import Indicator, IndicatorError, from_media, kind_named, read_csv
 from csadetect.indicators.snapshot import SnapshotError, build_snapshot, load_snapshot
 from csadetect.media import synth
 from csadetect.media.hashing import hash_file, hash_image, hash_image_with_views
@@ -163,7 +163,7 @@ def test_sha1_end_to_end(tmp_path, capsys):
     code, out, _ = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
                        known, other)
     assert code == 0 and out[0]["matches"] == [{"indicator_id": "sha1s-2", "kind": "sha1", "distance": 0,
-                                                "category": "unspecified"}]
+                                                "category": "unspecified", "threshold": 0, "note": ""}]
     assert out[1]["matched"] is False
 
     rows_csv = tmp_path / "rows.csv"
@@ -319,3 +319,17 @@ def test_hex_column_check_rejects_a_bad_trusted_table(tmp_path):
     private, _ = generate_keypair(tmp_path / "keys")
     with pytest.raises(SnapshotError, match="invalid \\(or upper-case\\) hex in a 16-byte hash value"):
         build_snapshot(table, tmp_path / "db", private)
+
+
+def test_names_in_hash_lists_are_one_kind_each():
+    """A kind's name or alias (how other tools write it in hash lists) names exactly one kind, and
+    the python-threatexchange name a kind exports as imports back as that kind."""
+    seen: dict[str, str] = {}
+    for name, signal in SIGNAL_TYPES.items():
+        for spelling in (name, *signal.aliases):
+            assert spelling == spelling.lower() and spelling not in seen, (spelling, seen.get(spelling))
+            seen[spelling] = name
+            assert kind_named(spelling.upper()) == name
+        if signal.threatexchange:
+            assert kind_named(signal.threatexchange) == name
+    assert kind_named("url") is None and kind_named("") is None

@@ -90,8 +90,10 @@ def test_help_lists_the_source_options(capsys):
     (["--read_via", "xlang_pubsub", "--input_subscription", "projects/p/subscriptions/s"], "Invalid PubSub project"),
     (["--input_glob", "x", "--kafka_topic", "t"], "--kafka_topic only apply with --read_via kafka"),
     (["--input_glob", "x", "--expansion_service", "localhost:8097"], "--expansion_service only applies with"),
-    ([], "give exactly one input"),
-    (["--input_glob", "x", "--input_media_glob", "y"], "give exactly one input"),
+    ([], "no input: give one of --input_subscription, --input_glob or --input_media_glob (none of them was given)"),
+    (["--input_glob", "x", "--input_media_glob", "y"],
+     "give exactly one input of --input_subscription, --input_glob or --input_media_glob, "
+     "not --input_glob and --input_media_glob"),
 ])
 def test_validation_errors_are_one_line(argv, message):
     with pytest.raises(ConfigError) as exc:
@@ -277,3 +279,51 @@ def test_file_source_reads_lines_as_bytes_and_survives_invalid_utf8(tmp_path):
     with BeamTestPipeline(runner="FnApiRunner") as p:
         lines = p | ReadEvents(Source(glob=str(path)))
         assert_that(lines, equal_to([b'{"a": 1}', b"\xff\xfe broken", b'{"b": "\xc3\xa9"}']))
+
+
+# ------------------------------------------------------- the Pub/Sub pre-flight check
+
+
+def _pubsub_graph():
+    """A streaming graph that reads a subscription and writes two topics (built, never run)."""
+    from apache_beam.io.gcp.pubsub import WriteToPubSub
+
+    options = PipelineOptions(["--streaming", "--runner=DirectRunner"])
+    p = beam.Pipeline(options=options)
+    raw = p | "ReadEvents" >> ReadEvents(Source(SUB).validate())
+    raw | "A" >> beam.Map(lambda m: m.data) | "ToA" >> WriteToPubSub("projects/example-project/topics/reports")
+    raw | "B" >> beam.Map(lambda m: m.data) | "ToB" >> WriteToPubSub("projects/example-project/topics/dead-letters")
+    return p
+
+
+def test_pubsub_resources_of_a_graph(tmp_path):
+    reads, writes = sources.pubsub_resources(_pubsub_graph())
+    assert reads == [SUB]
+    assert writes == ["projects/example-project/topics/reports", "projects/example-project/topics/dead-letters"]
+    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p | ReadEvents(Source(media_glob=str(tmp_path / "*.jpg")).validate())
+    assert sources.pubsub_resources(p) == ([], [])
+
+
+def test_preflight_leaves_remote_runners_and_file_graphs_alone(monkeypatch, tmp_path):
+    """Dataflow and portable runners check their resources themselves: nothing is contacted."""
+    monkeypatch.setattr(sources.pubsub, "subscriber", lambda: pytest.fail("must not contact Pub/Sub"))
+    monkeypatch.setattr(sources.pubsub, "publisher", lambda: pytest.fail("must not contact Pub/Sub"))
+    for runner in ("DataflowRunner", "PortableRunner", "FlinkRunner"):
+        assert sources.preflight_pubsub(_pubsub_graph(), runner) == 0
+    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p | ReadEvents(Source(media_glob="/nonexistent/*.jpg").validate())
+    assert sources.preflight_pubsub(p, "FnApiRunner") == 0
+
+
+def test_preflight_with_the_emulator_down_is_one_line(monkeypatch):
+    """PUBSUB_EMULATOR_HOST names a port where nothing listens: one line naming it, at once."""
+    from tests.pubsub_emulator import free_port
+
+    host = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
+    with pytest.raises(ConfigError) as exc:
+        sources.preflight_pubsub(_pubsub_graph(), "DirectRunner", timeout=3)
+    msg = str(exc.value)
+    assert f"the Pub/Sub emulator at {host} (PUBSUB_EMULATOR_HOST) is unreachable" in msg and "\n" not in msg
+    assert f"--host-port={host}" in msg

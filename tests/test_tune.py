@@ -213,7 +213,8 @@ def test_write_config_keeps_other_keys_and_records_provenance(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"match": {"pdq_threshold": 20},
                                    "grooming": {"enabled": True, "threshold": 0.99}}))
     rc, _, err = run_cli(["--scores", str(path), "--target-precision", "0.75", "--write-config", str(cfg),
-                          "--config-key", "grooming.threshold", "--model-version", "ref-1"], capsys)
+                          "--config-key", "grooming.threshold", "--detector", "grooming-text",
+                          "--model-version", "ref-1"], capsys)
     assert rc == 0, err
     data = yaml.safe_load(cfg.read_text())
     assert data["match"] == {"pdq_threshold": 20}
@@ -230,11 +231,11 @@ def test_write_config_keeps_other_keys_and_records_provenance(tmp_path, capsys):
 
     new = tmp_path / "sub" / "new.yaml"  # created when absent, nested key made
     rc, _, err = run_cli(["--scores", str(path), "--target-fpr", "0.0", "--write-config", str(new),
-                          "--config-key", "models.a.threshold"], capsys)
+                          "--config-key", "embedding.threshold", "--detector", "known-embedding"], capsys)
     assert rc == 0, err
     data = yaml.safe_load(new.read_text())
-    assert data["models"]["a"]["threshold"] == 0.8
-    assert data["models"]["a"]["threshold_provenance"]["target"] == {"fpr": 0.0}
+    assert data["embedding"]["threshold"] == 0.8
+    assert data["embedding"]["threshold_provenance"]["target"] == {"fpr": 0.0}
 
 
 @pytest.mark.parametrize("content, extra, message", [
@@ -285,6 +286,7 @@ def test_tuned_config_loads_in_settings(tmp_path):
     scores.write_text("".join(_json.dumps({"score": s / 10, "label": int(s >= 5)}) + "\n" for s in range(10)))
     cfg = tmp_path / "tuned.yaml"
     rc = tune_main(["tune", "--scores", str(scores), "--target-precision", "0.9", "--write-config", str(cfg),
+                    "--config-key", "grooming.threshold", "--detector", "grooming-text",
                     "--curves-dir", str(tmp_path), "--quiet"])
     assert rc == 0
     settings = load_settings(str(cfg))
@@ -300,8 +302,102 @@ def test_tuned_new_material_threshold_loads_in_settings(tmp_path):
     scores.write_text("".join(_json.dumps({"score": s / 10, "label": int(s >= 7)}) + "\n" for s in range(10)))
     cfg = tmp_path / "tuned.yaml"
     rc = tune_main(["tune", "--scores", str(scores), "--target-precision", "0.9", "--write-config", str(cfg),
-                    "--config-key", "new_material.review_threshold", "--curves-dir", str(tmp_path), "--quiet"])
+                    "--config-key", "new_material.review_threshold", "--detector", "new-material-classifier",
+                    "--curves-dir", str(tmp_path), "--quiet"])
     assert rc == 0
     settings = load_settings(str(cfg))
     assert settings.new_material.review_threshold == 0.7
     assert settings.new_material.review_threshold_provenance["dataset_sha256"]
+
+
+# ------------------------------------------------- --write-config: the key exists and fits the scores
+
+
+def _scores_file(tmp_path, detector=None, name="s.jsonl"):
+    path = tmp_path / name
+    rows = [{"score": s, "label": y, **({"detector": detector} if detector else {})} for s, y in zip(S5, Y5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _refused(tmp_path, capsys, argv, message):
+    cfg = tmp_path / "out.yaml"
+    rc, out, err = run_cli(["--target-precision", "0.75", "--write-config", str(cfg), *argv], capsys)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert not cfg.exists()  # nothing written
+    return err
+
+
+def test_write_config_needs_a_config_key(tmp_path, capsys):
+    """The old default wrote grooming.threshold whatever had scored the examples."""
+    path = _scores_file(tmp_path, "new-material-classifier")
+    err = _refused(tmp_path, capsys, ["--scores", str(path)], "--write-config needs --config-key")
+    assert "new_material.review_threshold" in err
+
+
+@pytest.mark.parametrize("key, message", [
+    ("new_material.review_treshold", "is not a key of the settings schema (did you mean new_material.review_threshold?)"),
+    ("newmaterial.review_threshold", "(did you mean new_material.review_threshold?)"),
+    ("match.pdq_threshold", "'match.pdq_threshold' is not a score threshold"),
+    ("models.a.threshold", "is not a key of the settings schema"),
+])
+def test_a_misspelt_or_untunable_key_is_refused_with_the_nearest(tmp_path, capsys, key, message):
+    path = _scores_file(tmp_path, "new-material-classifier")
+    _refused(tmp_path, capsys, ["--scores", str(path), "--config-key", key], message)
+
+
+def test_classifier_scores_never_become_the_grooming_threshold(tmp_path, capsys):
+    path = _scores_file(tmp_path, "new-material-classifier")
+    err = _refused(tmp_path, capsys, ["--scores", str(path), "--config-key", "grooming.threshold"],
+                   "grooming.threshold is the grooming-text threshold, but these are new-material-classifier scores")
+    assert "use --config-key new_material.review_threshold or new_material.report_threshold" in err
+    # --detector cannot overrule the file's own column
+    _refused(tmp_path, capsys, ["--scores", str(path), "--config-key", "grooming.threshold", "--detector",
+                                "grooming-text"], "holds new-material-classifier scores, not grooming-text")
+
+
+def test_scores_without_a_detector_column_need_detector(tmp_path, capsys):
+    path = _scores_file(tmp_path)
+    _refused(tmp_path, capsys, ["--scores", str(path), "--config-key", "grooming.threshold"],
+             "--detector grooming-text")
+    _refused(tmp_path, capsys, ["--scores", str(path), "--config-key", "grooming.threshold", "--detector",
+                                "known-embedding"], "these are known-embedding scores: use --config-key embedding.threshold")
+
+
+def test_scores_of_two_detectors_are_refused(tmp_path, capsys):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps({"score": 0.9, "label": 1, "detector": "known-embedding"}) + "\n"
+                    + json.dumps({"score": 0.1, "label": 0, "detector": "known-hash"}) + "\n")
+    _refused(tmp_path, capsys, ["--scores", str(path), "--config-key", "embedding.threshold"],
+             "scores of 2 detectors (known-embedding, known-hash)")
+
+
+def test_a_threshold_the_settings_refuse_is_not_written(tmp_path, capsys):
+    """report_threshold below the (default) review threshold 0.9341 would make the config invalid."""
+    path = _scores_file(tmp_path, "new-material-classifier")
+    _refused(tmp_path, capsys, ["--scores", str(path), "--config-key", "new_material.report_threshold"],
+             "report_threshold must be >= review_threshold")
+
+
+def test_detector_column_of_feedback_examples_is_enough(tmp_path, capsys):
+    """Feedback's labelled examples carry `detector`: no --detector needed; Parquet too."""
+    for name in ("examples-new.jsonl", "examples-new.parquet"):
+        if name.endswith(".parquet"):
+            path = tmp_path / name
+            pq.write_table(pa.table({"score": S5, "label": Y5, "detector": ["new-material-classifier"] * 5}), path)
+        else:
+            path = _scores_file(tmp_path, "new-material-classifier", name)
+        cfg = tmp_path / f"{name}.yaml"
+        rc, out, err = run_cli(["--scores", str(path), "--target-precision", "0.75", "--write-config", str(cfg),
+                                "--config-key", "new_material.review_threshold"], capsys)
+        assert rc == 0, err
+        assert json.loads(out)["config"] == {"path": str(cfg), "key": "new_material.review_threshold"}
+        assert load_settings(str(cfg)).new_material.review_threshold == 0.6
+
+
+def test_config_key_without_write_config_is_refused(tmp_path, capsys):
+    path = _scores_file(tmp_path, "grooming-text")
+    rc, out, err = run_cli(["--scores", str(path), "--target-precision", "0.75", "--config-key",
+                            "grooming.threshold"], capsys)
+    assert rc == 2 and out == "" and "--config-key needs --write-config" in err

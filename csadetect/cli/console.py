@@ -1,23 +1,33 @@
 """``csadetect console``: the EU Centre's review console (``docs/console.md``).
 
-    csadetect console [--reports DIR | --subscription projects/P/subscriptions/S] [--host 127.0.0.1]
+    csadetect console [--reports DIR [--run RUN_ID] | --subscription projects/P/subscriptions/S] [--host 127.0.0.1]
                       [--port 8080] [--centre-key PEM] [--provider-public-key PEM] [--feedback-topic T]
                       [--feedback-dir DIR] [--provider-requests-topic T] [--provider-requests-dir DIR] [--db PATH]
     csadetect console adduser NAME --role reviewer|supervisor [--password-stdin] [--replace] [--db PATH]
     csadetect console users [--db PATH]
     csadetect console audit verify [--db PATH] [--audit-log PATH | --no-audit-log]
+    csadetect console reset-cache [--db PATH] [--audit-log PATH]
 
 Defaults come from the ``console:`` section of the config. The server refuses to start without a
 user (add one first). Human messages go to stderr; a bad input gives one line and exit code 1.
 ``audit verify`` checks the audit log's hash chain in the database and in its JSON Lines mirror and
 that both hold the same entries; it prints ``{"ok", "entries", "head", ...}`` and, for the first
 changed or missing entry, one line and exit code 1.
+
+``--run RUN_ID`` reads one pipeline run's reports, ``<reports>/<RUN_ID>`` (by default every run
+under the report store is read); a run that is not there is one line naming the runs that are.
+``reset-cache`` empties the report cache (``console.db`` + ``.cache``: reports, versions, verdicts,
+requests, outbox, claims) and keeps the staff accounts and the audit log (``console.db``); it is
+refused while verdicts or requests wait for delivery. Stop the console first; it reads the report
+store again when it starts.
 """
 from __future__ import annotations
 
 import argparse
 import getpass
 import ipaddress
+import os
+import re
 import sqlite3
 import sys
 import time
@@ -28,7 +38,7 @@ from csadetect.cli.output import emit, error, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.console.app import ConsoleConfig, ConsoleError, create_app
 from csadetect.console.auth import AuthError, hash_password
-from csadetect.console.storage import StoreError, check_username, open_store
+from csadetect.console.storage import StoreError, cache_path, check_username, open_store
 from csadetect.console.storage.chain import verify as verify_chain
 
 
@@ -44,6 +54,25 @@ _OVERRIDES = {
 }
 
 
+_DB_HELP = "accounts SQLite file; the report cache is PATH.cache (default: console.db)"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def run_dir(reports_dir: str, run: str) -> str:
+    """``<reports_dir>/<run>``: one pipeline run's reports; ConfigError (one line naming the runs
+    there) when it does not exist."""
+    if not _RUN_ID.match(run or ""):
+        raise ConfigError(f"--run {run[:60]!r}: a run id is letters, digits, '.', '_' or '-'")
+    path = os.path.join(reports_dir, run)
+    if os.path.isdir(path):
+        return path
+    try:
+        runs = sorted(e.name for e in os.scandir(reports_dir) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        raise ConfigError(f"--run {run}: the report store {reports_dir} does not exist") from None
+    raise ConfigError(f"--run {run}: no such run in {reports_dir} (runs there: {', '.join(runs) or 'none'})")
+
+
 def config_from_args(args):
     """The ``console:`` settings with the command line's overrides; validated (ConfigError)."""
     base = load_settings(getattr(args, "config", None)).console
@@ -52,6 +81,11 @@ def config_from_args(args):
         value = getattr(args, arg, None)
         if value is not None:
             values[key] = value if value != "" else None
+    run = getattr(args, "run", None)
+    if run is not None:
+        if getattr(args, "subscription", None) or not values.get("reports_dir"):
+            raise ConfigError("--run needs a report store (--reports DIR or console.reports_dir), not a subscription")
+        values["reports_dir"] = run_dir(values["reports_dir"], run)
     if getattr(args, "reports", None):
         values["subscription"] = None  # the store given on the command line, not a configured subscription
     if getattr(args, "subscription", None):
@@ -165,12 +199,27 @@ def _cmd_audit_verify(args) -> int:
     return 0
 
 
+@handled(_errors)
+def _cmd_reset_cache(args) -> int:
+    store, config = _store(args)
+    try:
+        removed = store.reset_cache(time.time())
+    finally:
+        store.close()
+    emit({"reset": True, "db": config.db, "cache": cache_path(config.db), "removed": removed})
+    say(f"report cache {cache_path(config.db)} emptied ({removed['reports']} reports, {removed['verdicts']} verdicts); "
+        f"users and the audit log in {config.db} kept")
+    return 0
+
+
 def register(subparsers):
     p = subparsers.add_parser("console", help="the EU Centre's review console (web): reports in, verdicts out",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--reports", default=None, metavar="DIR", help="report store (default: console.reports_dir)")
     src.add_argument("--subscription", default=None, help="projects/P/subscriptions/S of the report topic")
+    p.add_argument("--run", default=None, metavar="RUN_ID",
+                   help="read one pipeline run's reports, <reports>/<RUN_ID> (default: every run)")
     p.add_argument("--host", default=None, help="address to bind (default: console.host, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: console.port, 8080)")
     p.add_argument("--centre-key", dest="centre_key", default=None, metavar="PEM",
@@ -184,7 +233,7 @@ def register(subparsers):
                    help="projects/P/topics/T for requests for missing information")
     p.add_argument("--provider-requests-dir", dest="provider_requests_dir", default=None, metavar="DIR",
                    help="requests for missing information as JSON Lines ('' turns it off)")
-    p.add_argument("--db", default=None, metavar="PATH", help="SQLite file (default: console.db)")
+    p.add_argument("--db", default=None, metavar="PATH", help=_DB_HELP)
     p.add_argument("--audit-log", dest="audit_log", default=None, metavar="PATH",
                    help="JSON Lines mirror of the audit log (default: console.audit_log)")
     p.add_argument("--secure-cookie", action="store_true", help="mark the session cookie Secure (behind TLS)")
@@ -197,12 +246,12 @@ def register(subparsers):
     q.add_argument("--role", required=True, choices=("reviewer", "supervisor"))
     q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     q.add_argument("--replace", action="store_true", help="set a new password and role for an existing user")
-    q.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help="SQLite file (default: console.db)")
+    q.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=_DB_HELP)
     q.add_argument("--audit-log", dest="audit_log", default=argparse.SUPPRESS, metavar="PATH")
     q.set_defaults(func=_cmd_adduser)
 
     q = sub.add_parser("users", help="list the users (name, role; never hashes)")
-    q.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help="SQLite file (default: console.db)")
+    q.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=_DB_HELP)
     q.set_defaults(func=_cmd_users)
 
     q = sub.add_parser("audit", help="the audit log: `audit verify` checks its hash chain")
@@ -210,11 +259,16 @@ def register(subparsers):
     audit_sub.required = True
     v = audit_sub.add_parser("verify", help="check the hash chain in the database and the JSON Lines mirror "
                                             "(exit 1 at the first changed or missing entry)")
-    v.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help="SQLite file (default: console.db)")
+    v.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=_DB_HELP)
     mirror = v.add_mutually_exclusive_group()
     mirror.add_argument("--audit-log", dest="audit_log", default=argparse.SUPPRESS, metavar="PATH",
                         help="the JSON Lines mirror (default: console.audit_log)")
     mirror.add_argument("--no-audit-log", dest="no_audit_log", action="store_true",
                         help="check the database only")
     v.set_defaults(func=_cmd_audit_verify)
+
+    q = sub.add_parser("reset-cache", help="empty the report cache; keep the users and the audit log")
+    q.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=_DB_HELP)
+    q.add_argument("--audit-log", dest="audit_log", default=argparse.SUPPRESS, metavar="PATH")
+    q.set_defaults(func=_cmd_reset_cache)
     return p

@@ -1,21 +1,38 @@
 """``csadetect hash PATH...``: every signal type computed from media files, one JSON line each.
 
 The fields come from the signal registry (:func:`csadetect.signals.describe`): PDQ with its
-quality, MD5 and SHA-256 for images; vPDQ frames and the file digests for videos. A file that
-cannot be hashed gives ``error: PATH: reason`` on stderr and exit code 1 at the end.
+quality, MD5 and SHA-256 for images; vPDQ frames and the file digests for videos. A directory is
+walked like ``match`` walks it (recursive, sorted, image and video extensions); ``-`` reads paths
+(files or directories) from stdin, one per line. ``--config`` is accepted before or after the
+command. A file that cannot be hashed gives ``error: PATH: reason`` on stderr and exit code 1 at
+the end.
 """
 from __future__ import annotations
 
+from csadetect.cli.indicators import add_config_argument, media_files, stdin_lines
 from csadetect.cli.output import emit, error
 from csadetect.config.settings import load_settings
 from csadetect.media.hashing import MediaError, hash_file
 from csadetect.signals import describe, digests
 
 
+def _paths(paths):
+    """The files to hash: each PATH (directories expanded), ``-`` replaced by stdin's lines."""
+    for path in paths:
+        if path == "-":
+            for _, line in stdin_lines():
+                yield from media_files([line])
+        else:
+            yield from media_files([path])
+
+
 def _cmd_hash(args) -> int:
-    settings = load_settings(args.config)
+    settings = load_settings(getattr(args, "config", None))
+    if args.paths.count("-") > 1:
+        error("stdin (-) can be read once")
+        return 1
     failed = 0
-    for path in args.paths:
+    for path in _paths(args.paths):
         try:
             hashes = hash_file(path, max_pixels=settings.limits.max_pixels, seconds_per_hash=args.seconds_per_hash,
                                digests=digests())
@@ -29,6 +46,8 @@ def _cmd_hash(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("hash", help="PDQ/MD5/SHA-256 (vPDQ for video) of files, one JSON line each")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="files or directories (recursive); - reads paths from stdin, one per line")
     p.add_argument("--seconds-per-hash", type=float, default=1.0, help="vPDQ sampling (0 = every frame)")
+    add_config_argument(p)
     p.set_defaults(func=_cmd_hash)

@@ -1,8 +1,14 @@
-"""``csadetect indicators ...`` and ``csadetect match`` (DESIGN.md §11).
+"""``csadetect indicators ...`` and ``csadetect match`` (DESIGN.md §11; hash-list formats:
+docs/indicators.md).
 
 :func:`register` adds the commands to an argparse subparsers object; each handler is
 ``(args) -> exit code``. JSON goes to stdout, human messages to stderr; a bad input gives one
-line ``error: ...`` on stderr and exit code 1.
+line ``error: ...`` on stderr and exit code 1. ``indicators import`` and ``match --hashes`` read
+other tools' hash lists through :mod:`csadetect.indicators.formats` and report refused rows with
+their line numbers; ``indicators export`` writes a snapshot back to those formats. ``match``
+takes files, directories, ``-`` (paths or hash values on stdin) and ``--hashes FILE``, and says
+for each match its distance, the threshold, the indicator's note and how it matched (the view
+and dihedral transform of a picture, the frames of a video: ``SignalType.explain``).
 """
 from __future__ import annotations
 
@@ -16,13 +22,16 @@ from tqdm import tqdm
 from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
-from csadetect.indicators.index import load_index
-from csadetect.indicators.rows import FORMATS, IndicatorError, from_media, read_indicators, write_csv
-from csadetect.indicators.snapshot import SnapshotError, build_snapshot, check_head, diff, head, info, load_snapshot
+from csadetect.indicators import formats
+from csadetect.indicators.index import IndicatorIndex
+from csadetect.indicators.rows import (FORMATS, IndicatorError, from_media, kinds_for, read_indicators, value_kind,
+                                       write_csv)
+from csadetect.indicators.snapshot import (SnapshotError, build_snapshot, check_head, diff, head, info, load_snapshot,
+                                           table_rows)
 from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file
 from csadetect.media.preprocess import views as preprocess_views
 from csadetect.models import ModelError
-from csadetect.signals import digests, names
+from csadetect.signals import digests, get, names
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -44,8 +53,22 @@ def media_files(paths: Sequence[str]) -> Iterator[str]:
             yield path
 
 
+def stdin_lines(stream=None) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line of stdin (``-`` on the command line)."""
+    for number, line in enumerate(stream or sys.stdin, 1):
+        if line.strip():
+            yield number, line.strip()
+
+
 def _settings(args):
     return load_settings(getattr(args, "config", None))
+
+
+def add_config_argument(parser) -> None:
+    """``--config`` after the command too (``csadetect match --config FILE``); given before the
+    command it is the top-level option, which this one does not reset (SUPPRESS)."""
+    parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE.yaml",
+                        help="YAML config merged over the defaults (as csadetect --config)")
 
 
 # ------------------------------------------------------------------------------- handlers
@@ -165,58 +188,215 @@ def cmd_diff(args) -> int:
     return 0
 
 
-def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> list:
-    hashes, pictures = hash_file(path, max_pixels=settings.limits.max_pixels,
-                                 seconds_per_hash=settings.match.video_seconds_per_hash,
-                                 preprocess=preprocess_views if settings.match.preprocess else None,
-                                 with_views=True, digests=digests())
-    if isinstance(hashes, VideoHashes):
-        return index.match_video(hashes)
-    if embedder is None:
-        return index.match_image(hashes)
+def _hash_media(path: str, settings):
+    return hash_file(path, max_pixels=settings.limits.max_pixels,
+                     seconds_per_hash=settings.match.video_seconds_per_hash,
+                     preprocess=preprocess_views if settings.match.preprocess else None,
+                     with_views=True, digests=digests())
+
+
+def _embedding_views(pictures, settings, embedder) -> tuple[tuple[str, ...], object]:
+    """The names of a picture's embedding inputs and their vectors."""
     from csadetect.models.embedding import model_inputs  # lazy: the model loader imports Beam
 
-    _, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip)
-    vectors = embedder.embed_arrays(batch)
-    return index.match_image(hashes, vectors, spec.version, spec.threshold)
+    names, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip)
+    return names, embedder.embed_arrays(batch)
+
+
+def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
+    """(matches, embedding views or None) of a hashed file."""
+    if isinstance(hashes, VideoHashes):
+        return index.match_video(hashes), None
+    if embedder is None:
+        return index.match_image(hashes), None
+    views = _embedding_views(pictures, settings, embedder)
+    return index.match_image(hashes, views[1], spec.version, spec.threshold), views
+
+
+def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> list:
+    hashes, pictures = _hash_media(path, settings)
+    return _match_hashes(hashes, pictures, index, settings, embedder, spec)[0]
+
+
+class _Matcher:
+    """The loaded snapshot for ``match``: its index, and what a match line says beyond the index's
+    answer (the threshold of the kind, the indicator's note, how the item matched)."""
+
+    def __init__(self, table, index, settings, embedder=None, spec=None):
+        self.table, self.index, self.settings = table, index, settings
+        self.embedder, self.spec = embedder, spec
+        self._rows: Optional[dict] = None
+
+    def _row(self, indicator_id: str) -> int:
+        if self._rows is None:  # built on the first match only
+            self._rows = {ident: n for n, ident in enumerate(self.table["indicator_id"].to_pylist())}
+        return self._rows[indicator_id]
+
+    def threshold(self, kind: str):
+        threshold = get(kind).threshold(self.settings.match)
+        if threshold is None and self.spec is not None:  # the embedding model's calibrated similarity
+            threshold = round(1.0 - self.spec.threshold, 6)
+        return threshold
+
+    def describe(self, match, hashes=None, views=None) -> dict:
+        row = self._row(match.indicator_id)
+        out = match.to_json() | {"threshold": self.threshold(match.kind), "note": self.table["note"][row].as_py()}
+        if hashes is not None:
+            out |= get(match.kind).explain(hashes, self.table["value"][row].as_py(), self.settings.match, views)
+        return out
+
+    def file(self, path: str) -> dict:
+        hashes, pictures = _hash_media(path, self.settings)
+        matches, views = _match_hashes(hashes, pictures, self.index, self.settings, self.embedder, self.spec)
+        return {"path": path, "matched": bool(matches), "matches": [self.describe(m, hashes, views) for m in matches]}
+
+    def value(self, kind: str, value: str) -> list[dict]:
+        probe = get(kind).value_probe(value, self.settings.match)
+        if probe is None:
+            raise IndicatorError(f"a bare {kind} value cannot be matched (match the file instead)")
+        return [self.describe(m) for m in self.index.match({kind: probe})]
+
+
+def _match_file(matcher: _Matcher, path: str) -> bool:
+    """Emit the match line of one file; False when it could not be hashed."""
+    try:
+        emit(matcher.file(path))
+        return True
+    except (MediaError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        emit({"path": path, "error": reason})
+        return False
+
+
+def _match_value(matcher: _Matcher, where: str, kind: str, value: str, ident: Optional[str] = None) -> bool:
+    try:
+        matches = matcher.value(kind, value)
+    except IndicatorError as exc:
+        emit({"input": where, "error": str(exc)})
+        return False
+    line = {"input": where} | ({"id": ident} if ident else {}) | {"kind": kind}
+    emit(line | {"matched": bool(matches), "matches": matches})
+    return True
+
+
+def _stdin_item(matcher: _Matcher, number: int, text: str, kind: Optional[str]) -> bool:
+    """One line of ``match -``: an existing path (file or directory), else a hash value (of
+    ``--kind``, or of the one kind its form allows), else a missing file."""
+    if os.path.exists(text) or (kind is None and not kinds_for(text)):
+        return all([_match_file(matcher, path) for path in media_files([text])])
+    where = f"-:{number}"
+    try:
+        row_kind = kind or value_kind(text, where)
+    except IndicatorError as exc:
+        emit({"input": where, "error": str(exc).removeprefix(f"{where}: ")})
+        return False
+    try:
+        value = get(row_kind).validate(text)
+    except ValueError as exc:
+        emit({"input": where, "error": str(exc)})
+        return False
+    return _match_value(matcher, where, row_kind, value)
 
 
 @_handled
 def cmd_match(args) -> int:
     settings = _settings(args)
+    if not args.paths and not args.hashes:
+        raise IndicatorError("match needs PATH..., - (paths or hash values on stdin) or --hashes FILE")
+    if args.paths.count("-") > 1:
+        raise IndicatorError("stdin (-) can be read once")
+    columns = formats.parse_columns(args.columns)
+    kind = formats.kind_of(args.kind, "--kind") if args.kind else None  # a kind or an alias (HASH_PDQ, ...)
     db_dir = args.indicators or settings.indicators.path
     public_key = args.public_key or settings.indicators.public_key
     found = head(db_dir, public_key)
-    index = load_index(db_dir, public_key, settings.match, version=found.latest,
-                       min_version=settings.indicators.min_version)
+    snapshot = load_snapshot(db_dir, public_key, found.latest, min_version=settings.indicators.min_version)
+    index = IndicatorIndex.from_snapshot(snapshot, settings.match)
     say(f"indicator snapshot version {index.version} ({len(index)} active indicators)")
     if found.problem():
         say(f"warning: {found.problem()} (matching against version {found.latest})")
-    embedder = _embedder(settings, not args.no_embedding)
+    embedder = _embedder(settings, bool(args.paths) and not args.no_embedding)  # files only: values need no model
     spec = None
     if embedder is not None:
         from csadetect.models.embedding import EmbeddingSpec  # lazy: the model loader imports Beam
 
         spec = EmbeddingSpec.resolve(settings.embedding)
         say(f"embedding model {spec.version}: near-duplicates at cosine similarity >= {spec.threshold:.4f}")
+    matcher = _Matcher(snapshot.table, index, settings, embedder, spec)
+    del snapshot
     failed = 0
-    for path in media_files(args.paths):
-        try:
-            matches = _hash_and_match(path, index, settings, embedder, spec)
-        except (MediaError, OSError) as exc:
-            failed += 1
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            emit({"path": path, "error": reason})
-            continue
-        emit({"path": path, "matched": bool(matches), "matches": [m.to_json() for m in matches]})
+    for hashes_path in args.hashes or ():
+        listed = formats.read_probes(hashes_path, args.format, kind, columns, settings.match)
+        for line in listed.summary():
+            say(line)
+        items = [(line, None, reason) for line, reason in listed.refused]
+        items += [(line, row, None) for row, line in zip(listed.rows, listed.lines)]
+        for line, row, reason in sorted(items, key=lambda item: item[0]):  # in the file's order
+            if row is None:
+                emit({"input": f"{hashes_path}:{line}", "error": reason})
+                failed += 1
+            else:
+                failed += not _match_value(matcher, f"{hashes_path}:{line}", row.kind, row.value, row.indicator_id)
+    for path in args.paths:
+        if path == "-":
+            failed += sum(not _stdin_item(matcher, number, text, kind) for number, text in stdin_lines())
+        else:
+            failed += sum(not _match_file(matcher, media) for media in media_files([path]))
     return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------- import / export
+
+
+@_handled
+def cmd_import(args) -> int:
+    settings = _settings(args)
+    if not args.out and not args.csv:
+        raise IndicatorError("import writes a signed snapshot (--out DBDIR --key PRIVATE.pem) or a CSV (--csv FILE)")
+    if args.out and not args.key:
+        raise IndicatorError("--out needs --key PRIVATE.pem (the snapshot is signed)")
+    key = load_private_key(args.key) if args.out else None  # fail fast, before reading a large input
+    columns = formats.parse_columns(args.columns)
+    imported = formats.read(args.input, args.format, args.kind, columns, category=args.category,
+                            source=args.source, settings=settings.match, min_quality=args.min_quality)
+    for line in imported.summary(args.show_refused):
+        say(line)
+    if imported.refused and not args.skip_refused:
+        raise IndicatorError(f"{len(imported.refused)} refused rows: nothing imported (fix them, or pass "
+                             f"--skip-refused to import the {len(imported.rows)} good rows)")
+    if not imported.rows:
+        raise IndicatorError(f"{args.input}: no rows to import")
+    result = imported.counts()
+    if args.csv:
+        formats.export_file(imported.rows, "csadetect", args.csv, overwrite=args.force)
+        say(f"wrote {len(imported.rows)} indicators to {args.csv}")
+        result["csv"] = args.csv
+    if args.out:
+        manifest = build_snapshot(imported.rows, args.out, key, base=args.base)
+        kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"
+        say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")
+        result |= {k: manifest[k] for k in ("version", "type", "parent", "counts")}
+    emit(result)
+    return 0
+
+
+@_handled
+def cmd_export(args) -> int:
+    snapshot = load_snapshot(args.db_dir, args.public_key, args.version)
+    result = formats.export_file(table_rows(snapshot.table), args.format, args.out, args.kind, args.include_disabled,
+                                 overwrite=args.force)
+    for kind, count in result["skipped"].items():
+        say(f"skipped {count} {kind} rows: the {args.format} format cannot carry them")
+    say(f"wrote {result['written']} indicators of version {snapshot.version} to {args.out} ({args.format})")
+    emit({"out": args.out, "format": args.format, "version": snapshot.version} | result)
+    return 0
 
 
 # ------------------------------------------------------------------------------- parser
 
 
 def register(subparsers) -> None:
-    """Add ``indicators {keygen,from-media,build,verify,info,diff}`` and ``match``."""
+    """Add ``indicators {keygen,from-media,build,verify,info,diff,import,export}`` and ``match``."""
     ind = subparsers.add_parser("indicators", help="build, sign, verify and inspect indicator snapshots")
     sub = ind.add_subparsers(dest="indicators_command", metavar="COMMAND")
     sub.required = True
@@ -237,7 +417,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("build", help="write a signed snapshot (or a delta with --base)")
     p.add_argument("--input", metavar="FILE", help="indicators: .csv, .jsonl/.json, or .txt (one hash per line)")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the extension)")
-    p.add_argument("--kind", choices=names(), help="the kind of the values of a hash list (.txt: one per line; default pdq)")
+    p.add_argument("--kind", choices=names(), help="the kind of the values of a hash list (.txt: one per line); "
+                   "needed when they could be several (64 hex digits: pdq or sha256), unless a header line names it")
     p.add_argument("--key", required=True, metavar="PRIVATE.pem")
     p.add_argument("--out", required=True, metavar="DBDIR")
     p.add_argument("--base", metavar="latest|N", help="write a delta against this version")
@@ -263,11 +444,54 @@ def register(subparsers) -> None:
     p.add_argument("targets", nargs="+", metavar="DBDIR VERSION_A VERSION_B | DBDIR_A DBDIR_B")
     p.set_defaults(func=cmd_diff)
 
-    p = subparsers.add_parser("match", help="match files against a signed indicator snapshot, one JSON line each")
+    p = sub.add_parser("import", help="read a hash list (threatexchange/HMA exports, plain lists, mapped CSV) "
+                                      "into a signed snapshot or a CSV, reporting refused rows by line")
+    p.add_argument("input", metavar="FILE")
+    p.add_argument("--format", choices=formats.IMPORT_FORMATS + ("csv", "hashes"),
+                   help="default: from the name (.txt list, .te hma, .jsonl) and a CSV's header")
+    p.add_argument("--kind", help="the kind of a list's values (a kind or an alias such as HASH_PDQ, video_md5); "
+                   "needed for 64 hex digits (pdq or sha256) unless a header line names it")
+    p.add_argument("--columns", metavar="ROLE=COLUMN,...",
+                   help="a CSV's columns: hash= (required), kind=, id=, note=, category=, source=, quality=")
+    p.add_argument("--category", help="category of rows that name none (default: unspecified)")
+    p.add_argument("--source", help="source of rows that name none (default: the threatexchange collab, else eu-centre)")
+    p.add_argument("--min-quality", type=int, metavar="Q",
+                   help="refuse rows whose quality column is below Q (default: match.quality_gate)")
+    p.add_argument("--skip-refused", action="store_true",
+                   help="import the good rows even when some are refused (default: any refused row fails the import)")
+    p.add_argument("--show-refused", type=int, default=10, metavar="K", help="reasons shown (default 10)")
+    p.add_argument("--out", metavar="DBDIR", help="write a signed snapshot here (with --key)")
+    p.add_argument("--key", metavar="PRIVATE.pem")
+    p.add_argument("--base", metavar="latest|N", help="write a delta against this version")
+    p.add_argument("--csv", metavar="FILE.csv", help="write the rows as csadetect CSV (for indicators build)")
+    p.add_argument("--force", action="store_true", help="replace an existing --csv file")
+    add_config_argument(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a verified snapshot as csadetect CSV, threatexchange CSV or a plain list")
+    p.add_argument("db_dir", metavar="DBDIR")
+    p.add_argument("--public-key", required=True, metavar="PUBLIC.pem")
+    p.add_argument("--format", choices=formats.EXPORT_FORMATS, default="csadetect")
+    p.add_argument("--kind", help="only this kind (a list holds one kind)")
+    p.add_argument("--version", type=int, help="default: the highest signed version")
+    p.add_argument("--include-disabled", action="store_true", help="also tombstoned rows (csadetect format)")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--force", action="store_true", help="replace an existing FILE")
+    p.set_defaults(func=cmd_export)
+
+    p = subparsers.add_parser("match", help="match files, stdin (-) or a hash list against a signed indicator "
+                                            "snapshot, one JSON line each")
     p.add_argument("--indicators", metavar="DBDIR", help="snapshot directory (default: indicators.path of the config)")
     p.add_argument("--public-key", metavar="PUBLIC.pem", help="default: indicators.public_key of the config")
     p.add_argument("--no-embedding", action="store_true", help="PDQ, vPDQ and digests only, no embedding near-duplicates")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    p.add_argument("--hashes", action="append", metavar="FILE",
+                   help="a hash list to match (the formats of indicators import; repeatable)")
+    p.add_argument("--format", choices=formats.IMPORT_FORMATS + ("csv", "hashes"), help="of --hashes (default: from the name)")
+    p.add_argument("--kind", help="the kind of the hash values in --hashes or on stdin (64 hex digits: pdq or sha256)")
+    p.add_argument("--columns", metavar="ROLE=COLUMN,...", help="of a --hashes CSV (as indicators import)")
+    add_config_argument(p)
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files or directories (recursive); - reads paths or hash values from stdin, one per line")
     p.set_defaults(func=cmd_match)
 
 

@@ -109,10 +109,20 @@ def _batches(items, size) -> Iterator[list]:
         yield items[i:i + size]
 
 
+def _quiet_tensorflow() -> None:
+    """Start TensorFlow through the model loader, its start-up noise (CUDA, oneDNN) kept off
+    stderr unless ``csadetect --verbose``, before anything else imports it (the training tools,
+    ``set_threads``)."""
+    from csadetect.models.loader import import_tensorflow  # lazy: Beam and TensorFlow, only for these commands
+
+    import_tensorflow()
+
+
 def _load_model(args):
     """The model of ``args.model`` (default: the reference model), or None after a one-line error."""
     from csadetect.models.grooming import GroomingModel, set_threads  # lazy: Beam (the model loader)
 
+    _quiet_tensorflow()  # before set_threads, which imports TensorFlow itself
     set_threads(args.threads)
     try:
         return GroomingModel.load(args.model)
@@ -149,6 +159,7 @@ def cmd_models_evaluate(args) -> int:
     if sum(map(bool, (args.grooming, args.embedding, args.classifier))) != 1:
         say("error: choose one model to evaluate: --grooming, --embedding or --classifier")
         return 2
+    _quiet_tensorflow()
     if args.embedding:
         argv = ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
         if args.model:
@@ -230,6 +241,7 @@ def cmd_models_train(args) -> int:
     if not args.grooming:
         say("error: choose a model to train: --grooming")
         return 2
+    _quiet_tensorflow()
     argv = ["--n", str(args.n), "--seed", str(args.seed), "--epochs", str(args.epochs), "--threads", str(args.threads)]
     if args.out:
         argv += ["--out", args.out]

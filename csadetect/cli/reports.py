@@ -16,7 +16,9 @@
   writes each report as JSON Lines and Parquet) are exported once.
 
 PATH is a JSON Lines (``.jsonl``/``.json``/``.ndjson``) or Parquet (``.parquet``) report file, or a
-directory of them (recursive). JSON goes to stdout, human messages to stderr; a bad input gives
+directory of them (recursive: a report directory's every run, ``<report_dir>/<RUN_ID>/``). With
+``--run RUN_ID`` a directory PATH stands for that run's directory only (one line naming the runs
+there are when it has no such run; :mod:`csadetect.core.runs`). JSON goes to stdout, human messages to stderr; a bad input gives
 one line ``error: ...`` on stderr and exit code 1.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Iterator, Optional, Sequence
 import yaml
 
 from csadetect.cli.output import emit, handled, say
+from csadetect.core import runs
 from csadetect.core.ids import is_safe_id
 from csadetect.core.keys import SigningError, load_public_key, write_private_file
 from csadetect.reports import ncmec
@@ -47,7 +50,7 @@ _EXT_OVERRIDES = {
 
 
 def _report_errors() -> tuple:
-    return (ReportFileError, ReportSignatureError, EvidenceError, SigningError, NcmecExportError)
+    return (ReportFileError, ReportSignatureError, EvidenceError, SigningError, NcmecExportError, runs.RunError)
 
 
 _handled = handled(_report_errors)
@@ -56,8 +59,20 @@ _handled = handled(_report_errors)
 # ------------------------------------------------------------------------------- reading
 
 
-def _all_reports(paths: Sequence[str]) -> Iterator[tuple[Optional[dict], Optional[str]]]:
-    for path in report_files(paths):
+def chosen_paths(paths: Sequence[str], run: Optional[str]) -> list:
+    """``paths``, or with a chosen ``run`` each directory's run directory (:func:`csadetect.core.runs.choose`)."""
+    if not run:
+        return list(paths)
+    chosen = []
+    for path in paths:
+        if not os.path.isdir(path):
+            raise ReportFileError(f"{path}: --run chooses a run under a report directory; this is not a directory")
+        chosen.append(runs.choose(path, run, "report directory"))
+    return chosen
+
+
+def _all_reports(paths: Sequence[str], run: Optional[str] = None) -> Iterator[tuple[Optional[dict], Optional[str]]]:
+    for path in report_files(chosen_paths(paths, run)):
         yield from read_reports(path)
 
 
@@ -72,7 +87,7 @@ def _rid(report: Optional[dict]):
 def cmd_verify(args) -> int:
     public = load_public_key(args.public_key)  # fail fast on a bad key
     total = failed = 0
-    for report, problem in _all_reports(args.paths):
+    for report, problem in _all_reports(args.paths, args.run):
         total += 1
         if problem is None:
             try:
@@ -105,7 +120,7 @@ def cmd_decrypt(args) -> int:
     key = load_centre_private_key(args.key)  # fail fast on a bad key
     os.makedirs(args.out, mode=0o700, exist_ok=True)
     total = failed = written = 0
-    for report, problem in _all_reports(args.paths):
+    for report, problem in _all_reports(args.paths, args.run):
         total += 1
         rid = _rid(report)
         if problem is None and not is_safe_id(rid):
@@ -192,12 +207,12 @@ def _export_one(report: dict, public, reporter: dict, services: dict):
     return element, xml
 
 
-def _export_all(paths, public, reporter: dict, services: dict):
+def _export_all(paths, public, reporter: dict, services: dict, run: Optional[str] = None):
     """Every distinct report exported: ``(exports, failures, total rows, duplicate rows)``;
     ``exports`` is a list of ``(report_id, element, xml)``."""
     exports, failures, seen = [], [], {}
     total = duplicates = 0
-    for report, problem in _all_reports(paths):
+    for report, problem in _all_reports(paths, run):
         total += 1
         if problem is not None:
             failures.append(problem)
@@ -242,7 +257,7 @@ def cmd_export_ncmec(args) -> int:
     reporter = _reporter_from_args(args)  # fail fast on a bad reporter, services or key
     services = _public_services(args)
     public = load_public_key(args.public_key) if args.public_key else None
-    exports, failures, total, duplicates = _export_all(args.paths, public, reporter, services)
+    exports, failures, total, duplicates = _export_all(args.paths, public, reporter, services, args.run)
     if not total:
         say("error: no reports found")
         return 1
@@ -272,12 +287,16 @@ def register(subparsers) -> None:
     p = sub.add_parser("verify", help="check the provider signature of each report, one JSON line each")
     p.add_argument("--public-key", required=True, metavar="PROVIDER_PUBLIC.pem")
     p.add_argument("paths", nargs="+", metavar="PATH", help="JSON Lines or Parquet report files, or directories")
+    p.add_argument("--run", default=None, metavar="RUN_ID",
+                   help="only this run of each report directory (default: every run)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("decrypt", help="write each report's evidence to DIR/<report_id>.<ext> (does not verify)")
     p.add_argument("--key", required=True, metavar="CENTRE_PRIVATE.pem")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("paths", nargs="+", metavar="PATH", help="JSON Lines or Parquet report files, or directories")
+    p.add_argument("--run", default=None, metavar="RUN_ID",
+                   help="only this run of each report directory (default: every run)")
     p.set_defaults(func=cmd_decrypt)
 
     p = sub.add_parser("centre-keygen", help="create the EU Centre's X25519 key pair (centre_private.pem, centre_public.pem)")
@@ -288,6 +307,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("export-ncmec",
                        help="write reports as NCMEC CyberTipline XML (hashes and metadata, no evidence)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="JSON Lines or Parquet report files, or directories")
+    p.add_argument("--run", default=None, metavar="RUN_ID",
+                   help="only this run of each report directory (default: every run)")
     p.add_argument("--out", default="-", metavar="-|FILE.xml|DIR",
                    help="- (default): one <cybertiplineExport> document on stdout; FILE.xml: the same in a file; "
                         "DIR: DIR/<report_id>.xml, one <cybertiplineSubmission> per report (files mode 0600)")

@@ -6,6 +6,12 @@
     csadetect review expire [--now T]                      # delete items whose time to live has passed
     csadetect review keygen --out KEYDIR                   # the provider's signing and evidence keys
 
+The store holds the items of every run (``<review_dir>/<RUN_ID>/<report_id>.parquet``); ``--run
+RUN_ID`` limits list, show, decide and expire to one run (one line naming the runs there are when
+it has no such run). A confirmed item's report goes to the directory of the run that queued it,
+``<report_dir>/<RUN_ID>/reports-reviewed-*.jsonl`` (and ``.parquet``), with the decision's stats in
+``<stats_dir>/<RUN_ID>/``: nothing is overwritten, and ``--run`` finds them with their run.
+
 ``decide`` applies the verdict to the review store at once (a confirmed item becomes a signed report
 in ``sinks.report_dir`` and on ``sinks.report_topic``), or, with ``--topic``, publishes it to the
 verdict topic a streaming pipeline reads (``review.verdict_subscription``).
@@ -16,6 +22,7 @@ import json
 
 from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
+from csadetect.core import runs
 from csadetect.core.stats import write_stats
 from csadetect.core.timeutil import parse_time
 from csadetect.reports import crypto
@@ -29,7 +36,7 @@ _LISTED = ("report_id", "detection_type", "detector", "detector_version", "score
 
 
 def _errors() -> tuple:
-    return (ReviewError, EvidenceError, ReportKeyError, ConfigError)
+    return (ReviewError, EvidenceError, ReportKeyError, ConfigError, runs.RunError)
 
 
 def _settings(args):
@@ -37,7 +44,12 @@ def _settings(args):
 
 
 def _store(args, settings):
-    return ReviewStore(args.review_dir or settings.sinks.review_dir)
+    """The review store: every run, or the one ``--run`` chooses (which must exist)."""
+    root = args.review_dir or settings.sinks.review_dir
+    run = getattr(args, "run", None)
+    if run and root:
+        runs.choose(root, run, "review store")
+    return ReviewStore(root, run)
 
 
 @handled(_errors)
@@ -84,11 +96,15 @@ def _cmd_decide(args) -> int:
         emit({"published": args.topic, "report_id": verdict["report_id"], "verdict": verdict["verdict"]})
         return 0
     keys = ReportKeys.load(settings.reports)
-    report, stats = apply_verdict(_store(args, settings), verdict, keys)
-    write_stats(settings.stores.stats_dir, stats)
+    store = _store(args, settings)
+    run = store.run_of(verdict["report_id"])  # the run that queued the item: its report and stats go there
+    report, stats = apply_verdict(store, verdict, keys)
+    stats_dir = settings.stores.stats_dir
+    write_stats(runs.run_dir(stats_dir, run) if stats_dir and run else stats_dir, stats)
     files = []
     if report is not None:
-        files = write_reports(args.report_dir or settings.sinks.report_dir, [report], settings.sinks.report_topic)
+        files = write_reports(args.report_dir or settings.sinks.report_dir, [report], settings.sinks.report_topic,
+                              run_id=run)
     emit({"report_id": verdict["report_id"], "verdict": verdict["verdict"],
                       "reported": report is not None, "files": files})
     say("confirmed: signed report written" if report is not None
@@ -125,6 +141,7 @@ def register(subparsers):
 
     def common(q):
         q.add_argument("--review-dir", default=None, help="review store (default: sinks.review_dir)")
+        q.add_argument("--run", default=None, metavar="RUN_ID", help="only this run's items (default: every run)")
 
     q = sub.add_parser("list", help="pending items, one JSON line each (no evidence)")
     common(q)

@@ -1,7 +1,9 @@
 """``csadetect transparency``: the id-free transparency report of a period, from the command line.
 
 ``--from``/``--to`` take a day (``YYYY-MM-DD``, 00:00 UTC; ``--to`` includes its whole day) or an
-RFC 3339 time; the stores default to those of the config. Prints one JSON line (paths and headline
+RFC 3339 time; the stores default to those of the config. The stats of every run are summed, or,
+with ``--run RUN_ID``, those of one run (``<stats_dir>/<RUN_ID>/``; one line naming the runs there
+are when it has no such run). Prints one JSON line (paths and headline
 numbers) on stdout and progress on stderr. The report itself is :mod:`csadetect.compliance.transparency`.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from csadetect.compliance.transparency import collect, render
 from csadetect.compliance.transparency.sources import Sources, TransparencyError, say, sources_from
 from csadetect.compliance.transparency.tables import source_note
 from csadetect.config.settings import ConfigError, load_settings
+from csadetect.core import runs
 from csadetect.core.timeutil import parse_time, utc_iso
 
 _RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
@@ -41,10 +44,17 @@ def parse_bound(value: str, name: str, inclusive_date_end: bool = False) -> date
 def _resolve_sources(args) -> Sources:
     given = (args.stats_dir, args.feedback_dir, args.complaints_dir)
     if all(given):
-        return Sources(*given)
-    defaults = sources_from(load_settings(getattr(args, "config", None)))
-    return Sources(args.stats_dir or defaults.stats_dir, args.feedback_dir or defaults.feedback_dir,
-                   args.complaints_dir or defaults.complaints_dir)
+        sources = Sources(*given)
+    else:
+        defaults = sources_from(load_settings(getattr(args, "config", None)))
+        sources = Sources(args.stats_dir or defaults.stats_dir, args.feedback_dir or defaults.feedback_dir,
+                          args.complaints_dir or defaults.complaints_dir)
+    if getattr(args, "run", None):
+        if not sources.stats_dir:
+            raise TransparencyError("--run needs a stats directory (--stats-dir or stores.stats_dir)")
+        sources = Sources(runs.choose(sources.stats_dir, args.run, "stats directory"), sources.feedback_dir,
+                          sources.complaints_dir)
+    return sources
 
 
 def _run(args) -> int:
@@ -67,7 +77,7 @@ def _run(args) -> int:
 def _cmd_transparency(args) -> int:
     try:
         return _run(args)
-    except (TransparencyError, ConfigError) as exc:
+    except (TransparencyError, ConfigError, runs.RunError) as exc:
         error(str(exc))
         return 2
     except OSError as exc:
@@ -91,6 +101,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--feedback-dir", default=None, metavar="DIR", help="default: feedback.out_dir from the config")
     p.add_argument("--complaints-dir", default=None, metavar="DIR",
                    help="default: stores.complaints_dir from the config")
+    p.add_argument("--run", default=None, metavar="RUN_ID",
+                   help="count only this pipeline run's stats (default: every run, summed)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_transparency)
     return p

@@ -3,7 +3,9 @@
 Prints one JSON line on stdout (threshold, precision, recall, FPR, counts, 95% Wilson intervals)
 and a human summary on stderr, writes the PR and ROC curves as PNG beside the scores (or in
 ``--curves-dir``), and with ``--write-config`` stores the threshold and its provenance in a YAML
-config. The maths and the readers are :mod:`csadetect.tuning.tune`.
+config under ``--config-key`` (required: one of the schema's score thresholds, and the one for the
+detector that scored the examples: their ``detector`` column, or ``--detector``). The maths and
+the readers are :mod:`csadetect.tuning.tune`.
 """
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ from pathlib import Path
 
 from csadetect.cli.output import emit, error, say
 from csadetect.core.timeutil import utc_iso
-from csadetect.tuning.tune import TuneError, choose_threshold, read_examples, sha256_file, write_config, write_curves
+from csadetect.tuning.tune import (
+    DETECTORS, TUNABLE, TuneError, check_config_key, choose_threshold, detectors_in, read_examples, sha256_file,
+    write_config, write_curves,
+)
 
 
 def _fraction(value: str) -> float:
@@ -33,10 +38,25 @@ def _cmd_tune(args) -> int:
         return 2
 
 
+def _detector(args, path: Path):
+    """What scored the examples: the file's ``detector`` column, else ``--detector``; None when
+    neither says. Raises TuneError for a file of several detectors or one that contradicts the flag."""
+    found = detectors_in(path)
+    if len(found) > 1:
+        raise TuneError(f"{path}: scores of {len(found)} detectors ({', '.join(found)}): tune one detector at a time")
+    if found and args.detector and found[0] != args.detector:
+        raise TuneError(f"{path} holds {found[0]} scores, not {args.detector} (--detector)")
+    return found[0] if found else args.detector
+
+
 def _run(args) -> int:
     quiet = getattr(args, "quiet", False)
     path = Path(args.scores)
     scores, labels = read_examples(path, args.score_column, args.label_column, quiet=quiet)
+    if args.write_config:  # before any work: the key must exist and fit the scores
+        check_config_key(args.config_key, _detector(args, path))
+    elif args.config_key:
+        raise TuneError("--config-key needs --write-config FILE (the YAML file the threshold goes to)")
     result = choose_threshold(scores, labels, target_precision=args.target_precision, target_fpr=args.target_fpr)
 
     curves_dir = Path(args.curves_dir) if args.curves_dir else path.parent
@@ -81,7 +101,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model-version", default=None, help="recorded in the provenance")
     p.add_argument("--curves-dir", default=None, metavar="DIR", help="where PR/ROC PNGs go (default: beside --scores)")
     p.add_argument("--write-config", default=None, metavar="FILE", help="YAML file to store the threshold in")
-    p.add_argument("--config-key", default="grooming.threshold", help="dotted key for --write-config")
+    p.add_argument("--config-key", default=None, metavar="KEY",
+                   help=f"with --write-config (required there): {', '.join(TUNABLE)}")
+    p.add_argument("--detector", default=None, choices=DETECTORS,
+                   help="what scored the examples, when they have no detector column (checked against --config-key)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_tune)
     return p

@@ -2,13 +2,15 @@
 ``retention.days`` (dead letters: ``retention.dead_letter_days``), unless its id is on hold, in
 every store that can hold an id (``docs/data.md``, "Retention").
 
+* Every store directory is swept with its sub-directories: each pipeline run writes under its
+  own run id, ``<dir>/<RUN_ID>/`` (:mod:`csadetect.core.runs`); hidden (temporary) folders are skipped.
 * **Reports** are rows of the report files in ``sinks.report_dir`` and ``console.reports_dir``
   (``*.parquet`` and ``*.jsonl``, many reports each). A file with expired rows is rewritten without
   them, atomically (a temporary file in the same directory, then ``os.replace``); Parquet keeps the
   file's schema and compression, JSON Lines keeps the remaining lines byte for byte (so signatures
   still verify). A file left with no rows is deleted. A report's age counts from ``created_at``.
   Evidence (``evidence_encrypted``) lives in the report rows, so it goes with the row.
-* **Review items** (``sinks.review_dir/<report_id>.parquet``, with ``review_evidence``) are
+* **Review items** (``sinks.review_dir/<RUN_ID>/<report_id>.parquet``, with ``review_evidence``) are
   deleted as whole files, their age counting from ``queued_at``.
 * **The console's database** (``console.db``, when the caller passes its store): the report rows
   with their verdicts, requests for information and outbox messages, dated by ``created_at``
@@ -352,10 +354,15 @@ def _logged_ids(log_path: str) -> set:
 
 
 def _row_files(directory: Optional[str], exts=(".parquet", ".jsonl")) -> list:
+    """The row files under ``directory`` and its sub-directories (every run's ``<dir>/<RUN_ID>/``),
+    sorted; hidden files and folders (temporary ones) are left out."""
     if not directory or not os.path.isdir(directory):
         return []
-    names = sorted(n for n in os.listdir(directory) if not n.startswith(".") and os.path.splitext(n)[1] in exts)
-    return [os.path.join(directory, n) for n in names if os.path.isfile(os.path.join(directory, n))]
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, n) for n in files if not n.startswith(".") and os.path.splitext(n)[1] in exts]
+    return sorted(found)
 
 
 def _evidence(row: dict) -> list:
@@ -616,12 +623,15 @@ def _exclusive(log_dir: str):
 
 
 def _remove_stale_temps(directories: Iterable[Optional[str]]) -> None:
-    """Temporary files an interrupted run left behind (they may hold expired rows)."""
+    """Temporary files an interrupted run left behind (they may hold expired rows), in each
+    directory and its run directories."""
     for directory in directories:
         if directory and os.path.isdir(directory):
-            for name in os.listdir(directory):
-                if name.startswith(TEMP_PREFIX):
-                    os.remove(os.path.join(directory, name))
+            for root, dirs, files in os.walk(directory):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                for name in files:
+                    if name.startswith(TEMP_PREFIX):
+                        os.remove(os.path.join(root, name))
 
 
 def _unique(paths: Iterable[Optional[str]]) -> list:
@@ -692,10 +702,8 @@ def _sweep(settings, places: _Places, now: datetime, dry_run: bool, console) -> 
     reports = _Rows("reports", "report_id", ("created_at",), cutoff, by_id=False, extra=_evidence)
     for directory in places.report_dirs:
         _each(run, _row_files(directory), lambda r, p: _prune_rows(r, p, reports))
-    if places.review_dir and os.path.isdir(places.review_dir):
-        items = sorted(os.path.join(places.review_dir, n) for n in os.listdir(places.review_dir)
-                       if n.endswith(".parquet") and not n.startswith("."))
-        _each(run, items, _prune_review_item)
+    if places.review_dir and os.path.isdir(places.review_dir):  # every run's items, and the top level's
+        _each(run, _row_files(places.review_dir, (".parquet",)), _prune_review_item)
     if console is not None:
         try:
             _prune_console(run, console)

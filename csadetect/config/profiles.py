@@ -28,7 +28,9 @@ This module knows no Beam: :mod:`csadetect.pipelines.options` applies a profile 
 knows, checks them and reads the runner, and hands this module the option names and values it
 needs. :func:`effective_view` and :func:`format_effective` give the block both pipelines print to
 stderr at start (the runner, every pipeline option that is set and the key config values), with
-anything secret masked by :func:`mask`.
+anything secret masked by :func:`mask`. :func:`check_demo_orders` keeps the default config's demo
+detection order (``demo: true``) to local runs: a Dataflow or Flink run, or one under a profile
+other than ``direct``, needs the operator's own orders.
 """
 from __future__ import annotations
 
@@ -49,6 +51,8 @@ SENSITIVE_WORDS = ("key", "secret", "token", "password", "passwd", "credential")
 PROFILE_KEYS = ("description", "pipeline_options", "required", "settings")
 # Options a runner cannot start without, checked before the graph is built.
 RUNNER_REQUIRED = {"dataflow": ("project", "region", "temp_location")}
+# Runner families that run on this machine: the only ones allowed the demo detection order.
+LOCAL_FAMILIES = ("direct", "prism")
 # Runners whose job server adds options of its own (Flink: checkpointing_interval, ...).
 PORTABLE_FAMILIES = ("flink", "spark", "portable")
 # Key config values printed at start, per pipeline.
@@ -343,6 +347,23 @@ def missing_options_error(runner, profile: Optional[Profile], missing: list[str]
     return ConfigError(f"{where} needs {', '.join('--' + n for n in missing)}: give "
                        f"{'it' if len(missing) == 1 else 'them'} on the command line "
                        f"(e.g. --{missing[0]}=...){hint}")
+
+
+def check_demo_orders(settings: Settings, runner, profile: Optional[Profile] = None) -> None:
+    """Refuse a run under the demo detection order (``demo: true`` in ``default.yaml``) unless it is
+    local: a runner of the ``direct`` family (FnApiRunner, DirectRunner) with no profile or the
+    ``direct`` one. Anything else scans real uploads, which the demo's stand-in order is no legal
+    basis for. Raises ConfigError (one line)."""
+    demo = settings.demo_orders()
+    if not demo:
+        return
+    family = runner_family(runner)
+    if family in LOCAL_FAMILIES and (profile is None or profile.name == "direct"):
+        return
+    where = f"the {profile.name} profile" if profile is not None and profile.name != "direct" else f"runner {runner}"
+    ids = ", ".join(o.order_id for o in demo)
+    raise ConfigError(f"{where} may not run under the demo detection order {ids} (demo: true, not a real order): "
+                      "put your detection orders in a --config file (its `orders:` list replaces the demo's)")
 
 
 def local_paths(settings: Settings, keys: Iterable[str] = STORAGE_KEYS) -> list[str]:

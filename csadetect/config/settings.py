@@ -193,7 +193,9 @@ DETECTION_TYPES = ("known", "new", "grooming")
 class DetectionOrder(_Strict):
     """An Art. 7 detection order: which detectors may run on which service components, and when.
     The pipeline runs a detector on an event only while an order covering both is active
-    (``start <= now < end``), checked per event, so an order ends without a restart."""
+    (``start <= now < end``), checked per event, so an order ends without a restart. ``demo``
+    marks the default config's stand-in order, which no run off this machine may use
+    (:func:`csadetect.config.profiles.check_demo_orders`)."""
 
     order_id: str = Field(..., min_length=1)
     authority: str = Field(..., min_length=1, description="the issuing judicial or independent administrative authority")
@@ -201,6 +203,8 @@ class DetectionOrder(_Strict):
     services: tuple[str, ...] = Field(..., min_length=1, description="service components covered (the event's `service`)")
     start: datetime
     end: datetime
+    demo: bool = Field(False, description="the shipped demo order (not a real one): only a local run may use it; "
+                       "a Dataflow/Flink run or a profile other than `direct` refuses to start under it")
 
     @field_validator("start", "end")
     @classmethod
@@ -288,7 +292,7 @@ class ConsoleSettings(_Strict):
     feedback_dir: Optional[str] = Field("out/centre/verdicts", description="verdicts as JSON Lines (csadetect feedback --verdict_glob)")
     provider_requests_topic: Optional[str] = Field(None, description="projects/P/topics/T for requests for missing information (Art. 48(5))")
     provider_requests_dir: Optional[str] = Field("out/centre/info_requests", description="requests for missing information as JSON Lines")
-    db: str = Field("out/centre/console.sqlite3", min_length=1, description="SQLite file: users, reports, verdicts, requests, sessions, audit")
+    db: str = Field("out/centre/console.sqlite3", min_length=1, description="SQLite file: users, sessions, audit log; the report cache (reports, verdicts, requests, outbox) is this path + '.cache'")
     audit_log: Optional[str] = Field("out/centre/audit.jsonl", description="append-only JSON Lines mirror of the audit table")
     session_idle_seconds: int = Field(900, gt=0, description="a session ends after this long without a request")
     session_max_seconds: int = Field(8 * 3600, gt=0, description="a session ends this long after login, whatever its use")
@@ -304,6 +308,7 @@ class ConsoleSettings(_Strict):
     login_forget_seconds: int = Field(3600, gt=0, description="failed logins are forgotten after this long without another")
     login_hash_concurrency: int = Field(2, ge=1, le=64, description="password checks (argon2id, 64 MiB each) run at once; others wait")
     max_pixels: int = Field(50_000_000, gt=0, description="largest evidence image the console decodes")
+    claim_seconds: int = Field(1800, ge=60, description="a claim on a report expires this long after its holder last opened it")
 
     @field_validator("login_forget_seconds")
     @classmethod
@@ -358,6 +363,10 @@ class Settings(_Strict):
     def active_orders(self, now: Optional[datetime] = None) -> list[DetectionOrder]:
         now = now or utc_now()
         return [o for o in self.orders if o.active(now)]
+
+    def demo_orders(self) -> list[DetectionOrder]:
+        """The configured orders marked ``demo: true`` (the shipped default's stand-in order)."""
+        return [o for o in self.orders if o.demo]
 
     @field_validator("orders")
     @classmethod

@@ -42,6 +42,25 @@ class Evidence:
         return len(self.content)
 
 
+def sealed_for(report: dict) -> Optional[str]:
+    """The fingerprint of the centre key the report's evidence is sealed for (from the sealed
+    token, ``<version>:<key_id>:<base64>``), or None when there is none or it is malformed."""
+    token = report.get("evidence_encrypted")
+    if not isinstance(token, str):
+        return None
+    parts = token.split(":")
+    return parts[1][:64] if len(parts) == 3 and parts[1] else None
+
+
+def sealed_for_another_key(report: dict, centre_key_id: Optional[str]) -> Optional[dict]:
+    """``{sealed_for, console_key}`` when the evidence is sealed for a centre key other than the
+    console's (``centre_key_id``, its fingerprint); None when it is the console's, or unknown."""
+    target = sealed_for(report)
+    if target is None or centre_key_id is None or target == centre_key_id:
+        return None
+    return {"sealed_for": target, "console_key": centre_key_id}
+
+
 def open_report_evidence(report: dict, centre_key) -> Evidence:
     """Decrypt a report's evidence with the centre key; raises :class:`EvidenceUnavailable`."""
     if not report.get("evidence_encrypted"):

@@ -27,7 +27,8 @@ from typing import Any, Callable, Optional
 
 import jsonschema
 
-from csadetect.console.storage import REPORT_ID, ConsoleStorage
+from csadetect.console.storage import REPORT_ID, ConsoleStorage, content_hash
+from csadetect.core import keys as signing
 from csadetect.core.timeutil import parse_time
 from csadetect.reports import crypto
 from csadetect.reports.files import REPORT_EXTENSIONS, ReportFileError, read_reports
@@ -41,12 +42,20 @@ def _validator():
     return jsonschema.Draft202012Validator(schema)
 
 
+def file_key(st: os.stat_result) -> tuple:
+    """What tells a changed report file: size, modification and change times (ns), device and inode
+    (a rewrite in place changes the ctime, a replaced file the inode, even when size and mtime are kept)."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+
+
 class ReportIngest:
-    """Validate, verify and store reports; ``counts`` says how many were added, duplicates, invalid."""
+    """Validate, verify and store reports; ``counts`` says how many were added, duplicates (the
+    same body, same key), rechecked, new versions, invalid."""
 
     def __init__(self, store: ConsoleStorage, provider_key=None, clock: Optional[Callable[[], float]] = None):
         self.store = store
         self.provider_key = provider_key
+        self.key_fingerprint = signing.key_id(provider_key) if provider_key is not None else None
         self.clock = clock or time.time
         self.counts: Counter = Counter()
         self._fields = REPORT_SCHEMA.names
@@ -55,7 +64,7 @@ class ReportIngest:
         self._lock = threading.Lock()
 
     def add(self, obj: Any) -> str:
-        """``added``, ``duplicate`` or ``invalid``."""
+        """``added``, ``duplicate``, ``rechecked``, ``new_version`` or ``invalid``."""
         if not isinstance(obj, dict):
             self.counts["invalid"] += 1
             return "invalid"
@@ -72,7 +81,9 @@ class ReportIngest:
         if not REPORT_ID.match(report["report_id"]):
             self.counts["invalid"] += 1
             return "invalid"
-        if self.store.has_report(report["report_id"]):
+        state = self.store.report_state(report["report_id"])
+        if (state is not None and state["content_hash"] == content_hash(report)
+                and self.key_fingerprint in (None, state["key_fingerprint"])):  # no key now: the last check stands
             self.counts["duplicate"] += 1
             return "duplicate"
         status, note = "not_checked", None
@@ -82,9 +93,10 @@ class ReportIngest:
                 status = "verified"
             except crypto.ReportSignatureError as exc:
                 status, note = "invalid", str(exc)[:300]
-        added = self.store.add_report(report, status, note, self.clock())
-        self.counts["added" if added else "duplicate"] += 1
-        return "added" if added else "duplicate"
+        outcome = self.store.store_report(report, status, note, self.key_fingerprint, self.clock())
+        outcome = "duplicate" if outcome == "unchanged" else outcome
+        self.counts[outcome] += 1
+        return outcome
 
     def read_store(self, directory: Optional[str]) -> Counter:
         """Read every report file under ``directory`` that is new or changed since the last call."""
@@ -102,7 +114,7 @@ class ReportIngest:
                         st = os.stat(path)
                     except OSError:
                         continue
-                    key = (st.st_mtime_ns, st.st_size)
+                    key = file_key(st)
                     if self._seen.get(path) == key:
                         continue
                     try:

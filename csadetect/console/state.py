@@ -1,8 +1,8 @@
 """What every route of the console shares, as one object on ``app.state.console``: the settings,
 the clock, the store (behind :class:`~csadetect.console.storage.ConsoleStorage`), the keys, the
 report ingest, the outbox, the login throttle (and the slots argon2 checks wait for) and the
-one-time links to revealed evidence; and its lifecycle (read reports, deliver the outbox, purge old
-sessions and links, background threads).
+one-time links to revealed evidence, how long a claim on a report lasts; and its lifecycle (read
+reports, deliver the outbox, expire stale claims, purge old sessions and links, background threads).
 """
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ from csadetect.core import keys as signing
 from csadetect.reports import crypto
 
 ConsoleConfig = ConsoleSettings  # the `console:` settings section, with command-line overrides applied
+
+
+def claim_seconds(config: ConsoleConfig) -> float:
+    """How long a claim lasts: ``console.claim_seconds`` (default 30 minutes, at least a minute)."""
+    return float(config.claim_seconds)
 
 
 class ConsoleError(ValueError):
@@ -62,6 +67,8 @@ class Console:
         self.config = config
         self.clock = clock
         self.centre_key, self.provider_key = _load_keys(config)
+        self.centre_key_id = signing.raw_key_id(self.centre_key.public_key()) if self.centre_key is not None else None
+        self.claim_seconds = claim_seconds(config)
         try:
             self.store = store if store is not None else open_store(config.db, config.audit_log)
         except Exception as exc:  # sqlite3.Error, OSError: one line
@@ -85,6 +92,7 @@ class Console:
             self.ingest.read_store(self.config.reports_dir)
         self.outbox.deliver()
         now = self.clock()
+        self.store.expire_claims(self.stale_before(), now)
         self.store.purge_sessions(now - self.config.session_idle_seconds, now - self.config.session_max_seconds)
         with self._grants_lock:
             for token in [t for t, g in self.grants.items() if g.expires < now]:
@@ -112,6 +120,10 @@ class Console:
     def audit(self, user: Optional[str], action: str, report_id: Optional[str] = None,
               detail: Optional[str] = None) -> None:
         self.store.audit(self.clock(), user, action, report_id, detail)
+
+    def stale_before(self) -> float:
+        """Claims made before this moment have expired."""
+        return self.clock() - self.claim_seconds
 
     def session_alive(self, session: dict, now: float) -> bool:
         """Neither idle for ``session_idle_seconds`` nor older than ``session_max_seconds``."""

@@ -1,5 +1,6 @@
-"""What the console's pages show and how: the labels of verdicts, reasons, statuses and Art. 13
-fields, the formatting filters, the Jinja2 templates (autoescaped, strict) and :func:`render`.
+"""What the console's pages show and how: the labels of statuses and Art. 13 fields (verdicts and
+reasons come from :mod:`csadetect.console.reasons`), the formatting filters, the Jinja2 templates
+(autoescaped, strict) and :func:`render`.
 """
 from __future__ import annotations
 
@@ -11,24 +12,11 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from csadetect.console.deps import Ctx
+from csadetect.console.reasons import REASONS, VERDICT_LABELS
 from csadetect.core.timeutil import parse_time
 from csadetect.reports.schema import FIELD_DOCS, REPORT_SCHEMA
 from csadetect.signals import SIGNAL_TYPES
 
-REASONS: dict[str, dict[str, str]] = {
-    "confirmed": {
-        "matches_known_indicator": "Matches a known indicator",
-        "new_material_confirmed": "New material: confirmed",
-        "grooming_confirmed": "Grooming: confirmed",
-    },
-    "manifestly_unfounded": {
-        "benign_content": "Benign content",
-        "wrong_match": "Wrong match (not the indicated material)",
-        "insufficient_evidence": "Insufficient evidence",
-        "other": "Other (explain in the note)",
-    },
-}
-VERDICT_LABELS = {"confirmed": "Confirmed", "manifestly_unfounded": "Manifestly unfounded"}
 MISSING_FIELDS: dict[str, str] = {
     "evidence": "Evidence (missing or cannot be opened)",
     "account": "User account concerned",
@@ -44,12 +32,15 @@ MISSING_FIELDS: dict[str, str] = {
     "other": "Other (explain in the note)",
 }
 STATUS_LABELS = {"open": "Open", "new": "New", "in_review": "In review", "info_requested": "Information requested",
-                 "confirmed": "Confirmed", "manifestly_unfounded": "Manifestly unfounded", "all": "All"}
+                 "confirmed": "Confirmed", "manifestly_unfounded": "Manifestly unfounded", "archived": "Archived",
+                 "all": "All"}
 DONE_MESSAGES = {
     "verdict": "Verdict recorded and sent to the provider.",
     "changed": "Verdict changed; the new verdict was sent to the provider.",
     "info_request": "Request for missing information sent to the provider.",
     "break": "Welcome back.",
+    "released": "Claim released: the report is back in the queue for anyone.",
+    "archived": "Report archived: it left the queue and is kept (status Archived).",
 }
 
 
@@ -139,6 +130,12 @@ def art13_fields(report: dict) -> list[dict]:
     return [{"name": name, "label": FIELD_LABELS.get(name, name), "doc": FIELD_DOCS.get(name, ""),
              "value": _field_value(name, report.get(name)), "missing": report.get(name) is None}
             for name in REPORT_SCHEMA.names]
+
+
+def changed_fields(before: dict, after: dict) -> list[str]:
+    """The Art. 13 fields (labels) in which two versions of a report differ."""
+    names = list(REPORT_SCHEMA.names) + sorted((set(before) | set(after)) - set(REPORT_SCHEMA.names))
+    return [FIELD_LABELS.get(n, n) for n in names if before.get(n) != after.get(n)]
 
 
 def detection_summary(report: dict) -> str:

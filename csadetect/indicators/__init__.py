@@ -2,6 +2,8 @@
 
 * :mod:`csadetect.indicators.rows` -- the :class:`~csadetect.indicators.rows.Indicator` record, CSV / JSON Lines /
   hash-list readers with one-line errors, and :func:`~csadetect.indicators.rows.from_media`.
+* :mod:`csadetect.indicators.formats` -- other tools' hash lists in and out (threatexchange/HMA CSV, plain lists,
+  mapped CSV), per-row refusals with line numbers; docs/indicators.md.
 * :mod:`csadetect.core.keys` -- Ed25519 keys, sign / verify.
 * :mod:`csadetect.indicators.snapshot` -- versioned, signed Parquet snapshots and deltas on any Beam
   filesystem: build, verify + load, diff, info.

@@ -3,8 +3,11 @@
 An :class:`Indicator` is one known-material signal (its ``kind`` names a signal type of
 :mod:`csadetect.signals`) with its metadata. Readers turn CSV, JSON Lines and plain hash lists
 (Meta's ``needles.txt`` / ``haystack.txt`` format) into validated rows; every bad row raises
-:class:`IndicatorError` with a one-line message naming the file and line. :func:`from_media`
-hashes image and video files into rows (PDQ or vPDQ + MD5 + SHA-256, + embeddings with a model).
+:class:`IndicatorError` with a one-line message naming the file and line. A hash list names its
+kind (``kind``, a header line: :func:`header_kind`, or values only one kind accepts:
+:func:`value_kind`); 64 hex digits (PDQ or SHA-256) are never guessed. Other tools' formats, with
+per-row errors collected instead of raised, are :mod:`csadetect.indicators.formats`.
+:func:`from_media` hashes image and video files into rows (PDQ or vPDQ + MD5 + SHA-256, + embeddings with a model).
 
 Values are normalised on construction by their signal type (``SignalType.validate``): hex is
 lowercased, vPDQ frame lists are de-duplicated and single-space separated, embeddings are
@@ -23,7 +26,6 @@ from csadetect.config.settings import MatchSettings
 from csadetect.core.timeutil import parse_time, utc_iso
 from csadetect.media.hashing import MediaError, hash_file
 from csadetect.signals import SIGNAL_TYPES, Media, SignalError, digests, for_content, get
-from csadetect.signals.pdq import PdqSignal
 
 FIELDS = ("indicator_id", "kind", "value", "category", "source", "note", "added_at", "disabled_at")
 CSV_COLUMNS = ("indicator_id", "kind", "value", "category", "note")  # what from-media writes
@@ -37,6 +39,10 @@ _ID_RE = re.compile(r"[^\s\x00-\x1f\x7f]+")  # no whitespace or control characte
 
 class IndicatorError(ValueError):
     """A bad indicator row or input file; the message is one line, e.g. ``file.csv:12: ...``."""
+
+
+class AmbiguousKind(IndicatorError):
+    """A bare value several kinds accept (64 hex digits: PDQ or SHA-256) and nothing names its kind."""
 
 
 def _time_field(value: str, field: str) -> str:
@@ -127,17 +133,20 @@ def _check_unique(rows: Iterable[tuple[str, Indicator]]) -> list[Indicator]:
     return out
 
 
-def _open_text(path: str):
+def open_text(path: str):
+    """``path`` opened for reading UTF-8 text (CSV-ready: ``newline=""``); IndicatorError (one line) when it cannot be."""
     try:
         return open(path, encoding="utf-8", newline="")
     except FileNotFoundError:
         raise IndicatorError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise IndicatorError(f"{path}: is a directory") from None
     except OSError as exc:
         raise IndicatorError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         try:
             for number, line in enumerate(fh, 1):
                 yield number, line
@@ -148,7 +157,7 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
 def read_csv(path: str) -> list[Indicator]:
     """CSV with a header: ``indicator_id,kind,value`` required; ``category,note,source,added_at,
     disabled_at`` optional. Unknown columns are an error (they are usually typos)."""
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         try:
             reader = csv.DictReader(fh)
             header = reader.fieldnames
@@ -205,17 +214,76 @@ def read_jsonl(path: str) -> list[Indicator]:
     return _check_unique(rows)
 
 
-def read_hashes(path: str, kind: str = PdqSignal.name, category: str = DEFAULT_CATEGORY) -> list[Indicator]:
-    """One value of ``kind`` per line (``needles.txt`` format: PDQ). Blank lines and ``#`` comments
-    are skipped. Ids are ``<file stem>-<line number>``, so they are stable as long as the file is."""
+def kind_named(text: str) -> Optional[str]:
+    """The kind ``text`` names: a kind or one of its signal type's ``aliases`` (any case), else None."""
+    key = (text or "").strip().lower()
+    for name, signal in SIGNAL_TYPES.items():
+        if key == name or key in signal.aliases:
+            return name
+    return None
+
+
+def kinds_for(value: str) -> list[str]:
+    """Every kind whose signal type accepts ``value`` as it is (what a bare value could be), among
+    the recognisable ones (``SignalType.recognisable``)."""
+    out = []
+    for name, signal in SIGNAL_TYPES.items():
+        if not signal.recognisable:
+            continue
+        try:
+            signal.validate(value)
+        except SignalError:
+            continue
+        out.append(name)
+    return out
+
+
+def header_kind(text: str) -> Optional[str]:
+    """The kind a hash list's header line names: ``sha256`` (a kind or alias alone on the line) or a
+    comment ``# kind: sha256``; None for any other line."""
+    body = text.strip()
+    if body.startswith("#"):
+        key, sep, rest = body.lstrip("#").partition(":")
+        return kind_named(rest) if sep and key.strip().lower() == "kind" else None
+    return kind_named(body)
+
+
+def value_kind(value: str, where: str) -> str:
+    """The one kind a bare value can be; AmbiguousKind when it could be several (64 hex digits:
+    PDQ or SHA-256), IndicatorError when none."""
+    found = kinds_for(value)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        recognisable = [name for name, signal in SIGNAL_TYPES.items() if signal.recognisable]
+        raise IndicatorError(f"{where}: not a value of any kind ({', '.join(recognisable)})")
+    raise AmbiguousKind(f"{where}: {len(value.strip())} hex digits could be {' or '.join(found)}; "
+                         f"pass --kind or start the list with a header line naming the kind (e.g. '# kind: {found[0]}')")
+
+
+def read_hashes(path: str, kind: Optional[str] = None, category: str = DEFAULT_CATEGORY) -> list[Indicator]:
+    """One value per line (``needles.txt`` format). Blank lines and ``#`` comments are skipped. The
+    kind: ``kind``, else a header line (:func:`header_kind`), else each value's only possible
+    kind (MD5: 32 hex digits, SHA-1: 40); values several kinds accept (64 hex digits: PDQ or
+    SHA-256) raise IndicatorError rather than being guessed. Ids are ``<file stem>-<line
+    number>``, so they are stable as long as the file is."""
     stem = os.path.splitext(os.path.basename(path))[0]
     rows = []
     for number, line in _lines(path):
         text = line.strip()
-        if not text or text.startswith("#"):
+        if not text:
+            continue
+        named = header_kind(text) if not rows else None  # a header: before the first value
+        if named is not None:
+            if kind is not None and named != kind:
+                raise IndicatorError(f"{path}:{number}: the header names {named}, --kind {kind}")
+            kind = named
+            continue
+        if text.startswith("#"):
             continue
         where = f"{path}:{number}"
-        rows.append((where, _make({"indicator_id": f"{stem}-{number}", "kind": kind, "value": text, "category": category}, where)))
+        row_kind = kind or value_kind(text, where)
+        rows.append((where, _make({"indicator_id": f"{stem}-{number}", "kind": row_kind, "value": text, "category": category}, where)))
     return _check_unique(rows)
 
 
@@ -234,7 +302,7 @@ def format_for(path: str, override: Optional[str] = None) -> str:
 
 def read_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = None) -> list[Indicator]:
     """Read and validate an indicator file; raises IndicatorError naming file and line. ``kind``:
-    of the values of a hash list (default pdq); CSV and JSON Lines rows name their own."""
+    of the values of a hash list (see :func:`read_hashes`); CSV and JSON Lines rows name their own."""
     fmt = format_for(path, fmt)
     if kind is not None and fmt != "hashes":
         raise IndicatorError(f"{path}: a kind is given for hash lists only ({fmt} rows name their own)")
@@ -242,7 +310,7 @@ def read_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = 
         return read_csv(path)
     if fmt == "jsonl":
         return read_jsonl(path)
-    return read_hashes(path, kind or PdqSignal.name)
+    return read_hashes(path, kind)
 
 
 def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV_COLUMNS) -> None:

@@ -29,14 +29,24 @@ and where, at start-up rather than deep inside a worker. :class:`BatchedModelHan
 RunInference handler here shares (the model's path, swappable; batching; metrics namespace):
 ``transforms.embed`` and ``transforms.classify`` subclass it for their models, and
 :class:`TFModelHandler` runs any model :func:`load_model` reads on numpy examples.
+
+TensorFlow is imported in one place, :func:`import_tensorflow`: its C++ runtime writes start-up
+notices straight to file descriptor 2 (oneDNN, "Could not find cuda drivers", "failed call to
+cuInit" on a machine without a GPU), which environment variables do not silence. The import and
+the device discovery run with fd 2 captured; what is known noise is dropped, anything else is
+written back, and everything captured is shown when the import fails. ``csadetect --verbose``
+(``$CSADETECT_VERBOSE``) leaves stderr alone.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -44,6 +54,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import ExampleT, ModelHandler, ModelT, PredictionResult, PredictionT
 
+from csadetect.config.flags import VERBOSE_ENV
 from csadetect.core import fs
 from csadetect.models import ModelError
 
@@ -109,9 +120,68 @@ def _unreadable(what: str, where, exc: BaseException) -> ModelError:
     return ModelError(f"cannot load {what} {where}: corrupt or unreadable ({detail})")
 
 
+# What TensorFlow's runtime prints while it starts on a machine without a GPU: not errors.
+TF_NOISE = re.compile(
+    r"cuInit|cuda drivers|cudart_stub|cuda_platform|oneDNN|TF_ENABLE_ONEDNN_OPTS|absl::InitializeLog"
+    r"|cpu_feature_guard|This TensorFlow binary is optimized|rebuild TensorFlow with the appropriate compiler flags"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory|computation_placer|TF-TRT Warning"
+)
+
+
+@contextlib.contextmanager
+def _captured_fd2():
+    """Point file descriptor 2 (and ``sys.stderr``) at a temporary file for the block; yields a
+    list that holds the captured text once the block ends."""
+    captured: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.append(tmp.read().decode("utf-8", errors="replace"))
+
+
+def import_tensorflow():
+    """``tensorflow``, imported and its devices discovered with TensorFlow's start-up noise kept
+    off stderr (module docstring); lines that are not noise are written back. With
+    ``$CSADETECT_VERBOSE`` (``csadetect --verbose``) nothing is captured. When the import fails,
+    everything captured is shown before the error propagates."""
+    if "tensorflow" in sys.modules and getattr(import_tensorflow, "done", False):
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get(VERBOSE_ENV):
+        import tensorflow as tf
+
+        import_tensorflow.done = True
+        return tf
+    failure: Optional[BaseException] = None
+    with _captured_fd2() as captured:
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA platform starts here (cuInit)
+        except BaseException as exc:  # shown with what TensorFlow printed, below
+            failure = exc
+    text = "".join(captured)
+    kept = text if failure else "".join(line for line in text.splitlines(keepends=True) if not TF_NOISE.search(line))
+    if kept:
+        sys.stderr.write(kept if kept.endswith("\n") else kept + "\n")
+        sys.stderr.flush()
+    if failure is not None:
+        raise failure
+    import_tensorflow.done = True
+    return tf
+
+
 def load_keras(path, what: str = "model"):
     """A Keras 3 model file, uncompiled (inference only). Raises ModelError naming ``what``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow()  # Keras 3 runs on TensorFlow here: start it quietly first
     import keras
 
     try:
@@ -222,7 +292,7 @@ def load_model(spec: str) -> LoadedModel:
     if not hub and (path.endswith(".keras") or path.endswith(".h5")):
         model = load_keras(path)
         return LoadedModel(lambda x: model(x, training=False), spec, "keras", model)
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         if hub:

@@ -2,7 +2,10 @@
 
 ``build_pipeline`` only wires the named transforms of ``transforms/``; ``run(argv)`` parses options,
 validates the configuration and the indicator snapshot *before* building the graph, runs it and
-prints a summary. Pipeline options (runner, streaming, ...) pass straight through.
+prints a summary. Every run writes under its own run id (``--run_id``, or a new one: printed at
+start and in the summary), one directory level under each configured directory
+(:mod:`csadetect.core.runs`, docs/data.md "Runs"); a run refuses to start when its directory
+already holds records. Pipeline options (runner, streaming, ...) pass straight through.
 
     python -m csadetect.pipelines.detect --input_glob 'events/*.jsonl' --runner FnApiRunner
     python -m csadetect.pipelines.detect --input_subscription projects/P/subscriptions/S --streaming \
@@ -20,6 +23,7 @@ import apache_beam as beam
 
 from csadetect.config.profiles import DETECT_KEYS
 from csadetect.config.settings import ConfigError, Settings
+from csadetect.core import runs
 from csadetect.core.timeutil import utc_iso, utc_now
 from csadetect.indicators.index import load_index
 from csadetect.indicators.snapshot import SnapshotError, check_head
@@ -27,11 +31,11 @@ from csadetect.models import ModelError
 from csadetect.models.classifier import NewMaterialClassifier
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
 from csadetect.models.grooming import GroomingModel
-from csadetect.pipelines import counter_values, pipeline_main
+from csadetect.pipelines import counter_values, note_index_version, pipeline_main
 from csadetect.pipelines.options import (
     DetectOptions, help_options, launch, local_storage, print_effective, run_and_wait,
 )
-from csadetect.pipelines.sources import ReadEvents, Source
+from csadetect.pipelines.sources import ReadEvents, Source, check_input_files
 from csadetect.reports.crypto import ReportKeyError, ReportKeys
 from csadetect.transforms.classify import ClassifyNew, NewMaterialPolicy
 from csadetect.transforms.common import DEAD_LETTER
@@ -155,13 +159,24 @@ def build_pipeline(
     window_seconds: int = 60,
     models: Optional[ResolvedModels] = None,
     clock=None,
+    run_id: Optional[str] = None,
 ):
-    """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections.
-    ``models``: from :func:`resolve_models` (resolved here when not given); ``clock``: a callable
-    returning the current UTC datetime for the detection-order check (tests inject one)."""
+    """Wire the detection graph onto ``pipeline``. Returns a dict of the main PCollections and the
+    ``run_id``. ``models``: from :func:`resolve_models` (resolved here when not given); ``clock``: a
+    callable returning the current UTC datetime for the detection-order check (tests inject one);
+    ``run_id``: the run (:mod:`csadetect.core.runs`; a new one when not given): reports, dead
+    letters, stats and review items go to its directory under each configured directory, and it is
+    part of every report id. :func:`run` checks that those directories hold no records yet."""
     models = models if models is not None else resolve_models(settings)
     emb = models.embedding
+    try:
+        run_id = runs.check_run_id(run_id, "--run_id") if run_id else runs.new_run_id()
+    except runs.RunError as exc:
+        raise ConfigError(str(exc)) from None
     sinks = settings.sinks
+    in_run = {name: runs.run_dir(base, run_id) if base else None
+              for name, base in (("reports", sinks.report_dir), ("dead_letters", sinks.dead_letter_dir),
+                                 ("stats", settings.stores.stats_dir))}
     evidence_key = settings.reports.evidence_key if settings.reports.include_evidence else None
     raw = pipeline | "ReadEvents" >> ReadEvents(source)
     parsed = raw | "ParseEvents" >> ParseEvents(settings.limits)
@@ -187,7 +202,7 @@ def build_pipeline(
     # confirmed hits -> reports: one per report_id, evidence re-sealed for the Centre, signed
     sealed = (
         decided.confirmed
-        | "BuildReports" >> BuildReports(settings.provider)
+        | "BuildReports" >> BuildReports(settings.provider, run_id)
         | "DedupReports" >> DedupReports()
         | "SealAndSign" >> SealAndSign(settings.reports)
     )
@@ -208,12 +223,12 @@ def build_pipeline(
         review_sources
         | "MergeReview" >> beam.Flatten()
         | "QueueForReview" >> QueueForReview(settings.provider, settings.reports, settings.review.ttl_seconds,
-                                            settings.grooming.urgent_patterns)
+                                            settings.grooming.urgent_patterns, run_id)
     )
     review = queued.items
     dead_letters.append(queued[DEAD_LETTER])
     if sinks.review_dir or sinks.review_topic:
-        review | "WriteReview" >> WriteReviewItems(sinks.review_dir, sinks.review_topic)
+        review | "WriteReview" >> WriteReviewItems(sinks.review_dir, sinks.review_topic, run_id)
     stats += [
         review | "StatReviewHit" >> beam.Map(lambda r: stat_of("hit", kind=r["content_kind"], detector=r["detector"])(r)),
         review | "StatReviewQueued" >> beam.Map(lambda r: stat_of("review_queued", detector=r["detector"])(r)),
@@ -239,20 +254,37 @@ def build_pipeline(
     else:
         all_reports = all_reports[0]
     all_reports | "WriteReports" >> WriteReports(
-        sinks.report_dir, sinks.report_topic, sinks.formats, streaming=streaming, window_seconds=window_seconds
+        in_run["reports"], sinks.report_topic, sinks.formats, streaming=streaming, window_seconds=window_seconds
     )
     stats.append(all_reports | "StatReported" >> beam.Map(
         lambda r: stat_of("reported", detector=r["detector"], detector_version=r["detector_version"])(r)))
 
     dead = dead_letters | "MergeDeadLetters" >> beam.Flatten()
     dead | "WriteDeadLetters" >> WriteDeadLetters(
-        sinks.dead_letter_dir, sinks.dead_letter_topic, streaming=streaming, window_seconds=window_seconds
+        in_run["dead_letters"], sinks.dead_letter_topic, streaming=streaming, window_seconds=window_seconds
     )
     stats.append(dead | "StatDeadLettered" >> beam.Map(lambda d: stat_of("dead_lettered")(d)))
     if settings.stores.stats_dir:
-        stats | "MergeStats" >> beam.Flatten() | "WriteStats" >> WriteStats(
-            settings.stores.stats_dir, streaming, window_seconds)
-    return {"reports": all_reports, "dead_letters": dead, "review": review, "grooming": flagged}
+        stats | "MergeStats" >> beam.Flatten() | "WriteStats" >> WriteStats(in_run["stats"], streaming, window_seconds)
+    return {"reports": all_reports, "dead_letters": dead, "review": review, "grooming": flagged, "run_id": run_id}
+
+
+def run_bases(settings: Settings) -> list:
+    """The configured directories a run writes its own directory under (reports, dead letters,
+    review store, stats)."""
+    s = settings.sinks
+    return [d for d in (s.report_dir, s.dead_letter_dir, s.review_dir, settings.stores.stats_dir) if d]
+
+
+def check_run(settings: Settings, run_id: Optional[str]) -> str:
+    """The run id (``--run_id``, checked as a safe id, or a new one); refuses (one line) a run whose
+    directory already holds records under any configured directory: a run never writes into it."""
+    try:
+        run_id = runs.check_run_id(run_id, "--run_id") if run_id else runs.new_run_id()
+        runs.check_fresh(run_bases(settings), run_id)
+    except runs.RunError as exc:
+        raise ConfigError(str(exc)) from None
+    return run_id
 
 
 def check_indicators(settings: Settings):
@@ -310,25 +342,40 @@ def run(argv=None, save_main_session: bool = False):
     local = local_storage(options, settings)
     if local:
         LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
+    if opts.run_id or not (std.runner or "").lower().startswith("dataflow"):  # a new id is new everywhere
+        run_id = check_run(settings, opts.run_id)
+    else:
+        run_id = runs.new_run_id()
+    print(f"csadetect run: run id {run_id}", file=sys.stderr, flush=True)
     check_orders(settings)
     if not (std.runner or "").lower().startswith("dataflow"):
         index = check_indicators(settings)
         LOG.info("indicators: snapshot version %s, %d indicators", index.version, len(index))
+        note_index_version(index.version)
     models = resolve_models(settings)
     if not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the worker image brings FFmpeg
+        check_input_files(source)
         check_video_probe()
         if settings.grooming.enabled:
             check_grooming_model(settings)
         check_image_models(settings, models)
         check_report_keys(settings)  # on Dataflow the workers hold the keys
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models)
-    return run_and_wait(pipeline, std)
+    build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models, run_id=run_id)
+    result = run_and_wait(pipeline, std)
+    if not getattr(std, "no_wait_until_finish", False):
+        runs.remove_temp_dirs(run_bases(settings))  # what Beam's file writes left (streaming)
+    try:
+        result.run_id = run_id
+    except AttributeError:  # a result type that takes no attributes: the id was printed at start
+        pass
+    return result
 
 
 def summary(result) -> dict:
     counts = outcome_counts(result)
-    return {k: counts.get(k, 0) for k in ("received", "hit", "non_hit", "dead_lettered", "report", "hit_review")}
+    out = {k: counts.get(k, 0) for k in ("received", "hit", "non_hit", "dead_lettered", "report", "hit_review")}
+    return {"run_id": getattr(result, "run_id", None), **out}
 
 
 def main(argv=None) -> int:

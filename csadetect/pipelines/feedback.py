@@ -6,7 +6,10 @@ Art. 12(2); ``docs/feedback.md``).
 parses options, validates the configuration before the graph is built and runs it; ``main``
 prints one JSON summary line. Pipeline options (runner, streaming, ...) pass straight through.
 
-    python -m csadetect.pipelines.feedback --verdict_glob 'verdicts/*.jsonl' --report_glob 'out/reports/*.jsonl'
+    python -m csadetect.pipelines.feedback --verdict_glob 'verdicts/*.jsonl' --report_glob 'out/reports/**.jsonl'
+
+The reports default to every run's, ``<sinks.report_dir>/**.jsonl`` (the top level and each
+``<RUN_ID>/``, :mod:`csadetect.core.runs`); one run's are ``--report_glob '<report_dir>/<RUN_ID>/*.jsonl'``.
     python -m csadetect.pipelines.feedback --streaming --report_subscription projects/P/subscriptions/R \
         --verdict_subscription projects/P/subscriptions/V --notifications_topic projects/P/topics/N
 """
@@ -22,7 +25,7 @@ import apache_beam as beam
 
 from csadetect.config.profiles import FEEDBACK_KEYS
 from csadetect.config.settings import ConfigError, Settings
-from csadetect.core import fs
+from csadetect.core import fs, runs
 from csadetect.core.keys import load_public_key
 from csadetect.core.timeutil import parse_time, utc_iso
 from csadetect.pipelines import counter_values, pipeline_main
@@ -104,7 +107,7 @@ def sources_from(settings: Settings, opts: FeedbackOptions, streaming: bool) -> 
     fb = settings.feedback
     report_glob = opts.report_glob
     if not report_glob and not opts.report_subscription and settings.sinks.report_dir:
-        report_glob = settings.sinks.report_dir.rstrip("/") + "/*.jsonl"
+        report_glob = runs.pattern(settings.sinks.report_dir.rstrip("/"), ".jsonl")  # every run's reports
     verdict_glob, verdict_sub = fb.verdict_glob, fb.subscription
     if verdict_glob and verdict_sub:  # both configured: the one given on the command line wins
         if opts.verdict_subscription:

@@ -9,8 +9,11 @@ the process with one parser, so whichever class comes first defines a shared opt
 The profile files, their validation and the effective-options block are plain config work in
 :mod:`csadetect.config.profiles`; this module adds what needs Beam: the options Beam knows
 (:func:`known_options`), a profile turned into command-line arguments (:func:`apply_profile`),
-the checks before a graph is built (:func:`check_options`) and the block printed at start
-(:func:`print_effective`).
+the checks before a graph is built (:func:`check_options`), the command line's flags checked
+against them (:func:`check_flags`: a misspelt flag stops the run with one line and the nearest
+name; ``--public-key`` and ``--public_key`` both work) and the block printed at start
+(:func:`print_effective`). :func:`launch` runs these checks, and refuses the demo detection order
+anywhere but on this machine (:func:`csadetect.config.profiles.check_demo_orders`).
 """
 from __future__ import annotations
 
@@ -23,12 +26,14 @@ from typing import Callable, Iterable, Optional
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, SetupOptions, StandardOptions
 
+from csadetect.config.flags import normalise, suggest
 from csadetect.config.profiles import (
-    DETECT_KEYS, PORTABLE_FAMILIES, STORAGE_KEYS, Profile, arg_value, available_profiles, effective_view, expand,
-    format_effective, given_options, load_profile, local_paths, missing_options_error, option_text, profile_name,
-    profile_settings, required_options, runner_family, split_profile_arg,
+    DETECT_KEYS, PORTABLE_FAMILIES, STORAGE_KEYS, Profile, arg_value, available_profiles, check_demo_orders,
+    effective_view, expand, format_effective, given_options, load_profile, local_paths, missing_options_error,
+    option_text, profile_name, profile_settings, required_options, runner_family, split_profile_arg,
 )
 from csadetect.config.settings import ConfigError, Settings
+from csadetect.pipelines.progress import run_and_watch
 from csadetect.pipelines.sources import add_input_args
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -45,6 +50,9 @@ def _shared(parser, *args, **kwargs) -> None:
 
 class DetectOptions(PipelineOptions):
     """The detection pipeline's options (:mod:`csadetect.pipelines.detect`)."""
+
+    command = "csadetect run"  # what errors about its flags call it
+    scans = True  # it scans uploads: only under a real detection order (check_demo_orders)
 
     @classmethod
     def _add_argparse_args(cls, parser):
@@ -65,17 +73,21 @@ class DetectOptions(PipelineOptions):
         parser.add_argument("--evidence_key", default=None, help="provider X25519 evidence key (overrides reports.evidence_key)")
         parser.add_argument("--centre_public_key", default=None, help="EU Centre X25519 public key (overrides config)")
         parser.add_argument("--stats_dir", default=None, help="id-free stats for the transparency report (overrides config)")
+        parser.add_argument("--run_id", default=None, help="this run's id, a safe id (default: a new one); its directory under each output directory must hold no records yet")
         _shared(parser, "--window_seconds", type=int, default=60, help="file window in streaming mode")
 
 
 class FeedbackOptions(PipelineOptions):
     """The feedback pipeline's options (:mod:`csadetect.pipelines.feedback`)."""
 
+    command = "csadetect feedback"
+    scans = False  # it reads reports and verdicts, no uploads
+
     @classmethod
     def _add_argparse_args(cls, parser):
         _shared(parser, "--config", default=None, help="YAML config merged over csadetect/config/default.yaml")
         parser.add_argument("--report_glob", default=None,
-                            help="JSON Lines report files (default: <sinks.report_dir>/*.jsonl)")
+                            help="JSON Lines report files (default: <sinks.report_dir>/**.jsonl, every run)")
         parser.add_argument("--report_subscription", default=None,
                             help="projects/P/subscriptions/S of reports (one JSON report per message; streaming)")
         parser.add_argument("--verdict_glob", default=None,
@@ -112,6 +124,48 @@ def known_options() -> dict[str, argparse.Action]:
     PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
     return {s[2:]: action for action in parsers[0]._actions  # pylint: disable=protected-access
             for s in action.option_strings if s.startswith("--")}
+
+
+PIPELINES = (DetectOptions, FeedbackOptions)
+
+
+def own_options(options_cls) -> set[str]:
+    """The option names ``options_cls`` itself defines (without Beam's)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    options_cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    return {s[2:] for action in parser._actions for s in action.option_strings  # pylint: disable=protected-access
+            if s.startswith("--")}
+
+
+def check_flags(argv: Iterable[str], options_cls, runner: Optional[str] = None,
+                actions: Optional[dict] = None) -> None:
+    """Refuse a flag in ``argv`` (the command line, before a profile's options are added) that no
+    options class of this process defines, or that only the other csadetect pipeline defines,
+    with the nearest known name: ``unknown option --report_dirr for csadetect run (did you mean
+    --report_dir?)``. Beam's own options (``--runner``, ``--project``, ``--streaming``, Dataflow's
+    and Flink's) pass. On a portable runner (Flink, Spark) a flag Beam's Python SDK does not know
+    goes on to the job server, which has options of its own (``--checkpointing_interval``): it is
+    logged, not refused. Raises ConfigError (one line)."""
+    actions = known_options() if actions is None else actions
+    command = getattr(options_cls, "command", "the pipeline")
+    own = own_options(options_cls)
+    theirs = {other: own_options(other) - own for other in PIPELINES if other is not options_cls}
+    elsewhere = set().union(*theirs.values()) if theirs else set()
+    candidates = (set(actions) - elsewhere) | {"profile"}
+    portable = runner_family(runner or "") in PORTABLE_FAMILIES
+    for name in dict.fromkeys(given_options(argv)):
+        if (name in actions and name not in elsewhere) or name == "profile":
+            continue
+        if name in elsewhere:
+            owner = next(getattr(o, "command", o.__name__) for o, names in theirs.items() if name in names)
+            raise ConfigError(f"--{name} is not an option of {command} (it is one of {owner}); "
+                              f"see {command} --help")
+        if portable:
+            logging.getLogger(__name__).warning("--%s is not a Beam Python option: passed on to the %s job server",
+                                                name, runner)
+            continue
+        raise ConfigError(f"unknown option --{name} for {command}{suggest(name, candidates)}; "
+                          f"see {command} --help (Beam's pipeline options are accepted too)")
 
 
 def _dest(actions: dict, name: str) -> str:
@@ -296,15 +350,21 @@ class Launch:
 
 def launch(argv, options_cls, effective_settings: Callable, save_main_session: bool = False,
            quiet: Iterable[str] = ("apache_beam.io.fileio", "apache_beam.runners.worker.statecache")) -> Launch:
-    """The common start of both pipelines' ``run``: logging to stderr, the runner profile applied
+    """The common start of both pipelines' ``run``: logging to stderr, flags spelt as Beam knows
+    them and unknown ones refused (:func:`check_flags`), the runner profile applied
     (``--profile NAME|PATH``; the command line wins), the runner pinned (FnApiRunner for batch,
     DirectRunner for streaming: never Beam's Prism download), the runner's required options checked
-    before any graph, and the configuration with the command line's overrides
-    (``effective_settings(settings, opts)``)."""
+    before any graph, the configuration with the command line's overrides
+    (``effective_settings(settings, opts)``), and, for the detection pipeline, no demo detection
+    order off this machine."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    actions = known_options()
+    argv = normalise(sys.argv[1:] if argv is None else argv, actions)  # --public-key -> --public_key
+    _, given = split_profile_arg(argv)
     argv, profile = resolve_profile(argv)
+    check_flags(given, options_cls, arg_value(argv, "runner"), actions)  # a misspelt flag stops here
     options = PipelineOptions(argv)
     opts = options.view_as(options_cls)
     options.view_as(SetupOptions).save_main_session = save_main_session
@@ -313,13 +373,14 @@ def launch(argv, options_cls, effective_settings: Callable, save_main_session: b
         std.runner = "DirectRunner" if std.streaming else "FnApiRunner"
     check_options(options, profile)  # e.g. Dataflow's project, region, temp_location
     settings = effective_settings(profile_settings(opts.config, profile), opts)
+    if getattr(options_cls, "scans", False):
+        check_demo_orders(settings, std.runner, profile)  # real scanning needs the operator's own orders
     return Launch(options, opts, std, profile, settings)
 
 
 def run_and_wait(pipeline, std: StandardOptions):
     """Run the pipeline and wait for it, unless ``--no_wait_until_finish`` (a Flex Template
-    launcher must not wait)."""
-    result = pipeline.run()
-    if not getattr(std, "no_wait_until_finish", False):
-        result.wait_until_finish()
-    return result
+    launcher must not wait): the Pub/Sub resources of the graph checked first, a line of counters
+    every ``--progress_seconds`` while it runs, and Ctrl-C / SIGTERM cancelling it cleanly
+    (:func:`csadetect.pipelines.progress.run_and_watch`)."""
+    return run_and_watch(pipeline, std, wait=not getattr(std, "no_wait_until_finish", False))

@@ -13,6 +13,12 @@
   bodies, keys are ignored. With a ``group.id`` the offsets are committed when the runner finalises
   a checkpoint.
 
+Before a local run starts (DirectRunner, FnApiRunner), :func:`preflight_pubsub` checks every
+Pub/Sub subscription the built graph reads and every topic it writes (flags and config alike),
+with a short timeout: a missing one, a denied one, missing credentials or an emulator that is not
+running stop the run with one line naming it (:mod:`csadetect.core.pubsub`), not with the runner's
+tracebacks. A run with no input, or with two, names the three input flags.
+
 Cross-language reads are expanded by a Java expansion service when the pipeline is built:
 ``--expansion_service host:port`` (on Flink the job server runs one, with KafkaIO and PubsubIO, on
 port 8097), ``--expansion_service /path/to/expansion-service.jar`` (started here; needs ``java``),
@@ -72,12 +78,15 @@ from apache_beam.io.kafka import ReadFromKafka
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms.external import BeamJarExpansionService, JavaJarExpansionService
 
+from csadetect.config.profiles import runner_family
 from csadetect.config.settings import ConfigError
+from csadetect.core import fs, pubsub
 from csadetect.core.ids import derived_id
 from csadetect.core.timeutil import utc_iso
 from csadetect.media.hashing import is_video_path
 
 READ_VIA = ("native", "xlang_pubsub", "kafka")
+INPUT_FLAGS = ("--input_subscription", "--input_glob", "--input_media_glob")
 SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
 # Beam's Gradle target of the Java expansion service that holds PubsubIO's external read
 PUBSUB_EXPANSION_TARGET = "sdks:java:io:google-cloud-platform:expansion-service:shadowJar"
@@ -115,6 +124,21 @@ def _check_subscription(subscription: str) -> None:
         parse_subscription(subscription)
     except ValueError as exc:
         raise ConfigError(f"--input_subscription {subscription[:80]!r}: {str(exc).splitlines()[0]}") from None
+
+
+def check_input_files(source: "Source") -> None:
+    """Before a local run: one line for an input glob that matches no file (Beam would fail deep in
+    the run with a traceback). Remote globs (gs://...) are left to the runner: the launcher may hold
+    no credentials."""
+    for flag, pattern in (("--input_glob", source.glob), ("--input_media_glob", source.media_glob)):
+        if not pattern or fs.is_url(pattern):
+            continue
+        try:
+            found = next(iter(fs.match(pattern)), None)
+        except Exception:  # pylint: disable=broad-except  # Beam raises when nothing matches
+            found = None
+        if found is None:
+            raise ConfigError(f"{flag} {pattern[:200]!r} matches no file")
 
 
 def _consumer_config(entries) -> tuple[tuple[str, str], ...]:
@@ -183,9 +207,13 @@ class Source:
         if via == "native":
             if self.expansion_service:
                 raise ConfigError("--expansion_service only applies with --read_via xlang_pubsub or kafka")
-            given = [x for x in (self.subscription, self.glob, self.media_glob) if x]
-            if len(given) != 1:
-                raise ConfigError("give exactly one input: --input_subscription, --input_glob or --input_media_glob")
+            given = [flag for flag, value in zip(INPUT_FLAGS, (self.subscription, self.glob, self.media_glob)) if value]
+            if not given:
+                raise ConfigError("no input: give one of --input_subscription, --input_glob or --input_media_glob "
+                                  "(none of them was given)")
+            if len(given) > 1:
+                raise ConfigError(f"give exactly one input of --input_subscription, --input_glob or --input_media_glob, "
+                                  f"not {' and '.join(given)}")
             if self.subscription:
                 _check_subscription(self.subscription)
             return self
@@ -207,6 +235,67 @@ class Source:
             raise ConfigError(f"--read_via kafka needs {' and '.join(missing)}")
         self.consumer_config()  # KEY=VALUE entries, brokers given once
         return self
+
+
+def pubsub_resources(pipeline) -> tuple[list[str], list[str]]:
+    """The Pub/Sub subscriptions (and topics read directly) and the topics written to by Python's
+    own ``ReadFromPubSub`` / ``WriteToPubSub`` in ``pipeline``'s graph, in graph order: every input,
+    verdict and output named by a flag or by the config file alike."""
+    from apache_beam.pipeline import PipelineVisitor
+
+    try:
+        from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub  # lazy: Beam's GCP extras may be absent
+    except ImportError:  # then no graph can hold a Pub/Sub read or write
+        return [], []
+
+    reads: list[str] = []
+    writes: list[str] = []
+
+    class _Find(PipelineVisitor):
+        def enter_composite_transform(self, applied):
+            self.visit_transform(applied)
+
+        def visit_transform(self, applied):
+            t = applied.transform
+            if isinstance(t, ReadFromPubSub):
+                reads.append(t._source.full_subscription or t._source.full_topic)  # pylint: disable=protected-access
+            elif isinstance(t, WriteToPubSub):
+                writes.append(t.full_topic)
+
+    pipeline.visit(_Find())
+    return list(dict.fromkeys(r for r in reads if r)), list(dict.fromkeys(w for w in writes if w))
+
+
+def preflight_pubsub(pipeline, runner=None, timeout: float = pubsub.CHECK_SECONDS) -> int:
+    """Before a local run starts: every Pub/Sub subscription the graph reads and every topic it
+    writes must exist and answer within ``timeout`` seconds, else one ConfigError line naming the
+    resource (not found, permission denied, no credentials, emulator or service unreachable)
+    instead of a stream of tracebacks from the runner's threads. Runs only for the local runners
+    (Dataflow and portable runners read through their own workers and credentials). Returns the
+    number of resources checked."""
+    if runner_family(runner if runner is not None else "DirectRunner") != "direct":
+        return 0
+    reads, writes = pubsub_resources(pipeline)
+    if not (reads or writes):
+        return 0
+    try:
+        if reads:
+            client = pubsub.subscriber()
+            try:
+                for path in reads:
+                    if pubsub.TOPIC.match(path):
+                        pubsub.check_topic(pubsub.publisher(), path, timeout)
+                    else:
+                        pubsub.check_subscription(client, path, timeout)
+            finally:
+                client.close()
+        if writes:
+            client = pubsub.publisher()
+            for path in writes:
+                pubsub.check_topic(client, path, timeout)
+    except pubsub.PubSubError as exc:
+        raise ConfigError(str(exc)) from None
+    return len(reads) + len(writes)
 
 
 def expansion_service_for(source: Source, default_target: Optional[str]):

@@ -34,18 +34,20 @@ def with_order(report: dict, order: Optional[tuple]) -> dict:
     return report
 
 
-def pending_report(matched: MatchedItem, provider) -> dict:
+def pending_report(matched: MatchedItem, provider, run_id: Optional[str] = None) -> dict:
     """The report record of a media hit with its order as legal basis, plus its sealed evidence
-    under :data:`EVIDENCE` (removed by :func:`finalise_report`)."""
-    report = hit_report(matched, provider)
+    under :data:`EVIDENCE` (removed by :func:`finalise_report`). ``run_id``: the pipeline run
+    (part of the report id, :func:`csadetect.reports.schema.report_id`)."""
+    report = hit_report(matched, provider, run_id)
     with_order(report, matched.item.event.order_for(matched.detection_type))
     report[EVIDENCE] = matched.item.evidence
     return report
 
 
-def grooming_report(flag: dict, provider, urgent_patterns=("meeting",)) -> dict:
+def grooming_report(flag: dict, provider, urgent_patterns=("meeting",), run_id: Optional[str] = None) -> dict:
     """A flagged conversation as a report record (pending review). The messages are not in it:
-    they are the evidence, sealed separately (:func:`grooming_evidence`)."""
+    they are the evidence, sealed separately (:func:`grooming_evidence`). ``run_id``: as for
+    :func:`pending_report`."""
     senders = Counter()
     by_index = {m["index"]: m for m in flag["messages"]}
     for e in flag["evidence"]:
@@ -54,7 +56,7 @@ def grooming_report(flag: dict, provider, urgent_patterns=("meeting",)) -> dict:
             senders[m["sender"]] += 1
     report = dict.fromkeys(REPORT_FIELDS)
     report.update(
-        report_id=report_id(flag["provider"], flag["conversation_id"], "grooming"),
+        report_id=report_id(flag["provider"], flag["conversation_id"], "grooming", run_id),
         schema_version=SCHEMA_VERSION,
         provider_id=provider.provider_id,
         created_at=utc_iso(),
@@ -98,10 +100,11 @@ def grooming_evidence(flag: dict) -> bytes:
                        "accounts": flag["accounts"]}, sort_keys=True).encode("utf-8")
 
 
-def pending_grooming_report(flag: dict, provider, keys: crypto.ReportKeys, urgent_patterns=("meeting",)) -> dict:
+def pending_grooming_report(flag: dict, provider, keys: crypto.ReportKeys, urgent_patterns=("meeting",),
+                            run_id: Optional[str] = None) -> dict:
     """:func:`grooming_report` plus the conversation (:func:`grooming_evidence`) sealed for the
     provider's reviewers under :data:`EVIDENCE` (None without an evidence key)."""
-    report = grooming_report(flag, provider, urgent_patterns)
+    report = grooming_report(flag, provider, urgent_patterns, run_id)
     report[EVIDENCE] = None if keys.evidence is None else crypto.seal_content(
         grooming_evidence(flag), "application/json", keys.evidence_public(), report["event_id"])
     return report

@@ -2,14 +2,16 @@
 hit fills it (:func:`hit_report`); :mod:`csadetect.reports.records` takes it from there.
 
 A report is a flat dict that matches :data:`REPORT_SCHEMA` (Parquet) and serialises to one JSON
-line. ``report_id`` is deterministic in (provider, event id, detector) so a redelivered event
-collapses into the same report. Fields filled in later stages (provider signature, encrypted
+line. ``report_id`` is deterministic in (provider, event id, detector, run id) so a redelivered
+event collapses into the same report within a run, while two runs never share a report id (each
+run writes under its own run id, :mod:`csadetect.core.runs`; the run is where the report's file
+lies, not a field of the report). Fields filled in later stages (provider signature, encrypted
 evidence, third-country referral) are present and null until those stages exist.
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 import pyarrow as pa
 
@@ -69,18 +71,24 @@ REPORT_SCHEMA = pa.schema(
 )
 
 
-def report_id(provider: str, event_id: str, detector: str) -> str:
+def report_id(provider: str, event_id: str, detector: str, run_id: Optional[str] = None) -> str:
+    """The report id of a hit: the same event and detector give the same id within a run
+    (``run_id``), and different ids in different runs. Without a run id (reports made outside a
+    pipeline run, and those of earlier versions) it is derived from the first three alone."""
+    if run_id:
+        return derived_id(provider, event_id, detector, run_id)
     return derived_id(provider, event_id, detector)
 
 
-def hit_report(matched: MatchedItem, provider) -> dict[str, Any]:
+def hit_report(matched: MatchedItem, provider, run_id: Optional[str] = None) -> dict[str, Any]:
     """Report record for a hit: known material when it has
     indicator matches (detector ``known-hash``, or ``known-embedding`` when only embedding
-    near-duplicates matched), else new material scored by the classifier."""
+    near-duplicates matched), else new material scored by the classifier. ``run_id``: the
+    pipeline run that found it (part of the report id)."""
     if matched.matches:
         detectors = {get(m.kind).detector for m in matched.matches}
-        return known_report(matched, provider, detectors.pop() if len(detectors) == 1 else "known-hash")
-    report = known_report(matched, provider, "new-material-classifier")
+        return known_report(matched, provider, detectors.pop() if len(detectors) == 1 else "known-hash", run_id)
+    report = known_report(matched, provider, "new-material-classifier", run_id)
     report.update(
         detection_type="new",
         detector_version=matched.new_model_version,
@@ -91,7 +99,8 @@ def hit_report(matched: MatchedItem, provider) -> dict[str, Any]:
     return report
 
 
-def known_report(matched: MatchedItem, provider, detector: str = "known-hash") -> dict[str, Any]:
+def known_report(matched: MatchedItem, provider, detector: str = "known-hash",
+                 run_id: Optional[str] = None) -> dict[str, Any]:
     """Report record for a confirmed known-material match."""
     item = matched.item
     event = item.event
@@ -106,7 +115,7 @@ def known_report(matched: MatchedItem, provider, detector: str = "known-hash") -
     except (TypeError, ValueError):
         port = None
     return {
-        "report_id": report_id(event.provider, event.event_id, detector),
+        "report_id": report_id(event.provider, event.event_id, detector, run_id),
         "schema_version": SCHEMA_VERSION,
         "provider_id": provider.provider_id,
         "created_at": utc_iso(),
@@ -152,7 +161,8 @@ def known_report(matched: MatchedItem, provider, detector: str = "known-hash") -
 
 
 FIELD_DOCS = {
-    "report_id": "deterministic from provider, event id and detector: a redelivered event never makes a second report",
+    "report_id": "deterministic from provider, event id, detector and the pipeline run: a redelivered event never "
+                 "makes a second report in a run, and two runs never share an id",
     "schema_version": "version of this schema",
     "provider_id": "the reporting provider (Art. 13(1)(a))",
     "created_at": "when the report was made (RFC 3339, UTC)",

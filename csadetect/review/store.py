@@ -1,7 +1,8 @@
 """Human review of hits (DESIGN §6, Art. 10(4)(c)): the review store, verdicts and expiry.
 
-The review store holds one Parquet file per pending item, ``<review_dir>/<report_id>.parquet``
-(:data:`csadetect.reports.schema.REVIEW_SCHEMA`), on any Beam filesystem. A reviewer's verdict either
+The review store holds one Parquet file per pending item, ``<review_dir>/<RUN_ID>/<report_id>.parquet``
+(:data:`csadetect.reports.schema.REVIEW_SCHEMA`; the run that queued it, :mod:`csadetect.core.runs`),
+on any Beam filesystem; :meth:`ReviewStore.locate` finds an item by report id in any run. A reviewer's verdict either
 
 * **confirms** the hit: the report gets ``review_status: confirmed`` and ``reviewed_at``, and leaves
   like every report through :func:`csadetect.reports.records.finalise_report` (the evidence opened
@@ -27,7 +28,7 @@ from typing import Any, Iterator, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from csadetect.core import fs
+from csadetect.core import fs, runs
 from csadetect.core.keys import generate_keypair
 from csadetect.core.stats import stat
 from csadetect.core.timeutil import parse_time, utc_iso, utc_now
@@ -48,17 +49,56 @@ class ReviewError(ValueError):
 
 
 class ReviewStore:
-    """One Parquet file per pending review item under ``root`` (local path or any Beam filesystem)."""
+    """One Parquet file per pending review item under ``root`` (local path or any Beam filesystem).
 
-    def __init__(self, root: str):
+    Each pipeline run puts its items in its own run directory, ``<root>/<RUN_ID>/<report_id>.parquet``
+    (:mod:`csadetect.core.runs`); items of earlier layouts lie at ``<root>/<report_id>.parquet``. A
+    store made with ``run_id`` is scoped to that run: it puts items there and sees only them.
+    Without one it sees every run, and :meth:`locate` is the one lookup that finds an item by its
+    report id wherever it lies (verdicts, expiry and ``csadetect review`` all go through it)."""
+
+    def __init__(self, root: str, run_id: Optional[str] = None):
         if not root:
             raise ReviewError("no review store configured (sinks.review_dir)")
         self.root = str(root)
+        self.run_id = runs.check_run_id(run_id) if run_id else None
+        self.directory = runs.run_dir(self.root, run_id) if run_id else self.root
 
-    def path(self, report_id: str) -> str:
+    @staticmethod
+    def _name(report_id: str) -> str:
         if not _ID.match(str(report_id)):
             raise ReviewError(f"not a report id: {str(report_id)[:80]!r}")
-        return fs.join(self.root, f"{report_id}.parquet")
+        return f"{report_id}.parquet"
+
+    def path(self, report_id: str) -> str:
+        """Where :meth:`put` writes the item (this store's run directory, or the root)."""
+        return fs.join(self.directory, self._name(report_id))
+
+    def locate(self, report_id: str) -> Optional[str]:
+        """The file of the pending item ``report_id`` in any run this store sees; None when none."""
+        name = self._name(report_id)
+        own = fs.join(self.directory, name)
+        if fs.exists(own):
+            return own
+        if self.run_id:
+            return None
+        if not fs.via_beam(self.root):
+            for run in runs.list_runs(self.root):
+                path = os.path.join(self.root, run, name)
+                if os.path.isfile(path):
+                    return path
+            return None
+        try:
+            found = sorted(m.path for m in fs.match(fs.join(self.root, "*", name)))
+        except Exception:  # noqa: BLE001 - a missing prefix holds no item
+            return None
+        found = [p for p in found if runs.run_of(self.root, p)]
+        return found[0] if found else None
+
+    def run_of(self, report_id: str) -> Optional[str]:
+        """The run whose directory holds the item (None: not pending, or at the root)."""
+        path = self.locate(report_id)
+        return runs.run_of(self.root, path) if path else None
 
     def put(self, item: dict) -> str:
         path = self.path(item["report_id"])
@@ -71,26 +111,37 @@ class ReviewStore:
         return path
 
     def get(self, report_id: str) -> Optional[dict]:
-        path = self.path(report_id)
-        if not fs.exists(path):
+        path = self.locate(report_id)
+        if path is None:
             return None
         # one row: no thread pool (pyarrow's can abort the process at exit, apache/arrow#34314)
         rows = pq.read_table(io.BytesIO(fs.read_bytes(path)), use_threads=False).to_pylist()
         return rows[0] if rows else None
 
     def delete(self, report_id: str) -> bool:
-        path = self.path(report_id)
-        if not fs.exists(path):
+        path = self.locate(report_id)
+        if path is None:
             return False
         fs.filesystems().delete([path])
         return True
 
     def ids(self) -> list[str]:
-        try:
-            found = list(fs.match(fs.join(self.root, "*.parquet")))
-        except Exception:  # noqa: BLE001 - a missing directory is an empty store
-            return []
-        return sorted(os.path.basename(m.path)[: -len(".parquet")] for m in found)
+        """Report ids of the pending items of every run this store sees."""
+        patterns = [fs.join(self.directory, "*.parquet")]
+        if not self.run_id:
+            patterns.append(fs.join(self.root, "*", "*.parquet"))
+        found = set()
+        for pattern in patterns:
+            try:
+                paths = [m.path for m in fs.match(pattern)]
+            except Exception:  # noqa: BLE001 - a missing directory is an empty store
+                continue
+            for path in paths:
+                name = os.path.basename(path)[: -len(".parquet")]
+                parent = os.path.basename(os.path.dirname(path.rstrip("/")))
+                if _ID.match(name) and not parent.startswith("."):
+                    found.add(name)
+        return sorted(found)
 
     def items(self) -> Iterator[dict]:
         for rid in self.ids():
@@ -205,13 +256,16 @@ def review_item(report: dict, evidence_token: Optional[str], ttl_seconds: int, n
     return item
 
 
-def write_reports(report_dir: Optional[str], reports: list[dict], topic: Optional[str] = None) -> list[str]:
+def write_reports(report_dir: Optional[str], reports: list[dict], topic: Optional[str] = None,
+                  run_id: Optional[str] = None) -> list[str]:
     """Write confirmed reports outside the pipeline (``csadetect review decide``): a new
-    ``reports-reviewed-*.parquet`` and ``.jsonl`` in ``report_dir``, and/or one message each on
-    ``topic``. Returns the files written."""
+    ``reports-reviewed-*.parquet`` and ``.jsonl`` in ``report_dir`` (in the directory of run
+    ``run_id``, the run that queued the items, when given), and/or one message each on ``topic``.
+    Returns the files written (new names: nothing is overwritten)."""
     written = []
     if report_dir and reports:
-        stem = fs.join(report_dir, f"reports-reviewed-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")
+        folder = runs.run_dir(report_dir, run_id) if run_id else report_dir
+        stem = fs.join(folder, f"reports-reviewed-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")
         buf = io.BytesIO()
         pq.write_table(to_table(reports), buf, compression="zstd")
         with fs.open_write(stem + ".parquet") as fh:

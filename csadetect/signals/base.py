@@ -72,6 +72,13 @@ class SignalType(abc.ABC):
     digest: ClassVar[bool] = False  # a hashlib digest of the bytes, named by its algorithm
     from_media: ClassVar[bool] = True  # ``indicators from-media`` writes it and ``csadetect hash`` prints it
     detector: ClassVar[str] = "known-hash"  # the report's detector when only this kind of signal matched
+    # other names of this kind in hash lists (lower case): python-threatexchange signal types, HMA /
+    # ThreatExchange indicator types, spellings like "sha-256" (csadetect.indicators.formats)
+    aliases: ClassVar[tuple[str, ...]] = ()
+    threatexchange: ClassVar[Optional[str]] = None  # the python-threatexchange signal type it exports as
+    # a bare value shows it may be of this kind (hex of a width); False where any text of the
+    # right alphabet reads as one (embeddings' base64), so a hash list never is taken for it
+    recognisable: ClassVar[bool] = True
 
     def validate(self, value: str) -> str:
         """The canonical form of ``value``; raises SignalError (one line) when it is not valid."""
@@ -120,6 +127,31 @@ class SignalType(abc.ABC):
     def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
         """Whether ``match`` (an indicator match of this type) confirms without human review."""
         return self.exact
+
+    def threshold(self, settings: MatchSettings) -> Optional[float]:
+        """The largest distance that matches under ``settings`` (what ``csadetect match`` reports)."""
+        return self.default_threshold
+
+    def value_probe(self, value: str, settings: MatchSettings):
+        """What the index is queried with for a bare value of this kind (``match --hashes``), or
+        None when a bare value cannot be looked up."""
+        return None
+
+    def import_value(self, value: str, settings: MatchSettings) -> str:
+        """A value as another tool writes it (e.g. python-threatexchange's serialisation) in this
+        type's canonical form; raises SignalError. By default the canonical form itself."""
+        return self.validate(value)
+
+    def export_value(self, value: str) -> Optional[str]:
+        """The value as python-threatexchange writes it, or None when it cannot be written so."""
+        return value if self.threatexchange else None
+
+    def explain(self, hashes, value: str, settings: MatchSettings, views=None) -> dict:
+        """How a hashed item matched the indicator ``value``: e.g. which view and dihedral transform
+        of a picture (PDQ), which frames of a video (vPDQ), which of the picture's embedding inputs
+        (``views``: their names and vectors, when an embedding model ran). Empty when there is
+        nothing to say."""
+        return {}
 
 
 class HexSignal(SignalType):

@@ -68,3 +68,6 @@ class DigestSignal(HexSignal):
 
     def probe(self, hashes, settings: MatchSettings) -> Optional[str]:
         return hashes.digests.get(self.name) or None
+
+    def value_probe(self, value: str, settings: MatchSettings) -> str:
+        return self.validate(value)

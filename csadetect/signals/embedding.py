@@ -142,6 +142,7 @@ class EmbeddingSignal(SignalType):
     detector = "known-embedding"
     default_threshold = None
     evidence = 5
+    recognisable = False  # hex digits are base64 too: a hash list is never read as embeddings
 
     def normalise(self, value: str) -> str:
         version, vector = split_embedding(value)
@@ -171,3 +172,17 @@ class EmbeddingSignal(SignalType):
     def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
         return (auto_confirm_similarity is not None and match.similarity is not None
                 and match.similarity >= auto_confirm_similarity)
+
+    def explain(self, hashes, value: str, settings: MatchSettings, views=None) -> dict:
+        """The embedding input of the picture nearest to ``value`` (``view``: ``image``, a
+        preprocessed view, or ``image:flip`` for the mirrored picture). The indicator's own view
+        is in its id (``...-embedding-crop5``, see :func:`embedding_views`)."""
+        if views is None:
+            return {}
+        names, vectors = views
+        _, vector = split_embedding(value)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if not len(names) or vectors.ndim != 2 or vectors.shape[1] != len(vector):
+            return {}
+        similarity = _unit_rows(vectors) @ _unit_rows(vector[None, :])[0]
+        return {"view": names[int(np.argmax(similarity))]}

@@ -23,6 +23,13 @@ from csadetect.media.hashing import hamming
 from csadetect.signals.base import HexSignal, Hit, Media, SignalError, SignalIndex, hex_to_codes
 from csadetect.signals.hamming import HASH_BYTES, as_queries, best, faiss_bytes, make_binary_index, range_search
 
+# The 8 dihedral hashes of a picture in the order PDQ computes them (``ImageHashes.dihedral``):
+# each names the transform of the *uploaded* picture whose hash matched, so a picture uploaded
+# rotated by 90 degrees matches its indicator through "rotate-270" (tested on Meta's dih/ images).
+# The names are PDQ's: "flip-x" mirrors top to bottom, "flip-y" left to right, "flip-plus-1" and
+# "flip-minus-1" about the two diagonals.
+DIHEDRAL = ("original", "rotate-90", "rotate-180", "rotate-270", "flip-x", "flip-y", "flip-plus-1", "flip-minus-1")
+
 
 class PdqIndex(SignalIndex):
     """A binary index (:func:`~csadetect.signals.hamming.make_binary_index`) over the rows' codes."""
@@ -59,6 +66,8 @@ class PdqSignal(HexSignal):
     default_threshold = MatchSettings.model_fields["pdq_threshold"].default
     evidence = 4
     nbytes = HASH_BYTES
+    aliases = ("hash_pdq", "photo_pdq")  # ThreatExchange's indicator type; python-threatexchange calls it pdq
+    threatexchange = "pdq"
 
     def distance(self, a: str, b: str) -> int:
         return hamming(bytes.fromhex(self.validate(a)), bytes.fromhex(self.validate(b)))
@@ -92,3 +101,26 @@ class PdqSignal(HexSignal):
 
     def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
         return match.distance <= settings.auto_confirm_distance
+
+    def threshold(self, settings: MatchSettings) -> int:
+        return settings.pdq_threshold
+
+    def value_probe(self, value: str, settings: MatchSettings) -> list[bytes]:
+        return [bytes.fromhex(self.validate(value))]
+
+    def explain(self, hashes, value: str, settings: MatchSettings, views=None) -> dict:
+        """The view (``original`` or a preprocessed one, e.g. borders trimmed) and the dihedral
+        transform (:data:`DIHEDRAL`) whose hash is nearest to ``value``, among those :meth:`probe`
+        queries with; the first of equals (the original picture, untransformed, first)."""
+        target = bytes.fromhex(value)
+        found = None
+        for view, result in [("original", hashes)] + list(hashes.variants):
+            if result.quality < settings.quality_gate:
+                continue
+            for number, code in enumerate(result.dihedral or (result.pdq,)):
+                bits = hamming(code, target)
+                if found is None or bits < found[0]:
+                    found = (bits, view, DIHEDRAL[number], result.quality)
+        if found is None:
+            return {}
+        return {"view": found[1], "transform": found[2], "quality": found[3]}

@@ -14,3 +14,4 @@ class Sha1Signal(DigestSignal):
     name = "sha1"
     evidence = 1
     from_media = False
+    aliases = ("sha-1", "hash_sha1", "sha1sum")  # python-threatexchange has no SHA-1 signal type

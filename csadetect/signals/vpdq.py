@@ -10,13 +10,14 @@ smaller is better as for every kind. A vPDQ match confirms without review.
 """
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 import numpy as np
 import pyarrow as pa
 
 from csadetect.config.settings import MatchSettings
-from csadetect.signals.base import Hit, Media, SignalIndex, SignalType, hex_to_codes, parse_hex
+from csadetect.signals.base import Hit, Media, SignalError, SignalIndex, SignalType, hex_to_codes, parse_hex
 from csadetect.signals.hamming import HASH_BYTES, as_queries, faiss_bytes, make_binary_index, range_search
 from csadetect.signals.pdq import PdqSignal
 
@@ -58,6 +59,7 @@ class VpdqSignal(SignalType):
     unit = "1 − share of matching frames"
     default_threshold = round(1.0 - MatchSettings.model_fields["video_frame_share"].default, 6)
     evidence = 3
+    threatexchange = "vpdq"  # its signal_str: a JSON list of "pdq_hex,quality,timestamp" (import only)
 
     def normalise(self, value: str) -> str:
         frames = [parse_hex(v, 2 * HASH_BYTES, "vpdq frame") for v in value.split()]
@@ -97,3 +99,48 @@ class VpdqSignal(SignalType):
 
     def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
         return True
+
+    def threshold(self, settings: MatchSettings) -> float:
+        return round(1.0 - settings.video_frame_share, 6)
+
+    def value_probe(self, value: str, settings: MatchSettings) -> list[bytes]:
+        return [bytes.fromhex(h) for h in self.validate(value).split()]
+
+    def import_value(self, value: str, settings: MatchSettings) -> str:
+        """Also python-threatexchange's serialisation (``VPDQSignal``: a JSON list of
+        ``"pdq_hex,quality,timestamp"``), keeping the frames whose quality reaches the gate."""
+        text = value.strip()
+        if not text.startswith("["):
+            return self.validate(text)
+        try:
+            features = json.loads(text)
+            parts = [str(f).split(",") for f in features]
+            frames = [(h, int(q)) for h, q, _ in parts]
+        except (ValueError, TypeError):
+            raise SignalError("vpdq value is neither frame hashes nor a JSON list of \"pdq_hex,quality,timestamp\"") from None
+        good = [h for h, quality in frames if quality >= settings.quality_gate]
+        if not good:
+            raise SignalError(f"no vpdq frame reaches quality {settings.quality_gate}")
+        return self.validate(" ".join(good))
+
+    def export_value(self, value: str) -> None:
+        return None  # a snapshot keeps neither the frames' quality nor their timestamps
+
+    def explain(self, hashes, value: str, settings: MatchSettings, views=None) -> dict:
+        """Which of the video's frames (quality at or above the gate) are within the PDQ
+        threshold of a frame of ``value``: their count, the count queried and the first one's
+        frame number and timestamp."""
+        indicator = hex_to_codes(value.split())
+        good = {}
+        for frame in hashes.frames:
+            if frame.quality >= settings.quality_gate:
+                good.setdefault(frame.pdq, frame)
+        if not good or not len(indicator):
+            return {}
+        queries = np.frombuffer(b"".join(good), dtype=np.uint8).reshape(-1, HASH_BYTES)
+        bits = np.bitwise_count(queries[:, None, :] ^ indicator[None, :, :]).sum(axis=2).min(axis=1)
+        found = [frame for frame, near in zip(good.values(), bits <= settings.pdq_threshold) if near]
+        out = {"frames_matched": len(found), "frames_queried": len(good)}
+        if found:
+            out |= {"first_frame": found[0].frame, "first_timestamp": round(found[0].timestamp, 3)}
+        return out

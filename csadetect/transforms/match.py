@@ -13,13 +13,14 @@ import time
 
 import apache_beam as beam
 import faiss
+from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.indicators.index import load_index
 from csadetect.indicators.snapshot import SnapshotError
 from csadetect.reports.hits import MatchedItem
-from csadetect.transforms.common import counter, guarded
+from csadetect.transforms.common import NAMESPACE, counter, guarded
 
 LOG = logging.getLogger(__name__)
 
@@ -90,12 +91,14 @@ class MatchIndicatorsFn(beam.DoFn):
         holder = self._shared.acquire(lambda: _Holder(LiveIndex(self._indicators, self._match)), tag=tag)
         self._holder = holder  # keep the shared object alive while this DoFn lives
         self._live = holder.live
+        self._version_gauge = Metrics.gauge(NAMESPACE, "indicator_version")  # the progress line's index version
 
     # no tagged outputs on this step (adding them renames it on Dataflow): a dead letter travels on
     # the main output to Decide, which passes it to its dead-letter output
     @guarded("match", to_main=True)
     def process(self, item):
         index = self._live.current()
+        self._version_gauge.set(int(index.version))
         if item.event.order_for("known") is None:
             # no active detection order covers known-material detection on this service
             yield MatchedItem(item=item, matches=(), index_version=index.version)

@@ -3,7 +3,7 @@ report_id, sealed and signed. Thin wrappers: the records are made by
 :mod:`csadetect.reports.records` (``pending_report``, ``finalise_report``)."""
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import BooleanCoder
@@ -18,12 +18,13 @@ from csadetect.transforms.common import AFTER_HIT, KeysDoFn, counter, guarded, s
 
 
 class BuildReportFn(beam.DoFn):
-    def __init__(self, provider: ProviderSettings):
+    def __init__(self, provider: ProviderSettings, run_id: Optional[str] = None):
         self._provider = provider
+        self._run_id = run_id
 
     @guarded("report", outcome=AFTER_HIT, to_main=True)
     def process(self, matched):
-        yield pending_report(matched, self._provider)
+        yield pending_report(matched, self._provider, self._run_id)
 
 
 def _key_by_report_id(record):
@@ -33,14 +34,16 @@ def _key_by_report_id(record):
 
 class BuildReports(beam.PTransform):
     """Confirmed hits -> report records citing their detection order (sealed evidence still under
-    the transient ``_evidence`` key until :class:`SealAndSign`)."""
+    the transient ``_evidence`` key until :class:`SealAndSign`); ``run_id``: the pipeline run,
+    part of every report id (:func:`csadetect.reports.schema.report_id`)."""
 
-    def __init__(self, provider: ProviderSettings):
+    def __init__(self, provider: ProviderSettings, run_id: Optional[str] = None):
         super().__init__()
         self._provider = provider
+        self._run_id = run_id
 
     def expand(self, confirmed):
-        return confirmed | "ToReport" >> beam.ParDo(BuildReportFn(self._provider))
+        return confirmed | "ToReport" >> beam.ParDo(BuildReportFn(self._provider, self._run_id))
 
 
 class SealAndSignFn(KeysDoFn):

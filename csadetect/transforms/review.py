@@ -32,29 +32,33 @@ STATS = "stats"
 class QueueForReviewFn(KeysDoFn):
     """MatchedItem (review output of Decide) or a grooming flag dict -> a review item."""
 
-    def __init__(self, provider, reports_settings, ttl_seconds: int, urgent_patterns=("meeting",)):
+    def __init__(self, provider, reports_settings, ttl_seconds: int, urgent_patterns=("meeting",),
+                 run_id: Optional[str] = None):
         super().__init__(reports_settings)
         self._provider = provider
         self._ttl = ttl_seconds
         self._urgent = tuple(urgent_patterns)
+        self._run_id = run_id
 
     @guarded("review", outcome=AFTER_HIT, to_main=True)
     def process(self, element):
         if isinstance(element, dict):  # a flagged conversation
-            report = pending_grooming_report(element, self._provider, self._keys, self._urgent)
+            report = pending_grooming_report(element, self._provider, self._keys, self._urgent, self._run_id)
         else:
-            report = pending_report(element, self._provider)
+            report = pending_report(element, self._provider, self._run_id)
         counter("review_queued").inc()
         yield review_item(report, report.pop(EVIDENCE, None), self._ttl)
 
 
 class QueueForReview(beam.PTransform):
     """Outputs: ``items`` = review items; ``dead_letter`` = DeadLetter (an item that failed here, or a
-    dead letter handed on by ``ClassifyGrooming``)."""
+    dead letter handed on by ``ClassifyGrooming``). ``run_id``: the pipeline run, part of every
+    report id."""
 
-    def __init__(self, provider, reports_settings, ttl_seconds: int, urgent_patterns=("meeting",)):
+    def __init__(self, provider, reports_settings, ttl_seconds: int, urgent_patterns=("meeting",),
+                 run_id: Optional[str] = None):
         super().__init__()
-        self._args = (provider, reports_settings, ttl_seconds, urgent_patterns)
+        self._args = (provider, reports_settings, ttl_seconds, urgent_patterns, run_id)
 
     def expand(self, pcoll):
         items = pcoll | "ToReviewItem" >> beam.ParDo(QueueForReviewFn(*self._args))
@@ -62,26 +66,29 @@ class QueueForReview(beam.PTransform):
 
 
 class PutReviewItemFn(beam.DoFn):
-    def __init__(self, review_dir: str):
+    def __init__(self, review_dir: str, run_id: Optional[str] = None):
         self._dir = review_dir
+        self._run_id = run_id
 
     def process(self, item):
-        ReviewStore(self._dir).put(item)
+        ReviewStore(self._dir, self._run_id).put(item)
         counter("review_stored").inc()
         return []
 
 
 class WriteReviewItems(beam.PTransform):
-    """Review items to the review store (one Parquet file each) and/or the review topic."""
+    """Review items to the review store (one Parquet file each, in the directory of run ``run_id``)
+    and/or the review topic."""
 
-    def __init__(self, review_dir: Optional[str], review_topic: Optional[str]):
+    def __init__(self, review_dir: Optional[str], review_topic: Optional[str], run_id: Optional[str] = None):
         super().__init__()
         self._dir = review_dir
         self._topic = review_topic
+        self._run_id = run_id
 
     def expand(self, items):
         if self._dir:
-            items | "PutInStore" >> beam.ParDo(PutReviewItemFn(self._dir))
+            items | "PutInStore" >> beam.ParDo(PutReviewItemFn(self._dir, self._run_id))
         if self._topic:
             items | "Publish" >> WriteRecords("review", None, self._topic, (), None, "report_id")
         return pvalue.PDone(items.pipeline)

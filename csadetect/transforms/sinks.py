@@ -1,17 +1,25 @@
 """Report and dead-letter sinks: Pub/Sub topics, Parquet (pyarrow) and JSON Lines files.
 
 File sinks use ``fileio.WriteToFiles`` so the same transform works in batch and streaming (in
-streaming the records are first put into fixed windows, one set of files per window)."""
+streaming the records are first put into fixed windows, one set of files per window). Each run
+writes into its own run directory (:mod:`csadetect.core.runs`); the pipeline passes it as
+``directory``. The temporary files of a write go to a hidden ``.temp-beam-<uuid>`` folder (under
+``--temp_location`` when set, else under ``directory``), which a batch write removes once its files
+are in place (``Clean<Format>Temp``), so no empty temporary folders pile up."""
 from __future__ import annotations
 
+import uuid
 from typing import Optional, Sequence
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
+from apache_beam.options.pipeline_options import GoogleCloudOptions
+from apache_beam.options.value_provider import StaticValueProvider
 from apache_beam.transforms import window
 
+from csadetect.core import runs
 from csadetect.reports.schema import REPORT_SCHEMA, to_json_line
 
 
@@ -49,7 +57,8 @@ def _window_if_streaming(pcoll, streaming: bool, seconds: int, label: str):
 
 class WriteRecords(beam.PTransform):
     """Writes dict records to any of: a Pub/Sub topic (one JSON message each, with ``id_attribute``
-    copied to a message attribute), Parquet files and JSON Lines files under ``directory``."""
+    copied to a message attribute), Parquet files and JSON Lines files under ``directory``.
+    ``clean_temp`` (default: in batch) removes the write's temporary folder once its files are in place."""
 
     def __init__(
         self,
@@ -61,8 +70,10 @@ class WriteRecords(beam.PTransform):
         id_attribute: Optional[str] = None,
         streaming: bool = False,
         window_seconds: int = 60,
+        clean_temp: Optional[bool] = None,
     ):
         super().__init__()
+        self._clean_temp = (not streaming) if clean_temp is None else clean_temp
         self._prefix = prefix
         self._dir = directory
         self._topic = topic
@@ -94,8 +105,10 @@ class WriteRecords(beam.PTransform):
                 raise ValueError("Parquet output needs a schema")
             schema = self._schema
             make_sink = {"jsonl": lambda _dest: JsonLinesSink(), "parquet": lambda _dest: ParquetSink(schema)}
+            temp_base = records.pipeline.options.view_as(GoogleCloudOptions).temp_location or self._dir
             for fmt in self._formats:  # step names WriteJsonl / WriteParquet stay stable for --update
-                outputs.append(
+                temp = runs.temp_dir(temp_base, uuid.uuid4().hex)
+                written = (
                     windowed
                     | f"Write{fmt.capitalize()}"
                     >> fileio.WriteToFiles(
@@ -103,9 +116,19 @@ class WriteRecords(beam.PTransform):
                         file_naming=fileio.default_file_naming(self._prefix, f".{fmt}"),
                         sink=make_sink[fmt],
                         shards=1,
+                        temp_directory=StaticValueProvider(str, temp),
                     )
                 )
+                if self._clean_temp:  # batch: every file is in place once its result is out
+                    written = written | f"Clean{fmt.capitalize()}Temp" >> beam.FlatMap(_remove_temp, temp)
+                outputs.append(written)
         return outputs
+
+
+def _remove_temp(file_result, temp: str):
+    """After a batch write has moved its files into place: its temporary folder, once empty."""
+    runs.remove_empty_dir(temp)
+    yield file_result
 
 
 DEAD_LETTER_SCHEMA = pa.schema(

@@ -2,7 +2,8 @@
 
 Stats records (:func:`csadetect.core.stats.stat`) from every stage are summed per (metric, labels) in
 each window (the whole run in batch, ``window_seconds`` in streaming) and written as JSON Lines.
-``review_seconds`` records are kept one by one (the transparency report needs their distribution)."""
+``review_seconds`` records are kept one by one (the transparency report needs their distribution).
+The pipeline passes the run's own directory, ``<stats_dir>/<RUN_ID>/`` (:mod:`csadetect.core.runs`)."""
 from __future__ import annotations
 
 import json
@@ -48,4 +49,5 @@ class WriteStats(beam.PTransform):
         )
         single = records | "Durations" >> beam.Filter(lambda r: r["metric"] == "review_seconds")
         merged = (summed, single) | "Merge" >> beam.Flatten()
-        return merged | "Write" >> WriteRecords("stats", self._dir, None, ("jsonl",), None, None, False)
+        return merged | "Write" >> WriteRecords("stats", self._dir, None, ("jsonl",), None, None, False,
+                                               clean_temp=not self._streaming)

@@ -7,6 +7,11 @@ curves as PNG, and stores a threshold with its provenance in a YAML config. The 
 
 A prediction is positive when ``score >= threshold``. Pure functions (:func:`choose_threshold`,
 :func:`wilson`, :func:`pr_curve`, :func:`roc_curve`) are usable without the CLI.
+
+A threshold is written only to a key of the settings schema that takes a score threshold
+(:data:`TUNABLE`) and only from the scores of the detector that key is for
+(:func:`check_config_key`): the classifier's scores never become ``grooming.threshold``, and a
+misspelt key is refused with the nearest one instead of being written where nothing reads it.
 """
 from __future__ import annotations
 
@@ -21,6 +26,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from csadetect.config.flags import suggest
+from csadetect.config.settings import ConfigError, Settings, load_settings
+
 PROGRESS_MIN_ROWS = 100_000
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
@@ -30,6 +38,50 @@ _NEGATIVE = {"0", "false", "manifestly_unfounded"}
 
 class TuneError(ValueError):
     """Bad input or unreachable target; the message is one line for the operator."""
+
+
+# Config keys `tune --write-config` may set -> the detector (a report's ``detector``) whose scores
+# they are compared with. Hash matches have distances, not scores: nothing to tune here.
+TUNABLE = {
+    "new_material.review_threshold": "new-material-classifier",
+    "new_material.report_threshold": "new-material-classifier",
+    "grooming.threshold": "grooming-text",
+    "embedding.threshold": "known-embedding",
+    "embedding.auto_confirm_similarity": "known-embedding",
+}
+DETECTORS = tuple(dict.fromkeys(TUNABLE.values()))
+
+
+def _in_schema(key: str) -> bool:
+    """Whether dotted ``key`` names a field of the settings schema."""
+    model: Any = Settings
+    for part in key.split("."):
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return False
+        model = fields[part].annotation
+    return True
+
+
+def check_config_key(key: Optional[str], detector: Optional[str]) -> str:
+    """The detector ``key`` is for, after checking that ``key`` is a score threshold of the
+    settings schema (:data:`TUNABLE`) and that ``detector`` (what scored the examples; None:
+    unknown) is the one it is for. Raises TuneError (one line, with the nearest key for a
+    misspelt one)."""
+    if not key:
+        raise TuneError(f"--write-config needs --config-key: one of {', '.join(TUNABLE)}")
+    if key not in TUNABLE:
+        hint = suggest(key, TUNABLE, prefix="")
+        what = "is not a score threshold" if _in_schema(key) else "is not a key of the settings schema"
+        raise TuneError(f"config key {key!r} {what}{hint}; tune writes one of {', '.join(TUNABLE)}")
+    if detector is None:
+        raise TuneError(f"say which detector scored these examples with --detector {TUNABLE[key]} (the scores "
+                        f"have no detector column), so that {key} is set from the right model's scores")
+    if detector != TUNABLE[key]:
+        fits = [k for k, d in TUNABLE.items() if d == detector]
+        raise TuneError(f"{key} is the {TUNABLE[key]} threshold, but these are {detector} scores"
+                        + (f": use --config-key {' or '.join(fits)}" if fits else ""))
+    return TUNABLE[key]
 
 
 # ---------------------------------------------------------------------------------------- maths
@@ -261,6 +313,31 @@ def read_examples(path, score_col: str = "score", label_col: str = "label",
     return scores, labels
 
 
+def detectors_in(path, column: str = "detector") -> list[str]:
+    """The distinct values of ``column`` in a scores file read by :func:`read_examples` (the
+    ``detector`` of feedback's labelled examples); ``[]`` when it has no such column."""
+    path = Path(path)
+    values: set = set()
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception:  # read_examples has said why already
+            return []
+        if column not in pf.schema_arrow.names:
+            return []
+        values = set(pf.read(columns=[column]).column(column).to_pylist())
+    else:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if text.lstrip().startswith("["):
+            rows = json.loads(text)
+        else:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        values = {row.get(column) for row in rows if isinstance(row, dict) and column in row}
+    return sorted(str(v) for v in values if v is not None)
+
+
 def sha256_file(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -304,15 +381,29 @@ def write_curves(scores, labels, result: dict, pr_path, roc_path) -> None:
     plt.close(fig)
 
 
+def _nested(key: str, value) -> dict:
+    out: Any = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
 def write_config(config_path, key: str, threshold: float, provenance: dict) -> None:
-    """Set dotted ``key`` to ``threshold`` and ``<key>_provenance`` beside it in a YAML file,
-    creating it or keeping its other keys (comments are not kept). Atomic replace."""
+    """Set dotted ``key`` (one of :data:`TUNABLE`) to ``threshold`` and ``<key>_provenance``
+    beside it in a YAML file, creating it or keeping its other keys (comments are not kept), after
+    checking that the settings it makes validate (range, report >= review threshold). Atomic
+    replace."""
     import yaml
 
     path = Path(config_path)
     parts = key.split(".")
-    if not key or any(not p for p in parts):
-        raise TuneError(f"invalid config key: {key!r}")
+    if key not in TUNABLE:
+        raise TuneError(f"config key {key!r} is not a score threshold{suggest(key, TUNABLE, prefix='')}; "
+                        f"tune writes one of {', '.join(TUNABLE)}")
+    try:
+        load_settings(str(path) if path.exists() else None, _nested(key, float(threshold)))
+    except ConfigError as exc:
+        raise TuneError(f"{key}: {float(threshold):.6g} does not fit {path}: {exc}") from None
     data: Any = {}
     if path.exists():
         try:

@@ -64,8 +64,10 @@ def new_status() -> dict:
 
 
 def find(directory: Optional[str], pattern: str, status: dict) -> list[str]:
-    """Files matching ``pattern`` under ``directory`` (any Beam filesystem), sorted; sets
-    ``status["state"]`` to ``not configured``, ``missing``, ``empty`` or ``ok``."""
+    """Files matching ``pattern`` under ``directory`` (any Beam filesystem; ``**`` reaches into
+    sub-directories, e.g. every run's ``<stats_dir>/<RUN_ID>/``), sorted, hidden files and folders
+    (temporary ones) left out; sets ``status["state"]`` to ``not configured``, ``missing``,
+    ``empty`` or ``ok``."""
     if not directory:
         return []
     if not fs.is_url(directory) and not os.path.isdir(directory):
@@ -76,7 +78,9 @@ def find(directory: Optional[str], pattern: str, status: dict) -> list[str]:
     except Exception:  # a remote prefix that does not exist, or no access: nothing to count
         status["state"] = "missing"
         return []
-    paths = sorted(m.path for m in matches)
+    prefix = directory.rstrip("/").rstrip(os.sep)
+    paths = sorted(m.path for m in matches
+                   if not any(part.startswith(".") for part in m.path[len(prefix):].replace(os.sep, "/").split("/")))
     status["state"] = "ok" if paths else "empty"
     status["files"] = len(paths)
     return paths

@@ -2,7 +2,9 @@
 
 :func:`collect` aggregates, for a period ``[start, end)``, the three stores of
 :mod:`.sources`: the stats counters, the EU Centre's verdicts (``examples-*.jsonl``) and the
-complaints log (counted by :func:`csadetect.compliance.complaints.counts`). It reads only the
+complaints log (counted by :func:`csadetect.compliance.complaints.counts`). The stats of every run
+(``<stats_dir>/<RUN_ID>/``) and of the jobs outside a run (the top level) are summed; a stats
+directory given as one run's directory counts that run alone. It reads only the
 fields it counts (metric, value, allowed labels, detector, version, label, times), so no report
 id, account, event id, conversation id, complaint id or free text ever reaches the summary
 (Art. 83(4)).
@@ -27,6 +29,7 @@ TIMED_DECISIONS = ("confirmed", "rejected")  # expiries are counted, not timed (
 STORES = ("reports", "review", "evidence")
 VERDICT_LABELS = ("confirmed", "manifestly_unfounded")
 OTHER = "other"
+STATS_PATTERN = "**.jsonl"  # the stats directory's top level and every run's <stats_dir>/<RUN_ID>/, summed
 
 
 def _number(value) -> Optional[float]:
@@ -224,7 +227,7 @@ def collect(settings_or_paths, start: datetime, end: datetime, quiet: bool = Tru
     sources = {name: new_status() for name in ("stats", "verdicts", "complaints")}
 
     say("reading stats", quiet)
-    stats = aggregate_stats(read_jsonl(find(src.stats_dir, "*.jsonl", sources["stats"]), sources["stats"]),
+    stats = aggregate_stats(read_jsonl(find(src.stats_dir, STATS_PATTERN, sources["stats"]), sources["stats"]),
                             start, end, sources["stats"])
     say("reading EU Centre verdicts", quiet)
     verdicts = aggregate_verdicts(

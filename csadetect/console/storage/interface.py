@@ -9,7 +9,16 @@ module next to them and one line in :func:`csadetect.console.storage.open_store`
 Records are plain dicts, named after the SQLite columns (``docs/console.md``). Every implementation
 keeps these rules:
 
-* verdicts, requests for information and the audit log are append-only;
+* verdicts, requests for information, superseded report versions and the audit log are
+  append-only;
+* a report is kept per ``report_id`` and ``version``: the same body again (by its content hash)
+  changes nothing, the same body checked with another provider key (``key_fingerprint``) is
+  re-checked in place (``signature_rechecked``), a changed body is the next version (the one
+  before is kept, verdicts name the version they were made on, ``report_version``);
+* an open report is held by at most one reviewer (a claim: ``claimed_by``, ``claimed_at``); a
+  claim older than ``stale_before`` has expired; decisions refuse a report someone else holds;
+* the report cache (reports, versions, verdicts, requests, outbox) is kept apart from the staff
+  accounts, sessions and the audit log: :meth:`ConsoleStorage.reset_cache` clears the first only;
 * a decision is stored with its outgoing message (the outbox) and its audit entry in one step;
 * an audit entry is ``{seq, at, user, action, report_id, detail, prev_hash, hash}`` (who did what
   to which report, never content), ``user``, ``report_id`` and ``detail`` checked against strict
@@ -20,6 +29,7 @@ keeps these rules:
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import os
 import re
@@ -30,12 +40,14 @@ from typing import Any, Callable, Optional
 from csadetect.console.storage.chain import chained
 from csadetect.core.timeutil import utc_iso
 
-STATUSES = ("new", "in_review", "info_requested", "confirmed", "manifestly_unfounded")
+STATUSES = ("new", "in_review", "info_requested", "confirmed", "manifestly_unfounded", "archived")
 OPEN_STATUSES = ("new", "in_review", "info_requested")
 ROLES = ("reviewer", "supervisor")
 AUDIT_ACTIONS = ("login", "login_failed", "login_blocked", "logout", "refused", "view_report", "view_blurred",
                  "reveal_evidence", "fetch_evidence", "verdict", "verdict_changed", "request_info", "user_added",
-                 "user_changed")
+                 "user_changed", "claim", "claim_released", "claim_expired", "archive", "report_version",
+                 "signature_rechecked", "cache_reset")
+OUTCOMES = ("added", "unchanged", "rechecked", "new_version")  # what storing a report did
 SIGNATURE_STATES = ("verified", "invalid", "not_checked")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REPORT_ID = re.compile(r"^[0-9a-f]{8,64}$")
@@ -75,6 +87,24 @@ def check_new_user(username: str, role: str) -> None:
 
 def user_exists_error(username: str) -> StoreError:
     return StoreError(f"user {username} exists (use --replace to set a new password or role)")
+
+
+def content_hash(report: dict) -> str:
+    """SHA-256 of the report as stored (JSON, keys sorted): what tells a changed report body."""
+    return hashlib.sha256(json.dumps(report, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def claim_holder(row: Optional[dict], stale_before: Optional[float]) -> Optional[str]:
+    """Who holds the report of ``row`` now (None: nobody, or the claim is older than ``stale_before``)."""
+    if not row or not row.get("claimed_by"):
+        return None
+    if stale_before is not None and (row.get("claimed_at") or 0) < stale_before:
+        return None
+    return row["claimed_by"]
+
+
+def held_by_other_error(holder: str) -> StoreError:
+    return StoreError(f"{holder} is reviewing this report (claimed); wait until they release it or the claim expires")
 
 
 def check_signature_status(status: str) -> None:
@@ -157,9 +187,28 @@ class ConsoleStorage(abc.ABC):
 
     # ---------------------------------------------------------------------------- reports
 
-    @abc.abstractmethod
     def add_report(self, report: dict, signature_status: str, signature_note: Optional[str], now: float) -> bool:
-        """Store a report unless one with its id is there (dedupe by ``report_id``); True when new."""
+        """:meth:`store_report` without a provider key; True when the report is new."""
+        return self.store_report(report, signature_status, signature_note, None, now) == "added"
+
+    @abc.abstractmethod
+    def store_report(self, report: dict, signature_status: str, signature_note: Optional[str],
+                     key_fingerprint: Optional[str], now: float) -> str:
+        """Store a report, checked with the provider key ``key_fingerprint`` (None: not checked).
+        Returns ``added`` (a new id), ``unchanged`` (the same body, checked with the same key),
+        ``rechecked`` (the same body, its signature status replaced by a check with another key:
+        audited ``signature_rechecked``) or ``new_version`` (another body: the version before is
+        kept in the history, the report's review state, claim and verdicts stay, an archived report
+        is open again; audited ``report_version``)."""
+
+    @abc.abstractmethod
+    def report_state(self, report_id: str) -> Optional[dict]:
+        """``{version, content_hash, key_fingerprint, signature_status}`` of a stored report, or None."""
+
+    @abc.abstractmethod
+    def report_versions(self, report_id: str) -> list[dict]:
+        """Every version of a report, oldest first: ``{version, content_hash, ingested_at,
+        signature_status, report}`` (the last is the current one)."""
 
     @abc.abstractmethod
     def has_report(self, report_id: str) -> bool:
@@ -192,6 +241,30 @@ class ConsoleStorage(abc.ABC):
     def mark_in_review(self, report_id: str) -> None:
         """A ``new`` report becomes ``in_review``."""
 
+    # ----------------------------------------------------------------------------- claims
+
+    @abc.abstractmethod
+    def claim(self, report_id: str, user: str, now: float, stale_before: float) -> Optional[str]:
+        """``user`` takes an open report unless someone else holds a claim made since
+        ``stale_before``; returns who holds it afterwards (None for a closed report). A new claim
+        is audited ``claim`` (after ``claim_expired`` for a stale one it replaces) and a ``new``
+        report becomes ``in_review``; renewing one's own claim is not audited again."""
+
+    @abc.abstractmethod
+    def release(self, report_id: str, user: str, now: float, force: bool = False) -> bool:
+        """End ``user``'s claim (``force``: anyone's, for a supervisor); audited
+        ``claim_released``; an ``in_review`` report is ``new`` again. False when there was none."""
+
+    @abc.abstractmethod
+    def expire_claims(self, stale_before: float, now: float) -> list[str]:
+        """End every claim made before ``stale_before`` (audited ``claim_expired``, no user); returns the ids."""
+
+    @abc.abstractmethod
+    def archive(self, report_id: str, user: str, now: float, stale_before: float) -> None:
+        """Take an open report without a verdict out of the queue (status ``archived``, nothing
+        deleted; audited ``archive``). Refused (:class:`StoreError`) when it is decided or held by
+        someone else."""
+
     # --------------------------------------------------------------------------- verdicts
 
     @abc.abstractmethod
@@ -205,11 +278,14 @@ class ConsoleStorage(abc.ABC):
 
     @abc.abstractmethod
     def add_verdict(self, verdict: dict, note: Optional[str], decided_by: str, supersedes: Optional[int],
-                    message: dict, now: float, action: str) -> int:
-        """Record a verdict with its feedback ``message`` (to the outbox), set the report's status
-        and write the audit entry ``action``; returns the verdict id. ``supersedes`` must be the
-        report's latest verdict (None for the first), else :class:`StoreError` (someone else
-        decided in the meantime)."""
+                    message: dict, now: float, action: str, stale_before: Optional[float] = None,
+                    version: Optional[int] = None) -> int:
+        """Record a verdict with its feedback ``message`` (to the outbox), set the report's status,
+        end its claim and write the audit entry ``action``; returns the verdict id. The verdict
+        records the report version it was made on. ``supersedes`` must be the report's latest
+        verdict (None for the first), else :class:`StoreError` (someone else decided in the
+        meantime); so must ``version`` be the current version when given, and with
+        ``stale_before`` a claim by someone else refuses it too."""
 
     # ---------------------------------------------------------------------- info requests
 
@@ -218,9 +294,11 @@ class ConsoleStorage(abc.ABC):
         """``{id, request_id, report_id, missing, note, requested_at, requested_by}``, oldest first."""
 
     @abc.abstractmethod
-    def add_info_request(self, message: dict, requested_by: str, now: float) -> None:
+    def add_info_request(self, message: dict, requested_by: str, now: float,
+                         stale_before: Optional[float] = None) -> None:
         """Record a request for information with its outbox message and audit entry; the report
-        becomes ``info_requested``. Refused (:class:`StoreError`) once the report has a verdict."""
+        becomes ``info_requested`` and its claim ends. Refused (:class:`StoreError`) once the
+        report has a verdict, or (with ``stale_before``) while someone else holds it."""
 
     # ----------------------------------------------------------------------------- outbox
 
@@ -265,6 +343,12 @@ class ConsoleStorage(abc.ABC):
         ``due(report_id, created_at, ingested_at)`` is true, with its verdicts, requests for
         information and outbox messages, leaving no copy behind; returns the ids deleted. Users,
         sessions and the audit log are untouched (the audit log holds report ids, never content)."""
+
+    @abc.abstractmethod
+    def reset_cache(self, now: float, user: Optional[str] = None) -> dict:
+        """Empty the report cache (reports, versions, verdicts, requests, outbox, claims) and keep
+        the users, sessions and audit log; audited ``cache_reset``. Refused (:class:`StoreError`)
+        while the outbox holds undelivered messages. Returns what was removed, counted per kind."""
 
     @abc.abstractmethod
     def add_exposure(self, token_hash: str) -> dict:

@@ -15,7 +15,8 @@ from typing import Optional
 
 from csadetect.console.storage.interface import (
     OPEN_STATUSES, STATUSES, ConsoleStorage, StoreError, audit_record, check_new_user, check_report_id,
-    check_signature_status, iso_at, next_entry, user_exists_error,
+    check_signature_status, check_username, claim_holder, content_hash, held_by_other_error, iso_at, next_entry,
+    user_exists_error,
 )
 
 _FACETS = ("detection_type", "detector", "provider_id")
@@ -32,6 +33,9 @@ def _with_report(row: dict) -> dict:
     return row
 
 
+_CLAIM_FREE = {"claimed_by": None, "claimed_at": None}
+
+
 class MemoryConsoleStore(ConsoleStorage):
     """Dicts and lists behind one lock."""
 
@@ -40,6 +44,7 @@ class MemoryConsoleStore(ConsoleStorage):
         self._lock = threading.RLock()
         self._users: dict[str, dict] = {}
         self._reports: dict[str, dict] = {}
+        self._versions: list[dict] = []
         self._verdicts: list[dict] = []
         self._requests: list[dict] = []
         self._outbox: list[dict] = []
@@ -97,18 +102,46 @@ class MemoryConsoleStore(ConsoleStorage):
     def user_count(self) -> int:
         return len(self._users)
 
-    def add_report(self, report: dict, signature_status: str, signature_note: Optional[str], now: float) -> bool:
+    def store_report(self, report: dict, signature_status: str, signature_note: Optional[str],
+                     key_fingerprint: Optional[str], now: float) -> str:
         rid = check_report_id(report.get("report_id"))
         check_signature_status(signature_status)
+        digest = content_hash(report)
+        columns = {"report_json": json.dumps(report, sort_keys=True), "urgent": int(bool(report.get("urgent"))),
+                   "created_at": report["created_at"], **{name: report.get(name) for name in _FACETS},
+                   "signature_status": signature_status, "signature_note": signature_note,
+                   "ingested_at": iso_at(now), "content_hash": digest, "key_fingerprint": key_fingerprint}
         with self._lock:
-            if rid in self._reports:
-                return False
-            self._reports[rid] = {
-                "report_id": rid, "report_json": json.dumps(report, sort_keys=True),
-                "urgent": int(bool(report.get("urgent"))), "created_at": report["created_at"],
-                **{name: report.get(name) for name in _FACETS}, "status": "new",
-                "signature_status": signature_status, "signature_note": signature_note, "ingested_at": iso_at(now)}
-            return True
+            row = self._reports.get(rid)
+            if row is None:
+                self._reports[rid] = {"report_id": rid, **columns, "status": "new", "version": 1, **_CLAIM_FREE}
+                return "added"
+            if row["content_hash"] == digest:
+                if row["key_fingerprint"] == key_fingerprint:
+                    return "unchanged"
+                self._append_audit(now, None, "signature_rechecked", rid)
+                row.update(signature_status=signature_status, signature_note=signature_note,
+                           key_fingerprint=key_fingerprint)
+                return "rechecked"
+            self._append_audit(now, None, "report_version", rid)
+            self._versions.append({k: row[k] for k in ("report_id", "version", "content_hash", "report_json",
+                                                       "ingested_at", "signature_status")})
+            row.update(columns, version=row["version"] + 1,
+                       status="new" if row["status"] == "archived" else row["status"])
+            return "new_version"
+
+    def report_state(self, report_id: str) -> Optional[dict]:
+        with self._lock:
+            row = self._reports.get(report_id)
+            return {k: row[k] for k in ("version", "content_hash", "key_fingerprint", "signature_status")} if row else None
+
+    def report_versions(self, report_id: str) -> list[dict]:
+        with self._lock:
+            rows = [v for v in self._versions if v["report_id"] == report_id]
+            if report_id in self._reports:
+                rows.append(self._reports[report_id])
+            return [{"version": r["version"], "content_hash": r["content_hash"], "ingested_at": r["ingested_at"],
+                     "signature_status": r["signature_status"], "report": json.loads(r["report_json"])} for r in rows]
 
     def has_report(self, report_id: str) -> bool:
         return report_id in self._reports
@@ -152,6 +185,68 @@ class MemoryConsoleStore(ConsoleStorage):
             if row and row["status"] == "new":
                 row["status"] = "in_review"
 
+    def _holder_other(self, rid: str, user: str, stale_before: Optional[float]) -> None:
+        if stale_before is None:
+            return
+        holder = claim_holder(self._reports.get(rid), stale_before)
+        if holder is not None and holder != user:
+            raise held_by_other_error(holder)
+
+    @staticmethod
+    def _unclaim(row: dict) -> None:
+        row.update(_CLAIM_FREE)
+        if row["status"] == "in_review":
+            row["status"] = "new"
+
+    def claim(self, report_id: str, user: str, now: float, stale_before: float) -> Optional[str]:
+        rid = check_report_id(report_id)
+        check_username(user)
+        with self._lock:
+            row = self._reports.get(rid)
+            if row is None or row["status"] not in OPEN_STATUSES:
+                return None
+            holder = claim_holder(row, stale_before)
+            if holder is not None and holder != user:
+                return holder
+            if holder is None:
+                if row["claimed_by"]:
+                    self._append_audit(now, None, "claim_expired", rid)
+                self._append_audit(now, user, "claim", rid)
+            row.update(claimed_by=user, claimed_at=now)
+            if row["status"] == "new":
+                row["status"] = "in_review"
+            return user
+
+    def release(self, report_id: str, user: str, now: float, force: bool = False) -> bool:
+        rid = check_report_id(report_id)
+        with self._lock:
+            row = self._reports.get(rid)
+            if row is None or not row["claimed_by"] or (row["claimed_by"] != user and not force):
+                return False
+            self._append_audit(now, user, "claim_released", rid)
+            self._unclaim(row)
+            return True
+
+    def expire_claims(self, stale_before: float, now: float) -> list[str]:
+        with self._lock:
+            gone = sorted(rid for rid, r in self._reports.items() if r["claimed_by"] and r["claimed_at"] < stale_before)
+            for rid in gone:
+                self._append_audit(now, None, "claim_expired", rid)
+                self._unclaim(self._reports[rid])
+            return gone
+
+    def archive(self, report_id: str, user: str, now: float, stale_before: float) -> None:
+        rid = check_report_id(report_id)
+        with self._lock:
+            row = self._reports.get(rid)
+            if row is None:
+                raise StoreError("no such report")
+            if row["status"] not in OPEN_STATUSES or self.latest_verdict(rid):
+                raise StoreError("only an open report without a verdict can be archived")
+            self._holder_other(rid, user, stale_before)
+            self._append_audit(now, user, "archive", rid)
+            row.update(_CLAIM_FREE, status="archived")
+
     def verdicts(self, report_id: str) -> list[dict]:
         with self._lock:
             return [dict(v) for v in self._verdicts if v["report_id"] == report_id]
@@ -161,20 +256,27 @@ class MemoryConsoleStore(ConsoleStorage):
         return history[-1] if history else None
 
     def add_verdict(self, verdict: dict, note: Optional[str], decided_by: str, supersedes: Optional[int],
-                    message: dict, now: float, action: str) -> int:
+                    message: dict, now: float, action: str, stale_before: Optional[float] = None,
+                    version: Optional[int] = None) -> int:
         rid = check_report_id(verdict["report_id"])
         with self._lock:
-            report, latest = self._reports[rid], self.latest_verdict(rid)
+            report, latest = self._reports.get(rid), self.latest_verdict(rid)
+            if report is None:
+                raise StoreError("no such report")
             if (latest["id"] if latest else None) != supersedes:
                 raise StoreError("the verdict changed in the meantime; reload the report")
+            if version is not None and version != report["version"]:
+                raise StoreError(f"the provider sent a changed report (now version {report['version']}) since you "
+                                 "opened it; reload the report")
+            self._holder_other(rid, decided_by, stale_before)
             self._append_audit(now, decided_by, action, rid)
             vid = _next_id(self._verdicts)
             self._verdicts.append({
                 "id": vid, "report_id": rid, "verdict": verdict["verdict"], "reason": verdict["reason"], "note": note,
                 "delay_notification": int(bool(verdict["delay_notification"])),
                 "delay_until": verdict.get("delay_until"), "decided_at": verdict["decided_at"],
-                "decided_by": decided_by, "supersedes": supersedes})
-            report["status"] = verdict["verdict"]
+                "decided_by": decided_by, "supersedes": supersedes, "report_version": report["version"]})
+            report.update(_CLAIM_FREE, status=verdict["verdict"])
             self._to_outbox("verdict", rid, message, now)
         return vid
 
@@ -182,18 +284,20 @@ class MemoryConsoleStore(ConsoleStorage):
         with self._lock:
             return [copy.deepcopy(r) for r in self._requests if r["report_id"] == report_id]
 
-    def add_info_request(self, message: dict, requested_by: str, now: float) -> None:
+    def add_info_request(self, message: dict, requested_by: str, now: float,
+                         stale_before: Optional[float] = None) -> None:
         rid = check_report_id(message["report_id"])
         with self._lock:
             report = self._reports[rid]
             if self.latest_verdict(rid):
                 raise StoreError("this report has a verdict already")
+            self._holder_other(rid, requested_by, stale_before)
             self._append_audit(now, requested_by, "request_info", rid)
             self._requests.append({
                 "id": _next_id(self._requests), "request_id": message["request_id"], "report_id": rid,
                 "missing": list(message["missing"]), "note": message.get("note"),
                 "requested_at": message["requested_at"], "requested_by": requested_by})
-            report["status"] = "info_requested"
+            report.update(_CLAIM_FREE, status="info_requested")
             self._to_outbox("info_request", rid, message, now)
 
     def pending_outbox(self) -> list[dict]:
@@ -247,7 +351,20 @@ class MemoryConsoleStore(ConsoleStorage):
             self._verdicts = [v for v in self._verdicts if v["report_id"] not in gone]
             self._requests = [r for r in self._requests if r["report_id"] not in gone]
             self._outbox = [o for o in self._outbox if o["report_id"] not in gone]
+            self._versions = [v for v in self._versions if v["report_id"] not in gone]
             return sorted(gone)
+
+    def reset_cache(self, now: float, user: Optional[str] = None) -> dict:
+        with self._lock:
+            pending = len(self.pending_outbox())
+            if pending:
+                raise StoreError(f"{pending} verdict(s) or request(s) are not delivered yet: start the console so "
+                                 "the outbox delivers them, then reset the cache")
+            counts = {"reports": len(self._reports), "report_versions": len(self._versions),
+                      "verdicts": len(self._verdicts), "info_requests": len(self._requests), "outbox": len(self._outbox)}
+            self._append_audit(now, user, "cache_reset", None)
+            self._reports, self._versions, self._verdicts, self._requests, self._outbox = {}, [], [], [], []
+            return counts
 
     def add_exposure(self, token_hash: str) -> dict:
         with self._lock:

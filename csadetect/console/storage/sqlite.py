@@ -1,14 +1,19 @@
-"""The console's state in one SQLite file (stdlib ``sqlite3``): :class:`SQLiteConsoleStore`, the
+"""The console's state in two SQLite files (stdlib ``sqlite3``): :class:`SQLiteConsoleStore`, the
 :class:`~csadetect.console.storage.interface.ConsoleStorage` the console runs on.
 
-Tables: ``users`` (argon2id hashes, role), ``reports`` (the report JSON as received, with the
-columns the queue sorts and filters on and the console's ``status``), ``verdicts`` (every verdict
-and every change, who and when), ``info_requests``, ``outbox`` (verdict and request messages until
-they are delivered to the feedback/provider topic and files), ``sessions`` (server-side; only a
-SHA-256 of the session token is stored) and ``audit``.
+The accounts file (``console.db``) holds ``users`` (argon2id hashes, role), ``sessions``
+(server-side; only a SHA-256 of the session token is stored) and ``audit``. The report cache
+(``console.db`` + ``.cache``, attached as schema ``cache``) holds ``reports`` (the current version
+of each report as received, with the columns the queue sorts and filters on, the console's
+``status``, the content hash, the provider key the signature was checked with, and the claim),
+``report_versions`` (every earlier version), ``verdicts`` (every verdict and every change, who,
+when and on which version), ``info_requests`` and ``outbox`` (verdict and request messages until
+they are delivered to the feedback/provider topic and files). ``csadetect console reset-cache``
+empties the cache and never touches the accounts file. A database of the earlier single-file
+layout is migrated when it is opened (:meth:`SQLiteConsoleStore._migrate`).
 
-The audit table, the verdicts and the requests are **append-only**: SQLite triggers abort any
-UPDATE or DELETE. The triggers stop mistakes, not the file's owner; what shows a change made with
+The audit table, the verdicts, the requests and the report versions are **append-only**: SQLite
+triggers abort any UPDATE or DELETE. The triggers stop mistakes, not the file's owner; what shows a change made with
 them dropped is the audit log's hash chain (:mod:`.chain`, ``csadetect console audit verify``).
 One connection behind one lock; WAL unless the database is ``:memory:``. ``read_only`` opens an
 existing file without creating or changing anything (for ``audit verify``).
@@ -25,17 +30,47 @@ from typing import Iterator, Optional
 
 from csadetect.console.storage.interface import (
     OPEN_STATUSES, STATUSES, ConsoleStorage, StoreError, audit_record, check_new_user, check_report_id,
-    check_signature_status, iso_at, next_entry, user_exists_error,
+    check_signature_status, check_username, claim_holder, content_hash, held_by_other_error, iso_at, next_entry,
+    user_exists_error,
 )
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
+ACCOUNTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS main.users (
     username    TEXT PRIMARY KEY,
     pw_hash     TEXT NOT NULL,
     role        TEXT NOT NULL CHECK (role IN ('reviewer', 'supervisor')),
     created_at  TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS reports (
+CREATE TABLE IF NOT EXISTS main.sessions (
+    token_hash  TEXT PRIMARY KEY,
+    username    TEXT NOT NULL REFERENCES users (username),
+    csrf        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    last_seen   REAL NOT NULL,
+    exposures   INTEGER NOT NULL DEFAULT 0,
+    break_base  INTEGER NOT NULL DEFAULT 0
+);
+"""
+AUDIT_DDL = (  # the audit table and its guards, one statement each
+    """CREATE TABLE IF NOT EXISTS main.audit (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TEXT NOT NULL,
+    user      TEXT,
+    action    TEXT NOT NULL,
+    report_id TEXT,
+    detail    TEXT,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL UNIQUE
+)""",
+    "CREATE TRIGGER IF NOT EXISTS main.audit_no_update BEFORE UPDATE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS main.audit_no_delete BEFORE DELETE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+)
+
+CACHE_TABLES = ("reports", "report_versions", "verdicts", "info_requests", "outbox")
+CACHE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache.reports (
     report_id        TEXT PRIMARY KEY,
     report_json      TEXT NOT NULL,
     urgent           INTEGER NOT NULL,
@@ -44,13 +79,28 @@ CREATE TABLE IF NOT EXISTS reports (
     detector         TEXT,
     provider_id      TEXT,
     status           TEXT NOT NULL DEFAULT 'new'
-                     CHECK (status IN ('new', 'in_review', 'info_requested', 'confirmed', 'manifestly_unfounded')),
+                     CHECK (status IN ('new', 'in_review', 'info_requested', 'confirmed', 'manifestly_unfounded',
+                                       'archived')),
     signature_status TEXT NOT NULL CHECK (signature_status IN ('verified', 'invalid', 'not_checked')),
     signature_note   TEXT,
-    ingested_at      TEXT NOT NULL
+    ingested_at      TEXT NOT NULL,
+    version          INTEGER NOT NULL DEFAULT 1,
+    content_hash     TEXT NOT NULL,
+    key_fingerprint  TEXT,
+    claimed_by       TEXT,
+    claimed_at       REAL
 );
-CREATE INDEX IF NOT EXISTS reports_queue ON reports (urgent DESC, created_at, report_id);
-CREATE TABLE IF NOT EXISTS verdicts (
+CREATE INDEX IF NOT EXISTS cache.reports_queue ON reports (urgent DESC, created_at, report_id);
+CREATE TABLE IF NOT EXISTS cache.report_versions (
+    report_id        TEXT NOT NULL REFERENCES reports (report_id),
+    version          INTEGER NOT NULL,
+    content_hash     TEXT NOT NULL,
+    report_json      TEXT NOT NULL,
+    ingested_at      TEXT NOT NULL,
+    signature_status TEXT NOT NULL,
+    PRIMARY KEY (report_id, version)
+);
+CREATE TABLE IF NOT EXISTS cache.verdicts (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
     report_id          TEXT NOT NULL REFERENCES reports (report_id),
     verdict            TEXT NOT NULL CHECK (verdict IN ('confirmed', 'manifestly_unfounded')),
@@ -60,10 +110,11 @@ CREATE TABLE IF NOT EXISTS verdicts (
     delay_until        TEXT,
     decided_at         TEXT NOT NULL,
     decided_by         TEXT NOT NULL,
-    supersedes         INTEGER REFERENCES verdicts (id)
+    supersedes         INTEGER REFERENCES verdicts (id),
+    report_version     INTEGER
 );
-CREATE INDEX IF NOT EXISTS verdicts_report ON verdicts (report_id, id);
-CREATE TABLE IF NOT EXISTS info_requests (
+CREATE INDEX IF NOT EXISTS cache.verdicts_report ON verdicts (report_id, id);
+CREATE TABLE IF NOT EXISTS cache.info_requests (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id   TEXT NOT NULL UNIQUE,
     report_id    TEXT NOT NULL REFERENCES reports (report_id),
@@ -72,7 +123,7 @@ CREATE TABLE IF NOT EXISTS info_requests (
     requested_at TEXT NOT NULL,
     requested_by TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS outbox (
+CREATE TABLE IF NOT EXISTS cache.outbox (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     kind       TEXT NOT NULL CHECK (kind IN ('verdict', 'info_request')),
     report_id  TEXT NOT NULL,
@@ -83,41 +134,37 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts   INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash  TEXT PRIMARY KEY,
-    username    TEXT NOT NULL REFERENCES users (username),
-    csrf        TEXT NOT NULL,
-    created_at  REAL NOT NULL,
-    last_seen   REAL NOT NULL,
-    exposures   INTEGER NOT NULL DEFAULT 0,
-    break_base  INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS audit (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    at        TEXT NOT NULL,
-    user      TEXT,
-    action    TEXT NOT NULL CHECK (action IN ('login', 'login_failed', 'login_blocked', 'logout', 'refused',
-                                              'view_report', 'view_blurred', 'reveal_evidence', 'fetch_evidence',
-                                              'verdict', 'verdict_changed', 'request_info', 'user_added',
-                                              'user_changed')),
-    report_id TEXT,
-    detail    TEXT,
-    prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL UNIQUE
-);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS verdicts_no_update BEFORE UPDATE ON verdicts
+CREATE TRIGGER IF NOT EXISTS cache.verdicts_no_update BEFORE UPDATE ON verdicts
 BEGIN SELECT RAISE(ABORT, 'the verdict history is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS verdicts_no_delete BEFORE DELETE ON verdicts
+CREATE TRIGGER IF NOT EXISTS cache.verdicts_no_delete BEFORE DELETE ON verdicts
 BEGIN SELECT RAISE(ABORT, 'the verdict history is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS info_requests_no_update BEFORE UPDATE ON info_requests
+CREATE TRIGGER IF NOT EXISTS cache.info_requests_no_update BEFORE UPDATE ON info_requests
 BEGIN SELECT RAISE(ABORT, 'requests for information are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS info_requests_no_delete BEFORE DELETE ON info_requests
+CREATE TRIGGER IF NOT EXISTS cache.info_requests_no_delete BEFORE DELETE ON info_requests
 BEGIN SELECT RAISE(ABORT, 'requests for information are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS cache.report_versions_no_update BEFORE UPDATE ON report_versions
+BEGIN SELECT RAISE(ABORT, 'report versions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS cache.report_versions_no_delete BEFORE DELETE ON report_versions
+BEGIN SELECT RAISE(ABORT, 'report versions are append-only'); END;
 """
+AUDIT_TRIGGERS = ("audit_no_update", "audit_no_delete")
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a schema script, one each (a trigger's body kept whole)."""
+    out, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        text = "\n".join(current).strip()
+        if text.endswith(";") and (not text.startswith("CREATE TRIGGER") or text.endswith("END;")):
+            out.append(text)
+            current = []
+    return out
+
+
+def cache_path(db: str) -> str:
+    """The report cache's file next to the accounts file ``db`` (``console.sqlite3.cache``)."""
+    return db if db == ":memory:" else db + ".cache"
 
 
 _QUEUE_ORDER = "ORDER BY urgent DESC, created_at ASC, report_id ASC"  # urgent first (Art. 48(4)), then the oldest
@@ -132,31 +179,95 @@ def _private_file(path: str) -> None:
 
 
 class SQLiteConsoleStore(ConsoleStorage):
-    """Thread-safe access to the console's SQLite file (one connection, one lock)."""
+    """Thread-safe access to the console's two SQLite files (one connection, one lock): ``path``
+    (users, sessions, audit) with the report cache ``cache`` (default :func:`cache_path`) attached."""
 
-    def __init__(self, path: str, audit_log: Optional[str] = None, read_only: bool = False):
+    def __init__(self, path: str, audit_log: Optional[str] = None, read_only: bool = False,
+                 cache: Optional[str] = None):
         super().__init__(audit_log)
         self.path = path
+        self.cache = cache or cache_path(path)
         self._lock = threading.RLock()
-        if read_only:
+        self._unmirrored: list[dict] = []
+        if read_only:  # the accounts file only (``audit verify``)
             uri = Path(path).resolve().as_uri() + "?mode=ro"
             self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
             self._conn.row_factory = sqlite3.Row
             return
-        if path != ":memory:":
-            _private_file(path)
+        for file in (path, self.cache):
+            if file != ":memory:":
+                _private_file(file)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._conn.row_factory = sqlite3.Row
         with self._lock:
-            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("ATTACH DATABASE ? AS cache", (self.cache,))
             if path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(SCHEMA)
-            columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(audit)")}
-        if "hash" not in columns:
-            self._conn.close()
-            raise StoreError("its audit table predates the hash-chained audit log: keep the file as the old "
-                             "record and point console.db at a new one")
+                self._conn.execute("PRAGMA main.journal_mode = WAL")
+            if self.cache != ":memory:":
+                self._conn.execute("PRAGMA cache.journal_mode = WAL")
+            columns = {r["name"] for r in self._conn.execute("PRAGMA main.table_info(audit)")}
+            if columns and "hash" not in columns:
+                self._conn.close()
+                raise StoreError("its audit table predates the hash-chained audit log: keep the file as the old "
+                                 "record and point console.db at a new one")
+            self._conn.executescript(ACCOUNTS_SCHEMA + ";\n".join(AUDIT_DDL) + ";\n" + CACHE_SCHEMA)
+            self._migrate()
+            self._conn.execute("PRAGMA foreign_keys = ON")
+
+    # ------------------------------------------------------------------------ migration
+
+    def _tables(self, schema: str) -> set[str]:
+        return {r["name"] for r in self._conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")}
+
+    def _migrate(self) -> None:
+        """Bring a database of the single-file layout up to date, losing nothing: its reports,
+        verdicts, requests and outbox move to the cache file (copied and committed first, then
+        dropped from the accounts file, so a crash in between only repeats the copy), and its
+        audit table loses the list of actions the database used to check (Python checks them),
+        every entry kept as it was, its ``seq`` counter included."""
+        old = self._tables("main") & set(CACHE_TABLES)
+        if old:
+            with self.tx() as conn:
+                if "reports" in old:
+                    for row in conn.execute("SELECT * FROM main.reports").fetchall():
+                        row = dict(row)
+                        conn.execute(
+                            "INSERT OR IGNORE INTO cache.reports (report_id, report_json, urgent, created_at, "
+                            "detection_type, detector, provider_id, status, signature_status, signature_note, "
+                            "ingested_at, version, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                            (row["report_id"], row["report_json"], row["urgent"], row["created_at"],
+                             row["detection_type"], row["detector"], row["provider_id"], row["status"],
+                             row["signature_status"], row["signature_note"], row["ingested_at"],
+                             content_hash(json.loads(row["report_json"]))))
+                if "verdicts" in old:
+                    conn.execute("INSERT OR IGNORE INTO cache.verdicts (id, report_id, verdict, reason, note, "
+                                 "delay_notification, delay_until, decided_at, decided_by, supersedes, report_version) "
+                                 "SELECT id, report_id, verdict, reason, note, delay_notification, delay_until, "
+                                 "decided_at, decided_by, supersedes, 1 FROM main.verdicts ORDER BY id")
+                if "info_requests" in old:
+                    conn.execute("INSERT OR IGNORE INTO cache.info_requests SELECT * FROM main.info_requests ORDER BY id")
+                if "outbox" in old:
+                    conn.execute("INSERT OR IGNORE INTO cache.outbox SELECT * FROM main.outbox ORDER BY id")
+            with self.tx() as conn:
+                for table in ("outbox", "info_requests", "verdicts", "reports"):
+                    if table in old:
+                        conn.execute(f"DROP TABLE main.{table}")  # drops its triggers and indexes too
+        audit_sql = self._conn.execute("SELECT sql FROM main.sqlite_master WHERE name = 'audit'").fetchone()
+        if audit_sql and "CHECK (action IN" in audit_sql["sql"]:
+            with self.tx() as conn:
+                issued = conn.execute("SELECT seq FROM main.sqlite_sequence WHERE name = 'audit'").fetchone()
+                for trigger in AUDIT_TRIGGERS:
+                    conn.execute(f"DROP TRIGGER IF EXISTS main.{trigger}")
+                conn.execute("ALTER TABLE main.audit RENAME TO audit_checked")
+                for statement in AUDIT_DDL:  # (executescript would COMMIT: one by one)
+                    conn.execute(statement)
+                conn.execute("INSERT INTO main.audit (seq, at, user, action, report_id, detail, prev_hash, hash) "
+                             "SELECT seq, at, user, action, report_id, detail, prev_hash, hash FROM main.audit_checked "
+                             "ORDER BY seq")
+                conn.execute("DROP TABLE main.audit_checked")
+                if issued is not None:
+                    conn.execute("UPDATE main.sqlite_sequence SET seq = max(seq, ?) WHERE name = 'audit'",
+                                 (issued["seq"],))
 
     def close(self) -> None:
         with self._lock:
@@ -169,7 +280,7 @@ class SQLiteConsoleStore(ConsoleStorage):
         mirror keeps ``seq`` order even with another process (``console adduser``) writing."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._unmirrored: list[dict] = []
+            self._unmirrored = []
             try:
                 yield self._conn
                 for entry in self._unmirrored:
@@ -220,18 +331,56 @@ class SQLiteConsoleStore(ConsoleStorage):
     def user_count(self) -> int:
         return self._one("SELECT count(*) AS n FROM users")["n"]
 
-    def add_report(self, report: dict, signature_status: str, signature_note: Optional[str], now: float) -> bool:
-        check_report_id(report.get("report_id"))
+    def store_report(self, report: dict, signature_status: str, signature_note: Optional[str],
+                     key_fingerprint: Optional[str], now: float) -> str:
+        rid = check_report_id(report.get("report_id"))
         check_signature_status(signature_status)
+        body = json.dumps(report, sort_keys=True)
+        digest = content_hash(report)
+        columns = (int(bool(report.get("urgent"))), report["created_at"], report.get("detection_type"),
+                   report.get("detector"), report.get("provider_id"))
         with self.tx() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO reports (report_id, report_json, urgent, created_at, detection_type, detector, "
-                "provider_id, signature_status, signature_note, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (report["report_id"], json.dumps(report, sort_keys=True), int(bool(report.get("urgent"))),
-                 report["created_at"], report.get("detection_type"), report.get("detector"),
-                 report.get("provider_id"), signature_status, signature_note, iso_at(now)),
-            )
-            return cur.rowcount == 1
+            row = conn.execute("SELECT * FROM cache.reports WHERE report_id = ?", (rid,)).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO cache.reports (report_id, report_json, urgent, created_at, detection_type, detector, "
+                    "provider_id, signature_status, signature_note, ingested_at, version, content_hash, "
+                    "key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                    (rid, body, *columns, signature_status, signature_note, iso_at(now), digest, key_fingerprint))
+                return "added"
+            if row["content_hash"] == digest:
+                if row["key_fingerprint"] == key_fingerprint:
+                    return "unchanged"
+                conn.execute("UPDATE cache.reports SET signature_status = ?, signature_note = ?, key_fingerprint = ? "
+                             "WHERE report_id = ?", (signature_status, signature_note, key_fingerprint, rid))
+                self._audit_in(conn, now, None, "signature_rechecked", rid)
+                return "rechecked"
+            conn.execute("INSERT INTO cache.report_versions (report_id, version, content_hash, report_json, "
+                         "ingested_at, signature_status) VALUES (?, ?, ?, ?, ?, ?)",
+                         (rid, row["version"], row["content_hash"], row["report_json"], row["ingested_at"],
+                          row["signature_status"]))
+            status = "new" if row["status"] == "archived" else row["status"]
+            conn.execute(
+                "UPDATE cache.reports SET report_json = ?, urgent = ?, created_at = ?, detection_type = ?, detector = ?, "
+                "provider_id = ?, signature_status = ?, signature_note = ?, ingested_at = ?, version = ?, "
+                "content_hash = ?, key_fingerprint = ?, status = ? WHERE report_id = ?",
+                (body, *columns, signature_status, signature_note, iso_at(now), row["version"] + 1, digest,
+                 key_fingerprint, status, rid))
+            self._audit_in(conn, now, None, "report_version", rid)
+            return "new_version"
+
+    def report_state(self, report_id: str) -> Optional[dict]:
+        return self._one("SELECT version, content_hash, key_fingerprint, signature_status FROM cache.reports "
+                         "WHERE report_id = ?", (report_id,))
+
+    def report_versions(self, report_id: str) -> list[dict]:
+        rows = self._all("SELECT version, content_hash, ingested_at, signature_status, report_json FROM "
+                         "cache.report_versions WHERE report_id = ? UNION ALL SELECT version, content_hash, ingested_at, "
+                         "signature_status, report_json FROM cache.reports WHERE report_id = ? ORDER BY version",
+                         (report_id, report_id))
+        for row in rows:
+            row["report"] = json.loads(row.pop("report_json"))
+        return rows
 
     def has_report(self, report_id: str) -> bool:
         return self._one("SELECT 1 AS x FROM reports WHERE report_id = ?", (report_id,)) is not None
@@ -292,7 +441,73 @@ class SQLiteConsoleStore(ConsoleStorage):
 
     def mark_in_review(self, report_id: str) -> None:
         with self.tx() as conn:
-            conn.execute("UPDATE reports SET status = 'in_review' WHERE report_id = ? AND status = 'new'", (report_id,))
+            conn.execute("UPDATE cache.reports SET status = 'in_review' WHERE report_id = ? AND status = 'new'",
+                         (report_id,))
+
+    @staticmethod
+    def _holder_other(conn: sqlite3.Connection, rid: str, user: str, stale_before: Optional[float]) -> None:
+        """Raise when someone other than ``user`` holds ``rid`` (a claim made since ``stale_before``)."""
+        if stale_before is None:
+            return
+        row = conn.execute("SELECT claimed_by, claimed_at FROM cache.reports WHERE report_id = ?", (rid,)).fetchone()
+        holder = claim_holder(dict(row) if row else None, stale_before)
+        if holder is not None and holder != user:
+            raise held_by_other_error(holder)
+
+    def claim(self, report_id: str, user: str, now: float, stale_before: float) -> Optional[str]:
+        rid = check_report_id(report_id)
+        check_username(user)
+        with self.tx() as conn:
+            row = conn.execute("SELECT status, claimed_by, claimed_at FROM cache.reports WHERE report_id = ?",
+                               (rid,)).fetchone()
+            if row is None or row["status"] not in OPEN_STATUSES:
+                return None
+            holder = claim_holder(dict(row), stale_before)
+            if holder is not None and holder != user:
+                return holder
+            conn.execute("UPDATE cache.reports SET claimed_by = ?, claimed_at = ?, status = CASE status WHEN 'new' "
+                         "THEN 'in_review' ELSE status END WHERE report_id = ?", (user, now, rid))
+            if holder is None:
+                if row["claimed_by"]:
+                    self._audit_in(conn, now, None, "claim_expired", rid)
+                self._audit_in(conn, now, user, "claim", rid)
+            return user
+
+    def release(self, report_id: str, user: str, now: float, force: bool = False) -> bool:
+        rid = check_report_id(report_id)
+        with self.tx() as conn:
+            row = conn.execute("SELECT claimed_by FROM cache.reports WHERE report_id = ?", (rid,)).fetchone()
+            if row is None or not row["claimed_by"] or (row["claimed_by"] != user and not force):
+                return False
+            conn.execute("UPDATE cache.reports SET claimed_by = NULL, claimed_at = NULL, status = CASE status "
+                         "WHEN 'in_review' THEN 'new' ELSE status END WHERE report_id = ?", (rid,))
+            self._audit_in(conn, now, user, "claim_released", rid)
+            return True
+
+    def expire_claims(self, stale_before: float, now: float) -> list[str]:
+        with self.tx() as conn:
+            gone = [r["report_id"] for r in conn.execute(
+                "SELECT report_id FROM cache.reports WHERE claimed_by IS NOT NULL AND claimed_at < ? ORDER BY report_id",
+                (stale_before,))]
+            for rid in gone:
+                conn.execute("UPDATE cache.reports SET claimed_by = NULL, claimed_at = NULL, status = CASE status "
+                             "WHEN 'in_review' THEN 'new' ELSE status END WHERE report_id = ?", (rid,))
+                self._audit_in(conn, now, None, "claim_expired", rid)
+        return gone
+
+    def archive(self, report_id: str, user: str, now: float, stale_before: float) -> None:
+        rid = check_report_id(report_id)
+        with self.tx() as conn:
+            row = conn.execute("SELECT status FROM cache.reports WHERE report_id = ?", (rid,)).fetchone()
+            if row is None:
+                raise StoreError("no such report")
+            if row["status"] not in OPEN_STATUSES or conn.execute(
+                    "SELECT 1 FROM cache.verdicts WHERE report_id = ?", (rid,)).fetchone():
+                raise StoreError("only an open report without a verdict can be archived")
+            self._holder_other(conn, rid, user, stale_before)
+            conn.execute("UPDATE cache.reports SET status = 'archived', claimed_by = NULL, claimed_at = NULL "
+                         "WHERE report_id = ?", (rid,))
+            self._audit_in(conn, now, user, "archive", rid)
 
     def verdicts(self, report_id: str) -> list[dict]:
         return self._all("SELECT * FROM verdicts WHERE report_id = ? ORDER BY id", (report_id,))
@@ -301,20 +516,29 @@ class SQLiteConsoleStore(ConsoleStorage):
         return self._one("SELECT * FROM verdicts WHERE report_id = ? ORDER BY id DESC LIMIT 1", (report_id,))
 
     def add_verdict(self, verdict: dict, note: Optional[str], decided_by: str, supersedes: Optional[int],
-                    message: dict, now: float, action: str) -> int:
+                    message: dict, now: float, action: str, stale_before: Optional[float] = None,
+                    version: Optional[int] = None) -> int:
         rid = check_report_id(verdict["report_id"])
         with self.tx() as conn:
+            report = conn.execute("SELECT version FROM cache.reports WHERE report_id = ?", (rid,)).fetchone()
+            if report is None:
+                raise StoreError("no such report")
             latest = conn.execute("SELECT id FROM verdicts WHERE report_id = ? ORDER BY id DESC LIMIT 1",
                                   (rid,)).fetchone()
             if (latest["id"] if latest else None) != supersedes:
                 raise StoreError("the verdict changed in the meantime; reload the report")
+            if version is not None and version != report["version"]:
+                raise StoreError(f"the provider sent a changed report (now version {report['version']}) since you "
+                                 "opened it; reload the report")
+            self._holder_other(conn, rid, decided_by, stale_before)
             cur = conn.execute(
                 "INSERT INTO verdicts (report_id, verdict, reason, note, delay_notification, delay_until, decided_at, "
-                "decided_by, supersedes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "decided_by, supersedes, report_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (rid, verdict["verdict"], verdict["reason"], note, int(bool(verdict["delay_notification"])),
-                 verdict.get("delay_until"), verdict["decided_at"], decided_by, supersedes),
+                 verdict.get("delay_until"), verdict["decided_at"], decided_by, supersedes, report["version"]),
             )
-            conn.execute("UPDATE reports SET status = ? WHERE report_id = ?", (verdict["verdict"], rid))
+            conn.execute("UPDATE cache.reports SET status = ?, claimed_by = NULL, claimed_at = NULL "
+                         "WHERE report_id = ?", (verdict["verdict"], rid))
             conn.execute("INSERT INTO outbox (kind, report_id, payload, created_at) VALUES ('verdict', ?, ?, ?)",
                          (rid, json.dumps(message, sort_keys=True), iso_at(now)))
             self._audit_in(conn, now, decided_by, action, rid)
@@ -326,18 +550,21 @@ class SQLiteConsoleStore(ConsoleStorage):
             row["missing"] = json.loads(row["missing"])
         return rows
 
-    def add_info_request(self, message: dict, requested_by: str, now: float) -> None:
+    def add_info_request(self, message: dict, requested_by: str, now: float,
+                         stale_before: Optional[float] = None) -> None:
         rid = check_report_id(message["report_id"])
         with self.tx() as conn:
             if conn.execute("SELECT 1 FROM verdicts WHERE report_id = ?", (rid,)).fetchone():
                 raise StoreError("this report has a verdict already")
+            self._holder_other(conn, rid, requested_by, stale_before)
             conn.execute(
                 "INSERT INTO info_requests (request_id, report_id, missing, note, requested_at, requested_by) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (message["request_id"], rid, json.dumps(message["missing"]), message.get("note"),
                  message["requested_at"], requested_by),
             )
-            conn.execute("UPDATE reports SET status = 'info_requested' WHERE report_id = ?", (rid,))
+            conn.execute("UPDATE cache.reports SET status = 'info_requested', claimed_by = NULL, claimed_at = NULL "
+                         "WHERE report_id = ?", (rid,))
             conn.execute("INSERT INTO outbox (kind, report_id, payload, created_at) VALUES ('info_request', ?, ?, ?)",
                          (rid, json.dumps(message, sort_keys=True), iso_at(now)))
             self._audit_in(conn, now, requested_by, "request_info", rid)
@@ -385,23 +612,48 @@ class SQLiteConsoleStore(ConsoleStorage):
         re-created inside the one transaction: only this purge deletes from them."""
         with self._lock:
             self._conn.execute("PRAGMA secure_delete = ON")
+            self._conn.execute("PRAGMA cache.secure_delete = ON")  # the reports live in the cache file
             with self.tx() as conn:
                 rows = conn.execute("SELECT report_id, created_at, ingested_at FROM reports").fetchall()
                 gone = sorted(r["report_id"] for r in rows if due(r["report_id"], r["created_at"], r["ingested_at"]))
                 if gone:
-                    guards = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                                          "AND tbl_name IN ('verdicts', 'info_requests', 'outbox', 'reports')"
-                                          ).fetchall()
+                    guards = conn.execute("SELECT name, sql FROM cache.sqlite_master WHERE type = 'trigger' AND "
+                                          "tbl_name IN ('verdicts', 'info_requests', 'outbox', 'reports', "
+                                          "'report_versions')").fetchall()
                     for guard in guards:
-                        conn.execute(f'DROP TRIGGER "{guard["name"]}"')
+                        conn.execute(f'DROP TRIGGER cache."{guard["name"]}"')
                     for rid in gone:
-                        for table in ("outbox", "info_requests", "verdicts", "reports"):
-                            conn.execute(f"DELETE FROM {table} WHERE report_id = ?", (rid,))
+                        for table in ("outbox", "info_requests", "verdicts", "report_versions", "reports"):
+                            conn.execute(f"DELETE FROM cache.{table} WHERE report_id = ?", (rid,))
                     for guard in guards:
-                        conn.execute(guard["sql"])
+                        conn.execute(guard["sql"].replace("CREATE TRIGGER ", "CREATE TRIGGER cache.", 1))
             if gone and self.path != ":memory:":
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if gone and self.cache != ":memory:":
+                self._conn.execute("PRAGMA cache.wal_checkpoint(TRUNCATE)")
         return gone
+
+    def reset_cache(self, now: float, user: Optional[str] = None) -> dict:
+        """The cache's tables are dropped and made again (deleted pages zeroed, the file vacuumed);
+        the accounts file gets only the ``cache_reset`` audit entry."""
+        with self._lock:
+            pending = self._one("SELECT count(*) AS n FROM cache.outbox WHERE file_done = 0 OR topic_done = 0")["n"]
+            if pending:
+                raise StoreError(f"{pending} verdict(s) or request(s) are not delivered yet: start the console so "
+                                 "the outbox delivers them, then reset the cache")
+            counts = {table: self._one(f"SELECT count(*) AS n FROM cache.{table}")["n"] for table in CACHE_TABLES}
+            self._conn.execute("PRAGMA cache.secure_delete = ON")
+            with self.tx() as conn:
+                for table in reversed(CACHE_TABLES):
+                    conn.execute(f"DROP TABLE IF EXISTS cache.{table}")
+                conn.execute("DELETE FROM cache.sqlite_sequence")
+                for statement in _statements(CACHE_SCHEMA):
+                    conn.execute(statement)
+                self._audit_in(conn, now, user, "cache_reset", None)
+            if self.cache != ":memory:":
+                self._conn.execute("VACUUM cache")
+                self._conn.execute("PRAGMA cache.wal_checkpoint(TRUNCATE)")
+        return counts
 
     def add_exposure(self, token_hash: str) -> dict:
         with self.tx() as conn:
@@ -417,8 +669,8 @@ class SQLiteConsoleStore(ConsoleStorage):
                   report_id: Optional[str], detail: Optional[str] = None) -> dict:
         """Insert the next entry of the chain (inside :meth:`tx`); it is mirrored before COMMIT."""
         record = audit_record(now, user, action, report_id, detail)
-        last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        issued = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        last = conn.execute("SELECT seq, hash FROM main.audit ORDER BY seq DESC LIMIT 1").fetchone()
+        issued = conn.execute("SELECT seq FROM main.sqlite_sequence WHERE name = 'audit'").fetchone()
         entry = next_entry(record, dict(last) if last else None, issued["seq"] if issued else 0)
         conn.execute("INSERT INTO audit (seq, at, user, action, report_id, detail, prev_hash, hash) VALUES "
                      "(:seq, :at, :user, :action, :report_id, :detail, :prev_hash, :hash)", entry)
@@ -434,7 +686,7 @@ class SQLiteConsoleStore(ConsoleStorage):
         with self._lock:
             rows = [dict(r) for r in self._conn.execute(
                 "SELECT seq, at, user, action, report_id, detail, prev_hash, hash FROM audit ORDER BY seq")]
-            issued = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+            issued = self._conn.execute("SELECT seq FROM main.sqlite_sequence WHERE name = 'audit'").fetchone()
         return rows, (issued["seq"] if issued else 0)
 
     def audit_entries(self, limit: int = 500, report_id: Optional[str] = None) -> list[dict]:

@@ -1,0 +1,538 @@
+"""Hash lists in the formats other tools write, in and out (``indicators import|export``,
+``match --hashes``; docs/indicators.md has an example of each).
+
+In (:func:`read`), each format gives validated :class:`~csadetect.indicators.rows.Indicator` rows
+and, instead of stopping at the first bad row, the refused rows with their line numbers and
+reasons (:class:`Imported`); the caller decides whether any refusal fails the import:
+
+* ``csadetect``: this project's CSV (``indicator_id,kind,value`` + optional columns of
+  :data:`~csadetect.indicators.rows.FIELDS`); other columns are ignored and named.
+* ``jsonl``: JSON Lines with the same keys.
+* ``list``: one value per line; ``#`` comments; the kind from ``kind`` (``--kind``), a header line
+  (``sha256`` or ``# kind: sha256``), a ``KIND VALUE`` line (python-threatexchange's file
+  exchange and ``threatexchange dataset -P -S``) or values only one kind accepts (MD5: 32 hex
+  digits, SHA-1: 40). 64 hex digits (PDQ or SHA-256) are never guessed: a one-line error.
+* ``threatexchange``: ``threatexchange dataset -P --csv`` (python-threatexchange
+  ``cli/dataset_cmd.py``): header ``signal_type,signal_str,collab,category,tags``. ``category``
+  is the collaboration's opinion: NEGATIVE_CLASS rows (false positives, test data) are refused.
+* ``hma``: Hasher-Matcher-Actioner 1.x's dataset files ``simple.<INDICATOR_TYPE>.te``
+  (python-threatexchange ``cli/dataset/simple_serialization.py`` ``HMASerialization``): no header,
+  ``indicator,indicator_id,first_descriptor_id,added_on,labels``; the kind from the file name.
+* ``vpdq-frames``: one video per file as Meta's vPDQ hasher writes it (``vpdq/expected/*.txt``):
+  ``frame,quality,pdq_hex[,timestamp]`` per line; the frames whose quality reaches the gate
+  become one ``vpdq`` indicator, id the file's stem.
+* ``columns``: any CSV with a header, mapped with ``columns`` (``hash=col,kind=col,id=col,
+  note=col,category=col,quality=col``); a row whose ``quality`` is below ``min_quality`` is refused.
+
+Kinds are read through the signal registry: a kind's name or one of its ``aliases``
+(``video_md5``, ``HASH_PDQ``, ``sha-256``, ...); values another tool serialises differently go
+through ``SignalType.import_value`` (python-threatexchange's vPDQ JSON).
+
+Out (:func:`export`): ``csadetect`` (every column, so it imports back unchanged),
+``threatexchange`` (the CSV above; kinds python-threatexchange has no signal type for are
+skipped and counted) and ``list`` (one kind, with a ``# kind:`` header).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import re
+from typing import Iterable, Iterator, Optional, Sequence
+
+from csadetect.config.settings import MatchSettings
+from csadetect.indicators.rows import (
+    DEFAULT_CATEGORY,
+    AmbiguousKind,
+    FIELDS,
+    Indicator,
+    IndicatorError,
+    header_kind,
+    kind_named,
+    open_text,
+    value_kind,
+)
+from csadetect.signals import SIGNAL_TYPES, SignalError, get
+
+IMPORT_FORMATS = ("csadetect", "jsonl", "list", "threatexchange", "hma", "vpdq-frames", "columns")
+EXPORT_FORMATS = ("csadetect", "threatexchange", "list")
+TX_COLUMNS = ("signal_type", "signal_str", "collab", "category", "tags")  # threatexchange dataset -P --csv
+HMA_COLUMNS = ("indicator", "indicator_id", "first_descriptor_id", "added_on", "labels")
+TX_REFUSED_OPINIONS = {"NEGATIVE_CLASS": "a known false positive or test data, not an indicator"}
+TX_OPINIONS = ("NEGATIVE_CLASS", "INVESTIGATION_SEED", "POSITIVE_CLASS")
+TX_EXPORT_OPINION = "POSITIVE_CLASS"
+COLUMN_ROLES = ("hash", "kind", "id", "note", "category", "source", "quality")
+_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".txt": "list",
+               ".list": "list", ".te": "hma"}
+_HMA_NAME = re.compile(r"simple\.([^.]+)\.te$")
+
+
+@dataclasses.dataclass
+class Imported:
+    """What :func:`read` made of a file: the good rows, the refused ones (``(line, reason)``), the
+    rows merged into an earlier one with the same kind and value, and the ignored columns."""
+
+    path: str
+    format: str
+    rows: list[Indicator] = dataclasses.field(default_factory=list)
+    lines: list[int] = dataclasses.field(default_factory=list)  # the line of each row
+    refused: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    merged: int = 0
+    ignored_columns: tuple[str, ...] = ()
+
+    def summary(self, limit: int = 10) -> list[str]:
+        """Lines for people: the counts, then the first ``limit`` refusals with their line numbers."""
+        lines = [f"{self.path} ({self.format}): imported {len(self.rows)}, refused {len(self.refused)}"
+                 + (f", merged {self.merged} repeated values" if self.merged else "")]
+        if self.ignored_columns:
+            lines.append(f"ignored columns: {', '.join(self.ignored_columns)}")
+        for line, reason in self.refused[:limit]:
+            lines.append(f"refused {self.path}:{line}: {reason}")
+        if len(self.refused) > limit:
+            lines.append(f"... and {len(self.refused) - limit} more refused rows")
+        return lines
+
+    def counts(self) -> dict:
+        return {"path": self.path, "format": self.format, "imported": len(self.rows), "refused": len(self.refused),
+                "merged": self.merged}
+
+
+class _Collector:
+    """Validated rows of one file, with refusals instead of exceptions."""
+
+    def __init__(self, imported: Imported, merge_values: bool):
+        self.out = imported
+        self.ids: dict[str, int] = {}
+        self.values: Optional[set] = set() if merge_values else None
+
+    def add(self, line: int, record: dict) -> None:
+        try:
+            row = Indicator(**record)
+        except IndicatorError as exc:
+            self.out.refused.append((line, str(exc)))
+            return
+        if self.values is not None:
+            if (row.kind, row.value) in self.values:
+                self.out.merged += 1
+                return
+            self.values.add((row.kind, row.value))
+        first = self.ids.get(row.indicator_id)
+        if first is not None:
+            self.out.refused.append((line, f"duplicate indicator_id {row.indicator_id!r} (first on line {first})"))
+            return
+        self.ids[row.indicator_id] = line
+        self.out.rows.append(row)
+        self.out.lines.append(line)
+
+    def refuse(self, line: int, reason: str) -> None:
+        self.out.refused.append((line, reason))
+
+
+def parse_columns(text: Optional[str]) -> dict[str, str]:
+    """``hash=col_a,kind=col_b`` -> ``{"hash": "col_a", "kind": "col_b"}`` (roles: :data:`COLUMN_ROLES`)."""
+    if not text:
+        return {}
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        role, sep, column = part.partition("=")
+        role, column = role.strip().lower(), column.strip()
+        if not sep or not column:
+            raise IndicatorError(f"--columns wants ROLE=COLUMN pairs separated by commas, not {part!r}")
+        if role not in COLUMN_ROLES:
+            raise IndicatorError(f"--columns: unknown role {role!r} (expected {', '.join(COLUMN_ROLES)})")
+        out[role] = column
+    if "hash" not in out:
+        raise IndicatorError("--columns must name the hash column (hash=COLUMN)")
+    return out
+
+
+def _text(path: str) -> str:
+    """The whole file (a hash list fits in memory), BOM removed; IndicatorError if not UTF-8."""
+    with open_text(path) as fh:
+        try:
+            return fh.read().removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            raise IndicatorError(f"{path}: not UTF-8 text") from None
+
+
+def _csv_rows(path: str, text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each non-blank CSV record."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    line = 1
+    try:
+        for record in reader:
+            if any(field.strip() for field in record):
+                yield line, record
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise IndicatorError(f"{path}:{reader.line_num}: bad CSV ({exc})") from None
+
+
+def _header(path: str, text: str) -> list[str]:
+    for _, record in _csv_rows(path, text):
+        return [h.strip() for h in record]
+    raise IndicatorError(f"{path}: empty file")
+
+
+def detect_format(path: str, text: str, columns: Optional[dict] = None) -> str:
+    """The import format of a file from its extension and, for CSV, its header."""
+    name = os.path.basename(path)
+    if _HMA_NAME.search(name):
+        return "hma"
+    ext = _EXTENSIONS.get(os.path.splitext(name)[1].lower())
+    if ext is None:
+        raise IndicatorError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(IMPORT_FORMATS)})")
+    if ext != "csv":
+        return ext
+    if columns:
+        return "columns"
+    header = {h.lower() for h in _header(path, text)}
+    if {"signal_type", "signal_str"} <= header:
+        return "threatexchange"
+    if {"indicator_id", "kind", "value"} <= header:
+        return "csadetect"
+    raise IndicatorError(f"{path}: a CSV header without indicator_id,kind,value or signal_type,signal_str; "
+                         "pass --columns hash=COLUMN[,kind=COLUMN,...]")
+
+
+def kind_of(text: str, what: str) -> str:
+    """The kind ``text`` names (a kind or an alias); IndicatorError naming ``what`` otherwise."""
+    kind = kind_named(text)
+    if kind is None:
+        raise IndicatorError(f"{what} {text.strip()!r} is not a kind csadetect matches ({', '.join(SIGNAL_TYPES)})")
+    return kind
+
+
+def _import_value(kind: str, value: str, settings: MatchSettings) -> str:
+    try:
+        return get(kind).import_value(value, settings)
+    except SignalError as exc:
+        raise IndicatorError(str(exc)) from None
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+# ------------------------------------------------------------------------------------- readers
+
+
+def _first_row(path: str, records) -> list:
+    """The first row of a CSV (stripped names); IndicatorError when the file is empty."""
+    try:
+        _, header = next(records)
+    except StopIteration:
+        raise IndicatorError(f"{path}: empty file") from None
+    return [h.strip() for h in header]
+
+
+def _read_csadetect(path, text, rows: _Collector, defaults: dict, **_) -> None:
+    records = _csv_rows(path, text)
+    header = _first_row(path, records)
+    missing = [c for c in ("indicator_id", "kind", "value") if c not in header]
+    if missing:
+        raise IndicatorError(f"{path}:1: missing column {missing[0]!r} (the header must include indicator_id,kind,value)")
+    rows.out.ignored_columns = tuple(h for h in header if h not in FIELDS)
+    for line, record in records:
+        if len(record) != len(header):
+            rows.refuse(line, f"{len(record)} fields, the header has {len(header)}")
+            continue
+        fields = {h: v for h, v in zip(header, record) if h in FIELDS}
+        rows.add(line, {**defaults, **{k: v for k, v in fields.items() if v != "" or k in ("indicator_id", "kind", "value")}})
+
+
+def _read_jsonl(path, text, rows: _Collector, defaults: dict, **_) -> None:
+    for line, body in enumerate(text.splitlines(), 1):
+        if not body.strip():
+            continue
+        try:
+            record = json.loads(body)
+        except json.JSONDecodeError as exc:
+            rows.refuse(line, f"invalid JSON ({exc.msg})")
+            continue
+        if not isinstance(record, dict):
+            rows.refuse(line, "expected a JSON object")
+            continue
+        unknown = [k for k in record if k not in FIELDS]
+        bad = [k for k, v in record.items() if v is not None and not isinstance(v, str)]
+        if unknown:
+            rows.refuse(line, f"unknown key {unknown[0]!r} (allowed: {','.join(FIELDS)})")
+        elif bad:
+            rows.refuse(line, f"{bad[0]} must be a string")
+        elif any(k not in record for k in ("indicator_id", "kind", "value")):
+            rows.refuse(line, f"missing key {next(k for k in ('indicator_id', 'kind', 'value') if k not in record)!r}")
+        else:
+            rows.add(line, {**defaults, **record})
+
+
+def _read_list(path, text, rows: _Collector, defaults: dict, kind: Optional[str], settings: MatchSettings, **_) -> None:
+    stem = _stem(path)
+    seen_value = False
+    for line, body in enumerate(text.splitlines(), 1):
+        body = body.strip()
+        if not body:
+            continue
+        named = header_kind(body) if not seen_value else None
+        if named is not None:
+            if kind is not None and named != kind:
+                raise IndicatorError(f"{path}:{line}: the header names {named}, --kind says {kind}")
+            kind = named
+            continue
+        if body.startswith("#"):
+            continue
+        seen_value = True
+        first, _, rest = body.partition(" ")
+        row_kind = kind_named(first) if rest.strip() else None
+        value = rest.strip() if row_kind else body
+        try:
+            row_kind = row_kind or kind or value_kind(value, f"{path}:{line}")  # ambiguous: the import fails
+            value = _import_value(row_kind, value, settings)
+        except AmbiguousKind:
+            raise
+        except IndicatorError as exc:
+            rows.refuse(line, str(exc).removeprefix(f"{path}:{line}: "))
+            continue
+        rows.add(line, {**defaults, "indicator_id": f"{stem}-{line}", "kind": row_kind, "value": value})
+
+
+def _read_threatexchange(path, text, rows: _Collector, defaults: dict, settings: MatchSettings, **_) -> None:
+    records = _csv_rows(path, text)
+    try:
+        _, header = next(records)
+    except StopIteration:
+        raise IndicatorError(f"{path}: empty file") from None
+    header = [h.strip().lower() for h in header]
+    missing = [c for c in ("signal_type", "signal_str") if c not in header]
+    if missing:
+        raise IndicatorError(f"{path}:1: missing column {missing[0]!r} (threatexchange dataset -P --csv writes "
+                             f"{','.join(TX_COLUMNS)})")
+    rows.out.ignored_columns = tuple(h for h in header if h not in TX_COLUMNS)
+    stem = _stem(path)
+    for line, record in records:
+        if len(record) != len(header):
+            rows.refuse(line, f"{len(record)} fields, the header has {len(header)}")
+            continue
+        field = dict(zip(header, (v.strip() for v in record)))
+        opinion = field.get("category", "").upper()
+        if opinion in TX_REFUSED_OPINIONS:
+            rows.refuse(line, f"category {opinion}: {TX_REFUSED_OPINIONS[opinion]}")
+            continue
+        if opinion and opinion not in TX_OPINIONS:
+            rows.refuse(line, f"unknown category {field['category']!r} (expected one of {', '.join(TX_OPINIONS)})")
+            continue
+        try:
+            kind = kind_of(field["signal_type"], "signal_type")
+            value = _import_value(kind, field["signal_str"], settings)
+        except IndicatorError as exc:
+            rows.refuse(line, str(exc))
+            continue
+        collab = field.get("collab", "")
+        note = "; ".join(p for p in (f"collab {collab}" if collab else "", opinion,
+                                     f"tags {field['tags']}" if field.get("tags") else "") if p)
+        rows.add(line, {**defaults, "indicator_id": f"{stem}-{line}", "kind": kind, "value": value,
+                        "source": defaults.get("source") or collab or None, "note": note})
+
+
+def _read_hma(path, text, rows: _Collector, defaults: dict, kind: Optional[str], settings: MatchSettings, **_) -> None:
+    found = _HMA_NAME.search(os.path.basename(path))
+    if kind is None:
+        if not found:
+            raise IndicatorError(f"{path}: an HMA dataset file is named simple.<INDICATOR_TYPE>.te; pass --kind")
+        kind = kind_of(found.group(1), f"{path}: indicator type")
+    for line, record in _csv_rows(path, text):
+        if len(record) != len(HMA_COLUMNS):
+            rows.refuse(line, f"{len(record)} fields, expected {len(HMA_COLUMNS)} ({','.join(HMA_COLUMNS)})")
+            continue
+        field = dict(zip(HMA_COLUMNS, (v.strip() for v in record)))
+        try:
+            value = _import_value(kind, field["indicator"], settings)
+        except IndicatorError as exc:
+            rows.refuse(line, str(exc))
+            continue
+        note = "; ".join(p for p in (f"added_on {field['added_on']}" if field["added_on"] else "",
+                                     f"labels {field['labels']}" if field["labels"] else "") if p)
+        rows.add(line, {**defaults, "indicator_id": field["indicator_id"], "kind": kind, "value": value, "note": note})
+
+
+def _read_columns(path, text, rows: _Collector, defaults: dict, kind: Optional[str], settings: MatchSettings,
+                  columns: dict, min_quality: int, **_) -> None:
+    records = _csv_rows(path, text)
+    header = _first_row(path, records)
+    absent = [c for c in columns.values() if c not in header]
+    if absent:
+        raise IndicatorError(f"{path}:1: no column {absent[0]!r} (the header has {','.join(header)})")
+    rows.out.ignored_columns = tuple(h for h in header if h not in columns.values())
+    stem = _stem(path)
+    for line, record in records:
+        if len(record) != len(header):
+            rows.refuse(line, f"{len(record)} fields, the header has {len(header)}")
+            continue
+        field = dict(zip(header, (v.strip() for v in record)))
+        get_ = lambda role: field.get(columns[role], "") if role in columns else ""  # noqa: E731
+        value = get_("hash")
+        try:
+            row_kind = kind_of(get_("kind"), "kind") if get_("kind") else kind or value_kind(value, f"{path}:{line}")
+        except AmbiguousKind:
+            raise  # ambiguous values: the whole import fails, nothing is guessed
+        except IndicatorError as exc:
+            rows.refuse(line, str(exc).removeprefix(f"{path}:{line}: "))
+            continue
+        quality = get_("quality")
+        if quality:
+            if not quality.isdigit() or int(quality) > 100:
+                rows.refuse(line, f"quality {quality!r} is not a number from 0 to 100")
+                continue
+            if int(quality) < min_quality:
+                rows.refuse(line, f"quality {quality} is below {min_quality} (--min-quality; the match quality gate)")
+                continue
+        try:
+            value = _import_value(row_kind, value, settings)
+        except IndicatorError as exc:
+            rows.refuse(line, str(exc))
+            continue
+        record_ = {**defaults, "indicator_id": get_("id") or f"{stem}-{line}", "kind": row_kind, "value": value}
+        for role in ("note", "category", "source"):
+            if get_(role):
+                record_[role] = get_(role)
+        rows.add(line, record_)
+
+
+def _read_vpdq_frames(path, text, rows: _Collector, defaults: dict, settings: MatchSettings, **_) -> None:
+    kind = kind_of("vpdq", "kind")
+    good, first = [], None
+    for line, record in _csv_rows(path, text):
+        first = first or line
+        fields = [v.strip() for v in record]
+        if len(fields) not in (3, 4) or not fields[0].isdigit() or not fields[1].isdigit():
+            rows.refuse(line, "expected frame,quality,pdq_hex[,timestamp]")
+            continue
+        try:
+            frame = get(kind).validate(fields[2])
+        except SignalError as exc:
+            rows.refuse(line, str(exc))
+            continue
+        if int(fields[1]) >= settings.quality_gate:
+            good.append(frame)
+    if first is None:
+        raise IndicatorError(f"{path}: empty file")
+    if not good:
+        rows.refuse(first, f"no frame reaches quality {settings.quality_gate} (the match quality gate)")
+        return
+    rows.add(first, {**defaults, "indicator_id": _stem(path), "kind": kind, "value": " ".join(good),
+                     "note": os.path.basename(path)})
+
+
+_READERS = {"csadetect": _read_csadetect, "jsonl": _read_jsonl, "list": _read_list,
+            "threatexchange": _read_threatexchange, "hma": _read_hma, "vpdq-frames": _read_vpdq_frames,
+            "columns": _read_columns}
+_ALIASES = {"csv": "csadetect", "hashes": "list", "tx": "threatexchange"}
+
+
+def read(path: str, fmt: Optional[str] = None, kind: Optional[str] = None, columns: Optional[dict] = None,
+         category: Optional[str] = None, source: Optional[str] = None, settings: Optional[MatchSettings] = None,
+         min_quality: Optional[int] = None) -> Imported:
+    """Read a hash list or indicator file in ``fmt`` (default: :func:`detect_format`). Bad rows
+    are collected in ``Imported.refused``; a file that cannot be read at all, or values whose kind
+    is ambiguous without ``kind``, raise IndicatorError (one line). ``category``/``source`` fill
+    rows that name none; ``min_quality`` (default: the match quality gate) applies to a quality
+    column."""
+    settings = settings or MatchSettings()
+    fmt = _ALIASES.get(fmt, fmt)
+    if fmt is not None and fmt not in _READERS:
+        raise IndicatorError(f"unknown format {fmt!r} (expected one of {', '.join(IMPORT_FORMATS)})")
+    if kind is not None:
+        kind = kind_of(kind, "--kind")
+    if columns and fmt not in (None, "columns"):
+        raise IndicatorError(f"--columns is for CSV files with their own header (format columns), not {fmt}")
+    text = _text(path)
+    fmt = fmt or detect_format(path, text, columns)
+    if fmt == "columns" and not columns:
+        raise IndicatorError("format columns needs --columns hash=COLUMN[,kind=COLUMN,id=COLUMN,note=COLUMN,...]")
+    if kind is not None and fmt in ("csadetect", "jsonl", "threatexchange"):
+        raise IndicatorError(f"{path}: --kind is for hash lists ({fmt} rows name their own kind)")
+    imported = Imported(path, fmt)
+    defaults = {k: v for k, v in (("category", category), ("source", source)) if v}
+    merge = fmt in ("list", "threatexchange")  # no ids of their own: a repeated value is one indicator
+    _READERS[fmt](path, text, _Collector(imported, merge), defaults, kind=kind, settings=settings,
+                  columns=columns or {}, min_quality=settings.quality_gate if min_quality is None else min_quality)
+    return imported
+
+
+def read_probes(path: str, fmt: Optional[str] = None, kind: Optional[str] = None, columns: Optional[dict] = None,
+                settings: Optional[MatchSettings] = None) -> Imported:
+    """A partner's hash list for ``match --hashes``: :func:`read` with nothing below the quality
+    gate refused (matching applies the gate to media, not to values it is sent)."""
+    return read(path, fmt, kind, columns, settings=settings, min_quality=0)
+
+
+# ------------------------------------------------------------------------------------- writers
+
+
+def _rows_of(rows: Iterable[Indicator], include_disabled: bool) -> list[Indicator]:
+    return [r for r in rows if include_disabled or r.active]
+
+
+def export(rows: Iterable[Indicator], fmt: str, out, kind: Optional[str] = None,
+           include_disabled: bool = False) -> dict:
+    """Write ``rows`` to the text stream ``out`` in ``fmt`` (:data:`EXPORT_FORMATS`); returns
+    ``{"written": n, "skipped": {kind: n}}`` (rows the format cannot carry). Only active rows unless
+    ``include_disabled`` (``csadetect`` format only: the others have no column for it)."""
+    fmt = _ALIASES.get(fmt, fmt)
+    if fmt not in EXPORT_FORMATS:
+        raise IndicatorError(f"unknown export format {fmt!r} (expected one of {', '.join(EXPORT_FORMATS)})")
+    if include_disabled and fmt != "csadetect":
+        raise IndicatorError(f"disabled rows can only be exported in the csadetect format ({fmt} has no column for them)")
+    if kind is not None:
+        kind = kind_of(kind, "--kind")
+    rows = [r for r in _rows_of(rows, include_disabled) if kind is None or r.kind == kind]
+    skipped: dict[str, int] = {}
+    written = 0
+    if fmt == "csadetect":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(FIELDS)
+        for row in rows:
+            writer.writerow(["" if getattr(row, f) is None else getattr(row, f) for f in FIELDS])
+        written = len(rows)
+    elif fmt == "threatexchange":
+        writer = csv.DictWriter(out, TX_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            signal = get(row.kind)
+            value = signal.export_value(row.value)
+            if value is None:
+                skipped[row.kind] = skipped.get(row.kind, 0) + 1
+                continue
+            tags = "" if row.category == DEFAULT_CATEGORY else row.category
+            writer.writerow({"signal_type": signal.threatexchange, "signal_str": value, "collab": row.source,
+                             "category": TX_EXPORT_OPINION, "tags": tags})
+            written += 1
+    else:
+        kinds = sorted({r.kind for r in rows})
+        if kind is None and len(kinds) > 1:
+            raise IndicatorError(f"a list holds one kind and this snapshot has {', '.join(kinds)}; pass --kind")
+        if kind or kinds:
+            out.write(f"# kind: {kind or kinds[0]}\n")
+        for row in rows:
+            out.write(row.value + "\n")
+        written = len(rows)
+    return {"written": written, "skipped": skipped}
+
+
+def export_file(rows: Sequence[Indicator], fmt: str, path: str, kind: Optional[str] = None,
+                include_disabled: bool = False, overwrite: bool = False) -> dict:
+    """:func:`export` to the file ``path``, written whole and then renamed into place; an existing
+    file is replaced only with ``overwrite`` (IndicatorError otherwise)."""
+    if os.path.exists(path) and not overwrite:
+        raise IndicatorError(f"{path} exists; pass --force to replace it")
+    tmp = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            result = export(rows, fmt, fh, kind, include_disabled)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return result
