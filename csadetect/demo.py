@@ -244,8 +244,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     info = prepare(args.workdir)
-    for sub in ("reports", "dead_letters", "review", "stats", "feedback", "notifications", "transparency"):
-        shutil.rmtree(os.path.join(args.out, sub), ignore_errors=True)
+    for sub in ("feedback", "notifications", "transparency"):  # the demo's own derived outputs, made anew;
+        shutil.rmtree(os.path.join(args.out, sub), ignore_errors=True)  # every run's records stay (run ids)
     run_id = runs.new_run_id()
     info["run_id"] = run_id
     _log(f"demo: running the pipeline on {info['n_events']} events (DirectRunner), run id {run_id}")
@@ -335,7 +335,7 @@ def after_detection(info: dict, out: str) -> str:
     lines += ["", "=== feedback: precision per detector (Art. 83(1)(a)) ==="]
     lines += feedback_stage(info, out, verdict_path)
     lines += ["", "=== transparency report (Art. 83(4)) ==="]
-    lines += transparency_stage(out)
+    lines += transparency_stage(out, info["run_id"])
     return "\n".join(lines)
 
 
@@ -367,12 +367,12 @@ def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
     return lines
 
 
-def transparency_stage(out: str) -> list:
-    """Stage 5: today's transparency report from the id-free stats and the Centre's verdicts."""
-
+def transparency_stage(out: str, run_id: str) -> list:
+    """Stage 5: today's transparency report from this run's id-free stats and the Centre's verdicts
+    (earlier runs in ``out`` are kept, and left out of the demo's report)."""
 
     today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
-    summary = transparency.collect({"stats_dir": os.path.join(out, "stats"), "feedback_dir": os.path.join(out, "feedback"),
+    summary = transparency.collect({"stats_dir": runs.run_dir(os.path.join(out, "stats"), run_id), "feedback_dir": os.path.join(out, "feedback"),
                                     "complaints_dir": os.path.join(out, "complaints")}, today, today + timedelta(days=1))
     paths = transparency.render(summary, os.path.join(out, "transparency"))
     head = ", ".join(f"{k} {v}" for k, v in summary["headline"].items() if isinstance(v, (int, float)))
