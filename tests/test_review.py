@@ -127,6 +127,7 @@ def test_cli_decide_confirm_and_reject(setup, tmp_path):
     one, two = setup["items"]["e-1"]["report_id"], setup["items"]["e-2"]["report_id"]
     shown = cli("show", one, "--evidence-out", str(tmp_path / "ev.bin"))
     assert shown.returncode == 0 and (tmp_path / "ev.bin").read_bytes() == b"benign picture e-1"
+    assert (tmp_path / "ev.bin").stat().st_mode & 0o777 == 0o600  # decrypted evidence: owner only, whatever the umask
     ok = cli("decide", one, "--confirm", "--reviewer", "alice")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["reported"] is True

@@ -327,3 +327,24 @@ def test_preflight_with_the_emulator_down_is_one_line(monkeypatch):
     msg = str(exc.value)
     assert f"the Pub/Sub emulator at {host} (PUBSUB_EMULATOR_HOST) is unreachable" in msg and "\n" not in msg
     assert f"--host-port={host}" in msg
+
+
+def test_a_local_glob_that_matches_nothing_is_one_line_before_anything_runs(tmp_path, capsys):
+    """`run --input_glob` and `feedback --report_glob/--verdict_glob` whose pattern matches no file:
+    one `error:` line and exit 2 (Beam would fail deep in the run with a traceback)."""
+    from csadetect.cli.main import main
+
+    (tmp_path / "verdicts.jsonl").write_text("")
+    cases = [
+        (["run", "--input_glob", str(tmp_path / "none-*.jsonl")], "--input_glob"),
+        (["run", "--input_media_glob", str(tmp_path / "none-*.jpg")], "--input_media_glob"),
+        (["feedback", "--report_glob", str(tmp_path / "reports" / "**.jsonl"),
+          "--verdict_glob", str(tmp_path / "verdicts.jsonl")], "--report_glob"),
+        (["feedback", "--report_glob", str(tmp_path / "verdicts.jsonl"),
+          "--verdict_glob", str(tmp_path / "centre" / "*.jsonl")], "--verdict_glob"),
+    ]
+    for argv, flag in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        pattern = argv[argv.index(flag) + 1]
+        assert err == f"error: {flag} {pattern!r} matches no file", err

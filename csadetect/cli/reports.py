@@ -71,9 +71,30 @@ def chosen_paths(paths: Sequence[str], run: Optional[str]) -> list:
     return chosen
 
 
-def _all_reports(paths: Sequence[str], run: Optional[str] = None) -> Iterator[tuple[Optional[dict], Optional[str]]]:
+def _all_reports(paths: Sequence[str], run: Optional[str] = None,
+                 repeats: Optional[list] = None) -> Iterator[tuple[Optional[dict], Optional[str]]]:
+    """Every report row of ``paths`` once: a row repeated to the byte (the pipeline writes each
+    report as JSON Lines and Parquet) is skipped and counted in ``repeats`` (a one-item list); the
+    same report id with other content is a problem row."""
+    seen = {}
     for path in report_files(chosen_paths(paths, run)):
-        yield from read_reports(path)
+        for report, problem in read_reports(path):
+            rid = _rid(report)
+            if problem is None and isinstance(rid, str):
+                fingerprint = (canonical_bytes(report), report.get("signature"))
+                if rid in seen:
+                    if seen[rid] == fingerprint:
+                        if repeats is not None:
+                            repeats[0] += 1
+                        continue
+                    problem = f"report {rid}: appears more than once with different content"
+                else:
+                    seen[rid] = fingerprint
+            yield report, problem
+
+
+def _repeated(repeats: list) -> str:
+    return f" ({repeats[0]} repeated rows skipped)" if repeats[0] else ""
 
 
 def _rid(report: Optional[dict]):
@@ -87,7 +108,8 @@ def _rid(report: Optional[dict]):
 def cmd_verify(args) -> int:
     public = load_public_key(args.public_key)  # fail fast on a bad key
     total = failed = 0
-    for report, problem in _all_reports(args.paths, args.run):
+    repeats = [0]
+    for report, problem in _all_reports(args.paths, args.run, repeats):
         total += 1
         if problem is None:
             try:
@@ -102,7 +124,7 @@ def cmd_verify(args) -> int:
     if not total:
         say("error: no reports found")
         return 1
-    say(f"{total - failed} of {total} reports verify under provider key {key_id(public)}"
+    say(f"{total - failed} of {total} reports verify under provider key {key_id(public)}" + _repeated(repeats)
          + (f"; {failed} FAILED" if failed else ""))
     return 1 if failed else 0
 
@@ -120,7 +142,8 @@ def cmd_decrypt(args) -> int:
     key = load_centre_private_key(args.key)  # fail fast on a bad key
     os.makedirs(args.out, mode=0o700, exist_ok=True)
     total = failed = written = 0
-    for report, problem in _all_reports(args.paths, args.run):
+    repeats = [0]
+    for report, problem in _all_reports(args.paths, args.run, repeats):
         total += 1
         rid = _rid(report)
         if problem is None and not is_safe_id(rid):
@@ -145,7 +168,7 @@ def cmd_decrypt(args) -> int:
         say("error: no reports found")
         return 1
     say(f"wrote evidence of {written} of {total} reports to {args.out} (mode 0600; signatures not checked here)"
-         + (f"; {failed} FAILED" if failed else ""))
+         + _repeated(repeats) + (f"; {failed} FAILED" if failed else ""))
     return 1 if failed else 0
 
 
@@ -210,29 +233,21 @@ def _export_one(report: dict, public, reporter: dict, services: dict):
 def _export_all(paths, public, reporter: dict, services: dict, run: Optional[str] = None):
     """Every distinct report exported: ``(exports, failures, total rows, duplicate rows)``;
     ``exports`` is a list of ``(report_id, element, xml)``."""
-    exports, failures, seen = [], [], {}
-    total = duplicates = 0
-    for report, problem in _all_reports(paths, run):
+    exports, failures, repeats = [], [], [0]
+    total = 0
+    for report, problem in _all_reports(paths, run, repeats):
         total += 1
         if problem is not None:
             failures.append(problem)
             continue
         rid = _rid(report)
         try:
-            if isinstance(rid, str):
-                fingerprint = (canonical_bytes(report), report.get("signature"))
-                if rid in seen:
-                    if seen[rid] != fingerprint:
-                        raise NcmecExportError(f"report {rid}: appears more than once with different content")
-                    duplicates += 1
-                    continue
-                seen[rid] = fingerprint
             element, xml = _export_one(report, public, reporter, services)
         except (ReportSignatureError, NcmecExportError) as exc:
             failures.append(str(exc))
             continue
         exports.append((rid, element, xml))
-    return exports, failures, total, duplicates
+    return exports, failures, total + repeats[0], repeats[0]  # rows read, rows repeated
 
 
 def _write_exports(out: str, exports: list) -> str:

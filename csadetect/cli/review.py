@@ -23,6 +23,7 @@ import json
 from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core import runs
+from csadetect.core.keys import write_private_file
 from csadetect.core.stats import write_stats
 from csadetect.core.timeutil import parse_time
 from csadetect.reports import crypto
@@ -77,9 +78,8 @@ def _cmd_show(args) -> int:
         if not item.get("review_evidence"):
             raise ReviewError(f"review item {args.report_id} carries no evidence")
         mime, content = crypto.open_content(item["review_evidence"], key, item["event_id"])
-        with open(args.evidence_out, "wb") as fh:
-            fh.write(content)
-        say(f"evidence ({mime}, {len(content)} bytes) written to {args.evidence_out}")
+        write_private_file(args.evidence_out, content)  # mode 0600, like `reports decrypt`
+        say(f"evidence ({mime}, {len(content)} bytes) written to {args.evidence_out} (mode 0600)")
     return 0
 
 

@@ -334,6 +334,8 @@ def run(argv=None, save_main_session: bool = False):
                    quiet=("faiss.loader", "apache_beam.io.fileio", "apache_beam.runners.worker.statecache"))
     options, opts, std, profile, settings = start.options, start.opts, start.std, start.profile, start.settings
     source = Source.from_options(opts).validate()
+    if not (std.runner or "").lower().startswith("dataflow"):
+        check_input_files(source)  # a glob matching nothing: one line before anything else, not a traceback
     if source.unbounded and not std.streaming:
         raise ConfigError("a Pub/Sub subscription or a Kafka topic needs --streaming")
     if settings.review.verdict_subscription and not std.streaming:
@@ -354,7 +356,6 @@ def run(argv=None, save_main_session: bool = False):
         note_index_version(index.version)
     models = resolve_models(settings)
     if not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the worker image brings FFmpeg
-        check_input_files(source)
         check_video_probe()
         if settings.grooming.enabled:
             check_grooming_model(settings)

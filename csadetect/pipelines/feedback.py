@@ -32,6 +32,7 @@ from csadetect.pipelines import counter_values, pipeline_main
 from csadetect.pipelines.options import (
     FeedbackOptions, help_options, launch, local_storage, print_effective, run_and_wait,
 )
+from csadetect.pipelines.sources import check_globs
 from csadetect.transforms.feedback import (
     Alerts,
     JoinVerdicts,
@@ -203,6 +204,8 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
     start = launch(argv, FeedbackOptions, effective_settings, save_main_session)
     options, opts, std, profile, settings = start.options, start.opts, start.std, start.profile, start.settings
     sources = sources_from(settings, opts, std.streaming)
+    if not (std.runner or "").lower().startswith("dataflow"):  # a glob matching nothing: one line, not a traceback
+        check_globs((("--report_glob", sources.report_glob), ("--verdict_glob", sources.verdict_glob)))
     if opts.now:
         try:
             parse_time(opts.now)

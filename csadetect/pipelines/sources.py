@@ -126,11 +126,11 @@ def _check_subscription(subscription: str) -> None:
         raise ConfigError(f"--input_subscription {subscription[:80]!r}: {str(exc).splitlines()[0]}") from None
 
 
-def check_input_files(source: "Source") -> None:
-    """Before a local run: one line for an input glob that matches no file (Beam would fail deep in
-    the run with a traceback). Remote globs (gs://...) are left to the runner: the launcher may hold
-    no credentials."""
-    for flag, pattern in (("--input_glob", source.glob), ("--input_media_glob", source.media_glob)):
+def check_globs(globs) -> None:
+    """Before a local run: one line for a file glob (``(flag, pattern)`` pairs; None patterns skipped)
+    that matches no file, where Beam would fail deep in the run with a traceback. Remote globs
+    (gs://...) are left to the runner: the launcher may hold no credentials."""
+    for flag, pattern in globs:
         if not pattern or fs.is_url(pattern):
             continue
         try:
@@ -139,6 +139,11 @@ def check_input_files(source: "Source") -> None:
             found = None
         if found is None:
             raise ConfigError(f"{flag} {pattern[:200]!r} matches no file")
+
+
+def check_input_files(source: "Source") -> None:
+    """:func:`check_globs` for the detection pipeline's file inputs."""
+    check_globs((("--input_glob", source.glob), ("--input_media_glob", source.media_glob)))
 
 
 def _consumer_config(entries) -> tuple[tuple[str, str], ...]:

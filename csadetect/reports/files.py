@@ -1,5 +1,5 @@
 """Report files as the pipeline writes them: JSON Lines (``.jsonl``, ``.json``, ``.ndjson``) or
-Parquet (``.parquet``, ``.pq``), or directories of them. Read by ``csadetect reports`` and the
+Parquet (``.parquet``, ``.pq``), directories of them, or ``-`` (JSON Lines on standard input). Read by ``csadetect reports`` and the
 review console's ingest; a file that cannot be read raises :class:`ReportFileError` (one line).
 
 Lines are parsed by :func:`csadetect.reports.crypto.loads_strict`: a line whose JSON repeats a key
@@ -8,7 +8,10 @@ checked over one of its values would vouch for a field that another reader shows
 A Parquet file whose schema repeats a column or struct field name is refused as a whole."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
@@ -19,6 +22,7 @@ from csadetect.reports.crypto import DuplicateKeyError, loads_strict
 JSONL_EXTENSIONS = {".jsonl", ".json", ".ndjson"}
 PARQUET_EXTENSIONS = {".parquet", ".pq"}
 REPORT_EXTENSIONS = JSONL_EXTENSIONS | PARQUET_EXTENSIONS
+STDIN = "-"  # a path that means standard input (JSON Lines)
 
 
 class ReportFileError(ValueError):
@@ -26,10 +30,13 @@ class ReportFileError(ValueError):
 
 
 def report_files(paths: Sequence[str]) -> Iterator[str]:
-    """Files given, with directories expanded (sorted, recursive, report extensions only)."""
+    """Files given, with directories expanded (sorted, recursive, report extensions only); ``-``
+    (standard input, JSON Lines) passes as it is."""
     for path in paths:
         path = os.fspath(path)
-        if os.path.isdir(path):
+        if path == STDIN:
+            yield path
+        elif os.path.isdir(path):
             found = False
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -75,7 +82,7 @@ def read_reports(path: str) -> Iterator[tuple[Optional[dict], Optional[str]]]:
     """``(report, None)`` for each report in ``path``, or ``(None, reason)`` for a line that is not
     a report (the rest of the file is still read). Raises :class:`ReportFileError` when the file
     as a whole cannot be read."""
-    if _is_parquet(path):
+    if path != STDIN and _is_parquet(path):
         try:
             pfile = pq.ParquetFile(path)
             if _repeated_name(pfile.schema_arrow):
@@ -90,12 +97,13 @@ def read_reports(path: str) -> Iterator[tuple[Optional[dict], Optional[str]]]:
             raise ReportFileError(f"{path}: cannot read Parquet: {first}") from None
         return
     try:
-        fh = open(path, "r", encoding="utf-8")
+        fh = (contextlib.nullcontext(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8")) if path == STDIN
+              else open(path, "r", encoding="utf-8"))
     except OSError as exc:
         raise ReportFileError(f"{path}: {exc.strerror or type(exc).__name__}") from None
-    with fh:
+    with fh as lines:
         try:
-            for lineno, line in enumerate(fh, 1):
+            for lineno, line in enumerate(lines, 1):
                 if not line.strip():
                     continue
                 try:
