@@ -151,6 +151,7 @@ def test_a_missing_subscription_stops_the_run_with_one_line(on_emulator, tmp_pat
     assert errors == [f"error: subscription projects/{project}/subscriptions/uplods does not exist on the "
                       f"Pub/Sub emulator at {on_emulator} (create it: `csadetect pubsub setup`)"]
     assert "Traceback" not in done.stderr and done.stdout == ""
+    assert done.stderr.strip().splitlines() == errors  # before the options block and the models: one line
 
 
 def test_not_found_names_the_resource(on_emulator, capsys):

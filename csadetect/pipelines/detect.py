@@ -35,7 +35,7 @@ from csadetect.pipelines import counter_values, note_index_version, pipeline_mai
 from csadetect.pipelines.options import (
     DetectOptions, help_options, launch, local_storage, print_effective, run_and_wait,
 )
-from csadetect.pipelines.sources import ReadEvents, Source, check_input_files
+from csadetect.pipelines.sources import ReadEvents, Source, check_input_files, check_pubsub
 from csadetect.reports.crypto import ReportKeyError, ReportKeys
 from csadetect.transforms.classify import ClassifyNew, NewMaterialPolicy
 from csadetect.transforms.common import DEAD_LETTER
@@ -340,6 +340,9 @@ def run(argv=None, save_main_session: bool = False):
         raise ConfigError("a Pub/Sub subscription or a Kafka topic needs --streaming")
     if settings.review.verdict_subscription and not std.streaming:
         raise ConfigError("a verdict subscription needs --streaming (or apply verdicts with `csadetect review decide`)")
+    sinks = settings.sinks  # a missing subscription or topic: one line before the models load (local runners)
+    check_pubsub([source.subscription, settings.review.verdict_subscription],
+                 [sinks.report_topic, sinks.dead_letter_topic, sinks.review_topic], std.runner)
     print_effective(options, settings, DETECT_KEYS, profile, "csadetect run")  # one stderr block, secrets masked
     local = local_storage(options, settings)
     if local:

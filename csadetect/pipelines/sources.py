@@ -281,6 +281,15 @@ def preflight_pubsub(pipeline, runner=None, timeout: float = pubsub.CHECK_SECOND
     if runner_family(runner if runner is not None else "DirectRunner") != "direct":
         return 0
     reads, writes = pubsub_resources(pipeline)
+    return check_pubsub(reads, writes, runner, timeout)
+
+
+def check_pubsub(reads, writes, runner=None, timeout: float = pubsub.CHECK_SECONDS) -> int:
+    """The check of :func:`preflight_pubsub` for resources named directly (empty names skipped):
+    ``reads`` (subscriptions, or topics) and ``writes`` (topics). Local runners only."""
+    if runner_family(runner if runner is not None else "DirectRunner") != "direct":
+        return 0
+    reads, writes = [r for r in reads if r], [w for w in writes if w]
     if not (reads or writes):
         return 0
     try:
