@@ -201,6 +201,9 @@ class SQLiteConsoleStore(ConsoleStorage):
         self._conn.row_factory = sqlite3.Row
         with self._lock:
             self._conn.execute("ATTACH DATABASE ? AS cache", (self.cache,))
+            # freed space is zeroed in both files from the start: an updated row leaves no old copy behind
+            self._conn.execute("PRAGMA main.secure_delete = ON")
+            self._conn.execute("PRAGMA cache.secure_delete = ON")
             if path != ":memory:":
                 self._conn.execute("PRAGMA main.journal_mode = WAL")
             if self.cache != ":memory:":
@@ -630,6 +633,8 @@ class SQLiteConsoleStore(ConsoleStorage):
             if gone and self.path != ":memory:":
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             if gone and self.cache != ":memory:":
+                self._conn.execute("PRAGMA cache.wal_checkpoint(TRUNCATE)")
+                self._conn.execute("VACUUM cache")  # rewrites the file: no stale copy in any page's free space
                 self._conn.execute("PRAGMA cache.wal_checkpoint(TRUNCATE)")
         return gone
 
