@@ -219,6 +219,16 @@ def _stem(path: str) -> str:
 # ------------------------------------------------------------------------------------- readers
 
 
+def _full_rows(records, header: list, rows: "_Collector"):
+    """``(line, record)`` for each CSV record with as many fields as ``header``; any other is
+    refused with its line number."""
+    for line, record in records:
+        if len(record) != len(header):
+            rows.refuse(line, f"{len(record)} fields, the header has {len(header)}")
+            continue
+        yield line, record
+
+
 def _first_row(path: str, records) -> list:
     """The first row of a CSV (stripped names); IndicatorError when the file is empty."""
     try:
@@ -235,10 +245,7 @@ def _read_csadetect(path, text, rows: _Collector, defaults: dict, **_) -> None:
     if missing:
         raise IndicatorError(f"{path}:1: missing column {missing[0]!r} (the header must include indicator_id,kind,value)")
     rows.out.ignored_columns = tuple(h for h in header if h not in FIELDS)
-    for line, record in records:
-        if len(record) != len(header):
-            rows.refuse(line, f"{len(record)} fields, the header has {len(header)}")
-            continue
+    for line, record in _full_rows(records, header, rows):
         fields = {h: v for h, v in zip(header, record) if h in FIELDS}
         rows.add(line, {**defaults, **{k: v for k, v in fields.items() if v != "" or k in ("indicator_id", "kind", "value")}})
 
@@ -310,10 +317,7 @@ def _read_threatexchange(path, text, rows: _Collector, defaults: dict, settings:
                              f"{','.join(TX_COLUMNS)})")
     rows.out.ignored_columns = tuple(h for h in header if h not in TX_COLUMNS)
     stem = _stem(path)
-    for line, record in records:
-        if len(record) != len(header):
-            rows.refuse(line, f"{len(record)} fields, the header has {len(header)}")
-            continue
+    for line, record in _full_rows(records, header, rows):
         field = dict(zip(header, (v.strip() for v in record)))
         opinion = field.get("category", "").upper()
         if opinion in TX_REFUSED_OPINIONS:
@@ -365,10 +369,7 @@ def _read_columns(path, text, rows: _Collector, defaults: dict, kind: Optional[s
         raise IndicatorError(f"{path}:1: no column {absent[0]!r} (the header has {','.join(header)})")
     rows.out.ignored_columns = tuple(h for h in header if h not in columns.values())
     stem = _stem(path)
-    for line, record in records:
-        if len(record) != len(header):
-            rows.refuse(line, f"{len(record)} fields, the header has {len(header)}")
-            continue
+    for line, record in _full_rows(records, header, rows):
         field = dict(zip(header, (v.strip() for v in record)))
         get_ = lambda role: field.get(columns[role], "") if role in columns else ""  # noqa: E731
         value = get_("hash")
