@@ -76,8 +76,6 @@ def served(app):
 def site(request, tmp_path_factory):
     """The console on crafted reports, served by uvicorn in a thread; verdicts go to the emulator's
     feedback topic (when gcloud is there) and to a JSON Lines folder."""
-    import uvicorn
-
     base = tmp_path_factory.mktemp("console-browser")
     paths = make_report_keys(base / "keys")["paths"]
     crafted = craft_reports(paths, base / "reports")
@@ -94,19 +92,9 @@ def site(request, tmp_path_factory):
         extra["feedback_topic"] = topic
     app = create_app(console_config(base, paths, base / "reports", reveal_seconds=REVEAL_SECONDS, **extra))
     add_users(app.state.console.store)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield {"url": f"http://127.0.0.1:{port}", "app": app, "crafted": crafted, "admin": admin,
-           "feedback_sub": feedback_sub, "base": base}
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(app) as url:
+        yield {"url": url, "app": app, "crafted": crafted, "admin": admin, "feedback_sub": feedback_sub,
+               "base": base}
     if admin is not None:
         admin.close()
 
