@@ -424,6 +424,31 @@ def test_streaming_graph_builds_with_either_trigger():
     assert triggers == {0: "Repeatedly(AfterCount(1))", 30: "Repeatedly(AfterProcessingTime(delay=30))"}
 
 
+def test_streaming_precision_pane_after_the_watermark_still_reaches_a_file_window():
+    """Under load the second verdict's pane fires after the watermark passed the sink's 5 s file
+    window of its timestamp: stamped with the time it is made, the running total still arrives
+    (before, the file window dropped it as late and precision stayed at one verdict)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.testing.test_stream import TestStream
+
+    from csadetect.transforms.feedback import PrecisionPerDetector
+
+    def joined(rid, at):
+        return beam.window.TimestampedValue(joined_record(report(rid, HASH), verdict(rid, "confirmed")), at)
+
+    stream = (TestStream().advance_watermark_to(0).add_elements([joined("a", 1)])
+              .advance_watermark_to(100).add_elements([joined("b", 2)])  # behind the watermark: late
+              .advance_watermark_to_infinity())
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with BeamTestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
+        totals = (p | stream | PrecisionPerDetector(streaming=True, now=NOW)
+                  | beam.WindowInto(beam.window.FixedWindows(5))  # what WriteRecords does in streaming
+                  | beam.Map(lambda r: (r["detector"], r["verdicts"])) | beam.GroupByKey()
+                  | beam.MapTuple(lambda d, n: (d, sorted(n))))
+        assert_that(totals, equal_to([(HASH[0], [1]), (HASH[0], [2])]))
+
+
 # ------------------------------------------------------------------------------- run / main / CLI
 
 

@@ -28,7 +28,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Timestamp
 
 from csadetect.core.keys import load_public_key
-from csadetect.core.timeutil import utc_iso
+from csadetect.core.timeutil import utc_iso, utc_now
 from csadetect.feedback.notifications import notification_for
 from csadetect.feedback.precision import (
     alert_logger, alert_line, alert_of, below_floor, labelled_example, precision_delta, precision_record,
@@ -310,12 +310,22 @@ class PrecisionCombineFn(beam.CombineFn):
 
 
 class _PrecisionRecordFn(beam.DoFn):
-    def __init__(self, now: Optional[str]):
-        self._now = now
+    """A pane of running totals -> one precision record. In streaming each record is stamped with
+    the time it is made: a global-window pane carries its latest verdict's timestamp, which the
+    watermark may already have passed when the pane fires under load, and the sinks' fixed
+    windows would drop it as late (the second verdict's record never reached the file)."""
 
-    def process(self, element):
+    def __init__(self, now: Optional[str], restamp: bool = False):
+        self._now = now
+        self._restamp = restamp
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam):
         (detector, version), (confirmed, unfounded, kind) = element
-        yield precision_record(detector, version, kind, confirmed, unfounded, clock(self._now))
+        record = precision_record(detector, version, kind, confirmed, unfounded, clock(self._now))
+        if self._restamp:
+            yield window.TimestampedValue(record, max(Timestamp.of(utc_now().timestamp()), timestamp))
+        else:
+            yield record
 
 
 class PrecisionPerDetector(beam.PTransform):
@@ -347,7 +357,7 @@ class PrecisionPerDetector(beam.PTransform):
         return (
             deltas
             | "Count" >> beam.CombinePerKey(PrecisionCombineFn())
-            | "Record" >> beam.ParDo(_PrecisionRecordFn(self._now))
+            | "Record" >> beam.ParDo(_PrecisionRecordFn(self._now, self._streaming))
         )
 
 
