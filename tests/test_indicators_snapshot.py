@@ -244,7 +244,9 @@ def test_round_trip(tmp_path, keys):
     manifest = build_snapshot(rows, db, private)
     assert manifest["version"] == 1 and manifest["type"] == "full" and manifest["parent"] is None
     assert manifest["counts"]["kinds"]["pdq"] == {"active": 30, "disabled": 0}
-    assert set(manifest["files"]) == {"indicators.parquet", "pdq_codes.npy"}
+    assert set(manifest["files"]) == {"indicators.parquet", "pdq_codes.npy", "rows.arrow", "category_codes.npy",
+                                      "source_codes.npy", "disabled_rows.npy"}  # too few pdq rows for mapped tables
+    assert manifest["index"]["layout"]["pdq"] == [0, 30] and manifest["index"]["mih"] is False
     assert current_version(db) == 1
     assert sorted(os.listdir(db)) == ["CURRENT", "versions"]  # no temp files left behind
     snap = load_snapshot(db, public)

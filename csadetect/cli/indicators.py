@@ -21,13 +21,15 @@ from tqdm import tqdm
 
 from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
+from csadetect.core import fs
 from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
 from csadetect.indicators import formats
 from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import (FORMATS, IndicatorError, from_media, kinds_for, read_indicators, value_kind,
                                        write_csv)
-from csadetect.indicators.snapshot import (SnapshotError, build_snapshot, check_head, diff, head, info, load_snapshot,
-                                           table_rows)
+from csadetect.indicators.mapped import has_index_files, map_version
+from csadetect.indicators.snapshot import (SnapshotError, build_snapshot, check_head, compact, diff, head, info,
+                                           load_snapshot, table_rows, version_dir)
 from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file
 from csadetect.media.preprocess import views as preprocess_views
 from csadetect.models import ModelError
@@ -131,12 +133,25 @@ def cmd_build(args) -> int:
 
 
 @_handled
+def cmd_compact(args) -> int:
+    key = load_private_key(args.key)
+    manifest = compact(args.db_dir, key, args.version)
+    say(f"compacted {args.db_dir} into version {manifest['version']} (full snapshot of "
+        f"{manifest['counts']['rows']} rows, index files ready to map)")
+    emit({k: manifest[k] for k in ("version", "type", "parent", "created_at", "key_id", "counts")})
+    return 0
+
+
+@_handled
 def cmd_verify(args) -> int:
     """The database first (a rollback: ``CURRENT`` missing or below the highest signed version, or
     that version below ``--min-version``), then the chain of ``--version`` (default: the highest)."""
     try:
         found = check_head(args.db_dir, args.public_key, args.min_version)
         snap = load_snapshot(args.db_dir, args.public_key, args.version or found.latest)
+        base = snap.chain[0]
+        if has_index_files(base) and not fs.is_url(args.db_dir):  # the files workers map: their checksums too
+            map_version(version_dir(args.db_dir, base["version"]), base)
     except SnapshotError as exc:
         emit({"ok": False, "db_dir": args.db_dir, "error": str(exc)})
         raise
@@ -396,7 +411,7 @@ def cmd_export(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``indicators {keygen,from-media,build,verify,info,diff,import,export}`` and ``match``."""
+    """Add ``indicators {keygen,from-media,build,compact,verify,info,diff,import,export}`` and ``match``."""
     ind = subparsers.add_parser("indicators", help="build, sign, verify and inspect indicator snapshots")
     sub = ind.add_subparsers(dest="indicators_command", metavar="COMMAND")
     sub.required = True
@@ -424,6 +439,13 @@ def register(subparsers) -> None:
     p.add_argument("--base", metavar="latest|N", help="write a delta against this version")
     p.add_argument("--disable", nargs="+", action="extend", metavar="ID", help="tombstone these indicator ids")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("compact", help="write a new full version of the resolved rows of the latest (or --version), "
+                                       "so workers map one base instead of applying a chain of deltas")
+    p.add_argument("--key", required=True, metavar="PRIVATE.pem")
+    p.add_argument("--version", type=int, help="the version to compact (default: the highest signed one)")
+    p.add_argument("db_dir", metavar="DBDIR")
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("verify", help="check signatures and checksums of a version and its chain, and that "
                                       "CURRENT is not rolled back below the highest signed version")

@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csadetect.config.settings import MatchSettings
+from csadetect.core import fs
+from csadetect.indicators.mapped import MappedVersion, has_index_files, map_version
 from csadetect.indicators.snapshot import (
     CODES_KIND,
     Delta,
@@ -39,7 +41,9 @@ from csadetect.indicators.snapshot import (
     deltas_between,
     head,
     kind_rank,
+    load_delta,
     load_snapshot,
+    manifest_chain,
 )
 from csadetect.signals import SIGNAL_TYPES, SignalError, for_content, ordered
 from csadetect.signals.embedding import EmbeddingSignal
@@ -57,46 +61,74 @@ class Match:
     distance: Union[int, float]
     category: str
     similarity: Optional[float] = None  # embedding matches: cosine similarity (distance = 1 - it)
+    source: str = dataclasses.field(default="", compare=False)  # the indicator's source (hash list): for per-source thresholds, not in reports
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
+        del out["source"]  # report schema 1.2 lists id, kind, distance, category (and similarity)
         if out["similarity"] is None:
             del out["similarity"]
         return out
 
 
 class _Segment:
-    """Immutable match structures over a table of *active* rows sorted by kind (pdq first): one
-    index per signal type (``indexes``), the ids and the category codes."""
+    """Immutable match structures over rows sorted by kind (pdq first): one index per signal type
+    (``indexes``), the ids, and the category and source codes. Made from a table of active rows
+    (:meth:`of_table`: deltas' overlay, snapshots without index files) or from a full version's
+    memory-mapped index files (:meth:`of_mapped`: shared by every process that maps them)."""
 
-    def __init__(self, table: pa.Table, pdq_codes: np.ndarray, settings):
+    def __init__(self, ids, categories: list, category_codes, sources: list, source_codes,
+                 bounds: Mapping[str, tuple[int, int]], values: pa.ChunkedArray, pdq_codes: np.ndarray, settings,
+                 pdq_tables=None):
+        self.n = len(ids)
+        self.ids = ids
+        self.categories, self.category_codes = categories, category_codes
+        self.sources, self.source_codes = sources, source_codes
+        self.indexes = {}
+        try:
+            for signal in SIGNAL_TYPES.values():
+                first, end = bounds.get(signal.name, (0, 0))
+                rows = np.arange(first, end)
+                if signal.name == CODES_KIND:  # parsed once, in the snapshot (and its tables when mapped)
+                    self.indexes[signal.name] = signal.build_index(values.slice(first, 0), rows, settings, pdq_codes,
+                                                                   pdq_tables)
+                    continue
+                self.indexes[signal.name] = signal.build_index(values.slice(first, end - first), rows, settings)
+        except SignalError as exc:
+            raise SnapshotError(str(exc)) from None
+
+    @classmethod
+    def of_table(cls, table: pa.Table, pdq_codes: np.ndarray, settings) -> "_Segment":
         ranks = kind_rank(table).to_numpy()  # kind -> its position among the signal types
         if np.any(ranks[1:] < ranks[:-1]):
             raise SnapshotError("index rows must be sorted by kind")
-        self.n = table.num_rows
-        self.ids = table["indicator_id"].combine_chunks()
-        encoded = table["category"].combine_chunks().dictionary_encode()
-        self.categories = encoded.dictionary.to_pylist()
-        code_type = np.uint16 if len(self.categories) <= 1 << 16 else np.int32
-        self.category_codes = encoded.indices.to_numpy().astype(code_type)
-        values = table["value"]
-        bounds = np.searchsorted(ranks, np.arange(len(SIGNAL_TYPES) + 1))  # each kind's rows: one run
-        packed = {CODES_KIND: pdq_codes}
-        self.indexes = {}
-        try:
-            for rank, signal in enumerate(SIGNAL_TYPES.values()):
-                first, end = int(bounds[rank]), int(bounds[rank + 1])
-                self.indexes[signal.name] = signal.build_index(
-                    values.slice(first, end - first), np.arange(first, end), settings, packed.get(signal.name))
-        except SignalError as exc:
-            raise SnapshotError(str(exc)) from None
+        cuts = np.searchsorted(ranks, np.arange(len(SIGNAL_TYPES) + 1))  # each kind's rows: one run
+        bounds = {name: (int(cuts[i]), int(cuts[i + 1])) for i, name in enumerate(SIGNAL_TYPES)}
+        categories, category_codes = _dictionary_codes(table["category"])
+        sources, source_codes = _dictionary_codes(table["source"])
+        return cls(table["indicator_id"].combine_chunks(), categories, category_codes, sources, source_codes,
+                   bounds, table["value"], pdq_codes, settings)
+
+    @classmethod
+    def of_mapped(cls, mapped: MappedVersion, settings) -> "_Segment":
+        return cls(mapped.ids, mapped.categories, mapped.category_codes, mapped.sources, mapped.source_codes,
+                   mapped.layout, mapped.values, mapped.pdq_codes, settings, mapped.mih)
 
     def category(self, row: int) -> str:
         return self.categories[self.category_codes[row]]
 
+    def source(self, row: int) -> str:
+        return self.sources[self.source_codes[row]]
+
     def memory_stats(self) -> dict:
-        stats = {"ids": self.ids.nbytes, "categories": self.category_codes.nbytes}
+        stats = {"ids": self.ids.nbytes, "categories": self.category_codes.nbytes, "sources": self.source_codes.nbytes}
         return stats | {f"{name}_index": index.nbytes for name, index in self.indexes.items()}
+
+
+def _dictionary_codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+    encoded = column.combine_chunks().dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    return names, encoded.indices.to_numpy().astype(np.uint16 if len(names) <= 1 << 16 else np.int32)
 
 
 def _active_only(table: pa.Table, codes: np.ndarray) -> tuple[pa.Table, np.ndarray]:
@@ -133,7 +165,7 @@ class IndicatorIndex:
     def from_snapshot(cls, snapshot: Snapshot, match_settings: Optional[MatchSettings] = None) -> "IndicatorIndex":
         settings = match_settings or MatchSettings()
         table, codes = _active_only(snapshot.table, snapshot.pdq_codes)
-        return cls(_State(snapshot.version, _Segment(table, codes, settings), None, None, None, None), settings)
+        return cls(_State(snapshot.version, _Segment.of_table(table, codes, settings), None, None, None, None), settings)
 
     @property
     def version(self) -> int:
@@ -181,7 +213,7 @@ class IndicatorIndex:
         if state.overlay_table is not None:
             parts.insert(0, (state.overlay_table, state.overlay_codes))
         table, codes = _active_only(*_resolve(parts))  # last row per id wins, then active only
-        overlay = _Segment(table, codes, self.settings)
+        overlay = _Segment.of_table(table, codes, self.settings)
         self._state = _State(delta.version, state.base, active, overlay, table, codes)
         return self
 
@@ -200,7 +232,7 @@ class IndicatorIndex:
                 f"rollback refused: the highest signed version in {db_dir} is {target}, older than the loaded {self.version}")
         deltas = deltas_between(db_dir, public_key, self.version, target)
         if deltas is None:
-            self._state = IndicatorIndex.from_snapshot(load_snapshot(db_dir, public_key, target), self.settings)._state
+            self._state = load_index(db_dir, public_key, self.settings, target)._state
             return True
         updated = IndicatorIndex(self._state, self.settings)
         for delta in deltas:
@@ -221,7 +253,8 @@ class IndicatorIndex:
             if probe is None:
                 continue
             found = [
-                Match(seg.ids[hit.row].as_py(), signal.name, hit.distance, seg.category(hit.row), hit.similarity)
+                Match(seg.ids[hit.row].as_py(), signal.name, hit.distance, seg.category(hit.row), hit.similarity,
+                      seg.source(hit.row))
                 for seg, active in state.segments()
                 for hit in seg.indexes[signal.name].query(probe)
                 if active is None or active[hit.row]
@@ -266,14 +299,47 @@ class IndicatorIndex:
         return self.match(self.probes(hashes))
 
 
+def _mapped_index(db_dir: str, public_key, version: int, settings) -> Optional[IndicatorIndex]:
+    """``version`` from its full base's memory-mapped index files (:mod:`csadetect.indicators.mapped`)
+    plus the deltas above it; None when the base has no index files (an older snapshot)."""
+    chain = manifest_chain(db_dir, public_key, version)  # newest first, down to the full base
+    where, base = chain[-1]
+    if not has_index_files(base):
+        return None
+    mapped = map_version(where, base)
+    active = None
+    if len(mapped.disabled):
+        active = np.ones(mapped.n, dtype=bool)
+        active[np.asarray(mapped.disabled)] = False
+    index = IndicatorIndex(_State(mapped.version, _Segment.of_mapped(mapped, settings), active, None, None, None),
+                           settings)
+    for _, manifest in reversed(chain[:-1]):
+        index.apply_delta(load_delta(db_dir, public_key, manifest["version"]))
+    return index
+
+
 def load_index(db_dir: str, public_key, match_settings=None, version: Optional[int] = None,
                min_version: Optional[int] = None) -> IndicatorIndex:
     """Verify and load a snapshot (default: the highest signed version; one below ``min_version``
-    is refused) and build its index. Arrow's memory pool keeps the buffers freed
-    while loading (about two thirds of the resident memory after a 1M-indicator load,
-    benchmarks/bench_sizing.py): they are handed back to the system afterwards."""
-    snapshot = load_snapshot(os.fspath(db_dir), public_key, version, min_version=min_version)
-    index = IndicatorIndex.from_snapshot(snapshot, match_settings)
+    is refused) and its index.
+
+    A local database whose full version carries index files is memory-mapped (read-only, shared
+    by every process on the machine, nothing built; the deltas above it go to the overlay). Else
+    (an object store, or an older snapshot) the snapshot is parsed and the index built in memory;
+    Arrow's memory pool keeps the buffers freed while loading (about two thirds of the resident
+    memory after a 1M-indicator load, benchmarks/bench_sizing.py): they are handed back to the
+    system afterwards."""
+    settings = match_settings or MatchSettings()
+    db_dir = os.fspath(db_dir)
+    if not fs.is_url(db_dir):
+        if version is None:
+            version = head(db_dir, public_key).latest
+        check_min_version(int(version), min_version)
+        index = _mapped_index(db_dir, public_key, int(version), settings)
+        if index is not None:
+            return index
+    snapshot = load_snapshot(db_dir, public_key, version, min_version=min_version)
+    index = IndicatorIndex.from_snapshot(snapshot, settings)
     del snapshot  # its full table (disabled rows included) is freed before the pool is trimmed
     pa.default_memory_pool().release_unused()
     return index

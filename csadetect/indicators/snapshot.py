@@ -270,6 +270,11 @@ def _versions_dir(db_dir: str) -> str:
     return _join(db_dir, "versions")
 
 
+def version_dir(db_dir: str, version: int) -> str:
+    """Where a version's files are."""
+    return _version_dir(db_dir, version)
+
+
 def _version_dir(db_dir: str, version: int) -> str:
     return _join(db_dir, "versions", str(version))
 
@@ -416,6 +421,8 @@ def _load_version(db_dir: str, version: int, public_key) -> tuple[dict, pa.Table
             raise SnapshotError(f"manifest of version {version} does not list {needed}")
     blobs = {}
     for name, meta in files.items():
+        if name not in (data_name, CODES_FILE):
+            continue  # the index files are checked when they are mapped (indicators/mapped.py)
         data = _read(_join(where, name))
         if data is None:
             raise SnapshotError(f"{name} is missing from version {version}")
@@ -468,6 +475,23 @@ def _chain(db_dir: str, version: int, public_key, stop_at: Optional[int] = None)
             raise SnapshotError(f"version {seen} is a delta with an invalid parent {parent!r}")
         if parent == stop_at:
             return out, True
+        seen = parent
+
+
+def manifest_chain(db_dir: str, public_key: PublicKeyLike, version: int) -> list[tuple[str, dict]]:
+    """``(version directory, verified manifest)`` from ``version`` back to its full snapshot,
+    newest first: signatures only, no data file is read."""
+    key = _key(public_key)
+    out = []
+    seen = int(version)
+    while True:
+        manifest = _read_manifest(db_dir, seen, key)
+        out.append((_version_dir(db_dir, seen), manifest))
+        if manifest.get("type") == "full":
+            return out
+        parent = manifest.get("parent")
+        if not isinstance(parent, int) or parent >= seen or parent < 1:
+            raise SnapshotError(f"version {seen} is a delta with an invalid parent {parent!r}")
         seen = parent
 
 
@@ -614,6 +638,12 @@ def build_snapshot(
     _check_values(data)
     data_name = FULL_FILE if parent is None else DELTA_FILE
     blobs = {data_name: _parquet_bytes(data), CODES_FILE: _npy_bytes(codes)}
+    index_meta = None
+    if parent is None:  # a full version carries its index files, ready to map (indicators/mapped.py)
+        from csadetect.indicators import mapped  # it reads this module's names: imported here, not at the top
+
+        index_meta, index_blobs = mapped.index_files(data, codes)
+        blobs.update(index_blobs)
     manifest = {
         "format": FORMAT,
         "version": version,
@@ -625,6 +655,8 @@ def build_snapshot(
         "totals": totals or counts(data),
         "files": {n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for n, b in blobs.items()},
     }
+    if index_meta is not None:
+        manifest["index"] = index_meta
     manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     # the manifest goes last: on an object store (no atomic directory rename) a version counts as
     # published (head(), _list) once its manifest exists, and by then every other file is there
@@ -637,6 +669,22 @@ def build_snapshot(
     _publish_dir(staging, final)
     _write(_join(db_dir, "CURRENT"), f"{version}\n".encode("ascii"), atomic=True)
     return manifest
+
+
+def compact(db_dir: str, private_key: PrivateKeyLike, version: Optional[int] = None) -> dict:
+    """Write a new full version holding exactly the resolved rows of ``version`` (default: the
+    highest signed one) with its own index files, so workers map one base instead of replaying a
+    chain of deltas into an overlay. Tombstones are kept (a later delta still cannot re-enable
+    them); ids, values, ``added_at`` and ``disabled_at`` are unchanged. Returns its manifest."""
+    try:
+        key = load_private_key(private_key)
+    except SigningError as exc:
+        raise SnapshotError(str(exc)) from None
+    db_dir = os.fspath(db_dir)
+    snap = load_snapshot(db_dir, key.public_key(), version)
+    if snap.manifest.get("type") == "full":
+        raise SnapshotError(f"version {snap.version} of {db_dir} is already a full snapshot: nothing to compact")
+    return build_snapshot(snap.table, db_dir, key)
 
 
 # ---------------------------------------------------------------------------------------------

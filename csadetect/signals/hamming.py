@@ -63,15 +63,46 @@ class MultiIndexHash:
             self._order = self._offsets = None
             return
         self._flat = None
-        keys = codes.view("<u2")  # (n, 16) substrings
-        width = 1 << self.BITS
-        order = np.empty(self.TABLES * n, dtype=np.uint32)
-        offsets = np.zeros(self.TABLES * width + 1, dtype=np.uint32 if self.TABLES * n < 1 << 32 else np.int64)
-        for t in range(self.TABLES):
-            order[t * n:(t + 1) * n] = np.argsort(keys[:, t], kind="stable")
-            counts = np.bincount(keys[:, t], minlength=width)
+        self._use_tables(codes, *self.build_tables(codes))
+
+    @classmethod
+    def build_tables(cls, codes: np.ndarray, order=None, offsets=None) -> tuple[np.ndarray, np.ndarray]:
+        """The tables of ``codes`` (n, 32): ``order`` (16 * n positions, per table sorted by the
+        table's substring) and ``offsets`` (per table, where each substring value's run starts).
+        ``order``/``offsets`` may be given (e.g. memory-mapped files being written) to fill in place."""
+        n = len(codes)
+        width = 1 << cls.BITS
+        if order is None:
+            order = np.empty(cls.TABLES * n, dtype=np.uint32)
+        if offsets is None:
+            offsets = np.zeros(cls.TABLES * width + 1, dtype=cls.offsets_dtype(n))
+        offsets[0] = 0
+        for t in range(cls.TABLES):
+            key = np.ascontiguousarray(codes[:, 2 * t:2 * t + 2]).view("<u2").ravel()  # one table at a time: bounded temporaries
+            order[t * n:(t + 1) * n] = np.argsort(key, kind="stable")
+            counts = np.bincount(key, minlength=width)
             np.cumsum(counts, out=offsets[t * width + 1:(t + 1) * width + 1])
             offsets[t * width + 1:(t + 1) * width + 1] += t * n
+        return order, offsets
+
+    @classmethod
+    def offsets_dtype(cls, n: int):
+        return np.uint32 if cls.TABLES * n < 1 << 32 else np.int64
+
+    @classmethod
+    def from_tables(cls, nflip: int, codes: np.ndarray, order: np.ndarray, offsets: np.ndarray) -> "MultiIndexHash":
+        """An index over prebuilt tables (:meth:`build_tables`), e.g. read-only memory-mapped files
+        of a snapshot: nothing is copied, so every process mapping them shares one copy."""
+        index = cls(nflip)
+        n = len(codes)
+        if codes.ndim != 2 or codes.shape[1] != HASH_BYTES or order.shape != (cls.TABLES * n,) or \
+                offsets.shape != (cls.TABLES * (1 << cls.BITS) + 1,) or (n and int(offsets[-1]) != cls.TABLES * n):
+            raise ValueError("multi-index tables do not fit their codes")
+        index.codes, index.ntotal = codes, n
+        index._use_tables(codes, order, offsets)
+        return index
+
+    def _use_tables(self, codes, order, offsets) -> None:
         self._order, self._offsets = order, offsets
         self._rows = codes.view("V32").ravel()  # one 32-byte item per hash, for gathers
 

@@ -21,7 +21,8 @@ import pyarrow as pa
 from csadetect.config.settings import MatchSettings
 from csadetect.media.hashing import hamming
 from csadetect.signals.base import HexSignal, Hit, Media, SignalError, SignalIndex, hex_to_codes
-from csadetect.signals.hamming import HASH_BYTES, as_queries, best, faiss_bytes, make_binary_index, range_search
+from csadetect.signals.hamming import (HASH_BYTES, MultiIndexHash, as_queries, best, faiss_bytes, make_binary_index,
+                                       range_search)
 
 # The 8 dihedral hashes of a picture in the order PDQ computes them (``ImageHashes.dihedral``):
 # each names the transform of the *uploaded* picture whose hash matched, so a picture uploaded
@@ -34,7 +35,10 @@ DIHEDRAL = ("original", "rotate-90", "rotate-180", "rotate-270", "flip-x", "flip
 class PdqIndex(SignalIndex):
     """A binary index (:func:`~csadetect.signals.hamming.make_binary_index`) over the rows' codes."""
 
-    def __init__(self, codes: np.ndarray, rows: np.ndarray, settings: MatchSettings):
+    def __init__(self, codes: np.ndarray, rows: np.ndarray, settings: MatchSettings, tables=None):
+        """``tables``: a snapshot's prebuilt multi-index tables of ``codes`` (memory-mapped, see
+        :mod:`csadetect.indicators.mapped`), used as they are (nothing copied) when ``settings``
+        choose multi-index hashing; FAISS flat copies the codes either way."""
         if len(rows) and rows[-1] - rows[0] + 1 != len(rows):
             raise SignalError("pdq rows of a segment must be contiguous")
         if len(codes) != len(rows):
@@ -42,7 +46,9 @@ class PdqIndex(SignalIndex):
         self.first = int(rows[0]) if len(rows) else 0
         self.threshold = settings.pdq_threshold
         self.index = make_binary_index(settings.pdq_threshold, settings.pdq_index)
-        if len(rows):
+        if isinstance(self.index, MultiIndexHash) and tables is not None:
+            self.index = MultiIndexHash.from_tables(self.index.nflip, codes, *tables)
+        elif len(rows):
             self.index.add(np.ascontiguousarray(codes, dtype=np.uint8))
 
     @property
@@ -77,8 +83,8 @@ class PdqSignal(HexSignal):
                 "e162474a56babaadce4ccfe2231f4abdcac5342e31032bdd2eaca68bca87d516"]
 
     def build_index(self, values: pa.ChunkedArray, rows: np.ndarray, settings: MatchSettings,
-                    packed: Optional[np.ndarray] = None) -> PdqIndex:
-        return PdqIndex(hex_to_codes(values, HASH_BYTES) if packed is None else packed, rows, settings)
+                    packed: Optional[np.ndarray] = None, tables=None) -> PdqIndex:
+        return PdqIndex(hex_to_codes(values, HASH_BYTES) if packed is None else packed, rows, settings, tables)
 
     def indicator_values(self, media: Media, settings: MatchSettings) -> list[tuple[str, str]]:
         return [("", media.hashes.pdq.hex())]

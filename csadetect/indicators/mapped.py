@@ -1,0 +1,175 @@
+"""The ready-to-map index files of a full snapshot version: written once when the version is
+built, memory-mapped read-only by every worker process, so all processes on a machine share one
+copy through the page cache and loading builds nothing.
+
+Files of a full version (besides ``indicators.parquet`` and ``pdq_codes.npy``, which are mapped
+too), each listed with its SHA-256 in the signed manifest::
+
+    rows.arrow           Arrow IPC file, in batches: indicator_id, and value (null on pdq rows:
+                         their hashes are pdq_codes.npy)
+    category_codes.npy   per row, its category's position in manifest["index"]["categories"]
+    source_codes.npy     per row, its source's position in manifest["index"]["sources"]
+    disabled_rows.npy    the row numbers of disabled rows (tombstones), sorted
+    pdq_mih_order.npy    multi-index hashing tables of the pdq codes
+    pdq_mih_offsets.npy  (:meth:`csadetect.signals.hamming.MultiIndexHash.build_tables`), when there
+                         are at least ``MultiIndexHash.FLAT_BELOW`` pdq rows
+
+``manifest["index"]`` (signed) holds the row layout (each kind's ``[first, end)`` rows; rows are
+sorted by kind, pdq first, then id), the category and source names, and the row count.
+
+Verification before mapping: the manifest's signature (by the caller) and each file's SHA-256,
+read in blocks so the check holds no copy; the mapping is then made of the checked file. Version
+directories are immutable once published; a local writer able to change a file between the check
+and the mapping could also change the key, so it is outside this check's scope (docs/indicators.md).
+Only local directories are mapped: a database on an object store (gs://) is loaded into memory
+as before (:func:`csadetect.indicators.index.load_index`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from csadetect.indicators.snapshot import CODES_FILE, CODES_KIND, SnapshotError, kind_rank
+from csadetect.signals import names
+from csadetect.signals.hamming import HASH_BYTES, MultiIndexHash
+
+ROWS_FILE = "rows.arrow"
+CATEGORY_FILE = "category_codes.npy"
+SOURCE_FILE = "source_codes.npy"
+DISABLED_FILE = "disabled_rows.npy"
+ORDER_FILE = "pdq_mih_order.npy"
+OFFSETS_FILE = "pdq_mih_offsets.npy"
+BATCH_ROWS = 1 << 20  # rows per Arrow record batch (string offsets stay 32-bit at any size)
+ROWS_SCHEMA = pa.schema([pa.field("indicator_id", pa.string(), nullable=False), pa.field("value", pa.string())])
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _codes_of(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+    encoded = column.combine_chunks().dictionary_encode()
+    names_ = encoded.dictionary.to_pylist()
+    dtype = np.uint16 if len(names_) <= 1 << 16 else np.int32
+    return names_, encoded.indices.to_numpy(zero_copy_only=False).astype(dtype)
+
+
+def index_files(table: pa.Table, codes: np.ndarray) -> tuple[dict, dict[str, bytes]]:
+    """``(manifest["index"], {file name: bytes})`` for a full version's sorted ``table`` and the
+    codes of its pdq rows."""
+    ranks = kind_rank(table).to_numpy(zero_copy_only=False)
+    kinds = names()
+    bounds = np.searchsorted(ranks, np.arange(len(kinds) + 1))
+    layout = {kind: [int(bounds[i]), int(bounds[i + 1])] for i, kind in enumerate(kinds) if bounds[i + 1] > bounds[i]}
+    is_pdq = pc.equal(table["kind"], CODES_KIND)
+    values = pc.if_else(is_pdq, pa.scalar(None, pa.string()), table["value"])
+    rows = pa.table({"indicator_id": table["indicator_id"], "value": values}, schema=ROWS_SCHEMA)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, ROWS_SCHEMA) as writer:
+        for batch in rows.to_batches(max_chunksize=BATCH_ROWS):
+            writer.write_batch(batch)
+    categories, category_codes = _codes_of(table["category"])
+    sources, source_codes = _codes_of(table["source"])
+    disabled = np.flatnonzero(table["disabled_at"].is_valid().to_numpy(zero_copy_only=False)).astype(np.int64)
+    blobs = {ROWS_FILE: sink.getvalue().to_pybytes(), CATEGORY_FILE: _npy_bytes(category_codes),
+             SOURCE_FILE: _npy_bytes(source_codes), DISABLED_FILE: _npy_bytes(disabled)}
+    mih = len(codes) >= MultiIndexHash.FLAT_BELOW
+    if mih:
+        order, offsets = MultiIndexHash.build_tables(codes)
+        blobs[ORDER_FILE] = _npy_bytes(order)
+        del order
+        blobs[OFFSETS_FILE] = _npy_bytes(offsets)
+    meta = {"rows": table.num_rows, "layout": layout, "categories": categories, "sources": sources, "mih": mih}
+    return meta, blobs
+
+
+def sha256_file(path: str) -> str:
+    """The SHA-256 of a file, read in 16 MiB blocks (nothing of it is kept)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MappedVersion:
+    """A full version's files, verified and mapped read-only."""
+
+    version: int
+    ids: pa.ChunkedArray
+    values: pa.ChunkedArray  # null on pdq rows
+    layout: dict  # kind -> (first, end)
+    categories: list
+    category_codes: np.ndarray
+    sources: list
+    source_codes: np.ndarray
+    disabled: np.ndarray
+    pdq_codes: np.ndarray
+    mih: Optional[tuple[np.ndarray, np.ndarray]]  # (order, offsets)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def file_bytes(self) -> int:
+        arrays = [self.category_codes, self.source_codes, self.disabled, self.pdq_codes] + list(self.mih or ())
+        return sum(a.nbytes for a in arrays) + self.ids.nbytes + self.values.nbytes
+
+
+def has_index_files(manifest: dict) -> bool:
+    return manifest.get("type") == "full" and isinstance(manifest.get("index"), dict) and \
+        ROWS_FILE in (manifest.get("files") or {})
+
+
+def map_version(where: str, manifest: dict) -> MappedVersion:
+    """Check the SHA-256 of each file this needs against the (already verified) manifest, then
+    map them read-only. Raises SnapshotError with one line when anything does not fit."""
+    version = manifest.get("version")
+    meta = manifest["index"]
+    files = manifest.get("files") or {}
+    needed = [ROWS_FILE, CATEGORY_FILE, SOURCE_FILE, DISABLED_FILE, CODES_FILE]
+    if meta.get("mih"):
+        needed += [ORDER_FILE, OFFSETS_FILE]
+    paths = {}
+    for name in needed:
+        if name not in files:
+            raise SnapshotError(f"manifest of version {version} does not list {name}")
+        path = os.path.join(where, name)
+        try:
+            digest = sha256_file(path)
+        except OSError:
+            raise SnapshotError(f"{name} is missing from version {version}") from None
+        if digest != files[name].get("sha256"):
+            raise SnapshotError(f"checksum mismatch for {name} in version {version}")
+        paths[name] = path
+    try:
+        rows = pa.ipc.open_file(pa.memory_map(paths[ROWS_FILE], "r")).read_all()
+        arrays = {name: np.load(paths[name], mmap_mode="r", allow_pickle=False)
+                  for name in needed if name.endswith(".npy")}
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise SnapshotError(f"cannot map files of version {version}: {type(exc).__name__}") from None
+    n = int(meta.get("rows", -1))
+    layout = {str(k): (int(v[0]), int(v[1])) for k, v in (meta.get("layout") or {}).items()}
+    pdq = layout.get(CODES_KIND, (0, 0))
+    codes = arrays[CODES_FILE]
+    fits = (rows.schema.equals(ROWS_SCHEMA) and rows.num_rows == n and len(arrays[CATEGORY_FILE]) == n
+            and len(arrays[SOURCE_FILE]) == n and codes.dtype == np.uint8 and codes.ndim == 2
+            and codes.shape == (pdq[1] - pdq[0], HASH_BYTES) and pdq[0] == 0 and set(layout) <= set(names()))
+    if not fits:
+        raise SnapshotError(f"index files of version {version} do not fit its manifest")
+    mih = None
+    if meta.get("mih"):
+        mih = (arrays[ORDER_FILE], arrays[OFFSETS_FILE])
+    return MappedVersion(int(version), rows["indicator_id"], rows["value"], layout, list(meta.get("categories") or []),
+                         arrays[CATEGORY_FILE], list(meta.get("sources") or []), arrays[SOURCE_FILE],
+                         arrays[DISABLED_FILE], codes, mih)

@@ -1,0 +1,163 @@
+"""Memory-mapped snapshots: a full version carries its index files, workers map them (nothing
+built, nothing copied), matches equal the in-memory index's, deltas and tombstones apply on top,
+a damaged file is refused before it is used, and `indicators compact` folds a chain into a base."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from csadetect.cli.main import main as cli_main
+from csadetect.config.settings import MatchSettings
+from csadetect.core.keys import generate_keypair
+from csadetect.indicators import mapped
+from csadetect.indicators.index import IndicatorIndex, load_index
+from csadetect.indicators.snapshot import SnapshotError, build_snapshot, compact, load_snapshot
+from csadetect.signals.hamming import MultiIndexHash
+
+N_PDQ = MultiIndexHash.FLAT_BELOW + 4_000  # enough pdq rows for the mapped multi-index tables
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    generate_keypair(str(d))
+    return str(d / "private.pem"), str(d / "public.pem")
+
+
+def _table(codes: np.ndarray, prefix: str = "p", md5: int = 50) -> pa.Table:
+    n = len(codes)
+    rng = np.random.default_rng(len(codes))
+    ids = [f"{prefix}{i:06d}" for i in range(n)] + [f"{prefix}m{i:04d}" for i in range(md5)]
+    values = [c.tobytes().hex() for c in codes] + [rng.bytes(16).hex() for _ in range(md5)]
+    kinds = ["pdq"] * n + ["md5"] * md5
+    categories = [("A1", "B2", "unspecified")[i % 3] for i in range(n + md5)]
+    sources = [("eu-centre", "ncmec")[i % 2] for i in range(n + md5)]
+    return pa.table({"indicator_id": ids, "kind": kinds, "value": values, "category": categories, "source": sources})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, keys):
+    private, public = keys
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 256, (N_PDQ, 32), dtype=np.uint8)
+    db = str(tmp_path_factory.mktemp("mapped") / "db")
+    table = _table(codes)
+    manifest = build_snapshot(table, db, private, disable_ids=["p000003"])
+    return {"db": db, "codes": codes, "manifest": manifest, "table": table, "rng": rng}
+
+
+def _near(code: np.ndarray, bits: int, rng) -> bytes:
+    unpacked = np.unpackbits(code)
+    unpacked[rng.choice(256, bits, replace=False)] ^= 1
+    return np.packbits(unpacked).tobytes()
+
+
+def _queries(codes, rng, k=200):
+    picks = rng.integers(0, len(codes), k)
+    return [_near(codes[i], int(b), rng) for i, b in zip(picks, rng.integers(0, 40, k))]
+
+
+def _matches(index, queries):
+    return [sorted((m.indicator_id, m.distance, m.category, m.source) for m in index.match_pdq([q])) for q in queries]
+
+
+def test_full_version_carries_mapped_tables_and_workers_map_them(built, keys):
+    _, public = keys
+    m = built["manifest"]
+    assert {mapped.ROWS_FILE, mapped.ORDER_FILE, mapped.OFFSETS_FILE, mapped.CATEGORY_FILE} <= set(m["files"])
+    assert m["index"]["mih"] is True and m["index"]["layout"] == {"pdq": [0, N_PDQ], "md5": [N_PDQ, N_PDQ + 50]}
+    index = load_index(built["db"], public)
+    pdq = index._state.base.indexes["pdq"].index
+    assert isinstance(pdq, MultiIndexHash)
+    for array in (pdq._order, pdq._offsets, pdq.codes, index._state.base.category_codes):
+        assert isinstance(array, np.memmap) and not array.flags.writeable  # mapped read-only: shared, not copied
+    legacy = IndicatorIndex.from_snapshot(load_snapshot(built["db"], public), MatchSettings())
+    queries = _queries(built["codes"], built["rng"])
+    got = _matches(index, queries)
+    assert got == _matches(legacy, queries) and sum(map(len, got)) >= 150  # the same as the built-in-memory index
+    assert len(index) == len(legacy) == N_PDQ + 50 - 1
+    # the tombstoned row of the full build does not match; exact kinds work from the mapped values
+    assert index.match_pdq([built["codes"][3].tobytes()]) == []
+    md5 = built["table"]["value"][N_PDQ + 7].as_py()
+    (hit,) = index.match({"md5": md5})
+    assert (hit.indicator_id, hit.kind, hit.distance) == ("pm0007", "md5", 0)
+
+
+@pytest.mark.parametrize("mode", ["multihash", "flat"])
+def test_deltas_apply_on_the_mapped_base(tmp_path, keys, built, mode):
+    private, public = keys
+    db = str(tmp_path / "db")
+    codes = built["codes"]
+    build_snapshot(built["table"], db, private)
+    rng = np.random.default_rng(11)
+    extra = rng.integers(0, 256, (30, 32), dtype=np.uint8)
+    build_snapshot(_table(extra, prefix="x", md5=0), db, private, base="latest", disable_ids=["p000010", "p000011"])
+    settings = MatchSettings(pdq_index=mode)
+    index = load_index(db, public, settings)
+    assert index.version == 2 and index._state.overlay is not None
+    assert index.match_pdq([codes[10].tobytes()]) == [] and index.match_pdq([codes[11].tobytes()]) == []
+    assert [m.indicator_id for m in index.match_pdq([extra[5].tobytes()])] == ["x000005"]
+    assert [m.indicator_id for m in index.match_pdq([codes[12].tobytes()])] == ["p000012"]
+    legacy = IndicatorIndex.from_snapshot(load_snapshot(db, public), settings)
+    queries = _queries(codes, rng, 100) + [e.tobytes() for e in extra[:10]]
+    assert _matches(index, queries) == _matches(legacy, queries)
+
+
+def test_a_damaged_index_file_is_refused_before_mapping(tmp_path, keys, built):
+    private, public = keys
+    db = str(tmp_path / "db")
+    manifest = build_snapshot(built["table"], db, private)
+    path = os.path.join(db, "versions", "1", mapped.ORDER_FILE)
+    with open(path, "r+b") as fh:
+        fh.seek(os.path.getsize(path) // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(SnapshotError, match="checksum mismatch for pdq_mih_order.npy in version 1"):
+        load_index(db, public)
+    assert cli_main(["indicators", "verify", "--public-key", public, db]) != 0  # verify checks the mapped files too
+    os.remove(path)
+    with pytest.raises(SnapshotError, match="pdq_mih_order.npy is missing from version 1"):
+        load_index(db, public)
+    assert manifest["files"][mapped.ORDER_FILE]["bytes"] > 0
+
+
+def test_a_snapshot_without_index_files_still_loads(tmp_path, keys, monkeypatch):
+    """Snapshots written before the index files existed are loaded into memory as before."""
+    private, public = keys
+    db = str(tmp_path / "db")
+    codes = np.random.default_rng(3).integers(0, 256, (40, 32), dtype=np.uint8)
+    monkeypatch.setattr(mapped, "index_files", lambda table, codes: (None, {}))
+    manifest = build_snapshot(_table(codes, md5=2), db, private)
+    assert "index" not in manifest and mapped.ROWS_FILE not in manifest["files"]
+    monkeypatch.undo()
+    index = load_index(db, public)
+    assert [m.indicator_id for m in index.match_pdq([codes[1].tobytes()])] == ["p000001"]
+
+
+def test_compact_folds_the_chain_into_a_new_mapped_base(tmp_path, keys, built, capsys):
+    private, public = keys
+    db = str(tmp_path / "db")
+    codes = built["codes"]
+    build_snapshot(built["table"], db, private)
+    extra = np.random.default_rng(5).integers(0, 256, (20, 32), dtype=np.uint8)
+    build_snapshot(_table(extra, prefix="y", md5=0), db, private, base="latest", disable_ids=["p000020"])
+    before = load_index(db, public)
+    with pytest.raises(SnapshotError, match="version 1 of .* is already a full snapshot"):
+        compact(db, private, version=1)
+    assert cli_main(["indicators", "compact", "--key", private, db]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["version"] == 3 and out["type"] == "full" and out["parent"] is None
+    after = load_index(db, public)
+    assert after.version == 3 and after._state.overlay is None  # one mapped base, no overlay
+    assert len(after) == len(before)
+    queries = _queries(codes, np.random.default_rng(9), 100) + [e.tobytes() for e in extra]
+    assert _matches(after, queries) == _matches(before, queries)
+    assert after.match_pdq([codes[20].tobytes()]) == []  # the tombstone survives compaction
+    # a running worker at version 2 moves to the compacted base by a full load (no delta path)
+    assert before.refresh(db, public) is True and before.version == 3
+    assert _matches(before, queries) == _matches(after, queries)
