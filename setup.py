@@ -1,7 +1,7 @@
 """Packaging for local installs and for Dataflow/Flink workers (``--setup_file ./setup.py``)."""
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -29,5 +29,9 @@ setup(
                   "csadetect.models": ["reference/*/*", "cards/*.md"]},
     include_package_data=True,
     install_requires=requirements(),
+    # the compiled multi-index hashing loop (csadetect/signals/_mih.c: CPython API only, no numpy
+    # headers); optional: without a C compiler the same search runs in numpy
+    ext_modules=[Extension("csadetect.signals._mih", ["csadetect/signals/_mih.c"], extra_compile_args=["-O3"],
+                           optional=True)],
     entry_points={"console_scripts": ["csadetect=csadetect.cli.main:main"]},
 )

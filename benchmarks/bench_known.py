@@ -470,7 +470,7 @@ def bench_matching(args) -> str:
             "pytx PDQIndex.query, one hash per call": (pytx_singles(single), 1),
             "ours multihash, match_pdq one hash": (singles(mih, single), 1),
             "ours multihash, match_pdq batch of 8": (batches(mih, 8, single), 1),
-            "ours multihash, range_search batch of 1000": (raw(mih._state.base.pdq, 1000, 1000 if not args.quick else 200), 1),
+            "ours multihash, range_search batch of 1000": (raw(mih._state.base.indexes["pdq"].index, 1000, 1000 if not args.quick else 200), 1),
             "ours flat, match_pdq one hash": (singles(flat, flat_count), 1),
             "ours flat, match_pdq batch of 8": (batches(flat, 8, flat_count), 1),
         }

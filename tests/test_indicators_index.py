@@ -357,12 +357,23 @@ def test_memory_and_len_after_delta(db):
     assert live.memory_stats()["overlay"] > 0 and live.memory_stats()["active"] == 50
 
 
+def test_the_compiled_search_is_built():
+    """`make install` compiles csadetect/signals/_mih.c (setup.py); without it matching falls back
+    to numpy, slower. A machine with a C compiler (this project needs one for vpdq) must have it."""
+    from csadetect.signals import hamming
+
+    assert hamming._mih is not None and MultiIndexHash.compiled
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("threshold", [15, 31, 40])
-def test_multi_index_tables_equal_brute_force(random_db, monkeypatch, threshold):
+def test_multi_index_tables_equal_brute_force(random_db, monkeypatch, threshold, compiled):
     """The multi-index tables themselves (not the FAISS flat fallback used below FLAT_BELOW
-    hashes): single and batched range searches equal brute force, also across chunk borders."""
+    hashes), searched by the compiled loop and by numpy: single and batched range searches equal
+    brute force, also across chunk borders."""
     db, queries, _ = random_db
     monkeypatch.setattr(MultiIndexHash, "FLAT_BELOW", 0)
+    monkeypatch.setattr(MultiIndexHash, "compiled", compiled)
     monkeypatch.setattr(MultiIndexHash, "CHUNK", 5_000)  # force many chunks in the batched path
     mih = MultiIndexHash(nflip=threshold // 16)
     mih.add(db)
@@ -375,3 +386,22 @@ def test_multi_index_tables_equal_brute_force(random_db, monkeypatch, threshold)
     for i in (0, 400, 599):
         l1, d1, p1 = mih.range_search(queries[i:i + 1], threshold + 1)
         assert {int(p): int(d) for p, d in zip(p1, d1)} == expected[i]
+
+
+def test_compiled_search_with_64_bit_offsets_and_bad_buffers(random_db, monkeypatch):
+    """Beyond 268M hashes the directory needs int64 offsets: the compiled loop reads either width;
+    buffers that do not fit together are refused, not read past their end."""
+    from csadetect.signals import _mih
+
+    db, queries, _ = random_db
+    monkeypatch.setattr(MultiIndexHash, "FLAT_BELOW", 0)
+    mih = MultiIndexHash(nflip=1)
+    mih.add(db)
+    narrow = mih.range_search(queries, 32)
+    mih._offsets = mih._offsets.astype(np.int64)
+    wide = mih.range_search(queries, 32)
+    assert all(np.array_equal(a, b) for a, b in zip(narrow, wide)) and len(narrow[2]) > 100
+    with pytest.raises(ValueError, match="do not fit"):
+        _mih.search(mih.codes, mih._order[:-1], mih._offsets, True, queries, mih._flips, 32)
+    with pytest.raises(ValueError, match="do not fit"):
+        _mih.search(mih.codes, mih._order, mih._offsets, False, queries, mih._flips, 32)  # int64 read as uint32

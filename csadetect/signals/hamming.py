@@ -15,6 +15,11 @@ import itertools
 import faiss
 import numpy as np
 
+try:  # the compiled search loop (_mih.c, built by setup.py in `make install`); numpy does the same without it
+    from csadetect.signals import _mih
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _mih = None
+
 HASH_BYTES = 32
 
 
@@ -36,6 +41,7 @@ class MultiIndexHash:
     """
 
     TABLES, BITS = 16, 16
+    compiled = _mih is not None  # False: the numpy path (tests compare the two)
     FLAT_BELOW = 1 << 16
     CHUNK = 1 << 18  # candidates verified per step: bounds the temporaries of large batches
 
@@ -117,6 +123,13 @@ class MultiIndexHash:
             lims, dist, pos = self._flat.range_search(queries, radius)
             return lims.astype(np.int64), dist, pos
         nq = len(queries)
+        if self.compiled:
+            qn, ps, ds = _mih.search(self.codes, self._order, self._offsets, self._offsets.dtype == np.int64,
+                                     queries, self._flips, int(radius))
+            qnum = np.frombuffer(qn, dtype=np.int64)
+            lims = np.zeros(nq + 1, dtype=np.int64) if nq == 1 else np.searchsorted(qnum, np.arange(nq + 1))
+            lims[-1] = len(qnum)
+            return lims, np.frombuffer(ds, dtype=np.int32), np.frombuffer(ps, dtype=np.int64)
         # probe keys (query, table, flip) -> rows of the directory
         probes = (queries.view("<u2")[:, :, None] ^ self._flips).astype(np.int64)
         probes += self._table_base[None, :, None]

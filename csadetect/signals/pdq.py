@@ -58,7 +58,8 @@ class PdqIndex(SignalIndex):
     def query(self, hashes) -> list[Hit]:
         unique = dict.fromkeys(bytes(h) for h in hashes)  # e.g. the dihedral hashes of a symmetric picture
         _, pos, dist = range_search(self.index, as_queries(unique), self.threshold + 1)
-        pos, dist = best(pos, dist)
+        if len(unique) > 1:  # one query's positions are unique already
+            pos, dist = best(pos, dist)
         return [Hit(self.first + int(p), int(d)) for p, d in zip(pos, dist)]
 
 
