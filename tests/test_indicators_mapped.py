@@ -161,3 +161,41 @@ def test_compact_folds_the_chain_into_a_new_mapped_base(tmp_path, keys, built, c
     # a running worker at version 2 moves to the compacted base by a full load (no delta path)
     assert before.refresh(db, public) is True and before.version == 3
     assert _matches(before, queries) == _matches(after, queries)
+
+
+def test_an_object_store_version_is_copied_once_per_machine_then_mapped(tmp_path, keys, built, monkeypatch):
+    """Through Beam's FileSystems (the path gs:// takes): the first load copies the version's
+    index files into the cache (checking every checksum), a second process-like load reuses the
+    copy, a damaged source file is refused, and a newer version replaces the older copy."""
+    from csadetect.core import fs
+
+    private, public = keys
+    db, cache = str(tmp_path / "db"), str(tmp_path / "cache")
+    build_snapshot(built["table"], db, private)
+    monkeypatch.setattr(fs, "FORCE_BEAM", True)
+    index = load_index(db, public, cache_dir=cache)
+    (root,) = os.listdir(cache)
+    copies = [d for d in os.listdir(os.path.join(cache, root)) if d.startswith("v")]
+    assert len(copies) == 1 and copies[0].startswith("v1-")
+    copied = os.path.join(cache, root, copies[0])
+    assert sorted(os.listdir(copied)) == sorted(mapped._needed(built["manifest"]))
+    pdq = index._state.base.indexes["pdq"].index
+    assert isinstance(pdq._order, np.memmap) and pdq._order.filename.startswith(copied)
+    stamp = os.stat(os.path.join(copied, mapped.ORDER_FILE)).st_mtime_ns
+    again = load_index(db, public, cache_dir=cache)  # another worker process on the machine
+    assert os.stat(os.path.join(copied, mapped.ORDER_FILE)).st_mtime_ns == stamp
+    queries = _queries(built["codes"], np.random.default_rng(2), 50)
+    assert _matches(again, queries) == _matches(index, queries)
+    # a new full version: copied next to nothing (the old copy goes), and refused when damaged
+    build_snapshot(built["table"].slice(0, N_PDQ), db, private)
+    path = os.path.join(db, "versions", "2", mapped.CATEGORY_FILE)
+    original = open(path, "rb").read()
+    with open(path, "wb") as fh:
+        fh.write(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(SnapshotError, match="checksum mismatch for category_codes.npy in version 2"):
+        load_index(db, public, cache_dir=cache)
+    with open(path, "wb") as fh:
+        fh.write(original)
+    assert index.refresh(db, public) is True and index.version == 2
+    assert [d for d in os.listdir(os.path.join(cache, root)) if d.startswith("v")] == [
+        d for d in os.listdir(os.path.join(cache, root)) if d.startswith("v2-")]

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from csadetect.config.settings import MatchSettings
 from csadetect.core import fs
-from csadetect.indicators.mapped import MappedVersion, has_index_files, map_version
+from csadetect.indicators.mapped import MappedVersion, cached_copy, has_index_files, map_version
 from csadetect.indicators.snapshot import (
     CODES_KIND,
     Delta,
@@ -157,9 +157,10 @@ class _State:
 class IndicatorIndex:
     """Matches image and video hashes against one snapshot version."""
 
-    def __init__(self, state: _State, settings):
+    def __init__(self, state: _State, settings, cache_dir: Optional[str] = None):
         self._state = state
         self.settings = settings
+        self.cache_dir = cache_dir  # where an object store's version is copied to be mapped (load_index)
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, match_settings: Optional[MatchSettings] = None) -> "IndicatorIndex":
@@ -232,9 +233,9 @@ class IndicatorIndex:
                 f"rollback refused: the highest signed version in {db_dir} is {target}, older than the loaded {self.version}")
         deltas = deltas_between(db_dir, public_key, self.version, target)
         if deltas is None:
-            self._state = load_index(db_dir, public_key, self.settings, target)._state
+            self._state = load_index(db_dir, public_key, self.settings, target, cache_dir=self.cache_dir)._state
             return True
-        updated = IndicatorIndex(self._state, self.settings)
+        updated = IndicatorIndex(self._state, self.settings, self.cache_dir)
         for delta in deltas:
             updated.apply_delta(delta)
         self._state = updated._state
@@ -299,45 +300,48 @@ class IndicatorIndex:
         return self.match(self.probes(hashes))
 
 
-def _mapped_index(db_dir: str, public_key, version: int, settings) -> Optional[IndicatorIndex]:
+def _mapped_index(db_dir: str, public_key, version: int, settings, cache_dir: Optional[str]) -> Optional[IndicatorIndex]:
     """``version`` from its full base's memory-mapped index files (:mod:`csadetect.indicators.mapped`)
     plus the deltas above it; None when the base has no index files (an older snapshot)."""
     chain = manifest_chain(db_dir, public_key, version)  # newest first, down to the full base
     where, base = chain[-1]
     if not has_index_files(base):
         return None
+    if fs.via_beam(where):  # an object store: one local copy per machine, then mapped like a local one
+        where = cached_copy(db_dir, where, base, cache_dir)
     mapped = map_version(where, base)
     active = None
     if len(mapped.disabled):
         active = np.ones(mapped.n, dtype=bool)
         active[np.asarray(mapped.disabled)] = False
     index = IndicatorIndex(_State(mapped.version, _Segment.of_mapped(mapped, settings), active, None, None, None),
-                           settings)
+                           settings, cache_dir)
     for _, manifest in reversed(chain[:-1]):
         index.apply_delta(load_delta(db_dir, public_key, manifest["version"]))
     return index
 
 
 def load_index(db_dir: str, public_key, match_settings=None, version: Optional[int] = None,
-               min_version: Optional[int] = None) -> IndicatorIndex:
+               min_version: Optional[int] = None, cache_dir: Optional[str] = None) -> IndicatorIndex:
     """Verify and load a snapshot (default: the highest signed version; one below ``min_version``
     is refused) and its index.
 
-    A local database whose full version carries index files is memory-mapped (read-only, shared
-    by every process on the machine, nothing built; the deltas above it go to the overlay). Else
-    (an object store, or an older snapshot) the snapshot is parsed and the index built in memory;
+    A database whose full version carries index files is memory-mapped (read-only, shared by
+    every process on the machine, nothing built; the deltas above it go to the overlay); on an
+    object store its files are first copied once per machine into ``cache_dir`` (default: the
+    system's temp directory, :func:`csadetect.indicators.mapped.cached_copy`). An older snapshot
+    without index files is parsed and its index built in memory;
     Arrow's memory pool keeps the buffers freed while loading (about two thirds of the resident
     memory after a 1M-indicator load, benchmarks/bench_sizing.py): they are handed back to the
     system afterwards."""
     settings = match_settings or MatchSettings()
     db_dir = os.fspath(db_dir)
-    if not fs.is_url(db_dir):
-        if version is None:
-            version = head(db_dir, public_key).latest
-        check_min_version(int(version), min_version)
-        index = _mapped_index(db_dir, public_key, int(version), settings)
-        if index is not None:
-            return index
+    if version is None:
+        version = head(db_dir, public_key).latest
+    check_min_version(int(version), min_version)
+    index = _mapped_index(db_dir, public_key, int(version), settings, cache_dir)
+    if index is not None:
+        return index
     snapshot = load_snapshot(db_dir, public_key, version, min_version=min_version)
     index = IndicatorIndex.from_snapshot(snapshot, settings)
     del snapshot  # its full table (disabled rows included) is freed before the pool is trimmed

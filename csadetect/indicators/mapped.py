@@ -21,21 +21,28 @@ Verification before mapping: the manifest's signature (by the caller) and each f
 read in blocks so the check holds no copy; the mapping is then made of the checked file. Version
 directories are immutable once published; a local writer able to change a file between the check
 and the mapping could also change the key, so it is outside this check's scope (docs/indicators.md).
-Only local directories are mapped: a database on an object store (gs://) is loaded into memory
-as before (:func:`csadetect.indicators.index.load_index`).
+A database on an object store (``gs://``) is copied once per machine into a local cache
+(:func:`cached_copy`: the first process copies, checking each file's SHA-256 as it streams, under
+a lock; the other processes on the machine wait for it and map the same copy).
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import io
+import json
 import os
+import shutil
+import tempfile
+import uuid
 from typing import Optional
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from csadetect.core import fs
 from csadetect.indicators.snapshot import CODES_FILE, CODES_KIND, SnapshotError, kind_rank
 from csadetect.signals import names
 from csadetect.signals.hamming import HASH_BYTES, MultiIndexHash
@@ -131,15 +138,71 @@ def has_index_files(manifest: dict) -> bool:
         ROWS_FILE in (manifest.get("files") or {})
 
 
+def _needed(manifest: dict) -> list[str]:
+    names = [ROWS_FILE, CATEGORY_FILE, SOURCE_FILE, DISABLED_FILE, CODES_FILE]
+    return names + ([ORDER_FILE, OFFSETS_FILE] if manifest["index"].get("mih") else [])
+
+
+def default_cache_dir() -> str:
+    return os.path.join(tempfile.gettempdir(), "csadetect-indicators")
+
+
+def cached_copy(db_dir: str, where: str, manifest: dict, cache_dir: Optional[str] = None) -> str:
+    """A local directory holding the files :func:`map_version` maps, copied from ``where`` (a
+    version directory on any Beam filesystem) once per machine under ``cache_dir``: the first
+    process copies each file, checking its SHA-256 as it streams, then renames the directory into
+    place; other processes wait on a lock file and reuse it. Older cached versions of the same
+    database are removed (a process still mapping one keeps its pages until it unmaps them)."""
+    root = os.path.join(cache_dir or default_cache_dir(), hashlib.sha256(db_dir.encode()).hexdigest()[:16])
+    tag = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    version = int(manifest["version"])
+    final = os.path.join(root, f"v{version}-{tag}")
+    if os.path.isdir(final):
+        return final
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not os.path.isdir(final):
+                staging = f"{final}.staging-{uuid.uuid4().hex[:8]}"
+                os.makedirs(staging)
+                try:
+                    for name in _needed(manifest):
+                        _copy_checked(fs.join(where, name), os.path.join(staging, name), manifest, name)
+                    os.rename(staging, final)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+            for other in os.listdir(root):
+                if other.startswith("v") and "-" in other and ".staging-" not in other and other != os.path.basename(final):
+                    if other[1:].split("-")[0].isdigit() and int(other[1:].split("-")[0]) < version:
+                        shutil.rmtree(os.path.join(root, other), ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return final
+
+
+def _copy_checked(source: str, target: str, manifest: dict, name: str) -> None:
+    version = manifest.get("version")
+    digest = hashlib.sha256()
+    try:
+        with fs.open_read(source) as src, open(target, "wb") as dst:
+            for block in iter(lambda: src.read(1 << 24), b""):
+                digest.update(block)
+                dst.write(block)
+    except (OSError, FileNotFoundError):
+        raise SnapshotError(f"{name} is missing from version {version}") from None
+    if digest.hexdigest() != (manifest.get("files") or {}).get(name, {}).get("sha256"):
+        raise SnapshotError(f"checksum mismatch for {name} in version {version}")
+
+
 def map_version(where: str, manifest: dict) -> MappedVersion:
     """Check the SHA-256 of each file this needs against the (already verified) manifest, then
-    map them read-only. Raises SnapshotError with one line when anything does not fit."""
+    map them read-only (``where``: a local directory). Raises SnapshotError with one line when
+    anything does not fit."""
     version = manifest.get("version")
     meta = manifest["index"]
     files = manifest.get("files") or {}
-    needed = [ROWS_FILE, CATEGORY_FILE, SOURCE_FILE, DISABLED_FILE, CODES_FILE]
-    if meta.get("mih"):
-        needed += [ORDER_FILE, OFFSETS_FILE]
+    needed = _needed(manifest)
     paths = {}
     for name in needed:
         if name not in files:

@@ -1,0 +1,443 @@
+"""The indicator database at scale (issue 14): memory-mapped snapshots of 1M, 10M and 100M PDQ
+indicators, loaded and matched, side by side with Meta's threatexchange (pytx) ``PDQIndex``.
+
+Every row runs in a fresh child process (``--child ...``); memory comes from ``/proc``: ``VmHWM``
+(peak resident, reset just before the load), ``VmRSS`` and ``Pss`` (proportional set size, from
+``/proc/PID/smaps_rollup``: a page shared by k processes counts 1/k in each, so the PSS of all
+workers adds up to the machine's real memory, which RSS does not).
+
+* **snapshot**: a signed full snapshot of N random PDQ hashes (ids ``pdq-000000001`` ...), written
+  chunk by chunk with bounded memory (:func:`write_snapshot`: the same files, index files, manifest
+  and signature as ``csadetect.indicators.snapshot.build_snapshot``, checked against it by
+  :func:`check_writer` first). Cached under ``benchmarks/.data/scale/``.
+* **load**: ``load_index`` as a worker calls it: manifest signature, SHA-256 of every mapped
+  file, then the files mapped read-only; nothing is built. Seconds, peak and settled RSS, PSS.
+* **lookups**: ``IndicatorIndex.match_pdq`` with one hash per call (queries: 80% database hashes
+  with 0-30 random bits flipped, 20% random hashes; threshold 31 inclusive), the first pass over
+  cold pages and a second warm one, one thread; recall and false hits against FAISS brute force
+  (``IndexBinaryFlat``, chunk by chunk) on a sample.
+* **vs pytx** (1M and 10M): ``PDQIndex`` built from the same hashes in the same child, and both
+  queried with the same hashes in interleaved rounds (median), so the ratio holds under other load.
+* **4 workers** (10M): four children map the same snapshot and run lookups; the index's PSS is
+  each child's PSS after minus before the load, summed over the four, read while all four hold it.
+
+    python -m benchmarks.bench_scale                          # 1M and 10M, vs pytx, 4 workers
+    python -m benchmarks.bench_scale --sizes 100000000 --no-pytx --workers 0   # the 100M row
+    python -m benchmarks.bench_scale --quick                  # 200k, a smoke run (< 2 min)
+
+The markdown table goes to stdout (paste it into ``benchmarks/README.md``); raw numbers to
+``--json`` (default ``benchmarks/.data/scale/results.json``), merged by size across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from benchmarks.bench_sizing import MB, _chunk_table, _hex, _ids, log, peak_mb, reset_peak, rss_mb, settle
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / ".data" / "scale"
+SEED = 20261203
+CHUNK = 1 << 20  # rows per written chunk (= mapped.BATCH_ROWS: the same Arrow batches as build_snapshot)
+ADDED_AT = "2026-12-03T00:00:00Z"
+THRESHOLD = 31
+
+
+def pss_mb(pid: str = "self") -> dict:
+    """``{"pss": .., "pss_anon": .., "pss_file": ..}`` in MB from /proc/PID/smaps_rollup."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            name, _, rest = line.partition(":")
+            if name in ("Pss", "Pss_Anon", "Pss_File"):
+                out[name.lower()] = int(rest.split()[0]) * 1024 / MB
+    return out
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) -> dict:
+    """Version 1 of a full snapshot of ``n`` random PDQ rows, chunk by chunk: the parquet file,
+    the codes and every index file of ``csadetect.indicators.mapped``, then the signed manifest."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from csadetect.core.keys import key_id, load_private_key, sign
+    from csadetect.indicators import mapped
+    from csadetect.indicators import snapshot as snap
+    from csadetect.signals.hamming import MultiIndexHash
+
+    final, staging = db_dir / "versions" / "1", db_dir / "versions" / ".staging-1"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    npy = lambda name, dtype, shape: np.lib.format.open_memmap(staging / name, mode="w+", dtype=dtype, shape=shape)  # noqa: E731
+    codes = npy(snap.CODES_FILE, np.uint8, (n, 32))
+    with pq.ParquetWriter(staging / snap.FULL_FILE, snap.SCHEMA, compression="zstd") as parquet, \
+            pa.ipc.new_file(str(staging / mapped.ROWS_FILE), mapped.ROWS_SCHEMA) as rows:
+        for start in range(0, n, CHUNK):
+            k = min(CHUNK, n - start)
+            chunk = rng.integers(0, 256, (k, 32), dtype=np.uint8)
+            codes[start:start + k] = chunk
+            ids = _ids("pdq-", start, k)
+            parquet.write_table(_chunk_table(ids, "pdq", _hex(chunk)))
+            rows.write_batch(pa.record_batch([ids, pa.nulls(k, pa.string())], schema=mapped.ROWS_SCHEMA))
+            if start and start % (10 * CHUNK) == 0:
+                log(f"    {start:,} rows written")
+    codes.flush()
+    for name in (mapped.CATEGORY_FILE, mapped.SOURCE_FILE):
+        npy(name, np.uint16, (n,)).flush()  # zeros: one category, one source
+    np.save(staging / mapped.DISABLED_FILE, np.zeros(0, dtype=np.int64))
+    mih = n >= MultiIndexHash.FLAT_BELOW
+    if mih:
+        t0 = time.time()
+        order = npy(mapped.ORDER_FILE, np.uint32, (MultiIndexHash.TABLES * n,))
+        offsets = npy(mapped.OFFSETS_FILE, MultiIndexHash.offsets_dtype(n),
+                      (MultiIndexHash.TABLES * (1 << MultiIndexHash.BITS) + 1,))
+        MultiIndexHash.build_tables(codes, order, offsets)
+        order.flush()
+        offsets.flush()
+        del order, offsets
+        log(f"    multi-index tables in {time.time() - t0:.0f}s")
+    del codes
+    names = [snap.FULL_FILE, snap.CODES_FILE, mapped.ROWS_FILE, mapped.CATEGORY_FILE, mapped.SOURCE_FILE,
+             mapped.DISABLED_FILE] + ([mapped.ORDER_FILE, mapped.OFFSETS_FILE] if mih else [])
+    files = {name: {"sha256": mapped.sha256_file(str(staging / name)), "bytes": (staging / name).stat().st_size}
+             for name in names}
+    tally = {"rows": n, "kinds": {"pdq": {"active": n, "disabled": 0}}}
+    manifest = {
+        "format": snap.FORMAT, "version": 1, "type": "full", "parent": None, "created_at": ADDED_AT,
+        "key_id": key_id(load_private_key(str(private_key))), "counts": tally, "totals": tally, "files": files,
+        "index": {"rows": n, "layout": {"pdq": [0, n]}, "categories": ["unspecified"], "sources": ["eu-centre"],
+                  "mih": mih},
+    }
+    raw = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    (staging / snap.MANIFEST).write_bytes(raw)
+    (staging / snap.SIGNATURE).write_bytes(base64.b64encode(sign(str(private_key), raw)) + b"\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(staging, final)
+    (db_dir / "CURRENT").write_text("1\n")
+    return manifest
+
+
+def check_writer() -> None:
+    """The chunked writer makes what ``build_snapshot`` makes: same index metadata, same arrays,
+    same matches (70k rows: above the multi-index threshold, two chunks are not needed for this)."""
+    import tempfile
+
+    import numpy as np
+
+    from csadetect.core.keys import generate_keypair
+    from csadetect.indicators import mapped
+    from csadetect.indicators.index import load_index
+    from csadetect.indicators.snapshot import build_snapshot, load_snapshot
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        generate_keypair(tmp / "keys")
+        key, pub = tmp / "keys" / "private.pem", str(tmp / "keys" / "public.pem")
+        ours = write_snapshot(tmp / "a", key, 70_000, seed=5)
+        table = load_snapshot(str(tmp / "a"), pub).table
+        theirs = build_snapshot(table, str(tmp / "b"), str(key))
+        strip = lambda m: {k: v for k, v in m["index"].items()}  # noqa: E731
+        assert strip(ours) == strip(theirs), (ours["index"], theirs["index"])
+        for name in (mapped.ORDER_FILE, mapped.OFFSETS_FILE, "pdq_codes.npy", mapped.CATEGORY_FILE, mapped.DISABLED_FILE):
+            assert ours["files"][name]["sha256"] == theirs["files"][name]["sha256"], name
+        a, b = load_index(str(tmp / "a"), pub), load_index(str(tmp / "b"), pub)
+        codes = np.load(tmp / "a" / "versions" / "1" / "pdq_codes.npy")
+        for q in codes[:50]:
+            assert a.match_pdq([q.tobytes()]) == b.match_pdq([q.tobytes()])
+    log("writer check: the chunked snapshot equals build_snapshot's")
+
+
+def snapshot(n: int) -> dict:
+    from csadetect.core.keys import generate_keypair
+
+    work = DATA / f"pdq-{n}"
+    params = {"n": n, "seed": SEED, "v": 1}
+    meta = work / "meta.json"
+    if meta.exists() and json.loads(meta.read_text()).get("params") == params:
+        return json.loads(meta.read_text())["data"]
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    generate_keypair(work / "keys", overwrite=True)
+    log(f"  writing a snapshot of {n:,} PDQ indicators")
+    t0 = time.time()
+    manifest = write_snapshot(work / "db", work / "keys" / "private.pem", n)
+    data = {"db": str(work / "db"), "public_key": str(work / "keys" / "public.pem"), "write_s": time.time() - t0,
+            "bytes": {k: v["bytes"] for k, v in manifest["files"].items()}}
+    meta.write_text(json.dumps({"params": params, "data": data}))
+    log(f"  wrote it in {data['write_s']:.0f}s ({sum(data['bytes'].values()) / MB:,.0f} MB on disk)")
+    return data
+
+
+# --------------------------------------------------------------------------- children
+
+
+def _queries(codes, count: int, seed: int):
+    """80% database hashes with 0-30 random bits flipped, 20% random hashes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    near = int(count * 0.8)
+    picks = np.sort(rng.integers(0, len(codes), near))
+    out = np.empty((count, 32), dtype=np.uint8)
+    out[:near] = codes[picks]
+    for i in range(near):
+        bits = np.unpackbits(out[i])
+        bits[rng.choice(256, int(rng.integers(0, 31)), replace=False)] ^= 1
+        out[i] = np.packbits(bits)
+    out[near:] = rng.integers(0, 256, (count - near, 32), dtype=np.uint8)
+    return out[rng.permutation(count)]
+
+
+def _brute(codes, queries) -> list[set]:
+    """{positions within THRESHOLD} per query, by FAISS brute force over the codes in chunks."""
+    import faiss
+    import numpy as np
+
+    found = [set() for _ in queries]
+    step = 1 << 22
+    for start in range(0, len(codes), step):
+        flat = faiss.IndexBinaryFlat(256)
+        flat.add(np.ascontiguousarray(codes[start:start + step]))
+        lims, _, pos = flat.range_search(queries, THRESHOLD + 1)
+        for i in range(len(queries)):
+            found[i].update((pos[lims[i]:lims[i + 1]] + start).tolist())
+    return found
+
+
+def _rate(fn, queries) -> float:
+    t = time.perf_counter()
+    for q in queries:
+        fn(q)
+    return len(queries) / (time.perf_counter() - t)
+
+
+def _load(db: str, public_key: str):
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    from csadetect.indicators.index import load_index
+
+    settle()
+    before = {"rss": rss_mb(), **pss_mb()}
+    reset_peak()
+    t = time.perf_counter()
+    index = load_index(db, public_key)
+    seconds = time.perf_counter() - t
+    peak = peak_mb()
+    return index, {"load_s": seconds, "before": before, "peak_mb": peak - before["rss"],
+                   "rss_mb": settle() - before["rss"], "pss_mb": pss_mb()["pss"] - before["pss"]}
+
+
+def child_load(db: str, public_key: str, count: int) -> dict:
+    index, out = _load(db, public_key)
+    codes = index._state.base.indexes["pdq"].index.codes
+    queries = _queries(codes, count, SEED + 1)
+    qbytes = [q.tobytes() for q in queries]
+    out["cold_qps"] = _rate(lambda q: index.match_pdq([q]), qbytes)
+    out["warm_qps"] = _rate(lambda q: index.match_pdq([q]), qbytes)
+    out["after_queries"] = pss_mb()
+    out["after_queries_rss_mb"] = rss_mb()
+    sample = queries[:200]
+    truth = _brute(codes, sample)
+    got = [{int(m.indicator_id[4:]) - 1 for m in index.match_pdq([q.tobytes()])} for q in sample]
+    out["pairs"] = sum(map(len, truth))
+    out["recall"] = sum(len(g & t) for g, t in zip(got, truth)) / max(1, out["pairs"])
+    out["false_hits"] = sum(len(g - t) for g, t in zip(got, truth))
+    return out
+
+
+def child_compare(db: str, public_key: str, count: int, rounds: int) -> dict:
+    """Ours (mapped) and pytx's PDQIndex on the same hashes, interleaved rounds of single-hash calls."""
+    import numpy as np
+    from threatexchange.signal_type.pdq.pdq_index import PDQIndex
+
+    index, out = _load(db, public_key)
+    codes = index._state.base.indexes["pdq"].index.codes
+    settle()
+    before = rss_mb()
+    t = time.perf_counter()
+    entries = []
+    for start in range(0, len(codes), CHUNK):
+        chunk = np.asarray(codes[start:start + CHUNK])
+        entries += zip(_hex(chunk).to_pylist(), range(start, start + len(chunk)))
+    pytx = PDQIndex(entries=entries)
+    out["pytx_build_s"] = time.perf_counter() - t
+    del entries
+    out["pytx_rss_mb"] = settle() - before
+    queries = _queries(codes, count * rounds, SEED + 2)
+    qbytes, qhex = [q.tobytes() for q in queries], [q.tobytes().hex() for q in queries]
+    ours, theirs = [], []
+    for r in range(rounds):  # interleaved: both see the same load
+        part = slice(r * count, (r + 1) * count)
+        ours.append(_rate(lambda q: index.match_pdq([q]), qbytes[part]))
+        theirs.append(_rate(pytx.query, qhex[part]))
+    out["ours_qps"], out["pytx_qps"] = statistics.median(ours), statistics.median(theirs)
+    sample = queries[:200]
+    truth = _brute(codes, sample)
+    got = [{m.metadata for m in pytx.query(q.tobytes().hex())} for q in sample]
+    out["pytx_recall"] = sum(len(g & t) for g, t in zip(got, truth)) / max(1, sum(map(len, truth)))
+    return out
+
+
+def child_worker(db: str, public_key: str, count: int, ready: str, done: str) -> dict:
+    index, out = _load(db, public_key)
+    codes = index._state.base.indexes["pdq"].index.codes
+    qbytes = [q.tobytes() for q in _queries(codes, count, SEED + os.getpid())]
+    out["qps"] = _rate(lambda q: index.match_pdq([q]), qbytes)
+    Path(ready).write_text(json.dumps(out))
+    while not Path(done).exists():
+        time.sleep(0.2)
+    return out
+
+
+def child_main(args: list[str]) -> int:
+    mode, rest = args[0], args[1:]
+    if mode == "load":
+        result = child_load(rest[0], rest[1], int(rest[2]))
+    elif mode == "compare":
+        result = child_compare(rest[0], rest[1], int(rest[2]), int(rest[3]))
+    elif mode == "worker":
+        result = child_worker(rest[0], rest[1], int(rest[2]), rest[3], rest[4])
+    else:
+        raise SystemExit(f"unknown child mode {mode}")
+    print(json.dumps(result))
+    return 0
+
+
+def run_child(*args: str, timeout: int = 7200) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--child", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args[0]} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def workers(db: str, public_key: str, k: int, count: int) -> dict:
+    """k children map one snapshot; PSS read from here while all of them hold it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        done = os.path.join(tmp, "done")
+        procs = []
+        for i in range(k):
+            ready = os.path.join(tmp, f"ready-{i}")
+            cmd = [sys.executable, "-m", "benchmarks.bench_scale", "--child", "worker", db, public_key, str(count),
+                   ready, done]
+            procs.append((subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL), ready))
+        deadline = time.time() + 3600
+        while not all(os.path.exists(r) for _, r in procs):
+            if time.time() > deadline or any(p.poll() not in (None, 0) for p, _ in procs):
+                raise RuntimeError("a worker failed or timed out")
+            time.sleep(0.5)
+        time.sleep(1)
+        reports = [json.loads(Path(r).read_text()) for _, r in procs]
+        now = [pss_mb(str(p.pid)) for p, _ in procs]
+        Path(done).write_text("")
+        for p, _ in procs:
+            p.wait(timeout=60)
+    index_pss = sum(n["pss"] - r["before"]["pss"] for n, r in zip(now, reports))
+    return {"workers": k, "index_pss_mb": index_pss, "total_pss_mb": sum(n["pss"] for n in now),
+            "pss_file_mb": sum(n.get("pss_file", 0) for n in now), "load_s": max(r["load_s"] for r in reports),
+            "qps_each": [r["qps"] for r in reports], "baseline_pss_mb": [r["before"]["pss"] for r in reports]}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def human(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "| indicators | snapshot on disk | load s | load peak MB | RSS after load MB | PSS after load MB | PSS after lookups MB "
+        "| lookups/s cold | lookups/s warm | recall (pairs) | false hits |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sorted(results, key=int):
+        r = results[n].get("load")
+        if not r:
+            continue
+        disk = sum(results[n]["snapshot"]["bytes"].values()) / MB
+        after = r["after_queries"]["pss"] - r["before"]["pss"]
+        lines.append(f"| {human(int(n))} | {disk:,.0f} MB | {r['load_s']:.1f} | {r['peak_mb']:,.0f} | {r['rss_mb']:,.0f} "
+                     f"| {r['pss_mb']:,.0f} | {after:,.0f} | {r['cold_qps']:,.0f} | {r['warm_qps']:,.0f} "
+                     f"| {r['recall']:.4f} ({r['pairs']}) | {r['false_hits']} |")
+    compare = [(n, results[n]["compare"]) for n in sorted(results, key=int) if results[n].get("compare")]
+    if compare:
+        lines += ["", "| indicators | ours lookups/s (mapped) | pytx PDQIndex lookups/s | ratio | pytx build s | pytx RSS MB "
+                  "| pytx recall |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for n, c in compare:
+            lines.append(f"| {human(int(n))} | {c['ours_qps']:,.0f} | {c['pytx_qps']:,.1f} | {c['ours_qps'] / c['pytx_qps']:.1f}x "
+                         f"| {c['pytx_build_s']:.0f} | {c['pytx_rss_mb']:,.0f} | {c['pytx_recall']:.4f} |")
+    pools = [(n, results[n]["workers"]) for n in sorted(results, key=int) if results[n].get("workers")]
+    if pools:
+        lines += ["", "| indicators | worker processes | index PSS, all workers | total PSS, all workers | slowest load s "
+                  "| lookups/s per worker |", "|---|---:|---:|---:|---:|---:|"]
+        for n, w in pools:
+            lines.append(f"| {human(int(n))} | {w['workers']} | {w['index_pss_mb']:,.0f} MB | {w['total_pss_mb']:,.0f} MB "
+                         f"| {w['load_s']:.1f} | {', '.join(f'{q:,.0f}' for q in w['qps_each'])} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return child_main(argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1000000,10000000")
+    ap.add_argument("--quick", action="store_true", help="200k indicators, fewer queries")
+    ap.add_argument("--no-pytx", action="store_true")
+    ap.add_argument("--workers", type=int, default=4, help="worker processes for the shared-memory row (0: none)")
+    ap.add_argument("--workers-size", type=int, default=10_000_000)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--json", default=str(DATA / "results.json"))
+    ap.add_argument("--from-json", action="store_true", help="only re-render the table of --json")
+    args = ap.parse_args(argv)
+    path = Path(args.json)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if args.from_json:
+        print(markdown(results))
+        return 0
+    sizes = [200_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    count = 300 if args.quick else args.queries
+    check_writer()
+    for n in sizes:
+        data = snapshot(n)
+        entry = results.setdefault(str(n), {})
+        entry["snapshot"] = data
+        log(f"{human(n)}: load and lookups")
+        entry["load"] = run_child("load", data["db"], data["public_key"], str(count))
+        log(f"  loaded in {entry['load']['load_s']:.1f}s, peak +{entry['load']['peak_mb']:.0f} MB, "
+            f"warm {entry['load']['warm_qps']:,.0f} lookups/s, recall {entry['load']['recall']:.4f}")
+        if not args.no_pytx and n <= 10_000_000:
+            log(f"{human(n)}: side by side with pytx")
+            entry["compare"] = run_child("compare", data["db"], data["public_key"], str(min(count, 500 if n > 2_000_000 else count)), "3")
+            c = entry["compare"]
+            log(f"  ours {c['ours_qps']:,.0f}/s, pytx {c['pytx_qps']:,.1f}/s: {c['ours_qps'] / c['pytx_qps']:.1f}x")
+        if args.workers and (n == args.workers_size or args.quick):
+            log(f"{human(n)}: {args.workers} worker processes")
+            entry["workers"] = workers(data["db"], data["public_key"], args.workers, count)
+            log(f"  index PSS over {args.workers} workers: {entry['workers']['index_pss_mb']:,.0f} MB")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
