@@ -241,7 +241,7 @@ def test_full_detection_graph_translates_for_dataflow(translated):
     top = _top_level(t["steps"])
     expected = {
         "ReadEvents", "ParseEvents", "ApplyOrders", "ResolveContent", "HashMedia", "EmbedImages", "MatchIndicators",
-        "ClassifyNew", "ClassifyGrooming", "Decide", "BuildReports", "DedupReports", "SealAndSign", "MergeReview",
+        "GuardMatches", "ClassifyNew", "ClassifyGrooming", "Decide", "BuildReports", "DedupReports", "SealAndSign", "MergeReview",
         "QueueForReview", "WriteReview", "ReadVerdicts", "ApplyVerdicts", "ExpireReview", "MergeReports",
         "WriteReports", "MergeDeadLetters", "WriteDeadLetters", "MergeStats", "WriteStats", "StatReported",
     }

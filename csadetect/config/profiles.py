@@ -58,6 +58,7 @@ PORTABLE_FAMILIES = ("flink", "spark", "portable")
 # Key config values printed at start, per pipeline.
 DETECT_KEYS = (
     "indicators.path", "indicators.public_key", "indicators.poll_seconds",
+    "allow_list.path", "allow_list.public_key", "flood_guard.enabled", "flood_guard.release_dir",
     "grooming.enabled", "grooming.model", "embedding.enabled", "embedding.model",
     "new_material.enabled", "new_material.model", "new_material.review_threshold", "new_material.require_review",
     "sinks.report_dir", "sinks.report_topic", "sinks.review_dir", "sinks.review_topic",
@@ -73,7 +74,8 @@ FEEDBACK_KEYS = (
 )
 # Settings that name storage the workers must reach: local paths only work on a local runner.
 STORAGE_KEYS = (
-    "indicators.path", "sinks.report_dir", "sinks.review_dir", "sinks.dead_letter_dir", "stores.stats_dir",
+    "indicators.path", "allow_list.path", "flood_guard.release_dir", "sinks.report_dir", "sinks.review_dir",
+    "sinks.dead_letter_dir", "stores.stats_dir",
     "retention.log_dir", "feedback.out_dir", "feedback.notifications_dir",
 )
 

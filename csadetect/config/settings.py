@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from csadetect.core import fs
 from csadetect.core.timeutil import utc_now
@@ -83,6 +83,30 @@ class ContentSettings(_Strict):
         return v
 
 
+class MatchThresholds(_Strict):
+    """Per-source and per-category thresholds (docs/false-positives.md): ``{name: {kind: max
+    distance}}``, the distance in the kind's unit (Hamming bits for pdq, ``1 - share`` of frames for
+    vpdq, ``1 - similarity`` for embeddings). A match farther than any threshold that applies to it
+    (its source's, its category's) is dropped. They only tighten the global thresholds; the kinds
+    are checked against the signal registry when the pipeline starts
+    (:func:`csadetect.indicators.controls.Thresholds.from_settings`)."""
+
+    by_source: dict[str, dict[str, float]] = Field(default_factory=dict,
+                                                   description="indicator source -> kind -> max distance")
+    by_category: dict[str, dict[str, float]] = Field(default_factory=dict, description="category -> kind -> max distance")
+
+    @field_validator("by_source", "by_category")
+    @classmethod
+    def _non_negative(cls, v: dict) -> dict:
+        for name, limits in v.items():
+            if not name.strip():
+                raise ValueError("a source or category name is empty")
+            for kind, limit in limits.items():
+                if limit < 0:
+                    raise ValueError(f"{name}.{kind}: a threshold is a distance, >= 0 (got {limit})")
+        return v
+
+
 class MatchSettings(_Strict):
     pdq_threshold: int = Field(31, ge=0, le=256, description="max Hamming distance counted as a match (inclusive)")
     quality_gate: int = Field(50, ge=0, le=100, description="PDQ quality below which a hash is not matched")
@@ -100,6 +124,57 @@ class MatchSettings(_Strict):
     auto_confirm_distance: int = Field(
         31, ge=0, le=256, description="PDQ matches at or below this distance are confirmed without review"
     )
+    embedding_index: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        "auto", description="embedding rows: flat (exact inner product), ivf or hnsw (approximate FAISS indexes, "
+        "recall >= 0.99 of exact, benchmarks/embeddings.md); auto: flat below embedding_exact_below rows, else ivf"
+    )
+    embedding_exact_below: int = Field(
+        1_000_000, ge=0, description="auto: exact search for fewer embedding rows than this, an approximate index above"
+    )
+    embedding_ivf_nprobe: int = Field(32, ge=1, description="IVF lists searched per query (recall against speed)")
+    embedding_hnsw_ef_search: int = Field(128, ge=1, description="HNSW candidate list size per query (recall against speed)")
+    thresholds: MatchThresholds = Field(
+        MatchThresholds(), description="stricter distance thresholds per indicator source "
+        "and category (docs/false-positives.md); the strictest that applies wins"
+    )
+
+
+class AllowListSettings(_Strict):
+    """The allow-list ("negative bank", docs/false-positives.md): a second signed snapshot of known
+    benign hashes, in the indicator database's format (``csadetect indicators build --out DIR``).
+    An item that matches it loses its known matches (the rule: :func:`csadetect.indicators.controls.suppress`)."""
+
+    path: Optional[str] = Field(None, description="allow-list snapshot directory (local path or any Beam filesystem); None = off")
+    public_key: Optional[str] = Field(None, description="Ed25519 public key that signs the allow-list snapshots")
+    poll_seconds: float = Field(60.0, gt=0, description="how often workers look for a new allow-list version")
+    min_version: Optional[int] = Field(None, ge=1, description="refuse an allow-list version below this; None = no minimum")
+    pdq_threshold: Optional[int] = Field(
+        None, ge=0, le=256, description="max Hamming distance to an allowed PDQ hash; None = match.pdq_threshold"
+    )
+
+    @model_validator(mode="after")
+    def _key_with_path(self) -> "AllowListSettings":
+        if self.path and not self.public_key:
+            raise ValueError("allow_list.path needs allow_list.public_key (the allow-list is signed)")
+        return self
+
+
+class FloodGuardSettings(_Strict):
+    """The flood guard (docs/false-positives.md): an indicator whose matches exceed ``share`` of the
+    items one worker process saw in the last ``window_seconds`` (and number at least
+    ``min_matches``) is quarantined: its matches go to human review instead of confirming on their
+    own, until a new snapshot version is loaded or ``csadetect quarantine release ID``."""
+
+    enabled: bool = Field(True, description="quarantine indicators that match too large a share of the traffic")
+    window_seconds: float = Field(600.0, gt=0, description="the sliding window, per worker process")
+    share: float = Field(0.01, gt=0, le=1, description="quarantine when an indicator matches more than this share "
+                         "of the items in the window")
+    min_matches: int = Field(20, ge=1, description="... and at least this many times (a quiet stream does not trip it)")
+    release_dir: Optional[str] = Field(
+        "out/flood_guard", description="where `csadetect quarantine release` writes release records that workers poll; "
+        "None = quarantine ends only with a new snapshot version"
+    )
+    poll_seconds: float = Field(30.0, gt=0, description="how often workers look for new release records")
 
 
 class IndicatorSettings(_Strict):
@@ -343,6 +418,8 @@ class Settings(_Strict):
     content: ContentSettings = ContentSettings()
     match: MatchSettings = MatchSettings()
     indicators: IndicatorSettings = IndicatorSettings()
+    allow_list: AllowListSettings = AllowListSettings()
+    flood_guard: FloodGuardSettings = FloodGuardSettings()
     grooming: GroomingSettings = GroomingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     new_material: NewMaterialSettings = NewMaterialSettings()

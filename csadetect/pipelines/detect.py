@@ -25,6 +25,7 @@ from csadetect.config.profiles import DETECT_KEYS
 from csadetect.config.settings import ConfigError, Settings
 from csadetect.core import runs
 from csadetect.core.timeutil import utc_iso, utc_now
+from csadetect.indicators.controls import AllowList, Thresholds
 from csadetect.indicators.index import load_index
 from csadetect.indicators.snapshot import SnapshotError, check_head
 from csadetect.models import ModelError
@@ -42,6 +43,7 @@ from csadetect.transforms.common import DEAD_LETTER
 from csadetect.transforms.content import ResolveContent
 from csadetect.transforms.decide import REVIEW, Decide, DropUnscanned
 from csadetect.transforms.embed import EmbedImages
+from csadetect.transforms.guard import GuardMatches
 from csadetect.transforms.grooming import ClassifyGrooming
 from csadetect.transforms.hash import TEXT, HashMedia
 from csadetect.transforms.match import MatchIndicators
@@ -195,6 +197,10 @@ def build_pipeline(
     if emb is not None:
         items = items | "EmbedImages" >> EmbedImages(emb.path, settings.embedding.batching, streaming)
     matched = items | "MatchIndicators" >> MatchIndicators(settings.indicators, settings.match, emb)
+    # allow-list, per-source/category thresholds, flood guard (docs/false-positives.md)
+    controlled = matched | "GuardMatches" >> GuardMatches(
+        settings.match, settings.allow_list, settings.flood_guard, emb, settings.embedding.auto_confirm_similarity)
+    matched = controlled.matched
     if models.new_material is not None:
         matched = matched | "ClassifyNew" >> ClassifyNew(models.new_material, settings.new_material.batching, streaming)
     decided = matched | "Decide" >> Decide(settings.match, settings.embedding.auto_confirm_similarity)
@@ -218,7 +224,7 @@ def build_pipeline(
     all_reports = [reports]
 
     # hits awaiting a human: the review queue (store + topic); verdicts turn them into reports
-    review_sources = [decided[REVIEW]] + ([flagged] if flagged is not None else [])
+    review_sources = [decided[REVIEW], controlled[REVIEW]] + ([flagged] if flagged is not None else [])
     queued = (
         review_sources
         | "MergeReview" >> beam.Flatten()
@@ -300,6 +306,29 @@ def check_indicators(settings: Settings):
         raise ConfigError(f"indicator database {settings.indicators.path}: {exc}") from None
 
 
+def check_fp_controls(settings: Settings, load_allow_list: bool = True) -> None:
+    """The false-positive controls at start-up (docs/false-positives.md): the thresholds' kinds
+    (one line for one that is not a kind with a distance), a warning for thresholds that cannot
+    change anything, and (``load_allow_list``) the allow-list snapshot loaded and verified once, so
+    a missing, tampered or rolled-back allow-list stops start-up with one line."""
+    thresholds = Thresholds.from_settings(settings.match)
+    for key in thresholds.without_effect(settings.match):
+        LOG.warning("%s is not stricter than the global threshold: it changes nothing", key)
+    allow = settings.allow_list
+    if allow.path and load_allow_list:
+        try:
+            check_head(allow.path, allow.public_key, allow.min_version)  # CURRENT not rolled back
+            index = AllowList(allow, settings.match).index
+        except (SnapshotError, OSError, ValueError) as exc:
+            raise ConfigError(f"allow-list database {allow.path}: {exc}") from None
+        LOG.info("allow-list: snapshot version %s, %d entries", index.version, len(index))
+    fg = settings.flood_guard
+    if fg.enabled:
+        LOG.info("flood guard: an indicator matching more than %g of a worker's items in %gs (at least %d matches) "
+                 "is quarantined%s", fg.share, fg.window_seconds, fg.min_matches,
+                 f"; release records: {fg.release_dir}" if fg.release_dir else "")
+
+
 def check_grooming_model(settings: Settings):
     """Load the grooming model once at start-up: a missing or corrupt model stops here."""
     try:
@@ -357,6 +386,7 @@ def run(argv=None, save_main_session: bool = False):
         index = check_indicators(settings)
         LOG.info("indicators: snapshot version %s, %d indicators", index.version, len(index))
         note_index_version(index.version)
+    check_fp_controls(settings, load_allow_list=not (std.runner or "").lower().startswith("dataflow"))
     models = resolve_models(settings)
     if not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the worker image brings FFmpeg
         check_video_probe()
