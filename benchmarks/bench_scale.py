@@ -102,10 +102,10 @@ def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) ->
     mih = n >= MultiIndexHash.FLAT_BELOW
     if mih:
         t0 = time.time()
-        order = npy(mapped.ORDER_FILE, np.uint32, (MultiIndexHash.TABLES * n,))
-        offsets = npy(mapped.OFFSETS_FILE, MultiIndexHash.offsets_dtype(n),
-                      (MultiIndexHash.TABLES * (1 << MultiIndexHash.BITS) + 1,))
-        MultiIndexHash.build_tables(codes, order, offsets)
+        bits = MultiIndexHash.bits_for(n)
+        order = npy(mapped.ORDER_FILE, np.uint32, ((256 // bits) * n,))
+        offsets = npy(mapped.OFFSETS_FILE, MultiIndexHash.offsets_dtype(n, bits), ((256 // bits) * (1 << bits) + 1,))
+        MultiIndexHash.build_tables(codes, bits, order, offsets)
         order.flush()
         offsets.flush()
         del order, offsets
@@ -122,6 +122,8 @@ def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) ->
         "index": {"rows": n, "layout": {"pdq": [0, n]}, "categories": ["unspecified"], "sources": ["eu-centre"],
                   "mih": mih},
     }
+    if mih:
+        manifest["index"]["mih_bits"] = bits
     raw = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     (staging / snap.MANIFEST).write_bytes(raw)
     (staging / snap.SIGNATURE).write_bytes(base64.b64encode(sign(str(private_key), raw)) + b"\n")
@@ -165,7 +167,7 @@ def snapshot(n: int) -> dict:
     from csadetect.core.keys import generate_keypair
 
     work = DATA / f"pdq-{n}"
-    params = {"n": n, "seed": SEED, "v": 1}
+    params = {"n": n, "seed": SEED, "v": 2}
     meta = work / "meta.json"
     if meta.exists() and json.loads(meta.read_text()).get("params") == params:
         return json.loads(meta.read_text())["data"]

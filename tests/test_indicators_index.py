@@ -366,16 +366,16 @@ def test_the_compiled_search_is_built():
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
-@pytest.mark.parametrize("threshold", [15, 31, 40])
-def test_multi_index_tables_equal_brute_force(random_db, monkeypatch, threshold, compiled):
+@pytest.mark.parametrize("threshold,bits", [(15, 16), (31, 16), (40, 16), (31, 22), (40, 22)])
+def test_multi_index_tables_equal_brute_force(random_db, monkeypatch, threshold, bits, compiled):
     """The multi-index tables themselves (not the FAISS flat fallback used below FLAT_BELOW
-    hashes), searched by the compiled loop and by numpy: single and batched range searches equal
-    brute force, also across chunk borders."""
+    hashes), 16 x 16-bit and 11 x 22-bit substrings, searched by the compiled loop and by numpy:
+    single and batched range searches equal brute force, also across chunk borders."""
     db, queries, _ = random_db
     monkeypatch.setattr(MultiIndexHash, "FLAT_BELOW", 0)
     monkeypatch.setattr(MultiIndexHash, "compiled", compiled)
     monkeypatch.setattr(MultiIndexHash, "CHUNK", 5_000)  # force many chunks in the batched path
-    mih = MultiIndexHash(nflip=threshold // 16)
+    mih = MultiIndexHash(threshold, bits=bits)
     mih.add(db)
     assert mih._order is not None, "tables not built"
     expected = [_brute(db, q, threshold) for q in queries]
@@ -395,13 +395,32 @@ def test_compiled_search_with_64_bit_offsets_and_bad_buffers(random_db, monkeypa
 
     db, queries, _ = random_db
     monkeypatch.setattr(MultiIndexHash, "FLAT_BELOW", 0)
-    mih = MultiIndexHash(nflip=1)
+    mih = MultiIndexHash(31, bits=16)
     mih.add(db)
     narrow = mih.range_search(queries, 32)
     mih._offsets = mih._offsets.astype(np.int64)
     wide = mih.range_search(queries, 32)
     assert all(np.array_equal(a, b) for a, b in zip(narrow, wide)) and len(narrow[2]) > 100
     with pytest.raises(ValueError, match="do not fit"):
-        _mih.search(mih.codes, mih._order[:-1], mih._offsets, True, queries, mih._flips, 32)
+        _mih.search(mih.codes, mih._order[:-1], mih._offsets, True, queries, mih.probes(queries), 32)
     with pytest.raises(ValueError, match="do not fit"):
-        _mih.search(mih.codes, mih._order, mih._offsets, False, queries, mih._flips, 32)  # int64 read as uint32
+        _mih.search(mih.codes, mih._order, mih._offsets, False, queries, mih.probes(queries), 32)  # int64 read as uint32
+
+
+def test_substring_keys():
+    """16-bit substrings are bytes 2t, 2t+1 little-endian (what earlier snapshots' tables hold);
+    22-bit ones straddle 64-bit words correctly."""
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 256, (50, 32), dtype=np.uint8)
+    for t in range(16):
+        assert np.array_equal(MultiIndexHash.keys(codes, t, 16), codes.view("<u2")[:, t])
+    bits = np.unpackbits(codes, axis=1, bitorder="little")  # bit i of the little-endian 256-bit number
+    for t in range(11):
+        expected = (bits[:, 22 * t:22 * t + 22].astype(np.uint64) << np.arange(22, dtype=np.uint64)).sum(axis=1)
+        assert np.array_equal(MultiIndexHash.keys(codes, t, 22), expected.astype(np.uint32)), t
+    assert MultiIndexHash.bits_for(1_000_000) == 16 and MultiIndexHash.bits_for(10_000_000) == 22
+    with pytest.raises(ValueError, match="beyond what 16 tables with 1 flips find exactly"):
+        big = MultiIndexHash(31, bits=16)
+        big.FLAT_BELOW = 0
+        big.add(codes)
+        big.range_search(codes[:1], 40)

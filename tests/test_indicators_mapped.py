@@ -199,3 +199,21 @@ def test_an_object_store_version_is_copied_once_per_machine_then_mapped(tmp_path
     assert index.refresh(db, public) is True and index.version == 2
     assert [d for d in os.listdir(os.path.join(cache, root)) if d.startswith("v")] == [
         d for d in os.listdir(os.path.join(cache, root)) if d.startswith("v2-")]
+
+
+def test_wide_substring_tables_are_written_and_mapped(tmp_path, keys, built, monkeypatch):
+    """Large snapshots carry 22-bit substring tables (fewer candidates per probe): the manifest
+    says so, the mapped index uses them, and matches equal the in-memory 16-bit index's."""
+    private, public = keys
+    db = str(tmp_path / "db")
+    monkeypatch.setattr(MultiIndexHash, "WIDE_FROM", MultiIndexHash.FLAT_BELOW)  # 70k rows count as large here
+    manifest = build_snapshot(built["table"], db, private)
+    assert manifest["index"]["mih_bits"] == 22
+    index = load_index(db, public)
+    pdq = index._state.base.indexes["pdq"].index
+    assert (pdq.bits, pdq.tables, pdq.nflip) == (22, 11, 2) and isinstance(pdq._order, np.memmap)
+    monkeypatch.setattr(MultiIndexHash, "WIDE_FROM", 1 << 40)
+    legacy = IndicatorIndex.from_snapshot(load_snapshot(db, public), MatchSettings())
+    assert legacy._state.base.indexes["pdq"].index.bits == 16
+    queries = _queries(built["codes"], np.random.default_rng(8), 200)
+    assert _matches(index, queries) == _matches(legacy, queries)

@@ -90,12 +90,13 @@ def index_files(table: pa.Table, codes: np.ndarray) -> tuple[dict, dict[str, byt
     blobs = {ROWS_FILE: sink.getvalue().to_pybytes(), CATEGORY_FILE: _npy_bytes(category_codes),
              SOURCE_FILE: _npy_bytes(source_codes), DISABLED_FILE: _npy_bytes(disabled)}
     mih = len(codes) >= MultiIndexHash.FLAT_BELOW
+    meta = {"rows": table.num_rows, "layout": layout, "categories": categories, "sources": sources, "mih": mih}
     if mih:
-        order, offsets = MultiIndexHash.build_tables(codes)
+        meta["mih_bits"] = bits = MultiIndexHash.bits_for(len(codes))
+        order, offsets = MultiIndexHash.build_tables(codes, bits)
         blobs[ORDER_FILE] = _npy_bytes(order)
         del order
         blobs[OFFSETS_FILE] = _npy_bytes(offsets)
-    meta = {"rows": table.num_rows, "layout": layout, "categories": categories, "sources": sources, "mih": mih}
     return meta, blobs
 
 
@@ -122,14 +123,14 @@ class MappedVersion:
     source_codes: np.ndarray
     disabled: np.ndarray
     pdq_codes: np.ndarray
-    mih: Optional[tuple[np.ndarray, np.ndarray]]  # (order, offsets)
+    mih: Optional[tuple[np.ndarray, np.ndarray, int]]  # (order, offsets, substring bits)
 
     @property
     def n(self) -> int:
         return len(self.ids)
 
     def file_bytes(self) -> int:
-        arrays = [self.category_codes, self.source_codes, self.disabled, self.pdq_codes] + list(self.mih or ())
+        arrays = [self.category_codes, self.source_codes, self.disabled, self.pdq_codes] + list(self.mih or ())[:2]
         return sum(a.nbytes for a in arrays) + self.ids.nbytes + self.values.nbytes
 
 
@@ -232,7 +233,7 @@ def map_version(where: str, manifest: dict) -> MappedVersion:
         raise SnapshotError(f"index files of version {version} do not fit its manifest")
     mih = None
     if meta.get("mih"):
-        mih = (arrays[ORDER_FILE], arrays[OFFSETS_FILE])
+        mih = (arrays[ORDER_FILE], arrays[OFFSETS_FILE], int(meta.get("mih_bits", 16)))
     return MappedVersion(int(version), rows["indicator_id"], rows["value"], layout, list(meta.get("categories") or []),
                          arrays[CATEGORY_FILE], list(meta.get("sources") or []), arrays[SOURCE_FILE],
                          arrays[DISABLED_FILE], codes, mih)

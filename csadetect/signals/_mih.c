@@ -1,15 +1,16 @@
 /* The inner loop of multi-index hashing (csadetect/signals/hamming.py, MultiIndexHash), compiled:
- * for each query, every directory row it probes (16 tables x the substring with up to nflip bits
- * flipped), every candidate position in that row is verified on all 256 bits. Same results as the
+ * for each query, every directory row it probes (each table's substring with up to nflip bits
+ * flipped, computed by MultiIndexHash.probes), every candidate position in that row is verified
+ * on all 256 bits. Same results as the
  * numpy path (tested against it and against brute force); about ten times fewer instructions per
  * query, and no Python or numpy call per candidate. Only the CPython API (buffer protocol), no
  * numpy headers: the arrays come in as buffers (numpy arrays or read-only memory maps), the
  * results go back as bytes. The GIL is released while searching.
  *
- * search(codes, order, offsets, offsets_are_64bit, queries, flips, radius)
- *   codes    n x 32 bytes (uint8)            order   16 * n uint32
- *   offsets  16 * 65536 + 1 (uint32 or int64) queries q x 32 bytes
- *   flips    uint16 masks (0 first)           radius  strict: distance < radius is a hit
+ * search(codes, order, offsets, offsets_are_64bit, queries, probes, radius)
+ *   codes    n x 32 bytes (uint8)             order   tables * n uint32
+ *   offsets  tables * 2**bits + 1 (uint32 or int64)   queries q x 32 bytes
+ *   probes   q x k directory rows (int64)      radius  strict: distance < radius is a hit
  * -> (query numbers int64, positions int64, distances int32) as bytes, sorted by query then
  *    position, each pair once.
  */
@@ -19,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TABLES 16
-#define WIDTH 65536
 #define PREFETCH 16
 
 typedef struct {
@@ -46,16 +45,16 @@ static inline int popcount64(uint64_t x) {
 }
 
 static PyObject *search(PyObject *self, PyObject *args) {
-    Py_buffer codes, order, offsets, queries, flips;
+    Py_buffer codes, order, offsets, queries, probes;
     int off64, radius;
-    if (!PyArg_ParseTuple(args, "y*y*y*py*y*i", &codes, &order, &offsets, &off64, &queries, &flips, &radius))
+    if (!PyArg_ParseTuple(args, "y*y*y*py*y*i", &codes, &order, &offsets, &off64, &queries, &probes, &radius))
         return NULL;
     PyObject *result = NULL;
     hit_t *hits = NULL;
-    Py_ssize_t n = codes.len / 32, nq = queries.len / 32, nflips = flips.len / 2;
-    Py_ssize_t want_offsets = (Py_ssize_t)TABLES * WIDTH + 1;
-    if (codes.len % 32 || queries.len % 32 || order.len != (Py_ssize_t)TABLES * n * 4 ||
-        offsets.len != want_offsets * (off64 ? 8 : 4) || nflips < 1) {
+    Py_ssize_t n = codes.len / 32, nq = queries.len / 32, noffsets = offsets.len / (off64 ? 8 : 4);
+    Py_ssize_t nprobes = probes.len / 8, per_query = nq ? nprobes / nq : 0, norder = order.len / 4;
+    if (codes.len % 32 || queries.len % 32 || order.len % 4 || offsets.len % (off64 ? 8 : 4) || probes.len % 8 ||
+        noffsets < 2 || (nq && nprobes % nq) || n == 0 || norder % n) {
         PyErr_SetString(PyExc_ValueError, "multi-index buffers do not fit together");
         goto done;
     }
@@ -63,7 +62,16 @@ static PyObject *search(PyObject *self, PyObject *args) {
     const uint32_t *ord = (const uint32_t *)order.buf;
     const uint32_t *off32 = (const uint32_t *)offsets.buf;
     const int64_t *off64p = (const int64_t *)offsets.buf;
-    const uint16_t *fl = (const uint16_t *)flips.buf;
+    const int64_t *pr = (const int64_t *)probes.buf;
+    {  /* every probe row and every offset must stay inside the arrays: checked once, before the loop */
+        int64_t last = off64 ? ((const int64_t *)offsets.buf)[noffsets - 1] : (int64_t)((const uint32_t *)offsets.buf)[noffsets - 1];
+        int bad = last != (int64_t)norder;
+        for (Py_ssize_t i = 0; i < nprobes && !bad; i++) bad = pr[i] < 0 || pr[i] >= noffsets - 1;
+        if (bad) {
+            PyErr_SetString(PyExc_ValueError, "multi-index buffers do not fit together");
+            goto done;
+        }
+    }
     const uint8_t *qbase = (const uint8_t *)queries.buf;
     size_t cap = 64, count = 0;
     int failed = 0;
@@ -81,12 +89,15 @@ static PyObject *search(PyObject *self, PyObject *args) {
         memcpy(q, qbase + qi * 32, 32);
         /* 1. the candidate positions of every probed directory row (sequential reads of order) */
         size_t total = 0;
-        for (int t = 0; t < TABLES && !failed; t++) {
-            uint16_t key = (uint16_t)(qbase[qi * 32 + 2 * t] | (qbase[qi * 32 + 2 * t + 1] << 8));
-            for (Py_ssize_t f = 0; f < nflips; f++) {
-                int64_t row = (int64_t)t * WIDTH + (uint16_t)(key ^ fl[f]);
+        for (Py_ssize_t k = 0; k < per_query && !failed; k++) {
+            {
+                int64_t row = pr[qi * per_query + k];
                 int64_t start = off64 ? off64p[row] : (int64_t)off32[row];
                 int64_t end = off64 ? off64p[row + 1] : (int64_t)off32[row + 1];
+                if (end < start || start < 0 || end > (int64_t)norder) {
+                    failed = 2;
+                    break;
+                }
                 size_t len = (size_t)(end - start);
                 if (total + len > ccap) {
                     size_t want = ccap;
@@ -109,6 +120,10 @@ static PyObject *search(PyObject *self, PyObject *args) {
         for (size_t i = 0; i < total && !failed; i++) {
             if (i + PREFETCH < total) __builtin_prefetch(cbase + (size_t)cand[i + PREFETCH] * 32);
             uint32_t pos = cand[i];
+            if (pos >= (uint64_t)n) {
+                failed = 2;
+                break;
+            }
             uint64_t c[4];
             memcpy(c, cbase + (size_t)pos * 32, 32);
             int d = popcount64(c[0] ^ q[0]) + popcount64(c[1] ^ q[1]) + popcount64(c[2] ^ q[2]) +
@@ -139,6 +154,10 @@ static PyObject *search(PyObject *self, PyObject *args) {
     }
     free(cand);
     Py_END_ALLOW_THREADS
+    if (failed == 2) {
+        PyErr_SetString(PyExc_ValueError, "multi-index tables are inconsistent (a directory run or position out of range)");
+        goto done;
+    }
     if (failed) {
         PyErr_NoMemory();
         goto done;
@@ -167,7 +186,7 @@ done:
     PyBuffer_Release(&order);
     PyBuffer_Release(&offsets);
     PyBuffer_Release(&queries);
-    PyBuffer_Release(&flips);
+    PyBuffer_Release(&probes);
     return result;
 }
 

@@ -11,6 +11,7 @@ threshold stays inclusive. Recall at the threshold equals brute force (tested).
 from __future__ import annotations
 
 import itertools
+from typing import Optional
 
 import faiss
 import numpy as np
@@ -24,38 +25,66 @@ HASH_BYTES = 32
 
 
 class MultiIndexHash:
-    """Exact range search over 256-bit hashes by multi-index hashing (Norouzi et al.), in numpy.
+    """Exact range search over 256-bit hashes by multi-index hashing (Norouzi et al.).
 
-    The hash is cut into 16 substrings of 16 bits. A pair within ``t`` bits has at least one
-    substring within ``t // 16`` bits (pigeonhole), so every hash within the radius is among the
-    hashes sharing, in some table, a substring within ``nflip`` flips of the query's; each such
-    candidate is then verified on all 256 bits. Same contract as FAISS ``range_search`` (strictly
-    ``< radius``; radius <= 16 * (nflip + 1) for exactness) and the same results as brute force.
+    The hash is cut into ``tables`` substrings of ``bits`` bits (16 x 16 bits, or 11 x 22 bits for
+    large sets: ``bits_for``). A pair within ``t`` bits has at least one substring within
+    ``t // tables`` bits (pigeonhole), so every hash within the radius is among the hashes sharing,
+    in some table, a substring within ``nflip`` flips of the query's; each such candidate is then
+    verified on all 256 bits. Same contract as FAISS ``range_search`` (strictly ``< radius``;
+    radius <= tables * (nflip + 1) for exactness) and the same results as brute force. Wider
+    substrings make each directory row hold fewer candidates (n / 2**bits) at the price of more
+    probes per query and a larger directory: 16 bits up to a few million hashes, 22 above.
 
     Layout (compressed sparse rows, no per-hash objects): the codes (32 bytes per hash), per table
-    the positions sorted by substring (4 bytes per hash and table) and a directory of 65,537
-    offsets (uint32, 4 MiB for all 16 tables): ~96 bytes per hash, against ~350 for FAISS
-    ``IndexBinaryMultiHash`` whose hash maps hold 8-byte ids in per-key vectors. Fewer than
-    ``FLAT_BELOW`` hashes (small overlays, video frames) go to a FAISS flat index instead, where a
-    scan is as fast as the probes and the directory would dominate memory.
+    the positions sorted by substring (4 bytes per hash and table) and a directory of
+    ``2**bits + 1`` offsets per table (uint32): ~96 bytes per hash with 16 bits (+4 MiB), ~76 with
+    22 (+185 MiB), against ~350 for FAISS ``IndexBinaryMultiHash`` whose hash maps hold 8-byte ids
+    in per-key vectors. The search loop is compiled (``_mih.c``) with numpy as the fallback. Fewer
+    than ``FLAT_BELOW`` hashes (small overlays, video frames) go to a FAISS flat index instead,
+    where a scan is as fast as the probes and the directory would dominate memory.
     """
 
-    TABLES, BITS = 16, 16
     compiled = _mih is not None  # False: the numpy path (tests compare the two)
     FLAT_BELOW = 1 << 16
+    WIDE_FROM = 1 << 22  # hashes from which 22-bit substrings pay (benchmarks/README.md, "Indicators at scale")
     CHUNK = 1 << 18  # candidates verified per step: bounds the temporaries of large batches
 
-    def __init__(self, nflip: int):
-        self.nflip = nflip
-        flips = [0]
-        for k in range(1, nflip + 1):
-            flips += [sum(1 << b for b in bits) for bits in itertools.combinations(range(self.BITS), k)]
-        self._flips = np.array(flips, dtype=np.uint16)
-        self._table_base = np.arange(self.TABLES, dtype=np.int64) << self.BITS
+    def __init__(self, threshold: int, bits: Optional[int] = None):
+        """``threshold``: the largest distance searched (inclusive); ``bits``: the substring width
+        (None: chosen by :meth:`bits_for` when hashes are added)."""
+        self.threshold = threshold
         self.ntotal = 0
         self.codes = np.zeros((0, HASH_BYTES), dtype=np.uint8)
         self._flat = None
         self._order = self._offsets = None
+        self._set_bits(bits or 16)
+        self._auto_bits = bits is None
+
+    def _set_bits(self, bits: int) -> None:
+        self.bits, self.tables = bits, 256 // bits
+        self.nflip = self.threshold // self.tables
+        flips = [0]
+        for k in range(1, self.nflip + 1):
+            flips += [sum(1 << b for b in chosen) for chosen in itertools.combinations(range(bits), k)]
+        self._flips = np.array(flips, dtype=np.int64)
+        self._table_base = np.arange(self.tables, dtype=np.int64) << bits
+
+    @classmethod
+    def bits_for(cls, n: int) -> int:
+        return 16 if n < cls.WIDE_FROM else 22
+
+    @staticmethod
+    def keys(codes: np.ndarray, table: int, bits: int) -> np.ndarray:
+        """Substring ``table`` of each code: bits ``[table * bits, (table + 1) * bits)`` of the code
+        read as a little-endian 256-bit number (16-bit substrings: bytes 2t and 2t + 1)."""
+        words = codes.view("<u8").reshape(-1, 4)
+        start = table * bits
+        word, shift = divmod(start, 64)
+        key = words[:, word] >> np.uint64(shift)
+        if shift + bits > 64:
+            key = key | (words[:, word + 1] << np.uint64(64 - shift))
+        return (key & np.uint64((1 << bits) - 1)).astype(np.uint32)
 
     def add(self, codes: np.ndarray) -> None:
         codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, HASH_BYTES)
@@ -69,22 +98,24 @@ class MultiIndexHash:
             self._order = self._offsets = None
             return
         self._flat = None
-        self._use_tables(codes, *self.build_tables(codes))
+        if self._auto_bits:
+            self._set_bits(self.bits_for(n))
+        self._use_tables(codes, *self.build_tables(codes, self.bits))
 
     @classmethod
-    def build_tables(cls, codes: np.ndarray, order=None, offsets=None) -> tuple[np.ndarray, np.ndarray]:
-        """The tables of ``codes`` (n, 32): ``order`` (16 * n positions, per table sorted by the
-        table's substring) and ``offsets`` (per table, where each substring value's run starts).
-        ``order``/``offsets`` may be given (e.g. memory-mapped files being written) to fill in place."""
-        n = len(codes)
-        width = 1 << cls.BITS
+    def build_tables(cls, codes: np.ndarray, bits: int = 16, order=None, offsets=None) -> tuple[np.ndarray, np.ndarray]:
+        """The tables of ``codes`` (n, 32) for ``bits``-bit substrings: ``order`` (tables * n
+        positions, per table sorted by the table's substring) and ``offsets`` (per table, where
+        each substring value's run starts). ``order``/``offsets`` may be given (e.g. memory-mapped
+        files being written) to fill in place."""
+        n, tables, width = len(codes), 256 // bits, 1 << bits
         if order is None:
-            order = np.empty(cls.TABLES * n, dtype=np.uint32)
+            order = np.empty(tables * n, dtype=np.uint32)
         if offsets is None:
-            offsets = np.zeros(cls.TABLES * width + 1, dtype=cls.offsets_dtype(n))
+            offsets = np.zeros(tables * width + 1, dtype=cls.offsets_dtype(n, bits))
         offsets[0] = 0
-        for t in range(cls.TABLES):
-            key = np.ascontiguousarray(codes[:, 2 * t:2 * t + 2]).view("<u2").ravel()  # one table at a time: bounded temporaries
+        for t in range(tables):  # one table at a time: bounded temporaries
+            key = cls.keys(codes, t, bits)
             order[t * n:(t + 1) * n] = np.argsort(key, kind="stable")
             counts = np.bincount(key, minlength=width)
             np.cumsum(counts, out=offsets[t * width + 1:(t + 1) * width + 1])
@@ -92,17 +123,18 @@ class MultiIndexHash:
         return order, offsets
 
     @classmethod
-    def offsets_dtype(cls, n: int):
-        return np.uint32 if cls.TABLES * n < 1 << 32 else np.int64
+    def offsets_dtype(cls, n: int, bits: int = 16):
+        return np.uint32 if (256 // bits) * n < 1 << 32 else np.int64
 
     @classmethod
-    def from_tables(cls, nflip: int, codes: np.ndarray, order: np.ndarray, offsets: np.ndarray) -> "MultiIndexHash":
+    def from_tables(cls, threshold: int, codes: np.ndarray, order: np.ndarray, offsets: np.ndarray,
+                    bits: int = 16) -> "MultiIndexHash":
         """An index over prebuilt tables (:meth:`build_tables`), e.g. read-only memory-mapped files
         of a snapshot: nothing is copied, so every process mapping them shares one copy."""
-        index = cls(nflip)
-        n = len(codes)
-        if codes.ndim != 2 or codes.shape[1] != HASH_BYTES or order.shape != (cls.TABLES * n,) or \
-                offsets.shape != (cls.TABLES * (1 << cls.BITS) + 1,) or (n and int(offsets[-1]) != cls.TABLES * n):
+        index = cls(threshold, bits)
+        n, tables = len(codes), 256 // bits
+        if codes.ndim != 2 or codes.shape[1] != HASH_BYTES or order.shape != (tables * n,) or \
+                offsets.shape != (tables * (1 << bits) + 1,) or (n and int(offsets[-1]) != tables * n):
             raise ValueError("multi-index tables do not fit their codes")
         index.codes, index.ntotal = codes, n
         index._use_tables(codes, order, offsets)
@@ -116,25 +148,31 @@ class MultiIndexHash:
         tables = 0 if self._order is None else self._order.nbytes + self._offsets.nbytes
         return self.codes.nbytes + tables
 
+    def probes(self, queries: np.ndarray) -> np.ndarray:
+        """(nq, tables * flips) directory rows each query reads."""
+        keys = np.stack([self.keys(queries, t, self.bits) for t in range(self.tables)], axis=1).astype(np.int64)
+        rows = (keys[:, :, None] ^ self._flips[None, None, :]) + self._table_base[None, :, None]
+        return rows.reshape(len(queries), -1)
+
     def range_search(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lims, distances, positions) like FAISS: the hits of query i are [lims[i], lims[i+1])."""
         queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, HASH_BYTES)
         if self._flat is not None:
             lims, dist, pos = self._flat.range_search(queries, radius)
             return lims.astype(np.int64), dist, pos
+        if radius > self.tables * (self.nflip + 1):
+            raise ValueError(f"radius {radius} is beyond what {self.tables} tables with {self.nflip} flips find exactly")
         nq = len(queries)
+        probes = self.probes(queries)
         if self.compiled:
             qn, ps, ds = _mih.search(self.codes, self._order, self._offsets, self._offsets.dtype == np.int64,
-                                     queries, self._flips, int(radius))
+                                     queries, probes, int(radius))
             qnum = np.frombuffer(qn, dtype=np.int64)
             lims = np.zeros(nq + 1, dtype=np.int64) if nq == 1 else np.searchsorted(qnum, np.arange(nq + 1))
             lims[-1] = len(qnum)
             return lims, np.frombuffer(ds, dtype=np.int32), np.frombuffer(ps, dtype=np.int64)
-        # probe keys (query, table, flip) -> rows of the directory
-        probes = (queries.view("<u2")[:, :, None] ^ self._flips).astype(np.int64)
-        probes += self._table_base[None, :, None]
-        starts = self._offsets[probes].reshape(nq, -1).astype(np.int64)
-        lengths = self._offsets[probes + 1].reshape(nq, -1) - starts
+        starts = self._offsets[probes].astype(np.int64)
+        lengths = self._offsets[probes + 1] - starts
         if nq == 1:
             qnum, pos, dist = self._verify(queries, starts.ravel(), lengths.ravel(), radius)
             return np.array([0, len(pos)], dtype=np.int64), dist, pos
@@ -196,7 +234,7 @@ def make_binary_index(threshold: int, mode: str = "auto"):
     """The index for 256-bit hashes: multi-index hashing (:class:`MultiIndexHash`) when asked, or
     auto with threshold <= 31; FAISS ``IndexBinaryFlat`` otherwise."""
     if mode == "multihash" or (mode == "auto" and threshold <= 31):
-        return MultiIndexHash(nflip=threshold // MultiIndexHash.BITS)
+        return MultiIndexHash(threshold)
     if mode not in ("auto", "flat"):
         raise ValueError(f"unknown pdq_index {mode!r} (expected auto, multihash or flat)")
     return faiss.IndexBinaryFlat(256)

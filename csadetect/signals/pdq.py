@@ -47,7 +47,8 @@ class PdqIndex(SignalIndex):
         self.threshold = settings.pdq_threshold
         self.index = make_binary_index(settings.pdq_threshold, settings.pdq_index)
         if isinstance(self.index, MultiIndexHash) and tables is not None:
-            self.index = MultiIndexHash.from_tables(self.index.nflip, codes, *tables)
+            order, offsets, bits = tables
+            self.index = MultiIndexHash.from_tables(self.threshold, codes, order, offsets, bits)
         elif len(rows):
             self.index.add(np.ascontiguousarray(codes, dtype=np.uint8))
 
