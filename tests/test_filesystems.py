@@ -209,7 +209,7 @@ def test_snapshot_written_and_loaded_through_filesystems(bucket, tmp_path):
     from csadetect.indicators.rows import from_media
     from csadetect.core.keys import generate_keypair
     from csadetect.indicators.snapshot import SnapshotError, build_snapshot, current_version
-    from csadetect.transforms.match import LiveIndex
+    from csadetect.indicators.live import LiveIndex
 
     pics = []
     for i in range(3):
@@ -222,10 +222,12 @@ def test_snapshot_written_and_loaded_through_filesystems(bucket, tmp_path):
     assert current_version(db) == 1
 
     DirBackedFileSystem.opened.clear()
-    live = LiveIndex(IndicatorSettings(path=db, public_key=public, poll_seconds=3600), MatchSettings())
+    live = LiveIndex(IndicatorSettings(path=db, public_key=public, poll_seconds=3600, cache_dir=str(tmp_path / "cache")),
+                     MatchSettings())
     assert live.version == 1 and len(live.index) > 0
     assert {f"{db}/CURRENT", f"{db}/versions/1/manifest.json", f"{db}/versions/1/manifest.sig",
-            f"{db}/versions/1/indicators.parquet", public} <= set(DirBackedFileSystem.opened)
+            f"{db}/versions/1/rows.arrow", f"{db}/versions/1/pdq_codes.npy", public} <= set(DirBackedFileSystem.opened)
+    assert f"{db}/versions/1/indicators.parquet" not in DirBackedFileSystem.opened  # the index files are mapped, not rebuilt
     before = len(live.index)
 
     build_snapshot(from_media([str(pics[2])], MatchSettings()), db, tmp_path / "keys" / "private.pem", base="latest")
@@ -235,9 +237,9 @@ def test_snapshot_written_and_loaded_through_filesystems(bucket, tmp_path):
     bad = f"{bucket}/snapdb-bad"
     root = Path(DirBackedFileSystem.ROOT) / "bucket"
     shutil.copytree(root / "snapdb", root / "snapdb-bad")
-    (root / "snapdb-bad" / "versions" / "1" / "indicators.parquet").write_bytes(b"PAR1 tampered")
-    with pytest.raises(SnapshotError, match="checksum mismatch for indicators.parquet in version 1"):
-        load_index(bad, public)
+    (root / "snapdb-bad" / "versions" / "1" / "rows.arrow").write_bytes(b"ARROW1 tampered")
+    with pytest.raises(SnapshotError, match="checksum mismatch for rows.arrow in version 1"):
+        load_index(bad, public, cache_dir=str(tmp_path / "cache"))
 
 
 # ----------------------------------------------------------------------- models
@@ -267,7 +269,7 @@ def test_local_copy_of_any_scheme_is_atomic_and_cached(bucket, model_cache):
     for f in (MODELS / "classifier").iterdir():
         if f.is_file():
             assert (local / f.name).read_bytes() == f.read_bytes()
-    assert [p.name for p in model_cache.iterdir()] == [local.parent.name]  # no staging dir left behind
+    assert [p.name for p in model_cache.iterdir() if p.name != ".lock"] == [local.parent.name]  # no staging dir left behind
 
     DirBackedFileSystem.opened.clear()
     assert _local_copy(url) == str(local) and DirBackedFileSystem.opened == []  # cached: nothing read again

@@ -1,24 +1,18 @@
 """The per-process live index swaps to a new signed snapshot without a restart, and refuses one
-that does not verify (keeping the last good version)."""
+that does not verify (keeping the last good version). ``refresh()`` is what the polling thread of
+:class:`csadetect.indicators.live.LiveIndex` calls every ``poll_seconds`` (the thread itself:
+tests/test_live_index.py)."""
 from __future__ import annotations
 
 import pytest
 
 from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.core.keys import generate_keypair
+from csadetect.indicators.live import LiveIndex
 from csadetect.indicators.rows import from_media
 from csadetect.indicators.snapshot import build_snapshot
 from csadetect.media import synth
 from csadetect.media.hashing import hash_image
-from csadetect.transforms.match import LiveIndex
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
@@ -37,8 +31,7 @@ def db(tmp_path):
 def test_live_index_swaps_on_poll_and_refuses_tampered(db):
     root, rows, paths = db
     settings = IndicatorSettings(path=str(root / "db"), public_key=str(root / "keys" / "public.pem"), poll_seconds=30)
-    clock = FakeClock()
-    live = LiveIndex(settings, MatchSettings(), clock=clock)
+    live = LiveIndex(settings, MatchSettings())
     new_img = hash_image(open(paths[2], "rb").read())
     old_img = hash_image(open(paths[0], "rb").read())
     assert live.version == 1
@@ -50,7 +43,7 @@ def test_live_index_swaps_on_poll_and_refuses_tampered(db):
     build_snapshot([r for r in rows if "img-2" in r.note], root / "db", root / "keys" / "private.pem",
                    base="latest", disable_ids=old_ids)
     assert not live.current().match_image(new_img)  # not polled yet
-    clock.now += 31
+    assert live.refresh()  # the poll
     index = live.current()
     assert live.version == 2
     assert index.match_image(new_img)
@@ -59,6 +52,6 @@ def test_live_index_swaps_on_poll_and_refuses_tampered(db):
     # a version signed with another key is refused; version 2 stays in service
     generate_keypair(root / "other")
     build_snapshot(rows, root / "db", root / "other" / "private.pem")
-    clock.now += 31
+    assert not live.refresh()
     assert live.current().version == 2
     assert live.current().match_image(new_img)

@@ -18,6 +18,7 @@ from csadetect.cli import indicators as cli
 from csadetect.config.settings import ConfigError, IndicatorSettings, MatchSettings, Settings
 from csadetect.core.keys import generate_keypair, sign
 from csadetect.indicators.index import load_index
+from csadetect.indicators.live import LiveIndex
 from csadetect.indicators.rows import Indicator
 from csadetect.indicators.snapshot import (
     SnapshotError,
@@ -28,7 +29,6 @@ from csadetect.indicators.snapshot import (
     load_snapshot,
 )
 from csadetect.pipelines.detect import check_indicators
-from csadetect.transforms.match import LiveIndex
 
 MD5_OLD = "0" * 32
 MD5_NEW = "1" * 32
@@ -42,14 +42,6 @@ def _cli(capsys, *argv):
     code = args.func(args)
     out, err = capsys.readouterr()
     return code, [json.loads(line) for line in out.splitlines() if line.strip()], err
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
@@ -108,7 +100,7 @@ def test_readers_take_the_highest_signed_version_not_current(db, capsys):
     """Loading never goes below the highest signed version because of CURRENT: ``match`` still finds
     what version 2 added (and says CURRENT disagrees); a running worker stays where it is."""
     db_dir, _, public = db
-    live = LiveIndex(_settings(db_dir, public), MatchSettings(), clock=FakeClock())
+    live = LiveIndex(_settings(db_dir, public), MatchSettings())
     _set_current(db_dir, "1\n")
     snap = load_snapshot(db_dir, public)
     assert snap.version == 2 and _ids(snap) == {"old", "new"}
@@ -183,13 +175,11 @@ def test_worker_refuses_a_deleted_newest_version(db):
     """Deleting version 2 and lowering CURRENT cannot be seen in the files; the running worker
     refuses to go back, and a new worker refuses to start below min_version."""
     db_dir, _, public = db
-    clock = FakeClock()
-    live = LiveIndex(_settings(db_dir, public, min_version=2), MatchSettings(), clock=clock)
+    live = LiveIndex(_settings(db_dir, public, min_version=2), MatchSettings())
     assert live.version == 2
     shutil.rmtree(os.path.join(db_dir, "versions", "2"))
     _set_current(db_dir, "1\n")
-    clock.now += 31
-    assert live.current().version == 2
+    assert not live.refresh() and live.current().version == 2
     with pytest.raises(SnapshotError, match="refused: the highest signed version in .* is 1, older than the loaded 2"):
         live.index.refresh(db_dir, public)
     with pytest.raises(SnapshotError, match="version 1 is below the minimum version 2"):
@@ -222,8 +212,7 @@ def _forge_version(db_dir, version, signer=None):
 @pytest.mark.parametrize("current", ["2\n", "9\n"])
 def test_forged_manifest_cannot_raise_the_version(db, tmp_path, capsys, current):
     db_dir, _, public = db
-    clock = FakeClock()
-    live = LiveIndex(_settings(db_dir, public), MatchSettings(), clock=clock)
+    live = LiveIndex(_settings(db_dir, public), MatchSettings())
     other_private, _ = generate_keypair(tmp_path / "other")
     _forge_version(db_dir, 9, signer=other_private)
     _set_current(db_dir, current)
@@ -233,8 +222,7 @@ def test_forged_manifest_cannot_raise_the_version(db, tmp_path, capsys, current)
         head(db_dir, public)
     code, _, err = _cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
     assert code == 1 and "signature does not verify for version 9" in err
-    clock.now += 31
-    assert live.current().version == 2  # refused, not raised; version 2 stays in service
+    assert not live.refresh() and live.current().version == 2  # refused, not raised; version 2 stays in service
     assert load_snapshot(db_dir, public, 2).version == 2  # an explicit version still loads
 
 

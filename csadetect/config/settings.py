@@ -180,9 +180,13 @@ class FloodGuardSettings(_Strict):
 class IndicatorSettings(_Strict):
     path: str = Field(".demo/indicators", description="snapshot directory (local path or any Beam filesystem)")
     public_key: str = Field(".demo/keys/public.pem", description="Ed25519 public key that signs the snapshots")
-    poll_seconds: float = Field(60.0, gt=0, description="how often workers look for a new snapshot version")
+    poll_seconds: float = Field(30.0, gt=0, description="how often workers look for a new snapshot version")
     min_version: Optional[int] = Field(
         None, ge=1, description="refuse a snapshot version below this (at start-up and on hot swap); None = no minimum"
+    )
+    cache_dir: Optional[str] = Field(
+        None, description="local directory where a snapshot on an object store (gs://) is copied once per machine to "
+        "be memory-mapped by every worker process; None = the system's temp directory"
     )
 
 

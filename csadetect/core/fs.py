@@ -79,3 +79,43 @@ def match(pattern: str) -> Iterator:
     a glob, on any filesystem (local paths too, through Beam's local filesystem)."""
     for result in filesystems().match([pattern]):
         yield from result.metadata_list
+
+
+def local_copy(sources: "dict[str, str]", cache_dir: str, key: str, check=None) -> str:
+    """A local directory ``cache_dir/key`` holding ``sources`` (relative name, ``/``-separated ->
+    a path or URL on any filesystem), copied once per machine: the first process streams each file
+    into a staging directory (``check(name, sha256_hex)`` may raise to refuse one) and renames the
+    directory into place in one step; the others wait on a lock file and reuse it, so no process
+    ever reads a half-copied directory and the copy is made once, not once per process."""
+    import fcntl
+    import hashlib
+    import shutil
+    import tempfile
+
+    final = os.path.join(cache_dir, key)
+    if os.path.isdir(final):
+        return final
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if os.path.isdir(final):
+                return final
+            staging = tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir)
+            try:
+                for name, source in sorted(sources.items()):
+                    dest = os.path.join(staging, *name.split("/"))
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    digest = hashlib.sha256()
+                    with open_read(source) as src, open(dest, "wb") as out:
+                        for block in iter(lambda: src.read(1 << 24), b""):
+                            digest.update(block)
+                            out.write(block)
+                    if check is not None:
+                        check(name, digest.hexdigest())
+                os.rename(staging, final)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return final

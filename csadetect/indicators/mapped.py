@@ -28,14 +28,12 @@ a lock; the other processes on the machine wait for it and map the same copy).
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
-import uuid
 from typing import Optional
 
 import numpy as np
@@ -150,50 +148,30 @@ def default_cache_dir() -> str:
 
 def cached_copy(db_dir: str, where: str, manifest: dict, cache_dir: Optional[str] = None) -> str:
     """A local directory holding the files :func:`map_version` maps, copied from ``where`` (a
-    version directory on any Beam filesystem) once per machine under ``cache_dir``: the first
-    process copies each file, checking its SHA-256 as it streams, then renames the directory into
-    place; other processes wait on a lock file and reuse it. Older cached versions of the same
-    database are removed (a process still mapping one keeps its pages until it unmaps them)."""
+    version directory on any Beam filesystem) once per machine under ``cache_dir``
+    (:func:`csadetect.core.fs.local_copy`), each file's SHA-256 checked as it streams. Older cached
+    versions of the same database are removed (a process still mapping one keeps its pages until
+    it unmaps them)."""
     root = os.path.join(cache_dir or default_cache_dir(), hashlib.sha256(db_dir.encode()).hexdigest()[:16])
-    tag = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
     version = int(manifest["version"])
-    final = os.path.join(root, f"v{version}-{tag}")
-    if os.path.isdir(final):
-        return final
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not os.path.isdir(final):
-                staging = f"{final}.staging-{uuid.uuid4().hex[:8]}"
-                os.makedirs(staging)
-                try:
-                    for name in _needed(manifest):
-                        _copy_checked(fs.join(where, name), os.path.join(staging, name), manifest, name)
-                    os.rename(staging, final)
-                finally:
-                    shutil.rmtree(staging, ignore_errors=True)
-            for other in os.listdir(root):
-                if other.startswith("v") and "-" in other and ".staging-" not in other and other != os.path.basename(final):
-                    if other[1:].split("-")[0].isdigit() and int(other[1:].split("-")[0]) < version:
-                        shutil.rmtree(os.path.join(root, other), ignore_errors=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return final
+    key = f"v{version}-" + hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    files = manifest.get("files") or {}
 
+    def check(name: str, digest: str) -> None:
+        if digest != files.get(name, {}).get("sha256"):
+            raise SnapshotError(f"checksum mismatch for {name} in version {version}")
 
-def _copy_checked(source: str, target: str, manifest: dict, name: str) -> None:
-    version = manifest.get("version")
-    digest = hashlib.sha256()
     try:
-        with fs.open_read(source) as src, open(target, "wb") as dst:
-            for block in iter(lambda: src.read(1 << 24), b""):
-                digest.update(block)
-                dst.write(block)
-    except (OSError, FileNotFoundError):
-        raise SnapshotError(f"{name} is missing from version {version}") from None
-    if digest.hexdigest() != (manifest.get("files") or {}).get(name, {}).get("sha256"):
-        raise SnapshotError(f"checksum mismatch for {name} in version {version}")
+        final = fs.local_copy({name: fs.join(where, name) for name in _needed(manifest)}, root, key, check)
+    except SnapshotError:
+        raise
+    except Exception as exc:  # OSError locally, BeamIOError on an object store: one line either way
+        raise SnapshotError(f"cannot copy version {version} of {db_dir} into {root}: {type(exc).__name__}") from None
+    for other in os.listdir(root):
+        number = other[1:].split("-")[0]
+        if other.startswith("v") and number.isdigit() and int(number) < version:
+            shutil.rmtree(os.path.join(root, other), ignore_errors=True)
+    return final
 
 
 def map_version(where: str, manifest: dict) -> MappedVersion:

@@ -45,7 +45,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -91,27 +90,11 @@ def _local_copy(uri: str) -> str:
         raise ModelError(f"model not found: {uri}")
     listing = "\n".join(f"{p}\t{m.size_in_bytes}\t{m.last_updated_in_seconds}" for p, m in sorted(found.items()))
     key = hashlib.sha256(f"{uri}\n{listing}".encode()).hexdigest()[:16]
-    root = os.path.join(tempfile.gettempdir(), "csadetect-models")
-    cache = os.path.join(root, key)
-    if os.path.isdir(cache):
-        return os.path.join(cache, name)
-    os.makedirs(root, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{key}-", dir=root)
-    try:
-        for path in sorted(found):
-            rel = path[len(base):].lstrip("/") if path != base else ""
-            dest = os.path.join(staging, name, *rel.split("/")) if rel else os.path.join(staging, name)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with fs.open_read(path) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-        try:
-            os.rename(staging, cache)  # atomic; fails if another process published it first
-        except OSError:
-            if not os.path.isdir(cache):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return os.path.join(cache, name)
+    sources = {}
+    for path in found:
+        rel = path[len(base):].lstrip("/") if path != base else ""
+        sources[f"{name}/{rel}" if rel else name] = path
+    return os.path.join(fs.local_copy(sources, os.path.join(tempfile.gettempdir(), "csadetect-models"), key), name)
 
 
 def _unreadable(what: str, where, exc: BaseException) -> ModelError:

@@ -301,7 +301,8 @@ def check_indicators(settings: Settings):
     ind = settings.indicators
     try:
         found = check_head(ind.path, ind.public_key, ind.min_version)
-        return load_index(ind.path, ind.public_key, settings.match, version=found.latest, min_version=ind.min_version)
+        return load_index(ind.path, ind.public_key, settings.match, version=found.latest, min_version=ind.min_version,
+                          cache_dir=ind.cache_dir)
     except (SnapshotError, OSError, ValueError) as exc:
         raise ConfigError(f"indicator database {settings.indicators.path}: {exc}") from None
 

@@ -5,14 +5,17 @@ a dead letter (so no single event can stop the pipeline). The element types that
 or content in their names."""
 from __future__ import annotations
 
+import collections
 import functools
 import logging
+import threading
 from typing import Callable, Optional
 
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import StandardOptions
 
 from csadetect.events.event import DeadLetter, dead_letter
 from csadetect.reports.crypto import ReportKeys
@@ -182,3 +185,31 @@ class KeysDoFn(beam.DoFn):
 
     def setup(self):
         self._keys = ReportKeys.load(self._reports)
+
+
+# Shared (apache_beam.utils.shared) keeps only the last object acquired in the whole process alive
+# once no DoFn holds it, and the streaming DirectRunner sets a DoFn up and tears it down for every
+# bundle: with several stages acquiring their own Shared objects, a stage's per-process state (the
+# indicator index and its polling thread, the flood guard's window) would be rebuilt for every
+# bundle. In streaming runs the latest few are therefore held here, one per tag (a worker has one
+# per stage; a test process running many pipelines keeps no more than these). Batch runners keep
+# their DoFns for the whole run and need none of this.
+KEEP_ALIVE = 8
+_kept: "collections.OrderedDict[str, object]" = collections.OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def keep_alive(tag: str, holder) -> None:
+    """Hold a Shared object of this process between bundles (see above); the oldest beyond
+    ``KEEP_ALIVE`` is let go (collected once no DoFn holds it)."""
+    with _kept_lock:
+        _kept[tag] = holder
+        _kept.move_to_end(tag)
+        while len(_kept) > KEEP_ALIVE:
+            _kept.popitem(last=False)
+
+
+def is_streaming(pcoll) -> bool:
+    """Whether the pipeline ``pcoll`` belongs to runs in streaming mode."""
+    options = pcoll.pipeline.options
+    return bool(options is not None and options.view_as(StandardOptions).streaming)

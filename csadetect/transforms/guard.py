@@ -38,7 +38,7 @@ from apache_beam.utils import shared
 from csadetect.config.settings import AllowListSettings, FloodGuardSettings, MatchSettings
 from csadetect.indicators.controls import AllowList, FloodGuard, ReleaseWatcher, Thresholds, suppress
 from csadetect.indicators.snapshot import SnapshotError
-from csadetect.transforms.common import counter, guarded
+from csadetect.transforms.common import counter, guarded, is_streaming, keep_alive
 from csadetect.transforms.decide import REVIEW, needs_review
 
 LOG = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class ProcessControls:
     the release records it has applied."""
 
     def __init__(self, allow_list: AllowListSettings, flood_guard: FloodGuardSettings, match: MatchSettings,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, keep: bool = False):
         self.allow = AllowList(allow_list, match, clock) if allow_list.path else None
         if self.allow is not None:
             LOG.info("allow-list version %s loaded (%d entries)", self.allow.version, len(self.allow.index))
@@ -105,7 +105,7 @@ class _Holder:
 class GuardMatchesFn(beam.DoFn):
     def __init__(self, match: MatchSettings, allow_list: AllowListSettings, flood_guard: FloodGuardSettings,
                  shared_handle: shared.Shared, embedding=None, auto_confirm_similarity=None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, keep: bool = False):
         self._match = match
         self._allow_list = allow_list
         self._flood_guard = flood_guard
@@ -113,6 +113,7 @@ class GuardMatchesFn(beam.DoFn):
         self._embedding = embedding  # csadetect.models.embedding.EmbeddingSpec or None
         self._auto_similarity = auto_confirm_similarity
         self._clock = clock  # tests pass a fake one
+        self._keep = keep  # hold the per-process controls between bundles (streaming: common.keep_alive)
         self._thresholds = Thresholds.from_settings(match)
         self._controls: Optional[ProcessControls] = None
 
@@ -120,7 +121,9 @@ class GuardMatchesFn(beam.DoFn):
         tag = "|".join(s.model_dump_json() for s in (self._allow_list, self._flood_guard, self._match))
         holder = self._shared.acquire(
             lambda: _Holder(ProcessControls(self._allow_list, self._flood_guard, self._match, self._clock)), tag=tag)
-        self._holder = holder  # keep the shared object alive while this DoFn lives
+        self._holder = holder  # keep the shared object alive while this DoFn lives ...
+        if self._keep:
+            keep_alive(f"guard|{tag}", holder)  # ... and between bundles: the flood guard's window lives on
         self._controls = holder.controls
 
     def _allowed(self, item):
@@ -195,5 +198,6 @@ class GuardMatches(beam.PTransform):
         self._shared = shared.Shared()
 
     def expand(self, matched):
-        fn = GuardMatchesFn(*self._args, self._shared, self._embedding, self._auto_similarity)
+        fn = GuardMatchesFn(*self._args, self._shared, self._embedding, self._auto_similarity,
+                            keep=is_streaming(matched))
         return matched | "Guard" >> beam.ParDo(fn).with_outputs(REVIEW, main="matched")

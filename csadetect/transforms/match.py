@@ -1,15 +1,17 @@
 """MatchIndicators: look hashed items up in the signed indicator database.
 
-The FAISS indexes are loaded once per worker process (``apache_beam.utils.shared.Shared``) and
-swapped atomically when a new signed snapshot version appears (polled every
-``indicators.poll_seconds``). A snapshot that does not verify is refused and the last good one
-stays in use."""
+The thin Beam part only. The indexes live in one :class:`~csadetect.indicators.live.LiveIndex`
+per worker process (``apache_beam.utils.shared.Shared``), whose daemon thread polls for a new
+signed snapshot version every ``indicators.poll_seconds``, prepares it off the matching path and
+swaps it in with one assignment: matching never pauses for a swap, and each item is answered by one
+version. A snapshot that does not verify is refused and the last good one stays in use. The
+thread's swaps and refusals reach the counters ``snapshot_swapped`` and ``snapshot_rejected``
+from here (Beam metrics belong to a bundle's thread). In streaming runs the process also holds its
+LiveIndex between bundles (:func:`csadetect.transforms.common.keep_alive`), so it is loaded once
+and then only swapped."""
 from __future__ import annotations
 
 import dataclasses
-import logging
-import threading
-import time
 
 import apache_beam as beam
 import faiss
@@ -17,55 +19,11 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from csadetect.config.settings import IndicatorSettings, MatchSettings
-from csadetect.indicators.index import load_index
-from csadetect.indicators.snapshot import SnapshotError
+from csadetect.indicators.live import LiveIndex
 from csadetect.reports.hits import MatchedItem
-from csadetect.transforms.common import NAMESPACE, counter, guarded
+from csadetect.transforms.common import NAMESPACE, counter, guarded, is_streaming, keep_alive
 
-LOG = logging.getLogger(__name__)
-
-
-class LiveIndex:
-    """Holds the current IndicatorIndex of one worker process and refreshes it when due."""
-
-    def __init__(self, indicators: IndicatorSettings, match: MatchSettings, clock=time.monotonic):
-        self._settings = indicators
-        self._match = match
-        self._clock = clock
-        self._lock = threading.Lock()
-        self.index = load_index(indicators.path, indicators.public_key, match, min_version=indicators.min_version)
-        self._next_poll = clock() + indicators.poll_seconds
-        LOG.info("indicator snapshot version %s loaded (%d indicators)", self.index.version, len(self.index))
-
-    @property
-    def version(self):
-        return self.index.version
-
-    def current(self):
-        if self._clock() >= self._next_poll:
-            self.refresh()
-        return self.index
-
-    def refresh(self) -> bool:
-        """Move to the newest verified snapshot if there is one (deltas are applied to the live
-        index, no full rebuild). Returns True when the version changed."""
-        with self._lock:
-            self._next_poll = self._clock() + self._settings.poll_seconds
-            before = self.index.version
-            try:
-                changed = self.index.refresh(self._settings.path, self._settings.public_key, self._settings.min_version)
-            except SnapshotError as exc:
-                counter("snapshot_rejected").inc()
-                LOG.error("indicator snapshot refused: %s; keeping version %s", exc, before)
-                return False
-            except Exception as exc:  # storage hiccup: keep serving the last good version
-                LOG.warning("indicator snapshot poll failed (%s); keeping version %s", type(exc).__name__, before)
-                return False
-            if changed:
-                counter("snapshot_swapped").inc()
-                LOG.info("indicator snapshot swapped from version %s to %s (%d indicators)",
-                         before, self.index.version, len(self.index))
-            return changed
+__all__ = ["LiveIndex", "MatchIndicators", "MatchIndicatorsFn"]  # LiveIndex: its old import path still works
 
 
 class _Holder:
@@ -77,19 +35,22 @@ class _Holder:
 
 class MatchIndicatorsFn(beam.DoFn):
     def __init__(self, indicators: IndicatorSettings, match: MatchSettings, shared_handle: shared.Shared,
-                 embedding=None):
+                 embedding=None, keep_alive: bool = False):
         self._indicators = indicators
         self._match = match
         self._shared = shared_handle
         self._embedding = embedding  # csadetect.models.embedding.EmbeddingSpec or None
+        self._keep_alive = keep_alive  # hold the LiveIndex between bundles (streaming: common.keep_alive)
         self._live = None
 
     def setup(self):
         if self._match.faiss_threads:
             faiss.omp_set_num_threads(self._match.faiss_threads)
         tag = f"{self._indicators.path}|{self._indicators.public_key}|{self._match.model_dump_json()}"
-        holder = self._shared.acquire(lambda: _Holder(LiveIndex(self._indicators, self._match)), tag=tag)
-        self._holder = holder  # keep the shared object alive while this DoFn lives
+        holder = self._shared.acquire(lambda: _Holder(LiveIndex(self._indicators, self._match).start()), tag=tag)
+        self._holder = holder  # keep the shared object alive while this DoFn lives ...
+        if self._keep_alive:
+            keep_alive(f"match|{tag}", holder)  # ... and between bundles
         self._live = holder.live
         self._version_gauge = Metrics.gauge(NAMESPACE, "indicator_version")  # the progress line's index version
 
@@ -97,7 +58,9 @@ class MatchIndicatorsFn(beam.DoFn):
     # the main output to Decide, which passes it to its dead-letter output
     @guarded("match", to_main=True)
     def process(self, item):
-        index = self._live.current()
+        for name, n in self._live.take_counts().items():  # the polling thread's swaps and refusals
+            counter(name).inc(n)
+        index = self._live.current()  # one version for this item, whatever a swap does meanwhile
         self._version_gauge.set(int(index.version))
         if item.event.order_for("known") is None:
             # no active detection order covers known-material detection on this service
@@ -127,5 +90,6 @@ class MatchIndicators(beam.PTransform):
         self._shared = shared.Shared()
 
     def expand(self, hashed):
-        fn = MatchIndicatorsFn(self._indicators, self._match, self._shared, self._embedding)
+        fn = MatchIndicatorsFn(self._indicators, self._match, self._shared, self._embedding,
+                               keep_alive=is_streaming(hashed))
         return hashed | "Lookup" >> beam.ParDo(fn)
