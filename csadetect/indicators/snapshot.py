@@ -6,14 +6,15 @@ Layout of a database directory (a local path or any Beam filesystem URL such as 
     DBDIR/versions/<N>/indicators.parquet   a full snapshot, or
     DBDIR/versions/<N>/delta.parquet        rows changed since the parent version
     DBDIR/versions/<N>/pdq_codes.npy        PDQ hashes of that file's pdq rows, (n, 32) uint8 (parsed once, here)
+    DBDIR/versions/<N>/rows.arrow, *.npy    a full version's index files, ready to map (indicators/mapped.py)
     DBDIR/versions/<N>/manifest.json        format, version, parent, created_at, counts, SHA-256 of every file
     DBDIR/versions/<N>/manifest.sig         base64 Ed25519 signature of the exact manifest bytes
 
 A delta holds, for each id it touches, the id's complete new row: an upsert, or a tombstone (the
 old row with ``disabled_at`` set). Resolving a chain is "last row per id wins". Loading verifies
-the signature and the checksum of every file of every version in the chain, and parses the very
-bytes it checked, so nothing unverified is ever used. Any failure raises :class:`SnapshotError`
-with a one-line reason; callers keep serving their last good version. Rows are sorted by kind in
+the signature and the checksum of every file it reads of every version in the chain (the index
+files when they are mapped), and parses the very bytes it checked, so nothing unverified is ever
+used. Any failure raises :class:`SnapshotError` with a one-line reason; callers keep serving their last good version. Rows are sorted by kind in
 the order the signal types are registered (:mod:`csadetect.signals`, PDQ first), then by id.
 
 Which version is current (no rollback, :func:`head`): the highest version directory that holds a

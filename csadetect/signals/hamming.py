@@ -163,14 +163,14 @@ class MultiIndexHash:
         if radius > self.tables * (self.nflip + 1):
             raise ValueError(f"radius {radius} is beyond what {self.tables} tables with {self.nflip} flips find exactly")
         nq = len(queries)
-        probes = self.probes(queries)
         if self.compiled:
             qn, ps, ds = _mih.search(self.codes, self._order, self._offsets, self._offsets.dtype == np.int64,
-                                     queries, probes, int(radius))
+                                     queries, self._flips, self.bits, int(radius))
             qnum = np.frombuffer(qn, dtype=np.int64)
             lims = np.zeros(nq + 1, dtype=np.int64) if nq == 1 else np.searchsorted(qnum, np.arange(nq + 1))
             lims[-1] = len(qnum)
             return lims, np.frombuffer(ds, dtype=np.int32), np.frombuffer(ps, dtype=np.int64)
+        probes = self.probes(queries)
         starts = self._offsets[probes].astype(np.int64)
         lengths = self._offsets[probes + 1] - starts
         if nq == 1:
@@ -253,7 +253,10 @@ def range_search(index, queries: np.ndarray, radius: int) -> tuple[np.ndarray, n
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
     lims, dist, pos = index.range_search(queries, radius)
-    qnum = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
+    if len(queries) == 1:
+        qnum = np.zeros(len(pos), dtype=np.int64)
+    else:
+        qnum = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
     return qnum, np.asarray(pos, dtype=np.int64), np.asarray(dist, dtype=np.int64)
 
 
