@@ -57,6 +57,16 @@ def pubsub_emulator(timeout: float = 90.0):
         os.unlink(log.name)
 
 
+def stop(proc, timeout: float = 30.0) -> None:
+    """Stop a pipeline started by a test (terminate, then kill after ``timeout`` seconds)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_for(fetch, count: int, timeout: float) -> list:
     """Call ``fetch()`` (a pull that returns a list) until ``count`` items arrived or ``timeout``
     seconds passed; returns what arrived."""

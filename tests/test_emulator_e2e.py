@@ -20,7 +20,7 @@ from csadetect.reports import crypto
 from csadetect.review.store import ReviewStore
 from csadetect.media import synth
 from csadetect.events.event import make_event
-from tests.pubsub_emulator import PubSubAdmin
+from tests.pubsub_emulator import PubSubAdmin, stop
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(600)
@@ -71,13 +71,6 @@ def _records(pattern):
             out += [json.loads(line) for line in fh if line.strip()]
     return out
 
-
-def _stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
@@ -212,8 +205,8 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
         reports += [json.loads(m.data) for m in admin.pull(subs["hits"])]
         notes += [json.loads(m.data) for m in admin.pull(subs["notifications"])]
     finally:
-        _stop(detect)
-        _stop(feedback)
+        stop(detect)
+        stop(feedback)
         admin.close()
 
     # 4. nothing of the rejected item or of non-hits remains anywhere

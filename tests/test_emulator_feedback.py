@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pubsub_emulator import PubSubAdmin
+from tests.pubsub_emulator import PubSubAdmin, stop
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -185,12 +185,7 @@ def test_stream_feedback(emulator, tmp_path):
             notes.extend(admin.pull(notes_sub))
             alerts = _records(out_dir, "alerts")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     admin.close()
     logs = log_path.read_text(errors="replace")
     assert len(alerts) == 1, alerts  # recovering above the floor raises nothing

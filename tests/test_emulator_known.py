@@ -16,7 +16,7 @@ from csadetect.reports import crypto
 
 from csadetect.media import synth
 from csadetect.events.event import make_event
-from tests.pubsub_emulator import PubSubAdmin, wait_for
+from tests.pubsub_emulator import PubSubAdmin, wait_for, stop
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -150,11 +150,7 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
             dead_letters += admin.pull(dead_sub)
             flagged += admin.pull(review_sub)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     logs = log_path.read_text(errors="replace")
     assert proc.returncode is not None
 

@@ -16,7 +16,7 @@ import pytest
 from csadetect.events.event import make_event
 from csadetect.media import synth
 from tests.conftest import signed_indicator_db
-from tests.pubsub_emulator import PubSubAdmin, wait_for
+from tests.pubsub_emulator import PubSubAdmin, wait_for, stop
 from tests.test_poison import IMAGE, SECRET, poison_lines
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
@@ -76,11 +76,7 @@ def test_poison_events_do_not_stop_the_stream(emulator, indicator_db, tmp_path, 
             dead_letters += admin.pull(dead_sub)
             still_running = proc.poll() is None
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     logs = log_path.read_text(errors="replace")
     assert running_after_poison and still_running, logs[-3000:]
     got = sorted(json.loads(m.data)["event_id"] for m in reports)

@@ -28,7 +28,7 @@ from csadetect.events.event import make_event
 from csadetect.indicators.rows import from_media
 from csadetect.indicators.snapshot import build_snapshot
 from csadetect.media import synth
-from tests.pubsub_emulator import PubSubAdmin
+from tests.pubsub_emulator import PubSubAdmin, stop
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(400)]
 REPO = Path(__file__).resolve().parent.parent
@@ -145,11 +145,7 @@ def test_a_published_delta_is_matched_within_60_seconds_without_losing_reports(e
         time.sleep(3)  # a duplicate would arrive now
         reports.extend(json.loads(m.data) for m in admin.pull(hits_sub))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         admin.close()
     text = log.read_text(errors="replace")
     print(f"{len(trickle)} known hits published before, during and after the swap; {len(reports)} reports")
