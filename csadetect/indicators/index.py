@@ -88,12 +88,13 @@ class _Segment:
         try:
             for signal in SIGNAL_TYPES.values():
                 first, end = bounds.get(signal.name, (0, 0))
-                rows = np.arange(first, end)
-                if signal.name == CODES_KIND:  # parsed once, in the snapshot (and its tables when mapped)
-                    self.indexes[signal.name] = signal.build_index(values.slice(first, 0), rows, settings, pdq_codes,
-                                                                   pdq_tables)
+                if signal.name == CODES_KIND:  # parsed once, in the snapshot (and its tables when mapped); its rows
+                    # are one run, passed as a range (an array of 100M row numbers would be 800 MB)
+                    self.indexes[signal.name] = signal.build_index(values.slice(first, 0), range(first, end), settings,
+                                                                   pdq_codes, pdq_tables)
                     continue
-                self.indexes[signal.name] = signal.build_index(values.slice(first, end - first), rows, settings)
+                self.indexes[signal.name] = signal.build_index(values.slice(first, end - first), np.arange(first, end),
+                                                               settings)
         except SignalError as exc:
             raise SnapshotError(str(exc)) from None
 

@@ -31,6 +31,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import mmap
 import os
 import shutil
 import tempfile
@@ -98,13 +99,49 @@ def index_files(table: pa.Table, codes: np.ndarray) -> tuple[dict, dict[str, byt
     return meta, blobs
 
 
-def sha256_file(path: str) -> str:
-    """The SHA-256 of a file, read in 16 MiB blocks (nothing of it is kept)."""
+def sha256_file(path: str, drop_cache: bool = False) -> str:
+    """The SHA-256 of a file, read in 16 MiB blocks (nothing of it is kept). ``drop_cache``: then
+    ask the kernel to drop the pages this read cached (pages other processes map stay)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 24), b""):
             digest.update(block)
+        if drop_cache and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     return digest.hexdigest()
+
+
+# Files read a row here and a row there (the id, category and source of a hit): mapped for random
+# access. Read sequentially by the checksum, their pages would sit in the page cache as large
+# folios, and the first touch of a row would map megabytes around it into the process; the cache
+# they filled is dropped after the check and their mappings advised MADV_RANDOM, so a hit maps a
+# page. The PDQ codes and tables are read all over by every lookup: they keep the default.
+SPARSE = (ROWS_FILE, CATEGORY_FILE, SOURCE_FILE)
+
+
+def _map(path: str, sparse: bool) -> mmap.mmap:
+    with open(path, "rb") as fh:
+        mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    if sparse and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mapping.madvise(mmap.MADV_RANDOM)
+    return mapping
+
+
+def _map_npy(path: str, sparse: bool) -> np.ndarray:
+    """A read-only array over the mapped ``.npy`` file (header parsed, data not copied)."""
+    with open(path, "rb") as fh:
+        major, _ = np.lib.format.read_magic(fh)
+        if major == 1:
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        offset = fh.tell()
+    if fortran or dtype.hasobject:
+        raise ValueError(f"{os.path.basename(path)} is not a plain C-order array")
+    count = int(np.prod(shape)) if shape else 1
+    if count == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.frombuffer(_map(path, sparse), dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -188,16 +225,15 @@ def map_version(where: str, manifest: dict) -> MappedVersion:
             raise SnapshotError(f"manifest of version {version} does not list {name}")
         path = os.path.join(where, name)
         try:
-            digest = sha256_file(path)
+            digest = sha256_file(path, drop_cache=name in SPARSE)
         except OSError:
             raise SnapshotError(f"{name} is missing from version {version}") from None
         if digest != files[name].get("sha256"):
             raise SnapshotError(f"checksum mismatch for {name} in version {version}")
         paths[name] = path
     try:
-        rows = pa.ipc.open_file(pa.memory_map(paths[ROWS_FILE], "r")).read_all()
-        arrays = {name: np.load(paths[name], mmap_mode="r", allow_pickle=False)
-                  for name in needed if name.endswith(".npy")}
+        rows = pa.ipc.open_file(pa.py_buffer(_map(paths[ROWS_FILE], sparse=True))).read_all()
+        arrays = {name: _map_npy(paths[name], sparse=name in SPARSE) for name in needed if name.endswith(".npy")}
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise SnapshotError(f"cannot map files of version {version}: {type(exc).__name__}") from None
     n = int(meta.get("rows", -1))

@@ -13,7 +13,7 @@ row array.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,7 @@ DIHEDRAL = ("original", "rotate-90", "rotate-180", "rotate-270", "flip-x", "flip
 class PdqIndex(SignalIndex):
     """A binary index (:func:`~csadetect.signals.hamming.make_binary_index`) over the rows' codes."""
 
-    def __init__(self, codes: np.ndarray, rows: np.ndarray, settings: MatchSettings, tables=None):
+    def __init__(self, codes: np.ndarray, rows: Sequence[int], settings: MatchSettings, tables=None):
         """``tables``: a snapshot's prebuilt multi-index tables of ``codes`` (memory-mapped, see
         :mod:`csadetect.indicators.mapped`), used as they are (nothing copied) when ``settings``
         choose multi-index hashing; FAISS flat copies the codes either way."""
