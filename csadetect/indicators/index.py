@@ -3,7 +3,8 @@
 A segment holds, for every registered signal type (:mod:`csadetect.signals`), the index that type
 builds over its rows: PDQ by multi-index hashing or FAISS (:mod:`csadetect.signals.pdq`), vPDQ by
 the share of frames found (:mod:`csadetect.signals.vpdq`), MD5 / SHA-1 / SHA-256 by exact lookup
-(:mod:`csadetect.signals.digest`), embeddings by exact inner product per model version
+(:mod:`csadetect.signals.digest`), embeddings by inner product per model version, exact or approximate (IVF/HNSW) by size
+(``match.embedding_index``)
 (:mod:`csadetect.signals.embedding`). Each type's module documents its distance; smaller is better
 for every kind. A query asks each type that has something to look up for the item
 (``SignalType.probe``) and turns the hits into :class:`Match` records.

@@ -6,12 +6,31 @@ that made them, so ``from-media`` always writes the version; rows without one ma
 the same dimension. A known image gives one row for itself and one per index-side view
 (:func:`embedding_views`), so that a cropped or slightly rotated copy meets a row that looks like it.
 
-The index is FAISS ``IndexFlatIP`` (exact inner product) over the L2-normalised vectors, one per
-(model version, dimension): a query made by model *v* is only compared with rows of version *v*
-(and rows without a version of the same dimension). A row matches when the cosine similarity of
-any query view (the image, its trimmed views, its mirror) is >= the model's calibrated threshold;
-``similarity`` is the best one and the distance ``1 - similarity``. 4 bytes per dimension per row
-(512 B at 128-d). Embedding matches go to review unless ``embedding.auto_confirm_similarity`` is set.
+The index is one FAISS index over the L2-normalised vectors per (model version, dimension): a
+query made by model *v* is only compared with rows of version *v* (and rows without a version of
+the same dimension). A row matches when the cosine similarity of any query view (the image, its
+trimmed views, its mirror) is >= the model's calibrated threshold; ``similarity`` is the best one
+and the distance ``1 - similarity``. Embedding matches go to review unless
+``embedding.auto_confirm_similarity`` is set.
+
+Which FAISS index (:class:`VectorIndex`, ``match.embedding_index``; numbers in
+``benchmarks/embeddings.md``):
+
+- ``flat``: ``IndexFlatIP``, exact inner product; 4 bytes per dimension per row (512 B at 128-d).
+- ``ivf``: ``IndexIVFFlat`` (inner product), :func:`ivf_nlist` (~sqrt(n)) lists trained by k-means on the rows
+  themselves at build (a seeded sample, so a build is repeatable), ``embedding_ivf_nprobe`` lists
+  searched per query; range search, so every row at or above the threshold in the probed lists
+  is found. + 8 bytes per row (its id in its list) and the centroids.
+- ``hnsw``: ``IndexHNSWFlat`` (inner product, ``M`` = :data:`HNSW_M`), ``embedding_hnsw_ef_search``
+  candidates per query. FAISS's HNSW has no range search: it is searched for the top *k* and the
+  hits below the threshold are dropped; when the *k*-th is still a hit the query is searched
+  again with twice *k*, so the number of matches per query vector is not capped, but each round
+  is approximate. + ~2·M·4 bytes of graph links per row.
+- ``auto``: ``flat`` below ``embedding_exact_below`` rows in a group, else :data:`AUTO_APPROXIMATE`.
+
+Groups of fewer than :data:`APPROX_MIN_ROWS` rows (the overlay of deltas, small snapshots, most
+tests) are always searched exactly, whatever the mode: an approximate index gains nothing there
+and IVF cannot train its lists on so few rows.
 """
 from __future__ import annotations
 
@@ -85,26 +104,134 @@ def _unit_rows(mat: np.ndarray) -> np.ndarray:
     return mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
 
 
-class EmbeddingIndex(SignalIndex):
-    """One exact inner-product index per (model version, dimension)."""
+# An approximate index only for groups of at least this many rows (see the module docstring).
+APPROX_MIN_ROWS = 1_000
+# The approximate index ``auto`` picks at or above ``embedding_exact_below`` rows (benchmarks/embeddings.md).
+AUTO_APPROXIMATE = "ivf"
+HNSW_M = 32  # graph links per node (2·M on the bottom layer)
+HNSW_EF_CONSTRUCTION = 64
+HNSW_FIRST_K = 16  # top-k of the first HNSW search per query vector (doubled while the k-th still matches)
+IVF_LISTS_PER_SQRT = 1.0  # lists = this * sqrt(rows) (benchmarks/embeddings.md compares 4)
+IVF_TRAIN_PER_LIST = 40  # k-means sample: rows per list (FAISS asks for >= 39)
+IVF_TRAIN_ITERATIONS = 10
+IVF_SEED = 20240611
 
-    def __init__(self, values: pa.ChunkedArray, rows: np.ndarray):
+
+def ivf_nlist(n: int, per_sqrt: float = IVF_LISTS_PER_SQRT) -> int:
+    """IVF lists for ``n`` rows: ``per_sqrt`` * sqrt(n), and no more than n / 39 so each list
+    trains on enough rows. A near-duplicate query needs few lists probed (benchmarks/embeddings.md),
+    and then sqrt(n) lists cost a query as much as 4·sqrt(n) do while building in a quarter of the
+    time (every row is compared with every centroid)."""
+    return max(1, min(round(per_sqrt * np.sqrt(n)), n // 39))
+
+
+def index_kind(n: int, settings: MatchSettings) -> str:
+    """The FAISS index ``settings.embedding_index`` gives a group of ``n`` rows: flat, ivf or hnsw."""
+    mode = settings.embedding_index
+    if n < APPROX_MIN_ROWS:
+        return "flat"
+    if mode == "auto":
+        return "flat" if n < settings.embedding_exact_below else AUTO_APPROXIMATE
+    return mode
+
+
+class VectorIndex:
+    """The FAISS index over one group's unit vectors (rows of ``mat`` are positions 0..n-1), of
+    :func:`index_kind`; :meth:`search` gives (query number, position, similarity) at or above a
+    threshold. Query-time parameters are fixed at build and passed per call, so concurrent
+    queries are safe."""
+
+    def __init__(self, mat: np.ndarray, settings: MatchSettings, kind: Optional[str] = None,
+                 nlist: Optional[int] = None):
+        mat = np.ascontiguousarray(mat, dtype=np.float32)
+        n, dim = mat.shape
+        self.kind = kind or index_kind(n, settings)
+        self.dim = dim
+        self.params = None
+        if self.kind == "flat":
+            self.index = faiss.IndexFlatIP(dim)
+        elif self.kind == "ivf":
+            nlist = nlist or ivf_nlist(n)
+            quantizer = faiss.IndexFlatIP(dim)
+            self.index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            self.index.own_fields = True
+            quantizer.this.disown()
+            self.index.cp.niter = IVF_TRAIN_ITERATIONS
+            self.index.cp.seed = IVF_SEED
+            self.index.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST + 1
+            sample = np.random.default_rng(IVF_SEED).choice(n, min(n, IVF_TRAIN_PER_LIST * nlist), replace=False)
+            self.index.train(mat[np.sort(sample)])
+            self.params = faiss.SearchParametersIVF(nprobe=min(settings.embedding_ivf_nprobe, nlist))
+        elif self.kind == "hnsw":
+            self.index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            self.ef_search = settings.embedding_hnsw_ef_search
+        else:
+            raise SignalError(f"unknown embedding index {self.kind!r} (flat, ivf or hnsw)")
+        self.index.add(mat)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the vectors and the index structures (FAISS's own containers, by their sizes)."""
+        vectors = self.index.ntotal * self.dim * 4
+        if self.kind == "ivf":
+            return vectors + self.index.ntotal * 8 + self.index.nlist * self.dim * 4  # + list ids, centroids
+        if self.kind == "hnsw":
+            h = self.index.hnsw
+            return vectors + h.neighbors.size() * 4 + h.offsets.size() * 8 + h.levels.size() * 4
+        return vectors
+
+    def search(self, vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query number, position, similarity) of every found row with similarity >= ``threshold``
+        for unit ``vectors`` ``(k, dim)`` float32."""
+        if self.kind == "hnsw":
+            return self._search_top_k(vectors, threshold)
+        radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))  # FAISS keeps sim > radius
+        lims, sims, pos = self.index.range_search(vectors, radius, params=self.params)
+        queries = np.repeat(np.arange(len(vectors)), np.diff(lims.astype(np.int64)))
+        keep = sims >= threshold
+        return queries[keep], pos[keep], sims[keep]
+
+    def _search_top_k(self, vectors, threshold):
+        out_q, out_p, out_s = [], [], []
+        todo, k = np.arange(len(vectors)), HNSW_FIRST_K
+        while len(todo):
+            k = min(k, self.ntotal)
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+            sims, pos = self.index.search(vectors[todo], k, params=params)
+            full = (sims[:, -1] >= threshold) & (k < self.ntotal)  # the k-th still matches: search wider
+            done = ~full
+            keep = (sims >= threshold) & (pos >= 0) & done[:, None]
+            out_q.append(np.broadcast_to(todo[:, None], sims.shape)[keep])
+            out_p.append(pos[keep])
+            out_s.append(sims[keep])
+            todo, k = todo[full], 2 * k
+        return np.concatenate(out_q), np.concatenate(out_p), np.concatenate(out_s)
+
+
+class EmbeddingIndex(SignalIndex):
+    """One :class:`VectorIndex` per (model version, dimension)."""
+
+    def __init__(self, values: pa.ChunkedArray, rows: np.ndarray, settings: Optional[MatchSettings] = None):
+        settings = settings or MatchSettings()
         groups: dict[tuple, tuple[list, list]] = {}
         for row, value in zip(rows, values.to_pylist()):
             version, vector = split_embedding(value)
             rows_, vecs = groups.setdefault((version, len(vector)), ([], []))
             rows_.append(row)
             vecs.append(vector)
-        self.groups: dict[tuple, tuple] = {}
+        self.groups: dict[tuple, tuple[VectorIndex, np.ndarray]] = {}
         for (version, dim), (rows_, vecs) in groups.items():
             mat = _unit_rows(np.ascontiguousarray(np.stack(vecs), dtype=np.float32))
-            index = faiss.IndexFlatIP(dim)
-            index.add(mat)
-            self.groups[(version, dim)] = (index, np.asarray(rows_, dtype=np.int32))
+            self.groups[(version, dim)] = (VectorIndex(mat, settings), np.asarray(rows_, dtype=np.int32))
 
     @property
     def nbytes(self) -> int:
-        return sum(ix.ntotal * ix.d * 4 + rows.nbytes for ix, rows in self.groups.values())
+        return sum(ix.nbytes + rows.nbytes for ix, rows in self.groups.values())
 
     def query(self, probe) -> list[Hit]:
         """``probe``: (query vectors ``(k, dim)``, the model version that made them, the threshold)."""
@@ -114,14 +241,12 @@ class EmbeddingIndex(SignalIndex):
             return []
         vectors = np.ascontiguousarray(_unit_rows(vectors))
         rows_out, sims_out = [], []
-        radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))  # FAISS keeps sim > radius
         for (row_version, dim), (index, rows) in self.groups.items():
             if dim != vectors.shape[1] or (row_version is not None and row_version != version):
                 continue
-            _, sims, pos = index.range_search(vectors, radius)
-            keep = sims >= threshold
-            rows_out.append(rows[pos[keep]])
-            sims_out.append(sims[keep])
+            _, pos, sims = index.search(vectors, threshold)
+            rows_out.append(rows[pos])
+            sims_out.append(sims)
         if not rows_out:
             return []
         rows, sims = np.concatenate(rows_out), np.concatenate(sims_out)
@@ -159,7 +284,7 @@ class EmbeddingSignal(SignalType):
 
     def build_index(self, values: pa.ChunkedArray, rows: np.ndarray, settings: MatchSettings,
                     packed: Optional[np.ndarray] = None) -> EmbeddingIndex:
-        return EmbeddingIndex(values, rows)
+        return EmbeddingIndex(values, rows, settings)
 
     def indicator_values(self, media: Media, settings: MatchSettings) -> list[tuple[str, str]]:
         """With an embedding model: the image and each of its :func:`embedding_views`."""
