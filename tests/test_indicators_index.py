@@ -402,9 +402,9 @@ def test_compiled_search_with_64_bit_offsets_and_bad_buffers(random_db, monkeypa
     wide = mih.range_search(queries, 32)
     assert all(np.array_equal(a, b) for a, b in zip(narrow, wide)) and len(narrow[2]) > 100
     with pytest.raises(ValueError, match="do not fit"):
-        _mih.search(mih.codes, mih._order[:-1], mih._offsets, True, queries, mih.probes(queries), 32)
+        _mih.search(mih.codes, mih._order[:-1], mih._offsets, True, queries, mih._flips, 16, 32)
     with pytest.raises(ValueError, match="do not fit"):
-        _mih.search(mih.codes, mih._order, mih._offsets, False, queries, mih.probes(queries), 32)  # int64 read as uint32
+        _mih.search(mih.codes, mih._order, mih._offsets, False, queries, mih._flips, 16, 32)  # int64 read as uint32
 
 
 def test_substring_keys():
