@@ -29,11 +29,8 @@ reports) and the process RSS growth over the build, per row.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +40,7 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.bench_sizing import MB, machine, settle
 from csadetect.config.settings import MatchSettings
 from csadetect.models.loader import REFERENCE_DIR
 from csadetect.signals.embedding import (
@@ -75,19 +73,9 @@ def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-_LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
-
-
 def rss() -> int:
-    """Resident set size in bytes, after returning freed heap to the OS."""
-    gc.collect()
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """Resident set size in bytes, after returning freed heap to the OS (bench_sizing.settle)."""
+    return int(settle() * MB)
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -288,19 +276,6 @@ def bench_size(n: int, args) -> dict:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    with open("/proc/meminfo") as fh:
-        mem = int(fh.readline().split()[1]) / 2**20
-    return (f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"faiss-cpu {faiss.__version__}, numpy {np.__version__}")
 
 
 def _nice_floor(x: float) -> int:
