@@ -228,3 +228,19 @@ def test_wide_substring_tables_are_written_and_mapped(tmp_path, keys, built, mon
     assert legacy._state.base.indexes["pdq"].index.bits == 16
     queries = _queries(built["codes"], np.random.default_rng(8), 200)
     assert _matches(index, queries) == _matches(legacy, queries)
+
+
+def test_rows_of_by_binary_search_equals_the_hash_join(built, keys):
+    """A delta's few ids are found in the mapped base by binary search within each kind's run;
+    the rows equal those a hash join over every id finds (ids of both kinds, absent ids)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    _, public = keys
+    seg = load_index(built["db"], public)._state.base
+    wanted = pa.chunked_array([["p000000", "p012345", f"p{N_PDQ - 1:06d}", "pm0000", "pm0049", "zz-absent", "p0",
+                                "pm0025", "a-absent"]])
+    rows = seg.rows_of(wanted)
+    joined = np.flatnonzero(pc.is_in(seg.ids, value_set=wanted).to_numpy(zero_copy_only=False))
+    assert rows.tolist() == joined.tolist() and len(rows) == 6
+    assert seg.rows_of(pa.chunked_array([[f"p{i:06d}" for i in range(2_000)]])).tolist() == list(range(2_000))  # the join path

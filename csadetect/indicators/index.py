@@ -21,6 +21,7 @@ concurrent queries see either the old or the new version, never a mix.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -83,6 +84,7 @@ class _Segment:
                  pdq_tables=None):
         self.n = len(ids)
         self.ids = ids
+        self.bounds = {kind: (int(a), int(b)) for kind, (a, b) in bounds.items() if b > a}  # each kind's rows, ids ascending
         self.categories, self.category_codes = categories, category_codes
         self.sources, self.source_codes = sources, source_codes
         self.indexes = {}
@@ -116,6 +118,21 @@ class _Segment:
         return cls(mapped.ids, mapped.categories, mapped.category_codes, mapped.sources, mapped.source_codes,
                    mapped.layout, mapped.values, mapped.pdq_codes, settings, mapped.mih)
 
+    def rows_of(self, ids: pa.ChunkedArray) -> np.ndarray:
+        """The rows holding these ids. A few ids among many rows are found by binary search
+        within each kind's run (ids ascending there), which reads a few dozen ids each instead of
+        every id of a memory-mapped base; a large set is matched by one hash join."""
+        if len(ids) * 64 >= self.n:
+            return np.flatnonzero(pc.is_in(self.ids, value_set=ids).to_numpy(zero_copy_only=False))
+        column = _Ids(self.ids)
+        found = []
+        for value in ids.to_pylist():
+            for first, end in self.bounds.values():
+                row = bisect.bisect_left(column, value, first, end)
+                if row < end and column[row] == value:
+                    found.append(row)
+        return np.array(sorted(set(found)), dtype=np.int64)
+
     def category(self, row: int) -> str:
         return self.categories[self.category_codes[row]]
 
@@ -125,6 +142,19 @@ class _Segment:
     def memory_stats(self) -> dict:
         stats = {"ids": self.ids.nbytes, "categories": self.category_codes.nbytes, "sources": self.source_codes.nbytes}
         return stats | {f"{name}_index": index.nbytes for name, index in self.indexes.items()}
+
+
+class _Ids:
+    """An Arrow string column as a sequence of str for :mod:`bisect` (reads only what it is asked)."""
+
+    def __init__(self, column: pa.ChunkedArray):
+        self._column = column
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    def __getitem__(self, row: int) -> str:
+        return self._column[row].as_py()
 
 
 def _dictionary_codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
@@ -208,10 +238,8 @@ class IndicatorIndex:
             raise SnapshotError(
                 f"delta version {delta.version} applies to version {delta.parent}, index is at {state.version}"
             )
-        touched = delta.table["indicator_id"]
-        hit = pc.is_in(state.base.ids, value_set=touched).to_numpy(zero_copy_only=False)
         active = np.ones(state.base.n, dtype=bool) if state.base_active is None else state.base_active.copy()
-        active &= ~hit
+        active[state.base.rows_of(delta.table["indicator_id"])] = False
         parts = [(delta.table, delta.pdq_codes)]
         if state.overlay_table is not None:
             parts.insert(0, (state.overlay_table, state.overlay_codes))
