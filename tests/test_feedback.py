@@ -407,7 +407,7 @@ def test_streaming_graph_builds_with_either_trigger():
                                                      "notifications_topic": "projects/example-project/topics/notes"}})
     sources = Sources(report_subscription="projects/example-project/subscriptions/reports",
                       verdict_subscription="projects/example-project/subscriptions/verdicts").validate(streaming=True)
-    triggers = {}
+    triggers, stateful = {}, {}
 
     class Visitor(beam.pipeline.PipelineVisitor):
         def visit_transform(self, node):
@@ -415,13 +415,17 @@ def test_streaming_graph_builds_with_either_trigger():
                 windowing = list(node.outputs.values())[0].windowing
                 assert windowing.accumulation_mode == beam.transforms.trigger.AccumulationMode.ACCUMULATING
                 triggers[every] = repr(windowing.triggerfn)
+            if node.full_label.endswith("PrecisionPerDetector/Count"):
+                stateful[every] = type(getattr(node.transform, "fn", None)).__name__
 
     for every in (0, 30):
         p = beam.Pipeline(options=PipelineOptions(["--streaming"]))
         outs = build_pipeline(p, settings, sources, streaming=True, precision_every_seconds=every)
         assert set(outs) == {"joined", "precision", "alerts", "examples", "notifications"}
         p.visit(Visitor())
-    assert triggers == {0: "Repeatedly(AfterCount(1))", 30: "Repeatedly(AfterProcessingTime(delay=30))"}
+    # per verdict: running totals in per-key state; rate-limited: the accumulating global window
+    assert triggers == {30: "Repeatedly(AfterProcessingTime(delay=30))"}
+    assert stateful == {0: "_RunningTotalsFn"}  # at 30 s "Count" is the CombinePerKey composite
 
 
 def test_streaming_precision_pane_after_the_watermark_still_reaches_a_file_window():
@@ -444,9 +448,9 @@ def test_streaming_precision_pane_after_the_watermark_still_reaches_a_file_windo
     with BeamTestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
         totals = (p | stream | PrecisionPerDetector(streaming=True, now=NOW)
                   | beam.WindowInto(beam.window.FixedWindows(5))  # what WriteRecords does in streaming
-                  | beam.Map(lambda r: (r["detector"], r["verdicts"])) | beam.GroupByKey()
-                  | beam.MapTuple(lambda d, n: (d, sorted(n))))
-        assert_that(totals, equal_to([(HASH[0], [1]), (HASH[0], [2])]))
+                  | beam.Map(lambda r: (r["detector"], r["verdicts"])) | beam.GroupByKey()  # what a file window holds
+                  | beam.FlatMapTuple(lambda d, counts: [(d, n) for n in counts]))
+        assert_that(totals, equal_to([(HASH[0], 1), (HASH[0], 2)]))  # both running totals reach a window
 
 
 # ------------------------------------------------------------------------------- run / main / CLI
