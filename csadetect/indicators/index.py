@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from csadetect.config.settings import MatchSettings
 from csadetect.core import fs
-from csadetect.indicators.mapped import MappedVersion, cached_copy, has_index_files, map_version
+from csadetect.indicators.mapped import MappedVersion, cached_copy, dictionary_codes, has_index_files, map_version
 from csadetect.indicators.snapshot import (
     CODES_KIND,
     Delta,
@@ -108,8 +108,8 @@ class _Segment:
             raise SnapshotError("index rows must be sorted by kind")
         cuts = np.searchsorted(ranks, np.arange(len(SIGNAL_TYPES) + 1))  # each kind's rows: one run
         bounds = {name: (int(cuts[i]), int(cuts[i + 1])) for i, name in enumerate(SIGNAL_TYPES)}
-        categories, category_codes = _dictionary_codes(table["category"])
-        sources, source_codes = _dictionary_codes(table["source"])
+        categories, category_codes = dictionary_codes(table["category"])
+        sources, source_codes = dictionary_codes(table["source"])
         return cls(table["indicator_id"].combine_chunks(), categories, category_codes, sources, source_codes,
                    bounds, table["value"], pdq_codes, settings)
 
@@ -155,12 +155,6 @@ class _Ids:
 
     def __getitem__(self, row: int) -> str:
         return self._column[row].as_py()
-
-
-def _dictionary_codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
-    encoded = column.combine_chunks().dictionary_encode()
-    names = encoded.dictionary.to_pylist()
-    return names, encoded.indices.to_numpy().astype(np.uint16 if len(names) <= 1 << 16 else np.int32)
 
 
 def _active_only(table: pa.Table, codes: np.ndarray) -> tuple[pa.Table, np.ndarray]:

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csadetect.core import fs
-from csadetect.indicators.snapshot import CODES_FILE, CODES_KIND, SnapshotError, kind_rank
+from csadetect.indicators.snapshot import CODES_FILE, CODES_KIND, SnapshotError, _npy_bytes, kind_rank
 from csadetect.signals import names
 from csadetect.signals.hamming import HASH_BYTES, MultiIndexHash
 
@@ -56,13 +56,8 @@ BATCH_ROWS = 1 << 20  # rows per Arrow record batch (string offsets stay 32-bit 
 ROWS_SCHEMA = pa.schema([pa.field("indicator_id", pa.string(), nullable=False), pa.field("value", pa.string())])
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-def _codes_of(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+def dictionary_codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+    """``(names, codes)``: the column's distinct values and, per row, its value's position among them."""
     encoded = column.combine_chunks().dictionary_encode()
     names_ = encoded.dictionary.to_pylist()
     dtype = np.uint16 if len(names_) <= 1 << 16 else np.int32
@@ -83,8 +78,8 @@ def index_files(table: pa.Table, codes: np.ndarray) -> tuple[dict, dict[str, byt
     with pa.ipc.new_file(sink, ROWS_SCHEMA) as writer:
         for batch in rows.to_batches(max_chunksize=BATCH_ROWS):
             writer.write_batch(batch)
-    categories, category_codes = _codes_of(table["category"])
-    sources, source_codes = _codes_of(table["source"])
+    categories, category_codes = dictionary_codes(table["category"])
+    sources, source_codes = dictionary_codes(table["source"])
     disabled = np.flatnonzero(table["disabled_at"].is_valid().to_numpy(zero_copy_only=False)).astype(np.int64)
     blobs = {ROWS_FILE: sink.getvalue().to_pybytes(), CATEGORY_FILE: _npy_bytes(category_codes),
              SOURCE_FILE: _npy_bytes(source_codes), DISABLED_FILE: _npy_bytes(disabled)}
