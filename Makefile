@@ -31,7 +31,7 @@ sysdeps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BROWSER) >/dev/null; \
 	fi
 
-$(STAMP): requirements.txt requirements-dev.txt setup.py csadetect/signals/_mih.c | sysdeps
+$(STAMP): requirements.txt requirements-dev.txt setup.py csadetect/signals/_mih.c csadetect/media/_pdq.c | sysdeps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel 'setuptools==80.9.0'
 	$(PIP) install -q -r requirements-dev.txt

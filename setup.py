@@ -29,9 +29,12 @@ setup(
                   "csadetect.models": ["reference/*/*", "cards/*.md"]},
     include_package_data=True,
     install_requires=requirements(),
-    # the compiled multi-index hashing loop (csadetect/signals/_mih.c: CPython API only, no numpy
-    # headers); optional: without a C compiler the same search runs in numpy
+    # two compiled kernels, CPython API only (no numpy headers), both optional: the multi-index
+    # hashing loop (csadetect/signals/_mih.c; without it the same search runs in numpy) and PDQ
+    # (csadetect/media/_pdq.c; without it the `pdqhash` binding hashes, about five times slower)
     ext_modules=[Extension("csadetect.signals._mih", ["csadetect/signals/_mih.c"], extra_compile_args=["-O3"],
+                           optional=True),
+                 Extension("csadetect.media._pdq", ["csadetect/media/_pdq.c"], extra_compile_args=["-O3"],
                            optional=True)],
     entry_points={"console_scripts": ["csadetect=csadetect.cli.main:main"]},
 )

@@ -40,6 +40,11 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from csadetect.media import vpdq_worker
 
+try:  # the compiled PDQ (_pdq.c, built by setup.py in `make install`); the pdqhash binding without it
+    from csadetect.media import _pdq
+except ImportError:  # pragma: no cover - only without a C compiler at install time
+    _pdq = None
+
 # Our own pixel limit is enforced explicitly (see load_image); PIL's global guard stays as a backstop.
 Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -257,10 +262,16 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
 
 
 def pdq_from_array(rgb: np.ndarray, dihedral: bool = True) -> PdqResult:
-    """PDQ of an HxWx3 uint8 array; with ``dihedral`` also the 8 rotations/flips."""
+    """PDQ of an HxWx3 uint8 array; with ``dihedral`` also the 8 rotations/flips. The compiled
+    kernel (``_pdq.c``) hashes; the `pdqhash` binding (Meta's C++) is the fallback and the
+    reference the kernel is tested against."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
         raise MediaError("image has no pixels")
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if _pdq is not None:
+        packed, quality = _pdq.hashes(rgb, rgb.shape[0], rgb.shape[1], 3, dihedral)
+        hashes = tuple(packed[i:i + 32] for i in range(0, len(packed), 32))
+        return PdqResult(hashes[0], quality, hashes if dihedral else ())
     if dihedral:
         hashes, quality = pdqhash.compute_dihedral(rgb)
         packed = tuple(bits_to_bytes(h) for h in hashes)
