@@ -16,7 +16,6 @@ and not sent. Exit code 0 when everything was published, 1 when something was re
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
 import json
 import mimetypes
@@ -24,6 +23,8 @@ import os
 import sys
 import uuid
 from typing import Iterable, Iterator, Optional
+
+import pybase64
 
 from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, Limits, load_settings
@@ -102,7 +103,7 @@ def media_event(path: str, defaults: Defaults, limits: Limits) -> Built:
         content = fh.read()
     event = {"event_id": defaults.next_id(), "provider": defaults.provider, "service": defaults.service or SERVICES[kind],
              "kind": kind, "occurred_at": utc_iso(), "account": defaults.account, "mime": mime,
-             "content_b64": base64.b64encode(content).decode("ascii")}
+             "content_b64": pybase64.b64encode(content).decode("ascii")}
     return _checked(path, event, limits)
 
 

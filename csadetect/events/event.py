@@ -12,11 +12,12 @@ id and reason of a :class:`DeadLetter` printable (escaped, cut to length), never
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import json
 from typing import Any, Mapping, Optional
+
+import pybase64
 
 from csadetect.config.settings import Limits
 from csadetect.core.timeutil import parse_time, utc_iso
@@ -283,7 +284,7 @@ def parse_event(data: bytes | str, attributes: Optional[Mapping[str, str]] = Non
         if len(b64) * 3 // 4 > limits.max_content_bytes + 3:
             raise EventError(f"content exceeds the limit of {limits.max_content_bytes} bytes", event_id)
         try:
-            content = base64.b64decode(b64, validate=True)
+            content = pybase64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
             raise EventError("bad base64 in 'content_b64'", event_id) from None
         if not content:
@@ -314,7 +315,7 @@ def make_event(
     out = {
         "event_id": event_id, "provider": provider, "service": service, "kind": kind,
         "occurred_at": occurred_at or utc_iso(), "account": account, "mime": mime,
-        "content_b64": base64.b64encode(content).decode("ascii"),
+        "content_b64": pybase64.b64encode(content).decode("ascii"),
     }
     out.update(extra)
     return out

@@ -18,8 +18,12 @@
  *
  * Only the CPython API (buffer protocol), no numpy headers; the GIL is released while hashing.
  *
- * hashes(pixels, rows, cols, channels, dihedral) -> (bytes, quality)
+ * hashes(pixels, rows, cols, channels, dihedral, full_rows=0, full_cols=0) -> (bytes, quality)
  *   pixels    rows x cols x channels uint8, C-contiguous (channels 3: RGB; 1: luma as is)
+ *   full_rows, full_cols  the size of the picture these pixels were reduced from (a JPEG decoded
+ *             at 1/2, 1/4 or 1/8 scale, or a box-filtered resize): the blur is then PDQ's on the
+ *             full picture (see make_taps), so the hash approaches the full picture's hash.
+ *             0 (or a size not above rows x cols): the pixels are the picture.
  *   dihedral  0: one hash; 1: the 8 dihedral hashes, in PDQ's order (original, rotate-90,
  *             rotate-180, rotate-270, flip-x, flip-y, flip-plus-1, flip-minus-1)
  *   -> 32 bytes per hash (PDQ's hex order: the 256-bit number, most significant byte first),
@@ -53,44 +57,68 @@ static void box_bounds(int o, int n, int w, int *lo, int *hi) {
     if (*hi > n - 1) *hi = n - 1;
 }
 
-/* taps[64] for a line of n pixels: sample s is at (int)((s + 0.5) * n / 64); its value after two
- * box passes of window w is sum over o in box(s) of 1/|box(s)| * mean(box(o)). Returns 0 on
- * allocation failure. */
-static int make_taps(int n, tap_t taps[SIDE], float *store, int store_len) {
-    int w = (n + 2 * SIDE - 1) / (2 * SIDE);
+/* Upper bound of a tap's length in reduced pixels, for a line of n reduced pixels that stands
+ * for full pixels (n_full >= n): two boxes of PDQ's window on the full line, mapped onto n. */
+static int tap_bound(int n, int n_full) {
+    int w = (n_full + 2 * SIDE - 1) / (2 * SIDE);
+    long bound = (long)(2 * w) * n / n_full + 3;
+    return bound < n ? (int)bound : n;
+}
+
+/* taps[64] for a line of n pixels that shows a line of n_full pixels (n_full = n: the picture as
+ * given; n_full > n: a reduced picture, e.g. a JPEG decoded at 1/8 scale, whose pixel p is the
+ * mean of full pixels [p * n_full / n, (p + 1) * n_full / n)). PDQ on the full line samples
+ * s at (int)((s + 0.5) * n_full / 64), after two box passes of window w = ceil(n_full / 128):
+ * the value there is sum over o in box(s) of 1/|box(s)| * mean(box(o)). Each full pixel's
+ * weight goes to the reduced pixel that holds it, so the reduced picture is blurred as PDQ blurs
+ * the full one (without it, a 2048 px photo hashed from 256 px lands 15 bits from its full-size
+ * hash on average). Returns 0 on allocation failure. */
+static int make_taps(int n, int n_full, tap_t taps[SIDE], float *store, int store_len) {
+    if (n_full < n) n_full = n;
+    int w = (n_full + 2 * SIDE - 1) / (2 * SIDE);
     int used = 0;
-    double *acc = (double *)malloc(sizeof(double) * (size_t)n);
-    if (acc == NULL) return 0;
+    double *acc = (double *)malloc(sizeof(double) * (size_t)n_full);
+    double *binned = (double *)malloc(sizeof(double) * (size_t)n);
+    if (acc == NULL || binned == NULL) {
+        free(acc);
+        free(binned);
+        return 0;
+    }
     for (int s = 0; s < SIDE; s++) {
-        int centre = (int)(((s + 0.5) * n) / SIDE);
+        int centre = (int)(((s + 0.5) * n_full) / SIDE);
         int lo1, hi1;
-        box_bounds(centre, n, w, &lo1, &hi1);
-        int start = n, end = -1;
+        box_bounds(centre, n_full, w, &lo1, &hi1);
+        int start = n_full, end = -1;
         for (int o = lo1; o <= hi1; o++) {
             int lo2, hi2;
-            box_bounds(o, n, w, &lo2, &hi2);
+            box_bounds(o, n_full, w, &lo2, &hi2);
             if (lo2 < start) start = lo2;
             if (hi2 > end) end = hi2;
         }
         for (int k = start; k <= end; k++) acc[k] = 0.0;
         for (int o = lo1; o <= hi1; o++) {
             int lo2, hi2;
-            box_bounds(o, n, w, &lo2, &hi2);
+            box_bounds(o, n_full, w, &lo2, &hi2);
             double share = 1.0 / (hi1 - lo1 + 1) / (hi2 - lo2 + 1);
             for (int k = lo2; k <= hi2; k++) acc[k] += share;
         }
-        int len = end - start + 1;
+        int first = (int)((long)start * n / n_full), last = (int)((long)end * n / n_full);
+        for (int p = first; p <= last; p++) binned[p] = 0.0;
+        for (int k = start; k <= end; k++) binned[(long)k * n / n_full] += acc[k];
+        int len = last - first + 1;
         if (used + len > store_len) {
             free(acc);
+            free(binned);
             return 0;
         }
-        taps[s].start = start;
+        taps[s].start = first;
         taps[s].len = len;
         taps[s].w = store + used;
-        for (int k = 0; k < len; k++) taps[s].w[k] = (float)acc[start + k];
+        for (int k = 0; k < len; k++) taps[s].w[k] = (float)binned[first + k];
         used += len;
     }
     free(acc);
+    free(binned);
     return 1;
 }
 
@@ -180,19 +208,20 @@ static void dihedral(float a[OUT][OUT], int t, float b[OUT][OUT]) {
 }
 
 /* The 64x64 blurred, decimated luma. Returns 0 on allocation failure. */
-static int downsample(const uint8_t *px, int rows, int cols, int channels, float out[SIDE][SIDE]) {
+static int downsample(const uint8_t *px, int rows, int cols, int channels, int full_rows, int full_cols,
+                      float out[SIDE][SIDE]) {
     int ok = 0;
     tap_t row_taps[SIDE], col_taps[SIDE];
-    /* support of two box passes: at most 2 * window - 1 = 2 * ceil(n / 128) - 1 per sample */
-    int wr = (cols + 2 * SIDE - 1) / (2 * SIDE), wc = (rows + 2 * SIDE - 1) / (2 * SIDE);
-    int row_store = SIDE * (2 * wr + 1), col_store = SIDE * (2 * wc + 1);
+    if (full_rows < rows) full_rows = rows;
+    if (full_cols < cols) full_cols = cols;
+    int row_store = SIDE * tap_bound(cols, full_cols), col_store = SIDE * tap_bound(rows, full_rows);
     float *wstore = (float *)malloc(sizeof(float) * (size_t)(row_store + col_store));
     float *luma = (float *)malloc(sizeof(float) * (size_t)cols);
     float *horiz = (float *)malloc(sizeof(float) * (size_t)rows * SIDE);  /* rows x 64, needed rows only */
     unsigned char *need = (unsigned char *)calloc((size_t)rows, 1);
     if (!wstore || !luma || !horiz || !need) goto done;
-    if (!make_taps(cols, row_taps, wstore, row_store)) goto done;
-    if (!make_taps(rows, col_taps, wstore + row_store, col_store)) goto done;
+    if (!make_taps(cols, full_cols, row_taps, wstore, row_store)) goto done;
+    if (!make_taps(rows, full_rows, col_taps, wstore + row_store, col_store)) goto done;
     for (int s = 0; s < SIDE; s++)
         for (int k = 0; k < col_taps[s].len; k++) need[col_taps[s].start + k] = 1;
     for (int r = 0; r < rows; r++) {
@@ -233,8 +262,9 @@ done:
 
 static PyObject *hashes(PyObject *self, PyObject *args) {
     Py_buffer buf;
-    int rows, cols, channels, want_dihedral;
-    if (!PyArg_ParseTuple(args, "y*iiip", &buf, &rows, &cols, &channels, &want_dihedral)) return NULL;
+    int rows, cols, channels, want_dihedral, full_rows = 0, full_cols = 0;
+    if (!PyArg_ParseTuple(args, "y*iiip|ii", &buf, &rows, &cols, &channels, &want_dihedral, &full_rows, &full_cols))
+        return NULL;
     if (channels != 1 && channels != 3) {
         PyBuffer_Release(&buf);
         PyErr_SetString(PyExc_ValueError, "channels must be 1 or 3");
@@ -258,7 +288,7 @@ static PyObject *hashes(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         float block[OUT][OUT], turned[OUT][OUT];
         float (*a)[SIDE] = (float (*)[SIDE])malloc(sizeof(float) * SIDE * SIDE);
-        ok = a != NULL && downsample((const uint8_t *)buf.buf, rows, cols, channels, a);
+        ok = a != NULL && downsample((const uint8_t *)buf.buf, rows, cols, channels, full_rows, full_cols, a);
         if (ok) {
             quality = quality_of(a);
             dct_64_to_16(a, block);
@@ -280,8 +310,9 @@ static PyObject *hashes(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"hashes", hashes, METH_VARARGS,
-     "hashes(pixels, rows, cols, channels, dihedral) -> (bytes, quality): PDQ of a uint8 picture "
-     "(channels 3: RGB, 1: luma); 32 bytes per hash, 8 hashes with dihedral."},
+     "hashes(pixels, rows, cols, channels, dihedral, full_rows=0, full_cols=0) -> (bytes, quality): PDQ of "
+     "a uint8 picture (channels 3: RGB, 1: luma), blurred as its full-size original when it was reduced "
+     "from full_rows x full_cols; 32 bytes per hash, 8 hashes with dihedral."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -51,6 +51,14 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 PDQ_BITS = 256
 HASH_SIDE = 512  # downscale to at most this many pixels on the long side before PDQ
+# JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose long side stays >= this. 256
+# would save ~3 ms of a 3 MP photo's 8.6 ms decode and still hash within ~2 bits of the full-size
+# picture (the blur follows the full size), but the preprocessing views, tuned at 512 px, lose
+# recall at 256 (benchmarks/stages.md, "Decode scale").
+DECODE_SIDE = 512
+# PIL ``info`` key of a decoded picture: (full width / width, full height / height), how much
+# larger the picture it was reduced from is; crops inherit it. PDQ blurs by it (``pdq_from_image``).
+SCALE_INFO = "csadetect.scale"
 DIGESTS = ("md5", "sha1", "sha256")  # hashlib algorithms for the bytes of every file, by default
 DEFAULT_MAX_PIXELS = 50_000_000
 
@@ -209,18 +217,28 @@ def _hash_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
-    """(w, h) scaled so the long side is ``side`` (never below 1 px)."""
+def _draft_box(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The box to ask PIL's ``draft`` for so that it decodes at the smallest DCT scale (1/8, 1/4,
+    1/2) whose long side stays >= ``side``. PIL picks the largest scale s with ``w // s`` and
+    ``h // s`` still covering the box, so the box is the picture at that scale, rounded down
+    (asking for the picture fitted to ``side`` instead would decode 2046x1022 at 1/2, not 1/4)."""
     w, h = size
-    scale = side / max(w, h)
-    return max(1, int(w * scale)), max(1, int(h * scale))
+    for denominator in (8, 4, 2):
+        if -(-max(w, h) // denominator) >= side:
+            return max(1, w // denominator), max(1, h // denominator)
+    return w, h
 
 
-def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = HASH_SIDE) -> Image.Image:
+def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = HASH_SIDE,
+               decode_side: int = 0) -> Image.Image:
     """Decode image bytes into an RGB image of at most ``max_side`` px, EXIF orientation applied.
 
+    A JPEG is decoded at the smallest DCT scale whose long side stays >= ``decode_side`` (default
+    :data:`DECODE_SIDE`, never above ``max_side``). How much larger the picture was is kept in
+    ``img.info[SCALE_INFO]``, so PDQ can blur the small picture as it would the full one.
     Raises MediaError for undecodable, truncated or over-limit images.
     """
+    decode_side = min(decode_side or DECODE_SIDE, max_side) if max_side else 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -234,11 +252,10 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
                 orientation = int(img.getexif().get(0x0112, 1) or 1)
             except Exception:  # broken EXIF must not sink an otherwise fine image
                 orientation = 1
-            if max_side and img.format == "JPEG" and max(width, height) > max_side:
+            if decode_side and img.format == "JPEG" and max(width, height) > decode_side:
                 # DCT-domain downscale: decode at 1/2, 1/4 or 1/8 size such that the *long* side
-                # stays >= max_side (PIL picks the scale from the requested box, so ask for the
-                # box the picture would fill at max_side: 2048x1536 decodes straight to 512x384)
-                img.draft("RGB", _fit((width, height), max_side))
+                # stays >= decode_side: 2048x1536 decodes straight to 512x384
+                img.draft("RGB", _draft_box((width, height), decode_side))
             img.load()
     except MediaError:
         raise
@@ -254,22 +271,37 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
     img = _high_depth_to_rgb(img, max_side) if _high_depth(img.mode) else _to_rgb(img)
+    # DCT scaling makes each pixel the mean of a 2x2, 4x4 or 8x8 block of the full picture, so
+    # PDQ can blur it as the full picture (2048x1536 decoded at 512x384: 0.5 bits from the
+    # full-size hash on average instead of 6.7). After a fractional box resize that model is
+    # rough, and measured no better than hashing the resized picture as it is (Meta's test
+    # images), so those are hashed as they are.
+    scale = (width / img.size[0], height / img.size[1])
     if max_side and max(img.size) > max_side:
         img = img.resize(_hash_size(img.size, max_side), Image.Resampling.BOX)
+        scale = (1.0, 1.0)
     for op in _EXIF_TRANSPOSE.get(orientation, ()):
         img = img.transpose(op)
+    if orientation in (5, 6, 7, 8):  # a quarter turn swaps the axes
+        scale = scale[::-1]
+    img.info[SCALE_INFO] = scale
     return img
 
 
-def pdq_from_array(rgb: np.ndarray, dihedral: bool = True) -> PdqResult:
+def pdq_from_array(rgb: np.ndarray, dihedral: bool = True, scale: tuple[float, float] = (1.0, 1.0)) -> PdqResult:
     """PDQ of an HxWx3 uint8 array; with ``dihedral`` also the 8 rotations/flips. The compiled
     kernel (``_pdq.c``) hashes; the `pdqhash` binding (Meta's C++) is the fallback and the
-    reference the kernel is tested against."""
+    reference the kernel is tested against. ``scale``: (x, y) how much larger the picture these
+    pixels were reduced from is (:data:`SCALE_INFO`); the kernel then blurs as PDQ blurs that
+    picture, which brings the hash of a picture decoded at 1/8 scale within a few bits of its
+    full-size hash (the binding ignores it)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
         raise MediaError("image has no pixels")
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if _pdq is not None:
-        packed, quality = _pdq.hashes(rgb, rgb.shape[0], rgb.shape[1], 3, dihedral)
+        rows, cols = rgb.shape[:2]
+        full_rows, full_cols = round(rows * scale[1]), round(cols * scale[0])
+        packed, quality = _pdq.hashes(rgb, rows, cols, 3, dihedral, full_rows, full_cols)
         hashes = tuple(packed[i:i + 32] for i in range(0, len(packed), 32))
         return PdqResult(hashes[0], quality, hashes if dihedral else ())
     if dihedral:
@@ -281,7 +313,9 @@ def pdq_from_array(rgb: np.ndarray, dihedral: bool = True) -> PdqResult:
 
 
 def pdq_from_image(img: Image.Image, dihedral: bool = True) -> PdqResult:
-    return pdq_from_array(np.asarray(img), dihedral=dihedral)
+    """PDQ of a picture; one from :func:`load_image` (or a crop of it) is blurred as the full-size
+    picture it was decoded from."""
+    return pdq_from_array(np.asarray(img), dihedral=dihedral, scale=img.info.get(SCALE_INFO, (1.0, 1.0)))
 
 
 Preprocessor = Callable[[Image.Image], Sequence[tuple[str, Image.Image]]]

@@ -34,7 +34,6 @@ and IVF cannot train its lists on so few rows.
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from typing import Optional
@@ -42,6 +41,7 @@ from typing import Optional
 import faiss
 import numpy as np
 import pyarrow as pa
+import pybase64
 from PIL import Image
 
 from csadetect.config.settings import MatchSettings
@@ -69,7 +69,7 @@ def split_embedding(value: str) -> tuple[Optional[str], np.ndarray]:
         if not _VERSION_RE.fullmatch(version):
             raise SignalError("embedding model version must be 1-64 characters of [A-Za-z0-9._+-]")
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise SignalError("embedding value is not base64") from None
     if not raw or len(raw) % 4:
@@ -82,7 +82,7 @@ def split_embedding(value: str) -> tuple[Optional[str], np.ndarray]:
 
 def embedding_value(vector, version: Optional[str]) -> str:
     """Canonical indicator value for an embedding made by model ``version``."""
-    encoded = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    encoded = pybase64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
     return f"{version}:{encoded}" if version else encoded
 
 
