@@ -12,6 +12,7 @@ import threading
 from typing import Callable, Optional
 
 import apache_beam as beam
+import objsize
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
@@ -21,6 +22,15 @@ from csadetect.events.event import DeadLetter, dead_letter
 from csadetect.reports.crypto import ReportKeys
 
 LOG = logging.getLogger("csadetect.transforms")
+
+# Beam's SDK worker weighs every value it puts into or reads through its state cache with
+# ``objsize.get_deep_size``, whose default first walks the globals of every loaded module to
+# exclude them. With TensorFlow loaded that walk is 2.8 ms per state access (each report's
+# deduplication state, each grooming message's conversation state), against 0.02 ms without it,
+# and the weights come out the same: Beam's own filter already skips modules, classes and
+# functions. This is objsize's public default (``default_settings``), set once per worker
+# process when the transforms are imported (benchmarks/stages.md, "Beam's own cost").
+objsize.default_settings.update(exclude_modules_globals=False)
 
 NAMESPACE = "csadetect"
 DEAD_LETTER = "dead_letter"
