@@ -40,6 +40,11 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from csadetect.media import vpdq_worker
 
+try:  # libjpeg-turbo through a thin binding: the same pixels as PIL's decoder, ~15% faster at 3 MP
+    import simplejpeg
+except ImportError:  # pragma: no cover - PIL decodes every JPEG then
+    simplejpeg = None
+
 try:  # the compiled PDQ (_pdq.c, built by setup.py in `make install`); the pdqhash binding without it
     from csadetect.media import _pdq
 except ImportError:  # pragma: no cover - only without a C compiler at install time
@@ -229,6 +234,21 @@ def _draft_box(size: tuple[int, int], side: int) -> tuple[int, int]:
     return w, h
 
 
+def _decode_jpeg(data: bytes, box: tuple[int, int]) -> Optional[Image.Image]:
+    """A JPEG decoded by libjpeg-turbo through ``simplejpeg`` at the smallest DCT scale that still
+    covers ``box`` (the scale PIL's ``draft`` picks; the pixels are PIL's, tested), or None when it
+    will not do (not installed, anything damaged: strict mode refuses what libjpeg only warns
+    about), and PIL then decodes it and names the problem. Only for YCbCr and grey JPEGs: CMYK
+    ones go to PIL, whose conversion to RGB differs from libjpeg-turbo's."""
+    if simplejpeg is None:
+        return None
+    try:
+        rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=box[0], min_height=box[1], strict=True)
+    except (ValueError, RuntimeError, OSError):
+        return None
+    return Image.fromarray(rgb, "RGB")
+
+
 def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = HASH_SIDE,
                decode_side: int = 0) -> Image.Image:
     """Decode image bytes into an RGB image of at most ``max_side`` px, EXIF orientation applied.
@@ -252,11 +272,18 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
                 orientation = int(img.getexif().get(0x0112, 1) or 1)
             except Exception:  # broken EXIF must not sink an otherwise fine image
                 orientation = 1
+            box = (width, height)
             if decode_side and img.format == "JPEG" and max(width, height) > decode_side:
                 # DCT-domain downscale: decode at 1/2, 1/4 or 1/8 size such that the *long* side
                 # stays >= decode_side: 2048x1536 decodes straight to 512x384
-                img.draft("RGB", _draft_box((width, height), decode_side))
-            img.load()
+                box = _draft_box((width, height), decode_side)
+            fast = _decode_jpeg(data, box) if img.format == "JPEG" and img.mode in ("RGB", "L") else None
+            if fast is not None:
+                img = fast
+            else:
+                if box != (width, height):
+                    img.draft("RGB", box)
+                img.load()
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
