@@ -117,7 +117,8 @@ def test_native_file_transforms(tmp_path):
 
     (tmp_path / "a.jsonl").write_text("{}\n")
     read = source_transform(Source(glob=str(tmp_path / "*.jsonl")).validate())
-    assert type(read) is beam.io.ReadFromText and read._source._pattern.get() == str(tmp_path / "*.jsonl")
+    assert isinstance(read, beam.io.ReadFromText) and read._source._pattern.get() == str(tmp_path / "*.jsonl")
+    assert read._source._buffer_size == sources.EVENT_READ_BUFFER  # not Beam's 8 KiB pieces
     media = source_transform(Source(media_glob=str(tmp_path / "*.jpg")).validate())
     assert type(media) is fileio.MatchFiles and media._file_pattern == str(tmp_path / "*.jpg")
 
@@ -348,3 +349,16 @@ def test_a_local_glob_that_matches_nothing_is_one_line_before_anything_runs(tmp_
         err = capsys.readouterr().err.strip()
         pattern = argv[argv.index(flag) + 1]
         assert err == f"error: {flag} {pattern!r} matches no file", err
+
+
+def test_event_lines_longer_and_shorter_than_the_read_buffer(tmp_path):
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    size = sources.EVENT_READ_BUFFER
+    lines = [b"x" * n for n in (1, 10, size - 1, size, size + 1, 2 * size + 7, 600_000)] + [b"%d" % i for i in range(500)]
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join(lines[:7]) + b"\n")
+    (tmp_path / "b.jsonl").write_bytes(b"\r\n".join(lines[7:]))  # CRLF, no newline at the end
+    with TestPipeline(runner="FnApiRunner") as p:
+        got = p | sources.ReadEventLines(str(tmp_path / "*.jsonl"), coder=beam.coders.BytesCoder())
+        assert_that(got | beam.Map(lambda line: (len(line), line[:3])), equal_to([(len(x), x[:3]) for x in lines]))
