@@ -1,13 +1,18 @@
-"""Tests of csadetect.media.preprocess: framing found and removed, ordinary pictures left alone."""
+"""Tests of csadetect.media.preprocess: framing found and removed, ordinary pictures left alone,
+and the boxes of a set of generated pictures pinned, so a faster version cannot change results."""
 from __future__ import annotations
 
+import functools
 import io
+import math
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-from csadetect.media import preprocess
+from csadetect.media import preprocess, synth
 from csadetect.media.hashing import hamming, hash_image
 from csadetect.media.preprocess import Params, find_boxes, views
 
@@ -274,3 +279,217 @@ def test_matches_preprocessor_signature():
     assert isinstance(out, list) and out
     for name, view in out:
         assert isinstance(name, str) and isinstance(view, Image.Image) and view.mode == "RGB"
+
+
+# --------------------------------------------------------------------------- pinned results
+# The boxes below were computed by the implementation before it was made faster (issue 15); the
+# pictures are generated without a lossy codec, so their pixels do not depend on a JPEG library.
+# A change that moves any box fails here: it changes what gets hashed, and the thresholds were
+# tuned on benchmarks/bench_robustness.py, so such a change needs that benchmark rerun.
+
+
+def _noisy(img: Image.Image, rng: np.random.Generator, sigma: float) -> Image.Image:
+    """Add Gaussian noise (a stand-in for JPEG noise: no codec, so the pixels are the same everywhere)."""
+    arr = np.asarray(img, dtype=np.float64) + rng.normal(0, sigma, (img.height, img.width, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def _page(photo: Image.Image, rng: np.random.Generator, size: tuple[int, int], at: tuple[int, int]) -> Image.Image:
+    """A white screenshot-like page: the photo, "text" lines of small dark blocks above and below."""
+    page = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(page)
+    for y in list(range(8, at[1] - 12, 18)) + list(range(at[1] + photo.height + 12, size[1] - 12, 18)):
+        x = 10
+        while x < size[0] - 40:
+            wlen = int(rng.integers(10, 40))
+            draw.rectangle([x, y, x + wlen, y + 9], fill=(30, 30, 30))
+            x += wlen + int(rng.integers(6, 12))
+    page.paste(photo, at)
+    return page
+
+
+def _blurred_fill(img: Image.Image) -> Image.Image:
+    """``img`` centred in a 9:16 (or 16:9) frame filled with a blurred, zoomed copy of itself."""
+    w, h = img.size
+    aspect = 9 / 16 if w >= h else 16 / 9
+    W, H = (w, round(w / aspect)) if w / h > aspect else (round(h * aspect), h)
+    s = max(W / w, H / h)
+    bg = img.resize((math.ceil(w * s), math.ceil(h * s))).crop((0, 0, W, H))
+    bg = bg.filter(ImageFilter.GaussianBlur(max(W, H) / 30))
+    bg.paste(img, ((W - w) // 2, (H - h) // 2))
+    return bg
+
+
+def _golden_pictures() -> list[tuple[str, Image.Image]]:
+    """Generated pictures covering every path of find_boxes: plain, borders, nested frames, bars,
+    pages with text, a blurred fill, a small photo on a page, flat and noisy surrounds, big ones."""
+    rng = np.random.default_rng(20261203)
+
+    def photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
+        return synth.synthetic_image(seed, size)
+
+    out = [
+        ("plain", photo(1)),
+        ("plain-portrait", photo(2, (240, 330))),
+        ("plain-big", photo(3, (900, 640))),
+        ("plain-noisy", _noisy(photo(4), rng, 6)),
+        ("border-white", synth.add_border(photo(5), 0.12, (255, 255, 255))),
+        ("border-black-noisy", _noisy(synth.add_border(photo(6), 0.08, (0, 0, 0)), rng, 3)),
+        ("border-colour-big", synth.add_border(photo(7, (800, 600)), 0.2, (200, 40, 70))),
+        ("border-thin", synth.add_border(photo(8), 0.02, (90, 160, 90))),
+        ("letterbox", synth.letterbox(photo(9), 9 / 16)),
+        ("pillarbox", synth.letterbox(photo(10, (240, 320)), 16 / 9, (20, 20, 20))),
+        ("nested", synth.letterbox(synth.add_border(photo(11), 0.05, (250, 250, 245)), 16 / 9)),
+        ("uneven", ImageOps.expand(photo(12), (12, 50, 30, 90), (250, 250, 245))),
+        ("rotated", synth.rotate_crop(synth.add_border(photo(13), 0.1, (255, 255, 255)), 3.0, 0.0)),
+        ("page", _page(photo(14, (300, 200)), rng, (320, 520), (10, 150))),
+        ("page-wide-photo", _page(photo(15, (400, 260)), rng, (400, 700), (0, 200))),
+        ("small-on-page", _page(photo(16, (110, 90)), rng, (400, 400), (150, 150))),
+        ("caption", _page(photo(17, (360, 240)), rng, (360, 330), (0, 90))),
+    ]
+    # a picture centred on a blurred, zoomed copy of itself (a fill smooth but not flat)
+    for seed, size in ((20, (320, 240)), (21, (320, 240)), (27, (320, 240)), (28, (240, 320))):
+        out.append((f"blurred-fill-{seed}", _blurred_fill(photo(seed, size))))
+    # flat and gradient pictures, a flat band over noise, a sky over texture
+    out.append(("flat", Image.new("RGB", (300, 200), (128, 128, 128))))
+    grad = np.broadcast_to(np.linspace(0, 255, 300, dtype=np.uint8)[None, :, None], (200, 300, 3))
+    out.append(("gradient", Image.fromarray(np.ascontiguousarray(grad), "RGB")))
+    for i in range(4):
+        w, h = (int(x) for x in rng.integers(60, 560, 2))
+        arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        arr[: h // 3] = rng.integers(0, 256, 3)
+        out.append((f"band-{i}", Image.fromarray(arr, "RGB")))
+    sky = np.linspace(0, 1, 100)[:, None, None] * np.array([60.0, 40.0, 20.0]) + np.array([100.0, 150.0, 220.0])
+    arr = np.empty((300, 400, 3))
+    arr[:100] = sky
+    arr[100:] = rng.uniform(40, 200, (200, 400, 3))
+    out.append(("sky", Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")))
+    # random framings of random pictures
+    for i in range(8):
+        w, h = (int(x) for x in rng.integers(120, 700, 2))
+        img = photo(100 + i, (w, h))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        kind = i % 4
+        if kind == 0:
+            img = synth.add_border(img, float(rng.uniform(0.03, 0.25)), colour)
+        elif kind == 1:
+            img = synth.letterbox(img, float(rng.choice([16 / 9, 9 / 16, 1.0])), colour)
+        elif kind == 2:
+            img = _page(img.resize((max(40, w // 2), max(40, h // 2))), rng, (max(60, w // 2) + 20, h), (10, h // 4))
+        else:
+            img = synth.letterbox(synth.add_border(img, 0.04, colour), 16 / 9)
+        out.append((f"random-{i}", _noisy(img, rng, float(rng.uniform(0, 4)))))
+    return out
+
+
+# name -> find_boxes(picture) as computed before the speed-up  # picture size
+GOLDEN = {
+    'plain': [],  # (320, 240)
+    'plain-portrait': [],  # (240, 330)
+    'plain-big': [],  # (900, 640)
+    'plain-noisy': [],  # (320, 240)
+    'border-white': [('trim', (28, 28, 348, 268))],  # (376, 296)
+    'border-black-noisy': [('trim', (19, 19, 339, 259))],  # (358, 278)
+    'border-colour-big': [('trim', (119, 119, 920, 721))],  # (1040, 840)
+    'border-thin': [],  # (328, 248)
+    'letterbox': [('trim', (0, 164, 320, 404))],  # (320, 568)
+    'pillarbox': [('trim', (164, 0, 404, 320))],  # (568, 320)
+    'nested': [('trim', (74, 12, 394, 252))],  # (469, 264)
+    'uneven': [('trim', (12, 50, 332, 290))],  # (362, 380)
+    'rotated': [('content', (28, 30, 352, 308))],  # (384, 308)
+    'page': [('trim', (10, 8, 320, 516)), ('content', (10, 150, 310, 350))],  # (320, 520)
+    'page-wide-photo': [('trim', (0, 8, 400, 681)), ('content', (0, 199, 400, 461))],  # (400, 700)
+    'small-on-page': [('trim', (0, 8, 400, 388))],  # (400, 400)
+    'caption': [('trim', (0, 8, 360, 330)), ('content', (0, 90, 360, 330))],  # (360, 330)
+    'blurred-fill-20': [],  # (320, 569)
+    'blurred-fill-21': [('smooth', (0, 164, 320, 403))],  # (320, 569)
+    'blurred-fill-27': [('content', (0, 0, 320, 403))],  # (320, 569)
+    'blurred-fill-28': [('content', (0, 0, 403, 320)), ('smooth', (164, 0, 403, 320))],  # (569, 320)
+    'flat': [],  # (300, 200)
+    'gradient': [],  # (300, 200)
+    'band-0': [('trim', (0, 166, 270, 500))],  # (270, 500)
+    'band-1': [('trim', (0, 148, 163, 446))],  # (163, 446)
+    'band-2': [('trim', (0, 75, 404, 227))],  # (404, 227)
+    'band-3': [],  # (442, 91)
+    'sky': [],  # (400, 300)
+    'random-0': [('trim', (15, 15, 172, 625))],  # (187, 640)
+    'random-1': [('trim', (0, 342, 528, 938))],  # (528, 938)
+    'random-2': [('trim', (9, 8, 134, 578)), ('content', (10, 134, 133, 448))],  # (144, 598)
+    'random-3': [('trim', (410, 0, 1052, 592))],  # (1052, 592)
+    'random-4': [('trim', (32, 32, 345, 442))],  # (377, 474)
+    'random-5': [('trim', (103, 0, 783, 499))],  # (887, 499)
+    'random-6': [('trim', (10, 8, 240, 412)), ('content', (10, 106, 240, 318))],  # (250, 425)
+    'random-7': [('trim', (8, 62, 646, 306))],  # (655, 368)
+}
+
+@functools.lru_cache(maxsize=1)
+def _pictures() -> dict[str, Image.Image]:
+    return dict(_golden_pictures())
+
+
+def test_golden_set_is_complete():
+    assert list(_pictures()) == list(GOLDEN)
+    names = {name for boxes in GOLDEN.values() for name, _ in boxes}
+    assert names == {"trim", "content", "smooth"}  # every kind of view is pinned
+    assert sum(not boxes for boxes in GOLDEN.values()) >= 5  # and pictures without one
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_boxes_are_pinned(name):
+    assert find_boxes(_pictures()[name]) == GOLDEN[name]
+
+
+def test_boxes_are_pinned_with_other_thresholds():
+    # other Params reach other branches (no loose try, a lower area floor, a smaller analysis size)
+    page = _pictures()["small-on-page"]
+    assert find_boxes(page, Params(min_area=0.05)) == [
+        ("trim", (0, 8, 400, 388)), ("content", (150, 150, 400, 240)), ("smooth", (150, 150, 260, 240))]
+    assert find_boxes(_pictures()["blurred-fill-28"], Params(flat_range_loose=0)) == [("content", (0, 0, 403, 320))]
+    assert find_boxes(_pictures()["border-colour-big"], Params(analysis_side=256)) == [("trim", (117, 117, 922, 723))]
+
+
+# --------------------------------------------------------------------------- exact helpers
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 60), st.just(3))))
+def test_median_colour_equals_numpys_median(lines):
+    expected = np.median(lines, axis=1).astype(np.int16)  # per line (k, 3)
+    got = preprocess._median_colour(preprocess._planar(lines))  # (3, k)
+    assert np.array_equal(got.T, expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 30))), st.sampled_from([0.0, 0.5, 4.0, 17.25]))
+def test_std_test_equals_numpys_std(grey, min_std):
+    assert preprocess._std_at_least(grey, min_std) == (float(grey.std()) >= min_std)
+
+
+def test_std_test_exactly_at_the_threshold():
+    grey = np.array([[0, 8] * 50] * 10, dtype=np.uint8)  # standard deviation exactly 4
+    assert preprocess._std_at_least(grey, 4.0) == (float(grey.std()) >= 4.0)
+    assert preprocess._std_at_least(grey[:, :99], 4.0) == (float(grey[:, :99].std()) >= 4.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(hnp.arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40))))
+def test_range_map_equals_the_window_definition(grey):
+    p = preprocess.DEFAULT
+    got = preprocess.range_map(grey, p)
+    s, b = p.stride, p.block
+    nh, nw = grey.shape[0] // s - b // s + 1, grey.shape[1] // s - b // s + 1
+    if nh < 1 or nw < 1:
+        assert got.size == 0
+        return
+    want = np.array([[np.ptp(grey[i * s : i * s + b, j * s : j * s + b]) for j in range(nw)] for i in range(nh)])
+    assert np.array_equal(got, want)
+
+
+def test_pixels_are_shared_or_copied_alike():
+    img = synth.synthetic_image(3, (200, 150))
+    assert np.array_equal(preprocess._pixels(img), np.asarray(img))
+    assert np.array_equal(preprocess._pixels(img.convert("L")), np.asarray(img.convert("L")))
+    assert np.array_equal(preprocess._pixels(img.crop((10, 20, 110, 90))), np.asarray(img.crop((10, 20, 110, 90))))
+    # an image held in several memory blocks cannot be shared: it is copied instead
+    big = Image.new("RGB", (5000, 4000), (1, 2, 3))
+    assert preprocess._pixels(big).shape == (4000, 5000, 3)
