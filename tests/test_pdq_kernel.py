@@ -172,3 +172,22 @@ def test_a_box_resized_picture_is_hashed_as_it_is():
     img = hashing.load_image(png)
     assert max(img.size) == 512 and img.info[hashing.SCALE_INFO] == (1.0, 1.0)
     assert hashing.hash_image(png).pdq == hashing.pdq_from_array(np.asarray(img)).pdq
+
+
+def test_pillow_memory_hashes_as_the_copied_array():
+    """pdq_from_image reads Pillow's own RGBX memory (csadetect.media.pixels.rgbx, no copy); the
+    hashes are those of the copied RGB array, for a decoded picture, a crop (a view) and a picture
+    Pillow keeps in several blocks (copied instead)."""
+    from csadetect.media import pixels
+
+    img = hashing.load_image(synth.jpeg_bytes(synth.synthetic_image(40, (2048, 1536))))
+    crop = img.crop((30, 20, 400, 300))
+    big = synth.synthetic_image(41, (640, 480)).resize((5000, 4000))
+    assert pixels.rgbx(img) is not None and pixels.rgbx(big) is None
+    for picture in (img, crop, big):
+        shared = hashing.pdq_from_image(picture)
+        copied = hashing.pdq_from_array(np.asarray(picture), scale=picture.info.get(hashing.SCALE_INFO, (1.0, 1.0)))
+        assert shared == copied
+    rgb = np.asarray(img)
+    four = np.ascontiguousarray(np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 77, np.uint8)], axis=2))
+    assert _pdq.hashes(four, *rgb.shape[:2], 4, True) == _pdq.hashes(np.ascontiguousarray(rgb), *rgb.shape[:2], 3, True)

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-from csadetect.media import preprocess, synth
+from csadetect.media import pixels, preprocess, synth
 from csadetect.media.hashing import hamming, hash_image
 from csadetect.media.preprocess import Params, find_boxes, views
 
@@ -487,9 +487,9 @@ def test_range_map_equals_the_window_definition(grey):
 
 def test_pixels_are_shared_or_copied_alike():
     img = synth.synthetic_image(3, (200, 150))
-    assert np.array_equal(preprocess._pixels(img), np.asarray(img))
-    assert np.array_equal(preprocess._pixels(img.convert("L")), np.asarray(img.convert("L")))
-    assert np.array_equal(preprocess._pixels(img.crop((10, 20, 110, 90))), np.asarray(img.crop((10, 20, 110, 90))))
+    assert np.array_equal(pixels.pixels(img), np.asarray(img))
+    assert np.array_equal(pixels.pixels(img.convert("L")), np.asarray(img.convert("L")))
+    assert np.array_equal(pixels.pixels(img.crop((10, 20, 110, 90))), np.asarray(img.crop((10, 20, 110, 90))))
     # an image held in several memory blocks cannot be shared: it is copied instead
     big = Image.new("RGB", (5000, 4000), (1, 2, 3))
-    assert preprocess._pixels(big).shape == (4000, 5000, 3)
+    assert pixels.pixels(big).shape == (4000, 5000, 3)

@@ -19,7 +19,8 @@
  * Only the CPython API (buffer protocol), no numpy headers; the GIL is released while hashing.
  *
  * hashes(pixels, rows, cols, channels, dihedral, full_rows=0, full_cols=0) -> (bytes, quality)
- *   pixels    rows x cols x channels uint8, C-contiguous (channels 3: RGB; 1: luma as is)
+ *   pixels    rows x cols x channels uint8, C-contiguous (channels 3: RGB; 4: RGB and an unused
+ *             byte, Pillow's layout; 1: luma as is)
  *   full_rows, full_cols  the size of the picture these pixels were reduced from (a JPEG decoded
  *             at 1/2, 1/4 or 1/8 scale, or a box-filtered resize): the blur is then PDQ's on the
  *             full picture (see make_taps), so the hash approaches the full picture's hash.
@@ -230,6 +231,9 @@ static int downsample(const uint8_t *px, int rows, int cols, int channels, int f
         if (channels == 3) {
             for (int c = 0; c < cols; c++)
                 luma[c] = 0.299f * p[3 * c] + 0.587f * p[3 * c + 1] + 0.114f * p[3 * c + 2];
+        } else if (channels == 4) {  /* RGBX: Pillow's own memory, shared (csadetect/media/pixels.py) */
+            for (int c = 0; c < cols; c++)
+                luma[c] = 0.299f * p[4 * c] + 0.587f * p[4 * c + 1] + 0.114f * p[4 * c + 2];
         } else {
             for (int c = 0; c < cols; c++) luma[c] = (float)p[c];
         }
@@ -265,9 +269,9 @@ static PyObject *hashes(PyObject *self, PyObject *args) {
     int rows, cols, channels, want_dihedral, full_rows = 0, full_cols = 0;
     if (!PyArg_ParseTuple(args, "y*iiip|ii", &buf, &rows, &cols, &channels, &want_dihedral, &full_rows, &full_cols))
         return NULL;
-    if (channels != 1 && channels != 3) {
+    if (channels != 1 && channels != 3 && channels != 4) {
         PyBuffer_Release(&buf);
-        PyErr_SetString(PyExc_ValueError, "channels must be 1 or 3");
+        PyErr_SetString(PyExc_ValueError, "channels must be 1, 3 or 4");
         return NULL;
     }
     if (rows < 0 || cols < 0 || (Py_ssize_t)rows * cols * channels != buf.len) {
@@ -311,7 +315,7 @@ static PyObject *hashes(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"hashes", hashes, METH_VARARGS,
      "hashes(pixels, rows, cols, channels, dihedral, full_rows=0, full_cols=0) -> (bytes, quality): PDQ of "
-     "a uint8 picture (channels 3: RGB, 1: luma), blurred as its full-size original when it was reduced "
+     "a uint8 picture (channels 3: RGB, 4: RGBX, 1: luma), blurred as its full-size original when it was reduced "
      "from full_rows x full_cols; 32 bytes per hash, 8 hashes with dihedral."},
     {NULL, NULL, 0, NULL},
 };

@@ -40,6 +40,7 @@ import pdqhash
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from csadetect.media import vpdq_worker
+from csadetect.media.pixels import rgbx
 
 try:  # libjpeg-turbo through a thin binding: the same pixels as PIL's decoder, ~15% faster at 3 MP
     import simplejpeg
@@ -346,8 +347,15 @@ def pdq_from_array(rgb: np.ndarray, dihedral: bool = True, scale: tuple[float, f
 
 def pdq_from_image(img: Image.Image, dihedral: bool = True) -> PdqResult:
     """PDQ of a picture; one from :func:`load_image` (or a crop of it) is blurred as the full-size
-    picture it was decoded from."""
-    return pdq_from_array(np.asarray(img), dihedral=dihedral, scale=img.info.get(SCALE_INFO, (1.0, 1.0)))
+    picture it was decoded from. The kernel reads Pillow's own memory when it can (no copy)."""
+    scale = img.info.get(SCALE_INFO, (1.0, 1.0))
+    shared = rgbx(img) if _pdq is not None else None
+    if shared is None or min(shared.shape[:2]) < 1:
+        return pdq_from_array(np.asarray(img.convert("RGB")), dihedral=dihedral, scale=scale)
+    rows, cols = shared.shape[:2]
+    packed, quality = _pdq.hashes(shared, rows, cols, 4, dihedral, round(rows * scale[1]), round(cols * scale[0]))
+    hashes = tuple(packed[i:i + 32] for i in range(0, len(packed), 32))
+    return PdqResult(hashes[0], quality, hashes if dihedral else ())
 
 
 Preprocessor = Callable[[Image.Image], Sequence[tuple[str, Image.Image]]]

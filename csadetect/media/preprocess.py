@@ -47,6 +47,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from csadetect.media.pixels import pixels
+
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive, PIL order
 
 
@@ -87,30 +89,6 @@ DEFAULT = Params()
 # --------------------------------------------------------------------------- helpers
 
 
-def _pixels(img: Image.Image) -> np.ndarray:
-    """Read-only uint8 array of an "RGB" (h, w, 3) or "L" (h, w) image, shared with Pillow if it can be.
-
-    ``np.asarray`` copies the pixels through ``tobytes`` (hundreds of microseconds for a 512 px
-    picture, most of it fresh memory). Pillow exports an image held in one memory block through
-    the Arrow C data interface without a copy (an "RGB" pixel as 4 bytes); the array keeps that
-    memory alive. Anything else (an image in several blocks, another layout) is copied as before.
-    """
-    import pyarrow as pa  # a dependency anyway (Parquet); imported here to keep imports light
-
-    w, h = img.size
-    try:
-        arr = pa.array(img)
-    except (TypeError, ValueError):  # several blocks, or no Arrow export: copy
-        return np.asarray(img)
-    if img.mode == "L" and arr.type == pa.uint8() and len(arr) == w * h:
-        return arr.to_numpy(zero_copy_only=True).reshape(h, w)
-    if (img.mode == "RGB" and pa.types.is_fixed_size_list(arr.type) and arr.type.list_size == 4
-            and arr.type.value_type == pa.uint8() and len(arr) == w * h and arr.offset == 0
-            and len(arr.values) == w * h * 4):
-        return arr.values.to_numpy(zero_copy_only=True).reshape(h, w, 4)[:, :, :3]
-    return np.asarray(img)
-
-
 def _analysis_arrays(img: Image.Image, side: int) -> tuple[np.ndarray, np.ndarray, float]:
     """RGB and grey uint8 arrays of ``img`` at <= ``side`` px, and the scale back."""
     if img.mode != "RGB":
@@ -121,7 +99,7 @@ def _analysis_arrays(img: Image.Image, side: int) -> tuple[np.ndarray, np.ndarra
         scale = max(w, h) / side
         size = (max(1, round(w / scale)), max(1, round(h / scale)))
         img = img.resize(size, Image.Resampling.BOX)
-    return _pixels(img), _pixels(img.convert("L")), scale
+    return pixels(img), pixels(img.convert("L")), scale
 
 
 def _planar(lines: np.ndarray) -> np.ndarray:
