@@ -560,10 +560,13 @@ def check_video(info: VideoInfo, limits: VideoLimits, seconds_per_hash: float) -
         raise MediaError(f"video would have more than {limits.max_hashed_frames} hashed frames")
 
 
-def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: float) -> list[VideoFrame]:
-    """vPDQ in a child process (:mod:`csadetect.media.vpdq_worker`), killed after ``timeout`` s."""
+def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: float, decode: str = "auto") -> list[VideoFrame]:
+    """vPDQ in a child process (:mod:`csadetect.media.vpdq_worker`, frames chosen by its mode
+    ``decode``), killed after ``timeout`` s."""
+    if decode not in vpdq_worker.MODES:
+        raise ValueError(f"video decode mode must be one of {', '.join(vpdq_worker.MODES)}, not {decode!r}")
     cmd = [sys.executable, "-m", "csadetect.media.vpdq_worker", str(fd), repr(float(seconds_per_hash)),
-           str(limits.max_memory_bytes), str(os.getpid())]
+           str(limits.max_memory_bytes), str(os.getpid()), decode]
     try:
         done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=max(timeout, 0.1), check=False)
@@ -587,14 +590,17 @@ def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: floa
 
 
 def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, suffix: str = ".mp4",
-               digests: Sequence[str] = DIGESTS, limits: Optional[VideoLimits] = None) -> VideoHashes:
+               digests: Sequence[str] = DIGESTS, limits: Optional[VideoLimits] = None,
+               decode: str = "auto") -> VideoHashes:
     """Hash video bytes: vPDQ frames and the ``digests`` of the bytes, within ``limits``.
 
     The bytes go to an anonymous file (:func:`_anonymous_file`: never a name on disk); ``ffprobe``
     reads its metadata, which must be within the pixel, duration and frame limits, and then a
     child process decodes it under a data-segment limit and is killed when the wall-clock budget
     runs out. Every refusal is a MediaError naming the rule. ``max_frames`` (when given) overrides
-    ``limits.max_hashed_frames``; ``suffix`` is unused (FFmpeg probes the format from the bytes)."""
+    ``limits.max_hashed_frames``; ``suffix`` is unused (FFmpeg probes the format from the bytes).
+    ``decode`` (``match.video_decode``): ``auto`` decodes only the key frames when they are dense
+    enough to stand in for the samples, ``all`` every frame (:mod:`csadetect.media.vpdq_worker`)."""
     del suffix
     limits = limits or VideoLimits()
     if max_frames:
@@ -610,7 +616,7 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
                 raise MediaError(f"video decoding exceeded the budget of {limits.budget_seconds:g} s") from None
             raise
         check_video(info, limits, seconds_per_hash)
-        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic())
+        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic(), decode)
     finally:
         os.close(fd)
     if len(frames) > limits.max_hashed_frames:

@@ -1,34 +1,75 @@
 """The video decoder process: vPDQ of one video, run apart from the worker so it can be bounded.
 
 :func:`csadetect.media.hashing.hash_video` starts ``python -m csadetect.media.vpdq_worker FD
-SECONDS_PER_HASH MAX_DATA_BYTES PARENT_PID`` with the video's anonymous file (a memfd, or an
+SECONDS_PER_HASH MAX_DATA_BYTES PARENT_PID [MODE]`` with the video's anonymous file (a memfd, or an
 unlinked temp file) as descriptor ``FD``. This process first caps its own data segment
-(``RLIMIT_DATA``), so a stream whose frames grow past what its metadata said cannot take the
-worker's memory; it is killed from outside when the wall-clock budget runs out, and by the kernel
-when its parent dies. It writes one line per hashed frame, ``frame quality hex timestamp``, to
-stdout and nothing else; it never sees a file name.
+(``RLIMIT_DATA``, inherited by the FFmpeg processes it starts), so a stream whose frames grow past
+what its metadata said cannot take the worker's memory; it is killed from outside when the
+wall-clock budget runs out, and by the kernel when its parent dies (so are its FFmpeg children,
+when it dies). It writes one line per hashed frame, ``frame quality hex timestamp``, to stdout and
+nothing else; it never sees a file name.
+
+How frames are chosen (``MODE``; benchmarks/video.md has the speed and recall of each):
+
+* ``all``: Meta's ``vpdq.computeHash``. It decodes *every* frame of the video and hashes one each
+  ``SECONDS_PER_HASH`` (by frame count); decoding is most of the cost (about 8x real time per core
+  at 720p).
+* ``keyframes``: the ``ffmpeg`` CLI (the same FFmpeg libraries vpdq links) decodes only the key
+  frames (``-skip_frame nokey``: no P or B frame is decoded at all) and converts them to RGB as
+  vpdq does (swscale, area, full size); about one per ``SECONDS_PER_HASH`` is kept (:func:`_thin`)
+  and hashed at full size with the compiled PDQ (``_pdq.c``, else Meta's ``pdqhash``): the hash
+  vPDQ gives that frame (bit for bit on Meta's test videos).
+* ``auto`` (the default): ``keyframes`` when the key frames are dense enough (the container's key
+  packets are checked before decoding, the decoded key frames after), none more
+  than :data:`MAX_GAP_FACTOR` x ``SECONDS_PER_HASH`` from the next one, from the stream's first
+  packet to its last (most uploads: phones and sites put one every 1-2 s); else ``all``. A video
+  encoded with few key frames (a black first key frame and the rest predicted, say) therefore
+  cannot shrink what is hashed: it is hashed as before, only not faster. With
+  ``SECONDS_PER_HASH`` 0 (every frame) it is ``all``.
 
 Exit codes: 0 done, 2 bad arguments, 3 out of memory (the data limit), 4 the video is unreadable.
-It imports only the standard library and ``vpdq``, to start quickly.
+It imports only the standard library until it knows which decoder it needs, to start quickly. The
+frames it writes are numbered and timed as vpdq numbers and times them (frame = time x frame rate).
 """
 from __future__ import annotations
 
 import ctypes
+import itertools
+import json
 import os
+import re
 import resource
+import shutil
 import signal
+import subprocess
 import sys
+from typing import Optional
 
 EXIT_USAGE, EXIT_MEMORY, EXIT_UNREADABLE = 2, 3, 4
+MODES = ("auto", "keyframes", "all")
+MAX_GAP_FACTOR = 2.0  # auto: the key frames stand in for the samples when none is further apart than this
 _PR_SET_PDEATHSIG = 1
+_PTS_TIME = re.compile(rb"\bpts_time:\s*(-?[0-9.]+)")
+
+Frame = tuple[int, int, str, float]  # frame number, quality, 64-hex PDQ, timestamp (s)
+
+
+class Unusable(Exception):
+    """The key-frame decoder could not be used for this video (no FFmpeg, an error, too few key
+    frames): ``auto`` falls back to ``all``."""
+
+
+def _set_pdeathsig() -> bool:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0
+    except (OSError, AttributeError):  # not Linux: the budget's kill still applies
+        return False
 
 
 def _die_with_parent(parent: int) -> None:
     """Linux: SIGKILL this process when the worker that started it dies (a killed worker leaves no
     decoder running, and so no descriptor keeping the upload's bytes alive)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the budget's kill still applies
+    if not _set_pdeathsig():
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(EXIT_USAGE)
@@ -40,31 +81,227 @@ def _near_limit(max_data: int) -> bool:
     return max_data > 0 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 >= max_data // 2
 
 
+def _rate(text) -> float:
+    try:
+        num, _, den = str(text).partition("/")
+        value = float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return value if 0 < value < 1e6 else 0.0
+
+
+def _float(text) -> Optional[float]:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def stream_layout(fd: int) -> dict:
+    """The first video stream's size, frame rate, where its packets start and end and when its key
+    packets are (s), from ``ffprobe`` reading the container only (no frame is decoded)."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        raise Unusable("no ffprobe")
+    cmd = [ffprobe, "-v", "error", "-select_streams", "v:0", "-print_format", "json",
+           "-show_entries",
+           "stream=width,height,avg_frame_rate,r_frame_rate:packet=pts_time,dts_time,duration_time,flags",
+           f"/proc/self/fd/{fd}"]
+    done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                          preexec_fn=_set_pdeathsig)
+    try:
+        info = json.loads(done.stdout or b"{}")
+    except ValueError:
+        info = {}
+    streams, packets = info.get("streams") or [], info.get("packets") or []
+    if done.returncode != 0 or not streams or not packets:
+        raise Unusable("probe")
+    stream = streams[0]
+    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))  # as vpdq chooses
+    starts, ends, keys = [], [], []
+    for p in packets:
+        t = _float(p.get("pts_time"))
+        t = _float(p.get("dts_time")) if t is None else t
+        if t is not None:
+            starts.append(t)
+            ends.append(t + (_float(p.get("duration_time")) or 0.0))
+            if "K" in str(p.get("flags", "")):
+                keys.append(t)
+    if width <= 0 or height <= 0 or not fps or not starts:
+        raise Unusable("layout")
+    return {"width": width, "height": height, "fps": fps, "start": min(starts), "end": max(ends), "keys": sorted(keys)}
+
+
+def _pdq_function():
+    """``pdq(rgb24 bytes, rows, cols) -> (32 bytes, quality)``: the project's compiled PDQ
+    (``csadetect/media/_pdq.c``: no numpy to import, a fifth of the time; it agrees with Meta's
+    PDQ up to float rounding, tests/test_pdq_kernel.py), else Meta's ``pdqhash`` binding."""
+    try:
+        from csadetect.media import _pdq  # lazy: only the key-frame decoder hashes here
+    except ImportError:  # pragma: no cover - only without a C compiler at install time
+        import numpy as np
+        import pdqhash
+
+        def pdq(pixels: bytes, rows: int, cols: int) -> tuple[bytes, int]:
+            bits, quality = pdqhash.compute(np.frombuffer(pixels, dtype=np.uint8).reshape(rows, cols, 3))
+            return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes(), int(quality)
+
+        return pdq
+    return lambda pixels, rows, cols: _pdq.hashes(pixels, rows, cols, 3, False)
+
+
+class _FrameTimes:
+    """The ``pts_time`` of each frame ``showinfo`` logged, read from FFmpeg's log as it grows (FFmpeg
+    logs a frame before it writes the frame out, so a frame's time is there once its pixels are)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.offset, self.rest, self.times = fd, 0, b"", []
+
+    def poll(self) -> list[float]:
+        while chunk := os.pread(self.fd, 1 << 16, self.offset):
+            self.offset += len(chunk)
+            *lines, self.rest = (self.rest + chunk).split(b"\n")
+            for line in lines:
+                if b"[Parsed_showinfo_" in line and (m := _PTS_TIME.search(line)):
+                    self.times.append(float(m.group(1)))
+        return self.times
+
+
+def _thin(frames, seconds_per_hash: float, end: float):
+    """Of ``(time, pixels)`` key frames in order, those to hash: one at least ``seconds_per_hash``
+    after the last one kept, and any other whose omission would leave more than
+    ``MAX_GAP_FACTOR * seconds_per_hash`` to the next key frame (or to ``end``)."""
+    longest = MAX_GAP_FACTOR * seconds_per_hash + 1e-6
+    last = held = None
+    for t, pixels in itertools.chain(frames, [(None, None)]):
+        if held is not None:
+            kept_t, kept = held
+            nxt = end if t is None else t
+            if last is None or kept_t - last >= seconds_per_hash - 1e-3 or nxt - last > longest:
+                last = kept_t
+                yield kept_t, kept
+        held = None if t is None else (t, pixels)
+
+
+def _decode_keyframes(fd: int, layout: dict,
+                      seconds_per_hash: float) -> tuple[list[float], list[tuple[float, int, str]]]:
+    """The times of all key frames FFmpeg decodes, and ``(time, quality, 64-hex PDQ)`` of those
+    :func:`_thin` keeps. Frames are converted to RGB as vpdq converts them (swscale, area, to the
+    stream's size) and hashed as they arrive (two decoded frames at most are held). ``-copyts``:
+    times as the container states them, as ``stream_layout`` reads them."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None or not hasattr(os, "memfd_create"):
+        raise Unusable("no ffmpeg")
+    pdq = _pdq_function()
+    width, height = layout["width"], layout["height"]
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-threads", "1", "-skip_frame", "nokey",
+           "-copyts", "-i", f"/proc/self/fd/{fd}", "-map", "0:v:0", "-an", "-sn", "-dn", "-filter_threads", "1",
+           "-vf", f"showinfo,scale={width}:{height}:flags=area,format=rgb24",
+           "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]
+    size = width * height * 3
+    log = os.memfd_create("csad-ffmpeg-log", os.MFD_CLOEXEC)  # stderr: frame times (no pipe to fill)
+    log_times, keyframes, hashes = _FrameTimes(log), [], []
+
+    def decoded():
+        while len(pixels := proc.stdout.read(size)) == size:
+            seen = log_times.poll()
+            if len(seen) <= len(keyframes):  # logged before it is written out, perhaps a few frames ahead
+                raise Unusable("frame times")
+            keyframes.append(seen[len(keyframes)])
+            yield keyframes[-1], pixels
+        if pixels:
+            raise Unusable("truncated frame")
+
+    try:
+        with subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                              preexec_fn=_set_pdeathsig) as proc:
+            try:
+                for t, pixels in _thin(decoded(), seconds_per_hash, layout["end"]):
+                    packed, quality = pdq(pixels, height, width)
+                    hashes.append((t, quality, packed.hex()))
+            except BaseException:
+                proc.kill()
+                raise
+    finally:
+        os.close(log)
+    if proc.returncode != 0 or not hashes:
+        raise Unusable("decode")
+    return keyframes, hashes
+
+
+def _check_gaps(times: list[float], layout: dict, seconds_per_hash: float) -> None:
+    edges = [layout["start"], *times, layout["end"]]
+    if max(b - a for a, b in zip(edges, edges[1:])) > MAX_GAP_FACTOR * seconds_per_hash + 1e-6:
+        raise Unusable("key frames too sparse")
+
+
+def keyframe_hashes(fd: int, seconds_per_hash: float, check_gaps: bool) -> list[Frame]:
+    """vPDQ frames of the video's key frames (the module's ``keyframes`` mode). With
+    ``check_gaps``, raises Unusable when two key frames, or the first and the stream's first
+    packet, or the last and its end, lie more than ``MAX_GAP_FACTOR * seconds_per_hash`` apart."""
+    layout = stream_layout(fd)
+    if check_gaps:  # from the container's key packets first, so a sparse video is not decoded twice
+        _check_gaps(layout["keys"], layout, seconds_per_hash)
+    keyframes, hashes = _decode_keyframes(fd, layout, seconds_per_hash)
+    if check_gaps:  # and from the frames the decoder took for key frames
+        _check_gaps(keyframes, layout, seconds_per_hash)
+    fps, out = layout["fps"], []
+    for t, quality, hexhash in hashes:  # numbered and timed as vpdq numbers and times frames
+        number = max(int(round((t - layout["start"]) * fps)), 0)
+        out.append((number, quality, hexhash, number / fps))
+    return out
+
+
+def all_frame_hashes(fd: int, seconds_per_hash: float) -> list[Frame]:
+    """vPDQ as Meta's ``vpdq.computeHash`` makes it (the module's ``all`` mode)."""
+    import vpdq  # lazy: after the limit is set, so FFmpeg's allocations count against it
+
+    features = vpdq.computeHash(
+        input_video_filename=f"/proc/self/fd/{fd}",
+        seconds_per_hash=seconds_per_hash,
+        downsample_width=0,
+        downsample_height=0,
+        thread_count=1,
+    )
+    return [(int(f.frame_number), int(f.quality), f.hex, float(f.timestamp)) for f in features or ()]
+
+
+def hash_frames(fd: int, seconds_per_hash: float, mode: str = "auto") -> list[Frame]:
+    """The vPDQ frames of the video in descriptor ``fd`` by ``mode`` (see the module's docstring).
+    Raises what vpdq raises for an unreadable video, and Unusable when ``keyframes`` cannot be used."""
+    if mode == "keyframes" or (mode == "auto" and seconds_per_hash > 0):
+        try:
+            return keyframe_hashes(fd, seconds_per_hash, check_gaps=mode == "auto")
+        except MemoryError:
+            raise
+        except Exception:  # Unusable, or anything FFmpeg's output did that was not foreseen: vpdq decides
+            if mode == "keyframes":
+                raise
+    return all_frame_hashes(fd, seconds_per_hash)
+
+
 def main(argv: list[str]) -> int:
     try:
         fd, seconds_per_hash, max_data, parent = int(argv[0]), float(argv[1]), int(argv[2]), int(argv[3])
+        mode = argv[4] if len(argv) > 4 else "auto"
     except (IndexError, ValueError):
+        return EXIT_USAGE
+    if mode not in MODES or len(argv) > 5 or not seconds_per_hash >= 0:
         return EXIT_USAGE
     _die_with_parent(parent)
     if max_data > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (max_data, max_data))
     try:
-        import vpdq  # lazy: after the limit is set, so FFmpeg's allocations count against it
-
-        features = vpdq.computeHash(
-            input_video_filename=f"/proc/self/fd/{fd}",
-            seconds_per_hash=seconds_per_hash,
-            downsample_width=0,
-            downsample_height=0,
-            thread_count=1,
-        )
+        frames = hash_frames(fd, seconds_per_hash, mode)
     except MemoryError:
         return EXIT_MEMORY
     except Exception:  # vpdq raises plain exceptions for unreadable input
         return EXIT_MEMORY if _near_limit(max_data) else EXIT_UNREADABLE
     out = sys.stdout
-    for f in features or ():
-        out.write(f"{int(f.frame_number)} {int(f.quality)} {f.hex} {float(f.timestamp)!r}\n")
+    for number, quality, hexhash, timestamp in frames:
+        out.write(f"{number} {quality} {hexhash} {timestamp!r}\n")
     out.flush()
     return 0
 

@@ -77,6 +77,7 @@ class HashMediaFn(beam.DoFn):
                     suffix=_VIDEO_SUFFIX.get(event.mime or "", ".mp4"),
                     digests=self._digests,
                     limits=VideoLimits.from_settings(self._limits),
+                    decode=self._match.video_decode,
                 )
                 item = HashedItem(event.without_content(), video=hashes, evidence=self._sealed(event))
         except MediaError as exc:

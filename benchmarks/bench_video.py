@@ -1,0 +1,439 @@
+"""vPDQ speed per core and vPDQ recall by frame sampling (issue 15, item 5).
+
+Targets: vPDQ of an uploaded video at >= 50x real time for 360p and >= 15x for 720p per core,
+with the frame sampling rate stated and its effect on recall measured on Meta's vPDQ test videos.
+
+Speed: each configuration hashes each clip in this process pinned to one core
+(``os.sched_setaffinity``; the processes it starts inherit the pin), and its cost is the CPU time
+of this process *and* of its children (``RUSAGE_CHILDREN``: the decoder process, ffprobe, ffmpeg),
+so other load on the machine does not count. Real-time factor = clip duration / CPU seconds.
+Configurations:
+
+* ``pipeline``: :func:`csadetect.media.hashing.hash_video` on the bytes, as ``HashMedia`` calls it
+  (digests, anonymous file, ffprobe, the decoder process ``vpdq_worker`` in its default mode);
+* ``worker MODE``: the same path with the decoder process in another mode
+  (:mod:`csadetect.media.vpdq_worker`): ``all`` (Meta's ``vpdq.computeHash``, every frame
+  decoded: the pipeline before this benchmark), ``keyframes`` (only key frames decoded, no
+  fallback), ``auto`` (key frames when dense enough, else ``all``);
+* ``vpdq in-process``: ``vpdq.computeHash`` in this process, at full size and with its
+  ``downsample_width/height`` (FFmpeg's swscale shrinks each sampled frame, long side 512, before PDQ);
+* ``ffmpeg decode only``: ``ffmpeg -f null`` of every frame, and of key frames only: the floor
+  each way of decoding sets.
+
+Clips (generated into ``benchmarks/.data/video/``, git-ignored): H.264 at 30 fps,
+x264 ``veryfast``, CRF 23 capped at 1.5 Mbit/s (360p) and 4 Mbit/s (720p), a key frame at least
+every 2 s (``-g 60``, as phones and video sites encode; x264 adds more at scene cuts), and the same
+with x264's default key frame interval (250 frames): ``synth`` is ``testsrc2`` with temporal
+noise (30 s), ``real`` is Meta's two ``chair`` test videos back to back, cropped to 16:9 (39 s).
+
+Recall: the six videos of Meta's vPDQ test set (``../shared/testdata/threatexchange/vpdq``:
+``videos/*.mp4``, ``expected/*.txt`` = Meta's hash of every frame) fall in three families
+(``chair-*``, ``doorknob-*``, ``pattern-*``: the same footage with bars, logos, re-scaling). Each
+video is hashed by each configuration as the query and matched with the pipeline's rule
+(:class:`csadetect.signals.vpdq.VpdqIndex`: share of the query's frames with quality >= 50 within
+31 bits of a frame of the indicator >= 0.8) against indicators made from the six originals, (a)
+from Meta's every-frame hashes, (b) as ``indicators from-media`` makes them (vpdq every 1 s:
+``match.video_seconds_per_hash``) and (c) as it would at every frame (vpdq, 0).
+A pair of the same family is a positive, of different families a negative. The same again with
+each test video re-encoded with its time shifted (first 0.5 s cut, a key frame every 1.5 s), so
+that no key frame falls on a frame the 1 s sampling of the original hashed.
+
+    python -m benchmarks.bench_video              # ~5 min; writes benchmarks/video.md
+    python -m benchmarks.bench_video --quick      # 360p and 720p synth only, no recall; prints
+    python -m benchmarks.bench_video --only recall   # one part again (the other is kept from result.json)
+    python -m benchmarks.bench_video --render     # format the saved measurement again (notes kept)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+
+from csadetect.config.settings import MatchSettings
+from csadetect.media import hashing
+from csadetect.media.hashing import VideoFrame, VideoLimits, hash_video, hash_video_file
+from csadetect.signals.vpdq import VpdqIndex, VpdqSignal
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "benchmarks" / ".data" / "video"
+OUT = REPO / "benchmarks" / "video.md"
+RESULT = DATA / "result.json"
+SHARED = REPO.parent / "shared" / "testdata" / "threatexchange" / "vpdq"
+NOTES_BEGIN, NOTES_END = "<!-- notes:begin -->", "<!-- notes:end -->"
+FAMILIES = {"chair-19-sd-bar": "chair", "chair-20-sd-bar": "chair", "doorknob-hd-no-bar": "doorknob",
+            "pattern-hd-no-bar": "pattern", "pattern-sd-grey-bar": "pattern", "pattern-sd-with-small-logo-bar": "pattern"}
+TARGETS = {"360p": 50.0, "720p": 15.0}
+SIZES = {"360p": (640, 360, "1500k"), "720p": (1280, 720, "4M")}
+
+
+def _ffmpeg(*args) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *map(str, args)], check=True)
+
+
+def _encode(size: str, gop: int | None) -> list[str]:
+    width, height, rate = SIZES[size]
+    keyint = ["-g", gop] if gop else []
+    return ["-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", 23, "-maxrate", rate, "-bufsize", rate,
+            *keyint, "-pix_fmt", "yuv420p", "-threads", 2]
+
+
+def make_clips(quick: bool) -> dict[str, Path]:
+    """The speed clips, generated once (benign: a test pattern, Meta's chair footage)."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    clips = {}
+    sources = ["synth"] + ([] if quick or not SHARED.is_dir() else ["real"])
+    for source in sources:
+        for size, (width, height, _) in SIZES.items():
+            for gop, tag in ((60, ""), (None, "-k250")):
+                if quick and gop is None:
+                    continue
+                path = DATA / f"{source}-{size}{tag}.mp4"
+                if not path.exists():
+                    print(f"making {path.name}", file=sys.stderr)
+                    if source == "synth":
+                        src = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=30:duration=30",
+                               "-vf", "noise=alls=10:allf=t"]
+                    else:
+                        src = ["-i", SHARED / "videos" / "chair-19-sd-bar.mp4", "-i", SHARED / "videos" / "chair-20-sd-bar.mp4",
+                               "-filter_complex", f"[0:v][1:v]concat=n=2:v=1:a=0,fps=30,scale={width}:-2,crop={width}:{height}"]
+                    _ffmpeg(*src, *_encode(size, gop), path)
+                clips[path.stem] = path
+    return clips
+
+
+def shifted_videos() -> dict[str, Path]:
+    """Meta's test videos with the first 0.5 s cut and a key frame every 1.5 s (re-encoded)."""
+    out = {}
+    for name in FAMILIES:
+        path = DATA / "shifted" / f"{name}.mp4"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _ffmpeg("-ss", 0.5, "-i", SHARED / "videos" / f"{name}.mp4", "-an", "-c:v", "libx264", "-preset", "veryfast",
+                    "-crf", 23, "-g", 45, "-keyint_min", 45, "-sc_threshold", 0, "-pix_fmt", "yuv420p", "-threads", 2, path)
+        out[name] = path
+    return out
+
+
+# --- cost -----------------------------------------------------------------------------------------
+
+
+def _cpu() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _duration(path: Path) -> float:
+    done = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
+def worker_frames(fd: int, seconds_per_hash: float, mode: str, limits: VideoLimits = VideoLimits()) -> list[VideoFrame]:
+    """The decoder process in ``mode``, started as ``hashing._decode`` starts it (plus the mode)."""
+    cmd = [sys.executable, "-m", "csadetect.media.vpdq_worker", str(fd), repr(float(seconds_per_hash)),
+           str(limits.max_memory_bytes), str(os.getpid()), mode]
+    done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True, check=True)
+    frames = []
+    for line in done.stdout.decode().splitlines():
+        num, quality, hexhash, ts = line.split()
+        frames.append(VideoFrame(frame=int(num), quality=int(quality), pdq=bytes.fromhex(hexhash), timestamp=float(ts)))
+    return frames
+
+
+def pipeline_with_mode(data: bytes, seconds_per_hash: float, mode: str) -> list[VideoFrame]:
+    """``hash_video``'s steps (digests, anonymous file, probe, limits, decoder) with the decoder in ``mode``."""
+    limits = VideoLimits()
+    hashing.crypto_hashes(data, hashing.DIGESTS)
+    fd = hashing._anonymous_file(data)
+    try:
+        hashing.check_video(hashing.probe_video(fd, limits), limits, seconds_per_hash)
+        return worker_frames(fd, seconds_per_hash, mode, limits)
+    finally:
+        os.close(fd)
+
+
+def _long_side(path: Path, side: int) -> tuple[int, int]:
+    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
+                           "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    width, height = map(int, done.stdout.strip().split(","))
+    scale = side / max(width, height)
+    return (width, height) if scale >= 1 else (max(2, round(width * scale)), max(2, round(height * scale)))
+
+
+def vpdq_inprocess(path: Path, seconds_per_hash: float, long_side: int = 0) -> list:
+    import vpdq  # lazy: it links FFmpeg
+
+    width, height = _long_side(path, long_side) if long_side else (0, 0)
+    return vpdq.computeHash(str(path), seconds_per_hash=seconds_per_hash, downsample_width=width,
+                            downsample_height=height, thread_count=1)
+
+
+def decode_only(path: Path, keyframes: bool) -> None:
+    skip = ["-skip_frame", "nokey"] if keyframes else []
+    _ffmpeg("-threads", 1, *skip, "-i", path, "-map", "0:v:0", "-f", "null", "-")
+
+
+SPEED_CONFIGS = [  # (label, seconds_per_hash, fn(path, data) -> frames or None)
+    *[(f"pipeline (hash_video) {s:g} s", s, lambda p, d, s=s: hash_video(d, seconds_per_hash=s).frames) for s in (1.0, 0.5, 2.0)],
+    *[(f"worker all {s:g} s", s, lambda p, d, s=s: pipeline_with_mode(d, s, "all")) for s in (1.0, 0.5, 2.0)],
+    ("worker keyframes 1 s", 1.0, lambda p, d: pipeline_with_mode(d, 1.0, "keyframes")),
+    ("vpdq in-process 1 s", 1.0, lambda p, d: vpdq_inprocess(p, 1.0)),
+    ("vpdq in-process 1 s, downsample 512", 1.0, lambda p, d: vpdq_inprocess(p, 1.0, 512)),
+    ("ffmpeg decode only, every frame", 0.0, lambda p, d: decode_only(p, False)),
+    ("ffmpeg decode only, key frames", 0.0, lambda p, d: decode_only(p, True)),
+]
+
+
+def measure_speed(clips: dict[str, Path], repeat: int) -> list[dict]:
+    rows = []
+    for name, path in clips.items():
+        data, seconds = path.read_bytes(), _duration(path)
+        pipeline_with_mode(data, 1.0, "keyframes")  # warm the page cache and the imports
+        for label, sph, fn in SPEED_CONFIGS:
+            costs, frames = [], None
+            for _ in range(repeat):
+                start = _cpu()
+                frames = fn(path, data)
+                costs.append(_cpu() - start)
+            cpu = min(costs)
+            rows.append({"clip": name, "config": label, "seconds": seconds, "cpu": cpu, "x": seconds / cpu,
+                         "frames": None if frames is None else len(frames)})
+            print(f"{name:16} {label:38} {cpu:7.3f} s CPU  {seconds / cpu:6.1f}x  {rows[-1]['frames']}", file=sys.stderr)
+    return rows
+
+
+# --- recall ---------------------------------------------------------------------------------------
+
+
+def _expected(name: str) -> list[VideoFrame]:
+    frames = []
+    for line in (SHARED / "expected" / f"{name}.txt").read_text().splitlines():
+        if line.strip():
+            num, quality, hexhash, ts = line.strip().split(",")
+            frames.append(VideoFrame(frame=int(num), quality=int(quality), pdq=bytes.fromhex(hexhash), timestamp=float(ts)))
+    return frames
+
+
+def _as_frames(features) -> list[VideoFrame]:
+    return [VideoFrame(frame=int(f.frame_number), quality=int(f.quality), pdq=bytes.fromhex(f.hex),
+                       timestamp=float(f.timestamp)) for f in features]
+
+
+RECALL_CONFIGS = [  # (label, fn(path) -> frames)
+    *[(f"all {s:g} s (vpdq; before)", lambda p, s=s: _file_worker(p, s, "all")) for s in (1.0, 0.5, 2.0)],
+    *[(f"auto {s:g} s (default)" if s == 1.0 else f"auto {s:g} s", lambda p, s=s: _file_worker(p, s, "auto"))
+      for s in (1.0, 0.5, 2.0)],
+    ("keyframes 1 s (no fallback)", lambda p: _file_worker(p, 1.0, "keyframes")),
+    ("all 1 s, downsample 512", lambda p: _as_frames(vpdq_inprocess(p, 1.0, 512))),
+    ("all 1 s, downsample 128", lambda p: _as_frames(vpdq_inprocess(p, 1.0, 128))),
+]
+
+
+def _file_worker(path: Path, seconds_per_hash: float, mode: str) -> list[VideoFrame]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return worker_frames(fd, seconds_per_hash, mode)
+    finally:
+        os.close(fd)
+
+
+def _decisions(indicators: dict[str, list[VideoFrame]], queries: dict[str, list[VideoFrame]]) -> dict:
+    """Which query matches which indicator under the pipeline's vPDQ rule (default settings)."""
+    settings, signal = MatchSettings(), VpdqSignal()
+    names = list(indicators)
+    values = [" ".join(dict.fromkeys(f.pdq.hex() for f in indicators[n] if f.quality >= settings.quality_gate))
+              for n in names]
+    index = VpdqIndex(pa.chunked_array([pa.array(values)]), np.arange(len(names)), settings)
+    tally = {"self": [0, 0], "family": [0, 0], "false": [0, 0], "frames": 0, "min_share_self": 1.0, "max_share_neg": 0.0}
+    for q, frames in queries.items():
+        good = signal.probe(SimpleNamespace(frames=frames), settings) or []
+        tally["frames"] += len(good)
+        hits = {names[h.row]: 1 - h.distance for h in index.query(good)} if good else {}
+        # the share of every indicator, for the margins (a match needs >= video_frame_share)
+        for i, ind in enumerate(names):
+            share = _share(good, indicators[ind], settings)
+            same = FAMILIES[q] == FAMILIES[ind]
+            kind = "self" if q == ind else "family" if same else "false"
+            tally[kind][0] += ind in hits
+            tally[kind][1] += 1
+            if q == ind:
+                tally["min_share_self"] = min(tally["min_share_self"], share)
+            elif not same:
+                tally["max_share_neg"] = max(tally["max_share_neg"], share)
+            assert (ind in hits) == (share >= settings.video_frame_share - 1e-9), (q, ind, share)
+    return tally
+
+
+def _share(good: list[bytes], indicator: list[VideoFrame], settings: MatchSettings) -> float:
+    if not good:
+        return 0.0
+    ref = np.frombuffer(b"".join(f.pdq for f in indicator), dtype=np.uint8).reshape(-1, 32)
+    qry = np.frombuffer(b"".join(good), dtype=np.uint8).reshape(-1, 32)
+    bits = np.bitwise_count(qry[:, None, :] ^ ref[None, :, :]).sum(axis=2).min(axis=1)
+    return float((bits <= settings.pdq_threshold).mean())
+
+
+def measure_recall() -> list[dict]:
+    originals = {n: SHARED / "videos" / f"{n}.mp4" for n in FAMILIES}
+    shifted = shifted_videos()
+    indicator_sets = {
+        "Meta's every-frame hashes": {n: _expected(n) for n in FAMILIES},
+        "from-media (vpdq, 1 s)": {n: hash_video_file(str(p), seconds_per_hash=1.0) for n, p in originals.items()},
+        "from-media at every frame (vpdq, 0)": {n: hash_video_file(str(p), seconds_per_hash=0) for n, p in originals.items()},
+    }
+    conformance = {"vpdq": [], "meta": []}  # key-frame hashes against vpdq's and Meta's hash of the same frame
+    for name, path in originals.items():
+        meta = {f.frame: f for f in indicator_sets["Meta's every-frame hashes"][name]}
+        ours = {f.frame: f for f in _file_worker(path, 1.0, "all")}
+        for f in _file_worker(path, 1.0, "keyframes"):
+            if f.frame in ours:
+                conformance["vpdq"].append(hashing.hamming(f.pdq, ours[f.frame].pdq))
+            if meta[f.frame].quality >= 80:  # PDQ's conformance level (tests/test_hashing.py)
+                conformance["meta"].append(hashing.hamming(f.pdq, meta[f.frame].pdq))
+    rows = [{"conformance": conformance}]
+    for label, fn in RECALL_CONFIGS:
+        for qlabel, videos in (("as published", originals), ("time-shifted re-encode", shifted)):
+            queries = {n: fn(p) for n, p in videos.items()}
+            for ilabel, indicators in indicator_sets.items():
+                rows.append({"config": label, "queries": qlabel, "indicators": ilabel, **_decisions(indicators, queries)})
+                print(f"{label:30} {qlabel:24} {ilabel:28} {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written notes block of an earlier video.md (kept when it is regenerated)."""
+    if path.exists():
+        text = path.read_text()
+        if NOTES_BEGIN in text and NOTES_END in text:
+            return text[text.index(NOTES_BEGIN):text.index(NOTES_END) + len(NOTES_END)]
+    return f"{NOTES_BEGIN}\n(no notes yet)\n{NOTES_END}"
+
+
+def render(result: dict) -> str:
+    speed, recall = result["speed"], result.get("recall") or []
+    conformance = recall[0]["conformance"] if recall else []
+    recall = recall[1:]
+    out = [
+        "# vPDQ: speed per core and recall by frame sampling",
+        "",
+        "Written by `python -m benchmarks.bench_video` (issue 15, item 5); how it measures is in the script's docstring.",
+        f"Machine: {result['machine']}. Load average before / after: {result['load_before']} / {result['load_after']} "
+        "(shared with other work: costs are CPU seconds of the pinned process and its children, not wall time).",
+        "",
+        "Frame sampling: `match.video_seconds_per_hash` (default 1.0 s). The pipeline's decoder (`vpdq_worker`, mode "
+        "`auto`) hashes one key frame per sampling interval, decoding key frames only, when the video's key frames are "
+        f"no more than {result['max_gap_factor']:g} x the interval apart; otherwise it decodes every frame and hashes "
+        "one per interval (vpdq, as before). Indicators from media files (`indicators from-media`) still hash every "
+        "interval of every frame decoded.",
+        "",
+        "## Targets",
+        "",
+        "| clip | target | pipeline (`hash_video`, 1 s) | before (`all`, 1 s) | |",
+        "|---|---|---|---|---|",
+    ]
+    by = {(r["clip"], r["config"]): r for r in speed}
+    for clip in dict.fromkeys(r["clip"] for r in speed):
+        size = next(s for s in TARGETS if s in clip)
+        now, before = by[(clip, "pipeline (hash_video) 1 s")], by[(clip, "worker all 1 s")]
+        met = "met" if now["x"] >= TARGETS[size] else "**not met**"
+        out.append(f"| {clip} | >= {TARGETS[size]:g}x | {now['x']:.1f}x ({now['cpu']:.2f} s CPU for {now['seconds']:.1f} s) "
+                   f"| {before['x']:.1f}x | {met} |")
+    out += ["", "## Speed: real-time factor per core (video seconds / CPU seconds; hashed frames)", ""]
+    clips = list(dict.fromkeys(r["clip"] for r in speed))
+    out.append("| configuration | " + " | ".join(clips) + " |")
+    out.append("|---" * (len(clips) + 1) + "|")
+    for label in dict.fromkeys(r["config"] for r in speed):
+        cells = []
+        for clip in clips:
+            r = by.get((clip, label))
+            cells.append("" if r is None else f"{r['x']:.1f}x" + ("" if r["frames"] is None else f" ({r['frames']})"))
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    if recall:
+        out += [
+            "",
+            "## Recall on Meta's vPDQ test videos",
+            "",
+            "Matches under the pipeline's rule (default settings), counted over ordered (query, indicator) pairs of the six "
+            "videos: `self` = a video against its own indicator (6), `family` = against the other videos of its family "
+            "(8), `false` = against other families (22). Shares: the lowest share of a `self` pair, the highest of a "
+            "different-family pair (a match needs >= 0.8). `frames`: query frames with quality >= 50, all six videos. "
+            "Queries `as published`: the six files; `time-shifted re-encode`: each with its first 0.5 s cut, re-encoded "
+            "with a key frame every 1.5 s.",
+            "",
+            "Key-frame hashes (mode `keyframes`: FFmpeg CLI + the compiled PDQ) against vpdq's hash of the same frame "
+            f"(mode `all`, same FFmpeg): {len(conformance['vpdq'])} frames, {sum(c == 0 for c in conformance['vpdq'])} identical, "
+            f"at most {max(conformance['vpdq'], default=0)} bits apart; against Meta's published hash of the same frame "
+            f"(quality >= 80; Meta's FFmpeg differs): {len(conformance['meta'])} frames, at most "
+            f"{max(conformance['meta'], default=0)} bits apart.",
+            "",
+            "| query configuration | queries | indicators | self | family | false matches | lowest share, self | highest share, other | frames |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in recall:
+            out.append(f"| {r['config']} | {r['queries']} | {r['indicators']} | {r['self'][0]}/{r['self'][1]} | "
+                       f"{r['family'][0]}/{r['family'][1]} | {r['false'][0]}/{r['false'][1]} | {r['min_share_self']:.2f} | "
+                       f"{r['max_share_neg']:.2f} | {r['frames']} |")
+    out += ["", "## Notes", "", kept_notes(OUT), ""]
+    return "\n".join(out)
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n", 1)[0]
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {ffmpeg.split(' Copyright')[0]}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="synth clips only, no recall, nothing written")
+    parser.add_argument("--render", action="store_true", help="format the saved measurement again")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per configuration (the least CPU time counts)")
+    parser.add_argument("--only", choices=("speed", "recall"), help="measure one part again (the other is kept)")
+    args = parser.parse_args(argv)
+    if args.render:
+        OUT.write_text(render(json.loads(RESULT.read_text())))
+        return 0
+    if not SHARED.is_dir() and not args.quick:
+        print(f"the shared vPDQ test data is not at {SHARED}: run with --quick, or fetch it", file=sys.stderr)
+        return 1
+    core = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    from csadetect.media import vpdq_worker
+
+    result = {"machine": machine() + f"; pinned to core {core}", "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+              "max_gap_factor": vpdq_worker.MAX_GAP_FACTOR}
+    if args.only:
+        result = {**json.loads(RESULT.read_text()), **result}
+    if args.only != "recall":
+        result["speed"] = measure_speed(make_clips(args.quick), 1 if args.quick else args.repeat)
+    if args.only != "speed":
+        result["recall"] = [] if args.quick else measure_recall()
+    result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if args.quick:
+        print(render(result))
+        return 0
+    RESULT.write_text(json.dumps(result, indent=1))
+    OUT.write_text(render(result))
+    print(f"wrote {OUT.relative_to(REPO)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
