@@ -36,3 +36,21 @@ def test_num_bytes_counts_embeddings_and_never_pickles_the_batch():
     assert KeyedModelHandler(handler).get_num_bytes([(i, item) for i, item in enumerate(batch)]) > 2 * 128 * 4
     with pytest.raises(TypeError):  # what Beam's default would have done with the same batch
         super(NewMaterialHandler, handler).get_num_bytes(batch)
+
+
+def test_models_are_kept_between_bundles():
+    """RunInference's Shared lets a model go when the streaming DirectRunner tears its DoFn down
+    after a bundle; the handlers load through ``kept``, so the next bundle gets the same model
+    instead of loading it again. Another model path loads another model."""
+    from csadetect.transforms.common import kept
+
+    loads = []
+    first = kept("test-model|a", lambda: loads.append("a") or object())
+    assert kept("test-model|a", lambda: loads.append("a") or object()) is first
+    other = kept("test-model|b", lambda: loads.append("b") or object())
+    assert other is not first and loads == ["a", "b"]
+    policy = NewMaterialPolicy(None, "v1", "emb-v1", review_threshold=0.5, report_threshold=0.9)  # the reference model
+    handler = NewMaterialHandler(policy)
+    model = handler.load_model()
+    assert handler.load_model() is model
+    assert NewMaterialHandler(policy).load_model() is model  # a new DoFn in the same process

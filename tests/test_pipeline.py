@@ -152,3 +152,26 @@ def test_media_glob_source(world, tmp_path):
     result.wait_until_finish()
     counts = outcome_counts(result)
     assert counts["received"] == 3 and counts["hit"] == 2 and counts["non_hit"] == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2, 0])
+def test_no_stateful_step_shares_the_hashing_stage_with_several_local_workers(world, workers):
+    """The FnApiRunner (the local runner in batch) never splits a stateful stage over
+    --direct_num_workers, so a stateful step fused into the stage that hashes would put all the
+    work on one worker (issue 15, item 4): with several workers the stateful steps (report dedup,
+    grooming conversation state) come after a Reshuffle; with one (and on Dataflow, whose step
+    names tests/test_dataflow_translation.py pins) the graph has no such break."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    mode = "in_memory" if workers == 1 else "multi_processing"
+    p = beam.Pipeline(runner="FnApiRunner", options=PipelineOptions(
+        [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]))
+    build_pipeline(p, world["settings"], Source(glob=world["events"]))
+    _, stages = FnApiRunner().create_stages(p.to_runner_api())
+    hashing = [s for s in stages if any("HashMedia" in t.unique_name for t in s.transforms)]
+    assert hashing, "no stage hashes: the test no longer looks at the pipeline"
+    stateful = [s for s in stages if s.is_stateful()]
+    names = {t.unique_name for s in stateful for t in s.transforms}
+    assert any("DedupReports/FirstPerId" in n for n in names) and any("ConversationState" in n for n in names)
+    assert any(s.is_stateful() for s in hashing) == (workers == 1)

@@ -22,7 +22,7 @@ from csadetect.models import classifier
 from csadetect.models.classifier import NewMaterialClassifier
 from csadetect.models.loader import BatchedModelHandler
 from csadetect.reports.hits import MatchedItem
-from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, record_failure
+from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, kept, record_failure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +68,7 @@ class NewMaterialHandler(BatchedModelHandler[MatchedItem, MatchedItem, NewMateri
         self._policy = policy
 
     def load_model(self) -> NewMaterialClassifier:
-        return NewMaterialClassifier.load(self.model_uri)
+        return kept(f"classifier-model|{self.model_uri}", lambda: NewMaterialClassifier.load(self.model_uri))
 
     def run_inference(self, batch: Sequence[MatchedItem], model: NewMaterialClassifier,
                       inference_args=None) -> Iterable[MatchedItem]:

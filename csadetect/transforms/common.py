@@ -219,6 +219,37 @@ def keep_alive(tag: str, holder) -> None:
             _kept.popitem(last=False)
 
 
+def kept(tag: str, load: Callable[[], object]):
+    """The object :func:`keep_alive` holds under ``tag`` in this process, made by ``load`` the first
+    time. For RunInference's models: its Shared lets a model go once no DoFn holds it, and the
+    streaming DirectRunner tears the DoFn down after every bundle (of at most 10 Pub/Sub messages),
+    so each bundle loaded the embedding model and the classifier again and retraced their graphs
+    (a quarter of the streaming CPU time, benchmarks/throughput.md). Put the model's path in
+    ``tag``: a new model path loads a new model."""
+    with _kept_lock:
+        if tag in _kept:
+            _kept.move_to_end(tag)
+            return _kept[tag]
+    obj = load()
+    keep_alive(tag, obj)
+    return obj
+
+
+def spread_before_state(pcoll, label: str):
+    """``pcoll`` through a ``Reshuffle`` (a fusion break) when the local runner works with several
+    workers (``--direct_num_workers`` other than 1), else ``pcoll`` as it is. The FnApiRunner never
+    splits a stateful stage over its workers, so a stateful step fused into the stage that reads,
+    hashes and matches (``DedupReports``, the grooming conversation state) put all of that work on
+    one worker (issue 15, item 4). Dataflow and Flink shuffle by key before a stateful step
+    themselves, and one local worker gains nothing from the break: their graphs stay as they were."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    options = pcoll.pipeline.options
+    if options is None or options.view_as(DirectOptions).direct_num_workers == 1:
+        return pcoll
+    return pcoll | label >> beam.Reshuffle()
+
+
 def is_streaming(pcoll) -> bool:
     """Whether the pipeline ``pcoll`` belongs to runs in streaming mode."""
     options = pcoll.pipeline.options

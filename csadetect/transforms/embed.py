@@ -19,7 +19,7 @@ import numpy as np
 from csadetect.models.embedding import EmbeddingModel
 from csadetect.models.loader import BatchedModelHandler
 from csadetect.reports.hits import HashedItem
-from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, record_failure
+from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, kept, record_failure
 
 
 class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, EmbeddingModel]):
@@ -28,7 +28,7 @@ class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, Embeddin
     ``embedding.model`` as resolved by ``EmbeddingSpec`` (None: the reference model)."""
 
     def load_model(self) -> EmbeddingModel:
-        return EmbeddingModel.load(self.model_uri)
+        return kept(f"embedding-model|{self.model_uri}", lambda: EmbeddingModel.load(self.model_uri))
 
     def run_inference(self, batch: Sequence[HashedItem], model: EmbeddingModel,
                       inference_args=None) -> Iterable[HashedItem]:

@@ -36,7 +36,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from csadetect.models.grooming import GroomingModel
-from csadetect.transforms.common import NAMESPACE, counter, guarded, record_failure
+from csadetect.transforms.common import NAMESPACE, counter, guarded, record_failure, spread_before_state
 
 LOG = logging.getLogger(__name__)
 ENCODE_BATCH_SIZE = 64  # messages per encoder call (at most; a bundle's last batch is smaller)
@@ -269,10 +269,10 @@ class ClassifyGrooming(beam.PTransform):
         self._shared = shared.Shared()
 
     def expand(self, text_events):
-        return (
+        encoded = (
             text_events
             | "KeyByConversation" >> KeyByConversation()
             | "EncodeMessages" >> EncodeMessages(self._model_path, self._shared, self._batch)
-            | "ConversationState"
-            >> beam.ParDo(ConversationStateFn(self._model_path, self._threshold, self._inactivity, self._shared))
         )
+        return spread_before_state(encoded, "SpreadByConversation") | "ConversationState" >> beam.ParDo(
+            ConversationStateFn(self._model_path, self._threshold, self._inactivity, self._shared))

@@ -14,7 +14,7 @@ from apache_beam.utils.timestamp import Duration
 from csadetect.config.settings import ProviderSettings
 from csadetect.events.event import DeadLetter
 from csadetect.reports.records import EVIDENCE, finalise_report, pending_report
-from csadetect.transforms.common import AFTER_HIT, KeysDoFn, counter, guarded, split_dead_letters
+from csadetect.transforms.common import AFTER_HIT, KeysDoFn, counter, guarded, split_dead_letters, spread_before_state
 
 
 class BuildReportFn(beam.DoFn):
@@ -108,8 +108,5 @@ class DedupReports(beam.PTransform):
         self._ttl = ttl_seconds
 
     def expand(self, reports):
-        return (
-            reports
-            | "KeyById" >> beam.Map(_key_by_report_id).with_output_types(Tuple[str, Any])
-            | "FirstPerId" >> beam.ParDo(_DedupFn(self._ttl))
-        )
+        keyed = reports | "KeyById" >> beam.Map(_key_by_report_id).with_output_types(Tuple[str, Any])
+        return spread_before_state(keyed, "SpreadById") | "FirstPerId" >> beam.ParDo(_DedupFn(self._ttl))
