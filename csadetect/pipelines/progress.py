@@ -245,6 +245,35 @@ def fix_direct_runner_metrics() -> bool:
     return True
 
 
+def fix_direct_runner_pubsub() -> bool:
+    """Make the DirectRunner read Pub/Sub through :func:`csadetect.core.pubsub.subscriber`, whose
+    emulator channel has no 4 MiB receive limit: Beam's streaming DirectRunner pulls 10 messages at
+    a time with a client of its own, and 10 events with a 3 MP upload inline each are more than
+    4 MiB, so with the emulator every pull failed and no event got through. Returns True when it
+    patched (once per process)."""
+    import weakref
+
+    from apache_beam.runners.direct import transform_evaluator as evaluators  # lazy: DirectRunner runs only
+
+    from csadetect.core import pubsub
+
+    reader = evaluators._PubSubReadEvaluator  # pylint: disable=protected-access
+    if getattr(reader._get_subscriber_client_state_unlocked, "csadetect_subscriber", False):
+        return False
+
+    def client_state(cls, transform):  # Beam's own, with our client
+        state = cls._subscriber_client_cache.get(transform)
+        if state is None:
+            state = evaluators._PubSubSubscriberClient(pubsub.subscriber())  # pylint: disable=protected-access
+            cls._subscriber_client_cache[transform] = state
+            weakref.finalize(transform, state.close)
+        return state
+
+    client_state.csadetect_subscriber = True
+    reader._get_subscriber_client_state_unlocked = classmethod(client_state)
+    return True
+
+
 def run_and_watch(pipeline, std, wait: bool = True):
     """Check the graph's Pub/Sub resources, run ``pipeline`` and (unless ``wait`` is False: a
     Flex Template launcher must not wait) wait for it with progress lines; SIGINT or SIGTERM
@@ -253,6 +282,7 @@ def run_and_watch(pipeline, std, wait: bool = True):
     preflight_pubsub(pipeline, std.runner)
     if runner_family(std.runner or "DirectRunner") == "direct":
         fix_direct_runner_metrics()
+        fix_direct_runner_pubsub()
     seconds = progress_seconds(pipeline.options, bool(std.streaming))
     with _stop_signals():
         result = pipeline.run()
