@@ -58,6 +58,7 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.bench_stages import kept_notes
 from csadetect.config.settings import MatchSettings
 from csadetect.media import hashing
 from csadetect.media.hashing import VideoFrame, VideoLimits, hash_video, hash_video_file
@@ -68,7 +69,6 @@ DATA = REPO / "benchmarks" / ".data" / "video"
 OUT = REPO / "benchmarks" / "video.md"
 RESULT = DATA / "result.json"
 SHARED = REPO.parent / "shared" / "testdata" / "threatexchange" / "vpdq"
-NOTES_BEGIN, NOTES_END = "<!-- notes:begin -->", "<!-- notes:end -->"
 FAMILIES = {"chair-19-sd-bar": "chair", "chair-20-sd-bar": "chair", "doorknob-hd-no-bar": "doorknob",
             "pattern-hd-no-bar": "pattern", "pattern-sd-grey-bar": "pattern", "pattern-sd-with-small-logo-bar": "pattern"}
 TARGETS = {"360p": 50.0, "720p": 15.0}
@@ -310,15 +310,6 @@ def measure_recall() -> list[dict]:
 
 
 # --- report ---------------------------------------------------------------------------------------
-
-
-def kept_notes(path: Path) -> str:
-    """The hand-written notes block of an earlier video.md (kept when it is regenerated)."""
-    if path.exists():
-        text = path.read_text()
-        if NOTES_BEGIN in text and NOTES_END in text:
-            return text[text.index(NOTES_BEGIN):text.index(NOTES_END) + len(NOTES_END)]
-    return f"{NOTES_BEGIN}\n(no notes yet)\n{NOTES_END}"
 
 
 def render(result: dict) -> str:
