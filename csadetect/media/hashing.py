@@ -65,7 +65,7 @@ HASH_SIDE = 512  # downscale to at most this many pixels on the long side before
 # JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose long side stays >= this. 256
 # would save ~3 ms of a 3 MP photo's 8.6 ms decode and still hash within ~2 bits of the full-size
 # picture (the blur follows the full size), but the preprocessing views, tuned at 512 px, lose
-# recall at 256 (benchmarks/stages.md, "Decode scale").
+# recall at 256 (benchmarks/stages.md, first note, "Decode").
 DECODE_SIDE = 512
 # PIL ``info`` key of a decoded picture: (full width / width, full height / height), how much
 # larger the picture it was reduced from is; crops inherit it. PDQ blurs by it (``pdq_from_image``).
@@ -321,6 +321,15 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
     return img
 
 
+def _kernel_pdq(pixels: np.ndarray, channels: int, dihedral: bool, scale: tuple[float, float]) -> PdqResult:
+    """PDQ through the compiled kernel of C-contiguous ``pixels`` (rows x cols x ``channels``),
+    blurred as a picture ``scale`` (x, y) times larger."""
+    rows, cols = pixels.shape[:2]
+    packed, quality = _pdq.hashes(pixels, rows, cols, channels, dihedral, round(rows * scale[1]), round(cols * scale[0]))
+    hashes = tuple(packed[i:i + 32] for i in range(0, len(packed), 32))
+    return PdqResult(hashes[0], quality, hashes if dihedral else ())
+
+
 def pdq_from_array(rgb: np.ndarray, dihedral: bool = True, scale: tuple[float, float] = (1.0, 1.0)) -> PdqResult:
     """PDQ of an HxWx3 uint8 array; with ``dihedral`` also the 8 rotations/flips. The compiled
     kernel (``_pdq.c``) hashes; the `pdqhash` binding (Meta's C++) is the fallback and the
@@ -332,11 +341,7 @@ def pdq_from_array(rgb: np.ndarray, dihedral: bool = True, scale: tuple[float, f
         raise MediaError("image has no pixels")
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if _pdq is not None:
-        rows, cols = rgb.shape[:2]
-        full_rows, full_cols = round(rows * scale[1]), round(cols * scale[0])
-        packed, quality = _pdq.hashes(rgb, rows, cols, 3, dihedral, full_rows, full_cols)
-        hashes = tuple(packed[i:i + 32] for i in range(0, len(packed), 32))
-        return PdqResult(hashes[0], quality, hashes if dihedral else ())
+        return _kernel_pdq(rgb, 3, dihedral, scale)
     if dihedral:
         hashes, quality = pdqhash.compute_dihedral(rgb)
         packed = tuple(bits_to_bytes(h) for h in hashes)
@@ -352,10 +357,7 @@ def pdq_from_image(img: Image.Image, dihedral: bool = True) -> PdqResult:
     shared = rgbx(img) if _pdq is not None else None
     if shared is None or min(shared.shape[:2]) < 1:
         return pdq_from_array(np.asarray(img.convert("RGB")), dihedral=dihedral, scale=scale)
-    rows, cols = shared.shape[:2]
-    packed, quality = _pdq.hashes(shared, rows, cols, 4, dihedral, round(rows * scale[1]), round(cols * scale[0]))
-    hashes = tuple(packed[i:i + 32] for i in range(0, len(packed), 32))
-    return PdqResult(hashes[0], quality, hashes if dihedral else ())
+    return _kernel_pdq(shared, 4, dihedral, scale)
 
 
 Preprocessor = Callable[[Image.Image], Sequence[tuple[str, Image.Image]]]

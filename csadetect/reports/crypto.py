@@ -451,9 +451,8 @@ def load_evidence_private_key(key: CentrePrivateLike) -> X25519PrivateKey:
 
 def seal_content(content: bytes, mime: str | None, public_key, event_id: str) -> str:
     """``content`` (any bytes-like object) sealed for an X25519 ``public_key`` (a key object, or the
-    private key object), bound to ``event_id``, in a binary envelope: the envelope header and the
-    content are encrypted one after the other into the token's buffer (no copy of the content
-    before AES-GCM), which is base64-encoded once."""
+    private key object), bound to ``event_id``, in a binary envelope (header, then the content as
+    it is), encrypted in one AES-GCM pass and base64-encoded once (:func:`_seal_parts`)."""
     return _seal_parts((_envelope_header(mime), content), public_key, evidence_aad(event_id))
 
 
