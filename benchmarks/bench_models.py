@@ -374,7 +374,7 @@ def bench_grooming(args, lines: list) -> dict:
             "caches with `objsize.get_deep_size`, which walks the globals of every loaded module: ~2-3 ms a call "
             "once TensorFlow's ~4,500 modules are imported, a few calls per conversation per bundle (each "
             "`ReadModifyWriteState` commit is a clear and an append). Dataflow's SDK harness runs with that cache "
-            "off unless `--max_cache_memory_usage_mb` is set (default 0 in Beam 2.77), so the rows marked \"cache "
+            f"off unless `--max_cache_memory_usage_mb` is set (default 0 in Beam {beam_minor()}), so the rows marked \"cache "
             "off\" (`worker_handlers.STATE_CACHE_SIZE_MB = 0` in this benchmark) are the closer picture; the last "
             "row shows what the cache costs.",
             "",
@@ -394,6 +394,7 @@ def bench_grooming_beam(args, convs, old) -> dict:
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
     import csadetect.models.grooming as mg
+    from csadetect.config.profiles import FN_API_RUNNER
     from csadetect.transforms import grooming as tg
 
     events = [ev for ev, _ in _events(convs)]
@@ -404,7 +405,7 @@ def bench_grooming_beam(args, convs, old) -> dict:
             e, dt.datetime.fromisoformat(e.occurred_at.replace("Z", "+00:00")).timestamp())
 
     def run(module, evs):
-        with beam.Pipeline(runner="FnApiRunner") as p:
+        with beam.Pipeline(runner=FN_API_RUNNER) as p:
             _ = (p | beam.Create(evs) | beam.Map(stamp) | module.ClassifyGrooming()
                  | beam.combiners.Count.Globally())
 
@@ -569,6 +570,13 @@ def bench_classifier(args, lines: list) -> dict:
 
 
 # ----------------------------------------------------------------------------- main
+def beam_minor() -> str:
+    """The installed Beam's ``major.minor`` (the SDK harness defaults quoted in the notes are its own)."""
+    import apache_beam
+
+    return ".".join(apache_beam.__version__.split(".")[:2])
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:

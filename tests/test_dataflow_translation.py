@@ -231,13 +231,14 @@ def test_full_detection_graph_translates_for_dataflow(translated):
     result = t["result"]
     assert result.state == PipelineState.DONE and result.job is not None
     job = result.job
-    assert job.proto.type_.name == "JOB_TYPE_STREAMING"
+    assert job.proto.type.name == "JOB_TYPE_STREAMING"
     assert not job.proto.id  # the service never assigned a job id: not submitted
     gcp = job.options.view_as(GoogleCloudOptions)
     assert (gcp.project, gcp.region) == (PROJECT, "us-central1")
     assert gcp.temp_location.startswith(f"{BUCKET}/tmp")
     assert job.options.view_as(StandardOptions).streaming
-    assert job.proto.labels["app"] == "csadetect"  # the profile's labels reached the job
+    labels = {p.key: p.value for p in job.proto.labels.additionalProperties}  # an apitools map
+    assert labels["app"] == "csadetect"  # the profile's labels reached the job
     top = _top_level(t["steps"])
     expected = {
         "ReadEvents", "ParseEvents", "ApplyOrders", "ResolveContent", "HashMedia", "EmbedImages", "MatchIndicators",
@@ -254,7 +255,7 @@ def test_feedback_streaming_graph_translates_for_dataflow(translated):
 
     t = translated["feedback"]
     assert t["result"].state == PipelineState.DONE
-    assert t["result"].job.proto.type_.name == "JOB_TYPE_STREAMING" and not t["result"].job.proto.id
+    assert t["result"].job.proto.type.name == "JOB_TYPE_STREAMING" and not t["result"].job.proto.id
     top = _top_level(t["steps"])
     expected = {"ReadReportsPubSub", "ParseReports", "ReadVerdictsPubSub", "ParseVerdicts", "JoinVerdicts",
                 "PrecisionPerDetector", "Alerts", "LabelledExamples", "ScheduleNotifications", "WritePrecision",

@@ -16,6 +16,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import GlobalWindow
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.config.settings import load_settings
 from csadetect.tuning.tune import TuneError, read_examples, wilson
 from csadetect.cli.feedback import register
@@ -334,7 +335,7 @@ def _no_ids(tmp_path, reports):
 def test_batch_pipeline(tmp_path):
     reports = _world(tmp_path)
     settings = _settings(tmp_path)
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Sources(report_glob=str(tmp_path / "reports" / "*.jsonl"),
                                                verdict_glob=str(tmp_path / "verdicts.jsonl")), now=NOW)
     assert_that(

@@ -23,6 +23,8 @@ from apache_beam.io.filesystem import (
     FileSystem,
 )
 
+from csadetect.config.profiles import FN_API_RUNNER
+
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "csadetect" / "models" / "reference"
 SCHEME = "testfs"
@@ -352,7 +354,7 @@ def test_pipeline_reads_indicators_models_keys_and_events_through_filesystems(bu
     check_grooming_model(settings)
     check_report_keys(settings)
 
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(glob=events).validate(), models=resolved)
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["by-uri", "exact", "letterbox"]))
     result = p.run()

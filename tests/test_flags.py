@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -179,8 +180,9 @@ NOISE = ("cuInit", "oneDNN", "cuda drivers", "absl::InitializeLog", "cpu_feature
 def _grooming(tmp_path, *top, after=()):
     chat = tmp_path / "chat.jsonl"
     chat.write_text(json.dumps(CHAT) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # conftest's; a user's shell has none
     return subprocess.run([sys.executable, "-m", "csadetect", *top, "grooming", "score", str(chat), *after],
-                          cwd=REPO, capture_output=True, text=True)
+                          cwd=REPO, env=env, capture_output=True, text=True)
 
 
 def test_tensorflow_noise_stays_off_stderr_unless_verbose(tmp_path):

@@ -17,6 +17,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils import shared
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.cli.main import main as cli_main
 from csadetect.config.settings import (AllowListSettings, ConfigError, FloodGuardSettings, MatchSettings,
                                        load_settings)
@@ -241,7 +242,7 @@ def _events(tmp, named: dict) -> str:
 
 
 def _run(settings, events: str):
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(glob=events))
     return p, outs
 

@@ -16,6 +16,7 @@ from apache_beam.transforms.window import GlobalWindow, IntervalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PANE_INFO_UNKNOWN, PaneInfo, PaneInfoTiming, WindowedValue
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.events.event import Event
 from csadetect.transforms.grooming import ClassifyGrooming, ConversationStateFn, EncodeMessagesFn
 
@@ -58,7 +59,7 @@ def _events(cid, lines, minor=True, start="2026-11-28T10:00:00"):
 
 def test_flags_grooming_once_with_evidence_and_skips_adults_and_benign():
     events = _events("groom", GROOMING) + _events("family", BENIGN) + _events("adults", GROOMING, minor=False)
-    with BeamTestPipeline(runner="FnApiRunner") as p:
+    with BeamTestPipeline(runner=FN_API_RUNNER) as p:
         flagged = p | beam.Create(events) | ClassifyGrooming()
 
         def check(results):
@@ -98,7 +99,7 @@ def test_state_is_cleared_after_inactivity():
 
 def test_without_inactivity_gap_a_conversation_is_flagged_once():
     events = _events("c2", GROOMING) + _events("c2", GROOMING, start="2026-11-28T11:00:00")
-    with BeamTestPipeline(runner="FnApiRunner") as p:
+    with BeamTestPipeline(runner=FN_API_RUNNER) as p:
         flagged = p | beam.Create(events) | ClassifyGrooming()
         assert_that(flagged | beam.Map(lambda r: r["conversation_id"]), equal_to(["c2"]))
 

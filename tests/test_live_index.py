@@ -17,6 +17,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.core.keys import generate_keypair
 from csadetect.indicators.live import LiveIndex, newer_index
@@ -225,7 +226,7 @@ def test_the_match_stage_counts_the_threads_swaps_and_refusals(db, tmp_path):
     assert not live.refresh()
     _LIVE["live"] = live
     try:
-        p = TestPipeline(runner="FnApiRunner")
+        p = TestPipeline(runner=FN_API_RUNNER)
         fn = _LookupFn(live._settings, MatchSettings(), None)
         versions = p | beam.Create([_Item(), _Item(), _Item()]) | beam.ParDo(fn) | beam.Map(lambda m: m.index_version)
         assert_that(versions, equal_to([2, 2, 2]))

@@ -14,6 +14,7 @@ from apache_beam.testing.util import assert_that
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
+from csadetect.config.profiles import FN_API_RUNNER  # noqa: E402
 from csadetect.models import ModelError  # noqa: E402
 from csadetect.models.loader import REFERENCE_DIR, ModelKind, TFModelHandler, check_model, load_model  # noqa: E402
 
@@ -79,7 +80,7 @@ def test_batched_equals_one_by_one_through_runinference(tiny):
         for key, pred in results:
             np.testing.assert_allclose(pred.inference, expected[key], rtol=1e-5, atol=1e-6)
 
-    with BeamTestPipeline(runner="FnApiRunner") as p:
+    with BeamTestPipeline(runner=FN_API_RUNNER) as p:
         keyed = p | beam.Create(list(enumerate(xs)))
         out = keyed | RunInference(KeyedModelHandler(handler))
         assert_that(out, check)

@@ -13,6 +13,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to, is_not_empty
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.media import synth
 from csadetect.events.event import make_event
 from csadetect.config.settings import MatchSettings, load_settings
@@ -71,7 +72,7 @@ def test_parse_fn_routes_bad_input_to_dead_letters():
 
 def test_batch_pipeline_reports_dead_letters_and_counters(world):
     settings = world["settings"]
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(glob=world["events"]))
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["hit-a", "hit-b", "uri-hit"]), label="Reports")
     assert_that(
@@ -145,7 +146,7 @@ def test_media_glob_source(world, tmp_path):
     (media / "c.png").write_bytes(synth.png_bytes(synth.add_border(synth.synthetic_image(42), 0.1)))
     settings = world["settings"].model_copy(update={"sinks": world["settings"].sinks.model_copy(
         update={"report_dir": str(tmp_path / "reports"), "dead_letter_dir": None})})
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(media_glob=str(media / "*")))
     assert_that(outs["reports"] | beam.Map(lambda r: os.path.basename(r["event_id"]) != ""), equal_to([True, True]))
     result = p.run()
@@ -165,7 +166,7 @@ def test_no_stateful_step_shares_the_hashing_stage_with_several_local_workers(wo
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     mode = "in_memory" if workers == 1 else "multi_processing"
-    p = beam.Pipeline(runner="FnApiRunner", options=PipelineOptions(
+    p = beam.Pipeline(runner=FN_API_RUNNER, options=PipelineOptions(
         [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]))
     build_pipeline(p, world["settings"], Source(glob=world["events"]))
     _, stages = FnApiRunner().create_stages(p.to_runner_api())

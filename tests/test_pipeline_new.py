@@ -13,6 +13,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.media import synth
 from csadetect.events.event import make_event
 from csadetect.config.settings import load_settings
@@ -81,7 +82,7 @@ def test_policy_review_required(world):
     """Default policy: the exact copy is reported; the crop (embedding near-duplicate) and the
     new-material images wait for a reviewer; the hard negative and the unrelated image leave nothing."""
     settings, out = _settings(world, "review")
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(glob=world["events"]))
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["exact"]), label="Reports")
     result = p.run()
@@ -135,7 +136,7 @@ def test_policy_without_review_reports_above_report_threshold(world):
     """``require_review: false``: scores >= report_threshold are reported at once as new material."""
     settings, out = _settings(world, "noreview", new_material={"require_review": False, "report_threshold": 0.5,
                                                               "review_threshold": 0.5})
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(glob=world["events"]))
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]),
                 equal_to(["exact", *[f"new-{s}" for s in POSITIVE_SEEDS]]))
@@ -150,7 +151,7 @@ def test_models_off_keeps_the_hash_path(world):
     settings, out = _settings(world, "off", embedding={"enabled": False}, new_material={"enabled": False})
     models = resolve_models(settings)
     assert models.embedding is None and models.new_material is None
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(glob=world["events"]), models=models)
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["exact"]))
     result = p.run()

@@ -15,6 +15,7 @@ from apache_beam import pvalue
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.config.settings import load_settings
 from csadetect.core.timeutil import parse_time
 from csadetect.events.event import DeadLetter, EventError, dead_letter, make_event, parse_event, printable_id
@@ -152,7 +153,7 @@ def world(tmp_path_factory, report_keys):
 
 def _run(settings, lines: list[bytes], path: Path, expect_reports, expect_dead):
     path.write_bytes(b"\n".join(lines) + b"\n")
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(glob=str(path)))
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(expect_reports), label="Reports")
     assert_that(outs["dead_letters"] | beam.Map(lambda d: (d.event_id, d.stage, d.reason)),

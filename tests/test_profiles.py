@@ -14,6 +14,7 @@ import csadetect.pipelines.detect
 import csadetect.pipelines.feedback
 from csadetect.config.profiles import (
     DETECT_KEYS,
+    FN_API_RUNNER,
     MASK,
     available_profiles,
     format_effective,
@@ -255,7 +256,7 @@ def test_direct_profile_runs_the_feedback_pipeline_locally(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "csadetect feedback: effective options (profile direct)" in err
     block = err.split("effective options (profile direct)", 1)[1]
-    assert "  runner: FnApiRunner" in block and "--direct_running_mode=multi_processing" in block
+    assert f"  runner: {FN_API_RUNNER}\n" in block and "--direct_running_mode=multi_processing" in block
     assert "--direct_num_workers=2" in block  # the command line won over the profile's 0
 
 

@@ -12,6 +12,7 @@ import pytest
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.pipelines import pipeline_main, progress
 from csadetect.pipelines.progress import (
     INDEX_GAUGE, ProgressOptions, Stopped, Watcher, counter_values, format_progress, index_version, progress_seconds,
@@ -59,7 +60,7 @@ class _Count(beam.DoFn):
 
 
 def _counted_run():
-    p = beam.Pipeline(options=PipelineOptions(runner="FnApiRunner"))
+    p = beam.Pipeline(options=PipelineOptions(runner=FN_API_RUNNER))
     _ = p | beam.Create([1, 2, 3, 4, 5]) | beam.ParDo(_Count())
     return p, p.run()
 
@@ -78,7 +79,7 @@ def test_counters_and_index_version_from_a_real_run():
 
 def test_noted_version_is_shown_without_a_gauge(monkeypatch):
     monkeypatch.setattr(progress._STATE, "index_version", None)
-    p = beam.Pipeline(options=PipelineOptions(runner="FnApiRunner"))
+    p = beam.Pipeline(options=PipelineOptions(runner=FN_API_RUNNER))
     _ = p | beam.Create([1])
     result = p.run()
     result.wait_until_finish()
@@ -88,7 +89,7 @@ def test_noted_version_is_shown_without_a_gauge(monkeypatch):
 
 
 def test_run_and_watch_batch_ends_by_itself():
-    p = beam.Pipeline(options=PipelineOptions(runner="FnApiRunner"))
+    p = beam.Pipeline(options=PipelineOptions(runner=FN_API_RUNNER))
     _ = p | beam.Create([1, 2]) | beam.ParDo(_Count())
     result = progress.run_and_watch(p, p.options.view_as(StandardOptions))
     assert counter_values(result)["received"] == 2 and progress.stopped_by() is None

@@ -47,6 +47,8 @@ def test_the_stock_emulator_client_cannot_pull_them_ours_can(big_messages):
 
 
 def test_the_direct_runner_reads_them_through_our_client(big_messages):
+    from types import SimpleNamespace
+
     from apache_beam.runners.direct import transform_evaluator as evaluators
 
     from csadetect.pipelines import progress
@@ -55,15 +57,14 @@ def test_the_direct_runner_reads_them_through_our_client(big_messages):
     progress.fix_direct_runner_pubsub()
     assert progress.fix_direct_runner_pubsub() is False  # once per process
 
-    class Transform:  # stands for the applied PTransform Beam keys its client cache by
+    class Transform:  # stands for the applied PTransform the client is kept for
         pass
 
-    transform = Transform()  # Beam closes the client when the transform goes
-    client = evaluators._PubSubReadEvaluator._get_subscriber_client(transform)
+    transform = Transform()  # its client is closed when the transform goes
+    evaluator = SimpleNamespace(_applied_ptransform=transform, _sub_name=direct)  # what the read uses of one
     assert os.environ.get("PUBSUB_EMULATOR_HOST")
-    got = 0
-    while got < 10:
-        response = _pull(client, direct)
-        got += len(response.received_messages)
-        client.acknowledge(request={"subscription": direct, "ack_ids": [m.ack_id for m in response.received_messages]})
-    assert got == 10
+    got = []
+    while len(got) < 10:  # Beam's own read, as patched: pulls (up to 10 at a time) and acknowledges
+        got += evaluators._PubSubReadEvaluator._read_from_pubsub(evaluator, None)
+    assert len(got) == 10 and sorted(len(message.data) for _, message in got) == [BIG] * 10
+    assert progress.direct_runner_subscriber(transform) is progress.direct_runner_subscriber(transform)

@@ -12,6 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from csadetect.config.profiles import FN_API_RUNNER
 from csadetect.events.event import make_event
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.pipelines import sources
@@ -148,7 +149,7 @@ def test_xlang_pubsub_default_expansion_service_is_beams_gcp_jar():
 def test_xlang_pubsub_expansion_service_from_a_local_jar(tmp_path):
     from apache_beam.transforms.external import JavaJarExpansionService
 
-    jar = str(tmp_path / "beam-sdks-java-io-google-cloud-platform-expansion-service-2.77.0.jar")
+    jar = str(tmp_path / "beam-sdks-java-io-google-cloud-platform-expansion-service-2.62.0.jar")
     read = source_transform(Source(SUB, read_via="xlang_pubsub", expansion_service=jar).validate())
     assert type(read.expansion_service) is JavaJarExpansionService and read.expansion_service.path_to_jar == jar
 
@@ -197,7 +198,7 @@ def _streaming_pipeline(runner="BundleBasedDirectRunner"):
 def test_unbounded_xlang_reads_need_streaming(source, monkeypatch):
     """Refused while the graph is built, before any expansion service is contacted."""
     monkeypatch.setattr(sources, "source_transform", lambda s: pytest.fail("must not get this far"))
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     with pytest.raises(ConfigError, match=f"--read_via {source.read_via} reads an unbounded stream: it needs --streaming"):
         p | ReadEvents(source)
 
@@ -252,7 +253,7 @@ def test_native_glob_and_media_paths_still_work(tmp_path):
     (tmp_path / "media").mkdir()
     for name in ("a.jpg", "b.png", "c.mp4"):
         (tmp_path / "media" / name).write_bytes(b"x")
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     lines = p | "Lines" >> ReadEvents(Source(glob=str(path)).validate())
     assert_that(lines | beam.Map(lambda b: json.loads(b)["event_id"]), equal_to(["e0", "e1", "e2"]), label="Glob")
     media = p | "Media" >> ReadEvents(Source(media_glob=str(tmp_path / "media" / "*")).validate())
@@ -277,7 +278,7 @@ def test_file_source_reads_lines_as_bytes_and_survives_invalid_utf8(tmp_path):
 
     path = tmp_path / "events.jsonl"
     path.write_bytes(b'{"a": 1}\n\xff\xfe broken\n{"b": "\xc3\xa9"}\n')
-    with BeamTestPipeline(runner="FnApiRunner") as p:
+    with BeamTestPipeline(runner=FN_API_RUNNER) as p:
         lines = p | ReadEvents(Source(glob=str(path)))
         assert_that(lines, equal_to([b'{"a": 1}', b"\xff\xfe broken", b'{"b": "\xc3\xa9"}']))
 
@@ -301,7 +302,7 @@ def test_pubsub_resources_of_a_graph(tmp_path):
     reads, writes = sources.pubsub_resources(_pubsub_graph())
     assert reads == [SUB]
     assert writes == ["projects/example-project/topics/reports", "projects/example-project/topics/dead-letters"]
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     p | ReadEvents(Source(media_glob=str(tmp_path / "*.jpg")).validate())
     assert sources.pubsub_resources(p) == ([], [])
 
@@ -312,7 +313,7 @@ def test_preflight_leaves_remote_runners_and_file_graphs_alone(monkeypatch, tmp_
     monkeypatch.setattr(sources.pubsub, "publisher", lambda: pytest.fail("must not contact Pub/Sub"))
     for runner in ("DataflowRunner", "PortableRunner", "FlinkRunner"):
         assert sources.preflight_pubsub(_pubsub_graph(), runner) == 0
-    p = BeamTestPipeline(runner="FnApiRunner", blocking=False)
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     p | ReadEvents(Source(media_glob="/nonexistent/*.jpg").validate())
     assert sources.preflight_pubsub(p, "FnApiRunner") == 0
 
@@ -359,6 +360,6 @@ def test_event_lines_longer_and_shorter_than_the_read_buffer(tmp_path):
     lines = [b"x" * n for n in (1, 10, size - 1, size, size + 1, 2 * size + 7, 600_000)] + [b"%d" % i for i in range(500)]
     (tmp_path / "a.jsonl").write_bytes(b"\n".join(lines[:7]) + b"\n")
     (tmp_path / "b.jsonl").write_bytes(b"\r\n".join(lines[7:]))  # CRLF, no newline at the end
-    with TestPipeline(runner="FnApiRunner") as p:
+    with TestPipeline(runner=FN_API_RUNNER) as p:
         got = p | sources.ReadEventLines(str(tmp_path / "*.jsonl"), coder=beam.coders.BytesCoder())
         assert_that(got | beam.Map(lambda line: (len(line), line[:3])), equal_to([(len(x), x[:3]) for x in lines]))

@@ -86,10 +86,14 @@ def java() -> Optional[str]:
 
 def sdk_version_matches() -> Optional[str]:
     """None when the installed Python SDK is :data:`BEAM_VERSION`, else one line saying what is."""
-    import apache_beam
+    from importlib.metadata import PackageNotFoundError, version
 
-    if apache_beam.__version__ != BEAM_VERSION:
-        return (f"apache-beam {apache_beam.__version__} is installed but the Flink job server is Beam "
+    try:
+        installed = version("apache-beam")
+    except PackageNotFoundError:
+        installed = "(none)"
+    if installed != BEAM_VERSION:
+        return (f"apache-beam {installed} is installed but the Flink job server is Beam "
                 f"{BEAM_VERSION}: one Beam release everywhere (run `make install`)")
     return None
 

@@ -97,7 +97,9 @@ FLINK_CONF = """\
 jobmanager.rpc.address: localhost
 jobmanager.bind-host: localhost
 jobmanager.rpc.port: {p.jm_rpc}
-jobmanager.memory.process.size: 1024m
+jobmanager.memory.process.size: 1280m
+# every job brings Beam's runner, KafkaIO and gRPC as user code (~190 jars): room for their classes
+jobmanager.memory.jvm-metaspace.size: 512m
 rest.address: localhost
 rest.bind-address: localhost
 rest.port: {p.rest}
@@ -106,7 +108,8 @@ taskmanager.host: localhost
 taskmanager.bind-host: localhost
 taskmanager.rpc.port: {p.tm_rpc}
 taskmanager.numberOfTaskSlots: {slots}
-taskmanager.memory.process.size: 1600m
+taskmanager.memory.process.size: 2400m
+taskmanager.memory.jvm-metaspace.size: 768m
 taskmanager.memory.managed.fraction: 0.1
 parallelism.default: 1
 # a dead TaskManager is noticed within seconds, not the default 50 s

@@ -320,6 +320,19 @@ def option_text(value) -> str:
 # -- runners ------------------------------------------------------------------------------------
 
 
+# Beam 2.62 knows the FnApiRunner only by its full name: "FnApiRunner" is not among
+# StandardOptions.KNOWN_RUNNER_NAMES, and Beam's create_runner refuses a short name it does not know.
+FN_API_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+
+
+def beam_runner_name(runner):
+    """``runner`` as Beam resolves it: ``FnApiRunner`` (any case, or ``fnapi``) spelt in full
+    (:data:`FN_API_RUNNER`); any other name or runner object as it is."""
+    if isinstance(runner, str) and runner.lower() in ("fnapirunner", "fnapi"):
+        return FN_API_RUNNER
+    return runner
+
+
 def runner_family(runner) -> str:
     """``dataflow``, ``flink``, ``direct``, ... for a runner name or class."""
     name = runner if isinstance(runner, str) else type(runner).__name__

@@ -21,7 +21,7 @@ model spec (the settings ``embedding.model``, ``new_material.model``, ``grooming
   load legacy SavedModels with ``load_model``), called through its ``serving_default`` signature
   or its ``__call__``;
 * ``hub:path/or/handle`` — a TF-Hub module through ``tensorflow_hub.load`` (needs ``tf-keras``
-  under TF 2.21). There is no internet at run time here, so a handle must resolve locally (a
+  under TF 2.20). There is no internet at run time here, so a handle must resolve locally (a
   directory, or a handle already in ``TFHUB_CACHE_DIR``).
 
 A missing or corrupt model raises :class:`~csadetect.models.ModelError` with one line saying what
@@ -133,16 +133,16 @@ def _captured_fd2():
 def import_tensorflow():
     """``tensorflow``, imported and its devices discovered with TensorFlow's start-up noise kept
     off stderr (module docstring); lines that are not noise are written back. With
-    ``$CSADETECT_VERBOSE`` (``csadetect --verbose``) nothing is captured. When the import fails,
-    everything captured is shown before the error propagates."""
+    ``$CSADETECT_VERBOSE`` (``csadetect --verbose``) nothing is captured and ``TF_CPP_MIN_LOG_LEVEL``
+    is not set. When the import fails, everything captured is shown before the error propagates."""
     if "tensorflow" in sys.modules and getattr(import_tensorflow, "done", False):
         return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get(VERBOSE_ENV):
+    if os.environ.get(VERBOSE_ENV):  # its log level left alone too: TensorFlow's notices are INFO lines
         import tensorflow as tf
 
         import_tensorflow.done = True
         return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     failure: Optional[BaseException] = None
     with _captured_fd2() as captured:
         try:

@@ -28,9 +28,10 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from csadetect.config.flags import normalise, suggest
 from csadetect.config.profiles import (
-    DETECT_KEYS, PORTABLE_FAMILIES, STORAGE_KEYS, Profile, arg_value, available_profiles, check_demo_orders,
-    effective_view, expand, format_effective, given_options, load_profile, local_paths, missing_options_error,
-    option_text, profile_name, profile_settings, required_options, runner_family, split_profile_arg,
+    DETECT_KEYS, PORTABLE_FAMILIES, STORAGE_KEYS, Profile, arg_value, available_profiles, beam_runner_name,
+    check_demo_orders, effective_view, expand, format_effective, given_options, load_profile, local_paths,
+    missing_options_error, option_text, profile_name, profile_settings, required_options, runner_family,
+    split_profile_arg,
 )
 from csadetect.config.settings import ConfigError, Settings
 from csadetect.pipelines.progress import run_and_watch
@@ -353,7 +354,8 @@ def launch(argv, options_cls, effective_settings: Callable, save_main_session: b
     """The common start of both pipelines' ``run``: logging to stderr, flags spelt as Beam knows
     them and unknown ones refused (:func:`check_flags`), the runner profile applied
     (``--profile NAME|PATH``; the command line wins), the runner pinned (FnApiRunner for batch,
-    DirectRunner for streaming: never Beam's Prism download), the runner's required options checked
+    DirectRunner for streaming: never Beam's Prism download; ``FnApiRunner`` handed to Beam by its
+    full name, :func:`~csadetect.config.profiles.beam_runner_name`), the runner's required options checked
     before any graph, the configuration with the command line's overrides
     (``effective_settings(settings, opts)``), and, for the detection pipeline, no demo detection
     order off this machine."""
@@ -367,10 +369,15 @@ def launch(argv, options_cls, effective_settings: Callable, save_main_session: b
     check_flags(given, options_cls, arg_value(argv, "runner"), actions)  # a misspelt flag stops here
     options = PipelineOptions(argv)
     opts = options.view_as(options_cls)
-    options.view_as(SetupOptions).save_main_session = save_main_session
+    setup = options.view_as(SetupOptions)
+    setup.save_main_session = save_main_session
+    if setup.pickle_library in (None, "default"):
+        # cloudpickle, as Beam's own default is from 2.65 on: it pickles what a lambda of a module
+        # run as __main__ (python -m csadetect.pipelines.detect) refers to, so a worker in another
+        # process (Flink, Dataflow) can run it; Beam 2.62's default (dill) does not
+        setup.pickle_library = "cloudpickle"
     std = options.view_as(StandardOptions)
-    if not std.runner:
-        std.runner = "DirectRunner" if std.streaming else "FnApiRunner"
+    std.runner = beam_runner_name(std.runner or ("DirectRunner" if std.streaming else "FnApiRunner"))
     check_options(options, profile)  # e.g. Dataflow's project, region, temp_location
     settings = effective_settings(profile_settings(opts.config, profile), opts)
     if getattr(options_cls, "scans", False):

@@ -24,12 +24,14 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from typing import Optional
 
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from csadetect.config.profiles import runner_family
+from csadetect.core import pubsub
 from csadetect.pipelines.sources import preflight_pubsub
 from csadetect.transforms.common import NAMESPACE
 
@@ -248,30 +250,73 @@ def fix_direct_runner_metrics() -> bool:
 def fix_direct_runner_pubsub() -> bool:
     """Make the DirectRunner read Pub/Sub through :func:`csadetect.core.pubsub.subscriber`, whose
     emulator channel has no 4 MiB receive limit: Beam's streaming DirectRunner pulls 10 messages at
-    a time with a client of its own, and 10 events with a 3 MP upload inline each are more than
-    4 MiB, so with the emulator every pull failed and no event got through. Returns True when it
-    patched (once per process)."""
-    import weakref
-
+    a time with a new client of its own for every pull, and 10 events with a 3 MP upload inline
+    each are more than 4 MiB, so with the emulator every pull failed and no event got through.
+    Beam's ``_PubSubReadEvaluator._read_from_pubsub`` is replaced by :func:`_read_from_pubsub`:
+    the same pull, acknowledgement and timestamps, through one client of ours per read transform
+    (:func:`direct_runner_subscriber`). Returns True when it patched (once per process)."""
     from apache_beam.runners.direct import transform_evaluator as evaluators  # lazy: DirectRunner runs only
 
-    from csadetect.core import pubsub
-
     reader = evaluators._PubSubReadEvaluator  # pylint: disable=protected-access
-    if getattr(reader._get_subscriber_client_state_unlocked, "csadetect_subscriber", False):
+    if getattr(reader._read_from_pubsub, "csadetect_subscriber", False):
         return False
-
-    def client_state(cls, transform):  # Beam's own, with our client
-        state = cls._subscriber_client_cache.get(transform)
-        if state is None:
-            state = evaluators._PubSubSubscriberClient(pubsub.subscriber())  # pylint: disable=protected-access
-            cls._subscriber_client_cache[transform] = state
-            weakref.finalize(transform, state.close)
-        return state
-
-    client_state.csadetect_subscriber = True
-    reader._get_subscriber_client_state_unlocked = classmethod(client_state)
+    reader._read_from_pubsub = _read_from_pubsub
     return True
+
+
+_SUBSCRIBERS = weakref.WeakKeyDictionary()  # the DirectRunner's read transform -> our client
+_SUBSCRIBERS_LOCK = threading.Lock()
+
+
+def direct_runner_subscriber(transform):
+    """Our Pub/Sub client for the DirectRunner's read ``transform`` (an applied PTransform): one
+    per transform, closed when the transform goes."""
+    with _SUBSCRIBERS_LOCK:
+        client = _SUBSCRIBERS.get(transform)
+        if client is None:
+            client = _SUBSCRIBERS[transform] = pubsub.subscriber()
+            weakref.finalize(transform, client.close)
+    return client
+
+
+def _read_from_pubsub(self, timestamp_attribute):
+    """Beam 2.62's ``_PubSubReadEvaluator._read_from_pubsub`` (``self`` is the evaluator), pulling
+    through :func:`direct_runner_subscriber`: up to 10 messages, acknowledged at once (the
+    DirectRunner does not retry a bundle), each stamped with ``timestamp_attribute`` (milliseconds
+    or RFC 3339) when the message has it, else with its publish time."""
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+    from apache_beam.utils.timestamp import Timestamp
+
+    def element(message):
+        parsed = PubsubMessage._from_message(message)  # pylint: disable=protected-access
+        if timestamp_attribute and timestamp_attribute in parsed.attributes:
+            value = parsed.attributes[timestamp_attribute]
+            try:
+                timestamp = Timestamp(micros=int(value) * 1000)
+            except ValueError:
+                try:
+                    timestamp = Timestamp.from_rfc3339(value)
+                except ValueError as e:
+                    raise ValueError(f"Bad timestamp value: {e}") from e
+        else:
+            if message.publish_time is None:
+                raise ValueError(f"No publish time present in message: {message}")
+            try:
+                timestamp = Timestamp.from_utc_datetime(message.publish_time)
+            except ValueError as e:
+                raise ValueError(f"Bad timestamp value for message {message}: {e}") from e
+        return timestamp, parsed
+
+    client = direct_runner_subscriber(self._applied_ptransform)  # pylint: disable=protected-access
+    response = client.pull(subscription=self._sub_name, max_messages=10, timeout=30)  # pylint: disable=protected-access
+    results = [element(received.message) for received in response.received_messages]
+    ack_ids = [received.ack_id for received in response.received_messages]
+    if ack_ids:
+        client.acknowledge(subscription=self._sub_name, ack_ids=ack_ids)  # pylint: disable=protected-access
+    return results
+
+
+_read_from_pubsub.csadetect_subscriber = True
 
 
 def run_and_watch(pipeline, std, wait: bool = True):

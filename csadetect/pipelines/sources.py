@@ -336,6 +336,10 @@ def source_transform(source: Source) -> beam.PTransform:
             consumer_config=config,
             topics=source.topics(),
             commit_offset_in_finalize="group.id" in config,  # needs a consumer group to commit to
+            # the record's own timestamp, not the time it was read: after a restore from a checkpoint
+            # the replayed events fall into the same windows, so each window's report file is
+            # written again under the same name instead of a second time under another
+            timestamp_policy=ReadFromKafka.create_time_policy,
             expansion_service=expansion_service_for(source, None),  # None: beam-sdks-java-io-expansion-service
         )
     if source.subscription:
