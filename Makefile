@@ -8,13 +8,27 @@ STAMP   = $(VENV)/.installed
 FFMPEG_DEV = libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libswresample-dev libswscale-dev libavutil-dev
 BROWSER    = chromium chromium-driver
 
-.PHONY: demo test install sysdeps bench models clean
+.PHONY: demo test install sysdeps bench models clean flink-deps flink-up flink-down
 
 demo: install
 	$(PY) -m csadetect demo
 
-test: install
+test: install flink-deps
 	$(PY) -m pytest tests
+
+# A real Flink cluster on localhost (docs/deploy.md, "Flink"): Flink 1.19 from PyPI, Beam's Flink
+# job server + KafkaIO and a Kafka broker from Maven Central, fetched once into .cache/flink
+# (CSADETECT_FLINK_CACHE moves it). Without Maven or the registries the Flink tests skip and say why.
+flink-deps: install
+	@$(PY) -m csadetect.cluster fetch || echo "flink-deps: not fetched (see above); the Flink tests will skip"
+
+# JobManager, TaskManager, Beam's job server, expansion service, Python worker pool and Kafka, as
+# processes; `up` prints the addresses and the pipeline flags, `down` stops them by PID (.flink/cluster.json)
+flink-up: flink-deps
+	$(PY) -m csadetect.cluster up
+
+flink-down:
+	@test -x $(PY) && $(PY) -m csadetect.cluster down || true
 
 # FFmpeg's development packages (vpdq builds from source against them) and the ffmpeg CLI
 # (generates the benign demo/test videos); Debian's headless Chromium and its WebDriver (the review
@@ -54,4 +68,4 @@ models: install
 	$(PY) -m training.classifier_corpus --demo-pictures csadetect/models/reference/demo
 
 clean:
-	rm -rf $(VENV) out .demo build dist *.egg-info
+	rm -rf $(VENV) out .demo build dist *.egg-info .flink

@@ -118,8 +118,15 @@ def build_stream(known: list, n: int = 1000, seed: int = 7, tag: str = "s") -> S
     return s
 
 
-def publish(bootstrap: str, topic: str, events: list, partitions: int = 2) -> None:
-    from kafka import KafkaProducer
+def ticker(i: int) -> bytes:
+    """One ordinary chat message (a non-hit) that keeps a stream flowing."""
+    return json.dumps({"event_id": f"tickzq-{i:05d}", "provider": "p", "service": "chat", "kind": "text",
+                       "occurred_at": "2026-12-03T10:00:00Z", "account": "acct-tickzq", "conversation_id": "conv-tickzq",
+                       "sender": "u0", "text": "still there?", "participants_minor": False}).encode()
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 2) -> None:
+    """The topic, before the pipeline starts: KafkaIO reads the partitions that exist at start."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -130,6 +137,12 @@ def publish(bootstrap: str, topic: str, events: list, partitions: int = 2) -> No
         pass
     finally:
         admin.close()
+
+
+def publish(bootstrap: str, topic: str, events: list) -> None:
+    from kafka import KafkaProducer
+
+    create_topic(bootstrap, topic)
     producer = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 << 20, linger_ms=20, acks="all")
     for value in events:
         producer.send(topic, value)
@@ -138,7 +151,7 @@ def publish(bootstrap: str, topic: str, events: list, partitions: int = 2) -> No
 
 
 def start_pipeline(cluster, paths: dict, topic: str, log: Path, parallelism: int = 1,
-                   checkpoint_ms: int = 2000, group: str = "csadetect") -> subprocess.Popen:
+                   checkpoint_ms: int = 2000, group: str = "csadetect", extra: tuple = ()) -> subprocess.Popen:
     out = Path(paths["out"])
     cmd = [sys.executable, "-m", "csadetect.pipelines.detect", "--config", paths["config"],
            "--read_via", "kafka", "--kafka_bootstrap_servers", cluster.kafka_bootstrap, "--kafka_topic", topic,
@@ -146,7 +159,7 @@ def start_pipeline(cluster, paths: dict, topic: str, log: Path, parallelism: int
            "--report_dir", str(out / "reports"), "--review_dir", str(out / "review"),
            "--dead_letter_dir", str(out / "dead"), "--window_seconds", "2",
            "--indicators", paths["db"], "--public_key", paths["public_key"],
-           *cluster.pipeline_args(parallelism=parallelism, checkpoint_ms=checkpoint_ms)]
+           *cluster.pipeline_args(parallelism=parallelism, checkpoint_ms=checkpoint_ms), *extra]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 

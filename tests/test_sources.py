@@ -159,7 +159,7 @@ def test_kafka_transform():
 
     source = Source(read_via="kafka", kafka_bootstrap_servers="b1:9092,b2:9092", kafka_topic="uploads",
                     kafka_consumer_config=("group.id=csadetect", "auto.offset.reset=earliest"),
-                    expansion_service="localhost:8097").validate()
+                    kafka_commit_offsets=True, expansion_service="localhost:8097").validate()
     read = source_transform(source)
     assert type(read) is ReadFromKafka
     assert read._urn == ReadFromKafka.URN_WITHOUT_METADATA and read._expansion_service == "localhost:8097"
@@ -168,7 +168,13 @@ def test_kafka_transform():
                                       "auto.offset.reset": "earliest"}
     assert list(row["topics"]) == ["uploads"]
     assert row["key_deserializer"] == row["value_deserializer"] == ReadFromKafka.byte_array_deserializer
-    assert row["commit_offset_in_finalize"] is True  # a consumer group: offsets committed on checkpoints
+    assert row["commit_offset_in_finalize"] is True  # asked for, with a consumer group
+    assert row["timestamp_policy"] == ReadFromKafka.create_time_policy  # a replay keeps its windows
+    plain = Source(read_via="kafka", kafka_bootstrap_servers="b:9092", kafka_topic="u",
+                   kafka_consumer_config=("group.id=g",)).validate()
+    assert _payload(source_transform(plain))["commit_offset_in_finalize"] is False  # the default: no commit step
+    with pytest.raises(ConfigError, match="--kafka_commit_offsets needs a consumer group"):
+        Source(read_via="kafka", kafka_bootstrap_servers="b:9092", kafka_topic="u", kafka_commit_offsets=True).validate()
     assert row["max_num_records"] is None and row["max_read_time"] is None  # unbounded
 
 

@@ -120,7 +120,8 @@ restart-strategy.fixed-delay.attempts: 100
 restart-strategy.fixed-delay.delay: 1 s
 state.checkpoints.dir: file://{work}/checkpoints
 state.savepoints.dir: file://{work}/savepoints
-execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION
+# checkpoints hold in-flight state (open windows, conversation state): gone with the job
+execution.checkpointing.externalized-checkpoint-retention: DELETE_ON_CANCELLATION
 io.tmp.dirs: {work}/tmp
 web.tmpdir: {work}/tmp
 """
@@ -385,6 +386,8 @@ class LocalCluster:
             f"--artifact_endpoint=localhost:{self.ports.artifact}",
             "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.ports.worker_pool}",
             f"--expansion_service=localhost:{self.ports.expansion}",
+            # one Python SDK worker process per parallel task (Beam's default is one per TaskManager)
+            f"--sdk_worker_parallelism={parallelism}",
             f"--parallelism={parallelism}", f"--checkpointing_interval={checkpoint_ms}",
             "--streaming",
         ]

@@ -10,8 +10,11 @@
   portable runners) Pub/Sub must be read through Java.
 * ``kafka``: ``--kafka_bootstrap_servers`` + ``--kafka_topic`` (+ ``--kafka_consumer_config k=v``,
   repeatable) through ``apache_beam.io.kafka.ReadFromKafka`` (Java). Record values are the event
-  bodies, keys are ignored. With a ``group.id`` the offsets are committed when the runner finalises
-  a checkpoint.
+  bodies, keys are ignored. The read position lives in the runner's checkpoints (Flink) or its
+  persistent state (Dataflow). ``--kafka_commit_offsets`` also commits it to the consumer group
+  (``group.id``) when the runner finalises a checkpoint, for lag monitoring; it is off by default
+  because on Flink (Beam 2.62's runner) the commit step, which requires stable input, fails the job
+  at the first completed checkpoint ("State backend must be locked when retrieving the current key").
 
 Before a local run starts (DirectRunner, FnApiRunner), :func:`preflight_pubsub` checks every
 Pub/Sub subscription the built graph reads and every topic it writes (flags and config alike),
@@ -20,41 +23,43 @@ running stop the run with one line naming it (:mod:`csadetect.core.pubsub`), not
 tracebacks. A run with no input, or with two, names the three input flags.
 
 Cross-language reads are expanded by a Java expansion service when the pipeline is built:
-``--expansion_service host:port`` (on Flink the job server runs one, with KafkaIO and PubsubIO, on
-port 8097), ``--expansion_service /path/to/expansion-service.jar`` (started here; needs ``java``),
+``--expansion_service host:port`` (on Flink: a Java expansion service whose default environment is
+``EMBEDDED``; the job server's own would give the Java transforms a ``DOCKER`` environment),
+``--expansion_service /path/to/expansion-service.jar`` (started here; needs ``java``),
 or nothing: Beam then starts its own Java expansion service from the released jar
 (``beam-sdks-java-io-google-cloud-platform-expansion-service`` for Pub/Sub,
 ``beam-sdks-java-io-expansion-service`` for Kafka), which needs ``java`` on PATH and the jar in
 ``~/.apache_beam/cache/jars`` or a download from Maven Central. Both reads are unbounded: they
 need ``--streaming``.
 
-Running on Flink (NOT run in this repository's tests: there is no Java, Maven Central or Flink
-cluster here; the tests only check that the right transform is built with the right arguments)::
+Running on Flink (run for real by ``tests/test_flink_cluster.py`` on a local cluster that
+``make flink-up`` / :mod:`csadetect.cluster` starts; runbook: docs/deploy.md, "Flink")::
 
-    # Beam 2.77's Python SDK knows Flink 1.19, 1.20, 2.0, 2.1 and 2.2 only (--flink_version choices,
-    # FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS, kept in sync with the published job servers):
-    # Flink 1.18 (beam-runners-flink-1.18-job-server) is not among them. Use your cluster's version.
-    curl -fO https://repo1.maven.org/maven2/org/apache/beam/beam-runners-flink-1.20-job-server/2.77.0/beam-runners-flink-1.20-job-server-2.77.0.jar
-    java -jar beam-runners-flink-1.20-job-server-2.77.0.jar --flink-master=FLINK_HOST:8081 \\
-        --job-port=8099 --artifact-port=8098 --expansion-port=8097
-    #   (or: docker run --net=host apache/beam_flink1.20_job_server:2.77.0 --flink-master=FLINK_HOST:8081)
+    # Beam 2.62 everywhere: its Python SDK, Beam's Flink 1.19 job server (FlinkJobServerDriver from
+    # beam-runners-flink-1.19, or the shaded beam-runners-flink-1.19-job-server-2.62.0.jar) and an
+    # expansion service with KafkaIO whose Java transforms run EMBEDDED in the TaskManagers:
+    java -cp 'JOBSERVER_JARS/*' org.apache.beam.runners.flink.FlinkJobServerDriver \
+        --flink-master=FLINK_HOST:8081 --job-port=8099 --artifact-port=8098 --expansion-port=8096
+    java -cp 'JOBSERVER_JARS/*' org.apache.beam.sdk.expansion.service.ExpansionService 8097 \
+        --defaultEnvironmentType=EMBEDDED
+    python -m apache_beam.runners.worker.worker_pool_main --service_port=50000   # beside each TaskManager
 
-    python -m csadetect.pipelines.detect --config CONFIG.yaml --streaming \\
-        --runner=PortableRunner --job_endpoint=localhost:8099 \\
-        --environment_type=DOCKER --environment_config=REGISTRY/csadetect-worker:TAG \\
-        --read_via=xlang_pubsub --input_subscription=projects/P/subscriptions/uploads \\
-        --expansion_service=localhost:8097 --checkpointing_interval=60000  # a job-server option
+    python -m csadetect.pipelines.detect --config CONFIG.yaml --streaming \
+        --runner=PortableRunner --job_endpoint=localhost:8099 \
+        --environment_type=EXTERNAL --environment_config=localhost:50000 --sdk_worker_parallelism=2 \
+        --read_via=kafka --kafka_bootstrap_servers=broker1:9092 --kafka_topic=uploads \
+        --kafka_consumer_config group.id=csadetect --kafka_consumer_config auto.offset.reset=earliest \
+        --expansion_service=localhost:8097 --parallelism=2 \
+        --checkpointing_interval=60000  # job-server options, passed through
 
-    # Kafka instead of Pub/Sub:
-    #   --read_via=kafka --kafka_bootstrap_servers=broker1:9092,broker2:9092 --kafka_topic=uploads \\
-    #   --kafka_consumer_config group.id=csadetect --kafka_consumer_config auto.offset.reset=earliest
-    # Or let Beam start the job server itself (downloads the jar above; needs java 11+):
-    #   --runner=FlinkRunner --flink_master=FLINK_HOST:8081 --flink_version=1.20
-    # --environment_type=PROCESS --environment_config='{"command": "/opt/apache/beam/boot"}' runs the
-    # Python workers without Docker, when every TaskManager has the Beam boot binary, Python 3.11
-    # and this package (``pip install .``) with its requirements installed.
+    # Pub/Sub instead of Kafka (documented, not run here: PubsubIO's expansion service needs the
+    # beam-sdks-java-io-google-cloud-platform jars on the expansion service's class path):
+    #   --read_via=xlang_pubsub --input_subscription=projects/P/subscriptions/uploads
+    # The topic must exist before the job starts: KafkaIO reads the partitions it finds at start.
+    # --environment_type=DOCKER --environment_config=REGISTRY/csadetect-worker:TAG runs the Python
+    # workers in containers instead, where the TaskManagers have a Docker engine.
 
-``REGISTRY/csadetect-worker:TAG`` is an SDK container built ``FROM apache/beam_python3.11_sdk:2.77.0``
+``REGISTRY/csadetect-worker:TAG`` is an SDK container built ``FROM apache/beam_python3.11_sdk:2.62.0``
 with ``requirements.txt`` and this package installed (vPDQ builds against FFmpeg's development
 packages, so staging with ``--setup_file`` at worker start-up is slow and fragile). The workers
 read the indicator snapshot, models and keys from ``gs://`` or any Beam filesystem (see
@@ -106,6 +111,9 @@ def add_input_args(parser) -> None:
     via.add_argument("--kafka_topic", default=None, help="topic of upload events (--read_via kafka)")
     via.add_argument("--kafka_consumer_config", action="append", default=None, metavar="KEY=VALUE",
                      help="extra Kafka consumer property, repeatable (e.g. group.id=csadetect)")
+    via.add_argument("--kafka_commit_offsets", action="store_true", default=False,
+                     help="also commit the read offsets to the consumer group (group.id) at checkpoints; "
+                          "not on Flink with Beam 2.62, where the commit step fails the job")
     via.add_argument("--expansion_service", default=None,
                      help="Java expansion service for xlang_pubsub/kafka: host:port, or a local expansion-service "
                           "jar; default: Beam starts the released jar (needs java)")
@@ -167,6 +175,7 @@ class Source:
     kafka_bootstrap_servers: Optional[str] = None
     kafka_topic: Optional[str] = None
     kafka_consumer_config: tuple = ()  # ((key, value), ...) or a list of "key=value" strings
+    kafka_commit_offsets: bool = False
     expansion_service: Optional[str] = None
 
     @classmethod
@@ -180,6 +189,7 @@ class Source:
             kafka_bootstrap_servers=getattr(opts, "kafka_bootstrap_servers", None),
             kafka_topic=getattr(opts, "kafka_topic", None),
             kafka_consumer_config=tuple(getattr(opts, "kafka_consumer_config", None) or ()),
+            kafka_commit_offsets=bool(getattr(opts, "kafka_commit_offsets", False)),
             expansion_service=getattr(opts, "expansion_service", None),
         )
 
@@ -207,6 +217,8 @@ class Source:
         kafka_given = [f"--{n}" for n, v in (("kafka_bootstrap_servers", self.kafka_bootstrap_servers),
                                              ("kafka_topic", self.kafka_topic),
                                              ("kafka_consumer_config", self.kafka_consumer_config)) if v]
+        if self.kafka_commit_offsets:
+            kafka_given.append("--kafka_commit_offsets")
         if via != "kafka" and kafka_given:
             raise ConfigError(f"{', '.join(kafka_given)} only apply with --read_via kafka (read_via is {via})")
         if via == "native":
@@ -238,7 +250,9 @@ class Source:
                                   ("--kafka_topic", self.topics())) if not v]
         if missing:
             raise ConfigError(f"--read_via kafka needs {' and '.join(missing)}")
-        self.consumer_config()  # KEY=VALUE entries, brokers given once
+        config = self.consumer_config()  # KEY=VALUE entries, brokers given once
+        if self.kafka_commit_offsets and "group.id" not in config:
+            raise ConfigError("--kafka_commit_offsets needs a consumer group: --kafka_consumer_config group.id=NAME")
         return self
 
 
@@ -335,7 +349,7 @@ def source_transform(source: Source) -> beam.PTransform:
         return ReadFromKafka(
             consumer_config=config,
             topics=source.topics(),
-            commit_offset_in_finalize="group.id" in config,  # needs a consumer group to commit to
+            commit_offset_in_finalize=source.kafka_commit_offsets,
             # the record's own timestamp, not the time it was read: after a restore from a checkpoint
             # the replayed events fall into the same windows, so each window's report file is
             # written again under the same name instead of a second time under another

@@ -1,0 +1,200 @@
+"""Issue 16 on a real Flink cluster: the streaming detection pipeline reads a Kafka topic through
+Beam's cross-language KafkaIO on Flink 1.19 (standalone JobManager + TaskManager processes, Beam's
+job server, Python SDK workers from a worker pool), with checkpointing on. In the middle of a stream
+of 1,000 benign events the TaskManager process is killed (SIGKILL) and started again, as a
+supervisor would; Flink restores the job from its last checkpoint. Afterwards every hit has exactly
+one report (and the signature verifies), every malformed event one dead letter, the review items
+are there, no non-hit left a trace in any sink or log, and the id-free counters add up.
+
+The cluster comes from ``make flink-deps`` (``.cache/flink``: Flink from PyPI, the job server,
+KafkaIO and Kafka from Maven Central); without it the tests skip with one line naming what is
+missing. Nothing is downloaded here."""
+from __future__ import annotations
+
+import collections
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from csadetect.cluster import artifacts
+from csadetect.cluster.local import LocalCluster
+from csadetect.reports import crypto
+from tests import flink_stream as fs
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(900)
+
+
+def test_one_beam_release_everywhere():
+    """The Python pin, the job server's POM and the constants name the same Beam release, and the
+    Kafka broker the same Kafka release as KafkaIO's client."""
+    import apache_beam
+
+    pin = re.search(r"^apache-beam\[gcp\]==(\S+)", (REPO / "requirements.txt").read_text(), re.M).group(1)
+    assert pin == artifacts.BEAM_VERSION == apache_beam.__version__
+    versions = artifacts.pom_versions()
+    assert versions["beam"] == {artifacts.BEAM_VERSION}
+    assert versions["kafka"] == {artifacts.KAFKA_VERSION}
+    for name in ("Dockerfile.worker", "Dockerfile.launcher"):
+        assert f"BEAM_VERSION={artifacts.BEAM_VERSION}" in (REPO / "deploy" / "dataflow" / name).read_text()
+
+
+def test_missing_artifacts_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("CSADETECT_FLINK_CACHE", str(tmp_path / "empty"))
+    gone = artifacts.missing()
+    assert any(f"apache-flink-libraries=={artifacts.FLINK_VERSION}" in g for g in gone)
+    assert any(f"beam-runners-flink-{artifacts.FLINK_MINOR}:{artifacts.BEAM_VERSION}" in g for g in gone)
+    assert any(f"kafka_2.13:{artifacts.KAFKA_VERSION}" in g for g in gone)
+    with pytest.raises(artifacts.MissingArtifact, match="make flink-deps"):
+        LocalCluster(tmp_path / "c").start()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    gone = artifacts.missing()
+    if gone:
+        pytest.skip("Flink cluster not fetched (make flink-deps): missing " + "; ".join(gone))
+    c = LocalCluster(tmp_path_factory.mktemp("flink"), slots=2)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def _job(cluster):
+    jobs = [j for j in cluster.rest("/jobs/overview")["jobs"] if j["state"] not in ("CANCELED", "FAILED", "FINISHED")]
+    return jobs[0] if jobs else None
+
+
+def _all_running(cluster, jid) -> bool:
+    job = cluster.rest(f"/jobs/{jid}")
+    return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
+
+
+def _completed_checkpoints(cluster, jid) -> int:
+    return cluster.rest(f"/jobs/{jid}/checkpoints")["counts"]["completed"]
+
+
+def test_crash_and_recover(cluster, tmp_path, report_keys):
+    paths = fs.build_indicators(tmp_path, report_keys)
+    stream = fs.build_stream(paths["known"], 1000, seed=16)
+    assert len(stream) == 1000 and len(stream.hits) == 200 and stream.malformed == 80
+    log = tmp_path / "detect.log"
+    fs.create_topic(cluster.kafka_bootstrap, "uploads")
+    proc = fs.start_pipeline(cluster, paths, "uploads", log, parallelism=1, checkpoint_ms=2000)
+    out = paths["out"]
+    try:
+        # the job is on the cluster, with its vertices, and takes events once it runs
+        job = fs.wait_for(lambda: _job(cluster), 240, (proc,))
+        assert job, log.read_text()[-3000:]
+        jid = job["jid"]
+        vertices = [v["name"] for v in cluster.rest(f"/jobs/{jid}")["vertices"]]
+        assert any("ReadEvents/Kafka" in v for v in vertices) and any("SealAndSign" in v for v in vertices)
+        assert fs.wait_for(lambda: _all_running(cluster, jid), 240, (proc,)), log.read_text()[-3000:]
+        fs.publish(cluster.kafka_bootstrap, "uploads", stream.events)
+
+        # some hits are reported and a checkpoint is complete: the stream is in the middle
+        def in_the_middle():
+            done = {r["event_id"] for r in fs.reports(out)}
+            return len(done) >= 10 and _completed_checkpoints(cluster, jid) >= 1
+        assert fs.wait_for(in_the_middle, 400, (proc,), every=0.5), log.read_text()[-3000:]
+        reported_before = len({r["event_id"] for r in fs.reports(out)})
+        assert reported_before < len(stream.hits), "the stream ended before the crash: make it longer"
+
+        killed_at = time.monotonic()
+        cluster.kill_taskmanager()
+        time.sleep(2)  # the supervisor's restart delay
+        cluster.start_taskmanager()
+        assert fs.wait_for(lambda: _all_running(cluster, jid), 300, (proc,)), "the job did not recover"
+        recovered_in = time.monotonic() - killed_at
+        restored = cluster.rest(f"/jobs/{jid}/checkpoints")["latest"]["restored"]
+        assert restored is not None, "Flink restarted the job without restoring a checkpoint"
+
+        # the stream goes on (a chat message every 2 s): the Kafka read's watermark follows the
+        # records' own timestamps, so after a restore the last open windows close when newer
+        # records arrive (docs/deploy.md, "Flink")
+        ticks = []
+
+        def complete():
+            tick = fs.ticker(len(ticks))
+            fs.publish(cluster.kafka_bootstrap, "uploads", [tick])
+            ticks.append(tick)
+            return ({r["event_id"] for r in fs.reports(out)} >= stream.hits
+                    and len(fs.dead_letters(out)) >= stream.malformed
+                    and {i["event_id"] for i in fs.review_items(out)} >= stream.review
+                    and _scanned_and_dead(fs.stats(out)) >= len(stream))
+        assert fs.wait_for(complete, 500, (proc,), every=2), (
+            f"{len({r['event_id'] for r in fs.reports(out)})}/{len(stream.hits)} hits reported\n" + log.read_text()[-3000:])
+        time.sleep(6)  # the last windows' files, and anything a replay would still write
+        first_output_after = _first_output_after(out, killed_at)
+    finally:
+        proc.terminate()
+        job = _job(cluster)
+        if job:
+            cluster.rest(f"/jobs/{job['jid']}", method="PATCH")  # cancel
+
+    # every hit exactly one report: one report id per hit, each id from one event, signatures verify
+    rows = fs.reports(out)
+    by_event = collections.defaultdict(set)
+    for r in rows:
+        by_event[r["event_id"]].add(r["report_id"])
+    assert set(by_event) == stream.hits
+    assert all(len(ids) == 1 for ids in by_event.values()), "a hit got two different report ids"
+    unique = {r["report_id"]: r for r in rows}
+    assert len(unique) == len(stream.hits)
+    for r in unique.values():
+        crypto.verify_report(r, report_keys["paths"]["provider_public_key"])
+    duplicates = len(rows) - len(unique)
+
+    # malformed: one dead letter each, with a reason and no content
+    dead = fs.dead_letters(out)
+    assert len(dead) == stream.malformed, f"{len(dead)} dead letters for {stream.malformed} malformed events"
+    assert all(d["reason"] and d["stage"] for d in dead)
+    assert {i["event_id"] for i in fs.review_items(out)} == stream.review
+
+    # no non-hit left any trace: sinks, stats, the pipeline's and the cluster's logs
+    texts = [p.read_text(errors="replace") for p in Path(out).rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json")]
+    texts += [p.read_bytes().decode("latin-1") for p in Path(out).rglob("*.parquet")]
+    texts += [log.read_text(errors="replace")]
+    texts += [p.read_text(errors="replace") for p in (cluster.workdir / "log").iterdir() if p.is_file()]
+    blob = "\n".join(texts)
+    leaked = [s for s in stream.secrets + [json.loads(t)["event_id"] for t in ticks] if s in blob]
+    assert not leaked, f"non-hit ids in sinks or logs: {leaked[:5]}"
+
+    # the id-free counters add up: events in = scanned + dead-lettered; hits = reports
+    counts = _counts(fs.stats(out))
+    assert counts["dead_lettered"] == stream.malformed
+    assert len(stream) <= counts["scanned"] + counts["dead_lettered"] <= len(stream) + len(ticks)
+    assert counts["reported"] == len(stream.hits)
+    assert counts["hit:known-hash"] == len(stream.hits)
+
+    (REPO / "test-artifacts").mkdir(exist_ok=True)
+    (REPO / "test-artifacts" / "flink-recovery.json").write_text(json.dumps({
+        "events": len(stream), "hits": len(stream.hits), "reported_before_crash": reported_before,
+        "recovered_in_s": round(recovered_in, 1), "first_report_after_crash_s": first_output_after,
+        "duplicate_report_rows_collapsed": duplicates, "counts": counts}, indent=1))
+
+
+def _counts(stats: list) -> collections.Counter:
+    c = collections.Counter()
+    for rec in stats:
+        c[rec["metric"]] += rec["value"]
+        if rec["metric"] == "hit":
+            c["hit:" + rec["labels"].get("detector", "")] += rec["value"]
+    return c
+
+
+def _scanned_and_dead(stats: list) -> int:
+    c = _counts(stats)
+    return c["scanned"] + c["dead_lettered"]
+
+
+def _first_output_after(out: str, since_monotonic: float):
+    """Seconds from the kill to the first report file written after it (None if none was)."""
+    wall_since = time.time() - (time.monotonic() - since_monotonic)
+    times = [p.stat().st_mtime for p in Path(out, "reports").rglob("*.jsonl") if p.stat().st_mtime > wall_since]
+    return round(min(times) - wall_since, 1) if times else None
