@@ -3,8 +3,10 @@ Beam's cross-language KafkaIO on Flink 1.19 (standalone JobManager + TaskManager
 job server, Python SDK workers from a worker pool), with checkpointing on. In the middle of a stream
 of 1,000 benign events the TaskManager process is killed (SIGKILL) and started again, as a
 supervisor would; Flink restores the job from its last checkpoint. Afterwards every hit has exactly
-one report (and the signature verifies), every malformed event one dead letter, the review items
-are there, no non-hit left a trace in any sink or log, and the id-free counters add up.
+one report (and the signature verifies), every malformed event a dead letter, the review items
+are there, no non-hit left a trace in any sink or log, no record was dropped as late, and the
+id-free counters add up (over, at most, by what the replay counted twice: file sinks are
+at-least-once across a crash, docs/deploy.md "Flink").
 
 The cluster comes from ``make flink-deps`` (``.cache/flink``: Flink from PyPI, the job server,
 KafkaIO and Kafka from Maven Central); without it the tests skip with one line naming what is
@@ -26,6 +28,9 @@ from tests import flink_stream as fs
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(900)
+# a crash replays what was read after the last checkpoint (2 s apart here): at most this many events'
+# dead letters or counters can be written a second time
+REPLAY_BOUND = 100
 
 
 def test_one_beam_release_everywhere():
@@ -75,6 +80,17 @@ def _all_running(cluster, jid) -> bool:
     return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
 
 
+def _dropped_late(cluster, jid) -> int:
+    """Beam's droppedDueToLateness counters of the job's vertices, summed (Flink's REST API)."""
+    n = 0
+    for v in cluster.rest(f"/jobs/{jid}")["vertices"]:
+        base = f"/jobs/{jid}/vertices/{v['id']}/metrics"
+        ids = [m["id"] for m in cluster.rest(base) if m["id"].endswith("droppedDueToLateness")]
+        if ids:
+            n += sum(int(m["value"]) for m in cluster.rest(base + "?get=" + ",".join(ids)))
+    return n
+
+
 def _completed_checkpoints(cluster, jid) -> int:
     return cluster.rest(f"/jobs/{jid}/checkpoints")["counts"]["completed"]
 
@@ -92,9 +108,10 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         job = fs.wait_for(lambda: _job(cluster), 240, (proc,))
         assert job, log.read_text()[-3000:]
         jid = job["jid"]
-        vertices = [v["name"] for v in cluster.rest(f"/jobs/{jid}")["vertices"]]
-        assert any("ReadEvents/Kafka" in v for v in vertices) and any("SealAndSign" in v for v in vertices)
         assert fs.wait_for(lambda: _all_running(cluster, jid), 240, (proc,)), log.read_text()[-3000:]
+        # the REST API shows the job's vertices (Flink's chains of the pipeline's named steps)
+        vertices = [v["name"] for v in cluster.rest(f"/jobs/{jid}")["vertices"]]
+        assert any("ReadEvents/Kafka" in v for v in vertices) and any("SealAndSign" in v for v in vertices), vertices
         fs.publish(cluster.kafka_bootstrap, "uploads", stream.events)
 
         # some hits are reported and a checkpoint is complete: the stream is in the middle
@@ -114,23 +131,19 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         restored = cluster.rest(f"/jobs/{jid}/checkpoints")["latest"]["restored"]
         assert restored is not None, "Flink restarted the job without restoring a checkpoint"
 
-        # the stream goes on (a chat message every 2 s): the Kafka read's watermark follows the
-        # records' own timestamps, so after a restore the last open windows close when newer
-        # records arrive (docs/deploy.md, "Flink")
-        ticks = []
-
+        # nothing more is published: the read's watermark follows the wall clock, so the last
+        # windows close on time and their files are written without newer traffic
         def complete():
-            tick = fs.ticker(len(ticks))
-            fs.publish(cluster.kafka_bootstrap, "uploads", [tick])
-            ticks.append(tick)
             return ({r["event_id"] for r in fs.reports(out)} >= stream.hits
                     and len(fs.dead_letters(out)) >= stream.malformed
                     and {i["event_id"] for i in fs.review_items(out)} >= stream.review
                     and _scanned_and_dead(fs.stats(out)) >= len(stream))
-        assert fs.wait_for(complete, 500, (proc,), every=2), (
+        assert fs.wait_for(complete, 500, (proc,), every=1), (
             f"{len({r['event_id'] for r in fs.reports(out)})}/{len(stream.hits)} hits reported\n" + log.read_text()[-3000:])
         time.sleep(6)  # the last windows' files, and anything a replay would still write
         first_output_after = _first_output_after(out, killed_at)
+        # no record was dropped as late at any GroupByKey (the sinks write late records in later panes)
+        assert _dropped_late(cluster, jid) == 0
     finally:
         proc.terminate()
         job = _job(cluster)
@@ -150,9 +163,13 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         crypto.verify_report(r, report_keys["paths"]["provider_public_key"])
     duplicates = len(rows) - len(unique)
 
-    # malformed: one dead letter each, with a reason and no content
+    # malformed: a dead letter each, with a reason and no content. File sinks are at-least-once across
+    # a crash: what a window wrote between the restored checkpoint and the kill can be written again
+    # (docs/deploy.md, "Flink"); a malformed event without a readable id cannot be collapsed, so the
+    # bound is the replay's, and the figure goes into the artifact
     dead = fs.dead_letters(out)
-    assert len(dead) == stream.malformed, f"{len(dead)} dead letters for {stream.malformed} malformed events"
+    assert stream.malformed <= len(dead) <= stream.malformed + REPLAY_BOUND, \
+        f"{len(dead)} dead letters for {stream.malformed} malformed events"
     assert all(d["reason"] and d["stage"] for d in dead)
     assert {i["event_id"] for i in fs.review_items(out)} == stream.review
 
@@ -162,21 +179,24 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
     texts += [log.read_text(errors="replace")]
     texts += [p.read_text(errors="replace") for p in (cluster.workdir / "log").iterdir() if p.is_file()]
     blob = "\n".join(texts)
-    leaked = [s for s in stream.secrets + [json.loads(t)["event_id"] for t in ticks] if s in blob]
+    leaked = [s for s in stream.secrets if s in blob]
     assert not leaked, f"non-hit ids in sinks or logs: {leaked[:5]}"
 
-    # the id-free counters add up: events in = scanned + dead-lettered; hits = reports
+    # the id-free counters add up: events in = scanned + dead-lettered; hits = reports; each over by at
+    # most what the replay counted a second time
     counts = _counts(fs.stats(out))
-    assert counts["dead_lettered"] == stream.malformed
-    assert len(stream) <= counts["scanned"] + counts["dead_lettered"] <= len(stream) + len(ticks)
-    assert counts["reported"] == len(stream.hits)
-    assert counts["hit:known-hash"] == len(stream.hits)
+    over = {"dead_lettered": counts["dead_lettered"] - stream.malformed,
+            "scanned+dead_lettered": counts["scanned"] + counts["dead_lettered"] - len(stream),
+            "reported": counts["reported"] - len(stream.hits),
+            "hit:known-hash": counts["hit:known-hash"] - len(stream.hits)}
+    assert all(0 <= n <= REPLAY_BOUND for n in over.values()), (over, counts)
 
     (REPO / "test-artifacts").mkdir(exist_ok=True)
     (REPO / "test-artifacts" / "flink-recovery.json").write_text(json.dumps({
         "events": len(stream), "hits": len(stream.hits), "reported_before_crash": reported_before,
         "recovered_in_s": round(recovered_in, 1), "first_report_after_crash_s": first_output_after,
-        "duplicate_report_rows_collapsed": duplicates, "counts": counts}, indent=1))
+        "duplicate_report_rows_collapsed": duplicates, "dead_letters": len(dead), "counts": counts,
+        "counted_twice_by_the_replay": over}, indent=1))
 
 
 def _counts(stats: list) -> collections.Counter:

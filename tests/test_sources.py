@@ -169,7 +169,7 @@ def test_kafka_transform():
     assert list(row["topics"]) == ["uploads"]
     assert row["key_deserializer"] == row["value_deserializer"] == ReadFromKafka.byte_array_deserializer
     assert row["commit_offset_in_finalize"] is True  # asked for, with a consumer group
-    assert row["timestamp_policy"] == ReadFromKafka.create_time_policy  # a replay keeps its windows
+    assert row["timestamp_policy"] == ReadFromKafka.processing_time_policy  # windows close when partitions idle
     plain = Source(read_via="kafka", kafka_bootstrap_servers="b:9092", kafka_topic="u",
                    kafka_consumer_config=("group.id=g",)).validate()
     assert _payload(source_transform(plain))["commit_offset_in_finalize"] is False  # the default: no commit step

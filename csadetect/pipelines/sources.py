@@ -350,10 +350,12 @@ def source_transform(source: Source) -> beam.PTransform:
             consumer_config=config,
             topics=source.topics(),
             commit_offset_in_finalize=source.kafka_commit_offsets,
-            # the record's own timestamp, not the time it was read: after a restore from a checkpoint
-            # the replayed events fall into the same windows, so each window's report file is
-            # written again under the same name instead of a second time under another
-            timestamp_policy=ReadFromKafka.create_time_policy,
+            # the time it was read (wall-clock watermark): windows close on time even when a
+            # partition is idle. (With the records' CreateTime the SDF read's watermark only moves
+            # with newer records, so the last window's reports would wait for the next upload.) After
+            # a restore, replayed events are timestamped again and their rows may be written a second
+            # time, with the same report_id: consumers collapse them (docs/deploy.md, "Flink").
+            timestamp_policy=ReadFromKafka.processing_time_policy,
             expansion_service=expansion_service_for(source, None),  # None: beam-sdks-java-io-expansion-service
         )
     if source.subscription:

@@ -1,7 +1,8 @@
 """Report and dead-letter sinks: Pub/Sub topics, Parquet (pyarrow) and JSON Lines files.
 
 File sinks use ``fileio.WriteToFiles`` so the same transform works in batch and streaming (in
-streaming the records are first put into fixed windows, one set of files per window). Each run
+streaming the records are first put into fixed windows, one set of files per window, see
+:func:`streaming_windows`). Each run
 writes into its own run directory (:mod:`csadetect.core.runs`); the pipeline passes it as
 ``directory``. The temporary files of a write go to a hidden ``.temp-beam-<uuid>`` folder (under
 ``--temp_location`` when set, else under ``directory``), which a batch write removes once its files
@@ -17,7 +18,8 @@ import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 from apache_beam.options.value_provider import StaticValueProvider
-from apache_beam.transforms import window
+from apache_beam.transforms import trigger, window
+from apache_beam.utils.timestamp import Duration
 
 from csadetect.core import runs
 from csadetect.reports.schema import REPORT_SCHEMA, to_json_line
@@ -49,10 +51,47 @@ class ParquetSink(fileio.FileSink):
         self._rows = []
 
 
+# How long after a window's end a late record is still written. A record is late when the watermark
+# passed its window before it reached the write: a bundle on Flink that finishes after the
+# watermark moved on, a batch flushed by a timer, a replay after a restore. Beam drops late records
+# at a GroupByKey without a word (only the runner's droppedDueToLateness counter shows it); here they
+# go out in a later pane of their window instead, within this bound.
+ALLOWED_LATENESS_SECONDS = 3600
+
+
+def streaming_windows(seconds: int) -> beam.WindowInto:
+    """Fixed windows of ``seconds`` for a streaming sink: one firing when the watermark passes the
+    window's end, then one more for each late record, for up to ``ALLOWED_LATENESS_SECONDS``
+    (discarding: each firing writes only its own records, to files of their own, see
+    :func:`window_file_naming`)."""
+    return beam.WindowInto(
+        window.FixedWindows(seconds),
+        trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+        allowed_lateness=Duration(seconds=ALLOWED_LATENESS_SECONDS),
+        accumulation_mode=trigger.AccumulationMode.DISCARDING,
+    )
+
+
+def window_file_naming(prefix: str, suffix: str):
+    """``fileio`` file naming: in a window, ``<prefix>-<start>-<end>-<12 hex>-<shard>-of-<n><suffix>``,
+    where the random part keeps a window's later firings (late records, a replay after a restore)
+    from overwriting the files of its first; in the global window (batch), Beam's default names."""
+    default = fileio.default_file_naming(prefix, suffix)
+
+    def _name(win, pane, shard_index, total_shards, compression, destination):
+        if win is None or win == window.GlobalWindow():
+            return default(win, pane, shard_index, total_shards, compression, destination)
+        start, end = (t.to_utc_datetime().isoformat() for t in (win.start, win.end))
+        return (f"{prefix}-{start}-{end}-{uuid.uuid4().hex[:12]}-{int(shard_index or 0):05d}-of-"
+                f"{int(total_shards or 0):05d}{suffix}")
+
+    return _name
+
+
 def _window_if_streaming(pcoll, streaming: bool, seconds: int, label: str):
     if not streaming:
         return pcoll
-    return pcoll | f"{label}Window" >> beam.WindowInto(window.FixedWindows(seconds))
+    return pcoll | f"{label}Window" >> streaming_windows(seconds)
 
 
 class WriteRecords(beam.PTransform):
@@ -113,7 +152,7 @@ class WriteRecords(beam.PTransform):
                     | f"Write{fmt.capitalize()}"
                     >> fileio.WriteToFiles(
                         path=self._dir,
-                        file_naming=fileio.default_file_naming(self._prefix, f".{fmt}"),
+                        file_naming=window_file_naming(self._prefix, f".{fmt}"),
                         sink=make_sink[fmt],
                         shards=1,
                         temp_directory=StaticValueProvider(str, temp),

@@ -1,7 +1,9 @@
 """WriteStats: id-free counters to ``stores.stats_dir`` for the transparency report (docs/data.md).
 
 Stats records (:func:`csadetect.core.stats.stat`) from every stage are summed per (metric, labels) in
-each window (the whole run in batch, ``window_seconds`` in streaming) and written as JSON Lines.
+each window (the whole run in batch, ``window_seconds`` in streaming) and written as JSON Lines; in
+streaming a window's late records are summed and written in a later firing of their own
+(:func:`csadetect.transforms.sinks.streaming_windows`): a window's counters are the sum of its files.
 ``review_seconds`` records are kept one by one (the transparency report needs their distribution).
 The pipeline passes the run's own directory, ``<stats_dir>/<RUN_ID>/`` (:mod:`csadetect.core.runs`)."""
 from __future__ import annotations
@@ -10,10 +12,8 @@ import json
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.transforms import window
-
 from csadetect.core.stats import stat
-from csadetect.transforms.sinks import WriteRecords
+from csadetect.transforms.sinks import WriteRecords, streaming_windows
 
 
 def stat_of(metric: str, **labels):
@@ -39,7 +39,7 @@ class WriteStats(beam.PTransform):
 
     def expand(self, records):
         if self._streaming:
-            records = records | "Window" >> beam.WindowInto(window.FixedWindows(self._window))
+            records = records | "Window" >> streaming_windows(self._window)
         summed = (
             records
             | "Summable" >> beam.Filter(lambda r: r["metric"] != "review_seconds")
