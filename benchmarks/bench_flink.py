@@ -25,13 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from csadetect.cluster import artifacts
+from csadetect.cluster.local import LocalCluster
+from tests import flink_stream as fs
+from tests.conftest import make_report_keys
 
-from csadetect.cluster import artifacts  # noqa: E402
-from csadetect.cluster.local import LocalCluster  # noqa: E402
-from tests import flink_stream as fs  # noqa: E402
-from tests.conftest import make_report_keys  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _accounted(out: str) -> int:

@@ -28,9 +28,6 @@ from tests import flink_stream as fs
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(900)
-# a crash replays what was read after the last checkpoint (2 s apart here): at most this many events'
-# dead letters or counters can be written a second time
-REPLAY_BOUND = 100
 
 
 def test_one_beam_release_everywhere():
@@ -112,15 +109,21 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         # the REST API shows the job's vertices (Flink's chains of the pipeline's named steps)
         vertices = [v["name"] for v in cluster.rest(f"/jobs/{jid}")["vertices"]]
         assert any("ReadEvents/Kafka" in v for v in vertices) and any("SealAndSign" in v for v in vertices), vertices
-        fs.publish(cluster.kafka_bootstrap, "uploads", stream.events)
+        # the first 400 events, until some hits are reported and a checkpoint is complete; then the
+        # other 600, and the crash while the job reads and works on them
+        fs.publish(cluster.kafka_bootstrap, "uploads", stream.events[:400])
 
-        # some hits are reported and a checkpoint is complete: the stream is in the middle
-        def in_the_middle():
-            done = {r["event_id"] for r in fs.reports(out)}
-            return len(done) >= 10 and _completed_checkpoints(cluster, jid) >= 1
-        assert fs.wait_for(in_the_middle, 400, (proc,), every=0.5), log.read_text()[-3000:]
+        def reporting():
+            return len({r["event_id"] for r in fs.reports(out)}) >= 10
+        assert fs.wait_for(reporting, 400, (proc,), every=0.5), log.read_text()[-3000:]
+        # a checkpoint taken after that: the first 400 are read by then (the read is fast), so a
+        # restore replays the second part at most
+        checkpoints = _completed_checkpoints(cluster, jid)
+        assert fs.wait_for(lambda: _completed_checkpoints(cluster, jid) > checkpoints, 400, (proc,), every=0.5)
+        fs.publish(cluster.kafka_bootstrap, "uploads", stream.events[400:])
+        time.sleep(1.5)
         reported_before = len({r["event_id"] for r in fs.reports(out)})
-        assert reported_before < len(stream.hits), "the stream ended before the crash: make it longer"
+        assert reported_before < len(stream.hits), "the stream ended before the crash"
 
         killed_at = time.monotonic()
         cluster.kill_taskmanager()
@@ -134,10 +137,12 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         # nothing more is published: the read's watermark follows the wall clock, so the last
         # windows close on time and their files are written without newer traffic
         def complete():
+            c = _counts(fs.stats(out))
             return ({r["event_id"] for r in fs.reports(out)} >= stream.hits
                     and len(fs.dead_letters(out)) >= stream.malformed
                     and {i["event_id"] for i in fs.review_items(out)} >= stream.review
-                    and _scanned_and_dead(fs.stats(out)) >= len(stream))
+                    and c["scanned"] + c["dead_lettered"] >= len(stream) and c["reported"] >= len(stream.hits)
+                    and c["dead_lettered"] >= stream.malformed and c["review_queued"] >= len(stream.review))
         assert fs.wait_for(complete, 500, (proc,), every=1), (
             f"{len({r['event_id'] for r in fs.reports(out)})}/{len(stream.hits)} hits reported\n" + log.read_text()[-3000:])
         time.sleep(6)  # the last windows' files, and anything a replay would still write
@@ -164,11 +169,12 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
     duplicates = len(rows) - len(unique)
 
     # malformed: a dead letter each, with a reason and no content. File sinks are at-least-once across
-    # a crash: what a window wrote between the restored checkpoint and the kill can be written again
+    # a crash: what was written for events read after the restored checkpoint can be written again
     # (docs/deploy.md, "Flink"); a malformed event without a readable id cannot be collapsed, so the
-    # bound is the replay's, and the figure goes into the artifact
+    # bound is the replay's (the second part), and the figure goes into the artifact
+    replayable = _kinds(stream, stream.events[400:])
     dead = fs.dead_letters(out)
-    assert stream.malformed <= len(dead) <= stream.malformed + REPLAY_BOUND, \
+    assert stream.malformed <= len(dead) <= stream.malformed + replayable["malformed"], \
         f"{len(dead)} dead letters for {stream.malformed} malformed events"
     assert all(d["reason"] and d["stage"] for d in dead)
     assert {i["event_id"] for i in fs.review_items(out)} == stream.review
@@ -182,14 +188,18 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
     leaked = [s for s in stream.secrets if s in blob]
     assert not leaked, f"non-hit ids in sinks or logs: {leaked[:5]}"
 
-    # the id-free counters add up: events in = scanned + dead-lettered; hits = reports; each over by at
-    # most what the replay counted a second time
+    # the id-free counters add up: events in = scanned + dead-lettered, hits = reports, each event
+    # counted at least once, and at most once more if the restore replayed it
     counts = _counts(fs.stats(out))
-    over = {"dead_lettered": counts["dead_lettered"] - stream.malformed,
-            "scanned+dead_lettered": counts["scanned"] + counts["dead_lettered"] - len(stream),
+    over = {"scanned+dead_lettered": counts["scanned"] + counts["dead_lettered"] - len(stream),
+            "dead_lettered": counts["dead_lettered"] - stream.malformed,
             "reported": counts["reported"] - len(stream.hits),
-            "hit:known-hash": counts["hit:known-hash"] - len(stream.hits)}
-    assert all(0 <= n <= REPLAY_BOUND for n in over.values()), (over, counts)
+            "hit:known-hash": counts["hit:known-hash"] - len(stream.hits),
+            "review_queued": counts["review_queued"] - len(stream.review)}
+    bound = {"scanned+dead_lettered": len(stream.events[400:]), "dead_lettered": replayable["malformed"],
+             "reported": replayable["hits"], "hit:known-hash": replayable["hits"], "review_queued": replayable["review"]}
+    assert all(0 <= over[k] <= bound[k] for k in over), (over, bound, counts)
+    assert over["reported"] == over["hit:known-hash"], "a hit counted without its report, or the other way"
 
     (REPO / "test-artifacts").mkdir(exist_ok=True)
     (REPO / "test-artifacts" / "flink-recovery.json").write_text(json.dumps({
@@ -197,6 +207,23 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         "recovered_in_s": round(recovered_in, 1), "first_report_after_crash_s": first_output_after,
         "duplicate_report_rows_collapsed": duplicates, "dead_letters": len(dead), "counts": counts,
         "counted_twice_by_the_replay": over}, indent=1))
+
+
+def _kinds(stream, events: list) -> dict:
+    """How many of ``events`` are hits, for review and malformed."""
+    hits = review = malformed = 0
+    for raw in events:
+        try:
+            event_id = json.loads(raw).get("event_id")
+        except (ValueError, AttributeError):
+            event_id = None
+        if event_id in stream.hits:
+            hits += 1
+        elif event_id in stream.review:
+            review += 1
+        elif event_id not in stream.secrets:
+            malformed += 1
+    return {"hits": hits, "review": review, "malformed": malformed}
 
 
 def _counts(stats: list) -> collections.Counter:
@@ -208,13 +235,65 @@ def _counts(stats: list) -> collections.Counter:
     return c
 
 
-def _scanned_and_dead(stats: list) -> int:
-    c = _counts(stats)
-    return c["scanned"] + c["dead_lettered"]
-
-
 def _first_output_after(out: str, since_monotonic: float):
     """Seconds from the kill to the first report file written after it (None if none was)."""
     wall_since = time.time() - (time.monotonic() - since_monotonic)
     times = [p.stat().st_mtime for p in Path(out, "reports").rglob("*.jsonl") if p.stat().st_mtime > wall_since]
     return round(min(times) - wall_since, 1) if times else None
+
+
+def test_savepoint_and_upgrade(cluster, tmp_path, report_keys):
+    """A small stream, stopped with a savepoint and upgraded: a second submission from that
+    savepoint reads on from the saved offsets. Every hit of both halves has exactly one report row
+    (a savepoint stop writes nothing twice), every malformed event one dead letter, signatures verify."""
+    paths = fs.build_indicators(tmp_path, report_keys)
+    first = fs.build_stream(paths["known"], 100, seed=21, tag="a")
+    second = fs.build_stream(paths["known"], 100, seed=22, tag="b")
+    out = paths["out"]
+    fs.create_topic(cluster.kafka_bootstrap, "upgrade")
+    log1, log2 = tmp_path / "detect-1.log", tmp_path / "detect-2.log"
+    proc = fs.start_pipeline(cluster, paths, "upgrade", log1, parallelism=2, group="upgrade")
+    upgraded = None
+    try:
+        job = fs.wait_for(lambda: _job(cluster), 240, (proc,))
+        assert job, log1.read_text()[-3000:]
+        assert fs.wait_for(lambda: _all_running(cluster, job["jid"]), 240, (proc,)), log1.read_text()[-3000:]
+        fs.publish(cluster.kafka_bootstrap, "upgrade", first.events)
+        assert fs.wait_for(lambda: {r["event_id"] for r in fs.reports(out)} >= first.hits, 300, (proc,)), \
+            log1.read_text()[-3000:]
+
+        trigger = cluster.rest(f"/jobs/{job['jid']}/stop", method="POST",
+                               body={"targetDirectory": str(cluster.workdir / "savepoints"), "drain": False})
+
+        def saved():
+            status = cluster.rest(f"/jobs/{job['jid']}/savepoints/{trigger['request-id']}")
+            return status if status["status"]["id"] == "COMPLETED" else None
+        status = fs.wait_for(saved, 120, every=0.5)
+        assert status and status["operation"].get("location"), status
+        proc.terminate()  # the job is FINISHED; its submitter has nothing left to wait for
+
+        fs.publish(cluster.kafka_bootstrap, "upgrade", second.events)  # while no job runs
+        upgraded = fs.start_pipeline(cluster, paths, "upgrade", log2, parallelism=2, group="upgrade",
+                                     extra=(f"--savepoint_path={status['operation']['location']}",))
+        everything = first.hits | second.hits
+        assert fs.wait_for(lambda: {r["event_id"] for r in fs.reports(out)} >= everything
+                           and len(fs.dead_letters(out)) >= first.malformed + second.malformed, 400, (upgraded,)), \
+            log2.read_text()[-3000:]
+        time.sleep(5)  # anything that would still be written twice
+        job2 = _job(cluster)
+        assert job2 and job2["jid"] != job["jid"]
+        assert _dropped_late(cluster, job2["jid"]) == 0
+    finally:
+        for p in (proc, upgraded):
+            if p is not None:
+                p.terminate()
+        job = _job(cluster)
+        if job:
+            cluster.rest(f"/jobs/{job['jid']}", method="PATCH")
+
+    rows = fs.reports(out)
+    assert sorted(r["event_id"] for r in rows) == sorted(first.hits | second.hits)  # one row each
+    for r in rows:
+        crypto.verify_report(r, report_keys["paths"]["provider_public_key"])
+    assert len(fs.dead_letters(out)) == first.malformed + second.malformed
+    assert {i["event_id"] for i in fs.review_items(out)} == first.review | second.review
