@@ -120,13 +120,6 @@ def build_stream(known: list, n: int = 1000, seed: int = 7, tag: str = "s") -> S
     return s
 
 
-def ticker(i: int) -> bytes:
-    """One ordinary chat message (a non-hit) that keeps a stream flowing."""
-    return json.dumps({"event_id": f"tickzq-{i:05d}", "provider": "p", "service": "chat", "kind": "text",
-                       "occurred_at": "2026-12-03T10:00:00Z", "account": "acct-tickzq", "conversation_id": "conv-tickzq",
-                       "sender": "u0", "text": "still there?", "participants_minor": False}).encode()
-
-
 def create_topic(bootstrap: str, topic: str, partitions: int = 2) -> None:
     """The topic, before the pipeline starts: KafkaIO reads the partitions that exist at start."""
     from kafka.admin import KafkaAdminClient, NewTopic
