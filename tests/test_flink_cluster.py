@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -242,6 +243,8 @@ def _first_output_after(out: str, since_monotonic: float):
     return round(min(times) - wall_since, 1) if times else None
 
 
+@pytest.mark.skipif(not os.environ.get("CSADETECT_FLINK_UPGRADE_TEST"),
+                    reason="savepoint-and-upgrade run is opt-in (CSADETECT_FLINK_UPGRADE_TEST=1): it does not fit CI's 30 minutes")
 def test_savepoint_and_upgrade(cluster, tmp_path, report_keys):
     """A small stream, stopped with a savepoint and upgraded: a second submission from that
     savepoint reads on from the saved offsets. Every hit of both halves has exactly one report row
