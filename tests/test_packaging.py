@@ -432,6 +432,7 @@ NOT_TEMPLATE_PARAMETERS = {
     "kafka_bootstrap_servers": "Kafka input (--read_via kafka); the template reads a Pub/Sub subscription",
     "kafka_topic": "Kafka input (--read_via kafka); the template reads a Pub/Sub subscription",
     "kafka_consumer_config": "Kafka input (--read_via kafka); the template reads a Pub/Sub subscription",
+    "kafka_commit_offsets": "Kafka input (--read_via kafka); the template reads a Pub/Sub subscription",
     "expansion_service": "Java expansion service for xlang reads on portable runners; not used on Dataflow",
     "run_id": "each launch gets a new run id; a template launch must never reuse one",
 }
