@@ -299,12 +299,13 @@ def _read_from_pubsub(self, timestamp_attribute):
                 except ValueError as e:
                     raise ValueError(f"Bad timestamp value: {e}") from e
         else:
+            # nothing of the message in the error (Beam's own puts all of it, the upload's content too)
             if message.publish_time is None:
-                raise ValueError(f"No publish time present in message: {message}")
+                raise ValueError("a Pub/Sub message has no publish time")
             try:
                 timestamp = Timestamp.from_utc_datetime(message.publish_time)
             except ValueError as e:
-                raise ValueError(f"Bad timestamp value for message {message}: {e}") from e
+                raise ValueError(f"a Pub/Sub message has a bad publish time: {e}") from e
         return timestamp, parsed
 
     client = direct_runner_subscriber(self._applied_ptransform)  # pylint: disable=protected-access

@@ -38,18 +38,18 @@ Running on Flink (run for real by ``tests/test_flink_cluster.py`` on a local clu
     # Beam 2.62 everywhere: its Python SDK, Beam's Flink 1.19 job server (FlinkJobServerDriver from
     # beam-runners-flink-1.19, or the shaded beam-runners-flink-1.19-job-server-2.62.0.jar) and an
     # expansion service with KafkaIO whose Java transforms run EMBEDDED in the TaskManagers:
-    java -cp 'JOBSERVER_JARS/*' org.apache.beam.runners.flink.FlinkJobServerDriver \
+    java -cp 'JOBSERVER_JARS/*' org.apache.beam.runners.flink.FlinkJobServerDriver \\
         --flink-master=FLINK_HOST:8081 --job-port=8099 --artifact-port=8098 --expansion-port=8096
-    java -cp 'JOBSERVER_JARS/*' org.apache.beam.sdk.expansion.service.ExpansionService 8097 \
+    java -cp 'JOBSERVER_JARS/*' org.apache.beam.sdk.expansion.service.ExpansionService 8097 \\
         --defaultEnvironmentType=EMBEDDED
     python -m apache_beam.runners.worker.worker_pool_main --service_port=50000   # beside each TaskManager
 
-    python -m csadetect.pipelines.detect --config CONFIG.yaml --streaming \
-        --runner=PortableRunner --job_endpoint=localhost:8099 \
-        --environment_type=EXTERNAL --environment_config=localhost:50000 --sdk_worker_parallelism=2 \
-        --read_via=kafka --kafka_bootstrap_servers=broker1:9092 --kafka_topic=uploads \
-        --kafka_consumer_config group.id=csadetect --kafka_consumer_config auto.offset.reset=earliest \
-        --expansion_service=localhost:8097 --parallelism=2 \
+    python -m csadetect.pipelines.detect --config CONFIG.yaml --streaming \\
+        --runner=PortableRunner --job_endpoint=localhost:8099 \\
+        --environment_type=EXTERNAL --environment_config=localhost:50000 --sdk_worker_parallelism=2 \\
+        --read_via=kafka --kafka_bootstrap_servers=broker1:9092 --kafka_topic=uploads \\
+        --kafka_consumer_config group.id=csadetect --kafka_consumer_config auto.offset.reset=earliest \\
+        --expansion_service=localhost:8097 --parallelism=2 \\
         --checkpointing_interval=60000  # job-server options, passed through
 
     # Pub/Sub instead of Kafka (documented, not run here: PubsubIO's expansion service needs the

@@ -12,6 +12,7 @@ import json
 from typing import Optional
 
 import apache_beam as beam
+
 from csadetect.core.stats import stat
 from csadetect.transforms.sinks import WriteRecords, streaming_windows
 
