@@ -34,11 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _accounted(out: str) -> int:
-    n = 0
-    for rec in fs.stats(out):
-        if rec["metric"] in ("scanned", "dead_lettered"):
-            n += rec["value"]
-    return n
+    c = fs.counts(out)
+    return c["scanned"] + c["dead_lettered"]
 
 
 def one_run(cluster, work: Path, keys: dict, parallelism: int, n_events: int, tag: str) -> dict:
@@ -65,9 +62,7 @@ def one_run(cluster, work: Path, keys: dict, parallelism: int, n_events: int, ta
         seconds = time.monotonic() - t0
     finally:
         proc.terminate()
-        for job in cluster.rest("/jobs/overview")["jobs"]:
-            if job["state"] in ("RUNNING", "RESTARTING", "CREATED"):
-                cluster.rest(f"/jobs/{job['jid']}", method="PATCH")
+        cluster.cancel_jobs()
         time.sleep(3)
     return {"parallelism": parallelism, "events": len(batch), "seconds": round(seconds, 1),
             "events_per_s": round(len(batch) / seconds, 2)}

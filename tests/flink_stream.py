@@ -8,6 +8,7 @@ Every picture is generated (``csadetect.media.synth``, ``training.classifier_cor
 is ordinary small talk."""
 from __future__ import annotations
 
+import collections
 import glob
 import json
 import os
@@ -187,6 +188,16 @@ def review_items(out: str) -> list:
 
 def stats(out: str) -> list:
     return _jsonl(f"{out}/stats/**/*.jsonl")
+
+
+def counts(out: str) -> collections.Counter:
+    """The id-free stats summed per metric, and ``hit:<detector>`` per detector."""
+    c = collections.Counter()
+    for rec in stats(out):
+        c[rec["metric"]] += rec["value"]
+        if rec["metric"] == "hit":
+            c["hit:" + rec["labels"].get("detector", "")] += rec["value"]
+    return c
 
 
 def wait_for(predicate, timeout: float, procs=(), every: float = 1.0):

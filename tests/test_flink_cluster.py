@@ -69,7 +69,7 @@ def cluster(tmp_path_factory):
 
 
 def _job(cluster):
-    jobs = [j for j in cluster.rest("/jobs/overview")["jobs"] if j["state"] not in ("CANCELED", "FAILED", "FINISHED")]
+    jobs = cluster.live_jobs()
     return jobs[0] if jobs else None
 
 
@@ -138,7 +138,7 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         # nothing more is published: the read's watermark follows the wall clock, so the last
         # windows close on time and their files are written without newer traffic
         def complete():
-            c = _counts(fs.stats(out))
+            c = fs.counts(out)
             return ({r["event_id"] for r in fs.reports(out)} >= stream.hits
                     and len(fs.dead_letters(out)) >= stream.malformed
                     and {i["event_id"] for i in fs.review_items(out)} >= stream.review
@@ -152,9 +152,7 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         assert _dropped_late(cluster, jid) == 0
     finally:
         proc.terminate()
-        job = _job(cluster)
-        if job:
-            cluster.rest(f"/jobs/{job['jid']}", method="PATCH")  # cancel
+        cluster.cancel_jobs()
 
     # every hit exactly one report: one report id per hit, each id from one event, signatures verify
     rows = fs.reports(out)
@@ -191,7 +189,7 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
 
     # the id-free counters add up: events in = scanned + dead-lettered, hits = reports, each event
     # counted at least once, and at most once more if the restore replayed it
-    counts = _counts(fs.stats(out))
+    counts = fs.counts(out)
     over = {"scanned+dead_lettered": counts["scanned"] + counts["dead_lettered"] - len(stream),
             "dead_lettered": counts["dead_lettered"] - stream.malformed,
             "reported": counts["reported"] - len(stream.hits),
@@ -225,15 +223,6 @@ def _kinds(stream, events: list) -> dict:
         elif event_id not in stream.secrets:
             malformed += 1
     return {"hits": hits, "review": review, "malformed": malformed}
-
-
-def _counts(stats: list) -> collections.Counter:
-    c = collections.Counter()
-    for rec in stats:
-        c[rec["metric"]] += rec["value"]
-        if rec["metric"] == "hit":
-            c["hit:" + rec["labels"].get("detector", "")] += rec["value"]
-    return c
 
 
 def _first_output_after(out: str, since_monotonic: float):
@@ -290,9 +279,7 @@ def test_savepoint_and_upgrade(cluster, tmp_path, report_keys):
         for p in (proc, upgraded):
             if p is not None:
                 p.terminate()
-        job = _job(cluster)
-        if job:
-            cluster.rest(f"/jobs/{job['jid']}", method="PATCH")
+        cluster.cancel_jobs()
 
     rows = fs.reports(out)
     assert sorted(r["event_id"] for r in rows) == sorted(first.hits | second.hits)  # one row each

@@ -366,6 +366,15 @@ class LocalCluster:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read() or b"{}")
 
+    def live_jobs(self) -> list:
+        """The JobManager's jobs that have not ended (``/jobs/overview`` entries)."""
+        return [j for j in self.rest("/jobs/overview")["jobs"] if j["state"] not in ("CANCELED", "FAILED", "FINISHED")]
+
+    def cancel_jobs(self) -> None:
+        """Cancel every job that has not ended."""
+        for job in self.live_jobs():
+            self.rest(f"/jobs/{job['jid']}", method="PATCH")
+
     def running(self) -> dict:
         """Which of the started processes are alive, by name."""
         return {name: pid for name, pid in self.pids.items() if _alive(pid, self._procs.get(name))}
