@@ -171,8 +171,11 @@ def _arrivals():
 
 def _per_message_reference(model, arrivals, threshold=None):
     """ConversationStateFn before micro-batching, step by step: one encoder call and one Keras
-    window-model call per arriving message. Returns (flags, state per conversation)."""
-    thr = model.threshold if threshold is None else threshold
+    window-model call per arriving message, the language decided from the window's texts until the
+    tenth message (then kept), its calibration and threshold applied. Returns (flags, state per
+    conversation)."""
+    from csadetect.models.language import DECIDE_AFTER, Language
+
     states, out = {}, []
     for event, ts in arrivals:
         st = states.setdefault(event.conversation_id,
@@ -191,9 +194,16 @@ def _per_message_reference(model, arrivals, threshold=None):
         st["timer"] = last + Duration(seconds=INACTIVITY)
         if info["flagged"]:
             continue
+        if info.get("language") is not None:
+            language = Language(*info["language"])
+        else:
+            language = model.language_of([m["text"] for m in window])
+            if info["count"] >= DECIDE_AFTER:
+                info["language"] = tuple(language)
         risk, _ = model.score_encoded_windows([(np.stack([m["vector"] for m in window]),
                                                 [m["sender"] for m in window])], engine="tf")
-        score = float(risk[0])
+        score = float(model.calibrate(risk, language.code)[0])
+        thr = model.threshold_for(language.code, threshold)
         if score < thr:
             continue
         info["flagged"] = True
@@ -203,6 +213,7 @@ def _per_message_reference(model, arrivals, threshold=None):
                     for name, p in probs.items() if p >= model.evidence_threshold]
         out.append({
             "conversation_id": event.conversation_id, "score": score, "threshold": thr,
+            "language": language.code, "language_supported": language.supported,
             "flagged_at_message": message["index"],
             "evidence": sorted(evidence, key=lambda e: (e["message_index"], -e["score"])),
             "model_version": model.version,
@@ -338,3 +349,38 @@ def test_pipeline_streaming_equals_per_message_path(model):
                                sorted(want, key=lambda r: r["conversation_id"]))
 
         assert_that(flagged, check)
+
+
+# ------------------------------------------------------------------ languages
+ITALIAN = [  # a language the reference model does not support (benign)
+    ("a", "ciao, come stai oggi?"), ("b", "bene grazie, e tu?"), ("a", "tutto bene, hai finito i compiti di matematica?"),
+    ("b", "quasi, mi manca solo un esercizio"), ("a", "domani abbiamo la verifica di storia"), ("b", "lo so, che ansia"),
+    ("a", "ci vediamo a scuola allora"), ("b", "va bene, a domani"), ("a", "ricordati il libro di inglese"),
+    ("b", "certo, grazie"), ("a", "ciao ciao"),
+]
+
+
+def _counters(result, *names):
+    from apache_beam.metrics.metric import MetricsFilter
+
+    return {n: sum(c.committed for c in result.metrics().query(MetricsFilter().with_name(n))["counters"]) for n in names}
+
+
+def test_flag_carries_language_and_unsupported_language_is_counted_not_scored():
+    """English grooming is flagged with language en; an Italian conversation is neither scored as
+    English nor flagged, and is counted once by its language code (no id, no text)."""
+    events = _events("groom", GROOMING) + _events("ital", ITALIAN) + _events("short-it", ITALIAN[:4])
+    p = beam.Pipeline(runner=FN_API_RUNNER)
+    flagged = p | beam.Create(events) | ClassifyGrooming()
+    assert_that(flagged | beam.Map(lambda r: (r["conversation_id"], r["language"], r["language_supported"])),
+                equal_to([("groom", "en", True)]))
+    result = p.run()
+    result.wait_until_finish()
+    counts = _counters(result, "grooming_unsupported_language", "grooming_unsupported_language_it")
+    # "ital" is decided at its tenth message; "short-it" (4 messages) when its state expires
+    assert counts == {"grooming_unsupported_language": 2, "grooming_unsupported_language_it": 2}, counts
+
+
+def test_unsupported_policy_is_checked():
+    with pytest.raises(ValueError):
+        ClassifyGrooming(unsupported_languages="english")

@@ -30,12 +30,22 @@ Splits: train / calibration / evaluation
     two benign families exist only in the evaluation split; each split has its own random
     stream. So the evaluation measures generalisation to unseen wording, not memorisation.
     The calibration split (for score calibration and thresholds) uses every fourth training
-    phrasing of the risk patterns, benign families and chit-chat, which the training split
-    never uses. No two splits share a conversation text. A shared synonym table (the
+    phrasing of the risk patterns, benign families (first role) and chit-chat, which the
+    training split never uses. No two splits share a conversation text. A shared synonym table (the
     "language") varies words alike in every split and class.
 
+Languages
+    English (the banks in this module) and, in ``training.grooming_lang``, Dutch, German and
+    French, each written natively with its own phrasings, slang, school years, names, apps and
+    hard-negative families (e.g. the Dutch Sinterklaas surprise, German Wichteln, the French fête
+    des mères), not translated templates. Every language has the same split rules and its own
+    random stream; :func:`generate_splits` takes ``languages`` and gives each conversation its
+    ``language``. Hard negatives in every language include family, school, sport coaching,
+    gaming friends and dating between adults (``adults_dating``: scanned, as when a provider
+    cannot rule out a minor), see :data:`HARD_NEGATIVE_FAMILIES`.
+
 Deterministic by seed (and independent of PYTHONHASHSEED):
-``python -m training.grooming_corpus --out DIR --n 2000 --seed 1`` writes
+``python -m training.grooming_corpus --out DIR --n 2000 --seed 1 [--languages en,nl,de,fr]`` writes
 ``DIR/{train,calibration,eval}/{messages,conversations}.jsonl`` and ``DIR/manifest.json``.
 """
 from __future__ import annotations
@@ -49,9 +59,13 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
-SPLITS = ("train", "calibration", "eval")
+from training.grooming_lang import SPLITS, Family, Language
+from training.grooming_lang import de as _de
+from training.grooming_lang import fr as _fr
+from training.grooming_lang import from_module
+from training.grooming_lang import nl as _nl
 
 #: Risk patterns, in the usual stage order (a message shows at most one).
 PATTERNS = (
@@ -254,15 +268,6 @@ CHITCHAT = {
 # hard negatives that share words with the risk patterns. Lines prefixed "!" are the hard ones
 # (documentation only; the prefix is stripped).
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Family:
-    name: str
-    lines_a: dict
-    lines_b: dict
-    minor: bool = True
-    splits: tuple = SPLITS
-
-
 BENIGN_FAMILIES = [
     Family(
         "peers_gaming",
@@ -393,6 +398,22 @@ BENIGN_FAMILIES = [
         {"train": [], "eval": ["ok thanks", "my dad will drive", "here's the photo"]},
         splits=("eval",),
     ),
+    # Adults dating: scanned (the provider marks a minor as possibly present when it cannot verify
+    # ages), a hard negative for the relationship, photo, channel and meeting patterns.
+    Family(
+        "adults_dating",
+        {"train": ["!i had such a great time last night", "!you're honestly so easy to talk to",
+                   "!i can't stop thinking about our date", "!send me a selfie from your trip",
+                   "!add me on {app}, this dating app keeps logging me out", "!coffee {day}? the place near {place}",
+                   "!i'll pick you up at {time}, dress warm", "what do you do for work?",
+                   "!how old are you btw? your profile says 29", "!i feel like i've known you forever",
+                   "!are you free this weekend or busy with work", "!i got you something small for our third date"],
+         "eval": ["!your profile pics don't do you justice", "!let's grab dinner {day}, my treat",
+                  "!text me on {app} after your shift", "!i'm 31, you?", "!can we video call tonight after work?"]},
+        {"train": ["haha same", "i'd love that", "i'm 28, you?", "sure, after work", "that's sweet of you",
+                   "ok see you then"],
+         "eval": ["sounds lovely", "after my shift works", "i'm 30"]},
+    ),
     # Adults: not scanned (Art. 7(7)), present so the non-scan path is exercised.
     Family(
         "adults_coworkers",
@@ -437,12 +458,29 @@ SUFFIX = {"train": [" lol", " haha", " :)", "!!", " 😂", "?", " xx", " 🙂"],
           "eval": [" lmao", " xd", " fr", " ngl", " 😅", "!!!", " 👀", " hehe"]}
 PREFIX = {"train": ["hey ", "btw ", "so ", "also "], "eval": ["yo ", "ngl ", "tbh ", "wait "]}
 
+#: English (the banks above) and the languages of ``training.grooming_lang``, by ISO 639-1 code.
+ENGLISH = Language("en", "English", SLOTS, GROOMER, CHILD_REPLY, CHITCHAT, BENIGN_FAMILIES, SLANG, SYNONYMS,
+                   PREFIX, SUFFIX, ("sleepover", "scout_troop"), re.compile(r"[a-z']+"))
+LANGUAGES = {lang.code: lang for lang in (ENGLISH, from_module(_nl, "nl", "Dutch"), from_module(_de, "de", "German"),
+                                          from_module(_fr, "fr", "French"))}
+LANGUAGE_CODES = tuple(LANGUAGES)
+#: Benign families that share the risk patterns' vocabulary (precision on these is reported on
+#: its own); the rest are ordinary chit-chat and adult conversations (not scanned).
+HARD_NEGATIVE_FAMILIES = frozenset(f.name for lang in LANGUAGES.values() for f in lang.families if f.minor)
+
+
+def language(code: str) -> Language:
+    try:
+        return LANGUAGES[code]
+    except KeyError:
+        raise ValueError(f"unknown corpus language {code!r}; one of {', '.join(LANGUAGE_CODES)}") from None
+
+
 def _bank(split: str) -> str:
     return "eval" if split == "eval" else "train"
 
 
 _SLOT_RE = re.compile(r"\{(\w+)\}")
-_WORD_RE = re.compile(r"[a-z']+")
 
 
 def _pool(bank: dict, split: str, reserve: bool = False) -> list:
@@ -461,17 +499,17 @@ def _pool(bank: dict, split: str, reserve: bool = False) -> list:
     return [t for t in items if t not in held]
 
 
-def _fill(template: str, rng: random.Random, split: str) -> str:
+def _fill(template: str, rng: random.Random, split: str, lang: Language = ENGLISH) -> str:
     def repl(m):
-        values = SLOTS[m.group(1)]
+        values = lang.slots[m.group(1)]
         pool = values["eval"] + values["train"][:1] if split == "eval" else values["train"]
         return rng.choice(pool)
 
     return _SLOT_RE.sub(repl, template)
 
 
-def _slangify(text: str, rng: random.Random, split: str, p: float) -> str:
-    table = SLANG[_bank(split)]
+def _slangify(text: str, rng: random.Random, split: str, p: float, lang: Language = ENGLISH) -> str:
+    table = lang.slang[_bank(split)]
     for phrase in sorted(table, key=len, reverse=True):
         if " " in phrase and phrase in text and rng.random() < p:
             text = text.replace(phrase, rng.choice(table[phrase]))
@@ -482,16 +520,16 @@ def _slangify(text: str, rng: random.Random, split: str, p: float) -> str:
             return rng.choice(table[w])
         return w
 
-    return _WORD_RE.sub(repl, text)
+    return lang.word_re.sub(repl, text)
 
 
-def _paraphrase(text: str, rng: random.Random, p: float) -> str:
+def _paraphrase(text: str, rng: random.Random, p: float, lang: Language = ENGLISH) -> str:
     def repl(m):
         w = m.group(0)
-        alts = SYNONYMS.get(w)
+        alts = lang.synonyms.get(w)
         return rng.choice(alts) if alts and rng.random() < p else w
 
-    return _WORD_RE.sub(repl, text)
+    return lang.word_re.sub(repl, text)
 
 
 def _typo(text: str, rng: random.Random) -> str:
@@ -513,20 +551,20 @@ def _typo(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def noisify(text: str, rng: random.Random, split: str, style: dict) -> str:
+def noisify(text: str, rng: random.Random, split: str, style: dict, lang: Language = ENGLISH) -> str:
     """Chat-style variation: case, apostrophes, slang, typos, affixes. ``style`` is per sender."""
-    text = _paraphrase(text, rng, style["synonyms"])
+    text = _paraphrase(text, rng, style["synonyms"], lang)
     if rng.random() < style["lower"]:
         text = text.lower()
-    text = _slangify(text, rng, split, style["slang"])
+    text = _slangify(text, rng, split, style["slang"], lang)
     if rng.random() < style["apostrophes"]:
         text = text.replace("'", "")
     if rng.random() < style["typo"]:
         text = _typo(text, rng)
     if rng.random() < 0.12:
-        text = rng.choice(PREFIX[_bank(split)]) + text
+        text = rng.choice(lang.prefix[_bank(split)]) + text
     if rng.random() < 0.15:
-        text = text.rstrip("?!.") + rng.choice(SUFFIX[_bank(split)])
+        text = text.rstrip("?!.") + rng.choice(lang.suffix[_bank(split)])
     if rng.random() < 0.05:
         text = text.upper() if split != "eval" else text.capitalize()
     return text
@@ -547,6 +585,7 @@ class Conversation:
     family: str
     participants_minor: bool
     messages: list = field(default_factory=list)  # dicts: sender, sent_at, text, pattern
+    language: str = "en"
 
     def records(self) -> Iterator[dict]:
         for m in self.messages:
@@ -556,23 +595,24 @@ class Conversation:
     def label_record(self) -> dict:
         pats = sorted({m["pattern"] for m in self.messages if m["pattern"]}, key=_STAGE.get)
         return {"conversation_id": self.conversation_id, "label": self.label, "family": self.family,
-                "participants_minor": self.participants_minor, "messages": len(self.messages), "patterns": pats}
+                "participants_minor": self.participants_minor, "messages": len(self.messages), "patterns": pats,
+                "language": self.language}
 
 
 class _Builder:
     """Accumulates (speaker, text, pattern) turns, then stamps ids and times."""
 
-    def __init__(self, rng: random.Random, split: str):
-        self.rng, self.split = rng, split
+    def __init__(self, rng: random.Random, split: str, lang: Language = ENGLISH):
+        self.rng, self.split, self.lang = rng, split, lang
         self.turns: list[tuple[int, str, Optional[str]]] = []
         self.styles = (_style(rng), _style(rng))
 
     def say(self, speaker: int, template: str, pattern: Optional[str] = None) -> None:
-        text = _fill(template.lstrip("!"), self.rng, self.split)
-        self.turns.append((speaker, noisify(text, self.rng, self.split, self.styles[speaker]), pattern))
+        text = _fill(template.lstrip("!"), self.rng, self.split, self.lang)
+        self.turns.append((speaker, noisify(text, self.rng, self.split, self.styles[speaker], self.lang), pattern))
 
     def chitchat(self, k: int) -> None:
-        pool = _pool(CHITCHAT, self.split, reserve=True)
+        pool = _pool(self.lang.chitchat, self.split, reserve=True)
         speaker = self.rng.randrange(2)
         for _ in range(k):
             self.say(speaker, self.rng.choice(pool))
@@ -585,7 +625,7 @@ class _Builder:
         while senders[1] == senders[0]:
             senders[1] = f"u{rng.randrange(10**6, 10**7)}"
         t = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(0, 300 * 86400))
-        conv = Conversation(cid, label, family, minor)
+        conv = Conversation(cid, label, family, minor, language=self.lang.code)
         for speaker, text, pattern in self.turns:
             gap = rng.choice([rng.randint(2, 90), rng.randint(60, 1800), rng.randint(3600, 20 * 3600)]
                              if rng.random() < 0.1 else [rng.randint(2, 240)])
@@ -595,8 +635,8 @@ class _Builder:
         return conv
 
 
-def _grooming(rng: random.Random, split: str, cid: str) -> Conversation:
-    b = _Builder(rng, split)
+def _grooming(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH) -> Conversation:
+    b = _Builder(rng, split, lang)
     adult = rng.randrange(2)
     child = 1 - adult
     subtle = rng.random() < 0.2
@@ -612,17 +652,17 @@ def _grooming(rng: random.Random, split: str, cid: str) -> Conversation:
     b.chitchat(rng.randint(1, 8))
     gap_hi = 7 if subtle else 4
     for step in steps:
-        b.say(adult, rng.choice(_pool(GROOMER[step], split, reserve=True)), step)
+        b.say(adult, rng.choice(_pool(lang.groomer[step], split, reserve=True)), step)
         if rng.random() < 0.7:
-            b.say(child, rng.choice(_pool(CHILD_REPLY[step], split)))
+            b.say(child, rng.choice(_pool(lang.child_reply[step], split)))
         b.chitchat(rng.randint(0, gap_hi))
     b.chitchat(rng.randint(0, 6))
     return b.finish(cid, "grooming", "grooming_subtle" if subtle else "grooming", True)
 
 
-def _benign(rng: random.Random, split: str, cid: str, families: list) -> Conversation:
+def _benign(rng: random.Random, split: str, cid: str, families: list, lang: Language = ENGLISH) -> Conversation:
     fam = rng.choice(families)
-    b = _Builder(rng, split)
+    b = _Builder(rng, split, lang)
     a_lines, b_lines = _pool(fam.lines_a, split, reserve=True), _pool(fam.lines_b, split)
     b.chitchat(rng.randint(1, 8))
     for _ in range(rng.randint(2, 6)):
@@ -636,28 +676,33 @@ def _benign(rng: random.Random, split: str, cid: str, families: list) -> Convers
     return b.finish(cid, "benign", fam.name, fam.minor)
 
 
-def _ordinary(rng: random.Random, split: str, cid: str) -> Conversation:
-    b = _Builder(rng, split)
+def _ordinary(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH) -> Conversation:
+    b = _Builder(rng, split, lang)
     b.chitchat(rng.randint(6, 40))
     return b.finish(cid, "benign", "chitchat", True)
 
 
-def generate(n: int, seed: int = 1, split: str = "train", grooming_share: float = 0.35) -> list[Conversation]:
-    """``n`` conversations of one split, deterministic in (n, seed, split)."""
+def generate(n: int, seed: int = 1, split: str = "train", grooming_share: float = 0.35,
+             language_code: str = "en") -> list[Conversation]:
+    """``n`` conversations of one split in one language, deterministic in (n, seed, split,
+    language); each language has its own random stream (English keeps its original one)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
-    rng = random.Random(f"csadetect-grooming-corpus/{split}/{seed}")
-    families = [f for f in BENIGN_FAMILIES if split in f.splits and _pool(f.lines_a, split, reserve=True)]
+    lang = language(language_code)
+    stream = f"{split}/{seed}" if lang.code == "en" else f"{lang.code}/{split}/{seed}"
+    rng = random.Random(f"csadetect-grooming-corpus/{stream}")
+    families = [f for f in lang.families if split in f.splits and _pool(f.lines_a, split, reserve=True)]
+    prefix = "" if lang.code == "en" else f"{lang.code}-"
     out = []
     for i in range(n):
-        cid = f"{split}-{seed}-{i:06d}"
+        cid = f"{prefix}{split}-{seed}-{i:06d}"
         r = rng.random()
         if r < grooming_share:
-            out.append(_grooming(rng, split, cid))
+            out.append(_grooming(rng, split, cid, lang))
         elif r < grooming_share + 0.12:
-            out.append(_ordinary(rng, split, cid))
+            out.append(_ordinary(rng, split, cid, lang))
         else:
-            out.append(_benign(rng, split, cid, families))
+            out.append(_benign(rng, split, cid, families, lang))
     return out
 
 
@@ -676,27 +721,32 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 
 
 def generate_splits(n: int, seed: int = 1, n_eval: Optional[int] = None,
-                    n_calibration: Optional[int] = None) -> dict[str, list[Conversation]]:
+                    n_calibration: Optional[int] = None,
+                    languages: Sequence[str] = ("en",)) -> dict[str, list[Conversation]]:
     """``{"train": n, "calibration": n_calibration (default n/4), "eval": n_eval (default n/2)}``
-    conversations. A calibration or evaluation conversation whose text also occurs in an earlier
-    split is dropped, so the splits never share a conversation text."""
+    conversations *per language* (``languages``: codes of :data:`LANGUAGES`), each language's
+    after the other's. A calibration or evaluation conversation whose text also occurs in an
+    earlier split is dropped, so the splits never share a conversation text."""
     sizes = {"train": n, "calibration": max(1, n // 4) if n_calibration is None else n_calibration,
              "eval": max(1, n // 2) if n_eval is None else n_eval}
     seen: set = set()
-    out = {}
+    out: dict[str, list[Conversation]] = {split: [] for split in SPLITS}
     for split in SPLITS:
-        convs = [c for c in generate(sizes[split], seed, split) if conversation_text(c) not in seen]
-        seen |= {conversation_text(c) for c in convs}
-        out[split] = convs
+        for code in languages:
+            convs = [c for c in generate(sizes[split], seed, split, language_code=code)
+                     if conversation_text(c) not in seen]
+            seen |= {conversation_text(c) for c in convs}
+            out[split] += convs
     return out
 
 
 def write_corpus(out: Path, n: int, seed: int = 1, n_eval: Optional[int] = None,
-                 n_calibration: Optional[int] = None) -> dict:
+                 n_calibration: Optional[int] = None, languages: Sequence[str] = ("en",)) -> dict:
     """Write the train, calibration and eval splits; returns the manifest (also manifest.json)."""
     out = Path(out)
-    manifest = {"generator": "training.grooming_corpus", "seed": seed, "patterns": list(PATTERNS), "splits": {}}
-    for split, convs in generate_splits(n, seed, n_eval, n_calibration).items():
+    manifest = {"generator": "training.grooming_corpus", "seed": seed, "patterns": list(PATTERNS),
+                "languages": list(languages), "splits": {}}
+    for split, convs in generate_splits(n, seed, n_eval, n_calibration, languages).items():
         msgs = write_jsonl(out / split / "messages.jsonl", (r for c in convs for r in c.records()))
         write_jsonl(out / split / "conversations.jsonl", (c.label_record() for c in convs))
         digest = hashlib.sha256((out / split / "messages.jsonl").read_bytes()).hexdigest()
@@ -722,7 +772,8 @@ def read_corpus(directory: Path, split: str) -> list[Conversation]:
             m = json.loads(line)
             lab = labels[m["conversation_id"]]
             c = convs.setdefault(m["conversation_id"], Conversation(
-                m["conversation_id"], lab["label"], lab["family"], bool(lab["participants_minor"])))
+                m["conversation_id"], lab["label"], lab["family"], bool(lab["participants_minor"]),
+                language=str(lab.get("language", "en"))))
             c.messages.append({"sender": m["sender"], "sent_at": m["sent_at"], "text": m["text"],
                                "pattern": m.get("pattern")})
     for c in convs.values():
@@ -737,11 +788,19 @@ def main(argv=None) -> int:
     p.add_argument("--n-eval", type=int, default=None, help="evaluation conversations (default n/2)")
     p.add_argument("--n-calibration", type=int, default=None, help="calibration conversations (default n/4)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--languages", default="en", help=f"comma-separated language codes (of {','.join(LANGUAGE_CODES)}; "
+                                                     "default en)")
     args = p.parse_args(argv)
+    languages = [code.strip() for code in args.languages.split(",") if code.strip()]
+    unknown = [code for code in languages if code not in LANGUAGES]
+    if unknown or not languages:
+        print(f"error: --languages: unknown language {(unknown or [''])[0]!r}; one of {', '.join(LANGUAGE_CODES)}",
+              file=sys.stderr)
+        return 2
     if args.n < 1 or any(v is not None and v < 1 for v in (args.n_eval, args.n_calibration)):
         print("error: --n, --n-eval and --n-calibration must be positive", file=sys.stderr)
         return 2
-    manifest = write_corpus(Path(args.out), args.n, args.seed, args.n_eval, args.n_calibration)
+    manifest = write_corpus(Path(args.out), args.n, args.seed, args.n_eval, args.n_calibration, languages)
     for split, info in manifest["splits"].items():
         print(f"{split}: {info['conversations']} conversations ({info['grooming']} grooming), "
               f"{info['messages']} messages -> {Path(args.out) / split}", file=sys.stderr)

@@ -48,16 +48,17 @@ import numpy as np  # noqa: E402
 
 from training import grooming_corpus as corpus  # noqa: E402
 from csadetect.models.grooming import (KIND, GroomingModel, evaluate, expected_calibration_error,  # noqa: E402
-                                       f_beta, speaker_ids)
+                                       f_beta, latency_p, latency_weighted_f1, speaker_ids)
 from csadetect.models.loader import METADATA_FILE, MODEL_FILE  # noqa: E402
 
-VERSION = "grooming-reference-1.0"
+VERSION = "grooming-reference-2.0"
 WINDOW = 20
-WORD_TOKENS = 5000
-CHAR_TOKENS = 6000
+WORD_TOKENS = 24000
+CHAR_TOKENS = 32000
+MIN_PRECISION_HARD = 0.95  # threshold rule: precision on grooming vs hard negatives, calibration split
 EMBED = 48
 CONV = 64
-TOKEN_DROPOUT = 0.25
+TOKEN_DROPOUT = 0.35
 LABEL_SMOOTHING = 0.0
 
 
@@ -131,11 +132,16 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS):
     return full, encoder, window_model, tvw, tvc
 
 
+EARLY_LABELS = False  # --early-labels: tried for issue 17, lower latency-weighted F1 on the calibration split
+
+
 def window_label(patterns_in_window) -> tuple[float, float]:
-    """(label, weight) of a grooming-conversation window from the risk patterns it holds."""
+    """(label, weight) of a grooming-conversation window from the risk patterns it holds. With
+    ``EARLY_LABELS`` a window is positive from the first strong pattern on (early detection),
+    otherwise from two patterns of which one is strong."""
     pats = [p for p in patterns_in_window if p]
     strong = sum(p in corpus.STRONG_PATTERNS for p in pats)
-    if strong >= 2 or (strong >= 1 and len(pats) >= 2):
+    if strong >= 2 or (strong >= 1 and len(pats) >= 2) or (EARLY_LABELS and (strong >= 1 or len(pats) >= 2)):
         return 1.0, 1.0
     if not pats:
         return 0.0, 1.0
@@ -286,8 +292,8 @@ def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: 
     return full
 
 
-def conversation_logits(model: GroomingModel, convs) -> np.ndarray:
-    """Max raw (uncalibrated) window logit of each conversation (batched)."""
+def message_logits(model: GroomingModel, convs) -> list[np.ndarray]:
+    """Raw (uncalibrated) window logit after each message of each conversation (batched)."""
     import tensorflow as tf
 
     vecs = model.encode([m["text"] for c in convs for m in c.messages])
@@ -303,9 +309,50 @@ def conversation_logits(model: GroomingModel, convs) -> np.ndarray:
     out, offset = [], 0
     for c in convs:
         n = len(c.messages)
-        out.append(float(logits[offset:offset + n].max()) if n else -1e9)
+        out.append(logits[offset:offset + n].astype(np.float64))
         offset += n
-    return np.asarray(out, np.float64)
+    return out
+
+
+def conversation_logits(model: GroomingModel, convs) -> np.ndarray:
+    """Max raw (uncalibrated) window logit of each conversation (batched)."""
+    return np.asarray([float(z.max()) if len(z) else -1e9 for z in message_logits(model, convs)], np.float64)
+
+
+def choose_early_threshold(per_message: list[np.ndarray], convs, min_precision: float = MIN_PRECISION_HARD):
+    """Threshold on per-message scores (flag at the first message whose score reaches it) that
+    maximises the latency-weighted F1 (Vogt et al. 2021) subject to precision >= ``min_precision``
+    on grooming against the hard negatives; placed midway below the chosen cut. Returns
+    (threshold, {metrics at it}); without a cut meeting the precision, the one with the best
+    hard-negative precision."""
+    runmax = [np.maximum.accumulate(z) if len(z) else np.asarray([-np.inf]) for z in per_message]
+    peaks = np.asarray([r[-1] for r in runmax])
+    pos = np.asarray([c.label == "grooming" for c in convs])
+    hard = np.asarray([c.family in corpus.HARD_NEGATIVE_FAMILIES for c in convs])
+    p = latency_p([len(c.messages) for c in convs if c.label == "grooming"])
+    order = np.unique(peaks)[::-1]
+    best, fallback = None, None
+    for i, t in enumerate(order):
+        flagged = peaks >= t
+        tp = int((flagged & pos).sum())
+        fp = int((flagged & ~pos).sum())
+        fp_hard = int((flagged & ~pos & hard).sum())
+        if tp == 0:
+            continue
+        prec, rec = tp / (tp + fp), tp / int(pos.sum())
+        prec_hard = tp / (tp + fp_hard)
+        until = [int(np.searchsorted(r, t)) + 1 for r, f, y in zip(runmax, flagged, pos) if f and y]
+        lw, speed = latency_weighted_f1(f_beta(prec, rec, 1.0), until, p)
+        row = {"threshold_cut": float(t), "precision": prec, "recall": rec, "precision_hard_negatives": prec_hard,
+               "latency_weighted_f1": lw, "speed": speed, "median_messages_until_flag": float(np.median(until)), "i": i}
+        if prec_hard >= min_precision and (best is None or lw > best["latency_weighted_f1"] + 1e-12):
+            best = row
+        if fallback is None or prec_hard > fallback["precision_hard_negatives"]:
+            fallback = row
+    chosen = best or fallback
+    i = chosen.pop("i")
+    lower = order[i + 1] if i + 1 < len(order) else order[i] - 1.0
+    return float((order[i] + lower) / 2), chosen
 
 
 def fit_platt(z: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]:
@@ -340,8 +387,9 @@ def fit_platt(z: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, fl
 
 
 def choose_evidence_threshold(model: GroomingModel, convs) -> tuple[float, float]:
-    """Pattern-probability cut maximising message-level F1 of (message, pattern) evidence on the
-    grooming conversations of the calibration split."""
+    """Pattern-probability cut maximising message-level F0.5 of (message, pattern) evidence on the
+    grooming conversations of the calibration split (F0.5: a reviewer is misled more by a
+    pattern named on the wrong message than helped by one more right one)."""
     truth, probs = set(), []
     for ci, c in enumerate(convs):
         if c.label != "grooming":
@@ -354,9 +402,9 @@ def choose_evidence_threshold(model: GroomingModel, convs) -> tuple[float, float
     for t in np.arange(0.05, 0.96, 0.05):
         found = {key for v, key in probs if v >= t}
         tp = len(found & truth)
-        f1 = 2 * tp / (len(found) + len(truth)) if found or truth else 0.0
-        if f1 > best[0] + 1e-9:
-            best = (f1, float(round(t, 2)))
+        score = f_beta(tp / len(found), tp / len(truth), 0.5) if found and truth else 0.0
+        if score > best[0] + 1e-9:
+            best = (score, float(round(t, 2)))
     return best[1], best[0]
 
 
@@ -378,21 +426,38 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, beta: float = 0.5) 
     return float((t + lower) / 2), float(f)
 
 
+def _sigmoid(x):
+    return 0.5 * (1 + np.tanh(0.5 * np.asarray(x, np.float64)))
+
+
 def main(argv=None) -> int:
+    global EARLY_LABELS
     ap = argparse.ArgumentParser(prog="python -m training.train_grooming", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(KIND.reference),
                     help="output directory (default: the package's reference model)")
-    ap.add_argument("--n", type=int, default=2000, help="training conversations")
-    ap.add_argument("--n-eval", type=int, default=None, help="held-out evaluation conversations (default n/2)")
-    ap.add_argument("--n-calibration", type=int, default=None, help="calibration conversations (default n/4)")
+    ap.add_argument("--n", type=int, default=2000, help="training conversations per language")
+    ap.add_argument("--n-eval", type=int, default=None, help="held-out evaluation conversations per language (default n/2)")
+    ap.add_argument("--n-calibration", type=int, default=None, help="calibration conversations per language (default n/4)")
+    ap.add_argument("--languages", default=",".join(corpus.LANGUAGE_CODES),
+                    help=f"comma-separated corpus languages (default {','.join(corpus.LANGUAGE_CODES)})")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--token-dropout", type=float, default=TOKEN_DROPOUT)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--checks-per-epoch", type=int, default=8, help="model selection checks per epoch")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--checks-per-epoch", type=int, default=16, help="model selection checks per epoch")
     ap.add_argument("--label-smoothing", type=float, default=LABEL_SMOOTHING)
+    ap.add_argument("--select", choices=("f05", "lwf1"), default="f05",
+                    help="checkpoint selection on the calibration split: best F0.5 over thresholds (default) or best "
+                         "latency-weighted F1 at hard-negative precision >= 0.95")
+    ap.add_argument("--early-labels", action="store_true",
+                    help="windows of grooming conversations positive from the first strong pattern on (default: from "
+                         "two patterns of which one is strong)")
     args = ap.parse_args(argv)
+    EARLY_LABELS = args.early_labels
+    languages = [code.strip() for code in args.languages.split(",") if code.strip()]
+    for code in languages:
+        corpus.language(code)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -403,48 +468,78 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration)
+    splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages)
     fit, cal = splits["train"], splits["calibration"]
-    log(f"corpus seed {args.seed}: {len(fit)} training + {len(cal)} calibration conversations")
+    log(f"corpus seed {args.seed}, languages {','.join(languages)}: {len(fit)} training + {len(cal)} calibration "
+        f"conversations")
     meta = {"version": VERSION, "window": WINDOW, "patterns": list(corpus.PATTERNS), "threshold": 0.5,
             "evidence_threshold": 0.5}
     cal_scanned = [c for c in cal if c.participants_minor]
     yc = np.asarray([c.label == "grooming" for c in cal_scanned], np.float64)
 
-    def select(full_model) -> float:  # best F0.5 over thresholds on the calibration split
-        z = conversation_logits(GroomingModel(full_model, meta), cal_scanned)
-        return choose_threshold(z, yc)[1]
+    def select(full_model) -> float:  # calibration split: best F0.5 over thresholds, or best latency-weighted F1
+        z = message_logits(GroomingModel(full_model, meta), cal_scanned)
+        if args.select == "lwf1":
+            return choose_early_threshold(z, cal_scanned)[1]["latency_weighted_f1"]
+        return choose_threshold(np.asarray([float(m.max()) for m in z]), yc)[1]
 
     full = train(fit, args.epochs, args.seed, log, select=select, token_dropout=args.token_dropout,
                  label_smoothing=args.label_smoothing, lr=args.lr, checks_per_epoch=args.checks_per_epoch)
     model = GroomingModel(full, meta)
-    z = conversation_logits(model, cal_scanned)
-    ece_before = expected_calibration_error(0.5 * (1 + np.tanh(0.5 * z)), yc)
+    per_msg = message_logits(model, cal_scanned)
+    z = np.asarray([float(m.max()) for m in per_msg])
+    ece_before = expected_calibration_error(_sigmoid(z), yc)
     a, b = fit_platt(z, yc)
     full.get_layer("window_model").get_layer("risk").set_weights([np.array([[a]], np.float32),
                                                                    np.array([b], np.float32)])
-    cal_scores = 0.5 * (1 + np.tanh(0.5 * (a * z + b)))
-    ece_after = expected_calibration_error(cal_scores, yc)
-    threshold, f_cal = choose_threshold(cal_scores, yc)
-    log(f"Platt a={a:.4f} b={b:.4f}; calibration-split ECE {ece_before:.4f} -> {ece_after:.4f}; "
-        f"threshold {threshold:.4f} (F0.5 {f_cal:.4f} on the calibration split)")
+    g_msg = [a * m + b for m in per_msg]  # the model's own (globally calibrated) logits
+    ece_after = expected_calibration_error(_sigmoid(a * z + b), yc)
+    threshold, at = choose_early_threshold([_sigmoid(m) for m in g_msg], cal_scanned)
+    log(f"Platt a={a:.4f} b={b:.4f}; calibration-split ECE {ece_before:.4f} -> {ece_after:.4f}; global threshold "
+        f"{threshold:.4f} (calibration split: latency-weighted F1 {at['latency_weighted_f1']:.4f}, "
+        f"hard-negative precision {at['precision_hard_negatives']:.4f})")
+    lang_meta, lang_cal = {}, {}
+    for code in languages:
+        idx = [i for i, c in enumerate(cal_scanned) if c.language == code]
+        g = np.asarray([float(g_msg[i].max()) for i in idx])
+        y = yc[idx]
+        la, lb = fit_platt(g, y)
+        scores = [_sigmoid(la * g_msg[i] + lb) for i in idx]
+        thr, at_l = choose_early_threshold(scores, [cal_scanned[i] for i in idx])
+        ece_l = expected_calibration_error(_sigmoid(la * g + lb), y)
+        lang_meta[code] = {"threshold": round(thr, 6), "platt": [round(la, 6), round(lb, 6)]}
+        lang_cal[code] = {"conversations": len(idx), "ece_after": ece_l,
+                          **{k: round(v, 4) for k, v in at_l.items()}}
+        log(f"  {code}: Platt a={la:.4f} b={lb:.4f}, ECE {ece_l:.4f}, threshold {thr:.4f}: "
+            f"lw-F1 {at_l['latency_weighted_f1']:.4f} precision(hard) {at_l['precision_hard_negatives']:.4f} "
+            f"recall {at_l['recall']:.4f} median until flag {at_l['median_messages_until_flag']}")
 
     ev_thr, ev_f1 = choose_evidence_threshold(GroomingModel(full, meta), cal_scanned)
-    log(f"evidence threshold {ev_thr} (message-level F1 {ev_f1:.4f} on the calibration split)")
+    log(f"evidence threshold {ev_thr} (message-level F0.5 {ev_f1:.4f} on the calibration split)")
     meta.update({
         "threshold": round(threshold, 6),
+        "languages": lang_meta,
         "evidence_threshold": ev_thr,
-        "evidence_threshold_rule": "max message-level F1 of (message, pattern) on the calibration split",
-        "threshold_rule": "max F0.5 on the calibration split (synthetic, ~35% grooming prevalence)",
-        "description": "Reference grooming-risk model trained on synthetic, non-sexual proxy conversations. "
-                       "Stand-in for the EU Centre's models; not for production.",
+        "evidence_threshold_rule": "max message-level F0.5 of (message, pattern) on the calibration split",
+        "threshold_rule": (f"per language: max latency-weighted F1 (Vogt et al. 2021) subject to precision >= "
+                           f"{MIN_PRECISION_HARD} on grooming against the hard negatives, on the calibration split "
+                           "(synthetic, ~35% grooming prevalence); 'threshold' is the same rule over all languages, "
+                           "used for a language without its own"),
+        "description": "Reference grooming-risk model trained on synthetic, non-sexual proxy conversations in "
+                       f"{', '.join(corpus.LANGUAGES[c].name for c in languages)}. Stand-in for the EU Centre's "
+                       "models; not for production.",
         "model_file": MODEL_FILE,
-        "calibration": {"method": "platt", "a": a, "b": b, "ece_calibration_split_before": ece_before,
-                        "ece_calibration_split_after": ece_after, "conversations": len(cal_scanned)},
-        "training": {"corpus": "training.grooming_corpus", "seed": args.seed, "conversations": len(fit),
+        "calibration": {"method": "platt, then platt per language", "a": a, "b": b,
+                        "ece_calibration_split_before": ece_before, "ece_calibration_split_after": ece_after,
+                        "conversations": len(cal_scanned), "by_language": lang_cal},
+        "training": {"corpus": "training.grooming_corpus", "languages": languages, "seed": args.seed,
+                     "conversations": len(fit), "conversations_per_language": args.n,
                      "calibration_conversations": len(cal), "epochs": args.epochs,
                      "selected_after_epochs": getattr(full, "selected_after_epochs", args.epochs),
-                     "selection": "best F0.5 on the calibration split, checked 8 times an epoch",
+                     "selection": ("best latency-weighted F1 (hard-negative precision >= 0.95)" if args.select == "lwf1"
+                                   else "best F0.5 over thresholds") + " on the calibration split, checked "
+                                  f"{args.checks_per_epoch} times an epoch",
+                     "window_labels": "early" if EARLY_LABELS else "late",
                      "learning_rate": args.lr, "token_dropout": args.token_dropout,
                      "word_tokens": WORD_TOKENS, "char_tokens": CHAR_TOKENS, "embed": EMBED, "conv": CONV,
                      "parameters": int(full.count_params()),
@@ -458,8 +553,8 @@ def main(argv=None) -> int:
 
     # Held-out evaluation through the public API, from the saved files.
     model = GroomingModel.load(out)
-    metrics = evaluate_heldout(model, splits["eval"], source=f"training.grooming_corpus seed {args.seed} split eval",
-                               log=log)
+    metrics = evaluate_heldout(model, splits["eval"], source=f"training.grooming_corpus seed {args.seed} split eval "
+                                                             f"({','.join(languages)})", log=log)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return 0
 
@@ -467,10 +562,10 @@ def main(argv=None) -> int:
 def evaluate_heldout(model: GroomingModel, convs, source: str, threshold=None, log=None) -> dict:
     """Evaluate on held-out synthetic conversations (``corpus.Conversation`` objects)."""
     items = [([{**m, "conversation_id": c.conversation_id, "participants_minor": c.participants_minor}
-               for m in c.messages], c.label == "grooming", c.family) for c in convs]
+               for m in c.messages], c.label == "grooming", c.family, c.language) for c in convs]
     n_msgs = sum(len(i[0]) for i in items)
     t0 = time.perf_counter()
-    metrics = evaluate(model, items, threshold)
+    metrics = evaluate(model, items, threshold, hard_negative_families=corpus.HARD_NEGATIVE_FAMILIES)
     elapsed = time.perf_counter() - t0
     metrics["data"] = source
     metrics["messages"] = n_msgs
@@ -482,6 +577,11 @@ def evaluate_heldout(model: GroomingModel, convs, source: str, threshold=None, l
             f"recall {metrics['recall']:.4f} F0.5 {metrics['f0_5']:.4f} ECE {metrics['ece']:.4f}; "
             f"messages until flagged median {lat['median']} p90 {lat['p90']}; "
             f"{metrics['throughput_messages_per_s']} messages/s")
+        for code, m in metrics["by_language"].items():
+            lat = m["latency_messages_until_flag"]
+            log(f"  {code}: precision {m['precision']:.4f} (hard negatives {m['precision_hard_negatives']:.4f}) "
+                f"recall {m['recall']:.4f} F1 {m['f1']:.4f} lw-F1 {m['latency_weighted_f1']:.4f} "
+                f"ECE {m['ece']:.4f}; until flagged median {lat['median']} p90 {lat['p90']}")
     return metrics
 
 

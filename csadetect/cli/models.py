@@ -101,6 +101,9 @@ def _rounded(result: dict) -> dict:
                         for e in result["evidence"]]}
     if not result.get("scanned", True):
         out["scanned"] = False
+    else:
+        out["language"] = result.get("language")
+        out["language_supported"] = result.get("language_supported")
     return out
 
 
@@ -186,10 +189,15 @@ def cmd_models_evaluate(args) -> int:
         training = model.metadata.get("training", {})
         seed = int(training.get("seed", 1)) if args.seed is None else args.seed
         n = int(training.get("conversations", 2000))
-        say(f"generating the held-out synthetic evaluation split (seed {seed}) ...")
-        convs = corpus.generate_splits(n, seed, args.n_eval)["eval"]
-        source = f"training.grooming_corpus seed {seed} split eval"
+        n = int(training.get("conversations_per_language", n))
+        languages = list(training.get("languages", ["en"]))
+        say(f"generating the held-out synthetic evaluation split (seed {seed}, {','.join(languages)}) ...")
+        convs = corpus.generate_splits(n, seed, args.n_eval, languages=languages)["eval"]
+        source = f"training.grooming_corpus seed {seed} split eval ({','.join(languages)})"
     metrics = evaluate_heldout(model, convs, source, threshold=args.threshold, log=say)
+    say(language_table(metrics))
+    plots = _reliability_plots(metrics, args.out or os.path.join("out", "models", "grooming-eval"))
+    say(f"reliability plots: {', '.join(plots)}")
     lat = metrics["latency_messages_until_flag"]
     summary = {"model": "grooming", "model_version": metrics["model_version"], "data": source,
                "conversations": metrics["conversations"], "threshold": metrics["threshold"],
@@ -201,9 +209,73 @@ def cmd_models_evaluate(args) -> int:
                "evidence_message_level": {k: round(v, 4) for k, v in metrics["evidence_message_level"].items()},
                "messages_per_s": metrics["throughput_messages_per_s"],
                "tp": metrics["tp"], "fp": metrics["fp"], "fn": metrics["fn"], "tn": metrics["tn"],
-               "not_scanned": metrics["not_scanned"]}
-    emit(summary if not args.full else metrics)
+               "not_scanned": metrics["not_scanned"],
+               "f1": round(metrics["f1"], 4), "latency_weighted_f1": round(metrics["latency_weighted_f1"], 4),
+               "precision_hard_negatives": round(metrics["precision_hard_negatives"], 4),
+               "unsupported_language": metrics["unsupported_language"],
+               "by_language": {code: _language_summary(m) for code, m in metrics["by_language"].items()},
+               "reliability_plots": plots}
+    emit(summary if not args.full else {**metrics, "reliability_plots": plots})
     return 0
+
+
+def _language_summary(m: dict) -> dict:
+    lat = m["latency_messages_until_flag"]
+    keys = ("precision", "recall", "f1", "f0_5", "latency_weighted_f1", "speed", "latency_p", "ece",
+            "precision_hard_negatives")
+    return {**{k: round(m[k], 4) for k in keys}, "median_until_flag": lat["median"], "p90_until_flag": lat["p90"],
+            "conversations": m["conversations"], "tp": m["tp"], "fp": m["fp"], "fn": m["fn"],
+            "hard_negative_false_positives": m["hard_negative_false_positives"], "threshold": round(m["threshold"], 4),
+            "supported": m["supported"], "language_detection_accuracy": m["language_detection_accuracy"]}
+
+
+def language_table(metrics: dict) -> str:
+    """The per-language results as a markdown table (stderr of ``models evaluate --grooming``)."""
+    head = ("| language | conversations | precision | recall | F1 | F0.5 | latency-weighted F1 | median / p90 "
+            "messages until flag | ECE | precision, hard negatives | threshold |")
+    lines = [head, "|" + "---|" * 11]
+    for code, m in metrics["by_language"].items():
+        lat = m["latency_messages_until_flag"]
+        lines.append(f"| {code}{'' if m['supported'] else ' (unsupported)'} | {m['conversations']} | "
+                     f"{m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['f0_5']:.3f} | "
+                     f"{m['latency_weighted_f1']:.3f} | {_num(lat['median'])} / {_num(lat['p90'])} | {m['ece']:.3f} | "
+                     f"{m['precision_hard_negatives']:.3f} ({m['hard_negative_false_positives']} FP in "
+                     f"{m['hard_negative_conversations']}) | {m['threshold']:.3f} |")
+    return "\n".join(lines)
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.1f}".removesuffix(".0")
+
+
+def _reliability_plots(metrics: dict, out_dir: str) -> list[str]:
+    """One reliability plot (PNG) per language: mean calibrated score against the grooming rate
+    per score bin, with the bin sizes; returns the files written."""
+    import matplotlib  # lazy: only for `models evaluate --grooming`
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt  # lazy: as above
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for code, m in metrics["by_language"].items():
+        bins = [b for b in m["reliability"] if b["n"]]
+        fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+        ax.plot([b["mean_score"] for b in bins], [b["positive_rate"] for b in bins], marker="o", label="model")
+        for b in bins:
+            ax.annotate(str(b["n"]), (b["mean_score"], b["positive_rate"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="calibrated conversation score (bin mean)",
+               ylabel="share of grooming conversations",
+               title=f"{code}: ECE {m['ece']:.3f} ({m['conversations']} conversations)")
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"reliability-grooming-{code}.png")
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
 
 
 def _evaluate_classifier(args) -> int:
@@ -272,23 +344,26 @@ def register(subparsers) -> None:
     e.add_argument("--classifier", action="store_true",
                    help="evaluate the new-material classifier: precision, recall, F0.5, AUC, ECE on held-out images")
     e.add_argument("--n-heldout", type=int, default=None, help="held-out items: --embedding originals (default 100), --classifier images (default 1000)")
-    e.add_argument("--out", default=None, metavar="FILE",
-                   help="--embedding: write the result (.json); --classifier: write scored examples (.jsonl/.parquet) for tune")
+    e.add_argument("--out", default=None, metavar="PATH",
+                   help="--embedding: write the result (.json); --classifier: write scored examples (.jsonl/.parquet) "
+                        "for tune; --grooming: directory for the reliability plots, one PNG per language "
+                        "(default out/models/grooming-eval)")
     e.add_argument("--embedding-model", default=None, help="--classifier: embedding model dir (default: the reference)")
     e.add_argument("--data", default=None, help="corpus directory written by training.grooming_corpus (uses DATA/eval)")
     e.add_argument("--model", default=None, help="model directory (default: the reference model)")
     e.add_argument("--threshold", type=_threshold, default=None)
     e.add_argument("--seed", type=int, default=None, help="corpus seed when generating (default: the training seed)")
-    e.add_argument("--n-eval", type=int, default=None, help="conversations to generate (default: training n / 2)")
+    e.add_argument("--n-eval", type=int, default=None,
+                   help="conversations to generate per language (default: training n / 2)")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--full", action="store_true", help="print every metric (per-family flag rates included)")
     e.set_defaults(func=cmd_models_evaluate)
     t = msub.add_parser("train", help="train a reference model on synthetic data")
     t.add_argument("--grooming", action="store_true", help="train the grooming model")
     t.add_argument("--out", default=None, help="output directory (default: the package's reference model)")
-    t.add_argument("--n", type=int, default=2000)
+    t.add_argument("--n", type=int, default=2000, help="training conversations per language (default 2000)")
     t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--epochs", type=int, default=2)
     t.add_argument("--threads", type=int, default=1)
     t.set_defaults(func=cmd_models_train)
 

@@ -198,7 +198,9 @@ class IndicatorSettings(_Strict):
 class GroomingSettings(_Strict):
     enabled: bool = Field(True, description="score conversations with a minor participant (Art. 7(7))")
     model: Optional[str] = Field(None, description="model dir/.keras path; None = the shipped reference model")
-    threshold: Optional[float] = Field(None, ge=0, le=1, description="None = the model's tuned threshold")
+    threshold: Optional[float] = Field(
+        None, ge=0, le=1, description="one threshold for every language; None = the model's tuned one per language"
+    )
     threshold_provenance: Optional[dict] = Field(
         None, description="written by `csadetect tune`: dataset, its sha256, target, precision, recall, date, model"
     )
@@ -220,6 +222,11 @@ class Batching(_Strict):
 class EmbeddingSettings(_Strict):
     enabled: bool = Field(True, description="embed images for near-duplicate lookup and the new-material classifier")
     model: Optional[str] = Field(None, description="model dir (model.keras + metadata.json); None = the reference model")
+    unsupported_languages: Literal["skip", "score"] = Field(
+        "skip", description="a conversation in a language the model does not support: skip = not scored, never "
+        "flagged; score = scored with the model's global calibration and threshold, flagged as language_supported "
+        "false; both count grooming_unsupported_language_<code>"
+    )
     threshold: Optional[float] = Field(
         None, ge=-1, le=1, description="cosine similarity counted as a near-duplicate match; None = the model's calibrated one"
     )

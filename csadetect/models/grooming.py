@@ -25,9 +25,20 @@ the Keras forward pass on load; any other architecture falls back to TensorFlow)
 :meth:`GroomingModel.score_encoded_windows` uses it for small batches.
 
 Scores are calibrated (Platt scaling on a held-out calibration split, baked into the model's
-last layer): a conversation score of 0.8 means about 80% of such conversations in the
-calibration data were grooming conversations. The synthetic prevalence (~35%) is far above any
-real one, so real-world precision at a threshold is lower than measured here.
+last layer, then refined per language): a conversation score of 0.8 means about 80% of such
+conversations in the calibration data were grooming conversations. The synthetic prevalence
+(~35%) is far above any real one, so real-world precision at a threshold is lower than measured
+here.
+
+Languages (``metadata.json`` ``languages``: code -> ``{"threshold", "platt": [a, b]}``): the
+conversation's language is detected from its first messages (:mod:`csadetect.models.language`,
+re-decided at every message until the tenth, then kept). A supported language selects its own
+calibration ``sigmoid(a * logit(risk) + b)`` and threshold. A conversation in a language the model
+does not support is, by default (``unsupported="skip"``), **not scored**: it comes back with
+``language: xx, language_supported: false``, no score, ``flagged: false``; with
+``unsupported="score"`` it is scored with the global calibration and threshold and carries the
+same marker. Never silently as English. A model without ``languages`` (earlier versions) supports
+English only, with the global threshold.
 """
 from __future__ import annotations
 
@@ -39,6 +50,7 @@ import numpy as np
 
 from csadetect.core.timeutil import parse_time
 from csadetect.models import ModelError
+from csadetect.models import language as langid
 from csadetect.models.loader import ModelKind
 
 MAX_EVIDENCE = 50
@@ -47,8 +59,13 @@ NUMPY_MAX_WINDOWS = 64  # engine="auto": up to this many windows per call in num
 NUMPY_TOLERANCE = 1e-5  # max |numpy - Keras| on the load-time check, else TensorFlow is used
 
 
+UNSUPPORTED_POLICIES = ("skip", "score")
+
+
 def _check_metadata(metadata: dict) -> None:
     int(metadata["window"]), float(metadata["threshold"]), list(metadata["patterns"])
+    for code, entry in (metadata.get("languages") or {}).items():
+        str(code), float(entry["threshold"]), [float(x) for x in entry.get("platt", (1.0, 0.0))][:2]
 
 
 KIND = ModelKind("grooming", required=("window", "patterns", "threshold"), check=_check_metadata)
@@ -250,6 +267,10 @@ class GroomingModel:
         self.threshold = float(metadata["threshold"])
         self.evidence_threshold = float(metadata.get("evidence_threshold", 0.5))
         self.version = str(metadata.get("version", "unknown"))
+        langs = metadata.get("languages") or {"en": {"threshold": self.threshold, "platt": [1.0, 0.0]}}
+        self.languages = {str(code): (float(e["threshold"]), *(float(x) for x in e.get("platt", (1.0, 0.0))))
+                          for code, e in langs.items()}  # code -> (threshold, a, b)
+        self.supported_languages = tuple(self.languages)
         try:
             encoder = keras_model.get_layer("message_encoder")
             window_model = keras_model.get_layer("window_model")
@@ -272,6 +293,38 @@ class GroomingModel:
         ``model.keras`` + ``metadata.json``, the .keras file itself, a URL; None: the reference
         model). Raises :class:`ModelError` with a one-line reason."""
         return cls(*KIND.load(path))
+
+    # ---------------------------------------------------------------- languages
+    def language_of(self, texts: Sequence[str]) -> langid.Language:
+        """The language of a conversation from the texts of its first messages (oldest first)."""
+        return langid.detect(texts, self.supported_languages)
+
+    def languages_per_message(self, texts: Sequence[str]) -> list[langid.Language]:
+        """The language decision in force at each message (re-decided until the
+        ``langid.DECIDE_AFTER``-th message, then kept), as the streaming stage makes it."""
+        out: list[langid.Language] = []
+        for k in range(len(texts)):
+            out.append(self.language_of(texts[:k + 1]) if k < langid.DECIDE_AFTER else out[-1])
+        return out
+
+    def calibrate(self, risk, language: Optional[str]) -> np.ndarray:
+        """Per-language calibration of the model's (globally calibrated) risk; unchanged for a
+        language without its own (an unsupported one scored under ``unsupported="score"``)."""
+        risk = np.asarray(risk, np.float64)
+        entry = self.languages.get(language) if language else None
+        if entry is None or (entry[1] == 1.0 and entry[2] == 0.0):
+            return risk.astype(np.float32)
+        _, a, b = entry
+        r = np.clip(risk, 1e-7, 1 - 1e-7)
+        return (1.0 / (1.0 + np.exp(-(a * np.log(r / (1 - r)) + b)))).astype(np.float32)
+
+    def threshold_for(self, language: Optional[str], override: Optional[float] = None) -> float:
+        """``override`` when given, else the language's own threshold (the global one for a
+        language without its own)."""
+        if override is not None:
+            return float(override)
+        entry = self.languages.get(language) if language else None
+        return self.threshold if entry is None else entry[0]
 
     # ---------------------------------------------------------------- low level
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -379,15 +432,18 @@ class GroomingModel:
         _, pats = self._replay(list(messages))
         return [{name: float(p) for name, p in zip(self.pattern_names, row)} for row in pats]
 
-    def score_conversation(self, messages: Sequence[Mapping], threshold: Optional[float] = None) -> dict:
+    def score_conversation(self, messages: Sequence[Mapping], threshold: Optional[float] = None,
+                           unsupported: str = "skip") -> dict:
         """Replay one conversation; see the module docstring for the result."""
-        return self.score_conversations([messages], threshold)[0]
+        return self.score_conversations([messages], threshold, unsupported)[0]
 
     def score_conversations(self, conversations: Sequence[Sequence[Mapping]],
-                            threshold: Optional[float] = None) -> list[dict]:
+                            threshold: Optional[float] = None, unsupported: str = "skip") -> list[dict]:
         """Batched :meth:`score_conversation`: all messages encoded in one pass, all windows scored
-        in one pass; results equal one-by-one scoring."""
-        thr = self.threshold if threshold is None else float(threshold)
+        in one pass; results equal one-by-one scoring. ``threshold``: one for every language
+        (default: each language's own). ``unsupported``: see the module docstring."""
+        if unsupported not in UNSUPPORTED_POLICIES:
+            raise ValueError(f"unsupported must be one of {UNSUPPORTED_POLICIES}")
         results: list[Optional[dict]] = [None] * len(conversations)
         todo = []
         for ci, msgs in enumerate(conversations):
@@ -395,7 +451,8 @@ class GroomingModel:
             cid = next((m.get("conversation_id") for m in msgs if isinstance(m, Mapping)), None)
             if not involves_minor(msgs):
                 results[ci] = {"conversation_id": cid, "scanned": False, "score": None, "flagged": False,
-                               "flagged_at_message": None, "evidence": []}
+                               "flagged_at_message": None, "evidence": [], "language": None,
+                               "language_supported": None}
                 continue
             todo.append((ci, cid, chronological(msgs)))
         texts = [_text(m) for _, _, msgs in todo for m in msgs]
@@ -412,16 +469,26 @@ class GroomingModel:
             n = len(msgs)
             r, p = risk[offset:offset + n], pats[offset:offset + n, -1, :]
             offset += n
-            results[ci] = self._result(cid, r, p, thr)
+            langs = self.languages_per_message([_text(m) for m in msgs])
+            results[ci] = self._result(cid, r, p, langs, threshold, unsupported)
         return results  # type: ignore[return-value]
 
-    def _result(self, cid, risk: np.ndarray, pats: np.ndarray, thr: float) -> dict:
+    def _result(self, cid, risk: np.ndarray, pats: np.ndarray, langs: Sequence[langid.Language],
+                threshold: Optional[float], unsupported: str) -> dict:
         if len(risk) == 0:
             return {"conversation_id": cid, "scanned": True, "score": 0.0, "flagged": False,
-                    "flagged_at_message": None, "evidence": []}
-        score = float(risk.max())
-        crossed = np.nonzero(risk >= thr)[0]
+                    "flagged_at_message": None, "evidence": [], "language": None, "language_supported": None}
+        scored = np.asarray([lg.supported or unsupported == "score" for lg in langs])
+        cal = np.zeros(len(risk), np.float32)
+        thr = np.ones(len(risk), np.float64)
+        for code in {lg.code for lg in langs}:
+            sel = np.asarray([lg.code == code for lg in langs])
+            cal[sel] = self.calibrate(risk[sel], code)
+            thr[sel] = self.threshold_for(code, threshold)
+        crossed = np.nonzero(scored & (cal >= thr))[0]
         flagged = bool(len(crossed))
+        final = langs[int(crossed[0])] if flagged else langs[-1]
+        score = float(cal[scored].max()) if scored.any() else None
         evidence = []
         if flagged:  # non-hits keep nothing (DESIGN §6)
             idx, k = np.nonzero(pats >= self.evidence_threshold)
@@ -430,7 +497,8 @@ class GroomingModel:
             evidence.sort(key=lambda e: (-e["score"], e["message_index"]))
             evidence = sorted(evidence[:MAX_EVIDENCE], key=lambda e: (e["message_index"], -e["score"]))
         return {"conversation_id": cid, "scanned": True, "score": score, "flagged": flagged,
-                "flagged_at_message": int(crossed[0]) if flagged else None, "evidence": evidence}
+                "flagged_at_message": int(crossed[0]) if flagged else None, "evidence": evidence,
+                "language": final.code, "language_supported": bool(final.supported)}
 
 
 # -------------------------------------------------------------------- evaluation
@@ -460,62 +528,151 @@ def _pct(values: Sequence[float], q: float) -> Optional[float]:
     return float(np.percentile(np.asarray(values, np.float64), q)) if len(values) else None
 
 
-def evaluate(model: GroomingModel, items: Iterable[tuple], threshold: Optional[float] = None,
-             batch: int = 256) -> dict:
-    """Conversation-level metrics.
+def latency_penalty(k, p: float) -> np.ndarray:
+    """Vogt et al. (ACL 2021), after Losada & Crestani's F_latency (eRisk): the penalty of a
+    warning after ``k`` messages (1-based), ``-1 + 2 / (1 + exp(-p (k - 1)))``; 0 at the first
+    message, rising towards 1."""
+    k = np.asarray(k, np.float64)
+    return -1.0 + 2.0 / (1.0 + np.exp(-p * (k - 1.0)))
 
-    ``items``: ``(messages, is_grooming, family)`` with messages as dicts (``pattern`` on a
-    message, when present, is the true risk pattern and is used for the latency after the first
-    risk message and for message-level evidence precision/recall)."""
-    thr = model.threshold if threshold is None else float(threshold)
+
+def latency_p(positive_lengths: Sequence[int]) -> float:
+    """``p = ln 3 / (median - 1)``, so that the penalty is 0.5 at the median number of messages
+    of the positive conversations (Vogt et al. 2021)."""
+    median = float(np.median(positive_lengths)) if len(positive_lengths) else 2.0
+    return float(np.log(3.0) / max(median - 1.0, 1.0))
+
+
+def latency_weighted_f1(f1: float, messages_until_flag: Sequence[int], p: float) -> tuple[float, float]:
+    """(latency-weighted F1, speed): ``speed = 1 - median(penalty(k))`` over the true positives'
+    messages until the warning ``k``; latency-weighted F1 = F1 x speed (0 without a true positive)."""
+    if not len(messages_until_flag):
+        return 0.0, 0.0
+    speed = 1.0 - float(np.median(latency_penalty(messages_until_flag, p)))
+    return f1 * speed, speed
+
+
+def reliability(scores: Sequence[float], labels: Sequence[int], bins: int = 10) -> list[dict]:
+    """Equal-width bins: ``{"lo", "hi", "n", "mean_score", "positive_rate"}`` (the reliability plot)."""
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels, np.float64)
+    b = np.minimum((s * bins).astype(int), bins - 1) if len(s) else np.zeros(0, int)
+    out = []
+    for k in range(bins):
+        sel = b == k
+        out.append({"lo": k / bins, "hi": (k + 1) / bins, "n": int(sel.sum()),
+                    "mean_score": float(s[sel].mean()) if sel.any() else None,
+                    "positive_rate": float(y[sel].mean()) if sel.any() else None})
+    return out
+
+
+def evaluate(model: GroomingModel, items: Iterable[tuple], threshold: Optional[float] = None,
+             batch: int = 256, hard_negative_families: Optional[Iterable[str]] = None,
+             unsupported: str = "skip") -> dict:
+    """Conversation-level metrics, overall and per language (``by_language``, keyed by the
+    conversation's true language when the items give one, else the detected one).
+
+    ``items``: ``(messages, is_grooming, family[, language])`` with messages as dicts
+    (``pattern`` on a message, when present, is the true risk pattern and is used for the latency
+    after the first risk message and for message-level evidence precision/recall).
+    ``hard_negative_families``: the benign families whose precision is reported as
+    ``precision_hard_negatives`` (grooming conversations against these benign ones only; default:
+    every benign family but ``chitchat``)."""
     items = list(items)
-    tp = fp = fn = tn = 0
-    not_scanned = 0
-    scores, labels, until, after_first = [], [], [], []
-    fams: dict[str, list[int]] = {}
-    ev_tp = ev_fp = ev_fn = 0
+    rows = []
     for i in range(0, len(items), batch):
         chunk = items[i:i + batch]
-        results = model.score_conversations([c[0] for c in chunk], thr)
-        for (msgs, is_grooming, family), res in zip(chunk, results):
-            flagged = res["flagged"]
-            fam = fams.setdefault(family, [0, 0])
-            fam[0] += 1
-            fam[1] += int(flagged)
-            if not res["scanned"]:
-                not_scanned += 1
-            else:
-                scores.append(res["score"])
-                labels.append(int(is_grooming))
-            if is_grooming and flagged:
-                tp += 1
-                until.append(res["flagged_at_message"] + 1)
-                ordered = chronological(msgs)
+        results = model.score_conversations([c[0] for c in chunk], threshold, unsupported)
+        for item, res in zip(chunk, results):
+            msgs, is_grooming, family = item[0], bool(item[1]), item[2]
+            true_lang = item[3] if len(item) > 3 else None
+            ordered = chronological(msgs)
+            row = {"grooming": is_grooming, "family": family, "res": res, "n": len(ordered),
+                   "language": true_lang or res.get("language") or "und", "detected": res.get("language")}
+            if is_grooming and res["flagged"]:
                 first = next((k for k, m in enumerate(ordered) if m.get("pattern")), None)
-                if first is not None:
-                    after_first.append(res["flagged_at_message"] - first)
+                row["after_first"] = None if first is None else res["flagged_at_message"] - first
                 truth = {(k, m["pattern"]) for k, m in enumerate(ordered) if m.get("pattern")}
                 found = {(e["message_index"], e["pattern"]) for e in res["evidence"]}
-                ev_tp += len(truth & found)
-                ev_fp += len(found - truth)
-                ev_fn += len(truth - found)
-            elif is_grooming:
-                fn += 1
-            elif flagged:
-                fp += 1
-            else:
-                tn += 1
+                row["ev"] = (len(truth & found), len(found - truth), len(truth - found))
+            rows.append(row)
+    hard = None if hard_negative_families is None else set(hard_negative_families)
+    metrics = _aggregate(rows, hard)
+    metrics["threshold"] = model.threshold if threshold is None else float(threshold)
+    metrics["thresholds_by_language"] = {code: model.threshold_for(code, threshold) for code in model.supported_languages}
+    langs = sorted({r["language"] for r in rows})
+    metrics["by_language"] = {code: _aggregate([r for r in rows if r["language"] == code], hard) for code in langs}
+    for code in langs:
+        metrics["by_language"][code]["supported"] = code in model.languages
+        metrics["by_language"][code]["threshold"] = model.threshold_for(code, threshold)
+    return metrics
+
+
+def _aggregate(rows: list[dict], hard: Optional[set]) -> dict:
+    tp = fp = fn = tn = 0
+    fp_hard = 0
+    not_scanned = unsupported = 0
+    unsupported_by: dict[str, int] = {}
+    scores, labels, until, after_first, pos_lengths = [], [], [], [], []
+    fams: dict[str, list[int]] = {}
+    ev_tp = ev_fp = ev_fn = 0
+    detected_right = detected_n = 0
+    for row in rows:
+        res, is_grooming, family = row["res"], row["grooming"], row["family"]
+        flagged = res["flagged"]
+        fam = fams.setdefault(family, [0, 0])
+        fam[0] += 1
+        fam[1] += int(flagged)
+        if is_grooming:
+            pos_lengths.append(row["n"])
+        if not res["scanned"]:
+            not_scanned += 1
+        else:
+            if res.get("language") is not None:
+                detected_n += 1
+                detected_right += int(res["language"] == row["language"])
+            if res.get("language_supported") is False:
+                unsupported += 1
+                unsupported_by[res["language"]] = unsupported_by.get(res["language"], 0) + 1
+            if res["score"] is not None:
+                scores.append(res["score"])
+                labels.append(int(is_grooming))
+        if is_grooming and flagged:
+            tp += 1
+            until.append(res["flagged_at_message"] + 1)
+            if row.get("after_first") is not None:
+                after_first.append(row["after_first"])
+            a, b, c = row["ev"]
+            ev_tp, ev_fp, ev_fn = ev_tp + a, ev_fp + b, ev_fn + c
+        elif is_grooming:
+            fn += 1
+        elif flagged:
+            fp += 1
+            if (family != "chitchat") if hard is None else (family in hard):
+                fp_hard += 1
+        elif res["scanned"]:
+            tn += 1
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = f_beta(precision, recall, 1.0)
+    p = latency_p(pos_lengths)
+    lw_f1, speed = latency_weighted_f1(f1, until, p)
     ev_p = ev_tp / (ev_tp + ev_fp) if ev_tp + ev_fp else 0.0
     ev_r = ev_tp / (ev_tp + ev_fn) if ev_tp + ev_fn else 0.0
+    hard_n = sum(v[0] for k, v in fams.items() if ((k != "chitchat") if hard is None else (k in hard)))
     return {
-        "threshold": thr,
-        "conversations": len(items), "not_scanned": not_scanned,
+        "conversations": len(rows), "not_scanned": not_scanned,
+        "unsupported_language": unsupported, "unsupported_by_language": dict(sorted(unsupported_by.items())),
+        "language_detection_accuracy": detected_right / detected_n if detected_n else None,
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-        "precision": precision, "recall": recall, "f0_5": f_beta(precision, recall, 0.5),
+        "precision": precision, "recall": recall, "f1": f1, "f0_5": f_beta(precision, recall, 0.5),
+        "latency_weighted_f1": lw_f1, "speed": speed, "latency_p": p,
+        "median_positive_length": float(np.median(pos_lengths)) if pos_lengths else None,
+        "precision_hard_negatives": tp / (tp + fp_hard) if tp + fp_hard else 0.0,
+        "hard_negative_conversations": hard_n, "hard_negative_false_positives": fp_hard,
         "false_positive_rate": fp / (fp + tn) if fp + tn else 0.0,
         "ece": expected_calibration_error(scores, labels),
+        "reliability": reliability(scores, labels),
         "latency_messages_until_flag": {"median": _pct(until, 50), "p90": _pct(until, 90), "n": len(until)},
         "latency_messages_after_first_pattern": {"median": _pct(after_first, 50), "p90": _pct(after_first, 90)},
         "evidence_message_level": {"precision": ev_p, "recall": ev_r},

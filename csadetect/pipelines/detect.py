@@ -189,7 +189,8 @@ def build_pipeline(
     )
     if settings.grooming.enabled:
         g = settings.grooming
-        flagged = hashed[TEXT] | "ClassifyGrooming" >> ClassifyGrooming(g.model, g.threshold, g.inactivity_seconds)
+        flagged = hashed[TEXT] | "ClassifyGrooming" >> ClassifyGrooming(g.model, g.threshold, g.inactivity_seconds,
+                                                                            unsupported_languages=g.unsupported_languages)
     else:
         hashed[TEXT] | "TextNotScanned" >> DropUnscanned()
         flagged = None

@@ -81,6 +81,8 @@ def grooming_report(flag: dict, provider, urgent_patterns=("meeting",), run_id: 
         conversation_id=flag["conversation_id"],
         risk_patterns=sorted({e["pattern"] for e in flag["evidence"]}),
     )
+    # review item only (REVIEW_SCHEMA): the conversation's detected language and whether the model supports it
+    report.update(language=flag.get("language"), language_supported=flag.get("language_supported"))
     return with_order(report, flag.get("order"))
 
 
@@ -97,7 +99,8 @@ def grooming_evidence(flag: dict) -> bytes:
     """What a reviewer reads for a flagged conversation: the messages and the risk evidence."""
     return json.dumps({"conversation_id": flag["conversation_id"], "messages": flag["messages"],
                        "evidence": flag["evidence"], "flagged_at_message": flag["flagged_at_message"],
-                       "accounts": flag["accounts"]}, sort_keys=True).encode("utf-8")
+                       "accounts": flag["accounts"], "language": flag.get("language"),
+                       "language_supported": flag.get("language_supported")}, sort_keys=True).encode("utf-8")
 
 
 def pending_grooming_report(flag: dict, provider, keys: crypto.ReportKeys, urgent_patterns=("meeting",),

@@ -256,6 +256,8 @@ REVIEW_SCHEMA = pa.schema(
         ("queued_at", pa.string()),
         ("expires_at", pa.string()),
         ("review_evidence", pa.string()),  # sealed for the provider's evidence key (reports.evidence_key)
+        ("language", pa.string()),  # grooming: the conversation's detected language (ISO 639-1)
+        ("language_supported", pa.bool_()),  # grooming: whether the model supports that language
     ]
 )
 

@@ -11,6 +11,17 @@ the score, the message index at which it crossed, and evidence (risk-pattern nam
 indices, plus the window's messages for the human reviewer — grooming hits always go to human
 review, Art. 10(4)(c)). Nothing of a conversation that is never flagged leaves this stage.
 
+Languages: the conversation's language is detected from the text of its first messages
+(``csadetect.models.language``: re-decided at every message until the tenth, then kept in state)
+and selects the model's calibration and threshold for it. A conversation in a language the model
+does not support is, with ``unsupported="skip"`` (the default, setting
+``grooming.unsupported_languages``), not scored and never flagged: its messages are counted as
+non-hits and the conversation once as ``grooming_unsupported_language`` and
+``grooming_unsupported_language_<code>`` (the ISO 639-1 code: no id, no text). With ``"score"``
+it is scored with the model's global calibration and threshold, counted the same way, and a flag
+carries ``language_supported: false`` to the reviewer. Flags carry ``language`` and
+``language_supported``.
+
 Steps: ``KeyByConversation`` (minors only) -> ``EncodeMessages`` (message text -> vector, in
 micro-batches of up to ``encode_batch_size`` messages of one bundle, across conversations: one
 TensorFlow call per batch instead of one per message) -> ``ConversationState`` (the stateful step:
@@ -35,7 +46,8 @@ from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from csadetect.models.grooming import GroomingModel
+from csadetect.models import language as langid
+from csadetect.models.grooming import UNSUPPORTED_POLICIES, GroomingModel
 from csadetect.transforms.common import NAMESPACE, counter, guarded, record_failure, spread_before_state
 
 LOG = logging.getLogger(__name__)
@@ -161,7 +173,10 @@ class ConversationStateFn(beam.DoFn):
     INFO = ReadModifyWriteStateSpec("info", PickleCoder())  # {"count", "flagged"}
     EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, model_path, threshold, inactivity_seconds: int, shared_handle):
+    def __init__(self, model_path, threshold, inactivity_seconds: int, shared_handle, unsupported: str = "skip"):
+        if unsupported not in UNSUPPORTED_POLICIES:
+            raise ValueError(f"unsupported must be one of {UNSUPPORTED_POLICIES}")
+        self._unsupported = unsupported
         self._model_path = model_path
         self._threshold = threshold
         self._inactivity = inactivity_seconds
@@ -170,8 +185,22 @@ class ConversationStateFn(beam.DoFn):
     def setup(self):
         self._holder = _acquire_model(self._shared, self._model_path)
         self.model = self._holder.model
-        self.threshold = self.model.threshold if self._threshold is None else float(self._threshold)
+        self.threshold = None if self._threshold is None else float(self._threshold)  # None: the language's own
         self._count = {name: counter(name) for name in _COUNTERS}
+
+    def _language(self, info: dict, window: list) -> langid.Language:
+        """The conversation's language: kept in ``info`` once ``langid.DECIDE_AFTER`` messages have
+        been seen, re-decided from the window's (= all) messages before that. Counts an
+        unsupported language once per conversation, by its code (no id, no text)."""
+        if info.get("language") is not None:
+            return langid.Language(*info["language"])
+        language = self.model.language_of([m["text"] for m in window])
+        if info["count"] >= langid.DECIDE_AFTER:
+            info["language"] = tuple(language)
+            if not language.supported:
+                counter("grooming_unsupported_language").inc()
+                counter(f"grooming_unsupported_language_{language.code}").inc()
+        return language
 
     @guarded("grooming", to_main=True)
     def process(
@@ -211,11 +240,18 @@ class ConversationStateFn(beam.DoFn):
             count["non_hit"].inc()
             count["text_after_flag"].inc()
             return
+        language = self._language(info, window)
+        if not language.supported and self._unsupported == "skip":
+            info_state.write(info)
+            count["non_hit"].inc()
+            count["non_hit_text"].inc()
+            return
         vectors = np.frombuffer(b"".join([_vector_bytes(m["vector"]) for m in window]), VECTOR_DTYPE)
         vectors = vectors.reshape(len(window), -1)
         risk, _ = model.score_encoded_windows([(vectors, [m["sender"] for m in window])])  # numpy, one window
-        score = float(risk[0])
-        if score < self.threshold:
+        score = float(model.calibrate(risk, language.code)[0])
+        threshold = model.threshold_for(language.code, self.threshold)
+        if score < threshold:
             info_state.write(info)
             count["non_hit"].inc()
             count["non_hit_text"].inc()
@@ -233,7 +269,9 @@ class ConversationStateFn(beam.DoFn):
         yield {
             "conversation_id": conversation_id,
             "score": score,
-            "threshold": self.threshold,
+            "threshold": threshold,
+            "language": language.code,
+            "language_supported": bool(language.supported),
             "flagged_at_message": message["index"],
             "evidence": sorted(evidence, key=lambda e: (e["message_index"], -e["score"])),
             "model_version": model.version,
@@ -249,6 +287,12 @@ class ConversationStateFn(beam.DoFn):
 
     @on_timer(EXPIRY)
     def expire(self, window_state=beam.DoFn.StateParam(WINDOW), info_state=beam.DoFn.StateParam(INFO)):
+        info = info_state.read()
+        window = window_state.read() or []
+        if info and info.get("language") is None and not info.get("flagged") and window:
+            # shorter than langid.DECIDE_AFTER messages: its language is decided (and counted) now
+            info["count"] = max(info["count"], langid.DECIDE_AFTER)
+            self._language(info, window)
         window_state.clear()
         info_state.clear()
         counter("conversation_state_cleared").inc()
@@ -260,8 +304,11 @@ class ClassifyGrooming(beam.PTransform):
     no tagged outputs; ``QueueForReview`` splits the dead letters off)."""
 
     def __init__(self, model_path=None, threshold=None, inactivity_seconds: int = 7 * 24 * 3600,
-                 encode_batch_size: int = ENCODE_BATCH_SIZE):
+                 encode_batch_size: int = ENCODE_BATCH_SIZE, unsupported_languages: str = "skip"):
         super().__init__()
+        if unsupported_languages not in UNSUPPORTED_POLICIES:
+            raise ValueError(f"unsupported_languages must be one of {UNSUPPORTED_POLICIES}")
+        self._unsupported = unsupported_languages
         self._model_path = model_path
         self._threshold = threshold
         self._inactivity = inactivity_seconds
@@ -275,4 +322,4 @@ class ClassifyGrooming(beam.PTransform):
             | "EncodeMessages" >> EncodeMessages(self._model_path, self._shared, self._batch)
         )
         return spread_before_state(encoded, "SpreadByConversation") | "ConversationState" >> beam.ParDo(
-            ConversationStateFn(self._model_path, self._threshold, self._inactivity, self._shared))
+            ConversationStateFn(self._model_path, self._threshold, self._inactivity, self._shared, self._unsupported))

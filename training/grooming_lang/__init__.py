@@ -1,0 +1,56 @@
+"""Per-language phrase material for the synthetic grooming corpus (``training.grooming_corpus``).
+
+Each language is one module written natively in that language (its own phrasing, chat slang,
+school years, names, apps and places), not a translation of the English banks: ``nl`` (Dutch),
+``de`` (German), ``fr`` (French). English lives in ``training.grooming_corpus`` itself. Every
+module defines the same banks — ``SLOTS``, ``GROOMER``, ``CHILD_REPLY``, ``CHITCHAT``,
+``BENIGN_FAMILIES``, ``SLANG``, ``SYNONYMS``, ``PREFIX``, ``SUFFIX`` and ``EVAL_ONLY_FAMILIES`` —
+with the same split rules: every bank has ``"train"`` phrasings (every fourth one reserved for
+the calibration split) and ``"eval"`` phrasings held out for evaluation, and two benign families
+exist only in the evaluation split.
+
+Nothing here is sexual: grooming lines show only the risk patterns (age questions, flattery,
+exclusivity, risk assessment, secrecy, isolation, private channels, gifts, selfie/camera
+requests, meeting requests); the hard negatives share their words.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+SPLITS = ("train", "calibration", "eval")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A benign conversation family: lines of role A and role B per bank ("train"/"eval")."""
+    name: str
+    lines_a: dict
+    lines_b: dict
+    minor: bool = True
+    splits: tuple = SPLITS
+
+
+@dataclass(frozen=True)
+class Language:
+    """One language's banks (see the module docstring)."""
+    code: str
+    name: str
+    slots: dict
+    groomer: dict
+    child_reply: dict
+    chitchat: dict
+    families: list
+    slang: dict
+    synonyms: dict
+    prefix: dict
+    suffix: dict
+    eval_only_families: tuple
+    word_re: re.Pattern = field(default=re.compile(r"[a-zß-ÿ']+"))
+
+
+def from_module(module, code: str, name: str) -> Language:
+    """A :class:`Language` from a phrase module's upper-case banks."""
+    return Language(code, name, module.SLOTS, module.GROOMER, module.CHILD_REPLY, module.CHITCHAT,
+                    module.BENIGN_FAMILIES, module.SLANG, module.SYNONYMS, module.PREFIX, module.SUFFIX,
+                    tuple(module.EVAL_ONLY_FAMILIES))
