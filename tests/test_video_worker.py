@@ -61,7 +61,7 @@ def test_dense_key_frames_are_hashed_alone_as_vpdq_hashes_them(clips):
     assert auto == keyframes  # the default took the key-frame path
     # the key frames are frames 0, 30, ... 150: exactly those vpdq samples once a second
     assert [f[0] for f in keyframes] == [f[0] for f in every] == [0, 30, 60, 90, 120, 150]
-    for (num, quality, hexhash, ts), (num2, quality2, hexhash2, ts2) in zip(keyframes, every):
+    for (num, quality, hexhash, ts, _), (num2, quality2, hexhash2, ts2, _) in zip(keyframes, every):
         assert ts == pytest.approx(ts2) and abs(quality - quality2) <= 1
         assert hamming(bytes.fromhex(hexhash), bytes.fromhex(hexhash2)) <= 2  # compiled PDQ: rounding only
 
@@ -103,7 +103,7 @@ def test_the_gap_limit_is_twice_the_sampling_interval(clips):
 def test_pipeline_path_uses_the_key_frames(clips):
     data = clips["gop1s"].read_bytes()
     got = hash_video(data, seconds_per_hash=1.0)
-    want = [VideoFrame(frame=n, quality=q, pdq=bytes.fromhex(h), timestamp=t) for n, q, h, t in _run(clips["gop1s"], 1.0, "keyframes")]
+    want = [VideoFrame(frame=n, quality=q, pdq=bytes.fromhex(h), timestamp=t) for n, q, h, t, _ in _run(clips["gop1s"], 1.0, "keyframes")]
     assert list(got.frames) == want
     sparse = hash_video(clips["onekey"].read_bytes(), seconds_per_hash=1.0)
     assert list(sparse.frames) == hash_video_file(str(clips["onekey"]), seconds_per_hash=1.0)
@@ -267,7 +267,7 @@ def test_meta_videos_hash_and_match_as_before():
         meta[n] = [VideoFrame(frame=int(a), quality=int(b), pdq=bytes.fromhex(c), timestamp=float(d)) for a, b, c, d in rows]
 
     def frames(path: Path, mode: str) -> list[VideoFrame]:
-        return [VideoFrame(frame=a, quality=b, pdq=bytes.fromhex(c), timestamp=d) for a, b, c, d in _run(path, 1.0, mode)]
+        return [VideoFrame(frame=a, quality=b, pdq=bytes.fromhex(c), timestamp=d) for a, b, c, d, _ in _run(path, 1.0, mode)]
 
     auto = {n: frames(videos / f"{n}.mp4", "auto") for n in names}
     before = {n: frames(videos / f"{n}.mp4", "all") for n in names}
@@ -277,7 +277,7 @@ def test_meta_videos_hash_and_match_as_before():
         for f in auto[n]:
             if by_frame[f.frame].quality >= 80:  # conformance level, as test_hashing holds vpdq to it
                 assert hamming(f.pdq, by_frame[f.frame].pdq) <= 6
-    from_media = {n: hash_video_file(str(videos / f"{n}.mp4"), seconds_per_hash=1.0) for n in names}
+    from_media = {n: hash_video_file(str(videos / f"{n}.mp4"), seconds_per_hash=1.0, bars=False) for n in names}
     for indicators in (meta, from_media):
         got = _decisions(auto, indicators)
         assert got == _decisions(before, indicators)

@@ -35,7 +35,7 @@ def _cmd_hash(args) -> int:
     for path in _paths(args.paths):
         try:
             hashes = hash_file(path, max_pixels=settings.limits.max_pixels, seconds_per_hash=args.seconds_per_hash,
-                               digests=digests())
+                               digests=digests(), video_bars=settings.match.video_bars)
         except MediaError as exc:
             failed += 1
             error(f"{path}: {exc}")

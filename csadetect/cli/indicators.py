@@ -207,7 +207,7 @@ def _hash_media(path: str, settings):
     return hash_file(path, max_pixels=settings.limits.max_pixels,
                      seconds_per_hash=settings.match.video_seconds_per_hash,
                      preprocess=preprocess_views if settings.match.preprocess else None,
-                     with_views=True, digests=digests())
+                     with_views=True, digests=digests(), video_bars=settings.match.video_bars)
 
 
 def _embedding_views(pictures, settings, embedder) -> tuple[tuple[str, ...], object]:

@@ -110,7 +110,17 @@ class MatchThresholds(_Strict):
 class MatchSettings(_Strict):
     pdq_threshold: int = Field(31, ge=0, le=256, description="max Hamming distance counted as a match (inclusive)")
     quality_gate: int = Field(50, ge=0, le=100, description="PDQ quality below which a hash is not matched")
-    video_frame_share: float = Field(0.8, gt=0, le=1, description="share of query frames that must match")
+    video_frame_share: float = Field(0.8, gt=0, le=1, description="share of the query video's frames (quality >= "
+                                     "quality_gate) that must be within pdq_threshold of a frame of the indicator")
+    video_indicator_share: float = Field(
+        0.01, gt=0, le=1, description="share of the indicator video's frames that must be within pdq_threshold of a "
+        "frame of the query (Meta's vPDQ compared_match_percent). A floor, not Meta's 0.8: it depends on how densely "
+        "each side was sampled (key-frame queries against every-frame indicators match 2-12% of the indicator's "
+        "frames on Meta's test videos) and an excerpt of a long video matches few of its frames (benchmarks/video.md)"
+    )
+    video_bars: bool = Field(True, description="a video with letterbox or pillarbox bars also has each frame hashed "
+                             "cropped to the picture inside them (uploads: whole and cropped; indicators from media: "
+                             "cropped); false: whole frames only, as before (benchmarks/video.md has the cost)")
     video_seconds_per_hash: float = Field(1.0, ge=0, description="vPDQ sampling interval (0 = every frame)")
     video_decode: Literal["auto", "all"] = Field(
         "auto", description="uploads: auto = decode only the key frames when none is more than 2 x video_seconds_per_hash "
@@ -205,6 +215,11 @@ class GroomingSettings(_Strict):
         None, description="written by `csadetect tune`: dataset, its sha256, target, precision, recall, date, model"
     )
     inactivity_seconds: int = Field(7 * 24 * 3600, gt=0, description="conversation state is cleared after this")
+    unsupported_languages: Literal["skip", "score"] = Field(
+        "skip", description="a conversation in a language the model does not support: skip = not scored, never "
+        "flagged; score = scored with the model's global calibration and threshold, flagged as language_supported "
+        "false; both count grooming_unsupported_language_<code>"
+    )
     urgent_patterns: tuple[str, ...] = Field(
         ("meeting",), description="risk patterns that mark a grooming report urgent (imminent risk, Art. 13(1)(j))"
     )
@@ -222,11 +237,6 @@ class Batching(_Strict):
 class EmbeddingSettings(_Strict):
     enabled: bool = Field(True, description="embed images for near-duplicate lookup and the new-material classifier")
     model: Optional[str] = Field(None, description="model dir (model.keras + metadata.json); None = the reference model")
-    unsupported_languages: Literal["skip", "score"] = Field(
-        "skip", description="a conversation in a language the model does not support: skip = not scored, never "
-        "flagged; score = scored with the model's global calibration and threshold, flagged as language_supported "
-        "false; both count grooming_unsupported_language_<code>"
-    )
     threshold: Optional[float] = Field(
         None, ge=-1, le=1, description="cosine similarity counted as a near-duplicate match; None = the model's calibrated one"
     )

@@ -330,7 +330,7 @@ def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY, embedder=N
     (``model_version:base64``), one for the image and one per index-side view
     (:func:`csadetect.signals.embedding.embedding_views`)."""
     hashes, pictures = hash_file(path, seconds_per_hash=settings.video_seconds_per_hash, dihedral=False,
-                                 with_views=True, digests=digests())
+                                 with_views=True, digests=digests(), video_bars=settings.video_bars)
     media = Media(hashes, pictures[0][1] if pictures else None, embedder)
     name = os.path.basename(path)
     base = hashes.sha256[:16]

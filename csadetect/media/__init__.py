@@ -1,3 +1,4 @@
 """Media: decoding and hashing images and videos (:mod:`.hashing`), the framing views that undo
-borders and letterboxes before PDQ (:mod:`.preprocess`), and benign synthetic pictures and videos for
+borders and letterboxes before PDQ (:mod:`.preprocess`), a video's letterbox or pillarbox bars
+(:mod:`.letterbox`), and benign synthetic pictures and videos for
 the demo, tests and benchmarks (:mod:`.synth`)."""

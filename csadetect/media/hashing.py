@@ -134,6 +134,7 @@ class VideoFrame:
     quality: int
     pdq: bytes
     timestamp: float
+    cropped: bool = False  # the frame's picture inside letterbox/pillarbox bars (csadetect.media.letterbox)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,12 +410,21 @@ def hash_image_with_views(
     return hashes, pictures
 
 
-def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 0, threads: int = 1) -> list[VideoFrame]:
-    """vPDQ frame hashes of a video file. Raises MediaError when the video cannot be read."""
+def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 0, threads: int = 1,
+                    bars: bool = True) -> list[VideoFrame]:
+    """vPDQ frame hashes of a video file. Raises MediaError when the video cannot be read. With
+    ``bars`` (``match.video_bars``), a video with letterbox or pillarbox bars has each frame hashed
+    whole and cropped to the picture inside them (``cropped``), as :func:`hash_video` hashes an
+    upload (:func:`csadetect.media.vpdq_worker.cropped_frame_hashes`); ``downsample`` and
+    ``threads`` only apply to vpdq's path (a video without bars, or ``bars`` off)."""
     import vpdq  # imported lazily: it links FFmpeg
 
     if not os.path.exists(path):
         raise MediaError("video file not found")
+    if bars:
+        cropped = _cropped_file(path, seconds_per_hash)
+        if cropped is not None:
+            return cropped
     try:
         features = vpdq.computeHash(
             input_video_filename=str(path),
@@ -436,6 +446,24 @@ def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 
         )
         for f in features
     ]
+
+
+def _cropped_file(path: str, seconds_per_hash: float) -> Optional[list[VideoFrame]]:
+    """The frames of a video file with bars, cropped; None when it has none or that path cannot
+    be used (no FFmpeg CLI, a stream it cannot read: vpdq then hashes it, and names the problem)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        frames = vpdq_worker.cropped_frame_hashes(fd, seconds_per_hash)
+    except Exception:  # vpdq_worker.Unusable, or FFmpeg did what was not foreseen
+        return None
+    finally:
+        os.close(fd)
+    if frames is None:
+        return None
+    return [VideoFrame(frame=n, quality=q, pdq=bytes.fromhex(h), timestamp=t, cropped=c) for n, q, h, t, c in frames]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -562,13 +590,15 @@ def check_video(info: VideoInfo, limits: VideoLimits, seconds_per_hash: float) -
         raise MediaError(f"video would have more than {limits.max_hashed_frames} hashed frames")
 
 
-def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: float, decode: str = "auto") -> list[VideoFrame]:
+def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: float, decode: str = "auto",
+            bars: bool = True) -> list[VideoFrame]:
     """vPDQ in a child process (:mod:`csadetect.media.vpdq_worker`, frames chosen by its mode
-    ``decode``), killed after ``timeout`` s."""
+    ``decode``, cropped to the picture inside letterbox or pillarbox bars with ``bars``), killed
+    after ``timeout`` s."""
     if decode not in vpdq_worker.MODES:
         raise ValueError(f"video decode mode must be one of {', '.join(vpdq_worker.MODES)}, not {decode!r}")
     cmd = [sys.executable, "-m", "csadetect.media.vpdq_worker", str(fd), repr(float(seconds_per_hash)),
-           str(limits.max_memory_bytes), str(os.getpid()), decode]
+           str(limits.max_memory_bytes), str(os.getpid()), decode, "crop" if bars else "whole"]
     try:
         done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=max(timeout, 0.1), check=False)
@@ -581,9 +611,11 @@ def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: floa
     frames = []
     for line in done.stdout.decode("ascii", "replace").splitlines():
         try:
-            num, quality, hexhash, ts = line.split()
+            num, quality, hexhash, ts, *cropped = line.split()
+            if cropped not in ([], ["cropped"]):
+                raise ValueError(line)
             frames.append(VideoFrame(frame=int(num), quality=int(quality), pdq=bytes.fromhex(hexhash),
-                                     timestamp=float(ts)))
+                                     timestamp=float(ts), cropped=bool(cropped)))
         except ValueError:
             raise MediaError("unreadable video (decoder output)") from None
     if not frames:
@@ -593,7 +625,7 @@ def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: floa
 
 def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, suffix: str = ".mp4",
                digests: Sequence[str] = DIGESTS, limits: Optional[VideoLimits] = None,
-               decode: str = "auto") -> VideoHashes:
+               decode: str = "auto", bars: bool = True) -> VideoHashes:
     """Hash video bytes: vPDQ frames and the ``digests`` of the bytes, within ``limits``.
 
     The bytes go to an anonymous file (:func:`_anonymous_file`: never a name on disk); ``ffprobe``
@@ -602,7 +634,10 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
     runs out. Every refusal is a MediaError naming the rule. ``max_frames`` (when given) overrides
     ``limits.max_hashed_frames``; ``suffix`` is unused (FFmpeg probes the format from the bytes).
     ``decode`` (``match.video_decode``): ``auto`` decodes only the key frames when they are dense
-    enough to stand in for the samples, ``all`` every frame (:mod:`csadetect.media.vpdq_worker`)."""
+    enough to stand in for the samples, ``all`` every frame (:mod:`csadetect.media.vpdq_worker`).
+    ``bars`` (``match.video_bars``): frames of a video with letterbox or pillarbox bars are hashed
+    whole and cropped to the picture inside them (:mod:`csadetect.media.letterbox`), as
+    :func:`hash_video_file` hashes an indicator's video."""
     del suffix
     limits = limits or VideoLimits()
     if max_frames:
@@ -618,7 +653,7 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
                 raise MediaError(f"video decoding exceeded the budget of {limits.budget_seconds:g} s") from None
             raise
         check_video(info, limits, seconds_per_hash)
-        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic(), decode)
+        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic(), decode, bars)
     finally:
         os.close(fd)
     if len(frames) > limits.max_hashed_frames:
@@ -644,17 +679,18 @@ def hash_file(
     preprocess: Optional[Preprocessor] = None,
     with_views: bool = False,
     digests: Sequence[str] = DIGESTS,
+    video_bars: bool = True,
 ):
     """Hash a media file, a video or an image by its extension: VideoHashes or ImageHashes.
     Raises MediaError (one line) for a missing, unreadable or undecodable file. With
     ``with_views``, returns ``(hashes, pictures)`` as :func:`hash_image_with_views` (no pictures
-    for a video)."""
+    for a video). ``video_bars``: :func:`hash_video_file`'s ``bars``."""
     if not os.path.isfile(path):
         raise MediaError("file not found" if not os.path.exists(path) else "not a file")
     try:
         if is_video_path(path):
             hex_digests = file_digests(path, digests)
-            frames = hash_video_file(path, seconds_per_hash=seconds_per_hash)
+            frames = hash_video_file(path, seconds_per_hash=seconds_per_hash, bars=video_bars)
             video = VideoHashes(digests=hex_digests, frames=tuple(frames))
             return (video, []) if with_views else video
         with open(path, "rb") as fh:

@@ -1,13 +1,14 @@
 """The video decoder process: vPDQ of one video, run apart from the worker so it can be bounded.
 
 :func:`csadetect.media.hashing.hash_video` starts ``python -m csadetect.media.vpdq_worker FD
-SECONDS_PER_HASH MAX_DATA_BYTES PARENT_PID [MODE]`` with the video's anonymous file (a memfd, or an
+SECONDS_PER_HASH MAX_DATA_BYTES PARENT_PID [MODE [BARS]]`` with the video's anonymous file (a memfd, or an
 unlinked temp file) as descriptor ``FD``. This process first caps its own data segment
 (``RLIMIT_DATA``, inherited by the FFmpeg processes it starts), so a stream whose frames grow past
 what its metadata said cannot take the worker's memory; it is killed from outside when the
 wall-clock budget runs out, and by the kernel when its parent dies (so are its FFmpeg children,
 when it dies). It writes one line per hashed frame, ``frame quality hex timestamp``, to stdout and
-nothing else; it never sees a file name.
+nothing else (``frame quality hex timestamp cropped`` for a frame's cropped hash, below); it never
+sees a file name.
 
 How frames are chosen (``MODE``; benchmarks/video.md has the speed and recall of each):
 
@@ -27,12 +28,23 @@ How frames are chosen (``MODE``; benchmarks/video.md has the speed and recall of
   cannot shrink what is hashed: it is hashed as before, only not faster. With
   ``SECONDS_PER_HASH`` 0 (every frame) it is ``all``.
 
+Bars (``BARS``, ``match.video_bars``): ``crop`` finds the video's letterbox or pillarbox bars once
+from its first key frames (:mod:`csadetect.media.letterbox`) and, when it has bars, hashes each
+chosen frame twice, whole (as before, so hashes made without bar removal still match) and cropped
+to the picture inside the bars (so the same picture with other bars, or none, matches); ``whole``
+(the default of the argument) hashes frames whole only. ``keyframes`` holds its first few key
+frames until the bars are known; ``all`` looks at the first key frames first and, when there are
+bars, decodes every frame through the ``ffmpeg`` CLI as vpdq would (:func:`cropped_frame_hashes`),
+else runs vpdq as before.
+
 Exit codes: 0 done, 2 bad arguments, 3 out of memory (the data limit), 4 the video is unreadable.
-It imports only the standard library until it knows which decoder it needs, to start quickly. The
+It imports only the standard library until it knows which decoder it needs, to start quickly (and
+numpy, for the bars, only when a frame's edge could be one: :func:`csadetect.media.letterbox.outer_uniform`). The
 frames it writes are numbered and timed as vpdq numbers and times them (frame = time x frame rate).
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import itertools
 import json
@@ -45,13 +57,16 @@ import subprocess
 import sys
 from typing import Optional
 
+from csadetect.media import letterbox  # standard library only: the decoder still starts light
+
 EXIT_USAGE, EXIT_MEMORY, EXIT_UNREADABLE = 2, 3, 4
 MODES = ("auto", "keyframes", "all")
+BARS = ("crop", "whole")  # BARS argument: crop frames to the picture inside letterbox/pillarbox bars, or not
 MAX_GAP_FACTOR = 2.0  # auto: the key frames stand in for the samples when none is further apart than this
 _PR_SET_PDEATHSIG = 1
 _PTS_TIME = re.compile(rb"\bpts_time:\s*(-?[0-9.]+)")
 
-Frame = tuple[int, int, str, float]  # frame number, quality, 64-hex PDQ, timestamp (s)
+Frame = tuple[int, int, str, float, bool]  # frame number, quality, 64-hex PDQ, timestamp (s), cropped
 
 
 class Unusable(Exception):
@@ -185,12 +200,51 @@ def _thin(frames, seconds_per_hash: float, end: float):
         held = None if t is None else (t, pixels)
 
 
-def _decode_keyframes(fd: int, layout: dict,
-                      seconds_per_hash: float) -> tuple[list[float], list[tuple[float, int, str]]]:
-    """The times of all key frames FFmpeg decodes, and ``(time, quality, 64-hex PDQ)`` of those
-    :func:`_thin` keeps. Frames are converted to RGB as vpdq converts them (swscale, area, to the
-    stream's size) and hashed as they arrive (two decoded frames at most are held). ``-copyts``:
-    times as the container states them, as ``stream_layout`` reads them."""
+def _observe(frames, bars):
+    """Pass ``(time, pixels)`` frames through, showing each to ``bars`` (a
+    :class:`csadetect.media.letterbox.VideoBars`, or None) until it has seen enough."""
+    for t, pixels in frames:
+        if bars is not None and not bars.settled:
+            bars.add(pixels)
+        yield t, pixels
+
+
+def _drain(held: collections.deque):
+    while held:
+        yield held.popleft()
+
+
+def _with_crops(frames, bars, width: int):
+    """``(time, pixels, crop)`` of ``(time, pixels)`` frames: ``crop`` is ``(pixels, rows, cols)``
+    of the picture inside the video's bars when ``bars`` finds them, else None. Frames are held (at
+    most ``bars.limit``) until ``bars`` has seen its window of key frames (it sees them ahead of
+    this, through :func:`_observe`)."""
+    if bars is None:
+        for t, pixels in frames:
+            yield t, pixels, None
+        return
+    frames, held = iter(frames), collections.deque()
+    for item in frames:
+        held.append(item)
+        if bars.settled:
+            break
+    box = bars.box()
+    for t, pixels in itertools.chain(_drain(held), frames):
+        yield t, pixels, None if box is None else _crop(pixels, width, box)
+
+
+def _crop(pixels: bytes, width: int, box: letterbox.Box) -> tuple[bytes, int, int]:
+    return letterbox.crop(pixels, width, box), box[3] - box[1], box[2] - box[0]
+
+
+def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float,
+                      bars: bool = False) -> tuple[list[float], list[tuple[float, int, str, bool]]]:
+    """The times of all key frames FFmpeg decodes, and ``(time, quality, 64-hex PDQ, cropped)`` of
+    those :func:`_thin` keeps. Frames are converted to RGB as vpdq converts them (swscale, area,
+    to the stream's size) and hashed as they arrive (two decoded frames at most are held; with
+    ``bars``, up to :data:`csadetect.media.letterbox.FRAMES` until the video's bars are known, and
+    when it has bars each frame is hashed again cropped to the picture inside them, ``cropped``
+    True). ``-copyts``: times as the container states them, as ``stream_layout`` reads them."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None or not hasattr(os, "memfd_create"):
         raise Unusable("no ffmpeg")
@@ -214,13 +268,18 @@ def _decode_keyframes(fd: int, layout: dict,
         if pixels:
             raise Unusable("truncated frame")
 
+    finder = letterbox.VideoBars(width, height) if bars else None
     try:
         with subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                               preexec_fn=_set_pdeathsig) as proc:
             try:
-                for t, pixels in _thin(decoded(), seconds_per_hash, layout["end"]):
+                kept = _thin(_observe(decoded(), finder), seconds_per_hash, layout["end"])
+                for t, pixels, crop in _with_crops(kept, finder, width):
                     packed, quality = pdq(pixels, height, width)
-                    hashes.append((t, quality, packed.hex()))
+                    hashes.append((t, quality, packed.hex(), False))
+                    if crop is not None:
+                        packed, quality = pdq(*crop)
+                        hashes.append((t, quality, packed.hex(), True))
             except BaseException:
                 proc.kill()
                 raise
@@ -237,25 +296,95 @@ def _check_gaps(times: list[float], layout: dict, seconds_per_hash: float) -> No
         raise Unusable("key frames too sparse")
 
 
-def keyframe_hashes(fd: int, seconds_per_hash: float, check_gaps: bool) -> list[Frame]:
+def keyframe_hashes(fd: int, seconds_per_hash: float, check_gaps: bool, bars: bool = False) -> list[Frame]:
     """vPDQ frames of the video's key frames (the module's ``keyframes`` mode). With
     ``check_gaps``, raises Unusable when two key frames, or the first and the stream's first
-    packet, or the last and its end, lie more than ``MAX_GAP_FACTOR * seconds_per_hash`` apart."""
+    packet, or the last and its end, lie more than ``MAX_GAP_FACTOR * seconds_per_hash`` apart.
+    With ``bars``, a video with bars also has each frame hashed cropped to its content box
+    (:mod:`csadetect.media.letterbox`)."""
     layout = stream_layout(fd)
     if check_gaps:  # from the container's key packets first, so a sparse video is not decoded twice
         _check_gaps(layout["keys"], layout, seconds_per_hash)
-    keyframes, hashes = _decode_keyframes(fd, layout, seconds_per_hash)
+    keyframes, hashes = _decode_keyframes(fd, layout, seconds_per_hash, bars)
     if check_gaps:  # and from the frames the decoder took for key frames
         _check_gaps(keyframes, layout, seconds_per_hash)
     fps, out = layout["fps"], []
-    for t, quality, hexhash in hashes:  # numbered and timed as vpdq numbers and times frames
+    for t, quality, hexhash, cropped in hashes:  # numbered and timed as vpdq numbers and times frames
         number = max(int(round((t - layout["start"]) * fps)), 0)
-        out.append((number, quality, hexhash, number / fps))
+        out.append((number, quality, hexhash, number / fps, cropped))
     return out
 
 
-def all_frame_hashes(fd: int, seconds_per_hash: float) -> list[Frame]:
-    """vPDQ as Meta's ``vpdq.computeHash`` makes it (the module's ``all`` mode)."""
+def _ffmpeg_frames(cmd: list[str], fd: int, size: int):
+    """The raw frames of ``size`` bytes an ``ffmpeg ... -f rawvideo pipe:1`` command writes
+    (FFmpeg is killed when the caller stops early)."""
+    with subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, preexec_fn=_set_pdeathsig) as proc:
+        try:
+            while len(pixels := proc.stdout.read(size)) == size:
+                yield pixels
+        finally:
+            proc.kill()
+
+
+def video_box(fd: int, layout: dict) -> Optional[letterbox.Box]:
+    """The content box of the video's bars from its first key frames (the frames, and the
+    conversion, the key-frame decoder shows :class:`letterbox.VideoBars`), or None."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise Unusable("no ffmpeg")
+    width, height = layout["width"], layout["height"]
+    bars = letterbox.VideoBars(width, height)
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1", "-skip_frame", "nokey",
+           "-i", f"/proc/self/fd/{fd}", "-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", str(bars.limit),
+           "-vf", f"scale={width}:{height}:flags=area,format=rgb24", "-fps_mode", "passthrough", "-f", "rawvideo",
+           "pipe:1"]
+    for pixels in _ffmpeg_frames(cmd, fd, width * height * 3):
+        bars.add(pixels)
+        if bars.settled:
+            break
+    return bars.box()
+
+
+def cropped_frame_hashes(fd: int, seconds_per_hash: float) -> Optional[list[Frame]]:
+    """vPDQ of every ``seconds_per_hash`` (by frame count, as vpdq samples) of the video's frames,
+    whole and cropped to its content box, through the ``ffmpeg`` CLI (the conversion vpdq makes:
+    the whole frames hash as vpdq hashes them), or None when the video has no bars
+    (:func:`video_box`): vpdq then hashes it."""
+    layout = stream_layout(fd)
+    box = video_box(fd, layout)
+    if box is None:
+        return None
+    fps, width, height = layout["fps"], layout["width"], layout["height"]
+    every = max(1, int(seconds_per_hash * fps))
+    cmd = [shutil.which("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1",
+           "-i", f"/proc/self/fd/{fd}", "-map", "0:v:0", "-an", "-sn", "-dn", "-filter_threads", "1",
+           "-vf", f"select=not(mod(n\\,{every})),scale={width}:{height}:flags=area,format=rgb24",
+           "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]
+    pdq, out = _pdq_function(), []
+    for i, pixels in enumerate(_ffmpeg_frames(cmd, fd, width * height * 3)):
+        number = i * every
+        for cropped, (data, rows, cols) in ((False, (pixels, height, width)), (True, _crop(pixels, width, box))):
+            packed, quality = pdq(data, rows, cols)
+            out.append((number, quality, packed.hex(), number / fps, cropped))
+    if not out:
+        raise Unusable("decode")
+    return out
+
+
+def all_frame_hashes(fd: int, seconds_per_hash: float, bars: bool = False) -> list[Frame]:
+    """vPDQ as Meta's ``vpdq.computeHash`` makes it (the module's ``all`` mode); with ``bars``,
+    of the frames whole and cropped to the video's content box when it has bars
+    (:func:`cropped_frame_hashes`; if that path cannot be used, vpdq hashes the frames whole)."""
+    if bars:
+        try:
+            cropped = cropped_frame_hashes(fd, seconds_per_hash)
+        except MemoryError:
+            raise
+        except Exception:  # Unusable, or FFmpeg did what was not foreseen: vpdq decides, as without bars
+            cropped = None
+        if cropped is not None:
+            return cropped
     import vpdq  # lazy: after the limit is set, so FFmpeg's allocations count against it
 
     features = vpdq.computeHash(
@@ -265,43 +394,45 @@ def all_frame_hashes(fd: int, seconds_per_hash: float) -> list[Frame]:
         downsample_height=0,
         thread_count=1,
     )
-    return [(int(f.frame_number), int(f.quality), f.hex, float(f.timestamp)) for f in features or ()]
+    return [(int(f.frame_number), int(f.quality), f.hex, float(f.timestamp), False) for f in features or ()]
 
 
-def hash_frames(fd: int, seconds_per_hash: float, mode: str = "auto") -> list[Frame]:
-    """The vPDQ frames of the video in descriptor ``fd`` by ``mode`` (see the module's docstring).
+def hash_frames(fd: int, seconds_per_hash: float, mode: str = "auto", bars: bool = False) -> list[Frame]:
+    """The vPDQ frames of the video in descriptor ``fd`` by ``mode`` (see the module's docstring),
+    with ``bars`` each also hashed cropped to the picture inside letterbox or pillarbox bars.
     Raises what vpdq raises for an unreadable video, and Unusable when ``keyframes`` cannot be used."""
     if mode == "keyframes" or (mode == "auto" and seconds_per_hash > 0):
         try:
-            return keyframe_hashes(fd, seconds_per_hash, check_gaps=mode == "auto")
+            return keyframe_hashes(fd, seconds_per_hash, check_gaps=mode == "auto", bars=bars)
         except MemoryError:
             raise
         except Exception:  # Unusable, or anything FFmpeg's output did that was not foreseen: vpdq decides
             if mode == "keyframes":
                 raise
-    return all_frame_hashes(fd, seconds_per_hash)
+    return all_frame_hashes(fd, seconds_per_hash, bars)
 
 
 def main(argv: list[str]) -> int:
     try:
         fd, seconds_per_hash, max_data, parent = int(argv[0]), float(argv[1]), int(argv[2]), int(argv[3])
         mode = argv[4] if len(argv) > 4 else "auto"
+        bars = argv[5] if len(argv) > 5 else "whole"
     except (IndexError, ValueError):
         return EXIT_USAGE
-    if mode not in MODES or len(argv) > 5 or not seconds_per_hash >= 0:
+    if mode not in MODES or bars not in BARS or len(argv) > 6 or not seconds_per_hash >= 0:
         return EXIT_USAGE
     _die_with_parent(parent)
     if max_data > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (max_data, max_data))
     try:
-        frames = hash_frames(fd, seconds_per_hash, mode)
+        frames = hash_frames(fd, seconds_per_hash, mode, bars == "crop")
     except MemoryError:
         return EXIT_MEMORY
     except Exception:  # vpdq raises plain exceptions for unreadable input
         return EXIT_MEMORY if _near_limit(max_data) else EXIT_UNREADABLE
     out = sys.stdout
-    for number, quality, hexhash, timestamp in frames:
-        out.write(f"{number} {quality} {hexhash} {timestamp!r}\n")
+    for number, quality, hexhash, timestamp, cropped in frames:
+        out.write(f"{number} {quality} {hexhash} {timestamp!r}{' cropped' if cropped else ''}\n")
     out.flush()
     return 0
 

@@ -1,12 +1,21 @@
 """vPDQ: the PDQ hashes of a video's frames (Meta's ``vpdq``), matched by the share of frames found.
 
 The value is the video's unique frame hashes with quality at or above ``match.quality_gate``, as
-space-separated 64-hex strings. The index is a second binary index over every frame hash of every
-video indicator, with an int32 frame -> row array. For a query video, ``share`` = (unique query
-frames with quality >= gate that are within ``match.pdq_threshold`` of some frame of the
-indicator) / (unique query frames with quality >= gate). It matches when ``share >=
-match.video_frame_share``; the distance is ``1 - share`` (0.0 = every query frame found), so
-smaller is better as for every kind. A vPDQ match confirms without review.
+space-separated 64-hex strings (of frames cropped to the picture inside letterbox or pillarbox
+bars, ``match.video_bars``: :mod:`csadetect.media.letterbox`). The index is a second binary index
+over every frame hash of every video indicator, with an int32 frame -> row array.
+
+The rule is Meta's vPDQ's two percentages. For a query video and an indicator, with frames of
+quality >= gate only: the *query share* = (unique query frames within ``match.pdq_threshold`` of
+some frame of the indicator) / (unique query frames), Meta's ``query_match_percent`` (a frame of a
+video with bars is hashed whole and cropped, and counts when either hash is found:
+:func:`frame_groups`; an indicator made from media keeps the cropped hashes only); the
+*indicator share* = (the indicator's frames within the threshold of some query frame) / (the
+indicator's frames), Meta's ``compared_match_percent``. It matches when the query share >=
+``match.video_frame_share`` and the indicator share >= ``match.video_indicator_share``. The
+distance stays ``1 - query share`` (0.0 = every query frame found; smaller is better as for every
+kind), so per-source thresholds on it keep their meaning; the indicator share is a second gate,
+shown by :meth:`VpdqSignal.explain`. A vPDQ match confirms without review.
 """
 from __future__ import annotations
 
@@ -25,30 +34,64 @@ from csadetect.signals.pdq import PdqSignal
 class VpdqIndex(SignalIndex):
     def __init__(self, values: pa.ChunkedArray, rows: np.ndarray, settings: MatchSettings):
         frames = [v.split() for v in values.to_pylist()]
-        self.frame_rows = np.repeat(rows, [len(f) for f in frames]).astype(np.int32)
+        counts = np.array([len(f) for f in frames], dtype=np.int64)
+        self.frame_rows = np.repeat(rows, counts).astype(np.int32)
+        self.row_frames = dict(zip(np.asarray(rows).tolist(), counts.tolist()))  # row -> its frame count
         self.index = make_binary_index(settings.pdq_threshold, settings.pdq_index)
         if len(self.frame_rows):
             self.index.add(hex_to_codes([h for f in frames for h in f], HASH_BYTES))
         self.threshold = settings.pdq_threshold
         self.share = settings.video_frame_share
+        self.indicator_share = settings.video_indicator_share
 
     @property
     def nbytes(self) -> int:
-        return faiss_bytes(self.index) + self.frame_rows.nbytes
+        return faiss_bytes(self.index) + self.frame_rows.nbytes + 16 * len(self.row_frames)
 
-    def query(self, good: list[bytes]) -> list[Hit]:
-        """``good``: the query's unique frame hashes with quality at or above the gate."""
-        need = self.share * len(good) - 1e-9
-        qnum, pos, _ = range_search(self.index, as_queries(good), self.threshold + 1)
+    def query(self, groups: list[tuple[bytes, ...]]) -> list[Hit]:
+        """``groups``: the query's frames (:func:`frame_groups`), each its hashes with quality at or
+        above the gate (the whole frame's and, for a video with bars, its cropped picture's)."""
+        hashes = list(dict.fromkeys(h for g in groups for h in g))
+        if not hashes:
+            return []
+        where = {h: i for i, h in enumerate(hashes)}
+        member_hash, member_group = np.array([(where[h], gi) for gi, g in enumerate(groups) for h in g],
+                                             dtype=np.int64).T.reshape(2, -1)
+        qnum, pos, _ = range_search(self.index, as_queries(hashes), self.threshold + 1)
         rows = self.frame_rows[pos].astype(np.int64)
-        pairs = np.unique(rows * len(good) + qnum)  # one vote per (indicator, query frame)
-        cand, found = np.unique(pairs // len(good), return_counts=True)
+        n_hash, n_group = len(hashes), len(groups)
+        row_hash = np.unique(rows * n_hash + qnum)  # (indicator, query hash) pairs found
+        row_of, hash_of = row_hash // n_hash, row_hash % n_hash
+        # each pair votes for every query frame holding that hash: one vote per (indicator, frame)
+        order = np.argsort(member_hash, kind="stable")
+        by_hash = member_group[order]
+        starts = np.searchsorted(member_hash[order], np.arange(n_hash))
+        counts = np.bincount(member_hash, minlength=n_hash)
+        reps = counts[hash_of]
+        first = np.repeat(starts[hash_of], reps)
+        offset = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+        votes = np.unique(np.repeat(row_of, reps) * n_group + by_hash[first + offset])
+        cand, found = np.unique(votes // n_group, return_counts=True)
+        # the indicator's frames found (index positions, one per frame), per row
+        rows_hit, frames_hit = np.unique(self.frame_rows[np.unique(pos)], return_counts=True)
+        indicator_found = dict(zip(rows_hit.tolist(), frames_hit.tolist()))
+        need = self.share * n_group - 1e-9
         hits = []
-        for row, n in zip(cand, found):
-            if n >= need:
-                share = n / len(good)
-                hits.append(Hit(int(row), round(1.0 - share, 6)))
+        for row, n in zip(cand.tolist(), found.tolist()):
+            if n >= need and indicator_found[row] >= self.indicator_share * self.row_frames[row] - 1e-9:
+                hits.append(Hit(row, round(1.0 - n / n_group, 6)))
         return hits
+
+
+def frame_groups(frames, gate: int) -> list[tuple[bytes, ...]]:
+    """A video's frames as the index is queried with them: per frame number, the unique hashes of
+    quality >= ``gate`` (the whole frame's, and its cropped picture's when the video has bars),
+    frames with none left out, equal frames once."""
+    by_frame: dict[int, list[bytes]] = {}
+    for f in frames:
+        if f.quality >= gate:
+            by_frame.setdefault(f.frame, []).append(f.pdq)
+    return list(dict.fromkeys(tuple(dict.fromkeys(hs)) for hs in by_frame.values()))
 
 
 class VpdqSignal(SignalType):
@@ -81,7 +124,12 @@ class VpdqSignal(SignalType):
         return VpdqIndex(values, rows, settings)
 
     def indicator_values(self, media: Media, settings: MatchSettings) -> list[tuple[str, str]]:
-        good = [f.pdq.hex() for f in media.hashes.frames if f.quality >= settings.quality_gate]
+        """The frames' hashes, of the pictures inside the bars when the video has bars (an upload
+        is hashed whole and cropped, so it matches with or without bars of its own)."""
+        frames = media.hashes.frames
+        if any(f.cropped for f in frames):
+            frames = [f for f in frames if f.cropped]
+        good = [f.pdq.hex() for f in frames if f.quality >= settings.quality_gate]
         return [("", " ".join(good))] if good else []
 
     def warning(self, hashes, settings: MatchSettings) -> Optional[str]:
@@ -91,11 +139,10 @@ class VpdqSignal(SignalType):
 
     def describe(self, hashes) -> dict:
         return {"vpdq": [{"frame": f.frame, "quality": f.quality, "pdq": f.pdq.hex(), "timestamp": round(f.timestamp, 3)}
-                         for f in hashes.frames]}
+                         | ({"cropped": True} if f.cropped else {}) for f in hashes.frames]}
 
-    def probe(self, hashes, settings: MatchSettings) -> Optional[list[bytes]]:
-        good = list(dict.fromkeys(f.pdq for f in hashes.frames if f.quality >= settings.quality_gate))
-        return good or None
+    def probe(self, hashes, settings: MatchSettings) -> Optional[list[tuple[bytes, ...]]]:
+        return frame_groups(hashes.frames, settings.quality_gate) or None
 
     def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
         return True
@@ -103,8 +150,8 @@ class VpdqSignal(SignalType):
     def threshold(self, settings: MatchSettings) -> float:
         return round(1.0 - settings.video_frame_share, 6)
 
-    def value_probe(self, value: str, settings: MatchSettings) -> list[bytes]:
-        return [bytes.fromhex(h) for h in self.validate(value).split()]
+    def value_probe(self, value: str, settings: MatchSettings) -> list[tuple[bytes, ...]]:
+        return [(bytes.fromhex(h),) for h in self.validate(value).split()]
 
     def import_value(self, value: str, settings: MatchSettings) -> str:
         """Also python-threatexchange's serialisation (``VPDQSignal``: a JSON list of
@@ -127,20 +174,23 @@ class VpdqSignal(SignalType):
         return None  # a snapshot keeps neither the frames' quality nor their timestamps
 
     def explain(self, hashes, value: str, settings: MatchSettings, views=None) -> dict:
-        """Which of the video's frames (quality at or above the gate) are within the PDQ
-        threshold of a frame of ``value``: their count, the count queried and the first one's
-        frame number and timestamp."""
+        """Which of the video's frames (quality at or above the gate; a frame counts when its whole
+        or its cropped hash matches) are within the PDQ threshold of a frame of ``value``: their
+        count, the count queried and the first one's frame number and timestamp; and how many of
+        the indicator's frames the video matched."""
         indicator = hex_to_codes(value.split())
-        good = {}
-        for frame in hashes.frames:
-            if frame.quality >= settings.quality_gate:
-                good.setdefault(frame.pdq, frame)
-        if not good or not len(indicator):
+        good = [f for f in hashes.frames if f.quality >= settings.quality_gate]
+        groups = frame_groups(good, settings.quality_gate)
+        if not groups or not len(indicator):
             return {}
-        queries = np.frombuffer(b"".join(good), dtype=np.uint8).reshape(-1, HASH_BYTES)
-        bits = np.bitwise_count(queries[:, None, :] ^ indicator[None, :, :]).sum(axis=2).min(axis=1)
-        found = [frame for frame, near in zip(good.values(), bits <= settings.pdq_threshold) if near]
-        out = {"frames_matched": len(found), "frames_queried": len(good)}
+        queries = np.frombuffer(b"".join(f.pdq for f in good), dtype=np.uint8).reshape(-1, HASH_BYTES)
+        bits = np.bitwise_count(queries[:, None, :] ^ indicator[None, :, :]).sum(axis=2)
+        near = {f.pdq for f, d in zip(good, bits.min(axis=1)) if d <= settings.pdq_threshold}
+        found = [g for g in groups if near.intersection(g)]
+        out = {"frames_matched": len(found), "frames_queried": len(groups),
+               "indicator_frames_matched": int((bits.min(axis=0) <= settings.pdq_threshold).sum()),
+               "indicator_frames": len(indicator)}
         if found:
-            out |= {"first_frame": found[0].frame, "first_timestamp": round(found[0].timestamp, 3)}
+            first = next(f for f in good if f.pdq in found[0])
+            out |= {"first_frame": first.frame, "first_timestamp": round(first.timestamp, 3)}
         return out

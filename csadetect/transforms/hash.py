@@ -78,6 +78,7 @@ class HashMediaFn(beam.DoFn):
                     digests=self._digests,
                     limits=VideoLimits.from_settings(self._limits),
                     decode=self._match.video_decode,
+                    bars=self._match.video_bars,
                 )
                 item = HashedItem(event.without_content(), video=hashes, evidence=self._sealed(event))
         except MediaError as exc:

@@ -1,0 +1,171 @@
+"""Letterbox and pillarbox bars of a video, found once per video, so vPDQ hashes the picture inside.
+
+A 16:9 clip re-encoded at 4:3 with black bars, or a portrait phone clip padded to landscape, hashes
+far from the original frame by frame (PDQ sees the whole frame: Meta's ``pattern-hd-no-bar`` and
+``pattern-sd-grey-bar`` are 80-95 bits apart). The decoder process (:mod:`csadetect.media.vpdq_worker`)
+therefore crops every hashed frame to the video's content box when it has bars, on the indicator
+side and the query side alike (``match.video_bars``).
+
+The box is settled per video, not per frame: bars are constant, while a dark scene, a fade or a
+title card would be cut down wrongly by a per-frame finder. :class:`VideoBars` looks at the first
+:data:`FRAMES` key frames (fewer for very large frames, :data:`MAX_BYTES`). Each frame's own box
+is :func:`csadetect.media.preprocess.trim_box` (the still-image bar peeler: uniform lines of any
+colour, a stray logo pixel tolerated, a sharp edge required) on the frame subsampled to about
+:data:`ANALYSIS_SIDE` px, with its edge test looser (:data:`EDGE_UNLIKE`) and run twice, the second
+time on the frame turned half round, so that a pair of bars each wider than a third of the frame
+comes off too. A flat frame (a fade to black) says nothing. The candidates are the frames' boxes
+that trim :data:`MIN_TRIM` of a side and keep :data:`MIN_AREA` of the frame; the video's box is
+their union when at least :data:`AGREE` of them are that union (within a few px), and when at
+least :data:`AGREE` of all frames that are not flat show bars (uniform strips) outside it: a title
+card or a dark scene between the bars does, a frame with picture there does not. Otherwise the
+frames are hashed whole, as before (:meth:`VideoBars.box`).
+
+Start-up cost: the decoder process does not import numpy unless it must. :func:`outer_uniform`
+(standard library only) runs the first test of ``trim_box`` (is the outermost line of a side
+uniform?) on exactly the pixels ``trim_box`` would test; a frame where no side passes it has no
+bar, and when no frame of the window passes it, numpy and the peeler are never loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
+
+FRAMES = 8  # key frames looked at per video
+MAX_BYTES = 96 << 20  # ... at most this much RGB of them held (the key-frame decoder holds them until the box is known)
+ANALYSIS_SIDE = 512  # frames are subsampled to about this long side for the peeler (what it was tuned at)
+MIN_AREA = 0.25  # a frame's box smaller than this share of the frame says nothing about bars
+MIN_TRIM = 0.02  # the box must trim at least this share of a side to count as bars
+AGREE = 0.5  # share of the informative frames whose own box must be the video's box
+# the first test of trim_box (preprocess.Params: tol, line_frac), kept equal by tests/test_video_bars.py
+TOL, LINE_FRAC = 24, 0.95
+MIN_STD = 4.0  # grey standard deviation below which a frame is flat (preprocess.Params.min_std)
+# the peeler's one threshold changed for video: the share of the picture's first line that must
+# differ from the bar colour (0.5 for stills). A grey bar beside a grey wall has a third of that
+# line unlike it (Meta's chair footage padded with grey, development clips); the video's consensus
+# below guards what a single still could not.
+EDGE_UNLIKE = 0.3
+
+
+def _uniform(channels: list[bytes]) -> bool:
+    """``preprocess._uniform`` of one line given as its three channels: are >= LINE_FRAC of its
+    pixels within TOL (each channel) of the line's median colour?"""
+    n = len(channels[0])
+    if n == 0:
+        return False
+    lo, hi = (n - 1) // 2, n // 2
+    r, g, b = ((s[lo] + s[hi]) // 2 for s in map(sorted, channels))
+    near = sum(1 for x, y, z in zip(*channels) if abs(x - r) <= TOL and abs(y - g) <= TOL and abs(z - b) <= TOL)
+    return near >= LINE_FRAC * n
+
+
+def outer_uniform(pixels: bytes, width: int, height: int, step: int) -> bool:
+    """Whether the outermost line of any side of the frame subsampled by ``step`` (rows and columns)
+    is uniform, tested on the pixels ``trim_box`` tests (every other pixel along the line)."""
+    stride, along = width * 3, 2 * step
+    last_row = (height - 1) // step * step
+    last_col = (width - 1) // step * step
+    for y in (0, last_row):
+        start = y * stride
+        if _uniform([pixels[start + c: start + stride: 3 * along] for c in range(3)]):
+            return True
+    for x in (0, last_col):
+        if _uniform([pixels[3 * x + c:: stride * along] for c in range(3)]):
+            return True
+    return False
+
+
+class VideoBars:
+    """The bars of one video from its first frames: :meth:`add` each decoded key frame (RGB24,
+    ``width`` x ``height``) until :attr:`settled`, then :meth:`box`."""
+
+    def __init__(self, width: int, height: int, frames: int = FRAMES, max_bytes: int = MAX_BYTES):
+        self.width, self.height = width, height
+        self.step = max(1, -(-max(width, height) // ANALYSIS_SIDE))
+        self.limit = max(2, min(frames, max_bytes // max(width * height * 3, 1)))
+        # per frame looked at: its box (None when flat) and its subsampled pixels (None when no
+        # side's outer line is uniform: a frame with no bars)
+        self.frames: list[tuple[Optional[Box], object]] = []
+
+    @property
+    def settled(self) -> bool:
+        return len(self.frames) >= self.limit
+
+    def add(self, pixels: bytes) -> None:
+        if not self.settled:
+            self.frames.append(self._frame_box(pixels))
+
+    def _frame_box(self, pixels: bytes) -> tuple[Optional[Box], object]:
+        if not outer_uniform(pixels, self.width, self.height, self.step):
+            return (0, 0, self.width, self.height), None  # no side can be peeled: trim_box keeps it whole
+        import numpy as np  # lazy: only for a frame with a uniform edge (the decoder starts without numpy)
+
+        from csadetect.media.preprocess import DEFAULT, trim_box  # lazy: it imports numpy and PIL
+
+        params = dataclasses.replace(DEFAULT, edge_unlike=EDGE_UNLIKE)
+
+        s = self.step
+        rgb = np.ascontiguousarray(np.frombuffer(pixels, dtype=np.uint8).reshape(self.height, self.width, 3)[::s, ::s])
+        grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        if float(grey.std()) < MIN_STD:
+            return None, None  # a flat frame (black, a fade): no evidence either way
+        h, w = rgb.shape[:2]
+        # trim_box peels a side only up to the middle of what is left, so after one bar of a wide
+        # pair (a 16:9 picture in a 9:16 frame: each bar a third of the height) the other is past
+        # it; peeled again turned half round, each side of the pair comes off first once
+        a, b = trim_box(rgb, p=params), trim_box(np.ascontiguousarray(rgb[::-1, ::-1]), p=params)
+        left, top, right, bottom = max(a[0], w - b[2]), max(a[1], h - b[3]), min(a[2], w - b[0]), min(a[3], h - b[1])
+        return (left * s, top * s, min(self.width, right * s), min(self.height, bottom * s)), rgb
+
+    def _trims(self, box: Box) -> float:
+        w, h = self.width, self.height
+        return max(box[0] / w, box[1] / h, (w - box[2]) / w, (h - box[3]) / h)
+
+    def box(self) -> Optional[Box]:
+        """The video's content box, or None when it has no bars (or the frames do not agree).
+
+        Candidates are the frames' own boxes that trim a side by MIN_TRIM and keep MIN_AREA of the
+        frame; the box is their union, when at least AGREE of them are that union (within a few
+        px). Then every frame that is not flat is asked whether the strips outside the box are
+        bars in it too (uniform: a title card or a dark scene between bars, whose own box the
+        peeler could not find, agrees; a frame with picture there does not): AGREE of them must."""
+        w, h = self.width, self.height
+        looked = [(b, rgb) for b, rgb in self.frames if b is not None]
+        candidates = [b for b, _ in looked
+                      if (b[2] - b[0]) * (b[3] - b[1]) >= MIN_AREA * w * h and self._trims(b) >= MIN_TRIM]
+        if not candidates:
+            return None
+        union = (min(b[0] for b in candidates), min(b[1] for b in candidates),
+                 max(b[2] for b in candidates), max(b[3] for b in candidates))
+        slack_x, slack_y = max(2 * self.step, round(MIN_TRIM * w)), max(2 * self.step, round(MIN_TRIM * h))
+        agree = sum(1 for b in candidates
+                    if abs(b[0] - union[0]) <= slack_x and abs(b[2] - union[2]) <= slack_x
+                    and abs(b[1] - union[1]) <= slack_y and abs(b[3] - union[3]) <= slack_y)
+        if agree < AGREE * len(candidates) or self._trims(union) < MIN_TRIM:
+            return None
+        bars = sum(1 for _, rgb in looked if rgb is not None and self._bars_outside(rgb, union))
+        return union if bars >= AGREE * len(looked) else None
+
+    def _bars_outside(self, rgb, box: Box) -> bool:
+        """Whether each strip of the subsampled frame ``rgb`` outside ``box`` is uniform (LINE_FRAC
+        of its pixels within TOL of its median colour)."""
+        import numpy as np  # lazy: as in _frame_box
+
+        s = self.step
+        left, top, right, bottom = box[0] // s, box[1] // s, -(-box[2] // s), -(-box[3] // s)
+        for strip in (rgb[:top], rgb[bottom:], rgb[:, :left], rgb[:, right:]):
+            if strip.size:
+                pixels = strip.reshape(-1, 3).astype(np.int16)
+                colour = np.median(pixels, axis=0).astype(np.int16)
+                near = (np.abs(pixels - colour).max(axis=1) <= TOL).mean()
+                if near < LINE_FRAC:
+                    return False
+        return True
+
+
+def crop(pixels: bytes, width: int, box: Box) -> bytes:
+    """The RGB24 rows of ``box`` out of a frame ``width`` px wide."""
+    left, top, right, bottom = box
+    stride, view = width * 3, memoryview(pixels)
+    return b"".join(view[y * stride + 3 * left: y * stride + 3 * right] for y in range(top, bottom))
