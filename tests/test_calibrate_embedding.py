@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from csadetect.media.hashing import hash_image_with_views, load_image
-from csadetect.media.preprocess import views
+from csadetect.media.regions import views_and_sub_images
 from csadetect.models.embedding import KIND, EmbeddingModel, model_inputs, preprocess
 from csadetect.signals.embedding import embedding_views
 from training.calibrate_embedding import MARGIN, calibrate, calibration_set, check_disjoint, write_provenance
@@ -42,7 +42,7 @@ def _all_false_pair_sims(model, cal):
     emb = emb3
     queries = [(own, d) for _, own, d in cal["copies"]] + [(-1, d) for _, d in cal["distractors"]]
     for own, data in queries:
-        _, pictures = hash_image_with_views(data, preprocess=views)
+        _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
         q = model.embed_arrays(model_inputs(pictures, model.input_size, flip=True)[1])
         row = [float((q @ emb[j].T).max()) for j in range(n)]
         sims += [float(x) for j, x in enumerate(row) if j != own]

@@ -11,12 +11,13 @@ The threshold is the largest *false-pair* cosine similarity on a calibration set
 * **original -> original**: two distinct calibration originals (their indicator vectors).
 
 Queries are embedded as the pipeline embeds them: the bytes go through
-:func:`csadetect.media.hashing.hash_image_with_views` with :func:`csadetect.media.preprocess.views`, then
+:func:`csadetect.media.hashing.hash_image_with_views` with :func:`csadetect.media.regions.views_and_sub_images`
+(the framing views and the sub-images, as with ``match.preprocess`` and ``match.sub_images`` on), then
 :func:`csadetect.models.embedding.model_inputs` with ``flip=True`` (the image, each view, the mirror); a query's
 similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
-(:func:`csadetect.signals.embedding.embedding_views`: ``EMBEDDING_CROPS`` centre crops and
-``EMBEDDING_ROTATIONS``), one row each, so a false pair is a query against ANY row of another
+(:func:`csadetect.signals.embedding.embedding_views`: ``EMBEDDING_CROPS`` centre crops,
+``EMBEDDING_ROTATIONS`` and the ``EMBEDDING_REGIONS`` corner and centre crops), one row each, so a false pair is a query against ANY row of another
 original (and original -> original: any row against any row of the other).
 
 The calibration set (``calibration_set``) is DISJOINT from every evaluation set:
@@ -55,10 +56,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from csadetect.media.hashing import hash_image_with_views, load_image
-from csadetect.media.preprocess import views
+from csadetect.media.regions import views_and_sub_images
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import KIND, EmbeddingModel, model_inputs, preprocess
-from csadetect.signals.embedding import EMBEDDING_CROPS, EMBEDDING_ROTATIONS, embedding_views
+from csadetect.signals.embedding import EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, embedding_views
 from training import robustness_set
 from training.embedding_data import DISTRACTOR_SKIMAGE, HELDOUT_SKIMAGE, random_augment, synth
 from training.evaluate_images import ALL_TRANSFORMS, COPY_SEED, transform
@@ -178,7 +179,7 @@ def _query_vectors(model, items: Sequence[bytes], chunk: int = 32, log=None, lab
     for start in range(0, len(items), chunk):
         batches, sizes = [], []
         for data in items[start:start + chunk]:
-            _, pictures = hash_image_with_views(data, preprocess=views)
+            _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
             _, batch = model_inputs(pictures, model.input_size, flip=True)
             batches.append(batch)
             sizes.append(len(batch))
@@ -264,13 +265,15 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         "largest_by_query_family": {k: {"similarity": round(v[0], 4), "query": v[1], "original": v[2]}
                                     for k, v in sorted(by_family.items(), key=lambda kv: -kv[1][0])},
         "pairs_compared": counts,
-        "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.preprocess.views) -> "
-                           "csadetect.models.embedding.model_inputs(pictures, size, flip=True) (image, views, mirror); "
+        "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.regions.views_and_sub_images) -> "
+                           "csadetect.models.embedding.model_inputs(pictures, size, flip=True) (image, views, sub-images, "
+                           "mirror); "
                            "originals: the decoded image and its index-side views "
                            "(csadetect.signals.embedding.embedding_views), as indicators from-media; a pair's similarity is "
                            "the largest over the query's vectors and the original's rows",
         "index_rows_per_original": {"rows": int(m), "crops_per_side": list(EMBEDDING_CROPS),
-                                    "rotations_deg": list(EMBEDDING_ROTATIONS)},
+                                    "rotations_deg": list(EMBEDDING_ROTATIONS),
+                                    "regions": [[a, list(anchors)] for a, anchors in EMBEDDING_REGIONS]},
         "calibration_sets": cal["sets"],
         "n_originals": n,
         "n_copies": len(copies),

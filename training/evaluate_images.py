@@ -51,7 +51,7 @@ from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import from_media
 from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
 from csadetect.media.hashing import hash_image_with_views
-from csadetect.media.preprocess import views
+from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, model_inputs
 from csadetect.signals.embedding import split_embedding
@@ -132,7 +132,7 @@ def original_sims(vectors: np.ndarray, emb: np.ndarray) -> np.ndarray:
 def query(data: bytes, index, settings, model, spec):
     """One image through the matching path of ``csadetect match`` and the pipeline.
     Returns (matches, query vectors (k, dim), the PDQ hashes match_image looked up (m, 32))."""
-    preprocess = views if settings.match.preprocess else None
+    preprocess = preprocessor(settings.match)
     hashes, pictures = hash_image_with_views(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess)
     _, batch = model_inputs(pictures, model.input_size, flip=settings.embedding.flip)
     vectors = model.embed_arrays(batch)
@@ -212,7 +212,7 @@ def evaluate_known(
         t_index = time.perf_counter() - t0
     log(f"{n_orig} originals -> {len(rows)} indicator rows ({t_index:.1f}s); {spec.version} threshold "
         f"{spec.threshold:.4f}, PDQ <= {settings.match.pdq_threshold} bits, quality gate "
-        f"{settings.match.quality_gate}, preprocess views {settings.match.preprocess}, flip {settings.embedding.flip}")
+        f"{settings.match.quality_gate}, preprocess views {settings.match.preprocess}, sub-images {settings.match.sub_images}, flip {settings.embedding.flip}")
 
     recall: dict[str, dict] = {}
     wrong = {"pdq": 0, "embedding": 0, "md5": 0, "sha256": 0}

@@ -11,7 +11,14 @@ from benign sources, nothing downloaded:
   copy of an original;
 * ``TRANSFORMS``: 30 edits of an original (re-encoding, resizing, crops, borders, letterboxing,
   screenshots, rotations, colour changes, overlays ...), each with the encoding it is saved in
-  (``encode``).
+  (``encode``), then issue 17's 18 (``ISSUE17``): crops keeping 75% or 60% of the area at each
+  corner, the centre or a random place, picture-in-picture over an unrelated picture at 60% and 40%
+  of the canvas, three collage layouts (the original >= 42% of the canvas) and a meme frame with a
+  caption above and below;
+* issue 17's scene originals and hard distractors (:func:`scene_pairs`, :func:`build_hard_distractors`):
+  other shots of a scene original (burst frames, the other eye of a stereo pair, other objects on
+  the same studio sweep; ``training.robustness_scenes`` says how a copy and another shot differ)
+  and a template of a copy (collage, meme frame, screenshot, chat) holding a different picture.
 
 Two splits, ``dev`` and ``test``, with their own seeds (``split_seed``). The benchmark reports on
 both; ``training.calibrate_embedding`` calibrates the embedding's threshold on ``dev`` and never
@@ -20,6 +27,7 @@ benchmark.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
@@ -29,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from csadetect.media.hashing import hash_image
+from training import robustness_scenes as scenes
 
 QUALITY_GATE = 50
 ORIGINAL_SIDE = 640  # originals are brought to at most this long side before the transforms
@@ -481,6 +490,113 @@ def _crop(frac, where):
     return f
 
 
+def _crop_area(area: float, where: str):
+    """Keep ``area`` of the picture (each side scaled by sqrt(area)) at a corner (``tl``, ``tr``,
+    ``bl``, ``br``), the centre (``c``) or a random position (``rand``)."""
+
+    def f(img, rng):
+        w, h = img.size
+        s = math.sqrt(area)
+        cw, ch = round(w * s), round(h * s)
+        fx, fy = {"tl": (0, 0), "tr": (1, 0), "bl": (0, 1), "br": (1, 1), "c": (0.5, 0.5)}.get(where, (None, None))
+        if fx is None:
+            fx, fy = rng.uniform(0, 1), rng.uniform(0, 1)
+        x, y = round(fx * (w - cw)), round(fy * (h - ch))
+        return img.crop((x, y, x + cw, y + ch))
+
+    return f
+
+
+def _filler(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    """An unrelated generated picture (its own seed from ``rng``) brought to ``size``: the other
+    cells of a collage, the canvas behind a picture-in-picture."""
+    names = list(GENERATORS)
+    gen = GENERATORS[names[int(rng.integers(0, len(names)))]]
+    pic = gen(np.random.default_rng(int(rng.integers(1 << 62))))
+    return ImageOps.fit(pic, (max(1, int(size[0])), max(1, int(size[1]))), Image.Resampling.BILINEAR)
+
+
+def _pip(area: float):
+    """Picture-in-picture: the original, aspect kept, at ``area`` of an unrelated picture's canvas,
+    at a random position (inside), half the time with a thin white border."""
+
+    def f(img, rng):
+        W = int(rng.choice([640, 720, 800]))
+        H = round(W * rng.uniform(0.6, 1.0))
+        canvas = _filler(rng, (W, H))
+        s = math.sqrt(area * W * H / (img.width * img.height))
+        pw, ph = min(W, round(img.width * s)), min(H, round(img.height * s))
+        pic = img.resize((pw, ph), Image.Resampling.LANCZOS)
+        x, y = int(rng.integers(0, W - pw + 1)), int(rng.integers(0, H - ph + 1))
+        if rng.uniform() < 0.5:
+            ImageDraw.Draw(canvas).rectangle([x - 3, y - 3, x + pw + 2, y + ph + 2], fill=(255, 255, 255))
+        canvas.paste(pic, (x, y))
+        return canvas
+
+    return f
+
+
+def t_collage_1x2(img, rng):  # two pictures side by side (or stacked), the original one of them
+    w, h = img.size
+    gap = int(rng.choice([0, 4, 8]))
+    if w <= h:  # side by side
+        out = _canvas((2 * w + gap, h), (255, 255, 255))
+        other = _filler(rng, (w, h))
+        left = rng.uniform() < 0.5
+        out.paste(img, (0 if left else w + gap, 0))
+        out.paste(other, (w + gap if left else 0, 0))
+    else:  # stacked
+        out = _canvas((w, 2 * h + gap), (255, 255, 255))
+        other = _filler(rng, (w, h))
+        top = rng.uniform() < 0.5
+        out.paste(img, (0, 0 if top else h + gap))
+        out.paste(other, (0, h + gap if top else 0))
+    return out
+
+
+def t_collage_2x2(img, rng):  # an uneven 2x2 grid: the original in the large cell (~42% of the area)
+    w, h = img.size
+    W, H = round(w / 0.65), round(h / 0.65)
+    gap = int(rng.choice([0, 4, 8]))
+    out = _canvas((W + gap, H + gap), (255, 255, 255))
+    right, bottom = rng.uniform() < 0.5, rng.uniform() < 0.5  # where the large cell sits
+    ox, oy = (W - w + gap if right else 0), (H - h + gap if bottom else 0)
+    sx, sy = (0 if right else w + gap), (0 if bottom else h + gap)
+    out.paste(img, (ox, oy))
+    out.paste(_filler(rng, (W - w, h)), (sx, oy))
+    out.paste(_filler(rng, (w, H - h)), (ox, sy))
+    out.paste(_filler(rng, (W - w, H - h)), (sx, sy))
+    return out
+
+
+def t_collage_3(img, rng):  # the original large on one side, two small pictures stacked beside it
+    w, h = img.size
+    cw = round(w * rng.uniform(0.5, 0.65))
+    gap = int(rng.choice([0, 4, 8]))
+    out = _canvas((w + gap + cw, h), (255, 255, 255))
+    left = rng.uniform() < 0.5
+    x_img, x_col = (0, w + gap) if left else (cw + gap, 0)
+    out.paste(img, (x_img, 0))
+    top = (h - gap) // 2
+    out.paste(_filler(rng, (cw, top)), (x_col, 0))
+    out.paste(_filler(rng, (cw, h - top - gap)), (x_col, top + gap))
+    return out
+
+
+def t_meme_frame(img, rng):  # meme: a black or white frame with a caption above AND below
+    w, h = img.size
+    dark = rng.uniform() < 0.5
+    bg, fg = ((0, 0, 0), (255, 255, 255)) if dark else ((255, 255, 255), (0, 0, 0))
+    size = max(16, w // 14)
+    bar = int(size * 2.2)
+    side = round(0.04 * w)
+    out = _pad(img, side, bar, side, bar, bg)
+    draw = ImageDraw.Draw(out)
+    draw.text((side + size // 2, bar // 4), _sentence(rng, 4).upper(), fill=fg, font=_font(size))
+    draw.text((side + size // 2, bar + h + bar // 4), _sentence(rng, 4).upper(), fill=fg, font=_font(size))
+    return out
+
+
 def _scale(img, fx: float, fy: float) -> Image.Image:
     size = (max(1, round(img.width * fx)), max(1, round(img.height * fy)))
     return img.resize(size, Image.Resampling.BILINEAR)
@@ -526,7 +642,22 @@ TRANSFORMS: dict[str, tuple[Transform, str]] = {
     "overlay_text": (t_overlay_text, "jpeg"),
     "watermark": (t_watermark, "jpeg"),
     "noise_10": (t_noise, "jpeg"),
+    # issue 17: heavy crops (share of the AREA kept, at a corner, the centre or a random place)
+    **{f"crop{a}_{where}": (_crop_area(a / 100, where), "jpeg")
+       for a in (75, 60) for where in ("tl", "tr", "bl", "br", "c", "rand")},
+    # issue 17: composites (the original >= 40% of the canvas)
+    "pip_60": (_pip(0.60), "jpeg"),
+    "pip_40": (_pip(0.40), "jpeg"),
+    "collage_1x2": (t_collage_1x2, "jpeg"),
+    "collage_2x2": (t_collage_2x2, "jpeg"),
+    "collage_3": (t_collage_3, "jpeg"),
+    "meme_frame": (t_meme_frame, "jpeg"),
 }
+# the edits added for issue 17 (the benchmark reports them apart, and beside the first 30)
+ISSUE17 = tuple(TRANSFORMS)[30:]
+# a template of these holding a different picture is a hard distractor (build_hard_distractors)
+TEMPLATES = ("pip_40", "collage_1x2", "collage_2x2", "collage_3", "meme_frame", "screenshot_phone",
+             "screenshot_desktop", "chat_bubble")
 FRAMINGS = (
     "border_white_10", "border_black_15", "border_colour_20", "frame_mat", "letterbox_9x16",
     "pillarbox_16x9", "blurred_fill", "caption_bar", "screenshot_phone", "screenshot_desktop",
@@ -572,6 +703,77 @@ def build_originals(split: str) -> list[tuple[str, Image.Image]]:
             if hash_image(encode(img, "png")).quality >= QUALITY_GATE:
                 out.append((f"gen:{gen_name}:{seed - 1}", img))
                 made += 1
+    out += [(name, img) for name, img, _ in scene_pairs(split)]
+    return out
+
+
+SCENE_KINDS = ("burst", "stereo", "studio")
+SCENES_PER_KIND = 2
+SHOTS_PER_SCENE = 3  # other shots of each scene, each a hard distractor
+
+
+@functools.lru_cache(maxsize=2)
+def scene_pairs(split: str) -> tuple:
+    """(original name, original, ((kind, other shot), ...)) for the scene originals (issue 17):
+    ``burst`` and ``stereo`` originals are one shot of a scene (``training.robustness_scenes``)
+    and their distractors other shots of it (burst frames; the other eye); a ``studio`` original
+    is objects on a plain sweep and its distractors other objects on the same sweep. Added to the
+    originals (``build_originals``) after the first 36/30, their other shots are
+    ``build_hard_distractors``'s. Cached: both of those ask."""
+    out = []
+    for kind in SCENE_KINDS:
+        made, seed = 0, 0
+        while made < SCENES_PER_KIND:
+            rng = np.random.default_rng(split_seed(split, "scene", kind, seed))
+            seed += 1
+            scene = scenes.make_scene(rng, studio=kind == "studio")
+            img = scenes.render(scene, noise_seed=int(rng.integers(1 << 31)))
+            if hash_image(encode(img, "png")).quality < QUALITY_GATE:
+                continue
+            shots = []
+            for _ in range(SHOTS_PER_SCENE):
+                if kind == "burst":
+                    shots.append(("burst", scenes.burst_shot(scene, rng)))
+                elif kind == "stereo":
+                    shots.append(("stereo", scenes.stereo_shot(scene, rng)))
+                else:
+                    other = scenes.with_objects(scene, rng)
+                    shots.append(("studio", scenes.render(other, noise_seed=int(rng.integers(1 << 31)))))
+            out.append((f"gen:{kind}:{seed - 1}", img, tuple(shots)))
+            made += 1
+    return tuple(out)
+
+
+def build_hard_distractors(split: str, originals: "list[tuple[str, Image.Image]] | None" = None) -> list[tuple[str, str, bytes]]:
+    """Hard distractors of issue 17, none a copy of an original: ``(kind, name, bytes)``.
+
+    * ``burst`` / ``stereo`` / ``studio``: other shots of a scene original (:func:`scene_pairs`);
+      in the test split also the right eye of scikit-image's ``stereo_motorcycle`` (its left eye
+      is an original);
+    * ``template``: each of ``TEMPLATES`` (the same collage layout and filler pictures, the same
+      meme frame and caption, the same screenshot chrome and text, drawn with the same seed as an
+      original's copy) holding a *different* picture, a generated one that is no original.
+    """
+    out: list[tuple[str, str, bytes]] = []
+    for name, _, shots in scene_pairs(split):
+        for i, (kind, shot) in enumerate(shots):
+            out.append((kind, f"{kind}-shot:{name}:{i}", encode(shot, "jpeg")))
+    if split == "test":
+        import skimage.data as data
+
+        right = np.asarray(data.stereo_motorcycle()[1])
+        out.append(("stereo", "stereo-shot:sk:stereo_motorcycle:right", encode(_fit(Image.fromarray(right, "RGB")), "jpeg")))
+    if originals is None:
+        originals = build_originals(split)
+    names = list(GENERATORS)
+    for t_index, tname in enumerate(TEMPLATES):
+        fn, how = TRANSFORMS[tname]
+        for k in range(3):
+            oname = originals[(7 * t_index + 5 * k) % len(originals)][0]
+            gen_name = names[(t_index + k) % len(names)]
+            other = GENERATORS[gen_name](np.random.default_rng(split_seed(split, "template-content", tname, k)))
+            rng = np.random.default_rng(split_seed(split, tname, oname))  # the copy's seed: same template
+            out.append(("template", f"template:{tname}:{oname}:{gen_name}", encode(fn(other, rng), how)))
     return out
 
 

@@ -31,7 +31,7 @@ from csadetect.indicators.mapped import has_index_files, map_version
 from csadetect.indicators.snapshot import (SnapshotError, build_snapshot, check_head, compact, diff, head, info,
                                            load_snapshot, table_rows, version_dir)
 from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file
-from csadetect.media.preprocess import views as preprocess_views
+from csadetect.media.regions import preprocessor
 from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
 
@@ -206,7 +206,7 @@ def cmd_diff(args) -> int:
 def _hash_media(path: str, settings):
     return hash_file(path, max_pixels=settings.limits.max_pixels,
                      seconds_per_hash=settings.match.video_seconds_per_hash,
-                     preprocess=preprocess_views if settings.match.preprocess else None,
+                     preprocess=preprocessor(settings.match),
                      with_views=True, digests=digests(), video_bars=settings.match.video_bars)
 
 

@@ -135,6 +135,14 @@ class MatchSettings(_Strict):
         "small per-item queries are fastest single-threaded, Beam parallelises across items"
     )
     preprocess: bool = Field(True, description="also hash border/letterbox-trimmed views of each image")
+    sub_images: bool = Field(
+        True, description="also hash and embed straight-edged sub-images (collage cells, picture-in-picture, "
+        "csadetect.media.regions; ~2-3 ms per image, + one PDQ and one vector per sub-image found)"
+    )
+    embedding_region_rows: bool = Field(
+        True, description="indicators from-media: also store embedding rows for corner and centre crops "
+        "(csadetect.signals.embedding.EMBEDDING_REGIONS; + 512 B per row per indicator)"
+    )
     auto_confirm_distance: int = Field(
         31, ge=0, le=256, description="PDQ matches at or below this distance are confirmed without review"
     )

@@ -58,6 +58,12 @@ _VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 # is calibrated with these rows (training/calibrate_embedding.py). Each row costs one 128-float vector.
 EMBEDDING_CROPS = (0.05,)
 EMBEDDING_ROTATIONS = (3, -3)
+# Region rows (issue 17, ``match.embedding_region_rows``): crops keeping a share of the AREA at each
+# corner and the centre (ids ``-a60tl`` ... ``-a60c``), so that a heavily cropped copy meets a row
+# that looks like it; ``benchmarks/robustness.md`` measures them. Each costs one more vector per
+# indicator (512 B at 128-d).
+EMBEDDING_REGIONS = ((0.60, ("tl", "tr", "bl", "br", "c")), (0.78, ("tl", "tr", "bl", "br")))
+_ANCHORS = {"tl": (0.0, 0.0), "tr": (1.0, 0.0), "bl": (0.0, 1.0), "br": (1.0, 1.0), "c": (0.5, 0.5)}
 
 
 def split_embedding(value: str) -> tuple[Optional[str], np.ndarray]:
@@ -86,9 +92,11 @@ def embedding_value(vector, version: Optional[str]) -> str:
     return f"{version}:{encoded}" if version else encoded
 
 
-def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS) -> list:
+def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, regions=EMBEDDING_REGIONS) -> list:
     """(id suffix, PIL image) for each embedding row of a known image: ``""`` (the image), then
-    ``"-c05"``-style centre crops and ``"-r+3"``-style rotations."""
+    ``"-c05"``-style centre crops, ``"-r+3"``-style rotations and ``"-a60tl"``-style area crops
+    at a corner or the centre (``regions``; ``()`` when ``match.embedding_region_rows`` is off,
+    :func:`index_regions`)."""
     out = [("", img)]
     w, h = img.size
     for f in crops:
@@ -97,7 +105,28 @@ def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS) -
             out.append((f"-c{round(f * 100):02d}", img.crop((dx, dy, w - dx, h - dy))))
     for deg in rotations:
         out.append((f"-r{deg:+g}", img.rotate(deg, resample=Image.Resampling.BILINEAR, expand=True)))
+    out += region_crops(img, regions)
     return out
+
+
+def region_crops(img, regions=EMBEDDING_REGIONS) -> list:
+    """(``"-a60tl"``-style suffix, crop) for each (area share, anchors) of ``regions``: each side
+    scaled by sqrt(area), placed at a corner (``tl``, ``tr``, ``bl``, ``br``) or the centre (``c``)."""
+    out = []
+    w, h = img.size
+    for area, anchors in regions:
+        s = area ** 0.5
+        cw, ch = max(1, round(w * s)), max(1, round(h * s))
+        for name in anchors:
+            fx, fy = _ANCHORS[name]
+            x, y = round(fx * (w - cw)), round(fy * (h - ch))
+            out.append((f"-a{round(area * 100):02d}{name}", img.crop((x, y, x + cw, y + ch))))
+    return out
+
+
+def index_regions(settings: MatchSettings) -> tuple:
+    """The region rows ``settings.embedding_region_rows`` asks for: :data:`EMBEDDING_REGIONS` or none."""
+    return EMBEDDING_REGIONS if settings.embedding_region_rows else ()
 
 
 def _unit_rows(mat: np.ndarray) -> np.ndarray:
@@ -290,7 +319,7 @@ class EmbeddingSignal(SignalType):
         """With an embedding model: the image and each of its :func:`embedding_views`."""
         if media.embedder is None or media.picture is None:
             return []
-        views = embedding_views(media.picture)
+        views = embedding_views(media.picture, regions=index_regions(settings))
         vectors = media.embedder.embed([img for _, img in views])
         return [(suffix, embedding_value(vector, media.embedder.version)) for (suffix, _), vector in zip(views, vectors)]
 

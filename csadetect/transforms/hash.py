@@ -1,4 +1,4 @@
-"""HashMedia: images -> PDQ (+ dihedral, + trimmed views); videos -> vPDQ frames; both -> the
+"""HashMedia: images -> PDQ (+ dihedral, + trimmed views, + sub-images); videos -> vPDQ frames; both -> the
 digests of the bytes of every registered digest signal type (MD5, SHA-1, SHA-256).
 
 The plaintext content is dropped here: what leaves this stage holds hashes and the content sealed
@@ -15,7 +15,7 @@ from apache_beam import pvalue
 from csadetect.config.settings import Limits, MatchSettings
 from csadetect.events.event import dead_letter
 from csadetect.media.hashing import MediaError, VideoLimits, hash_image_with_views, hash_video
-from csadetect.media.preprocess import views as preprocess_views
+from csadetect.media.regions import preprocessor
 from csadetect.models.embedding import model_inputs
 from csadetect.reports.crypto import load_evidence_private_key, seal_content
 from csadetect.signals import digests
@@ -43,8 +43,7 @@ class HashMediaFn(beam.DoFn):
         self._seal_for = None
 
     def setup(self):
-        if self._match.preprocess:
-            self._preprocess = preprocess_views
+        self._preprocess = preprocessor(self._match)  # match.preprocess views, match.sub_images cells
         if self._evidence_key:
             self._seal_for = load_evidence_private_key(self._evidence_key).public_key()
 

@@ -1,0 +1,247 @@
+"""Sub-images: straight-edged rectangles inside a picture (a collage cell, a picture-in-picture
+inset, a photo on a meme frame or a screenshot), returned as extra query views.
+
+A known picture pasted into a larger unrelated one hashes and embeds like the larger picture, so
+neither PDQ nor the embedding finds it; :func:`csadetect.media.preprocess.views` finds a picture
+on a *flat* surround (borders, bars, UI), not one pasted over another photo or beside other
+pictures. Pasting leaves what photos rarely have: a long, perfectly straight line along which the
+picture changes abruptly, on every side that does not lie on the canvas edge. :func:`sub_image_boxes`
+looks for those lines and the rectangles they close:
+
+1. On a copy of at most ``analysis_side`` px, a pixel is an *edge* across a row (column) when
+   any colour channel differs by at least ``step`` between the line two above and the line one
+   below (left/right): two pictures side by side often differ in hue more than in brightness, and a
+   thin gutter or a blurred JPEG edge still gives one.
+2. Candidate lines: rows (columns) where such edges form a run, gaps of up to ``gap`` px closed,
+   over at least ``min_span`` of the width (height), one per ``nms`` lines. The canvas edges are
+   lines too.
+3. Every rectangle of two candidate rows and two candidate columns, covering ``min_area`` to
+   ``max_area`` of the picture, is scored by the share of edge pixels along each of its sides that
+   is not a canvas edge (prefix sums, so all rectangles cost one array operation); it needs at
+   least one such side, a mean share of ``min_support`` over them and ``min_side_support`` on
+   each. More such sides rank higher (a cell closed on all sides beats the half of the canvas that
+   one of its lines cuts off), then the larger rectangle.
+4. The best-scoring rectangles that overlap no better one by more than ``max_overlap``
+   (intersection over union) are kept, at most ``max_views``, with the flat ones dropped, and
+   brought back to full resolution, where a uniform strip left on a side (a collage's gutter, a
+   white border round an inset) is peeled off by :func:`csadetect.media.preprocess.trim_box`.
+
+An ordinary photo has no line that is straight and abrupt across a third of its width, so it gets
+no sub-image and costs only the analysis (~2 ms of one core, ``benchmarks/robustness.md``; 3 in 4
+of the benchmark's unframed distractors get none). A sub-image is
+one more PDQ hash and one more embedding vector (in the same batched model call as the query's
+other views). The switch is ``match.sub_images`` (``csadetect/config/default.yaml``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image
+
+from csadetect.media.pixels import pixels
+from csadetect.media.preprocess import trim_box, views
+
+Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive, PIL order
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionParams:
+    """Thresholds; defaults chosen on the development split of benchmarks/bench_robustness.py."""
+
+    analysis_side: int = 256
+    step: float = 28.0  # grey-level step across a line that makes an edge pixel
+    gap: int = 3  # edge-free px closed inside a run
+    min_span: float = 0.3  # a candidate line's run: at least this share of the width/height
+    nms: int = 3  # one candidate line per this many lines
+    max_lines: int = 14  # candidate rows (columns) kept, by run length
+    min_area: float = 0.25  # a sub-image covers at least this share of the picture ...
+    max_area: float = 0.85  # ... and at most this share
+    min_side: float = 0.3  # and at least this share of each dimension
+    min_support: float = 0.8  # mean share of edge pixels along the sides that are not the canvas edge ...
+    min_side_support: float = 0.5  # ... and on each of them at least this share
+    max_overlap: float = 0.7  # IoU above which the lower-scoring rectangle is dropped
+    max_views: int = 4
+    min_std: float = 8.0  # grey std below which a rectangle is flat (a UI panel), not a picture
+
+
+DEFAULT = RegionParams()
+
+
+def _small(img: Image.Image, side: int) -> tuple[np.ndarray, float]:
+    """(h, w, 3) int16 RGB of ``img`` at <= ``side`` px, and the scale."""
+    scale = min(1.0, side / max(img.size))
+    small = img if img.mode == "RGB" else img.convert("RGB")
+    if scale < 1.0:
+        factor = int(1.0 / scale)
+        if factor >= 2:  # box-average by a whole factor first: a quarter of the resize's work
+            small = small.reduce(factor)
+        small = small.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                             Image.Resampling.BILINEAR)
+    return np.asarray(small, dtype=np.int16), scale
+
+
+def _edges(rgb: np.ndarray, p: RegionParams) -> tuple[np.ndarray, np.ndarray]:
+    """(across rows, across columns): boolean maps of the image's shape; ``rows[y, x]`` is an
+    abrupt change of any colour channel between lines y-2 and y+1 (a boundary just above line
+    y): two pictures side by side often differ in hue more than in brightness."""
+    h, w = rgb.shape[:2]
+    rows = np.zeros((h, w), bool)
+    cols = np.zeros((h, w), bool)
+    for c in np.moveaxis(rgb, 2, 0):  # one plane at a time: contiguous, and no reduction over channels
+        c = np.ascontiguousarray(c)
+        if h > 4:
+            rows[2:-1] |= np.abs(c[3:] - c[:-3]) >= p.step
+        if w > 4:
+            cols[:, 2:-1] |= np.abs(c[:, 3:] - c[:, :-3]) >= p.step
+    return rows, cols
+
+
+def _closed_runs(flags: np.ndarray, gap: int) -> np.ndarray:
+    """Per line (row of ``flags``): the longest span from a True to a True with no more than
+    ``gap`` False between neighbouring Trues."""
+    best = np.zeros(flags.shape[0], np.int32)
+    line, col = np.nonzero(flags)  # row-major: by line, then column
+    if not len(line):
+        return best
+    start = np.ones(len(line), bool)
+    start[1:] = (line[1:] != line[:-1]) | (col[1:] - col[:-1] > gap + 1)
+    starts = np.flatnonzero(start)
+    ends = np.append(starts[1:], len(line)) - 1
+    length = (col[ends] - col[starts] + 1).astype(np.int32)
+    lines = line[starts]  # sorted: the runs of one line are neighbours
+    first = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]])
+    best[lines[first]] = np.maximum.reduceat(length, first)
+    return best
+
+
+def _candidates(flags: np.ndarray, length: int, p: RegionParams) -> np.ndarray:
+    """Candidate line positions (0 and ``len(flags)`` included): runs over ``min_span``, non-max
+    suppressed; a line position y means the boundary just above line y."""
+    runs = _closed_runs(flags, p.gap)
+    order = np.argsort(-runs, kind="stable")
+    keep: list[int] = []
+    for y in order:
+        if runs[y] < p.min_span * length or len(keep) >= p.max_lines:
+            break
+        if all(abs(int(y) - k) > p.nms for k in keep):
+            keep.append(int(y))
+    n = flags.shape[0]
+    return np.array(sorted(set(keep) | {0, n}), dtype=np.int64)
+
+
+def _support(cum: np.ndarray, line: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Share of edge pixels on ``line`` between ``lo`` and ``hi`` (rows of ``cum``: prefix sums
+    along the line, one row per line position, with the best of the line and its neighbours)."""
+    span = np.maximum(hi - lo, 1)
+    return (cum[line, hi] - cum[line, lo]) / span
+
+
+def _line_cums(flags: np.ndarray) -> np.ndarray:
+    """Prefix sums along each line of ``flags`` (one line per row), each line OR-ed with its
+    neighbours (a line found one pixel off still scores)."""
+    near = flags.copy()
+    near[1:] |= flags[:-1]
+    near[:-1] |= flags[1:]
+    cum = np.zeros((flags.shape[0] + 1, flags.shape[1] + 1), np.float32)
+    cum[:-1, 1:] = np.cumsum(near, axis=1)
+    return cum
+
+
+def sub_image_boxes(img: Image.Image, p: RegionParams = DEFAULT) -> list[Box]:
+    """Boxes (full-resolution px) of the sub-images of ``img``, best first (see the module docstring)."""
+    rgb_small, scale = _small(img, p.analysis_side)
+    h, w = rgb_small.shape[:2]
+    if h < 16 or w < 16:
+        return []
+    rows, cols = _edges(rgb_small, p)
+    ys = _candidates(rows, w, p)
+    xs = _candidates(cols.T, h, p)
+    row_cum, col_cum = _line_cums(rows), _line_cums(cols.T)
+    # every (top, bottom, left, right) of candidate lines, as flat arrays
+    t, b = np.meshgrid(ys, ys, indexing="ij")
+    tb = (t < b) & (b - t >= p.min_side * h)
+    t, b = t[tb], b[tb]
+    l, r = np.meshgrid(xs, xs, indexing="ij")
+    lr = (l < r) & (r - l >= p.min_side * w)
+    l, r = l[lr], r[lr]
+    if not len(t) or not len(l):
+        return []
+    T, L = np.repeat(t, len(l)), np.tile(l, len(t))
+    B, R = np.repeat(b, len(l)), np.tile(r, len(t))
+    area = (B - T) * (R - L) / float(h * w)
+    ok = (area >= p.min_area) & (area <= p.max_area)
+    T, B, L, R, area = T[ok], B[ok], L[ok], R[ok], area[ok]
+    if not len(T):
+        return []
+    sides = []  # (support, is a real side) per side
+    for line, lo, hi, cum, edge in ((T, L, R, row_cum, T == 0), (np.minimum(B, h - 1), L, R, row_cum, B == h),
+                                    (L, T, B, col_cum, L == 0), (np.minimum(R, w - 1), T, B, col_cum, R == w)):
+        sides.append((_support(cum, line, lo, hi), ~edge))
+    real = np.stack([s[1] for s in sides])
+    support = np.stack([np.where(s[1], s[0], 1.0) for s in sides])
+    n_real = real.sum(axis=0)
+    mean = np.where(real, support, 0.0).sum(axis=0) / np.maximum(n_real, 1)
+    good = (n_real > 0) & (support.min(axis=0) >= p.min_side_support) & (mean >= p.min_support)
+    if not good.any():
+        return []
+    # score: the real sides' mean support, then more real sides (a cell closed on all sides beats
+    # the half of the canvas one of its lines cuts off), then the larger rectangle
+    score = mean + 0.05 * n_real + 0.01 * area
+    idx = np.flatnonzero(good)
+    idx = idx[np.argsort(-score[idx], kind="stable")]
+    chosen: list[tuple[int, int, int, int]] = []
+    for i in idx:
+        box = (int(L[i]), int(T[i]), int(R[i]), int(B[i]))
+        if any(_iou(box, c) > p.max_overlap for c in chosen):
+            continue
+        if float(rgb_small[box[1]:box[3], box[0]:box[2]].std()) < p.min_std:
+            continue
+        chosen.append(box)
+        if len(chosen) >= p.max_views:
+            break
+    if not chosen:
+        return []
+    inv = 1.0 / scale
+    W, H = img.size
+    rgb = pixels(img if img.mode == "RGB" else img.convert("RGB"))
+    out = []
+    for x0, y0, x1, y1 in chosen:  # back to full resolution (a canvas edge stays the edge) ...
+        box = (round(x0 * inv), round(y0 * inv), W if x1 == w else min(W, round(x1 * inv)),
+               H if y1 == h else min(H, round(y1 * inv)))
+        out.append(trim_box(rgb, box))  # ... without a gutter or a white border left on a side
+    return out
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def sub_images(img: Image.Image, p: RegionParams = DEFAULT) -> list[tuple[str, Image.Image]]:
+    """``("cell", crop)`` for each of :func:`sub_image_boxes`, best first."""
+    return [("cell", img.crop(box)) for box in sub_image_boxes(img, p)]
+
+
+def views_and_sub_images(img: Image.Image) -> list[tuple[str, Image.Image]]:
+    """:func:`csadetect.media.preprocess.views`, then each :func:`sub_images` that is not the
+    same size as one of them (the photo of a meme frame is found by both)."""
+    found = views(img)
+    sizes = [v.size for _, v in found]
+    for name, cell in sub_images(img):
+        if not any(abs(cell.width - w) <= 0.02 * w and abs(cell.height - h) <= 0.02 * h for w, h in sizes):
+            found.append((name, cell))
+    return found
+
+
+def preprocessor(match) -> Optional[Callable[[Image.Image], list]]:
+    """The query-side views ``match`` (:class:`csadetect.config.settings.MatchSettings`) asks for:
+    ``preprocess`` and ``sub_images`` -> :func:`views_and_sub_images`; ``preprocess`` alone ->
+    ``views``; ``sub_images`` alone -> :func:`sub_images`; neither -> None."""
+    if match.preprocess:
+        return views_and_sub_images if match.sub_images else views
+    return sub_images if match.sub_images else None
