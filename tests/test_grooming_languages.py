@@ -125,6 +125,24 @@ def test_splits_are_disjoint_per_language_and_hold_out_wording(splits):
         assert held and not held & train_msgs, code
 
 
+def test_risk_patterns_start_early_so_a_flag_within_ten_messages_is_possible(splits):
+    """Issue 17 asks for a median flag within the first 10 messages: the corpus must put the first
+    risk pattern in the first few messages and the first window that counts as grooming (two
+    pattern messages, one strong: train_grooming.window_label) before message 10, in every
+    language and split (with 2.0's pacing they came at median message 5-6 and 11)."""
+    from training.train_grooming import window_label
+
+    for split in ("train", "eval"):
+        for code in corpus.LANGUAGE_CODES:
+            convs = [c for c in splits[split] if c.language == code and c.label == "grooming"]
+            pats = [[m["pattern"] for m in c.messages] for c in convs]
+            first = [next(i for i, p in enumerate(ps) if p) for ps in pats]
+            positive = [next(i for i in range(len(ps)) if window_label(ps[max(0, i - 19):i + 1])[0] == 1)
+                        for ps in pats]
+            assert len(convs) >= 10 and np.median(first) <= 3, (split, code, np.median(first))
+            assert np.median(positive) <= 8, (split, code, np.median(positive))
+
+
 def test_corpora_contain_no_explicit_terms(splits):
     strings = []
     for lang in corpus.LANGUAGES.values():

@@ -252,6 +252,32 @@ CHITCHAT = {
         "i need to clean my room", "what time is it there", "i just woke up lol", "we have a day off {day}",
         "can't talk long", "my phone is at 5 percent", "happy friday", "i got a good grade on my {subject} test",
         "congrats!", "my {sport} coach is so strict", "i want a puppy so bad", "what's your favourite food",
+        # Longer everyday first-person lines (issue 17, second round): the short small talk alone let
+        # any long sentence look like a groomer's.
+        "i'm really looking forward to the summer holidays",
+        "i told my mum i'd be home by six",
+        "can you send me the {subject} notes later",
+        "i think i left my jacket at your house",
+        "my dad is picking me up after practice",
+        "we're going to my aunt's this weekend",
+        "i'm so nervous about the {subject} test tomorrow",
+        "i can't wait for the new season of {show}",
+        "my little brother broke my controller again",
+        "i'm at home alone with my sister tonight, she's making pizza",
+        "did you see what happened in class today",
+        "i really want to get better at {game}",
+        "honestly nothing special happened today",
+        "my phone is so slow i need a new one",
+        "i have to babysit my cousin on {day}",
+        "we had a sub in {subject} and it was chaos",
+        "i'm going to the cinema with my family",
+        "my friend and i are making a video for youtube",
+        "i don't really like the new teacher",
+        "i got a new hoodie for my birthday",
+        "i was thinking about joining the {sport} club",
+        "my mum says i can have friends over on {day}",
+        "i'm trying to save up for a new bike",
+        "we're getting a dog next month i'm so happy",
     ],
     "eval": [
         "my grandma made soup", "the wifi keeps dropping", "i finished the book", "we're painting my room",
@@ -635,6 +661,16 @@ class _Builder:
         return conv
 
 
+# Pacing (issue 17): early-stage grooming shows risk patterns from the first messages (an age
+# question or "add me on snapchat" right after hello), so a conversation opens with 0-4 small-talk
+# messages and a few messages of small talk lie between patterns. The benign families use the
+# same prelude and gaps, so the hard negatives (a coach asking ages for the team list, a surprise
+# kept from a sister) come just as early.
+PRELUDE = (0, 4)  # small-talk messages before the first family/pattern line (were 1-8)
+GAP = 2  # at most this many small-talk messages between two lines (were 4)
+GAP_SUBTLE = 5  # ... between two patterns of a subtle grooming conversation (were 7)
+
+
 def _grooming(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH) -> Conversation:
     b = _Builder(rng, split, lang)
     adult = rng.randrange(2)
@@ -649,8 +685,8 @@ def _grooming(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH
             chosen.append(p)
     steps = chosen + [p for p in chosen if rng.random() < 0.25]  # some patterns come back
     steps.sort(key=lambda p: _STAGE[p] + rng.uniform(-2.0, 2.0))
-    b.chitchat(rng.randint(1, 8))
-    gap_hi = 7 if subtle else 4
+    b.chitchat(rng.randint(*PRELUDE))
+    gap_hi = GAP_SUBTLE if subtle else GAP
     for step in steps:
         b.say(adult, rng.choice(_pool(lang.groomer[step], split, reserve=True)), step)
         if rng.random() < 0.7:
@@ -664,12 +700,12 @@ def _benign(rng: random.Random, split: str, cid: str, families: list, lang: Lang
     fam = rng.choice(families)
     b = _Builder(rng, split, lang)
     a_lines, b_lines = _pool(fam.lines_a, split, reserve=True), _pool(fam.lines_b, split)
-    b.chitchat(rng.randint(1, 8))
+    b.chitchat(rng.randint(*PRELUDE))
     for _ in range(rng.randint(2, 6)):
         b.say(0, rng.choice(a_lines))
         if rng.random() < 0.7:
             b.say(1, rng.choice(b_lines))
-        b.chitchat(rng.randint(0, 4))
+        b.chitchat(rng.randint(0, GAP))
     b.chitchat(rng.randint(0, 6))
     if rng.random() < 0.5:  # either side may open the conversation
         b.turns = [(1 - s, t, p) for s, t, p in b.turns]
