@@ -96,7 +96,7 @@ def test_query_path_is_the_clis(model, tmp_path):
     index, rows, owner, emb, pdq = build_index(originals, str(workdir), settings, model)
     per = 1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS) + len(region_crops(synth(0)))
     assert sorted(r.kind for r in rows) == sorted(["pdq", "md5", "sha256"] * 2 + ["embedding"] * per * 2)
-    # crop10 and flip_crop10 mostly fall under the calibrated threshold (0.9835): they check that both
+    # crop10 and flip_crop10 mostly fall under the calibrated threshold (0.9907): they check that both
     # paths agree; flip (the mirror) and border (the views) must also match their own original
     for name in ("crop10", "flip_crop10", "flip", "border"):
         copy = transform(name, originals[1], 1001)

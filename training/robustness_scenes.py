@@ -41,7 +41,8 @@ class Scene:
     subject: int  # index into objects
 
 
-def _fractal(rng: np.random.Generator, h: int, w: int, beta: float) -> np.ndarray:
+def fractal(rng: np.random.Generator, h: int, w: int, beta: float) -> np.ndarray:
+    """2D 1/f^beta noise in [0, 1] (also the texture of ``training.robustness_set``'s generated pictures)."""
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
     f = np.sqrt(fx * fx + fy * fy)
@@ -75,7 +76,7 @@ def make_scene(rng: np.random.Generator, studio: bool = False) -> Scene:
         bg = np.broadcast_to(base * (1.0 - 0.25 * y), (H, W, 3)).copy()
     else:
         pal = rng.uniform(0, 255, (int(rng.integers(3, 6)), 3))
-        field = _fractal(rng, H, W, rng.uniform(2.0, 2.8))
+        field = fractal(rng, H, W, rng.uniform(2.0, 2.8))
         pos = np.linspace(0, 1, len(pal))
         bg = np.stack([np.interp(field, pos, pal[:, c]) for c in range(3)], axis=-1)
     light = rng.normal(size=3)

@@ -52,17 +52,7 @@ WORDS = (
 # --------------------------------------------------------------------------- generated images
 
 
-def _fractal(rng: np.random.Generator, h: int, w: int, beta: float) -> np.ndarray:
-    """2D 1/f^beta noise in [0, 1]."""
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    f = np.sqrt(fx * fx + fy * fy)
-    f[0, 0] = 1.0
-    spec = (rng.normal(size=f.shape) + 1j * rng.normal(size=f.shape)) / f ** (beta / 2)
-    spec[0, 0] = 0
-    field = np.fft.irfft2(spec, s=(h, w))
-    field -= field.min()
-    return field / max(field.max(), 1e-9)
+_fractal = scenes.fractal  # 2D 1/f^beta noise in [0, 1]
 
 
 def _fractal1d(rng: np.random.Generator, n: int, beta: float) -> np.ndarray:
