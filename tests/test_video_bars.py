@@ -252,3 +252,23 @@ def test_the_shares_are_validated_in_one_line(share, tmp_path):
             load_settings(str(config))
         assert f"match.{key}" in str(err.value) and "\n" not in str(err.value)
     assert load_settings().match.video_indicator_share == MatchSettings().video_indicator_share
+
+
+def test_the_pipeline_stage_passes_the_switch_to_the_decoder(meta_videos):
+    """``HashMedia`` (the pipeline's stage) hashes a barred upload whole and cropped with
+    ``match.video_bars`` on, and whole only with it off."""
+    import json
+
+    from csadetect.config.settings import Limits
+    from csadetect.events.event import make_event, parse_event
+    from csadetect.transforms.hash import HashMediaFn
+
+    event = json.dumps(make_event("v", meta_videos["pattern-sd-grey-bar"].read_bytes(), kind="video", mime="video/mp4"))
+    cropped = {}
+    for bars in (True, False):
+        fn = HashMediaFn(Limits(), MatchSettings(video_bars=bars))
+        fn.setup()
+        (item,) = list(fn.process(parse_event(event)))
+        cropped[bars] = [f.cropped for f in item.video.frames]
+    assert any(cropped[True]) and not all(cropped[True])  # whole and cropped frames
+    assert cropped[False] and not any(cropped[False])
