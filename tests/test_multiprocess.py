@@ -59,7 +59,7 @@ def chat_events(cid: str, turns, minor: bool = True) -> list[dict]:
 def build_world(work: Path, db: str | None = None) -> dict:
     """A small signed indicator DB (PDQ, MD5, SHA-256 and embedding rows of 3 generated pictures)
     under ``work/db`` (or ``db``: any Beam filesystem URL), its keys under ``work/keys``, and
-    ``work/events.jsonl``: known copies (exact, letterboxed, a redelivery, a URI), a rotated crop
+    ``work/events.jsonl``: known copies (exact, letterboxed, a redelivery, a URI), a heavy crop
     only the embedding finds, two pictures of the classifier's proxy class, unrelated pictures,
     a grooming-risk chat and a benign one with a minor, adults' chat, and malformed events."""
     from csadetect.indicators.rows import from_media
@@ -85,7 +85,7 @@ def build_world(work: Path, db: str | None = None) -> dict:
         make_event("letterbox", synth.jpeg_bytes(synth.letterbox(known[2]), 70)),
         make_event("exact", Path(paths[1]).read_bytes()),  # redelivered: one report
         {k: v for k, v in make_event("by-uri", b"", content_uri=paths[2]).items() if k != "content_b64"},
-        make_event("cropped", synth.jpeg_bytes(synth.rotate_crop(known[0]))),
+        make_event("cropped", synth.jpeg_bytes(synth.corner_crop(known[0]))),  # only the embedding finds it
         *[make_event(f"new-{s}", synth.jpeg_bytes(classifier_corpus.positive_example(s))) for s in POSITIVE_SEEDS],
         make_event("parts", synth.jpeg_bytes(classifier_corpus.negative_example(910001, hard=True)), account="acct-parts"),
         make_event("other", synth.jpeg_bytes(synth.synthetic_image(4243)), account="acct-other"),

@@ -45,10 +45,7 @@ def world(tmp_path_factory, report_keys):
     # image, 5% crop, ±3° rotations and the region rows (match.embedding_region_rows, on by default)
     assert sum(r.kind == "embedding" for r in rows) == 3 * (4 + sum(len(a) for _, a in EMBEDDING_REGIONS))
     build_snapshot(rows, work / "db", work / "keys" / "private.pem")
-    # a heavy crop: the top-left part keeping 80% of the area (between the 78%- and full-image rows:
-    # not a row's own box). PDQ misses it, the embedding finds it (cosine 0.995 at threshold 0.9907)
-    w, h = known[0].size
-    crop = known[0].crop((0, 0, round(w * 0.8 ** 0.5), round(h * 0.8 ** 0.5)))
+    crop = synth.corner_crop(known[0])  # PDQ misses it, the embedding finds it (cosine 0.995, threshold 0.9907)
     events = [
         make_event("exact", open(paths[1], "rb").read()),
         make_event("cropped", synth.jpeg_bytes(crop)),
