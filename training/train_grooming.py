@@ -1,6 +1,6 @@
 """Train the reference grooming-risk model on the synthetic corpus (DESIGN.md §5).
 
-    python -m training.train_grooming --out csadetect/models/reference/grooming [--n 2000] [--seed 1]
+    python -m training.train_grooming --out csadetect/models/reference/grooming [--n 2000] [--seed 1] [--model-seed S]
 
 CPU only, one thread by default, fixed seed, deterministic, under a minute. Writes
 ``model.keras`` (Keras 3, text vectorisation included), ``metadata.json`` and ``metrics.json``
@@ -54,7 +54,7 @@ from csadetect.models.grooming import (KIND, GroomingModel, evaluate, expected_c
                                        f_beta, latency_p, latency_weighted_f1, speaker_ids)
 from csadetect.models.loader import METADATA_FILE, MODEL_FILE  # noqa: E402
 
-VERSION = "grooming-reference-2.1"
+VERSION = "grooming-reference-2.2"
 WINDOW = 20
 WORD_TOKENS = 24000
 CHAR_TOKENS = 32000
@@ -451,6 +451,8 @@ def main(argv=None) -> int:
     ap.add_argument("--languages", default=",".join(corpus.LANGUAGE_CODES),
                     help=f"comma-separated corpus languages (default {','.join(corpus.LANGUAGE_CODES)})")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--model-seed", type=int, default=None,
+                    help="seed of the weights and batch order (default: --seed; the corpus follows --seed only)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--token-dropout", type=float, default=TOKEN_DROPOUT)
@@ -498,7 +500,8 @@ def main(argv=None) -> int:
             return choose_early_threshold(z, cal_scanned)[1]["latency_weighted_f1"]
         return choose_threshold(np.asarray([float(m.max()) for m in z]), yc)[1]
 
-    full = train(fit, args.epochs, args.seed, log, select=select, token_dropout=args.token_dropout,
+    model_seed = args.seed if args.model_seed is None else args.model_seed
+    full = train(fit, args.epochs, model_seed, log, select=select, token_dropout=args.token_dropout,
                  label_smoothing=args.label_smoothing, lr=args.lr, checks_per_epoch=args.checks_per_epoch,
                  pattern_weight=args.pattern_weight)
     model = GroomingModel(full, meta)
@@ -549,6 +552,7 @@ def main(argv=None) -> int:
                         "ece_calibration_split_before": ece_before, "ece_calibration_split_after": ece_after,
                         "conversations": len(cal_scanned), "by_language": lang_cal},
         "training": {"corpus": "training.grooming_corpus", "languages": languages, "seed": args.seed,
+                     "model_seed": model_seed,
                      "conversations": len(fit), "conversations_per_language": args.n,
                      "calibration_conversations": len(cal), "epochs": args.epochs,
                      "selected_after_epochs": getattr(full, "selected_after_epochs", args.epochs),

@@ -299,10 +299,20 @@ BENIGN_FAMILIES = [
                    "!kun je een foto van het huiswerk sturen", "!zullen we voor de les afspreken om te leren",
                    "wie heb jij voor {subject}", "!voeg me toe op {app} voor het groepsproject",
                    "!mijn ouders lezen mijn appjes dus zeg niks raars haha", "!zit je alleen in de pauze? kom bij ons",
-                   "!beloof dat je niemand vertelt dat ik die band leuk vind", "de bus was weer zo laat"],
+                   "!beloof dat je niemand vertelt dat ik die band leuk vind", "de bus was weer zo laat",
+                   # Issue 17, third round: more benign peer lines that share the risk patterns'
+                   # surface words (age, "niet doorvertellen", "kom je ook", alleen, foto, afspreken).
+                   "!niet doorvertellen hoor, maar ik heb een onvoldoende voor {subject}",
+                   "!kom je ook naar het feestje van {name}? die wordt {age}",
+                   "!ben jij al {age} of moet je nog jarig worden", "!app me als je thuis bent, dan bellen we over het werkstuk",
+                   "!zullen we na school samen naar huis fietsen", "!stuur je even een foto van het rooster? ik ben het kwijt",
+                   "!niemand hoeft te weten dat ik auditie doe voor de musical haha", "!zit jij ook alleen bij {subject}? ik kom naast je",
+                   "!geheimpje: ik vind de nieuwe mentor eigenlijk best aardig", "!kom je ook na het zesde uur naar de bieb?",
+                   "in welke klas zit je broertje", "!hoe oud was je toen je hier op school kwam?"],
          "eval": ["!wanneer ben je jarig, hoe oud word je", "!beloof dat je niemand vertelt dat ik fan ben van die zanger",
                   "!snap me de aantekeningen van vandaag", "!zullen we in de pauze in de bieb afspreken"]},
-        {"train": ["{age}!", "haha ik zeg niks", "tuurlijk sec", "oke", "meneer de vries"],
+        {"train": ["{age}!", "haha ik zeg niks", "tuurlijk sec", "oke", "meneer de vries", "beloofd, ik hou mn mond",
+                   "ja ik kom ook", "ik ben {age}, jij?", "wacht ik zoek het op", "in de brugklas"],
          "eval": ["haha oke", "gestuurd", "zeker"]},
     ),
     Family(
