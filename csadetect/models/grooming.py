@@ -62,6 +62,14 @@ NUMPY_TOLERANCE = 1e-5  # max |numpy - Keras| on the load-time check, else Tenso
 UNSUPPORTED_POLICIES = ("skip", "score")
 
 
+def unsupported_policy(value: str) -> str:
+    """``value`` when it is one of :data:`UNSUPPORTED_POLICIES` (what to do with a conversation in
+    a language the model does not support), else ValueError in one line."""
+    if value not in UNSUPPORTED_POLICIES:
+        raise ValueError(f"unsupported languages: {value!r} is not one of {', '.join(UNSUPPORTED_POLICIES)}")
+    return value
+
+
 def _check_metadata(metadata: dict) -> None:
     int(metadata["window"]), float(metadata["threshold"]), list(metadata["patterns"])
     for code, entry in (metadata.get("languages") or {}).items():
@@ -442,8 +450,7 @@ class GroomingModel:
         """Batched :meth:`score_conversation`: all messages encoded in one pass, all windows scored
         in one pass; results equal one-by-one scoring. ``threshold``: one for every language
         (default: each language's own). ``unsupported``: see the module docstring."""
-        if unsupported not in UNSUPPORTED_POLICIES:
-            raise ValueError(f"unsupported must be one of {UNSUPPORTED_POLICIES}")
+        unsupported_policy(unsupported)
         results: list[Optional[dict]] = [None] * len(conversations)
         todo = []
         for ci, msgs in enumerate(conversations):
@@ -511,17 +518,11 @@ def f_beta(precision: float, recall: float, beta: float = 0.5) -> float:
 
 def expected_calibration_error(scores: Sequence[float], labels: Sequence[int], bins: int = 10) -> float:
     """Equal-width-bin ECE: sum over bins of |mean score - positive rate| weighted by bin size."""
-    s = np.asarray(scores, np.float64)
-    y = np.asarray(labels, np.float64)
-    if len(s) == 0:
+    if len(scores) == 0:
         return float("nan")
-    b = np.minimum((s * bins).astype(int), bins - 1)
-    ece = 0.0
-    for k in range(bins):
-        sel = b == k
-        if sel.any():
-            ece += sel.mean() * abs(s[sel].mean() - y[sel].mean())
-    return float(ece)
+    n = len(scores)
+    return float(sum(b["n"] / n * abs(b["mean_score"] - b["positive_rate"])
+                     for b in reliability(scores, labels, bins) if b["n"]))
 
 
 def _pct(values: Sequence[float], q: float) -> Optional[float]:

@@ -47,7 +47,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from csadetect.models import language as langid
-from csadetect.models.grooming import UNSUPPORTED_POLICIES, GroomingModel
+from csadetect.models.grooming import GroomingModel, unsupported_policy
 from csadetect.transforms.common import NAMESPACE, counter, guarded, record_failure, spread_before_state
 
 LOG = logging.getLogger(__name__)
@@ -174,9 +174,7 @@ class ConversationStateFn(beam.DoFn):
     EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
     def __init__(self, model_path, threshold, inactivity_seconds: int, shared_handle, unsupported: str = "skip"):
-        if unsupported not in UNSUPPORTED_POLICIES:
-            raise ValueError(f"unsupported must be one of {UNSUPPORTED_POLICIES}")
-        self._unsupported = unsupported
+        self._unsupported = unsupported_policy(unsupported)
         self._model_path = model_path
         self._threshold = threshold
         self._inactivity = inactivity_seconds
@@ -306,9 +304,7 @@ class ClassifyGrooming(beam.PTransform):
     def __init__(self, model_path=None, threshold=None, inactivity_seconds: int = 7 * 24 * 3600,
                  encode_batch_size: int = ENCODE_BATCH_SIZE, unsupported_languages: str = "skip"):
         super().__init__()
-        if unsupported_languages not in UNSUPPORTED_POLICIES:
-            raise ValueError(f"unsupported_languages must be one of {UNSUPPORTED_POLICIES}")
-        self._unsupported = unsupported_languages
+        self._unsupported = unsupported_policy(unsupported_languages)
         self._model_path = model_path
         self._threshold = threshold
         self._inactivity = inactivity_seconds
