@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed
 FFMPEG_DEV = libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libswresample-dev libswscale-dev libavutil-dev
 BROWSER    = chromium chromium-driver
 
-.PHONY: demo test install sysdeps bench models clean flink-deps flink-up flink-down
+.PHONY: demo test install sysdeps bench models models-check clean flink-deps flink-up flink-down
 
 demo: install
 	$(PY) -m csadetect demo
@@ -61,11 +61,19 @@ bench: install
 
 # Retrain the reference models (CPU, fixed seeds, reproducible; benign synthetic data only), and
 # redraw the demo's pictures of the classifier's proxy class (csadetect/models/reference/demo).
+# `make models MODELS_DIR=DIR` writes them elsewhere; `make models-check` retrains into a
+# temporary folder and compares with the shipped ones (training/check_reproduction.py; ~15 min).
+MODELS_DIR ?= csadetect/models/reference
 models: install
-	$(PY) -m training.train_grooming --out csadetect/models/reference/grooming
-	$(PY) -m training.train_embedding --out csadetect/models/reference/embedding
-	$(PY) -m training.train_classifier --out csadetect/models/reference/classifier
-	$(PY) -m training.classifier_corpus --demo-pictures csadetect/models/reference/demo
+	$(PY) -m training.train_grooming --out $(MODELS_DIR)/grooming
+	$(PY) -m training.train_embedding --out $(MODELS_DIR)/embedding
+	$(PY) -m training.train_classifier --out $(MODELS_DIR)/classifier --embedding $(MODELS_DIR)/embedding
+	$(PY) -m training.classifier_corpus --demo-pictures $(MODELS_DIR)/demo
+
+models-check: install
+	rm -rf .models-check
+	$(MAKE) models MODELS_DIR=.models-check
+	$(PY) -m training.check_reproduction --retrained .models-check
 
 clean:
-	rm -rf $(VENV) out .demo build dist *.egg-info .flink
+	rm -rf $(VENV) out .demo build dist *.egg-info .flink .models-check

@@ -71,8 +71,11 @@ from training.robustness_set import (FRAMINGS, ISSUE17, LATE, QUALITY_GATE, TRAN
                                      build_hard_distractors, build_originals, encode, split_seed)
 
 THRESHOLD = 31
-# The embedding threshold the previous release shipped (4 rows per original, no sub-images; the
-# model card's "Threshold and its calibration"): the previous-release columns are scored at it.
+# The previous release's embedding: its weights (``benchmarks/previous-release/embedding``, the
+# reference model it shipped, trained 2026-11-28 under TensorFlow 2.21) and the threshold it shipped
+# (4 rows per original, no sub-images; the model card's "Threshold and its calibration"): the
+# previous-release columns are scored with them.
+PREVIOUS_RELEASE_MODEL = Path(__file__).resolve().parent / "previous-release" / "embedding"
 PREVIOUS_RELEASE_THRESHOLD = 0.9835
 # What `python -m training.calibrate_embedding` gives with the region rows and the sub-images on
 # (2026-12-03; largest false pair 0.9857, a 60%-area crop against another original): shipped in
@@ -94,6 +97,7 @@ class Embedder:
         self.match = settings.match
         self.spec = EmbeddingSpec.resolve(settings.embedding)
         self.model = EmbeddingModel.load(self.spec.path)
+        self.previous_model = EmbeddingModel.load(PREVIOUS_RELEASE_MODEL)
         self.flip = settings.embedding.flip
         self.threshold = self.spec.threshold
         # how the threshold was set (training/calibrate_embedding.py), when the model records it
@@ -104,22 +108,25 @@ class Embedder:
         """An original's embedding rows, ``(rows, dim)``, made by ``csadetect.indicators.rows.media_rows``
         (what ``indicators from-media`` runs): the decoded image and its index-side views
         (``csadetect.signals.embedding.embedding_views``), read back from the rows' values. Returns
-        (the previous release's rows, this release's: with the region rows ``-aNN..``)."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "original.png")
-            Path(path).write_bytes(data)
-            rows, _ = media_rows(path, self.match.model_copy(update={"embedding_region_rows": True}),
-                                 embedder=self.model)
-        rows = [r for r in rows if r.kind == "embedding"]
-        vectors = np.stack([split_embedding(r.value)[1] for r in rows])
-        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        previous = np.array(["-embedding-a" not in r.indicator_id for r in rows])
-        return vectors[previous], vectors
+        (the previous release's rows, made by its model without the region rows; this release's:
+        with the region rows ``-aNN..``)."""
+        out = []
+        for model, regions in ((self.previous_model, False), (self.model, True)):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "original.png")
+                Path(path).write_bytes(data)
+                rows, _ = media_rows(path, self.match.model_copy(update={"embedding_region_rows": regions}),
+                                     embedder=model)
+            vectors = np.stack([split_embedding(r.value)[1] for r in rows if r.kind == "embedding"])
+            out.append(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
+        return out[0], out[1]
 
-    def query(self, pictures) -> np.ndarray:
-        """A query's vectors, as ``HashMedia`` + ``EmbedImages`` make them: every view (+ mirror)."""
-        _, batch = model_inputs(pictures, self.model.input_size, flip=self.flip)
-        return self.model.embed_arrays(batch)
+    def query(self, pictures, previous: bool = False) -> np.ndarray:
+        """A query's vectors, as ``HashMedia`` + ``EmbedImages`` make them: every view (+ mirror);
+        ``previous``: with the previous release's model."""
+        model = self.previous_model if previous else self.model
+        _, batch = model_inputs(pictures, model.input_size, flip=self.flip)
+        return model.embed_arrays(batch)
 
 
 class Query:
@@ -142,11 +149,9 @@ class Query:
         self.pre2 = np.array(main + extra + cells, dtype=np.uint64).reshape(-1, 4)
         self.vectors = self.vectors2 = None
         if embedder is not None:
-            # one model call; the mirror is of the image (first), so it sits after the last view
-            vecs = embedder.query(pictures)
-            names = [name for name, _ in pictures] + (["image:flip"] if embedder.flip else [])
-            previous = np.array([n != "cell" for n in names])
-            self.vectors, self.vectors2 = vecs[previous], vecs
+            # one call of each release's model: the previous one without the sub-images
+            self.vectors = embedder.query([(n, p) for n, p in pictures if n != "cell"], previous=True)
+            self.vectors2 = embedder.query(pictures)
 
 
 def min_distances(cands: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -186,7 +191,7 @@ def measure_cost(samples: list[bytes], embedder: "Embedder | None" = None) -> di
         n_cells += len(cells)
         cell_pdq_ms.append(_cpu_ms(lambda: [pdq_from_image(v) for _, v in cells]))
         if embedder is not None:
-            embed_ms.append(_cpu_ms(lambda: embedder.query([("image", img)] + found)))
+            embed_ms.append(_cpu_ms(lambda: embedder.query([("image", img)] + found, previous=True)))
             embed2_ms.append(_cpu_ms(lambda: embedder.query([("image", img)] + both)))
     if not samples:  # a run restricted to some edits may have no framed copy or composite
         pdq_ms = views_ms = view_pdq_ms = cells_ms = cell_pdq_ms = [float("nan")]

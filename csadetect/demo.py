@@ -67,7 +67,7 @@ N_UNKNOWN = 8
 # images of the benign proxy class the reference new-material classifier flags (csadetect/models/cards/classifier.md),
 # and a look-alike it does not: drawn by training.classifier_corpus (not in the package), shipped as JPEGs
 NEW_MATERIAL_SEEDS = (900001, 900005)
-HARD_NEGATIVE_SEEDS = (910001,)
+HARD_NEGATIVE_SEEDS = (910007,)
 DEMO_PICTURES = REFERENCE_DIR / "demo"
 
 
@@ -134,10 +134,10 @@ def prepare(workdir: str | Path = ".demo") -> dict:
     events[-1]["event_id"] = "evt-known-0-exact"  # Pub/Sub redelivery: same id, no second report
     if video is not None:
         add("evt-known-video", Path(video).read_bytes(), True, kind="video", mime="video/mp4", service="videos")
-    # a slightly rotated and cropped copy PDQ cannot match: the embedding finds it; embedding
-    # near-duplicates go to human review
+    # a heavy crop (60% of the area, top-left) PDQ cannot match: the index's region rows and the
+    # embedding find it; embedding near-duplicates go to human review
     if settings.embedding.enabled:
-        add("evt-known-0-rotated", synth.jpeg_bytes(synth.rotate_crop(known_imgs[0])), False, review=True)
+        add("evt-known-0-cropped", synth.jpeg_bytes(synth.corner_crop(known_imgs[0])), False, review=True)
     # new material: images of the benign proxy class the reference classifier was trained to flag;
     # classifier hits wait for a reviewer (DESIGN 6). A hard negative (emblem parts) is not flagged.
     if settings.new_material.enabled:

@@ -94,7 +94,7 @@ def test_calibration_set_is_disjoint_from_evaluation(tiny):
 def test_shipped_metadata_has_provenance():
     meta = KIND.metadata()
     prov = meta["threshold_provenance"]
-    assert meta["version"] == "embedding-ref-0.1"
+    assert meta["version"] == "embedding-ref-0.2"
     assert float(meta["threshold"]) > prov["max_false_pair_similarity"]
     assert float(meta["threshold"]) >= prov["max_false_pair_similarity"] + prov["margin"] - 1e-9
     sets = prov["calibration_sets"]

@@ -105,7 +105,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     reviewed = sorted(e for e in info["expected_review"] if e not in PROVIDER_REJECTS) + ["conv-risk"]
     assert sorted(confirmed) == sorted(reviewed)
     assert confirmed["conv-risk"]["detection_type"] == "grooming" and confirmed["conv-risk"]["risk_patterns"]
-    assert confirmed["evt-known-0-rotated"]["detector"] == "known-embedding"
+    assert confirmed["evt-known-0-cropped"]["detector"] == "known-embedding"
     for r in reports:
         crypto.verify_report(r, info["provider_public_key"])
         assert crypto.open_evidence(r, info["centre_private_key"])[1]

@@ -2,6 +2,8 @@
 tombstones through deltas, and memory."""
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
@@ -72,6 +74,35 @@ def test_other_model_versions_and_dims_never_compared():
     got = {m.indicator_id for m in index.match_embeddings(v[None], "m1", 0.99)}
     assert got == {"same", "unversioned"}
     assert index.memory_stats()["embedding_index"] == 3 * 16 * 4 + 8 * 4 + 4 * 4
+
+
+def test_rows_of_another_model_only_are_named():
+    """An index whose embedding rows were all made by another model would never match the
+    configured model's queries: embedding_version_problem says so in one line (the pipeline stops
+    at launch on it, and a worker logs it once per snapshot version)."""
+    rng = np.random.default_rng(5)
+    v = _unit(rng, 2)
+    old = _index([Indicator("a", "embedding", embedding_value(v[0], "emb-0.1")), Indicator("p", "pdq", "f" * 64)])
+    assert old.embedding_versions() == {"emb-0.1"}
+    problem = old.embedding_version_problem("emb-0.2")
+    assert problem.startswith("the indicator database (version 1) has embedding rows of model emb-0.1 only, "
+                              "but the configured embedding model is emb-0.2") and "\n" not in problem
+    assert old.embedding_version_problem("emb-0.1") is None
+    mixed = _index([Indicator("a", "embedding", embedding_value(v[0], "emb-0.1")),
+                    Indicator("b", "embedding", embedding_value(v[1], "emb-0.2"))])
+    assert mixed.embedding_version_problem("emb-0.2") is None
+    unversioned = _index([Indicator("a", "embedding", embedding_value(v[0], None))])
+    assert unversioned.embedding_version_problem("emb-0.2") is None  # rows without a version match any model
+    assert _index([Indicator("p", "pdq", "f" * 64)]).embedding_version_problem("emb-0.2") is None
+    # at launch: one line before the graph is built
+    from csadetect.config.settings import ConfigError
+    from csadetect.pipelines.detect import ResolvedModels, check_embedding_rows
+
+    spec = types.SimpleNamespace(version="emb-0.2")
+    with pytest.raises(ConfigError, match="has embedding rows of model emb-0.1 only"):
+        check_embedding_rows(old, ResolvedModels(embedding=spec))
+    check_embedding_rows(mixed, ResolvedModels(embedding=spec))
+    check_embedding_rows(old, ResolvedModels())  # embedding off: nothing to check
 
 
 def test_tombstoned_embedding_stops_matching(tmp_path):

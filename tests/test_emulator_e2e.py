@@ -96,7 +96,7 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
     uploads, secrets = [], []
     uploads.append(make_event("auto-exact", Path(paths[0]).read_bytes()))
     uploads.append(make_event("auto-recompressed", synth.jpeg_bytes(known[1], quality=40)))
-    uploads.append(make_event("review-crop", synth.jpeg_bytes(synth.rotate_crop(known[1]))))
+    uploads.append(make_event("review-crop", synth.jpeg_bytes(synth.corner_crop(known[1]))))
     uploads.append(make_event("review-new-a", synth.jpeg_bytes(classifier_corpus.positive_example(900001))))
     rejected = make_event("rejected-new-zq", synth.jpeg_bytes(classifier_corpus.positive_example(900005)),
                           account="rejected-account-zq")

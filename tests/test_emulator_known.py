@@ -81,7 +81,7 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
     add("hit-flipped", synth.jpeg_bytes(known[3].transpose(0)), True)
     add("hit-video", indicator_db["video"].read_bytes(), True, kind="video", mime="video/mp4")
     # PDQ misses this rotated, cropped copy; the embedding finds it; near-duplicates wait for a reviewer
-    add("review-cropped", synth.jpeg_bytes(synth.rotate_crop(known[1])), False)
+    add("review-cropped", synth.jpeg_bytes(synth.corner_crop(known[1])), False)
     expected_review.add("review-cropped")
     from training import classifier_corpus
 
@@ -91,7 +91,7 @@ def test_stream_end_to_end(emulator, indicator_db, tmp_path, report_keys):
 
     from csadetect.media.hashing import hash_image
 
-    parts = synth.jpeg_bytes(classifier_corpus.negative_example(910001, hard=True))
+    parts = synth.jpeg_bytes(classifier_corpus.negative_example(910007, hard=True))
     add("nonhit-parts-zq", parts, False, account="nonhit-parts-account-zq")
     non_hit_secrets += ["nonhit-parts-zq", "nonhit-parts-account-zq", hashlib.sha256(parts).hexdigest()]
 

@@ -116,7 +116,7 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     originals = [synth.synthetic_image(100000 + i, (480, 360)) for i in range(3)]
     for i, img in enumerate(originals):
         img.save(known / f"k{i}.jpg", quality=92)
-    synth.rotate_crop(originals[0]).save(queries / "crop.jpg")
+    synth.corner_crop(originals[0]).save(queries / "crop.jpg")
     synth.synthetic_image(555555, (480, 360)).save(queries / "other.jpg")
     keys, csv_path, db = tmp_path / "keys", tmp_path / "rows.csv", tmp_path / "db"
     run(capsys, "indicators", "keygen", "--out", keys)
@@ -126,7 +126,7 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     assert code == 0 and out[0]["rows"] == 3 * (3 + per_image) and "embedding row" in err
     rows = list(csv.DictReader(open(csv_path)))
     emb = [r for r in rows if r["kind"] == "embedding"]
-    assert len(emb) == 3 * per_image and all(r["value"].startswith("embedding-ref-0.1:") for r in emb)
+    assert len(emb) == 3 * per_image and all(r["value"].startswith("embedding-ref-0.2:") for r in emb)
     k0_ids = {r["indicator_id"] for r in emb if r["note"] == "k0.jpg"}
     base_id = next(r["indicator_id"] for r in rows if r["note"] == "k0.jpg" and r["kind"] == "pdq")[:-len("-pdq")]
     assert k0_ids == {f"{base_id}-embedding{suffix}" for suffix, _ in embedding_views(originals[0])}

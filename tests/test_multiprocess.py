@@ -87,7 +87,7 @@ def build_world(work: Path, db: str | None = None) -> dict:
         {k: v for k, v in make_event("by-uri", b"", content_uri=paths[2]).items() if k != "content_b64"},
         make_event("cropped", synth.jpeg_bytes(synth.corner_crop(known[0]))),  # only the embedding finds it
         *[make_event(f"new-{s}", synth.jpeg_bytes(classifier_corpus.positive_example(s))) for s in POSITIVE_SEEDS],
-        make_event("parts", synth.jpeg_bytes(classifier_corpus.negative_example(910001, hard=True)), account="acct-parts"),
+        make_event("parts", synth.jpeg_bytes(classifier_corpus.negative_example(910007, hard=True)), account="acct-parts"),
         make_event("other", synth.jpeg_bytes(synth.synthetic_image(4243)), account="acct-other"),
     ]
     lines = [json.dumps(e) for e in images]

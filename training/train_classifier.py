@@ -40,7 +40,7 @@ from csadetect.models.grooming import expected_calibration_error
 from csadetect.tuning.tune import TuneError, choose_threshold
 from training import classifier_corpus as corpus
 
-VERSION = "newmat-ref-0.1"
+VERSION = "newmat-ref-0.2"
 REVIEW_PRECISION = 0.9
 REPORT_PRECISION = 0.99
 HIDDEN = 256

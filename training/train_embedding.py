@@ -43,7 +43,7 @@ from training.calibrate_embedding import MARGIN as CAL_MARGIN, calibrate, calibr
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, TRAIN_SKIMAGE,
                                      eval_transform, random_augment, skimage_image, synth)
 
-VERSION = "embedding-ref-0.1"
+VERSION = "embedding-ref-0.2"
 DIM = 128
 PDQ_MAX = 31
 MARGIN = 0.02
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
     # threshold: the broad calibration set of training/calibrate_embedding.py (disjoint from the
     # evaluation below); the evaluation then runs at it
     log = lambda msg: print(msg, flush=True)  # noqa: E731
-    calibration = calibrate(obj, calibration_set(seed=args.seed, log=log), log=log)
+    calibration = calibrate(obj, calibration_set(log=log), log=log)
     args.calibration_margin = CAL_MARGIN
     metrics = evaluate(obj, args, threshold=calibration["threshold"])
     meta.update({

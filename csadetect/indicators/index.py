@@ -204,6 +204,23 @@ class IndicatorIndex:
         base = state.base.n if state.base_active is None else int(state.base_active.sum())
         return base + (state.overlay.n if state.overlay is not None else 0)
 
+    def embedding_versions(self) -> set:
+        """The model versions of the embedding rows (``None`` for rows that carry none, which match
+        any model's queries)."""
+        return {version for seg, _ in self._state.segments()
+                for version, _dim in getattr(seg.indexes.get(EmbeddingSignal.name), "groups", {})}
+
+    def embedding_version_problem(self, version: str) -> Optional[str]:
+        """One line when this index holds embedding rows but none that queries of model ``version``
+        are compared with (rows of other models only: every embedding match would be lost without
+        a sign); ``None`` when it holds none or some that fit."""
+        versions = self.embedding_versions()
+        if not versions or None in versions or version in versions:
+            return None
+        return (f"the indicator database (version {self.version}) has embedding rows of model "
+                f"{', '.join(sorted(versions))} only, but the configured embedding model is {version}: re-make the rows "
+                "with `csadetect indicators from-media`, or set embedding.enabled: false")
+
     def memory_stats(self) -> dict:
         """Bytes per structure: ``ids``, ``categories``, ``<kind>_index`` for each signal type
         (e.g. ``pdq_index``, see :func:`csadetect.signals.hamming.faiss_bytes`), ``active`` (the base

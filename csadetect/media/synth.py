@@ -67,16 +67,21 @@ def letterbox(img: Image.Image, aspect: float = 16 / 9, color=(0, 0, 0)) -> Imag
 
 def rotate_crop(img: Image.Image, degrees: float = 2.0, crop: float = 0.02) -> Image.Image:
     """A slightly rotated copy (canvas expanded, black corners) with ``crop`` cut from each side:
-    an edit PDQ does not survive and the reference embedding does (see csadetect/models/cards/embedding.md)."""
+    an edit PDQ does not survive; the reference embedding ``embedding-ref-0.2`` puts it at cosine
+    0.987-0.997, around its threshold (0.9963), so tests that need a sure embedding match use
+    :func:`corner_crop`."""
     r = img.convert("RGB").rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True)
     w, h = r.size
     return r.crop((int(w * crop), int(h * crop), int(w * (1 - crop)), int(h * (1 - crop))))
 
 
-def corner_crop(img: Image.Image, area: float = 0.8) -> Image.Image:
+def corner_crop(img: Image.Image, area: float = 0.6) -> Image.Image:
     """The top-left part of ``img`` keeping ``area`` of its area (each side scaled by sqrt(area)):
-    a heavy crop PDQ does not survive; at 0.8 it lies between the reference embedding's 78%-area
-    and full-image index rows (``csadetect.signals.embedding.EMBEDDING_REGIONS``), not on one."""
+    a heavy crop PDQ does not survive. At the default 0.6 it is cut like the index's 60%-area
+    top-left region row (``csadetect.signals.embedding.EMBEDDING_REGIONS``), so the reference
+    embedding finds it whatever the model's threshold: what the pipeline tests and the demo need
+    (the embedding's invariance to crops *between* rows is measured by benchmarks/bench_robustness.py,
+    not asserted in tests)."""
     s = area ** 0.5
     return img.crop((0, 0, round(img.width * s), round(img.height * s)))
 

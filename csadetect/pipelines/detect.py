@@ -308,6 +308,16 @@ def check_indicators(settings: Settings):
         raise ConfigError(f"indicator database {settings.indicators.path}: {exc}") from None
 
 
+def check_embedding_rows(index, models: ResolvedModels) -> None:
+    """Embedding rows made by another model only (an index built before the embedding model
+    changed) would never match the configured model's queries: ConfigError with one line, before
+    the graph is built, instead of embedding matches lost without a sign."""
+    if models.embedding is not None:
+        problem = index.embedding_version_problem(models.embedding.version)
+        if problem:
+            raise ConfigError(problem)
+
+
 def check_fp_controls(settings: Settings, load_allow_list: bool = True) -> None:
     """The false-positive controls at start-up (docs/false-positives.md): the thresholds' kinds
     (one line for one that is not a kind with a distance), a warning for thresholds that cannot
@@ -390,6 +400,8 @@ def run(argv=None, save_main_session: bool = False):
         note_index_version(index.version)
     check_fp_controls(settings, load_allow_list=not (std.runner or "").lower().startswith("dataflow"))
     models = resolve_models(settings)
+    if not (std.runner or "").lower().startswith("dataflow"):
+        check_embedding_rows(index, models)
     if not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the worker image brings FFmpeg
         check_video_probe()
         if settings.grooming.enabled:

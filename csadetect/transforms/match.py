@@ -12,6 +12,7 @@ and then only swapped."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import apache_beam as beam
 import faiss
@@ -22,6 +23,8 @@ from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.indicators.live import LiveIndex
 from csadetect.reports.hits import MatchedItem
 from csadetect.transforms.common import NAMESPACE, counter, guarded, is_streaming, keep_alive
+
+LOG = logging.getLogger(__name__)
 
 __all__ = ["LiveIndex", "MatchIndicators", "MatchIndicatorsFn"]  # LiveIndex: its old import path still works
 
@@ -42,6 +45,7 @@ class MatchIndicatorsFn(beam.DoFn):
         self._embedding = embedding  # csadetect.models.embedding.EmbeddingSpec or None
         self._keep_alive = keep_alive  # hold the LiveIndex between bundles (streaming: common.keep_alive)
         self._live = None
+        self._checked_version = None  # the index version whose embedding rows were checked
 
     def setup(self):
         if self._match.faiss_threads:
@@ -68,6 +72,12 @@ class MatchIndicatorsFn(beam.DoFn):
             return
         if item.image is not None:
             spec = self._embedding
+            if spec is not None and index.version != self._checked_version:
+                self._checked_version = index.version
+                problem = index.embedding_version_problem(spec.version)
+                if problem:  # Dataflow (not checked at launch) or a new snapshot: said once per version
+                    LOG.error("%s", problem)
+                    counter("embedding_rows_of_other_model").inc()
             if spec is not None and item.embeddings is not None:
                 matches = index.match_image(item.image, item.embeddings, spec.version, spec.threshold)
             else:
