@@ -82,7 +82,8 @@ def build_stream(known: list, n: int = 1000, seed: int = 7, tag: str = "s") -> S
     recompressed = synth.jpeg_bytes(Image.open(known[1]), quality=40)
     # the recipes of tests/test_emulator_e2e.py: pictures of the classifier's proxy class go to review,
     # textured synthetic pictures are ordinary non-hits for every detector
-    review_pics = [synth.jpeg_bytes(classifier_corpus.positive_example(900001 + i)) for i in range(4)]
+    # seeds the reference classifier scores >= its report threshold + 0.01 (well above review)
+    review_pics = [synth.jpeg_bytes(classifier_corpus.positive_example(s)) for s in classifier_corpus.DEMO_POSITIVE_SEEDS[:4]]
     plain = [synth.jpeg_bytes(synth.synthetic_image(7700 + i)) for i in range(12)]
     s = Stream(events=[])
     n_hit, n_review, n_bad = n // 5, max(4, n // 50), n * 8 // 100
