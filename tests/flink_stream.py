@@ -84,7 +84,10 @@ def build_stream(known: list, n: int = 1000, seed: int = 7, tag: str = "s") -> S
     # textured synthetic pictures are ordinary non-hits for every detector
     # seeds the reference classifier scores >= its report threshold + 0.01 (well above review)
     review_pics = [synth.jpeg_bytes(classifier_corpus.positive_example(s)) for s in classifier_corpus.DEMO_POSITIVE_SEEDS[:4]]
-    plain = [synth.jpeg_bytes(synth.synthetic_image(7700 + i)) for i in range(12)]
+    # seeds the reference classifier newmat-ref-0.2 scores below 0.15 (it scores some synthetic pictures,
+    # e.g. 7709 and 7710, at 0.67 and 0.97: a known weakness, see the issue-17 closing note)
+    plain = [synth.jpeg_bytes(synth.synthetic_image(s)) for s in
+             (7700, 7702, 7703, 7706, 7707, 7708, 7711, 7719, 7724, 7725, 7730, 7731)]
     s = Stream(events=[])
     n_hit, n_review, n_bad = n // 5, max(4, n // 50), n * 8 // 100
     n_chat = n // 10
