@@ -400,9 +400,8 @@ def run(argv=None, save_main_session: bool = False):
         note_index_version(index.version)
     check_fp_controls(settings, load_allow_list=not (std.runner or "").lower().startswith("dataflow"))
     models = resolve_models(settings)
-    if not (std.runner or "").lower().startswith("dataflow"):
-        check_embedding_rows(index, models)
     if not (std.runner or "").lower().startswith("dataflow"):  # on Dataflow the worker image brings FFmpeg
+        check_embedding_rows(index, models)
         check_video_probe()
         if settings.grooming.enabled:
             check_grooming_model(settings)
