@@ -20,9 +20,10 @@ collages; a meme frame), six scene originals per split whose other shots are har
 (burst frames, stereo pairs, other objects on the same studio sweep) and "template" distractors (a
 composite or screenshot template of a copy holding another picture):
 ``training.robustness_set.build_hard_distractors``. Every query is scored three ways: plain PDQ;
-the previous release (PDQ + views or the embedding, with ``match.sub_images`` and
-``match.embedding_region_rows`` off); and this release (both on: the sub-images hashed and embedded,
-the region rows in the index). Costs per image of each step are measured on ordinary pictures,
+the previous release (PDQ + views or the embedding, with ``match.sub_images``,
+``match.embedding_region_rows`` and ``match.embedding_query_regions`` off); and this release (all three
+on: the sub-images hashed and embedded, the region rows in the index, the query's corner and centre
+crops embedded). Costs per image of each step are measured on ordinary pictures,
 framed copies and composites.
 
 Matching follows the matcher: a query matches an original when any of its dihedral hashes (main
@@ -64,7 +65,8 @@ from csadetect.media.hashing import hash_image, hash_image_with_views, load_imag
 from csadetect.media.preprocess import views
 from csadetect.media.regions import sub_image_boxes, views_and_sub_images
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
-from csadetect.signals.embedding import EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, split_embedding
+from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, REGION_VIEW_DISTANCE_SHARE,
+                                         query_regions, split_embedding, view_weights)
 from training.embedding_data import TRAIN_SKIMAGE
 from training.evaluate_images import original_sims
 from training.robustness_set import (FRAMINGS, ISSUE17, LATE, QUALITY_GATE, TRANSFORMS, build_distractors,
@@ -118,11 +120,14 @@ class Embedder:
         return out[0], out[1]
 
     def query(self, pictures, previous: bool = False) -> np.ndarray:
-        """A query's vectors, as ``HashMedia`` + ``EmbedImages`` make them: every view (+ mirror);
-        ``previous``: with the previous release's model."""
+        """A query's vectors, as ``HashMedia`` + ``EmbedImages`` make them: every view (+ mirror, and
+        this release's query-side region views, ``match.embedding_query_regions``); ``previous``: with
+        the previous release's model, without the region views. Returns (vectors, their view weights:
+        ``csadetect.signals.embedding.view_weights``, how the matcher counts each vector's distance)."""
         model = self.previous_model if previous else self.model
-        _, batch = model_inputs(pictures, model.input_size, flip=self.flip)
-        return model.embed_arrays(batch)
+        regions = () if previous else query_regions(self.match)
+        names, batch = model_inputs(pictures, model.input_size, flip=self.flip, regions=regions)
+        return model.embed_arrays(batch), view_weights(names)
 
 
 class Query:
@@ -143,11 +148,11 @@ class Query:
         self.plain = np.array(main, dtype=np.uint64).reshape(-1, 4)
         self.pre = np.array(main + extra, dtype=np.uint64).reshape(-1, 4)
         self.pre2 = np.array(main + extra + cells, dtype=np.uint64).reshape(-1, 4)
-        self.vectors = self.vectors2 = None
+        self.vectors = self.vectors2 = self.weights2 = None
         if embedder is not None:
             # one call of each release's model: the previous one without the sub-images
-            self.vectors = embedder.query([(n, p) for n, p in pictures if n != "cell"], previous=True)
-            self.vectors2 = embedder.query(pictures)
+            self.vectors, _ = embedder.query([(n, p) for n, p in pictures if n != "cell"], previous=True)
+            self.vectors2, self.weights2 = embedder.query(pictures)
 
 
 def min_distances(cands: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -171,7 +176,8 @@ def _cpu_ms(fn, repeat: int = 3) -> float:
 def measure_cost(samples: list[bytes], embedder: "Embedder | None" = None) -> dict:
     """Per image: PDQ (8 dihedral) of the decoded image, views(), and PDQ of the views; the
     sub-image search (``sub_image_boxes``) and PDQ of the sub-images; with an embedder, the query
-    embedding (image + views (+ mirror), one model call), and with the sub-images too."""
+    embedding (image + views (+ mirror), one model call), and with the sub-images and the
+    query-side region views too (this release)."""
     pdq_ms, views_ms, view_pdq_ms, embed_ms, n_views = [], [], [], [], 0
     cells_ms, cell_pdq_ms, embed2_ms, n_cells = [], [], [], 0
     for data in samples:
@@ -223,7 +229,7 @@ def _hits(q: Query, index: np.ndarray, emb, emb2, threshold: float, threshold2: 
     sims = np.full(len(index), -1.0)
     if emb is not None:
         sims = original_sims(q.vectors, emb)
-        sims2 = original_sims(q.vectors2, emb2)
+        sims2 = original_sims(q.vectors2, emb2, q.weights2)  # a region view's distance counts twice
         hits["emb"], hits["emb2"] = sims >= threshold, sims2 >= threshold2
         hits["comb"] = hits["pre"] | hits["emb"]
         hits["comb2"] = hits["pre2"] | hits["emb2"]
@@ -490,7 +496,8 @@ def cost_table(res: dict) -> str:
     if cs[0].get("embed") is not None:
         rows += [
             f"| query embedding, previous release (image, views, mirror; one call) | {fmt('embed')} |",
-            f"| query embedding, this release (+ sub-images; one call) | {fmt('embed2')} |",
+            f"| query embedding, this release (+ sub-images, + the image's 80%-area crops at its corners and centre;"
+            f" one call) | {fmt('embed2')} |",
         ]
     return "\n".join(rows)
 
@@ -731,7 +738,7 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
     emb = test.get("embedding")
     regions = "; ".join(f"{a:.0%} of the area at " + ", ".join(anchors) for a, anchors in EMBEDDING_REGIONS)
     lines = [
-        "**This release** (issue 17) adds two steps, each with its own switch in `csadetect/config/default.yaml`:",
+        "**This release** (issue 17) adds three steps, each with its own switch in `csadetect/config/default.yaml`:",
         "",
         "- `match.sub_images` (query side): `csadetect.media.regions.sub_image_boxes` finds straight-edged",
         "  rectangles inside the picture (collage cells, picture-in-picture insets, a photo on a meme frame or",
@@ -743,12 +750,19 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
            f" {(emb['rows2'] - emb['rows']) * 512 / 1024:.1f} KiB per indicator, "
            f"{(emb['rows2'] - emb['rows']) * 512 * 10e6 / 1e9:.0f} GB more at 10M indicators"
            if emb else "") + ".",
+        "- `match.embedding_query_regions` (query side): the uploaded image's crops keeping 80% of its area at",
+        "  each corner and the centre (`csadetect.signals.embedding.QUERY_REGIONS`), embedded in the same model",
+        "  call: a copy cropped to 75% at a corner or the centre then holds a crop cut like the original's 60%",
+        "  region row (0.75 x 0.80 = 0.60). Five more model inputs per image (no mirror). A region view matches",
+        f"  only within {REGION_VIEW_DISTANCE_SHARE:g} of the threshold's distance (`REGION_VIEW_DISTANCE_SHARE`): it is",
+        "  cut exactly like the row it meets, and five more views would otherwise give the other shot of a stereo",
+        "  pair more chances. This release's similarities below count a region view's distance that way.",
         "",
-        ("The previous-release columns are this same run with both switches off, at the previous release's threshold"
+        ("The previous-release columns are this same run with the three switches off, at the previous release's threshold"
          + (f" ({emb['previous_threshold']:.4f}; this release: {emb['threshold']:.4f})."
             if emb["previous_threshold"] != emb["threshold"] else
             f" ({emb['previous_threshold']:.4f}, the one configured now: not recalibrated for the new rows, see below)."))
-        if emb else "The previous-release columns are this same run with both switches off.",
+        if emb else "The previous-release columns are this same run with the three switches off.",
         "",
     ]
     per = test["per_transform"]

@@ -12,7 +12,8 @@ from csadetect.indicators.index import IndicatorIndex, load_index
 from csadetect.indicators.rows import Indicator, IndicatorError
 from csadetect.core.keys import generate_keypair
 from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, build_snapshot, rows_to_table
-from csadetect.signals.embedding import embedding_value, split_embedding
+from csadetect.signals.embedding import (REGION_VIEW_DISTANCE_SHARE, embedding_value, split_embedding, view_thresholds,
+                                         view_weights)
 
 
 def _unit(rng, n, dim=16):
@@ -117,3 +118,30 @@ def test_tombstoned_embedding_stops_matching(tmp_path):
     assert index.refresh(str(tmp_path / "db"), tmp_path / "keys" / "public.pem")
     assert index.match_embeddings(db[2:3], "m1", 0.999) == []
     assert [m.indicator_id for m in index.match_embeddings(db[3:4], "m1", 0.999)] == ["e3"]
+
+
+def test_view_thresholds_hold_region_views_nearer():
+    names = ("image", "image:flip", "cell", "image-a80tl", "image-a80c")
+    t = view_thresholds(names, 0.9963)
+    near = 1 - 0.0037 * REGION_VIEW_DISTANCE_SHARE
+    assert t == pytest.approx([0.9963, 0.9963, 0.9963, near, near])
+    assert view_weights(names) == pytest.approx([1, 1, 1, 1 / REGION_VIEW_DISTANCE_SHARE, 1 / REGION_VIEW_DISTANCE_SHARE])
+    assert view_thresholds(names, 0.9963, n_vectors=3) == 0.9963  # names that do not name the vectors: one threshold
+
+
+def test_each_query_vector_keeps_its_own_threshold():
+    """The lowest threshold is searched, then each vector keeps only rows at its own: a row that one
+    vector reaches at 0.99 matches through it only while that vector's threshold allows it."""
+    rng = np.random.default_rng(3)
+    db = _unit(rng, 50)
+    rows = [Indicator(f"e{i}", "embedding", embedding_value(v, "m1")) for i, v in enumerate(db)]
+    index = _index(rows)
+    other = _unit(rng, 1)[0]
+    other -= other @ db[4] * db[4]
+    other /= np.linalg.norm(other)
+    q = np.stack([0.99 * db[4] + np.sqrt(1 - 0.99 ** 2) * other, _unit(rng, 1)[0]]).astype(np.float32)
+    assert {m.indicator_id for m in index.match_embeddings(q, "m1", 0.98)} == {"e4"}
+    assert {m.indicator_id for m in index.match_embeddings(q, "m1", np.array([0.98, 0.5]))} >= {"e4"}
+    assert "e4" not in {m.indicator_id for m in index.match_embeddings(q, "m1", np.array([0.995, 0.98]))}
+    with pytest.raises(ValueError, match="3 thresholds for 2 query vectors"):
+        index.match_embeddings(q, "m1", np.array([0.9, 0.9, 0.9]))

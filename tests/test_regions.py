@@ -19,7 +19,8 @@ from csadetect.media.preprocess import views
 from csadetect.media.regions import preprocessor, sub_image_boxes, sub_images, views_and_sub_images
 from csadetect.media.synth import synthetic_image
 from csadetect.models.embedding import EmbeddingModel, model_inputs
-from csadetect.signals.embedding import EMBEDDING_REGIONS, embedding_views, index_regions, region_crops
+from csadetect.signals.embedding import (EMBEDDING_REGIONS, QUERY_REGIONS, embedding_views, index_regions, query_regions,
+                                         region_crops, view_thresholds)
 from csadetect.transforms.hash import HashMediaFn
 from training import robustness_scenes as scenes
 from training import robustness_set as rs
@@ -112,7 +113,8 @@ def test_region_rows_ids_and_boxes():
 # ----------------------------------------------------------------- matcher, real model and FAISS
 
 ON = MatchSettings()
-OFF = MatchSettings(sub_images=False, embedding_region_rows=False)
+OFF = MatchSettings(sub_images=False, embedding_region_rows=False, embedding_query_regions=False)
+NO_QUERY_REGIONS = MatchSettings(embedding_query_regions=False)
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +140,8 @@ def _matches(index, img: Image.Image, settings, model) -> list:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=85)
     hashes, pictures = hash_image_with_views(buf.getvalue(), preprocess=preprocessor(settings))
-    _, batch = model_inputs(pictures, model.input_size, flip=True)
-    return index.match_image(hashes, model.embed_arrays(batch), model.version, model.threshold)
+    names, batch = model_inputs(pictures, model.input_size, flip=True, regions=query_regions(settings))
+    return index.match_image(hashes, model.embed_arrays(batch), model.version, view_thresholds(names, model.threshold))
 
 
 def test_heavy_crop_and_inset_match_while_other_shots_and_templates_do_not(model, scene, tmp_path):
@@ -168,3 +170,26 @@ def test_heavy_crop_and_inset_match_while_other_shots_and_templates_do_not(model
     for distractor in (burst, template):
         assert not _matches(on, distractor, ON, model)
         assert not _matches(off, distractor, OFF, model)
+
+
+@pytest.mark.parametrize("where", ["tl", "br", "c"])
+def test_a_75_percent_crop_matches_through_a_query_region_view(model, scene, tmp_path, where):
+    """A copy keeping 75% of the area at a corner or the centre holds, at the same place, a crop
+    keeping 80% of its own area: the original's 60% region row, cut the same way. It matches that row
+    with ``match.embedding_query_regions`` on, and nothing without it (the 78% corner rows and the
+    image row are not close enough at the calibrated threshold for this scene)."""
+    known = scenes.render(scene, noise_seed=1)
+    _, on = _index(known, ON, model, tmp_path)
+    crop = rs._crop_area(0.75, where)(known, None)
+    found = _matches(on, crop, ON, model)
+    assert any(m.indicator_id.endswith(f"-embedding-a60{where}") for m in found), found
+    assert not _matches(on, crop, NO_QUERY_REGIONS, model)
+
+
+def test_query_region_views_are_named_after_the_image_and_not_mirrored():
+    img = Image.new("RGB", (120, 80), (10, 20, 30))
+    names, batch = model_inputs([("image", img)], 32, flip=True, regions=QUERY_REGIONS)
+    assert names == ("image", "image:flip") + tuple(f"image-a80{x}" for x in QUERY_REGIONS[0][1])
+    assert batch.shape == (7, 32, 32, 3)
+    assert model_inputs([("image", img)], 32, flip=True, regions=())[0] == ("image", "image:flip")
+    assert model_inputs([], 32, flip=True, regions=QUERY_REGIONS)[0] == ()

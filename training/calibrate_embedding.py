@@ -13,8 +13,10 @@ The threshold is the largest *false-pair* cosine similarity on a calibration set
 Queries are embedded as the pipeline embeds them: the bytes go through
 :func:`csadetect.media.hashing.hash_image_with_views` with :func:`csadetect.media.regions.views_and_sub_images`
 (the framing views and the sub-images, as with ``match.preprocess`` and ``match.sub_images`` on), then
-:func:`csadetect.models.embedding.model_inputs` with ``flip=True`` (the image, each view, the mirror); a query's
-similarity to an original is the largest over its vectors and the original's rows. Originals are
+:func:`csadetect.models.embedding.model_inputs` with ``flip=True`` and ``regions=QUERY_REGIONS`` (the image,
+each view, the mirror and the image's 80%-area crops at its corners and centre, as with
+``match.embedding_query_regions`` on; a region view's distance counts twice, as the matcher counts it:
+:func:`csadetect.signals.embedding.view_weights`); a query's similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
 (:func:`csadetect.signals.embedding.embedding_views`: ``EMBEDDING_CROPS`` centre crops,
 ``EMBEDDING_ROTATIONS`` and the ``EMBEDDING_REGIONS`` corner and centre crops), one row each, so a false pair is a query against ANY row of another
@@ -59,7 +61,8 @@ from csadetect.media.hashing import hash_image_with_views, load_image
 from csadetect.media.regions import views_and_sub_images
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import KIND, EmbeddingModel, model_inputs, preprocess
-from csadetect.signals.embedding import EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, embedding_views
+from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, QUERY_REGIONS,
+                                         embedding_views, view_weights)
 from training import robustness_set
 from training.embedding_data import DISTRACTOR_SKIMAGE, HELDOUT_SKIMAGE, random_augment, synth
 from training.evaluate_images import ALL_TRANSFORMS, COPY_SEED, transform
@@ -174,19 +177,21 @@ def _original_vectors(model, originals, log) -> np.ndarray:
 
 
 def _query_vectors(model, items: Sequence[bytes], chunk: int = 32, log=None, label: str = ""):
-    """Yield (index, vectors) per query, embedded as the pipeline does (image + views + mirror)."""
+    """Yield (index, vectors, view weights) per query, embedded as the pipeline does (image + views +
+    mirror + region views; :func:`csadetect.signals.embedding.view_weights`)."""
     t0 = time.perf_counter()
     for start in range(0, len(items), chunk):
-        batches, sizes = [], []
+        batches, sizes, weights = [], [], []
         for data in items[start:start + chunk]:
             _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
-            _, batch = model_inputs(pictures, model.input_size, flip=True)
+            names, batch = model_inputs(pictures, model.input_size, flip=True, regions=QUERY_REGIONS)
+            weights.append(view_weights(names))
             batches.append(batch)
             sizes.append(len(batch))
         vecs = model.embed_arrays(np.concatenate(batches))
         offsets = np.cumsum([0] + sizes)
         for k in range(len(sizes)):
-            yield start + k, vecs[offsets[k]:offsets[k + 1]]
+            yield start + k, vecs[offsets[k]:offsets[k + 1]], weights[k]
         done = min(start + chunk, len(items))
         if log and (done == len(items) or (start // chunk) % 10 == 9):
             log(f"  {label}: {done}/{len(items)} queries ({time.perf_counter() - t0:.0f}s)")
@@ -210,8 +215,9 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
     emb = emb3.reshape(n * m, -1)
     row_owner = np.repeat(np.arange(n), m)
 
-    def per_original(vecs):  # largest similarity of any query vector to any row of each original
-        return (vecs @ emb.T).reshape(len(vecs), n, m).max(axis=(0, 2))
+    def per_original(vecs, weights):  # largest similarity of any query vector to any row of each original
+        per = (vecs @ emb.T).reshape(len(vecs), n, m).max(axis=2)  # a region view's distance counts twice
+        return (1.0 - weights[:, None] * (1.0 - per)).max(axis=0)
 
     worst = {}  # kind -> (similarity, query, original)
     counts = {}
@@ -237,16 +243,16 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
 
     own_sims = []
     copies = cal["copies"]
-    for k, vecs in _query_vectors(model, [d for _, _, d in copies], log=log, label="copies"):
+    for k, vecs, weights in _query_vectors(model, [d for _, _, d in copies], log=log, label="copies"):
         name, own, _ = copies[k]
-        sims = per_original(vecs)
+        sims = per_original(vecs, weights)
         own_sims.append(float(sims[own]))
         sims[own] = -2.0
         j = int(np.argmax(sims))
         note("copy -> wrong original", sims[j], name, names[j], n - 1)
     dist = cal["distractors"]
-    for k, vecs in _query_vectors(model, [d for _, d in dist], log=log, label="distractors"):
-        sims = per_original(vecs)
+    for k, vecs, weights in _query_vectors(model, [d for _, d in dist], log=log, label="distractors"):
+        sims = per_original(vecs, weights)
         j = int(np.argmax(sims))
         note("distractor -> original", sims[j], dist[k][0], names[j], n)
 
@@ -266,8 +272,9 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
                                     for k, v in sorted(by_family.items(), key=lambda kv: -kv[1][0])},
         "pairs_compared": counts,
         "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.regions.views_and_sub_images) -> "
-                           "csadetect.models.embedding.model_inputs(pictures, size, flip=True) (image, views, sub-images, "
-                           "mirror); "
+                           "csadetect.models.embedding.model_inputs(pictures, size, flip=True, regions=QUERY_REGIONS) (image, "
+                           "views, sub-images, mirror, 80%-area crops at the corners and the centre, whose distance counts "
+                           "twice: csadetect.signals.embedding.view_weights); "
                            "originals: the decoded image and its index-side views "
                            "(csadetect.signals.embedding.embedding_views), as indicators from-media; a pair's similarity is "
                            "the largest over the query's vectors and the original's rows",

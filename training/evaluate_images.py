@@ -54,7 +54,7 @@ from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, model_inputs
-from csadetect.signals.embedding import split_embedding
+from csadetect.signals.embedding import query_regions, split_embedding, view_thresholds
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
                                      eval_transform, random_augment, rotate, skimage_image, synth)
 
@@ -121,12 +121,15 @@ def build_index(originals: Sequence[Image.Image], workdir: str, settings, model,
     return index, rows, owner, emb, pdq
 
 
-def original_sims(vectors: np.ndarray, emb: np.ndarray) -> np.ndarray:
+def original_sims(vectors: np.ndarray, emb: np.ndarray, weights: "np.ndarray | None" = None) -> np.ndarray:
     """Largest cosine of any query vector to any embedding row of each original: ``emb`` is
-    ``(n, dim)`` (one row each) or ``(n, rows, dim)`` (the image and its index-side views)."""
-    if emb.ndim == 2:
-        return (vectors @ emb.T).max(axis=0)
-    return np.einsum("kd,nmd->nkm", vectors, emb).reshape(emb.shape[0], -1).max(axis=1)
+    ``(n, dim)`` (one row each) or ``(n, rows, dim)`` (the image and its index-side views).
+    ``weights`` (one per query vector, :func:`csadetect.signals.embedding.view_weights`): each
+    vector's similarity ``s`` counts as ``1 - weight * (1 - s)``, as the matcher scores it."""
+    per = (vectors @ emb.T) if emb.ndim == 2 else np.einsum("kd,nmd->knm", vectors, emb).max(axis=2)
+    if weights is not None:
+        per = 1.0 - np.asarray(weights, dtype=np.float64)[:, None] * (1.0 - per)
+    return per.max(axis=0)
 
 
 def query(data: bytes, index, settings, model, spec):
@@ -134,9 +137,10 @@ def query(data: bytes, index, settings, model, spec):
     Returns (matches, query vectors (k, dim), the PDQ hashes match_image looked up (m, 32))."""
     preprocess = preprocessor(settings.match)
     hashes, pictures = hash_image_with_views(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess)
-    _, batch = model_inputs(pictures, model.input_size, flip=settings.embedding.flip)
+    names, batch = model_inputs(pictures, model.input_size, flip=settings.embedding.flip,
+                                regions=query_regions(settings.match))
     vectors = model.embed_arrays(batch)
-    matches = index.match_image(hashes, vectors, spec.version, spec.threshold)
+    matches = index.match_image(hashes, vectors, spec.version, view_thresholds(names, spec.threshold, len(vectors)))
     gate = settings.match.quality_gate
     looked_up = [h for r in [hashes] + [v for _, v in hashes.variants] if r.quality >= gate
                  for h in (r.dihedral or (r.pdq,))]

@@ -34,6 +34,7 @@ from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, h
 from csadetect.media.regions import preprocessor
 from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
+from csadetect.signals.embedding import view_thresholds
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -213,8 +214,10 @@ def _hash_media(path: str, settings):
 def _embedding_views(pictures, settings, embedder) -> tuple[tuple[str, ...], object]:
     """The names of a picture's embedding inputs and their vectors."""
     from csadetect.models.embedding import model_inputs  # lazy: the model loader imports Beam
+    from csadetect.signals.embedding import query_regions
 
-    names, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip)
+    names, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip,
+                                regions=query_regions(settings.match))
     return names, embedder.embed_arrays(batch)
 
 
@@ -225,7 +228,8 @@ def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
     if embedder is None:
         return index.match_image(hashes), None
     views = _embedding_views(pictures, settings, embedder)
-    return index.match_image(hashes, views[1], spec.version, spec.threshold), views
+    thresholds = view_thresholds(views[0], spec.threshold, len(views[1]))
+    return index.match_image(hashes, views[1], spec.version, thresholds), views
 
 
 def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> list:

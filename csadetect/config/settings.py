@@ -143,6 +143,11 @@ class MatchSettings(_Strict):
         True, description="indicators from-media: also store embedding rows for corner and centre crops "
         "(csadetect.signals.embedding.EMBEDDING_REGIONS; + 512 B per row per indicator)"
     )
+    embedding_query_regions: bool = Field(
+        True, description="also embed crops keeping 80% of each image's area at its corners and centre "
+        "(csadetect.signals.embedding.QUERY_REGIONS), so a copy cropped to 75% meets a region row; "
+        "+5 embedding inputs per image (~1.6 ms CPU each)"
+    )
     auto_confirm_distance: int = Field(
         31, ge=0, le=256, description="PDQ matches at or below this distance are confirmed without review"
     )

@@ -320,16 +320,19 @@ class IndicatorIndex:
         """PDQ matches for raw 32-byte hashes (no quality gate here), best distance per indicator."""
         return self.match({PdqSignal.name: hashes})
 
-    def match_embeddings(self, vectors, version: Optional[str], threshold: float) -> list[Match]:
+    def match_embeddings(self, vectors, version: Optional[str], threshold) -> list[Match]:
         """Embedding matches for query vectors ``(k, dim)`` made by model ``version``: rows whose
-        cosine similarity to any query is >= ``threshold``, best similarity per indicator."""
+        cosine similarity to any query is >= ``threshold`` (one number, or one per query vector:
+        :func:`csadetect.signals.embedding.view_thresholds`), best similarity per indicator."""
         return self.match({EmbeddingSignal.name: (vectors, version, threshold)})
 
     def match_image(self, hashes, embeddings=None, embedding_version: Optional[str] = None,
-                    embedding_threshold: Optional[float] = None) -> list[Match]:
+                    embedding_threshold=None) -> list[Match]:
         """Matches for an :class:`csadetect.media.hashing.ImageHashes` (PDQ over all dihedral hashes
         of the image and its variants whose quality passes the gate, its digests) and, when
-        ``embeddings`` (the image's view vectors) are given, embedding near-duplicates."""
+        ``embeddings`` (the image's view vectors) are given, embedding near-duplicates
+        (``embedding_threshold``: one number, or one per vector as
+        :func:`csadetect.signals.embedding.view_thresholds` gives)."""
         probes = self.probes(hashes)
         if embeddings is not None and embedding_threshold is not None:
             probes[EmbeddingSignal.name] = (embeddings, embedding_version, embedding_threshold)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from csadetect.models.loader import ModelKind
+from csadetect.signals.embedding import region_crops
 
 INPUT_SIZE = 64
 
@@ -67,14 +68,21 @@ class EmbeddingSpec:
         )
 
 
-def model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool = False) -> tuple[tuple[str, ...], np.ndarray]:
+def model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool = False,
+                 regions: tuple = ()) -> tuple[tuple[str, ...], np.ndarray]:
     """(name, PIL image) pairs -> names and a ``(k, size, size, 3)`` uint8 batch; with ``flip``
-    the mirrored first picture is added as ``"image:flip"``."""
+    the mirrored first picture is added as ``"image:flip"``; with ``regions`` (the query-side
+    region views, :func:`csadetect.signals.embedding.query_regions`) the first picture's crops at
+    its corners and centre, as ``"image-a80tl"`` ..."""
     names = [name for name, _ in pictures]
     arrays = [preprocess(img, size) for _, img in pictures]
     if flip and arrays:
         names.append(f"{names[0]}:flip")
         arrays.append(np.ascontiguousarray(arrays[0][:, ::-1]))
+    if regions and arrays:
+        for suffix, crop in region_crops(pictures[0][1], regions):
+            names.append(f"{names[0]}{suffix}")
+            arrays.append(preprocess(crop, size))
     if not arrays:
         return (), np.zeros((0, size, size, 3), np.uint8)
     return tuple(names), np.stack(arrays)

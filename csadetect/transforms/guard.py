@@ -38,6 +38,7 @@ from apache_beam.utils import shared
 from csadetect.config.settings import AllowListSettings, FloodGuardSettings, MatchSettings
 from csadetect.indicators.controls import AllowList, FloodGuard, ReleaseWatcher, Thresholds, suppress
 from csadetect.indicators.snapshot import SnapshotError
+from csadetect.signals.embedding import view_thresholds
 from csadetect.transforms.common import counter, guarded, is_streaming, keep_alive
 from csadetect.transforms.decide import REVIEW, needs_review
 
@@ -129,7 +130,8 @@ class GuardMatchesFn(beam.DoFn):
     def _allowed(self, item):
         spec = self._embedding
         if spec is not None and item.embeddings is not None and item.image is not None:
-            return self._controls.allow.matches(item.image, None, item.embeddings, spec.version, spec.threshold)
+            thresholds = view_thresholds(item.views, spec.threshold, len(item.embeddings))
+            return self._controls.allow.matches(item.image, None, item.embeddings, spec.version, thresholds)
         return self._controls.allow.matches(item.image, item.video)
 
     def _held(self, matched, held) -> bool:

@@ -19,6 +19,7 @@ from csadetect.media.regions import preprocessor
 from csadetect.models.embedding import model_inputs
 from csadetect.reports.crypto import load_evidence_private_key, seal_content
 from csadetect.signals import digests
+from csadetect.signals.embedding import query_regions
 from csadetect.reports.hits import HashedItem
 from csadetect.transforms.common import DEAD_LETTER, counter, guarded
 
@@ -65,7 +66,7 @@ class HashMediaFn(beam.DoFn):
                 )
                 views, pixels = (), None
                 if self._embed_size:
-                    views, pixels = model_inputs(pictures, self._embed_size, self._embed_flip)
+                    views, pixels = model_inputs(pictures, self._embed_size, self._embed_flip, query_regions(self._match))
                 item = HashedItem(event.without_content(), image=hashes, views=views, pixels=pixels,
                                   evidence=self._sealed(event))
             else:

@@ -22,6 +22,7 @@ from apache_beam.utils import shared
 from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.indicators.live import LiveIndex
 from csadetect.reports.hits import MatchedItem
+from csadetect.signals.embedding import view_thresholds
 from csadetect.transforms.common import NAMESPACE, counter, guarded, is_streaming, keep_alive
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ class MatchIndicatorsFn(beam.DoFn):
                     LOG.error("%s", problem)
                     counter("embedding_rows_of_other_model").inc()
             if spec is not None and item.embeddings is not None:
-                matches = index.match_image(item.image, item.embeddings, spec.version, spec.threshold)
+                thresholds = view_thresholds(item.views, spec.threshold, len(item.embeddings))
+                matches = index.match_image(item.image, item.embeddings, spec.version, thresholds)
             else:
                 matches = index.match_image(item.image)
             if item.embeddings is not None:
