@@ -137,15 +137,28 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
 
         # nothing more is published: the read's watermark follows the wall clock, so the last
         # windows close on time and their files are written without newer traffic
-        def complete():
+        def missing() -> list[str]:
+            """What the output still lacks, one line per unmet condition (empty: complete)."""
             c = fs.counts(out)
-            return ({r["event_id"] for r in fs.reports(out)} >= stream.hits
-                    and len(fs.dead_letters(out)) >= stream.malformed
-                    and {i["event_id"] for i in fs.review_items(out)} >= stream.review
-                    and c["scanned"] + c["dead_lettered"] >= len(stream) and c["reported"] >= len(stream.hits)
-                    and c["dead_lettered"] >= stream.malformed and c["review_queued"] >= len(stream.review))
-        assert fs.wait_for(complete, 500, (proc,), every=1), (
-            f"{len({r['event_id'] for r in fs.reports(out)})}/{len(stream.hits)} hits reported\n" + log.read_text()[-3000:])
+            reported = {r["event_id"] for r in fs.reports(out)}
+            queued = {i["event_id"] for i in fs.review_items(out)}
+            lacks = [
+                (f"reports: {len(reported & stream.hits)}/{len(stream.hits)} hits, first missing "
+                 f"{sorted(stream.hits - reported)[:5]}", reported >= stream.hits),
+                (f"dead letters: {len(fs.dead_letters(out))}/{stream.malformed}",
+                 len(fs.dead_letters(out)) >= stream.malformed),
+                (f"review items: {len(queued & stream.review)}/{len(stream.review)}, first missing "
+                 f"{sorted(stream.review - queued)[:5]}", queued >= stream.review),
+                (f"counts: scanned {c['scanned']} + dead_lettered {c['dead_lettered']} of {len(stream)} events, "
+                 f"reported {c['reported']} of {len(stream.hits)}, review_queued {c['review_queued']} of "
+                 f"{len(stream.review)}",
+                 c["scanned"] + c["dead_lettered"] >= len(stream) and c["reported"] >= len(stream.hits)
+                 and c["dead_lettered"] >= stream.malformed and c["review_queued"] >= len(stream.review)),
+            ]
+            return [text for text, met in lacks if not met]
+
+        assert fs.wait_for(lambda: not missing(), 500, (proc,), every=1), (
+            "the output never completed:\n" + "\n".join(missing()) + "\n" + log.read_text()[-3000:])
         time.sleep(6)  # the last windows' files, and anything a replay would still write
         first_output_after = _first_output_after(out, killed_at)
         # no record was dropped as late at any GroupByKey (the sinks write late records in later panes)
