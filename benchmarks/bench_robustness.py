@@ -777,8 +777,9 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
             "Where this release adds matches (test split, previous release -> this release, combined): "
             + ("; ".join(gains) if gains else "nowhere") + ".",
             "Where it loses any: " + ("; ".join(losses) if losses else "nowhere") + ".",
-            "By construction: the crops at a corner or the centre (`crop60_tl` ... `crop75_br`, not `crop75_c`) are cut",
-            "the way a region row is; the crops at a random place (`crop60_rand`, `crop75_rand`) are not.",
+            "By construction: the 60%-area crops at a corner or the centre (`crop60_tl` ... `crop60_c`) are cut the way",
+            "a region row is, and the 75%-area ones (`crop75_tl` ... `crop75_c`) hold, at the same place, a query region",
+            "view cut like the 60% row; the crops at a random place (`crop60_rand`, `crop75_rand`) are neither.",
             "This release's combined recall still below 80%: " + ("; ".join(weak) if weak else "none") + ".",
             "False pairs, previous release -> this release (combined): copy -> wrong original "
             f"{emb['false_copies'][1]} -> {emb['false_copies'][3]}; distractor -> original "
