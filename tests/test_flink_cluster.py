@@ -142,11 +142,11 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
             c = fs.counts(out)
             reported = {r["event_id"] for r in fs.reports(out)}
             queued = {i["event_id"] for i in fs.review_items(out)}
+            dead = len(fs.dead_letters(out))
             lacks = [
                 (f"reports: {len(reported & stream.hits)}/{len(stream.hits)} hits, first missing "
                  f"{sorted(stream.hits - reported)[:5]}", reported >= stream.hits),
-                (f"dead letters: {len(fs.dead_letters(out))}/{stream.malformed}",
-                 len(fs.dead_letters(out)) >= stream.malformed),
+                (f"dead letters: {dead}/{stream.malformed}", dead >= stream.malformed),
                 (f"review items: {len(queued & stream.review)}/{len(stream.review)}, first missing "
                  f"{sorted(stream.review - queued)[:5]}", queued >= stream.review),
                 (f"counts: scanned {c['scanned']} + dead_lettered {c['dead_lettered']} of {len(stream)} events, "

@@ -62,7 +62,7 @@ from csadetect.media.regions import views_and_sub_images
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import KIND, EmbeddingModel, model_inputs, preprocess
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, QUERY_REGIONS,
-                                         embedding_views, view_weights)
+                                         embedding_views, view_weights, weigh_similarities)
 from training import robustness_set
 from training.embedding_data import DISTRACTOR_SKIMAGE, HELDOUT_SKIMAGE, random_augment, synth
 from training.evaluate_images import ALL_TRANSFORMS, COPY_SEED, transform
@@ -217,7 +217,7 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
 
     def per_original(vecs, weights):  # largest similarity of any query vector to any row of each original
         per = (vecs @ emb.T).reshape(len(vecs), n, m).max(axis=2)  # a region view's distance counts twice
-        return (1.0 - weights[:, None] * (1.0 - per)).max(axis=0)
+        return weigh_similarities(per, weights).max(axis=0)
 
     worst = {}  # kind -> (similarity, query, original)
     counts = {}

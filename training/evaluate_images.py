@@ -54,7 +54,7 @@ from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, model_inputs
-from csadetect.signals.embedding import query_regions, split_embedding, view_thresholds
+from csadetect.signals.embedding import query_regions, split_embedding, view_thresholds, weigh_similarities
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
                                      eval_transform, random_augment, rotate, skimage_image, synth)
 
@@ -128,7 +128,7 @@ def original_sims(vectors: np.ndarray, emb: np.ndarray, weights: "np.ndarray | N
     vector's similarity ``s`` counts as ``1 - weight * (1 - s)``, as the matcher scores it."""
     per = (vectors @ emb.T) if emb.ndim == 2 else np.einsum("kd,nmd->knm", vectors, emb).max(axis=2)
     if weights is not None:
-        per = 1.0 - np.asarray(weights, dtype=np.float64)[:, None] * (1.0 - per)
+        per = weigh_similarities(per, weights)
     return per.max(axis=0)
 
 

@@ -34,7 +34,7 @@ from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, h
 from csadetect.media.regions import preprocessor
 from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
-from csadetect.signals.embedding import view_thresholds
+from csadetect.signals.embedding import query_regions, view_thresholds
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -214,7 +214,6 @@ def _hash_media(path: str, settings):
 def _embedding_views(pictures, settings, embedder) -> tuple[tuple[str, ...], object]:
     """The names of a picture's embedding inputs and their vectors."""
     from csadetect.models.embedding import model_inputs  # lazy: the model loader imports Beam
-    from csadetect.signals.embedding import query_regions
 
     names, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip,
                                 regions=query_regions(settings.match))

@@ -169,6 +169,13 @@ def view_weights(names: Sequence[str]) -> np.ndarray:
     return np.array([region if _REGION_VIEW_RE.search(n) else 1.0 for n in names], dtype=np.float64)
 
 
+def weigh_similarities(sims: np.ndarray, weights) -> np.ndarray:
+    """``sims`` ``(k, ...)``, one row per query vector, scored as the matcher scores them:
+    ``1 - weight * (1 - s)`` with that vector's :func:`view_weights` entry."""
+    w = np.asarray(weights, dtype=np.float64).reshape((-1,) + (1,) * (np.ndim(sims) - 1))
+    return 1.0 - w * (1.0 - sims)
+
+
 def _unit_rows(mat: np.ndarray) -> np.ndarray:
     return mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
 
