@@ -110,6 +110,10 @@ def test_crash_and_recover(cluster, tmp_path, report_keys):
         # the REST API shows the job's vertices (Flink's chains of the pipeline's named steps)
         vertices = [v["name"] for v in cluster.rest(f"/jobs/{jid}")["vertices"]]
         assert any("ReadEvents/Kafka" in v for v in vertices) and any("SealAndSign" in v for v in vertices), vertices
+        # bundles end before a checkpoint barrier: otherwise a checkpoint during the Kafka read's
+        # one Impulse bundle can keep the partitions' descriptors in its buffer for good (docs/deploy.md)
+        options = cluster.rest(f"/jobs/{jid}/config")["execution-config"]["user-config"]
+        assert options.get("finishBundleBeforeCheckpointing") == "true", options.get("finishBundleBeforeCheckpointing")
         # the first 400 events, until some hits are reported and a checkpoint is complete; then the
         # other 600, and the crash while the job reads and works on them
         fs.publish(cluster.kafka_bootstrap, "uploads", stream.events[:400])

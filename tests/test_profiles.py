@@ -53,7 +53,8 @@ def test_shipped_profiles_load_and_apply(monkeypatch):
             "--temp_location=gs://example-bucket/tmp", "--labels=app=csadetect"} <= set(dataflow)
     flink = apply_profile([], load_profile("flink"), env=FULL_ENV)
     assert {"--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--environment_type=DOCKER",
-            "--parallelism=4", "--read_via=xlang_pubsub", "--checkpointing_interval=60000"} <= set(flink)
+            "--parallelism=4", "--read_via=xlang_pubsub", "--checkpointing_interval=60000",
+            "--finish_bundle_before_checkpointing"} <= set(flink)
     direct = apply_profile([], load_profile("direct"), env={})
     assert direct == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]  # runner stays pinned
 

@@ -389,7 +389,8 @@ class LocalCluster:
 
     def pipeline_args(self, parallelism: int = 1, checkpoint_ms: int = 2000) -> list:
         """PortableRunner flags for a streaming job on this cluster (Beam's Java FlinkPipelineOptions
-        ``--parallelism`` and ``--checkpointing_interval`` go through to the job server)."""
+        ``--parallelism``, ``--checkpointing_interval`` and ``--finish_bundle_before_checkpointing``
+        go through to the job server; the last one: docs/deploy.md "Flink", the stalled read)."""
         return [
             "--runner=PortableRunner", f"--job_endpoint=localhost:{self.ports.job}",
             f"--artifact_endpoint=localhost:{self.ports.artifact}",
@@ -398,6 +399,7 @@ class LocalCluster:
             # one Python SDK worker process per parallel task (Beam's default is one per TaskManager)
             f"--sdk_worker_parallelism={parallelism}",
             f"--parallelism={parallelism}", f"--checkpointing_interval={checkpoint_ms}",
+            "--finish_bundle_before_checkpointing",
             "--streaming",
         ]
 
