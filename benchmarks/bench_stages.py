@@ -157,6 +157,11 @@ def frame(jpeg: bytes, kind: str) -> bytes:
     return jpeg_bytes(canvas, 90)
 
 
+# JSON of ``match`` settings merged into the pipeline's config for every run (``bench_throughput --match``):
+# a setting's cost end to end, one run per setting.
+MATCH_ENV = "CSADETECT_BENCH_MATCH"
+
+
 def config_path(base: Path, out: Path) -> Path:
     import yaml
 
@@ -168,6 +173,8 @@ def config_path(base: Path, out: Path) -> Path:
                   "dead_letter_dir": str(out / "dead")},
         "stores": {"stats_dir": str(out / "stats")},
     }
+    if os.environ.get(MATCH_ENV):
+        config["match"] = json.loads(os.environ[MATCH_ENV])
     path = out / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

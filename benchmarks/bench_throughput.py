@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Optional
 
 from benchmarks import bench_stages as stages
-from benchmarks.bench_stages import SIZES, SMALL, config_path, kept_notes, log, table
+from benchmarks.bench_stages import MATCH_ENV, SIZES, SMALL, config_path, kept_notes, log, table
 
 ROOT = stages.ROOT
 WORK = ROOT / "benchmarks" / ".data" / "throughput"
@@ -820,6 +820,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile-stream", action="store_true",
                     help="take stack samples of the streaming pipeline's threads (adds two tables)")
     ap.add_argument("--render", action="store_true", help="only format the last saved measurement again")
+    ap.add_argument("--match", help="JSON of match settings for the pipeline runs, e.g. "
+                    "'{\"embedding_query_region_shares\": [0.8]}' (a setting's cost end to end; default: the defaults)")
     ap.add_argument("--child", choices=["hashing", "loops"], help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
@@ -841,8 +843,19 @@ def main(argv=None) -> int:
     if any(s not in SIZES for s in sizes):
         print(f"--sizes: choose from {', '.join(SIZES)}", file=sys.stderr)
         return 2
+    tag = ""
+    if args.match:
+        from csadetect.config.settings import ConfigError, load_settings
+
+        try:
+            load_settings(overrides={"match": json.loads(args.match)})
+        except (ValueError, ConfigError) as err:
+            print(f"--match: {err}", file=sys.stderr)
+            return 2
+        os.environ[MATCH_ENV] = args.match
+        tag = "-match-" + "".join(c if c.isalnum() else "_" for c in args.match)[:60]
     WORK.mkdir(parents=True, exist_ok=True)
-    saved = WORK / f"results-{'-'.join(sizes)}-{args.events}-{'-'.join(parts)}.json"
+    saved = WORK / f"results-{'-'.join(sizes)}-{args.events}-{'-'.join(parts)}{tag}.json"
     if args.render:
         results = json.loads(saved.read_text())
     else:
@@ -866,6 +879,8 @@ def main(argv=None) -> int:
         results["elapsed"] = time.time() - started
         saved.write_text(json.dumps(results))
     text = render(results, args)
+    if args.match:
+        text = f"Pipeline runs with the match settings `{args.match}` over the defaults.\n\n" + text
     print(text)
     if not args.no_write:
         Path(args.out).write_text(text)

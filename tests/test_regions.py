@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from csadetect.config.settings import Limits, MatchSettings, load_settings
+from csadetect.config.settings import ConfigError, Limits, MatchSettings, load_settings
 from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import media_rows
 from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
@@ -18,8 +19,8 @@ from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.preprocess import views
 from csadetect.media.regions import preprocessor, sub_image_boxes, sub_images, views_and_sub_images
 from csadetect.media.synth import synthetic_image
-from csadetect.models.embedding import EmbeddingModel, model_inputs
-from csadetect.signals.embedding import (EMBEDDING_REGIONS, QUERY_REGIONS, embedding_views, index_regions, query_regions,
+from csadetect.models.embedding import EmbeddingModel, model_inputs, region_source
+from csadetect.signals.embedding import (EMBEDDING_REGIONS, QUERY_REGIONS, REGION_SOURCE_SIDE, embedding_views, index_regions, query_regions,
                                          region_crops, view_thresholds)
 from csadetect.transforms.hash import HashMediaFn
 from training import robustness_scenes as scenes
@@ -186,10 +187,50 @@ def test_a_75_percent_crop_matches_through_a_query_region_view(model, scene, tmp
     assert not _matches(on, crop, NO_QUERY_REGIONS, model)
 
 
+@pytest.mark.parametrize("area,where", [(0.65, "tr"), (0.70, "bl"), (0.85, "tl"), (0.90, "br"), (0.95, "tr"),
+                                        (0.70, "c")])
+def test_a_corner_or_centre_crop_of_other_areas_matches_through_a_query_region_view(model, scene, tmp_path,
+                                                                                     area, where):
+    """Areas between the region rows' (60% and 78%): some query-side share ``q`` cuts the crop like a
+    region row (0.65 x 0.92 = 0.60, 0.90 x 0.86 = 0.77 ...), and the match is on a region row. With the
+    region views off, none of these crops matches (the image row is not close enough)."""
+    known = scenes.render(scene, noise_seed=1)
+    _, on = _index(known, ON, model, tmp_path)
+    crop = rs._crop_area(area, where)(known, None)
+    found = _matches(on, crop, ON, model)
+    assert any(re.search(r"-embedding-a(60|78)(tl|tr|bl|br|c)$", m.indicator_id) for m in found), found
+    assert not _matches(on, crop, NO_QUERY_REGIONS, model)
+
+
+def test_the_query_region_shares_are_a_setting(model, scene, tmp_path):
+    """``match.embedding_query_region_shares`` chooses the views: sorted, five places each; a share
+    that is not a whole percent from 50% to 99%, or is listed twice, fails in one line. With 80% alone
+    (the cheap setting), an 85%-area corner crop finds nothing that the default shares find."""
+    places = ("tl", "tr", "bl", "br", "c")
+    assert query_regions(MatchSettings(embedding_query_region_shares=(0.9, 0.8))) == ((0.8, places), (0.9, places))
+    assert query_regions(MatchSettings()) == QUERY_REGIONS
+    assert load_settings().match.embedding_query_region_shares == tuple(q for q, _ in QUERY_REGIONS)
+    for bad in ((0.835,), (0.8, 0.80), (1.0,), (0.4,), ()):
+        with pytest.raises(ConfigError) as err:
+            load_settings(overrides={"match": {"embedding_query_region_shares": list(bad)}})
+        assert "match.embedding_query_region_shares" in str(err.value) and "\n" not in str(err.value)
+    known = scenes.render(scene, noise_seed=1)
+    _, on = _index(known, ON, model, tmp_path)
+    crop = rs._crop_area(0.85, "tl")(known, None)
+    assert _matches(on, crop, ON, model)
+    assert not _matches(on, crop, MatchSettings(embedding_query_region_shares=(0.80,)), model)
+
+
 def test_query_region_views_are_named_after_the_image_and_not_mirrored():
-    img = Image.new("RGB", (120, 80), (10, 20, 30))
+    img = Image.new("RGB", (1200, 800), (10, 20, 30))
     names, batch = model_inputs([("image", img)], 32, flip=True, regions=QUERY_REGIONS)
-    assert names == ("image", "image:flip") + tuple(f"image-a80{x}" for x in QUERY_REGIONS[0][1])
-    assert batch.shape == (7, 32, 32, 3)
+    expected = tuple(f"image-a{round(q * 100):02d}{x}" for q, anchors in QUERY_REGIONS for x in anchors)
+    assert names == ("image", "image:flip") + expected and len(set(expected)) == len(expected) == 50
+    assert all(re.fullmatch(r"image-a(8[0-9]|9[0-8])(tl|tr|bl|br|c)", n) for n in expected)
+    assert batch.shape == (2 + 50, 32, 32, 3)
+    # cut from the picture reduced to REGION_SOURCE_SIDE a side, aspect kept; small pictures as they are
+    assert region_source(img).size == (REGION_SOURCE_SIDE, round(800 * REGION_SOURCE_SIDE / 1200))
+    small = Image.new("RGB", (200, 90))
+    assert region_source(small) is small
     assert model_inputs([("image", img)], 32, flip=True, regions=())[0] == ("image", "image:flip")
     assert model_inputs([], 32, flip=True, regions=QUERY_REGIONS)[0] == ()

@@ -144,9 +144,16 @@ class MatchSettings(_Strict):
         "(csadetect.signals.embedding.EMBEDDING_REGIONS; + 512 B per row per indicator)"
     )
     embedding_query_regions: bool = Field(
-        True, description="also embed crops keeping 80% of each image's area at its corners and centre "
-        "(csadetect.signals.embedding.QUERY_REGIONS), so a copy cropped to 75% meets a region row; "
-        "+5 embedding inputs per image (~1.6 ms CPU each)"
+        True, description="also embed crops of each image at its corners and centre, keeping the shares of its "
+        "area in embedding_query_region_shares (csadetect.signals.embedding.query_regions), so a copy cropped "
+        "at a corner or the centre to any area from 60% meets a region row; +5 embedding inputs per share and "
+        "image (~0.7 ms CPU each: 50 inputs, ~34 ms per 3 MP image with the default shares)"
+    )
+    embedding_query_region_shares: tuple[float, ...] = Field(
+        (0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98), min_length=1,
+        description="the query-side region views' shares of the image's area, whole percents from 0.50 to 0.99. "
+        "The default's steps of 2% keep every area from 60% within the ~1.5% the region rows tolerate; "
+        "fewer shares cost less and leave gaps (benchmarks/robustness.md; [0.80] alone: 75%-area crops only)"
     )
     auto_confirm_distance: int = Field(
         31, ge=0, le=256, description="PDQ matches at or below this distance are confirmed without review"
@@ -165,6 +172,16 @@ class MatchSettings(_Strict):
         MatchThresholds(), description="stricter distance thresholds per indicator source "
         "and category (docs/false-positives.md); the strictest that applies wins"
     )
+
+    @field_validator("embedding_query_region_shares")
+    @classmethod
+    def _whole_percents(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for share in v:
+            if not 0.5 <= share <= 0.99 or abs(share * 100 - round(share * 100)) > 1e-6:
+                raise ValueError(f"{share} is not a whole percent from 0.50 to 0.99 of the image's area")
+        if len({round(share * 100) for share in v}) != len(v):
+            raise ValueError(f"a share is listed twice in {list(v)}")
+        return tuple(sorted(round(share, 2) for share in v))
 
 
 class AllowListSettings(_Strict):

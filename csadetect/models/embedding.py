@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from csadetect.models.loader import ModelKind
-from csadetect.signals.embedding import region_crops
+from csadetect.signals.embedding import REGION_SOURCE_SIDE, region_crops
 
 INPUT_SIZE = 64
 
@@ -73,19 +73,29 @@ def model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool = False,
     """(name, PIL image) pairs -> names and a ``(k, size, size, 3)`` uint8 batch; with ``flip``
     the mirrored first picture is added as ``"image:flip"``; with ``regions`` (the query-side
     region views, :func:`csadetect.signals.embedding.query_regions`) the first picture's crops at
-    its corners and centre, as ``"image-a80tl"`` ..."""
+    its corners and centre, as ``"image-a80tl"`` ..., cut from :func:`region_source`."""
     names = [name for name, _ in pictures]
     arrays = [preprocess(img, size) for _, img in pictures]
     if flip and arrays:
         names.append(f"{names[0]}:flip")
         arrays.append(np.ascontiguousarray(arrays[0][:, ::-1]))
     if regions and arrays:
-        for suffix, crop in region_crops(pictures[0][1], regions):
+        for suffix, crop in region_crops(region_source(pictures[0][1]), regions):
             names.append(f"{names[0]}{suffix}")
             arrays.append(preprocess(crop, size))
     if not arrays:
         return (), np.zeros((0, size, size, 3), np.uint8)
     return tuple(names), np.stack(arrays)
+
+
+def region_source(img: Image.Image, side: int = REGION_SOURCE_SIDE) -> Image.Image:
+    """The picture the query-side region views are cut from: ``img`` reduced (antialiased, aspect
+    kept) to at most ``side`` pixels a side, or ``img`` itself when it is no larger."""
+    w, h = img.size
+    scale = side / max(w, h)
+    if scale >= 1.0:
+        return img
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
 
 
 class EmbeddingModel:

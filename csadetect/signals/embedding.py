@@ -64,12 +64,25 @@ EMBEDDING_ROTATIONS = (3, -3)
 # indicator (512 B at 128-d).
 EMBEDDING_REGIONS = ((0.60, ("tl", "tr", "bl", "br", "c")), (0.78, ("tl", "tr", "bl", "br")))
 _ANCHORS = {"tl": (0.0, 0.0), "tr": (1.0, 0.0), "bl": (0.0, 1.0), "br": (1.0, 1.0), "c": (0.5, 0.5)}
-# Query-side region views (``match.embedding_query_regions``): crops keeping 80% of the uploaded
-# image's area at each corner and the centre, embedded beside the image and its views (names
-# ``image-a80tl`` ...). A copy cropped to 75% of the original at a corner or the centre then holds
-# a crop cut exactly like the original's 60% region row (0.75 x 0.80 = 0.60), one cropped to ~97%
-# one like its 78% row. Each is one more model input per image (no mirror): ~1.6 ms CPU.
-QUERY_REGIONS = ((0.80, ("tl", "tr", "bl", "br", "c")),)
+# Query-side region views (``match.embedding_query_regions``): crops keeping 80% to 98% of the
+# uploaded image's area (steps of 2%) at each corner and the centre, embedded beside the image and its
+# views (names ``image-a80tl`` ...). A copy cropped at a corner or the centre to an area ``a`` of the
+# original then holds a crop cut like one of the original's region rows: its view at share ``q`` is
+# the original's region at ``a * q``, and some ``q`` brings that within ~1.5% of 0.60 or 0.78 (the
+# embedding tolerates no more at the region views' threshold: a 2.5% miss matched 25-75%), for
+# every area from 60% to 100% (0.75 x 0.80 = 0.60; 0.90 x 0.86 = 0.77; 0.65 x 0.92 = 0.60). The
+# shares were chosen on the robustness benchmark's development split (csadetect/models/cards/
+# embedding.md, "Query-side region views at every area"). 50 more model inputs per image (no
+# mirror), cut from the image reduced to REGION_SOURCE_SIDE (models.embedding.model_inputs): ~0.7 ms
+# CPU each.
+# The shares are a setting (``match.embedding_query_region_shares``); these are its defaults.
+QUERY_REGION_SHARES = MatchSettings.model_fields["embedding_query_region_shares"].default
+QUERY_REGION_PLACES = ("tl", "tr", "bl", "br", "c")
+QUERY_REGIONS = tuple((share, QUERY_REGION_PLACES) for share in QUERY_REGION_SHARES)
+# Region views are cut from the image reduced to at most this many pixels a side (aspect kept), not
+# from the decoded image: four times cheaper per view, and within cosine 0.9996 of a view cut from
+# the decoded image (the model sees 64 x 64 pixels).
+REGION_SOURCE_SIDE = 256
 # A region view is cut exactly like the row it is meant to meet, so a true copy's region view lands
 # much nearer that row than an edited copy lands to the image row, while the other shot of a stereo
 # pair gains a second chance from five more views. A region view therefore matches only within this
@@ -145,8 +158,12 @@ def index_regions(settings: MatchSettings) -> tuple:
 
 
 def query_regions(settings: MatchSettings) -> tuple:
-    """The query-side region views ``settings.embedding_query_regions`` asks for: :data:`QUERY_REGIONS` or none."""
-    return QUERY_REGIONS if settings.embedding_query_regions else ()
+    """The query-side region views ``settings`` asks for: each of ``embedding_query_region_shares`` at
+    every corner and the centre (:data:`QUERY_REGIONS` by default), or none when
+    ``embedding_query_regions`` is off."""
+    if not settings.embedding_query_regions:
+        return ()
+    return tuple((share, QUERY_REGION_PLACES) for share in settings.embedding_query_region_shares)
 
 
 def view_thresholds(names: Sequence[str], threshold: float, n_vectors: Optional[int] = None):
