@@ -242,10 +242,84 @@ def test_every_view_respects_the_guards():
         arr[: h // 3] = rng.integers(0, 256, 3)  # a flat band of random height and colour
         img = Image.fromarray(arr, "RGB")
         for name, (left, top, right, bottom) in find_boxes(img):
-            assert name in ("trim", "content", "smooth")
+            assert name in ("trim", "content", "smooth", "fill")
             assert 0 <= left < right <= w and 0 <= top < bottom <= h
             assert (right - left) * (bottom - top) >= p.min_area * w * h
-        assert len(views(img)) <= 3
+        assert len(views(img)) <= 4
+
+
+# --------------------------------------------------------------------------- blurred fill
+
+
+def _fill_canvas(img: Image.Image, canvas: tuple[int, int], blur: float) -> tuple[Image.Image, tuple]:
+    """``img`` centred on a ``canvas``-sized blurred, zoomed copy of itself (Gaussian radius
+    ``blur`` times the canvas's long side); returns the picture and the true box."""
+    W, H = canvas
+    w, h = img.size
+    s = max(W / w, H / h)
+    bg = img.resize((math.ceil(w * s), math.ceil(h * s))).crop((0, 0, W, H))
+    bg = bg.filter(ImageFilter.GaussianBlur(blur * max(W, H)))
+    at = ((W - w) // 2, (H - h) // 2)
+    bg.paste(img, at)
+    return bg, (at[0], at[1], at[0] + w, at[1] + h)
+
+
+@pytest.mark.parametrize("photo,size,canvas,blur,quality", [
+    ("astronaut", (400, 300), (400, 711), 1 / 30, 85),  # a landscape photo in a portrait frame
+    ("coffee", (360, 270), (360, 640), 1 / 20, 60),  # more blur, more compression
+    ("chelsea", (300, 300), (300, 533), 1 / 45, 85),  # a square photo, less blur
+    ("rocket", (240, 360), (640, 360), 1 / 30, 40),  # a portrait photo in a landscape frame, JPEG q40
+    ("astronaut", (300, 225), (400, 400), 1 / 30, 85),  # a fill on all four sides
+])
+def test_picture_in_front_of_a_blurred_fill_is_found(photo, size, canvas, blur, quality):
+    img = _photo(photo, size)
+    framed, true = _fill_canvas(img, canvas, blur)
+    copy = Image.open(io.BytesIO(_jpeg(framed, quality))).convert("RGB")
+    boxes = find_boxes(copy)
+    near = [b for _, b in boxes if max(abs(x - y) for x, y in zip(b, true)) <= 0.01 * max(canvas)]
+    assert near, (boxes, true)
+    # and the view found brings the copy back within PDQ's threshold of the photo
+    original = hash_image(_png(img)).pdq
+    dists = [hamming(original, hash_image(_png(copy.crop(b))).pdq) for b in near]
+    assert min(dists) <= THRESHOLD, dists
+    assert "fill" in dict(find_boxes(copy)) or any(n != "fill" for n, _ in boxes)
+
+
+def test_fill_view_is_what_finds_a_busy_picture_on_its_fill():
+    # a busy photo whose blurred copy has strong edges defeats the flatness tries; only the
+    # sharpness test finds it, and switching it off (fill_share=0) loses the view
+    img = _photo("coffee", (360, 270))
+    framed, true = _fill_canvas(img, (360, 640), 1 / 30)
+    copy = Image.open(io.BytesIO(_jpeg(framed, 85))).convert("RGB")
+    found = dict(find_boxes(copy))
+    assert "fill" in found and max(abs(x - y) for x, y in zip(found["fill"], true)) <= 6, found
+    assert "fill" not in dict(find_boxes(copy, Params(fill_share=0)))
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "chelsea"])
+def test_out_of_focus_surround_and_blurred_pictures_get_no_fill_view(photo):
+    img = _photo(photo, (400, 600))
+    blurred = img.filter(ImageFilter.GaussianBlur(20))
+    # the top and bottom fifths out of focus, sharpening gradually over the next fifths, as a
+    # photo's own depth of field does: no abrupt border, so no fill view ...
+    y = np.abs(np.linspace(-1.0, 1.0, 600))
+    ramp = np.clip((y - 0.2) / 0.4, 0, 1)[:, None, None]
+    mixed = (np.asarray(blurred, np.float64) * ramp + np.asarray(img, np.float64) * (1 - ramp)).round()
+    soft = Image.open(io.BytesIO(_jpeg(Image.fromarray(mixed.astype(np.uint8), "RGB"), 85))).convert("RGB")
+    assert "fill" not in dict(find_boxes(soft)), find_boxes(soft)
+    # ... which is the abruptness test's doing: without it the blurred bands are cut off
+    assert "fill" in dict(find_boxes(soft, Params(fill_jump=0)))
+    # a picture blurred all over, lightly or heavily, has no picture in front of a fill
+    for picture in (blurred, img.filter(ImageFilter.GaussianBlur(2))):
+        copy = Image.open(io.BytesIO(_jpeg(picture, 85))).convert("RGB")
+        assert "fill" not in dict(find_boxes(copy)), find_boxes(copy)
+
+
+def test_flat_margins_get_no_fill_view():
+    # a page with a flat margin and text: not a fill (the trim and content views handle pages)
+    page = _pictures()["small-on-page"]
+    assert "fill" not in dict(find_boxes(page))
+    assert preprocess.fill_box(pixels.pixels(page), pixels.pixels(page.convert("L"))) is None
 
 
 # --------------------------------------------------------------------------- odd inputs
@@ -382,7 +456,7 @@ def _golden_pictures() -> list[tuple[str, Image.Image]]:
     return out
 
 
-# name -> find_boxes(picture) as computed before the speed-up  # picture size
+# name -> find_boxes(picture) as computed before the speed-up (the fill views: as added in issue 17)  # picture size
 GOLDEN = {
     'plain': [],  # (320, 240)
     'plain-portrait': [],  # (240, 330)
@@ -401,9 +475,9 @@ GOLDEN = {
     'page-wide-photo': [('trim', (0, 8, 400, 681)), ('content', (0, 199, 400, 461))],  # (400, 700)
     'small-on-page': [('trim', (0, 8, 400, 388))],  # (400, 400)
     'caption': [('trim', (0, 8, 360, 330)), ('content', (0, 90, 360, 330))],  # (360, 330)
-    'blurred-fill-20': [],  # (320, 569)
+    'blurred-fill-20': [('fill', (0, 164, 320, 405))],  # (320, 569)
     'blurred-fill-21': [('smooth', (0, 164, 320, 403))],  # (320, 569)
-    'blurred-fill-27': [('content', (0, 0, 320, 403))],  # (320, 569)
+    'blurred-fill-27': [('content', (0, 0, 320, 403)), ('fill', (0, 164, 320, 403))],  # (320, 569)
     'blurred-fill-28': [('content', (0, 0, 403, 320)), ('smooth', (164, 0, 403, 320))],  # (569, 320)
     'flat': [],  # (300, 200)
     'gradient': [],  # (300, 200)
@@ -430,7 +504,7 @@ def _pictures() -> dict[str, Image.Image]:
 def test_golden_set_is_complete():
     assert list(_pictures()) == list(GOLDEN)
     names = {name for boxes in GOLDEN.values() for name, _ in boxes}
-    assert names == {"trim", "content", "smooth"}  # every kind of view is pinned
+    assert names == {"trim", "content", "smooth", "fill"}  # every kind of view is pinned
     assert sum(not boxes for boxes in GOLDEN.values()) >= 5  # and pictures without one
 
 
@@ -444,7 +518,9 @@ def test_boxes_are_pinned_with_other_thresholds():
     page = _pictures()["small-on-page"]
     assert find_boxes(page, Params(min_area=0.05)) == [
         ("trim", (0, 8, 400, 388)), ("content", (150, 150, 400, 240)), ("smooth", (150, 150, 260, 240))]
-    assert find_boxes(_pictures()["blurred-fill-28"], Params(flat_range_loose=0)) == [("content", (0, 0, 403, 320))]
+    assert find_boxes(_pictures()["blurred-fill-28"], Params(flat_range_loose=0)) == [
+        ("content", (0, 0, 403, 320)), ("fill", (164, 0, 403, 320))]
+    assert find_boxes(_pictures()["blurred-fill-20"], Params(fill_share=0)) == []  # the fill view switched off
     assert find_boxes(_pictures()["border-colour-big"], Params(analysis_side=256)) == [("trim", (117, 117, 922, 723))]
 
 

@@ -32,11 +32,26 @@ faster version must give the same boxes.
 ``smooth``
     The same with a looser flatness threshold, for a picture on a smooth but not uniform fill (a
     blurred, zoomed copy of itself); only accepted when centred (cut alike on opposite sides).
+``fill``
+    A picture centred in front of a blurred fill (the "blur background" of story and short-video
+    apps), found by sharpness instead of flatness: a pixel is sharp where the grey level's second
+    difference across or along its line is above ``fill_step``, and a line is blurred when fewer
+    than ``fill_share`` of its pixels are. Along each axis the blurred lines reaching the two
+    opposite edges are counted, and both sides are cut by the smaller count (the picture is
+    centred; its own smooth sky or floor only lengthens one side's count), when that is at least
+    ``fill_min`` of the side (a narrower soft edge is a vignette, not a fill). The fill must vary
+    (grey standard deviation at least ``fill_vary``: a flat margin is no fill) and end abruptly:
+    one of the first three sharp lines on one of the two sides must have at least ``fill_jump``
+    of its pixels sharp (the picture's border against the fill; three lines, as JPEG smears the
+    border over a block; a photo's own out-of-focus surround sharpens gradually). Cut sides are
+    then moved to a straight edge nearby when there is one.
+    A blurred fill has strong edges of its own (a blur of a zoomed copy), which defeats the
+    flatness tests above when the picture is busy near its border.
 
 Guards against false matches and wasted hashes: a view is only returned when its region differs
 from the whole image by at least ``min_trim`` of a side, covers at least ``min_area`` of the
 image, is not extremely elongated and not nearly flat, and does not repeat another view. An
-ordinary photo gets no view, so it costs the analysis and no extra PDQ. At most three views.
+ordinary photo gets no view, so it costs the analysis and no extra PDQ. At most four views.
 """
 from __future__ import annotations
 
@@ -81,6 +96,11 @@ class Params:
     max_aspect: float = 5.0  # longest/shortest side of a view
     min_side: int = 24  # px, analysis resolution
     min_std: float = 4.0  # grey standard deviation below which a view is too flat to hash
+    fill_step: int = 6  # fill view: a pixel is sharp when a grey second difference exceeds this ...
+    fill_share: float = 0.02  # ... and a line with fewer sharp pixels than this share is blurred; 0: no fill view
+    fill_min: float = 0.05  # a fill is at least this share of the side on each of two opposite sides
+    fill_vary: float = 1.5  # the fill's grey standard deviation is at least this (a flat margin is no fill)
+    fill_jump: float = 0.1  # one of the 3 first sharp lines after a fill (one of two opposite sides) is this sharp
 
 
 DEFAULT = Params()
@@ -620,6 +640,62 @@ def _snap(rgb: np.ndarray, box: Box, peeled: list[bool], p: Params) -> tuple[Box
     return (left, top, right, bottom), found
 
 
+# --------------------------------------------------------------------------- blurred fill
+
+
+def _sharp_share(g: np.ndarray, p: Params) -> np.ndarray:
+    """Per inner row of ``g`` (int16 grey, >= 3 x 3): the share of its inner pixels that are sharp,
+    i.e. whose grey second difference along the row or down the column exceeds ``p.fill_step``."""
+    centre = 2 * g[1:-1, 1:-1]
+    along = np.abs(g[1:-1, 2:] + g[1:-1, :-2] - centre)
+    across = np.abs(g[2:, 1:-1] + g[:-2, 1:-1] - centre)
+    sharp = np.maximum(along, across) > p.fill_step
+    return np.count_nonzero(sharp, axis=1) / sharp.shape[1]
+
+
+def _blurred_run(share: np.ndarray, p: Params) -> int:
+    """Number of leading lines of ``share`` that are blurred (share < ``p.fill_share``)."""
+    return _leading_true(share < p.fill_share)
+
+
+def fill_box(rgb: np.ndarray, grey: np.ndarray, region: Optional[Box] = None, p: Params = DEFAULT) -> Optional[Box]:
+    """Box of a picture centred in front of a blurred fill inside ``region`` (default: the whole
+    image), or None (see ``fill`` in the module docstring)."""
+    h, w = grey.shape
+    left, top, right, bottom = region if region is not None else (0, 0, w, h)
+    if right - left < 8 or bottom - top < 8:
+        return None
+    g = grey[top:bottom, left:right].astype(np.int16)
+    box = [left, top, right, bottom]
+    cut = [False] * 4
+    for axis in (0, 1):  # 0: rows (a fill above and below), 1: columns (left and right)
+        lines = g if axis == 0 else g.T
+        n = lines.shape[0]
+        # an outermost inner line that is sharp on either side: no fill along this axis
+        ends = _sharp_share(np.concatenate((lines[:3], lines[-3:])), p)
+        if ends[0] >= p.fill_share or ends[-1] >= p.fill_share:
+            continue
+        share = _sharp_share(lines, p)
+        if share.max() < p.fill_share:
+            return None  # blurred all over: no picture in front of anything
+        a, b = _blurred_run(share, p), _blurred_run(share[::-1], p)
+        m = 1 + min(a, b)  # + the outermost line
+        if m < p.fill_min * n or 2 * m >= n:
+            continue
+        if max(share[a : a + 3].max(), share[::-1][b : b + 3].max()) < p.fill_jump:
+            continue  # the surround sharpens gradually: out of focus, not a fill
+        bands = np.concatenate((lines[:m], lines[n - m :]))
+        if not _std_at_least(np.ascontiguousarray(bands, dtype=np.uint8), p.fill_vary):
+            continue  # a flat margin (a page, a bar): the trim and content views' business
+        lo, hi = (1, 3) if axis == 0 else (0, 2)
+        box[lo] += m
+        box[hi] -= m
+        cut[lo] = cut[hi] = True
+    if not any(cut):
+        return None
+    return _snap(rgb, (box[0], box[1], box[2], box[3]), [not c for c in cut], p)[0]
+
+
 # --------------------------------------------------------------------------- views
 
 
@@ -705,6 +781,15 @@ def find_boxes(img: Image.Image, p: Params = DEFAULT) -> list[tuple[str, Box]]:
             found.append((name, content))
             if not p.both_content:
                 break
+    if p.fill_share > 0:
+        fill = fill_box(rgb, grey, trimmed, p)
+        if (
+            fill is not None
+            and _significant(fill, trimmed, p)
+            and _acceptable(fill, grey, p)
+            and not any(_same(fill, b, grey.shape, p) for _, b in found)
+        ):
+            found.append(("fill", fill))
     out = []
     for name, (left, top, right, bottom) in found:
         if scale != 1.0:
@@ -716,7 +801,8 @@ def find_boxes(img: Image.Image, p: Params = DEFAULT) -> list[tuple[str, Box]]:
 
 def views(img: Image.Image, p: Params = DEFAULT) -> list[tuple[str, Image.Image]]:
     """Extra RGB views of ``img`` to hash: the image with borders/letterbox trimmed (``trim``),
-    the photo region of a screenshot-like canvas (``content``) and of a smooth fill (``smooth``).
+    the photo region of a screenshot-like canvas (``content``), of a smooth fill (``smooth``) and
+    in front of a blurred fill (``fill``).
     Empty for an ordinary photo.
 
     Matches :data:`csadetect.media.hashing.Preprocessor`; use as ``hash_image(data, preprocess=views)``.
