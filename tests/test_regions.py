@@ -87,6 +87,30 @@ def test_the_pipeline_hashes_with_the_switched_views():
         assert fn._preprocess is want
 
 
+def _blurred_fill_upload() -> bytes:
+    """A generated picture centred in front of a blurred, zoomed copy of itself, as JPEG bytes."""
+    out = rs.t_blurred_fill(synthetic_image(23, (480, 360)), None)
+    buf = io.BytesIO()
+    out.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def test_the_fill_view_switch():
+    data = _blurred_fill_upload()
+    names = lambda match: [n for n, _ in hash_image_with_views(data, preprocess=preprocessor(match))[1]]  # noqa: E731
+    assert "fill" in names(MatchSettings())
+    assert "fill" in names(MatchSettings(sub_images=False))
+    assert "fill" not in names(MatchSettings(fill_view=False))
+    assert "fill" not in names(MatchSettings(fill_view=False, sub_images=False))
+    # the other views are still looked for without it
+    assert preprocessor(MatchSettings(fill_view=False)).func is views_and_sub_images
+    fn = HashMediaFn(Limits(), MatchSettings(fill_view=False))
+    fn.setup()
+    assert fn._preprocess.keywords["p"].fill_share == 0
+    with pytest.raises(ConfigError, match="fill_view"):
+        load_settings(overrides={"match": {"fill_view": "often"}})
+
+
 def test_bad_switch_values_fail_in_one_line():
     with pytest.raises(Exception) as err:
         MatchSettings(sub_images="sometimes")

@@ -135,6 +135,10 @@ class MatchSettings(_Strict):
         "small per-item queries are fastest single-threaded, Beam parallelises across items"
     )
     preprocess: bool = Field(True, description="also hash border/letterbox-trimmed views of each image")
+    fill_view: bool = Field(
+        True, description="with preprocess: also look for a picture centred in front of a blurred fill (the 'fill' "
+        "view, csadetect.media.preprocess.fill_box; ~0.1-0.8 ms per image, + one PDQ and one vector when found)"
+    )
     sub_images: bool = Field(
         True, description="also hash and embed straight-edged sub-images (collage cells, picture-in-picture, "
         "csadetect.media.regions; ~2-3 ms per image, + one PDQ and one vector per sub-image found)"

@@ -35,13 +35,14 @@ other views). The switch is ``match.sub_images`` (``csadetect/config/default.yam
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
 
 from csadetect.media.pixels import pixels
-from csadetect.media.preprocess import trim_box, views
+from csadetect.media.preprocess import DEFAULT as VIEW_DEFAULT, Params as ViewParams, trim_box, views
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive, PIL order
 
@@ -227,10 +228,10 @@ def sub_images(img: Image.Image, p: RegionParams = DEFAULT) -> list[tuple[str, I
     return [("cell", img.crop(box)) for box in sub_image_boxes(img, p)]
 
 
-def views_and_sub_images(img: Image.Image) -> list[tuple[str, Image.Image]]:
-    """:func:`csadetect.media.preprocess.views`, then each :func:`sub_images` that is not the
-    same size as one of them (the photo of a meme frame is found by both)."""
-    found = views(img)
+def views_and_sub_images(img: Image.Image, p: ViewParams = VIEW_DEFAULT) -> list[tuple[str, Image.Image]]:
+    """:func:`csadetect.media.preprocess.views` (with ``p``), then each :func:`sub_images` that is
+    not the same size as one of them (the photo of a meme frame is found by both)."""
+    found = views(img, p)
     sizes = [v.size for _, v in found]
     for name, cell in sub_images(img):
         if not any(abs(cell.width - w) <= 0.02 * w and abs(cell.height - h) <= 0.02 * h for w, h in sizes):
@@ -238,10 +239,16 @@ def views_and_sub_images(img: Image.Image) -> list[tuple[str, Image.Image]]:
     return found
 
 
+# csadetect.media.preprocess's thresholds without the fill view (``match.fill_view: false``)
+NO_FILL_VIEW = dataclasses.replace(VIEW_DEFAULT, fill_share=0.0)
+
+
 def preprocessor(match) -> Optional[Callable[[Image.Image], list]]:
     """The query-side views ``match`` (:class:`csadetect.config.settings.MatchSettings`) asks for:
     ``preprocess`` and ``sub_images`` -> :func:`views_and_sub_images`; ``preprocess`` alone ->
-    ``views``; ``sub_images`` alone -> :func:`sub_images`; neither -> None."""
+    ``views``; ``sub_images`` alone -> :func:`sub_images`; neither -> None. With ``fill_view``
+    off, the views are looked for without the fill view (:data:`NO_FILL_VIEW`)."""
     if match.preprocess:
-        return views_and_sub_images if match.sub_images else views
+        found = views_and_sub_images if match.sub_images else views
+        return found if match.fill_view else functools.partial(found, p=NO_FILL_VIEW)
     return sub_images if match.sub_images else None
