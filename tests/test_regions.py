@@ -3,6 +3,7 @@ index-side region rows (``csadetect.signals.embedding.region_crops``), their swi
 matcher with the real reference model and real FAISS on a couple of generated pictures."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -258,3 +259,58 @@ def test_query_region_views_are_named_after_the_image_and_not_mirrored():
     assert region_source(small) is small
     assert model_inputs([("image", img)], 32, flip=True, regions=())[0] == ("image", "image:flip")
     assert model_inputs([], 32, flip=True, regions=QUERY_REGIONS)[0] == ()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_hash_media_hands_embed_images_the_region_source_not_the_cut_views(model, mode):
+    """HashMedia keeps one picture of at most 256 px for the 50 region views and EmbedImages cuts
+    them from it: the model sees exactly the inputs ``model_inputs`` makes in one go, and the
+    item carries a third of the bytes or less between the two stages."""
+    import json
+
+    from csadetect.events.event import make_event, parse_event
+    from csadetect.models.embedding import region_view_inputs, staged_model_inputs
+    from csadetect.transforms.embed import ImageEmbeddingHandler
+
+    img = synthetic_image(31, (1200, 800)).convert(mode)
+    if mode == "RGBA":  # a transparent band, flattened on white the same way on both paths
+        img.putalpha(Image.linear_gradient("L").resize(img.size))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    data = buf.getvalue()
+    match = MatchSettings()
+    _, pictures = hash_image_with_views(data, preprocess=preprocessor(match))
+    names, batch = model_inputs(pictures, model.input_size, flip=True, regions=query_regions(match))
+    staged_names, pixels, source = staged_model_inputs(pictures, model.input_size, flip=True,
+                                                       regions=query_regions(match))
+    w, h = region_source(pictures[0][1]).size
+    assert staged_names == names and source.shape == (h, w, 3) and max(w, h) == 256 and source.dtype == np.uint8
+    assert np.array_equal(np.concatenate([pixels, region_view_inputs(source, names[len(pixels):], model.input_size)]), batch)
+
+    fn = HashMediaFn(Limits(), match, embed_size=model.input_size, embed_flip=True)
+    fn.setup()
+    (item,) = list(fn.process(parse_event(json.dumps(make_event("e", data)))))
+    assert item.views == names and len(item.pixels) == len(names) - 50
+    assert np.array_equal(item.region_source, source)
+    carried = item.pixels.nbytes + item.region_source.nbytes
+    assert carried * 3 <= batch.nbytes, (carried, batch.nbytes)
+    handler = ImageEmbeddingHandler(None)
+    assert handler.get_num_bytes([item]) == carried
+    (out,) = handler.run_inference([item], model)
+    assert out.pixels is None and out.region_source is None and out.embeddings.shape == (len(names), model.dim)
+    assert np.allclose(out.embeddings, model.embed_arrays(batch), atol=1e-5)
+    # an item whose names do not name region views fails alone, as a dead letter, not the batch
+    bad = dataclasses.replace(item, views=item.views[:-1] + ("image-x",))
+    outs = handler.run_inference([bad, item], model)
+    assert outs[1].embeddings is not None and outs[0].__class__.__name__ == "DeadLetter"
+
+
+def test_region_suffixes_round_trip():
+    from csadetect.signals.embedding import parse_region_suffix, region_suffix
+
+    for area, places in QUERY_REGIONS + EMBEDDING_REGIONS:
+        for place in places:
+            assert parse_region_suffix("image" + region_suffix(area, place)) == (area, place)
+    for name in ("image", "image:flip", "trim", "image-a80", "image-a80xx"):
+        with pytest.raises(ValueError):
+            parse_region_suffix(name)

@@ -19,14 +19,17 @@ class HashedItem:
     """An event after hashing. Its plaintext content has already been dropped (data minimisation;
     ``evidence`` holds it sealed), except,
     between ``HashMedia`` and ``EmbedImages``, the model-sized thumbnails the embedding model
-    reads (``pixels``, ``(k, 64, 64, 3)`` uint8, one per view named in ``views``); ``EmbedImages``
-    replaces them with ``embeddings`` (``(k, dim)`` float32) at once."""
+    reads (``pixels``, ``(k, 64, 64, 3)`` uint8, one per view named first in ``views``) and the
+    picture at most 256 px a side that the query-side region views named after them are cut from
+    (``region_source``, ``(h, w, 3)`` uint8, or None); ``EmbedImages`` replaces both with
+    ``embeddings`` (``(len(views), dim)`` float32) at once."""
 
     event: Event
     image: Optional[ImageHashes] = None
     video: Optional[VideoHashes] = None
     views: tuple = ()
     pixels: Optional[Any] = None
+    region_source: Optional[Any] = dataclasses.field(default=None, repr=False)
     embeddings: Optional[Any] = None
     # the content sealed for the provider's evidence key (reports.evidence_key), bound to the event
     # id: what a reviewer sees and what is re-sealed for the EU Centre if the item is reported

@@ -91,7 +91,7 @@ REGION_SOURCE_SIDE = 256
 # and one burst shot that a region view matched at the plain threshold no longer matches
 # (benchmarks/robustness.md).
 REGION_VIEW_DISTANCE_SHARE = 0.5
-_REGION_VIEW_RE = re.compile(r"-a\d{2}(?:tl|tr|bl|br|c)$")
+_REGION_VIEW_RE = re.compile(r"-a(\d{2})(tl|tr|bl|br|c)$")  # a region_suffix: area in percent, place
 
 
 def split_embedding(value: str) -> tuple[Optional[str], np.ndarray]:
@@ -140,16 +140,31 @@ def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, r
 def region_crops(img, regions=EMBEDDING_REGIONS) -> list:
     """(``"-a60tl"``-style suffix, crop) for each (area share, anchors) of ``regions``: each side
     scaled by sqrt(area), placed at a corner (``tl``, ``tr``, ``bl``, ``br``) or the centre (``c``)."""
-    out = []
+    return [(region_suffix(area, place), region_crop(img, area, place)) for area, places in regions for place in places]
+
+
+def region_suffix(area: float, place: str) -> str:
+    """``"-a60tl"``: the name suffix of the crop keeping ``area`` of the picture at ``place``."""
+    return f"-a{round(area * 100):02d}{place}"
+
+
+def region_crop(img, area: float, place: str):
+    """The crop of PIL ``img`` keeping ``area`` of it (each side scaled by sqrt(area)) at ``place``."""
     w, h = img.size
-    for area, anchors in regions:
-        s = area ** 0.5
-        cw, ch = max(1, round(w * s)), max(1, round(h * s))
-        for name in anchors:
-            fx, fy = _ANCHORS[name]
-            x, y = round(fx * (w - cw)), round(fy * (h - ch))
-            out.append((f"-a{round(area * 100):02d}{name}", img.crop((x, y, x + cw, y + ch))))
-    return out
+    s = area ** 0.5
+    cw, ch = max(1, round(w * s)), max(1, round(h * s))
+    fx, fy = _ANCHORS[place]
+    x, y = round(fx * (w - cw)), round(fy * (h - ch))
+    return img.crop((x, y, x + cw, y + ch))
+
+
+def parse_region_suffix(name: str) -> tuple[float, str]:
+    """(area, place) of a name ending in a :func:`region_suffix` (``"image-a80tl"`` -> (0.8, "tl"));
+    raises ValueError for any other name."""
+    m = _REGION_VIEW_RE.search(name)
+    if m is None:
+        raise ValueError(f"not a region view name: {name!r}")
+    return int(m.group(1)) / 100, m.group(2)
 
 
 def index_regions(settings: MatchSettings) -> tuple:

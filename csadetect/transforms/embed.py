@@ -2,8 +2,10 @@
 
 RunInference batches items (``embedding.batching``: min/max batch size, and in streaming a max
 batch duration), keeps one model copy per worker process, and can swap the model when a new
-path arrives on its side input. Every view of every item in a batch goes through the model in
-one call. The thumbnails are dropped here: what leaves this stage holds vectors, not pixels.
+path arrives on its side input. The query-side region views are cut here from the small picture
+HashMedia keeps for them (``HashedItem.region_source``, a quarter of the bytes of the cut views).
+Every view of every item in a batch goes through the model in one call. The thumbnails are
+dropped here: what leaves this stage holds vectors, not pixels.
 
 Element timestamps are carried through as RunInference keys and restored afterwards: Beam's
 ``BatchElements`` stamps its batches at the end of the window, which would break the event-time
@@ -16,7 +18,7 @@ from typing import Iterable, Optional, Sequence
 import apache_beam as beam
 import numpy as np
 
-from csadetect.models.embedding import EmbeddingModel
+from csadetect.models.embedding import EmbeddingModel, region_view_inputs
 from csadetect.models.loader import BatchedModelHandler
 from csadetect.reports.hits import HashedItem
 from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, kept, record_failure
@@ -49,17 +51,28 @@ class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, Embeddin
         todo = [i for i, item in enumerate(batch) if item.pixels is not None and len(item.pixels)]
         out = list(batch)
         if todo:
-            vectors = model.embed_arrays(np.concatenate([batch[i].pixels for i in todo]), batch_size=256)
+            inputs = [_model_inputs(batch[i], model.input_size) for i in todo]
+            vectors = model.embed_arrays(np.concatenate(inputs), batch_size=256)
             start = 0
-            for i in todo:
-                k = len(batch[i].pixels)
-                out[i] = dataclasses.replace(batch[i], pixels=None, embeddings=vectors[start : start + k])
+            for i, arr in zip(todo, inputs):
+                k = len(arr)
+                out[i] = dataclasses.replace(batch[i], pixels=None, region_source=None,
+                                             embeddings=vectors[start : start + k])
                 start += k
             counter("embedded_image").inc(len(todo))
         return out
 
     def get_num_bytes(self, batch: Sequence[HashedItem]) -> int:
-        return sum(getattr(getattr(item, "pixels", None), "nbytes", 0) for item in batch)
+        return sum(getattr(getattr(item, "pixels", None), "nbytes", 0)
+                   + getattr(getattr(item, "region_source", None), "nbytes", 0) for item in batch)
+
+
+def _model_inputs(item: HashedItem, size: int) -> np.ndarray:
+    """Every model input of ``item``, one per name in ``item.views``: its thumbnails, then the region
+    views cut from its ``region_source`` (named after the thumbnails)."""
+    if item.region_source is None:
+        return item.pixels
+    return np.concatenate([item.pixels, region_view_inputs(item.region_source, item.views[len(item.pixels):], size)])
 
 
 class EmbedImages(beam.PTransform):

@@ -3,7 +3,8 @@ digests of the bytes of every registered digest signal type (MD5, SHA-1, SHA-256
 
 The plaintext content is dropped here: what leaves this stage holds hashes and the content sealed
 for the provider's evidence key (when configured) only, plus, when an
-embedding model is configured, the model-sized thumbnails of the image's views (64x64 px) that
+embedding model is configured, the model-sized thumbnails of the image's views (64x64 px) and the
+picture reduced to at most 256 px a side that the query-side region views are cut from, which
 ``EmbedImages`` turns into vectors and drops in the very next step."""
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from csadetect.config.settings import Limits, MatchSettings
 from csadetect.events.event import dead_letter
 from csadetect.media.hashing import MediaError, VideoLimits, hash_image_with_views, hash_video
 from csadetect.media.regions import preprocessor
-from csadetect.models.embedding import model_inputs
+from csadetect.models.embedding import staged_model_inputs
 from csadetect.reports.crypto import load_evidence_private_key, seal_content
 from csadetect.signals import digests
 from csadetect.signals.embedding import query_regions
@@ -64,11 +65,12 @@ class HashMediaFn(beam.DoFn):
                     event.content, max_pixels=self._limits.max_pixels, preprocess=self._preprocess,
                     digests=self._digests,
                 )
-                views, pixels = (), None
-                if self._embed_size:
-                    views, pixels = model_inputs(pictures, self._embed_size, self._embed_flip, query_regions(self._match))
+                views, pixels, source = (), None, None
+                if self._embed_size:  # the region views are cut in EmbedImages, from the small source
+                    views, pixels, source = staged_model_inputs(
+                        pictures, self._embed_size, self._embed_flip, query_regions(self._match))
                 item = HashedItem(event.without_content(), image=hashes, views=views, pixels=pixels,
-                                  evidence=self._sealed(event))
+                                  region_source=source, evidence=self._sealed(event))
             else:
                 hashes = hash_video(
                     event.content,
