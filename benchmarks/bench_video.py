@@ -349,6 +349,13 @@ def _fit(width: int, height: int, colour: str) -> str:
             f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color={colour}")
 
 
+def _blur_fill(width: int, height: int) -> str:
+    """The picture at full width or height, centred on a blurred copy of itself zoomed to fill."""
+    return (f"split[a][b];[a]scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},"
+            f"boxblur=20:2[bg];[b]scale={width}:{height}:force_original_aspect_ratio=decrease[fg];"
+            "[bg][fg]overlay=(W-w)/2:(H-h)/2")
+
+
 EDITS = {  # name -> ffmpeg video filter applied to a source
     "SD re-encode, no bars (control)": "scale=-2:360",
     "pad 4:3, black": _fit(640, 480, "black"),
@@ -360,6 +367,8 @@ EDITS = {  # name -> ffmpeg video filter applied to a source
     "pad 4:3, grey, watermark in a corner": _fit(640, 480, "0x808080")
     + ",drawbox=x=iw/2+200:y=ih/2+120:w=32:h=16:color=white@0.6:t=fill",
     "pad 4:3, black, logo in a bar": _fit(640, 480, "black") + ",drawbox=x=4:y=4:w=24:h=12:color=white@0.9:t=fill",
+    "blurred fill 9:16": _blur_fill(360, 640),
+    "blurred fill 1:1": _blur_fill(480, 480),
 }
 
 

@@ -113,6 +113,59 @@ def test_the_gate_is_trim_boxs_first_test():
                 assert gate
 
 
+def _filled(picture: np.ndarray, size=(W, H), blur: float = 1 / 30) -> tuple[bytes, letterbox.Box]:
+    """``picture`` centred, at its own aspect and the frame's full width or height, on a blurred,
+    zoomed copy of itself filling a ``size`` frame (the "blur background" of short-video apps)."""
+    from PIL import Image, ImageFilter
+
+    img = Image.fromarray(picture)
+    fw, fh = size
+    scale = min(fw / img.width, fh / img.height)
+    w, h = round(img.width * scale), round(img.height * scale)
+    cover = max(fw / img.width, fh / img.height)
+    bg = img.resize((round(img.width * cover) + 1, round(img.height * cover) + 1)).crop((0, 0, fw, fh))
+    bg = bg.filter(ImageFilter.GaussianBlur(blur * max(fw, fh)))
+    at = ((fw - w) // 2, (fh - h) // 2)
+    bg.paste(img.resize((w, h)), at)
+    return np.asarray(bg).tobytes(), (at[0], at[1], at[0] + w, at[1] + h)
+
+
+@pytest.mark.parametrize("size, picture", [((360, 640), (320, 240)), ((640, 360), (240, 320)), ((480, 480), (320, 180))])
+def test_a_blurred_fill_is_found_once_per_video(size, picture):
+    """A landscape clip in a portrait frame (and the other way round, and in a square) on a blurred
+    copy of itself: the box of the picture, within the finder's few px, though no line is uniform."""
+    frames, boxes = [], set()
+    for seed in range(6):
+        frame, box = _filled(_scene(seed, picture), size)
+        frames.append(frame)
+        boxes.add(box)
+    (true,) = boxes
+    found = _video_box(frames, size)
+    assert found is not None and max(abs(a - b) for a, b in zip(found, true)) <= 0.02 * max(size), (found, true)
+    frame = frames[0]
+    assert not letterbox.outer_uniform(frame, *size, 1) and letterbox.outer_blurred(frame, *size, 1)
+
+
+def test_a_soft_frame_edge_without_a_fill_keeps_its_full_frame():
+    """Frames blurred all over, or only softly at the edges (out of focus), with no picture in front
+    of a fill: no box."""
+    from PIL import Image, ImageFilter
+
+    soft, vignette = [], []
+    for seed in range(6):
+        img = Image.fromarray(_scene(seed))
+        soft.append(np.asarray(img.filter(ImageFilter.GaussianBlur(8))).tobytes())
+        blurred = np.asarray(img.filter(ImageFilter.GaussianBlur(12)), np.float64)
+        ramp = np.clip((np.abs(np.linspace(-1, 1, H)) - 0.2) / 0.4, 0, 1)[:, None, None]
+        vignette.append((blurred * ramp + _scene(seed) * (1 - ramp)).round().astype(np.uint8).tobytes())
+    assert _video_box(soft) is None
+    assert _video_box(vignette) is None
+
+
+def test_the_blur_gate_uses_the_fill_finders_thresholds():
+    assert (letterbox.FILL_STEP, letterbox.FILL_SHARE) == (DEFAULT.fill_step, DEFAULT.fill_share)
+
+
 def test_crop_takes_the_box_rows():
     frame = np.arange(W * H * 3, dtype=np.uint32).astype(np.uint8).reshape(H, W, 3)
     assert letterbox.crop(frame.tobytes(), W, (10, 20, 50, 60)) == frame[20:60, 10:50].tobytes()

@@ -118,7 +118,7 @@ class MatchSettings(_Strict):
         "each side was sampled (key-frame queries against every-frame indicators match 2-12% of the indicator's "
         "frames on Meta's test videos) and an excerpt of a long video matches few of its frames (benchmarks/video.md)"
     )
-    video_bars: bool = Field(True, description="a video with letterbox or pillarbox bars also has each frame hashed "
+    video_bars: bool = Field(True, description="a video with letterbox or pillarbox bars (or a blurred fill) also has each frame hashed "
                              "cropped to the picture inside them (uploads: whole and cropped; indicators from media: "
                              "cropped); false: whole frames only, as before (benchmarks/video.md has the cost)")
     video_seconds_per_hash: float = Field(1.0, ge=0, description="vPDQ sampling interval (0 = every frame)")

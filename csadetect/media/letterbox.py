@@ -20,6 +20,12 @@ least :data:`AGREE` of all frames that are not flat show bars (uniform strips) o
 card or a dark scene between the bars does, a frame with picture there does not. Otherwise the
 frames are hashed whole, as before (:meth:`VideoBars.box`).
 
+Blurred fills (the "blur background" of short-video apps: the picture centred on a blurred, zoomed
+copy of itself, which changes with every frame) are found the same way with the still-image fill
+finder, :func:`csadetect.media.preprocess.fill_box`, on frames whose outer lines are not uniform
+but have (almost) no sharp pixels on two opposite sides (:func:`outer_blurred`, standard library
+only); the strips outside the video's box must then be blurred in most frames rather than uniform.
+
 Start-up cost: the decoder process does not import numpy unless it must. :func:`outer_uniform`
 (standard library only) runs the first test of ``trim_box`` (is the outermost line of a side
 uniform?) on exactly the pixels ``trim_box`` would test; a frame where no side passes it has no
@@ -60,6 +66,39 @@ def _uniform(channels: list[bytes]) -> bool:
     return near >= LINE_FRAC * n
 
 
+FILL_STEP, FILL_SHARE = 6, 0.02  # preprocess.Params.fill_step / fill_share: a blurred line, kept equal by the tests
+
+
+def _blurred(grey: list[int]) -> bool:
+    """Whether fewer than FILL_SHARE of the inner pixels of a line (grey levels) have a second
+    difference along the line above FILL_STEP."""
+    n = len(grey) - 2
+    if n <= 0:
+        return False
+    sharp = sum(1 for i in range(1, n + 1) if abs(grey[i - 1] + grey[i + 1] - 2 * grey[i]) > FILL_STEP)
+    return sharp < FILL_SHARE * n
+
+
+def outer_blurred(pixels: bytes, width: int, height: int, step: int) -> bool:
+    """Whether the outermost rows, or the outermost columns, of the frame subsampled by ``step`` are
+    both blurred along their length (:func:`_blurred`): a frame that may be in front of a fill."""
+    stride = width * 3
+    last_row = (height - 1) // step * step
+    last_col = (width - 1) // step * step
+
+    def grey(line: bytes) -> list[int]:
+        return [(299 * line[i] + 587 * line[i + 1] + 114 * line[i + 2]) // 1000 for i in range(0, len(line) - 2, 3)]
+
+    def row(y: int) -> list[int]:
+        start = y * stride
+        return grey(b"".join(pixels[start + x * 3: start + x * 3 + 3] for x in range(0, width, step)))
+
+    def col(x: int) -> list[int]:
+        return grey(b"".join(pixels[y * stride + 3 * x: y * stride + 3 * x + 3] for y in range(0, height, step)))
+
+    return (_blurred(row(0)) and _blurred(row(last_row))) or (_blurred(col(0)) and _blurred(col(last_col)))
+
+
 def outer_uniform(pixels: bytes, width: int, height: int, step: int) -> bool:
     """Whether the outermost line of any side of the frame subsampled by ``step`` (rows and columns)
     is uniform, tested on the pixels ``trim_box`` tests (every other pixel along the line)."""
@@ -97,7 +136,9 @@ class VideoBars:
             self.frames.append(self._frame_box(pixels))
 
     def _frame_box(self, pixels: bytes) -> tuple[Optional[Box], object]:
-        if not outer_uniform(pixels, self.width, self.height, self.step):
+        uniform = outer_uniform(pixels, self.width, self.height, self.step)
+        blurred = outer_blurred(pixels, self.width, self.height, self.step)
+        if not uniform and not blurred:
             return (0, 0, self.width, self.height), None  # no side can be peeled: trim_box keeps it whole
         import numpy as np  # lazy: only for a frame with a uniform edge (the decoder starts without numpy)
 
@@ -111,12 +152,34 @@ class VideoBars:
         if float(grey.std()) < MIN_STD:
             return None, None  # a flat frame (black, a fade): no evidence either way
         h, w = rgb.shape[:2]
+        full = (0, 0, self.width, self.height)
+        if not uniform:  # no bar, perhaps a blurred fill: the still-image fill finder on this frame
+            return self._fill_box(rgb, grey) or full, rgb
         # trim_box peels a side only up to the middle of what is left, so after one bar of a wide
         # pair (a 16:9 picture in a 9:16 frame: each bar a third of the height) the other is past
         # it; peeled again turned half round, each side of the pair comes off first once
         a, b = trim_box(rgb, p=params), trim_box(np.ascontiguousarray(rgb[::-1, ::-1]), p=params)
         left, top, right, bottom = max(a[0], w - b[2]), max(a[1], h - b[3]), min(a[2], w - b[0]), min(a[3], h - b[1])
-        return (left * s, top * s, min(self.width, right * s), min(self.height, bottom * s)), rgb
+        box = (left * s, top * s, min(self.width, right * s), min(self.height, bottom * s))
+        if blurred:
+            # a smooth fill can pass the uniform test and then peel on one side only, or not at all:
+            # the fill finder's box, when it lies inside the peeled one, is the better answer
+            fill = self._fill_box(rgb, grey)
+            if fill is not None and fill[0] >= box[0] and fill[1] >= box[1] and fill[2] <= box[2] and fill[3] <= box[3]:
+                return fill, rgb
+        return box, rgb
+
+    def _fill_box(self, rgb, grey) -> Optional[Box]:
+        """:func:`csadetect.media.preprocess.fill_box` of the subsampled frame, in frame pixels."""
+        import numpy as np  # lazy: as in _frame_box
+
+        from csadetect.media.preprocess import DEFAULT, fill_box  # lazy: as in _frame_box
+
+        box = fill_box(rgb, grey.round().astype(np.uint8), None, DEFAULT)
+        if box is None:
+            return None
+        s = self.step
+        return box[0] * s, box[1] * s, min(self.width, box[2] * s), min(self.height, box[3] * s)
 
     def _trims(self, box: Box) -> float:
         w, h = self.width, self.height
@@ -149,8 +212,11 @@ class VideoBars:
 
     def _bars_outside(self, rgb, box: Box) -> bool:
         """Whether each strip of the subsampled frame ``rgb`` outside ``box`` is uniform (LINE_FRAC
-        of its pixels within TOL of its median colour)."""
+        of its pixels within TOL of its median colour) or blurred (fewer than FILL_SHARE of its
+        pixels sharp, as :func:`csadetect.media.preprocess.fill_box` counts them)."""
         import numpy as np  # lazy: as in _frame_box
+
+        from csadetect.media.preprocess import DEFAULT, _sharp_share  # lazy: as in _frame_box
 
         s = self.step
         left, top, right, bottom = box[0] // s, box[1] // s, -(-box[2] // s), -(-box[3] // s)
@@ -159,7 +225,10 @@ class VideoBars:
                 pixels = strip.reshape(-1, 3).astype(np.int16)
                 colour = np.median(pixels, axis=0).astype(np.int16)
                 near = (np.abs(pixels - colour).max(axis=1) <= TOL).mean()
-                if near < LINE_FRAC:
+                if near >= LINE_FRAC:
+                    continue
+                grey = (strip.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).round()
+                if min(grey.shape) < 3 or float(_sharp_share(grey.astype(np.int16), DEFAULT).mean()) >= FILL_SHARE:
                     return False
         return True
 

@@ -39,7 +39,8 @@ else runs vpdq as before.
 
 Exit codes: 0 done, 2 bad arguments, 3 out of memory (the data limit), 4 the video is unreadable.
 It imports only the standard library until it knows which decoder it needs, to start quickly (and
-numpy, for the bars, only when a frame's edge could be one: :func:`csadetect.media.letterbox.outer_uniform`). The
+numpy, for the bars, only when a frame's edge could be one: :func:`csadetect.media.letterbox.outer_uniform`,
+:func:`~csadetect.media.letterbox.outer_blurred`). The
 frames it writes are numbered and timed as vpdq numbers and times them (frame = time x frame rate).
 """
 from __future__ import annotations
