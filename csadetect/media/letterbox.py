@@ -86,15 +86,15 @@ def outer_blurred(pixels: bytes, width: int, height: int, step: int) -> bool:
     last_row = (height - 1) // step * step
     last_col = (width - 1) // step * step
 
-    def grey(line: bytes) -> list[int]:
-        return [(299 * line[i] + 587 * line[i + 1] + 114 * line[i + 2]) // 1000 for i in range(0, len(line) - 2, 3)]
+    def grey(r: bytes, g: bytes, b: bytes) -> list[int]:
+        return [(299 * x + 587 * y + 114 * z) // 1000 for x, y, z in zip(r, g, b)]
 
-    def row(y: int) -> list[int]:
+    def row(y: int) -> list[int]:  # every step-th pixel of row y, channel by channel (as outer_uniform slices)
         start = y * stride
-        return grey(b"".join(pixels[start + x * 3: start + x * 3 + 3] for x in range(0, width, step)))
+        return grey(*(pixels[start + c: start + stride: 3 * step] for c in range(3)))
 
     def col(x: int) -> list[int]:
-        return grey(b"".join(pixels[y * stride + 3 * x: y * stride + 3 * x + 3] for y in range(0, height, step)))
+        return grey(*(pixels[3 * x + c:: stride * step] for c in range(3)))
 
     return (_blurred(row(0)) and _blurred(row(last_row))) or (_blurred(col(0)) and _blurred(col(last_col)))
 
@@ -148,7 +148,7 @@ class VideoBars:
 
         s = self.step
         rgb = np.ascontiguousarray(np.frombuffer(pixels, dtype=np.uint8).reshape(self.height, self.width, 3)[::s, ::s])
-        grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        grey = _grey(rgb)
         if float(grey.std()) < MIN_STD:
             return None, None  # a flat frame (black, a fade): no evidence either way
         h, w = rgb.shape[:2]
@@ -216,7 +216,7 @@ class VideoBars:
         pixels sharp, as :func:`csadetect.media.preprocess.fill_box` counts them)."""
         import numpy as np  # lazy: as in _frame_box
 
-        from csadetect.media.preprocess import DEFAULT, _sharp_share  # lazy: as in _frame_box
+        from csadetect.media.preprocess import DEFAULT, sharp_share  # lazy: as in _frame_box
 
         s = self.step
         left, top, right, bottom = box[0] // s, box[1] // s, -(-box[2] // s), -(-box[3] // s)
@@ -227,10 +227,17 @@ class VideoBars:
                 near = (np.abs(pixels - colour).max(axis=1) <= TOL).mean()
                 if near >= LINE_FRAC:
                     continue
-                grey = (strip.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).round()
-                if min(grey.shape) < 3 or float(_sharp_share(grey.astype(np.int16), DEFAULT).mean()) >= FILL_SHARE:
+                grey = _grey(strip).round()
+                if min(grey.shape) < 3 or float(sharp_share(grey.astype(np.int16), DEFAULT).mean()) >= FILL_SHARE:
                     return False
         return True
+
+
+def _grey(rgb):
+    """Float32 grey levels (ITU-R 601 weights) of an ``(h, w, 3)`` uint8 array."""
+    import numpy as np  # lazy: as in VideoBars._frame_box
+
+    return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def crop(pixels: bytes, width: int, box: Box) -> bytes:

@@ -643,7 +643,7 @@ def _snap(rgb: np.ndarray, box: Box, peeled: list[bool], p: Params) -> tuple[Box
 # --------------------------------------------------------------------------- blurred fill
 
 
-def _sharp_share(g: np.ndarray, p: Params) -> np.ndarray:
+def sharp_share(g: np.ndarray, p: Params) -> np.ndarray:
     """Per inner row of ``g`` (int16 grey, >= 3 x 3): the share of its inner pixels that are sharp,
     i.e. whose grey second difference along the row or down the column exceeds ``p.fill_step``."""
     centre = 2 * g[1:-1, 1:-1]
@@ -672,10 +672,10 @@ def fill_box(rgb: np.ndarray, grey: np.ndarray, region: Optional[Box] = None, p:
         lines = g if axis == 0 else g.T
         n = lines.shape[0]
         # an outermost inner line that is sharp on either side: no fill along this axis
-        ends = _sharp_share(np.concatenate((lines[:3], lines[-3:])), p)
+        ends = sharp_share(np.concatenate((lines[:3], lines[-3:])), p)
         if ends[0] >= p.fill_share or ends[-1] >= p.fill_share:
             continue
-        share = _sharp_share(lines, p)
+        share = sharp_share(lines, p)
         if share.max() < p.fill_share:
             return None  # blurred all over: no picture in front of anything
         a, b = _blurred_run(share, p), _blurred_run(share[::-1], p)
