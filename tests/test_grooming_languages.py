@@ -256,3 +256,78 @@ def test_cli_evaluate_writes_a_table_and_reliability_plots(tmp_path, capsys):
         png = plots / f"reliability-grooming-{code}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert corpus.main(["--out", str(data), "--n", "2", "--languages", "xx"]) == 2
+
+
+def test_fifth_round_phrasings_only_add_training_wording():
+    """Issue 17's fifth round (training.grooming_lang.extra_*, ``extra_phrasings=True``; not used by
+    the shipped model): the default corpus is unchanged, the extra phrasings come after each bank's
+    own "train" phrasings (so the calibration split's reserved fourths stay), the evaluation split
+    is identical, and no extra line is an evaluation phrasing or hits the blocklist."""
+    for code in OTHER:
+        base, more = corpus.language(code), corpus.language(code, extra_phrasings=True)
+        assert corpus.LANGUAGES[code] is base
+        for name in ("groomer", "child_reply"):
+            for k, bank in getattr(base, name).items():
+                extended = getattr(more, name)[k]
+                assert extended["eval"] == bank["eval"]
+                assert extended["train"][:len(bank["train"])] == bank["train"]
+                assert len(extended["train"]) > len(bank["train"]), (code, name, k)
+        held = {p.lower().lstrip("!") for bank in (*more.groomer.values(), *more.child_reply.values(), more.chitchat)
+                for p in bank["eval"]}
+        held |= {p.lower().lstrip("!") for f in more.families for d in (f.lines_a, f.lines_b) for p in d.get("eval", [])}
+        pairs = [(getattr(base, n)[k], getattr(more, n)[k]) for n in ("groomer", "child_reply") for k in base.groomer]
+        pairs += [(base.chitchat, more.chitchat)]
+        pairs += [(d0, d1) for f0, f1 in zip(base.families, more.families)
+                  for d0, d1 in ((f0.lines_a, f1.lines_a), (f0.lines_b, f1.lines_b))]
+        extra = [s for b0, b1 in pairs for s in b1["train"][len(b0["train"]):]]
+        assert len(extra) > 300, code
+        assert not {s.lower().lstrip("!") for s in extra} & held, code
+        assert not [s for s in extra if _BLOCK_RE.search(s)], code
+        evals = [corpus.conversation_text(c) for c in corpus.generate(60, seed=3, split="eval", language_code=code)]
+        assert evals == [corpus.conversation_text(c) for c in
+                         corpus.generate(60, seed=3, split="eval", language_code=code, extra_phrasings=True)]
+        trains = [corpus.conversation_text(c) for c in corpus.generate(60, seed=3, split="train", language_code=code)]
+        assert trains != [corpus.conversation_text(c) for c in
+                          corpus.generate(60, seed=3, split="train", language_code=code, extra_phrasings=True)]
+    assert corpus.language("en", extra_phrasings=True) is corpus.LANGUAGES["en"]
+
+
+def test_hard_negative_weight_weighs_only_hard_negative_windows():
+    """train_grooming --hard-weight (issue 17's fifth round; 1.0, the default, is 2.2's recipe)."""
+    from training.train_grooming import make_windows
+
+    convs = corpus.generate(40, seed=5, split="train", language_code="nl")
+    row_of = {t: i for i, t in enumerate(sorted({m["text"] for c in convs for m in c.messages}))}
+    _, _, _, y1, w1, _ = make_windows(convs, row_of)
+    _, _, _, y3, w3, _ = make_windows(convs, row_of, hard_weight=3.0)
+    kinds = [("hard" if c.family in corpus.HARD_NEGATIVE_FAMILIES else "grooming" if c.label == "grooming" else "other")
+             for c in convs for _ in c.messages]
+    kinds = np.asarray(kinds)
+    assert (kinds == "hard").any() and (kinds == "other").any() and (kinds == "grooming").any()
+    np.testing.assert_array_equal(y1, y3)
+    np.testing.assert_array_equal(w3[kinds == "hard"], 3.0)
+    np.testing.assert_array_equal(w3[kinds != "hard"], w1[kinds != "hard"])
+    np.testing.assert_array_equal(w1[kinds == "hard"], 1.0)
+
+
+def test_ensemble_check_refits_per_language_and_averages_logits():
+    """training.grooming_ensemble_check (issue 17's fifth round): on logits that separate grooming
+    from benign from the third message on, every language's refitted cut flags all grooming at
+    message 3 and nothing benign; the mean of two models' logits is their element-wise mean."""
+    from training.grooming_ensemble_check import language_rows, mean_logits
+
+    def logits(convs, shift=0.0):
+        return [np.asarray([(4.0 if c.label == "grooming" and i >= 2 else -4.0) + shift
+                            for i in range(len(c.messages))]) for c in convs]
+
+    cal = [c for code in ("en", "nl") for c in corpus.generate(80, seed=2, split="calibration", language_code=code)
+           if c.participants_minor]
+    ev = [c for code in ("en", "nl") for c in corpus.generate(80, seed=2, split="eval", language_code=code)
+          if c.participants_minor]
+    rows = language_rows(cal, logits(cal), ev, logits(ev))
+    assert set(rows) == {"en", "nl"}
+    for r in rows.values():
+        assert r["precision"] == r["recall"] == r["precision_hard"] == 1.0
+        assert r["median_flag"] == 3.0 and r["cal_median_flag"] == 3.0
+    z = mean_logits([logits(ev, 1.0), logits(ev, -3.0)])
+    np.testing.assert_allclose(z[0], logits(ev, -1.0)[0])

@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import importlib
 import random
 import re
 import sys
@@ -64,7 +65,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 from training.grooming_lang import SPLITS, Family, Language
 from training.grooming_lang import de as _de
 from training.grooming_lang import fr as _fr
-from training.grooming_lang import from_module
+from training.grooming_lang import from_module, with_extra
 from training.grooming_lang import nl as _nl
 
 #: Risk patterns, in the usual stage order (a message shows at most one).
@@ -495,11 +496,16 @@ LANGUAGE_CODES = tuple(LANGUAGES)
 HARD_NEGATIVE_FAMILIES = frozenset(f.name for lang in LANGUAGES.values() for f in lang.families if f.minor)
 
 
-def language(code: str) -> Language:
+def language(code: str, extra_phrasings: bool = False) -> Language:
+    """The corpus language ``code``; with ``extra_phrasings``, plus issue 17's fifth-round training
+    phrasings (``training.grooming_lang.extra_<code>``; English has none)."""
     try:
-        return LANGUAGES[code]
+        lang = LANGUAGES[code]
     except KeyError:
         raise ValueError(f"unknown corpus language {code!r}; one of {', '.join(LANGUAGE_CODES)}") from None
+    if not extra_phrasings or code == "en":
+        return lang
+    return with_extra(lang, importlib.import_module(f"training.grooming_lang.extra_{code}"))
 
 
 def _bank(split: str) -> str:
@@ -719,12 +725,13 @@ def _ordinary(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH
 
 
 def generate(n: int, seed: int = 1, split: str = "train", grooming_share: float = 0.35,
-             language_code: str = "en") -> list[Conversation]:
+             language_code: str = "en", extra_phrasings: bool = False) -> list[Conversation]:
     """``n`` conversations of one split in one language, deterministic in (n, seed, split,
-    language); each language has its own random stream (English keeps its original one)."""
+    language); each language has its own random stream (English keeps its original one).
+    ``extra_phrasings``: see :func:`language`."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
-    lang = language(language_code)
+    lang = language(language_code, extra_phrasings)
     stream = f"{split}/{seed}" if lang.code == "en" else f"{lang.code}/{split}/{seed}"
     rng = random.Random(f"csadetect-grooming-corpus/{stream}")
     families = [f for f in lang.families if split in f.splits and _pool(f.lines_a, split, reserve=True)]
@@ -758,7 +765,7 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 
 def generate_splits(n: int, seed: int = 1, n_eval: Optional[int] = None,
                     n_calibration: Optional[int] = None,
-                    languages: Sequence[str] = ("en",)) -> dict[str, list[Conversation]]:
+                    languages: Sequence[str] = ("en",), extra_phrasings: bool = False) -> dict[str, list[Conversation]]:
     """``{"train": n, "calibration": n_calibration (default n/4), "eval": n_eval (default n/2)}``
     conversations *per language* (``languages``: codes of :data:`LANGUAGES`), each language's
     after the other's. A calibration or evaluation conversation whose text also occurs in an
@@ -769,7 +776,7 @@ def generate_splits(n: int, seed: int = 1, n_eval: Optional[int] = None,
     out: dict[str, list[Conversation]] = {split: [] for split in SPLITS}
     for split in SPLITS:
         for code in languages:
-            convs = [c for c in generate(sizes[split], seed, split, language_code=code)
+            convs = [c for c in generate(sizes[split], seed, split, language_code=code, extra_phrasings=extra_phrasings)
                      if conversation_text(c) not in seen]
             seen |= {conversation_text(c) for c in convs}
             out[split] += convs

@@ -24,7 +24,8 @@ Training: token dropout (half of each message's n-grams dropped per step), Adam,
 loss + 6 x pattern loss; the weights kept are those with the best conversation-level F0.5 on the
 calibration split (checked 16 times an epoch; the model overfits the training phrasings quickly,
 so an early checkpoint wins; ``--warmup``, ``--ema``, ``--patience`` and ``--select worst`` were
-added for issue 17's fourth round, seed stability: none passed its rule, so none is a default).
+added for issue 17's fourth round, seed stability: none passed its rule, so none is a default;
+``--extra-phrasings`` and ``--hard-weight`` for its fifth round, more data: likewise, see the model card).
 The calibration split uses training phrasings the model never saw (every fourth one is
 reserved), so calibration, the thresholds and the evidence threshold (max message-level F0.5)
 are fitted on unseen wording. The threshold of each language is the one with
@@ -159,8 +160,9 @@ def window_label(patterns_in_window) -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def make_windows(convs, row_of: dict, window: int = WINDOW):
-    """Training windows over every message of every conversation."""
+def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float = 1.0):
+    """Training windows over every message of every conversation; a window of a hard-negative
+    conversation (:data:`corpus.HARD_NEGATIVE_FAMILIES`) weighs ``hard_weight`` in the risk loss."""
     K = len(corpus.PATTERNS)
     pidx = {p: i for i, p in enumerate(corpus.PATTERNS)}
     idx, spk, msk, y, yw, yp = [], [], [], [], [], []
@@ -181,7 +183,7 @@ def make_windows(convs, row_of: dict, window: int = WINDOW):
             if c.label == "grooming":
                 lab, wt = window_label(pats[start:end + 1])
             else:
-                lab, wt = 0.0, 1.0
+                lab, wt = 0.0, (hard_weight if c.family in corpus.HARD_NEGATIVE_FAMILIES else 1.0)
             idx.append(i_row), spk.append(s_row), msk.append(m_row), y.append(lab), yw.append(wt), yp.append(p_row)
     return (np.asarray(idx, np.int32), np.asarray(spk, np.int32), np.asarray(msk, np.float32),
             np.asarray(y, np.float32), np.asarray(yw, np.float32), np.stack(yp))
@@ -189,7 +191,7 @@ def make_windows(convs, row_of: dict, window: int = WINDOW):
 
 def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: float = TOKEN_DROPOUT,
           label_smoothing: float = LABEL_SMOOTHING, lr: float = 2e-3, checks_per_epoch: int = 1, patience: int = 4,
-          pattern_weight: float = PATTERN_WEIGHT, warmup: int = 0, ema: float = 0.0):
+          pattern_weight: float = PATTERN_WEIGHT, warmup: int = 0, ema: float = 0.0, hard_weight: float = 1.0):
     """Train on ``convs``; ``select(full_model) -> float`` (higher is better), when given, is
     called ``checks_per_epoch`` times an epoch and the best check's weights are kept (training
     stops after ``patience`` checks without a better score).
@@ -220,7 +222,7 @@ def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: 
     concat, norm = encoder.get_layer("message_concat"), encoder.get_layer("message_norm")
     dim = 2 * EMBED
 
-    idx, spk, msk, y, yw, yp = make_windows(convs, row_of)
+    idx, spk, msk, y, yw, yp = make_windows(convs, row_of, hard_weight=hard_weight)
     log(f"{len(idx)} training windows: {int((y * yw).sum())} positive, {int(((1 - y) * yw).sum())} negative, "
         f"{int((yw == 0).sum())} left out")
 
@@ -533,6 +535,10 @@ def main(argv=None) -> int:
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="check and keep an exponential moving average of the weights with this decay per step "
                          "(bias-corrected; default 0: the raw weights)")
+    ap.add_argument("--extra-phrasings", action="store_true",
+                    help="add issue 17's fifth-round training phrasings (training.grooming_lang.extra_*)")
+    ap.add_argument("--hard-weight", type=float, default=1.0,
+                    help="weight of a hard-negative conversation's windows in the risk loss")
     ap.add_argument("--label-smoothing", type=float, default=LABEL_SMOOTHING)
     ap.add_argument("--select", choices=("f05", "lwf1", "worst"), default="f05",
                     help="checkpoint selection on the calibration split: best F0.5 over thresholds (default), best "
@@ -562,7 +568,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages)
+    splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages,
+                                    extra_phrasings=args.extra_phrasings)
     fit, cal = splits["train"], splits["calibration"]
     log(f"corpus seed {args.seed}, languages {','.join(languages)}: {len(fit)} training + {len(cal)} calibration "
         f"conversations")
@@ -583,7 +590,8 @@ def main(argv=None) -> int:
     model_seed = args.seed if args.model_seed is None else args.model_seed
     full = train(fit, args.epochs, model_seed, log, select=select, token_dropout=args.token_dropout,
                  label_smoothing=args.label_smoothing, lr=args.lr, checks_per_epoch=args.checks_per_epoch,
-                 pattern_weight=args.pattern_weight, patience=args.patience, warmup=args.warmup, ema=args.ema)
+                 pattern_weight=args.pattern_weight, patience=args.patience, warmup=args.warmup, ema=args.ema,
+                 hard_weight=args.hard_weight)
     model = GroomingModel(full, meta)
     per_msg = message_logits(model, cal_scanned)
     z = np.asarray([float(m.max()) for m in per_msg])
@@ -648,6 +656,8 @@ def main(argv=None) -> int:
                      **({"warmup_steps": args.warmup} if args.warmup else {}),
                      **({"ema_decay": args.ema} if args.ema else {}),
                      **({"patience": args.patience} if args.patience != 4 else {}),
+                     **({"hard_negative_weight": args.hard_weight} if args.hard_weight != 1.0 else {}),
+                     **({"extra_phrasings": True} if args.extra_phrasings else {}),
                      "pattern_weight": args.pattern_weight, "min_precision_hard": args.min_precision_hard,
                      "word_tokens": WORD_TOKENS, "char_tokens": CHAR_TOKENS, "embed": EMBED, "conv": CONV,
                      "parameters": int(full.count_params()),

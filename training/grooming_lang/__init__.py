@@ -7,7 +7,8 @@ module defines the same banks — ``SLOTS``, ``GROOMER``, ``CHILD_REPLY``, ``CHI
 ``BENIGN_FAMILIES``, ``SLANG``, ``SYNONYMS``, ``PREFIX``, ``SUFFIX`` and ``EVAL_ONLY_FAMILIES`` —
 with the same split rules: every bank has ``"train"`` phrasings (every fourth one reserved for
 the calibration split) and ``"eval"`` phrasings held out for evaluation, and two benign families
-exist only in the evaluation split.
+exist only in the evaluation split. ``extra_nl``, ``extra_de`` and ``extra_fr`` hold issue 17's
+fifth-round training phrasings, used only with ``extra_phrasings=True`` (:func:`with_extra`).
 
 Nothing here is sexual: grooming lines show only the risk patterns (age questions, flattery,
 exclusivity, risk assessment, secrecy, isolation, private channels, gifts, selfie/camera
@@ -15,6 +16,7 @@ requests, meeting requests); the hard negatives share their words.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -47,6 +49,21 @@ class Language:
     suffix: dict
     eval_only_families: tuple
     word_re: re.Pattern = field(default=re.compile(r"[a-zß-ÿ']+"))
+
+
+def with_extra(lang: Language, extra) -> Language:
+    """``lang`` with an ``extra_<code>`` module's phrasings (``GROOMER``, ``CHILD_REPLY``, ``CHITCHAT``,
+    ``FAMILIES``) appended after each bank's "train" phrasings; "eval" phrasings are unchanged."""
+    def more(bank: dict, lines: list) -> dict:
+        return {**bank, "train": list(bank["train"]) + list(lines)} if lines else bank
+
+    families = [dataclasses.replace(f, lines_a=more(f.lines_a, extra.FAMILIES.get(f.name, {}).get("a", [])),
+                                    lines_b=more(f.lines_b, extra.FAMILIES.get(f.name, {}).get("b", [])))
+                for f in lang.families]
+    return dataclasses.replace(
+        lang, groomer={k: more(v, extra.GROOMER.get(k, [])) for k, v in lang.groomer.items()},
+        child_reply={k: more(v, extra.CHILD_REPLY.get(k, [])) for k, v in lang.child_reply.items()},
+        chitchat=more(lang.chitchat, extra.CHITCHAT), families=families)
 
 
 def from_module(module, code: str, name: str) -> Language:
