@@ -35,10 +35,11 @@ def _tree(root, **kw):
     return root
 
 
-def test_identical_retraining_is_reproduced(tmp_path):
+def test_identical_retraining_is_reproduced(tmp_path, capsys):
     shipped, retrained = _tree(tmp_path / "s"), _tree(tmp_path / "r")
     assert cr.check(shipped, retrained) == {"grooming": [], "embedding": [], "classifier": [], "demo": []}
     assert cr.main(["--shipped", str(shipped), "--retrained", str(retrained)]) == 0
+    assert "this machine" not in capsys.readouterr().out
 
 
 def test_weight_threshold_and_picture_differences_are_named(tmp_path, capsys):
@@ -53,7 +54,10 @@ def test_weight_threshold_and_picture_differences_are_named(tmp_path, capsys):
     # a tolerance admits small weight differences, and only those
     assert cr.check(shipped, retrained, atol=1e-2)["embedding"] == []
     assert cr.main(["--shipped", str(shipped), "--retrained", str(retrained)]) == 1
-    assert "embedding  DIFFERS: weights differ" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "embedding  DIFFERS: weights differ" in out
+    assert f"this machine: {cr.machine()}; bit-identical retraining holds only" in out
+    assert cr.machine() and "(" in cr.machine() or cr.machine() == "unknown CPU"
 
 
 def test_missing_model_and_missing_folder(tmp_path, capsys):
