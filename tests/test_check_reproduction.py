@@ -53,8 +53,15 @@ def test_weight_threshold_and_picture_differences_are_named(tmp_path, capsys):
     assert result["demo"] == ["a.jpg differs"]
     # a tolerance admits small weight differences, and only those
     assert cr.check(shipped, retrained, atol=1e-2)["embedding"] == []
+    meta_path = shipped / "grooming" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["training"]["machine"] = "Some CPU (AVX2)"  # as the trainers record it since 2026-12-04
+    meta_path.write_text(json.dumps(meta))
+    assert cr.trained_on(shipped / "grooming") == "Some CPU (AVX2)" and cr.trained_on(tmp_path / "nowhere") is None
     assert cr.main(["--shipped", str(shipped), "--retrained", str(retrained)]) == 1
     out = capsys.readouterr().out
+    assert "grooming   shipped model trained on: Some CPU (AVX2)" in out
+    assert "embedding  shipped model trained on: not recorded" in out
     assert "embedding  DIFFERS: weights differ" in out
     assert f"this machine: {cr.machine()}; bit-identical retraining holds only" in out
     assert cr.machine() and "(" in cr.machine() or cr.machine() == "unknown CPU"

@@ -139,6 +139,15 @@ def machine() -> str:
     return f"{name} ({isa})"
 
 
+def trained_on(folder: Path) -> str | None:
+    """The machine a model folder's ``metadata.json`` says it was trained on (``training.machine``,
+    written by the trainers since 2026-12-04; None for models trained before, or without metadata)."""
+    try:
+        return json.loads((folder / "metadata.json").read_text()).get("training", {}).get("machine")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def check(shipped: Path, retrained: Path, atol: float = 0.0) -> dict[str, list[str]]:
     out = {name: compare_model(shipped / name, retrained / name, atol) for name in MODELS}
     out["demo"] = compare_files(shipped / "demo", retrained / "demo")
@@ -162,6 +171,8 @@ def main(argv=None) -> int:
         return 0
     print(f"this machine: {machine()}; bit-identical retraining holds only on the hardware the shipped models "
           "were trained on (see this module's docstring for what differs elsewhere)")
+    for name in MODELS:
+        print(f"{name:10s} shipped model trained on: {trained_on(Path(args.shipped) / name) or 'not recorded'}")
     return 1
 
 

@@ -39,6 +39,7 @@ from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, prepro
 from csadetect.models.grooming import expected_calibration_error
 from csadetect.tuning.tune import TuneError, choose_threshold
 from training import classifier_corpus as corpus
+from training.check_reproduction import machine
 
 VERSION = "newmat-ref-0.2"
 REVIEW_PRECISION = 0.9
@@ -331,7 +332,7 @@ def main(argv=None) -> int:
                      "lr": args.lr, "selection": "best calibration-split ROC AUC",
                      "date": date, "draw_s": round(t_draw, 1), "embed_s": round(t_embed, 1),
                      "train_s": round(t_train, 1), "total_s": round(time.time() - t_start, 1),
-                     "tensorflow": tf.__version__, "keras": keras.__version__},
+                     "tensorflow": tf.__version__, "keras": keras.__version__, "machine": machine()},
         "note": "reference model trained on a benign proxy task; a stand-in for the EU Centre's "
                 "classifier, not for production",
     }

@@ -39,6 +39,7 @@ import numpy as np
 from csadetect.media.hashing import hamming, hash_image
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import INPUT_SIZE, EmbeddingModel, preprocess
+from training.check_reproduction import machine
 from training.calibrate_embedding import MARGIN as CAL_MARGIN, calibrate, calibration_set, write_provenance
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, TRAIN_SKIMAGE,
                                      eval_transform, random_augment, skimage_image, synth)
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
         "training": {"seed": args.seed, "steps": args.steps, "batch": args.batch, "views": args.views,
                      "n_synth": args.n_synth, "skimage": TRAIN_SKIMAGE, "temperature": args.temperature,
                      "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
-                     "augment_s": round(t_aug, 1), "train_s": round(t_train, 1)},
+                     "augment_s": round(t_aug, 1), "train_s": round(t_train, 1), "machine": machine()},
         "heldout_skimage": HELDOUT_SKIMAGE, "distractor_skimage": DISTRACTOR_SKIMAGE,
         "note": "reference model trained on benign proxies; a stand-in for the EU Centre's models, not for production",
     })

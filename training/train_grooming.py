@@ -53,6 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from training import grooming_corpus as corpus  # noqa: E402
+from training.check_reproduction import machine  # noqa: E402
 from csadetect.models.grooming import (KIND, GroomingModel, evaluate, expected_calibration_error,  # noqa: E402
                                        f_beta, latency_p, latency_weighted_f1, speaker_ids)
 from csadetect.models.loader import METADATA_FILE, MODEL_FILE  # noqa: E402
@@ -661,7 +662,8 @@ def main(argv=None) -> int:
                      "pattern_weight": args.pattern_weight, "min_precision_hard": args.min_precision_hard,
                      "word_tokens": WORD_TOKENS, "char_tokens": CHAR_TOKENS, "embed": EMBED, "conv": CONV,
                      "parameters": int(full.count_params()),
-                     "tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__},
+                     "tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__,
+                     "machine": machine()},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     })
     full.save(out / MODEL_FILE)
