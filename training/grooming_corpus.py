@@ -52,8 +52,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import importlib
+import json
 import random
 import re
 import sys

@@ -5,9 +5,9 @@ fifth grooming round; an experiment, not part of ``make models``)
 
 Each DIR holds a model written by ``python -m training.train_grooming --out DIR --model-seed S``
 (same corpus options for all). For every model alone, and for the mean of their raw window
-logits, this refits the per-language Platt scaling and the threshold rule of
-``training.train_grooming`` (max latency-weighted F1 subject to precision >= 0.98 against the
-hard negatives) on the calibration split and prints, per language, the calibration split's ECE,
+logits, this refits the per-language Platt scaling and the threshold rule as
+``training.train_grooming`` does (its ``fit_language``: max latency-weighted F1 subject to
+precision >= 0.98 against the hard negatives) on the calibration split and prints, per language, the calibration split's ECE,
 median flag and hard-negative precision beside the held-out evaluation split's precision,
 hard-negative precision, recall, latency-weighted F1, median flag and ECE. A model alone gives
 the numbers ``train_grooming`` logged for it, so the ensemble line differs only by the averaging.
@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from training import grooming_corpus as corpus
-from training.train_grooming import _sigmoid, choose_early_threshold, fit_platt, message_logits
+from training.train_grooming import _sigmoid, fit_language, message_logits
 from csadetect.models.grooming import expected_calibration_error, f_beta, latency_p, latency_weighted_f1
 
 
@@ -36,10 +36,7 @@ def language_rows(cal, z_cal: list[np.ndarray], ev, z_ev: list[np.ndarray]) -> d
     for code in sorted({c.language for c in cal}):
         ic = [i for i, c in enumerate(cal) if c.language == code]
         ie = [i for i, c in enumerate(ev) if c.language == code]
-        peaks_c = np.asarray([z_cal[i].max() for i in ic])
-        y_c = np.asarray([cal[i].label == "grooming" for i in ic], np.float64)
-        a, b = fit_platt(peaks_c, y_c)
-        thr, at = choose_early_threshold([_sigmoid(a * z_cal[i] + b) for i in ic], [cal[i] for i in ic])
+        a, b, thr, at, cal_ece = fit_language([z_cal[i] for i in ic], [cal[i] for i in ic])
         scores = [_sigmoid(a * z_ev[i] + b) for i in ie]
         convs = [ev[i] for i in ie]
         peaks = np.asarray([s.max() for s in scores])
@@ -52,7 +49,7 @@ def language_rows(cal, z_cal: list[np.ndarray], ev, z_ev: list[np.ndarray]) -> d
         lw, _ = latency_weighted_f1(f_beta(precision, recall, 1.0), until,
                                     latency_p([len(c.messages) for c in convs if c.label == "grooming"]))
         rows[code] = {
-            "cal_ece": expected_calibration_error(_sigmoid(a * peaks_c + b), y_c),
+            "cal_ece": cal_ece,
             "cal_median_flag": at["median_messages_until_flag"],
             "cal_precision_hard": at["precision_hard_negatives"],
             "precision": precision, "precision_hard": tp / max(1, tp + fp_hard), "recall": recall,

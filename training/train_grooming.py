@@ -437,6 +437,18 @@ def worst_language_score(per_message: list[np.ndarray], convs, min_precision: fl
     return float(worst if feasible else worst - 1.0)
 
 
+def fit_language(per_message: list[np.ndarray], convs, min_precision: float = MIN_PRECISION_HARD):
+    """One language's calibration from its calibration-split conversations ``convs`` and their
+    per-message logits: Platt scaling of the conversations' peak logits, the threshold rule
+    (:func:`choose_early_threshold`) on the scaled scores, and the ECE after scaling. Returns
+    (a, b, threshold, {metrics at it}, ece)."""
+    g = np.asarray([float(m.max()) for m in per_message])
+    y = np.asarray([c.label == "grooming" for c in convs], np.float64)
+    a, b = fit_platt(g, y)
+    threshold, at = choose_early_threshold([_sigmoid(a * m + b) for m in per_message], convs, min_precision)
+    return a, b, threshold, at, expected_calibration_error(_sigmoid(a * g + b), y)
+
+
 def fit_platt(z: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]:
     """Platt scaling sigmoid(a z + b) with Platt's smoothed targets; Newton steps with
     backtracking, so separable data cannot push the slope to infinity."""
@@ -609,12 +621,8 @@ def main(argv=None) -> int:
     lang_meta, lang_cal = {}, {}
     for code in languages:
         idx = [i for i, c in enumerate(cal_scanned) if c.language == code]
-        g = np.asarray([float(g_msg[i].max()) for i in idx])
-        y = yc[idx]
-        la, lb = fit_platt(g, y)
-        scores = [_sigmoid(la * g_msg[i] + lb) for i in idx]
-        thr, at_l = choose_early_threshold(scores, [cal_scanned[i] for i in idx], args.min_precision_hard)
-        ece_l = expected_calibration_error(_sigmoid(la * g + lb), y)
+        la, lb, thr, at_l, ece_l = fit_language([g_msg[i] for i in idx], [cal_scanned[i] for i in idx],
+                                                args.min_precision_hard)
         lang_meta[code] = {"threshold": round(thr, 6), "platt": [round(la, 6), round(lb, 6)]}
         lang_cal[code] = {"conversations": len(idx), "ece_after": ece_l,
                           **{k: round(v, 4) for k, v in at_l.items()}}
