@@ -331,3 +331,14 @@ def test_ensemble_check_refits_per_language_and_averages_logits():
         assert r["median_flag"] == 3.0 and r["cal_median_flag"] == 3.0
     z = mean_logits([logits(ev, 1.0), logits(ev, -3.0)])
     np.testing.assert_allclose(z[0], logits(ev, -1.0)[0])
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_hard_negative_weight_must_be_positive(value, capsys):
+    """train_grooming --hard-weight: a weight that is not > 0 stops at once with one line."""
+    from training.train_grooming import main as train_main
+
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--out", "/nonexistent/never-written", "--hard-weight", value])
+    assert stop.value.code == 2
+    assert "--hard-weight must be > 0" in capsys.readouterr().err

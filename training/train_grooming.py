@@ -567,6 +567,8 @@ def main(argv=None) -> int:
                     help="windows of grooming conversations positive from the first strong pattern on (default: from "
                          "two patterns of which one is strong)")
     args = ap.parse_args(argv)
+    if not args.hard_weight > 0:
+        ap.error(f"--hard-weight must be > 0, got {args.hard_weight}")
     EARLY_LABELS = args.early_labels
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     for code in languages:
