@@ -2,7 +2,7 @@
 
 Each language is one module written natively in that language (its own phrasing, chat slang,
 school years, names, apps and places), not a translation of the English banks: ``nl`` (Dutch),
-``de`` (German), ``fr`` (French). English lives in ``training.grooming_corpus`` itself. Every
+``de`` (German), ``fr`` (French). English lives in ``training.grooming_banks`` (re-exported by ``training.grooming_corpus``). Every
 module defines the same banks — ``SLOTS``, ``GROOMER``, ``CHILD_REPLY``, ``CHITCHAT``,
 ``BENIGN_FAMILIES``, ``SLANG``, ``SYNONYMS``, ``PREFIX``, ``SUFFIX`` and ``EVAL_ONLY_FAMILIES`` —
 with the same split rules: every bank has ``"train"`` phrasings (every fourth one reserved for
