@@ -67,7 +67,7 @@ from csadetect.media.preprocess import views
 from csadetect.media.regions import sub_image_boxes, views_and_sub_images
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, REGION_VIEW_DISTANCE_SHARE,
-                                         query_regions, split_embedding, view_weights)
+                                         query_regions, region_gate_similarity, split_embedding, view_weights)
 from training.embedding_data import TRAIN_SKIMAGE
 from training.evaluate_images import original_sims
 from training.robustness_set import (FRAMINGS, ISSUE17, LATE, QUALITY_GATE, TRANSFORMS, _crop_area, build_distractors,
@@ -99,6 +99,8 @@ class Embedder:
         self.previous_model = EmbeddingModel.load(PREVIOUS_RELEASE_MODEL)
         self.flip = settings.embedding.flip
         self.threshold = self.spec.threshold
+        # the similarity a query's own vectors must reach before its region views are embedded
+        self.gate = region_gate_similarity(self.threshold, self.match.embedding_query_region_gate)
         # how the threshold was set (training/calibrate_embedding.py), when the model records it
         self.provenance = EMBEDDING.metadata(self.spec.path).get("threshold_provenance") \
             if settings.embedding.threshold is None else None
@@ -227,9 +229,14 @@ HARD_KINDS = ("burst", "stereo", "studio", "template")
 COMPOSITES = ("pip_60", "pip_40", "collage_1x2", "collage_2x2", "collage_3", "meme_frame")
 
 
-def _hits(q: Query, index: np.ndarray, emb, emb2, threshold: float, threshold2: float) -> tuple[dict, dict, np.ndarray]:
+def _hits(q: Query, index: np.ndarray, emb, emb2, threshold: float, threshold2: float,
+          gate: "float | None" = None) -> tuple[dict, dict, np.ndarray]:
     """Per key of ``KEYS``: hit mask over the originals; closest PDQ distances; previous release's
-    best similarities (for re-scoring at other thresholds)."""
+    best similarities (for re-scoring at other thresholds). ``gate`` (``match.embedding_query_region_gate``
+    as a similarity, :func:`csadetect.signals.embedding.region_gate_similarity`): this release's
+    region views count only for a query that nothing matched without them and one of whose own
+    vectors reaches ``gate`` with some original's row, as ``MatchIndicators`` embeds them
+    (``closest["regions"]``: whether they were counted)."""
     hits, closest = {}, {}
     for key, cands in (("plain", q.plain), ("pre", q.pre), ("pre2", q.pre2)):
         d = min_distances(cands, index)
@@ -239,6 +246,12 @@ def _hits(q: Query, index: np.ndarray, emb, emb2, threshold: float, threshold2: 
     if emb is not None:
         sims = original_sims(q.vectors, emb)
         sims2 = original_sims(q.vectors2, emb2, q.weights2)  # a region view's distance counts twice
+        regions = bool((q.weights2 != 1.0).any())
+        if gate is not None and regions:
+            own = original_sims(q.vectors2[q.weights2 == 1.0], emb2)
+            if hits["pre2"].any() or (own >= threshold2).any() or own.max() < gate:
+                sims2, regions = own, False
+        closest["regions"] = regions
         hits["emb"], hits["emb2"] = sims >= threshold, sims2 >= threshold2
         hits["comb"] = hits["pre"] | hits["emb"]
         hits["comb2"] = hits["pre2"] | hits["emb2"]
@@ -258,6 +271,9 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         emb, emb2 = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
     threshold2 = embedder.threshold if embedder is not None else 1.0  # this release: the configured one
     threshold = PREVIOUS_RELEASE_THRESHOLD if embedder is not None else 1.0
+    gate = embedder.gate if embedder is not None else None
+    # queries whose region views were embedded (the gate passed): copies, ordinary distractors, hard ones
+    region_queries = {"copy": [0, 0], "ordinary": [0, 0], "hard": [0, 0]}
     log(f"[{split}] {len(originals)} originals ({time.perf_counter() - t0:.1f}s)")
 
     n_orig = len(originals)
@@ -290,11 +306,13 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
             wrong = np.arange(n_orig) != o_index
             stats["n"] += 1
             stats["photo_n"] += photo
-            hits, closest, sims = _hits(q, index, emb, emb2, threshold, threshold2)
+            hits, closest, sims = _hits(q, index, emb, emb2, threshold, threshold2, gate)
             for key in closest_wrong:
                 closest_wrong[key] = min(closest_wrong[key], int(closest[key][wrong].min()))
             if emb is not None:
                 sim_wrong["emb"] = max(sim_wrong["emb"], float(closest["sims"][wrong].max()))
+                region_queries["copy"][0] += closest["regions"]
+                region_queries["copy"][1] += 1
                 sim_wrong["emb2"] = max(sim_wrong["emb2"], float(closest["sims2"][wrong].max()))
                 detail.append((tname, o_index, sims.astype(np.float32), hits["pre"]))
                 detail2.append((tname, o_index, closest["sims2"].astype(np.float32), hits["pre2"], None))
@@ -328,7 +346,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
             with_cells[framed] += "cell" in q.view_names
         for v in q.view_names:
             view_counts[v] = view_counts.get(v, 0) + 1
-        hits, closest, sims = _hits(q, index, emb, emb2, threshold, threshold2)
+        hits, closest, sims = _hits(q, index, emb, emb2, threshold, threshold2, gate)
         if kind == "ordinary":
             for key in d_closest:
                 d_closest[key] = min(d_closest[key], int(closest[key].min()))
@@ -336,6 +354,9 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
             target = d_sim if kind == "ordinary" else hard_sim[kind]
             target["emb"] = max(target["emb"], float(closest["sims"].max()))
             target["emb2"] = max(target["emb2"], float(closest["sims2"].max()))
+            group = region_queries["ordinary" if kind == "ordinary" else "hard"]
+            group[0] += closest["regions"]
+            group[1] += 1
             if kind == "ordinary":
                 detail.append((None, -1, sims.astype(np.float32), hits["pre"]))
             detail2.append((None, -1, closest["sims2"].astype(np.float32), hits["pre2"], kind))
@@ -383,6 +404,8 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
             "closest_distractor2": d_sim["emb2"],
             "detail": detail,
             "detail2": detail2,
+            "gate": gate,
+            "region_queries": region_queries,
         },
         "n_distractors": len(distractors),
         "distractors_with_views": with_views,
@@ -410,7 +433,7 @@ def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder
     """Corner and centre crops of every area in ``SWEEP_AREAS``, each original's, matched by the
     embedding alone (this release's model and index rows, at its threshold) three ways: without
     query-side region views, with issue 17's first ones (80% only) and with this release's
-    (``QUERY_REGIONS``). Returns ``{(area, place): [n, off, first, this]}`` and the largest
+    (``QUERY_REGIONS``), both behind the configured region gate (``match.embedding_query_region_gate``). Returns ``{(area, place): [n, off, first, this]}`` and the largest
     similarity of a sweep copy to another original per way."""
     t0 = time.perf_counter()
     threshold = embedder.threshold
@@ -429,6 +452,10 @@ def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder
                 for i, (way, regions) in enumerate(ways.items()):
                     vectors, weights = embedder.query(pictures, regions=regions)
                     sims = original_sims(vectors, emb2, weights)
+                    if not regions:
+                        own = sims  # "off" comes first: the image's own vectors, what the gate reads
+                    elif embedder.gate is not None and ((own >= threshold).any() or own.max() < embedder.gate):
+                        sims = own  # the gate skips the region views (MatchIndicators)
                     row[1 + i] += int(sims[o_index] >= threshold)
                     wrong_sim[way] = max(wrong_sim[way], float(sims[others].max()))
     log(f"[{split}] area sweep: {len(SWEEP_AREAS) * len(SWEEP_PLACES)} crops of each original "
@@ -860,6 +887,21 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         if emb else "The previous-release columns are this same run with the three switches off.",
         "",
     ]
+    if emb and emb.get("gate") is not None:
+        rq = emb["region_queries"]
+        dev_rq = ((dev or {}).get("embedding") or {}).get("region_queries")
+        lines += [
+            "**Region gate** (`match.embedding_query_region_gate`, default 16 x the threshold's distance: similarity"
+            f" >= {emb['gate']:.4f}): the pipeline embeds the 50 region views only for an image that nothing matched"
+            " without them and one of whose own vectors reaches the gate with some row; the columns of this release"
+            " count them only then. Images that needed them, test split: copies"
+            f" {rq['copy'][0]} of {rq['copy'][1]}, ordinary distractors {rq['ordinary'][0]} of {rq['ordinary'][1]},"
+            f" hard distractors {rq['hard'][0]} of {rq['hard'][1]}"
+            + (f"; development split: copies {dev_rq['copy'][0]} of {dev_rq['copy'][1]}, ordinary distractors"
+               f" {dev_rq['ordinary'][0]} of {dev_rq['ordinary'][1]}, hard {dev_rq['hard'][0]} of {dev_rq['hard'][1]}"
+               if dev_rq else "") + ".",
+            "",
+        ]
     per = test["per_transform"]
     if emb:
         gains = [f"{t} {_pct(s['comb'], s['n']).split(' ')[0]} -> {_pct(s['comb2'], s['n']).split(' ')[0]}"

@@ -25,3 +25,39 @@ def test_previous_release_columns_use_the_previous_release_model():
     assert (query.vectors2 @ rows.T).max() > 0.999
     # ... and the two releases' vectors come from different models
     assert (query.vectors2[:1] @ previous_rows[:1].T).max() < 0.99
+
+
+def _unit(v):
+    import numpy as np
+
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def test_this_release_counts_region_views_only_where_the_gate_opens():
+    """``_hits`` scores this release as MatchIndicators matches: the region views count only for a
+    query that nothing matched without them and one of whose own vectors reaches the gate."""
+    import types
+
+    import numpy as np
+
+    original = _unit([1.0, 0.0, 0.0])
+    other = _unit([0.0, 1.0, 0.0])
+    emb2 = np.stack([original[None, :], other[None, :]])  # (originals, rows, dim)
+    own = _unit([1.0, 0.25, 0.0])  # similarity ~0.970 with the original: no match at 0.9963
+    region = _unit([1.0, 0.005, 0.0])  # ~0.99999: a match as a region view (weight 2)
+    empty = np.zeros((0, 4), dtype=np.uint64)
+    q = types.SimpleNamespace(plain=empty, pre=empty, pre2=empty, vectors=np.stack([own]),
+                              vectors2=np.stack([own, region]), weights2=np.array([1.0, 2.0]))
+    index = np.zeros((2, 4), dtype=np.uint64)
+    emb = emb2[:, :1]
+
+    def hit(gate):
+        hits, closest, _ = br._hits(q, index, emb, emb2, 0.9835, 0.9963, gate)
+        return bool(hits["emb2"][0]), closest["regions"]
+
+    assert hit(None) == (True, True)  # no gate: every query's region views count
+    assert hit(0.94) == (True, True)  # its own vector (0.970) reaches the gate
+    assert hit(0.98) == (False, False)  # ... and not this one: the region views are never embedded
+    q.vectors2 = np.stack([_unit([1.0, 0.05, 0.0]), region])  # its own vector matches (0.9988) already
+    assert hit(0.94) == (True, False)

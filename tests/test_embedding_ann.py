@@ -177,3 +177,23 @@ def test_settings_are_validated():
         with pytest.raises(pydantic.ValidationError):
             MatchSettings(**bad)
     assert MatchSettings().embedding_index == "auto"
+
+
+@pytest.mark.parametrize("mode", ("flat", "ivf", "hnsw"))
+def test_nearest_embedding_is_the_best_similarity_of_any_query_vector(planted, mode):
+    """``IndicatorIndex.nearest_embedding`` (what the region gate reads): the largest similarity of
+    any query vector to any row of its model version, by one top-1 search; -1.0 for another
+    version's rows or without rows."""
+    db, queries, sims = planted
+    index = _index(db, MatchSettings(embedding_index=mode))
+    for k in range(0, 60, 3):
+        want = float(sims[k:k + 3].max())
+        got = index.nearest_embedding(queries[k:k + 3], "m1")
+        assert got == pytest.approx(want, abs=1e-5) if mode == "flat" else got <= want + 1e-5
+        if mode == "flat" or want >= THRESHOLD:  # an approximate index finds a near-duplicate's row
+            assert got == pytest.approx(want, abs=1e-5)
+    assert index.nearest_embedding(queries[:3], "other-model") == -1.0
+    assert index.nearest_embedding(np.zeros((0, DIM), np.float32), "m1") == -1.0
+    empty = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), _sorted(rows_to_table([])), _pdq_codes(
+        _sorted(rows_to_table([])))), MatchSettings())
+    assert empty.nearest_embedding(queries[:3], "m1") == -1.0

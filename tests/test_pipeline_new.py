@@ -108,6 +108,25 @@ def test_policy_review_required(world):
         assert gone not in everything
 
 
+def test_the_region_gate_keeps_the_outcome(world):
+    """``match.embedding_query_region_gate`` through the whole graph: EmbedImages embeds the
+    thumbnails only, MatchIndicators the region views of the uploads that pass the gate. The same
+    reports and review items as without it; no more uploads pay for region views than matched
+    nothing without them (new x 2, parts, other)."""
+    settings, out = _settings(world, "gated", match={"embedding_query_region_gate": 30})
+    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
+    outs = build_pipeline(p, settings, Source(glob=world["events"]))
+    assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["exact"]), label="Reports")
+    result = p.run()
+    result.wait_until_finish()
+    counts = outcome_counts(result)
+    assert counts["hit"] == 4 and counts["non_hit"] == 2 and counts["embedded_image"] == 6
+    assert counts.get("region_views_embedded", 0) <= 4
+    review = {r["event_id"]: r for r in _records(out / "review")}
+    assert sorted(review) == ["cropped", *[f"new-{s}" for s in POSITIVE_SEEDS]]
+    assert [m["kind"] for m in review["cropped"]["matches"]] == ["embedding"]
+
+
 def test_evidence_sealed_and_reports_signed(world, report_keys):
     """Review items carry the content sealed for the provider's evidence key (bound to the event);
     the report carries it re-sealed for the Centre (bound to the report) and verifies with the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import re
 
@@ -314,3 +315,120 @@ def test_region_suffixes_round_trip():
     for name in ("image", "image:flip", "trim", "image-a80", "image-a80xx"):
         with pytest.raises(ValueError):
             parse_region_suffix(name)
+
+
+class _IndexHolder:
+    """What MatchIndicatorsFn reads from its LiveIndex: the current index and the polling counts."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def current(self):
+        return self.index
+
+    def take_counts(self):
+        return {}
+
+
+def _match_fn(index, settings):
+    from apache_beam.metrics import Metrics
+
+    from csadetect.config.settings import IndicatorSettings
+    from csadetect.models.embedding import EmbeddingSpec
+    from csadetect.transforms.match import MatchIndicatorsFn
+
+    spec = EmbeddingSpec.resolve(load_settings().embedding)
+    fn = MatchIndicatorsFn(IndicatorSettings(), settings, None, spec)
+    fn._live = _IndexHolder(index)  # the real index, made by the test instead of loaded from disk
+    fn._version_gauge = Metrics.gauge("csadetect", "indicator_version")
+    return fn
+
+
+def _through_the_stages(img: Image.Image, settings, model, index, defer: bool):
+    """``img`` (as a JPEG upload) through HashMedia, EmbedImages and MatchIndicators' DoFns."""
+    from csadetect.events.event import make_event, parse_event
+    from csadetect.transforms.embed import ImageEmbeddingHandler
+
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    hash_fn = HashMediaFn(Limits(), settings, embed_size=model.input_size, embed_flip=True)
+    hash_fn.setup()
+    (item,) = list(hash_fn.process(parse_event(json.dumps(make_event("e", buf.getvalue())))))
+    (embedded,) = ImageEmbeddingHandler(None, defer_regions=defer).run_inference([item], model)
+    if defer:
+        assert embedded.region_source is not None and len(embedded.embeddings) == len(item.pixels)
+    (matched,) = list(_match_fn(index, settings).process(embedded))
+    assert matched.item.region_source is None and matched.item.embeddings.shape == (1, model.dim)
+    return matched
+
+
+def test_the_region_views_are_embedded_only_for_an_unmatched_image_near_some_row(model, scene, tmp_path, monkeypatch):
+    """``match.embedding_query_region_gate``: EmbedImages hands the region views' source on, and
+    MatchIndicators embeds the region views only for an image that nothing matched and one of whose
+    own vectors lies within the gate of a row. A 75%-area crop (found only through a region view)
+    is still found, by the same row as without the gate; the original itself (matched by its own
+    vectors) and an unrelated picture (far from every row) get no region views; a gate of 1 (only
+    vectors that match already) loses the crop."""
+    from csadetect.transforms import match
+
+    known = scenes.render(scene, noise_seed=1)
+    _, index = _index(known, ON, model, tmp_path)
+    calls = []
+    real = match.region_vectors
+    monkeypatch.setattr(match, "region_vectors", lambda item, m: calls.append(item) or real(item, m))
+    gated = MatchSettings(embedding_query_region_gate=16.0)
+    crop = rs._crop_area(0.75, "br")(known, None)
+    undeferred = _through_the_stages(crop, ON, model, index, defer=False)  # the default: no gate
+    assert calls == [] and any(m.indicator_id.endswith("-embedding-a60br") for m in undeferred.matches)
+    found = _through_the_stages(crop, gated, model, index, defer=True)
+    assert len(calls) == 1 and [m.indicator_id for m in found.matches] == [m.indicator_id for m in undeferred.matches]
+    assert _through_the_stages(known, gated, model, index, defer=True).matches and len(calls) == 1
+    other = synthetic_image(77, (640, 480))
+    assert not _through_the_stages(other, gated, model, index, defer=True).matches and len(calls) == 1
+    assert not _through_the_stages(crop, MatchSettings(embedding_query_region_gate=1.0), model, index, defer=True).matches
+    assert len(calls) == 1
+
+
+def test_the_region_gate_setting():
+    """The gate is off by default (null: every image's region views), else a multiple of the
+    threshold's distance, at least 1; a bad value fails in one line."""
+    from csadetect.signals.embedding import region_gate_similarity
+
+    assert load_settings().match.embedding_query_region_gate is MatchSettings().embedding_query_region_gate is None
+    assert region_gate_similarity(0.9963, 16.0) == pytest.approx(1 - 16 * 0.0037)
+    assert region_gate_similarity(0.9963, None) is None
+    assert load_settings(overrides={"match": {"embedding_query_region_gate": 30}}).match.embedding_query_region_gate == 30.0
+    for bad in (0.5, "x", float("nan")):
+        with pytest.raises(ConfigError) as err:
+            load_settings(overrides={"match": {"embedding_query_region_gate": bad}})
+        assert "match.embedding_query_region_gate" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_without_a_gate_the_gated_lookup_is_the_one_lookup_of_every_view(model, scene, tmp_path):
+    """``IndicatorIndex.match_image_gated`` with no gate (what ``csadetect match`` runs by default)
+    looks every view up at once, match for match like the pipeline when EmbedImages embeds them all
+    (the known picture and a 75%-area crop that only a region view finds); with a gate, a picture
+    that its own vectors match gets no region views, so it lists only what they found."""
+    from csadetect.models.embedding import region_view_inputs, staged_model_inputs
+
+    known = scenes.render(scene, noise_seed=1)
+    _, index = _index(known, ON, model, tmp_path)
+    for img, region_only in ((known, False), (rs._crop_area(0.75, "tl")(known, None), True)):
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        hashes, pictures = hash_image_with_views(buf.getvalue(), preprocess=preprocessor(ON))
+        names, pixels, source = staged_model_inputs(pictures, model.input_size, flip=True, regions=query_regions(ON))
+        own, rest = names[:len(pixels)], names[len(pixels):]
+        regions = lambda: (rest, model.embed_arrays(region_view_inputs(source, rest, model.input_size)))  # noqa: E731
+        vectors = model.embed_arrays(pixels)
+        every, embedded = index.match_image_gated(hashes, vectors, own, model.version, model.threshold, None, regions)
+        assert embedded and every and [m.to_json() for m in every] == [m.to_json() for m in _matches(index, img, ON, model)]
+        assert any(re.search(r"-embedding-a\d\d", m.indicator_id) for m in every) == region_only
+        gated, embedded = index.match_image_gated(hashes, vectors, own, model.version, model.threshold, 0.9, regions)
+        assert embedded == region_only and gated
+        # the crop: the same matches; the picture itself: those of its own vectors, without the
+        # rows only its region views would add (the gate spares them once something matched)
+        if region_only:
+            assert [m.to_json() for m in gated] == [m.to_json() for m in every]
+        else:
+            assert {m.indicator_id for m in gated} < {m.indicator_id for m in every}

@@ -54,7 +54,8 @@ from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, model_inputs
-from csadetect.signals.embedding import query_regions, split_embedding, view_thresholds, weigh_similarities
+from csadetect.signals.embedding import (query_regions, region_gate_similarity, split_embedding, view_thresholds,
+                                         view_weights, weigh_similarities)
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
                                      eval_transform, random_augment, rotate, skimage_image, synth)
 
@@ -133,14 +134,24 @@ def original_sims(vectors: np.ndarray, emb: np.ndarray, weights: "np.ndarray | N
 
 
 def query(data: bytes, index, settings, model, spec):
-    """One image through the matching path of ``csadetect match`` and the pipeline.
-    Returns (matches, query vectors (k, dim), the PDQ hashes match_image looked up (m, 32))."""
+    """One image through the matching path of ``csadetect match`` and the pipeline: its own vectors
+    first, the query-side region views where ``match.embedding_query_region_gate`` lets them.
+    Returns (matches, query vectors (k, dim): all of them, region views included, the PDQ hashes
+    match_image looked up (m, 32))."""
     preprocess = preprocessor(settings.match)
     hashes, pictures = hash_image_with_views(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess)
     names, batch = model_inputs(pictures, model.input_size, flip=settings.embedding.flip,
                                 regions=query_regions(settings.match))
     vectors = model.embed_arrays(batch)
-    matches = index.match_image(hashes, vectors, spec.version, view_thresholds(names, spec.threshold, len(vectors)))
+    regions = view_weights(names) != 1.0  # the query-side region views
+    own = ~regions
+    gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
+    if regions.any():
+        matches, _ = index.match_image_gated(hashes, vectors[own], [n for n, o in zip(names, own) if o], spec.version,
+                                             spec.threshold, gate,
+                                             lambda: ([n for n, r in zip(names, regions) if r], vectors[regions]))
+    else:
+        matches = index.match_image(hashes, vectors, spec.version, view_thresholds(names, spec.threshold, len(vectors)))
     gate = settings.match.quality_gate
     looked_up = [h for r in [hashes] + [v for _, v in hashes.variants] if r.quality >= gate
                  for h in (r.dihedral or (r.pdq,))]

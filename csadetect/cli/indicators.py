@@ -34,7 +34,7 @@ from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, h
 from csadetect.media.regions import preprocessor
 from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
-from csadetect.signals.embedding import query_regions, view_thresholds
+from csadetect.signals.embedding import query_regions, region_gate_similarity, view_thresholds
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -211,24 +211,36 @@ def _hash_media(path: str, settings):
                      with_views=True, digests=digests(), video_bars=settings.match.video_bars)
 
 
-def _embedding_views(pictures, settings, embedder) -> tuple[tuple[str, ...], object]:
-    """The names of a picture's embedding inputs and their vectors."""
-    from csadetect.models.embedding import model_inputs  # lazy: the model loader imports Beam
-
-    names, batch = model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip,
-                                regions=query_regions(settings.match))
-    return names, embedder.embed_arrays(batch)
-
-
 def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
-    """(matches, embedding views or None) of a hashed file."""
+    """(matches, embedding views or None: the names of the picture's embedding inputs and their
+    vectors) of a hashed file, as the pipeline matches it: the query-side region views only where
+    ``match.embedding_query_region_gate`` lets them (``IndicatorIndex.match_image_gated``)."""
+    import numpy as np
+
+    from csadetect.models.embedding import region_view_inputs, staged_model_inputs  # lazy: the model loader imports Beam
+
     if isinstance(hashes, VideoHashes):
         return index.match_video(hashes), None
     if embedder is None:
         return index.match_image(hashes), None
-    views = _embedding_views(pictures, settings, embedder)
-    thresholds = view_thresholds(views[0], spec.threshold, len(views[1]))
-    return index.match_image(hashes, views[1], spec.version, thresholds), views
+    names, batch, source = staged_model_inputs(pictures, embedder.input_size, flip=settings.embedding.flip,
+                                               regions=query_regions(settings.match))
+    own_names, vectors = names[:len(batch)], embedder.embed_arrays(batch)
+    region_names = names[len(batch):]
+    if source is None or not region_names:
+        return index.match_image(hashes, vectors, spec.version, view_thresholds(own_names, spec.threshold)), \
+            (own_names, vectors)
+    region_vectors = []  # filled when the gate lets the region views be embedded
+
+    def regions():
+        region_vectors.append(embedder.embed_arrays(region_view_inputs(source, region_names, embedder.input_size)))
+        return region_names, region_vectors[0]
+
+    gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
+    matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate, regions)
+    if embedded:
+        return matches, (names, np.concatenate([vectors, region_vectors[0]]))
+    return matches, (own_names, vectors)
 
 
 def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> list:

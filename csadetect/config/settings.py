@@ -159,6 +159,13 @@ class MatchSettings(_Strict):
         "The default's steps of 2% keep every area from 60% within the ~1.5% the region rows tolerate; "
         "fewer shares cost less and leave gaps (benchmarks/robustness.md; [0.80] alone: 75%-area crops only)"
     )
+    embedding_query_region_gate: Optional[float] = Field(
+        None, ge=1.0, description="null (default): embed the query-side region views of every image. A number: only for "
+        "an image that nothing matched and one of whose own vectors lies within this many times the threshold's "
+        "distance (1 - threshold) of some embedding row (csadetect.signals.embedding.region_gate_similarity; 30 at "
+        "0.9963: similarity >= 0.889). Spares the ~34 ms of the views per 3 MP image far from every row, a share "
+        "that shrinks as the index grows (benchmarks/region-gate.md)"
+    )
     auto_confirm_distance: int = Field(
         31, ge=0, le=256, description="PDQ matches at or below this distance are confirmed without review"
     )

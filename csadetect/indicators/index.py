@@ -48,7 +48,7 @@ from csadetect.indicators.snapshot import (
     manifest_chain,
 )
 from csadetect.signals import SIGNAL_TYPES, SignalError, for_content, ordered
-from csadetect.signals.embedding import EmbeddingSignal
+from csadetect.signals.embedding import EmbeddingSignal, view_thresholds
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -337,6 +337,37 @@ class IndicatorIndex:
         if embeddings is not None and embedding_threshold is not None:
             probes[EmbeddingSignal.name] = (embeddings, embedding_version, embedding_threshold)
         return self.match(probes)
+
+    def nearest_embedding(self, vectors, version: Optional[str]) -> float:
+        """The largest cosine similarity of any of ``vectors`` (made by model ``version``) to any
+        embedding row of this version (a top-1 search per segment; -1.0 without rows)."""
+        state = self._state
+        return max((seg.indexes[EmbeddingSignal.name].nearest(vectors, version) for seg, _ in state.segments()
+                    if EmbeddingSignal.name in seg.indexes), default=-1.0)
+
+    def match_image_gated(self, hashes, embeddings, names: Sequence[str], embedding_version: Optional[str],
+                          threshold: float, gate: Optional[float], region_views) -> tuple[list[Match], bool]:
+        """:meth:`match_image` for an image whose query-side region views are embedded only when
+        needed (``match.embedding_query_region_gate``): first with its own ``embeddings`` (the
+        image, its views, sub-images, mirror; ``names`` theirs); when that finds nothing and one of
+        them reaches similarity ``gate`` with some row, ``region_views()`` gives the region views'
+        (names, vectors), which are looked up at their own thresholds
+        (:func:`csadetect.signals.embedding.view_thresholds`). With ``gate`` None (no gate) every
+        view is looked up at once, as the pipeline does when EmbedImages embeds them all. Returns
+        (matches, whether the region views were embedded)."""
+        if gate is None:
+            region_names, vectors = region_views()
+            if len(region_names):
+                every = list(names) + list(region_names)
+                return self.match_image(hashes, np.concatenate([embeddings, vectors]), embedding_version,
+                                        view_thresholds(every, threshold)), True
+        matches = self.match_image(hashes, embeddings, embedding_version, view_thresholds(names, threshold, len(embeddings)))
+        if matches or gate is None or self.nearest_embedding(embeddings, embedding_version) < gate:
+            return matches, False
+        region_names, vectors = region_views()
+        if not len(region_names):
+            return matches, False
+        return self.match_embeddings(vectors, embedding_version, view_thresholds(region_names, threshold)), True
 
     def match_video(self, hashes) -> list[Match]:
         """Matches for a :class:`csadetect.media.hashing.VideoHashes`: vPDQ (the share rule of

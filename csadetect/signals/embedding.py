@@ -181,6 +181,22 @@ def query_regions(settings: MatchSettings) -> tuple:
     return tuple((share, QUERY_REGION_PLACES) for share in settings.embedding_query_region_shares)
 
 
+def region_gate_similarity(threshold: float, gate: Optional[float]) -> Optional[float]:
+    """The similarity one of an image's own vectors (the image, its views, sub-images, mirror) must
+    reach with some embedding row before its query-side region views are embedded
+    (``match.embedding_query_region_gate``: a multiple of the threshold's distance ``1 - threshold``),
+    or None when the gate is off (every image's region views are embedded).
+
+    Why a gate can skip them: a copy that only a region view finds is still fairly near its
+    original as a whole (on the robustness benchmark's development split: every such edited copy at
+    >= 0.952, every such corner or centre crop of 62-97% of the area at >= 0.895). What it spares is
+    the images far from every row, a share that shrinks as the index grows
+    (``benchmarks/region-gate.md``), hence off by default."""
+    if gate is None:
+        return None
+    return 1.0 - float(gate) * (1.0 - float(threshold))
+
+
 def view_thresholds(names: Sequence[str], threshold: float, n_vectors: Optional[int] = None):
     """The similarity each query vector must reach, by its view name (as
     :func:`csadetect.models.embedding.model_inputs` names them): ``threshold`` for the image, its
@@ -293,6 +309,17 @@ class VectorIndex:
             return vectors + h.neighbors.size() * 4 + h.offsets.size() * 8 + h.levels.size() * 4
         return vectors
 
+    def nearest(self, vectors: np.ndarray) -> float:
+        """The largest similarity of any of the unit ``vectors`` ``(k, dim)`` to any row: one
+        top-1 search (approximate for ivf and hnsw, like :meth:`search`), -1.0 without rows. Its
+        cost does not grow with how many rows lie near the query, unlike a range search."""
+        if not self.index.ntotal or not len(vectors):
+            return -1.0
+        params = faiss.SearchParametersHNSW(efSearch=self.ef_search) if self.kind == "hnsw" else self.params
+        sims, pos = self.index.search(vectors, 1, params=params)
+        found = sims[pos >= 0]
+        return float(found.max()) if found.size else -1.0
+
     def search(self, vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query number, position, similarity) of every found row with similarity >= ``threshold``
         for unit ``vectors`` ``(k, dim)`` float32."""
@@ -340,6 +367,16 @@ class EmbeddingIndex(SignalIndex):
     @property
     def nbytes(self) -> int:
         return sum(ix.nbytes + rows.nbytes for ix, rows in self.groups.values())
+
+    def nearest(self, vectors, version: Optional[str]) -> float:
+        """The largest similarity of any of ``vectors`` (made by model ``version``) to any row it is
+        compared with (rows of that version or of none; active or not), -1.0 without such rows."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or not len(vectors):
+            return -1.0
+        vectors = np.ascontiguousarray(_unit_rows(vectors))
+        return max((index.nearest(vectors) for (row_version, dim), (index, _) in self.groups.items()
+                    if dim == vectors.shape[1] and (row_version is None or row_version == version)), default=-1.0)
 
     def query(self, probe) -> list[Hit]:
         """``probe``: (query vectors ``(k, dim)``, the model version that made them, the threshold:

@@ -7,6 +7,10 @@ HashMedia keeps for them (``HashedItem.region_source``, a quarter of the bytes o
 Every view of every item in a batch goes through the model in one call. The thumbnails are
 dropped here: what leaves this stage holds vectors, not pixels.
 
+With ``match.embedding_query_region_gate`` set (off by default) the region views are not embedded
+here: the item keeps its ``region_source`` and ``MatchIndicators`` embeds them (:func:`region_vectors`)
+only for an image that nothing matched and whose own vectors came near some row, then drops it.
+
 Element timestamps are carried through as RunInference keys and restored afterwards: Beam's
 ``BatchElements`` stamps its batches at the end of the window, which would break the event-time
 timers downstream (report de-duplication)."""
@@ -29,8 +33,14 @@ class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, Embeddin
     (videos and items without pixels pass through untouched). ``model_uri``: the setting
     ``embedding.model`` as resolved by ``EmbeddingSpec`` (None: the reference model)."""
 
+    def __init__(self, model_uri: Optional[str], defer_regions: bool = False, **kwargs):
+        """``defer_regions``: embed the thumbnails only and hand the region views' source on
+        (``match.embedding_query_region_gate``)."""
+        super().__init__(model_uri, **kwargs)
+        self.defer_regions = defer_regions
+
     def load_model(self) -> EmbeddingModel:
-        return kept(f"embedding-model|{self.model_uri}", lambda: EmbeddingModel.load(self.model_uri))
+        return loaded_model(self.model_uri)
 
     def run_inference(self, batch: Sequence[HashedItem], model: EmbeddingModel,
                       inference_args=None) -> Iterable[HashedItem]:
@@ -51,12 +61,16 @@ class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, Embeddin
         todo = [i for i, item in enumerate(batch) if item.pixels is not None and len(item.pixels)]
         out = list(batch)
         if todo:
-            inputs = [_model_inputs(batch[i], model.input_size) for i in todo]
+            if self.defer_regions:
+                inputs = [batch[i].pixels for i in todo]
+            else:
+                inputs = [_model_inputs(batch[i], model.input_size) for i in todo]
             vectors = model.embed_arrays(np.concatenate(inputs), batch_size=256)
             start = 0
             for i, arr in zip(todo, inputs):
                 k = len(arr)
-                out[i] = dataclasses.replace(batch[i], pixels=None, region_source=None,
+                source = batch[i].region_source if self.defer_regions else None
+                out[i] = dataclasses.replace(batch[i], pixels=None, region_source=source,
                                              embeddings=vectors[start : start + k])
                 start += k
             counter("embedded_image").inc(len(todo))
@@ -65,6 +79,22 @@ class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, Embeddin
     def get_num_bytes(self, batch: Sequence[HashedItem]) -> int:
         return sum(getattr(getattr(item, "pixels", None), "nbytes", 0)
                    + getattr(getattr(item, "region_source", None), "nbytes", 0) for item in batch)
+
+
+def loaded_model(model_uri: Optional[str]) -> EmbeddingModel:
+    """The embedding model at ``model_uri``, loaded once per worker process (shared by this stage
+    and ``MatchIndicators``' deferred region views)."""
+    return kept(f"embedding-model|{model_uri}", lambda: EmbeddingModel.load(model_uri))
+
+
+def region_vectors(item: HashedItem, model: EmbeddingModel) -> tuple[tuple[str, ...], np.ndarray]:
+    """The names and vectors of ``item``'s query-side region views that EmbedImages deferred: the
+    views named after its ``embeddings``, cut from its ``region_source``."""
+    names = tuple(item.views[len(item.embeddings):])
+    if item.region_source is None or not names:
+        return (), np.zeros((0, model.dim), np.float32)
+    inputs = region_view_inputs(item.region_source, names, model.input_size)
+    return names, model.embed_arrays(inputs, batch_size=256)
 
 
 def _model_inputs(item: HashedItem, size: int) -> np.ndarray:
@@ -76,9 +106,12 @@ def _model_inputs(item: HashedItem, size: int) -> np.ndarray:
 
 
 class EmbedImages(beam.PTransform):
-    def __init__(self, model_path: Optional[str], batching=None, streaming: bool = False):
+    def __init__(self, model_path: Optional[str], batching=None, streaming: bool = False, defer_regions: bool = False):
+        """``defer_regions``: leave the query-side region views to ``MatchIndicators``
+        (``match.embedding_query_region_gate`` set)."""
         super().__init__()
-        self._handler = ImageEmbeddingHandler(model_path, **batching_kwargs(batching, streaming))
+        self._handler = ImageEmbeddingHandler(model_path, defer_regions=defer_regions,
+                                              **batching_kwargs(batching, streaming))
 
     def expand(self, hashed):
         return hashed | "Infer" >> RunInferenceKeepingTimestamps.transform(self._handler)

@@ -8,7 +8,13 @@ version. A snapshot that does not verify is refused and the last good one stays 
 thread's swaps and refusals reach the counters ``snapshot_swapped`` and ``snapshot_rejected``
 from here (Beam metrics belong to a bundle's thread). In streaming runs the process also holds its
 LiveIndex between bundles (:func:`csadetect.transforms.common.keep_alive`), so it is loaded once
-and then only swapped."""
+and then only swapped.
+
+Deferred region views (``match.embedding_query_region_gate``): an image that nothing matched,
+and one of whose own vectors lies within the gate of some embedding row, gets its query-side
+region views embedded here (the model shared with EmbedImages, one copy per process) and looked
+up; every other image skips them. Either way the picture they are cut from is dropped here; the
+counter ``region_views_embedded`` counts the images that needed them."""
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +28,9 @@ from apache_beam.utils import shared
 from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.indicators.live import LiveIndex
 from csadetect.reports.hits import MatchedItem
-from csadetect.signals.embedding import view_thresholds
+from csadetect.signals.embedding import region_gate_similarity, view_thresholds
 from csadetect.transforms.common import NAMESPACE, counter, guarded, is_streaming, keep_alive
+from csadetect.transforms.embed import loaded_model, region_vectors
 
 LOG = logging.getLogger(__name__)
 
@@ -79,13 +86,23 @@ class MatchIndicatorsFn(beam.DoFn):
                 if problem:  # Dataflow (not checked at launch) or a new snapshot: said once per version
                     LOG.error("%s", problem)
                     counter("embedding_rows_of_other_model").inc()
-            if spec is not None and item.embeddings is not None:
+            if spec is not None and item.embeddings is not None and item.region_source is not None:
+                # the region views were left to this stage (match.embedding_query_region_gate)
+                gate = region_gate_similarity(spec.threshold, self._match.embedding_query_region_gate)
+                matches, embedded = index.match_image_gated(
+                    item.image, item.embeddings, item.views[:len(item.embeddings)], spec.version, spec.threshold,
+                    gate, lambda: region_vectors(item, loaded_model(spec.path)))
+                if embedded:
+                    counter("region_views_embedded").inc()
+            elif spec is not None and item.embeddings is not None:
                 thresholds = view_thresholds(item.views, spec.threshold, len(item.embeddings))
                 matches = index.match_image(item.image, item.embeddings, spec.version, thresholds)
             else:
                 matches = index.match_image(item.image)
-            if item.embeddings is not None:
-                item = dataclasses.replace(item, embeddings=item.embeddings[:1])  # the image's own vector, for ClassifyNew
+            if item.embeddings is not None or item.region_source is not None:
+                # the image's own vector, for ClassifyNew; the region views' picture goes
+                item = dataclasses.replace(item, embeddings=None if item.embeddings is None else item.embeddings[:1],
+                                           region_source=None)
         else:
             matches = index.match_video(item.video)
         yield MatchedItem(item=item, matches=tuple(matches), index_version=index.version)
