@@ -80,16 +80,21 @@ def _records(folder):
     return [json.loads(line) for f in glob.glob(str(folder / "**" / "*.jsonl"), recursive=True) for line in open(f)]
 
 
-def test_policy_review_required(world):
-    """Default policy: the exact copy is reported; the crop (embedding near-duplicate) and the
-    new-material images wait for a reviewer; the hard negative and the unrelated image leave nothing."""
-    settings, out = _settings(world, "review")
+def _run_reporting_the_exact_copy(world, settings) -> dict:
+    """The pipeline over the world's events, asserting that the exact copy is the one report; its counters."""
     p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Source(glob=world["events"]))
     assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["exact"]), label="Reports")
     result = p.run()
     result.wait_until_finish()
-    counts = outcome_counts(result)
+    return outcome_counts(result)
+
+
+def test_policy_review_required(world):
+    """Default policy: the exact copy is reported; the crop (embedding near-duplicate) and the
+    new-material images wait for a reviewer; the hard negative and the unrelated image leave nothing."""
+    settings, out = _settings(world, "review")
+    counts = _run_reporting_the_exact_copy(world, settings)
     assert counts["received"] == 6 == counts["hit"] + counts["non_hit"]
     assert counts["hit"] == 4 and counts["non_hit"] == 2 and counts["hit_review"] == 3
     assert counts["hit_new_image"] == 2 and counts["embedded_image"] == 6
@@ -114,12 +119,7 @@ def test_the_region_gate_keeps_the_outcome(world):
     reports and review items as without it; no more uploads pay for region views than matched
     nothing without them (new x 2, parts, other)."""
     settings, out = _settings(world, "gated", match={"embedding_query_region_gate": 30})
-    p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
-    outs = build_pipeline(p, settings, Source(glob=world["events"]))
-    assert_that(outs["reports"] | beam.Map(lambda r: r["event_id"]), equal_to(["exact"]), label="Reports")
-    result = p.run()
-    result.wait_until_finish()
-    counts = outcome_counts(result)
+    counts = _run_reporting_the_exact_copy(world, settings)
     assert counts["hit"] == 4 and counts["non_hit"] == 2 and counts["embedded_image"] == 6
     assert counts.get("region_views_embedded", 0) <= 4
     review = {r["event_id"]: r for r in _records(out / "review")}
