@@ -1,0 +1,339 @@
+"""The markdown report of the robustness benchmark (``benchmarks.bench_robustness``), written from
+the results its ``evaluate`` returns: the recall and false-match tables per split, the cost per image
+of each step, the crops of other areas (the area sweep), what this release (issue 17) adds, and the
+text around them (``report``, what ``--out`` gets). The embedding columns' text and the re-scoring at
+other thresholds are in ``benchmarks.robustness_embedding``; ``bench_robustness`` re-exports every name.
+"""
+from __future__ import annotations
+
+from benchmarks.robustness_common import HARD_KINDS, SWEEP_AREAS, SWEEP_PLACES, _pct
+from benchmarks.robustness_embedding import _embedding_findings, _embedding_text, _threshold_table2
+from csadetect.signals.embedding import EMBEDDING_REGIONS, REGION_VIEW_DISTANCE_SHARE
+from training.robustness_set import ISSUE17, LATE, TRANSFORMS
+
+
+def sweep_table(sweep: dict) -> list[str]:
+    """The sweep as a markdown table: one row per area, per place the match rate off / first / this."""
+    head = "| area kept | " + " | ".join(SWEEP_PLACES) + " |"
+    lines = [head, "|---|" + "---:|" * len(SWEEP_PLACES)]
+    worst = {way: 1.0 for way in sweep["ways"]}
+    for area in SWEEP_AREAS:
+        cells = []
+        for place in SWEEP_PLACES:
+            n, *hits = sweep["counts"][(area, place)]
+            for way, k in zip(sweep["ways"], hits):
+                worst[way] = min(worst[way], k / n)
+            cells.append(" / ".join(f"{k / n:.0%}" for k in hits[:-1]) + f" / **{hits[-1] / n:.0%}**")
+        lines.append(f"| {area:.0%} | " + " | ".join(cells) + " |")
+    lines += ["", "Lowest cell: " + ", ".join(f"{way} {v:.0%}" for way, v in worst.items())
+              + "; largest similarity of a sweep copy to an original it is not a copy of: "
+              + ", ".join(f"{way} {v:.4f}" for way, v in sweep["closest_wrong"].items())
+              + f" (threshold {sweep['threshold']:.4f}; a region view must reach "
+              f"{1 - (1 - sweep['threshold']) * REGION_VIEW_DISTANCE_SHARE:.5f})."]
+    return lines
+
+
+def _sweep_text(results: list[dict]) -> list[str]:
+    out = []
+    for res in results:
+        sweep = res.get("sweep")
+        if not sweep:
+            continue
+        n = sweep["counts"][(SWEEP_AREAS[0], SWEEP_PLACES[0])][0]
+        out += ["", f"**Crops of other areas, {res['split']} split** ({n} originals x {len(SWEEP_AREAS)} areas x "
+                f"{len(SWEEP_PLACES)} places, JPEG q=85; the embedding alone, this release's model, index rows and "
+                "threshold; each cell: no query-side region views / issue 17's first ones (80% of the area only) / "
+                "**this release's** (`QUERY_REGIONS`)):", ""] + sweep_table(sweep)
+    if out:
+        out = ["", "### Crops of any area from 60%, at a corner or the centre (issue 17)", "",
+               "The edits above crop to 60% and 75% of the area. These crops keep the areas between and around",
+               "them; none lies on the 0.025 grid of areas on which the query-side region views' shares were",
+               "chosen (development split). Held out only in part: the corners' shares (80% to 98%, steps of 2%)",
+               "were chosen before the test split was looked at; the centre's were first 80%, 86% and 92%, and were",
+               "extended to the same ten after this table's centre column had been seen on the test split (its",
+               "weakest cells were 81-86% then), so the test split's centre column is not a held-out measurement."] + out
+    return out
+
+
+def table(res: dict) -> str:
+    photos = any(s["photo_n"] for s in res["per_transform"].values())
+    emb = res.get("embedding")
+    cols = [("plain", "plain PDQ"), ("pre", "PDQ + views")]
+    if emb:
+        cols += [("emb", "embedding"), ("comb", "PDQ + views or embedding (previous release)"),
+                 ("pre2", "this release: PDQ + views + sub-images"), ("emb2", "this release: embedding"),
+                 ("comb2", "this release: combined")]
+    else:
+        cols += [("pre2", "PDQ + views + sub-images")]
+    pcols = ([("photo_plain", "photos only: plain"), ("photo_pre", "photos only: + views")]
+             + ([("photo_comb", "photos only: combined"), ("photo_comb2", "photos only: this release")] if emb else [])
+             if photos else [])
+    rows = ["| transform | " + " | ".join(h for _, h in cols + pcols) + " |",
+            "| --- |" + " ---: |" * len(cols + pcols)]
+    groups = {"first 30 transforms": {}, "issue-17 edits": {}, "all transforms": {}}
+    for tname, s in res["per_transform"].items():
+        for gname, tot in groups.items():
+            if gname == "all transforms" or (tname in ISSUE17) == (gname == "issue-17 edits"):
+                for key, v in s.items():
+                    tot[key] = tot.get(key, 0) + v
+        label = f"{tname} (late)" if tname in LATE else (f"{tname} (new)" if tname in ISSUE17 else tname)
+        cells = []
+        for key, _ in cols:
+            text = _pct(s[key], s["n"])
+            base = {"pre": "plain", "comb": "pre", "comb2": "comb", "pre2": "pre"}.get(key)
+            cells.append(f"**{text}**" if base and s[key] > s[base] else text)
+        cells += [_pct(s[key], s["photo_n"]) for key, _ in pcols]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    for gname, tot in groups.items():
+        n, pn = tot.get("n", 0), tot.get("photo_n", 0)
+        if not n:
+            continue
+        cells = [f"{tot[key] / n:.1%} ({tot[key]}/{n})" for key, _ in cols]
+        cells += [f"{tot[key] / pn:.1%}" if pn else "-" for key, _ in pcols]
+        rows.append(f"| **recall, {gname}** | " + " | ".join(cells) + " |")
+    pad = " |" * len(pcols)
+    closest = "closest distance / largest similarity" if emb else "closest distance"
+    fp, fv, f2 = res["false_copies"]
+    cp, cv, c2 = res["closest_wrong_copy"]
+    dp, dv, d2 = res["false_distractors"]
+    ep, ev, e2 = res["closest_distractor"]
+    if emb:
+        fe, fc, fe2, fc2 = emb["false_copies"]
+        de, dc, de2, dc2 = emb["false_distractors"]
+        rows.append(f"| false matches: copy -> wrong original (pairs; {closest}) | {fp} ({cp}) | {fv} ({cv}) "
+                    f"| {fe} ({emb['closest_wrong_copy']:.3f}) | {fc} | {f2} ({c2}) | {fe2} ({emb['closest_wrong_copy2']:.3f}) "
+                    f"| {fc2} |{pad}")
+        rows.append(f"| false matches: distractor -> original ({res['n_distractors']} distractors; pairs; {closest}) "
+                    f"| {dp} ({ep}) | {dv} ({ev}) | {de} ({emb['closest_distractor']:.3f}) | {dc} | {d2} ({e2}) "
+                    f"| {de2} ({emb['closest_distractor2']:.3f}) | {dc2} |{pad}")
+    else:
+        rows.append(f"| false matches: copy -> wrong original (pairs; {closest}) | {fp} ({cp}) | {fv} ({cv}) "
+                    f"| {f2} ({c2}) |{pad}")
+        rows.append(f"| false matches: distractor -> original ({res['n_distractors']} distractors; pairs; {closest}) "
+                    f"| {dp} ({ep}) | {dv} ({ev}) | {d2} ({e2}) |{pad}")
+    hard = res["hard"]
+    for kind in HARD_KINDS:
+        f = hard["false"][kind]
+        label = f"false matches: hard distractors, {kind} ({hard['count'][kind]}; pairs"
+        if emb:
+            sims = hard["largest_similarity"][kind]
+            rows.append(f"| {label}; largest similarity) | {f['plain']} | {f['pre']} | {f['emb']} ({sims['emb']:.3f}) "
+                        f"| {f['comb']} | {f['pre2']} | {f['emb2']} ({sims['emb2']:.3f}) | {f['comb2']} |{pad}")
+        else:
+            rows.append(f"| {label}) | {f['plain']} | {f['pre']} | {f['pre2']} |{pad}")
+    return "\n".join(rows)
+
+
+def _cost_line(res: dict) -> str:
+    cp, cf, cc = res["cost_plain"], res["cost_framed"], res["cost_composite"]
+    return (
+        f"Cost per image (CPU ms, best of 3, on the shared 2-core dev VM, so read the ratios rather than the "
+        f"absolute numbers): ordinary pictures ({cp['n']} unframed distractors, PDQ of the image with its 8 "
+        f"dihedral hashes {cp['pdq']:.1f} ms): `views()` {cp['views']:.1f} ms (p95 {cp['views_p95']:.1f}; "
+        f"{cp['views'] / cp['pdq']:.1f}x one PDQ), {cp['views_per_image']:.2f} views per image whose PDQ adds "
+        f"{cp['view_pdq']:.1f} ms. Framed copies ({cf['n']} images, PDQ {cf['pdq']:.1f} ms): `views()` "
+        f"{cf['views']:.1f} ms (p95 {cf['views_p95']:.1f}; {cf['views'] / cf['pdq']:.1f}x one PDQ), "
+        f"{cf['views_per_image']:.2f} views per image whose PDQ adds {cf['view_pdq']:.1f} ms."
+        + (f" The query embedding (image, views and mirror in one model call, CPU time of all TensorFlow "
+           f"threads) costs {cp['embed']:.1f} ms per ordinary picture and {cf['embed']:.1f} ms per framed copy."
+           if cp.get("embed") is not None else "")
+    )
+
+
+def cost_table(res: dict) -> str:
+    """This release's new steps, CPU ms per image, beside the previous release's."""
+    rows = ["| step (CPU ms per image) | ordinary pictures | framed copies | composites (pip, collages, meme frame) |",
+            "| --- | ---: | ---: | ---: |"]
+    cs = [res["cost_plain"], res["cost_framed"], res["cost_composite"]]
+    fmt = lambda key, f="{:.1f}": " | ".join(f.format(c[key]) for c in cs)  # noqa: E731
+    rows += [
+        f"| images measured | {' | '.join(str(c['n']) for c in cs)} |",
+        f"| PDQ of the image (8 dihedral hashes), both releases | {fmt('pdq')} |",
+        f"| `views()` + PDQ of its views, both releases | "
+        + " | ".join(f"{c['views'] + c['view_pdq']:.1f}" for c in cs) + " |",
+        f"| **new** `sub_image_boxes()` (`match.sub_images`) | {fmt('cells')} |",
+        f"| sub-images found per image (not the size of a view) | {fmt('cells_per_image', '{:.2f}')} |",
+        f"| **new** PDQ of the sub-images | {fmt('cell_pdq')} |",
+    ]
+    if cs[0].get("embed") is not None:
+        rows += [
+            f"| query embedding, previous release (image, views, mirror; one call) | {fmt('embed')} |",
+            f"| query embedding, this release (+ sub-images, + the image's 80-98%-area crops at its corners and centre;"
+            f" one call) | {fmt('embed2')} |",
+        ]
+    return "\n".join(rows)
+
+
+def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
+    """What "this release" (issue 17) adds, and what each new step costs."""
+    emb = test.get("embedding")
+    regions = "; ".join(f"{a:.0%} of the area at " + ", ".join(anchors) for a, anchors in EMBEDDING_REGIONS)
+    lines = [
+        "**This release** (issue 17) adds three steps, each with its own switch in `csadetect/config/default.yaml`:",
+        "",
+        "- `match.sub_images` (query side): `csadetect.media.regions.sub_image_boxes` finds straight-edged",
+        "  rectangles inside the picture (collage cells, picture-in-picture insets, a photo on a meme frame or",
+        "  in a screenshot); each is hashed with PDQ and embedded with the query's other views, in the same",
+        "  model call.",
+        "- `match.embedding_region_rows` (index side, `indicators from-media`): embedding rows for crops at",
+        f"  each corner and the centre ({regions}; `csadetect.signals.embedding.EMBEDDING_REGIONS`)"
+        + (f": {emb['rows2']} rows per indicator instead of {emb['rows']}, + {emb['rows2'] - emb['rows']} x 512 B ="
+           f" {(emb['rows2'] - emb['rows']) * 512 / 1024:.1f} KiB per indicator, "
+           f"{(emb['rows2'] - emb['rows']) * 512 * 10e6 / 1e9:.0f} GB more at 10M indicators"
+           if emb else "") + ".",
+        "- `match.embedding_query_regions` (query side): the uploaded image's crops keeping 80% to 98% of its",
+        "  area (steps of 2%) at each corner and the centre (`csadetect.signals.embedding.QUERY_REGIONS`),",
+        "  embedded in the same model call: a copy cropped at a corner or the centre to any area from 60% then",
+        "  holds a crop cut within ~1.5% like one of the original's 60% or 78% region rows (0.75 x 0.80 = 0.60,",
+        "  0.90 x 0.86 = 0.77). 50 more model inputs per image (no mirror), cut from the image reduced to 256",
+        "  pixels a side. A region view matches",
+        f"  only within {REGION_VIEW_DISTANCE_SHARE:g} of the threshold's distance (`REGION_VIEW_DISTANCE_SHARE`): it is",
+        "  cut exactly like the row it meets, and 50 more views would otherwise give the other shot of a stereo",
+        "  pair more chances. This release's similarities below count a region view's distance that way.",
+        "",
+        ("The previous-release columns are this same run with the three switches off, at the previous release's threshold"
+         + (f" ({emb['previous_threshold']:.4f}; this release: {emb['threshold']:.4f})."
+            if emb["previous_threshold"] != emb["threshold"] else
+            f" ({emb['previous_threshold']:.4f}, the one configured now: not recalibrated for the new rows, see below)."))
+        if emb else "The previous-release columns are this same run with the three switches off.",
+        "",
+    ]
+    if emb and emb.get("gate") is not None:
+        rq = emb["region_queries"]
+        dev_rq = ((dev or {}).get("embedding") or {}).get("region_queries")
+        lines += [
+            "**Region gate** (`match.embedding_query_region_gate`, default 16 x the threshold's distance: similarity"
+            f" >= {emb['gate']:.4f}): the pipeline embeds the 50 region views only for an image that nothing matched"
+            " without them and one of whose own vectors reaches the gate with some row; the columns of this release"
+            " count them only then. Images that needed them, test split: copies"
+            f" {rq['copy'][0]} of {rq['copy'][1]}, ordinary distractors {rq['ordinary'][0]} of {rq['ordinary'][1]},"
+            f" hard distractors {rq['hard'][0]} of {rq['hard'][1]}"
+            + (f"; development split: copies {dev_rq['copy'][0]} of {dev_rq['copy'][1]}, ordinary distractors"
+               f" {dev_rq['ordinary'][0]} of {dev_rq['ordinary'][1]}, hard {dev_rq['hard'][0]} of {dev_rq['hard'][1]}"
+               if dev_rq else "") + ".",
+            "",
+        ]
+    per = test["per_transform"]
+    if emb:
+        gains = [f"{t} {_pct(s['comb'], s['n']).split(' ')[0]} -> {_pct(s['comb2'], s['n']).split(' ')[0]}"
+                 for t, s in per.items() if s["comb2"] > s["comb"]]
+        losses = [f"{t} {_pct(s['comb'], s['n']).split(' ')[0]} -> {_pct(s['comb2'], s['n']).split(' ')[0]}"
+                  for t, s in per.items() if s["comb2"] < s["comb"]]
+        weak = [f"{t} {_pct(s['comb2'], s['n']).split(' ')[0]}" for t, s in per.items() if s["comb2"] < 0.8 * s["n"]]
+        hard = test["hard"]["false"]
+        lines += [
+            "Where this release adds matches (test split, previous release -> this release, combined): "
+            + ("; ".join(gains) if gains else "nowhere") + ".",
+            "Where it loses any: " + ("; ".join(losses) if losses else "nowhere") + ".",
+            "By construction: the 60%-area crops at a corner or the centre (`crop60_tl` ... `crop60_c`) are cut the way",
+            "a region row is, and the 75%-area ones (`crop75_tl` ... `crop75_c`) hold, at the same place, a query region",
+            "view cut like the 60% row; the crops at a random place (`crop60_rand`, `crop75_rand`) are neither.",
+            "This release's combined recall still below 80%: " + ("; ".join(weak) if weak else "none") + ".",
+            "False pairs, previous release -> this release (combined): copy -> wrong original "
+            f"{emb['false_copies'][1]} -> {emb['false_copies'][3]}; distractor -> original "
+            f"{emb['false_distractors'][1]} -> {emb['false_distractors'][3]}; hard distractors "
+            + "; ".join(f"{k} {hard[k]['comb']} -> {hard[k]['comb2']}" for k in HARD_KINDS) + ".",
+            "",
+        ]
+    if emb:
+        lines += [
+            "This release (combined: PDQ + views + sub-images or the embedding) re-scored on the test split at the",
+            f"configured threshold ({emb['threshold']:.4f}: for the reference model, what",
+            "`training/calibrate_embedding.py` gives with the region rows and the sub-images on its calibration set,",
+            "which holds the development split with the new edits but not its hard distractors) and at thresholds",
+            "set on the development split.",
+            "",
+        ] + _threshold_table2(test, dev) + [""]
+    lines += [cost_table(test)]
+    return lines
+
+
+def report(results: list[dict]) -> str:
+    test = next((r for r in results if r["split"] == "test"), results[0])
+    n_orig = len(test["originals"])
+    n_sk = sum(1 for name, _ in test["originals"] if name.startswith("sk:"))
+    n_copies = sum(s["n"] for s in test["per_transform"].values())
+    wv = test["distractors_with_views"]
+    with_emb = test.get("embedding") is not None
+    lines = [
+        "## Robustness to edits: plain PDQ vs. PDQ + preprocessing views"
+        + (" vs. + the image embedding" if with_emb else ""),
+        "",
+        "Does an edited copy still match its original (Hamming distance <= 31 to the original's PDQ,",
+        "quality >= 50, any of the 8 dihedral hashes), and does anything match an original it is not a",
+        "copy of? \"PDQ + views\" also hashes the views of `csadetect.media.preprocess.views` (uniform borders,",
+        "letterbox and mats peeled off; the photo region of a screenshot-like canvas or of a smooth fill) and",
+        "matches when any hash matches; \"this release\" adds the sub-images and the `fill` view (a picture",
+        "centred in front of a blurred fill, found by sharpness: `preprocess.fill_box`, issue 17). Everything",
+        "is built at run time, nothing is downloaded.",
+        "",
+        f"**Held-out test split**: {n_orig} originals ({n_sk} photos bundled with scikit-image, "
+        f"{n_orig - n_sk} generated pictures) x {len(TRANSFORMS)} transforms = {n_copies} copies, and "
+        f"{test['n_distractors']} distractors (generated pictures, scikit-image textures, drawings and documents "
+        "and crops of them, generated text pages; each plain and in a randomly framed version). Copies are",
+        "saved as JPEG q=85 (screenshots as PNG) unless named otherwise and hashed from the bytes with",
+        "`hash_image`. The thresholds of `csadetect/media/preprocess.py` were tuned on a separate development",
+        "split (generated originals and distractors from other seeds, the other half of the scikit-image",
+        "distractors), shown further down. Transforms marked *late* were added after a first tuning round;",
+        "their first held-out numbers (chat_bubble 0%, polaroid 100%, border_small_q40 47%) led to one more",
+        "change tuned on the development split (finding a picture's edge a few lines past a bar), so for",
+        "those three the test split has been looked at once. All framings were written for this benchmark",
+        "by the author of the detector: they show it works on these layouts, not on every app's.",
+        "The \"photos only\" columns restrict the test split to its scikit-image photos. Issue 17's edits and",
+        "hard distractors (marked *new*): its test split was run once with a first version of the sub-image",
+        "detector (grey-level edges; picture-in-picture at 40% 25/42 then); the detector was then changed",
+        "(colour edges, a gutter peeled off) on the development split's numbers only, so for the new edits",
+        "the test split has been looked at once. The `fill` view's thresholds were chosen on the development",
+        "split's blurred fills (right box in 36 of 36 at JPEG q85 and q40) before the test split was run",
+        "with it, and not changed after.",
+        "",
+    ]
+    if with_emb:
+        lines += _embedding_text(test, next((r for r in results if r is not test), None)) + [""]
+    lines += [
+        table(test),
+        "",
+        _cost_line(test),
+        "",
+    ] + _release_text(test, next((r for r in results if r is not test), None)) + _sweep_text(results) + [""]
+    if with_emb:
+        lines += _embedding_findings(test, next((r for r in results if r is not test), None)) + [""]
+    lines += [
+        f"Views returned over all {n_copies + test['n_distractors']} test images: "
+        + ", ".join(f"`{k}` {v}" for k, v in sorted(test["view_counts"].items()))
+        + f"; {wv['plain']} of the {test['n_distractors'] // 2} unframed distractors got a view "
+        f"(genuine flat margins: text pages, drawings on white), {wv['framed']} of the "
+        f"{test['n_distractors'] // 2} framed ones.",
+        "",
+        "What preprocessing does not fix: crops (the copy lacks part of the original; PDQ itself already",
+        "fails at ~5% off each side), rotation by a few degrees, and overlays inside the picture (text",
+        "banners, logos), which are left to PDQ as before. Known misses among the framings (seen on the",
+        "test split, not tuned for): a picture whose edge looks like its frame, e.g. a dark photo with a",
+        "black surround on black bars (Hubble deep field, retina) or a pale sky under a white caption bar",
+        "(cameraman, rocket), keeps that side; a blurred fill recovers generated pictures better than",
+        "photos, whose edges against a blurred copy of themselves are often too soft to find; a picture",
+        "separated from a neighbouring UI element (a chat bubble) by less than ~5 px is merged with it.",
+    ]
+    for res in results:
+        if res is test:
+            continue
+        lines += [
+            "",
+            f"Development split ({len(res['originals'])} generated originals, {res['n_distractors']} distractors), "
+            "used for tuning" + (" and, with its edits and distractors, part of the embedding threshold's calibration set"
+                                 if (res.get("embedding") or {}).get("provenance") else "") + ":",
+            "",
+            table(res),
+        ]
+    offenders = [f"{r['split']}: {o}" for r in results for o in r["offenders"]]
+    if offenders:
+        lines += ["", "Distractors that matched an original:", ""] + [f"- {o}" for o in offenders]
+    lines += [
+        "",
+        "Reproduce (a few minutes on 2 cores; fixed seeds; `--no-embedding` for the PDQ columns only):",
+        "",
+        "```",
+        ".venv/bin/python -m benchmarks.bench_robustness",
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
