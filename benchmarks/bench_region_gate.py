@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,10 +38,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from csadetect.indicators.rows import media_rows
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import views_and_sub_images
-from csadetect.signals.embedding import query_regions, region_gate_similarity, split_embedding
+from csadetect.signals.embedding import query_regions, region_gate_similarity
 from training.robustness_set import GENERATORS, TRANSFORMS, _crop_area, build_distractors, build_originals, encode, split_seed
 
 GATES = (8.0, 16.0, 30.0)  # multiples of the threshold's distance
@@ -50,13 +48,11 @@ SIZES = (0, 100, 300, 1000, 2000)  # generated pictures added to the index
 
 
 def rows_of(img, embedder) -> np.ndarray:
-    """An original's embedding rows (unit vectors), as ``indicators from-media`` makes them."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "original.png")
-        Path(path).write_bytes(encode(img, "png"))
-        rows, _ = media_rows(path, embedder.match, embedder=embedder.model)
-    vectors = np.stack([split_embedding(r.value)[1] for r in rows if r.kind == "embedding"])
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    """A picture's embedding rows (unit vectors), as ``indicators from-media`` makes them with the
+    configured model and settings."""
+    from benchmarks.bench_robustness import embedding_rows
+
+    return embedding_rows(encode(img, "png"), embedder.model, embedder.match)
 
 
 def index_pictures(n: int):

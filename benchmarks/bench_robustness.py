@@ -106,6 +106,18 @@ def _words(h: bytes) -> np.ndarray:
     return np.frombuffer(h, dtype=">u8").astype(np.uint64)
 
 
+def embedding_rows(data: bytes, model, match) -> np.ndarray:
+    """A picture's (``data``, PNG or JPEG bytes) embedding rows as unit vectors ``(rows, dim)``, made by
+    ``csadetect.indicators.rows.media_rows`` (what ``indicators from-media`` runs) with ``model`` and
+    the match settings ``match``, read back from the rows' values."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "original.png")
+        Path(path).write_bytes(data)
+        rows, _ = media_rows(path, match, embedder=model)
+    vectors = np.stack([split_embedding(r.value)[1] for r in rows if r.kind == "embedding"])
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
 class Embedder:
     """The configured embedding model, its threshold and the pipeline's query views."""
 
@@ -129,16 +141,8 @@ class Embedder:
         (``csadetect.signals.embedding.embedding_views``), read back from the rows' values. Returns
         (the previous release's rows, made by its model without the region rows; this release's:
         with the region rows ``-aNN..``)."""
-        out = []
-        for model, regions in ((self.previous_model, False), (self.model, True)):
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "original.png")
-                Path(path).write_bytes(data)
-                rows, _ = media_rows(path, self.match.model_copy(update={"embedding_region_rows": regions}),
-                                     embedder=model)
-            vectors = np.stack([split_embedding(r.value)[1] for r in rows if r.kind == "embedding"])
-            out.append(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
-        return out[0], out[1]
+        return (embedding_rows(data, self.previous_model, self.match.model_copy(update={"embedding_region_rows": False})),
+                embedding_rows(data, self.model, self.match.model_copy(update={"embedding_region_rows": True})))
 
     def query(self, pictures, previous: bool = False, regions=None) -> np.ndarray:
         """A query's vectors, as ``HashMedia`` + ``EmbedImages`` make them: every view (+ mirror, and

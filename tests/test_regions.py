@@ -422,10 +422,10 @@ def test_without_a_gate_the_gated_lookup_is_the_one_lookup_of_every_view(model, 
         regions = lambda: (rest, model.embed_arrays(region_view_inputs(source, rest, model.input_size)))  # noqa: E731
         vectors = model.embed_arrays(pixels)
         every, embedded = index.match_image_gated(hashes, vectors, own, model.version, model.threshold, None, regions)
-        assert embedded and every and [m.to_json() for m in every] == [m.to_json() for m in _matches(index, img, ON, model)]
+        assert embedded is not None and every and [m.to_json() for m in every] == [m.to_json() for m in _matches(index, img, ON, model)]
         assert any(re.search(r"-embedding-a\d\d", m.indicator_id) for m in every) == region_only
         gated, embedded = index.match_image_gated(hashes, vectors, own, model.version, model.threshold, 0.9, regions)
-        assert embedded == region_only and gated
+        assert (embedded is not None) == region_only and gated
         # the crop: the same matches; the picture itself: those of its own vectors, without the
         # rows only its region views would add (the gate spares them once something matched)
         if region_only:

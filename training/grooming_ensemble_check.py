@@ -6,7 +6,7 @@ fifth grooming round; an experiment, not part of ``make models``)
 Each DIR holds a model written by ``python -m training.train_grooming --out DIR --model-seed S``
 (same corpus options for all). For every model alone, and for the mean of their raw window
 logits, this refits the per-language Platt scaling and the threshold rule as
-``training.train_grooming`` does (its ``fit_language``: max latency-weighted F1 subject to
+``training.train_grooming`` does (``training.grooming_calibration.fit_language``: max latency-weighted F1 subject to
 precision >= 0.98 against the hard negatives) on the calibration split and prints, per language, the calibration split's ECE,
 median flag and hard-negative precision beside the held-out evaluation split's precision,
 hard-negative precision, recall, latency-weighted F1, median flag and ECE. A model alone gives
@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from training import grooming_corpus as corpus
-from training.train_grooming import _sigmoid, fit_language, message_logits
+from training.grooming_calibration import _sigmoid, fit_language, message_logits
 from csadetect.models.grooming import expected_calibration_error, f_beta, latency_p, latency_weighted_f1
 
 

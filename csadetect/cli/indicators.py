@@ -227,20 +227,17 @@ def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
                                                regions=query_regions(settings.match))
     own_names, vectors = names[:len(batch)], embedder.embed_arrays(batch)
     region_names = names[len(batch):]
-    if source is None or not region_names:
-        return index.match_image(hashes, vectors, spec.version, view_thresholds(own_names, spec.threshold)), \
-            (own_names, vectors)
-    region_vectors = []  # filled when the gate lets the region views be embedded
 
     def regions():
-        region_vectors.append(embedder.embed_arrays(region_view_inputs(source, region_names, embedder.input_size)))
-        return region_names, region_vectors[0]
+        if not region_names:
+            return (), None
+        return region_names, embedder.embed_arrays(region_view_inputs(source, region_names, embedder.input_size))
 
     gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
     matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate, regions)
-    if embedded:
-        return matches, (names, np.concatenate([vectors, region_vectors[0]]))
-    return matches, (own_names, vectors)
+    if embedded is None:
+        return matches, (own_names, vectors)
+    return matches, (names, np.concatenate([vectors, embedded[1]]))
 
 
 def _hash_and_match(path: str, index, settings, embedder=None, spec=None) -> list:

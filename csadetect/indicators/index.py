@@ -346,7 +346,7 @@ class IndicatorIndex:
                     if EmbeddingSignal.name in seg.indexes), default=-1.0)
 
     def match_image_gated(self, hashes, embeddings, names: Sequence[str], embedding_version: Optional[str],
-                          threshold: float, gate: Optional[float], region_views) -> tuple[list[Match], bool]:
+                          threshold: float, gate: Optional[float], region_views) -> tuple[list[Match], Optional[tuple]]:
         """:meth:`match_image` for an image whose query-side region views are embedded only when
         needed (``match.embedding_query_region_gate``): first with its own ``embeddings`` (the
         image, its views, sub-images, mirror; ``names`` theirs); when that finds nothing and one of
@@ -354,20 +354,20 @@ class IndicatorIndex:
         (names, vectors), which are looked up at their own thresholds
         (:func:`csadetect.signals.embedding.view_thresholds`). With ``gate`` None (no gate) every
         view is looked up at once, as the pipeline does when EmbedImages embeds them all. Returns
-        (matches, whether the region views were embedded)."""
+        (matches, the region views' (names, vectors) when they were embedded, else None)."""
         if gate is None:
-            region_names, vectors = region_views()
-            if len(region_names):
-                every = list(names) + list(region_names)
-                return self.match_image(hashes, np.concatenate([embeddings, vectors]), embedding_version,
-                                        view_thresholds(every, threshold)), True
+            regions = region_views()
+            if len(regions[0]):
+                every = list(names) + list(regions[0])
+                return self.match_image(hashes, np.concatenate([embeddings, regions[1]]), embedding_version,
+                                        view_thresholds(every, threshold)), regions
         matches = self.match_image(hashes, embeddings, embedding_version, view_thresholds(names, threshold, len(embeddings)))
         if matches or gate is None or self.nearest_embedding(embeddings, embedding_version) < gate:
-            return matches, False
-        region_names, vectors = region_views()
-        if not len(region_names):
-            return matches, False
-        return self.match_embeddings(vectors, embedding_version, view_thresholds(region_names, threshold)), True
+            return matches, None
+        regions = region_views()
+        if not len(regions[0]):
+            return matches, None
+        return self.match_embeddings(regions[1], embedding_version, view_thresholds(regions[0], threshold)), regions
 
     def match_video(self, hashes) -> list[Match]:
         """Matches for a :class:`csadetect.media.hashing.VideoHashes`: vPDQ (the share rule of

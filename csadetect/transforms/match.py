@@ -92,7 +92,7 @@ class MatchIndicatorsFn(beam.DoFn):
                 matches, embedded = index.match_image_gated(
                     item.image, item.embeddings, item.views[:len(item.embeddings)], spec.version, spec.threshold,
                     gate, lambda: region_vectors(item, loaded_model(spec.path)))
-                if embedded:
+                if embedded is not None:
                     counter("region_views_embedded").inc()
             elif spec is not None and item.embeddings is not None:
                 thresholds = view_thresholds(item.views, spec.threshold, len(item.embeddings))
