@@ -193,8 +193,11 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
                 old = precision.get(rec["detector"])
                 if old is None or (rec["verdicts"], rec["at"]) > (old["verdicts"], old["at"]):
                     precision[rec["detector"]] = rec
+            # the alert is written in its own file window, which can close after the precision records'
+            alerted = any(a["detector"] == "new-material-classifier"
+                          for a in _records(str(out / "feedback" / "alerts-*.jsonl")))
             if ({"known-hash", "new-material-classifier", "grooming-text", "known-embedding"} <= set(precision)
-                    and precision["known-hash"]["verdicts"] == 2):
+                    and precision["known-hash"]["verdicts"] == 2 and alerted):
                 break
             time.sleep(2)
         assert precision["known-hash"]["precision"] == 1.0 and precision["known-hash"]["confirmed"] == 2
