@@ -104,7 +104,7 @@ def test_pipeline_path_uses_the_key_frames(clips):
     data = clips["gop1s"].read_bytes()
     got = hash_video(data, seconds_per_hash=1.0)
     want = [VideoFrame(frame=n, quality=q, pdq=bytes.fromhex(h), timestamp=t) for n, q, h, t, _ in _run(clips["gop1s"], 1.0, "keyframes")]
-    assert list(got.frames) == want
+    assert [f for f in got.frames if not f.cleaned] == want  # plus any hashes with static overlays painted out
     sparse = hash_video(clips["onekey"].read_bytes(), seconds_per_hash=1.0)
     assert list(sparse.frames) == hash_video_file(str(clips["onekey"]), seconds_per_hash=1.0)
 
@@ -119,7 +119,7 @@ def test_the_decode_setting_reaches_the_worker(clips, tmp_path):
     every = hash_video(data, seconds_per_hash=1.0, decode="all")
     assert list(every.frames) == hash_video_file(str(clip), seconds_per_hash=1.0)
     assert [f.frame for f in every.frames] == [0, 30, 60, 90, 120, 150]
-    assert [f.frame for f in hash_video(data, seconds_per_hash=1.0, decode="auto").frames] == [0, 45, 90, 135]
+    assert [f.frame for f in hash_video(data, seconds_per_hash=1.0, decode="auto").frames if not f.cleaned] == [0, 45, 90, 135]
     with pytest.raises(ValueError, match="decode mode"):
         hash_video(data, seconds_per_hash=1.0, decode="fast")
     assert MatchSettings().video_decode == "auto" and MatchSettings(video_decode="all").video_decode == "all"

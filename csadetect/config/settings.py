@@ -121,6 +121,10 @@ class MatchSettings(_Strict):
     video_bars: bool = Field(True, description="a video with letterbox or pillarbox bars (or a blurred fill) also has each frame hashed "
                              "cropped to the picture inside them (uploads: whole and cropped; indicators from media: "
                              "cropped); false: whole frames only, as before (benchmarks/video.md has the cost)")
+    video_overlays: bool = Field(True, description="uploads: a video whose key frames show a static overlay over the "
+                                 "picture (a logo box that stays put while the picture moves) also has each key frame "
+                                 "hashed with it painted out (csadetect.media.overlay; key-frame decoding only); "
+                                 "false: as before (benchmarks/video.md has the recall and the cost)")
     video_seconds_per_hash: float = Field(1.0, ge=0, description="vPDQ sampling interval (0 = every frame)")
     video_decode: Literal["auto", "all"] = Field(
         "auto", description="uploads: auto = decode only the key frames when none is more than 2 x video_seconds_per_hash "

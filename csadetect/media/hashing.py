@@ -135,6 +135,15 @@ class VideoFrame:
     pdq: bytes
     timestamp: float
     cropped: bool = False  # the frame's picture inside letterbox/pillarbox bars (csadetect.media.letterbox)
+    cleaned: bool = False  # that picture (or the frame) with static overlays painted out (csadetect.media.overlay)
+
+    @classmethod
+    def from_worker(cls, frame: int, quality: int, hexhash: str, timestamp: float, view: str) -> "VideoFrame":
+        """A frame as :mod:`csadetect.media.vpdq_worker` gives it (``view``: one of its ``VIEWS``)."""
+        if view not in vpdq_worker.VIEWS:
+            raise ValueError(f"unknown frame view {view!r}")
+        return cls(frame=frame, quality=quality, pdq=bytes.fromhex(hexhash), timestamp=timestamp,
+                   cropped=view == "cropped", cleaned=view == "cleaned")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -463,7 +472,7 @@ def _cropped_file(path: str, seconds_per_hash: float) -> Optional[list[VideoFram
         os.close(fd)
     if frames is None:
         return None
-    return [VideoFrame(frame=n, quality=q, pdq=bytes.fromhex(h), timestamp=t, cropped=c) for n, q, h, t, c in frames]
+    return [VideoFrame.from_worker(*f) for f in frames]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -591,14 +600,15 @@ def check_video(info: VideoInfo, limits: VideoLimits, seconds_per_hash: float) -
 
 
 def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: float, decode: str = "auto",
-            bars: bool = True) -> list[VideoFrame]:
+            bars: bool = True, overlays: bool = False) -> list[VideoFrame]:
     """vPDQ in a child process (:mod:`csadetect.media.vpdq_worker`, frames chosen by its mode
-    ``decode``, cropped to the picture inside letterbox or pillarbox bars with ``bars``), killed
-    after ``timeout`` s."""
+    ``decode``, cropped to the picture inside letterbox or pillarbox bars with ``bars``, hashed once
+    more with static overlays painted out with ``overlays``), killed after ``timeout`` s."""
     if decode not in vpdq_worker.MODES:
         raise ValueError(f"video decode mode must be one of {', '.join(vpdq_worker.MODES)}, not {decode!r}")
     cmd = [sys.executable, "-m", "csadetect.media.vpdq_worker", str(fd), repr(float(seconds_per_hash)),
-           str(limits.max_memory_bytes), str(os.getpid()), decode, "crop" if bars else "whole"]
+           str(limits.max_memory_bytes), str(os.getpid()), decode, "crop" if bars else "whole",
+           "clean" if overlays else "keep"]
     try:
         done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=max(timeout, 0.1), check=False)
@@ -611,11 +621,10 @@ def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: floa
     frames = []
     for line in done.stdout.decode("ascii", "replace").splitlines():
         try:
-            num, quality, hexhash, ts, *cropped = line.split()
-            if cropped not in ([], ["cropped"]):
+            num, quality, hexhash, ts, *view = line.split()
+            if len(view) > 1:
                 raise ValueError(line)
-            frames.append(VideoFrame(frame=int(num), quality=int(quality), pdq=bytes.fromhex(hexhash),
-                                     timestamp=float(ts), cropped=bool(cropped)))
+            frames.append(VideoFrame.from_worker(int(num), int(quality), hexhash, float(ts), view[0] if view else ""))
         except ValueError:
             raise MediaError("unreadable video (decoder output)") from None
     if not frames:
@@ -625,7 +634,7 @@ def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: floa
 
 def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, suffix: str = ".mp4",
                digests: Sequence[str] = DIGESTS, limits: Optional[VideoLimits] = None,
-               decode: str = "auto", bars: bool = True) -> VideoHashes:
+               decode: str = "auto", bars: bool = True, overlays: bool = True) -> VideoHashes:
     """Hash video bytes: vPDQ frames and the ``digests`` of the bytes, within ``limits``.
 
     The bytes go to an anonymous file (:func:`_anonymous_file`: never a name on disk); ``ffprobe``
@@ -637,7 +646,10 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
     enough to stand in for the samples, ``all`` every frame (:mod:`csadetect.media.vpdq_worker`).
     ``bars`` (``match.video_bars``): frames of a video with letterbox or pillarbox bars are hashed
     whole and cropped to the picture inside them (:mod:`csadetect.media.letterbox`), as
-    :func:`hash_video_file` hashes an indicator's video."""
+    :func:`hash_video_file` hashes an indicator's video. ``overlays`` (``match.video_overlays``): a
+    video whose key frames show a static overlay (a logo box over the picture) has each of them
+    hashed once more with it painted out (:mod:`csadetect.media.overlay`; key-frame decoding only;
+    ``cleaned`` frames, which an indicator never keeps)."""
     del suffix
     limits = limits or VideoLimits()
     if max_frames:
@@ -653,7 +665,7 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
                 raise MediaError(f"video decoding exceeded the budget of {limits.budget_seconds:g} s") from None
             raise
         check_video(info, limits, seconds_per_hash)
-        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic(), decode, bars)
+        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic(), decode, bars, overlays)
     finally:
         os.close(fd)
     if len(frames) > limits.max_hashed_frames:

@@ -1,13 +1,13 @@
 """The video decoder process: vPDQ of one video, run apart from the worker so it can be bounded.
 
 :func:`csadetect.media.hashing.hash_video` starts ``python -m csadetect.media.vpdq_worker FD
-SECONDS_PER_HASH MAX_DATA_BYTES PARENT_PID [MODE [BARS]]`` with the video's anonymous file (a memfd, or an
+SECONDS_PER_HASH MAX_DATA_BYTES PARENT_PID [MODE [BARS [OVERLAYS]]]`` with the video's anonymous file (a memfd, or an
 unlinked temp file) as descriptor ``FD``. This process first caps its own data segment
 (``RLIMIT_DATA``, inherited by the FFmpeg processes it starts), so a stream whose frames grow past
 what its metadata said cannot take the worker's memory; it is killed from outside when the
 wall-clock budget runs out, and by the kernel when its parent dies (so are its FFmpeg children,
 when it dies). It writes one line per hashed frame, ``frame quality hex timestamp``, to stdout and
-nothing else (``frame quality hex timestamp cropped`` for a frame's cropped hash, below); it never
+nothing else (``frame quality hex timestamp VIEW`` for a frame's cropped or cleaned hash, below); it never
 sees a file name.
 
 How frames are chosen (``MODE``; benchmarks/video.md has the speed and recall of each):
@@ -37,6 +37,13 @@ frames until the bars are known; ``all`` looks at the first key frames first and
 bars, decodes every frame through the ``ffmpeg`` CLI as vpdq would (:func:`cropped_frame_hashes`),
 else runs vpdq as before.
 
+Overlays (``OVERLAYS``, ``match.video_overlays``; ``keep``, the default of the argument, does
+nothing): ``clean`` shows the key frames of the same window to
+:class:`csadetect.media.overlay.VideoOverlays` and, when the video has static overlays over its
+picture (a logo box that stays put while the picture moves), hashes each chosen frame once more
+with them painted out (``cleaned``: of the picture inside the bars when there are bars). Key-frame
+decoding only: ``all`` hashes no cleaned frames.
+
 Exit codes: 0 done, 2 bad arguments, 3 out of memory (the data limit), 4 the video is unreadable.
 It imports only the standard library until it knows which decoder it needs, to start quickly (and
 numpy, for the bars, only when a frame's edge could be one: :func:`csadetect.media.letterbox.outer_uniform`,
@@ -58,16 +65,20 @@ import subprocess
 import sys
 from typing import Optional
 
-from csadetect.media import letterbox  # standard library only: the decoder still starts light
+from csadetect.media import letterbox, overlay  # standard library only: the decoder still starts light
 
 EXIT_USAGE, EXIT_MEMORY, EXIT_UNREADABLE = 2, 3, 4
 MODES = ("auto", "keyframes", "all")
 BARS = ("crop", "whole")  # BARS argument: crop frames to the picture inside letterbox/pillarbox bars, or not
+OVERLAYS = ("clean", "keep")  # OVERLAYS argument: also hash frames with static overlays painted out, or not
 MAX_GAP_FACTOR = 2.0  # auto: the key frames stand in for the samples when none is further apart than this
 _PR_SET_PDEATHSIG = 1
 _PTS_TIME = re.compile(rb"\bpts_time:\s*(-?[0-9.]+)")
 
-Frame = tuple[int, int, str, float, bool]  # frame number, quality, 64-hex PDQ, timestamp (s), cropped
+Frame = tuple[int, int, str, float, str]  # frame number, quality, 64-hex PDQ, timestamp (s), view
+# what a hashed frame is: "" the whole frame, "cropped" the picture inside its bars, "cleaned" that
+# picture (or the whole frame) with the video's static overlays painted out (keyframes mode only)
+VIEWS = ("", "cropped", "cleaned")
 
 
 class Unusable(Exception):
@@ -201,12 +212,15 @@ def _thin(frames, seconds_per_hash: float, end: float):
         held = None if t is None else (t, pixels)
 
 
-def _observe(frames, bars):
-    """Pass ``(time, pixels)`` frames through, showing each to ``bars`` (a
-    :class:`csadetect.media.letterbox.VideoBars`, or None) until it has seen enough."""
+def _observe(frames, *finders):
+    """Pass ``(time, pixels)`` frames through, showing each to each of ``finders`` (a
+    :class:`csadetect.media.letterbox.VideoBars`, a :class:`csadetect.media.overlay.VideoOverlays`,
+    or None) until it has seen enough."""
+    finders = [f for f in finders if f is not None]
     for t, pixels in frames:
-        if bars is not None and not bars.settled:
-            bars.add(pixels)
+        for finder in finders:
+            if not finder.settled:
+                finder.add(pixels)
         yield t, pixels
 
 
@@ -215,37 +229,47 @@ def _drain(held: collections.deque):
         yield held.popleft()
 
 
-def _with_crops(frames, bars, width: int):
-    """``(time, pixels, crop)`` of ``(time, pixels)`` frames: ``crop`` is ``(pixels, rows, cols)``
-    of the picture inside the video's bars when ``bars`` finds them, else None. Frames are held (at
-    most ``bars.limit``) until ``bars`` has seen its window of key frames (it sees them ahead of
-    this, through :func:`_observe`)."""
-    if bars is None:
-        for t, pixels in frames:
-            yield t, pixels, None
-        return
+def _with_crops(frames, bars, width: int, height: int, overlays=None):
+    """``(time, pixels, crop, cleaned)`` of ``(time, pixels)`` frames: ``crop`` is ``(pixels, rows,
+    cols)`` of the picture inside the video's bars when ``bars`` finds them, else None; ``cleaned``
+    the same of that picture (or the whole frame) with the static overlays ``overlays`` finds painted
+    out, else None. Frames are held (at most ``bars.limit``, or the overlay finder's window) until
+    the finders have seen their window of key frames (they see them ahead of this, through
+    :func:`_observe`)."""
+    finders = [f for f in (bars, overlays) if f is not None]
     frames, held = iter(frames), collections.deque()
-    for item in frames:
-        held.append(item)
-        if bars.settled:
-            break
-    box = bars.box()
+    if finders:
+        for item in frames:
+            held.append(item)
+            if all(f.settled for f in finders):
+                break
+    box = bars.box() if bars is not None else None
+    painted = overlays.boxes(box) if overlays is not None else []
+    if box is not None:  # the overlays' boxes in the cropped picture's pixels
+        painted = [(l - box[0], t - box[1], r - box[0], b - box[1]) for l, t, r, b in painted]
     for t, pixels in itertools.chain(_drain(held), frames):
-        yield t, pixels, None if box is None else _crop(pixels, width, box)
+        crop = None if box is None else _crop(pixels, width, box)
+        cleaned = None
+        if painted:
+            data, rows, cols = crop or (pixels, height, width)
+            cleaned = overlay.paint_out(data, cols, rows, painted), rows, cols
+        yield t, pixels, crop, cleaned
 
 
 def _crop(pixels: bytes, width: int, box: letterbox.Box) -> tuple[bytes, int, int]:
     return letterbox.crop(pixels, width, box), box[3] - box[1], box[2] - box[0]
 
 
-def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float,
-                      bars: bool = False) -> tuple[list[float], list[tuple[float, int, str, bool]]]:
-    """The times of all key frames FFmpeg decodes, and ``(time, quality, 64-hex PDQ, cropped)`` of
-    those :func:`_thin` keeps. Frames are converted to RGB as vpdq converts them (swscale, area,
-    to the stream's size) and hashed as they arrive (two decoded frames at most are held; with
-    ``bars``, up to :data:`csadetect.media.letterbox.FRAMES` until the video's bars are known, and
-    when it has bars each frame is hashed again cropped to the picture inside them, ``cropped``
-    True). ``-copyts``: times as the container states them, as ``stream_layout`` reads them."""
+def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float, bars: bool = False,
+                      overlays: bool = False) -> tuple[list[float], list[tuple[float, int, str, str]]]:
+    """The times of all key frames FFmpeg decodes, and ``(time, quality, 64-hex PDQ, view)`` of
+    those :func:`_thin` keeps (``view``: one of :data:`VIEWS`). Frames are converted to RGB as vpdq
+    converts them (swscale, area, to the stream's size) and hashed as they arrive (two decoded
+    frames at most are held; with ``bars`` or ``overlays``, up to
+    :data:`csadetect.media.letterbox.FRAMES` until the video's bars and overlays are known). When
+    it has bars each frame is hashed again cropped to the picture inside them (``cropped``); when
+    it has static overlays (:mod:`csadetect.media.overlay`), once more with them painted out
+    (``cleaned``). ``-copyts``: times as the container states them, as ``stream_layout`` reads them."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None or not hasattr(os, "memfd_create"):
         raise Unusable("no ffmpeg")
@@ -270,17 +294,19 @@ def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float,
             raise Unusable("truncated frame")
 
     finder = letterbox.VideoBars(width, height) if bars else None
+    marks = overlay.VideoOverlays(width, height, finder.limit if finder else overlay.FRAMES) if overlays else None
     try:
         with subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                               preexec_fn=_set_pdeathsig) as proc:
             try:
-                kept = _thin(_observe(decoded(), finder), seconds_per_hash, layout["end"])
-                for t, pixels, crop in _with_crops(kept, finder, width):
+                kept = _thin(_observe(decoded(), finder, marks), seconds_per_hash, layout["end"])
+                for t, pixels, crop, cleaned in _with_crops(kept, finder, width, height, marks):
                     packed, quality = pdq(pixels, height, width)
-                    hashes.append((t, quality, packed.hex(), False))
-                    if crop is not None:
-                        packed, quality = pdq(*crop)
-                        hashes.append((t, quality, packed.hex(), True))
+                    hashes.append((t, quality, packed.hex(), ""))
+                    for view, picture in (("cropped", crop), ("cleaned", cleaned)):
+                        if picture is not None:
+                            packed, quality = pdq(*picture)
+                            hashes.append((t, quality, packed.hex(), view))
             except BaseException:
                 proc.kill()
                 raise
@@ -297,22 +323,24 @@ def _check_gaps(times: list[float], layout: dict, seconds_per_hash: float) -> No
         raise Unusable("key frames too sparse")
 
 
-def keyframe_hashes(fd: int, seconds_per_hash: float, check_gaps: bool, bars: bool = False) -> list[Frame]:
+def keyframe_hashes(fd: int, seconds_per_hash: float, check_gaps: bool, bars: bool = False,
+                    overlays: bool = False) -> list[Frame]:
     """vPDQ frames of the video's key frames (the module's ``keyframes`` mode). With
     ``check_gaps``, raises Unusable when two key frames, or the first and the stream's first
     packet, or the last and its end, lie more than ``MAX_GAP_FACTOR * seconds_per_hash`` apart.
     With ``bars``, a video with bars also has each frame hashed cropped to its content box
-    (:mod:`csadetect.media.letterbox`)."""
+    (:mod:`csadetect.media.letterbox`); with ``overlays``, a video with static overlays has each
+    frame hashed once more with them painted out (:mod:`csadetect.media.overlay`)."""
     layout = stream_layout(fd)
     if check_gaps:  # from the container's key packets first, so a sparse video is not decoded twice
         _check_gaps(layout["keys"], layout, seconds_per_hash)
-    keyframes, hashes = _decode_keyframes(fd, layout, seconds_per_hash, bars)
+    keyframes, hashes = _decode_keyframes(fd, layout, seconds_per_hash, bars, overlays)
     if check_gaps:  # and from the frames the decoder took for key frames
         _check_gaps(keyframes, layout, seconds_per_hash)
     fps, out = layout["fps"], []
-    for t, quality, hexhash, cropped in hashes:  # numbered and timed as vpdq numbers and times frames
+    for t, quality, hexhash, view in hashes:  # numbered and timed as vpdq numbers and times frames
         number = max(int(round((t - layout["start"]) * fps)), 0)
-        out.append((number, quality, hexhash, number / fps, cropped))
+        out.append((number, quality, hexhash, number / fps, view))
     return out
 
 
@@ -365,9 +393,9 @@ def cropped_frame_hashes(fd: int, seconds_per_hash: float) -> Optional[list[Fram
     pdq, out = _pdq_function(), []
     for i, pixels in enumerate(_ffmpeg_frames(cmd, fd, width * height * 3)):
         number = i * every
-        for cropped, (data, rows, cols) in ((False, (pixels, height, width)), (True, _crop(pixels, width, box))):
+        for view, (data, rows, cols) in (("", (pixels, height, width)), ("cropped", _crop(pixels, width, box))):
             packed, quality = pdq(data, rows, cols)
-            out.append((number, quality, packed.hex(), number / fps, cropped))
+            out.append((number, quality, packed.hex(), number / fps, view))
     if not out:
         raise Unusable("decode")
     return out
@@ -395,16 +423,18 @@ def all_frame_hashes(fd: int, seconds_per_hash: float, bars: bool = False) -> li
         downsample_height=0,
         thread_count=1,
     )
-    return [(int(f.frame_number), int(f.quality), f.hex, float(f.timestamp), False) for f in features or ()]
+    return [(int(f.frame_number), int(f.quality), f.hex, float(f.timestamp), "") for f in features or ()]
 
 
-def hash_frames(fd: int, seconds_per_hash: float, mode: str = "auto", bars: bool = False) -> list[Frame]:
+def hash_frames(fd: int, seconds_per_hash: float, mode: str = "auto", bars: bool = False,
+                overlays: bool = False) -> list[Frame]:
     """The vPDQ frames of the video in descriptor ``fd`` by ``mode`` (see the module's docstring),
-    with ``bars`` each also hashed cropped to the picture inside letterbox or pillarbox bars.
+    with ``bars`` each also hashed cropped to the picture inside letterbox or pillarbox bars, with
+    ``overlays`` (key frames only) also with the video's static overlays painted out.
     Raises what vpdq raises for an unreadable video, and Unusable when ``keyframes`` cannot be used."""
     if mode == "keyframes" or (mode == "auto" and seconds_per_hash > 0):
         try:
-            return keyframe_hashes(fd, seconds_per_hash, check_gaps=mode == "auto", bars=bars)
+            return keyframe_hashes(fd, seconds_per_hash, check_gaps=mode == "auto", bars=bars, overlays=overlays)
         except MemoryError:
             raise
         except Exception:  # Unusable, or anything FFmpeg's output did that was not foreseen: vpdq decides
@@ -418,22 +448,23 @@ def main(argv: list[str]) -> int:
         fd, seconds_per_hash, max_data, parent = int(argv[0]), float(argv[1]), int(argv[2]), int(argv[3])
         mode = argv[4] if len(argv) > 4 else "auto"
         bars = argv[5] if len(argv) > 5 else "whole"
+        overlays = argv[6] if len(argv) > 6 else "keep"
     except (IndexError, ValueError):
         return EXIT_USAGE
-    if mode not in MODES or bars not in BARS or len(argv) > 6 or not seconds_per_hash >= 0:
+    if mode not in MODES or bars not in BARS or overlays not in OVERLAYS or len(argv) > 7 or not seconds_per_hash >= 0:
         return EXIT_USAGE
     _die_with_parent(parent)
     if max_data > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (max_data, max_data))
     try:
-        frames = hash_frames(fd, seconds_per_hash, mode, bars == "crop")
+        frames = hash_frames(fd, seconds_per_hash, mode, bars == "crop", overlays == "clean")
     except MemoryError:
         return EXIT_MEMORY
     except Exception:  # vpdq raises plain exceptions for unreadable input
         return EXIT_MEMORY if _near_limit(max_data) else EXIT_UNREADABLE
     out = sys.stdout
-    for number, quality, hexhash, timestamp, cropped in frames:
-        out.write(f"{number} {quality} {hexhash} {timestamp!r}{' cropped' if cropped else ''}\n")
+    for number, quality, hexhash, timestamp, view in frames:
+        out.write(f"{number} {quality} {hexhash} {timestamp!r}{' ' + view if view else ''}\n")
     out.flush()
     return 0
 

@@ -85,7 +85,8 @@ class VpdqIndex(SignalIndex):
 
 def frame_groups(frames, gate: int) -> list[tuple[bytes, ...]]:
     """A video's frames as the index is queried with them: per frame number, the unique hashes of
-    quality >= ``gate`` (the whole frame's, and its cropped picture's when the video has bars),
+    quality >= ``gate`` (the whole frame's, its cropped picture's when the video has bars, and the
+    one with static overlays painted out when it has any),
     frames with none left out, equal frames once."""
     by_frame: dict[int, list[bytes]] = {}
     for f in frames:
@@ -125,8 +126,9 @@ class VpdqSignal(SignalType):
 
     def indicator_values(self, media: Media, settings: MatchSettings) -> list[tuple[str, str]]:
         """The frames' hashes, of the pictures inside the bars when the video has bars (an upload
-        is hashed whole and cropped, so it matches with or without bars of its own)."""
-        frames = media.hashes.frames
+        is hashed whole and cropped, so it matches with or without bars of its own); never the
+        hashes with static overlays painted out (``cleaned``: only an upload's)."""
+        frames = [f for f in media.hashes.frames if not f.cleaned]
         if any(f.cropped for f in frames):
             frames = [f for f in frames if f.cropped]
         good = [f.pdq.hex() for f in frames if f.quality >= settings.quality_gate]
@@ -139,7 +141,8 @@ class VpdqSignal(SignalType):
 
     def describe(self, hashes) -> dict:
         return {"vpdq": [{"frame": f.frame, "quality": f.quality, "pdq": f.pdq.hex(), "timestamp": round(f.timestamp, 3)}
-                         | ({"cropped": True} if f.cropped else {}) for f in hashes.frames]}
+                         | ({"cropped": True} if f.cropped else {}) | ({"cleaned": True} if f.cleaned else {})
+                         for f in hashes.frames]}
 
     def probe(self, hashes, settings: MatchSettings) -> Optional[list[tuple[bytes, ...]]]:
         return frame_groups(hashes.frames, settings.quality_gate) or None

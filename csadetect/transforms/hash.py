@@ -81,6 +81,7 @@ class HashMediaFn(beam.DoFn):
                     limits=VideoLimits.from_settings(self._limits),
                     decode=self._match.video_decode,
                     bars=self._match.video_bars,
+                    overlays=self._match.video_overlays,
                 )
                 item = HashedItem(event.without_content(), video=hashes, evidence=self._sealed(event))
         except MediaError as exc:
