@@ -55,12 +55,9 @@ def _covers(outer: overlay.Box, inner: overlay.Box) -> bool:
 @pytest.mark.parametrize("alpha", [1.0, 0.85])
 def test_a_logo_over_a_moving_picture_is_found(seed, alpha):
     boxes = _boxes(_with_logo(_pan(seed), alpha=alpha))
-    found = [b for b in boxes if _covers(b, LOGO)]
-    assert len(found) == 1
-    area = (found[0][2] - found[0][0]) * (found[0][3] - found[0][1])
+    assert len(boxes) == 1 and _covers(boxes[0], LOGO)
+    area = (boxes[0][2] - boxes[0][0]) * (boxes[0][3] - boxes[0][1])
     assert area <= 2.5 * (LOGO[2] - LOGO[0]) * (LOGO[3] - LOGO[1])  # the logo and a cell around it, not more
-    # a flat patch of the scene that the pan keeps over the same pixels can be taken for one too (an
-    # extra hash, painted from its own surroundings); that costs a PDQ per frame, not a match
 
 
 def test_a_logo_over_a_part_of_the_picture_that_stays_still_is_not_found():
@@ -81,6 +78,14 @@ def _texture_pan(seed: int, frames: int = 8, step: int = 12) -> list[np.ndarray]
 def test_a_moving_picture_without_a_logo_has_none(seed):
     assert _boxes(_texture_pan(seed)) == []
     assert _boxes(_with_logo(_texture_pan(seed))) != []  # the same pan with the logo: found
+
+
+def test_a_flat_patch_that_a_pan_keeps_in_place_is_no_overlay():
+    """The generated scenes have flat patches that a pan keeps over the same cells for all the
+    frames looked at (still, with moving cells around): their colour passes over the neighbours as
+    the patch's edge moves, where a logo's edge stays put (``EDGE``, ``EDGE_SHARE``). Without that
+    rule 10 of these 12 pans showed 1-4 such patches."""
+    assert [seed for seed in range(21, 33) if _boxes(_pan(seed))] == []
 
 
 def test_a_still_picture_or_too_few_frames_say_nothing():
@@ -169,10 +174,10 @@ def test_a_logo_on_the_picture_no_longer_hides_a_known_video(clips):
     assert [f for f in cleaned if not f.cleaned] == list(kept)  # the other hashes are what they were
     assert _matches(list(kept), indicators) == set()  # the logo moves PDQ past the threshold
     assert _matches(list(cleaned), indicators) == {31}  # found, and the other pan is not
-    # the unedited pans each match themselves only (a flat patch of the scene that the pan keeps in
-    # place may be painted out too: an extra hash, not a match)
+    # the unedited pans have no overlay, and each matches itself only
     for seed in (31, 32):
         frames = hash_video(clips[seed].read_bytes(), seconds_per_hash=1.0).frames
+        assert not any(f.cleaned for f in frames)
         assert _matches(list(frames), indicators) == {seed}
 
 

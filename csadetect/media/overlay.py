@@ -8,19 +8,26 @@ original (``benchmarks/video.md``). PDQ sees the low frequencies of the whole fr
 block is one.
 
 An overlay is what stays put while the picture under it changes. :class:`VideoOverlays` samples
-each key frame's grey levels on a coarse grid (about :data:`GRID` cells on the long side; a pixel
-per cell, standard library only, so the decoder still starts without numpy) for the first
-:data:`FRAMES` key frames, and keeps, inside the picture (the video's content box when it has
-bars), the groups of cells that stayed still over those frames (within :data:`STILL` grey levels,
-or :data:`STILL_SHARE` of the upper quartile of the picture's ranges: a semi-opaque logo lets some of the picture
-through) while most of the cells around them moved (by :data:`MOVED`, or twice the still limit). A group counts when its bounding box
-is at most :data:`MAX_AREA` of the picture and at least :data:`MIN_CELLS` cells; a video whose
-picture hardly moves (a still, a slide show, a fade alone) has none, and neither has a frame of
+each key frame's grey levels on a coarse grid (about :data:`GRID` cells on the long side, a pixel
+per cell, standard library only: the decoder still starts without numpy) for the first
+:data:`FRAMES` key frames. Inside the picture (the video's content box when it has bars) it keeps
+the groups of cells that
+
+* stayed still over those frames: within :data:`STILL` grey levels, or :data:`STILL_SHARE` of the
+  upper quartile of the picture's ranges (a semi-opaque logo lets some of the picture through);
+* with most of the cells around them moved (:data:`RING_MOVED`; by :data:`MOVED`, or twice the
+  still limit);
+* behind an edge that stays put: :data:`EDGE_SHARE` of the pairs of a group's cell and a moving
+  neighbour differ by :data:`EDGE` grey levels in every frame (a flat patch of the scene that a pan
+  keeps over the same cells passes its colour over its neighbours as its edge moves);
+* of at least :data:`MIN_CELLS` cells, with a bounding box of at most :data:`MAX_AREA` of the picture.
+
+A video whose picture hardly moves (a still, a slide show, a fade alone) has none, and neither has
 moving picture with nothing static on it. At most :data:`MAX_BOXES` groups, the largest first.
 
 :func:`paint_out` then fills each box, widened by a cell on each side, from the pixels around it
 (the mean of the vertical and the horizontal linear interpolation between its outer rows and
-columns). The decoder (:mod:`csadetect.media.vpdq_worker`, ``match.video_overlays``) hashes such a
+columns; numpy, imported only for a video that has overlays). The decoder (:mod:`csadetect.media.vpdq_worker`, ``match.video_overlays``) hashes such a
 frame a third time, marked ``cleaned``; a frame counts as found when any of its hashes is
 (:func:`csadetect.signals.vpdq.frame_groups`), so the whole and cropped hashes match as before.
 Only uploads get the extra hash: an indicator made from media keeps the hashes it kept before
@@ -42,9 +49,11 @@ STILL_SHARE = 0.2  # ... or within this share of the upper quartile of the pictu
 MOVED = 24  # a cell whose grey level ranges this much (or twice the still limit) or more has moved
 RING = 2  # cells around a group's bounding box that must mostly have moved ...
 RING_MOVED = 0.6  # ... this share of them
+EDGE = 16  # a group's edge: a still cell and a moving neighbour that differ by this much ...
+EDGE_SHARE = 0.5  # ... in every frame looked at, for this share of the group's edge (a logo's edge stays put)
 MIN_CELLS = 4  # a group of fewer still cells is noise
 MAX_AREA = 0.04  # a group's bounding box covers at most this share of the picture's cells
-MAX_BOXES = 8  # (a flat patch of the scene that a pan keeps in place can count too: it must not crowd a logo out)
+MAX_BOXES = 8
 MIN_STD = 4.0  # a frame whose sampled grey levels spread less than this is flat (black, a fade)
 
 
@@ -58,24 +67,29 @@ class VideoOverlays:
         self.cols, self.rows = -(-width // self.step), -(-height // self.step)
         self.limit = frames
         self.seen = 0
-        self.low: Optional[list[int]] = None  # per cell, the least and the largest grey level so far
-        self.high: Optional[list[int]] = None
-        self.used = 0  # frames that were not flat
+        self.grids: list[list[int]] = []  # per frame that was not flat, its cells' grey levels
 
     @property
     def settled(self) -> bool:
         return self.seen >= self.limit
 
+    @property
+    def used(self) -> int:
+        """Frames looked at that were not flat."""
+        return len(self.grids)
+
     def _sample(self, pixels: bytes) -> list[int]:
         """Grey level (ITU-R 601, integer) of the pixel at the middle of each cell, row by row."""
         s, w, half = self.step, self.width, self.step // 2
-        out = []
+        stride, last = 3 * w, 3 * min((self.cols - 1) * s + half, w - 1)
+        out: list[int] = []
         for cy in range(self.rows):
-            y = min(cy * s + half, self.height - 1)
-            base = y * w * 3
-            for cx in range(self.cols):
-                i = base + 3 * min(cx * s + half, w - 1)
-                out.append((299 * pixels[i] + 587 * pixels[i + 1] + 114 * pixels[i + 2]) // 1000)
+            row = min(cy * s + half, self.height - 1) * stride
+            first = row + 3 * half
+            r = pixels[first: row + last + 1: 3 * s]
+            g = pixels[first + 1: row + last + 2: 3 * s]
+            b = pixels[first + 2: row + last + 3: 3 * s]
+            out += [(299 * x + 587 * y + 114 * z) // 1000 for x, y, z in zip(r, g, b)]
         return out
 
     def add(self, pixels: bytes) -> None:
@@ -87,22 +101,13 @@ class VideoOverlays:
         mean = sum(grey) / n
         if (sum((g - mean) ** 2 for g in grey) / n) ** 0.5 < MIN_STD:
             return  # flat: says nothing
-        self.used += 1
-        if self.low is None:
-            self.low, self.high = list(grey), list(grey)
-            return
-        low, high = self.low, self.high
-        for i, g in enumerate(grey):
-            if g < low[i]:
-                low[i] = g
-            elif g > high[i]:
-                high[i] = g
+        self.grids.append(grey)
 
     def boxes(self, content: Optional[Box] = None) -> list[Box]:
         """The static overlays inside ``content`` (frame pixels; None: the whole frame), as boxes
         in frame pixels widened by a cell, largest first; empty when there are none or too few
         frames were seen."""
-        if self.used < MIN_FRAMES or self.low is None:
+        if self.used < MIN_FRAMES:
             return []
         s, cols = self.step, self.cols
         left, top, right, bottom = content or (0, 0, self.width, self.height)
@@ -111,7 +116,7 @@ class VideoOverlays:
         x1, y1 = min(right // s, cols) - 1, min(bottom // s, self.rows) - 1
         if x1 - x0 < 4 or y1 - y0 < 4:
             return []
-        span = [h - l for l, h in zip(self.low, self.high)]
+        span = [max(v) - min(v) for v in zip(*self.grids)]
         inside = sorted(span[y * cols + x] for y in range(y0, y1) for x in range(x0, x1))
         still_limit = max(STILL, STILL_SHARE * inside[3 * len(inside) // 4])
         moved = max(MOVED, 2 * still_limit)
@@ -136,20 +141,37 @@ class VideoOverlays:
                     if not (gx0 <= x < gx1 and gy0 <= y < gy1)]
             if not ring or sum(v >= moved for v in ring) < RING_MOVED * len(ring):
                 continue
+            if not self._edge_stays(group, span, moved):
+                continue
             box = (max(left, (gx0 - 1) * s), max(top, (gy0 - 1) * s),
                    min(right, (gx1 + 1) * s), min(bottom, (gy1 + 1) * s))
             found.append(((gx1 - gx0) * (gy1 - gy0), box))
         found.sort(key=lambda item: (-item[0], item[1]))
         return [box for _, box in found[:MAX_BOXES]]
 
+    def _edge_stays(self, group: list[tuple[int, int]], span: list[int], moved: float) -> bool:
+        """Whether the group's edge stays put: for EDGE_SHARE of the pairs (a cell of the group, a
+        neighbour that moved), the two differ by EDGE or more in every frame. A logo has such an
+        edge; a flat patch of the scene that a pan keeps over the same cells does not (the patch's
+        own colour passes over the neighbours as its edge moves)."""
+        cols, cells = self.cols, set(group)
+        pairs = [(y * cols + x, ny * cols + nx) for x, y in group
+                 for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1))
+                 if (nx, ny) not in cells and 0 <= nx < cols and 0 <= ny < self.rows and span[ny * cols + nx] >= moved]
+        if not pairs:
+            return False
+        kept = sum(1 for a, b in pairs if all(abs(grid[a] - grid[b]) >= EDGE for grid in self.grids))
+        return kept >= EDGE_SHARE * len(pairs)
+
 
 def paint_out(pixels: bytes, width: int, height: int, boxes: list[Box]) -> bytes:
     """RGB24 ``pixels`` (``width`` x ``height``) with each box (in these pixels) filled from the
     row above and below it and the column left and right of it: per pixel, the mean of the
     vertical and the horizontal linear interpolation. A box side on the frame's edge takes the
-    opposite side's line."""
-    out = bytearray(pixels)
-    stride = 3 * width
+    opposite side's line. numpy is imported here, only for a video that has overlays."""
+    import numpy as np  # lazy: the decoder starts without numpy
+
+    frame = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3).copy()
     for left, top, right, bottom in boxes:
         left, top = max(0, left), max(0, top)
         right, bottom = min(width, right), min(height, bottom)
@@ -160,20 +182,13 @@ def paint_out(pixels: bytes, width: int, height: int, boxes: list[Box]) -> bytes
         below = bottom if bottom < height else max(top - 1, 0)
         before = left - 1 if left > 0 else min(right, width - 1)
         after = right if right < width else max(left - 1, 0)
-        row_a = pixels[above * stride + 3 * left: above * stride + 3 * right]
-        row_b = pixels[below * stride + 3 * left: below * stride + 3 * right]
-        for j in range(bh):
-            y = top + j
-            fy = (j + 1) / (bh + 1)
-            col_a = pixels[y * stride + 3 * before: y * stride + 3 * before + 3]
-            col_b = pixels[y * stride + 3 * after: y * stride + 3 * after + 3]
-            line = bytearray(3 * bw)
-            for i in range(bw):
-                fx = (i + 1) / (bw + 1)
-                for c in range(3):
-                    k = 3 * i + c
-                    vertical = row_a[k] + (row_b[k] - row_a[k]) * fy
-                    horizontal = col_a[c] + (col_b[c] - col_a[c]) * fx
-                    line[k] = int((vertical + horizontal) * 0.5 + 0.5)
-            out[y * stride + 3 * left: y * stride + 3 * right] = line
-    return bytes(out)
+        row_a = frame[above, left:right].astype(np.float32)[None]  # (1, bw, 3)
+        row_b = frame[below, left:right].astype(np.float32)[None]
+        col_a = frame[top:bottom, before].astype(np.float32)[:, None]  # (bh, 1, 3)
+        col_b = frame[top:bottom, after].astype(np.float32)[:, None]
+        fy = ((np.arange(bh, dtype=np.float32) + 1) / (bh + 1))[:, None, None]
+        fx = ((np.arange(bw, dtype=np.float32) + 1) / (bw + 1))[None, :, None]
+        vertical = row_a + (row_b - row_a) * fy
+        horizontal = col_a + (col_b - col_a) * fx
+        frame[top:bottom, left:right] = np.floor((vertical + horizontal) * 0.5 + 0.5).astype(np.uint8)
+    return frame.tobytes()
