@@ -93,6 +93,53 @@ def test_frames_that_disagree_give_no_box():
     assert _video_box(frames) is None  # the union is the whole frame
 
 
+def _washed(seed: int, box: letterbox.Box, grey=(128, 128, 128)) -> bytes:
+    """``_scene(seed)`` with its outer 8% washed 80% towards ``grey``, padded into ``box`` with that
+    grey: a bar beside a picture edge of nearly its own colour (Meta's pattern clip padded grey)."""
+    picture = _scene(seed).astype(np.float32)
+    h, w = picture.shape[:2]
+    mask = np.zeros((h, w), bool)
+    mask[:, : w // 12] = mask[:, -w // 12:] = True
+    mask[: h // 12] = mask[-h // 12:] = True
+    picture[mask] = 0.8 * np.array(grey, np.float32) + 0.2 * picture[mask]
+    return _boxed(picture.round().astype(np.uint8), box, grey)
+
+
+def _finder(frames: list[bytes], size=(W, H)) -> letterbox.VideoBars:
+    bars = letterbox.VideoBars(*size)
+    for f in frames:
+        bars.add(f)
+    return bars
+
+
+def test_bars_beside_a_picture_edge_of_their_own_colour_are_told_by_time():
+    """The peeler needs a sharp edge in one frame; here the picture's edge is within a few grey
+    levels of the bar. Over the key frames the bar stays put while the picture changes: the still
+    box finds it, to within a grid cell."""
+    box = (60, 0, W - 60, H)
+    bars = _finder([_washed(seed, box) for seed in range(8)])
+    assert bars.peeled_box() is None
+    found = bars.still_box()
+    assert found is not None and bars.box() == found
+    step = bars.grid.step
+    assert all(abs(a - b) <= step for a, b in zip(found, box))
+
+
+def test_still_bars_need_a_moving_picture():
+    box = (60, 0, W - 60, H)
+    still = _finder([_washed(3, box)] * 8)  # a still shown as video: nothing tells the bar from the picture
+    assert still.still_box() is None
+    plain = _finder([_scene(seed).tobytes() for seed in range(8)])  # changing pictures, no bars
+    assert plain.still_box() is None and plain.box() is None
+
+
+@pytest.mark.parametrize("box, colour", [((0, 30, W, H - 30), (0, 0, 0)), ((40, 0, W - 40, H), (128, 128, 128))])
+def test_still_bars_agree_with_the_peeled_ones(box, colour):
+    bars = _finder([_boxed(_scene(seed), box, colour) for seed in range(6)])
+    assert bars.peeled_box() == box == bars.box()  # the peeler's box wins where it has one
+    assert all(abs(a - b) <= bars.grid.step for a, b in zip(bars.still_box(), box))
+
+
 def test_the_gate_is_trim_boxs_first_test():
     """A frame whose outer lines all fail :func:`letterbox.outer_uniform` is one trim_box leaves
     whole, so skipping numpy for it changes nothing; and the thresholds are the peeler's."""

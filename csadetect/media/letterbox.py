@@ -20,6 +20,13 @@ least :data:`AGREE` of all frames that are not flat show bars (uniform strips) o
 card or a dark scene between the bars does, a frame with picture there does not. Otherwise the
 frames are hashed whole, as before (:meth:`VideoBars.box`).
 
+Still bars: the peeler needs a sharp edge between bar and picture in a single frame, so a grey bar
+beside a greyish picture edge is not peeled. When the peeler finds no box, the bars are told by
+time instead (:meth:`VideoBars.still_box`): on the key frames' coarse grid of grey levels
+(:class:`csadetect.media.frame_grid.GreyGrid`, shared with the overlay finder), the lines of cells
+at each side that stay within :data:`STILL_BAR` grey levels over the frames and are one grey in
+each, while the picture inside moves.
+
 Blurred fills (the "blur background" of short-video apps: the picture centred on a blurred, zoomed
 copy of itself, which changes with every frame) are found the same way with the still-image fill
 finder, :func:`csadetect.media.preprocess.fill_box`, on frames whose outer lines are not uniform
@@ -35,6 +42,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Optional
+
+from csadetect.media.frame_grid import GreyGrid
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
 
@@ -52,6 +61,12 @@ MIN_STD = 4.0  # grey standard deviation below which a frame is flat (preprocess
 # line unlike it (Meta's chair footage padded with grey, development clips); the video's consensus
 # below guards what a single still could not.
 EDGE_UNLIKE = 0.3
+# still bars (the fallback when the peeler finds none): lines of grid cells at a side that stay
+# within STILL_BAR grey levels over the frames and are one grey (within TOL of their median in each
+# frame), while the picture inside moves (its cells' median range at least MOVED_INSIDE)
+STILL_BAR = 8
+MOVED_INSIDE = 24
+MIN_STILL_FRAMES = 3
 
 
 def _uniform(channels: list[bytes]) -> bool:
@@ -123,6 +138,7 @@ class VideoBars:
         self.width, self.height = width, height
         self.step = max(1, -(-max(width, height) // ANALYSIS_SIDE))
         self.limit = max(2, min(frames, max_bytes // max(width * height * 3, 1)))
+        self.grid = GreyGrid(width, height, self.limit)  # the frames over time, for still bars
         # per frame looked at: its box (None when flat) and its subsampled pixels (None when no
         # side's outer line is uniform: a frame with no bars)
         self.frames: list[tuple[Optional[Box], object]] = []
@@ -134,6 +150,7 @@ class VideoBars:
     def add(self, pixels: bytes) -> None:
         if not self.settled:
             self.frames.append(self._frame_box(pixels))
+            self.grid.add(pixels)
 
     def _frame_box(self, pixels: bytes) -> tuple[Optional[Box], object]:
         uniform = outer_uniform(pixels, self.width, self.height, self.step)
@@ -186,7 +203,60 @@ class VideoBars:
         return max(box[0] / w, box[1] / h, (w - box[2]) / w, (h - box[3]) / h)
 
     def box(self) -> Optional[Box]:
-        """The video's content box, or None when it has no bars (or the frames do not agree).
+        """The video's content box, or None when it has no bars (or the frames do not agree):
+        the peeled box (:meth:`peeled_box`), else the still one (:meth:`still_box`)."""
+        peeled = self.peeled_box()
+        return peeled if peeled is not None else self.still_box()
+
+    def still_box(self) -> Optional[Box]:
+        """The box inside bars told by time rather than by one frame's edge: the lines of grid
+        cells at each side that stay still (within STILL_BAR grey levels) and one grey (TOL) over
+        the frames while the picture inside moves. It finds a grey bar beside a greyish picture
+        edge, which the peeler's edge test cannot tell apart in a single frame. The box is exact
+        to about half a grid cell (a few px), and must trim MIN_TRIM and keep MIN_AREA."""
+        grid = self.grid
+        if grid.used < MIN_STILL_FRAMES:
+            return None
+        cols, rows, spans = grid.cols, grid.rows, grid.spans()
+
+        def bar(cells: list[int]) -> bool:
+            if max(spans[i] for i in cells) > STILL_BAR:
+                return False
+            for g in grid.grids:
+                values = sorted(g[i] for i in cells)
+                median = values[len(values) // 2]
+                if values[0] < median - TOL or values[-1] > median + TOL:
+                    return False
+            return True
+
+        def count(lines) -> int:
+            n = 0
+            for cells in lines:
+                if not bar(cells):
+                    break
+                n += 1
+            return n
+
+        left = count([[y * cols + x for y in range(rows)] for x in range(cols // 2)])
+        right = count([[y * cols + x for y in range(rows)] for x in range(cols - 1, cols // 2 - 1, -1)])
+        top = count([[y * cols + x for x in range(cols)] for y in range(rows // 2)])
+        bottom = count([[y * cols + x for x in range(cols)] for y in range(rows - 1, rows // 2 - 1, -1)])
+        if not (left or right or top or bottom):
+            return None
+        s = grid.step
+        box = (left * s, top * s, min(self.width, (cols - right) * s), min(self.height, (rows - bottom) * s))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return None
+        inside = sorted(spans[y * cols + x] for y in range(top, rows - bottom) for x in range(left, cols - right))
+        if inside[len(inside) // 2] < MOVED_INSIDE:
+            return None  # the picture does not move (a still, a slide show): nothing to tell bars by
+        w, h = self.width, self.height
+        if (box[2] - box[0]) * (box[3] - box[1]) < MIN_AREA * w * h or self._trims(box) < MIN_TRIM:
+            return None
+        return box
+
+    def peeled_box(self) -> Optional[Box]:
+        """The video's content box by the peeler, or None when it has no bars (or the frames do not agree).
 
         Candidates are the frames' own boxes that trim a side by MIN_TRIM and keep MIN_AREA of the
         frame; the box is their union, when at least AGREE of them are that union (within a few

@@ -8,7 +8,7 @@ original (``benchmarks/video.md``). PDQ sees the low frequencies of the whole fr
 block is one.
 
 An overlay is what stays put while the picture under it changes. :class:`VideoOverlays` samples
-each key frame's grey levels on a coarse grid (about :data:`GRID` cells on the long side, a pixel
+each key frame's grey levels on a coarse grid (:class:`csadetect.media.frame_grid.GreyGrid`, a pixel
 per cell, standard library only: the decoder still starts without numpy) for the first
 :data:`FRAMES` key frames. Inside the picture (the video's content box when it has bars) it keeps
 the groups of cells that
@@ -39,10 +39,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from csadetect.media.frame_grid import FRAMES, GreyGrid
+
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in frame pixels, right/bottom exclusive
 
-GRID = 128  # cells on the frame's long side
-FRAMES = 8  # key frames looked at (the window the bar finder looks at too)
 MIN_FRAMES = 3  # fewer frames that are not flat say nothing
 STILL = 12  # a cell whose grey level stays within this range over the frames is still ...
 STILL_SHARE = 0.2  # ... or within this share of the upper quartile of the picture's ranges (a semi-opaque logo lets a little through)
@@ -54,54 +54,34 @@ EDGE_SHARE = 0.5  # ... in every frame looked at, for this share of the group's 
 MIN_CELLS = 4  # a group of fewer still cells is noise
 MAX_AREA = 0.04  # a group's bounding box covers at most this share of the picture's cells
 MAX_BOXES = 8
-MIN_STD = 4.0  # a frame whose sampled grey levels spread less than this is flat (black, a fade)
 
 
 class VideoOverlays:
     """Feed it key frames (RGB24 bytes, ``width`` x ``height``) until :attr:`settled`, then
-    :meth:`boxes` with the video's content box (or None for the whole frame)."""
+    :meth:`boxes` with the video's content box (or None for the whole frame). ``grid``: the bar
+    finder's :class:`~csadetect.media.frame_grid.GreyGrid` of the same frames, to sample them once."""
 
-    def __init__(self, width: int, height: int, frames: int = FRAMES):
+    def __init__(self, width: int, height: int, frames: int = FRAMES, grid: Optional[GreyGrid] = None):
+        self.grid = grid or GreyGrid(width, height, frames)
+        self.shared = grid is not None  # fed by its owner
         self.width, self.height = width, height
-        self.step = max(1, -(-max(width, height) // GRID))
-        self.cols, self.rows = -(-width // self.step), -(-height // self.step)
-        self.limit = frames
-        self.seen = 0
-        self.grids: list[list[int]] = []  # per frame that was not flat, its cells' grey levels
+        self.step, self.cols, self.rows = self.grid.step, self.grid.cols, self.grid.rows
 
     @property
     def settled(self) -> bool:
-        return self.seen >= self.limit
+        return self.grid.settled
 
     @property
     def used(self) -> int:
-        """Frames looked at that were not flat."""
-        return len(self.grids)
+        return self.grid.used
 
-    def _sample(self, pixels: bytes) -> list[int]:
-        """Grey level (ITU-R 601, integer) of the pixel at the middle of each cell, row by row."""
-        s, w, half = self.step, self.width, self.step // 2
-        stride, last = 3 * w, 3 * min((self.cols - 1) * s + half, w - 1)
-        out: list[int] = []
-        for cy in range(self.rows):
-            row = min(cy * s + half, self.height - 1) * stride
-            first = row + 3 * half
-            r = pixels[first: row + last + 1: 3 * s]
-            g = pixels[first + 1: row + last + 2: 3 * s]
-            b = pixels[first + 2: row + last + 3: 3 * s]
-            out += [(299 * x + 587 * y + 114 * z) // 1000 for x, y, z in zip(r, g, b)]
-        return out
+    @property
+    def grids(self) -> list[list[int]]:
+        return self.grid.grids
 
     def add(self, pixels: bytes) -> None:
-        if self.settled:
-            return
-        self.seen += 1
-        grey = self._sample(pixels)
-        n = len(grey)
-        mean = sum(grey) / n
-        if (sum((g - mean) ** 2 for g in grey) / n) ** 0.5 < MIN_STD:
-            return  # flat: says nothing
-        self.grids.append(grey)
+        if not self.shared:
+            self.grid.add(pixels)
 
     def boxes(self, content: Optional[Box] = None) -> list[Box]:
         """The static overlays inside ``content`` (frame pixels; None: the whole frame), as boxes
@@ -116,7 +96,7 @@ class VideoOverlays:
         x1, y1 = min(right // s, cols) - 1, min(bottom // s, self.rows) - 1
         if x1 - x0 < 4 or y1 - y0 < 4:
             return []
-        span = [max(v) - min(v) for v in zip(*self.grids)]
+        span = self.grid.spans()
         inside = sorted(span[y * cols + x] for y in range(y0, y1) for x in range(x0, x1))
         still_limit = max(STILL, STILL_SHARE * inside[3 * len(inside) // 4])
         moved = max(MOVED, 2 * still_limit)

@@ -294,7 +294,9 @@ def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float, bars: bool
             raise Unusable("truncated frame")
 
     finder = letterbox.VideoBars(width, height) if bars else None
-    marks = overlay.VideoOverlays(width, height, finder.limit if finder else overlay.FRAMES) if overlays else None
+    marks = None
+    if overlays:  # the bar finder's grid of the same key frames when there is one: sampled once
+        marks = overlay.VideoOverlays(width, height, grid=finder.grid) if finder else overlay.VideoOverlays(width, height)
     try:
         with subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                               preexec_fn=_set_pdeathsig) as proc:
