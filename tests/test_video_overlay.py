@@ -205,3 +205,24 @@ def test_the_setting_and_the_worker_argument():
     assert vpdq_worker.main(["3", "1.0", "0", "1", "auto", "crop", "clean", "x"]) == vpdq_worker.EXIT_USAGE
     with pytest.raises(ValueError, match="view"):
         VideoFrame.from_worker(0, 100, "00" * 32, 0.0, "painted")
+
+
+@need_ffmpeg
+def test_the_pipeline_stage_passes_the_switch_to_the_decoder(clips):
+    """``HashMedia`` (the pipeline's stage) hashes a logo'd upload with its overlay painted out with
+    ``match.video_overlays`` on, and without that hash with it off."""
+    import json
+
+    from csadetect.config.settings import Limits
+    from csadetect.events.event import make_event, parse_event
+    from csadetect.transforms.hash import HashMediaFn
+
+    event = json.dumps(make_event("v", clips["logo"].read_bytes(), kind="video", mime="video/mp4"))
+    cleaned = {}
+    for on in (True, False):
+        fn = HashMediaFn(Limits(), MatchSettings(video_overlays=on))
+        fn.setup()
+        (item,) = list(fn.process(parse_event(event)))
+        cleaned[on] = [f.cleaned for f in item.video.frames]
+    assert any(cleaned[True]) and not all(cleaned[True])
+    assert cleaned[False] and not any(cleaned[False])
