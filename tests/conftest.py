@@ -34,6 +34,21 @@ def signed_indicator_db(work: Path, pictures: list[bytes]) -> list[str]:
     return paths
 
 
+def video_through_hash_stage(data: bytes, match) -> list:
+    """The frames the pipeline's ``HashMedia`` stage gives an MP4 upload of ``data`` under the
+    ``match`` settings (``csadetect.config.settings.MatchSettings``)."""
+    import json
+
+    from csadetect.config.settings import Limits
+    from csadetect.events.event import make_event, parse_event
+    from csadetect.transforms.hash import HashMediaFn
+
+    fn = HashMediaFn(Limits(), match)
+    fn.setup()
+    (item,) = list(fn.process(parse_event(json.dumps(make_event("v", data, kind="video", mime="video/mp4")))))
+    return list(item.video.frames)
+
+
 def need_shared(*parts: str) -> Path:
     path = THREATEXCHANGE.joinpath(*parts)
     if not path.exists():

@@ -18,7 +18,7 @@ from csadetect.media import hashing, letterbox, synth, vpdq_worker
 from csadetect.media.hashing import VideoFrame, hash_video, hash_video_file
 from csadetect.media.preprocess import DEFAULT, trim_box
 from csadetect.signals.vpdq import VpdqIndex, VpdqSignal, frame_groups
-from tests.conftest import need_shared
+from tests.conftest import need_shared, video_through_hash_stage
 
 W, H = 320, 240
 
@@ -357,18 +357,8 @@ def test_the_shares_are_validated_in_one_line(share, tmp_path):
 def test_the_pipeline_stage_passes_the_switch_to_the_decoder(meta_videos):
     """``HashMedia`` (the pipeline's stage) hashes a barred upload whole and cropped with
     ``match.video_bars`` on, and whole only with it off."""
-    import json
-
-    from csadetect.config.settings import Limits
-    from csadetect.events.event import make_event, parse_event
-    from csadetect.transforms.hash import HashMediaFn
-
-    event = json.dumps(make_event("v", meta_videos["pattern-sd-grey-bar"].read_bytes(), kind="video", mime="video/mp4"))
-    cropped = {}
-    for bars in (True, False):
-        fn = HashMediaFn(Limits(), MatchSettings(video_bars=bars))
-        fn.setup()
-        (item,) = list(fn.process(parse_event(event)))
-        cropped[bars] = [f.cropped for f in item.video.frames]
+    data = meta_videos["pattern-sd-grey-bar"].read_bytes()
+    cropped = {bars: [f.cropped for f in video_through_hash_stage(data, MatchSettings(video_bars=bars))]
+               for bars in (True, False)}
     assert any(cropped[True]) and not all(cropped[True])  # whole and cropped frames
     assert cropped[False] and not any(cropped[False])

@@ -18,6 +18,7 @@ from csadetect.config.settings import MatchSettings, load_settings
 from csadetect.media import overlay, synth, vpdq_worker
 from csadetect.media.hashing import VideoFrame, hash_video, hash_video_file
 from csadetect.signals.vpdq import VpdqIndex, VpdqSignal
+from tests.conftest import video_through_hash_stage
 
 W, H = 320, 240
 LOGO = (200, 60, 240, 80)  # left, top, right, bottom
@@ -211,18 +212,8 @@ def test_the_setting_and_the_worker_argument():
 def test_the_pipeline_stage_passes_the_switch_to_the_decoder(clips):
     """``HashMedia`` (the pipeline's stage) hashes a logo'd upload with its overlay painted out with
     ``match.video_overlays`` on, and without that hash with it off."""
-    import json
-
-    from csadetect.config.settings import Limits
-    from csadetect.events.event import make_event, parse_event
-    from csadetect.transforms.hash import HashMediaFn
-
-    event = json.dumps(make_event("v", clips["logo"].read_bytes(), kind="video", mime="video/mp4"))
-    cleaned = {}
-    for on in (True, False):
-        fn = HashMediaFn(Limits(), MatchSettings(video_overlays=on))
-        fn.setup()
-        (item,) = list(fn.process(parse_event(event)))
-        cleaned[on] = [f.cleaned for f in item.video.frames]
+    data = clips["logo"].read_bytes()
+    cleaned = {on: [f.cleaned for f in video_through_hash_stage(data, MatchSettings(video_overlays=on))]
+               for on in (True, False)}
     assert any(cleaned[True]) and not all(cleaned[True])
     assert cleaned[False] and not any(cleaned[False])
