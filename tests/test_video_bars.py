@@ -325,6 +325,26 @@ def test_both_shares_must_be_met():
     assert [(h.row, h.distance) for h in hits] == [(7, 0.8)]  # distance: 1 - the query share, as before
 
 
+def test_a_frame_whose_picture_is_flat_is_left_out_whole():
+    """A dark fade between bars: the whole frame's PDQ quality is lent by the bars (78-100 on
+    Meta's doorknob clip padded 4:3), its picture's is 0-23. The frame says nothing, as it says
+    nothing without bars, so the query share counts the other frames."""
+    whole, cropped = [_hash(i) for i in range(4)], [_hash(50 + i) for i in range(4)]
+    quality = [100, 68, 0, 23]  # the picture's; the whole frames' are all >= 78
+    frames = [VideoFrame(frame=i, quality=90, pdq=h, timestamp=float(i)) for i, h in enumerate(whole)]
+    frames += [VideoFrame(frame=i, quality=q, pdq=h, timestamp=float(i), cropped=True)
+               for i, (h, q) in enumerate(zip(cropped, quality))]
+    assert frame_groups(frames, 50) == [(whole[0], cropped[0]), (whole[1], cropped[1])]
+    hits = _index(MatchSettings(), cropped[:2]).query(frame_groups(frames, 50))
+    assert [(h.row, h.distance) for h in hits] == [(7, 0.0)]  # 2 of 2 informative frames, not 2 of 4
+    explained = VpdqSignal().explain(SimpleNamespace(frames=frames), " ".join(h.hex() for h in cropped[:2]),
+                                     MatchSettings())
+    assert explained["frames_matched"] == explained["frames_queried"] == 2
+    # without bars a frame below the gate was, and is, left out alone
+    plain = [VideoFrame(frame=i, quality=q, pdq=h, timestamp=float(i)) for i, (h, q) in enumerate(zip(whole, quality))]
+    assert frame_groups(plain, 50) == [(whole[0],), (whole[1],)]
+
+
 def test_a_frame_counts_once_when_its_whole_or_cropped_hash_matches():
     whole, cropped = [_hash(i) for i in range(5)], [_hash(50 + i) for i in range(5)]
     frames = [VideoFrame(frame=i, quality=90, pdq=h, timestamp=float(i)) for i, h in enumerate(whole)]

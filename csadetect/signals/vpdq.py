@@ -6,7 +6,8 @@ bars, ``match.video_bars``: :mod:`csadetect.media.letterbox`). The index is a se
 over every frame hash of every video indicator, with an int32 frame -> row array.
 
 The rule is Meta's vPDQ's two percentages. For a query video and an indicator, with frames of
-quality >= gate only: the *query share* = (unique query frames within ``match.pdq_threshold`` of
+quality >= gate only (the picture's quality where the video has bars: a frame whose cropped picture
+is below the gate is left out whole, :func:`frame_groups`): the *query share* = (unique query frames within ``match.pdq_threshold`` of
 some frame of the indicator) / (unique query frames), Meta's ``query_match_percent`` (a frame of a
 video with bars is hashed whole and cropped, and counts when either hash is found:
 :func:`frame_groups`; an indicator made from media keeps the cropped hashes only); the
@@ -86,13 +87,19 @@ class VpdqIndex(SignalIndex):
 def frame_groups(frames, gate: int) -> list[tuple[bytes, ...]]:
     """A video's frames as the index is queried with them: per frame number, the unique hashes of
     quality >= ``gate`` (the whole frame's, its cropped picture's when the video has bars, and the
-    one with static overlays painted out when it has any),
-    frames with none left out, equal frames once."""
+    one with static overlays painted out when it has any), frames with none left out, equal frames once.
+
+    A frame whose cropped picture falls below the gate is left out whole: its quality is the
+    picture's, and bars lend the whole frame a contrast (and a PDQ quality) that the picture has
+    not, so a dark fade between bars would otherwise count as a frame to find."""
     by_frame: dict[int, list[bytes]] = {}
+    flat: set[int] = set()
     for f in frames:
         if f.quality >= gate:
             by_frame.setdefault(f.frame, []).append(f.pdq)
-    return list(dict.fromkeys(tuple(dict.fromkeys(hs)) for hs in by_frame.values()))
+        elif f.cropped:
+            flat.add(f.frame)
+    return list(dict.fromkeys(tuple(dict.fromkeys(hs)) for n, hs in by_frame.items() if n not in flat))
 
 
 class VpdqSignal(SignalType):
@@ -177,13 +184,15 @@ class VpdqSignal(SignalType):
         return None  # a snapshot keeps neither the frames' quality nor their timestamps
 
     def explain(self, hashes, value: str, settings: MatchSettings, views=None) -> dict:
-        """Which of the video's frames (quality at or above the gate; a frame counts when its whole
-        or its cropped hash matches) are within the PDQ threshold of a frame of ``value``: their
-        count, the count queried and the first one's frame number and timestamp; and how many of
-        the indicator's frames the video matched."""
+        """Which of the video's frames (quality at or above the gate, the picture's where it has
+        bars: :func:`frame_groups`; a frame counts when its whole or its cropped hash matches) are
+        within the PDQ threshold of a frame of ``value``: their count, the count queried and the
+        first one's frame number and timestamp; and how many of the indicator's frames the video
+        matched."""
         indicator = hex_to_codes(value.split())
-        good = [f for f in hashes.frames if f.quality >= settings.quality_gate]
-        groups = frame_groups(good, settings.quality_gate)
+        groups = frame_groups(hashes.frames, settings.quality_gate)
+        kept = {h for g in groups for h in g}
+        good = [f for f in hashes.frames if f.quality >= settings.quality_gate and f.pdq in kept]
         if not groups or not len(indicator):
             return {}
         queries = np.frombuffer(b"".join(f.pdq for f in good), dtype=np.uint8).reshape(-1, HASH_BYTES)
