@@ -13,9 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from csadetect.config.settings import MatchSettings, load_settings
-from csadetect.media import overlay, synth, vpdq_worker
+from csadetect.media import letterbox, overlay, synth, vpdq_worker
 from csadetect.media.hashing import VideoFrame, hash_video, hash_video_file
 from csadetect.signals.vpdq import VpdqIndex, VpdqSignal
 from tests.conftest import video_through_hash_stage
@@ -217,3 +218,55 @@ def test_the_pipeline_stage_passes_the_switch_to_the_decoder(clips):
                for on in (True, False)}
     assert any(cleaned[True]) and not all(cleaned[True])
     assert cleaned[False] and not any(cleaned[False])
+
+
+# --- any frame size, any pixels: the finders never stop a video --------------------------------
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(width=st.integers(1, 300), height=st.integers(1, 300), frames=st.integers(0, 9), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["noise", "still", "barred", "flat"]))
+def test_the_finders_take_any_frame_size_and_pixels(width, height, frames, seed, kind):
+    """Odd and tiny sizes (a grid cell wider than the frame, a last partial cell), no frames, flat
+    frames, stills and noise: the bar and overlay finders return boxes inside the frame or none,
+    and painting them out keeps the frame's size. A raise here would make the decoder refuse the
+    video (a dead letter), so the property is that none does."""
+    rng = np.random.default_rng(seed)
+    still = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    bars = letterbox.VideoBars(width, height)
+    overlays = overlay.VideoOverlays(width, height, grid=bars.grid)
+    for _ in range(frames):
+        if kind == "noise":
+            frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        elif kind == "barred":
+            frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            frame[: height // 4] = 0
+            frame[height - height // 4:] = 0
+        elif kind == "flat":
+            frame = np.full((height, width, 3), 16, dtype=np.uint8)
+        else:
+            frame = still
+        bars.add(frame.tobytes())
+        overlays.add(frame.tobytes())
+    box = bars.box()
+    if box is not None:
+        assert 0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height
+    found = overlays.boxes(box)
+    for b in found:
+        assert 0 <= b[0] < b[2] <= width and 0 <= b[1] < b[3] <= height
+    pixels = still.tobytes()
+    assert len(overlay.paint_out(pixels, width, height, found + [(-5, -5, width + 5, 3), (width - 1, 0, width, height)])) == len(pixels)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(width=st.integers(1, 400), height=st.integers(1, 400), seed=st.integers(0, 2**32 - 1))
+def test_the_grid_samples_the_middle_of_each_cell(width, height, seed):
+    from csadetect.media.frame_grid import GreyGrid
+
+    frame = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    grid = GreyGrid(width, height)
+    s = grid.step
+    ys = [min(cy * s + s // 2, height - 1) for cy in range(grid.rows)]
+    xs = [min(cx * s + s // 2, width - 1) for cx in range(grid.cols)]
+    rgb = frame[np.ix_(ys, xs)].astype(np.int64)
+    want = (299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2]) // 1000
+    assert grid.sample(frame.tobytes()) == want.ravel().tolist()

@@ -37,17 +37,22 @@ class GreyGrid:
         return len(self.grids)
 
     def sample(self, pixels: bytes) -> list[int]:
-        """Grey level of the pixel at the middle of each cell, row by row."""
+        """Grey level of the pixel at the middle of each cell, row by row (the last pixel of a
+        row or column for a cell whose middle lies past the frame's edge)."""
         s, w, half = self.step, self.width, self.step // 2
-        stride, last = 3 * w, 3 * min((self.cols - 1) * s + half, w - 1)
+        stride = 3 * w
+        inside = (w - 1 - half) // s + 1 if w - 1 >= half else 0  # cells whose middle is in the frame
+        inside = min(inside, self.cols)
+        rest = self.cols - inside
         out: list[int] = []
         for cy in range(self.rows):
             row = min(cy * s + half, self.height - 1) * stride
-            first = row + 3 * half
-            r = pixels[first: row + last + 1: 3 * s]
-            g = pixels[first + 1: row + last + 2: 3 * s]
-            b = pixels[first + 2: row + last + 3: 3 * s]
+            first, end = row + 3 * half, row + 3 * half + 3 * s * inside
+            r, g, b = pixels[first:end:3 * s], pixels[first + 1:end:3 * s], pixels[first + 2:end:3 * s]
             out += [(299 * x + 587 * y + 114 * z) // 1000 for x, y, z in zip(r, g, b)]
+            if rest:
+                i = row + 3 * (w - 1)
+                out += [(299 * pixels[i] + 587 * pixels[i + 1] + 114 * pixels[i + 2]) // 1000] * rest
         return out
 
     def add(self, pixels: bytes) -> None:
