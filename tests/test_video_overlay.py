@@ -194,6 +194,15 @@ def test_an_indicator_never_keeps_a_painted_out_hash(clips):
 
 
 @need_ffmpeg
+def test_overlays_are_painted_out_without_bar_removal_too(clips):
+    data = clips["logo"].read_bytes()
+    frames = hash_video(data, seconds_per_hash=1.0, bars=False).frames
+    assert any(f.cleaned for f in frames) and not any(f.cropped for f in frames)
+    indicators = {seed: hash_video_file(str(clips[seed]), seconds_per_hash=0.0, bars=False) for seed in (31, 32)}
+    assert _matches(list(frames), indicators, MatchSettings(video_bars=False)) == {31}
+
+
+@need_ffmpeg
 def test_every_frame_decoding_paints_nothing_out(clips):
     """Overlays are looked for on the key-frame path only: ``all`` (vpdq) hashes as before."""
     data = clips["logo"].read_bytes()
@@ -270,3 +279,10 @@ def test_the_grid_samples_the_middle_of_each_cell(width, height, seed):
     rgb = frame[np.ix_(ys, xs)].astype(np.int64)
     want = (299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2]) // 1000
     assert grid.sample(frame.tobytes()) == want.ravel().tolist()
+
+
+def test_the_overlay_window_holds_no_more_than_the_bar_finders():
+    """Without bar removal the overlay finder still holds at most what the bar finder would (the
+    decoder holds the window's frames until it settles): fewer frames of a large video."""
+    assert letterbox.window(640, 360) == overlay.FRAMES
+    assert letterbox.window(7680, 4320) == letterbox.VideoBars(7680, 4320).limit < overlay.FRAMES

@@ -130,6 +130,12 @@ def outer_uniform(pixels: bytes, width: int, height: int, step: int) -> bool:
     return False
 
 
+def window(width: int, height: int, frames: int = FRAMES, max_bytes: int = MAX_BYTES) -> int:
+    """How many key frames a finder looks at: ``frames``, fewer when holding them (RGB24, the
+    decoder holds them until the finders have settled) would pass ``max_bytes``; at least 2."""
+    return max(2, min(frames, max_bytes // max(width * height * 3, 1)))
+
+
 class VideoBars:
     """The bars of one video from its first frames: :meth:`add` each decoded key frame (RGB24,
     ``width`` x ``height``) until :attr:`settled`, then :meth:`box`."""
@@ -137,7 +143,7 @@ class VideoBars:
     def __init__(self, width: int, height: int, frames: int = FRAMES, max_bytes: int = MAX_BYTES):
         self.width, self.height = width, height
         self.step = max(1, -(-max(width, height) // ANALYSIS_SIDE))
-        self.limit = max(2, min(frames, max_bytes // max(width * height * 3, 1)))
+        self.limit = window(width, height, frames, max_bytes)
         self.grid = GreyGrid(width, height, self.limit)  # the frames over time, for still bars
         # per frame looked at: its box (None when flat) and its subsampled pixels (None when no
         # side's outer line is uniform: a frame with no bars)

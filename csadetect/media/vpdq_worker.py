@@ -296,7 +296,8 @@ def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float, bars: bool
     finder = letterbox.VideoBars(width, height) if bars else None
     marks = None
     if overlays:  # the bar finder's grid of the same key frames when there is one: sampled once
-        marks = overlay.VideoOverlays(width, height, grid=finder.grid) if finder else overlay.VideoOverlays(width, height)
+        marks = (overlay.VideoOverlays(width, height, grid=finder.grid) if finder
+                 else overlay.VideoOverlays(width, height, letterbox.window(width, height)))
     try:
         with subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                               preexec_fn=_set_pdeathsig) as proc:
