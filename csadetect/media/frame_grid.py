@@ -10,6 +10,8 @@ that are not flat (a fade to black, a blank title says nothing about either).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 GRID = 128  # cells on the frame's long side
 FRAMES = 8  # key frames looked at (the bar finder's window)
 MIN_STD = 4.0  # a frame whose sampled grey levels spread less than this is flat (black, a fade)
@@ -26,6 +28,7 @@ class GreyGrid:
         self.limit = frames
         self.seen = 0
         self.grids: list[list[int]] = []
+        self._spans: Optional[list[int]] = None  # spans() of the frames kept so far
 
     @property
     def settled(self) -> bool:
@@ -64,9 +67,12 @@ class GreyGrid:
         mean = sum(grey) / n
         if (sum((g - mean) ** 2 for g in grey) / n) ** 0.5 >= MIN_STD:
             self.grids.append(grey)
+            self._spans = None
 
     def spans(self) -> list[int]:
-        """Per cell, how far its grey level ranged over the frames kept (0 with none)."""
-        if not self.grids:
-            return [0] * (self.cols * self.rows)
-        return [max(v) - min(v) for v in zip(*self.grids)]
+        """Per cell, how far its grey level ranged over the frames kept (0 with none); computed
+        once for both finders (the bar finder's still box and the overlay finder ask for it)."""
+        if self._spans is None:
+            self._spans = ([max(v) - min(v) for v in zip(*self.grids)] if self.grids
+                           else [0] * (self.cols * self.rows))
+        return self._spans

@@ -40,8 +40,7 @@ from __future__ import annotations
 from typing import Optional
 
 from csadetect.media.frame_grid import FRAMES, GreyGrid
-
-Box = tuple[int, int, int, int]  # (left, top, right, bottom) in frame pixels, right/bottom exclusive
+from csadetect.media.letterbox import Box  # (left, top, right, bottom) in frame pixels, right/bottom exclusive
 
 MIN_FRAMES = 3  # fewer frames that are not flat say nothing
 STILL = 12  # a cell whose grey level stays within this range over the frames is still ...
@@ -71,14 +70,6 @@ class VideoOverlays:
     def settled(self) -> bool:
         return self.grid.settled
 
-    @property
-    def used(self) -> int:
-        return self.grid.used
-
-    @property
-    def grids(self) -> list[list[int]]:
-        return self.grid.grids
-
     def add(self, pixels: bytes) -> None:
         if not self.shared:
             self.grid.add(pixels)
@@ -87,7 +78,7 @@ class VideoOverlays:
         """The static overlays inside ``content`` (frame pixels; None: the whole frame), as boxes
         in frame pixels widened by a cell, largest first; empty when there are none or too few
         frames were seen."""
-        if self.used < MIN_FRAMES:
+        if self.grid.used < MIN_FRAMES:
             return []
         s, cols = self.step, self.cols
         left, top, right, bottom = content or (0, 0, self.width, self.height)
@@ -140,7 +131,7 @@ class VideoOverlays:
                  if (nx, ny) not in cells and 0 <= nx < cols and 0 <= ny < self.rows and span[ny * cols + nx] >= moved]
         if not pairs:
             return False
-        kept = sum(1 for a, b in pairs if all(abs(grid[a] - grid[b]) >= EDGE for grid in self.grids))
+        kept = sum(1 for a, b in pairs if all(abs(grid[a] - grid[b]) >= EDGE for grid in self.grid.grids))
         return kept >= EDGE_SHARE * len(pairs)
 
 

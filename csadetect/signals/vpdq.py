@@ -6,14 +6,15 @@ bars, ``match.video_bars``: :mod:`csadetect.media.letterbox`). The index is a se
 over every frame hash of every video indicator, with an int32 frame -> row array.
 
 The rule is Meta's vPDQ's two percentages. For a query video and an indicator, with frames of
-quality >= gate only (the picture's quality where the video has bars: a frame whose cropped picture
-is below the gate is left out whole, :func:`frame_groups`): the *query share* = (unique query frames within ``match.pdq_threshold`` of
-some frame of the indicator) / (unique query frames), Meta's ``query_match_percent`` (a frame of a
-video with bars is hashed whole and cropped, and counts when either hash is found:
-:func:`frame_groups`; an indicator made from media keeps the cropped hashes only); the
-*indicator share* = (the indicator's frames within the threshold of some query frame) / (the
-indicator's frames), Meta's ``compared_match_percent``. It matches when the query share >=
-``match.video_frame_share`` and the indicator share >= ``match.video_indicator_share``. The
+quality >= gate only (the picture's quality where the video has bars: a frame whose cropped
+picture is below the gate is left out whole, :func:`frame_groups`): the *query share* = (unique
+query frames within ``match.pdq_threshold`` of some frame of the indicator) / (unique query
+frames), Meta's ``query_match_percent`` (a frame of a video with bars is hashed whole and cropped,
+and counts when either hash is found: :func:`frame_groups`; an indicator made from media keeps the
+cropped hashes only); the *indicator share* = (the indicator's frames within the threshold of
+some query frame) / (the indicator's frames), Meta's ``compared_match_percent``. It matches when
+the query share >= ``match.video_frame_share`` and the indicator share >=
+``match.video_indicator_share``. The
 distance stays ``1 - query share`` (0.0 = every query frame found; smaller is better as for every
 kind), so per-source thresholds on it keep their meaning; the indicator share is a second gate,
 shown by :meth:`VpdqSignal.explain`. A vPDQ match confirms without review.
