@@ -125,6 +125,21 @@ def test_bars_beside_a_picture_edge_of_their_own_colour_are_told_by_time():
     assert all(abs(a - b) <= step for a, b in zip(found, box))
 
 
+def test_a_watermark_in_a_still_bar_is_tolerated():
+    """A static, half-opaque watermark in a grey bar (3% of the bar's columns' height): the still
+    lines tolerate it as the peeler tolerates a logo, so the bar is not cut off at the watermark."""
+    box = (60, 0, W - 60, H)
+    frames = []
+    for seed in range(8):
+        frame = np.frombuffer(_washed(seed, box), dtype=np.uint8).reshape(H, W, 3).copy()
+        frame[200:208, W - 40: W - 24] = (0.6 * 255 + 0.4 * frame[200:208, W - 40: W - 24]).astype(np.uint8)
+        frames.append(frame.tobytes())
+    bars = _finder(frames)
+    found = bars.still_box()
+    assert found is not None and bars.box() == found
+    assert all(abs(a - b) <= bars.grid.step for a, b in zip(found, box))
+
+
 def test_still_bars_need_a_moving_picture():
     box = (60, 0, W - 60, H)
     still = _finder([_washed(3, box)] * 8)  # a still shown as video: nothing tells the bar from the picture
@@ -138,6 +153,54 @@ def test_still_bars_agree_with_the_peeled_ones(box, colour):
     bars = _finder([_boxed(_scene(seed), box, colour) for seed in range(6)])
     assert bars.peeled_box() == box == bars.box()  # the peeler's box wins where it has one
     assert all(abs(a - b) <= bars.grid.step for a, b in zip(bars.still_box(), box))
+
+
+def _half_washed(shift: int, box: letterbox.Box, grey=(128, 128, 128)) -> bytes:
+    """One frame of a slow pan (``shift`` px) over ``_scene(5)``, its bottom twelfth washed 80%
+    towards ``grey`` and the whole padded into ``box`` with that grey: a sharp top bar edge and a
+    bottom one the peeler cannot see (Meta's ``doorknob`` padded with grey)."""
+    from PIL import Image
+
+    picture = _scene(5, (W + 16, H)).astype(np.float32)[:, shift: shift + W]
+    h = picture.shape[0]
+    picture[-h // 12:] = 0.8 * np.array(grey, np.float32) + 0.2 * picture[-h // 12:]
+    left, top, right, bottom = box
+    frame = np.empty((H, W, 3), dtype=np.uint8)
+    frame[:] = grey
+    frame[top:bottom, left:right] = np.asarray(
+        Image.fromarray(picture.round().astype(np.uint8)).resize((right - left, bottom - top)))
+    return frame.tobytes()
+
+
+def test_a_side_the_peeler_misses_is_completed_by_the_still_lines():
+    """The peeler finds the top bar only; the picture barely moves, so the still box alone says
+    nothing; the still lines agree with the peeled top bar, so the bottom one is theirs."""
+    box = (0, 40, W, H - 40)
+    bars = _finder([_half_washed(2 * i, box) for i in range(6)])
+    peeled = bars.peeled_box()
+    assert peeled is not None and peeled[1] == box[1] and peeled[3] == H  # the bottom bar is missed
+    assert bars.still_box() is None  # a slow pan: too little motion to tell bars by time alone
+    found = bars.box()
+    assert found[:3] == peeled[:3]
+    # at most the washed strip (80% the bar's grey, barely moving) is taken for bar too
+    washed = (box[3] - box[1]) // 12
+    assert box[3] - washed - bars.grid.step <= found[3] <= box[3] + bars.grid.step
+
+
+def test_still_lines_that_contradict_a_peeled_bar_complete_nothing():
+    """A small mark that moves in every frame in the top bar: the peeler tolerates it, the still
+    lines do not see that bar, so they are not trusted for the bottom one either."""
+    box = (0, 40, W, H - 40)
+    frames = []
+    for i in range(6):
+        frame = np.frombuffer(_half_washed(2 * i, box), dtype=np.uint8).reshape(H, W, 3).copy()
+        frame[18:21, 40 * i: 40 * i + 12] = 255  # a small mark in the bar, at a new place each frame
+        frames.append(frame.tobytes())
+    bars = _finder(frames)
+    peeled = bars.peeled_box()
+    assert peeled is not None and peeled[3] == H
+    assert bars.still_lines() is not None and bars.still_lines()[1] < box[1] - bars.grid.step
+    assert bars.box() == peeled
 
 
 def test_the_gate_is_trim_boxs_first_test():

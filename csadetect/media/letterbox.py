@@ -25,7 +25,12 @@ beside a greyish picture edge is not peeled. When the peeler finds no box, the b
 time instead (:meth:`VideoBars.still_box`): on the key frames' coarse grid of grey levels
 (:class:`csadetect.media.frame_grid.GreyGrid`, shared with the overlay finder), the lines of cells
 at each side that stay within :data:`STILL_BAR` grey levels over the frames and are one grey in
-each, while the picture inside moves.
+each (:meth:`VideoBars.still_lines`; a logo or watermark on 1 - :data:`LINE_FRAC` of a line's
+cells tolerated, as the peeler tolerates one), while the picture inside moves. When the peeler
+finds some sides and not others (a grey pad whose top edge is sharp and whose bottom edge is
+not), the still lines complete the sides it left whole, provided they agree with every side it
+found (:meth:`VideoBars.completed`): the peeled bars show the video has bars, so the picture
+need not move much.
 
 Blurred fills (the "blur background" of short-video apps: the picture centred on a blurred, zoomed
 copy of itself, which changes with every frame) are found the same way with the still-image fill
@@ -210,28 +215,78 @@ class VideoBars:
 
     def box(self) -> Optional[Box]:
         """The video's content box, or None when it has no bars (or the frames do not agree):
-        the peeled box (:meth:`peeled_box`), else the still one (:meth:`still_box`)."""
+        the peeled box (:meth:`peeled_box`) with the sides it left whole completed by the still
+        lines (:meth:`completed`), else the still one (:meth:`still_box`)."""
         peeled = self.peeled_box()
-        return peeled if peeled is not None else self.still_box()
+        return self.completed(peeled) if peeled is not None else self.still_box()
+
+    def completed(self, peeled: Box) -> Box:
+        """``peeled`` with each side it trims less than the still lines do (:meth:`still_lines`)
+        moved in to them, when the still lines agree with every side the peeler did find (within
+        a grid cell). The peeler needs a sharp bar edge in a single frame, so of a grey pad
+        around a greyish picture it can find one side and not the other (Meta's ``doorknob``
+        padded with grey: the top bar in some frames, the bottom one in one frame of four or
+        none). The still lines need no edge but a picture that moves, to tell a bar from a still
+        part of the picture (:meth:`still_box`); a peeled side that they find too shows the bars
+        are there, so the picture's motion is not asked for."""
+        still = self.still_lines()
+        if still is None:
+            return peeled
+        w, h = self.width, self.height
+        slack = self.grid.step
+        trimmed = [peeled[0] > 0, peeled[1] > 0, peeled[2] < w, peeled[3] < h]
+        if any(t and abs(p - q) > slack for t, p, q in zip(trimmed, peeled, still)):
+            return peeled
+        box = (peeled[0] if trimmed[0] else max(peeled[0], still[0]),
+               peeled[1] if trimmed[1] else max(peeled[1], still[1]),
+               peeled[2] if trimmed[2] else min(peeled[2], still[2]),
+               peeled[3] if trimmed[3] else min(peeled[3], still[3]))
+        if (box[2] - box[0]) * (box[3] - box[1]) < MIN_AREA * w * h:
+            return peeled
+        return box
 
     def still_box(self) -> Optional[Box]:
         """The box inside bars told by time rather than by one frame's edge: the lines of grid
         cells at each side that stay still (within STILL_BAR grey levels) and one grey (TOL) over
-        the frames while the picture inside moves. It finds a grey bar beside a greyish picture
-        edge, which the peeler's edge test cannot tell apart in a single frame. The box is exact
-        to about half a grid cell (a few px), and must trim MIN_TRIM and keep MIN_AREA."""
+        the frames (:meth:`still_lines`) while the picture inside moves. It finds a grey bar
+        beside a greyish picture edge, which the peeler's edge test cannot tell apart in a single
+        frame. The box is exact to about half a grid cell (a few px), and must trim MIN_TRIM and
+        keep MIN_AREA."""
+        box = self.still_lines()
+        if box is None:
+            return None
+        grid = self.grid
+        cols, spans, s = grid.cols, grid.spans(), grid.step
+        left, top, right, bottom = box[0] // s, box[1] // s, -(-box[2] // s), -(-box[3] // s)
+        inside = sorted(spans[y * cols + x] for y in range(top, bottom) for x in range(left, right))
+        if inside[len(inside) // 2] < MOVED_INSIDE:
+            return None  # the picture does not move (a still, a slide show): nothing to tell bars by
+        w, h = self.width, self.height
+        if (box[2] - box[0]) * (box[3] - box[1]) < MIN_AREA * w * h or self._trims(box) < MIN_TRIM:
+            return None
+        return box
+
+    def still_lines(self) -> Optional[Box]:
+        """The box inside the lines of grid cells at each side that stay within STILL_BAR grey
+        levels over the key frames and are one grey (within TOL of their median) in each, but for
+        a logo (1 - LINE_FRAC of the line's cells, as the peeler tolerates), or None
+        when no side has such a line (or fewer than MIN_STILL_FRAMES frames were seen). Whether
+        they are bars is for :meth:`still_box` and :meth:`completed` to tell."""
         grid = self.grid
         if grid.used < MIN_STILL_FRAMES:
             return None
         cols, rows, spans = grid.cols, grid.rows, grid.spans()
 
-        def bar(cells: list[int]) -> bool:
-            if max(spans[i] for i in cells) > STILL_BAR:
+        def bar(cells: list[int]) -> bool:  # LINE_FRAC of the cells still and one grey: a logo tolerated
+            allowed = len(cells) - LINE_FRAC * len(cells)
+            off = {i for i in cells if spans[i] > STILL_BAR}
+            if len(off) > allowed:
                 return False
             for g in grid.grids:
                 values = sorted(g[i] for i in cells)
                 median = values[len(values) // 2]
-                if values[0] < median - TOL or values[-1] > median + TOL:
+                off.update(i for i in cells if abs(g[i] - median) > TOL)
+                if len(off) > allowed:
                     return False
             return True
 
@@ -252,12 +307,6 @@ class VideoBars:
         s = grid.step
         box = (left * s, top * s, min(self.width, (cols - right) * s), min(self.height, (rows - bottom) * s))
         if box[2] <= box[0] or box[3] <= box[1]:
-            return None
-        inside = sorted(spans[y * cols + x] for y in range(top, rows - bottom) for x in range(left, cols - right))
-        if inside[len(inside) // 2] < MOVED_INSIDE:
-            return None  # the picture does not move (a still, a slide show): nothing to tell bars by
-        w, h = self.width, self.height
-        if (box[2] - box[0]) * (box[3] - box[1]) < MIN_AREA * w * h or self._trims(box) < MIN_TRIM:
             return None
         return box
 
