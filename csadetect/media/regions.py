@@ -23,8 +23,12 @@ looks for those lines and the rectangles they close:
    one of its lines cuts off), then the larger rectangle.
 4. The best-scoring rectangles that overlap no better one by more than ``max_overlap``
    (intersection over union) are kept, at most ``max_views``, with the flat ones dropped, and
-   brought back to full resolution, where a uniform strip left on a side (a collage's gutter, a
-   white border round an inset) is peeled off by :func:`csadetect.media.preprocess.trim_box`.
+   brought back to full resolution. There each side that is not the canvas edge is moved to the
+   line across which the picture changes most, within the two analysis lines its place is known
+   to (:func:`refine_box`: a cell cut a few pixels inside the pasted picture, or with a strip of
+   its surround, hashes 10-40 PDQ bits from the same picture cut exactly), and a uniform strip
+   left on a side (a collage's gutter, a white border round an inset) is peeled off by
+   :func:`csadetect.media.preprocess.trim_box`.
 
 An ordinary photo has no line that is straight and abrupt across a third of its width, so it gets
 no sub-image and costs only the analysis (~2 ms of one core, ``benchmarks/robustness.md``; 3 in 4
@@ -42,7 +46,7 @@ import numpy as np
 from PIL import Image
 
 from csadetect.media.pixels import pixels
-from csadetect.media.preprocess import DEFAULT as VIEW_DEFAULT, Params as ViewParams, trim_box, views
+from csadetect.media.preprocess import DEFAULT as VIEW_DEFAULT, Params as ViewParams, find_boxes, trim_box, views
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive, PIL order
 
@@ -207,12 +211,57 @@ def sub_image_boxes(img: Image.Image, p: RegionParams = DEFAULT) -> list[Box]:
     inv = 1.0 / scale
     W, H = img.size
     rgb = pixels(img if img.mode == "RGB" else img.convert("RGB"))
+    reach = int(np.ceil(2 * inv)) + 1  # a line of the analysis copy is its boundary +- 2 of its px
     out = []
     for x0, y0, x1, y1 in chosen:  # back to full resolution (a canvas edge stays the edge) ...
         box = (round(x0 * inv), round(y0 * inv), W if x1 == w else min(W, round(x1 * inv)),
                H if y1 == h else min(H, round(y1 * inv)))
+        box = refine_box(rgb, box, reach)  # ... on the boundary's exact pixel ...
         out.append(trim_box(rgb, box))  # ... without a gutter or a white border left on a side
     return out
+
+
+def refine_box(rgb: np.ndarray, box: Box, reach: int) -> Box:
+    """``box`` with each side that is not the canvas edge moved, within ``reach`` px, to the line
+    across which the picture changes most (the mean over the side of the largest channel step
+    between neighbouring lines). The analysis copy places a boundary to about two of its own
+    pixels (the edge test spans three lines), which is up to ``2 / scale`` px of the full
+    picture: a PDQ hash of a sub-image cut that far inside it (or with a strip of the canvas)
+    is 10-40 bits from the same picture cut exactly."""
+    H, W = rgb.shape[:2]
+    left, top, right, bottom = box
+    if reach < 1 or right - left <= 2 * reach or bottom - top <= 2 * reach:
+        return box
+
+    def strength(lines, lo: int, hi: int, across_rows: bool) -> np.ndarray:
+        # mean over [lo, hi) of the largest channel step between line k-1 and line k, per k
+        ks = np.asarray(lines)
+        if across_rows:
+            a = rgb[ks - 1, lo:hi, :3].astype(np.int16)
+            b = rgb[ks, lo:hi, :3].astype(np.int16)
+        else:
+            a = rgb[lo:hi, ks - 1, :3].astype(np.int16).transpose(1, 0, 2)
+            b = rgb[lo:hi, ks, :3].astype(np.int16).transpose(1, 0, 2)
+        return np.abs(b - a).max(axis=2).mean(axis=1)
+
+    def best(k: int, limit: int, lo: int, hi: int, across_rows: bool) -> int:
+        lines = [j for j in range(k - reach, k + reach + 1) if 1 <= j < limit]
+        if not lines or k not in lines:
+            return k
+        s = strength(lines, lo, hi, across_rows)
+        i = int(np.argmax(s))
+        return lines[i] if s[i] > s[lines.index(k)] else k
+
+    # the sides are measured over the box's inner span (its corners may be rounded or shared)
+    xl, xh = left + reach, right - reach
+    yl, yh = top + reach, bottom - reach
+    new_top = best(top, H, xl, xh, True) if top > 0 else top
+    new_bottom = best(bottom, H, xl, xh, True) if bottom < H else bottom
+    new_left = best(left, W, yl, yh, False) if left > 0 else left
+    new_right = best(right, W, yl, yh, False) if right < W else right
+    if new_right - new_left < 2 or new_bottom - new_top < 2:
+        return box
+    return new_left, new_top, new_right, new_bottom
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -230,13 +279,26 @@ def sub_images(img: Image.Image, p: RegionParams = DEFAULT) -> list[tuple[str, I
 
 def views_and_sub_images(img: Image.Image, p: ViewParams = VIEW_DEFAULT) -> list[tuple[str, Image.Image]]:
     """:func:`csadetect.media.preprocess.views` (with ``p``), then each :func:`sub_images` that is
-    not the same size as one of them (the photo of a meme frame is found by both)."""
-    found = views(img, p)
-    sizes = [v.size for _, v in found]
-    for name, cell in sub_images(img):
-        if not any(abs(cell.width - w) <= 0.02 * w and abs(cell.height - h) <= 0.02 * h for w, h in sizes):
-            found.append((name, cell))
+    not the same crop as one of them (:func:`same_box`: the photo of a meme frame is found by
+    both). A cell the size of a view but elsewhere, or cut more exactly (a screenshot's content
+    view that keeps a strip of the bubble round the photo), is kept."""
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    boxes = find_boxes(img, p)
+    found = [(name, img.crop(box)) for name, box in boxes]  # = views(img, p)
+    for box in sub_image_boxes(img):
+        if not any(same_box(box, b) for _, b in boxes):
+            found.append(("cell", img.crop(box)))
     return found
+
+
+def same_box(a: Box, b: Box, share: float = 0.01, least: int = 2) -> bool:
+    """Whether every side of ``a`` is within ``share`` of its dimension (at least ``least`` px)
+    of the same side of ``b``."""
+    tx = max(least, share * (a[2] - a[0]))
+    ty = max(least, share * (a[3] - a[1]))
+    return (abs(a[0] - b[0]) <= tx and abs(a[2] - b[2]) <= tx
+            and abs(a[1] - b[1]) <= ty and abs(a[3] - b[3]) <= ty)
 
 
 # csadetect.media.preprocess's thresholds without the fill view (``match.fill_view: false``)
