@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from PIL import Image
 
 from csadetect.config.settings import ConfigError, Limits, MatchSettings, load_settings
@@ -96,6 +97,35 @@ def test_views_and_sub_images_skip_a_cell_the_size_of_a_view():
     framed.paste(synthetic_image(14, (400, 300)), (50, 50))  # a border: trim finds it, the cell would repeat it
     sizes = [v.size for _, v in views_and_sub_images(framed)]
     assert len(sizes) == len(set(sizes))
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_refine_box_keeps_any_box_valid_and_near(data):
+    """On any picture and any box: a box inside the picture, each side within ``reach`` of where
+    it was, a side on the canvas edge left there."""
+    h, w = data.draw(st.integers(1, 90), label="h"), data.draw(st.integers(1, 90), label="w")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    kind = data.draw(st.sampled_from(["noise", "flat", "steps"]), label="kind")
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    elif kind == "flat":
+        rgb = np.full((h, w, 3), int(rng.integers(0, 256)), np.uint8)
+    else:
+        rgb = np.repeat(np.repeat(rng.integers(0, 256, (3, 3, 3), dtype=np.uint8), -(-h // 3), 0), -(-w // 3), 1)[:h, :w]
+    left = data.draw(st.integers(0, w - 1), label="left")
+    right = data.draw(st.integers(left + 1, w), label="right")
+    top = data.draw(st.integers(0, h - 1), label="top")
+    bottom = data.draw(st.integers(top + 1, h), label="bottom")
+    reach = data.draw(st.integers(0, 8), label="reach")
+    box = (left, top, right, bottom)
+    out = refine_box(rgb, box, reach)
+    assert 0 <= out[0] < out[2] <= w and 0 <= out[1] < out[3] <= h
+    assert all(abs(a - b) <= reach for a, b in zip(out, box))
+    for i, edge in ((0, 0), (1, 0), (2, w), (3, h)):
+        if box[i] == edge:
+            assert out[i] == edge
 
 
 @pytest.mark.parametrize("seed", [23, 36, 37])
