@@ -1,7 +1,7 @@
 """The region gate's trade: copies it keeps against uploads it spares, as the embedding index grows.
 
 ``match.embedding_query_region_gate`` (csadetect.signals.embedding.region_gate_similarity; off by
-default): the pipeline embeds an image's 50 query-side region views only when nothing matched it
+default): the pipeline embeds an image's 60 query-side region views only when nothing matched it
 and one of its own vectors (the image, its views, sub-images, mirror) reaches the gate's similarity
 with some embedding row (``IndicatorIndex.match_image_gated``). Two things decide whether a gate is
 worth it, measured here side by side for a few gates, on the robustness benchmark's held-out test

@@ -158,7 +158,7 @@ def cost_table(res: dict) -> str:
     if cs[0].get("embed") is not None:
         rows += [
             f"| query embedding, previous release (image, views, mirror; one call) | {fmt('embed')} |",
-            f"| query embedding, this release (+ sub-images, + the image's 80-98%-area crops at its corners and centre;"
+            f"| query embedding, this release (+ sub-images, + the image's 60%-, 78%- and 80-98%-area crops at its corners and centre;"
             f" one call) | {fmt('embed2')} |",
         ]
     return "\n".join(rows)
@@ -182,13 +182,14 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
            f"{(emb['rows2'] - emb['rows']) * 512 * 10e6 / 1e9:.0f} GB more at 10M indicators"
            if emb else "") + ".",
         "- `match.embedding_query_regions` (query side): the uploaded image's crops keeping 80% to 98% of its",
-        "  area (steps of 2%) at each corner and the centre (`csadetect.signals.embedding.QUERY_REGIONS`),",
+        "  area (steps of 2%), 60% and 78% at each corner and the centre (`csadetect.signals.embedding.QUERY_REGIONS`),",
         "  embedded in the same model call: a copy cropped at a corner or the centre to any area from 60% then",
         "  holds a crop cut within ~1.5% like one of the original's 60% or 78% region rows (0.75 x 0.80 = 0.60,",
-        "  0.90 x 0.86 = 0.77). 50 more model inputs per image (no mirror), cut from the image reduced to 256",
-        "  pixels a side. A region view matches",
+        "  0.90 x 0.86 = 0.77), and an uncropped copy with a caption, sticker or watermark outside one of those",
+        "  regions holds the region itself. 60 more model inputs per image (no mirror), cut from the image reduced",
+        "  to 256 pixels a side. A region view matches",
         f"  only within {REGION_VIEW_DISTANCE_SHARE:g} of the threshold's distance (`REGION_VIEW_DISTANCE_SHARE`): it is",
-        "  cut exactly like the row it meets, and 50 more views would otherwise give the other shot of a stereo",
+        "  cut exactly like the row it meets, and 60 more views would otherwise give the other shot of a stereo",
         "  pair more chances. This release's similarities below count a region view's distance that way.",
         "",
         ("The previous-release columns are this same run with the three switches off, at the previous release's threshold"
@@ -203,7 +204,7 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         dev_rq = ((dev or {}).get("embedding") or {}).get("region_queries")
         lines += [
             "**Region gate** (`match.embedding_query_region_gate`, default 16 x the threshold's distance: similarity"
-            f" >= {emb['gate']:.4f}): the pipeline embeds the 50 region views only for an image that nothing matched"
+            f" >= {emb['gate']:.4f}): the pipeline embeds the 60 region views only for an image that nothing matched"
             " without them and one of whose own vectors reaches the gate with some row; the columns of this release"
             " count them only then. Images that needed them, test split: copies"
             f" {rq['copy'][0]} of {rq['copy'][1]}, ordinary distractors {rq['ordinary'][0]} of {rq['ordinary'][1]},"

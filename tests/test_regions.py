@@ -285,6 +285,25 @@ def test_a_75_percent_crop_matches_through_a_query_region_view(model, scene, tmp
     assert not _matches(on, crop, NO_QUERY_REGIONS, model)
 
 
+@pytest.mark.parametrize("band", ["bottom", "top"])
+def test_a_caption_band_over_the_picture_matches_through_a_region_row_it_leaves_whole(model, scene, tmp_path, band):
+    """An uncropped copy with a dark caption band over its bottom (or top) 15%: the whole picture is
+    no longer near its row, but the copy's own 60%-area crop at the opposite corners is cut exactly
+    like the original's 60% region rows, which the band does not touch. It matches one of them with
+    the 0.60 share; with the 80-98% shares alone the embedding finds nothing."""
+    known = scenes.render(scene, noise_seed=1)
+    _, on = _index(known, ON, model, tmp_path)
+    copy = rs.t_overlay_text(known, np.random.default_rng(5))
+    if band == "top":  # the same band drawn over the top: the picture turned, the band drawn, turned back
+        copy = rs.t_overlay_text(known.rotate(180), np.random.default_rng(5)).rotate(180)
+    rows = ("tl", "tr") if band == "bottom" else ("bl", "br")
+    found = _matches(on, copy, ON, model)
+    assert any(m.indicator_id.endswith(tuple(f"-embedding-a60{x}" for x in rows)) for m in found), found
+    shares = tuple(q for q in ON.embedding_query_region_shares if q >= 0.80)
+    without = _matches(on, copy, MatchSettings(embedding_query_region_shares=shares), model)
+    assert not [m for m in without if m.kind == "embedding"], without  # (PDQ may still find a light band)
+
+
 @pytest.mark.parametrize("area,where", [(0.65, "tr"), (0.70, "bl"), (0.85, "tl"), (0.90, "br"), (0.95, "tr"),
                                         (0.70, "c")])
 def test_a_corner_or_centre_crop_of_other_areas_matches_through_a_query_region_view(model, scene, tmp_path,
@@ -323,9 +342,9 @@ def test_query_region_views_are_named_after_the_image_and_not_mirrored():
     img = Image.new("RGB", (1200, 800), (10, 20, 30))
     names, batch = model_inputs([("image", img)], 32, flip=True, regions=QUERY_REGIONS)
     expected = tuple(f"image-a{round(q * 100):02d}{x}" for q, anchors in QUERY_REGIONS for x in anchors)
-    assert names == ("image", "image:flip") + expected and len(set(expected)) == len(expected) == 50
-    assert all(re.fullmatch(r"image-a(8[0-9]|9[0-8])(tl|tr|bl|br|c)", n) for n in expected)
-    assert batch.shape == (2 + 50, 32, 32, 3)
+    assert names == ("image", "image:flip") + expected and len(set(expected)) == len(expected) == 60
+    assert all(re.fullmatch(r"image-a(60|78|8[0-9]|9[0-8])(tl|tr|bl|br|c)", n) for n in expected)
+    assert batch.shape == (2 + 60, 32, 32, 3)
     # cut from the picture reduced to REGION_SOURCE_SIDE a side, aspect kept; small pictures as they are
     assert region_source(img).size == (REGION_SOURCE_SIDE, round(800 * REGION_SOURCE_SIDE / 1200))
     small = Image.new("RGB", (200, 90))
@@ -336,7 +355,7 @@ def test_query_region_views_are_named_after_the_image_and_not_mirrored():
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_hash_media_hands_embed_images_the_region_source_not_the_cut_views(model, mode):
-    """HashMedia keeps one picture of at most 256 px for the 50 region views and EmbedImages cuts
+    """HashMedia keeps one picture of at most 256 px for the 60 region views and EmbedImages cuts
     them from it: the model sees exactly the inputs ``model_inputs`` makes in one go, and the
     item carries a third of the bytes or less between the two stages."""
     import json
@@ -363,7 +382,7 @@ def test_hash_media_hands_embed_images_the_region_source_not_the_cut_views(model
     fn = HashMediaFn(Limits(), match, embed_size=model.input_size, embed_flip=True)
     fn.setup()
     (item,) = list(fn.process(parse_event(json.dumps(make_event("e", data)))))
-    assert item.views == names and len(item.pixels) == len(names) - 50
+    assert item.views == names and len(item.pixels) == len(names) - 60
     assert np.array_equal(item.region_source, source)
     carried = item.pixels.nbytes + item.region_source.nbytes
     assert carried * 3 <= batch.nbytes, (carried, batch.nbytes)
@@ -495,7 +514,10 @@ def test_without_a_gate_the_gated_lookup_is_the_one_lookup_of_every_view(model, 
         vectors = model.embed_arrays(pixels)
         every, embedded = index.match_image_gated(hashes, vectors, own, model.version, model.threshold, None, regions)
         assert embedded is not None and every and [m.to_json() for m in every] == [m.to_json() for m in _matches(index, img, ON, model)]
-        assert any(re.search(r"-embedding-a\d\d", m.indicator_id) for m in every) == region_only
+        # the crop through a region view; the picture through its image row, and its own 60% and
+        # 78% views meet the region rows too (cut exactly like them)
+        assert any(re.search(r"-embedding-a\d\d", m.indicator_id) for m in every)
+        assert any(m.indicator_id.endswith("-embedding") for m in every) != region_only
         gated, embedded = index.match_image_gated(hashes, vectors, own, model.version, model.threshold, 0.9, regions)
         assert (embedded is not None) == region_only and gated
         # the crop: the same matches; the picture itself: those of its own vectors, without the

@@ -14,7 +14,7 @@ Queries are embedded as the pipeline embeds them: the bytes go through
 :func:`csadetect.media.hashing.hash_image_with_views` with :func:`csadetect.media.regions.views_and_sub_images`
 (the framing views and the sub-images, as with ``match.preprocess`` and ``match.sub_images`` on), then
 :func:`csadetect.models.embedding.model_inputs` with ``flip=True`` and ``regions=QUERY_REGIONS`` (the image,
-each view, the mirror and the image's 80-98%-area crops at its corners and centre, as with
+each view, the mirror and the image's 60%-, 78%- and 80-98%-area crops at its corners and centre, as with
 ``match.embedding_query_regions`` on; a region view's distance counts twice, as the matcher counts it:
 :func:`csadetect.signals.embedding.view_weights`); a query's similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
@@ -273,7 +273,7 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         "pairs_compared": counts,
         "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.regions.views_and_sub_images) -> "
                            "csadetect.models.embedding.model_inputs(pictures, size, flip=True, regions=QUERY_REGIONS) (image, "
-                           "views, sub-images, mirror, 80-98%-area crops at the corners and the centre, whose distance counts "
+                           "views, sub-images, mirror, 60%-, 78%- and 80-98%-area crops at the corners and the centre, whose distance counts "
                            "twice: csadetect.signals.embedding.view_weights); "
                            "originals: the decoded image and its index-side views "
                            "(csadetect.signals.embedding.embedding_views), as indicators from-media; a pair's similarity is "

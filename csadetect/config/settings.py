@@ -155,19 +155,21 @@ class MatchSettings(_Strict):
         True, description="also embed crops of each image at its corners and centre, keeping the shares of its "
         "area in embedding_query_region_shares (csadetect.signals.embedding.query_regions), so a copy cropped "
         "at a corner or the centre to any area from 60% meets a region row; +5 embedding inputs per share and "
-        "image (~0.7 ms CPU each: 50 inputs, ~34 ms per 3 MP image with the default shares)"
+        "image (~0.7 ms CPU each: 60 inputs, ~46 ms per 3 MP image with the default shares)"
     )
     embedding_query_region_shares: tuple[float, ...] = Field(
-        (0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98), min_length=1,
+        (0.60, 0.78, 0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98), min_length=1,
         description="the query-side region views' shares of the image's area, whole percents from 0.50 to 0.99. "
-        "The default's steps of 2% keep every area from 60% within the ~1.5% the region rows tolerate; "
-        "fewer shares cost less and leave gaps (benchmarks/robustness.md; [0.80] alone: 75%-area crops only)"
+        "The default's steps of 2% from 0.80 keep every area from 60% within the ~1.5% the region rows "
+        "tolerate; 0.60 and 0.78 cut an uncropped copy exactly like the region rows, so a caption, sticker or "
+        "watermark outside one of them leaves it intact; fewer shares cost less and leave gaps "
+        "(benchmarks/robustness.md; [0.80] alone: 75%-area crops only)"
     )
     embedding_query_region_gate: Optional[float] = Field(
         None, ge=1.0, description="null (default): embed the query-side region views of every image. A number: only for "
         "an image that nothing matched and one of whose own vectors lies within this many times the threshold's "
         "distance (1 - threshold) of some embedding row (csadetect.signals.embedding.region_gate_similarity; 30 at "
-        "0.9963: similarity >= 0.889). Spares the ~34 ms of the views per 3 MP image far from every row, a share "
+        "0.9963: similarity >= 0.889). Spares the ~46 ms of the views per 3 MP image far from every row, a share "
         "that shrinks as the index grows (benchmarks/region-gate.md)"
     )
     auto_confirm_distance: int = Field(
