@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 GRID = 128  # cells on the frame's long side
-FRAMES = 8  # key frames looked at (the bar finder's window)
+FRAMES = 8  # key frames looked at per video (the bar and overlay finders' window)
 MIN_STD = 4.0  # a frame whose sampled grey levels spread less than this is flat (black, a fade)
 
 

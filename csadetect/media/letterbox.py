@@ -48,12 +48,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from csadetect.media.frame_grid import GreyGrid
+from csadetect.media.frame_grid import FRAMES, GreyGrid  # FRAMES: key frames looked at per video
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
 
-FRAMES = 8  # key frames looked at per video
-MAX_BYTES = 96 << 20  # ... at most this much RGB of them held (the key-frame decoder holds them until the box is known)
+MAX_BYTES = 96 << 20  # at most this much RGB of the FRAMES key frames held (the key-frame decoder holds them until the box is known)
 ANALYSIS_SIDE = 512  # frames are subsampled to about this long side for the peeler (what it was tuned at)
 MIN_AREA = 0.25  # a frame's box smaller than this share of the frame says nothing about bars
 MIN_TRIM = 0.02  # the box must trim at least this share of a side to count as bars

@@ -61,7 +61,8 @@ import functools
 import numpy as np
 from PIL import Image
 
-from csadetect.media.view_common import DEFAULT, Box, Params, _analysis_arrays, _median_colour, _planar, _std_at_least
+from csadetect.media.view_common import (DEFAULT, Box, Params, _analysis_arrays, _median_colour, _planar, _std_at_least,
+                                         boxes_within)
 from csadetect.media.view_content import _content_box, busy_map, content_box, range_map
 from csadetect.media.view_fill import fill_box, sharp_share
 from csadetect.media.view_trim import _Peels, _uniform, trim_box
@@ -114,8 +115,7 @@ def _acceptable(box: Box, grey: np.ndarray, p: Params) -> bool:
 
 def _same(a: Box, b: Box, grey_shape: tuple[int, int], p: Params) -> bool:
     h, w = grey_shape
-    tol_x, tol_y = max(2, p.min_trim * w), max(2, p.min_trim * h)
-    return all(abs(x - y) <= t for x, y, t in zip(a, b, (tol_x, tol_y, tol_x, tol_y)))
+    return boxes_within(a, b, max(2, p.min_trim * w), max(2, p.min_trim * h))
 
 
 @functools.lru_cache(maxsize=16)

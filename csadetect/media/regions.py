@@ -47,6 +47,7 @@ from PIL import Image
 
 from csadetect.media.pixels import pixels
 from csadetect.media.preprocess import DEFAULT as VIEW_DEFAULT, Params as ViewParams, find_boxes, trim_box, views
+from csadetect.media.view_common import boxes_within
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive, PIL order
 
@@ -224,10 +225,10 @@ def sub_image_boxes(img: Image.Image, p: RegionParams = DEFAULT) -> list[Box]:
 def refine_box(rgb: np.ndarray, box: Box, reach: int) -> Box:
     """``box`` with each side that is not the canvas edge moved, within ``reach`` px, to the line
     across which the picture changes most (the mean, over at most ~256 points along the side, of
-    the largest channel step between neighbouring lines). The analysis copy places a boundary to about two of its own
-    pixels (the edge test spans three lines), which is up to ``2 / scale`` px of the full
-    picture: a PDQ hash of a sub-image cut that far inside it (or with a strip of the canvas)
-    is 10-40 bits from the same picture cut exactly."""
+    the largest channel step between neighbouring lines). The analysis copy places a boundary to
+    about two of its own pixels (the edge test spans three lines), which is up to ``2 / scale``
+    px of the full picture: a PDQ hash of a sub-image cut that far inside it (or with a strip of
+    the canvas) is 10-40 bits from the same picture cut exactly."""
     H, W = rgb.shape[:2]
     left, top, right, bottom = box
     if reach < 1 or right - left <= 2 * reach or bottom - top <= 2 * reach:
@@ -291,10 +292,7 @@ def views_and_sub_images(img: Image.Image, p: ViewParams = VIEW_DEFAULT) -> list
 def same_box(a: Box, b: Box, share: float = 0.01, least: int = 2) -> bool:
     """Whether every side of ``a`` is within ``share`` of its dimension (at least ``least`` px)
     of the same side of ``b``."""
-    tx = max(least, share * (a[2] - a[0]))
-    ty = max(least, share * (a[3] - a[1]))
-    return (abs(a[0] - b[0]) <= tx and abs(a[2] - b[2]) <= tx
-            and abs(a[1] - b[1]) <= ty and abs(a[3] - b[3]) <= ty)
+    return boxes_within(a, b, max(least, share * (a[2] - a[0])), max(least, share * (a[3] - a[1])))
 
 
 # csadetect.media.preprocess's thresholds without the fill view (``match.fill_view: false``)
