@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from csadetect.config.settings import ConfigError, Limits, MatchSettings, load_settings
 from csadetect.indicators.index import IndicatorIndex
@@ -20,6 +20,7 @@ from csadetect.indicators.rows import media_rows
 from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.preprocess import views
+from csadetect.media import regions
 from csadetect.media.regions import preprocessor, refine_box, sub_image_boxes, sub_images, views_and_sub_images
 from csadetect.media.synth import synthetic_image
 from csadetect.models.embedding import EmbeddingModel, model_inputs, region_source
@@ -526,3 +527,49 @@ def test_without_a_gate_the_gated_lookup_is_the_one_lookup_of_every_view(model, 
             assert [m.to_json() for m in gated] == [m.to_json() for m in every]
         else:
             assert {m.indicator_id for m in gated} < {m.indicator_id for m in every}
+
+
+def _feed_screenshot(seed: int, size: tuple, at: tuple) -> tuple[Image.Image, tuple]:
+    """A phone feed post (a layout the sub-image thresholds were not chosen on): header bar, avatar,
+    name and text above a picture filling under a quarter of the screenshot, reactions and text
+    below, a navigation bar; saved as JPEG q85. The picture's box."""
+    rng = np.random.default_rng(seed)
+    out = Image.new("RGB", (720, 1280), (250, 250, 250))
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([0, 0, 720, 110], fill=(40, 60, 120))
+    draw.ellipse([30, 130, 90, 190], fill=(200, 120, 90))
+    draw.text((110, 140), rs._sentence(rng, 2).title(), fill=(20, 20, 20), font=rs._font(26))
+    draw.text((40, 210), rs._sentence(rng, 6), fill=(40, 40, 40), font=rs._font(22))
+    out.paste(synthetic_image(seed, size), at)
+    y = at[1] + size[1] + 20
+    for i in range(3):
+        draw.text((40 + 200 * i, y), rs._sentence(rng, 1), fill=(90, 90, 90), font=rs._font(20))
+    draw.text((40, y + 60), rs._sentence(rng, 7), fill=(40, 40, 40), font=rs._font(22))
+    draw.rectangle([0, 1180, 720, 1280], fill=(235, 235, 235))
+    buf = io.BytesIO()
+    out.save(buf, "JPEG", quality=85)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), (at[0], at[1], at[0] + size[0], at[1] + size[1])
+
+
+@pytest.mark.parametrize("seed,size,at", [(1, (480, 320), (120, 270)), (2, (400, 400), (40, 280)),
+                                          (5, (560, 300), (80, 300))])
+def test_an_inset_under_a_quarter_of_a_screenshot_is_found(seed, size, at):
+    """17-24% of the screenshot, its short sides under the 30% span of a candidate line: only the
+    inset step (closed on all four sides) finds it, and exactly."""
+    shot, box = _feed_screenshot(seed, size, at)
+    assert any(_near(b, box, tol=2) for b in sub_image_boxes(shot)), sub_image_boxes(shot)
+    no_insets = dataclasses.replace(regions.DEFAULT, inset_views=0)
+    assert not any(_near(b, box, tol=2) for b in sub_image_boxes(shot, no_insets))
+
+
+def test_a_messenger_bubble_photo_is_found_beside_the_box_with_its_bubble():
+    """The robustness set's messenger screenshot with a landscape photo (19% of it): the inset may
+    lie inside a larger box of step 4 (photo and bubble) and is still kept."""
+    img = synthetic_image(21, (640, 420))
+    shot = rs.t_chat(img, np.random.default_rng(3))
+    ph = round(img.height * 420 / img.width)
+    pw = round(img.width * ph / img.height)
+    box = (600 - 36 - pw, 250, 600 - 36, 250 + ph)
+    found = sub_image_boxes(shot)
+    assert any(_near(b, box, tol=2) for b in found), found
+    assert len(found) == len(set(found))

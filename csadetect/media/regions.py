@@ -22,8 +22,14 @@ looks for those lines and the rectangles they close:
    each. More such sides rank higher (a cell closed on all sides beats the half of the canvas that
    one of its lines cuts off), then the larger rectangle.
 4. The best-scoring rectangles that overlap no better one by more than ``max_overlap``
-   (intersection over union) are kept, at most ``max_views``, with the flat ones dropped, and
-   brought back to full resolution. There each side that is not the canvas edge is moved to the
+   (intersection over union) are kept, at most ``max_views``, with the flat ones dropped.
+5. *Insets*: then at most ``inset_views`` smaller rectangle, from ``inset_min_area`` of the
+   picture and ``inset_min_side`` of each dimension, whose four sides are all inner lines (over
+   ``inset_min_span``) each with ``min_support``: a photo in a messenger bubble or a feed post
+   fills only 15-25% of a tall phone screenshot, and its short sides are too short for step 2.
+   It only has to differ from the boxes of step 4 by more than ``nms`` lines on a side, as the
+   larger box of the photo with its bubble or caption is often among them.
+6. The boxes are brought back to full resolution. There each side that is not the canvas edge is moved to the
    line across which the picture changes most, within the two analysis lines its place is known
    to (:func:`refine_box`: a cell cut a few pixels inside the pasted picture, or with a strip of
    its surround, hashes 10-40 PDQ bits from the same picture cut exactly), and a uniform strip
@@ -70,6 +76,12 @@ class RegionParams:
     max_overlap: float = 0.7  # IoU above which the lower-scoring rectangle is dropped
     max_views: int = 4
     min_std: float = 8.0  # grey std below which a rectangle is flat (a UI panel), not a picture
+    # insets: a smaller rectangle closed on all four sides (a photo in a messenger bubble or a feed
+    # post, under ``min_area`` of a tall screenshot), kept after the rectangles above
+    inset_views: int = 1
+    inset_min_area: float = 0.1
+    inset_min_side: float = 0.2
+    inset_min_span: float = 0.2  # its shorter sides are candidate lines only at this span
 
 
 DEFAULT = RegionParams()
@@ -162,51 +174,13 @@ def sub_image_boxes(img: Image.Image, p: RegionParams = DEFAULT) -> list[Box]:
     if h < 16 or w < 16:
         return []
     rows, cols = _edges(rgb_small, p)
-    ys = _candidates(rows, w, p)
-    xs = _candidates(cols.T, h, p)
     row_cum, col_cum = _line_cums(rows), _line_cums(cols.T)
-    # every (top, bottom, left, right) of candidate lines, as flat arrays
-    t, b = np.meshgrid(ys, ys, indexing="ij")
-    tb = (t < b) & (b - t >= p.min_side * h)
-    t, b = t[tb], b[tb]
-    l, r = np.meshgrid(xs, xs, indexing="ij")
-    lr = (l < r) & (r - l >= p.min_side * w)
-    l, r = l[lr], r[lr]
-    if not len(t) or not len(l):
-        return []
-    T, L = np.repeat(t, len(l)), np.tile(l, len(t))
-    B, R = np.repeat(b, len(l)), np.tile(r, len(t))
-    area = (B - T) * (R - L) / float(h * w)
-    ok = (area >= p.min_area) & (area <= p.max_area)
-    T, B, L, R, area = T[ok], B[ok], L[ok], R[ok], area[ok]
-    if not len(T):
-        return []
-    sides = []  # (support, is a real side) per side
-    for line, lo, hi, cum, edge in ((T, L, R, row_cum, T == 0), (np.minimum(B, h - 1), L, R, row_cum, B == h),
-                                    (L, T, B, col_cum, L == 0), (np.minimum(R, w - 1), T, B, col_cum, R == w)):
-        sides.append((_support(cum, line, lo, hi), ~edge))
-    real = np.stack([s[1] for s in sides])
-    support = np.stack([np.where(s[1], s[0], 1.0) for s in sides])
-    n_real = real.sum(axis=0)
-    mean = np.where(real, support, 0.0).sum(axis=0) / np.maximum(n_real, 1)
-    good = (n_real > 0) & (support.min(axis=0) >= p.min_side_support) & (mean >= p.min_support)
-    if not good.any():
-        return []
-    # score: the real sides' mean support, then more real sides (a cell closed on all sides beats
-    # the half of the canvas one of its lines cuts off), then the larger rectangle
-    score = mean + 0.05 * n_real + 0.01 * area
-    idx = np.flatnonzero(good)
-    idx = idx[np.argsort(-score[idx], kind="stable")]
-    chosen: list[tuple[int, int, int, int]] = []
-    for i in idx:
-        box = (int(L[i]), int(T[i]), int(R[i]), int(B[i]))
-        if any(_iou(box, c) > p.max_overlap for c in chosen):
-            continue
-        if float(rgb_small[box[1]:box[3], box[0]:box[2]].std()) < p.min_std:
-            continue
-        chosen.append(box)
-        if len(chosen) >= p.max_views:
-            break
+    chosen: list[Box] = []
+    _choose(chosen, rgb_small, rows, cols, row_cum, col_cum, p, p.min_span, p.min_side, p.min_area, p.max_area,
+            closed=False, limit=p.max_views)
+    if p.inset_views > 0 and p.inset_min_area < p.min_area:
+        _choose(chosen, rgb_small, rows, cols, row_cum, col_cum, p, p.inset_min_span, p.inset_min_side,
+                p.inset_min_area, p.min_area, closed=True, limit=len(chosen) + p.inset_views)
     if not chosen:
         return []
     inv = 1.0 / scale
@@ -218,8 +192,72 @@ def sub_image_boxes(img: Image.Image, p: RegionParams = DEFAULT) -> list[Box]:
         box = (round(x0 * inv), round(y0 * inv), W if x1 == w else min(W, round(x1 * inv)),
                H if y1 == h else min(H, round(y1 * inv)))
         box = refine_box(rgb, box, reach)  # ... on the boundary's exact pixel ...
-        out.append(trim_box(rgb, box))  # ... without a gutter or a white border left on a side
+        box = trim_box(rgb, box)  # ... without a gutter or a white border left on a side
+        if box not in out:  # two analysis boxes can land on the same pixels
+            out.append(box)
     return out
+
+
+def _choose(chosen: list, rgb_small: np.ndarray, rows: np.ndarray, cols: np.ndarray, row_cum: np.ndarray,
+            col_cum: np.ndarray, p: RegionParams, min_span: float, min_side: float, min_area: float,
+            max_area: float, closed: bool, limit: int) -> None:
+    """Append to ``chosen`` (analysis-copy boxes) the best rectangles of candidate lines over
+    ``min_span``, ``min_side`` of each dimension and ``min_area`` (inclusive) to ``max_area``
+    (inclusive unless ``closed``) of the picture, that overlap no box already chosen by more than
+    ``max_overlap`` and are not flat, until ``chosen`` holds ``limit``. With ``closed`` only
+    rectangles none of whose sides is the canvas edge count, each side held to ``min_support``,
+    and one only has to differ from the boxes chosen before by more than ``nms`` lines on a side
+    (a bubble's picture lies inside the larger box of picture and bubble)."""
+    h, w = rgb_small.shape[:2]
+    first = len(chosen) if closed else 0  # an inset only has to differ from the earlier boxes
+    q = dataclasses.replace(p, min_span=min_span) if min_span != p.min_span else p
+    ys = _candidates(rows, w, q)
+    xs = _candidates(cols.T, h, q)
+    # every (top, bottom, left, right) of candidate lines, as flat arrays
+    t, b = np.meshgrid(ys, ys, indexing="ij")
+    tb = (t < b) & (b - t >= min_side * h)
+    t, b = t[tb], b[tb]
+    l, r = np.meshgrid(xs, xs, indexing="ij")
+    lr = (l < r) & (r - l >= min_side * w)
+    l, r = l[lr], r[lr]
+    if not len(t) or not len(l):
+        return
+    T, L = np.repeat(t, len(l)), np.tile(l, len(t))
+    B, R = np.repeat(b, len(l)), np.tile(r, len(t))
+    area = (B - T) * (R - L) / float(h * w)
+    ok = (area >= min_area) & ((area < max_area) if closed else (area <= max_area))
+    if closed:
+        ok &= (T > 0) & (L > 0) & (B < h) & (R < w)
+    T, B, L, R, area = T[ok], B[ok], L[ok], R[ok], area[ok]
+    if not len(T):
+        return
+    sides = []  # (support, is a real side) per side
+    for line, lo, hi, cum, edge in ((T, L, R, row_cum, T == 0), (np.minimum(B, h - 1), L, R, row_cum, B == h),
+                                    (L, T, B, col_cum, L == 0), (np.minimum(R, w - 1), T, B, col_cum, R == w)):
+        sides.append((_support(cum, line, lo, hi), ~edge))
+    real = np.stack([s[1] for s in sides])
+    support = np.stack([np.where(s[1], s[0], 1.0) for s in sides])
+    n_real = real.sum(axis=0)
+    mean = np.where(real, support, 0.0).sum(axis=0) / np.maximum(n_real, 1)
+    least = p.min_support if closed else p.min_side_support
+    good = (n_real > 0) & (support.min(axis=0) >= least) & (mean >= p.min_support)
+    if not good.any():
+        return
+    # score: the real sides' mean support, then more real sides (a cell closed on all sides beats
+    # the half of the canvas one of its lines cuts off), then the larger rectangle
+    score = mean + 0.05 * n_real + 0.01 * area
+    idx = np.flatnonzero(good)
+    idx = idx[np.argsort(-score[idx], kind="stable")]
+    for i in idx:
+        if len(chosen) >= limit:
+            break
+        box = (int(L[i]), int(T[i]), int(R[i]), int(B[i]))
+        if any(_iou(box, c) > p.max_overlap for c in chosen[first:]) or any(
+                boxes_within(box, c, p.nms, p.nms) for c in chosen[:first]):
+            continue
+        if float(rgb_small[box[1]:box[3], box[0]:box[2]].std()) < p.min_std:
+            continue
+        chosen.append(box)
 
 
 def refine_box(rgb: np.ndarray, box: Box, reach: int) -> Box:
