@@ -36,7 +36,7 @@ reference model by default) at its threshold. An original's rows are made by
 ``csadetect.indicators.rows.media_rows`` itself, as ``indicators from-media`` makes them (the decoded image
 and its index-side views, ``csadetect.signals.embedding.embedding_views``: centre crop and small rotations);
 a query's vectors as the pipeline makes them (the decoded image, each preprocessing view and,
-with ``embedding.flip``, the mirrored image, through ``csadetect.models.embedding.model_inputs``); a query
+with ``embedding.flip``, the mirrored image, through ``training.evaluate_images.embed_query``, the region views from the mirror when it lies nearer the rows); a query
 matches an original when any of its vectors has cosine similarity >= the threshold with any of
 the original's rows. "Combined" = PDQ + views or the embedding, what
 ``IndicatorIndex.match_image`` reports in the pipeline's configuration.
@@ -74,7 +74,7 @@ from csadetect.media.regions import sub_image_boxes, views_and_sub_images
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_gate_similarity,
                                          split_embedding, view_weights)
-from training.evaluate_images import original_sims
+from training.evaluate_images import embed_query, original_sims
 from training.robustness_set import (FRAMINGS, QUALITY_GATE, TRANSFORMS, _crop_area, build_distractors,
                                      build_hard_distractors, build_originals, encode, split_seed)
 
@@ -144,16 +144,18 @@ class Embedder:
         return (embedding_rows(data, self.previous_model, self.match.model_copy(update={"embedding_region_rows": False})),
                 embedding_rows(data, self.model, self.match.model_copy(update={"embedding_region_rows": True})))
 
-    def query(self, pictures, previous: bool = False, regions=None) -> np.ndarray:
-        """A query's vectors, as ``HashMedia`` + ``EmbedImages`` make them: every view (+ mirror, and
-        this release's query-side region views, ``match.embedding_query_regions``); ``previous``: with
-        the previous release's model, without the region views. Returns (vectors, their view weights:
+    def query(self, pictures, previous: bool = False, regions=None, rows: "np.ndarray | None" = None) -> np.ndarray:
+        """A query's vectors, as ``HashMedia``, ``EmbedImages`` and ``MatchIndicators`` make them: every
+        view (+ mirror, and this release's query-side region views, ``match.embedding_query_regions``,
+        cut from the mirrored image when the mirror lies nearer one of the indexed originals' ``rows``:
+        :func:`training.evaluate_images.embed_query`); ``previous``: with the previous release's model,
+        without the region views. Returns (vectors, their view weights:
         ``csadetect.signals.embedding.view_weights``, how the matcher counts each vector's distance)."""
         model = self.previous_model if previous else self.model
         if regions is None:
             regions = () if previous else query_regions(self.match)
-        names, batch = model_inputs(pictures, model.input_size, flip=self.flip, regions=regions)
-        return model.embed_arrays(batch), view_weights(names)
+        vectors, names = embed_query(model, pictures, self.flip, regions, rows, self.threshold)
+        return vectors, view_weights(names)
 
 
 # Views the previous release did not have: the sub-images (``cell``) and the blurred-fill view
@@ -170,7 +172,7 @@ class Query:
     embeddings of the image, its previous-release views and its mirror (previous release) and
     ``vectors2`` = those, the new views' and the region views'."""
 
-    def __init__(self, data: bytes, embedder: "Embedder | None" = None):
+    def __init__(self, data: bytes, embedder: "Embedder | None" = None, rows: "np.ndarray | None" = None):
         hashed, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
         self.view_names = [name for name, _ in hashed.variants]
         main = [_words(h) for h in hashed.dihedral] if hashed.quality >= QUALITY_GATE else []
@@ -185,7 +187,7 @@ class Query:
         if embedder is not None:
             # one call of each release's model: the previous one without the sub-images
             self.vectors, _ = embedder.query([(n, p) for n, p in pictures if n not in NEW_VIEWS], previous=True)
-            self.vectors2, self.weights2 = embedder.query(pictures)
+            self.vectors2, self.weights2 = embedder.query(pictures, rows=rows)
 
 
 def min_distances(cands: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -324,7 +326,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
                 framed_samples.append(data)
             if tname in COMPOSITES and o_index % 3 == 0:
                 composite_samples.append(data)
-            q = Query(data, embedder)
+            q = Query(data, embedder, emb2)
             for v in q.view_names:
                 view_counts[v] = view_counts.get(v, 0) + 1
             wrong = np.arange(n_orig) != o_index
@@ -362,7 +364,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
     with_cells = {"plain": 0, "framed": 0}
     offenders: list[str] = []
     for kind, name, data in distractors + hard:
-        q = Query(data, embedder)
+        q = Query(data, embedder, emb2)
         d_count[kind] += 1
         if kind == "ordinary":
             framed = "framed" if "+" in name else "plain"
@@ -469,7 +471,7 @@ def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder
                 row = counts.setdefault((area, place), [0] + [0] * len(ways))
                 row[0] += 1
                 for i, (way, regions) in enumerate(ways.items()):
-                    vectors, weights = embedder.query(pictures, regions=regions)
+                    vectors, weights = embedder.query(pictures, regions=regions, rows=emb2)
                     sims = original_sims(vectors, emb2, weights)
                     if not regions:
                         own = sims  # "off" comes first: the image's own vectors, what the gate reads

@@ -467,7 +467,7 @@ def test_the_region_views_are_embedded_only_for_an_unmatched_image_near_some_row
     _, index = _index(known, ON, model, tmp_path)
     calls = []
     real = match.region_vectors
-    monkeypatch.setattr(match, "region_vectors", lambda item, m: calls.append(item) or real(item, m))
+    monkeypatch.setattr(match, "region_vectors", lambda item, m, mirror: calls.append(item) or real(item, m, mirror))
     gated = MatchSettings(embedding_query_region_gate=16.0)
     crop = rs._crop_area(0.75, "br")(known, None)
     undeferred = _through_the_stages(crop, ON, model, index, defer=False)  # the default: no gate
@@ -511,7 +511,7 @@ def test_without_a_gate_the_gated_lookup_is_the_one_lookup_of_every_view(model, 
         hashes, pictures = hash_image_with_views(buf.getvalue(), preprocess=preprocessor(ON))
         names, pixels, source = staged_model_inputs(pictures, model.input_size, flip=True, regions=query_regions(ON))
         own, rest = names[:len(pixels)], names[len(pixels):]
-        regions = lambda: (rest, model.embed_arrays(region_view_inputs(source, rest, model.input_size)))  # noqa: E731
+        regions = lambda mirror: (rest, model.embed_arrays(region_view_inputs(source, rest, model.input_size)))  # noqa: E731
         vectors = model.embed_arrays(pixels)
         every, embedded = index.match_image_gated(hashes, vectors, own, model.version, model.threshold, None, regions)
         assert embedded is not None and every and [m.to_json() for m in every] == [m.to_json() for m in _matches(index, img, ON, model)]
@@ -573,3 +573,67 @@ def test_a_messenger_bubble_photo_is_found_beside_the_box_with_its_bubble():
     found = sub_image_boxes(shot)
     assert any(_near(b, box, tol=2) for b in found), found
     assert len(found) == len(set(found))
+
+
+def test_mirrored_region_view_names():
+    from csadetect.signals.embedding import is_mirrored_region, mirror_index, mirrored_region_names
+
+    assert mirrored_region_names(("image-a80tl", "image-a60c")) == ("image:flip-a80tl", "image:flip-a60c")
+    assert is_mirrored_region("image:flip-a80tl") and not is_mirrored_region("image-a80tl")
+    assert not is_mirrored_region("image:flip")
+    assert mirror_index(("image", "trim", "image:flip")) == 2 and mirror_index(("image", "trim")) is None
+    assert mirror_index(()) is None
+    with pytest.raises(ValueError):
+        mirrored_region_names(("image:flip",))
+
+
+def test_a_mirrored_region_view_is_cut_from_the_mirrored_source():
+    from csadetect.models.embedding import region_view_inputs
+
+    source = np.asarray(synthetic_image(5, (256, 192)))
+    mirrored = region_view_inputs(source, ("image:flip-a80tl", "image:flip-a60c"))
+    plain = region_view_inputs(np.ascontiguousarray(source[:, ::-1]), ("image-a80tl", "image-a60c"))
+    assert np.array_equal(mirrored, plain)
+    assert not np.array_equal(mirrored, region_view_inputs(source, ("image-a80tl", "image-a60c")))
+
+
+def test_a_mirrored_crop_matches_through_region_views_cut_from_the_mirror(model, scene, tmp_path, monkeypatch):
+    """A copy mirrored and then cropped to 75% of its area at a corner: its region views are cut
+    from the mirrored upload (its mirror lies clearly nearer the rows than the upload itself), where
+    one is cut like the original's 60% row at the opposite corner. Cut from the upload as it is,
+    none lands near enough a row; the unmirrored crop keeps its region views unmirrored."""
+    from csadetect.indicators.index import IndicatorIndex
+
+    known = scenes.render(scene, noise_seed=1)
+    _, index = _index(known, ON, model, tmp_path)
+    mirrored = rs._crop_area(0.75, "br")(known.transpose(Image.Transpose.FLIP_LEFT_RIGHT), None)
+    found = _through_the_stages(mirrored, ON, model, index, defer=True)
+    assert any(m.indicator_id.endswith("-embedding-a60bl") for m in found.matches), found.matches
+    plain = _through_the_stages(rs._crop_area(0.75, "br")(known, None), ON, model, index, defer=True)
+    assert any(m.indicator_id.endswith("-embedding-a60br") for m in plain.matches), plain.matches
+    orientations = []
+    real = IndicatorIndex.region_orientations
+    monkeypatch.setattr(IndicatorIndex, "region_orientations", lambda self, *a: orientations.append(real(self, *a)) or (False,))
+    assert not _through_the_stages(mirrored, ON, model, index, defer=True).matches  # cut as it is
+    assert orientations == [(True,)]
+
+
+def test_region_orientations_follow_the_nearer_vector_and_take_both_when_too_close(model, scene, tmp_path, monkeypatch):
+    """``IndicatorIndex.region_orientations``: the image's own orientation when its vector is nearer
+    a row, the mirror's when the mirror's is, both when they differ by no more than the tolerance,
+    and the image's alone without a mirror vector."""
+    from csadetect.indicators.index import IndicatorIndex
+
+    known = scenes.render(scene, noise_seed=1)
+    _, index = _index(known, ON, model, tmp_path)
+    a, b = model.embed([known, known.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    names = ("image", "image:flip")
+    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.0037) == (False,)
+    assert index.region_orientations(np.stack([b, a]), names, model.version, 0.0037) == (True,)
+    assert index.region_orientations(np.stack([a, a]), names, model.version, 0.0037) == (False, True)
+    assert index.region_orientations(np.stack([a, b]), ("image", "trim"), model.version, 0.0037) == (False,)
+    near = {"a": 0.99, "b": 0.988}  # 0.002 apart: within a tolerance of 0.0037, outside one of 0.001
+    monkeypatch.setattr(IndicatorIndex, "nearest_embedding",
+                        lambda self, v, version: near["a"] if np.allclose(v[0], a) else near["b"])
+    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.0037) == (False, True)
+    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.001) == (False,)

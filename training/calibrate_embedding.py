@@ -13,9 +13,10 @@ The threshold is the largest *false-pair* cosine similarity on a calibration set
 Queries are embedded as the pipeline embeds them: the bytes go through
 :func:`csadetect.media.hashing.hash_image_with_views` with :func:`csadetect.media.regions.views_and_sub_images`
 (the framing views and the sub-images, as with ``match.preprocess`` and ``match.sub_images`` on), then
-:func:`csadetect.models.embedding.model_inputs` with ``flip=True`` and ``regions=QUERY_REGIONS`` (the image,
+:func:`training.evaluate_images.embed_query` with ``flip=True`` and ``regions=QUERY_REGIONS`` (the image,
 each view, the mirror and the image's 60%-, 78%- and 80-98%-area crops at its corners and centre, as with
-``match.embedding_query_regions`` on; a region view's distance counts twice, as the matcher counts it:
+``match.embedding_query_regions`` on, cut from the mirrored image when the mirror lies nearer one of the
+calibration originals' rows, as ``MatchIndicators`` cuts them; a region view's distance counts twice, as the matcher counts it:
 :func:`csadetect.signals.embedding.view_weights`); a query's similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
 (:func:`csadetect.signals.embedding.embedding_views`: ``EMBEDDING_CROPS`` centre crops,
@@ -60,12 +61,12 @@ import numpy as np
 from csadetect.media.hashing import hash_image_with_views, load_image
 from csadetect.media.regions import views_and_sub_images
 from csadetect.media.synth import jpeg_bytes
-from csadetect.models.embedding import KIND, EmbeddingModel, model_inputs, preprocess
+from csadetect.models.embedding import KIND, EmbeddingModel, preprocess
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, QUERY_REGIONS,
                                          embedding_views, view_weights, weigh_similarities)
 from training import robustness_set
 from training.embedding_data import DISTRACTOR_SKIMAGE, HELDOUT_SKIMAGE, random_augment, synth
-from training.evaluate_images import ALL_TRANSFORMS, COPY_SEED, transform
+from training.evaluate_images import ALL_TRANSFORMS, COPY_SEED, embed_query, transform
 
 MARGIN = 0.005  # fixed before looking at any evaluation set; see the model card
 CAL_SYNTH_ORIGINALS = 400000  # seeds 400000.. (disjoint from training 0.., held out 100000..,
@@ -176,24 +177,18 @@ def _original_vectors(model, originals, log) -> np.ndarray:
     return model.embed_arrays(arr).reshape(len(per), m, -1)
 
 
-def _query_vectors(model, items: Sequence[bytes], chunk: int = 32, log=None, label: str = ""):
+def _query_vectors(model, items: Sequence[bytes], rows: np.ndarray, chunk: int = 32, log=None, label: str = ""):
     """Yield (index, vectors, view weights) per query, embedded as the pipeline does (image + views +
-    mirror + region views; :func:`csadetect.signals.embedding.view_weights`)."""
+    mirror + region views, those cut from the mirrored image when the mirror lies nearer one of the
+    originals' ``rows``: :func:`training.evaluate_images.embed_query`;
+    :func:`csadetect.signals.embedding.view_weights`)."""
     t0 = time.perf_counter()
-    for start in range(0, len(items), chunk):
-        batches, sizes, weights = [], [], []
-        for data in items[start:start + chunk]:
-            _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
-            names, batch = model_inputs(pictures, model.input_size, flip=True, regions=QUERY_REGIONS)
-            weights.append(view_weights(names))
-            batches.append(batch)
-            sizes.append(len(batch))
-        vecs = model.embed_arrays(np.concatenate(batches))
-        offsets = np.cumsum([0] + sizes)
-        for k in range(len(sizes)):
-            yield start + k, vecs[offsets[k]:offsets[k + 1]], weights[k]
-        done = min(start + chunk, len(items))
-        if log and (done == len(items) or (start // chunk) % 10 == 9):
+    for k, data in enumerate(items):
+        _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
+        vecs, names = embed_query(model, pictures, True, QUERY_REGIONS, rows)
+        yield k, vecs, view_weights(names)
+        done = k + 1
+        if log and (done == len(items) or done % (10 * chunk) == 0):
             log(f"  {label}: {done}/{len(items)} queries ({time.perf_counter() - t0:.0f}s)")
 
 
@@ -243,7 +238,7 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
 
     own_sims = []
     copies = cal["copies"]
-    for k, vecs, weights in _query_vectors(model, [d for _, _, d in copies], log=log, label="copies"):
+    for k, vecs, weights in _query_vectors(model, [d for _, _, d in copies], emb, log=log, label="copies"):
         name, own, _ = copies[k]
         sims = per_original(vecs, weights)
         own_sims.append(float(sims[own]))
@@ -251,7 +246,7 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         j = int(np.argmax(sims))
         note("copy -> wrong original", sims[j], name, names[j], n - 1)
     dist = cal["distractors"]
-    for k, vecs, weights in _query_vectors(model, [d for _, d in dist], log=log, label="distractors"):
+    for k, vecs, weights in _query_vectors(model, [d for _, d in dist], emb, log=log, label="distractors"):
         sims = per_original(vecs, weights)
         j = int(np.argmax(sims))
         note("distractor -> original", sims[j], dist[k][0], names[j], n)

@@ -53,9 +53,9 @@ from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
-from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, model_inputs
-from csadetect.signals.embedding import (query_regions, region_gate_similarity, split_embedding, view_thresholds,
-                                         view_weights, weigh_similarities)
+from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, region_view_inputs, staged_model_inputs
+from csadetect.signals.embedding import (mirror_index, mirrored_region_names, query_regions, region_gate_similarity, split_embedding, view_thresholds,
+                                         weigh_similarities)
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
                                      eval_transform, random_augment, rotate, skimage_image, synth)
 
@@ -133,6 +133,31 @@ def original_sims(vectors: np.ndarray, emb: np.ndarray, weights: "np.ndarray | N
     return per.max(axis=0)
 
 
+def embed_query(model, pictures, flip: bool, regions, rows: "np.ndarray | None" = None,
+                threshold: "float | None" = None) -> tuple[np.ndarray, tuple]:
+    """A query's vectors and their names, as HashMedia, EmbedImages and MatchIndicators make them:
+    the pictures (and the mirror with ``flip``), then the query-side region views ``regions``, cut
+    from the image, its mirror or both as ``IndicatorIndex.region_orientations`` decides, here
+    against ``rows`` (the indexed embedding rows, ``(n, dim)`` or ``(n, m, dim)``; None: from the
+    image) at ``threshold`` (default: the model's)."""
+    names, batch, source = staged_model_inputs(pictures, model.input_size, flip=flip, regions=regions)
+    own, rest = tuple(names[:len(batch)]), tuple(names[len(batch):])
+    vectors = model.embed_arrays(batch)
+    if not rest:
+        return vectors, own
+    cut = rest
+    i = mirror_index(own)
+    if rows is not None and i is not None:
+        flat = rows.reshape(-1, rows.shape[-1])
+        gain = float((flat @ vectors[i]).max()) - float((flat @ vectors[0]).max())
+        tolerance = 1.0 - (model.threshold if threshold is None else threshold)
+        if abs(gain) <= tolerance:
+            cut = rest + mirrored_region_names(rest)
+        elif gain > 0:
+            cut = mirrored_region_names(rest)
+    return np.concatenate([vectors, model.embed_arrays(region_view_inputs(source, cut, model.input_size))]), own + cut
+
+
 def query(data: bytes, index, settings, model, spec):
     """One image through the matching path of ``csadetect match`` and the pipeline: its own vectors
     first, the query-side region views where ``match.embedding_query_region_gate`` lets them.
@@ -140,16 +165,21 @@ def query(data: bytes, index, settings, model, spec):
     match_image looked up (m, 32))."""
     preprocess = preprocessor(settings.match)
     hashes, pictures = hash_image_with_views(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess)
-    names, batch = model_inputs(pictures, model.input_size, flip=settings.embedding.flip,
-                                regions=query_regions(settings.match))
+    names, batch, source = staged_model_inputs(pictures, model.input_size, flip=settings.embedding.flip,
+                                               regions=query_regions(settings.match))
+    own_names, region_names = names[:len(batch)], names[len(batch):]
     vectors = model.embed_arrays(batch)
-    regions = view_weights(names) != 1.0  # the query-side region views
-    own = ~regions
     gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
-    if regions.any():
-        matches, _ = index.match_image_gated(hashes, vectors[own], [n for n, o in zip(names, own) if o], spec.version,
-                                             spec.threshold, gate,
-                                             lambda: ([n for n, r in zip(names, regions) if r], vectors[regions]))
+    if region_names:
+        def regions(mirror: bool):
+            cut = mirrored_region_names(region_names) if mirror else region_names
+            return cut, model.embed_arrays(region_view_inputs(source, cut, model.input_size))
+
+        matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate,
+                                                    regions)
+        if embedded is None:  # the vectors returned: the ones looked up, and the unmirrored region views
+            embedded = regions(False)
+        vectors = np.concatenate([vectors, embedded[1]])
     else:
         matches = index.match_image(hashes, vectors, spec.version, view_thresholds(names, spec.threshold, len(vectors)))
     gate = settings.match.quality_gate

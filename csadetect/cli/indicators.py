@@ -34,7 +34,7 @@ from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, h
 from csadetect.media.regions import preprocessor
 from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
-from csadetect.signals.embedding import query_regions, region_gate_similarity, view_thresholds
+from csadetect.signals.embedding import mirrored_region_names, query_regions, region_gate_similarity, view_thresholds
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -228,10 +228,11 @@ def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
     own_names, vectors = names[:len(batch)], embedder.embed_arrays(batch)
     region_names = names[len(batch):]
 
-    def regions():
+    def regions(mirror: bool):
         if not region_names:
             return (), None
-        return region_names, embedder.embed_arrays(region_view_inputs(source, region_names, embedder.input_size))
+        cut = mirrored_region_names(region_names) if mirror else region_names
+        return cut, embedder.embed_arrays(region_view_inputs(source, cut, embedder.input_size))
 
     gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
     matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate, regions)

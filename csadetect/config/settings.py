@@ -154,8 +154,9 @@ class MatchSettings(_Strict):
     embedding_query_regions: bool = Field(
         True, description="also embed crops of each image at its corners and centre, keeping the shares of its "
         "area in embedding_query_region_shares (csadetect.signals.embedding.query_regions), so a copy cropped "
-        "at a corner or the centre to any area from 60% meets a region row; +5 embedding inputs per share and "
-        "image (~0.7 ms CPU each: 60 inputs, ~46 ms per 3 MP image with the default shares)"
+        "at a corner or the centre to any area from 60% meets a region row; cut from the mirrored image when its "
+        "mirror lies nearer some embedding row (a mirrored copy; with embedding.flip); +5 embedding inputs per "
+        "share and image (~0.7 ms CPU each: 60 inputs, ~46 ms per 3 MP image with the default shares)"
     )
     embedding_query_region_shares: tuple[float, ...] = Field(
         (0.60, 0.78, 0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98), min_length=1,

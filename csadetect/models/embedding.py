@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 from csadetect.models.loader import ModelKind
-from csadetect.signals.embedding import REGION_SOURCE_SIDE, parse_region_suffix, region_crop, region_suffix
+from csadetect.signals.embedding import (MIRROR_SUFFIX, REGION_SOURCE_SIDE, is_mirrored_region, parse_region_suffix,
+                                         region_crop, region_suffix)
 
 INPUT_SIZE = 64
 
@@ -97,7 +98,7 @@ def staged_model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool =
     names = [name for name, _ in pictures]
     arrays = [preprocess(img, size) for _, img in pictures]
     if flip and arrays:
-        names.append(f"{names[0]}:flip")
+        names.append(f"{names[0]}{MIRROR_SUFFIX}")
         arrays.append(np.ascontiguousarray(arrays[0][:, ::-1]))
     if not arrays:
         return (), np.zeros((0, size, size, 3), np.uint8), None
@@ -111,11 +112,20 @@ def staged_model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool =
 def region_view_inputs(source: np.ndarray, names: Sequence[str], size: int = INPUT_SIZE) -> np.ndarray:
     """The ``(k, size, size, 3)`` model inputs of the region views ``names`` (``"image-a80tl"`` ...,
     :func:`csadetect.signals.embedding.region_suffix`), cut from ``source`` (``(h, w, 3)`` uint8, as
-    :func:`staged_model_inputs` gives it). Raises ValueError for a name that is no region view."""
+    :func:`staged_model_inputs` gives it), or from its mirror for a name of
+    :func:`csadetect.signals.embedding.mirrored_region_names` (``"image:flip-a80tl"``). Raises
+    ValueError for a name that is no region view."""
     img = Image.fromarray(source, "RGB")
+    mirrored = None
     out = np.empty((len(names), size, size, 3), np.uint8)
     for i, name in enumerate(names):
-        out[i] = preprocess(region_crop(img, *parse_region_suffix(name)), size)
+        area, place = parse_region_suffix(name)
+        if is_mirrored_region(name):
+            if mirrored is None:
+                mirrored = Image.fromarray(np.ascontiguousarray(source[:, ::-1]), "RGB")
+            out[i] = preprocess(region_crop(mirrored, area, place), size)
+        else:
+            out[i] = preprocess(region_crop(img, area, place), size)
     return out
 
 

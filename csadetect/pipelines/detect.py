@@ -196,8 +196,8 @@ def build_pipeline(
         flagged = None
     items = hashed.hashed
     if emb is not None:
-        defer = settings.match.embedding_query_region_gate is not None  # the region views to MatchIndicators
-        items = items | "EmbedImages" >> EmbedImages(emb.path, settings.embedding.batching, streaming, defer_regions=defer)
+        # the region views are embedded by MatchIndicators, from the image or its mirror
+        items = items | "EmbedImages" >> EmbedImages(emb.path, settings.embedding.batching, streaming, defer_regions=True)
     matched = items | "MatchIndicators" >> MatchIndicators(settings.indicators, settings.match, emb)
     # allow-list, per-source/category thresholds, flood guard (docs/false-positives.md)
     controlled = matched | "GuardMatches" >> GuardMatches(

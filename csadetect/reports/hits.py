@@ -21,10 +21,12 @@ class HashedItem:
     between ``HashMedia`` and ``EmbedImages``, the model-sized thumbnails the embedding model
     reads (``pixels``, ``(k, 64, 64, 3)`` uint8, one per view named first in ``views``) and the
     picture at most 256 px a side that the query-side region views named after them are cut from
-    (``region_source``, ``(h, w, 3)`` uint8, or None); ``EmbedImages`` replaces both with
-    ``embeddings`` (``(len(views), dim)`` float32) at once. With ``match.embedding_query_region_gate``
-    set it embeds the thumbnails only (``embeddings`` then has one row per thumbnail) and the
-    ``region_source`` goes on to ``MatchIndicators``, which drops it."""
+    (``region_source``, ``(h, w, 3)`` uint8, or None). In the pipeline ``EmbedImages`` replaces the
+    thumbnails with ``embeddings`` (one row per thumbnail) and the ``region_source`` goes on to
+    ``MatchIndicators``, which cuts the region views from it or its mirror, embeds them (all, or with
+    ``match.embedding_query_region_gate`` only where the gate lets them) and drops it. Without
+    deferral (``EmbedImages(defer_regions=False)``) ``EmbedImages`` embeds every view at once
+    (``embeddings`` ``(len(views), dim)`` float32)."""
 
     event: Event
     image: Optional[ImageHashes] = None

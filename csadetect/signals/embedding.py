@@ -94,6 +94,12 @@ REGION_SOURCE_SIDE = 256
 # and one burst shot that a region view matched at the plain threshold no longer matches
 # (benchmarks/robustness.md).
 REGION_VIEW_DISTANCE_SHARE = 0.5
+# A query's mirror is named after its first picture with this suffix (``"image:flip"``,
+# models.embedding.model_inputs). The region views are cut from the mirrored image instead of the
+# image when the mirror's own vector lies nearer some embedding row than the image's (a mirrored
+# copy: the region rows are cut from the unmirrored original, and the model is too sensitive to a
+# mirror for a region view's strict threshold; IndicatorIndex.match_image_gated decides).
+MIRROR_SUFFIX = ":flip"
 _REGION_VIEW_RE = re.compile(r"-a(\d{2})(tl|tr|bl|br|c)$")  # a region_suffix: area in percent, place
 
 
@@ -159,6 +165,36 @@ def region_crop(img, area: float, place: str):
     fx, fy = _ANCHORS[place]
     x, y = round(fx * (w - cw)), round(fy * (h - ch))
     return img.crop((x, y, x + cw, y + ch))
+
+
+def mirrored_region_names(names: Sequence[str]) -> tuple[str, ...]:
+    """The names of region views cut from the mirrored image (``"image-a80tl"`` ->
+    ``"image:flip-a80tl"``: the mirror's top-left corner), as
+    :meth:`csadetect.indicators.index.IndicatorIndex.match_image_gated` asks for them when the
+    image's mirror lies nearer the rows than the image. Raises ValueError for a name that is no
+    region view."""
+    out = []
+    for name in names:
+        m = _REGION_VIEW_RE.search(name)
+        if m is None:
+            raise ValueError(f"not a region view name: {name!r}")
+        out.append(f"{name[:m.start()]}{MIRROR_SUFFIX}{name[m.start():]}")
+    return tuple(out)
+
+
+def mirror_index(names: Sequence[str]) -> Optional[int]:
+    """The position of the image's mirror among a query's own view ``names`` (``"<first>:flip"``), or
+    None without one."""
+    if not len(names):
+        return None
+    flip = f"{names[0]}{MIRROR_SUFFIX}"
+    return next((i for i, name in enumerate(names) if name == flip), None)
+
+
+def is_mirrored_region(name: str) -> bool:
+    """Whether ``name`` is a region view cut from the mirrored image (:func:`mirrored_region_names`)."""
+    m = _REGION_VIEW_RE.search(name)
+    return m is not None and name[:m.start()].endswith(MIRROR_SUFFIX)
 
 
 def parse_region_suffix(name: str) -> tuple[float, str]:

@@ -7,9 +7,11 @@ HashMedia keeps for them (``HashedItem.region_source``, a quarter of the bytes o
 Every view of every item in a batch goes through the model in one call. The thumbnails are
 dropped here: what leaves this stage holds vectors, not pixels.
 
-With ``match.embedding_query_region_gate`` set (off by default) the region views are not embedded
-here: the item keeps its ``region_source`` and ``MatchIndicators`` embeds them (:func:`region_vectors`)
-only for an image that nothing matched and whose own vectors came near some row, then drops it.
+In the pipeline the region views are not embedded here (``defer_regions``): the item keeps its
+``region_source`` and ``MatchIndicators`` embeds them (:func:`region_vectors`) once the image's own
+vectors have been looked up, from the mirrored image when the mirror lies nearer the rows, and with
+``match.embedding_query_region_gate`` set only for an image that nothing matched and whose own
+vectors came near some row; then it drops the source.
 
 Element timestamps are carried through as RunInference keys and restored afterwards: Beam's
 ``BatchElements`` stamps its batches at the end of the window, which would break the event-time
@@ -25,6 +27,7 @@ import numpy as np
 from csadetect.models.embedding import EmbeddingModel, region_view_inputs
 from csadetect.models.loader import BatchedModelHandler
 from csadetect.reports.hits import HashedItem
+from csadetect.signals.embedding import mirrored_region_names
 from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, kept, record_failure
 
 
@@ -34,8 +37,8 @@ class ImageEmbeddingHandler(BatchedModelHandler[HashedItem, HashedItem, Embeddin
     ``embedding.model`` as resolved by ``EmbeddingSpec`` (None: the reference model)."""
 
     def __init__(self, model_uri: Optional[str], defer_regions: bool = False, **kwargs):
-        """``defer_regions``: embed the thumbnails only and hand the region views' source on
-        (``match.embedding_query_region_gate``)."""
+        """``defer_regions``: embed the thumbnails only and hand the region views' source on to
+        ``MatchIndicators`` (the pipeline's way)."""
         super().__init__(model_uri, **kwargs)
         self.defer_regions = defer_regions
 
@@ -87,12 +90,15 @@ def loaded_model(model_uri: Optional[str]) -> EmbeddingModel:
     return kept(f"embedding-model|{model_uri}", lambda: EmbeddingModel.load(model_uri))
 
 
-def region_vectors(item: HashedItem, model: EmbeddingModel) -> tuple[tuple[str, ...], np.ndarray]:
+def region_vectors(item: HashedItem, model: EmbeddingModel, mirror: bool = False) -> tuple[tuple[str, ...], np.ndarray]:
     """The names and vectors of ``item``'s query-side region views that EmbedImages deferred: the
-    views named after its ``embeddings``, cut from its ``region_source``."""
+    views named after its ``embeddings``, cut from its ``region_source``, or from its mirror with
+    ``mirror`` (named ``image:flip-a80tl`` ...: :func:`csadetect.signals.embedding.mirrored_region_names`)."""
     names = tuple(item.views[len(item.embeddings):])
     if item.region_source is None or not names:
         return (), np.zeros((0, model.dim), np.float32)
+    if mirror:
+        names = mirrored_region_names(names)
     inputs = region_view_inputs(item.region_source, names, model.input_size)
     return names, model.embed_arrays(inputs, batch_size=256)
 
@@ -107,8 +113,8 @@ def _model_inputs(item: HashedItem, size: int) -> np.ndarray:
 
 class EmbedImages(beam.PTransform):
     def __init__(self, model_path: Optional[str], batching=None, streaming: bool = False, defer_regions: bool = False):
-        """``defer_regions``: leave the query-side region views to ``MatchIndicators``
-        (``match.embedding_query_region_gate`` set)."""
+        """``defer_regions``: leave the query-side region views to ``MatchIndicators`` (the
+        pipeline's way: it cuts them from the image or its mirror)."""
         super().__init__()
         self._handler = ImageEmbeddingHandler(model_path, defer_regions=defer_regions,
                                               **batching_kwargs(batching, streaming))

@@ -10,11 +10,14 @@ from here (Beam metrics belong to a bundle's thread). In streaming runs the proc
 LiveIndex between bundles (:func:`csadetect.transforms.common.keep_alive`), so it is loaded once
 and then only swapped.
 
-Deferred region views (``match.embedding_query_region_gate``): an image that nothing matched,
-and one of whose own vectors lies within the gate of some embedding row, gets its query-side
-region views embedded here (the model shared with EmbedImages, one copy per process) and looked
-up; every other image skips them. Either way the picture they are cut from is dropped here; the
-counter ``region_views_embedded`` counts the images that needed them."""
+Deferred region views: an image's query-side region views are embedded here (the model shared
+with EmbedImages, one copy per process), after its own vectors, so that they can be cut from the
+mirrored image when its mirror lies nearer some embedding row, or from both when neither is clearly
+nearer (``IndicatorIndex.region_orientations``).
+With ``match.embedding_query_region_gate`` set, only an image that nothing matched and one of whose
+own vectors lies within the gate of some row gets them; every other image skips them. Either way
+the picture they are cut from is dropped here; the counter ``region_views_embedded`` counts the
+images that needed them."""
 from __future__ import annotations
 
 import dataclasses
@@ -87,11 +90,11 @@ class MatchIndicatorsFn(beam.DoFn):
                     LOG.error("%s", problem)
                     counter("embedding_rows_of_other_model").inc()
             if spec is not None and item.embeddings is not None and item.region_source is not None:
-                # the region views were left to this stage (match.embedding_query_region_gate)
+                # the region views were left to this stage: cut from the image or its mirror
                 gate = region_gate_similarity(spec.threshold, self._match.embedding_query_region_gate)
                 matches, embedded = index.match_image_gated(
                     item.image, item.embeddings, item.views[:len(item.embeddings)], spec.version, spec.threshold,
-                    gate, lambda: region_vectors(item, loaded_model(spec.path)))
+                    gate, lambda mirror: region_vectors(item, loaded_model(spec.path), mirror))
                 if embedded is not None:
                     counter("region_views_embedded").inc()
             elif spec is not None and item.embeddings is not None:
