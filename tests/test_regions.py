@@ -637,3 +637,13 @@ def test_region_orientations_follow_the_nearer_vector_and_take_both_when_too_clo
                         lambda self, v, version: near["a"] if np.allclose(v[0], a) else near["b"])
     assert index.region_orientations(np.stack([a, b]), names, model.version, 0.0037) == (False, True)
     assert index.region_orientations(np.stack([a, b]), names, model.version, 0.001) == (False,)
+
+
+def test_without_embedding_rows_the_region_views_are_cut_one_way(model):
+    """An index without embedding rows of the model's version (nearest similarity -1 both ways)
+    gives no reason to cut the region views twice."""
+    from csadetect.indicators.index import IndicatorIndex
+
+    empty = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), _sorted(rows_to_table([])), _pdq_codes(_sorted(rows_to_table([])))), ON)
+    a, b = model.embed([synthetic_image(3, (200, 150)), synthetic_image(4, (200, 150))])
+    assert empty.region_orientations(np.stack([a, b]), ("image", "image:flip"), model.version, 0.0037) == (False,)

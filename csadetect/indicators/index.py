@@ -355,11 +355,14 @@ class IndicatorIndex:
         nearer some embedding row than the image (the first vector), the image when it lies
         nearer, and both when the two nearest similarities differ by ``tolerance`` or less (the
         threshold's distance: closer than a match can tell apart). Two top-1 searches; the image
-        alone without a mirror."""
+        alone without a mirror or without embedding rows of ``version``."""
         i = mirror_index(names)
         if i is None:
             return (False,)
-        gain = self.nearest_embedding(embeddings[i:i + 1], version) - self.nearest_embedding(embeddings[:1], version)
+        mirror, image = self.nearest_embedding(embeddings[i:i + 1], version), self.nearest_embedding(embeddings[:1], version)
+        if mirror == image == -1.0:  # no embedding row of this version (nearest_embedding), nothing to be near
+            return (False,)
+        gain = mirror - image
         if abs(gain) <= tolerance:
             return (False, True)
         return (gain > 0,)
