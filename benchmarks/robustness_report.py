@@ -159,7 +159,7 @@ def cost_table(res: dict) -> str:
         rows += [
             f"| query embedding, previous release (image, views, mirror; one call) | {fmt('embed')} |",
             f"| query embedding, this release (+ sub-images, + the image's 60%-, 78%- and 80-98%-area crops at its corners and centre;"
-            f" one call) | {fmt('embed2')} |",
+            f" two calls, the image's own inputs and then the region views, as MatchIndicators embeds them) | {fmt('embed2')} |",
         ]
     return "\n".join(rows)
 
