@@ -2,10 +2,10 @@
 
 RunInference batches items (``embedding.batching``: min/max batch size, and in streaming a max
 batch duration), keeps one model copy per worker process, and can swap the model when a new
-path arrives on its side input. The query-side region views are cut here from the small picture
-HashMedia keeps for them (``HashedItem.region_source``, a quarter of the bytes of the cut views).
-Every view of every item in a batch goes through the model in one call. The thumbnails are
-dropped here: what leaves this stage holds vectors, not pixels.
+path arrives on its side input. Every thumbnail of every item in a batch goes through the model in
+one call. The thumbnails are dropped here: what leaves this stage holds vectors, not pixels, and
+the small picture HashMedia keeps for the query-side region views (``HashedItem.region_source``, a
+quarter of the bytes of the cut views).
 
 In the pipeline the region views are not embedded here (``defer_regions``): the item keeps its
 ``region_source`` and ``MatchIndicators`` embeds them (:func:`region_vectors`) once the image's own
