@@ -647,3 +647,26 @@ def test_without_embedding_rows_the_region_views_are_cut_one_way(model):
     empty = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), _sorted(rows_to_table([])), _pdq_codes(_sorted(rows_to_table([])))), ON)
     a, b = model.embed([synthetic_image(3, (200, 150)), synthetic_image(4, (200, 150))])
     assert empty.region_orientations(np.stack([a, b]), ("image", "image:flip"), model.version, 0.0037) == (False,)
+
+
+def test_the_region_view_orientation_is_counted(model, scene, tmp_path, monkeypatch):
+    """``region_views_mirrored`` for an upload whose region views were cut from its mirror alone,
+    ``region_views_both_ways`` when they were cut both ways, neither when cut as it is."""
+    from csadetect.indicators.index import IndicatorIndex
+    from csadetect.transforms import match
+
+    known = scenes.render(scene, noise_seed=1)
+    _, index = _index(known, ON, model, tmp_path)
+    counted = []
+    real = match.counter
+    monkeypatch.setattr(match, "counter", lambda name: counted.append(name) or real(name))
+    mirrored = rs._crop_area(0.75, "br")(known.transpose(Image.Transpose.FLIP_LEFT_RIGHT), None)
+    _through_the_stages(mirrored, ON, model, index, defer=True)
+    assert "region_views_mirrored" in counted and "region_views_both_ways" not in counted
+    counted.clear()
+    _through_the_stages(rs._crop_area(0.75, "br")(known, None), ON, model, index, defer=True)
+    assert "region_views_embedded" in counted and not {"region_views_mirrored", "region_views_both_ways"} & set(counted)
+    monkeypatch.setattr(IndicatorIndex, "region_orientations", lambda self, *a: (False, True))
+    counted.clear()
+    _through_the_stages(mirrored, ON, model, index, defer=True)
+    assert "region_views_both_ways" in counted

@@ -17,7 +17,8 @@ nearer (``IndicatorIndex.region_orientations``).
 With ``match.embedding_query_region_gate`` set, only an image that nothing matched and one of whose
 own vectors lies within the gate of some row gets them; every other image skips them. Either way
 the picture they are cut from is dropped here; the counter ``region_views_embedded`` counts the
-images that needed them."""
+images that needed them, ``region_views_mirrored`` those cut from the mirror alone and
+``region_views_both_ways`` those cut both ways (60 more model inputs each)."""
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +32,7 @@ from apache_beam.utils import shared
 from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.indicators.live import LiveIndex
 from csadetect.reports.hits import MatchedItem
-from csadetect.signals.embedding import region_gate_similarity, view_thresholds
+from csadetect.signals.embedding import is_mirrored_region, region_gate_similarity, view_thresholds
 from csadetect.transforms.common import NAMESPACE, counter, guarded, is_streaming, keep_alive
 from csadetect.transforms.embed import loaded_model, region_vectors
 
@@ -97,6 +98,9 @@ class MatchIndicatorsFn(beam.DoFn):
                     gate, lambda mirror: region_vectors(item, loaded_model(spec.path), mirror))
                 if embedded is not None:
                     counter("region_views_embedded").inc()
+                    mirrored = sum(map(is_mirrored_region, embedded[0]))
+                    if mirrored:  # the orientation's cost: 60 more views when both ways
+                        counter("region_views_both_ways" if mirrored < len(embedded[0]) else "region_views_mirrored").inc()
             elif spec is not None and item.embeddings is not None:
                 thresholds = view_thresholds(item.views, spec.threshold, len(item.embeddings))
                 matches = index.match_image(item.image, item.embeddings, spec.version, thresholds)
