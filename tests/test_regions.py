@@ -670,3 +670,14 @@ def test_the_region_view_orientation_is_counted(model, scene, tmp_path, monkeypa
     counted.clear()
     _through_the_stages(mirrored, ON, model, index, defer=True)
     assert "region_views_both_ways" in counted
+
+
+def test_the_orientation_rule_shared_by_the_index_and_the_benchmark():
+    """``signals.embedding.orientations``: nearer by more than the tolerance wins, within it both,
+    no rows (-1 both ways) the image alone."""
+    from csadetect.signals.embedding import orientations
+
+    assert orientations(0.99, 0.98, 0.0037) == (False,)
+    assert orientations(0.98, 0.99, 0.0037) == (True,)
+    assert orientations(0.99, 0.988, 0.0037) == (False, True)
+    assert orientations(-1.0, -1.0, 0.0037) == (False,)

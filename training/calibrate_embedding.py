@@ -267,8 +267,9 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
                                     for k, v in sorted(by_family.items(), key=lambda kv: -kv[1][0])},
         "pairs_compared": counts,
         "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.regions.views_and_sub_images) -> "
-                           "csadetect.models.embedding.model_inputs(pictures, size, flip=True, regions=QUERY_REGIONS) (image, "
-                           "views, sub-images, mirror, 60%-, 78%- and 80-98%-area crops at the corners and the centre, whose distance counts "
+                           "training.evaluate_images.embed_query(model, pictures, True, QUERY_REGIONS, rows) (image, "
+                           "views, sub-images, mirror, 60%-, 78%- and 80-98%-area crops at the corners and the centre, cut from the mirror "
+                           "when it lies nearer the originals' rows, whose distance counts "
                            "twice: csadetect.signals.embedding.view_weights); "
                            "originals: the decoded image and its index-side views "
                            "(csadetect.signals.embedding.embedding_views), as indicators from-media; a pair's similarity is "

@@ -53,8 +53,8 @@ from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
-from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, region_view_inputs, staged_model_inputs
-from csadetect.signals.embedding import (mirror_index, mirrored_region_names, query_regions, region_gate_similarity, split_embedding, view_thresholds,
+from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, staged_model_inputs
+from csadetect.signals.embedding import (mirror_index, orientations, query_regions, region_gate_similarity, split_embedding, view_thresholds,
                                          weigh_similarities)
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
                                      eval_transform, random_augment, rotate, skimage_image, synth)
@@ -145,17 +145,14 @@ def embed_query(model, pictures, flip: bool, regions, rows: "np.ndarray | None" 
     vectors = model.embed_arrays(batch)
     if not rest:
         return vectors, own
-    cut = rest
+    ways = (False,)
     i = mirror_index(own)
     if rows is not None and i is not None:
         flat = rows.reshape(-1, rows.shape[-1])
-        gain = float((flat @ vectors[i]).max()) - float((flat @ vectors[0]).max())
-        tolerance = 1.0 - (model.threshold if threshold is None else threshold)
-        if abs(gain) <= tolerance:
-            cut = rest + mirrored_region_names(rest)
-        elif gain > 0:
-            cut = mirrored_region_names(rest)
-    return np.concatenate([vectors, model.embed_arrays(region_view_inputs(source, cut, model.input_size))]), own + cut
+        ways = orientations(float((flat @ vectors[0]).max()), float((flat @ vectors[i]).max()),
+                            1.0 - (model.threshold if threshold is None else threshold))
+    parts = [model.embed_region_views(source, rest, mirror) for mirror in ways]
+    return np.concatenate([vectors] + [v for _, v in parts]), own + tuple(n for cut, _ in parts for n in cut)
 
 
 def query(data: bytes, index, settings, model, spec):
@@ -172,8 +169,7 @@ def query(data: bytes, index, settings, model, spec):
     gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
     if region_names:
         def regions(mirror: bool):
-            cut = mirrored_region_names(region_names) if mirror else region_names
-            return cut, model.embed_arrays(region_view_inputs(source, cut, model.input_size))
+            return model.embed_region_views(source, region_names, mirror)
 
         matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate,
                                                     regions)

@@ -34,7 +34,7 @@ from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, h
 from csadetect.media.regions import preprocessor
 from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
-from csadetect.signals.embedding import mirrored_region_names, query_regions, region_gate_similarity, view_thresholds
+from csadetect.signals.embedding import query_regions, region_gate_similarity, view_thresholds
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -217,7 +217,7 @@ def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
     ``match.embedding_query_region_gate`` lets them (``IndicatorIndex.match_image_gated``)."""
     import numpy as np
 
-    from csadetect.models.embedding import region_view_inputs, staged_model_inputs  # lazy: the model loader imports Beam
+    from csadetect.models.embedding import staged_model_inputs  # lazy: the model loader imports Beam
 
     if isinstance(hashes, VideoHashes):
         return index.match_video(hashes), None
@@ -231,8 +231,7 @@ def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
     def regions(mirror: bool):
         if not region_names:
             return (), None
-        cut = mirrored_region_names(region_names) if mirror else region_names
-        return cut, embedder.embed_arrays(region_view_inputs(source, cut, embedder.input_size))
+        return embedder.embed_region_views(source, region_names, mirror)
 
     gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
     matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate, regions)

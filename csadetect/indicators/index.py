@@ -48,7 +48,7 @@ from csadetect.indicators.snapshot import (
     manifest_chain,
 )
 from csadetect.signals import SIGNAL_TYPES, SignalError, for_content, ordered
-from csadetect.signals.embedding import EmbeddingSignal, mirror_index, view_thresholds
+from csadetect.signals.embedding import EmbeddingSignal, mirror_index, orientations, view_thresholds
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -359,13 +359,8 @@ class IndicatorIndex:
         i = mirror_index(names)
         if i is None:
             return (False,)
-        mirror, image = self.nearest_embedding(embeddings[i:i + 1], version), self.nearest_embedding(embeddings[:1], version)
-        if mirror == image == -1.0:  # no embedding row of this version (nearest_embedding), nothing to be near
-            return (False,)
-        gain = mirror - image
-        if abs(gain) <= tolerance:
-            return (False, True)
-        return (gain > 0,)
+        return orientations(self.nearest_embedding(embeddings[:1], version),
+                            self.nearest_embedding(embeddings[i:i + 1], version), tolerance)
 
     def _region_views(self, embeddings, names, version, threshold: float, region_views) -> tuple:
         """(names, vectors) of the region views of every orientation :meth:`region_orientations` asks for."""

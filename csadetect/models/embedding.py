@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from csadetect.models.loader import ModelKind
-from csadetect.signals.embedding import (MIRROR_SUFFIX, REGION_SOURCE_SIDE, is_mirrored_region, parse_region_suffix,
-                                         region_crop, region_suffix)
+from csadetect.signals.embedding import (MIRROR_SUFFIX, REGION_SOURCE_SIDE, is_mirrored_region, mirrored_region_names,
+                                         parse_region_suffix, region_crop, region_suffix)
 
 INPUT_SIZE = 64
 
@@ -180,6 +180,14 @@ class EmbeddingModel:
             out.append(np.asarray(self._call(chunk), dtype=np.float32))
         v = np.concatenate(out)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    def embed_region_views(self, source: np.ndarray, names: Sequence[str], mirror: bool = False,
+                           batch_size: int = 256) -> tuple[tuple[str, ...], np.ndarray]:
+        """(names, vectors) of the query-side region views ``names`` cut from ``source`` (as
+        :func:`staged_model_inputs` gives it), or from its mirror with ``mirror`` (the names then
+        :func:`csadetect.signals.embedding.mirrored_region_names`)."""
+        cut = mirrored_region_names(names) if mirror else tuple(names)
+        return cut, self.embed_arrays(region_view_inputs(source, cut, self.input_size), batch_size)
 
     def embed(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         arr = np.stack([self.preprocess(im) for im in images]) if len(images) else np.zeros(

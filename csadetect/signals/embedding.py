@@ -191,6 +191,20 @@ def mirror_index(names: Sequence[str]) -> Optional[int]:
     return next((i for i, name in enumerate(names) if name == flip), None)
 
 
+def orientations(image_nearest: float, mirror_nearest: float, tolerance: float) -> tuple[bool, ...]:
+    """Which way to cut an image's query-side region views from the nearest embedding row of its own
+    vector and of its mirror's (-1.0 each without rows): ``(True,)`` from the mirror when that is
+    nearer by more than ``tolerance`` (the threshold's distance: closer than a match can tell apart),
+    ``(False,)`` from the image when it is, ``(False, True)`` both in between, and ``(False,)``
+    without rows (nothing to be near)."""
+    if image_nearest == mirror_nearest == -1.0:
+        return (False,)
+    gain = mirror_nearest - image_nearest
+    if abs(gain) <= tolerance:
+        return (False, True)
+    return (gain > 0,)
+
+
 def is_mirrored_region(name: str) -> bool:
     """Whether ``name`` is a region view cut from the mirrored image (:func:`mirrored_region_names`)."""
     m = _REGION_VIEW_RE.search(name)

@@ -27,7 +27,6 @@ import numpy as np
 from csadetect.models.embedding import EmbeddingModel, region_view_inputs
 from csadetect.models.loader import BatchedModelHandler
 from csadetect.reports.hits import HashedItem
-from csadetect.signals.embedding import mirrored_region_names
 from csadetect.transforms.common import RunInferenceKeepingTimestamps, batching_kwargs, counter, kept, record_failure
 
 
@@ -97,10 +96,7 @@ def region_vectors(item: HashedItem, model: EmbeddingModel, mirror: bool = False
     names = tuple(item.views[len(item.embeddings):])
     if item.region_source is None or not names:
         return (), np.zeros((0, model.dim), np.float32)
-    if mirror:
-        names = mirrored_region_names(names)
-    inputs = region_view_inputs(item.region_source, names, model.input_size)
-    return names, model.embed_arrays(inputs, batch_size=256)
+    return model.embed_region_views(item.region_source, names, mirror)
 
 
 def _model_inputs(item: HashedItem, size: int) -> np.ndarray:
