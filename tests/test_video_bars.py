@@ -15,6 +15,7 @@ import pytest
 
 from csadetect.config.settings import ConfigError, MatchSettings, load_settings
 from csadetect.media import hashing, letterbox, synth, vpdq_worker
+from csadetect.media.box import Box
 from csadetect.media.hashing import VideoFrame, hash_video, hash_video_file
 from csadetect.media.preprocess import DEFAULT, trim_box
 from csadetect.signals.vpdq import VpdqIndex, VpdqSignal, frame_groups
@@ -27,7 +28,7 @@ def _scene(seed: int, size=(W, H)) -> np.ndarray:
     return np.asarray(synth.synthetic_image(seed, size).convert("RGB"))
 
 
-def _boxed(picture: np.ndarray, box: letterbox.Box, colour=(0, 0, 0), size=(W, H)) -> bytes:
+def _boxed(picture: np.ndarray, box: Box, colour=(0, 0, 0), size=(W, H)) -> bytes:
     """``picture`` resized into ``box`` of a ``size`` frame filled with ``colour``."""
     from PIL import Image
 
@@ -93,7 +94,7 @@ def test_frames_that_disagree_give_no_box():
     assert _video_box(frames) is None  # the union is the whole frame
 
 
-def _washed(seed: int, box: letterbox.Box, grey=(128, 128, 128)) -> bytes:
+def _washed(seed: int, box: Box, grey=(128, 128, 128)) -> bytes:
     """``_scene(seed)`` with its outer 8% washed 80% towards ``grey``, padded into ``box`` with that
     grey: a bar beside a picture edge of nearly its own colour (Meta's pattern clip padded grey)."""
     picture = _scene(seed).astype(np.float32)
@@ -155,7 +156,7 @@ def test_still_bars_agree_with_the_peeled_ones(box, colour):
     assert all(abs(a - b) <= bars.grid.step for a, b in zip(bars.still_box(), box))
 
 
-def _half_washed(shift: int, box: letterbox.Box, grey=(128, 128, 128)) -> bytes:
+def _half_washed(shift: int, box: Box, grey=(128, 128, 128)) -> bytes:
     """One frame of a slow pan (``shift`` px) over ``_scene(5)``, its bottom twelfth washed 80%
     towards ``grey`` and the whole padded into ``box`` with that grey: a sharp top bar edge and a
     bottom one the peeler cannot see (Meta's ``doorknob`` padded with grey)."""
@@ -223,7 +224,7 @@ def test_the_gate_is_trim_boxs_first_test():
                 assert gate
 
 
-def _filled(picture: np.ndarray, size=(W, H), blur: float = 1 / 30) -> tuple[bytes, letterbox.Box]:
+def _filled(picture: np.ndarray, size=(W, H), blur: float = 1 / 30) -> tuple[bytes, Box]:
     """``picture`` centred, at its own aspect and the frame's full width or height, on a blurred,
     zoomed copy of itself filling a ``size`` frame (the "blur background" of short-video apps)."""
     from PIL import Image, ImageFilter

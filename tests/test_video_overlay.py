@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from csadetect.config.settings import MatchSettings, load_settings
 from csadetect.media import letterbox, overlay, synth, vpdq_worker
+from csadetect.media.box import Box
 from csadetect.media.hashing import VideoFrame, hash_video, hash_video_file
 from csadetect.signals.vpdq import VpdqIndex, VpdqSignal
 from tests.conftest import video_through_hash_stage
@@ -41,7 +42,7 @@ def _with_logo(frames: list[np.ndarray], box=LOGO, alpha: float = 0.9) -> list[n
     return out
 
 
-def _boxes(frames: list[np.ndarray], content=None) -> list[overlay.Box]:
+def _boxes(frames: list[np.ndarray], content=None) -> list[Box]:
     finder = overlay.VideoOverlays(W, H)
     for f in frames:
         finder.add(f.tobytes())
@@ -49,7 +50,7 @@ def _boxes(frames: list[np.ndarray], content=None) -> list[overlay.Box]:
     return finder.boxes(content)
 
 
-def _covers(outer: overlay.Box, inner: overlay.Box) -> bool:
+def _covers(outer: Box, inner: Box) -> bool:
     return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
 
 

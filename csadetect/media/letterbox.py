@@ -48,9 +48,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from csadetect.media.box import Box
 from csadetect.media.frame_grid import FRAMES, GreyGrid  # FRAMES: key frames looked at per video
 
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
 
 MAX_BYTES = 96 << 20  # at most this much RGB of the FRAMES key frames held (the key-frame decoder holds them until the box is known)
 ANALYSIS_SIDE = 512  # frames are subsampled to about this long side for the peeler (what it was tuned at)

@@ -39,8 +39,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from csadetect.media.box import Box  # in frame pixels
 from csadetect.media.frame_grid import FRAMES, GreyGrid
-from csadetect.media.letterbox import Box  # (left, top, right, bottom) in frame pixels, right/bottom exclusive
 
 MIN_FRAMES = 3  # fewer frames that are not flat say nothing
 STILL = 12  # a cell whose grey level stays within this range over the frames is still ...

@@ -61,8 +61,8 @@ import functools
 import numpy as np
 from PIL import Image
 
-from csadetect.media.view_common import (DEFAULT, Box, Params, _analysis_arrays, _median_colour, _planar, _std_at_least,
-                                         boxes_within)
+from csadetect.media.box import Box, boxes_within
+from csadetect.media.view_common import DEFAULT, Params, _analysis_arrays, _median_colour, _planar, _std_at_least
 from csadetect.media.view_content import _content_box, busy_map, content_box, range_map
 from csadetect.media.view_fill import fill_box, sharp_share
 from csadetect.media.view_trim import _Peels, _uniform, trim_box
@@ -70,7 +70,6 @@ from csadetect.media.view_trim import _Peels, _uniform, trim_box
 # the parts live in view_common (Params, helpers), view_trim, view_content and view_fill; their
 # names stay importable from here (the private ones for the tests and the docs that name them)
 __all__ = [
-    "Box",
     "DEFAULT",
     "Params",
     "busy_map",

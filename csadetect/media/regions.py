@@ -51,11 +51,10 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
+from csadetect.media.box import Box, boxes_within
 from csadetect.media.pixels import pixels
 from csadetect.media.preprocess import DEFAULT as VIEW_DEFAULT, Params as ViewParams, find_boxes, trim_box, views
-from csadetect.media.view_common import boxes_within
 
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive, PIL order
 
 
 @dataclasses.dataclass(frozen=True)

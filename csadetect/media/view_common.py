@@ -1,6 +1,5 @@
 """What the framing views of :mod:`csadetect.media.preprocess` share: their thresholds
-(:class:`Params`, :data:`DEFAULT`), the :data:`Box` type and its comparison (:func:`boxes_within`,
-also the sub-image finder's), and the numpy helpers that the trim, content and fill finders
+(:class:`Params`, :data:`DEFAULT`) and the numpy helpers that the trim, content and fill finders
 (:mod:`.view_trim`, :mod:`.view_content`, :mod:`.view_fill`) and
 :func:`csadetect.media.preprocess.find_boxes` use: the analysis arrays of an image, line stacks
 channel first, exact medians, leading-run and count reductions, and the exact flatness test.
@@ -14,13 +13,6 @@ from PIL import Image
 
 from csadetect.media.pixels import pixels
 
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive, PIL order
-
-
-def boxes_within(a: Box, b: Box, tol_x: float, tol_y: float) -> bool:
-    """Whether each side of ``a`` lies within ``tol_x`` (left, right) or ``tol_y`` (top, bottom) px
-    of the same side of ``b``."""
-    return all(abs(x - y) <= t for x, y, t in zip(a, b, (tol_x, tol_y, tol_x, tol_y)))
 
 
 @dataclasses.dataclass(frozen=True)

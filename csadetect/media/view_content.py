@@ -9,7 +9,8 @@ from typing import Optional
 
 import numpy as np
 
-from csadetect.media.view_common import DEFAULT, Box, Params, _leading_true, _median, _planar
+from csadetect.media.box import Box
+from csadetect.media.view_common import DEFAULT, Params, _leading_true, _median, _planar
 from csadetect.media.view_trim import _Peels
 
 

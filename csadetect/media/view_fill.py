@@ -8,7 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from csadetect.media.view_common import DEFAULT, Box, Params, _leading_true, _std_at_least
+from csadetect.media.box import Box
+from csadetect.media.view_common import DEFAULT, Params, _leading_true, _std_at_least
 from csadetect.media.view_content import _snap
 
 

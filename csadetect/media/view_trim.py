@@ -8,7 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from csadetect.media.view_common import DEFAULT, Box, Params, _count, _leading_true, _median_colour, _planar
+from csadetect.media.box import Box
+from csadetect.media.view_common import DEFAULT, Params, _count, _leading_true, _median_colour, _planar
 
 
 # --------------------------------------------------------------------------- trim

@@ -66,6 +66,7 @@ import sys
 from typing import Optional
 
 from csadetect.media import letterbox, overlay  # standard library only: the decoder still starts light
+from csadetect.media.box import Box
 
 EXIT_USAGE, EXIT_MEMORY, EXIT_UNREADABLE = 2, 3, 4
 MODES = ("auto", "keyframes", "all")
@@ -256,7 +257,7 @@ def _with_crops(frames, bars, width: int, height: int, overlays=None):
         yield t, pixels, crop, cleaned
 
 
-def _crop(pixels: bytes, width: int, box: letterbox.Box) -> tuple[bytes, int, int]:
+def _crop(pixels: bytes, width: int, box: Box) -> tuple[bytes, int, int]:
     return letterbox.crop(pixels, width, box), box[3] - box[1], box[2] - box[0]
 
 
@@ -359,7 +360,7 @@ def _ffmpeg_frames(cmd: list[str], fd: int, size: int):
             proc.kill()
 
 
-def video_box(fd: int, layout: dict) -> Optional[letterbox.Box]:
+def video_box(fd: int, layout: dict) -> Optional[Box]:
     """The content box of the video's bars from its first key frames (the frames, and the
     conversion, the key-frame decoder shows :class:`letterbox.VideoBars`), or None."""
     ffmpeg = shutil.which("ffmpeg")
