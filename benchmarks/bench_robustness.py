@@ -52,6 +52,7 @@ scikit-image photos and generated pictures with other seeds, other distractors).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -70,13 +71,14 @@ from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import media_rows
 from csadetect.media.hashing import hash_image, hash_image_with_views, load_image, pdq_from_image
 from csadetect.media.preprocess import views
-from csadetect.media.regions import sub_image_boxes, views_and_sub_images
+from csadetect.media.regions import sub_image_boxes, view_params, views_and_sub_images
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_gate_similarity,
                                          split_embedding, view_weights)
 from training.evaluate_images import embed_query, original_sims
 from training.robustness_set import (FRAMINGS, QUALITY_GATE, TRANSFORMS, _crop_area, build_distractors,
                                      build_hard_distractors, build_originals, encode, split_seed)
+from training.robustness_unseen import UNSEEN
 
 # The report lives in benchmarks.robustness_report and benchmarks.robustness_embedding, the names both
 # sides use in benchmarks.robustness_common; tests and benchmarks/bench_region_gate.py import from here,
@@ -84,7 +86,7 @@ from training.robustness_set import (FRAMINGS, QUALITY_GATE, TRANSFORMS, _crop_a
 __all__ = [
     "THRESHOLD", "PREVIOUS_RELEASE_MODEL", "PREVIOUS_RELEASE_THRESHOLD", "_words", "Embedder", "NEW_VIEWS", "Query",
     "min_distances", "_cpu_ms", "measure_cost", "_index_views_text", "_hits", "evaluate", "FIRST_QUERY_REGIONS",
-    "area_sweep", "EVENT_COST_SETTINGS", "event_cost", "main",
+    "area_sweep", "unseen_edits", "EVENT_COST_SETTINGS", "event_cost", "main",
     "KEYS", "HARD_KINDS", "COMPOSITES", "SWEEP_AREAS", "SWEEP_PLACES", "_pct",
     "at_threshold", "zero_false_threshold", "_threshold_table", "at_threshold2", "zero_false_threshold2",
     "_threshold_table2", "_dev_share", "_embedding_text", "_same_as_rows", "_embedding_findings",
@@ -158,10 +160,11 @@ class Embedder:
         return vectors, view_weights(names)
 
 
-# Views the previous release did not have: the sub-images (``cell``) and the blurred-fill view
-# (``fill``, csadetect.media.preprocess.fill_box). Its columns hash and embed the image and the other
-# views only; this release's columns all of them.
-NEW_VIEWS = ("cell", "fill")
+# Views the previous release did not have: the sub-images (``cell``), the blurred-fill view
+# (``fill``, csadetect.media.preprocess.fill_box) and the upright view of a turned picture (``tilt``,
+# csadetect.media.view_tilt, 2026-12-05). Its columns hash and embed the image and the other views only;
+# this release's columns all of them.
+NEW_VIEWS = ("cell", "fill", "tilt")
 
 
 class Query:
@@ -285,7 +288,8 @@ def _hits(q: Query, index: np.ndarray, emb, emb2, threshold: float, threshold2: 
     return hits, closest, sims
 
 
-def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_areas: bool = True) -> dict:
+def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_areas: bool = True,
+             unseen: bool = True) -> dict:
     t0 = time.perf_counter()
     originals = build_originals(split)
     encoded = [encode(img, "png") for _, img in originals]
@@ -397,6 +401,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         + "; ".join(f"{k}: " + ", ".join(f"{key} {v}" for key, v in d_false[k].items()) for k in d_false))
 
     sweep = area_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
+    unseen_rows = unseen_edits(split, originals, index, emb2, embedder, log) if unseen else None
     plain_samples = [data for kind, name, data in distractors if "+" not in name]
     cost_plain = measure_cost(plain_samples[::2], embedder)
     cost_framed = measure_cost(framed_samples, embedder)
@@ -442,12 +447,62 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         "cost_framed": cost_framed,
         "cost_composite": cost_composite,
         "sweep": sweep,
+        "unseen": unseen_rows,
         "seconds": time.perf_counter() - t0,
     }
 
 
 # issue 17's first query-side region views (80% of the area only, at each corner and the centre)
 FIRST_QUERY_REGIONS = ((0.80, SWEEP_PLACES),)
+
+
+def _no_tilt_words(data: bytes) -> np.ndarray:
+    """The PDQ hashes (8 dihedral each, quality >= the gate) of the image and its views and
+    sub-images as this release hashes them, but without the ``tilt`` view (``match.tilt_view: false``)."""
+    hashed, _ = hash_image_with_views(data, preprocess=functools.partial(views_and_sub_images, p=view_params(True, False)))
+    words = [_words(h) for r in [hashed] + [v for _, v in hashed.variants] if r.quality >= QUALITY_GATE
+             for h in r.dihedral]
+    return np.array(words, dtype=np.uint64).reshape(-1, 4)
+
+
+def unseen_edits(split: str, originals: list, index: np.ndarray, emb2: "np.ndarray | None",
+                 embedder: "Embedder | None", log=print) -> dict:
+    """Every original under each edit of ``training.robustness_unseen.UNSEEN`` (edits nothing was tuned
+    on; parameters drawn per copy), matched as this release matches: plain PDQ, PDQ + views and
+    sub-images without and with the ``tilt`` view, the embedding (with the region views and their
+    gate, as :func:`_hits`) and the two combined. Returns ``{edit: {n, plain, no_tilt, views, emb,
+    comb, wrong}}`` (``wrong``: copies that match an original they are not a copy of, combined)."""
+    t0 = time.perf_counter()
+    threshold = embedder.threshold if embedder is not None else 1.0
+    gate = embedder.gate if embedder is not None else None
+    out = {}
+    for tname, (fn, how) in UNSEEN.items():
+        row = dict.fromkeys(("n", "plain", "no_tilt", "views", "emb", "comb", "wrong"), 0)
+        for o_index, (oname, img) in enumerate(originals):
+            data = encode(fn(img, np.random.default_rng(split_seed(split, "unseen", tname, oname))), how)
+            q = Query(data, embedder, emb2)
+            pre2 = min_distances(q.pre2, index) <= THRESHOLD
+            emb = np.zeros(len(index), dtype=bool)
+            if embedder is not None:
+                sims = original_sims(q.vectors2, emb2, q.weights2)
+                if gate is not None and (q.weights2 != 1.0).any():  # the region gate, as _hits applies it
+                    own = original_sims(q.vectors2[q.weights2 == 1.0], emb2)
+                    if pre2.any() or (own >= threshold).any() or own.max() < gate:
+                        sims = own
+                emb = sims >= threshold
+            comb = pre2 | emb
+            row["n"] += 1
+            row["plain"] += int(min_distances(q.plain, index)[o_index] <= THRESHOLD)
+            row["no_tilt"] += int(min_distances(_no_tilt_words(data), index)[o_index] <= THRESHOLD)
+            row["views"] += int(pre2[o_index])
+            row["emb"] += int(emb[o_index])
+            row["comb"] += int(comb[o_index])
+            row["wrong"] += int(np.delete(comb, o_index).any())
+        out[tname] = row
+        log(f"[{split}] unseen {tname:18s} plain {row['plain']:3d}  views {row['no_tilt']:3d} -> {row['views']:3d} "
+            f"(tilt)  embedding {row['emb']:3d}  combined {row['comb']:3d}/{row['n']}  wrong {row['wrong']}")
+    log(f"[{split}] unseen edits ({time.perf_counter() - t0:.0f}s)")
+    return out
 
 
 def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder, log=print) -> dict:
@@ -542,6 +597,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "robustness.md"))
     ap.add_argument("--no-embedding", action="store_true", help="PDQ only (no TensorFlow, no embedding columns)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the crops of other areas (SWEEP_AREAS)")
+    ap.add_argument("--no-unseen", action="store_true", help="skip the edits nothing was tuned on "
+                    "(training.robustness_unseen.UNSEEN)")
     ap.add_argument("--event-cost", action="store_true", help="only the query-side region views' cost per 3.1 MP "
                     "image event, each setting side by side (~2 min; prints a table, writes nothing)")
     args = ap.parse_args(argv)
@@ -556,7 +613,8 @@ def main(argv=None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         embedder = Embedder()
         log(f"embedding {embedder.spec.version} at cosine >= {embedder.threshold:.4f} (flip {embedder.flip})")
-    results = [evaluate(s, log=log, embedder=embedder, sweep_areas=not args.no_sweep) for s in splits]
+    results = [evaluate(s, log=log, embedder=embedder, sweep_areas=not args.no_sweep, unseen=not args.no_unseen)
+               for s in splits]
     text = report(results)
     print(text)
     if not args.no_write:

@@ -61,3 +61,25 @@ def test_this_release_counts_region_views_only_where_the_gate_opens():
     assert hit(0.98) == (False, False)  # ... and not this one: the region views are never embedded
     q.vectors2 = np.stack([_unit([1.0, 0.05, 0.0]), region])  # its own vector matches (0.9988) already
     assert hit(0.94) == (True, False)
+
+
+def test_the_unseen_edits_are_scored_with_and_without_the_tilt_view():
+    """``unseen_edits`` scores every edit of ``training.robustness_unseen.UNSEEN`` (parameters drawn
+    per copy, the same each run) with the tilt view and without it (the release before it)."""
+    import numpy as np
+
+    from csadetect.media.hashing import hash_image
+    from training.robustness_set import encode
+    from training.robustness_unseen import UNSEEN
+
+    originals = [("gen:a", synth.synthetic_image(11, (480, 360))), ("gen:b", synth.synthetic_image(12, (480, 360)))]
+    index = np.array([br._words(hash_image(encode(img, "png")).pdq) for _, img in originals], dtype=np.uint64)
+    rows = br.unseen_edits("dev", originals, index, None, None, log=lambda _: None)
+    assert set(rows) == set(UNSEEN) and all(r["n"] == 2 for r in rows.values())
+    assert rows["turn_fill"]["plain"] == rows["turn_fill"]["no_tilt"] == 0
+    assert rows["turn_fill"]["views"] == rows["turn_fill"]["comb"] == 2
+    assert rows["gamma"]["plain"] == 2 and all(r["wrong"] == 0 for r in rows.values())
+    img = originals[0][1]
+    for name, (fn, how) in UNSEEN.items():  # deterministic in the copy's seed, and an RGB picture
+        a, b = fn(img, np.random.default_rng(5)), fn(img, np.random.default_rng(5))
+        assert a.mode == "RGB" and encode(a, how) == encode(b, how), name

@@ -143,6 +143,11 @@ class MatchSettings(_Strict):
         True, description="with preprocess: also look for a picture centred in front of a blurred fill (the 'fill' "
         "view, csadetect.media.preprocess.fill_box; ~0.1-0.8 ms per image, + one PDQ and one vector when found)"
     )
+    tilt_view: bool = Field(
+        True, description="with preprocess: also bring a picture turned by 1-30 degrees on a one-colour canvas back upright "
+        "(the 'tilt' view, csadetect.media.view_tilt; a corner test per image, ~5-7 ms more when the corners are one "
+        "colour, + one PDQ and one vector when found)"
+    )
     sub_images: bool = Field(
         True, description="also hash and embed straight-edged sub-images (collage cells, picture-in-picture, "
         "csadetect.media.regions; ~2-3 ms per image, + one PDQ and one vector per sub-image found)"

@@ -47,16 +47,23 @@ faster version must give the same boxes.
     then moved to a straight edge nearby when there is one.
     A blurred fill has strong edges of its own (a blur of a zoomed copy), which defeats the
     flatness tests above when the picture is busy near its border.
+``tilt``
+    A picture turned by 1-30 degrees on a canvas of one colour (the corners filled), brought back
+    upright: its four edges are found against the fill and the quadrilateral is mapped back onto
+    a rectangle, at the analysis resolution (:mod:`csadetect.media.view_tilt`). Not a crop, so it is
+    not among :func:`find_boxes`' boxes.
 
 Guards against false matches and wasted hashes: a view is only returned when its region differs
 from the whole image by at least ``min_trim`` of a side, covers at least ``min_area`` of the
 image, is not extremely elongated and not nearly flat, and does not repeat another view. An
-ordinary photo gets no view, so it costs the analysis and no extra PDQ. At most four views.
+ordinary photo gets no view, so it costs the analysis and no extra PDQ. At most four views, and the
+``tilt`` view.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -65,6 +72,7 @@ from csadetect.media.box import Box, boxes_within
 from csadetect.media.view_common import DEFAULT, Params, _analysis_arrays, _median_colour, _planar, _std_at_least
 from csadetect.media.view_content import _content_box, busy_map, content_box, range_map
 from csadetect.media.view_fill import fill_box, sharp_share
+from csadetect.media.view_tilt import tilt_view
 from csadetect.media.view_trim import _Peels, _uniform, trim_box
 
 # the parts live in view_common (Params, helpers), view_trim, view_content and view_fill; their
@@ -76,6 +84,7 @@ __all__ = [
     "content_box",
     "fill_box",
     "find_boxes",
+    "framing",
     "range_map",
     "sharp_share",
     "trim_box",
@@ -123,12 +132,13 @@ def _loose(p: Params) -> Params:
     return dataclasses.replace(p, flat_range=p.flat_range_loose)
 
 
-def find_boxes(img: Image.Image, p: Params = DEFAULT) -> list[tuple[str, Box]]:
-    """Named crop boxes (in ``img`` pixel coordinates) of the framed regions of ``img``."""
+def find_boxes(img: Image.Image, p: Params = DEFAULT, arrays: Optional[tuple] = None) -> list[tuple[str, Box]]:
+    """Named crop boxes (in ``img`` pixel coordinates) of the framed regions of ``img``
+    (``arrays``: its :func:`_analysis_arrays`, when already made)."""
     w, h = img.size
     if w < p.min_side or h < p.min_side:
         return []
-    rgb, grey, scale = _analysis_arrays(img, p.analysis_side)
+    rgb, grey, scale = arrays or _analysis_arrays(img, p.analysis_side)
     gh, gw = grey.shape
     full: Box = (0, 0, gw, gh)
     found: list[tuple[str, Box]] = []
@@ -172,15 +182,30 @@ def find_boxes(img: Image.Image, p: Params = DEFAULT) -> list[tuple[str, Box]]:
     return out
 
 
+def framing(img: Image.Image, p: Params = DEFAULT) -> tuple[list[tuple[str, Box]], list[tuple[str, Image.Image]]]:
+    """(:func:`find_boxes`, :func:`views`) of an RGB ``img``, analysed once."""
+    w, h = img.size
+    if w < p.min_side or h < p.min_side:
+        return [], []
+    arrays = _analysis_arrays(img, p.analysis_side)
+    boxes = find_boxes(img, p, arrays)
+    found = [(name, img.crop(box)) for name, box in boxes]
+    upright = tilt_view(arrays[0], p)
+    if upright is not None:
+        found.append(("tilt", upright))
+    return boxes, found
+
+
 def views(img: Image.Image, p: Params = DEFAULT) -> list[tuple[str, Image.Image]]:
     """Extra RGB views of ``img`` to hash: the image with borders/letterbox trimmed (``trim``),
-    the photo region of a screenshot-like canvas (``content``), of a smooth fill (``smooth``) and
-    in front of a blurred fill (``fill``).
+    the photo region of a screenshot-like canvas (``content``), of a smooth fill (``smooth``), in
+    front of a blurred fill (``fill``), and a picture turned on a one-colour canvas brought back
+    upright (``tilt``, :mod:`csadetect.media.view_tilt`).
     Empty for an ordinary photo.
 
     Matches :data:`csadetect.media.hashing.Preprocessor`; use as ``hash_image(data, preprocess=views)``.
     """
     if img.mode != "RGB":
         img = img.convert("RGB")
-    return [(name, img.crop(box)) for name, box in find_boxes(img, p)]
+    return framing(img, p)[1]
 

@@ -53,7 +53,7 @@ from PIL import Image
 
 from csadetect.media.box import Box, boxes_within
 from csadetect.media.pixels import pixels
-from csadetect.media.preprocess import DEFAULT as VIEW_DEFAULT, Params as ViewParams, find_boxes, trim_box, views
+from csadetect.media.preprocess import DEFAULT as VIEW_DEFAULT, Params as ViewParams, framing, trim_box, views
 
 
 
@@ -318,8 +318,7 @@ def views_and_sub_images(img: Image.Image, p: ViewParams = VIEW_DEFAULT) -> list
     view that keeps a strip of the bubble round the photo), is kept."""
     if img.mode != "RGB":
         img = img.convert("RGB")
-    boxes = find_boxes(img, p)
-    found = [(name, img.crop(box)) for name, box in boxes]  # = views(img, p)
+    boxes, found = framing(img, p)  # found = views(img, p)
     for box in sub_image_boxes(img):
         if not any(same_box(box, b) for _, b in boxes):
             found.append(("cell", img.crop(box)))
@@ -332,16 +331,23 @@ def same_box(a: Box, b: Box, share: float = 0.01, least: int = 2) -> bool:
     return boxes_within(a, b, max(least, share * (a[2] - a[0])), max(least, share * (a[3] - a[1])))
 
 
-# csadetect.media.preprocess's thresholds without the fill view (``match.fill_view: false``)
-NO_FILL_VIEW = dataclasses.replace(VIEW_DEFAULT, fill_share=0.0)
+@functools.lru_cache(maxsize=4)
+def view_params(fill_view: bool = True, tilt_view: bool = True) -> ViewParams:
+    """csadetect.media.preprocess's thresholds with the fill view (``match.fill_view``) and the
+    tilt view (``match.tilt_view``) on or off."""
+    if fill_view and tilt_view:
+        return VIEW_DEFAULT
+    return dataclasses.replace(VIEW_DEFAULT, fill_share=VIEW_DEFAULT.fill_share if fill_view else 0.0,
+                               tilt_min_deg=VIEW_DEFAULT.tilt_min_deg if tilt_view else 0.0)
 
 
 def preprocessor(match) -> Optional[Callable[[Image.Image], list]]:
     """The query-side views ``match`` (:class:`csadetect.config.settings.MatchSettings`) asks for:
     ``preprocess`` and ``sub_images`` -> :func:`views_and_sub_images`; ``preprocess`` alone ->
-    ``views``; ``sub_images`` alone -> :func:`sub_images`; neither -> None. With ``fill_view``
-    off, the views are looked for without the fill view (:data:`NO_FILL_VIEW`)."""
+    ``views``; ``sub_images`` alone -> :func:`sub_images`; neither -> None. With ``fill_view`` or
+    ``tilt_view`` off, the views are looked for without that view (:func:`view_params`)."""
     if match.preprocess:
         found = views_and_sub_images if match.sub_images else views
-        return found if match.fill_view else functools.partial(found, p=NO_FILL_VIEW)
+        p = view_params(match.fill_view, match.tilt_view)
+        return found if p is VIEW_DEFAULT else functools.partial(found, p=p)
     return sub_images if match.sub_images else None

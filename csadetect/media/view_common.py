@@ -49,6 +49,10 @@ class Params:
     fill_min: float = 0.05  # a fill is at least this share of the side on each of two opposite sides
     fill_vary: float = 1.5  # the fill's grey standard deviation is at least this (a flat margin is no fill)
     fill_jump: float = 0.1  # one of the 3 first sharp lines after a fill (one of two opposite sides) is this sharp
+    tilt_min_deg: float = 1.0  # tilt view: some edge of the picture at least this far off its axis; 0: no tilt view
+    tilt_max_deg: float = 30.0  # ... and none further
+    tilt_residual: float = 1.5  # px (analysis resolution): an edge's outline within this of a straight line
+    tilt_outside: float = 0.02  # share of the canvas outside the picture that may differ from the fill
 
 
 DEFAULT = Params()
