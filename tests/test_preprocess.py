@@ -15,24 +15,13 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 from csadetect.media import pixels, preprocess, synth
 from csadetect.media.hashing import hamming, hash_image
 from csadetect.media.preprocess import Params, find_boxes, views
+from tests.pictures import jpeg as _jpeg, photo as _photo
 
 skdata = pytest.importorskip("skimage.data")
 
 THRESHOLD = 31
 
 
-def _photo(name: str = "astronaut", size: tuple[int, int] = (384, 288)) -> Image.Image:
-    """A benign natural photo bundled with scikit-image, resized (RGB)."""
-    arr = getattr(skdata, name)()
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    return Image.fromarray(arr[..., :3]).convert("RGB").resize(size, Image.Resampling.LANCZOS)
-
-
-def _jpeg(img: Image.Image, quality: int = 85) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def _png(img: Image.Image) -> bytes:

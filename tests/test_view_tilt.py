@@ -16,21 +16,13 @@ from csadetect.media.preprocess import Params, views
 from csadetect.media.regions import preprocessor, view_params
 from csadetect.media.view_common import _analysis_arrays
 from csadetect.media.view_tilt import tilt_quad
+from tests.pictures import jpeg as _jpeg, photo
 
 skdata = pytest.importorskip("skimage.data")
 
 
 def _photo(name: str = "astronaut", size: tuple[int, int] = (480, 360)) -> Image.Image:
-    arr = getattr(skdata, name)()
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    return Image.fromarray(arr[..., :3]).convert("RGB").resize(size, Image.Resampling.LANCZOS)
-
-
-def _jpeg(img: Image.Image, quality: int = 85) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    return photo(name, size)
 
 
 def _decode(data: bytes) -> Image.Image:
