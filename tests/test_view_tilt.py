@@ -159,3 +159,27 @@ def test_the_index_matches_a_turned_copy_through_the_view(tmp_path):
     found = index.match_image(on)
     assert [m.kind for m in found] == ["pdq"] and found[0].distance <= 31
     assert index.match_image(off) == []
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_shapes_on_a_fill_never_break_the_view(seed):
+    """Random polygons, noise and degenerate outlines on a one-colour canvas: views() returns, and a
+    tilt view, when there is one, is a picture no larger than the analysed canvas."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    w, h = (int(v) for v in rng.integers(24, 700, 2))
+    fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+    img = Image.new("RGB", (w, h), fill)
+    d = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(0, 4))):
+        pts = [(float(rng.uniform(-0.2, 1.2) * w), float(rng.uniform(-0.2, 1.2) * h)) for _ in range(int(rng.integers(2, 7)))]
+        d.polygon(pts, fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    if rng.random() < 0.3:
+        arr = np.asarray(img).copy()
+        arr[rng.random((h, w)) < rng.uniform(0, 0.5)] = 0
+        img = Image.fromarray(arr)
+    upright = dict(views(img)).get("tilt")
+    if upright is not None:
+        side = max(1.0, max(w, h) / 512)
+        assert upright.width * upright.height <= (w / side + 2) * (h / side + 2)
