@@ -69,27 +69,27 @@ def _unlike(rgb: np.ndarray, fill: np.ndarray, tol: int) -> np.ndarray:
     return mask
 
 
-def _tilted_shape(mask: np.ndarray, p: Params) -> bool:
-    """Whether ``mask`` could be a turned picture: large enough, filling at least half its bounding
-    box (text scattered on a page does not), and not upright (an upright picture's outermost lines
-    are whole sides: a border, the trim view's)."""
+def _tilted_shape(mask: np.ndarray, p: Params) -> "tuple[np.ndarray, np.ndarray] | None":
+    """The rows and columns ``mask`` has pixels in, when it could be a turned picture: large enough,
+    filling at least half its bounding box (text scattered on a page does not), and not upright (an
+    upright picture's outermost lines are whole sides: a border, the trim view's); else None."""
     h, w = mask.shape
     area = int(mask.sum())
     if area < p.min_area * h * w:
-        return False
+        return None
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     top, bottom, left, right = rows[0], rows[-1], cols[0], cols[-1]
     bw, bh = right - left + 1, bottom - top + 1
     if area < 0.5 * bw * bh:
-        return False
-    return not (min(mask[top].sum(), mask[bottom].sum()) >= 0.5 * bw
-                and min(mask[:, left].sum(), mask[:, right].sum()) >= 0.5 * bh)
+        return None
+    if min(mask[top].sum(), mask[bottom].sum()) >= 0.5 * bw and min(mask[:, left].sum(), mask[:, right].sum()) >= 0.5 * bh:
+        return None
+    return rows, cols
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """Points (x, y) of the mask's outline: each row's first and last set pixel, each column's."""
-    rows = np.nonzero(mask.any(axis=1))[0]
-    cols = np.nonzero(mask.any(axis=0))[0]
+def _outline(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Points (x, y) of the mask's outline: each row's first and last set pixel, each column's
+    (``rows``, ``cols``: the rows and columns with set pixels)."""
     sub_r, sub_c = mask[rows], mask[:, cols]
     w, h = mask.shape[1], mask.shape[0]
     first_x, last_x = sub_r.argmax(axis=1), w - 1 - sub_r[:, ::-1].argmax(axis=1)
@@ -138,23 +138,24 @@ def tilt_quad(rgb: np.ndarray, p: Params) -> Optional[np.ndarray]:
 
 def _quad(mask: np.ndarray, p: Params) -> Optional[np.ndarray]:
     """The corners (4, 2) of the turned picture that ``mask`` (pixels unlike the fill) shows, or None."""
-    if not _tilted_shape(mask, p):
+    spans = _tilted_shape(mask, p)
+    if spans is None:
         return None
     h, w = mask.shape
-    pts = _outline(mask)
+    pts = _outline(mask, *spans)
     s, d = pts[:, 0] + pts[:, 1], pts[:, 0] - pts[:, 1]
     rough = pts[[s.argmin(), d.argmin(), s.argmax(), d.argmax()]]  # TL, BL, BR, TR
     edges = {}
-    for name, (i, j), vertical in (("top", (_TL, _TR), False), ("bottom", (_BL, _BR), False),
-                                   ("left", (_TL, _BL), True), ("right", (_TR, _BR), True)):
-        axis = 1 if vertical else 0
+    # each edge: its two rough corners, whether it runs top to bottom, and which side of the line
+    # through them is outside the picture (-1: above / left of it, +1: below / right of it)
+    for name, (i, j), vertical, out in (("top", (_TL, _TR), False, -1), ("bottom", (_BL, _BR), False, 1),
+                                        ("left", (_TL, _BL), True, -1), ("right", (_TR, _BR), True, 1)):
+        axis = 1 if vertical else 0  # the coordinate along the edge
         lo, hi = sorted((rough[i, axis], rough[j, axis]))
         margin = 0.1 * (hi - lo)
-        # the outline points between the two corners on this edge's side of the picture
-        side = {"top": pts[:, 1] <= np.interp(pts[:, 0], [rough[_TL, 0], rough[_TR, 0]], [rough[_TL, 1], rough[_TR, 1]]) + 2,
-                "bottom": pts[:, 1] >= np.interp(pts[:, 0], [rough[_BL, 0], rough[_BR, 0]], [rough[_BL, 1], rough[_BR, 1]]) - 2,
-                "left": pts[:, 0] <= np.interp(pts[:, 1], [rough[_TL, 1], rough[_BL, 1]], [rough[_TL, 0], rough[_BL, 0]]) + 2,
-                "right": pts[:, 0] >= np.interp(pts[:, 1], [rough[_TR, 1], rough[_BR, 1]], [rough[_TR, 0], rough[_BR, 0]]) - 2}[name]
+        # the outline points between the two corners on this edge's side of the picture (2 px slack)
+        line = np.interp(pts[:, axis], [rough[i, axis], rough[j, axis]], [rough[i, 1 - axis], rough[j, 1 - axis]])
+        side = pts[:, 1 - axis] <= line + 2 if out < 0 else pts[:, 1 - axis] >= line - 2
         between = (pts[:, axis] > lo + margin) & (pts[:, axis] < hi - margin)
         fit = _fit(pts[side & between], vertical, p.tilt_residual)
         if fit is None or fit[2] > p.tilt_residual:
