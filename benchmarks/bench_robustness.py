@@ -52,7 +52,6 @@ scikit-image photos and generated pictures with other seeds, other distractors).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import tempfile
@@ -71,7 +70,7 @@ from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import media_rows
 from csadetect.media.hashing import hash_image, hash_image_with_views, load_image, pdq_from_image
 from csadetect.media.preprocess import views
-from csadetect.media.regions import sub_image_boxes, view_params, views_and_sub_images
+from csadetect.media.regions import sub_image_boxes, views_and_sub_images
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_gate_similarity,
                                          split_embedding, view_weights)
@@ -170,8 +169,9 @@ NEW_VIEWS = ("cell", "fill", "tilt")
 class Query:
     """Candidate hashes of one query image, hashed from its bytes like the pipeline does:
     plain = the 8 dihedral hashes of the image; pre = those plus the 8 of each view the previous
-    release had (``views`` without :data:`NEW_VIEWS`); pre2 = those plus the 8 of each sub-image and
-    fill view (this release: ``views_and_sub_images``); with an ``embedder``, ``vectors`` = the
+    release had (``views`` without :data:`NEW_VIEWS`); pre2 = those plus the 8 of each sub-image,
+    fill and tilt view (this release: ``views_and_sub_images``); no_tilt = pre2 without the tilt
+    view's (``match.tilt_view: false``); with an ``embedder``, ``vectors`` = the
     embeddings of the image, its previous-release views and its mirror (previous release) and
     ``vectors2`` = those, the new views' and the region views'."""
 
@@ -181,11 +181,12 @@ class Query:
         main = [_words(h) for h in hashed.dihedral] if hashed.quality >= QUALITY_GATE else []
         extra = [_words(h) for name, v in hashed.variants if name not in NEW_VIEWS and v.quality >= QUALITY_GATE
                  for h in v.dihedral]
-        cells = [_words(h) for name, v in hashed.variants if name in NEW_VIEWS and v.quality >= QUALITY_GATE
+        cells = [(name, _words(h)) for name, v in hashed.variants if name in NEW_VIEWS and v.quality >= QUALITY_GATE
                  for h in v.dihedral]
         self.plain = np.array(main, dtype=np.uint64).reshape(-1, 4)
         self.pre = np.array(main + extra, dtype=np.uint64).reshape(-1, 4)
-        self.pre2 = np.array(main + extra + cells, dtype=np.uint64).reshape(-1, 4)
+        self.pre2 = np.array(main + extra + [w for _, w in cells], dtype=np.uint64).reshape(-1, 4)
+        self.no_tilt = np.array(main + extra + [w for name, w in cells if name != "tilt"], dtype=np.uint64).reshape(-1, 4)
         self.vectors = self.vectors2 = self.weights2 = None
         if embedder is not None:
             # one call of each release's model: the previous one without the sub-images
@@ -272,8 +273,12 @@ def _hits(q: Query, index: np.ndarray, emb, emb2, threshold: float, threshold2: 
         hits[key] = d <= THRESHOLD
         closest[key] = d
     sims = np.full(len(index), -1.0)
-    if emb is not None:
+    if emb is not None:  # the previous release
         sims = original_sims(q.vectors, emb)
+        hits["emb"] = sims >= threshold
+        hits["comb"] = hits["pre"] | hits["emb"]
+        closest["sims"] = sims
+    if emb2 is not None:  # this release
         sims2 = original_sims(q.vectors2, emb2, q.weights2)  # a region view's distance counts twice
         regions = bool((q.weights2 != 1.0).any())
         if gate is not None and regions:
@@ -281,10 +286,9 @@ def _hits(q: Query, index: np.ndarray, emb, emb2, threshold: float, threshold2: 
             if hits["pre2"].any() or (own >= threshold2).any() or own.max() < gate:
                 sims2, regions = own, False
         closest["regions"] = regions
-        hits["emb"], hits["emb2"] = sims >= threshold, sims2 >= threshold2
-        hits["comb"] = hits["pre"] | hits["emb"]
+        hits["emb2"] = sims2 >= threshold2
         hits["comb2"] = hits["pre2"] | hits["emb2"]
-        closest["sims"], closest["sims2"] = sims, sims2
+        closest["sims2"] = sims2
     return hits, closest, sims
 
 
@@ -456,22 +460,14 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
 FIRST_QUERY_REGIONS = ((0.80, SWEEP_PLACES),)
 
 
-def _no_tilt_words(data: bytes) -> np.ndarray:
-    """The PDQ hashes (8 dihedral each, quality >= the gate) of the image and its views and
-    sub-images as this release hashes them, but without the ``tilt`` view (``match.tilt_view: false``)."""
-    hashed, _ = hash_image_with_views(data, preprocess=functools.partial(views_and_sub_images, p=view_params(True, False)))
-    words = [_words(h) for r in [hashed] + [v for _, v in hashed.variants] if r.quality >= QUALITY_GATE
-             for h in r.dihedral]
-    return np.array(words, dtype=np.uint64).reshape(-1, 4)
-
-
 def unseen_edits(split: str, originals: list, index: np.ndarray, emb2: "np.ndarray | None",
                  embedder: "Embedder | None", log=print) -> dict:
     """Every original under each edit of ``training.robustness_unseen.UNSEEN`` (edits nothing was tuned
     on; parameters drawn per copy), matched as this release matches: plain PDQ, PDQ + views and
     sub-images without and with the ``tilt`` view, the embedding (with the region views and their
-    gate, as :func:`_hits`) and the two combined. Returns ``{edit: {n, plain, no_tilt, views, emb,
-    comb, wrong}}`` (``wrong``: copies that match an original they are not a copy of, combined)."""
+    gate: :func:`_hits`, this release's columns) and the two combined. Returns ``{edit: {n, plain,
+    no_tilt, views, emb, comb, wrong}}`` (``wrong``: copies that match an original they are not a
+    copy of, combined)."""
     t0 = time.perf_counter()
     threshold = embedder.threshold if embedder is not None else 1.0
     gate = embedder.gate if embedder is not None else None
@@ -481,21 +477,13 @@ def unseen_edits(split: str, originals: list, index: np.ndarray, emb2: "np.ndarr
         for o_index, (oname, img) in enumerate(originals):
             data = encode(fn(img, np.random.default_rng(split_seed(split, "unseen", tname, oname))), how)
             q = Query(data, embedder, emb2)
-            pre2 = min_distances(q.pre2, index) <= THRESHOLD
-            emb = np.zeros(len(index), dtype=bool)
-            if embedder is not None:
-                sims = original_sims(q.vectors2, emb2, q.weights2)
-                if gate is not None and (q.weights2 != 1.0).any():  # the region gate, as _hits applies it
-                    own = original_sims(q.vectors2[q.weights2 == 1.0], emb2)
-                    if pre2.any() or (own >= threshold).any() or own.max() < gate:
-                        sims = own
-                emb = sims >= threshold
-            comb = pre2 | emb
+            hits, _, _ = _hits(q, index, None, emb2 if embedder is not None else None, 1.0, threshold, gate)
+            comb = hits.get("comb2", hits["pre2"])
             row["n"] += 1
-            row["plain"] += int(min_distances(q.plain, index)[o_index] <= THRESHOLD)
-            row["no_tilt"] += int(min_distances(_no_tilt_words(data), index)[o_index] <= THRESHOLD)
-            row["views"] += int(pre2[o_index])
-            row["emb"] += int(emb[o_index])
+            row["plain"] += int(hits["plain"][o_index])
+            row["no_tilt"] += int(min_distances(q.no_tilt, index)[o_index] <= THRESHOLD)
+            row["views"] += int(hits["pre2"][o_index])
+            row["emb"] += int(hits["emb2"][o_index]) if "emb2" in hits else 0
             row["comb"] += int(comb[o_index])
             row["wrong"] += int(np.delete(comb, o_index).any())
         out[tname] = row
