@@ -60,7 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.robustness_common import COMPOSITES, HARD_KINDS, KEYS, SWEEP_AREAS, SWEEP_PLACES, _pct
+from benchmarks.robustness_common import (COMPOSITES, HARD_KINDS, KEYS, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, SWEEP_AREAS,
+                                          SWEEP_PLACES, _pct)
 from benchmarks.robustness_embedding import (_dev_share, _embedding_findings, _embedding_text, _same_as_rows,
                                              _threshold_table, _threshold_table2, at_threshold, at_threshold2,
                                              zero_false_threshold, zero_false_threshold2)
@@ -72,7 +73,7 @@ from csadetect.media.hashing import hash_image, hash_image_with_views, load_imag
 from csadetect.media.preprocess import views
 from csadetect.media.regions import sub_image_boxes, views_and_sub_images
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
-from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_gate_similarity,
+from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_crop, region_gate_similarity,
                                          split_embedding, view_weights)
 from training.evaluate_images import embed_query, original_sims
 from training.robustness_set import (FRAMINGS, QUALITY_GATE, TRANSFORMS, _crop_area, build_distractors,
@@ -85,8 +86,8 @@ from training.robustness_unseen import UNSEEN
 __all__ = [
     "THRESHOLD", "PREVIOUS_RELEASE_MODEL", "PREVIOUS_RELEASE_THRESHOLD", "_words", "Embedder", "NEW_VIEWS", "Query",
     "min_distances", "_cpu_ms", "measure_cost", "_index_views_text", "_hits", "evaluate", "FIRST_QUERY_REGIONS",
-    "area_sweep", "unseen_edits", "EVENT_COST_SETTINGS", "event_cost", "main",
-    "KEYS", "HARD_KINDS", "COMPOSITES", "SWEEP_AREAS", "SWEEP_PLACES", "_pct",
+    "area_sweep", "strip_sweep", "unseen_edits", "EVENT_COST_SETTINGS", "event_cost", "main",
+    "KEYS", "HARD_KINDS", "COMPOSITES", "SWEEP_AREAS", "SWEEP_PLACES", "STRIP_SWEEP_SHARES", "STRIP_SWEEP_SIDES", "_pct",
     "at_threshold", "zero_false_threshold", "_threshold_table", "at_threshold2", "zero_false_threshold2",
     "_threshold_table2", "_dev_share", "_embedding_text", "_same_as_rows", "_embedding_findings",
     "sweep_table", "_sweep_text", "table", "_cost_line", "cost_table", "_release_text", "report",
@@ -405,6 +406,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         + "; ".join(f"{k}: " + ", ".join(f"{key} {v}" for key, v in d_false[k].items()) for k in d_false))
 
     sweep = area_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
+    strips = strip_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
     unseen_rows = unseen_edits(split, originals, index, emb2, embedder, log) if unseen else None
     plain_samples = [data for kind, name, data in distractors if "+" not in name]
     cost_plain = measure_cost(plain_samples[::2], embedder)
@@ -451,6 +453,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         "cost_framed": cost_framed,
         "cost_composite": cost_composite,
         "sweep": sweep,
+        "strip_sweep": strips,
         "unseen": unseen_rows,
         "seconds": time.perf_counter() - t0,
     }
@@ -493,23 +496,28 @@ def unseen_edits(split: str, originals: list, index: np.ndarray, emb2: "np.ndarr
     return out
 
 
-def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder, log=print) -> dict:
+def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder, log=print,
+               areas=SWEEP_AREAS, places=SWEEP_PLACES, ways: "dict | None" = None, crop=_crop_area,
+               label: str = "area sweep") -> dict:
     """Corner and centre crops of every area in ``SWEEP_AREAS``, each original's, matched by the
     embedding alone (this release's model and index rows, at its threshold) three ways: without
     query-side region views, with issue 17's first ones (80% only) and with this release's
     (``QUERY_REGIONS``), both behind the configured region gate (``match.embedding_query_region_gate``). Returns ``{(area, place): [n, off, first, this]}`` and the largest
-    similarity of a sweep copy to another original per way."""
+    similarity of a sweep copy to another original per way. ``areas``, ``places``, ``ways`` (name ->
+    query regions, "off" first) and ``crop`` (``crop(area, place)(img, rng)``) make other sweeps
+    (:func:`strip_sweep`)."""
     t0 = time.perf_counter()
     threshold = embedder.threshold
-    ways = {"off": (), "first": FIRST_QUERY_REGIONS, "this": query_regions(embedder.match)}
+    if ways is None:
+        ways = {"off": (), "first": FIRST_QUERY_REGIONS, "this": query_regions(embedder.match)}
     counts: dict = {}
     wrong_sim = dict.fromkeys(ways, -1.0)
     n_orig = len(originals)
     for o_index, (oname, img) in enumerate(originals):
         others = np.arange(n_orig) != o_index
-        for area in SWEEP_AREAS:
-            for place in SWEEP_PLACES:
-                data = encode(_crop_area(area, place)(img, None), "jpeg")
+        for area in areas:
+            for place in places:
+                data = encode(crop(area, place)(img, None), "jpeg")
                 _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
                 row = counts.setdefault((area, place), [0] + [0] * len(ways))
                 row[0] += 1
@@ -522,17 +530,36 @@ def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder
                         sims = own  # the gate skips the region views (MatchIndicators)
                     row[1 + i] += int(sims[o_index] >= threshold)
                     wrong_sim[way] = max(wrong_sim[way], float(sims[others].max()))
-    log(f"[{split}] area sweep: {len(SWEEP_AREAS) * len(SWEEP_PLACES)} crops of each original "
+    log(f"[{split}] {label}: {len(areas) * len(places)} crops of each original "
         f"({time.perf_counter() - t0:.0f}s)")
     return {"counts": counts, "ways": tuple(ways), "closest_wrong": wrong_sim, "threshold": threshold}
 
 
-# ``--event-cost``: the query-side region views' settings side by side (name, shares; None = off).
-EVENT_COST_SETTINGS = (("off (`embedding_query_regions: false`)", None), ("`[0.80]`", (0.80,)),
-                       ("six shares `[0.80, 0.82, 0.86, 0.90, 0.94, 0.98]`", (0.80, 0.82, 0.86, 0.90, 0.94, 0.98)),
+def strip_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder, log=print) -> dict:
+    """Strips of every share in ``STRIP_SWEEP_SHARES`` along each side (one side cut off, the other
+    dimension whole: :func:`csadetect.signals.embedding.region_crop`), each original's, matched by the
+    embedding alone as :func:`area_sweep` matches: without query-side region views, with them but
+    without the strips (``match.embedding_query_strip_shares: []``, the release before 2026-12-05)
+    and with this release's. Returns what :func:`area_sweep` returns, keyed by (share, side)."""
+    no_strips = embedder.match.model_copy(update={"embedding_query_strip_shares": ()})
+    ways = {"off": (), "no strips": query_regions(no_strips), "this": query_regions(embedder.match)}
+    return area_sweep(split, originals, emb2, embedder, log, areas=STRIP_SWEEP_SHARES, places=STRIP_SWEEP_SIDES,
+                      ways=ways, crop=lambda share, side: lambda img, rng: region_crop(img, share, side),
+                      label="strip sweep")
+
+
+# ``--event-cost``: the query-side region views' settings side by side (name, MatchSettings overrides).
+_NO_STRIPS = {"embedding_query_strip_shares": ()}
+EVENT_COST_SETTINGS = (("off (`embedding_query_regions: false`)", {"embedding_query_regions": False}),
+                       ("`[0.80]`", {"embedding_query_region_shares": (0.80,), **_NO_STRIPS}),
+                       ("six shares `[0.80, 0.82, 0.86, 0.90, 0.94, 0.98]`",
+                        {"embedding_query_region_shares": (0.80, 0.82, 0.86, 0.90, 0.94, 0.98), **_NO_STRIPS}),
                        ("ten shares (0.80 ... 0.98, the default before the 60% and 78% ones)",
-                        (0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)),
-                       ("**the default's twelve** (0.60, 0.78, 0.80 ... 0.98)", None))
+                        {"embedding_query_region_shares": (0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98),
+                         **_NO_STRIPS}),
+                       ("the default's twelve (0.60, 0.78, 0.80 ... 0.98), no strips (the default before 2026-12-05)",
+                        _NO_STRIPS),
+                       ("**the default**: twelve shares and the strips (0.88 ... 0.98 of each side)", {}))
 
 
 def event_cost(n: int = 40, rounds: int = 3, log=print) -> str:
@@ -544,13 +571,7 @@ def event_cost(n: int = 40, rounds: int = 3, log=print) -> str:
 
     model = EmbeddingModel.load()
     data = [synth.jpeg_bytes(synth.synthetic_image(9000 + i, (2048, 1536))) for i in range(n)]
-    ways = []
-    for label, shares in EVENT_COST_SETTINGS:
-        if label.startswith("off"):
-            match = MatchSettings(embedding_query_regions=False)
-        else:
-            match = MatchSettings(embedding_query_region_shares=shares) if shares else MatchSettings()
-        ways.append((label, query_regions(match)))
+    ways = [(label, query_regions(MatchSettings(**overrides))) for label, overrides in EVENT_COST_SETTINGS]
 
     def run(regions) -> float:
         t0 = time.process_time()

@@ -1,6 +1,6 @@
 """Names shared by the robustness benchmark's measuring (``benchmarks.bench_robustness``) and its
 report (``benchmarks.robustness_report``, ``benchmarks.robustness_embedding``): the score keys of
-every query, the hard-distractor kinds, the composite edits, the grid of the crops of other areas,
+every query, the hard-distractor kinds, the composite edits, the grids of the crops of other areas and of strips,
 and the percentage format of the report's cells. Kept apart so that both sides import them without
 importing each other; ``bench_robustness`` re-exports every name.
 """
@@ -16,6 +16,10 @@ COMPOSITES = ("pip_60", "pip_40", "collage_1x2", "collage_2x2", "collage_3", "me
 # region views were chosen on (the development split, csadetect/models/cards/embedding.md).
 SWEEP_AREAS = (0.62, 0.65, 0.67, 0.70, 0.72, 0.77, 0.80, 0.82, 0.85, 0.87, 0.90, 0.92, 0.95, 0.97)
 SWEEP_PLACES = ("tl", "tr", "bl", "br", "c")
+# Strips (2026-12-05): one side cut off, these shares of that side kept, the other dimension whole. The
+# strip rows and views were chosen on the development split with shares drawn at random from 60-98%.
+STRIP_SWEEP_SHARES = (0.63, 0.67, 0.71, 0.75, 0.79, 0.83, 0.87, 0.91, 0.95, 0.97)
+STRIP_SWEEP_SIDES = ("t", "b", "l", "r")
 
 
 def _pct(k: int, n: int) -> str:

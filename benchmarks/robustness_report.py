@@ -6,20 +6,20 @@ other thresholds are in ``benchmarks.robustness_embedding``; ``bench_robustness`
 """
 from __future__ import annotations
 
-from benchmarks.robustness_common import HARD_KINDS, SWEEP_AREAS, SWEEP_PLACES, _pct
+from benchmarks.robustness_common import HARD_KINDS, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, SWEEP_AREAS, SWEEP_PLACES, _pct
 from benchmarks.robustness_embedding import _embedding_findings, _embedding_text, _threshold_table2
-from csadetect.signals.embedding import EMBEDDING_REGIONS, REGION_VIEW_DISTANCE_SHARE
+from csadetect.signals.embedding import EMBEDDING_REGIONS, REGION_VIEW_DISTANCE_SHARE, STRIP_SIDES
 from training.robustness_set import ISSUE17, LATE, TRANSFORMS
 
 
-def sweep_table(sweep: dict) -> list[str]:
+def sweep_table(sweep: dict, areas=SWEEP_AREAS, places=SWEEP_PLACES, first: str = "area kept") -> list[str]:
     """The sweep as a markdown table: one row per area, per place the match rate off / first / this."""
-    head = "| area kept | " + " | ".join(SWEEP_PLACES) + " |"
-    lines = [head, "|---|" + "---:|" * len(SWEEP_PLACES)]
+    head = f"| {first} | " + " | ".join(places) + " |"
+    lines = [head, "|---|" + "---:|" * len(places)]
     worst = {way: 1.0 for way in sweep["ways"]}
-    for area in SWEEP_AREAS:
+    for area in areas:
         cells = []
-        for place in SWEEP_PLACES:
+        for place in places:
             n, *hits = sweep["counts"][(area, place)]
             for way, k in zip(sweep["ways"], hits):
                 worst[way] = min(worst[way], k / n)
@@ -52,6 +52,23 @@ def _sweep_text(results: list[dict]) -> list[str]:
                "were chosen before the test split was looked at; the centre's were first 80%, 86% and 92%, and were",
                "extended to the same ten after this table's centre column had been seen on the test split (its",
                "weakest cells were 81-86% then), so the test split's centre column is not a held-out measurement."] + out
+    strips = []
+    for res in results:
+        sweep = res.get("strip_sweep")
+        if not sweep:
+            continue
+        n = sweep["counts"][(STRIP_SWEEP_SHARES[0], STRIP_SWEEP_SIDES[0])][0]
+        strips += ["", f"**Strips, {res['split']} split** ({n} originals x {len(STRIP_SWEEP_SHARES)} shares x "
+                   f"{len(STRIP_SWEEP_SIDES)} sides, JPEG q=85; the embedding alone, this release's model, index rows "
+                   "and threshold; each cell: no query-side region views / the region views without the strips "
+                   "(the release before) / **this release's** (with `match.embedding_query_strip_shares`)):", ""] \
+            + sweep_table(sweep, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, "share of the side kept")
+    if strips:
+        out += ["", "### Strips: one side cut off (issue 17, 2026-12-05)", "",
+                "A copy with its top, bottom, left or right part cut off, keeping this share of that dimension and",
+                "all of the other (t: the top part kept). The strip rows (60%, 70%, 80%, 90% of each side) and the",
+                "query-side strips (88% to 98% of each side) were chosen on the development split, with shares",
+                "drawn at random from 60% to 98%; the test split was first run with them as they are here."] + strips
     return out
 
 
@@ -72,6 +89,8 @@ def _unseen_text(results: list[dict]) -> list[str]:
            "version of the turns, strips, sticker, hue and gamma (7, -5 and 12 degrees on black) was run on the",
            "development split before the `tilt` view was written, and the tilt view was written because of",
            "the turns: for `turn_fill` and `mirror_turn_fill` the tilt view is not a blind measurement. The",
+           "strip rows and views (2026-12-05) were then built for strips, on the development split's own strips",
+           "(60-98% of a side kept), so `strip` is no blind measurement of the embedding either. The",
            "columns: plain PDQ; PDQ + views + sub-images without the tilt view (the release before it) and with",
            "it (`match.tilt_view`)" + ("; the embedding (this release's rows, region views and threshold); the"
                                        " two combined, as the matcher reports; copies matching an original"
@@ -205,7 +224,8 @@ def cost_table(res: dict) -> str:
 def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
     """What "this release" (issue 17) adds, and what each new step costs."""
     emb = test.get("embedding")
-    regions = "; ".join(f"{a:.0%} of the area at " + ", ".join(anchors) for a, anchors in EMBEDDING_REGIONS)
+    regions = "; ".join((f"strips keeping {a:.0%} of a side at " if anchors == STRIP_SIDES else f"{a:.0%} of the area at ")
+                        + ", ".join(anchors) for a, anchors in EMBEDDING_REGIONS)
     lines = [
         "**This release** (issue 17) adds three steps, each with its own switch in `csadetect/config/default.yaml`:",
         "",
@@ -214,7 +234,7 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         "  in a screenshot); each is hashed with PDQ and embedded with the query's other views, in the same",
         "  model call.",
         "- `match.embedding_region_rows` (index side, `indicators from-media`): embedding rows for crops at",
-        f"  each corner and the centre ({regions}; `csadetect.signals.embedding.EMBEDDING_REGIONS`)"
+        f"  each corner and the centre and for strips along each side ({regions}; `csadetect.signals.embedding.EMBEDDING_REGIONS`)"
         + (f": {emb['rows2']} rows per indicator instead of {emb['rows']}, + {emb['rows2'] - emb['rows']} x 512 B ="
            f" {(emb['rows2'] - emb['rows']) * 512 / 1024:.1f} KiB per indicator, "
            f"{(emb['rows2'] - emb['rows']) * 512 * 10e6 / 1e9:.0f} GB more at 10M indicators"
@@ -224,10 +244,12 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         "  embedded in the same model call: a copy cropped at a corner or the centre to any area from 60% then",
         "  holds a crop cut within ~1.5% like one of the original's 60% or 78% region rows (0.75 x 0.80 = 0.60,",
         "  0.90 x 0.86 = 0.77), and an uncropped copy with a caption, sticker or watermark outside one of those",
-        "  regions holds the region itself. 60 more model inputs per image (no mirror), cut from the image reduced",
-        "  to 256 pixels a side. A region view matches",
+        "  regions holds the region itself; and (2026-12-05, `match.embedding_query_strip_shares`) its strips keeping",
+        "  88% to 98% of each side (steps of 2%), so a copy with one side cut off (60% to 100% of it kept) holds a",
+        "  strip cut within ~1% like one of the original's strip rows (0.72 x 0.98 = 0.706). 84 more model inputs per",
+        "  image (no mirror), cut from the image reduced to 256 pixels a side. A region view matches",
         f"  only within {REGION_VIEW_DISTANCE_SHARE:g} of the threshold's distance (`REGION_VIEW_DISTANCE_SHARE`): it is",
-        "  cut exactly like the row it meets, and 60 more views would otherwise give the other shot of a stereo",
+        "  cut exactly like the row it meets, and 84 more views would otherwise give the other shot of a stereo",
         "  pair more chances. This release's similarities below count a region view's distance that way.",
         "",
         ("The previous-release columns are this same run with the three switches off, at the previous release's threshold"
@@ -242,7 +264,7 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         dev_rq = ((dev or {}).get("embedding") or {}).get("region_queries")
         lines += [
             "**Region gate** (`match.embedding_query_region_gate`, default 16 x the threshold's distance: similarity"
-            f" >= {emb['gate']:.4f}): the pipeline embeds the 60 region views only for an image that nothing matched"
+            f" >= {emb['gate']:.4f}): the pipeline embeds the 84 region views only for an image that nothing matched"
             " without them and one of whose own vectors reaches the gate with some row; the columns of this release"
             " count them only then. Images that needed them, test split: copies"
             f" {rq['copy'][0]} of {rq['copy'][1]}, ordinary distractors {rq['ordinary'][0]} of {rq['ordinary'][1]},"

@@ -18,7 +18,7 @@ def test_previous_release_columns_use_the_previous_release_model():
     assert br.PREVIOUS_RELEASE_THRESHOLD == 0.9835
     data = synth.jpeg_bytes(synth.synthetic_image(4242))
     previous_rows, rows = emb.original(data)
-    assert len(rows) == len(previous_rows) + 9  # this release adds the 9 region rows
+    assert len(rows) == len(previous_rows) + 9 + 16  # this release adds the 9 region rows and the 16 strips
     query = br.Query(data, emb)
     # the picture itself: each release's model finds it against its own rows ...
     assert (query.vectors @ previous_rows.T).max() > 0.999
@@ -83,3 +83,27 @@ def test_the_unseen_edits_are_scored_with_and_without_the_tilt_view():
     for name, (fn, how) in UNSEEN.items():  # deterministic in the copy's seed, and an RGB picture
         a, b = fn(img, np.random.default_rng(5)), fn(img, np.random.default_rng(5))
         assert a.mode == "RGB" and encode(a, how) == encode(b, how), name
+
+
+def test_the_strip_sweep_finds_strips_only_with_the_query_side_strips(monkeypatch):
+    """``strip_sweep`` crops each original along each side and scores three ways: no region views,
+    the region views without the strips, and this release's. Strips keeping 66% of the top or bottom
+    of four generated pictures (the benchmark's own generators, seeds of neither split): this
+    release finds all of them (a view at 0.90-0.92 is the original's 60% strip row, cut within 1%);
+    without the query-side strips, two of each four are missed."""
+    import numpy as np
+
+    from training.robustness_set import GENERATORS, encode
+
+    emb = br.Embedder()
+    originals = [(f"gen:{g}", GENERATORS[g](np.random.default_rng(77 + i)))
+                 for i, g in enumerate(("clouds", "landscape", "still", "shapes"))]
+    emb2 = np.stack([emb.original(encode(img, "png"))[1] for _, img in originals])
+    monkeypatch.setattr(br, "STRIP_SWEEP_SHARES", (0.66,))
+    monkeypatch.setattr(br, "STRIP_SWEEP_SIDES", ("t", "b"))
+    sweep = br.strip_sweep("dev", originals, emb2, emb, log=lambda _: None)
+    assert sweep["ways"] == ("off", "no strips", "this")
+    assert set(sweep["counts"]) == {(0.66, "t"), (0.66, "b")}
+    for n, off, no_strips, this in sweep["counts"].values():
+        assert n == 4 and this == 4 and off <= no_strips <= 2
+    assert max(sweep["closest_wrong"].values()) < emb.threshold

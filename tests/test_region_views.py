@@ -141,18 +141,44 @@ def test_a_corner_or_centre_crop_of_other_areas_matches_through_a_query_region_v
     assert not _matches(on, crop, NO_QUERY_REGIONS, model)
 
 
+@pytest.mark.parametrize("keep,side", [(0.63, "t"), (0.72, "l"), (0.77, "b"), (0.86, "r"), (0.93, "t")])
+def test_a_copy_with_one_side_cut_off_matches_through_a_strip(model, scene, tmp_path, keep, side):
+    """A strip of the original (one side cut off, ``keep`` of that dimension left, the other whole)
+    holds a strip cut like one of the original's strip rows (``-a60t`` ... ``-a90r``): its own at
+    ``keep`` x some strip share ``g`` (0.72 x 0.98 = 0.706 ~ 0.70). It matches one of them; without the
+    query-side strips (``match.embedding_query_strip_shares: []``) and without the strip rows it finds
+    nothing."""
+    known = scenes.render(scene, noise_seed=1)
+    _, on = _index(known, ON, model, tmp_path)
+    w, h = known.size
+    box = {"t": (0, 0, w, round(h * keep)), "b": (0, h - round(h * keep), w, h),
+           "l": (0, 0, round(w * keep), h), "r": (w - round(w * keep), 0, w, h)}[side]
+    copy = known.crop(box)
+    found = _matches(on, copy, ON, model)
+    assert any(re.search(rf"-embedding-a[6-9]0{side}$", m.indicator_id) for m in found), found
+    assert not _matches(on, copy, MatchSettings(embedding_query_strip_shares=()), model)
+
+
 def test_the_query_region_shares_are_a_setting(model, scene, tmp_path):
     """``match.embedding_query_region_shares`` chooses the views: sorted, five places each; a share
     that is not a whole percent from 50% to 99%, or is listed twice, fails in one line. With 80% alone
     (the cheap setting), an 85%-area corner crop finds nothing that the default shares find."""
-    places = ("tl", "tr", "bl", "br", "c")
-    assert query_regions(MatchSettings(embedding_query_region_shares=(0.9, 0.8))) == ((0.8, places), (0.9, places))
+    places, sides = ("tl", "tr", "bl", "br", "c"), ("t", "b", "l", "r")
+    assert query_regions(MatchSettings(embedding_query_region_shares=(0.9, 0.8), embedding_query_strip_shares=())) == (
+        (0.8, places), (0.9, places))
+    assert query_regions(MatchSettings(embedding_query_region_shares=(0.8,), embedding_query_strip_shares=(0.95, 0.9))) == (
+        (0.8, places), (0.9, sides), (0.95, sides))
     assert query_regions(MatchSettings()) == QUERY_REGIONS
-    assert load_settings().match.embedding_query_region_shares == tuple(q for q, _ in QUERY_REGIONS)
-    for bad in ((0.835,), (0.8, 0.80), (1.0,), (0.4,), ()):
-        with pytest.raises(ConfigError) as err:
-            load_settings(overrides={"match": {"embedding_query_region_shares": list(bad)}})
-        assert "match.embedding_query_region_shares" in str(err.value) and "\n" not in str(err.value)
+    assert query_regions(MatchSettings(embedding_query_regions=False)) == ()
+    settings = load_settings().match
+    assert settings.embedding_query_region_shares == tuple(q for q, p in QUERY_REGIONS if p == places)
+    assert settings.embedding_query_strip_shares == tuple(q for q, p in QUERY_REGIONS if p == sides)
+    for key in ("embedding_query_region_shares", "embedding_query_strip_shares"):
+        for bad in ((0.835,), (0.8, 0.80), (1.0,), (0.4,)) + (((),) if key == "embedding_query_region_shares" else ()):
+            with pytest.raises(ConfigError) as err:
+                load_settings(overrides={"match": {key: list(bad)}})
+            assert f"match.{key}" in str(err.value) and "\n" not in str(err.value)
+    assert load_settings(overrides={"match": {"embedding_query_strip_shares": []}}).match.embedding_query_strip_shares == ()
     known = scenes.render(scene, noise_seed=1)
     _, on = _index(known, ON, model, tmp_path)
     crop = rs._crop_area(0.85, "tl")(known, None)
@@ -164,9 +190,10 @@ def test_query_region_views_are_named_after_the_image_and_not_mirrored():
     img = Image.new("RGB", (1200, 800), (10, 20, 30))
     names, batch = model_inputs([("image", img)], 32, flip=True, regions=QUERY_REGIONS)
     expected = tuple(f"image-a{round(q * 100):02d}{x}" for q, anchors in QUERY_REGIONS for x in anchors)
-    assert names == ("image", "image:flip") + expected and len(set(expected)) == len(expected) == 60
-    assert all(re.fullmatch(r"image-a(60|78|8[0-9]|9[0-8])(tl|tr|bl|br|c)", n) for n in expected)
-    assert batch.shape == (2 + 60, 32, 32, 3)
+    assert names == ("image", "image:flip") + expected and len(set(expected)) == len(expected) == 60 + 24
+    assert sum(bool(re.fullmatch(r"image-a(60|78|8[0-9]|9[0-8])(tl|tr|bl|br|c)", n)) for n in expected) == 60
+    assert sum(bool(re.fullmatch(r"image-a(8[8-9]|9[0-8])[tblr]", n)) for n in expected) == 24  # the strips
+    assert batch.shape == (2 + 84, 32, 32, 3)
     # cut from the picture reduced to REGION_SOURCE_SIDE a side, aspect kept; small pictures as they are
     assert region_source(img).size == (REGION_SOURCE_SIDE, round(800 * REGION_SOURCE_SIDE / 1200))
     small = Image.new("RGB", (200, 90))
@@ -177,7 +204,7 @@ def test_query_region_views_are_named_after_the_image_and_not_mirrored():
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_hash_media_hands_embed_images_the_region_source_not_the_cut_views(model, mode):
-    """HashMedia keeps one picture of at most 256 px for the 60 region views and EmbedImages cuts
+    """HashMedia keeps one picture of at most 256 px for the 84 region views and EmbedImages cuts
     them from it: the model sees exactly the inputs ``model_inputs`` makes in one go, and the
     item carries a third of the bytes or less between the two stages."""
     import json
@@ -204,7 +231,7 @@ def test_hash_media_hands_embed_images_the_region_source_not_the_cut_views(model
     fn = HashMediaFn(Limits(), match, embed_size=model.input_size, embed_flip=True)
     fn.setup()
     (item,) = list(fn.process(parse_event(json.dumps(make_event("e", data)))))
-    assert item.views == names and len(item.pixels) == len(names) - 60
+    assert item.views == names and len(item.pixels) == len(names) - 84
     assert np.array_equal(item.region_source, source)
     carried = item.pixels.nbytes + item.region_source.nbytes
     assert carried * 3 <= batch.nbytes, (carried, batch.nbytes)

@@ -196,6 +196,12 @@ def test_region_rows_ids_and_boxes():
     assert by["-a60tl"].size == (310, 232)  # sqrt(0.6) of each side
     assert np.array_equal(np.asarray(by["-a60tl"]), np.asarray(img.crop((0, 0, 310, 232))))
     assert np.array_equal(np.asarray(by["-a60br"]), np.asarray(img.crop((90, 68, 400, 300))))
+    # strips: that share of one dimension, the other whole, along the side
+    assert np.array_equal(np.asarray(by["-a60t"]), np.asarray(img.crop((0, 0, 400, 180))))
+    assert np.array_equal(np.asarray(by["-a70b"]), np.asarray(img.crop((0, 90, 400, 300))))
+    assert np.array_equal(np.asarray(by["-a80l"]), np.asarray(img.crop((0, 0, 320, 300))))
+    assert np.array_equal(np.asarray(by["-a90r"]), np.asarray(img.crop((40, 0, 400, 300))))
+    assert len(want) == 9 + 16
     assert len(embedding_views(img)) == len(embedding_views(img, regions=())) + len(want)  # regions by default
     assert index_regions(MatchSettings()) == EMBEDDING_REGIONS
     assert index_regions(MatchSettings(embedding_region_rows=False)) == ()

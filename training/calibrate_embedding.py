@@ -14,13 +14,14 @@ Queries are embedded as the pipeline embeds them: the bytes go through
 :func:`csadetect.media.hashing.hash_image_with_views` with :func:`csadetect.media.regions.views_and_sub_images`
 (the framing views and the sub-images, as with ``match.preprocess`` and ``match.sub_images`` on), then
 :func:`training.evaluate_images.embed_query` with ``flip=True`` and ``regions=QUERY_REGIONS`` (the image,
-each view, the mirror and the image's 60%-, 78%- and 80-98%-area crops at its corners and centre, as with
+each view, the mirror, the image's 60%-, 78%- and 80-98%-area crops at its corners and centre and its strips keeping
+88-98% of each side, as with
 ``match.embedding_query_regions`` on, cut from the mirrored image when the mirror lies nearer one of the
 calibration originals' rows, as ``MatchIndicators`` cuts them; a region view's distance counts twice, as the matcher counts it:
 :func:`csadetect.signals.embedding.view_weights`); a query's similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
 (:func:`csadetect.signals.embedding.embedding_views`: ``EMBEDDING_CROPS`` centre crops,
-``EMBEDDING_ROTATIONS`` and the ``EMBEDDING_REGIONS`` corner and centre crops), one row each, so a false pair is a query against ANY row of another
+``EMBEDDING_ROTATIONS`` and the ``EMBEDDING_REGIONS`` corner and centre crops and side strips), one row each, so a false pair is a query against ANY row of another
 original (and original -> original: any row against any row of the other).
 
 The calibration set (``calibration_set``) is DISJOINT from every evaluation set:
@@ -268,7 +269,8 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         "pairs_compared": counts,
         "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.regions.views_and_sub_images) -> "
                            "training.evaluate_images.embed_query(model, pictures, True, QUERY_REGIONS, rows) (image, "
-                           "views, sub-images, mirror, 60%-, 78%- and 80-98%-area crops at the corners and the centre, cut from the mirror "
+                           "views, sub-images, mirror, 60%-, 78%- and 80-98%-area crops at the corners and the centre, strips keeping "
+                           "88-98% of each side, cut from the mirror "
                            "when it lies nearer the originals' rows, whose distance counts "
                            "twice: csadetect.signals.embedding.view_weights); "
                            "originals: the decoded image and its index-side views "

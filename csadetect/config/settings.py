@@ -154,7 +154,8 @@ class MatchSettings(_Strict):
     )
     embedding_region_rows: bool = Field(
         True, description="indicators from-media: also store embedding rows for corner and centre crops "
-        "(csadetect.signals.embedding.EMBEDDING_REGIONS; + 512 B per row per indicator)"
+        "and strips along each side (csadetect.signals.embedding.EMBEDDING_REGIONS: 25 rows; + 512 B per row per "
+        "indicator)"
     )
     embedding_query_regions: bool = Field(
         True, description="also embed crops of each image at its corners and centre, keeping the shares of its "
@@ -170,6 +171,14 @@ class MatchSettings(_Strict):
         "tolerate; 0.60 and 0.78 cut an uncropped copy exactly like the region rows, so a caption, sticker or "
         "watermark outside one of them leaves it intact; fewer shares cost less and leave gaps "
         "(benchmarks/robustness.md; [0.80] alone: 75%-area crops only)"
+    )
+    embedding_query_strip_shares: tuple[float, ...] = Field(
+        (0.88, 0.90, 0.92, 0.94, 0.96, 0.98),
+        description="with embedding_query_regions: also cut each side of the image to keep these shares of its "
+        "height (top, bottom) or width (left, right), whole percents from 0.50 to 0.99, so a copy with one side "
+        "cut off (60-100% of it kept) meets one of the strip rows (60/70/80/90%, "
+        "csadetect.signals.embedding.EMBEDDING_STRIPS); +4 embedding inputs per share and image (~0.7 ms CPU each: "
+        "24 inputs with the default shares); [] turns the strips off"
     )
     embedding_query_region_gate: Optional[float] = Field(
         None, ge=1.0, description="null (default): embed the query-side region views of every image. A number: only for "
@@ -196,12 +205,12 @@ class MatchSettings(_Strict):
         "and category (docs/false-positives.md); the strictest that applies wins"
     )
 
-    @field_validator("embedding_query_region_shares")
+    @field_validator("embedding_query_region_shares", "embedding_query_strip_shares")
     @classmethod
     def _whole_percents(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         for share in v:
             if not 0.5 <= share <= 0.99 or abs(share * 100 - round(share * 100)) > 1e-6:
-                raise ValueError(f"{share} is not a whole percent from 0.50 to 0.99 of the image's area")
+                raise ValueError(f"{share} is not a whole percent from 0.50 to 0.99")
         if len({round(share * 100) for share in v}) != len(v):
             raise ValueError(f"a share is listed twice in {list(v)}")
         return tuple(sorted(round(share, 2) for share in v))

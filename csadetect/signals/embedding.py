@@ -62,8 +62,15 @@ EMBEDDING_ROTATIONS = (3, -3)
 # corner and the centre (ids ``-a60tl`` ... ``-a60c``), so that a heavily cropped copy meets a row
 # that looks like it; ``benchmarks/robustness.md`` measures them. Each costs one more vector per
 # indicator (512 B at 128-d).
-EMBEDDING_REGIONS = ((0.60, ("tl", "tr", "bl", "br", "c")), (0.78, ("tl", "tr", "bl", "br")))
-_ANCHORS = {"tl": (0.0, 0.0), "tr": (1.0, 0.0), "bl": (0.0, 1.0), "br": (1.0, 1.0), "c": (0.5, 0.5)}
+# Strips (2026-12-05): a copy with one side cut off (the top, bottom, left or right part kept, the
+# other dimension whole) keeps none of the corner rows' aspect, so the region rows also hold strips
+# keeping 60%, 70%, 80% and 90% of the height (``-a60t``, ``-a60b``) or width (``-a60l``, ``-a60r``);
+# a strip's share of the area is the share it keeps of its one dimension. 16 more vectors per indicator.
+STRIP_SIDES = ("t", "b", "l", "r")
+EMBEDDING_STRIPS = tuple((share, STRIP_SIDES) for share in (0.60, 0.70, 0.80, 0.90))
+EMBEDDING_REGIONS = ((0.60, ("tl", "tr", "bl", "br", "c")), (0.78, ("tl", "tr", "bl", "br"))) + EMBEDDING_STRIPS
+_ANCHORS = {"tl": (0.0, 0.0), "tr": (1.0, 0.0), "bl": (0.0, 1.0), "br": (1.0, 1.0), "c": (0.5, 0.5),
+            "t": (0.5, 0.0), "b": (0.5, 1.0), "l": (0.0, 0.5), "r": (1.0, 0.5)}
 # Query-side region views (``match.embedding_query_regions``): crops keeping 80% to 98% of the
 # uploaded image's area (steps of 2%) at each corner and the centre, embedded beside the image and its
 # views (names ``image-a80tl`` ...). A copy cropped at a corner or the centre to an area ``a`` of the
@@ -76,12 +83,23 @@ _ANCHORS = {"tl": (0.0, 0.0), "tr": (1.0, 0.0), "bl": (0.0, 1.0), "br": (1.0, 1.
 # 2026-12-04), cut a copy that was not cropped exactly like the region rows themselves: a caption
 # band, sticker or watermark outside one of those regions (a text band along the bottom leaves the
 # top 60% and 78% rows intact) then leaves a view that meets its row (overlay_text 69% -> 100% on
-# the held-out split, benchmarks/robustness.md). 60 more model inputs per image (no mirror), cut
+# the held-out split, benchmarks/robustness.md). 60 more model inputs per image (no mirror; 84 with
+# the strips below), cut
 # from the image reduced to REGION_SOURCE_SIDE (models.embedding.model_inputs): ~0.7 ms CPU each.
 # The shares are a setting (``match.embedding_query_region_shares``); these are its defaults.
 QUERY_REGION_SHARES = MatchSettings.model_fields["embedding_query_region_shares"].default
 QUERY_REGION_PLACES = ("tl", "tr", "bl", "br", "c")
-QUERY_REGIONS = tuple((share, QUERY_REGION_PLACES) for share in QUERY_REGION_SHARES)
+# Query-side strips (``match.embedding_query_strip_shares``): each side of the upload cut to keep 88% to
+# 98% of that dimension (steps of 2%; names ``image-a88t`` ...). A strip of the original keeping ``f`` of
+# a dimension then holds a strip cut within ~1.2% like one of the original's strip rows (its view at
+# ``g`` is the original's strip at ``f * g``: 0.72 x 0.98 = 0.706 ~ 0.70, 0.68 x 0.88 = 0.598 ~ 0.60; the
+# rows are 1.13-1.17 apart and the views reach down to 0.88 of the upload), and the upload itself meets
+# a row when it keeps 60%, 70%, 80% or 90%. Chosen on the robustness benchmark's development split: strips keeping 60-98% of a side at
+# random, 287 of 288 found by the embedding with these rows and views, 2-23% without
+# (csadetect/models/cards/embedding.md, "Strips"). 24 more model inputs per image.
+QUERY_STRIP_SHARES = MatchSettings.model_fields["embedding_query_strip_shares"].default
+QUERY_REGIONS = tuple((share, QUERY_REGION_PLACES) for share in QUERY_REGION_SHARES) + tuple(
+    (share, STRIP_SIDES) for share in QUERY_STRIP_SHARES)
 # Region views are cut from the image reduced to at most this many pixels a side (aspect kept), not
 # from the decoded image: four times cheaper per view, and within cosine 0.9996 of a view cut from
 # the decoded image (the model sees 64 x 64 pixels).
@@ -100,7 +118,7 @@ REGION_VIEW_DISTANCE_SHARE = 0.5
 # copy: the region rows are cut from the unmirrored original, and the model is too sensitive to a
 # mirror for a region view's strict threshold; IndicatorIndex.match_image_gated decides).
 MIRROR_SUFFIX = ":flip"
-_REGION_VIEW_RE = re.compile(r"-a(\d{2})(tl|tr|bl|br|c)$")  # a region_suffix: area in percent, place
+_REGION_VIEW_RE = re.compile(r"-a(\d{2})(tl|tr|bl|br|c|t|b|l|r)$")  # a region_suffix: area in percent, place
 
 
 def split_embedding(value: str) -> tuple[Optional[str], np.ndarray]:
@@ -148,7 +166,8 @@ def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, r
 
 def region_crops(img, regions=EMBEDDING_REGIONS) -> list:
     """(``"-a60tl"``-style suffix, crop) for each (area share, anchors) of ``regions``: each side
-    scaled by sqrt(area), placed at a corner (``tl``, ``tr``, ``bl``, ``br``) or the centre (``c``)."""
+    scaled by sqrt(area), placed at a corner (``tl``, ``tr``, ``bl``, ``br``) or the centre (``c``);
+    or a strip along one side (``t``, ``b``, ``l``, ``r``: that share of one dimension, the other whole)."""
     return [(region_suffix(area, place), region_crop(img, area, place)) for area, places in regions for place in places]
 
 
@@ -158,10 +177,17 @@ def region_suffix(area: float, place: str) -> str:
 
 
 def region_crop(img, area: float, place: str):
-    """The crop of PIL ``img`` keeping ``area`` of it (each side scaled by sqrt(area)) at ``place``."""
+    """The crop of PIL ``img`` keeping ``area`` of it at ``place``: each side scaled by sqrt(area) at a
+    corner or the centre; at a side (:data:`STRIP_SIDES`) the strip keeping ``area`` of the height
+    (``t``, ``b``) or of the width (``l``, ``r``)."""
     w, h = img.size
-    s = area ** 0.5
-    cw, ch = max(1, round(w * s)), max(1, round(h * s))
+    if place in ("t", "b"):
+        cw, ch = w, max(1, round(h * area))
+    elif place in ("l", "r"):
+        cw, ch = max(1, round(w * area)), h
+    else:
+        s = area ** 0.5
+        cw, ch = max(1, round(w * s)), max(1, round(h * s))
     fx, fy = _ANCHORS[place]
     x, y = round(fx * (w - cw)), round(fy * (h - ch))
     return img.crop((x, y, x + cw, y + ch))
@@ -227,11 +253,12 @@ def index_regions(settings: MatchSettings) -> tuple:
 
 def query_regions(settings: MatchSettings) -> tuple:
     """The query-side region views ``settings`` asks for: each of ``embedding_query_region_shares`` at
-    every corner and the centre (:data:`QUERY_REGIONS` by default), or none when
-    ``embedding_query_regions`` is off."""
+    every corner and the centre, then each of ``embedding_query_strip_shares`` at every side
+    (:data:`QUERY_REGIONS` by default), or none when ``embedding_query_regions`` is off."""
     if not settings.embedding_query_regions:
         return ()
-    return tuple((share, QUERY_REGION_PLACES) for share in settings.embedding_query_region_shares)
+    return tuple((share, QUERY_REGION_PLACES) for share in settings.embedding_query_region_shares) + tuple(
+        (share, STRIP_SIDES) for share in settings.embedding_query_strip_shares)
 
 
 def region_gate_similarity(threshold: float, gate: Optional[float]) -> Optional[float]:

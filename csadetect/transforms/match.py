@@ -18,7 +18,7 @@ With ``match.embedding_query_region_gate`` set, only an image that nothing match
 own vectors lies within the gate of some row gets them; every other image skips them. Either way
 the picture they are cut from is dropped here; the counter ``region_views_embedded`` counts the
 images that needed them, ``region_views_mirrored`` those cut from the mirror alone and
-``region_views_both_ways`` those cut both ways (60 more model inputs each)."""
+``region_views_both_ways`` those cut both ways (84 more model inputs each)."""
 from __future__ import annotations
 
 import dataclasses
@@ -99,7 +99,7 @@ class MatchIndicatorsFn(beam.DoFn):
                 if embedded is not None:
                     counter("region_views_embedded").inc()
                     mirrored = sum(map(is_mirrored_region, embedded[0]))
-                    if mirrored:  # the orientation's cost: 60 more views when both ways
+                    if mirrored:  # the orientation's cost: 84 more views when both ways
                         counter("region_views_both_ways" if mirrored < len(embedded[0]) else "region_views_mirrored").inc()
             elif spec is not None and item.embeddings is not None:
                 thresholds = view_thresholds(item.views, spec.threshold, len(item.embeddings))
