@@ -87,23 +87,22 @@ def test_the_unseen_edits_are_scored_with_and_without_the_tilt_view():
 
 def test_the_strip_sweep_finds_strips_only_with_the_query_side_strips(monkeypatch):
     """``strip_sweep`` crops each original along each side and scores three ways: no region views,
-    the region views without the strips, and this release's. Strips keeping 66% of the top or bottom
-    of four generated pictures (the benchmark's own generators, seeds of neither split): this
-    release finds all of them (a view at 0.90-0.92 is the original's 60% strip row, cut within 1%);
-    without the query-side strips, two of each four are missed."""
+    the region views without the strips, and this release's. Strips keeping 74% of a side of six
+    generated pictures (the benchmark's own generators, seeds of neither split): this release finds
+    all of them (a view at 0.94-0.96 is the original's 70% strip row, cut within 1%); without the
+    query-side strips, two or more of each six are missed."""
     import numpy as np
 
     from training.robustness_set import GENERATORS, encode
 
     emb = br.Embedder()
     originals = [(f"gen:{g}", GENERATORS[g](np.random.default_rng(77 + i)))
-                 for i, g in enumerate(("clouds", "landscape", "still", "shapes"))]
+                 for i, g in enumerate(("clouds", "landscape", "still", "shapes", "mosaic", "waves"))]
     emb2 = np.stack([emb.original(encode(img, "png"))[1] for _, img in originals])
-    monkeypatch.setattr(br, "STRIP_SWEEP_SHARES", (0.66,))
-    monkeypatch.setattr(br, "STRIP_SWEEP_SIDES", ("t", "b"))
+    monkeypatch.setattr(br, "STRIP_SWEEP_SHARES", (0.74,))
     sweep = br.strip_sweep("dev", originals, emb2, emb, log=lambda _: None)
     assert sweep["ways"] == ("off", "no strips", "this")
-    assert set(sweep["counts"]) == {(0.66, "t"), (0.66, "b")}
+    assert set(sweep["counts"]) == {(0.74, side) for side in ("t", "b", "l", "r")}
     for n, off, no_strips, this in sweep["counts"].values():
-        assert n == 4 and this == 4 and off <= no_strips <= 2
+        assert n == 6 and this == 6 and off <= no_strips <= 4
     assert max(sweep["closest_wrong"].values()) < emb.threshold

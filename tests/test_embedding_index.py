@@ -12,8 +12,8 @@ from csadetect.indicators.index import IndicatorIndex, load_index
 from csadetect.indicators.rows import Indicator, IndicatorError
 from csadetect.core.keys import generate_keypair
 from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, build_snapshot, rows_to_table
-from csadetect.signals.embedding import (REGION_VIEW_DISTANCE_SHARE, embedding_value, split_embedding, view_thresholds,
-                                         view_weights)
+from csadetect.signals.embedding import (REGION_VIEW_DISTANCE_SHARE, STRIP_VIEW_DISTANCE_SHARE, embedding_value,
+                                         split_embedding, view_thresholds, view_weights)
 
 
 def _unit(rng, n, dim=16):
@@ -120,12 +120,15 @@ def test_tombstoned_embedding_stops_matching(tmp_path):
     assert [m.indicator_id for m in index.match_embeddings(db[3:4], "m1", 0.999)] == ["e3"]
 
 
-def test_view_thresholds_hold_region_views_nearer():
-    names = ("image", "image:flip", "cell", "image-a80tl", "image-a80c")
+def test_view_thresholds_hold_region_views_nearer_and_strips_nearer_still():
+    names = ("image", "image:flip", "cell", "image-a80tl", "image-a80c", "image-a94r", "image:flip-a88t")
     t = view_thresholds(names, 0.9963)
     near = 1 - 0.0037 * REGION_VIEW_DISTANCE_SHARE
-    assert t == pytest.approx([0.9963, 0.9963, 0.9963, near, near])
-    assert view_weights(names) == pytest.approx([1, 1, 1, 1 / REGION_VIEW_DISTANCE_SHARE, 1 / REGION_VIEW_DISTANCE_SHARE])
+    nearer = 1 - 0.0037 * STRIP_VIEW_DISTANCE_SHARE
+    assert STRIP_VIEW_DISTANCE_SHARE < REGION_VIEW_DISTANCE_SHARE < 1
+    assert t == pytest.approx([0.9963, 0.9963, 0.9963, near, near, nearer, nearer])
+    assert view_weights(names) == pytest.approx([1, 1, 1] + [1 / REGION_VIEW_DISTANCE_SHARE] * 2
+                                                + [1 / STRIP_VIEW_DISTANCE_SHARE] * 2)
     assert view_thresholds(names, 0.9963, n_vectors=3) == 0.9963  # names that do not name the vectors: one threshold
 
 

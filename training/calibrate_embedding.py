@@ -17,7 +17,8 @@ Queries are embedded as the pipeline embeds them: the bytes go through
 each view, the mirror, the image's 60%-, 78%- and 80-98%-area crops at its corners and centre and its strips keeping
 88-98% of each side, as with
 ``match.embedding_query_regions`` on, cut from the mirrored image when the mirror lies nearer one of the
-calibration originals' rows, as ``MatchIndicators`` cuts them; a region view's distance counts twice, as the matcher counts it:
+calibration originals' rows, as ``MatchIndicators`` cuts them; a region view's distance counts twice and a strip view's
+four times, as the matcher counts them:
 :func:`csadetect.signals.embedding.view_weights`); a query's similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
 (:func:`csadetect.signals.embedding.embedding_views`: ``EMBEDDING_CROPS`` centre crops,
@@ -271,8 +272,8 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
                            "training.evaluate_images.embed_query(model, pictures, True, QUERY_REGIONS, rows) (image, "
                            "views, sub-images, mirror, 60%-, 78%- and 80-98%-area crops at the corners and the centre, strips keeping "
                            "88-98% of each side, cut from the mirror "
-                           "when it lies nearer the originals' rows, whose distance counts "
-                           "twice: csadetect.signals.embedding.view_weights); "
+                           "when it lies nearer the originals' rows; a region view's distance counts "
+                           "twice, a strip view's four times: csadetect.signals.embedding.view_weights); "
                            "originals: the decoded image and its index-side views "
                            "(csadetect.signals.embedding.embedding_views), as indicators from-media; a pair's similarity is "
                            "the largest over the query's vectors and the original's rows",

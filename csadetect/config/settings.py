@@ -177,8 +177,9 @@ class MatchSettings(_Strict):
         description="with embedding_query_regions: also cut each side of the image to keep these shares of its "
         "height (top, bottom) or width (left, right), whole percents from 0.50 to 0.99, so a copy with one side "
         "cut off (60-100% of it kept) meets one of the strip rows (60/70/80/90%, "
-        "csadetect.signals.embedding.EMBEDDING_STRIPS); +4 embedding inputs per share and image (~0.7 ms CPU each: "
-        "24 inputs with the default shares); [] turns the strips off"
+        "csadetect.signals.embedding.EMBEDDING_STRIPS; a strip view matches only within a quarter of the threshold's "
+        "distance); +4 embedding inputs per share and image (~0.9 ms CPU each: 24 inputs, +21 ms per 3 MP image and "
+        "-20% events per CPU second end to end with the default shares); [] turns the strips off"
     )
     embedding_query_region_gate: Optional[float] = Field(
         None, ge=1.0, description="null (default): embed the query-side region views of every image. A number: only for "
