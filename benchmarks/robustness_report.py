@@ -34,17 +34,25 @@ def sweep_table(sweep: dict, areas=SWEEP_AREAS, places=SWEEP_PLACES, first: str 
     return lines
 
 
-def _sweep_text(results: list[dict]) -> list[str]:
+def _sweep_tables(results: list[dict], key: str, areas, places, caption, *table_args) -> list[str]:
+    """One captioned :func:`sweep_table` per split run that holds ``res[key]``; ``caption(split, n)``
+    gives the bold caption (``n`` originals)."""
     out = []
     for res in results:
-        sweep = res.get("sweep")
-        if not sweep:
-            continue
-        n = sweep["counts"][(SWEEP_AREAS[0], SWEEP_PLACES[0])][0]
-        out += ["", f"**Crops of other areas, {res['split']} split** ({n} originals x {len(SWEEP_AREAS)} areas x "
-                f"{len(SWEEP_PLACES)} places, JPEG q=85; the embedding alone, this release's model, index rows and "
-                "threshold; each cell: no query-side region views / issue 17's first ones (80% of the area only) / "
-                "**this release's** (`QUERY_REGIONS`)):", ""] + sweep_table(sweep)
+        sweep = res.get(key)
+        if sweep:
+            n = sweep["counts"][(areas[0], places[0])][0]
+            out += ["", caption(res["split"], n), ""] + sweep_table(sweep, areas, places, *table_args)
+    return out
+
+
+def _sweep_text(results: list[dict]) -> list[str]:
+    out = _sweep_tables(
+        results, "sweep", SWEEP_AREAS, SWEEP_PLACES,
+        lambda split, n: f"**Crops of other areas, {split} split** ({n} originals x {len(SWEEP_AREAS)} areas x "
+        f"{len(SWEEP_PLACES)} places, JPEG q=85; the embedding alone, this release's model, index rows and "
+        "threshold; each cell: no query-side region views / issue 17's first ones (80% of the area only) / "
+        "**this release's** (`QUERY_REGIONS`)):")
     if out:
         out = ["", "### Crops of any area from 60%, at a corner or the centre (issue 17)", "",
                "The edits above crop to 60% and 75% of the area. These crops keep the areas between and around",
@@ -53,18 +61,13 @@ def _sweep_text(results: list[dict]) -> list[str]:
                "were chosen before the test split was looked at; the centre's were first 80%, 86% and 92%, and were",
                "extended to the same ten after this table's centre column had been seen on the test split (its",
                "weakest cells were 81-86% then), so the test split's centre column is not a held-out measurement."] + out
-    strips = []
-    for res in results:
-        sweep = res.get("strip_sweep")
-        if not sweep:
-            continue
-        n = sweep["counts"][(STRIP_SWEEP_SHARES[0], STRIP_SWEEP_SIDES[0])][0]
-        strips += ["", f"**Strips, {res['split']} split** ({n} originals x {len(STRIP_SWEEP_SHARES)} shares x "
-                   f"{len(STRIP_SWEEP_SIDES)} sides, JPEG q=85; the embedding alone, this release's model, index rows "
-                   "and threshold; each cell: no query-side region views / the region views without the strips "
-                   "(the release before) / **this release's** (with `match.embedding_query_strip_shares`)):", ""] \
-            + sweep_table(sweep, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, "share of the side kept",
-                          STRIP_VIEW_DISTANCE_SHARE, "a strip view")
+    strips = _sweep_tables(
+        results, "strip_sweep", STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES,
+        lambda split, n: f"**Strips, {split} split** ({n} originals x {len(STRIP_SWEEP_SHARES)} shares x "
+        f"{len(STRIP_SWEEP_SIDES)} sides, JPEG q=85; the embedding alone, this release's model, index rows "
+        "and threshold; each cell: no query-side region views / the region views without the strips "
+        "(the release before) / **this release's** (with `match.embedding_query_strip_shares`)):",
+        "share of the side kept", STRIP_VIEW_DISTANCE_SHARE, "a strip view")
     if strips:
         out += ["", "### Strips: one side cut off (issue 17, 2026-12-05)", "",
                 "A copy with its top, bottom, left or right part cut off, keeping this share of that dimension and",
