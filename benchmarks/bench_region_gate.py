@@ -8,7 +8,7 @@ worth it, measured here side by side for a few gates, on the robustness benchmar
 split (``training.robustness_set``; nothing downloaded):
 
 * **copies kept**: of the copies that only the region views find, the share whose own vectors
-  reach the gate with some original's row. Copies: the 48 edits of every test original (found by
+  reach the gate with some original's row. Copies: the edits of every test original (found by
   PDQ + views + sub-images or the embedding, as ``benchmarks/robustness.md`` scores this release)
   and the crops of ``bench_robustness.SWEEP_AREAS`` at each corner and the centre (the embedding
   alone, as its sweep does).
@@ -152,7 +152,7 @@ def report(res: dict) -> str:
         "",
         f"Written by `python -m benchmarks.bench_region_gate` ({res['seconds'] / 60:.0f} min); how it measures is in its "
         f"docstring. Model {res['version']}, threshold {res['threshold']:.4f}; held-out test split.",
-        f"Copies found only by the region views: {len(edits)} of {c['n_edits']} edited copies (48 edits), "
+        f"Copies found only by the region views: {len(edits)} of {c['n_edits']} edited copies ({len(TRANSFORMS)} edits), "
         f"{len(sweep)} of {c['n_sweep']} corner and centre crops of 62-97% of the area. Traffic: {res['traffic']} "
         f"pictures that match nothing; the index: {sizes[0]} test originals, then more generated pictures.",
         "",
