@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -51,10 +51,21 @@ class ClusterError(RuntimeError):
     """A process of the local cluster did not come up (its log's last lines are in the message)."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports on 127.0.0.1. Every socket stays bound until all ``n`` are picked, so the
+    system cannot hand one port out twice: picking them one at a time, each socket closed before the
+    next, once gave the Python worker pool the JobManager's RPC port (the pool died on "address already
+    in use" and the job never started)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _wait_port(port: int, proc: subprocess.Popen, log: Path, what: str, timeout: float) -> None:
@@ -79,17 +90,30 @@ def _tail(log: Path, lines: int = 15) -> str:
 
 @dataclass
 class Ports:
-    kafka: int = field(default_factory=free_port)
-    kafka_controller: int = field(default_factory=free_port)
-    jm_rpc: int = field(default_factory=free_port)
-    rest: int = field(default_factory=free_port)
-    blob: int = field(default_factory=free_port)
-    tm_rpc: int = field(default_factory=free_port)
-    job: int = field(default_factory=free_port)
-    artifact: int = field(default_factory=free_port)
-    expansion: int = field(default_factory=free_port)
-    jobserver_expansion: int = field(default_factory=free_port)
-    worker_pool: int = field(default_factory=free_port)
+    """The cluster's ports; those not given (0) are picked together by :func:`free_ports`, distinct from
+    each other and from the given ones."""
+
+    kafka: int = 0
+    kafka_controller: int = 0
+    jm_rpc: int = 0
+    rest: int = 0
+    blob: int = 0
+    tm_rpc: int = 0
+    job: int = 0
+    artifact: int = 0
+    expansion: int = 0
+    jobserver_expansion: int = 0
+    worker_pool: int = 0
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in fields(self)]
+        taken = {getattr(self, name) for name in names} - {0}
+        missing = [name for name in names if not getattr(self, name)]
+        if not missing:
+            return
+        picked = [p for p in free_ports(len(missing) + len(taken)) if p not in taken][:len(missing)]
+        for name, port in zip(missing, picked):
+            setattr(self, name, port)
 
 
 FLINK_CONF = """\
