@@ -84,22 +84,18 @@ _ANCHORS = {"tl": (0.0, 0.0), "tr": (1.0, 0.0), "bl": (0.0, 1.0), "br": (1.0, 1.
 # band, sticker or watermark outside one of those regions (a text band along the bottom leaves the
 # top 60% and 78% rows intact) then leaves a view that meets its row (overlay_text 69% -> 100% on
 # the held-out split, benchmarks/robustness.md). 60 more model inputs per image (no mirror; 84 with
-# the strips below), cut
-# from the image reduced to REGION_SOURCE_SIDE (models.embedding.model_inputs): ~0.7 ms CPU each.
-# The shares are a setting (``match.embedding_query_region_shares``); these are its defaults.
-QUERY_REGION_SHARES = MatchSettings.model_fields["embedding_query_region_shares"].default
+# the strips below), cut from the image reduced to REGION_SOURCE_SIDE (models.embedding.model_inputs):
+# ~0.7 ms CPU each. The shares are a setting (``match.embedding_query_region_shares``).
 QUERY_REGION_PLACES = ("tl", "tr", "bl", "br", "c")
 # Query-side strips (``match.embedding_query_strip_shares``): each side of the upload cut to keep 88% to
 # 98% of that dimension (steps of 2%; names ``image-a88t`` ...). A strip of the original keeping ``f`` of
 # a dimension then holds a strip cut within ~1.2% like one of the original's strip rows (its view at
 # ``g`` is the original's strip at ``f * g``: 0.72 x 0.98 = 0.706 ~ 0.70, 0.68 x 0.88 = 0.598 ~ 0.60; the
 # rows are 1.13-1.17 apart and the views reach down to 0.88 of the upload), and the upload itself meets
-# a row when it keeps 60%, 70%, 80% or 90%. Chosen on the robustness benchmark's development split: strips keeping 60-98% of a side at
-# random, 287 of 288 found by the embedding with these rows and views, 2-23% without
-# (csadetect/models/cards/embedding.md, "Strips"). 24 more model inputs per image.
-QUERY_STRIP_SHARES = MatchSettings.model_fields["embedding_query_strip_shares"].default
-QUERY_REGIONS = tuple((share, QUERY_REGION_PLACES) for share in QUERY_REGION_SHARES) + tuple(
-    (share, STRIP_SIDES) for share in QUERY_STRIP_SHARES)
+# a row when it keeps 60%, 70%, 80% or 90%. Chosen on the robustness benchmark's development split:
+# strips keeping 60-98% of a side at random, 287 of 288 found by the embedding with these rows and
+# views, 2-23% without (csadetect/models/cards/embedding.md, "Strips"). 24 more model inputs per image.
+# QUERY_REGIONS (below :func:`query_regions`) holds both as the default settings ask for them.
 # Region views are cut from the image reduced to at most this many pixels a side (aspect kept), not
 # from the decoded image: four times cheaper per view, and within cosine 0.9996 of a view cut from
 # the decoded image (the model sees 64 x 64 pixels).
@@ -269,6 +265,10 @@ def query_regions(settings: MatchSettings) -> tuple:
         return ()
     return tuple((share, QUERY_REGION_PLACES) for share in settings.embedding_query_region_shares) + tuple(
         (share, STRIP_SIDES) for share in settings.embedding_query_strip_shares)
+
+
+# The query-side region views of the default settings: every corner/centre share, then every strip share.
+QUERY_REGIONS = query_regions(MatchSettings())
 
 
 def region_gate_similarity(threshold: float, gate: Optional[float]) -> Optional[float]:
