@@ -67,21 +67,22 @@ from benchmarks.robustness_embedding import (_dev_share, _embedding_findings, _e
                                              zero_false_threshold, zero_false_threshold2)
 from benchmarks.robustness_report import (_cost_line, _release_text, _sweep_text, cost_table, report, sweep_table,
                                           table)
+from benchmarks.robustness_sweeps import FIRST_QUERY_REGIONS, area_sweep, strip_sweep
 from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import media_rows
 from csadetect.media.hashing import hash_image, hash_image_with_views, load_image, pdq_from_image
 from csadetect.media.preprocess import views
 from csadetect.media.regions import sub_image_boxes, views_and_sub_images
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
-from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_crop, region_gate_similarity,
+from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_gate_similarity,
                                          split_embedding, view_weights)
 from training.evaluate_images import embed_query, original_sims
-from training.robustness_set import (FRAMINGS, QUALITY_GATE, TRANSFORMS, _crop_area, build_distractors,
+from training.robustness_set import (FRAMINGS, QUALITY_GATE, TRANSFORMS, build_distractors,
                                      build_hard_distractors, build_originals, encode, split_seed)
 from training.robustness_unseen import UNSEEN
 
-# The report lives in benchmarks.robustness_report and benchmarks.robustness_embedding, the names both
-# sides use in benchmarks.robustness_common; tests and benchmarks/bench_region_gate.py import from here,
+# The report lives in benchmarks.robustness_report and benchmarks.robustness_embedding, the sweeps in
+# benchmarks.robustness_sweeps, the names both sides use in benchmarks.robustness_common; tests and benchmarks/bench_region_gate.py import from here,
 # so every name is re-exported.
 __all__ = [
     "THRESHOLD", "PREVIOUS_RELEASE_MODEL", "PREVIOUS_RELEASE_THRESHOLD", "_words", "Embedder", "NEW_VIEWS", "Query",
@@ -459,10 +460,6 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
     }
 
 
-# issue 17's first query-side region views (80% of the area only, at each corner and the centre)
-FIRST_QUERY_REGIONS = ((0.80, SWEEP_PLACES),)
-
-
 def unseen_edits(split: str, originals: list, index: np.ndarray, emb2: "np.ndarray | None",
                  embedder: "Embedder | None", log=print) -> dict:
     """Every original under each edit of ``training.robustness_unseen.UNSEEN`` (edits nothing was tuned
@@ -494,58 +491,6 @@ def unseen_edits(split: str, originals: list, index: np.ndarray, emb2: "np.ndarr
             f"(tilt)  embedding {row['emb']:3d}  combined {row['comb']:3d}/{row['n']}  wrong {row['wrong']}")
     log(f"[{split}] unseen edits ({time.perf_counter() - t0:.0f}s)")
     return out
-
-
-def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder, log=print,
-               areas=SWEEP_AREAS, places=SWEEP_PLACES, ways: "dict | None" = None, crop=_crop_area,
-               label: str = "area sweep") -> dict:
-    """Corner and centre crops of every area in ``SWEEP_AREAS``, each original's, matched by the
-    embedding alone (this release's model and index rows, at its threshold) three ways: without
-    query-side region views, with issue 17's first ones (80% only) and with this release's
-    (``QUERY_REGIONS``), both behind the configured region gate (``match.embedding_query_region_gate``). Returns ``{(area, place): [n, off, first, this]}`` and the largest
-    similarity of a sweep copy to another original per way. ``areas``, ``places``, ``ways`` (name ->
-    query regions, "off" first) and ``crop`` (``crop(area, place)(img, rng)``) make other sweeps
-    (:func:`strip_sweep`)."""
-    t0 = time.perf_counter()
-    threshold = embedder.threshold
-    if ways is None:
-        ways = {"off": (), "first": FIRST_QUERY_REGIONS, "this": query_regions(embedder.match)}
-    counts: dict = {}
-    wrong_sim = dict.fromkeys(ways, -1.0)
-    n_orig = len(originals)
-    for o_index, (oname, img) in enumerate(originals):
-        others = np.arange(n_orig) != o_index
-        for area in areas:
-            for place in places:
-                data = encode(crop(area, place)(img, None), "jpeg")
-                _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
-                row = counts.setdefault((area, place), [0] + [0] * len(ways))
-                row[0] += 1
-                for i, (way, regions) in enumerate(ways.items()):
-                    vectors, weights = embedder.query(pictures, regions=regions, rows=emb2)
-                    sims = original_sims(vectors, emb2, weights)
-                    if not regions:
-                        own = sims  # "off" comes first: the image's own vectors, what the gate reads
-                    elif embedder.gate is not None and ((own >= threshold).any() or own.max() < embedder.gate):
-                        sims = own  # the gate skips the region views (MatchIndicators)
-                    row[1 + i] += int(sims[o_index] >= threshold)
-                    wrong_sim[way] = max(wrong_sim[way], float(sims[others].max()))
-    log(f"[{split}] {label}: {len(areas) * len(places)} crops of each original "
-        f"({time.perf_counter() - t0:.0f}s)")
-    return {"counts": counts, "ways": tuple(ways), "closest_wrong": wrong_sim, "threshold": threshold}
-
-
-def strip_sweep(split: str, originals: list, emb2: np.ndarray, embedder: Embedder, log=print) -> dict:
-    """Strips of every share in ``STRIP_SWEEP_SHARES`` along each side (one side cut off, the other
-    dimension whole: :func:`csadetect.signals.embedding.region_crop`), each original's, matched by the
-    embedding alone as :func:`area_sweep` matches: without query-side region views, with them but
-    without the strips (``match.embedding_query_strip_shares: []``, the release before 2026-12-05)
-    and with this release's. Returns what :func:`area_sweep` returns, keyed by (share, side)."""
-    no_strips = embedder.match.model_copy(update={"embedding_query_strip_shares": ()})
-    ways = {"off": (), "no strips": query_regions(no_strips), "this": query_regions(embedder.match)}
-    return area_sweep(split, originals, emb2, embedder, log, areas=STRIP_SWEEP_SHARES, places=STRIP_SWEEP_SIDES,
-                      ways=ways, crop=lambda share, side: lambda img, rng: region_crop(img, share, side),
-                      label="strip sweep")
 
 
 # ``--event-cost``: the query-side region views' settings side by side (name, MatchSettings overrides).

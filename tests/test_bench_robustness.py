@@ -99,7 +99,9 @@ def test_the_strip_sweep_finds_strips_only_with_the_query_side_strips(monkeypatc
     originals = [(f"gen:{g}", GENERATORS[g](np.random.default_rng(77 + i)))
                  for i, g in enumerate(("clouds", "landscape", "still", "shapes", "mosaic", "waves"))]
     emb2 = np.stack([emb.original(encode(img, "png"))[1] for _, img in originals])
-    monkeypatch.setattr(br, "STRIP_SWEEP_SHARES", (0.74,))
+    from benchmarks import robustness_sweeps
+
+    monkeypatch.setattr(robustness_sweeps, "STRIP_SWEEP_SHARES", (0.74,))
     sweep = br.strip_sweep("dev", originals, emb2, emb, log=lambda _: None)
     assert sweep["ways"] == ("off", "no strips", "this")
     assert set(sweep["counts"]) == {(0.74, side) for side in ("t", "b", "l", "r")}

@@ -1,0 +1,78 @@
+"""The robustness benchmark's sweeps (``benchmarks.bench_robustness``, issue 17): every original of
+a split cropped to a grid of shares at each place, matched by the embedding alone several ways side by
+side. :func:`area_sweep`: corner and centre crops of ``SWEEP_AREAS`` of the area; :func:`strip_sweep`:
+strips keeping ``STRIP_SWEEP_SHARES`` of a side. ``bench_robustness`` re-exports every name.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from benchmarks.robustness_common import STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, SWEEP_AREAS, SWEEP_PLACES
+from csadetect.media.hashing import hash_image_with_views
+from csadetect.media.regions import views_and_sub_images
+from csadetect.signals.embedding import query_regions, region_crop
+from training.evaluate_images import original_sims
+from training.robustness_set import _crop_area, encode
+
+if TYPE_CHECKING:
+    from benchmarks.bench_robustness import Embedder
+
+__all__ = ["FIRST_QUERY_REGIONS", "area_sweep", "strip_sweep"]
+
+# issue 17's first query-side region views (80% of the area only, at each corner and the centre)
+FIRST_QUERY_REGIONS = ((0.80, SWEEP_PLACES),)
+
+
+def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedder", log=print,
+               areas=SWEEP_AREAS, places=SWEEP_PLACES, ways: "dict | None" = None, crop=_crop_area,
+               label: str = "area sweep") -> dict:
+    """Corner and centre crops of every area in ``SWEEP_AREAS``, each original's, matched by the
+    embedding alone (this release's model and index rows, at its threshold) three ways: without
+    query-side region views, with issue 17's first ones (80% only) and with this release's
+    (``QUERY_REGIONS``), both behind the configured region gate (``match.embedding_query_region_gate``). Returns ``{(area, place): [n, off, first, this]}`` and the largest
+    similarity of a sweep copy to another original per way. ``areas``, ``places``, ``ways`` (name ->
+    query regions, "off" first) and ``crop`` (``crop(area, place)(img, rng)``) make other sweeps
+    (:func:`strip_sweep`)."""
+    t0 = time.perf_counter()
+    threshold = embedder.threshold
+    if ways is None:
+        ways = {"off": (), "first": FIRST_QUERY_REGIONS, "this": query_regions(embedder.match)}
+    counts: dict = {}
+    wrong_sim = dict.fromkeys(ways, -1.0)
+    n_orig = len(originals)
+    for o_index, (oname, img) in enumerate(originals):
+        others = np.arange(n_orig) != o_index
+        for area in areas:
+            for place in places:
+                data = encode(crop(area, place)(img, None), "jpeg")
+                _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
+                row = counts.setdefault((area, place), [0] + [0] * len(ways))
+                row[0] += 1
+                for i, (way, regions) in enumerate(ways.items()):
+                    vectors, weights = embedder.query(pictures, regions=regions, rows=emb2)
+                    sims = original_sims(vectors, emb2, weights)
+                    if not regions:
+                        own = sims  # "off" comes first: the image's own vectors, what the gate reads
+                    elif embedder.gate is not None and ((own >= threshold).any() or own.max() < embedder.gate):
+                        sims = own  # the gate skips the region views (MatchIndicators)
+                    row[1 + i] += int(sims[o_index] >= threshold)
+                    wrong_sim[way] = max(wrong_sim[way], float(sims[others].max()))
+    log(f"[{split}] {label}: {len(areas) * len(places)} crops of each original "
+        f"({time.perf_counter() - t0:.0f}s)")
+    return {"counts": counts, "ways": tuple(ways), "closest_wrong": wrong_sim, "threshold": threshold}
+
+
+def strip_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedder", log=print) -> dict:
+    """Strips of every share in ``STRIP_SWEEP_SHARES`` along each side (one side cut off, the other
+    dimension whole: :func:`csadetect.signals.embedding.region_crop`), each original's, matched by the
+    embedding alone as :func:`area_sweep` matches: without query-side region views, with them but
+    without the strips (``match.embedding_query_strip_shares: []``, the release before 2026-12-05)
+    and with this release's. Returns what :func:`area_sweep` returns, keyed by (share, side)."""
+    no_strips = embedder.match.model_copy(update={"embedding_query_strip_shares": ()})
+    ways = {"off": (), "no strips": query_regions(no_strips), "this": query_regions(embedder.match)}
+    return area_sweep(split, originals, emb2, embedder, log, areas=STRIP_SWEEP_SHARES, places=STRIP_SWEEP_SIDES,
+                      ways=ways, crop=lambda share, side: lambda img, rng: region_crop(img, share, side),
+                      label="strip sweep")
