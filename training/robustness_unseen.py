@@ -8,8 +8,11 @@ They are **not** in ``training.robustness_set.TRANSFORMS``: the embedding's thre
 report: a first fixed-parameter version of some of them (turns of 7, -5 and 12 degrees with a black
 fill, strips, a sticker, hue and gamma) was run on the development split before the ``tilt`` view
 (:mod:`csadetect.media.view_tilt`) was written, and the tilt view was written because of the turns.
-So ``turn_fill`` and ``mirror_turn_fill`` are not unseen for the tilt view; the others are unseen for
-every part of the matcher.
+So ``turn_fill`` and ``mirror_turn_fill`` are not unseen for the tilt view. Two more were later built
+against on the development split, with their own fixed-parameter copies: ``strip`` (the embedding's strip
+rows and views, 2026-12-05) and ``turn_crop`` (the embedding's turned-and-cropped rows,
+``csadetect.signals.embedding.EMBEDDING_TURNS``, 2026-12-05, second stop). The others are unseen for every
+part of the matcher.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from csadetect.signals.embedding import turned_crop
 from training.robustness_set import Transform
 
 
@@ -48,15 +52,7 @@ def mirror_turn_fill(img, rng):
 def turn_crop(img, rng):
     """Turned by 4-10 degrees, then cropped back to the largest upright rectangle inside the picture
     (no fill left to go by)."""
-    deg = _angle(rng, 4, 10)
-    turned = img.rotate(deg, resample=Image.Resampling.BICUBIC, expand=False)
-    w, h = img.size
-    a = math.radians(abs(deg))
-    # the largest centred rectangle of the picture's aspect inside a turned w x h rectangle
-    k = 1.0 / (math.cos(a) + math.sin(a) * max(w / h, h / w))
-    cw, ch = int(w * k), int(h * k)
-    x, y = (w - cw) // 2, (h - ch) // 2
-    return turned.crop((x, y, x + cw, y + ch))
+    return turned_crop(img, _angle(rng, 4, 10), Image.Resampling.BICUBIC)
 
 
 def strip(img, rng):

@@ -157,6 +157,11 @@ class MatchSettings(_Strict):
         "and strips along each side (csadetect.signals.embedding.EMBEDDING_REGIONS: 25 rows; + 512 B per row per "
         "indicator)"
     )
+    embedding_turn_rows: bool = Field(
+        True, description="indicators from-media: also store embedding rows for the picture turned by 4, 7 and 10 "
+        "degrees either way and cut back to an upright rectangle (csadetect.signals.embedding.EMBEDDING_TURNS: 6 rows; "
+        "+ 512 B per row per indicator), so a straightened copy matches"
+    )
     embedding_query_regions: bool = Field(
         True, description="also embed crops of each image at its corners and centre, keeping the shares of its "
         "area in embedding_query_region_shares (csadetect.signals.embedding.query_regions), so a copy cropped "

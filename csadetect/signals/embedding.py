@@ -35,6 +35,7 @@ and IVF cannot train its lists on so few rows.
 from __future__ import annotations
 
 import binascii
+import math
 import re
 from typing import Optional, Sequence
 
@@ -66,6 +67,18 @@ EMBEDDING_ROTATIONS = (3, -3)
 # other dimension whole) keeps none of the corner rows' aspect, so the region rows also hold strips
 # keeping 60%, 70%, 80% and 90% of the height (``-a60t``, ``-a60b``) or width (``-a60l``, ``-a60r``);
 # a strip's share of the area is the share it keeps of its one dimension. 16 more vectors per indicator.
+# Turned-and-cropped rows (2026-12-05, ``match.embedding_turn_rows``): the picture turned by 4, 7 and 10
+# degrees either way and cut back to the largest upright rectangle of its aspect inside it
+# (:func:`turned_crop`; ids ``-tc+4`` ... ``-tc-10``), as an "adjust / straighten" tool leaves a copy: no
+# fill colour for the tilt view to find, and 8-30% of the picture gone all round. The embedding holds
+# a copy turned within ~1 degree of such a row (97% of the development split's copies reach the
+# threshold 1 degree off, 62% 2 degrees off, 39% 3 degrees off), so rows 3 degrees apart cover turns
+# of 3-11 degrees: on the robustness benchmark's development split, copies turned by each whole degree
+# from 4 to 10 either way (JPEG q85) matched their original's rows in 27% of cases before, 98% with
+# these rows (33-36 of 36 at 3 and 11 degrees). Chosen there among sets of four to eight rows
+# (csadetect/models/cards/embedding.md, "Turned and cropped"). 6 more vectors per indicator (+3 KiB),
+# no query-side cost.
+EMBEDDING_TURNS = (4, -4, 7, -7, 10, -10)
 STRIP_SIDES = ("t", "b", "l", "r")
 EMBEDDING_STRIPS = tuple((share, STRIP_SIDES) for share in (0.60, 0.70, 0.80, 0.90))
 EMBEDDING_REGIONS = ((0.60, ("tl", "tr", "bl", "br", "c")), (0.78, ("tl", "tr", "bl", "br"))) + EMBEDDING_STRIPS
@@ -153,11 +166,13 @@ def embedding_value(vector, version: Optional[str]) -> str:
     return f"{version}:{encoded}" if version else encoded
 
 
-def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, regions=EMBEDDING_REGIONS) -> list:
+def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, regions=EMBEDDING_REGIONS,
+                    turns=EMBEDDING_TURNS) -> list:
     """(id suffix, PIL image) for each embedding row of a known image: ``""`` (the image), then
-    ``"-c05"``-style centre crops, ``"-r+3"``-style rotations and ``"-a60tl"``-style area crops
+    ``"-c05"``-style centre crops, ``"-r+3"``-style rotations, ``"-a60tl"``-style area crops
     at a corner or the centre (``regions``; ``()`` when ``match.embedding_region_rows`` is off,
-    :func:`index_regions`)."""
+    :func:`index_regions`) and ``"-tc+4"``-style turned-and-cropped pictures (``turns``, :func:`turned_crop`;
+    ``()`` when ``match.embedding_turn_rows`` is off, :func:`index_turns`)."""
     out = [("", img)]
     w, h = img.size
     for f in crops:
@@ -167,7 +182,20 @@ def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, r
     for deg in rotations:
         out.append((f"-r{deg:+g}", img.rotate(deg, resample=Image.Resampling.BILINEAR, expand=True)))
     out += region_crops(img, regions)
+    out += [(f"-tc{deg:+d}", turned_crop(img, deg)) for deg in turns]
     return out
+
+
+def turned_crop(img, degrees: float, resample=Image.Resampling.BILINEAR):
+    """PIL ``img`` turned by ``degrees`` (counter-clockwise) about its centre and cut back to the largest
+    centred rectangle of its own aspect inside the turned picture (no fill left)."""
+    turned = img.rotate(degrees, resample=resample, expand=False)
+    w, h = img.size
+    a = math.radians(abs(degrees))
+    k = 1.0 / (math.cos(a) + math.sin(a) * max(w / h, h / w))
+    cw, ch = max(1, int(w * k)), max(1, int(h * k))
+    x, y = (w - cw) // 2, (h - ch) // 2
+    return turned.crop((x, y, x + cw, y + ch))
 
 
 def region_crops(img, regions=EMBEDDING_REGIONS) -> list:
@@ -255,6 +283,11 @@ def parse_region_suffix(name: str) -> tuple[float, str]:
 def index_regions(settings: MatchSettings) -> tuple:
     """The region rows ``settings.embedding_region_rows`` asks for: :data:`EMBEDDING_REGIONS` or none."""
     return EMBEDDING_REGIONS if settings.embedding_region_rows else ()
+
+
+def index_turns(settings: MatchSettings) -> tuple:
+    """The turned-and-cropped rows ``settings.embedding_turn_rows`` asks for: :data:`EMBEDDING_TURNS` or none."""
+    return EMBEDDING_TURNS if settings.embedding_turn_rows else ()
 
 
 def query_regions(settings: MatchSettings) -> tuple:
@@ -540,7 +573,7 @@ class EmbeddingSignal(SignalType):
         """With an embedding model: the image and each of its :func:`embedding_views`."""
         if media.embedder is None or media.picture is None:
             return []
-        views = embedding_views(media.picture, regions=index_regions(settings))
+        views = embedding_views(media.picture, regions=index_regions(settings), turns=index_turns(settings))
         vectors = media.embedder.embed([img for _, img in views])
         return [(suffix, embedding_value(vector, media.embedder.version)) for (suffix, _), vector in zip(views, vectors)]
 
