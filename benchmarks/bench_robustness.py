@@ -145,9 +145,11 @@ class Embedder:
         (the previous release's rows, made by its model without the region rows; this release's:
         with the region rows ``-aNN..``)."""
         return (embedding_rows(data, self.previous_model, self.match.model_copy(
-                    update={"embedding_region_rows": False, "embedding_turn_rows": False})),
+                    update={"embedding_region_rows": False, "embedding_turn_rows": False,
+                            "embedding_keystone_rows": False})),
                 embedding_rows(data, self.model, self.match.model_copy(
-                    update={"embedding_region_rows": True, "embedding_turn_rows": True})))
+                    update={"embedding_region_rows": True, "embedding_turn_rows": True,
+                            "embedding_keystone_rows": True})))
 
     def query(self, pictures, previous: bool = False, regions=None, rows: "np.ndarray | None" = None) -> np.ndarray:
         """A query's vectors, as ``HashMedia``, ``EmbedImages`` and ``MatchIndicators`` make them: every

@@ -10,8 +10,8 @@ from csadetect.cli.indicators import _hash_and_match
 from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import from_media
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
-from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, EMBEDDING_TURNS, region_crops,
-                                         split_embedding)
+from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_KEYSTONES, EMBEDDING_ROTATIONS, EMBEDDING_TURNS,
+                                         embedding_views, region_crops, split_embedding)
 from training.embedding_data import DISTRACTOR_SKIMAGE, synth
 from training.evaluate_images import ALL_TRANSFORMS, build_index, evaluate_known, markdown, query, transform
 
@@ -36,7 +36,7 @@ def result(model):
 def test_structure(result):
     n = N_SYNTH + len(SKIMAGE)
     assert result["n_originals"] == n
-    per = 1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS) + len(region_crops(synth(0))) + len(EMBEDDING_TURNS)  # embedding rows: the image + its index-side views
+    per = len(embedding_views(synth(0)))  # embedding rows: the image + its index-side views
     assert result["n_indicator_rows"] == (3 + per) * n  # pdq + md5 + sha256 + embedding rows per original
     assert result["embedding_rows_per_original"] == per
     assert result["transforms"] == TRANSFORMS and list(result["recall"]) == TRANSFORMS
@@ -95,7 +95,7 @@ def test_query_path_is_the_clis(model, tmp_path):
     workdir = tmp_path / "orig"
     workdir.mkdir()
     index, rows, owner, emb, pdq = build_index(originals, str(workdir), settings, model)
-    per = 1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS) + len(region_crops(synth(0))) + len(EMBEDDING_TURNS)
+    per = len(embedding_views(synth(0)))
     assert sorted(r.kind for r in rows) == sorted(["pdq", "md5", "sha256"] * 2 + ["embedding"] * per * 2)
     # crop10 and flip_crop10 mostly fall under the calibrated threshold (0.9907): they check that both
     # paths agree; flip (the mirror) and border (the views) must also match their own original
@@ -134,6 +134,7 @@ def test_index_side_rows_match_a_centre_crop_and_a_rotation(model, tmp_path):
     suffixes = [f"-c{round(f * 100):02d}" for f in EMBEDDING_CROPS] + [f"-r{d:+g}" for d in EMBEDDING_ROTATIONS]
     suffixes += [suffix for suffix, _ in region_crops(img)]  # match.embedding_region_rows (default on)
     suffixes += [f"-tc{d:+d}" for d in EMBEDDING_TURNS]  # match.embedding_turn_rows (default on)
+    suffixes += [f"-k{e}{round(a * 100):02d}" for a, edges in EMBEDDING_KEYSTONES for e in edges]  # ..._keystone_rows
     assert [r.indicator_id for r in rows] == [base] + [base + s for s in suffixes]
     assert all(r.note == "known.jpg" and r.category == rows[0].category for r in rows)
     vec = {r.indicator_id: split_embedding(r.value)[1] for r in rows}
