@@ -142,14 +142,12 @@ class Embedder:
         """An original's embedding rows, ``(rows, dim)``, made by ``csadetect.indicators.rows.media_rows``
         (what ``indicators from-media`` runs): the decoded image and its index-side views
         (``csadetect.signals.embedding.embedding_views``), read back from the rows' values. Returns
-        (the previous release's rows, made by its model without the region rows; this release's:
-        with the region rows ``-aNN..``)."""
+        (the previous release's rows, made by its model without the region and turned rows; this release's:
+        with the region rows ``-aNN..`` and the turned rows ``-tc+4``...)."""
         return (embedding_rows(data, self.previous_model, self.match.model_copy(
-                    update={"embedding_region_rows": False, "embedding_turn_rows": False,
-                            "embedding_keystone_rows": False})),
+                    update={"embedding_region_rows": False, "embedding_turn_rows": False})),
                 embedding_rows(data, self.model, self.match.model_copy(
-                    update={"embedding_region_rows": True, "embedding_turn_rows": True,
-                            "embedding_keystone_rows": True})))
+                    update={"embedding_region_rows": True, "embedding_turn_rows": True})))
 
     def query(self, pictures, previous: bool = False, regions=None, rows: "np.ndarray | None" = None) -> np.ndarray:
         """A query's vectors, as ``HashMedia``, ``EmbedImages`` and ``MatchIndicators`` make them: every

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from benchmarks.robustness_common import HARD_KINDS, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, SWEEP_AREAS, SWEEP_PLACES, _pct
 from benchmarks.robustness_embedding import _embedding_findings, _embedding_text, _threshold_table2
-from csadetect.signals.embedding import (EMBEDDING_KEYSTONES, EMBEDDING_REGIONS, EMBEDDING_TURNS, REGION_VIEW_DISTANCE_SHARE,
-                                         STRIP_SIDES, STRIP_VIEW_DISTANCE_SHARE)
+from csadetect.signals.embedding import (EMBEDDING_REGIONS, EMBEDDING_TURNS, REGION_VIEW_DISTANCE_SHARE, STRIP_SIDES,
+                                         STRIP_VIEW_DISTANCE_SHARE)
 from training.robustness_set import ISSUE17, LATE, TRANSFORMS
 
 
@@ -233,11 +233,10 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
     """What "this release" (issue 17) adds, and what each new step costs."""
     emb = test.get("embedding")
     n_regions = sum(len(anchors) for _, anchors in EMBEDDING_REGIONS)
-    n_keystones = sum(len(edges) for _, edges in EMBEDDING_KEYSTONES)
     regions = "; ".join((f"strips keeping {a:.0%} of a side at " if anchors == STRIP_SIDES else f"{a:.0%} of the area at ")
                         + ", ".join(anchors) for a, anchors in EMBEDDING_REGIONS)
     lines = [
-        "**This release** (issue 17) adds five steps, each with its own switch in `csadetect/config/default.yaml`:",
+        "**This release** (issue 17) adds four steps, each with its own switch in `csadetect/config/default.yaml`:",
         "",
         "- `match.sub_images` (query side): `csadetect.media.regions.sub_image_boxes` finds straight-edged",
         "  rectangles inside the picture (collage cells, picture-in-picture insets, a photo on a meme frame or",
@@ -250,12 +249,8 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         f" {', '.join(f'{d:+d}' for d in EMBEDDING_TURNS)} degrees and cut back to the largest upright rectangle of its aspect"
         " (`csadetect.signals.embedding.EMBEDDING_TURNS`, `turned_crop`): a copy turned by a few degrees and cropped"
         " back (\"straightened\", no fill left for the tilt view) meets one within ~1 degree;"
-        f" {len(EMBEDDING_TURNS)} rows, + {len(EMBEDDING_TURNS) * 512 / 1024:.1f} KiB per indicator, no query-side cost.",
-        "- `match.embedding_keystone_rows` (index side, 2026-12-05): embedding rows for the picture leaning back,"
-        " one edge narrowed at each end by " + ", ".join(f"{a:.0%}" for a, _ in EMBEDDING_KEYSTONES)
-        + " and the picture stretched to its canvas again (`csadetect.signals.embedding.EMBEDDING_KEYSTONES`, `keystone`):"
-        f" {n_keystones} rows, + {n_keystones * 512 / 1024:.1f} KiB per indicator, no query-side cost"
-        + (f". With all three: {emb['rows2']} rows per indicator instead of {emb['rows']},"
+        f" {len(EMBEDDING_TURNS)} rows, + {len(EMBEDDING_TURNS) * 512 / 1024:.1f} KiB per indicator, no query-side cost"
+        + (f". With both: {emb['rows2']} rows per indicator instead of {emb['rows']},"
            f" {(emb['rows2'] - emb['rows']) * 512 * 10e6 / 1e9:.0f} GB more at 10M indicators as flat vectors"
            if emb else "") + ".",
         "- `match.embedding_query_regions` (query side): the uploaded image's crops keeping 80% to 98% of its",
@@ -273,11 +268,11 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         "  eye of a stereo pair is a strip of the original but for parallax). This release's similarities below",
         "  count a region view's distance that way.",
         "",
-        ("The previous-release columns are this same run with the five switches off, at the previous release's threshold"
+        ("The previous-release columns are this same run with the four switches off, at the previous release's threshold"
          + (f" ({emb['previous_threshold']:.4f}; this release: {emb['threshold']:.4f})."
             if emb["previous_threshold"] != emb["threshold"] else
             f" ({emb['previous_threshold']:.4f}, the one configured now: not recalibrated for the new rows, see below)."))
-        if emb else "The previous-release columns are this same run with the five switches off.",
+        if emb else "The previous-release columns are this same run with the four switches off.",
         "",
     ]
     if emb and emb.get("gate") is not None:

@@ -18,7 +18,7 @@ def test_previous_release_columns_use_the_previous_release_model():
     assert br.PREVIOUS_RELEASE_THRESHOLD == 0.9835
     data = synth.jpeg_bytes(synth.synthetic_image(4242))
     previous_rows, rows = emb.original(data)
-    assert len(rows) == len(previous_rows) + 9 + 16  # this release adds the 9 region rows and the 16 strips
+    assert len(rows) == len(previous_rows) + 9 + 16 + 6  # this release adds the 9 region rows, the 16 strips, the 6 turns
     query = br.Query(data, emb)
     # the picture itself: each release's model finds it against its own rows ...
     assert (query.vectors @ previous_rows.T).max() > 0.999

@@ -8,11 +8,11 @@ They are **not** in ``training.robustness_set.TRANSFORMS``: the embedding's thre
 report: a first fixed-parameter version of some of them (turns of 7, -5 and 12 degrees with a black
 fill, strips, a sticker, hue and gamma) was run on the development split before the ``tilt`` view
 (:mod:`csadetect.media.view_tilt`) was written, and the tilt view was written because of the turns.
-So ``turn_fill`` and ``mirror_turn_fill`` are not unseen for the tilt view. Three more were later built
+So ``turn_fill`` and ``mirror_turn_fill`` are not unseen for the tilt view. Two more were later built
 against on the development split, with their own fixed-parameter copies: ``strip`` (the embedding's strip
-rows and views, 2026-12-05), ``turn_crop`` and ``keystone`` (the embedding's turned-and-cropped and keystone
-rows, ``csadetect.signals.embedding.EMBEDDING_TURNS`` and ``EMBEDDING_KEYSTONES``, 2026-12-05, second stop).
-The others are unseen for every part of the matcher.
+rows and views, 2026-12-05) and ``turn_crop`` (the embedding's turned-and-cropped rows,
+``csadetect.signals.embedding.EMBEDDING_TURNS``, 2026-12-05, second stop). The others are unseen for every
+part of the matcher.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from csadetect.signals.embedding import keystone as leaned_back, turned_crop
+from csadetect.signals.embedding import turned_crop
 from training.robustness_set import Transform
 
 
@@ -121,8 +121,13 @@ def gamma(img, rng):
 def keystone(img, rng):
     """Leaning back: the top (or bottom, left, right) edge narrowed by 4-10% on each side and the
     picture stretched to fill the canvas again (no fill)."""
-    share = float(rng.uniform(0.04, 0.10))
-    return leaned_back(img, share, ("t", "b", "l", "r")[int(rng.integers(4))], Image.Resampling.BICUBIC)
+    w, h = img.size
+    k = float(rng.uniform(0.04, 0.10))
+    dx, dy = k * w, k * h
+    quads = [((dx, 0), (0, h), (w, h), (w - dx, 0)), ((0, 0), (dx, h), (w - dx, h), (w, 0)),
+             ((0, dy), (0, h - dy), (w, h), (w, 0)), ((0, 0), (0, h), (w, h - dy), (w, dy))]
+    quad = quads[int(rng.integers(4))]
+    return img.transform((w, h), Image.Transform.QUAD, tuple(v for c in quad for v in c), Image.Resampling.BICUBIC)
 
 
 UNSEEN: dict[str, tuple[Transform, str]] = {

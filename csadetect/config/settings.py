@@ -162,11 +162,6 @@ class MatchSettings(_Strict):
         "degrees either way and cut back to an upright rectangle (csadetect.signals.embedding.EMBEDDING_TURNS: 6 rows; "
         "+ 512 B per row per indicator), so a straightened copy matches"
     )
-    embedding_keystone_rows: bool = Field(
-        True, description="indicators from-media: also store embedding rows for the picture leaning back, one edge "
-        "narrowed by 7% at each end (csadetect.signals.embedding.EMBEDDING_KEYSTONES: 4 rows; + 512 B per row per "
-        "indicator), so a copy with its perspective changed matches"
-    )
     embedding_query_regions: bool = Field(
         True, description="also embed crops of each image at its corners and centre, keeping the shares of its "
         "area in embedding_query_region_shares (csadetect.signals.embedding.query_regions), so a copy cropped "

@@ -79,13 +79,6 @@ EMBEDDING_ROTATIONS = (3, -3)
 # (csadetect/models/cards/embedding.md, "Turned and cropped"). 6 more vectors per indicator (+3 KiB),
 # no query-side cost.
 EMBEDDING_TURNS = (4, -4, 7, -7, 10, -10)
-# Keystone rows (2026-12-05, ``match.embedding_keystone_rows``): the picture "leaning back", one edge (top,
-# bottom, left or right) narrowed by 7% of the picture's width (height) at each end and the picture
-# stretched to fill its own canvas again (:func:`keystone`; ids ``-kt07`` ... ``-kr07``), as a perspective
-# correction, a "3D" effect or a photo of a screen taken at a slant leaves a copy. On the development split,
-# copies narrowed by 4-10% matched their original's rows in 64% of cases before, 98.8% with these four rows
-# (100% with rows at 4%, 7% and 10%: 12 rows). 4 more vectors per indicator (+2 KiB), no query-side cost.
-EMBEDDING_KEYSTONES = ((0.07, ("t", "b", "l", "r")),)
 STRIP_SIDES = ("t", "b", "l", "r")
 EMBEDDING_STRIPS = tuple((share, STRIP_SIDES) for share in (0.60, 0.70, 0.80, 0.90))
 EMBEDDING_REGIONS = ((0.60, ("tl", "tr", "bl", "br", "c")), (0.78, ("tl", "tr", "bl", "br"))) + EMBEDDING_STRIPS
@@ -174,14 +167,12 @@ def embedding_value(vector, version: Optional[str]) -> str:
 
 
 def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, regions=EMBEDDING_REGIONS,
-                    turns=EMBEDDING_TURNS, keystones=EMBEDDING_KEYSTONES) -> list:
+                    turns=EMBEDDING_TURNS) -> list:
     """(id suffix, PIL image) for each embedding row of a known image: ``""`` (the image), then
     ``"-c05"``-style centre crops, ``"-r+3"``-style rotations, ``"-a60tl"``-style area crops
     at a corner or the centre (``regions``; ``()`` when ``match.embedding_region_rows`` is off,
     :func:`index_regions`) and ``"-tc+4"``-style turned-and-cropped pictures (``turns``, :func:`turned_crop`;
-    ``()`` when ``match.embedding_turn_rows`` is off, :func:`index_turns`) and ``"-kt07"``-style keystones
-    (``keystones``, :func:`keystone`; ``()`` when ``match.embedding_keystone_rows`` is off,
-    :func:`index_keystones`)."""
+    ``()`` when ``match.embedding_turn_rows`` is off, :func:`index_turns`)."""
     out = [("", img)]
     w, h = img.size
     for f in crops:
@@ -192,19 +183,7 @@ def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, r
         out.append((f"-r{deg:+g}", img.rotate(deg, resample=Image.Resampling.BILINEAR, expand=True)))
     out += region_crops(img, regions)
     out += [(f"-tc{deg:+d}", turned_crop(img, deg)) for deg in turns]
-    out += [(f"-k{edge}{round(share * 100):02d}", keystone(img, share, edge)) for share, edges in keystones
-            for edge in edges]
     return out
-
-
-def keystone(img, share: float, edge: str, resample=Image.Resampling.BILINEAR):
-    """PIL ``img`` leaning back: its ``edge`` (``t``, ``b``, ``l``, ``r``) narrowed by ``share`` of the
-    picture's width (or height) at each end, the picture stretched to fill its own canvas again."""
-    w, h = img.size
-    dx, dy = share * w, share * h
-    quad = {"t": ((dx, 0), (0, h), (w, h), (w - dx, 0)), "b": ((0, 0), (dx, h), (w - dx, h), (w, 0)),
-            "l": ((0, dy), (0, h - dy), (w, h), (w, 0)), "r": ((0, 0), (0, h), (w, h - dy), (w, dy))}[edge]
-    return img.transform((w, h), Image.Transform.QUAD, tuple(v for c in quad for v in c), resample)
 
 
 def turned_crop(img, degrees: float, resample=Image.Resampling.BILINEAR):
@@ -309,11 +288,6 @@ def index_regions(settings: MatchSettings) -> tuple:
 def index_turns(settings: MatchSettings) -> tuple:
     """The turned-and-cropped rows ``settings.embedding_turn_rows`` asks for: :data:`EMBEDDING_TURNS` or none."""
     return EMBEDDING_TURNS if settings.embedding_turn_rows else ()
-
-
-def index_keystones(settings: MatchSettings) -> tuple:
-    """The keystone rows ``settings.embedding_keystone_rows`` asks for: :data:`EMBEDDING_KEYSTONES` or none."""
-    return EMBEDDING_KEYSTONES if settings.embedding_keystone_rows else ()
 
 
 def query_regions(settings: MatchSettings) -> tuple:
@@ -599,8 +573,7 @@ class EmbeddingSignal(SignalType):
         """With an embedding model: the image and each of its :func:`embedding_views`."""
         if media.embedder is None or media.picture is None:
             return []
-        views = embedding_views(media.picture, regions=index_regions(settings), turns=index_turns(settings),
-                                keystones=index_keystones(settings))
+        views = embedding_views(media.picture, regions=index_regions(settings), turns=index_turns(settings))
         vectors = media.embedder.embed([img for _, img in views])
         return [(suffix, embedding_value(vector, media.embedder.version)) for (suffix, _), vector in zip(views, vectors)]
 
