@@ -5,23 +5,16 @@ the tilt view and loses 8-30% of the picture all round, so the index stores the 
 real FAISS on a generated scene that is none of the robustness benchmark's."""
 from __future__ import annotations
 
-import io
 import math
-import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from csadetect.config.settings import ConfigError, MatchSettings, load_settings
-from csadetect.indicators.index import IndicatorIndex
-from csadetect.indicators.rows import media_rows
-from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
-from csadetect.media.hashing import hash_image_with_views
-from csadetect.media.regions import preprocessor
-from csadetect.models.embedding import EmbeddingModel, model_inputs
-from csadetect.signals.embedding import (EMBEDDING_TURNS, embedding_views, index_turns, query_regions, turned_crop,
-                                         view_thresholds)
+from csadetect.models.embedding import EmbeddingModel
+from csadetect.signals.embedding import EMBEDDING_TURNS, embedding_views, index_turns, turned_crop
+from tests.test_region_views import _index, _matches  # a known picture's index; an edited copy's matches
 from training import robustness_scenes as scenes
 
 ON = MatchSettings()
@@ -36,22 +29,6 @@ def model():
 @pytest.fixture(scope="module")
 def known():
     return scenes.render(scenes.make_scene(np.random.default_rng(4)), noise_seed=1)
-
-
-def _index(known: Image.Image, settings, model, tmp_path):
-    path = os.path.join(tmp_path, f"known-{settings.embedding_turn_rows}.png")
-    known.save(path)
-    rows, _ = media_rows(path, settings, embedder=model)
-    table = _sorted(rows_to_table(rows))
-    return rows, IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings)
-
-
-def _matches(index, img: Image.Image, settings, model) -> list:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=85)
-    hashes, pictures = hash_image_with_views(buf.getvalue(), preprocess=preprocessor(settings))
-    names, batch = model_inputs(pictures, model.input_size, flip=True, regions=query_regions(settings))
-    return index.match_image(hashes, model.embed_arrays(batch), model.version, view_thresholds(names, model.threshold))
 
 
 @pytest.mark.parametrize("degrees", [5.0, -6.0, 8.5, -9.5])
