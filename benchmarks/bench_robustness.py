@@ -67,7 +67,7 @@ from benchmarks.robustness_embedding import (_dev_share, _embedding_findings, _e
                                              zero_false_threshold, zero_false_threshold2)
 from benchmarks.robustness_report import (_cost_line, _release_text, _sweep_text, cost_table, report, sweep_table,
                                           table)
-from benchmarks.robustness_sweeps import FIRST_QUERY_REGIONS, area_sweep, strip_sweep
+from benchmarks.robustness_sweeps import FIRST_QUERY_REGIONS, area_sweep, strip_sweep, turn_sweep
 from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import media_rows
 from csadetect.media.hashing import hash_image, hash_image_with_views, load_image, pdq_from_image
@@ -87,7 +87,7 @@ from training.robustness_unseen import UNSEEN
 __all__ = [
     "THRESHOLD", "PREVIOUS_RELEASE_MODEL", "PREVIOUS_RELEASE_THRESHOLD", "_words", "Embedder", "NEW_VIEWS", "Query",
     "min_distances", "_cpu_ms", "measure_cost", "_index_views_text", "_hits", "evaluate", "FIRST_QUERY_REGIONS",
-    "area_sweep", "strip_sweep", "unseen_edits", "EVENT_COST_SETTINGS", "event_cost", "main",
+    "area_sweep", "strip_sweep", "turn_sweep", "unseen_edits", "EVENT_COST_SETTINGS", "event_cost", "main",
     "KEYS", "HARD_KINDS", "COMPOSITES", "SWEEP_AREAS", "SWEEP_PLACES", "STRIP_SWEEP_SHARES", "STRIP_SWEEP_SIDES", "_pct",
     "at_threshold", "zero_false_threshold", "_threshold_table", "at_threshold2", "zero_false_threshold2",
     "_threshold_table2", "_dev_share", "_embedding_text", "_same_as_rows", "_embedding_findings",
@@ -410,6 +410,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
 
     sweep = area_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
     strips = strip_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
+    turns = turn_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
     unseen_rows = unseen_edits(split, originals, index, emb2, embedder, log) if unseen else None
     plain_samples = [data for kind, name, data in distractors if "+" not in name]
     cost_plain = measure_cost(plain_samples[::2], embedder)
@@ -457,6 +458,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         "cost_composite": cost_composite,
         "sweep": sweep,
         "strip_sweep": strips,
+        "turn_sweep": turns,
         "unseen": unseen_rows,
         "seconds": time.perf_counter() - t0,
     }

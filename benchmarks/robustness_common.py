@@ -20,6 +20,11 @@ SWEEP_PLACES = ("tl", "tr", "bl", "br", "c")
 # strip rows and views were chosen on the development split with shares drawn at random from 60-98%.
 STRIP_SWEEP_SHARES = (0.63, 0.67, 0.71, 0.75, 0.79, 0.83, 0.87, 0.91, 0.95, 0.97)
 STRIP_SWEEP_SIDES = ("t", "b", "l", "r")
+# The turn sweep (2026-12-05, second stop): turned by each whole degree from 3 to 11, counter-clockwise (+)
+# and clockwise (-), cut back to an upright rectangle; the turned rows were chosen on the development split's
+# copies at these angles (csadetect/models/cards/embedding.md, twelfth round)
+TURN_SWEEP_DEGREES = (3, 4, 5, 6, 7, 8, 9, 10, 11)
+TURN_SWEEP_WAYS = ("+", "-")
 
 
 def _pct(k: int, n: int) -> str:
