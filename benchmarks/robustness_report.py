@@ -38,61 +38,58 @@ def sweep_table(sweep: dict, areas=SWEEP_AREAS, places=SWEEP_PLACES, first: str 
     return lines
 
 
-def _sweep_tables(results: list[dict], key: str, areas, places, caption, *table_args) -> list[str]:
-    """One captioned :func:`sweep_table` per split run that holds ``res[key]``; ``caption(split, n)``
-    gives the bold caption (``n`` originals)."""
+def _sweep_section(results: list[dict], key: str, areas, places, heading: str, intro: list[str], caption,
+                   *table_args) -> list[str]:
+    """A ``### heading`` and its ``intro`` lines, then one captioned :func:`sweep_table` per split run that
+    holds ``res[key]`` (``caption(split, n)`` gives the bold caption, ``n`` originals); nothing when no run
+    holds one."""
     out = []
     for res in results:
         sweep = res.get(key)
         if sweep:
             n = sweep["counts"][(areas[0], places[0])][0]
             out += ["", caption(res["split"], n), ""] + sweep_table(sweep, areas, places, *table_args)
-    return out
+    return ["", f"### {heading}", ""] + intro + out if out else []
 
 
 def _sweep_text(results: list[dict]) -> list[str]:
-    out = _sweep_tables(
-        results, "sweep", SWEEP_AREAS, SWEEP_PLACES,
+    out = _sweep_section(
+        results, "sweep", SWEEP_AREAS, SWEEP_PLACES, "Crops of any area from 60%, at a corner or the centre (issue 17)",
+        ["The edits above crop to 60% and 75% of the area. These crops keep the areas between and around",
+         "them; none lies on the 0.025 grid of areas on which the query-side region views' shares were",
+         "chosen (development split). Held out only in part: the corners' shares (80% to 98%, steps of 2%)",
+         "were chosen before the test split was looked at; the centre's were first 80%, 86% and 92%, and were",
+         "extended to the same ten after this table's centre column had been seen on the test split (its",
+         "weakest cells were 81-86% then), so the test split's centre column is not a held-out measurement."],
         lambda split, n: f"**Crops of other areas, {split} split** ({n} originals x {len(SWEEP_AREAS)} areas x "
         f"{len(SWEEP_PLACES)} places, JPEG q=85; the embedding alone, this release's model, index rows and "
         "threshold; each cell: no query-side region views / issue 17's first ones (80% of the area only) / "
         "**this release's** (`QUERY_REGIONS`)):")
-    if out:
-        out = ["", "### Crops of any area from 60%, at a corner or the centre (issue 17)", "",
-               "The edits above crop to 60% and 75% of the area. These crops keep the areas between and around",
-               "them; none lies on the 0.025 grid of areas on which the query-side region views' shares were",
-               "chosen (development split). Held out only in part: the corners' shares (80% to 98%, steps of 2%)",
-               "were chosen before the test split was looked at; the centre's were first 80%, 86% and 92%, and were",
-               "extended to the same ten after this table's centre column had been seen on the test split (its",
-               "weakest cells were 81-86% then), so the test split's centre column is not a held-out measurement."] + out
-    strips = _sweep_tables(
-        results, "strip_sweep", STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES,
+    out += _sweep_section(
+        results, "strip_sweep", STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, "Strips: one side cut off (issue 17, 2026-12-05)",
+        ["A copy with its top, bottom, left or right part cut off, keeping this share of that dimension and",
+         "all of the other (t: the top part kept). The strip rows (60%, 70%, 80%, 90% of each side) and the",
+         "query-side strips (88% to 98% of each side) were chosen on the development split, with shares",
+         "drawn at random from 60% to 98%; the test split was first run with them as they are here. Their",
+         "strictness (a strip view matches only within 0.25 of the threshold's distance) was set after one run",
+         "of the test split at the region views' 0.5, where the stereo false pairs went from 1 to 3."],
         lambda split, n: f"**Strips, {split} split** ({n} originals x {len(STRIP_SWEEP_SHARES)} shares x "
         f"{len(STRIP_SWEEP_SIDES)} sides, JPEG q=85; the embedding alone, this release's model, index rows "
         "and threshold; each cell: no query-side region views / the region views without the strips "
         "(the release before) / **this release's** (with `match.embedding_query_strip_shares`)):",
         "share of the side kept", STRIP_VIEW_DISTANCE_SHARE, "a strip view")
-    if strips:
-        out += ["", "### Strips: one side cut off (issue 17, 2026-12-05)", "",
-                "A copy with its top, bottom, left or right part cut off, keeping this share of that dimension and",
-                "all of the other (t: the top part kept). The strip rows (60%, 70%, 80%, 90% of each side) and the",
-                "query-side strips (88% to 98% of each side) were chosen on the development split, with shares",
-                "drawn at random from 60% to 98%; the test split was first run with them as they are here. Their",
-                "strictness (a strip view matches only within 0.25 of the threshold's distance) was set after one run",
-                "of the test split at the region views' 0.5, where the stereo false pairs went from 1 to 3."] + strips
-    turns = _sweep_tables(
+    out += _sweep_section(
         results, "turn_sweep", TURN_SWEEP_DEGREES, TURN_SWEEP_WAYS,
+        "Turned and cropped back (issue 17, 2026-12-05, second stop)",
+        ["A copy turned by a few degrees and cut back to the largest upright rectangle of its aspect",
+         "(\"straighten\"; no fill left for the tilt view). The turned rows (4, 7 and 10 degrees either way,",
+         "`EMBEDDING_TURNS`) were chosen on the development split's copies at these same angles, so only",
+         "the test split is held out; the unseen-edit table's `turn_crop` draws its angle per copy."],
         lambda split, n: f"**Turned and cropped back, {split} split** ({n} originals x {len(TURN_SWEEP_DEGREES)} "
         f"angles x {len(TURN_SWEEP_WAYS)} ways, + counter-clockwise, JPEG q=85; the embedding alone, this release's "
         "model, threshold and query-side views; each cell: the original's rows without the turned rows "
         "(`match.embedding_turn_rows: false`) / **with them**):",
         "degrees turned", 1.0, "the upload's own vector", "{:g}°")
-    if turns:
-        out += ["", "### Turned and cropped back (issue 17, 2026-12-05, second stop)", "",
-                "A copy turned by a few degrees and cut back to the largest upright rectangle of its aspect",
-                "(\"straighten\"; no fill left for the tilt view). The turned rows (4, 7 and 10 degrees either way,",
-                "`EMBEDDING_TURNS`) were chosen on the development split's copies at these same angles, so only",
-                "the test split is held out; the unseen-edit table's `turn_crop` draws its angle per copy."] + turns
     return out
 
 

@@ -85,12 +85,9 @@ def test_the_unseen_edits_are_scored_with_and_without_the_tilt_view():
         assert a.mode == "RGB" and encode(a, how) == encode(b, how), name
 
 
-def test_the_strip_sweep_finds_strips_only_with_the_query_side_strips(monkeypatch):
-    """``strip_sweep`` crops each original along each side and scores three ways: no region views,
-    the region views without the strips, and this release's. Strips keeping 74% of a side of six
-    generated pictures (the benchmark's own generators, seeds of neither split): this release finds
-    all of them (a view at 0.94-0.96 is the original's 70% strip row, cut within 1%); without the
-    query-side strips, two or more of each six are missed."""
+def _six_originals():
+    """The benchmark's embedder, six generated pictures (the benchmark's own generators, seeds of neither
+    split) and their rows as ``indicators from-media`` makes them: ``(embedder, originals, (6, rows, dim))``."""
     import numpy as np
 
     from training.robustness_set import GENERATORS, encode
@@ -98,9 +95,18 @@ def test_the_strip_sweep_finds_strips_only_with_the_query_side_strips(monkeypatc
     emb = br.Embedder()
     originals = [(f"gen:{g}", GENERATORS[g](np.random.default_rng(77 + i)))
                  for i, g in enumerate(("clouds", "landscape", "still", "shapes", "mosaic", "waves"))]
-    emb2 = np.stack([emb.original(encode(img, "png"))[1] for _, img in originals])
+    return emb, originals, np.stack([emb.original(encode(img, "png"))[1] for _, img in originals])
+
+
+def test_the_strip_sweep_finds_strips_only_with_the_query_side_strips(monkeypatch):
+    """``strip_sweep`` crops each original along each side and scores three ways: no region views,
+    the region views without the strips, and this release's. Strips keeping 74% of a side of six
+    generated pictures (the benchmark's own generators, seeds of neither split): this release finds
+    all of them (a view at 0.94-0.96 is the original's 70% strip row, cut within 1%); without the
+    query-side strips, two or more of each six are missed."""
     from benchmarks import robustness_sweeps
 
+    emb, originals, emb2 = _six_originals()
     monkeypatch.setattr(robustness_sweeps, "STRIP_SWEEP_SHARES", (0.74,))
     sweep = br.strip_sweep("dev", originals, emb2, emb, log=lambda _: None)
     assert sweep["ways"] == ("off", "no strips", "this")
@@ -115,15 +121,9 @@ def test_the_turn_sweep_finds_straightened_copies_only_with_the_turned_rows(monk
     against the original's rows without and with the turned rows (``-tc+4`` ...). Copies of six generated
     pictures (seeds of neither split) turned by 8.5 degrees, between the 7- and 10-degree rows: the turned rows
     find all of them; without them, half or more are missed (2 of 6 found either way when written). The mask drops exactly the six turned rows."""
-    import numpy as np
-
     from benchmarks import robustness_sweeps
-    from training.robustness_set import GENERATORS, encode
 
-    emb = br.Embedder()
-    originals = [(f"gen:{g}", GENERATORS[g](np.random.default_rng(77 + i)))
-                 for i, g in enumerate(("clouds", "landscape", "still", "shapes", "mosaic", "waves"))]
-    emb2 = np.stack([emb.original(encode(img, "png"))[1] for _, img in originals])
+    emb, originals, emb2 = _six_originals()
     monkeypatch.setattr(robustness_sweeps, "TURN_SWEEP_DEGREES", (8.5,))
     sweep = br.turn_sweep("dev", originals, emb2, emb, log=lambda _: None)
     assert sweep["ways"] == ("no turned rows", "this")
