@@ -10,14 +10,14 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from PIL import Image
 
 from benchmarks.robustness_common import (STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, SWEEP_AREAS, SWEEP_PLACES,
                                           TURN_SWEEP_DEGREES, TURN_SWEEP_WAYS)
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import views_and_sub_images
-from csadetect.signals.embedding import embedding_views, query_regions, region_crop, turned_crop
+from csadetect.signals.embedding import (EMBEDDING_TURNS, embedding_views, query_regions, region_crop, turn_suffix,
+                                         turned_crop)
 from training.evaluate_images import original_sims
 from training.robustness_set import _crop_area, encode
 
@@ -56,13 +56,14 @@ def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedde
                 _, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
                 row = counts.setdefault((area, place), [0] + [0] * len(ways))
                 row[0] += 1
+                own = None  # the image's own vectors' similarities, once a way without region views gave them
                 for i, (way, regions) in enumerate(ways.items()):
                     rows = emb2 if (row_masks or {}).get(way) is None else emb2[:, row_masks[way]]
                     vectors, weights = embedder.query(pictures, regions=regions, rows=rows)
                     sims = original_sims(vectors, rows, weights)
                     if not regions:
                         own = sims  # "off" comes first: the image's own vectors, what the gate reads
-                    elif embedder.gate is not None and not row_masks and (
+                    elif embedder.gate is not None and own is not None and (
                             (own >= threshold).any() or own.max() < embedder.gate):
                         sims = own  # the gate skips the region views (MatchIndicators)
                     row[1 + i] += int(sims[o_index] >= threshold)
@@ -91,9 +92,10 @@ def turn_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedde
     (:func:`csadetect.signals.embedding.turned_crop`, bicubic, as ``training.robustness_unseen.turn_crop``),
     matched by the embedding alone as :func:`area_sweep` matches, with this release's query-side region
     views: against the original's rows without the turned rows (``match.embedding_turn_rows: false``) and with
-    them (the region gate not applied). Returns what :func:`area_sweep` returns, keyed by (degrees, way)."""
-    names = [suffix for suffix, _ in embedding_views(Image.new("RGB", (64, 48)))]
-    without = np.array([not name.startswith("-tc") for name in names])
+    them (the region gate not applied: no way without region views gives the own vectors it reads). Returns
+    what :func:`area_sweep` returns, keyed by (degrees, way)."""
+    turned = {turn_suffix(deg) for deg in EMBEDDING_TURNS}
+    without = np.array([name not in turned for name, _ in embedding_views(Image.new("RGB", (64, 48)))])
     if len(without) != emb2.shape[1]:
         raise ValueError(f"{emb2.shape[1]} rows per original, embedding_views gives {len(without)}")
     this = query_regions(embedder.match)

@@ -18,7 +18,8 @@ def test_previous_release_columns_use_the_previous_release_model():
     assert br.PREVIOUS_RELEASE_THRESHOLD == 0.9835
     data = synth.jpeg_bytes(synth.synthetic_image(4242))
     previous_rows, rows = emb.original(data)
-    assert len(rows) == len(previous_rows) + 9 + 16 + 6  # this release adds the 9 region rows, the 16 strips, the 6 turns
+    # this release adds the 9 region rows, the 16 strips and the 6 turned rows
+    assert len(rows) == len(previous_rows) + 9 + 16 + 6
     query = br.Query(data, emb)
     # the picture itself: each release's model finds it against its own rows ...
     assert (query.vectors @ previous_rows.T).max() > 0.999
@@ -120,7 +121,8 @@ def test_the_turn_sweep_finds_straightened_copies_only_with_the_turned_rows(monk
     """``turn_sweep`` turns each original either way and cuts it back to an upright rectangle, then scores it
     against the original's rows without and with the turned rows (``-tc+4`` ...). Copies of six generated
     pictures (seeds of neither split) turned by 8.5 degrees, between the 7- and 10-degree rows: the turned rows
-    find all of them; without them, half or more are missed (2 of 6 found either way when written). The mask drops exactly the six turned rows."""
+    find all of them; without them, half or more are missed (2 of 6 found either way when written). Rows that
+    do not line up with ``embedding_views`` are refused."""
     from benchmarks import robustness_sweeps
 
     emb, originals, emb2 = _six_originals()

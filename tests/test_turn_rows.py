@@ -13,7 +13,7 @@ from PIL import Image
 
 from csadetect.config.settings import ConfigError, MatchSettings, load_settings
 from csadetect.models.embedding import EmbeddingModel
-from csadetect.signals.embedding import EMBEDDING_TURNS, embedding_views, index_turns, turned_crop
+from csadetect.signals.embedding import EMBEDDING_TURNS, embedding_views, index_turns, turn_suffix, turned_crop
 from tests.test_region_views import _index, _matches  # a known picture's index; an edited copy's matches
 from training import robustness_scenes as scenes
 
@@ -48,7 +48,7 @@ def test_a_straightened_copy_matches_through_a_turned_row_and_not_without_them(m
 def test_the_rows_and_their_names(known):
     """One row per angle, named ``-tc+4`` ... ``-tc-10`` after the region rows; none with the setting off."""
     names = [suffix for suffix, _ in embedding_views(known)]
-    assert names[-len(EMBEDDING_TURNS):] == [f"-tc{d:+d}" for d in EMBEDDING_TURNS]
+    assert names[-len(EMBEDDING_TURNS):] == [turn_suffix(d) for d in EMBEDDING_TURNS]
     assert names[-len(EMBEDDING_TURNS):] == ["-tc+4", "-tc-4", "-tc+7", "-tc-7", "-tc+10", "-tc-10"]
     assert not any(n.startswith("-tc") for n, _ in embedding_views(known, turns=index_turns(NO_TURN_ROWS)))
     assert index_turns(ON) == EMBEDDING_TURNS and load_settings().match.embedding_turn_rows

@@ -67,6 +67,11 @@ EMBEDDING_ROTATIONS = (3, -3)
 # other dimension whole) keeps none of the corner rows' aspect, so the region rows also hold strips
 # keeping 60%, 70%, 80% and 90% of the height (``-a60t``, ``-a60b``) or width (``-a60l``, ``-a60r``);
 # a strip's share of the area is the share it keeps of its one dimension. 16 more vectors per indicator.
+STRIP_SIDES = ("t", "b", "l", "r")
+EMBEDDING_STRIPS = tuple((share, STRIP_SIDES) for share in (0.60, 0.70, 0.80, 0.90))
+EMBEDDING_REGIONS = ((0.60, ("tl", "tr", "bl", "br", "c")), (0.78, ("tl", "tr", "bl", "br"))) + EMBEDDING_STRIPS
+_ANCHORS = {"tl": (0.0, 0.0), "tr": (1.0, 0.0), "bl": (0.0, 1.0), "br": (1.0, 1.0), "c": (0.5, 0.5),
+            "t": (0.5, 0.0), "b": (0.5, 1.0), "l": (0.0, 0.5), "r": (1.0, 0.5)}
 # Turned-and-cropped rows (2026-12-05, ``match.embedding_turn_rows``): the picture turned by 4, 7 and 10
 # degrees either way and cut back to the largest upright rectangle of its aspect inside it
 # (:func:`turned_crop`; ids ``-tc+4`` ... ``-tc-10``), as an "adjust / straighten" tool leaves a copy: no
@@ -75,15 +80,10 @@ EMBEDDING_ROTATIONS = (3, -3)
 # threshold 1 degree off, 62% 2 degrees off, 39% 3 degrees off), so rows 3 degrees apart cover turns
 # of 3-11 degrees: on the robustness benchmark's development split, copies turned by each whole degree
 # from 4 to 10 either way (JPEG q85) matched their original's rows in 27% of cases before, 98% with
-# these rows (33-36 of 36 at 3 and 11 degrees). Chosen there among sets of four to eight rows
-# (csadetect/models/cards/embedding.md, "Turned and cropped"). 6 more vectors per indicator (+3 KiB),
+# these rows (33-35 of 36 at 3 and 11 degrees). Chosen there among sets of four to eight rows
+# (csadetect/models/cards/embedding.md, "Turned and cropped back"). 6 more vectors per indicator (+3 KiB),
 # no query-side cost.
 EMBEDDING_TURNS = (4, -4, 7, -7, 10, -10)
-STRIP_SIDES = ("t", "b", "l", "r")
-EMBEDDING_STRIPS = tuple((share, STRIP_SIDES) for share in (0.60, 0.70, 0.80, 0.90))
-EMBEDDING_REGIONS = ((0.60, ("tl", "tr", "bl", "br", "c")), (0.78, ("tl", "tr", "bl", "br"))) + EMBEDDING_STRIPS
-_ANCHORS = {"tl": (0.0, 0.0), "tr": (1.0, 0.0), "bl": (0.0, 1.0), "br": (1.0, 1.0), "c": (0.5, 0.5),
-            "t": (0.5, 0.0), "b": (0.5, 1.0), "l": (0.0, 0.5), "r": (1.0, 0.5)}
 # Query-side region views (``match.embedding_query_regions``): crops keeping 80% to 98% of the
 # uploaded image's area (steps of 2%) at each corner and the centre, embedded beside the image and its
 # views (names ``image-a80tl`` ...). A copy cropped at a corner or the centre to an area ``a`` of the
@@ -182,8 +182,13 @@ def embedding_views(img, crops=EMBEDDING_CROPS, rotations=EMBEDDING_ROTATIONS, r
     for deg in rotations:
         out.append((f"-r{deg:+g}", img.rotate(deg, resample=Image.Resampling.BILINEAR, expand=True)))
     out += region_crops(img, regions)
-    out += [(f"-tc{deg:+d}", turned_crop(img, deg)) for deg in turns]
+    out += [(turn_suffix(deg), turned_crop(img, deg)) for deg in turns]
     return out
+
+
+def turn_suffix(degrees: int) -> str:
+    """``"-tc+4"``: the name suffix of the row turned by ``degrees`` and cut back (:func:`turned_crop`)."""
+    return f"-tc{degrees:+d}"
 
 
 def turned_crop(img, degrees: float, resample=Image.Resampling.BILINEAR):
