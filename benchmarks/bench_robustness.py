@@ -67,7 +67,7 @@ from benchmarks.robustness_embedding import (_dev_share, _embedding_findings, _e
                                              zero_false_threshold, zero_false_threshold2)
 from benchmarks.robustness_report import (_cost_line, _release_text, _sweep_text, cost_table, report, sweep_table,
                                           table)
-from benchmarks.robustness_sweeps import FIRST_QUERY_REGIONS, area_sweep, strip_sweep, turn_sweep
+from benchmarks.robustness_sweeps import FIRST_QUERY_REGIONS, area_sweep, box_sweep, strip_sweep, turn_sweep
 from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import media_rows
 from csadetect.media.hashing import hash_image, hash_image_with_views, load_image, pdq_from_image
@@ -87,7 +87,7 @@ from training.robustness_unseen import UNSEEN
 __all__ = [
     "THRESHOLD", "PREVIOUS_RELEASE_MODEL", "PREVIOUS_RELEASE_THRESHOLD", "_words", "Embedder", "NEW_VIEWS", "Query",
     "min_distances", "_cpu_ms", "measure_cost", "_index_views_text", "_hits", "evaluate", "FIRST_QUERY_REGIONS",
-    "area_sweep", "strip_sweep", "turn_sweep", "unseen_edits", "EVENT_COST_SETTINGS", "event_cost", "main",
+    "area_sweep", "box_sweep", "strip_sweep", "turn_sweep", "unseen_edits", "EVENT_COST_SETTINGS", "event_cost", "main",
     "KEYS", "HARD_KINDS", "COMPOSITES", "SWEEP_AREAS", "SWEEP_PLACES", "STRIP_SWEEP_SHARES", "STRIP_SWEEP_SIDES", "_pct",
     "at_threshold", "zero_false_threshold", "_threshold_table", "at_threshold2", "zero_false_threshold2",
     "_threshold_table2", "_dev_share", "_embedding_text", "_same_as_rows", "_embedding_findings",
@@ -142,12 +142,12 @@ class Embedder:
         """An original's embedding rows, ``(rows, dim)``, made by ``csadetect.indicators.rows.media_rows``
         (what ``indicators from-media`` runs): the decoded image and its index-side views
         (``csadetect.signals.embedding.embedding_views``), read back from the rows' values. Returns
-        (the previous release's rows, made by its model without the region and turned rows; this release's:
-        with the region rows ``-aNN..`` and the turned rows ``-tc+4``...)."""
+        (the previous release's rows, made by its model without the region, box and turned rows; this release's:
+        with the region rows ``-aNN..``, the box rows ``-w70h86tl``... and the turned rows ``-tc+4``...)."""
         return (embedding_rows(data, self.previous_model, self.match.model_copy(
-                    update={"embedding_region_rows": False, "embedding_turn_rows": False})),
+                    update={"embedding_region_rows": False, "embedding_box_rows": False, "embedding_turn_rows": False})),
                 embedding_rows(data, self.model, self.match.model_copy(
-                    update={"embedding_region_rows": True, "embedding_turn_rows": True})))
+                    update={"embedding_region_rows": True, "embedding_box_rows": True, "embedding_turn_rows": True})))
 
     def query(self, pictures, previous: bool = False, regions=None, rows: "np.ndarray | None" = None) -> np.ndarray:
         """A query's vectors, as ``HashMedia``, ``EmbedImages`` and ``MatchIndicators`` make them: every
@@ -411,6 +411,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
     sweep = area_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
     strips = strip_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
     turns = turn_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
+    boxes = box_sweep(split, originals, emb2, embedder, log) if emb is not None and sweep_areas else None
     unseen_rows = unseen_edits(split, originals, index, emb2, embedder, log) if unseen else None
     plain_samples = [data for kind, name, data in distractors if "+" not in name]
     cost_plain = measure_cost(plain_samples[::2], embedder)
@@ -459,6 +460,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         "sweep": sweep,
         "strip_sweep": strips,
         "turn_sweep": turns,
+        "box_sweep": boxes,
         "unseen": unseen_rows,
         "seconds": time.perf_counter() - t0,
     }

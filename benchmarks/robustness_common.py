@@ -1,6 +1,6 @@
 """Names shared by the robustness benchmark's measuring (``benchmarks.bench_robustness``) and its
 report (``benchmarks.robustness_report``, ``benchmarks.robustness_embedding``): the score keys of
-every query, the hard-distractor kinds, the composite edits, the grids of the crops of other areas and of strips,
+every query, the hard-distractor kinds, the composite edits, the grids of the crops of other areas, of strips, turns and boxes,
 and the percentage format of the report's cells. Kept apart so that both sides import them without
 importing each other; ``bench_robustness`` re-exports every name.
 """
@@ -25,6 +25,11 @@ STRIP_SWEEP_SIDES = ("t", "b", "l", "r")
 # copies at these angles (csadetect/models/cards/embedding.md, twelfth round)
 TURN_SWEEP_DEGREES = (3, 4, 5, 6, 7, 8, 9, 10, 11)
 TURN_SWEEP_WAYS = ("+", "-")
+# The box sweep (2026-12-05, third stop): corner crops of another aspect, keeping these shares of the
+# (width, height), 61-74% of the area; the box rows (70% x 86%, 86% x 70%) were chosen on the development
+# split's corner crops with shares drawn as ``training.robustness_unseen.aspect_crop`` draws them
+BOX_SWEEP_SHAPES = ((0.72, 0.90), (0.75, 0.82), (0.78, 0.95), (0.82, 0.75), (0.90, 0.72), (0.95, 0.78))
+BOX_SWEEP_CORNERS = ("tl", "tr", "bl", "br")
 
 
 def _pct(k: int, n: int) -> str:

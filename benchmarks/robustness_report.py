@@ -6,10 +6,11 @@ other thresholds are in ``benchmarks.robustness_embedding``; ``bench_robustness`
 """
 from __future__ import annotations
 
-from benchmarks.robustness_common import (HARD_KINDS, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, SWEEP_AREAS, SWEEP_PLACES,
-                                          TURN_SWEEP_DEGREES, TURN_SWEEP_WAYS, _pct)
+from benchmarks.robustness_common import (BOX_SWEEP_CORNERS, BOX_SWEEP_SHAPES, HARD_KINDS, STRIP_SWEEP_SHARES,
+                                          STRIP_SWEEP_SIDES, SWEEP_AREAS, SWEEP_PLACES, TURN_SWEEP_DEGREES, TURN_SWEEP_WAYS,
+                                          _pct)
 from benchmarks.robustness_embedding import _embedding_findings, _embedding_text, _threshold_table2
-from csadetect.signals.embedding import (EMBEDDING_REGIONS, EMBEDDING_TURNS, REGION_VIEW_DISTANCE_SHARE, STRIP_SIDES,
+from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_REGIONS, EMBEDDING_TURNS, REGION_VIEW_DISTANCE_SHARE, STRIP_SIDES,
                                          STRIP_VIEW_DISTANCE_SHARE)
 from training.robustness_set import ISSUE17, LATE, TRANSFORMS
 
@@ -90,6 +91,19 @@ def _sweep_text(results: list[dict]) -> list[str]:
         "model, threshold and query-side views; each cell: the original's rows without the turned rows "
         "(`match.embedding_turn_rows: false`) / **with them**):",
         "degrees turned", 1.0, "the upload's own vector", "{:g}°")
+    out += _sweep_section(
+        results, "box_sweep", BOX_SWEEP_SHAPES, BOX_SWEEP_CORNERS,
+        "Corner crops of another aspect (issue 17, 2026-12-05, third stop)",
+        ["A copy cut at a corner to another aspect than the original's: these shares of its width and height",
+         "kept (61-74% of the area). The box rows (70% x 86% and 86% x 70% at each corner, `EMBEDDING_BOXES`)",
+         "were chosen on the development split's corner crops with shares drawn at random as the unseen edit",
+         "`aspect_crop` draws them (70-95% of one side, 60% of the area or more), none of them these shapes;",
+         "the test split was first run with them as they are here."],
+        lambda split, n: f"**Corner crops of another aspect, {split} split** ({n} originals x {len(BOX_SWEEP_SHAPES)} "
+        f"shapes x {len(BOX_SWEEP_CORNERS)} corners, JPEG q=85; the embedding alone, this release's model, threshold "
+        "and query-side views; each cell: the original's rows without the box rows (`match.embedding_box_rows: "
+        "false`) / **with them**):",
+        "width x height kept", REGION_VIEW_DISTANCE_SHARE, "a region view", "{0[0]:.0%} x {0[1]:.0%}")
     return out
 
 
@@ -246,10 +260,11 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
     """What "this release" (issue 17) adds, and what each new step costs."""
     emb = test.get("embedding")
     n_regions = sum(len(anchors) for _, anchors in EMBEDDING_REGIONS)
+    n_boxes = sum(len(corners) for _, corners in EMBEDDING_BOXES)
     regions = "; ".join((f"strips keeping {a:.0%} of a side at " if anchors == STRIP_SIDES else f"{a:.0%} of the area at ")
                         + ", ".join(anchors) for a, anchors in EMBEDDING_REGIONS)
     lines = [
-        "**This release** (issue 17) adds four steps, each with its own switch in `csadetect/config/default.yaml`:",
+        "**This release** (issue 17) adds five steps, each with its own switch in `csadetect/config/default.yaml`:",
         "",
         "- `match.sub_images` (query side): `csadetect.media.regions.sub_image_boxes` finds straight-edged",
         "  rectangles inside the picture (collage cells, picture-in-picture insets, a photo on a meme frame or",
@@ -258,12 +273,17 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         "- `match.embedding_region_rows` (index side, `indicators from-media`): embedding rows for crops at",
         f"  each corner and the centre and for strips along each side ({regions}; `csadetect.signals.embedding.EMBEDDING_REGIONS`)"
         f": {n_regions} rows, + {n_regions * 512 / 1024:.1f} KiB per indicator.",
+        "- `match.embedding_box_rows` (index side, 2026-12-05, third stop): embedding rows for corner crops of another"
+        " aspect (" + "; ".join(f"{w:.0%} of the width and {h:.0%} of the height at " + ", ".join(corners)
+                                for (w, h), corners in EMBEDDING_BOXES)
+        + "; `csadetect.signals.embedding.EMBEDDING_BOXES`): a copy cut at a corner to an aspect near one of them holds"
+        f" a corner view that meets it; {n_boxes} rows, + {n_boxes * 512 / 1024:.1f} KiB per indicator, no query-side cost.",
         "- `match.embedding_turn_rows` (index side, 2026-12-05): embedding rows for the picture turned by"
         f" {', '.join(f'{d:+d}' for d in EMBEDDING_TURNS)} degrees and cut back to the largest upright rectangle of its aspect"
         " (`csadetect.signals.embedding.EMBEDDING_TURNS`, `turned_crop`): a copy turned by a few degrees and cropped"
         " back (\"straightened\", no fill left for the tilt view) meets one within ~1 degree;"
         f" {len(EMBEDDING_TURNS)} rows, + {len(EMBEDDING_TURNS) * 512 / 1024:.1f} KiB per indicator, no query-side cost"
-        + (f". With both: {emb['rows2']} rows per indicator instead of {emb['rows']},"
+        + (f". With all three: {emb['rows2']} rows per indicator instead of {emb['rows']},"
            f" {(emb['rows2'] - emb['rows']) * 512 * 10e6 / 1e9:.0f} GB more at 10M indicators as flat vectors"
            if emb else "") + ".",
         "- `match.embedding_query_regions` (query side): the uploaded image's crops keeping 80% to 98% of its",
@@ -281,11 +301,11 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         "  eye of a stereo pair is a strip of the original but for parallax). This release's similarities below",
         "  count a region view's distance that way.",
         "",
-        ("The previous-release columns are this same run with the four switches off, at the previous release's threshold"
+        ("The previous-release columns are this same run with the five switches off, at the previous release's threshold"
          + (f" ({emb['previous_threshold']:.4f}; this release: {emb['threshold']:.4f})."
             if emb["previous_threshold"] != emb["threshold"] else
             f" ({emb['previous_threshold']:.4f}, the one configured now: not recalibrated for the new rows, see below)."))
-        if emb else "The previous-release columns are this same run with the four switches off.",
+        if emb else "The previous-release columns are this same run with the five switches off.",
         "",
     ]
     if emb and emb.get("gate") is not None:

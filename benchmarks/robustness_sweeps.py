@@ -2,7 +2,8 @@
 a split cropped to a grid of shares at each place, matched by the embedding alone several ways side by
 side. :func:`area_sweep`: corner and centre crops of ``SWEEP_AREAS`` of the area; :func:`strip_sweep`:
 strips keeping ``STRIP_SWEEP_SHARES`` of a side; :func:`turn_sweep`: turns of ``TURN_SWEEP_DEGREES`` cut back
-to an upright rectangle, with and without the turned index rows. ``bench_robustness`` re-exports every name.
+to an upright rectangle, with and without the turned index rows; :func:`box_sweep`: corner crops of
+``BOX_SWEEP_SHAPES``, with and without the box rows. ``bench_robustness`` re-exports every name.
 """
 from __future__ import annotations
 
@@ -12,19 +13,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from benchmarks.robustness_common import (STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, SWEEP_AREAS, SWEEP_PLACES,
-                                          TURN_SWEEP_DEGREES, TURN_SWEEP_WAYS)
+from benchmarks.robustness_common import (BOX_SWEEP_CORNERS, BOX_SWEEP_SHAPES, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES,
+                                          SWEEP_AREAS, SWEEP_PLACES, TURN_SWEEP_DEGREES, TURN_SWEEP_WAYS)
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import views_and_sub_images
-from csadetect.signals.embedding import (EMBEDDING_TURNS, embedding_views, query_regions, region_crop, turn_suffix,
-                                         turned_crop)
+from csadetect.media.crops import box_crop, region_crop, turned_crop
+from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_TURNS, box_suffix, embedding_views, query_regions,
+                                         turn_suffix)
 from training.evaluate_images import original_sims
 from training.robustness_set import _crop_area, encode
 
 if TYPE_CHECKING:
     from benchmarks.bench_robustness import Embedder
 
-__all__ = ["FIRST_QUERY_REGIONS", "area_sweep", "strip_sweep", "turn_sweep"]
+__all__ = ["FIRST_QUERY_REGIONS", "area_sweep", "box_sweep", "strip_sweep", "turn_sweep"]
 
 # issue 17's first query-side region views (80% of the area only, at each corner and the centre)
 FIRST_QUERY_REGIONS = ((0.80, SWEEP_PLACES),)
@@ -75,7 +77,7 @@ def area_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedde
 
 def strip_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedder", log=print) -> dict:
     """Strips of every share in ``STRIP_SWEEP_SHARES`` along each side (one side cut off, the other
-    dimension whole: :func:`csadetect.signals.embedding.region_crop`), each original's, matched by the
+    dimension whole: :func:`csadetect.media.crops.region_crop`), each original's, matched by the
     embedding alone as :func:`area_sweep` matches: without query-side region views, with them but
     without the strips (``match.embedding_query_strip_shares: []``, the release before 2026-12-05)
     and with this release's. Returns what :func:`area_sweep` returns, keyed by (share, side)."""
@@ -89,18 +91,39 @@ def strip_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedd
 def turn_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedder", log=print) -> dict:
     """Each original turned by every angle of ``TURN_SWEEP_DEGREES`` either way (``TURN_SWEEP_WAYS``: ``+``
     counter-clockwise) and cut back to the largest upright rectangle of its aspect
-    (:func:`csadetect.signals.embedding.turned_crop`, bicubic, as ``training.robustness_unseen.turn_crop``),
+    (:func:`csadetect.media.crops.turned_crop`, bicubic, as ``training.robustness_unseen.turn_crop``),
     matched by the embedding alone as :func:`area_sweep` matches, with this release's query-side region
     views: against the original's rows without the turned rows (``match.embedding_turn_rows: false``) and with
     them (the region gate not applied: no way without region views gives the own vectors it reads). Returns
     what :func:`area_sweep` returns, keyed by (degrees, way)."""
-    turned = {turn_suffix(deg) for deg in EMBEDDING_TURNS}
-    without = np.array([name not in turned for name, _ in embedding_views(Image.new("RGB", (64, 48)))])
-    if len(without) != emb2.shape[1]:
-        raise ValueError(f"{emb2.shape[1]} rows per original, embedding_views gives {len(without)}")
+    without = _rows_without(emb2, lambda name: name in {turn_suffix(deg) for deg in EMBEDDING_TURNS})
     this = query_regions(embedder.match)
     return area_sweep(split, originals, emb2, embedder, log, areas=TURN_SWEEP_DEGREES, places=TURN_SWEEP_WAYS,
                       ways={"no turned rows": this, "this": this}, row_masks={"no turned rows": without},
                       crop=lambda deg, way: lambda img, rng: turned_crop(img, deg if way == "+" else -deg,
                                                                          Image.Resampling.BICUBIC),
                       label="turn sweep")
+
+
+def box_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedder", log=print) -> dict:
+    """Corner crops of each (width, height) share of ``BOX_SWEEP_SHAPES`` at each of ``BOX_SWEEP_CORNERS``
+    (:func:`csadetect.media.crops.box_crop`), each original's, matched by the embedding alone as
+    :func:`turn_sweep` matches: against the original's rows without the box rows
+    (``match.embedding_box_rows: false``) and with them. Returns what :func:`area_sweep` returns, keyed by
+    ((width, height), corner)."""
+    boxes = {box_suffix(w, h, corner) for (w, h), corners in EMBEDDING_BOXES for corner in corners}
+    without = _rows_without(emb2, lambda name: name in boxes)
+    this = query_regions(embedder.match)
+    return area_sweep(split, originals, emb2, embedder, log, areas=BOX_SWEEP_SHAPES, places=BOX_SWEEP_CORNERS,
+                      ways={"no box rows": this, "this": this}, row_masks={"no box rows": without},
+                      crop=lambda shape, corner: lambda img, rng: box_crop(img, *shape, corner),
+                      label="box sweep")
+
+
+def _rows_without(emb2: np.ndarray, leave_out) -> np.ndarray:
+    """A boolean mask over the rows ``embedding_views`` gives each original (``emb2``'s second axis): False for
+    the rows whose name suffix ``leave_out(name)`` picks."""
+    mask = np.array([not leave_out(name) for name, _ in embedding_views(Image.new("RGB", (64, 48)))])
+    if len(mask) != emb2.shape[1]:
+        raise ValueError(f"{emb2.shape[1]} rows per original, embedding_views gives {len(mask)}")
+    return mask

@@ -18,8 +18,8 @@ def test_previous_release_columns_use_the_previous_release_model():
     assert br.PREVIOUS_RELEASE_THRESHOLD == 0.9835
     data = synth.jpeg_bytes(synth.synthetic_image(4242))
     previous_rows, rows = emb.original(data)
-    # this release adds the 9 region rows, the 16 strips and the 6 turned rows
-    assert len(rows) == len(previous_rows) + 9 + 16 + 6
+    # this release adds the 9 region rows, the 16 strips, the 8 box rows and the 6 turned rows
+    assert len(rows) == len(previous_rows) + 9 + 16 + 8 + 6
     query = br.Query(data, emb)
     # the picture itself: each release's model finds it against its own rows ...
     assert (query.vectors @ previous_rows.T).max() > 0.999
@@ -135,3 +135,23 @@ def test_the_turn_sweep_finds_straightened_copies_only_with_the_turned_rows(monk
     assert max(sweep["closest_wrong"].values()) < emb.threshold
     with pytest.raises(ValueError, match="rows per original"):
         br.turn_sweep("dev", originals, emb2[:, :-1], emb, log=lambda _: None)
+
+
+def test_the_box_sweep_finds_corner_crops_of_another_aspect_only_with_the_box_rows(monkeypatch):
+    """``box_sweep`` cuts each original at each corner to a (width, height) share and scores it against the
+    original's rows without and with the box rows (``-w70h86tl`` ...). Copies of six generated pictures (seeds of
+    neither split) keeping 72% x 88% and 88% x 72%, near the box rows' aspect but not their size: the box rows find
+    five or six of each six; without them, at most two. Rows that do not line up with ``embedding_views`` are
+    refused."""
+    from benchmarks import robustness_sweeps
+
+    emb, originals, emb2 = _six_originals()
+    monkeypatch.setattr(robustness_sweeps, "BOX_SWEEP_SHAPES", ((0.72, 0.88), (0.88, 0.72)))
+    sweep = br.box_sweep("dev", originals, emb2, emb, log=lambda _: None)
+    assert sweep["ways"] == ("no box rows", "this")
+    assert set(sweep["counts"]) == {(shape, c) for shape in ((0.72, 0.88), (0.88, 0.72)) for c in ("tl", "tr", "bl", "br")}
+    for n, without, this in sweep["counts"].values():
+        assert n == 6 and this >= 5 and without <= 2
+    assert max(sweep["closest_wrong"].values()) < emb.threshold
+    with pytest.raises(ValueError, match="rows per original"):
+        br.box_sweep("dev", originals, emb2[:, :-1], emb, log=lambda _: None)

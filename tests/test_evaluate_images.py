@@ -10,8 +10,8 @@ from csadetect.cli.indicators import _hash_and_match
 from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import from_media
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
-from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, EMBEDDING_TURNS, embedding_views,
-                                         region_crops, split_embedding, turn_suffix)
+from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, EMBEDDING_TURNS, box_crops,
+                                         embedding_views, region_crops, split_embedding, turn_suffix)
 from training.embedding_data import DISTRACTOR_SKIMAGE, synth
 from training.evaluate_images import ALL_TRANSFORMS, build_index, evaluate_known, markdown, query, transform
 
@@ -133,6 +133,7 @@ def test_index_side_rows_match_a_centre_crop_and_a_rotation(model, tmp_path):
     assert base.endswith("-embedding")
     suffixes = [f"-c{round(f * 100):02d}" for f in EMBEDDING_CROPS] + [f"-r{d:+g}" for d in EMBEDDING_ROTATIONS]
     suffixes += [suffix for suffix, _ in region_crops(img)]  # match.embedding_region_rows (default on)
+    suffixes += [suffix for suffix, _ in box_crops(img)]  # match.embedding_box_rows (default on)
     suffixes += [turn_suffix(d) for d in EMBEDDING_TURNS]  # match.embedding_turn_rows (default on)
     assert [r.indicator_id for r in rows] == [base] + [base + s for s in suffixes]
     assert all(r.note == "known.jpg" and r.category == rows[0].category for r in rows)

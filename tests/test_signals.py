@@ -37,7 +37,7 @@ from csadetect.signals import (
     register,
 )
 from csadetect.signals.digest import DigestSignal
-from csadetect.signals.embedding import EMBEDDING_REGIONS, EMBEDDING_TURNS
+from csadetect.signals.embedding import EMBEDDING_BOXES, EMBEDDING_REGIONS, EMBEDDING_TURNS
 from csadetect.transforms.decide import needs_review
 from csadetect.transforms.hash import HashMediaFn
 from tests.conftest import need_shared
@@ -119,9 +119,9 @@ def test_image_signals_from_media_match_themselves(tmp_path):
 
     rows = from_media([str(path)], SETTINGS, embedder=FakeEmbedder())
     kinds = [r.kind for r in rows]
-    # the image, its crop and two rotations, the region rows (match.embedding_region_rows, on by default) and
-    # the turned-and-cropped rows (match.embedding_turn_rows, on by default)
-    n_embedding = 4 + sum(len(anchors) for _, anchors in EMBEDDING_REGIONS) + len(EMBEDDING_TURNS)
+    # the image, its crop and two rotations, the region rows (match.embedding_region_rows, on by default), the
+    # box rows (match.embedding_box_rows) and the turned-and-cropped rows (match.embedding_turn_rows)
+    n_embedding = 4 + sum(len(anchors) for _, anchors in EMBEDDING_REGIONS + EMBEDDING_BOXES) + len(EMBEDDING_TURNS)
     assert kinds == ["pdq"] + ["embedding"] * n_embedding + ["md5", "sha256"]  # sha1 is for imported lists only
     index = _db(tmp_path, rows)
     vectors = FakeEmbedder().embed([pictures[0][1]])

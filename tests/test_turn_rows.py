@@ -13,7 +13,8 @@ from PIL import Image
 
 from csadetect.config.settings import ConfigError, MatchSettings, load_settings
 from csadetect.models.embedding import EmbeddingModel
-from csadetect.signals.embedding import EMBEDDING_TURNS, embedding_views, index_turns, turn_suffix, turned_crop
+from csadetect.media.crops import turned_crop
+from csadetect.signals.embedding import EMBEDDING_TURNS, embedding_views, index_turns, turn_suffix
 from tests.test_region_views import _index, _matches  # a known picture's index; an edited copy's matches
 from training import robustness_scenes as scenes
 

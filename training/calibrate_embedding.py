@@ -22,9 +22,9 @@ four times, as the matcher counts them:
 :func:`csadetect.signals.embedding.view_weights`); a query's similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
 (:func:`csadetect.signals.embedding.embedding_views`: ``EMBEDDING_CROPS`` centre crops,
-``EMBEDDING_ROTATIONS``, the ``EMBEDDING_REGIONS`` corner and centre crops and side strips and the
-``EMBEDDING_TURNS`` turned-and-cropped pictures), one row each, so a false pair is a query against ANY row of another
-original (and original -> original: any row against any row of the other).
+``EMBEDDING_ROTATIONS``, the ``EMBEDDING_REGIONS`` corner and centre crops and side strips, the
+``EMBEDDING_BOXES`` corner crops of another aspect and the ``EMBEDDING_TURNS`` turned-and-cropped pictures), one
+row each, so a false pair is a query against ANY row of another original (and original -> original: any row against any row of the other).
 
 The calibration set (``calibration_set``) is DISJOINT from every evaluation set:
 
@@ -65,8 +65,8 @@ from csadetect.media.hashing import hash_image_with_views, load_image
 from csadetect.media.regions import views_and_sub_images
 from csadetect.media.synth import jpeg_bytes
 from csadetect.models.embedding import KIND, EmbeddingModel, preprocess
-from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, EMBEDDING_TURNS,
-                                         QUERY_REGIONS, embedding_views, view_weights, weigh_similarities)
+from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS,
+                                         EMBEDDING_TURNS, QUERY_REGIONS, embedding_views, view_weights, weigh_similarities)
 from training import robustness_set
 from training.embedding_data import DISTRACTOR_SKIMAGE, HELDOUT_SKIMAGE, random_augment, synth
 from training.evaluate_images import ALL_TRANSFORMS, COPY_SEED, embed_query, transform
@@ -281,7 +281,8 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         "index_rows_per_original": {"rows": int(m), "crops_per_side": list(EMBEDDING_CROPS),
                                     "rotations_deg": list(EMBEDDING_ROTATIONS),
                                     "turned_and_cropped_deg": list(EMBEDDING_TURNS),
-                                    "regions": [[a, list(anchors)] for a, anchors in EMBEDDING_REGIONS]},
+                                    "regions": [[a, list(anchors)] for a, anchors in EMBEDDING_REGIONS],
+                                    "boxes_width_height": [[list(wh), list(corners)] for wh, corners in EMBEDDING_BOXES]},
         "calibration_sets": cal["sets"],
         "n_originals": n,
         "n_copies": len(copies),

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from csadetect.signals.embedding import turned_crop
+from csadetect.media.crops import turned_crop
 from training.robustness_set import Transform
 
 

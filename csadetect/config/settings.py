@@ -157,6 +157,11 @@ class MatchSettings(_Strict):
         "and strips along each side (csadetect.signals.embedding.EMBEDDING_REGIONS: 25 rows; + 512 B per row per "
         "indicator)"
     )
+    embedding_box_rows: bool = Field(
+        True, description="indicators from-media: also store embedding rows for corner crops of another aspect, "
+        "70% of the width and 86% of the height or 86% and 70% (csadetect.signals.embedding.EMBEDDING_BOXES: 8 rows; "
+        "+ 512 B per row per indicator), so a copy cut at a corner to another aspect matches"
+    )
     embedding_turn_rows: bool = Field(
         True, description="indicators from-media: also store embedding rows for the picture turned by 4, 7 and 10 "
         "degrees either way and cut back to an upright rectangle (csadetect.signals.embedding.EMBEDDING_TURNS: 6 rows; "

@@ -19,9 +19,10 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from csadetect.media.crops import region_crop
 from csadetect.models.loader import ModelKind
 from csadetect.signals.embedding import (MIRROR_SUFFIX, REGION_SOURCE_SIDE, is_mirrored_region, mirrored_region_names,
-                                         parse_region_suffix, region_crop, region_suffix)
+                                         parse_region_suffix, region_suffix)
 
 INPUT_SIZE = 64
 
