@@ -11,23 +11,13 @@ from PIL import Image
 
 from csadetect.config.settings import ConfigError, MatchSettings, load_settings
 from csadetect.media.crops import CORNERS, box_crop, region_crop
-from csadetect.models.embedding import EmbeddingModel
 from csadetect.signals.embedding import EMBEDDING_BOXES, box_suffix, embedding_views, index_boxes
 from tests.test_region_views import _index, _matches  # a known picture's index; an edited copy's matches
+from tests.test_turn_rows import known, model  # noqa: F401  (fixtures: the reference model, a generated scene)
 from training import robustness_scenes as scenes
 
 ON = MatchSettings()
 NO_BOX_ROWS = MatchSettings(embedding_box_rows=False)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return EmbeddingModel.load()
-
-
-@pytest.fixture(scope="module")
-def known():
-    return scenes.render(scenes.make_scene(np.random.default_rng(4)), noise_seed=1)
 
 
 @pytest.mark.parametrize("width,height,corner", [(0.72, 0.88, "tl"), (0.88, 0.72, "br"), (0.70, 0.90, "tr"),
