@@ -12,8 +12,8 @@ import pytest
 from csadetect.cli import indicators as cli
 from csadetect.media import synth
 from csadetect.models.embedding import KIND
-from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS, EMBEDDING_TURNS,
-                                         embedding_views)
+from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS,
+                                         EMBEDDING_TURNS, embedding_views)
 from tests.conftest import need_shared
 
 
@@ -123,8 +123,8 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     run(capsys, "indicators", "keygen", "--out", keys)
     code, out, err = run(capsys, "indicators", "from-media", "--out", csv_path, known)
     per_image = len(embedding_views(originals[0]))  # the image + its index-side views (crops, rotations)
-    assert per_image == (1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS) + sum(len(a) for _, a in EMBEDDING_REGIONS)
-                         + len(EMBEDDING_TURNS))
+    assert per_image == (1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS)
+                         + sum(len(a) for _, a in EMBEDDING_REGIONS + EMBEDDING_BOXES) + len(EMBEDDING_TURNS))
     assert code == 0 and out[0]["rows"] == 3 * (3 + per_image) and "embedding row" in err
     rows = list(csv.DictReader(open(csv_path)))
     emb = [r for r in rows if r["kind"] == "embedding"]

@@ -18,7 +18,7 @@ from csadetect.media import synth
 from csadetect.events.event import make_event
 from csadetect.config.settings import load_settings
 from csadetect.pipelines.detect import Source, build_pipeline, outcome_counts, resolve_models
-from csadetect.signals.embedding import EMBEDDING_REGIONS, EMBEDDING_TURNS
+from csadetect.signals.embedding import EMBEDDING_BOXES, EMBEDDING_REGIONS, EMBEDDING_TURNS
 
 POSITIVE_SEEDS = (900001, 900005)  # classifier_corpus.positive_example: the proxy class the classifier flags
 HARD_NEGATIVE_SEED = 910007
@@ -42,8 +42,8 @@ def world(tmp_path_factory, report_keys):
     generate_keypair(work / "keys")
     settings = load_settings()
     rows = from_media(paths, settings.match, embedder=EmbeddingModel.load())
-    # image, 5% crop, ±3° rotations, the region rows and the turned-and-cropped rows (both on by default)
-    assert sum(r.kind == "embedding" for r in rows) == 3 * (4 + sum(len(a) for _, a in EMBEDDING_REGIONS)
+    # image, 5% crop, ±3° rotations, the region, box and turned-and-cropped rows (all on by default)
+    assert sum(r.kind == "embedding" for r in rows) == 3 * (4 + sum(len(a) for _, a in EMBEDDING_REGIONS + EMBEDDING_BOXES)
                                                             + len(EMBEDDING_TURNS))
     build_snapshot(rows, work / "db", work / "keys" / "private.pem")
     crop = synth.corner_crop(known[0])  # PDQ misses it, the embedding finds it (its 60%-area region row)
