@@ -23,7 +23,7 @@ A bigger index leaves fewer uploads far from every row, so what the gate spares 
 index grows; real traffic against a real indicator list will differ again. The pipeline's counters
 ``region_views_embedded`` and ``embedded_image`` give a deployment its own share.
 
-    python -m benchmarks.bench_region_gate                  # ~15 min; writes benchmarks/region-gate.md
+    python -m benchmarks.bench_region_gate                  # ~20 min; writes benchmarks/region-gate.md
     python -m benchmarks.bench_region_gate --pictures 300 --no-write
 """
 from __future__ import annotations
