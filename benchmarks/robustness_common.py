@@ -1,7 +1,7 @@
 """Names shared by the robustness benchmark's measuring (``benchmarks.bench_robustness``) and its
 report (``benchmarks.robustness_report``, ``benchmarks.robustness_embedding``): the score keys of
-every query, the hard-distractor kinds, the composite edits, the grids of the crops of other areas, of strips, turns and boxes,
-and the percentage format of the report's cells. Kept apart so that both sides import them without
+every query, the hard-distractor kinds, the composite edits, the grids of the crops of other areas, of
+strips, turns and boxes, and the percentage format of the report's cells. Kept apart so that both sides import them without
 importing each other; ``bench_robustness`` re-exports every name.
 """
 from __future__ import annotations

@@ -10,7 +10,8 @@ from benchmarks.robustness_common import (BOX_SWEEP_CORNERS, BOX_SWEEP_SHAPES, H
                                           STRIP_SWEEP_SIDES, SWEEP_AREAS, SWEEP_PLACES, TURN_SWEEP_DEGREES, TURN_SWEEP_WAYS,
                                           _pct)
 from benchmarks.robustness_embedding import _embedding_findings, _embedding_text, _threshold_table2
-from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_REGIONS, EMBEDDING_TURNS, REGION_VIEW_DISTANCE_SHARE, STRIP_SIDES,
+from csadetect.media.crops import STRIP_SIDES
+from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_REGIONS, EMBEDDING_TURNS, REGION_VIEW_DISTANCE_SHARE,
                                          STRIP_VIEW_DISTANCE_SHARE)
 from training.robustness_set import ISSUE17, LATE, TRANSFORMS
 

@@ -15,9 +15,9 @@ from PIL import Image
 
 from benchmarks.robustness_common import (BOX_SWEEP_CORNERS, BOX_SWEEP_SHAPES, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES,
                                           SWEEP_AREAS, SWEEP_PLACES, TURN_SWEEP_DEGREES, TURN_SWEEP_WAYS)
+from csadetect.media.crops import box_crop, region_crop, turned_crop
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import views_and_sub_images
-from csadetect.media.crops import box_crop, region_crop, turned_crop
 from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_TURNS, box_suffix, embedding_views, query_regions,
                                          turn_suffix)
 from training.evaluate_images import original_sims
@@ -96,7 +96,8 @@ def turn_sweep(split: str, originals: list, emb2: np.ndarray, embedder: "Embedde
     views: against the original's rows without the turned rows (``match.embedding_turn_rows: false``) and with
     them (the region gate not applied: no way without region views gives the own vectors it reads). Returns
     what :func:`area_sweep` returns, keyed by (degrees, way)."""
-    without = _rows_without(emb2, lambda name: name in {turn_suffix(deg) for deg in EMBEDDING_TURNS})
+    turned = {turn_suffix(deg) for deg in EMBEDDING_TURNS}
+    without = _rows_without(emb2, lambda name: name in turned)
     this = query_regions(embedder.match)
     return area_sweep(split, originals, emb2, embedder, log, areas=TURN_SWEEP_DEGREES, places=TURN_SWEEP_WAYS,
                       ways={"no turned rows": this, "this": this}, row_masks={"no turned rows": without},

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from csadetect.media.crops import turned_crop
+from csadetect.media.crops import STRIP_SIDES, box_crop, region_crop, turned_crop
 from training.robustness_set import Transform
 
 
@@ -58,15 +58,7 @@ def turn_crop(img, rng):
 def strip(img, rng):
     """One side cut off: 60-75% of the height (or width) kept, the other dimension whole."""
     keep = float(rng.uniform(0.60, 0.75))
-    w, h = img.size
-    side = int(rng.integers(4))
-    if side == 0:
-        return img.crop((0, 0, w, round(h * keep)))
-    if side == 1:
-        return img.crop((0, h - round(h * keep), w, h))
-    if side == 2:
-        return img.crop((0, 0, round(w * keep), h))
-    return img.crop((w - round(w * keep), 0, w, h))
+    return region_crop(img, keep, STRIP_SIDES[int(rng.integers(4))])
 
 
 def aspect_crop(img, rng):
@@ -76,11 +68,9 @@ def aspect_crop(img, rng):
     fh = float(rng.uniform(max(0.70, 0.60 / fw), 0.95))
     if rng.random() < 0.5:
         fw, fh = fh, fw
-    w, h = img.size
-    cw, ch = round(w * fw), round(h * fh)
-    x = 0 if rng.random() < 0.5 else w - cw
-    y = 0 if rng.random() < 0.5 else h - ch
-    return img.crop((x, y, x + cw, y + ch))
+    left = rng.random() < 0.5
+    top = rng.random() < 0.5
+    return box_crop(img, fw, fh, ("t" if top else "b") + ("l" if left else "r"))
 
 
 def sticker(img, rng):

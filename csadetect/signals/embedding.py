@@ -109,7 +109,7 @@ EMBEDDING_TURNS = (4, -4, 7, -7, 10, -10)
 # the held-out split, benchmarks/robustness.md). 60 more model inputs per image (no mirror; 84 with
 # the strips below), cut from the image reduced to REGION_SOURCE_SIDE (models.embedding.model_inputs):
 # ~0.7 ms CPU each. The shares are a setting (``match.embedding_query_region_shares``).
-QUERY_REGION_PLACES = ("tl", "tr", "bl", "br", "c")
+QUERY_REGION_PLACES = CORNERS + ("c",)
 # Query-side strips (``match.embedding_query_strip_shares``): each side of the upload cut to keep 88% to
 # 98% of that dimension (steps of 2%; names ``image-a88t`` ...). A strip of the original keeping ``f`` of
 # a dimension then holds a strip cut within ~1.2% like one of the original's strip rows (its view at
