@@ -70,17 +70,12 @@ EMBEDDING_ROTATIONS = (3, -3)
 EMBEDDING_STRIPS = tuple((share, STRIP_SIDES) for share in (0.60, 0.70, 0.80, 0.90))
 EMBEDDING_REGIONS = ((0.60, CORNERS + ("c",)), (0.78, CORNERS)) + EMBEDDING_STRIPS
 # Box rows (2026-12-05, ``match.embedding_box_rows``): corner crops of another aspect than the picture's,
-# keeping 70% of its width and 86% of its height, or 86% and 70% (60% of the area; ids ``-w70h86tl`` ...
-# ``-w86h70br``). A copy cut at a corner to another aspect (70-95% of one side, enough of the other to keep
-# 60% of the area) holds none of the region rows' aspect, and its region views keep its own aspect, so
-# when its aspect is near a box row's one of its corner views meets that row. On the robustness
-# benchmark's development split such copies (576, aspect drawn as ``training.robustness_unseen.aspect_crop``
-# draws it) were found by the embedding in 51% of cases before, 72% with these rows: 23% -> 80% of those
-# more than 15% narrower than the original, 32% -> 86% of those more than 18% wider. Chosen there among
-# single pairs of 62-94% x 62-94% (steps of 4%; the nearest pairs 71-72%) and pairs of pairs (78-83% with 8
-# more rows); boxes nearer the picture's own aspect (78 x 82%) let the other shot of a stereo pair or a
-# burst frame reach 0.9993 (this pair: 0.9907, the largest similarity of a copy to another original's box
-# row 0.9904). 8 more vectors per indicator (+4 KiB), no query-side cost.
+# keeping 70% of its width and 86% of its height, or 86% and 70% (ids ``-w70h86tl`` ... ``-w86h70br``). A copy
+# cut at a corner to another aspect holds none of the region rows' aspect, and its corner views keep its own;
+# when its aspect is within ~5% of a box row's, one of them meets that row. Chosen on the robustness
+# benchmark's development split (corner crops of another aspect 51% -> 72%; boxes nearer the picture's own
+# aspect let burst and stereo shots within 0.0006 of the threshold: csadetect/models/cards/embedding.md,
+# "Corner crops of another aspect"). 8 more vectors per indicator (+4 KiB), no query-side cost.
 EMBEDDING_BOXES = (((0.70, 0.86), CORNERS), ((0.86, 0.70), CORNERS))
 # Turned-and-cropped rows (2026-12-05, ``match.embedding_turn_rows``): the picture turned by 4, 7 and 10
 # degrees either way and cut back to the largest upright rectangle of its aspect inside it
