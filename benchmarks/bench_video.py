@@ -32,8 +32,8 @@ Recall: the six videos of Meta's vPDQ test set (``../shared/testdata/threatexcha
 video is hashed by each configuration as the query and matched with the pipeline's rule
 (:class:`csadetect.signals.vpdq.VpdqIndex`: share of the query's frames with quality >= 50 within
 31 bits of a frame of the indicator >= 0.8) against indicators made from the six originals, (a)
-from Meta's every-frame hashes, (b) as ``indicators from-media`` makes them (vpdq every 1 s:
-``match.video_seconds_per_hash``) and (c) as it would at every frame (vpdq, 0).
+from Meta's every-frame hashes, (b) as ``indicators from-media`` made them before
+``match.video_indicator_seconds_per_hash`` (vpdq every 1 s) and (c) as it makes them now (every frame).
 A pair of the same family is a positive, of different families a negative. The same again with
 each test video re-encoded with its time shifted (first 0.5 s cut, a key frame every 1.5 s), so
 that no key frame falls on a frame the 1 s sampling of the original hashed.
@@ -315,8 +315,9 @@ def measure_recall() -> list[dict]:
     shifted = shifted_videos()
     indicator_sets = {
         "Meta's every-frame hashes": {n: _expected(n) for n in FAMILIES},
-        "from-media (vpdq, 1 s)": {n: hash_video_file(str(p), seconds_per_hash=1.0, bars=False) for n, p in originals.items()},
-        "from-media at every frame (vpdq, 0)": {n: hash_video_file(str(p), seconds_per_hash=0, bars=False)
+        "from-media at 1 s (before)": {n: hash_video_file(str(p), seconds_per_hash=1.0, bars=False)
+                                       for n, p in originals.items()},
+        "from-media at every frame (default)": {n: hash_video_file(str(p), seconds_per_hash=0, bars=False)
                                                 for n, p in originals.items()},
     }
     conformance = {"vpdq": [], "meta": []}  # key-frame hashes against vpdq's and Meta's hash of the same frame
@@ -370,7 +371,17 @@ EDITS = {  # name -> ffmpeg video filter applied to a source
     "pad 4:3, black, logo in a bar": _fit(640, 480, "black") + ",drawbox=x=4:y=4:w=24:h=12:color=white@0.9:t=fill",
     "blurred fill 9:16": _blur_fill(360, 640),
     "blurred fill 1:1": _blur_fill(480, 480),
+    "SD re-encode, first 0.25 s cut": "scale=-2:360",
+    "SD re-encode, first 0.5 s cut": "scale=-2:360",
+    "pad 4:3, black, first 0.5 s cut": _fit(640, 480, "black"),
 }
+# an upload rarely starts on the original's first frame: these start later (seconds cut), so their key
+# frames fall between the frames an indicator sampled once a second kept
+EDIT_STARTS = {"SD re-encode, first 0.25 s cut": 0.25, "SD re-encode, first 0.5 s cut": 0.5,
+               "pad 4:3, black, first 0.5 s cut": 0.5}
+
+EXCERPTS = ((13.3, 3), (13.3, 5), (13.3, 10), (13.3, 20), (13.3, 40),
+            (31.7, 3), (31.7, 5), (31.7, 10), (31.7, 20), (31.7, 40))  # (start, seconds) of the long video
 
 
 def bar_sources() -> dict[str, Path]:
@@ -388,13 +399,15 @@ def bar_sources() -> dict[str, Path]:
 
 
 def edited_videos(sources: dict[str, Path]) -> dict[tuple[str, str], Path]:
-    """Each source with each edit of :data:`EDITS`, x264 with a key frame every second."""
+    """Each source with each edit of :data:`EDITS`, x264 with a key frame every second (from the
+    edit's start, :data:`EDIT_STARTS`)."""
     out = {}
     for name, src in sources.items():
         for i, (edit, vf) in enumerate(EDITS.items()):
             path = DATA / "bars" / f"{name}.edit{i}.mp4"
             if not path.exists():
-                _ffmpeg("-i", src, "-vf", vf, "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", 23,
+                start = ["-ss", EDIT_STARTS[edit]] if edit in EDIT_STARTS else []
+                _ffmpeg(*start, "-i", src, "-vf", vf, "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", 23,
                         "-force_key_frames", "expr:gte(t,n_forced*1)", "-pix_fmt", "yuv420p", "-threads", 2, path)
             out[(name, edit)] = path
     return out
@@ -434,11 +447,11 @@ def measure_bars() -> dict:
     before = MatchSettings(video_bars=False, video_overlays=False, video_indicator_share=1e-9)  # query share alone
     bars_only = MatchSettings(video_overlays=False)  # the stop before static overlays were painted out
     rules = {"previous release": before, "bars only": bars_only, "now": MatchSettings()}
-    out = {"sources": len(sources), "indicators": len(indicator_files), "rows": []}
+    out = {"sources": len(sources), "indicators": len(indicator_files), "rows": [], "shifted": list(EDIT_STARTS)}
     queries = {label: {k: list(hash_video(p.read_bytes(), seconds_per_hash=1.0, bars=settings.video_bars,
                                           overlays=settings.video_overlays).frames) for k, p in edits.items()}
                for label, settings in rules.items()}
-    for ilabel, sph in (("from-media, 1 s", 1.0), ("from-media, every frame", 0.0)):
+    for ilabel, sph in (("from-media, 1 s (before)", 1.0), ("from-media, every frame (default)", 0.0)):
         made: dict[bool, dict] = {}  # indicators depend on video_bars only
         for label, settings in rules.items():
             if settings.video_bars not in made:
@@ -448,7 +461,55 @@ def measure_bars() -> dict:
                 out["rows"].append({"edit": edit, "indicators": ilabel, "rule": label, **t})
                 print(f"{edit:36} {ilabel:24} {label:16} {t['found']} {t['false']} bars {t['bars']} overlays {t['overlays']}",
                       file=sys.stderr)
+    out["excerpts"] = measure_excerpts(indicator_files)
     return out
+
+
+def long_video(parts: dict[str, Path]) -> Path:
+    """The bars benchmark's 8 indicator videos back to back (640x360, 30 fps), about 82 s."""
+    d = DATA / "excerpts"
+    d.mkdir(parents=True, exist_ok=True)
+    out = d / "long.mp4"
+    if not out.exists():
+        scaled = []
+        for i, src in enumerate(parts.values()):
+            scaled.append(d / f"part{i}.mp4")
+            _ffmpeg("-i", src, "-vf", "scale=640:360,setsar=1,fps=30", "-an", "-c:v", "libx264", "-preset", "veryfast",
+                    "-crf", 18, "-pix_fmt", "yuv420p", scaled[-1])
+        (d / "list.txt").write_text("".join(f"file '{p.resolve()}'\n" for p in scaled))
+        _ffmpeg("-f", "concat", "-safe", 0, "-i", d / "list.txt", "-an", "-c:v", "libx264", "-preset", "veryfast",
+                "-crf", 18, "-pix_fmt", "yuv420p", out)
+    return out
+
+
+def measure_excerpts(parts: dict[str, Path]) -> dict:
+    """Excerpts (:data:`EXCERPTS`) of a long video, re-encoded at SD with a key frame each second and
+    hashed as uploads, against that video's indicator made from media at 1 s and at every frame."""
+    video = long_video(parts)
+    settings = MatchSettings()
+    indicators = {sph: hash_video_file(str(video), seconds_per_hash=sph) for sph in (1.0, 0.0)}
+    rows = []
+    for start, seconds in EXCERPTS:
+        path = DATA / "excerpts" / f"excerpt-{start}-{seconds}.mp4"
+        if not path.exists():
+            _ffmpeg("-ss", start, "-t", seconds, "-i", video, "-vf", "scale=-2:360", "-an", "-c:v", "libx264",
+                    "-preset", "veryfast", "-crf", 23, "-force_key_frames", "expr:gte(t,n_forced*1)",
+                    "-pix_fmt", "yuv420p", path)
+        frames = list(hash_video(path.read_bytes(), seconds_per_hash=1.0).frames)
+        row = {"start": start, "seconds": seconds}
+        for sph, label in ((1.0, "1 s"), (0.0, "every frame")):
+            row[label] = {"found": bool(_bar_decisions({("long", "x"): frames}, {"long": indicators[sph]},
+                                                       settings)["x"]["found"][0]),
+                          "shares": _shares(VpdqSignal().probe(SimpleNamespace(frames=frames), settings) or [],
+                                            indicators[sph], settings)}
+        rows.append(row)
+        print(f"excerpt {start}+{seconds} s {row}", file=sys.stderr)
+    frames = {label: len(VpdqSignal().indicator_values(SimpleNamespace(hashes=SimpleNamespace(frames=indicators[sph])),
+                                                       settings)[0][1].split())
+              for sph, label in ((1.0, "1 s"), (0.0, "every frame"))}
+    seconds = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                                    str(video)], capture_output=True, text=True, check=True).stdout)
+    return {"seconds": round(seconds, 1), "indicator_frames": frames, "rows": rows}
 
 
 def machine() -> str:

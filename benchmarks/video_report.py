@@ -110,7 +110,11 @@ def render_bars(bars: dict | None) -> list[str]:
         "(`csadetect.media.overlay`). `bars found` / `overlays found`: uploads in which the decoder found bars / "
         "static overlays (now). Shares (now): the lowest query / indicator share of an edit against its own source, "
         "the highest against any other indicator. No threshold was tuned on these clips (the overlay finder's were "
-        "set on other generated pans, seeds 21-24, with other logos: `tests/test_video_overlay.py`).",
+        "set on other generated pans, seeds 21-24, with other logos: `tests/test_video_overlay.py`). Indicators are "
+        "made from media at every frame (`match.video_indicator_seconds_per_hash: 0`, the default since 2026-12-05) "
+        "or at 1 s (the release before). The edits `first ... s cut` start that much later than their source "
+        "(`-ss`), as most re-uploads do: their key frames fall between the frames a 1 s indicator kept. "
+        "`all edits` sums the ten edits without a cut (as in earlier runs), `time-shifted` the cut ones.",
         "",
         "| edit | indicators | found: previous / bars / now | false: previous / bars / now | bars found | "
         "overlays found | lowest shares, own source | highest shares, other |",
@@ -127,10 +131,41 @@ def render_bars(bars: dict | None) -> list[str]:
         out.append(f"| {edit} | {ilabel} | {found} | {false} | {n['bars']}/{n['found'][1]} | "
                    f"{n.get('overlays', 0)}/{n['found'][1]} | "
                    f"{lo[0]:.2f} / {lo[1]:.2f} | {n['false_max'][0]:.2f} / {n['false_max'][1]:.2f} |")
-    for rule in rules:
-        for ilabel in dict.fromkeys(r["indicators"] for r in bars["rows"]):
-            sel = [r for r in bars["rows"] if r["rule"] == rule and r["indicators"] == ilabel]
-            found = sum(r["found"][0] for r in sel), sum(r["found"][1] for r in sel)
-            false = sum(r["false"][0] for r in sel), sum(r["false"][1] for r in sel)
-            out.append(f"| **all edits** ({rule}) | {ilabel} | {found[0]}/{found[1]} found | {false[0]}/{false[1]} false | | | | |")
+    shifted = set(bars.get("shifted", ()))
+    for title, keep in (("all edits", lambda e: e not in shifted), ("time-shifted", lambda e: e in shifted)):
+        for rule in rules:
+            for ilabel in dict.fromkeys(r["indicators"] for r in bars["rows"]):
+                sel = [r for r in bars["rows"] if r["rule"] == rule and r["indicators"] == ilabel and keep(r["edit"])]
+                if not sel:
+                    continue
+                found = sum(r["found"][0] for r in sel), sum(r["found"][1] for r in sel)
+                false = sum(r["false"][0] for r in sel), sum(r["false"][1] for r in sel)
+                out.append(f"| **{title}** ({rule}) | {ilabel} | {found[0]}/{found[1]} found | "
+                           f"{false[0]}/{false[1]} false | | | | |")
+    return out + render_excerpts(bars.get("excerpts"))
+
+
+def render_excerpts(ex: dict | None) -> list[str]:
+    if not ex:
+        return []
+    out = [
+        "",
+        "## Excerpts of a long video",
+        "",
+        f"The eight indicator videos above back to back ({ex['seconds']:.0f} s, 640x360), made an indicator from "
+        f"media at 1 s ({ex['indicator_frames']['1 s']} frames) and at every frame "
+        f"({ex['indicator_frames']['every frame']} distinct frames, the default); excerpts of it re-encoded at SD "
+        "with a key frame each second and hashed as uploads (defaults). `found` under the default rule (query share "
+        ">= 0.8, indicator share >= 0.01); shares: query / indicator.",
+        "",
+        "| excerpt (start + length) | found, 1 s indicator | shares | found, every-frame indicator | shares |",
+        "|---|---|---|---|---|",
+    ]
+    for r in ex["rows"]:
+        cells = [f"{'yes' if r[k]['found'] else 'no'} | {r[k]['shares'][0]:.2f} / {r[k]['shares'][1]:.3f}"
+                 for k in ("1 s", "every frame")]
+        out.append(f"| {r['start']} s + {r['seconds']} s | {cells[0]} | {cells[1]} |")
+    n = len(ex["rows"])
+    out.append(f"| **found** | {sum(r['1 s']['found'] for r in ex['rows'])}/{n} | | "
+               f"{sum(r['every frame']['found'] for r in ex['rows'])}/{n} | |")
     return out

@@ -167,8 +167,8 @@ def _matches(query: list[VideoFrame], indicators: dict, settings=MatchSettings()
 
 @need_ffmpeg
 def test_a_logo_on_the_picture_no_longer_hides_a_known_video(clips):
-    # every frame, as video indicators should be made (benchmarks/video.md: a 1 s indicator misses
-    # uploads whose key frames fall between its samples, the unedited pans among them)
+    # every frame, as indicators from media are made (match.video_indicator_seconds_per_hash; a 1 s
+    # indicator misses uploads whose key frames fall between its samples, the unedited pans among them)
     indicators = {seed: hash_video_file(str(clips[seed]), seconds_per_hash=0.0) for seed in (31, 32)}
     data = clips["logo"].read_bytes()
     cleaned = hash_video(data, seconds_per_hash=1.0).frames  # the default: overlays painted out

@@ -125,7 +125,11 @@ class MatchSettings(_Strict):
                                  "picture (a logo box that stays put while the picture moves) also has each key frame "
                                  "hashed with it painted out (csadetect.media.overlay; key-frame decoding only); "
                                  "false: as before (benchmarks/video.md has the recall and the cost)")
-    video_seconds_per_hash: float = Field(1.0, ge=0, description="vPDQ sampling interval (0 = every frame)")
+    video_seconds_per_hash: float = Field(1.0, ge=0, description="uploads: vPDQ sampling interval (0 = every frame)")
+    video_indicator_seconds_per_hash: float = Field(
+        0.0, ge=0, description="indicators from media: vPDQ sampling interval; 0 = every frame (as Meta's published "
+        "hashes), so an upload's sampled frames find theirs wherever they fall (benchmarks/video.md: a copy cut 0.25 "
+        "or 0.5 s later, or an excerpt, matches no indicator sampled at 1 s)")
     video_decode: Literal["auto", "all"] = Field(
         "auto", description="uploads: auto = decode only the key frames when none is more than 2 x video_seconds_per_hash "
         "from the next (3-5x faster, the same hashes), else every frame; all = always every frame (vpdq)"

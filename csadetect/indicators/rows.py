@@ -328,8 +328,9 @@ def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY, embedder=N
     ids ``{sha256[:16]}-{kind}{suffix}``: e.g. with an ``embedder``
     (:class:`csadetect.models.embedding.EmbeddingModel`) an image also gets ``embedding`` rows
     (``model_version:base64``), one for the image and one per index-side view
-    (:func:`csadetect.signals.embedding.embedding_views`)."""
-    hashes, pictures = hash_file(path, seconds_per_hash=settings.video_seconds_per_hash, dihedral=False,
+    (:func:`csadetect.signals.embedding.embedding_views`). A video is hashed every
+    ``match.video_indicator_seconds_per_hash`` (0, the default: every frame)."""
+    hashes, pictures = hash_file(path, seconds_per_hash=settings.video_indicator_seconds_per_hash, dihedral=False,
                                  with_views=True, digests=digests(), video_bars=settings.video_bars)
     media = Media(hashes, pictures[0][1] if pictures else None, embedder)
     name = os.path.basename(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -95,16 +94,16 @@ def synthetic_video(seed: int, path: str | Path, seconds: int = 4, fps: int = 5,
     Returns None when ffmpeg is not installed."""
     if not ffmpeg_available():
         return None
-    base = synthetic_image(seed, (size[0] * 2, size[1] * 2))
+    base = synthetic_image(seed, (size[0] * 2, size[1] * 2)).convert("RGB")
     path = Path(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(seconds * fps):
-            off = int(i * size[0] / (seconds * fps))
-            frame = base.crop((off, off // 2, off + size[0], off // 2 + size[1]))
-            frame.save(f"{tmp}/f{i:04d}.png")
-        cmd = [
-            "ffmpeg", "-loglevel", "error", "-y", "-framerate", str(fps), "-i", f"{tmp}/f%04d.png",
-            "-c:v", "mpeg4", "-q:v", "3", "-pix_fmt", "yuv420p", str(path),
-        ]
-        subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
+    # raw RGB frames through a pipe (the same pixels as PNG files would give, without compressing them)
+    frames = b"".join(
+        base.crop((off, off // 2, off + size[0], off // 2 + size[1])).tobytes()
+        for off in (int(i * size[0] / (seconds * fps)) for i in range(seconds * fps))
+    )
+    cmd = [
+        "ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
+        "-framerate", str(fps), "-i", "-", "-c:v", "mpeg4", "-q:v", "3", "-pix_fmt", "yuv420p", str(path),
+    ]
+    subprocess.run(cmd, check=True, input=frames)
     return path
