@@ -15,6 +15,23 @@ THREATEXCHANGE = SHARED / "testdata" / "threatexchange"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def generated_pans(tmp_path_factory, folder: str, seeds, seconds: int, size: tuple[int, int]) -> dict:
+    """``{seed: path}`` of generated pans (:func:`csadetect.media.synth.synthetic_video`, 30 fps) in a
+    fresh folder ``folder``; skips the test without the ffmpeg CLI."""
+    import shutil
+
+    from csadetect.media import synth
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg CLI")
+    d = tmp_path_factory.mktemp(folder)
+    out = {}
+    for seed in seeds:
+        out[seed] = d / f"pan-{seed}.mp4"
+        synth.synthetic_video(seed, out[seed], seconds=seconds, fps=30, size=size)
+    return out
+
+
 def signed_indicator_db(work: Path, pictures: list[bytes]) -> list[str]:
     """Write ``pictures`` (encoded images) as ``known-<i>.jpg`` under ``work``, an Ed25519 key pair
     under ``work/keys`` and a signed snapshot of their indicator rows at ``work/db``; returns the

@@ -262,6 +262,23 @@ def test_export_and_round_trip(tmp_path, capsys, world):
 # ------------------------------------------------------------------------------- match
 
 
+def test_match_finds_a_known_picture_as_a_later_frame_of_a_gif(tmp_path, capsys, world):
+    """``match`` hashes an upload as the pipeline does: an animated GIF's later frames too
+    (``match.image_frames``); with 0, the first frame only."""
+    other = synth.synthetic_image(98, world["pictures"][0].size).convert("RGB")
+    gif = tmp_path / "animated.gif"
+    other.save(gif, save_all=True, append_images=[world["pictures"][0].convert("RGB")], duration=100, loop=0)
+    k0_pdq = world["rows"][("k0.jpg", "pdq")]
+    code, out, err = cli(capsys, "match", "--no-embedding", "--indicators", world["db"], "--public-key", world["public"], gif)
+    assert code == 0, err
+    assert [(m["indicator_id"], m["view"]) for m in out[0]["matches"]] == [(k0_pdq.indicator_id, "frame-1")]
+    config = tmp_path / "first-frame.yaml"
+    config.write_text("match:\n  image_frames: 0\n")
+    code, out, _ = cli(capsys, "match", "--config", config, "--no-embedding", "--indicators", world["db"],
+                       "--public-key", world["public"], gif)
+    assert code == 0 and out[0]["matched"] is False
+
+
 def test_match_output_says_how_it_matched(tmp_path, capsys, world):
     queries = tmp_path / "q"
     queries.mkdir()

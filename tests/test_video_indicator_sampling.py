@@ -9,16 +9,14 @@ and match them through the index, with the default and with the old 1 s sampling
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 
 from csadetect.config.settings import ConfigError, MatchSettings, load_settings
-from csadetect.media import synth
 from csadetect.media.hashing import VideoHashes, file_digests
 from csadetect.indicators.rows import from_media
-from tests.conftest import video_through_hash_stage
+from tests.conftest import generated_pans, video_through_hash_stage
 from tests.test_indicators_index import _index
 
 SEEDS = (41, 42)
@@ -40,15 +38,9 @@ def _upload(src, dst, start: float, seconds: float = 0.0) -> None:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """Two generated pans (6 s, 30 fps); the first cut 0.5 s and 0.25 s later, and a 3 s excerpt of it."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("needs the ffmpeg CLI")
-    d = tmp_path_factory.mktemp("sampling")
-    out = {}
-    for seed in SEEDS:
-        out[seed] = d / f"pan-{seed}.mp4"
-        synth.synthetic_video(seed, out[seed], seconds=6, fps=30, size=(480, 270))
+    out = generated_pans(tmp_path_factory, "sampling", SEEDS, seconds=6, size=(480, 270))
     for name, start, seconds in (("cut 0.5 s", 0.5, 0), ("cut 0.25 s", 0.25, 0), ("excerpt", 1.7, 3)):
-        out[name] = d / f"{name.replace(' ', '-')}.mp4"
+        out[name] = out[SEEDS[0]].parent / f"{name.replace(' ', '-')}.mp4"
         _upload(out[SEEDS[0]], out[name], start, seconds)
     return out
 

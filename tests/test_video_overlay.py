@@ -20,7 +20,7 @@ from csadetect.media import letterbox, overlay, synth, vpdq_worker
 from csadetect.media.box import Box
 from csadetect.media.hashing import VideoFrame, hash_video, hash_video_file
 from csadetect.signals.vpdq import VpdqIndex, VpdqSignal
-from tests.conftest import video_through_hash_stage
+from tests.conftest import generated_pans, video_through_hash_stage
 
 W, H = 320, 240
 LOGO = (200, 60, 240, 80)  # left, top, right, bottom
@@ -142,14 +142,8 @@ LOGO_FILTER = "drawbox=x=iw*0.55:y=ih*0.3:w=48:h=24:color=white@0.9:t=fill"
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """Two generated pans (8 s), the first re-encoded at SD with a white logo box on the picture."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("needs the ffmpeg CLI")
-    d = tmp_path_factory.mktemp("overlay")
-    out = {}
-    for seed in (31, 32):
-        out[seed] = d / f"pan-{seed}.mp4"
-        synth.synthetic_video(seed, out[seed], seconds=8, fps=30, size=(640, 360))
-    out["logo"] = d / "pan-31-logo.mp4"
+    out = generated_pans(tmp_path_factory, "overlay", (31, 32), seconds=8, size=(640, 360))
+    out["logo"] = out[31].parent / "pan-31-logo.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(out[31]), "-vf", f"scale=-2:360,{LOGO_FILTER}", "-an",
                     "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-force_key_frames",
                     "expr:gte(t,n_forced*1)", "-pix_fmt", "yuv420p", str(out["logo"])], check=True)

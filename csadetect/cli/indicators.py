@@ -208,7 +208,8 @@ def _hash_media(path: str, settings):
     return hash_file(path, max_pixels=settings.limits.max_pixels,
                      seconds_per_hash=settings.match.video_seconds_per_hash,
                      preprocess=preprocessor(settings.match),
-                     with_views=True, digests=digests(), video_bars=settings.match.video_bars)
+                     with_views=True, digests=digests(), video_bars=settings.match.video_bars,
+                     frames=settings.match.image_frames)
 
 
 def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):

@@ -125,6 +125,9 @@ class MatchSettings(_Strict):
                                  "picture (a logo box that stays put while the picture moves) also has each key frame "
                                  "hashed with it painted out (csadetect.media.overlay; key-frame decoding only); "
                                  "false: as before (benchmarks/video.md has the recall and the cost)")
+    image_frames: int = Field(32, ge=0, le=64, description="uploads: an animated image (GIF, WebP, PNG) or multi-page "
+                              "TIFF also has up to this many of its distinct later frames hashed and embedded as "
+                              "views (csadetect.media.frames); 0 = the first frame only")
     video_seconds_per_hash: float = Field(1.0, ge=0, description="uploads: vPDQ sampling interval (0 = every frame)")
     video_indicator_seconds_per_hash: float = Field(
         0.0, ge=0, description="indicators from media: vPDQ sampling interval; 0 = every frame (as Meta's published "

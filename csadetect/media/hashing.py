@@ -395,18 +395,25 @@ def hash_image_with_views(
     dihedral: bool = True,
     preprocess: Optional[Preprocessor] = None,
     digests: Sequence[str] = DIGESTS,
+    frames: int = 0,
 ) -> tuple[ImageHashes, list[tuple[str, Image.Image]]]:
     """:func:`hash_image`, plus the decoded pictures it hashed: ``[("image", img), (view name,
-    view), ...]`` (for the embedding model, which then sees the same views as PDQ)."""
+    view), ...]`` (for the embedding model, which then sees the same views as PDQ). ``frames``: up
+    to that many distinct later frames of an animated image are views too (``frame-N``,
+    :func:`csadetect.media.frames.later_frames`; ``match.image_frames``)."""
     hex_digests = crypto_hashes(data, digests)
     img = load_image(data, max_pixels=max_pixels)
     main = pdq_from_image(img, dihedral=dihedral)
     variants: list[tuple[str, PdqResult]] = []
     pictures: list[tuple[str, Image.Image]] = [("image", img)]
-    if preprocess is not None:
-        for name, view in preprocess(img):
-            variants.append((name, pdq_from_image(view, dihedral=dihedral)))
-            pictures.append((name, view))
+    found = list(preprocess(img)) if preprocess is not None else []
+    if frames:
+        from csadetect.media.frames import later_frames  # lazily: it imports this module
+
+        found += later_frames(data, frames, max_pixels)
+    for name, view in found:
+        variants.append((name, pdq_from_image(view, dihedral=dihedral)))
+        pictures.append((name, view))
     hashes = ImageHashes(
         pdq=main.pdq,
         quality=main.quality,
@@ -692,11 +699,13 @@ def hash_file(
     with_views: bool = False,
     digests: Sequence[str] = DIGESTS,
     video_bars: bool = True,
+    frames: int = 0,
 ):
     """Hash a media file, a video or an image by its extension: VideoHashes or ImageHashes.
     Raises MediaError (one line) for a missing, unreadable or undecodable file. With
     ``with_views``, returns ``(hashes, pictures)`` as :func:`hash_image_with_views` (no pictures
-    for a video). ``video_bars``: :func:`hash_video_file`'s ``bars``."""
+    for a video). ``video_bars``: :func:`hash_video_file`'s ``bars``; ``frames``:
+    :func:`hash_image_with_views`'s (later frames of an animated image)."""
     if not os.path.isfile(path):
         raise MediaError("file not found" if not os.path.exists(path) else "not a file")
     try:
@@ -709,7 +718,8 @@ def hash_file(
             data = fh.read()
     except OSError as exc:
         raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
-    result = hash_image_with_views(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess, digests=digests)
+    result = hash_image_with_views(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess, digests=digests,
+                                   frames=frames)
     return result if with_views else result[0]
 
 
