@@ -498,18 +498,14 @@ def measure_excerpts(parts: dict[str, Path]) -> dict:
         frames = list(hash_video(path.read_bytes(), seconds_per_hash=1.0).frames)
         row = {"start": start, "seconds": seconds}
         for sph, label in ((1.0, "1 s"), (0.0, "every frame")):
-            row[label] = {"found": bool(_bar_decisions({("long", "x"): frames}, {"long": indicators[sph]},
-                                                       settings)["x"]["found"][0]),
-                          "shares": _shares(VpdqSignal().probe(SimpleNamespace(frames=frames), settings) or [],
-                                            indicators[sph], settings)}
+            t = _bar_decisions({("long", "x"): frames}, {"long": indicators[sph]}, settings)["x"]
+            row[label] = {"found": bool(t["found"][0]), "shares": t["true_shares"][0]}
         rows.append(row)
         print(f"excerpt {start}+{seconds} s {row}", file=sys.stderr)
     frames = {label: len(VpdqSignal().indicator_values(SimpleNamespace(hashes=SimpleNamespace(frames=indicators[sph])),
                                                        settings)[0][1].split())
               for sph, label in ((1.0, "1 s"), (0.0, "every frame"))}
-    seconds = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                                    str(video)], capture_output=True, text=True, check=True).stdout)
-    return {"seconds": round(seconds, 1), "indicator_frames": frames, "rows": rows}
+    return {"seconds": round(_duration(video), 1), "indicator_frames": frames, "rows": rows}
 
 
 def machine() -> str:
