@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
 
 import numpy as np
 import pytest
@@ -16,9 +15,6 @@ from PIL import Image
 
 from csadetect.config.settings import ConfigError, Limits, MatchSettings, load_settings
 from csadetect.events.event import make_event, parse_event
-from csadetect.indicators.index import IndicatorIndex
-from csadetect.indicators.rows import media_rows
-from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
 from csadetect.media.frames import LOOK_FACTOR, later_frames
 from csadetect.media.hashing import MediaError, hash_image_with_views
 from csadetect.media.regions import preprocessor
@@ -26,6 +22,7 @@ from csadetect.media.synth import synthetic_image
 from csadetect.models.embedding import EmbeddingModel, model_inputs
 from csadetect.signals.embedding import query_regions, view_thresholds
 from csadetect.transforms.hash import HashMediaFn
+from tests.test_region_views import _index  # a known picture's index, as from-media makes it
 
 ON = MatchSettings()
 OFF = MatchSettings(image_frames=0)
@@ -44,11 +41,7 @@ def known():
 
 @pytest.fixture(scope="module")
 def index(known, model, tmp_path_factory):
-    path = os.path.join(tmp_path_factory.mktemp("frames"), "known.png")
-    known.save(path)
-    rows, _ = media_rows(path, ON, embedder=model)
-    table = _sorted(rows_to_table(rows))
-    return IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), ON)
+    return _index(known, ON, model, tmp_path_factory.mktemp("frames"))[1]
 
 
 def _others(n: int, seed: int = 600) -> list[Image.Image]:
@@ -164,3 +157,19 @@ def test_a_damaged_animation_is_hashed_by_what_decodes_or_refused_in_one_line(da
     except MediaError:
         return
     assert pictures[0][0] == "image" and all(name.startswith("frame-") for name, _ in pictures[1:])
+
+
+@pytest.mark.parametrize("into", [9, 18])
+def test_an_animation_cut_off_after_its_first_frame_is_hashed_by_it(into):
+    """Found by the test above: counting a GIF's frames read past the first one into the cut and
+    raised IndexError or struct.error out of ``load_image``. The first frame decoded; it is hashed.
+    The cut falls ``into`` bytes after the second frame's graphic control extension: inside its
+    image descriptor (9) or right after it (18)."""
+    gif = _damaged_source()
+    second = gif.index(b"\x21\xf9\x04", gif.index(b"\x21\xf9\x04") + 1)
+    first = io.BytesIO()
+    Image.open(io.BytesIO(gif)).convert("RGB").save(first, "PNG")
+    expected = hash_image_with_views(first.getvalue(), dihedral=False)[0].pdq
+    for frames in (0, 32):
+        hashes, pictures = hash_image_with_views(gif[:second + into], frames=frames, dihedral=False)
+        assert [name for name, _ in pictures] == ["image"] and hashes.pdq == expected

@@ -311,8 +311,8 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
         if "truncated" in reason.lower():
             raise MediaError("truncated image") from exc
         raise MediaError(f"undecodable image ({type(exc).__name__})") from exc
-    if getattr(img, "n_frames", 1) > 1:
-        img.seek(0)
+    # the first frame of an animation is what was opened and loaded; its later frames are not read
+    # here (csadetect.media.frames): counting them read past a cut-off or damaged one and raised
     img = _high_depth_to_rgb(img, max_side) if _high_depth(img.mode) else _to_rgb(img)
     # DCT scaling makes each pixel the mean of a 2x2, 4x4 or 8x8 block of the full picture, so
     # PDQ can blur it as the full picture (2048x1536 decoded at 512x384: 0.5 bits from the
