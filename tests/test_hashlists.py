@@ -279,6 +279,41 @@ def test_match_finds_a_known_picture_as_a_later_frame_of_a_gif(tmp_path, capsys,
     assert code == 0 and out[0]["matched"] is False
 
 
+def test_match_finds_a_known_picture_shown_in_a_video(tmp_path, capsys, world):
+    """``csadetect match`` hashes a video as the pipeline hashes an upload: a slideshow showing a
+    known picture on bars matches its PDQ row, and names the frame (``match.video_frames_pdq``);
+    switched off, it matches nothing."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg CLI")
+    frames = []
+    for img in (synth.synthetic_image(97, (300, 420)), world["pictures"][1], synth.synthetic_image(96, (500, 400))):
+        scale = min(640 / img.width, 360 / img.height)
+        pic = img.convert("RGB").resize((round(img.width * scale), round(img.height * scale)))
+        frame = Image.new("RGB", (640, 360))
+        frame.paste(pic, ((640 - pic.width) // 2, (360 - pic.height) // 2))
+        frames.append(frame.tobytes() * 20)  # 2 s at 10 fps
+    video = tmp_path / "slideshow.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "640x360", "-framerate",
+                    "10", "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-g", "10", "-pix_fmt", "yuv420p",
+                    str(video)], input=b"".join(frames), check=True)
+    k1_pdq = world["rows"][("k1.jpg", "pdq")]
+    code, out, err = cli(capsys, "match", "--no-embedding", "--indicators", world["db"], "--public-key", world["public"],
+                         video)
+    assert code == 0, err
+    (match,) = out[0]["matches"]
+    assert (match["indicator_id"], match["kind"]) == (k1_pdq.indicator_id, "pdq")
+    assert match["view"] in ("cropped", "framed")  # inside the video's bars, or the frame's own
+    assert 2.0 <= match["timestamp"] < 4.0 and match["distance"] <= 31
+    config = tmp_path / "videos-only.yaml"
+    config.write_text("match:\n  video_frames_pdq: false\n")
+    code, out, _ = cli(capsys, "match", "--config", config, "--no-embedding", "--indicators", world["db"],
+                       "--public-key", world["public"], video)
+    assert code == 0 and out[0]["matched"] is False
+
+
 def test_match_output_says_how_it_matched(tmp_path, capsys, world):
     queries = tmp_path / "q"
     queries.mkdir()

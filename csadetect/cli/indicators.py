@@ -30,7 +30,8 @@ from csadetect.indicators.rows import (FORMATS, IndicatorError, from_media, kind
 from csadetect.indicators.mapped import has_index_files, map_version
 from csadetect.indicators.snapshot import (SnapshotError, build_snapshot, check_head, compact, diff, head, info,
                                            load_snapshot, table_rows, version_dir)
-from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file
+from csadetect.media.hashing import (VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file, hash_video_upload,
+                                     is_video_path, read_media)
 from csadetect.media.regions import preprocessor
 from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
@@ -205,6 +206,12 @@ def cmd_diff(args) -> int:
 
 
 def _hash_media(path: str, settings):
+    """``(hashes, pictures)`` of a file as the pipeline hashes an upload: a video as its hash stage
+    does (:func:`hash_video_upload`: key frames, bars, static overlays, framed pictures, the video
+    limits), an image with its views (no pictures for a video)."""
+    if is_video_path(path):
+        data = read_media(path, settings.limits.max_content_bytes)
+        return hash_video_upload(data, settings.match, settings.limits, digests()), []
     return hash_file(path, max_pixels=settings.limits.max_pixels,
                      seconds_per_hash=settings.match.video_seconds_per_hash,
                      preprocess=preprocessor(settings.match),

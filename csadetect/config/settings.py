@@ -125,6 +125,10 @@ class MatchSettings(_Strict):
                                  "picture (a logo box that stays put while the picture moves) also has each key frame "
                                  "hashed with it painted out (csadetect.media.overlay; key-frame decoding only); "
                                  "false: as before (benchmarks/video.md has the recall and the cost)")
+    video_frames_pdq: bool = Field(True, description="uploads: a video's hashed frames (whole, inside the video's bars, "
+                                   "and inside each frame's own bars) are also looked up among the PDQ rows of known "
+                                   "pictures, so a known picture shown in a video (a slideshow) is found; false: "
+                                   "videos match video indicators and digests only (benchmarks/slideshow.md)")
     image_frames: int = Field(32, ge=0, le=64, description="uploads: an animated image (GIF, WebP, PNG) or multi-page "
                               "TIFF also has up to this many of its distinct later frames hashed and embedded as "
                               "views (csadetect.media.frames); 0 = the first frame only")

@@ -47,7 +47,7 @@ from csadetect.indicators.snapshot import (
     load_snapshot,
     manifest_chain,
 )
-from csadetect.signals import SIGNAL_TYPES, SignalError, for_content, ordered
+from csadetect.signals import SIGNAL_TYPES, SignalError, for_query, ordered
 from csadetect.signals.embedding import EmbeddingSignal, mirror_index, orientations, view_thresholds
 from csadetect.signals.pdq import PdqSignal
 
@@ -307,10 +307,10 @@ class IndicatorIndex:
         return out
 
     def probes(self, hashes) -> dict[str, Any]:
-        """What each signal type computed from the item's content looks up for its hashes (an
-        ImageHashes or VideoHashes)."""
+        """What each signal type the item's content is looked up with (:func:`csadetect.signals.for_query`)
+        looks up for its hashes (an ImageHashes or VideoHashes)."""
         probes = {}
-        for signal in for_content(hashes.content):
+        for signal in for_query(hashes.content):
             probe = signal.probe(hashes, self.settings)
             if probe is not None:
                 probes[signal.name] = probe
@@ -397,7 +397,8 @@ class IndicatorIndex:
 
     def match_video(self, hashes) -> list[Match]:
         """Matches for a :class:`csadetect.media.hashing.VideoHashes`: vPDQ (the share rule of
-        :mod:`csadetect.signals.vpdq`) and its digests."""
+        :mod:`csadetect.signals.vpdq`), its frames among known pictures' PDQ rows
+        (``match.video_frames_pdq``: :mod:`csadetect.signals.pdq`) and its digests."""
         return self.match(self.probes(hashes))
 
 

@@ -136,6 +136,7 @@ class VideoFrame:
     timestamp: float
     cropped: bool = False  # the frame's picture inside letterbox/pillarbox bars (csadetect.media.letterbox)
     cleaned: bool = False  # that picture (or the frame) with static overlays painted out (csadetect.media.overlay)
+    framed: bool = False  # the frame inside its own bars (a still picture's; only looked up among PDQ rows)
 
     @classmethod
     def from_worker(cls, frame: int, quality: int, hexhash: str, timestamp: float, view: str) -> "VideoFrame":
@@ -143,7 +144,7 @@ class VideoFrame:
         if view not in vpdq_worker.VIEWS:
             raise ValueError(f"unknown frame view {view!r}")
         return cls(frame=frame, quality=quality, pdq=bytes.fromhex(hexhash), timestamp=timestamp,
-                   cropped=view == "cropped", cleaned=view == "cleaned")
+                   cropped=view == "cropped", cleaned=view == "cleaned", framed=view == "framed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -607,15 +608,16 @@ def check_video(info: VideoInfo, limits: VideoLimits, seconds_per_hash: float) -
 
 
 def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: float, decode: str = "auto",
-            bars: bool = True, overlays: bool = False) -> list[VideoFrame]:
+            bars: bool = True, overlays: bool = False, framed: bool = False) -> list[VideoFrame]:
     """vPDQ in a child process (:mod:`csadetect.media.vpdq_worker`, frames chosen by its mode
     ``decode``, cropped to the picture inside letterbox or pillarbox bars with ``bars``, hashed once
-    more with static overlays painted out with ``overlays``), killed after ``timeout`` s."""
+    more with static overlays painted out with ``overlays``, and inside each frame's own bars with
+    ``framed``), killed after ``timeout`` s."""
     if decode not in vpdq_worker.MODES:
         raise ValueError(f"video decode mode must be one of {', '.join(vpdq_worker.MODES)}, not {decode!r}")
     cmd = [sys.executable, "-m", "csadetect.media.vpdq_worker", str(fd), repr(float(seconds_per_hash)),
            str(limits.max_memory_bytes), str(os.getpid()), decode, "crop" if bars else "whole",
-           "clean" if overlays else "keep"]
+           "clean" if overlays else "keep", "framed" if framed else "whole"]
     try:
         done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=max(timeout, 0.1), check=False)
@@ -641,7 +643,7 @@ def _decode(fd: int, seconds_per_hash: float, limits: VideoLimits, timeout: floa
 
 def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, suffix: str = ".mp4",
                digests: Sequence[str] = DIGESTS, limits: Optional[VideoLimits] = None,
-               decode: str = "auto", bars: bool = True, overlays: bool = True) -> VideoHashes:
+               decode: str = "auto", bars: bool = True, overlays: bool = True, framed: bool = False) -> VideoHashes:
     """Hash video bytes: vPDQ frames and the ``digests`` of the bytes, within ``limits``.
 
     The bytes go to an anonymous file (:func:`_anonymous_file`: never a name on disk); ``ffprobe``
@@ -656,7 +658,9 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
     :func:`hash_video_file` hashes an indicator's video. ``overlays`` (``match.video_overlays``): a
     video whose key frames show a static overlay (a logo box over the picture) has each of them
     hashed once more with it painted out (:mod:`csadetect.media.overlay`; key-frame decoding only;
-    ``cleaned`` frames, which an indicator never keeps)."""
+    ``cleaned`` frames, which an indicator never keeps). ``framed`` (``match.video_frames_pdq``):
+    each hashed frame with bars of its own (a still picture's, found in that frame alone) is hashed
+    once more inside them (``framed`` frames: looked up among known pictures' PDQ rows only)."""
     del suffix
     limits = limits or VideoLimits()
     if max_frames:
@@ -672,12 +676,23 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
                 raise MediaError(f"video decoding exceeded the budget of {limits.budget_seconds:g} s") from None
             raise
         check_video(info, limits, seconds_per_hash)
-        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic(), decode, bars, overlays)
+        frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic(), decode, bars, overlays, framed)
     finally:
         os.close(fd)
-    if len(frames) > limits.max_hashed_frames:
-        raise MediaError(f"video has too many hashed frames: {len(frames)} > limit {limits.max_hashed_frames}")
+    hashed = len({f.frame for f in frames})  # frames, not hashes: a frame's cropped, cleaned and framed views are its own
+    if hashed > limits.max_hashed_frames:
+        raise MediaError(f"video has too many hashed frames: {hashed} > limit {limits.max_hashed_frames}")
     return VideoHashes(digests=hex_digests, frames=tuple(frames))
+
+
+def hash_video_upload(data: bytes, match, limits, digests: Sequence[str] = DIGESTS, suffix: str = ".mp4") -> VideoHashes:
+    """An uploaded video's hashes as the pipeline's hash stage makes them: :func:`hash_video` under
+    the ``match`` and ``limits`` settings (``MatchSettings``, ``Limits``: sampling, decoder, bars,
+    static overlays, framed pictures, the video limits). ``csadetect match`` hashes a video file so too."""
+    return hash_video(data, seconds_per_hash=match.video_seconds_per_hash, max_frames=limits.max_video_frames,
+                      suffix=suffix, digests=digests, limits=VideoLimits.from_settings(limits),
+                      decode=match.video_decode, bars=match.video_bars, overlays=match.video_overlays,
+                      framed=match.video_frames_pdq)
 
 
 def file_digests(path: str, algorithms: Sequence[str] = DIGESTS) -> dict[str, str]:
@@ -706,21 +721,37 @@ def hash_file(
     ``with_views``, returns ``(hashes, pictures)`` as :func:`hash_image_with_views` (no pictures
     for a video). ``video_bars``: :func:`hash_video_file`'s ``bars``; ``frames``:
     :func:`hash_image_with_views`'s (later frames of an animated image)."""
-    if not os.path.isfile(path):
-        raise MediaError("file not found" if not os.path.exists(path) else "not a file")
-    try:
-        if is_video_path(path):
+    if is_video_path(path):
+        _check_file(path)
+        try:
             hex_digests = file_digests(path, digests)
-            frames = hash_video_file(path, seconds_per_hash=seconds_per_hash, bars=video_bars)
-            video = VideoHashes(digests=hex_digests, frames=tuple(frames))
-            return (video, []) if with_views else video
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+        except OSError as exc:
+            raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+        frames = hash_video_file(path, seconds_per_hash=seconds_per_hash, bars=video_bars)
+        video = VideoHashes(digests=hex_digests, frames=tuple(frames))
+        return (video, []) if with_views else video
+    data = read_media(path)
     result = hash_image_with_views(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess, digests=digests,
                                    frames=frames)
     return result if with_views else result[0]
+
+
+def _check_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise MediaError("file not found" if not os.path.exists(path) else "not a file")
+
+
+def read_media(path: str, max_bytes: int = 0) -> bytes:
+    """The bytes of a media file; MediaError (one line) when it is missing, not a file, larger than
+    ``max_bytes`` (when given: an upload's ``limits.max_content_bytes``) or unreadable."""
+    _check_file(path)
+    try:
+        if max_bytes and os.path.getsize(path) > max_bytes:
+            raise MediaError(f"file is larger than limits.max_content_bytes ({max_bytes} bytes)")
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
 
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}

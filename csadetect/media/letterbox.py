@@ -196,6 +196,18 @@ class VideoBars:
                 return fill, rgb
         return box, rgb
 
+    def picture_box(self, pixels: bytes) -> Optional[Box]:
+        """One frame's own box, as a still picture's bars would be trimmed (:meth:`_frame_box`,
+        the peeler or the fill finder), when it is a candidate as :meth:`peeled_box` counts one
+        (it trims MIN_TRIM of a side and keeps MIN_AREA of the frame); else None. Not the video's
+        box, which stays settled per video: this is for looking each frame up among known
+        *pictures* (the decoder's ``framed`` view), where the picture may change its bars from
+        frame to frame (a slideshow of pictures of several shapes). The frame is not added."""
+        box, _ = self._frame_box(pixels)
+        if box is None or self._trims(box) < MIN_TRIM:
+            return None
+        return box if (box[2] - box[0]) * (box[3] - box[1]) >= MIN_AREA * self.width * self.height else None
+
     def _fill_box(self, rgb, grey) -> Optional[Box]:
         """:func:`csadetect.media.preprocess.fill_box` of the subsampled frame, in frame pixels."""
         import numpy as np  # lazy: as in _frame_box

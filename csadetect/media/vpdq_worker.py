@@ -1,7 +1,7 @@
 """The video decoder process: vPDQ of one video, run apart from the worker so it can be bounded.
 
 :func:`csadetect.media.hashing.hash_video` starts ``python -m csadetect.media.vpdq_worker FD
-SECONDS_PER_HASH MAX_DATA_BYTES PARENT_PID [MODE [BARS [OVERLAYS]]]`` with the video's anonymous file (a memfd, or an
+SECONDS_PER_HASH MAX_DATA_BYTES PARENT_PID [MODE [BARS [OVERLAYS [FRAMED]]]]`` with the video's anonymous file (a memfd, or an
 unlinked temp file) as descriptor ``FD``. This process first caps its own data segment
 (``RLIMIT_DATA``, inherited by the FFmpeg processes it starts), so a stream whose frames grow past
 what its metadata said cannot take the worker's memory; it is killed from outside when the
@@ -44,6 +44,14 @@ picture (a logo box that stays put while the picture moves), hashes each chosen 
 with them painted out (``cleaned``: of the picture inside the bars when there are bars). Key-frame
 decoding only: ``all`` hashes no cleaned frames.
 
+Framed (``FRAMED``, ``match.video_frames_pdq``; ``whole``, the default of the argument, does
+nothing): ``framed`` also hashes each chosen frame cropped to its *own* bars, found in that frame
+alone as a still picture's would be (:meth:`csadetect.media.letterbox.VideoBars.picture_box`),
+when it has some and they are not the video's. The video's box stays settled per video for vPDQ
+(a dark scene would be cut wrongly frame by frame); these hashes are only looked up among the
+PDQ rows of known pictures (:mod:`csadetect.signals.pdq`), where a slideshow shows pictures of
+several shapes, each with its own bars. Both modes (``all`` through the ``ffmpeg`` CLI, as with bars).
+
 Exit codes: 0 done, 2 bad arguments, 3 out of memory (the data limit), 4 the video is unreadable.
 It imports only the standard library until it knows which decoder it needs, to start quickly (and
 numpy, for the bars, only when a frame's edge could be one: :func:`csadetect.media.letterbox.outer_uniform`,
@@ -72,14 +80,16 @@ EXIT_USAGE, EXIT_MEMORY, EXIT_UNREADABLE = 2, 3, 4
 MODES = ("auto", "keyframes", "all")
 BARS = ("crop", "whole")  # BARS argument: crop frames to the picture inside letterbox/pillarbox bars, or not
 OVERLAYS = ("clean", "keep")  # OVERLAYS argument: also hash frames with static overlays painted out, or not
+FRAMED = ("framed", "whole")  # FRAMED argument: also hash each frame inside its own bars (a still picture's), or not
 MAX_GAP_FACTOR = 2.0  # auto: the key frames stand in for the samples when none is further apart than this
 _PR_SET_PDEATHSIG = 1
 _PTS_TIME = re.compile(rb"\bpts_time:\s*(-?[0-9.]+)")
 
 Frame = tuple[int, int, str, float, str]  # frame number, quality, 64-hex PDQ, timestamp (s), view
 # what a hashed frame is: "" the whole frame, "cropped" the picture inside its bars, "cleaned" that
-# picture (or the whole frame) with the video's static overlays painted out (keyframes mode only)
-VIEWS = ("", "cropped", "cleaned")
+# picture (or the whole frame) with the video's static overlays painted out (keyframes mode only),
+# "framed" the frame inside its own bars, found in that frame alone (FRAMED; for matching known pictures)
+VIEWS = ("", "cropped", "cleaned", "framed")
 
 
 class Unusable(Exception):
@@ -231,12 +241,12 @@ def _drain(held: collections.deque):
 
 
 def _with_crops(frames, bars, width: int, height: int, overlays=None):
-    """``(time, pixels, crop, cleaned)`` of ``(time, pixels)`` frames: ``crop`` is ``(pixels, rows,
+    """``(time, pixels, crop, cleaned, box)`` of ``(time, pixels)`` frames: ``crop`` is ``(pixels, rows,
     cols)`` of the picture inside the video's bars when ``bars`` finds them, else None; ``cleaned``
     the same of that picture (or the whole frame) with the static overlays ``overlays`` finds painted
-    out, else None. Frames are held (at most ``bars.limit``, or the overlay finder's window) until
-    the finders have seen their window of key frames (they see them ahead of this, through
-    :func:`_observe`)."""
+    out, else None; ``box`` the video's content box (None without bars). Frames are held (at most
+    ``bars.limit``, or the overlay finder's window) until the finders have seen their window of key
+    frames (they see them ahead of this, through :func:`_observe`)."""
     finders = [f for f in (bars, overlays) if f is not None]
     frames, held = iter(frames), collections.deque()
     if finders:
@@ -254,7 +264,15 @@ def _with_crops(frames, bars, width: int, height: int, overlays=None):
         if painted:
             data, rows, cols = crop or (pixels, height, width)
             cleaned = overlay.paint_out(data, cols, rows, painted), rows, cols
-        yield t, pixels, crop, cleaned
+        yield t, pixels, crop, cleaned, box
+
+
+def _framed(framer, pixels: bytes, width: int, box: Optional[Box]) -> Optional[tuple[bytes, int, int]]:
+    """``(pixels, rows, cols)`` of the frame inside its own bars (``framer``: a
+    :class:`letterbox.VideoBars` of the frame size, or None for no framed view), when it has some
+    and they are not the video's ``box``; else None."""
+    own = None if framer is None else framer.picture_box(pixels)
+    return None if own is None or own == box else _crop(pixels, width, own)
 
 
 def _crop(pixels: bytes, width: int, box: Box) -> tuple[bytes, int, int]:
@@ -262,7 +280,7 @@ def _crop(pixels: bytes, width: int, box: Box) -> tuple[bytes, int, int]:
 
 
 def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float, bars: bool = False,
-                      overlays: bool = False) -> tuple[list[float], list[tuple[float, int, str, str]]]:
+                      overlays: bool = False, framed: bool = False) -> tuple[list[float], list[tuple[float, int, str, str]]]:
     """The times of all key frames FFmpeg decodes, and ``(time, quality, 64-hex PDQ, view)`` of
     those :func:`_thin` keeps (``view``: one of :data:`VIEWS`). Frames are converted to RGB as vpdq
     converts them (swscale, area, to the stream's size) and hashed as they arrive (two decoded
@@ -270,7 +288,8 @@ def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float, bars: bool
     :data:`csadetect.media.letterbox.FRAMES` until the video's bars and overlays are known). When
     it has bars each frame is hashed again cropped to the picture inside them (``cropped``); when
     it has static overlays (:mod:`csadetect.media.overlay`), once more with them painted out
-    (``cleaned``). ``-copyts``: times as the container states them, as ``stream_layout`` reads them."""
+    (``cleaned``); with ``framed``, once more inside its own bars when it has some (``framed``).
+    ``-copyts``: times as the container states them, as ``stream_layout`` reads them."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None or not hasattr(os, "memfd_create"):
         raise Unusable("no ffmpeg")
@@ -299,15 +318,17 @@ def _decode_keyframes(fd: int, layout: dict, seconds_per_hash: float, bars: bool
     if overlays:  # the bar finder's grid of the same key frames when there is one: sampled once
         marks = (overlay.VideoOverlays(width, height, grid=finder.grid) if finder
                  else overlay.VideoOverlays(width, height, letterbox.window(width, height)))
+    framer = (finder or letterbox.VideoBars(width, height, frames=1)) if framed else None  # picture_box adds nothing
     try:
         with subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                               preexec_fn=_set_pdeathsig) as proc:
             try:
                 kept = _thin(_observe(decoded(), finder, marks), seconds_per_hash, layout["end"])
-                for t, pixels, crop, cleaned in _with_crops(kept, finder, width, height, marks):
+                for t, pixels, crop, cleaned, box in _with_crops(kept, finder, width, height, marks):
                     packed, quality = pdq(pixels, height, width)
                     hashes.append((t, quality, packed.hex(), ""))
-                    for view, picture in (("cropped", crop), ("cleaned", cleaned)):
+                    own = _framed(framer, pixels, width, box)
+                    for view, picture in (("cropped", crop), ("cleaned", cleaned), ("framed", own)):
                         if picture is not None:
                             packed, quality = pdq(*picture)
                             hashes.append((t, quality, packed.hex(), view))
@@ -328,17 +349,18 @@ def _check_gaps(times: list[float], layout: dict, seconds_per_hash: float) -> No
 
 
 def keyframe_hashes(fd: int, seconds_per_hash: float, check_gaps: bool, bars: bool = False,
-                    overlays: bool = False) -> list[Frame]:
+                    overlays: bool = False, framed: bool = False) -> list[Frame]:
     """vPDQ frames of the video's key frames (the module's ``keyframes`` mode). With
     ``check_gaps``, raises Unusable when two key frames, or the first and the stream's first
     packet, or the last and its end, lie more than ``MAX_GAP_FACTOR * seconds_per_hash`` apart.
     With ``bars``, a video with bars also has each frame hashed cropped to its content box
     (:mod:`csadetect.media.letterbox`); with ``overlays``, a video with static overlays has each
-    frame hashed once more with them painted out (:mod:`csadetect.media.overlay`)."""
+    frame hashed once more with them painted out (:mod:`csadetect.media.overlay`); with ``framed``,
+    each frame with bars of its own once more inside them (``framed``)."""
     layout = stream_layout(fd)
     if check_gaps:  # from the container's key packets first, so a sparse video is not decoded twice
         _check_gaps(layout["keys"], layout, seconds_per_hash)
-    keyframes, hashes = _decode_keyframes(fd, layout, seconds_per_hash, bars, overlays)
+    keyframes, hashes = _decode_keyframes(fd, layout, seconds_per_hash, bars, overlays, framed)
     if check_gaps:  # and from the frames the decoder took for key frames
         _check_gaps(keyframes, layout, seconds_per_hash)
     fps, out = layout["fps"], []
@@ -379,14 +401,16 @@ def video_box(fd: int, layout: dict) -> Optional[Box]:
     return bars.box()
 
 
-def cropped_frame_hashes(fd: int, seconds_per_hash: float) -> Optional[list[Frame]]:
+def cropped_frame_hashes(fd: int, seconds_per_hash: float, bars: bool = True,
+                         framed: bool = False) -> Optional[list[Frame]]:
     """vPDQ of every ``seconds_per_hash`` (by frame count, as vpdq samples) of the video's frames,
-    whole and cropped to its content box, through the ``ffmpeg`` CLI (the conversion vpdq makes:
-    the whole frames hash as vpdq hashes them), or None when the video has no bars
-    (:func:`video_box`): vpdq then hashes it."""
+    whole and (``bars``) cropped to its content box, through the ``ffmpeg`` CLI (the conversion
+    vpdq makes: the whole frames hash as vpdq hashes them), or None when the video has no bars
+    (:func:`video_box`) and ``framed`` is off: vpdq then hashes it. With ``framed``, each frame
+    with bars of its own is hashed once more inside them (``framed``)."""
     layout = stream_layout(fd)
-    box = video_box(fd, layout)
-    if box is None:
+    box = video_box(fd, layout) if bars else None
+    if box is None and not framed:
         return None
     fps, width, height = layout["fps"], layout["width"], layout["height"]
     every = max(1, int(seconds_per_hash * fps))
@@ -395,23 +419,29 @@ def cropped_frame_hashes(fd: int, seconds_per_hash: float) -> Optional[list[Fram
            "-vf", f"select=not(mod(n\\,{every})),scale={width}:{height}:flags=area,format=rgb24",
            "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]
     pdq, out = _pdq_function(), []
+    framer = letterbox.VideoBars(width, height, frames=1) if framed else None
     for i, pixels in enumerate(_ffmpeg_frames(cmd, fd, width * height * 3)):
         number = i * every
-        for view, (data, rows, cols) in (("", (pixels, height, width)), ("cropped", _crop(pixels, width, box))):
-            packed, quality = pdq(data, rows, cols)
+        views = (("", (pixels, height, width)), ("cropped", None if box is None else _crop(pixels, width, box)),
+                 ("framed", _framed(framer, pixels, width, box)))
+        for view, picture in views:
+            if picture is None:
+                continue
+            packed, quality = pdq(*picture)
             out.append((number, quality, packed.hex(), number / fps, view))
     if not out:
         raise Unusable("decode")
     return out
 
 
-def all_frame_hashes(fd: int, seconds_per_hash: float, bars: bool = False) -> list[Frame]:
+def all_frame_hashes(fd: int, seconds_per_hash: float, bars: bool = False, framed: bool = False) -> list[Frame]:
     """vPDQ as Meta's ``vpdq.computeHash`` makes it (the module's ``all`` mode); with ``bars``,
-    of the frames whole and cropped to the video's content box when it has bars
-    (:func:`cropped_frame_hashes`; if that path cannot be used, vpdq hashes the frames whole)."""
-    if bars:
+    of the frames whole and cropped to the video's content box when it has bars, with ``framed``
+    also inside each frame's own bars (:func:`cropped_frame_hashes`; if that path cannot be used,
+    vpdq hashes the frames whole)."""
+    if bars or framed:
         try:
-            cropped = cropped_frame_hashes(fd, seconds_per_hash)
+            cropped = cropped_frame_hashes(fd, seconds_per_hash, bars, framed)
         except MemoryError:
             raise
         except Exception:  # Unusable, or FFmpeg did what was not foreseen: vpdq decides, as without bars
@@ -431,20 +461,22 @@ def all_frame_hashes(fd: int, seconds_per_hash: float, bars: bool = False) -> li
 
 
 def hash_frames(fd: int, seconds_per_hash: float, mode: str = "auto", bars: bool = False,
-                overlays: bool = False) -> list[Frame]:
+                overlays: bool = False, framed: bool = False) -> list[Frame]:
     """The vPDQ frames of the video in descriptor ``fd`` by ``mode`` (see the module's docstring),
     with ``bars`` each also hashed cropped to the picture inside letterbox or pillarbox bars, with
-    ``overlays`` (key frames only) also with the video's static overlays painted out.
+    ``overlays`` (key frames only) also with the video's static overlays painted out, with
+    ``framed`` also inside its own bars.
     Raises what vpdq raises for an unreadable video, and Unusable when ``keyframes`` cannot be used."""
     if mode == "keyframes" or (mode == "auto" and seconds_per_hash > 0):
         try:
-            return keyframe_hashes(fd, seconds_per_hash, check_gaps=mode == "auto", bars=bars, overlays=overlays)
+            return keyframe_hashes(fd, seconds_per_hash, check_gaps=mode == "auto", bars=bars, overlays=overlays,
+                                   framed=framed)
         except MemoryError:
             raise
         except Exception:  # Unusable, or anything FFmpeg's output did that was not foreseen: vpdq decides
             if mode == "keyframes":
                 raise
-    return all_frame_hashes(fd, seconds_per_hash, bars)
+    return all_frame_hashes(fd, seconds_per_hash, bars, framed)
 
 
 def main(argv: list[str]) -> int:
@@ -453,15 +485,17 @@ def main(argv: list[str]) -> int:
         mode = argv[4] if len(argv) > 4 else "auto"
         bars = argv[5] if len(argv) > 5 else "whole"
         overlays = argv[6] if len(argv) > 6 else "keep"
+        framed = argv[7] if len(argv) > 7 else "whole"
     except (IndexError, ValueError):
         return EXIT_USAGE
-    if mode not in MODES or bars not in BARS or overlays not in OVERLAYS or len(argv) > 7 or not seconds_per_hash >= 0:
+    if (mode not in MODES or bars not in BARS or overlays not in OVERLAYS or framed not in FRAMED or len(argv) > 8
+            or not seconds_per_hash >= 0):
         return EXIT_USAGE
     _die_with_parent(parent)
     if max_data > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (max_data, max_data))
     try:
-        frames = hash_frames(fd, seconds_per_hash, mode, bars == "crop", overlays == "clean")
+        frames = hash_frames(fd, seconds_per_hash, mode, bars == "crop", overlays == "clean", framed == "framed")
     except MemoryError:
         return EXIT_MEMORY
     except Exception:  # vpdq raises plain exceptions for unreadable input

@@ -23,7 +23,7 @@ from csadetect.signals.sha256 import Sha256Signal
 from csadetect.signals.vpdq import VpdqSignal
 
 __all__ = ["SIGNAL_TYPES", "Hit", "Media", "SignalError", "SignalIndex", "SignalType", "describe", "digests",
-           "for_content", "get", "hex_to_codes", "names", "ordered", "register"]
+           "for_content", "for_query", "get", "hex_to_codes", "names", "ordered", "register"]
 
 SIGNAL_TYPES: dict[str, SignalType] = {}
 
@@ -58,6 +58,12 @@ def ordered() -> list[SignalType]:
 def for_content(content: str) -> list[SignalType]:
     """The types computed from ``content`` ("image" or "video"), in :func:`ordered` order."""
     return [signal for signal in ordered() if content in signal.content]
+
+
+def for_query(content: str) -> list[SignalType]:
+    """The types an item of ``content`` is looked up with: those computed from it and those whose
+    rows it is also compared with (``SignalType.also_queried_by``), in :func:`ordered` order."""
+    return [signal for signal in ordered() if content in signal.content or content in signal.also_queried_by]
 
 
 def digests() -> tuple[str, ...]:

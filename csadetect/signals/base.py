@@ -65,6 +65,8 @@ class SignalType(abc.ABC):
 
     name: ClassVar[str]  # the ``kind`` of indicator rows and matches
     content: ClassVar[tuple[str, ...]]  # the content it is computed from: "image", "video"
+    # other content whose hashes are also looked up among its rows (PDQ: a video's frames, as pictures)
+    also_queried_by: ClassVar[tuple[str, ...]] = ()
     unit: ClassVar[str]  # what a distance counts, for people (the review console shows it)
     default_threshold: ClassVar[Optional[float]]  # largest distance that matches by default
     evidence: ClassVar[int]  # rank in a report's list of matches: strongest evidence (lowest) first

@@ -6,6 +6,12 @@ looks all of those whose quality passes ``match.quality_gate`` up in one batched
 keeps the best distance per indicator. A match confirms without review at or below
 ``match.auto_confirm_distance``.
 
+A video is looked up here too (``match.video_frames_pdq``, on by default): the PDQ hashes of its
+hashed frames, whole, inside the video's bars, with static overlays painted out and inside each
+frame's own bars (:func:`csadetect.signals.video_frames.picture_hashes`), so a known picture shown
+in a video (a slideshow, a still held for a second) matches as the picture would. Each frame is
+compared as a picture is, at the same threshold; one frame is enough.
+
 The snapshot stores the PDQ rows' hashes already parsed (``pdq_codes.npy``), so loading a large
 snapshot parses no hex. Rows of one kind are contiguous in a segment (the snapshot sorts rows by
 kind, PDQ first), so a position of the binary index is a row number plus an offset: no position ->
@@ -23,6 +29,7 @@ from csadetect.media.hashing import hamming
 from csadetect.signals.base import HexSignal, Hit, Media, SignalError, SignalIndex, hex_to_codes
 from csadetect.signals.hamming import (HASH_BYTES, MultiIndexHash, as_queries, best, faiss_bytes, make_binary_index,
                                        range_search)
+from csadetect.signals.video_frames import picture_hashes
 
 # The 8 dihedral hashes of a picture in the order PDQ computes them (``ImageHashes.dihedral``):
 # each names the transform of the *uploaded* picture whose hash matched, so a picture uploaded
@@ -70,6 +77,7 @@ class PdqSignal(HexSignal):
 
     name = "pdq"
     content = ("image",)
+    also_queried_by = ("video",)  # a video's frames, as pictures (match.video_frames_pdq)
     unit = "bits (of 256)"
     default_threshold = MatchSettings.model_fields["pdq_threshold"].default
     evidence = 4
@@ -99,8 +107,12 @@ class PdqSignal(HexSignal):
     def describe(self, hashes) -> dict:
         return {"pdq": hashes.pdq.hex(), "quality": hashes.quality}
 
-    def probe(self, hashes, settings: MatchSettings) -> list[bytes]:
-        """The dihedral hashes of the image and of its preprocessed views whose quality passes the gate."""
+    def probe(self, hashes, settings: MatchSettings) -> Optional[list[bytes]]:
+        """The dihedral hashes of the image and of its preprocessed views whose quality passes the
+        gate; of a video, its frames' hashes that do (:func:`picture_hashes`), with
+        ``match.video_frames_pdq`` (else None)."""
+        if hashes.content == "video":
+            return (picture_hashes(hashes.frames, settings.quality_gate) or None) if settings.video_frames_pdq else None
         queries: list[bytes] = []
         for result in [hashes] + [v for _, v in hashes.variants]:
             if result.quality >= settings.quality_gate:
@@ -119,8 +131,12 @@ class PdqSignal(HexSignal):
     def explain(self, hashes, value: str, settings: MatchSettings, views=None) -> dict:
         """The view (``original`` or a preprocessed one, e.g. borders trimmed) and the dihedral
         transform (:data:`DIHEDRAL`) whose hash is nearest to ``value``, among those :meth:`probe`
-        queries with; the first of equals (the original picture, untransformed, first)."""
+        queries with; the first of equals (the original picture, untransformed, first). Of a
+        video: the frame (number, timestamp) and its view (``whole``, ``cropped``, ``cleaned``,
+        ``framed``) nearest to ``value``, the first of equals."""
         target = bytes.fromhex(value)
+        if hashes.content == "video":
+            return _explain_frame(hashes, target, settings)
         found = None
         for view, result in [("original", hashes)] + list(hashes.variants):
             if result.quality < settings.quality_gate:
@@ -132,3 +148,20 @@ class PdqSignal(HexSignal):
         if found is None:
             return {}
         return {"view": found[1], "transform": found[2], "quality": found[3]}
+
+
+def _explain_frame(hashes, target: bytes, settings: MatchSettings) -> dict:
+    """:meth:`PdqSignal.explain` of a video: which of the hashes :func:`picture_hashes` looks up is nearest."""
+    queried = set(picture_hashes(hashes.frames, settings.quality_gate))
+    found = None
+    for f in hashes.frames:
+        if f.pdq not in queried:
+            continue
+        bits = hamming(f.pdq, target)
+        if found is None or bits < found[0]:
+            found = (bits, f)
+    if found is None:
+        return {}
+    f = found[1]
+    view = "framed" if f.framed else "cleaned" if f.cleaned else "cropped" if f.cropped else "whole"
+    return {"view": view, "frame": f.frame, "timestamp": round(f.timestamp, 3), "quality": f.quality}

@@ -31,6 +31,7 @@ from csadetect.config.settings import MatchSettings
 from csadetect.signals.base import Hit, Media, SignalError, SignalIndex, SignalType, hex_to_codes, parse_hex
 from csadetect.signals.hamming import HASH_BYTES, as_queries, faiss_bytes, make_binary_index, range_search
 from csadetect.signals.pdq import PdqSignal
+from csadetect.signals.video_frames import frame_groups
 
 
 class VpdqIndex(SignalIndex):
@@ -85,24 +86,6 @@ class VpdqIndex(SignalIndex):
         return hits
 
 
-def frame_groups(frames, gate: int) -> list[tuple[bytes, ...]]:
-    """A video's frames as the index is queried with them: per frame number, the unique hashes of
-    quality >= ``gate`` (the whole frame's, its cropped picture's when the video has bars, and the
-    one with static overlays painted out when it has any), frames with none left out, equal frames once.
-
-    A frame whose cropped picture falls below the gate is left out whole: its quality is the
-    picture's, and bars lend the whole frame a contrast (and a PDQ quality) that the picture has
-    not, so a dark fade between bars would otherwise count as a frame to find."""
-    by_frame: dict[int, list[bytes]] = {}
-    flat: set[int] = set()
-    for f in frames:
-        if f.quality >= gate:
-            by_frame.setdefault(f.frame, []).append(f.pdq)
-        elif f.cropped:
-            flat.add(f.frame)
-    return list(dict.fromkeys(tuple(dict.fromkeys(hs)) for n, hs in by_frame.items() if n not in flat))
-
-
 class VpdqSignal(SignalType):
     """vPDQ of a video: distance ``1 - share`` of the query's frames found."""
 
@@ -136,7 +119,7 @@ class VpdqSignal(SignalType):
         """The frames' hashes, of the pictures inside the bars when the video has bars (an upload
         is hashed whole and cropped, so it matches with or without bars of its own); never the
         hashes with static overlays painted out (``cleaned``: only an upload's)."""
-        frames = [f for f in media.hashes.frames if not f.cleaned]
+        frames = [f for f in media.hashes.frames if not f.cleaned and not f.framed]
         if any(f.cropped for f in frames):
             frames = [f for f in frames if f.cropped]
         good = [f.pdq.hex() for f in frames if f.quality >= settings.quality_gate]
@@ -150,6 +133,7 @@ class VpdqSignal(SignalType):
     def describe(self, hashes) -> dict:
         return {"vpdq": [{"frame": f.frame, "quality": f.quality, "pdq": f.pdq.hex(), "timestamp": round(f.timestamp, 3)}
                          | ({"cropped": True} if f.cropped else {}) | ({"cleaned": True} if f.cleaned else {})
+                         | ({"framed": True} if f.framed else {})
                          for f in hashes.frames]}
 
     def probe(self, hashes, settings: MatchSettings) -> Optional[list[tuple[bytes, ...]]]:

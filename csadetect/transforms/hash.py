@@ -15,7 +15,7 @@ from apache_beam import pvalue
 
 from csadetect.config.settings import Limits, MatchSettings
 from csadetect.events.event import dead_letter
-from csadetect.media.hashing import MediaError, VideoLimits, hash_image_with_views, hash_video
+from csadetect.media.hashing import MediaError, hash_image_with_views, hash_video_upload
 from csadetect.media.regions import preprocessor
 from csadetect.models.embedding import staged_model_inputs
 from csadetect.reports.crypto import load_evidence_private_key, seal_content
@@ -72,17 +72,8 @@ class HashMediaFn(beam.DoFn):
                 item = HashedItem(event.without_content(), image=hashes, views=views, pixels=pixels,
                                   region_source=source, evidence=self._sealed(event))
             else:
-                hashes = hash_video(
-                    event.content,
-                    seconds_per_hash=self._match.video_seconds_per_hash,
-                    max_frames=self._limits.max_video_frames,
-                    suffix=_VIDEO_SUFFIX.get(event.mime or "", ".mp4"),
-                    digests=self._digests,
-                    limits=VideoLimits.from_settings(self._limits),
-                    decode=self._match.video_decode,
-                    bars=self._match.video_bars,
-                    overlays=self._match.video_overlays,
-                )
+                hashes = hash_video_upload(event.content, self._match, self._limits, self._digests,
+                                           suffix=_VIDEO_SUFFIX.get(event.mime or "", ".mp4"))
                 item = HashedItem(event.without_content(), video=hashes, evidence=self._sealed(event))
         except MediaError as exc:
             counter("dead_lettered").inc()
