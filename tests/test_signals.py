@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +45,11 @@ from tests.conftest import need_shared
 
 BAD = ["", "   ", "zz", "@" * 64, "ab cd"]
 SETTINGS = MatchSettings()
+
+
+def _matched(matches, kind: str = "image"):
+    """What Decide sees of an item of ``kind`` with ``matches`` (``needs_review`` reads only these)."""
+    return SimpleNamespace(matches=matches, item=SimpleNamespace(event=SimpleNamespace(kind=kind)))
 
 
 @pytest.mark.parametrize("name", names())
@@ -128,7 +134,7 @@ def test_image_signals_from_media_match_themselves(tmp_path):
     matches = index.match_image(hash_image(data), vectors, FakeEmbedder.version, 0.9999)
     assert [m.kind for m in matches] == ["pdq", "embedding", "md5", "sha256"]
     assert all(m.distance == 0 for m in matches)
-    assert not needs_review(type("Matched", (), {"matches": matches}), SETTINGS)
+    assert not needs_review(_matched(matches), SETTINGS)
     assert describe(hashes) == {"pdq": hashes.pdq.hex(), "quality": hashes.quality, "md5": hashes.md5,
                                 "sha256": hashes.sha256}
 
@@ -188,7 +194,7 @@ def test_sha1_end_to_end(tmp_path, capsys):
     index = load_index(tmp_path / "db2", keys / "public.pem", SETTINGS)
     matches = index.match_image(item.image)
     assert [(m.indicator_id, m.kind, m.category) for m in matches] == [("imported-1", "sha1", "imported")]
-    assert not needs_review(type("Matched", (), {"matches": matches}), SETTINGS)
+    assert not needs_review(_matched(matches), SETTINGS)
 
 
 # ------------------------------------------------------------------------------- a new signal type
@@ -287,7 +293,7 @@ def test_a_new_signal_type_is_one_class_and_one_registration(tmp_path, capsys, t
     matches = index.match_image(hash_image(data, digests=digests()))
     assert [(m.indicator_id, m.kind, m.distance) for m in matches] == [("s", "sha512", 0), ("z", "size", 0)]
     assert index.memory_stats()["sha512_index"] == 64 + 4
-    assert not needs_review(type("Matched", (), {"matches": matches}), SETTINGS)
+    assert not needs_review(_matched(matches), SETTINGS)
 
     # the command line: hash, from-media, build from a hash list of the new kind, match
     assert json.loads(_hash_output(capsys, known))["sha512"] == sha512

@@ -129,6 +129,11 @@ class MatchSettings(_Strict):
                                    "and inside each frame's own bars) are also looked up among the PDQ rows of known "
                                    "pictures, so a known picture shown in a video (a slideshow) is found; false: "
                                    "videos match video indicators and digests only (benchmarks/slideshow.md)")
+    image_video_frames: bool = Field(True, description="uploads: an image is also looked up among the frames of known "
+                                     "videos (vPDQ rows), so a frame grab or thumbnail of a known video is found; such "
+                                     "a match goes to review, never confirmed on its own (a known video's frame may be "
+                                     "a title card or a logo); false: images match picture indicators only "
+                                     "(benchmarks/frame-grabs.md)")
     image_frames: int = Field(32, ge=0, le=64, description="uploads: an animated image (GIF, WebP, PNG) or multi-page "
                               "TIFF also has up to this many of its distinct later frames hashed and embedded as "
                               "views (csadetect.media.frames); 0 = the first frame only")

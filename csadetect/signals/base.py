@@ -126,8 +126,10 @@ class SignalType(abc.ABC):
         """What the index is queried with for a hashed item (None: nothing to look up)."""
         return None
 
-    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
-        """Whether ``match`` (an indicator match of this type) confirms without human review."""
+    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float],
+                      content: Optional[str] = None) -> bool:
+        """Whether ``match`` (an indicator match of this type) of an item of ``content`` ("image",
+        "video"; None when unknown) confirms without human review."""
         return self.exact
 
     def threshold(self, settings: MatchSettings) -> Optional[float]:

@@ -580,7 +580,8 @@ class EmbeddingSignal(SignalType):
         vectors = media.embedder.embed([img for _, img in views])
         return [(suffix, embedding_value(vector, media.embedder.version)) for (suffix, _), vector in zip(views, vectors)]
 
-    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
+    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float],
+                      content: Optional[str] = None) -> bool:
         return (auto_confirm_similarity is not None and match.similarity is not None
                 and match.similarity >= auto_confirm_similarity)
 

@@ -119,7 +119,8 @@ class PdqSignal(HexSignal):
                 queries.extend(result.dihedral or (result.pdq,))
         return queries
 
-    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
+    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float],
+                      content: Optional[str] = None) -> bool:
         return match.distance <= settings.auto_confirm_distance
 
     def threshold(self, settings: MatchSettings) -> int:

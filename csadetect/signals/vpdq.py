@@ -17,12 +17,20 @@ the query share >= ``match.video_frame_share`` and the indicator share >=
 ``match.video_indicator_share``. The
 distance stays ``1 - query share`` (0.0 = every query frame found; smaller is better as for every
 kind), so per-source thresholds on it keep their meaning; the indicator share is a second gate,
-shown by :meth:`VpdqSignal.explain`. A vPDQ match confirms without review.
+shown by :meth:`VpdqSignal.explain`. A vPDQ match of a video confirms without review.
+
+An image is looked up among the indicators' frames too (``match.image_video_frames``, on by
+default): a frame grab or a thumbnail of a known video is one frame, found when any of the hashes
+PDQ looks an image up with (dihedral, views: :meth:`PdqSignal.probe`) is within the threshold of
+some frame of the indicator. Its distance is 0.0 (its one frame found); the indicator share does
+not apply (one picture is a vanishing share of any video's frames). Such a match is always sent
+to review: a known video's frames include title cards, logos and other frames that are not the
+material, which its share rule guards a video against and nothing guards a single picture against.
 """
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +40,12 @@ from csadetect.signals.base import Hit, Media, SignalError, SignalIndex, SignalT
 from csadetect.signals.hamming import HASH_BYTES, as_queries, faiss_bytes, make_binary_index, range_search
 from csadetect.signals.pdq import PdqSignal
 from csadetect.signals.video_frames import frame_groups
+
+
+class PictureProbe(NamedTuple):
+    """An image looked up among video indicators' frames (``match.image_video_frames``): its hashes."""
+
+    hashes: tuple[bytes, ...]
 
 
 class VpdqIndex(SignalIndex):
@@ -51,9 +65,12 @@ class VpdqIndex(SignalIndex):
     def nbytes(self) -> int:
         return faiss_bytes(self.index) + self.frame_rows.nbytes + 16 * len(self.row_frames)
 
-    def query(self, groups: list[tuple[bytes, ...]]) -> list[Hit]:
+    def query(self, groups) -> list[Hit]:
         """``groups``: the query's frames (:func:`frame_groups`), each its hashes with quality at or
-        above the gate (the whole frame's and, for a video with bars, its cropped picture's)."""
+        above the gate (the whole frame's and, for a video with bars, its cropped picture's); or a
+        :class:`PictureProbe` (an image: every indicator with a frame it finds, distance 0.0)."""
+        if isinstance(groups, PictureProbe):
+            return self._picture(groups.hashes)
         hashes = list(dict.fromkeys(h for g in groups for h in g))
         if not hashes:
             return []
@@ -85,12 +102,19 @@ class VpdqIndex(SignalIndex):
                 hits.append(Hit(row, round(1.0 - n / n_group, 6)))
         return hits
 
+    def _picture(self, hashes: tuple[bytes, ...]) -> list[Hit]:
+        if not hashes or not len(self.frame_rows):
+            return []
+        _, pos, _ = range_search(self.index, as_queries(list(dict.fromkeys(hashes))), self.threshold + 1)
+        return [Hit(int(row), 0.0) for row in np.unique(self.frame_rows[pos])]
+
 
 class VpdqSignal(SignalType):
     """vPDQ of a video: distance ``1 - share`` of the query's frames found."""
 
     name = "vpdq"
     content = ("video",)
+    also_queried_by = ("image",)  # a frame grab of a known video (match.image_video_frames)
     unit = "1 − share of matching frames"
     default_threshold = round(1.0 - MatchSettings.model_fields["video_frame_share"].default, 6)
     evidence = 3
@@ -136,11 +160,20 @@ class VpdqSignal(SignalType):
                          | ({"framed": True} if f.framed else {})
                          for f in hashes.frames]}
 
-    def probe(self, hashes, settings: MatchSettings) -> Optional[list[tuple[bytes, ...]]]:
+    def probe(self, hashes, settings: MatchSettings):
+        """A video's :func:`frame_groups`; an image's PDQ hashes as a :class:`PictureProbe`, with
+        ``match.image_video_frames`` (else None)."""
+        if hashes.content == "image":
+            if not settings.image_video_frames:
+                return None
+            picture = PdqSignal().probe(hashes, settings)
+            return PictureProbe(tuple(picture)) if picture else None
         return frame_groups(hashes.frames, settings.quality_gate) or None
 
-    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float]) -> bool:
-        return True
+    def auto_confirms(self, match, settings: MatchSettings, auto_confirm_similarity: Optional[float],
+                      content: Optional[str] = None) -> bool:
+        """A video's match confirms; an image's (a frame of a known video) goes to review."""
+        return content == "video"
 
     def threshold(self, settings: MatchSettings) -> float:
         return round(1.0 - settings.video_frame_share, 6)
@@ -173,8 +206,12 @@ class VpdqSignal(SignalType):
         bars: :func:`frame_groups`; a frame counts when its whole or its cropped hash matches) are
         within the PDQ threshold of a frame of ``value``: their count, the count queried and the
         first one's frame number and timestamp; and how many of the indicator's frames the video
-        matched."""
+        matched. Of an image: the nearest frame's distance in bits (``bits``), the picture's view
+        and transform with it (as PDQ's explain names them), and how many of the indicator's frames
+        lie within the threshold."""
         indicator = hex_to_codes(value.split())
+        if hashes.content == "image":
+            return _explain_picture(hashes, indicator, settings)
         groups = frame_groups(hashes.frames, settings.quality_gate)
         kept = {h for g in groups for h in g}
         good = [f for f in hashes.frames if f.quality >= settings.quality_gate and f.pdq in kept]
@@ -191,3 +228,16 @@ class VpdqSignal(SignalType):
             first = next(f for f in good if f.pdq in found[0])
             out |= {"first_frame": first.frame, "first_timestamp": round(first.timestamp, 3)}
         return out
+
+
+def _explain_picture(hashes, indicator: np.ndarray, settings: MatchSettings) -> dict:
+    """:meth:`VpdqSignal.explain` of an image: its nearest hash (of those PDQ looks it up with) to any frame."""
+    queries = PdqSignal().probe(hashes, settings)
+    if not queries or not len(indicator):
+        return {}
+    codes = np.frombuffer(b"".join(queries), dtype=np.uint8).reshape(-1, HASH_BYTES)
+    bits = np.bitwise_count(codes[:, None, :] ^ indicator[None, :, :]).sum(axis=2)
+    best = int(bits.min())
+    nearest = PdqSignal().explain(hashes, indicator[int(bits.min(axis=0).argmin())].tobytes().hex(), settings)
+    return nearest | {"bits": best, "indicator_frames_matched": int((bits.min(axis=0) <= settings.pdq_threshold).sum()),
+                      "indicator_frames": len(indicator)}

@@ -1,7 +1,8 @@
 """Decide: route every item by the policy of DESIGN §6.
 
 - a known match: confirmed when one of its matches confirms by its signal type's rule
-  (``SignalType.auto_confirms``: an exact digest (MD5/SHA-1/SHA-256), a vPDQ match, a PDQ match at
+  (``SignalType.auto_confirms``: an exact digest (MD5/SHA-1/SHA-256), a vPDQ match of a video (an
+  image matching a known video's frame, ``match.image_video_frames``, is always reviewed), a PDQ match at
   or below ``auto_confirm_distance``, or an embedding match at or above ``auto_confirm_similarity``;
   by default embedding matches are never auto-confirmed); otherwise sent to the ``review`` output;
 - no known match but ``ClassifyNew`` decided ``review`` / ``report``: the ``review`` output or
@@ -20,7 +21,9 @@ REVIEW = "review"
 
 
 def needs_review(matched, match: MatchSettings, auto_confirm_similarity=None) -> bool:
-    return not any(get(m.kind).auto_confirms(m, match, auto_confirm_similarity) for m in matched.matches)
+    content = matched.item.event.kind
+    return not any(get(m.kind).auto_confirms(m, match, auto_confirm_similarity, content=content)
+                   for m in matched.matches)
 
 
 class DecideFn(beam.DoFn):
