@@ -401,7 +401,7 @@ def test_a_frame_whose_picture_is_flat_is_left_out_whole():
     assert frame_groups(frames, 50) == [(whole[0], cropped[0]), (whole[1], cropped[1])]
     hits = _index(MatchSettings(), cropped[:2]).query(frame_groups(frames, 50))
     assert [(h.row, h.distance) for h in hits] == [(7, 0.0)]  # 2 of 2 informative frames, not 2 of 4
-    explained = VpdqSignal().explain(SimpleNamespace(frames=frames), " ".join(h.hex() for h in cropped[:2]),
+    explained = VpdqSignal().explain(SimpleNamespace(content="video", frames=frames), " ".join(h.hex() for h in cropped[:2]),
                                      MatchSettings())
     assert explained["frames_matched"] == explained["frames_queried"] == 2
     # without bars a frame below the gate was, and is, left out alone
@@ -422,7 +422,7 @@ def test_a_frame_counts_once_when_its_whole_or_cropped_hash_matches():
     # an indicator made from media keeps the cropped hashes only
     value = VpdqSignal().indicator_values(SimpleNamespace(hashes=SimpleNamespace(frames=frames)), settings)
     assert value == [("", " ".join(h.hex() for h in cropped))]
-    explained = VpdqSignal().explain(SimpleNamespace(frames=frames), value[0][1], settings)
+    explained = VpdqSignal().explain(SimpleNamespace(content="video", frames=frames), value[0][1], settings)
     assert explained["frames_matched"] == explained["frames_queried"] == 5
     assert explained["indicator_frames_matched"] == explained["indicator_frames"] == 5
 

@@ -155,7 +155,7 @@ def _matches(query: list[VideoFrame], indicators: dict, settings=MatchSettings()
     values = [signal.indicator_values(SimpleNamespace(hashes=SimpleNamespace(frames=indicators[n])), settings)[0][1]
               for n in names]
     index = VpdqIndex(pa.chunked_array([pa.array(values)]), np.arange(len(names)), settings)
-    groups = signal.probe(SimpleNamespace(frames=query), settings) or []
+    groups = signal.probe(SimpleNamespace(content="video", frames=query), settings) or []
     return {names[h.row] for h in index.query(groups)}
 
 
@@ -184,7 +184,7 @@ def test_an_indicator_never_keeps_a_painted_out_hash(clips):
     settings = MatchSettings()
     value = VpdqSignal().indicator_values(SimpleNamespace(hashes=SimpleNamespace(frames=frames)), settings)[0][1]
     assert set(value.split()) == {f.pdq.hex() for f in frames if not f.cleaned and f.quality >= settings.quality_gate}
-    described = VpdqSignal().describe(SimpleNamespace(frames=frames))["vpdq"]
+    described = VpdqSignal().describe(SimpleNamespace(content="video", frames=frames))["vpdq"]
     assert sum(1 for f in described if f.get("cleaned")) == sum(f.cleaned for f in frames) > 0
 
 

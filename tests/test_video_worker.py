@@ -250,7 +250,7 @@ def _decisions(query_frames: dict[str, list[VideoFrame]], indicators: dict[str, 
     index = VpdqIndex(pa.chunked_array([pa.array(values)]), np.arange(len(names)), settings_)
     out = set()
     for q, frames in query_frames.items():
-        good = signal.probe(SimpleNamespace(frames=frames), settings_)
+        good = signal.probe(SimpleNamespace(content="video", frames=frames), settings_)
         out |= {(q, names[h.row]) for h in index.query(good or [])}
     return out
 
