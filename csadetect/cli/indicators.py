@@ -212,11 +212,8 @@ def _hash_media(path: str, settings):
     if is_video_path(path):
         data = read_media(path, settings.limits.max_content_bytes)
         return hash_video_upload(data, settings.match, settings.limits, digests()), []
-    return hash_file(path, max_pixels=settings.limits.max_pixels,
-                     seconds_per_hash=settings.match.video_seconds_per_hash,
-                     preprocess=preprocessor(settings.match),
-                     with_views=True, digests=digests(), video_bars=settings.match.video_bars,
-                     frames=settings.match.image_frames)
+    return hash_file(path, max_pixels=settings.limits.max_pixels, preprocess=preprocessor(settings.match),
+                     with_views=True, digests=digests(), frames=settings.match.image_frames)
 
 
 def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):

@@ -20,6 +20,7 @@ at a 64x64 downsample, so hashing from <= 512 px (Meta's advice) keeps conforman
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -679,13 +680,14 @@ def hash_video(data: bytes, seconds_per_hash: float = 1.0, max_frames: int = 0, 
         frames = _decode(fd, seconds_per_hash, limits, deadline - time.monotonic(), decode, bars, overlays, framed)
     finally:
         os.close(fd)
-    hashed = len({f.frame for f in frames})  # frames, not hashes: a frame's cropped, cleaned and framed views are its own
+    hashed = len({f.frame for f in frames})  # frames, not hashes: a frame's cropped, cleaned, framed views are its
     if hashed > limits.max_hashed_frames:
         raise MediaError(f"video has too many hashed frames: {hashed} > limit {limits.max_hashed_frames}")
     return VideoHashes(digests=hex_digests, frames=tuple(frames))
 
 
-def hash_video_upload(data: bytes, match, limits, digests: Sequence[str] = DIGESTS, suffix: str = ".mp4") -> VideoHashes:
+def hash_video_upload(data: bytes, match, limits, digests: Sequence[str] = DIGESTS,
+                      suffix: str = ".mp4") -> VideoHashes:
     """An uploaded video's hashes as the pipeline's hash stage makes them: :func:`hash_video` under
     the ``match`` and ``limits`` settings (``MatchSettings``, ``Limits``: sampling, decoder, bars,
     static overlays, framed pictures, the video limits). ``csadetect match`` hashes a video file so too."""
@@ -723,10 +725,8 @@ def hash_file(
     :func:`hash_image_with_views`'s (later frames of an animated image)."""
     if is_video_path(path):
         _check_file(path)
-        try:
+        with _reading():
             hex_digests = file_digests(path, digests)
-        except OSError as exc:
-            raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
         frames = hash_video_file(path, seconds_per_hash=seconds_per_hash, bars=video_bars)
         video = VideoHashes(digests=hex_digests, frames=tuple(frames))
         return (video, []) if with_views else video
@@ -741,17 +741,24 @@ def _check_file(path: str) -> None:
         raise MediaError("file not found" if not os.path.exists(path) else "not a file")
 
 
+@contextlib.contextmanager
+def _reading():
+    """An OSError while reading a media file as a MediaError (one line)."""
+    try:
+        yield
+    except OSError as exc:
+        raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+
+
 def read_media(path: str, max_bytes: int = 0) -> bytes:
     """The bytes of a media file; MediaError (one line) when it is missing, not a file, larger than
     ``max_bytes`` (when given: an upload's ``limits.max_content_bytes``) or unreadable."""
     _check_file(path)
-    try:
+    with _reading():
         if max_bytes and os.path.getsize(path) > max_bytes:
             raise MediaError(f"file is larger than limits.max_content_bytes ({max_bytes} bytes)")
         with open(path, "rb") as fh:
             return fh.read()
-    except OSError as exc:
-        raise MediaError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
 
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}

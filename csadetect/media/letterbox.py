@@ -204,9 +204,12 @@ class VideoBars:
         *pictures* (the decoder's ``framed`` view), where the picture may change its bars from
         frame to frame (a slideshow of pictures of several shapes). The frame is not added."""
         box, _ = self._frame_box(pixels)
-        if box is None or self._trims(box) < MIN_TRIM:
-            return None
-        return box if (box[2] - box[0]) * (box[3] - box[1]) >= MIN_AREA * self.width * self.height else None
+        return box if box is not None and self._candidate(box) else None
+
+    def _candidate(self, box: Box) -> bool:
+        """Whether ``box`` is one of bars: it trims MIN_TRIM of a side and keeps MIN_AREA of the frame."""
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        return area >= MIN_AREA * self.width * self.height and self._trims(box) >= MIN_TRIM
 
     def _fill_box(self, rgb, grey) -> Optional[Box]:
         """:func:`csadetect.media.preprocess.fill_box` of the subsampled frame, in frame pixels."""
@@ -272,10 +275,7 @@ class VideoBars:
         inside = sorted(spans[y * cols + x] for y in range(top, bottom) for x in range(left, right))
         if inside[len(inside) // 2] < MOVED_INSIDE:
             return None  # the picture does not move (a still, a slide show): nothing to tell bars by
-        w, h = self.width, self.height
-        if (box[2] - box[0]) * (box[3] - box[1]) < MIN_AREA * w * h or self._trims(box) < MIN_TRIM:
-            return None
-        return box
+        return box if self._candidate(box) else None
 
     def still_lines(self) -> Optional[Box]:
         """The box inside the lines of grid cells at each side that stay within STILL_BAR grey
@@ -331,8 +331,7 @@ class VideoBars:
         peeler could not find, agrees; a frame with picture there does not): AGREE of them must."""
         w, h = self.width, self.height
         looked = [(b, rgb) for b, rgb in self.frames if b is not None]
-        candidates = [b for b, _ in looked
-                      if (b[2] - b[0]) * (b[3] - b[1]) >= MIN_AREA * w * h and self._trims(b) >= MIN_TRIM]
+        candidates = [b for b, _ in looked if self._candidate(b)]
         if not candidates:
             return None
         union = (min(b[0] for b in candidates), min(b[1] for b in candidates),
