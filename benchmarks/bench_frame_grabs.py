@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.bench_slideshow import found_false_table
 from benchmarks.bench_stages import kept_notes
 from csadetect.media.synth import jpeg_bytes as _jpeg, png_bytes as _png
 
@@ -181,23 +182,10 @@ def render(result: dict, ms: dict, n_videos: int, frames: int, n_pictures: int, 
         f"{n_videos} video indicators made from media ({frames} distinct frames); {GRABS} grabs per video at random "
         "times, each shared with every edit. Nothing was tuned on these grabs.",
         "",
-        "| grab shared as | " + " | ".join(f"found: {lab}" for lab in LABELS) + " | "
-        + " | ".join(f"false: {lab}" for lab in LABELS) + " |",
-        "|---|" + "---:|" * (2 * len(LABELS)),
     ]
-    totals = {lab: [0, 0, 0] for lab in LABELS}
-    for label, _ in EDITS:
-        cells = [result[lab][label] for lab in LABELS]
-        for lab, c in zip(LABELS, cells):
-            totals[lab] = [a + b for a, b in zip(totals[lab], c)]
-        out.append(f"| {label} | " + " | ".join(f"{c[0]}/{c[1]}" for c in cells) + " | "
-                   + " | ".join(str(c[2]) for c in cells) + " |")
-    out.append("| **all grabs** | " + " | ".join(f"**{t[0]}/{t[1]}**" for t in totals.values()) + " | "
-               + " | ".join(str(t[2]) for t in totals.values()) + " |")
-    for key, what in (("other grabs", "grabs of two videos not in the index, every edit"),
-                      ("pictures", f"the held-out split's {n_pictures} pictures (originals and distractors)")):
-        cells = [result[lab][key] for lab in LABELS]
-        out.append(f"| {what} | – | – | " + " | ".join(f"{c[0]}/{c[1]}" for c in cells) + " |")
+    out += found_false_table(result, LABELS, "grab shared as", [e[0] for e in EDITS], "all grabs",
+                             [("grabs of two videos not in the index, every edit", "other grabs"),
+                              (f"the held-out split's {n_pictures} pictures (originals and distractors)", "pictures")])
     out += ["", f"Cost, CPU ms of the lookup per picture (`match_image` of its hashes; mean over the {n_pictures} "
             f"pictures, best of 3 each): before {ms['before']:.3f} ms, now {ms['now']:.3f} ms. A match of a picture "
             "to a video's frame goes to review (never confirmed on its own).", "", "## Notes", "", notes, ""]

@@ -184,6 +184,29 @@ def main(argv=None) -> int:
     return 0
 
 
+def found_false_table(result: dict, labels, heading: str, names, total: str, false_only) -> list[str]:
+    """A markdown table, ``found: <setting>`` then ``false: <setting>`` columns for each of ``labels``:
+    a row per name of ``names`` (``result[setting][name]`` = ``[found, n, false]``), their sums in a
+    bold row named ``total``, then a row per ``(what, key)`` of ``false_only`` (uploads with nothing
+    to find: ``result[setting][key]`` = ``[matched, n]`` in the false columns)."""
+    rows = ["| " + heading + " | " + " | ".join(f"found: {lab}" for lab in labels) + " | "
+            + " | ".join(f"false: {lab}" for lab in labels) + " |",
+            "|---|" + "---:|" * (2 * len(labels))]
+    totals = {lab: [0, 0, 0] for lab in labels}
+    for name in names:
+        cells = [result[lab][name] for lab in labels]
+        for lab, c in zip(labels, cells):
+            totals[lab] = [a + b for a, b in zip(totals[lab], c)]
+        rows.append(f"| {name} | " + " | ".join(f"{c[0]}/{c[1]}" for c in cells) + " | "
+                    + " | ".join(str(c[2]) for c in cells) + " |")
+    rows.append(f"| **{total}** | " + " | ".join(f"**{t[0]}/{t[1]}**" for t in totals.values()) + " | "
+                + " | ".join(str(t[2]) for t in totals.values()) + " |")
+    for what, key in false_only:
+        rows.append(f"| {what} | " + "– | " * len(labels)
+                    + " | ".join(f"{result[lab][key][0]}/{result[lab][key][1]}" for lab in labels) + " |")
+    return rows
+
+
 def render(result: dict, cost: dict, n_originals: int, n_fillers: int, n_sample: int, n_videos: int,
            notes: str) -> str:
     out = [
@@ -194,24 +217,11 @@ def render(result: dict, cost: dict, n_originals: int, n_fillers: int, n_sample:
         f"{n_originals} originals of the held-out test split as picture indicators (PDQ, digests); the other pictures "
         f"of each slideshow from its {n_fillers} ordinary distractors. Nothing was tuned on these uploads.",
         "",
-        "| slideshow (known picture shown 2 s unless said) | " + " | ".join(f"found: {lab}" for lab in LABELS)
-        + " | " + " | ".join(f"false: {lab}" for lab in LABELS) + " |",
-        "|---|" + "---:|" * (2 * len(LABELS)),
     ]
-    totals = {lab: [0, 0, 0] for lab in LABELS}
-    for label, *_ in EDITS:
-        cells = [result[lab][label] for lab in LABELS]
-        for lab, c in zip(LABELS, cells):
-            totals[lab] = [a + b for a, b in zip(totals[lab], c)]
-        out.append(f"| {label} | " + " | ".join(f"{c[0]}/{c[1]}" for c in cells) + " | "
-                   + " | ".join(f"{c[2]}" for c in cells) + " |")
-    out.append("| **all slideshows** | " + " | ".join(f"**{t[0]}/{t[1]}**" for t in totals.values()) + " | "
-               + " | ".join(f"{t[2]}" for t in totals.values()) + " |")
-    neg = [result[lab]["negatives"] for lab in LABELS]
-    out.append(f"| distractors only ({neg[0][1]} slideshows) | – | – | – | " + " | ".join(f"{c[0]}/{c[1]}" for c in neg) + " |")
-    vid = [result[lab]["videos"] for lab in LABELS]
-    out.append(f"| Meta's test videos and generated pans ({n_videos}) | – | – | – | "
-               + " | ".join(f"{c[0]}/{c[1]}" for c in vid) + " |")
+    out += found_false_table(result, LABELS, "slideshow (known picture shown 2 s unless said)", [e[0] for e in EDITS],
+                             "all slideshows",
+                             [(f"distractors only ({result[LABELS[0]]['negatives'][1]} slideshows)", "negatives"),
+                              (f"Meta's test videos and generated pans ({n_videos})", "videos")])
     out += ["", f"Cost, CPU ms of the decoder per upload (mean of best-of-3 on {n_sample} 720p slideshows of 8 s): "
             f"framed view off {cost[False]:.0f} ms, on {cost[True]:.0f} ms. The lookup itself is one more batched "
             "PDQ range search, of the frames' hashes.", "", "## Notes", "", notes, ""]

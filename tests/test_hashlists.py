@@ -262,6 +262,16 @@ def test_export_and_round_trip(tmp_path, capsys, world):
 # ------------------------------------------------------------------------------- match
 
 
+def _matched_with(capsys, world, setting: str, path) -> bool:
+    """``matched`` of ``csadetect match PATH`` (no embedding) with one ``match:`` setting changed in a config file."""
+    config = world["tmp"] / "one-setting.yaml"
+    config.write_text(f"match:\n  {setting}\n")
+    code, out, err = cli(capsys, "match", "--config", config, "--no-embedding", "--indicators", world["db"],
+                         "--public-key", world["public"], path)
+    assert code == 0, err
+    return out[0]["matched"]
+
+
 def test_match_finds_a_known_picture_as_a_later_frame_of_a_gif(tmp_path, capsys, world):
     """``match`` hashes an upload as the pipeline does: an animated GIF's later frames too
     (``match.image_frames``); with 0, the first frame only."""
@@ -272,11 +282,7 @@ def test_match_finds_a_known_picture_as_a_later_frame_of_a_gif(tmp_path, capsys,
     code, out, err = cli(capsys, "match", "--no-embedding", "--indicators", world["db"], "--public-key", world["public"], gif)
     assert code == 0, err
     assert [(m["indicator_id"], m["view"]) for m in out[0]["matches"]] == [(k0_pdq.indicator_id, "frame-1")]
-    config = tmp_path / "first-frame.yaml"
-    config.write_text("match:\n  image_frames: 0\n")
-    code, out, _ = cli(capsys, "match", "--config", config, "--no-embedding", "--indicators", world["db"],
-                       "--public-key", world["public"], gif)
-    assert code == 0 and out[0]["matched"] is False
+    assert _matched_with(capsys, world, "image_frames: 0", gif) is False
 
 
 def test_match_finds_a_known_picture_shown_in_a_video(tmp_path, capsys, world):
@@ -307,11 +313,7 @@ def test_match_finds_a_known_picture_shown_in_a_video(tmp_path, capsys, world):
     assert (match["indicator_id"], match["kind"]) == (k1_pdq.indicator_id, "pdq")
     assert match["view"] in ("cropped", "framed")  # inside the video's bars, or the frame's own
     assert 2.0 <= match["timestamp"] < 4.0 and match["distance"] <= 31
-    config = tmp_path / "videos-only.yaml"
-    config.write_text("match:\n  video_frames_pdq: false\n")
-    code, out, _ = cli(capsys, "match", "--config", config, "--no-embedding", "--indicators", world["db"],
-                       "--public-key", world["public"], video)
-    assert code == 0 and out[0]["matched"] is False
+    assert _matched_with(capsys, world, "video_frames_pdq: false", video) is False
 
 
 def test_match_output_says_how_it_matched(tmp_path, capsys, world):
