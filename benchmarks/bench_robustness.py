@@ -70,9 +70,10 @@ from benchmarks.robustness_report import (_cost_line, _release_text, _sweep_text
 from benchmarks.robustness_sweeps import FIRST_QUERY_REGIONS, area_sweep, box_sweep, strip_sweep, turn_sweep
 from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import media_rows
-from csadetect.media.hashing import hash_image, hash_image_with_views, load_image, pdq_from_image
+from csadetect.media.hashing import hash_image_with_views, load_image, pdq_from_image
 from csadetect.media.preprocess import views
 from csadetect.media.regions import sub_image_boxes, views_and_sub_images
+from csadetect.media.view_value import VALUE
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_gate_similarity,
                                          split_embedding, view_weights)
@@ -164,10 +165,11 @@ class Embedder:
 
 
 # Views the previous release did not have: the sub-images (``cell``), the blurred-fill view
-# (``fill``, csadetect.media.preprocess.fill_box) and the upright view of a turned picture (``tilt``,
-# csadetect.media.view_tilt, 2026-12-05). Its columns hash and embed the image and the other views only;
+# (``fill``, csadetect.media.preprocess.fill_box), the upright view of a turned picture (``tilt``,
+# csadetect.media.view_tilt, 2026-12-05) and the value channel's hash (``value``, csadetect.media.view_value,
+# 2026-12-06; PDQ only, never embedded). Its columns hash and embed the image and the other views only;
 # this release's columns all of them.
-NEW_VIEWS = ("cell", "fill", "tilt")
+NEW_VIEWS = ("cell", "fill", "tilt", VALUE)
 
 
 class Query:
@@ -180,7 +182,7 @@ class Query:
     ``vectors2`` = those, the new views' and the region views'."""
 
     def __init__(self, data: bytes, embedder: "Embedder | None" = None, rows: "np.ndarray | None" = None):
-        hashed, pictures = hash_image_with_views(data, preprocess=views_and_sub_images)
+        hashed, pictures = hash_image_with_views(data, preprocess=views_and_sub_images, value=True)
         self.view_names = [name for name, _ in hashed.variants]
         main = [_words(h) for h in hashed.dihedral] if hashed.quality >= QUALITY_GATE else []
         extra = [_words(h) for name, v in hashed.variants if name not in NEW_VIEWS and v.quality >= QUALITY_GATE
@@ -199,11 +201,25 @@ class Query:
 
 
 def min_distances(cands: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Min Hamming distance of any candidate to each indexed hash (257 when no candidates)."""
+    """Min Hamming distance of any candidate to each original's hash (257 when no candidates): ``index``
+    is ``(n, 4)`` words, one hash per original, or ``(n, r, 4)``, r rows per original (the nearest counts)."""
     if cands.shape[0] == 0:
         return np.full(index.shape[0], 257, dtype=np.int64)
-    d = np.bitwise_count(cands[:, None, :] ^ index[None, :, :]).sum(axis=-1)
-    return d.min(axis=0).astype(np.int64)
+    d = np.bitwise_count(cands[:, None, :] ^ index.reshape(-1, 4)[None, :, :]).sum(axis=-1)
+    return d.min(axis=0).reshape(index.shape[0], -1).min(axis=1).astype(np.int64)
+
+
+def pdq_rows(encoded: list) -> np.ndarray:
+    """``(n, 2, 4)`` words: each original's PDQ row and its value channel's row as ``indicators
+    from-media`` writes them (``match.value_view``; the PDQ row again where it writes none: a grey
+    picture, or a value hash under the quality gate)."""
+    rows = []
+    for data in encoded:
+        hashed, _ = hash_image_with_views(data, dihedral=False, value=True)
+        value = dict(hashed.variants).get(VALUE)
+        keep = value is not None and value.quality >= QUALITY_GATE
+        rows.append([_words(hashed.pdq), _words(value.pdq if keep else hashed.pdq)])
+    return np.array(rows, dtype=np.uint64)
 
 
 def _cpu_ms(fn, repeat: int = 3) -> float:
@@ -273,7 +289,8 @@ def _hits(q: Query, index: np.ndarray, emb, emb2, threshold: float, threshold2: 
     (``closest["regions"]``: whether they were counted)."""
     hits, closest = {}, {}
     for key, cands in (("plain", q.plain), ("pre", q.pre), ("pre2", q.pre2)):
-        d = min_distances(cands, index)
+        # the previous release's columns have the pictures' own PDQ rows, this release's the value rows too
+        d = min_distances(cands, index if key == "pre2" or index.ndim == 2 else index[:, 0])
         hits[key] = d <= THRESHOLD
         closest[key] = d
     sims = np.full(len(index), -1.0)
@@ -301,7 +318,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
     t0 = time.perf_counter()
     originals = build_originals(split)
     encoded = [encode(img, "png") for _, img in originals]
-    index = np.array([_words(hash_image(data).pdq) for data in encoded], dtype=np.uint64)
+    index = pdq_rows(encoded)  # (originals, 2, 4): the PDQ row and the value channel's row
     # (originals, rows, dim): every original has the same rows (image, crops, rotations [, regions])
     emb = emb2 = None
     if embedder is not None:

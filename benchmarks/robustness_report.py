@@ -127,8 +127,10 @@ def _unseen_text(results: list[dict]) -> list[str]:
            "the turns: for `turn_fill` and `mirror_turn_fill` the tilt view is not a blind measurement. The",
            "strip rows and views (2026-12-05) were then built for strips, on the development split's own strips",
            "(60-98% of a side kept), so `strip` is no blind measurement of the embedding either. The",
-           "columns: plain PDQ; PDQ + views + sub-images without the tilt view (the release before it) and with",
-           "it (`match.tilt_view`)" + ("; the embedding (this release's rows, region views and threshold); the"
+           "columns: plain PDQ; PDQ + views + sub-images (and, 2026-12-06, the value hash) without the tilt view",
+           "(the release before it) and with it (`match.tilt_view`). The value hash (`match.value_view`) was written",
+           "after reading how `hue` turns the hue (in HSV, which keeps each pixel's largest channel), so for `hue`",
+           "it is no blind measurement" + ("; the embedding (this release's rows, region views and threshold); the"
                                        " two combined, as the matcher reports; copies matching an original"
                                        " they are not a copy of (combined)." if emb else ".")]
     for res in runs:
@@ -265,8 +267,13 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
     regions = "; ".join((f"strips keeping {a:.0%} of a side at " if anchors == STRIP_SIDES else f"{a:.0%} of the area at ")
                         + ", ".join(anchors) for a, anchors in EMBEDDING_REGIONS)
     lines = [
-        "**This release** (issue 17) adds five steps, each with its own switch in `csadetect/config/default.yaml`:",
+        "**This release** (issue 17) adds six steps, each with its own switch in `csadetect/config/default.yaml`:",
         "",
+        "- `match.value_view` (both sides, 2026-12-06): PDQ of the picture's value channel (at each pixel the largest",
+        "  of red, green and blue, as a grey picture; `csadetect.media.view_value`), one more hash per upload and one",
+        "  more `pdq` row per indicator (`-value`): a hue turn in HSV or HSL and a swap of colour channels keep each",
+        "  pixel's largest channel, so the copy's value hash lands on its original's value row while its PDQ",
+        "  (luminance) drifts. PDQ only: never an embedding input.",
         "- `match.sub_images` (query side): `csadetect.media.regions.sub_image_boxes` finds straight-edged",
         "  rectangles inside the picture (collage cells, picture-in-picture insets, a photo on a meme frame or",
         "  in a screenshot); each is hashed with PDQ and embedded with the query's other views, in the same",
@@ -377,7 +384,9 @@ def report(results: list[dict]) -> str:
         "matches when any hash matches; \"this release\" adds the sub-images, the `fill` view (a picture",
         "centred in front of a blurred fill, found by sharpness: `preprocess.fill_box`, issue 17) and the `tilt`",
         "view (a picture turned on a one-colour canvas, upright again: `csadetect.media.view_tilt`,",
-        "2026-12-05). Everything is built at run time, nothing is downloaded.",
+        "2026-12-05) and the value hash (PDQ of the largest of R, G and B at each pixel, which a hue turn keeps,",
+        "looked up among each original's PDQ row and its value row: `csadetect.media.view_value`, 2026-12-06).",
+        "Everything is built at run time, nothing is downloaded.",
         "",
         f"**Held-out test split**: {n_orig} originals ({n_sk} photos bundled with scikit-image, "
         f"{n_orig - n_sk} generated pictures) x {len(TRANSFORMS)} transforms = {n_copies} copies, and "

@@ -37,7 +37,8 @@ def test_structure(result):
     n = N_SYNTH + len(SKIMAGE)
     assert result["n_originals"] == n
     per = len(embedding_views(synth(0)))  # embedding rows: the image + its index-side views
-    assert result["n_indicator_rows"] == (3 + per) * n  # pdq + md5 + sha256 + embedding rows per original
+    # pdq, the value channel's pdq (every original here is a colour picture), md5, sha256 + embedding rows per original
+    assert result["n_indicator_rows"] == (4 + per) * n
     assert result["embedding_rows_per_original"] == per
     assert result["transforms"] == TRANSFORMS and list(result["recall"]) == TRANSFORMS
     assert result["model"]["version"] and 0 < result["model"]["threshold"] <= 1
@@ -96,7 +97,7 @@ def test_query_path_is_the_clis(model, tmp_path):
     workdir.mkdir()
     index, rows, owner, emb, pdq = build_index(originals, str(workdir), settings, model)
     per = len(embedding_views(synth(0)))
-    assert sorted(r.kind for r in rows) == sorted(["pdq", "md5", "sha256"] * 2 + ["embedding"] * per * 2)
+    assert sorted(r.kind for r in rows) == sorted(["pdq", "pdq", "md5", "sha256"] * 2 + ["embedding"] * per * 2)
     # crop10 and flip_crop10 mostly fall under the calibrated threshold (0.9907): they check that both
     # paths agree; flip (the mirror) and border (the views) must also match their own original
     for name in ("crop10", "flip_crop10", "flip", "border"):

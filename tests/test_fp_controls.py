@@ -318,7 +318,8 @@ def test_allow_listed_pictures_produce_no_report(world, tmp_path):
     counts = outcome_counts(result)
     assert counts["received"] == 5 and counts["hit"] == 2 and counts["non_hit"] == 3
     assert counts["fp_allow_listed_items"] == 3  # e-known-1, e-near-1, e-near-2
-    assert counts["fp_allow_listed"] == 3 + 1 + 1 + 1  # 3 matches of e-known-1, 1 each of the others
+    # 4 matches of e-known-1 (its pdq and value-channel pdq rows, md5, sha256), the two pdq rows of each other
+    assert counts["fp_allow_listed"] == 4 + 2 + 2 + 2
     reports = [json.loads(l) for f in glob.glob(str(tmp_path / "reports" / "*" / "*.jsonl")) for l in open(f)]
     by_event = {r["event_id"]: r for r in reports}
     assert {x["kind"] for x in by_event["e-known-2"]["matches"]} == {"md5", "sha256"}  # its PDQ match was allowed
@@ -345,7 +346,8 @@ def test_a_per_source_threshold_drops_a_far_match_the_global_one_accepts(world, 
     result = p.run()
     result.wait_until_finish()
     counts = outcome_counts(result)
-    assert counts["fp_threshold_dropped"] == 1 and counts["non_hit"] == 1 and counts["hit"] == 1
+    # picture 2's pdq row and its value channel's pdq row, each a far match
+    assert counts["fp_threshold_dropped"] == 2 and counts["non_hit"] == 1 and counts["hit"] == 1
 
 
 def test_a_flooding_indicator_goes_to_review_with_an_alert(world, tmp_path, caplog):
@@ -364,7 +366,7 @@ def test_a_flooding_indicator_goes_to_review_with_an_alert(world, tmp_path, capl
     result = p.run()
     result.wait_until_finish()
     counts = outcome_counts(result)
-    assert counts["flood_quarantined"] == 3  # the picture's pdq, md5 and sha256 indicators
+    assert counts["flood_quarantined"] == 4  # the picture's pdq (and its value channel's), md5 and sha256 indicators
     assert counts["flood_held"] == 4 and counts["report"] == 2 and counts["hit_review"] == 4
     assert counts["received"] == counts["hit"] + counts["non_hit"] + counts.get("dead_lettered", 0) == 10
     # the FnApiRunner runs its worker in this process: its log lines reach caplog

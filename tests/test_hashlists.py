@@ -45,7 +45,8 @@ def needles() -> list[str]:
 
 @pytest.fixture
 def world(tmp_path, capsys):
-    """Three generated pictures made indicators (pdq, md5, sha256 rows) in a signed snapshot."""
+    """Three generated pictures made indicators (pdq, pdq of the value channel, md5, sha256 rows) in a signed
+    snapshot; ``rows`` by (file, kind) holds each picture's own pdq row."""
     known = tmp_path / "known"
     known.mkdir()
     pictures = [synth.synthetic_image(7000 + i, (480, 360)) for i in range(3)]
@@ -55,8 +56,8 @@ def world(tmp_path, capsys):
     assert cli(capsys, "indicators", "keygen", "--out", keys)[0] == 0
     assert cli(capsys, "indicators", "from-media", "--no-embedding", "--out", rows_csv, "--category", "test", known)[0] == 0
     code, out, err = cli(capsys, "indicators", "import", rows_csv, "--out", db, "--key", keys / "private.pem")
-    assert code == 0 and out[0]["imported"] == 9 and out[0]["refused"] == 0 and out[0]["version"] == 1
-    rows = {(r.note, r.kind): r for r in read_csv(str(rows_csv))}
+    assert code == 0 and out[0]["imported"] == 12 and out[0]["refused"] == 0 and out[0]["version"] == 1
+    rows = {(r.note, r.kind): r for r in read_csv(str(rows_csv)) if not r.indicator_id.endswith("-value")}
     return {"known": known, "pictures": pictures, "keys": keys, "db": db, "rows": rows, "tmp": tmp_path,
             "private": keys / "private.pem", "public": keys / "public.pem"}
 
@@ -216,12 +217,12 @@ def test_export_and_round_trip(tmp_path, capsys, world):
     gone = world["rows"][("k2.jpg", "md5")].indicator_id
     assert cli(capsys, "indicators", "build", "--key", private, "--out", db, "--base", "latest", "--disable", gone)[0] == 0
     active = [r for r in load_snapshot(db, public).rows() if r.active]
-    assert len(active) == 10
+    assert len(active) == 13  # 3 pictures x 4 rows, sha1, vpdq, one tombstoned
 
     # csadetect CSV: every column; import -> snapshot -> export gives the same file
     first = tmp_path / "export.csv"
     code, out, _ = cli(capsys, "indicators", "export", db, "--public-key", public, "--out", first)
-    assert code == 0 and out[0]["written"] == 10 and out[0]["version"] == 3
+    assert code == 0 and out[0]["written"] == 13 and out[0]["version"] == 3
     db2 = tmp_path / "db2"
     assert cli(capsys, "indicators", "import", first, "--out", db2, "--key", private)[0] == 0
     second = tmp_path / "export2.csv"
@@ -233,12 +234,12 @@ def test_export_and_round_trip(tmp_path, capsys, world):
     assert first.read_text() == second.read_text()
     code, out, _ = cli(capsys, "indicators", "export", db, "--public-key", public, "--include-disabled", "--force",
                        "--out", first)
-    assert code == 0 and out[0]["written"] == 11 and f"{gone},md5," in first.read_text()
+    assert code == 0 and out[0]["written"] == 14 and f"{gone},md5," in first.read_text()
 
     # threatexchange CSV: kinds python-threatexchange has no type for are skipped and counted
     tx = tmp_path / "tx.csv"
     code, out, err = cli(capsys, "indicators", "export", db, "--public-key", public, "--format", "threatexchange", "--out", tx)
-    assert code == 0 and out[0]["written"] == 8 and out[0]["skipped"] == {"sha1": 1, "vpdq": 1}
+    assert code == 0 and out[0]["written"] == 11 and out[0]["skipped"] == {"sha1": 1, "vpdq": 1}
     assert "skipped 1 sha1 rows" in err
     header, *records = list(csv.reader(open(tx)))
     assert header == ["signal_type", "signal_str", "collab", "category", "tags"]
@@ -332,7 +333,11 @@ def test_match_output_says_how_it_matched(tmp_path, capsys, world):
     distances = {}
     # PDQ's names: flip-x mirrors top to bottom, flip-y left to right
     for name, transform in (("rot.jpg", "rotate-270"), ("mirror.jpg", "flip-y"), ("upside-down.jpg", "flip-x")):
-        (match,) = by_name[name]["matches"]
+        matches = by_name[name]["matches"]
+        (match,) = [m for m in matches if m["indicator_id"] == k0_pdq.indicator_id]
+        # the value channel's row (the largest of R, G, B: csadetect.media.view_value) matches as well, by the value view
+        assert [(m["indicator_id"], m["view"], m["transform"]) for m in matches if m is not match] == [
+            (k0_pdq.indicator_id + "-value", "value", transform)], name
         query = hash_image((queries / name).read_bytes())
         expected = min(hamming(h, bytes.fromhex(k0_pdq.value)) for h in query.dihedral)
         assert match == {"indicator_id": k0_pdq.indicator_id, "kind": "pdq", "distance": expected, "category": "test",
@@ -408,7 +413,7 @@ def test_match_stdin_paths_and_hashes(tmp_path, capsys, monkeypatch, world):
     code, out, _ = cli(capsys, "match", "--no-embedding", "--indicators", world["db"], "--public-key", world["public"], "-",
                        stdin="\n".join(lines) + "\n", monkeypatch=monkeypatch)
     assert code == 1
-    assert out[0]["path"] == str(known / "k0.jpg") and [m["kind"] for m in out[0]["matches"]] == ["pdq", "md5", "sha256"]
+    assert out[0]["path"] == str(known / "k0.jpg") and [m["kind"] for m in out[0]["matches"]] == ["pdq", "pdq", "md5", "sha256"]
     assert out[1]["path"] == str(sub / "copy.jpg") and {m["note"] for m in out[1]["matches"]} == {"k2.jpg"}
     assert out[2] == {"input": "-:3", "kind": "md5", "matched": True, "matches": [
         {"indicator_id": rows[("k1.jpg", "md5")].indicator_id, "kind": "md5", "distance": 0, "category": "test",

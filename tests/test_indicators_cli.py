@@ -53,7 +53,7 @@ def test_round_trip(tmp_path, capsys, media):
 
     # hash rows only here (embedding rows: test_embedding_rows_and_near_duplicates)
     code, out, _ = run(capsys, "indicators", "from-media", "--no-embedding", "--out", csv_path, "--category", "test", known)
-    assert code == 0 and out == [{"out": str(csv_path), "files": 2, "failed": 0, "rows": 6}]
+    assert code == 0 and out == [{"out": str(csv_path), "files": 2, "failed": 0, "rows": 8}]  # pdq, pdq-value, md5, sha256 each
     with open(csv_path) as fh:
         assert fh.readline().strip() == "indicator_id,kind,value,category,note"
         rows = list(csv.DictReader(open(csv_path)))
@@ -69,7 +69,7 @@ def test_round_trip(tmp_path, capsys, media):
     code, out, err = run(capsys, "indicators", "info", db)
     assert code == 0 and not out[0]["verified"] and "not verified" in err
     code, out, _ = run(capsys, "indicators", "info", "--public-key", keys, db)  # a key directory works
-    assert code == 0 and out[0]["verified"] and out[0]["totals"]["kinds"]["pdq"] == {"active": 2, "disabled": 0}
+    assert code == 0 and out[0]["verified"] and out[0]["totals"]["kinds"]["pdq"] == {"active": 4, "disabled": 0}
 
     missing = tmp_path / "gone.jpg"
     code, out, err = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
@@ -79,27 +79,30 @@ def test_round_trip(tmp_path, capsys, media):
     assert len(by_name) == 10
     for name in os.listdir(dih):
         hit = by_name[name]
-        assert hit["matched"] and [m["indicator_id"] for m in hit["matches"] if m["kind"] == "pdq"] == [bridge_pdq]
+        # the picture's pdq row and its value channel's (csadetect.media.view_value)
+        assert hit["matched"] and [m["indicator_id"] for m in hit["matches"] if m["kind"] == "pdq"] == [
+            bridge_pdq, bridge_pdq + "-value"]
         assert set(hit["matches"][0]) == {"indicator_id", "kind", "distance", "category", "threshold", "note", "view",
                                           "transform", "quality"}
-        assert len(hit["matches"]) == (3 if name == "bridge-1-original.jpg" else 1)  # + md5, sha256
+        assert len(hit["matches"]) == (4 if name == "bridge-1-original.jpg" else 2)  # + md5, sha256
     exact = by_name["bridge-1-original.jpg"]["matches"]
     assert exact[0] == {"indicator_id": bridge_pdq, "kind": "pdq", "distance": 0, "category": "test", "threshold": 31,
                         "note": "bridge-1-original.jpg", "view": "original", "transform": "original", "quality": 100}
-    assert [m["kind"] for m in exact] == ["pdq", "md5", "sha256"]
+    assert [m["kind"] for m in exact] == ["pdq", "pdq", "md5", "sha256"]
     assert by_name["q0291.jpg"] == {"path": str(labelme / "q0291.jpg"), "matched": False, "matches": []}
     assert by_name["gone.jpg"] == {"path": str(missing), "error": "file not found"}
     assert "version 1" in err
 
-    # a delta that tombstones the bridge: it stops matching; diff reports it
+    # a delta that tombstones the bridge's perceptual rows: they stop matching; diff reports them
     code, out, _ = run(capsys, "indicators", "build", "--key", keys / "private.pem", "--out", db,
-                       "--base", "latest", "--disable", bridge_pdq)
+                       "--base", "latest", "--disable", bridge_pdq, bridge_pdq + "-value")
     assert code == 0 and out[0]["version"] == 2 and out[0]["parent"] == 1
     code, out, _ = run(capsys, "match", "--no-embedding", "--indicators", db, "--public-key", keys / "public.pem",
                        dih / "bridge-1-original.jpg")
     assert code == 0 and [m["kind"] for m in out[0]["matches"]] == ["md5", "sha256"]
     code, out, err = run(capsys, "indicators", "diff", "--public-key", keys / "public.pem", db, 1, 2)
-    assert code == 0 and out[0]["disabled"] == [bridge_pdq] and out[0]["added"] == [] and "1 disabled" in err
+    assert code == 0 and out[0]["disabled"] == [bridge_pdq, bridge_pdq + "-value"] and out[0]["added"] == []
+    assert "2 disabled" in err
 
     # diff of two databases
     other = tmp_path / "db2"
@@ -125,7 +128,7 @@ def test_embedding_rows_and_near_duplicates(tmp_path, capsys):
     per_image = len(embedding_views(originals[0]))  # the image + its index-side views (crops, rotations)
     assert per_image == (1 + len(EMBEDDING_CROPS) + len(EMBEDDING_ROTATIONS)
                          + sum(len(a) for _, a in EMBEDDING_REGIONS + EMBEDDING_BOXES) + len(EMBEDDING_TURNS))
-    assert code == 0 and out[0]["rows"] == 3 * (3 + per_image) and "embedding row" in err
+    assert code == 0 and out[0]["rows"] == 3 * (4 + per_image) and "embedding row" in err
     rows = list(csv.DictReader(open(csv_path)))
     emb = [r for r in rows if r["kind"] == "embedding"]
     assert len(emb) == 3 * per_image and all(r["value"].startswith("embedding-ref-0.2:") for r in emb)

@@ -128,11 +128,12 @@ def test_image_signals_from_media_match_themselves(tmp_path):
     # the image, its crop and two rotations, the region rows (match.embedding_region_rows, on by default), the
     # box rows (match.embedding_box_rows) and the turned-and-cropped rows (match.embedding_turn_rows)
     n_embedding = 4 + sum(len(anchors) for _, anchors in EMBEDDING_REGIONS + EMBEDDING_BOXES) + len(EMBEDDING_TURNS)
-    assert kinds == ["pdq"] + ["embedding"] * n_embedding + ["md5", "sha256"]  # sha1 is for imported lists only
+    # the picture's PDQ and its value channel's (match.value_view, on by default: a colour picture)
+    assert kinds == ["pdq", "pdq"] + ["embedding"] * n_embedding + ["md5", "sha256"]  # sha1 is for imported lists only
     index = _db(tmp_path, rows)
     vectors = FakeEmbedder().embed([pictures[0][1]])
-    matches = index.match_image(hash_image(data), vectors, FakeEmbedder.version, 0.9999)
-    assert [m.kind for m in matches] == ["pdq", "embedding", "md5", "sha256"]
+    matches = index.match_image(hash_image_with_views(data, value=True)[0], vectors, FakeEmbedder.version, 0.9999)
+    assert [m.kind for m in matches] == ["pdq", "pdq", "embedding", "md5", "sha256"]
     assert all(m.distance == 0 for m in matches)
     assert not needs_review(_matched(matches), SETTINGS)
     assert describe(hashes) == {"pdq": hashes.pdq.hex(), "quality": hashes.quality, "md5": hashes.md5,

@@ -53,6 +53,7 @@ from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
+from csadetect.media.view_value import VALUE
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, staged_model_inputs
 from csadetect.signals.embedding import (mirror_index, orientations, query_regions, region_gate_similarity, split_embedding, view_thresholds,
                                          weigh_similarities)
@@ -116,7 +117,7 @@ def build_index(originals: Sequence[Image.Image], workdir: str, settings, model,
         emb = emb[:, 0]
     pdq = np.zeros((len(originals), 32), np.uint8)
     for row in rows:
-        if row.kind == "pdq":
+        if row.kind == "pdq" and not row.indicator_id.endswith(f"-{VALUE}"):  # the picture's own, not its value channel's
             pdq[owner[row.indicator_id]] = np.frombuffer(bytes.fromhex(row.value), np.uint8)
     emb /= np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
     return index, rows, owner, emb, pdq
@@ -161,7 +162,8 @@ def query(data: bytes, index, settings, model, spec):
     Returns (matches, query vectors (k, dim): all of them, region views included, the PDQ hashes
     match_image looked up (m, 32))."""
     preprocess = preprocessor(settings.match)
-    hashes, pictures = hash_image_with_views(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess)
+    hashes, pictures = hash_image_with_views(data, max_pixels=settings.limits.max_pixels, preprocess=preprocess,
+                                             value=settings.match.value_view)
     names, batch, source = staged_model_inputs(pictures, model.input_size, flip=settings.embedding.flip,
                                                regions=query_regions(settings.match))
     own_names, region_names = names[:len(batch)], names[len(batch):]

@@ -164,6 +164,12 @@ class MatchSettings(_Strict):
         "(the 'tilt' view, csadetect.media.view_tilt; a corner test per image, ~0.7 ms more when the corners are one "
         "colour, ~9 ms for a turned picture, + one PDQ and one vector when found)"
     )
+    value_view: bool = Field(
+        True, description="also hash each picture's value channel (the largest of red, green and blue at each "
+        "pixel) with PDQ, which a hue turn (HSV or HSL) or a swap of colour channels leaves as it is "
+        "(csadetect.media.view_value): uploads one more PDQ hash (~1 ms); indicators from-media one more pdq row "
+        "per picture (-value); false: neither"
+    )
     sub_images: bool = Field(
         True, description="also hash and embed straight-edged sub-images (collage cells, picture-in-picture, "
         "csadetect.media.regions; ~2-3 ms per image, + one PDQ and one vector per sub-image found)"

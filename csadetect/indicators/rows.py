@@ -331,7 +331,8 @@ def media_rows(path: str, settings, category: str = DEFAULT_CATEGORY, embedder=N
     (:func:`csadetect.signals.embedding.embedding_views`). A video is hashed every
     ``match.video_indicator_seconds_per_hash`` (0, the default: every frame)."""
     hashes, pictures = hash_file(path, seconds_per_hash=settings.video_indicator_seconds_per_hash, dihedral=False,
-                                 with_views=True, digests=digests(), video_bars=settings.video_bars)
+                                 with_views=True, digests=digests(), video_bars=settings.video_bars,
+                                 value=settings.value_view)
     media = Media(hashes, pictures[0][1] if pictures else None, embedder)
     name = os.path.basename(path)
     base = hashes.sha256[:16]

@@ -42,6 +42,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from csadetect.media import vpdq_worker
 from csadetect.media.pixels import rgbx
+from csadetect.media.view_value import VALUE, value_picture
 
 try:  # libjpeg-turbo through a thin binding: the same pixels as PIL's decoder, ~15% faster at 3 MP
     import simplejpeg
@@ -398,11 +399,14 @@ def hash_image_with_views(
     preprocess: Optional[Preprocessor] = None,
     digests: Sequence[str] = DIGESTS,
     frames: int = 0,
+    value: bool = False,
 ) -> tuple[ImageHashes, list[tuple[str, Image.Image]]]:
     """:func:`hash_image`, plus the decoded pictures it hashed: ``[("image", img), (view name,
     view), ...]`` (for the embedding model, which then sees the same views as PDQ). ``frames``: up
     to that many distinct later frames of an animated image are views too (``frame-N``,
-    :func:`csadetect.media.frames.later_frames`; ``match.image_frames``)."""
+    :func:`csadetect.media.frames.later_frames`; ``match.image_frames``). ``value``: the image's
+    value channel is hashed too, the last variant (``value``, :mod:`csadetect.media.view_value`;
+    ``match.value_view``), and is not one of the pictures (it is for PDQ only)."""
     hex_digests = crypto_hashes(data, digests)
     img = load_image(data, max_pixels=max_pixels)
     main = pdq_from_image(img, dihedral=dihedral)
@@ -416,6 +420,9 @@ def hash_image_with_views(
     for name, view in found:
         variants.append((name, pdq_from_image(view, dihedral=dihedral)))
         pictures.append((name, view))
+    grey = value_picture(img, SCALE_INFO) if value else None
+    if grey is not None:
+        variants.append((VALUE, pdq_from_image(grey, dihedral=dihedral)))
     hashes = ImageHashes(
         pdq=main.pdq,
         quality=main.quality,
@@ -717,12 +724,13 @@ def hash_file(
     digests: Sequence[str] = DIGESTS,
     video_bars: bool = True,
     frames: int = 0,
+    value: bool = False,
 ):
     """Hash a media file, a video or an image by its extension: VideoHashes or ImageHashes.
     Raises MediaError (one line) for a missing, unreadable or undecodable file. With
     ``with_views``, returns ``(hashes, pictures)`` as :func:`hash_image_with_views` (no pictures
-    for a video). ``video_bars``: :func:`hash_video_file`'s ``bars``; ``frames``:
-    :func:`hash_image_with_views`'s (later frames of an animated image)."""
+    for a video). ``video_bars``: :func:`hash_video_file`'s ``bars``; ``frames`` and ``value``:
+    :func:`hash_image_with_views`'s (later frames of an animated image, the value channel's hash)."""
     if is_video_path(path):
         _check_file(path)
         with _reading():
@@ -732,7 +740,7 @@ def hash_file(
         return (video, []) if with_views else video
     data = read_media(path)
     result = hash_image_with_views(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess, digests=digests,
-                                   frames=frames)
+                                   frames=frames, value=value)
     return result if with_views else result[0]
 
 

@@ -6,6 +6,10 @@ looks all of those whose quality passes ``match.quality_gate`` up in one batched
 keeps the best distance per indicator. A match confirms without review at or below
 ``match.auto_confirm_distance``.
 
+A picture's value channel (the largest of red, green and blue at each pixel) is hashed too on both
+sides (``match.value_view``, :mod:`csadetect.media.view_value`): an upload's ``value`` variant and an
+indicator's ``-value`` row, so a copy whose hue was turned still meets its original.
+
 A video is looked up here too (``match.video_frames_pdq``, on by default): the PDQ hashes of its
 hashed frames, whole, inside the video's bars, with static overlays painted out and inside each
 frame's own bars (:func:`csadetect.signals.video_frames.picture_hashes`), so a known picture shown
@@ -26,6 +30,7 @@ import pyarrow as pa
 
 from csadetect.config.settings import MatchSettings
 from csadetect.media.hashing import hamming
+from csadetect.media.view_value import VALUE
 from csadetect.signals.base import HexSignal, Hit, Media, SignalError, SignalIndex, hex_to_codes
 from csadetect.signals.hamming import (HASH_BYTES, MultiIndexHash, as_queries, best, faiss_bytes, make_binary_index,
                                        range_search)
@@ -97,7 +102,14 @@ class PdqSignal(HexSignal):
         return PdqIndex(hex_to_codes(values, HASH_BYTES) if packed is None else packed, rows, settings, tables)
 
     def indicator_values(self, media: Media, settings: MatchSettings) -> list[tuple[str, str]]:
-        return [("", media.hashes.pdq.hex())]
+        """The picture's PDQ; and its value channel's (``-value``, :mod:`csadetect.media.view_value`)
+        when it was hashed (``match.value_view``), passes the quality gate and is not the picture's own."""
+        hashes = media.hashes
+        rows = [("", hashes.pdq.hex())]
+        value = dict(hashes.variants).get(VALUE)
+        if value is not None and value.quality >= settings.quality_gate and value.pdq != hashes.pdq:
+            rows.append((f"-{VALUE}", value.pdq.hex()))
+        return rows
 
     def warning(self, hashes, settings: MatchSettings) -> Optional[str]:
         if hashes.quality < settings.quality_gate:
