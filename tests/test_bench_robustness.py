@@ -155,3 +155,24 @@ def test_the_box_sweep_finds_corner_crops_of_another_aspect_only_with_the_box_ro
     assert max(sweep["closest_wrong"].values()) < emb.threshold
     with pytest.raises(ValueError, match="rows per original"):
         br.box_sweep("dev", originals, emb2[:, :-1], emb, log=lambda _: None)
+
+
+def test_this_release_looks_the_value_hash_up_among_both_rows():
+    """``pdq_rows`` gives each original its PDQ row and its value channel's (``match.value_view``); this
+    release's column (pre2) finds a copy with its colour channels swapped through them, the plain and
+    previous-release columns, which have the PDQ row only, do not; ``min_distances`` takes either shape."""
+    import numpy as np
+    from PIL import Image
+
+    from training.robustness_set import encode
+
+    originals = [synth.synthetic_image(4, (320, 240)), synth.synthetic_image(5, (320, 240))]
+    index = br.pdq_rows([encode(img, "png") for img in originals])
+    assert index.shape == (2, 2, 4) and (index[:, 0] != index[:, 1]).any()
+    swapped = Image.merge("RGB", originals[0].split()[::-1])
+    q = br.Query(encode(swapped, "jpeg"))
+    hits, closest, _ = br._hits(q, index, None, None, 1.0, 1.0)
+    assert not hits["plain"][0] and not hits["pre"][0] and hits["pre2"][0] and not hits["pre2"][1]
+    assert (br.min_distances(q.pre2, index[:, :1]) == br.min_distances(q.pre2, index[:, 0])).all()
+    assert (closest["pre2"] == np.minimum(br.min_distances(q.pre2, index[:, 0]),
+                                          br.min_distances(q.pre2, index[:, 1]))).all()

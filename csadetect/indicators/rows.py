@@ -359,8 +359,9 @@ def from_media(
     progress=None,
 ) -> list[Indicator]:
     """Indicator rows from media files (:func:`media_rows`): an image gives ``pdq`` + ``md5`` +
-    ``sha256`` rows, a video (by extension) ``vpdq`` + ``md5`` + ``sha256``. Ids are
-    ``sha256[:16]-<kind>``, the note is the file name. The same file given twice yields its rows once.
+    ``sha256`` rows (and a colour picture a second ``pdq`` row, its value channel's, ``-pdq-value``, with
+    ``match.value_view``), a video (by extension) ``vpdq`` + ``md5`` + ``sha256``. Ids are
+    ``sha256[:16]-<kind>[suffix]``, the note is the file name. The same file given twice yields its rows once.
 
     ``settings`` is a :class:`csadetect.config.settings.MatchSettings` (quality gate, vPDQ sampling).
     Failures are appended to ``errors`` as one-line ``"path: reason"`` strings and the file is

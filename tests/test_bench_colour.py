@@ -1,0 +1,29 @@
+"""benchmarks/bench_colour.py's edits do what its report says: the hue turns, the channel orders and the
+saturation change keep each pixel's largest channel (what the value hash hashes); the CSS hue-rotate
+keeps luminance instead; every edit is drawn per copy (the same copy for the same seed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import bench_colour as bc
+from csadetect.media.synth import synthetic_image
+
+
+@pytest.mark.parametrize("edit", [bc.hue_far, bc.hue_exact, bc.channels, bc.saturation])
+def test_the_value_keeping_edits_keep_the_largest_channel(edit):
+    img = synthetic_image(3, (160, 120))
+    out = edit(img, np.random.default_rng(1))
+    a, b = np.asarray(img, dtype=np.int16).max(axis=2), np.asarray(out, dtype=np.int16).max(axis=2)
+    assert out.size == img.size and np.abs(a - b).max() <= 3  # 8-bit rounding of HSV's conversions
+    assert not np.array_equal(np.asarray(img), np.asarray(out))  # and the picture did change
+    again = edit(img, np.random.default_rng(1))
+    assert np.array_equal(np.asarray(out), np.asarray(again))
+
+
+def test_the_css_control_keeps_luminance_not_the_value():
+    img = synthetic_image(3, (160, 120))
+    out = bc.css_hue(img, np.random.default_rng(2))
+    lum = lambda im: np.asarray(im, dtype=np.float64) @ [0.213, 0.715, 0.072]  # noqa: E731 - the filter's weights
+    value = lambda im: np.asarray(im, dtype=np.float64).max(axis=2)  # noqa: E731
+    assert np.abs(lum(img) - lum(out)).mean() < 2 < 10 < np.abs(value(img) - value(out)).mean()
