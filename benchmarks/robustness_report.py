@@ -11,7 +11,8 @@ from benchmarks.robustness_common import (BOX_SWEEP_CORNERS, BOX_SWEEP_SHAPES, H
                                           _pct)
 from benchmarks.robustness_embedding import _embedding_findings, _embedding_text, _threshold_table2
 from csadetect.media.crops import STRIP_SIDES
-from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_REGIONS, EMBEDDING_TURNS, REGION_VIEW_DISTANCE_SHARE,
+from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_REGIONS, EMBEDDING_TURNS, QUERY_REGIONS,
+                                         REGION_VIEW_DISTANCE_SHARE,
                                          STRIP_VIEW_DISTANCE_SHARE)
 from training.robustness_set import ISSUE17, LATE, TRANSFORMS
 
@@ -301,19 +302,22 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         "  0.90 x 0.86 = 0.77), and an uncropped copy with a caption, sticker or watermark outside one of those",
         "  regions holds the region itself; and (2026-12-05, `match.embedding_query_strip_shares`) its strips keeping",
         "  88% to 98% of each side (steps of 2%), so a copy with one side cut off (60% to 100% of it kept) holds a",
-        "  strip cut within ~1.2% like one of the original's strip rows (0.72 x 0.98 = 0.706). 84 more model inputs per",
+        "  strip cut within ~1.2% like one of the original's strip rows (0.72 x 0.98 = 0.706), and (2026-12-06) its",
+        "  strips keeping 60%, 70% and 80%, cut like the strip rows themselves, so a sticker or caption on an uncropped",
+        f"  copy outside one of them leaves it whole. {sum(len(places) for _, places in QUERY_REGIONS)}"
+        " more model inputs per",
         "  image (no mirror), cut from the image reduced to 256 pixels a side. A region view matches",
         f"  only within {REGION_VIEW_DISTANCE_SHARE:g} of the threshold's distance (`REGION_VIEW_DISTANCE_SHARE`): it is",
-        "  cut exactly like the row it meets, and 84 more views would otherwise give the other shot of a stereo",
+        "  cut exactly like the row it meets, and so many more views would otherwise give the other shot of a stereo",
         f"  pair more chances; a strip view only within {STRIP_VIEW_DISTANCE_SHARE:g} (`STRIP_VIEW_DISTANCE_SHARE`: the other",
         "  eye of a stereo pair is a strip of the original but for parallax). This release's similarities below",
         "  count a region view's distance that way.",
         "",
-        ("The previous-release columns are this same run with the five switches off, at the previous release's threshold"
+        ("The previous-release columns are this same run with the switches above off, at the previous release's threshold"
          + (f" ({emb['previous_threshold']:.4f}; this release: {emb['threshold']:.4f})."
             if emb["previous_threshold"] != emb["threshold"] else
             f" ({emb['previous_threshold']:.4f}, the one configured now: not recalibrated for the new rows, see below)."))
-        if emb else "The previous-release columns are this same run with the five switches off.",
+        if emb else "The previous-release columns are this same run with the switches above off.",
         "",
     ]
     if emb and emb.get("gate") is not None:
@@ -321,7 +325,7 @@ def _release_text(test: dict, dev: "dict | None" = None) -> list[str]:
         dev_rq = ((dev or {}).get("embedding") or {}).get("region_queries")
         lines += [
             "**Region gate** (`match.embedding_query_region_gate`, default 16 x the threshold's distance: similarity"
-            f" >= {emb['gate']:.4f}): the pipeline embeds the 84 region views only for an image that nothing matched"
+            f" >= {emb['gate']:.4f}): the pipeline embeds the {sum(len(p) for _, p in QUERY_REGIONS)} region views only for an image that nothing matched"
             " without them and one of whose own vectors reaches the gate with some row; the columns of this release"
             " count them only then. Images that needed them, test split: copies"
             f" {rq['copy'][0]} of {rq['copy'][1]}, ordinary distractors {rq['ordinary'][0]} of {rq['ordinary'][1]},"

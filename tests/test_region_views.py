@@ -112,7 +112,8 @@ def test_a_caption_band_over_the_picture_matches_through_a_region_row_it_leaves_
     """An uncropped copy with a dark caption band over its bottom (or top) 15%: the whole picture is
     no longer near its row, but the copy's own 60%-area crop at the opposite corners is cut exactly
     like the original's 60% region rows, which the band does not touch. It matches one of them with
-    the 0.60 share; with the 80-98% shares alone the embedding finds nothing."""
+    the 0.60 share; with the 80-98% shares alone (and the strips from 88%: the 60-80% strips, cut like the
+    strip rows, find it too) the embedding finds nothing."""
     known = scenes.render(scene, noise_seed=1)
     _, on = _index(known, ON, model, tmp_path)
     copy = rs.t_overlay_text(known, np.random.default_rng(5))
@@ -122,8 +123,35 @@ def test_a_caption_band_over_the_picture_matches_through_a_region_row_it_leaves_
     found = _matches(on, copy, ON, model)
     assert any(m.indicator_id.endswith(tuple(f"-embedding-a60{x}" for x in rows)) for m in found), found
     shares = tuple(q for q in ON.embedding_query_region_shares if q >= 0.80)
-    without = _matches(on, copy, MatchSettings(embedding_query_region_shares=shares), model)
+    without = _matches(on, copy, MatchSettings(embedding_query_region_shares=shares, embedding_query_strip_shares=OLD_STRIPS),
+                       model)
     assert not [m for m in without if m.kind == "embedding"], without  # (PDQ may still find a light band)
+
+
+OLD_STRIPS = tuple(q for q in MatchSettings().embedding_query_strip_shares if q >= 0.88)  # before 2026-12-06
+
+
+@pytest.mark.parametrize("edge", ["b", "t"])
+def test_a_sticker_on_an_uncropped_copy_matches_through_a_strip_row_it_leaves_whole(model, scene, tmp_path, edge):
+    """An uncropped copy with an opaque sticker (a disc, 5% of the picture) at the middle of one edge: the
+    whole picture is no longer near its row and every corner region row holds the sticker, but the copy's
+    own strips keeping 60-80% of a side are cut exactly like the original's strip rows, and those along
+    the other side do not touch it. With the strips from 88% alone (the release before) the embedding
+    finds nothing."""
+    from PIL import ImageDraw
+
+    known = scenes.render(scene, noise_seed=1)
+    _, on = _index(known, ON, model, tmp_path)
+    copy = known.copy()
+    w, h = copy.size
+    r = int((0.05 * w * h / np.pi) ** 0.5)
+    x, y = (w / 2, h - 1.1 * r) if edge == "b" else (w / 2, 1.1 * r)
+    ImageDraw.Draw(copy).ellipse((x - r, y - r, x + r, y + r), fill=(250, 200, 20))
+    far = "t" if edge == "b" else "b"
+    found = _matches(on, copy, ON, model)
+    assert any(m.indicator_id.endswith(tuple(f"-embedding-a{q}{far}" for q in (60, 70, 80))) for m in found), found
+    without = _matches(on, copy, MatchSettings(embedding_query_strip_shares=OLD_STRIPS), model)
+    assert not [m for m in without if m.kind == "embedding"], without
 
 
 @pytest.mark.parametrize("area,where", [(0.65, "tr"), (0.70, "bl"), (0.85, "tl"), (0.90, "br"), (0.95, "tr"),
@@ -190,10 +218,10 @@ def test_query_region_views_are_named_after_the_image_and_not_mirrored():
     img = Image.new("RGB", (1200, 800), (10, 20, 30))
     names, batch = model_inputs([("image", img)], 32, flip=True, regions=QUERY_REGIONS)
     expected = tuple(f"image-a{round(q * 100):02d}{x}" for q, anchors in QUERY_REGIONS for x in anchors)
-    assert names == ("image", "image:flip") + expected and len(set(expected)) == len(expected) == 60 + 24
+    assert names == ("image", "image:flip") + expected and len(set(expected)) == len(expected) == 60 + 36
     assert sum(bool(re.fullmatch(r"image-a(60|78|8[0-9]|9[0-8])(tl|tr|bl|br|c)", n)) for n in expected) == 60
-    assert sum(bool(re.fullmatch(r"image-a(8[8-9]|9[0-8])[tblr]", n)) for n in expected) == 24  # the strips
-    assert batch.shape == (2 + 84, 32, 32, 3)
+    assert sum(bool(re.fullmatch(r"image-a(60|70|80|8[8-9]|9[0-8])[tblr]", n)) for n in expected) == 36  # the strips
+    assert batch.shape == (2 + 96, 32, 32, 3)
     # cut from the picture reduced to REGION_SOURCE_SIDE a side, aspect kept; small pictures as they are
     assert region_source(img).size == (REGION_SOURCE_SIDE, round(800 * REGION_SOURCE_SIDE / 1200))
     small = Image.new("RGB", (200, 90))
@@ -204,7 +232,7 @@ def test_query_region_views_are_named_after_the_image_and_not_mirrored():
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_hash_media_hands_embed_images_the_region_source_not_the_cut_views(model, mode):
-    """HashMedia keeps one picture of at most 256 px for the 84 region views and EmbedImages cuts
+    """HashMedia keeps one picture of at most 256 px for the 96 region views and EmbedImages cuts
     them from it: the model sees exactly the inputs ``model_inputs`` makes in one go, and the
     item carries a third of the bytes or less between the two stages."""
     import json
@@ -231,7 +259,7 @@ def test_hash_media_hands_embed_images_the_region_source_not_the_cut_views(model
     fn = HashMediaFn(Limits(), match, embed_size=model.input_size, embed_flip=True)
     fn.setup()
     (item,) = list(fn.process(parse_event(json.dumps(make_event("e", data)))))
-    assert item.views == names and len(item.pixels) == len(names) - 84
+    assert item.views == names and len(item.pixels) == len(names) - 96
     assert np.array_equal(item.region_source, source)
     carried = item.pixels.nbytes + item.region_source.nbytes
     assert carried * 3 <= batch.nbytes, (carried, batch.nbytes)

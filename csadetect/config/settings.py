@@ -205,13 +205,14 @@ class MatchSettings(_Strict):
         "(benchmarks/robustness.md; [0.80] alone: 75%-area crops only)"
     )
     embedding_query_strip_shares: tuple[float, ...] = Field(
-        (0.88, 0.90, 0.92, 0.94, 0.96, 0.98),
+        (0.60, 0.70, 0.80, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98),
         description="with embedding_query_regions: also cut each side of the image to keep these shares of its "
         "height (top, bottom) or width (left, right), whole percents from 0.50 to 0.99, so a copy with one side "
-        "cut off (60-100% of it kept) meets one of the strip rows (60/70/80/90%, "
+        "cut off (60-100% of it kept: the shares from 0.88) meets one of the strip rows (60/70/80/90%, "
         "csadetect.signals.embedding.EMBEDDING_STRIPS; a strip view matches only within a quarter of the threshold's "
-        "distance); +4 embedding inputs per share and image (~0.9 ms CPU each: 24 inputs, +21 ms per 3 MP image and "
-        "-20% events per CPU second end to end with the default shares); [] turns the strips off"
+        "distance), and 0.60, 0.70 and 0.80 cut an uncropped copy exactly like the strip rows, so a sticker or "
+        "caption outside one of them leaves it intact; +4 embedding inputs per share and image (~0.9 ms CPU each: "
+        "36 inputs with the default shares, ~+32 ms per 3 MP image); [] turns the strips off"
     )
     embedding_query_region_gate: Optional[float] = Field(
         None, ge=1.0, description="null (default): embed the query-side region views of every image. A number: only for "

@@ -112,7 +112,11 @@ QUERY_REGION_PLACES = CORNERS + ("c",)
 # rows are 1.13-1.17 apart and the views reach down to 0.88 of the upload), and the upload itself meets
 # a row when it keeps 60%, 70%, 80% or 90%. Chosen on the robustness benchmark's development split:
 # strips keeping 60-98% of a side at random, 287 of 288 found by the embedding with these rows and
-# views, 2-23% without (csadetect/models/cards/embedding.md, "Strips"). 24 more model inputs per image.
+# views, 2-23% without (csadetect/models/cards/embedding.md, "Strips"). Three more shares, 0.60, 0.70 and
+# 0.80 (2026-12-06), cut an uncropped copy exactly like the strip rows themselves (0.90 already does), as
+# 0.60 and 0.78 do for the region rows: a sticker, a caption or a watermark outside one of those strips
+# leaves a view that meets its row (the robustness benchmark's unseen ``sticker`` edit, development split,
+# embedding alone: 8 -> 24 of 36). 36 more model inputs per image.
 # QUERY_REGIONS (below :func:`query_regions`) holds both as the default settings ask for them.
 # Region views are cut from the image reduced to at most this many pixels a side (aspect kept), not
 # from the decoded image: four times cheaper per view, and within cosine 0.9996 of a view cut from
