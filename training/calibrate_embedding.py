@@ -272,7 +272,7 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.regions.views_and_sub_images) -> "
                            "training.evaluate_images.embed_query(model, pictures, True, QUERY_REGIONS, rows) (image, "
                            "views, sub-images, mirror, 60%-, 78%- and 80-98%-area crops at the corners and the centre, strips keeping "
-                           "88-98% of each side, cut from the mirror "
+                           "60%, 70%, 80% and 88-98% of each side, cut from the mirror "
                            "when it lies nearer the originals' rows; a region view's distance counts "
                            "twice, a strip view's four times: csadetect.signals.embedding.view_weights); "
                            "originals: the decoded image and its index-side views "
