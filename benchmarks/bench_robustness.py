@@ -397,7 +397,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         d_count[kind] += 1
         if kind == "ordinary":
             framed = "framed" if "+" in name else "plain"
-            with_views[framed] += any(v != "cell" for v in q.view_names)
+            with_views[framed] += any(v not in ("cell", VALUE) for v in q.view_names)  # a framing view
             with_cells[framed] += "cell" in q.view_names
         for v in q.view_names:
             view_counts[v] = view_counts.get(v, 0) + 1
@@ -527,7 +527,9 @@ EVENT_COST_SETTINGS = (("off (`embedding_query_regions: false`)", {"embedding_qu
                          **_NO_STRIPS}),
                        ("the default's twelve (0.60, 0.78, 0.80 ... 0.98), no strips (the default before 2026-12-05)",
                         _NO_STRIPS),
-                       ("**the default**: twelve shares and the strips (0.88 ... 0.98 of each side)", {}))
+                       ("twelve shares and the strips 0.88 ... 0.98 of each side (the default before 2026-12-06)",
+                        {"embedding_query_strip_shares": (0.88, 0.90, 0.92, 0.94, 0.96, 0.98)}),
+                       ("**the default**: twelve shares and the strips (0.60, 0.70, 0.80, 0.88 ... 0.98 of each side)", {}))
 
 
 def event_cost(n: int = 40, rounds: int = 3, log=print) -> str:
@@ -545,7 +547,7 @@ def event_cost(n: int = 40, rounds: int = 3, log=print) -> str:
         t0 = time.process_time()
         batch = []
         for d in data:
-            _, pictures = hash_image_with_views(d, preprocess=views_and_sub_images)
+            _, pictures = hash_image_with_views(d, preprocess=views_and_sub_images, value=True)
             batch.append(model_inputs(pictures, model.input_size, True, regions)[1])
         model.embed_arrays(np.concatenate(batch))
         return (time.process_time() - t0) / n * 1000

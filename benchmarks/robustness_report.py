@@ -427,7 +427,8 @@ def report(results: list[dict]) -> str:
     lines += [
         f"Views returned over all {n_copies + test['n_distractors']} test images: "
         + ", ".join(f"`{k}` {v}" for k, v in sorted(test["view_counts"].items()))
-        + f"; {wv['plain']} of the {test['n_distractors'] // 2} unframed distractors got a view "
+        + f" (`value`: every colour picture); {wv['plain']} of the {test['n_distractors'] // 2} unframed distractors got a"
+        " framing view "
         f"(genuine flat margins: text pages, drawings on white), {wv['framed']} of the "
         f"{test['n_distractors'] // 2} framed ones.",
         "",
