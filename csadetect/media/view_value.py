@@ -5,8 +5,8 @@ PDQ hashes luminance (0.299 R + 0.587 G + 0.114 B). A hue turn as most editors m
 pixel's colour round the colour wheel of HSV (Pillow, OpenCV) or HSL (GIMP, Photoshop's
 Hue/Saturation) and keeps its saturation and its value or lightness: that is, it keeps the pixel's
 largest and smallest channel and only moves which channel holds them. The luminance moves with it
-(a turn of 30 degrees moves a saturated red's luminance by a fifth), so a copy with its hue turned
-drifts away from its PDQ; the value channel does not move at all. A swap of the colour channels
+(a turn of 30 degrees takes a saturated red, luminance 76 of 255, to an orange of 151), so a copy with its
+hue turned drifts away from its PDQ; the value channel does not move at all. A swap of the colour channels
 (RGB saved as BGR) keeps it too, and so does a change of saturation in HSV. A hue turn that keeps
 luminance (CSS ``hue-rotate``, ffmpeg's ``hue`` filter) is PDQ's own case.
 
