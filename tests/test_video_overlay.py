@@ -211,6 +211,9 @@ def test_the_setting_and_the_worker_argument():
     assert vpdq_worker.main(["3", "1.0", "0", "1", "auto", "crop", "clean", "x"]) == vpdq_worker.EXIT_USAGE
     with pytest.raises(ValueError, match="view"):
         VideoFrame.from_worker(0, 100, "00" * 32, 0.0, "painted")
+    # a frame names its view as a match line does: the inverse of from_worker ("" is the whole frame)
+    named = {view: VideoFrame.from_worker(0, 100, "00" * 32, 0.0, view).view for view in vpdq_worker.VIEWS}
+    assert named == {"": "whole", "cropped": "cropped", "cleaned": "cleaned", "framed": "framed"}
 
 
 @need_ffmpeg

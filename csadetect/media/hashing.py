@@ -148,6 +148,12 @@ class VideoFrame:
         return cls(frame=frame, quality=quality, pdq=bytes.fromhex(hexhash), timestamp=timestamp,
                    cropped=view == "cropped", cleaned=view == "cleaned", framed=view == "framed")
 
+    @property
+    def view(self) -> str:
+        """Which view of the frame this hash is: ``framed``, ``cleaned``, ``cropped`` or ``whole`` (the
+        worker's ``""``), the inverse of :meth:`from_worker` (as a match line names it)."""
+        return "framed" if self.framed else "cleaned" if self.cleaned else "cropped" if self.cropped else "whole"
+
 
 @dataclasses.dataclass(frozen=True)
 class VideoHashes(_Digests):

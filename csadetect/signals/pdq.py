@@ -176,5 +176,4 @@ def _explain_frame(hashes, target: bytes, settings: MatchSettings) -> dict:
     if found is None:
         return {}
     f = found[1]
-    view = "framed" if f.framed else "cleaned" if f.cleaned else "cropped" if f.cropped else "whole"
-    return {"view": view, "frame": f.frame, "timestamp": round(f.timestamp, 3), "quality": f.quality}
+    return {"view": f.view, "frame": f.frame, "timestamp": round(f.timestamp, 3), "quality": f.quality}
