@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     from csadetect.config.settings import MatchSettings
     from csadetect.indicators.index import IndicatorIndex
     from csadetect.indicators.rows import media_rows
-    from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+    from csadetect.indicators.snapshot import Snapshot
     from csadetect.media.hashing import hash_image_with_views
     from csadetect.media.regions import preprocessor
     from csadetect.models.embedding import EmbeddingModel, model_inputs
@@ -71,8 +71,7 @@ def main(argv=None) -> int:
             made, _ = media_rows(path, base, embedder=model)
             rows += made
             notes.update({r.indicator_id: name for r in made})
-    table = _sorted(rows_to_table(rows))
-    index = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), base)
+    index = IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), base)
 
     def matched(data: bytes, frames: int) -> set[str]:
         settings = base.model_copy(update={"image_frames": frames})

@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     from csadetect.config.settings import MatchSettings
     from csadetect.indicators.index import IndicatorIndex
     from csadetect.indicators.rows import from_media
-    from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+    from csadetect.indicators.snapshot import Snapshot
     from csadetect.media.hashing import SCALE_INFO, hash_image_with_views, load_image, pdq_from_image
     from csadetect.media.regions import preprocessor
     from csadetect.media.synth import jpeg_bytes
@@ -152,9 +152,7 @@ def main(argv=None) -> int:
                 rows = from_media(paths, match)
                 n_rows[(split, label)] = sum(r.kind == "pdq" for r in rows)
                 owner.update({r.indicator_id: int(r.note[1:4]) for r in rows})
-                table = _sorted(rows_to_table(rows))
-                indexes[label] = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)),
-                                                              match)
+                indexes[label] = IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), match)
 
         def matched(data: bytes) -> dict[str, set[int]]:
             out = {}

@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     from csadetect.config.settings import MatchSettings
     from csadetect.indicators.index import IndicatorIndex
     from csadetect.indicators.rows import from_media
-    from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+    from csadetect.indicators.snapshot import Snapshot
     from csadetect.media import synth
     from csadetect.media.hashing import hash_image_with_views
     from csadetect.media.regions import preprocessor
@@ -113,10 +113,9 @@ def main(argv=None) -> int:
         rows = from_media([str(v) for v in videos], base)
         notes = {r.indicator_id: r.note for r in rows}
         frames = sum(len(r.value.split()) for r in rows if r.kind == "vpdq")
-        table = _sorted(rows_to_table(rows))
-        indexes = {label: IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)),
-                                                       base.model_copy(update={"image_video_frames": label == "now"}))
-                   for label in LABELS}
+        snapshot = Snapshot.in_memory(rows)
+        indexes = {label: IndicatorIndex.from_snapshot(snapshot, base.model_copy(
+                       update={"image_video_frames": label == "now"})) for label in LABELS}
         print(f"{len(videos)} video indicators, {frames} frames, {time.monotonic() - started:.0f} s", flush=True)
 
         def hashed(data: bytes):

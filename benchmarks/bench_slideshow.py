@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     from csadetect.config.settings import MatchSettings
     from csadetect.indicators.index import IndicatorIndex
     from csadetect.indicators.rows import media_rows
-    from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+    from csadetect.indicators.snapshot import Snapshot
     from csadetect.media import synth
     from csadetect.media.hashing import hash_video
     from training import robustness_set as rs
@@ -115,10 +115,9 @@ def main(argv=None) -> int:
             made, _ = media_rows(path, base)
             rows += made
             notes.update({r.indicator_id: name for r in made})
-    table = _sorted(rows_to_table(rows))
-    indexes = {label: IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)),
-                                                   base.model_copy(update={"video_frames_pdq": label != "before"}))
-               for label in LABELS}
+    snapshot = Snapshot.in_memory(rows)
+    indexes = {label: IndicatorIndex.from_snapshot(snapshot, base.model_copy(
+                   update={"video_frames_pdq": label != "before"})) for label in LABELS}
 
     def matched(hashes) -> dict[str, set[str]]:
         out = {}

@@ -13,7 +13,7 @@ from csadetect.config.settings import MatchSettings
 from csadetect.core.keys import generate_keypair
 from csadetect.indicators.index import IndicatorIndex, load_index
 from csadetect.indicators.rows import Indicator
-from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, build_snapshot, rows_to_table
+from csadetect.indicators.snapshot import Snapshot, build_snapshot
 from csadetect.signals.embedding import (
     APPROX_MIN_ROWS,
     AUTO_APPROXIMATE,
@@ -62,8 +62,7 @@ def planted():
 
 def _index(vectors, settings, version="m1"):
     rows = [Indicator(f"e{i}", "embedding", embedding_value(v, version)) for i, v in enumerate(vectors)]
-    table = _sorted(rows_to_table(rows))
-    return IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings)
+    return IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), settings)
 
 
 def _kinds(index, segment="base"):
@@ -129,9 +128,8 @@ def test_each_group_is_sized_on_its_own():
     big, small = _unit(rng.standard_normal((1500, DIM))), _unit(rng.standard_normal((20, DIM)))
     rows = [Indicator(f"b{i}", "embedding", embedding_value(v, "m1")) for i, v in enumerate(big)]
     rows += [Indicator(f"s{i}", "embedding", embedding_value(v, "m2")) for i, v in enumerate(small)]
-    table = _sorted(rows_to_table(rows))
     settings = MatchSettings(embedding_index="auto", embedding_exact_below=1000)
-    index = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings)
+    index = IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), settings)
     assert _kinds(index) == {("m1", DIM): AUTO_APPROXIMATE, ("m2", DIM): "flat"}
     assert [m.indicator_id for m in index.match_embeddings(small[3:4], "m2", THRESHOLD)] == ["s3"]
     assert [m.indicator_id for m in index.match_embeddings(big[7:8], "m1", THRESHOLD)] == ["b7"]
@@ -194,6 +192,5 @@ def test_nearest_embedding_is_the_best_similarity_of_any_query_vector(planted, m
             assert got == pytest.approx(want, abs=1e-5)
     assert index.nearest_embedding(queries[:3], "other-model") == -1.0
     assert index.nearest_embedding(np.zeros((0, DIM), np.float32), "m1") == -1.0
-    empty = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), _sorted(rows_to_table([])), _pdq_codes(
-        _sorted(rows_to_table([])))), MatchSettings())
+    empty = IndicatorIndex.from_snapshot(Snapshot.in_memory([]), MatchSettings())
     assert empty.nearest_embedding(queries[:3], "m1") == -1.0

@@ -11,7 +11,7 @@ from csadetect.config.settings import MatchSettings
 from csadetect.indicators.index import IndicatorIndex, load_index
 from csadetect.indicators.rows import Indicator, IndicatorError
 from csadetect.core.keys import generate_keypair
-from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, build_snapshot, rows_to_table
+from csadetect.indicators.snapshot import Snapshot, build_snapshot
 from csadetect.signals.embedding import (REGION_VIEW_DISTANCE_SHARE, STRIP_VIEW_DISTANCE_SHARE, embedding_value,
                                          split_embedding, view_thresholds, view_weights)
 
@@ -22,9 +22,7 @@ def _unit(rng, n, dim=16):
 
 
 def _index(rows):
-    table = rows_to_table(rows)
-    table = _sorted(table)
-    return IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), MatchSettings())
+    return IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), MatchSettings())
 
 
 def test_value_round_trip_and_validation():

@@ -14,11 +14,8 @@ from csadetect.core.keys import generate_keypair
 from csadetect.indicators.snapshot import (
     Snapshot,
     SnapshotError,
-    _pdq_codes,
-    _sorted,
     build_snapshot,
     load_delta,
-    rows_to_table,
 )
 from csadetect.signals.hamming import MultiIndexHash
 from tests.conftest import need_shared
@@ -44,8 +41,7 @@ def _settings(mode, **kw):
 
 def _snapshot(rows, version=1) -> Snapshot:
     """An in-memory snapshot (no signing) for index tests."""
-    table = _sorted(rows_to_table(rows))
-    return Snapshot(version, {"version": version}, (), table, _pdq_codes(table))
+    return Snapshot.in_memory(rows, version)
 
 
 def _index(rows, mode="auto", **kw):

@@ -17,7 +17,7 @@ from PIL import Image
 from csadetect.config.settings import ConfigError, Limits, MatchSettings, load_settings
 from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import media_rows
-from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+from csadetect.indicators.snapshot import Snapshot
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.preprocess import views
 from csadetect.media import regions
@@ -53,8 +53,7 @@ def _index(known: Image.Image, settings, model, tmp_path):
     path = os.path.join(tmp_path, f"known-{settings.embedding_region_rows}.png")
     known.save(path)
     rows, _ = media_rows(path, settings, embedder=model)
-    table = _sorted(rows_to_table(rows))
-    return rows, IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings)
+    return rows, IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), settings)
 
 
 def _matches(index, img: Image.Image, settings, model) -> list:
@@ -474,7 +473,7 @@ def test_without_embedding_rows_the_region_views_are_cut_one_way(model):
     gives no reason to cut the region views twice."""
     from csadetect.indicators.index import IndicatorIndex
 
-    empty = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), _sorted(rows_to_table([])), _pdq_codes(_sorted(rows_to_table([])))), ON)
+    empty = IndicatorIndex.from_snapshot(Snapshot.in_memory([]), ON)
     a, b = model.embed([synthetic_image(3, (200, 150)), synthetic_image(4, (200, 150))])
     assert empty.region_orientations(np.stack([a, b]), ("image", "image:flip"), model.version, 0.0037) == (False,)
 

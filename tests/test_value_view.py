@@ -15,7 +15,7 @@ from csadetect.config.settings import Limits, MatchSettings, load_settings
 from csadetect.events.event import make_event, parse_event
 from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import media_rows
-from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+from csadetect.indicators.snapshot import Snapshot
 from csadetect.media.hashing import SCALE_INFO, hamming, hash_image_with_views, load_image, pdq_from_image
 from csadetect.media.synth import jpeg_bytes, synthetic_image
 from csadetect.media.view_value import VALUE, value_picture
@@ -54,8 +54,7 @@ def _index(img: Image.Image, settings: MatchSettings, tmp_path):
     path = tmp_path / f"known-{settings.value_view}.jpg"
     path.write_bytes(jpeg_bytes(img))
     rows, _ = media_rows(str(path), settings)
-    table = _sorted(rows_to_table(rows))
-    return rows, IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings)
+    return rows, IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), settings)
 
 
 def _query(img: Image.Image, settings: MatchSettings):

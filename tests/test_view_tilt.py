@@ -145,14 +145,13 @@ def test_the_index_matches_a_turned_copy_through_the_view(tmp_path):
     white through the ``tilt`` view; with ``match.tilt_view: false`` it does not."""
     from csadetect.indicators.index import IndicatorIndex
     from csadetect.indicators.rows import media_rows
-    from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+    from csadetect.indicators.snapshot import Snapshot
 
     settings = MatchSettings()
     path = tmp_path / "known.png"
     _photo("coffee").save(path)
     rows, _ = media_rows(str(path), settings)
-    table = _sorted(rows_to_table(rows))
-    index = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings)
+    index = IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), settings)
     copy = _jpeg(_turned(_photo("coffee"), -9, (255, 255, 255)))
     on, _ = hash_image_with_views(copy, preprocess=preprocessor(settings))
     off, _ = hash_image_with_views(copy, preprocess=preprocessor(MatchSettings(tilt_view=False)))

@@ -49,7 +49,7 @@ from tqdm import tqdm
 from csadetect.config.settings import load_settings
 from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import from_media
-from csadetect.indicators.snapshot import Snapshot, _pdq_codes, _sorted, rows_to_table
+from csadetect.indicators.snapshot import Snapshot
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
@@ -103,8 +103,7 @@ def build_index(originals: Sequence[Image.Image], workdir: str, settings, model,
     owner = {row.indicator_id: int(row.note[len("original-"):-len(".jpg")]) for row in rows}
     if len(set(owner.values())) != len(originals):
         raise RuntimeError("two originals encode to the same file; their rows would merge")
-    table = _sorted(rows_to_table(rows))
-    index = IndicatorIndex.from_snapshot(Snapshot(1, {"version": 1}, (), table, _pdq_codes(table)), settings.match)
+    index = IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), settings.match)
     emb_rows = [r for r in rows if r.kind == "embedding"]
     m = max(1, len(emb_rows) // max(1, len(originals)))  # rows per original (csadetect.signals.embedding.embedding_views)
     emb = np.zeros((len(originals), m, model.dim), np.float32)

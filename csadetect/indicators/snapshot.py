@@ -242,6 +242,13 @@ class Snapshot:
     pdq_codes: np.ndarray
     db_dir: Optional[str] = None
 
+    @classmethod
+    def in_memory(cls, rows: Union[pa.Table, Iterable[Indicator]], version: int = 1) -> "Snapshot":
+        """An unsigned snapshot of ``rows`` held in memory (evaluation, benchmarks, tests): sorted and
+        parsed as a built one is, nothing written, signed or verified."""
+        table = _sorted(rows_to_table(rows))
+        return cls(version, {"version": version}, (), table, _pdq_codes(table))
+
     def __len__(self) -> int:
         return self.table.num_rows
 
