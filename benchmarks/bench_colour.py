@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -38,27 +37,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.bench_slideshow import found_false_table
+from benchmarks.bench_slideshow import found_false_table, written_by
 from benchmarks.bench_stages import kept_notes
+from training.robustness_unseen import signed_angle, turn_hue
 
 OUT = Path(__file__).resolve().parent / "colour.md"
 LABELS = ("before", "now")
 SPLITS = ("test", "dev")
 
 
-def _hsv_hue(img: Image.Image, degrees: float) -> Image.Image:
-    hsv = np.asarray(img.convert("HSV")).copy()
-    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(round(degrees / 360 * 256))) % 256
-    return Image.fromarray(hsv, "HSV").convert("RGB")
-
-
-def _signed(rng, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi)) * (1 if rng.random() < 0.5 else -1)
-
-
 def hue_far(img, rng):
     """The hue turned by 60-180 degrees either way (HSV)."""
-    return _hsv_hue(img, _signed(rng, 60, 180))
+    return turn_hue(img, signed_angle(rng, 60, 180))
 
 
 def hue_exact(img, rng):
@@ -70,7 +60,7 @@ def hue_exact(img, rng):
     r, g, b = a[..., 0], a[..., 1], a[..., 2]
     safe = np.where(c > 0, c, 1.0)
     h = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4))
-    h = (h + _signed(rng, 15, 40) / 60) % 6
+    h = (h + signed_angle(rng, 15, 40) / 60) % 6
     x = c * (1 - np.abs(h % 2 - 1))
     sector = np.floor(h).astype(int)
     zero = np.zeros_like(c)
@@ -102,7 +92,7 @@ def saturation(img, rng):
 
 def css_hue(img, rng):
     """CSS ``hue-rotate`` by 15-40 degrees either way (the filter spec's luminance-keeping matrix)."""
-    t = np.deg2rad(_signed(rng, 15, 40))
+    t = np.deg2rad(signed_angle(rng, 15, 40))
     c, s = np.cos(t), np.sin(t)
     m = np.array([[0.213 + c * 0.787 - s * 0.213, 0.715 - c * 0.715 - s * 0.715, 0.072 - c * 0.072 + s * 0.928],
                   [0.213 - c * 0.213 + s * 0.143, 0.715 + c * 0.285 + s * 0.140, 0.072 - c * 0.072 - s * 0.283],
@@ -207,8 +197,7 @@ def main(argv=None) -> int:
 
 def render(result: dict, edits, ms: float, n_pictures: int, n_rows: dict, missed: list, notes: str) -> str:
     out = ["# Recoloured copies: hue turns, swapped channels, saturation (issue 17)", "",
-           f"Written by `python -m benchmarks.bench_colour` (how it measures: the script's docstring). Python "
-           f"{platform.python_version()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}. "
+           written_by("benchmarks.bench_colour") +
            "`before`: `match.value_view: false` (PDQ of the picture and its views); `now`: the default, with the "
            "value hash on both sides. PDQ and digests only (no embedding rows).", ""]
     for split in SPLITS:

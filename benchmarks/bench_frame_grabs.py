@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import subprocess
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.bench_slideshow import found_false_table
+from benchmarks.bench_slideshow import found_false_table, written_by
 from benchmarks.bench_stages import kept_notes
 from csadetect.media.synth import jpeg_bytes as _jpeg, png_bytes as _png
 
@@ -176,8 +175,7 @@ def render(result: dict, ms: dict, n_videos: int, frames: int, n_pictures: int, 
     out = [
         "# Frame grabs of known videos shared as pictures (issue 17)",
         "",
-        f"Written by `python -m benchmarks.bench_frame_grabs` (how it measures: the script's docstring). Python "
-        f"{platform.python_version()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}. "
+        written_by("benchmarks.bench_frame_grabs") +
         f"{n_videos} video indicators made from media ({frames} distinct frames); {GRABS} grabs per video at random "
         "times, each shared with every edit. Nothing was tuned on these grabs.",
         "",

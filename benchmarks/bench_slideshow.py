@@ -183,6 +183,12 @@ def main(argv=None) -> int:
     return 0
 
 
+def written_by(module: str) -> str:
+    """A report's first words: the command that wrote it and the machine it ran on."""
+    return (f"Written by `python -m {module}` (how it measures: the script's docstring). Python "
+            f"{platform.python_version()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}. ")
+
+
 def found_false_table(result: dict, labels, heading: str, names, total: str, false_only) -> list[str]:
     """A markdown table, ``found: <setting>`` then ``false: <setting>`` columns for each of ``labels``:
     a row per name of ``names`` (``result[setting][name]`` = ``[found, n, false]``), their sums in a
@@ -211,8 +217,7 @@ def render(result: dict, cost: dict, n_originals: int, n_fillers: int, n_sample:
     out = [
         "# Known pictures shown in a video: slideshows (issue 17)",
         "",
-        f"Written by `python -m benchmarks.bench_slideshow` (how it measures: the script's docstring). Python "
-        f"{platform.python_version()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}. "
+        written_by("benchmarks.bench_slideshow") +
         f"{n_originals} originals of the held-out test split as picture indicators (PDQ, digests); the other pictures "
         f"of each slideshow from its {n_fillers} ordinary distractors. Nothing was tuned on these uploads.",
         "",

@@ -21,15 +21,9 @@ from csadetect.media.synth import jpeg_bytes, synthetic_image
 from csadetect.media.view_value import VALUE, value_picture
 from csadetect.signals.pdq import PdqSignal
 from csadetect.transforms.hash import HashMediaFn
+from training.robustness_unseen import turn_hue
 
 ON, OFF = MatchSettings(), MatchSettings(value_view=False)
-
-
-def hsv_turn(img: Image.Image, degrees: float) -> Image.Image:
-    """The hue turned in HSV, as Pillow and OpenCV turn it."""
-    hsv = np.asarray(img.convert("HSV")).copy()
-    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + round(degrees / 360 * 256)) % 256
-    return Image.fromarray(hsv, "HSV").convert("RGB")
 
 
 def hsl_turn(img: Image.Image, degrees: float) -> Image.Image:
@@ -74,7 +68,7 @@ def test_the_value_picture_is_the_largest_channel_and_none_for_grey():
     assert value_picture(img.convert("L")) is None
 
 
-@pytest.mark.parametrize("edit", [lambda im: hsv_turn(im, 40), lambda im: hsv_turn(im, -30), swapped,
+@pytest.mark.parametrize("edit", [lambda im: turn_hue(im, 40), lambda im: turn_hue(im, -30), swapped,
                                   lambda im: hsl_turn(im, 35)], ids=["hsv+40", "hsv-30", "bgr", "hsl+35"])
 def test_a_recoloured_copy_matches_through_the_value_row(known, edit, tmp_path):
     copy = edit(known)
@@ -94,7 +88,7 @@ def test_a_recoloured_copy_matches_through_the_value_row(known, edit, tmp_path):
 def test_an_unrelated_picture_does_not_meet_the_value_row(known, tmp_path):
     _, index = _index(known, ON, tmp_path)
     for seed in (5, 6, 7):
-        assert index.match_image(_query(hsv_turn(synthetic_image(seed, (320, 240)), 30), ON)) == []
+        assert index.match_image(_query(turn_hue(synthetic_image(seed, (320, 240)), 30), ON)) == []
 
 
 def test_rows_and_variants_only_for_a_colour_picture_and_only_when_on(known, tmp_path):

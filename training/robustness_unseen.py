@@ -35,13 +35,14 @@ def _fill(rng) -> tuple[int, int, int]:
     return (0, 0, 0) if k == 0 else (255, 255, 255) if k == 1 else _colour(rng)
 
 
-def _angle(rng, lo: float, hi: float) -> float:
+def signed_angle(rng, lo: float, hi: float) -> float:
+    """An angle of ``lo`` to ``hi`` degrees, either way."""
     return float(rng.uniform(lo, hi)) * (1 if rng.random() < 0.5 else -1)
 
 
 def turn_fill(img, rng):
     """Turned by 4-15 degrees either way onto a canvas of one colour (the corners filled)."""
-    return img.rotate(_angle(rng, 4, 15), resample=Image.Resampling.BICUBIC, expand=True, fillcolor=_fill(rng))
+    return img.rotate(signed_angle(rng, 4, 15), resample=Image.Resampling.BICUBIC, expand=True, fillcolor=_fill(rng))
 
 
 def mirror_turn_fill(img, rng):
@@ -52,7 +53,7 @@ def mirror_turn_fill(img, rng):
 def turn_crop(img, rng):
     """Turned by 4-10 degrees, then cropped back to the largest upright rectangle inside the picture
     (no fill left to go by)."""
-    return turned_crop(img, _angle(rng, 4, 10), Image.Resampling.BICUBIC)
+    return turned_crop(img, signed_angle(rng, 4, 10), Image.Resampling.BICUBIC)
 
 
 def strip(img, rng):
@@ -95,11 +96,16 @@ def sticker(img, rng):
     return img
 
 
+def turn_hue(img, degrees: float):
+    """``img`` with its hue turned by ``degrees`` in HSV (Pillow's 8-bit hue), as Pillow and OpenCV turn it."""
+    hsv = np.asarray(img.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(round(degrees / 360 * 256))) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
 def hue(img, rng):
     """The hue turned by 15-40 degrees either way."""
-    hsv = np.asarray(img.convert("HSV")).copy()
-    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(round(_angle(rng, 15, 40) / 360 * 256))) % 256
-    return Image.fromarray(hsv, "HSV").convert("RGB")
+    return turn_hue(img, signed_angle(rng, 15, 40))
 
 
 def gamma(img, rng):
