@@ -73,7 +73,7 @@ from csadetect.indicators.rows import media_rows
 from csadetect.media.hashing import hash_image_with_views, load_image, pdq_from_image
 from csadetect.media.preprocess import views
 from csadetect.media.regions import sub_image_boxes, views_and_sub_images
-from csadetect.media.view_value import VALUE
+from csadetect.media.view_value import VALUE, is_value_name, value_name
 from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_gate_similarity,
                                          split_embedding, view_weights)
@@ -167,9 +167,14 @@ class Embedder:
 # Views the previous release did not have: the sub-images (``cell``), the blurred-fill view
 # (``fill``, csadetect.media.preprocess.fill_box), the upright view of a turned picture (``tilt``,
 # csadetect.media.view_tilt, 2026-12-05) and the value channel's hash (``value``, csadetect.media.view_value,
-# 2026-12-06; PDQ only, never embedded). Its columns hash and embed the image and the other views only;
-# this release's columns all of them.
+# 2026-12-06; PDQ only, never embedded; and, the same day, the value channel of every view: ``trim-value``...).
+# Its columns hash and embed the image and the other views only; this release's columns all of them.
 NEW_VIEWS = ("cell", "fill", "tilt", VALUE)
+
+
+def _new_view(name: str) -> bool:
+    """Whether the upload's variant ``name`` is one the previous release did not hash (:data:`NEW_VIEWS`)."""
+    return name in NEW_VIEWS or is_value_name(name)
 
 
 class Query:
@@ -185,14 +190,15 @@ class Query:
         hashed, pictures = hash_image_with_views(data, preprocess=views_and_sub_images, value=True)
         self.view_names = [name for name, _ in hashed.variants]
         main = [_words(h) for h in hashed.dihedral] if hashed.quality >= QUALITY_GATE else []
-        extra = [_words(h) for name, v in hashed.variants if name not in NEW_VIEWS and v.quality >= QUALITY_GATE
+        extra = [_words(h) for name, v in hashed.variants if not _new_view(name) and v.quality >= QUALITY_GATE
                  for h in v.dihedral]
-        cells = [(name, _words(h)) for name, v in hashed.variants if name in NEW_VIEWS and v.quality >= QUALITY_GATE
+        cells = [(name, _words(h)) for name, v in hashed.variants if _new_view(name) and v.quality >= QUALITY_GATE
                  for h in v.dihedral]
         self.plain = np.array(main, dtype=np.uint64).reshape(-1, 4)
         self.pre = np.array(main + extra, dtype=np.uint64).reshape(-1, 4)
         self.pre2 = np.array(main + extra + [w for _, w in cells], dtype=np.uint64).reshape(-1, 4)
-        self.no_tilt = np.array(main + extra + [w for name, w in cells if name != "tilt"], dtype=np.uint64).reshape(-1, 4)
+        self.no_tilt = np.array(main + extra + [w for name, w in cells if name not in ("tilt", value_name("tilt"))],
+                                dtype=np.uint64).reshape(-1, 4)
         self.vectors = self.vectors2 = self.weights2 = None
         if embedder is not None:
             # one call of each release's model: the previous one without the sub-images
@@ -397,7 +403,7 @@ def evaluate(split: str, log=print, embedder: "Embedder | None" = None, sweep_ar
         d_count[kind] += 1
         if kind == "ordinary":
             framed = "framed" if "+" in name else "plain"
-            with_views[framed] += any(v not in ("cell", VALUE) for v in q.view_names)  # a framing view
+            with_views[framed] += any(v != "cell" and not is_value_name(v) for v in q.view_names)  # a framing view
             with_cells[framed] += "cell" in q.view_names
         for v in q.view_names:
             view_counts[v] = view_counts.get(v, 0) + 1

@@ -18,9 +18,11 @@ from csadetect.indicators.rows import media_rows
 from csadetect.indicators.snapshot import Snapshot
 from csadetect.media.hashing import SCALE_INFO, hamming, hash_image_with_views, load_image, pdq_from_image
 from csadetect.media.synth import jpeg_bytes, synthetic_image
-from csadetect.media.view_value import VALUE, value_picture
+from csadetect.media.regions import preprocessor
+from csadetect.media.view_value import VALUE, is_value_name, value_name, value_picture
 from csadetect.signals.pdq import PdqSignal
 from csadetect.transforms.hash import HashMediaFn
+from training.robustness_set import TRANSFORMS
 from training.robustness_unseen import turn_hue
 
 ON, OFF = MatchSettings(), MatchSettings(value_view=False)
@@ -68,6 +70,12 @@ def test_the_value_picture_is_the_largest_channel_and_none_for_grey():
     assert value_picture(img.convert("L")) is None
 
 
+def test_value_names():
+    assert value_name("image") == VALUE and value_name("trim") == f"trim-{VALUE}" and value_name("cell") == "cell-value"
+    assert all(is_value_name(n) for n in (VALUE, "trim-value", "frame-2-value"))
+    assert not any(is_value_name(n) for n in ("image", "trim", "cell", "values", "frame-2"))
+
+
 @pytest.mark.parametrize("edit", [lambda im: turn_hue(im, 40), lambda im: turn_hue(im, -30), swapped,
                                   lambda im: hsl_turn(im, 35)], ids=["hsv+40", "hsv-30", "bgr", "hsl+35"])
 def test_a_recoloured_copy_matches_through_the_value_row(known, edit, tmp_path):
@@ -83,6 +91,27 @@ def test_a_recoloured_copy_matches_through_the_value_row(known, edit, tmp_path):
 
     _, plain = _index(known, OFF, tmp_path)
     assert not [m for m in plain.match_image(_query(copy, OFF)) if m.kind == "pdq"]
+
+
+@pytest.mark.parametrize("framing", ["border_colour_20", "screenshot_phone", "pip_40"])
+def test_a_recoloured_copy_in_a_frame_matches_through_its_view_s_value(known, framing, tmp_path):
+    """The hue turned, then framed or pasted into another picture: the value hash of the whole upload holds
+    the frame too, the value hash of the view (or sub-image) that cuts the frame off meets the value row."""
+    frame, _ = TRANSFORMS[framing]
+    copy = jpeg_bytes(frame(turn_hue(known, 40), np.random.default_rng(3)))
+    rows, index = _index(known, ON, tmp_path)
+    value_row = next(r for r in rows if r.indicator_id.endswith(f"-pdq-{VALUE}"))
+    hashes, pictures = hash_image_with_views(copy, preprocess=preprocessor(ON), value=True)
+    assert [n for n, _ in hashes.variants] == [n for n, _ in pictures[1:]] + [value_name(n) for n, _ in pictures]
+    found = {m.indicator_id for m in index.match_image(hashes)}
+    assert value_row.indicator_id in found
+    view = PdqSignal().explain(hashes, value_row.value, ON)["view"]
+    assert view.endswith(f"-{VALUE}") and view != VALUE and view[: -len(VALUE) - 1] in dict(pictures)
+
+    whole_only = hash_image_with_views(copy, value=True)[0]  # the premise: the whole upload's value misses it
+    assert [n for n, _ in whole_only.variants] == [VALUE] and not index.match_image(whole_only)
+    _, plain = _index(known, OFF, tmp_path)
+    assert not plain.match_image(hash_image_with_views(copy, preprocess=preprocessor(OFF))[0])
 
 
 def test_an_unrelated_picture_does_not_meet_the_value_row(known, tmp_path):

@@ -167,7 +167,8 @@ class MatchSettings(_Strict):
     value_view: bool = Field(
         True, description="also hash each picture's value channel (the largest of red, green and blue at each "
         "pixel) with PDQ, which a hue turn (HSV or HSL) or a swap of colour channels leaves as it is "
-        "(csadetect.media.view_value): uploads one more PDQ hash (~1 ms); indicators from-media one more pdq row "
+        "(csadetect.media.view_value): uploads one more PDQ hash per picture hashed, the image and each view and "
+        "sub-image (~1 ms each); indicators from-media one more pdq row "
         "per picture (-value); false: neither"
     )
     sub_images: bool = Field(

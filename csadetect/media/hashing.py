@@ -42,7 +42,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from csadetect.media import vpdq_worker
 from csadetect.media.pixels import rgbx
-from csadetect.media.view_value import VALUE, value_picture
+from csadetect.media.view_value import value_name, value_picture
 
 try:  # libjpeg-turbo through a thin binding: the same pixels as PIL's decoder, ~15% faster at 3 MP
     import simplejpeg
@@ -410,9 +410,10 @@ def hash_image_with_views(
     """:func:`hash_image`, plus the decoded pictures it hashed: ``[("image", img), (view name,
     view), ...]`` (for the embedding model, which then sees the same views as PDQ). ``frames``: up
     to that many distinct later frames of an animated image are views too (``frame-N``,
-    :func:`csadetect.media.frames.later_frames`; ``match.image_frames``). ``value``: the image's
-    value channel is hashed too, the last variant (``value``, :mod:`csadetect.media.view_value`;
-    ``match.value_view``), and is not one of the pictures (it is for PDQ only)."""
+    :func:`csadetect.media.frames.later_frames`; ``match.image_frames``). ``value``: the value channel
+    of each of those pictures is hashed too, after the views: ``value`` for the image, ``<view>-value``
+    for each view (:func:`csadetect.media.view_value.value_name`; ``match.value_view``); they are not
+    among the pictures (they are for PDQ only)."""
     hex_digests = crypto_hashes(data, digests)
     img = load_image(data, max_pixels=max_pixels)
     main = pdq_from_image(img, dihedral=dihedral)
@@ -426,9 +427,11 @@ def hash_image_with_views(
     for name, view in found:
         variants.append((name, pdq_from_image(view, dihedral=dihedral)))
         pictures.append((name, view))
-    grey = value_picture(img, SCALE_INFO) if value else None
-    if grey is not None:
-        variants.append((VALUE, pdq_from_image(grey, dihedral=dihedral)))
+    if value:
+        for name, picture in pictures:
+            grey = value_picture(picture, SCALE_INFO)
+            if grey is not None:
+                variants.append((value_name(name), pdq_from_image(grey, dihedral=dihedral)))
     hashes = ImageHashes(
         pdq=main.pdq,
         quality=main.quality,

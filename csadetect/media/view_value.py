@@ -10,10 +10,11 @@ hue turned drifts away from its PDQ; the value channel does not move at all. A s
 (RGB saved as BGR) keeps it too, and so does a change of saturation in HSV. A hue turn that keeps
 luminance (CSS ``hue-rotate``, ffmpeg's ``hue`` filter) is PDQ's own case.
 
-Both sides use it: an upload gets one more PDQ hash (:func:`csadetect.media.hashing.hash_image_with_views`,
-a ``value`` variant, never an embedding input: the embedding is a colour model), and ``indicators
-from-media`` one more PDQ row per picture (``-value``, :class:`csadetect.signals.pdq.PdqSignal`), so the
-value hash of a copy meets the value row of its original. A grey picture has no value picture (it
+Both sides use it: an upload gets one more PDQ hash for each picture it hashes
+(:func:`csadetect.media.hashing.hash_image_with_views`: a ``value`` variant for the image, ``<view>-value``
+for each preprocessing view, sub-image and later frame; never an embedding input: the embedding is a colour
+model), and ``indicators from-media`` one more PDQ row per picture (``-value``,
+:class:`csadetect.signals.pdq.PdqSignal`), so the value hash of a copy meets the value row of its original. A grey picture has no value picture (it
 would be its luminance again).
 """
 from __future__ import annotations
@@ -23,6 +24,19 @@ from typing import Optional
 from PIL import Image, ImageChops
 
 VALUE = "value"  # the name of the view (an upload's variant) and of the row suffix (``-value``)
+
+
+def value_name(view: str) -> str:
+    """The name of the value hash of an upload's picture ``view``: ``value`` for the whole image, else
+    ``<view>-value`` (``trim-value``, ``cell-value``: the value channel of a preprocessing view or a
+    sub-image, so a hue-turned picture that was also framed, screenshotted or pasted into a collage meets
+    its original's ``-value`` row)."""
+    return VALUE if view == "image" else f"{view}-{VALUE}"
+
+
+def is_value_name(name: str) -> bool:
+    """Whether an upload's variant ``name`` is a value hash (:func:`value_name`)."""
+    return name == VALUE or name.endswith(f"-{VALUE}")
 
 
 def value_picture(img: Image.Image, scale_key: Optional[str] = None) -> Optional[Image.Image]:

@@ -7,8 +7,9 @@ keeps the best distance per indicator. A match confirms without review at or bel
 ``match.auto_confirm_distance``.
 
 A picture's value channel (the largest of red, green and blue at each pixel) is hashed too on both
-sides (``match.value_view``, :mod:`csadetect.media.view_value`): an upload's ``value`` variant and an
-indicator's ``-value`` row, so a copy whose hue was turned still meets its original.
+sides (``match.value_view``, :mod:`csadetect.media.view_value`): an upload's ``value`` variant (and
+``<view>-value`` of each preprocessed view and sub-image) and an indicator's ``-value`` row, so a copy
+whose hue was turned still meets its original, framed or not.
 
 A video is looked up here too (``match.video_frames_pdq``, on by default): the PDQ hashes of its
 hashed frames, whole, inside the video's bars, with static overlays painted out and inside each
