@@ -160,7 +160,8 @@ class Embedder:
         model = self.previous_model if previous else self.model
         if regions is None:
             regions = () if previous else query_regions(self.match)
-        vectors, names = embed_query(model, pictures, self.flip, regions, rows, self.threshold)
+        vectors, names = embed_query(model, pictures, self.flip, regions, rows, self.threshold,
+                                     turns=self.match.embedding_query_turns)
         return vectors, view_weights(names)
 
 

@@ -22,7 +22,7 @@ from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.preprocess import views
 from csadetect.media import regions
 from csadetect.media.regions import preprocessor, sub_images
-from csadetect.media.synth import synthetic_image
+from csadetect.media.synth import jpeg_bytes, synthetic_image
 from csadetect.models.embedding import EmbeddingModel, model_inputs, region_source
 from csadetect.signals.embedding import EMBEDDING_REGIONS, QUERY_REGIONS, REGION_SOURCE_SIDE, query_regions, view_thresholds
 from csadetect.transforms.hash import HashMediaFn
@@ -405,7 +405,18 @@ def test_without_a_gate_the_gated_lookup_is_the_one_lookup_of_every_view(model, 
 
 
 def test_mirrored_region_view_names():
-    from csadetect.signals.embedding import is_mirrored_region, mirror_index, mirrored_region_names
+    from csadetect.signals.embedding import (is_mirrored_region, is_turned_region, mirror_index, mirrored_region_names,
+                                             oriented_region_names, region_orientation, turned_names)
+
+    assert oriented_region_names(("image-a80tl", "image-a60c"), ":r90") == ("image:r90-a80tl", "image:r90-a60c")
+    assert oriented_region_names(("image-a80tl",), "") == ("image-a80tl",)
+    assert [region_orientation(n) for n in ("image-a80tl", "image:flip-a80tl", "image:r90-a80tl", "image:r180-a60c",
+                                            "image:r270-a90t")] == ["", ":flip", ":r90", ":r180", ":r270"]
+    assert is_turned_region("image:r270-a80tl") and not is_turned_region("image:flip-a80tl")
+    assert not is_mirrored_region("image:r90-a80tl") and not is_turned_region("image:r90")
+    assert turned_names("image") == ("image:r90", "image:r180", "image:r270")
+    with pytest.raises(ValueError):
+        oriented_region_names(("image-a80tl",), ":r45")
 
     assert mirrored_region_names(("image-a80tl", "image-a60c")) == ("image:flip-a80tl", "image:flip-a60c")
     assert is_mirrored_region("image:flip-a80tl") and not is_mirrored_region("image-a80tl")
@@ -442,9 +453,70 @@ def test_a_mirrored_crop_matches_through_region_views_cut_from_the_mirror(model,
     assert any(m.indicator_id.endswith("-embedding-a60br") for m in plain.matches), plain.matches
     orientations = []
     real = IndicatorIndex.region_orientations
-    monkeypatch.setattr(IndicatorIndex, "region_orientations", lambda self, *a: orientations.append(real(self, *a)) or (False,))
+    monkeypatch.setattr(IndicatorIndex, "region_orientations", lambda self, *a: orientations.append(real(self, *a)) or ("",))
     assert not _through_the_stages(mirrored, ON, model, index, defer=True).matches  # cut as it is
-    assert orientations == [(True,)]
+    assert orientations == [(":flip",)]
+
+
+def test_a_turned_region_view_is_cut_from_the_turned_source():
+    from csadetect.models.embedding import preprocess, region_view_inputs, turned_view_inputs
+
+    source = np.asarray(synthetic_image(5, (256, 192)))
+    for quarter, way in enumerate((":r90", ":r180", ":r270"), start=1):
+        turned = np.ascontiguousarray(np.rot90(source, quarter))
+        assert np.array_equal(region_view_inputs(source, (f"image{way}-a80tl", f"image{way}-a70b")),
+                              region_view_inputs(turned, ("image-a80tl", "image-a70b")))
+    names, batch = turned_view_inputs(source)
+    assert names == ("image:r90", "image:r180", "image:r270") and batch.shape == (3, 64, 64, 3)
+    upright = Image.fromarray(source).transpose(Image.Transpose.ROTATE_90)  # Pillow turns counter-clockwise too
+    assert np.array_equal(batch[0], preprocess(upright))
+
+
+def test_a_turned_crop_matches_through_region_views_cut_upright(model, scene, tmp_path, monkeypatch):
+    """A copy turned a quarter (either way) and then cropped to 75% of its area at a corner: its own
+    vector turned back lies nearest the rows, so its region views are cut from that turn, where one is
+    cut like a 60% row of the original. With ``match.embedding_query_turns`` off, none is found. An
+    uncropped turned copy is found by the embedding too (its region views cut upright)."""
+    from csadetect.transforms import match
+
+    known = scenes.render(scene, noise_seed=1)
+    _, index = _index(known, ON, model, tmp_path)
+    off = ON.model_copy(update={"embedding_query_turns": False})
+    counted = []
+    real = match.counter
+    monkeypatch.setattr(match, "counter", lambda name: counted.append(name) or real(name))
+    for turn in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+        copy = rs._crop_area(0.75, "tl")(known.transpose(turn), None)
+        found = _through_the_stages(copy, ON, model, index, defer=True)
+        assert any("-embedding-a60" in m.indicator_id for m in found.matches), found.matches
+        assert "region_views_turned" in counted
+        counted.clear()
+        assert not [m for m in _through_the_stages(copy, off, model, index, defer=True).matches if m.kind == "embedding"]
+        assert "region_views_turned" not in counted
+    def whole(settings) -> list:  # the uncropped turned copy, by the embedding (PDQ finds it either way)
+        found = _through_the_stages(known.transpose(Image.Transpose.ROTATE_90), settings, model, index, defer=True)
+        return [m for m in found.matches if m.kind == "embedding"]
+
+    assert whole(ON) and not whole(off)  # its region views cut upright meet the rows at their strict threshold
+
+
+def test_the_turned_vectors_choose_the_way_and_are_not_looked_up(model, scene, tmp_path):
+    """``match_image_gated``'s ``turned_views``: a turned vector that lies nearest a row (here the
+    original's own vector itself) makes the region views be cut from that turn, and matches nothing itself."""
+    known = scenes.render(scene, noise_seed=1)
+    _, index = _index(known, ON, model, tmp_path)
+    unrelated = synthetic_image(8, (200, 150))
+    own, other = model.embed([known, unrelated])
+    asked = []
+
+    def region_views(orientation):
+        asked.append(orientation)
+        return (), None
+
+    matches, _ = index.match_image_gated(hash_image_with_views(jpeg_bytes(unrelated))[0],
+                                         other[None, :], ("image",), model.version, model.threshold, None, region_views,
+                                         lambda: (("image:r90", "image:r180", "image:r270"), np.stack([other, own, other])))
+    assert asked == [":r180"] and not matches
 
 
 def test_region_orientations_follow_the_nearer_vector_and_take_both_when_too_close(model, scene, tmp_path, monkeypatch):
@@ -457,15 +529,15 @@ def test_region_orientations_follow_the_nearer_vector_and_take_both_when_too_clo
     _, index = _index(known, ON, model, tmp_path)
     a, b = model.embed([known, known.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
     names = ("image", "image:flip")
-    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.0037) == (False,)
-    assert index.region_orientations(np.stack([b, a]), names, model.version, 0.0037) == (True,)
-    assert index.region_orientations(np.stack([a, a]), names, model.version, 0.0037) == (False, True)
-    assert index.region_orientations(np.stack([a, b]), ("image", "trim"), model.version, 0.0037) == (False,)
+    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.0037) == ("",)
+    assert index.region_orientations(np.stack([b, a]), names, model.version, 0.0037) == (":flip",)
+    assert index.region_orientations(np.stack([a, a]), names, model.version, 0.0037) == ("", ":flip")
+    assert index.region_orientations(np.stack([a, b]), ("image", "trim"), model.version, 0.0037) == ("",)
     near = {"a": 0.99, "b": 0.988}  # 0.002 apart: within a tolerance of 0.0037, outside one of 0.001
     monkeypatch.setattr(IndicatorIndex, "nearest_embedding",
                         lambda self, v, version: near["a"] if np.allclose(v[0], a) else near["b"])
-    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.0037) == (False, True)
-    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.001) == (False,)
+    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.0037) == ("", ":flip")
+    assert index.region_orientations(np.stack([a, b]), names, model.version, 0.001) == ("",)
 
 
 def test_without_embedding_rows_the_region_views_are_cut_one_way(model):
@@ -475,7 +547,9 @@ def test_without_embedding_rows_the_region_views_are_cut_one_way(model):
 
     empty = IndicatorIndex.from_snapshot(Snapshot.in_memory([]), ON)
     a, b = model.embed([synthetic_image(3, (200, 150)), synthetic_image(4, (200, 150))])
-    assert empty.region_orientations(np.stack([a, b]), ("image", "image:flip"), model.version, 0.0037) == (False,)
+    assert empty.region_orientations(np.stack([a, b]), ("image", "image:flip"), model.version, 0.0037) == ("",)
+    turned = (("image:r90", "image:r180", "image:r270"), np.stack([a, b, a]))
+    assert empty.region_orientations(np.stack([a, b]), ("image", "image:flip"), model.version, 0.0037, turned) == ("",)
 
 
 def test_the_region_view_orientation_is_counted(model, scene, tmp_path, monkeypatch):
@@ -495,18 +569,23 @@ def test_the_region_view_orientation_is_counted(model, scene, tmp_path, monkeypa
     counted.clear()
     _through_the_stages(rs._crop_area(0.75, "br")(known, None), ON, model, index, defer=True)
     assert "region_views_embedded" in counted and not {"region_views_mirrored", "region_views_both_ways"} & set(counted)
-    monkeypatch.setattr(IndicatorIndex, "region_orientations", lambda self, *a: (False, True))
+    monkeypatch.setattr(IndicatorIndex, "region_orientations", lambda self, *a: ("", ":flip"))
     counted.clear()
     _through_the_stages(mirrored, ON, model, index, defer=True)
     assert "region_views_both_ways" in counted
 
 
 def test_the_orientation_rule_shared_by_the_index_and_the_benchmark():
-    """``signals.embedding.orientations``: nearer by more than the tolerance wins, within it both,
-    no rows (-1 both ways) the image alone."""
+    """``signals.embedding.orientations``: nearer by more than the tolerance wins, within it the two
+    nearest (never a third), no rows (-1 every way) the image alone."""
     from csadetect.signals.embedding import orientations
 
-    assert orientations(0.99, 0.98, 0.0037) == (False,)
-    assert orientations(0.98, 0.99, 0.0037) == (True,)
-    assert orientations(0.99, 0.988, 0.0037) == (False, True)
-    assert orientations(-1.0, -1.0, 0.0037) == (False,)
+    assert orientations({"": 0.99, ":flip": 0.98}, 0.0037) == ("",)
+    assert orientations({"": 0.98, ":flip": 0.99}, 0.0037) == (":flip",)
+    assert orientations({"": 0.99, ":flip": 0.988}, 0.0037) == ("", ":flip")
+    assert orientations({"": -1.0, ":flip": -1.0}, 0.0037) == ("",)
+    assert orientations({"": -1.0, ":flip": -1.0, ":r90": -1.0}, 0.0037) == ("",)
+    turned = {"": 0.90, ":flip": 0.91, ":r90": 0.99, ":r180": 0.80, ":r270": 0.95}
+    assert orientations(turned, 0.0037) == (":r90",)
+    assert orientations({**turned, ":r270": 0.989, ":flip": 0.988}, 0.0037) == (":r90", ":r270")  # two at most
+    assert orientations({**turned, "": 0.99}, 0.0037) == ("", ":r90")  # a tie: both, in ORIENTATIONS order

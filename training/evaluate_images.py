@@ -55,7 +55,7 @@ from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
 from csadetect.media.view_value import VALUE
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, staged_model_inputs
-from csadetect.signals.embedding import (mirror_index, orientations, query_regions, region_gate_similarity, split_embedding, view_thresholds,
+from csadetect.signals.embedding import (MIRROR_SUFFIX, mirror_index, orientations, query_regions, region_gate_similarity, split_embedding, view_thresholds,
                                          weigh_similarities)
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
                                      eval_transform, random_augment, rotate, skimage_image, synth)
@@ -134,24 +134,32 @@ def original_sims(vectors: np.ndarray, emb: np.ndarray, weights: "np.ndarray | N
 
 
 def embed_query(model, pictures, flip: bool, regions, rows: "np.ndarray | None" = None,
-                threshold: "float | None" = None) -> tuple[np.ndarray, tuple]:
+                threshold: "float | None" = None, turns: bool = True) -> tuple[np.ndarray, tuple]:
     """A query's vectors and their names, as HashMedia, EmbedImages and MatchIndicators make them:
     the pictures (and the mirror with ``flip``), then the query-side region views ``regions``, cut
-    from the image, its mirror or both as ``IndicatorIndex.region_orientations`` decides, here
+    from the image, its mirror or (with ``turns``: ``match.embedding_query_turns``) a turn of it, the
+    nearest way or the two nearest, as ``IndicatorIndex.region_orientations`` decides, here
     against ``rows`` (the indexed embedding rows, ``(n, dim)`` or ``(n, m, dim)``; None: from the
-    image) at ``threshold`` (default: the model's)."""
+    image) at ``threshold`` (default: the model's). The turned vectors only choose the way: they are
+    not among those returned."""
     names, batch, source = staged_model_inputs(pictures, model.input_size, flip=flip, regions=regions)
     own, rest = tuple(names[:len(batch)]), tuple(names[len(batch):])
     vectors = model.embed_arrays(batch)
     if not rest:
         return vectors, own
-    ways = (False,)
-    i = mirror_index(own)
-    if rows is not None and i is not None:
+    ways = ("",)
+    if rows is not None:
         flat = rows.reshape(-1, rows.shape[-1])
-        ways = orientations(float((flat @ vectors[0]).max()), float((flat @ vectors[i]).max()),
-                            1.0 - (model.threshold if threshold is None else threshold))
-    parts = [model.embed_region_views(source, rest, mirror) for mirror in ways]
+        nearest = {"": float((flat @ vectors[0]).max())}
+        i = mirror_index(own)
+        if i is not None:
+            nearest[MIRROR_SUFFIX] = float((flat @ vectors[i]).max())
+        if turns:
+            for name, vector in zip(*model.embed_turned(source, own[0])):
+                nearest[name[len(own[0]):]] = float((flat @ vector).max())
+        if len(nearest) > 1:
+            ways = orientations(nearest, 1.0 - (model.threshold if threshold is None else threshold))
+    parts = [model.embed_region_views(source, rest, way) for way in ways]
     return np.concatenate([vectors] + [v for _, v in parts]), own + tuple(n for cut, _ in parts for n in cut)
 
 
@@ -169,13 +177,16 @@ def query(data: bytes, index, settings, model, spec):
     vectors = model.embed_arrays(batch)
     gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
     if region_names:
-        def regions(mirror: bool):
-            return model.embed_region_views(source, region_names, mirror)
+        def regions(orientation: str):
+            return model.embed_region_views(source, region_names, orientation)
+
+        def turned():
+            return model.embed_turned(source, own_names[0])
 
         matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate,
-                                                    regions)
+                                                    regions, turned if settings.match.embedding_query_turns else None)
         if embedded is None:  # the vectors returned: the ones looked up, and the unmirrored region views
-            embedded = regions(False)
+            embedded = regions("")
         vectors = np.concatenate([vectors, embedded[1]])
     else:
         matches = index.match_image(hashes, vectors, spec.version, view_thresholds(names, spec.threshold, len(vectors)))

@@ -234,13 +234,17 @@ def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
     own_names, vectors = names[:len(batch)], embedder.embed_arrays(batch)
     region_names = names[len(batch):]
 
-    def regions(mirror: bool):
+    def regions(orientation: str):
         if not region_names:
             return (), None
-        return embedder.embed_region_views(source, region_names, mirror)
+        return embedder.embed_region_views(source, region_names, orientation)
+
+    def turned():
+        return embedder.embed_turned(source, own_names[0])
 
     gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
-    matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate, regions)
+    matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate, regions,
+                                                turned if region_names and settings.match.embedding_query_turns else None)
     if embedded is None:
         return matches, (own_names, vectors)
     return matches, (names, np.concatenate([vectors, embedded[1]]))

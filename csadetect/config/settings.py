@@ -215,6 +215,13 @@ class MatchSettings(_Strict):
         "caption outside one of them leaves it intact; +4 embedding inputs per share and image (~0.9 ms CPU each: "
         "36 inputs with the default shares, ~+32 ms per 3 MP image); [] turns the strips off"
     )
+    embedding_query_turns: bool = Field(
+        True, description="with embedding_query_regions: also embed the image turned a quarter, a half and three "
+        "quarters (3 inputs, ~1.5 ms CPU) and cut the region views from the orientation whose own vector lies nearest "
+        "some embedding row (the image, its mirror or a turn; the two nearest when they are closer than the "
+        "threshold's distance), so a copy turned by 90 degrees and cropped meets the region rows upright; the "
+        "turned vectors only choose the way, they are not looked up"
+    )
     embedding_query_region_gate: Optional[float] = Field(
         None, ge=1.0, description="null (default): embed the query-side region views of every image. A number: only for "
         "an image that nothing matched and one of whose own vectors lies within this many times the threshold's "

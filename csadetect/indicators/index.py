@@ -48,7 +48,7 @@ from csadetect.indicators.snapshot import (
     manifest_chain,
 )
 from csadetect.signals import SIGNAL_TYPES, SignalError, for_query, ordered
-from csadetect.signals.embedding import EmbeddingSignal, mirror_index, orientations, view_thresholds
+from csadetect.signals.embedding import MIRROR_SUFFIX, EmbeddingSignal, mirror_index, orientations, view_thresholds
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -346,43 +346,52 @@ class IndicatorIndex:
                     if EmbeddingSignal.name in seg.indexes), default=-1.0)
 
     def region_orientations(self, embeddings, names: Sequence[str], version: Optional[str],
-                            tolerance: float) -> tuple[bool, ...]:
-        """Which way to cut the image's query-side region views: ``(False,)`` from the image as it
-        is, ``(True,)`` from its mirror (:func:`csadetect.signals.embedding.mirrored_region_names`),
-        ``(False, True)`` both. The region rows are cut from the unmirrored original and a region
-        view must land almost on its row, which a crop of a mirrored copy does only when mirrored
-        back. So the mirror (the own vector named ``"<first name>:flip"``) is used when it lies
-        nearer some embedding row than the image (the first vector), the image when it lies
-        nearer, and both when the two nearest similarities differ by ``tolerance`` or less (the
-        threshold's distance: closer than a match can tell apart). Two top-1 searches; the image
-        alone without a mirror or without embedding rows of ``version``."""
+                            tolerance: float, turned=None) -> tuple[str, ...]:
+        """Which ways to cut the image's query-side region views (:data:`csadetect.signals.embedding.ORIENTATIONS`):
+        ``("",)`` from the image as it is, ``(":flip",)`` from its mirror, ``(":r90",)`` from it turned a
+        quarter counter-clockwise, ... The region rows are cut from the upright, unmirrored original and a
+        region view must land almost on its row, which a crop of a mirrored or turned copy does only when
+        brought back. So the orientation whose own vector lies nearest some embedding row is used: the
+        image (the first vector), its mirror (the own vector named ``"<first name>:flip"``) or, with
+        ``turned`` (names and vectors of the image turned: ``match.embedding_query_turns``), a turn;
+        and the next nearest too when the two nearest similarities differ by ``tolerance`` or less
+        (the threshold's distance: closer than a match can tell apart). One top-1 search per
+        orientation; the image alone without a mirror or turns, or without embedding rows of ``version``."""
+        nearest = {"": None}
         i = mirror_index(names)
-        if i is None:
-            return (False,)
-        return orientations(self.nearest_embedding(embeddings[:1], version),
-                            self.nearest_embedding(embeddings[i:i + 1], version), tolerance)
+        if i is not None:
+            nearest[MIRROR_SUFFIX] = self.nearest_embedding(embeddings[i:i + 1], version)
+        for name, vector in zip(*(turned or ((), ()))):
+            nearest[name[len(names[0]):]] = self.nearest_embedding(vector[None, :], version)
+        if len(nearest) == 1:
+            return ("",)
+        nearest[""] = self.nearest_embedding(embeddings[:1], version)
+        return orientations(nearest, tolerance)
 
-    def _region_views(self, embeddings, names, version, threshold: float, region_views) -> tuple:
+    def _region_views(self, embeddings, names, version, threshold: float, region_views, turned_views=None) -> tuple:
         """(names, vectors) of the region views of every orientation :meth:`region_orientations` asks for."""
-        parts = [region_views(m) for m in self.region_orientations(embeddings, names, version, 1.0 - threshold)]
+        turned = turned_views() if turned_views is not None else None
+        parts = [region_views(m) for m in self.region_orientations(embeddings, names, version, 1.0 - threshold, turned)]
         parts = [(tuple(n), v) for n, v in parts if len(n)]
         if not parts:
             return (), None
         return tuple(n for part in parts for n in part[0]), np.concatenate([v for _, v in parts])
 
     def match_image_gated(self, hashes, embeddings, names: Sequence[str], embedding_version: Optional[str],
-                          threshold: float, gate: Optional[float], region_views) -> tuple[list[Match], Optional[tuple]]:
+                          threshold: float, gate: Optional[float], region_views,
+                          turned_views=None) -> tuple[list[Match], Optional[tuple]]:
         """:meth:`match_image` for an image whose query-side region views are embedded here, after
         its own ``embeddings`` (the image, its views, sub-images, mirror; ``names`` theirs) have been
-        looked up: ``region_views(mirror)`` gives the region views' (names, vectors), cut from the
-        image or its mirror as :meth:`region_orientations` says, and they are looked up at their own
+        looked up: ``region_views(orientation)`` gives the region views' (names, vectors), cut from the
+        image, its mirror or (with ``turned_views()``: the names and vectors of the image turned, which
+        only choose the way) a turn of it as :meth:`region_orientations` says, and they are looked up at their own
         thresholds (:func:`csadetect.signals.embedding.view_thresholds`). With ``gate`` None (no
         gate, the default) every image's region views are looked up, with its own vectors at once;
         with a gate (``match.embedding_query_region_gate``) only when its own vectors found nothing
         and one of them reaches similarity ``gate`` with some row. Returns (matches, the region
         views' (names, vectors) when they were embedded, else None)."""
         if gate is None:
-            regions = self._region_views(embeddings, names, embedding_version, threshold, region_views)
+            regions = self._region_views(embeddings, names, embedding_version, threshold, region_views, turned_views)
             if len(regions[0]):
                 every = list(names) + list(regions[0])
                 return self.match_image(hashes, np.concatenate([embeddings, regions[1]]), embedding_version,
@@ -390,7 +399,7 @@ class IndicatorIndex:
         matches = self.match_image(hashes, embeddings, embedding_version, view_thresholds(names, threshold, len(embeddings)))
         if matches or gate is None or self.nearest_embedding(embeddings, embedding_version) < gate:
             return matches, None
-        regions = self._region_views(embeddings, names, embedding_version, threshold, region_views)
+        regions = self._region_views(embeddings, names, embedding_version, threshold, region_views, turned_views)
         if not len(regions[0]):
             return matches, None
         return self.match_embeddings(regions[1], embedding_version, view_thresholds(regions[0], threshold)), regions

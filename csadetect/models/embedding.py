@@ -21,8 +21,8 @@ from PIL import Image
 
 from csadetect.media.crops import region_crop
 from csadetect.models.loader import ModelKind
-from csadetect.signals.embedding import (MIRROR_SUFFIX, REGION_SOURCE_SIDE, is_mirrored_region, mirrored_region_names,
-                                         parse_region_suffix, region_suffix)
+from csadetect.signals.embedding import (MIRROR_SUFFIX, REGION_SOURCE_SIDE, TURN_SUFFIXES, oriented_region_names,
+                                         parse_region_suffix, region_orientation, region_suffix, turned_names)
 
 INPUT_SIZE = 64
 
@@ -110,24 +110,43 @@ def staged_model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool =
     return tuple(names), np.stack(arrays), source
 
 
+def oriented(source: np.ndarray, orientation: str) -> np.ndarray:
+    """``source`` (``(h, w, 3)``) in ``orientation`` (:data:`csadetect.signals.embedding.ORIENTATIONS`): as it
+    is, mirrored left to right (``":flip"``), or turned counter-clockwise by 90, 180 or 270 degrees (``":r90"`` ...)."""
+    if not orientation:
+        return source
+    if orientation == MIRROR_SUFFIX:
+        return np.ascontiguousarray(source[:, ::-1])
+    if orientation in TURN_SUFFIXES:
+        return np.ascontiguousarray(np.rot90(source, int(orientation[2:]) // 90))
+    raise ValueError(f"not an orientation: {orientation!r}")
+
+
 def region_view_inputs(source: np.ndarray, names: Sequence[str], size: int = INPUT_SIZE) -> np.ndarray:
     """The ``(k, size, size, 3)`` model inputs of the region views ``names`` (``"image-a80tl"`` ...,
     :func:`csadetect.signals.embedding.region_suffix`), cut from ``source`` (``(h, w, 3)`` uint8, as
-    :func:`staged_model_inputs` gives it), or from its mirror for a name of
-    :func:`csadetect.signals.embedding.mirrored_region_names` (``"image:flip-a80tl"``). Raises
-    ValueError for a name that is no region view."""
-    img = Image.fromarray(source, "RGB")
-    mirrored = None
+    :func:`staged_model_inputs` gives it), or from it mirrored or turned for a name of
+    :func:`csadetect.signals.embedding.oriented_region_names` (``"image:flip-a80tl"``,
+    ``"image:r90-a80tl"``). Raises ValueError for a name that is no region view."""
+    pictures: dict[str, Image.Image] = {}
     out = np.empty((len(names), size, size, 3), np.uint8)
     for i, name in enumerate(names):
         area, place = parse_region_suffix(name)
-        if is_mirrored_region(name):
-            if mirrored is None:
-                mirrored = Image.fromarray(np.ascontiguousarray(source[:, ::-1]), "RGB")
-            out[i] = preprocess(region_crop(mirrored, area, place), size)
-        else:
-            out[i] = preprocess(region_crop(img, area, place), size)
+        way = region_orientation(name)
+        if way not in pictures:
+            pictures[way] = Image.fromarray(oriented(source, way), "RGB")
+        out[i] = preprocess(region_crop(pictures[way], area, place), size)
     return out
+
+
+def turned_view_inputs(source: np.ndarray, first: str = "image",
+                       size: int = INPUT_SIZE) -> tuple[tuple[str, ...], np.ndarray]:
+    """The names (``"image:r90"`` ...: :func:`csadetect.signals.embedding.turned_names`) and the
+    ``(3, size, size, 3)`` model inputs of ``source`` turned a quarter, a half and three quarters
+    counter-clockwise (``match.embedding_query_turns``: they choose which way the region views are
+    cut, and are not looked up)."""
+    return turned_names(first), np.stack([preprocess(Image.fromarray(oriented(source, way), "RGB"), size)
+                                          for way in TURN_SUFFIXES])
 
 
 def region_source(img: Image.Image, side: int = REGION_SOURCE_SIDE) -> Image.Image:
@@ -182,13 +201,19 @@ class EmbeddingModel:
         v = np.concatenate(out)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
-    def embed_region_views(self, source: np.ndarray, names: Sequence[str], mirror: bool = False,
+    def embed_region_views(self, source: np.ndarray, names: Sequence[str], orientation: str = "",
                            batch_size: int = 256) -> tuple[tuple[str, ...], np.ndarray]:
         """(names, vectors) of the query-side region views ``names`` cut from ``source`` (as
-        :func:`staged_model_inputs` gives it), or from its mirror with ``mirror`` (the names then
-        :func:`csadetect.signals.embedding.mirrored_region_names`)."""
-        cut = mirrored_region_names(names) if mirror else tuple(names)
+        :func:`staged_model_inputs` gives it), or from it mirrored or turned (``orientation``, one of
+        :data:`csadetect.signals.embedding.ORIENTATIONS`; the names then
+        :func:`csadetect.signals.embedding.oriented_region_names`)."""
+        cut = oriented_region_names(names, orientation)
         return cut, self.embed_arrays(region_view_inputs(source, cut, self.input_size), batch_size)
+
+    def embed_turned(self, source: np.ndarray, first: str = "image") -> tuple[tuple[str, ...], np.ndarray]:
+        """(names, vectors) of ``source`` turned a quarter, a half and three quarters (:func:`turned_view_inputs`)."""
+        names, batch = turned_view_inputs(source, first, self.input_size)
+        return names, self.embed_arrays(batch)
 
     def embed(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         arr = np.stack([self.preprocess(im) for im in images]) if len(images) else np.zeros(

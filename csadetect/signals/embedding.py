@@ -146,6 +146,13 @@ STRIP_VIEW_DISTANCE_SHARE = 0.25
 # copy: the region rows are cut from the unmirrored original, and the model is too sensitive to a
 # mirror for a region view's strict threshold; IndicatorIndex.match_image_gated decides).
 MIRROR_SUFFIX = ":flip"
+# The upload turned a quarter, a half and three quarters counter-clockwise (``match.embedding_query_turns``):
+# its own vectors in those orientations (``"image:r90"`` ..., models.embedding.turned_view_inputs) only choose
+# the way the region views are cut, as the mirror's does, and are never looked up themselves. A copy turned
+# a quarter and cropped is then cut back upright before its crops meet the region rows.
+TURN_SUFFIXES = (":r90", ":r180", ":r270")
+# The ways a query's region views can be cut: as uploaded (""), mirrored, turned.
+ORIENTATIONS = ("", MIRROR_SUFFIX) + TURN_SUFFIXES
 _REGION_VIEW_RE = re.compile(r"-a(\d{2})(tl|tr|bl|br|c|t|b|l|r)$")  # a region_suffix: area in percent, place
 
 
@@ -228,19 +235,42 @@ def region_suffix(area: float, place: str) -> str:
     return f"-a{round(area * 100):02d}{place}"
 
 
-def mirrored_region_names(names: Sequence[str]) -> tuple[str, ...]:
-    """The names of region views cut from the mirrored image (``"image-a80tl"`` ->
-    ``"image:flip-a80tl"``: the mirror's top-left corner), as
-    :meth:`csadetect.indicators.index.IndicatorIndex.match_image_gated` asks for them when the
-    image's mirror lies nearer the rows than the image. Raises ValueError for a name that is no
-    region view."""
+def oriented_region_names(names: Sequence[str], orientation: str) -> tuple[str, ...]:
+    """The names of region views cut from the image in ``orientation`` (one of :data:`ORIENTATIONS`):
+    ``"image-a80tl"`` -> ``"image:flip-a80tl"`` (the mirror's top-left corner), ``"image:r90-a80tl"``
+    (the image turned a quarter counter-clockwise, its top-left corner), ``"image-a80tl"`` itself for
+    ``""``; as :meth:`csadetect.indicators.index.IndicatorIndex.match_image_gated` asks for them when
+    that orientation's own vector lies nearest the rows. Raises ValueError for a name that is no
+    region view or an unknown orientation."""
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"not an orientation: {orientation!r}")
     out = []
     for name in names:
         m = _REGION_VIEW_RE.search(name)
         if m is None:
             raise ValueError(f"not a region view name: {name!r}")
-        out.append(f"{name[:m.start()]}{MIRROR_SUFFIX}{name[m.start():]}")
+        out.append(f"{name[:m.start()]}{orientation}{name[m.start():]}")
     return tuple(out)
+
+
+def mirrored_region_names(names: Sequence[str]) -> tuple[str, ...]:
+    """:func:`oriented_region_names` of the mirror (``"image-a80tl"`` -> ``"image:flip-a80tl"``)."""
+    return oriented_region_names(names, MIRROR_SUFFIX)
+
+
+def region_orientation(name: str) -> str:
+    """The orientation (:data:`ORIENTATIONS`) a region view ``name`` is cut from (:func:`oriented_region_names`).
+    Raises ValueError for a name that is no region view."""
+    m = _REGION_VIEW_RE.search(name)
+    if m is None:
+        raise ValueError(f"not a region view name: {name!r}")
+    prefix = name[:m.start()]
+    return next((o for o in ORIENTATIONS[1:] if prefix.endswith(o)), "")
+
+
+def turned_names(first: str) -> tuple[str, ...]:
+    """The own-view names of a query's first picture ``first`` turned (``"image:r90"`` ...: :data:`TURN_SUFFIXES`)."""
+    return tuple(f"{first}{suffix}" for suffix in TURN_SUFFIXES)
 
 
 def mirror_index(names: Sequence[str]) -> Optional[int]:
@@ -252,24 +282,29 @@ def mirror_index(names: Sequence[str]) -> Optional[int]:
     return next((i for i, name in enumerate(names) if name == flip), None)
 
 
-def orientations(image_nearest: float, mirror_nearest: float, tolerance: float) -> tuple[bool, ...]:
-    """Which way to cut an image's query-side region views from the nearest embedding row of its own
-    vector and of its mirror's (-1.0 each without rows): ``(True,)`` from the mirror when that is
-    nearer by more than ``tolerance`` (the threshold's distance: closer than a match can tell apart),
-    ``(False,)`` from the image when it is, ``(False, True)`` both in between, and ``(False,)``
-    without rows (nothing to be near)."""
-    if image_nearest == mirror_nearest == -1.0:
-        return (False,)
-    gain = mirror_nearest - image_nearest
-    if abs(gain) <= tolerance:
-        return (False, True)
-    return (gain > 0,)
+def orientations(nearest: dict, tolerance: float) -> tuple[str, ...]:
+    """Which ways (:data:`ORIENTATIONS`) to cut an image's query-side region views, from the nearest
+    embedding row's similarity of each orientation's own vector (``{"": image, ":flip": mirror,
+    ":r90": turned a quarter, ...}``; -1.0 without rows): the nearest orientation, and the next
+    nearest too when it comes within ``tolerance`` of it (the threshold's distance: closer than a
+    match can tell apart), in :data:`ORIENTATIONS` order; ``("",)`` without rows (nothing to be
+    near). With the image and its mirror alone: the mirror when it is nearer by more than
+    ``tolerance``, the image when it is, both in between."""
+    if all(v == -1.0 for v in nearest.values()):
+        return ("",)
+    ranked = sorted(nearest, key=lambda o: (-nearest[o], ORIENTATIONS.index(o)))
+    ways = ranked[:1] + [o for o in ranked[1:2] if nearest[ranked[0]] - nearest[o] <= tolerance]
+    return tuple(sorted(ways, key=ORIENTATIONS.index))
 
 
 def is_mirrored_region(name: str) -> bool:
     """Whether ``name`` is a region view cut from the mirrored image (:func:`mirrored_region_names`)."""
-    m = _REGION_VIEW_RE.search(name)
-    return m is not None and name[:m.start()].endswith(MIRROR_SUFFIX)
+    return _REGION_VIEW_RE.search(name) is not None and region_orientation(name) == MIRROR_SUFFIX
+
+
+def is_turned_region(name: str) -> bool:
+    """Whether ``name`` is a region view cut from the image turned (:data:`TURN_SUFFIXES`)."""
+    return _REGION_VIEW_RE.search(name) is not None and region_orientation(name) in TURN_SUFFIXES
 
 
 def parse_region_suffix(name: str) -> tuple[float, str]:

@@ -89,14 +89,23 @@ def loaded_model(model_uri: Optional[str]) -> EmbeddingModel:
     return kept(f"embedding-model|{model_uri}", lambda: EmbeddingModel.load(model_uri))
 
 
-def region_vectors(item: HashedItem, model: EmbeddingModel, mirror: bool = False) -> tuple[tuple[str, ...], np.ndarray]:
+def region_vectors(item: HashedItem, model: EmbeddingModel, orientation: str = "") -> tuple[tuple[str, ...], np.ndarray]:
     """The names and vectors of ``item``'s query-side region views that EmbedImages deferred: the
-    views named after its ``embeddings``, cut from its ``region_source``, or from its mirror with
-    ``mirror`` (named ``image:flip-a80tl`` ...: :func:`csadetect.signals.embedding.mirrored_region_names`)."""
+    views named after its ``embeddings``, cut from its ``region_source``, or from it mirrored or turned
+    (``orientation``; named ``image:flip-a80tl``, ``image:r90-a80tl`` ...:
+    :func:`csadetect.signals.embedding.oriented_region_names`)."""
     names = tuple(item.views[len(item.embeddings):])
     if item.region_source is None or not names:
         return (), np.zeros((0, model.dim), np.float32)
-    return model.embed_region_views(item.region_source, names, mirror)
+    return model.embed_region_views(item.region_source, names, orientation)
+
+
+def turned_vectors(item: HashedItem, model: EmbeddingModel) -> tuple[tuple[str, ...], np.ndarray]:
+    """The names and vectors of ``item``'s ``region_source`` turned a quarter, a half and three quarters
+    (``match.embedding_query_turns``: they choose which way :func:`region_vectors` cuts)."""
+    if item.region_source is None:
+        return (), np.zeros((0, model.dim), np.float32)
+    return model.embed_turned(item.region_source, item.views[0])
 
 
 def _model_inputs(item: HashedItem, size: int) -> np.ndarray:

@@ -12,13 +12,15 @@ and then only swapped.
 
 Deferred region views: an image's query-side region views are embedded here (the model shared
 with EmbedImages, one copy per process), after its own vectors, so that they can be cut from the
-mirrored image when its mirror lies nearer some embedding row, or from both when neither is clearly
-nearer (``IndicatorIndex.region_orientations``).
+mirrored image when its mirror lies nearer some embedding row, from the image turned a quarter, a half
+or three quarters when that does (``match.embedding_query_turns``), or from the two nearest ways when
+neither is clearly nearer (``IndicatorIndex.region_orientations``).
 With ``match.embedding_query_region_gate`` set, only an image that nothing matched and one of whose
 own vectors lies within the gate of some row gets them; every other image skips them. Either way
 the picture they are cut from is dropped here; the counter ``region_views_embedded`` counts the
-images that needed them, ``region_views_mirrored`` those cut from the mirror alone and
-``region_views_both_ways`` those cut both ways (84 more model inputs each)."""
+images that needed them, ``region_views_mirrored`` those cut from the mirror alone,
+``region_views_both_ways`` those cut two ways (96 more model inputs each) and ``region_views_turned``
+those cut from a turn of the image."""
 from __future__ import annotations
 
 import dataclasses
@@ -32,9 +34,10 @@ from apache_beam.utils import shared
 from csadetect.config.settings import IndicatorSettings, MatchSettings
 from csadetect.indicators.live import LiveIndex
 from csadetect.reports.hits import MatchedItem
-from csadetect.signals.embedding import is_mirrored_region, region_gate_similarity, view_thresholds
+from csadetect.signals.embedding import (MIRROR_SUFFIX, TURN_SUFFIXES, region_gate_similarity, region_orientation,
+                                         view_thresholds)
 from csadetect.transforms.common import NAMESPACE, counter, guarded, is_streaming, keep_alive
-from csadetect.transforms.embed import loaded_model, region_vectors
+from csadetect.transforms.embed import loaded_model, region_vectors, turned_vectors
 
 LOG = logging.getLogger(__name__)
 
@@ -91,16 +94,22 @@ class MatchIndicatorsFn(beam.DoFn):
                     LOG.error("%s", problem)
                     counter("embedding_rows_of_other_model").inc()
             if spec is not None and item.embeddings is not None and item.region_source is not None:
-                # the region views were left to this stage: cut from the image or its mirror
+                # the region views were left to this stage: cut from the image, its mirror or a turn of it
                 gate = region_gate_similarity(spec.threshold, self._match.embedding_query_region_gate)
+                turned = (lambda: turned_vectors(item, loaded_model(spec.path))) \
+                    if self._match.embedding_query_turns else None
                 matches, embedded = index.match_image_gated(
                     item.image, item.embeddings, item.views[:len(item.embeddings)], spec.version, spec.threshold,
-                    gate, lambda mirror: region_vectors(item, loaded_model(spec.path), mirror))
+                    gate, lambda orientation: region_vectors(item, loaded_model(spec.path), orientation), turned)
                 if embedded is not None:
                     counter("region_views_embedded").inc()
-                    mirrored = sum(map(is_mirrored_region, embedded[0]))
-                    if mirrored:  # the orientation's cost: 84 more views when both ways
-                        counter("region_views_both_ways" if mirrored < len(embedded[0]) else "region_views_mirrored").inc()
+                    ways = {region_orientation(name) for name in embedded[0]}
+                    if len(ways) > 1:  # the orientation's cost: 96 more views when two ways
+                        counter("region_views_both_ways").inc()
+                    elif ways == {MIRROR_SUFFIX}:
+                        counter("region_views_mirrored").inc()
+                    if ways & set(TURN_SUFFIXES):
+                        counter("region_views_turned").inc()
             elif spec is not None and item.embeddings is not None:
                 thresholds = view_thresholds(item.views, spec.threshold, len(item.embeddings))
                 matches = index.match_image(item.image, item.embeddings, spec.version, thresholds)
