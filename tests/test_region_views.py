@@ -516,7 +516,7 @@ def test_the_turned_vectors_choose_the_way_and_are_not_looked_up(model, scene, t
     matches, _ = index.match_image_gated(hash_image_with_views(jpeg_bytes(unrelated))[0],
                                          other[None, :], ("image",), model.version, model.threshold, None, region_views,
                                          lambda: (("image:r90", "image:r180", "image:r270"), np.stack([other, own, other])))
-    assert asked == [":r180"] and not matches
+    assert asked == ["", ":r180"] and not matches  # the upload as it is, and the turn nearer than it
 
 
 def test_region_orientations_follow_the_nearer_vector_and_take_both_when_too_close(model, scene, tmp_path, monkeypatch):
@@ -576,8 +576,9 @@ def test_the_region_view_orientation_is_counted(model, scene, tmp_path, monkeypa
 
 
 def test_the_orientation_rule_shared_by_the_index_and_the_benchmark():
-    """``signals.embedding.orientations``: nearer by more than the tolerance wins, within it the two
-    nearest (never a third), no rows (-1 every way) the image alone."""
+    """``signals.embedding.orientations``: nearer by more than the tolerance wins, within it both the
+    image and its mirror, no rows (-1 every way) the image alone; a turn too when it is nearer than
+    both by more than the tolerance (added to them, never in their place)."""
     from csadetect.signals.embedding import orientations
 
     assert orientations({"": 0.99, ":flip": 0.98}, 0.0037) == ("",)
@@ -586,6 +587,8 @@ def test_the_orientation_rule_shared_by_the_index_and_the_benchmark():
     assert orientations({"": -1.0, ":flip": -1.0}, 0.0037) == ("",)
     assert orientations({"": -1.0, ":flip": -1.0, ":r90": -1.0}, 0.0037) == ("",)
     turned = {"": 0.90, ":flip": 0.91, ":r90": 0.99, ":r180": 0.80, ":r270": 0.95}
-    assert orientations(turned, 0.0037) == (":r90",)
-    assert orientations({**turned, ":r270": 0.989, ":flip": 0.988}, 0.0037) == (":r90", ":r270")  # two at most
-    assert orientations({**turned, "": 0.99}, 0.0037) == ("", ":r90")  # a tie: both, in ORIENTATIONS order
+    assert orientations(turned, 0.0037) == (":flip", ":r90")
+    assert orientations({**turned, ":flip": 0.9}, 0.0037) == ("", ":flip", ":r90")  # three at the most
+    assert orientations({**turned, ":r270": 0.989, ":flip": 0.988}, 0.0037) == (":flip",)  # not clearly nearer
+    assert orientations({**turned, "": 0.99}, 0.0037) == ("",)  # a tie keeps the image
+    assert orientations({"": 0.90, ":r180": 0.95}, 0.0037) == ("", ":r180")  # no mirror vector

@@ -217,9 +217,9 @@ class MatchSettings(_Strict):
     )
     embedding_query_turns: bool = Field(
         True, description="with embedding_query_regions: also embed the image turned a quarter, a half and three "
-        "quarters (3 inputs, ~1.5 ms CPU) and cut the region views from the orientation whose own vector lies nearest "
-        "some embedding row (the image, its mirror or a turn; the two nearest when they are closer than the "
-        "threshold's distance), so a copy turned by 90 degrees and cropped meets the region rows upright; the "
+        "quarters (3 inputs, ~1 ms CPU) and also cut the region views from the turn whose own vector lies nearer "
+        "some embedding row than the image's and its mirror's by more than the threshold's distance, so a copy "
+        "turned by 90 degrees and cropped meets the region rows upright (+96 inputs for such an upload); the "
         "turned vectors only choose the way, they are not looked up"
     )
     embedding_query_region_gate: Optional[float] = Field(

@@ -351,11 +351,12 @@ class IndicatorIndex:
         ``("",)`` from the image as it is, ``(":flip",)`` from its mirror, ``(":r90",)`` from it turned a
         quarter counter-clockwise, ... The region rows are cut from the upright, unmirrored original and a
         region view must land almost on its row, which a crop of a mirrored or turned copy does only when
-        brought back. So the orientation whose own vector lies nearest some embedding row is used: the
-        image (the first vector), its mirror (the own vector named ``"<first name>:flip"``) or, with
-        ``turned`` (names and vectors of the image turned: ``match.embedding_query_turns``), a turn;
-        and the next nearest too when the two nearest similarities differ by ``tolerance`` or less
-        (the threshold's distance: closer than a match can tell apart). One top-1 search per
+        brought back. So the mirror (the own vector named ``"<first name>:flip"``) is used when it lies
+        nearer some embedding row than the image (the first vector), the image when it lies nearer, both
+        when the two differ by ``tolerance`` or less (the threshold's distance: closer than a match can
+        tell apart); and, with ``turned`` (names and vectors of the image turned:
+        ``match.embedding_query_turns``), the nearest turn as well when it lies nearer than both by more
+        than ``tolerance`` (:func:`csadetect.signals.embedding.orientations`). One top-1 search per
         orientation; the image alone without a mirror or turns, or without embedding rows of ``version``."""
         nearest = {"": None}
         i = mirror_index(names)

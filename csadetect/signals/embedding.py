@@ -147,9 +147,9 @@ STRIP_VIEW_DISTANCE_SHARE = 0.25
 # mirror for a region view's strict threshold; IndicatorIndex.match_image_gated decides).
 MIRROR_SUFFIX = ":flip"
 # The upload turned a quarter, a half and three quarters counter-clockwise (``match.embedding_query_turns``):
-# its own vectors in those orientations (``"image:r90"`` ..., models.embedding.turned_view_inputs) only choose
-# the way the region views are cut, as the mirror's does, and are never looked up themselves. A copy turned
-# a quarter and cropped is then cut back upright before its crops meet the region rows.
+# its own vectors in those orientations (``"image:r90"`` ..., models.embedding.turned_view_inputs) only add a
+# way to cut the region views when one lies clearly nearer the rows (``orientations``), and are never looked
+# up themselves. A copy turned a quarter and cropped is then cut back upright before its crops meet the rows.
 TURN_SUFFIXES = (":r90", ":r180", ":r270")
 # The ways a query's region views can be cut: as uploaded (""), mirrored, turned.
 ORIENTATIONS = ("", MIRROR_SUFFIX) + TURN_SUFFIXES
@@ -285,16 +285,28 @@ def mirror_index(names: Sequence[str]) -> Optional[int]:
 def orientations(nearest: dict, tolerance: float) -> tuple[str, ...]:
     """Which ways (:data:`ORIENTATIONS`) to cut an image's query-side region views, from the nearest
     embedding row's similarity of each orientation's own vector (``{"": image, ":flip": mirror,
-    ":r90": turned a quarter, ...}``; -1.0 without rows): the nearest orientation, and the next
-    nearest too when it comes within ``tolerance`` of it (the threshold's distance: closer than a
-    match can tell apart), in :data:`ORIENTATIONS` order; ``("",)`` without rows (nothing to be
-    near). With the image and its mirror alone: the mirror when it is nearer by more than
-    ``tolerance``, the image when it is, both in between."""
+    ":r90": turned a quarter, ...}``; -1.0 without rows; ``""`` always given): the mirror when it is
+    nearer than the image by more than ``tolerance`` (the threshold's distance: closer than a match
+    can tell apart), the image when it is, both in between; and the nearest turn as well when it lies
+    nearer than both by more than ``tolerance``; ``("",)`` without rows (nothing to be near). A turn
+    is added, never put in their place: the nearest row of a whole picture's vector is a weak guide
+    for a texture or a copy under a text band, and a copy that was not turned keeps every way it had
+    before the turns."""
     if all(v == -1.0 for v in nearest.values()):
         return ("",)
-    ranked = sorted(nearest, key=lambda o: (-nearest[o], ORIENTATIONS.index(o)))
-    ways = ranked[:1] + [o for o in ranked[1:2] if nearest[ranked[0]] - nearest[o] <= tolerance]
-    return tuple(sorted(ways, key=ORIENTATIONS.index))
+    image, mirror = nearest[""], nearest.get(MIRROR_SUFFIX)
+    if mirror is None:
+        ways: tuple[str, ...] = ("",)
+    elif abs(mirror - image) <= tolerance:
+        ways = ("", MIRROR_SUFFIX)
+    else:
+        ways = (MIRROR_SUFFIX,) if mirror > image else ("",)
+    turns = [o for o in TURN_SUFFIXES if o in nearest]
+    if turns:
+        best = max(turns, key=lambda o: nearest[o])  # the first of equals
+        if nearest[best] - max(image, -1.0 if mirror is None else mirror) > tolerance:
+            ways += (best,)
+    return ways
 
 
 def is_mirrored_region(name: str) -> bool:

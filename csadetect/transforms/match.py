@@ -12,15 +12,15 @@ and then only swapped.
 
 Deferred region views: an image's query-side region views are embedded here (the model shared
 with EmbedImages, one copy per process), after its own vectors, so that they can be cut from the
-mirrored image when its mirror lies nearer some embedding row, from the image turned a quarter, a half
-or three quarters when that does (``match.embedding_query_turns``), or from the two nearest ways when
-neither is clearly nearer (``IndicatorIndex.region_orientations``).
+mirrored image when its mirror lies nearer some embedding row, or from both when neither is clearly
+nearer, and also from the image turned a quarter, a half or three quarters when that lies clearly nearer
+than both (``match.embedding_query_turns``; ``IndicatorIndex.region_orientations``).
 With ``match.embedding_query_region_gate`` set, only an image that nothing matched and one of whose
 own vectors lies within the gate of some row gets them; every other image skips them. Either way
 the picture they are cut from is dropped here; the counter ``region_views_embedded`` counts the
 images that needed them, ``region_views_mirrored`` those cut from the mirror alone,
-``region_views_both_ways`` those cut two ways (96 more model inputs each) and ``region_views_turned``
-those cut from a turn of the image."""
+``region_views_both_ways`` those cut more than one way (96 more model inputs each way) and
+``region_views_turned`` those cut from a turn of the image too."""
 from __future__ import annotations
 
 import dataclasses
