@@ -16,9 +16,9 @@ Queries are embedded as the pipeline embeds them: the bytes go through
 :func:`training.evaluate_images.embed_query` with ``flip=True`` and ``regions=QUERY_REGIONS`` (the image,
 each view, the mirror, the image's 60%-, 78%- and 80-98%-area crops at its corners and centre and its strips keeping
 60-98% of each side, as with
-``match.embedding_query_regions`` on, cut from the mirrored or turned image when the mirror or a turn by 90,
-180 or 270 degrees lies nearer one of the calibration originals' rows (``match.embedding_query_turns``), as
-``MatchIndicators`` cuts them; a region view's distance counts twice and a strip view's
+``match.embedding_query_regions`` on, cut from the mirrored image when the mirror lies nearer one of the
+calibration originals' rows, and also from a turn by 90, 180 or 270 degrees when that lies clearly nearer
+(``match.embedding_query_turns``), as ``MatchIndicators`` cuts them; a region view's distance counts twice and a strip view's
 four times, as the matcher counts them:
 :func:`csadetect.signals.embedding.view_weights`); a query's similarity to an original is the largest over its vectors and the original's rows. Originals are
 embedded as ``indicators from-media`` embeds them: the decoded image plus its index-side views
@@ -273,9 +273,9 @@ def calibrate(model, cal: dict, margin: float = MARGIN, log: Callable[[str], Non
         "query_embedding": "hash_image_with_views(data, preprocess=csadetect.media.regions.views_and_sub_images) -> "
                            "training.evaluate_images.embed_query(model, pictures, True, QUERY_REGIONS, rows) (image, "
                            "views, sub-images, mirror, 60%-, 78%- and 80-98%-area crops at the corners and the centre, strips keeping "
-                           "60%, 70%, 80% and 88-98% of each side, cut from the image, its mirror or its turn by 90, 180 or "
-                           "270 degrees, whichever lies nearest the originals' rows (the two nearest when closer than "
-                           "the threshold's distance); a region view's distance counts "
+                           "60%, 70%, 80% and 88-98% of each side, cut from the image or its mirror, whichever lies nearer "
+                           "the originals' rows (both when closer than the threshold's distance), and also from its turn by "
+                           "90, 180 or 270 degrees when that lies nearer than both by more; a region view's distance counts "
                            "twice, a strip view's four times: csadetect.signals.embedding.view_weights); "
                            "originals: the decoded image and its index-side views "
                            "(csadetect.signals.embedding.embedding_views), as indicators from-media; a pair's similarity is "
