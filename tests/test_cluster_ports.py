@@ -69,3 +69,18 @@ def test_real_free_ports_can_be_bound():
     for port in local.free_ports(3):
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def test_a_kafka_cluster_id_never_starts_with_a_dash(monkeypatch):
+    """``kafka-storage format -t ID`` takes an id starting with ``-`` for an option (one random id in 64):
+    such a draw is replaced, and every id is 22 characters of URL-safe base64."""
+    import uuid
+
+    from csadetect.cluster import local
+
+    draws = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=bytes(16))])  # "-w..." first, then "AAAA..."
+    monkeypatch.setattr(local.uuid, "uuid4", lambda: next(draws))
+    assert local.kafka_cluster_id() == "A" * 22
+    monkeypatch.undo()
+    ids = [local.kafka_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")] and {len(i) for i in ids} == {22}

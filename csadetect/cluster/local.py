@@ -193,6 +193,16 @@ log4j.logger.kafka.server.BrokerServer=INFO
 """
 
 
+def kafka_cluster_id() -> str:
+    """A random Kafka cluster id (a UUID in URL-safe base64, 22 characters) that does not start with
+    ``-``: ``kafka-storage format -t ID`` would take such an id for an option and refuse to format (one
+    id in 64), as Kafka's own ``Uuid.randomUuid`` avoids for the same reason."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass
 class LocalCluster:
     workdir: Path
@@ -260,7 +270,7 @@ class LocalCluster:
     def start_kafka(self) -> None:
         cp = f"{artifacts.kafka_dir()}/*"
         props = self.workdir / "conf" / "kafka.properties"
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = kafka_cluster_id()
         log4j = f"-Dlog4j.configuration=file:{self.workdir / 'conf' / 'log4j-kafka.properties'}"
         fmt = subprocess.run([artifacts.java(), log4j, "-cp", cp, "kafka.tools.StorageTool", "format",
                               "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
