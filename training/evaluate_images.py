@@ -55,7 +55,7 @@ from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
 from csadetect.media.view_value import VALUE
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, staged_model_inputs
-from csadetect.signals.embedding import (MIRROR_SUFFIX, mirror_index, orientations, query_regions, region_gate_similarity, split_embedding, view_thresholds,
+from csadetect.signals.embedding import (query_regions, region_gate_similarity, region_ways, split_embedding, view_thresholds,
                                          weigh_similarities)
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
                                      eval_transform, random_augment, rotate, skimage_image, synth)
@@ -137,8 +137,8 @@ def embed_query(model, pictures, flip: bool, regions, rows: "np.ndarray | None" 
                 threshold: "float | None" = None, turns: bool = True) -> tuple[np.ndarray, tuple]:
     """A query's vectors and their names, as HashMedia, EmbedImages and MatchIndicators make them:
     the pictures (and the mirror with ``flip``), then the query-side region views ``regions``, cut
-    from the image, its mirror or (with ``turns``: ``match.embedding_query_turns``) a turn of it, the
-    nearest way or the two nearest, as ``IndicatorIndex.region_orientations`` decides, here
+    from the image, its mirror or both, and (with ``turns``: ``match.embedding_query_turns``) from a turn
+    of it too, by the rule of ``IndicatorIndex.region_orientations`` (``signals.embedding.region_ways``), here
     against ``rows`` (the indexed embedding rows, ``(n, dim)`` or ``(n, m, dim)``; None: from the
     image) at ``threshold`` (default: the model's). The turned vectors only choose the way: they are
     not among those returned."""
@@ -150,15 +150,9 @@ def embed_query(model, pictures, flip: bool, regions, rows: "np.ndarray | None" 
     ways = ("",)
     if rows is not None:
         flat = rows.reshape(-1, rows.shape[-1])
-        nearest = {"": float((flat @ vectors[0]).max())}
-        i = mirror_index(own)
-        if i is not None:
-            nearest[MIRROR_SUFFIX] = float((flat @ vectors[i]).max())
-        if turns:
-            for name, vector in zip(*model.embed_turned(source, own[0])):
-                nearest[name[len(own[0]):]] = float((flat @ vector).max())
-        if len(nearest) > 1:
-            ways = orientations(nearest, 1.0 - (model.threshold if threshold is None else threshold))
+        ways = region_ways(lambda v: float((flat @ v[0]).max()), vectors, own,
+                           1.0 - (model.threshold if threshold is None else threshold),
+                           (lambda: model.embed_turned(source, own[0])) if turns else None)
     parts = [model.embed_region_views(source, rest, way) for way in ways]
     return np.concatenate([vectors] + [v for _, v in parts]), own + tuple(n for cut, _ in parts for n in cut)
 

@@ -48,7 +48,7 @@ from csadetect.indicators.snapshot import (
     manifest_chain,
 )
 from csadetect.signals import SIGNAL_TYPES, SignalError, for_query, ordered
-from csadetect.signals.embedding import MIRROR_SUFFIX, EmbeddingSignal, mirror_index, orientations, view_thresholds
+from csadetect.signals.embedding import EmbeddingSignal, region_ways, view_thresholds
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -346,7 +346,7 @@ class IndicatorIndex:
                     if EmbeddingSignal.name in seg.indexes), default=-1.0)
 
     def region_orientations(self, embeddings, names: Sequence[str], version: Optional[str],
-                            tolerance: float, turned=None) -> tuple[str, ...]:
+                            tolerance: float, turned_views=None) -> tuple[str, ...]:
         """Which ways to cut the image's query-side region views (:data:`csadetect.signals.embedding.ORIENTATIONS`):
         ``("",)`` from the image as it is, ``(":flip",)`` from its mirror, ``(":r90",)`` from it turned a
         quarter counter-clockwise, ... The region rows are cut from the upright, unmirrored original and a
@@ -354,25 +354,17 @@ class IndicatorIndex:
         brought back. So the mirror (the own vector named ``"<first name>:flip"``) is used when it lies
         nearer some embedding row than the image (the first vector), the image when it lies nearer, both
         when the two differ by ``tolerance`` or less (the threshold's distance: closer than a match can
-        tell apart); and, with ``turned`` (names and vectors of the image turned:
+        tell apart); and, with ``turned_views()`` (names and vectors of the image turned:
         ``match.embedding_query_turns``), the nearest turn as well when it lies nearer than both by more
-        than ``tolerance`` (:func:`csadetect.signals.embedding.orientations`). One top-1 search per
-        orientation; the image alone without a mirror or turns, or without embedding rows of ``version``."""
-        nearest = {"": None}
-        i = mirror_index(names)
-        if i is not None:
-            nearest[MIRROR_SUFFIX] = self.nearest_embedding(embeddings[i:i + 1], version)
-        for name, vector in zip(*(turned or ((), ()))):
-            nearest[name[len(names[0]):]] = self.nearest_embedding(vector[None, :], version)
-        if len(nearest) == 1:
-            return ("",)
-        nearest[""] = self.nearest_embedding(embeddings[:1], version)
-        return orientations(nearest, tolerance)
+        than ``tolerance`` (:func:`csadetect.signals.embedding.region_ways`). One top-1 search per
+        orientation; the image alone without a mirror or turns, or without embedding rows of ``version``
+        (then the turns are not embedded)."""
+        return region_ways(lambda v: self.nearest_embedding(v, version), embeddings, names, tolerance, turned_views)
 
     def _region_views(self, embeddings, names, version, threshold: float, region_views, turned_views=None) -> tuple:
         """(names, vectors) of the region views of every orientation :meth:`region_orientations` asks for."""
-        turned = turned_views() if turned_views is not None else None
-        parts = [region_views(m) for m in self.region_orientations(embeddings, names, version, 1.0 - threshold, turned)]
+        ways = self.region_orientations(embeddings, names, version, 1.0 - threshold, turned_views)
+        parts = [region_views(m) for m in ways]
         parts = [(tuple(n), v) for n, v in parts if len(n)]
         if not parts:
             return (), None

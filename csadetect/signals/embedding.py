@@ -253,11 +253,6 @@ def oriented_region_names(names: Sequence[str], orientation: str) -> tuple[str, 
     return tuple(out)
 
 
-def mirrored_region_names(names: Sequence[str]) -> tuple[str, ...]:
-    """:func:`oriented_region_names` of the mirror (``"image-a80tl"`` -> ``"image:flip-a80tl"``)."""
-    return oriented_region_names(names, MIRROR_SUFFIX)
-
-
 def region_orientation(name: str) -> str:
     """The orientation (:data:`ORIENTATIONS`) a region view ``name`` is cut from (:func:`oriented_region_names`).
     Raises ValueError for a name that is no region view."""
@@ -309,14 +304,24 @@ def orientations(nearest: dict, tolerance: float) -> tuple[str, ...]:
     return ways
 
 
-def is_mirrored_region(name: str) -> bool:
-    """Whether ``name`` is a region view cut from the mirrored image (:func:`mirrored_region_names`)."""
-    return _REGION_VIEW_RE.search(name) is not None and region_orientation(name) == MIRROR_SUFFIX
-
-
-def is_turned_region(name: str) -> bool:
-    """Whether ``name`` is a region view cut from the image turned (:data:`TURN_SUFFIXES`)."""
-    return _REGION_VIEW_RE.search(name) is not None and region_orientation(name) in TURN_SUFFIXES
+def region_ways(nearest, vectors, names: Sequence[str], tolerance: float, turned=None) -> tuple[str, ...]:
+    """:func:`orientations` of a query's own ``vectors`` (``names`` theirs: the image first, its mirror
+    ``"<first>:flip"`` among them when it was embedded): ``nearest(v)`` gives the nearest embedding row's
+    similarity of ``v`` (``(1, dim)``; -1.0 without rows), ``turned()`` the names and vectors of the
+    image turned (:data:`TURN_SUFFIXES`; None: no turns), called only when there are rows to be near.
+    The one rule of ``IndicatorIndex.region_orientations`` and of the evaluation's
+    ``training.evaluate_images.embed_query``."""
+    i = mirror_index(names)
+    if i is None and turned is None:
+        return ("",)
+    near = {"": nearest(vectors[:1])}
+    if near[""] == -1.0:  # no rows of this model: nothing to be near, whichever way
+        return ("",)
+    if i is not None:
+        near[MIRROR_SUFFIX] = nearest(vectors[i:i + 1])
+    for name, vector in zip(*(turned() if turned is not None else ((), ()))):
+        near[name[len(names[0]):]] = nearest(vector[None, :])
+    return orientations(near, tolerance)
 
 
 def parse_region_suffix(name: str) -> tuple[float, str]:
