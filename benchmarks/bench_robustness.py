@@ -161,7 +161,8 @@ class Embedder:
         if regions is None:
             regions = () if previous else query_regions(self.match)
         vectors, names = embed_query(model, pictures, self.flip, regions, rows, self.threshold,
-                                     turns=self.match.embedding_query_turns)
+                                     turns=self.match.embedding_query_turns,
+                                     turn_gate=self.match.embedding_query_turn_gate)
         return vectors, view_weights(names)
 
 

@@ -593,3 +593,45 @@ def test_the_orientation_rule_shared_by_the_index_and_the_benchmark():
     assert orientations({**turned, ":r270": 0.989, ":flip": 0.988}, 0.0037) == (":flip",)  # not clearly nearer
     assert orientations({**turned, "": 0.99}, 0.0037) == ("",)  # a tie keeps the image
     assert orientations({"": 0.90, ":r180": 0.95}, 0.0037) == ("", ":r180")  # no mirror vector
+
+
+def test_a_turn_far_from_every_row_adds_no_way():
+    """``match.embedding_query_turn_gate``: a turn nearer than the image and its mirror, but not within
+    the gate's multiple of the tolerance of any row, adds no way (an upload far from every row); at the
+    floor it does; without a gate (None) any clearly nearer turn does, as in the release before."""
+    from csadetect.signals.embedding import TURN_GATE, orientations
+
+    assert TURN_GATE == MatchSettings().embedding_query_turn_gate == 15.0
+    far = {"": 0.70, ":flip": 0.71, ":r90": 0.80, ":r180": 0.60, ":r270": 0.65}
+    assert orientations(far, 0.0037) == (":flip",)
+    assert orientations(far, 0.0037, turn_gate=None) == (":flip", ":r90")
+    assert orientations(far, 0.0037, turn_gate=100.0) == (":flip", ":r90")  # floor 0.63
+    floor = 1.0 - 15.0 * 0.0037
+    assert orientations({**far, ":r90": floor}, 0.0037) == (":flip", ":r90")
+    assert orientations({**far, ":r90": floor - 0.001}, 0.0037) == (":flip",)
+    with pytest.raises(ValueError):
+        MatchSettings(embedding_query_turn_gate=0.5)  # within less than the threshold's own distance
+
+
+def test_the_turn_gate_is_the_configured_one_in_the_pipeline(model, scene, tmp_path, monkeypatch):
+    """MatchIndicators hands ``match.embedding_query_turn_gate`` to the index: an unrelated upload whose
+    quarter turn lies clearly nearer the rows than the upload, but far from all of them (0.80), is not cut
+    again from that turn by default, and is with the gate off."""
+    from csadetect.indicators.index import IndicatorIndex
+    from csadetect.transforms import match
+
+    known = scenes.render(scene, noise_seed=1)
+    _, index = _index(known, ON, model, tmp_path)
+    sims = []  # the nearest-row similarity of each own vector asked, in region_ways' order
+    monkeypatch.setattr(IndicatorIndex, "nearest_embedding",
+                        lambda self, v, version: sims.pop(0) if sims else 0.5)
+    counted = []
+    real = match.counter
+    monkeypatch.setattr(match, "counter", lambda name: counted.append(name) or real(name))
+    unrelated = synthetic_image(8, (200, 150))
+    for settings, turned in ((ON, False), (ON.model_copy(update={"embedding_query_turn_gate": None}), True)):
+        sims[:] = [0.70, 0.71, 0.80, 0.60, 0.65]  # image, mirror, r90, r180, r270
+        counted.clear()
+        _through_the_stages(unrelated, settings, model, index, defer=True)
+        assert not sims and "region_views_embedded" in counted
+        assert ("region_views_turned" in counted) is turned

@@ -55,7 +55,7 @@ from csadetect.media.regions import preprocessor
 from csadetect.media.synth import jpeg_bytes
 from csadetect.media.view_value import VALUE
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec, staged_model_inputs
-from csadetect.signals.embedding import (query_regions, region_gate_similarity, region_ways, split_embedding, view_thresholds,
+from csadetect.signals.embedding import (TURN_GATE, query_regions, region_gate_similarity, region_ways, split_embedding, view_thresholds,
                                          weigh_similarities)
 from training.embedding_data import (DISTRACTOR_SKIMAGE, EVAL_TRANSFORMS, HELDOUT_SKIMAGE, banner, crop,
                                      eval_transform, random_augment, rotate, skimage_image, synth)
@@ -134,11 +134,12 @@ def original_sims(vectors: np.ndarray, emb: np.ndarray, weights: "np.ndarray | N
 
 
 def embed_query(model, pictures, flip: bool, regions, rows: "np.ndarray | None" = None,
-                threshold: "float | None" = None, turns: bool = True) -> tuple[np.ndarray, tuple]:
+                threshold: "float | None" = None, turns: bool = True,
+                turn_gate: "float | None" = TURN_GATE) -> tuple[np.ndarray, tuple]:
     """A query's vectors and their names, as HashMedia, EmbedImages and MatchIndicators make them:
     the pictures (and the mirror with ``flip``), then the query-side region views ``regions``, cut
-    from the image, its mirror or both, and (with ``turns``: ``match.embedding_query_turns``) from a turn
-    of it too, by the rule of ``IndicatorIndex.region_orientations`` (``signals.embedding.region_ways``), here
+    from the image, its mirror or both, and (with ``turns``: ``match.embedding_query_turns``; ``turn_gate``:
+    ``match.embedding_query_turn_gate``) from a turn of it too, by the rule of ``IndicatorIndex.region_orientations`` (``signals.embedding.region_ways``), here
     against ``rows`` (the indexed embedding rows, ``(n, dim)`` or ``(n, m, dim)``; None: from the
     image) at ``threshold`` (default: the model's). The turned vectors only choose the way: they are
     not among those returned."""
@@ -152,7 +153,7 @@ def embed_query(model, pictures, flip: bool, regions, rows: "np.ndarray | None" 
         flat = rows.reshape(-1, rows.shape[-1])
         ways = region_ways(lambda v: float((flat @ v[0]).max()), vectors, own,
                            1.0 - (model.threshold if threshold is None else threshold),
-                           (lambda: model.embed_turned(source, own[0])) if turns else None)
+                           (lambda: model.embed_turned(source, own[0])) if turns else None, turn_gate)
     parts = [model.embed_region_views(source, rest, way) for way in ways]
     return np.concatenate([vectors] + [v for _, v in parts]), own + tuple(n for cut, _ in parts for n in cut)
 
@@ -178,7 +179,8 @@ def query(data: bytes, index, settings, model, spec):
             return model.embed_turned(source, own_names[0])
 
         matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate,
-                                                    regions, turned if settings.match.embedding_query_turns else None)
+                                                    regions, turned if settings.match.embedding_query_turns else None,
+                                                    settings.match.embedding_query_turn_gate)
         if embedded is None:  # the vectors returned: the ones looked up, and the unmirrored region views
             embedded = regions("")
         vectors = np.concatenate([vectors, embedded[1]])

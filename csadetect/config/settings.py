@@ -222,6 +222,12 @@ class MatchSettings(_Strict):
         "turned by 90 degrees and cropped meets the region rows upright (+96 inputs for such an upload); the "
         "turned vectors only choose the way, they are not looked up"
     )
+    embedding_query_turn_gate: Optional[float] = Field(
+        15.0, ge=1.0, description="with embedding_query_turns: a turn adds a way only when its own vector also lies "
+        "within this many times the threshold's distance (1 - threshold) of some embedding row (15 at 0.9963: "
+        "similarity >= 0.9445), so an upload far from every row is not cut again from whichever turn happens to lie "
+        "least far (+96 inputs, ~30 ms); null: no such floor (the release before)"
+    )
     embedding_query_region_gate: Optional[float] = Field(
         None, ge=1.0, description="null (default): embed the query-side region views of every image. A number: only for "
         "an image that nothing matched and one of whose own vectors lies within this many times the threshold's "

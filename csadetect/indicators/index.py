@@ -48,7 +48,7 @@ from csadetect.indicators.snapshot import (
     manifest_chain,
 )
 from csadetect.signals import SIGNAL_TYPES, SignalError, for_query, ordered
-from csadetect.signals.embedding import EmbeddingSignal, region_ways, view_thresholds
+from csadetect.signals.embedding import TURN_GATE, EmbeddingSignal, region_ways, view_thresholds
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -346,7 +346,7 @@ class IndicatorIndex:
                     if EmbeddingSignal.name in seg.indexes), default=-1.0)
 
     def region_orientations(self, embeddings, names: Sequence[str], version: Optional[str],
-                            tolerance: float, turned_views=None) -> tuple[str, ...]:
+                            tolerance: float, turned_views=None, turn_gate: Optional[float] = TURN_GATE) -> tuple[str, ...]:
         """Which ways to cut the image's query-side region views (:data:`csadetect.signals.embedding.ORIENTATIONS`):
         ``("",)`` from the image as it is, ``(":flip",)`` from its mirror, ``(":r90",)`` from it turned a
         quarter counter-clockwise, ... The region rows are cut from the upright, unmirrored original and a
@@ -356,14 +356,17 @@ class IndicatorIndex:
         when the two differ by ``tolerance`` or less (the threshold's distance: closer than a match can
         tell apart); and, with ``turned_views()`` (names and vectors of the image turned:
         ``match.embedding_query_turns``), the nearest turn as well when it lies nearer than both by more
-        than ``tolerance`` (:func:`csadetect.signals.embedding.region_ways`). One top-1 search per
+        than ``tolerance`` and within ``turn_gate`` times it of a row (``match.embedding_query_turn_gate``;
+        :func:`csadetect.signals.embedding.region_ways`). One top-1 search per
         orientation; the image alone without a mirror or turns, or without embedding rows of ``version``
         (then the turns are not embedded)."""
-        return region_ways(lambda v: self.nearest_embedding(v, version), embeddings, names, tolerance, turned_views)
+        return region_ways(lambda v: self.nearest_embedding(v, version), embeddings, names, tolerance, turned_views,
+                           turn_gate)
 
-    def _region_views(self, embeddings, names, version, threshold: float, region_views, turned_views=None) -> tuple:
+    def _region_views(self, embeddings, names, version, threshold: float, region_views, turned_views=None,
+                      turn_gate: Optional[float] = TURN_GATE) -> tuple:
         """(names, vectors) of the region views of every orientation :meth:`region_orientations` asks for."""
-        ways = self.region_orientations(embeddings, names, version, 1.0 - threshold, turned_views)
+        ways = self.region_orientations(embeddings, names, version, 1.0 - threshold, turned_views, turn_gate)
         parts = [region_views(m) for m in ways]
         parts = [(tuple(n), v) for n, v in parts if len(n)]
         if not parts:
@@ -372,19 +375,20 @@ class IndicatorIndex:
 
     def match_image_gated(self, hashes, embeddings, names: Sequence[str], embedding_version: Optional[str],
                           threshold: float, gate: Optional[float], region_views,
-                          turned_views=None) -> tuple[list[Match], Optional[tuple]]:
+                          turned_views=None, turn_gate: Optional[float] = TURN_GATE) -> tuple[list[Match], Optional[tuple]]:
         """:meth:`match_image` for an image whose query-side region views are embedded here, after
         its own ``embeddings`` (the image, its views, sub-images, mirror; ``names`` theirs) have been
         looked up: ``region_views(orientation)`` gives the region views' (names, vectors), cut from the
         image, its mirror or (with ``turned_views()``: the names and vectors of the image turned, which
-        only choose the way) a turn of it as :meth:`region_orientations` says, and they are looked up at their own
+        only choose the way) a turn of it as :meth:`region_orientations` says (``turn_gate`` its), and they are looked up at their own
         thresholds (:func:`csadetect.signals.embedding.view_thresholds`). With ``gate`` None (no
         gate, the default) every image's region views are looked up, with its own vectors at once;
         with a gate (``match.embedding_query_region_gate``) only when its own vectors found nothing
         and one of them reaches similarity ``gate`` with some row. Returns (matches, the region
         views' (names, vectors) when they were embedded, else None)."""
         if gate is None:
-            regions = self._region_views(embeddings, names, embedding_version, threshold, region_views, turned_views)
+            regions = self._region_views(embeddings, names, embedding_version, threshold, region_views, turned_views,
+                                         turn_gate)
             if len(regions[0]):
                 every = list(names) + list(regions[0])
                 return self.match_image(hashes, np.concatenate([embeddings, regions[1]]), embedding_version,
@@ -392,7 +396,8 @@ class IndicatorIndex:
         matches = self.match_image(hashes, embeddings, embedding_version, view_thresholds(names, threshold, len(embeddings)))
         if matches or gate is None or self.nearest_embedding(embeddings, embedding_version) < gate:
             return matches, None
-        regions = self._region_views(embeddings, names, embedding_version, threshold, region_views, turned_views)
+        regions = self._region_views(embeddings, names, embedding_version, threshold, region_views, turned_views,
+                                         turn_gate)
         if not len(regions[0]):
             return matches, None
         return self.match_embeddings(regions[1], embedding_version, view_thresholds(regions[0], threshold)), regions

@@ -100,7 +100,8 @@ class MatchIndicatorsFn(beam.DoFn):
                     if self._match.embedding_query_turns else None
                 matches, embedded = index.match_image_gated(
                     item.image, item.embeddings, item.views[:len(item.embeddings)], spec.version, spec.threshold,
-                    gate, lambda orientation: region_vectors(item, loaded_model(spec.path), orientation), turned)
+                    gate, lambda orientation: region_vectors(item, loaded_model(spec.path), orientation), turned,
+                    self._match.embedding_query_turn_gate)
                 if embedded is not None:
                     counter("region_views_embedded").inc()
                     ways = {region_orientation(name) for name in embedded[0]}
