@@ -410,11 +410,15 @@ def test_mirrored_region_view_names():
     assert oriented_region_names(("image-a80tl", "image-a60c"), ":r90") == ("image:r90-a80tl", "image:r90-a60c")
     assert oriented_region_names(("image-a80tl",), "") == ("image-a80tl",)
     assert [region_orientation(n) for n in ("image-a80tl", "image:flip-a80tl", "image:r90-a80tl", "image:r180-a60c",
-                                            "image:r270-a90t")] == ["", ":flip", ":r90", ":r180", ":r270"]
+                                            "image:r270-a90t", "image:flip:r90-a80tl", "image:flip:r180-a60c",
+                                            "cell-1:flip:r270-a90t")] == ["", ":flip", ":r90", ":r180", ":r270",
+                                                                          ":flip:r90", ":flip:r180", ":flip:r270"]
     for own in ("image:r90", "image:flip"):  # an own vector's name is no region view
         with pytest.raises(ValueError):
             region_orientation(own)
-    assert turned_names("image") == ("image:r90", "image:r180", "image:r270")
+    assert turned_names("image") == ("image:r90", "image:r180", "image:r270",
+                                     "image:flip:r90", "image:flip:r180", "image:flip:r270")
+    assert oriented_region_names(("image-a80tl",), ":flip:r90") == ("image:flip:r90-a80tl",)
     with pytest.raises(ValueError):
         oriented_region_names(("image-a80tl",), ":r45")
 
@@ -461,18 +465,23 @@ def test_a_turned_region_view_is_cut_from_the_turned_source():
 
     source = np.asarray(synthetic_image(5, (256, 192)))
     for quarter, way in enumerate((":r90", ":r180", ":r270"), start=1):
-        turned = np.ascontiguousarray(np.rot90(source, quarter))
-        assert np.array_equal(region_view_inputs(source, (f"image{way}-a80tl", f"image{way}-a70b")),
-                              region_view_inputs(turned, ("image-a80tl", "image-a70b")))
+        for mirror, seen in (("", source), (":flip", source[:, ::-1])):
+            turned = np.ascontiguousarray(np.rot90(seen, quarter))
+            assert np.array_equal(region_view_inputs(source, (f"image{mirror}{way}-a80tl", f"image{mirror}{way}-a70b")),
+                                  region_view_inputs(turned, ("image-a80tl", "image-a70b")))
     names, batch = turned_view_inputs(source)
-    assert names == ("image:r90", "image:r180", "image:r270") and batch.shape == (3, 64, 64, 3)
-    upright = Image.fromarray(source).transpose(Image.Transpose.ROTATE_90)  # Pillow turns counter-clockwise too
+    assert names == ("image:r90", "image:r180", "image:r270", "image:flip:r90", "image:flip:r180", "image:flip:r270")
+    assert batch.shape == (6, 64, 64, 3)
+    picture = Image.fromarray(source)
+    upright = picture.transpose(Image.Transpose.ROTATE_90)  # Pillow turns counter-clockwise too
     assert np.array_equal(batch[0], preprocess(upright))
+    assert np.array_equal(batch[3], preprocess(picture.transpose(Image.Transpose.TRANSPOSE)))  # mirrored, turned a quarter
+    assert np.array_equal(batch[4], preprocess(picture.transpose(Image.Transpose.FLIP_TOP_BOTTOM)))
 
 
 def test_a_turned_crop_matches_through_region_views_cut_upright(model, scene, tmp_path, monkeypatch):
-    """A copy turned a quarter (either way) and then cropped to 75% of its area at a corner: its own
-    vector turned back lies nearest the rows, so its region views are cut from that turn, where one is
+    """A copy turned a quarter (either way) or transposed (mirrored and turned), and then cropped to 75% of
+    its area at a corner: its own vector turned back lies nearest the rows, so its region views are cut from that turn, where one is
     cut like a 60% row of the original. With ``match.embedding_query_turns`` off, none is found. An
     uncropped turned copy is found by the embedding too (its region views cut upright)."""
     from csadetect.transforms import match
@@ -483,7 +492,7 @@ def test_a_turned_crop_matches_through_region_views_cut_upright(model, scene, tm
     counted = []
     real = match.counter
     monkeypatch.setattr(match, "counter", lambda name: counted.append(name) or real(name))
-    for turn in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+    for turn in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270, Image.Transpose.TRANSPOSE):
         copy = rs._crop_area(0.75, "tl")(known.transpose(turn), None)
         found = _through_the_stages(copy, ON, model, index, defer=True)
         assert any("-embedding-a60" in m.indicator_id for m in found.matches), found.matches

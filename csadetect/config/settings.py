@@ -216,11 +216,12 @@ class MatchSettings(_Strict):
         "36 inputs with the default shares, ~+32 ms per 3 MP image); [] turns the strips off"
     )
     embedding_query_turns: bool = Field(
-        True, description="with embedding_query_regions: also embed the image turned a quarter, a half and three "
-        "quarters (3 inputs, ~1 ms CPU) and also cut the region views from the turn whose own vector lies nearer "
-        "some embedding row than the image's and its mirror's by more than the threshold's distance, so a copy "
-        "turned by 90 degrees and cropped meets the region rows upright (+96 inputs for such an upload); the "
-        "turned vectors only choose the way, they are not looked up"
+        True, description="with embedding_query_regions: also embed the image and its mirror turned a quarter, a "
+        "half and three quarters (6 inputs, ~2 ms CPU: with the image and its mirror, PDQ's eight dihedral ways) and "
+        "also cut the region views from the turn whose own vector lies nearer some embedding row than the image's "
+        "and its mirror's by more than the threshold's distance (and within embedding_query_turn_gate of it), so a "
+        "copy turned by 90 degrees or transposed and cropped meets the region rows upright (+96 inputs for such an "
+        "upload); the turned vectors only choose the way, they are not looked up"
     )
     embedding_query_turn_gate: Optional[float] = Field(
         15.0, ge=1.0, description="with embedding_query_turns: a turn adds a way only when its own vector also lies "

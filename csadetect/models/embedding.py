@@ -112,13 +112,17 @@ def staged_model_inputs(pictures: Sequence, size: int = INPUT_SIZE, flip: bool =
 
 def oriented(source: np.ndarray, orientation: str) -> np.ndarray:
     """``source`` (``(h, w, 3)``) in ``orientation`` (:data:`csadetect.signals.embedding.ORIENTATIONS`): as it
-    is, mirrored left to right (``":flip"``), or turned counter-clockwise by 90, 180 or 270 degrees (``":r90"`` ...)."""
+    is, mirrored left to right (``":flip"``), turned counter-clockwise by 90, 180 or 270 degrees (``":r90"`` ...),
+    or mirrored and then turned (``":flip:r90"`` ...)."""
     if not orientation:
         return source
     if orientation == MIRROR_SUFFIX:
         return np.ascontiguousarray(source[:, ::-1])
     if orientation in TURN_SUFFIXES:
-        return np.ascontiguousarray(np.rot90(source, int(orientation[2:]) // 90))
+        turn = orientation.rsplit(":", 1)[1]
+        if orientation.startswith(MIRROR_SUFFIX):
+            source = source[:, ::-1]
+        return np.ascontiguousarray(np.rot90(source, int(turn[1:]) // 90))
     raise ValueError(f"not an orientation: {orientation!r}")
 
 
@@ -141,10 +145,10 @@ def region_view_inputs(source: np.ndarray, names: Sequence[str], size: int = INP
 
 def turned_view_inputs(source: np.ndarray, first: str = "image",
                        size: int = INPUT_SIZE) -> tuple[tuple[str, ...], np.ndarray]:
-    """The names (``"image:r90"`` ...: :func:`csadetect.signals.embedding.turned_names`) and the
-    ``(3, size, size, 3)`` model inputs of ``source`` turned a quarter, a half and three quarters
-    counter-clockwise (``match.embedding_query_turns``: they choose which way the region views are
-    cut, and are not looked up)."""
+    """The names (``"image:r90"`` ..., ``"image:flip:r90"`` ...: :func:`csadetect.signals.embedding.turned_names`)
+    and the ``(6, size, size, 3)`` model inputs of ``source`` turned a quarter, a half and three quarters
+    counter-clockwise, and of its mirror turned likewise (``match.embedding_query_turns``: they choose which
+    way the region views are cut, and are not looked up)."""
     return turned_names(first), np.stack([preprocess(Image.fromarray(oriented(source, way), "RGB"), size)
                                           for way in TURN_SUFFIXES])
 
@@ -211,7 +215,7 @@ class EmbeddingModel:
         return cut, self.embed_arrays(region_view_inputs(source, cut, self.input_size), batch_size)
 
     def embed_turned(self, source: np.ndarray, first: str = "image") -> tuple[tuple[str, ...], np.ndarray]:
-        """(names, vectors) of ``source`` turned a quarter, a half and three quarters (:func:`turned_view_inputs`)."""
+        """(names, vectors) of ``source`` and its mirror turned a quarter, a half and three quarters (:func:`turned_view_inputs`)."""
         names, batch = turned_view_inputs(source, first, self.input_size)
         return names, self.embed_arrays(batch)
 

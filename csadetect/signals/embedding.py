@@ -146,16 +146,20 @@ STRIP_VIEW_DISTANCE_SHARE = 0.25
 # copy: the region rows are cut from the unmirrored original, and the model is too sensitive to a
 # mirror for a region view's strict threshold; IndicatorIndex.match_image_gated decides).
 MIRROR_SUFFIX = ":flip"
-# The upload turned a quarter, a half and three quarters counter-clockwise (``match.embedding_query_turns``):
-# its own vectors in those orientations (``"image:r90"`` ..., models.embedding.turned_view_inputs) only add a
+# The upload turned a quarter, a half and three quarters counter-clockwise, and its mirror turned likewise
+# (``match.embedding_query_turns``; the mirror turned a quarter is the upload transposed, turned a half the
+# upload flipped upside down): with the upload and its mirror, the eight ways PDQ's dihedral hashes cover.
+# Their own vectors (``"image:r90"``, ``"image:flip:r90"`` ..., models.embedding.turned_view_inputs) only add a
 # way to cut the region views when one lies clearly nearer the rows (``orientations``), and are never looked
-# up themselves. A copy turned a quarter and cropped is then cut back upright before its crops meet the rows.
-TURN_SUFFIXES = (":r90", ":r180", ":r270")
+# up themselves. A copy turned a quarter (or transposed) and cropped is then cut back upright before its
+# crops meet the rows.
+TURN_SUFFIXES = (":r90", ":r180", ":r270", ":flip:r90", ":flip:r180", ":flip:r270")
 # A turn adds a way only when its own vector also lies within this many times the threshold's distance of some
 # row (``match.embedding_query_turn_gate``'s default): see ``orientations``.
 TURN_GATE = MatchSettings.model_fields["embedding_query_turn_gate"].default
 # The ways a query's region views can be cut: as uploaded (""), mirrored, turned.
 ORIENTATIONS = ("", MIRROR_SUFFIX) + TURN_SUFFIXES
+_LONGEST_FIRST = sorted(ORIENTATIONS[1:], key=len, reverse=True)  # ":flip:r90" before ":r90" and ":flip"
 _REGION_VIEW_RE = re.compile(r"-a(\d{2})(tl|tr|bl|br|c|t|b|l|r)$")  # a region_suffix: area in percent, place
 
 
@@ -263,7 +267,7 @@ def region_orientation(name: str) -> str:
     if m is None:
         raise ValueError(f"not a region view name: {name!r}")
     prefix = name[:m.start()]
-    return next((o for o in ORIENTATIONS[1:] if prefix.endswith(o)), "")
+    return next((o for o in _LONGEST_FIRST if prefix.endswith(o)), "")
 
 
 def turned_names(first: str) -> tuple[str, ...]:
@@ -283,7 +287,7 @@ def mirror_index(names: Sequence[str]) -> Optional[int]:
 def orientations(nearest: dict, tolerance: float, turn_gate: Optional[float] = TURN_GATE) -> tuple[str, ...]:
     """Which ways (:data:`ORIENTATIONS`) to cut an image's query-side region views, from the nearest
     embedding row's similarity of each orientation's own vector (``{"": image, ":flip": mirror,
-    ":r90": turned a quarter, ...}``; -1.0 without rows; ``""`` always given): the mirror when it is
+    ":r90": turned a quarter, ":flip:r90": the mirror turned a quarter, ...}``; -1.0 without rows; ``""`` always given): the mirror when it is
     nearer than the image by more than ``tolerance`` (the threshold's distance: closer than a match
     can tell apart), the image when it is, both in between; and the nearest turn as well when it lies
     nearer than both by more than ``tolerance`` and within ``turn_gate`` times ``tolerance`` of the row

@@ -101,8 +101,8 @@ def region_vectors(item: HashedItem, model: EmbeddingModel, orientation: str = "
 
 
 def turned_vectors(item: HashedItem, model: EmbeddingModel) -> tuple[tuple[str, ...], np.ndarray]:
-    """The names and vectors of ``item``'s ``region_source`` turned a quarter, a half and three quarters
-    (``match.embedding_query_turns``: they choose which way :func:`region_vectors` cuts)."""
+    """The names and vectors of ``item``'s ``region_source`` and its mirror turned a quarter, a half and three
+    quarters (``match.embedding_query_turns``: they choose which way :func:`region_vectors` cuts)."""
     if item.region_source is None:
         return (), np.zeros((0, model.dim), np.float32)
     return model.embed_turned(item.region_source, item.views[0])

@@ -13,8 +13,9 @@ and then only swapped.
 Deferred region views: an image's query-side region views are embedded here (the model shared
 with EmbedImages, one copy per process), after its own vectors, so that they can be cut from the
 mirrored image when its mirror lies nearer some embedding row, or from both when neither is clearly
-nearer, and also from the image turned a quarter, a half or three quarters when that lies clearly nearer
-than both (``match.embedding_query_turns``; ``IndicatorIndex.region_orientations``).
+nearer, and also from the image or its mirror turned a quarter, a half or three quarters when that lies
+clearly nearer than both and near some row (``match.embedding_query_turns``, ``match.embedding_query_turn_gate``;
+``IndicatorIndex.region_orientations``).
 With ``match.embedding_query_region_gate`` set, only an image that nothing matched and one of whose
 own vectors lies within the gate of some row gets them; every other image skips them. Either way
 the picture they are cut from is dropped here; the counter ``region_views_embedded`` counts the
