@@ -9,7 +9,10 @@ turns and checked on the development split's ``rotate_90 + crop75_tl`` (0 -> 36 
 overlay_text`` (14 -> 36 of 36). The test split's pairs had been run once without them by then (the
 "turns off" columns). A first rule (the two nearest of the five ways) lost mirrored copies under a text band
 in the robustness benchmark, on both splits; the rule shipped adds a clearly nearer turn to the ways the
-upload had before and takes none away. The turns have no other parameter.
+upload had before and takes none away. Later (2026-12-06, second stop) the turns gained a gate
+(``match.embedding_query_turn_gate``: a turn must also lie near some row, set on the development split's turned
+copies and distractors) and the mirror's turns (a transpose: the two transpose rows, added with them and
+checked on the development split first, 0 -> 36 of 36 with a crop).
 
 The robustness benchmark's originals (held-out test split, 42; development split, 36) are indexed as
 ``benchmarks/bench_robustness.py`` indexes them for this release: each picture's PDQ row and its value
@@ -44,7 +47,8 @@ SPLITS = ("test", "dev")
 # ones (training.robustness_unseen.UNSEEN); the controls first
 SINGLES = (("crop75_tl", ("crop75_tl",)), ("crop60_c", ("crop60_c",)), ("strip", ("strip",)),
            ("overlay_text", ("overlay_text",)), ("bright_contrast", ("bright_contrast",)), ("gamma", ("gamma",)),
-           ("greyscale", ("greyscale",)), ("hue", ("hue",)), ("rotate_90", ("rotate_90",)))
+           ("greyscale", ("greyscale",)), ("hue", ("hue",)), ("rotate_90", ("rotate_90",)),
+           ("transpose (flip_h, rotate_90)", ("flip_h", "rotate_90")))
 PAIRS = (("bright_contrast + crop75_tl", ("bright_contrast", "crop75_tl")),
          ("bright_contrast + strip", ("bright_contrast", "strip")),
          ("bright_contrast + overlay_text", ("bright_contrast", "overlay_text")),
@@ -56,6 +60,8 @@ PAIRS = (("bright_contrast + crop75_tl", ("bright_contrast", "crop75_tl")),
          ("hue + overlay_text", ("hue", "overlay_text")),
          ("rotate_90 + crop75_tl", ("rotate_90", "crop75_tl")),
          ("rotate_90 + overlay_text", ("rotate_90", "overlay_text")),
+         ("transpose + crop75_tl", ("flip_h", "rotate_90", "crop75_tl")),
+         ("transpose + overlay_text", ("flip_h", "rotate_90", "overlay_text")),
          ("jpeg_q40 half size + crop75_tl (control)", ("resize_50", "crop75_tl")))
 
 
