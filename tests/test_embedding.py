@@ -87,3 +87,25 @@ def test_deterministic_across_loads(model):
     a = model.embed(imgs)
     b = EmbeddingModel.load(DEFAULT_MODEL_DIR).embed(imgs)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_a_standardised_network_does_not_see_brightness_or_contrast(tmp_path):
+    """``training.train_embedding --standardise EPS`` (tried, not the shipped recipe): the network
+    standardises each input picture itself, so a copy with its brightness and contrast changed gives
+    the same vector; it saves and loads through the model loader like the shipped one. The shipped
+    recipe (no option) has no such layer."""
+    from training.train_embedding import build_model
+
+    plain = build_model()
+    assert "standardise" not in [layer.name for layer in plain.layers]
+    net = build_model(standardise=1e-6)
+    pic = np.asarray(_held(1).resize((64, 64)), np.float32)
+    edited = np.clip(0.7 * pic + 40.0, 0, 255)  # less contrast, brighter; nothing clipped
+    assert edited.max() < 255
+    a, b = (net(x[None], training=False).numpy()[0] for x in (pic, edited))
+    assert float(a @ b) > 0.9999
+    assert float(plain(pic[None], training=False).numpy()[0] @ plain(edited[None], training=False).numpy()[0]) < 0.9999
+    net.save(tmp_path / "model.keras")
+    (tmp_path / "metadata.json").write_text('{"threshold": 0.99, "version": "test"}')
+    loaded = EmbeddingModel.load(tmp_path)
+    np.testing.assert_allclose(loaded.embed_arrays(pic[None].astype(np.uint8))[0], a, atol=1e-4)

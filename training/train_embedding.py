@@ -52,12 +52,18 @@ MARGIN = 0.02
 
 # ---------------------------------------------------------------- model
 
-def build_model(size: int = INPUT_SIZE, dim: int = DIM):
+def build_model(size: int = INPUT_SIZE, dim: int = DIM, standardise: float = 0.0):
     import keras
     from keras import layers
 
     inp = keras.Input((size, size, 3), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
+    if standardise:
+        # each picture to mean 0 and spread 1 over all its pixels and channels (no weights), dividing by
+        # sqrt(variance + standardise): a change of brightness or contrast, which a copy often carries, no
+        # longer moves the input; a larger value stretches a low-contrast picture less
+        x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, epsilon=standardise,
+                                      name="standardise")(x)
     for i, f in enumerate([24, 48, 96, 160]):
         x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False, name=f"b{i}_down")(x)
         x = layers.BatchNormalization(name=f"b{i}_bn1")(x)
@@ -109,7 +115,7 @@ def train(args) -> tuple:
     t_aug = time.time() - t0
     print(f"precomputed {views.shape[0]}x{views.shape[1]} views in {t_aug:.0f}s", flush=True)
 
-    model = build_model()
+    model = build_model(standardise=args.standardise)
     opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, args.steps, alpha=0.05))
 
     @tf.function(reduce_retracing=True)
@@ -212,6 +218,9 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--standardise", type=float, default=0.0, metavar="EPS",
+                   help="standardise each input picture inside the network: subtract its mean, divide by "
+                        "sqrt(variance + EPS) (inputs in [-1, 1]); 0 (default): no standardisation")
     p.add_argument("--evaluate-only", action="store_true",
                    help="do not train: re-evaluate the model in --out at its metadata threshold (rewrites metrics.json)")
     args = p.parse_args(argv)
@@ -242,7 +251,8 @@ def main(argv=None) -> int:
         "training": {"seed": args.seed, "steps": args.steps, "batch": args.batch, "views": args.views,
                      "n_synth": args.n_synth, "skimage": TRAIN_SKIMAGE, "temperature": args.temperature,
                      "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
-                     "augment_s": round(t_aug, 1), "train_s": round(t_train, 1), "machine": machine()},
+                     "augment_s": round(t_aug, 1), "train_s": round(t_train, 1), "machine": machine(),
+                     **({"standardise": args.standardise} if args.standardise else {})},
         "heldout_skimage": HELDOUT_SKIMAGE, "distractor_skimage": DISTRACTOR_SKIMAGE,
         "note": "reference model trained on benign proxies; a stand-in for the EU Centre's models, not for production",
     })
