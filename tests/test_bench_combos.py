@@ -15,8 +15,12 @@ from training.robustness_unseen import UNSEEN
 def test_every_edit_named_exists_and_the_controls_are_the_pairs_halves():
     names = {n for _, edits in bc.SINGLES + bc.PAIRS for n in edits}
     assert names <= set(TRANSFORMS) | set(UNSEEN)
-    halves = {n for _, edits in bc.PAIRS for n in edits} - {"resize_50", "crop75_c", "crop60_tl"}
-    assert halves <= {n for _, (n,) in bc.SINGLES}
+    controls = {edits for _, edits in bc.SINGLES}
+    assert ("flip_h", "rotate_90") in controls  # the transpose, a control of two edits
+    unmeasured_alone = {("resize_50",), ("crop75_c",), ("crop60_tl",)}
+    for _, edits in bc.PAIRS:  # each pair: a control (or one of those), then a control's last edit
+        assert edits[:-1] in controls | unmeasured_alone, edits
+        assert edits[-1:] in controls | unmeasured_alone, edits
 
 
 def test_a_pair_applies_both_edits_in_order_and_is_drawn_per_seed():
