@@ -639,7 +639,7 @@ def test_the_turn_gate_is_the_configured_one_in_the_pipeline(model, scene, tmp_p
     monkeypatch.setattr(match, "counter", lambda name: counted.append(name) or real(name))
     unrelated = synthetic_image(8, (200, 150))
     for settings, turned in ((ON, False), (ON.model_copy(update={"embedding_query_turn_gate": None}), True)):
-        sims[:] = [0.70, 0.71, 0.80, 0.60, 0.65]  # image, mirror, r90, r180, r270
+        sims[:] = [0.70, 0.71, 0.80, 0.60, 0.65, 0.62, 0.61, 0.63]  # image, mirror, r90, r180, r270, flip:r90 ...
         counted.clear()
         _through_the_stages(unrelated, settings, model, index, defer=True)
         assert not sims and "region_views_embedded" in counted

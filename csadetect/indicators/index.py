@@ -397,7 +397,7 @@ class IndicatorIndex:
         if matches or gate is None or self.nearest_embedding(embeddings, embedding_version) < gate:
             return matches, None
         regions = self._region_views(embeddings, names, embedding_version, threshold, region_views, turned_views,
-                                         turn_gate)
+                                     turn_gate)
         if not len(regions[0]):
             return matches, None
         return self.match_embeddings(regions[1], embedding_version, view_thresholds(regions[0], threshold)), regions
