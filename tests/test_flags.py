@@ -190,11 +190,12 @@ def test_tensorflow_noise_stays_off_stderr_unless_verbose(tmp_path):
     assert quiet.returncode == 0, quiet.stderr
     assert json.loads(quiet.stdout)["conversation_id"] == "c1"
     assert not [line for line in quiet.stderr.splitlines() if any(n in line for n in NOISE)], quiet.stderr
-    # TensorFlow prints its oneDNN notice on every start; --verbose (before or after the command)
-    # lets it through
+    # TensorFlow prints some of this noise on every start (which depends on the CPU: the oneDNN notice
+    # on Intel CPUs with AVX-512, the CUDA stub's notices on others); --verbose (before or after the
+    # command) lets it through
     for verbose in (_grooming(tmp_path, "--verbose"), _grooming(tmp_path, after=["--verbose"])):
         assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
-        assert "oneDNN" in verbose.stderr
+        assert any(n in verbose.stderr for n in NOISE), verbose.stderr
 
 
 def test_a_failing_tensorflow_import_shows_what_it_printed(tmp_path):
