@@ -56,12 +56,47 @@ def _index(known: Image.Image, settings, model, tmp_path):
     return rows, IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), settings)
 
 
+def _same_matches(a, b, places: int = 5) -> bool:
+    """Whether two lists of matches are the same matches in the same order, their similarity and distance
+    equal to ``places`` decimals: a view embedded in another batch than before may differ in the last bits
+    of its vector (TensorFlow's CPU kernels block by batch size: seen on an AMD EPYC, never on the Intel
+    Xeons), which moves a similarity by 1e-6."""
+    ja, jb = [m.to_json() for m in a], [m.to_json() for m in b]
+    if len(ja) != len(jb):
+        return False
+    for x, y in zip(ja, jb):
+        if x.keys() != y.keys():
+            return False
+        for key in x:
+            if isinstance(x[key], float) and isinstance(y[key], float):
+                if round(x[key] - y[key], places) != 0:
+                    return False
+            elif x[key] != y[key]:
+                return False
+    return True
+
+
 def _matches(index, img: Image.Image, settings, model) -> list:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=85)
     hashes, pictures = hash_image_with_views(buf.getvalue(), preprocess=preprocessor(settings))
     names, batch = model_inputs(pictures, model.input_size, flip=True, regions=query_regions(settings))
     return index.match_image(hashes, model.embed_arrays(batch), model.version, view_thresholds(names, model.threshold))
+
+
+def test_same_matches_tells_a_rounding_from_another_match():
+    class M:
+        def __init__(self, **kw):
+            self.kw = kw
+
+        def to_json(self):
+            return dict(self.kw)
+
+    a = [M(indicator_id="x", kind="embedding", similarity=0.999981, distance=1.9e-05)]
+    assert _same_matches(a, [M(indicator_id="x", kind="embedding", similarity=0.99998, distance=2e-05)])
+    assert not _same_matches(a, [M(indicator_id="x", kind="embedding", similarity=0.99990, distance=1e-04)])
+    assert not _same_matches(a, [M(indicator_id="y", kind="embedding", similarity=0.999981, distance=1.9e-05)])
+    assert not _same_matches(a, a + a) and _same_matches([], [])
 
 
 def test_heavy_crop_and_inset_match_while_other_shots_and_templates_do_not(model, scene, tmp_path):
@@ -389,7 +424,7 @@ def test_without_a_gate_the_gated_lookup_is_the_one_lookup_of_every_view(model, 
         regions = lambda mirror: (rest, model.embed_arrays(region_view_inputs(source, rest, model.input_size)))  # noqa: E731
         vectors = model.embed_arrays(pixels)
         every, embedded = index.match_image_gated(hashes, vectors, own, model.version, model.threshold, None, regions)
-        assert embedded is not None and every and [m.to_json() for m in every] == [m.to_json() for m in _matches(index, img, ON, model)]
+        assert embedded is not None and every and _same_matches(every, _matches(index, img, ON, model))
         # the crop through a region view; the picture through its image row, and its own 60% and
         # 78% views meet the region rows too (cut exactly like them)
         assert any(re.search(r"-embedding-a\d\d", m.indicator_id) for m in every)
@@ -399,7 +434,7 @@ def test_without_a_gate_the_gated_lookup_is_the_one_lookup_of_every_view(model, 
         # the crop: the same matches; the picture itself: those of its own vectors, without the
         # rows only its region views would add (the gate spares them once something matched)
         if region_only:
-            assert [m.to_json() for m in gated] == [m.to_json() for m in every]
+            assert _same_matches(gated, every)
         else:
             assert {m.indicator_id for m in gated} < {m.indicator_id for m in every}
 
@@ -620,6 +655,7 @@ def test_a_turn_far_from_every_row_adds_no_way():
     assert orientations({**far, ":r90": floor - 0.001}, 0.0037) == (":flip",)
     with pytest.raises(ValueError):
         MatchSettings(embedding_query_turn_gate=0.5)  # within less than the threshold's own distance
+
 
 
 def test_the_turn_gate_is_the_configured_one_in_the_pipeline(model, scene, tmp_path, monkeypatch):
