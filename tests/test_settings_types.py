@@ -85,3 +85,15 @@ def test_bool_for_number_reads_annotations():
     assert not _bool_for_number(True, str) and not _bool_for_number(True, typing.Literal[0, 1])
     assert _bool_for_number([0.5, True], tuple[float, ...]) and not _bool_for_number([0.5], tuple[float, ...])
     assert _bool_for_number((1, True), tuple[int, float]) and not _bool_for_number(("a", True), tuple[str, bool])
+    assert _bool_for_number({"pdq": True}, dict[str, float]) and not _bool_for_number({"pdq": 31}, dict[str, float])
+    assert _bool_for_number({"s": {"pdq": False}}, dict[str, dict[str, float]])
+    assert _bool_for_number([True], typing.Optional[tuple[float, ...]]) and not _bool_for_number([0.5], typing.Optional[tuple[float, ...]])
+    assert not _bool_for_number({"a": True}, dict[str, bool]) and not _bool_for_number({"a": True}, typing.Optional[dict])
+
+
+def test_a_bool_among_the_distances_of_a_source_fails():
+    """``match.thresholds.by_source`` (source -> kind -> max distance): ``pdq: true`` would be a distance of 1."""
+    with pytest.raises(ConfigError, match=r"by_source: .*expected a number, not true/false"):
+        load_settings(overrides={"match": {"thresholds": {"by_source": {"eu-centre": {"pdq": True}}}}})
+    s = load_settings(overrides={"match": {"thresholds": {"by_source": {"eu-centre": {"pdq": 20}}}}})
+    assert s.match.thresholds.by_source == {"eu-centre": {"pdq": 20.0}}

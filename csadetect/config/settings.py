@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 def _bool_for_number(value: Any, annotation: Any) -> bool:
     """Whether ``value`` holds a YAML ``true``/``false`` where ``annotation`` asks for a number (an int or
-    a float, maybe Optional, or a tuple or list of them) and not for a bool: pydantic's lax mode would
+    a float, maybe Optional; or a tuple, list or dict of them, nested) and not for a bool: pydantic's lax mode would
     take ``true`` as 1, so ``match.embedding_query_turn_gate: true`` would silently mean a gate of 1."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -38,8 +38,12 @@ def _bool_for_number(value: Any, annotation: Any) -> bool:
     if origin in (tuple, list) and isinstance(value, (list, tuple)):
         inner = [a for a in args if a is not Ellipsis]
         return any(_bool_for_number(v, inner[min(i, len(inner) - 1)]) for i, v in enumerate(value)) if inner else False
+    if origin is dict and isinstance(value, dict):
+        return len(args) == 2 and any(_bool_for_number(v, args[1]) for v in value.values())
     if not isinstance(value, bool):
-        return False
+        # a container under Optional or another union: the member of its own kind
+        return isinstance(value, (list, tuple, dict)) and any(
+            typing.get_origin(a) in (tuple, list, dict) and _bool_for_number(value, a) for a in args)
     kinds = set(args) if args and origin is not Literal else {annotation}
     return bool(kinds & {int, float}) and bool not in kinds
 
