@@ -394,11 +394,12 @@ def test_the_region_views_are_embedded_only_for_an_unmatched_image_near_some_row
 def test_the_region_gate_setting():
     """The gate is off by default (null: every image's region views), else a multiple of the
     threshold's distance, at least 1; a bad value fails in one line."""
-    from csadetect.signals.embedding import region_gate_similarity
+    from csadetect.signals.embedding import gate_similarity, region_gate_similarity
 
     assert load_settings().match.embedding_query_region_gate is MatchSettings().embedding_query_region_gate is None
     assert region_gate_similarity(0.9963, 16.0) == pytest.approx(1 - 16 * 0.0037)
     assert region_gate_similarity(0.9963, None) is None
+    assert gate_similarity(0.0037, 15.0) == 1.0 - 15.0 * 0.0037 and gate_similarity(0.0037, None) is None
     assert load_settings(overrides={"match": {"embedding_query_region_gate": 30}}).match.embedding_query_region_gate == 30.0
     for bad in (0.5, "x", float("nan")):
         with pytest.raises(ConfigError) as err:
@@ -655,7 +656,6 @@ def test_a_turn_far_from_every_row_adds_no_way():
     assert orientations({**far, ":r90": floor - 0.001}, 0.0037) == (":flip",)
     with pytest.raises(ValueError):
         MatchSettings(embedding_query_turn_gate=0.5)  # within less than the threshold's own distance
-
 
 
 def test_the_turn_gate_is_the_configured_one_in_the_pipeline(model, scene, tmp_path, monkeypatch):

@@ -310,8 +310,9 @@ def orientations(nearest: dict, tolerance: float, turn_gate: Optional[float] = T
     turns = [o for o in TURN_SUFFIXES if o in nearest]
     if turns:
         best = max(turns, key=lambda o: nearest[o])  # the first of equals
-        floor = -1.0 if turn_gate is None else 1.0 - turn_gate * tolerance
-        if nearest[best] - max(image, -1.0 if mirror is None else mirror) > tolerance and nearest[best] >= floor:
+        floor = gate_similarity(tolerance, turn_gate)
+        near_a_row = floor is None or nearest[best] >= floor
+        if nearest[best] - max(image, -1.0 if mirror is None else mirror) > tolerance and near_a_row:
             ways += (best,)
     return ways
 
@@ -387,9 +388,16 @@ def region_gate_similarity(threshold: float, gate: Optional[float]) -> Optional[
     >= 0.952, every such corner or centre crop of 62-97% of the area at >= 0.895). What it spares is
     the images far from every row, a share that shrinks as the index grows
     (``benchmarks/region-gate.md``), hence off by default."""
+    return gate_similarity(1.0 - float(threshold), gate)
+
+
+def gate_similarity(distance: float, gate: Optional[float]) -> Optional[float]:
+    """The similarity within ``gate`` times ``distance`` (a threshold's distance, ``1 - threshold``) of a row:
+    ``1 - gate * distance``, or None without a gate. The one formula of the region gate
+    (:func:`region_gate_similarity`) and the turn gate (:func:`orientations`, which is handed the distance)."""
     if gate is None:
         return None
-    return 1.0 - float(gate) * (1.0 - float(threshold))
+    return 1.0 - float(gate) * float(distance)
 
 
 def view_thresholds(names: Sequence[str], threshold: float, n_vectors: Optional[int] = None):
