@@ -342,3 +342,89 @@ def test_hard_negative_weight_must_be_positive(value, capsys):
         train_main(["--out", "/nonexistent/never-written", "--hard-weight", value])
     assert stop.value.code == 2
     assert "--hard-weight must be > 0" in capsys.readouterr().err
+
+
+def _same_but_text(a, b):
+    return ([(m["sender"], m["sent_at"], m["pattern"]) for m in a.messages]
+            == [(m["sender"], m["sent_at"], m["pattern"]) for m in b.messages]
+            and (a.label, a.family, a.language, a.participants_minor) == (b.label, b.family, b.language, b.participants_minor))
+
+
+def test_novel_lines_change_only_pattern_free_messages():
+    """train_grooming --novel-lines (issue 17's seventh round): about the share of the messages
+    without a risk pattern become a splice of two lines of the same language; risk-pattern
+    messages, senders, times and labels stay; the input is not changed; deterministic by seed."""
+    from training.train_grooming import splice_novel_lines
+
+    convs = [c for code in ("nl", "fr") for c in corpus.generate(60, seed=5, split="train", language_code=code)]
+    before = [[m["text"] for m in c.messages] for c in convs]
+    out = splice_novel_lines(convs, 0.3, seed=1)
+    assert [[m["text"] for m in c.messages] for c in convs] == before
+    assert out == splice_novel_lines(convs, 0.3, seed=1) and out != splice_novel_lines(convs, 0.3, seed=2)
+    free = changed = 0
+    words = {code: {w for c in convs if c.language == code for m in c.messages for w in m["text"].split()}
+             for code in ("nl", "fr")}
+    for a, b in zip(convs, out):
+        assert _same_but_text(a, b)
+        for m, n in zip(a.messages, b.messages):
+            if m["pattern"]:
+                assert n["text"] == m["text"]
+                continue
+            free += 1
+            if n["text"] != m["text"]:
+                changed += 1
+                assert set(n["text"].split()) <= words[a.language]
+                assert n["text"].split()[0] == m["text"].split()[0]
+    assert 0.2 < changed / free < 0.35
+    assert splice_novel_lines(convs, 0.0, seed=1) == convs
+
+
+def test_benign_replies_change_only_benign_conversations():
+    """train_grooming --benign-replies (issue 17's seventh round): pattern-free messages of benign
+    conversations become children's replies to risk patterns from grooming conversations of the
+    same language; grooming conversations stay as they are."""
+    from training.train_grooming import benign_replies
+
+    convs = [c for code in ("nl", "de") for c in corpus.generate(80, seed=5, split="train", language_code=code)]
+    replies = {code: {n["text"] for c in convs if c.language == code and c.label == "grooming"
+                      for m, n in zip(c.messages, c.messages[1:])
+                      if m["pattern"] and not n["pattern"] and n["sender"] != m["sender"]} for code in ("nl", "de")}
+    out = benign_replies(convs, 0.5, seed=1)
+    changed = 0
+    for a, b in zip(convs, out):
+        assert _same_but_text(a, b)
+        if a.label == "grooming":
+            assert b == a
+            continue
+        for m, n in zip(a.messages, b.messages):
+            if n["text"] != m["text"]:
+                changed += 1
+                assert not m["pattern"] and n["text"] in replies[a.language]
+    assert changed > 50
+
+
+def test_unigram_encoder_has_no_word_bigrams():
+    """train_grooming --word-ngrams 1 (issue 17's seventh round): the word vocabulary holds single words only."""
+    from training.train_grooming import build_model
+
+    texts = ["ben je alleen thuis", "heb je het huiswerk al af", "kom je ook naar het feestje"]
+    *_, tvw1, _ = build_model(texts, word_ngrams=1)
+    *_, tvw2, _ = build_model(texts)
+    assert not any(" " in t for t in tvw1.get_vocabulary())
+    assert any(" " in t for t in tvw2.get_vocabulary())
+
+
+@pytest.mark.parametrize("flag,value,says", [("--novel-lines", "1.5", "between 0 and 1"),
+                                             ("--benign-replies", "-0.1", "between 0 and 1"),
+                                             ("--novel-lines", "nan", "between 0 and 1"),
+                                             ("--weight-decay", "-1", "must be >= 0"),
+                                             ("--weight-decay", "inf", "must be >= 0")])
+def test_seventh_round_options_are_checked(flag, value, says, capsys):
+    """train_grooming: a share outside [0, 1] or a negative weight decay stops at once with one line."""
+    from training.train_grooming import main as train_main
+
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--out", "/nonexistent/never-written", flag, value])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must" in err and says in err
