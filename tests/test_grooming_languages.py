@@ -428,3 +428,17 @@ def test_seventh_round_options_are_checked(flag, value, says, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert f"{flag} must" in err and says in err
+
+
+def test_pattern_only_risk_head_reads_the_patterns_alone(monkeypatch):
+    """train_grooming --risk-input patterns (issue 17's seventh round): the window's dense layer
+    reads the pooled pattern probabilities only; the default reads the convolution features too."""
+    import training.train_grooming as tg
+
+    texts = ["ben je alleen thuis", "heb je het huiswerk al af", "kom je ook naar het feestje"]
+    _, _, both, _, _ = tg.build_model(texts)
+    monkeypatch.setattr(tg, "RISK_INPUT", "patterns")
+    _, _, only, _, _ = tg.build_model(texts)
+    k = len(corpus.PATTERNS)
+    assert only.get_layer("window_dense").kernel.shape[0] == k
+    assert both.get_layer("window_dense").kernel.shape[0] == k + tg.CONV

@@ -26,7 +26,7 @@ calibration split (checked 16 times an epoch; the model overfits the training ph
 so an early checkpoint wins; ``--warmup``, ``--ema``, ``--patience`` and ``--select worst`` were
 added for issue 17's fourth round, seed stability: none passed its rule, so none is a default;
 ``--extra-phrasings`` and ``--hard-weight`` for its fifth round, more data: likewise;
-``--word-ngrams``, ``--weight-decay``, ``--novel-lines`` and ``--benign-replies`` for its seventh
+``--word-ngrams``, ``--weight-decay``, ``--risk-input``, ``--novel-lines`` and ``--benign-replies`` for its seventh
 round, regularisers and the children's-replies shortcut: likewise, see the model card).
 The calibration split uses training phrasings the model never saw (every fourth one is
 reserved), so calibration, the thresholds and the evidence threshold (max message-level F0.5)
@@ -140,7 +140,8 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
     pats = layers.Multiply(name="patterns")([pats, m3])
     pooled = layers.GlobalMaxPooling1D(name="pool_features")(h)
     pooled_p = layers.GlobalMaxPooling1D(name="pool_patterns")(pats)
-    z = layers.Concatenate(name="window_concat")([pooled, pooled_p])
+    z = (layers.Concatenate(name="window_concat")([pooled, pooled_p]) if RISK_INPUT == "both"
+         else layers.Identity(name="window_concat")(pooled_p))
     z = layers.Dropout(0.2, name="dropout_window")(z)
     z = layers.Dense(32, activation="relu", name="window_dense")(z)
     logit = layers.Dense(1, name="risk_logit")(z)
@@ -160,6 +161,7 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
     return full, encoder, window_model, tvw, tvc
 
 
+RISK_INPUT = "both"  # --risk-input patterns: the risk head reads only the pooled pattern probabilities
 EARLY_LABELS = False  # --early-labels: tried for issue 17, lower latency-weighted F1 on the calibration split
 
 
@@ -432,7 +434,7 @@ def _linear_warmup(lr: float, steps: int):
 
 
 def main(argv=None) -> int:
-    global EARLY_LABELS
+    global EARLY_LABELS, RISK_INPUT
     ap = argparse.ArgumentParser(prog="python -m training.train_grooming", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(KIND.reference),
                     help="output directory (default: the package's reference model)")
@@ -480,6 +482,9 @@ def main(argv=None) -> int:
     ap.add_argument("--benign-replies", type=float, default=0.0, metavar="SHARE",
                     help="replace about this share of the benign training conversations' messages by children's "
                          "replies to risk patterns (default 0: none)")
+    ap.add_argument("--risk-input", choices=("both", "patterns"), default="both",
+                    help="what the risk head reads: the pooled convolution features and pattern probabilities (default), "
+                         "or the pooled pattern probabilities only")
     ap.add_argument("--early-labels", action="store_true",
                     help="windows of grooming conversations positive from the first strong pattern on (default: from "
                          "two patterns of which one is strong)")
@@ -492,6 +497,7 @@ def main(argv=None) -> int:
     if not 0.0 <= args.weight_decay < float("inf"):
         ap.error(f"--weight-decay must be >= 0, got {args.weight_decay}")
     EARLY_LABELS = args.early_labels
+    RISK_INPUT = args.risk_input
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     for code in languages:
         corpus.language(code)
