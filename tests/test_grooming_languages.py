@@ -354,7 +354,7 @@ def test_novel_lines_change_only_pattern_free_messages():
     """train_grooming --novel-lines (issue 17's seventh round): about the share of the messages
     without a risk pattern become a splice of two lines of the same language; risk-pattern
     messages, senders, times and labels stay; the input is not changed; deterministic by seed."""
-    from training.train_grooming import splice_novel_lines
+    from training.grooming_augment import splice_novel_lines
 
     convs = [c for code in ("nl", "fr") for c in corpus.generate(60, seed=5, split="train", language_code=code)]
     before = [[m["text"] for m in c.messages] for c in convs]
@@ -383,7 +383,7 @@ def test_benign_replies_change_only_benign_conversations():
     """train_grooming --benign-replies (issue 17's seventh round): pattern-free messages of benign
     conversations become children's replies to risk patterns from grooming conversations of the
     same language; grooming conversations stay as they are."""
-    from training.train_grooming import benign_replies
+    from training.grooming_augment import benign_replies
 
     convs = [c for code in ("nl", "de") for c in corpus.generate(80, seed=5, split="train", language_code=code)]
     replies = {code: {n["text"] for c in convs if c.language == code and c.label == "grooming"
