@@ -109,8 +109,8 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
     import keras
     from keras import layers
 
-    tvw = layers.TextVectorization(max_tokens=WORD_TOKENS, ngrams=tuple(range(1, word_ngrams + 1)) or None, output_mode="multi_hot", sparse=True,
-                                   name="word_ngrams")
+    tvw = layers.TextVectorization(max_tokens=WORD_TOKENS, ngrams=tuple(range(1, word_ngrams + 1)),
+                                   output_mode="multi_hot", sparse=True, name="word_ngrams")
     tvc = layers.TextVectorization(max_tokens=CHAR_TOKENS, split="character", ngrams=(3, 4), output_mode="multi_hot",
                                    sparse=True, name="char_ngrams")
     tvw.adapt(train_texts, batch_size=4096)
@@ -421,8 +421,8 @@ def main(argv=None) -> int:
                     help="replace about this share of the benign training conversations' messages by children's "
                          "replies to risk patterns (default 0: none)")
     ap.add_argument("--risk-input", choices=("both", "patterns"), default="both",
-                    help="what the risk head reads: the pooled convolution features and pattern probabilities (default), "
-                         "or the pooled pattern probabilities only")
+                    help="what the risk head reads: the pooled convolution features and pattern probabilities "
+                         "(default), or the pooled pattern probabilities only")
     ap.add_argument("--early-labels", action="store_true",
                     help="windows of grooming conversations positive from the first strong pattern on (default: from "
                          "two patterns of which one is strong)")
@@ -541,6 +541,7 @@ def main(argv=None) -> int:
                      **({"extra_phrasings": True} if args.extra_phrasings else {}),
                      **({"word_ngrams": args.word_ngrams} if args.word_ngrams != 2 else {}),
                      **({"weight_decay": args.weight_decay} if args.weight_decay else {}),
+                     **({"risk_input": args.risk_input} if args.risk_input != "both" else {}),
                      **({"novel_lines": args.novel_lines} if args.novel_lines else {}),
                      **({"benign_replies": args.benign_replies} if args.benign_replies else {}),
                      "pattern_weight": args.pattern_weight, "min_precision_hard": args.min_precision_hard,
