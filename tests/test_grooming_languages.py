@@ -347,7 +347,8 @@ def test_hard_negative_weight_must_be_positive(value, capsys):
 def _same_but_text(a, b):
     return ([(m["sender"], m["sent_at"], m["pattern"]) for m in a.messages]
             == [(m["sender"], m["sent_at"], m["pattern"]) for m in b.messages]
-            and (a.label, a.family, a.language, a.participants_minor) == (b.label, b.family, b.language, b.participants_minor))
+            and (a.label, a.family, a.language, a.participants_minor)
+            == (b.label, b.family, b.language, b.participants_minor))
 
 
 def test_novel_lines_change_only_pattern_free_messages():
@@ -430,15 +431,14 @@ def test_seventh_round_options_are_checked(flag, value, says, capsys):
     assert f"{flag} must" in err and says in err
 
 
-def test_pattern_only_risk_head_reads_the_patterns_alone(monkeypatch):
+def test_pattern_only_risk_head_reads_the_patterns_alone():
     """train_grooming --risk-input patterns (issue 17's seventh round): the window's dense layer
     reads the pooled pattern probabilities only; the default reads the convolution features too."""
     import training.train_grooming as tg
 
     texts = ["ben je alleen thuis", "heb je het huiswerk al af", "kom je ook naar het feestje"]
     _, _, both, _, _ = tg.build_model(texts)
-    monkeypatch.setattr(tg, "RISK_INPUT", "patterns")
-    _, _, only, _, _ = tg.build_model(texts)
+    _, _, only, _, _ = tg.build_model(texts, risk_input="patterns")
     k = len(corpus.PATTERNS)
     assert only.get_layer("window_dense").kernel.shape[0] == k
     assert both.get_layer("window_dense").kernel.shape[0] == k + tg.CONV

@@ -18,9 +18,9 @@ def splice_novel_lines(convs, share: float, seed: int):
     pattern-free line of a benign conversation of the same language (cut at random word
     boundaries). The hypothesis it tests: small talk the model never saw should be neutral, and a
     model that knows only the training lines reads any unfamiliar line as risky (issue 17, seventh
-    grooming round; not borne out, see the model card). Risk
-    patterns, labels and window labels are unchanged; the corpus's own random stream is not used,
-    so the calibration and evaluation splits stay identical."""
+    grooming round; not borne out, see the model card). Risk patterns, labels and window labels are
+    unchanged; the corpus's own random stream is not used, so the calibration and evaluation splits
+    stay identical."""
     rng = random.Random(f"csadetect-grooming-novel-lines/{seed}")
     pool: dict[str, list[list[str]]] = {}
     for c in convs:

@@ -103,9 +103,12 @@ def configure_tf(threads: int = 1):
     return tf
 
 
-def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, word_ngrams: int = 2):
+def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, word_ngrams: int = 2,
+                risk_input: str = "both"):
     """Adapted vectorisers + encoder + window model + the full saved model. ``word_ngrams``: the
-    longest word n-gram (2: unigrams and bigrams, the default; 1: unigrams only)."""
+    longest word n-gram (2: unigrams and bigrams, the default; 1: unigrams only). ``risk_input``:
+    what the risk head reads ("both": the pooled convolution features and pattern probabilities,
+    the default; "patterns": the pooled pattern probabilities only)."""
     import keras
     from keras import layers
 
@@ -141,7 +144,7 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
     pats = layers.Multiply(name="patterns")([pats, m3])
     pooled = layers.GlobalMaxPooling1D(name="pool_features")(h)
     pooled_p = layers.GlobalMaxPooling1D(name="pool_patterns")(pats)
-    z = (layers.Concatenate(name="window_concat")([pooled, pooled_p]) if RISK_INPUT == "both"
+    z = (layers.Concatenate(name="window_concat")([pooled, pooled_p]) if risk_input == "both"
          else layers.Identity(name="window_concat")(pooled_p))
     z = layers.Dropout(0.2, name="dropout_window")(z)
     z = layers.Dense(32, activation="relu", name="window_dense")(z)
@@ -162,7 +165,6 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
     return full, encoder, window_model, tvw, tvc
 
 
-RISK_INPUT = "both"  # --risk-input patterns: the risk head reads only the pooled pattern probabilities
 EARLY_LABELS = False  # --early-labels: tried for issue 17, lower latency-weighted F1 on the calibration split
 
 
@@ -211,7 +213,7 @@ def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float =
 def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: float = TOKEN_DROPOUT,
           label_smoothing: float = LABEL_SMOOTHING, lr: float = 2e-3, checks_per_epoch: int = 1, patience: int = 4,
           pattern_weight: float = PATTERN_WEIGHT, warmup: int = 0, ema: float = 0.0, hard_weight: float = 1.0,
-          word_ngrams: int = 2, weight_decay: float = 0.0):
+          word_ngrams: int = 2, weight_decay: float = 0.0, risk_input: str = "both"):
     """Train on ``convs``; ``select(full_model) -> float`` (higher is better), when given, is
     called ``checks_per_epoch`` times an epoch and the best check's weights are kept (training
     stops after ``patience`` checks without a better score).
@@ -220,7 +222,7 @@ def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: 
     ``warmup`` steps (0: constant ``lr``). ``ema``: when > 0, an exponential moving average of the
     trainable weights with this decay per step (bias-corrected as Adam's moments are, so early
     checks are not pulled towards the initial weights) is what each check evaluates and what is
-    kept; training itself continues from the raw weights. ``word_ngrams``: see :func:`build_model`.
+    kept; training itself continues from the raw weights. ``word_ngrams``, ``risk_input``: see :func:`build_model`.
     ``weight_decay``: decoupled weight decay (AdamW) on every trainable weight (0: plain Adam)."""
     import keras
     import tensorflow as tf
@@ -229,7 +231,7 @@ def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: 
     texts = sorted({m["text"] for c in convs for m in c.messages})
     row_of = {t: i for i, t in enumerate(texts)}
     t0 = time.time()
-    full, encoder, window_model, tvw, tvc = build_model(texts, word_ngrams=word_ngrams)
+    full, encoder, window_model, tvw, tvc = build_model(texts, word_ngrams=word_ngrams, risk_input=risk_input)
     log(f"vectorisers adapted on {len(texts)} distinct messages "
         f"({len(tvw.get_vocabulary())} word, {len(tvc.get_vocabulary())} char n-grams) in {time.time() - t0:.1f}s")
 
@@ -372,7 +374,7 @@ def _linear_warmup(lr: float, steps: int):
 
 
 def main(argv=None) -> int:
-    global EARLY_LABELS, RISK_INPUT
+    global EARLY_LABELS
     ap = argparse.ArgumentParser(prog="python -m training.train_grooming", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(KIND.reference),
                     help="output directory (default: the package's reference model)")
@@ -435,7 +437,6 @@ def main(argv=None) -> int:
     if not 0.0 <= args.weight_decay < float("inf"):
         ap.error(f"--weight-decay must be >= 0, got {args.weight_decay}")
     EARLY_LABELS = args.early_labels
-    RISK_INPUT = args.risk_input
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     for code in languages:
         corpus.language(code)
@@ -476,7 +477,8 @@ def main(argv=None) -> int:
     full = train(fit, args.epochs, model_seed, log, select=select, token_dropout=args.token_dropout,
                  label_smoothing=args.label_smoothing, lr=args.lr, checks_per_epoch=args.checks_per_epoch,
                  pattern_weight=args.pattern_weight, patience=args.patience, warmup=args.warmup, ema=args.ema,
-                 hard_weight=args.hard_weight, word_ngrams=args.word_ngrams, weight_decay=args.weight_decay)
+                 hard_weight=args.hard_weight, word_ngrams=args.word_ngrams, weight_decay=args.weight_decay,
+                 risk_input=args.risk_input)
     model = GroomingModel(full, meta)
     per_msg = message_logits(model, cal_scanned)
     z = np.asarray([float(m.max()) for m in per_msg])
