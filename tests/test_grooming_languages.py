@@ -404,6 +404,63 @@ def test_benign_replies_change_only_benign_conversations():
     assert changed > 50
 
 
+def test_balanced_replies_make_a_reply_as_likely_in_benign_as_in_grooming_conversations():
+    """``models evaluate --grooming --balanced-replies`` and ``train_grooming --balanced-replies``
+    (issue 17, eighth round): the benign conversations' pattern-free messages become that list's own
+    children's replies at the grooming conversations' rate, per language, so a reply alone tells
+    nothing; grooming conversations, labels, senders and times stay; deterministic by seed."""
+    from training.grooming_augment import balance_replies, child_replies, reply_share
+
+    convs = [c for code in ("nl", "de") for c in corpus.generate(120, seed=5, split="eval", language_code=code)]
+    share = reply_share(convs)
+    assert set(share) == {"nl", "de"} and all(0.15 < v < 0.45 for v in share.values())
+    replies = child_replies(convs)
+    out = balance_replies(convs, seed=1)
+    assert out == balance_replies(convs, seed=1) and out != balance_replies(convs, seed=2)
+    free = {code: 0 for code in share}
+    moved = {code: 0 for code in share}
+    for a, b in zip(convs, out):
+        assert _same_but_text(a, b)
+        if a.label == "grooming":
+            assert b == a
+            continue
+        for m, n in zip(a.messages, b.messages):
+            free[a.language] += 1
+            if n["text"] != m["text"]:
+                moved[a.language] += 1
+                assert n["text"] in replies[a.language]
+    for code in share:  # the benign rate follows the grooming one (binomial spread on a few hundred messages)
+        assert abs(moved[code] / free[code] - share[code]) < 0.06, (code, moved[code] / free[code], share[code])
+    assert sum(moved.values()) > 300
+
+
+def test_train_with_balanced_replies_records_it_and_reports_the_balanced_split(tmp_path):
+    """train_grooming --balanced-replies all: a (tiny) run trains, calibrates and evaluates on
+    reply-balanced conversations, records the option in metadata.json and names the split it scored."""
+    from training.train_grooming import main as train_main
+
+    out = tmp_path / "m"
+    assert train_main(["--out", str(out), "--n", "48", "--languages", "nl", "--epochs", "1",
+                       "--checks-per-epoch", "2", "--balanced-replies", "all"]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["balanced_replies"] == "all"
+    assert json.loads((out / "metrics.json").read_text())["data"].endswith("reply-balanced")
+
+
+def test_cli_evaluate_balanced_replies_says_so_and_scores_the_balanced_split(tmp_path, capsys):
+    data = tmp_path / "corpus"
+    assert corpus.main(["--out", str(data), "--n", "40", "--seed", "5", "--languages", "nl"]) == 0
+    assert main(["models", "evaluate", "--grooming", "--data", str(data), "--out", str(tmp_path / "p")]) == 0
+    plain = json.loads(capsys.readouterr()[0])
+    assert main(["models", "evaluate", "--grooming", "--balanced-replies", "--data", str(data),
+                 "--out", str(tmp_path / "p"), "--full"]) == 0
+    out, err = capsys.readouterr()
+    balanced = json.loads(out)
+    assert "reply-balanced" in err and balanced["data"].endswith("reply-balanced")
+    assert balanced["conversations"] == plain["conversations"]
+    assert (balanced["tp"], balanced["fn"]) == (plain["tp"], plain["fn"])  # grooming conversations untouched
+
+
 def test_unigram_encoder_has_no_word_bigrams():
     """train_grooming --word-ngrams 1 (issue 17's seventh round): the word vocabulary holds single words only."""
     from training.train_grooming import build_model

@@ -55,7 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from training import grooming_corpus as corpus  # noqa: E402
-from training.grooming_augment import benign_replies, splice_novel_lines  # noqa: E402
+from training.grooming_augment import balance_replies, benign_replies, reply_share, splice_novel_lines  # noqa: E402
 from training.check_reproduction import machine  # noqa: E402
 from training.grooming_calibration import (ECE_TARGET, MEDIAN_FLAG_TARGET, MIN_PRECISION_HARD,  # noqa: E402
                                            _sigmoid, choose_early_threshold, choose_evidence_threshold,
@@ -422,6 +422,10 @@ def main(argv=None) -> int:
     ap.add_argument("--benign-replies", type=float, default=0.0, metavar="SHARE",
                     help="replace about this share of the benign training conversations' messages by children's "
                          "replies to risk patterns (default 0: none)")
+    ap.add_argument("--balanced-replies", choices=("none", "calibration", "all"), default="none",
+                    help="children's replies also in the benign conversations, at the grooming conversations' rate: "
+                         "in the calibration split (selection, Platt scaling, thresholds) and the reported "
+                         "evaluation ('calibration'), and in training too ('all'); default none")
     ap.add_argument("--risk-input", choices=("both", "patterns"), default="both",
                     help="what the risk head reads: the pooled convolution features and pattern probabilities "
                          "(default), or the pooled pattern probabilities only")
@@ -453,6 +457,8 @@ def main(argv=None) -> int:
     splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages,
                                     extra_phrasings=args.extra_phrasings)
     fit, cal = splits["train"], splits["calibration"]
+    if args.balanced_replies != "none":  # issue 17, eighth grooming round: a reply alone tells nothing
+        cal, splits["eval"] = balance_replies(cal, args.seed), balance_replies(splits["eval"], args.seed)
     log(f"corpus seed {args.seed}, languages {','.join(languages)}: {len(fit)} training + {len(cal)} calibration "
         f"conversations")
     meta = {"version": VERSION, "window": WINDOW, "patterns": list(corpus.PATTERNS), "threshold": 0.5,
@@ -474,6 +480,8 @@ def main(argv=None) -> int:
         fit = splice_novel_lines(fit, args.novel_lines, model_seed)
     if args.benign_replies > 0:
         fit = benign_replies(fit, args.benign_replies, model_seed)
+    if args.balanced_replies == "all":
+        fit = benign_replies(fit, reply_share(fit), model_seed)
     full = train(fit, args.epochs, model_seed, log, select=select, token_dropout=args.token_dropout,
                  label_smoothing=args.label_smoothing, lr=args.lr, checks_per_epoch=args.checks_per_epoch,
                  pattern_weight=args.pattern_weight, patience=args.patience, warmup=args.warmup, ema=args.ema,
@@ -546,6 +554,7 @@ def main(argv=None) -> int:
                      **({"risk_input": args.risk_input} if args.risk_input != "both" else {}),
                      **({"novel_lines": args.novel_lines} if args.novel_lines else {}),
                      **({"benign_replies": args.benign_replies} if args.benign_replies else {}),
+                     **({"balanced_replies": args.balanced_replies} if args.balanced_replies != "none" else {}),
                      "pattern_weight": args.pattern_weight, "min_precision_hard": args.min_precision_hard,
                      "word_tokens": WORD_TOKENS, "char_tokens": CHAR_TOKENS, "embed": EMBED, "conv": CONV,
                      "parameters": int(full.count_params()),
@@ -560,8 +569,9 @@ def main(argv=None) -> int:
 
     # Held-out evaluation through the public API, from the saved files.
     model = GroomingModel.load(out)
-    metrics = evaluate_heldout(model, splits["eval"], source=f"training.grooming_corpus seed {args.seed} split eval "
-                                                             f"({','.join(languages)})", log=log)
+    source = f"training.grooming_corpus seed {args.seed} split eval ({','.join(languages)})"
+    metrics = evaluate_heldout(model, splits["eval"], log=log, source=source + (
+        ", reply-balanced" if args.balanced_replies != "none" else ""))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return 0
 

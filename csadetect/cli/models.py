@@ -184,7 +184,7 @@ def cmd_models_evaluate(args) -> int:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             say(f"error: cannot read evaluation data in {args.data}: {reason}")
             return 1
-        source = os.path.join(args.data, "eval")
+        source, seed = os.path.join(args.data, "eval"), 1 if args.seed is None else args.seed
     else:
         training = model.metadata.get("training", {})
         seed = int(training.get("seed", 1)) if args.seed is None else args.seed
@@ -194,6 +194,10 @@ def cmd_models_evaluate(args) -> int:
         say(f"generating the held-out synthetic evaluation split (seed {seed}, {','.join(languages)}) ...")
         convs = corpus.generate_splits(n, seed, args.n_eval, languages=languages)["eval"]
         source = f"training.grooming_corpus seed {seed} split eval ({','.join(languages)})"
+    if args.balanced_replies:
+        convs = training_tool("grooming_augment").balance_replies(convs, seed)  # the seed train_grooming balances with
+        source += ", reply-balanced"
+        say("reply-balanced: the benign conversations carry children's replies at the grooming conversations' rate")
     metrics = evaluate_heldout(model, convs, source, threshold=args.threshold, log=say)
     say(language_table(metrics))
     plots = _reliability_plots(metrics, args.out or os.path.join("out", "models", "grooming-eval"))
@@ -356,6 +360,10 @@ def register(subparsers) -> None:
     e.add_argument("--n-eval", type=int, default=None,
                    help="conversations to generate per language (default: training n / 2)")
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--balanced-replies", action="store_true",
+                   help="--grooming: put children's replies into the benign conversations too, at the grooming "
+                        "conversations' rate, so a reply alone tells nothing (the plain split's replies follow only "
+                        "a groomer's line; see the grooming model card)")
     e.add_argument("--full", action="store_true", help="print every metric (per-family flag rates included)")
     e.set_defaults(func=cmd_models_evaluate)
     t = msub.add_parser("train", help="train a reference model on synthetic data")
