@@ -447,6 +447,36 @@ def test_train_with_balanced_replies_records_it_and_reports_the_balanced_split(t
     assert json.loads((out / "metrics.json").read_text())["data"].endswith("reply-balanced")
 
 
+def test_far_calibration_keeps_more_wording_from_training_and_leaves_eval_alone():
+    """``generate_splits(..., far_calibration=True)`` / ``train_grooming --far-calibration`` (issue 17,
+    eighth round): the calibration split also gets reserved child replies, second-role lines, slot
+    values, slang and a family of its own, so fewer of its messages occur in training; the
+    evaluation split is the same texts; the default corpus is unchanged."""
+    from training.grooming_corpus import CALIBRATION_ONLY_FAMILY, _apart
+
+    assert _apart(["a", "b", "c", "d"], "train", True) == ["a", "b", "c"]
+    assert _apart(["a", "b", "c", "d"], "calibration", True) == ["d", "a"]
+    assert _apart(["a", "b"], "calibration", True) == ["a", "b"] == _apart(["a", "b"], "train", True)
+    assert _apart(["a", "b", "c"], "calibration", False) == ["a", "b", "c"]
+    plain = corpus.generate_splits(240, seed=4, languages=("nl", "fr"))
+    far = corpus.generate_splits(240, seed=4, languages=("nl", "fr"), far_calibration=True)
+    text = corpus.conversation_text
+    assert [text(c) for c in far["eval"]] == [text(c) for c in plain["eval"]]
+    assert [text(c) for c in corpus.generate(50, seed=4, split="train", language_code="nl")] == \
+        [text(c) for c in plain["train"][:50]]
+    assert CALIBRATION_ONLY_FAMILY not in {c.family for c in far["train"]}
+    assert CALIBRATION_ONLY_FAMILY in {c.family for c in plain["train"]}
+    assert CALIBRATION_ONLY_FAMILY in {c.family for c in far["calibration"]}
+
+    def seen_in_training(splits):
+        trained = {m["text"] for c in splits["train"] for m in c.messages}
+        msgs = [m["text"] for c in splits["calibration"] for m in c.messages]
+        return sum(t in trained for t in msgs) / len(msgs)
+
+    assert seen_in_training(far) < 0.7 * seen_in_training(plain)
+    assert not {text(c) for c in far["calibration"]} & {text(c) for c in far["train"]}
+
+
 def test_cli_evaluate_balanced_replies_says_so_and_scores_the_balanced_split(tmp_path, capsys):
     data = tmp_path / "corpus"
     assert corpus.main(["--out", str(data), "--n", "40", "--seed", "5", "--languages", "nl"]) == 0

@@ -84,15 +84,15 @@ def _bank(split: str) -> str:
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 
 
-def _pool(bank: dict, split: str, reserve: bool = False) -> list:
+def _pool(bank: dict, split: str, reserve: bool = False, far: bool = False) -> list:
     """Phrasings of a bank for a split. "eval" uses the held-out phrasings. With ``reserve``, every
     fourth training phrasing (of lists of four or more) is kept for the "calibration" split, so
     calibration also sees phrasings the model never trained on; otherwise calibration shares the
-    training phrasings."""
+    training phrasings. ``far`` (a *far calibration split*, see :func:`generate`) reserves in every bank."""
     if split == "eval":
         return list(bank.get("eval", []))
     items = list(bank.get("train", []))
-    if not reserve:
+    if not (reserve or far):
         return items
     held = [t for i, t in enumerate(items) if len(items) >= 4 and i % 4 == 3]
     if split == "calibration":
@@ -100,25 +100,35 @@ def _pool(bank: dict, split: str, reserve: bool = False) -> list:
     return [t for t in items if t not in held]
 
 
-def _fill(template: str, rng: random.Random, split: str, lang: Language = ENGLISH) -> str:
+def _apart(values: list, split: str, far: bool) -> list:
+    """Training values for a split. In a far calibration split (see :func:`generate`) the last of
+    three or more is kept from training and the calibration split uses it with the first, as the
+    evaluation split uses its own values with the first training one."""
+    if not far or split == "eval" or len(values) < 3:
+        return values
+    return values[:-1] if split == "train" else [values[-1], values[0]]
+
+
+def _fill(template: str, rng: random.Random, split: str, lang: Language = ENGLISH, far: bool = False) -> str:
     def repl(m):
         values = lang.slots[m.group(1)]
-        pool = values["eval"] + values["train"][:1] if split == "eval" else values["train"]
+        pool = values["eval"] + values["train"][:1] if split == "eval" else _apart(values["train"], split, far)
         return rng.choice(pool)
 
     return _SLOT_RE.sub(repl, template)
 
 
-def _slangify(text: str, rng: random.Random, split: str, p: float, lang: Language = ENGLISH) -> str:
+def _slangify(text: str, rng: random.Random, split: str, p: float, lang: Language = ENGLISH,
+              far: bool = False) -> str:
     table = lang.slang[_bank(split)]
     for phrase in sorted(table, key=len, reverse=True):
         if " " in phrase and phrase in text and rng.random() < p:
-            text = text.replace(phrase, rng.choice(table[phrase]))
+            text = text.replace(phrase, rng.choice(_apart(table[phrase], split, far)))
 
     def repl(m):
         w = m.group(0)
         if w in table and rng.random() < p:
-            return rng.choice(table[w])
+            return rng.choice(_apart(table[w], split, far))
         return w
 
     return lang.word_re.sub(repl, text)
@@ -152,12 +162,13 @@ def _typo(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def noisify(text: str, rng: random.Random, split: str, style: dict, lang: Language = ENGLISH) -> str:
+def noisify(text: str, rng: random.Random, split: str, style: dict, lang: Language = ENGLISH,
+            far: bool = False) -> str:
     """Chat-style variation: case, apostrophes, slang, typos, affixes. ``style`` is per sender."""
     text = _paraphrase(text, rng, style["synonyms"], lang)
     if rng.random() < style["lower"]:
         text = text.lower()
-    text = _slangify(text, rng, split, style["slang"], lang)
+    text = _slangify(text, rng, split, style["slang"], lang, far)
     if rng.random() < style["apostrophes"]:
         text = text.replace("'", "")
     if rng.random() < style["typo"]:
@@ -203,14 +214,15 @@ class Conversation:
 class _Builder:
     """Accumulates (speaker, text, pattern) turns, then stamps ids and times."""
 
-    def __init__(self, rng: random.Random, split: str, lang: Language = ENGLISH):
-        self.rng, self.split, self.lang = rng, split, lang
+    def __init__(self, rng: random.Random, split: str, lang: Language = ENGLISH, far: bool = False):
+        self.rng, self.split, self.lang, self.far = rng, split, lang, far
         self.turns: list[tuple[int, str, Optional[str]]] = []
         self.styles = (_style(rng), _style(rng))
 
     def say(self, speaker: int, template: str, pattern: Optional[str] = None) -> None:
-        text = _fill(template.lstrip("!"), self.rng, self.split, self.lang)
-        self.turns.append((speaker, noisify(text, self.rng, self.split, self.styles[speaker], self.lang), pattern))
+        text = _fill(template.lstrip("!"), self.rng, self.split, self.lang, self.far)
+        self.turns.append((speaker, noisify(text, self.rng, self.split, self.styles[speaker], self.lang, self.far),
+                           pattern))
 
     def chitchat(self, k: int) -> None:
         pool = _pool(self.lang.chitchat, self.split, reserve=True)
@@ -241,13 +253,14 @@ class _Builder:
 # messages and a few messages of small talk lie between patterns. The benign families use the
 # same prelude and gaps, so the hard negatives (a coach asking ages for the team list, a surprise
 # kept from a sister) come just as early.
+CALIBRATION_ONLY_FAMILY = "club_leader"  # with far_calibration: in the calibration split only (every language has it)
 PRELUDE = (0, 4)  # small-talk messages before the first family/pattern line (were 1-8)
 GAP = 2  # at most this many small-talk messages between two lines (were 4)
 GAP_SUBTLE = 5  # ... between two patterns of a subtle grooming conversation (were 7)
 
 
-def _grooming(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH) -> Conversation:
-    b = _Builder(rng, split, lang)
+def _grooming(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH, far: bool = False) -> Conversation:
+    b = _Builder(rng, split, lang, far)
     adult = rng.randrange(2)
     child = 1 - adult
     subtle = rng.random() < 0.2
@@ -265,16 +278,17 @@ def _grooming(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH
     for step in steps:
         b.say(adult, rng.choice(_pool(lang.groomer[step], split, reserve=True)), step)
         if rng.random() < 0.7:
-            b.say(child, rng.choice(_pool(lang.child_reply[step], split)))
+            b.say(child, rng.choice(_pool(lang.child_reply[step], split, far=far)))
         b.chitchat(rng.randint(0, gap_hi))
     b.chitchat(rng.randint(0, 6))
     return b.finish(cid, "grooming", "grooming_subtle" if subtle else "grooming", True)
 
 
-def _benign(rng: random.Random, split: str, cid: str, families: list, lang: Language = ENGLISH) -> Conversation:
+def _benign(rng: random.Random, split: str, cid: str, families: list, lang: Language = ENGLISH,
+            far: bool = False) -> Conversation:
     fam = rng.choice(families)
-    b = _Builder(rng, split, lang)
-    a_lines, b_lines = _pool(fam.lines_a, split, reserve=True), _pool(fam.lines_b, split)
+    b = _Builder(rng, split, lang, far)
+    a_lines, b_lines = _pool(fam.lines_a, split, reserve=True), _pool(fam.lines_b, split, far=far)
     b.chitchat(rng.randint(*PRELUDE))
     for _ in range(rng.randint(2, 6)):
         b.say(0, rng.choice(a_lines))
@@ -287,34 +301,43 @@ def _benign(rng: random.Random, split: str, cid: str, families: list, lang: Lang
     return b.finish(cid, "benign", fam.name, fam.minor)
 
 
-def _ordinary(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH) -> Conversation:
-    b = _Builder(rng, split, lang)
+def _ordinary(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH, far: bool = False) -> Conversation:
+    b = _Builder(rng, split, lang, far)
     b.chitchat(rng.randint(6, 40))
     return b.finish(cid, "benign", "chitchat", True)
 
 
 def generate(n: int, seed: int = 1, split: str = "train", grooming_share: float = 0.35,
-             language_code: str = "en", extra_phrasings: bool = False) -> list[Conversation]:
+             language_code: str = "en", extra_phrasings: bool = False,
+             far_calibration: bool = False) -> list[Conversation]:
     """``n`` conversations of one split in one language, deterministic in (n, seed, split,
     language); each language has its own random stream (English keeps its original one).
-    ``extra_phrasings``: see :func:`language`."""
+    ``extra_phrasings``: see :func:`language`.
+
+    ``far_calibration`` (issue 17, eighth grooming round; not the shipped recipe) moves the
+    calibration split as far from training as the evaluation split is in kind: besides every
+    fourth phrasing of the risk-pattern, family (first role) and chit-chat banks, it also reserves
+    every fourth child reply and family second-role line, the last of three or more slot values and
+    slang variants of each (used with the first, as eval does), and :data:`CALIBRATION_ONLY_FAMILY`,
+    which training then never sees. The evaluation split is the same texts either way."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
     lang = language(language_code, extra_phrasings)
     stream = f"{split}/{seed}" if lang.code == "en" else f"{lang.code}/{split}/{seed}"
     rng = random.Random(f"csadetect-grooming-corpus/{stream}")
-    families = [f for f in lang.families if split in f.splits and _pool(f.lines_a, split, reserve=True)]
+    families = [f for f in lang.families if split in f.splits and _pool(f.lines_a, split, reserve=True)
+                and not (far_calibration and split == "train" and f.name == CALIBRATION_ONLY_FAMILY)]
     prefix = "" if lang.code == "en" else f"{lang.code}-"
     out = []
     for i in range(n):
         cid = f"{prefix}{split}-{seed}-{i:06d}"
         r = rng.random()
         if r < grooming_share:
-            out.append(_grooming(rng, split, cid, lang))
+            out.append(_grooming(rng, split, cid, lang, far_calibration))
         elif r < grooming_share + 0.12:
-            out.append(_ordinary(rng, split, cid, lang))
+            out.append(_ordinary(rng, split, cid, lang, far_calibration))
         else:
-            out.append(_benign(rng, split, cid, families, lang))
+            out.append(_benign(rng, split, cid, families, lang, far_calibration))
     return out
 
 
@@ -334,18 +357,21 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 
 def generate_splits(n: int, seed: int = 1, n_eval: Optional[int] = None,
                     n_calibration: Optional[int] = None,
-                    languages: Sequence[str] = ("en",), extra_phrasings: bool = False) -> dict[str, list[Conversation]]:
+                    languages: Sequence[str] = ("en",), extra_phrasings: bool = False,
+                    far_calibration: bool = False) -> dict[str, list[Conversation]]:
     """``{"train": n, "calibration": n_calibration (default n/4), "eval": n_eval (default n/2)}``
     conversations *per language* (``languages``: codes of :data:`LANGUAGES`), each language's
     after the other's. A calibration or evaluation conversation whose text also occurs in an
-    earlier split is dropped, so the splits never share a conversation text."""
+    earlier split is dropped, so the splits never share a conversation text. ``far_calibration``:
+    see :func:`generate`."""
     sizes = {"train": n, "calibration": max(1, n // 4) if n_calibration is None else n_calibration,
              "eval": max(1, n // 2) if n_eval is None else n_eval}
     seen: set = set()
     out: dict[str, list[Conversation]] = {split: [] for split in SPLITS}
     for split in SPLITS:
         for code in languages:
-            convs = [c for c in generate(sizes[split], seed, split, language_code=code, extra_phrasings=extra_phrasings)
+            convs = [c for c in generate(sizes[split], seed, split, language_code=code, extra_phrasings=extra_phrasings,
+                                         far_calibration=far_calibration)
                      if conversation_text(c) not in seen]
             seen |= {conversation_text(c) for c in convs}
             out[split] += convs

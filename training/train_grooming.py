@@ -422,6 +422,10 @@ def main(argv=None) -> int:
     ap.add_argument("--benign-replies", type=float, default=0.0, metavar="SHARE",
                     help="replace about this share of the benign training conversations' messages by children's "
                          "replies to risk patterns (default 0: none)")
+    ap.add_argument("--far-calibration", action="store_true",
+                    help="a calibration split as far from training as the evaluation split is in kind: reserved "
+                         "replies, second-role lines, slot values and slang, and a calibration-only family "
+                         "(training.grooming_corpus.generate; default off)")
     ap.add_argument("--balanced-replies", choices=("none", "calibration", "all"), default="none",
                     help="children's replies also in the benign conversations, at the grooming conversations' rate: "
                          "in the calibration split (selection, Platt scaling, thresholds) and the reported "
@@ -455,7 +459,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages,
-                                    extra_phrasings=args.extra_phrasings)
+                                    extra_phrasings=args.extra_phrasings, far_calibration=args.far_calibration)
     fit, cal = splits["train"], splits["calibration"]
     if args.balanced_replies != "none":  # issue 17, eighth grooming round: a reply alone tells nothing
         cal, splits["eval"] = balance_replies(cal, args.seed), balance_replies(splits["eval"], args.seed)
@@ -555,6 +559,7 @@ def main(argv=None) -> int:
                      **({"novel_lines": args.novel_lines} if args.novel_lines else {}),
                      **({"benign_replies": args.benign_replies} if args.benign_replies else {}),
                      **({"balanced_replies": args.balanced_replies} if args.balanced_replies != "none" else {}),
+                     **({"far_calibration": True} if args.far_calibration else {}),
                      "pattern_weight": args.pattern_weight, "min_precision_hard": args.min_precision_hard,
                      "word_tokens": WORD_TOKENS, "char_tokens": CHAR_TOKENS, "embed": EMBED, "conv": CONV,
                      "parameters": int(full.count_params()),
