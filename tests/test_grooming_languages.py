@@ -380,28 +380,37 @@ def test_novel_lines_change_only_pattern_free_messages():
     assert splice_novel_lines(convs, 0.0, seed=1) == convs
 
 
-def test_benign_replies_change_only_benign_conversations():
-    """train_grooming --benign-replies (issue 17's seventh round): pattern-free messages of benign
-    conversations become children's replies to risk patterns from grooming conversations of the
-    same language; grooming conversations stay as they are."""
-    from training.grooming_augment import benign_replies
-
-    convs = [c for code in ("nl", "de") for c in corpus.generate(80, seed=5, split="train", language_code=code)]
-    replies = {code: {n["text"] for c in convs if c.language == code and c.label == "grooming"
-                      for m, n in zip(c.messages, c.messages[1:])
-                      if m["pattern"] and not n["pattern"] and n["sender"] != m["sender"]} for code in ("nl", "de")}
-    out = benign_replies(convs, 0.5, seed=1)
-    changed = 0
+def _benign_lines_moved(convs, out, replies):
+    """Asserts that only benign conversations' pattern-free lines changed, each into a child's reply of
+    its language (``replies``), and nothing else; returns benign messages and changed ones by language."""
+    free: dict = {}
+    moved: dict = {}
     for a, b in zip(convs, out):
         assert _same_but_text(a, b)
         if a.label == "grooming":
             assert b == a
             continue
         for m, n in zip(a.messages, b.messages):
+            free[a.language] = free.get(a.language, 0) + 1
             if n["text"] != m["text"]:
-                changed += 1
+                moved[a.language] = moved.get(a.language, 0) + 1
                 assert not m["pattern"] and n["text"] in replies[a.language]
-    assert changed > 50
+    return free, moved
+
+
+def test_benign_replies_change_only_benign_conversations():
+    """train_grooming --benign-replies (issue 17's seventh round): pattern-free messages of benign
+    conversations become children's replies to risk patterns from grooming conversations of the
+    same language; grooming conversations stay as they are."""
+    from training.grooming_augment import benign_replies, child_replies
+
+    convs = [c for code in ("nl", "de") for c in corpus.generate(80, seed=5, split="train", language_code=code)]
+    replies = {code: {n["text"] for c in convs if c.language == code and c.label == "grooming"
+                      for m, n in zip(c.messages, c.messages[1:])
+                      if m["pattern"] and not n["pattern"] and n["sender"] != m["sender"]} for code in ("nl", "de")}
+    assert replies == {code: set(texts) for code, texts in child_replies(convs).items()}
+    _, moved = _benign_lines_moved(convs, benign_replies(convs, 0.5, seed=1), replies)
+    assert sum(moved.values()) > 50
 
 
 def test_balanced_replies_make_a_reply_as_likely_in_benign_as_in_grooming_conversations():
@@ -417,18 +426,7 @@ def test_balanced_replies_make_a_reply_as_likely_in_benign_as_in_grooming_conver
     replies = child_replies(convs)
     out = balance_replies(convs, seed=1)
     assert out == balance_replies(convs, seed=1) and out != balance_replies(convs, seed=2)
-    free = {code: 0 for code in share}
-    moved = {code: 0 for code in share}
-    for a, b in zip(convs, out):
-        assert _same_but_text(a, b)
-        if a.label == "grooming":
-            assert b == a
-            continue
-        for m, n in zip(a.messages, b.messages):
-            free[a.language] += 1
-            if n["text"] != m["text"]:
-                moved[a.language] += 1
-                assert n["text"] in replies[a.language]
+    free, moved = _benign_lines_moved(convs, out, replies)
     for code in share:  # the benign rate follows the grooming one (binomial spread on a few hundred messages)
         assert abs(moved[code] / free[code] - share[code]) < 0.06, (code, moved[code] / free[code], share[code])
     assert sum(moved.values()) > 300
