@@ -84,15 +84,15 @@ def _bank(split: str) -> str:
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 
 
-def _pool(bank: dict, split: str, reserve: bool = False, far: bool = False) -> list:
+def _pool(bank: dict, split: str, reserve: bool = False) -> list:
     """Phrasings of a bank for a split. "eval" uses the held-out phrasings. With ``reserve``, every
     fourth training phrasing (of lists of four or more) is kept for the "calibration" split, so
     calibration also sees phrasings the model never trained on; otherwise calibration shares the
-    training phrasings. ``far`` (a *far calibration split*, see :func:`generate`) reserves in every bank."""
+    training phrasings. A far calibration split (see :func:`generate`) reserves in every bank."""
     if split == "eval":
         return list(bank.get("eval", []))
     items = list(bank.get("train", []))
-    if not (reserve or far):
+    if not reserve:
         return items
     held = [t for i, t in enumerate(items) if len(items) >= 4 and i % 4 == 3]
     if split == "calibration":
@@ -278,7 +278,7 @@ def _grooming(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH
     for step in steps:
         b.say(adult, rng.choice(_pool(lang.groomer[step], split, reserve=True)), step)
         if rng.random() < 0.7:
-            b.say(child, rng.choice(_pool(lang.child_reply[step], split, far=far)))
+            b.say(child, rng.choice(_pool(lang.child_reply[step], split, reserve=far)))
         b.chitchat(rng.randint(0, gap_hi))
     b.chitchat(rng.randint(0, 6))
     return b.finish(cid, "grooming", "grooming_subtle" if subtle else "grooming", True)
@@ -288,7 +288,7 @@ def _benign(rng: random.Random, split: str, cid: str, families: list, lang: Lang
             far: bool = False) -> Conversation:
     fam = rng.choice(families)
     b = _Builder(rng, split, lang, far)
-    a_lines, b_lines = _pool(fam.lines_a, split, reserve=True), _pool(fam.lines_b, split, far=far)
+    a_lines, b_lines = _pool(fam.lines_a, split, reserve=True), _pool(fam.lines_b, split, reserve=far)
     b.chitchat(rng.randint(*PRELUDE))
     for _ in range(rng.randint(2, 6)):
         b.say(0, rng.choice(a_lines))
