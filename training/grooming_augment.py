@@ -1,8 +1,10 @@
-"""Training-only changes to the grooming corpus's conversations, for issue 17's seventh grooming
-round (``training.train_grooming --novel-lines`` and ``--benign-replies``; neither is in the shipped
-recipe, see the grooming model card). Each takes the training conversations and returns new ones:
-labels, risk patterns, senders and times stay, only message texts change, drawn from a random stream
-of its own, so the corpus's calibration and evaluation splits are the same texts with or without them.
+"""Changes to the grooming corpus's conversations for issue 17's grooming rounds; none is in the
+shipped recipe (see the grooming model card). Seventh round, training only: ``train_grooming
+--novel-lines`` and ``--benign-replies``. Eighth round: :func:`balance_replies`, the *reply-balanced*
+version of any split (``train_grooming --balanced-replies``, ``models evaluate --grooming
+--balanced-replies``). Each takes conversations and returns new ones: labels, risk patterns, senders
+and times stay, only message texts change, drawn from a random stream of its own, so the corpus's
+own splits are the same texts with or without them.
 """
 from __future__ import annotations
 
