@@ -258,14 +258,16 @@ def test_cli_evaluate_writes_a_table_and_reliability_plots(tmp_path, capsys):
     assert corpus.main(["--out", str(data), "--n", "2", "--languages", "xx"]) == 2
 
 
-def test_fifth_round_phrasings_only_add_training_wording():
-    """Issue 17's fifth round (training.grooming_lang.extra_*, ``extra_phrasings=True``; not used by
-    the shipped model): the default corpus is unchanged, the extra phrasings come after each bank's
-    own "train" phrasings (so the calibration split's reserved fourths stay), the evaluation split
-    is identical, and no extra line is an evaluation phrasing or hits the blocklist."""
-    for code in OTHER:
-        base, more = corpus.language(code), corpus.language(code, extra_phrasings=True)
-        assert corpus.LANGUAGES[code] is base
+@pytest.mark.parametrize("level, codes", [(1, OTHER), (2, ("en",) + tuple(OTHER))])
+def test_extra_phrasings_only_add_training_wording(level, codes):
+    """Issue 17's fifth (``extra_phrasings=1``, training.grooming_lang.extra_*) and ninth
+    (``extra_phrasings=2``, extra2_*, every language) rounds; not used by the shipped model: the
+    default corpus is unchanged, each level's phrasings come after the banks' "train" phrasings of
+    the level below (so the calibration split's reserved fourths stay), the evaluation split is
+    identical, and no extra line is an evaluation phrasing, an earlier line or hits the blocklist."""
+    for code in codes:
+        base, more = corpus.language(code, extra_phrasings=level - 1), corpus.language(code, extra_phrasings=level)
+        assert corpus.LANGUAGES[code] is corpus.language(code)
         for name in ("groomer", "child_reply"):
             for k, bank in getattr(base, name).items():
                 extended = getattr(more, name)[k]
@@ -282,14 +284,19 @@ def test_fifth_round_phrasings_only_add_training_wording():
         extra = [s for b0, b1 in pairs for s in b1["train"][len(b0["train"]):]]
         assert len(extra) > 300, code
         assert not {s.lower().lstrip("!") for s in extra} & held, code
+        earlier = {p.lower().lstrip("!") for b0, _ in pairs for p in b0["train"]}
+        assert not {s.lower().lstrip("!") for s in extra} & earlier, code
+        assert len({s.lower().lstrip("!") for s in extra}) == len(extra), code
         assert not [s for s in extra if _BLOCK_RE.search(s)], code
         evals = [corpus.conversation_text(c) for c in corpus.generate(60, seed=3, split="eval", language_code=code)]
         assert evals == [corpus.conversation_text(c) for c in
-                         corpus.generate(60, seed=3, split="eval", language_code=code, extra_phrasings=True)]
+                         corpus.generate(60, seed=3, split="eval", language_code=code, extra_phrasings=level)]
         trains = [corpus.conversation_text(c) for c in corpus.generate(60, seed=3, split="train", language_code=code)]
         assert trains != [corpus.conversation_text(c) for c in
-                          corpus.generate(60, seed=3, split="train", language_code=code, extra_phrasings=True)]
-    assert corpus.language("en", extra_phrasings=True) is corpus.LANGUAGES["en"]
+                          corpus.generate(60, seed=3, split="train", language_code=code, extra_phrasings=level)]
+    assert corpus.language("en", extra_phrasings=1) is corpus.LANGUAGES["en"]
+    with pytest.raises(ValueError, match="0, 1 or 2"):
+        corpus.language("nl", extra_phrasings=3)
 
 
 def test_hard_negative_weight_weighs_only_hard_negative_windows():

@@ -445,13 +445,20 @@ LANGUAGE_CODES = tuple(LANGUAGES)
 HARD_NEGATIVE_FAMILIES = frozenset(f.name for lang in LANGUAGES.values() for f in lang.families if f.minor)
 
 
-def language(code: str, extra_phrasings: bool = False) -> Language:
-    """The corpus language ``code``; with ``extra_phrasings``, plus issue 17's fifth-round training
-    phrasings (``training.grooming_lang.extra_<code>``; English has none)."""
+def language(code: str, extra_phrasings: int = 0) -> Language:
+    """The corpus language ``code``. ``extra_phrasings`` adds issue 17's extra training phrasings
+    (appended to each bank's "train" phrasings; "eval" ones never change): 1 (or True) the fifth
+    round's (``training.grooming_lang.extra_<code>``; English has none), 2 those and the ninth
+    round's (``training.grooming_lang.extra2_<code>``, every language)."""
     try:
         lang = LANGUAGES[code]
     except KeyError:
         raise ValueError(f"unknown corpus language {code!r}; one of {', '.join(LANGUAGE_CODES)}") from None
-    if not extra_phrasings or code == "en":
-        return lang
-    return with_extra(lang, importlib.import_module(f"training.grooming_lang.extra_{code}"))
+    level = int(extra_phrasings)
+    if level not in (0, 1, 2):
+        raise ValueError(f"extra_phrasings must be 0, 1 or 2, not {extra_phrasings!r}")
+    if level >= 1 and code != "en":
+        lang = with_extra(lang, importlib.import_module(f"training.grooming_lang.extra_{code}"))
+    if level >= 2:
+        lang = with_extra(lang, importlib.import_module(f"training.grooming_lang.extra2_{code}"))
+    return lang

@@ -308,7 +308,7 @@ def _ordinary(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH
 
 
 def generate(n: int, seed: int = 1, split: str = "train", grooming_share: float = 0.35,
-             language_code: str = "en", extra_phrasings: bool = False,
+             language_code: str = "en", extra_phrasings: int = 0,
              far_calibration: bool = False) -> list[Conversation]:
     """``n`` conversations of one split in one language, deterministic in (n, seed, split,
     language); each language has its own random stream (English keeps its original one).
@@ -357,7 +357,7 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 
 def generate_splits(n: int, seed: int = 1, n_eval: Optional[int] = None,
                     n_calibration: Optional[int] = None,
-                    languages: Sequence[str] = ("en",), extra_phrasings: bool = False,
+                    languages: Sequence[str] = ("en",), extra_phrasings: int = 0,
                     far_calibration: bool = False) -> dict[str, list[Conversation]]:
     """``{"train": n, "calibration": n_calibration (default n/4), "eval": n_eval (default n/2)}``
     conversations *per language* (``languages``: codes of :data:`LANGUAGES`), each language's

@@ -1,7 +1,7 @@
 """Would averaging several trained grooming models make the reference model stable? (issue 17,
 fifth grooming round; an experiment, not part of ``make models``)
 
-    python -m training.grooming_ensemble_check DIR [DIR ...] [--n 2000] [--seed 1] [--extra-phrasings]
+    python -m training.grooming_ensemble_check DIR [DIR ...] [--n 2000] [--seed 1] [--extra-phrasings [LEVEL]]
 
 Each DIR holds a model written by ``python -m training.train_grooming --out DIR --model-seed S``
 (same corpus options for all). For every model alone, and for the mean of their raw window
@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     ap.add_argument("models", nargs="+", help="folders written by training.train_grooming --out")
     ap.add_argument("--n", type=int, default=2000, help="training conversations per language (as trained)")
     ap.add_argument("--seed", type=int, default=1, help="corpus seed (as trained)")
-    ap.add_argument("--extra-phrasings", action="store_true", help="as trained (its calibration split differs)")
+    ap.add_argument("--extra-phrasings", type=int, nargs="?", const=1, default=0, choices=(0, 1, 2), metavar="LEVEL",
+                    help="as trained (its calibration split differs)")
     args = ap.parse_args(argv)
     splits = corpus.generate_splits(args.n, args.seed, None, None, corpus.LANGUAGE_CODES,
                                     extra_phrasings=args.extra_phrasings)

@@ -397,8 +397,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="check and keep an exponential moving average of the weights with this decay per step "
                          "(bias-corrected; default 0: the raw weights)")
-    ap.add_argument("--extra-phrasings", action="store_true",
-                    help="add issue 17's fifth-round training phrasings (training.grooming_lang.extra_*)")
+    ap.add_argument("--extra-phrasings", type=int, nargs="?", const=1, default=0, choices=(0, 1, 2), metavar="LEVEL",
+                    help="add issue 17's extra training phrasings: 1 (the flag alone) the fifth round's "
+                         "(training.grooming_lang.extra_*), 2 those and the ninth round's (extra2_*)")
     ap.add_argument("--hard-weight", type=float, default=1.0,
                     help="weight of a hard-negative conversation's windows in the risk loss")
     ap.add_argument("--label-smoothing", type=float, default=LABEL_SMOOTHING)
@@ -552,7 +553,7 @@ def main(argv=None) -> int:
                      **({"ema_decay": args.ema} if args.ema else {}),
                      **({"patience": args.patience} if args.patience != 4 else {}),
                      **({"hard_negative_weight": args.hard_weight} if args.hard_weight != 1.0 else {}),
-                     **({"extra_phrasings": True} if args.extra_phrasings else {}),
+                     **({"extra_phrasings": args.extra_phrasings} if args.extra_phrasings else {}),
                      **({"word_ngrams": args.word_ngrams} if args.word_ngrams != 2 else {}),
                      **({"weight_decay": args.weight_decay} if args.weight_decay else {}),
                      **({"risk_input": args.risk_input} if args.risk_input != "both" else {}),
