@@ -8,7 +8,9 @@ module defines the same banks — ``SLOTS``, ``GROOMER``, ``CHILD_REPLY``, ``CHI
 with the same split rules: every bank has ``"train"`` phrasings (every fourth one reserved for
 the calibration split) and ``"eval"`` phrasings held out for evaluation, and two benign families
 exist only in the evaluation split. ``extra_nl``, ``extra_de`` and ``extra_fr`` hold issue 17's
-fifth-round training phrasings, used only with ``extra_phrasings=True`` (:func:`with_extra`).
+fifth-round training phrasings, used only with ``extra_phrasings=1``; ``extra2_en``, ``extra2_nl``,
+``extra2_de`` and ``extra2_fr`` the ninth round's, added to those with ``extra_phrasings=2``
+(:func:`with_extra`; ``training.grooming_banks.language``).
 
 Nothing here is sexual: grooming lines show only the risk patterns (age questions, flattery,
 exclusivity, risk assessment, secrecy, isolation, private channels, gifts, selfie/camera
