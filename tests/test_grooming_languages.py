@@ -317,6 +317,20 @@ def test_hard_negative_weight_weighs_only_hard_negative_windows():
     np.testing.assert_array_equal(w1[kinds == "hard"], 1.0)
 
 
+def test_ensemble_check_scores_the_reply_balanced_splits_when_asked():
+    """grooming_ensemble_check --balanced-replies (issue 17, ninth round) scores the splits train_grooming
+    --balanced-replies scores: the same grooming conversations, benign ones with children's replies."""
+    from training.grooming_ensemble_check import scored_splits
+
+    plain_cal, plain_ev = scored_splits(40, seed=2)
+    bal_cal, bal_ev = scored_splits(40, seed=2, balanced_replies=True)
+    for plain, bal in ((plain_cal, bal_cal), (plain_ev, bal_ev)):
+        assert [c.conversation_id for c in plain] == [c.conversation_id for c in bal]
+        assert all(c.participants_minor for c in bal)
+        changed = [b for p, b in zip(plain, bal) if p.messages != b.messages]
+        assert changed and all(c.label == "benign" for c in changed)
+
+
 def test_ensemble_check_refits_per_language_and_averages_logits():
     """training.grooming_ensemble_check (issue 17's fifth round): on logits that separate grooming
     from benign from the third message on, every language's refitted cut flags all grooming at

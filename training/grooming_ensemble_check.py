@@ -1,7 +1,7 @@
 """Would averaging several trained grooming models make the reference model stable? (issue 17,
 fifth grooming round; an experiment, not part of ``make models``)
 
-    python -m training.grooming_ensemble_check DIR [DIR ...] [--n 2000] [--seed 1] [--extra-phrasings [LEVEL]]
+    python -m training.grooming_ensemble_check DIR [DIR ...] [--n 2000] [--seed 1] [--extra-phrasings [LEVEL]] [--balanced-replies]
 
 Each DIR holds a model written by ``python -m training.train_grooming --out DIR --model-seed S``
 (same corpus options for all). For every model alone, and for the mean of their raw window
@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from training import grooming_corpus as corpus
+from training.grooming_augment import balance_replies
 from training.grooming_calibration import _sigmoid, fit_language, message_logits
 from csadetect.models.grooming import expected_calibration_error, f_beta, latency_p, latency_weighted_f1
 
@@ -59,6 +60,16 @@ def language_rows(cal, z_cal: list[np.ndarray], ev, z_ev: list[np.ndarray]) -> d
     return rows
 
 
+def scored_splits(n: int, seed: int = 1, extra_phrasings: int = 0, balanced_replies: bool = False):
+    """The calibration and evaluation conversations with a minor, as ``train_grooming`` scores them:
+    with ``balanced_replies``, their reply-balanced versions (``grooming_augment.balance_replies``)."""
+    splits = corpus.generate_splits(n, seed, None, None, corpus.LANGUAGE_CODES, extra_phrasings=extra_phrasings)
+    cal, ev = splits["calibration"], splits["eval"]
+    if balanced_replies:
+        cal, ev = balance_replies(cal, seed), balance_replies(ev, seed)
+    return [c for c in cal if c.participants_minor], [c for c in ev if c.participants_minor]
+
+
 def format_rows(name: str, rows: dict[str, dict]) -> str:
     lines = [f"== {name}"]
     for code, r in rows.items():
@@ -78,11 +89,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="corpus seed (as trained)")
     ap.add_argument("--extra-phrasings", type=int, nargs="?", const=1, default=0, choices=(0, 1, 2), metavar="LEVEL",
                     help="as trained (its calibration split differs)")
+    ap.add_argument("--balanced-replies", action="store_true",
+                    help="score the reply-balanced calibration and evaluation splits (as train_grooming "
+                         "--balanced-replies calibration|all does)")
     args = ap.parse_args(argv)
-    splits = corpus.generate_splits(args.n, args.seed, None, None, corpus.LANGUAGE_CODES,
-                                    extra_phrasings=args.extra_phrasings)
-    cal = [c for c in splits["calibration"] if c.participants_minor]
-    ev = [c for c in splits["eval"] if c.participants_minor]
+    cal, ev = scored_splits(args.n, args.seed, args.extra_phrasings, args.balanced_replies)
     members = []
     for d in args.models:
         model = GroomingModel.load(d)
