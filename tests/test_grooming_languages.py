@@ -299,6 +299,26 @@ def test_extra_phrasings_only_add_training_wording(level, codes):
         corpus.language("nl", extra_phrasings=3)
 
 
+def test_single_pattern_weight_makes_one_pattern_windows_negatives():
+    """train_grooming --single-pattern-weight (issue 17, ninth round; 0, the default, is 2.2's recipe):
+    a grooming window with a pattern but not enough for a positive becomes a negative of that weight;
+    positives and pattern-free windows are unchanged."""
+    from training.train_grooming import make_windows, window_label
+
+    assert window_label(["age_check", None]) == (0.0, 0.0)
+    assert window_label(["age_check", None], single_weight=0.5) == (0.0, 0.5)
+    assert window_label(["meeting"], single_weight=0.5) == (0.0, 0.5)
+    assert window_label(["age_check", "secrecy"], single_weight=0.5) == (1.0, 1.0)
+    assert window_label([None, None], single_weight=0.5) == (0.0, 1.0)
+    convs = corpus.generate(30, seed=4, split="train", language_code="de")
+    row_of = {t: i for i, t in enumerate(sorted({m["text"] for c in convs for m in c.messages}))}
+    _, _, _, y0, w0, _ = make_windows(convs, row_of)
+    _, _, _, y1, w1, _ = make_windows(convs, row_of, single_weight=0.5)
+    assert np.array_equal(y0, y1)
+    moved = w0 != w1
+    assert moved.any() and np.all(w0[moved] == 0.0) and np.all(w1[moved] == 0.5) and not y1[moved].any()
+
+
 def test_hard_negative_weight_weighs_only_hard_negative_windows():
     """train_grooming --hard-weight (issue 17's fifth round; 1.0, the default, is 2.2's recipe)."""
     from training.train_grooming import make_windows

@@ -38,7 +38,8 @@ reported metrics.
 
 Window labels: windows of benign conversations are 0; windows of grooming conversations are
 1 when they hold at least two risk-pattern messages of which one is a strong pattern (or two
-strong ones), 0 when they hold none, and are left out of the risk loss otherwise.
+strong ones), 0 when they hold none, and are left out of the risk loss otherwise
+(``--single-pattern-weight W``, issue 17's ninth round: negatives of weight W instead).
 """
 from __future__ import annotations
 
@@ -168,22 +169,25 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
 EARLY_LABELS = False  # --early-labels: tried for issue 17, lower latency-weighted F1 on the calibration split
 
 
-def window_label(patterns_in_window) -> tuple[float, float]:
+def window_label(patterns_in_window, single_weight: float = 0.0) -> tuple[float, float]:
     """(label, weight) of a grooming-conversation window from the risk patterns it holds. With
     ``EARLY_LABELS`` a window is positive from the first strong pattern on (early detection),
-    otherwise from two patterns of which one is strong."""
+    otherwise from two patterns of which one is strong. A window with some pattern but not enough
+    for a positive is left out (weight 0), or with ``single_weight`` > 0 (issue 17, ninth round) a
+    negative of that weight: one risk-like line alone, as a benign chat may hold, is not grooming."""
     pats = [p for p in patterns_in_window if p]
     strong = sum(p in corpus.STRONG_PATTERNS for p in pats)
     if strong >= 2 or (strong >= 1 and len(pats) >= 2) or (EARLY_LABELS and (strong >= 1 or len(pats) >= 2)):
         return 1.0, 1.0
     if not pats:
         return 0.0, 1.0
-    return 0.0, 0.0
+    return 0.0, single_weight
 
 
-def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float = 1.0):
+def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float = 1.0, single_weight: float = 0.0):
     """Training windows over every message of every conversation; a window of a hard-negative
-    conversation (:data:`corpus.HARD_NEGATIVE_FAMILIES`) weighs ``hard_weight`` in the risk loss."""
+    conversation (:data:`corpus.HARD_NEGATIVE_FAMILIES`) weighs ``hard_weight`` in the risk loss;
+    ``single_weight``: see :func:`window_label`."""
     K = len(corpus.PATTERNS)
     pidx = {p: i for i, p in enumerate(corpus.PATTERNS)}
     idx, spk, msk, y, yw, yp = [], [], [], [], [], []
@@ -202,7 +206,7 @@ def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float =
                 if p:
                     p_row[window - k + j, pidx[p]] = 1.0
             if c.label == "grooming":
-                lab, wt = window_label(pats[start:end + 1])
+                lab, wt = window_label(pats[start:end + 1], single_weight)
             else:
                 lab, wt = 0.0, (hard_weight if c.family in corpus.HARD_NEGATIVE_FAMILIES else 1.0)
             idx.append(i_row), spk.append(s_row), msk.append(m_row), y.append(lab), yw.append(wt), yp.append(p_row)
@@ -213,7 +217,7 @@ def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float =
 def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: float = TOKEN_DROPOUT,
           label_smoothing: float = LABEL_SMOOTHING, lr: float = 2e-3, checks_per_epoch: int = 1, patience: int = 4,
           pattern_weight: float = PATTERN_WEIGHT, warmup: int = 0, ema: float = 0.0, hard_weight: float = 1.0,
-          word_ngrams: int = 2, weight_decay: float = 0.0, risk_input: str = "both"):
+          word_ngrams: int = 2, weight_decay: float = 0.0, risk_input: str = "both", single_weight: float = 0.0):
     """Train on ``convs``; ``select(full_model) -> float`` (higher is better), when given, is
     called ``checks_per_epoch`` times an epoch and the best check's weights are kept (training
     stops after ``patience`` checks without a better score).
@@ -245,7 +249,7 @@ def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: 
     concat, norm = encoder.get_layer("message_concat"), encoder.get_layer("message_norm")
     dim = 2 * EMBED
 
-    idx, spk, msk, y, yw, yp = make_windows(convs, row_of, hard_weight=hard_weight)
+    idx, spk, msk, y, yw, yp = make_windows(convs, row_of, hard_weight=hard_weight, single_weight=single_weight)
     log(f"{len(idx)} training windows: {int((y * yw).sum())} positive, {int(((1 - y) * yw).sum())} negative, "
         f"{int((yw == 0).sum())} left out")
 
@@ -434,10 +438,15 @@ def main(argv=None) -> int:
     ap.add_argument("--risk-input", choices=("both", "patterns"), default="both",
                     help="what the risk head reads: the pooled convolution features and pattern probabilities "
                          "(default), or the pooled pattern probabilities only")
+    ap.add_argument("--single-pattern-weight", type=float, default=0.0, metavar="W",
+                    help="a grooming window with a risk pattern but not enough for a positive is a negative of this "
+                         "weight (default 0: left out of the risk loss)")
     ap.add_argument("--early-labels", action="store_true",
                     help="windows of grooming conversations positive from the first strong pattern on (default: from "
                          "two patterns of which one is strong)")
     args = ap.parse_args(argv)
+    if args.single_pattern_weight < 0:
+        ap.error(f"--single-pattern-weight must be >= 0, got {args.single_pattern_weight}")
     if not args.hard_weight > 0:
         ap.error(f"--hard-weight must be > 0, got {args.hard_weight}")
     for flag, value in (("--novel-lines", args.novel_lines), ("--benign-replies", args.benign_replies)):
@@ -491,7 +500,7 @@ def main(argv=None) -> int:
                  label_smoothing=args.label_smoothing, lr=args.lr, checks_per_epoch=args.checks_per_epoch,
                  pattern_weight=args.pattern_weight, patience=args.patience, warmup=args.warmup, ema=args.ema,
                  hard_weight=args.hard_weight, word_ngrams=args.word_ngrams, weight_decay=args.weight_decay,
-                 risk_input=args.risk_input)
+                 risk_input=args.risk_input, single_weight=args.single_pattern_weight)
     model = GroomingModel(full, meta)
     per_msg = message_logits(model, cal_scanned)
     z = np.asarray([float(m.max()) for m in per_msg])
@@ -553,6 +562,7 @@ def main(argv=None) -> int:
                      **({"ema_decay": args.ema} if args.ema else {}),
                      **({"patience": args.patience} if args.patience != 4 else {}),
                      **({"hard_negative_weight": args.hard_weight} if args.hard_weight != 1.0 else {}),
+                     **({"single_pattern_weight": args.single_pattern_weight} if args.single_pattern_weight else {}),
                      **({"extra_phrasings": args.extra_phrasings} if args.extra_phrasings else {}),
                      **({"word_ngrams": args.word_ngrams} if args.word_ngrams != 2 else {}),
                      **({"weight_decay": args.weight_decay} if args.weight_decay else {}),
