@@ -27,7 +27,9 @@ so an early checkpoint wins; ``--warmup``, ``--ema``, ``--patience`` and ``--sel
 added for issue 17's fourth round, seed stability: none passed its rule, so none is a default;
 ``--extra-phrasings`` and ``--hard-weight`` for its fifth round, more data: likewise;
 ``--word-ngrams``, ``--weight-decay``, ``--risk-input``, ``--novel-lines`` and ``--benign-replies`` for its seventh
-round, regularisers and the children's-replies shortcut: likewise, see the model card).
+round, regularisers and the children's-replies shortcut: likewise; ``--balanced-replies`` and
+``--far-calibration`` for its eighth, ``--extra-phrasings 2`` and ``--single-pattern-weight`` for its
+ninth: likewise, see the model card).
 The calibration split uses training phrasings the model never saw (every fourth one is
 reserved), so calibration, the thresholds and the evidence threshold (max message-level F0.5)
 are fitted on unseen wording. The threshold of each language is the one with
