@@ -480,9 +480,11 @@ def test_train_with_balanced_replies_records_it_and_reports_the_balanced_split(t
 
     out = tmp_path / "m"
     assert train_main(["--out", str(out), "--n", "48", "--languages", "nl", "--epochs", "1",
-                       "--checks-per-epoch", "2", "--balanced-replies", "all"]) == 0
+                       "--checks-per-epoch", "2", "--balanced-replies", "all", "--single-pattern-weight", "0.5"]) == 0
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["training"]["balanced_replies"] == "all"
+    assert meta["training"]["single_pattern_weight"] == 0.5  # tried options are recorded when not at their defaults
+    assert not {"patience", "hard_negative_weight", "extra_phrasings", "far_calibration"} & set(meta["training"])
     assert json.loads((out / "metrics.json").read_text())["data"].endswith("reply-balanced")
 
 

@@ -168,6 +168,14 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
     return full, encoder, window_model, tvw, tvc
 
 
+# Issue 17's tried options (metadata key: argparse dest), recorded in the model's metadata only when
+# not at their defaults, in this order.
+TRIED_OPTIONS = {"warmup_steps": "warmup", "ema_decay": "ema", "patience": "patience",
+                 "hard_negative_weight": "hard_weight", "single_pattern_weight": "single_pattern_weight",
+                 "extra_phrasings": "extra_phrasings", "word_ngrams": "word_ngrams", "weight_decay": "weight_decay",
+                 "risk_input": "risk_input", "novel_lines": "novel_lines", "benign_replies": "benign_replies",
+                 "balanced_replies": "balanced_replies", "far_calibration": "far_calibration"}
+
 EARLY_LABELS = False  # --early-labels: tried for issue 17, lower latency-weighted F1 on the calibration split
 
 
@@ -559,20 +567,9 @@ def main(argv=None) -> int:
                                   f"{args.checks_per_epoch} times an epoch",
                      "window_labels": "early" if EARLY_LABELS else "late",
                      "learning_rate": args.lr, "token_dropout": args.token_dropout,
-                     # issue 17's fourth-round options, recorded when not at their defaults
-                     **({"warmup_steps": args.warmup} if args.warmup else {}),
-                     **({"ema_decay": args.ema} if args.ema else {}),
-                     **({"patience": args.patience} if args.patience != 4 else {}),
-                     **({"hard_negative_weight": args.hard_weight} if args.hard_weight != 1.0 else {}),
-                     **({"single_pattern_weight": args.single_pattern_weight} if args.single_pattern_weight else {}),
-                     **({"extra_phrasings": args.extra_phrasings} if args.extra_phrasings else {}),
-                     **({"word_ngrams": args.word_ngrams} if args.word_ngrams != 2 else {}),
-                     **({"weight_decay": args.weight_decay} if args.weight_decay else {}),
-                     **({"risk_input": args.risk_input} if args.risk_input != "both" else {}),
-                     **({"novel_lines": args.novel_lines} if args.novel_lines else {}),
-                     **({"benign_replies": args.benign_replies} if args.benign_replies else {}),
-                     **({"balanced_replies": args.balanced_replies} if args.balanced_replies != "none" else {}),
-                     **({"far_calibration": True} if args.far_calibration else {}),
+                     # issue 17's tried options, recorded when not at their defaults
+                     **{key: getattr(args, dest) for key, dest in TRIED_OPTIONS.items()
+                        if getattr(args, dest) != ap.get_default(dest)},
                      "pattern_weight": args.pattern_weight, "min_precision_hard": args.min_precision_hard,
                      "word_tokens": WORD_TOKENS, "char_tokens": CHAR_TOKENS, "embed": EMBED, "conv": CONV,
                      "parameters": int(full.count_params()),
