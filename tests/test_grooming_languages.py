@@ -385,6 +385,17 @@ def test_hard_negative_weight_must_be_positive(value, capsys):
     assert "--hard-weight must be > 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_single_pattern_weight_must_be_a_finite_weight(value, capsys):
+    """train_grooming --single-pattern-weight: a negative, NaN or infinite weight stops at once with one line."""
+    from training.train_grooming import main as train_main
+
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--out", "/nonexistent/never-written", "--single-pattern-weight", value])
+    assert stop.value.code == 2
+    assert "--single-pattern-weight must be a finite weight >= 0" in capsys.readouterr().err
+
+
 def _same_but_text(a, b):
     return ([(m["sender"], m["sent_at"], m["pattern"]) for m in a.messages]
             == [(m["sender"], m["sent_at"], m["pattern"]) for m in b.messages]

@@ -455,8 +455,8 @@ def main(argv=None) -> int:
                     help="windows of grooming conversations positive from the first strong pattern on (default: from "
                          "two patterns of which one is strong)")
     args = ap.parse_args(argv)
-    if args.single_pattern_weight < 0:
-        ap.error(f"--single-pattern-weight must be >= 0, got {args.single_pattern_weight}")
+    if not 0.0 <= args.single_pattern_weight < float("inf"):
+        ap.error(f"--single-pattern-weight must be a finite weight >= 0, got {args.single_pattern_weight}")
     if not args.hard_weight > 0:
         ap.error(f"--hard-weight must be > 0, got {args.hard_weight}")
     for flag, value in (("--novel-lines", args.novel_lines), ("--benign-replies", args.benign_replies)):
