@@ -374,26 +374,20 @@ def test_ensemble_check_refits_per_language_and_averages_logits():
     np.testing.assert_allclose(z[0], logits(ev, -1.0)[0])
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "nan"])
-def test_hard_negative_weight_must_be_positive(value, capsys):
-    """train_grooming --hard-weight: a weight that is not > 0 stops at once with one line."""
+@pytest.mark.parametrize("flag, value, message", [
+    *(("--hard-weight", v, "--hard-weight must be > 0") for v in ("0", "-1", "nan")),
+    *(("--single-pattern-weight", v, "--single-pattern-weight must be a finite weight >= 0")
+      for v in ("-1", "nan", "inf")),
+])
+def test_loss_weights_out_of_range_stop_with_one_line(flag, value, message, capsys):
+    """train_grooming --hard-weight (not > 0) and --single-pattern-weight (negative, NaN or infinite):
+    a weight out of range stops at once with one line."""
     from training.train_grooming import main as train_main
 
     with pytest.raises(SystemExit) as stop:
-        train_main(["--out", "/nonexistent/never-written", "--hard-weight", value])
+        train_main(["--out", "/nonexistent/never-written", flag, value])
     assert stop.value.code == 2
-    assert "--hard-weight must be > 0" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
-def test_single_pattern_weight_must_be_a_finite_weight(value, capsys):
-    """train_grooming --single-pattern-weight: a negative, NaN or infinite weight stops at once with one line."""
-    from training.train_grooming import main as train_main
-
-    with pytest.raises(SystemExit) as stop:
-        train_main(["--out", "/nonexistent/never-written", "--single-pattern-weight", value])
-    assert stop.value.code == 2
-    assert "--single-pattern-weight must be a finite weight >= 0" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def _same_but_text(a, b):
