@@ -575,3 +575,28 @@ def test_pattern_only_risk_head_reads_the_patterns_alone():
     k = len(corpus.PATTERNS)
     assert only.get_layer("window_dense").kernel.shape[0] == k
     assert both.get_layer("window_dense").kernel.shape[0] == k + tg.CONV
+
+
+def test_counts_risk_head_reads_each_patterns_expected_count():
+    """train_grooming --risk-input counts (issue 17's tenth round): the window's dense layer also
+    reads each pattern's summed probability over the unmasked messages (its expected count, which
+    the max cannot give: two flattering lines look like one to a max)."""
+    import keras
+    import numpy as np
+
+    import training.train_grooming as tg
+
+    texts = ["ben je alleen thuis", "heb je het huiswerk al af", "kom je ook naar het feestje"]
+    _, _, counts, _, _ = tg.build_model(texts, risk_input="counts")
+    k = len(corpus.PATTERNS)
+    assert counts.get_layer("window_dense").kernel.shape[0] == tg.CONV + 2 * k
+    probe = keras.Model(counts.inputs, [counts.get_layer("count_patterns").output, counts.output["patterns"]])
+    rng = np.random.default_rng(0)
+    W, dim = tg.WINDOW, counts.input["vectors"].shape[-1]
+    mask = np.ones((2, W), np.float32)
+    mask[1, :W - 3] = 0.0  # three messages only
+    got, pats = probe({"vectors": rng.normal(0, 1, (2, W, dim)).astype(np.float32),
+                       "speakers": rng.integers(1, 3, (2, W)).astype(np.int32), "mask": mask})
+    got, pats = np.asarray(got), np.asarray(pats)
+    assert np.allclose(got, pats.sum(axis=1), atol=1e-4)
+    assert np.allclose(pats[1, :W - 3], 0.0) and got[1].max() <= 3.0 + 1e-4

@@ -111,7 +111,9 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
     """Adapted vectorisers + encoder + window model + the full saved model. ``word_ngrams``: the
     longest word n-gram (2: unigrams and bigrams, the default; 1: unigrams only). ``risk_input``:
     what the risk head reads ("both": the pooled convolution features and pattern probabilities,
-    the default; "patterns": the pooled pattern probabilities only)."""
+    the default; "patterns": the pooled pattern probabilities only; "counts": "both" and each
+    pattern's summed probability over the window, its expected count, which a max cannot give:
+    issue 17, tenth round)."""
     import keras
     from keras import layers
 
@@ -147,8 +149,14 @@ def build_model(train_texts, window: int = WINDOW, patterns=corpus.PATTERNS, wor
     pats = layers.Multiply(name="patterns")([pats, m3])
     pooled = layers.GlobalMaxPooling1D(name="pool_features")(h)
     pooled_p = layers.GlobalMaxPooling1D(name="pool_patterns")(pats)
-    z = (layers.Concatenate(name="window_concat")([pooled, pooled_p]) if risk_input == "both"
-         else layers.Identity(name="window_concat")(pooled_p))
+    if risk_input == "patterns":
+        z = layers.Identity(name="window_concat")(pooled_p)
+    elif risk_input == "counts":  # the masked mean over the window x its length: each pattern's expected count
+        counted_p = layers.Rescaling(float(window), name="count_patterns")(
+            layers.GlobalAveragePooling1D(name="mean_patterns")(pats))
+        z = layers.Concatenate(name="window_concat")([pooled, pooled_p, counted_p])
+    else:
+        z = layers.Concatenate(name="window_concat")([pooled, pooled_p])
     z = layers.Dropout(0.2, name="dropout_window")(z)
     z = layers.Dense(32, activation="relu", name="window_dense")(z)
     logit = layers.Dense(1, name="risk_logit")(z)
@@ -445,9 +453,10 @@ def main(argv=None) -> int:
                     help="children's replies also in the benign conversations, at the grooming conversations' rate: "
                          "in the calibration split (selection, Platt scaling, thresholds) and the reported "
                          "evaluation ('calibration'), and in training too ('all'); default none")
-    ap.add_argument("--risk-input", choices=("both", "patterns"), default="both",
+    ap.add_argument("--risk-input", choices=("both", "patterns", "counts"), default="both",
                     help="what the risk head reads: the pooled convolution features and pattern probabilities "
-                         "(default), or the pooled pattern probabilities only")
+                         "(default), the pooled pattern probabilities only, or the default and each pattern's "
+                         "expected count in the window ('counts')")
     ap.add_argument("--single-pattern-weight", type=float, default=0.0, metavar="W",
                     help="a grooming window with a risk pattern but not enough for a positive is a negative of this "
                          "weight (default 0: left out of the risk loss)")
