@@ -50,6 +50,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,7 +73,7 @@ from csadetect.models.loader import METADATA_FILE, MODEL_FILE  # noqa: E402
 # tools import them from here, so they are re-exported (as are the csadetect metrics once used here).
 __all__ = [
     "VERSION", "WINDOW", "WORD_TOKENS", "CHAR_TOKENS", "EMBED", "CONV", "TOKEN_DROPOUT", "LABEL_SMOOTHING",
-    "PATTERN_WEIGHT", "EARLY_LABELS", "configure_tf", "build_model", "window_label", "make_windows", "train",
+    "PATTERN_WEIGHT", "Recipe", "configure_tf", "build_model", "window_label", "make_windows", "train",
     "main", "evaluate_heldout",
     "ECE_TARGET", "MEDIAN_FLAG_TARGET", "MIN_PRECISION_HARD", "_sigmoid", "choose_early_threshold",
     "choose_evidence_threshold", "choose_threshold", "conversation_logits", "fit_language", "fit_platt",
@@ -91,6 +92,27 @@ LABEL_SMOOTHING = 0.0
 # Weight of the per-message pattern loss next to the window risk loss; 2.0 before issue 17's second
 # round: with token dropout 0.5 the early checkpoint's pattern head was too unsure for evidence.
 PATTERN_WEIGHT = 6.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How :func:`train` trains: the optimiser, the losses, the window labels and the model's
+    shape. The defaults are the shipped model's recipe (and the command line's defaults); every
+    other value is one of issue 17's tried options (see the module docstring and the model card)."""
+    token_dropout: float = TOKEN_DROPOUT
+    label_smoothing: float = LABEL_SMOOTHING
+    lr: float = 1e-3
+    checks_per_epoch: int = 16  # model selection checks per epoch
+    patience: int = 4  # stop after this many checks without a better selection score
+    pattern_weight: float = PATTERN_WEIGHT
+    warmup: int = 0  # steps of linear learning-rate warm-up (0: constant)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: none)
+    hard_weight: float = 1.0  # risk-loss weight of a hard-negative window
+    word_ngrams: int = 2  # see build_model
+    weight_decay: float = 0.0  # decoupled (AdamW) weight decay (0: plain Adam)
+    risk_input: str = "both"  # see build_model
+    single_weight: float = 0.0  # see window_label
+    early_labels: bool = False  # see window_label
 
 
 def configure_tf(threads: int = 1):
@@ -184,28 +206,27 @@ TRIED_OPTIONS = {"warmup_steps": "warmup", "ema_decay": "ema", "patience": "pati
                  "risk_input": "risk_input", "novel_lines": "novel_lines", "benign_replies": "benign_replies",
                  "balanced_replies": "balanced_replies", "far_calibration": "far_calibration"}
 
-EARLY_LABELS = False  # --early-labels: tried for issue 17, lower latency-weighted F1 on the calibration split
 
-
-def window_label(patterns_in_window, single_weight: float = 0.0) -> tuple[float, float]:
+def window_label(patterns_in_window, single_weight: float = 0.0, early: bool = False) -> tuple[float, float]:
     """(label, weight) of a grooming-conversation window from the risk patterns it holds. With
-    ``EARLY_LABELS`` a window is positive from the first strong pattern on (early detection),
+    ``early`` a window is positive from the first strong pattern on (early detection),
     otherwise from two patterns of which one is strong. A window with some pattern but not enough
     for a positive is left out (weight 0), or with ``single_weight`` > 0 (issue 17, ninth round) a
     negative of that weight: one risk-like line alone, as a benign chat may hold, is not grooming."""
     pats = [p for p in patterns_in_window if p]
     strong = sum(p in corpus.STRONG_PATTERNS for p in pats)
-    if strong >= 2 or (strong >= 1 and len(pats) >= 2) or (EARLY_LABELS and (strong >= 1 or len(pats) >= 2)):
+    if strong >= 2 or (strong >= 1 and len(pats) >= 2) or (early and (strong >= 1 or len(pats) >= 2)):
         return 1.0, 1.0
     if not pats:
         return 0.0, 1.0
     return 0.0, single_weight
 
 
-def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float = 1.0, single_weight: float = 0.0):
+def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float = 1.0, single_weight: float = 0.0,
+                 early: bool = False):
     """Training windows over every message of every conversation; a window of a hard-negative
     conversation (:data:`corpus.HARD_NEGATIVE_FAMILIES`) weighs ``hard_weight`` in the risk loss;
-    ``single_weight``: see :func:`window_label`."""
+    ``single_weight``, ``early``: see :func:`window_label`."""
     K = len(corpus.PATTERNS)
     pidx = {p: i for i, p in enumerate(corpus.PATTERNS)}
     idx, spk, msk, y, yw, yp = [], [], [], [], [], []
@@ -224,7 +245,7 @@ def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float =
                 if p:
                     p_row[window - k + j, pidx[p]] = 1.0
             if c.label == "grooming":
-                lab, wt = window_label(pats[start:end + 1], single_weight)
+                lab, wt = window_label(pats[start:end + 1], single_weight, early)
             else:
                 lab, wt = 0.0, (hard_weight if c.family in corpus.HARD_NEGATIVE_FAMILIES else 1.0)
             idx.append(i_row), spk.append(s_row), msk.append(m_row), y.append(lab), yw.append(wt), yp.append(p_row)
@@ -232,28 +253,29 @@ def make_windows(convs, row_of: dict, window: int = WINDOW, hard_weight: float =
             np.asarray(y, np.float32), np.asarray(yw, np.float32), np.stack(yp))
 
 
-def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: float = TOKEN_DROPOUT,
-          label_smoothing: float = LABEL_SMOOTHING, lr: float = 2e-3, checks_per_epoch: int = 1, patience: int = 4,
-          pattern_weight: float = PATTERN_WEIGHT, warmup: int = 0, ema: float = 0.0, hard_weight: float = 1.0,
-          word_ngrams: int = 2, weight_decay: float = 0.0, risk_input: str = "both", single_weight: float = 0.0):
-    """Train on ``convs``; ``select(full_model) -> float`` (higher is better), when given, is
-    called ``checks_per_epoch`` times an epoch and the best check's weights are kept (training
-    stops after ``patience`` checks without a better score).
+def train(convs, epochs: int, seed: int, log=print, select=None, recipe: Recipe = Recipe()):
+    """Train on ``convs`` the way ``recipe`` says; ``select(full_model) -> float`` (higher is
+    better), when given, is called ``recipe.checks_per_epoch`` times an epoch and the best check's
+    weights are kept (training stops after ``recipe.patience`` checks without a better score).
 
-    ``warmup``: the learning rate rises linearly from ``lr / warmup`` to ``lr`` over the first
-    ``warmup`` steps (0: constant ``lr``). ``ema``: when > 0, an exponential moving average of the
-    trainable weights with this decay per step (bias-corrected as Adam's moments are, so early
-    checks are not pulled towards the initial weights) is what each check evaluates and what is
-    kept; training itself continues from the raw weights. ``word_ngrams``, ``risk_input``: see :func:`build_model`.
-    ``weight_decay``: decoupled weight decay (AdamW) on every trainable weight (0: plain Adam)."""
+    ``recipe.warmup``: the learning rate rises linearly from ``lr / warmup`` to ``lr`` over the
+    first ``warmup`` steps (0: constant ``lr``). ``recipe.ema``: when > 0, an exponential moving
+    average of the trainable weights with this decay per step (bias-corrected as Adam's moments
+    are, so early checks are not pulled towards the initial weights) is what each check evaluates
+    and what is kept; training itself continues from the raw weights. ``recipe.weight_decay``:
+    decoupled weight decay (AdamW) on every trainable weight (0: plain Adam)."""
     import keras
     import tensorflow as tf
+
+    token_dropout, label_smoothing, pattern_weight = recipe.token_dropout, recipe.label_smoothing, recipe.pattern_weight
+    ema, checks_per_epoch, patience = recipe.ema, recipe.checks_per_epoch, recipe.patience
 
     keras.utils.set_random_seed(seed)
     texts = sorted({m["text"] for c in convs for m in c.messages})
     row_of = {t: i for i, t in enumerate(texts)}
     t0 = time.time()
-    full, encoder, window_model, tvw, tvc = build_model(texts, word_ngrams=word_ngrams, risk_input=risk_input)
+    full, encoder, window_model, tvw, tvc = build_model(texts, word_ngrams=recipe.word_ngrams,
+                                                         risk_input=recipe.risk_input)
     log(f"vectorisers adapted on {len(texts)} distinct messages "
         f"({len(tvw.get_vocabulary())} word, {len(tvc.get_vocabulary())} char n-grams) in {time.time() - t0:.1f}s")
 
@@ -267,7 +289,8 @@ def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: 
     concat, norm = encoder.get_layer("message_concat"), encoder.get_layer("message_norm")
     dim = 2 * EMBED
 
-    idx, spk, msk, y, yw, yp = make_windows(convs, row_of, hard_weight=hard_weight, single_weight=single_weight)
+    idx, spk, msk, y, yw, yp = make_windows(convs, row_of, hard_weight=recipe.hard_weight,
+                                            single_weight=recipe.single_weight, early=recipe.early_labels)
     log(f"{len(idx)} training windows: {int((y * yw).sum())} positive, {int(((1 - y) * yw).sum())} negative, "
         f"{int((yw == 0).sum())} left out")
 
@@ -290,8 +313,8 @@ def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: 
         kernel[0] = 0.0
         layer.set_weights([kernel, bias])
     variables = encoder.trainable_variables + window_model.trainable_variables
-    schedule = _linear_warmup(lr, warmup) if warmup > 0 else lr
-    opt = (keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay) if weight_decay > 0
+    schedule = _linear_warmup(recipe.lr, recipe.warmup) if recipe.warmup > 0 else recipe.lr
+    opt = (keras.optimizers.AdamW(learning_rate=schedule, weight_decay=recipe.weight_decay) if recipe.weight_decay > 0
            else keras.optimizers.Adam(learning_rate=schedule))
     opt.build(variables)
     K = len(corpus.PATTERNS)
@@ -351,9 +374,9 @@ def train(convs, epochs: int, seed: int, log=print, select=None, token_dropout: 
         nb = 0
         for i in range(0, len(order), bs):
             b = order[i:i + bs]
-            lr, lp = step(idx[b], spk[b], msk[b], y[b], yw[b], yp[b])
-            lr_sum += float(lr)
-            lp_sum += float(lp)
+            loss_r, loss_p = step(idx[b], spk[b], msk[b], y[b], yw[b], yp[b])
+            lr_sum += float(loss_r)
+            lp_sum += float(loss_p)
             nb += 1
             n_steps += 1
             if nb in checkpoints:
@@ -395,14 +418,16 @@ def _linear_warmup(lr: float, steps: int):
     return LinearWarmup()
 
 
-def main(argv=None) -> int:
-    global EARLY_LABELS
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: the corpus, the recipe (:class:`Recipe`'s defaults) and the selection."""
     ap = argparse.ArgumentParser(prog="python -m training.train_grooming", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(KIND.reference),
                     help="output directory (default: the package's reference model)")
     ap.add_argument("--n", type=int, default=2000, help="training conversations per language")
-    ap.add_argument("--n-eval", type=int, default=None, help="held-out evaluation conversations per language (default n/2)")
-    ap.add_argument("--n-calibration", type=int, default=None, help="calibration conversations per language (default n/4)")
+    ap.add_argument("--n-eval", type=int, default=None,
+                    help="held-out evaluation conversations per language (default n/2)")
+    ap.add_argument("--n-calibration", type=int, default=None,
+                    help="calibration conversations per language (default n/4)")
     ap.add_argument("--languages", default=",".join(corpus.LANGUAGE_CODES),
                     help=f"comma-separated corpus languages (default {','.join(corpus.LANGUAGE_CODES)})")
     ap.add_argument("--seed", type=int, default=1)
@@ -410,21 +435,23 @@ def main(argv=None) -> int:
                     help="seed of the weights and batch order (default: --seed; the corpus follows --seed only)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--token-dropout", type=float, default=TOKEN_DROPOUT)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--checks-per-epoch", type=int, default=16, help="model selection checks per epoch")
-    ap.add_argument("--patience", type=int, default=4, help="stop after this many checks without a better score")
-    ap.add_argument("--warmup", type=int, default=0,
+    ap.add_argument("--token-dropout", type=float, default=Recipe.token_dropout)
+    ap.add_argument("--lr", type=float, default=Recipe.lr)
+    ap.add_argument("--checks-per-epoch", type=int, default=Recipe.checks_per_epoch,
+                    help="model selection checks per epoch")
+    ap.add_argument("--patience", type=int, default=Recipe.patience,
+                    help="stop after this many checks without a better score")
+    ap.add_argument("--warmup", type=int, default=Recipe.warmup,
                     help="linear learning-rate warm-up over this many steps (default 0: none)")
-    ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+    ap.add_argument("--ema", type=float, default=Recipe.ema, metavar="DECAY",
                     help="check and keep an exponential moving average of the weights with this decay per step "
                          "(bias-corrected; default 0: the raw weights)")
     ap.add_argument("--extra-phrasings", type=int, nargs="?", const=1, default=0, choices=(0, 1, 2), metavar="LEVEL",
                     help="add issue 17's extra training phrasings: 1 (the flag alone) the fifth round's "
                          "(training.grooming_lang.extra_*), 2 those and the ninth round's (extra2_*)")
-    ap.add_argument("--hard-weight", type=float, default=1.0,
+    ap.add_argument("--hard-weight", type=float, default=Recipe.hard_weight,
                     help="weight of a hard-negative conversation's windows in the risk loss")
-    ap.add_argument("--label-smoothing", type=float, default=LABEL_SMOOTHING)
+    ap.add_argument("--label-smoothing", type=float, default=Recipe.label_smoothing)
     ap.add_argument("--select", choices=("f05", "lwf1", "worst"), default="f05",
                     help="checkpoint selection on the calibration split: best F0.5 over thresholds (default), best "
                          "latency-weighted F1 at hard-negative precision >= 0.95, or (worst) the worst language's "
@@ -433,11 +460,11 @@ def main(argv=None) -> int:
     ap.add_argument("--min-precision-hard", type=float, default=MIN_PRECISION_HARD,
                     help=f"threshold rule: least precision on grooming vs hard negatives on the calibration split "
                          f"(default {MIN_PRECISION_HARD})")
-    ap.add_argument("--pattern-weight", type=float, default=PATTERN_WEIGHT,
+    ap.add_argument("--pattern-weight", type=float, default=Recipe.pattern_weight,
                     help=f"weight of the per-message pattern loss (default {PATTERN_WEIGHT})")
-    ap.add_argument("--word-ngrams", type=int, choices=(1, 2), default=2,
+    ap.add_argument("--word-ngrams", type=int, choices=(1, 2), default=Recipe.word_ngrams,
                     help="longest word n-gram of the message encoder (default 2: unigrams and bigrams)")
-    ap.add_argument("--weight-decay", type=float, default=0.0,
+    ap.add_argument("--weight-decay", type=float, default=Recipe.weight_decay,
                     help="decoupled weight decay (AdamW) on every trainable weight (default 0: plain Adam)")
     ap.add_argument("--novel-lines", type=float, default=0.0, metavar="SHARE",
                     help="replace about this share of the training messages without a risk pattern by novel benign "
@@ -453,16 +480,23 @@ def main(argv=None) -> int:
                     help="children's replies also in the benign conversations, at the grooming conversations' rate: "
                          "in the calibration split (selection, Platt scaling, thresholds) and the reported "
                          "evaluation ('calibration'), and in training too ('all'); default none")
-    ap.add_argument("--risk-input", choices=("both", "patterns", "counts"), default="both",
+    ap.add_argument("--risk-input", choices=("both", "patterns", "counts"), default=Recipe.risk_input,
                     help="what the risk head reads: the pooled convolution features and pattern probabilities "
                          "(default), the pooled pattern probabilities only, or the default and each pattern's "
                          "expected count in the window ('counts')")
-    ap.add_argument("--single-pattern-weight", type=float, default=0.0, metavar="W",
+    ap.add_argument("--single-pattern-weight", type=float, default=Recipe.single_weight, metavar="W",
                     help="a grooming window with a risk pattern but not enough for a positive is a negative of this "
                          "weight (default 0: left out of the risk loss)")
     ap.add_argument("--early-labels", action="store_true",
                     help="windows of grooming conversations positive from the first strong pattern on (default: from "
                          "two patterns of which one is strong)")
+    return ap
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, checked: a value that would make the loss or the corpus meaningless stops
+    with one line (exit status 2)."""
+    ap = build_parser()
     args = ap.parse_args(argv)
     if not 0.0 <= args.single_pattern_weight < float("inf"):
         ap.error(f"--single-pattern-weight must be a finite weight >= 0, got {args.single_pattern_weight}")
@@ -473,7 +507,135 @@ def main(argv=None) -> int:
             ap.error(f"{flag} must be a share between 0 and 1, got {value}")
     if not 0.0 <= args.weight_decay < float("inf"):
         ap.error(f"--weight-decay must be >= 0, got {args.weight_decay}")
-    EARLY_LABELS = args.early_labels
+    return args
+
+
+def recipe_of(args: argparse.Namespace) -> Recipe:
+    """The :class:`Recipe` the command line asks for."""
+    return Recipe(token_dropout=args.token_dropout, label_smoothing=args.label_smoothing, lr=args.lr,
+                  checks_per_epoch=args.checks_per_epoch, patience=args.patience, pattern_weight=args.pattern_weight,
+                  warmup=args.warmup, ema=args.ema, hard_weight=args.hard_weight, word_ngrams=args.word_ngrams,
+                  weight_decay=args.weight_decay, risk_input=args.risk_input,
+                  single_weight=args.single_pattern_weight, early_labels=args.early_labels)
+
+
+def splits_for(args: argparse.Namespace, languages: list[str], model_seed: int, log) -> dict:
+    """The corpus splits the command line asks for: ``train`` (with its augmentations),
+    ``calibration`` and ``eval`` (both reply-balanced under ``--balanced-replies``)."""
+    splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages,
+                                    extra_phrasings=args.extra_phrasings, far_calibration=args.far_calibration)
+    if args.balanced_replies != "none":  # issue 17, eighth grooming round: a reply alone tells nothing
+        splits["calibration"] = balance_replies(splits["calibration"], args.seed)
+        splits["eval"] = balance_replies(splits["eval"], args.seed)
+    log(f"corpus seed {args.seed}, languages {','.join(languages)}: {len(splits['train'])} training + "
+        f"{len(splits['calibration'])} calibration conversations")
+    fit = splits["train"]
+    if args.novel_lines > 0:
+        fit = splice_novel_lines(fit, args.novel_lines, model_seed)
+    if args.benign_replies > 0:
+        fit = benign_replies(fit, args.benign_replies, model_seed)
+    if args.balanced_replies == "all":
+        fit = benign_replies(fit, reply_share(fit), model_seed)
+    return {**splits, "train": fit}
+
+
+def selector(kind: str, meta: dict, cal_scanned, min_precision_hard: float):
+    """``select(full_model) -> float`` for :func:`train`, on the calibration split: best F0.5 over
+    thresholds ("f05"), best latency-weighted F1 ("lwf1"), or the worst language's latency-weighted
+    F1 at the threshold rule, checks meeting the per-language targets first ("worst")."""
+    yc = np.asarray([c.label == "grooming" for c in cal_scanned], np.float64)
+
+    def select(full_model) -> float:
+        z = message_logits(GroomingModel(full_model, meta), cal_scanned)
+        if kind == "worst":
+            return worst_language_score(z, cal_scanned, min_precision_hard)
+        if kind == "lwf1":
+            return choose_early_threshold(z, cal_scanned)[1]["latency_weighted_f1"]
+        return choose_threshold(np.asarray([float(m.max()) for m in z]), yc)[1]
+    return select
+
+
+def calibrate(full, meta: dict, cal_scanned, languages: list[str], min_precision_hard: float, log) -> dict:
+    """Fit the global Platt scaling into ``full``'s frozen ``risk`` layer, then each language's
+    Platt scaling and threshold, on the calibration split; returns what the metadata records."""
+    yc = np.asarray([c.label == "grooming" for c in cal_scanned], np.float64)
+    per_msg = message_logits(GroomingModel(full, meta), cal_scanned)
+    z = np.asarray([float(m.max()) for m in per_msg])
+    ece_before = expected_calibration_error(_sigmoid(z), yc)
+    a, b = fit_platt(z, yc)
+    full.get_layer("window_model").get_layer("risk").set_weights([np.array([[a]], np.float32),
+                                                                   np.array([b], np.float32)])
+    g_msg = [a * m + b for m in per_msg]  # the model's own (globally calibrated) logits
+    ece_after = expected_calibration_error(_sigmoid(a * z + b), yc)
+    threshold, at = choose_early_threshold([_sigmoid(m) for m in g_msg], cal_scanned, min_precision_hard)
+    log(f"Platt a={a:.4f} b={b:.4f}; calibration-split ECE {ece_before:.4f} -> {ece_after:.4f}; global threshold "
+        f"{threshold:.4f} (calibration split: latency-weighted F1 {at['latency_weighted_f1']:.4f}, "
+        f"hard-negative precision {at['precision_hard_negatives']:.4f})")
+    lang_meta, lang_cal = {}, {}
+    for code in languages:
+        idx = [i for i, c in enumerate(cal_scanned) if c.language == code]
+        la, lb, thr, at_l, ece_l = fit_language([g_msg[i] for i in idx], [cal_scanned[i] for i in idx],
+                                                min_precision_hard)
+        lang_meta[code] = {"threshold": round(thr, 6), "platt": [round(la, 6), round(lb, 6)]}
+        lang_cal[code] = {"conversations": len(idx), "ece_after": ece_l,
+                          **{k: round(v, 4) for k, v in at_l.items()}}
+        log(f"  {code}: Platt a={la:.4f} b={lb:.4f}, ECE {ece_l:.4f}, threshold {thr:.4f}: "
+            f"lw-F1 {at_l['latency_weighted_f1']:.4f} precision(hard) {at_l['precision_hard_negatives']:.4f} "
+            f"recall {at_l['recall']:.4f} median until flag {at_l['median_messages_until_flag']}")
+    return {"a": a, "b": b, "ece_before": ece_before, "ece_after": ece_after, "threshold": threshold,
+            "languages": lang_meta, "by_language": lang_cal, "conversations": len(cal_scanned)}
+
+
+def metadata_update(args: argparse.Namespace, full, cal: dict, ev_thr: float, languages: list[str], model_seed: int,
+                    n_fit: int, n_calibration: int) -> dict:
+    """What ``metadata.json`` records beyond the model's shape: thresholds, calibration, recipe."""
+    import keras
+
+    defaults = build_parser()
+    return {
+        "threshold": round(cal["threshold"], 6),
+        "languages": cal["languages"],
+        "evidence_threshold": ev_thr,
+        "evidence_threshold_rule": "max message-level F0.5 of (message, pattern) on the calibration split",
+        "threshold_rule": (f"per language: max latency-weighted F1 (Vogt et al. 2021) subject to precision >= "
+                           f"{args.min_precision_hard} on grooming against the hard negatives, on the calibration "
+                           "split (synthetic, ~35% grooming prevalence); 'threshold' is the same rule over all "
+                           "languages, used for a language without its own"),
+        "description": "Reference grooming-risk model trained on synthetic, non-sexual proxy conversations in "
+                       f"{', '.join(corpus.LANGUAGES[c].name for c in languages)}. Stand-in for the EU Centre's "
+                       "models; not for production.",
+        "model_file": MODEL_FILE,
+        "calibration": {"method": "platt, then platt per language", "a": cal["a"], "b": cal["b"],
+                        "ece_calibration_split_before": cal["ece_before"],
+                        "ece_calibration_split_after": cal["ece_after"],
+                        "conversations": cal["conversations"], "by_language": cal["by_language"]},
+        "training": {"corpus": "training.grooming_corpus", "languages": languages, "seed": args.seed,
+                     "model_seed": model_seed,
+                     "conversations": n_fit, "conversations_per_language": args.n,
+                     "calibration_conversations": n_calibration, "epochs": args.epochs,
+                     "selected_after_epochs": getattr(full, "selected_after_epochs", args.epochs),
+                     "selection": ("best latency-weighted F1 (hard-negative precision >= 0.95)" if args.select == "lwf1"
+                                   else "best worst-language latency-weighted F1 at the threshold rule, checks with "
+                                        f"a cut meeting it, ECE <= {ECE_TARGET} and median flag <= "
+                                        f"{MEDIAN_FLAG_TARGET} first" if args.select == "worst"
+                                   else "best F0.5 over thresholds") + " on the calibration split, checked "
+                                  f"{args.checks_per_epoch} times an epoch",
+                     "window_labels": "early" if args.early_labels else "late",
+                     "learning_rate": args.lr, "token_dropout": args.token_dropout,
+                     # issue 17's tried options, recorded when not at their defaults
+                     **{key: getattr(args, dest) for key, dest in TRIED_OPTIONS.items()
+                        if getattr(args, dest) != defaults.get_default(dest)},
+                     "pattern_weight": args.pattern_weight, "min_precision_hard": args.min_precision_hard,
+                     "word_tokens": WORD_TOKENS, "char_tokens": CHAR_TOKENS, "embed": EMBED, "conv": CONV,
+                     "parameters": int(full.count_params()),
+                     "tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__,
+                     "machine": machine()},
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     for code in languages:
         corpus.language(code)
@@ -482,110 +644,21 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     configure_tf(args.threads)
-    import keras
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages,
-                                    extra_phrasings=args.extra_phrasings, far_calibration=args.far_calibration)
-    fit, cal = splits["train"], splits["calibration"]
-    if args.balanced_replies != "none":  # issue 17, eighth grooming round: a reply alone tells nothing
-        cal, splits["eval"] = balance_replies(cal, args.seed), balance_replies(splits["eval"], args.seed)
-    log(f"corpus seed {args.seed}, languages {','.join(languages)}: {len(fit)} training + {len(cal)} calibration "
-        f"conversations")
+    model_seed = args.seed if args.model_seed is None else args.model_seed
+    splits = splits_for(args, languages, model_seed, log)
     meta = {"version": VERSION, "window": WINDOW, "patterns": list(corpus.PATTERNS), "threshold": 0.5,
             "evidence_threshold": 0.5}
-    cal_scanned = [c for c in cal if c.participants_minor]
-    yc = np.asarray([c.label == "grooming" for c in cal_scanned], np.float64)
-
-    def select(full_model) -> float:  # calibration split: best F0.5 over thresholds, best latency-weighted F1,
-        # or the worst language's latency-weighted F1 (checks meeting the per-language targets first)
-        z = message_logits(GroomingModel(full_model, meta), cal_scanned)
-        if args.select == "worst":
-            return worst_language_score(z, cal_scanned, args.min_precision_hard)
-        if args.select == "lwf1":
-            return choose_early_threshold(z, cal_scanned)[1]["latency_weighted_f1"]
-        return choose_threshold(np.asarray([float(m.max()) for m in z]), yc)[1]
-
-    model_seed = args.seed if args.model_seed is None else args.model_seed
-    if args.novel_lines > 0:
-        fit = splice_novel_lines(fit, args.novel_lines, model_seed)
-    if args.benign_replies > 0:
-        fit = benign_replies(fit, args.benign_replies, model_seed)
-    if args.balanced_replies == "all":
-        fit = benign_replies(fit, reply_share(fit), model_seed)
-    full = train(fit, args.epochs, model_seed, log, select=select, token_dropout=args.token_dropout,
-                 label_smoothing=args.label_smoothing, lr=args.lr, checks_per_epoch=args.checks_per_epoch,
-                 pattern_weight=args.pattern_weight, patience=args.patience, warmup=args.warmup, ema=args.ema,
-                 hard_weight=args.hard_weight, word_ngrams=args.word_ngrams, weight_decay=args.weight_decay,
-                 risk_input=args.risk_input, single_weight=args.single_pattern_weight)
-    model = GroomingModel(full, meta)
-    per_msg = message_logits(model, cal_scanned)
-    z = np.asarray([float(m.max()) for m in per_msg])
-    ece_before = expected_calibration_error(_sigmoid(z), yc)
-    a, b = fit_platt(z, yc)
-    full.get_layer("window_model").get_layer("risk").set_weights([np.array([[a]], np.float32),
-                                                                   np.array([b], np.float32)])
-    g_msg = [a * m + b for m in per_msg]  # the model's own (globally calibrated) logits
-    ece_after = expected_calibration_error(_sigmoid(a * z + b), yc)
-    threshold, at = choose_early_threshold([_sigmoid(m) for m in g_msg], cal_scanned, args.min_precision_hard)
-    log(f"Platt a={a:.4f} b={b:.4f}; calibration-split ECE {ece_before:.4f} -> {ece_after:.4f}; global threshold "
-        f"{threshold:.4f} (calibration split: latency-weighted F1 {at['latency_weighted_f1']:.4f}, "
-        f"hard-negative precision {at['precision_hard_negatives']:.4f})")
-    lang_meta, lang_cal = {}, {}
-    for code in languages:
-        idx = [i for i, c in enumerate(cal_scanned) if c.language == code]
-        la, lb, thr, at_l, ece_l = fit_language([g_msg[i] for i in idx], [cal_scanned[i] for i in idx],
-                                                args.min_precision_hard)
-        lang_meta[code] = {"threshold": round(thr, 6), "platt": [round(la, 6), round(lb, 6)]}
-        lang_cal[code] = {"conversations": len(idx), "ece_after": ece_l,
-                          **{k: round(v, 4) for k, v in at_l.items()}}
-        log(f"  {code}: Platt a={la:.4f} b={lb:.4f}, ECE {ece_l:.4f}, threshold {thr:.4f}: "
-            f"lw-F1 {at_l['latency_weighted_f1']:.4f} precision(hard) {at_l['precision_hard_negatives']:.4f} "
-            f"recall {at_l['recall']:.4f} median until flag {at_l['median_messages_until_flag']}")
-
+    cal_scanned = [c for c in splits["calibration"] if c.participants_minor]
+    full = train(splits["train"], args.epochs, model_seed, log, recipe=recipe_of(args),
+                 select=selector(args.select, meta, cal_scanned, args.min_precision_hard))
+    cal = calibrate(full, meta, cal_scanned, languages, args.min_precision_hard, log)
     ev_thr, ev_f1 = choose_evidence_threshold(GroomingModel(full, meta), cal_scanned)
     log(f"evidence threshold {ev_thr} (message-level F0.5 {ev_f1:.4f} on the calibration split)")
-    meta.update({
-        "threshold": round(threshold, 6),
-        "languages": lang_meta,
-        "evidence_threshold": ev_thr,
-        "evidence_threshold_rule": "max message-level F0.5 of (message, pattern) on the calibration split",
-        "threshold_rule": (f"per language: max latency-weighted F1 (Vogt et al. 2021) subject to precision >= "
-                           f"{args.min_precision_hard} on grooming against the hard negatives, on the calibration split "
-                           "(synthetic, ~35% grooming prevalence); 'threshold' is the same rule over all languages, "
-                           "used for a language without its own"),
-        "description": "Reference grooming-risk model trained on synthetic, non-sexual proxy conversations in "
-                       f"{', '.join(corpus.LANGUAGES[c].name for c in languages)}. Stand-in for the EU Centre's "
-                       "models; not for production.",
-        "model_file": MODEL_FILE,
-        "calibration": {"method": "platt, then platt per language", "a": a, "b": b,
-                        "ece_calibration_split_before": ece_before, "ece_calibration_split_after": ece_after,
-                        "conversations": len(cal_scanned), "by_language": lang_cal},
-        "training": {"corpus": "training.grooming_corpus", "languages": languages, "seed": args.seed,
-                     "model_seed": model_seed,
-                     "conversations": len(fit), "conversations_per_language": args.n,
-                     "calibration_conversations": len(cal), "epochs": args.epochs,
-                     "selected_after_epochs": getattr(full, "selected_after_epochs", args.epochs),
-                     "selection": ("best latency-weighted F1 (hard-negative precision >= 0.95)" if args.select == "lwf1"
-                                   else "best worst-language latency-weighted F1 at the threshold rule, checks with "
-                                        f"a cut meeting it, ECE <= {ECE_TARGET} and median flag <= "
-                                        f"{MEDIAN_FLAG_TARGET} first" if args.select == "worst"
-                                   else "best F0.5 over thresholds") + " on the calibration split, checked "
-                                  f"{args.checks_per_epoch} times an epoch",
-                     "window_labels": "early" if EARLY_LABELS else "late",
-                     "learning_rate": args.lr, "token_dropout": args.token_dropout,
-                     # issue 17's tried options, recorded when not at their defaults
-                     **{key: getattr(args, dest) for key, dest in TRIED_OPTIONS.items()
-                        if getattr(args, dest) != ap.get_default(dest)},
-                     "pattern_weight": args.pattern_weight, "min_precision_hard": args.min_precision_hard,
-                     "word_tokens": WORD_TOKENS, "char_tokens": CHAR_TOKENS, "embed": EMBED, "conv": CONV,
-                     "parameters": int(full.count_params()),
-                     "tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__,
-                     "machine": machine()},
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-    })
+    meta.update(metadata_update(args, full, cal, ev_thr, languages, model_seed, len(splits["train"]),
+                                len(splits["calibration"])))
     full.save(out / MODEL_FILE)
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     log(f"saved {out / MODEL_FILE} ({(out / MODEL_FILE).stat().st_size / 1e6:.2f} MB) after "
