@@ -29,7 +29,7 @@ added for issue 17's fourth round, seed stability: none passed its rule, so none
 ``--word-ngrams``, ``--weight-decay``, ``--risk-input``, ``--novel-lines`` and ``--benign-replies`` for its seventh
 round, regularisers and the children's-replies shortcut: likewise; ``--balanced-replies`` and
 ``--far-calibration`` for its eighth, ``--extra-phrasings 2`` and ``--single-pattern-weight`` for its
-ninth: likewise, see the model card).
+ninth, ``--risk-input counts`` for its tenth: likewise, see the model card; :class:`Recipe` holds them).
 The calibration split uses training phrasings the model never saw (every fourth one is
 reserved), so calibration, the thresholds and the evidence threshold (max message-level F0.5)
 are fitted on unseen wording. The threshold of each language is the one with
