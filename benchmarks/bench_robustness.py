@@ -537,7 +537,9 @@ EVENT_COST_SETTINGS = (("off (`embedding_query_regions: false`)", {"embedding_qu
                         _NO_STRIPS),
                        ("twelve shares and the strips 0.88 ... 0.98 of each side (the default before 2026-12-06)",
                         {"embedding_query_strip_shares": (0.88, 0.90, 0.92, 0.94, 0.96, 0.98)}),
-                       ("**the default**: twelve shares and the strips (0.60, 0.70, 0.80, 0.88 ... 0.98 of each side)", {}))
+                       ("**the default**: twelve shares and the strips (0.60, 0.70, 0.80, 0.88 ... 0.98 of each side)", {}),
+                       ("the default and the grids (`embedding_query_grid_shares: [0.80, 0.86]`, off by default)",
+                        {"embedding_query_grid_shares": (0.80, 0.86)}))
 
 
 def event_cost(n: int = 40, rounds: int = 3, log=print) -> str:

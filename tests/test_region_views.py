@@ -680,3 +680,61 @@ def test_the_turn_gate_is_the_configured_one_in_the_pipeline(model, scene, tmp_p
         _through_the_stages(unrelated, settings, model, index, defer=True)
         assert not sims and "region_views_embedded" in counted
         assert ("region_views_turned" in counted) is turned
+
+
+def test_query_grid_places_and_names():
+    """``match.embedding_query_grid_shares`` (issue 17, random-place crops): a grid share's views are cut at the
+    corners and the centre first, then at the other points of a grid whose places lie at most
+    ``QUERY_GRID_STEP`` of the side apart over the free space; their names parse as region views and count as
+    region views (the same strictness); a grid share that is not a region share fails in one line."""
+    from csadetect.media.crops import anchor, box_crop, grid_places
+    from csadetect.signals.embedding import (QUERY_GRID_STEP, QUERY_REGION_PLACES, parse_region_suffix, query_grid,
+                                             view_weights)
+
+    assert grid_places(3) == ("tl", "g310", "tr", "g301", "c", "g321", "bl", "g312", "br")
+    assert anchor("g512") == (0.25, 0.5) and anchor("g423") == (2 / 3, 1.0) and anchor("tr") == (1.0, 0.0)
+    for bad in ("g533x", "g550", "g1", "x"):
+        with pytest.raises(KeyError):
+            anchor(bad)
+    xy = np.indices((201, 101)).astype(np.uint8)  # pixel (x, y) holds (x, y, 0)
+    img = Image.fromarray(np.stack([xy[1], xy[0], np.zeros_like(xy[0])], axis=-1), "RGB")
+    cut = box_crop(img, 0.8, 0.8, "g512")  # a quarter of the free 20 px across, half of the free 40 px down
+    assert cut.size == (81, 161) and cut.getpixel((0, 0)) == (5, 20, 0)
+    assert len(query_grid(0.80)) == 25 and len(query_grid(0.86)) == 17 and len(query_grid(0.94)) == 9
+    assert len(query_grid(0.60)) == 81  # at most 9 x 9 places (there 2.8% apart)
+    for share in (0.78, 0.80, 0.86, 0.94, 0.98):
+        places = query_grid(share)
+        assert places[:5] == QUERY_REGION_PLACES and len(set(places)) == len(places)
+        xs = sorted({anchor(p)[0] for p in places})
+        assert max(b - a for a, b in zip(xs, xs[1:])) * (1 - share ** 0.5) <= QUERY_GRID_STEP + 1e-9
+    assert parse_region_suffix("image:flip-a80g512") == (0.8, "g512")
+    assert view_weights(["image-a80g512"])[0] == view_weights(["image-a80tl"])[0] > 1.0
+
+    assert query_regions(MatchSettings(embedding_query_region_shares=(0.9, 0.8), embedding_query_grid_shares=(0.8,),
+                                       embedding_query_strip_shares=())) == ((0.8, query_grid(0.8)),
+                                                                             (0.9, QUERY_REGION_PLACES))
+    assert MatchSettings().embedding_query_grid_shares == () == load_settings().match.embedding_query_grid_shares
+    for bad in ([0.99], [0.835], [0.8, 0.8]):
+        with pytest.raises(ConfigError) as err:
+            load_settings(overrides={"match": {"embedding_query_grid_shares": bad}})
+        assert "embedding_query_grid_shares" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("rx,ry", [(0.25, 0.75), (0.75, 0.25)])
+def test_a_75_percent_crop_at_a_random_place_matches_through_the_grid(model, scene, tmp_path, rx, ry):
+    """A copy keeping 75% of the area at a place between the corners and the centre holds the original's centre
+    60% row at the grid point (rx, ry) of its 80% views' free space, 2.6% of its side from each of the five
+    places: it matches that row through a grid view with ``match.embedding_query_grid_shares: [0.80]``, and
+    nothing without the grid."""
+    known = scenes.render(scene, noise_seed=1)
+    _, on = _index(known, ON, model, tmp_path)
+    w, h = known.size
+    side, free = 0.75 ** 0.5, 1 - 0.8 ** 0.5
+    fx, fy = ((0.1125 - r * free * side) / (1 - side) for r in (rx, ry))  # the centre row (0.1125 in) at (rx, ry)
+    cw, ch = round(w * side), round(h * side)
+    x, y = round(fx * (w - cw)), round(fy * (h - ch))
+    crop = known.crop((x, y, x + cw, y + ch))
+    grid = MatchSettings(embedding_query_grid_shares=(0.80,))
+    found = _matches(on, crop, grid, model)
+    assert any(m.indicator_id.endswith("-embedding-a60c") for m in found), found
+    assert not _matches(on, crop, ON, model)
