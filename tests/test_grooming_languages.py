@@ -600,3 +600,15 @@ def test_counts_risk_head_reads_each_patterns_expected_count():
     got, pats = np.asarray(got), np.asarray(pats)
     assert np.allclose(got, pats.sum(axis=1), atol=1e-4)
     assert np.allclose(pats[1, :W - 3], 0.0) and got[1].max() <= 3.0 + 1e-4
+
+
+def test_the_command_lines_defaults_are_the_shipped_recipe():
+    """train_grooming's command line with no option asks for ``Recipe()``, the shipped model's recipe (what
+    ``make models`` trains), and each recipe option reaches the Recipe."""
+    import training.train_grooming as tg
+
+    assert tg.recipe_of(tg.parse_args([])) == tg.Recipe()
+    changed = tg.recipe_of(tg.parse_args(["--hard-weight", "3", "--single-pattern-weight", "0.3", "--early-labels",
+                                          "--risk-input", "counts", "--lr", "0.002", "--ema", "0.99"]))
+    assert (changed.hard_weight, changed.single_weight, changed.early_labels, changed.risk_input, changed.lr,
+            changed.ema) == (3.0, 0.3, True, "counts", 0.002, 0.99)
