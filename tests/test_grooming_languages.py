@@ -351,6 +351,36 @@ def test_ensemble_check_scores_the_reply_balanced_splits_when_asked():
         assert changed and all(c.label == "benign" for c in changed)
 
 
+def test_ensemble_check_reads_the_corpus_from_the_models_and_refuses_a_mix(monkeypatch, capsys):
+    """grooming_ensemble_check takes the corpus each model was trained on from its metadata (nothing to repeat
+    by hand, so nothing to get wrong); models trained on different corpora stop it with one line."""
+    import training.grooming_ensemble_check as gec
+    from csadetect.models.grooming import KIND
+
+    shipped = json.loads((KIND.reference / "metadata.json").read_text())
+    assert gec.corpus_of(shipped) == {"n": 2000, "seed": 1, "languages": ("en", "nl", "de", "fr"),
+                                      "n_calibration": 500, "extra_phrasings": 0, "far_calibration": False,
+                                      "balanced_replies": False}
+    ninth = {"training": {**shipped["training"], "extra_phrasings": 2, "balanced_replies": "all"}}
+    assert gec.corpus_of(ninth)["extra_phrasings"] == 2 and gec.corpus_of(ninth)["balanced_replies"] is True
+    cal, ev = gec.scored_splits(40, seed=2, languages=("nl",), n_calibration=12)
+    assert {c.language for c in cal + ev} == {"nl"} and len(cal) <= 12
+
+    class Loaded:  # what GroomingModel.load gives the check before any scoring: its metadata
+        def __init__(self, metadata):
+            self.metadata = metadata
+
+    by_dir = {"a": Loaded(shipped), "b": Loaded(ninth), "c": Loaded({"version": "x"})}
+    monkeypatch.setattr("csadetect.models.grooming.GroomingModel.load", by_dir.__getitem__)
+    for dirs, says in ((["a", "b"], "b was trained on another corpus than a: extra_phrasings 2 vs 0"),
+                       (["a", "c"], "records no training corpus")):
+        with pytest.raises(SystemExit) as stop:
+            gec.main(dirs)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert says in err, err
+
+
 def test_ensemble_check_refits_per_language_and_averages_logits():
     """training.grooming_ensemble_check (issue 17's fifth round): on logits that separate grooming
     from benign from the third message on, every language's refitted cut flags all grooming at

@@ -1,10 +1,12 @@
 """Would averaging several trained grooming models make the reference model stable? (issue 17,
 fifth grooming round; an experiment, not part of ``make models``)
 
-    python -m training.grooming_ensemble_check DIR [DIR ...] [--n 2000] [--seed 1] [--extra-phrasings [LEVEL]] [--balanced-replies]
+    python -m training.grooming_ensemble_check DIR [DIR ...] [--balanced-replies]
 
-Each DIR holds a model written by ``python -m training.train_grooming --out DIR --model-seed S``
-(same corpus options for all). For every model alone, and for the mean of their raw window
+Each DIR holds a model written by ``python -m training.train_grooming --out DIR --model-seed S``. The
+corpus they were trained on (its seed, size, languages, extra phrasings, far calibration and reply
+balance) is read from their ``metadata.json``; models trained on different corpora stop the check with
+one line. For every model alone, and for the mean of their raw window
 logits, this refits the per-language Platt scaling and the threshold rule as
 ``training.train_grooming`` does (``training.grooming_calibration.fit_language``: max latency-weighted F1 subject to
 precision >= 0.98 against the hard negatives) on the calibration split and prints, per language, the calibration split's ECE,
@@ -60,10 +62,24 @@ def language_rows(cal, z_cal: list[np.ndarray], ev, z_ev: list[np.ndarray]) -> d
     return rows
 
 
-def scored_splits(n: int, seed: int = 1, extra_phrasings: int = 0, balanced_replies: bool = False):
+def corpus_of(metadata: dict) -> dict:
+    """The corpus options (:func:`scored_splits`' keywords) a model was trained on, from its metadata's
+    ``training`` entry (an option it does not record was at ``train_grooming``'s default). Raises
+    KeyError when the metadata records no corpus (not a model of ``train_grooming``)."""
+    t = metadata["training"]
+    languages = tuple(t.get("languages") or corpus.LANGUAGE_CODES)
+    return {"n": int(t["conversations_per_language"]), "seed": int(t["seed"]), "languages": languages,
+            "n_calibration": int(t["calibration_conversations"]) // len(languages),
+            "extra_phrasings": int(t.get("extra_phrasings", 0)), "far_calibration": bool(t.get("far_calibration")),
+            "balanced_replies": t.get("balanced_replies", "none") != "none"}
+
+
+def scored_splits(n: int, seed: int = 1, extra_phrasings: int = 0, balanced_replies: bool = False,
+                  languages=corpus.LANGUAGE_CODES, n_calibration=None, far_calibration: bool = False):
     """The calibration and evaluation conversations with a minor, as ``train_grooming`` scores them:
     with ``balanced_replies``, their reply-balanced versions (``grooming_augment.balance_replies``)."""
-    splits = corpus.generate_splits(n, seed, None, None, corpus.LANGUAGE_CODES, extra_phrasings=extra_phrasings)
+    splits = corpus.generate_splits(n, seed, None, n_calibration, list(languages), extra_phrasings=extra_phrasings,
+                                    far_calibration=far_calibration)
     cal, ev = splits["calibration"], splits["eval"]
     if balanced_replies:
         cal, ev = balance_replies(cal, seed), balance_replies(ev, seed)
@@ -85,18 +101,24 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", help="folders written by training.train_grooming --out")
-    ap.add_argument("--n", type=int, default=2000, help="training conversations per language (as trained)")
-    ap.add_argument("--seed", type=int, default=1, help="corpus seed (as trained)")
-    ap.add_argument("--extra-phrasings", type=int, nargs="?", const=1, default=0, choices=(0, 1, 2), metavar="LEVEL",
-                    help="as trained (its calibration split differs)")
     ap.add_argument("--balanced-replies", action="store_true",
-                    help="score the reply-balanced calibration and evaluation splits (as train_grooming "
-                         "--balanced-replies calibration|all does)")
+                    help="score the reply-balanced calibration and evaluation splits even for models trained "
+                         "without them (train_grooming --balanced-replies calibration|all: always)")
     args = ap.parse_args(argv)
-    cal, ev = scored_splits(args.n, args.seed, args.extra_phrasings, args.balanced_replies)
+    models = [GroomingModel.load(d) for d in args.models]
+    try:
+        corpora = [corpus_of(m.metadata) for m in models]
+    except KeyError as missing:
+        ap.error(f"a model's metadata.json records no training corpus ({missing}): not one of train_grooming's")
+    for d, options in zip(args.models[1:], corpora[1:]):
+        differs = [k for k in options if options[k] != corpora[0][k]]
+        if differs:
+            ap.error(f"{d} was trained on another corpus than {args.models[0]}: "
+                     + ", ".join(f"{k} {options[k]} vs {corpora[0][k]}" for k in differs))
+    options = dict(corpora[0], balanced_replies=corpora[0]["balanced_replies"] or args.balanced_replies)
+    cal, ev = scored_splits(**options)
     members = []
-    for d in args.models:
-        model = GroomingModel.load(d)
+    for d, model in zip(args.models, models):
         members.append((message_logits(model, cal), message_logits(model, ev)))
         print(format_rows(d, language_rows(cal, members[-1][0], ev, members[-1][1])), flush=True)
     if len(members) > 1:
