@@ -245,7 +245,7 @@ class MatchSettings(_Strict):
         "~65-80% of the area holds a view cut within ~1.4% like the original's centre region row "
         "(csadetect.signals.embedding.query_grid). [] (default): none; [0.80, 0.86]: +32 embedding inputs per image "
         "(~0.7 ms CPU each) for random-place 75%-area crops 52% -> 62%, but stereo false pairs 1 -> 3 of 7 on the "
-        "held-out split (benchmarks/README.md)"
+        "held-out split (benchmarks/random-place.md)"
     )
     embedding_query_strip_shares: tuple[float, ...] = Field(
         (0.60, 0.70, 0.80, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98),
