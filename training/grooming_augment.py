@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-__all__ = ["splice_novel_lines", "benign_replies", "child_replies", "reply_share", "balance_replies"]
+__all__ = ["splice_novel_lines", "benign_replies", "child_replies", "reply_share", "balance_replies", "balanced_splits"]
 
 
 def splice_novel_lines(convs, share: float, seed: int):
@@ -102,3 +102,12 @@ def balance_replies(convs, seed: int):
     reads in the groomer's lines and their context; the plain split also rewards the generator's
     artefact (a reply follows only a groomer's line). Deterministic in (texts, seed)."""
     return benign_replies(convs, reply_share(convs), seed, stream="csadetect-grooming-balanced-replies")
+
+
+def balanced_splits(splits: dict, seed: int) -> dict:
+    """``generate_splits``' splits with the calibration and evaluation splits reply-balanced
+    (:func:`balance_replies`, the corpus seed ``seed``) and the training split as it was: what
+    ``train_grooming --balanced-replies`` selects, calibrates and reports on (and
+    ``grooming_ensemble_check`` scores again)."""
+    return {**splits, "calibration": balance_replies(splits["calibration"], seed),
+            "eval": balance_replies(splits["eval"], seed)}

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from training import grooming_corpus as corpus
-from training.grooming_augment import balance_replies
+from training.grooming_augment import balanced_splits
 from training.grooming_calibration import _sigmoid, fit_language, message_logits
 from csadetect.models.grooming import expected_calibration_error, f_beta, latency_p, latency_weighted_f1
 
@@ -77,13 +77,13 @@ def corpus_of(metadata: dict) -> dict:
 def scored_splits(n: int, seed: int = 1, extra_phrasings: int = 0, balanced_replies: bool = False,
                   languages=corpus.LANGUAGE_CODES, n_calibration=None, far_calibration: bool = False):
     """The calibration and evaluation conversations with a minor, as ``train_grooming`` scores them:
-    with ``balanced_replies``, their reply-balanced versions (``grooming_augment.balance_replies``)."""
+    with ``balanced_replies``, their reply-balanced versions (``grooming_augment.balanced_splits``)."""
     splits = corpus.generate_splits(n, seed, None, n_calibration, list(languages), extra_phrasings=extra_phrasings,
                                     far_calibration=far_calibration)
-    cal, ev = splits["calibration"], splits["eval"]
     if balanced_replies:
-        cal, ev = balance_replies(cal, seed), balance_replies(ev, seed)
-    return [c for c in cal if c.participants_minor], [c for c in ev if c.participants_minor]
+        splits = balanced_splits(splits, seed)
+    return ([c for c in splits["calibration"] if c.participants_minor],
+            [c for c in splits["eval"] if c.participants_minor])
 
 
 def format_rows(name: str, rows: dict[str, dict]) -> str:

@@ -59,7 +59,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from training import grooming_corpus as corpus  # noqa: E402
-from training.grooming_augment import balance_replies, benign_replies, reply_share, splice_novel_lines  # noqa: E402
+from training.grooming_augment import balanced_splits, benign_replies, reply_share, splice_novel_lines  # noqa: E402
 from training.check_reproduction import machine  # noqa: E402
 from training.grooming_calibration import (ECE_TARGET, MEDIAN_FLAG_TARGET, MIN_PRECISION_HARD,  # noqa: E402
                                            _sigmoid, choose_early_threshold, choose_evidence_threshold,
@@ -525,8 +525,7 @@ def splits_for(args: argparse.Namespace, languages: list[str], model_seed: int, 
     splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages,
                                     extra_phrasings=args.extra_phrasings, far_calibration=args.far_calibration)
     if args.balanced_replies != "none":  # issue 17, eighth grooming round: a reply alone tells nothing
-        splits["calibration"] = balance_replies(splits["calibration"], args.seed)
-        splits["eval"] = balance_replies(splits["eval"], args.seed)
+        splits = balanced_splits(splits, args.seed)
     log(f"corpus seed {args.seed}, languages {','.join(languages)}: {len(splits['train'])} training + "
         f"{len(splits['calibration'])} calibration conversations")
     fit = splits["train"]
