@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from benchmarks.bench_robustness import Embedder
 from csadetect.config.settings import MatchSettings
 from csadetect.media.hashing import hash_image_with_views
 from csadetect.media.regions import views_and_sub_images
-from csadetect.signals.embedding import query_regions, view_weights
+from csadetect.signals.embedding import parse_region_suffix, query_regions, view_weights
 from training import robustness_set as rs
 from training.evaluate_images import embed_query, original_sims
 
@@ -44,7 +43,6 @@ SPLITS = ("test", "dev")
 GRID_SHARES = (0.80, 0.86)
 SWEEP_COPIES = 3
 SWEEP_AREAS = (0.62, 0.92)
-_GRID_VIEW = re.compile(r"-a\d\dg\d{3}$")
 
 
 def random_place_crop(img, rng: np.random.Generator):
@@ -58,9 +56,17 @@ def random_place_crop(img, rng: np.random.Generator):
     return img.crop((x, y, x + cw, y + ch)), area
 
 
+def _is_grid_view(name: str) -> bool:
+    try:
+        return parse_region_suffix(name)[1].startswith("g")
+    except ValueError:  # not a region view
+        return False
+
+
 def grid_mask(names) -> np.ndarray:
-    """Which of a query's vector names are grid views (``image-a80g512`` ...)."""
-    return np.array([bool(_GRID_VIEW.search(n)) for n in names], dtype=bool)
+    """Which of a query's vector names are grid views (``image-a80g512`` ...: a region view at a grid place,
+    ``csadetect.media.crops.grid_places``)."""
+    return np.array([_is_grid_view(n) for n in names], dtype=bool)
 
 
 def evaluate(split: str, embedder: Embedder, log=print, limit: "int | None" = None) -> dict:
