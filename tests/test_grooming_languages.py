@@ -128,7 +128,7 @@ def test_splits_are_disjoint_per_language_and_hold_out_wording(splits):
 def test_risk_patterns_start_early_so_a_flag_within_ten_messages_is_possible(splits):
     """Issue 17 asks for a median flag within the first 10 messages: the corpus must put the first
     risk pattern in the first few messages and the first window that counts as grooming (two
-    pattern messages, one strong: train_grooming.window_label) before message 10, in every
+    pattern messages, one strong: grooming_model.window_label) before message 10, in every
     language and split (with 2.0's pacing they came at median message 5-6 and 11)."""
     from training.train_grooming import window_label
 

@@ -133,7 +133,7 @@ def involves_minor(messages: Sequence[Mapping]) -> bool:
 class NumpyWindowModel:
     """The reference window model's forward pass in numpy, from the loaded Keras model's weights.
 
-    Layers (``training/train_grooming.py`` ``build_model``): vectors * mask + speaker embedding;
+    Layers (``training/grooming_model.py`` ``build_model``): vectors * mask + speaker embedding;
     pattern head ``sigmoid(dense(relu(dense(h)))) * mask``; risk head two causal ``Conv1D``
     (kernel 3, relu), * mask, global max pooling of it and of the patterns, relu dense, logit,
     Platt sigmoid. Dropout is inactive at inference. :meth:`from_keras` returns None (the caller
