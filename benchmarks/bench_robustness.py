@@ -62,6 +62,7 @@ import numpy as np
 
 from benchmarks.robustness_common import (COMPOSITES, HARD_KINDS, KEYS, STRIP_SWEEP_SHARES, STRIP_SWEEP_SIDES, SWEEP_AREAS,
                                           SWEEP_PLACES, _pct)
+from benchmarks.robustness_cost import EVENT_COST_SETTINGS, _cpu_ms, event_cost, measure_cost
 from benchmarks.robustness_embedding import (_dev_share, _embedding_findings, _embedding_text, _same_as_rows,
                                              _threshold_table, _threshold_table2, at_threshold, at_threshold2,
                                              zero_false_threshold, zero_false_threshold2)
@@ -70,11 +71,10 @@ from benchmarks.robustness_report import (_cost_line, _release_text, _sweep_text
 from benchmarks.robustness_sweeps import FIRST_QUERY_REGIONS, area_sweep, box_sweep, strip_sweep, turn_sweep
 from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import media_rows
-from csadetect.media.hashing import hash_image_with_views, load_image, pdq_from_image
-from csadetect.media.preprocess import views
-from csadetect.media.regions import sub_image_boxes, views_and_sub_images
+from csadetect.media.hashing import hash_image_with_views
+from csadetect.media.regions import views_and_sub_images
 from csadetect.media.view_value import VALUE, is_value_name, value_name
-from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec, model_inputs
+from csadetect.models.embedding import KIND as EMBEDDING, EmbeddingModel, EmbeddingSpec
 from csadetect.signals.embedding import (EMBEDDING_CROPS, EMBEDDING_ROTATIONS, query_regions, region_gate_similarity,
                                          split_embedding, view_weights)
 from training.evaluate_images import embed_query, original_sims
@@ -83,8 +83,9 @@ from training.robustness_set import (FRAMINGS, QUALITY_GATE, TRANSFORMS, build_d
 from training.robustness_unseen import UNSEEN
 
 # The report lives in benchmarks.robustness_report and benchmarks.robustness_embedding, the sweeps in
-# benchmarks.robustness_sweeps, the names both sides use in benchmarks.robustness_common; tests and benchmarks/bench_region_gate.py import from here,
-# so every name is re-exported.
+# benchmarks.robustness_sweeps, the cost measurements in benchmarks.robustness_cost, the names both sides use in
+# benchmarks.robustness_common; tests and benchmarks/bench_region_gate.py import from here, so every name is
+# re-exported.
 __all__ = [
     "THRESHOLD", "PREVIOUS_RELEASE_MODEL", "PREVIOUS_RELEASE_THRESHOLD", "_words", "Embedder", "NEW_VIEWS", "Query",
     "min_distances", "_cpu_ms", "measure_cost", "_index_views_text", "_hits", "evaluate", "FIRST_QUERY_REGIONS",
@@ -228,56 +229,6 @@ def pdq_rows(encoded: list) -> np.ndarray:
         keep = value is not None and value.quality >= QUALITY_GATE
         rows.append([_words(hashed.pdq), _words(value.pdq if keep else hashed.pdq)])
     return np.array(rows, dtype=np.uint64)
-
-
-def _cpu_ms(fn, repeat: int = 3) -> float:
-    """Best of ``repeat`` CPU-time measurements of fn(), in ms (robust to a busy machine)."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t)
-    return best * 1e3
-
-
-def measure_cost(samples: list[bytes], embedder: "Embedder | None" = None) -> dict:
-    """Per image: PDQ (8 dihedral) of the decoded image, views(), and PDQ of the views; the
-    sub-image search (``sub_image_boxes``) and PDQ of the sub-images; with an embedder, the query
-    embedding (image + views (+ mirror), one model call), and with the sub-images and the
-    query-side region views too (this release)."""
-    pdq_ms, views_ms, view_pdq_ms, embed_ms, n_views = [], [], [], [], 0
-    cells_ms, cell_pdq_ms, embed2_ms, n_cells = [], [], [], 0
-    for data in samples:
-        img = load_image(data)
-        pdq_ms.append(_cpu_ms(lambda: pdq_from_image(img)))
-        views_ms.append(_cpu_ms(lambda: views(img)))
-        found = views(img)
-        n_views += len(found)
-        view_pdq_ms.append(_cpu_ms(lambda: [pdq_from_image(v) for _, v in found]))
-        cells_ms.append(_cpu_ms(lambda: sub_image_boxes(img)))
-        both = views_and_sub_images(img)
-        cells = both[len(found):]
-        n_cells += len(cells)
-        cell_pdq_ms.append(_cpu_ms(lambda: [pdq_from_image(v) for _, v in cells]))
-        if embedder is not None:
-            embed_ms.append(_cpu_ms(lambda: embedder.query([("image", img)] + found, previous=True)))
-            embed2_ms.append(_cpu_ms(lambda: embedder.query([("image", img)] + both)))
-    if not samples:  # a run restricted to some edits may have no framed copy or composite
-        pdq_ms = views_ms = view_pdq_ms = cells_ms = cell_pdq_ms = [float("nan")]
-    return {
-        "embed": float(np.mean(embed_ms)) if embed_ms else None,
-        "embed2": float(np.mean(embed2_ms)) if embed2_ms else None,
-        "n": len(samples),
-        "pdq": float(np.mean(pdq_ms)),
-        "views": float(np.mean(views_ms)),
-        "views_p95": float(np.percentile(views_ms, 95)),
-        "view_pdq": float(np.mean(view_pdq_ms)),
-        "views_per_image": n_views / max(1, len(samples)),
-        "cells": float(np.mean(cells_ms)),
-        "cells_p95": float(np.percentile(cells_ms, 95)),
-        "cell_pdq": float(np.mean(cell_pdq_ms)),
-        "cells_per_image": n_cells / max(1, len(samples)),
-    }
 
 
 def _index_views_text() -> str:
@@ -522,61 +473,6 @@ def unseen_edits(split: str, originals: list, index: np.ndarray, emb2: "np.ndarr
             f"(tilt)  embedding {row['emb']:3d}  combined {row['comb']:3d}/{row['n']}  wrong {row['wrong']}")
     log(f"[{split}] unseen edits ({time.perf_counter() - t0:.0f}s)")
     return out
-
-
-# ``--event-cost``: the query-side region views' settings side by side (name, MatchSettings overrides).
-_NO_STRIPS = {"embedding_query_strip_shares": ()}
-EVENT_COST_SETTINGS = (("off (`embedding_query_regions: false`)", {"embedding_query_regions": False}),
-                       ("`[0.80]`", {"embedding_query_region_shares": (0.80,), **_NO_STRIPS}),
-                       ("six shares `[0.80, 0.82, 0.86, 0.90, 0.94, 0.98]`",
-                        {"embedding_query_region_shares": (0.80, 0.82, 0.86, 0.90, 0.94, 0.98), **_NO_STRIPS}),
-                       ("ten shares (0.80 ... 0.98, the default before the 60% and 78% ones)",
-                        {"embedding_query_region_shares": (0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98),
-                         **_NO_STRIPS}),
-                       ("the default's twelve (0.60, 0.78, 0.80 ... 0.98), no strips (the default before 2026-12-05)",
-                        _NO_STRIPS),
-                       ("twelve shares and the strips 0.88 ... 0.98 of each side (the default before 2026-12-06)",
-                        {"embedding_query_strip_shares": (0.88, 0.90, 0.92, 0.94, 0.96, 0.98)}),
-                       ("**the default**: twelve shares and the strips (0.60, 0.70, 0.80, 0.88 ... 0.98 of each side)", {}),
-                       ("the default and the grids (`embedding_query_grid_shares: [0.80, 0.86]`, off by default)",
-                        {"embedding_query_grid_shares": (0.80, 0.86)}))
-
-
-def event_cost(n: int = 40, rounds: int = 3, log=print) -> str:
-    """CPU ms per 3.1 MP image event, decode to one batched embedding call (decode, PDQ with views and
-    sub-images, the model inputs, the embedding), for each of :data:`EVENT_COST_SETTINGS`, in
-    interleaved rounds on the same generated JPEGs (median of the rounds). A markdown table."""
-    from csadetect.config.settings import MatchSettings
-    from csadetect.media import synth
-
-    model = EmbeddingModel.load()
-    data = [synth.jpeg_bytes(synth.synthetic_image(9000 + i, (2048, 1536))) for i in range(n)]
-    ways = [(label, query_regions(MatchSettings(**overrides))) for label, overrides in EVENT_COST_SETTINGS]
-
-    def run(regions) -> float:
-        t0 = time.process_time()
-        batch = []
-        for d in data:
-            _, pictures = hash_image_with_views(d, preprocess=views_and_sub_images, value=True)
-            batch.append(model_inputs(pictures, model.input_size, True, regions)[1])
-        model.embed_arrays(np.concatenate(batch))
-        return (time.process_time() - t0) / n * 1000
-
-    run(ways[-1][1])  # warm-up
-    times = {label: [] for label, _ in ways}
-    for r in range(rounds):
-        for label, regions in ways:
-            times[label].append(run(regions))
-        log(f"[event cost] round {r + 1}/{rounds}")
-    base = float(np.median(times[ways[0][0]]))
-    out = ["| query-side region views | model inputs per picture added | CPU ms per 3.1 MP event (median; rounds) | vs off |",
-           "| --- | ---: | ---: | ---: |"]
-    for label, regions in ways:
-        ms = float(np.median(times[label]))
-        views_added = sum(len(places) for _, places in regions)
-        out.append(f"| {label} | {views_added} | {ms:.1f} ({', '.join(f'{t:.1f}' for t in times[label])}) | "
-                   f"+{ms - base:.1f} ms |")
-    return "\n".join(out)
 
 
 def main(argv=None) -> int:
