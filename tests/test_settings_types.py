@@ -1,5 +1,5 @@
 """A YAML ``true``/``false`` where the settings ask for a number fails with one line
-(csadetect/config/settings.py, ``_Strict._no_bool_numbers``): pydantic's lax mode would otherwise take
+(csadetect/config/base.py, ``_Strict._no_bool_numbers``): pydantic's lax mode would otherwise take
 ``match.embedding_query_turn_gate: true`` as a gate of 1 and ``limits.max_pixels: true`` as one pixel."""
 from __future__ import annotations
 
