@@ -39,6 +39,12 @@ does not support is, by default (``unsupported="skip"``), **not scored**: it com
 ``unsupported="score"`` it is scored with the global calibration and threshold and carries the
 same marker. Never silently as English. A model without ``languages`` (earlier versions) supports
 English only, with the global threshold.
+
+Here: :class:`GroomingModel` (loading, languages, encoding, batched scoring) and :data:`KIND`. The
+numpy window model is in :mod:`csadetect.models.grooming_numpy`, the conversation-level evaluation
+(:func:`evaluate` and its metrics) in :mod:`csadetect.models.grooming_eval`, the message helpers
+(order, speakers, minor check) in :mod:`csadetect.models.grooming_messages`; all are importable
+from here.
 """
 from __future__ import annotations
 
@@ -48,15 +54,21 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from csadetect.core.timeutil import parse_time
 from csadetect.models import ModelError
 from csadetect.models import language as langid
+from csadetect.models.grooming_messages import _sender, _text, chronological, involves_minor
+from csadetect.models.grooming_numpy import NumpyWindowModel
 from csadetect.models.loader import ModelKind
+
+# Moved to grooming_eval / grooming_messages / grooming_numpy; re-exported so callers' imports from here still work:
+from csadetect.models.grooming_eval import (evaluate, expected_calibration_error, f_beta,  # noqa: F401
+                                            latency_p, latency_penalty, latency_weighted_f1, reliability)
+from csadetect.models.grooming_messages import speaker_ids  # noqa: F401
+from csadetect.models.grooming_numpy import NUMPY_TOLERANCE  # noqa: F401
 
 MAX_EVIDENCE = 50
 _CHUNK = 4096
 NUMPY_MAX_WINDOWS = 64  # engine="auto": up to this many windows per call in numpy, more in TensorFlow
-NUMPY_TOLERANCE = 1e-5  # max |numpy - Keras| on the load-time check, else TensorFlow is used
 
 
 UNSUPPORTED_POLICIES = ("skip", "score")
@@ -91,174 +103,6 @@ def set_threads(threads: Optional[int]) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:  # TensorFlow already initialised: keep its settings
         pass
-
-
-def _text(message) -> str:
-    if isinstance(message, str):
-        return message
-    return str(message.get("text") or "")
-
-
-def _sender(message) -> str:
-    if isinstance(message, str):
-        return ""
-    return str(message.get("sender", ""))
-
-
-def speaker_ids(senders: Sequence[str]) -> list[int]:
-    """1 for the first sender of the window, 2 for the second, 3 for anyone else."""
-    order: dict[str, int] = {}
-    out = []
-    for s in senders:
-        if s not in order:
-            order[s] = min(len(order) + 1, 3)
-        out.append(order[s])
-    return out
-
-
-def chronological(messages: Sequence[Mapping]) -> list[Mapping]:
-    """Messages sorted by ``sent_at`` (stable for ties; messages without it keep their place)."""
-    if not messages or not all(isinstance(m, Mapping) and m.get("sent_at") for m in messages):
-        return list(messages)
-    keyed = [(parse_time(m["sent_at"], field="sent_at"), i, m) for i, m in enumerate(messages)]
-    keyed.sort(key=lambda t: (t[0], t[1]))
-    return [m for _, _, m in keyed]
-
-
-def involves_minor(messages: Sequence[Mapping]) -> bool:
-    """True when any message says a minor takes part (``participants_minor`` is true)."""
-    return any(isinstance(m, Mapping) and m.get("participants_minor") is True for m in messages)
-
-
-class NumpyWindowModel:
-    """The reference window model's forward pass in numpy, from the loaded Keras model's weights.
-
-    Layers (``training/grooming_model.py`` ``build_model``): vectors * mask + speaker embedding;
-    pattern head ``sigmoid(dense(relu(dense(h)))) * mask``; risk head two causal ``Conv1D``
-    (kernel 3, relu), * mask, global max pooling of it and of the patterns, relu dense, logit,
-    Platt sigmoid. Dropout is inactive at inference. :meth:`from_keras` returns None (the caller
-    keeps TensorFlow) for any window model whose layers or settings differ, or whose output on a
-    check batch differs from the Keras model's by more than ``NUMPY_TOLERANCE``."""
-
-    _LAYERS = ("speaker_embed", "pattern_hidden", "patterns_raw", "conv1", "conv2", "window_dense",
-               "risk_logit", "risk")
-    _EXPECTED = {  # layer -> (class name, activation)
-        "speaker_embed": ("Embedding", None), "pattern_hidden": ("Dense", "relu"),
-        "patterns_raw": ("Dense", "sigmoid"), "conv1": ("Conv1D", "relu"), "conv2": ("Conv1D", "relu"),
-        "window_dense": ("Dense", "relu"), "risk_logit": ("Dense", "linear"), "risk": ("Dense", "sigmoid"),
-    }
-    _STRUCTURE = {  # every layer of the window model, by name -> class name
-        "vectors": "InputLayer", "speakers": "InputLayer", "mask": "InputLayer", "mask3": "Reshape",
-        "mask_vectors": "Multiply", "add_speaker": "Add", "dropout_in": "Dropout", "patterns": "Multiply",
-        "mask_features": "Multiply", "pool_features": "GlobalMaxPooling1D", "pool_patterns": "GlobalMaxPooling1D",
-        "window_concat": "Concatenate", "dropout_window": "Dropout",
-        **{name: cls for name, (cls, _) in _EXPECTED.items()},
-    }
-
-    def __init__(self, weights: Mapping[str, Sequence[np.ndarray]]):
-        f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
-        (self.speaker,) = (f32(w) for w in weights["speaker_embed"])
-        ph_w, self.ph_b = (f32(w) for w in weights["pattern_hidden"])
-        self.pr_w, self.pr_b = (f32(w) for w in weights["patterns_raw"])
-        k1, self.c1_b = (f32(w) for w in weights["conv1"])
-        k2, self.c2_b = (f32(w) for w in weights["conv2"])
-        self.k = k1.shape[0]
-        if k2.shape[0] != self.k or ph_w.shape[0] != k1.shape[1]:
-            raise ValueError("unexpected layer shapes")
-        self.c1, self.c2 = k1.shape[-1], k2.shape[-1]
-        # One matmul per layer over all positions: the k taps of a causal Conv1D side by side
-        # (their outputs are summed with shifts in _causal); the pattern head's first dense layer
-        # reads the same input as conv1, so it shares conv1's matmul.
-        self.first_w = f32(np.concatenate([k1[j] for j in range(self.k)] + [ph_w], axis=1))
-        self.c2_w = f32(np.concatenate([k2[j] for j in range(self.k)], axis=1))
-        self.d_w, self.d_b = (f32(w) for w in weights["window_dense"])
-        self.l_w, self.l_b = (f32(w) for w in weights["risk_logit"])
-        self.r_w, self.r_b = (f32(w) for w in weights["risk"])
-
-    @classmethod
-    def from_keras(cls, window_model, window: int, reference=None,
-                   tolerance: float = NUMPY_TOLERANCE) -> Optional["NumpyWindowModel"]:
-        """Weights from the loaded Keras ``window_model`` (``window`` messages long); None if its
-        architecture is not the reference one. ``reference(vectors, speakers, mask) -> (risk,
-        patterns)`` (the Keras path) is compared on a check batch; None if they differ by more
-        than ``tolerance``."""
-        try:
-            layers = {layer.name: layer for layer in window_model.layers}
-            if {n: type(l).__name__ for n, l in layers.items()} != cls._STRUCTURE:
-                return None
-            for name, (kind, act) in cls._EXPECTED.items():
-                layer = layers[name]
-                cfg = layer.get_config()
-                if act is not None and getattr(layer.activation, "__name__", None) != act:
-                    return None
-                if kind == "Dense" and not cfg.get("use_bias", True):
-                    return None
-                if kind == "Embedding" and cfg.get("mask_zero"):  # a Keras mask would change the pooling
-                    return None
-                if kind == "Conv1D" and (cfg.get("padding") != "causal" or tuple(cfg.get("strides", (1,))) != (1,)
-                                         or tuple(cfg.get("dilation_rate", (1,))) != (1,) or cfg.get("groups", 1) != 1
-                                         or not cfg.get("use_bias", True)):
-                    return None
-            for name in ("pool_features", "pool_patterns"):
-                cfg = layers[name].get_config()
-                if cfg.get("keepdims") or cfg.get("data_format", "channels_last") != "channels_last":
-                    return None
-            impl = cls({name: layers[name].get_weights() for name in cls._LAYERS})
-        except (AttributeError, KeyError, ValueError, TypeError):
-            return None
-        if reference is not None and not impl.agrees_with(reference, window, tolerance):
-            return None
-        return impl
-
-    def agrees_with(self, reference, window: int, tolerance: float = NUMPY_TOLERANCE) -> bool:
-        """Max |numpy - reference| over risk and patterns of a fixed pseudo-random check batch
-        (every padding length, every speaker id) <= ``tolerance``."""
-        W, D = int(window), self.speaker.shape[1]
-        rng = np.random.default_rng(0)
-        n = W + 1
-        v = rng.normal(0, 1, (n, W, D)).astype(np.float32)
-        s = rng.integers(1, 4, (n, W)).astype(np.int32)
-        m = np.ones((n, W), np.float32)
-        for i in range(n):  # row i: i padded positions (the last row: nothing but padding)
-            m[i, :i] = 0.0
-            s[i, :i] = 0
-            v[i, :i] = 0.0
-        risk_ref, pats_ref = reference(v, s, m)
-        risk, pats = self(v, s, m)
-        return (risk.shape == np.shape(risk_ref) and pats.shape == np.shape(pats_ref)
-                and float(np.max(np.abs(risk - risk_ref))) <= tolerance
-                and float(np.max(np.abs(pats - pats_ref))) <= tolerance)
-
-    @staticmethod
-    def _sigmoid(x: np.ndarray) -> np.ndarray:
-        return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32, copy=False)
-
-    def _causal(self, taps: np.ndarray, n: int, W: int, out: int, bias: np.ndarray) -> np.ndarray:
-        """relu(causal Conv1D) from the per-position products with each kernel tap:
-        ``y[t] = sum_j x[t - (k-1-j)] @ K[j]`` (zero before the first position)."""
-        taps = taps.reshape(n, W, self.k, out)
-        y = taps[:, :, self.k - 1] + bias
-        for j in range(self.k - 1):
-            shift = self.k - 1 - j
-            y[:, shift:] += taps[:, :W - shift, j]
-        return np.maximum(y, 0.0, out=y)
-
-    def __call__(self, vectors: np.ndarray, speakers: np.ndarray, mask: np.ndarray):
-        """(n, W, D) float32, (n, W) int, (n, W) float32 -> (risk (n,), patterns (n, W, K))."""
-        vectors = np.asarray(vectors, np.float32)
-        n, W, D = vectors.shape
-        m3 = np.asarray(mask, np.float32)[..., None]
-        h = (vectors * m3 + self.speaker[np.asarray(speakers)]).reshape(n * W, D)
-        y = h @ self.first_w  # conv1 taps | pattern_hidden
-        kc = self.k * self.c1
-        conv1 = self._causal(y[:, :kc], n, W, self.c1, self.c1_b)
-        hidden = np.maximum(y[:, kc:] + self.ph_b, 0.0)
-        pats = self._sigmoid(hidden @ self.pr_w + self.pr_b).reshape(n, W, -1) * m3
-        feats = self._causal(conv1.reshape(n * W, self.c1) @ self.c2_w, n, W, self.c2, self.c2_b) * m3
-        z = np.concatenate([feats.max(axis=1), pats.max(axis=1)], axis=-1)
-        z = np.maximum(z @ self.d_w + self.d_b, 0.0)
-        risk = self._sigmoid((z @ self.l_w + self.l_b) @ self.r_w + self.r_b)
-        return risk.reshape(-1), pats
 
 
 class GroomingModel:
@@ -506,176 +350,3 @@ class GroomingModel:
         return {"conversation_id": cid, "scanned": True, "score": score, "flagged": flagged,
                 "flagged_at_message": int(crossed[0]) if flagged else None, "evidence": evidence,
                 "language": final.code, "language_supported": bool(final.supported)}
-
-
-# -------------------------------------------------------------------- evaluation
-def f_beta(precision: float, recall: float, beta: float = 0.5) -> float:
-    if precision <= 0 and recall <= 0:
-        return 0.0
-    b2 = beta * beta
-    return (1 + b2) * precision * recall / (b2 * precision + recall)
-
-
-def expected_calibration_error(scores: Sequence[float], labels: Sequence[int], bins: int = 10) -> float:
-    """Equal-width-bin ECE: sum over bins of |mean score - positive rate| weighted by bin size."""
-    if len(scores) == 0:
-        return float("nan")
-    n = len(scores)
-    return float(sum(b["n"] / n * abs(b["mean_score"] - b["positive_rate"])
-                     for b in reliability(scores, labels, bins) if b["n"]))
-
-
-def _pct(values: Sequence[float], q: float) -> Optional[float]:
-    return float(np.percentile(np.asarray(values, np.float64), q)) if len(values) else None
-
-
-def latency_penalty(k, p: float) -> np.ndarray:
-    """Vogt et al. (ACL 2021), after Losada & Crestani's F_latency (eRisk): the penalty of a
-    warning after ``k`` messages (1-based), ``-1 + 2 / (1 + exp(-p (k - 1)))``; 0 at the first
-    message, rising towards 1."""
-    k = np.asarray(k, np.float64)
-    return -1.0 + 2.0 / (1.0 + np.exp(-p * (k - 1.0)))
-
-
-def latency_p(positive_lengths: Sequence[int]) -> float:
-    """``p = ln 3 / (median - 1)``, so that the penalty is 0.5 at the median number of messages
-    of the positive conversations (Vogt et al. 2021)."""
-    median = float(np.median(positive_lengths)) if len(positive_lengths) else 2.0
-    return float(np.log(3.0) / max(median - 1.0, 1.0))
-
-
-def latency_weighted_f1(f1: float, messages_until_flag: Sequence[int], p: float) -> tuple[float, float]:
-    """(latency-weighted F1, speed): ``speed = 1 - median(penalty(k))`` over the true positives'
-    messages until the warning ``k``; latency-weighted F1 = F1 x speed (0 without a true positive)."""
-    if not len(messages_until_flag):
-        return 0.0, 0.0
-    speed = 1.0 - float(np.median(latency_penalty(messages_until_flag, p)))
-    return f1 * speed, speed
-
-
-def reliability(scores: Sequence[float], labels: Sequence[int], bins: int = 10) -> list[dict]:
-    """Equal-width bins: ``{"lo", "hi", "n", "mean_score", "positive_rate"}`` (the reliability plot)."""
-    s = np.asarray(scores, np.float64)
-    y = np.asarray(labels, np.float64)
-    b = np.minimum((s * bins).astype(int), bins - 1) if len(s) else np.zeros(0, int)
-    out = []
-    for k in range(bins):
-        sel = b == k
-        out.append({"lo": k / bins, "hi": (k + 1) / bins, "n": int(sel.sum()),
-                    "mean_score": float(s[sel].mean()) if sel.any() else None,
-                    "positive_rate": float(y[sel].mean()) if sel.any() else None})
-    return out
-
-
-def evaluate(model: GroomingModel, items: Iterable[tuple], threshold: Optional[float] = None,
-             batch: int = 256, hard_negative_families: Optional[Iterable[str]] = None,
-             unsupported: str = "skip") -> dict:
-    """Conversation-level metrics, overall and per language (``by_language``, keyed by the
-    conversation's true language when the items give one, else the detected one).
-
-    ``items``: ``(messages, is_grooming, family[, language])`` with messages as dicts
-    (``pattern`` on a message, when present, is the true risk pattern and is used for the latency
-    after the first risk message and for message-level evidence precision/recall).
-    ``hard_negative_families``: the benign families whose precision is reported as
-    ``precision_hard_negatives`` (grooming conversations against these benign ones only; default:
-    every benign family but ``chitchat``)."""
-    items = list(items)
-    rows = []
-    for i in range(0, len(items), batch):
-        chunk = items[i:i + batch]
-        results = model.score_conversations([c[0] for c in chunk], threshold, unsupported)
-        for item, res in zip(chunk, results):
-            msgs, is_grooming, family = item[0], bool(item[1]), item[2]
-            true_lang = item[3] if len(item) > 3 else None
-            ordered = chronological(msgs)
-            row = {"grooming": is_grooming, "family": family, "res": res, "n": len(ordered),
-                   "language": true_lang or res.get("language") or "und", "detected": res.get("language")}
-            if is_grooming and res["flagged"]:
-                first = next((k for k, m in enumerate(ordered) if m.get("pattern")), None)
-                row["after_first"] = None if first is None else res["flagged_at_message"] - first
-                truth = {(k, m["pattern"]) for k, m in enumerate(ordered) if m.get("pattern")}
-                found = {(e["message_index"], e["pattern"]) for e in res["evidence"]}
-                row["ev"] = (len(truth & found), len(found - truth), len(truth - found))
-            rows.append(row)
-    hard = None if hard_negative_families is None else set(hard_negative_families)
-    metrics = _aggregate(rows, hard)
-    metrics["threshold"] = model.threshold if threshold is None else float(threshold)
-    metrics["thresholds_by_language"] = {code: model.threshold_for(code, threshold) for code in model.supported_languages}
-    langs = sorted({r["language"] for r in rows})
-    metrics["by_language"] = {code: _aggregate([r for r in rows if r["language"] == code], hard) for code in langs}
-    for code in langs:
-        metrics["by_language"][code]["supported"] = code in model.languages
-        metrics["by_language"][code]["threshold"] = model.threshold_for(code, threshold)
-    return metrics
-
-
-def _aggregate(rows: list[dict], hard: Optional[set]) -> dict:
-    tp = fp = fn = tn = 0
-    fp_hard = 0
-    not_scanned = unsupported = 0
-    unsupported_by: dict[str, int] = {}
-    scores, labels, until, after_first, pos_lengths = [], [], [], [], []
-    fams: dict[str, list[int]] = {}
-    ev_tp = ev_fp = ev_fn = 0
-    detected_right = detected_n = 0
-    for row in rows:
-        res, is_grooming, family = row["res"], row["grooming"], row["family"]
-        flagged = res["flagged"]
-        fam = fams.setdefault(family, [0, 0])
-        fam[0] += 1
-        fam[1] += int(flagged)
-        if is_grooming:
-            pos_lengths.append(row["n"])
-        if not res["scanned"]:
-            not_scanned += 1
-        else:
-            if res.get("language") is not None:
-                detected_n += 1
-                detected_right += int(res["language"] == row["language"])
-            if res.get("language_supported") is False:
-                unsupported += 1
-                unsupported_by[res["language"]] = unsupported_by.get(res["language"], 0) + 1
-            if res["score"] is not None:
-                scores.append(res["score"])
-                labels.append(int(is_grooming))
-        if is_grooming and flagged:
-            tp += 1
-            until.append(res["flagged_at_message"] + 1)
-            if row.get("after_first") is not None:
-                after_first.append(row["after_first"])
-            a, b, c = row["ev"]
-            ev_tp, ev_fp, ev_fn = ev_tp + a, ev_fp + b, ev_fn + c
-        elif is_grooming:
-            fn += 1
-        elif flagged:
-            fp += 1
-            if (family != "chitchat") if hard is None else (family in hard):
-                fp_hard += 1
-        elif res["scanned"]:
-            tn += 1
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = f_beta(precision, recall, 1.0)
-    p = latency_p(pos_lengths)
-    lw_f1, speed = latency_weighted_f1(f1, until, p)
-    ev_p = ev_tp / (ev_tp + ev_fp) if ev_tp + ev_fp else 0.0
-    ev_r = ev_tp / (ev_tp + ev_fn) if ev_tp + ev_fn else 0.0
-    hard_n = sum(v[0] for k, v in fams.items() if ((k != "chitchat") if hard is None else (k in hard)))
-    return {
-        "conversations": len(rows), "not_scanned": not_scanned,
-        "unsupported_language": unsupported, "unsupported_by_language": dict(sorted(unsupported_by.items())),
-        "language_detection_accuracy": detected_right / detected_n if detected_n else None,
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-        "precision": precision, "recall": recall, "f1": f1, "f0_5": f_beta(precision, recall, 0.5),
-        "latency_weighted_f1": lw_f1, "speed": speed, "latency_p": p,
-        "median_positive_length": float(np.median(pos_lengths)) if pos_lengths else None,
-        "precision_hard_negatives": tp / (tp + fp_hard) if tp + fp_hard else 0.0,
-        "hard_negative_conversations": hard_n, "hard_negative_false_positives": fp_hard,
-        "false_positive_rate": fp / (fp + tn) if fp + tn else 0.0,
-        "ece": expected_calibration_error(scores, labels),
-        "reliability": reliability(scores, labels),
-        "latency_messages_until_flag": {"median": _pct(until, 50), "p90": _pct(until, 90), "n": len(until)},
-        "latency_messages_after_first_pattern": {"median": _pct(after_first, 50), "p90": _pct(after_first, 90)},
-        "evidence_message_level": {"precision": ev_p, "recall": ev_r},
-        "flag_rate_by_family": {k: {"conversations": v[0], "flagged": v[1]} for k, v in sorted(fams.items())},
-    }
