@@ -1,0 +1,195 @@
+"""Building an indicator database (:mod:`csadetect.indicators.snapshot`): write and sign a new
+version, a full snapshot or a delta against an earlier one, and :func:`compact` a chain of deltas
+into a new full version.
+
+A delta holds, for each id it touches, the id's complete new row: an upsert, or a tombstone (the
+old row with ``disabled_at`` set); tombstones are sticky. A version's files are written into a
+private staging directory and published with one rename, the signed manifest last, and
+``CURRENT`` moves to the new version only after all its files are written.
+:mod:`csadetect.indicators.snapshot` re-exports the public names.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from typing import Iterable, Optional, Sequence, Union
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from csadetect.core.keys import PrivateKeyLike, SigningError, key_id, load_private_key, sign
+from csadetect.core.timeutil import utc_iso
+from csadetect.indicators.rows import Indicator
+from csadetect.indicators.snapshot_load import load_snapshot
+from csadetect.indicators.snapshot_manifest import FORMAT, _latest_signed
+from csadetect.indicators.snapshot_store import (
+    CODES_FILE,
+    DELTA_FILE,
+    FULL_FILE,
+    MANIFEST,
+    SIGNATURE,
+    SnapshotError,
+    _join,
+    _new_dir,
+    _publish_dir,
+    _version_dir,
+    _write,
+    current_version,
+    list_versions,
+)
+from csadetect.indicators.snapshot_tables import (
+    SCHEMA,
+    _check_values,
+    _npy_bytes,
+    _parquet_bytes,
+    _pdq_codes,
+    _resolve,
+    _sorted,
+    counts,
+    rows_to_table,
+)
+
+
+def _delta_rows(new: pa.Table, base: pa.Table, now: str) -> pa.Table:
+    """Rows of ``new`` that are absent from ``base`` or differ from it, merged with the base row:
+    ``added_at`` is kept from the base row (else the input's, else ``now``) and a tombstone is
+    sticky (a base ``disabled_at`` is kept even if the input row has none)."""
+    pos = pc.index_in(new["indicator_id"], value_set=base["indicator_id"])
+    old = base.take(pos)  # null rows where the id is new
+    merged = new.set_column(6, "added_at", pc.coalesce(old["added_at"], new["added_at"], pa.scalar(now)))
+    merged = merged.set_column(7, "disabled_at", pc.coalesce(old["disabled_at"], new["disabled_at"]))
+    changed = pos.is_null()
+    for field in ("kind", "value", "category", "source", "note", "disabled_at"):
+        a, b = pc.fill_null(merged[field], "\0"), pc.fill_null(old[field], "\0")
+        changed = pc.or_(changed, pc.not_equal(a, b))
+    return merged.filter(pc.fill_null(changed, True))
+
+
+def _tombstones(ids: Sequence[str], tables: Sequence[pa.Table], now: str) -> pa.Table:
+    """Rows for ``ids`` with disabled_at set, taken from the first table holding each id."""
+    rows = []
+    for ident in dict.fromkeys(ids):
+        for table in tables:
+            hit = table.filter(pc.equal(table["indicator_id"], ident))
+            if hit.num_rows:
+                row = hit.to_pylist()[0]
+                break
+        else:
+            raise SnapshotError(f"cannot disable {ident!r}: no such indicator")
+        if row["disabled_at"] is None:
+            row["disabled_at"] = now
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def build_snapshot(
+    rows: Union[pa.Table, Iterable[Indicator]],
+    db_dir: str,
+    private_key: PrivateKeyLike,
+    base: Union[None, str, int] = None,
+    disable_ids: Iterable[str] = (),
+) -> dict:
+    """Write and sign a new version; returns its manifest.
+
+    ``base=None`` writes a full snapshot of ``rows``. ``base="latest"`` (the highest version
+    signed by this key, :func:`head`; or a version number) writes a delta against that version: rows
+    that are new or changed are upserted, and every id
+    in ``disable_ids`` is tombstoned (``disabled_at`` set; it stops matching). Tombstones are
+    sticky: a delta never re-enables a disabled id (re-add it under a new id, or build a new full
+    snapshot). ``CURRENT`` moves to the new version only after all its files are written.
+    """
+    try:
+        key = load_private_key(private_key)
+    except SigningError as exc:
+        raise SnapshotError(str(exc)) from None
+    db_dir = os.fspath(db_dir)
+    now = utc_iso()
+    new = rows_to_table(rows)
+    if pc.count_distinct(new["indicator_id"]).as_py() != new.num_rows:
+        raise SnapshotError("indicator ids are not unique")
+    disable_ids = list(disable_ids)
+    existing = list_versions(db_dir)
+    try:
+        hint = current_version(db_dir)
+    except SnapshotError:
+        hint = None  # unreadable: this build rewrites it
+    version = max(existing + [hint or 0]) + 1
+    if base is None:
+        parent = None
+        new = new.set_column(6, "added_at", pc.fill_null(new["added_at"], now))
+        if disable_ids:
+            dead = _tombstones(disable_ids, [new], now)
+            new = pa.concat_tables([new.filter(pc.invert(pc.is_in(new["indicator_id"], dead["indicator_id"]))), dead])
+        data, totals = _sorted(new), None
+    else:
+        if base == "latest":
+            parent = _latest_signed(db_dir, key.public_key())
+        elif str(base).isdigit() and int(base) >= 1:
+            parent = int(base)
+        else:
+            raise SnapshotError(f"base must be 'latest' or a version number, not {base!r}")
+        if parent is None:
+            raise SnapshotError(f"no snapshot in {db_dir} to base a delta on")
+        base_snap = load_snapshot(db_dir, key.public_key(), parent)
+        delta = _delta_rows(new, base_snap.table, now)
+        if disable_ids:
+            dead = _tombstones(disable_ids, [delta, base_snap.table], now)
+            delta = delta.filter(pc.invert(pc.is_in(delta["indicator_id"], dead["indicator_id"])))
+            dead = _delta_rows(dead, base_snap.table, now)  # drops already-disabled rows
+            delta = pa.concat_tables([delta, dead])
+        data = _sorted(delta)
+        resolved, _ = _resolve([(base_snap.table, base_snap.pdq_codes), (data, _pdq_codes(data))])
+        totals = counts(resolved)
+    codes = _pdq_codes(data)
+    _check_values(data)
+    data_name = FULL_FILE if parent is None else DELTA_FILE
+    blobs = {data_name: _parquet_bytes(data), CODES_FILE: _npy_bytes(codes)}
+    index_meta = None
+    if parent is None:  # a full version carries its index files, ready to map (indicators/mapped.py)
+        from csadetect.indicators import mapped  # mapped imports snapshot, which imports this module: not at the top
+
+        index_meta, index_blobs = mapped.index_files(data, codes)
+        blobs.update(index_blobs)
+    manifest = {
+        "format": FORMAT,
+        "version": version,
+        "type": "full" if parent is None else "delta",
+        "parent": parent,
+        "created_at": now,
+        "key_id": key_id(key),
+        "counts": counts(data),
+        "totals": totals or counts(data),
+        "files": {n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for n, b in blobs.items()},
+    }
+    if index_meta is not None:
+        manifest["index"] = index_meta
+    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    # the manifest goes last: on an object store (no atomic directory rename) a version counts as
+    # published (head(), _list) once its manifest exists, and by then every other file is there
+    blobs[SIGNATURE] = base64.b64encode(sign(key, manifest_bytes)) + b"\n"
+    blobs[MANIFEST] = manifest_bytes
+    final = _version_dir(db_dir, version)
+    staging = _new_dir(final)
+    for name, blob in blobs.items():
+        _write(_join(staging, name), blob)
+    _publish_dir(staging, final)
+    _write(_join(db_dir, "CURRENT"), f"{version}\n".encode("ascii"), atomic=True)
+    return manifest
+
+
+def compact(db_dir: str, private_key: PrivateKeyLike, version: Optional[int] = None) -> dict:
+    """Write a new full version holding exactly the resolved rows of ``version`` (default: the
+    highest signed one) with its own index files, so workers map one base instead of replaying a
+    chain of deltas into an overlay. Tombstones are kept (a later delta still cannot re-enable
+    them); ids, values, ``added_at`` and ``disabled_at`` are unchanged. Returns its manifest."""
+    try:
+        key = load_private_key(private_key)
+    except SigningError as exc:
+        raise SnapshotError(str(exc)) from None
+    db_dir = os.fspath(db_dir)
+    snap = load_snapshot(db_dir, key.public_key(), version)
+    if snap.manifest.get("type") == "full":
+        raise SnapshotError(f"version {snap.version} of {db_dir} is already a full snapshot: nothing to compact")
+    return build_snapshot(snap.table, db_dir, key)

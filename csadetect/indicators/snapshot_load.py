@@ -1,0 +1,126 @@
+"""Loading an indicator database (:mod:`csadetect.indicators.snapshot`): verify a version and the
+chain of deltas under it, and resolve them into a :class:`~csadetect.indicators.snapshot_tables.Snapshot`
+or the :class:`~csadetect.indicators.snapshot_tables.Delta` objects a running index applies.
+
+Each version's manifest signature is checked first (:mod:`csadetect.indicators.snapshot_manifest`),
+then the SHA-256 of every data file it reads, and the very bytes that were checked are parsed, so
+nothing unverified is ever used. The index files of a full version are checked when they are
+mapped (:mod:`csadetect.indicators.mapped`), not here. :mod:`csadetect.indicators.snapshot`
+re-exports the public names.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from csadetect.core.keys import PublicKeyLike
+from csadetect.indicators.rows import FIELDS
+from csadetect.indicators.snapshot_manifest import _key, _read_manifest, check_min_version, head
+from csadetect.indicators.snapshot_store import (
+    CODES_FILE,
+    DELTA_FILE,
+    FULL_FILE,
+    SnapshotError,
+    _join,
+    _read,
+    _version_dir,
+)
+from csadetect.indicators.snapshot_tables import CODES_KIND, SCHEMA, Delta, Snapshot, _resolve
+from csadetect.signals.pdq import PdqSignal
+
+
+def _load_version(db_dir: str, version: int, public_key) -> tuple[dict, pa.Table, np.ndarray]:
+    """Verify one version and parse its files from the verified bytes."""
+    manifest = _read_manifest(db_dir, version, public_key)
+    where = _version_dir(db_dir, version)
+    data_name = FULL_FILE if manifest.get("type") == "full" else DELTA_FILE
+    files = manifest.get("files") or {}
+    for needed in (data_name, CODES_FILE):
+        if needed not in files:
+            raise SnapshotError(f"manifest of version {version} does not list {needed}")
+    blobs = {}
+    for name, meta in files.items():
+        if name not in (data_name, CODES_FILE):
+            continue  # the index files are checked when they are mapped (indicators/mapped.py)
+        data = _read(_join(where, name))
+        if data is None:
+            raise SnapshotError(f"{name} is missing from version {version}")
+        if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+            raise SnapshotError(f"checksum mismatch for {name} in version {version}")
+        blobs[name] = data
+    try:
+        table = pq.read_table(pa.BufferReader(blobs[data_name]))
+        codes = np.load(io.BytesIO(blobs[CODES_FILE]), allow_pickle=False)
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise SnapshotError(f"cannot parse files of version {version}: {type(exc).__name__}") from None
+    if any(f not in table.column_names for f in FIELDS):
+        raise SnapshotError(f"{data_name} of version {version} lacks indicator columns")
+    table = table.select(list(FIELDS)).cast(SCHEMA)
+    n_pdq = pc.sum(pc.equal(table["kind"], CODES_KIND)).as_py() or 0
+    if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape != (n_pdq, PdqSignal.nbytes):
+        raise SnapshotError(f"{CODES_FILE} of version {version} does not match its {n_pdq} pdq rows")
+    return manifest, table, codes
+
+
+def _chain(db_dir: str, version: int, public_key, stop_at: Optional[int] = None):
+    """Verified (manifest, table, codes) from the newest back to a full snapshot (or ``stop_at``)."""
+    out = []
+    seen = version
+    while True:
+        manifest, table, codes = _load_version(db_dir, seen, public_key)
+        out.append((manifest, table, codes))
+        if manifest.get("type") == "full":
+            return out, False
+        parent = manifest.get("parent")
+        if not isinstance(parent, int) or parent >= seen or parent < 1:
+            raise SnapshotError(f"version {seen} is a delta with an invalid parent {parent!r}")
+        if parent == stop_at:
+            return out, True
+        seen = parent
+
+
+def load_snapshot(db_dir: str, public_key: PublicKeyLike, version: Optional[int] = None,
+                  min_version: Optional[int] = None) -> Snapshot:
+    """Verify and resolve a version (default: the highest signed one, :func:`head`) into a
+    :class:`Snapshot`; a version below ``min_version`` is refused."""
+    key = _key(public_key)
+    db_dir = os.fspath(db_dir)
+    if version is None:
+        version = head(db_dir, key).latest
+    check_min_version(int(version), min_version)
+    chain, _ = _chain(db_dir, int(version), key)
+    chain.reverse()
+    table, codes = _resolve([(t, c) for _, t, c in chain])
+    return Snapshot(int(version), chain[-1][0], tuple(m for m, _, _ in chain), table, codes, db_dir)
+
+
+def load_delta(db_dir: str, public_key: PublicKeyLike, version: int) -> Delta:
+    """Verify one delta version (for :meth:`IndicatorIndex.apply_delta`)."""
+    manifest, table, codes = _load_version(os.fspath(db_dir), int(version), _key(public_key))
+    if manifest.get("type") != "delta":
+        raise SnapshotError(f"version {version} is a full snapshot, not a delta")
+    return Delta(int(version), int(manifest["parent"]), manifest, table, codes)
+
+
+def deltas_between(db_dir: str, public_key: PublicKeyLike, since: int,
+                   version: Optional[int] = None) -> Optional[list[Delta]]:
+    """The verified deltas leading from version ``since`` to ``version`` (default: the highest
+    signed one, :func:`head`), oldest first; ``[]`` when they are equal and None when ``version``
+    does not descend from ``since`` through deltas only (then load the full snapshot)."""
+    key = _key(public_key)
+    version = head(db_dir, key).latest if version is None else version
+    if version == since:
+        return []
+    if version < since:
+        return None
+    chain, reached = _chain(os.fspath(db_dir), version, key, stop_at=since)
+    if not reached:
+        return None
+    return [Delta(m["version"], m["parent"], m, t, c) for m, t, c in reversed(chain)]

@@ -1,0 +1,178 @@
+"""Indicator rows as Arrow tables (:mod:`csadetect.indicators.snapshot`): the schema of a
+snapshot's data file, the canonical row order, the parsed PDQ codes, counts, the bytes written to
+disk, and the :class:`Snapshot` and :class:`Delta` objects that loading returns.
+
+Rows are sorted by kind in the order the signal types are registered (:mod:`csadetect.signals`,
+PDQ first), then by id; :func:`_resolve` applies versions in order, the last row per id winning.
+Nothing here reads or writes storage or checks a signature. :mod:`csadetect.indicators.snapshot`
+re-exports the public names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from csadetect.indicators.rows import FIELDS, Indicator
+from csadetect.indicators.snapshot_store import SnapshotError
+from csadetect.signals import SIGNAL_TYPES, SignalError, hex_to_codes, names
+from csadetect.signals.pdq import PdqSignal
+
+CODES_KIND = PdqSignal.name  # the kind whose values are stored parsed, in CODES_FILE
+SCHEMA = pa.schema(
+    [pa.field(f, pa.string(), nullable=f not in ("indicator_id", "kind", "value")) for f in FIELDS]
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows <-> Arrow
+
+
+def rows_to_table(rows: Union[pa.Table, Iterable[Indicator]]) -> pa.Table:
+    """Indicator rows (or an Arrow table with the indicator columns) as a table in SCHEMA.
+
+    An Arrow table is trusted to hold normalised values (it is how large imports avoid making a
+    Python object per row); Indicator rows were validated when they were made."""
+    if isinstance(rows, pa.Table):
+        missing = [f for f in ("indicator_id", "kind", "value") if f not in rows.column_names]
+        if missing:
+            raise SnapshotError(f"indicator table lacks column {missing[0]!r}")
+        cols = {f: (rows[f] if f in rows.column_names else pa.nulls(rows.num_rows, pa.string())) for f in FIELDS}
+        table = pa.table(cols).cast(SCHEMA)
+        if not pc.all(pc.is_in(table["kind"], pa.array(names()))).as_py():
+            raise SnapshotError(f"indicator table has a kind outside {', '.join(names())}")
+        table = table.set_column(3, "category", pc.fill_null(table["category"], "unspecified"))
+        table = table.set_column(4, "source", pc.fill_null(table["source"], "eu-centre"))
+        return table.set_column(5, "note", pc.fill_null(table["note"], ""))
+    rows = list(rows)
+    return pa.table({f: [getattr(r, f) for r in rows] for f in FIELDS}, schema=SCHEMA)
+
+
+def table_rows(table: pa.Table) -> list[Indicator]:
+    """An indicator table back as Indicator rows (for small tables: one object per row)."""
+    return [Indicator(**r) for r in table.select(list(FIELDS)).to_pylist()]
+
+
+def kind_rank(table: pa.Table) -> pa.Array:
+    """The position of each row's kind among the registered signal types."""
+    return pc.index_in(table["kind"], value_set=pa.array(names()))
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    """Rows ordered by kind (pdq first) then id: the canonical order on disk and in memory."""
+    keyed = table.append_column("_rank", kind_rank(table))
+    order = pc.sort_indices(keyed, sort_keys=[("_rank", "ascending"), ("indicator_id", "ascending")])
+    return table.take(order)
+
+
+def _of_kind(table: pa.Table, kind: str) -> pa.ChunkedArray:
+    return table.filter(pc.equal(table["kind"], kind))["value"]
+
+
+def _pdq_codes(table: pa.Table) -> np.ndarray:
+    """The parsed values of the table's CODES_KIND rows, in table order."""
+    try:
+        return hex_to_codes(_of_kind(table, CODES_KIND), PdqSignal.nbytes)
+    except SignalError as exc:
+        raise SnapshotError(str(exc)) from None
+
+
+def _check_values(table: pa.Table) -> None:
+    """Check each kind's values as its signal type checks a trusted column (hex widths)."""
+    try:
+        for signal in SIGNAL_TYPES.values():
+            signal.check_column(_of_kind(table, signal.name))
+    except SignalError as exc:
+        raise SnapshotError(str(exc)) from None
+
+
+def counts(table: pa.Table) -> dict:
+    """``{"rows": n, "kinds": {kind: {"active": a, "disabled": d}}}`` for a table."""
+    kinds = table["kind"].to_numpy(zero_copy_only=False)
+    disabled = table["disabled_at"].is_null().to_numpy(zero_copy_only=False) == False  # noqa: E712
+    out = {}
+    for kind in names():
+        mask = kinds == kind
+        if mask.any():
+            off = int((mask & disabled).sum())
+            out[kind] = {"active": int(mask.sum()) - off, "disabled": off}
+    return {"rows": table.num_rows, "kinds": out}
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _resolve(parts: Sequence[tuple[pa.Table, np.ndarray]]) -> tuple[pa.Table, np.ndarray]:
+    """Apply tables in order, the last row per id winning; returns sorted rows and their codes."""
+    if len(parts) == 1:
+        table, codes = parts[0]
+        return table, codes
+    big = pa.concat_tables([t for t, _ in parts])
+    all_codes = np.concatenate([c for _, c in parts]) if parts else np.zeros((0, PdqSignal.nbytes), np.uint8)
+    is_pdq = pc.equal(big["kind"], CODES_KIND).to_numpy(zero_copy_only=False)
+    code_pos = np.where(is_pdq, np.cumsum(is_pdq) - 1, -1)
+    keyed = pa.table({"id": big["indicator_id"], "seq": pa.array(np.arange(big.num_rows))})
+    keep = keyed.group_by("id").aggregate([("seq", "max")])["seq_max"]
+    resolved = big.append_column("_code", pa.array(code_pos)).take(keep)
+    resolved = _sorted(resolved)
+    pos = resolved["_code"].to_numpy()
+    codes = all_codes[pos[pos >= 0]]
+    return resolved.drop_columns(["_code"]), np.ascontiguousarray(codes, dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot objects
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The resolved state at one version: every row (active and disabled), one per id, sorted by
+    kind then id; ``pdq_codes[i]`` is the PDQ hash of the i-th pdq row of ``table``."""
+
+    version: int
+    manifest: dict
+    chain: tuple[dict, ...]  # manifests from the full snapshot up to ``version``
+    table: pa.Table
+    pdq_codes: np.ndarray
+    db_dir: Optional[str] = None
+
+    @classmethod
+    def in_memory(cls, rows: Union[pa.Table, Iterable[Indicator]], version: int = 1) -> "Snapshot":
+        """An unsigned snapshot of ``rows`` held in memory (evaluation, benchmarks, tests): sorted and
+        parsed as a built one is, nothing written, signed or verified."""
+        table = _sorted(rows_to_table(rows))
+        return cls(version, {"version": version}, (), table, _pdq_codes(table))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def rows(self) -> list[Indicator]:
+        return table_rows(self.table)
+
+    def counts(self) -> dict:
+        return counts(self.table)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Delta:
+    """One verified delta version: the new complete rows of the ids it touches."""
+
+    version: int
+    parent: int
+    manifest: dict
+    table: pa.Table
+    pdq_codes: np.ndarray
