@@ -155,7 +155,7 @@ def _duration(path: Path) -> float:
 
 
 def worker_frames(fd: int, seconds_per_hash: float, mode: str, limits: VideoLimits = VideoLimits()) -> list[VideoFrame]:
-    """The decoder process in ``mode``, started as ``hashing._decode`` starts it (plus the mode)."""
+    """The decoder process in ``mode``, started as ``csadetect.media.video._decode`` starts it (plus the mode)."""
     cmd = [sys.executable, "-m", "csadetect.media.vpdq_worker", str(fd), repr(float(seconds_per_hash)),
            str(limits.max_memory_bytes), str(os.getpid()), mode]
     done = subprocess.run(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, capture_output=True, check=True)
