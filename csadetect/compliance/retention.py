@@ -52,87 +52,36 @@ is read again. The clock is injected (``now``), so a run is reproducible. The st
 paths (a rewrite needs an atomic rename and the logs need appends, which object stores lack); a
 ``gs://`` or other remote path is refused with one line. The stats directory may be any Beam
 filesystem (its sweep is then skipped). The command line is ``csadetect.cli.retention``.
+
+This module is the run over every store and how each store's files are pruned; the run's result,
+cutoffs and deletion log are :mod:`.retention_run`, the holds :mod:`.retention_holds`, and the file
+primitives (atomic rewrites, appends, the lock) :mod:`.retention_files`.
 """
 from __future__ import annotations
 
-import fcntl
 import glob
 import json
-import logging
 import os
-import tempfile
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Iterable, Optional
 
 from csadetect.compliance import complaints as complaints_log
-from csadetect.core.ids import check_id
+# the pruners look _replace_atomically and _write_lines up here (tests patch them as retention.<name>)
+from csadetect.compliance.retention_files import (
+    _Changed, _exclusive, _local, _mtime, _remove, _remove_stale_temps, _replace_atomically, _row_files, _write_lines,
+)
+from csadetect.compliance.retention_run import RetentionResult, _date, _Run, log
 from csadetect.core.stats import stat, write_stats
-from csadetect.core.timeutil import as_utc, parse_time, utc_iso
+from csadetect.core.timeutil import parse_time
+# re-exported: what callers (the command line, tests) import from csadetect.compliance.retention
+from csadetect.compliance.retention_files import LOCK_NAME, TEMP_PREFIX, RetentionError  # noqa: F401
+from csadetect.compliance.retention_holds import (  # noqa: F401
+    REASON_MAX, active_holds, check_report_id, release_hold, set_hold,
+)
+from csadetect.compliance.retention_run import DELETION_LOG, STORES  # noqa: F401
 
-log = logging.getLogger("csadetect.compliance.retention")
-
-STORES = ("reports", "review", "evidence", "console", "verdicts", "info_requests", "notifications",
-          "complaints", "dead_letters", "stats")
-DELETION_LOG = "deletions.jsonl"
-LOCK_NAME = ".retention.lock"
-TEMP_PREFIX = ".retention-"
-REASON_MAX = 200
 REWRITE_ATTEMPTS = 3
-
-
-class RetentionError(ValueError):
-    """A retention request that cannot be carried out; the message is one line."""
-
-
-class _Changed(Exception):
-    """The file changed between reading and replacing it (someone appended): read it again."""
-
-
-@dataclass
-class RetentionResult:
-    """What a run deleted (or would delete, with ``dry_run``): ids per store, rows deleted without
-    an id per store, and what it kept."""
-
-    now: datetime
-    cutoff: datetime
-    dry_run: bool
-    deleted: dict = field(default_factory=lambda: {s: [] for s in STORES})
-    unnamed: dict = field(default_factory=lambda: {s: 0 for s in STORES})  # deleted, no id to log
-    held: set = field(default_factory=set)  # expired ids kept because of a hold
-    undated: int = 0  # rows or items dated by their file's modification time
-    files_rewritten: int = 0
-    files_removed: int = 0
-    errors: list = field(default_factory=list)  # one line per file that could not be processed
-    _seen: set = field(default_factory=set, repr=False)
-
-    def add(self, store: str, report_id: Optional[str]) -> bool:
-        """Record a deletion; False when this id was already recorded for ``store``."""
-        if report_id is None:
-            self.unnamed[store] += 1
-            return False
-        if (store, report_id) in self._seen:
-            return False
-        self._seen.add((store, report_id))
-        self.deleted[store].append(report_id)
-        return True
-
-    def counts(self) -> dict:
-        return {s: len(ids) + self.unnamed[s] for s, ids in self.deleted.items()}
-
-    def summary(self) -> dict:
-        return {
-            "dry_run": self.dry_run,
-            "now": utc_iso(self.now),
-            "cutoff": utc_iso(self.cutoff),
-            "deleted": self.counts(),
-            "held": len(self.held),
-            "undated": self.undated,
-            "files_rewritten": self.files_rewritten,
-            "files_removed": self.files_removed,
-            "errors": len(self.errors),
-        }
 
 
 @dataclass(frozen=True)
@@ -150,219 +99,7 @@ class _Rows:
     extra: Optional[Callable[[dict], list]] = None
 
 
-# ----------------------------------------------------------------------------------- helpers
-
-
-def _local(path: Optional[str], what: str) -> Optional[str]:
-    """``path`` when it is local (``file://`` stripped); RetentionError for another filesystem."""
-    if not path:
-        return None
-    text = str(path)
-    if text.startswith("file://"):
-        return text[len("file://"):]
-    if "://" in text:
-        raise RetentionError(f"{what} {text} is not a local path: retention rewrites files atomically and "
-                             "appends to logs, which needs a local (or mounted) filesystem")
-    return text
-
-
-def _date(value) -> Optional[datetime]:
-    try:
-        return parse_time(value, assume_utc=True)
-    except ValueError:
-        return None
-
-
-def _mtime(st: os.stat_result) -> datetime:
-    return datetime.fromtimestamp(st.st_mtime, timezone.utc)
-
-
-def check_report_id(report_id: str) -> str:
-    try:
-        return check_id(report_id, "report id")
-    except ValueError as exc:
-        raise RetentionError(str(exc)) from None
-
-
-def _append_lines(path: str, records: Iterable[dict]) -> None:
-    """Append JSON lines with one write (O_APPEND), creating the file and its directory."""
-    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode("utf-8")
-    if not data:
-        return
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unchanged(path: str, before: os.stat_result) -> None:
-    now = os.stat(path)
-    if (now.st_size, now.st_mtime_ns, now.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino):
-        raise _Changed()
-
-
-def _replace_atomically(path: str, write: Callable[[str], None], before: os.stat_result) -> None:
-    """Call ``write(tmp)`` for a temporary file beside ``path``, give it ``path``'s modification
-    time, then rename it over ``path`` unless ``path`` changed since ``before`` (:class:`_Changed`)."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.splitext(path)[1], dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, before.st_mode & 0o777)
-        os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
-        _unchanged(path, before)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _remove(path: str, before: os.stat_result) -> None:
-    _unchanged(path, before)
-    os.remove(path)
-
-
-# ------------------------------------------------------------------------------------- holds
-
-
-def _holds_path(settings) -> str:
-    return _local(settings.retention.holds_file, "retention.holds_file")
-
-
-def active_holds(settings) -> dict:
-    """``{report_id: {"report_id", "reason", "set_at"}}`` for every id whose latest line is a hold."""
-    path = _holds_path(settings)
-    latest: dict = {}
-    if not os.path.exists(path):
-        return latest
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                raise RetentionError(f"{path}:{lineno}: not valid JSON") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("report_id"), str):
-                raise RetentionError(f"{path}:{lineno}: not a hold record")
-            latest[rec["report_id"]] = rec
-    return {rid: rec for rid, rec in latest.items() if "released_at" not in rec}
-
-
-def set_hold(settings, report_id: str, reason: str, now: Optional[datetime] = None) -> dict:
-    """Put ``report_id`` on hold (again, with a new reason, if it already is); returns the line."""
-    check_report_id(report_id)
-    reason = " ".join(str(reason or "").split())
-    if not reason:
-        raise RetentionError("a hold needs a reason")
-    if len(reason) > REASON_MAX:
-        raise RetentionError(f"the reason is longer than {REASON_MAX} characters (keep it a short reference)")
-    rec = {"report_id": report_id, "reason": reason, "set_at": utc_iso(now)}
-    _append_lines(_holds_path(settings), [rec])
-    return rec
-
-
-def release_hold(settings, report_id: str, now: Optional[datetime] = None) -> dict:
-    """Release the hold on ``report_id``; RetentionError when it is not on hold."""
-    check_report_id(report_id)
-    if report_id not in active_holds(settings):
-        raise RetentionError(f"report {report_id} is not on hold")
-    rec = {"report_id": report_id, "released_at": utc_iso(now)}
-    _append_lines(_holds_path(settings), [rec])
-    return rec
-
-
 # --------------------------------------------------------------------------------------- run
-
-
-class _Run:
-    """State of one run: the cutoffs, the holds, the ids deleted so far (this run and the deletion
-    log's), where the deletion log goes."""
-
-    def __init__(self, settings, now: datetime, dry_run: bool):
-        self.settings = settings
-        self.now = as_utc(now)
-        self.result = RetentionResult(self.now, self.now - timedelta(days=settings.retention.days), dry_run)
-        self.dead_letter_cutoff = self.now - timedelta(days=settings.retention.dead_letter_days)
-        self.holds = set(active_holds(settings))
-        log_dir = _local(settings.retention.log_dir, "retention.log_dir")
-        self.log_path = os.path.join(log_dir, DELETION_LOG)
-        self.gone = _logged_ids(self.log_path)
-
-    def due(self, rid, when, cutoff: Optional[datetime] = None, fallback: Optional[datetime] = None,
-            by_id: bool = False) -> bool:
-        """Whether a row with id ``rid`` dated ``when`` (a string) is due for deletion: dated before
-        ``cutoff`` (``fallback`` when ``when`` is unreadable, counted as undated), or, with
-        ``by_id``, its report deleted already; never when the id is on hold."""
-        cutoff = cutoff or self.result.cutoff
-        dated = _date(when)
-        if dated is None:
-            self.result.undated += 1
-            dated = fallback
-        rid = rid if isinstance(rid, str) and rid else None
-        past = (dated is not None and dated < cutoff) or (by_id and rid is not None and rid in self.gone)
-        if not past:
-            return False
-        if rid is not None and rid in self.holds:
-            self.result.held.add(rid)
-            return False
-        return True
-
-    def record(self, deletions: list) -> None:
-        """Count ``(store, id)`` deletions that have happened (id None: count only); log new ids."""
-        new = [(s, rid) for s, rid in deletions if self.result.add(s, rid)]
-        self.gone.update(rid for _, rid in new)
-        if self.result.dry_run or not new:
-            return
-        at = utc_iso(self.now)
-        _append_lines(self.log_path, ({"at": at, "store": s, "id": rid} for s, rid in new))
-        for store, rid in new:
-            log.info("deleted %s %s", store, rid)
-
-    def record_unnamed(self) -> None:
-        """One ``{"at", "store", "count"}`` line per store for the deletions without an id."""
-        counts = {s: n for s, n in self.result.unnamed.items() if n}
-        if self.result.dry_run or not counts:
-            return
-        at = utc_iso(self.now)
-        _append_lines(self.log_path, ({"at": at, "store": s, "count": n} for s, n in counts.items()))
-        for store, n in counts.items():
-            log.info("deleted %d %s without an id to log", n, store)
-
-
-def _logged_ids(log_path: str) -> set:
-    """Every id the deletion log names (an earlier run deleted its report's data)."""
-    ids: set = set()
-    if not os.path.exists(log_path):
-        return ids
-    with open(log_path, "rb") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
-                ids.add(rec["id"])
-    return ids
-
-
-def _row_files(directory: Optional[str], exts=(".parquet", ".jsonl")) -> list:
-    """The row files under ``directory`` and its sub-directories (every run's ``<dir>/<RUN_ID>/``),
-    sorted; hidden files and folders (temporary ones) are left out."""
-    if not directory or not os.path.isdir(directory):
-        return []
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(root, n) for n in files if not n.startswith(".") and os.path.splitext(n)[1] in exts]
-    return sorted(found)
 
 
 def _evidence(row: dict) -> list:
@@ -421,11 +158,6 @@ def _prune_parquet(run: _Run, path: str, spec: _Rows, before: os.stat_result) ->
             _replace_atomically(path, lambda tmp: pq.write_table(kept, tmp, compression=compression), before)
             run.result.files_rewritten += 1
     run.record(_deletions(spec, gone))
-
-
-def _write_lines(path: str, lines: list) -> None:
-    with open(path, "wb") as fh:
-        fh.writelines(lines)
 
 
 def _prune_jsonl(run: _Run, path: str, spec: _Rows, before: os.stat_result) -> None:
@@ -605,33 +337,6 @@ def _each(run: _Run, paths: list, prune: Callable[[_Run, str], None]) -> None:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             run.result.errors.append(f"{path}: {first}")
             log.warning("retention skipped %s: %s", path, first)
-
-
-@contextmanager
-def _exclusive(log_dir: str):
-    """One run at a time: an exclusive, non-blocking ``flock`` in ``log_dir``."""
-    os.makedirs(log_dir, exist_ok=True)
-    fd = os.open(os.path.join(log_dir, LOCK_NAME), os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RetentionError("another retention run holds the lock; try again when it has finished") from None
-        yield
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temps(directories: Iterable[Optional[str]]) -> None:
-    """Temporary files an interrupted run left behind (they may hold expired rows), in each
-    directory and its run directories."""
-    for directory in directories:
-        if directory and os.path.isdir(directory):
-            for root, dirs, files in os.walk(directory):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                for name in files:
-                    if name.startswith(TEMP_PREFIX):
-                        os.remove(os.path.join(root, name))
 
 
 def _unique(paths: Iterable[Optional[str]]) -> list:

@@ -1,5 +1,6 @@
 """The console's storage: one interface (:mod:`.interface`), the SQLite store the console runs on
-(:mod:`.sqlite`: staff accounts and the audit log in one file, the report cache in another) and
+(:mod:`.sqlite`: staff accounts and the audit log in one file, the report cache in another; its SQL
+and migration in :mod:`.sqlite_schema`) and
 an in-memory one (:mod:`.memory`). Everything else in the console and
 ``csadetect console`` opens its store with :func:`open_store` and uses the interface only."""
 from __future__ import annotations

@@ -10,7 +10,8 @@ of each report as received, with the columns the queue sorts and filters on, the
 when and on which version), ``info_requests`` and ``outbox`` (verdict and request messages until
 they are delivered to the feedback/provider topic and files). ``csadetect console reset-cache``
 empties the cache and never touches the accounts file. A database of the earlier single-file
-layout is migrated when it is opened (:meth:`SQLiteConsoleStore._migrate`).
+layout is migrated when it is opened (:meth:`SQLiteConsoleStore._migrate`). The schema's SQL and
+the migration are :mod:`.sqlite_schema`.
 
 The audit table, the verdicts, the requests and the report versions are **append-only**: SQLite
 triggers abort any UPDATE or DELETE. The triggers stop mistakes, not the file's owner; what shows a change made with
@@ -33,133 +34,11 @@ from csadetect.console.storage.interface import (
     check_signature_status, check_username, claim_holder, content_hash, held_by_other_error, iso_at, next_entry,
     user_exists_error,
 )
-
-ACCOUNTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS main.users (
-    username    TEXT PRIMARY KEY,
-    pw_hash     TEXT NOT NULL,
-    role        TEXT NOT NULL CHECK (role IN ('reviewer', 'supervisor')),
-    created_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS main.sessions (
-    token_hash  TEXT PRIMARY KEY,
-    username    TEXT NOT NULL REFERENCES users (username),
-    csrf        TEXT NOT NULL,
-    created_at  REAL NOT NULL,
-    last_seen   REAL NOT NULL,
-    exposures   INTEGER NOT NULL DEFAULT 0,
-    break_base  INTEGER NOT NULL DEFAULT 0
-);
-"""
-AUDIT_DDL = (  # the audit table and its guards, one statement each
-    """CREATE TABLE IF NOT EXISTS main.audit (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    at        TEXT NOT NULL,
-    user      TEXT,
-    action    TEXT NOT NULL,
-    report_id TEXT,
-    detail    TEXT,
-    prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL UNIQUE
-)""",
-    "CREATE TRIGGER IF NOT EXISTS main.audit_no_update BEFORE UPDATE ON audit "
-    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS main.audit_no_delete BEFORE DELETE ON audit "
-    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+from csadetect.console.storage.sqlite_schema import (
+    ACCOUNTS_SCHEMA, AUDIT_DDL, CACHE_SCHEMA, CACHE_TABLES, SchemaMigration, _statements,
 )
-
-CACHE_TABLES = ("reports", "report_versions", "verdicts", "info_requests", "outbox")
-CACHE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cache.reports (
-    report_id        TEXT PRIMARY KEY,
-    report_json      TEXT NOT NULL,
-    urgent           INTEGER NOT NULL,
-    created_at       TEXT NOT NULL,
-    detection_type   TEXT,
-    detector         TEXT,
-    provider_id      TEXT,
-    status           TEXT NOT NULL DEFAULT 'new'
-                     CHECK (status IN ('new', 'in_review', 'info_requested', 'confirmed', 'manifestly_unfounded',
-                                       'archived')),
-    signature_status TEXT NOT NULL CHECK (signature_status IN ('verified', 'invalid', 'not_checked')),
-    signature_note   TEXT,
-    ingested_at      TEXT NOT NULL,
-    version          INTEGER NOT NULL DEFAULT 1,
-    content_hash     TEXT NOT NULL,
-    key_fingerprint  TEXT,
-    claimed_by       TEXT,
-    claimed_at       REAL
-);
-CREATE INDEX IF NOT EXISTS cache.reports_queue ON reports (urgent DESC, created_at, report_id);
-CREATE TABLE IF NOT EXISTS cache.report_versions (
-    report_id        TEXT NOT NULL REFERENCES reports (report_id),
-    version          INTEGER NOT NULL,
-    content_hash     TEXT NOT NULL,
-    report_json      TEXT NOT NULL,
-    ingested_at      TEXT NOT NULL,
-    signature_status TEXT NOT NULL,
-    PRIMARY KEY (report_id, version)
-);
-CREATE TABLE IF NOT EXISTS cache.verdicts (
-    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
-    report_id          TEXT NOT NULL REFERENCES reports (report_id),
-    verdict            TEXT NOT NULL CHECK (verdict IN ('confirmed', 'manifestly_unfounded')),
-    reason             TEXT NOT NULL,
-    note               TEXT,
-    delay_notification INTEGER NOT NULL,
-    delay_until        TEXT,
-    decided_at         TEXT NOT NULL,
-    decided_by         TEXT NOT NULL,
-    supersedes         INTEGER REFERENCES verdicts (id),
-    report_version     INTEGER
-);
-CREATE INDEX IF NOT EXISTS cache.verdicts_report ON verdicts (report_id, id);
-CREATE TABLE IF NOT EXISTS cache.info_requests (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id   TEXT NOT NULL UNIQUE,
-    report_id    TEXT NOT NULL REFERENCES reports (report_id),
-    missing      TEXT NOT NULL,
-    note         TEXT,
-    requested_at TEXT NOT NULL,
-    requested_by TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cache.outbox (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind       TEXT NOT NULL CHECK (kind IN ('verdict', 'info_request')),
-    report_id  TEXT NOT NULL,
-    payload    TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    file_done  INTEGER NOT NULL DEFAULT 0,
-    topic_done INTEGER NOT NULL DEFAULT 0,
-    attempts   INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE TRIGGER IF NOT EXISTS cache.verdicts_no_update BEFORE UPDATE ON verdicts
-BEGIN SELECT RAISE(ABORT, 'the verdict history is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS cache.verdicts_no_delete BEFORE DELETE ON verdicts
-BEGIN SELECT RAISE(ABORT, 'the verdict history is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS cache.info_requests_no_update BEFORE UPDATE ON info_requests
-BEGIN SELECT RAISE(ABORT, 'requests for information are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS cache.info_requests_no_delete BEFORE DELETE ON info_requests
-BEGIN SELECT RAISE(ABORT, 'requests for information are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS cache.report_versions_no_update BEFORE UPDATE ON report_versions
-BEGIN SELECT RAISE(ABORT, 'report versions are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS cache.report_versions_no_delete BEFORE DELETE ON report_versions
-BEGIN SELECT RAISE(ABORT, 'report versions are append-only'); END;
-"""
-AUDIT_TRIGGERS = ("audit_no_update", "audit_no_delete")
-
-
-def _statements(script: str) -> list[str]:
-    """The statements of a schema script, one each (a trigger's body kept whole)."""
-    out, current = [], []
-    for line in script.strip().splitlines():
-        current.append(line)
-        text = "\n".join(current).strip()
-        if text.endswith(";") and (not text.startswith("CREATE TRIGGER") or text.endswith("END;")):
-            out.append(text)
-            current = []
-    return out
+# re-exported: the schema's names, as they were importable from csadetect.console.storage.sqlite
+from csadetect.console.storage.sqlite_schema import AUDIT_TRIGGERS  # noqa: F401
 
 
 def cache_path(db: str) -> str:
@@ -178,7 +57,7 @@ def _private_file(path: str) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
-class SQLiteConsoleStore(ConsoleStorage):
+class SQLiteConsoleStore(SchemaMigration, ConsoleStorage):
     """Thread-safe access to the console's two SQLite files (one connection, one lock): ``path``
     (users, sessions, audit) with the report cache ``cache`` (default :func:`cache_path`) attached."""
 
@@ -216,61 +95,6 @@ class SQLiteConsoleStore(ConsoleStorage):
             self._conn.executescript(ACCOUNTS_SCHEMA + ";\n".join(AUDIT_DDL) + ";\n" + CACHE_SCHEMA)
             self._migrate()
             self._conn.execute("PRAGMA foreign_keys = ON")
-
-    # ------------------------------------------------------------------------ migration
-
-    def _tables(self, schema: str) -> set[str]:
-        return {r["name"] for r in self._conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")}
-
-    def _migrate(self) -> None:
-        """Bring a database of the single-file layout up to date, losing nothing: its reports,
-        verdicts, requests and outbox move to the cache file (copied and committed first, then
-        dropped from the accounts file, so a crash in between only repeats the copy), and its
-        audit table loses the list of actions the database used to check (Python checks them),
-        every entry kept as it was, its ``seq`` counter included."""
-        old = self._tables("main") & set(CACHE_TABLES)
-        if old:
-            with self.tx() as conn:
-                if "reports" in old:
-                    for row in conn.execute("SELECT * FROM main.reports").fetchall():
-                        row = dict(row)
-                        conn.execute(
-                            "INSERT OR IGNORE INTO cache.reports (report_id, report_json, urgent, created_at, "
-                            "detection_type, detector, provider_id, status, signature_status, signature_note, "
-                            "ingested_at, version, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                            (row["report_id"], row["report_json"], row["urgent"], row["created_at"],
-                             row["detection_type"], row["detector"], row["provider_id"], row["status"],
-                             row["signature_status"], row["signature_note"], row["ingested_at"],
-                             content_hash(json.loads(row["report_json"]))))
-                if "verdicts" in old:
-                    conn.execute("INSERT OR IGNORE INTO cache.verdicts (id, report_id, verdict, reason, note, "
-                                 "delay_notification, delay_until, decided_at, decided_by, supersedes, report_version) "
-                                 "SELECT id, report_id, verdict, reason, note, delay_notification, delay_until, "
-                                 "decided_at, decided_by, supersedes, 1 FROM main.verdicts ORDER BY id")
-                if "info_requests" in old:
-                    conn.execute("INSERT OR IGNORE INTO cache.info_requests SELECT * FROM main.info_requests ORDER BY id")
-                if "outbox" in old:
-                    conn.execute("INSERT OR IGNORE INTO cache.outbox SELECT * FROM main.outbox ORDER BY id")
-            with self.tx() as conn:
-                for table in ("outbox", "info_requests", "verdicts", "reports"):
-                    if table in old:
-                        conn.execute(f"DROP TABLE main.{table}")  # drops its triggers and indexes too
-        audit_sql = self._conn.execute("SELECT sql FROM main.sqlite_master WHERE name = 'audit'").fetchone()
-        if audit_sql and "CHECK (action IN" in audit_sql["sql"]:
-            with self.tx() as conn:
-                issued = conn.execute("SELECT seq FROM main.sqlite_sequence WHERE name = 'audit'").fetchone()
-                for trigger in AUDIT_TRIGGERS:
-                    conn.execute(f"DROP TRIGGER IF EXISTS main.{trigger}")
-                conn.execute("ALTER TABLE main.audit RENAME TO audit_checked")
-                for statement in AUDIT_DDL:  # (executescript would COMMIT: one by one)
-                    conn.execute(statement)
-                conn.execute("INSERT INTO main.audit (seq, at, user, action, report_id, detail, prev_hash, hash) "
-                             "SELECT seq, at, user, action, report_id, detail, prev_hash, hash FROM main.audit_checked "
-                             "ORDER BY seq")
-                conn.execute("DROP TABLE main.audit_checked")
-                if issued is not None:
-                    conn.execute("UPDATE main.sqlite_sequence SET seq = max(seq, ?) WHERE name = 'audit'",
-                                 (issued["seq"],))
 
     def close(self) -> None:
         with self._lock:
