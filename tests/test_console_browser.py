@@ -29,7 +29,7 @@ from PIL import Image
 from csadetect.console.app import create_app
 from tests.conftest import make_report_keys
 from tests.pubsub_emulator import PubSubAdmin
-from tests.test_console import CHAT, PASSWORD, QUEUE_ORDER, Clock, add_users, console_config, craft_reports
+from tests.console_helpers import CHAT, PASSWORD, QUEUE_ORDER, Clock, add_users, console_config, craft_reports
 from tests.test_console_storage import two_demos  # noqa: F401 - the fixture: one set of reports made twice
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from csadetect.console.app import create_app
 from csadetect.core import keys as signing
 from csadetect.reports import crypto
-from tests.test_console import Clock, add_users, console_config, csrf_of, login, queue_ids
+from tests.console_helpers import Clock, add_users, console_config, csrf_of, login, queue_ids
 from tests.test_console_storage import two_demos  # noqa: F401 - the fixture
 
 MINUTE = 60.0

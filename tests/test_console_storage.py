@@ -23,9 +23,8 @@ from csadetect.console.storage import chain
 from csadetect.console.storage.memory import MemoryConsoleStore
 from csadetect.console.storage.sqlite import SQLiteConsoleStore
 from csadetect.core import keys as signing
-from csadetect.reports import crypto
 from tests.conftest import make_report_keys
-from tests.test_console import T0, craft_reports
+from tests.console_helpers import T0, craft_reports
 
 MINUTE = 60.0
 
