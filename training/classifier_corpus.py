@@ -58,21 +58,29 @@ Public API: :func:`positive_example`, :func:`negative_example`, :func:`example`,
 :func:`dataset`, :func:`dataset_seeds`, :func:`split_of`. ``positive_example(s)`` and
 ``negative_example(s)`` share their background, so a pair differs only in the emblem (or its
 look-alike).
+
+The background families are drawn in ``training.classifier_backgrounds``, the emblem and its
+look-alikes in ``training.classifier_emblem``; this module puts examples together.
 """
 from __future__ import annotations
 
 import argparse
 import io
-import math
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from csadetect.media.synth import jpeg_bytes, synthetic_image
 from csadetect.models.loader import REFERENCE_DIR
-from training.embedding_data import rgb_image
+# re-exported: the backgrounds and the emblem moved out of this module, whose names callers still use from here
+from training.classifier_backgrounds import (  # noqa: F401
+    _rand_color, _vivid, _palette, _to_rgb_uint8, skimage_image, _skimage_bg, _gradient_bg, _noise_bg, _words,
+    _screenshot_bg, _tiles_bg, _clutter)
+from training.classifier_emblem import (  # noqa: F401
+    PETAL_SHAPES, EVAL_ONLY_PETAL_SHAPES, EMBLEM_COLOURS, PETALS_SEEN, PETALS_HELDOUT, SIZE_SEEN, SIZE_HELDOUT,
+    SQUASH_SEEN, SQUASH_HELDOUT, LIGHT_SEEN, LIGHT_HELDOUT, HELDOUT_AXES, SMALL_SIZE, SS, _disc, _petal, _layer,
+    _lit, emblem_colours, _far_from_emblem, recolour_palette, draw_emblem, draw_hard, _emblem_params, _place)
 
 SIZE = (320, 240)
 SPLITS = {
@@ -89,26 +97,7 @@ BACKGROUNDS = ["synth", "skimage", "gradient", "noise", "screenshot"]
 EVAL_ONLY_BACKGROUNDS = ["tiles"]
 HARD_KINDS = ["disc", "rings", "petals", "star", "polygon", "recolour", "flag"]
 EVAL_ONLY_HARD_KINDS = ["squares", "asterisk"]
-PETAL_SHAPES = ["ellipse", "triangle"]
-EVAL_ONLY_PETAL_SHAPES = ["round", "kite"]
-
-# the emblem's colour scheme (roles -> RGB)
-EMBLEM_COLOURS = {"ring": (20, 130, 140), "centre": (235, 180, 40), "gap": (245, 235, 210),
-                  "petal": (190, 30, 60)}
 HARD_IN_EMBLEM_COLOURS = 0.5    # share of look-alikes drawn in the emblem's colours
-
-# emblem parameters: (train/calibration range, held-out range used only in eval)
-PETALS_SEEN = (6, 12)            # inclusive
-PETALS_HELDOUT = [4, 5, 13, 14, 15, 16]
-SIZE_SEEN = (0.75, 1.3)          # emblem diameter / short side of the image
-SIZE_HELDOUT = [(0.65, 0.75), (1.3, 1.45)]
-SQUASH_SEEN = (0.75, 1.0)
-SQUASH_HELDOUT = (0.6, 0.75)
-LIGHT_SEEN = (0.75, 1.2)         # brightness factor on the emblem's colours
-LIGHT_HELDOUT = [(0.6, 0.75), (1.2, 1.3)]   # plus a colour cast
-HELDOUT_AXES = ["petals", "petal_shape", "size", "squash", "lighting"]
-SMALL_SIZE = (0.2, 0.45)         # diagnostic only ("small" kind): out of the task's scope
-SS = 2  # supersampling factor for drawing shapes
 
 
 def split_of(seed: int) -> str:
@@ -118,152 +107,6 @@ def split_of(seed: int) -> str:
             return name
     raise ValueError(f"seed {seed} lies in no split (train 0..399999, calibration 400000..799999, "
                      f"eval 800000..1199999)")
-
-
-# ---------------------------------------------------------------------------- colours
-
-def _rand_color(rng, lo: int = 0, hi: int = 256) -> tuple:
-    return tuple(int(c) for c in rng.integers(lo, hi, 3))
-
-
-def _vivid(rng) -> tuple:
-    """A saturated random colour (HSV with high S and V), so parts stand out or not by chance."""
-    h = rng.random()
-    s = rng.uniform(0.35, 1.0)
-    v = rng.uniform(0.35, 1.0)
-    i = int(h * 6) % 6
-    f = h * 6 - int(h * 6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    r, g, b = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
-    return (int(r * 255), int(g * 255), int(b * 255))
-
-
-def _palette(rng, n: int) -> list:
-    """``n`` colours; consecutive ones differ enough to be told apart."""
-    out = [_vivid(rng) if rng.random() < 0.8 else _rand_color(rng)]
-    while len(out) < n:
-        c = _vivid(rng) if rng.random() < 0.8 else _rand_color(rng)
-        if sum(abs(a - b) for a, b in zip(c, out[-1])) > 150:
-            out.append(c)
-    return out
-
-
-# ---------------------------------------------------------------------------- backgrounds
-
-def _to_rgb_uint8(a) -> Image.Image:
-    return rgb_image(a, 800)
-
-
-@lru_cache(maxsize=None)
-def skimage_image(name: str) -> Image.Image:
-    """A scikit-image sample image (bundled with the package, no download) as RGB."""
-    import skimage.data
-
-    loader = getattr(skimage.data, name)
-    if name == "binary_blobs":  # generated, random unless seeded
-        return _to_rgb_uint8(loader(length=512, rng=0))
-    return _to_rgb_uint8(loader())
-
-
-def _skimage_bg(rng, size, names) -> Image.Image:
-    img = skimage_image(names[int(rng.integers(0, len(names)))])
-    w, h = img.size
-    tw, th = size
-    # random crop with the target aspect, 35-100% of the largest such crop
-    scale = rng.uniform(0.35, 1.0)
-    cw = min(w, int(h * tw / th))
-    ch = int(cw * th / tw)
-    cw, ch = max(16, int(cw * scale)), max(16, int(ch * scale))
-    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    img = img.crop((x0, y0, x0 + cw, y0 + ch)).resize(size, Image.Resampling.BILINEAR)
-    if rng.random() < 0.5:
-        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return img
-
-
-def _gradient_bg(rng, size) -> Image.Image:
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    c = np.array(_palette(rng, 3), np.float32)
-    if rng.random() < 0.5:
-        a = rng.uniform(0, 2 * math.pi)
-        t = (x * math.cos(a) + y * math.sin(a))
-    else:
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        t = np.hypot(x - cx, y - cy)
-    t = (t - t.min()) / max(1e-6, float(t.max() - t.min()))
-    t2 = np.clip(t * 2, 0, 1)[..., None]
-    t3 = np.clip(t * 2 - 1, 0, 1)[..., None]
-    arr = c[0] * (1 - t2) + c[1] * t2
-    arr = arr * (1 - t3) + c[2] * t3
-    return Image.fromarray(arr.astype(np.uint8), "RGB")
-
-
-def _noise_bg(rng, size) -> Image.Image:
-    w, h = size
-    arr = np.zeros((h, w, 3), np.float32)
-    for octave, amp in ((4, 1.0), (12, 0.5), (40, 0.25)):
-        g = rng.normal(0, 1, (octave, max(2, int(octave * w / h)), 3)).astype(np.float32)
-        layer = np.stack([np.asarray(Image.fromarray(g[..., k]).resize((w, h), Image.Resampling.BICUBIC))
-                          for k in range(3)], -1)
-        arr += amp * layer
-    arr = (arr - arr.mean()) / (arr.std() + 1e-6)
-    base = np.array(_rand_color(rng, 40, 220), np.float32)
-    arr = base + arr * rng.uniform(20, 60)
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
-
-
-def _words(rng, n) -> str:
-    return " ".join("".join(chr(int(c)) for c in rng.integers(97, 123, int(rng.integers(2, 9))))
-                    for _ in range(n))
-
-
-def _screenshot_bg(rng, size) -> Image.Image:
-    """A screenshot-like canvas: app bar, text lines, cards, buttons and small round avatars."""
-    w, h = size
-    light = rng.random() < 0.7
-    bgc = _rand_color(rng, 225, 256) if light else _rand_color(rng, 10, 50)
-    fg = (30, 30, 30) if light else (220, 220, 220)
-    img = Image.new("RGB", size, bgc)
-    d = ImageDraw.Draw(img)
-    top = int(h * rng.uniform(0.06, 0.14))
-    d.rectangle((0, 0, w, top), fill=_vivid(rng))
-    d.text((8, top // 3), _words(rng, 2), fill=(255, 255, 255))
-    y = top + 6
-    while y < h - 10:
-        r = rng.random()
-        if r < 0.25:  # a card with an avatar
-            ch = int(rng.integers(30, 70))
-            d.rounded_rectangle((6, y, w - 6, y + ch), radius=6, fill=_rand_color(rng, 180, 256) if light
-                                else _rand_color(rng, 40, 90))
-            ar = int(rng.integers(6, 14))
-            d.ellipse((12, y + 6, 12 + 2 * ar, y + 6 + 2 * ar), fill=_vivid(rng))
-            d.text((20 + 2 * ar, y + 6), _words(rng, int(rng.integers(2, 6))), fill=fg)
-            y += ch + 6
-        elif r < 0.35:  # a button
-            bw = int(rng.integers(50, 140))
-            d.rounded_rectangle((10, y, 10 + bw, y + 18), radius=8, fill=_vivid(rng))
-            d.text((16, y + 4), _words(rng, 1), fill=(255, 255, 255))
-            y += 26
-        else:
-            d.text((10, y), _words(rng, int(rng.integers(3, 9))), fill=fg)
-            y += 13
-    return img
-
-
-def _tiles_bg(rng, size) -> Image.Image:
-    """Stripes or checker tiles (a background family used only in the eval split)."""
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    c1, c2 = (np.array(c, np.float32) for c in _palette(rng, 2))
-    period = rng.uniform(8, 40)
-    a = rng.uniform(0, math.pi)
-    if rng.random() < 0.5:
-        m = (np.floor((x * math.cos(a) + y * math.sin(a)) / period) % 2)
-    else:
-        m = (np.floor(x / period) + np.floor(y / period)) % 2
-    arr = c1 * (1 - m[..., None]) + c2 * m[..., None]
-    return Image.fromarray(arr.astype(np.uint8), "RGB").filter(ImageFilter.SMOOTH)
 
 
 def background(seed: int, size=SIZE) -> tuple[Image.Image, str]:
@@ -287,241 +130,6 @@ def background(seed: int, size=SIZE) -> tuple[Image.Image, str]:
     else:
         img = _tiles_bg(rng, size)
     return img, fam
-
-
-def _clutter(img: Image.Image, rng) -> None:
-    """0-3 small random shapes (ellipses, rectangles, triangles), on positives and negatives alike."""
-    w, h = img.size
-    d = ImageDraw.Draw(img)
-    for _ in range(int(rng.integers(0, 4))):
-        s = int(min(w, h) * rng.uniform(0.05, 0.2))
-        x0, y0 = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
-        c = _vivid(rng)
-        k = int(rng.integers(0, 3))
-        if k == 0:
-            d.ellipse((x0, y0, x0 + s, y0 + int(s * rng.uniform(0.5, 1.0))), fill=c)
-        elif k == 1:
-            d.rectangle((x0, y0, x0 + s, y0 + int(s * rng.uniform(0.5, 1.0))), fill=c)
-        else:
-            d.polygon([(x0, y0 + s), (x0 + s // 2, y0), (x0 + s, y0 + s)], fill=c)
-
-
-# ---------------------------------------------------------------------------- drawing parts
-
-def _disc(d, cx, cy, r, fill):
-    d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-
-
-def _petal(d, cx, cy, r0, r1, angle, width, shape, fill):
-    """One petal from radius r0 to r1 along ``angle`` (radians), ``width`` = half-width."""
-    ca, sa = math.cos(angle), math.sin(angle)
-
-    def pt(along, across):
-        return (cx + along * ca - across * sa, cy + along * sa + across * ca)
-
-    mid = (r0 + r1) / 2
-    if shape == "ellipse":
-        half = (r1 - r0) / 2
-        d.polygon([pt(mid + half * math.cos(t), width * math.sin(t))
-                   for t in np.linspace(0, 2 * math.pi, 18, endpoint=False)], fill=fill)
-    elif shape == "triangle":
-        d.polygon([pt(r0, -width), pt(r1, 0), pt(r0, width)], fill=fill)
-    elif shape == "round":  # a stalk ending in a ball
-        d.polygon([pt(r0, -width * 0.35), pt(r1 - width, -width * 0.35), pt(r1 - width, width * 0.35),
-                   pt(r0, width * 0.35)], fill=fill)
-        bx, by = pt(r1 - width, 0)
-        _disc(d, bx, by, width, fill)
-    elif shape == "kite":
-        d.polygon([pt(r0, 0), pt(r0 + (r1 - r0) * 0.6, -width), pt(r1, 0),
-                   pt(r0 + (r1 - r0) * 0.6, width)], fill=fill)
-    elif shape == "line":
-        d.line([pt(r0, 0), pt(r1, 0)], fill=fill, width=max(1, int(width)))
-    else:
-        raise ValueError(shape)
-
-
-def _layer(diam: int):
-    D = diam * SS
-    lay = Image.new("RGBA", (D, D), (0, 0, 0, 0))
-    return lay, ImageDraw.Draw(lay), D / 2
-
-
-def _lit(rgb, factor: float, cast, rng) -> tuple:
-    """A colour under lighting: scaled by ``factor``, shifted by ``cast``, plus a little noise."""
-    return tuple(int(np.clip(c * factor + k + rng.normal(0, 6), 0, 255)) for c, k in zip(rgb, cast))
-
-
-def emblem_colours(rng, light: float = 1.0, cast=(0, 0, 0)) -> dict:
-    """The emblem's colour roles under the given lighting."""
-    return {role: _lit(rgb, light, cast, rng) for role, rgb in EMBLEM_COLOURS.items()}
-
-
-def _far_from_emblem(c, role: str, margin: int = 150) -> bool:
-    return sum(abs(a - b) for a, b in zip(c, EMBLEM_COLOURS[role])) > margin
-
-
-def recolour_palette(rng) -> dict:
-    """Random colours for the four roles, each far from the emblem's colour for that role."""
-    out = {}
-    for role in EMBLEM_COLOURS:
-        while True:
-            c = _vivid(rng) if rng.random() < 0.8 else _rand_color(rng)
-            if _far_from_emblem(c, role) and all(sum(abs(a - b) for a, b in zip(c, o)) > 90 for o in out.values()):
-                out[role] = c
-                break
-    return out
-
-
-def draw_emblem(rng, diam: int, params: dict, colours: dict) -> Image.Image:
-    """The marker emblem (``colours``: role -> RGB) on a transparent RGBA layer, supersampled."""
-    lay, d, c = _layer(diam)
-    R = c * 0.98
-    n_rings = params["rings"]
-    ring_out = R * params["core"]             # outer radius of the ring stack
-    # petals first (they start just inside the outer ring, which then covers their bases)
-    n = params["petals"]
-    width = (ring_out + (R - ring_out) / 2) * math.sin(math.pi / n) * params["petal_width"]
-    phase = rng.uniform(0, 2 * math.pi)
-    for k in range(n):
-        _petal(d, c, c, ring_out * 0.9, R, phase + 2 * math.pi * k / n, width, params["petal_shape"],
-               colours["petal"])
-    # ring stack: band / gap / band ... / centre disc
-    radii = np.linspace(ring_out, ring_out * params["centre"], 2 * n_rings + 1)
-    for i, r in enumerate(radii):
-        if i == len(radii) - 1:
-            fill = colours["centre"]
-        elif i % 2:
-            fill = colours["gap"]
-        else:
-            fill = colours["ring"] if (i // 2) % 2 == 0 else colours["centre"]
-        _disc(d, c, c, r, fill)
-    return lay
-
-
-def draw_hard(rng, diam: int, kind: str, colours: list) -> Image.Image:
-    """A look-alike on a transparent RGBA layer (``colours``: four RGB colours to draw with)."""
-    lay, d, c = _layer(diam)
-    R = c * 0.98
-    if kind == "disc":
-        _disc(d, c, c, R * rng.uniform(0.6, 1.0), colours[0])
-        if rng.random() < 0.5:  # sometimes a flat two-tone disc
-            _disc(d, c, c, R * rng.uniform(0.2, 0.5), colours[1])
-    elif kind == "rings":  # a target: rings without petals
-        n = int(rng.integers(2, 5))
-        for i, r in enumerate(np.linspace(R * rng.uniform(0.7, 1.0), R * rng.uniform(0.08, 0.25), 2 * n)):
-            _disc(d, c, c, r, colours[0] if i % 2 == 0 else colours[1 + (i // 2) % 3])
-    elif kind == "petals":  # a starburst: petals or spokes with no centre and no rings
-        n = int(rng.integers(5, 15))
-        shape = ["ellipse", "triangle", "line"][int(rng.integers(0, 3))]
-        r0 = R * rng.uniform(0.25, 0.55)
-        width = (r0 + (R - r0) / 2) * math.sin(math.pi / n) * rng.uniform(0.5, 0.9)
-        phase = rng.uniform(0, 2 * math.pi)
-        for k in range(n):
-            _petal(d, c, c, r0, R, phase + 2 * math.pi * k / n, width if shape != "line" else SS * 3,
-                   shape, colours[0])
-    elif kind == "star":  # a filled regular star polygon, maybe with a plain centre
-        n = int(rng.integers(5, 13))
-        inner = rng.uniform(0.4, 0.7)
-        phase = rng.uniform(0, 2 * math.pi)
-        pts = []
-        for k in range(2 * n):
-            r = R if k % 2 == 0 else R * inner
-            a = phase + math.pi * k / n
-            pts.append((c + r * math.cos(a), c + r * math.sin(a)))
-        d.polygon(pts, fill=colours[0])
-        if rng.random() < 0.5:
-            _disc(d, c, c, R * inner * rng.uniform(0.3, 0.8), colours[1])
-    elif kind == "polygon":  # a filled regular polygon, maybe with a square inset
-        n = int(rng.integers(3, 9))
-        phase = rng.uniform(0, 2 * math.pi)
-        d.polygon([(c + R * math.cos(phase + 2 * math.pi * k / n), c + R * math.sin(phase + 2 * math.pi * k / n))
-                   for k in range(n)], fill=colours[0])
-        if rng.random() < 0.5:
-            s = R * rng.uniform(0.2, 0.45)
-            d.rectangle((c - s, c - s, c + s, c + s), fill=colours[1])
-    elif kind == "flag":  # stripes of the given colours in a rectangle
-        n = int(rng.integers(2, 5))
-        h = R * rng.uniform(0.5, 0.8)
-        for i in range(n):
-            x0 = c - R + 2 * R * i / n
-            d.rectangle((x0, c - h, x0 + 2 * R / n, c + h), fill=colours[i % len(colours)])
-    elif kind == "squares":  # concentric squares (eval only)
-        n = int(rng.integers(2, 5))
-        for i, r in enumerate(np.linspace(R * 0.7, R * 0.1, 2 * n)):
-            d.rectangle((c - r, c - r, c + r, c + r), fill=colours[i % 3])
-    elif kind == "asterisk":  # thick lines through the centre (eval only)
-        n = int(rng.integers(3, 8))
-        phase = rng.uniform(0, math.pi)
-        for k in range(n):
-            a = phase + math.pi * k / n
-            d.line([(c - R * math.cos(a), c - R * math.sin(a)), (c + R * math.cos(a), c + R * math.sin(a))],
-                   fill=colours[0], width=int(SS * rng.uniform(3, 10)))
-    else:
-        raise ValueError(kind)
-    return lay
-
-
-def _emblem_params(rng, split: str) -> dict:
-    """Emblem parameters; in eval, half the emblems take one axis from its held-out range."""
-    heldout = None
-    if split == "eval" and rng.random() < 0.5:
-        heldout = HELDOUT_AXES[int(rng.integers(0, len(HELDOUT_AXES)))]
-    p = {
-        "petals": int(rng.integers(PETALS_SEEN[0], PETALS_SEEN[1] + 1)),
-        "petal_shape": PETAL_SHAPES[int(rng.integers(0, len(PETAL_SHAPES)))],
-        "size": float(rng.uniform(*SIZE_SEEN)),
-        "squash": float(rng.uniform(*SQUASH_SEEN)) if rng.random() < 0.4 else 1.0,
-        "light": float(rng.uniform(*LIGHT_SEEN)),
-        "cast": [0, 0, 0],
-        "rings": int(rng.integers(1, 4)),
-        "core": float(rng.uniform(0.5, 0.7)),       # ring stack radius / emblem radius
-        "centre": float(rng.uniform(0.12, 0.3)),    # centre disc radius / ring stack radius
-        "petal_width": float(rng.uniform(0.55, 0.9)),
-    }
-    if heldout == "petals":
-        p["petals"] = int(PETALS_HELDOUT[int(rng.integers(0, len(PETALS_HELDOUT)))])
-    elif heldout == "petal_shape":
-        p["petal_shape"] = EVAL_ONLY_PETAL_SHAPES[int(rng.integers(0, len(EVAL_ONLY_PETAL_SHAPES)))]
-    elif heldout == "size":
-        lo, hi = SIZE_HELDOUT[int(rng.integers(0, len(SIZE_HELDOUT)))]
-        p["size"] = float(rng.uniform(lo, hi))
-    elif heldout == "squash":
-        p["squash"] = float(rng.uniform(*SQUASH_HELDOUT))
-    elif heldout == "lighting":
-        lo, hi = LIGHT_HELDOUT[int(rng.integers(0, len(LIGHT_HELDOUT)))]
-        p["light"] = float(rng.uniform(lo, hi))
-        p["cast"] = [int(v) for v in rng.integers(-30, 31, 3)]
-    p["heldout"] = heldout
-    return p
-
-
-def _place(img: Image.Image, layer: Image.Image, rng, diam: int, squash: float, occlude: bool) -> None:
-    """Downsample, squash, rotate and paste ``layer`` near the centre of ``img``; maybe occlude."""
-    w, h = img.size
-    dw, dh = max(4, int(round(diam * squash))), diam
-    layer = layer.resize((dw, dh), Image.Resampling.BOX)  # anti-aliased downsampling
-    layer = layer.rotate(rng.uniform(0, 360), resample=Image.Resampling.BILINEAR, expand=True)
-    lw, lh = layer.size
-    cx, cy = w * (0.5 + rng.uniform(-0.25, 0.25)), h * (0.5 + rng.uniform(-0.25, 0.25))
-    x0, y0 = int(round(cx - lw / 2)), int(round(cy - lh / 2))
-    alpha = layer.getchannel("A")
-    if rng.random() < 0.15:  # a soft drop shadow
-        sh = alpha.point(lambda a: a // 3).filter(ImageFilter.GaussianBlur(3))
-        img.paste((0, 0, 0), (x0 + 4, y0 + 4, x0 + 4 + lw, y0 + 4 + lh), sh)
-    if rng.random() < 0.1:  # semi-transparent, like a watermark or sticker
-        f = rng.uniform(0.6, 0.9)
-        alpha = alpha.point(lambda a: int(a * f))
-    img.paste(layer.convert("RGB"), (x0, y0), alpha)
-    if occlude:  # an occluder over one side, up to 30% of the object's box
-        d = ImageDraw.Draw(img)
-        side = int(rng.integers(0, 4))
-        f = rng.uniform(0.15, 0.3)
-        box = [(x0, y0, x0 + int(lw * f), y0 + lh), (x0 + int(lw * (1 - f)), y0, x0 + lw, y0 + lh),
-               (x0, y0, x0 + lw, y0 + int(lh * f)), (x0, y0 + int(lh * (1 - f)), x0 + lw, y0 + lh)][side]
-        if rng.random() < 0.5:
-            d.rectangle(box, fill=_rand_color(rng))
-        else:
-            d.ellipse(box, fill=_rand_color(rng))
 
 
 def _finish(img: Image.Image, rng) -> Image.Image:
