@@ -14,10 +14,11 @@ but the report:
   screenshots, rotations, colour changes, overlays ...), saved as JPEG (screenshots as PNG) and
   hashed from the bytes with ``csadetect.media.hashing.hash_image`` like the pipeline does.
 
-Issue 17 added 18 edits (``training.robustness_set.ISSUE17``: crops keeping 75% and 60% of the area
+Issue 17 added 20 edits (``training.robustness_set.ISSUE17``: crops keeping 75% and 60% of the area
 at each corner, the centre and a random place; picture-in-picture at 60% and 40% of the canvas;
-collages; a meme frame), six scene originals per split whose other shots are hard distractors
-(burst frames, stereo pairs, other objects on the same studio sweep) and "template" distractors (a
+collages; a meme frame; since 2026-12-05 a mirror with a 75% crop or a text band), six scene
+originals per split whose other shots are hard distractors (burst frames, stereo pairs, other
+objects on the same studio sweep) and "template" distractors (a
 composite or screenshot template of a copy holding another picture):
 ``training.robustness_set.build_hard_distractors``. Every query is scored three ways: plain PDQ;
 the previous release (PDQ + views or the embedding, with ``match.sub_images``,

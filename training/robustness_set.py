@@ -11,10 +11,11 @@ from benign sources, nothing downloaded:
   copy of an original;
 * ``TRANSFORMS``: 30 edits of an original (re-encoding, resizing, crops, borders, letterboxing,
   screenshots, rotations, colour changes, overlays ...), each with the encoding it is saved in
-  (``encode``), then issue 17's 18 (``ISSUE17``): crops keeping 75% or 60% of the area at each
+  (``encode``), then issue 17's (``ISSUE17``): crops keeping 75% or 60% of the area at each
   corner, the centre or a random place, picture-in-picture over an unrelated picture at 60% and 40%
   of the canvas, three collage layouts (the original >= 42% of the canvas) and a meme frame with a
-  caption above and below;
+  caption above and below; and, since 2026-12-05, two mirrored edits (a 75% crop, a text band):
+  20 in all;
 * issue 17's scene originals and hard distractors (:func:`scene_pairs`, :func:`build_hard_distractors`):
   other shots of a scene original (burst frames, the other eye of a stereo pair, other objects on
   the same studio sweep; ``training.robustness_scenes`` says how a copy and another shot differ)
