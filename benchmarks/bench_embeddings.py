@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.bench_sizing import MB, machine, settle
+from benchmarks.machine import log
 from csadetect.config.settings import MatchSettings
 from csadetect.models.loader import REFERENCE_DIR
 from csadetect.signals.embedding import (
@@ -67,10 +68,6 @@ DEFAULT_TUNING_RECALL = 0.995
 # at the pipeline's batch size (benchmarks/models.md: 1.59 ms, batch 256). An exact search that
 # costs more than the model that made the vectors is "over budget".
 BUDGET_MS = 1.6
-
-
-def log(*args) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 def rss() -> int:

@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.machine import cpu_model, memory_gib
 from benchmarks.models_common import (ROOT, _rss_now_mb, dir_size, embedding_dim, fmt_rate, interleaved, load_probe,
                                       log, med, memory, memory_line, pin_one_core, spread, tf_one_thread)
 from benchmarks.models_grooming import (BEFORE_COMMIT, STREAM_TARGET, _events, _old_module, _State, _Timer, beam_minor,
@@ -56,17 +57,9 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- main
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = ""
-    try:
-        kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model("unknown CPU")
+    gib = memory_gib()
+    mem = f", {gib:.0f} GiB RAM" if gib is not None else ""
     versions = []
     for mod in ("tensorflow", "keras", "numpy", "apache_beam", "PIL"):
         try:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.machine import log
 from csadetect.config.settings import MatchSettings
 from csadetect.core.keys import generate_keypair
 from csadetect.events.event import make_event
@@ -51,10 +52,6 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "benchmarks" / "README.md"
 BEGIN, END = "<!-- bench_reliability:begin -->", "<!-- bench_reliability:end -->"
 N_KNOWN = 4
-
-
-def log(*args) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 def marker(rng: random.Random) -> str:

@@ -72,6 +72,7 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.machine import cpu_model
 from benchmarks.video_report import render
 from csadetect.config.settings import MatchSettings
 from csadetect.media import hashing
@@ -509,12 +510,7 @@ def measure_excerpts(parts: dict[str, Path]) -> dict:
 
 
 def machine() -> str:
-    model = "?"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    model = cpu_model()
     ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n", 1)[0]
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {ffmpeg.split(' Copyright')[0]}"
 

@@ -19,6 +19,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from benchmarks.machine import cpu_model, log, memory_gib
+
 __all__ = ["ROOT", "THRESHOLD", "SEED", "DATA_DIR", "SHARED", "log", "machine", "_LIBC", "rss", "pin_one_core",
            "interleaved", "fmt", "table"]
 
@@ -30,29 +32,13 @@ DATA_DIR = ROOT / "benchmarks" / ".data"
 SHARED = Path(os.environ.get("CSAD_SHARED_TESTDATA", "/work/shared/testdata")) / "threatexchange" / "pdq"
 
 
-def log(*args) -> None:
-    print(*args, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- machine and timing
 
 
 def machine() -> dict:
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        with open("/proc/meminfo") as fh:
-            mem = f"{int(fh.readline().split()[1]) / 2**20:.0f} GiB"
-    except OSError:
-        pass
+    model = cpu_model(platform.processor() or "?")
+    gib = memory_gib()
+    mem = f"{gib:.0f} GiB" if gib is not None else "?"
     import apache_beam
     import faiss
     import threatexchange  # noqa: F401

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import log
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def pin_one_core() -> str:

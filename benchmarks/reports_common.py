@@ -11,11 +11,11 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
+from benchmarks.machine import cpu_model, log
 from csadetect.config.settings import ProviderSettings
 from csadetect.events.event import make_event, parse_event
 from csadetect.indicators.index import Match
@@ -34,23 +34,11 @@ DATA_DIR = ROOT / "benchmarks" / ".data"
 SIZES = ((640, 480), (1600, 1200))
 
 
-def log(*args) -> None:
-    print(*args, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- machine and timing
 
 
 def machine() -> dict:
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model(platform.processor() or "?")
     from importlib.metadata import version
 
     import apache_beam

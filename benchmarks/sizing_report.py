@@ -8,6 +8,7 @@ import os
 import platform
 from typing import Optional
 
+from benchmarks.machine import cpu_model, memory_gib
 from benchmarks.sizing_snapshot import MB
 
 
@@ -25,14 +26,8 @@ def machine() -> str:
     import numpy
     import pyarrow
 
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    with open("/proc/meminfo") as fh:
-        mem = int(fh.readline().split()[1]) / 2**20
+    cpu = cpu_model(platform.processor() or "?")
+    mem = memory_gib()
     return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}, "
             f"apache-beam {apache_beam.__version__}, faiss-cpu {faiss.__version__}, pyarrow {pyarrow.__version__} "
             f"(pool: {pyarrow.default_memory_pool().backend_name}), numpy {numpy.__version__}")

@@ -10,11 +10,12 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
+
+from benchmarks.machine import log
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,10 +25,6 @@ CHUNK = 1_000_000
 ADDED_AT = "2026-11-28T00:00:00Z"
 EMBEDDING_DIM = 128
 MB = 2**20
-
-
-def log(*args) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- snapshots

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from benchmarks.machine import cpu_model
 from benchmarks.stages_runs import REST, STAGES, STARTUP
 from benchmarks.stages_workload import SMALL
 
@@ -152,12 +153,7 @@ def kept_notes(path: Path) -> str:
 
 
 def machine() -> str:
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    model = cpu_model()
     import platform
     from importlib.metadata import version
 

@@ -10,8 +10,9 @@ import base64
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
+
+from benchmarks.machine import log
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".data" / "stages"
@@ -20,10 +21,6 @@ SIZES = {"3": ("3.1 MP", (2048, 1536)), "1": ("1.0 MP", (1152, 864))}
 N_RANDOM = 100_000
 SMALL = 20  # the same runs on the first SMALL events give the fixed cost per run, subtracted stage by stage
 BATCH = 64  # the default RunInference max batch size (config `embedding.batching`)
-
-
-def log(*args) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- workload
