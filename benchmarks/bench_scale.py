@@ -31,7 +31,6 @@ The markdown table goes to stdout (paste it into ``benchmarks/README.md``); raw 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -42,7 +41,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from benchmarks.bench_sizing import MB, _chunk_table, _hex, _ids, log, peak_mb, reset_peak, rss_mb, settle
+from benchmarks.bench_sizing import (MB, _chunk_table, _hex, _ids, log, peak_mb, publish_first_version, reset_peak,
+                                     rss_mb, settle)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / ".data" / "scale"
@@ -73,12 +73,12 @@ def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) ->
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from csadetect.core.keys import key_id, load_private_key, sign
+    from csadetect.core.keys import key_id, load_private_key
     from csadetect.indicators import mapped
     from csadetect.indicators import snapshot as snap
     from csadetect.signals.hamming import MultiIndexHash
 
-    final, staging = db_dir / "versions" / "1", db_dir / "versions" / ".staging-1"
+    staging = db_dir / "versions" / ".staging-1"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -124,12 +124,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) ->
     }
     if mih:
         manifest["index"]["mih_bits"] = bits
-    raw = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    (staging / snap.MANIFEST).write_bytes(raw)
-    (staging / snap.SIGNATURE).write_bytes(base64.b64encode(sign(str(private_key), raw)) + b"\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(staging, final)
-    (db_dir / "CURRENT").write_text("1\n")
+    publish_first_version(db_dir, staging, manifest, private_key)
     return manifest
 
 

@@ -69,8 +69,8 @@ from benchmarks.sizing_children import (LEVELS, _LIBC, _load_models, _status, ch
                                         reset_peak, rss_mb, run_child, settle)
 from benchmarks.sizing_report import fmt, human, machine, markdown
 from benchmarks.sizing_snapshot import (ADDED_AT, CHUNK, DATA, EMBEDDING_DIM, MB, ROOT, SEED, _chunk_table, _hex, _ids,
-                                        _sha256_file, check_writer, embedding_version, generate_rows, log, snapshot,
-                                        write_snapshot)
+                                        check_writer, embedding_version, generate_rows, log, publish_first_version,
+                                        snapshot, write_snapshot)
 
 # The snapshots and the shared constants (ROOT, DATA, SEED, CHUNK, MB, log ...) live in benchmarks.sizing_snapshot,
 # the /proc readings, the baseline imports and the measuring children in benchmarks.sizing_children, the markdown
@@ -82,7 +82,7 @@ __all__ = [
     "log",
     "_LIBC", "_status", "rss_mb", "peak_mb", "reset_peak", "settle",
     "LEVELS", "import_level", "child_baseline",
-    "_hex", "_ids", "_chunk_table", "embedding_version", "generate_rows", "_sha256_file", "write_snapshot", "snapshot",
+    "_hex", "_ids", "_chunk_table", "embedding_version", "generate_rows", "publish_first_version", "write_snapshot", "snapshot",
     "check_writer",
     "child_index", "_load_models", "child_models", "child_worker", "media_bytes", "child_media", "run_child",
     "child_main",

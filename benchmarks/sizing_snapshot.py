@@ -6,7 +6,6 @@ the constants and ``log`` the other ``sizing_*`` modules share. ``bench_sizing``
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import shutil
@@ -100,12 +99,20 @@ def generate_rows(n_items: int, n_embedding: int, seed: int) -> Iterator[tuple]:
             yield "embedding", _chunk_table(_ids("emb-", start, n), "embedding", values), None
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
+def publish_first_version(db_dir: Path, staging: Path, manifest: dict, private_key: Path) -> None:
+    """Sign ``manifest`` into ``staging`` and publish it as version 1 of ``db_dir`` (``CURRENT`` -> 1), as
+    ``build_snapshot`` ends: the last step of the benchmarks' own chunked writers (this module's and
+    ``benchmarks.bench_scale``'s)."""
+    from csadetect.core.keys import sign
+    from csadetect.indicators import snapshot as snap
+
+    raw = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    (staging / snap.MANIFEST).write_bytes(raw)
+    (staging / snap.SIGNATURE).write_bytes(base64.b64encode(sign(str(private_key), raw)) + b"\n")
+    final = db_dir / "versions" / "1"
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(staging, final)
+    (db_dir / "CURRENT").write_text("1\n")
 
 
 def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: int, seed: int = SEED) -> dict:
@@ -114,11 +121,11 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
     import numpy as np
     import pyarrow.parquet as pq
 
+    from csadetect.indicators import mapped
     from csadetect.indicators import snapshot as snap
-    from csadetect.core.keys import key_id, load_private_key, sign
+    from csadetect.core.keys import key_id, load_private_key
     from csadetect.signals import names
 
-    final = db_dir / "versions" / "1"
     staging = db_dir / "versions" / ".staging-1"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -134,7 +141,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
                 pdq_at += len(codes)
     codes_out.flush()
     del codes_out
-    files = {name: {"sha256": _sha256_file(staging / name), "bytes": (staging / name).stat().st_size}
+    files = {name: {"sha256": mapped.sha256_file(str(staging / name)), "bytes": (staging / name).stat().st_size}
              for name in (snap.FULL_FILE, snap.CODES_FILE)}
     tally = {"rows": sum(counts.values()),
              "kinds": {k: {"active": counts[k], "disabled": 0} for k in names() if counts.get(k)}}
@@ -142,12 +149,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
         "format": snap.FORMAT, "version": 1, "type": "full", "parent": None, "created_at": ADDED_AT,
         "key_id": key_id(load_private_key(str(private_key))), "counts": tally, "totals": tally, "files": files,
     }
-    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    (staging / snap.MANIFEST).write_bytes(manifest_bytes)
-    (staging / snap.SIGNATURE).write_bytes(base64.b64encode(sign(str(private_key), manifest_bytes)) + b"\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(staging, final)
-    (db_dir / "CURRENT").write_text("1\n")
+    publish_first_version(db_dir, staging, manifest, private_key)
     return manifest
 
 
