@@ -74,6 +74,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) ->
     import pyarrow.parquet as pq
 
     from csadetect.core.keys import key_id, load_private_key
+    from csadetect.core import fs
     from csadetect.indicators import mapped
     from csadetect.indicators import snapshot as snap
     from csadetect.signals.hamming import MultiIndexHash
@@ -113,7 +114,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) ->
     del codes
     names = [snap.FULL_FILE, snap.CODES_FILE, mapped.ROWS_FILE, mapped.CATEGORY_FILE, mapped.SOURCE_FILE,
              mapped.DISABLED_FILE] + ([mapped.ORDER_FILE, mapped.OFFSETS_FILE] if mih else [])
-    files = {name: {"sha256": mapped.sha256_file(str(staging / name)), "bytes": (staging / name).stat().st_size}
+    files = {name: {"sha256": fs.sha256_file(str(staging / name)), "bytes": (staging / name).stat().st_size}
              for name in names}
     tally = {"rows": n, "kinds": {"pdq": {"active": n, "disabled": 0}}}
     manifest = {

@@ -121,6 +121,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
     import numpy as np
     import pyarrow.parquet as pq
 
+    from csadetect.core import fs
     from csadetect.indicators import mapped
     from csadetect.indicators import snapshot as snap
     from csadetect.core.keys import key_id, load_private_key
@@ -141,7 +142,7 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
                 pdq_at += len(codes)
     codes_out.flush()
     del codes_out
-    files = {name: {"sha256": mapped.sha256_file(str(staging / name)), "bytes": (staging / name).stat().st_size}
+    files = {name: {"sha256": fs.sha256_file(str(staging / name)), "bytes": (staging / name).stat().st_size}
              for name in (snap.FULL_FILE, snap.CODES_FILE)}
     tally = {"rows": sum(counts.values()),
              "kinds": {k: {"active": counts[k], "disabled": 0} for k in names() if counts.get(k)}}

@@ -13,9 +13,10 @@ import argparse
 from pathlib import Path
 
 from csadetect.cli.output import emit, error, say
+from csadetect.core.fs import sha256_file
 from csadetect.core.timeutil import utc_iso
 from csadetect.tuning.tune import (
-    DETECTORS, TUNABLE, TuneError, check_config_key, choose_threshold, detectors_in, read_examples, sha256_file,
+    DETECTORS, TUNABLE, TuneError, check_config_key, choose_threshold, detectors_in, read_examples,
     write_config, write_curves,
 )
 

@@ -94,18 +94,6 @@ def index_files(table: pa.Table, codes: np.ndarray) -> tuple[dict, dict[str, byt
     return meta, blobs
 
 
-def sha256_file(path: str, drop_cache: bool = False) -> str:
-    """The SHA-256 of a file, read in 16 MiB blocks (nothing of it is kept). ``drop_cache``: then
-    ask the kernel to drop the pages this read cached (pages other processes map stay)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            digest.update(block)
-        if drop_cache and hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    return digest.hexdigest()
-
-
 # Files read a row here and a row there (the id, category and source of a hit): mapped for random
 # access. Read sequentially by the checksum, their pages would sit in the page cache as large
 # folios, and the first touch of a row would map megabytes around it into the process; the cache
@@ -220,7 +208,7 @@ def map_version(where: str, manifest: dict) -> MappedVersion:
             raise SnapshotError(f"manifest of version {version} does not list {name}")
         path = os.path.join(where, name)
         try:
-            digest = sha256_file(path, drop_cache=name in SPARSE)
+            digest = fs.sha256_file(path, drop_cache=name in SPARSE)
         except OSError:
             raise SnapshotError(f"{name} is missing from version {version}") from None
         if digest != files[name].get("sha256"):

@@ -15,7 +15,6 @@ misspelt key is refused with the nearest one instead of being written where noth
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -336,14 +335,6 @@ def detectors_in(path, column: str = "detector") -> list[str]:
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         values = {row.get(column) for row in rows if isinstance(row, dict) and column in row}
     return sorted(str(v) for v in values if v is not None)
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------- output
