@@ -17,16 +17,23 @@ _URL = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")  # FileSystems.URI_SCHEMA_PATT
 FORCE_BEAM = False  # tests flip this to send local paths through Beam's FileSystems too
 
 
-def sha256_file(path, drop_cache: bool = False) -> str:
-    """The SHA-256 of a local file, read in 16 MiB blocks (nothing of it is kept). ``drop_cache``:
-    then ask the kernel to drop the pages this read cached (pages other processes map stay)."""
-    digest = hashlib.sha256()
+def file_digests(path, algorithms=("sha256",), drop_cache: bool = False) -> "dict[str, str]":
+    """Hex digests of a local file, one per ``hashlib`` algorithm, read once in 16 MiB blocks (nothing
+    of it is kept). ``drop_cache``: then ask the kernel to drop the pages this read cached (pages
+    other processes map stay)."""
+    hashers = {name: hashlib.new(name) for name in algorithms}
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 24), b""):
-            digest.update(block)
+            for hasher in hashers.values():
+                hasher.update(block)
         if drop_cache and hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    return digest.hexdigest()
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
+def sha256_file(path, drop_cache: bool = False) -> str:
+    """The SHA-256 of a local file (``file_digests``)."""
+    return file_digests(path, ("sha256",), drop_cache)["sha256"]
 
 
 def is_url(path) -> bool:

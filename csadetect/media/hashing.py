@@ -26,7 +26,6 @@ in :mod:`.pdq` and video hashing in :mod:`.video`. Callers import all of them fr
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil  # noqa: F401 - shutil, subprocess, tempfile: re-exported, tests reach them as hashing.<module>
@@ -37,6 +36,7 @@ from typing import Callable, Optional, Sequence
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from csadetect.core import fs
 from csadetect.media.view_value import value_name, value_picture
 # re-exported: what callers (and tests) import from csadetect.media.hashing, besides what this module defines
 from csadetect.media.hash_results import (DIGESTS, ImageHashes, MediaError, PdqResult, VideoFrame,  # noqa: F401
@@ -235,13 +235,8 @@ def hash_image_with_views(
 
 
 def file_digests(path: str, algorithms: Sequence[str] = DIGESTS) -> dict[str, str]:
-    """Hex digests of a file, one per hashlib algorithm, read in 1 MiB blocks."""
-    hashers = {name: hashlib.new(name) for name in algorithms}
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            for hasher in hashers.values():
-                hasher.update(block)
-    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+    """Hex digests of a file, one per hashlib algorithm (``csadetect.core.fs.file_digests``)."""
+    return fs.file_digests(path, algorithms)
 
 
 def hash_file(
