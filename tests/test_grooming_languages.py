@@ -297,3 +297,43 @@ def test_extra_phrasings_only_add_training_wording(level, codes):
     assert corpus.language("en", extra_phrasings=1) is corpus.LANGUAGES["en"]
     with pytest.raises(ValueError, match="0, 1 or 2"):
         corpus.language("nl", extra_phrasings=3)
+
+
+@pytest.mark.parametrize("code", ("en",) + tuple(OTHER))
+def test_written_calibration_split_shares_no_wording_with_training_or_evaluation(code):
+    """Issue 17's eleventh grooming round (``written_calibration``, training.grooming_lang.calib_*; not
+    used by the shipped model): the training and evaluation splits are the same texts with it, the
+    calibration split differs, and no calibration-only line, family or slot value is a training or an
+    evaluation one (extra phrasings included), repeats, or hits the blocklist."""
+    import importlib
+
+    calib = importlib.import_module(f"training.grooming_lang.calib_{code}")
+    lang = corpus.language(code, extra_phrasings=2)
+    known = {p.lower().lstrip("!") for name in ("groomer", "child_reply") for bank in getattr(lang, name).values()
+             for split in ("train", "eval") for p in bank[split]}
+    known |= {p.lower().lstrip("!") for split in ("train", "eval") for p in lang.chitchat[split]}
+    known |= {p.lower().lstrip("!") for f in lang.families for d in (f.lines_a, f.lines_b)
+              for split in ("train", "eval") for p in d.get(split, [])}
+    lines = [s for bank in (*calib.GROOMER.values(), *calib.CHILD_REPLY.values(), calib.CHITCHAT) for s in bank]
+    lines += [s for fams in (calib.FAMILIES, calib.CALIBRATION_ONLY_FAMILIES) for d in fams.values()
+              for role in ("a", "b") for s in d[role]]
+    assert len(lines) > 300
+    assert not {s.lower().lstrip("!") for s in lines} & known
+    assert len({s.lower().lstrip("!") for s in lines}) == len(lines)
+    assert not [s for s in lines if _BLOCK_RE.search(s)]
+    for slot, values in calib.SLOTS.items():
+        if slot != "age":
+            assert not set(values) & set(lang.slots[slot]["train"] + lang.slots[slot]["eval"]), (code, slot)
+    assert not set(calib.CALIBRATION_ONLY_FAMILIES) & {f.name for f in lang.families}
+
+    def texts(split, **kw):
+        return [corpus.conversation_text(c) for c in corpus.generate(60, seed=3, split=split, language_code=code, **kw)]
+
+    for split in ("train", "eval"):
+        assert texts(split) == texts(split, written_calibration=True)
+    written = corpus.generate(80, seed=3, split="calibration", language_code=code, written_calibration=True)
+    assert [corpus.conversation_text(c) for c in written] != texts("calibration")
+    assert {c.family for c in written} & set(calib.CALIBRATION_ONLY_FAMILIES)
+    assert not {c.family for c in written} & set(lang.eval_only_families)
+    with pytest.raises(ValueError, match="choose one"):
+        corpus.generate(2, split="calibration", language_code=code, far_calibration=True, written_calibration=True)

@@ -77,7 +77,7 @@ def test_ensemble_check_reads_the_corpus_from_the_models_and_refuses_a_mix(monke
     shipped = json.loads((KIND.reference / "metadata.json").read_text())
     assert gec.corpus_of(shipped) == {"n": 2000, "seed": 1, "languages": ("en", "nl", "de", "fr"),
                                       "n_calibration": 500, "extra_phrasings": 0, "far_calibration": False,
-                                      "balanced_replies": False}
+                                      "written_calibration": False, "balanced_replies": False}
     ninth = {"training": {**shipped["training"], "extra_phrasings": 2, "balanced_replies": "all"}}
     assert gec.corpus_of(ninth)["extra_phrasings"] == 2 and gec.corpus_of(ninth)["balanced_replies"] is True
     cal, ev = gec.scored_splits(40, seed=2, languages=("nl",), n_calibration=12)
@@ -359,3 +359,7 @@ def test_the_command_lines_defaults_are_the_shipped_recipe():
                                           "--risk-input", "counts", "--lr", "0.002", "--ema", "0.99"]))
     assert (changed.hard_weight, changed.single_weight, changed.early_labels, changed.risk_input, changed.lr,
             changed.ema) == (3.0, 0.3, True, "counts", 0.002, 0.99)
+    assert tg.parse_args(["--written-calibration"]).written_calibration is True
+    with pytest.raises(SystemExit) as stop:
+        tg.parse_args(["--written-calibration", "--far-calibration"])
+    assert stop.value.code == 2

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import random
 import re
@@ -64,7 +65,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 from training.grooming_banks import (BENIGN_FAMILIES, CHILD_REPLY, CHITCHAT, ENGLISH, GROOMER,
                                      HARD_NEGATIVE_FAMILIES, LANGUAGE_CODES, LANGUAGES, PATTERNS, PREFIX, SLANG,
                                      SLOTS, STRONG_PATTERNS, SUFFIX, SYNONYMS, _STAGE, language)
-from training.grooming_lang import SPLITS, Family, Language, from_module, with_extra
+from training.grooming_lang import SPLITS, Family, Language, from_module, with_calibration, with_extra
 
 # The phrase banks and the language registry live in training.grooming_banks; importers use them
 # from here (``corpus.PATTERNS``, ``corpus.LANGUAGES``, ``corpus.language``...), so they are re-exported.
@@ -309,7 +310,7 @@ def _ordinary(rng: random.Random, split: str, cid: str, lang: Language = ENGLISH
 
 def generate(n: int, seed: int = 1, split: str = "train", grooming_share: float = 0.35,
              language_code: str = "en", extra_phrasings: int = 0,
-             far_calibration: bool = False) -> list[Conversation]:
+             far_calibration: bool = False, written_calibration: bool = False) -> list[Conversation]:
     """``n`` conversations of one split in one language, deterministic in (n, seed, split,
     language); each language has its own random stream (English keeps its original one).
     ``extra_phrasings``: see :func:`language`.
@@ -319,13 +320,26 @@ def generate(n: int, seed: int = 1, split: str = "train", grooming_share: float 
     fourth phrasing of the risk-pattern, family (first role) and chit-chat banks, it also reserves
     every fourth child reply and family second-role line, the last of three or more slot values and
     slang variants of each (used with the first, as eval does), and :data:`CALIBRATION_ONLY_FAMILY`,
-    which training then never sees. The evaluation split is the same texts either way."""
+    which training then never sees. The evaluation split is the same texts either way.
+
+    ``written_calibration`` (issue 17, eleventh grooming round; not the shipped recipe) builds the
+    calibration split from written calibration-only material (``training.grooming_lang.calib_<code>``:
+    phrasings, replies, family lines, two calibration-only families, slot values, slang, affixes;
+    :func:`training.grooming_lang.with_calibration`) the way the evaluation split is built from its
+    held-out material, so it is as far from training as the evaluation split is and shares none of its
+    wording. The training and evaluation splits are the same texts either way."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
+    if far_calibration and written_calibration:
+        raise ValueError("far_calibration and written_calibration are two kinds of calibration split; choose one")
     lang = language(language_code, extra_phrasings)
-    stream = f"{split}/{seed}" if lang.code == "en" else f"{lang.code}/{split}/{seed}"
+    bank, tag = split, split
+    if written_calibration and split == "calibration":
+        lang = with_calibration(lang, importlib.import_module(f"training.grooming_lang.calib_{lang.code}"))
+        bank, tag = "eval", "calibration-written"
+    stream = f"{tag}/{seed}" if lang.code == "en" else f"{lang.code}/{tag}/{seed}"
     rng = random.Random(f"csadetect-grooming-corpus/{stream}")
-    families = [f for f in lang.families if split in f.splits and _pool(f.lines_a, split, reserve=True)
+    families = [f for f in lang.families if bank in f.splits and _pool(f.lines_a, bank, reserve=True)
                 and not (far_calibration and split == "train" and f.name == CALIBRATION_ONLY_FAMILY)]
     prefix = "" if lang.code == "en" else f"{lang.code}-"
     out = []
@@ -333,11 +347,11 @@ def generate(n: int, seed: int = 1, split: str = "train", grooming_share: float 
         cid = f"{prefix}{split}-{seed}-{i:06d}"
         r = rng.random()
         if r < grooming_share:
-            out.append(_grooming(rng, split, cid, lang, far_calibration))
+            out.append(_grooming(rng, bank, cid, lang, far_calibration))
         elif r < grooming_share + 0.12:
-            out.append(_ordinary(rng, split, cid, lang, far_calibration))
+            out.append(_ordinary(rng, bank, cid, lang, far_calibration))
         else:
-            out.append(_benign(rng, split, cid, families, lang, far_calibration))
+            out.append(_benign(rng, bank, cid, families, lang, far_calibration))
     return out
 
 
@@ -358,12 +372,12 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 def generate_splits(n: int, seed: int = 1, n_eval: Optional[int] = None,
                     n_calibration: Optional[int] = None,
                     languages: Sequence[str] = ("en",), extra_phrasings: int = 0,
-                    far_calibration: bool = False) -> dict[str, list[Conversation]]:
+                    far_calibration: bool = False, written_calibration: bool = False) -> dict[str, list[Conversation]]:
     """``{"train": n, "calibration": n_calibration (default n/4), "eval": n_eval (default n/2)}``
     conversations *per language* (``languages``: codes of :data:`LANGUAGES`), each language's
     after the other's. A calibration or evaluation conversation whose text also occurs in an
-    earlier split is dropped, so the splits never share a conversation text. ``far_calibration``:
-    see :func:`generate`."""
+    earlier split is dropped, so the splits never share a conversation text. ``far_calibration``,
+    ``written_calibration``: see :func:`generate`."""
     sizes = {"train": n, "calibration": max(1, n // 4) if n_calibration is None else n_calibration,
              "eval": max(1, n // 2) if n_eval is None else n_eval}
     seen: set = set()
@@ -371,7 +385,7 @@ def generate_splits(n: int, seed: int = 1, n_eval: Optional[int] = None,
     for split in SPLITS:
         for code in languages:
             convs = [c for c in generate(sizes[split], seed, split, language_code=code, extra_phrasings=extra_phrasings,
-                                         far_calibration=far_calibration)
+                                         far_calibration=far_calibration, written_calibration=written_calibration)
                      if conversation_text(c) not in seen]
             seen |= {conversation_text(c) for c in convs}
             out[split] += convs

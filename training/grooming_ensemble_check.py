@@ -71,15 +71,17 @@ def corpus_of(metadata: dict) -> dict:
     return {"n": int(t["conversations_per_language"]), "seed": int(t["seed"]), "languages": languages,
             "n_calibration": int(t["calibration_conversations"]) // len(languages),
             "extra_phrasings": int(t.get("extra_phrasings", 0)), "far_calibration": bool(t.get("far_calibration")),
+            "written_calibration": bool(t.get("written_calibration")),
             "balanced_replies": t.get("balanced_replies", "none") != "none"}
 
 
 def scored_splits(n: int, seed: int = 1, extra_phrasings: int = 0, balanced_replies: bool = False,
-                  languages=corpus.LANGUAGE_CODES, n_calibration=None, far_calibration: bool = False):
+                  languages=corpus.LANGUAGE_CODES, n_calibration=None, far_calibration: bool = False,
+                  written_calibration: bool = False):
     """The calibration and evaluation conversations with a minor, as ``train_grooming`` scores them:
     with ``balanced_replies``, their reply-balanced versions (``grooming_augment.balanced_splits``)."""
     splits = corpus.generate_splits(n, seed, None, n_calibration, list(languages), extra_phrasings=extra_phrasings,
-                                    far_calibration=far_calibration)
+                                    far_calibration=far_calibration, written_calibration=written_calibration)
     if balanced_replies:
         splits = balanced_splits(splits, seed)
     return ([c for c in splits["calibration"] if c.participants_minor],

@@ -29,7 +29,8 @@ added for issue 17's fourth round, seed stability: none passed its rule, so none
 ``--word-ngrams``, ``--weight-decay``, ``--risk-input``, ``--novel-lines`` and ``--benign-replies`` for its seventh
 round, regularisers and the children's-replies shortcut: likewise; ``--balanced-replies`` and
 ``--far-calibration`` for its eighth, ``--extra-phrasings 2`` and ``--single-pattern-weight`` for its
-ninth, ``--risk-input counts`` for its tenth: likewise, see the model card; :class:`Recipe` holds them).
+ninth, ``--risk-input counts`` for its tenth, ``--written-calibration`` for its eleventh: likewise, see the model
+card; :class:`Recipe` holds them).
 The calibration split uses training phrasings the model never saw (every fourth one is
 reserved), so calibration, the thresholds and the evidence threshold (max message-level F0.5)
 are fitted on unseen wording. The threshold of each language is the one with
@@ -90,7 +91,8 @@ TRIED_OPTIONS = {"warmup_steps": "warmup", "ema_decay": "ema", "patience": "pati
                  "hard_negative_weight": "hard_weight", "single_pattern_weight": "single_pattern_weight",
                  "extra_phrasings": "extra_phrasings", "word_ngrams": "word_ngrams", "weight_decay": "weight_decay",
                  "risk_input": "risk_input", "novel_lines": "novel_lines", "benign_replies": "benign_replies",
-                 "balanced_replies": "balanced_replies", "far_calibration": "far_calibration"}
+                 "balanced_replies": "balanced_replies", "far_calibration": "far_calibration",
+                 "written_calibration": "written_calibration"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a calibration split as far from training as the evaluation split is in kind: reserved "
                          "replies, second-role lines, slot values and slang, and a calibration-only family "
                          "(training.grooming_corpus.generate; default off)")
+    ap.add_argument("--written-calibration", action="store_true",
+                    help="a calibration split built from written calibration-only wording, slot values, slang and "
+                         "two families (training/grooming_lang/calib_<code>.py), as the evaluation split is from its "
+                         "own; default off")
     ap.add_argument("--balanced-replies", choices=("none", "calibration", "all"), default="none",
                     help="children's replies also in the benign conversations, at the grooming conversations' rate: "
                          "in the calibration split (selection, Platt scaling, thresholds) and the reported "
@@ -180,6 +186,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for flag, value in (("--novel-lines", args.novel_lines), ("--benign-replies", args.benign_replies)):
         if not 0.0 <= value <= 1.0:
             ap.error(f"{flag} must be a share between 0 and 1, got {value}")
+    if args.far_calibration and args.written_calibration:
+        ap.error("--far-calibration and --written-calibration are two kinds of calibration split; choose one")
     if not 0.0 <= args.weight_decay < float("inf"):
         ap.error(f"--weight-decay must be >= 0, got {args.weight_decay}")
     return args
@@ -198,7 +206,8 @@ def splits_for(args: argparse.Namespace, languages: list[str], model_seed: int, 
     """The corpus splits the command line asks for: ``train`` (with its augmentations),
     ``calibration`` and ``eval`` (both reply-balanced under ``--balanced-replies``)."""
     splits = corpus.generate_splits(args.n, args.seed, args.n_eval, args.n_calibration, languages,
-                                    extra_phrasings=args.extra_phrasings, far_calibration=args.far_calibration)
+                                    extra_phrasings=args.extra_phrasings, far_calibration=args.far_calibration,
+                                    written_calibration=args.written_calibration)
     if args.balanced_replies != "none":  # issue 17, eighth grooming round: a reply alone tells nothing
         splits = balanced_splits(splits, args.seed)
     log(f"corpus seed {args.seed}, languages {','.join(languages)}: {len(splits['train'])} training + "
