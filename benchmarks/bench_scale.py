@@ -43,6 +43,7 @@ from typing import Optional
 
 from benchmarks.bench_sizing import (MB, _chunk_table, _hex, _ids, log, peak_mb, publish_first_version, reset_peak,
                                      rss_mb, settle)
+from benchmarks.cache import cached
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / ".data" / "scale"
@@ -162,22 +163,17 @@ def check_writer() -> None:
 def snapshot(n: int) -> dict:
     from csadetect.core.keys import generate_keypair
 
-    work = DATA / f"pdq-{n}"
-    params = {"n": n, "seed": SEED, "v": 2}
-    meta = work / "meta.json"
-    if meta.exists() and json.loads(meta.read_text()).get("params") == params:
-        return json.loads(meta.read_text())["data"]
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    generate_keypair(work / "keys", overwrite=True)
-    log(f"  writing a snapshot of {n:,} PDQ indicators")
-    t0 = time.time()
-    manifest = write_snapshot(work / "db", work / "keys" / "private.pem", n)
-    data = {"db": str(work / "db"), "public_key": str(work / "keys" / "public.pem"), "write_s": time.time() - t0,
-            "bytes": {k: v["bytes"] for k, v in manifest["files"].items()}}
-    meta.write_text(json.dumps({"params": params, "data": data}))
-    log(f"  wrote it in {data['write_s']:.0f}s ({sum(data['bytes'].values()) / MB:,.0f} MB on disk)")
-    return data
+    def build(work: Path) -> dict:
+        generate_keypair(work / "keys", overwrite=True)
+        log(f"  writing a snapshot of {n:,} PDQ indicators")
+        t0 = time.time()
+        manifest = write_snapshot(work / "db", work / "keys" / "private.pem", n)
+        data = {"db": str(work / "db"), "public_key": str(work / "keys" / "public.pem"), "write_s": time.time() - t0,
+                "bytes": {k: v["bytes"] for k, v in manifest["files"].items()}}
+        log(f"  wrote it in {data['write_s']:.0f}s ({sum(data['bytes'].values()) / MB:,.0f} MB on disk)")
+        return data
+
+    return cached(DATA / f"pdq-{n}", {"n": n, "seed": SEED, "v": 2}, build)
 
 
 # --------------------------------------------------------------------------- children

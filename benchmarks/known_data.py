@@ -7,12 +7,12 @@ every name.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.cache import cached
 from benchmarks.known_common import DATA_DIR, SEED
 from csadetect.core.keys import generate_keypair
 from csadetect.events.event import make_event
@@ -82,47 +82,45 @@ def e2e_data(work: Path, n_events: int, size: tuple[int, int], n_random: int, sh
     pictures, so exactly those events can match. Cached in ``work`` (same parameters)."""
 
     params = {"n": n_events, "size": list(size), "random": n_random, "shards": shards, "seed": SEED, "v": 2}
-    meta_path = work / "meta.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("params") == params:
-        return json.loads(meta_path.read_text())["data"]
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    rng = np.random.default_rng(SEED + 7)
-    big = (size[0] * 3 // 2, size[1] * 3 // 2)
-    known_canvases = [synthetic_image(SEED + 100, big), _photo(PHOTOS[0], big, 2.0, SEED + 101, False)]
-    other_canvases = [synthetic_image(SEED + 110 + i, big) for i in range(2)]
-    other_canvases += [_photo(PHOTOS[1 + i], big, 2.0, SEED + 120 + i, bool(i % 2)) for i in range(4)]
-    files = [open(work / f"events-{k}.jsonl", "w") for k in range(shards)]
-    rows, total_bytes, known = [], 0, 0
-    for i in range(n_events):
-        is_known = i % 10 == 0
-        canvases = known_canvases if is_known else other_canvases
-        canvas = canvases[i % len(canvases)]
-        x, y = int(rng.integers(0, big[0] - size[0])), int(rng.integers(0, big[1] - size[1]))
-        img = canvas.crop((x, y, x + size[0], y + size[1]))
-        if rng.random() < 0.5:
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        data = jpeg_bytes(img, 90)
-        total_bytes += len(data)
-        if is_known:
-            known += 1
-            rows.append(Indicator(f"known-{i:05d}", "pdq", hash_image(data).pdq.hex(), category="benchmark"))
-        files[i % shards].write(json.dumps(make_event(f"ev-{i:05d}", data, account=f"acct-{i % 97}")) + "\n")
-    for fh in files:
-        fh.close()
-    codes = random_db(n_random, SEED + 9)
-    rows += [Indicator(f"rand-{i:06d}", "pdq", c.tobytes().hex()) for i, c in enumerate(codes)]
-    generate_keypair(work / "keys", overwrite=True)
-    build_snapshot(rows, str(work / "db"), str(work / "keys" / "private.pem"))
-    # the same set-up on 20 events, to measure the fixed cost of a run
-    small = work / "small"
-    small.mkdir()
-    lines = [line for k in range(shards) for line in (work / f"events-{k}.jsonl").read_text().splitlines(True)[:20]]
-    (small / "events-0.jsonl").write_text("".join(lines[:20]))
-    for name in ("keys", "db"):
-        (small / name).symlink_to(work / name)
-    data = {"n": n_events, "size": list(size), "known": known, "indicators": len(rows), "random": n_random,
-            "mean_kb": total_bytes / n_events / 1024, "shards": shards,
-            "jsonl_mb": sum(f.stat().st_size for f in work.glob("events-*.jsonl")) / 2**20}
-    meta_path.write_text(json.dumps({"params": params, "data": data}))
-    return data
+
+    def build(work: Path) -> dict:
+        rng = np.random.default_rng(SEED + 7)
+        big = (size[0] * 3 // 2, size[1] * 3 // 2)
+        known_canvases = [synthetic_image(SEED + 100, big), _photo(PHOTOS[0], big, 2.0, SEED + 101, False)]
+        other_canvases = [synthetic_image(SEED + 110 + i, big) for i in range(2)]
+        other_canvases += [_photo(PHOTOS[1 + i], big, 2.0, SEED + 120 + i, bool(i % 2)) for i in range(4)]
+        files = [open(work / f"events-{k}.jsonl", "w") for k in range(shards)]
+        rows, total_bytes, known = [], 0, 0
+        for i in range(n_events):
+            is_known = i % 10 == 0
+            canvases = known_canvases if is_known else other_canvases
+            canvas = canvases[i % len(canvases)]
+            x, y = int(rng.integers(0, big[0] - size[0])), int(rng.integers(0, big[1] - size[1]))
+            img = canvas.crop((x, y, x + size[0], y + size[1]))
+            if rng.random() < 0.5:
+                img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            data = jpeg_bytes(img, 90)
+            total_bytes += len(data)
+            if is_known:
+                known += 1
+                rows.append(Indicator(f"known-{i:05d}", "pdq", hash_image(data).pdq.hex(), category="benchmark"))
+            files[i % shards].write(json.dumps(make_event(f"ev-{i:05d}", data, account=f"acct-{i % 97}")) + "\n")
+        for fh in files:
+            fh.close()
+        codes = random_db(n_random, SEED + 9)
+        rows += [Indicator(f"rand-{i:06d}", "pdq", c.tobytes().hex()) for i, c in enumerate(codes)]
+        generate_keypair(work / "keys", overwrite=True)
+        build_snapshot(rows, str(work / "db"), str(work / "keys" / "private.pem"))
+        # the same set-up on 20 events, to measure the fixed cost of a run
+        small = work / "small"
+        small.mkdir()
+        lines = [line for k in range(shards) for line in (work / f"events-{k}.jsonl").read_text().splitlines(True)[:20]]
+        (small / "events-0.jsonl").write_text("".join(lines[:20]))
+        for name in ("keys", "db"):
+            (small / name).symlink_to(work / name)
+        data = {"n": n_events, "size": list(size), "known": known, "indicators": len(rows), "random": n_random,
+                "mean_kb": total_bytes / n_events / 1024, "shards": shards,
+                "jsonl_mb": sum(f.stat().st_size for f in work.glob("events-*.jsonl")) / 2**20}
+        return data
+
+    return cached(work, params, build)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.cache import cached
 from benchmarks.reports_common import DATA_DIR, ROOT, SEED, check_load, fmt, log, table
 from csadetect.core.keys import generate_keypair
 from csadetect.events.event import make_event
@@ -41,37 +42,34 @@ def e2e_data(work: Path, n: int, size: tuple[int, int], known_every: int) -> dic
     embedding, as ``indicators from-media`` makes them) form a small signed snapshot. Cached."""
 
     params = {"n": n, "size": list(size), "known_every": known_every, "seed": SEED, "v": 1}
-    meta = work / "meta.json"
-    if meta.exists() and json.loads(meta.read_text()).get("params") == params:
-        return json.loads(meta.read_text())["data"]
 
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    known = []
-    for k in range(3):
-        path = work / f"known-{k}.jpg"
-        path.write_bytes(jpeg_bytes(synthetic_image(SEED + 500 + k, size), 90))
-        known.append(path)
-    generate_keypair(work / "keys")
-    rows = from_media([str(p) for p in known], embedder=EmbeddingModel.load())
-    build_snapshot(rows, str(work / "db"), str(work / "keys" / "private.pem"))
-    total, n_known = 0, 0
-    with open(work / "events.jsonl", "w") as full, open(work / "events-20.jsonl", "w") as small:
-        for i in range(n):
-            if i % known_every == known_every // 2:
-                data = known[n_known % 3].read_bytes()
-                n_known += 1
-            else:
-                data = jpeg_bytes(synthetic_image(SEED + 1000 + i, size), 90)
-            total += len(data)
-            line = json.dumps(make_event(f"ev-{i:05d}", data, account=f"acct-{i % 37}")) + "\n"
-            full.write(line)
-            if i < 20:
-                small.write(line)
-    data = {"n": n, "known": n_known, "indicators": len(rows), "mean_kb": total / n / 1024,
-            "jsonl_mb": (work / "events.jsonl").stat().st_size / 2**20}
-    meta.write_text(json.dumps({"params": params, "data": data}))
-    return data
+    def build(work: Path) -> dict:
+        known = []
+        for k in range(3):
+            path = work / f"known-{k}.jpg"
+            path.write_bytes(jpeg_bytes(synthetic_image(SEED + 500 + k, size), 90))
+            known.append(path)
+        generate_keypair(work / "keys")
+        rows = from_media([str(p) for p in known], embedder=EmbeddingModel.load())
+        build_snapshot(rows, str(work / "db"), str(work / "keys" / "private.pem"))
+        total, n_known = 0, 0
+        with open(work / "events.jsonl", "w") as full, open(work / "events-20.jsonl", "w") as small:
+            for i in range(n):
+                if i % known_every == known_every // 2:
+                    data = known[n_known % 3].read_bytes()
+                    n_known += 1
+                else:
+                    data = jpeg_bytes(synthetic_image(SEED + 1000 + i, size), 90)
+                total += len(data)
+                line = json.dumps(make_event(f"ev-{i:05d}", data, account=f"acct-{i % 37}")) + "\n"
+                full.write(line)
+                if i < 20:
+                    small.write(line)
+        data = {"n": n, "known": n_known, "indicators": len(rows), "mean_kb": total / n / 1024,
+                "jsonl_mb": (work / "events.jsonl").stat().st_size / 2**20}
+        return data
+
+    return cached(work, params, build)
 
 
 def run_pipeline(work: Path, events: str, reports: dict, cpu: int, tag: str) -> dict:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from benchmarks.cache import cached
 from benchmarks.machine import log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,21 +159,17 @@ def snapshot(name: str, n_items: int, n_embedding: int) -> dict:
     """A cached signed snapshot: {"db", "public_key", "bytes"}."""
     from csadetect.core.keys import generate_keypair
 
-    work = DATA / name
+    def build(work: Path) -> dict:
+        generate_keypair(work / "keys", overwrite=True)
+        t0 = time.time()
+        manifest = write_snapshot(work / "db", work / "keys" / "private.pem", n_items, n_embedding)
+        data = {"db": str(work / "db"), "public_key": str(work / "keys" / "public.pem"),
+                "bytes": sum(f["bytes"] for f in manifest["files"].values()), "write_s": time.time() - t0}
+        log(f"  wrote snapshot {name} ({data['bytes'] / MB:.0f} MB on disk) in {data['write_s']:.0f}s")
+        return data
+
     params = {"items": n_items, "embedding": n_embedding, "seed": SEED, "dim": EMBEDDING_DIM, "v": 1}
-    meta = work / "meta.json"
-    if meta.exists() and json.loads(meta.read_text()).get("params") == params:
-        return json.loads(meta.read_text())["data"]
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    generate_keypair(work / "keys", overwrite=True)
-    t0 = time.time()
-    manifest = write_snapshot(work / "db", work / "keys" / "private.pem", n_items, n_embedding)
-    data = {"db": str(work / "db"), "public_key": str(work / "keys" / "public.pem"),
-            "bytes": sum(f["bytes"] for f in manifest["files"].values()), "write_s": time.time() - t0}
-    meta.write_text(json.dumps({"params": params, "data": data}))
-    log(f"  wrote snapshot {name} ({data['bytes'] / MB:.0f} MB on disk) in {data['write_s']:.0f}s")
-    return data
+    return cached(DATA / name, params, build)
 
 
 def check_writer() -> None:
