@@ -177,3 +177,33 @@ def test_grooming_report_is_urgent_on_a_meeting_request_and_carries_no_text():
     urgent = grooming_report(_flag(["secrecy", "meeting"]), ProviderSettings())
     assert urgent["urgent"] is True
     assert grooming_report(_flag(["meeting"]), ProviderSettings(), urgent_patterns=())["urgent"] is False
+
+
+def test_cli_keygen_refuses_to_replace_keys_without_force(tmp_path, capsys):
+    """``review keygen`` takes ``--force`` as every other keygen does (``--overwrite``, its old name, still works)."""
+    from csadetect.cli.main import main
+
+    keys = tmp_path / "keys"
+    assert main(["review", "keygen", "--out", str(keys)]) == 0
+    first = (keys / "private.pem").read_bytes()
+    capsys.readouterr()
+    assert main(["review", "keygen", "--out", str(keys)]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and err.count("\n") == 1
+    assert (keys / "private.pem").read_bytes() == first
+    assert main(["review", "keygen", "--out", str(keys), "--force"]) == 0
+    second = (keys / "private.pem").read_bytes()
+    assert second != first
+    assert main(["review", "keygen", "--out", str(keys), "--overwrite"]) == 0
+    assert (keys / "private.pem").read_bytes() != second
+
+
+def test_keygen_refusal_writes_nothing(tmp_path, capsys):
+    """An existing evidence key alone refuses too, before a new signing key is written beside it."""
+    from csadetect.cli.main import main
+
+    keys = tmp_path / "keys"
+    crypto.generate_evidence_keypair(keys)
+    assert main(["review", "keygen", "--out", str(keys)]) == 1
+    assert "evidence_private.pem already exists" in capsys.readouterr().err
+    assert not (keys / "private.pem").exists()

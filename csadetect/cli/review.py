@@ -23,7 +23,7 @@ import json
 from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core import runs
-from csadetect.core.keys import write_private_file
+from csadetect.core.keys import SigningError, write_private_file
 from csadetect.core.stats import write_stats
 from csadetect.core.timeutil import parse_time
 from csadetect.reports import crypto
@@ -37,7 +37,7 @@ _LISTED = ("report_id", "detection_type", "detector", "detector_version", "score
 
 
 def _errors() -> tuple:
-    return (ReviewError, EvidenceError, ReportKeyError, ConfigError, runs.RunError)
+    return (ReviewError, EvidenceError, ReportKeyError, SigningError, ConfigError, runs.RunError)
 
 
 def _settings(args):
@@ -127,7 +127,7 @@ def _cmd_expire(args) -> int:
 
 @handled(_errors)
 def _cmd_keygen(args) -> int:
-    section = generate_provider_keys(args.out, overwrite=args.overwrite)
+    section = generate_provider_keys(args.out, overwrite=args.force)
     emit({"reports": section})
     say(f"provider keys written to {args.out}: put the line above under `reports:` in your config; "
          "keep the private keys secret (mode 0600)")
@@ -168,7 +168,8 @@ def register(subparsers):
 
     q = sub.add_parser("keygen", help="the provider's report keys: Ed25519 signing + X25519 review evidence")
     q.add_argument("--out", required=True, metavar="KEYDIR")
-    q.add_argument("--overwrite", action="store_true", help="replace existing keys (old reports stop verifying)")
+    q.add_argument("--force", "--overwrite", dest="force", action="store_true",
+                   help="replace existing keys (old reports stop verifying); --overwrite is the old name")
     q.set_defaults(func=_cmd_keygen)
 
     q = sub.add_parser("expire", help="delete pending items whose time to live has passed")

@@ -287,7 +287,13 @@ def write_reports(report_dir: Optional[str], reports: list[dict], topic: Optiona
 def generate_provider_keys(keydir: str, overwrite: bool = False) -> dict:
     """The provider's report keys under ``keydir``: ``private.pem``/``public.pem`` (Ed25519,
     signatures) and ``evidence_private.pem``/``evidence_public.pem`` (X25519, review evidence).
-    Returns the ``reports`` config section that uses them."""
+    Returns the ``reports`` config section that uses them. Without ``overwrite`` an existing private key
+    of either kind refuses before anything is written, so a refusal never leaves a half-new pair."""
+    if not overwrite:
+        for name in ("private.pem", crypto.EVIDENCE_PRIVATE_NAME):
+            if os.path.exists(os.path.join(keydir, name)):
+                raise ReviewError(f"{os.path.join(keydir, name)} already exists; refusing to replace the provider's "
+                                  "report keys (--force replaces both, and reports signed before stop verifying)")
     generate_keypair(keydir, overwrite=overwrite)
     crypto.generate_evidence_keypair(keydir, overwrite=overwrite)
     return {"signing_key": os.path.join(keydir, "private.pem"),
