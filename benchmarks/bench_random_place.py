@@ -16,7 +16,7 @@ split, 36):
 Each copy is embedded once with the grids; "off" drops the grid views' vectors (the other views are the same
 names and inputs, so this is the default's lookup). The grids were chosen on the development split; the
 held-out split was first run once by a probe (the same draws) after a rule was fixed (see
-``csadetect/models/cards/embedding.md``, "Crops at a random place"), which kept the grids off.
+``csadetect/models/cards/embedding-history.md``, "Crops at a random place"), which kept the grids off.
 
     python -m benchmarks.bench_random_place        # ~10 min on 2 cores; writes benchmarks/random-place.md
 """

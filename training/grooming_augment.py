@@ -1,5 +1,5 @@
 """Changes to the grooming corpus's conversations for issue 17's grooming rounds; none is in the
-shipped recipe (see the grooming model card). Seventh round, training only: ``train_grooming
+shipped recipe (see ``csadetect/models/cards/grooming-history.md``). Seventh round, training only: ``train_grooming
 --novel-lines`` and ``--benign-replies``. Eighth round: :func:`balance_replies`, the *reply-balanced*
 version of any split (``train_grooming --balanced-replies``, ``models evaluate --grooming
 --balanced-replies``). Each takes conversations and returns new ones: labels, risk patterns, senders
@@ -20,7 +20,7 @@ def splice_novel_lines(convs, share: float, seed: int):
     pattern-free line of a benign conversation of the same language (cut at random word
     boundaries). The hypothesis it tests: small talk the model never saw should be neutral, and a
     model that knows only the training lines reads any unfamiliar line as risky (issue 17, seventh
-    grooming round; not borne out, see the model card). Risk patterns, labels and window labels are
+    grooming round; not borne out, see the grooming card's history). Risk patterns, labels and window labels are
     unchanged; the corpus's own random stream is not used, so the calibration and evaluation splits
     stay identical."""
     rng = random.Random(f"csadetect-grooming-novel-lines/{seed}")

@@ -30,7 +30,7 @@ added for issue 17's fourth round, seed stability: none passed its rule, so none
 round, regularisers and the children's-replies shortcut: likewise; ``--balanced-replies`` and
 ``--far-calibration`` for its eighth, ``--extra-phrasings 2`` and ``--single-pattern-weight`` for its
 ninth, ``--risk-input counts`` for its tenth, ``--written-calibration`` for its eleventh: likewise, see the model
-card; :class:`Recipe` holds them).
+card's history, ``csadetect/models/cards/grooming-history.md``; :class:`Recipe` holds them).
 The calibration split uses training phrasings the model never saw (every fourth one is
 reserved), so calibration, the thresholds and the evidence threshold (max message-level F0.5)
 are fitted on unseen wording. The threshold of each language is the one with

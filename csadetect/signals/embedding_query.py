@@ -60,7 +60,7 @@ QUERY_REGION_PLACES = CORNERS + ("c",)
 # 62 -> 72 of 108; crop75_rand 20 -> 28 of 36; no false pair added); on the held-out split crop75_rand went
 # 22 -> 26 of 42, short of the +10 points fixed beforehand for a default, and the stereo false pairs 1 -> 3 of 7
 # (the other eye is a shifted crop of the original, which the grid now cuts more closely), so they are off
-# (csadetect/models/cards/embedding.md, "Crops at a random place").
+# (csadetect/models/cards/embedding-history.md, "Crops at a random place").
 QUERY_GRID_STEP = 0.027
 # QUERY_REGIONS (below :func:`query_regions`) holds all of them as the default settings ask for them.
 # Region views are cut from the image reduced to at most this many pixels a side (aspect kept), not

@@ -4,7 +4,8 @@
 generated with ``extra_phrasings=True`` (``python -m training.train_grooming --extra-phrasings``).
 
 Not used by the shipped model: the round did not pass its stability rule (see the grooming model
-card, "Fifth round"), so the default corpus, and ``make models``, are unchanged. Appended after the
+card's history, ``csadetect/models/cards/grooming-history.md``, "Fifth round"), so the default corpus,
+and ``make models``, are unchanged. Appended after the
 existing phrasings, so every fourth is again reserved for the calibration split; the "eval"
 phrasings are untouched. Never sexual; see ``training.grooming_lang``.
 """
