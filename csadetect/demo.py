@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from csadetect.compliance import transparency
+from csadetect.config.profiles import arg_value
 from csadetect.config.settings import ConfigError, ReportSettings, load_settings
 from csadetect.core import runs
 from csadetect.core.keys import generate_keypair
@@ -240,6 +241,7 @@ def main(argv=None) -> int:
     args, rest = parser.parse_known_args(argv)
     try:
         check_flags(rest, DetectOptions)  # a misspelt pipeline flag: refused before the media are made
+        load_settings(arg_value(rest, "config"))  # so is a bad --config: before anything is made or removed
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

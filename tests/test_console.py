@@ -255,6 +255,28 @@ def test_cli_adduser_users_and_serve_refuses_without_users(tmp_path, monkeypatch
         main(["console", "--reports", "x", "--subscription", "projects/p/subscriptions/s"])
 
 
+@pytest.mark.parametrize("kind", ["text", "directory"])
+def test_cli_db_that_is_not_sqlite_is_one_line_and_left_alone(tmp_path, monkeypatch, capsys, kind):
+    """--db naming a text file or a directory: one line, exit 1 (it was a sqlite3 traceback), the
+    file unchanged and no report cache file made beside it."""
+    db = tmp_path / "notes.txt"
+    if kind == "text":
+        db.write_text("my notes\n")
+        message = f"error: console database {db} is not an SQLite database"
+    else:
+        db.mkdir()
+        message = f"error: console database {db} is a directory"
+    for argv in (["users"], ["reset-cache"], ["adduser", "ann", "--role", "reviewer", "--password-stdin"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+        assert main(["console", *argv, "--db", str(db)]) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, (argv, err)
+    assert main(["console", "--db", str(db), "--reports", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith(message)
+    assert (db.read_text() == "my notes\n") if kind == "text" else list(db.iterdir()) == []
+    assert not Path(f"{db}.cache").exists()
+
+
 def test_cli_config_from_args_overrides_the_settings(tmp_path):
     args = argparse.Namespace(config=None, reports=None, subscription="projects/p/subscriptions/s", host=None, port=9000,
                               centre_key=None, provider_public_key=None, feedback_topic="projects/p/topics/v",

@@ -234,3 +234,55 @@ def test_verbose_is_ours_on_a_pipeline_command_too(monkeypatch, capsys):
     assert main(["run", "--verbose", "--input_glob", "x.jsonl"]) == 0
     assert seen == {"verbose": "1", "extra": ["--input_glob", "x.jsonl"]}
     assert "CSADETECT_VERBOSE" not in os.environ
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["hash", "x.jpg", "--seconds-per-hash", "abc"],
+     "error: csadetect hash: argument --seconds-per-hash: invalid float value: 'abc'; see csadetect hash --help"),
+    (["tune", "--scores", "s.jsonl", "--target-precision", "2"],
+     "error: csadetect tune: argument --target-precision: must be between 0 and 1; see csadetect tune --help"),
+    (["console", "adduser", "bob", "--role", "king"],
+     "error: csadetect console adduser: argument --role: invalid choice: 'king' (choose from 'reviewer', "
+     "'supervisor'); see csadetect console adduser --help"),
+    (["review", "decide", "0123abcd", "--reviewer", "a"],
+     "error: csadetect review decide: one of the arguments --confirm --reject is required; "
+     "see csadetect review decide --help"),
+    ([], "error: csadetect: the following arguments are required: COMMAND; see csadetect --help"),
+])
+def test_a_bad_value_or_missing_argument_is_one_line_exit_2(capsys, argv, message):
+    """argparse printed its usage block and then the reason (several lines): now the reason alone."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == message + "\n"
+
+
+@pytest.mark.parametrize("kind", ["directory", "binary"])
+@pytest.mark.parametrize("argv, code", [(["hash", "x.jpg"], 2), (["review", "list"], 1), (["run"], 2)])
+def test_a_config_that_is_a_directory_or_not_text_is_one_line(tmp_path, capsys, kind, argv, code):
+    """Before: IsADirectoryError / UnicodeDecodeError tracebacks from the settings loader."""
+    cfg = tmp_path / "cfg.yaml"
+    if kind == "directory":
+        cfg.mkdir()
+        message = f"error: config file {cfg} is a directory: give the YAML file\n"
+    else:
+        cfg.write_bytes(b"\xc7\xff\x00\x01 binary")
+        message = f"error: config file {cfg} is not UTF-8 text (YAML)\n"
+    assert main([*argv, "--config", str(cfg)]) == code
+    assert capsys.readouterr().err == message
+
+
+def test_demo_refuses_a_bad_config_before_making_or_removing_anything(tmp_path, capsys):
+    """Before: the demo made its media, keys and snapshot and emptied its derived outputs, then
+    stopped at the bad --config."""
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("match:\n  pdq_threshold: lots\n")
+    out = tmp_path / "out"
+    (out / "feedback").mkdir(parents=True)
+    (out / "feedback" / "keep.json").write_text("{}\n")
+    argv = ["demo", "--workdir", str(tmp_path / "work"), "--out", str(out), "--config", str(cfg)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid config at match.pdq_threshold") and err.count("\n") == 1
+    assert not (tmp_path / "work").exists() and (out / "feedback" / "keep.json").exists()

@@ -244,3 +244,18 @@ def test_import_and_export_are_indicators_commands(tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1 and "--out DBDIR --key" in err
     code, _, err = run(capsys, "indicators", "import", listing, "--out", tmp_path / "db2")
     assert code == 1 and "--out needs --key" in err
+
+
+def test_from_media_refuses_to_replace_an_existing_csv_without_force(tmp_path, capsys):
+    """An existing --out CSV is kept (one line, exit 1, before any hashing) unless --force."""
+    picture = tmp_path / "known.jpg"
+    synth.synthetic_image(4242, (320, 240)).save(picture)
+    out_csv = tmp_path / "rows.csv"
+    out_csv.write_text("keep me\n")
+    code, out, err = run(capsys, "indicators", "from-media", "--no-embedding", "--out", out_csv, picture)
+    assert code == 1 and out == []
+    assert err == f"error: {out_csv} exists; pass --force to replace it\n"
+    assert out_csv.read_text() == "keep me\n"
+    code, out, _ = run(capsys, "indicators", "from-media", "--no-embedding", "--force", "--out", out_csv, picture)
+    assert code == 0 and out[0]["rows"] > 0
+    assert out_csv.read_text().startswith("indicator_id,kind,value,category,note\n")

@@ -497,3 +497,26 @@ def test_cli_end_to_end_subprocess(tmp_path, signed, keys, schema):
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{r['report_id']}.xml" for r in signed)
     for path in out.iterdir():
         schema.validate(path.read_bytes())
+
+
+def test_cli_refuses_to_replace_an_earlier_export_without_force(capsys, tmp_path, signed):
+    """FILE.xml or DIR/<report_id>.xml already there: one line, exit 1, nothing written (they were
+    replaced silently); --force replaces them."""
+    folder = write_inputs(tmp_path, signed)
+    target = tmp_path / "export.xml"
+    target.write_bytes(b"an earlier export")
+    base = ["reports", "export-ncmec", "--reporter-email", REPORTER["email"]]
+    code, stdout, err = run(capsys, *base, "--out", target, folder)
+    assert code == 1 and stdout == ""
+    assert err == f"error: {target} exists; pass --force to replace, or choose another --out\n"
+    assert target.read_bytes() == b"an earlier export"
+    code, _, err = run(capsys, *base, "--out", target, "--force", folder)
+    assert code == 0 and target.read_bytes().startswith(b"<?xml"), err
+
+    out = tmp_path / "ncmec"
+    out.mkdir()
+    first = out / f"{signed[0]['report_id']}.xml"
+    first.write_bytes(b"kept")
+    code, _, err = run(capsys, *base, "--out", out, folder)
+    assert code == 1 and err == f"error: {first} exists; pass --force to replace, or choose another --out\n"
+    assert [p.name for p in out.iterdir()] == [first.name] and first.read_bytes() == b"kept"

@@ -136,6 +136,18 @@ def test_profile_errors_are_one_line(tmp_path):
         split_profile_arg(["--profile"])
 
 
+def test_a_profile_that_is_a_directory_or_not_text_is_one_line(tmp_path):
+    """Before: IsADirectoryError / UnicodeDecodeError tracebacks."""
+    folder = tmp_path / "profile.yaml"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"^cannot read profile .*profile.yaml: Is a directory$"):
+        load_profile(str(folder))
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xc7\xff\x00 not text")
+    with pytest.raises(ConfigError, match=r"^profile .*binary.yaml is not UTF-8 text \(YAML\)$"):
+        load_profile(str(binary))
+
+
 def test_a_portable_runner_passes_its_job_server_options_through():
     """Flink's job server defines options the Python SDK does not (checkpointing_interval): they
     pass through for a portable runner; for any other runner an unknown name is a typo."""

@@ -327,3 +327,38 @@ def test_cli_errors_are_one_line(store, capsys):
     assert cli(config, "retention", "run", "--now", "yesterday") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: report nobody is not on hold", "error: --now is not an RFC 3339 time: 'yesterday'"]
+
+
+def test_cli_holds_file_not_utf8_is_one_line(store, capsys):
+    holds = store["root"] / "holds.jsonl"
+    holds.write_bytes(b"\xbc\xff\x00 not text\n")
+    assert cli(store["config"], "retention", "holds") == 1
+    assert capsys.readouterr().err == f"error: {holds}:1: not valid JSON\n"
+    assert holds.read_bytes() == b"\xbc\xff\x00 not text\n"
+
+
+def test_cli_run_refuses_before_deleting_when_stats_dir_or_console_db_is_wrong(store, tmp_path, capsys):
+    """A file where stores.stats_dir should be, or a console.db that is not SQLite: one line, exit 1,
+    and nothing deleted (before: every old report deleted, then a failure writing the counters; or a
+    sqlite3 traceback)."""
+    root = store["root"]
+    populate(root)
+    before = sorted(p.name for p in (root / "reports").iterdir())
+    not_a_dir = tmp_path / "stats-file"
+    not_a_dir.write_text("x\n")
+    not_sqlite = tmp_path / "console.db"
+    not_sqlite.write_text("not a database\n")
+    for key, value, message in (
+            ("stores", {"stats_dir": str(not_a_dir)}, f"error: stores.stats_dir {not_a_dir} is not a directory: "
+                                                     "nothing deleted\n"),
+            ("console", {"db": str(not_sqlite)}, f"error: console database {not_sqlite} is not an SQLite database")):
+        overrides = json.loads(Path(store["config"]).read_text())
+        overrides[key].update(value)
+        config = tmp_path / f"{key}.yaml"
+        config.write_text(json.dumps(overrides))
+        assert cli(str(config), "retention", "run", "--now", utc_iso(NOW)) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err
+        assert sorted(p.name for p in (root / "reports").iterdir()) == before
+        assert deletion_log(root) == []
+    assert not_sqlite.read_text() == "not a database\n" and not Path(f"{not_sqlite}.cache").exists()

@@ -207,3 +207,92 @@ def test_keygen_refusal_writes_nothing(tmp_path, capsys):
     assert main(["review", "keygen", "--out", str(keys)]) == 1
     assert "evidence_private.pem already exists" in capsys.readouterr().err
     assert not (keys / "private.pem").exists()
+
+
+def _cli_config(setup, tmp_path, **sections) -> str:
+    cfg = {
+        "reports": {k: v for k, v in setup["paths"].items()
+                    if k in ("signing_key", "evidence_key", "centre_public_key")},
+        "sinks": {"review_dir": setup["store"].root, "report_dir": str(tmp_path / "reports")},
+        "stores": {"stats_dir": str(tmp_path / "stats")},
+        "retention": {"log_dir": str(tmp_path / "retention")},
+    }
+    for name, values in sections.items():
+        cfg[name].update(values)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def test_cli_decide_keeps_the_item_when_the_report_cannot_be_written(setup, tmp_path, capsys):
+    """A file where the report (or stats) directory should be: one line, exit 1, and the item is
+    still pending (it was deleted before the report was written, and the report was lost)."""
+    from csadetect.cli.main import main
+
+    in_the_way = tmp_path / "in-the-way"
+    in_the_way.write_text("not a directory\n")
+    one = setup["items"]["e-1"]["report_id"]
+    for sections in ({"sinks": {"report_dir": str(in_the_way)}}, {"stores": {"stats_dir": str(in_the_way)}}):
+        cfg = _cli_config(setup, tmp_path, **sections)
+        assert main(["--config", cfg, "review", "decide", one, "--confirm", "--reviewer", "alice"]) == 1
+        err = capsys.readouterr().err
+        assert err == f"error: {in_the_way}: File exists\n"
+        assert setup["store"].get(one) == setup["items"]["e-1"]
+    assert in_the_way.read_text() == "not a directory\n"
+
+
+def test_apply_verdict_leaves_the_item_pending_when_delivery_fails(setup):
+    one = setup["items"]["e-1"]["report_id"]
+
+    def deliver(report):
+        assert report is not None and report["review_status"] == "confirmed"
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        apply_verdict(setup["store"], parse_verdict({"report_id": one, "verdict": "confirm", "reviewer": "a"}),
+                      setup["keys"], deliver)
+    assert setup["store"].get(one) == setup["items"]["e-1"]
+    delivered = []
+    apply_verdict(setup["store"], parse_verdict({"report_id": one, "verdict": "confirm", "reviewer": "a"}),
+                  setup["keys"], delivered.append)
+    assert len(delivered) == 1 and setup["store"].get(one) is None
+
+
+def test_cli_show_refuses_to_replace_an_existing_evidence_file(setup, tmp_path, capsys):
+    from csadetect.cli.main import main
+
+    cfg = _cli_config(setup, tmp_path)
+    one = setup["items"]["e-1"]["report_id"]
+    target = tmp_path / "ev.bin"
+    target.write_bytes(b"an earlier file")
+    assert main(["--config", cfg, "review", "show", one, "--evidence-out", str(target)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"error: {target} exists; pass --force to replace it\n"
+    assert target.read_bytes() == b"an earlier file"
+    assert main(["--config", cfg, "review", "show", one, "--evidence-out", str(target), "--force"]) == 0
+    assert target.read_bytes() == b"benign picture e-1"
+
+
+def test_cli_expire_refuses_before_deleting_when_the_log_dir_is_a_file(setup, tmp_path, capsys):
+    """The deletion log must be writable before anything is deleted (ids deleted unlogged otherwise)."""
+    from csadetect.cli.main import main
+
+    in_the_way = tmp_path / "in-the-way"
+    in_the_way.write_text("x\n")
+    cfg = _cli_config(setup, tmp_path, retention={"log_dir": str(in_the_way)})
+    assert main(["--config", cfg, "review", "expire", "--now", "2026-11-02T00:00:00Z"]) == 1
+    assert capsys.readouterr().err == f"error: {in_the_way}: File exists\n"
+    assert len(setup["store"].ids()) == 3
+
+
+def test_cli_list_names_an_unreadable_item_in_one_line(setup, tmp_path, capsys):
+    from csadetect.cli.main import main
+
+    cfg = _cli_config(setup, tmp_path)
+    broken = Path(setup["store"].root) / ("0" * 32 + ".parquet")
+    broken.write_text("not parquet\n")
+    assert main(["--config", cfg, "review", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {broken}: not a readable review item (Parquet)")
+    assert broken.read_text() == "not parquet\n"

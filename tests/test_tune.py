@@ -401,3 +401,28 @@ def test_config_key_without_write_config_is_refused(tmp_path, capsys):
     rc, out, err = run_cli(["--scores", str(path), "--target-precision", "0.75", "--config-key",
                             "grooming.threshold"], capsys)
     assert rc == 2 and out == "" and "--config-key needs --write-config" in err
+
+
+def test_a_file_as_curves_dir_is_one_line_not_a_traceback(tmp_path, capsys):
+    path = _scores_file(tmp_path)
+    in_the_way = tmp_path / "curves"
+    in_the_way.write_text("keep\n")
+    rc, out, err = run_cli(["--scores", str(path), "--target-precision", "0.75", "--curves-dir", str(in_the_way)],
+                           capsys)
+    assert rc == 1 and out == "" and err == f"error: {in_the_way}: File exists\n"
+    assert in_the_way.read_text() == "keep\n"
+
+
+@pytest.mark.parametrize("kind, message", [("dir", "is a directory: give the YAML file"),
+                                           ("binary", "is not UTF-8 text (YAML)")])
+def test_write_config_that_is_a_directory_or_not_text_is_one_line(tmp_path, capsys, kind, message):
+    path = _scores_file(tmp_path, "new-material-classifier")
+    target = tmp_path / "target"
+    if kind == "dir":
+        target.mkdir()
+    else:
+        target.write_bytes(b"\xff\xfe\x00binary")
+    rc, out, err = run_cli(["--scores", str(path), "--target-precision", "0.75", "--write-config", str(target),
+                            "--config-key", "new_material.review_threshold"], capsys)
+    assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert target.is_dir() if kind == "dir" else target.read_bytes() == b"\xff\xfe\x00binary"

@@ -103,6 +103,8 @@ def cmd_from_media(args) -> int:
     errors: list[str] = []
     warnings: list[str] = []
     settings = _settings(args)
+    if os.path.exists(args.out) and not args.force:  # before any hashing: an earlier CSV is kept
+        raise IndicatorError(f"{args.out} exists; pass --force to replace it")
     paths = list(media_files(args.paths))
     embedder = _embedder(settings, not args.no_embedding)
     if embedder is not None:
@@ -449,6 +451,7 @@ def register(subparsers) -> None:
     p.add_argument("--category", default="unspecified")
     p.add_argument("--no-embedding", action="store_true",
                    help="no embedding rows even when an embedding model is configured (embedding.enabled)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     p.set_defaults(func=cmd_from_media)
 

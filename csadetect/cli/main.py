@@ -114,8 +114,17 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
                             help="YAML config merged over the defaults (also: csadetect --config FILE COMMAND)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors (a missing argument, a bad number, a choice not offered) are one
+    line, ``error: PROG: reason; see PROG --help``, exit code 2, instead of the usage block and the
+    reason; the subcommands' parsers are of this class too (``add_subparsers`` makes its own kind)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {' '.join(str(message).split())}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="csadetect", description="Privacy-preserving CSA detection pipeline")
+    parser = OneLineParser(prog="csadetect", description="Privacy-preserving CSA detection pipeline")
     parser.add_argument("--config", dest="top_config", default=None, metavar="FILE",
                         help="YAML config merged over the defaults (or give it after the command)")
     parser.add_argument("--verbose", action="store_true",

@@ -250,6 +250,14 @@ def _export_all(paths, public, reporter: dict, services: dict, run: Optional[str
     return exports, failures, total + repeats[0], repeats[0]  # rows read, rows repeated
 
 
+def _existing_exports(out: str, exports: list) -> list:
+    """The files :func:`_write_exports` would replace (none for stdout)."""
+    mode = _out_mode(out)
+    if mode == "dir":
+        return [p for p in (os.path.join(out, f"{rid}.xml") for rid, _, _ in exports) if os.path.exists(p)]
+    return [out] if mode == "file" and os.path.exists(out) else []
+
+
 def _write_exports(out: str, exports: list) -> str:
     """Write the documents; returns a description of where they went."""
     mode = _out_mode(out)
@@ -281,6 +289,10 @@ def cmd_export_ncmec(args) -> int:
             say("error: " + " ".join(str(failure).split()))  # one line, whatever a report id holds
         say(f"nothing written: {len(failures)} of {total} report rows refused")
         return 1
+    existing = [] if args.force else _existing_exports(args.out, exports)
+    if existing:  # all or nothing: an earlier export is not replaced file by file
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise NcmecExportError(f"{existing[0]} exists{more}; pass --force to replace, or choose another --out")
     where = _write_exports(args.out, exports)
     checked = f"signatures verified under provider key {key_id(public)}" if public is not None \
         else "signatures NOT checked (use --public-key)"
@@ -327,6 +339,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="-", metavar="-|FILE.xml|DIR",
                    help="- (default): one <cybertiplineExport> document on stdout; FILE.xml: the same in a file; "
                         "DIR: DIR/<report_id>.xml, one <cybertiplineSubmission> per report (files mode 0600)")
+    p.add_argument("--force", action="store_true", help="replace an existing FILE.xml or DIR/<report_id>.xml")
     p.add_argument("--reporter-email", metavar="EMAIL", help="the reporting person NCMEC contacts (required, "
                    "here or in --reporter-file)")
     p.add_argument("--reporter-name", metavar="NAME", help="the reporting person's name (first word = first name)")

@@ -16,10 +16,10 @@ from csadetect.compliance.retention import (
     REASON_MAX, RetentionError, active_holds, release_hold, run_retention, set_hold,
 )
 from csadetect.config.settings import ConfigError, load_settings
-from csadetect.console.storage import ConsoleStorage, open_store
+from csadetect.console.storage import ConsoleStorage, StoreError, open_store
 from csadetect.core.timeutil import parse_time, utc_iso, utc_now
 
-_handled = handled(lambda: (RetentionError, ConfigError))
+_handled = handled(lambda: (RetentionError, ConfigError, StoreError))
 
 
 def _settings(args):

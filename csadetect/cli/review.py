@@ -19,10 +19,11 @@ verdict topic a streaming pipeline reads (``review.verdict_subscription``).
 from __future__ import annotations
 
 import json
+import os
 
 from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
-from csadetect.core import runs
+from csadetect.core import fs, runs
 from csadetect.core.keys import SigningError, write_private_file
 from csadetect.core.stats import write_stats
 from csadetect.core.timeutil import parse_time
@@ -42,6 +43,13 @@ def _errors() -> tuple:
 
 def _settings(args):
     return load_settings(getattr(args, "config", None))
+
+
+def _output_dir(path) -> None:
+    """Make a local output directory now, so a file in its place (OSError: one line) stops the
+    command before anything is deleted; other filesystems are left to the writer."""
+    if path and not fs.is_url(path):
+        os.makedirs(path, exist_ok=True)
 
 
 def _store(args, settings):
@@ -70,6 +78,8 @@ def _cmd_show(args) -> int:
     item = _store(args, settings).get(args.report_id)
     if item is None:
         raise ReviewError(f"no pending review item {args.report_id}")
+    if args.evidence_out and os.path.exists(args.evidence_out) and not args.force:  # before anything is printed
+        raise ReviewError(f"{args.evidence_out} exists; pass --force to replace it")
     shown = {k: v for k, v in item.items() if k != "review_evidence"}
     shown["has_evidence"] = bool(item.get("review_evidence"))
     emit(shown)
@@ -98,13 +108,20 @@ def _cmd_decide(args) -> int:
     keys = ReportKeys.load(settings.reports)
     store = _store(args, settings)
     run = store.run_of(verdict["report_id"])  # the run that queued the item: its report and stats go there
-    report, stats = apply_verdict(store, verdict, keys)
+    report_dir = args.report_dir or settings.sinks.report_dir
     stats_dir = settings.stores.stats_dir
-    write_stats(runs.run_dir(stats_dir, run) if stats_dir and run else stats_dir, stats)
+    stats_dir = runs.run_dir(stats_dir, run) if stats_dir and run else stats_dir
+    _output_dir(stats_dir)  # a file in the way: one line before the item changes
+    if verdict["verdict"] == "confirm":
+        _output_dir(runs.run_dir(report_dir, run) if report_dir and run else report_dir)
     files = []
-    if report is not None:
-        files = write_reports(args.report_dir or settings.sinks.report_dir, [report], settings.sinks.report_topic,
-                              run_id=run)
+
+    def deliver(report):  # before the item leaves the store: a report that cannot be written is not lost
+        if report is not None:
+            files.extend(write_reports(report_dir, [report], settings.sinks.report_topic, run_id=run))
+
+    report, stats = apply_verdict(store, verdict, keys, deliver)
+    write_stats(stats_dir, stats)
     emit({"report_id": verdict["report_id"], "verdict": verdict["verdict"],
                       "reported": report is not None, "files": files})
     say("confirmed: signed report written" if report is not None
@@ -119,7 +136,10 @@ def _cmd_expire(args) -> int:
         now = parse_time(args.now, field="--now", assume_utc=True) if args.now else None
     except ValueError as exc:
         raise ReviewError(str(exc)) from None
-    deleted, stats = expire(_store(args, settings), now, settings.retention.log_dir)
+    store = _store(args, settings)
+    for directory in (settings.retention.log_dir, settings.stores.stats_dir):
+        _output_dir(directory)  # the deletion log and the counters: checked before anything is deleted
+    deleted, stats = expire(store, now, settings.retention.log_dir)
     write_stats(settings.stores.stats_dir, stats)
     emit({"expired": len(deleted)})
     return 0
@@ -151,6 +171,7 @@ def register(subparsers):
     q.add_argument("report_id")
     q.add_argument("--evidence-out", default=None, metavar="FILE")
     q.add_argument("--evidence-key", default=None, help="provider evidence private key (default: reports.evidence_key)")
+    q.add_argument("--force", action="store_true", help="replace an existing --evidence-out file")
     common(q)
     q.set_defaults(func=_cmd_show)
 

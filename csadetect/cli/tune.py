@@ -37,6 +37,9 @@ def _cmd_tune(args) -> int:
     except TuneError as exc:
         error(str(exc))
         return 2
+    except OSError as exc:  # e.g. a file where --curves-dir should be: one line, no traceback
+        error(f"{exc.filename or 'output'}: {exc.strerror or type(exc).__name__}")
+        return 1
 
 
 def _detector(args, path: Path):

@@ -396,6 +396,9 @@ def run_retention(settings, now: datetime, dry_run: bool = False, console=None) 
     log_dir = _local(settings.retention.log_dir, "retention.log_dir")
     if dry_run:
         return _sweep(settings, places, now, True, console)
+    stats = places.stats_dir  # the deletion counters are written last: their directory is checked first
+    if stats and os.path.exists(stats) and not os.path.isdir(stats):
+        raise RetentionError(f"stores.stats_dir {stats} is not a directory: nothing deleted")
     with _exclusive(log_dir):
         _remove_stale_temps(places.rewritten_dirs())
         return _sweep(settings, places, now, False, console)

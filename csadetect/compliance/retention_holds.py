@@ -34,13 +34,13 @@ def active_holds(settings) -> dict:
     latest: dict = {}
     if not os.path.exists(path):
         return latest
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:  # bytes: a line that is not UTF-8 is refused with its number below
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
-            except ValueError:
+            except ValueError:  # UnicodeDecodeError included
                 raise RetentionError(f"{path}:{lineno}: not valid JSON") from None
             if not isinstance(rec, dict) or not isinstance(rec.get("report_id"), str):
                 raise RetentionError(f"{path}:{lineno}: not a hold record")

@@ -124,6 +124,10 @@ def _read_profile_yaml(path: Path) -> dict:
             data = yaml.safe_load(fh)
     except FileNotFoundError:
         raise ConfigError(f"profile file not found: {path}") from None
+    except OSError as exc:  # a directory, say
+        raise ConfigError(f"cannot read profile {path}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"profile {path} is not UTF-8 text (YAML)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"profile {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:
@@ -252,8 +256,8 @@ def _profile_from_config(config_path: Optional[str]) -> Optional[str]:
     try:
         with open(config_path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError):
-        return None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # load_settings says what is wrong with the file
     name = data.get("profile") if isinstance(data, dict) else None
     if not name:
         return None

@@ -23,7 +23,7 @@ import os
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -115,7 +115,11 @@ class ReviewStore:
         if path is None:
             return None
         # one row: no thread pool (pyarrow's can abort the process at exit, apache/arrow#34314)
-        rows = pq.read_table(io.BytesIO(fs.read_bytes(path)), use_threads=False).to_pylist()
+        try:
+            rows = pq.read_table(io.BytesIO(fs.read_bytes(path)), use_threads=False).to_pylist()
+        except pa.ArrowException:
+            raise ReviewError(f"{path}: not a readable review item (Parquet): move it out of the review "
+                              "store") from None
         return rows[0] if rows else None
 
     def delete(self, report_id: str) -> bool:
@@ -197,9 +201,12 @@ def confirm(item: dict, keys: crypto.ReportKeys, verdict: dict) -> dict:
     return finalise_report(report, keys, item.get("review_evidence"))
 
 
-def apply_verdict(store: ReviewStore, verdict: dict, keys: crypto.ReportKeys) -> tuple[Optional[dict], list[dict]]:
+def apply_verdict(store: ReviewStore, verdict: dict, keys: crypto.ReportKeys,
+                  deliver: Optional[Callable[[Optional[dict]], None]] = None) -> tuple[Optional[dict], list[dict]]:
     """Apply one parsed verdict: ``(report or None, stats records)``. The item leaves the store
-    either way; a verdict for an item no longer pending raises ReviewError."""
+    either way, after ``deliver(report or None)`` (when given) has returned: a report that cannot be
+    written leaves the item pending, never lost. A verdict for an item no longer pending raises
+    ReviewError."""
     item = store.get(verdict["report_id"])
     if item is None:
         raise ReviewError(f"no pending review item {verdict['report_id']} (decided already, expired or unknown)")
@@ -210,6 +217,8 @@ def apply_verdict(store: ReviewStore, verdict: dict, keys: crypto.ReportKeys) ->
             stat("reported", 1, at, detector=report["detector"], detector_version=report["detector_version"])]
     else:
         report, stats = None, _review_stats(item, "rejected", at)
+    if deliver is not None:
+        deliver(report)
     store.delete(verdict["report_id"])
     return report, stats
 

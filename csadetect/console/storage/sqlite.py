@@ -49,6 +49,22 @@ def cache_path(db: str) -> str:
 _QUEUE_ORDER = "ORDER BY urgent DESC, created_at ASC, report_id ASC"  # urgent first (Art. 48(4)), then the oldest
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_database_file(path: str) -> None:
+    """StoreError (one line) when ``path`` is a directory or a non-empty file that is not SQLite."""
+    if path == ":memory:":
+        return
+    if os.path.isdir(path):
+        raise StoreError(f"console database {path} is a directory: give a file (--db PATH, console.db)")
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+        with open(path, "rb") as fh:
+            if fh.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+                raise StoreError(f"console database {path} is not an SQLite database: give the console's "
+                                 "database file or a new path (--db PATH, console.db)")
+
+
 def _private_file(path: str) -> None:
     """Create ``path`` (and its folder) readable by the owner only, unless it exists."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -73,11 +89,21 @@ class SQLiteConsoleStore(SchemaMigration, ConsoleStorage):
             self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
             self._conn.row_factory = sqlite3.Row
             return
+        for file in (path, self.cache):  # both checked before either is created
+            _check_database_file(file)
         for file in (path, self.cache):
             if file != ":memory:":
                 _private_file(file)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._conn.row_factory = sqlite3.Row
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"console database {path}: {exc}") from None
+
+    def _open(self) -> None:
+        path = self.path
         with self._lock:
             self._conn.execute("ATTACH DATABASE ? AS cache", (self.cache,))
             # freed space is zeroed in both files from the start: an updated row leaves no old copy behind
