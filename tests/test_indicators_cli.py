@@ -259,3 +259,14 @@ def test_from_media_refuses_to_replace_an_existing_csv_without_force(tmp_path, c
     code, out, _ = run(capsys, "indicators", "from-media", "--no-embedding", "--force", "--out", out_csv, picture)
     assert code == 0 and out[0]["rows"] > 0
     assert out_csv.read_text().startswith("indicator_id,kind,value,category,note\n")
+
+
+def test_from_media_writes_no_csv_when_no_file_could_be_hashed(tmp_path, capsys):
+    """Every file failing leaves no header-only CSV behind (which the next run would need --force for)."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a picture")
+    out_csv = tmp_path / "rows.csv"
+    code, out, err = run(capsys, "indicators", "from-media", "--no-embedding", "--out", out_csv, broken)
+    assert code == 1 and out[0]["rows"] == 0 and out[0]["out"] is None
+    assert f"nothing written to {out_csv}" in err
+    assert not out_csv.exists()

@@ -117,6 +117,10 @@ def cmd_from_media(args) -> int:
         say(f"warning: {line}")
     for line in errors:
         say(f"error: {line}")
+    if not rows:  # no file gave a row: no CSV of a header alone, which the next run would need --force to replace
+        say(f"nothing written to {args.out}: none of {len(paths)} files could be hashed")
+        emit({"out": None, "files": len(paths), "failed": len(errors), "rows": 0})
+        return 1
     write_csv(rows, args.out)
     say(f"wrote {len(rows)} indicators from {len(paths) - len(errors)} of {len(paths)} files to {args.out}")
     emit({"out": args.out, "files": len(paths), "failed": len(errors), "rows": len(rows)})
