@@ -19,7 +19,7 @@ from PIL import Image
 
 from csadetect.cli.main import main
 from csadetect.indicators import formats
-from csadetect.indicators.rows import IndicatorError, read_csv
+from csadetect.indicators.rows import IndicatorError, read_csv, read_hashes
 from csadetect.indicators.snapshot import load_snapshot
 from csadetect.media import synth
 from csadetect.media.hashing import hamming, hash_image
@@ -153,6 +153,12 @@ def test_plain_lists_and_ambiguity(tmp_path, capsys, world):
     assert formats.read(str(listing)).rows[0].kind == "pdq"
     with pytest.raises(IndicatorError, match="the header names pdq, --kind says sha256"):
         formats.read(str(listing), kind="sha256")
+    # `indicators build`'s reader reads lists the same way (one line reader: rows.hash_list_values)
+    with pytest.raises(IndicatorError, match=":1: the header names pdq, --kind says sha256"):
+        read_hashes(str(listing), kind="sha256")
+    listing.write_text(f"# a comment\n\n# kind: sha256\n{sha256}\n# kind: md5\n")
+    assert [(r.indicator_id, r.kind) for r in read_hashes(str(listing))] == [(f"{listing.stem}-4", "sha256")]
+    assert [(r.indicator_id, r.kind) for r in formats.read(str(listing)).rows] == [(f"{listing.stem}-4", "sha256")]
     # "KIND VALUE" lines: python-threatexchange's file exchange, `threatexchange dataset -P -S`
     listing.write_text(f"pdq {pdq}\nvideo_md5 {md5}\nsha256 {sha256}\n")
     assert [r.kind for r in formats.read(str(listing)).rows] == ["pdq", "md5", "sha256"]

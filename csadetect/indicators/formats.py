@@ -49,7 +49,7 @@ from csadetect.indicators.rows import (
     FIELDS,
     Indicator,
     IndicatorError,
-    header_kind,
+    hash_list_values,
     kind_named,
     open_text,
     value_kind,
@@ -276,25 +276,12 @@ def _read_jsonl(path, text, rows: _Collector, defaults: dict, **_) -> None:
 
 def _read_list(path, text, rows: _Collector, defaults: dict, kind: Optional[str], settings: MatchSettings, **_) -> None:
     stem = _stem(path)
-    seen_value = False
-    for line, body in enumerate(text.splitlines(), 1):
-        body = body.strip()
-        if not body:
-            continue
-        named = header_kind(body) if not seen_value else None
-        if named is not None:
-            if kind is not None and named != kind:
-                raise IndicatorError(f"{path}:{line}: the header names {named}, --kind says {kind}")
-            kind = named
-            continue
-        if body.startswith("#"):
-            continue
-        seen_value = True
+    for line, list_kind, body in hash_list_values(path, enumerate(text.splitlines(), 1), kind):
         first, _, rest = body.partition(" ")
         row_kind = kind_named(first) if rest.strip() else None
         value = rest.strip() if row_kind else body
         try:
-            row_kind = row_kind or kind or value_kind(value, f"{path}:{line}")  # ambiguous: the import fails
+            row_kind = row_kind or list_kind or value_kind(value, f"{path}:{line}")  # ambiguous: the import fails
             value = _import_value(row_kind, value, settings)
         except AmbiguousKind:
             raise

@@ -261,6 +261,30 @@ def value_kind(value: str, where: str) -> str:
                          f"pass --kind or start the list with a header line naming the kind (e.g. '# kind: {found[0]}')")
 
 
+def hash_list_values(path: str, lines: Iterable[tuple[int, str]],
+                     kind: Optional[str]) -> Iterator[tuple[int, Optional[str], str]]:
+    """The value lines of a hash list (``needles.txt``), as ``(line number, kind, stripped text)``:
+    blank lines and ``#`` comments skipped; a header line before the first value
+    (:func:`header_kind`) names the kind, and one naming another kind than ``kind`` (``--kind``)
+    raises IndicatorError. The kind is None where neither names one. :func:`read_hashes` and
+    ``indicators import``'s list reader (:mod:`csadetect.indicators.formats`) both read lists through it."""
+    seen_value = False
+    for number, line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        named = None if seen_value else header_kind(text)
+        if named is not None:
+            if kind is not None and named != kind:
+                raise IndicatorError(f"{path}:{number}: the header names {named}, --kind says {kind}")
+            kind = named
+            continue
+        if text.startswith("#"):
+            continue
+        seen_value = True
+        yield number, kind, text
+
+
 def read_hashes(path: str, kind: Optional[str] = None, category: str = DEFAULT_CATEGORY) -> list[Indicator]:
     """One value per line (``needles.txt`` format). Blank lines and ``#`` comments are skipped. The
     kind: ``kind``, else a header line (:func:`header_kind`), else each value's only possible
@@ -269,20 +293,9 @@ def read_hashes(path: str, kind: Optional[str] = None, category: str = DEFAULT_C
     number>``, so they are stable as long as the file is."""
     stem = os.path.splitext(os.path.basename(path))[0]
     rows = []
-    for number, line in _lines(path):
-        text = line.strip()
-        if not text:
-            continue
-        named = header_kind(text) if not rows else None  # a header: before the first value
-        if named is not None:
-            if kind is not None and named != kind:
-                raise IndicatorError(f"{path}:{number}: the header names {named}, --kind {kind}")
-            kind = named
-            continue
-        if text.startswith("#"):
-            continue
+    for number, list_kind, text in hash_list_values(path, _lines(path), kind):
         where = f"{path}:{number}"
-        row_kind = kind or value_kind(text, where)
+        row_kind = list_kind or value_kind(text, where)
         rows.append((where, _make({"indicator_id": f"{stem}-{number}", "kind": row_kind, "value": text, "category": category}, where)))
     return _check_unique(rows)
 
