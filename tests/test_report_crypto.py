@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import stat
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -289,6 +290,19 @@ def test_cli_decrypt(capsys, tmp_path, keys, report_files):
         with open(o["out"], "rb") as fh:
             assert fh.read() == expected[o["report_id"]]
     assert "content" not in json.dumps(out)
+
+    # a rerun leaves the same evidence as it is; a file with other content is kept unless --force
+    code, again, _ = run(capsys, "reports", "decrypt", "--key", keys.centre_priv, "--out", outdir, report_files.jsonl)
+    assert code == 0 and all(o["ok"] for o in again)
+    other = Path(again[0]["out"])
+    other.write_bytes(b"something else")
+    code, again, err = run(capsys, "reports", "decrypt", "--key", keys.centre_priv, "--out", outdir, report_files.jsonl)
+    assert code == 1 and again[0] == {"report_id": again[0]["report_id"], "ok": False,
+                                      "error": f"{other} exists with other content; pass --force to replace it"}
+    assert other.read_bytes() == b"something else" and all(o["ok"] for o in again[1:]) and "1 FAILED" in err
+    code, again, _ = run(capsys, "reports", "decrypt", "--key", keys.centre_priv, "--out", outdir, "--force",
+                         report_files.jsonl)
+    assert code == 0 and other.read_bytes() == expected[again[0]["report_id"]]
 
     # evidence moved between reports, and the wrong centre key: named, exit 1
     moved = dict(report_files.good[0], evidence_encrypted=report_files.good[1]["evidence_encrypted"])

@@ -161,7 +161,16 @@ def cmd_decrypt(args) -> int:
             emit({"report_id": rid, "ok": False, "error": problem})
             continue
         out = os.path.join(args.out, f"{rid}.{evidence_extension(mime)}")
-        write_private_file(out, content)
+        if os.path.exists(out) and not args.force:  # a rerun: the same evidence is left as it is
+            with open(out, "rb") as fh:
+                same = fh.read() == content
+            if not same:
+                failed += 1
+                emit({"report_id": rid, "ok": False, "error": f"{out} exists with other content; pass --force to "
+                                                                 "replace it"})
+                continue
+        else:
+            write_private_file(out, content)
         written += 1
         emit({"report_id": rid, "ok": True, "out": out, "mime": mime, "bytes": len(content)})
     if not total:
@@ -321,6 +330,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("decrypt", help="write each report's evidence to DIR/<report_id>.<ext> (does not verify)")
     p.add_argument("--key", required=True, metavar="CENTRE_PRIVATE.pem")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--force", action="store_true",
+                   help="replace a DIR/<report_id>.<ext> that holds other content (the same evidence is left as it is)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="JSON Lines or Parquet report files, or directories")
     p.add_argument("--run", default=None, metavar="RUN_ID",
                    help="only this run of each report directory (default: every run)")
