@@ -232,11 +232,12 @@ def test_cli_decide_keeps_the_item_when_the_report_cannot_be_written(setup, tmp_
     in_the_way = tmp_path / "in-the-way"
     in_the_way.write_text("not a directory\n")
     one = setup["items"]["e-1"]["report_id"]
-    for sections in ({"sinks": {"report_dir": str(in_the_way)}}, {"stores": {"stats_dir": str(in_the_way)}}):
+    for sections, setting in (({"sinks": {"report_dir": str(in_the_way)}}, "sinks.report_dir"),
+                              ({"stores": {"stats_dir": str(in_the_way)}}, "stores.stats_dir")):
         cfg = _cli_config(setup, tmp_path, **sections)
         assert main(["--config", cfg, "review", "decide", one, "--confirm", "--reviewer", "alice"]) == 1
         err = capsys.readouterr().err
-        assert err == f"error: {in_the_way}: File exists\n"
+        assert err == f"error: {setting} {in_the_way} is not a directory: nothing changed\n"
         assert setup["store"].get(one) == setup["items"]["e-1"]
     assert in_the_way.read_text() == "not a directory\n"
 
@@ -281,7 +282,7 @@ def test_cli_expire_refuses_before_deleting_when_the_log_dir_is_a_file(setup, tm
     in_the_way.write_text("x\n")
     cfg = _cli_config(setup, tmp_path, retention={"log_dir": str(in_the_way)})
     assert main(["--config", cfg, "review", "expire", "--now", "2026-11-02T00:00:00Z"]) == 1
-    assert capsys.readouterr().err == f"error: {in_the_way}: File exists\n"
+    assert capsys.readouterr().err == f"error: retention.log_dir {in_the_way} is not a directory: nothing changed\n"
     assert len(setup["store"].ids()) == 3
 
 

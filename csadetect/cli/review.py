@@ -45,10 +45,12 @@ def _settings(args):
     return load_settings(getattr(args, "config", None))
 
 
-def _output_dir(path) -> None:
-    """Make a local output directory now, so a file in its place (OSError: one line) stops the
-    command before anything is deleted; other filesystems are left to the writer."""
+def _output_dir(path, setting: str) -> None:
+    """Make a local output directory now, so a file in its place stops the command (one line naming
+    the ``setting``) before anything is deleted; other filesystems are left to the writer."""
     if path and not fs.is_url(path):
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ReviewError(f"{setting} {path} is not a directory: nothing changed")
         os.makedirs(path, exist_ok=True)
 
 
@@ -111,9 +113,9 @@ def _cmd_decide(args) -> int:
     report_dir = args.report_dir or settings.sinks.report_dir
     stats_dir = settings.stores.stats_dir
     stats_dir = runs.run_dir(stats_dir, run) if stats_dir and run else stats_dir
-    _output_dir(stats_dir)  # a file in the way: one line before the item changes
+    _output_dir(stats_dir, "stores.stats_dir")  # a file in the way: one line before the item changes
     if verdict["verdict"] == "confirm":
-        _output_dir(runs.run_dir(report_dir, run) if report_dir and run else report_dir)
+        _output_dir(runs.run_dir(report_dir, run) if report_dir and run else report_dir, "sinks.report_dir")
     files = []
 
     def deliver(report):  # before the item leaves the store: a report that cannot be written is not lost
@@ -137,8 +139,9 @@ def _cmd_expire(args) -> int:
     except ValueError as exc:
         raise ReviewError(str(exc)) from None
     store = _store(args, settings)
-    for directory in (settings.retention.log_dir, settings.stores.stats_dir):
-        _output_dir(directory)  # the deletion log and the counters: checked before anything is deleted
+    for directory, setting in ((settings.retention.log_dir, "retention.log_dir"),
+                               (settings.stores.stats_dir, "stores.stats_dir")):
+        _output_dir(directory, setting)  # the deletion log and the counters: checked before anything is deleted
     deleted, stats = expire(store, now, settings.retention.log_dir)
     write_stats(settings.stores.stats_dir, stats)
     emit({"expired": len(deleted)})
