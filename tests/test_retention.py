@@ -362,3 +362,20 @@ def test_cli_run_refuses_before_deleting_when_stats_dir_or_console_db_is_wrong(s
         assert sorted(p.name for p in (root / "reports").iterdir()) == before
         assert deletion_log(root) == []
     assert not_sqlite.read_text() == "not a database\n" and not Path(f"{not_sqlite}.cache").exists()
+
+
+def test_a_kept_review_decision_past_retention_goes(store):
+    """The pipeline keeps a decided item's verdict and report a day (``ReviewStore.decide``, under the
+    run's ``_decided`` folder); one left behind past retention (a stopped pipeline never swept it) is
+    deleted and logged like a review item."""
+    from csadetect.review.store import DECIDED, DECISION_SCHEMA
+
+    root, settings = store["root"], store["settings"]
+    folder = root / "review" / "run-1" / DECIDED
+    folder.mkdir(parents=True)
+    for rid, at in (("dec-old", OLD), ("dec-young", YOUNG)):
+        write_parquet(folder / f"{rid}.parquet", [{"report_id": rid, "verdict": "confirm", "created_at": utc_iso(at),
+                                                   "report": "{}"}], DECISION_SCHEMA)
+    result = run_retention(settings, NOW)
+    assert result.deleted["review"] == ["dec-old"]
+    assert sorted(p.name for p in folder.iterdir()) == ["dec-young.parquet"]

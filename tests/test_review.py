@@ -297,3 +297,58 @@ def test_cli_list_names_an_unreadable_item_in_one_line(setup, tmp_path, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"error: {broken}: not a readable review item (Parquet)")
     assert broken.read_text() == "not parquet\n"
+
+
+def _verdict(rid: str, verdict: str = "confirm") -> dict:
+    return parse_verdict({"report_id": rid, "verdict": verdict, "reviewer": "alice",
+                          "decided_at": "2026-11-01T12:30:00Z"})
+
+
+def test_a_verdict_applied_again_by_the_pipeline_gives_the_same_report(setup):
+    """A retried bundle applies its verdict again after the first try took the item out of the store:
+    with ``replay`` the kept decision gives the same signed report (no stats: counted once) instead
+    of a refusal that would lose it; another verdict on it is refused; the decision is swept a day later."""
+    store, keys = setup["store"], setup["keys"]
+    one = setup["items"]["e-1"]["report_id"]
+    report, stats = apply_verdict(store, _verdict(one), keys, replay=True)
+    assert report["review_status"] == "confirmed" and stats
+    assert one not in store.ids() and store.get(one) is None
+    assert (Path(store.root) / "_decided" / f"{one}.parquet").is_file()
+    again, stats = apply_verdict(store, _verdict(one), keys, replay=True)
+    assert again == report and stats == []
+    with pytest.raises(ReviewError, match=f"review item {one} was decided already \\(confirm\\)"):
+        apply_verdict(store, _verdict(one, "reject"), keys, replay=True)
+    with pytest.raises(ReviewError, match="no pending review item"):  # outside the pipeline: refused as before
+        apply_verdict(store, _verdict(one), keys)
+    two = setup["items"]["e-2"]["report_id"]
+    assert apply_verdict(store, _verdict(two, "reject"), keys, replay=True)[0] is None
+    assert apply_verdict(store, _verdict(two, "reject"), keys, replay=True) == (None, [])
+    # the expiry sweep keeps decisions for a day, then deletes them
+    expire(store, datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc))
+    assert store.decision(one) is not None
+    expire(store, datetime(2026, 11, 2, 12, 31, tzinfo=timezone.utc))
+    assert store.decision(one) is None and store.decision(two) is None
+    with pytest.raises(ReviewError, match="no pending review item"):
+        apply_verdict(store, _verdict(one), keys, replay=True)
+
+
+def test_apply_verdict_fn_retried_emits_the_report_again(setup, tmp_path):
+    """The DoFn as a runner retries it: the same verdict message processed twice (the first try's
+    output lost with its bundle) yields the same report both times; the item lay in a run's directory."""
+    from csadetect.transforms.review import ApplyVerdictFn
+
+    root = str(tmp_path / "runs-review")
+    ReviewStore(root, run_id="run-1").put(setup["items"]["e-3"])
+    rid = setup["items"]["e-3"]["report_id"]
+    settings = load_settings(overrides={"reports": {k: v for k, v in setup["paths"].items()
+                                                    if k in ("signing_key", "evidence_key", "centre_public_key")}})
+    fn = ApplyVerdictFn(root, settings.reports)
+    fn.setup()
+    message = json.dumps({"report_id": rid, "verdict": "confirm", "reviewer": "bob"}).encode()
+    first = list(fn.process(message))
+    retried = list(fn.process(message))
+    reports = [o for o in first if isinstance(o, dict)]
+    assert len(reports) == 1 and retried == reports
+    assert any(getattr(o, "tag", None) == "stats" for o in first)
+    assert (tmp_path / "runs-review" / "run-1" / "_decided" / f"{rid}.parquet").is_file()
+    assert ReviewStore(root).ids() == []

@@ -45,6 +45,14 @@ class ReviewError(ValueError):
     """A bad verdict or an unknown item; the message is one line."""
 
 
+# A decided item's verdict and signed report are kept this long in ``DECIDED`` beside the run's items
+# (:meth:`ReviewStore.decide`): long past any retry of the bundle that applied the verdict.
+DECIDED = "_decided"
+DECISION_HOLD = timedelta(hours=24)
+DECISION_SCHEMA = pa.schema([("report_id", pa.string()), ("verdict", pa.string()), ("created_at", pa.string()),
+                             ("report", pa.string())])
+
+
 # ----------------------------------------------------------------------------------- store
 
 
@@ -76,7 +84,10 @@ class ReviewStore:
 
     def locate(self, report_id: str) -> Optional[str]:
         """The file of the pending item ``report_id`` in any run this store sees; None when none."""
-        name = self._name(report_id)
+        return self._find(self._name(report_id))
+
+    def _find(self, name: str) -> Optional[str]:
+        """``name`` (a file, or ``DECIDED/<file>``) in this store's directory, else in any run's."""
         own = fs.join(self.directory, name)
         if fs.exists(own):
             return own
@@ -92,7 +103,8 @@ class ReviewStore:
             found = sorted(m.path for m in fs.match(fs.join(self.root, "*", name)))
         except Exception:  # noqa: BLE001 - a missing prefix holds no item
             return None
-        found = [p for p in found if runs.run_of(self.root, p)]
+        depth = name.count("/")  # a run's file: <root>/<RUN_ID>/<name>
+        found = [p for p in found if runs.run_of(self.root, p.rsplit("/", depth)[0] if depth else p)]
         return found[0] if found else None
 
     def run_of(self, report_id: str) -> Optional[str]:
@@ -143,7 +155,7 @@ class ReviewStore:
             for path in paths:
                 name = os.path.basename(path)[: -len(".parquet")]
                 parent = os.path.basename(os.path.dirname(path.rstrip("/")))
-                if _ID.match(name) and not parent.startswith("."):
+                if _ID.match(name) and not parent.startswith(".") and parent != DECIDED:
                     found.add(name)
         return sorted(found)
 
@@ -152,6 +164,61 @@ class ReviewStore:
             item = self.get(rid)
             if item is not None:
                 yield item
+
+    def decide(self, report_id: str, verdict: dict, report: Optional[dict]) -> None:
+        """Take the pending item ``report_id`` out of the store, keeping the decision for a while
+        (``DECIDED/<report_id>.parquet`` beside where the item was: the verdict and the signed report,
+        written atomically before the item is deleted), so that a verdict applied again, as a
+        retried bundle applies it, gives the same report instead of being refused and losing it
+        (:func:`apply_verdict` with ``replay``). :meth:`sweep_decisions` deletes them."""
+        path = self.locate(report_id)
+        if path is None:
+            raise ReviewError(f"no pending review item {report_id}")
+        target = fs.join(os.path.dirname(path.rstrip("/")), DECIDED, self._name(report_id))
+        row = {"report_id": report_id, "verdict": verdict["verdict"], "created_at": verdict["decided_at"],
+               "report": None if report is None else to_json_line(report)}
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist([row], schema=DECISION_SCHEMA), buf, compression="zstd")
+        with fs.open_write(target + ".tmp") as fh:
+            fh.write(buf.getvalue())
+        fs.filesystems().rename([target + ".tmp"], [target])
+        fs.filesystems().delete([path])
+
+    def decision(self, report_id: str) -> Optional[dict]:
+        """The kept decision on ``report_id`` (``{"verdict", "report" (dict or None), "decided_at"}``),
+        or None."""
+        path = self._find(f"{DECIDED}/{self._name(report_id)}")
+        if path is None:
+            return None
+        try:
+            row = pq.read_table(io.BytesIO(fs.read_bytes(path)), use_threads=False).to_pylist()[0]
+        except (pa.ArrowException, IndexError):
+            raise ReviewError(f"{path}: not a readable review decision (Parquet)") from None
+        return {"verdict": row["verdict"], "decided_at": row["created_at"],
+                "report": None if row["report"] is None else json.loads(row["report"])}
+
+    def sweep_decisions(self, before: datetime) -> int:
+        """Delete the kept decisions made before ``before``; returns how many."""
+        patterns = [fs.join(self.directory, DECIDED, "*.parquet")]
+        if not self.run_id:
+            patterns.append(fs.join(self.root, "*", DECIDED, "*.parquet"))
+        gone = 0
+        for pattern in patterns:
+            try:
+                paths = [m.path for m in fs.match(pattern)]
+            except Exception:  # noqa: BLE001 - a missing directory holds no decision
+                continue
+            for path in paths:
+                try:
+                    row = pq.read_table(io.BytesIO(fs.read_bytes(path)), columns=["created_at"],
+                                        use_threads=False).to_pylist()[0]
+                    made = parse_time(row["created_at"], field="created_at", assume_utc=True)
+                except Exception:  # noqa: BLE001 - unreadable: swept as old
+                    made = None
+                if made is None or made < before:
+                    fs.filesystems().delete([path])
+                    gone += 1
+        return gone
 
 
 # --------------------------------------------------------------------------------- verdicts
@@ -202,12 +269,21 @@ def confirm(item: dict, keys: crypto.ReportKeys, verdict: dict) -> dict:
 
 
 def apply_verdict(store: ReviewStore, verdict: dict, keys: crypto.ReportKeys,
-                  deliver: Optional[Callable[[Optional[dict]], None]] = None) -> tuple[Optional[dict], list[dict]]:
+                  deliver: Optional[Callable[[Optional[dict]], None]] = None,
+                  replay: bool = False) -> tuple[Optional[dict], list[dict]]:
     """Apply one parsed verdict: ``(report or None, stats records)``. The item leaves the store
     either way, after ``deliver(report or None)`` (when given) has returned: a report that cannot be
     written leaves the item pending, never lost. A verdict for an item no longer pending raises
-    ReviewError."""
+    ReviewError, except with ``replay`` (the pipeline's verdicts, whose bundle may be retried after
+    the item left): the item's decision is then kept (:meth:`ReviewStore.decide`), and the same
+    verdict applied again gives the same report back, with no stats (they were counted once)."""
     item = store.get(verdict["report_id"])
+    if item is None and replay:
+        kept = store.decision(verdict["report_id"])
+        if kept is not None and kept["verdict"] == verdict["verdict"]:
+            return kept["report"], []
+        if kept is not None:
+            raise ReviewError(f"review item {verdict['report_id']} was decided already ({kept['verdict']})")
     if item is None:
         raise ReviewError(f"no pending review item {verdict['report_id']} (decided already, expired or unknown)")
     at = parse_time(verdict["decided_at"], field="decided_at", assume_utc=True)
@@ -219,7 +295,10 @@ def apply_verdict(store: ReviewStore, verdict: dict, keys: crypto.ReportKeys,
         report, stats = None, _review_stats(item, "rejected", at)
     if deliver is not None:
         deliver(report)
-    store.delete(verdict["report_id"])
+    if replay:
+        store.decide(verdict["report_id"], verdict, report)
+    else:
+        store.delete(verdict["report_id"])
     return report, stats
 
 
@@ -243,6 +322,7 @@ def expire(store: ReviewStore, now: Optional[datetime] = None, log_dir: Optional
         LOG.info("review item %s expired unreviewed: deleted with its evidence", rid)
     if deleted and log_dir:
         log_deletions(log_dir, "review", deleted, now)
+    store.sweep_decisions(now - DECISION_HOLD)
     return deleted, stats
 
 

@@ -97,7 +97,10 @@ class WriteReviewItems(beam.PTransform):
 class ApplyVerdictFn(KeysDoFn):
     """A reviewer verdict message -> the signed report (confirm) or nothing (reject); id-free stats
     records on the ``stats`` output. Bad or stale verdicts are counted and dropped (one log line
-    with the reason, no content)."""
+    with the reason, no content). The item's decision is kept a while (:meth:`ReviewStore.decide`):
+    a verdict applied again, as a retried bundle applies it after its first try took the item out
+    of the store, gives the same report again (counted as ``verdict_replayed``, no stats) instead
+    of being refused, so a failed write downstream cannot lose a confirmed report."""
 
     def __init__(self, review_dir: str, reports_settings):
         super().__init__(reports_settings)
@@ -108,10 +111,15 @@ class ApplyVerdictFn(KeysDoFn):
         data = getattr(message, "data", message)
         try:
             verdict = parse_verdict(data)
-            report, stats = apply_verdict(ReviewStore(self._dir), verdict, self._keys)
+            report, stats = apply_verdict(ReviewStore(self._dir), verdict, self._keys, replay=True)
         except ReviewError as exc:
             counter("verdict_refused").inc()
             logging.getLogger("csadetect.review.store").warning("verdict refused: %s", exc)
+            return
+        if not stats:  # the decision was kept from an earlier try: its report again, counted once
+            counter("verdict_replayed").inc()
+            if report is not None:
+                yield report
             return
         for s in stats:
             yield pvalue.TaggedOutput(STATS, s)
