@@ -286,3 +286,14 @@ def test_demo_refuses_a_bad_config_before_making_or_removing_anything(tmp_path, 
     err = capsys.readouterr().err
     assert err.startswith("error: invalid config at match.pdq_threshold") and err.count("\n") == 1
     assert not (tmp_path / "work").exists() and (out / "feedback" / "keep.json").exists()
+
+
+@pytest.mark.parametrize("value, reason", [("-5", "must be from 0 to 100 (PDQ quality), not -5"),
+                                           ("101", "must be from 0 to 100 (PDQ quality), not 101"),
+                                           ("high", "not a whole number: 'high'")])
+def test_import_min_quality_is_a_pdq_quality(capsys, value, reason):
+    with pytest.raises(SystemExit) as done:
+        main(["indicators", "import", "x.txt", "--min-quality", value])
+    assert done.value.code == 2
+    assert capsys.readouterr().err == (f"error: csadetect indicators import: argument --min-quality: {reason}; "
+                                       "see csadetect indicators import --help\n")

@@ -439,6 +439,17 @@ def cmd_export(args) -> int:
 # ------------------------------------------------------------------------------- parser
 
 
+def _quality(text: str) -> int:
+    """A PDQ quality for ``--min-quality``: a whole number from 0 to 100 (argparse names the flag)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 100 (PDQ quality), not {value}")
+    return value
+
+
 def register(subparsers) -> None:
     """Add ``indicators {keygen,from-media,build,compact,verify,info,diff,import,export}`` and ``match``."""
     ind = subparsers.add_parser("indicators", help="build, sign, verify and inspect indicator snapshots")
@@ -507,7 +518,7 @@ def register(subparsers) -> None:
                    help="a CSV's columns: hash= (required), kind=, id=, note=, category=, source=, quality=")
     p.add_argument("--category", help="category of rows that name none (default: unspecified)")
     p.add_argument("--source", help="source of rows that name none (default: the threatexchange collab, else eu-centre)")
-    p.add_argument("--min-quality", type=int, metavar="Q",
+    p.add_argument("--min-quality", type=_quality, metavar="Q",
                    help="refuse rows whose quality column is below Q (default: match.quality_gate)")
     p.add_argument("--skip-refused", action="store_true",
                    help="import the good rows even when some are refused (default: any refused row fails the import)")
