@@ -306,28 +306,38 @@ def _verdict(rid: str, verdict: str = "confirm") -> dict:
 
 def test_a_verdict_applied_again_by_the_pipeline_gives_the_same_report(setup):
     """A retried bundle applies its verdict again after the first try took the item out of the store:
-    with ``replay`` the kept decision gives the same signed report (no stats: counted once) instead
-    of a refusal that would lose it; another verdict on it is refused; the decision is swept a day later."""
+    with ``replay`` the kept report comes back (no stats: never counted twice) instead of a refusal
+    that would lose it; a reject after it is refused; a rejected item leaves nothing behind; the kept
+    report is swept a day after it was kept (not after the verdict's own time, which may be old)."""
+    from csadetect.core.timeutil import utc_now
+
     store, keys = setup["store"], setup["keys"]
     one = setup["items"]["e-1"]["report_id"]
     report, stats = apply_verdict(store, _verdict(one), keys, replay=True)
-    assert report["review_status"] == "confirmed" and stats
+    assert report["review_status"] == "confirmed"
+    # the pipeline counts reports where it writes them: no "reported" here (the CLI's path has it)
+    assert sorted(s["metric"] for s in stats) == ["review_decided", "review_seconds"]
     assert one not in store.ids() and store.get(one) is None
     assert (Path(store.root) / "_decided" / f"{one}.parquet").is_file()
     again, stats = apply_verdict(store, _verdict(one), keys, replay=True)
     assert again == report and stats == []
-    with pytest.raises(ReviewError, match=f"review item {one} was decided already \\(confirm\\)"):
+    with pytest.raises(ReviewError, match=f"review item {one} was confirmed already"):
         apply_verdict(store, _verdict(one, "reject"), keys, replay=True)
     with pytest.raises(ReviewError, match="no pending review item"):  # outside the pipeline: refused as before
         apply_verdict(store, _verdict(one), keys)
     two = setup["items"]["e-2"]["report_id"]
     assert apply_verdict(store, _verdict(two, "reject"), keys, replay=True)[0] is None
-    assert apply_verdict(store, _verdict(two, "reject"), keys, replay=True) == (None, [])
-    # the expiry sweep keeps decisions for a day, then deletes them
-    expire(store, datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc))
+    assert store.decision(two) is None and not (Path(store.root) / "_decided" / f"{two}.parquet").exists()
+    with pytest.raises(ReviewError, match="no pending review item"):
+        apply_verdict(store, _verdict(two, "reject"), keys, replay=True)
+    three = setup["items"]["e-3"]["report_id"]
+    _, stats = apply_verdict(store, _verdict(three), keys)
+    assert "reported" in [s["metric"] for s in stats] and store.decision(three) is None
+    # the sweep keeps kept reports for a day from when they were kept, then deletes them
+    expire(store, utc_now() + timedelta(hours=23))
     assert store.decision(one) is not None
-    expire(store, datetime(2026, 11, 2, 12, 31, tzinfo=timezone.utc))
-    assert store.decision(one) is None and store.decision(two) is None
+    expire(store, utc_now() + timedelta(hours=25))
+    assert store.decision(one) is None
     with pytest.raises(ReviewError, match="no pending review item"):
         apply_verdict(store, _verdict(one), keys, replay=True)
 
@@ -352,3 +362,38 @@ def test_apply_verdict_fn_retried_emits_the_report_again(setup, tmp_path):
     assert any(getattr(o, "tag", None) == "stats" for o in first)
     assert (tmp_path / "runs-review" / "run-1" / "_decided" / f"{rid}.parquet").is_file()
     assert ReviewStore(root).ids() == []
+
+
+def test_a_refused_verdict_logs_no_id_and_a_failed_one_names_its_report(setup, tmp_path, caplog, monkeypatch):
+    """A refusal logs the reason without the report id (it may be a rejected item's); a verdict that
+    fails otherwise (a storage error) becomes a dead letter naming its report id, to be sent again."""
+    from csadetect.transforms.review import ApplyVerdictFn
+
+    settings = load_settings(overrides={"reports": {k: v for k, v in setup["paths"].items()
+                                                    if k in ("signing_key", "evidence_key", "centre_public_key")}})
+    fn = ApplyVerdictFn(setup["store"].root, settings.reports)
+    fn.setup()
+    gone = "ab" * 16
+    with caplog.at_level("WARNING"):
+        assert list(fn.process(json.dumps({"report_id": gone, "verdict": "confirm", "reviewer": "r"}))) == []
+    assert "verdict refused: no pending review item <id>" in caplog.text and gone not in caplog.text
+    one = setup["items"]["e-1"]["report_id"]
+
+    def broken(self, report_id):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(ReviewStore, "get", broken)
+    (letter,) = list(fn.process(json.dumps({"report_id": one, "verdict": "confirm", "reviewer": "r"}).encode()))
+    assert letter.value.event_id == one and "verdict failed (OSError)" in letter.value.reason
+    monkeypatch.undo()
+    assert setup["store"].get(one) == setup["items"]["e-1"]  # still pending: the verdict can be sent again
+
+
+def test_expiry_skips_an_unreadable_item_and_logs_what_it_deleted(setup, tmp_path):
+    store = setup["store"]
+    broken = Path(store.root) / ("0" * 32 + ".parquet")
+    broken.write_text("not parquet\n")
+    deleted, stats = expire(store, T0 + timedelta(hours=2), str(tmp_path / "log"))
+    assert sorted(deleted) == sorted(i["report_id"] for i in setup["items"].values())
+    logged = [json.loads(line)["id"] for f in (tmp_path / "log").glob("deletions-*.jsonl") for line in f.open()]
+    assert sorted(logged) == sorted(deleted) and broken.exists()

@@ -45,8 +45,9 @@ class ReviewError(ValueError):
     """A bad verdict or an unknown item; the message is one line."""
 
 
-# A decided item's verdict and signed report are kept this long in ``DECIDED`` beside the run's items
-# (:meth:`ReviewStore.decide`): long past any retry of the bundle that applied the verdict.
+# A confirmed item's signed report is kept this long in ``DECIDED`` beside the run's items
+# (:meth:`ReviewStore.decide`): long past any retry of the bundle that applied the verdict. A rejected
+# item leaves nothing behind (a retried reject has nothing to emit).
 DECIDED = "_decided"
 DECISION_HOLD = timedelta(hours=24)
 DECISION_SCHEMA = pa.schema([("report_id", pa.string()), ("verdict", pa.string()), ("created_at", pa.string()),
@@ -165,18 +166,18 @@ class ReviewStore:
             if item is not None:
                 yield item
 
-    def decide(self, report_id: str, verdict: dict, report: Optional[dict]) -> None:
-        """Take the pending item ``report_id`` out of the store, keeping the decision for a while
-        (``DECIDED/<report_id>.parquet`` beside where the item was: the verdict and the signed report,
-        written atomically before the item is deleted), so that a verdict applied again, as a
-        retried bundle applies it, gives the same report instead of being refused and losing it
+    def decide(self, report_id: str, report: dict) -> None:
+        """Take the confirmed item ``report_id`` out of the store, keeping its signed ``report`` for
+        :data:`DECISION_HOLD` (``DECIDED/<report_id>.parquet`` beside where the item was, written
+        atomically before the item is deleted), so that the verdict applied again, as a retried
+        bundle applies it, gives the same report instead of being refused and losing it
         (:func:`apply_verdict` with ``replay``). :meth:`sweep_decisions` deletes them."""
         path = self.locate(report_id)
         if path is None:
             raise ReviewError(f"no pending review item {report_id}")
         target = fs.join(os.path.dirname(path.rstrip("/")), DECIDED, self._name(report_id))
-        row = {"report_id": report_id, "verdict": verdict["verdict"], "created_at": verdict["decided_at"],
-               "report": None if report is None else to_json_line(report)}
+        # created_at: when the decision was kept, which the hold counts from (a verdict may arrive late)
+        row = {"report_id": report_id, "verdict": "confirm", "created_at": utc_iso(), "report": to_json_line(report)}
         buf = io.BytesIO()
         pq.write_table(pa.Table.from_pylist([row], schema=DECISION_SCHEMA), buf, compression="zstd")
         with fs.open_write(target + ".tmp") as fh:
@@ -185,8 +186,7 @@ class ReviewStore:
         fs.filesystems().delete([path])
 
     def decision(self, report_id: str) -> Optional[dict]:
-        """The kept decision on ``report_id`` (``{"verdict", "report" (dict or None), "decided_at"}``),
-        or None."""
+        """The kept decision on ``report_id`` (``{"verdict", "report", "kept_at"}``), or None."""
         path = self._find(f"{DECIDED}/{self._name(report_id)}")
         if path is None:
             return None
@@ -194,8 +194,7 @@ class ReviewStore:
             row = pq.read_table(io.BytesIO(fs.read_bytes(path)), use_threads=False).to_pylist()[0]
         except (pa.ArrowException, IndexError):
             raise ReviewError(f"{path}: not a readable review decision (Parquet)") from None
-        return {"verdict": row["verdict"], "decided_at": row["created_at"],
-                "report": None if row["report"] is None else json.loads(row["report"])}
+        return {"verdict": row["verdict"], "kept_at": row["created_at"], "report": json.loads(row["report"])}
 
     def sweep_decisions(self, before: datetime) -> int:
         """Delete the kept decisions made before ``before``; returns how many."""
@@ -275,28 +274,32 @@ def apply_verdict(store: ReviewStore, verdict: dict, keys: crypto.ReportKeys,
     either way, after ``deliver(report or None)`` (when given) has returned: a report that cannot be
     written leaves the item pending, never lost. A verdict for an item no longer pending raises
     ReviewError, except with ``replay`` (the pipeline's verdicts, whose bundle may be retried after
-    the item left): the item's decision is then kept (:meth:`ReviewStore.decide`), and the same
-    verdict applied again gives the same report back, with no stats (they were counted once)."""
+    the item left): a confirmed item's report is then kept (:meth:`ReviewStore.decide`), and a confirm
+    applied again gives the same report back, with no stats (the first try's, if its bundle failed,
+    are not recovered: counters may miss a retried decision, never count a duplicate). The pipeline
+    counts its reports where they are written, so ``replay`` leaves ``reported`` out of the stats."""
     item = store.get(verdict["report_id"])
     if item is None and replay:
         kept = store.decision(verdict["report_id"])
-        if kept is not None and kept["verdict"] == verdict["verdict"]:
+        if kept is not None and verdict["verdict"] == "confirm":
             return kept["report"], []
         if kept is not None:
-            raise ReviewError(f"review item {verdict['report_id']} was decided already ({kept['verdict']})")
+            raise ReviewError(f"review item {verdict['report_id']} was confirmed already")
     if item is None:
         raise ReviewError(f"no pending review item {verdict['report_id']} (decided already, expired or unknown)")
     at = parse_time(verdict["decided_at"], field="decided_at", assume_utc=True)
     if verdict["verdict"] == "confirm":
         report = confirm(item, keys, verdict)
-        stats = _review_stats(item, "confirmed", at) + [
-            stat("reported", 1, at, detector=report["detector"], detector_version=report["detector_version"])]
+        stats = _review_stats(item, "confirmed", at)
+        if not replay:
+            stats.append(stat("reported", 1, at, detector=report["detector"],
+                              detector_version=report["detector_version"]))
     else:
         report, stats = None, _review_stats(item, "rejected", at)
     if deliver is not None:
         deliver(report)
-    if replay:
-        store.decide(verdict["report_id"], verdict, report)
+    if replay and report is not None:
+        store.decide(verdict["report_id"], report)
     else:
         store.delete(verdict["report_id"])
     return report, stats
@@ -307,21 +310,27 @@ def expire(store: ReviewStore, now: Optional[datetime] = None, log_dir: Optional
     the deletion log (``log_dir``) and the logger, nothing else about them."""
     now = now or utc_now()
     deleted, stats = [], []
-    for rid in store.ids():
-        item = store.get(rid)
-        if item is None or not item.get("expires_at"):
-            continue
-        if parse_time(item["expires_at"], field="expires_at", assume_utc=True) > now:
-            continue
-        store.delete(rid)
-        deleted.append(rid)
-        stats += _review_stats(item, "expired", now)
-        stats.append(stat("deleted", 1, now, store="review"))
-        if item.get("review_evidence"):
-            stats.append(stat("deleted", 1, now, store="evidence"))
-        LOG.info("review item %s expired unreviewed: deleted with its evidence", rid)
-    if deleted and log_dir:
-        log_deletions(log_dir, "review", deleted, now)
+    try:
+        for rid in store.ids():
+            try:
+                item = store.get(rid)
+            except ReviewError as exc:  # one unreadable file must not stop every later expiry
+                LOG.warning("review item skipped by the expiry sweep: %s", exc)
+                continue
+            if item is None or not item.get("expires_at"):
+                continue
+            if parse_time(item["expires_at"], field="expires_at", assume_utc=True) > now:
+                continue
+            store.delete(rid)
+            deleted.append(rid)
+            stats += _review_stats(item, "expired", now)
+            stats.append(stat("deleted", 1, now, store="review"))
+            if item.get("review_evidence"):
+                stats.append(stat("deleted", 1, now, store="evidence"))
+            LOG.info("review item %s expired unreviewed: deleted with its evidence", rid)
+    finally:  # what was deleted is logged, even when a later delete fails
+        if deleted and log_dir:
+            log_deletions(log_dir, "review", deleted, now)
     store.sweep_decisions(now - DECISION_HOLD)
     return deleted, stats
 

@@ -14,13 +14,16 @@ the records come from :mod:`csadetect.reports.records`, the store and verdicts f
 """
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from typing import Optional
 
 import apache_beam as beam
 from apache_beam import pvalue
 
+from csadetect.core.ids import is_safe_id
 from csadetect.reports.records import EVIDENCE, pending_grooming_report, pending_report
 from csadetect.review.store import ReviewError, ReviewStore, apply_verdict, expire, parse_verdict, review_item
 from csadetect.transforms.common import AFTER_HIT, DEAD_LETTER, KeysDoFn, counter, guarded, split_dead_letters
@@ -94,27 +97,44 @@ class WriteReviewItems(beam.PTransform):
         return pvalue.PDone(items.pipeline)
 
 
+_REPORT_ID = re.compile(r"\b[0-9a-f]{8,64}\b")  # as review.store reads report ids
+
+
+def verdict_report_id(message) -> Optional[str]:
+    """The ``report_id`` of a verdict message (bytes, str or a Pub/Sub message), for its dead letter;
+    None when it has none. Never raises."""
+    try:
+        data = json.loads(getattr(message, "data", message))
+        rid = data.get("report_id") if isinstance(data, dict) else None
+        return rid if isinstance(rid, str) and is_safe_id(rid) else None
+    except Exception:  # noqa: BLE001 - not a verdict: no id
+        return None
+
+
 class ApplyVerdictFn(KeysDoFn):
     """A reviewer verdict message -> the signed report (confirm) or nothing (reject); id-free stats
     records on the ``stats`` output. Bad or stale verdicts are counted and dropped (one log line
     with the reason, no content). The item's decision is kept a while (:meth:`ReviewStore.decide`):
     a verdict applied again, as a retried bundle applies it after its first try took the item out
     of the store, gives the same report again (counted as ``verdict_replayed``, no stats) instead
-    of being refused, so a failed write downstream cannot lose a confirmed report."""
+    of being refused, so a failed write downstream cannot lose a confirmed report. A verdict that
+    fails otherwise (a storage error) becomes a dead letter naming its report id, so it can be sent
+    again; the item stays pending until its delete."""
 
     def __init__(self, review_dir: str, reports_settings):
         super().__init__(reports_settings)
         self._dir = review_dir
 
-    @guarded("verdict", outcome=None)
+    @guarded("verdict", outcome=None, event_id=verdict_report_id)
     def process(self, message):
         data = getattr(message, "data", message)
         try:
             verdict = parse_verdict(data)
             report, stats = apply_verdict(ReviewStore(self._dir), verdict, self._keys, replay=True)
-        except ReviewError as exc:
+        except ReviewError as exc:  # the reason, not the id: a refused verdict may be on a rejected item
             counter("verdict_refused").inc()
-            logging.getLogger("csadetect.review.store").warning("verdict refused: %s", exc)
+            reason = _REPORT_ID.sub("<id>", str(exc))
+            logging.getLogger("csadetect.review.store").warning("verdict refused: %s", reason)
             return
         if not stats:  # the decision was kept from an earlier try: its report again, counted once
             counter("verdict_replayed").inc()
