@@ -397,3 +397,33 @@ def test_expiry_skips_an_unreadable_item_and_logs_what_it_deleted(setup, tmp_pat
     assert sorted(deleted) == sorted(i["report_id"] for i in setup["items"].values())
     logged = [json.loads(line)["id"] for f in (tmp_path / "log").glob("deletions-*.jsonl") for line in f.open()]
     assert sorted(logged) == sorted(deleted) and broken.exists()
+
+
+def test_apply_verdicts_emits_one_report_per_id_when_a_verdict_arrives_twice(setup):
+    """Pub/Sub may deliver a verdict twice: the second replays the kept report, which the transform's
+    FirstPerId step drops (TestPipeline + assert_that, the FnApiRunner)."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from csadetect.config.profiles import FN_API_RUNNER
+    from csadetect.transforms.review import STATS, ApplyVerdicts
+
+    ids = {eid: setup["items"][eid]["report_id"] for eid in ("e-1", "e-2", "e-3")}
+    settings = load_settings(overrides={"reports": {k: v for k, v in setup["paths"].items()
+                                                    if k in ("signing_key", "evidence_key", "centre_public_key")}})
+
+    def message(eid, verdict="confirm"):
+        return json.dumps({"report_id": ids[eid], "verdict": verdict, "reviewer": "r"}).encode()
+
+    # one after the other, so the second e-1 finds the decision the first kept
+    with BeamTestPipeline(runner=FN_API_RUNNER) as p:
+        first = p | "First" >> beam.Create([message("e-1"), message("e-2"), message("e-3", "reject")])
+        out = first | "Once" >> ApplyVerdicts(setup["store"].root, settings.reports)
+        assert_that(out["reports"] | beam.Map(lambda r: r["report_id"]), equal_to([ids["e-1"], ids["e-2"]]),
+                    label="Reports")
+    with BeamTestPipeline(runner=FN_API_RUNNER) as p:
+        again = p | "Again" >> beam.Create([message("e-1"), message("e-1")])
+        out = again | "Twice" >> ApplyVerdicts(setup["store"].root, settings.reports)
+        assert_that(out["reports"] | beam.Map(lambda r: r["report_id"]), equal_to([ids["e-1"]]), label="OnePerId")
+        assert_that(out[STATS], equal_to([]), label="NoStats")

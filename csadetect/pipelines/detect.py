@@ -50,7 +50,7 @@ from csadetect.transforms.match import MatchIndicators
 from csadetect.transforms.orders import NOT_COVERED, ApplyOrders
 from csadetect.transforms.parse import ParseEvents
 from csadetect.transforms.report import BuildReports, DedupReports, SealAndSign
-from csadetect.transforms.review import ApplyVerdicts, ExpireReview, QueueForReview, WriteReviewItems
+from csadetect.transforms.review import STATS, ApplyVerdicts, ExpireReview, QueueForReview, WriteReviewItems
 from csadetect.transforms.sinks import WriteDeadLetters, WriteReports
 from csadetect.transforms.stats import WriteStats, stat_of
 
@@ -249,8 +249,8 @@ def build_pipeline(
             | "ReadVerdicts" >> beam.io.ReadFromPubSub(subscription=settings.review.verdict_subscription)
             | "ApplyVerdicts" >> ApplyVerdicts(sinks.review_dir, settings.reports)
         )
-        all_reports.append(verdicts.reports)
-        stats.append(verdicts.stats)
+        all_reports.append(verdicts["reports"])
+        stats.append(verdicts[STATS])
         dead_letters.append(verdicts[DEAD_LETTER])
         if streaming:
             stats.append(

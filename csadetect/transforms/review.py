@@ -27,6 +27,7 @@ from csadetect.core.ids import is_safe_id
 from csadetect.reports.records import EVIDENCE, pending_grooming_report, pending_report
 from csadetect.review.store import ReviewError, ReviewStore, apply_verdict, expire, parse_verdict, review_item
 from csadetect.transforms.common import AFTER_HIT, DEAD_LETTER, KeysDoFn, counter, guarded, split_dead_letters
+from csadetect.transforms.report import DedupReports
 from csadetect.transforms.sinks import WriteRecords
 
 STATS = "stats"
@@ -151,15 +152,20 @@ class ApplyVerdictFn(KeysDoFn):
 
 
 class ApplyVerdicts(beam.PTransform):
-    """Outputs: main = signed reports of confirmed items; ``stats`` = id-free stats records;
-    ``dead_letter`` = DeadLetter (a verdict that failed unexpectedly; no id)."""
+    """Outputs (a dict): ``reports`` = signed reports of confirmed items, one per report id (a verdict
+    message delivered twice, as Pub/Sub may, replays its kept report: :class:`DedupReports` drops the
+    second, while a retried bundle's passes, its state never committed); ``stats`` = id-free stats
+    records; ``dead_letter`` = DeadLetter (a verdict that failed unexpectedly, naming its report id)."""
 
     def __init__(self, review_dir: str, reports_settings):
         super().__init__()
         self._args = (review_dir, reports_settings)
 
     def expand(self, messages):
-        return messages | "Apply" >> beam.ParDo(ApplyVerdictFn(*self._args)).with_outputs(STATS, DEAD_LETTER, main="reports")
+        applied = messages | "Apply" >> beam.ParDo(ApplyVerdictFn(*self._args)).with_outputs(
+            STATS, DEAD_LETTER, main="reports")
+        return {"reports": applied.reports | "FirstPerId" >> DedupReports(),
+                STATS: applied[STATS], DEAD_LETTER: applied[DEAD_LETTER]}
 
 
 class ExpireReviewFn(beam.DoFn):
