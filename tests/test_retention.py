@@ -374,8 +374,8 @@ def test_a_kept_review_decision_past_retention_goes(store):
     folder = root / "review" / "run-1" / DECIDED
     folder.mkdir(parents=True)
     for rid, at in (("dec-old", OLD), ("dec-young", YOUNG)):
-        write_parquet(folder / f"{rid}.parquet", [{"report_id": rid, "verdict": "confirm", "created_at": utc_iso(at),
-                                                   "report": "{}"}], DECISION_SCHEMA)
+        write_parquet(folder / f"{rid}.parquet", [{"report_id": rid, "created_at": utc_iso(at), "report": "{}"}],
+                      DECISION_SCHEMA)
     result = run_retention(settings, NOW)
     assert result.deleted["review"] == ["dec-old"]
     assert sorted(p.name for p in folder.iterdir()) == ["dec-young.parquet"]

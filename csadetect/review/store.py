@@ -38,7 +38,8 @@ from csadetect.reports.schema import REPORT_FIELDS, REVIEW_FIELDS, REVIEW_SCHEMA
 
 LOG = logging.getLogger("csadetect.review.store")
 VERDICTS = ("confirm", "reject")
-_ID = re.compile(r"^[0-9a-f]{8,64}$")
+REPORT_ID_PATTERN = r"[0-9a-f]{8,64}"  # what the store (and a verdict) accepts as a report id
+_ID = re.compile(f"^{REPORT_ID_PATTERN}$")
 
 
 class ReviewError(ValueError):
@@ -50,8 +51,22 @@ class ReviewError(ValueError):
 # item leaves nothing behind (a retried reject has nothing to emit).
 DECIDED = "_decided"
 DECISION_HOLD = timedelta(hours=24)
-DECISION_SCHEMA = pa.schema([("report_id", pa.string()), ("verdict", pa.string()), ("created_at", pa.string()),
-                             ("report", pa.string())])
+DECISION_SCHEMA = pa.schema([("report_id", pa.string()), ("created_at", pa.string()), ("report", pa.string())])
+
+
+def _write_row(path: str, row: dict, schema: pa.Schema) -> None:
+    """One row as a Parquet file at ``path``, written beside it and renamed: readers never see half a file."""
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([row], schema=schema), buf, compression="zstd")
+    with fs.open_write(path + ".tmp") as fh:
+        fh.write(buf.getvalue())
+    fs.filesystems().rename([path + ".tmp"], [path])
+
+
+def _read_rows(path: str, columns: Optional[list] = None) -> list[dict]:
+    """The rows of a (one-row) store file. No thread pool: pyarrow's can abort the process at exit
+    (apache/arrow#34314)."""
+    return pq.read_table(io.BytesIO(fs.read_bytes(path)), columns=columns, use_threads=False).to_pylist()
 
 
 # ----------------------------------------------------------------------------------- store
@@ -115,21 +130,15 @@ class ReviewStore:
 
     def put(self, item: dict) -> str:
         path = self.path(item["report_id"])
-        buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist([item], schema=REVIEW_SCHEMA), buf, compression="zstd")
-        tmp = path + ".tmp"
-        with fs.open_write(tmp) as fh:
-            fh.write(buf.getvalue())
-        fs.filesystems().rename([tmp], [path])  # readers never see a half-written item
+        _write_row(path, item, REVIEW_SCHEMA)
         return path
 
     def get(self, report_id: str) -> Optional[dict]:
         path = self.locate(report_id)
         if path is None:
             return None
-        # one row: no thread pool (pyarrow's can abort the process at exit, apache/arrow#34314)
         try:
-            rows = pq.read_table(io.BytesIO(fs.read_bytes(path)), use_threads=False).to_pylist()
+            rows = _read_rows(path)
         except pa.ArrowException:
             raise ReviewError(f"{path}: not a readable review item (Parquet): move it out of the review "
                               "store") from None
@@ -142,22 +151,28 @@ class ReviewStore:
         fs.filesystems().delete([path])
         return True
 
-    def ids(self) -> list[str]:
-        """Report ids of the pending items of every run this store sees."""
-        patterns = [fs.join(self.directory, "*.parquet")]
+    def _files(self, *parts: str) -> list[str]:
+        """The files matching ``parts`` (a glob) in this store's directory and, for a store of every
+        run, in each run's directory; a missing directory matches nothing."""
+        patterns = [fs.join(self.directory, *parts)]
         if not self.run_id:
-            patterns.append(fs.join(self.root, "*", "*.parquet"))
-        found = set()
+            patterns.append(fs.join(self.root, "*", *parts))
+        paths = []
         for pattern in patterns:
             try:
-                paths = [m.path for m in fs.match(pattern)]
-            except Exception:  # noqa: BLE001 - a missing directory is an empty store
+                paths += [m.path for m in fs.match(pattern)]
+            except Exception:  # noqa: BLE001 - a missing directory holds nothing
                 continue
-            for path in paths:
-                name = os.path.basename(path)[: -len(".parquet")]
-                parent = os.path.basename(os.path.dirname(path.rstrip("/")))
-                if _ID.match(name) and not parent.startswith(".") and parent != DECIDED:
-                    found.add(name)
+        return paths
+
+    def ids(self) -> list[str]:
+        """Report ids of the pending items of every run this store sees."""
+        found = set()
+        for path in self._files("*.parquet"):
+            name = os.path.basename(path)[: -len(".parquet")]
+            parent = os.path.basename(os.path.dirname(path.rstrip("/")))
+            if _ID.match(name) and not parent.startswith(".") and parent != DECIDED:
+                found.add(name)
         return sorted(found)
 
     def items(self) -> Iterator[dict]:
@@ -177,46 +192,33 @@ class ReviewStore:
             raise ReviewError(f"no pending review item {report_id}")
         target = fs.join(os.path.dirname(path.rstrip("/")), DECIDED, self._name(report_id))
         # created_at: when the decision was kept, which the hold counts from (a verdict may arrive late)
-        row = {"report_id": report_id, "verdict": "confirm", "created_at": utc_iso(), "report": to_json_line(report)}
-        buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist([row], schema=DECISION_SCHEMA), buf, compression="zstd")
-        with fs.open_write(target + ".tmp") as fh:
-            fh.write(buf.getvalue())
-        fs.filesystems().rename([target + ".tmp"], [target])
+        _write_row(target, {"report_id": report_id, "created_at": utc_iso(), "report": to_json_line(report)},
+                   DECISION_SCHEMA)
         fs.filesystems().delete([path])
 
     def decision(self, report_id: str) -> Optional[dict]:
-        """The kept decision on ``report_id`` (``{"verdict", "report", "kept_at"}``), or None."""
+        """The kept decision on a confirmed ``report_id`` (``{"report", "kept_at"}``), or None."""
         path = self._find(f"{DECIDED}/{self._name(report_id)}")
         if path is None:
             return None
         try:
-            row = pq.read_table(io.BytesIO(fs.read_bytes(path)), use_threads=False).to_pylist()[0]
+            row = _read_rows(path)[0]
         except (pa.ArrowException, IndexError):
             raise ReviewError(f"{path}: not a readable review decision (Parquet)") from None
-        return {"verdict": row["verdict"], "kept_at": row["created_at"], "report": json.loads(row["report"])}
+        return {"kept_at": row["created_at"], "report": json.loads(row["report"])}
 
     def sweep_decisions(self, before: datetime) -> int:
         """Delete the kept decisions made before ``before``; returns how many."""
-        patterns = [fs.join(self.directory, DECIDED, "*.parquet")]
-        if not self.run_id:
-            patterns.append(fs.join(self.root, "*", DECIDED, "*.parquet"))
         gone = 0
-        for pattern in patterns:
+        for path in self._files(DECIDED, "*.parquet"):
             try:
-                paths = [m.path for m in fs.match(pattern)]
-            except Exception:  # noqa: BLE001 - a missing directory holds no decision
-                continue
-            for path in paths:
-                try:
-                    row = pq.read_table(io.BytesIO(fs.read_bytes(path)), columns=["created_at"],
-                                        use_threads=False).to_pylist()[0]
-                    made = parse_time(row["created_at"], field="created_at", assume_utc=True)
-                except Exception:  # noqa: BLE001 - unreadable: swept as old
-                    made = None
-                if made is None or made < before:
-                    fs.filesystems().delete([path])
-                    gone += 1
+                made = parse_time(_read_rows(path, ["created_at"])[0]["created_at"], field="created_at",
+                                  assume_utc=True)
+            except Exception:  # noqa: BLE001 - unreadable: swept as old
+                made = None
+            if made is None or made < before:
+                fs.filesystems().delete([path])
+                gone += 1
         return gone
 
 

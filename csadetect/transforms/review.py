@@ -14,7 +14,6 @@ the records come from :mod:`csadetect.reports.records`, the store and verdicts f
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -23,9 +22,9 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam import pvalue
 
-from csadetect.core.ids import is_safe_id
 from csadetect.reports.records import EVIDENCE, pending_grooming_report, pending_report
-from csadetect.review.store import ReviewError, ReviewStore, apply_verdict, expire, parse_verdict, review_item
+from csadetect.review.store import (REPORT_ID_PATTERN, ReviewError, ReviewStore, apply_verdict, expire,
+                                    parse_verdict, review_item)
 from csadetect.transforms.common import AFTER_HIT, DEAD_LETTER, KeysDoFn, counter, guarded, split_dead_letters
 from csadetect.transforms.report import DedupReports
 from csadetect.transforms.sinks import WriteRecords
@@ -98,16 +97,14 @@ class WriteReviewItems(beam.PTransform):
         return pvalue.PDone(items.pipeline)
 
 
-_REPORT_ID = re.compile(r"\b[0-9a-f]{8,64}\b")  # as review.store reads report ids
+_REPORT_ID = re.compile(rf"\b{REPORT_ID_PATTERN}\b")
 
 
 def verdict_report_id(message) -> Optional[str]:
     """The ``report_id`` of a verdict message (bytes, str or a Pub/Sub message), for its dead letter;
-    None when it has none. Never raises."""
+    None when it is no valid verdict. Never raises."""
     try:
-        data = json.loads(getattr(message, "data", message))
-        rid = data.get("report_id") if isinstance(data, dict) else None
-        return rid if isinstance(rid, str) and is_safe_id(rid) else None
+        return parse_verdict(getattr(message, "data", message))["report_id"]
     except Exception:  # noqa: BLE001 - not a verdict: no id
         return None
 
