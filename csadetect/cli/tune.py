@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from csadetect.cli.output import emit, error, say
+from csadetect.cli.output import emit, error, handled, say
 from csadetect.core.fs import sha256_file
 from csadetect.core.timeutil import utc_iso
 from csadetect.tuning.tune import (
@@ -31,15 +31,13 @@ def _fraction(value: str) -> float:
     return f
 
 
+@handled(tuple)  # an OSError (a file where --curves-dir should be, say): one line, exit 1, as every command
 def _cmd_tune(args) -> int:
     try:
         return _run(args)
     except TuneError as exc:
         error(str(exc))
         return 2
-    except OSError as exc:  # e.g. a file where --curves-dir should be: one line, no traceback
-        error(f"{exc.filename or 'output'}: {exc.strerror or type(exc).__name__}")
-        return 1
 
 
 def _detector(args, path: Path):
