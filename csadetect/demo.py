@@ -15,12 +15,10 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from csadetect.compliance import transparency
 from csadetect.config.profiles import arg_value
 from csadetect.config.settings import ConfigError, ReportSettings, load_settings
-from csadetect.core import runs
+from csadetect.core import parquet, runs
 from csadetect.core.keys import generate_keypair
 from csadetect.core.stats import write_stats
 from csadetect.core.timeutil import utc_iso, utc_now
@@ -198,10 +196,10 @@ def summarise(out_dir: str, counts: dict, run_id: str) -> str:
     lines.append(f"events received {received} = hits {hit} + non-hits {non_hit} + dead-lettered {dead}  [{check}]")
     lines.append(f"reports written: {counts.get('report', 0)} (duplicates collapsed: {counts.get('duplicate_report', 0)}); "
                  f"hits awaiting human review: {counts.get('hit_review', 0) + counts.get('hit_grooming', 0)}")
-    parquet = sorted(glob.glob(os.path.join(out_dir, "reports", run_id, "*.parquet")))
+    tables = sorted(glob.glob(os.path.join(out_dir, "reports", run_id, "*.parquet")))
     jsonl = sorted(glob.glob(os.path.join(out_dir, "reports", run_id, "*.jsonl")))
-    for path in parquet:
-        for r in pq.read_table(path).to_pylist():
+    for path in tables:
+        for r in parquet.read_table(path).to_pylist():
             ids = ",".join(r["indicator_ids"][:3])
             if r["detection_type"] == "new":
                 what = f"new material, score {r['score']:.2f} (threshold {r['threshold']:.2f}, {r['detector_version']})"
@@ -227,7 +225,7 @@ def summarise(out_dir: str, counts: dict, run_id: str) -> str:
             lines.append(f"  grooming → human review: {r['conversation_id']} score {r['score']:.2f} "
                          f"(threshold {r['threshold']:.2f}), risk patterns: {', '.join(r['risk_patterns'] or []) or '-'}"
                          f"; messages sealed for reviewers")
-    lines.append(f"files: {', '.join(parquet + jsonl) or 'none'}")
+    lines.append(f"files: {', '.join(tables + jsonl) or 'none'}")
     lines.append("Non-hits left nothing behind: only the counters above.")
     return "\n".join(lines)
 

@@ -140,7 +140,9 @@ def _prune_parquet(run: _Run, path: str, spec: _Rows, before: os.stat_result) ->
     import pyarrow as pa  # lazy: keeps pyarrow out of `csadetect retention hold|holds`
     import pyarrow.parquet as pq
 
-    pfile = pq.ParquetFile(path)
+    from csadetect.core import parquet
+
+    pfile = parquet.open_file(path)
     compression = _parquet_compression(pfile)
     table = pfile.read()
     ids = _column(table, spec.id_field)
@@ -215,12 +217,12 @@ def _prune_rows(run: _Run, path: str, spec: _Rows) -> None:
 
 
 def _prune_review_item(run: _Run, path: str) -> None:
-    import pyarrow.parquet as pq  # lazy: keeps pyarrow out of `csadetect retention hold|holds`
+    from csadetect.core import parquet  # lazy: keeps pyarrow out of `csadetect retention hold|holds`
 
     before = os.stat(path)
-    pfile = pq.ParquetFile(path)
+    pfile = parquet.open_file(path)
     names = pfile.schema_arrow.names
-    table = pfile.read(columns=[c for c in ("report_id", "queued_at", "created_at", "review_evidence") if c in names])
+    table = pfile.read([c for c in ("report_id", "queued_at", "created_at", "review_evidence") if c in names])
     stem = os.path.splitext(os.path.basename(path))[0]
     row = table.slice(0, 1).to_pylist()[0] if table.num_rows else {}
     rid = row.get("report_id") or stem

@@ -18,8 +18,8 @@ from typing import Optional
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from csadetect.core import parquet
 from csadetect.core.keys import PublicKeyLike
 from csadetect.indicators.rows import FIELDS
 from csadetect.indicators.snapshot_manifest import _key, _read_manifest, check_min_version, head
@@ -56,7 +56,7 @@ def _load_version(db_dir: str, version: int, public_key) -> tuple[dict, pa.Table
             raise SnapshotError(f"checksum mismatch for {name} in version {version}")
         blobs[name] = data
     try:
-        table = pq.read_table(pa.BufferReader(blobs[data_name]))
+        table = parquet.read_table(pa.BufferReader(blobs[data_name]))
         codes = np.load(io.BytesIO(blobs[CODES_FILE]), allow_pickle=False)
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise SnapshotError(f"cannot parse files of version {version}: {type(exc).__name__}") from None

@@ -15,8 +15,8 @@ import sys
 from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from csadetect.core import parquet
 from csadetect.reports.crypto import DuplicateKeyError, loads_strict
 
 JSONL_EXTENSIONS = {".jsonl", ".json", ".ndjson"}
@@ -84,10 +84,10 @@ def read_reports(path: str) -> Iterator[tuple[Optional[dict], Optional[str]]]:
     as a whole cannot be read."""
     if path != STDIN and _is_parquet(path):
         try:
-            pfile = pq.ParquetFile(path)
+            pfile = parquet.open_file(path)
             if _repeated_name(pfile.schema_arrow):
                 raise ReportFileError(f"{path}: a column or field name is repeated (refused: ambiguous signed data)")
-            for batch in pfile.iter_batches(batch_size=1024):
+            for batch in pfile.iter_batches(1024):
                 for row in batch.to_pylist():
                     yield row, None
         except ReportFileError:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from csadetect.core import fs, runs
+from csadetect.core import fs, parquet, runs
 from csadetect.core.keys import generate_keypair
 from csadetect.core.stats import stat
 from csadetect.core.timeutil import parse_time, utc_iso, utc_now
@@ -64,9 +64,8 @@ def _write_row(path: str, row: dict, schema: pa.Schema) -> None:
 
 
 def _read_rows(path: str, columns: Optional[list] = None) -> list[dict]:
-    """The rows of a (one-row) store file. No thread pool: pyarrow's can abort the process at exit
-    (apache/arrow#34314)."""
-    return pq.read_table(io.BytesIO(fs.read_bytes(path)), columns=columns, use_threads=False).to_pylist()
+    """The rows of a (one-row) store file."""
+    return parquet.read_table(pa.BufferReader(fs.read_bytes(path)), columns).to_pylist()
 
 
 # ----------------------------------------------------------------------------------- store

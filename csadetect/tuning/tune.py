@@ -231,10 +231,10 @@ def _check_columns(present, score_col: str, label_col: str, where: str) -> None:
 
 
 def _read_parquet(path: Path, score_col: str, label_col: str, quiet: bool):
-    import pyarrow.parquet as pq
+    from csadetect.core import parquet
 
     try:
-        pf = pq.ParquetFile(path)
+        pf = parquet.open_file(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise TuneError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     _check_columns(pf.schema_arrow.names, score_col, label_col, str(path))
@@ -242,7 +242,7 @@ def _read_parquet(path: Path, score_col: str, label_col: str, quiet: bool):
     rows = pf.metadata.num_rows
     with _progress(rows, "rows", quiet, rows > PROGRESS_MIN_ROWS) as bar:
         for rg in range(pf.num_row_groups):
-            t = pf.read_row_group(rg, columns=[score_col, label_col])
+            t = pf.read_row_group(rg, [score_col, label_col])
             scores.extend(t.column(score_col).to_pylist())
             labels.extend(t.column(label_col).to_pylist())
             bar.update(t.num_rows)
@@ -318,15 +318,15 @@ def detectors_in(path, column: str = "detector") -> list[str]:
     path = Path(path)
     values: set = set()
     if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
+        from csadetect.core import parquet
 
         try:
-            pf = pq.ParquetFile(path)
+            pf = parquet.open_file(path)
         except Exception:  # read_examples has said why already
             return []
         if column not in pf.schema_arrow.names:
             return []
-        values = set(pf.read(columns=[column]).column(column).to_pylist())
+        values = set(pf.read([column]).column(column).to_pylist())
     else:
         text = path.read_text(encoding="utf-8", errors="replace")
         if text.lstrip().startswith("["):
