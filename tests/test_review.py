@@ -108,6 +108,32 @@ def test_expiry_deletes_items_and_logs_ids_only(setup):
     assert sorted(l["id"] for l in lines) == sorted(deleted) and all(set(l) == {"at", "store", "id"} for l in lines)
 
 
+def test_expiry_deletes_what_a_stopped_worker_left_half_written(setup):
+    """A worker stopped between writing ``<id>.parquet.tmp`` and renaming it leaves a file no reader
+    sees (it may hold sealed evidence): the sweep deletes it once it is an hour old, logs its id, and
+    leaves a write under way and the pending items alone."""
+    store, log_dir = setup["store"], str(setup["tmp"] / "deletions")
+    rid = setup["items"]["e-1"]["report_id"]
+    pending = Path(store.path(rid))
+    old_item = pending.with_name("ab" * 16 + ".parquet.tmp")
+    old_decision = pending.parent / "_decided" / ("cd" * 16 + ".parquet.tmp")
+    fresh = pending.with_name("ef" * 16 + ".parquet.tmp")
+    old_decision.parent.mkdir()
+    for path in (old_item, old_decision, fresh):
+        path.write_bytes(pending.read_bytes()[:100])  # half a file
+    now = T0 + timedelta(minutes=30)  # the items expire at T0 + 1 h
+    long_ago = (now - timedelta(hours=1, seconds=1)).timestamp()
+    for path in (old_item, old_decision):
+        os.utime(path, (long_ago, long_ago))
+    os.utime(fresh, (now.timestamp() - 60, now.timestamp() - 60))
+    deleted, stats = expire(store, now, log_dir)
+    assert deleted == [] and len(store.ids()) == 3  # nothing pending had expired
+    assert not old_item.exists() and not old_decision.exists() and fresh.exists()
+    assert [s["value"] for s in stats if s["metric"] == "deleted" and s["labels"]["store"] == "review"] == [2]
+    lines = [json.loads(l) for f in Path(log_dir).glob("*.jsonl") for l in f.read_text().splitlines()]
+    assert sorted(l["id"] for l in lines) == ["ab" * 16, "cd" * 16]
+
+
 def test_cli_decide_confirm_and_reject(setup, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(json.dumps({

@@ -11,7 +11,8 @@ on any Beam filesystem; :meth:`ReviewStore.locate` finds an item by report id in
 * **rejects** it: the item and its evidence are deleted and only an id-free counter remains.
 
 Items still pending ``review.ttl_seconds`` after they were queued are deleted by :func:`expire`
-(the pipeline sweeps in streaming; ``csadetect review expire`` and the retention job otherwise).
+(the pipeline sweeps in streaming; ``csadetect review expire`` and the retention job otherwise),
+and with them what a stopped worker left half-written (:data:`ORPHAN_AGE`).
 Every outcome is also written as id-free stats (``review_decided``, ``review_seconds``).
 """
 from __future__ import annotations
@@ -52,15 +53,20 @@ class ReviewError(ValueError):
 DECIDED = "_decided"
 DECISION_HOLD = timedelta(hours=24)
 DECISION_SCHEMA = pa.schema([("report_id", pa.string()), ("created_at", pa.string()), ("report", pa.string())])
+# A write is made beside its file (``<name>.tmp``) and renamed; a worker stopped in between leaves
+# the ``.tmp`` behind, which may hold sealed evidence or a signed report and which no reader sees.
+# :func:`expire` deletes those left unchanged this long (a write takes milliseconds).
+TEMP_SUFFIX = ".tmp"
+ORPHAN_AGE = timedelta(hours=1)
 
 
 def _write_row(path: str, row: dict, schema: pa.Schema) -> None:
     """One row as a Parquet file at ``path``, written beside it and renamed: readers never see half a file."""
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([row], schema=schema), buf, compression="zstd")
-    with fs.open_write(path + ".tmp") as fh:
+    with fs.open_write(path + TEMP_SUFFIX) as fh:
         fh.write(buf.getvalue())
-    fs.filesystems().rename([path + ".tmp"], [path])
+    fs.filesystems().rename([path + TEMP_SUFFIX], [path])
 
 
 def _read_rows(path: str, columns: Optional[list] = None) -> list[dict]:
@@ -150,19 +156,23 @@ class ReviewStore:
         fs.filesystems().delete([path])
         return True
 
-    def _files(self, *parts: str) -> list[str]:
-        """The files matching ``parts`` (a glob) in this store's directory and, for a store of every
-        run, in each run's directory; a missing directory matches nothing."""
+    def _matches(self, *parts: str) -> list:
+        """Metadata (``.path``, ``.last_updated_in_seconds``) of the files matching ``parts`` (a glob)
+        in this store's directory and, for a store of every run, in each run's directory; a missing
+        directory matches nothing."""
         patterns = [fs.join(self.directory, *parts)]
         if not self.run_id:
             patterns.append(fs.join(self.root, "*", *parts))
-        paths = []
+        found = []
         for pattern in patterns:
             try:
-                paths += [m.path for m in fs.match(pattern)]
+                found += list(fs.match(pattern))
             except Exception:  # noqa: BLE001 - a missing directory holds nothing
                 continue
-        return paths
+        return found
+
+    def _files(self, *parts: str) -> list[str]:
+        return [m.path for m in self._matches(*parts)]
 
     def ids(self) -> list[str]:
         """Report ids of the pending items of every run this store sees."""
@@ -218,6 +228,21 @@ class ReviewStore:
             if made is None or made < before:
                 fs.filesystems().delete([path])
                 gone += 1
+        return gone
+
+    def sweep_orphans(self, before: datetime) -> list[str]:
+        """Delete the half-done writes (``*.parquet.tmp`` of items and of kept decisions) last
+        changed before ``before``; returns the report ids they were for (from their names)."""
+        gone = []
+        cutoff = before.timestamp()
+        found = self._matches("*.parquet" + TEMP_SUFFIX) + self._matches(DECIDED, "*.parquet" + TEMP_SUFFIX)
+        for meta in {m.path: m for m in found}.values():  # <root>/*/ also matches <root>/_decided/
+            changed = getattr(meta, "last_updated_in_seconds", None)
+            if changed is None or changed >= cutoff:  # a filesystem without times, or a write under way
+                continue
+            fs.filesystems().delete([meta.path])
+            name = os.path.basename(meta.path)[: -len(".parquet" + TEMP_SUFFIX)]
+            gone.append(name if _ID.match(name) else "unnamed")
         return gone
 
 
@@ -333,6 +358,12 @@ def expire(store: ReviewStore, now: Optional[datetime] = None, log_dir: Optional
         if deleted and log_dir:
             log_deletions(log_dir, "review", deleted, now)
     store.sweep_decisions(now - DECISION_HOLD)
+    orphans = store.sweep_orphans(now - ORPHAN_AGE)
+    if orphans:
+        if log_dir:
+            log_deletions(log_dir, "review", orphans, now)
+        stats.append(stat("deleted", len(orphans), now, store="review"))
+        LOG.warning("deleted %d half-written review file(s) left by a stopped worker", len(orphans))
     return deleted, stats
 
 
