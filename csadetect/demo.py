@@ -342,12 +342,14 @@ def after_detection(info: dict, out: str) -> str:
 def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
     """Stage 4: the feedback pipeline joins the Centre's verdicts to the reports (batch)."""
 
-    feedback_dir = os.path.join(out, "feedback")
-    feedback_run([
+    feedback_run([  # under the detection run's id: out/feedback/<RUN_ID>/, out/notifications/<RUN_ID>/
         "--report_glob", runs.pattern(os.path.join(out, "reports"), ".jsonl", info["run_id"]), "--verdict_glob", verdict_path,
-        "--out_dir", feedback_dir, "--notifications_dir", os.path.join(out, "notifications"),
-        "--min_verdicts", "1", "--public_key", info["provider_public_key"], "--runner", "FnApiRunner",
+        "--out_dir", os.path.join(out, "feedback"), "--notifications_dir", os.path.join(out, "notifications"),
+        "--run_id", info["run_id"], "--min_verdicts", "1", "--public_key", info["provider_public_key"],
+        "--runner", "FnApiRunner",
     ])
+    feedback_dir = runs.run_dir(os.path.join(out, "feedback"), info["run_id"])
+    notifications_dir = runs.run_dir(os.path.join(out, "notifications"), info["run_id"])
     lines = []
     for path in sorted(glob.glob(os.path.join(feedback_dir, "precision-*.jsonl"))):
         for rec in map(json.loads, open(path, encoding="utf-8")):
@@ -357,7 +359,7 @@ def feedback_stage(info: dict, out: str, verdict_path: str) -> list:
         for rec in map(json.loads, open(path, encoding="utf-8")):
             lines.append(f"  ALERT {rec['detector']} {rec['detector_version']}: precision {rec['precision']:.2f} "
                          f"below the floor {rec['floor']:.2f}")
-    notes = [json.loads(l) for p in glob.glob(os.path.join(out, "notifications", "*.jsonl")) for l in open(p)]
+    notes = [json.loads(l) for p in glob.glob(os.path.join(notifications_dir, "*.jsonl")) for l in open(p)]
     by = {}
     for n in notes:
         by[(n["trigger"], n["status"])] = by.get((n["trigger"], n["status"]), 0) + 1
@@ -372,7 +374,8 @@ def transparency_stage(out: str, run_id: str) -> list:
     (earlier runs in ``out`` are kept, and left out of the demo's report)."""
 
     today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
-    summary = transparency.collect({"stats_dir": runs.run_dir(os.path.join(out, "stats"), run_id), "feedback_dir": os.path.join(out, "feedback"),
+    summary = transparency.collect({"stats_dir": runs.run_dir(os.path.join(out, "stats"), run_id),
+                                    "feedback_dir": runs.run_dir(os.path.join(out, "feedback"), run_id),
                                     "complaints_dir": os.path.join(out, "complaints")}, today, today + timedelta(days=1))
     paths = transparency.render(summary, os.path.join(out, "transparency"))
     head = ", ".join(f"{k} {v}" for k, v in summary["headline"].items() if isinstance(v, (int, float)))

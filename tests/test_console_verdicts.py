@@ -150,11 +150,11 @@ def test_feedback_pipeline_reads_the_console_verdicts(console, crafted, tmp_path
         assert c.post(f"/reports/{rid(crafted, name)}/verdict", follow_redirects=False,
                       data={"csrf_token": token, "verdict": verdict, "reason": reason}).status_code == 303
     out = tmp_path / "feedback"
-    feedback_run(["--report_glob", str(crafted["reports_dir"] / "*.jsonl"),
+    fb = feedback_run(["--report_glob", str(crafted["reports_dir"] / "*.jsonl"),
                   "--verdict_glob", str(tmp_path / "centre" / "verdicts" / "*.jsonl"), "--out_dir", str(out),
                   "--notifications_dir", "", "--min_verdicts", "1", "--now", "2026-11-28T12:00:00Z",
                   "--public_key", crafted["paths"]["provider_public_key"], "--runner", "FnApiRunner"])
-    precision = {r["detector"]: r for r in records(out) if "precision" in r and "floor" not in r}
+    precision = {r["detector"]: r for r in records(out / fb.run_id) if "precision" in r and "floor" not in r}
     assert precision["known-hash"]["confirmed"] == 1 and precision["known-hash"]["precision"] == 1.0
     assert precision["new-material-classifier"]["manifestly_unfounded"] == 1
 

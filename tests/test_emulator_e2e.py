@@ -189,13 +189,13 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
             # DirectRunner moves a Pub/Sub watermark (and so closes file windows) only when a pull
             # returns messages: an empty JSON object is a harmless tick (counted as a bad verdict)
             admin.publish(topics["feedback"], b"{}")
-            for rec in _records(str(out / "feedback" / "precision-*.jsonl")):  # running totals: keep the latest
+            for rec in _records(str(out / "feedback" / "*" / "precision-*.jsonl")):  # running totals: keep the latest
                 old = precision.get(rec["detector"])
                 if old is None or (rec["verdicts"], rec["at"]) > (old["verdicts"], old["at"]):
                     precision[rec["detector"]] = rec
             # the alert is written in its own file window, which can close after the precision records'
             alerted = any(a["detector"] == "new-material-classifier"
-                          for a in _records(str(out / "feedback" / "alerts-*.jsonl")))
+                          for a in _records(str(out / "feedback" / "*" / "alerts-*.jsonl")))
             if ({"known-hash", "new-material-classifier", "grooming-text", "known-embedding"} <= set(precision)
                     and precision["known-hash"]["verdicts"] == 2 and alerted):
                 break
@@ -203,7 +203,7 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
         assert precision["known-hash"]["precision"] == 1.0 and precision["known-hash"]["confirmed"] == 2
         assert precision["new-material-classifier"]["precision"] == 0.0
         assert precision["grooming-text"]["precision"] == 1.0
-        assert any(a["detector"] == "new-material-classifier" for a in _records(str(out / "feedback" / "alerts-*.jsonl")))
+        assert any(a["detector"] == "new-material-classifier" for a in _records(str(out / "feedback" / "*" / "alerts-*.jsonl")))
         time.sleep(3)
         reports += [json.loads(m.data) for m in admin.pull(subs["hits"])]
         notes += [json.loads(m.data) for m in admin.pull(subs["notifications"])]

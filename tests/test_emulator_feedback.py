@@ -59,7 +59,7 @@ def _latest(messages):
 
 def _records(out_dir, prefix):
     rows = []
-    for path in sorted(glob.glob(str(out_dir / f"{prefix}-*.jsonl"))):
+    for path in sorted(glob.glob(str(out_dir / "*" / f"{prefix}-*.jsonl"))):  # the run's directory
         rows += [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     return rows
 
@@ -197,7 +197,7 @@ def test_stream_feedback(emulator, tmp_path):
     assert sorted(e["label"] for e in examples) == ["confirmed", "confirmed", "manifestly_unfounded",
                                                     "manifestly_unfounded"]  # sb1 as first decided, then revised
     # no id or personal data anywhere but in the notifications, and nothing in the logs
-    files_text = "".join(Path(p).read_text() for p in glob.glob(str(out_dir / "*.jsonl")))
+    files_text = "".join(Path(p).read_text() for p in glob.glob(str(out_dir / "*" / "*.jsonl")))
     for r in reports:
         for secret in (r["report_id"], r["account"], r["event_id"]):
             assert secret not in files_text

@@ -21,7 +21,7 @@ from csadetect.config.settings import load_settings
 from csadetect.tuning.tune import TuneError, read_examples, wilson
 from csadetect.cli.feedback import register
 from csadetect.feedback.notifications import notification_id, schedule_notification, supersedes
-from csadetect.feedback.precision import alert_line, labelled_example, precision_delta, precision_record
+from csadetect.feedback.precision import alert_line, example_id, labelled_example, precision_delta, precision_record
 from csadetect.feedback.verdicts import joined_record, minimal_report
 from csadetect.pipelines.feedback import Sources, build_pipeline, counter_values, main
 from csadetect.transforms.feedback import (
@@ -240,10 +240,13 @@ def test_alert_fires_below_the_floor_once_and_rearms(capsys):
 def test_labelled_example_has_no_ids_or_personal_data():
     rep = minimal_report(report("r1", CLF, score=0.91))
     ex = labelled_example(joined_record(rep, verdict("r1", "confirmed", reason="matches category A1")))
-    assert ex == {"detector": CLF[0], "detector_version": CLF[1], "detection_type": "new", "score": 0.91,
-                  "distance": None, "threshold": 0.85, "label": "confirmed", "reason": "matches category A1",
-                  "decided_at": "2026-11-20T12:00:00Z"}
+    assert ex == {"example_id": example_id("r1"), "detector": CLF[0], "detector_version": CLF[1],
+                  "detection_type": "new", "score": 0.91, "distance": None, "threshold": 0.85, "label": "confirmed",
+                  "reason": "matches category A1", "decided_at": "2026-11-20T12:00:00Z"}
     assert labelled_example(joined_record(rep, None)) is None
+    # the key is opaque: not the report id, nor the notification's id of the same report
+    assert len(ex["example_id"]) == 32 and "r1" not in ex["example_id"] and ex["example_id"] != notification_id("r1")
+    assert example_id("r1") != example_id("r2")
 
 
 def test_notification_schedule():
@@ -324,7 +327,7 @@ def _lines(directory, pattern):
 
 
 def _no_ids(tmp_path, reports):
-    text = "".join(open(f).read() for f in glob.glob(str(tmp_path / "feedback" / "*.jsonl")))
+    text = "".join(open(f).read() for f in glob.glob(str(tmp_path / "feedback" / "**" / "*.jsonl"), recursive=True))
     assert text
     for r in reports:
         for secret in (r["report_id"], r["account"], r["event_id"], r["content_sha256"], r["ip"]):
@@ -337,7 +340,8 @@ def test_batch_pipeline(tmp_path):
     settings = _settings(tmp_path)
     p = BeamTestPipeline(runner=FN_API_RUNNER, blocking=False)
     outs = build_pipeline(p, settings, Sources(report_glob=str(tmp_path / "reports" / "*.jsonl"),
-                                               verdict_glob=str(tmp_path / "verdicts.jsonl")), now=NOW)
+                                               verdict_glob=str(tmp_path / "verdicts.jsonl")), now=NOW, run_id="run-1")
+    assert outs["run_id"] == "run-1"
     assert_that(
         outs["precision"] | beam.Map(lambda r: (r["detector"], r["detector_version"], r["detection_type"],
                                                 r["confirmed"], r["manifestly_unfounded"], r["precision"], r["at"])),
@@ -374,7 +378,8 @@ def test_batch_pipeline(tmp_path):
     assert counts["feedback_duplicate_verdict"] == 2 and counts["feedback_bad_verdict"] == 1
     assert counts["feedback_alert"] == 1
 
-    out = tmp_path / "feedback"
+    out = tmp_path / "feedback" / "run-1"  # the run's own directory: a second run replaces nothing
+    assert sorted(p.name for p in (tmp_path / "feedback").iterdir()) == ["run-1"]
     # the classifier's examples feed `csadetect tune` as they are
     (new_file,) = glob.glob(str(out / "examples-new-*.jsonl"))
     scores, labels = read_examples(new_file, "score", "label")
@@ -385,14 +390,18 @@ def test_batch_pipeline(tmp_path):
     with pytest.raises(TuneError):  # hash matches have a distance, not a score: kept apart
         read_examples(known_file)
     assert not glob.glob(str(out / "examples-grooming-*.jsonl"))  # no verdict, no example
-    for ex in _lines(out, "examples-*.jsonl"):
-        assert set(ex) == {"detector", "detector_version", "detection_type", "score", "distance", "threshold",
-                           "label", "reason", "decided_at"}
+    examples = _lines(out, "examples-*.jsonl")
+    for ex in examples:
+        assert set(ex) == {"example_id", "detector", "detector_version", "detection_type", "score", "distance",
+                           "threshold", "label", "reason", "decided_at"}
+    # one opaque key a report: a reader counts the report once across runs and revisions
+    assert sorted(ex["example_id"] for ex in examples) == sorted(
+        example_id(r["report_id"]) for r in reports if r["report_id"] in {"a0", "a1", "a2", "a3", "b0", "b1", "b2"})
     (hash_precision,) = [r for r in _lines(out, "precision-*.jsonl") if r["detector"] == HASH[0]]
     assert (hash_precision["precision_low"], hash_precision["precision_high"]) == pytest.approx(wilson(1, 3))
     assert _lines(out, "alerts-*.jsonl") == [{"at": NOW, "detector": HASH[0], "detector_version": HASH[1],
                                               "precision": 1 / 3, "floor": 0.5, "verdicts": 3}]
-    notes = _lines(tmp_path / "notifications", "notifications-*.jsonl")
+    notes = _lines(tmp_path / "notifications" / "run-1", "notifications-*.jsonl")
     assert len(notes) == 8 and len({n["notification_id"] for n in notes}) == 8
     assert {n["account"] for n in notes} == {f"account-of-{r['report_id']}" for r in reports}
     for n in notes:
@@ -422,7 +431,7 @@ def test_streaming_graph_builds_with_either_trigger():
     for every in (0, 30):
         p = beam.Pipeline(options=PipelineOptions(["--streaming"]))
         outs = build_pipeline(p, settings, sources, streaming=True, precision_every_seconds=every)
-        assert set(outs) == {"joined", "precision", "alerts", "examples", "notifications"}
+        assert set(outs) == {"joined", "precision", "alerts", "examples", "notifications", "run_id"}
         p.visit(Visitor())
     # per verdict: running totals in per-key state; rate-limited: the accumulating global window
     assert triggers == {30: "Repeatedly(AfterProcessingTime(delay=30))"}
@@ -501,15 +510,27 @@ def test_run_end_to_end_with_now_and_signatures(tmp_path, capsys):
         assert not leaked(r["report_id"], captured.err) and not leaked(r["account"], captured.err)
         assert not leaked(r["report_id"], captured.out)
     assert "no-such-report" not in captured.err
-    precision = _lines(tmp_path / "feedback", "precision-*.jsonl")
+    run_id = summary["run_id"]
+    assert f"csadetect feedback: run id {run_id}" in captured.err
+    precision = _lines(tmp_path / "feedback" / run_id, "precision-*.jsonl")
     assert {p["at"] for p in precision} == {NOW}
     _no_ids(tmp_path, reports)
 
-    # a rerun gives the same notification ids (and the same files)
-    first = sorted(n["notification_id"] for n in _lines(tmp_path / "notifications", "*.jsonl"))
-    assert main(["--config", str(config), "--verdict_glob", str(tmp_path / "verdicts.jsonl"),
-                 "--precision_floor", "0.5", "--now", NOW, "--public_key", public]) == 0
-    assert sorted(n["notification_id"] for n in _lines(tmp_path / "notifications", "*.jsonl")) == first
+    # a rerun writes its own run directory: the first run's files stay as they were, and the
+    # notification ids are the same (consumers upsert by them)
+    files = {p: p.read_bytes() for p in tmp_path.glob("*/" + run_id + "/*.jsonl")}
+    first = sorted(n["notification_id"] for n in _lines(tmp_path / "notifications" / run_id, "*.jsonl"))
+    rerun = ["--config", str(config), "--verdict_glob", str(tmp_path / "verdicts.jsonl"),
+             "--precision_floor", "0.5", "--now", NOW, "--public_key", public]
+    assert main(rerun) == 0
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_id"]
+    assert second != run_id and sorted(p.name for p in (tmp_path / "feedback").iterdir()) == sorted([run_id, second])
+    assert {p: p.read_bytes() for p in tmp_path.glob("*/" + run_id + "/*.jsonl")} == files and len(files) >= 5
+    assert sorted(n["notification_id"] for n in _lines(tmp_path / "notifications" / second, "*.jsonl")) == first
+    # a run never writes into a run directory that holds records: one line
+    assert main(rerun + ["--run_id", run_id]) == 2
+    (line,) = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
+    assert f"run {run_id} already holds records in" in line
 
 
 def test_bad_options_fail_with_one_line(tmp_path, capsys):
@@ -535,9 +556,9 @@ def test_real_clock_when_now_is_not_given(tmp_path, capsys):
     assert main(settings_args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(summary["precision"]) == 2
-    (at,) = {p["at"] for p in _lines(tmp_path / "feedback", "precision-*.jsonl")}
+    (at,) = {p["at"] for p in _lines(tmp_path / "feedback", "*/precision-*.jsonl")}
     at = datetime.fromisoformat(at.replace("Z", "+00:00"))
     assert before <= at <= datetime.now(timezone.utc) + timedelta(seconds=1)
-    unfounded = [n for n in _lines(tmp_path / "notifications", "*.jsonl") if n["trigger"] == "manifestly_unfounded"
+    unfounded = [n for n in _lines(tmp_path / "notifications", "*/*.jsonl") if n["trigger"] == "manifestly_unfounded"
                  and n["status"] == "scheduled"]
     assert {n["due_at"] for n in unfounded} == {at.strftime("%Y-%m-%dT%H:%M:%SZ")}

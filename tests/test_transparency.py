@@ -235,6 +235,30 @@ def test_sources_and_skipped_lines(summary):
     assert src["complaints"]["state"] == "ok" and src["complaints"]["skipped_lines"] == 1
 
 
+def test_verdicts_count_one_per_report_across_feedback_runs(tmp_path):
+    """Every feedback run writes its own <out_dir>/<RUN_ID>/: a rerun over the same verdicts writes the
+    same examples again, and a revised decision adds one; the report counts once, its latest decision."""
+    def example(eid, label, at, detector="known-hash"):
+        return {"detector": detector, "detector_version": "v1", "detection_type": "known", "score": None,
+                "distance": 2.0, "threshold": 31, "label": label, "reason": None, "decided_at": at,
+                **({"example_id": eid} if eid else {})}
+
+    feedback = tmp_path / "feedback"
+    first = [example("e1", "confirmed", "2026-02-01T00:00:00Z"), example("e2", "manifestly_unfounded", "2026-02-02T00:00:00Z")]
+    write_jsonl(feedback / "20260301T000000Z-aaaaaa" / "examples-known-00000-of-00001.jsonl", first)
+    write_jsonl(feedback / "20260401T000000Z-bbbbbb" / "examples-known-00000-of-00001.jsonl",  # a rerun, e2 revised
+                [first[0], example("e2", "confirmed", "2026-03-15T00:00:00Z")])
+    write_jsonl(feedback / "examples-known-old.jsonl",  # written before examples had a key: each counts
+                [example(None, "manifestly_unfounded", "2026-02-03T00:00:00Z")] * 2)
+    summary = collect({"feedback_dir": str(feedback)}, START, END)
+    assert summary["sources"]["verdicts"]["files"] == 3 and summary["sources"]["verdicts"]["records"] == 6
+    total = summary["verdicts"]["total"]
+    assert (total["verdicts"], total["confirmed"], total["manifestly_unfounded"]) == (4, 2, 2)
+    # a period that ends before the revision counts the decision made in it
+    early = collect({"feedback_dir": str(feedback)}, START, datetime(2026, 3, 1, tzinfo=timezone.utc))["verdicts"]["total"]
+    assert (early["verdicts"], early["confirmed"], early["manifestly_unfounded"]) == (4, 1, 3)
+
+
 def test_period_filter_is_half_open(stores):
     just_before = collect(stores, START, datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc))
     assert just_before["scanned"].get("text", 0) == 0  # the record at 23:59:59 is the end: excluded

@@ -5,8 +5,9 @@ A *run id* is a safe id (:mod:`csadetect.core.ids`) made of the start time and a
 ``20261202T233000Z-3fa1c2`` (:func:`new_run_id`), or one the operator gives (``--run_id``). It is
 one directory level under each configured store: ``<report_dir>/<RUN_ID>/``,
 ``<dead_letter_dir>/<RUN_ID>/``, ``<stats_dir>/<RUN_ID>/``, ``<review_dir>/<RUN_ID>/``
-(:func:`run_dir`, on any Beam filesystem through :mod:`csadetect.core.fs`). A run never writes
-into a run directory that already holds records (:func:`check_fresh`).
+(:func:`run_dir`, on any Beam filesystem through :mod:`csadetect.core.fs`); the feedback pipeline's
+runs likewise under ``<feedback.out_dir>/`` and ``<feedback.notifications_dir>/``. A run never
+writes into a run directory that already holds records (:func:`start_run`, :func:`check_fresh`).
 
 Readers take every run (the store's top level, which holds what earlier layouts and jobs outside a
 run wrote, plus every run directory: :func:`pattern`) or one chosen run (:func:`choose`, whose
@@ -77,6 +78,15 @@ def check_fresh(bases: Iterable[Optional[str]], run_id: str) -> None:
         if base and holds_records(run_dir(base, run_id)):
             raise RunError(f"run {run_id} already holds records in {run_dir(base, run_id)}: a run never writes "
                            "into an earlier run's directory (give a new --run_id, or none for a fresh one)")
+
+
+def start_run(bases: Iterable[Optional[str]], run_id: Optional[str] = None, check: bool = True) -> str:
+    """The id of a run about to start: ``run_id`` checked as a safe id, or a new one; with ``check``,
+    refused (:class:`RunError`) when its directory under any of ``bases`` already holds records."""
+    run_id = check_run_id(run_id, "--run_id") if run_id else new_run_id()
+    if check:
+        check_fresh(bases, run_id)
+    return run_id
 
 
 def list_runs(base: Optional[str]) -> list:

@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Iterator, Optional
 
+from csadetect.core.ids import derived_id
 from csadetect.tuning.tune import wilson
 
 EXAMPLE_FIELDS = ("detector", "detector_version", "detection_type", "score", "distance", "threshold")
@@ -109,12 +110,20 @@ def alert_logger() -> logging.Logger:
 # ------------------------------------------------------------------------------------- examples
 
 
+def example_id(report_id: str) -> str:
+    """The opaque key of a report's examples: the same in every run and for every verdict on that
+    report, so a reader counts one per report (the latest decision); not the report id, and
+    nothing can be learnt from it without the report id."""
+    return derived_id("example", report_id)
+
+
 def labelled_example(joined: dict) -> Optional[dict]:
-    """A tune-ready example without ids or personal data; None when there is nothing new to say
-    (no verdict, or a superseding verdict with the same label)."""
+    """A tune-ready example without ids of reports, events or accounts or other personal data (its
+    ``example_id`` is opaque: :func:`example_id`); None when there is nothing new to say (no
+    verdict, or a superseding verdict with the same label)."""
     if not _changed(joined):
         return None
     verdict, report = joined["verdict"], joined["report"]
-    example = {key: report.get(key) for key in EXAMPLE_FIELDS}
+    example = {"example_id": example_id(report["report_id"]), **{key: report.get(key) for key in EXAMPLE_FIELDS}}
     example.update(label=verdict["verdict"], reason=verdict.get("reason"), decided_at=verdict["decided_at"])
     return example

@@ -34,7 +34,7 @@ from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
 from csadetect.models.grooming import GroomingModel
 from csadetect.pipelines import counter_values, note_index_version, pipeline_main
 from csadetect.pipelines.options import (
-    DetectOptions, help_options, launch, local_storage, print_effective, run_and_wait,
+    DetectOptions, help_options, launch, local_storage, print_effective, run_and_wait, start_run,
 )
 from csadetect.pipelines.sources import ReadEvents, Source, check_input_files, check_pubsub
 from csadetect.reports.crypto import ReportKeyError, ReportKeys
@@ -172,7 +172,7 @@ def build_pipeline(
     models = models if models is not None else resolve_models(settings)
     emb = models.embedding
     try:
-        run_id = runs.check_run_id(run_id, "--run_id") if run_id else runs.new_run_id()
+        run_id = runs.start_run((), run_id, check=False)
     except runs.RunError as exc:
         raise ConfigError(str(exc)) from None
     sinks = settings.sinks
@@ -284,17 +284,6 @@ def run_bases(settings: Settings) -> list:
     return [d for d in (s.report_dir, s.dead_letter_dir, s.review_dir, settings.stores.stats_dir) if d]
 
 
-def check_run(settings: Settings, run_id: Optional[str]) -> str:
-    """The run id (``--run_id``, checked as a safe id, or a new one); refuses (one line) a run whose
-    directory already holds records under any configured directory: a run never writes into it."""
-    try:
-        run_id = runs.check_run_id(run_id, "--run_id") if run_id else runs.new_run_id()
-        runs.check_fresh(run_bases(settings), run_id)
-    except runs.RunError as exc:
-        raise ConfigError(str(exc)) from None
-    return run_id
-
-
 def check_indicators(settings: Settings):
     """Load and verify the snapshot once before the graph is built, so a missing, tampered or
     rolled-back database (``CURRENT`` below the highest signed version, or a version below
@@ -389,11 +378,7 @@ def run(argv=None, save_main_session: bool = False):
     local = local_storage(options, settings)
     if local:
         LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
-    if opts.run_id or not (std.runner or "").lower().startswith("dataflow"):  # a new id is new everywhere
-        run_id = check_run(settings, opts.run_id)
-    else:
-        run_id = runs.new_run_id()
-    print(f"csadetect run: run id {run_id}", file=sys.stderr, flush=True)
+    run_id = start_run("csadetect run", run_bases(settings), opts.run_id, std.runner)
     check_orders(settings)
     if not (std.runner or "").lower().startswith("dataflow"):
         index = check_indicators(settings)

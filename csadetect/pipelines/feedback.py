@@ -5,6 +5,9 @@ Art. 12(2); ``docs/feedback.md``).
 ``build_pipeline`` only wires the named transforms of ``csadetect/transforms/feedback.py``; ``run(argv)``
 parses options, validates the configuration before the graph is built and runs it; ``main``
 prints one JSON summary line. Pipeline options (runner, streaming, ...) pass straight through.
+Every run writes under its own run id, ``<feedback.out_dir>/<RUN_ID>/`` and
+``<feedback.notifications_dir>/<RUN_ID>/`` (:mod:`csadetect.core.runs`): a second run replaces
+nothing of the first's.
 
     python -m csadetect.pipelines.feedback --verdict_glob 'verdicts/*.jsonl' --report_glob 'out/reports/**.jsonl'
 
@@ -30,7 +33,7 @@ from csadetect.core.keys import load_public_key
 from csadetect.core.timeutil import parse_time, utc_iso
 from csadetect.pipelines import counter_values, pipeline_main
 from csadetect.pipelines.options import (
-    FeedbackOptions, help_options, launch, local_storage, print_effective, run_and_wait,
+    FeedbackOptions, help_options, launch, local_storage, print_effective, run_and_wait, start_run,
 )
 from csadetect.pipelines.sources import check_globs
 from csadetect.transforms.feedback import (
@@ -128,11 +131,20 @@ def build_pipeline(
     window_seconds: int = 60,
     precision_every_seconds: float = 0.0,
     unknown_grace_seconds: float = 600.0,
+    run_id: Optional[str] = None,
 ):
     """Wire the feedback graph onto ``pipeline``. Returns a dict of the main PCollections:
-    ``joined``, ``precision``, ``alerts``, ``examples`` and ``notifications``. ``now``: the clock
-    for batch runs (None: the real time)."""
+    ``joined``, ``precision``, ``alerts``, ``examples`` and ``notifications``, and the ``run_id``.
+    ``now``: the clock for batch runs (None: the real time). ``run_id``: the run
+    (:mod:`csadetect.core.runs`; a new one when not given): its files go to its own directory under
+    ``feedback.out_dir`` and ``feedback.notifications_dir``, so a second run never replaces the
+    first's; :func:`run` checks that those directories hold no records yet."""
     fb = settings.feedback
+    try:
+        run_id = runs.start_run((), run_id, check=False)
+    except runs.RunError as exc:
+        raise ConfigError(str(exc)) from None
+    out_dir, notifications_dir = (runs.run_dir(d, run_id) if d else None for d in (fb.out_dir, fb.notifications_dir))
     reports = (
         _read(pipeline, "ReadReports", sources.report_glob, sources.report_subscription)
         | "ParseReports" >> ParseReports(public_key)
@@ -153,26 +165,31 @@ def build_pipeline(
             pcoll | label >> WriteRecords(prefix, directory, topic, ("jsonl",), None, id_attribute,
                                           streaming, window_seconds)
 
-    write(precision, "WritePrecision", "precision", fb.out_dir)
-    write(alerts, "WriteAlerts", "alerts", fb.out_dir)
-    if fb.out_dir:
+    write(precision, "WritePrecision", "precision", out_dir)
+    write(alerts, "WriteAlerts", "alerts", out_dir)
+    if out_dir:
         # one file per detection type: `csadetect tune` reads one model's scores at a time, and
         # hash matches (no score, a distance) would not mix with classifier scores
         for kind in DETECTION_TYPES:
             write(examples | f"Examples{kind.capitalize()}" >> beam.Filter(lambda e, k=kind: e["detection_type"] == k),
-                  f"WriteExamples{kind.capitalize()}", f"examples-{kind}", fb.out_dir)
-    write(notifications, "WriteNotifications", "notifications", fb.notifications_dir, fb.notifications_topic,
+                  f"WriteExamples{kind.capitalize()}", f"examples-{kind}", out_dir)
+    write(notifications, "WriteNotifications", "notifications", notifications_dir, fb.notifications_topic,
           "notification_id")
     return {"joined": joined, "precision": precision, "alerts": alerts, "examples": examples,
-            "notifications": notifications}
+            "notifications": notifications, "run_id": run_id}
 
 
-def read_precision(out_dir: Optional[str], at: str) -> list[dict]:
-    """The precision records this run wrote (``at`` is the run's clock) from ``out_dir``."""
+def run_bases(settings: Settings) -> list:
+    """The configured directories a feedback run writes its own directory under."""
+    return [d for d in (settings.feedback.out_dir, settings.feedback.notifications_dir) if d]
+
+
+def read_precision(out_dir: Optional[str], run_id: str, at: str) -> list[dict]:
+    """The precision records run ``run_id`` wrote (``at`` is the run's clock) under ``out_dir``."""
     if not out_dir:
         return []
     records = []
-    for match in fs.match(fs.join(out_dir, "precision-*.jsonl")):
+    for match in fs.match(fs.join(runs.run_dir(out_dir, run_id), "precision-*.jsonl")):
         for line in fs.read_text(match.path).splitlines():
             if line.strip():
                 record = json.loads(line)
@@ -182,20 +199,21 @@ def read_precision(out_dir: Optional[str], at: str) -> list[dict]:
 
 
 class FeedbackRun:
-    """What :func:`run` returns: the Beam result, the run's clock and its settings."""
+    """What :func:`run` returns: the Beam result, the run's clock, its settings and its run id."""
 
-    def __init__(self, result, at: str, settings: Settings):
+    def __init__(self, result, at: str, settings: Settings, run_id: str):
         self.result = result
         self.at = at
         self.settings = settings
+        self.run_id = run_id
 
     def summary(self) -> dict:
         counts = counter_values(self.result)
-        out = {key: counts.get(name, 0) for key, name in SUMMARY_COUNTERS.items()}
+        out = {"run_id": self.run_id, **{key: counts.get(name, 0) for key, name in SUMMARY_COUNTERS.items()}}
         out["precision"] = [
             {k: r[k] for k in ("detector", "detector_version", "verdicts", "confirmed", "precision",
                                "precision_low", "precision_high")}
-            for r in read_precision(self.settings.feedback.out_dir, self.at)
+            for r in read_precision(self.settings.feedback.out_dir, self.run_id, self.at)
         ]
         return out
 
@@ -212,6 +230,7 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
         except ValueError:
             raise ConfigError(f"--now {opts.now!r} is not an RFC 3339 time with a UTC offset") from None
     print_effective(options, settings, FEEDBACK_KEYS, profile, "csadetect feedback")  # one stderr block, secrets masked
+    run_id = start_run("csadetect feedback", run_bases(settings), opts.run_id, std.runner)
     local = local_storage(options, settings, ("feedback.out_dir", "feedback.notifications_dir"))
     if local:
         LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
@@ -228,8 +247,11 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
              fb.precision_floor, fb.min_verdicts, fb.notify_after_days)
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, settings, sources, std.streaming, now, opts.public_key, opts.window_seconds,
-                   opts.precision_every_seconds, opts.unknown_grace_seconds)
-    return FeedbackRun(run_and_wait(pipeline, std), now, settings)
+                   opts.precision_every_seconds, opts.unknown_grace_seconds, run_id)
+    result = run_and_wait(pipeline, std)
+    if not getattr(std, "no_wait_until_finish", False):
+        runs.remove_temp_dirs(run_bases(settings))  # what Beam's file writes left (streaming)
+    return FeedbackRun(result, now, settings, run_id)
 
 
 def main(argv=None) -> int:

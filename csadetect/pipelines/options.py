@@ -34,11 +34,16 @@ from csadetect.config.profiles import (
     split_profile_arg,
 )
 from csadetect.config.settings import ConfigError, Settings
+from csadetect.core import runs
 from csadetect.pipelines.progress import run_and_watch
 from csadetect.pipelines.sources import add_input_args
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
+
+
+RUN_ID_HELP = ("this run's id, a safe id (default: a new one); its directory under each output directory must "
+               "hold no records yet")
 
 
 def _shared(parser, *args, **kwargs) -> None:
@@ -74,7 +79,7 @@ class DetectOptions(PipelineOptions):
         parser.add_argument("--evidence_key", default=None, help="provider X25519 evidence key (overrides reports.evidence_key)")
         parser.add_argument("--centre_public_key", default=None, help="EU Centre X25519 public key (overrides config)")
         parser.add_argument("--stats_dir", default=None, help="id-free stats for the transparency report (overrides config)")
-        parser.add_argument("--run_id", default=None, help="this run's id, a safe id (default: a new one); its directory under each output directory must hold no records yet")
+        _shared(parser, "--run_id", default=None, help=RUN_ID_HELP)
         _shared(parser, "--window_seconds", type=int, default=60, help="file window in streaming mode")
 
 
@@ -108,6 +113,7 @@ class FeedbackOptions(PipelineOptions):
         _shared(parser, "--public_key", default=None,
                 help="provider Ed25519 public key: reports whose signature does not verify are dropped")
         _shared(parser, "--window_seconds", type=int, default=60, help="file window in streaming mode")
+        _shared(parser, "--run_id", default=None, help=RUN_ID_HELP)
         parser.add_argument("--precision_every_seconds", type=float, default=0.0,
                             help="streaming: re-emit precision at most this often (0 = on every verdict)")
         parser.add_argument("--unknown_grace_seconds", type=float, default=600.0,
@@ -383,6 +389,20 @@ def launch(argv, options_cls, effective_settings: Callable, save_main_session: b
     if getattr(options_cls, "scans", False):
         check_demo_orders(settings, std.runner, profile)  # real scanning needs the operator's own orders
     return Launch(options, opts, std, profile, settings)
+
+
+def start_run(command: str, bases: Iterable[Optional[str]], run_id: Optional[str], runner: Optional[str]) -> str:
+    """The run id of a pipeline about to start (``--run_id``, or a new one), printed on stderr as
+    ``<command>: run id <ID>``; a given id whose directory under any of ``bases`` already holds
+    records is refused with one line (:func:`csadetect.core.runs.start_run`). On Dataflow a new id
+    is not checked against the bucket from here: it is new by construction."""
+    check = bool(run_id) or runner_family(runner or "") != "dataflow"
+    try:
+        run_id = runs.start_run(bases, run_id, check)
+    except runs.RunError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"{command}: run id {run_id}", file=sys.stderr, flush=True)
+    return run_id
 
 
 def run_and_wait(pipeline, std: StandardOptions):

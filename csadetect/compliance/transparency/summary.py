@@ -30,6 +30,7 @@ STORES = ("reports", "review", "evidence")
 VERDICT_LABELS = ("confirmed", "manifestly_unfounded")
 OTHER = "other"
 STATS_PATTERN = "**.jsonl"  # the stats directory's top level and every run's <stats_dir>/<RUN_ID>/, summed
+EXAMPLES_PATTERN = "**examples-*.jsonl"  # feedback.out_dir's top level and every run's <out_dir>/<RUN_ID>/
 
 
 def _number(value) -> Optional[float]:
@@ -138,19 +139,29 @@ def _precision_row(confirmed: int, unfounded: int) -> dict:
 
 def aggregate_verdicts(examples: Iterable[dict], start: datetime, end: datetime, status: dict) -> dict:
     """EU Centre verdicts decided in ``[start, end)`` per (detector, version), with precision, its
-    95% Wilson interval and the error rate (manifestly unfounded / verdicts)."""
+    95% Wilson interval and the error rate (manifestly unfounded / verdicts). One verdict per report:
+    of the examples with the same ``example_id`` (every feedback run writes its own, and a revised
+    decision adds one), the latest decided in the period counts; examples without one (written
+    before it existed) each count."""
     counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
     types: dict[tuple[str, str], str] = {}
+    latest: dict[str, tuple[datetime, dict]] = {}
+    kept = []
     for when, rec in timed(examples, "decided_at", status):
         if not start <= when < end:
             continue
-        label = rec.get("label")
-        if label not in VERDICT_LABELS:
+        if rec.get("label") not in VERDICT_LABELS:
             status["skipped_lines"] += 1
             continue
         status["records"] += 1
+        eid = rec.get("example_id")
+        if not isinstance(eid, str) or not eid:
+            kept.append(rec)
+        elif eid not in latest or when >= latest[eid][0]:
+            latest[eid] = (when, rec)
+    for rec in kept + [rec for _when, rec in latest.values()]:
         key = (str(rec.get("detector") or "unknown"), str(rec.get("detector_version") or "unknown"))
-        counts[key][label] += 1
+        counts[key][rec["label"]] += 1
         types.setdefault(key, str(rec.get("detection_type") or ""))
     rows = []
     for detector, version in sorted(counts):
@@ -231,7 +242,7 @@ def collect(settings_or_paths, start: datetime, end: datetime, quiet: bool = Tru
                             start, end, sources["stats"])
     say("reading EU Centre verdicts", quiet)
     verdicts = aggregate_verdicts(
-        read_jsonl(find(src.feedback_dir, "examples-*.jsonl", sources["verdicts"]), sources["verdicts"]),
+        read_jsonl(find(src.feedback_dir, EXAMPLES_PATTERN, sources["verdicts"]), sources["verdicts"]),
         start, end, sources["verdicts"])
     say("reading complaints", quiet)
     complaints = aggregate_complaints(src.complaints_dir, start, end, sources["complaints"])
