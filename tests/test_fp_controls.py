@@ -376,6 +376,27 @@ def test_a_flooding_indicator_goes_to_review_with_an_alert(world, tmp_path, capl
     assert not any("e-flood" in r.getMessage() or "e-miss" in r.getMessage() for r in caplog.records)
 
 
+def test_a_redelivered_event_is_queued_for_review_once(world, tmp_path):
+    """Pub/Sub is at-least-once: the flooding picture's last upload delivered twice queues one review
+    item (queued again after its verdict, it would go back to a reviewer with its evidence)."""
+    known = Path(world["paths"][0]).read_bytes()
+    named = {f"e-flood-{i}": known for i in range(6)}
+    named |= {f"e-miss-{i}": synth.jpeg_bytes(synth.synthetic_image(900 + i)) for i in range(4)}
+    events = Path(_events(tmp_path, named))
+    events.write_text(events.read_text() + json.dumps(make_event("e-flood-5", known)) + "\n")  # the redelivery
+    settings = _settings(world, tmp_path, flood_guard={"min_matches": 3, "share": 0.2, "window_seconds": 3600})
+    p, outs = _run(settings, str(events))
+    assert_that(outs["review"] | beam.Map(lambda r: r["event_id"]) | "Distinct" >> beam.Distinct()
+                | "CountDistinct" >> beam.combiners.Count.Globally(), equal_to([4]), label="DistinctReview")
+    assert_that(outs["review"] | "CountReview" >> beam.combiners.Count.Globally(), equal_to([4]), label="Review")
+    result = p.run()
+    result.wait_until_finish()
+    counts = outcome_counts(result)
+    assert counts["received"] == 11 and counts.get("duplicate_review_item", 0) + counts.get("duplicate_report", 0) == 1
+    run = outs["run_id"]
+    assert len(list((tmp_path / "review" / run).glob("*.parquet"))) == 4
+
+
 # ------------------------------------------------------------------------------ the DoFn: release
 
 

@@ -233,7 +233,9 @@ def build_pipeline(
         | "QueueForReview" >> QueueForReview(settings.provider, settings.reports, settings.review.ttl_seconds,
                                             settings.grooming.urgent_patterns, run_id)
     )
-    review = queued.items
+    # a redelivered event queues its item once (and counts once): queued again after its verdict,
+    # it would go back to a reviewer, its evidence stored again
+    review = queued.items | "DedupReview" >> DedupReports(kept=None, duplicate="duplicate_review_item")
     dead_letters.append(queued[DEAD_LETTER])
     if sinks.review_dir or sinks.review_topic:
         review | "WriteReview" >> WriteReviewItems(sinks.review_dir, sinks.review_topic, run_id)

@@ -67,13 +67,16 @@ class SealAndSign(beam.PTransform):
 
 
 class _DedupFn(beam.DoFn):
-    """Emits the first report per report_id; state expires ``ttl_seconds`` of event time later."""
+    """Emits the first record per report_id; state expires ``ttl_seconds`` of event time later.
+    Counts what it emits as ``kept`` (None: not counted) and what it drops as ``duplicate``."""
 
     SEEN = ReadModifyWriteStateSpec("seen", BooleanCoder())
     EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, ttl_seconds: int):
+    def __init__(self, ttl_seconds: int, kept: Optional[str] = "report", duplicate: str = "duplicate_report"):
         self._ttl = ttl_seconds
+        self._kept = kept
+        self._duplicate = duplicate
 
     def process(
         self,
@@ -87,11 +90,12 @@ class _DedupFn(beam.DoFn):
             yield report
             return
         if seen.read():
-            counter("duplicate_report").inc()
+            counter(self._duplicate).inc()
             return
         seen.write(True)
         expiry.set(timestamp + Duration(seconds=self._ttl))
-        counter("report").inc()
+        if self._kept:
+            counter(self._kept).inc()
         yield report
 
     @on_timer(EXPIRY)
@@ -101,12 +105,15 @@ class _DedupFn(beam.DoFn):
 
 class DedupReports(beam.PTransform):
     """Redelivered events (Pub/Sub is at-least-once; DirectRunner has no id_label) yield the same
-    report_id; only the first report per id reaches the sinks."""
+    report_id; only the first report (or review item: any record with a ``report_id``) per id
+    reaches the sinks, for ``ttl_seconds`` of event time. ``kept`` / ``duplicate``: the counters of
+    what passes and what is dropped."""
 
-    def __init__(self, ttl_seconds: int = 7 * 24 * 3600):
+    def __init__(self, ttl_seconds: int = 7 * 24 * 3600, kept: Optional[str] = "report",
+                 duplicate: str = "duplicate_report"):
         super().__init__()
-        self._ttl = ttl_seconds
+        self._args = (ttl_seconds, kept, duplicate)
 
     def expand(self, reports):
         keyed = reports | "KeyById" >> beam.Map(_key_by_report_id).with_output_types(Tuple[str, Any])
-        return spread_before_state(keyed, "SpreadById") | "FirstPerId" >> beam.ParDo(_DedupFn(self._ttl))
+        return spread_before_state(keyed, "SpreadById") | "FirstPerId" >> beam.ParDo(_DedupFn(*self._args))
