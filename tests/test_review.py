@@ -453,3 +453,16 @@ def test_apply_verdicts_emits_one_report_per_id_when_a_verdict_arrives_twice(set
         out = again | "Twice" >> ApplyVerdicts(setup["store"].root, settings.reports)
         assert_that(out["reports"] | beam.Map(lambda r: r["report_id"]), equal_to([ids["e-1"]]), label="OnePerId")
         assert_that(out[STATS], equal_to([]), label="NoStats")
+
+
+def test_cli_list_names_a_review_store_that_does_not_exist(tmp_path, capsys):
+    from csadetect.cli.main import main
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(json.dumps({"sinks": {"review_dir": str(tmp_path / "reveiw")}}))  # a typo
+    assert main(["--config", str(cfg), "review", "list"]) == 0
+    err = capsys.readouterr().err
+    assert "0 item(s) pending review (no review store at" in err and "reveiw" in err
+    (tmp_path / "reveiw").mkdir()
+    assert main(["--config", str(cfg), "review", "list"]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "0 item(s) pending review"

@@ -66,11 +66,14 @@ def _store(args, settings):
 @handled(_errors)
 def _cmd_list(args) -> int:
     settings = _settings(args)
+    store = _store(args, settings)
     n = 0
-    for item in _store(args, settings).items():
+    for item in store.items():
         emit({k: item.get(k) for k in _LISTED})
         n += 1
-    say(f"{n} item(s) pending review")
+    missing = not fs.is_url(store.root) and not os.path.isdir(store.root)  # a mistyped path looks the same as none
+    say(f"{n} item(s) pending review" + (f" (no review store at {store.root} yet: check sinks.review_dir or "
+                                         "--review-dir)" if missing else ""))
     return 0
 
 
