@@ -255,6 +255,25 @@ def test_cli_adduser_users_and_serve_refuses_without_users(tmp_path, monkeypatch
         main(["console", "--reports", "x", "--subscription", "projects/p/subscriptions/s"])
 
 
+def test_cli_serve_warns_of_a_report_store_that_does_not_exist(tmp_path, monkeypatch, capsys):
+    """A mistyped --reports would serve an empty console for good: serving starts (the pipeline may
+    not have written yet) with one warning line naming the path."""
+    db = str(tmp_path / "c.db")
+    common = ["--db", db, "--audit-log", str(tmp_path / "audit.jsonl")]
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["console", "adduser", "ann", "--role", "supervisor", "--password-stdin", *common]) == 0
+    common += ["--feedback-dir", str(tmp_path / "v"), "--provider-requests-dir", str(tmp_path / "r")]
+    served = []
+    monkeypatch.setattr("csadetect.cli.console.uvicorn.run", lambda app, **kw: served.append(kw["port"]))
+    capsys.readouterr()
+    assert main(["console", "--reports", str(tmp_path / "repotrs"), "--port", "8123", *common]) == 0
+    warnings = [l for l in capsys.readouterr().err.splitlines() if "report store" in l and l.startswith("warning")]
+    assert served == [8123] and len(warnings) == 1 and "repotrs does not exist" in warnings[0]
+    (tmp_path / "repotrs").mkdir()
+    assert main(["console", "--reports", str(tmp_path / "repotrs"), "--port", "8123", *common]) == 0
+    assert "does not exist" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind", ["text", "directory"])
 def test_cli_db_that_is_not_sqlite_is_one_line_and_left_alone(tmp_path, monkeypatch, capsys, kind):
     """--db naming a text file or a directory: one line, exit 1 (it was a sqlite3 traceback), the

@@ -36,6 +36,7 @@ import uvicorn
 
 from csadetect.cli.output import emit, error, handled, say
 from csadetect.config.settings import ConfigError, load_settings
+from csadetect.core import fs
 from csadetect.console.app import ConsoleConfig, ConsoleError, create_app
 from csadetect.console.auth import AuthError, hash_password
 from csadetect.console.storage import StoreError, cache_path, check_username, open_store
@@ -129,6 +130,9 @@ def _cmd_serve(args) -> int:
         say("warning: no centre key (--centre-key): evidence cannot be opened")
     if console.provider_key is None:
         say("warning: no provider public key (--provider-public-key): signatures are not checked")
+    if not config.subscription and not fs.is_url(config.reports_dir) and not os.path.isdir(config.reports_dir):
+        say(f"warning: report store {config.reports_dir} does not exist (yet): check --reports or console.reports_dir; "
+            "reports appear once it does")
     source = f"subscription {config.subscription}" if config.subscription else f"report store {config.reports_dir}"
     outputs = ", ".join(x for x in (config.feedback_topic, config.feedback_dir) if x)
     say(f"console: http://{config.host}:{config.port}/  reports from {source}; verdicts to {outputs}; "
