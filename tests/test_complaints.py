@@ -160,6 +160,20 @@ def test_cli_add_resolve_list(config, capsys):
     assert json.loads(capsys.readouterr().out)["outcomes"]["rejected"] == 1
 
 
+def test_cli_counts_takes_days_as_the_transparency_report_does(config, capsys):
+    """--start/--end: a day (00:00 UTC) or an RFC 3339 time, the same rule as ``transparency --from``."""
+    for at in ("2026-03-01T10:00:00Z", "2026-03-31T23:59:59Z", "2026-04-01T00:00:00Z"):
+        assert cli(config, "complaints", "add", "--grounds", "other", "--at", at) == 0
+    capsys.readouterr()
+    assert cli(config, "complaints", "counts", "--start", "2026-03-01", "--end", "2026-04-01") == 0
+    by_day = json.loads(capsys.readouterr().out)
+    assert cli(config, "complaints", "counts", "--start", "2026-03-01T00:00:00Z", "--end", "2026-04-01T00:00:00") == 0
+    assert json.loads(capsys.readouterr().out) == by_day and by_day["received"] == 2
+    assert cli(config, "complaints", "counts", "--start", "2026-02-30") == 1
+    assert capsys.readouterr().err.strip() == ("error: --start: not a valid date: '2026-02-30' "
+                                               "(use YYYY-MM-DD or RFC 3339)")
+
+
 # -------------------------------------------------------------------------------- the emulator
 
 

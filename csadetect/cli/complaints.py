@@ -13,7 +13,7 @@ from csadetect.compliance.complaints import (
     pull_complaints, record_outcome,
 )
 from csadetect.config.settings import ConfigError, load_settings
-from csadetect.core.timeutil import parse_time
+from csadetect.core.timeutil import parse_bound, parse_time
 
 _handled = handled(lambda: (ComplaintError, ConfigError))
 
@@ -57,9 +57,19 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _bound(value: Optional[str], name: str) -> Optional[datetime]:
+    """A period bound: a day (00:00 UTC) or an RFC 3339 time, as ``csadetect transparency`` takes them."""
+    if value is None:
+        return None
+    try:
+        return parse_bound(value, name)
+    except ValueError as exc:
+        raise ComplaintError(str(exc)) from None
+
+
 @_handled
 def cmd_counts(args) -> int:
-    emit(counts(_directory(args), _time_arg(args.start, "--start"), _time_arg(args.end, "--end")))
+    emit(counts(_directory(args), _bound(args.start, "--start"), _bound(args.end, "--end")))
     return 0
 
 
@@ -96,8 +106,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("counts", help="received and decided in [--start, --end), one JSON line (no ids)")
-    p.add_argument("--start", metavar="T")
-    p.add_argument("--end", metavar="T")
+    p.add_argument("--start", metavar="T", help="a day YYYY-MM-DD (00:00 UTC) or an RFC 3339 time")
+    p.add_argument("--end", metavar="T", help="a day YYYY-MM-DD (00:00 UTC, not included) or an RFC 3339 time")
     p.set_defaults(func=cmd_counts)
 
     p = sub.add_parser("pull", help="record complaints from a Pub/Sub subscription "

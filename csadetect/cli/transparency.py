@@ -9,36 +9,22 @@ numbers) on stdout and progress on stderr. The report itself is :mod:`csadetect.
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from csadetect.cli.output import emit, error
 from csadetect.compliance.transparency import collect, render
 from csadetect.compliance.transparency.sources import Sources, TransparencyError, say, sources_from
 from csadetect.compliance.transparency.tables import source_note
 from csadetect.config.settings import ConfigError, load_settings
-from csadetect.core import runs
-from csadetect.core.timeutil import parse_time, utc_iso
-
-_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-
+from csadetect.core import runs, timeutil
+from csadetect.core.timeutil import utc_iso
 
 def parse_bound(value: str, name: str, inclusive_date_end: bool = False) -> datetime:
-    """``YYYY-MM-DD`` (midnight UTC; for ``--to`` the next midnight, so the day is included) or
-    RFC 3339 (used as given; zone-less is UTC). Raises TransparencyError with a one-line reason."""
-    text = (value or "").strip()
-    if len(text) == 10 and text[4:5] == "-" and text[7:8] == "-":
-        try:
-            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
-        except ValueError:
-            raise TransparencyError(f"{name}: not a valid date: {value!r} (use YYYY-MM-DD or RFC 3339)") from None
-        return day + timedelta(days=1) if inclusive_date_end else day
-    if not _RFC3339_START.match(text):
-        raise TransparencyError(f"{name}: not a date or time: {value!r} (use YYYY-MM-DD or RFC 3339)")
+    """:func:`csadetect.core.timeutil.parse_bound`, its error a TransparencyError."""
     try:
-        return parse_time(text, assume_utc=True)
-    except ValueError:
-        raise TransparencyError(f"{name}: not a valid RFC 3339 time: {value!r}") from None
+        return timeutil.parse_bound(value, name, inclusive_date_end)
+    except ValueError as exc:
+        raise TransparencyError(str(exc)) from None
 
 
 def _resolve_sources(args) -> Sources:

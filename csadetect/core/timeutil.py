@@ -12,13 +12,16 @@ Every time it reads goes through :func:`parse_time`, which has one rule:
   stores that have always taken zone-less times as UTC (stats, complaints, retention, review)
   say ``assume_utc=True``.
 
+An operator's period bound (``--from``/``--to``, ``--start``/``--end``) may also be a day
+``YYYY-MM-DD``: :func:`parse_bound`.
+
 Code that needs "now" takes a :data:`Clock` (or a ``now`` argument) defaulting to
 :func:`utc_now`, so tests and ``--now`` can fix the time.
 """
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional
 
 Clock = Callable[[], datetime]
@@ -62,3 +65,25 @@ def parse_time(value, *, field: str = "time", assume_utc: bool = False) -> datet
         return as_utc(parsed)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
         raise ValueError(f"{field} is out of range (years 1 to 9999 in UTC)") from None
+
+
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def parse_bound(value, name: str, inclusive_date_end: bool = False) -> datetime:
+    """An operator's period bound: a day ``YYYY-MM-DD`` (00:00 UTC; with ``inclusive_date_end`` the
+    next midnight, so an inclusive ``--to`` takes in its whole day) or an RFC 3339 time (zone-less
+    is UTC). Raises ValueError with a one-line reason naming ``name``."""
+    text = (value or "").strip()
+    if len(text) == 10 and text[4:5] == "-" and text[7:8] == "-":
+        try:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise ValueError(f"{name}: not a valid date: {value!r} (use YYYY-MM-DD or RFC 3339)") from None
+        return day + timedelta(days=1) if inclusive_date_end else day
+    if not _RFC3339_START.match(text):
+        raise ValueError(f"{name}: not a date or time: {value!r} (use YYYY-MM-DD or RFC 3339)")
+    try:
+        return parse_time(text, assume_utc=True)
+    except ValueError:
+        raise ValueError(f"{name}: not a valid RFC 3339 time: {value!r}") from None
