@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,18 @@ def test_hash_bad_input_is_one_line_and_nonzero(tmp_path, capsys):
     assert len(out.out.splitlines()) == 1  # the good file is still hashed
     errors = out.err.strip().splitlines()
     assert len(errors) == 2 and all(e.startswith("error: ") for e in errors)
+
+
+def test_hash_unreadable_video_is_one_line_with_vpdqs_reason(tmp_path):
+    """vpdq's C++ writes its reason to descriptor 2 around Python: it becomes the error line's
+    reason instead of a second line (a subprocess: capsys does not see descriptor 2)."""
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("these are notes, not a video\n")
+    out = subprocess.run([sys.executable, "-m", "csadetect", "hash", str(fake)], cwd=REPO, capture_output=True,
+                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=120)
+    assert out.returncode == 1 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {fake}: unreadable video (") and line != f"error: {fake}: unreadable video (Exception)"
 
 
 def test_run_refuses_missing_indicator_db_with_one_line(tmp_path):

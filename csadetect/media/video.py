@@ -9,6 +9,7 @@ in-process, without those bounds. Callers import these from :mod:`csadetect.medi
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -39,16 +40,24 @@ def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 
         cropped = _cropped_file(path, seconds_per_hash)
         if cropped is not None:
             return cropped
-    try:
-        features = vpdq.computeHash(
-            input_video_filename=str(path),
-            seconds_per_hash=seconds_per_hash,
-            downsample_width=downsample,
-            downsample_height=downsample,
-            thread_count=threads,
-        )
-    except Exception as exc:  # vpdq raises plain exceptions for unreadable files
-        raise MediaError(f"unreadable video ({type(exc).__name__})") from exc
+    with _native_stderr() as said:
+        try:
+            features = vpdq.computeHash(
+                input_video_filename=str(path),
+                seconds_per_hash=seconds_per_hash,
+                downsample_width=downsample,
+                downsample_height=downsample,
+                thread_count=threads,
+            )
+        except Exception as exc:  # vpdq raises plain exceptions for unreadable files
+            features, failed = None, exc
+        else:
+            failed = None
+    if failed is not None:  # vpdq's C++ line ("... Cannot open video") is the reason, in the one error line
+        why = said[-1].rsplit(": ", 1)[-1][:120] if said else type(failed).__name__
+        raise MediaError(f"unreadable video ({why})") from failed
+    for line in said:  # anything else written meanwhile (another thread's log) is passed on
+        print(line, file=sys.stderr)
     if not features:
         raise MediaError("unreadable video: no frames decoded")
     return [
@@ -60,6 +69,25 @@ def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 
         )
         for f in features
     ]
+
+
+@contextlib.contextmanager
+def _native_stderr():
+    """Descriptor 2 caught for the ``with`` block: native code (vpdq's C++) writes its reasons
+    there, around Python. Yields a list filled with the non-blank lines written, on leaving."""
+    lines: list = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines += [l.strip() for l in caught.read().decode("utf-8", "replace").splitlines() if l.strip()]
 
 
 def _cropped_file(path: str, seconds_per_hash: float) -> Optional[list[VideoFrame]]:
