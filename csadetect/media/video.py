@@ -9,7 +9,6 @@ in-process, without those bounds. Callers import these from :mod:`csadetect.medi
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -21,6 +20,7 @@ import tempfile
 import time
 from typing import Optional, Sequence
 
+from csadetect.core.fd2 import captured_fd2
 from csadetect.media import vpdq_worker
 from csadetect.media.hash_results import DIGESTS, MediaError, VideoFrame, VideoHashes, crypto_hashes
 
@@ -40,7 +40,7 @@ def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 
         cropped = _cropped_file(path, seconds_per_hash)
         if cropped is not None:
             return cropped
-    with _native_stderr() as said:
+    with captured_fd2() as captured:
         try:
             features = vpdq.computeHash(
                 input_video_filename=str(path),
@@ -53,6 +53,7 @@ def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 
             features, failed = None, exc
         else:
             failed = None
+    said = [line.strip() for line in "".join(captured).splitlines() if line.strip()]
     if failed is not None:  # vpdq's C++ line ("... Cannot open video") is the reason, in the one error line
         why = said[-1].rsplit(": ", 1)[-1][:120] if said else type(failed).__name__
         raise MediaError(f"unreadable video ({why})") from failed
@@ -69,25 +70,6 @@ def hash_video_file(path: str, seconds_per_hash: float = 1.0, downsample: int = 
         )
         for f in features
     ]
-
-
-@contextlib.contextmanager
-def _native_stderr():
-    """Descriptor 2 caught for the ``with`` block: native code (vpdq's C++) writes its reasons
-    there, around Python. Yields a list filled with the non-blank lines written, on leaving."""
-    lines: list = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            lines += [l.strip() for l in caught.read().decode("utf-8", "replace").splitlines() if l.strip()]
 
 
 def _cropped_file(path: str, seconds_per_hash: float) -> Optional[list[VideoFrame]]:

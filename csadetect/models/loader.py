@@ -39,7 +39,6 @@ written back, and everything captured is shown when the import fails. ``csadetec
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -55,6 +54,7 @@ from apache_beam.ml.inference.base import ExampleT, ModelHandler, ModelT, Predic
 
 from csadetect.config.flags import VERBOSE_ENV
 from csadetect.core import fs
+from csadetect.core.fd2 import captured_fd2
 from csadetect.models import ModelError
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
@@ -111,25 +111,6 @@ TF_NOISE = re.compile(
 )
 
 
-@contextlib.contextmanager
-def _captured_fd2():
-    """Point file descriptor 2 (and ``sys.stderr``) at a temporary file for the block; yields a
-    list that holds the captured text once the block ends."""
-    captured: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            captured.append(tmp.read().decode("utf-8", errors="replace"))
-
-
 def import_tensorflow():
     """``tensorflow``, imported and its devices discovered with TensorFlow's start-up noise kept
     off stderr (module docstring); lines that are not noise are written back. With
@@ -144,7 +125,7 @@ def import_tensorflow():
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     failure: Optional[BaseException] = None
-    with _captured_fd2() as captured:
+    with captured_fd2() as captured:
         try:
             import tensorflow as tf
 
