@@ -108,6 +108,26 @@ def test_expiry_deletes_items_and_logs_ids_only(setup):
     assert sorted(l["id"] for l in lines) == sorted(deleted) and all(set(l) == {"at", "store", "id"} for l in lines)
 
 
+def test_an_item_another_sweep_took_first_is_not_counted_twice(setup, monkeypatch):
+    """Two sweeps at once (the pipeline's and ``csadetect review expire``): the one that finds the
+    item gone between reading and deleting it neither fails nor counts it."""
+    store = setup["store"]
+    taken = setup["items"]["e-2"]["report_id"]
+    read = store.get
+
+    def get_then_lose(rid):
+        item = read(rid)
+        if rid == taken:
+            os.remove(store.locate(rid))  # the other sweep deletes it now
+        return item
+
+    monkeypatch.setattr(store, "get", get_then_lose)
+    deleted, stats = expire(store, T0 + timedelta(hours=2), str(setup["tmp"] / "deletions"))
+    assert len(deleted) == 2 and taken not in deleted and store.ids() == []
+    assert sum(s["value"] for s in stats if s["metric"] == "deleted" and s["labels"]["store"] == "review") == 2
+    assert sum(s["value"] for s in stats if s["metric"] == "review_decided") == 2
+
+
 def test_expiry_deletes_what_a_stopped_worker_left_half_written(setup):
     """A worker stopped between writing ``<id>.parquet.tmp`` and renaming it leaves a file no reader
     sees (it may hold sealed evidence): the sweep deletes it once it is an hour old, logs its id, and

@@ -150,10 +150,17 @@ class ReviewStore:
         return rows[0] if rows else None
 
     def delete(self, report_id: str) -> bool:
+        """Delete the pending item; False when it is not there (any more: another sweep or a verdict
+        took it between the lookup and the delete). A storage error on a file still there raises."""
         path = self.locate(report_id)
         if path is None:
             return False
-        fs.filesystems().delete([path])
+        try:
+            fs.filesystems().delete([path])
+        except Exception:  # noqa: BLE001 - Beam's BeamIOError, also for a file gone meanwhile
+            if fs.exists(path):
+                raise
+            return False
         return True
 
     def _matches(self, *parts: str) -> list:
@@ -347,7 +354,8 @@ def expire(store: ReviewStore, now: Optional[datetime] = None, log_dir: Optional
                 continue
             if parse_time(item["expires_at"], field="expires_at", assume_utc=True) > now:
                 continue
-            store.delete(rid)
+            if not store.delete(rid):  # a concurrent sweep (or a verdict) took it: counted there
+                continue
             deleted.append(rid)
             stats += _review_stats(item, "expired", now)
             stats.append(stat("deleted", 1, now, store="review"))
