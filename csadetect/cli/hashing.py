@@ -4,26 +4,29 @@ The fields come from the signal registry (:func:`csadetect.signals.describe`): P
 quality, MD5 and SHA-256 for images; vPDQ frames and the file digests for videos. A directory is
 walked like ``match`` walks it (recursive, sorted, image and video extensions); ``-`` reads paths
 (files or directories) from stdin, one per line. ``--config`` is accepted before or after the
-command. A file that cannot be hashed gives ``error: PATH: reason`` on stderr and exit code 1 at
-the end.
+command. A file that cannot be hashed, or a directory without image or video files, gives
+``error: PATH: reason`` on stderr and exit code 1 at the end.
 """
 from __future__ import annotations
 
 from csadetect.cli.indicators import add_config_argument, media_files, stdin_lines
 from csadetect.cli.output import emit, error
 from csadetect.config.settings import load_settings
+from csadetect.indicators.rows import IndicatorError
 from csadetect.media.hashing import MediaError, hash_file
 from csadetect.signals import describe, digests
 
 
-def _paths(paths):
-    """The files to hash: each PATH (directories expanded), ``-`` replaced by stdin's lines."""
+def _paths(paths, failed: list):
+    """The files to hash: each PATH (directories expanded), ``-`` replaced by stdin's lines. A
+    directory without media files gives ``error: PATH: ...`` and is appended to ``failed``."""
     for path in paths:
-        if path == "-":
-            for _, line in stdin_lines():
-                yield from media_files([line])
-        else:
-            yield from media_files([path])
+        for item in (line for _, line in stdin_lines()) if path == "-" else [path]:
+            try:
+                yield from media_files([item])
+            except IndicatorError as exc:
+                error(str(exc))
+                failed.append(item)
 
 
 def _cmd_hash(args) -> int:
@@ -31,8 +34,9 @@ def _cmd_hash(args) -> int:
     if args.paths.count("-") > 1:
         error("stdin (-) can be read once")
         return 1
+    unlisted: list[str] = []
     failed = 0
-    for path in _paths(args.paths):
+    for path in _paths(args.paths, unlisted):
         try:
             hashes = hash_file(path, max_pixels=settings.limits.max_pixels, seconds_per_hash=args.seconds_per_hash,
                                digests=digests(), video_bars=settings.match.video_bars)
@@ -41,7 +45,7 @@ def _cmd_hash(args) -> int:
             error(f"{path}: {exc}")
             continue
         emit({"path": path, **describe(hashes)})
-    return 1 if failed else 0
+    return 1 if failed or unlisted else 0
 
 
 def register(subparsers) -> None:

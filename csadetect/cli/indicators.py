@@ -23,10 +23,11 @@ from csadetect.cli.output import emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core import fs
 from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
+from csadetect.core.timeutil import utc_now
 from csadetect.indicators import formats
 from csadetect.indicators.index import IndicatorIndex
-from csadetect.indicators.rows import (FORMATS, IndicatorError, from_media, kinds_for, read_indicators, value_kind,
-                                       write_csv)
+from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, from_media, kinds_for, read_indicators,
+                                       value_kind, write_csv)
 from csadetect.indicators.mapped import has_index_files, map_version
 from csadetect.indicators.snapshot import (SnapshotError, build_snapshot, check_head, compact, diff, head, info,
                                            load_snapshot, table_rows, version_dir)
@@ -37,6 +38,7 @@ from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
 from csadetect.signals.embedding import query_regions, region_gate_similarity, view_thresholds
 
+PROGRESS_SECONDS = 10.0  # the least time between two progress lines when stderr is not a terminal
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -44,15 +46,20 @@ _handled = handled(lambda: (IndicatorError, SnapshotError, SigningError, MediaEr
 
 
 def media_files(paths: Sequence[str]) -> Iterator[str]:
-    """Files given, with directories expanded (sorted, recursive, image/video extensions only)."""
+    """Files given, with directories expanded (sorted, recursive, image/video extensions only). A
+    directory holding none raises IndicatorError (a wrong or empty mount is not "nothing matched")."""
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     for path in paths:
         if os.path.isdir(path):
+            found = False
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
                     if not name.startswith(".") and os.path.splitext(name)[1].lower() in wanted:
+                        found = True
                         yield os.path.join(root, name)
+            if not found:
+                raise IndicatorError(f"{path}: no image or video files in this directory")
         else:
             yield path
 
@@ -73,6 +80,29 @@ def add_config_argument(parser) -> None:
     command it is the top-level option, which this one does not reset (SUPPRESS)."""
     parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE.yaml",
                         help="YAML config merged over the defaults (as csadetect --config)")
+
+
+class _Progress:
+    """Progress of work over ``total`` files on stderr: a bar on a terminal; elsewhere (a log) a line
+    ``<what> file N of TOTAL`` at most every :data:`PROGRESS_SECONDS`, so long work is never silent."""
+
+    def __init__(self, total: int, what: str, clock=utc_now):
+        self.total, self.what, self.done, self.clock = total, what, 0, clock
+        self.bar = tqdm(total=total, unit="file", file=sys.stderr) if total > 1 and sys.stderr.isatty() else None
+        self.last = clock()
+
+    def update(self) -> None:
+        """One more file started."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.total > 1 and (self.clock() - self.last).total_seconds() >= PROGRESS_SECONDS:
+            self.last = self.clock()
+            say(f"{self.what} file {self.done} of {self.total}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # ------------------------------------------------------------------------------- handlers
@@ -103,15 +133,14 @@ def cmd_from_media(args) -> int:
     errors: list[str] = []
     warnings: list[str] = []
     settings = _settings(args)
-    if os.path.exists(args.out) and not args.force:  # before any hashing: an earlier CSV is kept
-        raise IndicatorError(f"{args.out} exists; pass --force to replace it")
+    check_output(args.out, args.force)  # before any hashing: an earlier CSV is kept, a bad path fails now
     paths = list(media_files(args.paths))
     embedder = _embedder(settings, not args.no_embedding)
     if embedder is not None:
         say(f"embedding model {embedder.version}: images also get embedding rows (the image, a 5% centre crop, ±3° rotations)")
-    bar = tqdm(total=len(paths), unit="file", disable=len(paths) < 50 or None, file=sys.stderr)
+    bar = _Progress(len(paths), "hashing")
     rows = from_media(paths, settings.match, category=args.category, errors=errors, warnings=warnings,
-                      embedder=embedder, progress=lambda: bar.update(1))
+                      embedder=embedder, progress=bar.update)
     bar.close()
     for line in warnings:
         say(f"warning: {line}")
@@ -121,7 +150,7 @@ def cmd_from_media(args) -> int:
         say(f"nothing written to {args.out}: none of {len(paths)} files could be hashed")
         emit({"out": None, "files": len(paths), "failed": len(errors), "rows": 0})
         return 1
-    write_csv(rows, args.out)
+    write_csv(rows, args.out, overwrite=args.force)
     say(f"wrote {len(rows)} indicators from {len(paths) - len(errors)} of {len(paths)} files to {args.out}")
     emit({"out": args.out, "files": len(paths), "failed": len(errors), "rows": len(rows)})
     return 1 if errors or not paths else 0
@@ -156,7 +185,7 @@ def cmd_verify(args) -> int:
     that version below ``--min-version``), then the chain of ``--version`` (default: the highest)."""
     try:
         found = check_head(args.db_dir, args.public_key, args.min_version)
-        snap = load_snapshot(args.db_dir, args.public_key, args.version or found.latest)
+        snap = load_snapshot(args.db_dir, args.public_key, found.latest if args.version is None else args.version)
         base = snap.chain[0]
         if has_index_files(base) and not fs.is_url(args.db_dir):  # the files workers map: their checksums too
             map_version(version_dir(args.db_dir, base["version"]), base)
@@ -312,6 +341,19 @@ def _match_file(matcher: _Matcher, path: str) -> bool:
         return False
 
 
+def _match_tree(matcher: _Matcher, path: str) -> int:
+    """Emit the match line of each file of ``path`` (a file or a directory); the number that failed
+    (a directory without media files: one error line)."""
+    failed = 0
+    try:
+        for media in media_files([path]):
+            failed += not _match_file(matcher, media)
+    except IndicatorError as exc:
+        emit({"path": path, "error": str(exc).removeprefix(f"{path}: ")})
+        failed += 1
+    return failed
+
+
 def _match_value(matcher: _Matcher, where: str, kind: str, value: str, ident: Optional[str] = None) -> bool:
     try:
         matches = matcher.value(kind, value)
@@ -327,7 +369,7 @@ def _stdin_item(matcher: _Matcher, number: int, text: str, kind: Optional[str]) 
     """One line of ``match -``: an existing path (file or directory), else a hash value (of
     ``--kind``, or of the one kind its form allows), else a missing file."""
     if os.path.exists(text) or (kind is None and not kinds_for(text)):
-        return all([_match_file(matcher, path) for path in media_files([text])])
+        return not _match_tree(matcher, text)
     where = f"-:{number}"
     try:
         row_kind = kind or value_kind(text, where)
@@ -351,6 +393,8 @@ def cmd_match(args) -> int:
         raise IndicatorError("stdin (-) can be read once")
     columns = formats.parse_columns(args.columns)
     kind = formats.kind_of(args.kind, "--kind") if args.kind else None  # a kind or an alias (HASH_PDQ, ...)
+    # every list read first: a missing, unreadable or empty one fails before the snapshot is loaded
+    lists = [formats.read_probes(path, args.format, kind, columns, settings.match) for path in args.hashes or ()]
     db_dir = args.indicators or settings.indicators.path
     public_key = args.public_key or settings.indicators.public_key
     found = head(db_dir, public_key)
@@ -369,8 +413,8 @@ def cmd_match(args) -> int:
     matcher = _Matcher(snapshot.table, index, settings, embedder, spec)
     del snapshot
     failed = 0
-    for hashes_path in args.hashes or ():
-        listed = formats.read_probes(hashes_path, args.format, kind, columns, settings.match)
+    for listed in lists:
+        hashes_path = listed.path
         for line in listed.summary():
             say(line)
         items = [(line, None, reason) for line, reason in listed.refused]
@@ -385,7 +429,7 @@ def cmd_match(args) -> int:
         if path == "-":
             failed += sum(not _stdin_item(matcher, number, text, kind) for number, text in stdin_lines())
         else:
-            failed += sum(not _match_file(matcher, media) for media in media_files([path]))
+            failed += _match_tree(matcher, path)
     return 1 if failed else 0
 
 
@@ -400,6 +444,8 @@ def cmd_import(args) -> int:
     if args.out and not args.key:
         raise IndicatorError("--out needs --key PRIVATE.pem (the snapshot is signed)")
     key = load_private_key(args.key) if args.out else None  # fail fast, before reading a large input
+    if args.csv:
+        check_output(args.csv, args.force)
     columns = formats.parse_columns(args.columns)
     imported = formats.read(args.input, args.format, args.kind, columns, category=args.category,
                             source=args.source, settings=settings.match, min_quality=args.min_quality)
@@ -426,6 +472,7 @@ def cmd_import(args) -> int:
 
 @_handled
 def cmd_export(args) -> int:
+    check_output(args.out, args.force)  # before loading and verifying the snapshot
     snapshot = load_snapshot(args.db_dir, args.public_key, args.version)
     result = formats.export_file(table_rows(snapshot.table), args.format, args.out, args.kind, args.include_disabled,
                                  overwrite=args.force)

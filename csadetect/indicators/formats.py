@@ -49,6 +49,7 @@ from csadetect.indicators.rows import (
     FIELDS,
     Indicator,
     IndicatorError,
+    atomic_text,
     hash_list_values,
     kind_named,
     open_text,
@@ -451,8 +452,12 @@ def read(path: str, fmt: Optional[str] = None, kind: Optional[str] = None, colum
 def read_probes(path: str, fmt: Optional[str] = None, kind: Optional[str] = None, columns: Optional[dict] = None,
                 settings: Optional[MatchSettings] = None) -> Imported:
     """A partner's hash list for ``match --hashes``: :func:`read` with nothing below the quality
-    gate refused (matching applies the gate to media, not to values it is sent)."""
-    return read(path, fmt, kind, columns, settings=settings, min_quality=0)
+    gate refused (matching applies the gate to media, not to values it is sent). A list without a
+    value raises IndicatorError: matching nothing is not "no match"."""
+    listed = read(path, fmt, kind, columns, settings=settings, min_quality=0)
+    if not listed.rows and not listed.refused:
+        raise IndicatorError(f"{path}: no hash values to match")
+    return listed
 
 
 # ------------------------------------------------------------------------------------- writers
@@ -510,17 +515,8 @@ def export(rows: Iterable[Indicator], fmt: str, out, kind: Optional[str] = None,
 
 def export_file(rows: Sequence[Indicator], fmt: str, path: str, kind: Optional[str] = None,
                 include_disabled: bool = False, overwrite: bool = False) -> dict:
-    """:func:`export` to the file ``path``, written whole and then renamed into place; an existing
-    file is replaced only with ``overwrite`` (IndicatorError otherwise)."""
-    if os.path.exists(path) and not overwrite:
-        raise IndicatorError(f"{path} exists; pass --force to replace it")
-    tmp = f"{path}.partial-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            result = export(rows, fmt, fh, kind, include_disabled)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return result
+    """:func:`export` to the file ``path``, written whole and then renamed into place
+    (:func:`~csadetect.indicators.rows.atomic_text`); an existing file is replaced only with
+    ``overwrite`` (IndicatorError otherwise)."""
+    with atomic_text(path, overwrite) as fh:
+        return export(rows, fmt, fh, kind, include_disabled)

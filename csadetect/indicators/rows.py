@@ -15,12 +15,13 @@ re-encoded as ``model_version:`` + canonical base64 of little-endian float32.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import os
 import re
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence, TextIO
 
 from csadetect.config.settings import MatchSettings
 from csadetect.core.timeutil import parse_time, utc_iso
@@ -326,9 +327,51 @@ def read_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = 
     return read_hashes(path, kind)
 
 
-def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV_COLUMNS) -> None:
-    """Write rows as CSV with ``columns`` (default exactly ``indicator_id,kind,value,category,note``)."""
-    with open(path, "w", encoding="utf-8", newline="") as fh:
+def check_output(path: str, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output file that cannot be written: a directory, one whose
+    directory does not exist, or an existing file without ``overwrite`` (IndicatorError, one line)."""
+    if os.path.isdir(path):
+        raise IndicatorError(f"{path}: is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise IndicatorError(f"{path}: directory {os.path.dirname(path) or parent} does not exist")
+    if os.path.lexists(path) and not overwrite:
+        raise IndicatorError(f"{path} exists; pass --force to replace it")
+
+
+@contextlib.contextmanager
+def atomic_text(path: str, overwrite: bool = False) -> Iterator[TextIO]:
+    """A UTF-8 text stream (``newline=""``) for the file ``path``, written to ``path.partial-PID``,
+    flushed to disk and renamed into place only when the block ends without an error: a failure
+    leaves the earlier file as it was and no half-written one. Without ``overwrite`` an existing
+    file is refused (:func:`check_output`), also one made while the block ran."""
+    check_output(path, overwrite)
+    tmp = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # unlike a rename, never replaces a file that appeared meanwhile
+            except FileExistsError:
+                raise IndicatorError(f"{path} exists; pass --force to replace it") from None
+            except OSError:  # a filesystem without hard links
+                check_output(path, overwrite)
+                os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_csv(rows: Sequence[Indicator], path: str, columns: Sequence[str] = CSV_COLUMNS,
+              overwrite: bool = False) -> None:
+    """Write rows as CSV with ``columns`` (default exactly ``indicator_id,kind,value,category,note``),
+    whole or not at all (:func:`atomic_text`); an existing file is replaced only with ``overwrite``."""
+    with atomic_text(path, overwrite) as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:

@@ -145,9 +145,12 @@ def info(db_dir: str, public_key: Optional[PublicKeyLike] = None, version: Optio
         while True:
             manifest = _read_manifest(db_dir, seen, None)
             manifests.insert(0, manifest)
-            if manifest.get("type") == "full" or not isinstance(manifest.get("parent"), int):
+            if manifest.get("type") == "full":
                 break
-            seen = manifest["parent"]
+            parent = manifest.get("parent")
+            if not isinstance(parent, int) or parent >= seen or parent < 1:  # a loop would never end
+                raise SnapshotError(f"version {seen} is a delta with an invalid parent {parent!r}")
+            seen = parent
         totals = manifests[-1].get("totals")
     return {
         "db_dir": db_dir,

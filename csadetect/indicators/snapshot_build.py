@@ -5,7 +5,8 @@ into a new full version.
 A delta holds, for each id it touches, the id's complete new row: an upsert, or a tombstone (the
 old row with ``disabled_at`` set); tombstones are sticky. A version's files are written into a
 private staging directory and published with one rename, the signed manifest last, and
-``CURRENT`` moves to the new version only after all its files are written.
+``CURRENT`` moves to the new version only after all its files are written, never below a version
+another build published meanwhile.
 :mod:`csadetect.indicators.snapshot` re-exports the public names.
 """
 from __future__ import annotations
@@ -31,11 +32,13 @@ from csadetect.indicators.snapshot_store import (
     MANIFEST,
     SIGNATURE,
     SnapshotError,
+    _drop_dir,
     _join,
     _new_dir,
     _publish_dir,
     _version_dir,
     _write,
+    advance_current,
     current_version,
     list_versions,
 )
@@ -98,7 +101,8 @@ def build_snapshot(
     that are new or changed are upserted, and every id
     in ``disable_ids`` is tombstoned (``disabled_at`` set; it stops matching). Tombstones are
     sticky: a delta never re-enables a disabled id (re-add it under a new id, or build a new full
-    snapshot). ``CURRENT`` moves to the new version only after all its files are written.
+    snapshot). A full snapshot of no rows is refused (it would drop every indicator). ``CURRENT``
+    moves to the new version only after all its files are written, and never backwards.
     """
     try:
         key = load_private_key(private_key)
@@ -117,6 +121,9 @@ def build_snapshot(
         hint = None  # unreadable: this build rewrites it
     version = max(existing + [hint or 0]) + 1
     if base is None:
+        if new.num_rows == 0:  # it would replace every indicator with none, and matching would stop
+            raise SnapshotError("no indicator rows: a full snapshot of none would drop every indicator "
+                                "(to remove some, build a delta: --base latest --disable ID...)")
         parent = None
         new = new.set_column(6, "added_at", pc.fill_null(new["added_at"], now))
         if disable_ids:
@@ -172,10 +179,14 @@ def build_snapshot(
     blobs[MANIFEST] = manifest_bytes
     final = _version_dir(db_dir, version)
     staging = _new_dir(final)
-    for name, blob in blobs.items():
-        _write(_join(staging, name), blob)
+    try:
+        for name, blob in blobs.items():
+            _write(_join(staging, name), blob)
+    except BaseException:
+        _drop_dir(staging)
+        raise
     _publish_dir(staging, final)
-    _write(_join(db_dir, "CURRENT"), f"{version}\n".encode("ascii"), atomic=True)
+    advance_current(db_dir, version)
     return manifest
 
 

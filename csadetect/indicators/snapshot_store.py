@@ -10,6 +10,7 @@ unsigned ``CURRENT`` hint and :func:`list_versions` the version directories, nei
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from typing import Optional
 
@@ -79,12 +80,21 @@ def _new_dir(path: str) -> str:
 
 
 def _publish_dir(staging: str, path: str) -> None:
+    """Rename the staging directory into place; on failure (the version exists: another build) it
+    is removed, so no half-built version is left beside the published ones."""
     if staging == path:
         return
     try:
         os.rename(staging, path)
     except OSError:
+        _drop_dir(staging)
         raise SnapshotError(f"version directory {path} already exists (is another build running?)") from None
+
+
+def _drop_dir(staging: str) -> None:
+    """Remove a staging directory of :func:`_new_dir` (nothing for a URL: it wrote in place)."""
+    if not fs.is_url(staging):
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,6 +127,17 @@ def current_version(db_dir: str) -> Optional[int]:
     if version < 1:
         raise SnapshotError(f"{db_dir}/CURRENT holds an invalid version {version}")
     return version
+
+
+def advance_current(db_dir: str, version: int) -> None:
+    """Point ``CURRENT`` at ``version`` (atomically), unless it already names a higher one: a build
+    that started first but finished last never moves it back below a version published meanwhile."""
+    try:
+        current = current_version(db_dir)
+    except SnapshotError:
+        current = None  # unreadable: rewritten
+    if current is None or current < version:
+        _write(_join(db_dir, "CURRENT"), f"{version}\n".encode("ascii"), atomic=True)
 
 
 def list_versions(db_dir: str) -> list[int]:
