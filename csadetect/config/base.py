@@ -1,7 +1,7 @@
 """The base of every settings section: :class:`_Strict` (unknown keys and changes refused, a number
-field given ``true``/``false`` refused in one line) and :class:`ConfigError`, the one-line error an
-invalid configuration raises. :mod:`csadetect.config.settings` re-exports both (and
-``_bool_for_number``, for the tests).
+field given ``true``/``false`` refused in one line, NaN and infinity refused in every float) and
+:class:`ConfigError`, the one-line error an invalid configuration raises.
+:mod:`csadetect.config.settings` re-exports both (and ``_bool_for_number``, for the tests).
 """
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def _bool_for_number(value: Any, annotation: Any) -> bool:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a NaN passes no comparison, so `.nan` as a distance threshold would filter nothing and
+    # `.inf` as a budget or timeout would turn its guard off; null is how an Optional limit is turned off
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod

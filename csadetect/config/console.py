@@ -56,6 +56,14 @@ class ConsoleSettings(_Strict):
             raise ValueError("login_forget_seconds must be >= login_lockout_seconds")
         return v
 
+    @field_validator("login_lockout_seconds")
+    @classmethod
+    def _lockout_after_backoff(cls, v, info):
+        first = info.data.get("login_backoff_seconds")
+        if first is not None and v < first:  # the first wait would be cut to the longest one without a word
+            raise ValueError("login_lockout_seconds must be >= login_backoff_seconds")
+        return v
+
     @field_validator("session_max_seconds")
     @classmethod
     def _max_after_idle(cls, v, info):

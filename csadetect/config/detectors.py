@@ -39,6 +39,14 @@ class Batching(_Strict):
     max_batch_size: int = Field(64, ge=1)
     max_batch_duration_secs: Optional[float] = Field(1.0, gt=0, description="streaming only; None = no limit")
 
+    @field_validator("max_batch_size")
+    @classmethod
+    def _max_not_below_min(cls, v, info):
+        low = info.data.get("min_batch_size")
+        if low is not None and v < low:  # Beam's BatchElements would refuse it only while the graph is built
+            raise ValueError(f"max_batch_size ({v}) must be >= min_batch_size ({low})")
+        return v
+
 
 class EmbeddingSettings(_Strict):
     enabled: bool = Field(True, description="embed images for near-duplicate lookup and the new-material classifier")

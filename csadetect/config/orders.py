@@ -4,6 +4,7 @@ re-exports both.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -30,6 +31,14 @@ class DetectionOrder(_Strict):
     end: datetime
     demo: bool = Field(False, description="the shipped demo order (not a real one): only a local run may use it; "
                        "a Dataflow/Flink run or a profile other than `direct` refuses to start under it")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _not_a_number(cls, v):
+        """``start: 2026`` (a year) would be read as 2026 seconds after 1970: an order active since 1970."""
+        if isinstance(v, (int, float)) or (isinstance(v, str) and re.fullmatch(r"\s*[-+]?[\d.]+\s*", v)):
+            raise ValueError("give a date or date-time (2026-01-01 or 2026-01-01T00:00:00Z), not a number")
+        return v
 
     @field_validator("start", "end")
     @classmethod

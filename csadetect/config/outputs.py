@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from csadetect.config.base import _Strict
 
@@ -19,11 +19,23 @@ class SinkSettings(_Strict):
     dead_letter_topic: Optional[str] = None
     review_dir: Optional[str] = Field("out/review", description="review store: one Parquet file per hit awaiting review")
     review_topic: Optional[str] = None
-    formats: tuple[Literal["parquet", "jsonl"], ...] = ("parquet", "jsonl")
+    formats: tuple[Literal["parquet", "jsonl"], ...] = Field(
+        ("parquet", "jsonl"), description="report file formats under report_dir (at least one; "
+        "report_dir: null = no report files)"
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _some_format(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:  # report_dir would be set and written to in no format: reports dropped without a word
+            raise ValueError("give at least one of parquet, jsonl (sinks.report_dir: null turns report files off)")
+        if len(set(v)) != len(v):
+            raise ValueError(f"a format is listed twice in {list(v)}")
+        return v
 
 
 class ProviderSettings(_Strict):
-    provider_id: str = "demo-provider"
+    provider_id: str = Field("demo-provider", min_length=1, description="names the provider in every report")
     content_removed: bool = False
     account_action: str = "none"
 

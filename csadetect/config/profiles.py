@@ -7,7 +7,8 @@ or any path given to ``--profile``. It holds
     Beam pipeline option name -> value (``runner: DataflowRunner``, ``streaming: true``,
     ``experiments: [a, b]``, ``transform_name_mapping: {Old: New}``). ``${VAR}`` and
     ``${VAR:-default}`` expand from the environment; an option whose variable is unset (and has
-    no default) is left unset, and ``required`` says whether that is an error.
+    no default) is left unset, and ``required`` says whether that is an error. A ``$VAR`` or an
+    unclosed ``${VAR`` is refused when the profile is loaded (it would be kept as literal text).
 ``required``
     option names that must be set once the profile and the command line are applied (for
     example ``[project, region, temp_location]``): given on the command line or through the
@@ -20,9 +21,9 @@ or any path given to ``--profile``. It holds
     one line shown by the error that lists the profiles.
 
 A profile is chosen with ``--profile NAME|PATH`` or, failing that, a ``profile:`` key in the
-``--config`` file. Options given on the command line always win over the profile's. Without a
-profile nothing changes: the runner stays pinned to the FnApiRunner (batch) or the DirectRunner
-(streaming).
+``--config`` file (a relative path there is relative to that file's folder). Options given on
+the command line always win over the profile's. Without a profile nothing changes: the runner
+stays pinned to the FnApiRunner (batch) or the DirectRunner (streaming).
 
 This module knows no Beam: :mod:`csadetect.pipelines.options` applies a profile to the options Beam
 knows, checks them and reads the runner, and hands this module the option names and values it
@@ -44,7 +45,8 @@ from typing import Any, Collection, Iterable, Mapping, Optional
 
 import yaml
 
-from csadetect.config.settings import CONFIG_DIR, ConfigError, Settings, load_settings
+from csadetect.config.settings import CONFIG_DIR, ConfigError, Settings, _read_text, load_settings, safe_load_unique
+from csadetect.core import fs
 
 MASK = "****"
 SENSITIVE_WORDS = ("key", "secret", "token", "password", "passwd", "credential")
@@ -121,7 +123,7 @@ class Profile:
 def _read_profile_yaml(path: Path) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = safe_load_unique(fh)  # a key given twice is an error, not the last one silently
     except FileNotFoundError:
         raise ConfigError(f"profile file not found: {path}") from None
     except OSError as exc:  # a directory, say
@@ -135,6 +137,27 @@ def _read_profile_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"profile {path} must hold a mapping at the top level")
     return data
+
+
+# what is left of a value once its ${VAR} / ${VAR:-default} placeholders are taken out: a `${` (unclosed,
+# or not a variable name) or a shell-style $VAR there would be kept as literal text, the variable never read
+_BAD_VAR = re.compile(r"\$\{|\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_placeholders(name: str, where: str, value: Any) -> None:
+    """Raise ConfigError for a malformed placeholder in the profile's ``where`` section (``$VAR``,
+    ``${VAR``, ``${1}``): it would be passed on as literal text instead of the variable's value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_placeholders(name, f"{where}.{key}", item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_placeholders(name, where, item)
+    elif isinstance(value, str):
+        bad = _BAD_VAR.search(_VAR.sub("", value))
+        if bad:
+            raise ConfigError(f"profile {name}: {where} has {bad.group(0)!r}, which is not read from the environment: "
+                              "write ${VAR} or ${VAR:-default}")
 
 
 def available_profiles(directory: Path = CONFIG_DIR) -> list[str]:
@@ -181,6 +204,8 @@ def load_profile(name_or_path: str, directory: Path = CONFIG_DIR) -> Profile:
     for key, value in opts.items():
         if not isinstance(key, str) or not key.strip("-"):
             raise ConfigError(f"profile {name}: pipeline option names must be strings, got {key!r}")
+        if key.lstrip("-") in clean:  # `runner` and `--runner`: one would silently lose
+            raise ConfigError(f"profile {name}: pipeline option {key.lstrip('-')!r} given twice")
         clean[key.lstrip("-")] = value
     required = data.get("required") or []
     if isinstance(required, str):
@@ -192,6 +217,8 @@ def load_profile(name_or_path: str, directory: Path = CONFIG_DIR) -> Profile:
         raise ConfigError(f"profile {name}: settings must be a mapping (config keys, as in csadetect/config/default.yaml)")
     if "profile" in settings:
         raise ConfigError(f"profile {name}: settings may not name another profile")
+    _check_placeholders(name, "pipeline_options", clean)
+    _check_placeholders(name, "settings", settings)
     return Profile(name=name, path=str(path), description=str(data.get("description") or ""),
                    pipeline_options=clean, required=tuple(r.lstrip("-") for r in required), settings=settings)
 
@@ -250,22 +277,27 @@ def given_options(argv: Iterable[str]) -> list[str]:
 
 
 def _profile_from_config(config_path: Optional[str]) -> Optional[str]:
-    """The ``profile:`` key of the ``--config`` file (a path is relative to that file)."""
-    if not config_path or not os.path.isfile(config_path):
+    """The ``profile:`` key of the ``--config`` file (a relative path is relative to that file's
+    folder, whether or not it exists there: load_profile names the path it looked for). A config on
+    a Beam filesystem (``gs://``) is read too; a profile it names must be shipped or an absolute path."""
+    if not config_path:
+        return None
+    url = fs.is_url(config_path)
+    if not url and not os.path.isfile(config_path):
         return None  # load_settings reports a missing config file later, with its own message
     try:
-        with open(config_path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None  # load_settings says what is wrong with the file
+        data = safe_load_unique(_read_text(config_path))
+    except Exception:  # noqa: BLE001 - unreadable or not YAML: load_settings says what is wrong with the file
+        return None
     name = data.get("profile") if isinstance(data, dict) else None
     if not name:
         return None
     name = str(name)
     if _looks_like_path(name) and not os.path.isabs(name):
-        beside = os.path.join(os.path.dirname(config_path), name)
-        if os.path.exists(beside):
-            return beside
+        if url:
+            raise ConfigError(f"profile {name!r} in {config_path}: a profile file named by a config on a remote "
+                              "filesystem must be an absolute local path (or give --profile)")
+        return os.path.join(os.path.dirname(config_path), name)
     return name
 
 

@@ -2,7 +2,8 @@
 
 Defaults live in ``csadetect/config/default.yaml`` (shipped as package data). A user file is merged on top
 and the whole is validated *before* a pipeline graph is built, so a typo fails at start-up with a
-one-line message instead of deep inside a worker.
+one-line message instead of deep inside a worker. A key given twice in one YAML mapping is refused
+(:func:`safe_load_unique`; PyYAML would keep the last silently), and so is an empty ``--config`` path.
 
 The sections live in modules of their own: :mod:`~csadetect.config.base` (the strict base model and
 :class:`ConfigError`), :mod:`~csadetect.config.limits`, :mod:`~csadetect.config.matching`,
@@ -104,6 +105,32 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping: PyYAML keeps the last one
+    silently, so a second ``match:`` section would put the first one's values back to their defaults.
+    Keys brought in by a ``<<:`` merge may still be overridden."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice in one mapping (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+            except TypeError:  # an unhashable key: the SafeLoader says what is wrong with it
+                pass
+        return super().construct_mapping(node, deep)
+
+
+def safe_load_unique(stream):
+    """``yaml.safe_load`` that refuses duplicate keys (:class:`_UniqueKeyLoader`)."""
+    return yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_text(path: str | os.PathLike) -> str:
     """A local file, or a file on any Beam filesystem (``gs://...``)."""
     return fs.read_text(os.fspath(path))
@@ -111,7 +138,7 @@ def _read_text(path: str | os.PathLike) -> str:
 
 def _read_yaml(path: str | os.PathLike) -> dict:
     try:
-        data = yaml.safe_load(_read_text(path)) or {}
+        data = safe_load_unique(_read_text(path)) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
@@ -129,6 +156,8 @@ def _read_yaml(path: str | os.PathLike) -> dict:
 
 def load_settings(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Settings:
     """Defaults, then ``path``, then ``overrides`` (nested dict); validated. Raises ConfigError."""
+    if path is not None and not os.fspath(path).strip():
+        raise ConfigError("the config file path is empty: give --config a YAML file or leave it out")
     data = _read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
     if path:
         data = _merge(data, _read_yaml(path))
