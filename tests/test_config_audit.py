@@ -175,3 +175,14 @@ def test_the_profile_key_of_a_remote_config_is_read(monkeypatch):
     with pytest.raises(ConfigError) as err:
         profile_name(["--config=gs://b/rel.yaml"])
     assert "must be an absolute local path" in one_line(err)
+
+
+@pytest.mark.parametrize("argv", [["--config=", "review", "list"], ["review", "list", "--config="],
+                                  ["--config", " ", "review", "list"]])
+def test_an_empty_config_path_on_the_command_line_is_one_line(argv, capsys):
+    """`--config=` (an unset shell variable) in either place: one line and exit 2, not a run on the defaults."""
+    from csadetect.cli.main import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: the config file path is empty: give --config a YAML file or leave it out"]

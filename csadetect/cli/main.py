@@ -57,7 +57,7 @@ def version() -> str:
 
 
 def _with_config(args) -> list[str]:
-    return (["--config", args.config] if args.config else []) + args.extra
+    return (["--config", args.config] if args.config is not None else []) + args.extra
 
 
 def _cmd_run(args) -> int:
@@ -223,7 +223,10 @@ def main(argv=None) -> int:
     if args.top_config and after and after != args.top_config:
         error(f"two config files given (--config {args.top_config} and --config {after}): give one")
         return 2
-    args.config = after or args.top_config
+    args.config = after if after is not None else args.top_config
+    if args.config is not None and not args.config.strip():  # `--config=` from an unset variable: not the defaults
+        error("the config file path is empty: give --config a YAML file or leave it out")
+        return 2
     if getattr(args, "passthrough", False) and "--verbose" in extra:  # ours, not Beam's
         extra = [a for a in extra if a != "--verbose"]
         args.verbose = True
