@@ -72,7 +72,8 @@ def test_hash_unreadable_video_is_one_line_with_vpdqs_reason(tmp_path):
                          text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=120)
     assert out.returncode == 1 and out.stdout == ""
     (line,) = out.stderr.strip().splitlines()
-    assert line.startswith(f"error: {fake}: unreadable video (") and line != f"error: {fake}: unreadable video (Exception)"
+    assert line.startswith(f"error: {fake}: unreadable video (")
+    assert line != f"error: {fake}: unreadable video (Exception)"
 
 
 def test_run_refuses_missing_indicator_db_with_one_line(tmp_path):

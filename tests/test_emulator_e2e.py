@@ -203,7 +203,8 @@ def test_hit_review_report_verdict_precision(emulator, tmp_path, report_keys):
         assert precision["known-hash"]["precision"] == 1.0 and precision["known-hash"]["confirmed"] == 2
         assert precision["new-material-classifier"]["precision"] == 0.0
         assert precision["grooming-text"]["precision"] == 1.0
-        assert any(a["detector"] == "new-material-classifier" for a in _records(str(out / "feedback" / "*" / "alerts-*.jsonl")))
+        alerts = _records(str(out / "feedback" / "*" / "alerts-*.jsonl"))
+        assert any(a["detector"] == "new-material-classifier" for a in alerts)
         time.sleep(3)
         reports += [json.loads(m.data) for m in admin.pull(subs["hits"])]
         notes += [json.loads(m.data) for m in admin.pull(subs["notifications"])]

@@ -244,7 +244,8 @@ def test_verdicts_count_one_per_report_across_feedback_runs(tmp_path):
                 **({"example_id": eid} if eid else {})}
 
     feedback = tmp_path / "feedback"
-    first = [example("e1", "confirmed", "2026-02-01T00:00:00Z"), example("e2", "manifestly_unfounded", "2026-02-02T00:00:00Z")]
+    first = [example("e1", "confirmed", "2026-02-01T00:00:00Z"),
+             example("e2", "manifestly_unfounded", "2026-02-02T00:00:00Z")]
     write_jsonl(feedback / "20260301T000000Z-aaaaaa" / "examples-known-00000-of-00001.jsonl", first)
     write_jsonl(feedback / "20260401T000000Z-bbbbbb" / "examples-known-00000-of-00001.jsonl",  # a rerun, e2 revised
                 [first[0], example("e2", "confirmed", "2026-03-15T00:00:00Z")])
@@ -255,7 +256,8 @@ def test_verdicts_count_one_per_report_across_feedback_runs(tmp_path):
     total = summary["verdicts"]["total"]
     assert (total["verdicts"], total["confirmed"], total["manifestly_unfounded"]) == (4, 2, 2)
     # a period that ends before the revision counts the decision made in it
-    early = collect({"feedback_dir": str(feedback)}, START, datetime(2026, 3, 1, tzinfo=timezone.utc))["verdicts"]["total"]
+    march = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    early = collect({"feedback_dir": str(feedback)}, START, march)["verdicts"]["total"]
     assert (early["verdicts"], early["confirmed"], early["manifestly_unfounded"]) == (4, 1, 3)
 
 
