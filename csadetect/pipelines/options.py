@@ -11,15 +11,18 @@ The profile files, their validation and the effective-options block are plain co
 (:func:`known_options`), a profile turned into command-line arguments (:func:`apply_profile`),
 the checks before a graph is built (:func:`check_options`), the command line's flags checked
 against them (:func:`check_flags`: a misspelt flag stops the run with one line and the nearest
-name; ``--public-key`` and ``--public_key`` both work) and the block printed at start
-(:func:`print_effective`). :func:`launch` runs these checks, and refuses the demo detection order
-anywhere but on this machine (:func:`csadetect.config.profiles.check_demo_orders`).
+name; ``--public-key`` and ``--public_key`` both work), their values (:func:`check_values`: a
+value argparse refuses; :func:`check_values_of`: seconds, Pub/Sub paths, streaming-only options in
+a batch run) and the block printed at start (:func:`print_effective`). :func:`launch` runs these
+checks, and refuses the demo detection order anywhere but on this machine
+(:func:`csadetect.config.profiles.check_demo_orders`).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import sys
 from typing import Callable, Iterable, Optional
@@ -34,9 +37,9 @@ from csadetect.config.profiles import (
     split_profile_arg,
 )
 from csadetect.config.settings import ConfigError, Settings
-from csadetect.core import runs
+from csadetect.core import fs, runs
 from csadetect.pipelines.progress import run_and_watch
-from csadetect.pipelines.sources import add_input_args
+from csadetect.pipelines.sources import add_input_args, check_pubsub_path
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -175,6 +178,60 @@ def check_flags(argv: Iterable[str], options_cls, runner: Optional[str] = None,
                           f"see {command} --help (Beam's pipeline options are accepted too)")
 
 
+def check_values(argv: Iterable[str], options_cls) -> None:
+    """Parse ``argv`` as Beam will, but a value argparse refuses (``--window_seconds abc``, a
+    choice not offered) is one line, ``csadetect run: argument --window_seconds: invalid int
+    value: 'abc'; see csadetect run --help``, not Beam's usage block and its own exit.
+    Raises ConfigError."""
+    command = getattr(options_cls, "command", "the pipeline")
+
+    def refuse(message):
+        raise ConfigError(f"{command}: {str(message).splitlines()[0]}; see {command} --help")
+
+    def hook(parser):
+        parser.error = refuse
+
+    PipelineOptions(list(argv)).get_all_options(add_extra_args_fn=hook, retain_unknown_options=True)
+
+
+# seconds: finite, and more than 0 (POSITIVE_SECONDS) or 0 or more (NON_NEGATIVE_SECONDS)
+POSITIVE_SECONDS = ("window_seconds", "poll_seconds", "unknown_grace_seconds")
+NON_NEGATIVE_SECONDS = ("precision_every_seconds", "progress_seconds")  # 0: on every update / no progress lines
+STREAMING_ONLY = ("window_seconds", "precision_every_seconds", "unknown_grace_seconds")  # batch runs ignore them
+SUBSCRIPTION_OPTIONS = ("verdict_subscription", "report_subscription")  # --input_subscription: sources.Source
+TOPIC_OPTIONS = ("report_topic", "review_topic", "dead_letter_topic", "notifications_topic")
+
+
+def check_values_of(options: PipelineOptions, given: Iterable[str] = ()) -> None:
+    """The pipelines' own option values, before anything loads: seconds that are negative, zero
+    where zero means nothing, or not finite (``--window_seconds 0``, ``--poll_seconds -1``,
+    ``--unknown_grace_seconds nan``); a Pub/Sub path Beam would refuse only while the graph is
+    built (``--report_topic reports``); and an option that only a streaming run reads, given on
+    the command line (``given``: its argv, before the profile) without ``--streaming``, which
+    the run would ignore without a word. An empty path (``--report_topic=``) switches an output
+    off and passes. Raises ConfigError (one line, naming the option)."""
+    values = options.get_all_options(retain_unknown_options=True)
+    for name in POSITIVE_SECONDS + NON_NEGATIVE_SECONDS:
+        value = values.get(name)
+        if value is None:
+            continue
+        floor_ok = value > 0 if name in POSITIVE_SECONDS else value >= 0
+        if not (math.isfinite(value) and floor_ok):
+            rule = "more than 0" if name in POSITIVE_SECONDS else "0 or more"
+            raise ConfigError(f"--{name} must be {rule} seconds, not {value!r}")
+    for names, kind in ((SUBSCRIPTION_OPTIONS, "subscriptions"), (TOPIC_OPTIONS, "topics")):
+        for name in names:
+            if values.get(name):
+                check_pubsub_path(f"--{name}", str(values[name]), kind)
+    if not options.view_as(StandardOptions).streaming:
+        actions = known_options()
+        named = {_dest(actions, n) for n in given_options(given)}
+        ignored = [f"--{n}" for n in STREAMING_ONLY if n in named]
+        if ignored:
+            raise ConfigError(f"{', '.join(ignored)} only apply with --streaming (a batch run would ignore "
+                              f"{'them' if len(ignored) > 1 else 'it'})")
+
+
 def _dest(actions: dict, name: str) -> str:
     """The dest of option ``name`` (``--no_use_public_ips`` sets ``use_public_ips``)."""
     return actions[name].dest if name in actions else name
@@ -281,6 +338,10 @@ def check_options(options: PipelineOptions, profile: Optional[Profile] = None) -
                if values.get(_dest(actions, name)) in (None, "", [])]
     if missing:
         raise missing_options_error(runner, profile, missing)
+    if options.view_as(StandardOptions).streaming and isinstance(runner, str) and \
+            runner.split(".")[-1].lower() == "fnapirunner":
+        raise ConfigError("--streaming runs on the DirectRunner on this machine: the FnApiRunner runs batch "
+                          "pipelines only (drop --runner FnApiRunner)")
     if family == "dataflow":
         gcp = options.view_as(GoogleCloudOptions)
         for name in ("temp_location", "staging_location"):
@@ -373,6 +434,7 @@ def launch(argv, options_cls, effective_settings: Callable, save_main_session: b
     _, given = split_profile_arg(argv)
     argv, profile = resolve_profile(argv)
     check_flags(given, options_cls, arg_value(argv, "runner"), actions)  # a misspelt flag stops here
+    check_values(argv, options_cls)  # a value argparse refuses: one line, not Beam's usage block
     options = PipelineOptions(argv)
     opts = options.view_as(options_cls)
     setup = options.view_as(SetupOptions)
@@ -385,17 +447,36 @@ def launch(argv, options_cls, effective_settings: Callable, save_main_session: b
     std = options.view_as(StandardOptions)
     std.runner = beam_runner_name(std.runner or ("DirectRunner" if std.streaming else "FnApiRunner"))
     check_options(options, profile)  # e.g. Dataflow's project, region, temp_location
+    check_values_of(options, given)  # seconds, Pub/Sub paths, streaming-only options in a batch run
     settings = effective_settings(profile_settings(opts.config, profile), opts)
     if getattr(options_cls, "scans", False):
         check_demo_orders(settings, std.runner, profile)  # real scanning needs the operator's own orders
     return Launch(options, opts, std, profile, settings)
 
 
+def _not_a_directory(base: Optional[str]) -> Optional[str]:
+    """The path that stops local output directory ``base`` from being one: ``base`` itself or the
+    nearest existing folder above it, when that is not a directory (None: fine, remote or unset)."""
+    if not base or fs.is_url(base):
+        return None
+    path = os.path.abspath(base)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return None if os.path.isdir(path) else path
+
+
 def start_run(command: str, bases: Iterable[Optional[str]], run_id: Optional[str], runner: Optional[str]) -> str:
     """The run id of a pipeline about to start (``--run_id``, or a new one), printed on stderr as
     ``<command>: run id <ID>``; a given id whose directory under any of ``bases`` already holds
-    records is refused with one line (:func:`csadetect.core.runs.start_run`). On Dataflow a new id
+    records is refused with one line (:func:`csadetect.core.runs.start_run`), and so is a local
+    directory among ``bases`` that is a file (or lies under one): the run would fail only when it
+    writes its first record, at the end of a batch run. On Dataflow a new id
     is not checked against the bucket from here: it is new by construction."""
+    for base in bases:
+        blocked = _not_a_directory(base)
+        if blocked:
+            what = "is a file" if blocked == os.path.abspath(base) else f"lies under {blocked}, a file"
+            raise ConfigError(f"output directory {base} {what}, not a directory")
     check = bool(run_id) or runner_family(runner or "") != "dataflow"
     try:
         run_id = runs.start_run(bases, run_id, check)

@@ -72,6 +72,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import mimetypes
+import os
 import re
 from typing import Optional
 
@@ -93,6 +94,9 @@ from csadetect.media.hashing import is_video_path
 READ_VIA = ("native", "xlang_pubsub", "kafka")
 INPUT_FLAGS = ("--input_subscription", "--input_glob", "--input_media_glob")
 SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
+TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
+ADDRESS = re.compile(r"^(?:\[[0-9A-Fa-f:.%]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")  # host:port, [v6]:port
+BOOTSTRAP = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_+.-]*://)?(?:\[[0-9A-Fa-f:.%]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
 # Beam's Gradle target of the Java expansion service that holds PubsubIO's external read
 PUBSUB_EXPANSION_TARGET = "sdks:java:io:google-cloud-platform:expansion-service:shadowJar"
 
@@ -122,21 +126,53 @@ def add_input_args(parser) -> None:
 def _check_subscription(subscription: str) -> None:
     """One line for a subscription Beam would reject later (deep in graph construction, or in
     the Java expansion for xlang_pubsub)."""
-    if not SUBSCRIPTION.match(subscription):
-        raise ConfigError(f"--input_subscription must look like projects/P/subscriptions/S, not {subscription[:80]!r}")
+    check_pubsub_path("--input_subscription", subscription)
+
+
+def check_pubsub_path(flag: str, path: str, kind: str = "subscriptions") -> None:
+    """One line naming ``flag`` for a Pub/Sub ``kind`` path (``subscriptions`` or ``topics``) that
+    Beam would reject only while the graph is built (a traceback after the models and the indicator
+    database were loaded): not ``projects/P/<kind>/NAME``, or a project name Beam refuses."""
+    pattern = SUBSCRIPTION if kind == "subscriptions" else TOPIC
+    if not pattern.match(path):
+        raise ConfigError(f"{flag} must look like projects/P/{kind}/{kind[0].upper()}, not {path[:80]!r}")
     try:
-        from apache_beam.io.gcp.pubsub import parse_subscription
+        from apache_beam.io.gcp.pubsub import parse_subscription, parse_topic
     except ImportError:  # Beam without its GCP extras: the format check above is all we can do
         return
     try:
-        parse_subscription(subscription)
+        (parse_subscription if kind == "subscriptions" else parse_topic)(path)
     except ValueError as exc:
-        raise ConfigError(f"--input_subscription {subscription[:80]!r}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{flag} {path[:80]!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _check_bootstrap(servers: str) -> None:
+    """``--kafka_bootstrap_servers``: host:port entries, comma-separated (a Kafka client would only
+    fail in the Java read, after the models loaded, or retry a bad address for ever)."""
+    entries = [e.strip() for e in servers.split(",") if e.strip()]
+    for entry in entries:
+        m = BOOTSTRAP.match(entry)
+        if not m or not 0 < int(m.group(1)) < 65536:
+            raise ConfigError(f"--kafka_bootstrap_servers takes host:port[,host:port...], not {entry[:80]!r}")
+    if not entries:
+        raise ConfigError(f"--kafka_bootstrap_servers takes host:port[,host:port...], not {servers[:80]!r}")
+
+
+def _check_expansion_service(given: str) -> None:
+    """``--expansion_service``: ``host:port`` or a jar (a path or URL; a local one must exist:
+    :func:`check_input_files`). Anything else would fail when the read is expanded, after the
+    models loaded, with a gRPC traceback."""
+    if given.endswith(".jar"):
+        return
+    m = ADDRESS.match(given)
+    if not m or not 0 < int(m.group(1)) < 65536:
+        raise ConfigError(f"--expansion_service takes host:port or an expansion-service .jar, not {given[:80]!r}")
 
 
 def check_globs(globs) -> None:
     """Before a local run: one line for a file glob (``(flag, pattern)`` pairs; None patterns skipped)
-    that matches no file, where Beam would fail deep in the run with a traceback. Remote globs
+    that matches no file, or that names a directory (a glob's matches are files only), where Beam
+    would fail deep in the run with a traceback. Remote globs
     (gs://...) are left to the runner: the launcher may hold no credentials."""
     for flag, pattern in globs:
         if not pattern or fs.is_url(pattern):
@@ -147,11 +183,19 @@ def check_globs(globs) -> None:
             found = None
         if found is None:
             raise ConfigError(f"{flag} {pattern[:200]!r} matches no file")
+        if os.path.isdir(pattern):  # a directory named without a pattern: Beam would fail to read it
+            raise ConfigError(f"{flag} {pattern[:200]!r} is a directory: give a pattern of its files, "
+                              f"e.g. {os.path.join(pattern, '*')[:200]!r}")
 
 
 def check_input_files(source: "Source") -> None:
-    """:func:`check_globs` for the detection pipeline's file inputs."""
+    """:func:`check_globs` for the detection pipeline's file inputs, and a local expansion-service
+    jar that is not there (Beam would raise FileNotFoundError when it starts the jar to expand the
+    read, after the models loaded)."""
     check_globs((("--input_glob", source.glob), ("--input_media_glob", source.media_glob)))
+    jar = source.expansion_service or ""
+    if jar.endswith(".jar") and not fs.is_url(jar) and not os.path.isfile(jar):
+        raise ConfigError(f"--expansion_service {jar[:200]!r}: no such jar file")
 
 
 def _consumer_config(entries) -> tuple[tuple[str, str], ...]:
@@ -234,6 +278,8 @@ class Source:
             if self.subscription:
                 _check_subscription(self.subscription)
             return self
+        if self.expansion_service:
+            _check_expansion_service(self.expansion_service)
         files = [f for f, v in (("--input_glob", self.glob), ("--input_media_glob", self.media_glob)) if v]
         if via == "xlang_pubsub":
             if files:
@@ -250,6 +296,7 @@ class Source:
                                   ("--kafka_topic", self.topics())) if not v]
         if missing:
             raise ConfigError(f"--read_via kafka needs {' and '.join(missing)}")
+        _check_bootstrap(self.kafka_bootstrap_servers)
         config = self.consumer_config()  # KEY=VALUE entries, brokers given once
         if self.kafka_commit_offsets and "group.id" not in config:
             raise ConfigError("--kafka_commit_offsets needs a consumer group: --kafka_consumer_config group.id=NAME")
