@@ -186,3 +186,25 @@ def test_an_empty_config_path_on_the_command_line_is_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: the config file path is empty: give --config a YAML file or leave it out"]
+
+
+@pytest.mark.parametrize("section,key,value,kind", [
+    ("sinks", "report_topic", "reports", "topics"),
+    ("sinks", "dead_letter_topic", "projects/p/subscriptions/d", "topics"),
+    ("review", "verdict_subscription", "projects/p/topics/v", "subscriptions"),
+    ("feedback", "subscription", "verdicts", "subscriptions"),
+    ("feedback", "notifications_topic", "projects//topics/n", "topics"),
+    ("console", "feedback_topic", "projects/p/topics/v w", "topics"),
+])
+def test_a_malformed_pubsub_path_in_the_config_is_one_line(section, key, value, kind):
+    """Beam would refuse it only while the graph is built, after the models and indicators loaded
+    (on Dataflow: in the launcher); the command line's own paths are checked by pipelines.options."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(overrides={section: {key: value}})
+    assert str(err.value) == f"invalid config at {section}.{key}: must look like projects/P/{kind}/NAME"
+
+
+def test_well_formed_or_empty_pubsub_paths_pass():
+    settings = load_settings(overrides={"sinks": {"report_topic": "projects/p-1/topics/reports", "review_topic": ""},
+                                        "feedback": {"subscription": "projects/p/subscriptions/v"}})
+    assert settings.sinks.report_topic == "projects/p-1/topics/reports" and settings.sinks.review_topic == ""

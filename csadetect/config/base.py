@@ -1,18 +1,36 @@
 """The base of every settings section: :class:`_Strict` (unknown keys and changes refused, a number
-field given ``true``/``false`` refused in one line, NaN and infinity refused in every float) and
-:class:`ConfigError`, the one-line error an invalid configuration raises.
+field given ``true``/``false`` refused in one line, NaN and infinity refused in every float),
+:class:`ConfigError`, the one-line error an invalid configuration raises, and the Pub/Sub path
+types :data:`Topic` and :data:`Subscription` (Beam would refuse a malformed one only while the graph
+is built, after the models and the indicator database were loaded).
 :mod:`csadetect.config.settings` re-exports both (and ``_bool_for_number``, for the tests).
 """
 from __future__ import annotations
 
+import re
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 
 class ConfigError(ValueError):
     """Invalid configuration; the message is one line meant for the operator."""
+
+
+def _pubsub_path(kind: str):
+    pattern = re.compile(rf"projects/[^/\s]+/{kind}/[^/\s]+")
+
+    def check(value: Optional[str]) -> Optional[str]:
+        if value and not pattern.fullmatch(value):  # "" and null: no such output or input
+            raise ValueError(f"must look like projects/P/{kind}/NAME")
+        return value
+
+    return check
+
+
+Topic = Annotated[Optional[str], AfterValidator(_pubsub_path("topics"))]
+Subscription = Annotated[Optional[str], AfterValidator(_pubsub_path("subscriptions"))]
 
 
 def _bool_for_number(value: Any, annotation: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Optional
 
 from pydantic import Field, field_validator
 
-from csadetect.config.base import ConfigError, _Strict
+from csadetect.config.base import ConfigError, Subscription, Topic, _Strict
 
 
 class ConsoleSettings(_Strict):
@@ -18,7 +18,7 @@ class ConsoleSettings(_Strict):
     ``provider_requests_topic`` and/or ``provider_requests_dir``."""
 
     reports_dir: Optional[str] = Field("out/reports", description="Parquet/JSON Lines report store read on start and every refresh_seconds")
-    subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of the report topic (pulled in the background)")
+    subscription: Subscription = Field(None, description="projects/P/subscriptions/S of the report topic (pulled in the background)")
     refresh_seconds: float = Field(30.0, gt=0, description="how often the report store is read again")
     host: str = Field("127.0.0.1", min_length=1, description="address to bind; keep loopback unless behind a TLS proxy")
     port: int = Field(8080, ge=0, le=65535)
@@ -26,9 +26,9 @@ class ConsoleSettings(_Strict):
     provider_public_key: Optional[str] = Field(
         None, description="the provider's Ed25519 public key (PEM); reports whose signature does not verify cannot be confirmed"
     )
-    feedback_topic: Optional[str] = Field(None, description="projects/P/topics/T the verdicts are published to (Art. 48)")
+    feedback_topic: Topic = Field(None, description="projects/P/topics/T the verdicts are published to (Art. 48)")
     feedback_dir: Optional[str] = Field("out/centre/verdicts", description="verdicts as JSON Lines (csadetect feedback --verdict_glob)")
-    provider_requests_topic: Optional[str] = Field(None, description="projects/P/topics/T for requests for missing information (Art. 48(5))")
+    provider_requests_topic: Topic = Field(None, description="projects/P/topics/T for requests for missing information (Art. 48(5))")
     provider_requests_dir: Optional[str] = Field("out/centre/info_requests", description="requests for missing information as JSON Lines")
     db: str = Field("out/centre/console.sqlite3", min_length=1, description="SQLite file: users, sessions, audit log; the report cache (reports, verdicts, requests, outbox) is this path + '.cache'")
     audit_log: Optional[str] = Field("out/centre/audit.jsonl", description="append-only JSON Lines mirror of the audit table")

@@ -9,16 +9,16 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from csadetect.config.base import _Strict
+from csadetect.config.base import Subscription, Topic, _Strict
 
 
 class SinkSettings(_Strict):
     report_dir: Optional[str] = Field("out/reports", description="Parquet + JSON Lines report files (None = off)")
-    report_topic: Optional[str] = Field(None, description="projects/P/topics/T for reports")
+    report_topic: Topic = Field(None, description="projects/P/topics/T for reports")
     dead_letter_dir: Optional[str] = Field("out/dead_letters", description="JSON Lines dead letters")
-    dead_letter_topic: Optional[str] = None
+    dead_letter_topic: Topic = None
     review_dir: Optional[str] = Field("out/review", description="review store: one Parquet file per hit awaiting review")
-    review_topic: Optional[str] = None
+    review_topic: Topic = None
     formats: tuple[Literal["parquet", "jsonl"], ...] = Field(
         ("parquet", "jsonl"), description="report file formats under report_dir (at least one; "
         "report_dir: null = no report files)"
@@ -57,18 +57,18 @@ class ReportSettings(_Strict):
 
 class ReviewSettings(_Strict):
     ttl_seconds: int = Field(14 * 24 * 3600, gt=0, description="pending review items and their evidence are deleted after this")
-    verdict_subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of reviewer verdicts")
+    verdict_subscription: Subscription = Field(None, description="projects/P/subscriptions/S of reviewer verdicts")
     sweep_seconds: float = Field(300.0, gt=0, description="streaming: how often expired review items are swept")
 
 
 class FeedbackSettings(_Strict):
-    subscription: Optional[str] = Field(None, description="projects/P/subscriptions/S of EU Centre verdicts")
+    subscription: Subscription = Field(None, description="projects/P/subscriptions/S of EU Centre verdicts")
     verdict_glob: Optional[str] = Field(None, description="JSON Lines files of EU Centre verdicts (batch)")
     out_dir: Optional[str] = Field("out/feedback", description="precision, alerts and labelled examples")
     precision_floor: float = Field(0.8, ge=0, le=1, description="alert when a detector's precision falls below this")
     min_verdicts: int = Field(10, ge=1, description="verdicts needed before a precision alert can fire")
     notifications_dir: Optional[str] = Field("out/notifications", description="scheduled user notifications (Art. 12(2))")
-    notifications_topic: Optional[str] = None
+    notifications_topic: Topic = None
     notify_after_days: int = Field(90, gt=0, description="users are notified this long after a report unless delayed")
 
 

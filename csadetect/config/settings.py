@@ -169,4 +169,5 @@ def load_settings(path: Optional[str] = None, overrides: Optional[dict[str, Any]
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"invalid config at {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix on a validator's own words
+        raise ConfigError(f"invalid config at {where}: {message}") from None
