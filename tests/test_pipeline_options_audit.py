@@ -177,3 +177,12 @@ def test_an_output_directory_that_is_a_file_stops_before_the_run(files, capsys, 
     what = "is a file" if not sub else f"lies under {files / 'a-file'}, a file"
     assert errors == [f"error: output directory {target} {what}, not a directory"]
     assert "run id" not in err and "indicators: snapshot version" not in err
+
+
+def test_verdicts_without_a_review_store_stop_before_the_pubsub_check(files, capsys, monkeypatch):
+    """Before: refused only in build_pipeline, after the indicator database and the models loaded
+    (and, locally, hidden behind the Pub/Sub pre-flight, which needs credentials or the emulator)."""
+    monkeypatch.setattr(detect, "check_pubsub", lambda *a, **k: pytest.fail("the Pub/Sub check came first"))
+    err = _one_line(capsys, detect.main, _run(files) + ["--streaming", "--verdict_subscription",
+                                                         "projects/my-project/subscriptions/v", "--review_dir="])
+    assert err == "error: review.verdict_subscription needs sinks.review_dir (the review store)"

@@ -244,8 +244,7 @@ def build_pipeline(
         review | "StatReviewQueued" >> beam.Map(lambda r: stat_of("review_queued", detector=r["detector"])(r)),
     ]
     if settings.review.verdict_subscription:
-        if not sinks.review_dir:
-            raise ConfigError("review.verdict_subscription needs sinks.review_dir (the review store)")
+        check_review_store(settings)
         verdicts = (
             pipeline
             | "ReadVerdicts" >> beam.io.ReadFromPubSub(subscription=settings.review.verdict_subscription)
@@ -284,6 +283,13 @@ def run_bases(settings: Settings) -> list:
     review store, stats)."""
     s = settings.sinks
     return [d for d in (s.report_dir, s.dead_letter_dir, s.review_dir, settings.stores.stats_dir) if d]
+
+
+def check_review_store(settings: Settings) -> None:
+    """Reviewer verdicts (``review.verdict_subscription``) are applied to the review store: one line
+    when there is none, before anything loads."""
+    if settings.review.verdict_subscription and not settings.sinks.review_dir:
+        raise ConfigError("review.verdict_subscription needs sinks.review_dir (the review store)")
 
 
 def check_indicators(settings: Settings):
@@ -373,6 +379,7 @@ def run(argv=None, save_main_session: bool = False):
         raise ConfigError("a Pub/Sub subscription or a Kafka topic needs --streaming")
     if settings.review.verdict_subscription and not std.streaming:
         raise ConfigError("a verdict subscription needs --streaming (or apply verdicts with `csadetect review decide`)")
+    check_review_store(settings)
     sinks = settings.sinks  # a missing subscription or topic: one line before the models load (local runners)
     check_pubsub([source.subscription, settings.review.verdict_subscription],
                  [sinks.report_topic, sinks.dead_letter_topic, sinks.review_topic], std.runner)
