@@ -31,7 +31,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import statistics
 import sys
 import uuid
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator, Optional
 
+from csadetect.core import pubsub
 from csadetect.core.ids import check_id, derived_id
 from csadetect.core.timeutil import parse_time, utc_iso
 
@@ -51,7 +51,6 @@ OUTCOMES = ("upheld", "rejected", "withdrawn")
 CHANNELS = ("cli", "topic")
 STATUSES = ("open",) + OUTCOMES
 NOTE_MAX = 200
-_SUBSCRIPTION = re.compile(r"^projects/[^/\s]+/subscriptions/[^/\s]+$")
 
 
 class ComplaintError(ValueError):
@@ -347,7 +346,7 @@ def pull_complaints(settings, subscription: str, max_messages: int = 100, timeou
     """Synchronously pull up to ``max_messages`` complaint messages (honours
     ``PUBSUB_EMULATOR_HOST``), write each, then ack it; malformed messages are acked and counted
     as rejected. Stops at ``max_messages`` or when a pull returns nothing."""
-    if not _SUBSCRIPTION.match(subscription or ""):
+    if not pubsub.SUBSCRIPTION.match(subscription or ""):
         raise ComplaintError("subscription must look like projects/P/subscriptions/S")
     if max_messages < 1:
         raise ComplaintError("--max must be at least 1")

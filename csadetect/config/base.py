@@ -7,11 +7,12 @@ is built, after the models and the indicator database were loaded).
 """
 from __future__ import annotations
 
-import re
 import typing
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+
+from csadetect.core import pubsub
 
 
 class ConfigError(ValueError):
@@ -19,10 +20,10 @@ class ConfigError(ValueError):
 
 
 def _pubsub_path(kind: str):
-    pattern = re.compile(rf"projects/[^/\s]+/{kind}/[^/\s]+")
+    pattern = pubsub.SUBSCRIPTION if kind == "subscriptions" else pubsub.TOPIC
 
     def check(value: Optional[str]) -> Optional[str]:
-        if value and not pattern.fullmatch(value):  # "" and null: no such output or input
+        if value and not pattern.match(value):  # "" and null: no such output or input
             raise ValueError(f"must look like projects/P/{kind}/NAME")
         return value
 

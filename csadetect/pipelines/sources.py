@@ -93,10 +93,9 @@ from csadetect.media.hashing import is_video_path
 
 READ_VIA = ("native", "xlang_pubsub", "kafka")
 INPUT_FLAGS = ("--input_subscription", "--input_glob", "--input_media_glob")
-SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
-TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
-ADDRESS = re.compile(r"^(?:\[[0-9A-Fa-f:.%]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")  # host:port, [v6]:port
-BOOTSTRAP = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_+.-]*://)?(?:\[[0-9A-Fa-f:.%]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
+_HOST_PORT = r"(?:\[[0-9A-Fa-f:.%]+\]|[A-Za-z0-9._-]+):(\d{1,5})"  # host:port, [v6]:port
+ADDRESS = re.compile(f"^{_HOST_PORT}$")
+BOOTSTRAP = re.compile(rf"^(?:[A-Za-z][A-Za-z0-9_+.-]*://)?{_HOST_PORT}$")  # a Kafka listener may name its protocol
 # Beam's Gradle target of the Java expansion service that holds PubsubIO's external read
 PUBSUB_EXPANSION_TARGET = "sdks:java:io:google-cloud-platform:expansion-service:shadowJar"
 
@@ -123,17 +122,11 @@ def add_input_args(parser) -> None:
                           "jar; default: Beam starts the released jar (needs java)")
 
 
-def _check_subscription(subscription: str) -> None:
-    """One line for a subscription Beam would reject later (deep in graph construction, or in
-    the Java expansion for xlang_pubsub)."""
-    check_pubsub_path("--input_subscription", subscription)
-
-
 def check_pubsub_path(flag: str, path: str, kind: str = "subscriptions") -> None:
     """One line naming ``flag`` for a Pub/Sub ``kind`` path (``subscriptions`` or ``topics``) that
     Beam would reject only while the graph is built (a traceback after the models and the indicator
     database were loaded): not ``projects/P/<kind>/NAME``, or a project name Beam refuses."""
-    pattern = SUBSCRIPTION if kind == "subscriptions" else TOPIC
+    pattern = pubsub.SUBSCRIPTION if kind == "subscriptions" else pubsub.TOPIC
     if not pattern.match(path):
         raise ConfigError(f"{flag} must look like projects/P/{kind}/{kind[0].upper()}, not {path[:80]!r}")
     try:
@@ -146,13 +139,18 @@ def check_pubsub_path(flag: str, path: str, kind: str = "subscriptions") -> None
         raise ConfigError(f"{flag} {path[:80]!r}: {str(exc).splitlines()[0]}") from None
 
 
+def _host_port(pattern: re.Pattern, text: str) -> bool:
+    """Whether ``text`` matches ``pattern`` (one of the ``host:port`` forms) with a port 1-65535."""
+    m = pattern.match(text)
+    return bool(m) and 0 < int(m.group(1)) < 65536
+
+
 def _check_bootstrap(servers: str) -> None:
     """``--kafka_bootstrap_servers``: host:port entries, comma-separated (a Kafka client would only
     fail in the Java read, after the models loaded, or retry a bad address for ever)."""
     entries = [e.strip() for e in servers.split(",") if e.strip()]
     for entry in entries:
-        m = BOOTSTRAP.match(entry)
-        if not m or not 0 < int(m.group(1)) < 65536:
+        if not _host_port(BOOTSTRAP, entry):
             raise ConfigError(f"--kafka_bootstrap_servers takes host:port[,host:port...], not {entry[:80]!r}")
     if not entries:
         raise ConfigError(f"--kafka_bootstrap_servers takes host:port[,host:port...], not {servers[:80]!r}")
@@ -164,8 +162,7 @@ def _check_expansion_service(given: str) -> None:
     models loaded, with a gRPC traceback."""
     if given.endswith(".jar"):
         return
-    m = ADDRESS.match(given)
-    if not m or not 0 < int(m.group(1)) < 65536:
+    if not _host_port(ADDRESS, given):
         raise ConfigError(f"--expansion_service takes host:port or an expansion-service .jar, not {given[:80]!r}")
 
 
@@ -276,7 +273,7 @@ class Source:
                 raise ConfigError(f"give exactly one input of --input_subscription, --input_glob or --input_media_glob, "
                                   f"not {' and '.join(given)}")
             if self.subscription:
-                _check_subscription(self.subscription)
+                check_pubsub_path("--input_subscription", self.subscription)
             return self
         if self.expansion_service:
             _check_expansion_service(self.expansion_service)
@@ -286,7 +283,7 @@ class Source:
                 raise ConfigError(f"--read_via xlang_pubsub reads --input_subscription only; drop {' and '.join(files)}")
             if not self.subscription:
                 raise ConfigError("--read_via xlang_pubsub needs --input_subscription projects/P/subscriptions/S")
-            _check_subscription(self.subscription)
+            check_pubsub_path("--input_subscription", self.subscription)
             return self
         # kafka
         if files or self.subscription:
