@@ -48,9 +48,9 @@ def _settings(args):
 def _output_dir(path, setting: str) -> None:
     """Make a local output directory now, so a file in its place stops the command (one line naming
     the ``setting``) before anything is deleted; other filesystems are left to the writer."""
+    if fs.blocking_file(path):  # the folder itself, or one above it, is a file
+        raise ReviewError(f"{setting} {path} is not a directory: nothing changed")
     if path and not fs.is_url(path):
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise ReviewError(f"{setting} {path} is not a directory: nothing changed")
         os.makedirs(path, exist_ok=True)
 
 

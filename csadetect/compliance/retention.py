@@ -72,6 +72,7 @@ from csadetect.compliance.retention_files import (
     _Changed, _exclusive, _local, _mtime, _remove, _remove_stale_temps, _replace_atomically, _row_files, _write_lines,
 )
 from csadetect.compliance.retention_run import RetentionResult, _date, _Run, log
+from csadetect.core import fs
 from csadetect.core.stats import stat, write_stats
 from csadetect.core.timeutil import parse_time
 # re-exported: what callers (the command line, tests) import from csadetect.compliance.retention
@@ -399,7 +400,7 @@ def run_retention(settings, now: datetime, dry_run: bool = False, console=None) 
     if dry_run:
         return _sweep(settings, places, now, True, console)
     stats = places.stats_dir  # the deletion counters are written last: their directory is checked first
-    if stats and os.path.exists(stats) and not os.path.isdir(stats):
+    if fs.blocking_file(stats):  # the folder itself, or one above it, is a file
         raise RetentionError(f"stores.stats_dir {stats} is not a directory: nothing deleted")
     with _exclusive(log_dir):
         _remove_stale_temps(places.rewritten_dirs())

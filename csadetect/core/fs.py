@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import IO, Iterator
+from typing import IO, Iterator, Optional
 
 _URL = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")  # FileSystems.URI_SCHEMA_PATTERN, without importing Beam
 FORCE_BEAM = False  # tests flip this to send local paths through Beam's FileSystems too
@@ -65,6 +65,17 @@ def join(base: str, *parts: str) -> str:
 
 def exists(path: str) -> bool:
     return filesystems().exists(path) if via_beam(path) else os.path.exists(path)
+
+
+def blocking_file(directory: Optional[str]) -> Optional[str]:
+    """What stops the local output directory ``directory`` from being made or written: itself or the
+    nearest existing path above it, when that is not a directory (None: fine, remote or unset)."""
+    if not directory or is_url(directory):
+        return None
+    path = os.path.abspath(directory)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return None if os.path.isdir(path) else path
 
 
 def open_read(path: str) -> IO[bytes]:

@@ -34,7 +34,8 @@ from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
 from csadetect.models.grooming import GroomingModel
 from csadetect.pipelines import counter_values, note_index_version, pipeline_main
 from csadetect.pipelines.options import (
-    DetectOptions, help_options, launch, local_storage, print_effective, run_and_wait, start_run,
+    DetectOptions, graph_run_id, help_options, launch, local_storage, print_effective, run_and_wait,
+    start_run,
 )
 from csadetect.pipelines.sources import ReadEvents, Source, check_input_files, check_pubsub
 from csadetect.reports.crypto import ReportKeyError, ReportKeys
@@ -171,10 +172,7 @@ def build_pipeline(
     part of every report id. :func:`run` checks that those directories hold no records yet."""
     models = models if models is not None else resolve_models(settings)
     emb = models.embedding
-    try:
-        run_id = runs.start_run((), run_id, check=False)
-    except runs.RunError as exc:
-        raise ConfigError(str(exc)) from None
+    run_id = graph_run_id(run_id)
     sinks = settings.sinks
     in_run = {name: runs.run_dir(base, run_id) if base else None
               for name, base in (("reports", sinks.report_dir), ("dead_letters", sinks.dead_letter_dir),

@@ -33,7 +33,8 @@ from csadetect.core.keys import load_public_key
 from csadetect.core.timeutil import parse_time, utc_iso
 from csadetect.pipelines import counter_values, pipeline_main
 from csadetect.pipelines.options import (
-    FeedbackOptions, help_options, launch, local_storage, print_effective, run_and_wait, start_run,
+    FeedbackOptions, graph_run_id, help_options, launch, local_storage, print_effective, run_and_wait,
+    start_run,
 )
 from csadetect.pipelines.sources import check_globs
 from csadetect.transforms.feedback import (
@@ -140,10 +141,7 @@ def build_pipeline(
     ``feedback.out_dir`` and ``feedback.notifications_dir``, so a second run never replaces the
     first's; :func:`run` checks that those directories hold no records yet."""
     fb = settings.feedback
-    try:
-        run_id = runs.start_run((), run_id, check=False)
-    except runs.RunError as exc:
-        raise ConfigError(str(exc)) from None
+    run_id = graph_run_id(run_id)
     out_dir, notifications_dir = (runs.run_dir(d, run_id) if d else None for d in (fb.out_dir, fb.notifications_dir))
     reports = (
         _read(pipeline, "ReadReports", sources.report_glob, sources.report_subscription)

@@ -454,17 +454,6 @@ def launch(argv, options_cls, effective_settings: Callable, save_main_session: b
     return Launch(options, opts, std, profile, settings)
 
 
-def _not_a_directory(base: Optional[str]) -> Optional[str]:
-    """The path that stops local output directory ``base`` from being one: ``base`` itself or the
-    nearest existing folder above it, when that is not a directory (None: fine, remote or unset)."""
-    if not base or fs.is_url(base):
-        return None
-    path = os.path.abspath(base)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return None if os.path.isdir(path) else path
-
-
 def start_run(command: str, bases: Iterable[Optional[str]], run_id: Optional[str], runner: Optional[str]) -> str:
     """The run id of a pipeline about to start (``--run_id``, or a new one), printed on stderr as
     ``<command>: run id <ID>``; a given id whose directory under any of ``bases`` already holds
@@ -473,17 +462,26 @@ def start_run(command: str, bases: Iterable[Optional[str]], run_id: Optional[str
     writes its first record, at the end of a batch run. On Dataflow a new id
     is not checked against the bucket from here: it is new by construction."""
     for base in bases:
-        blocked = _not_a_directory(base)
+        blocked = fs.blocking_file(base)
         if blocked:
             what = "is a file" if blocked == os.path.abspath(base) else f"lies under {blocked}, a file"
             raise ConfigError(f"output directory {base} {what}, not a directory")
-    check = bool(run_id) or runner_family(runner or "") != "dataflow"
-    try:
-        run_id = runs.start_run(bases, run_id, check)
-    except runs.RunError as exc:
-        raise ConfigError(str(exc)) from None
+    run_id = _run_id(bases, run_id, bool(run_id) or runner_family(runner or "") != "dataflow")
     print(f"{command}: run id {run_id}", file=sys.stderr, flush=True)
     return run_id
+
+
+def graph_run_id(run_id: Optional[str]) -> str:
+    """The run a graph is built under (``build_pipeline`` of either pipeline): ``run_id`` checked as a
+    safe id, or a new one; :func:`start_run` has checked its directories when ``run`` builds it."""
+    return _run_id((), run_id, False)
+
+
+def _run_id(bases: Iterable[Optional[str]], run_id: Optional[str], check: bool) -> str:
+    try:
+        return runs.start_run(bases, run_id, check)
+    except runs.RunError as exc:  # one line, as every refusal before the graph
+        raise ConfigError(str(exc)) from None
 
 
 def run_and_wait(pipeline, std: StandardOptions):
