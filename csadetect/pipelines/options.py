@@ -202,7 +202,8 @@ SUBSCRIPTION_OPTIONS = ("verdict_subscription", "report_subscription")  # --inpu
 TOPIC_OPTIONS = ("report_topic", "review_topic", "dead_letter_topic", "notifications_topic")
 
 
-def check_values_of(options: PipelineOptions, given: Iterable[str] = ()) -> None:
+def check_values_of(options: PipelineOptions, given: Iterable[str] = (),
+                    actions: Optional[dict[str, argparse.Action]] = None) -> None:
     """The pipelines' own option values, before anything loads: seconds that are negative, zero
     where zero means nothing, or not finite (``--window_seconds 0``, ``--poll_seconds -1``,
     ``--unknown_grace_seconds nan``); a Pub/Sub path Beam would refuse only while the graph is
@@ -224,7 +225,7 @@ def check_values_of(options: PipelineOptions, given: Iterable[str] = ()) -> None
             if values.get(name):
                 check_pubsub_path(f"--{name}", str(values[name]), kind)
     if not options.view_as(StandardOptions).streaming:
-        actions = known_options()
+        actions = actions if actions is not None else known_options()
         named = {_dest(actions, n) for n in given_options(given)}
         ignored = [f"--{n}" for n in STREAMING_ONLY if n in named]
         if ignored:
@@ -447,7 +448,7 @@ def launch(argv, options_cls, effective_settings: Callable, save_main_session: b
     std = options.view_as(StandardOptions)
     std.runner = beam_runner_name(std.runner or ("DirectRunner" if std.streaming else "FnApiRunner"))
     check_options(options, profile)  # e.g. Dataflow's project, region, temp_location
-    check_values_of(options, given)  # seconds, Pub/Sub paths, streaming-only options in a batch run
+    check_values_of(options, given, actions)  # seconds, Pub/Sub paths, streaming-only options in a batch run
     settings = effective_settings(profile_settings(opts.config, profile), opts)
     if getattr(options_cls, "scans", False):
         check_demo_orders(settings, std.runner, profile)  # real scanning needs the operator's own orders
