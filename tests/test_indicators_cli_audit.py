@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from csadetect.cli import hashing
+from csadetect.cli import hashing, output
 from csadetect.cli import indicators as cli
 from csadetect.core.keys import generate_keypair
 from csadetect.indicators import formats, snapshot, snapshot_build
@@ -182,7 +182,7 @@ def test_match_refuses_an_empty_hash_list_before_loading_the_snapshot(tmp_path, 
 
 
 def test_from_media_reports_progress_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(output, "PROGRESS_SECONDS", 0.0)
     images = _images(tmp_path / "imgs", 3)
     code, out, err = run(capsys, "indicators", "from-media", "--no-embedding", "--out", tmp_path / "o.csv", images)
     assert code == 0 and out[0]["rows"] > 0

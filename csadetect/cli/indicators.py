@@ -17,13 +17,11 @@ import os
 import sys
 from typing import Iterator, Optional, Sequence
 
-from tqdm import tqdm
 
-from csadetect.cli.output import emit, handled, say
+from csadetect.cli.output import Progress, emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core import fs
 from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
-from csadetect.core.timeutil import utc_now
 from csadetect.indicators import formats
 from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, from_media, kinds_for, read_indicators,
@@ -38,7 +36,6 @@ from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
 from csadetect.signals.embedding import query_regions, region_gate_similarity, view_thresholds
 
-PROGRESS_SECONDS = 10.0  # the least time between two progress lines when stderr is not a terminal
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -82,29 +79,6 @@ def add_config_argument(parser) -> None:
                         help="YAML config merged over the defaults (as csadetect --config)")
 
 
-class _Progress:
-    """Progress of work over ``total`` files on stderr: a bar on a terminal; elsewhere (a log) a line
-    ``<what> file N of TOTAL`` at most every :data:`PROGRESS_SECONDS`, so long work is never silent."""
-
-    def __init__(self, total: int, what: str, clock=utc_now):
-        self.total, self.what, self.done, self.clock = total, what, 0, clock
-        self.bar = tqdm(total=total, unit="file", file=sys.stderr) if total > 1 and sys.stderr.isatty() else None
-        self.last = clock()
-
-    def update(self) -> None:
-        """One more file started."""
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-        elif self.total > 1 and (self.clock() - self.last).total_seconds() >= PROGRESS_SECONDS:
-            self.last = self.clock()
-            say(f"{self.what} file {self.done} of {self.total}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # ------------------------------------------------------------------------------- handlers
 
 
@@ -138,7 +112,7 @@ def cmd_from_media(args) -> int:
     embedder = _embedder(settings, not args.no_embedding)
     if embedder is not None:
         say(f"embedding model {embedder.version}: images also get embedding rows (the image, a 5% centre crop, ±3° rotations)")
-    bar = _Progress(len(paths), "hashing")
+    bar = Progress(len(paths), "hashing")
     rows = from_media(paths, settings.match, category=args.category, errors=errors, warnings=warnings,
                       embedder=embedder, progress=bar.update)
     bar.close()

@@ -1,11 +1,16 @@
 """What every command prints, in one place (DESIGN §11): JSON Lines on stdout (:func:`emit`),
-people's messages and progress on stderr (:func:`say`), and one-line errors with exit code 1 for
-the errors a handler expects (:func:`handled`) — never a traceback, never content."""
+people's messages and progress on stderr (:func:`say`, :class:`Progress`), and one-line errors
+with exit code 1 for the errors a handler expects (:func:`handled`) — never a traceback, never
+content."""
 from __future__ import annotations
 
 import functools
 import json
 import sys
+
+from csadetect.core.timeutil import utc_now
+
+PROGRESS_SECONDS = 10.0  # the least time between two progress lines when stderr is not a terminal
 
 
 def say(msg: str) -> None:
@@ -41,3 +46,30 @@ def handled(expected):
         return wrapper
 
     return decorate
+
+
+class Progress:
+    """Progress of work over ``total`` files on stderr: a bar on a terminal; elsewhere (a log) a line
+    ``<what> file N of TOTAL`` at most every :data:`PROGRESS_SECONDS`, so long work is never silent."""
+
+    def __init__(self, total: int, what: str, clock=utc_now):
+        self.total, self.what, self.done, self.clock = total, what, 0, clock
+        self.bar = None
+        if total > 1 and sys.stderr.isatty():
+            from tqdm import tqdm  # lazily: most commands print no progress
+
+            self.bar = tqdm(total=total, unit="file", file=sys.stderr)
+        self.last = clock()
+
+    def update(self) -> None:
+        """One more file started."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.total > 1 and (self.clock() - self.last).total_seconds() >= PROGRESS_SECONDS:
+            self.last = self.clock()
+            say(f"{self.what} file {self.done} of {self.total}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
