@@ -3,35 +3,22 @@ back, half-written or replaced output files), bad input failing fast with one ``
 directory without media, an empty hash list, a looping chain, ``--version 0``), and progress on stderr."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import pytest
 
-from csadetect.cli import hashing, output
+from csadetect.cli import output
 from csadetect.cli import indicators as cli
 from csadetect.core.keys import generate_keypair
 from csadetect.indicators import formats, snapshot, snapshot_build
 from csadetect.indicators.rows import Indicator, IndicatorError, write_csv
 from csadetect.indicators.snapshot import build_snapshot, current_version, list_versions
 from csadetect.media import synth
+from tests.cli_helpers import run_cli
 
 MD5 = "d35c785545392755e7e4164457657269"
 SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
-
-
-def run(capsys, *argv):
-    """Run through a parser built like csadetect's (indicators, match and hash commands)."""
-    parser = argparse.ArgumentParser(prog="csadetect")
-    parser.add_argument("--config", default=None)
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    cli.register(subparsers)
-    hashing.register(subparsers)
-    args = parser.parse_args([str(a) for a in argv])
-    code = args.func(args)
-    out, err = capsys.readouterr()
-    return code, [json.loads(line) for line in out.splitlines() if line.strip()], err
 
 
 @pytest.fixture
@@ -54,7 +41,7 @@ def test_build_refuses_a_full_snapshot_of_no_rows(tmp_path, capsys, db):
     path, private, _ = db
     header_only = tmp_path / "empty.csv"
     header_only.write_text("indicator_id,kind,value\n")
-    code, out, err = run(capsys, "indicators", "build", "--input", header_only, "--key", private, "--out", path)
+    code, out, err = run_cli(capsys, "indicators", "build", "--input", header_only, "--key", private, "--out", path)
     assert code == 1 and out == [] and err.count("\n") == 1 and err.startswith("error: no indicator rows")
     assert list_versions(path) == [1] and current_version(path) == 1
 
@@ -98,13 +85,13 @@ def test_info_without_a_key_refuses_a_delta_whose_parent_loops(tmp_path, capsys,
         return read(*a, **k)
 
     monkeypatch.setattr(snapshot, "_read_manifest", counted)
-    code, out, err = run(capsys, "indicators", "info", tmp_path / "db")
+    code, out, err = run_cli(capsys, "indicators", "info", tmp_path / "db")
     assert code == 1 and out == [] and err == "error: version 2 is a delta with an invalid parent 2\n"
 
 
 def test_verify_version_0_is_refused_not_read_as_the_latest(capsys, db):
     path, _, public = db
-    code, out, err = run(capsys, "indicators", "verify", "--public-key", public, "--version", "0", path)
+    code, out, err = run_cli(capsys, "indicators", "verify", "--public-key", public, "--version", "0", path)
     assert code == 1 and not out[0]["ok"] and err.startswith("error: version 0 not found") and err.count("\n") == 1
 
 
@@ -156,7 +143,7 @@ def test_output_paths_that_cannot_be_written_fail_before_any_work(tmp_path, caps
          f"error: {images}: is a directory\n"),
     ]
     for argv, expected in cases:
-        code, out, err = run(capsys, *argv)
+        code, out, err = run_cli(capsys, *argv)
         assert (code, out, err) == (1, [], expected)
     assert (tmp_path / "taken.csv").read_text() == "kept\n"
     assert sorted(os.listdir(tmp_path)) == ["db", "imgs", "keys", "taken.csv"]
@@ -167,16 +154,16 @@ def test_a_directory_without_media_is_an_error_for_hash_and_match(tmp_path, caps
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no pictures here\n")
-    code, out, err = run(capsys, "hash", empty)
+    code, out, err = run_cli(capsys, "hash", empty)
     assert (code, out, err) == (1, [], f"error: {empty}: no image or video files in this directory\n")
-    code, out, _ = run(capsys, "match", "--no-embedding", "--indicators", path, "--public-key", public, empty)
+    code, out, _ = run_cli(capsys, "match", "--no-embedding", "--indicators", path, "--public-key", public, empty)
     assert code == 1 and out == [{"path": str(empty), "error": "no image or video files in this directory"}]
 
 
 def test_match_refuses_an_empty_hash_list_before_loading_the_snapshot(tmp_path, capsys):
     empty = tmp_path / "list.txt"
     empty.write_text("# kind: md5\n\n")
-    code, out, err = run(capsys, "match", "--indicators", tmp_path / "no-db", "--public-key", tmp_path / "no.pem",
+    code, out, err = run_cli(capsys, "match", "--indicators", tmp_path / "no-db", "--public-key", tmp_path / "no.pem",
                          "--hashes", empty)
     assert (code, out, err) == (1, [], f"error: {empty}: no hash values to match\n")
 
@@ -184,6 +171,6 @@ def test_match_refuses_an_empty_hash_list_before_loading_the_snapshot(tmp_path, 
 def test_from_media_reports_progress_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(output, "PROGRESS_SECONDS", 0.0)
     images = _images(tmp_path / "imgs", 3)
-    code, out, err = run(capsys, "indicators", "from-media", "--no-embedding", "--out", tmp_path / "o.csv", images)
+    code, out, err = run_cli(capsys, "indicators", "from-media", "--no-embedding", "--out", tmp_path / "o.csv", images)
     assert code == 0 and out[0]["rows"] > 0
     assert "hashing file 2 of 3" in err and "hashing file 3 of 3" in err

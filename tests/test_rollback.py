@@ -6,7 +6,6 @@ start-up check; readers keep the highest version. A forged or damaged newest ver
 never skipped. ``indicators.min_version`` is enforced at start-up and on hot swap."""
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -14,7 +13,6 @@ import shutil
 
 import pytest
 
-from csadetect.cli import indicators as cli
 from csadetect.config.settings import ConfigError, IndicatorSettings, MatchSettings, Settings
 from csadetect.core.keys import generate_keypair, sign
 from csadetect.indicators.index import load_index
@@ -29,19 +27,10 @@ from csadetect.indicators.snapshot import (
     load_snapshot,
 )
 from csadetect.pipelines.detect import check_indicators
+from tests.cli_helpers import run_cli
 
 MD5_OLD = "0" * 32
 MD5_NEW = "1" * 32
-
-
-def _cli(capsys, *argv):
-    parser = argparse.ArgumentParser(prog="csadetect")
-    parser.add_argument("--config", default=None)
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
-    code = args.func(args)
-    out, err = capsys.readouterr()
-    return code, [json.loads(line) for line in out.splitlines() if line.strip()], err
 
 
 @pytest.fixture
@@ -72,27 +61,27 @@ def _settings(db_dir, public, min_version=None, poll_seconds=30):
 
 def test_rolled_back_current_fails_verify_with_one_line(db, capsys):
     db_dir, _, public = db
-    code, out, _ = _cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
+    code, out, _ = run_cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
     assert code == 0 and out[0]["version"] == 2 and out[0]["current"] == out[0]["latest_signed"] == 2
     _set_current(db_dir, "1\n")
-    code, out, err = _cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
+    code, out, err = run_cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
     assert code == 1 and not out[0]["ok"]
     assert err.count("\n") == 1 and err.startswith("error: rollback attempt:")
     assert "CURRENT names version 1, below the highest signed version 2" in err
     # also when checking an explicit (old) version's chain: the database state is checked first
-    code, _, err = _cli(capsys, "indicators", "verify", "--public-key", public, "--version", "1", db_dir)
+    code, _, err = run_cli(capsys, "indicators", "verify", "--public-key", public, "--version", "1", db_dir)
     assert code == 1 and "rollback attempt" in err
 
 
 def test_missing_current_fails_verify(db, capsys):
     db_dir, _, public = db
     os.remove(os.path.join(db_dir, "CURRENT"))
-    code, _, err = _cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
+    code, _, err = run_cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
     assert code == 1 and "CURRENT is missing or unreadable; the highest signed version is 2" in err
     assert load_snapshot(db_dir, public).version == 2  # readers still serve the highest signed version
     _set_current(db_dir, "garbage\n")
     assert load_snapshot(db_dir, public).version == 2
-    code, _, err = _cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
+    code, _, err = run_cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
     assert code == 1 and "CURRENT is missing or unreadable" in err
 
 
@@ -125,7 +114,7 @@ def test_match_cli_uses_the_highest_signed_version_and_warns(db, capsys, tmp_pat
 
     picture.write_bytes(synth.jpeg_bytes(synth.synthetic_image(3)))
     args = ["--config", config, "match", "--indicators", db_dir, "--public-key", public, "--no-embedding", picture]
-    code, out, err = _cli(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 0 and out[0]["matched"] is False
     assert "indicator snapshot version 2" in err and "warning: rollback attempt" in err
 
@@ -151,9 +140,9 @@ def test_min_version_at_start_up(db, capsys):
     with pytest.raises(SnapshotError, match="below the minimum version 3"):
         LiveIndex(_settings(db_dir, public, min_version=3), MatchSettings())
     assert LiveIndex(_settings(db_dir, public, min_version=2), MatchSettings()).version == 2
-    code, _, err = _cli(capsys, "indicators", "verify", "--public-key", public, "--min-version", "3", db_dir)
+    code, _, err = run_cli(capsys, "indicators", "verify", "--public-key", public, "--min-version", "3", db_dir)
     assert code == 1 and "below the minimum version 3" in err
-    assert _cli(capsys, "indicators", "verify", "--public-key", public, "--min-version", "2", db_dir)[0] == 0
+    assert run_cli(capsys, "indicators", "verify", "--public-key", public, "--min-version", "2", db_dir)[0] == 0
 
 
 def test_min_version_on_hot_swap(tmp_path):
@@ -220,7 +209,7 @@ def test_forged_manifest_cannot_raise_the_version(db, tmp_path, capsys, current)
         load_snapshot(db_dir, public)
     with pytest.raises(SnapshotError, match="signature does not verify for version 9"):
         head(db_dir, public)
-    code, _, err = _cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
+    code, _, err = run_cli(capsys, "indicators", "verify", "--public-key", public, db_dir)
     assert code == 1 and "signature does not verify for version 9" in err
     assert not live.refresh() and live.current().version == 2  # refused, not raised; version 2 stays in service
     assert load_snapshot(db_dir, public, 2).version == 2  # an explicit version still loads
