@@ -230,6 +230,52 @@ def test_keys(tmp_path, keys):
         load_public_key(private)
 
 
+def test_a_key_pair_left_half_replaced_is_refused(tmp_path, monkeypatch):
+    """A key generation stopped between its two files leaves a new private key beside the old
+    public one: signing with it would make snapshots that nobody verifies, so loading refuses the
+    pair with one line; generating again mends it. Both files are replaced whole."""
+    from csadetect.core import keys as keymod
+    from csadetect.reports import crypto
+
+    keydir = tmp_path / "keys"
+    generate_keypair(keydir)
+    old_public = (keydir / "public.pem").read_bytes()
+    real = keymod.write_private_file
+    calls = []
+
+    def stop_after_private(path, data, mode=0o600):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(path, data, mode)
+
+    monkeypatch.setattr(keymod, "write_private_file", stop_after_private)
+    with pytest.raises(KeyboardInterrupt):
+        generate_keypair(keydir, overwrite=True)
+    monkeypatch.setattr(keymod, "write_private_file", real)
+    assert (keydir / "public.pem").read_bytes() == old_public  # untouched, not truncated
+    assert not [p for p in os.listdir(keydir) if ".tmp" in p]
+    with pytest.raises(SigningError, match="are not one key pair") as err:
+        load_private_key(keydir)
+    assert "\n" not in str(err.value)
+    (keydir / "public.pem").write_text("not a key")  # a public file that cannot be read is no pair either
+    with pytest.raises(SigningError, match="are not one key pair"):
+        load_private_key(keydir / "private.pem")
+    generate_keypair(keydir, overwrite=True)
+    assert verify(keydir / "public.pem", b"data", sign(keydir, b"data"))
+    assert stat.S_IMODE(os.stat(keydir / "public.pem").st_mode) == 0o644
+    # a private key under another name is not checked against public.pem (a kept old key)
+    os.replace(keydir / "private.pem", keydir / "old-private.pem")
+    generate_keypair(keydir)
+    assert load_private_key(keydir / "old-private.pem")
+    # the review evidence keys (X25519) are checked the same way
+    crypto.generate_evidence_keypair(tmp_path / "ev")
+    other = crypto.generate_centre_keypair(tmp_path / "other")[1]
+    os.replace(other, tmp_path / "ev" / crypto.EVIDENCE_PUBLIC_NAME)
+    with pytest.raises(crypto.EvidenceError, match="are not one key pair"):
+        crypto.load_evidence_private_key(tmp_path / "ev")
+
+
 # ------------------------------------------------------------------------------- snapshots
 
 

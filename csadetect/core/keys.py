@@ -57,20 +57,26 @@ def write_keypair(keydir, key, private_name: str, public_name: str, overwrite: b
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    # Each file is replaced whole; the two replaces are not one step, so a keygen stopped between
+    # them leaves halves of two pairs, which load_pem_private_key then refuses (PAIR_MISMATCH).
     write_private_file(private_path, private_pem)
-    with open(public_path, "wb") as fh:
-        fh.write(public_pem)
+    write_private_file(public_path, public_pem, mode=0o644)
     return private_path, public_path
 
 
-def write_private_file(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 (atomically, whatever the umask)."""
+PAIR_MISMATCH = "{private} and {public} are not one key pair (a key generation stopped half way?); generate both again"
+
+
+def write_private_file(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` with ``mode`` (0600 unless told; atomically, whatever the umask)."""
     tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o600)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -110,12 +116,33 @@ def _read_pem(path: str | os.PathLike, what: str, default_name: str, error: type
         raise error(f"cannot read {what} {path}: {exc.strerror or type(exc).__name__}") from None
 
 
-def load_pem_private_key(key, key_type: type, algorithm: str, what: str, default_name: str, error: type):
+def load_pem_private_key(key, key_type: type, algorithm: str, what: str, default_name: str, error: type,
+                         public_name: str | None = None):
     """A private key of ``key_type`` from a PEM path (or a key directory holding ``default_name``);
-    key objects pass through. Failures raise ``error`` with one line naming ``what`` and the path."""
+    key objects pass through. Failures raise ``error`` with one line naming ``what`` and the path.
+    With ``public_name``, a local public key of that name beside a private key of the default name
+    (a pair as key generation writes it) must be its half: a key generation stopped between its two
+    files leaves a pair that signs what nobody verifies, or seals what nobody can open."""
     if isinstance(key, key_type):
         return key
     path, data = _read_pem(key, what, default_name, error)
+    loaded = _parse_private(path, data, key_type, algorithm, what, error)
+    if public_name and not fs.is_url(path) and os.path.basename(path) == default_name:
+        public_path = os.path.join(os.path.dirname(path), public_name)
+        if os.path.isfile(public_path):
+            ours = loaded.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            try:
+                theirs = load_pem_public_key(public_path, type(loaded.public_key()), key_type, algorithm, "public key",
+                                             public_name, error)
+                paired = theirs.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == ours
+            except error:
+                paired = False
+            if not paired:
+                raise error(PAIR_MISMATCH.format(private=path, public=public_path))
+    return loaded
+
+
+def _parse_private(path: str, data: bytes, key_type: type, algorithm: str, what: str, error: type):
     try:
         loaded = serialization.load_pem_private_key(data, password=None)
     except TypeError:
@@ -149,7 +176,8 @@ def load_pem_public_key(key, key_type: type, private_type: type, algorithm: str,
 
 def load_private_key(key: PrivateKeyLike) -> Ed25519PrivateKey:
     """An Ed25519 private key from a PEM path (or a key directory); key objects pass through."""
-    return load_pem_private_key(key, Ed25519PrivateKey, "Ed25519", "private key", PRIVATE_NAME, SigningError)
+    return load_pem_private_key(key, Ed25519PrivateKey, "Ed25519", "private key", PRIVATE_NAME, SigningError,
+                                PUBLIC_NAME)
 
 
 def load_public_key(key: PublicKeyLike) -> Ed25519PublicKey:

@@ -191,7 +191,7 @@ def generate_centre_keypair(keydir: str | os.PathLike, overwrite: bool = False) 
 def load_centre_private_key(key: CentrePrivateLike) -> X25519PrivateKey:
     """The EU Centre's X25519 private key from a PEM path (or key directory); objects pass through."""
     return signing.load_pem_private_key(key, X25519PrivateKey, "X25519", "centre private key", CENTRE_PRIVATE_NAME,
-                                        EvidenceError)
+                                        EvidenceError, CENTRE_PUBLIC_NAME)
 
 
 def load_centre_public_key(key: CentrePublicLike) -> X25519PublicKey:
@@ -446,7 +446,7 @@ def generate_evidence_keypair(keydir: str | os.PathLike, overwrite: bool = False
 
 def load_evidence_private_key(key: CentrePrivateLike) -> X25519PrivateKey:
     return signing.load_pem_private_key(key, X25519PrivateKey, "X25519", "evidence private key",
-                                        EVIDENCE_PRIVATE_NAME, EvidenceError)
+                                        EVIDENCE_PRIVATE_NAME, EvidenceError, EVIDENCE_PUBLIC_NAME)
 
 
 def seal_content(content: bytes, mime: str | None, public_key, event_id: str) -> str:
