@@ -529,8 +529,10 @@ def test_run_end_to_end_with_now_and_signatures(tmp_path, capsys):
     assert sorted(n["notification_id"] for n in _lines(tmp_path / "notifications" / second, "*.jsonl")) == first
     # a run never writes into a run directory that holds records: one line
     assert main(rerun + ["--run_id", run_id]) == 2
-    (line,) = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
+    err = capsys.readouterr().err
+    (line,) = [l for l in err.splitlines() if l.startswith("error:")]
     assert f"run {run_id} already holds records in" in line
+    assert err.strip() == line  # the refusal alone: no effective-options block before it
 
 
 def test_bad_options_fail_with_one_line(tmp_path, capsys):

@@ -197,6 +197,7 @@ def test_a_given_run_id_whose_directory_holds_records_is_refused(world, two_runs
     assert rc == 2
     (line,) = [l for l in err.splitlines() if l.startswith("error:")]
     assert f"run {first} already holds records" in line and "Traceback" not in err
+    assert err.strip() == line  # the refusal alone: no effective-options block before it
     assert sorted(str(p) for p in world["out"].rglob("*") if p.is_file()) == before  # nothing written
     rc, _summary, err = _run(world, capsys, "--run_id", "../escape")
     assert rc == 2 and "--run_id must be 1-128 letters" in err and "Traceback" not in err

@@ -34,7 +34,7 @@ from csadetect.media.hashing import (VIDEO_EXTENSIONS, MediaError, VideoHashes, 
 from csadetect.media.regions import preprocessor
 from csadetect.models import ModelError
 from csadetect.signals import digests, get, names
-from csadetect.signals.embedding import query_regions, region_gate_similarity, view_thresholds
+from csadetect.signals.embedding import query_regions, region_gate_similarity
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 

@@ -381,11 +381,11 @@ def run(argv=None, save_main_session: bool = False):
     sinks = settings.sinks  # a missing subscription or topic: one line before the models load (local runners)
     check_pubsub([source.subscription, settings.review.verdict_subscription],
                  [sinks.report_topic, sinks.dead_letter_topic, sinks.review_topic], std.runner)
+    run_id = start_run("csadetect run", run_bases(settings), opts.run_id, std.runner)  # a refusal: its line alone
     print_effective(options, settings, DETECT_KEYS, profile, "csadetect run")  # one stderr block, secrets masked
     local = local_storage(options, settings)
     if local:
         LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
-    run_id = start_run("csadetect run", run_bases(settings), opts.run_id, std.runner)
     check_orders(settings)
     if not (std.runner or "").lower().startswith("dataflow"):
         index = check_indicators(settings)

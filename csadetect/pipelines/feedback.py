@@ -227,8 +227,8 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
             parse_time(opts.now)
         except ValueError:
             raise ConfigError(f"--now {opts.now!r} is not an RFC 3339 time with a UTC offset") from None
+    run_id = start_run("csadetect feedback", run_bases(settings), opts.run_id, std.runner)  # a refusal: its line alone
     print_effective(options, settings, FEEDBACK_KEYS, profile, "csadetect feedback")  # one stderr block, secrets masked
-    run_id = start_run("csadetect feedback", run_bases(settings), opts.run_id, std.runner)
     local = local_storage(options, settings, ("feedback.out_dir", "feedback.notifications_dir"))
     if local:
         LOG.warning("%s workers cannot reach this machine's disk; use gs:// paths: %s", std.runner, ", ".join(local))
