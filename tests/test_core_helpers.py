@@ -2,6 +2,7 @@
 identifiers (``ids``), each with one behaviour wherever it is used."""
 from __future__ import annotations
 
+import os
 import hashlib
 from datetime import datetime, timedelta, timezone
 
@@ -133,3 +134,13 @@ def test_derived_ids_are_deterministic_and_keep_their_formula():
     assert derived_id("/data/a.jpg", length=24) == hashlib.sha256(b"/data/a.jpg").hexdigest()[:24]
     assert len(derived_id("a", length=12)) == 12 and is_safe_id(derived_id("a"))
     assert derived_id("ab", "c") != derived_id("a", "bc")  # the separator keeps the parts apart
+
+
+def test_files_under_is_sorted_recursive_and_leaves_hidden_out(tmp_path):
+    from csadetect.core import fs
+
+    for name in ("b/2.JPG", "b/1.png", "a.jpg", ".hidden.jpg", ".git/x.jpg", "c/skip.txt", "c/.d/y.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    got = [os.path.relpath(p, tmp_path) for p in fs.files_under(str(tmp_path), {".jpg", ".png"})]
+    assert got == ["a.jpg", os.path.join("b", "1.png"), os.path.join("b", "2.JPG")]

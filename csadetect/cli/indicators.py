@@ -48,15 +48,12 @@ def media_files(paths: Sequence[str]) -> Iterator[str]:
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     for path in paths:
         if os.path.isdir(path):
-            found = False
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in wanted:
-                        found = True
-                        yield os.path.join(root, name)
-            if not found:
+            files = fs.files_under(path, wanted)
+            first = next(files, None)
+            if first is None:
                 raise IndicatorError(f"{path}: no image or video files in this directory")
+            yield first
+            yield from files
         else:
             yield path
 

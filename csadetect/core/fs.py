@@ -78,6 +78,16 @@ def blocking_file(directory: Optional[str]) -> Optional[str]:
     return None if os.path.isdir(path) else path
 
 
+def files_under(directory: str, extensions) -> Iterator[str]:
+    """The local files below ``directory`` whose extension (any case, with its dot) is in
+    ``extensions``: recursive, in sorted order, hidden files and folders left out."""
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
+                yield os.path.join(root, name)
+
+
 def open_read(path: str) -> IO[bytes]:
     """A binary reader, never decompressed by file extension."""
     if via_beam(path):

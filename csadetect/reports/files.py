@@ -16,7 +16,7 @@ from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
 
-from csadetect.core import parquet
+from csadetect.core import fs, parquet
 from csadetect.reports.crypto import DuplicateKeyError, loads_strict
 
 JSONL_EXTENSIONS = {".jsonl", ".json", ".ndjson"}
@@ -37,15 +37,12 @@ def report_files(paths: Sequence[str]) -> Iterator[str]:
         if path == STDIN:
             yield path
         elif os.path.isdir(path):
-            found = False
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in REPORT_EXTENSIONS:
-                        found = True
-                        yield os.path.join(root, name)
-            if not found:
+            files = fs.files_under(path, REPORT_EXTENSIONS)
+            first = next(files, None)
+            if first is None:
                 raise ReportFileError(f"{path}: no report files (.jsonl, .json, .ndjson, .parquet) in this directory")
+            yield first
+            yield from files
         elif not os.path.exists(path):
             raise ReportFileError(f"{path}: no such file or directory")
         else:
