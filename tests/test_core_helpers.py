@@ -2,8 +2,8 @@
 identifiers (``ids``), each with one behaviour wherever it is used."""
 from __future__ import annotations
 
-import os
 import hashlib
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
