@@ -240,19 +240,19 @@ def test_a_key_pair_left_half_replaced_is_refused(tmp_path, monkeypatch):
     keydir = tmp_path / "keys"
     generate_keypair(keydir)
     old_public = (keydir / "public.pem").read_bytes()
-    real = keymod.write_private_file
+    real = keymod.write_whole
     calls = []
 
-    def stop_after_private(path, data, mode=0o600):
+    def stop_after_private(path, data, mode):
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt
         real(path, data, mode)
 
-    monkeypatch.setattr(keymod, "write_private_file", stop_after_private)
+    monkeypatch.setattr(keymod, "write_whole", stop_after_private)
     with pytest.raises(KeyboardInterrupt):
         generate_keypair(keydir, overwrite=True)
-    monkeypatch.setattr(keymod, "write_private_file", real)
+    monkeypatch.setattr(keymod, "write_whole", real)
     assert (keydir / "public.pem").read_bytes() == old_public  # untouched, not truncated
     assert not [p for p in os.listdir(keydir) if ".tmp" in p]
     with pytest.raises(SigningError, match="are not one key pair") as err:

@@ -59,16 +59,22 @@ def write_keypair(keydir, key, private_name: str, public_name: str, overwrite: b
     )
     # Each file is replaced whole; the two replaces are not one step, so a keygen stopped between
     # them leaves halves of two pairs, which load_pem_private_key then refuses (PAIR_MISMATCH).
-    write_private_file(private_path, private_pem)
-    write_private_file(public_path, public_pem, mode=0o644)
+    write_whole(private_path, private_pem, 0o600)
+    write_whole(public_path, public_pem, 0o644)
     return private_path, public_path
 
 
 PAIR_MISMATCH = "{private} and {public} are not one key pair (a key generation stopped half way?); generate both again"
 
 
-def write_private_file(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` with ``mode`` (0600 unless told; atomically, whatever the umask)."""
+def write_private_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (atomically, whatever the umask)."""
+    write_whole(path, data, 0o600)
+
+
+def write_whole(path: str, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` with ``mode`` whatever the umask: to a temporary file, synced, then
+    put in place in one step, so a reader sees the old file or the new one, never part of one."""
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -130,11 +136,10 @@ def load_pem_private_key(key, key_type: type, algorithm: str, what: str, default
     if public_name and not fs.is_url(path) and os.path.basename(path) == default_name:
         public_path = os.path.join(os.path.dirname(path), public_name)
         if os.path.isfile(public_path):
-            ours = loaded.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             try:
                 theirs = load_pem_public_key(public_path, type(loaded.public_key()), key_type, algorithm, "public key",
                                              public_name, error)
-                paired = theirs.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == ours
+                paired = raw_key_id(theirs) == raw_key_id(loaded.public_key())
             except error:
                 paired = False
             if not paired:
