@@ -144,3 +144,23 @@ def test_files_under_is_sorted_recursive_and_leaves_hidden_out(tmp_path):
         (tmp_path / name).write_bytes(b"")
     got = [os.path.relpath(p, tmp_path) for p in fs.files_under(str(tmp_path), {".jpg", ".png"})]
     assert got == ["a.jpg", os.path.join("b", "1.png"), os.path.join("b", "2.JPG")]
+
+
+def test_replace_whole_keeps_the_old_file_until_the_new_one_is_complete(tmp_path, monkeypatch):
+    from csadetect.core import fs
+
+    path = tmp_path / "settings.yaml"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o640)
+    fs.replace_whole(str(path), b"new")  # mode None: the replaced file's permissions are kept
+    assert path.read_bytes() == b"new" and os.stat(path).st_mode & 0o777 == 0o640
+    fs.replace_whole(str(path), b"key", 0o600)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+    def fail(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(OSError):
+        fs.replace_whole(str(path), b"half")
+    assert path.read_bytes() == b"key" and sorted(p.name for p in tmp_path.iterdir()) == ["settings.yaml"]

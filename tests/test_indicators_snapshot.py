@@ -234,13 +234,13 @@ def test_a_key_pair_left_half_replaced_is_refused(tmp_path, monkeypatch):
     """A key generation stopped between its two files leaves a new private key beside the old
     public one: signing with it would make snapshots that nobody verifies, so loading refuses the
     pair with one line; generating again mends it. Both files are replaced whole."""
-    from csadetect.core import keys as keymod
+    from csadetect.core import fs as fsmod
     from csadetect.reports import crypto
 
     keydir = tmp_path / "keys"
     generate_keypair(keydir)
     old_public = (keydir / "public.pem").read_bytes()
-    real = keymod.write_whole
+    real = fsmod.replace_whole
     calls = []
 
     def stop_after_private(path, data, mode):
@@ -249,10 +249,10 @@ def test_a_key_pair_left_half_replaced_is_refused(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real(path, data, mode)
 
-    monkeypatch.setattr(keymod, "write_whole", stop_after_private)
+    monkeypatch.setattr(fsmod, "replace_whole", stop_after_private)
     with pytest.raises(KeyboardInterrupt):
         generate_keypair(keydir, overwrite=True)
-    monkeypatch.setattr(keymod, "write_whole", real)
+    monkeypatch.setattr(fsmod, "replace_whole", real)
     assert (keydir / "public.pem").read_bytes() == old_public  # untouched, not truncated
     assert not [p for p in os.listdir(keydir) if ".tmp" in p]
     with pytest.raises(SigningError, match="are not one key pair") as err:

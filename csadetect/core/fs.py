@@ -88,6 +88,29 @@ def files_under(directory: str, extensions) -> Iterator[str]:
                 yield os.path.join(root, name)
 
 
+def replace_whole(path: str, data: bytes, mode: Optional[int] = None) -> None:
+    """Write ``data`` to the local file ``path`` so that a reader sees the old file or the new one,
+    never part of one: a temporary file beside it, synced, then renamed over it. ``mode``: the new
+    file's permissions whatever the umask; None keeps those of the file it replaces (a new file gets
+    the umask's). A failure leaves ``path`` as it was and no temporary file."""
+    tmp = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    if mode is None and os.path.exists(path):
+        mode = os.stat(path).st_mode & 0o777
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is not None else 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def open_read(path: str) -> IO[bytes]:
     """A binary reader, never decompressed by file extension."""
     if via_beam(path):

@@ -59,8 +59,8 @@ def write_keypair(keydir, key, private_name: str, public_name: str, overwrite: b
     )
     # Each file is replaced whole; the two replaces are not one step, so a keygen stopped between
     # them leaves halves of two pairs, which load_pem_private_key then refuses (PAIR_MISMATCH).
-    write_whole(private_path, private_pem, 0o600)
-    write_whole(public_path, public_pem, 0o644)
+    fs.replace_whole(private_path, private_pem, 0o600)
+    fs.replace_whole(public_path, public_pem, 0o644)
     return private_path, public_path
 
 
@@ -69,25 +69,7 @@ PAIR_MISMATCH = "{private} and {public} are not one key pair (a key generation s
 
 def write_private_file(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` with mode 0600 (atomically, whatever the umask)."""
-    write_whole(path, data, 0o600)
-
-
-def write_whole(path: str, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` with ``mode`` whatever the umask: to a temporary file, synced, then
-    put in place in one step, so a reader sees the old file or the new one, never part of one."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fs.replace_whole(path, data, 0o600)
 
 
 def _read_pem_url(url: str, what: str, default_name: str, error: type) -> tuple[str, bytes]:

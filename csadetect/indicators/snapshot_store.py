@@ -49,13 +49,13 @@ def _write(path: str, data: bytes, atomic: bool = False) -> None:
         with fs.open_write(path) as fh:
             fh.write(data)
         return
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}" if atomic else path
-    with open(tmp, "wb") as fh:
+    if atomic:
+        fs.replace_whole(path, data)
+        return
+    with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    if atomic:
-        os.replace(tmp, path)
 
 
 def _list(path: str) -> list[str]:

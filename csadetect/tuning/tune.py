@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from csadetect.config.flags import suggest
+from csadetect.core import fs
 from csadetect.config.settings import ConfigError, Settings, load_settings
 
 PROGRESS_MIN_ROWS = 100_000
@@ -414,12 +413,5 @@ def write_config(config_path, key: str, threshold: float, provenance: dict) -> N
     node[parts[-1]] = float(threshold)
     node[f"{parts[-1]}_provenance"] = provenance
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(data, fh, sort_keys=False, default_flow_style=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    fs.replace_whole(str(path), text.encode("utf-8"))  # the config keeps its permissions
