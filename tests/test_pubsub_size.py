@@ -68,3 +68,38 @@ def test_the_direct_runner_reads_them_through_our_client(big_messages):
         got += evaluators._PubSubReadEvaluator._read_from_pubsub(evaluator, None)
     assert len(got) == 10 and sorted(len(message.data) for _, message in got) == [BIG] * 10
     assert progress.direct_runner_subscriber(transform) is progress.direct_runner_subscriber(transform)
+
+
+def test_an_idle_subscription_holds_the_direct_runner_for_a_few_seconds_only(big_messages, monkeypatch):
+    """The pipeline's watermark is the lowest of its inputs', and an input's moves only when its
+    pull returns: Beam's 30 s pull on an idle verdict subscription held every window and every
+    verdict-driven report back that long. Ours waits DIRECT_PULL_SECONDS, and a pull that the
+    server lets run into its deadline counts as empty instead of failing the pipeline."""
+    from types import SimpleNamespace
+
+    from google.api_core import exceptions
+
+    from csadetect.pipelines import progress
+
+    _, _, direct = big_messages
+    class Transform:  # stands for the applied PTransform (weakly referenced: object() would not do)
+        pass
+
+    evaluator = SimpleNamespace(_applied_ptransform=Transform(), _sub_name=direct)
+    client = progress.direct_runner_subscriber(evaluator._applied_ptransform)
+    deadlines, real_pull = [], client.pull
+
+    def pull(*args, **kwargs):  # the real pull, its deadline noted
+        deadlines.append(kwargs.get("timeout"))
+        return real_pull(*args, **kwargs)
+
+    monkeypatch.setattr(client, "pull", pull)
+    while progress._read_from_pubsub(evaluator, None):  # drain what the other test left, if anything
+        pass
+    assert deadlines and set(deadlines) == {progress.DIRECT_PULL_SECONDS} and progress.DIRECT_PULL_SECONDS <= 5
+
+    def past_deadline(*_args, **_kwargs):
+        raise exceptions.DeadlineExceeded("Deadline Exceeded")
+
+    monkeypatch.setattr(client, "pull", past_deadline)
+    assert progress._read_from_pubsub(evaluator, None) == []

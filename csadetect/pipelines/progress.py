@@ -253,8 +253,9 @@ def fix_direct_runner_pubsub() -> bool:
     a time with a new client of its own for every pull, and 10 events with a 3 MP upload inline
     each are more than 4 MiB, so with the emulator every pull failed and no event got through.
     Beam's ``_PubSubReadEvaluator._read_from_pubsub`` is replaced by :func:`_read_from_pubsub`:
-    the same pull, acknowledgement and timestamps, through one client of ours per read transform
-    (:func:`direct_runner_subscriber`). Returns True when it patched (once per process)."""
+    the same pull (waiting less on an idle subscription), acknowledgement and timestamps, through
+    one client of ours per read transform (:func:`direct_runner_subscriber`). Returns True when it
+    patched (once per process)."""
     from apache_beam.runners.direct import transform_evaluator as evaluators  # lazy: DirectRunner runs only
 
     reader = evaluators._PubSubReadEvaluator  # pylint: disable=protected-access
@@ -279,11 +280,19 @@ def direct_runner_subscriber(transform):
     return client
 
 
+# How long one DirectRunner pull waits on an idle subscription (Beam's own: 30 s). The pipeline's
+# watermark is the lowest of its inputs', and an input's moves only when its pull returns, so an
+# idle subscription (the verdicts while uploads flow, or the other way round) held every window
+# and every verdict-driven report back for up to 30 s.
+DIRECT_PULL_SECONDS = 5.0
+
+
 def _read_from_pubsub(self, timestamp_attribute):
     """Beam 2.62's ``_PubSubReadEvaluator._read_from_pubsub`` (``self`` is the evaluator), pulling
     through :func:`direct_runner_subscriber`: up to 10 messages, acknowledged at once (the
     DirectRunner does not retry a bundle), each stamped with ``timestamp_attribute`` (milliseconds
-    or RFC 3339) when the message has it, else with its publish time."""
+    or RFC 3339) when the message has it, else with its publish time. A pull waits at most
+    ``DIRECT_PULL_SECONDS`` on an idle subscription (Beam's: 30 s)."""
     from apache_beam.io.gcp.pubsub import PubsubMessage
     from apache_beam.utils.timestamp import Timestamp
 
@@ -308,8 +317,14 @@ def _read_from_pubsub(self, timestamp_attribute):
                 raise ValueError(f"a Pub/Sub message has a bad publish time: {e}") from e
         return timestamp, parsed
 
+    from google.api_core.exceptions import DeadlineExceeded
+
     client = direct_runner_subscriber(self._applied_ptransform)  # pylint: disable=protected-access
-    response = client.pull(subscription=self._sub_name, max_messages=10, timeout=30)  # pylint: disable=protected-access
+    try:
+        response = client.pull(subscription=self._sub_name, max_messages=10,  # pylint: disable=protected-access
+                               timeout=DIRECT_PULL_SECONDS)
+    except DeadlineExceeded:  # nothing arrived within the deadline: an empty pull, as the emulator answers
+        return []
     results = [element(received.message) for received in response.received_messages]
     ack_ids = [received.ack_id for received in response.received_messages]
     if ack_ids:
