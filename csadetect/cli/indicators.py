@@ -18,17 +18,18 @@ import sys
 from typing import Iterator, Optional, Sequence
 
 
-from csadetect.cli.output import Progress, emit, handled, say
+from csadetect.cli.output import Count, Progress, emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core import fs
 from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
 from csadetect.indicators import formats
 from csadetect.indicators.index import IndicatorIndex
-from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, from_media, kinds_for, read_indicators,
+from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, from_media, iter_indicators, kinds_for,
                                        value_kind, write_csv)
 from csadetect.indicators.mapped import has_index_files, map_version
 from csadetect.indicators.snapshot import (SnapshotError, build_snapshot, check_head, compact, diff, head, info,
                                            load_snapshot, table_rows, version_dir)
+from csadetect.indicators.snapshot_tables import indicator_table
 from csadetect.media.hashing import (VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file, hash_video_upload,
                                      is_video_path, read_media)
 from csadetect.media.regions import preprocessor
@@ -132,7 +133,8 @@ def cmd_build(args) -> int:
     if args.input is None and not (args.base and args.disable):
         raise IndicatorError("--input is required (only a delta with --base and --disable may omit it)")
     key = load_private_key(args.key)  # fail fast, before reading a large input
-    rows = read_indicators(args.input, args.format, args.kind) if args.input else []
+    rows = indicator_table(iter_indicators(args.input, args.format, args.kind), Count(f"reading {args.input}")) \
+        if args.input else []
     manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or ())
     kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"
     say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")

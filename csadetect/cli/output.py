@@ -73,3 +73,16 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class Count:
+    """Progress of work whose total is not known in advance (rows of one large input): a line
+    ``<what>: N rows`` on stderr at most every :data:`PROGRESS_SECONDS`, so long work is never silent."""
+
+    def __init__(self, what: str, clock=utc_now):
+        self.what, self.clock, self.last = what, clock, clock()
+
+    def __call__(self, done: int) -> None:
+        if (self.clock() - self.last).total_seconds() >= PROGRESS_SECONDS:
+            self.last = self.clock()
+            say(f"{self.what}: {done:,} rows")

@@ -123,15 +123,17 @@ def _make(record: dict, where: str) -> Indicator:
 
 
 def _check_unique(rows: Iterable[tuple[str, Indicator]]) -> list[Indicator]:
+    return list(_unique(rows))
+
+
+def _unique(rows: Iterable[tuple[str, Indicator]]) -> Iterator[Indicator]:
     seen: dict[str, str] = {}
-    out = []
     for where, row in rows:
         first = seen.get(row.indicator_id)
         if first is not None:
             raise IndicatorError(f"{where}: duplicate indicator_id {row.indicator_id!r} (first on line {first})")
         seen[row.indicator_id] = where.rsplit(":", 1)[-1]
-        out.append(row)
-    return out
+        yield row
 
 
 def open_text(path: str):
@@ -158,6 +160,10 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
 def read_csv(path: str) -> list[Indicator]:
     """CSV with a header: ``indicator_id,kind,value`` required; ``category,note,source,added_at,
     disabled_at`` optional. Unknown columns are an error (they are usually typos)."""
+    return _check_unique(_csv_rows(path))
+
+
+def _csv_rows(path: str) -> Iterator[tuple[str, Indicator]]:
     with open_text(path) as fh:
         try:
             reader = csv.DictReader(fh)
@@ -172,7 +178,6 @@ def read_csv(path: str) -> list[Indicator]:
             unknown = [c for c in header if c not in FIELDS]
             if unknown:
                 raise IndicatorError(f"{path}:1: unknown column {unknown[0]!r} (allowed: {','.join(FIELDS)})")
-            rows = []
             for record in reader:
                 where = f"{path}:{reader.line_num}"
                 if None in record:
@@ -181,17 +186,19 @@ def read_csv(path: str) -> list[Indicator]:
                     continue  # blank line
                 if any(v is None for v in record.values()):
                     raise IndicatorError(f"{where}: fewer fields than the header has")
-                rows.append((where, _make(dict(record), where)))
+                yield where, _make(dict(record), where)
         except csv.Error as exc:
             raise IndicatorError(f"{path}:{reader.line_num}: bad CSV ({exc})") from None
         except UnicodeDecodeError:
             raise IndicatorError(f"{path}: not UTF-8 text") from None
-    return _check_unique(rows)
 
 
 def read_jsonl(path: str) -> list[Indicator]:
     """JSON Lines, one object per line with the keys of :class:`Indicator`."""
-    rows = []
+    return _check_unique(_jsonl_rows(path))
+
+
+def _jsonl_rows(path: str) -> Iterator[tuple[str, Indicator]]:
     for number, line in _lines(path):
         if not line.strip():
             continue
@@ -211,8 +218,7 @@ def read_jsonl(path: str) -> list[Indicator]:
         bad = [k for k, v in record.items() if v is not None and not isinstance(v, str)]
         if bad:
             raise IndicatorError(f"{where}: {bad[0]} must be a string")
-        rows.append((where, _make(record, where)))
-    return _check_unique(rows)
+        yield where, _make(record, where)
 
 
 def kind_named(text: str) -> Optional[str]:
@@ -292,13 +298,16 @@ def read_hashes(path: str, kind: Optional[str] = None, category: str = DEFAULT_C
     kind (MD5: 32 hex digits, SHA-1: 40); values several kinds accept (64 hex digits: PDQ or
     SHA-256) raise IndicatorError rather than being guessed. Ids are ``<file stem>-<line
     number>``, so they are stable as long as the file is."""
+    return _check_unique(_hash_rows(path, kind, category))
+
+
+def _hash_rows(path: str, kind: Optional[str], category: str) -> Iterator[tuple[str, Indicator]]:
     stem = os.path.splitext(os.path.basename(path))[0]
-    rows = []
     for number, list_kind, text in hash_list_values(path, _lines(path), kind):
         where = f"{path}:{number}"
         row_kind = list_kind or value_kind(text, where)
-        rows.append((where, _make({"indicator_id": f"{stem}-{number}", "kind": row_kind, "value": text, "category": category}, where)))
-    return _check_unique(rows)
+        yield where, _make({"indicator_id": f"{stem}-{number}", "kind": row_kind, "value": text, "category": category},
+                           where)
 
 
 def format_for(path: str, override: Optional[str] = None) -> str:
@@ -317,14 +326,20 @@ def format_for(path: str, override: Optional[str] = None) -> str:
 def read_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = None) -> list[Indicator]:
     """Read and validate an indicator file; raises IndicatorError naming file and line. ``kind``:
     of the values of a hash list (see :func:`read_hashes`); CSV and JSON Lines rows name their own."""
+    return list(iter_indicators(path, fmt, kind))
+
+
+def iter_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = None) -> Iterator[Indicator]:
+    """:func:`read_indicators` one row at a time (ids checked unique as they come): for inputs too
+    large for an object per row (``csadetect.indicators.snapshot_tables.indicator_table``)."""
     fmt = format_for(path, fmt)
     if kind is not None and fmt != "hashes":
         raise IndicatorError(f"{path}: a kind is given for hash lists only ({fmt} rows name their own)")
     if fmt == "csv":
-        return read_csv(path)
+        return _unique(_csv_rows(path))
     if fmt == "jsonl":
-        return read_jsonl(path)
-    return read_hashes(path, kind)
+        return _unique(_jsonl_rows(path))
+    return _unique(_hash_rows(path, kind, DEFAULT_CATEGORY))
 
 
 def check_output(path: str, overwrite: bool = False) -> None:

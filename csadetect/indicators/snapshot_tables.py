@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -44,13 +44,36 @@ def rows_to_table(rows: Union[pa.Table, Iterable[Indicator]]) -> pa.Table:
             raise SnapshotError(f"indicator table lacks column {missing[0]!r}")
         cols = {f: (rows[f] if f in rows.column_names else pa.nulls(rows.num_rows, pa.string())) for f in FIELDS}
         table = pa.table(cols).cast(SCHEMA)
-        if not pc.all(pc.is_in(table["kind"], pa.array(names()))).as_py():
+        if not pc.all(pc.is_in(table["kind"], pa.array(names())), min_count=0).as_py():  # an empty table passes
             raise SnapshotError(f"indicator table has a kind outside {', '.join(names())}")
         table = table.set_column(3, "category", pc.fill_null(table["category"], "unspecified"))
         table = table.set_column(4, "source", pc.fill_null(table["source"], "eu-centre"))
         return table.set_column(5, "note", pc.fill_null(table["note"], ""))
     rows = list(rows)
     return pa.table({f: [getattr(r, f) for r in rows] for f in FIELDS}, schema=SCHEMA)
+
+
+TABLE_CHUNK = 200_000  # Indicator objects alive at once while a large input becomes a table
+
+
+def indicator_table(rows: Iterable[Indicator], progress: Optional[Callable[[int], None]] = None,
+                    chunk: Optional[int] = None) -> pa.Table:
+    """Indicator rows as a table in SCHEMA, converted ``chunk`` rows at a time: an input of
+    millions of rows never holds a Python object per row (about 1.4 KB each, against tens of bytes
+    in Arrow). ``progress(rows so far)`` after each chunk (default :data:`TABLE_CHUNK` rows)."""
+    chunk = chunk or TABLE_CHUNK
+    tables, batch, done = [], [], 0
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= chunk:
+            tables.append(rows_to_table(batch))
+            done += len(batch)
+            batch = []
+            if progress:
+                progress(done)
+    if batch or not tables:
+        tables.append(rows_to_table(batch))
+    return pa.concat_tables(tables)
 
 
 def table_rows(table: pa.Table) -> list[Indicator]:
