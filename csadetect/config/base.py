@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 
 
 def _pubsub_path(kind: str):
-    pattern = pubsub.SUBSCRIPTION if kind == "subscriptions" else pubsub.TOPIC
+    pattern = pubsub.PATTERNS[kind]
 
     def check(value: Optional[str]) -> Optional[str]:
         if value and not pattern.match(value):  # "" and null: no such output or input

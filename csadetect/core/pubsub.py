@@ -23,6 +23,7 @@ EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
 PROJECT_ENVS = ("PUBSUB_PROJECT_ID", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
 TOPIC = re.compile(r"^projects/([^/\s]+)/topics/([^/\s]+)$")
 SUBSCRIPTION = re.compile(r"^projects/([^/\s]+)/subscriptions/([^/\s]+)$")
+PATTERNS = {"topics": TOPIC, "subscriptions": SUBSCRIPTION}  # the pattern of each kind of path
 CHECK_SECONDS = 10.0  # one existence check, on the emulator or the real service
 MAX_MESSAGE_BYTES = 10_000_000  # Pub/Sub's limit for one message
 

@@ -126,7 +126,7 @@ def check_pubsub_path(flag: str, path: str, kind: str = "subscriptions") -> None
     """One line naming ``flag`` for a Pub/Sub ``kind`` path (``subscriptions`` or ``topics``) that
     Beam would reject only while the graph is built (a traceback after the models and the indicator
     database were loaded): not ``projects/P/<kind>/NAME``, or a project name Beam refuses."""
-    pattern = pubsub.SUBSCRIPTION if kind == "subscriptions" else pubsub.TOPIC
+    pattern = pubsub.PATTERNS[kind]
     if not pattern.match(path):
         raise ConfigError(f"{flag} must look like projects/P/{kind}/{kind[0].upper()}, not {path[:80]!r}")
     try:
