@@ -48,26 +48,39 @@ def handled(expected):
     return decorate
 
 
+class _Throttle:
+    """Whether a progress line is due: at most one every :data:`PROGRESS_SECONDS` of ``clock``."""
+
+    def __init__(self, clock=utc_now):
+        self.clock, self.last = clock, clock()
+
+    def due(self) -> bool:
+        now = self.clock()
+        if (now - self.last).total_seconds() < PROGRESS_SECONDS:
+            return False
+        self.last = now
+        return True
+
+
 class Progress:
     """Progress of work over ``total`` files on stderr: a bar on a terminal; elsewhere (a log) a line
     ``<what> file N of TOTAL`` at most every :data:`PROGRESS_SECONDS`, so long work is never silent."""
 
     def __init__(self, total: int, what: str, clock=utc_now):
-        self.total, self.what, self.done, self.clock = total, what, 0, clock
+        self.total, self.what, self.done = total, what, 0
         self.bar = None
         if total > 1 and sys.stderr.isatty():
             from tqdm import tqdm  # lazily: most commands print no progress
 
             self.bar = tqdm(total=total, unit="file", file=sys.stderr)
-        self.last = clock()
+        self.throttle = _Throttle(clock)
 
     def update(self) -> None:
         """One more file started."""
         self.done += 1
         if self.bar is not None:
             self.bar.update(1)
-        elif self.total > 1 and (self.clock() - self.last).total_seconds() >= PROGRESS_SECONDS:
-            self.last = self.clock()
+        elif self.total > 1 and self.throttle.due():
             say(f"{self.what} file {self.done} of {self.total}")
 
     def close(self) -> None:
@@ -80,9 +93,8 @@ class Count:
     ``<what>: N rows`` on stderr at most every :data:`PROGRESS_SECONDS`, so long work is never silent."""
 
     def __init__(self, what: str, clock=utc_now):
-        self.what, self.clock, self.last = what, clock, clock()
+        self.what, self.throttle = what, _Throttle(clock)
 
     def __call__(self, done: int) -> None:
-        if (self.clock() - self.last).total_seconds() >= PROGRESS_SECONDS:
-            self.last = self.clock()
+        if self.throttle.due():
             say(f"{self.what}: {done:,} rows")
