@@ -17,7 +17,6 @@ import os
 import sys
 from typing import Iterator, Optional, Sequence
 
-
 from csadetect.cli.output import Count, Progress, emit, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core import fs
