@@ -35,6 +35,7 @@ class DirBackedFileSystem(FileSystem):
 
     ROOT: str = ""
     opened: list = []  # URLs opened for reading, in order
+    created: list = []  # URLs created (written), in order
 
     @classmethod
     def scheme(cls):
@@ -80,6 +81,7 @@ class DirBackedFileSystem(FileSystem):
         return fh if compression_type == CompressionTypes.UNCOMPRESSED else CompressedFile(fh, compression_type)
 
     def create(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
+        type(self).created.append(path)
         local = self._local(path)
         os.makedirs(os.path.dirname(local), exist_ok=True)
         return self._wrap(open(local, "wb"), path, compression_type)
@@ -220,8 +222,19 @@ def test_snapshot_written_and_loaded_through_filesystems(bucket, tmp_path):
     generate_keypair(tmp_path / "keys")
     public = put(tmp_path / "keys" / "public.pem", f"{bucket}/snapkeys/public.pem")
     db = f"{bucket}/snapdb"
-    build_snapshot(from_media([str(p) for p in pics[:2]], MatchSettings()), db, tmp_path / "keys" / "private.pem")
+    DirBackedFileSystem.created.clear()
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tempfile, "tempdir", str(staging))  # the local staging directory of the build
+        manifest = build_snapshot(from_media([str(p) for p in pics[:2]], MatchSettings()), db,
+                                  tmp_path / "keys" / "private.pem")
     assert current_version(db) == 1
+    uploaded = [u for u in DirBackedFileSystem.created if u.startswith(f"{db}/versions/1/")]
+    assert uploaded[-1] == f"{db}/versions/1/manifest.json"  # published once its manifest exists: the last object
+    names = [*manifest["files"], "manifest.sig", "manifest.json"]
+    assert sorted(uploaded) == sorted(f"{db}/versions/1/{n}" for n in names)
+    assert not list(staging.iterdir())  # the staging copy is gone
 
     DirBackedFileSystem.opened.clear()
     live = LiveIndex(IndicatorSettings(path=db, public_key=public, poll_seconds=3600, cache_dir=str(tmp_path / "cache")),

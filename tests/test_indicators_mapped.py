@@ -3,18 +3,20 @@ built, nothing copied), matches equal the in-memory index's, deltas and tombston
 a damaged file is refused before it is used, and `indicators compact` folds a chain into a base."""
 from __future__ import annotations
 
+import base64
 import json
 import mmap
 import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from csadetect.cli.main import main as cli_main
 from csadetect.config.settings import MatchSettings
-from csadetect.core.keys import generate_keypair
-from csadetect.indicators import mapped
+from csadetect.core.keys import generate_keypair, load_private_key, sign
+from csadetect.indicators import mapped, snapshot_build
 from csadetect.indicators.index import IndicatorIndex, load_index
 from csadetect.indicators.snapshot import SnapshotError, build_snapshot, compact, load_snapshot
 from csadetect.signals.hamming import MultiIndexHash
@@ -137,15 +139,61 @@ def test_a_damaged_index_file_is_refused_before_mapping(tmp_path, keys, built):
     assert manifest["files"][mapped.ORDER_FILE]["bytes"] > 0
 
 
-def test_a_snapshot_without_index_files_still_loads(tmp_path, keys, monkeypatch):
+def test_a_version_written_in_chunks_equals_one_written_at_once(tmp_path, keys, monkeypatch):
+    """A version's files are written WRITE_CHUNK rows at a time from the sort order (no sorted copy
+    of the table is made): with chunks of 997 rows, from shuffled input with tombstones, every
+    file holds what one chunk writes, in the canonical order, and both match alike."""
+    private, public = keys
+    codes = np.random.default_rng(11).integers(0, 256, (N_PDQ, 32), dtype=np.uint8)
+    table = _table(codes)
+    table = table.take(np.random.default_rng(2).permutation(table.num_rows))
+    dead = ["p000003", "pm0007"]
+    one = build_snapshot(table, str(tmp_path / "one"), private, disable_ids=dead)
+    monkeypatch.setattr(snapshot_build, "WRITE_CHUNK", 997)
+    many = build_snapshot(table, str(tmp_path / "many"), private, disable_ids=dead)
+    folders = [tmp_path / name / "versions" / "1" for name in ("one", "many")]
+    groups = [pq.ParquetFile(f / "indicators.parquet").metadata.num_row_groups for f in folders]
+    assert groups == [1, -(-table.num_rows // 997)]
+    assert one["index"] == many["index"] and one["counts"] == many["counts"] and one["index"]["mih"]
+    assert one["index"]["categories"] == ["A1", "B2", "unspecified"]
+    assert one["index"]["sources"] == ["eu-centre", "ncmec"]
+    assert set(one["files"]) == set(many["files"])
+    for name in one["files"]:
+        if name.endswith(".npy"):
+            a, b = (np.load(f / name) for f in folders)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+    rows = [pa.ipc.open_file(str(f / mapped.ROWS_FILE)).read_all() for f in folders]
+    assert rows[0].equals(rows[1])
+    tables = [load_snapshot(str(f.parent.parent), public).table.drop_columns(["added_at", "disabled_at"])
+              for f in folders]
+    assert tables[0].equals(tables[1])
+    expected = [f"p{i:06d}" for i in range(N_PDQ)] + [f"pm{i:04d}" for i in range(50)]  # pdq first, then by id
+    assert tables[0]["indicator_id"].to_pylist() == expected
+    assert np.array_equal(np.load(folders[0] / "pdq_codes.npy"), codes)
+    disabled = np.load(folders[1] / mapped.DISABLED_FILE)
+    assert [expected[i] for i in disabled] == dead
+    a, b = load_index(str(tmp_path / "one"), public), load_index(str(tmp_path / "many"), public)
+    for q in codes[:40]:
+        assert a.match_pdq([q.tobytes()]) == b.match_pdq([q.tobytes()])
+
+
+def test_a_snapshot_without_index_files_still_loads(tmp_path, keys):
     """Snapshots written before the index files existed are loaded into memory as before."""
     private, public = keys
     db = str(tmp_path / "db")
     codes = np.random.default_rng(3).integers(0, 256, (40, 32), dtype=np.uint8)
-    monkeypatch.setattr(mapped, "index_files", lambda table, codes: (None, {}))
     manifest = build_snapshot(_table(codes, md5=2), db, private)
-    assert "index" not in manifest and mapped.ROWS_FILE not in manifest["files"]
-    monkeypatch.undo()
+    folder = os.path.join(db, "versions", "1")
+    for name in (mapped.ROWS_FILE, mapped.CATEGORY_FILE, mapped.SOURCE_FILE, mapped.DISABLED_FILE):
+        os.remove(os.path.join(folder, name))
+        del manifest["files"][name]
+    del manifest["index"]  # as written before the index files existed, and signed again
+    raw = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    with open(os.path.join(folder, "manifest.json"), "wb") as fh:
+        fh.write(raw)
+    with open(os.path.join(folder, "manifest.sig"), "wb") as fh:
+        fh.write(base64.b64encode(sign(load_private_key(private), raw)) + b"\n")
+    assert not mapped.has_index_files(load_snapshot(db, public).manifest)
     index = load_index(db, public)
     assert [m.indicator_id for m in index.match_pdq([codes[1].tobytes()])] == ["p000001"]
 

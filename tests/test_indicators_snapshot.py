@@ -6,6 +6,7 @@ import os
 import stat
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from csadetect.core import fs
@@ -19,6 +20,7 @@ from csadetect.indicators.rows import (
     read_jsonl,
 )
 from csadetect.core.keys import SigningError, generate_keypair, load_private_key, load_public_key, sign, verify
+from csadetect.indicators import snapshot_build
 from csadetect.indicators.snapshot import (
     SnapshotError,
     build_snapshot,
@@ -439,6 +441,25 @@ def test_delta_errors(tmp_path, keys):
     with pytest.raises(SnapshotError, match="base must be 'latest' or a version number"):
         build_snapshot([], db, private, base="newest")
     assert current_version(db) == 1
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 2])
+def test_a_repeated_id_is_refused_by_name(tmp_path, keys, monkeypatch, chunk):
+    """Ids are checked sorted, neighbour by neighbour, a chunk at a time: a repeat is found across
+    kinds and across a chunk's edge (chunks of 2 rows), and nothing is written."""
+    monkeypatch.setattr(snapshot_build, "WRITE_CHUNK", chunk)
+    db = str(tmp_path / "db")
+    table = pa.table({"indicator_id": ["a", "m", "b", "z", "m"], "kind": ["pdq", "md5", "pdq", "md5", "pdq"],
+                      "value": ["f" * 64, "0" * 32, "e" * 64, "1" * 32, "d" * 64]})
+    with pytest.raises(SnapshotError, match="^indicator id 'm' appears more than once$"):
+        build_snapshot(table, db, keys[0])
+    assert not os.path.exists(db)
+    bad = table.slice(0, 4).set_column(2, "value", pa.array(["f" * 64, "0" * 32, "e" * 64, "1" * 31]))
+    with pytest.raises(SnapshotError, match="32 hex"):  # in the last chunk, once the pdq rows' were written
+        build_snapshot(bad, db, keys[0])
+    assert os.listdir(os.path.join(db, "versions")) == []  # the staging directory is gone
+    build_snapshot(table.slice(0, 4), db, keys[0])
+    assert len(load_snapshot(db, keys[1])) == 4
 
 
 def test_full_snapshot_with_disable(tmp_path, keys):

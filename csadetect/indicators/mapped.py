@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csadetect.core import fs
-from csadetect.indicators.snapshot import CODES_FILE, CODES_KIND, SnapshotError, _npy_bytes, kind_rank
+from csadetect.indicators.snapshot import CODES_FILE, CODES_KIND, SnapshotError, _open_npy
 from csadetect.signals import names
 from csadetect.signals.hamming import HASH_BYTES, MultiIndexHash
 
@@ -63,34 +63,65 @@ def dictionary_codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
     return names_, encoded.indices.to_numpy(zero_copy_only=False).astype(dtype)
 
 
-def index_files(table: pa.Table, codes: np.ndarray) -> tuple[dict, dict[str, bytes]]:
-    """``(manifest["index"], {file name: bytes})`` for a full version's sorted ``table`` and the
-    codes of its pdq rows."""
-    ranks = kind_rank(table).to_numpy(zero_copy_only=False)
-    kinds = names()
-    bounds = np.searchsorted(ranks, np.arange(len(kinds) + 1))
-    layout = {kind: [int(bounds[i]), int(bounds[i + 1])] for i, kind in enumerate(kinds) if bounds[i + 1] > bounds[i]}
-    is_pdq = pc.equal(table["kind"], CODES_KIND)
-    values = pc.if_else(is_pdq, pa.scalar(None, pa.string()), table["value"])
-    rows = pa.table({"indicator_id": table["indicator_id"], "value": values}, schema=ROWS_SCHEMA)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, ROWS_SCHEMA) as writer:
+class IndexWriter:
+    """Writes a full version's index files into the local directory ``directory``, fed its rows in
+    canonical order a chunk at a time (:meth:`add`), then :meth:`close` with the version's pdq codes:
+    the arrays are memory-mapped files, so the writer holds no copy of the version.
+
+    ``table`` holds all the version's rows in any order (for the category and source names, sorted)
+    and ``tally`` its :func:`csadetect.indicators.snapshot.counts` (for the row layout)."""
+
+    def __init__(self, directory: str, table: pa.Table, tally: dict):
+        self.directory, self.n = directory, table.num_rows
+        kinds, first = tally["kinds"], 0
+        self.layout = {}
+        for kind in names():
+            size = sum(kinds.get(kind, {}).values())
+            if size:
+                self.layout[kind] = [first, first + size]
+                first += size
+        self.names, self.codes = {}, {}
+        for name, column in ((CATEGORY_FILE, "category"), (SOURCE_FILE, "source")):
+            values = sorted(pc.unique(table[column]).to_pylist())
+            dtype = np.uint16 if len(values) <= 1 << 16 else np.int32
+            self.names[column] = values
+            self.codes[column] = _open_npy(os.path.join(directory, name), dtype, (self.n,))
+        self.disabled: list[np.ndarray] = []
+        self._rows = pa.ipc.new_file(os.path.join(directory, ROWS_FILE), ROWS_SCHEMA)
+
+    def add(self, part: pa.Table, first: int) -> None:
+        """Rows ``first`` to ``first + len(part)`` of the version, in canonical order."""
+        values = pc.if_else(pc.equal(part["kind"], CODES_KIND), pa.scalar(None, pa.string()), part["value"])
+        rows = pa.table({"indicator_id": part["indicator_id"], "value": values}, schema=ROWS_SCHEMA)
         for batch in rows.to_batches(max_chunksize=BATCH_ROWS):
-            writer.write_batch(batch)
-    categories, category_codes = dictionary_codes(table["category"])
-    sources, source_codes = dictionary_codes(table["source"])
-    disabled = np.flatnonzero(table["disabled_at"].is_valid().to_numpy(zero_copy_only=False)).astype(np.int64)
-    blobs = {ROWS_FILE: sink.getvalue().to_pybytes(), CATEGORY_FILE: _npy_bytes(category_codes),
-             SOURCE_FILE: _npy_bytes(source_codes), DISABLED_FILE: _npy_bytes(disabled)}
-    mih = len(codes) >= MultiIndexHash.FLAT_BELOW
-    meta = {"rows": table.num_rows, "layout": layout, "categories": categories, "sources": sources, "mih": mih}
-    if mih:
-        meta["mih_bits"] = bits = MultiIndexHash.bits_for(len(codes))
-        order, offsets = MultiIndexHash.build_tables(codes, bits)
-        blobs[ORDER_FILE] = _npy_bytes(order)
-        del order
-        blobs[OFFSETS_FILE] = _npy_bytes(offsets)
-    return meta, blobs
+            self._rows.write_batch(batch)
+        for column, codes in self.codes.items():
+            where = pc.index_in(part[column], value_set=pa.array(self.names[column], pa.string()))
+            codes[first:first + part.num_rows] = where.to_numpy(zero_copy_only=False)
+        self.disabled.append(first + np.flatnonzero(part["disabled_at"].is_valid().to_numpy(zero_copy_only=False)))
+
+    def close(self, codes: np.ndarray) -> dict:
+        """Finish the files (the multi-index tables of ``codes``, the pdq codes in row order) and
+        return ``manifest["index"]``."""
+        self._rows.close()
+        for array in self.codes.values():
+            if isinstance(array, np.memmap):
+                array.flush()
+        disabled = np.concatenate(self.disabled) if self.disabled else np.zeros(0)
+        np.save(os.path.join(self.directory, DISABLED_FILE), disabled.astype(np.int64))
+        mih = len(codes) >= MultiIndexHash.FLAT_BELOW
+        meta = {"rows": self.n, "layout": self.layout, "categories": self.names["category"],
+                "sources": self.names["source"], "mih": mih}
+        if mih:
+            meta["mih_bits"] = bits = MultiIndexHash.bits_for(len(codes))
+            tables, n = 256 // bits, len(codes)
+            order = _open_npy(os.path.join(self.directory, ORDER_FILE), np.uint32, (tables * n,))
+            offsets = _open_npy(os.path.join(self.directory, OFFSETS_FILE), MultiIndexHash.offsets_dtype(n, bits),
+                                (tables * (1 << bits) + 1,))
+            MultiIndexHash.build_tables(codes, bits, order, offsets)
+            order.flush()
+            offsets.flush()
+        return meta
 
 
 # Files read a row here and a row there (the id, category and source of a hit): mapped for random

@@ -65,7 +65,7 @@ from csadetect.indicators.snapshot_tables import (
     SCHEMA,
     Delta,
     Snapshot,
-    _npy_bytes,
+    _open_npy,
     _resolve,
     counts,
     kind_rank,

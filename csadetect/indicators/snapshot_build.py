@@ -12,14 +12,16 @@ another build published meanwhile.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from typing import Iterable, Optional, Sequence, Union
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from csadetect.core import fs
 from csadetect.core.keys import PrivateKeyLike, SigningError, key_id, load_private_key, sign
 from csadetect.core.timeutil import utc_iso
 from csadetect.indicators.rows import Indicator
@@ -43,16 +45,18 @@ from csadetect.indicators.snapshot_store import (
     list_versions,
 )
 from csadetect.indicators.snapshot_tables import (
+    CODES_KIND,
     SCHEMA,
     _check_values,
-    _npy_bytes,
-    _parquet_bytes,
+    _open_npy,
     _pdq_codes,
     _resolve,
     _sorted,
     counts,
     rows_to_table,
+    sort_order,
 )
+from csadetect.signals.pdq import PdqSignal
 
 
 def _delta_rows(new: pa.Table, base: pa.Table, now: str) -> pa.Table:
@@ -87,6 +91,56 @@ def _tombstones(ids: Sequence[str], tables: Sequence[pa.Table], now: str) -> pa.
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
+WRITE_CHUNK = 1 << 20  # rows taken from the sort order at a time while a version's files are written
+
+
+def _check_unique(ids: pa.ChunkedArray) -> None:
+    """Refuse ids that repeat, naming the first one: sorted, then each compared with its neighbour a
+    chunk at a time (8 bytes a row; a hash set of the ids took ~100)."""
+    order = pc.sort_indices(ids)
+    for first in range(0, len(ids), WRITE_CHUNK):
+        part = ids.take(order[max(first - 1, 0):first + WRITE_CHUNK])
+        same = pc.equal(part[1:], part[:-1])
+        if pc.any(same).as_py():
+            raise SnapshotError(f"indicator id {part[pc.index(same, True).as_py()].as_py()!r} appears more than once")
+
+
+def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: str,
+                 chunk: Optional[int] = None) -> Optional[dict]:
+    """Write the version of ``table`` (its rows in any order) into the local directory ``staging``:
+    the data file and the pdq codes, and for a ``full`` version its index files
+    (:class:`csadetect.indicators.mapped.IndexWriter`); returns ``manifest["index"]`` (None for a
+    delta). Rows are taken ``chunk`` rows at a time (default :data:`WRITE_CHUNK`) in canonical order
+    and every array is a memory-mapped file, so no sorted copy of the table, and no file, is held in
+    memory. A full version's missing ``added_at`` become ``now``."""
+    chunk = chunk or WRITE_CHUNK
+    order = sort_order(table)
+    n_codes = sum(tally["kinds"].get(CODES_KIND, {}).values())
+    codes = _open_npy(os.path.join(staging, CODES_FILE), np.uint8, (n_codes, PdqSignal.nbytes))
+    index = None
+    if full:
+        from csadetect.indicators import mapped  # mapped imports snapshot, which imports this module: not at the top
+
+        index = mapped.IndexWriter(staging, table, tally)
+    data_name = FULL_FILE if full else DELTA_FILE
+    done_codes = 0
+    with pq.ParquetWriter(os.path.join(staging, data_name), SCHEMA, compression="zstd") as parquet:
+        for first in range(0, table.num_rows, chunk):
+            part = table.take(order[first:first + chunk])
+            if full:
+                part = part.set_column(6, "added_at", pc.fill_null(part["added_at"], now))
+            _check_values(part)
+            part_codes = _pdq_codes(part)
+            codes[done_codes:done_codes + len(part_codes)] = part_codes
+            done_codes += len(part_codes)
+            parquet.write_table(part)
+            if index is not None:
+                index.add(part, first)
+    if isinstance(codes, np.memmap):
+        codes.flush()
+    return index.close(codes) if index is not None else None
+
+
 def build_snapshot(
     rows: Union[pa.Table, Iterable[Indicator]],
     db_dir: str,
@@ -103,6 +157,10 @@ def build_snapshot(
     sticky: a delta never re-enables a disabled id (re-add it under a new id, or build a new full
     snapshot). A full snapshot of no rows is refused (it would drop every indicator). ``CURRENT``
     moves to the new version only after all its files are written, and never backwards.
+
+    The files are written a chunk of rows at a time into a local staging directory (on an object
+    store's database, a temporary one, uploaded file by file, the manifest last), so a full build
+    holds about the input table, its sort order (8 bytes a row) and one chunk.
     """
     try:
         key = load_private_key(private_key)
@@ -111,8 +169,7 @@ def build_snapshot(
     db_dir = os.fspath(db_dir)
     now = utc_iso()
     new = rows_to_table(rows)
-    if pc.count_distinct(new["indicator_id"]).as_py() != new.num_rows:
-        raise SnapshotError("indicator ids are not unique")
+    _check_unique(new["indicator_id"])
     disable_ids = list(disable_ids)
     existing = list_versions(db_dir)
     try:
@@ -125,11 +182,10 @@ def build_snapshot(
             raise SnapshotError("no indicator rows: a full snapshot of none would drop every indicator "
                                 "(to remove some, build a delta: --base latest --disable ID...)")
         parent = None
-        new = new.set_column(6, "added_at", pc.fill_null(new["added_at"], now))
         if disable_ids:
             dead = _tombstones(disable_ids, [new], now)
             new = pa.concat_tables([new.filter(pc.invert(pc.is_in(new["indicator_id"], dead["indicator_id"]))), dead])
-        data, totals = _sorted(new), None
+        data, totals = new, None
     else:
         if base == "latest":
             parent = _latest_signed(db_dir, key.public_key())
@@ -147,41 +203,34 @@ def build_snapshot(
             dead = _delta_rows(dead, base_snap.table, now)  # drops already-disabled rows
             delta = pa.concat_tables([delta, dead])
         data = _sorted(delta)
+        _check_values(data)
         resolved, _ = _resolve([(base_snap.table, base_snap.pdq_codes), (data, _pdq_codes(data))])
         totals = counts(resolved)
-    codes = _pdq_codes(data)
-    _check_values(data)
-    data_name = FULL_FILE if parent is None else DELTA_FILE
-    blobs = {data_name: _parquet_bytes(data), CODES_FILE: _npy_bytes(codes)}
-    index_meta = None
-    if parent is None:  # a full version carries its index files, ready to map (indicators/mapped.py)
-        from csadetect.indicators import mapped  # mapped imports snapshot, which imports this module: not at the top
-
-        index_meta, index_blobs = mapped.index_files(data, codes)
-        blobs.update(index_blobs)
-    manifest = {
-        "format": FORMAT,
-        "version": version,
-        "type": "full" if parent is None else "delta",
-        "parent": parent,
-        "created_at": now,
-        "key_id": key_id(key),
-        "counts": counts(data),
-        "totals": totals or counts(data),
-        "files": {n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for n, b in blobs.items()},
-    }
-    if index_meta is not None:
-        manifest["index"] = index_meta
-    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    # the manifest goes last: on an object store (no atomic directory rename) a version counts as
-    # published (head(), _list) once its manifest exists, and by then every other file is there
-    blobs[SIGNATURE] = base64.b64encode(sign(key, manifest_bytes)) + b"\n"
-    blobs[MANIFEST] = manifest_bytes
+    tally = counts(data)
     final = _version_dir(db_dir, version)
     staging = _new_dir(final)
     try:
-        for name, blob in blobs.items():
-            _write(_join(staging, name), blob)
+        index_meta = _write_files(data, staging, parent is None, tally, now)
+        manifest = {
+            "format": FORMAT,
+            "version": version,
+            "type": "full" if parent is None else "delta",
+            "parent": parent,
+            "created_at": now,
+            "key_id": key_id(key),
+            "counts": tally,
+            "totals": totals or tally,
+            "files": {name: {"sha256": fs.sha256_file(os.path.join(staging, name)),
+                             "bytes": os.path.getsize(os.path.join(staging, name))}
+                      for name in sorted(os.listdir(staging))},
+        }
+        if index_meta is not None:
+            manifest["index"] = index_meta
+        manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        # the manifest goes last: on an object store (no atomic directory rename) a version counts as
+        # published (head(), _list) once its manifest exists, and by then every other file is there
+        _write(_join(staging, SIGNATURE), base64.b64encode(sign(key, manifest_bytes)) + b"\n")
+        _write(_join(staging, MANIFEST), manifest_bytes)
     except BaseException:
         _drop_dir(staging)
         raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from typing import Optional
 
@@ -70,9 +71,10 @@ def _list(path: str) -> list[str]:
 
 
 def _new_dir(path: str) -> str:
-    """A private staging directory next to ``path`` (local only; URLs need none)."""
+    """A private local staging directory for the version directory ``path``: next to it locally
+    (published by one rename), a temporary one for a URL (uploaded by :func:`_publish_dir`)."""
     if fs.is_url(path):
-        return path
+        return tempfile.mkdtemp(prefix="csadetect-staging-")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     staging = os.path.join(os.path.dirname(path), f".staging-{os.path.basename(path)}-{uuid.uuid4().hex[:8]}")
     os.makedirs(staging)
@@ -80,9 +82,17 @@ def _new_dir(path: str) -> str:
 
 
 def _publish_dir(staging: str, path: str) -> None:
-    """Rename the staging directory into place; on failure (the version exists: another build) it
-    is removed, so no half-built version is left beside the published ones."""
-    if staging == path:
+    """Put the staging directory's files in place as ``path``: one rename locally (on failure, the
+    version exists: another build, it is removed, so no half-built version is left beside the
+    published ones); on an object store, uploaded file by file, streamed, the manifest last (a
+    version counts as published once its manifest exists)."""
+    if fs.is_url(path):
+        try:
+            for name in sorted(os.listdir(staging), key=lambda n: n == MANIFEST):
+                with open(os.path.join(staging, name), "rb") as src, fs.open_write(_join(path, name)) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 24)
+        finally:
+            _drop_dir(staging)
         return
     try:
         os.rename(staging, path)
@@ -92,9 +102,8 @@ def _publish_dir(staging: str, path: str) -> None:
 
 
 def _drop_dir(staging: str) -> None:
-    """Remove a staging directory of :func:`_new_dir` (nothing for a URL: it wrote in place)."""
-    if not fs.is_url(staging):
-        shutil.rmtree(staging, ignore_errors=True)
+    """Remove a staging directory of :func:`_new_dir`."""
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,13 +10,11 @@ re-exports the public names.
 from __future__ import annotations
 
 import dataclasses
-import io
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from csadetect.indicators.rows import FIELDS, Indicator
 from csadetect.indicators.snapshot_store import SnapshotError
@@ -86,11 +84,16 @@ def kind_rank(table: pa.Table) -> pa.Array:
     return pc.index_in(table["kind"], value_set=pa.array(names()))
 
 
+def sort_order(table: pa.Table) -> pa.Array:
+    """Row positions of ``table`` in the canonical order on disk and in memory: by kind (pdq first)
+    then id (8 bytes a row; the table is not copied)."""
+    keyed = pa.table({"_rank": kind_rank(table), "indicator_id": table["indicator_id"]})
+    return pc.sort_indices(keyed, sort_keys=[("_rank", "ascending"), ("indicator_id", "ascending")])
+
+
 def _sorted(table: pa.Table) -> pa.Table:
-    """Rows ordered by kind (pdq first) then id: the canonical order on disk and in memory."""
-    keyed = table.append_column("_rank", kind_rank(table))
-    order = pc.sort_indices(keyed, sort_keys=[("_rank", "ascending"), ("indicator_id", "ascending")])
-    return table.take(order)
+    """Rows in the canonical order (:func:`sort_order`), as a new table."""
+    return table.take(sort_order(table))
 
 
 def _of_kind(table: pa.Table, kind: str) -> pa.ChunkedArray:
@@ -115,28 +118,26 @@ def _check_values(table: pa.Table) -> None:
 
 
 def counts(table: pa.Table) -> dict:
-    """``{"rows": n, "kinds": {kind: {"active": a, "disabled": d}}}`` for a table."""
-    kinds = table["kind"].to_numpy(zero_copy_only=False)
-    disabled = table["disabled_at"].is_null().to_numpy(zero_copy_only=False) == False  # noqa: E712
-    out = {}
-    for kind in names():
-        mask = kinds == kind
-        if mask.any():
-            off = int((mask & disabled).sum())
-            out[kind] = {"active": int(mask.sum()) - off, "disabled": off}
+    """``{"rows": n, "kinds": {kind: {"active": a, "disabled": d}}}`` for a table, in any row
+    order (counted in Arrow: no Python object per row)."""
+
+    def per_kind(column) -> dict:
+        return {c["values"]: c["counts"] for c in pc.value_counts(column).to_pylist()}
+
+    total = per_kind(table["kind"])
+    off = per_kind(table.filter(pc.is_valid(table["disabled_at"]))["kind"])
+    out = {kind: {"active": total[kind] - off.get(kind, 0), "disabled": off.get(kind, 0)}
+           for kind in names() if total.get(kind)}
     return {"rows": table.num_rows, "kinds": out}
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue().to_pybytes()
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
+def _open_npy(path: str, dtype, shape: tuple) -> np.ndarray:
+    """A ``.npy`` file of ``shape`` being written, memory-mapped (an empty one is saved at once:
+    nothing to map); flush a ``np.memmap`` when done."""
+    if not int(np.prod(shape)):
+        np.save(path, np.zeros(shape, dtype=dtype))
+        return np.zeros(shape, dtype=dtype)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
 
 
 def _resolve(parts: Sequence[tuple[pa.Table, np.ndarray]]) -> tuple[pa.Table, np.ndarray]:
