@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 import pytest
 
@@ -46,6 +47,23 @@ def test_build_refuses_a_full_snapshot_of_no_rows(tmp_path, capsys, db):
     assert list_versions(path) == [1] and current_version(path) == 1
 
 
+def test_build_names_the_lines_of_a_repeated_id(tmp_path, capsys, db, monkeypatch):
+    """The streaming read keeps no set of ids (~150 bytes a row); the build's sorted check finds a
+    repeat, and the error names its lines as reading the whole file does, in chunks or not."""
+    from csadetect.indicators import snapshot_tables
+
+    path, private, _ = db
+    rows = [Indicator(f"r{i}", "md5", f"{i:032x}") for i in range(5)] + [Indicator("r1", "md5", "f" * 32)]
+    csv = tmp_path / "rows.csv"
+    write_csv(rows, str(csv))
+    for chunk in (1000, 2):
+        monkeypatch.setattr(snapshot_tables, "TABLE_CHUNK", chunk)
+        code, out, err = run_cli(capsys, "indicators", "build", "--input", csv, "--key", private, "--out",
+                                 str(tmp_path / "new"))
+        assert code == 1 and out == [] and err == f"error: {csv}:7: duplicate indicator_id 'r1' (first on line 3)\n"
+        assert not (tmp_path / "new").exists()
+
+
 def test_build_reads_a_large_input_in_chunks_with_progress(tmp_path, capsys, db, monkeypatch):
     """`indicators build` turns its input into Arrow a chunk at a time (an object per row was about
     1.4 KB: 14 GB for 10M rows) and says how far it has read; the snapshot is the same."""
@@ -58,14 +76,28 @@ def test_build_reads_a_large_input_in_chunks_with_progress(tmp_path, capsys, db,
     write_csv(rows, str(csv))
     # the chunked table equals the one made from all rows at once; progress after each chunk
     seen = []
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
     table = snapshot_tables.indicator_table(iter(read_indicators(str(csv))), seen.append, chunk=3)
     assert table.equals(snapshot_tables.rows_to_table(rows)) and seen == [3, 6]
+    # more than one chunk: read back mapped from an Arrow file of the chunks, unlinked at once
+    assert table["indicator_id"].num_chunks == 3 and list(spill.iterdir()) == []
     assert snapshot_tables.indicator_table(iter(())).num_rows == 0
+
+    def failing():
+        yield from rows[:4]
+        raise IndicatorError("line 5: bad row")
+
+    with pytest.raises(IndicatorError):
+        snapshot_tables.indicator_table(failing(), chunk=3)
+    assert list(spill.iterdir()) == []
     monkeypatch.setattr(snapshot_tables, "TABLE_CHUNK", 2)
     monkeypatch.setattr(output, "PROGRESS_SECONDS", 0.0)
     code, out, err = run_cli(capsys, "indicators", "build", "--input", csv, "--key", private, "--out", path,
                              "--base", "latest")
     assert code == 0 and f"reading {csv}: 6 rows" in err, err
+    assert list(spill.iterdir()) == []
     built = {r.indicator_id for r in snapshot.load_snapshot(path, _public(path)).rows()}
     assert built >= {r.indicator_id for r in rows}
     # a bad row late in the input still stops the build with one line, before anything is written

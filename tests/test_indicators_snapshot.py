@@ -8,6 +8,7 @@ import stat
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from csadetect.core import fs
 from csadetect.indicators.rows import (
@@ -20,7 +21,7 @@ from csadetect.indicators.rows import (
     read_jsonl,
 )
 from csadetect.core.keys import SigningError, generate_keypair, load_private_key, load_public_key, sign, verify
-from csadetect.indicators import snapshot_build
+from csadetect.indicators import snapshot_build, snapshot_tables
 from csadetect.indicators.snapshot import (
     SnapshotError,
     build_snapshot,
@@ -441,6 +442,21 @@ def test_delta_errors(tmp_path, keys):
     with pytest.raises(SnapshotError, match="base must be 'latest' or a version number"):
         build_snapshot([], db, private, base="newest")
     assert current_version(db) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(0, 6), min_size=1, max_size=5), data=st.data())
+def test_take_rows_equals_arrows_take(sizes, data):
+    """take_rows gathers chunk by chunk (Arrow's take concatenates every chunk first) and gives what
+    Arrow's take gives, for any chunking and any indices, repeats and empty chunks included."""
+    chunks, start = [], 0
+    for size in sizes:
+        chunks.append(pa.table({"id": [f"i{start + k}" for k in range(size)], "n": list(range(start, start + size))},
+                               schema=pa.schema([("id", pa.string()), ("n", pa.int64())])))
+        start += size
+    table = pa.concat_tables(chunks)
+    indices = data.draw(st.lists(st.integers(0, start - 1), max_size=12)) if start else []
+    assert snapshot_tables.take_rows(table, indices).equals(table.take(pa.array(indices, pa.int64())))
 
 
 @pytest.mark.parametrize("chunk", [1 << 20, 2])

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from csadetect.cli import indicators as cli
 from csadetect.cli.main import main as csadetect_main
@@ -80,6 +81,27 @@ def test_indicator_rows_go_through_the_signal_type(name):
     with pytest.raises(SignalError) as signal_error:
         get(name).validate("zz")
     assert str(row_error.value) == str(signal_error.value)
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(st.binary(min_size=16, max_size=16), max_size=9), cut=st.integers(0, 4), data=st.data())
+def test_hex_to_codes_reads_the_data_buffer_of_any_chunking_or_slice(values, cut, data):
+    """Hex columns are parsed from the string data buffer (no Python object per value): sliced and
+    chunked arrays, and string and large_string types, give bytes.fromhex's answer."""
+    from csadetect.signals import hex_to_codes
+
+    hexes = [v.hex() for v in values]
+    expected = np.array([list(v) for v in values], dtype=np.uint8).reshape(len(values), 16)
+    split = data.draw(st.integers(0, len(hexes)))
+    for kind in (pa.string(), pa.large_string()):
+        whole = pa.array(["0" * 32] * cut + hexes, kind).slice(cut)
+        chunked = pa.chunked_array([pa.array(hexes[:split], kind), pa.array(hexes[split:], kind)], kind)
+        for column in (whole, chunked, hexes):
+            assert np.array_equal(hex_to_codes(column, 16), expected)
+    if hexes:
+        for bad in (hexes[:-1] + [hexes[-1].upper().replace("A", "G")[:31] + "Z"], hexes[:-1] + [hexes[-1][:30]]):
+            with pytest.raises(SignalError):
+                hex_to_codes(pa.array(bad), 16)
 
 
 def test_registry():

@@ -23,11 +23,11 @@ from csadetect.core import fs
 from csadetect.core.keys import SigningError, generate_keypair, key_id, load_private_key
 from csadetect.indicators import formats
 from csadetect.indicators.index import IndicatorIndex
-from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, from_media, iter_indicators, kinds_for,
-                                       value_kind, write_csv)
+from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, duplicate_error, from_media,
+                                       iter_indicators, kinds_for, value_kind, write_csv)
 from csadetect.indicators.mapped import has_index_files, map_version
-from csadetect.indicators.snapshot import (SnapshotError, build_snapshot, check_head, compact, diff, head, info,
-                                           load_snapshot, table_rows, version_dir)
+from csadetect.indicators.snapshot import (DuplicateIdError, SnapshotError, build_snapshot, check_head, compact, diff,
+                                           head, info, load_snapshot, table_rows, version_dir)
 from csadetect.indicators.snapshot_tables import indicator_table
 from csadetect.media.hashing import (VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file, hash_video_upload,
                                      is_video_path, read_media)
@@ -134,7 +134,10 @@ def cmd_build(args) -> int:
     key = load_private_key(args.key)  # fail fast, before reading a large input
     rows = indicator_table(iter_indicators(args.input, args.format, args.kind), Count(f"reading {args.input}")) \
         if args.input else []
-    manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or ())
+    try:
+        manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or ())
+    except DuplicateIdError as exc:  # the read keeps no set of ids: its lines are found again
+        raise duplicate_error(args.input, args.format, args.kind, exc.indicator_id) from None
     kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"
     say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")
     emit({k: manifest[k] for k in ("version", "type", "parent", "created_at", "key_id", "counts", "totals")})

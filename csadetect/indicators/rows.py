@@ -326,20 +326,38 @@ def format_for(path: str, override: Optional[str] = None) -> str:
 def read_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = None) -> list[Indicator]:
     """Read and validate an indicator file; raises IndicatorError naming file and line. ``kind``:
     of the values of a hash list (see :func:`read_hashes`); CSV and JSON Lines rows name their own."""
-    return list(iter_indicators(path, fmt, kind))
+    return list(_unique(_located(path, fmt, kind)))
 
 
 def iter_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = None) -> Iterator[Indicator]:
-    """:func:`read_indicators` one row at a time (ids checked unique as they come): for inputs too
-    large for an object per row (``csadetect.indicators.snapshot_tables.indicator_table``)."""
+    """:func:`read_indicators` one row at a time, for inputs too large for an object per row
+    (``csadetect.indicators.snapshot_tables.indicator_table``). Ids are not checked unique here (a
+    dict of them held ~150 bytes a row): ``build_snapshot`` refuses a repeated id, and
+    :func:`duplicate_error` finds its lines again."""
+    return (row for _, row in _located(path, fmt, kind))
+
+
+def duplicate_error(path: str, fmt: Optional[str], kind: Optional[str], indicator_id: str) -> IndicatorError:
+    """The error :func:`read_indicators` gives for ``indicator_id`` repeated in ``path`` (its two
+    first lines), found by one more pass over the file."""
+    try:
+        for _ in _unique(found for found in _located(path, fmt, kind) if found[1].indicator_id == indicator_id):
+            pass
+    except IndicatorError as exc:
+        return exc
+    return IndicatorError(f"{path}: duplicate indicator_id {indicator_id!r}")
+
+
+def _located(path: str, fmt: Optional[str], kind: Optional[str]) -> Iterator[tuple[str, Indicator]]:
+    """``(file:line, row)`` of each row of an indicator file (format and kind checked at once)."""
     fmt = format_for(path, fmt)
     if kind is not None and fmt != "hashes":
         raise IndicatorError(f"{path}: a kind is given for hash lists only ({fmt} rows name their own)")
     if fmt == "csv":
-        return _unique(_csv_rows(path))
+        return _csv_rows(path)
     if fmt == "jsonl":
-        return _unique(_jsonl_rows(path))
-    return _unique(_hash_rows(path, kind, DEFAULT_CATEGORY))
+        return _jsonl_rows(path)
+    return _hash_rows(path, kind, DEFAULT_CATEGORY)
 
 
 def check_output(path: str, overwrite: bool = False) -> None:

@@ -55,6 +55,7 @@ from csadetect.indicators.snapshot_store import (
     FULL_FILE,
     MANIFEST,
     SIGNATURE,
+    DuplicateIdError,
     SnapshotError,
     current_version,
     list_versions,

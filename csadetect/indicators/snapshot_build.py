@@ -31,6 +31,7 @@ from csadetect.indicators.snapshot_store import (
     CODES_FILE,
     DELTA_FILE,
     FULL_FILE,
+    DuplicateIdError,
     MANIFEST,
     SIGNATURE,
     SnapshotError,
@@ -55,6 +56,7 @@ from csadetect.indicators.snapshot_tables import (
     counts,
     rows_to_table,
     sort_order,
+    take_rows,
 )
 from csadetect.signals.pdq import PdqSignal
 
@@ -97,12 +99,13 @@ WRITE_CHUNK = 1 << 20  # rows taken from the sort order at a time while a versio
 def _check_unique(ids: pa.ChunkedArray) -> None:
     """Refuse ids that repeat, naming the first one: sorted, then each compared with its neighbour a
     chunk at a time (8 bytes a row; a hash set of the ids took ~100)."""
-    order = pc.sort_indices(ids)
+    order = pc.sort_indices(ids).to_numpy()
+    ids = pa.table({"id": ids})
     for first in range(0, len(ids), WRITE_CHUNK):
-        part = ids.take(order[max(first - 1, 0):first + WRITE_CHUNK])
+        part = take_rows(ids, order[max(first - 1, 0):first + WRITE_CHUNK])["id"]
         same = pc.equal(part[1:], part[:-1])
         if pc.any(same).as_py():
-            raise SnapshotError(f"indicator id {part[pc.index(same, True).as_py()].as_py()!r} appears more than once")
+            raise DuplicateIdError(part[pc.index(same, True).as_py()].as_py())
 
 
 def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: str,
@@ -114,7 +117,7 @@ def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: st
     and every array is a memory-mapped file, so no sorted copy of the table, and no file, is held in
     memory. A full version's missing ``added_at`` become ``now``."""
     chunk = chunk or WRITE_CHUNK
-    order = sort_order(table)
+    order = sort_order(table).to_numpy()
     n_codes = sum(tally["kinds"].get(CODES_KIND, {}).values())
     codes = _open_npy(os.path.join(staging, CODES_FILE), np.uint8, (n_codes, PdqSignal.nbytes))
     index = None
@@ -126,11 +129,11 @@ def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: st
     done_codes = 0
     with pq.ParquetWriter(os.path.join(staging, data_name), SCHEMA, compression="zstd") as parquet:
         for first in range(0, table.num_rows, chunk):
-            part = table.take(order[first:first + chunk])
+            part = take_rows(table, order[first:first + chunk])
             if full:
                 part = part.set_column(6, "added_at", pc.fill_null(part["added_at"], now))
-            _check_values(part)
-            part_codes = _pdq_codes(part)
+            _check_values(part, skip=(CODES_KIND,))
+            part_codes = _pdq_codes(part)  # checks the pdq values
             codes[done_codes:done_codes + len(part_codes)] = part_codes
             done_codes += len(part_codes)
             parquet.write_table(part)

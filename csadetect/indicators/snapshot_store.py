@@ -28,6 +28,14 @@ class SnapshotError(RuntimeError):
     """A snapshot that cannot be built, found or trusted; the message is one line."""
 
 
+class DuplicateIdError(SnapshotError):
+    """Rows to build hold ``indicator_id`` more than once."""
+
+    def __init__(self, indicator_id: str):
+        super().__init__(f"indicator id {indicator_id!r} appears more than once")
+        self.indicator_id = indicator_id
+
+
 # ---------------------------------------------------------------------------------------------
 # Filesystem helpers: the only place that touches storage. Swap these to support another store.
 

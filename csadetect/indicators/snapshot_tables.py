@@ -10,6 +10,8 @@ re-exports the public names.
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -58,20 +60,39 @@ def indicator_table(rows: Iterable[Indicator], progress: Optional[Callable[[int]
                     chunk: Optional[int] = None) -> pa.Table:
     """Indicator rows as a table in SCHEMA, converted ``chunk`` rows at a time: an input of
     millions of rows never holds a Python object per row (about 1.4 KB each, against tens of bytes
-    in Arrow). ``progress(rows so far)`` after each chunk (default :data:`TABLE_CHUNK` rows)."""
+    in Arrow). ``progress(rows so far)`` after each chunk (default :data:`TABLE_CHUNK` rows).
+
+    An input of more than one chunk is written chunk by chunk to an Arrow file in the temporary
+    folder (``TMPDIR``), which is unlinked once mapped: the table returned reads it through the page
+    cache, which the kernel can drop, so not even the Arrow columns of 100M rows (about 10 GB) stay
+    in the process's own memory."""
     chunk = chunk or TABLE_CHUNK
-    tables, batch, done = [], [], 0
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= chunk:
-            tables.append(rows_to_table(batch))
-            done += len(batch)
-            batch = []
-            if progress:
-                progress(done)
-    if batch or not tables:
-        tables.append(rows_to_table(batch))
-    return pa.concat_tables(tables)
+    batch, done, path, writer = [], 0, None, None
+    try:
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= chunk:
+                if writer is None:
+                    fd, path = tempfile.mkstemp(prefix="csadetect-rows-", suffix=".arrow")
+                    os.close(fd)
+                    writer = pa.ipc.new_file(path, SCHEMA)
+                writer.write_table(rows_to_table(batch))
+                done += len(batch)
+                batch = []
+                if progress:
+                    progress(done)
+        if writer is None:
+            return rows_to_table(batch)
+        if batch:
+            writer.write_table(rows_to_table(batch))
+        writer.close()
+        writer = None
+        return pa.ipc.open_file(pa.memory_map(path)).read_all()
+    finally:
+        if writer is not None:  # the input failed part way
+            writer.close()
+        if path is not None:
+            os.unlink(path)  # a table mapped from it keeps reading it until it is freed
 
 
 def table_rows(table: pa.Table) -> list[Indicator]:
@@ -91,6 +112,26 @@ def sort_order(table: pa.Table) -> pa.Array:
     return pc.sort_indices(keyed, sort_keys=[("_rank", "ascending"), ("indicator_id", "ascending")])
 
 
+def take_rows(table: pa.Table, indices) -> pa.Table:
+    """``table.take(indices)`` gathered chunk by chunk: Arrow's take first concatenates the chunks of
+    every column, a copy of the whole table per call (a table read in chunks or mapped from a file
+    has many), where this copies only the rows taken."""
+    batches, indices = table.to_batches(), np.asarray(indices, dtype=np.int64)
+    if len(batches) <= 1:
+        return table.take(pa.array(indices))
+    starts = np.cumsum([0] + [b.num_rows for b in batches])
+    which = np.searchsorted(starts, indices, side="right") - 1
+    by_batch = np.argsort(which, kind="stable")
+    pieces, edges = [], np.searchsorted(which[by_batch], np.arange(len(batches) + 1))
+    for i, batch in enumerate(batches):
+        if edges[i + 1] > edges[i]:
+            pieces.append(batch.take(pa.array(indices[by_batch[edges[i]:edges[i + 1]]] - starts[i])))
+    gathered = pa.Table.from_batches(pieces, schema=table.schema).combine_chunks()  # the rows taken, by batch
+    back = np.empty_like(by_batch)
+    back[by_batch] = np.arange(len(by_batch))
+    return gathered.take(pa.array(back))
+
+
 def _sorted(table: pa.Table) -> pa.Table:
     """Rows in the canonical order (:func:`sort_order`), as a new table."""
     return table.take(sort_order(table))
@@ -108,11 +149,13 @@ def _pdq_codes(table: pa.Table) -> np.ndarray:
         raise SnapshotError(str(exc)) from None
 
 
-def _check_values(table: pa.Table) -> None:
-    """Check each kind's values as its signal type checks a trusted column (hex widths)."""
+def _check_values(table: pa.Table, skip: Sequence[str] = ()) -> None:
+    """Check each kind's values as its signal type checks a trusted column (hex widths); kinds in
+    ``skip`` are checked elsewhere (CODES_KIND, where :func:`_pdq_codes` parses them anyway)."""
     try:
         for signal in SIGNAL_TYPES.values():
-            signal.check_column(_of_kind(table, signal.name))
+            if signal.name not in skip:
+                signal.check_column(_of_kind(table, signal.name))
     except SignalError as exc:
         raise SnapshotError(str(exc)) from None
 

@@ -194,8 +194,26 @@ def hex_to_codes(values: Union[pa.Array, pa.ChunkedArray, Sequence[str]], nbytes
     lengths = pc.binary_length(values)
     if pc.min(lengths).as_py() != 2 * nbytes or pc.max(lengths).as_py() != 2 * nbytes or values.null_count:
         raise SignalError(f"a {nbytes}-byte hash value is not {2 * nbytes} hex characters")
-    chars = np.asarray(values.to_numpy(zero_copy_only=False), dtype=f"S{2 * nbytes}")
-    nib = _NIBBLE[chars.view(np.uint8).reshape(len(chars), 2 * nbytes)]
-    if (nib == 255).any():
-        raise SignalError(f"invalid (or upper-case) hex in a {nbytes}-byte hash value")
-    return np.ascontiguousarray((nib[:, 0::2] << 4) | nib[:, 1::2])
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    out = np.empty((len(values), nbytes), dtype=np.uint8)
+    done = 0
+    for chunk in chunks:
+        if len(chunk):
+            nib = _NIBBLE[_hex_chars(chunk, 2 * nbytes)]
+            if (nib == 255).any():
+                raise SignalError(f"invalid (or upper-case) hex in a {nbytes}-byte hash value")
+            out[done:done + len(chunk)] = (nib[:, 0::2] << 4) | nib[:, 1::2]
+            done += len(chunk)
+    return out
+
+
+def _hex_chars(chunk: pa.Array, width: int) -> np.ndarray:
+    """The characters of a string array whose values are all ``width`` long, as an (n, width) uint8
+    view of its data buffer (no Python object per value; contiguous, as every length is equal)."""
+    if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
+        offset_type = np.dtype(np.int64 if pa.types.is_large_string(chunk.type) else np.int32)
+        _, offsets, data = chunk.buffers()
+        first = int(np.frombuffer(offsets, dtype=offset_type, count=1, offset=chunk.offset * offset_type.itemsize)[0])
+        return np.frombuffer(data, dtype=np.uint8, count=len(chunk) * width, offset=first).reshape(len(chunk), width)
+    chars = np.asarray(chunk.to_numpy(zero_copy_only=False), dtype=f"S{width}")
+    return chars.view(np.uint8).reshape(len(chars), width)
