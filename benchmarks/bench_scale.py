@@ -6,10 +6,9 @@ Every row runs in a fresh child process (``--child ...``); memory comes from ``/
 ``/proc/PID/smaps_rollup``: a page shared by k processes counts 1/k in each, so the PSS of all
 workers adds up to the machine's real memory, which RSS does not).
 
-* **snapshot**: a signed full snapshot of N random PDQ hashes (ids ``pdq-000000001`` ...), written
-  chunk by chunk with bounded memory (:func:`write_snapshot`: the same files, index files, manifest
-  and signature as ``csadetect.indicators.snapshot.build_snapshot``, checked against it by
-  :func:`check_writer` first). Cached under ``benchmarks/.data/scale/``.
+* **snapshot**: a signed full snapshot of N random PDQ hashes (ids ``pdq-000000001`` ...), generated
+  chunk by chunk into a mapped Arrow file and built by ``csadetect.indicators.snapshot.build_snapshot``
+  (:func:`write_snapshot`). Cached under ``benchmarks/.data/scale/``.
 * **load**: ``load_index`` as a worker calls it: manifest signature, SHA-256 of every mapped
   file, then the files mapped read-only; nothing is built. Seconds, peak and settled RSS, PSS.
 * **lookups**: ``IndicatorIndex.match_pdq`` with one hash per call (queries: 80% database hashes
@@ -33,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,15 +39,14 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from benchmarks.bench_sizing import (MB, _chunk_table, _hex, _ids, log, peak_mb, publish_first_version, reset_peak,
+from benchmarks.bench_sizing import (MB, _chunk_table, _hex, _ids, log, peak_mb, reset_peak,
                                      rss_mb, settle)
 from benchmarks.cache import cached
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / ".data" / "scale"
 SEED = 20261203
-CHUNK = 1 << 20  # rows per written chunk (= mapped.BATCH_ROWS: the same Arrow batches as build_snapshot)
-ADDED_AT = "2026-12-03T00:00:00Z"
+CHUNK = 1 << 20  # rows per generated chunk, and per chunk of codes in the FAISS reference search
 THRESHOLD = 31
 
 
@@ -68,96 +65,35 @@ def pss_mb(pid: str = "self") -> dict:
 
 
 def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) -> dict:
-    """Version 1 of a full snapshot of ``n`` random PDQ rows, chunk by chunk: the parquet file,
-    the codes and every index file of ``csadetect.indicators.mapped``, then the signed manifest."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from csadetect.core.keys import key_id, load_private_key
-    from csadetect.core import fs
-    from csadetect.indicators import mapped
-    from csadetect.indicators import snapshot as snap
-    from csadetect.signals.hamming import MultiIndexHash
-
-    staging = db_dir / "versions" / ".staging-1"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    npy = lambda name, dtype, shape: np.lib.format.open_memmap(staging / name, mode="w+", dtype=dtype, shape=shape)  # noqa: E731
-    codes = npy(snap.CODES_FILE, np.uint8, (n, 32))
-    with pq.ParquetWriter(staging / snap.FULL_FILE, snap.SCHEMA, compression="zstd") as parquet, \
-            pa.ipc.new_file(str(staging / mapped.ROWS_FILE), mapped.ROWS_SCHEMA) as rows:
-        for start in range(0, n, CHUNK):
-            k = min(CHUNK, n - start)
-            chunk = rng.integers(0, 256, (k, 32), dtype=np.uint8)
-            codes[start:start + k] = chunk
-            ids = _ids("pdq-", start, k)
-            parquet.write_table(_chunk_table(ids, "pdq", _hex(chunk)))
-            rows.write_batch(pa.record_batch([ids, pa.nulls(k, pa.string())], schema=mapped.ROWS_SCHEMA))
-            if start and start % (10 * CHUNK) == 0:
-                log(f"    {start:,} rows written")
-    codes.flush()
-    for name in (mapped.CATEGORY_FILE, mapped.SOURCE_FILE):
-        npy(name, np.uint16, (n,)).flush()  # zeros: one category, one source
-    np.save(staging / mapped.DISABLED_FILE, np.zeros(0, dtype=np.int64))
-    mih = n >= MultiIndexHash.FLAT_BELOW
-    if mih:
-        t0 = time.time()
-        bits = MultiIndexHash.bits_for(n)
-        order = npy(mapped.ORDER_FILE, np.uint32, ((256 // bits) * n,))
-        offsets = npy(mapped.OFFSETS_FILE, MultiIndexHash.offsets_dtype(n, bits), ((256 // bits) * (1 << bits) + 1,))
-        MultiIndexHash.build_tables(codes, bits, order, offsets)
-        order.flush()
-        offsets.flush()
-        del order, offsets
-        log(f"    multi-index tables in {time.time() - t0:.0f}s")
-    del codes
-    names = [snap.FULL_FILE, snap.CODES_FILE, mapped.ROWS_FILE, mapped.CATEGORY_FILE, mapped.SOURCE_FILE,
-             mapped.DISABLED_FILE] + ([mapped.ORDER_FILE, mapped.OFFSETS_FILE] if mih else [])
-    files = {name: {"sha256": fs.sha256_file(str(staging / name)), "bytes": (staging / name).stat().st_size}
-             for name in names}
-    tally = {"rows": n, "kinds": {"pdq": {"active": n, "disabled": 0}}}
-    manifest = {
-        "format": snap.FORMAT, "version": 1, "type": "full", "parent": None, "created_at": ADDED_AT,
-        "key_id": key_id(load_private_key(str(private_key))), "counts": tally, "totals": tally, "files": files,
-        "index": {"rows": n, "layout": {"pdq": [0, n]}, "categories": ["unspecified"], "sources": ["eu-centre"],
-                  "mih": mih},
-    }
-    if mih:
-        manifest["index"]["mih_bits"] = bits
-    publish_first_version(db_dir, staging, manifest, private_key)
-    return manifest
-
-
-def check_writer() -> None:
-    """The chunked writer makes what ``build_snapshot`` makes: same index metadata, same arrays,
-    same matches (70k rows: above the multi-index threshold, two chunks are not needed for this)."""
+    """Version 1 of a full snapshot of ``n`` random PDQ rows, built by ``build_snapshot`` itself as
+    ``indicators build`` builds one: the rows are generated chunk by chunk into an Arrow file, which
+    is mapped (so the input of 100M rows is not held in memory), then written and signed."""
     import tempfile
 
     import numpy as np
+    import pyarrow as pa
 
-    from csadetect.core.keys import generate_keypair
-    from csadetect.indicators import mapped
-    from csadetect.indicators.index import load_index
-    from csadetect.indicators.snapshot import build_snapshot, load_snapshot
+    from csadetect.indicators import snapshot as snap
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        generate_keypair(tmp / "keys")
-        key, pub = tmp / "keys" / "private.pem", str(tmp / "keys" / "public.pem")
-        ours = write_snapshot(tmp / "a", key, 70_000, seed=5)
-        table = load_snapshot(str(tmp / "a"), pub).table
-        theirs = build_snapshot(table, str(tmp / "b"), str(key))
-        strip = lambda m: {k: v for k, v in m["index"].items()}  # noqa: E731
-        assert strip(ours) == strip(theirs), (ours["index"], theirs["index"])
-        for name in (mapped.ORDER_FILE, mapped.OFFSETS_FILE, "pdq_codes.npy", mapped.CATEGORY_FILE, mapped.DISABLED_FILE):
-            assert ours["files"][name]["sha256"] == theirs["files"][name]["sha256"], name
-        a, b = load_index(str(tmp / "a"), pub), load_index(str(tmp / "b"), pub)
-        codes = np.load(tmp / "a" / "versions" / "1" / "pdq_codes.npy")
-        for q in codes[:50]:
-            assert a.match_pdq([q.tobytes()]) == b.match_pdq([q.tobytes()])
-    log("writer check: the chunked snapshot equals build_snapshot's")
+    rng = np.random.default_rng(seed)
+    db_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=db_dir.parent) as tmp:
+        path = os.path.join(tmp, "rows.arrow")
+        with pa.ipc.new_file(path, snap.SCHEMA) as rows:
+            for start in range(0, n, CHUNK):
+                k = min(CHUNK, n - start)
+                codes = rng.integers(0, 256, (k, 32), dtype=np.uint8)
+                rows.write_table(_chunk_table(_ids("pdq-", start, k), "pdq", _hex(codes)))
+        table = pa.ipc.open_file(pa.memory_map(path)).read_all()
+        log(f"    {n:,} rows generated; building")
+        t0, last = time.time(), [time.time()]
+
+        def progress(done: int) -> None:
+            if time.time() - last[0] >= 30:
+                last[0] = time.time()
+                log(f"    {done:,} rows written ({time.time() - t0:.0f}s)")
+
+        return snap.build_snapshot(table, str(db_dir), str(private_key), progress=progress)
 
 
 def snapshot(n: int) -> dict:
@@ -173,7 +109,7 @@ def snapshot(n: int) -> dict:
         log(f"  wrote it in {data['write_s']:.0f}s ({sum(data['bytes'].values()) / MB:,.0f} MB on disk)")
         return data
 
-    return cached(DATA / f"pdq-{n}", {"n": n, "seed": SEED, "v": 2}, build)
+    return cached(DATA / f"pdq-{n}", {"n": n, "seed": SEED, "v": 3}, build)
 
 
 # --------------------------------------------------------------------------- children
@@ -409,7 +345,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     sizes = [200_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     count = 300 if args.quick else args.queries
-    check_writer()
     for n in sizes:
         data = snapshot(n)
         entry = results.setdefault(str(n), {})

@@ -102,8 +102,7 @@ def generate_rows(n_items: int, n_embedding: int, seed: int) -> Iterator[tuple]:
 
 def publish_first_version(db_dir: Path, staging: Path, manifest: dict, private_key: Path) -> None:
     """Sign ``manifest`` into ``staging`` and publish it as version 1 of ``db_dir`` (``CURRENT`` -> 1), as
-    ``build_snapshot`` ends: the last step of the benchmarks' own chunked writers (this module's and
-    ``benchmarks.bench_scale``'s)."""
+    ``build_snapshot`` ends: the last step of this module's own chunked writer."""
     from csadetect.core.keys import sign
     from csadetect.indicators import snapshot as snap
 
@@ -123,7 +122,6 @@ def write_snapshot(db_dir: Path, private_key: Path, n_items: int, n_embedding: i
     import pyarrow.parquet as pq
 
     from csadetect.core import fs
-    from csadetect.indicators import mapped
     from csadetect.indicators import snapshot as snap
     from csadetect.core.keys import key_id, load_private_key
     from csadetect.signals import names

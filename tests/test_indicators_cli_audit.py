@@ -93,10 +93,11 @@ def test_build_reads_a_large_input_in_chunks_with_progress(tmp_path, capsys, db,
         snapshot_tables.indicator_table(failing(), chunk=3)
     assert list(spill.iterdir()) == []
     monkeypatch.setattr(snapshot_tables, "TABLE_CHUNK", 2)
+    monkeypatch.setattr(snapshot_build, "WRITE_CHUNK", 2)
     monkeypatch.setattr(output, "PROGRESS_SECONDS", 0.0)
     code, out, err = run_cli(capsys, "indicators", "build", "--input", csv, "--key", private, "--out", path,
                              "--base", "latest")
-    assert code == 0 and f"reading {csv}: 6 rows" in err, err
+    assert code == 0 and f"reading {csv}: 6 rows" in err and f"writing {path}: 4 rows" in err, err
     assert list(spill.iterdir()) == []
     built = {r.indicator_id for r in snapshot.load_snapshot(path, _public(path)).rows()}
     assert built >= {r.indicator_id for r in rows}

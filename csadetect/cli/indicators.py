@@ -135,7 +135,8 @@ def cmd_build(args) -> int:
     rows = indicator_table(iter_indicators(args.input, args.format, args.kind), Count(f"reading {args.input}")) \
         if args.input else []
     try:
-        manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or ())
+        manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or (),
+                                  progress=Count(f"writing {args.out}"))
     except DuplicateIdError as exc:  # the read keeps no set of ids: its lines are found again
         raise duplicate_error(args.input, args.format, args.kind, exc.indicator_id) from None
     kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"

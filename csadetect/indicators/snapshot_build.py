@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -109,14 +109,14 @@ def _check_unique(ids: pa.ChunkedArray) -> None:
 
 
 def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: str,
-                 chunk: Optional[int] = None) -> Optional[dict]:
+                 progress: Optional[Callable[[int], None]] = None) -> Optional[dict]:
     """Write the version of ``table`` (its rows in any order) into the local directory ``staging``:
     the data file and the pdq codes, and for a ``full`` version its index files
     (:class:`csadetect.indicators.mapped.IndexWriter`); returns ``manifest["index"]`` (None for a
-    delta). Rows are taken ``chunk`` rows at a time (default :data:`WRITE_CHUNK`) in canonical order
-    and every array is a memory-mapped file, so no sorted copy of the table, and no file, is held in
-    memory. A full version's missing ``added_at`` become ``now``."""
-    chunk = chunk or WRITE_CHUNK
+    delta). Rows are taken :data:`WRITE_CHUNK` rows at a time in canonical order and every array is
+    a memory-mapped file, so no sorted copy of the table, and no file, is held in memory;
+    ``progress(rows written)`` after each chunk. A full version's missing ``added_at`` become ``now``."""
+    chunk = WRITE_CHUNK
     order = sort_order(table).to_numpy()
     n_codes = sum(tally["kinds"].get(CODES_KIND, {}).values())
     codes = _open_npy(os.path.join(staging, CODES_FILE), np.uint8, (n_codes, PdqSignal.nbytes))
@@ -139,6 +139,8 @@ def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: st
             parquet.write_table(part)
             if index is not None:
                 index.add(part, first)
+            if progress:
+                progress(first + part.num_rows)
     if isinstance(codes, np.memmap):
         codes.flush()
     return index.close(codes) if index is not None else None
@@ -150,6 +152,7 @@ def build_snapshot(
     private_key: PrivateKeyLike,
     base: Union[None, str, int] = None,
     disable_ids: Iterable[str] = (),
+    progress: Optional[Callable[[int], None]] = None,
 ) -> dict:
     """Write and sign a new version; returns its manifest.
 
@@ -163,7 +166,8 @@ def build_snapshot(
 
     The files are written a chunk of rows at a time into a local staging directory (on an object
     store's database, a temporary one, uploaded file by file, the manifest last), so a full build
-    holds about the input table, its sort order (8 bytes a row) and one chunk.
+    holds about the input table, its sort order (8 bytes a row) and one chunk;
+    ``progress(rows written)`` after each chunk.
     """
     try:
         key = load_private_key(private_key)
@@ -213,7 +217,7 @@ def build_snapshot(
     final = _version_dir(db_dir, version)
     staging = _new_dir(final)
     try:
-        index_meta = _write_files(data, staging, parent is None, tally, now)
+        index_meta = _write_files(data, staging, parent is None, tally, now, progress)
         manifest = {
             "format": FORMAT,
             "version": version,
