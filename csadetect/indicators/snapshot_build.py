@@ -116,7 +116,6 @@ def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: st
     delta). Rows are taken :data:`WRITE_CHUNK` rows at a time in canonical order and every array is
     a memory-mapped file, so no sorted copy of the table, and no file, is held in memory;
     ``progress(rows written)`` after each chunk. A full version's missing ``added_at`` become ``now``."""
-    chunk = WRITE_CHUNK
     order = sort_order(table).to_numpy()
     n_codes = sum(tally["kinds"].get(CODES_KIND, {}).values())
     codes = _open_npy(os.path.join(staging, CODES_FILE), np.uint8, (n_codes, PdqSignal.nbytes))
@@ -128,8 +127,8 @@ def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: st
     data_name = FULL_FILE if full else DELTA_FILE
     done_codes = 0
     with pq.ParquetWriter(os.path.join(staging, data_name), SCHEMA, compression="zstd") as parquet:
-        for first in range(0, table.num_rows, chunk):
-            part = take_rows(table, order[first:first + chunk])
+        for first in range(0, table.num_rows, WRITE_CHUNK):
+            part = take_rows(table, order[first:first + WRITE_CHUNK])
             if full:
                 part = part.set_column(6, "added_at", pc.fill_null(part["added_at"], now))
             _check_values(part, skip=(CODES_KIND,))
@@ -210,7 +209,6 @@ def build_snapshot(
             dead = _delta_rows(dead, base_snap.table, now)  # drops already-disabled rows
             delta = pa.concat_tables([delta, dead])
         data = _sorted(delta)
-        _check_values(data)
         resolved, _ = _resolve([(base_snap.table, base_snap.pdq_codes), (data, _pdq_codes(data))])
         totals = counts(resolved)
     tally = counts(data)
