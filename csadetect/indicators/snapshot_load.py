@@ -19,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from csadetect.core import parquet
+from csadetect.core import fs, parquet
 from csadetect.core.keys import PublicKeyLike
 from csadetect.indicators.rows import FIELDS
-from csadetect.indicators.snapshot_manifest import _key, _read_manifest, check_min_version, head
+from csadetect.indicators.snapshot_manifest import _key, _read_manifest, check_min_version, head, manifest_chain
 from csadetect.indicators.snapshot_store import (
     CODES_FILE,
     DELTA_FILE,
@@ -32,7 +32,7 @@ from csadetect.indicators.snapshot_store import (
     _read,
     _version_dir,
 )
-from csadetect.indicators.snapshot_tables import CODES_KIND, SCHEMA, Delta, Snapshot, _resolve
+from csadetect.indicators.snapshot_tables import CODES_KIND, SCHEMA, Delta, Snapshot, _pdq_codes, _resolve
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -99,6 +99,53 @@ def load_snapshot(db_dir: str, public_key: PublicKeyLike, version: Optional[int]
     chain.reverse()
     table, codes = _resolve([(t, c) for _, t, c in chain])
     return Snapshot(int(version), chain[-1][0], tuple(m for m, _, _ in chain), table, codes, db_dir)
+
+
+def load_rows(db_dir: str, public_key: PublicKeyLike, version: int, ids) -> tuple[pa.Table, dict]:
+    """The resolved rows at ``version`` of those ``ids`` that exist there, in canonical order, and the
+    version's verified manifest: what a delta build needs of its base, without holding the base (a
+    table of 100M rows is ~10 GB). Each version of the chain is verified (its manifest's signature,
+    then its data file's SHA-256, read in blocks) and the same open file is then read a batch at a
+    time, keeping only ``ids``."""
+    key = _key(public_key)
+    db_dir = os.fspath(db_dir)
+    wanted = pa.chunked_array([pa.array(ids, pa.string())] if not isinstance(ids, pa.ChunkedArray) else ids.chunks,
+                              pa.string())
+    chain = manifest_chain(db_dir, key, int(version))
+    parts = []
+    for where, manifest in reversed(chain):  # the full base first
+        parts.append(_rows_of(where, manifest, wanted))
+    table, _ = _resolve([(t, _pdq_codes(t)) for t in parts])
+    return table, chain[0][1]
+
+
+def _rows_of(where: str, manifest: dict, wanted: pa.ChunkedArray) -> pa.Table:
+    """The rows of one verified version's data file whose ids are ``wanted``."""
+    version = manifest.get("version")
+    name = FULL_FILE if manifest.get("type") == "full" else DELTA_FILE
+    meta = (manifest.get("files") or {}).get(name)
+    if meta is None:
+        raise SnapshotError(f"manifest of version {version} does not list {name}")
+    path = _join(where, name)
+    if not fs.exists(path):
+        raise SnapshotError(f"{name} is missing from version {version}")
+    try:
+        with fs.open_read(path) as fh:
+            digest = hashlib.sha256()
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(block)
+            if digest.hexdigest() != meta.get("sha256"):
+                raise SnapshotError(f"checksum mismatch for {name} in version {version}")
+            fh.seek(0)
+            keep = []
+            for batch in parquet.open_file(fh).iter_batches(1 << 20, columns=list(FIELDS)):
+                batch = pa.Table.from_batches([batch]).cast(SCHEMA)
+                keep.append(batch.filter(pc.is_in(batch["indicator_id"], value_set=wanted)))
+    except SnapshotError:
+        raise
+    except (pa.ArrowException, ValueError, OSError, KeyError) as exc:
+        raise SnapshotError(f"cannot parse files of version {version}: {type(exc).__name__}") from None
+    return pa.concat_tables(keep) if keep else SCHEMA.empty_table()
 
 
 def load_delta(db_dir: str, public_key: PublicKeyLike, version: int) -> Delta:
