@@ -458,6 +458,13 @@ def test_delta_chain_is_verified_back_to_the_base(tmp_path, keys):
     open(path, "ab").write(b"junk")
     with pytest.raises(SnapshotError, match="checksum mismatch for indicators.parquet in version 1"):
         load_snapshot(db, public)
+    # a delta build reads the base chain's rows it needs, each file verified first
+    with pytest.raises(SnapshotError, match="^checksum mismatch for indicators.parquet in version 1$"):
+        build_snapshot([Indicator("y", "md5", MD5_A)], db, private, base="latest")
+    os.remove(path)
+    with pytest.raises(SnapshotError, match="^indicators.parquet is missing from version 1$"):
+        build_snapshot([Indicator("y", "md5", MD5_A)], db, private, base="latest")
+    assert sorted(os.listdir(os.path.join(db, "versions"))) == ["1", "2"]
 
 
 def test_delta_errors(tmp_path, keys):
