@@ -91,7 +91,10 @@ class IndexWriter:
 
     def add(self, part: pa.Table, first: int) -> None:
         """Rows ``first`` to ``first + len(part)`` of the version, in canonical order."""
-        values = pc.if_else(pc.equal(part["kind"], CODES_KIND), pa.scalar(None, pa.string()), part["value"])
+        # pdq rows come first in canonical order; their values are nulls that take no bytes (pc.if_else
+        # would keep each hidden hash: 64 bytes a row, 6.4 GB of dead data at 100M rows)
+        pdq = pc.sum(pc.equal(part["kind"], CODES_KIND)).as_py() or 0
+        values = pa.concat_arrays([pa.nulls(pdq, pa.string()), part["value"].slice(pdq).combine_chunks()])
         rows = pa.table({"indicator_id": part["indicator_id"], "value": values}, schema=ROWS_SCHEMA)
         for batch in rows.to_batches(max_chunksize=BATCH_ROWS):
             self._rows.write_batch(batch)
