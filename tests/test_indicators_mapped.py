@@ -16,7 +16,7 @@ import pytest
 from csadetect.cli.main import main as cli_main
 from csadetect.config.settings import MatchSettings
 from csadetect.core.keys import generate_keypair, load_private_key, sign
-from csadetect.indicators import mapped, snapshot_build
+from csadetect.indicators import mapped, snapshot_build, snapshot_load
 from csadetect.indicators.index import IndicatorIndex, load_index
 from csadetect.indicators.snapshot import SnapshotError, build_snapshot, compact, load_snapshot
 from csadetect.signals.hamming import MultiIndexHash
@@ -200,7 +200,7 @@ def test_a_snapshot_without_index_files_still_loads(tmp_path, keys):
     assert [m.indicator_id for m in index.match_pdq([codes[1].tobytes()])] == ["p000001"]
 
 
-def test_compact_folds_the_chain_into_a_new_mapped_base(tmp_path, keys, built, capsys):
+def test_compact_folds_the_chain_into_a_new_mapped_base(tmp_path, keys, built, capsys, monkeypatch):
     private, public = keys
     db = str(tmp_path / "db")
     codes = built["codes"]
@@ -210,9 +210,12 @@ def test_compact_folds_the_chain_into_a_new_mapped_base(tmp_path, keys, built, c
     before = load_index(db, public)
     with pytest.raises(SnapshotError, match="version 1 of .* is already a full snapshot"):
         compact(db, private, version=1)
-    assert cli_main(["indicators", "compact", "--key", private, db]) == 0
+    with monkeypatch.context() as m:
+        m.setattr(snapshot_load, "_chain", None)  # the chain is streamed, never loaded whole
+        assert cli_main(["indicators", "compact", "--key", private, db]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["version"] == 3 and out["type"] == "full" and out["parent"] is None
+    assert load_snapshot(db, public, 3).table.equals(load_snapshot(db, public, 2).table)  # exactly the resolved rows
     after = load_index(db, public)
     assert after.version == 3 and after._state.overlay is None  # one mapped base, no overlay
     assert len(after) == len(before)

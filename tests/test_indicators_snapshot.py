@@ -21,7 +21,7 @@ from csadetect.indicators.rows import (
     read_jsonl,
 )
 from csadetect.core.keys import SigningError, generate_keypair, load_private_key, load_public_key, sign, verify
-from csadetect.indicators import snapshot_build, snapshot_tables
+from csadetect.indicators import snapshot_build, snapshot_load, snapshot_tables
 from csadetect.indicators.snapshot import (
     SnapshotError,
     build_snapshot,
@@ -430,7 +430,6 @@ def test_a_delta_reads_only_the_base_rows_it_names(tmp_path, keys, monkeypatch):
     rng = np.random.default_rng(5)
     rows = {r.indicator_id: r for r in _rows(40)}
     build_snapshot(list(rows.values()), db, private)
-    monkeypatch.setattr(snapshot_build, "load_snapshot", None)  # a delta build must not load its base whole
     dead: set = set()
     for round_ in range(6):
         batch = []
@@ -439,7 +438,9 @@ def test_a_delta_reads_only_the_base_rows_it_names(tmp_path, keys, monkeypatch):
             batch.append(row.replace(category=f"cat-{round_}") if rng.random() < 0.5 else row)
         batch += [Indicator(f"n{round_}-{i}", "md5", rng.bytes(16).hex()) for i in range(3)]
         gone = [str(i) for i in rng.choice(sorted(rows), size=2, replace=False)]
-        manifest = build_snapshot(batch, db, private, base="latest", disable_ids=gone)
+        with monkeypatch.context() as m:
+            m.setattr(snapshot_load, "_chain", None)  # a delta build must not load its base whole
+            manifest = build_snapshot(batch, db, private, base="latest", disable_ids=gone)
         rows.update({r.indicator_id: r for r in batch})
         dead.update(gone)
         whole = load_snapshot(db, public)

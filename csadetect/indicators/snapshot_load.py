@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -121,6 +121,14 @@ def load_rows(db_dir: str, public_key: PublicKeyLike, version: int, ids) -> tupl
 
 def _rows_of(where: str, manifest: dict, wanted: pa.ChunkedArray) -> pa.Table:
     """The rows of one verified version's data file whose ids are ``wanted``."""
+    keep = [t.filter(pc.is_in(t["indicator_id"], value_set=wanted)) for t in verified_batches(where, manifest)]
+    return pa.concat_tables(keep) if keep else SCHEMA.empty_table()
+
+
+def verified_batches(where: str, manifest: dict) -> Iterator[pa.Table]:
+    """The rows of the data file of the version in ``where`` (its ``manifest`` already verified), a
+    batch of 2^20 rows at a time, once the file's SHA-256 has been checked: one open file is hashed
+    in blocks, then read from its start."""
     version = manifest.get("version")
     name = FULL_FILE if manifest.get("type") == "full" else DELTA_FILE
     meta = (manifest.get("files") or {}).get(name)
@@ -137,15 +145,12 @@ def _rows_of(where: str, manifest: dict, wanted: pa.ChunkedArray) -> pa.Table:
             if digest.hexdigest() != meta.get("sha256"):
                 raise SnapshotError(f"checksum mismatch for {name} in version {version}")
             fh.seek(0)
-            keep = []
             for batch in parquet.open_file(fh).iter_batches(1 << 20, columns=list(FIELDS)):
-                batch = pa.Table.from_batches([batch]).cast(SCHEMA)
-                keep.append(batch.filter(pc.is_in(batch["indicator_id"], value_set=wanted)))
+                yield pa.Table.from_batches([batch]).cast(SCHEMA)
     except SnapshotError:
         raise
     except (pa.ArrowException, ValueError, OSError, KeyError) as exc:
         raise SnapshotError(f"cannot parse files of version {version}: {type(exc).__name__}") from None
-    return pa.concat_tables(keep) if keep else SCHEMA.empty_table()
 
 
 def load_delta(db_dir: str, public_key: PublicKeyLike, version: int) -> Delta:

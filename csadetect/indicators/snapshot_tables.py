@@ -10,9 +10,10 @@ re-exports the public names.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import tempfile
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -60,39 +61,39 @@ def indicator_table(rows: Iterable[Indicator], progress: Optional[Callable[[int]
                     chunk: Optional[int] = None) -> pa.Table:
     """Indicator rows as a table in SCHEMA, converted ``chunk`` rows at a time: an input of
     millions of rows never holds a Python object per row (about 1.4 KB each, against tens of bytes
-    in Arrow). ``progress(rows so far)`` after each chunk (default :data:`TABLE_CHUNK` rows).
-
-    An input of more than one chunk is written chunk by chunk to an Arrow file in the temporary
-    folder (``TMPDIR``), which is unlinked once mapped: the table returned reads it through the page
-    cache, which the kernel can drop, so not even the Arrow columns of 100M rows (about 10 GB) stay
-    in the process's own memory."""
+    in Arrow). ``progress(rows so far)`` after each chunk (default :data:`TABLE_CHUNK` rows). An
+    input of more than one chunk is :func:`spilled`."""
     chunk = chunk or TABLE_CHUNK
-    batch, done, path, writer = [], 0, None, None
+    rows = iter(rows)
+    first = list(itertools.islice(rows, chunk))
+    if len(first) < chunk:
+        return rows_to_table(first)
+
+    def tables() -> Iterator[pa.Table]:
+        batch, done = first, 0
+        while batch:
+            yield rows_to_table(batch)
+            done += len(batch)
+            if progress and len(batch) == chunk:
+                progress(done)
+            batch = list(itertools.islice(rows, chunk))
+
+    return spilled(tables())
+
+
+def spilled(tables: Iterable[pa.Table]) -> pa.Table:
+    """``tables`` (in SCHEMA) concatenated through an Arrow file in the temporary folder (``TMPDIR``),
+    unlinked once mapped: the table returned reads it through the page cache, which the kernel can
+    drop, so not even the Arrow columns of 100M rows (about 10 GB) stay in the process's own memory."""
+    fd, path = tempfile.mkstemp(prefix="csadetect-rows-", suffix=".arrow")
+    os.close(fd)
     try:
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= chunk:
-                if writer is None:
-                    fd, path = tempfile.mkstemp(prefix="csadetect-rows-", suffix=".arrow")
-                    os.close(fd)
-                    writer = pa.ipc.new_file(path, SCHEMA)
-                writer.write_table(rows_to_table(batch))
-                done += len(batch)
-                batch = []
-                if progress:
-                    progress(done)
-        if writer is None:
-            return rows_to_table(batch)
-        if batch:
-            writer.write_table(rows_to_table(batch))
-        writer.close()
-        writer = None
+        with pa.ipc.new_file(path, SCHEMA) as writer:
+            for table in tables:
+                writer.write_table(table)
         return pa.ipc.open_file(pa.memory_map(path)).read_all()
     finally:
-        if writer is not None:  # the input failed part way
-            writer.close()
-        if path is not None:
-            os.unlink(path)  # a table mapped from it keeps reading it until it is freed
+        os.unlink(path)  # a table mapped from it keeps reading it until it is freed
 
 
 def table_rows(table: pa.Table) -> list[Indicator]:
