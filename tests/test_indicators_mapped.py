@@ -150,7 +150,10 @@ def test_a_version_written_in_chunks_equals_one_written_at_once(tmp_path, keys, 
     dead = ["p000003", "pm0007"]
     one = build_snapshot(table, str(tmp_path / "one"), private, disable_ids=dead)
     monkeypatch.setattr(snapshot_build, "WRITE_CHUNK", 997)
-    many = build_snapshot(table, str(tmp_path / "many"), private, disable_ids=dead)
+    seen = []
+    many = build_snapshot(table, str(tmp_path / "many"), private, disable_ids=dead, progress=seen.append)
+    n, tables = table.num_rows, 256 // many["index"]["mih_bits"]
+    assert seen == list(range(997, n, 997)) + [n] * (1 + tables)  # each chunk, then each multi-index table
     folders = [tmp_path / name / "versions" / "1" for name in ("one", "many")]
     groups = [pq.ParquetFile(f / "indicators.parquet").metadata.num_row_groups for f in folders]
     assert groups == [1, -(-table.num_rows // 997)]

@@ -103,9 +103,9 @@ class IndexWriter:
             codes[first:first + part.num_rows] = where.to_numpy(zero_copy_only=False)
         self.disabled.append(first + np.flatnonzero(part["disabled_at"].is_valid().to_numpy(zero_copy_only=False)))
 
-    def close(self, codes: np.ndarray) -> dict:
+    def close(self, codes: np.ndarray, tick=None) -> dict:
         """Finish the files (the multi-index tables of ``codes``, the pdq codes in row order) and
-        return ``manifest["index"]``."""
+        return ``manifest["index"]``; ``tick()`` after each multi-index table."""
         self._rows.close()
         for array in self.codes.values():
             if isinstance(array, np.memmap):
@@ -121,7 +121,7 @@ class IndexWriter:
             order = _open_npy(os.path.join(self.directory, ORDER_FILE), np.uint32, (tables * n,))
             offsets = _open_npy(os.path.join(self.directory, OFFSETS_FILE), MultiIndexHash.offsets_dtype(n, bits),
                                 (tables * (1 << bits) + 1,))
-            MultiIndexHash.build_tables(codes, bits, order, offsets)
+            MultiIndexHash.build_tables(codes, bits, order, offsets, tick)
             order.flush()
             offsets.flush()
         return meta

@@ -134,7 +134,8 @@ def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: st
     (:class:`csadetect.indicators.mapped.IndexWriter`); returns ``manifest["index"]`` (None for a
     delta). Rows are taken :data:`WRITE_CHUNK` rows at a time in canonical order and every array is
     a memory-mapped file, so no sorted copy of the table, and no file, is held in memory;
-    ``progress(rows written)`` after each chunk. A full version's missing ``added_at`` become ``now``."""
+    ``progress(rows written)`` after each chunk, and again after each multi-index table (minutes at
+    100M rows, all rows written by then). A full version's missing ``added_at`` become ``now``."""
     order = sort_order(table).to_numpy()
     n_codes = sum(tally["kinds"].get(CODES_KIND, {}).values())
     codes = _open_npy(os.path.join(staging, CODES_FILE), np.uint8, (n_codes, PdqSignal.nbytes))
@@ -161,7 +162,9 @@ def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: st
                 progress(first + part.num_rows)
     if isinstance(codes, np.memmap):
         codes.flush()
-    return index.close(codes) if index is not None else None
+    if index is None:
+        return None
+    return index.close(codes, (lambda: progress(table.num_rows)) if progress else None)
 
 
 def build_snapshot(

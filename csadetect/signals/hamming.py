@@ -103,11 +103,12 @@ class MultiIndexHash:
         self._use_tables(codes, *self.build_tables(codes, self.bits))
 
     @classmethod
-    def build_tables(cls, codes: np.ndarray, bits: int = 16, order=None, offsets=None) -> tuple[np.ndarray, np.ndarray]:
+    def build_tables(cls, codes: np.ndarray, bits: int = 16, order=None, offsets=None,
+                     tick=None) -> tuple[np.ndarray, np.ndarray]:
         """The tables of ``codes`` (n, 32) for ``bits``-bit substrings: ``order`` (tables * n
         positions, per table sorted by the table's substring) and ``offsets`` (per table, where
         each substring value's run starts). ``order``/``offsets`` may be given (e.g. memory-mapped
-        files being written) to fill in place."""
+        files being written) to fill in place; ``tick()`` after each table (long work at 100M)."""
         n, tables, width = len(codes), 256 // bits, 1 << bits
         if order is None:
             order = np.empty(tables * n, dtype=np.uint32)
@@ -120,6 +121,8 @@ class MultiIndexHash:
             counts = np.bincount(key, minlength=width)
             np.cumsum(counts, out=offsets[t * width + 1:(t + 1) * width + 1])
             offsets[t * width + 1:(t + 1) * width + 1] += t * n
+            if tick:
+                tick()
         return order, offsets
 
     @classmethod
