@@ -112,7 +112,7 @@ def _totals(parent: dict, replaced: dict, delta: dict) -> dict:
     return {"rows": base["rows"] - replaced["rows"] + delta["rows"], "kinds": kinds}
 
 
-WRITE_CHUNK = 1 << 20  # rows taken from the sort order at a time while a version's files are written
+WRITE_CHUNK = 1 << 18  # rows taken from the sort order at a time while a version's files are written
 
 
 def _check_unique(ids: pa.ChunkedArray) -> None:
