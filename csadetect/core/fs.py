@@ -17,13 +17,18 @@ _URL = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")  # FileSystems.URI_SCHEMA_PATT
 FORCE_BEAM = False  # tests flip this to send local paths through Beam's FileSystems too
 
 
+def read_blocks(fh) -> Iterator[bytes]:
+    """An open binary file read to its end in 16 MiB blocks (for hashing or copying without holding it)."""
+    return iter(lambda: fh.read(1 << 24), b"")
+
+
 def file_digests(path, algorithms=("sha256",), drop_cache: bool = False) -> "dict[str, str]":
     """Hex digests of a local file, one per ``hashlib`` algorithm, read once in 16 MiB blocks (nothing
     of it is kept). ``drop_cache``: then ask the kernel to drop the pages this read cached (pages
     other processes map stay)."""
     hashers = {name: hashlib.new(name) for name in algorithms}
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
+        for block in read_blocks(fh):
             for hasher in hashers.values():
                 hasher.update(block)
         if drop_cache and hasattr(os, "posix_fadvise"):
@@ -172,7 +177,7 @@ def local_copy(sources: "dict[str, str]", cache_dir: str, key: str, check=None) 
                     os.makedirs(os.path.dirname(dest), exist_ok=True)
                     digest = hashlib.sha256()
                     with open_read(source) as src, open(dest, "wb") as out:
-                        for block in iter(lambda: src.read(1 << 24), b""):
+                        for block in read_blocks(src):
                             digest.update(block)
                             out.write(block)
                     if check is not None:

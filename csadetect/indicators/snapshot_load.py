@@ -101,7 +101,7 @@ def load_snapshot(db_dir: str, public_key: PublicKeyLike, version: Optional[int]
     return Snapshot(int(version), chain[-1][0], tuple(m for m, _, _ in chain), table, codes, db_dir)
 
 
-def load_rows(db_dir: str, public_key: PublicKeyLike, version: int, ids) -> tuple[pa.Table, dict]:
+def load_rows(db_dir: str, public_key: PublicKeyLike, version: int, ids: pa.ChunkedArray) -> tuple[pa.Table, dict]:
     """The resolved rows at ``version`` of those ``ids`` that exist there, in canonical order, and the
     version's verified manifest: what a delta build needs of its base, without holding the base (a
     table of 100M rows is ~10 GB). Each version of the chain is verified (its manifest's signature,
@@ -109,12 +109,8 @@ def load_rows(db_dir: str, public_key: PublicKeyLike, version: int, ids) -> tupl
     time, keeping only ``ids``."""
     key = _key(public_key)
     db_dir = os.fspath(db_dir)
-    wanted = pa.chunked_array([pa.array(ids, pa.string())] if not isinstance(ids, pa.ChunkedArray) else ids.chunks,
-                              pa.string())
     chain = manifest_chain(db_dir, key, int(version))
-    parts = []
-    for where, manifest in reversed(chain):  # the full base first
-        parts.append(_rows_of(where, manifest, wanted))
+    parts = [_rows_of(where, manifest, ids) for where, manifest in reversed(chain)]  # the full base first
     table, _ = _resolve([(t, _pdq_codes(t)) for t in parts])
     return table, chain[0][1]
 
@@ -140,7 +136,7 @@ def verified_batches(where: str, manifest: dict) -> Iterator[pa.Table]:
     try:
         with fs.open_read(path) as fh:
             digest = hashlib.sha256()
-            for block in iter(lambda: fh.read(1 << 24), b""):
+            for block in fs.read_blocks(fh):
                 digest.update(block)
             if digest.hexdigest() != meta.get("sha256"):
                 raise SnapshotError(f"checksum mismatch for {name} in version {version}")
