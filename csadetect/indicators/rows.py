@@ -326,7 +326,7 @@ def format_for(path: str, override: Optional[str] = None) -> str:
 def read_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = None) -> list[Indicator]:
     """Read and validate an indicator file; raises IndicatorError naming file and line. ``kind``:
     of the values of a hash list (see :func:`read_hashes`); CSV and JSON Lines rows name their own."""
-    return list(_unique(_located(path, fmt, kind)))
+    return _check_unique(_located(path, fmt, kind))
 
 
 def iter_indicators(path: str, fmt: Optional[str] = None, kind: Optional[str] = None) -> Iterator[Indicator]:

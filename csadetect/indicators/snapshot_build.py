@@ -53,7 +53,6 @@ from csadetect.indicators.snapshot_tables import (
     _open_npy,
     _pdq_codes,
     _resolve,
-    _sorted,
     counts,
     rows_to_table,
     sort_order,
@@ -213,7 +212,8 @@ def build_snapshot(
         if disable_ids:
             dead = _tombstones(disable_ids, [new], now)
             new = pa.concat_tables([new.filter(pc.invert(pc.is_in(new["indicator_id"], dead["indicator_id"]))), dead])
-        data, totals = new, None
+        data = new
+        tally = totals = counts(data)
     else:
         if base == "latest":
             parent = _latest_signed(db_dir, key.public_key())
@@ -232,10 +232,10 @@ def build_snapshot(
             delta = delta.filter(pc.invert(pc.is_in(delta["indicator_id"], dead["indicator_id"])))
             dead = _delta_rows(dead, base_rows, now)  # drops already-disabled rows
             delta = pa.concat_tables([delta, dead])
-        data = _sorted(delta)
+        data = delta  # written in canonical order by _write_files, like a full version
         replaced = base_rows.filter(pc.is_in(base_rows["indicator_id"], value_set=data["indicator_id"]))
-        totals = _totals(parent_manifest, counts(replaced), counts(data))
-    tally = counts(data)
+        tally = counts(data)
+        totals = _totals(parent_manifest, counts(replaced), tally)
     final = _version_dir(db_dir, version)
     staging = _new_dir(final)
     try:
@@ -248,7 +248,7 @@ def build_snapshot(
             "created_at": now,
             "key_id": key_id(key),
             "counts": tally,
-            "totals": totals or tally,
+            "totals": totals,
             "files": {name: {"sha256": fs.sha256_file(os.path.join(staging, name)),
                              "bytes": os.path.getsize(os.path.join(staging, name))}
                       for name in sorted(os.listdir(staging))},
