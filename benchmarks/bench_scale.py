@@ -66,34 +66,32 @@ def pss_mb(pid: str = "self") -> dict:
 
 def write_snapshot(db_dir: Path, private_key: Path, n: int, seed: int = SEED) -> dict:
     """Version 1 of a full snapshot of ``n`` random PDQ rows, built by ``build_snapshot`` itself as
-    ``indicators build`` builds one: the rows are generated chunk by chunk into an Arrow file, which
-    is mapped (so the input of 100M rows is not held in memory), then written and signed."""
-    import tempfile
-
+    ``indicators build`` builds one: the rows are generated chunk by chunk into a spilled table (an
+    Arrow file in ``TMPDIR``, mapped: the input of 100M rows is not held in memory), then written
+    and signed."""
     import numpy as np
-    import pyarrow as pa
 
     from csadetect.indicators import snapshot as snap
+    from csadetect.indicators.snapshot_tables import spilled
 
     rng = np.random.default_rng(seed)
-    db_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=db_dir.parent) as tmp:
-        path = os.path.join(tmp, "rows.arrow")
-        with pa.ipc.new_file(path, snap.SCHEMA) as rows:
-            for start in range(0, n, CHUNK):
-                k = min(CHUNK, n - start)
-                codes = rng.integers(0, 256, (k, 32), dtype=np.uint8)
-                rows.write_table(_chunk_table(_ids("pdq-", start, k), "pdq", _hex(codes)))
-        table = pa.ipc.open_file(pa.memory_map(path)).read_all()
-        log(f"    {n:,} rows generated; building")
-        t0, last = time.time(), [time.time()]
 
-        def progress(done: int) -> None:
-            if time.time() - last[0] >= 30:
-                last[0] = time.time()
-                log(f"    {done:,} rows written ({time.time() - t0:.0f}s)")
+    def chunks():
+        for start in range(0, n, CHUNK):
+            k = min(CHUNK, n - start)
+            codes = rng.integers(0, 256, (k, 32), dtype=np.uint8)
+            yield _chunk_table(_ids("pdq-", start, k), "pdq", _hex(codes))
 
-        return snap.build_snapshot(table, str(db_dir), str(private_key), progress=progress)
+    table = spilled(chunks())
+    log(f"    {n:,} rows generated; building")
+    t0, last = time.time(), [time.time()]
+
+    def progress(done: int) -> None:
+        if time.time() - last[0] >= 30:
+            last[0] = time.time()
+            log(f"    {done:,} rows written ({time.time() - t0:.0f}s)")
+
+    return snap.build_snapshot(table, str(db_dir), str(private_key), progress=progress)
 
 
 def snapshot(n: int) -> dict:
