@@ -24,11 +24,11 @@ from csadetect.core.keys import SigningError, generate_keypair, key_id, load_pri
 from csadetect.indicators import formats
 from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, duplicate_error, from_media,
-                                       iter_indicators, kinds_for, value_kind, write_csv)
+                                       kinds_for, value_kind, write_csv)
 from csadetect.indicators.mapped import has_index_files, map_version
+from csadetect.indicators.read_table import read_table
 from csadetect.indicators.snapshot import (DuplicateIdError, SnapshotError, build_snapshot, check_head, compact, diff,
                                            head, info, load_snapshot, table_rows, version_dir)
-from csadetect.indicators.snapshot_tables import indicator_table
 from csadetect.media.hashing import (VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file, hash_video_upload,
                                      is_video_path, read_media)
 from csadetect.media.regions import preprocessor
@@ -132,8 +132,7 @@ def cmd_build(args) -> int:
     if args.input is None and not (args.base and args.disable):
         raise IndicatorError("--input is required (only a delta with --base and --disable may omit it)")
     key = load_private_key(args.key)  # fail fast, before reading a large input
-    rows = indicator_table(iter_indicators(args.input, args.format, args.kind), Count(f"reading {args.input}")) \
-        if args.input else []
+    rows = read_table(args.input, args.format, args.kind, Count(f"reading {args.input}")) if args.input else []
     try:
         manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or (),
                                   progress=Count(f"writing {args.out}"))

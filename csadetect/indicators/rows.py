@@ -113,7 +113,8 @@ class Indicator:
         return dataclasses.replace(self, **changes)
 
 
-def _make(record: dict, where: str) -> Indicator:
+def make_row(record: dict, where: str) -> Indicator:
+    """``Indicator(**record)``; its IndicatorError prefixed with ``where`` (``file:line``)."""
     try:
         return Indicator(**record)
     except IndicatorError as exc:
@@ -163,21 +164,26 @@ def read_csv(path: str) -> list[Indicator]:
     return _check_unique(_csv_rows(path))
 
 
+def csv_header(path: str, header: Optional[Sequence[str]]) -> list[str]:
+    """The column names of an indicator CSV's first row, stripped; IndicatorError (one line) when
+    it is missing, lacks a required column or names an unknown one."""
+    if not header:
+        raise IndicatorError(f"{path}: empty file (expected a header {','.join(CSV_COLUMNS)})")
+    header = [h.strip() for h in header]
+    missing = [c for c in ("indicator_id", "kind", "value") if c not in header]
+    if missing:
+        raise IndicatorError(f"{path}:1: missing column {missing[0]!r} (header must include indicator_id,kind,value)")
+    unknown = [c for c in header if c not in FIELDS]
+    if unknown:
+        raise IndicatorError(f"{path}:1: unknown column {unknown[0]!r} (allowed: {','.join(FIELDS)})")
+    return header
+
+
 def _csv_rows(path: str) -> Iterator[tuple[str, Indicator]]:
     with open_text(path) as fh:
         try:
             reader = csv.DictReader(fh)
-            header = reader.fieldnames
-            if not header:
-                raise IndicatorError(f"{path}: empty file (expected a header {','.join(CSV_COLUMNS)})")
-            header = [h.strip() for h in header]
-            reader.fieldnames = header
-            missing = [c for c in ("indicator_id", "kind", "value") if c not in header]
-            if missing:
-                raise IndicatorError(f"{path}:1: missing column {missing[0]!r} (header must include indicator_id,kind,value)")
-            unknown = [c for c in header if c not in FIELDS]
-            if unknown:
-                raise IndicatorError(f"{path}:1: unknown column {unknown[0]!r} (allowed: {','.join(FIELDS)})")
+            reader.fieldnames = csv_header(path, reader.fieldnames)
             for record in reader:
                 where = f"{path}:{reader.line_num}"
                 if None in record:
@@ -186,7 +192,7 @@ def _csv_rows(path: str) -> Iterator[tuple[str, Indicator]]:
                     continue  # blank line
                 if any(v is None for v in record.values()):
                     raise IndicatorError(f"{where}: fewer fields than the header has")
-                yield where, _make(dict(record), where)
+                yield where, make_row(dict(record), where)
         except csv.Error as exc:
             raise IndicatorError(f"{path}:{reader.line_num}: bad CSV ({exc})") from None
         except UnicodeDecodeError:
@@ -218,7 +224,7 @@ def _jsonl_rows(path: str) -> Iterator[tuple[str, Indicator]]:
         bad = [k for k, v in record.items() if v is not None and not isinstance(v, str)]
         if bad:
             raise IndicatorError(f"{where}: {bad[0]} must be a string")
-        yield where, _make(record, where)
+        yield where, make_row(record, where)
 
 
 def kind_named(text: str) -> Optional[str]:
@@ -306,8 +312,8 @@ def _hash_rows(path: str, kind: Optional[str], category: str) -> Iterator[tuple[
     for number, list_kind, text in hash_list_values(path, _lines(path), kind):
         where = f"{path}:{number}"
         row_kind = list_kind or value_kind(text, where)
-        yield where, _make({"indicator_id": f"{stem}-{number}", "kind": row_kind, "value": text, "category": category},
-                           where)
+        yield where, make_row({"indicator_id": f"{stem}-{number}", "kind": row_kind, "value": text,
+                               "category": category}, where)
 
 
 def format_for(path: str, override: Optional[str] = None) -> str:
