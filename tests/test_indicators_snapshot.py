@@ -536,3 +536,14 @@ def test_info(tmp_path, keys):
     unchecked = info(db)
     assert not unchecked["verified"] and unchecked["totals"] == checked["totals"]
     assert info(db, public, version=1)["totals"]["kinds"]["vpdq"] == {"active": 1, "disabled": 0}
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(rows=st.lists(st.tuples(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6),
+                               st.sampled_from(snapshot_tables.names())), max_size=40, unique_by=lambda r: r[0]))
+def test_the_canonical_order_from_the_id_sort_is_the_two_key_sort(rows):
+    """A full build sorts the ids once (the uniqueness check) and only ranks the kinds after it."""
+    table = pa.table({"indicator_id": pa.array([r[0] for r in rows], pa.string()),
+                      "kind": pa.array([r[1] for r in rows], pa.string())})
+    by_id = snapshot_build._check_unique(table["indicator_id"])
+    assert snapshot_tables.sort_order(table, by_id).tolist() == snapshot_tables.sort_order(table).tolist()

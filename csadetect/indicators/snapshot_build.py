@@ -114,9 +114,10 @@ def _totals(parent: dict, replaced: dict, delta: dict) -> dict:
 WRITE_CHUNK = 1 << 18  # rows taken from the sort order at a time while a version's files are written
 
 
-def _check_unique(ids: pa.ChunkedArray) -> None:
+def _check_unique(ids: pa.ChunkedArray) -> np.ndarray:
     """Refuse ids that repeat, naming the first one: sorted, then each compared with its neighbour a
-    chunk at a time (8 bytes a row; a hash set of the ids took ~100)."""
+    chunk at a time (8 bytes a row; a hash set of the ids took ~100). Returns the sort (row
+    positions in id order), from which :func:`sort_order` can make the canonical order."""
     order = pc.sort_indices(ids).to_numpy()
     ids = pa.table({"id": ids})
     for first in range(0, len(ids), WRITE_CHUNK):
@@ -124,18 +125,21 @@ def _check_unique(ids: pa.ChunkedArray) -> None:
         same = pc.equal(part[1:], part[:-1])
         if pc.any(same).as_py():
             raise DuplicateIdError(part[pc.index(same, True).as_py()].as_py())
+    return order
 
 
 def _write_files(table: pa.Table, staging: str, full: bool, tally: dict, now: str,
-                 progress: Optional[Callable[[int], None]] = None) -> Optional[dict]:
+                 progress: Optional[Callable[[int], None]] = None,
+                 order: Optional[np.ndarray] = None) -> Optional[dict]:
     """Write the version of ``table`` (its rows in any order) into the local directory ``staging``:
     the data file and the pdq codes, and for a ``full`` version its index files
     (:class:`csadetect.indicators.mapped.IndexWriter`); returns ``manifest["index"]`` (None for a
     delta). Rows are taken :data:`WRITE_CHUNK` rows at a time in canonical order and every array is
     a memory-mapped file, so no sorted copy of the table, and no file, is held in memory;
     ``progress(rows written)`` after each chunk, and again after each multi-index table (minutes at
-    100M rows, all rows written by then). A full version's missing ``added_at`` become ``now``."""
-    order = sort_order(table).to_numpy()
+    100M rows, all rows written by then). A full version's missing ``added_at`` become ``now``.
+    ``order``: the canonical order (:func:`sort_order`), when already known."""
+    order = sort_order(table) if order is None else order
     n_codes = sum(tally["kinds"].get(CODES_KIND, {}).values())
     codes = _open_npy(os.path.join(staging, CODES_FILE), np.uint8, (n_codes, PdqSignal.nbytes))
     index = None
@@ -196,7 +200,7 @@ def build_snapshot(
     db_dir = os.fspath(db_dir)
     now = utc_iso()
     new = rows_to_table(rows)
-    _check_unique(new["indicator_id"])
+    by_id: Optional[np.ndarray] = _check_unique(new["indicator_id"])
     disable_ids = list(disable_ids)
     existing = list_versions(db_dir)
     try:
@@ -212,7 +216,10 @@ def build_snapshot(
         if disable_ids:
             dead = _tombstones(disable_ids, [new], now)
             new = pa.concat_tables([new.filter(pc.invert(pc.is_in(new["indicator_id"], dead["indicator_id"]))), dead])
+            by_id = None  # other rows than those sorted
         data = new
+        # the ids are sorted already: the canonical order needs only the kinds ranked (one sort of the ids)
+        order, by_id = (None if by_id is None else sort_order(data, by_id)), None
         tally = totals = counts(data)
     else:
         if base == "latest":
@@ -232,14 +239,14 @@ def build_snapshot(
             delta = delta.filter(pc.invert(pc.is_in(delta["indicator_id"], dead["indicator_id"])))
             dead = _delta_rows(dead, base_rows, now)  # drops already-disabled rows
             delta = pa.concat_tables([delta, dead])
-        data = delta  # written in canonical order by _write_files, like a full version
+        data, order, by_id = delta, None, None  # written in canonical order by _write_files, like a full version
         replaced = base_rows.filter(pc.is_in(base_rows["indicator_id"], value_set=data["indicator_id"]))
         tally = counts(data)
         totals = _totals(parent_manifest, counts(replaced), tally)
     final = _version_dir(db_dir, version)
     staging = _new_dir(final)
     try:
-        index_meta = _write_files(data, staging, parent is None, tally, now, progress)
+        index_meta = _write_files(data, staging, parent is None, tally, now, progress, order)
         manifest = {
             "format": FORMAT,
             "version": version,
