@@ -265,6 +265,34 @@ def test_export_and_round_trip(tmp_path, capsys, world):
     assert sorted(r.value for r in back.rows) == sorted(r.value for r in active if r.kind == "sha256")
     assert {r.kind for r in back.rows} == {"sha256"}
 
+    # written a batch at a time from a chain of deltas (the snapshot is never held whole): the same
+    # files as writing the loaded snapshot's rows; a data file failing its checksum part way leaves no file
+    from csadetect.indicators import snapshot_load
+    from csadetect.indicators.snapshot import table_rows, version_dir
+
+    rows = table_rows(load_snapshot(db, public).table)
+    for fmt, extra in (("csadetect", ["--include-disabled"]), ("threatexchange", []), ("list", ["--kind", "pdq"])):
+        expected = io.StringIO()
+        formats.export(rows, fmt, expected, "pdq" if fmt == "list" else None, include_disabled=fmt == "csadetect")
+        streamed = tmp_path / f"streamed-{fmt}"
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(snapshot_load, "READ_BATCH", 2)
+            m.setattr(snapshot_load, "_chain", None)  # never the whole chain
+            code, _, err = cli(capsys, "indicators", "export", db, "--public-key", public, "--format", fmt, *extra,
+                               "--out", streamed)
+        assert code == 0, err
+        assert streamed.read_text() == expected.getvalue()
+    base = version_dir(str(db), 1) + "/indicators.parquet"
+    shutil.copy(base, tmp_path / "kept.parquet")
+    with open(base, "r+b") as fh:
+        fh.seek(-20, 2)
+        fh.write(b"x")
+    broken = tmp_path / "broken.csv"
+    code, _, err = cli(capsys, "indicators", "export", db, "--public-key", public, "--out", broken)
+    assert code == 1 and "checksum mismatch for indicators.parquet in version 1" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("broken")] == []
+    shutil.copy(tmp_path / "kept.parquet", base)
+
 
 # ------------------------------------------------------------------------------- match
 

@@ -28,7 +28,7 @@ from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, du
 from csadetect.indicators.mapped import has_index_files, map_version
 from csadetect.indicators.read_table import read_table
 from csadetect.indicators.snapshot import (DuplicateIdError, SnapshotError, build_snapshot, check_head, compact, diff,
-                                           head, info, load_snapshot, table_rows, version_dir)
+                                           head, info, load_snapshot, resolved_batches, version_dir)
 from csadetect.media.hashing import (VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file, hash_video_upload,
                                      is_video_path, read_media)
 from csadetect.media.regions import preprocessor
@@ -448,13 +448,12 @@ def cmd_import(args) -> int:
 @_handled
 def cmd_export(args) -> int:
     check_output(args.out, args.force)  # before loading and verifying the snapshot
-    snapshot = load_snapshot(args.db_dir, args.public_key, args.version)
-    result = formats.export_file(table_rows(snapshot.table), args.format, args.out, args.kind, args.include_disabled,
-                                 overwrite=args.force)
+    version, batches = resolved_batches(args.db_dir, args.public_key, args.version)  # a batch at a time
+    result = formats.export_file(batches, args.format, args.out, args.kind, args.include_disabled, overwrite=args.force)
     for kind, count in result["skipped"].items():
         say(f"skipped {count} {kind} rows: the {args.format} format cannot carry them")
-    say(f"wrote {result['written']} indicators of version {snapshot.version} to {args.out} ({args.format})")
-    emit({"out": args.out, "format": args.format, "version": snapshot.version} | result)
+    say(f"wrote {result['written']} indicators of version {version} to {args.out} ({args.format})")
+    emit({"out": args.out, "format": args.format, "version": version} | result)
     return 0
 
 

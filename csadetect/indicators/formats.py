@@ -40,7 +40,10 @@ import io
 import json
 import os
 import re
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from csadetect.config.settings import MatchSettings
 from csadetect.indicators.rows import (
@@ -55,6 +58,7 @@ from csadetect.indicators.rows import (
     open_text,
     value_kind,
 )
+from csadetect.indicators.snapshot_tables import rows_to_table
 from csadetect.signals import SIGNAL_TYPES, SignalError, get
 
 IMPORT_FORMATS = ("csadetect", "jsonl", "list", "threatexchange", "hma", "vpdq-frames", "columns")
@@ -463,15 +467,26 @@ def read_probes(path: str, fmt: Optional[str] = None, kind: Optional[str] = None
 # ------------------------------------------------------------------------------------- writers
 
 
-def _rows_of(rows: Iterable[Indicator], include_disabled: bool) -> list[Indicator]:
-    return [r for r in rows if include_disabled or r.active]
-
-
 def export(rows: Iterable[Indicator], fmt: str, out, kind: Optional[str] = None,
            include_disabled: bool = False) -> dict:
     """Write ``rows`` to the text stream ``out`` in ``fmt`` (:data:`EXPORT_FORMATS`); returns
     ``{"written": n, "skipped": {kind: n}}`` (rows the format cannot carry). Only active rows unless
     ``include_disabled`` (``csadetect`` format only: the others have no column for it)."""
+    table = rows_to_table(list(rows))
+    return export_batches(lambda: iter([table]), fmt, out, kind, include_disabled)
+
+
+def _strings(column: pa.ChunkedArray) -> list:
+    """A string column as a list of str (through numpy: ``to_pylist`` makes a scalar per value, 8x slower)."""
+    return column.to_numpy(zero_copy_only=False).tolist()
+
+
+def export_batches(batches: Callable[[], Iterator[pa.Table]], fmt: str, out, kind: Optional[str] = None,
+                   include_disabled: bool = False) -> dict:
+    """:func:`export` of the rows that ``batches()`` gives as Arrow tables (in SCHEMA), written a
+    batch at a time from their columns: a snapshot of any size is never held whole, nor as an
+    object per row. ``batches`` is called once, or twice for a list without ``kind`` (first to learn
+    which kinds there are: a list holds one)."""
     fmt = _ALIASES.get(fmt, fmt)
     if fmt not in EXPORT_FORMATS:
         raise IndicatorError(f"unknown export format {fmt!r} (expected one of {', '.join(EXPORT_FORMATS)})")
@@ -479,44 +494,58 @@ def export(rows: Iterable[Indicator], fmt: str, out, kind: Optional[str] = None,
         raise IndicatorError(f"disabled rows can only be exported in the csadetect format ({fmt} has no column for them)")
     if kind is not None:
         kind = kind_of(kind, "--kind")
-    rows = [r for r in _rows_of(rows, include_disabled) if kind is None or r.kind == kind]
+
+    def kept() -> Iterator[pa.Table]:
+        for table in batches():
+            if not include_disabled:
+                table = table.filter(pc.is_null(table["disabled_at"]))
+            if kind is not None:
+                table = table.filter(pc.equal(table["kind"], kind))
+            if table.num_rows:
+                yield table
+
     skipped: dict[str, int] = {}
     written = 0
     if fmt == "csadetect":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(FIELDS)
-        for row in rows:
-            writer.writerow(["" if getattr(row, f) is None else getattr(row, f) for f in FIELDS])
-        written = len(rows)
+        for table in kept():
+            writer.writerows(zip(*(_strings(pc.fill_null(table[f], "")) for f in FIELDS)))
+            written += table.num_rows
     elif fmt == "threatexchange":
-        writer = csv.DictWriter(out, TX_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            signal = get(row.kind)
-            value = signal.export_value(row.value)
-            if value is None:
-                skipped[row.kind] = skipped.get(row.kind, 0) + 1
-                continue
-            tags = "" if row.category == DEFAULT_CATEGORY else row.category
-            writer.writerow({"signal_type": signal.threatexchange, "signal_str": value, "collab": row.source,
-                             "category": TX_EXPORT_OPINION, "tags": tags})
-            written += 1
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(TX_COLUMNS)
+        for table in kept():
+            for row_kind, value, source, category in zip(*(_strings(table[f]) for f in
+                                                           ("kind", "value", "source", "category"))):
+                signal = get(row_kind)
+                value = signal.export_value(value)
+                if value is None:
+                    skipped[row_kind] = skipped.get(row_kind, 0) + 1
+                    continue
+                tags = "" if category == DEFAULT_CATEGORY else category
+                writer.writerow([signal.threatexchange, value, source, TX_EXPORT_OPINION, tags])
+                written += 1
     else:
-        kinds = sorted({r.kind for r in rows})
-        if kind is None and len(kinds) > 1:
+        kinds = [kind] if kind is not None else sorted({k for t in kept() for k in pc.unique(t["kind"]).to_pylist()})
+        if len(kinds) > 1:
             raise IndicatorError(f"a list holds one kind and this snapshot has {', '.join(kinds)}; pass --kind")
-        if kind or kinds:
-            out.write(f"# kind: {kind or kinds[0]}\n")
-        for row in rows:
-            out.write(row.value + "\n")
-        written = len(rows)
+        if kinds:
+            out.write(f"# kind: {kinds[0]}\n")
+            for table in kept():
+                values = _strings(table["value"])
+                out.write("".join(v + "\n" for v in values))
+                written += len(values)
     return {"written": written, "skipped": skipped}
 
 
-def export_file(rows: Sequence[Indicator], fmt: str, path: str, kind: Optional[str] = None,
-                include_disabled: bool = False, overwrite: bool = False) -> dict:
-    """:func:`export` to the file ``path``, written whole and then renamed into place
-    (:func:`~csadetect.indicators.rows.atomic_text`); an existing file is replaced only with
-    ``overwrite`` (IndicatorError otherwise)."""
+def export_file(rows: "Sequence[Indicator] | Callable[[], Iterator[pa.Table]]", fmt: str, path: str,
+                kind: Optional[str] = None, include_disabled: bool = False, overwrite: bool = False) -> dict:
+    """:func:`export` (or, given a function giving Arrow batches, :func:`export_batches`) to the file
+    ``path``, written whole and then renamed into place (:func:`~csadetect.indicators.rows.atomic_text`:
+    an error part way, a snapshot file that fails its checksum say, leaves no file); an existing file
+    is replaced only with ``overwrite`` (IndicatorError otherwise)."""
     with atomic_text(path, overwrite) as fh:
+        if callable(rows):
+            return export_batches(rows, fmt, fh, kind, include_disabled)
         return export(rows, fmt, fh, kind, include_disabled)

@@ -83,7 +83,7 @@ from csadetect.indicators.snapshot_manifest import (
     head,
     manifest_chain,
 )
-from csadetect.indicators.snapshot_load import deltas_between, load_delta, load_snapshot
+from csadetect.indicators.snapshot_load import deltas_between, load_delta, load_snapshot, resolved_batches
 from csadetect.indicators.snapshot_build import build_snapshot, compact
 
 

@@ -12,7 +12,6 @@ another build published meanwhile.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import os
 from typing import Callable, Iterable, Optional, Sequence, Union
@@ -26,7 +25,7 @@ from csadetect.core import fs
 from csadetect.core.keys import PrivateKeyLike, SigningError, key_id, load_private_key, sign
 from csadetect.core.timeutil import utc_iso
 from csadetect.indicators.rows import Indicator
-from csadetect.indicators.snapshot_load import load_delta, load_rows, verified_batches
+from csadetect.indicators.snapshot_load import load_rows, resolved_batches
 from csadetect.indicators.snapshot_manifest import FORMAT, _latest_signed, head, manifest_chain
 from csadetect.indicators.snapshot_store import (
     CODES_FILE,
@@ -52,7 +51,6 @@ from csadetect.indicators.snapshot_tables import (
     _check_values,
     _open_npy,
     _pdq_codes,
-    _resolve,
     counts,
     rows_to_table,
     sort_order,
@@ -281,9 +279,10 @@ def compact(db_dir: str, private_key: PrivateKeyLike, version: Optional[int] = N
     chain of deltas into an overlay. Tombstones are kept (a later delta still cannot re-enable
     them); ids, values, ``added_at`` and ``disabled_at`` are unchanged. Returns its manifest.
 
-    The base is read a batch at a time (its file verified first), the rows the deltas replace left
-    out, into a :func:`~csadetect.indicators.snapshot_tables.spilled` table with the deltas' rows:
-    the chain is never held whole (a base of 100M rows is ~10 GB as a table)."""
+    The resolved rows are read a batch at a time (:func:`~csadetect.indicators.snapshot_load.resolved_batches`:
+    the base's file verified first, the rows the deltas replace left out, theirs merged in) into a
+    :func:`~csadetect.indicators.snapshot_tables.spilled` table: the chain is never held whole (a
+    base of 100M rows is ~10 GB as a table)."""
     try:
         key = load_private_key(private_key)
     except SigningError as exc:
@@ -294,8 +293,5 @@ def compact(db_dir: str, private_key: PrivateKeyLike, version: Optional[int] = N
     chain = manifest_chain(db_dir, public, version)  # newest first, down to the full base
     if chain[0][1].get("type") == "full":
         raise SnapshotError(f"version {version} of {db_dir} is already a full snapshot: nothing to compact")
-    deltas = [load_delta(db_dir, public, manifest["version"]).table for _, manifest in reversed(chain[:-1])]
-    changed, _ = _resolve([(t, _pdq_codes(t)) for t in deltas])  # the last row of each id the deltas touch
-    kept = (t.filter(pc.invert(pc.is_in(t["indicator_id"], value_set=changed["indicator_id"])))
-            for t in verified_batches(*chain[-1]))
-    return build_snapshot(spilled(itertools.chain(kept, [changed])), db_dir, key)
+    _, batches = resolved_batches(db_dir, public, version)
+    return build_snapshot(spilled(batches()), db_dir, key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +32,8 @@ from csadetect.indicators.snapshot_store import (
     _read,
     _version_dir,
 )
-from csadetect.indicators.snapshot_tables import CODES_KIND, SCHEMA, Delta, Snapshot, _pdq_codes, _resolve
+from csadetect.indicators.snapshot_tables import (CODES_KIND, SCHEMA, Delta, Snapshot, _pdq_codes, _resolve, kind_rank,
+                                                  take_rows, sort_order)
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -121,10 +122,58 @@ def _rows_of(where: str, manifest: dict, wanted: pa.ChunkedArray) -> pa.Table:
     return pa.concat_tables(keep) if keep else SCHEMA.empty_table()
 
 
+READ_BATCH = 1 << 20  # rows of a data file read at a time
+
+
+def resolved_batches(db_dir: str, public_key: PublicKeyLike,
+                     version: Optional[int] = None) -> tuple[int, Callable[[], Iterator[pa.Table]]]:
+    """The version (default: the highest signed one, :func:`head`) and a function that gives its
+    resolved rows (``load_snapshot(...).table``'s rows, in the same canonical order) a batch at a
+    time, never the whole table (a base of 100M rows is ~10 GB as a table): the chain's deltas
+    (small) are resolved whole, and the full base is read a verified batch at a time
+    (:func:`verified_batches`), the rows the deltas replace left out and theirs merged in at their
+    place. Each call reads and verifies the files again."""
+    key = _key(public_key)
+    db_dir = os.fspath(db_dir)
+    version = head(db_dir, key).latest if version is None else int(version)
+    chain = manifest_chain(db_dir, key, version)  # newest first, down to the full base; signatures checked
+
+    def batches() -> Iterator[pa.Table]:
+        deltas = [load_delta(db_dir, key, manifest["version"]).table for _, manifest in reversed(chain[:-1])]
+        changed = _resolve([(t, _pdq_codes(t)) for t in deltas])[0] if deltas else SCHEMA.empty_table()
+        yield from _merged(verified_batches(*chain[-1]), take_rows(changed, sort_order(changed)))
+
+    return version, batches
+
+
+def _merged(base: Iterator[pa.Table], changed: pa.Table) -> Iterator[pa.Table]:
+    """The ``base`` batches (canonical order) without the ids of ``changed`` (canonical order, ids
+    unique), with the rows of ``changed`` each merged in before the first base row that sorts after it."""
+    ids = changed["indicator_id"]
+    ranks = kind_rank(changed)
+    done = 0
+    for table in base:
+        if changed.num_rows:
+            table = table.filter(pc.invert(pc.is_in(table["indicator_id"], value_set=ids)))
+        if not table.num_rows:
+            continue
+        rank, last = kind_rank(table.slice(table.num_rows - 1))[0], table["indicator_id"][-1]
+        # changed is sorted by the same key, so those up to this batch's last row are a prefix of it
+        upto = pc.sum(pc.or_(pc.less(ranks, rank), pc.and_(pc.equal(ranks, rank),
+                                                            pc.less_equal(ids, last)))).as_py() or 0
+        if upto > done:
+            table = pa.concat_tables([table, changed.slice(done, upto - done)])
+            table = take_rows(table, sort_order(table))
+            done = upto
+        yield table
+    if done < changed.num_rows:
+        yield changed.slice(done)
+
+
 def verified_batches(where: str, manifest: dict) -> Iterator[pa.Table]:
     """The rows of the data file of the version in ``where`` (its ``manifest`` already verified), a
-    batch of 2^20 rows at a time, once the file's SHA-256 has been checked: one open file is hashed
-    in blocks, then read from its start."""
+    batch of :data:`READ_BATCH` rows at a time, once the file's SHA-256 has been checked: one open
+    file is hashed in blocks, then read from its start."""
     version = manifest.get("version")
     name = FULL_FILE if manifest.get("type") == "full" else DELTA_FILE
     meta = (manifest.get("files") or {}).get(name)
@@ -141,7 +190,7 @@ def verified_batches(where: str, manifest: dict) -> Iterator[pa.Table]:
             if digest.hexdigest() != meta.get("sha256"):
                 raise SnapshotError(f"checksum mismatch for {name} in version {version}")
             fh.seek(0)
-            for batch in parquet.open_file(fh).iter_batches(1 << 20, columns=list(FIELDS)):
+            for batch in parquet.open_file(fh).iter_batches(READ_BATCH, columns=list(FIELDS)):
                 yield pa.Table.from_batches([batch]).cast(SCHEMA)
     except SnapshotError:
         raise
