@@ -452,6 +452,9 @@ def test_a_delta_reads_only_the_base_rows_it_names(tmp_path, keys, monkeypatch):
                 m.setattr(snapshot_load, "READ_BATCH", size)
                 version, batches = snapshot_load.resolved_batches(db, public)
                 assert version == manifest["version"] and pa.concat_tables(batches()).equals(whole.table)
+                _, batches = snapshot_load.resolved_batches(db, public, ordered=False)
+                unordered = pa.concat_tables(batches())
+                assert unordered.take(snapshot_tables.sort_order(unordered)).equals(whole.table)
         state = _state(whole)
         assert set(state) == set(rows) and {i for i, r in state.items() if not r.active} == dead
         assert all(state[i].category == rows[i].category for i in rows)

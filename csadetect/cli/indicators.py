@@ -428,16 +428,16 @@ def cmd_import(args) -> int:
         say(line)
     if imported.refused and not args.skip_refused:
         raise IndicatorError(f"{len(imported.refused)} refused rows: nothing imported (fix them, or pass "
-                             f"--skip-refused to import the {len(imported.rows)} good rows)")
-    if not imported.rows:
+                             f"--skip-refused to import the {imported.table.num_rows} good rows)")
+    if not imported.table.num_rows:
         raise IndicatorError(f"{args.input}: no rows to import")
     result = imported.counts()
     if args.csv:
-        formats.export_file(imported.rows, "csadetect", args.csv, overwrite=args.force)
-        say(f"wrote {len(imported.rows)} indicators to {args.csv}")
+        formats.export_file(lambda: iter([imported.table]), "csadetect", args.csv, overwrite=args.force)
+        say(f"wrote {imported.table.num_rows} indicators to {args.csv}")
         result["csv"] = args.csv
     if args.out:
-        manifest = build_snapshot(imported.rows, args.out, key, base=args.base)
+        manifest = build_snapshot(imported.table, args.out, key, base=args.base)
         kind = f"delta on version {manifest['parent']}" if manifest["parent"] else "full snapshot"
         say(f"built version {manifest['version']} ({kind}) in {args.out}: {manifest['counts']['rows']} rows")
         result |= {k: manifest[k] for k in ("version", "type", "parent", "counts")}

@@ -280,7 +280,7 @@ def compact(db_dir: str, private_key: PrivateKeyLike, version: Optional[int] = N
     them); ids, values, ``added_at`` and ``disabled_at`` are unchanged. Returns its manifest.
 
     The resolved rows are read a batch at a time (:func:`~csadetect.indicators.snapshot_load.resolved_batches`:
-    the base's file verified first, the rows the deltas replace left out, theirs merged in) into a
+    the base's file verified first, the rows the deltas replace left out, theirs added) into a
     :func:`~csadetect.indicators.snapshot_tables.spilled` table: the chain is never held whole (a
     base of 100M rows is ~10 GB as a table)."""
     try:
@@ -293,5 +293,5 @@ def compact(db_dir: str, private_key: PrivateKeyLike, version: Optional[int] = N
     chain = manifest_chain(db_dir, public, version)  # newest first, down to the full base
     if chain[0][1].get("type") == "full":
         raise SnapshotError(f"version {version} of {db_dir} is already a full snapshot: nothing to compact")
-    _, batches = resolved_batches(db_dir, public, version)
+    _, batches = resolved_batches(db_dir, public, version, ordered=False)  # build_snapshot sorts them
     return build_snapshot(spilled(batches()), db_dir, key)

@@ -125,14 +125,15 @@ def _rows_of(where: str, manifest: dict, wanted: pa.ChunkedArray) -> pa.Table:
 READ_BATCH = 1 << 20  # rows of a data file read at a time
 
 
-def resolved_batches(db_dir: str, public_key: PublicKeyLike,
-                     version: Optional[int] = None) -> tuple[int, Callable[[], Iterator[pa.Table]]]:
+def resolved_batches(db_dir: str, public_key: PublicKeyLike, version: Optional[int] = None,
+                     ordered: bool = True) -> tuple[int, Callable[[], Iterator[pa.Table]]]:
     """The version (default: the highest signed one, :func:`head`) and a function that gives its
     resolved rows (``load_snapshot(...).table``'s rows, in the same canonical order) a batch at a
     time, never the whole table (a base of 100M rows is ~10 GB as a table): the chain's deltas
     (small) are resolved whole, and the full base is read a verified batch at a time
     (:func:`verified_batches`), the rows the deltas replace left out and theirs merged in at their
-    place. Each call reads and verifies the files again."""
+    place (without ``ordered``, added after the base's: cheaper, for a caller that sorts anyway).
+    Each call reads and verifies the files again."""
     key = _key(public_key)
     db_dir = os.fspath(db_dir)
     version = head(db_dir, key).latest if version is None else int(version)
@@ -141,7 +142,13 @@ def resolved_batches(db_dir: str, public_key: PublicKeyLike,
     def batches() -> Iterator[pa.Table]:
         deltas = [load_delta(db_dir, key, manifest["version"]).table for _, manifest in reversed(chain[:-1])]
         changed = _resolve([(t, _pdq_codes(t)) for t in deltas])[0] if deltas else SCHEMA.empty_table()
-        yield from _merged(verified_batches(*chain[-1]), take_rows(changed, sort_order(changed)))
+        if ordered:
+            yield from _merged(verified_batches(*chain[-1]), take_rows(changed, sort_order(changed)))
+            return
+        ids = changed["indicator_id"]
+        for table in verified_batches(*chain[-1]):
+            yield table.filter(pc.invert(pc.is_in(table["indicator_id"], value_set=ids)))
+        yield changed
 
     return version, batches
 

@@ -85,15 +85,57 @@ def spilled(tables: Iterable[pa.Table]) -> pa.Table:
     """``tables`` (in SCHEMA) concatenated through an Arrow file in the temporary folder (``TMPDIR``),
     unlinked once mapped: the table returned reads it through the page cache, which the kernel can
     drop, so not even the Arrow columns of 100M rows (about 10 GB) stay in the process's own memory."""
-    fd, path = tempfile.mkstemp(prefix="csadetect-rows-", suffix=".arrow")
-    os.close(fd)
-    try:
-        with pa.ipc.new_file(path, SCHEMA) as writer:
-            for table in tables:
-                writer.write_table(table)
-        return pa.ipc.open_file(pa.memory_map(path)).read_all()
-    finally:
-        os.unlink(path)  # a table mapped from it keeps reading it until it is freed
+    with Spill(always=True) as spill:
+        for table in tables:
+            spill.add(table)
+        return spill.table(SCHEMA)
+
+
+class Spill:
+    """:func:`spilled` for tables that arrive one at a time (``add``), all with the first one's
+    schema: the first is kept in memory, and from the second (or the first, with ``always``) they
+    go to the Arrow file. :meth:`table` gives them all as one table; leaving the ``with`` block
+    unlinks the file (a table mapped from it keeps reading it until it is freed)."""
+
+    def __init__(self, always: bool = False):
+        self.always = always
+        self.first: Optional[pa.Table] = None
+        self.path: Optional[str] = None
+        self.writer = None
+
+    def __enter__(self) -> "Spill":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+        if self.path is not None:
+            os.unlink(self.path)
+            self.path = None
+
+    def add(self, table: pa.Table) -> None:
+        if self.first is None and self.writer is None and not self.always:
+            self.first = table
+            return
+        if self.writer is None:
+            fd, self.path = tempfile.mkstemp(prefix="csadetect-rows-", suffix=".arrow")
+            os.close(fd)
+            self.writer = pa.ipc.new_file(self.path, table.schema)
+            if self.first is not None:
+                self.writer.write_table(self.first)
+                self.first = None
+        self.writer.write_table(table)
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def table(self, schema: pa.Schema) -> pa.Table:
+        """Every table added (``schema``'s empty table when none was)."""
+        if self.path is None:
+            return self.first if self.first is not None else schema.empty_table()
+        self._close()
+        return pa.ipc.open_file(pa.memory_map(self.path)).read_all()
 
 
 def table_rows(table: pa.Table) -> list[Indicator]:

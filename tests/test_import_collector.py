@@ -1,0 +1,80 @@
+"""``indicators import`` collects a file's rows into Arrow a chunk at a time and finds repeated
+values and ids by sorting (:class:`csadetect.indicators.formats._Collector`), not with a set and a
+dict of every row: the same rows, lines, refusals (in line order) and merged count as collecting
+them one by one, whatever the order of good rows, bad rows, refusals and repeats."""
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from csadetect.indicators import formats, snapshot_tables
+from csadetect.indicators.rows import Indicator, IndicatorError
+from csadetect.indicators.snapshot_tables import Spill
+
+VALUES = ["0" * 32, "1" * 32, "2" * 32, "F" * 32, "f" * 32, "bad"]  # upper and lower case: one value
+EVENTS = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.sampled_from(["a", "b", "c", "d", " a"]), st.sampled_from(VALUES)),
+    st.tuples(st.just("refuse"), st.just(""), st.just(""))), max_size=30)
+
+
+def one_by_one(events, merge: bool):
+    """The rule as it was: a set of (kind, value) and a dict of ids, row by row."""
+    rows, lines, refused, merged, ids, values = [], [], [], 0, {}, set()
+    for line, (what, ident, value) in enumerate(events, 2):
+        if what == "refuse":
+            refused.append((line, "refused by its reader"))
+            continue
+        try:
+            row = Indicator(ident, "md5", value)
+        except IndicatorError as exc:
+            refused.append((line, str(exc)))
+            continue
+        if merge:
+            if (row.kind, row.value) in values:
+                merged += 1
+                continue
+            values.add((row.kind, row.value))
+        if row.indicator_id in ids:
+            refused.append((line, f"duplicate indicator_id {row.indicator_id!r} (first on line {ids[row.indicator_id]})"))
+            continue
+        ids[row.indicator_id] = line
+        rows.append(row)
+        lines.append(line)
+    return rows, lines, refused, merged
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=EVENTS, merge=st.booleans(), chunk=st.integers(1, 4))
+def test_the_sorted_repeats_are_those_found_row_by_row(events, merge, chunk, monkeypatch):
+    monkeypatch.setattr(snapshot_tables, "TABLE_CHUNK", chunk)
+    imported = formats.Imported("f", "csadetect")
+    with Spill() as spill:
+        rows = formats._Collector(imported, merge, spill)
+        for line, (what, ident, value) in enumerate(events, 2):
+            if what == "refuse":
+                rows.refuse(line, "refused by its reader")
+            else:
+                rows.add(line, {"indicator_id": ident, "kind": "md5", "value": value})
+        rows.finish()
+    assert (imported.rows, list(imported.lines), imported.refused, imported.merged) == one_by_one(events, merge)
+
+
+def test_a_large_import_is_spilled_and_its_file_removed(tmp_path, monkeypatch):
+    """More than a chunk of rows goes through an Arrow file in TMPDIR, gone once the import is read,
+    and gone too when the file turns out unreadable part way (a value of no known kind)."""
+    monkeypatch.setattr(snapshot_tables, "TABLE_CHUNK", 2)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    listing = tmp_path / "md5.txt"
+    listing.write_text("# kind: md5\n" + "".join(f"{i:032x}\n" for i in range(7)) + f"{3:032x}\n")
+    imported = formats.read(str(listing))
+    assert imported.table.num_rows == 7 and imported.merged == 1 and list(imported.lines) == list(range(2, 9))
+    assert imported.table["indicator_id"].num_chunks == 4 and list(spill.iterdir()) == []
+    listing.write_text("".join(f"{i:032x}\n" for i in range(5)) + "a" * 64 + "\n")
+    with pytest.raises(IndicatorError, match="could be pdq or sha256"):
+        formats.read(str(listing))
+    assert list(spill.iterdir()) == []
