@@ -38,7 +38,8 @@ def one_by_one(events, merge: bool):
                 continue
             values.add((row.kind, row.value))
         if row.indicator_id in ids:
-            refused.append((line, f"duplicate indicator_id {row.indicator_id!r} (first on line {ids[row.indicator_id]})"))
+            first = ids[row.indicator_id]
+            refused.append((line, f"duplicate indicator_id {row.indicator_id!r} (first on line {first})"))
             continue
         ids[row.indicator_id] = line
         rows.append(row)
@@ -78,3 +79,26 @@ def test_a_large_import_is_spilled_and_its_file_removed(tmp_path, monkeypatch):
     with pytest.raises(IndicatorError, match="could be pdq or sha256"):
         formats.read(str(listing))
     assert list(spill.iterdir()) == []
+
+
+def test_the_file_is_read_from_disk_line_by_line_as_its_whole_text_was(tmp_path, capsys):
+    """Never held whole: a BOM is still dropped, lines still end where ``str.splitlines`` ends them
+    (the line numbers of refusals), and bytes that are not UTF-8 anywhere in the file, past the
+    first read block too, still fail the import with one line and write nothing."""
+    from tests.cli_helpers import run_cli
+
+    listing = tmp_path / "md5.txt"
+    listing.write_text("\ufeff# kind: md5\n" + "0" * 32 + "\x85bad\r\n" + "1" * 32 + "\r" + "2" * 32 + "\n",
+                       encoding="utf-8", newline="")
+    imported = formats.read(str(listing))
+    assert imported.table["value"].to_pylist() == ["0" * 32, "1" * 32, "2" * 32]
+    assert list(imported.lines) == [2, 4, 5] and [line for line, _ in imported.refused] == [3]
+    csv_file = tmp_path / "rows.csv"
+    rows = b"".join(b"r%d,md5,%032x\n" % (i, i) for i in range(500))
+    csv_file.write_bytes(b"\xef\xbb\xbfindicator_id,kind,value\n" + rows + b"r9x,md5,\xff\n")
+    code, out, err = run_cli(capsys, "indicators", "import", csv_file, "--csv", tmp_path / "out.csv")
+    assert code == 1 and out == [] and err == f"error: {csv_file}: not UTF-8 text\n"
+    assert not (tmp_path / "out.csv").exists()
+    csv_file.write_bytes(csv_file.read_bytes().replace(b"\xff", b"0" * 32))
+    code, out, err = run_cli(capsys, "indicators", "import", csv_file, "--csv", tmp_path / "out.csv")
+    assert code == 0 and out[0]["imported"] == 501, err

@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import heapq
-import io
 import json
 import os
 import re
@@ -216,18 +215,35 @@ def parse_columns(text: Optional[str]) -> dict[str, str]:
     return out
 
 
-def _text(path: str) -> str:
-    """The whole file (a hash list fits in memory), BOM removed; IndicatorError if not UTF-8."""
-    with open_text(path) as fh:
-        try:
-            return fh.read().removeprefix("\ufeff")
-        except UnicodeDecodeError:
-            raise IndicatorError(f"{path}: not UTF-8 text") from None
+class _Source:
+    """An input file's text, read from disk each time it is walked, never held whole (a list of 100M
+    hashes is ~10 GB of text): BOM removed; IndicatorError (one line) when it cannot be opened, or
+    where it is not UTF-8."""
+
+    def __init__(self, path: str):
+        self.path = path
+        with open_text(path):
+            pass  # a missing or unreadable file fails here, before any work
+
+    def physical_lines(self) -> Iterator[str]:
+        """The lines with their ends (``\\n``, ``\\r``, ``\\r\\n``), as the ``csv`` module reads a file."""
+        with open_text(self.path) as fh:
+            try:
+                for number, line in enumerate(fh):
+                    yield line.removeprefix("\ufeff") if number == 0 else line
+            except UnicodeDecodeError:
+                raise IndicatorError(f"{self.path}: not UTF-8 text") from None
+
+    def lines(self) -> Iterator[str]:
+        """The lines as ``str.splitlines`` gives them of the whole text (which also ends a line at
+        ``\\v``, ``\\f``, ``\\x1c``-``\\x1e``, ``\\x85``, ``\\u2028``, ``\\u2029``)."""
+        for line in self.physical_lines():
+            yield from line.splitlines()
 
 
-def _csv_rows(path: str, text: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(path: str, text: _Source) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank CSV record."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(text.physical_lines())
     line = 1
     try:
         for record in reader:
@@ -238,13 +254,13 @@ def _csv_rows(path: str, text: str) -> Iterator[tuple[int, list[str]]]:
         raise IndicatorError(f"{path}:{reader.line_num}: bad CSV ({exc})") from None
 
 
-def _header(path: str, text: str) -> list[str]:
+def _header(path: str, text: _Source) -> list[str]:
     for _, record in _csv_rows(path, text):
         return [h.strip() for h in record]
     raise IndicatorError(f"{path}: empty file")
 
 
-def detect_format(path: str, text: str, columns: Optional[dict] = None) -> str:
+def detect_format(path: str, text: "_Source", columns: Optional[dict] = None) -> str:
     """The import format of a file from its extension and, for CSV, its header."""
     name = os.path.basename(path)
     if _HMA_NAME.search(name):
@@ -319,7 +335,7 @@ def _read_csadetect(path, text, rows: _Collector, defaults: dict, **_) -> None:
 
 
 def _read_jsonl(path, text, rows: _Collector, defaults: dict, **_) -> None:
-    for line, body in enumerate(text.splitlines(), 1):
+    for line, body in enumerate(text.lines(), 1):
         if not body.strip():
             continue
         try:
@@ -344,7 +360,7 @@ def _read_jsonl(path, text, rows: _Collector, defaults: dict, **_) -> None:
 
 def _read_list(path, text, rows: _Collector, defaults: dict, kind: Optional[str], settings: MatchSettings, **_) -> None:
     stem = _stem(path)
-    for line, list_kind, body in hash_list_values(path, enumerate(text.splitlines(), 1), kind):
+    for line, list_kind, body in hash_list_values(path, enumerate(text.lines(), 1), kind):
         first, _, rest = body.partition(" ")
         row_kind = kind_named(first) if rest.strip() else None
         value = rest.strip() if row_kind else body
@@ -502,7 +518,7 @@ def read(path: str, fmt: Optional[str] = None, kind: Optional[str] = None, colum
         kind = kind_of(kind, "--kind")
     if columns and fmt not in (None, "columns"):
         raise IndicatorError(f"--columns is for CSV files with their own header (format columns), not {fmt}")
-    text = _text(path)
+    text = _Source(path)
     fmt = fmt or detect_format(path, text, columns)
     if fmt == "columns" and not columns:
         raise IndicatorError("format columns needs --columns hash=COLUMN[,kind=COLUMN,id=COLUMN,note=COLUMN,...]")

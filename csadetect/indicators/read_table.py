@@ -1,6 +1,6 @@
 """Indicator files read into an Arrow table for ``indicators build``, and CSV read straight into
 Arrow columns: the same rows and the same one-line errors as an :class:`Indicator` per row
-(:func:`csadetect.indicators.rows.read_csv`), at about a sixth of the time.
+(:func:`csadetect.indicators.rows.read_csv`), in about a fifth of the time.
 
 The CSV rows are parsed by Python's ``csv`` module exactly as ``read_csv`` parses them (the same
 dialect, the same rules for blank lines and field counts, the same line numbers), a chunk at a
