@@ -1,6 +1,7 @@
 """Indicator rows, readers, signing and signed snapshots (build, load, tamper, delta, diff)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -349,6 +350,51 @@ def test_tampered_codes_and_missing_file_are_refused(tmp_path, keys):
         load_snapshot(db, public)
 
 
+def test_verifying_without_loading_refuses_what_loading_refuses(tmp_path, keys, monkeypatch):
+    """``indicators verify`` and ``info`` check a version as loading does without holding it
+    (snapshot_load.verify_snapshot): a tampered or missing codes file, a codes file of another
+    shape signed as if it were right, and rows that do not add up to the signed counts."""
+    from csadetect.core.keys import load_private_key, sign
+
+    private, public = keys
+    db = str(tmp_path / "db")
+    build_snapshot(_rows(), db, private)
+    monkeypatch.setattr(snapshot_load, "_chain", None)  # never the whole chain
+    expected = snapshot_tables.counts(snapshot_tables.rows_to_table(_rows()))
+    assert snapshot_load.verify_snapshot(db, public)[2] == expected
+    where = os.path.join(db, "versions", "1")
+    codes = os.path.join(where, "pdq_codes.npy")
+    kept = open(codes, "rb").read()
+    arr = np.load(codes)
+    np.save(codes, arr[:-1])
+    with pytest.raises(SnapshotError, match=r"checksum mismatch for pdq_codes\.npy in version 1"):
+        snapshot_load.verify_snapshot(db, public)
+
+    def resign(change):  # a builder's mistake, signed: the manifest names what is on disk
+        manifest = json.loads(open(os.path.join(where, "manifest.json")).read())
+        change(manifest)
+        body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        open(os.path.join(where, "manifest.json"), "wb").write(body)
+        signature = base64.b64encode(sign(load_private_key(private), body)) + b"\n"
+        open(os.path.join(where, "manifest.sig"), "wb").write(signature)
+
+    resign(lambda m: m["files"]["pdq_codes.npy"].update(sha256=fs.sha256_file(codes)))
+    with pytest.raises(SnapshotError, match=r"pdq_codes\.npy of version 1 does not match its 30 pdq rows"):
+        snapshot_load.verify_snapshot(db, public)
+    open(codes, "wb").write(kept)
+    resign(lambda m: m["files"]["pdq_codes.npy"].update(sha256=fs.sha256_file(codes)))
+    snapshot_load.verify_snapshot(db, public)
+    resign(lambda m: m["counts"]["kinds"]["md5"].update(active=2))
+    with pytest.raises(SnapshotError, match=r"the rows of version 1 do not add up to its signed counts"):
+        snapshot_load.verify_snapshot(db, public)
+    resign(lambda m: (m["counts"]["kinds"]["md5"].update(active=1), m["totals"].update(rows=99)))
+    with pytest.raises(SnapshotError, match=r"the resolved rows of version 1 do not add up to its signed totals"):
+        snapshot_load.verify_snapshot(db, public)
+    os.remove(codes)
+    with pytest.raises(SnapshotError, match=r"pdq_codes\.npy is missing from version 1"):
+        snapshot_load.verify_snapshot(db, public)
+
+
 def test_tampered_manifest_and_wrong_key_are_refused(tmp_path, keys):
     private, public = keys
     db = str(tmp_path / "db")
@@ -455,6 +501,10 @@ def test_a_delta_reads_only_the_base_rows_it_names(tmp_path, keys, monkeypatch):
                 _, batches = snapshot_load.resolved_batches(db, public, ordered=False)
                 unordered = pa.concat_tables(batches())
                 assert unordered.take(snapshot_tables.sort_order(unordered)).equals(whole.table)
+                # verified as loading does, the totals counted a batch at a time
+                version, chain, totals = snapshot_load.verify_snapshot(db, public)
+                assert [m["version"] for m in chain] == [m["version"] for m in whole.chain]
+                assert totals == counts(whole.table) == chain[-1]["totals"]
         state = _state(whole)
         assert set(state) == set(rows) and {i for i, r in state.items() if not r.active} == dead
         assert all(state[i].category == rows[i].category for i in rows)

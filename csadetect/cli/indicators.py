@@ -28,7 +28,8 @@ from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, du
 from csadetect.indicators.mapped import has_index_files, map_version
 from csadetect.indicators.read_table import read_table
 from csadetect.indicators.snapshot import (DuplicateIdError, SnapshotError, build_snapshot, check_head, compact, diff,
-                                           head, info, load_snapshot, resolved_batches, version_dir)
+                                           head, info, load_snapshot, resolved_batches, verify_snapshot,
+                                           version_dir)
 from csadetect.media.hashing import (VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file, hash_video_upload,
                                      is_video_path, read_media)
 from csadetect.media.regions import preprocessor
@@ -160,22 +161,24 @@ def cmd_verify(args) -> int:
     that version below ``--min-version``), then the chain of ``--version`` (default: the highest)."""
     try:
         found = check_head(args.db_dir, args.public_key, args.min_version)
-        snap = load_snapshot(args.db_dir, args.public_key, found.latest if args.version is None else args.version)
-        base = snap.chain[0]
+        # as a worker loads it, without holding it (verify_snapshot reads the base a batch at a time)
+        version, chain, totals = verify_snapshot(args.db_dir, args.public_key,
+                                                 found.latest if args.version is None else args.version)
+        base = chain[0]
         if has_index_files(base) and not fs.is_url(args.db_dir):  # the files workers map: their checksums too
             map_version(version_dir(args.db_dir, base["version"]), base)
     except SnapshotError as exc:
         emit({"ok": False, "db_dir": args.db_dir, "error": str(exc)})
         raise
-    say(f"version {snap.version} of {args.db_dir} verifies ({len(snap.chain)} version(s) checked)")
+    say(f"version {version} of {args.db_dir} verifies ({len(chain)} version(s) checked)")
     emit({
         "ok": True,
         "db_dir": args.db_dir,
         "current": found.current,
         "latest_signed": found.latest,
-        "version": snap.version,
-        "chain": [m["version"] for m in snap.chain],
-        "totals": snap.counts(),
+        "version": version,
+        "chain": [m["version"] for m in chain],
+        "totals": totals,
     })
     return 0
 

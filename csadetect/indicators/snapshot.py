@@ -83,7 +83,8 @@ from csadetect.indicators.snapshot_manifest import (
     head,
     manifest_chain,
 )
-from csadetect.indicators.snapshot_load import deltas_between, load_delta, load_snapshot, resolved_batches
+from csadetect.indicators.snapshot_load import (deltas_between, load_delta, load_snapshot, resolved_batches,
+                                                verify_snapshot)
 from csadetect.indicators.snapshot_build import build_snapshot, compact
 
 
@@ -138,9 +139,7 @@ def info(db_dir: str, public_key: Optional[PublicKeyLike] = None, version: Optio
     if target is None:
         raise SnapshotError(f"no snapshot in {db_dir} (no version)")
     if public_key is not None:
-        snap = load_snapshot(db_dir, public_key, target)
-        manifests = list(snap.chain)
-        totals = snap.counts()
+        _, manifests, totals = verify_snapshot(db_dir, public_key, target)  # never held whole
     else:
         manifests, seen = [], target
         while True:

@@ -32,8 +32,8 @@ from csadetect.indicators.snapshot_store import (
     _read,
     _version_dir,
 )
-from csadetect.indicators.snapshot_tables import (CODES_KIND, SCHEMA, Delta, Snapshot, _pdq_codes, _resolve, kind_rank,
-                                                  take_rows, sort_order)
+from csadetect.indicators.snapshot_tables import (CODES_KIND, SCHEMA, Delta, Snapshot, _pdq_codes, _resolve, add_counts,
+                                                  counts, kind_rank, sort_order, take_rows)
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -140,8 +140,7 @@ def resolved_batches(db_dir: str, public_key: PublicKeyLike, version: Optional[i
     chain = manifest_chain(db_dir, key, version)  # newest first, down to the full base; signatures checked
 
     def batches() -> Iterator[pa.Table]:
-        deltas = [load_delta(db_dir, key, manifest["version"]).table for _, manifest in reversed(chain[:-1])]
-        changed = _resolve([(t, _pdq_codes(t)) for t in deltas])[0] if deltas else SCHEMA.empty_table()
+        changed = _changed(db_dir, key, chain)
         if ordered:
             yield from _merged(verified_batches(*chain[-1]), take_rows(changed, sort_order(changed)))
             return
@@ -151,6 +150,71 @@ def resolved_batches(db_dir: str, public_key: PublicKeyLike, version: Optional[i
         yield changed
 
     return version, batches
+
+
+def _changed(db_dir: str, key, chain: list[tuple[str, dict]]) -> pa.Table:
+    """The last row of each id that the deltas of ``chain`` (newest first, as :func:`manifest_chain`
+    gives it) touch, each delta verified whole (they are small)."""
+    deltas = [load_delta(db_dir, key, manifest["version"]).table for _, manifest in reversed(chain[:-1])]
+    return _resolve([(t, _pdq_codes(t)) for t in deltas])[0] if deltas else SCHEMA.empty_table()
+
+
+def verify_snapshot(db_dir: str, public_key: PublicKeyLike, version: Optional[int] = None,
+                    min_version: Optional[int] = None) -> tuple[int, list[dict], dict]:
+    """Verify a version (default: the highest signed one) and its chain as :func:`load_snapshot`
+    does, without holding it (a base of 100M rows is ~10 GB as a table): every manifest's signature,
+    every delta whole, the base's data file (its SHA-256, then parsed a batch at a time: its rows
+    must add up to its signed counts) and its PDQ codes file (its SHA-256, and a header of one code
+    per pdq row); the resolved rows must add up to the version's signed totals. Returns the version,
+    the chain's manifests (the full base first) and the resolved totals; SnapshotError otherwise."""
+    key = _key(public_key)
+    db_dir = os.fspath(db_dir)
+    version = head(db_dir, key).latest if version is None else int(version)
+    check_min_version(version, min_version)
+    chain = manifest_chain(db_dir, key, version)
+    changed = _changed(db_dir, key, chain)
+    where, base = chain[-1]
+    zero = {"rows": 0, "kinds": {}}
+    in_base, totals = zero, counts(changed)
+    for table in verified_batches(where, base):
+        in_base = add_counts(in_base, counts(table))
+        if changed.num_rows:
+            table = table.filter(pc.invert(pc.is_in(table["indicator_id"], value_set=changed["indicator_id"])))
+        totals = add_counts(totals, counts(table))
+    if base.get("counts") is not None and in_base != base["counts"]:
+        raise SnapshotError(f"the rows of version {base['version']} do not add up to its signed counts")
+    _check_codes(where, base, sum(in_base["kinds"].get(CODES_KIND, {}).values()))
+    signed = chain[0][1].get("totals")
+    if signed is not None and signed != totals:
+        raise SnapshotError(f"the resolved rows of version {version} do not add up to its signed totals")
+    return version, [manifest for _, manifest in reversed(chain)], totals
+
+
+def _check_codes(where: str, manifest: dict, n_pdq: int) -> None:
+    """The version's PDQ codes file: listed, present, its SHA-256 as signed, and a uint8 array of
+    one 32-byte code per pdq row (read from its header; the codes are not held)."""
+    version = manifest.get("version")
+    meta = (manifest.get("files") or {}).get(CODES_FILE)
+    if meta is None:
+        raise SnapshotError(f"manifest of version {version} does not list {CODES_FILE}")
+    path = _join(where, CODES_FILE)
+    if not fs.exists(path):
+        raise SnapshotError(f"{CODES_FILE} is missing from version {version}")
+    with fs.open_read(path) as fh:
+        digest = hashlib.sha256()
+        for block in fs.read_blocks(fh):
+            digest.update(block)
+        if digest.hexdigest() != meta.get("sha256"):
+            raise SnapshotError(f"checksum mismatch for {CODES_FILE} in version {version}")
+        fh.seek(0)
+        try:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
+        except ValueError:
+            shape, dtype = None, None
+    if dtype != np.uint8 or shape != (n_pdq, PdqSignal.nbytes):
+        raise SnapshotError(f"{CODES_FILE} of version {version} does not match its {n_pdq} pdq rows")
 
 
 def _merged(base: Iterator[pa.Table], changed: pa.Table) -> Iterator[pa.Table]:

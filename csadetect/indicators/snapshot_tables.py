@@ -221,6 +221,17 @@ def counts(table: pa.Table) -> dict:
     return {"rows": table.num_rows, "kinds": out}
 
 
+def add_counts(a: dict, b: dict) -> dict:
+    """Two :func:`counts` added (of two tables with no id in common)."""
+    kinds: dict = {}
+    for part in (a, b):
+        for kind, c in part["kinds"].items():
+            k = kinds.setdefault(kind, {"active": 0, "disabled": 0})
+            k["active"] += c["active"]
+            k["disabled"] += c["disabled"]
+    return {"rows": a["rows"] + b["rows"], "kinds": {kind: kinds[kind] for kind in names() if kind in kinds}}
+
+
 def _open_npy(path: str, dtype, shape: tuple) -> np.ndarray:
     """A ``.npy`` file of ``shape`` being written, memory-mapped (an empty one is saved at once:
     nothing to map); flush a ``np.memmap`` when done."""
