@@ -10,10 +10,11 @@ re-exports the public names.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
-from typing import Callable, Iterator, Optional
+from typing import IO, Callable, Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -194,19 +195,7 @@ def _check_codes(where: str, manifest: dict, n_pdq: int) -> None:
     """The version's PDQ codes file: listed, present, its SHA-256 as signed, and a uint8 array of
     one 32-byte code per pdq row (read from its header; the codes are not held)."""
     version = manifest.get("version")
-    meta = (manifest.get("files") or {}).get(CODES_FILE)
-    if meta is None:
-        raise SnapshotError(f"manifest of version {version} does not list {CODES_FILE}")
-    path = _join(where, CODES_FILE)
-    if not fs.exists(path):
-        raise SnapshotError(f"{CODES_FILE} is missing from version {version}")
-    with fs.open_read(path) as fh:
-        digest = hashlib.sha256()
-        for block in fs.read_blocks(fh):
-            digest.update(block)
-        if digest.hexdigest() != meta.get("sha256"):
-            raise SnapshotError(f"checksum mismatch for {CODES_FILE} in version {version}")
-        fh.seek(0)
+    with _verified_file(where, manifest, CODES_FILE) as fh:
         try:
             major, _ = np.lib.format.read_magic(fh)
             read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
@@ -246,27 +235,36 @@ def verified_batches(where: str, manifest: dict) -> Iterator[pa.Table]:
     batch of :data:`READ_BATCH` rows at a time, once the file's SHA-256 has been checked: one open
     file is hashed in blocks, then read from its start."""
     version = manifest.get("version")
-    name = FULL_FILE if manifest.get("type") == "full" else DELTA_FILE
-    meta = (manifest.get("files") or {}).get(name)
-    if meta is None:
-        raise SnapshotError(f"manifest of version {version} does not list {name}")
-    path = _join(where, name)
-    if not fs.exists(path):
-        raise SnapshotError(f"{name} is missing from version {version}")
     try:
-        with fs.open_read(path) as fh:
-            digest = hashlib.sha256()
-            for block in fs.read_blocks(fh):
-                digest.update(block)
-            if digest.hexdigest() != meta.get("sha256"):
-                raise SnapshotError(f"checksum mismatch for {name} in version {version}")
-            fh.seek(0)
+        with _verified_file(where, manifest, FULL_FILE if manifest.get("type") == "full" else DELTA_FILE) as fh:
             for batch in parquet.open_file(fh).iter_batches(READ_BATCH, columns=list(FIELDS)):
                 yield pa.Table.from_batches([batch]).cast(SCHEMA)
     except SnapshotError:
         raise
     except (pa.ArrowException, ValueError, OSError, KeyError) as exc:
         raise SnapshotError(f"cannot parse files of version {version}: {type(exc).__name__}") from None
+
+
+@contextlib.contextmanager
+def _verified_file(where: str, manifest: dict, name: str) -> Iterator[IO[bytes]]:
+    """The file ``name`` of the version in ``where`` (its ``manifest`` verified), open and at its
+    start, once it is found listed, present and with the SHA-256 the manifest signs (hashed in
+    blocks from this same open file, which is then read: nothing unverified is read)."""
+    version = manifest.get("version")
+    meta = (manifest.get("files") or {}).get(name)
+    if meta is None:
+        raise SnapshotError(f"manifest of version {version} does not list {name}")
+    path = _join(where, name)
+    if not fs.exists(path):
+        raise SnapshotError(f"{name} is missing from version {version}")
+    with fs.open_read(path) as fh:
+        digest = hashlib.sha256()
+        for block in fs.read_blocks(fh):
+            digest.update(block)
+        if digest.hexdigest() != meta.get("sha256"):
+            raise SnapshotError(f"checksum mismatch for {name} in version {version}")
+        fh.seek(0)
+        yield fh
 
 
 def load_delta(db_dir: str, public_key: PublicKeyLike, version: int) -> Delta:
