@@ -161,3 +161,59 @@ def test_progress_after_each_chunk_and_a_large_input_spilled(tmp_path, monkeypat
     assert seen == [3, 6, 7] and table["indicator_id"].num_chunks == 3 and list(spill.iterdir()) == []
     assert table.equals(indicator_table(iter_indicators(str(path))))
     assert csv_table(str(path), seen.append, chunk=7).num_rows == 7 and seen == [3, 6, 7]  # one chunk: not spilled
+
+
+@st.composite
+def hash_lists(draw) -> bytes:
+    """A hash list: perhaps a header line naming a kind, values of several widths and cases,
+    comments, blank lines, padded lines, now and then a line of no kind or bytes that are not UTF-8."""
+    lines = []
+    header = draw(st.sampled_from(["", "# kind: md5", "# kind: pdq", "sha256", "# kind: vpdq", "# kind: bogus",
+                                   "# a list"]))
+    if header:
+        lines.append(header)
+    for _ in range(draw(st.integers(0, 12))):
+        lines.append(draw(st.sampled_from(["", "   ", "# a comment", "0" * 32, "A" * 32, " " + "1" * 32 + " ", "2" * 40,
+                                           PDQ, PDQ.upper(), "0f" * 32, VPDQ, "zz", "1" * 31, "# kind: md5"])))
+    data = "".join(line + draw(st.sampled_from(["\n", "\r\n", "\r"])) for line in lines).encode()
+    if draw(st.integers(0, 29)) == 13:
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + b"\xff" + data[at:]
+    return data
+
+
+@FUZZ
+@given(data=hash_lists(), kind=st.sampled_from([None, None, "md5", "pdq", "sha256"]), chunk=st.integers(1, 4),
+       stem=st.sampled_from(["needles", "my list", "x" * 130]))
+def test_a_hash_list_gives_the_rows_and_errors_of_an_indicator_per_row(data, kind, chunk, stem):
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/{stem}.txt"
+        with open(path, "wb") as fh:
+            fh.write(data)
+        expected = outcome(lambda: indicator_table(iter_indicators(path, "hashes", kind), chunk=chunk))
+        assert outcome(lambda: read_table.hash_list_table(path, kind, chunk=chunk)) == expected
+
+
+def test_a_hash_list_of_a_known_kind_makes_no_indicator_objects(tmp_path, monkeypatch):
+    made = []
+    real = read_table.make_row
+    monkeypatch.setattr(read_table, "make_row", lambda record, where: made.append(where) or real(record, where))
+    path = tmp_path / "needles.txt"
+    path.write_text("# kind: pdq\n" + "".join(f"{i:064x}\n" for i in range(7)) + " " + PDQ.upper() + " \n")
+    seen = []
+    table = read_table.hash_list_table(str(path), progress=seen.append, chunk=3)
+    assert made == [] and seen == [6, 8] and table.num_rows == 8
+    assert table["indicator_id"].to_pylist()[:2] == ["needles-2", "needles-3"] and table["value"][-1].as_py() == PDQ
+    assert table.equals(indicator_table(iter_indicators(str(path))))
+
+
+def test_a_bad_value_before_bytes_that_are_not_utf8_is_the_error_as_row_by_row(tmp_path):
+    """The text is decoded a block at a time, so the rows before a block that is not UTF-8 are read
+    (and checked) first; a chunk read up to there is checked before that error is raised."""
+    path = tmp_path / "needles.txt"
+    path.write_bytes(b"# kind: md5\nnot-a-hash\n" + b"".join(b"%032x\n" % i for i in range(1000)) + b"\xff\n")
+    message = f"{path}:2: md5 value must be 32 hex characters, got 10"
+    assert outcome(lambda: indicator_table(iter_indicators(str(path)))) == ("error", message)
+    assert outcome(lambda: read_table.hash_list_table(str(path), chunk=5000)) == ("error", message)
+    path.write_bytes(path.read_bytes().replace(b"not-a-hash", b"0" * 32))
+    assert outcome(lambda: read_table.hash_list_table(str(path), chunk=5000)) == ("error", f"{path}: not UTF-8 text")

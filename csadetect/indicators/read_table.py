@@ -11,7 +11,9 @@ source empty or with no whitespace or non-ASCII at either end; no ``added_at`` o
 Such a row is already valid and needs no more than its value lower-cased. Any other row (a vPDQ
 or embedding value, padded fields, a time, an error) is made an :class:`Indicator` as before,
 which normalises it or raises its error with its file and line, so a bad file gives the error of
-its first bad row, as the row-by-row reader does. Other formats go through :class:`Indicator` rows.
+its first bad row, as the row-by-row reader does. A hash list whose kind is known (``--kind`` or a
+header line) is taken the same way (:func:`hash_list_table`); other formats, and lists of values
+that each name their own kind, go through :class:`Indicator` rows.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import contextlib
 import csv
 import gc
 import itertools
+import os
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -26,9 +29,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csadetect.indicators.rows import (DEFAULT_CATEGORY, DEFAULT_SOURCE, MAX_ID_BYTES, IndicatorError, _csv_rows,
-                                       csv_header, format_for, iter_indicators, make_row, open_text)
+                                       _lines, csv_header, format_for, hash_list_values, iter_indicators, make_row,
+                                       open_text)
 from csadetect.indicators import snapshot_tables
-from csadetect.indicators.snapshot_tables import SCHEMA, indicator_table, rows_to_table, spilled
+from csadetect.indicators.snapshot_tables import SCHEMA, Spill, indicator_table, rows_to_table, spilled
 from csadetect.signals import SIGNAL_TYPES
 from csadetect.signals.base import HexSignal, SignalType
 
@@ -50,8 +54,11 @@ def read_table(path: str, fmt: Optional[str] = None, kind: Optional[str] = None,
     """The rows of an indicator file as a table in SCHEMA (``indicator_table`` of
     :func:`csadetect.indicators.rows.iter_indicators`): CSV through :func:`csv_table`, other
     formats an :class:`Indicator` per row. Ids are not checked unique here."""
-    if kind is None and format_for(path, fmt) == "csv":
+    found = format_for(path, fmt)
+    if kind is None and found == "csv":
         return csv_table(path, progress)
+    if found == "hashes":
+        return hash_list_table(path, kind, progress)
     return indicator_table(iter_indicators(path, fmt, kind), progress)
 
 
@@ -77,6 +84,44 @@ def csv_table(path: str, progress: Optional[Callable[[int], None]] = None, chunk
                 progress(done)
 
     return spilled(counted())
+
+
+def hash_list_table(path: str, kind: Optional[str] = None, progress: Optional[Callable[[int], None]] = None,
+                    chunk: Optional[int] = None) -> pa.Table:
+    """A hash list (``needles.txt``) as a table in SCHEMA, rows in file order; the same table and
+    errors as ``indicator_table(iter_indicators(path, "hashes", kind))``. A list whose kind is known
+    (``kind``, or a header line) is taken as the plain CSV rows are (:func:`_table`); a list of
+    values that each name their own kind (MD5, SHA-1) is read an :class:`Indicator` per row."""
+    chunk = chunk or snapshot_tables.TABLE_CHUNK
+    values = hash_list_values(path, _lines(path), kind)
+    first = next(values, None)
+    if first is None or first[1] is None:
+        return indicator_table(iter_indicators(path, "hashes", kind), progress, chunk)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    header = ["indicator_id", "kind", "value", "category"]
+    with Spill() as spill:
+        done = 0
+        items = itertools.chain([first], values)
+        while True:
+            rows: list[list[str]] = []
+            lines: list[int] = []
+            stop: Optional[IndicatorError] = None
+            with _gc_paused():
+                try:
+                    for number, list_kind, text in itertools.islice(items, chunk):
+                        rows.append([f"{stem}-{number}", list_kind, text, DEFAULT_CATEGORY])
+                        lines.append(number)
+                except IndicatorError as exc:  # not UTF-8 further on: after the rows before it
+                    stop = exc
+            if rows:
+                spill.add(_table(path, header, rows, lines))
+                done += len(rows)
+                if progress and spill.path is not None:
+                    progress(done)
+            if stop is not None:
+                raise stop
+            if len(rows) < chunk:
+                return spill.table(SCHEMA)
 
 
 def _csv_tables(path: str, chunk: int) -> Iterator[pa.Table]:
