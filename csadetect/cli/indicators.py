@@ -26,7 +26,7 @@ from csadetect.indicators.index import IndicatorIndex
 from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, duplicate_error, from_media,
                                        kinds_for, value_kind, write_csv)
 from csadetect.indicators.mapped import has_index_files, map_version
-from csadetect.indicators.read_table import read_table
+from csadetect.indicators.input_table import input_table
 from csadetect.indicators.snapshot import (DuplicateIdError, SnapshotError, build_snapshot, check_head, compact, diff,
                                            head, info, load_snapshot, resolved_batches, verify_snapshot,
                                            version_dir)
@@ -133,7 +133,7 @@ def cmd_build(args) -> int:
     if args.input is None and not (args.base and args.disable):
         raise IndicatorError("--input is required (only a delta with --base and --disable may omit it)")
     key = load_private_key(args.key)  # fail fast, before reading a large input
-    rows = read_table(args.input, args.format, args.kind, Count(f"reading {args.input}")) if args.input else []
+    rows = input_table(args.input, args.format, args.kind, Count(f"reading {args.input}")) if args.input else []
     try:
         manifest = build_snapshot(rows, args.out, key, base=args.base, disable_ids=args.disable or (),
                                   progress=Count(f"writing {args.out}"))

@@ -49,8 +49,8 @@ def hex_widths() -> dict[str, int]:
             and type(signal).normalise is HexSignal.normalise}
 
 
-def read_table(path: str, fmt: Optional[str] = None, kind: Optional[str] = None,
-               progress: Optional[Callable[[int], None]] = None) -> pa.Table:
+def input_table(path: str, fmt: Optional[str] = None, kind: Optional[str] = None,
+                progress: Optional[Callable[[int], None]] = None) -> pa.Table:
     """The rows of an indicator file as a table in SCHEMA (``indicator_table`` of
     :func:`csadetect.indicators.rows.iter_indicators`): CSV through :func:`csv_table`, other
     formats an :class:`Indicator` per row. Ids are not checked unique here."""

@@ -1,4 +1,4 @@
-"""``indicators build`` reads CSV straight into Arrow columns (:mod:`csadetect.indicators.read_table`):
+"""``indicators build`` reads CSV straight into Arrow columns (:mod:`csadetect.indicators.input_table`):
 the same table, or the same one-line error, as an :class:`Indicator` per row
 (``indicator_table(iter_indicators(path))``), whatever the file holds. Hypothesis writes the files:
 plain rows, padded or upper-case fields, other kinds, times, non-ASCII, blank and short or long
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csadetect.indicators import read_table
-from csadetect.indicators.read_table import csv_table, hex_widths
+from csadetect.indicators import input_table
+from csadetect.indicators.input_table import csv_table, hex_widths
 from csadetect.indicators.rows import FIELDS, IndicatorError, iter_indicators
 from csadetect.indicators.snapshot_tables import indicator_table
 from csadetect.signals import SIGNAL_TYPES
@@ -117,8 +117,8 @@ def test_plain_rows_make_no_indicator_objects_and_others_keep_their_place(tmp_pa
     """Rows in the plain form are taken column by column; a row that is not (upper-case kind, padded
     id, a vPDQ value, a time) is made an Indicator as before and keeps its place; blank rows go."""
     made = []
-    real = read_table.make_row
-    monkeypatch.setattr(read_table, "make_row", lambda record, where: made.append(where) or real(record, where))
+    real = input_table.make_row
+    monkeypatch.setattr(input_table, "make_row", lambda record, where: made.append(where) or real(record, where))
     path = tmp_path / "rows.csv"
     vpdq = SIGNAL_TYPES["vpdq"].examples()[0]
     path.write_text("indicator_id,kind,value,category,added_at\n"
@@ -191,17 +191,17 @@ def test_a_hash_list_gives_the_rows_and_errors_of_an_indicator_per_row(data, kin
         with open(path, "wb") as fh:
             fh.write(data)
         expected = outcome(lambda: indicator_table(iter_indicators(path, "hashes", kind), chunk=chunk))
-        assert outcome(lambda: read_table.hash_list_table(path, kind, chunk=chunk)) == expected
+        assert outcome(lambda: input_table.hash_list_table(path, kind, chunk=chunk)) == expected
 
 
 def test_a_hash_list_of_a_known_kind_makes_no_indicator_objects(tmp_path, monkeypatch):
     made = []
-    real = read_table.make_row
-    monkeypatch.setattr(read_table, "make_row", lambda record, where: made.append(where) or real(record, where))
+    real = input_table.make_row
+    monkeypatch.setattr(input_table, "make_row", lambda record, where: made.append(where) or real(record, where))
     path = tmp_path / "needles.txt"
     path.write_text("# kind: pdq\n" + "".join(f"{i:064x}\n" for i in range(7)) + " " + PDQ.upper() + " \n")
     seen = []
-    table = read_table.hash_list_table(str(path), progress=seen.append, chunk=3)
+    table = input_table.hash_list_table(str(path), progress=seen.append, chunk=3)
     assert made == [] and seen == [6, 8] and table.num_rows == 8
     assert table["indicator_id"].to_pylist()[:2] == ["needles-2", "needles-3"] and table["value"][-1].as_py() == PDQ
     assert table.equals(indicator_table(iter_indicators(str(path))))
@@ -214,6 +214,6 @@ def test_a_bad_value_before_bytes_that_are_not_utf8_is_the_error_as_row_by_row(t
     path.write_bytes(b"# kind: md5\nnot-a-hash\n" + b"".join(b"%032x\n" % i for i in range(1000)) + b"\xff\n")
     message = f"{path}:2: md5 value must be 32 hex characters, got 10"
     assert outcome(lambda: indicator_table(iter_indicators(str(path)))) == ("error", message)
-    assert outcome(lambda: read_table.hash_list_table(str(path), chunk=5000)) == ("error", message)
+    assert outcome(lambda: input_table.hash_list_table(str(path), chunk=5000)) == ("error", message)
     path.write_bytes(path.read_bytes().replace(b"not-a-hash", b"0" * 32))
-    assert outcome(lambda: read_table.hash_list_table(str(path), chunk=5000)) == ("error", f"{path}: not UTF-8 text")
+    assert outcome(lambda: input_table.hash_list_table(str(path), chunk=5000)) == ("error", f"{path}: not UTF-8 text")
