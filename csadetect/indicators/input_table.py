@@ -32,7 +32,7 @@ from csadetect.indicators.rows import (DEFAULT_CATEGORY, DEFAULT_SOURCE, MAX_ID_
                                        _lines, csv_header, format_for, hash_list_values, iter_indicators, make_row,
                                        open_text)
 from csadetect.indicators import snapshot_tables
-from csadetect.indicators.snapshot_tables import SCHEMA, Spill, indicator_table, rows_to_table, spilled
+from csadetect.indicators.snapshot_tables import SCHEMA, batched, collected, indicator_table, rows_to_table
 from csadetect.signals import SIGNAL_TYPES
 from csadetect.signals.base import HexSignal, SignalType
 
@@ -65,25 +65,9 @@ def input_table(path: str, fmt: Optional[str] = None, kind: Optional[str] = None
 def csv_table(path: str, progress: Optional[Callable[[int], None]] = None, chunk: Optional[int] = None) -> pa.Table:
     """An indicator CSV as a table in SCHEMA, rows in file order, ``chunk`` (default
     :data:`~csadetect.indicators.snapshot_tables.TABLE_CHUNK`) rows at a time; the same table and errors as
-    ``indicator_table(iter_indicators(path))``.
-    ``progress(rows so far)`` after each chunk. An input of more than one chunk is :func:`spilled`."""
-    tables = _csv_tables(path, chunk or snapshot_tables.TABLE_CHUNK)
-    first = next(tables, None)
-    if first is None:
-        return rows_to_table([])
-    second = next(tables, None)
-    if second is None:
-        return first
-
-    def counted() -> Iterator[pa.Table]:
-        done = 0
-        for table in itertools.chain([first, second], tables):
-            yield table
-            done += table.num_rows
-            if progress:
-                progress(done)
-
-    return spilled(counted())
+    ``indicator_table(iter_indicators(path))``, with its ``progress`` and spilling (:func:`collected`)."""
+    chunk = chunk or snapshot_tables.TABLE_CHUNK
+    return collected(_csv_tables(path, chunk), chunk, progress)
 
 
 def hash_list_table(path: str, kind: Optional[str] = None, progress: Optional[Callable[[int], None]] = None,
@@ -93,40 +77,35 @@ def hash_list_table(path: str, kind: Optional[str] = None, progress: Optional[Ca
     (``kind``, or a header line) is taken as the plain CSV rows are (:func:`_table`); a list of
     values that each name their own kind (MD5, SHA-1) is read an :class:`Indicator` per row."""
     chunk = chunk or snapshot_tables.TABLE_CHUNK
+    return collected(_hash_list_tables(path, kind, chunk), chunk, progress)
+
+
+def _hash_list_tables(path: str, kind: Optional[str], chunk: int) -> Iterator[pa.Table]:
     values = hash_list_values(path, _lines(path), kind)
     first = next(values, None)
     if first is None or first[1] is None:
-        return indicator_table(iter_indicators(path, "hashes", kind), progress, chunk)
+        yield from (rows_to_table(batch) for batch in batched(iter_indicators(path, "hashes", kind), chunk))
+        return
     stem = os.path.splitext(os.path.basename(path))[0]
-    header = ["indicator_id", "kind", "value", "category"]
-    with Spill() as spill:
-        done = 0
-        items = itertools.chain([first], values)
-        while True:
-            rows: list[list[str]] = []
-            lines: list[int] = []
-            stop: Optional[IndicatorError] = None
-            with _gc_paused():
-                try:
-                    for number, list_kind, text in itertools.islice(items, chunk):
-                        rows.append([f"{stem}-{number}", list_kind, text, DEFAULT_CATEGORY])
-                        lines.append(number)
-                except IndicatorError as exc:  # not UTF-8 further on: after the rows before it
-                    stop = exc
-            if rows:
-                spill.add(_table(path, header, rows, lines))
-                done += len(rows)
-                if progress and spill.path is not None:
-                    progress(done)
-            if stop is not None:
-                raise stop
-            if len(rows) < chunk:
-                return spill.table(SCHEMA)
+    items = itertools.chain([first], values)
+
+    def read() -> tuple[list[list[str]], list[int], Optional[IndicatorError]]:
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        with _gc_paused():
+            try:
+                for number, list_kind, text in itertools.islice(items, chunk):
+                    rows.append([f"{stem}-{number}", list_kind, text, DEFAULT_CATEGORY])
+                    lines.append(number)
+            except IndicatorError as exc:  # not UTF-8 further on: after the rows before it
+                return rows, lines, exc
+        return rows, lines, None
+
+    yield from _chunk_tables(path, ["indicator_id", "kind", "value", "category"], read, chunk)
 
 
 def _csv_tables(path: str, chunk: int) -> Iterator[pa.Table]:
-    """The rows of ``path`` as tables of ``chunk`` rows (the last one shorter). An error that ends
-    the reading (a field count, bad CSV, not UTF-8) is raised after the rows before it are checked."""
+    """The rows of ``path`` as tables of ``chunk`` rows (the last one shorter)."""
     with open_text(path) as fh:
         reader = csv.reader(fh)
         try:
@@ -136,16 +115,24 @@ def _csv_tables(path: str, chunk: int) -> Iterator[pa.Table]:
         except UnicodeDecodeError:
             raise IndicatorError(f"{path}: not UTF-8 text") from None
         if len(set(header)) < len(header):  # a repeated column: a dict per row decides which one counts
-            yield from (rows_to_table(list(batch)) for batch in _batched((row for _, row in _csv_rows(path)), chunk))
+            yield from (rows_to_table(batch) for batch in batched((row for _, row in _csv_rows(path)), chunk))
             return
-        while True:
-            rows, lines, stop = _read_rows(path, reader, len(header), chunk)
-            if rows:
-                yield _table(path, header, rows, lines)  # raises the first bad row's error, as read_csv would
-            if stop is not None:
-                raise stop
-            if len(rows) < chunk:
-                return
+        yield from _chunk_tables(path, header, lambda: _read_rows(path, reader, len(header), chunk), chunk)
+
+
+def _chunk_tables(path: str, header: Sequence[str], read, chunk: int) -> Iterator[pa.Table]:
+    """A table (:func:`_table`) of each chunk of rows that ``read()`` gives (rows, their lines, and
+    the error that ends the file there or None) until one is short. An error that ends the reading
+    (a field count, bad CSV, not UTF-8) is raised after the rows before it are checked, as the
+    row-by-row readers raise the first bad row's error."""
+    while True:
+        rows, lines, stop = read()
+        if rows:
+            yield _table(path, header, rows, lines)
+        if stop is not None:
+            raise stop
+        if len(rows) < chunk:
+            return
 
 
 def _read_rows(path: str, reader, width: int,
@@ -189,12 +176,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if paused:
             gc.enable()
-
-
-def _batched(items, n: int) -> Iterator[list]:
-    items = iter(items)
-    while batch := list(itertools.islice(items, n)):
-        yield batch
 
 
 def _table(path: str, header: Sequence[str], rows: list[list[str]], lines: list[int]) -> pa.Table:

@@ -62,23 +62,30 @@ def indicator_table(rows: Iterable[Indicator], progress: Optional[Callable[[int]
     """Indicator rows as a table in SCHEMA, converted ``chunk`` rows at a time: an input of
     millions of rows never holds a Python object per row (about 1.4 KB each, against tens of bytes
     in Arrow). ``progress(rows so far)`` after each chunk (default :data:`TABLE_CHUNK` rows). An
-    input of more than one chunk is :func:`spilled`."""
+    input of more than one chunk is spilled (:func:`collected`)."""
     chunk = chunk or TABLE_CHUNK
-    rows = iter(rows)
-    first = list(itertools.islice(rows, chunk))
-    if len(first) < chunk:
-        return rows_to_table(first)
+    return collected((rows_to_table(batch) for batch in batched(rows, chunk)), chunk, progress)
 
-    def tables() -> Iterator[pa.Table]:
-        batch, done = first, 0
-        while batch:
-            yield rows_to_table(batch)
-            done += len(batch)
-            if progress and len(batch) == chunk:
+
+def batched(items: Iterable, n: int) -> Iterator[list]:
+    """``items`` in lists of ``n`` (the last one shorter)."""
+    items = iter(items)
+    while batch := list(itertools.islice(items, n)):
+        yield batch
+
+
+def collected(tables: Iterable[pa.Table], chunk: int, progress: Optional[Callable[[int], None]] = None) -> pa.Table:
+    """``tables`` (in SCHEMA, read a chunk of up to ``chunk`` rows each) as one table: a single one
+    as it is, more through :class:`Spill`'s Arrow file; ``progress(rows so far)`` after each table
+    of ``chunk`` rows."""
+    with Spill() as spill:
+        done = 0
+        for table in tables:
+            spill.add(table)
+            done += table.num_rows
+            if progress and table.num_rows == chunk:
                 progress(done)
-            batch = list(itertools.islice(rows, chunk))
-
-    return spilled(tables())
+        return spill.table(SCHEMA)
 
 
 def spilled(tables: Iterable[pa.Table]) -> pa.Table:
