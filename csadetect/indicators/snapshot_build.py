@@ -56,6 +56,7 @@ from csadetect.indicators.snapshot_tables import (
     sort_order,
     spilled,
     take_rows,
+    without_ids,
 )
 from csadetect.signals import names
 from csadetect.signals.pdq import PdqSignal
@@ -213,7 +214,7 @@ def build_snapshot(
         parent = None
         if disable_ids:
             dead = _tombstones(disable_ids, [new], now)
-            new = pa.concat_tables([new.filter(pc.invert(pc.is_in(new["indicator_id"], dead["indicator_id"]))), dead])
+            new = pa.concat_tables([without_ids(new, dead["indicator_id"]), dead])
             by_id = None  # other rows than those sorted
         data = new
         # the ids are sorted already: the canonical order needs only the kinds ranked (one sort of the ids)
@@ -234,7 +235,7 @@ def build_snapshot(
         delta = _delta_rows(new, base_rows, now)
         if disable_ids:
             dead = _tombstones(disable_ids, [delta, base_rows], now)
-            delta = delta.filter(pc.invert(pc.is_in(delta["indicator_id"], dead["indicator_id"])))
+            delta = without_ids(delta, dead["indicator_id"])
             dead = _delta_rows(dead, base_rows, now)  # drops already-disabled rows
             delta = pa.concat_tables([delta, dead])
         data, order, by_id = delta, None, None  # written in canonical order by _write_files, like a full version

@@ -34,7 +34,8 @@ from csadetect.indicators.snapshot_store import (
     _version_dir,
 )
 from csadetect.indicators.snapshot_tables import (CODES_KIND, SCHEMA, Delta, Snapshot, _pdq_codes, _resolve, add_counts,
-                                                  counts, kind_rank, sort_order, take_rows)
+                                                  counts, kind_rank, sort_order, take_rows,
+                                                  without_ids)
 from csadetect.signals.pdq import PdqSignal
 
 
@@ -147,7 +148,7 @@ def resolved_batches(db_dir: str, public_key: PublicKeyLike, version: Optional[i
             return
         ids = changed["indicator_id"]
         for table in verified_batches(*chain[-1]):
-            yield table.filter(pc.invert(pc.is_in(table["indicator_id"], value_set=ids)))
+            yield without_ids(table, ids)
         yield changed
 
     return version, batches
@@ -180,7 +181,7 @@ def verify_snapshot(db_dir: str, public_key: PublicKeyLike, version: Optional[in
     for table in verified_batches(where, base):
         in_base = add_counts(in_base, counts(table))
         if changed.num_rows:
-            table = table.filter(pc.invert(pc.is_in(table["indicator_id"], value_set=changed["indicator_id"])))
+            table = without_ids(table, changed["indicator_id"])
         totals = add_counts(totals, counts(table))
     if base.get("counts") is not None and in_base != base["counts"]:
         raise SnapshotError(f"the rows of version {base['version']} do not add up to its signed counts")
@@ -214,7 +215,7 @@ def _merged(base: Iterator[pa.Table], changed: pa.Table) -> Iterator[pa.Table]:
     done = 0
     for table in base:
         if changed.num_rows:
-            table = table.filter(pc.invert(pc.is_in(table["indicator_id"], value_set=ids)))
+            table = without_ids(table, ids)
         if not table.num_rows:
             continue
         rank, last = kind_rank(table.slice(table.num_rows - 1))[0], table["indicator_id"][-1]

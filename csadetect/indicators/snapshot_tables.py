@@ -145,6 +145,11 @@ class Spill:
         return pa.ipc.open_file(pa.memory_map(self.path)).read_all()
 
 
+def without_ids(table: pa.Table, ids) -> pa.Table:
+    """The rows of ``table`` whose ``indicator_id`` is not among ``ids``."""
+    return table.filter(pc.invert(pc.is_in(table["indicator_id"], value_set=ids)))
+
+
 def table_rows(table: pa.Table) -> list[Indicator]:
     """An indicator table back as Indicator rows (for small tables: one object per row)."""
     return [Indicator(**r) for r in table.select(list(FIELDS)).to_pylist()]
