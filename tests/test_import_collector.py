@@ -1,5 +1,5 @@
 """``indicators import`` collects a file's rows into Arrow a chunk at a time and finds repeated
-values and ids by sorting (:class:`csadetect.indicators.formats._Collector`), not with a set and a
+values and ids by sorting (:class:`csadetect.indicators.imported.Collector`), not with a set and a
 dict of every row: the same rows, lines, refusals (in line order) and merged count as collecting
 them one by one, whatever the order of good rows, bad rows, refusals and repeats."""
 from __future__ import annotations
@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csadetect.indicators import formats, snapshot_tables
+from csadetect.indicators.imported import Collector, Imported
 from csadetect.indicators.rows import Indicator, IndicatorError
 from csadetect.indicators.snapshot_tables import Spill
 
@@ -51,9 +52,9 @@ def one_by_one(events, merge: bool):
 @given(events=EVENTS, merge=st.booleans(), chunk=st.integers(1, 4))
 def test_the_sorted_repeats_are_those_found_row_by_row(events, merge, chunk, monkeypatch):
     monkeypatch.setattr(snapshot_tables, "TABLE_CHUNK", chunk)
-    imported = formats.Imported("f", "csadetect")
+    imported = Imported("f", "csadetect")
     with Spill() as spill:
-        rows = formats._Collector(imported, merge, spill)
+        rows = Collector(imported, merge, spill)
         for line, (what, ident, value) in enumerate(events, 2):
             if what == "refuse":
                 rows.refuse(line, "refused by its reader")
