@@ -62,9 +62,13 @@ DATAFLOW_FLAGS = ["--runner=DataflowRunner", *DRY_RUN, f"--project={PROJECT}", "
                   f"--temp_location={BUCKET}/tmp", "--streaming"]
 
 
+# removed when the test process ends (a folder made per call was left behind in the temp dir)
+_ORDERS_DIR = tempfile.TemporaryDirectory(prefix="csadetect-orders-")
+
+
 def orders_config() -> str:
     """A config file with a real (non-demo) detection order: the demo order is refused on Dataflow."""
-    path = Path(tempfile.mkdtemp(prefix="csadetect-orders-")) / "orders.json"
+    path = Path(_ORDERS_DIR.name) / "orders.json"
     path.write_text(json.dumps({"orders": [{
         "order_id": "ORDER-2026-7", "authority": "example coordinating authority",
         "detection_types": ["known", "new", "grooming"], "services": ["photos", "videos", "chat"],
