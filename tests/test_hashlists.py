@@ -23,7 +23,7 @@ from csadetect.indicators.rows import IndicatorError, read_csv, read_hashes
 from csadetect.indicators.snapshot import load_snapshot
 from csadetect.media import synth
 from csadetect.media.hashing import hamming, hash_image
-from csadetect.signals import get
+from csadetect.signals import SIGNAL_TYPES, get
 from tests.conftest import REPO, need_shared
 
 PDQ_THRESHOLD = 31  # MatchSettings' default
@@ -97,6 +97,16 @@ def test_threatexchange_csv(tmp_path, capsys, world):
     assert [line for line, _ in got.refused] == [4, 5, 6]
     assert "signal_type 'url' is not a kind csadetect matches" in got.refused[0][1]
     assert "NEGATIVE_CLASS" in got.refused[1][1] and "pdq value must be 64 hex characters, got 3" in got.refused[2][1]
+
+    # the optional columns may be absent, a repeated one counts by its last field (as a dict of the
+    # header would), and signal types are read per row whatever came before (the reader remembers kinds)
+    other = tmp_path / "two.csv"
+    other.write_text(f"signal_str,signal_type,tags,TAGS\n{a},PDQ,x,y\n{b},nope,,\n{b}, pdq ,,z\n")
+    got = formats.read(str(other), "threatexchange")
+    assert [(r.indicator_id, r.kind, r.value, r.source, r.category, r.note) for r in got.rows] == [
+        ("two-2", "pdq", a, "eu-centre", "unspecified", "tags y"),
+        ("two-4", "pdq", b, "eu-centre", "unspecified", "tags z")]
+    assert got.refused == [(3, "signal_type 'nope' is not a kind csadetect matches (" + ", ".join(SIGNAL_TYPES) + ")")]
 
     # the command line: refused rows fail the import by default, counted and with line numbers
     db = tmp_path / "txdb"

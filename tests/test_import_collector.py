@@ -14,6 +14,7 @@ from csadetect.indicators import formats, snapshot_tables
 from csadetect.indicators.imported import Collector, Imported
 from csadetect.indicators.rows import Indicator, IndicatorError
 from csadetect.indicators.snapshot_tables import Spill
+from csadetect.signals import get
 
 VALUES = ["0" * 32, "1" * 32, "2" * 32, "F" * 32, "f" * 32, "bad"]  # upper and lower case: one value
 EVENTS = st.lists(st.one_of(
@@ -103,3 +104,46 @@ def test_the_file_is_read_from_disk_line_by_line_as_its_whole_text_was(tmp_path,
     csv_file.write_bytes(csv_file.read_bytes().replace(b"\xff", b"0" * 32))
     code, out, err = run_cli(capsys, "indicators", "import", csv_file, "--csv", tmp_path / "out.csv")
     assert code == 0 and out[0]["imported"] == 501, err
+
+
+# what a reader hands add_imported: a kind's name and a canonical value, and any id, labels and times
+KINDS_AND_VALUES = [("md5", "0" * 32), ("md5", "f" * 32), ("pdq", "0" * 64), ("pdq", "e" * 64),
+                    ("sha1", "a" * 40), *(("vpdq", v) for v in get("vpdq").examples()[:2])]
+IDS = st.one_of(st.sampled_from(["a", "b", "x-1", "z" * 128]),  # plain
+                st.sampled_from([" a", "a b", "é", "é" * 65, "", "a\x00", "z" * 129]),  # 65 é: 130 bytes
+                st.text(max_size=6))
+LABELS = st.one_of(st.none(), st.sampled_from(["", " ", "csam-a1", " csam-a1 ", "\u2003x", "é"]))
+RECORDS = st.lists(st.one_of(
+    st.tuples(
+        st.fixed_dictionaries({"indicator_id": IDS},
+                              optional={"category": LABELS, "source": LABELS, "note": LABELS,
+                                        "added_at": st.sampled_from(["", "2026-01-02T03:04:05+01:00"])}),
+        st.sampled_from(KINDS_AND_VALUES)).map(lambda r: {**r[0], "kind": r[1][0], "value": r[1][1]}),
+    st.just(None)), max_size=25)
+
+
+def _collect(records, merge: bool, imported_path: bool) -> Imported:
+    imported = Imported("f", "threatexchange")
+    with Spill() as spill:
+        rows = Collector(imported, merge, spill)
+        for line, record in enumerate(records, 2):
+            if record is None:
+                rows.refuse(line, "refused by its reader")
+            elif imported_path:
+                rows.add_imported(line, dict(record))
+            else:
+                rows.add(line, dict(record))
+        rows.finish()
+    return imported
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=RECORDS, merge=st.booleans(), chunk=st.integers(1, 4))
+def test_rows_taken_as_columns_are_the_rows_an_indicator_makes(records, merge, chunk, monkeypatch):
+    """add_imported keeps plain rows of hex kinds as columns, without an Indicator: the same table
+    (ids, kinds, values, labels, notes, times), lines, refusals and merges as add(), whatever the
+    ids, labels and times, and however the rows of the two ways mix within and across chunks."""
+    monkeypatch.setattr(snapshot_tables, "TABLE_CHUNK", chunk)
+    fast, slow = _collect(records, merge, True), _collect(records, merge, False)
+    assert fast.table.equals(slow.table), (fast.table.to_pylist(), slow.table.to_pylist())
+    assert (list(fast.lines), fast.refused, fast.merged) == (list(slow.lines), slow.refused, slow.merged)

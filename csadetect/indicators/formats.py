@@ -248,7 +248,7 @@ def _read_list(path, text, rows: Collector, defaults: dict, kind: Optional[str],
         except IndicatorError as exc:
             rows.refuse(line, str(exc).removeprefix(f"{path}:{line}: "))
             continue
-        rows.add(line, {**defaults, "indicator_id": f"{stem}-{line}", "kind": row_kind, "value": value})
+        rows.add_imported(line, {**defaults, "indicator_id": f"{stem}-{line}", "kind": row_kind, "value": value})
 
 
 def _read_threatexchange(path, text, rows: Collector, defaults: dict, settings: MatchSettings, **_) -> None:
@@ -264,26 +264,31 @@ def _read_threatexchange(path, text, rows: Collector, defaults: dict, settings: 
                              f"{','.join(TX_COLUMNS)})")
     rows.out.ignored_columns = tuple(h for h in header if h not in TX_COLUMNS)
     stem = _stem(path)
+    at = {name: i for i, name in enumerate(header)}  # a repeated column: its last field counts, as in a dict
+    kinds: dict[str, str] = {}  # signal_type as written -> kind (a file names few)
+    blank = len(header)  # the position of "" in each row's fields, for a column the header lacks
     for line, record in _full_rows(records, header, rows):
-        field = dict(zip(header, (v.strip() for v in record)))
-        opinion = field.get("category", "").upper()
+        field = [v.strip() for v in record] + [""]
+        category = field[at.get("category", blank)]
+        opinion = category.upper()
         if opinion in TX_REFUSED_OPINIONS:
             rows.refuse(line, f"category {opinion}: {TX_REFUSED_OPINIONS[opinion]}")
             continue
         if opinion and opinion not in TX_OPINIONS:
-            rows.refuse(line, f"unknown category {field['category']!r} (expected one of {', '.join(TX_OPINIONS)})")
+            rows.refuse(line, f"unknown category {category!r} (expected one of {', '.join(TX_OPINIONS)})")
             continue
+        signal_type = field[at["signal_type"]]
         try:
-            kind = kind_of(field["signal_type"], "signal_type")
-            value = _import_value(kind, field["signal_str"], settings)
+            kind = kinds.get(signal_type) or kinds.setdefault(signal_type, kind_of(signal_type, "signal_type"))
+            value = _import_value(kind, field[at["signal_str"]], settings)
         except IndicatorError as exc:
             rows.refuse(line, str(exc))
             continue
-        collab = field.get("collab", "")
+        collab, tags = field[at.get("collab", blank)], field[at.get("tags", blank)]
         note = "; ".join(p for p in (f"collab {collab}" if collab else "", opinion,
-                                     f"tags {field['tags']}" if field.get("tags") else "") if p)
-        rows.add(line, {**defaults, "indicator_id": f"{stem}-{line}", "kind": kind, "value": value,
-                        "source": defaults.get("source") or collab or None, "note": note})
+                                     f"tags {tags}" if tags else "") if p)
+        rows.add_imported(line, {**defaults, "indicator_id": f"{stem}-{line}", "kind": kind, "value": value,
+                                 "source": defaults.get("source") or collab or None, "note": note})
 
 
 def _read_hma(path, text, rows: Collector, defaults: dict, kind: Optional[str], settings: MatchSettings, **_) -> None:
@@ -304,7 +309,8 @@ def _read_hma(path, text, rows: Collector, defaults: dict, kind: Optional[str], 
             continue
         note = "; ".join(p for p in (f"added_on {field['added_on']}" if field["added_on"] else "",
                                      f"labels {field['labels']}" if field["labels"] else "") if p)
-        rows.add(line, {**defaults, "indicator_id": field["indicator_id"], "kind": kind, "value": value, "note": note})
+        rows.add_imported(line, {**defaults, "indicator_id": field["indicator_id"], "kind": kind, "value": value,
+                                 "note": note})
 
 
 def _read_columns(path, text, rows: Collector, defaults: dict, kind: Optional[str], settings: MatchSettings,
@@ -344,7 +350,7 @@ def _read_columns(path, text, rows: Collector, defaults: dict, kind: Optional[st
         for role in ("note", "category", "source"):
             if get_(role):
                 record_[role] = get_(role)
-        rows.add(line, record_)
+        rows.add_imported(line, record_)
 
 
 def _read_vpdq_frames(path, text, rows: Collector, defaults: dict, settings: MatchSettings, **_) -> None:

@@ -13,8 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csadetect.indicators import snapshot_tables
-from csadetect.indicators.rows import Indicator, IndicatorError
+from csadetect.indicators.input_table import hex_widths
+from csadetect.indicators.rows import _ID_RE, DEFAULT_CATEGORY, DEFAULT_SOURCE, MAX_ID_BYTES, Indicator, IndicatorError
 from csadetect.indicators.snapshot_tables import SCHEMA, Spill, rows_to_table, table_rows, take_rows
+from csadetect.signals import SIGNAL_TYPES
+from csadetect.signals.base import SignalType
 
 
 @dataclasses.dataclass
@@ -54,6 +57,11 @@ class Imported:
 
 
 LINE = "_line"  # the line of each row, beside its columns until the repeats are known
+_PLAIN_COLUMNS = ("indicator_id", "kind", "value", "category", "source", "note", LINE)
+_PLAIN_KEYS = frozenset(_PLAIN_COLUMNS[:-1])
+# kinds validated as they are (a canonical value is its own canonical form) and imported so
+_HEX_KINDS = frozenset(name for name in hex_widths()
+                       if type(SIGNAL_TYPES[name]).import_value is SignalType.import_value)
 
 
 class Collector:
@@ -69,6 +77,8 @@ class Collector:
         self.spill = spill
         self.rows: list[Indicator] = []
         self.lines: list[int] = []
+        self.plain: dict[str, list] = {name: [] for name in _PLAIN_COLUMNS}  # rows taken as they are, by column
+        self.labels: dict[tuple[str, object], str] = {}  # category and source as Indicator makes them
 
     def add(self, line: int, record: dict) -> None:
         try:
@@ -78,16 +88,63 @@ class Collector:
             return
         self.rows.append(row)
         self.lines.append(line)
-        if len(self.rows) >= snapshot_tables.TABLE_CHUNK:
+        self._full()
+
+    def add_imported(self, line: int, record: dict) -> None:
+        """:meth:`add` for a record whose ``kind`` is a kind's name and whose ``value`` is in its
+        canonical form (``kind_of``, ``import_value``): a row of a hex kind with a plain id and no
+        times is kept as its columns, without an :class:`Indicator` (what made the import take ~24 s
+        a million rows); it is the row Indicator would make. Any other goes through :meth:`add`."""
+        ident = record["indicator_id"]
+        if (record["kind"] not in _HEX_KINDS or not record.keys() <= _PLAIN_KEYS or not isinstance(ident, str)
+                or not ident.isascii() or len(ident) > MAX_ID_BYTES or not _ID_RE.fullmatch(ident)):
+            self.add(line, record)
+            return
+        plain = self.plain
+        plain["indicator_id"].append(ident)
+        plain["kind"].append(record["kind"])
+        plain["value"].append(record["value"])
+        plain["category"].append(self._label("category", record.get("category"), DEFAULT_CATEGORY))
+        plain["source"].append(self._label("source", record.get("source"), DEFAULT_SOURCE))
+        plain["note"].append(record.get("note") or "")
+        plain[LINE].append(line)
+        self._full()
+
+    def _label(self, field: str, value, default: str) -> str:
+        """``value`` as Indicator sets a category or source (stripped, or the default), remembered:
+        a file has few of them."""
+        key = (field, value)
+        found = self.labels.get(key)
+        if found is None:
+            found = self.labels[key] = (value or "").strip() or default
+        return found
+
+    def _full(self) -> None:
+        if len(self.rows) + len(self.plain[LINE]) >= snapshot_tables.TABLE_CHUNK:
             self._flush()
 
     def refuse(self, line: int, reason: str) -> None:
         self.out.refused.append((line, reason))
 
     def _flush(self) -> None:
+        """The rows held as a table in line order (each reader adds its rows in line order)."""
+        parts = []
         if self.rows:
-            self.spill.add(rows_to_table(self.rows).append_column(LINE, pa.array(self.lines, pa.int64())))
+            parts.append(rows_to_table(self.rows).append_column(LINE, pa.array(self.lines, pa.int64())))
             self.rows, self.lines = [], []
+        if self.plain[LINE]:
+            n = len(self.plain[LINE])
+            columns = {name: pa.array(values, pa.int64() if name == LINE else pa.string())
+                       for name, values in self.plain.items()}
+            columns["added_at"] = columns["disabled_at"] = pa.nulls(n, pa.string())
+            parts.append(pa.table({f.name: columns[f.name] for f in SCHEMA}, schema=SCHEMA)
+                         .append_column(LINE, columns[LINE]))
+            self.plain = {name: [] for name in _PLAIN_COLUMNS}
+        if len(parts) == 2:
+            both = pa.concat_tables(parts)
+            parts = [both.take(pc.sort_indices(both[LINE]))]
+        if parts:
+            self.spill.add(parts[0])
 
     def finish(self) -> None:
         self._flush()
