@@ -27,9 +27,9 @@ from csadetect.indicators.rows import (FORMATS, IndicatorError, check_output, du
                                        kinds_for, value_kind, write_csv)
 from csadetect.indicators.mapped import has_index_files, map_version
 from csadetect.indicators.input_table import input_table
-from csadetect.indicators.snapshot import (DuplicateIdError, SnapshotError, build_snapshot, check_head, compact, diff,
-                                           head, info, load_snapshot, resolved_batches, verify_snapshot,
-                                           version_dir)
+from csadetect.indicators.snapshot import (DuplicateIdError, SnapshotError, build_snapshot, check_head, compact,
+                                           diff_batches, head, info, load_snapshot, resolved_batches,
+                                           verify_snapshot, version_dir)
 from csadetect.media.hashing import (VIDEO_EXTENSIONS, MediaError, VideoHashes, hash_file, hash_video_upload,
                                      is_video_path, read_media)
 from csadetect.media.regions import preprocessor
@@ -202,14 +202,14 @@ def _version_arg(text: str) -> int:
 def cmd_diff(args) -> int:
     if len(args.targets) == 3:
         db, va, vb = args.targets
-        a = load_snapshot(db, args.public_key, _version_arg(va))
-        b = load_snapshot(db, args.public_key, _version_arg(vb))
+        sides = [(db, _version_arg(va)), (db, _version_arg(vb))]
     elif len(args.targets) == 2:
-        a = load_snapshot(args.targets[0], args.public_key)
-        b = load_snapshot(args.targets[1], args.public_key)
+        sides = [(args.targets[0], None), (args.targets[1], None)]
     else:
         raise IndicatorError("diff takes DBDIR VERSION_A VERSION_B, or DBDIR_A DBDIR_B")
-    result = diff(a, b)
+    # each version read and verified a batch at a time, never whole (snapshot_diff)
+    (va, a), (vb, b) = (resolved_batches(where, args.public_key, version) for where, version in sides)
+    result = diff_batches(a(), b(), va, vb)
     say(
         f"{len(result['added'])} added, {len(result['disabled'])} disabled, {len(result['changed'])} changed, "
         f"{len(result['enabled'])} enabled, {len(result['removed'])} removed"

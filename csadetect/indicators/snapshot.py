@@ -35,16 +35,13 @@ the ``_read``/``_write``/``_list`` helpers, the only code that touches storage: 
 :mod:`~csadetect.indicators.snapshot_manifest` (signed manifests, :func:`head`, :func:`check_head`),
 :mod:`~csadetect.indicators.snapshot_load` (verify and resolve a chain) and
 :mod:`~csadetect.indicators.snapshot_build` (write and sign a version, :func:`compact`). Inspecting
-(:func:`diff`, :func:`info`) is here.
+(:func:`info`) is here; :func:`diff` is :mod:`~csadetect.indicators.snapshot_diff`'s.
 """
 from __future__ import annotations
 
 import os
 from typing import Optional
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from csadetect.core.keys import PublicKeyLike
 
@@ -86,39 +83,11 @@ from csadetect.indicators.snapshot_manifest import (
 from csadetect.indicators.snapshot_load import (deltas_between, load_delta, load_snapshot, resolved_batches,
                                                 verify_snapshot)
 from csadetect.indicators.snapshot_build import build_snapshot, compact
+from csadetect.indicators.snapshot_diff import diff, diff_batches
 
 
 # ---------------------------------------------------------------------------------------------
 # Inspecting
-
-
-def diff(a: Snapshot, b: Snapshot) -> dict:
-    """What changed from ``a`` to ``b``, as sorted id lists:
-
-    ``added`` (in b only), ``removed`` (in a only), ``disabled`` (active in a, disabled in b),
-    ``enabled`` (disabled in a, active in b), ``changed`` (kind, value, category, source or note
-    differ; not counting ids already listed as disabled/enabled)."""
-    ta, tb = a.table, b.table
-    ids_a = set(ta["indicator_id"].to_pylist())
-    ids_b = set(tb["indicator_id"].to_pylist())
-    common = pa.array(sorted(ids_a & ids_b), pa.string())
-    fa = ta.filter(pc.is_in(ta["indicator_id"], common)).sort_by("indicator_id")
-    fb = tb.filter(pc.is_in(tb["indicator_id"], common)).sort_by("indicator_id")
-    ids = np.asarray(fa["indicator_id"].to_pylist(), dtype=object)
-    off_a = fa["disabled_at"].is_null().to_numpy(zero_copy_only=False) == False  # noqa: E712
-    off_b = fb["disabled_at"].is_null().to_numpy(zero_copy_only=False) == False  # noqa: E712
-    differs = np.zeros(len(ids), dtype=bool)
-    for field in ("kind", "value", "category", "source", "note"):
-        differs |= pc.not_equal(fa[field], fb[field]).to_numpy(zero_copy_only=False)
-    return {
-        "from": a.version,
-        "to": b.version,
-        "added": sorted(ids_b - ids_a),
-        "removed": sorted(ids_a - ids_b),
-        "disabled": ids[~off_a & off_b].tolist(),
-        "enabled": ids[off_a & ~off_b].tolist(),
-        "changed": ids[differs & (off_a == off_b)].tolist(),
-    }
 
 
 def info(db_dir: str, public_key: Optional[PublicKeyLike] = None, version: Optional[int] = None) -> dict:
