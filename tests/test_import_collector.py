@@ -7,10 +7,11 @@ from __future__ import annotations
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from csadetect.indicators import formats, snapshot_tables
+from csadetect.indicators import imported as imported_module
 from csadetect.indicators.imported import Collector, Imported
 from csadetect.indicators.rows import Indicator, IndicatorError
 from csadetect.indicators.snapshot_tables import Spill
@@ -138,12 +139,18 @@ def _collect(records, merge: bool, imported_path: bool) -> Imported:
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(records=RECORDS, merge=st.booleans(), chunk=st.integers(1, 4))
-def test_rows_taken_as_columns_are_the_rows_an_indicator_makes(records, merge, chunk, monkeypatch):
+@given(records=RECORDS, merge=st.booleans(), chunk=st.integers(1, 4), kept=st.integers(0, 3))
+@example(records=[{"indicator_id": "a", "kind": "md5", "value": "0" * 32, "category": " csam-a1 ", "source": "\u2003"},
+                  None, {"indicator_id": "é" * 65, "kind": "pdq", "value": "0" * 64},
+                  {"indicator_id": "b", "kind": "sha1", "value": "a" * 40, "added_at": "2026-01-02T03:04:05+01:00"},
+                  {"indicator_id": "a b", "kind": "md5", "value": "f" * 32, "note": None}],
+         merge=False, chunk=2, kept=1)
+def test_rows_taken_as_columns_are_the_rows_an_indicator_makes(records, merge, chunk, kept, monkeypatch):
     """add_imported keeps plain rows of hex kinds as columns, without an Indicator: the same table
     (ids, kinds, values, labels, notes, times), lines, refusals and merges as add(), whatever the
     ids, labels and times, and however the rows of the two ways mix within and across chunks."""
     monkeypatch.setattr(snapshot_tables, "TABLE_CHUNK", chunk)
+    monkeypatch.setattr(imported_module, "_LABELS_KEPT", kept)  # the labels remembered, or not
     fast, slow = _collect(records, merge, True), _collect(records, merge, False)
     assert fast.table.equals(slow.table), (fast.table.to_pylist(), slow.table.to_pylist())
     assert (list(fast.lines), fast.refused, fast.merged) == (list(slow.lines), slow.refused, slow.merged)

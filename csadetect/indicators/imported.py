@@ -59,6 +59,7 @@ class Imported:
 LINE = "_line"  # the line of each row, beside its columns until the repeats are known
 _PLAIN_COLUMNS = ("indicator_id", "kind", "value", "category", "source", "note", LINE)
 _PLAIN_KEYS = frozenset(_PLAIN_COLUMNS[:-1])
+_LABELS_KEPT = 4096
 # kinds validated as they are (a canonical value is its own canonical form) and imported so
 _HEX_KINDS = frozenset(name for name in hex_widths()
                        if type(SIGNAL_TYPES[name]).import_value is SignalType.import_value)
@@ -112,11 +113,13 @@ class Collector:
 
     def _label(self, field: str, value, default: str) -> str:
         """``value`` as Indicator sets a category or source (stripped, or the default), remembered:
-        a file has few of them."""
+        a file has few of them (the first :data:`_LABELS_KEPT`, should one name a source per row)."""
         key = (field, value)
         found = self.labels.get(key)
         if found is None:
-            found = self.labels[key] = (value or "").strip() or default
+            found = (value or "").strip() or default
+            if len(self.labels) < _LABELS_KEPT:
+                self.labels[key] = found
         return found
 
     def _full(self) -> None:
