@@ -252,6 +252,10 @@ def test_cli_evaluate_writes_a_table_and_reliability_plots(tmp_path, capsys):
     assert set(summary["by_language"]) == {"nl", "fr"}
     assert {"latency_weighted_f1", "ece", "precision_hard_negatives", "median_until_flag"} <= set(summary["by_language"]["nl"])
     assert "| language |" in err and "| nl |" in err
+    nl = summary["by_language"]["nl"]  # the ECE's spread at this size: its bootstrap interval, a calibrated model's p95
+    lo, hi = nl["ece_interval_95"]
+    assert 0 <= lo <= hi <= 1 and 0 <= nl["ece_calibrated_p95"] <= 1
+    assert f"{nl['ece']:.3f} ({lo:.3f}-{hi:.3f}; {nl['ece_calibrated_p95']:.3f})" in err
     for code in ("nl", "fr"):
         png = plots / f"reliability-grooming-{code}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -230,22 +230,39 @@ def _language_summary(m: dict) -> dict:
     return {**{k: round(m[k], 4) for k in keys}, "median_until_flag": lat["median"], "p90_until_flag": lat["p90"],
             "conversations": m["conversations"], "tp": m["tp"], "fp": m["fp"], "fn": m["fn"],
             "hard_negative_false_positives": m["hard_negative_false_positives"], "threshold": round(m["threshold"], 4),
-            "supported": m["supported"], "language_detection_accuracy": m["language_detection_accuracy"]}
+            "supported": m["supported"], "language_detection_accuracy": m["language_detection_accuracy"],
+            "ece_interval_95": _round4(m["ece_spread"]["interval_95"]),
+            "ece_calibrated_p95": _round4(m["ece_spread"]["calibrated_p95"])}
+
+
+def _round4(x):
+    return None if x is None else [round(v, 4) for v in x] if isinstance(x, list) else round(x, 4)
 
 
 def language_table(metrics: dict) -> str:
     """The per-language results as a markdown table (stderr of ``models evaluate --grooming``)."""
     head = ("| language | conversations | precision | recall | F1 | F0.5 | latency-weighted F1 | median / p90 "
-            "messages until flag | ECE | precision, hard negatives | threshold |")
+            "messages until flag | ECE (95% bootstrap; a calibrated model's p95) | precision, hard negatives | "
+            "threshold |")
     lines = [head, "|" + "---|" * 11]
     for code, m in metrics["by_language"].items():
         lat = m["latency_messages_until_flag"]
         lines.append(f"| {code}{'' if m['supported'] else ' (unsupported)'} | {m['conversations']} | "
                      f"{m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['f0_5']:.3f} | "
-                     f"{m['latency_weighted_f1']:.3f} | {_num(lat['median'])} / {_num(lat['p90'])} | {m['ece']:.3f} | "
+                     f"{m['latency_weighted_f1']:.3f} | {_num(lat['median'])} / {_num(lat['p90'])} | {_ece(m)} | "
                      f"{m['precision_hard_negatives']:.3f} ({m['hard_negative_false_positives']} FP in "
                      f"{m['hard_negative_conversations']}) | {m['threshold']:.3f} |")
     return "\n".join(lines)
+
+
+def _ece(m: dict) -> str:
+    """``0.071 (0.058-0.087; 0.036)``: the ECE, its bootstrap interval, and the ECE a perfectly
+    calibrated model would reach by chance at this size in 95% of draws (``ece_spread``)."""
+    spread = m.get("ece_spread") or {}
+    if spread.get("interval_95") is None:
+        return f"{m['ece']:.3f}"
+    lo, hi = spread["interval_95"]
+    return f"{m['ece']:.3f} ({lo:.3f}-{hi:.3f}; {spread['calibrated_p95']:.3f})"
 
 
 def _num(x) -> str:

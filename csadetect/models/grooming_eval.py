@@ -3,8 +3,8 @@
 :func:`evaluate` scores labelled conversations with a
 :class:`~csadetect.models.grooming.GroomingModel` and reports, overall and per language:
 precision, recall, F1/F0.5, latency-weighted F1 (Vogt et al. 2021), the expected calibration
-error and a reliability table, message-level evidence precision/recall and the flag rate of each
-conversation family. The metric helpers (:func:`f_beta`, :func:`expected_calibration_error`,
+error with how far it moves by chance at that size (:func:`ece_spread`) and a reliability table,
+message-level evidence precision/recall and the flag rate of each conversation family. The metric helpers (:func:`f_beta`, :func:`expected_calibration_error`,
 :func:`latency_p`, ...) are also used by the classifier's evaluation and the training tools.
 """
 from __future__ import annotations
@@ -33,6 +33,37 @@ def expected_calibration_error(scores: Sequence[float], labels: Sequence[int], b
     n = len(scores)
     return float(sum(b["n"] / n * abs(b["mean_score"] - b["positive_rate"])
                      for b in reliability(scores, labels, bins) if b["n"]))
+
+
+def ece_spread(scores: Sequence[float], labels: Sequence[int], bins: int = 10, rounds: int = 1000,
+               seed: int = 0) -> dict:
+    """How far the ECE of these scores moves by chance at their number: ``interval_95``, the 2.5th
+    and 97.5th percentiles of the ECE over ``rounds`` bootstrap resamples of the conversations, and
+    ``calibrated_p95``, the 95th percentile of the ECE that perfectly calibrated scores would show
+    (the same scores, each label drawn with its score's probability). An ECE above
+    ``calibrated_p95`` is more than the bins' noise at this size. Seeded: the same answer each run."""
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels, np.float64)
+    n = len(s)
+    if n == 0:
+        return {"interval_95": None, "calibrated_p95": None, "rounds": rounds}
+    which = np.minimum((s * bins).astype(int), bins - 1)  # reliability()'s bins
+    rng = np.random.default_rng(seed)
+    offsets = (np.arange(rounds) * bins)[:, None]
+
+    def ece_rows(cells: np.ndarray, score: np.ndarray, label: np.ndarray) -> np.ndarray:
+        # per round, sum over bins of |sum of scores - sum of labels| / n: n_b / n * |mean - rate|
+        gap = (np.bincount(cells.ravel(), score.ravel(), rounds * bins)
+               - np.bincount(cells.ravel(), label.ravel(), rounds * bins))
+        return np.abs(gap.reshape(rounds, bins)).sum(axis=1) / n
+
+    picked = rng.integers(0, n, (rounds, n))
+    boot = ece_rows(offsets + which[picked], s[picked], y[picked])
+    drawn = (rng.random((rounds, n)) < s).astype(np.float64)
+    chance = ece_rows(offsets + which[None, :], np.broadcast_to(s, (rounds, n)), drawn)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"interval_95": [float(lo), float(hi)], "calibrated_p95": float(np.percentile(chance, 95)),
+            "rounds": rounds}
 
 
 def _pct(values: Sequence[float], q: float) -> Optional[float]:
@@ -184,6 +215,7 @@ def _aggregate(rows: list[dict], hard: Optional[set]) -> dict:
         "hard_negative_conversations": hard_n, "hard_negative_false_positives": fp_hard,
         "false_positive_rate": fp / (fp + tn) if fp + tn else 0.0,
         "ece": expected_calibration_error(scores, labels),
+        "ece_spread": ece_spread(scores, labels),
         "reliability": reliability(scores, labels),
         "latency_messages_until_flag": {"median": _pct(until, 50), "p90": _pct(until, 90), "n": len(until)},
         "latency_messages_after_first_pattern": {"median": _pct(after_first, 50), "p90": _pct(after_first, 90)},
