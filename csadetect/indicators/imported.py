@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import re
 from typing import Sequence
 
 import numpy as np
@@ -13,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csadetect.indicators import snapshot_tables
-from csadetect.indicators.input_table import hex_widths
-from csadetect.indicators.rows import _ID_RE, DEFAULT_CATEGORY, DEFAULT_SOURCE, MAX_ID_BYTES, Indicator, IndicatorError
+from csadetect.indicators.input_table import _PLAIN_ID, hex_widths
+from csadetect.indicators.rows import DEFAULT_CATEGORY, DEFAULT_SOURCE, Indicator, IndicatorError
 from csadetect.indicators.snapshot_tables import SCHEMA, Spill, rows_to_table, table_rows, take_rows
 from csadetect.signals import SIGNAL_TYPES
 from csadetect.signals.base import SignalType
@@ -60,6 +61,7 @@ LINE = "_line"  # the line of each row, beside its columns until the repeats are
 _PLAIN_COLUMNS = ("indicator_id", "kind", "value", "category", "source", "note", LINE)
 _PLAIN_KEYS = frozenset(_PLAIN_COLUMNS[:-1])
 _LABELS_KEPT = 4096
+_PLAIN_ID_RE = re.compile(_PLAIN_ID)  # the CSV reader's plain id: valid as it is, nothing for strip() to remove
 # kinds validated as they are (a canonical value is its own canonical form) and imported so
 _HEX_KINDS = frozenset(name for name in hex_widths()
                        if type(SIGNAL_TYPES[name]).import_value is SignalType.import_value)
@@ -98,7 +100,7 @@ class Collector:
         a million rows); it is the row Indicator would make. Any other goes through :meth:`add`."""
         ident = record["indicator_id"]
         if (record["kind"] not in _HEX_KINDS or not record.keys() <= _PLAIN_KEYS or not isinstance(ident, str)
-                or not ident.isascii() or len(ident) > MAX_ID_BYTES or not _ID_RE.fullmatch(ident)):
+                or not _PLAIN_ID_RE.fullmatch(ident)):
             self.add(line, record)
             return
         plain = self.plain

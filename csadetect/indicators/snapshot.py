@@ -42,7 +42,6 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-
 from csadetect.core.keys import PublicKeyLike
 
 # re-exported from the modules this one was split into: callers import these names from here

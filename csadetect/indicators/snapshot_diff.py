@@ -92,12 +92,24 @@ class _Sorted:
         return part
 
 
-def _off(table: pa.Table) -> pa.Array:
-    return table["disabled_at"].is_valid()
-
-
 def _ids(table: pa.Table, mask) -> list:
     return table["indicator_id"].filter(mask).to_pylist()
+
+
+def _outer_join(a: pa.Table, b: pa.Table, keys: list[str]) -> tuple[pa.Table, pa.Array, pa.Array]:
+    """The full outer join of the two sides' rows on ``keys`` (other columns suffixed ``_a`` and
+    ``_b``), with whether each joined row is in a and in b."""
+    a = a.append_column("_a", pa.array(np.ones(a.num_rows, dtype=bool)))
+    b = b.append_column("_b", pa.array(np.ones(b.num_rows, dtype=bool)))
+    joined = a.join(b, keys=keys, join_type="full outer", left_suffix="_a", right_suffix="_b")
+    return joined, pc.fill_null(joined["_a"], False), pc.fill_null(joined["_b"], False)
+
+
+def _sort_out(out: dict, joined: pa.Table, both, off_a, off_b, differs) -> None:
+    """The ids in both versions: disabled, enabled, or (when neither) changed where ``differs``."""
+    out["disabled"] += _ids(joined, pc.and_(both, pc.and_(pc.invert(off_a), off_b)))
+    out["enabled"] += _ids(joined, pc.and_(both, pc.and_(off_a, pc.invert(off_b))))
+    out["changed"] += _ids(joined, pc.and_(both, pc.and_(differs, pc.equal(off_a, off_b))))
 
 
 def _join_within_kinds(a: Optional[pa.Table], b: Optional[pa.Table], out: dict,
@@ -108,28 +120,18 @@ def _join_within_kinds(a: Optional[pa.Table], b: Optional[pa.Table], out: dict,
     empty = pa.table({c: pa.array([], pa.int32() if c == _RANK else pa.string()) for c in columns})
     a = empty if a is None else a.select(columns).cast(empty.schema)
     b = empty if b is None else b.select(columns).cast(empty.schema)
-    a = a.append_column("_a", pa.array(np.ones(a.num_rows, dtype=bool)))
-    b = b.append_column("_b", pa.array(np.ones(b.num_rows, dtype=bool)))
-    joined = a.join(b, keys=["indicator_id", _RANK], join_type="full outer", left_suffix="_a", right_suffix="_b")
-    in_a = pc.fill_null(joined["_a"], False)
-    in_b = pc.fill_null(joined["_b"], False)
-    both = pc.and_(in_a, in_b)
+    joined, in_a, in_b = _outer_join(a, b, ["indicator_id", _RANK])
     off_a, off_b = joined["disabled_at_a"].is_valid(), joined["disabled_at_b"].is_valid()
     differs = pa.array(np.zeros(joined.num_rows, dtype=bool))
     for field in COMPARED:
         x, y = joined[f"{field}_a"], joined[f"{field}_b"]
         unequal = pc.or_(pc.fill_null(pc.not_equal(x, y), False), pc.xor(x.is_null(), y.is_null()))
         differs = pc.or_(differs, unequal)
-    out["disabled"] += _ids(joined, pc.and_(both, pc.and_(pc.invert(off_a), off_b)))
-    out["enabled"] += _ids(joined, pc.and_(both, pc.and_(off_a, pc.invert(off_b))))
-    out["changed"] += _ids(joined, pc.and_(both, pc.and_(differs, pc.equal(off_a, off_b))))
-    only_a, only_b = pc.and_(in_a, pc.invert(in_b)), pc.and_(in_b, pc.invert(in_a))
-    if pc.any(only_a).as_py():
-        unmatched_a.append(pa.table({"indicator_id": joined["indicator_id"].filter(only_a),
-                                     "off": off_a.filter(only_a)}))
-    if pc.any(only_b).as_py():
-        unmatched_b.append(pa.table({"indicator_id": joined["indicator_id"].filter(only_b),
-                                     "off": off_b.filter(only_b)}))
+    _sort_out(out, joined, pc.and_(in_a, in_b), off_a, off_b, differs)
+    for only, off, unmatched in ((pc.and_(in_a, pc.invert(in_b)), off_a, unmatched_a),
+                                 (pc.and_(in_b, pc.invert(in_a)), off_b, unmatched_b)):
+        if pc.any(only).as_py():
+            unmatched.append(pa.table({"indicator_id": joined["indicator_id"].filter(only), "off": off.filter(only)}))
 
 
 def _join_by_id(unmatched_a: list, unmatched_b: list, out: dict) -> None:
@@ -138,14 +140,9 @@ def _join_by_id(unmatched_a: list, unmatched_b: list, out: dict) -> None:
     schema = pa.schema([("indicator_id", pa.string()), ("off", pa.bool_())])
     a = pa.concat_tables(unmatched_a) if unmatched_a else schema.empty_table()
     b = pa.concat_tables(unmatched_b) if unmatched_b else schema.empty_table()
-    a = a.append_column("_a", pa.array(np.ones(a.num_rows, dtype=bool)))
-    b = b.append_column("_b", pa.array(np.ones(b.num_rows, dtype=bool)))
-    joined = a.join(b, keys="indicator_id", join_type="full outer", left_suffix="_a", right_suffix="_b")
-    in_a, in_b = pc.fill_null(joined["_a"], False), pc.fill_null(joined["_b"], False)
-    both = pc.and_(in_a, in_b)
+    joined, in_a, in_b = _outer_join(a, b, ["indicator_id"])
     off_a, off_b = pc.fill_null(joined["off_a"], False), pc.fill_null(joined["off_b"], False)
     out["removed"] += _ids(joined, pc.and_(in_a, pc.invert(in_b)))
     out["added"] += _ids(joined, pc.and_(in_b, pc.invert(in_a)))
-    out["disabled"] += _ids(joined, pc.and_(both, pc.and_(pc.invert(off_a), off_b)))
-    out["enabled"] += _ids(joined, pc.and_(both, pc.and_(off_a, pc.invert(off_b))))
-    out["changed"] += _ids(joined, pc.and_(both, pc.equal(off_a, off_b)))  # the kind differs
+    both = pc.and_(in_a, in_b)
+    _sort_out(out, joined, both, off_a, off_b, both)  # in both under another kind: the kind differs

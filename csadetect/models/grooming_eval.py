@@ -4,8 +4,9 @@
 :class:`~csadetect.models.grooming.GroomingModel` and reports, overall and per language:
 precision, recall, F1/F0.5, latency-weighted F1 (Vogt et al. 2021), the expected calibration
 error with how far it moves by chance at that size (:func:`ece_spread`) and a reliability table,
-message-level evidence precision/recall and the flag rate of each conversation family. The metric helpers (:func:`f_beta`, :func:`expected_calibration_error`,
-:func:`latency_p`, ...) are also used by the classifier's evaluation and the training tools.
+message-level evidence precision/recall and the flag rate of each conversation family. The
+metric helpers (:func:`f_beta`, :func:`expected_calibration_error`, :func:`latency_p`, ...) are
+also used by the classifier's evaluation and the training tools.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def ece_spread(scores: Sequence[float], labels: Sequence[int], bins: int = 10, r
     n = len(s)
     if n == 0:
         return {"interval_95": None, "calibrated_p95": None, "rounds": rounds}
-    which = np.minimum((s * bins).astype(int), bins - 1)  # reliability()'s bins
+    which = _bins(s, bins)
     rng = np.random.default_rng(seed)
     offsets = (np.arange(rounds) * bins)[:, None]
 
@@ -94,11 +95,16 @@ def latency_weighted_f1(f1: float, messages_until_flag: Sequence[int], p: float)
     return f1 * speed, speed
 
 
+def _bins(scores: np.ndarray, bins: int) -> np.ndarray:
+    """The equal-width bin of each score (1.0 in the last)."""
+    return np.minimum((scores * bins).astype(int), bins - 1)
+
+
 def reliability(scores: Sequence[float], labels: Sequence[int], bins: int = 10) -> list[dict]:
     """Equal-width bins: ``{"lo", "hi", "n", "mean_score", "positive_rate"}`` (the reliability plot)."""
     s = np.asarray(scores, np.float64)
     y = np.asarray(labels, np.float64)
-    b = np.minimum((s * bins).astype(int), bins - 1) if len(s) else np.zeros(0, int)
+    b = _bins(s, bins)
     out = []
     for k in range(bins):
         sel = b == k
