@@ -15,6 +15,33 @@ THREATEXCHANGE = SHARED / "testdata" / "threatexchange"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(autouse=True)
+def _beam_temp_folders():
+    """Beam makes a ``beam-pipeline-temp*`` folder with every pipeline and removes it only at the
+    end of ``Pipeline.run``: the folders of graphs a test builds and never runs are removed after it
+    (the code under test removes its own: ``tests/test_profiles.py`` checks that before this runs)."""
+    import shutil
+    import sys
+
+    beam = sys.modules.get("apache_beam")
+    if beam is None:  # a test that imports no Beam makes no pipeline
+        yield
+        return
+    made = []
+    init = beam.Pipeline.__init__
+
+    def tracked(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self.local_tempdir)
+
+    with pytest.MonkeyPatch.context() as patch:  # its own: a test's monkeypatch.undo() keeps it
+        patch.setattr(beam.Pipeline, "__init__", tracked)
+        yield
+
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def generated_pans(tmp_path_factory, folder: str, seeds, seconds: int, size: tuple[int, int]) -> dict:
     """``{seed: path}`` of generated pans (:func:`csadetect.media.synth.synthetic_video`, 30 fps) in a
     fresh folder ``folder``; skips the test without the ffmpeg CLI."""

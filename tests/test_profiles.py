@@ -4,7 +4,6 @@ the graph, and the masked effective options. The Dataflow translation of the ful
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -344,3 +343,69 @@ def test_run_refuses_the_demo_order_on_dataflow_before_the_graph(monkeypatch, ca
     # with the operator's orders the check passes and the graph is built
     with pytest.raises(GraphBuilt):
         csadetect.pipelines.detect.run(argv + [f"--config={TEST_ORDERS}"])
+
+
+# -- Beam's local temp folder ---------------------------------------------------------------------
+
+def _beam_temp(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("beam-pipeline-temp*"))
+
+
+def test_a_graph_that_fails_to_build_leaves_no_beam_temp_folder(tmp_path, monkeypatch):
+    """Beam makes ``beam-pipeline-temp*`` with the pipeline and removes it only at the end of its
+    run(): a refusal while the graph was built left one per call (the test suite left ~100 a run)."""
+    import tempfile
+
+    made = []
+    real = csadetect.pipelines.detect.build_pipeline
+
+    def graph(pipeline, *args, **kwargs):
+        made.append(pipeline.local_tempdir)
+        real(pipeline, *args, **kwargs)  # the whole graph, then the refusal
+        raise GraphBuilt()
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(csadetect.pipelines.detect, "build_pipeline", graph)
+    for name, value in FULL_ENV.items():
+        monkeypatch.setenv(name, value)
+    argv = ["--profile", "dataflow", "--input_subscription", "projects/example-project/subscriptions/uploads",
+            "--dry_run=True", "--no_auth", "--sdk_location=container", "--staging_location=gs://example-bucket/staging",
+            f"--setup_file={REPO / 'setup.py'}", "--indicators=gs://example-bucket/indicators", f"--config={TEST_ORDERS}"]
+    with pytest.raises(GraphBuilt):
+        csadetect.pipelines.detect.run(argv)
+    assert len(made) == 1 and Path(made[0]).parent == tmp_path  # the folder was made here, and is gone
+    assert _beam_temp(tmp_path) == []
+
+
+@pytest.mark.parametrize("runs", [True, False])
+def test_feedback_leaves_no_beam_temp_folder_run_or_refused(tmp_path, monkeypatch, runs):
+    """The same for ``csadetect feedback``: a refusal between the graph and the run (the Pub/Sub
+    checks), and a run whose runner returns at once."""
+    import tempfile
+    from unittest import mock
+
+    import apache_beam as beam
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    made = []
+
+    def run(self, *a, **k):
+        made.append(self.local_tempdir)
+        if not runs:
+            raise GraphBuilt()
+        return mock.MagicMock()
+
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(beam.Pipeline, "run", run)
+    for name in ("r.jsonl", "v.jsonl"):
+        (tmp_path / name).write_text("")
+    argv = ["--report_glob", str(tmp_path / "r.jsonl"), "--verdict_glob", str(tmp_path / "v.jsonl"),
+            "--out_dir", str(tmp_path / "fb"), "--notifications_dir", str(tmp_path / "n")]
+    if runs:
+        csadetect.pipelines.feedback.run(argv)
+    else:
+        with pytest.raises(GraphBuilt):
+            csadetect.pipelines.feedback.run(argv)
+    assert len(made) == 1 and Path(made[0]).parent == temp
+    assert _beam_temp(temp) == []

@@ -34,8 +34,8 @@ from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec
 from csadetect.models.grooming import GroomingModel
 from csadetect.pipelines import counter_values, note_index_version, pipeline_main
 from csadetect.pipelines.options import (
-    DetectOptions, graph_run_id, help_options, launch, local_storage, print_effective, run_and_wait,
-    start_run,
+    DetectOptions, graph_run_id, help_options, launch, local_storage, new_pipeline, print_effective,
+    run_and_wait, start_run,
 )
 from csadetect.pipelines.sources import ReadEvents, Source, check_input_files, check_pubsub
 from csadetect.reports.crypto import ReportKeyError, ReportKeys
@@ -400,9 +400,9 @@ def run(argv=None, save_main_session: bool = False):
             check_grooming_model(settings)
         check_image_models(settings, models)
         check_report_keys(settings)  # on Dataflow the workers hold the keys
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models, run_id=run_id)
-    result = run_and_wait(pipeline, std)
+    with new_pipeline(options) as pipeline:
+        build_pipeline(pipeline, settings, source, std.streaming, opts.window_seconds, models, run_id=run_id)
+        result = run_and_wait(pipeline, std)
     if not getattr(std, "no_wait_until_finish", False):
         runs.remove_temp_dirs(run_bases(settings))  # what Beam's file writes left (streaming)
     try:

@@ -33,8 +33,8 @@ from csadetect.core.keys import load_public_key
 from csadetect.core.timeutil import parse_time, utc_iso
 from csadetect.pipelines import counter_values, pipeline_main
 from csadetect.pipelines.options import (
-    FeedbackOptions, graph_run_id, help_options, launch, local_storage, print_effective, run_and_wait,
-    start_run,
+    FeedbackOptions, graph_run_id, help_options, launch, local_storage, new_pipeline, print_effective,
+    run_and_wait, start_run,
 )
 from csadetect.pipelines.sources import check_globs
 from csadetect.transforms.feedback import (
@@ -243,10 +243,10 @@ def run(argv=None, save_main_session: bool = False) -> FeedbackRun:
     fb = settings.feedback
     LOG.info("feedback: precision floor %.3f after %d verdicts; notifications %d days after a report",
              fb.precision_floor, fb.min_verdicts, fb.notify_after_days)
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, settings, sources, std.streaming, now, opts.public_key, opts.window_seconds,
-                   opts.precision_every_seconds, opts.unknown_grace_seconds, run_id)
-    result = run_and_wait(pipeline, std)
+    with new_pipeline(options) as pipeline:
+        build_pipeline(pipeline, settings, sources, std.streaming, now, opts.public_key, opts.window_seconds,
+                       opts.precision_every_seconds, opts.unknown_grace_seconds, run_id)
+        result = run_and_wait(pipeline, std)
     if not getattr(std, "no_wait_until_finish", False):
         runs.remove_temp_dirs(run_bases(settings))  # what Beam's file writes left (streaming)
     return FeedbackRun(result, now, settings, run_id)

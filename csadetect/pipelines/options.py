@@ -20,13 +20,16 @@ checks, and refuses the demo detection order anywhere but on this machine
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import math
 import os
+import shutil
 import sys
 from typing import Callable, Iterable, Optional
 
+import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, SetupOptions, StandardOptions
 
 from csadetect.config.flags import normalise, suggest
@@ -483,6 +486,19 @@ def _run_id(bases: Iterable[Optional[str]], run_id: Optional[str], check: bool) 
         return runs.start_run(bases, run_id, check)
     except runs.RunError as exc:  # one line, as every refusal before the graph
         raise ConfigError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def new_pipeline(options: PipelineOptions):
+    """A Beam pipeline for a ``run()``, whose local temp folder (``beam-pipeline-temp*``, made when
+    the pipeline is made) is removed however the block ends. Beam removes it only at the end of
+    ``Pipeline.run``, so a graph that fails to build or a check that refuses before the run left
+    one behind per call."""
+    pipeline = beam.Pipeline(options=options)
+    try:
+        yield pipeline
+    finally:
+        shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
 
 
 def run_and_wait(pipeline, std: StandardOptions):
