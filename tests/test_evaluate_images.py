@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from csadetect.cli.indicators import _hash_and_match
+from csadetect.cli.matching import _hash_and_match
 from csadetect.config.settings import load_settings
 from csadetect.indicators.rows import from_media
 from csadetect.models.embedding import EmbeddingModel, EmbeddingSpec

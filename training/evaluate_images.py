@@ -13,7 +13,7 @@ script measures what the pipeline actually does with a known image:
   The rows go into an in-memory :class:`csadetect.indicators.index.IndicatorIndex` (as a snapshot would,
   without signing).
 * **Queries**: every transformed copy is encoded as JPEG (quality 90) and queried like
-  ``csadetect match`` (``csadetect.cli.indicators._hash_and_match``) and the pipeline (``HashMedia`` +
+  ``csadetect match`` (``csadetect.cli.matching._hash_and_match``) and the pipeline (``HashMedia`` +
   ``EmbedImages`` + ``MatchIndicators``): :func:`csadetect.media.hashing.hash_image_with_views` with
   :func:`csadetect.media.preprocess.views` (when ``match.preprocess``), :func:`csadetect.models.embedding.model_inputs`
   with ``flip=embedding.flip``, ``embed_arrays``, then ``index.match_image`` at the configured
