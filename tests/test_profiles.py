@@ -370,7 +370,8 @@ def test_a_graph_that_fails_to_build_leaves_no_beam_temp_folder(tmp_path, monkey
         monkeypatch.setenv(name, value)
     argv = ["--profile", "dataflow", "--input_subscription", "projects/example-project/subscriptions/uploads",
             "--dry_run=True", "--no_auth", "--sdk_location=container", "--staging_location=gs://example-bucket/staging",
-            f"--setup_file={REPO / 'setup.py'}", "--indicators=gs://example-bucket/indicators", f"--config={TEST_ORDERS}"]
+            f"--setup_file={REPO / 'setup.py'}", "--indicators=gs://example-bucket/indicators",
+            f"--config={TEST_ORDERS}"]
     with pytest.raises(GraphBuilt):
         csadetect.pipelines.detect.run(argv)
     assert len(made) == 1 and Path(made[0]).parent == tmp_path  # the folder was made here, and is gone

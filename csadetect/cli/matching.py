@@ -64,9 +64,9 @@ def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):
         return embedder.embed_turned(source, own_names[0])
 
     gate = region_gate_similarity(spec.threshold, settings.match.embedding_query_region_gate)
+    turns = turned if region_names and settings.match.embedding_query_turns else None
     matches, embedded = index.match_image_gated(hashes, vectors, own_names, spec.version, spec.threshold, gate, regions,
-                                                turned if region_names and settings.match.embedding_query_turns else None,
-                                                settings.match.embedding_query_turn_gate)
+                                                turns, settings.match.embedding_query_turn_gate)
     if embedded is None:
         return matches, (own_names, vectors)
     return matches, (names, np.concatenate([vectors, embedded[1]]))

@@ -83,7 +83,8 @@ class RowLookup:
             self._ids = _bounds(self._reader.metadata, "indicator_id")
         except (pa.ArrowException, ValueError, OSError) as exc:
             stack.close()
-            raise SnapshotError(f"cannot parse files of version {manifest.get('version')}: {type(exc).__name__}") from None
+            version = manifest.get("version")
+            raise SnapshotError(f"cannot parse files of version {version}: {type(exc).__name__}") from None
         except BaseException:
             stack.close()
             raise

@@ -1,15 +1,19 @@
-"""The grooming window model's forward pass in numpy (:mod:`csadetect.models.grooming`).
+"""The grooming window model's forward pass and its message encoder in numpy (:mod:`csadetect.models.grooming`).
 
 The window model is small, so for a handful of windows (the streaming case, one window per
 arriving message) a TensorFlow call costs far more in fixed overhead than the arithmetic.
 :class:`NumpyWindowModel` evaluates the reference architecture's layers in numpy from the weights
 of the loaded Keras model; :class:`csadetect.models.grooming.GroomingModel` builds it on load,
 checked against the Keras forward pass (within :data:`NUMPY_TOLERANCE`), and keeps TensorFlow for
-any other architecture. numpy only: nothing here imports TensorFlow.
+any other architecture. :class:`NumpyMessageEncoder` does the same for the message encoder (its two
+``TextVectorization`` layers as Keras 3 runs them under TensorFlow, the projections and the layer
+norm), checked on load against the Keras encoder on :data:`CHECK_TEXTS`. numpy only: nothing here
+imports TensorFlow.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+import re
+from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -145,3 +149,113 @@ class NumpyWindowModel:
         z = np.maximum(z @ self.d_w + self.d_b, 0.0)
         risk = self._sigmoid((z @ self.l_w + self.l_b) @ self.r_w + self.r_b)
         return risk.reshape(-1), pats
+
+
+# Keras 3's TextVectorization under TensorFlow: tf.strings.lower (ASCII letters only), this very
+# pattern removed (ASCII punctuation; `,-\.` is the range , - .), tf.strings.split (runs of ASCII
+# whitespace), tf.strings.unicode_split (code points), tf.strings.ngrams joined by one space.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
+_WHITESPACE = re.compile(r"[ \t\n\v\f\r]+")
+_ENCODER_STRUCTURE = {"text": "InputLayer", "word_ngrams": "TextVectorization", "char_ngrams": "TextVectorization",
+                      "word_embed": "Dense", "char_embed": "Dense", "message_concat": "Concatenate",
+                      "message_norm": "LayerNormalization"}
+CHECK_TEXTS = (  # the load-time check: cases, accents, punctuation, whitespace, scripts, emoji, OOV
+    "", " ", "a", "Hi", "HELLO there, how ARE you?", "École à Paris: ça va? Ça VA!", "straße ÄÖÜ äöü ß",
+    "ik ben 13 jaar... echt waar!!", "\tare \n you\r\nalone\u00a0at\u2003home\x1cnow",
+    "don't-tell anyone (ok?) #secret",
+    "😀 emoji 🎮 game", "zzqxj vvkkw", "e\u0301 combining", "Привет как дела", "a" * 300,
+)
+
+
+def _ngrams(tokens: list, widths: Sequence[int]) -> Iterable[str]:
+    for width in widths:
+        for i in range(len(tokens) - width + 1):
+            yield " ".join(tokens[i:i + width])
+
+
+class NumpyMessageEncoder:
+    """The reference message encoder in numpy, from the loaded Keras encoder's vocabularies and
+    weights: each text standardised, split and cut into n-grams as its two ``TextVectorization``
+    layers do (words, characters), each n-gram looked up in its vocabulary (the out-of-vocabulary
+    slot, 0, for the rest), the rows of the n-grams present summed (a multi-hot row times the
+    kernel) plus the bias for each projection, the two joined and layer-normalised. A TensorFlow
+    call costs ~0.9 ms however few messages it encodes; this costs tens of microseconds a message.
+    :meth:`from_keras` returns None (the caller keeps TensorFlow) for any other encoder, or one whose
+    vectors on :data:`CHECK_TEXTS` differ from the Keras encoder's by more than the tolerance."""
+
+    def __init__(self, word_vocab: Sequence[str], word_widths: Sequence[int], char_vocab: Sequence[str],
+                 char_widths: Sequence[int], word_dense: Sequence[np.ndarray], char_dense: Sequence[np.ndarray],
+                 gamma: np.ndarray, beta: np.ndarray, epsilon: float):
+        self.word_index = {str(token): i for i, token in enumerate(word_vocab)}
+        self.char_index = {str(token): i for i, token in enumerate(char_vocab)}
+        self.word_widths, self.char_widths = tuple(word_widths), tuple(char_widths)
+        f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
+        (self.word_w, self.word_b), (self.char_w, self.char_b) = [(f32(w), f32(b)) for w, b in (word_dense, char_dense)]
+        if self.word_w.shape[0] != len(self.word_index) or self.char_w.shape[0] != len(self.char_index):
+            raise ValueError("vocabulary and kernel sizes differ")
+        self.gamma, self.beta, self.epsilon = f32(gamma), f32(beta), float(epsilon)
+        self.dim = self.word_w.shape[1] + self.char_w.shape[1]
+
+    @classmethod
+    def from_keras(cls, encoder, reference=None, tolerance: float = NUMPY_TOLERANCE) -> Optional["NumpyMessageEncoder"]:
+        """From the loaded Keras ``encoder`` (``training/grooming_model.py``'s ``message_encoder``);
+        ``reference(texts) -> vectors`` (the Keras path) is compared on :data:`CHECK_TEXTS`."""
+        try:
+            layers = {layer.name: layer for layer in encoder.layers}
+            if {n: type(l).__name__ for n, l in layers.items()} != _ENCODER_STRUCTURE:
+                return None
+            word, char = layers["word_ngrams"].get_config(), layers["char_ngrams"].get_config()
+            for cfg, split in ((word, "whitespace"), (char, "character")):
+                if (cfg.get("standardize") != "lower_and_strip_punctuation" or cfg.get("split") != split
+                        or cfg.get("output_mode") != "multi_hot" or not cfg.get("ngrams")):
+                    return None
+            for name in ("word_embed", "char_embed"):
+                cfg = layers[name].get_config()
+                if not cfg.get("use_bias", True) or cfg.get("activation") != "linear":
+                    return None
+            norm = layers["message_norm"].get_config()
+            if (norm.get("axis") not in (-1, [-1]) or not (norm.get("center") and norm.get("scale"))
+                    or norm.get("rms_scaling")):
+                return None
+            widths = [tuple(int(w) for w in ((c["ngrams"],) if isinstance(c["ngrams"], int) else c["ngrams"]))
+                      for c in (word, char)]
+            gamma, beta = layers["message_norm"].get_weights()
+            impl = cls(layers["word_ngrams"].get_vocabulary(), widths[0], layers["char_ngrams"].get_vocabulary(),
+                       widths[1], layers["word_embed"].get_weights(), layers["char_embed"].get_weights(), gamma, beta,
+                       norm.get("epsilon", 1e-3))
+        except (AttributeError, KeyError, ValueError, TypeError):
+            return None
+        if reference is not None and not impl.agrees_with(reference, tolerance):
+            return None
+        return impl
+
+    def agrees_with(self, reference, tolerance: float = NUMPY_TOLERANCE) -> bool:
+        """Max |numpy - reference| over the vectors of :data:`CHECK_TEXTS` <= ``tolerance``."""
+        want = np.asarray(reference(list(CHECK_TEXTS)), np.float32)
+        got = self(CHECK_TEXTS)
+        return got.shape == want.shape and float(np.max(np.abs(got - want))) <= tolerance
+
+    @staticmethod
+    def _standard(text: str) -> str:
+        return _PUNCTUATION.sub("", text.translate(_ASCII_LOWER))
+
+    def _rows(self, text: str) -> tuple[list, list]:
+        """The vocabulary rows present in ``text``: (word rows, character rows), each once."""
+        text = self._standard(text)
+        words = [w for w in _WHITESPACE.split(text) if w]
+        word = {self.word_index.get(g, 0) for g in _ngrams(words, self.word_widths)}
+        char = {self.char_index.get(g, 0) for g in _ngrams(list(text), self.char_widths)}
+        return sorted(word), sorted(char)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Message vectors, shape (len(texts), dim), float32."""
+        out = np.empty((len(texts), self.dim), np.float32)
+        split = self.word_w.shape[1]
+        for i, text in enumerate(texts):
+            word, char = self._rows(text)
+            out[i, :split] = self.word_w[word].sum(axis=0) + self.word_b if word else self.word_b
+            out[i, split:] = self.char_w[char].sum(axis=0) + self.char_b if char else self.char_b
+        mean = out.mean(axis=1, keepdims=True)
+        var = out.var(axis=1, keepdims=True)
+        return ((out - mean) / np.sqrt(var + self.epsilon) * self.gamma + self.beta).astype(np.float32, copy=False)
