@@ -157,6 +157,18 @@ def bench_grooming(args, lines: list) -> dict:
         finally:
             mg.NUMPY_MAX_WINDOWS = saved
 
+    def streaming_tf_encoder(b):
+        run_now = streaming_now(b)
+
+        def run():
+            saved = mg.NUMPY_MAX_MESSAGES
+            mg.NUMPY_MAX_MESSAGES = 0  # every message encoded by TensorFlow, as in the release before
+            try:
+                run_now()
+            finally:
+                mg.NUMPY_MAX_MESSAGES = saved
+        return run
+
     def batched():
         model.score_conversations(convs)
 
@@ -169,6 +181,11 @@ def bench_grooming(args, lines: list) -> dict:
         variants[f"now b{b}"] = streaming_now(b)
         labels[f"now b{b}"] = (f"streaming, now (`EncodeMessagesFn` + `ConversationStateFn`), bundles of {b} "
                                f"message{'s' if b > 1 else ''}")
+    if model.numpy_encoder:
+        for b in args.encode_batches:
+            variants[f"tf b{b}"] = streaming_tf_encoder(b)
+            labels[f"tf b{b}"] = (f"streaming, every message encoded by TensorFlow (the release before the numpy "
+                                  f"encoder: `NUMPY_MAX_MESSAGES = 0`), bundles of {b} message{'s' if b > 1 else ''}")
     variants["batched"] = batched
     labels["batched"] = "batched whole conversations (`score_conversations`, replay/evaluation)"
     rates, wall = interleaved(variants, args.rounds, {k: n_msgs for k in variants})
@@ -211,6 +228,8 @@ def bench_grooming(args, lines: list) -> dict:
     lines += [
         "",
         (f"Streaming now, bundles of {main_b}: **{now / before:.1f}x** the per-message path before. " if before else "")
+        + "".join(f"Bundles of {b}: the numpy encoder **{med(rates[f'now b{b}']) / med(rates[f'tf b{b}']):.2f}x** "
+                  "the TensorFlow encoder, side by side. " for b in args.encode_batches if f"tf b{b}" in rates)
         + f"Model: {size / 1e6:.2f} MB on disk (target <= 20 MB: {'met' if size <= 20e6 else 'not met'}); "
         + memory_line(mem) + ".",
         "",

@@ -7,6 +7,7 @@ import json
 
 from csadetect.cli import hashing
 from csadetect.cli import indicators as cli
+from csadetect.cli import matching
 
 
 def run_cli(capsys, *argv):
@@ -15,6 +16,7 @@ def run_cli(capsys, *argv):
     parser.add_argument("--config", default=None)
     subparsers = parser.add_subparsers(dest="command", required=True)
     cli.register(subparsers)
+    matching.register(subparsers)
     hashing.register(subparsers)
     args = parser.parse_args([str(a) for a in argv])
     code = args.func(args)

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from csadetect.cli import indicators as cli
+from csadetect.cli import matching
 from csadetect.media import synth
 from csadetect.models.embedding import KIND
 from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS,
@@ -23,6 +24,7 @@ def run(capsys, *argv):
     parser.add_argument("--config", default=None)
     subparsers = parser.add_subparsers(dest="command", required=True)
     cli.register(subparsers)
+    matching.register(subparsers)
     args = parser.parse_args([str(a) for a in argv])
     code = args.func(args)
     out, err = capsys.readouterr()

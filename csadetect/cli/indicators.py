@@ -274,7 +274,7 @@ def _quality(text: str) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``indicators {keygen,from-media,build,compact,verify,info,diff,import,export}`` and ``match``."""
+    """Add ``indicators {keygen,from-media,build,compact,verify,info,diff,import,export}``."""
     ind = subparsers.add_parser("indicators", help="build, sign, verify and inspect indicator snapshots")
     sub = ind.add_subparsers(dest="indicators_command", metavar="COMMAND")
     sub.required = True
@@ -365,31 +365,18 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing FILE")
     p.set_defaults(func=cmd_export)
 
-    from csadetect.cli.matching import cmd_match  # here: matching imports this module's helpers
-
-    p = subparsers.add_parser("match", help="match files, stdin (-) or a hash list against a signed indicator "
-                                            "snapshot, one JSON line each")
-    p.add_argument("--indicators", metavar="DBDIR", help="snapshot directory (default: indicators.path of the config)")
-    p.add_argument("--public-key", metavar="PUBLIC.pem", help="default: indicators.public_key of the config")
-    p.add_argument("--no-embedding", action="store_true", help="PDQ, vPDQ and digests only, no embedding near-duplicates")
-    p.add_argument("--hashes", action="append", metavar="FILE",
-                   help="a hash list to match (the formats of indicators import; repeatable)")
-    p.add_argument("--format", choices=formats.IMPORT_FORMATS + ("csv", "hashes"), help="of --hashes (default: from the name)")
-    p.add_argument("--kind", help="the kind of the hash values in --hashes or on stdin (64 hex digits: pdq or sha256)")
-    p.add_argument("--columns", metavar="ROLE=COLUMN,...", help="of a --hashes CSV (as indicators import)")
-    add_config_argument(p)
-    p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="files or directories (recursive); - reads paths or hash values from stdin, one per line")
-    p.set_defaults(func=cmd_match)
-
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Stand-alone entry point (tests; ``csadetect`` normally calls :func:`register`)."""
+    """Stand-alone entry point for ``indicators`` and ``match`` (tests; ``csadetect`` normally calls
+    each module's ``register``)."""
+    from csadetect.cli import matching  # here: matching imports this module's helpers
+
     parser = argparse.ArgumentParser(prog="csadetect")
     parser.add_argument("--config", default=None, help="YAML config merged over the defaults")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     register(subparsers)
+    matching.register(subparsers)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

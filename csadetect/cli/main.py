@@ -26,16 +26,16 @@ import os
 import sys
 from typing import Iterator, Optional
 
-from csadetect.cli import (complaints, console, feedback, hashing, indicators, models, publish, pubsub, quarantine,
-                           reports, retention, review, transparency, tune)
+from csadetect.cli import (complaints, console, feedback, hashing, indicators, matching, models, publish, pubsub,
+                           quarantine, reports, retention, review, transparency, tune)
 from csadetect.cli.output import error
 from csadetect.config.flags import VERBOSE_ENV, flag_name, respell, suggest
 from csadetect.config.settings import ConfigError
 from csadetect.indicators.snapshot import SnapshotError
 
 # One module per command group, each with ``register(subparsers)``; `run` and `demo` are below.
-COMMAND_GROUPS = (hashing, indicators, quarantine, models, tune, reports, review, retention, complaints, transparency,
-                  feedback, console, publish, pubsub)
+COMMAND_GROUPS = (hashing, indicators, matching, quarantine, models, tune, reports, review, retention, complaints,
+                  transparency, feedback, console, publish, pubsub)
 
 # The commands that read the settings, as their words on the command line ("*": every command of
 # the group). Each takes ``--config FILE`` after its name too (the pass-through pipeline commands

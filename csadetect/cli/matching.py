@@ -6,14 +6,14 @@ as workers load it (:func:`csadetect.indicators.index.load_index`: mapped, nothi
 match says its distance, the threshold, the indicator's note and how it matched (the view and
 dihedral transform of a picture, the frames of a video: ``SignalType.explain``), from the matched
 row alone (:class:`csadetect.indicators.snapshot_rows.RowLookup`), so a database of 10M-100M
-indicators is never loaded whole. The parser is added by :func:`csadetect.cli.indicators.register`.
+indicators is never loaded whole.
 """
 from __future__ import annotations
 
 import os
 from typing import Optional, Sequence
 
-from csadetect.cli.indicators import _embedder, _handled, _settings, media_files, stdin_lines
+from csadetect.cli.indicators import _embedder, _handled, _settings, add_config_argument, media_files, stdin_lines
 from csadetect.cli.output import emit, say
 from csadetect.indicators import formats
 from csadetect.indicators.index import load_index
@@ -238,3 +238,21 @@ def _match_all(matcher: _Matcher, lists: Sequence, paths: Sequence[str], kind: O
         else:
             failed += _match_tree(matcher, path)
     return 1 if failed else 0
+
+
+def register(subparsers) -> None:
+    """Add ``match``."""
+    p = subparsers.add_parser("match", help="match files, stdin (-) or a hash list against a signed indicator "
+                                            "snapshot, one JSON line each")
+    p.add_argument("--indicators", metavar="DBDIR", help="snapshot directory (default: indicators.path of the config)")
+    p.add_argument("--public-key", metavar="PUBLIC.pem", help="default: indicators.public_key of the config")
+    p.add_argument("--no-embedding", action="store_true", help="PDQ, vPDQ and digests only, no embedding near-duplicates")
+    p.add_argument("--hashes", action="append", metavar="FILE",
+                   help="a hash list to match (the formats of indicators import; repeatable)")
+    p.add_argument("--format", choices=formats.IMPORT_FORMATS + ("csv", "hashes"), help="of --hashes (default: from the name)")
+    p.add_argument("--kind", help="the kind of the hash values in --hashes or on stdin (64 hex digits: pdq or sha256)")
+    p.add_argument("--columns", metavar="ROLE=COLUMN,...", help="of a --hashes CSV (as indicators import)")
+    add_config_argument(p)
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files or directories (recursive); - reads paths or hash values from stdin, one per line")
+    p.set_defaults(func=cmd_match)
