@@ -169,9 +169,23 @@ CHECK_TEXTS = (  # the load-time check: cases, accents, punctuation, whitespace,
 
 
 def _ngrams(tokens: list, widths: Sequence[int]) -> Iterable[str]:
+    """The n-grams of ``tokens`` of each width, joined by one space (tf.strings.ngrams)."""
     for width in widths:
-        for i in range(len(tokens) - width + 1):
-            yield " ".join(tokens[i:i + width])
+        if width == 1:
+            yield from tokens
+        else:
+            for i in range(len(tokens) - width + 1):
+                yield " ".join(tokens[i:i + width])
+
+
+def _char_ngrams(text: str, widths: Sequence[int]) -> Iterable[str]:
+    """The character n-grams of ``text``, as :func:`_ngrams` of its code points gives them: cut from
+    the code points joined by one space, where the n-gram of width w at i is [2i, 2i + 2w - 1)."""
+    spaced = " ".join(text)
+    for width in widths:
+        span = 2 * width - 1
+        for i in range(0, 2 * (len(text) - width) + 1, 2):
+            yield spaced[i:i + span]
 
 
 class NumpyMessageEncoder:
@@ -245,8 +259,8 @@ class NumpyMessageEncoder:
         text = self._standard(text)
         words = [w for w in _WHITESPACE.split(text) if w]
         word = {self.word_index.get(g, 0) for g in _ngrams(words, self.word_widths)}
-        char = {self.char_index.get(g, 0) for g in _ngrams(list(text), self.char_widths)}
-        return sorted(word), sorted(char)
+        char = {self.char_index.get(g, 0) for g in _char_ngrams(text, self.char_widths)}
+        return list(word), list(char)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """Message vectors, shape (len(texts), dim), float32."""
@@ -256,6 +270,7 @@ class NumpyMessageEncoder:
             word, char = self._rows(text)
             out[i, :split] = self.word_w[word].sum(axis=0) + self.word_b if word else self.word_b
             out[i, split:] = self.char_w[char].sum(axis=0) + self.char_b if char else self.char_b
-        mean = out.mean(axis=1, keepdims=True)
-        var = out.var(axis=1, keepdims=True)
-        return ((out - mean) / np.sqrt(var + self.epsilon) * self.gamma + self.beta).astype(np.float32, copy=False)
+        out -= out.sum(axis=1, keepdims=True) / self.dim  # layer norm, without np.mean/np.var's overhead
+        var = np.einsum("ij,ij->i", out, out)[:, None] / self.dim
+        out *= 1.0 / np.sqrt(var + self.epsilon)
+        return (out * self.gamma + self.beta).astype(np.float32, copy=False)
