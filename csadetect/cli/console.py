@@ -32,18 +32,19 @@ import sqlite3
 import sys
 import time
 
-import uvicorn
-
 from csadetect.cli.output import emit, error, handled, say
 from csadetect.config.settings import ConfigError, load_settings
 from csadetect.core import fs
-from csadetect.console.app import ConsoleConfig, ConsoleError, create_app
-from csadetect.console.auth import AuthError, hash_password
-from csadetect.console.storage import StoreError, cache_path, check_username, open_store
-from csadetect.console.storage.chain import verify as verify_chain
+
+# The console's own modules (FastAPI, uvicorn, the report store's readers) are imported inside the
+# handlers: imported here, every `csadetect` command paid ~0.7 s for them (tests/test_console.py checks).
 
 
 def _errors() -> tuple:
+    from csadetect.console.auth import AuthError
+    from csadetect.console.state import ConsoleError
+    from csadetect.console.storage import StoreError
+
     return (ConsoleError, AuthError, StoreError, ConfigError)
 
 
@@ -93,6 +94,8 @@ def config_from_args(args):
         values["reports_dir"] = None
     if getattr(args, "secure_cookie", False):
         values["secure_cookie"] = True
+    from csadetect.console.state import ConsoleConfig
+
     try:
         return ConsoleConfig.model_validate(values).validate_outputs()
     except ConfigError:
@@ -104,12 +107,19 @@ def config_from_args(args):
 
 
 def _store(args):
+    from csadetect.console.storage import open_store
+
     config = config_from_args(args)
     return open_store(config.db, config.audit_log), config
 
 
 @handled(_errors)
 def _cmd_serve(args) -> int:
+    import uvicorn
+
+    from csadetect.console.app import create_app
+    from csadetect.console.state import ConsoleError
+
     config = config_from_args(args)
     store_check, _ = _store(args)
     try:
@@ -143,6 +153,8 @@ def _cmd_serve(args) -> int:
 
 
 def _read_password(args) -> str:
+    from csadetect.console.auth import AuthError
+
     if args.password_stdin:
         line = sys.stdin.readline()
         return line.rstrip("\r\n")
@@ -155,6 +167,9 @@ def _read_password(args) -> str:
 
 @handled(_errors)
 def _cmd_adduser(args) -> int:
+    from csadetect.console.auth import hash_password
+    from csadetect.console.storage import check_username
+
     check_username(args.name)
     password = _read_password(args)
     pw_hash = hash_password(password)
@@ -181,6 +196,9 @@ def _cmd_users(args) -> int:
 
 @handled(_errors)
 def _cmd_audit_verify(args) -> int:
+    from csadetect.console.storage import StoreError, open_store
+    from csadetect.console.storage.chain import verify as verify_chain
+
     config = config_from_args(args)
     mirror = None if args.no_audit_log else config.audit_log
     try:
@@ -205,6 +223,8 @@ def _cmd_audit_verify(args) -> int:
 
 @handled(_errors)
 def _cmd_reset_cache(args) -> int:
+    from csadetect.console.storage import cache_path
+
     store, config = _store(args)
     try:
         removed = store.reset_cache(time.time())
