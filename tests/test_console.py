@@ -318,4 +318,3 @@ def test_other_commands_do_not_import_the_console():
             f"print([name for name in {heavy!r} if name in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-

@@ -1,7 +1,6 @@
 """CLI round trip: keygen -> from-media -> build -> verify -> info -> match, deltas, diff, errors."""
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -10,26 +9,12 @@ import shutil
 import pytest
 
 from csadetect.cli import indicators as cli
-from csadetect.cli import matching
 from csadetect.media import synth
 from csadetect.models.embedding import KIND
 from csadetect.signals.embedding import (EMBEDDING_BOXES, EMBEDDING_CROPS, EMBEDDING_REGIONS, EMBEDDING_ROTATIONS,
                                          EMBEDDING_TURNS, embedding_views)
+from tests.cli_helpers import run_cli as run
 from tests.conftest import need_shared
-
-
-def run(capsys, *argv):
-    """Run through a parser built like csadetect's (register on a subparsers object)."""
-    parser = argparse.ArgumentParser(prog="csadetect")
-    parser.add_argument("--config", default=None)
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    cli.register(subparsers)
-    matching.register(subparsers)
-    args = parser.parse_args([str(a) for a in argv])
-    code = args.func(args)
-    out, err = capsys.readouterr()
-    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return code, lines, err
 
 
 @pytest.fixture

@@ -114,3 +114,21 @@ def test_match_describes_with_the_delta_rows_and_never_loads_the_base_whole(keys
         assert [[(m["indicator_id"], m["note"]) for m in line.get("matches", [])] for line in out] == [
             [("a", "delta note")], [("b", "kept")], [], []]
         assert "error" in out[2]
+
+
+def test_a_match_without_its_row_is_an_error_not_a_line_without_a_note():
+    """The index and the data file are one signed version; should a match's row be missing, match
+    says so in one line instead of printing the match without its note."""
+    from csadetect.cli.matching import _Matcher
+    from csadetect.config.settings import load_settings
+    from csadetect.indicators.index import Match
+
+    class NoRows:
+        version = 7
+
+        def row(self, kind, indicator_id):
+            return None
+
+    matcher = _Matcher(NoRows(), None, load_settings())
+    with pytest.raises(SnapshotError, match=r"^version 7: matched indicator 'x-1' \(md5\) is not in its data file$"):
+        matcher.describe(Match("x-1", "md5", 0, "csam-a1"))

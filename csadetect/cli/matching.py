@@ -18,7 +18,7 @@ from csadetect.cli.output import emit, say
 from csadetect.indicators import formats
 from csadetect.indicators.index import load_index
 from csadetect.indicators.rows import IndicatorError, kinds_for, value_kind
-from csadetect.indicators.snapshot import head
+from csadetect.indicators.snapshot import SnapshotError, head
 from csadetect.indicators.snapshot_rows import RowLookup
 from csadetect.media.hashing import MediaError, VideoHashes, hash_file, hash_video_upload, is_video_path, read_media
 from csadetect.media.regions import preprocessor
@@ -93,9 +93,12 @@ class _Matcher:
         return threshold
 
     def describe(self, match, hashes=None, views=None) -> dict:
-        row = self.rows.row(match.kind, match.indicator_id) or {}
-        out = match.to_json() | {"threshold": self.threshold(match.kind), "note": row.get("note")}
-        if hashes is not None and row:
+        row = self.rows.row(match.kind, match.indicator_id)
+        if row is None:  # the index and the data file are one signed version: they cannot disagree
+            raise SnapshotError(f"version {self.rows.version}: matched indicator {match.indicator_id!r} "
+                                f"({match.kind}) is not in its data file")
+        out = match.to_json() | {"threshold": self.threshold(match.kind), "note": row["note"]}
+        if hashes is not None:
             out |= get(match.kind).explain(hashes, row["value"], self.settings.match, views)
         return out
 

@@ -192,8 +192,6 @@ class GroomingModel:
         Keras encoder), ``"numpy"`` (:class:`NumpyMessageEncoder`, the same vectors to ~1e-6) or
         ``"auto"`` (numpy for up to ``NUMPY_MAX_MESSAGES`` texts when available: the streaming
         case, a few arriving messages per call; else TensorFlow)."""
-        import tensorflow as tf
-
         if engine not in ("tf", "numpy", "auto"):
             raise ValueError(f"unknown engine {engine!r}")
         if len(texts) == 0:
@@ -202,6 +200,8 @@ class GroomingModel:
             return self._np_encoder(texts)
         if engine == "numpy":
             raise ModelError("this model's message encoder has no numpy implementation")
+        import tensorflow as tf
+
         parts = [self._encode(tf.constant(list(texts[i:i + _CHUNK]), dtype=tf.string)).numpy()
                  for i in range(0, len(texts), _CHUNK)]
         return np.concatenate(parts).astype(np.float32, copy=False)
