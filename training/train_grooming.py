@@ -222,6 +222,13 @@ def splits_for(args: argparse.Namespace, languages: list[str], model_seed: int, 
     return {**splits, "train": fit}
 
 
+def _as_trained(full_model, meta: dict) -> GroomingModel:
+    """The model in training reads the corpus as written, as the Keras model trains on it: model selection, calibration
+    and the evidence threshold are fitted on the texts themselves (``undo_obfuscation`` is an inference-time step,
+    ``csadetect/models/grooming_text.py``; off here, so `make models` reproduces the shipped model as before it)."""
+    return GroomingModel(full_model, meta, undo_obfuscation=False)
+
+
 def selector(kind: str, meta: dict, cal_scanned, min_precision_hard: float):
     """``select(full_model) -> float`` for :func:`train`, on the calibration split: best F0.5 over
     thresholds ("f05"), best latency-weighted F1 ("lwf1"), or the worst language's latency-weighted
@@ -229,7 +236,7 @@ def selector(kind: str, meta: dict, cal_scanned, min_precision_hard: float):
     yc = np.asarray([c.label == "grooming" for c in cal_scanned], np.float64)
 
     def select(full_model) -> float:
-        z = message_logits(GroomingModel(full_model, meta), cal_scanned)
+        z = message_logits(_as_trained(full_model, meta), cal_scanned)
         if kind == "worst":
             return worst_language_score(z, cal_scanned, min_precision_hard)
         if kind == "lwf1":
@@ -242,7 +249,7 @@ def calibrate(full, meta: dict, cal_scanned, languages: list[str], min_precision
     """Fit the global Platt scaling into ``full``'s frozen ``risk`` layer, then each language's
     Platt scaling and threshold, on the calibration split; returns what the metadata records."""
     yc = np.asarray([c.label == "grooming" for c in cal_scanned], np.float64)
-    per_msg = message_logits(GroomingModel(full, meta), cal_scanned)
+    per_msg = message_logits(_as_trained(full, meta), cal_scanned)
     z = np.asarray([float(m.max()) for m in per_msg])
     ece_before = expected_calibration_error(_sigmoid(z), yc)
     a, b = fit_platt(z, yc)
@@ -338,7 +345,7 @@ def main(argv=None) -> int:
     full = train(splits["train"], args.epochs, model_seed, log, recipe=recipe_of(args),
                  select=selector(args.select, meta, cal_scanned, args.min_precision_hard))
     cal = calibrate(full, meta, cal_scanned, languages, args.min_precision_hard, log)
-    ev_thr, ev_f1 = choose_evidence_threshold(GroomingModel(full, meta), cal_scanned)
+    ev_thr, ev_f1 = choose_evidence_threshold(_as_trained(full, meta), cal_scanned)
     log(f"evidence threshold {ev_thr} (message-level F0.5 {ev_f1:.4f} on the calibration split)")
     meta.update(metadata_update(args, full, cal, ev_thr, languages, model_seed, len(splits["train"]),
                                 len(splits["calibration"])))

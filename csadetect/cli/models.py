@@ -128,7 +128,7 @@ def _load_model(args):
     _quiet_tensorflow()  # before set_threads, which imports TensorFlow itself
     set_threads(args.threads)
     try:
-        return GroomingModel.load(args.model)
+        return GroomingModel.load(args.model, undo_obfuscation=not getattr(args, "as_written", False))
     except ModelError as exc:
         say(f"error: {exc}")
         return None
@@ -198,6 +198,16 @@ def cmd_models_evaluate(args) -> int:
         convs = training_tool("grooming_augment").balance_replies(convs, seed)  # the seed train_grooming balances with
         source += ", reply-balanced"
         say("reply-balanced: the benign conversations carry children's replies at the grooming conversations' rate")
+    if args.obfuscate:
+        attacks = training_tool("grooming_obfuscate")
+        if args.obfuscate not in attacks.ATTACKS:
+            say(f"error: --obfuscate {args.obfuscate!r} is not one of {', '.join(attacks.ATTACKS)}")
+            return 2
+        convs = attacks.obfuscate(convs, args.obfuscate, seed)
+        source += f", obfuscated ({args.obfuscate})"
+        say(f"obfuscated: half the words of one writer per conversation, by {args.obfuscate}")
+    if args.as_written:
+        source += ", read as written"
     metrics = evaluate_heldout(model, convs, source, threshold=args.threshold, log=say)
     say(language_table(metrics))
     plots = _reliability_plots(metrics, args.out or os.path.join("out", "models", "grooming-eval"))
@@ -353,6 +363,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the reference model in the package)")
     p.add_argument("--threshold", type=_threshold, default=None, help="flag threshold (default: the model's)")
     p.add_argument("--threads", type=int, default=1, help="TensorFlow threads (default 1)")
+    p.add_argument("--as-written", action="store_true",
+                   help="read messages as written, without undoing look-alike letters, invisible characters, digits "
+                        "for letters and spelled-out words (the setting grooming.undo_obfuscation: false)")
     p.set_defaults(func=cmd_grooming_score)
 
     m = subparsers.add_parser("models", help="train and evaluate the reference models")
@@ -381,6 +394,11 @@ def register(subparsers) -> None:
                    help="--grooming: put children's replies into the benign conversations too, at the grooming "
                         "conversations' rate, so a reply alone tells nothing (the plain split's replies follow only "
                         "a groomer's line; see the grooming model card)")
+    e.add_argument("--obfuscate", default=None, metavar="ATTACK",
+                   help="--grooming: obfuscate half the words of one writer per conversation first (homoglyphs, "
+                        "invisible, styled, marks, leet, spelled, doubled, mixed; training/grooming_obfuscate.py)")
+    e.add_argument("--as-written", action="store_true",
+                   help="--grooming: read messages as written (grooming.undo_obfuscation: false)")
     e.add_argument("--full", action="store_true", help="print every metric (per-family flag rates included)")
     e.set_defaults(func=cmd_models_evaluate)
     t = msub.add_parser("train", help="train a reference model on synthetic data")

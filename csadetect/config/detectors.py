@@ -26,6 +26,10 @@ class GroomingSettings(_Strict):
         "flagged; score = scored with the model's global calibration and threshold, flagged as language_supported "
         "false; both count grooming_unsupported_language_<code>"
     )
+    undo_obfuscation: bool = Field(
+        True, description="read messages with look-alike letters, invisible characters, digits for letters and "
+        "spelled-out words undone (csadetect.models.grooming_text); false = as written"
+    )
     urgent_patterns: tuple[str, ...] = Field(
         ("meeting",), description="risk patterns that mark a grooming report urgent (imminent risk, Art. 13(1)(j))"
     )

@@ -28,6 +28,13 @@ against the Keras encoder on load) encodes the few messages of a streaming call,
 :meth:`GroomingModel.encode` with ``engine="auto"``; large batches (replay, evaluation) stay on
 TensorFlow, which is faster there.
 
+Obfuscation (issue 17): every message is read through
+:func:`csadetect.models.grooming_text.undo_obfuscation` before it is encoded and before its
+conversation's language is detected (look-alike letters, invisible characters, styled letters,
+stacked marks, digits for letters, spelled-out and stretched words; :meth:`GroomingModel.readable`),
+unless the model is loaded with ``undo_obfuscation=False`` (setting ``grooming.undo_obfuscation``).
+Ordinary text reads as written, so the weights and calibration need no retraining.
+
 Scores are calibrated (Platt scaling on a held-out calibration split, baked into the model's
 last layer, then refined per language): a conversation score of 0.8 means about 80% of such
 conversations in the calibration data were grooming conversations. The synthetic prevalence
@@ -62,6 +69,7 @@ from csadetect.models import ModelError
 from csadetect.models import language as langid
 from csadetect.models.grooming_messages import _sender, _text, chronological, involves_minor
 from csadetect.models.grooming_numpy import NumpyMessageEncoder, NumpyWindowModel
+from csadetect.models.grooming_text import undo_obfuscation
 from csadetect.models.loader import ModelKind
 
 # Moved to grooming_eval / grooming_messages / grooming_numpy; re-exported so callers' imports from here still work:
@@ -111,13 +119,23 @@ def set_threads(threads: Optional[int]) -> None:
         pass
 
 
+def _known_words(encoder) -> frozenset:
+    """The single words of the encoder's word vocabulary (lower case; empty when it has none)."""
+    try:
+        vocab = encoder.get_layer("word_ngrams").get_vocabulary()
+    except (AttributeError, ValueError):
+        return frozenset()
+    return frozenset(str(w) for w in vocab if w and " " not in str(w))
+
+
 class GroomingModel:
     """A loaded grooming model. Thread-compatible for scoring; load once per worker process."""
 
-    def __init__(self, keras_model, metadata: dict, path: Optional[Path] = None):
+    def __init__(self, keras_model, metadata: dict, path: Optional[Path] = None, undo_obfuscation: bool = True):
         import tensorflow as tf
 
         self.path = path
+        self.undo_obfuscation = bool(undo_obfuscation)
         self.metadata = metadata
         self.keras_model = keras_model
         self.window = int(metadata["window"])
@@ -135,6 +153,7 @@ class GroomingModel:
         except ValueError:
             raise ModelError(f"model at {path} lacks the message_encoder/window_model parts") from None
         self._dim = int(encoder.output.shape[-1])
+        self._known_words = _known_words(encoder)
         self._encode = tf.function(lambda t: encoder(t, training=False),
                                    input_signature=[tf.TensorSpec([None], tf.string)])
         W = self.window
@@ -144,27 +163,40 @@ class GroomingModel:
                              tf.TensorSpec([None, W], tf.float32)])
         self._np_window: Optional[NumpyWindowModel] = NumpyWindowModel.from_keras(window_model, W, self._tf_window)
         self._np_encoder: Optional[NumpyMessageEncoder] = NumpyMessageEncoder.from_keras(
-            encoder, lambda texts: self.encode(texts, engine="tf"))
+            encoder, lambda texts: self._encode_as_written(texts, engine="tf"))
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def load(cls, path=None) -> "GroomingModel":
+    def load(cls, path=None, undo_obfuscation: bool = True) -> "GroomingModel":
         """From a model spec (:class:`csadetect.models.loader.ModelKind`: a directory holding
         ``model.keras`` + ``metadata.json``, the .keras file itself, a URL; None: the reference
-        model). Raises :class:`ModelError` with a one-line reason."""
-        return cls(*KIND.load(path))
+        model). ``undo_obfuscation``: read messages through
+        :func:`csadetect.models.grooming_text.undo_obfuscation` (setting
+        ``grooming.undo_obfuscation``). Raises :class:`ModelError` with a one-line reason."""
+        return cls(*KIND.load(path), undo_obfuscation=undo_obfuscation)
+
+    def readable(self, texts: Sequence[str]) -> list[str]:
+        """The texts as the model reads them: obfuscations undone (unless ``undo_obfuscation`` is
+        off, then as written)."""
+        if not self.undo_obfuscation:
+            return list(texts)
+        return [undo_obfuscation(t, self._known_words) for t in texts]
 
     # ---------------------------------------------------------------- languages
     def language_of(self, texts: Sequence[str]) -> langid.Language:
-        """The language of a conversation from the texts of its first messages (oldest first)."""
-        return langid.detect(texts, self.supported_languages)
+        """The language of a conversation from the texts of its first messages (oldest first),
+        read as the model reads them (:meth:`readable`)."""
+        return langid.detect(self.readable(list(texts)[:langid.DECIDE_AFTER]), self.supported_languages)
 
-    def languages_per_message(self, texts: Sequence[str]) -> list[langid.Language]:
+    def languages_per_message(self, texts: Sequence[str], readable: bool = False) -> list[langid.Language]:
         """The language decision in force at each message (re-decided until the
-        ``langid.DECIDE_AFTER``-th message, then kept), as the streaming stage makes it."""
+        ``langid.DECIDE_AFTER``-th message, then kept), as the streaming stage makes it.
+        ``readable``: the texts are already :meth:`readable`'s."""
+        first = list(texts)[:langid.DECIDE_AFTER]
+        first = first if readable else self.readable(first)
         out: list[langid.Language] = []
         for k in range(len(texts)):
-            out.append(self.language_of(texts[:k + 1]) if k < langid.DECIDE_AFTER else out[-1])
+            out.append(langid.detect(first[:k + 1], self.supported_languages) if k < langid.DECIDE_AFTER else out[-1])
         return out
 
     def calibrate(self, risk, language: Optional[str]) -> np.ndarray:
@@ -188,10 +220,14 @@ class GroomingModel:
 
     # ---------------------------------------------------------------- low level
     def encode(self, texts: Sequence[str], engine: str = "auto") -> np.ndarray:
-        """Message vectors, shape (n, dim). Each message is encoded once. ``engine``: ``"tf"`` (the
-        Keras encoder), ``"numpy"`` (:class:`NumpyMessageEncoder`, the same vectors to ~1e-6) or
-        ``"auto"`` (numpy for up to ``NUMPY_MAX_MESSAGES`` texts when available: the streaming
-        case, a few arriving messages per call; else TensorFlow)."""
+        """Message vectors, shape (n, dim), of the texts as the model reads them (:meth:`readable`).
+        Each message is encoded once. ``engine``: ``"tf"`` (the Keras encoder), ``"numpy"``
+        (:class:`NumpyMessageEncoder`, the same vectors to ~1e-6) or ``"auto"`` (numpy for up to
+        ``NUMPY_MAX_MESSAGES`` texts when available: the streaming case, a few arriving messages per
+        call; else TensorFlow)."""
+        return self._encode_as_written(self.readable(texts), engine)
+
+    def _encode_as_written(self, texts: Sequence[str], engine: str = "auto") -> np.ndarray:
         if engine not in ("tf", "numpy", "auto"):
             raise ValueError(f"unknown engine {engine!r}")
         if len(texts) == 0:
@@ -328,8 +364,8 @@ class GroomingModel:
                                "language_supported": None}
                 continue
             todo.append((ci, cid, chronological(msgs)))
-        texts = [_text(m) for _, _, msgs in todo for m in msgs]
-        vecs = self.encode(texts)
+        texts = self.readable([_text(m) for _, _, msgs in todo for m in msgs])
+        vecs = self._encode_as_written(texts)
         parts, offset = [], 0
         for _, _, msgs in todo:
             n = len(msgs)
@@ -341,8 +377,8 @@ class GroomingModel:
         for ci, cid, msgs in todo:
             n = len(msgs)
             r, p = risk[offset:offset + n], pats[offset:offset + n, -1, :]
+            langs = self.languages_per_message(texts[offset:offset + n], readable=True)
             offset += n
-            langs = self.languages_per_message([_text(m) for m in msgs])
             results[ci] = self._result(cid, r, p, langs, threshold, unsupported)
         return results  # type: ignore[return-value]
 

@@ -187,8 +187,9 @@ def build_pipeline(
     )
     if settings.grooming.enabled:
         g = settings.grooming
-        flagged = hashed[TEXT] | "ClassifyGrooming" >> ClassifyGrooming(g.model, g.threshold, g.inactivity_seconds,
-                                                                            unsupported_languages=g.unsupported_languages)
+        flagged = hashed[TEXT] | "ClassifyGrooming" >> ClassifyGrooming(
+            g.model, g.threshold, g.inactivity_seconds, unsupported_languages=g.unsupported_languages,
+            undo_obfuscation=g.undo_obfuscation)
     else:
         hashed[TEXT] | "TextNotScanned" >> DropUnscanned()
         flagged = None

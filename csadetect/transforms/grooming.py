@@ -79,10 +79,12 @@ class KeyByConversation(beam.PTransform):
         return events | "MinorsOnly" >> beam.FlatMap(key).with_output_types(Tuple[str, Any])
 
 
-def _acquire_model(shared_handle, path) -> _ModelHolder:
+def _acquire_model(shared_handle, path, undo_obfuscation: bool = True) -> _ModelHolder:
     """The process's one grooming model (shared by both DoFns; keep the holder referenced), loaded
-    from the setting ``grooming.model`` (None: the reference model)."""
-    return shared_handle.acquire(lambda: _ModelHolder(GroomingModel.load(path)), tag=f"grooming|{path}")
+    from the setting ``grooming.model`` (None: the reference model), reading messages with
+    obfuscations undone or not (``grooming.undo_obfuscation``)."""
+    return shared_handle.acquire(lambda: _ModelHolder(GroomingModel.load(path, undo_obfuscation=undo_obfuscation)),
+                                 tag=f"grooming|{path}|{bool(undo_obfuscation)}")
 
 
 def _vector_bytes(vector) -> bytes:
@@ -99,15 +101,17 @@ class EncodeMessagesFn(beam.DoFn):
     of one bundle (any conversations). Every element leaves with its own timestamp, window and
     pane; the last, smaller batch of a bundle is encoded in ``finish_bundle``."""
 
-    def __init__(self, model_path, shared_handle, max_batch_size: int = ENCODE_BATCH_SIZE):
+    def __init__(self, model_path, shared_handle, max_batch_size: int = ENCODE_BATCH_SIZE,
+                 undo_obfuscation: bool = True):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
         self._model_path = model_path
+        self._undo = bool(undo_obfuscation)
         self._shared = shared_handle
         self._max = int(max_batch_size)
 
     def setup(self):
-        self._holder = _acquire_model(self._shared, self._model_path)
+        self._holder = _acquire_model(self._shared, self._model_path, self._undo)
         self.model = self._holder.model
         self._batches = Metrics.distribution(NAMESPACE, "grooming_encode_batch_size")
 
@@ -152,9 +156,10 @@ class EncodeMessagesFn(beam.DoFn):
 class EncodeMessages(beam.PTransform):
     """Keyed text events -> keyed ``(event, vector)`` (see :class:`EncodeMessagesFn`)."""
 
-    def __init__(self, model_path, shared_handle, max_batch_size: int = ENCODE_BATCH_SIZE):
+    def __init__(self, model_path, shared_handle, max_batch_size: int = ENCODE_BATCH_SIZE,
+                 undo_obfuscation: bool = True):
         super().__init__()
-        self._fn = EncodeMessagesFn(model_path, shared_handle, max_batch_size)
+        self._fn = EncodeMessagesFn(model_path, shared_handle, max_batch_size, undo_obfuscation)
 
     def expand(self, keyed):
         return keyed | "Encode" >> beam.ParDo(self._fn).with_output_types(Tuple[str, Any])
@@ -173,15 +178,17 @@ class ConversationStateFn(beam.DoFn):
     INFO = ReadModifyWriteStateSpec("info", PickleCoder())  # {"count", "flagged"}
     EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, model_path, threshold, inactivity_seconds: int, shared_handle, unsupported: str = "skip"):
+    def __init__(self, model_path, threshold, inactivity_seconds: int, shared_handle, unsupported: str = "skip",
+                 undo_obfuscation: bool = True):
         self._unsupported = unsupported_policy(unsupported)
         self._model_path = model_path
+        self._undo = bool(undo_obfuscation)
         self._threshold = threshold
         self._inactivity = inactivity_seconds
         self._shared = shared_handle
 
     def setup(self):
-        self._holder = _acquire_model(self._shared, self._model_path)
+        self._holder = _acquire_model(self._shared, self._model_path, self._undo)
         self.model = self._holder.model
         self.threshold = None if self._threshold is None else float(self._threshold)  # None: the language's own
         self._count = {name: counter(name) for name in _COUNTERS}
@@ -302,9 +309,11 @@ class ClassifyGrooming(beam.PTransform):
     no tagged outputs; ``QueueForReview`` splits the dead letters off)."""
 
     def __init__(self, model_path=None, threshold=None, inactivity_seconds: int = 7 * 24 * 3600,
-                 encode_batch_size: int = ENCODE_BATCH_SIZE, unsupported_languages: str = "skip"):
+                 encode_batch_size: int = ENCODE_BATCH_SIZE, unsupported_languages: str = "skip",
+                 undo_obfuscation: bool = True):
         super().__init__()
         self._unsupported = unsupported_policy(unsupported_languages)
+        self._undo = bool(undo_obfuscation)
         self._model_path = model_path
         self._threshold = threshold
         self._inactivity = inactivity_seconds
@@ -315,7 +324,8 @@ class ClassifyGrooming(beam.PTransform):
         encoded = (
             text_events
             | "KeyByConversation" >> KeyByConversation()
-            | "EncodeMessages" >> EncodeMessages(self._model_path, self._shared, self._batch)
+            | "EncodeMessages" >> EncodeMessages(self._model_path, self._shared, self._batch, self._undo)
         )
         return spread_before_state(encoded, "SpreadByConversation") | "ConversationState" >> beam.ParDo(
-            ConversationStateFn(self._model_path, self._threshold, self._inactivity, self._shared, self._unsupported))
+            ConversationStateFn(self._model_path, self._threshold, self._inactivity, self._shared, self._unsupported,
+                                self._undo))
