@@ -341,3 +341,20 @@ def test_written_calibration_split_shares_no_wording_with_training_or_evaluation
     assert not {c.family for c in written} & set(lang.eval_only_families)
     with pytest.raises(ValueError, match="choose one"):
         corpus.generate(2, split="calibration", language_code=code, far_calibration=True, written_calibration=True)
+
+
+def test_an_unsupported_decision_is_re_made_so_a_decoy_opening_hides_nothing(model):
+    assert not langid.redecide_due(10, langid.Language("it", False, 0.9))
+    it_decided = langid.Language("it", False, 0.9)
+    assert [s for s in range(1, 40) if langid.redecide_due(s, it_decided)] == [15, 20, 25, 30, 35]
+    assert not any(langid.redecide_due(s, langid.Language("nl", True, 0.9)) for s in range(1, 40))
+    for code in OTHER:
+        msgs = conversation(ITALIAN + GROOMING[code])
+        langs = model.languages_per_message([m["text"] for m in msgs])
+        switch = next(k for k, lg in enumerate(langs) if lg.supported and k >= langid.DECIDE_AFTER)
+        assert {lg.code for lg in langs[langid.DECIDE_AFTER - 1:switch]} == {"it"} and langs[-1].code == code
+        assert (switch + 1 - langid.DECIDE_AFTER) % langid.REDECIDE_EVERY == 0
+        result = model.score_conversation(msgs)
+        assert result["flagged"] and result["language"] == code and result["flagged_at_message"] >= switch
+    italian = model.score_conversation(conversation(ITALIAN * 4))
+    assert not italian["flagged"] and italian["language_supported"] is False

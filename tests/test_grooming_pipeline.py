@@ -384,3 +384,24 @@ def test_flag_carries_language_and_unsupported_language_is_counted_not_scored():
 def test_unsupported_policy_is_checked():
     with pytest.raises(ValueError):
         ClassifyGrooming(unsupported_languages="english")
+
+
+def test_a_decoy_opening_in_another_language_does_not_hide_the_grooming_after_it():
+    """Eleven Italian lines, then English grooming: the conversation is decided Italian at its tenth
+    message, re-decided from its latest ten messages every five, and flagged in English at the
+    message where batch scoring flags it; an Italian conversation stays unsupported."""
+    from csadetect.models.grooming import GroomingModel
+
+    decoy = ITALIAN + GROOMING
+    want = GroomingModel.load().score_conversation(
+        [{"sender": e.sender, "sent_at": e.occurred_at, "text": e.text, "participants_minor": True}
+         for e in _events("decoy", decoy)])
+    assert want["flagged"] and want["language"] == "en" and want["flagged_at_message"] >= len(ITALIAN)
+    p = beam.Pipeline(runner=FN_API_RUNNER)
+    flagged = p | beam.Create(_events("decoy", decoy) + _events("ital", ITALIAN * 3)) | ClassifyGrooming()
+    assert_that(flagged | beam.Map(lambda r: (r["conversation_id"], r["language"], r["flagged_at_message"])),
+                equal_to([("decoy", "en", want["flagged_at_message"])]))
+    result = p.run()
+    result.wait_until_finish()
+    counts = _counters(result, "grooming_unsupported_language_it", "grooming_language_redecided_supported")
+    assert counts == {"grooming_unsupported_language_it": 2, "grooming_language_redecided_supported": 1}, counts

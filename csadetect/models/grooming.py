@@ -189,14 +189,27 @@ class GroomingModel:
         return langid.detect(self.readable(list(texts)[:langid.DECIDE_AFTER]), self.supported_languages)
 
     def languages_per_message(self, texts: Sequence[str], readable: bool = False) -> list[langid.Language]:
-        """The language decision in force at each message (re-decided until the
-        ``langid.DECIDE_AFTER``-th message, then kept), as the streaming stage makes it.
-        ``readable``: the texts are already :meth:`readable`'s."""
-        first = list(texts)[:langid.DECIDE_AFTER]
-        first = first if readable else self.readable(first)
+        """The language decision in force at each message, as the streaming stage makes it:
+        re-decided until the ``langid.DECIDE_AFTER``-th message, then kept while supported, and an
+        unsupported one re-made from the latest ``DECIDE_AFTER`` messages when
+        :func:`csadetect.models.language.redecide_due`. ``readable``: the texts are already
+        :meth:`readable`'s."""
+        texts = list(texts)
+        read = texts if readable else None
         out: list[langid.Language] = []
         for k in range(len(texts)):
-            out.append(langid.detect(first[:k + 1], self.supported_languages) if k < langid.DECIDE_AFTER else out[-1])
+            seen = k + 1
+            if seen <= langid.DECIDE_AFTER or langid.redecide_due(seen, out[-1]):
+                if read is None:  # read as the model reads only what is looked at
+                    read = self.readable(texts[:langid.DECIDE_AFTER])
+                    read += [None] * (len(texts) - len(read))
+                start = max(0, seen - langid.DECIDE_AFTER)
+                for i in range(start, seen):
+                    if read[i] is None:
+                        read[i] = self.readable([texts[i]])[0]
+                out.append(langid.detect(read[start:seen], self.supported_languages))
+            else:
+                out.append(out[-1])
         return out
 
     def calibrate(self, risk, language: Optional[str]) -> np.ndarray:

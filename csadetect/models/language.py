@@ -15,7 +15,11 @@ byte n-grams for 97 languages, bundled with the wheel: offline, numpy only):
 * otherwise the conversation is in an unsupported language (``supported`` False).
 
 The decision is re-made at every message until ``DECIDE_AFTER`` messages have been seen, then
-kept. Nothing here logs or keeps text; the result is a language code and a flag.
+kept while the language is supported. An unsupported one is re-made every :data:`REDECIDE_EVERY`
+messages from the latest ``DECIDE_AFTER`` (:func:`redecide_due`): a conversation that opens with
+small talk in another language and turns to a supported one is scored from then on, instead of
+never (a decoy opening would otherwise hide everything after it). Nothing here logs or keeps text;
+the result is a language code and a flag.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from typing import NamedTuple, Sequence
 DECIDE_AFTER = 10  # messages: the language is re-decided until then, and kept afterwards
 UNSURE_BELOW = 0.5  # normalised py3langid probability below which an unsupported top language is not trusted
 MIN_LETTERS = 40  # letters of text below which an unsupported top language is not trusted
+REDECIDE_EVERY = 5  # messages: how often an unsupported decision is re-made, from the latest DECIDE_AFTER
 
 
 class Language(NamedTuple):
@@ -56,3 +61,11 @@ def detect(texts: Sequence[str], supported: Sequence[str]) -> Language:
             if code in supported:
                 return Language(code, True, float(p))
     return Language(top, False, float(prob))
+
+
+def redecide_due(seen: int, current: Language) -> bool:
+    """Whether the decision in force (``current``, made before) is re-made at the ``seen``-th message
+    (1-based), from the latest ``DECIDE_AFTER`` messages: only an unsupported one, every
+    :data:`REDECIDE_EVERY` messages after the ``DECIDE_AFTER``-th."""
+    return (not current.supported and seen > DECIDE_AFTER
+            and (seen - DECIDE_AFTER) % REDECIDE_EVERY == 0)

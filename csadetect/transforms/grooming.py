@@ -195,10 +195,19 @@ class ConversationStateFn(beam.DoFn):
 
     def _language(self, info: dict, window: list) -> langid.Language:
         """The conversation's language: kept in ``info`` once ``langid.DECIDE_AFTER`` messages have
-        been seen, re-decided from the window's (= all) messages before that. Counts an
-        unsupported language once per conversation, by its code (no id, no text)."""
+        been seen, re-decided from the window's (= all) messages before that; an unsupported one is
+        re-made from the window's latest ``DECIDE_AFTER`` messages when ``langid.redecide_due`` (a
+        decoy opening in another language must not hide what follows). Counts an unsupported
+        language once per conversation, by its code (no id, no text)."""
         if info.get("language") is not None:
-            return langid.Language(*info["language"])
+            current = langid.Language(*info["language"])
+            if not langid.redecide_due(info["count"], current):
+                return current
+            language = self.model.language_of([m["text"] for m in window[-langid.DECIDE_AFTER:]])
+            if language.supported:
+                info["language"] = tuple(language)
+                counter("grooming_language_redecided_supported").inc()
+            return language if language.supported else current
         language = self.model.language_of([m["text"] for m in window])
         if info["count"] >= langid.DECIDE_AFTER:
             info["language"] = tuple(language)
