@@ -96,6 +96,37 @@ def test_alpha_is_flattened_on_white():
     assert np.asarray(flat)[:, :10].mean() > 250  # transparent area shows white
 
 
+def _png(arr, mode) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_picture_that_shows_only_on_black_or_under_near_full_transparency_is_hashed_as_it_shows():
+    """Dark-mode-only (white, the picture in the alpha channel) and near-transparent PNGs show
+    nothing on white; they are read on black, or without their alpha, and match the picture."""
+    from csadetect.media.rgb import shows_nothing
+
+    picture = synth.synthetic_image(7, (320, 240))
+    grey = np.asarray(picture.convert("L"))
+    want = hash_image(_png(np.asarray(picture), "RGB"))
+    dark_only = np.dstack([np.full_like(grey, 255)] * 3 + [grey])  # on black: the picture; on white: nothing
+    faint = np.dstack([np.asarray(picture), np.full_like(grey, 2)])  # the picture under 99% transparency
+    for arr in (dark_only, faint):
+        img = Image.fromarray(arr, "RGBA")
+        on_white = Image.new("RGB", img.size, (255, 255, 255))
+        on_white.paste(img, mask=img.getchannel("A"))
+        assert shows_nothing(on_white)  # what the white flattening alone gave: a blank page
+        got = hash_image(_png(arr, "RGBA"))
+        assert not shows_nothing(load_image(_png(arr, "RGBA")))
+        assert hamming(got.pdq, want.pdq) <= 16 and got.quality >= 50
+    light_only = np.dstack([np.zeros_like(grey)] * 3 + [255 - grey])  # shows on white: read on white, as before
+    flat = np.asarray(load_image(_png(light_only, "RGBA")))
+    assert np.abs(flat[..., 0].astype(int) - grey).max() <= 1
+    blank = np.zeros((50, 60, 4), np.uint8)  # nothing anywhere: stays a white page
+    assert np.asarray(load_image(_png(blank, "RGBA"))).min() == 255
+
+
 def test_large_images_are_downscaled_before_hashing():
     img = synth.synthetic_image(5, (2400, 1600))
     h = hash_image(synth.jpeg_bytes(img))

@@ -35,7 +35,7 @@ def _hash_media(path: str, settings):
         return hash_video_upload(data, settings.match, settings.limits, digests()), []
     return hash_file(path, max_pixels=settings.limits.max_pixels, preprocess=preprocessor(settings.match),
                      with_views=True, digests=digests(), frames=settings.match.image_frames,
-                     value=settings.match.value_view)
+                     value=settings.match.value_view, inverted=settings.match.inverted_view)
 
 
 def _match_hashes(hashes, pictures, index, settings, embedder=None, spec=None):

@@ -100,6 +100,11 @@ class MatchSettings(_Strict):
         "sub-image (~1 ms each); indicators from-media one more pdq row "
         "per picture (-value); false: neither"
     )
+    inverted_view: bool = Field(
+        True, description="uploads: also look up the image's PDQ hashes with every bit flipped, which is what a "
+        "photo negative of a known picture hashes to (csadetect.media.hashing.INVERTED; 8 more PDQ lookups per "
+        "image, no image work); indicators unchanged"
+    )
     sub_images: bool = Field(
         True, description="also hash and embed straight-edged sub-images (collage cells, picture-in-picture, "
         "csadetect.media.regions; ~2-3 ms per image, + one PDQ and one vector per sub-image found)"

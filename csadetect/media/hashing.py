@@ -188,6 +188,13 @@ def hash_image(
     return hash_image_with_views(data, max_pixels, dihedral, preprocess, digests)[0]
 
 
+INVERTED = "inverted"  # the variant of an upload's PDQ hashes with every bit flipped (a photo negative's)
+
+
+def _complement(code: bytes) -> bytes:
+    return bytes(255 - b for b in code)
+
+
 def hash_image_with_views(
     data: bytes,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -196,6 +203,7 @@ def hash_image_with_views(
     digests: Sequence[str] = DIGESTS,
     frames: int = 0,
     value: bool = False,
+    inverted: bool = False,
 ) -> tuple[ImageHashes, list[tuple[str, Image.Image]]]:
     """:func:`hash_image`, plus the decoded pictures it hashed: ``[("image", img), (view name,
     view), ...]`` (for the embedding model, which then sees the same views as PDQ). ``frames``: up
@@ -203,7 +211,11 @@ def hash_image_with_views(
     :func:`csadetect.media.frames.later_frames`; ``match.image_frames``). ``value``: the value channel
     of each of those pictures is hashed too, after the views: ``value`` for the image, ``<view>-value``
     for each view (:func:`csadetect.media.view_value.value_name`; ``match.value_view``); they are not
-    among the pictures (they are for PDQ only)."""
+    among the pictures (they are for PDQ only). ``inverted``: the image's PDQ hashes with every bit
+    flipped are a variant too (``inverted``, :data:`INVERTED`; ``match.inverted_view``): a photo
+    negative's PDQ is its original's complement (each DCT coefficient and their median change sign), so
+    an inverted copy's complement meets its original's row (0-4 bits on the robustness benchmark's
+    test split) while no other picture's comes within 96 bits; for uploads, never for indicators."""
     hex_digests = crypto_hashes(data, digests)
     img = load_image(data, max_pixels=max_pixels)
     main = pdq_from_image(img, dihedral=dihedral)
@@ -217,6 +229,9 @@ def hash_image_with_views(
     for name, view in found:
         variants.append((name, pdq_from_image(view, dihedral=dihedral)))
         pictures.append((name, view))
+    if inverted:
+        variants.append((INVERTED, PdqResult(pdq=_complement(main.pdq), quality=main.quality,
+                                             dihedral=tuple(_complement(code) for code in main.dihedral))))
     if value:
         for name, picture in pictures:
             grey = value_picture(picture, SCALE_INFO)
@@ -250,12 +265,14 @@ def hash_file(
     video_bars: bool = True,
     frames: int = 0,
     value: bool = False,
+    inverted: bool = False,
 ):
     """Hash a media file, a video or an image by its extension: VideoHashes or ImageHashes.
     Raises MediaError (one line) for a missing, unreadable or undecodable file. With
     ``with_views``, returns ``(hashes, pictures)`` as :func:`hash_image_with_views` (no pictures
-    for a video). ``video_bars``: :func:`hash_video_file`'s ``bars``; ``frames`` and ``value``:
-    :func:`hash_image_with_views`'s (later frames of an animated image, the value channel's hash)."""
+    for a video). ``video_bars``: :func:`hash_video_file`'s ``bars``; ``frames``, ``value`` and
+    ``inverted``: :func:`hash_image_with_views`'s (later frames of an animated image, the value
+    channel's hash, the flipped PDQ hashes)."""
     if is_video_path(path):
         _check_file(path)
         with _reading():
@@ -265,7 +282,7 @@ def hash_file(
         return (video, []) if with_views else video
     data = read_media(path)
     result = hash_image_with_views(data, max_pixels=max_pixels, dihedral=dihedral, preprocess=preprocess,
-                                   digests=digests, frames=frames, value=value)
+                                   digests=digests, frames=frames, value=value, inverted=inverted)
     return result if with_views else result[0]
 
 

@@ -1,6 +1,10 @@
 """Any decoded picture as 8-bit RGB, the form PDQ and the preprocessing views take.
 
-Alpha is flattened onto white. High-bit-depth grey pictures (modes I, I;16*, F; issue 12) are
+Alpha is flattened onto white, as most viewers show it. A picture that shows nothing there (each
+channel's values within :data:`BLANK_RANGE`) is flattened onto black instead, and failing that read
+without its alpha: a picture made to show only in a dark-mode chat (white, its shape in the
+alpha channel) or hidden under near-full transparency would otherwise be hashed as a blank page
+and found by nothing (issue 17). A picture that shows something on white is unchanged. High-bit-depth grey pictures (modes I, I;16*, F; issue 12) are
 shrunk in their own mode and rescaled a band of rows at a time, never copied whole as float64.
 Used by :func:`csadetect.media.hashing.load_image` and for the later frames of an animated image
 (:mod:`csadetect.media.frames`).
@@ -13,16 +17,38 @@ from PIL import Image
 from csadetect.media.hash_results import MediaError
 
 
+BLANK_RANGE = 8  # levels: a picture whose values in each channel all lie within this range of each other shows nothing
+
+
+def _flatten(rgba: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
+    background = Image.new("RGB", rgba.size, colour)
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def shows_nothing(img: Image.Image) -> bool:
+    """True when, in each channel of ``img``, every value lies within :data:`BLANK_RANGE` of the others."""
+    extrema = img.getextrema()
+    if not isinstance(extrema[0], tuple):  # one band
+        extrema = (extrema,)
+    return all(hi - lo <= BLANK_RANGE for lo, hi in extrema)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB. Alpha is flattened onto white; high bit depths are rescaled."""
+    """Any PIL mode -> RGB. Alpha is flattened onto white (onto black, or dropped, when the picture
+    shows nothing on white: see the module docstring); high bit depths are rescaled."""
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
+        on_white = _flatten(rgba, (255, 255, 255))
+        if not shows_nothing(on_white):
+            return on_white
+        for other in (_flatten(rgba, (0, 0, 0)), rgba.convert("RGB")):
+            if not shows_nothing(other):
+                return other
+        return on_white
     if _high_depth(mode):
         return _high_depth_to_rgb(img, 0)
     try:

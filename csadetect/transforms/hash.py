@@ -64,6 +64,7 @@ class HashMediaFn(beam.DoFn):
                 hashes, pictures = hash_image_with_views(
                     event.content, max_pixels=self._limits.max_pixels, preprocess=self._preprocess,
                     digests=self._digests, frames=self._match.image_frames, value=self._match.value_view,
+                    inverted=self._match.inverted_view,
                 )
                 views, pixels, source = (), None, None
                 if self._embed_size:  # the region views are cut in EmbedImages, from the small source
