@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.bench_slideshow import found_false_table, written_by
+from benchmarks.bench_slideshow import found_false_table, tally_copy, tally_upload, written_by
 from benchmarks.bench_stages import kept_notes
 from training.robustness_unseen import signed_angle, turn_hue
 
@@ -174,21 +174,14 @@ def main(argv=None) -> int:
                 seed = rs.split_seed(split, "unseen", "hue", oname) if edit is hue else rs.split_seed(split, "colour", name, oname)
                 copy = edit(img, np.random.default_rng(seed))
                 got = matched(jpeg_bytes(copy, 60) if edit is hue_small else rs.encode(copy, getattr(edit, "encoding", "jpeg")))
-                for label in LABELS:
-                    cell = result[split][label][name]
-                    cell[0] += i in got[label]
-                    cell[1] += 1
-                    cell[2] += bool(got[label] - {i})
+                tally_copy(result[split], LABELS, name, i, got)
                 if i not in got["now"]:
                     missed.append((split, name, oname))
             print(split, name, {label: result[split][label][name] for label in LABELS}, flush=True)
         uploads = [("ordinary", data) for _, data in rs.build_distractors(split)]
         uploads += [("hard", data) for _, _, data in rs.build_hard_distractors(split, originals)]
         for key, data in uploads:
-            got = matched(data)
-            for label in LABELS:
-                result[split][label][key][0] += bool(got[label])
-                result[split][label][key][1] += 1
+            tally_upload(result[split], LABELS, key, matched(data))
         print(split, "distractors", {label: (result[split][label]["ordinary"], result[split][label]["hard"])
                                      for label in LABELS}, flush=True)
 

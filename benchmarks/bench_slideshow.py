@@ -189,6 +189,23 @@ def written_by(module: str) -> str:
             f"{platform.python_version()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}. ")
 
 
+def tally_copy(cells: dict, labels, name: str, own, got: dict) -> None:
+    """Count one copy of original ``own`` in ``cells[label][name]`` = ``[found, n, false]`` for each of
+    ``labels``: ``got[label]`` is the set of originals it matched (another one counts false)."""
+    for label in labels:
+        cell = cells[label][name]
+        cell[0] += own in got[label]
+        cell[1] += 1
+        cell[2] += bool(got[label] - {own})
+
+
+def tally_upload(cells: dict, labels, key: str, got: dict) -> None:
+    """Count one upload with nothing to find in ``cells[label][key]`` = ``[matched, n]``."""
+    for label in labels:
+        cells[label][key][0] += bool(got[label])
+        cells[label][key][1] += 1
+
+
 def found_false_table(result: dict, labels, heading: str, names, total: str, false_only) -> list[str]:
     """A markdown table, ``found: <setting>`` then ``false: <setting>`` columns for each of ``labels``:
     a row per name of ``names`` (``result[setting][name]`` = ``[found, n, false]``), their sums in a

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from benchmarks.bench_slideshow import found_false_table, written_by
+from benchmarks.bench_slideshow import found_false_table, tally_copy, tally_upload, written_by
 
 OUT = Path(__file__).resolve().parent / "tone.md"
 LABELS = ("before", "now")
@@ -170,11 +170,7 @@ def main(argv=None) -> int:
             for i, (oname, img) in enumerate(originals):
                 copy = edit(img, np.random.default_rng(rs.split_seed(split, "transparency", name, oname)))
                 got = matched(jpeg_bytes(copy, ENCODING[edit]) if edit in ENCODING else _png(copy))
-                for label in LABELS:
-                    cell = result[split][label][name]
-                    cell[0] += i in got[label]
-                    cell[1] += 1
-                    cell[2] += bool(got[label] - {i})
+                tally_copy(result[split], LABELS, name, i, got)
                 if i not in got["now"]:
                     missed.append((split, name, oname))
             print(split, name, {label: result[split][label][name] for label in LABELS}, flush=True)
@@ -185,10 +181,7 @@ def main(argv=None) -> int:
                         ("ordinary_negative", jpeg_bytes(negative(picture, None), 85))]
         uploads += [("hard", data) for _, _, data in rs.build_hard_distractors(split, originals)]
         for key, data in uploads:
-            got = matched(data)
-            for label in LABELS:
-                result[split][label][key][0] += bool(got[label])
-                result[split][label][key][1] += 1
+            tally_upload(result[split], LABELS, key, matched(data))
         print(split, "distractors", {label: [result[split][label][k] for k in keys] for label in LABELS}, flush=True)
 
     # cost: the blank check on pictures with alpha that show on white (every such upload pays it)

@@ -27,3 +27,13 @@ def test_the_css_control_keeps_luminance_not_the_value():
     lum = lambda im: np.asarray(im, dtype=np.float64) @ [0.213, 0.715, 0.072]  # noqa: E731 - the filter's weights
     value = lambda im: np.asarray(im, dtype=np.float64).max(axis=2)  # noqa: E731
     assert np.abs(lum(img) - lum(out)).mean() < 2 < 10 < np.abs(value(img) - value(out)).mean()
+
+
+def test_the_benchmarks_tally_a_copy_and_an_upload_per_setting():
+    from benchmarks.bench_slideshow import tally_copy, tally_upload
+
+    cells = {"before": {"edit": [0, 0, 0], "ordinary": [0, 0]}, "now": {"edit": [0, 0, 0], "ordinary": [0, 0]}}
+    tally_copy(cells, ("before", "now"), "edit", 3, {"before": set(), "now": {3, 5}})
+    tally_copy(cells, ("before", "now"), "edit", 4, {"before": {4}, "now": {4}})
+    tally_upload(cells, ("before", "now"), "ordinary", {"before": {1}, "now": set()})
+    assert cells == {"before": {"edit": [1, 2, 0], "ordinary": [1, 1]}, "now": {"edit": [2, 2, 1], "ordinary": [0, 1]}}
