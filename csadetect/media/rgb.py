@@ -4,7 +4,9 @@ Alpha is flattened onto white, as most viewers show it. A picture that shows not
 channel's values within :data:`BLANK_RANGE`) is flattened onto black instead, and failing that read
 without its alpha: a picture made to show only in a dark-mode chat (white, its shape in the
 alpha channel) or hidden under near-full transparency would otherwise be hashed as a blank page
-and found by nothing (issue 17). A picture that shows something on white is unchanged. High-bit-depth grey pictures (modes I, I;16*, F; issue 12) are
+and found by nothing (issue 17). A picture that shows something on white is unchanged.
+
+High-bit-depth grey pictures (modes I, I;16*, F; issue 12) are
 shrunk in their own mode and rescaled a band of rows at a time, never copied whole as float64.
 Used by :func:`csadetect.media.hashing.load_image` and for the later frames of an animated image
 (:mod:`csadetect.media.frames`).

@@ -194,20 +194,11 @@ class GroomingModel:
         unsupported one re-made from the latest ``DECIDE_AFTER`` messages when
         :func:`csadetect.models.language.redecide_due`. ``readable``: the texts are already
         :meth:`readable`'s."""
-        texts = list(texts)
-        read = texts if readable else None
+        read = list(texts) if readable else self.readable(texts)
         out: list[langid.Language] = []
-        for k in range(len(texts)):
-            seen = k + 1
+        for seen in range(1, len(read) + 1):
             if seen <= langid.DECIDE_AFTER or langid.redecide_due(seen, out[-1]):
-                if read is None:  # read as the model reads only what is looked at
-                    read = self.readable(texts[:langid.DECIDE_AFTER])
-                    read += [None] * (len(texts) - len(read))
-                start = max(0, seen - langid.DECIDE_AFTER)
-                for i in range(start, seen):
-                    if read[i] is None:
-                        read[i] = self.readable([texts[i]])[0]
-                out.append(langid.detect(read[start:seen], self.supported_languages))
+                out.append(langid.detect(read[max(0, seen - langid.DECIDE_AFTER):seen], self.supported_languages))
             else:
                 out.append(out[-1])
         return out

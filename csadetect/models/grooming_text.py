@@ -107,6 +107,8 @@ _I_OR_L = frozenset("Iil")  # drawn alike: a look-alike of one may be meant as a
 
 def _homoglyphs(text: str, known: Optional[AbstractSet[str]] = None) -> str:
     table = homoglyph_table()
+    if not any(ch in table for ch in text):
+        return text  # ordinary text, accented or not: nothing to count or map
     latin = sum(ch.isalpha() and _latin(ch) for ch in text)
     foreign = sum(ch.isalpha() and not _latin(ch) and ch not in table for ch in text)
 
@@ -123,11 +125,7 @@ def _homoglyphs(text: str, known: Optional[AbstractSet[str]] = None) -> str:
         if not known or direct.lower() in known:
             return direct
         choices = [("l", "i") if table.get(ch) in _I_OR_L else (table.get(ch, ch),) for ch in w]
-        if 1 < 2 ** sum(len(c) > 1 for c in choices) <= MAX_LEET_CHOICES:
-            for spelling in itertools.product(*choices):
-                if "".join(spelling).lower() in known:
-                    return "".join(spelling)
-        return direct
+        return _known_spelling(choices, known) or direct
 
     return _WORD.sub(word, text)
 
@@ -152,16 +150,23 @@ def _drop_format(text: str) -> str:
     return "".join(out)
 
 
+def _known_spelling(choices, known: AbstractSet[str]) -> Optional[str]:
+    """The first spelling, one character from each of ``choices`` in turn, that is a known word (in
+    lower case); None when none is, or when there are more than :data:`MAX_LEET_CHOICES` to try."""
+    if 2 ** sum(len(c) > 1 for c in choices) > MAX_LEET_CHOICES:
+        return None
+    for spelling in itertools.product(*choices):
+        cand = "".join(spelling)
+        if cand.lower() in known:
+            return cand
+    return None
+
+
 def _deleet(text: str, known: Optional[AbstractSet[str]]) -> str:
     def word(m: re.Match) -> str:
         w = m.group(0)
-        choices = [_LEET_CHOICES.get(ch, ch) for ch in w]
-        if 2 ** sum(len(c) > 1 for c in choices) <= MAX_LEET_CHOICES:
-            for spelling in itertools.product(*choices):
-                cand = "".join(spelling)
-                if cand.lower() in known:
-                    return cand
-        return _LEET_RUN.sub(lambda r: r.group(0).translate(_LEET), w)
+        return (_known_spelling([_LEET_CHOICES.get(ch, ch) for ch in w], known)
+                or _LEET_RUN.sub(lambda r: r.group(0).translate(_LEET), w))
 
     if known:
         return _LEET_WORD.sub(word, text)
