@@ -34,15 +34,13 @@ PDQ row per colour picture.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from benchmarks.bench_slideshow import found_false_table, tally_copy, tally_upload, written_by
+from benchmarks.bench_slideshow import found_false_table, index_originals, tally_copy, tally_upload, written_by
 from benchmarks.bench_stages import kept_notes
 from training.robustness_unseen import signed_angle, turn_hue
 
@@ -115,9 +113,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from csadetect.config.settings import MatchSettings
-    from csadetect.indicators.index import IndicatorIndex
-    from csadetect.indicators.rows import from_media
-    from csadetect.indicators.snapshot import Snapshot
     from csadetect.media.hashing import SCALE_INFO, hash_image_with_views, pdq_from_image
     from csadetect.media.regions import preprocessor
     from csadetect.media.synth import jpeg_bytes
@@ -149,18 +144,11 @@ def main(argv=None) -> int:
     missed, n_rows = [], {}
     for split in SPLITS:
         originals = rs.build_originals(split)
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = []
-            for i, (_, img) in enumerate(originals):
-                path = os.path.join(tmp, f"o{i:03d}.png")
-                img.save(path)
-                paths.append(path)
-            indexes, owner = {}, {}
-            for label, match in settings.items():
-                rows = from_media(paths, match)
-                n_rows[(split, label)] = sum(r.kind == "pdq" for r in rows)
-                owner.update({r.indicator_id: int(r.note[1:4]) for r in rows})
-                indexes[label] = IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), match)
+        indexes, owner = {}, {}
+        for label, match in settings.items():
+            rows, owners, indexes[label] = index_originals(originals, match)
+            n_rows[(split, label)] = sum(r.kind == "pdq" for r in rows)
+            owner.update(owners)
 
         def matched(data: bytes) -> dict[str, set[int]]:
             out = {}

@@ -189,6 +189,23 @@ def written_by(module: str) -> str:
             f"{platform.python_version()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}. ")
 
 
+def index_originals(originals, match):
+    """``originals`` (``(name, picture)``) made picture indicators as ``indicators from-media`` makes them
+    under ``match``: (their rows, each row's indicator id -> the original's position, an IndicatorIndex)."""
+    from csadetect.indicators.index import IndicatorIndex
+    from csadetect.indicators.rows import from_media
+    from csadetect.indicators.snapshot import Snapshot
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, (_, img) in enumerate(originals):
+            paths.append(os.path.join(tmp, f"o{i:03d}.png"))
+            img.save(paths[-1])
+        rows = from_media(paths, match)
+    owner = {r.indicator_id: int(r.note[1:4]) for r in rows}
+    return rows, owner, IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), match)
+
+
 def tally_copy(cells: dict, labels, name: str, own, got: dict) -> None:
     """Count one copy of original ``own`` in ``cells[label][name]`` = ``[found, n, false]`` for each of
     ``labels``: ``got[label]`` is the set of originals it matched (another one counts false)."""

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from benchmarks.bench_slideshow import found_false_table, tally_copy, tally_upload, written_by
+from benchmarks.bench_slideshow import found_false_table, index_originals, tally_copy, tally_upload, written_by
 
 OUT = Path(__file__).resolve().parent / "tone.md"
 LABELS = ("before", "now")
@@ -128,9 +126,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from csadetect.config.settings import MatchSettings
-    from csadetect.indicators.index import IndicatorIndex
-    from csadetect.indicators.rows import from_media
-    from csadetect.indicators.snapshot import Snapshot
     from csadetect.media.hashing import hash_image_with_views, load_image
     from csadetect.media.regions import preprocessor
     from csadetect.media.rgb import shows_nothing
@@ -145,14 +140,7 @@ def main(argv=None) -> int:
     missed = []
     for split in SPLITS:
         originals = rs.build_originals(split)
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = []
-            for i, (_, img) in enumerate(originals):
-                paths.append(os.path.join(tmp, f"o{i:03d}.png"))
-                img.save(paths[-1])
-            rows = from_media(paths, match)
-        owner = {r.indicator_id: int(r.note[1:4]) for r in rows}
-        index = IndicatorIndex.from_snapshot(Snapshot.in_memory(rows), match)
+        _, owner, index = index_originals(originals, match)
 
         def matched(data: bytes) -> dict[str, set[int]]:
             out = {}

@@ -37,3 +37,16 @@ def test_the_benchmarks_tally_a_copy_and_an_upload_per_setting():
     tally_copy(cells, ("before", "now"), "edit", 4, {"before": {4}, "now": {4}})
     tally_upload(cells, ("before", "now"), "ordinary", {"before": {1}, "now": set()})
     assert cells == {"before": {"edit": [1, 2, 0], "ordinary": [1, 1]}, "now": {"edit": [2, 2, 1], "ordinary": [0, 1]}}
+
+
+def test_the_benchmarks_index_their_originals_and_know_whose_row_matched():
+    from benchmarks.bench_slideshow import index_originals
+    from csadetect.config.settings import MatchSettings
+    from csadetect.media.hashing import hash_image_with_views
+    from csadetect.media.synth import jpeg_bytes, synthetic_image
+
+    originals = [("a", synthetic_image(1, (160, 120))), ("b", synthetic_image(2, (160, 120)))]
+    rows, owner, index = index_originals(originals, MatchSettings())
+    assert set(owner.values()) == {0, 1} and {r.indicator_id for r in rows} == set(owner)
+    for i, (_, img) in enumerate(originals):
+        assert {owner[m.indicator_id] for m in index.match_image(hash_image_with_views(jpeg_bytes(img))[0])} == {i}
