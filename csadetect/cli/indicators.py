@@ -25,12 +25,10 @@ from csadetect.indicators.mapped import has_index_files, map_version
 from csadetect.indicators.input_table import input_table
 from csadetect.indicators.snapshot import (DuplicateIdError, SnapshotError, build_snapshot, check_head, compact,
                                            diff_batches, info, resolved_batches, verify_snapshot, version_dir)
+from csadetect.media.decoders import IMAGE_EXTENSIONS
 from csadetect.media.hashing import VIDEO_EXTENSIONS, MediaError
 from csadetect.models import ModelError
 from csadetect.signals import names
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-
 
 _handled = handled(lambda: (IndicatorError, SnapshotError, SigningError, MediaError, ConfigError))
 

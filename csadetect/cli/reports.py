@@ -44,8 +44,9 @@ from csadetect.reports.ncmec import NcmecExportError
 
 _EXT_OVERRIDES = {
     "image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
-    "image/bmp": "bmp", "image/tiff": "tif", "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm",
-    "video/x-matroska": "mkv", "video/x-msvideo": "avi", "text/plain": "txt", "application/json": "json",
+    "image/bmp": "bmp", "image/tiff": "tif", "image/heic": "heic", "image/heif": "heif", "image/avif": "avif",
+    "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm", "video/x-matroska": "mkv",
+    "video/x-msvideo": "avi", "text/plain": "txt", "application/json": "json",
 }
 
 

@@ -29,6 +29,7 @@ class Limits(_Strict):
     max_text_chars: int = Field(10_000, gt=0)
     allowed_image_mimes: tuple[str, ...] = (
         "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff",
+        "image/heic", "image/heif", "image/avif",  # csadetect.media.decoders
     )
     allowed_video_mimes: tuple[str, ...] = (
         "video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo", "video/mpeg",

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from PIL import Image, ImageFilter, ImageOps
 
+from csadetect.media import decoders  # noqa: F401 - registers HEIF (HEIC) with Pillow: HEIC evidence is shown
 from csadetect.reports import crypto
 
 BLUR_LONG_SIDE = 16  # pixels the picture is reduced to before it is blown up again

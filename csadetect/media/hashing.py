@@ -37,6 +37,7 @@ from typing import Callable, Optional, Sequence
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from csadetect.core import fs
+from csadetect.media import decoders  # noqa: F401 - registers HEIF (HEIC) with Pillow for every decode below
 from csadetect.media.view_value import value_name, value_picture
 # re-exported: what callers (and tests) import from csadetect.media.hashing, besides what this module defines
 from csadetect.media.hash_results import (DIGESTS, ImageHashes, MediaError, PdqResult, VideoFrame,  # noqa: F401
