@@ -129,6 +129,28 @@ def test_a_known_picture_as_the_second_image_of_a_heif_collection_is_a_frame(pic
     assert hamming(frame.pdq, jpeg.pdq) <= 16
 
 
+def test_a_known_picture_as_a_later_frame_of_an_avif_animation_is_found(picture):
+    others = [synth.synthetic_image(600 + i, SIZE).convert("RGB") for i in range(3)]
+    frames = [others[0], others[1], picture, others[2]]
+    buf = io.BytesIO()
+    frames[0].save(buf, "AVIF", save_all=True, append_images=frames[1:], duration=200, quality=70)
+    hashes, _ = hash_image_with_views(buf.getvalue(), frames=32)
+    jpeg = hash_image(synth.jpeg_bytes(picture, 90))
+    near = {name for name, variant in hashes.variants if hamming(variant.pdq, jpeg.pdq) <= 16}
+    assert near == {"frame-2"}
+
+
+def test_a_heic_with_alpha_is_flattened_as_a_png_is(picture):
+    rgba = np.asarray(picture.convert("RGBA")).copy()
+    rgba[..., 3] = 200
+    img = Image.fromarray(rgba, "RGBA")
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(img).save(buf, quality=80)
+    assert Image.open(io.BytesIO(buf.getvalue())).mode == "RGBA"  # the premise: the alpha is in the file
+    assert load_image(buf.getvalue()).mode == "RGB"
+    assert hamming(hash_image(buf.getvalue()).pdq, hash_image(synth.png_bytes(img)).pdq) <= 8
+
+
 def test_indicator_folders_and_file_sources_take_them(tmp_path, picture):
     assert {".heic", ".heif", ".avif"} <= IMAGE_EXTENSIONS
     from csadetect.cli.indicators import media_files
