@@ -405,3 +405,30 @@ def test_a_decoy_opening_in_another_language_does_not_hide_the_grooming_after_it
     result.wait_until_finish()
     counts = _counters(result, "grooming_unsupported_language_it", "grooming_language_redecided_supported")
     assert counts == {"grooming_unsupported_language_it": 2, "grooming_language_redecided_supported": 1}, counts
+
+
+def test_grooming_padded_with_another_language_is_flagged_in_the_pipeline(monkeypatch):
+    """Each of the groomer's messages padded with two Polish sentences: the stream reads the messages
+    without the padding (csadetect.models.language.without_foreign_runs) and flags the conversation
+    in English where batch scoring does; read as written and without the sentence vote (the release
+    before), it was taken for Polish and never scored."""
+    from csadetect.models import language as langid
+    from csadetect.models.grooming import GroomingModel
+    from training.grooming_padding import FILLER
+
+    polish = FILLER["pl"]
+    padded = [(s, f"{t} {polish[i % 5]} {polish[(i + 2) % 5]}" if s == "adult" else t)
+              for i, (s, t) in enumerate(GROOMING)]
+    messages = [{"sender": e.sender, "sent_at": e.occurred_at, "text": e.text, "participants_minor": True}
+                for e in _events("padded", padded)]
+    want = GroomingModel.load().score_conversation(messages)
+    assert want["flagged"] and want["language"] == "en"
+    with monkeypatch.context() as m:
+        m.setattr(langid, "_sentence_vote", lambda texts, supported: None)
+        before = GroomingModel.load(undo_obfuscation=False).score_conversation(messages)
+    assert before["language"] == "pl" and not before["flagged"]
+    p = beam.Pipeline(runner=FN_API_RUNNER)
+    flagged = p | beam.Create(_events("padded", padded)) | ClassifyGrooming()
+    assert_that(flagged | beam.Map(lambda r: (r["conversation_id"], r["language"], r["flagged_at_message"])),
+                equal_to([("padded", "en", want["flagged_at_message"])]))
+    p.run().wait_until_finish()

@@ -28,7 +28,8 @@ class GroomingSettings(_Strict):
     )
     undo_obfuscation: bool = Field(
         True, description="read messages with look-alike letters, invisible characters, digits for letters and "
-        "spelled-out words undone (csadetect.models.grooming_text); false = as written"
+        "spelled-out words undone (csadetect.models.grooming_text) and sentences of an unsupported language padding "
+        "them cut (csadetect.models.language.without_foreign_runs); false = as written"
     )
     urgent_patterns: tuple[str, ...] = Field(
         ("meeting",), description="risk patterns that mark a grooming report urgent (imminent risk, Art. 13(1)(j))"

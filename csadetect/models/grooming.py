@@ -180,7 +180,8 @@ class GroomingModel:
         off, then as written)."""
         if not self.undo_obfuscation:
             return list(texts)
-        return [undo_obfuscation(t, self._known_words) for t in texts]
+        known, supported = self._known_words, self.supported_languages
+        return [langid.without_foreign_runs(undo_obfuscation(t, known), known, supported) for t in texts]
 
     # ---------------------------------------------------------------- languages
     def language_of(self, texts: Sequence[str]) -> langid.Language:

@@ -1,0 +1,108 @@
+"""Grooming chats padded with another language (issue 17, not named by it): each message wrapped in
+everyday sentences of a language the model does not support, so that the conversation is taken for
+that language and never scored. ``csadetect.models.language.without_foreign_runs`` cuts the padding
+out of a message (read through ``GroomingModel.readable``) and ``detect``'s sentence vote scores a
+conversation whose sentences are in a supported language. The real shipped model and py3langid
+throughout; every conversation is handwritten or generated and never sexual."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from csadetect.models import language as langid
+from csadetect.models.grooming import GroomingModel
+from csadetect.models.grooming_text import undo_obfuscation
+from training import grooming_corpus as corpus
+from training import grooming_padding as gp
+from tests.test_grooming_languages import GROOMING, ITALIAN, OTHER, conversation
+
+POLISH = gp.FILLER["pl"]
+SPANISH = gp.FILLER["es"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return GroomingModel.load()
+
+
+def _cut(model, text: str) -> str:
+    return langid.without_foreign_runs(text, model._known_words, model.supported_languages)
+
+
+@pytest.mark.parametrize("own", ["dont tell your mum we talk ok", "zijn je ouders thuis of ben je alleen?",
+                                 "erzähl keinem von uns, das ist unser geheimnis"])
+@pytest.mark.parametrize("form", ["append", "prepend", "wrap", "run-on"])
+def test_padding_is_cut_and_the_message_reads_as_its_own_words(model, own, form):
+    padded = gp._padded(own, form, POLISH, random.Random(3))
+    assert langid.detect([padded], model.supported_languages).supported is False  # the premise: the decoy works
+    cut = _cut(model, padded)
+    assert own in cut and len(cut.split()) <= len(own.split()) + 1  # a short word of the padding may stay
+    assert len(cut) - len(own) <= 4
+
+
+def test_a_word_two_languages_share_does_not_end_the_run(model):
+    assert "film" in model._known_words  # the premise
+    padded = "are you home alone Wieczorem oglądaliśmy film z całą rodziną."
+    assert _cut(model, padded) == "are you home alone"
+
+
+@pytest.mark.parametrize("text", [
+    *POLISH, " ".join(POLISH[:3]), *(t for _, t in ITALIAN),
+    "Je te débloque tous les persos de mario kart, tauras rien à payer",  # French the model half knows
+    "photosynthesis assignment tomorrow biology revision chemistry",  # English words it does not know
+    "is je mama thuis? ik kon haar nie bereikne",  # Dutch read as Afrikaans in part
+    "ok", "",
+])
+def test_text_in_one_language_comes_back_whole(model, text):
+    assert _cut(model, text) == text
+
+
+def test_nothing_is_cut_without_the_models_words_or_languages(model):
+    padded = "dont tell your mum " + " ".join(POLISH[:2])
+    assert langid.without_foreign_runs(padded, frozenset(), model.supported_languages) == padded
+    assert langid.without_foreign_runs(padded, model._known_words, ()) == padded
+
+
+def test_the_corpus_reads_the_same(model):
+    """Ordinary text is never cut: a sample of every split and language (the whole corpus, 147,496
+    distinct messages over three seeds, was checked once: none changed)."""
+    known, supported = model._known_words, model.supported_languages
+    splits = corpus.generate_splits(80, seed=2, languages=corpus.LANGUAGE_CODES)
+    texts = {m["text"] for convs in splits.values() for c in convs for m in c.messages}
+    assert len(texts) > 2000
+    changed = [t for t in texts if langid.without_foreign_runs(undo_obfuscation(t, known), known, supported)
+               != undo_obfuscation(t, known)]
+    assert changed == []
+
+
+def test_three_sentences_in_a_supported_language_make_it_the_conversations():
+    english = ["are your parents home tonight?", "dont tell anyone we talk ok.", "add me on snapchat its private!"]
+    supported = ("en", "nl", "de", "fr")
+    padded = [f"{t} {POLISH[i]} {POLISH[i + 1]}" for i, t in enumerate(english)]
+    voted = langid.detect(padded, supported)
+    assert voted.code == "en" and voted.supported and langid.SENTENCE_SURE <= voted.confidence <= 1
+    assert langid.detect(padded[:2] + POLISH, supported).supported is False  # two are not enough
+    assert langid.detect(POLISH + SPANISH, supported).supported is False  # wholly foreign stays so
+    italian = [t for _, t in ITALIAN]
+    assert langid.detect(italian, supported).code == "it"
+
+
+@pytest.mark.parametrize("code", OTHER)
+@pytest.mark.parametrize("form", ["append", "wrap", "run-on"])
+def test_a_padded_grooming_conversation_is_scored_and_flagged(model, code, form):
+    rng = random.Random(f"{code}/{form}")
+    turns = [(s, gp._padded(t, form, SPANISH, rng) if s == "a" else t) for s, t in GROOMING[code]]
+    msgs = conversation(turns)
+    as_before = GroomingModel.load(undo_obfuscation=False)
+    assert as_before.readable([turns[0][1]]) == [turns[0][1]]  # the switch reads messages as written
+    result = model.score_conversation(msgs)
+    assert result["language"] == code and result["language_supported"] is True
+    assert result["flagged"], (code, form, result["score"])
+
+
+def test_a_conversation_wholly_in_another_language_is_still_not_scored(model):
+    msgs = conversation([("a" if i % 2 else "b", t) for i, t in enumerate(POLISH + SPANISH)])
+    result = model.score_conversation(msgs)
+    assert result["language_supported"] is False and not result["flagged"]
+    assert model.readable([m["text"] for m in msgs]) == [m["text"] for m in msgs]
