@@ -106,3 +106,31 @@ def test_a_conversation_wholly_in_another_language_is_still_not_scored(model):
     result = model.score_conversation(msgs)
     assert result["language_supported"] is False and not result["flagged"]
     assert model.readable([m["text"] for m in msgs]) == [m["text"] for m in msgs]
+
+
+@pytest.mark.parametrize("code", OTHER)
+def test_padding_sent_as_messages_of_their_own_does_not_thin_the_window(model, code):
+    """The groomer's messages each followed by one of their own wholly in Spanish: in a conversation
+    decided in a supported language those are left out of the windows scored, so the conversation
+    scores as it does without them; with the switch off they were kept (the release before)."""
+    turns, plain = [], conversation(GROOMING[code])
+    for i, (s, t) in enumerate(GROOMING[code]):
+        turns.append((s, t))
+        if s == "a":
+            turns.append(("a", f"{SPANISH[i % 6]} {SPANISH[(i + 1) % 6]}"))
+    msgs = conversation(turns)
+    texts = model.readable([m["text"] for m in msgs])
+    foreign = model.foreign_messages(texts)
+    spanish = [i for i, (_, t) in enumerate(turns) if t.startswith(tuple(SPANISH))]
+    assert [i for i, f in enumerate(foreign) if f] == spanish
+    result = model.score_conversation(msgs)
+    assert result["language"] == code and result["flagged"], (code, result["score"])
+    assert result["score"] == pytest.approx(model.score_conversation(plain)["score"], abs=0.01)
+    as_written = GroomingModel.load(undo_obfuscation=False)
+    assert not any(as_written.foreign_messages(texts))
+
+
+def test_no_message_of_the_corpus_reads_wholly_foreign(model):
+    splits = corpus.generate_splits(60, seed=3, languages=corpus.LANGUAGE_CODES)
+    texts = {m["text"] for convs in splits.values() for c in convs for m in c.messages}
+    assert not [t for t in model.readable(sorted(texts)) if model.reads_foreign(t)]

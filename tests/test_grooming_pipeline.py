@@ -432,3 +432,27 @@ def test_grooming_padded_with_another_language_is_flagged_in_the_pipeline(monkey
     assert_that(flagged | beam.Map(lambda r: (r["conversation_id"], r["language"], r["flagged_at_message"])),
                 equal_to([("padded", "en", want["flagged_at_message"])]))
     p.run().wait_until_finish()
+
+
+def test_padding_sent_as_messages_of_their_own_is_read_as_empty_in_the_stream_as_in_batch():
+    """Every groomer message followed by one of their own wholly in Polish: the stream reads those as
+    empty messages once the conversation is decided in English, as batch scoring does, and flags it
+    at the same message."""
+    from csadetect.models.grooming import GroomingModel
+    from training.grooming_padding import FILLER
+
+    polish = FILLER["pl"]
+    lines = []
+    for i, (s, t) in enumerate(GROOMING):
+        lines.append((s, t))
+        if s == "adult":
+            lines.append((s, f"{polish[i % 5]} {polish[(i + 3) % 5]}"))
+    want = GroomingModel.load().score_conversation(
+        [{"sender": e.sender, "sent_at": e.occurred_at, "text": e.text, "participants_minor": True}
+         for e in _events("interleaved", lines)])
+    assert want["flagged"] and want["language"] == "en"
+    p = beam.Pipeline(runner=FN_API_RUNNER)
+    flagged = p | beam.Create(_events("interleaved", lines)) | ClassifyGrooming()
+    assert_that(flagged | beam.Map(lambda r: (r["conversation_id"], r["language"], r["flagged_at_message"])),
+                equal_to([("interleaved", "en", want["flagged_at_message"])]))
+    p.run().wait_until_finish()

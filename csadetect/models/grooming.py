@@ -183,6 +183,20 @@ class GroomingModel:
         known, supported = self._known_words, self.supported_languages
         return [langid.without_foreign_runs(undo_obfuscation(t, known), known, supported) for t in texts]
 
+    def foreign_messages(self, texts: Sequence[str]) -> list[bool]:
+        """Per message (``texts``: :meth:`readable`'s): whether it reads wholly as an unsupported
+        language (:func:`csadetect.models.language.wholly_foreign`). In a conversation decided in a
+        supported language such messages are padding sent as messages of their own between the real
+        ones, and the windows scored leave them out (:meth:`_windows`), so they cannot thin a window
+        out. None is when ``undo_obfuscation`` is off."""
+        if not self.undo_obfuscation:
+            return [False] * len(texts)
+        return [self.reads_foreign(text) for text in texts]
+
+    def reads_foreign(self, text: str) -> bool:
+        """Whether a :meth:`readable` text reads wholly as a language the model does not support."""
+        return langid.wholly_foreign(text, self._known_words, self.supported_languages)
+
     # ---------------------------------------------------------------- languages
     def language_of(self, texts: Sequence[str]) -> langid.Language:
         """The language of a conversation from the texts of its first messages (oldest first),
@@ -264,10 +278,21 @@ class GroomingModel:
                 m[row, W - k:] = 1.0
         return v, s, m
 
-    def _windows(self, vectors: np.ndarray, senders: Sequence[str], ends: Iterable[int]):
-        """Left-padded windows ending at each index in ``ends`` (over one conversation)."""
+    def _windows(self, vectors: np.ndarray, senders: Sequence[str], ends: Iterable[int],
+                 left_out: Optional[Sequence[bool]] = None, where: Optional[Sequence[bool]] = None):
+        """Left-padded windows ending at each index in ``ends`` (over one conversation): the
+        ``window`` messages up to it, less those ``left_out`` marks (:meth:`foreign_messages`) in the
+        windows ending where ``where`` is true (default: all; the message itself when that leaves
+        none)."""
         W = self.window
-        return self._pack([(vectors[max(0, e - W + 1):e + 1], senders[max(0, e - W + 1):e + 1]) for e in ends])
+        if left_out is None or not any(left_out):
+            return self._pack([(vectors[max(0, e - W + 1):e + 1], senders[max(0, e - W + 1):e + 1]) for e in ends])
+        windows = []
+        for e in ends:
+            span = range(max(0, e - W + 1), e + 1)
+            kept = [i for i in span if not left_out[i]] or [e] if where is None or where[e] else list(span)
+            windows.append((vectors[kept], [senders[i] for i in kept]))
+        return self._pack(windows)
 
     def _tf_window(self, vectors: np.ndarray, speakers: np.ndarray, mask: np.ndarray):
         """The Keras window model (compiled, fixed input signature) on one prepared batch."""
@@ -371,18 +396,21 @@ class GroomingModel:
             todo.append((ci, cid, chronological(msgs)))
         texts = self.readable([_text(m) for _, _, msgs in todo for m in msgs])
         vecs = self._encode_as_written(texts)
-        parts, offset = [], 0
+        parts, languages, offset = [], [], 0
         for _, _, msgs in todo:
             n = len(msgs)
-            parts.append(self._windows(vecs[offset:offset + n], [_sender(m) for m in msgs], range(n)))
+            langs = self.languages_per_message(texts[offset:offset + n], readable=True)
+            foreign = self.foreign_messages(texts[offset:offset + n])
+            parts.append(self._windows(vecs[offset:offset + n], [_sender(m) for m in msgs], range(n), foreign,
+                                       [lg.supported for lg in langs]))
+            languages.append(langs)
             offset += n
         if parts:
             risk, pats = self.score_encoded(*(np.concatenate(x) for x in zip(*parts)))
         offset = 0
-        for ci, cid, msgs in todo:
+        for (ci, cid, msgs), langs in zip(todo, languages):
             n = len(msgs)
             r, p = risk[offset:offset + n], pats[offset:offset + n, -1, :]
-            langs = self.languages_per_message(texts[offset:offset + n], readable=True)
             offset += n
             results[ci] = self._result(cid, r, p, langs, threshold, unsupported)
         return results  # type: ignore[return-value]

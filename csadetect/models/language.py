@@ -142,6 +142,21 @@ def without_foreign_runs(text: str, known: AbstractSet[str], supported: Sequence
     return " ".join(part.strip() for part in kept if part.strip())
 
 
+def wholly_foreign(text: str, known: AbstractSet[str], supported: Sequence[str]) -> bool:
+    """Whether ``text`` reads wholly as a language the model does not support: :data:`FOREIGN_RUN_WORDS`
+    or more words it does not know (``known``), and py3langid ranks an unsupported language first and
+    gives each of ``supported`` at most :data:`SUPPORTED_AT_MOST`. In a conversation in a supported
+    language, such a message is padding sent as a message of its own; the grooming model leaves it out
+    of the windows it scores (:meth:`csadetect.models.grooming.GroomingModel.foreign_messages`)."""
+    if not known or not supported:
+        return False
+    unknown = 0
+    for m in _TOKEN.finditer(text):
+        letters = "".join(_LETTER_RUN.findall(m.group().lower()))
+        unknown += len(letters) > GLUE_LETTERS and letters not in known
+    return unknown >= FOREIGN_RUN_WORDS and _foreign(text, supported) is not None
+
+
 def _trimmed(unknown: list[int]) -> list[tuple[int, int]]:
     """A run's first and last word, from the whole run to the run less up to
     :data:`MAX_TRIM` unknown words at either end (a word of the message's own that the model does not

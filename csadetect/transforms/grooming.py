@@ -240,6 +240,8 @@ class ConversationStateFn(beam.DoFn):
             "sent_at": event.occurred_at, "text": event.text, "vector": vector,
             "provider": event.provider, "service": event.service,
         }
+        if model.foreign_messages(model.readable([event.text]))[0]:
+            message["foreign"] = True  # wholly another language: left out of the windows scored in a supported one
         window.append(message)
         window.sort(key=lambda m: (m["sent_at"], m["index"]))  # messages may arrive out of order
         window = window[-model.window:]
@@ -260,9 +262,10 @@ class ConversationStateFn(beam.DoFn):
             count["non_hit"].inc()
             count["non_hit_text"].inc()
             return
-        vectors = np.frombuffer(b"".join([_vector_bytes(m["vector"]) for m in window]), VECTOR_DTYPE)
-        vectors = vectors.reshape(len(window), -1)
-        risk, _ = model.score_encoded_windows([(vectors, [m["sender"] for m in window])])  # numpy, one window
+        scored = ([m for m in window if not m.get("foreign")] or [message]) if language.supported else window
+        vectors = np.frombuffer(b"".join([_vector_bytes(m["vector"]) for m in scored]), VECTOR_DTYPE)
+        vectors = vectors.reshape(len(scored), -1)
+        risk, _ = model.score_encoded_windows([(vectors, [m["sender"] for m in scored])])  # numpy, one window
         score = float(model.calibrate(risk, language.code)[0])
         threshold = model.threshold_for(language.code, self.threshold)
         if score < threshold:
@@ -274,9 +277,9 @@ class ConversationStateFn(beam.DoFn):
         info_state.write(info)
         count["hit"].inc()
         count["hit_grooming"].inc()
-        patterns = model.patterns([{"text": m["text"], "sender": m["sender"]} for m in window])
+        patterns = model.patterns([{"text": m["text"], "sender": m["sender"]} for m in scored])
         evidence = []
-        for m, probs in zip(window, patterns):
+        for m, probs in zip(scored, patterns):
             for name, p in probs.items():
                 if p >= model.evidence_threshold:
                     evidence.append({"pattern": name, "message_index": m["index"], "score": round(p, 4)})
