@@ -403,14 +403,16 @@ class GroomingModel:
             foreign = self.foreign_messages(texts[offset:offset + n])
             parts.append(self._windows(vecs[offset:offset + n], [_sender(m) for m in msgs], range(n), foreign,
                                        [lg.supported for lg in langs]))
-            languages.append(langs)
+            languages.append((langs, [f and lg.supported for f, lg in zip(foreign, langs)]))
             offset += n
         if parts:
             risk, pats = self.score_encoded(*(np.concatenate(x) for x in zip(*parts)))
         offset = 0
-        for (ci, cid, msgs), langs in zip(todo, languages):
+        for (ci, cid, msgs), (langs, left_out) in zip(todo, languages):
             n = len(msgs)
             r, p = risk[offset:offset + n], pats[offset:offset + n, -1, :]
+            if any(left_out):  # a message left out of its own window has no patterns of its own
+                p = np.where(np.asarray(left_out)[:, None], 0.0, p)
             offset += n
             results[ci] = self._result(cid, r, p, langs, threshold, unsupported)
         return results  # type: ignore[return-value]
