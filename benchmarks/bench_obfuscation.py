@@ -69,18 +69,23 @@ def _row(m: dict) -> dict:
                                             for c, v in m["by_language"].items()}}
 
 
+def us_per_text(fn, texts) -> float:
+    """CPU microseconds of ``fn(text)`` per text of ``texts``, best of 3 rounds."""
+    best = None
+    for _ in range(3):
+        t0 = time.process_time()
+        for t in texts:
+            fn(t)
+        elapsed = (time.process_time() - t0) / len(texts) * 1e6
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
 def _cost(model: GroomingModel, convs) -> dict:
     out = {}
     for attack in ("none", "mixed"):
         texts = [m["text"] for c in ob.obfuscate(convs, attack, 1) for m in c.messages]
-        best = None
-        for _ in range(3):
-            t0 = time.process_time()
-            for t in texts:
-                undo_obfuscation(t, model._known_words)
-            elapsed = (time.process_time() - t0) / len(texts) * 1e6
-            best = elapsed if best is None else min(best, elapsed)
-        out[attack] = (best, len(texts))
+        out[attack] = (us_per_text(lambda t: undo_obfuscation(t, model._known_words), texts), len(texts))
     return out
 
 
@@ -130,14 +135,20 @@ def render(results: dict, languages, seed: int, n_convs: int, cost: dict, model:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def eval_split_run(argv, description: str, out: Path):
+    """A grooming benchmark's start: its options (``--n-eval``, ``--out``), the shipped model and the
+    evaluation split it was evaluated on: ``(args, model, conversations, seed, languages)``."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--n-eval", type=int, default=None, help="conversations per language (default: training n / 2)")
-    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--out", default=str(out))
     args = ap.parse_args(argv)
-    t0 = time.time()
     model = GroomingModel.load()
-    convs, seed, languages = _split(model, args.n_eval)
+    return (args, model, *_split(model, args.n_eval))
+
+
+def main(argv=None) -> int:
+    t0 = time.time()
+    args, model, convs, seed, languages = eval_split_run(argv, __doc__.split("\n\n")[0], OUT)
     results = {}
     for attack in ("none", *ob.ATTACKS):
         version = ob.obfuscate(convs, attack, seed)

@@ -28,18 +28,17 @@ What it does:
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import platform
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks.bench_obfuscation import _f, eval_split_run, us_per_text
 from benchmarks.machine import cpu_model, log
 from csadetect.models import language as langid
 from csadetect.models.grooming import GroomingModel
 from csadetect.models.grooming_text import undo_obfuscation
-from training import grooming_corpus as corpus
 from training import grooming_padding as gp
 from training.train_grooming import evaluate_heldout
 
@@ -66,14 +65,6 @@ def release_before():
         langid.without_foreign_runs, langid._sentence_vote = cut, vote
 
 
-def _split(model: GroomingModel, n_eval):
-    training = model.metadata.get("training", {})
-    seed = int(training.get("seed", 1))
-    n = int(training.get("conversations_per_language", training.get("conversations", 2000)))
-    languages = list(training.get("languages", ["en"]))
-    return corpus.generate_splits(n, seed, n_eval, languages=languages)["eval"], seed, languages
-
-
 def _row(m: dict) -> dict:
     return {"recall": m["recall"], "hard": m["precision_hard_negatives"],
             "median": m["latency_messages_until_flag"]["median"], "unsupported": m.get("unsupported_language", 0),
@@ -85,19 +76,8 @@ def _cost(model: GroomingModel, convs) -> dict:
     out = {}
     for form in ("none", "append"):
         texts = [undo_obfuscation(m["text"], known) for c in gp.pad(convs, form) for m in c.messages]
-        best = None
-        for _ in range(3):
-            t0 = time.process_time()
-            for t in texts:
-                langid.without_foreign_runs(t, known, supported)
-            elapsed = (time.process_time() - t0) / len(texts) * 1e6
-            best = elapsed if best is None else min(best, elapsed)
-        out[form] = (best, len(texts))
+        out[form] = (us_per_text(lambda t: langid.without_foreign_runs(t, known, supported), texts), len(texts))
     return out
-
-
-def _f(x, digits=3) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def render(results: dict, languages, seed: int, n_convs: int, cost: dict, model: GroomingModel, seconds: float) -> str:
@@ -124,13 +104,8 @@ def render(results: dict, languages, seed: int, n_convs: int, cost: dict, model:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n-eval", type=int, default=None, help="conversations per language (default: training n / 2)")
-    ap.add_argument("--out", default=str(OUT))
-    args = ap.parse_args(argv)
     t0 = time.time()
-    model = GroomingModel.load()
-    convs, seed, languages = _split(model, args.n_eval)
+    args, model, convs, seed, languages = eval_split_run(argv, __doc__.split("\n\n")[0], OUT)
     runs = [("none", "-", ())] + [(form, "held out: es, pt, sv, cs, tr", gp.HELD_OUT) for form in gp.FORMS]
     runs.append(("append", "seen: pl, it", gp.SEEN))
     results = {}

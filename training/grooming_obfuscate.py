@@ -105,7 +105,9 @@ def obfuscate_text(text: str, attack: str, rng: random.Random, word_share: float
     return _WORD.sub(word, text)
 
 
-def _writer(conv) -> str:
+def writer(conv) -> str:
+    """The writer a conversation's obfuscation or padding is given to: the groomer (the sender of most
+    risk-pattern messages), or in a benign conversation its opener."""
     senders = [m["sender"] for m in conv.messages if m.get("pattern")]
     if senders:
         return max(set(senders), key=senders.count)
@@ -122,8 +124,8 @@ def obfuscate(convs, attack: str, seed: int = 1, word_share: float = 0.5):
     out = []
     for c in convs:
         rng = random.Random(f"csadetect-grooming-obfuscate/{attack}/{seed}/{c.conversation_id}")
-        writer = _writer(c)
-        messages = [{**m, "text": obfuscate_text(m["text"], attack, rng, word_share)} if m["sender"] == writer else m
+        author = writer(c)
+        messages = [{**m, "text": obfuscate_text(m["text"], attack, rng, word_share)} if m["sender"] == author else m
                     for m in c.messages]
         out.append(replace(c, messages=messages))
     return out

@@ -26,6 +26,8 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+from training.grooming_obfuscate import writer
+
 FILLER = {
     # seen while the rules were written (the probe's two languages)
     "pl": ["Dzisiaj pogoda jest bardzo ładna i świeci słońce.", "Jutro idę do sklepu po chleb i mleko.",
@@ -56,13 +58,6 @@ HELD_OUT = ("es", "pt", "sv", "cs", "tr")
 FORMS = ("append", "prepend", "wrap", "run-on", "one", "interleaved")
 
 
-def _writer(conv) -> str:
-    senders = [m["sender"] for m in conv.messages if m.get("pattern")]
-    if senders:
-        return max(set(senders), key=senders.count)
-    return conv.messages[0]["sender"] if conv.messages else ""
-
-
 def _padded(text: str, form: str, lines: list[str], rng: random.Random) -> str:
     two = rng.sample(lines, 2)
     if form == "append":
@@ -90,10 +85,10 @@ def pad(convs, form: str, languages=HELD_OUT, seed: int = 1):
     for c in convs:
         rng = random.Random(f"csadetect-grooming-padding/{form}/{seed}/{c.conversation_id}")
         lines = FILLER[rng.choice(list(languages))]
-        writer = _writer(c)
+        author = writer(c)
         messages = []
         for m in c.messages:
-            if m["sender"] != writer:
+            if m["sender"] != author:
                 messages.append(m)
             elif form == "interleaved":
                 extra = {k: v for k, v in m.items() if k not in ("text", "pattern")}
