@@ -134,3 +134,26 @@ def test_no_message_of_the_corpus_reads_wholly_foreign(model):
     splits = corpus.generate_splits(60, seed=3, languages=corpus.LANGUAGE_CODES)
     texts = {m["text"] for convs in splits.values() for c in convs for m in c.messages}
     assert not [t for t in model.readable(sorted(texts)) if model.reads_foreign(t)]
+
+
+def test_long_text_costs_a_bounded_number_of_language_calls(model, monkeypatch):
+    """Untrusted text cannot make the cut or the vote call py3langid without bound: at most
+    MAX_RUNS runs a message (each its trims, and what a cut leaves) and MAX_SENTENCES sentences a vote."""
+    real, calls = langid._identifier(), {"n": 0}
+
+    class Counted:
+        def rank(self, text):
+            calls["n"] += 1
+            return real.rank(text)
+
+        def classify(self, text):
+            calls["n"] += 1
+            return real.classify(text)
+
+    monkeypatch.setattr(langid, "_identifier", Counted)
+    long = " home alone ".join(f"{POLISH[i % 5]} {SPANISH[i % 6]}" for i in range(400))
+    _cut(model, "are you home alone " + long)  # 400 runs, each cut at its first try
+    assert langid.MAX_RUNS < calls["n"] < 100
+    calls["n"] = 0
+    langid._sentence_vote([long] * 10, model.supported_languages)  # 8,000 sentences
+    assert calls["n"] == langid.MAX_SENTENCES < 100

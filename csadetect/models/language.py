@@ -45,6 +45,8 @@ FOREIGN_RUN_WORDS = 4  # words the model does not know, in a row, before the run
 SUPPORTED_AT_MOST = 0.02  # py3langid's probability of each supported language in a run that is cut
 MAX_TRIM = 2  # unknown words a run that does not read so may lose at either end
 REST_SUPPORTED = 0.1  # py3langid's probability of a supported language that what a cut leaves needs
+MAX_RUNS = 16  # runs of unknown words looked at in one message (a bound on py3langid calls for long text)
+MAX_SENTENCES = 64  # sentences the vote reads in one decision (the same bound)
 GLUE_LETTERS = 3  # a word of at most this many letters may sit inside a run, known or not
 _TOKEN = re.compile(r"\S+")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
@@ -94,7 +96,7 @@ def without_foreign_runs(text: str, known: AbstractSet[str], supported: Sequence
       at most :data:`SUPPORTED_AT_MOST`; one that does not read so is tried again without up to
       :data:`MAX_TRIM` unknown words at either end (a word of the message's own beside the padding);
     * and only when what it leaves holds a word the model knows, or reads as a supported language
-      (:data:`REST_SUPPORTED`).
+      (:data:`REST_SUPPORTED`); the first :data:`MAX_RUNS` runs of a message are looked at.
 
     A message padded with sentences of another language reads as its own words again, but for the
     message's own words the model does not know next to the padding, which go with it. A message
@@ -104,16 +106,13 @@ def without_foreign_runs(text: str, known: AbstractSet[str], supported: Sequence
     tokens = list(_TOKEN.finditer(text))
     if len(tokens) < FOREIGN_RUN_WORDS:
         return text
-    kinds = []
-    for m in tokens:
-        letters = "".join(_LETTER_RUN.findall(m.group().lower()))
-        kinds.append("g" if len(letters) <= GLUE_LETTERS else ("k" if letters in known else "u"))
+    kinds = _kinds(tokens, known)
     if kinds.count("u") < FOREIGN_RUN_WORDS or _identifier().classify(text)[0] in supported:
         return text  # a message that reads as a supported language is read whole
     inside = _bridged(kinds)
-    cuts = []
+    cuts, runs = [], 0
     i = 0
-    while i < len(tokens):
+    while i < len(tokens) and runs < MAX_RUNS:
         if kinds[i] != "u":
             i += 1
             continue
@@ -122,6 +121,7 @@ def without_foreign_runs(text: str, known: AbstractSet[str], supported: Sequence
             if kinds[j] == "u":
                 unknown.append(j)
             j += 1
+        runs += len(unknown) >= FOREIGN_RUN_WORDS
         for a, b in _trimmed(unknown):
             start, end = tokens[a].start(), tokens[b].end()
             code = _foreign(text[start:end], supported)
@@ -150,11 +150,18 @@ def wholly_foreign(text: str, known: AbstractSet[str], supported: Sequence[str])
     of the windows it scores (:meth:`csadetect.models.grooming.GroomingModel.foreign_messages`)."""
     if not known or not supported:
         return False
-    unknown = 0
-    for m in _TOKEN.finditer(text):
-        letters = "".join(_LETTER_RUN.findall(m.group().lower()))
-        unknown += len(letters) > GLUE_LETTERS and letters not in known
+    unknown = _kinds(list(_TOKEN.finditer(text)), known).count("u")
     return unknown >= FOREIGN_RUN_WORDS and _foreign(text, supported) is not None
+
+
+def _kinds(tokens: list[re.Match], known: AbstractSet[str]) -> list[str]:
+    """Per word: ``g`` (at most :data:`GLUE_LETTERS` letters), ``k`` (one the model knows: its letters,
+    lower case, in ``known``) or ``u`` (unknown)."""
+    kinds = []
+    for m in tokens:
+        letters = "".join(_LETTER_RUN.findall(m.group().lower()))
+        kinds.append("g" if len(letters) <= GLUE_LETTERS else ("k" if letters in known else "u"))
+    return kinds
 
 
 def _trimmed(unknown: list[int]) -> list[tuple[int, int]]:
@@ -191,7 +198,8 @@ def _reads_supported(rest: str, supported: Sequence[str]) -> bool:
 
 
 def _foreign(run: str, supported: Sequence[str]) -> str | None:
-    """The unsupported language ``run`` is surely in, or None."""
+    """The unsupported language py3langid ranks first for ``run`` when it gives each supported one at
+    most :data:`SUPPORTED_AT_MOST`, else None."""
     ranked = _identifier().rank(run)
     top = ranked[0][0]
     if top in supported:
@@ -207,14 +215,17 @@ def sentences(text: str) -> list[str]:
 def _sentence_vote(texts: Sequence[str], supported: Sequence[str]) -> Language | None:
     """The supported language that :data:`SENTENCES_FOR_SUPPORTED` or more of the sentences of
     ``texts`` are each in, read alone (at least :data:`SENTENCE_LETTERS` letters, py3langid sure of
-    it at :data:`SENTENCE_SURE`); the one with the most such sentences, or None. Text padded with
+    it at :data:`SENTENCE_SURE`; the first :data:`MAX_SENTENCES` such sentences); the one with the
+    most such sentences, or None. Text padded with
     another language everywhere is ranked as that language as a whole, while the sentences
     written in a supported one stay in it."""
     counts: dict[str, list[float]] = {}
+    read = 0
     for text in texts:
         for sentence in sentences(str(text)):
-            if sum(ch.isalpha() for ch in sentence) < SENTENCE_LETTERS:
+            if sum(ch.isalpha() for ch in sentence) < SENTENCE_LETTERS or read >= MAX_SENTENCES:
                 continue
+            read += 1
             code, p = _identifier().classify(sentence)
             if code in supported and p >= SENTENCE_SURE:
                 counts.setdefault(code, []).append(float(p))
