@@ -456,3 +456,35 @@ def test_padding_sent_as_messages_of_their_own_is_read_as_empty_in_the_stream_as
     assert_that(flagged | beam.Map(lambda r: (r["conversation_id"], r["language"], r["flagged_at_message"])),
                 equal_to([("interleaved", "en", want["flagged_at_message"])]))
     p.run().wait_until_finish()
+
+
+def test_the_encoder_marks_messages_wholly_in_another_language_and_the_state_fn_reads_older_pairs(model):
+    """EncodeMessagesFn reads each message once for its vector and its foreign mark (the state fn no
+    longer reads it again); an (event, vector) pair queued by the version before the mark is still
+    marked by the state fn, with the same flags."""
+    from apache_beam.utils import shared
+    from training.grooming_padding import FILLER
+
+    handle = shared.Shared()
+    encode = EncodeMessagesFn(None, handle, max_batch_size=8)
+    encode.setup()
+    polish = " ".join(FILLER["pl"][:2])
+    lines = [(s, t) for s, t in GROOMING[:6]] + [("adult", polish)] + list(GROOMING[6:])
+    events = _events("marked", lines)
+    encode.start_bundle()
+    out = [wv for e in events for wv in encode.process(("marked", e), timestamp=Timestamp(0), window=GlobalWindow(),
+                                                       pane=PANE_INFO_UNKNOWN)]
+    out += encode.finish_bundle()
+    assert [wv.value[1][2] for wv in out] == [t == polish for _, t in lines]
+    runs = []
+    for values in ([wv.value[1] for wv in out], [wv.value[1][:2] for wv in out]):
+        state_fn = ConversationStateFn(None, None, INACTIVITY, handle)
+        state_fn.setup()
+        window_state, info_state, timer = _State(), _State(), _Timer()
+        got = []
+        for i, value in enumerate(values):
+            got += state_fn.process(("marked", value), timestamp=Timestamp(i), window_state=window_state,
+                                    info_state=info_state, expiry=timer)
+        runs.append(([(f["flagged_at_message"], f["score"]) for f in got],
+                     [bool(m.get("foreign")) for m in window_state.read()]))
+    assert runs[0] == runs[1] and runs[0][0] and any(runs[0][1])

@@ -246,6 +246,12 @@ class GroomingModel:
         call; else TensorFlow)."""
         return self._encode_as_written(self.readable(texts), engine)
 
+    def encode_marked(self, texts: Sequence[str], engine: str = "auto") -> tuple[np.ndarray, list[bool]]:
+        """:meth:`encode`'s vectors of ``texts`` and :meth:`foreign_messages`' marks, each text read
+        (:meth:`readable`) once: what the streaming stage keeps of a message as it arrives."""
+        read = self.readable(texts)
+        return self._encode_as_written(read, engine), self.foreign_messages(read)
+
     def _encode_as_written(self, texts: Sequence[str], engine: str = "auto") -> np.ndarray:
         if engine not in ("tf", "numpy", "auto"):
             raise ValueError(f"unknown engine {engine!r}")

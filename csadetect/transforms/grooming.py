@@ -96,10 +96,11 @@ def _vector_bytes(vector) -> bytes:
 
 
 class EncodeMessagesFn(beam.DoFn):
-    """``(conversation_id, event)`` -> ``(conversation_id, (event, vector))``, the vector as
-    float32 bytes: message vectors computed in micro-batches of up to ``max_batch_size`` messages
-    of one bundle (any conversations). Every element leaves with its own timestamp, window and
-    pane; the last, smaller batch of a bundle is encoded in ``finish_bundle``."""
+    """``(conversation_id, event)`` -> ``(conversation_id, (event, vector, foreign))``, the vector as
+    float32 bytes and ``foreign`` whether the message reads wholly as an unsupported language
+    (:meth:`GroomingModel.encode_marked`): message vectors computed in micro-batches of up to
+    ``max_batch_size`` messages of one bundle (any conversations). Every element leaves with its own
+    timestamp, window and pane; the last, smaller batch of a bundle is encoded in ``finish_bundle``."""
 
     def __init__(self, model_path, shared_handle, max_batch_size: int = ENCODE_BATCH_SIZE,
                  undo_obfuscation: bool = True):
@@ -132,21 +133,22 @@ class EncodeMessagesFn(beam.DoFn):
         if not batch:
             return
         try:
-            vectors = list(self._encode([event.text for (_, event), _, _, _ in batch]))
+            encoded = self._encode([event.text for (_, event), _, _, _ in batch])
         except Exception:  # one bad message must not fail the others: encode them one at a time
-            vectors = [self._encode_one(element) for element, _, _, _ in batch]
+            encoded = [self._encode_one(element) for element, _, _, _ in batch]
         self._batches.update(len(batch))
-        for ((conversation_id, event), timestamp, window, pane), vector in zip(batch, vectors):
+        for ((conversation_id, event), timestamp, window, pane), item in zip(batch, encoded):
             # a message that failed on its own travels on as (conversation_id, DeadLetter):
             # ConversationState hands it to QueueForReview, whose dead-letter output takes it
-            value = vector if not isinstance(vector, np.ndarray) else (event, vector.tobytes())
+            value = (event, item[0].tobytes(), item[1]) if isinstance(item, tuple) else item
             yield WindowedValue((conversation_id, value), timestamp, (window,), pane)
 
-    def _encode(self, texts):
-        return self.model.encode(texts).astype(VECTOR_DTYPE, copy=False)
+    def _encode(self, texts) -> list[tuple[np.ndarray, bool]]:
+        vectors, foreign = self.model.encode_marked(texts)
+        return list(zip(vectors.astype(VECTOR_DTYPE, copy=False), foreign))
 
     def _encode_one(self, element):
-        """One message's vector, or its dead letter when encoding it fails."""
+        """One message's ``(vector, foreign)``, or its dead letter when encoding it fails."""
         try:
             return self._encode([element[1].text])[0]
         except Exception as exc:
@@ -227,10 +229,15 @@ class ConversationStateFn(beam.DoFn):
     ):
         conversation_id, value = element
         model = self.model
-        if isinstance(value, tuple):
+        if isinstance(value, tuple) and len(value) == 3:
+            event, vector, foreign = value
+        elif isinstance(value, tuple):  # (event, vector): encoded by a version before the foreign mark
             event, vector = value
+            foreign = model.foreign_messages(model.readable([event.text]))[0]
         else:  # not encoded upstream
-            event, vector = value, model.encode([value.text])[0]
+            event = value
+            vectors, marks = model.encode_marked([event.text])
+            vector, foreign = vectors[0], marks[0]
         vector = _vector_bytes(vector)
         info = info_state.read() or {"count": 0, "flagged": False, "last": None}
         last = timestamp if info["last"] is None else max(Timestamp.of(info["last"]), timestamp)
@@ -240,7 +247,7 @@ class ConversationStateFn(beam.DoFn):
             "sent_at": event.occurred_at, "text": event.text, "vector": vector,
             "provider": event.provider, "service": event.service,
         }
-        if model.foreign_messages(model.readable([event.text]))[0]:
+        if foreign:
             message["foreign"] = True  # wholly another language: left out of the windows scored in a supported one
         window.append(message)
         window.sort(key=lambda m: (m["sent_at"], m["index"]))  # messages may arrive out of order
