@@ -114,16 +114,22 @@ def writer(conv) -> str:
     return conv.messages[0]["sender"] if conv.messages else ""
 
 
+def each_drawn(convs, form: str, forms, stream: str, seed: int, what: str = "form") -> list:
+    """``(conversation, random stream)`` for each conversation of an evaluation rewrite in ``form``,
+    the stream seeded by ``stream``, the form, ``seed`` and the conversation (so the corpus's own
+    splits stay the same texts); a ``form`` not in ``forms`` raises ``ValueError``."""
+    if form not in forms:
+        raise ValueError(f"unknown {what} {form!r}: one of none, {', '.join(forms)}")
+    return [(c, random.Random(f"{stream}/{form}/{seed}/{c.conversation_id}")) for c in convs]
+
+
 def obfuscate(convs, attack: str, seed: int = 1, word_share: float = 0.5):
     """Conversations with the messages of one writer each obfuscated by ``attack`` (see the module
     docstring); ``"none"`` returns them as they are. Labels, patterns, senders and times stay."""
     if attack == "none":
         return list(convs)
-    if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}: one of none, {', '.join(ATTACKS)}")
     out = []
-    for c in convs:
-        rng = random.Random(f"csadetect-grooming-obfuscate/{attack}/{seed}/{c.conversation_id}")
+    for c, rng in each_drawn(convs, attack, ATTACKS, "csadetect-grooming-obfuscate", seed, "attack"):
         author = writer(c)
         messages = [{**m, "text": obfuscate_text(m["text"], attack, rng, word_share)} if m["sender"] == author else m
                     for m in c.messages]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from training.grooming_obfuscate import writer
+from training.grooming_obfuscate import each_drawn, writer
 
 FILLER = {
     # seen while the rules were written (the probe's two languages)
@@ -79,11 +79,8 @@ def pad(convs, form: str, languages=HELD_OUT, seed: int = 1):
     they are."""
     if form == "none":
         return list(convs)
-    if form not in FORMS:
-        raise ValueError(f"unknown form {form!r}: one of none, {', '.join(FORMS)}")
     out = []
-    for c in convs:
-        rng = random.Random(f"csadetect-grooming-padding/{form}/{seed}/{c.conversation_id}")
+    for c, rng in each_drawn(convs, form, FORMS, "csadetect-grooming-padding", seed):
         lines = FILLER[rng.choice(list(languages))]
         author = writer(c)
         messages = []

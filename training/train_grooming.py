@@ -62,6 +62,7 @@ from training import grooming_corpus as corpus  # noqa: E402
 from training.grooming_model import (CHAR_TOKENS, CONV, EMBED, LABEL_SMOOTHING, PATTERN_WEIGHT,  # noqa: E402
                                      TOKEN_DROPOUT, WINDOW, WORD_TOKENS, Recipe, build_model, configure_tf,
                                      make_windows, train, window_label)
+from training import grooming_bursts as bursts  # noqa: E402
 from training.grooming_augment import balanced_splits, benign_replies, reply_share, splice_novel_lines  # noqa: E402
 from training.check_reproduction import machine  # noqa: E402
 from training.grooming_calibration import (ECE_TARGET, MEDIAN_FLAG_TARGET, MIN_PRECISION_HARD,  # noqa: E402
@@ -91,6 +92,7 @@ TRIED_OPTIONS = {"warmup_steps": "warmup", "ema_decay": "ema", "patience": "pati
                  "hard_negative_weight": "hard_weight", "single_pattern_weight": "single_pattern_weight",
                  "extra_phrasings": "extra_phrasings", "word_ngrams": "word_ngrams", "weight_decay": "weight_decay",
                  "risk_input": "risk_input", "novel_lines": "novel_lines", "benign_replies": "benign_replies",
+                 "bursts": "bursts", "turns": "turns",
                  "balanced_replies": "balanced_replies", "far_calibration": "far_calibration",
                  "written_calibration": "written_calibration"}
 
@@ -149,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--benign-replies", type=float, default=0.0, metavar="SHARE",
                     help="replace about this share of the benign training conversations' messages by children's "
                          "replies to risk patterns (default 0: none)")
+    ap.add_argument("--bursts", type=float, default=0.0, metavar="SHARE",
+                    help="cut training messages into pieces and join a sender's consecutive ones, each with about "
+                         "half this probability (training.grooming_bursts.augment; default 0: none)")
+    ap.add_argument("--turns", action="store_true",
+                    help="read every split as turns, each run of one sender's consecutive messages joined into one "
+                         "(training.grooming_bursts.turns; the reported flag message then counts turns; default off)")
     ap.add_argument("--far-calibration", action="store_true",
                     help="a calibration split as far from training as the evaluation split is in kind: reserved "
                          "replies, second-role lines, slot values and slang, and a calibration-only family "
@@ -183,7 +191,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error(f"--single-pattern-weight must be a finite weight >= 0, got {args.single_pattern_weight}")
     if not args.hard_weight > 0:
         ap.error(f"--hard-weight must be > 0, got {args.hard_weight}")
-    for flag, value in (("--novel-lines", args.novel_lines), ("--benign-replies", args.benign_replies)):
+    for flag, value in (("--novel-lines", args.novel_lines), ("--benign-replies", args.benign_replies),
+                        ("--bursts", args.bursts)):
         if not 0.0 <= value <= 1.0:
             ap.error(f"{flag} must be a share between 0 and 1, got {value}")
     if args.far_calibration and args.written_calibration:
@@ -219,6 +228,11 @@ def splits_for(args: argparse.Namespace, languages: list[str], model_seed: int, 
         fit = benign_replies(fit, args.benign_replies, model_seed)
     if args.balanced_replies == "all":
         fit = benign_replies(fit, reply_share(fit), model_seed)
+    if args.bursts > 0:
+        fit = bursts.augment(fit, args.bursts, model_seed)
+    if args.turns:  # every split read as turns: a model of turns, not messages
+        return {**splits, "train": bursts.turns(fit), "calibration": bursts.turns(splits["calibration"]),
+                "eval": bursts.turns(splits["eval"])}
     return {**splits, "train": fit}
 
 
