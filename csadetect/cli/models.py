@@ -27,6 +27,11 @@ from csadetect.models import ModelError
 
 REQUIRED = {"conversation_id": str, "sender": str, "sent_at": str, "text": str, "participants_minor": bool}
 BATCH_CONVERSATIONS = 256
+# what `models evaluate --grooming --regroup FORM` says it did (training/grooming_bursts.py's forms)
+REGROUPED = {"pieces": "pieces of 1-3 words by one writer per conversation",
+             "halves": "two messages for each of one writer's messages of 4+ words",
+             "joined": "one message for each run of one writer's consecutive messages",
+             "everyone": "two messages for each message of 4+ words, by every sender"}
 
 
 def _threshold(value: str) -> float:
@@ -206,6 +211,14 @@ def cmd_models_evaluate(args) -> int:
         convs = attacks.obfuscate(convs, args.obfuscate, seed)
         source += f", obfuscated ({args.obfuscate})"
         say(f"obfuscated: half the words of one writer per conversation, by {args.obfuscate}")
+    if args.regroup:
+        bursts = training_tool("grooming_bursts")
+        if args.regroup not in bursts.FORMS:
+            say(f"error: --regroup {args.regroup!r} is not one of {', '.join(bursts.FORMS)}")
+            return 2
+        convs = bursts.regroup(convs, args.regroup, seed)
+        source += f", regrouped ({args.regroup})"
+        say(f"regrouped: the same words sent as {REGROUPED[args.regroup]}")
     if args.as_written:
         source += ", read as written"
     metrics = evaluate_heldout(model, convs, source, threshold=args.threshold, log=say)
@@ -394,6 +407,9 @@ def register(subparsers) -> None:
                    help="--grooming: put children's replies into the benign conversations too, at the grooming "
                         "conversations' rate, so a reply alone tells nothing (the plain split's replies follow only "
                         "a groomer's line; see the grooming model card)")
+    e.add_argument("--regroup", default=None, metavar="FORM",
+                   help="--grooming: cut the same words into other messages first: pieces, halves, joined, "
+                        "everyone (training/grooming_bursts.py; benchmarks/bursts.md)")
     e.add_argument("--obfuscate", default=None, metavar="ATTACK",
                    help="--grooming: obfuscate half the words of one writer per conversation first (homoglyphs, "
                         "invisible, styled, marks, leet, spelled, doubled, mixed; training/grooming_obfuscate.py)")
