@@ -120,21 +120,12 @@ def test_train_grooming_takes_bursts_and_turns():
 
 
 def test_cli_evaluate_regroup_says_so_and_scores_the_regrouped_split(tmp_path, capsys):
-    import json
+    from csadetect.cli.models import REWRITES
+    from tests.grooming_cli import evaluate_rewritten
 
-    from csadetect.cli.models import REGROUPED, main
-
-    assert set(REGROUPED) == set(gb.FORMS)
-    data = tmp_path / "corpus"
-    assert corpus.main(["--out", str(data), "--n", "30", "--seed", "5", "--languages", "de"]) == 0
-    assert main(["models", "evaluate", "--grooming", "--data", str(data), "--out", str(tmp_path / "p"), "--full"]) == 0
-    plain = json.loads(capsys.readouterr()[0])
-    assert main(["models", "evaluate", "--grooming", "--regroup", "pieces", "--data", str(data),
-                 "--out", str(tmp_path / "p"), "--full"]) == 0
-    out, err = capsys.readouterr()
-    pieces = json.loads(out)
-    assert REGROUPED["pieces"] in err and pieces["data"].endswith("regrouped (pieces)")
+    assert set(REWRITES["regroup"][-1]) == set(gb.FORMS)
+    plain, pieces, err, refused = evaluate_rewritten(tmp_path, capsys, "de", "regroup", "pieces")
+    assert "regrouped: the same words sent as pieces of 1-3 words" in err
+    assert pieces["data"].endswith("regrouped (pieces)")
     assert pieces["conversations"] == plain["conversations"] and pieces["messages"] > plain["messages"]
-    assert main(["models", "evaluate", "--grooming", "--regroup", "sentences", "--data", str(data)]) == 2
-    err = capsys.readouterr()[1].strip().splitlines()
-    assert err[-1] == "error: --regroup 'sentences' is not one of pieces, halves, joined, everyone"
+    assert refused == "error: --regroup 'nonsense' is not one of pieces, halves, joined, everyone"

@@ -157,3 +157,14 @@ def test_long_text_costs_a_bounded_number_of_language_calls(model, monkeypatch):
     calls["n"] = 0
     langid._sentence_vote([long] * 10, model.supported_languages)  # 8,000 sentences
     assert calls["n"] == langid.MAX_SENTENCES < 100
+
+
+def test_cli_evaluate_pad_says_so_and_refuses_an_unknown_form(tmp_path, capsys):
+    """``models evaluate --grooming --pad FORM`` scores the split padded by one of the benchmark's forms."""
+    from tests.grooming_cli import evaluate_rewritten
+
+    plain, padded, err, refused = evaluate_rewritten(tmp_path, capsys, "en", "pad", "interleaved")
+    assert "padded: one writer per conversation pads every message" in err and "(interleaved)" in err
+    assert padded["data"].endswith("padded (interleaved)")
+    assert padded["conversations"] == plain["conversations"] and padded["messages"] > plain["messages"]
+    assert refused == "error: --pad 'nonsense' is not one of append, prepend, wrap, run-on, one, interleaved"

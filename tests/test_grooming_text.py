@@ -195,3 +195,13 @@ def test_the_streaming_steps_load_the_model_with_the_setting(undo):
     other.setup()
     assert other.model is not encode.model and other.model.undo_obfuscation is (not undo)
     assert ClassifyGrooming(undo_obfuscation=undo)._undo is undo
+
+
+def test_cli_evaluate_obfuscate_says_so_and_refuses_an_unknown_attack(tmp_path, capsys):
+    """``models evaluate --grooming --obfuscate ATTACK`` scores the split obfuscated by one writer per conversation."""
+    from tests.grooming_cli import evaluate_rewritten
+
+    plain, leet, err, refused = evaluate_rewritten(tmp_path, capsys, "fr", "obfuscate", "leet")
+    assert "obfuscated: half the words of one writer per conversation, by leet" in err
+    assert leet["data"].endswith("obfuscated (leet)") and leet["messages"] == plain["messages"]
+    assert refused.startswith("error: --obfuscate 'nonsense' is not one of homoglyphs, invisible")

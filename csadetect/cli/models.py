@@ -27,11 +27,20 @@ from csadetect.models import ModelError
 
 REQUIRED = {"conversation_id": str, "sender": str, "sent_at": str, "text": str, "participants_minor": bool}
 BATCH_CONVERSATIONS = 256
-# what `models evaluate --grooming --regroup FORM` says it did (training/grooming_bursts.py's forms)
-REGROUPED = {"pieces": "pieces of 1-3 words by one writer per conversation",
-             "halves": "two messages for each of one writer's messages of 4+ words",
-             "joined": "one message for each run of one writer's consecutive messages",
-             "everyone": "two messages for each message of 4+ words, by every sender"}
+# the evaluation split's rewrites (issue 17's attack benchmarks): option -> (training tool, its forms,
+# its function (convs, form, seed=...), the word for what was done, what is said of each form or of any)
+REWRITES = {
+    "obfuscate": ("grooming_obfuscate", "ATTACKS", "obfuscate", "obfuscated",
+                  {"*": "half the words of one writer per conversation, by {form}"}),
+    "regroup": ("grooming_bursts", "FORMS", "regroup", "regrouped", {
+        "pieces": "the same words sent as pieces of 1-3 words by one writer per conversation",
+        "halves": "the same words sent as two messages for each of one writer's messages of 4+ words",
+        "joined": "the same words sent as one message for each run of one writer's consecutive messages",
+        "everyone": "the same words sent as two messages for each message of 4+ words, by every sender"}),
+    "pad": ("grooming_padding", "FORMS", "pad", "padded",
+            {"*": "one writer per conversation pads every message with everyday sentences of a held-out "
+                  "language ({form})"}),
+}
 
 
 def _threshold(value: str) -> float:
@@ -203,22 +212,17 @@ def cmd_models_evaluate(args) -> int:
         convs = training_tool("grooming_augment").balance_replies(convs, seed)  # the seed train_grooming balances with
         source += ", reply-balanced"
         say("reply-balanced: the benign conversations carry children's replies at the grooming conversations' rate")
-    if args.obfuscate:
-        attacks = training_tool("grooming_obfuscate")
-        if args.obfuscate not in attacks.ATTACKS:
-            say(f"error: --obfuscate {args.obfuscate!r} is not one of {', '.join(attacks.ATTACKS)}")
+    for flag, (module, forms, rewrite, done, says) in REWRITES.items():
+        form = getattr(args, flag)
+        if not form:
+            continue
+        tool = training_tool(module)
+        if form not in getattr(tool, forms):
+            say(f"error: --{flag} {form!r} is not one of {', '.join(getattr(tool, forms))}")
             return 2
-        convs = attacks.obfuscate(convs, args.obfuscate, seed)
-        source += f", obfuscated ({args.obfuscate})"
-        say(f"obfuscated: half the words of one writer per conversation, by {args.obfuscate}")
-    if args.regroup:
-        bursts = training_tool("grooming_bursts")
-        if args.regroup not in bursts.FORMS:
-            say(f"error: --regroup {args.regroup!r} is not one of {', '.join(bursts.FORMS)}")
-            return 2
-        convs = bursts.regroup(convs, args.regroup, seed)
-        source += f", regrouped ({args.regroup})"
-        say(f"regrouped: the same words sent as {REGROUPED[args.regroup]}")
+        convs = getattr(tool, rewrite)(convs, form, seed=seed)
+        source += f", {done} ({form})"
+        say(f"{done}: " + says.get(form, says.get("*", "")).format(form=form))
     if args.as_written:
         source += ", read as written"
     metrics = evaluate_heldout(model, convs, source, threshold=args.threshold, log=say)
@@ -410,6 +414,9 @@ def register(subparsers) -> None:
     e.add_argument("--regroup", default=None, metavar="FORM",
                    help="--grooming: cut the same words into other messages first: pieces, halves, joined, "
                         "everyone (training/grooming_bursts.py; benchmarks/bursts.md)")
+    e.add_argument("--pad", default=None, metavar="FORM",
+                   help="--grooming: pad one writer's messages per conversation with another language first: append, "
+                        "prepend, wrap, run-on, one, interleaved (training/grooming_padding.py; benchmarks/padding.md)")
     e.add_argument("--obfuscate", default=None, metavar="ATTACK",
                    help="--grooming: obfuscate half the words of one writer per conversation first (homoglyphs, "
                         "invisible, styled, marks, leet, spelled, doubled, mixed; training/grooming_obfuscate.py)")
