@@ -129,3 +129,32 @@ def test_cli_evaluate_regroup_says_so_and_scores_the_regrouped_split(tmp_path, c
     assert pieces["data"].endswith("regrouped (pieces)")
     assert pieces["conversations"] == plain["conversations"] and pieces["messages"] > plain["messages"]
     assert refused == "error: --regroup 'nonsense' is not one of pieces, halves, joined, everyone"
+
+
+def test_granularity_check_reads_each_windows_words_per_message_and_chooses_by_mean_ece():
+    """``training.grooming_granularity_check`` (thirteenth round, not shipped): ``g`` after each message is
+    the log of the mean words per message of the window ending there, and ``c`` the grid's value with the
+    lowest mean ECE over the versions it is given."""
+    import numpy as np
+
+    from training import grooming_granularity_check as gc
+
+    conv = corpus.generate(1, seed=3, split="train", language_code="en")[0]
+    conv = type(conv)(**{**conv.__dict__, "messages": [{**conv.messages[0], "text": t}
+                                                         for t in ("a b c d", "e f", "g", "h i j k l m")]})
+    assert np.allclose(gc.log_words_per_message(conv, 2), np.log([4, 3, 1.5, 3.5]))
+    assert np.allclose(gc.log_words_per_message(conv, 20), np.log([4, 3, 7 / 3, 13 / 4]))
+    z = [np.array([0.0, 1.0])]
+    assert np.allclose(gc.shifted(z, [np.array([1.0, 2.0])], 2.0, 1.5)[0], [-1.0, 2.0])
+    # two versions of one split whose scores granularity moves apart (+1.5 and -1.5 with g = -1 and +1): one Platt
+    # scaling fits both only once c takes the move away, at c = 1.5
+    rng = np.random.default_rng(0)
+    y = rng.random(3000) < 0.4
+    true = np.where(y, 2.0, -2.0) + rng.normal(0, 1.0, 3000)
+
+    def version(move):
+        return [np.array([t + move]) for t in true], [np.array([-move / 1.5])] * len(true), y.astype(float)
+
+    c, table = gc.choose_c([version(1.5), version(-1.5)], 0.0)
+    assert c == 1.5 and len(table) == len(gc.GRID)
+    assert np.mean(dict(table)[0.0]) > 2 * np.mean(dict(table)[1.5])

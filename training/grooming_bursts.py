@@ -95,21 +95,24 @@ def regroup(convs, form: str, seed: int = 1):
     return out
 
 
-def augment(convs, share: float, seed: int):
-    """Training conversations with messages cut and joined at random (module docstring)."""
+def augment(convs, share: float, seed: int, cut: bool = True, join: bool = True,
+            stream: str = "csadetect-grooming-bursts-train"):
+    """Training conversations with messages cut and joined at random (module docstring); ``cut`` or
+    ``join`` False leaves that change out (``training.grooming_granularity_check`` regroups the
+    calibration split so, cuts alone and joins alone, from a ``stream`` of its own)."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share must be between 0 and 1, got {share}")
-    rng = random.Random(f"csadetect-grooming-bursts-train/{seed}")
+    rng = random.Random(f"{stream}/{seed}")
     out = []
     for c in convs:
         messages: list[dict] = []
         for m in c.messages:
             words = m["text"].split()
             last = messages[-1] if messages else None
-            if (last is not None and last["sender"] == m["sender"] and not (last.get("pattern") and m.get("pattern"))
-                    and rng.random() < share / 2):
+            if (join and last is not None and last["sender"] == m["sender"]
+                    and not (last.get("pattern") and m.get("pattern")) and rng.random() < share / 2):
                 messages[-1] = _joined([last, m])
-            elif len(words) >= 4 and rng.random() < share / 2:
+            elif cut and len(words) >= 4 and rng.random() < share / 2:
                 cuts = rng.sample(range(1, len(words)), min(rng.randint(1, 2), len(words) - 1))
                 messages += _as_pieces(m, _cut(words, cuts))
             else:
