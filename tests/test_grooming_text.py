@@ -205,3 +205,38 @@ def test_cli_evaluate_obfuscate_says_so_and_refuses_an_unknown_attack(tmp_path, 
     assert "obfuscated: half the words of one writer per conversation, by leet" in err
     assert leet["data"].endswith("obfuscated (leet)") and leet["messages"] == plain["messages"]
     assert refused.startswith("error: --obfuscate 'nonsense' is not one of homoglyphs, invisible")
+
+
+def _segment_reference(letters, known, max_word):
+    """The first version of ``_segment``: each best cut kept as a list, copied at every step (quadratic)."""
+    best = [[]] + [None] * len(letters)
+    for end in range(1, len(letters) + 1):
+        for start in range(max(0, end - max_word), end):
+            head, piece = best[start], letters[start:end]
+            if head is not None and piece.lower() in known and (best[end] is None or len(head) + 1 < len(best[end])):
+                best[end] = head + [piece]
+    return best[len(letters)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(letters=st.text(alphabet="abIİ", max_size=40),
+       known=st.sets(st.text(alphabet="abi", min_size=1, max_size=4), max_size=12))
+def test_segment_cuts_as_the_first_version_did(letters, known):
+    """Spelled-out letters cut into the fewest known words: the back-pointer version gives exactly the cut of the
+    first version (the same words, the same tie broken the same way), in time linear in the letters."""
+    from csadetect.models.grooming_text import MAX_WORD, _segment
+
+    assert _segment(letters, known) == _segment_reference(letters, known, MAX_WORD)
+    assert _segment(letters, known | {"a", "i"}) == _segment_reference(letters, known | {"a", "i"}, MAX_WORD)
+
+
+def test_a_long_spelled_run_is_cut_as_before():
+    from csadetect.models.grooming_text import MAX_WORD, _segment
+
+    known = {"a", "aa", "ab", "ba", "meet", "me"}
+    letters = "ab" * 300 + "meetme" + "a" * 301
+    assert _segment(letters, known) == _segment_reference(letters, known, MAX_WORD)
+    assert _segment(letters + "z", known) is None
+    # ties: of two cuts into as few words, the one whose last word is longest (the first found)
+    assert _segment("aab", {"a", "aa", "ab", "b"}) == ["a", "ab"]
+    assert _segment("meetme", {"me", "et", "meet", "e", "t"}) == ["meet", "me"]

@@ -176,13 +176,21 @@ def _deleet(text: str, known: Optional[AbstractSet[str]]) -> str:
 def _segment(letters: str, known: AbstractSet[str]) -> Optional[list[str]]:
     """``letters`` cut into the fewest known words, or None when they cannot all be."""
     n = len(letters)
-    best: list[Optional[list[str]]] = [[]] + [None] * n
+    words: list[Optional[int]] = [0] + [None] * n  # fewest known words that spell letters[:end]
+    cut_at = [0] * (n + 1)  # where the last of them starts (back-pointers: linear in the letters)
     for end in range(1, n + 1):
         for start in range(max(0, end - MAX_WORD), end):
-            head, piece = best[start], letters[start:end]
-            if head is not None and piece.lower() in known and (best[end] is None or len(head) + 1 < len(best[end])):
-                best[end] = head + [piece]
-    return best[n]
+            head = words[start]
+            if (head is not None and (words[end] is None or head + 1 < words[end])
+                    and letters[start:end].lower() in known):
+                words[end], cut_at[end] = head + 1, start
+    if words[n] is None:
+        return None
+    pieces, end = [], n
+    while end:
+        pieces.append(letters[cut_at[end]:end])
+        end = cut_at[end]
+    return pieces[::-1]
 
 
 def _unspell(text: str, known: Optional[AbstractSet[str]]) -> str:
