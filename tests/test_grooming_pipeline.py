@@ -276,8 +276,11 @@ def test_batched_encode_path_equals_per_message_path(model):
         assert info_state.read() == ref["info"]
         assert timer.ts == ref["timer"]
         window = window_state.read()
-        strip = lambda ms: [{k: v for k, v in m.items() if k != "vector"} for m in ms]  # noqa: E731
+        strip = lambda ms: [{k: v for k, v in m.items() if k not in ("vector", "read")} for m in ms]  # noqa: E731
         assert strip(window) == strip(ref["window"])
+        # each message's text as the model read it is kept beside it (None: as written)
+        assert [m["read"] if m["read"] is not None else m["text"] for m in window] == model.readable(
+            [m["text"] for m in window])
         for m, r in zip(window, ref["window"]):
             np.testing.assert_allclose(np.frombuffer(m["vector"], "<f4"), r["vector"], atol=1e-5, rtol=0)
 
@@ -476,8 +479,9 @@ def test_the_encoder_marks_messages_wholly_in_another_language_and_the_state_fn_
                                                        pane=PANE_INFO_UNKNOWN)]
     out += encode.finish_bundle()
     assert [wv.value[1][2] for wv in out] == [t == polish for _, t in lines]
+    assert all(len(wv.value[1]) == 4 for wv in out)
     runs = []
-    for values in ([wv.value[1] for wv in out], [wv.value[1][:2] for wv in out]):
+    for values in ([wv.value[1] for wv in out], [wv.value[1][:3] for wv in out], [wv.value[1][:2] for wv in out]):
         state_fn = ConversationStateFn(None, None, INACTIVITY, handle)
         state_fn.setup()
         window_state, info_state, timer = _State(), _State(), _Timer()
@@ -487,4 +491,37 @@ def test_the_encoder_marks_messages_wholly_in_another_language_and_the_state_fn_
                                     info_state=info_state, expiry=timer)
         runs.append(([(f["flagged_at_message"], f["score"]) for f in got],
                      [bool(m.get("foreign")) for m in window_state.read()]))
-    assert runs[0] == runs[1] and runs[0][0] and any(runs[0][1])
+    assert runs[0] == runs[1] == runs[2] and runs[0][0] and any(runs[0][1])
+
+
+def test_the_state_fn_decides_the_language_from_the_read_text_it_keeps(model, monkeypatch):
+    """The language decision reads each message's kept read text (EncodeMessagesFn's), not the message
+    again: with the encoder's 4-tuples the state fn never calls readable on an unflagged conversation,
+    and it decides as with the 3-tuples of the version before, which read each text again."""
+    from apache_beam.utils import shared
+
+    handle = shared.Shared()
+    encode = EncodeMessagesFn(None, handle, max_batch_size=8)
+    encode.setup()
+    lines = [("a", "hey are you coming to pr4ctice on s a t u r d a y"), ("b", "yes coach, I will bring the ball"),
+             ("a", "gr3at, see you at ten"), ("b", "ok")] * 4
+    encode.start_bundle()
+    out = [wv for e in _events("read", lines) for wv in encode.process(
+        ("read", e), timestamp=Timestamp(0), window=GlobalWindow(), pane=PANE_INFO_UNKNOWN)]
+    out += encode.finish_bundle()
+    assert any(wv.value[1][3] is not None for wv in out) and any(wv.value[1][3] is None for wv in out)
+    decided = []
+    for width in (4, 3):
+        state_fn = ConversationStateFn(None, None, INACTIVITY, handle)
+        state_fn.setup()
+        calls = []
+        read = state_fn.model.readable
+        monkeypatch.setattr(state_fn.model, "readable", lambda texts: calls.append(len(texts)) or read(texts))
+        window_state, info_state, timer = _State(), _State(), _Timer()
+        for i, wv in enumerate(out):
+            assert not list(state_fn.process(("read", wv.value[1][:width]), timestamp=Timestamp(i),
+                                             window_state=window_state, info_state=info_state, expiry=timer))
+        monkeypatch.undo()
+        decided.append((info_state.read()["language"], sum(calls)))
+    assert decided[0][0] == decided[1][0] and decided[0][0][0] == "en"
+    assert decided[0][1] == 0 and decided[1][1] > 0

@@ -198,10 +198,11 @@ class GroomingModel:
         return langid.wholly_foreign(text, self._known_words, self.supported_languages)
 
     # ---------------------------------------------------------------- languages
-    def language_of(self, texts: Sequence[str]) -> langid.Language:
+    def language_of(self, texts: Sequence[str], readable: bool = False) -> langid.Language:
         """The language of a conversation from the texts of its first messages (oldest first),
-        read as the model reads them (:meth:`readable`)."""
-        return langid.detect(self.readable(list(texts)[:langid.DECIDE_AFTER]), self.supported_languages)
+        read as the model reads them (:meth:`readable`; ``readable``: they already are)."""
+        first = list(texts)[:langid.DECIDE_AFTER]
+        return langid.detect(first if readable else self.readable(first), self.supported_languages)
 
     def languages_per_message(self, texts: Sequence[str], readable: bool = False) -> list[langid.Language]:
         """The language decision in force at each message, as the streaming stage makes it:
@@ -248,9 +249,16 @@ class GroomingModel:
 
     def encode_marked(self, texts: Sequence[str], engine: str = "auto") -> tuple[np.ndarray, list[bool]]:
         """:meth:`encode`'s vectors of ``texts`` and :meth:`foreign_messages`' marks, each text read
-        (:meth:`readable`) once: what the streaming stage keeps of a message as it arrives."""
+        (:meth:`readable`) once."""
+        vectors, marks, _ = self.encode_read(texts, engine)
+        return vectors, marks
+
+    def encode_read(self, texts: Sequence[str], engine: str = "auto") -> tuple[np.ndarray, list[bool], list[str]]:
+        """:meth:`encode_marked`'s vectors and marks, and the texts as read (:meth:`readable`), each
+        read once: what the streaming stage keeps of a message as it arrives (its language decision
+        then reads the kept text, not the message again)."""
         read = self.readable(texts)
-        return self._encode_as_written(read, engine), self.foreign_messages(read)
+        return self._encode_as_written(read, engine), self.foreign_messages(read), read
 
     def _encode_as_written(self, texts: Sequence[str], engine: str = "auto") -> np.ndarray:
         if engine not in ("tf", "numpy", "auto"):

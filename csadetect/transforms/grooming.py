@@ -34,7 +34,7 @@ sees exactly what it saw before.
 from __future__ import annotations
 
 import logging
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -53,6 +53,7 @@ from csadetect.transforms.common import NAMESPACE, counter, guarded, record_fail
 LOG = logging.getLogger(__name__)
 ENCODE_BATCH_SIZE = 64  # messages per encoder call (at most; a bundle's last batch is smaller)
 VECTOR_DTYPE = np.dtype("<f4")
+_UNREAD = object()  # a message queued by a version that did not keep its read text: read again when needed
 _COUNTERS = ("non_hit", "text_after_flag", "non_hit_text", "hit", "hit_grooming")
 
 
@@ -96,9 +97,10 @@ def _vector_bytes(vector) -> bytes:
 
 
 class EncodeMessagesFn(beam.DoFn):
-    """``(conversation_id, event)`` -> ``(conversation_id, (event, vector, foreign))``, the vector as
-    float32 bytes and ``foreign`` whether the message reads wholly as an unsupported language
-    (:meth:`GroomingModel.encode_marked`): message vectors computed in micro-batches of up to
+    """``(conversation_id, event)`` -> ``(conversation_id, (event, vector, foreign, read))``, the vector
+    as float32 bytes, ``foreign`` whether the message reads wholly as an unsupported language and
+    ``read`` its text as the model reads it, None when that is as written
+    (:meth:`GroomingModel.encode_read`): message vectors computed in micro-batches of up to
     ``max_batch_size`` messages of one bundle (any conversations). Every element leaves with its own
     timestamp, window and pane; the last, smaller batch of a bundle is encoded in ``finish_bundle``."""
 
@@ -140,15 +142,16 @@ class EncodeMessagesFn(beam.DoFn):
         for ((conversation_id, event), timestamp, window, pane), item in zip(batch, encoded):
             # a message that failed on its own travels on as (conversation_id, DeadLetter):
             # ConversationState hands it to QueueForReview, whose dead-letter output takes it
-            value = (event, item[0].tobytes(), item[1]) if isinstance(item, tuple) else item
+            value = (event, item[0].tobytes(), *item[1:]) if isinstance(item, tuple) else item
             yield WindowedValue((conversation_id, value), timestamp, (window,), pane)
 
-    def _encode(self, texts) -> list[tuple[np.ndarray, bool]]:
-        vectors, foreign = self.model.encode_marked(texts)
-        return list(zip(vectors.astype(VECTOR_DTYPE, copy=False), foreign))
+    def _encode(self, texts) -> list[tuple[np.ndarray, bool, Optional[str]]]:
+        vectors, foreign, read = self.model.encode_read(texts)
+        return [(vector, mark, None if r == t else r)  # None: read as written (the state keeps no second copy)
+                for vector, mark, r, t in zip(vectors.astype(VECTOR_DTYPE, copy=False), foreign, read, texts)]
 
     def _encode_one(self, element):
-        """One message's ``(vector, foreign)``, or its dead letter when encoding it fails."""
+        """One message's ``(vector, foreign, read)``, or its dead letter when encoding it fails."""
         try:
             return self._encode([element[1].text])[0]
         except Exception as exc:
@@ -156,7 +159,7 @@ class EncodeMessagesFn(beam.DoFn):
 
 
 class EncodeMessages(beam.PTransform):
-    """Keyed text events -> keyed ``(event, vector)`` (see :class:`EncodeMessagesFn`)."""
+    """Keyed text events -> keyed ``(event, vector, foreign, read)`` (see :class:`EncodeMessagesFn`)."""
 
     def __init__(self, model_path, shared_handle, max_batch_size: int = ENCODE_BATCH_SIZE,
                  undo_obfuscation: bool = True):
@@ -170,10 +173,13 @@ class EncodeMessages(beam.PTransform):
 class ConversationStateFn(beam.DoFn):
     """Per-conversation state: a bounded window of recent messages, scored after each message.
 
-    Input: ``(conversation_id, (event, vector))`` from :class:`EncodeMessages`; a bare
-    ``(conversation_id, event)`` (as queued by an earlier version of this pipeline) is encoded
-    here, one message at a time. The window model runs in numpy on the stored vectors (see
-    ``csadetect.models.grooming.NumpyWindowModel``): no TensorFlow call per message."""
+    Input: ``(conversation_id, (event, vector, foreign, read))`` from :class:`EncodeMessages`; what
+    earlier versions of this pipeline queued is taken too: ``(event, vector, foreign)`` (its read
+    text read again when the language is decided), ``(event, vector)`` (marked here) and a bare
+    ``(conversation_id, event)`` (encoded here, one message at a time). The window keeps each
+    message's read text beside it (``read``), so deciding the language does not read it again. The
+    window model runs in numpy on the stored vectors (see ``csadetect.models.grooming.NumpyWindowModel``):
+    no TensorFlow call per message."""
 
     # list of message dicts; "vector": float32 bytes (an ndarray in state written by earlier versions)
     WINDOW = ReadModifyWriteStateSpec("window", PickleCoder())
@@ -205,18 +211,25 @@ class ConversationStateFn(beam.DoFn):
             current = langid.Language(*info["language"])
             if not langid.redecide_due(info["count"], current):
                 return current
-            language = self.model.language_of([m["text"] for m in window[-langid.DECIDE_AFTER:]])
+            language = self.model.language_of(self._read(window[-langid.DECIDE_AFTER:]), readable=True)
             if language.supported:
                 info["language"] = tuple(language)
                 counter("grooming_language_redecided_supported").inc()
             return language if language.supported else current
-        language = self.model.language_of([m["text"] for m in window])
+        language = self.model.language_of(self._read(window[:langid.DECIDE_AFTER]), readable=True)
         if info["count"] >= langid.DECIDE_AFTER:
             info["language"] = tuple(language)
             if not language.supported:
                 counter("grooming_unsupported_language").inc()
                 counter(f"grooming_unsupported_language_{language.code}").inc()
         return language
+
+    def _read(self, messages: list) -> list[str]:
+        """The messages' texts as the model reads them: kept in the state as they arrived (``read``;
+        None: as written), read again only for a message an earlier version queued without it."""
+        unread = [m["text"] for m in messages if "read" not in m]
+        again = iter(self.model.readable(unread) if unread else ())
+        return [(m["read"] if m["read"] is not None else m["text"]) if "read" in m else next(again) for m in messages]
 
     @guarded("grooming", to_main=True)
     def process(
@@ -229,15 +242,18 @@ class ConversationStateFn(beam.DoFn):
     ):
         conversation_id, value = element
         model = self.model
-        if isinstance(value, tuple) and len(value) == 3:
+        read = _UNREAD
+        if isinstance(value, tuple) and len(value) == 4:
+            event, vector, foreign, read = value
+        elif isinstance(value, tuple) and len(value) == 3:  # encoded by a version before the read text was kept
             event, vector, foreign = value
         elif isinstance(value, tuple):  # (event, vector): encoded by a version before the foreign mark
             event, vector = value
             foreign = model.foreign_messages(model.readable([event.text]))[0]
         else:  # not encoded upstream
             event = value
-            vectors, marks = model.encode_marked([event.text])
-            vector, foreign = vectors[0], marks[0]
+            vectors, marks, texts = model.encode_read([event.text])
+            vector, foreign, read = vectors[0], marks[0], (None if texts[0] == event.text else texts[0])
         vector = _vector_bytes(vector)
         info = info_state.read() or {"count": 0, "flagged": False, "last": None}
         last = timestamp if info["last"] is None else max(Timestamp.of(info["last"]), timestamp)
@@ -247,6 +263,8 @@ class ConversationStateFn(beam.DoFn):
             "sent_at": event.occurred_at, "text": event.text, "vector": vector,
             "provider": event.provider, "service": event.service,
         }
+        if read is not _UNREAD:
+            message["read"] = read  # the text as the model read it; None: as written
         if foreign:
             message["foreign"] = True  # wholly another language: left out of the windows scored in a supported one
         window.append(message)
