@@ -22,6 +22,11 @@ Two uses, kept apart (the benchmark's forms are not the training augmentation):
   to the one before it from the same sender, when at most one of them holds a pattern, with
   probability ``SHARE / 2``. Labels stay; it draws from a random stream of its own, so the corpus's
   own splits are the same texts with or without it.
+* :func:`turns` joins every run of one sender's consecutive messages into one message
+  (``train_grooming --turns`` reads every split so: a model of turns, which every form of
+  :func:`regroup` reads the same).
+
+None of these is in the shipped recipe (the grooming card's history, "Thirteenth round").
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from dataclasses import replace
 
 from training.grooming_obfuscate import each_drawn, writer
 
-__all__ = ["FORMS", "regroup", "augment"]
+__all__ = ["FORMS", "regroup", "augment", "turns"]
 
 FORMS = ("pieces", "halves", "joined", "everyone")
 

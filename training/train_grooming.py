@@ -29,8 +29,9 @@ added for issue 17's fourth round, seed stability: none passed its rule, so none
 ``--word-ngrams``, ``--weight-decay``, ``--risk-input``, ``--novel-lines`` and ``--benign-replies`` for its seventh
 round, regularisers and the children's-replies shortcut: likewise; ``--balanced-replies`` and
 ``--far-calibration`` for its eighth, ``--extra-phrasings 2`` and ``--single-pattern-weight`` for its
-ninth, ``--risk-input counts`` for its tenth, ``--written-calibration`` for its eleventh: likewise, see the model
-card's history, ``csadetect/models/cards/grooming-history.md``; :class:`Recipe` holds them).
+ninth, ``--risk-input counts`` for its tenth, ``--written-calibration`` for its eleventh, ``--bursts`` and
+``--turns`` for its thirteenth, message granularity: likewise, see the model card's history,
+``csadetect/models/cards/grooming-history.md``; :class:`Recipe` holds them).
 The calibration split uses training phrasings the model never saw (every fourth one is
 reserved), so calibration, the thresholds and the evidence threshold (max message-level F0.5)
 are fitted on unseen wording. The threshold of each language is the one with
@@ -156,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "half this probability (training.grooming_bursts.augment; default 0: none)")
     ap.add_argument("--turns", action="store_true",
                     help="read every split as turns, each run of one sender's consecutive messages joined into one "
-                         "(training.grooming_bursts.turns; the reported flag message then counts turns; default off)")
+                         "(training.grooming_bursts.turns; the reported flag message then counts turns; an experiment: "
+                         "the pipeline and models evaluate read messages, not turns; default off)")
     ap.add_argument("--far-calibration", action="store_true",
                     help="a calibration split as far from training as the evaluation split is in kind: reserved "
                          "replies, second-role lines, slot values and slang, and a calibration-only family "
