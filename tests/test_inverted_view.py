@@ -51,12 +51,43 @@ def test_a_negative_matches_its_original_through_the_flipped_hashes(known, grey,
     assert not [m for m in index.match_image(as_before) if m.kind == "pdq"]
 
 
+def _framed(img: Image.Image, colour) -> Image.Image:
+    out = Image.new("RGB", (img.width + 96, img.height + 96), colour)
+    out.paste(img, (48, 48))
+    return out
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (40, 120, 200)])
+def test_a_negative_in_a_border_matches_through_its_views_flipped_hashes(known, colour, tmp_path):
+    """A negative that is also framed: the whole upload's flipped hashes are far (the border), the trimmed
+    view's flipped ones (``<view>-inverted``) meet the original; without them it is missed."""
+    from csadetect.media.hashing import inverted_name
+    from csadetect.media.regions import preprocessor
+
+    rows, index = _index(known, ON, tmp_path)
+    own = next(r for r in rows if r.indicator_id.endswith("-pdq"))
+    data = jpeg_bytes(_framed(ImageOps.invert(known.convert("RGB")), colour))
+    hashes = hash_image_with_views(data, preprocess=preprocessor(ON), inverted=True)[0]
+    names = [name for name, _ in hashes.variants]
+    views = [n for n in names if n != INVERTED and not n.endswith(f"-{INVERTED}")]
+    assert views and [inverted_name(v) for v in views] == [n for n in names if n.endswith(f"-{INVERTED}")]
+    found = {m.indicator_id: m for m in index.match_image(hashes)}
+    assert own.indicator_id in found  # within the PDQ threshold (8-20 bits here)
+    assert PdqSignal().explain(hashes, own.value, ON)["view"].endswith(f"-{INVERTED}")
+    whole_only = type(hashes)(**{**hashes.__dict__, "variants": tuple(
+        v for v in hashes.variants if not v[0].endswith(f"-{INVERTED}"))})
+    assert not [m for m in index.match_image(whole_only) if m.kind == "pdq"]
+
+
 def test_an_unrelated_picture_and_its_negative_meet_nothing(known, tmp_path):
+    from csadetect.media.regions import preprocessor
+
     _, index = _index(known, ON, tmp_path)
     for seed in (1, 2, 3, 9):
         other = synthetic_image(seed, (320, 240))
-        for picture in (other, ImageOps.invert(other)):
-            assert not index.match_image(hash_image_with_views(jpeg_bytes(picture), inverted=True)[0])
+        for picture in (other, ImageOps.invert(other), _framed(ImageOps.invert(other), (0, 0, 0))):
+            assert not index.match_image(hash_image_with_views(jpeg_bytes(picture), preprocess=preprocessor(ON),
+                                                               inverted=True)[0])
 
 
 def test_the_hash_stage_passes_the_setting(known):

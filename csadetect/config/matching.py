@@ -102,8 +102,9 @@ class MatchSettings(_Strict):
     )
     inverted_view: bool = Field(
         True, description="uploads: also look up the image's PDQ hashes with every bit flipped, which is what a "
-        "photo negative of a known picture hashes to (csadetect.media.hashing.INVERTED; 8 more PDQ lookups per "
-        "image, no image work: ~0.4 ms at 1M indicator rows, ~1.4 ms at 10M); indicators unchanged"
+        "photo negative of a known picture hashes to, and each preprocessed view's (a negative in a border or bars; "
+        "csadetect.media.hashing.INVERTED; 8 more PDQ lookups per image and per view, no image work: ~0.4 ms each "
+        "at 1M indicator rows, ~1.4 ms at 10M); indicators unchanged"
     )
     sub_images: bool = Field(
         True, description="also hash and embed straight-edged sub-images (collage cells, picture-in-picture, "

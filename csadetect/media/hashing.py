@@ -192,6 +192,16 @@ def hash_image(
 INVERTED = "inverted"  # the variant of an upload's PDQ hashes with every bit flipped (a photo negative's)
 
 
+def inverted_name(view: str) -> str:
+    """The variant name of a view's flipped PDQ hashes (``match.inverted_view``)."""
+    return f"{view}-{INVERTED}"
+
+
+def _flipped(result: PdqResult) -> PdqResult:
+    return PdqResult(pdq=_complement(result.pdq), quality=result.quality,
+                     dihedral=tuple(_complement(code) for code in result.dihedral))
+
+
 def _complement(code: bytes) -> bytes:
     return bytes(255 - b for b in code)
 
@@ -213,10 +223,12 @@ def hash_image_with_views(
     of each of those pictures is hashed too, after the views: ``value`` for the image, ``<view>-value``
     for each view (:func:`csadetect.media.view_value.value_name`; ``match.value_view``); they are not
     among the pictures (they are for PDQ only). ``inverted``: the image's PDQ hashes with every bit
-    flipped are a variant too (``inverted``, :data:`INVERTED`; ``match.inverted_view``): a photo
-    negative's PDQ is its original's complement (each DCT coefficient and their median change sign), so
-    an inverted copy's complement meets its original's row (0-4 bits on the robustness benchmark's
-    test split) while no other picture's comes within 96 bits; for uploads, never for indicators."""
+    flipped are a variant too (``inverted``, :data:`INVERTED`; ``match.inverted_view``), and so are each
+    view's and later frame's (``<view>-inverted``, :func:`inverted_name`: a negative also framed,
+    letterboxed or shown in a screenshot): a photo negative's PDQ is its original's complement (each
+    DCT coefficient and their median change sign), so an inverted copy's complement meets its
+    original's row (0-4 bits on the robustness benchmark's test split) while no other picture's comes
+    within 96 bits; for uploads, never for indicators."""
     hex_digests = crypto_hashes(data, digests)
     img = load_image(data, max_pixels=max_pixels)
     main = pdq_from_image(img, dihedral=dihedral)
@@ -230,9 +242,9 @@ def hash_image_with_views(
     for name, view in found:
         variants.append((name, pdq_from_image(view, dihedral=dihedral)))
         pictures.append((name, view))
-    if inverted:
-        variants.append((INVERTED, PdqResult(pdq=_complement(main.pdq), quality=main.quality,
-                                             dihedral=tuple(_complement(code) for code in main.dihedral))))
+    if inverted:  # the image's hashes flipped, then each view's (a negative that is also framed or letterboxed)
+        variants += [(INVERTED if name is None else inverted_name(name), _flipped(result))
+                     for name, result in [(None, main), *variants]]
     if value:
         for name, picture in pictures:
             grey = value_picture(picture, SCALE_INFO)
