@@ -99,3 +99,17 @@ def test_the_hash_stage_passes_the_setting(known):
 
     assert INVERTED in variants(ON) and INVERTED not in variants(OFF)
     assert load_settings().match.inverted_view is True
+
+
+def test_an_animations_later_frames_are_not_flipped(known):
+    """Only the image and its preprocessed views get flipped hashes, not an animation's later frames (each would
+    be 8 more lookups, up to ``match.image_frames`` of them, for a rare trick)."""
+    import io
+
+    frames = [known, synthetic_image(2, (320, 240)), synthetic_image(3, (320, 240))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    hashes = hash_image_with_views(buffer.getvalue(), frames=4, inverted=True)[0]
+    names = [name for name, _ in hashes.variants]
+    assert any(n.startswith("frame-") for n in names) and INVERTED in names
+    assert not any(n.startswith("frame-") and n.endswith(INVERTED) for n in names)

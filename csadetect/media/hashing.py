@@ -223,18 +223,19 @@ def hash_image_with_views(
     of each of those pictures is hashed too, after the views: ``value`` for the image, ``<view>-value``
     for each view (:func:`csadetect.media.view_value.value_name`; ``match.value_view``); they are not
     among the pictures (they are for PDQ only). ``inverted``: the image's PDQ hashes with every bit
-    flipped are a variant too (``inverted``, :data:`INVERTED`; ``match.inverted_view``), and so are each
-    view's and later frame's (``<view>-inverted``, :func:`inverted_name`: a negative also framed,
-    letterboxed or shown in a screenshot): a photo negative's PDQ is its original's complement (each
-    DCT coefficient and their median change sign), so an inverted copy's complement meets its
-    original's row (0-4 bits on the robustness benchmark's test split) while no other picture's comes
-    within 96 bits; for uploads, never for indicators."""
+    flipped are a variant too (``inverted``, :data:`INVERTED`; ``match.inverted_view``), and so are
+    each preprocessed view's and sub-image's (``<view>-inverted``, :func:`inverted_name`: a negative
+    also framed, letterboxed or shown in a screenshot; not an animation's later frames): a photo
+    negative's PDQ is its original's complement (each DCT coefficient and their median change sign),
+    so an inverted copy's complement meets its original's row (0-4 bits on the robustness benchmark's
+    test split) while no other picture's comes within 96 bits; for uploads, never for indicators."""
     hex_digests = crypto_hashes(data, digests)
     img = load_image(data, max_pixels=max_pixels)
     main = pdq_from_image(img, dihedral=dihedral)
     variants: list[tuple[str, PdqResult]] = []
     pictures: list[tuple[str, Image.Image]] = [("image", img)]
     found = list(preprocess(img)) if preprocess is not None else []
+    n_views = len(found)
     if frames:
         from csadetect.media.frames import later_frames  # lazily: it imports this module
 
@@ -242,9 +243,10 @@ def hash_image_with_views(
     for name, view in found:
         variants.append((name, pdq_from_image(view, dihedral=dihedral)))
         pictures.append((name, view))
-    if inverted:  # the image's hashes flipped, then each view's (a negative that is also framed or letterboxed)
+    if inverted:  # the image's hashes flipped, then each view's (a negative that is also framed or letterboxed);
+        # not an animation's later frames (up to ``frames`` more, each 8 lookups, for a rare trick)
         variants += [(INVERTED if name is None else inverted_name(name), _flipped(result))
-                     for name, result in [(None, main), *variants]]
+                     for name, result in [(None, main), *variants[:n_views]]]
     if value:
         for name, picture in pictures:
             grey = value_picture(picture, SCALE_INFO)
