@@ -19,12 +19,15 @@ the value hash; no embedding rows), and each is shared as:
 * ``light-mode only`` (a control: it shows on white, and was found before): black, alpha = 255
   minus the luminance;
 * ``negative``: the colours inverted, JPEG q85; ``negative, grey``: in grey; ``negative, half size
-  q70``; ``negative, then a 75% centre crop`` (beyond the rule: only the whole image's hashes are
-  flipped, so this one is expected to stay missed);
+  q70``; the negative in a 15% black border, letterboxed 9:16, or in a 20% border of a random colour
+  (the robustness benchmark's framings; added 2026-12-08 with each view's hashes flipped too);
+  ``negative, then a 75% centre crop`` (beyond the rule: the views' hashes are flipped, and a crop
+  is found by the embedding, which has no flipped rows, so this one is expected to stay missed);
 
 each saved as PNG, hashed as the pipeline hashes an image (``hash_image_with_views``, its views and
 the value hash) and looked up (``IndicatorIndex.match_image``). ``before``: alpha flattened onto
-white only and no flipped hashes (the release before); ``now``: the default. ``false``: a match to
+white only and no flipped hashes (the release before); ``image flipped``: only the whole image's
+hashes flipped (2026-12-07); ``now``: the default. ``false``: a match to
 another original. Uploads with nothing to find count false matches too: the split's ordinary
 distractors as they are, made dark-mode only, and inverted, and its hard distractors (burst,
 stereo, studio, template).
@@ -37,15 +40,18 @@ import argparse
 import io
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from benchmarks.bench_slideshow import found_false_table, index_originals, tally_copy, tally_upload, written_by
+from csadetect.media.hashing import INVERTED
+from training.robustness_transforms import TRANSFORMS
 
 OUT = Path(__file__).resolve().parent / "tone.md"
-LABELS = ("before", "now")
+LABELS = ("before", "image flipped", "now")
 SPLITS = ("test", "dev")
 
 
@@ -93,6 +99,18 @@ def negative_small(img: Image.Image, rng) -> Image.Image:
     return out.resize((max(1, out.width // 2), max(1, out.height // 2)), Image.Resampling.LANCZOS)
 
 
+def negative_border(img: Image.Image, rng) -> Image.Image:
+    return TRANSFORMS["border_black_15"][0](negative(img, rng), rng)
+
+
+def negative_letterbox(img: Image.Image, rng) -> Image.Image:
+    return TRANSFORMS["letterbox_9x16"][0](negative(img, rng), rng)
+
+
+def negative_colour_border(img: Image.Image, rng) -> Image.Image:
+    return TRANSFORMS["border_colour_20"][0](negative(img, rng), rng)
+
+
 def negative_crop(img: Image.Image, rng) -> Image.Image:
     out = negative(img, rng)
     w, h = out.size
@@ -103,8 +121,11 @@ def negative_crop(img: Image.Image, rng) -> Image.Image:
 EDITS = (("dark-mode only", dark_only), ("dark-mode only, 60% of a transparent canvas", dark_on_canvas),
          ("near-transparent (alpha 1-5)", near_transparent), ("light-mode only (control)", light_only),
          ("negative, JPEG q85", negative), ("negative, grey", negative_grey), ("negative, half size q70", negative_small),
+         ("negative, in a 15% black border", negative_border), ("negative, letterboxed 9:16", negative_letterbox),
+         ("negative, in a 20% border of a random colour", negative_colour_border),
          ("negative, then a 75% centre crop (beyond the rule)", negative_crop))
-ENCODING = {negative: 85, negative_grey: 85, negative_small: 70, negative_crop: 85}  # JPEG quality; the rest PNG
+ENCODING = {negative: 85, negative_grey: 85, negative_small: 70, negative_crop: 85, negative_border: 85,
+            negative_letterbox: 85, negative_colour_border: 85}  # JPEG quality; the rest PNG
 
 
 @contextmanager
@@ -151,6 +172,9 @@ def main(argv=None) -> int:
                 else:
                     hashes = hash_image_with_views(data, preprocess=preprocessor(match), value=True,
                                                    inverted=match.inverted_view)[0]
+                if label == "image flipped":  # the release of 2026-12-07: the whole image's hashes flipped only
+                    hashes = replace(hashes, variants=tuple(v for v in hashes.variants
+                                                            if not v[0].endswith(f"-{INVERTED}")))
                 out[label] = {owner[m.indicator_id] for m in index.match_image(hashes)}
             return out
 
@@ -185,10 +209,11 @@ def main(argv=None) -> int:
     out = ["# Tone tricks: pictures that show only in dark mode, only under near-full transparency, or as a "
            "negative (issue 17)", "",
            written_by("benchmarks.bench_tone") +
-           "`before`: alpha flattened onto white whatever it shows, no flipped hashes (the release before); `now`: "
-           "the default (`csadetect/media/rgb.py`: onto black, or without the alpha, when the picture shows nothing "
-           "on white; `match.inverted_view`: the upload's PDQ hashes flipped too). PDQ, the value hash and digests "
-           "(no embedding rows).", ""]
+           "`before`: alpha flattened onto white whatever it shows, no flipped hashes (the release before 2026-12-07); "
+           "`image flipped`: the default of 2026-12-07, the whole image's PDQ hashes flipped only; `now`: the default "
+           "(`csadetect/media/rgb.py`: onto black, or without the alpha, when the picture shows nothing on white; "
+           "`match.inverted_view`: the upload's PDQ hashes flipped too, and since 2026-12-08 each view's). PDQ, the "
+           "value hash and digests (no embedding rows).", ""]
     for split in SPLITS:
         n = next(iter(result[split]["now"].values()))[1]
         out += [f"**{split} split** ({n} originals):", ""]
@@ -204,10 +229,12 @@ def main(argv=None) -> int:
             f"Cost: {ms:.3f} CPU ms per upload with an alpha channel that shows on white (the blank check; mean "
             f"over the test split's {len(pictures)} light-mode copies, best of 3); a picture that shows nothing "
             "on white is flattened once or twice more. Pictures without alpha pay nothing. The flipped hashes: "
-            "8 more PDQ lookups per image, no image work. CPU times are of a shared 2-core machine, other work "
+            "8 more PDQ lookups per image and 8 per preprocessed view or sub-image (the test split's ordinary "
+            "distractors have 1.3 on average, 0-7), no image work. CPU times are of a shared 2-core machine, other work "
             "running beside. Written before any run (the negatives after a probe of "
             "the flipped hashes' distances on the test split: an inverted copy's own 0-4 bits, the ordinary "
-            "distractors' nearest 96); nothing was tuned on these copies. "
+            "distractors' nearest 96; the framed negatives, 2026-12-08, before their first run); nothing was tuned on "
+            "these copies. "
             f"{time.monotonic() - started:.0f} s.", ""]
     Path(args.out).write_text("\n".join(out))
     print(f"wrote {args.out}")
