@@ -247,16 +247,10 @@ class GroomingModel:
         call; else TensorFlow)."""
         return self._encode_as_written(self.readable(texts), engine)
 
-    def encode_marked(self, texts: Sequence[str], engine: str = "auto") -> tuple[np.ndarray, list[bool]]:
-        """:meth:`encode`'s vectors of ``texts`` and :meth:`foreign_messages`' marks, each text read
-        (:meth:`readable`) once."""
-        vectors, marks, _ = self.encode_read(texts, engine)
-        return vectors, marks
-
     def encode_read(self, texts: Sequence[str], engine: str = "auto") -> tuple[np.ndarray, list[bool], list[str]]:
-        """:meth:`encode_marked`'s vectors and marks, and the texts as read (:meth:`readable`), each
-        read once: what the streaming stage keeps of a message as it arrives (its language decision
-        then reads the kept text, not the message again)."""
+        """:meth:`encode`'s vectors of ``texts``, :meth:`foreign_messages`' marks and the texts as read
+        (:meth:`readable`), each text read once: what the streaming stage keeps of a message as it
+        arrives (its language decision then reads the kept text, not the message again)."""
         read = self.readable(texts)
         return self._encode_as_written(read, engine), self.foreign_messages(read), read
 

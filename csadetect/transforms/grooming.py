@@ -249,7 +249,8 @@ class ConversationStateFn(beam.DoFn):
             event, vector, foreign = value
         elif isinstance(value, tuple):  # (event, vector): encoded by a version before the foreign mark
             event, vector = value
-            foreign = model.foreign_messages(model.readable([event.text]))[0]
+            (text,) = model.readable([event.text])
+            foreign, read = model.foreign_messages([text])[0], (None if text == event.text else text)
         else:  # not encoded upstream
             event = value
             vectors, marks, texts = model.encode_read([event.text])
