@@ -99,16 +99,15 @@ def negative_small(img: Image.Image, rng) -> Image.Image:
     return out.resize((max(1, out.width // 2), max(1, out.height // 2)), Image.Resampling.LANCZOS)
 
 
-def negative_border(img: Image.Image, rng) -> Image.Image:
-    return TRANSFORMS["border_black_15"][0](negative(img, rng), rng)
+def negative_then(framing: str):
+    """The negative, then one of the robustness benchmark's framings (``TRANSFORMS[framing]``)."""
+    def edit(img: Image.Image, rng) -> Image.Image:
+        return TRANSFORMS[framing][0](negative(img, rng), rng)
+    return edit
 
 
-def negative_letterbox(img: Image.Image, rng) -> Image.Image:
-    return TRANSFORMS["letterbox_9x16"][0](negative(img, rng), rng)
-
-
-def negative_colour_border(img: Image.Image, rng) -> Image.Image:
-    return TRANSFORMS["border_colour_20"][0](negative(img, rng), rng)
+negative_border, negative_letterbox = negative_then("border_black_15"), negative_then("letterbox_9x16")
+negative_colour_border = negative_then("border_colour_20")
 
 
 def negative_crop(img: Image.Image, rng) -> Image.Image:

@@ -85,18 +85,18 @@ def regroup(convs, form: str, seed: int = 1):
             words = m["text"].split()
             if not mine:
                 messages.append(m)
-            elif form == "joined":
-                if messages and messages[-1]["sender"] == author and messages[-1].get("_run"):
-                    messages[-1] = {**_joined([messages[-1], m]), "_run": True}
+            elif form == "joined":  # the writer's message before this one, if any, was joined here too
+                if messages and messages[-1]["sender"] == author:
+                    messages[-1] = _joined([messages[-1], m])
                 else:
-                    messages.append({**m, "_run": True})
+                    messages.append(m)
             elif form == "pieces":
                 messages += _as_pieces(m, _cut(words, _pieces(words, rng)))
             elif len(words) >= 4:
                 messages += _as_pieces(m, _cut(words, _half(words, rng)))
             else:
                 messages.append(m)
-        out.append(replace(c, messages=[{k: v for k, v in m.items() if k != "_run"} for m in messages]))
+        out.append(replace(c, messages=messages))
     return out
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import islice
 from typing import AbstractSet, NamedTuple, Sequence
 
 DECIDE_AFTER = 10  # messages: the language is re-decided until then, and kept afterwards
@@ -122,12 +123,12 @@ def without_foreign_runs(text: str, known: AbstractSet[str], supported: Sequence
                 unknown.append(j)
             j += 1
         runs += len(unknown) >= FOREIGN_RUN_WORDS
+        known_left = "k" in kinds[:i] or "k" in kinds[j:]  # a word the model knows outside the run
         for a, b in _trimmed(unknown):
             start, end = tokens[a].start(), tokens[b].end()
             code = _foreign(text[start:end], supported)
             if code is None:
                 continue
-            known_left = any(kind == "k" for t, kind in enumerate(kinds) if t < i or t >= j)
             if known_left or _reads_supported(text[:start] + " " + text[end:], supported):
                 cuts.append((start, end))
                 break
@@ -220,15 +221,12 @@ def _sentence_vote(texts: Sequence[str], supported: Sequence[str]) -> Language |
     another language everywhere is ranked as that language as a whole, while the sentences
     written in a supported one stay in it."""
     counts: dict[str, list[float]] = {}
-    read = 0
-    for text in texts:
-        for sentence in sentences(str(text)):
-            if sum(ch.isalpha() for ch in sentence) < SENTENCE_LETTERS or read >= MAX_SENTENCES:
-                continue
-            read += 1
-            code, p = _identifier().classify(sentence)
-            if code in supported and p >= SENTENCE_SURE:
-                counts.setdefault(code, []).append(float(p))
+    long_enough = (sentence for text in texts for sentence in sentences(str(text))
+                   if sum(ch.isalpha() for ch in sentence) >= SENTENCE_LETTERS)
+    for sentence in islice(long_enough, MAX_SENTENCES):
+        code, p = _identifier().classify(sentence)
+        if code in supported and p >= SENTENCE_SURE:
+            counts.setdefault(code, []).append(float(p))
     if not counts:
         return None
     code, probs = max(counts.items(), key=lambda item: (len(item[1]), sum(item[1])))

@@ -88,6 +88,11 @@ def _acquire_model(shared_handle, path, undo_obfuscation: bool = True) -> _Model
                                  tag=f"grooming|{path}|{bool(undo_obfuscation)}")
 
 
+def _as_read(read: str, text: str) -> Optional[str]:
+    """What the state keeps of a message's read text: None when it is the text as written (no second copy)."""
+    return None if read == text else read
+
+
 def _vector_bytes(vector) -> bytes:
     """A message vector as it is kept in state: raw little-endian float32 (pickles ~6x faster
     than an ndarray, and the window's vectors are read back with one ``frombuffer``)."""
@@ -147,7 +152,7 @@ class EncodeMessagesFn(beam.DoFn):
 
     def _encode(self, texts) -> list[tuple[np.ndarray, bool, Optional[str]]]:
         vectors, foreign, read = self.model.encode_read(texts)
-        return [(vector, mark, None if r == t else r)  # None: read as written (the state keeps no second copy)
+        return [(vector, mark, _as_read(r, t))
                 for vector, mark, r, t in zip(vectors.astype(VECTOR_DTYPE, copy=False), foreign, read, texts)]
 
     def _encode_one(self, element):
@@ -250,11 +255,11 @@ class ConversationStateFn(beam.DoFn):
         elif isinstance(value, tuple):  # (event, vector): encoded by a version before the foreign mark
             event, vector = value
             (text,) = model.readable([event.text])
-            foreign, read = model.foreign_messages([text])[0], (None if text == event.text else text)
+            foreign, read = model.foreign_messages([text])[0], _as_read(text, event.text)
         else:  # not encoded upstream
             event = value
             vectors, marks, texts = model.encode_read([event.text])
-            vector, foreign, read = vectors[0], marks[0], (None if texts[0] == event.text else texts[0])
+            vector, foreign, read = vectors[0], marks[0], _as_read(texts[0], event.text)
         vector = _vector_bytes(vector)
         info = info_state.read() or {"count": 0, "flagged": False, "last": None}
         last = timestamp if info["last"] is None else max(Timestamp.of(info["last"]), timestamp)
