@@ -41,7 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # recall, undone, of the first pass of the rules (steps 1-4, step 5's fallback, step 6's letter counts, no step 7),
 # written before any run on this split: the only blind figures here (2026-12-07, same split and attacks)
 FIRST_PASS = {"none": 0.563, "homoglyphs": 0.533, "invisible": 0.563, "styled": 0.563, "marks": 0.557, "leet": 0.536,
-              "spelled": 0.526, "doubled": 0.399, "mixed": 0.539}
+              "spelled": 0.526, "doubled": 0.399, "mixed": 0.539,
+              # added 2026-12-08 with step 8, which was written before the attack's first run: blind
+              "accents": 0.579}
 NOTES = """How blind: the rules were written in two passes. The first (steps 1-4 of `grooming_text.py`, step 5's
 fallback, step 6's letter counts, no step 7) was written before any run on this split; its recall, undone, is the
 `first pass` column, the only blind figures here. After reading its misses, the second pass added what reads the
@@ -50,7 +52,13 @@ model's words: step 5's word lookup (`1` as `i` or `l`, digits at a word's ends)
 to step 4 the look-alikes before NFKC (which reads the Greek lunate sigma as a final sigma), mixed-script words
 with a letter that has no Latin look-alike, and `i`/`l` look-alikes read as a known word. So the `undone`
 figures' gains over the first pass are not blind. The attacks did not change between the passes. `none`: the split as it
-is; every figure but Dutch ECE (0.040 -> 0.042, step 7's stretched words) is the same both ways."""
+is; every figure but Dutch ECE (0.040 -> 0.042, step 7's stretched words) is the same both ways. `accents`
+(2026-12-08) was written together with step 8, which undoes it, and both before the attack's first run: its row is
+blind (undone without step 8, the release before: recall 0.501, 4 conversations taken for an unsupported language).
+Step 8 also reads the accented letters that NFKC composes from `marks`' combining acute and dot: `marks` 0.557 ->
+0.579, `mixed` 0.558 -> 0.560. The `as written` column moved a little since the run of 2026-12-07 (styled 166 -> 68
+conversations taken for an unsupported language, recall 0.507 -> 0.523): the padding stop's sentence vote decides a
+conversation's language with the setting off too."""
 OUT = ROOT / "benchmarks" / "obfuscation.md"
 
 

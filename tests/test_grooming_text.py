@@ -124,6 +124,66 @@ def test_the_corpus_is_read_as_written_but_for_stretched_words_the_model_does_no
     assert all(v == gt._unstretch(t, known) for t, v in changed.items())
 
 
+def _accented_forms() -> dict[str, list[str]]:
+    """Every precomposed letter of the Latin blocks whose canonical decomposition is an ASCII letter and
+    marks (not the benchmark's hand-picked table) -> by that letter."""
+    forms: dict[str, list[str]] = {}
+    for code in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+        ch = chr(code)
+        nfd = unicodedata.normalize("NFD", ch)
+        if (ch.isalpha() and len(nfd) > 1 and nfd[0].isascii() and nfd[0].isalpha()
+                and all(unicodedata.combining(c) for c in nfd[1:]) and unicodedata.normalize("NFKC", ch) == ch):
+            forms.setdefault(nfd[0], []).append(ch)
+    return forms
+
+
+_ACCENTED = _accented_forms()
+
+
+@pytest.mark.parametrize("text, known, want", [
+    ("śécrèt", KNOWN, "secret"), ("ḿééṭ", KNOWN, "meet"), ("phøtø ałone", KNOWN, "photo alone"),
+    ("SÉCRET", KNOWN, "SECRET"), ("śnápçhat", KNOWN, "snapchat"),
+    ("mèrë", frozenset({"mère", "regarde"}), "mère"),  # the accents that make it unknown, not the word's own
+    ("sěcret", frozenset({"secret", "regardé"}), "secret"),  # one accent, but none of the model's words has "ě"
+])
+def test_accented_letters_that_disguise_a_word_are_stripped(text, known, want):
+    assert undo_obfuscation(text, known) == want
+
+
+@pytest.mark.parametrize("text", ["regardé", "t'as regardé la série", "Zoë", "naïve café", "Straße", "tôt"])
+def test_a_word_with_one_accent_its_languages_write_stays(text):
+    # the model knows the bare words, and é, è, ë, ï, ô as letters of other words of its
+    known = frozenset({"regarde", "serie", "zoe", "naive", "cafe", "strasse", "tot", "mère", "été", "noël", "naïf",
+                       "hôtel"})
+    assert undo_obfuscation(text, known) == text
+    assert undo_obfuscation(text) == text  # without the model's words: as written
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=st.lists(st.sampled_from(sorted(KNOWN)), min_size=1, max_size=6), seed=st.integers(0, 10_000))
+def test_any_known_phrase_with_accents_on_two_or_more_letters_reads_as_written(words, seed):
+    rng = random.Random(seed)
+    hidden = []
+    for w in words:
+        able = [k for k, ch in enumerate(w) if ch in _ACCENTED]
+        chosen = set(rng.sample(able, k=rng.randint(min(2, len(able)), len(able))))
+        hidden.append("".join(rng.choice(_ACCENTED[ch]) if k in chosen else ch for k, ch in enumerate(w)))
+    known = KNOWN | {"regardé", "mère"}  # é and è are letters of the model's words: two or more are needed
+    assert undo_obfuscation(" ".join(hidden), known) == " ".join(words)
+
+
+@pytest.mark.parametrize("code", ["nl", "de"])
+def test_a_chat_with_accents_is_read_in_its_language_and_flagged_as_written(model, code):
+    plain = conversation(GROOMING[code])
+    rng = random.Random(5)
+    hidden = [{**m, "text": ob.obfuscate_text(m["text"], "accents", rng, 1.0)} if m["sender"] == "a" else m
+              for m in plain]
+    assert [m["text"] for m in hidden] != [m["text"] for m in plain]
+    got, want = model.score_conversation(hidden), model.score_conversation(plain)
+    assert want["flagged"] and got["flagged"] and got["language"] == code
+    assert got["flagged_at_message"] <= want["flagged_at_message"] + 1
+
+
 @pytest.mark.parametrize("code", ["nl", "fr"])
 def test_a_groomers_styled_or_invisible_words_score_as_plain_ones(model, code):
     plain = conversation(GROOMING[code])

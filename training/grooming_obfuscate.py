@@ -15,7 +15,9 @@ The attacks are written here from what such text looks like, independently of wh
 :mod:`csadetect.models.grooming_text` undoes: their look-alike letters are a hand-picked table,
 not Unicode's confusables, and some of their forms are beyond it on purpose (a combining acute
 or dot, which NFKC composes into an accented letter; a spelled-out word with spaces around each
-dot; a short word spelled with spaces; ``doubled``, letters repeated, which nothing undoes). Used by
+dot; a short word spelled with spaces; ``doubled``, letters repeated, which nothing undoes; ``accents``,
+added 2026-12-08 before the step that undoes them, precomposed accented letters of European alphabets,
+"ø" and "ł" among them, which Unicode does not decompose). Used by
 ``csadetect models evaluate --grooming --obfuscate ATTACK`` and ``benchmarks/bench_obfuscation.py``.
 """
 from __future__ import annotations
@@ -37,6 +39,10 @@ INVISIBLE = "\u200b\u200c\u200d\u2060\u00ad\ufeff"
 MARKS = "\u0336\u0335\u0332\u0338\u0301\u0307"  # strokes and lines, and two that NFKC composes away
 LEET = {"a": "4@", "e": "3", "i": "1!", "o": "0", "s": "5$", "t": "7", "l": "1", "g": "9", "b": "8"}
 SEPARATORS = (" ", ".", "-", "*", "_", " . ", "|")
+# hand-picked accented letters of European alphabets, typed precomposed ("śécrét"); "ø" and "ł" have no
+# decomposition in Unicode, so they are beyond stripping accents on purpose
+ACCENTED = {"a": "áàâäãåāą", "c": "çćč", "d": "ď", "e": "éèêëēėę", "g": "ğ", "i": "íìîïī", "l": "ł", "n": "ñńň",
+            "o": "óòôöõøő", "r": "ř", "s": "śšş", "t": "ť", "u": "úùûüūů", "y": "ýÿ", "z": "źżž"}
 _WORD = re.compile(r"[^\W\d_]{3,}")
 
 
@@ -77,6 +83,21 @@ def _leet(word: str, rng: random.Random) -> str:
     return "".join(out)
 
 
+def _accents(word: str, rng: random.Random) -> str:
+    """About half the letters that have accented forms typed with one, at least one a word."""
+    able = [k for k, ch in enumerate(word) if ch.lower() in ACCENTED]
+    if not able:
+        return word
+    chosen = {k for k in able if rng.random() < 0.5} or {rng.choice(able)}
+    out = []
+    for k, ch in enumerate(word):
+        if k in chosen:
+            accented = rng.choice(ACCENTED[ch.lower()])
+            ch = accented.upper() if ch.isupper() else accented
+        out.append(ch)
+    return "".join(out)
+
+
 def _spelled(word: str, rng: random.Random) -> str:
     return rng.choice(SEPARATORS).join(word)
 
@@ -87,8 +108,8 @@ def _doubled(word: str, rng: random.Random) -> str:
 
 
 _ONE = {"homoglyphs": _homoglyphs, "invisible": _invisible, "styled": _styled, "marks": _marks,
-        "leet": _leet, "spelled": _spelled, "doubled": _doubled}
-ATTACKS = (*_ONE, "mixed")  # "mixed": each word its own attack of the first six
+        "leet": _leet, "spelled": _spelled, "doubled": _doubled, "accents": _accents}
+ATTACKS = (*_ONE, "mixed")  # "mixed": each word its own attack of the first six (as before "accents")
 
 
 def obfuscate_text(text: str, attack: str, rng: random.Random, word_share: float = 0.5) -> str:

@@ -35,12 +35,22 @@ obfuscated message must not pass as an unsupported language either). In order:
 7. a word with a letter three or more times in a row that the model does not know is written
    with the run cut to two letters, or to one, whichever is a word it knows ("meeeeet" ->
    "meet"; "merciii", a word of its training, stays).
+8. a word with accented letters that the model does not know, and with two or more of them or one
+   that none of its words holds (``ř``, ``ő``: not a letter of its languages), is written without
+   the accents that make it unknown ("śécrèt" -> "secret"; "mèrë" -> "mère", where the model knows
+   "mère"): all of them stripped when that is a word it knows, else the first spelling it knows
+   keeping each accent or not (at most :data:`MAX_LEET_CHOICES` tried). A word with one accent its
+   languages write stays ("regardé", though the model knows only "regarde"). An accent is what Unicode's canonical
+   decomposition splits off, and the strokes it does not (:data:`_STROKED`: "ø", "ł", "đ", "ħ",
+   "ŧ"); "ß", a letter of its own, stays. Accents typed precomposed are never "left over" for
+   step 3, and they also moved py3langid: an English chat with "ř" or "ő" in it reads as Czech or
+   Hungarian.
 
-Steps 4-7 read the model's words (``known``: its word vocabulary); without them, step 4 reads
+Steps 4-8 read the model's words (``known``: its word vocabulary); without them, step 4 reads
 ``I``, ``i`` and ``l`` look-alikes as Unicode lists them, step 5 keeps its fallback rule, step 6 its
-letter count and step 7 is skipped. Ordinary text is left alone:
+letter count and steps 7 and 8 are skipped. Ordinary text is left alone:
 the whole synthetic corpus, every split and language, comes back unchanged but for stretched
-words the model does not know (``tests/test_grooming_text.py``), so the shipped model needs no
+(and accented) words the model does not know (``tests/test_grooming_text.py``), so the shipped model needs no
 retraining. Setting ``grooming.undo_obfuscation: false`` reads messages as written (the release
 before this step). Plain Python; nothing here logs or keeps text.
 """
@@ -231,9 +241,47 @@ def _unstretch(text: str, known: AbstractSet[str]) -> str:
     return _STRETCHED_WORD.sub(word, text)
 
 
+# letters with a stroke, which Unicode does not decompose -> the letter under it
+_STROKED = {"ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T"}
+_ACCENTED_WORD = re.compile(rf"{_L}*[^\x00-\x7f\W\d_]{_L}*")  # a word with a letter beyond ASCII
+
+
+@lru_cache(maxsize=4096)
+def _bare(ch: str) -> str:
+    """``ch`` without its accents (canonical decomposition, marks dropped; :data:`_STROKED`)."""
+    if ch in _STROKED:
+        return _STROKED[ch]
+    base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", base) if base else ch
+
+
+@lru_cache(maxsize=8)
+def _alphabet(known: AbstractSet[str]) -> frozenset:
+    """The accented letters (lower case) of the model's words: the ones its languages write."""
+    return frozenset(ch for w in known for ch in w.lower() if not ch.isascii() and _bare(ch) != ch)
+
+
+def _unaccent(text: str, known: AbstractSet[str]) -> str:
+    alphabet = _alphabet(known)
+
+    def word(m: re.Match) -> str:
+        w = m.group(0)
+        if w.lower() in known:
+            return w
+        bare = "".join(_bare(ch) for ch in w)
+        accented = [ch for ch, b in zip(w, bare) if ch != b]
+        if not accented or (len(accented) < 2 and all(ch.lower() in alphabet for ch in accented)):
+            return w  # one accent its languages write ("regardé"): a word, not a disguise
+        if bare.lower() in known:
+            return bare
+        return _known_spelling([(ch, _bare(ch)) if _bare(ch) != ch else (ch,) for ch in w], known) or w
+
+    return _ACCENTED_WORD.sub(word, text)
+
+
 def undo_obfuscation(text: str, known: Optional[AbstractSet[str]] = None) -> str:
     """``text`` with the obfuscations listed in the module docstring undone; ``known``: the model's
-    words, in lower case (steps 4-7). Ordinary text comes back unchanged."""
+    words, in lower case (steps 4-8). Ordinary text comes back unchanged."""
     if not text:
         return text
     if not text.isascii():
@@ -242,6 +290,8 @@ def undo_obfuscation(text: str, known: Optional[AbstractSet[str]] = None) -> str
         if not text.isascii():
             text = "".join(ch for ch in text if not unicodedata.combining(ch))
             text = _homoglyphs(text, known)
+            if known:
+                text = _unaccent(text, known)
     if _ASCII_CANDIDATE.search(text):
         text = _unspell(_deleet(text, known), known)
     if known and _STRETCH.search(text):
