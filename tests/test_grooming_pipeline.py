@@ -182,7 +182,7 @@ def _per_message_reference(model, arrivals, threshold=None):
                                {"window": [], "info": {"count": 0, "flagged": False, "last": None}, "timer": None})
         info = st["info"]
         last = ts if info["last"] is None else max(Timestamp.of(info["last"]), ts)
-        vector = model.encode([event.text])[0]
+        vector = model.encode_read([event.text])[0][0]  # (pieces, dim): a message of 15+ words is read in pieces
         message = {"index": info["count"], "event_id": event.event_id, "sender": event.sender,
                    "account": event.account, "sent_at": event.occurred_at, "text": event.text, "vector": vector,
                    "provider": event.provider, "service": event.service}
@@ -200,8 +200,8 @@ def _per_message_reference(model, arrivals, threshold=None):
             language = model.language_of([m["text"] for m in window])
             if info["count"] >= DECIDE_AFTER:
                 info["language"] = tuple(language)
-        risk, _ = model.score_encoded_windows([(np.stack([m["vector"] for m in window]),
-                                                [m["sender"] for m in window])], engine="tf")
+        risk, _ = model.score_encoded_windows([(np.concatenate([m["vector"] for m in window]),
+                                                [m["sender"] for m in window for _ in m["vector"]])], engine="tf")
         score = float(model.calibrate(risk, language.code)[0])
         thr = model.threshold_for(language.code, threshold)
         if score < thr:
@@ -282,7 +282,7 @@ def test_batched_encode_path_equals_per_message_path(model):
         assert [m["read"] if m["read"] is not None else m["text"] for m in window] == model.readable(
             [m["text"] for m in window])
         for m, r in zip(window, ref["window"]):
-            np.testing.assert_allclose(np.frombuffer(m["vector"], "<f4"), r["vector"], atol=1e-5, rtol=0)
+            np.testing.assert_allclose(np.frombuffer(m["vector"], "<f4"), r["vector"].ravel(), atol=1e-5, rtol=0)
 
 
 def test_encode_keeps_each_elements_timestamp_window_and_pane(model):

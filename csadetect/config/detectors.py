@@ -29,7 +29,8 @@ class GroomingSettings(_Strict):
     undo_obfuscation: bool = Field(
         True, description="read messages with look-alike letters, invisible characters, digits for letters and "
         "spelled-out words undone (csadetect.models.grooming_text) and sentences of an unsupported language padding "
-        "them cut (csadetect.models.language.without_foreign_runs); false = as written"
+        "them cut (csadetect.models.language.without_foreign_runs), and a message of more than 14 words read as up "
+        "to 4 pieces (csadetect.models.grooming_text.pieces); false = as written"
     )
     urgent_patterns: tuple[str, ...] = Field(
         ("meeting",), description="risk patterns that mark a grooming report urgent (imminent risk, Art. 13(1)(j))"

@@ -33,7 +33,10 @@ Obfuscation (issue 17): every message is read through
 conversation's language is detected (look-alike letters, invisible characters, styled letters,
 stacked marks, digits for letters, spelled-out and stretched words; :meth:`GroomingModel.readable`),
 unless the model is loaded with ``undo_obfuscation=False`` (setting ``grooming.undo_obfuscation``).
-Ordinary text reads as written, so the weights and calibration need no retraining.
+Ordinary text reads as written, so the weights and calibration need no retraining. With the same
+setting a message of more than 14 words is read as up to 4 consecutive pieces
+(:func:`csadetect.models.grooming_text.pieces`), each a row of the windows: the model learned from
+messages of 1-17 words, and a writer's lines joined into one long message were read diluted.
 
 Scores are calibrated (Platt scaling on a held-out calibration split, baked into the model's
 last layer, then refined per language): a conversation score of 0.8 means about 80% of such
@@ -69,7 +72,7 @@ from csadetect.models import ModelError
 from csadetect.models import language as langid
 from csadetect.models.grooming_messages import _sender, _text, chronological, involves_minor
 from csadetect.models.grooming_numpy import NumpyMessageEncoder, NumpyWindowModel
-from csadetect.models.grooming_text import undo_obfuscation
+from csadetect.models.grooming_text import pieces, undo_obfuscation
 from csadetect.models.loader import ModelKind
 
 # Moved to grooming_eval / grooming_messages / grooming_numpy; re-exported so callers' imports from here still work:
@@ -247,12 +250,32 @@ class GroomingModel:
         call; else TensorFlow)."""
         return self._encode_as_written(self.readable(texts), engine)
 
-    def encode_read(self, texts: Sequence[str], engine: str = "auto") -> tuple[np.ndarray, list[bool], list[str]]:
-        """:meth:`encode`'s vectors of ``texts``, :meth:`foreign_messages`' marks and the texts as read
-        (:meth:`readable`), each text read once: what the streaming stage keeps of a message as it
-        arrives (its language decision then reads the kept text, not the message again)."""
+    def encode_read(self, texts: Sequence[str], engine: str = "auto") -> tuple[list[np.ndarray], list[bool], list[str]]:
+        """Per text, the vectors of its pieces (:meth:`pieces`; shape (pieces, dim)), and
+        :meth:`foreign_messages`' marks and the texts as read (:meth:`readable`), each text read once:
+        what the streaming stage keeps of a message as it arrives (its language decision then reads
+        the kept text, not the message again)."""
         read = self.readable(texts)
-        return self._encode_as_written(read, engine), self.foreign_messages(read), read
+        vectors, counts = self._encode_pieces(read, engine)
+        return np.split(vectors, np.cumsum(counts)[:-1]) if counts else [], self.foreign_messages(read), read
+
+    def pieces(self, read: Sequence[str]) -> list[list[str]]:
+        """How the model reads each of the (:meth:`readable`) texts: as pieces
+        (:func:`csadetect.models.grooming_text.pieces`: more than 14 words, up to 4 pieces), or whole
+        when ``undo_obfuscation`` is off (as written)."""
+        if not self.undo_obfuscation:
+            return [[t] for t in read]
+        return [pieces(t) for t in read]
+
+    def _encode_pieces(self, read: Sequence[str], engine: str = "auto") -> tuple[np.ndarray, list[int]]:
+        """The vectors of the texts' pieces, all in one array, and how many pieces each text has."""
+        split = self.pieces(read)
+        return self._encode_as_written([p for ps in split for p in ps], engine), [len(ps) for ps in split]
+
+    @property
+    def dim(self) -> int:
+        """The length of a message (piece) vector."""
+        return self._dim
 
     def _encode_as_written(self, texts: Sequence[str], engine: str = "auto") -> np.ndarray:
         if engine not in ("tf", "numpy", "auto"):
@@ -287,20 +310,37 @@ class GroomingModel:
         return v, s, m
 
     def _windows(self, vectors: np.ndarray, senders: Sequence[str], ends: Iterable[int],
-                 left_out: Optional[Sequence[bool]] = None, where: Optional[Sequence[bool]] = None):
-        """Left-padded windows ending at each index in ``ends`` (over one conversation): the
+                 left_out: Optional[Sequence[bool]] = None, where: Optional[Sequence[bool]] = None,
+                 counts: Optional[Sequence[int]] = None):
+        """Left-padded windows ending at each message index in ``ends`` (over one conversation): the
         ``window`` messages up to it, less those ``left_out`` marks (:meth:`foreign_messages`) in the
         windows ending where ``where`` is true (default: all; the message itself when that leaves
-        none)."""
+        none). ``counts``: the rows of ``vectors`` each message has, its pieces (default one each);
+        a window then holds the last ``window`` rows of its messages."""
         W = self.window
-        if left_out is None or not any(left_out):
+        if counts is None and (left_out is None or not any(left_out)):
             return self._pack([(vectors[max(0, e - W + 1):e + 1], senders[max(0, e - W + 1):e + 1]) for e in ends])
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(int) if counts is not None else None
         windows = []
         for e in ends:
             span = range(max(0, e - W + 1), e + 1)
-            kept = [i for i in span if not left_out[i]] or [e] if where is None or where[e] else list(span)
-            windows.append((vectors[kept], [senders[i] for i in kept]))
+            if left_out is not None and any(left_out) and (where is None or where[e]):
+                span = [i for i in span if not left_out[i]] or [e]
+            if starts is None:
+                windows.append((vectors[list(span)], [senders[i] for i in span]))
+            else:
+                rows = [r for i in span for r in range(starts[i], starts[i + 1])]
+                windows.append((vectors[rows], [senders[i] for i in span for _ in range(starts[i + 1] - starts[i])]))
         return self._pack(windows)
+
+    def _own_patterns(self, pats: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+        """Per window, the pattern probabilities of the message that ends it: the largest over its
+        pieces, the window's last ``counts[i]`` rows."""
+        if len(pats) == 0:
+            return np.zeros((0, len(self.pattern_names)), np.float32)
+        if all(c == 1 for c in counts):
+            return pats[:, -1, :]
+        return np.stack([pats[i, -min(int(c), self.window):, :].max(axis=0) for i, c in enumerate(counts)])
 
     def _tf_window(self, vectors: np.ndarray, speakers: np.ndarray, mask: np.ndarray):
         """The Keras window model (compiled, fixed input signature) on one prepared batch."""
@@ -353,11 +393,10 @@ class GroomingModel:
 
     def _replay(self, messages: Sequence) -> tuple[np.ndarray, np.ndarray]:
         """Risk after each message and pattern probabilities of each message (given order)."""
-        texts = [_text(m) for m in messages]
         senders = [_sender(m) for m in messages]
-        vecs = self.encode(texts)
-        risk, pats = self.score_encoded(*self._windows(vecs, senders, range(len(messages))))
-        return risk, pats[:, -1, :] if len(pats) else np.zeros((0, len(self.pattern_names)), np.float32)
+        vecs, counts = self._encode_pieces(self.readable([_text(m) for m in messages]))
+        risk, pats = self.score_encoded(*self._windows(vecs, senders, range(len(messages)), counts=counts))
+        return risk, self._own_patterns(pats, counts)
 
     # ---------------------------------------------------------------- public scoring
     def score_window(self, messages: Sequence) -> float:
@@ -367,11 +406,12 @@ class GroomingModel:
     def score_windows(self, windows: Sequence[Sequence]) -> np.ndarray:
         """:meth:`score_window` of many windows in one batch."""
         windows = [list(w)[-self.window:] for w in windows]
-        vecs = self.encode([_text(m) for w in windows for m in w])
-        prepared, offset = [], 0
+        vecs, counts = self._encode_pieces(self.readable([_text(m) for w in windows for m in w]))
+        prepared, offset, row = [], 0, 0
         for w in windows:
-            prepared.append((vecs[offset:offset + len(w)], [_sender(m) for m in w]))
-            offset += len(w)
+            k = counts[offset:offset + len(w)]
+            prepared.append((vecs[row:row + sum(k)], [_sender(m) for m, c in zip(w, k) for _ in range(c)]))
+            offset, row = offset + len(w), row + sum(k)
         return self.score_encoded_windows(prepared)[0]
 
     def patterns(self, messages: Sequence) -> list[dict]:
@@ -403,22 +443,23 @@ class GroomingModel:
                 continue
             todo.append((ci, cid, chronological(msgs)))
         texts = self.readable([_text(m) for _, _, msgs in todo for m in msgs])
-        vecs = self._encode_as_written(texts)
-        parts, languages, offset = [], [], 0
+        vecs, counts = self._encode_pieces(texts)
+        parts, languages, offset, row = [], [], 0, 0
         for _, _, msgs in todo:
             n = len(msgs)
+            k = counts[offset:offset + n]
             langs = self.languages_per_message(texts[offset:offset + n], readable=True)
             foreign = self.foreign_messages(texts[offset:offset + n])
-            parts.append(self._windows(vecs[offset:offset + n], [_sender(m) for m in msgs], range(n), foreign,
-                                       [lg.supported for lg in langs]))
+            parts.append(self._windows(vecs[row:row + sum(k)], [_sender(m) for m in msgs], range(n), foreign,
+                                       [lg.supported for lg in langs], None if n == sum(k) else k))
             languages.append((langs, [f and lg.supported for f, lg in zip(foreign, langs)]))
-            offset += n
+            offset, row = offset + n, row + sum(k)
         if parts:
             risk, pats = self.score_encoded(*(np.concatenate(x) for x in zip(*parts)))
         offset = 0
         for (ci, cid, msgs), (langs, left_out) in zip(todo, languages):
             n = len(msgs)
-            r, p = risk[offset:offset + n], pats[offset:offset + n, -1, :]
+            r, p = risk[offset:offset + n], self._own_patterns(pats[offset:offset + n], counts[offset:offset + n])
             if any(left_out):  # a message left out of its own window has no patterns of its own
                 p = np.where(np.asarray(left_out)[:, None], 0.0, p)
             offset += n

@@ -63,7 +63,7 @@ import unicodedata
 from functools import lru_cache
 from typing import AbstractSet, Optional
 
-__all__ = ["undo_obfuscation", "homoglyph_table"]
+__all__ = ["undo_obfuscation", "homoglyph_table", "pieces", "MAX_PIECE_WORDS", "MAX_PIECES"]
 
 _L = r"[^\W\d_]"  # a letter
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
@@ -297,3 +297,21 @@ def undo_obfuscation(text: str, known: Optional[AbstractSet[str]] = None) -> str
     if known and _STRETCH.search(text):
         text = _unstretch(text, known)
     return text
+
+
+MAX_PIECE_WORDS = 14  # a message read longer than this is read in pieces (the training messages have 1-17 words)
+MAX_PIECES = 4  # at most this many pieces a message (longer pieces beyond): bounds the vectors a message keeps
+
+
+def pieces(text: str) -> list[str]:
+    """``text`` as the model reads a long message: itself when it has at most :data:`MAX_PIECE_WORDS`
+    words, else cut at word boundaries into the fewest pieces of at most that many words (at most
+    :data:`MAX_PIECES`), as even as they can be. The model learned from chat messages of 1-17
+    words; the same words sent as one long message instead of several were read as one diluted
+    message (issue 17: the groomer's consecutive lines joined, recall 0.563 -> 0.447)."""
+    words = text.split()
+    n = min(-(-len(words) // MAX_PIECE_WORDS), MAX_PIECES)
+    if n <= 1:
+        return [text]
+    bounds = [round(i * len(words) / n) for i in range(n + 1)]
+    return [" ".join(words[a:b]) for a, b in zip(bounds, bounds[1:])]

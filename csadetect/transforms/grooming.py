@@ -103,7 +103,8 @@ def _vector_bytes(vector) -> bytes:
 
 class EncodeMessagesFn(beam.DoFn):
     """``(conversation_id, event)`` -> ``(conversation_id, (event, vector, foreign, read))``, the vector
-    as float32 bytes, ``foreign`` whether the message reads wholly as an unsupported language and
+    as float32 bytes (a long message's pieces' vectors one after another), ``foreign`` whether the
+    message reads wholly as an unsupported language and
     ``read`` its text as the model reads it, None when that is as written
     (:meth:`GroomingModel.encode_read`): message vectors computed in micro-batches of up to
     ``max_batch_size`` messages of one bundle (any conversations). Every element leaves with its own
@@ -152,8 +153,8 @@ class EncodeMessagesFn(beam.DoFn):
 
     def _encode(self, texts) -> list[tuple[np.ndarray, bool, Optional[str]]]:
         vectors, foreign, read = self.model.encode_read(texts)
-        return [(vector, mark, _as_read(r, t))
-                for vector, mark, r, t in zip(vectors.astype(VECTOR_DTYPE, copy=False), foreign, read, texts)]
+        return [(np.asarray(vector, VECTOR_DTYPE), mark, _as_read(r, t))
+                for vector, mark, r, t in zip(vectors, foreign, read, texts)]
 
     def _encode_one(self, element):
         """One message's ``(vector, foreign, read)``, or its dead letter when encoding it fails."""
@@ -258,7 +259,7 @@ class ConversationStateFn(beam.DoFn):
             foreign, read = model.foreign_messages([text])[0], _as_read(text, event.text)
         else:  # not encoded upstream
             event = value
-            vectors, marks, texts = model.encode_read([event.text])
+            vectors, marks, texts = model.encode_read([event.text])  # vectors[0]: its pieces' vectors
             vector, foreign, read = vectors[0], marks[0], _as_read(texts[0], event.text)
         vector = _vector_bytes(vector)
         info = info_state.read() or {"count": 0, "flagged": False, "last": None}
@@ -294,9 +295,11 @@ class ConversationStateFn(beam.DoFn):
             count["non_hit_text"].inc()
             return
         scored = ([m for m in window if not m.get("foreign")] or [message]) if language.supported else window
-        vectors = np.frombuffer(b"".join([_vector_bytes(m["vector"]) for m in scored]), VECTOR_DTYPE)
-        vectors = vectors.reshape(len(scored), -1)
-        risk, _ = model.score_encoded_windows([(vectors, [m["sender"] for m in scored])])  # numpy, one window
+        blobs = [_vector_bytes(m["vector"]) for m in scored]  # a long message: one vector per piece
+        vectors = np.frombuffer(b"".join(blobs), VECTOR_DTYPE).reshape(-1, model.dim)
+        row_bytes = VECTOR_DTYPE.itemsize * model.dim
+        senders = [m["sender"] for m, blob in zip(scored, blobs) for _ in range(len(blob) // row_bytes)]
+        risk, _ = model.score_encoded_windows([(vectors, senders)])  # numpy, one window
         score = float(model.calibrate(risk, language.code)[0])
         threshold = model.threshold_for(language.code, self.threshold)
         if score < threshold:
