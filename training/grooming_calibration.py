@@ -24,15 +24,18 @@ MIN_PRECISION_HARD = 0.98
 
 
 def message_logits(model: GroomingModel, convs) -> list[np.ndarray]:
-    """Raw (uncalibrated) window logit after each message of each conversation (batched)."""
+    """Raw (uncalibrated) window logit after each message of each conversation (batched), each message
+    read as the model scores it (:meth:`GroomingModel.pieces`; whole in training, which reads as written)."""
     import tensorflow as tf
 
-    vecs = model.encode([m["text"] for c in convs for m in c.messages])
-    parts, offset = [], 0
+    vecs, counts = model._encode_pieces(model.readable([m["text"] for c in convs for m in c.messages]))
+    parts, offset, row = [], 0, 0
     for c in convs:
         n = len(c.messages)
-        parts.append(model._windows(vecs[offset:offset + n], [m["sender"] for m in c.messages], range(n)))
-        offset += n
+        k = counts[offset:offset + n]
+        parts.append(model._windows(vecs[row:row + sum(k)], [m["sender"] for m in c.messages], range(n),
+                                    counts=None if sum(k) == n else k))
+        offset, row = offset + n, row + sum(k)
     v, s, m = (np.concatenate(x) for x in zip(*parts))
     logits = np.concatenate([model._window(tf.constant(v[i:i + 4096]), tf.constant(s[i:i + 4096]),
                                            tf.constant(m[i:i + 4096]))["risk_logit"].numpy().reshape(-1)
