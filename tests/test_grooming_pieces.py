@@ -92,13 +92,14 @@ def test_the_stream_reads_long_messages_as_batch_scoring_does(undo):
     batch = GroomingModel.load(undo_obfuscation=undo).score_conversation(
         [{"sender": e.sender, "sent_at": e.occurred_at, "text": e.text, "participants_minor": True} for e in events])
     assert batch["flagged"] is undo  # read whole (the release before), the joined lines were not flagged
-    want = [("joined", batch["flagged_at_message"], round(batch["score"], 4),
-             sorted({e["message_index"] for e in batch["evidence"] if e["message_index"] <= batch["flagged_at_message"]}))]
+    until = batch["flagged_at_message"]
+    want = [("joined", until, round(batch["score"], 4),
+             sorted({e["message_index"] for e in batch["evidence"] if e["message_index"] <= until}))]
     p = beam.Pipeline(runner=FN_API_RUNNER)
     flagged = p | beam.Create(events) | ClassifyGrooming(undo_obfuscation=undo)
-    assert_that(flagged | beam.Map(lambda r: (r["conversation_id"], r["flagged_at_message"],
-                                              round(r["score"], 4), sorted({e["message_index"] for e in r["evidence"]}))),
-                equal_to(want if undo else []))
+    seen = flagged | beam.Map(lambda r: (r["conversation_id"], r["flagged_at_message"], round(r["score"], 4),
+                                         sorted({e["message_index"] for e in r["evidence"]})))
+    assert_that(seen, equal_to(want if undo else []))
     p.run().wait_until_finish()
 
 
