@@ -157,6 +157,7 @@ def test_a_word_with_one_accent_its_languages_write_stays(text):
                        "hôtel"})
     assert undo_obfuscation(text, known) == text
     assert undo_obfuscation(text) == text  # without the model's words: as written
+    assert undo_obfuscation(text, set(known)) == text  # a plain set of words works too (not cached)
 
 
 @settings(max_examples=200, deadline=None)

@@ -84,7 +84,7 @@ def _leet(word: str, rng: random.Random) -> str:
 
 
 def _accents(word: str, rng: random.Random) -> str:
-    """About half the letters that have accented forms typed with one, at least one a word."""
+    """About half the letters that have accented forms typed with one, at least one in each word."""
     able = [k for k, ch in enumerate(word) if ch.lower() in ACCENTED]
     if not able:
         return word
@@ -109,7 +109,7 @@ def _doubled(word: str, rng: random.Random) -> str:
 
 _ONE = {"homoglyphs": _homoglyphs, "invisible": _invisible, "styled": _styled, "marks": _marks,
         "leet": _leet, "spelled": _spelled, "doubled": _doubled, "accents": _accents}
-ATTACKS = (*_ONE, "mixed")  # "mixed": each word its own attack of the first six (as before "accents")
+ATTACKS = (*_ONE, "mixed")  # "mixed": each word its own attack of the first six (unchanged by "accents", added after)
 
 
 def obfuscate_text(text: str, attack: str, rng: random.Random, word_share: float = 0.5) -> str:

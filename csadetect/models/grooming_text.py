@@ -40,11 +40,11 @@ obfuscated message must not pass as an unsupported language either). In order:
    the accents that make it unknown ("śécrèt" -> "secret"; "mèrë" -> "mère", where the model knows
    "mère"): all of them stripped when that is a word it knows, else the first spelling it knows
    keeping each accent or not (at most :data:`MAX_LEET_CHOICES` tried). A word with one accent its
-   languages write stays ("regardé", though the model knows only "regarde"). An accent is what Unicode's canonical
-   decomposition splits off, and the strokes it does not (:data:`_STROKED`: "ø", "ł", "đ", "ħ",
-   "ŧ"); "ß", a letter of its own, stays. Accents typed precomposed are never "left over" for
-   step 3, and they also moved py3langid: an English chat with "ř" or "ő" in it reads as Czech or
-   Hungarian.
+   languages write stays ("regardé", though the model knows only "regarde"). An accent is what
+   Unicode's canonical decomposition splits off, and the strokes it does not (:data:`_STROKED`: "ø",
+   "ł", "đ", "ħ", "ŧ"); "ß", a letter of its own, stays. Accents typed precomposed are never "left
+   over" for step 3, and they also moved py3langid: an English chat with "ř" or "ő" in it reads as
+   Czech or Hungarian.
 
 Steps 4-8 read the model's words (``known``: its word vocabulary); without them, step 4 reads
 ``I``, ``i`` and ``l`` look-alikes as Unicode lists them, step 5 keeps its fallback rule, step 6 its
@@ -262,7 +262,10 @@ def _alphabet(known: AbstractSet[str]) -> frozenset:
 
 
 def _unaccent(text: str, known: AbstractSet[str]) -> str:
-    alphabet = _alphabet(known)
+    try:
+        alphabet = _alphabet(known)
+    except TypeError:  # a set, not a frozenset: unhashable, so not cached
+        alphabet = _alphabet.__wrapped__(known)
 
     def word(m: re.Match) -> str:
         w = m.group(0)
