@@ -29,13 +29,8 @@ def message_logits(model: GroomingModel, convs) -> list[np.ndarray]:
     import tensorflow as tf
 
     vecs, counts = model._encode_pieces(model.readable([m["text"] for c in convs for m in c.messages]))
-    parts, offset, row = [], 0, 0
-    for c in convs:
-        n = len(c.messages)
-        k = counts[offset:offset + n]
-        parts.append(model._windows(vecs[row:row + sum(k)], [m["sender"] for m in c.messages], range(n),
-                                    counts=None if sum(k) == n else k))
-        offset, row = offset + n, row + sum(k)
+    parts = [model._windows(rows, [m["sender"] for m in c.messages], range(len(c.messages)), counts=k)
+             for c, (rows, k) in zip(convs, model._by_group(vecs, counts, [len(c.messages) for c in convs]))]
     v, s, m = (np.concatenate(x) for x in zip(*parts))
     logits = np.concatenate([model._window(tf.constant(v[i:i + 4096]), tf.constant(s[i:i + 4096]),
                                            tf.constant(m[i:i + 4096]))["risk_logit"].numpy().reshape(-1)

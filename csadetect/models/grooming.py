@@ -318,13 +318,16 @@ class GroomingModel:
         none). ``counts``: the rows of ``vectors`` each message has, its pieces (default one each);
         a window then holds the last ``window`` rows of its messages."""
         W = self.window
-        if counts is None and (left_out is None or not any(left_out)):
+        if counts is not None and all(c == 1 for c in counts):
+            counts = None  # one row a message
+        drop = left_out is not None and any(left_out)
+        if counts is None and not drop:
             return self._pack([(vectors[max(0, e - W + 1):e + 1], senders[max(0, e - W + 1):e + 1]) for e in ends])
         starts = np.concatenate([[0], np.cumsum(counts)]).astype(int) if counts is not None else None
         windows = []
         for e in ends:
             span = range(max(0, e - W + 1), e + 1)
-            if left_out is not None and any(left_out) and (where is None or where[e]):
+            if drop and (where is None or where[e]):
                 span = [i for i in span if not left_out[i]] or [e]
             if starts is None:
                 windows.append((vectors[list(span)], [senders[i] for i in span]))
@@ -332,6 +335,16 @@ class GroomingModel:
                 rows = [r for i in span for r in range(starts[i], starts[i + 1])]
                 windows.append((vectors[rows], [senders[i] for i in span for _ in range(starts[i + 1] - starts[i])]))
         return self._pack(windows)
+
+    @staticmethod
+    def _by_group(vectors: np.ndarray, counts: Sequence[int], sizes: Iterable[int]):
+        """For each group of ``sizes`` consecutive messages (a conversation, a window): its rows of
+        ``vectors`` and its messages' piece ``counts``."""
+        offset = row = 0
+        for n in sizes:
+            k = counts[offset:offset + n]
+            yield vectors[row:row + sum(k)], k
+            offset, row = offset + n, row + sum(k)
 
     def _own_patterns(self, pats: np.ndarray, counts: Sequence[int]) -> np.ndarray:
         """Per window, the pattern probabilities of the message that ends it: the largest over its
@@ -407,11 +420,8 @@ class GroomingModel:
         """:meth:`score_window` of many windows in one batch."""
         windows = [list(w)[-self.window:] for w in windows]
         vecs, counts = self._encode_pieces(self.readable([_text(m) for w in windows for m in w]))
-        prepared, offset, row = [], 0, 0
-        for w in windows:
-            k = counts[offset:offset + len(w)]
-            prepared.append((vecs[row:row + sum(k)], [_sender(m) for m, c in zip(w, k) for _ in range(c)]))
-            offset, row = offset + len(w), row + sum(k)
+        prepared = [(rows, [_sender(m) for m, c in zip(w, k) for _ in range(c)])
+                    for w, (rows, k) in zip(windows, self._by_group(vecs, counts, map(len, windows)))]
         return self.score_encoded_windows(prepared)[0]
 
     def patterns(self, messages: Sequence) -> list[dict]:
@@ -444,16 +454,16 @@ class GroomingModel:
             todo.append((ci, cid, chronological(msgs)))
         texts = self.readable([_text(m) for _, _, msgs in todo for m in msgs])
         vecs, counts = self._encode_pieces(texts)
-        parts, languages, offset, row = [], [], 0, 0
-        for _, _, msgs in todo:
+        parts, languages, offset = [], [], 0
+        sizes = [len(msgs) for _, _, msgs in todo]
+        for (_, _, msgs), (rows, k) in zip(todo, self._by_group(vecs, counts, sizes)):
             n = len(msgs)
-            k = counts[offset:offset + n]
             langs = self.languages_per_message(texts[offset:offset + n], readable=True)
             foreign = self.foreign_messages(texts[offset:offset + n])
-            parts.append(self._windows(vecs[row:row + sum(k)], [_sender(m) for m in msgs], range(n), foreign,
-                                       [lg.supported for lg in langs], None if n == sum(k) else k))
+            parts.append(self._windows(rows, [_sender(m) for m in msgs], range(n), foreign,
+                                       [lg.supported for lg in langs], k))
             languages.append((langs, [f and lg.supported for f, lg in zip(foreign, langs)]))
-            offset, row = offset + n, row + sum(k)
+            offset += n
         if parts:
             risk, pats = self.score_encoded(*(np.concatenate(x) for x in zip(*parts)))
         offset = 0

@@ -277,7 +277,7 @@ def _unaccent(text: str, known: AbstractSet[str]) -> str:
             return w  # one accent its languages write ("regardé"): a word, not a disguise
         if bare.lower() in known:
             return bare
-        return _known_spelling([(ch, _bare(ch)) if _bare(ch) != ch else (ch,) for ch in w], known) or w
+        return _known_spelling([(ch, b) if b != ch else (ch,) for ch, b in zip(w, bare)], known) or w
 
     return _ACCENTED_WORD.sub(word, text)
 
